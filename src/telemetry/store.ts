@@ -1,0 +1,166 @@
+import type { LogBatch, MetricBatch, SpanBatch } from './batch.js';
+
+/**
+ * TelemetryStore: where spans, logs, metric points and rollups live. DuckDB is the embedded
+ * implementation; ClickHouse comes later and must pass the same conformance suite
+ * (`store.conformance.ts`). Times are microseconds since the epoch, durations nanoseconds.
+ */
+
+/** What one ingest request (or a group of them) carries. Any part may be absent. */
+export interface TelemetryBatches {
+  spans?: SpanBatch;
+  logs?: LogBatch;
+  metrics?: MetricBatch;
+}
+
+export type Signal = 'spans' | 'logs' | 'metrics';
+
+export interface SpanRow {
+  traceId: string;
+  spanId: string;
+  parentSpanId: string;
+  traceState: string;
+  name: string;
+  kind: number;
+  startUs: number;
+  durationNs: number;
+  statusCode: number;
+  statusMessage: string;
+  service: string;
+  version: string;
+  environment: string;
+  resourceAttrs: Record<string, unknown>;
+  scopeName: string;
+  scopeVersion: string;
+  attrs: Record<string, unknown>;
+  events: Array<{ timeUs: number; name: string; attrs: Record<string, unknown> }>;
+  links: Array<{ traceId: string; spanId: string; traceState: string; attrs: Record<string, unknown> }>;
+}
+
+export interface LogRow {
+  timeUs: number;
+  observedTimeUs: number;
+  severityNumber: number;
+  severityText: string;
+  body: string;
+  traceId: string;
+  spanId: string;
+  flags: number;
+  service: string;
+  version: string;
+  environment: string;
+  resourceAttrs: Record<string, unknown>;
+  scopeName: string;
+  attrs: Record<string, unknown>;
+}
+
+export interface TraceQuery {
+  service?: string;
+  operation?: string;
+  minDurationNs?: number;
+  /** 'error': traces with at least one error span; 'ok': traces without. */
+  status?: 'error' | 'ok';
+  fromUs: number;
+  toUs: number;
+  limit: number;
+}
+
+export interface TraceSummary {
+  traceId: string;
+  /** The root span's (or, when missing, the earliest span's) service and name. */
+  rootService: string;
+  rootName: string;
+  startUs: number;
+  durationNs: number;
+  spanCount: number;
+  errorCount: number;
+  services: string[];
+}
+
+export interface LogQuery {
+  /** Case-insensitive substring of the body. */
+  q?: string;
+  service?: string;
+  /** Minimum severity number (e.g. 17 = ERROR). */
+  minSeverity?: number;
+  traceId?: string;
+  /** Exact matches on record attributes (string comparison of the attribute's value). */
+  attrs?: Record<string, string>;
+  fromUs: number;
+  toUs: number;
+  limit: number;
+}
+
+export interface RedQuery {
+  service: string;
+  version?: string;
+  environment?: string;
+  operation?: string;
+  fromUs: number;
+  toUs: number;
+  stepS: number;
+}
+
+/** One RED bucket; latency figures are null when the bucket holds no request. */
+export interface RedBucket {
+  timeUs: number;
+  count: number;
+  errors: number;
+  /** Requests per second over the bucket. */
+  rate: number;
+  errorRate: number;
+  p50Ms: number | null;
+  p95Ms: number | null;
+  p99Ms: number | null;
+}
+
+export interface ServiceSummary {
+  service: string;
+  versions: string[];
+  environments: string[];
+  lastSeenUs: number;
+  /** RED over the window given to services(). */
+  count: number;
+  errors: number;
+  rate: number;
+  errorRate: number;
+  p50Ms: number | null;
+  p95Ms: number | null;
+  p99Ms: number | null;
+}
+
+export type MetricAgg = 'sum' | 'avg' | 'min' | 'max' | 'rate' | 'p50' | 'p95' | 'p99';
+
+export interface MetricQuery {
+  name: string;
+  service?: string;
+  agg: MetricAgg;
+  /** Label keys: 'service', 'version', 'environment' or record attribute keys. */
+  groupBy: string[];
+  fromUs: number;
+  toUs: number;
+  stepS: number;
+}
+
+export interface MetricSeries {
+  labels: Record<string, string>;
+  /** [bucket start µs, value]; value null when the bucket has no data. */
+  points: Array<[number, number | null]>;
+}
+
+export interface TelemetryStore {
+  /** Creates tables if needed; rebuilds rollups lost in a crash. */
+  open(): Promise<void>;
+  /** Appends every batch in one transaction; resolves once it is durably committed. */
+  append(batches: TelemetryBatches[]): Promise<void>;
+  getTrace(traceId: string): Promise<SpanRow[]>;
+  searchTraces(q: TraceQuery): Promise<TraceSummary[]>;
+  searchLogs(q: LogQuery): Promise<LogRow[]>;
+  red(q: RedQuery): Promise<RedBucket[]>;
+  services(fromUs: number, toUs: number): Promise<ServiceSummary[]>;
+  queryMetric(q: MetricQuery): Promise<MetricSeries[]>;
+  /** Drops whole days older than cutoff's day for one signal; returns rows removed. */
+  dropBefore(signal: Signal, cutoffUs: number): Promise<number>;
+  /** Persists in-memory rollups and closes. */
+  close(): Promise<void>;
+}
