@@ -1,0 +1,99 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { MetricAgg, TelemetryStore } from '../telemetry/index.js';
+import { badRequest, notFound } from '../core/app-error.js';
+import { hexId, int, num, oneOf, type Query, severity, step, str, timeRange } from './params.js';
+import { openApiDocument } from './openapi.js';
+
+/** The read API over telemetry: services, RED, traces, logs, metrics. */
+
+const METRIC_AGGS: readonly MetricAgg[] = ['sum', 'avg', 'min', 'max', 'rate', 'p50', 'p95', 'p99'];
+const LABEL_RE = /^[A-Za-z0-9_.\-/]{1,128}$/;
+
+export function registerApiRoutes(app: FastifyInstance, store: TelemetryStore): void {
+  app.get('/api/openapi.json', async () => openApiDocument);
+
+  app.get('/api/services', async (req) => {
+    const q = req.query as Query;
+    const { fromUs, toUs } = timeRange(q, 15 * 60);
+    return { from: fromUs / 1000, to: toUs / 1000, services: await store.services(fromUs, toUs) };
+  });
+
+  app.get('/api/services/:service/red', async (req: FastifyRequest<{ Params: { service: string } }>) => {
+    const q = req.query as Query;
+    const { fromUs, toUs } = timeRange(q, 60 * 60);
+    const stepS = step(q, fromUs, toUs);
+    const buckets = await store.red({
+      service: req.params.service,
+      version: str(q, 'version'),
+      environment: str(q, 'environment'),
+      operation: str(q, 'operation'),
+      fromUs, toUs, stepS,
+    });
+    return { service: req.params.service, step: stepS, buckets };
+  });
+
+  app.get('/api/traces/:traceId', async (req: FastifyRequest<{ Params: { traceId: string } }>) => {
+    const traceId = hexId(req.params.traceId, 'traceId', 32);
+    const spans = await store.getTrace(traceId);
+    if (spans.length === 0) throw notFound(`trace ${traceId} not found`);
+    const logs = await store.searchLogs({ traceId, fromUs: 0, toUs: Number.MAX_SAFE_INTEGER, limit: 1000 });
+    return { traceId, spans, logs };
+  });
+
+  app.get('/api/traces', async (req) => {
+    const q = req.query as Query;
+    const { fromUs, toUs } = timeRange(q, 60 * 60);
+    const minMs = num(q, 'minDurationMs', 0);
+    const traces = await store.searchTraces({
+      service: str(q, 'service'),
+      operation: str(q, 'operation'),
+      minDurationNs: minMs === undefined ? undefined : minMs * 1e6,
+      status: oneOf(q, 'status', ['error', 'ok'] as const),
+      fromUs, toUs,
+      limit: int(q, 'limit', 1, 1000) ?? 50,
+    });
+    return { traces };
+  });
+
+  app.get('/api/logs', async (req) => {
+    const q = req.query as Query;
+    const { fromUs, toUs } = timeRange(q, 60 * 60);
+    const attrs: Record<string, string> = {};
+    for (const [key, value] of Object.entries(q)) {
+      if (!key.startsWith('attr.')) continue;
+      const name = key.slice(5);
+      if (!LABEL_RE.test(name)) throw badRequest(`parameter '${key}': invalid attribute key`);
+      if (typeof value !== 'string') throw badRequest(`parameter '${key}' given more than once`);
+      attrs[name] = value;
+    }
+    const traceId = str(q, 'traceId');
+    const logs = await store.searchLogs({
+      q: str(q, 'q'),
+      service: str(q, 'service'),
+      minSeverity: severity(q, 'severity'),
+      traceId: traceId === undefined ? undefined : hexId(traceId, 'traceId', 32),
+      attrs,
+      fromUs, toUs,
+      limit: int(q, 'limit', 1, 5000) ?? 100,
+    });
+    return { logs };
+  });
+
+  app.get('/api/metrics/query', async (req) => {
+    const q = req.query as Query;
+    const name = str(q, 'name');
+    if (name === undefined || name === '') throw badRequest(`parameter 'name' is required`);
+    const { fromUs, toUs } = timeRange(q, 60 * 60);
+    const groupBy = (str(q, 'groupBy') ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '');
+    for (const g of groupBy) if (!LABEL_RE.test(g)) throw badRequest(`parameter 'groupBy': invalid label '${g}'`);
+    const stepS = step(q, fromUs, toUs);
+    const series = await store.queryMetric({
+      name,
+      service: str(q, 'service'),
+      agg: oneOf(q, 'agg', METRIC_AGGS) ?? 'avg',
+      groupBy,
+      fromUs, toUs, stepS,
+    });
+    return { name, step: stepS, series };
+  });
+}

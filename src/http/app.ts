@@ -1,0 +1,98 @@
+import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import { AppError, unauthorized } from '../core/app-error.js';
+import type { TelemetryBatches, TelemetryStore } from '../telemetry/index.js';
+import { registerApiRoutes } from './api-routes.js';
+import { registerOtlpRoutes } from './otlp-routes.js';
+
+/** Who made an API call. */
+export interface Principal {
+  userId: string;
+  userName: string;
+  role: string;
+}
+
+export interface AppDeps {
+  logger: Logger;
+  store: TelemetryStore;
+  submit: (batches: TelemetryBatches) => Promise<void>;
+  authenticate: (token: string) => Promise<Principal | null>;
+  /** Ingest without a token is allowed only while the server listens on loopback. */
+  ingestNeedsToken: boolean;
+  maxBodyBytes: number;
+  /** False until the stores are open; /api/health answers 503 meanwhile. */
+  isReady: () => boolean;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    principal?: Principal;
+  }
+}
+
+function bearer(req: FastifyRequest): string | null {
+  const h = req.headers.authorization;
+  if (h === undefined) return null;
+  const m = /^Bearer\s+(\S+)$/i.exec(h);
+  return m === null ? null : m[1];
+}
+
+const PUBLIC_API = new Set(['/api/health', '/api/openapi.json']);
+
+export function buildApp(deps: AppDeps): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: deps.logger,
+    disableRequestLogging: true,
+    // The API's own bodies are small; OTLP routes set their own limit.
+    bodyLimit: 1024 * 1024,
+    return503OnClosing: true,
+  });
+
+  const authorize = async (req: FastifyRequest): Promise<void> => {
+    const token = bearer(req);
+    if (token === null) throw unauthorized('missing bearer token (Authorization: Bearer <token>)');
+    const principal = await deps.authenticate(token);
+    if (principal === null) throw unauthorized('invalid, expired or revoked token');
+    req.principal = principal;
+  };
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    if (err instanceof AppError) {
+      if (err.retryAfterS !== undefined) void reply.header('retry-after', String(err.retryAfterS));
+      return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
+    }
+    const status = err.statusCode ?? 500;
+    if (status >= 400 && status < 500) {
+      return reply.code(status).send({ error: { code: (err.code ?? 'bad_request').toLowerCase(), message: err.message } });
+    }
+    req.log.error({ err }, 'request failed');
+    return reply.code(500).send({ error: { code: 'internal', message: 'internal error' } });
+  });
+
+  app.setNotFoundHandler((req, reply) =>
+    reply.code(404).send({ error: { code: 'not_found', message: `no route ${req.method} ${req.url.split('?')[0]}` } }));
+
+  app.get('/api/health', async (_req, reply) => {
+    if (!deps.isReady()) return reply.code(503).send({ status: 'starting' });
+    return { status: 'ok' };
+  });
+
+  app.register(async (api) => {
+    api.addHook('onRequest', async (req) => {
+      const path = req.url.split('?')[0];
+      if (PUBLIC_API.has(path)) return;
+      await authorize(req);
+    });
+    registerApiRoutes(api, deps.store);
+  });
+
+  app.register(async (ingest) => {
+    registerOtlpRoutes(ingest, {
+      maxBodyBytes: deps.maxBodyBytes,
+      submit: deps.submit,
+      authorize: deps.ingestNeedsToken ? authorize : async () => undefined,
+    });
+  });
+
+  return app;
+}

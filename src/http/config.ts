@@ -1,0 +1,26 @@
+import { z } from 'zod';
+
+/** Server configuration: from CLI flags, validated once; a bad value exits with code 2. */
+export const serverConfigSchema = z.object({
+  dataDir: z.string().min(1),
+  host: z.string().min(1).default('127.0.0.1'),
+  port: z.number().int().min(0).max(65535).default(4318),
+  /** Largest OTLP body accepted, compressed or not (the Collector's default is 20 MiB). */
+  maxBodyBytes: z.number().int().min(1024).default(16 * 1024 * 1024),
+  /** Rows waiting for a commit before ingest answers 429. Bounds memory under overload. */
+  queueMaxRows: z.number().int().min(1).default(500_000),
+  retentionDays: z
+    .object({
+      spans: z.number().int().min(1).default(7),
+      logs: z.number().int().min(1).default(7),
+      metrics: z.number().int().min(1).default(30),
+    })
+    .default({ spans: 7, logs: 7, metrics: 30 }),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type ServerConfig = z.infer<typeof serverConfigSchema>;
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}

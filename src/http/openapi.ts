@@ -1,0 +1,109 @@
+/**
+ * The OpenAPI 3.1 description of the REST API, served at /api/openapi.json. Written by hand so it
+ * stays readable; a test checks that every registered /api route is described here.
+ */
+
+const timeParams = [
+  { name: 'from', in: 'query', schema: { type: 'string' }, description: 'Epoch ms, ISO 8601 or now-<duration> (e.g. now-1h).' },
+  { name: 'to', in: 'query', schema: { type: 'string' }, description: 'Epoch ms, ISO 8601 or now. Default now.' },
+];
+const stepParam = { name: 'step', in: 'query', schema: { type: 'string' }, description: 'Bucket width: seconds or 30s, 5m, 1h.' };
+const q = (name: string, description: string, type = 'string') => ({ name, in: 'query', schema: { type }, description });
+
+const error = {
+  description: 'Error',
+  content: {
+    'application/json': {
+      schema: {
+        type: 'object',
+        properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } },
+      },
+    },
+  },
+};
+const ok = (description: string) => ({ description, content: { 'application/json': { schema: { type: 'object' } } } });
+const responses = (description: string) => ({ 200: ok(description), 400: error, 401: error });
+
+const otlp = (signal: string) => ({
+  post: {
+    summary: `OTLP/HTTP ${signal} export (protobuf or JSON, optionally gzip)`,
+    security: [],
+    requestBody: { content: { 'application/x-protobuf': {}, 'application/json': {} } },
+    responses: {
+      200: { description: 'Export response, partial_success when items were rejected' },
+      400: { description: 'google.rpc.Status: malformed request' },
+      413: { description: 'google.rpc.Status: body over the size limit (after decompression)' },
+      415: { description: 'google.rpc.Status: unsupported content type or encoding' },
+      429: { description: 'google.rpc.Status: write queue full; Retry-After set' },
+      503: { description: 'google.rpc.Status: store unavailable; Retry-After set' },
+    },
+  },
+});
+
+export const openApiDocument = {
+  openapi: '3.1.0',
+  info: { title: 'tightloop API', version: '0.1.0' },
+  components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+  security: [{ bearer: [] }],
+  paths: {
+    '/api/health': { get: { summary: 'Readiness', security: [], responses: { 200: ok('{"status":"ok"}') } } },
+    '/api/openapi.json': { get: { summary: 'This document', security: [], responses: { 200: ok('OpenAPI document') } } },
+    '/api/services': {
+      get: { summary: 'Services with versions, environments, last seen and RED over the window (default 15 min)', parameters: timeParams, responses: responses('Services') },
+    },
+    '/api/services/{service}/red': {
+      get: {
+        summary: 'Rate, error rate and p50/p95/p99 latency per bucket, from rollups',
+        parameters: [
+          { name: 'service', in: 'path', required: true, schema: { type: 'string' } },
+          ...timeParams, stepParam, q('version', 'service.version'), q('environment', 'deployment.environment'), q('operation', 'Span name'),
+        ],
+        responses: responses('RED buckets'),
+      },
+    },
+    '/api/traces': {
+      get: {
+        summary: 'Trace summaries, newest first',
+        parameters: [
+          ...timeParams, q('service', 'service.name'), q('operation', 'Span name'),
+          q('minDurationMs', 'Minimum trace duration', 'number'), q('status', 'error | ok'), q('limit', '1-1000, default 50', 'integer'),
+        ],
+        responses: responses('Trace summaries'),
+      },
+    },
+    '/api/traces/{traceId}': {
+      get: {
+        summary: 'Every span of a trace and the logs carrying its trace id',
+        parameters: [{ name: 'traceId', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-fA-F]{32}$' } }],
+        responses: { ...responses('Trace'), 404: error },
+      },
+    },
+    '/api/logs': {
+      get: {
+        summary: 'Log records, newest first',
+        parameters: [
+          ...timeParams, q('q', 'Case-insensitive substring of the body'), q('service', 'service.name'),
+          q('severity', 'Minimum severity: trace, debug, info, warn, error, fatal or 1-24'), q('traceId', '32 hex chars'),
+          { name: 'attr.<key>', in: 'query', schema: { type: 'string' }, description: 'Exact match on a record attribute' },
+          q('limit', '1-5000, default 100', 'integer'),
+        ],
+        responses: responses('Logs'),
+      },
+    },
+    '/api/metrics/query': {
+      get: {
+        summary: 'Metric series aggregated per step',
+        parameters: [
+          q('name', 'Metric name (required)'), q('service', 'service.name'),
+          q('agg', 'sum, avg, min, max, rate, p50, p95, p99 (percentiles from histograms)'),
+          q('groupBy', 'Comma-separated labels: service, version, environment or attribute keys'),
+          ...timeParams, stepParam,
+        ],
+        responses: responses('Series'),
+      },
+    },
+    '/v1/traces': otlp('traces'),
+    '/v1/logs': otlp('logs'),
+    '/v1/metrics': otlp('metrics'),
+  },
+} as const;

@@ -1,0 +1,67 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { ensureAdmin, verifyToken } from '../auth/index.js';
+import { openStateStore } from '../state/index.js';
+import { DuckDbTelemetryStore, RetentionJob, TelemetryWriter } from '../telemetry/index.js';
+import { buildApp } from './app.js';
+import { isLoopback, type ServerConfig } from './config.js';
+
+/** A running tightloop: what `tightloop up` starts and tests drive. */
+export interface RunningServer {
+  url: string;
+  port: number;
+  /** The admin token when this start created it (first start), else undefined. */
+  adminToken: string | undefined;
+  /** Stops accepting, flushes pending batches, closes the stores. */
+  close(): Promise<void>;
+}
+
+export async function startServer(config: ServerConfig, logger?: Logger): Promise<RunningServer> {
+  const log = logger ?? pino({ level: config.logLevel });
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+
+  const state = await openStateStore({ dialect: 'sqlite', path: join(config.dataDir, 'state.db') });
+  const admin = await ensureAdmin(state.db, config.dataDir);
+
+  const store = new DuckDbTelemetryStore(join(config.dataDir, 'telemetry.duckdb'));
+  await store.open();
+  const writer = new TelemetryWriter(store, { maxQueuedRows: config.queueMaxRows });
+  const retention = new RetentionJob(store, config.retentionDays, log);
+  retention.start();
+
+  let ready = false;
+  const app = buildApp({
+    logger: log,
+    store,
+    submit: (batches) => writer.submit(batches),
+    authenticate: async (token) => {
+      const p = await verifyToken(state.db, token);
+      return p === null ? null : { userId: p.userId, userName: p.userName, role: p.role };
+    },
+    ingestNeedsToken: !isLoopback(config.host),
+    maxBodyBytes: config.maxBodyBytes,
+    isReady: () => ready,
+  });
+
+  await app.listen({ host: config.host, port: config.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : config.port;
+  const hostForUrl = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
+  ready = true;
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      ready = false;
+      retention.stop();
+      await app.close();
+      await writer.close();
+      await store.close();
+      await state.close();
+    })();
+    return closing;
+  };
+
+  return { url: `http://${hostForUrl}:${port}`, port, adminToken: admin.created ? admin.token : undefined, close };
+}

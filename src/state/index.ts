@@ -1,0 +1,26 @@
+/**
+ * state/ — the transactional state database (users, tokens, and later rules, alerts, deploys,
+ * incidents, grants, audit) behind one Kysely interface. SQLite (WAL) is the embedded default;
+ * PostgreSQL runs the same queries and migrations for scale-out. Other modules get a
+ * `Kysely<Database>` from here and never learn which dialect is underneath.
+ *
+ * Test support (a loop over real dialects) lives in `./testing.ts`, kept out of this surface
+ * because it loads dev-only packages.
+ */
+export { openStateStore } from './store.js';
+export type { StateStore, StateStoreOptions, StateDialectName } from './store.js';
+export { migrateToLatest, MIGRATION_NAMES } from './migrations.js';
+export { ROLES, toTimestamp } from './schema.js';
+export type {
+  Database,
+  Role,
+  Timestamp,
+  UsersTable,
+  ApiTokensTable,
+  MetaTable,
+  User,
+  NewUser,
+  UserUpdate,
+  ApiToken,
+  NewApiToken,
+} from './schema.js';

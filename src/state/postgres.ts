@@ -1,0 +1,29 @@
+import type { PostgresDialect } from 'kysely';
+
+export interface PostgresDialectOptions {
+  connectionString: string;
+  /** Upper bound of pooled connections (default 10). */
+  maxConnections?: number;
+  /** Errors of idle pooled connections (e.g. the server restarted). Default: ignored. */
+  onBackgroundError?: (err: Error) => void;
+}
+
+/**
+ * Builds a Kysely PostgreSQL dialect over a `pg` pool. `pg` and Kysely's dialect are loaded
+ * lazily so an install that only ever uses SQLite never loads the PostgreSQL client.
+ */
+export async function createPostgresDialect(opts: PostgresDialectOptions): Promise<PostgresDialect> {
+  const [{ default: pg }, { PostgresDialect: Dialect }] = await Promise.all([
+    import('pg'),
+    import('kysely'),
+  ]);
+  const pool = new pg.Pool({
+    connectionString: opts.connectionString,
+    max: opts.maxConnections ?? 10,
+  });
+  // Without a listener, an idle client's error is an unhandled 'error' event and kills the
+  // process. The next query on a fresh connection surfaces any lasting problem to its caller.
+  const onError = opts.onBackgroundError ?? (() => undefined);
+  pool.on('error', (err) => onError(err));
+  return new Dialect({ pool });
+}

@@ -1,0 +1,59 @@
+import { Kysely } from 'kysely';
+import type { Dialect } from 'kysely';
+import { migrateToLatest } from './migrations.js';
+import { createPostgresDialect } from './postgres.js';
+import type { Database } from './schema.js';
+import { createSqliteDialect } from './sqlite.js';
+
+interface CommonOptions {
+  /** Bring the schema to the latest migration before returning (default true). */
+  migrate?: boolean;
+}
+
+export type StateStoreOptions =
+  | (CommonOptions & { dialect: 'sqlite'; path: string })
+  | (CommonOptions & {
+      dialect: 'postgres';
+      connectionString: string;
+      maxConnections?: number;
+      onBackgroundError?: (err: Error) => void;
+    });
+
+export type StateDialectName = StateStoreOptions['dialect'];
+
+/** The state database: users, tokens, rules, alerts, deploys, incidents, grants, audit. */
+export interface StateStore {
+  readonly db: Kysely<Database>;
+  readonly dialect: StateDialectName;
+  /** Closes the connection(s). Idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the state database for the chosen dialect and, unless `migrate: false`, migrates it.
+ * Callers write dialect-neutral Kysely; only this function knows which database is underneath.
+ */
+export async function openStateStore(opts: StateStoreOptions): Promise<StateStore> {
+  const dialect: Dialect =
+    opts.dialect === 'sqlite'
+      ? createSqliteDialect(opts.path)
+      : await createPostgresDialect({
+          connectionString: opts.connectionString,
+          maxConnections: opts.maxConnections,
+          onBackgroundError: opts.onBackgroundError,
+        });
+  const db = new Kysely<Database>({ dialect });
+
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> => (closing ??= db.destroy());
+
+  if (opts.migrate ?? true) {
+    try {
+      await migrateToLatest(db);
+    } catch (err) {
+      await close();
+      throw err;
+    }
+  }
+  return { db, dialect: opts.dialect, close };
+}
