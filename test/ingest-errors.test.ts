@@ -16,7 +16,7 @@ afterAll(async () => {
 });
 
 function post(path: string, body: Uint8Array | string, headers: Record<string, string>) {
-  return fetch(server.url + path, { method: 'POST', body, headers });
+  return fetch(server.url + path, { method: 'POST', body: body as NonNullable<RequestInit['body']>, headers });
 }
 
 /** Reads a google.rpc.Status protobuf: code (1, varint) and message (2, string). */

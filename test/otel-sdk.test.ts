@@ -53,7 +53,7 @@ describe.each(protocols)('OTel SDK over $name', ({ name, Trace, Log, Metric }) =
     });
     const loggerProvider = new LoggerProvider({
       resource,
-      processors: [new SimpleLogRecordProcessor(new Log({ url: `${server.url}/v1/logs` }))],
+      processors: [new SimpleLogRecordProcessor({ exporter: new Log({ url: `${server.url}/v1/logs` }) })],
     });
     const tracer = tracerProvider.getTracer('shop');
     const logger = loggerProvider.getLogger('shop');

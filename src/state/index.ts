@@ -4,8 +4,8 @@
  * PostgreSQL runs the same queries and migrations for scale-out. Other modules get a
  * `Kysely<Database>` from here and never learn which dialect is underneath.
  *
- * Test support (a loop over real dialects) lives in `./testing.ts`, kept out of this surface
- * because it loads dev-only packages.
+ * Test support (a loop over real dialects) lives in `./dialects.conformance.ts`: kept out of
+ * this surface and out of the build, because it loads dev-only packages.
  */
 export { openStateStore } from './store.js';
 export type { StateStore, StateStoreOptions, StateDialectName } from './store.js';

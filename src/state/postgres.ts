@@ -1,4 +1,4 @@
-import type { PostgresDialect } from 'kysely';
+import { PostgresDialect } from 'kysely';
 
 export interface PostgresDialectOptions {
   connectionString: string;
@@ -9,14 +9,11 @@ export interface PostgresDialectOptions {
 }
 
 /**
- * Builds a Kysely PostgreSQL dialect over a `pg` pool. `pg` and Kysely's dialect are loaded
- * lazily so an install that only ever uses SQLite never loads the PostgreSQL client.
+ * Builds a Kysely PostgreSQL dialect over a `pg` pool. `pg` is imported lazily so an install
+ * that only ever uses SQLite (the default) never loads the PostgreSQL client.
  */
 export async function createPostgresDialect(opts: PostgresDialectOptions): Promise<PostgresDialect> {
-  const [{ default: pg }, { PostgresDialect: Dialect }] = await Promise.all([
-    import('pg'),
-    import('kysely'),
-  ]);
+  const { default: pg } = await import('pg');
   const pool = new pg.Pool({
     connectionString: opts.connectionString,
     max: opts.maxConnections ?? 10,
@@ -25,5 +22,5 @@ export async function createPostgresDialect(opts: PostgresDialectOptions): Promi
   // process. The next query on a fresh connection surfaces any lasting problem to its caller.
   const onError = opts.onBackgroundError ?? (() => undefined);
   pool.on('error', (err) => onError(err));
-  return new Dialect({ pool });
+  return new PostgresDialect({ pool });
 }
