@@ -10,6 +10,7 @@
 export { openStateStore } from './store.js';
 export type { StateStore, StateStoreOptions, StateDialectName } from './store.js';
 export { migrateToLatest, MIGRATION_NAMES } from './migrations.js';
+export type { ModuleMigrations } from './migrations.js';
 export { ROLES, toTimestamp } from './schema.js';
 export type {
   Database,

@@ -60,17 +60,28 @@ const migrations: Record<string, Migration> = {
   },
 };
 
-const provider: MigrationProvider = {
-  getMigrations: () => Promise.resolve(migrations),
-};
+/**
+ * Pillar modules (gateway, errors, detect, ...) own their tables and pass their migrations in,
+ * named `<module>_NNNN_what`, so state never imports a pillar. Core names start with digits and
+ * sort first; unordered runs are allowed because modules land at different times.
+ */
+export type ModuleMigrations = Record<string, Migration>;
+
+function providerFor(extra: ModuleMigrations): MigrationProvider {
+  for (const name of Object.keys(extra)) {
+    if (name in migrations) throw new Error(`migration name ${name} is taken by the core`);
+  }
+  return { getMigrations: () => Promise.resolve({ ...migrations, ...extra }) };
+}
 
 /** Names of all migrations this build knows, oldest first. */
 export const MIGRATION_NAMES: readonly string[] = Object.keys(migrations).sort();
 
-function migratorFor(db: Kysely<Database>): Migrator {
+function migratorFor(db: Kysely<Database>, extra: ModuleMigrations): Migrator {
   return new Migrator({
     db,
-    provider,
+    provider: providerFor(extra),
+    allowUnorderedMigrations: true,
     migrationTableName: 'tightloop_migration',
     migrationLockTableName: 'tightloop_migration_lock',
   });
@@ -81,8 +92,8 @@ function migratorFor(db: Kysely<Database>): Migrator {
  * processes at once: Kysely's Migrator serialises runs through its lock table, and a database
  * that is already current is a no-op. Returns the names of the migrations it applied.
  */
-export async function migrateToLatest(db: Kysely<Database>): Promise<string[]> {
-  const { error, results = [] } = await migratorFor(db).migrateToLatest();
+export async function migrateToLatest(db: Kysely<Database>, extra: ModuleMigrations = {}): Promise<string[]> {
+  const { error, results = [] } = await migratorFor(db, extra).migrateToLatest();
   if (error !== undefined) {
     const failed = results.find((r: MigrationResult) => r.status === 'Error');
     throw new AppError('state_migration_failed', 500, 'state database migration failed', {

@@ -1,6 +1,6 @@
 import { Kysely } from 'kysely';
 import type { Dialect } from 'kysely';
-import { migrateToLatest } from './migrations.js';
+import { migrateToLatest, type ModuleMigrations } from './migrations.js';
 import { createPostgresDialect } from './postgres.js';
 import type { Database } from './schema.js';
 import { createSqliteDialect } from './sqlite.js';
@@ -8,6 +8,8 @@ import { createSqliteDialect } from './sqlite.js';
 interface CommonOptions {
   /** Bring the schema to the latest migration before returning (default true). */
   migrate?: boolean;
+  /** Migrations of pillar modules, applied with the core ones (see migrations.ts). */
+  migrations?: ModuleMigrations;
 }
 
 export type StateStoreOptions =
@@ -49,7 +51,7 @@ export async function openStateStore(opts: StateStoreOptions): Promise<StateStor
 
   if (opts.migrate ?? true) {
     try {
-      await migrateToLatest(db);
+      await migrateToLatest(db, opts.migrations);
     } catch (err) {
       await close();
       throw err;
