@@ -87,8 +87,10 @@ describe('durability', () => {
       }
       expect(missing).toEqual([]);
     } finally {
+      // SIGTERM is a clean shutdown: pending batches flushed, exit code 0.
+      const exit = new Promise<number | null>((r) => again.once('exit', (code) => r(code)));
       again.kill('SIGTERM');
-      await new Promise((r) => again.once('exit', r));
+      expect(await exit).toBe(0);
     }
   });
 });

@@ -1,4 +1,7 @@
 import type { LogBatch, MetricBatch, SpanBatch } from './batch.js';
+import type { RollupSecond } from './rollup.js';
+
+export type { RollupSecond } from './rollup.js';
 
 /**
  * TelemetryStore: where spans, logs, metric points and rollups live. DuckDB is the embedded
@@ -159,6 +162,17 @@ export interface TelemetryStore {
   red(q: RedQuery): Promise<RedBucket[]>;
   services(fromUs: number, toUs: number): Promise<ServiceSummary[]>;
   queryMetric(q: MetricQuery): Promise<MetricSeries[]>;
+  /**
+   * Persists buffered derived data (rollups, indexes) of every period, so rollup-based queries
+   * see everything appended so far. Stores flush on their own shortly after a period closes.
+   */
+  flush(): Promise<void>;
+  /**
+   * Subscribes to rollup seconds (one row per service × operation × version × environment ×
+   * second) as they are persisted — closed seconds shortly after they end, plus partial rows for
+   * late spans. Returns the unsubscribe function. Listeners must not throw or block.
+   */
+  onRollup(listener: (rows: RollupSecond[]) => void): () => void;
   /** Drops whole days older than cutoff's day for one signal; returns rows removed. */
   dropBefore(signal: Signal, cutoffUs: number): Promise<number>;
   /** Persists in-memory rollups and closes. */

@@ -1,0 +1,146 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { DuckDbTelemetryStore, type DuckDbStoreOptions } from './duckdb-store.js';
+import { hexOf, spanBatch } from './conformance-batches.js';
+import { CRASH_T0, crashScenario } from './duckdb-crash-scenario.js';
+import type { RollupSecond } from './rollup.js';
+import { runTelemetryStoreConformance } from './store.conformance.js';
+
+const US = 1_000_000;
+const dirs: string[] = [];
+
+function tempDb(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'tightloop-duckdb-'));
+  dirs.push(dir);
+  return join(dir, 'telemetry.duckdb');
+}
+
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+runTelemetryStoreConformance('duckdb', async () => {
+  const path = tempDb();
+  return {
+    store: new DuckDbTelemetryStore(path),
+    reopen: () => new DuckDbTelemetryStore(path),
+    cleanup: async () => undefined,
+  };
+});
+
+async function withStore<T>(opts: Partial<DuckDbStoreOptions>, fn: (s: DuckDbTelemetryStore) => Promise<T>): Promise<T> {
+  const store = new DuckDbTelemetryStore({ path: tempDb(), ...opts });
+  await store.open();
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
+
+describe('DuckDbTelemetryStore', () => {
+  it('refuses a second open of the same file in one process', async () => {
+    const path = tempDb();
+    const a = new DuckDbTelemetryStore(path);
+    await a.open();
+    await expect(new DuckDbTelemetryStore(path).open()).rejects.toThrow(/already open/);
+    await a.close();
+    const b = new DuckDbTelemetryStore(path);
+    await b.open();
+    await b.close();
+  });
+
+  it('flushes closed seconds on its own and tells rollup listeners', async () => {
+    const base = CRASH_T0;
+    let now = base + 1 * US;
+    await withStore({ nowUs: () => now, flushIntervalMs: 10, secondGraceMs: 2000 }, async (store) => {
+      const got: RollupSecond[] = [];
+      let notify = (): void => undefined;
+      const received = new Promise<void>((r) => { notify = r; });
+      const off = store.onRollup((rows) => { got.push(...rows); notify(); });
+      await store.append([{ spans: spanBatch([0, 1, 2, 3].flatMap((s) => [10, 20, 30].map((ms, i) => ({
+        traceId: hexOf(s * 10 + i + 1, 32), spanId: hexOf(s * 10 + i + 1, 16), kind: 2, name: i === 2 ? 'b' : 'a',
+        service: 'live', version: 'v', environment: 'e', startUs: base + s * US + i, durationNs: ms * 1e6, statusCode: i === 0 ? 2 : 0,
+      })))) }]);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(got).toEqual([]); // nothing closed yet: the grace has not passed
+      // Queries already count the buffered seconds.
+      expect((await store.red({ service: 'live', fromUs: base, toUs: base + 4 * US, stepS: 1 })).map((b) => b.count)).toEqual([3, 3, 3, 3]);
+      expect((await store.services(base, base + 10 * US)).map((s) => [s.service, s.count, s.lastSeenUs])).toEqual([['live', 12, base + 3 * US]]);
+      now = base + 10 * US;
+      await received;
+      off();
+      const a0 = got.find((r) => r.second === base && r.operation === 'a');
+      expect(a0).toMatchObject({ service: 'live', version: 'v', environment: 'e', count: 2, errors: 1 });
+      expect(Math.abs(a0!.sketch.quantile(1)! - 20e6) / 20e6).toBeLessThan(0.01);
+      expect(Math.abs(a0!.sketch.quantile(0)! - 10e6) / 10e6).toBeLessThan(0.01);
+      expect(got.filter((r) => r.operation === 'b').map((r) => r.second)).toEqual([0, 1, 2, 3].map((s) => base + s * US));
+      const red = await store.red({ service: 'live', fromUs: base, toUs: base + 4 * US, stepS: 1 });
+      expect(red.map((b) => b.count)).toEqual([3, 3, 3, 3]);
+    });
+  });
+
+  it('rebuilds rollups and the trace index after a crash (SIGKILL), without double counting', async () => {
+    const path = tempDb();
+    const nowUs = Date.now() * 1000;
+    const viteNode = fileURLToPath(new URL('../../node_modules/vite-node/vite-node.mjs', import.meta.url));
+    const childScript = fileURLToPath(new URL('./duckdb-crash-child.ts', import.meta.url));
+    const child = spawn(process.execPath, [viteNode, childScript, path, String(nowUs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('ready')) resolve(); });
+      child.on('exit', (code) => reject(new Error(`child exited early (${code})`)));
+    });
+    const exited = new Promise((r) => child.on('exit', r));
+    child.kill('SIGKILL');
+    expect(await exited).toBe(null);
+
+    const s = crashScenario(nowUs);
+    const store = new DuckDbTelemetryStore(path);
+    await store.open();
+    try {
+      await store.flush();
+      const old = await store.red({ service: 'crash', fromUs: CRASH_T0, toUs: CRASH_T0 + 180 * US, stepS: 60 });
+      expect(old.map((b) => b.count)).toEqual([160, 20, 20]);
+      const perSecond = await store.red({ service: 'crash', fromUs: CRASH_T0, toUs: CRASH_T0 + 180 * US, stepS: 1 });
+      expect(perSecond.reduce((a, b) => a + b.count, 0)).toBe(200);
+      expect(perSecond[0].count).toBe(3); // 2 flushed before the crash + 1 late
+      expect(perSecond.reduce((a, b) => a + b.errors, 0)).toBe(24 + 16);
+      const current = await store.red({ service: 'crash', fromUs: nowUs - 600 * US, toUs: nowUs + 60 * US, stepS: 60 });
+      expect(current.reduce((a, b) => a + b.count, 0)).toBe(30);
+      // The trace index was rebuilt for spans whose filters were never written.
+      expect(await store.getTrace(s.after.traceId[70])).toHaveLength(1);
+      expect(await store.getTrace(s.current.traceId[3])).toHaveLength(1);
+      expect(await store.getTrace(s.before.traceId[0])).toHaveLength(1);
+    } finally {
+      await store.close();
+    }
+    // And a clean reopen afterwards does not replay anything twice.
+    const again = new DuckDbTelemetryStore(path);
+    await again.open();
+    try {
+      const old = await again.red({ service: 'crash', fromUs: CRASH_T0, toUs: CRASH_T0 + 180 * US, stepS: 60 });
+      expect(old.map((b) => b.count)).toEqual([160, 20, 20]);
+    } finally {
+      await again.close();
+    }
+  }, 60_000);
+
+  it('runs appends concurrently and keeps every row', async () => {
+    await withStore({ writeConnections: 3 }, async (store) => {
+      await Promise.all(Array.from({ length: 12 }, (_, k) => store.append([{ spans: spanBatch(Array.from({ length: 250 }, (_, i) => ({
+        traceId: hexOf(k * 1000 + i + 1, 32), spanId: hexOf(1, 16), kind: 2, name: 'op', service: 'conc',
+        // Same resource in every request: concurrent inserts of it must not collide.
+        resourceAttrs: { 'service.name': 'conc' }, startUs: CRASH_T0 + i * 1000,
+      }))) }])));
+      await store.flush();
+      const red = await store.red({ service: 'conc', fromUs: CRASH_T0, toUs: CRASH_T0 + US, stepS: 1 });
+      expect(red[0].count).toBe(3000);
+      expect((await store.getTrace(hexOf(11_250, 32)))[0].resourceAttrs).toEqual({ 'service.name': 'conc' });
+    });
+  });
+});

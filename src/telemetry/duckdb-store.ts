@@ -1,0 +1,327 @@
+/**
+ * DuckDbTelemetryStore: the embedded TelemetryStore.
+ *
+ * Writes: append() runs BEGIN, the appenders, COMMIT on a write connection — DuckDB writes and
+ * fsyncs its WAL inside COMMIT (verified with strace: one fsync of the .wal per commit before the
+ * COMMIT call returns), so a resolved append is durable. Two write connections let one group fill
+ * its chunks while the previous one commits (WriteGate). Reads use a pool of other connections.
+ *
+ * Rollups and the trace index are aggregated in memory after each commit and persisted by a
+ * flush every `flushIntervalMs`: every second closed for `secondGraceMs` (minute: `minuteGraceMs`)
+ * plus whatever arrived late for already-flushed periods (written as extra partial rows that
+ * queries merge). RED queries add the buffered rollups, so they see data as soon as it commits. A flush commits its rows together with the watermark (second Ws, minute Wm,
+ * last ingest time S). Invariant: persisted rollups hold exactly the spans with
+ * ingested_us ≤ S and start < W. So after a crash, open() replays precisely the spans with
+ * start ≥ W or ingested_us > S — no loss, no double count.
+ */
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { resolve } from 'node:path';
+import { emptySpanBatch, type LogBatch, type MetricBatch, type SpanBatch } from './batch.js';
+import type { RowSource } from './duckdb-chunks.js';
+import { WriteConnection } from './duckdb-write.js';
+import { red, services } from './duckdb-red.js';
+import { getTrace, searchLogs, searchTraces } from './duckdb-queries.js';
+import { queryMetric } from './duckdb-metrics.js';
+import {
+  LOG_COLUMNS, META_FLUSHED_SEQ, META_MINUTE_WM, META_SECOND_WM, METRIC_COLUMNS, SCHEMA_DDL, SPAN_COLUMNS,
+} from './duckdb-schema.js';
+import { ReadPool, ResourceLookup, hexId, num, str, type SqlParams } from './duckdb-sql.js';
+import { ResourceRegistry, type ResourceEntry } from './resource-registry.js';
+import { RollupBuffer, rollupSecondOf, type RollupListener } from './rollup.js';
+import type {
+  LogQuery, LogRow, MetricQuery, MetricSeries, RedBucket, RedQuery, ServiceSummary, Signal, SpanRow,
+  TelemetryBatches, TelemetryStore, TraceQuery, TraceSummary,
+} from './store.js';
+import { BloomFilter, TraceIndex } from './trace-index.js';
+import { WriteGate } from './write-gate.js';
+
+export interface DuckDbStoreOptions {
+  /** Database file (e.g. `<data-dir>/telemetry.duckdb`). */
+  path: string;
+  readConnections?: number;
+  /** Appends that may run at once (one connection each). Default 2. */
+  writeConnections?: number;
+  secondGraceMs?: number;
+  minuteGraceMs?: number;
+  flushIntervalMs?: number;
+  /** Clock in µs (tests). */
+  nowUs?: () => number;
+  /** Extra DuckDB settings, e.g. `{ threads: '2', memory_limit: '2GB' }`. */
+  config?: Record<string, string>;
+}
+
+const US = 1_000_000;
+const MIN_US = 60 * US;
+const DAY_US = 86_400 * US;
+/** Two instances on one file in one process would corrupt it; DuckDB's file lock allows it. */
+const openPaths = new Set<string>();
+
+export class DuckDbTelemetryStore implements TelemetryStore {
+  private instance: DuckDBInstance | undefined;
+  private gate: WriteGate<WriteConnection> | undefined;
+  private reads: ReadPool | undefined;
+  private resourceLookup!: ResourceLookup;
+  private readonly rollups = new RollupBuffer();
+  private readonly traces = new TraceIndex();
+  private readonly resources = new ResourceRegistry();
+  private resourceTail: Promise<unknown> = Promise.resolve();
+  private readonly listeners = new Set<RollupListener>();
+  /** Persisted watermarks: second / minute numbers since the epoch, ingest µs. */
+  private wm = { second: 0, minute: 0, seq: 0 };
+  /** Highest ingest time handed to an append. */
+  private lastSeq = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly path: string;
+  private readonly nowUs: () => number;
+  /** The last background flush failure (it is retried on the next tick). */
+  lastFlushError: unknown;
+
+  private readonly opts: DuckDbStoreOptions;
+
+  /** A database file path, or options. */
+  constructor(pathOrOptions: string | DuckDbStoreOptions) {
+    this.opts = typeof pathOrOptions === 'string' ? { path: pathOrOptions } : pathOrOptions;
+    this.path = this.opts.path === ':memory:' ? this.opts.path : resolve(this.opts.path);
+    this.nowUs = this.opts.nowUs ?? (() => Date.now() * 1000);
+  }
+
+  async open(): Promise<void> {
+    if (this.instance) return;
+    if (openPaths.has(this.path)) throw new Error(`telemetry database already open in this process: ${this.path}`);
+    openPaths.add(this.path);
+    try {
+      this.instance = await DuckDBInstance.create(this.path, { checkpoint_threshold: '64MB', ...this.opts.config });
+      const writers: WriteConnection[] = [];
+      for (let i = 0; i < Math.max(1, this.opts.writeConnections ?? 2); i++) writers.push(new WriteConnection(await this.instance.connect()));
+      this.gate = new WriteGate(writers);
+      for (const ddl of SCHEMA_DDL) await writers[0].con.run(ddl);
+      const readers: DuckDBConnection[] = [];
+      for (let i = 0; i < (this.opts.readConnections ?? 2); i++) readers.push(await this.instance.connect());
+      this.reads = new ReadPool(readers);
+      this.resourceLookup = new ResourceLookup(this.reads);
+      await this.recover();
+    } catch (e) {
+      this.release();
+      throw e;
+    }
+    this.timer = setInterval(() => this.tick(), this.opts.flushIntervalMs ?? 1000);
+    this.timer.unref();
+  }
+
+  /** Loads watermarks and persisted trace filters, then replays spans the rollups lack. */
+  private async recover(): Promise<void> {
+    const sql = this.reads!;
+    for (const r of await sql.rows('SELECT key, value FROM telemetry_meta')) {
+      const v = num(r.value);
+      if (r.key === META_SECOND_WM) this.wm.second = v;
+      else if (r.key === META_MINUTE_WM) this.wm.minute = v;
+      else if (r.key === META_FLUSHED_SEQ) this.wm.seq = v;
+    }
+    this.traces.load((await sql.rows('SELECT minute_us, hashes, bits FROM trace_blooms')).map((r) => ({
+      minuteUs: num(r.minute_us),
+      filter: BloomFilter.fromBytes(r.bits as Uint8Array, num(r.hashes)),
+    })));
+    const { second, minute, seq } = this.wm;
+    const lo = Math.min(second * US, minute * MIN_US);
+    const cols = 'trace_id, start_us, service, name, version, environment, kind, parent_span_id, duration_ns, status_code, ingested_us';
+    const rows = await sql.rows(`SELECT ${cols} FROM spans WHERE start_us >= $lo::BIGINT
+      UNION ALL SELECT ${cols} FROM spans WHERE ingested_us > $seq::BIGINT AND start_us < $lo::BIGINT`, { lo, seq });
+    const maxSeq = await sql.rows('SELECT max(ingested_us) AS m FROM spans WHERE ingested_us > $seq::BIGINT', { seq });
+    this.lastSeq = Math.max(seq, num(maxSeq[0]?.m));
+    if (rows.length === 0) return;
+    const b = emptySpanBatch();
+    const ingested: number[] = [];
+    for (const r of rows) {
+      b.traceId.push(hexId(r.trace_id, 32));
+      b.startUs.push(num(r.start_us));
+      b.service.push(str(r.service));
+      b.name.push(str(r.name));
+      b.version.push(str(r.version));
+      b.environment.push(str(r.environment));
+      b.kind.push(num(r.kind));
+      b.parentSpanId.push(hexId(r.parent_span_id, 16));
+      b.durationNs.push(num(r.duration_ns));
+      b.statusCode.push(num(r.status_code));
+      ingested.push(num(r.ingested_us));
+    }
+    b.length = rows.length;
+    const late = (i: number): boolean => ingested[i] > seq;
+    const minuteKept = (i: number): boolean => late(i) || Math.floor(b.startUs[i] / MIN_US) >= minute;
+    this.rollups.add(b, { second: (i) => late(i) || Math.floor(b.startUs[i] / US) >= second, minute: minuteKept });
+    this.traces.add(b.traceId, b.startUs, b.length, minuteKept);
+  }
+
+  private get writes(): WriteGate<WriteConnection> {
+    if (!this.gate) throw new Error('telemetry store is not open');
+    return this.gate;
+  }
+
+  async append(batches: TelemetryBatches[]): Promise<void> {
+    const spans = batches.map((b) => b.spans).filter((b): b is SpanBatch => !!b && b.length > 0);
+    const logs = batches.map((b) => b.logs).filter((b): b is LogBatch => !!b && b.length > 0);
+    const metrics = batches.map((b) => b.metrics).filter((b): b is MetricBatch => !!b && b.length > 0);
+    if (spans.length + logs.length + metrics.length === 0) return;
+    await this.writes.shared(async (w) => {
+      const seq = Math.max(this.lastSeq + 1, this.nowUs());
+      this.lastSeq = seq;
+      const fresh = new Map<string, ResourceEntry>();
+      const sources = (list: Array<SpanBatch | LogBatch | MetricBatch>): RowSource[] =>
+        list.map((b) => ({ length: b.length, cols: { ...b, resourceId: this.resources.resolve(b, fresh), ingestedUs: seq } }));
+      const spanSrc = sources(spans), logSrc = sources(logs), metricSrc = sources(metrics);
+      if (fresh.size > 0) await this.storeResources(w, fresh);
+      await w.transaction(async () => {
+        await w.append('spans', SPAN_COLUMNS, spanSrc);
+        await w.append('logs', LOG_COLUMNS, logSrc);
+        await w.append('metric_points', METRIC_COLUMNS, metricSrc);
+      });
+      for (const b of spans) {
+        this.rollups.add(b);
+        this.traces.add(b.traceId, b.startUs, b.length);
+      }
+    });
+  }
+
+  /**
+   * New resources commit on their own, one insert at a time: two concurrent appends inserting
+   * the same id would fail each other's commit. A resource whose rows then fail is harmless.
+   */
+  private storeResources(w: WriteConnection, fresh: Map<string, ResourceEntry>): Promise<void> {
+    const run = this.resourceTail.then(async () => {
+      const entries = [...fresh.values()].filter((e) => !e.persisted);
+      if (entries.length === 0) return;
+      await w.insertResources(entries);
+      this.resources.markPersisted(entries);
+    });
+    this.resourceTail = run.catch(() => undefined);
+    return run;
+  }
+
+  /**
+   * Persists buffered rollups and trace filters of every period up to now, closed or not (open
+   * ones become partial rows). Queries read persisted rollups only; the periodic flush lags by
+   * the grace.
+   */
+  flush(): Promise<void> {
+    return this.writes.exclusive((w) => this.flushRollups(w, true));
+  }
+
+  private tick(): void {
+    if (!this.gate) return;
+    this.gate.exclusive((w) => this.flushRollups(w, false)).then(
+      () => { this.lastFlushError = undefined; },
+      (e: unknown) => { this.lastFlushError = e; },
+    );
+  }
+
+  /** Runs exclusively: every append that took an ingest time has reached the buffers. */
+  private async flushRollups(w: WriteConnection, all: boolean): Promise<void> {
+    const now = this.nowUs();
+    let second = Math.max(this.wm.second, Math.floor((now - (this.opts.secondGraceMs ?? 2000) * 1000) / US));
+    let minute = Math.max(this.wm.minute, Math.floor((now - (this.opts.minuteGraceMs ?? 15_000) * 1000) / MIN_US));
+    if (all) {
+      // Everything up to now, open periods included (they become partial rows). Spans dated in
+      // the future stay buffered — the watermark must not jump ahead of the clock — and are
+      // replayed from the raw rows after a restart.
+      second = Math.max(second, Math.floor(now / US) + 1);
+      minute = Math.max(minute, Math.floor(now / MIN_US) + 1);
+    }
+    const rows = this.rollups.peek(second, minute);
+    const blooms = this.traces.peek(minute);
+    if (rows.seconds.length + rows.minutes.length + blooms.length === 0) return;
+    const seq = this.lastSeq;
+    await w.transaction(async () => {
+      await w.insertRollups('rollup_second', rows.seconds);
+      await w.insertRollups('rollup_minute', rows.minutes);
+      await w.insertBlooms(blooms);
+      await w.con.run(`INSERT OR REPLACE INTO telemetry_meta VALUES
+        ('${META_SECOND_WM}', $s::BIGINT), ('${META_MINUTE_WM}', $m::BIGINT), ('${META_FLUSHED_SEQ}', $q::BIGINT)`,
+      { s: second, m: minute, q: seq });
+    });
+    this.wm = { second, minute, seq };
+    this.rollups.drop(second, minute);
+    this.traces.drop(minute, blooms);
+    const flushed = rows.seconds.filter((r) => !r.allOperations).map(rollupSecondOf);
+    if (flushed.length > 0) {
+      for (const l of this.listeners) {
+        try { l(flushed); } catch { /* a detector's failure must not break ingest */ }
+      }
+    }
+  }
+
+  /** Subscribes to flushed per-operation seconds; returns the unsubscribe function. */
+  onRollup(listener: RollupListener): () => void {
+    this.listeners.add(listener);
+    return () => { this.listeners.delete(listener); };
+  }
+
+  getTrace(traceId: string): Promise<SpanRow[]> {
+    return getTrace(this.sql, this.resourceLookup, this.traces, traceId);
+  }
+
+  searchTraces(q: TraceQuery): Promise<TraceSummary[]> {
+    return searchTraces(this.sql, this.traces, q);
+  }
+
+  searchLogs(q: LogQuery): Promise<LogRow[]> {
+    return searchLogs(this.sql, this.resourceLookup, q);
+  }
+
+  red(q: RedQuery): Promise<RedBucket[]> {
+    return red(this.sql, this.rollups, q);
+  }
+
+  services(fromUs: number, toUs: number): Promise<ServiceSummary[]> {
+    return services(this.sql, this.rollups, fromUs, toUs);
+  }
+
+  queryMetric(q: MetricQuery): Promise<MetricSeries[]> {
+    return queryMetric(this.sql, q);
+  }
+
+  private get sql(): ReadPool {
+    if (!this.reads) throw new Error('telemetry store is not open');
+    return this.reads;
+  }
+
+  async dropBefore(signal: Signal, cutoffUs: number): Promise<number> {
+    const day = Math.floor(cutoffUs / DAY_US) * DAY_US;
+    return this.writes.exclusive(async (w) => {
+      const con = w.con;
+      const p: SqlParams = { day };
+      if (signal === 'logs') return num((await con.run('DELETE FROM logs WHERE time_us < $day::BIGINT', p)).rowsChanged);
+      if (signal === 'metrics') return num((await con.run('DELETE FROM metric_points WHERE time_us < $day::BIGINT', p)).rowsChanged);
+      // Rollups and trace filters describe spans and go with them.
+      let removed = 0;
+      await w.transaction(async () => {
+        removed = num((await con.run('DELETE FROM spans WHERE start_us < $day::BIGINT', p)).rowsChanged);
+        await con.run('DELETE FROM rollup_second WHERE period_us < $day::BIGINT', p);
+        await con.run('DELETE FROM rollup_minute WHERE period_us < $day::BIGINT', p);
+        await con.run('DELETE FROM trace_blooms WHERE minute_us < $day::BIGINT', p);
+      });
+      this.traces.forgetBefore(day);
+      this.rollups.forgetBefore(day);
+      return removed;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.instance) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    try {
+      await this.writes.exclusive((w) => this.flushRollups(w, true));
+    } finally {
+      this.release();
+    }
+  }
+
+  private release(): void {
+    this.reads?.close();
+    for (const w of this.gate?.all() ?? []) w.close();
+    this.instance?.closeSync();
+    this.reads = undefined;
+    this.gate = undefined;
+    this.instance = undefined;
+    openPaths.delete(this.path);
+  }
+}

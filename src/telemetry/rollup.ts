@@ -1,0 +1,215 @@
+/**
+ * Streaming RED rollups: per service × operation × version × environment × second (and minute),
+ * from entry spans (kind SERVER or CONSUMER, or no parent): request count, errors (status ERROR)
+ * and a latency sketch. A second "all operations" series per service × version × environment is
+ * kept too, so service-level charts merge one series per version instead of one per operation.
+ *
+ * The buffer only aggregates; the store decides when a period is closed, persists it
+ * (`peek` → commit → `drop`) and rebuilds the buffer from raw spans after a crash.
+ */
+import type { SpanBatch } from './batch.js';
+import { LatencySketch, sketchKey } from './sketch.js';
+
+/** One flushed second of one operation, as detectors receive it. */
+export interface RollupSecond {
+  service: string;
+  operation: string;
+  version: string;
+  environment: string;
+  /** Start of the second, µs since the epoch. */
+  second: number;
+  count: number;
+  errors: number;
+  /** Latency sketch (nanoseconds): `sketch.quantile(0.95)`. */
+  sketch: LatencySketch;
+}
+
+/** A persisted rollup row: one period (second or minute) of one series. */
+export interface RollupRow {
+  periodUs: number;
+  service: string;
+  operation: string;
+  version: string;
+  environment: string;
+  /** True for the all-operations series (operation is then ''). */
+  allOperations: boolean;
+  count: number;
+  errors: number;
+  /** Sketch bins, keys ascending. */
+  keys: number[];
+  counts: number[];
+}
+
+export type RollupListener = (rows: RollupSecond[]) => void;
+
+interface Acc {
+  service: string;
+  operation: string;
+  version: string;
+  environment: string;
+  allOperations: boolean;
+  count: number;
+  errors: number;
+  bins: Map<number, number>;
+}
+
+type Period = Map<string, Acc>;
+
+const SEP = '\u0001';
+const US_PER_S = 1_000_000;
+const KIND_SERVER = 2;
+const KIND_CONSUMER = 5;
+const STATUS_ERROR = 2;
+
+export function isEntrySpan(kind: number, parentSpanId: string): boolean {
+  return kind === KIND_SERVER || kind === KIND_CONSUMER || parentSpanId === '';
+}
+
+function newAcc(a: Omit<Acc, 'count' | 'errors' | 'bins'>): Acc {
+  return {
+    service: a.service, operation: a.operation, version: a.version, environment: a.environment,
+    allOperations: a.allOperations, count: 0, errors: 0, bins: new Map(),
+  };
+}
+
+function mergeInto(target: Acc, src: Acc): void {
+  target.count += src.count;
+  target.errors += src.errors;
+  for (const [k, c] of src.bins) target.bins.set(k, (target.bins.get(k) ?? 0) + c);
+}
+
+const opKey = (service: string, operation: string, version: string, environment: string): string =>
+  `${service}${SEP}${operation}${SEP}${version}${SEP}${environment}`;
+const allKey = (a: Acc): string => `${SEP}${a.service}${SEP}${a.version}${SEP}${a.environment}`;
+
+/** Merges `src` into the series `key` of `period` (as the all-operations series when `all`). */
+function mergePeriod(target: Map<number, Period>, period: number, key: string, src: Acc, all: boolean): void {
+  let p = target.get(period);
+  if (!p) { p = new Map(); target.set(period, p); }
+  let acc = p.get(key);
+  if (!acc) {
+    acc = newAcc({ ...src, operation: all ? '' : src.operation, allOperations: all });
+    p.set(key, acc);
+  }
+  mergeInto(acc, src);
+}
+
+function toRow(periodUs: number, a: Acc): RollupRow {
+  const keys = [...a.bins.keys()].sort((x, y) => x - y);
+  return {
+    periodUs, service: a.service, operation: a.operation, version: a.version, environment: a.environment,
+    allOperations: a.allOperations, count: a.count, errors: a.errors, keys, counts: keys.map((k) => a.bins.get(k) ?? 0),
+  };
+}
+
+export function rollupSecondOf(row: RollupRow): RollupSecond {
+  return {
+    service: row.service, operation: row.operation, version: row.version, environment: row.environment,
+    second: row.periodUs, count: row.count, errors: row.errors, sketch: LatencySketch.fromBins(row.keys, row.counts),
+  };
+}
+
+/** Aggregates the entry spans of one batch per second × operation series. */
+function aggregateBatch(b: SpanBatch, keep?: (i: number) => boolean): Map<number, Period> {
+  const out = new Map<number, Period>();
+  let lastSecond = NaN;
+  let lastPeriod: Period | undefined;
+  let last: Acc | undefined;
+  for (let i = 0; i < b.length; i++) {
+    if (!isEntrySpan(b.kind[i], b.parentSpanId[i])) continue;
+    if (keep && !keep(i)) continue;
+    const second = Math.floor(b.startUs[i] / US_PER_S);
+    const service = b.service[i], operation = b.name[i], version = b.version[i], environment = b.environment[i];
+    // Spans of one request burst share series and second: skip the lookups then.
+    if (!(last && second === lastSecond && last.operation === operation && last.service === service
+      && last.version === version && last.environment === environment)) {
+      if (second !== lastSecond || !lastPeriod) {
+        lastPeriod = out.get(second);
+        if (!lastPeriod) { lastPeriod = new Map(); out.set(second, lastPeriod); }
+        lastSecond = second;
+      }
+      const key = opKey(service, operation, version, environment);
+      last = lastPeriod.get(key);
+      if (!last) {
+        last = newAcc({ service, operation, version, environment, allOperations: false });
+        lastPeriod.set(key, last);
+      }
+    }
+    last.count++;
+    if (b.statusCode[i] === STATUS_ERROR) last.errors++;
+    const k = sketchKey(b.durationNs[i]);
+    last.bins.set(k, (last.bins.get(k) ?? 0) + 1);
+  }
+  return out;
+}
+
+export class RollupBuffer {
+  /** Second and minute numbers since the epoch → series accumulators not yet persisted. */
+  private readonly seconds = new Map<number, Period>();
+  private readonly minutes = new Map<number, Period>();
+
+  /**
+   * Adds the entry spans of a batch. `levels` limits which resolutions receive each span
+   * (recovery replays only what the persisted watermarks do not cover).
+   */
+  add(b: SpanBatch, levels?: { second: (i: number) => boolean; minute: (i: number) => boolean }): void {
+    const perSecond = aggregateBatch(b, levels?.second);
+    const perMinute = levels ? aggregateBatch(b, levels.minute) : perSecond;
+    for (const [second, period] of perSecond) {
+      for (const acc of period.values()) {
+        mergePeriod(this.seconds, second, opKey(acc.service, acc.operation, acc.version, acc.environment), acc, false);
+        mergePeriod(this.seconds, second, allKey(acc), acc, true);
+      }
+    }
+    for (const [second, period] of perMinute) {
+      const minute = Math.floor(second / 60);
+      for (const acc of period.values()) {
+        mergePeriod(this.minutes, minute, opKey(acc.service, acc.operation, acc.version, acc.environment), acc, false);
+        mergePeriod(this.minutes, minute, allKey(acc), acc, true);
+      }
+    }
+  }
+
+  /** Rows of every second < `secondBelow` and minute < `minuteBelow` (left in the buffer). */
+  peek(secondBelow: number, minuteBelow: number): { seconds: RollupRow[]; minutes: RollupRow[] } {
+    const collect = (m: Map<number, Period>, below: number, unitUs: number): RollupRow[] => {
+      const rows: RollupRow[] = [];
+      for (const [p, period] of m) {
+        if (p < below) for (const acc of period.values()) rows.push(toRow(p * unitUs, acc));
+      }
+      return rows.sort((a, b) => a.periodUs - b.periodUs);
+    };
+    return { seconds: collect(this.seconds, secondBelow, US_PER_S), minutes: collect(this.minutes, minuteBelow, 60 * US_PER_S) };
+  }
+
+  /**
+   * Buffered rows of one resolution whose period starts in [fromUs, toUs). They hold exactly
+   * what the persisted rows lack, so queries add them to see spans appended a moment ago.
+   */
+  buffered(level: 'second' | 'minute', fromUs: number, toUs: number): RollupRow[] {
+    const unit = level === 'second' ? US_PER_S : 60 * US_PER_S;
+    const rows: RollupRow[] = [];
+    for (const [p, period] of level === 'second' ? this.seconds : this.minutes) {
+      const t = p * unit;
+      if (t >= fromUs && t < toUs) for (const acc of period.values()) rows.push(toRow(t, acc));
+    }
+    return rows;
+  }
+
+  /** Changes whenever buffered rows move to storage (a query spanning a change retries). */
+  generation = 0;
+
+  /** Forgets what `peek` returned once it is committed. */
+  drop(secondBelow: number, minuteBelow: number): void {
+    this.generation++;
+    for (const p of [...this.seconds.keys()]) if (p < secondBelow) this.seconds.delete(p);
+    for (const p of [...this.minutes.keys()]) if (p < minuteBelow) this.minutes.delete(p);
+  }
+
+  /** Drops buffered periods before `us` (their spans were deleted by retention). */
+  forgetBefore(us: number): void {
+    this.generation++;
+    for (const p of [...this.seconds.keys()]) if (p * US_PER_S < us) this.seconds.delete(p);
+    for (const p of [...this.minutes.keys()]) if (p * 60 * US_PER_S < us) this.minutes.delete(p);
+  }
+}
