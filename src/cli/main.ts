@@ -2,6 +2,7 @@ import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { serverConfigSchema } from '../http/config.js';
 import { startServer } from '../http/server.js';
+import { registerErrorCommands } from './errors.js';
 
 /**
  * The `tightloop` command. Exit codes: 0 ok, 1 verdict or check failed, 2 usage or connection error.
@@ -46,6 +47,7 @@ async function up(opts: { dataDir: string; host: string; port: number; queueMaxR
     `  OTLP/HTTP       ${server.url}/v1/traces | /v1/logs | /v1/metrics`,
     `  OpenAPI         ${server.url}/api/openapi.json`,
     `  health          ${server.url}/api/health`,
+    `  Sentry DSN      ${server.defaultDsn}  (default project)`,
   ];
   if (server.adminToken !== undefined) {
     lines.push(
@@ -94,6 +96,8 @@ export async function run(argv: string[]): Promise<number> {
     .action(async (opts) => {
       code = await up(opts);
     });
+
+  registerErrorCommands(program, (c) => { code = c; });
 
   try {
     await program.parseAsync(argv);

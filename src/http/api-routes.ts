@@ -9,7 +9,12 @@ import { openApiDocument } from './openapi.js';
 const METRIC_AGGS: readonly MetricAgg[] = ['sum', 'avg', 'min', 'max', 'rate', 'p50', 'p95', 'p99'];
 const LABEL_RE = /^[A-Za-z0-9_.\-/]{1,128}$/;
 
-export function registerApiRoutes(app: FastifyInstance, store: TelemetryStore): void {
+export interface ApiRouteOptions {
+  /** Errors raised in a trace (errors/), added to GET /api/traces/:id when present. */
+  errorsForTrace?: (traceId: string) => Promise<unknown[]>;
+}
+
+export function registerApiRoutes(app: FastifyInstance, store: TelemetryStore, opts: ApiRouteOptions = {}): void {
   app.get('/api/openapi.json', async () => openApiDocument);
 
   app.get('/api/services', async (req) => {
@@ -37,7 +42,8 @@ export function registerApiRoutes(app: FastifyInstance, store: TelemetryStore): 
     const spans = await store.getTrace(traceId);
     if (spans.length === 0) throw notFound(`trace ${traceId} not found`);
     const logs = await store.searchLogs({ traceId, fromUs: 0, toUs: Number.MAX_SAFE_INTEGER, limit: 1000 });
-    return { traceId, spans, logs };
+    if (opts.errorsForTrace === undefined) return { traceId, spans, logs };
+    return { traceId, spans, logs, errors: await opts.errorsForTrace(traceId) };
   });
 
   app.get('/api/traces', async (req) => {

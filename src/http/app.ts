@@ -22,6 +22,14 @@ export interface AppDeps {
   maxBodyBytes: number;
   /** False until the stores are open; /api/health answers 503 meanwhile. */
   isReady: () => boolean;
+  /** Pillar plugins registered at the root, outside the bearer-token hook (e.g. Sentry ingest, which authenticates by project key). */
+  plugins?: ((app: FastifyInstance) => Promise<void>)[];
+  /** Pillar routes registered inside the bearer-token API plugin. */
+  apiRoutes?: ((api: FastifyInstance) => void)[];
+  /** Errors raised in a trace, returned with GET /api/traces/:id. */
+  errorsForTrace?: (traceId: string) => Promise<unknown[]>;
+  /** Called after an OTLP request's batches are committed (errors/ finds exceptions in them). */
+  onIngested?: (batches: TelemetryBatches) => Promise<void>;
 }
 
 declare module 'fastify' {
@@ -84,13 +92,17 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       if (PUBLIC_API.has(path)) return;
       await authorize(req);
     });
-    registerApiRoutes(api, deps.store);
+    registerApiRoutes(api, deps.store, { errorsForTrace: deps.errorsForTrace });
+    for (const routes of deps.apiRoutes ?? []) routes(api);
   });
+
+  for (const plugin of deps.plugins ?? []) app.register(plugin);
 
   app.register(async (ingest) => {
     registerOtlpRoutes(ingest, {
       maxBodyBytes: deps.maxBodyBytes,
       submit: deps.submit,
+      onIngested: deps.onIngested,
       authorize: deps.ingestNeedsToken ? authorize : async () => undefined,
     });
   });

@@ -25,6 +25,8 @@ export interface OtlpRouteOptions {
   /** Largest accepted body, checked before and after decompression. */
   maxBodyBytes: number;
   submit: (batches: TelemetryBatches) => Promise<void>;
+  /** Called after a successful submit with the committed batches; must not reject (errors/ derives error events). */
+  onIngested?: (batches: TelemetryBatches) => Promise<void>;
   /** Called before decoding; throws AppError to refuse (e.g. ingest auth). */
   authorize: (req: FastifyRequest) => Promise<void>;
 }
@@ -124,7 +126,10 @@ export function registerOtlpRoutes(app: FastifyInstance, opts: OtlpRouteOptions)
         rejectMessage = r.rejectMessage;
       }
       const rows = (batches.spans?.length ?? 0) + (batches.logs?.length ?? 0) + (batches.metrics?.length ?? 0);
-      if (rows > 0) await opts.submit(batches);
+      if (rows > 0) {
+        await opts.submit(batches);
+        if (opts.onIngested !== undefined) await opts.onIngested(batches);
+      }
       return reply
         .code(200)
         .header('content-type', contentTypeOf(format))

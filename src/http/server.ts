@@ -2,6 +2,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { ensureAdmin, verifyToken } from '../auth/index.js';
+import { DetectEngine, detectMigrations, registerDetectRoutes } from '../detect/index.js';
+import { ERRORS_MIGRATIONS, openErrorsModule, type ErrorEvents } from '../errors/index.js';
 import { openStateStore } from '../state/index.js';
 import { DuckDbTelemetryStore, RetentionJob, TelemetryWriter } from '../telemetry/index.js';
 import { buildApp } from './app.js';
@@ -13,6 +15,10 @@ export interface RunningServer {
   port: number;
   /** The admin token when this start created it (first start), else undefined. */
   adminToken: string | undefined;
+  /** DSN of the default error-tracking project (Sentry SDKs), shown in the start banner. */
+  defaultDsn: string;
+  /** error.new_group / error.regressed, for modules that react to errors. */
+  errorEvents: ErrorEvents;
   /** Stops accepting, flushes pending batches, closes the stores. */
   close(): Promise<void>;
 }
@@ -21,7 +27,7 @@ export async function startServer(config: ServerConfig, logger?: Logger): Promis
   const log = logger ?? pino({ level: config.logLevel });
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
 
-  const state = await openStateStore({ dialect: 'sqlite', path: join(config.dataDir, 'state.db') });
+  const state = await openStateStore({ dialect: 'sqlite', path: join(config.dataDir, 'state.db'), migrations: { ...ERRORS_MIGRATIONS, ...detectMigrations } });
   const admin = await ensureAdmin(state.db, config.dataDir);
 
   const store = new DuckDbTelemetryStore(join(config.dataDir, 'telemetry.duckdb'));
@@ -29,6 +35,16 @@ export async function startServer(config: ServerConfig, logger?: Logger): Promis
   const writer = new TelemetryWriter(store, { maxQueuedRows: config.queueMaxRows });
   const retention = new RetentionJob(store, config.retentionDays, log);
   retention.start();
+  const errors = await openErrorsModule({
+    state: state.db, connect: () => store.connectionForModule(), submitSpans: (b) => writer.submit(b),
+    maxBodyBytes: config.maxBodyBytes, log,
+  });
+  let publicUrl = '';
+  // Started before listening: a bad rules.yaml stops the start, and windows warm before traffic.
+  const detect = new DetectEngine({
+    db: state.db, source: store, rulesFile: join(config.dataDir, 'rules.yaml'), publicUrl: () => publicUrl, logger: log,
+  });
+  await detect.start();
 
   let ready = false;
   const app = buildApp({
@@ -42,12 +58,17 @@ export async function startServer(config: ServerConfig, logger?: Logger): Promis
     ingestNeedsToken: !isLoopback(config.host),
     maxBodyBytes: config.maxBodyBytes,
     isReady: () => ready,
+    plugins: [errors.ingestPlugin],
+    apiRoutes: [(api) => errors.registerApi(api, () => publicUrl), (api) => registerDetectRoutes(api, detect)],
+    errorsForTrace: (traceId) => errors.errorsForTrace(traceId),
+    onIngested: (batches) => errors.onIngested(batches),
   });
 
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const hostForUrl = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
+  publicUrl = `http://${hostForUrl}:${port}`;
   ready = true;
 
   let closing: Promise<void> | undefined;
@@ -56,6 +77,8 @@ export async function startServer(config: ServerConfig, logger?: Logger): Promis
       ready = false;
       retention.stop();
       await app.close();
+      await detect.stop();
+      await errors.close();
       await writer.close();
       await store.close();
       await state.close();
@@ -63,5 +86,6 @@ export async function startServer(config: ServerConfig, logger?: Logger): Promis
     return closing;
   };
 
-  return { url: `http://${hostForUrl}:${port}`, port, adminToken: admin.created ? admin.token : undefined, close };
+  return { url: `http://${hostForUrl}:${port}`, port, adminToken: admin.created ? admin.token : undefined,
+    defaultDsn: errors.defaultDsn(publicUrl), errorEvents: errors.events, close };
 }
