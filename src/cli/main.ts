@@ -2,7 +2,9 @@ import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { serverConfigSchema } from '../http/config.js';
 import { startServer } from '../http/server.js';
+import { registerDetectCommands } from './detect.js';
 import { registerErrorCommands } from './errors.js';
+import { registerGatewayCommands } from './gateway.js';
 
 /**
  * The `tightloop` command. Exit codes: 0 ok, 1 verdict or check failed, 2 usage or connection error.
@@ -18,7 +20,7 @@ function intArg(name: string, min: number, max: number) {
   };
 }
 
-async function up(opts: { dataDir: string; host: string; port: number; queueMaxRows?: number; logLevel: string }): Promise<number> {
+async function up(opts: { dataDir: string; host: string; port: number; gatewayPort: number; queueMaxRows?: number; logLevel: string }): Promise<number> {
   const parsed = serverConfigSchema.safeParse({
     dataDir: resolve(opts.dataDir),
     host: opts.host,
@@ -33,7 +35,7 @@ async function up(opts: { dataDir: string; host: string; port: number; queueMaxR
   const config = parsed.data;
   let server;
   try {
-    server = await startServer(config);
+    server = await startServer(config, undefined, { gatewayPort: opts.gatewayPort });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const why = e.code === 'EADDRINUSE' ? `port ${config.port} on ${config.host} is already in use` : e.message;
@@ -48,6 +50,7 @@ async function up(opts: { dataDir: string; host: string; port: number; queueMaxR
     `  OpenAPI         ${server.url}/api/openapi.json`,
     `  health          ${server.url}/api/health`,
     `  Sentry DSN      ${server.defaultDsn}  (default project)`,
+    `  PostgreSQL      postgres://<user>:<token>@${config.host}:${server.gatewayPort ?? '-'}/<resource>  (gateway)`,
   ];
   if (server.adminToken !== undefined) {
     lines.push(
@@ -91,6 +94,7 @@ export async function run(argv: string[]): Promise<number> {
     .option('--data-dir <dir>', 'data directory', './.tightloop')
     .option('--host <host>', 'address to bind (loopback by default)', '127.0.0.1')
     .option('--port <port>', 'HTTP port (OTLP, API, console)', intArg('--port', 0, 65535), 4318)
+    .option('--gateway-port <port>', 'PostgreSQL gateway port', intArg('--gateway-port', 0, 65535), 15432)
     .option('--queue-max-rows <n>', 'rows waiting for commit before ingest answers 429', intArg('--queue-max-rows', 1, 1e9))
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
     .action(async (opts) => {
@@ -98,6 +102,8 @@ export async function run(argv: string[]): Promise<number> {
     });
 
   registerErrorCommands(program, (c) => { code = c; });
+  registerGatewayCommands(program, (c) => { code = c; });
+  registerDetectCommands(program, (c) => { code = c; });
 
   try {
     await program.parseAsync(argv);

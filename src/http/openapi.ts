@@ -3,6 +3,9 @@
  * stays readable; a test checks that every registered /api route is described here.
  */
 
+import { detectOpenApiPaths } from '../detect/openapi.js';
+import { gatewayOpenApiPaths } from '../gateway/index.js';
+
 const timeParams = [
   { name: 'from', in: 'query', schema: { type: 'string' }, description: 'Epoch ms, ISO 8601 or now-<duration> (e.g. now-1h).' },
   { name: 'to', in: 'query', schema: { type: 'string' }, description: 'Epoch ms, ISO 8601 or now. Default now.' },
@@ -40,6 +43,19 @@ const otlp = (signal: string) => ({
   },
 });
 
+const sentryIngest = (summary: string) => ({
+  post: {
+    summary: `${summary}; authenticated by the project's Sentry key (sentry_key, X-Sentry-Auth or the envelope dsn), gzip/deflate accepted`,
+    security: [],
+    parameters: [{ name: 'projectId', in: 'path', required: true, schema: { type: 'integer' } }, q('sentry_key', 'Project public key')],
+    responses: {
+      200: ok('{"id":"<event_id>"}, after the events are durable'),
+      400: error, 401: error, 403: error, 413: error, 415: error,
+      429: { description: 'Overloaded; Retry-After and X-Sentry-Rate-Limits set' },
+    },
+  },
+});
+
 export const openApiDocument = {
   openapi: '3.1.0',
   info: { title: 'tightloop API', version: '0.1.0' },
@@ -73,7 +89,7 @@ export const openApiDocument = {
     },
     '/api/traces/{traceId}': {
       get: {
-        summary: 'Every span of a trace and the logs carrying its trace id',
+        summary: 'Every span of a trace, the logs carrying its trace id and the errors raised in it',
         parameters: [{ name: 'traceId', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-fA-F]{32}$' } }],
         responses: { ...responses('Trace'), 404: error },
       },
@@ -102,6 +118,61 @@ export const openApiDocument = {
         responses: responses('Series'),
       },
     },
+    '/api/projects': {
+      get: { summary: 'Error-tracking projects with their Sentry DSNs', responses: responses('Projects') },
+      post: {
+        summary: 'Create a project; the answer carries its DSN',
+        requestBody: { content: { 'application/json': { schema: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } } } },
+        responses: { 201: ok('Project with dsn'), 400: error, 401: error, 409: error },
+      },
+    },
+    '/api/projects/{projectId}/release-health': {
+      get: {
+        summary: 'Sessions, crashes and crash-free rate per release and environment (from Sentry session items)',
+        parameters: [{ name: 'projectId', in: 'path', required: true, schema: { type: 'integer' } }],
+        responses: { ...responses('Release health'), 404: error },
+      },
+    },
+    '/api/errors': {
+      get: {
+        summary: 'Error groups, most recently seen first',
+        parameters: [
+          q('project', 'Project id', 'integer'), q('service', 'service.name'), q('release', 'Groups seen in this release'),
+          q('environment', 'Groups seen in this environment'), q('status', 'unresolved, resolved, resolved-in-next-release, ignored, regressed'),
+          q('newInRelease', 'Groups first seen in this release'), q('q', 'Substring of title or culprit'),
+          q('from', 'Last seen at or after (epoch ms or ISO 8601)'), q('to', 'First seen at or before (epoch ms or ISO 8601)'),
+          q('limit', '1-1000, default 100', 'integer'),
+        ],
+        responses: responses('Error groups'),
+      },
+    },
+    '/api/errors/{groupId}': {
+      get: {
+        summary: 'An error group: latest event with its stack, counts per release and environment, linked trace ids',
+        parameters: [{ name: 'groupId', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-f]{32}$' } }],
+        responses: { ...responses('Error group'), 404: error },
+      },
+      patch: {
+        summary: 'Set the status: unresolved, resolved, resolved-in-next-release or ignored',
+        parameters: [{ name: 'groupId', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-f]{32}$' } }],
+        requestBody: { content: { 'application/json': { schema: { type: 'object', required: ['status'], properties: { status: { type: 'string' } } } } } },
+        responses: { ...responses('Updated group'), 404: error },
+      },
+    },
+    '/api/errors/{groupId}/events': {
+      get: {
+        summary: 'Events of a group, newest first',
+        parameters: [
+          { name: 'groupId', in: 'path', required: true, schema: { type: 'string', pattern: '^[0-9a-f]{32}$' } },
+          q('before', 'Events before this time (epoch ms or ISO 8601)'), q('limit', '1-500, default 50', 'integer'),
+        ],
+        responses: { ...responses('Events'), 404: error },
+      },
+    },
+    '/api/{projectId}/envelope/': sentryIngest('Sentry envelope (event, transaction, session(s), client_report; others skipped)'),
+    '/api/{projectId}/store/': sentryIngest('Sentry event (legacy store endpoint)'),
+    ...gatewayOpenApiPaths,
+    ...detectOpenApiPaths,
     '/v1/traces': otlp('traces'),
     '/v1/logs': otlp('logs'),
     '/v1/metrics': otlp('metrics'),

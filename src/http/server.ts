@@ -4,6 +4,7 @@ import pino, { type Logger } from 'pino';
 import { ensureAdmin, verifyToken } from '../auth/index.js';
 import { DetectEngine, detectMigrations, registerDetectRoutes } from '../detect/index.js';
 import { ERRORS_MIGRATIONS, openErrorsModule, type ErrorEvents } from '../errors/index.js';
+import { gatewayApi, gatewayMigrations, startGateway, type Gateway } from '../gateway/index.js';
 import { openStateStore } from '../state/index.js';
 import { DuckDbTelemetryStore, RetentionJob, TelemetryWriter } from '../telemetry/index.js';
 import { buildApp } from './app.js';
@@ -19,16 +20,36 @@ export interface RunningServer {
   defaultDsn: string;
   /** error.new_group / error.regressed, for modules that react to errors. */
   errorEvents: ErrorEvents;
+  /** Port of the PostgreSQL gateway listener. */
+  gatewayPort: number | undefined;
   /** Stops accepting, flushes pending batches, closes the stores. */
   close(): Promise<void>;
 }
 
-export async function startServer(config: ServerConfig, logger?: Logger): Promise<RunningServer> {
+export interface ServerOptions {
+  /** PostgreSQL gateway port; default 15432, or an ephemeral one when the HTTP port is (tests). */
+  gatewayPort?: number;
+}
+
+export async function startServer(config: ServerConfig, logger?: Logger, options: ServerOptions = {}): Promise<RunningServer> {
   const log = logger ?? pino({ level: config.logLevel });
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
 
-  const state = await openStateStore({ dialect: 'sqlite', path: join(config.dataDir, 'state.db'), migrations: { ...ERRORS_MIGRATIONS, ...detectMigrations } });
+  const state = await openStateStore({ dialect: 'sqlite', path: join(config.dataDir, 'state.db'), migrations: { ...ERRORS_MIGRATIONS, ...detectMigrations, ...gatewayMigrations } });
   const admin = await ensureAdmin(state.db, config.dataDir);
+  const gatewayPort = options.gatewayPort ?? (config.port === 0 ? 0 : 15432);
+  let gateway: Gateway;
+  try {
+    gateway = await startGateway({
+      db: state.db, dataDir: config.dataDir, log, host: config.host, port: gatewayPort,
+      webhookUrl: process.env.TIGHTLOOP_GATEWAY_WEBHOOK_URL,
+      tls: { certFile: process.env.TIGHTLOOP_GATEWAY_TLS_CERT, keyFile: process.env.TIGHTLOOP_GATEWAY_TLS_KEY },
+    });
+  } catch (err) {
+    await state.close();
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    throw new Error(`gateway port ${gatewayPort} on ${config.host} is already in use (--gateway-port)`, { cause: err });
+  }
 
   const store = new DuckDbTelemetryStore(join(config.dataDir, 'telemetry.duckdb'));
   await store.open();
@@ -36,7 +57,7 @@ export async function startServer(config: ServerConfig, logger?: Logger): Promis
   const retention = new RetentionJob(store, config.retentionDays, log);
   retention.start();
   const errors = await openErrorsModule({
-    state: state.db, connect: () => store.connectionForModule(), submitSpans: (b) => writer.submit(b),
+    state: state.db, submitSpans: (b) => writer.submit(b),
     maxBodyBytes: config.maxBodyBytes, log,
   });
   let publicUrl = '';
@@ -58,7 +79,13 @@ export async function startServer(config: ServerConfig, logger?: Logger): Promis
     ingestNeedsToken: !isLoopback(config.host),
     maxBodyBytes: config.maxBodyBytes,
     isReady: () => ready,
-    plugins: [errors.ingestPlugin],
+    plugins: [errors.ingestPlugin, (api) => gatewayApi(api, {
+      gateway,
+      authenticate: async (token) => {
+        const p = await verifyToken(state.db, token);
+        return p === null ? null : { userId: p.userId, userName: p.userName, role: p.role };
+      },
+    })],
     apiRoutes: [(api) => errors.registerApi(api, () => publicUrl), (api) => registerDetectRoutes(api, detect)],
     errorsForTrace: (traceId) => errors.errorsForTrace(traceId),
     onIngested: (batches) => errors.onIngested(batches),
@@ -77,6 +104,7 @@ export async function startServer(config: ServerConfig, logger?: Logger): Promis
       ready = false;
       retention.stop();
       await app.close();
+      await gateway.close();
       await detect.stop();
       await errors.close();
       await writer.close();
@@ -87,5 +115,5 @@ export async function startServer(config: ServerConfig, logger?: Logger): Promis
   };
 
   return { url: `http://${hostForUrl}:${port}`, port, adminToken: admin.created ? admin.token : undefined,
-    defaultDsn: errors.defaultDsn(publicUrl), errorEvents: errors.events, close };
+    defaultDsn: errors.defaultDsn(publicUrl), errorEvents: errors.events, gatewayPort: gateway.port, close };
 }

@@ -27,7 +27,9 @@ import {
 } from './duckdb-schema.js';
 import { ReadPool, ResourceLookup, hexId, num, str, type SqlParams } from './duckdb-sql.js';
 import { ResourceRegistry, type ResourceEntry } from './resource-registry.js';
-import { RollupBuffer, rollupSecondOf, type RollupListener } from './rollup.js';
+import {
+  RollupBuffer, rollupDeltas, rollupSecondOf, type CommittedRollupListener, type RollupListener,
+} from './rollup.js';
 import type {
   LogQuery, LogRow, MetricQuery, MetricSeries, RedBucket, RedQuery, ServiceSummary, Signal, SpanRow,
   TelemetryBatches, TelemetryStore, TraceQuery, TraceSummary,
@@ -66,6 +68,7 @@ export class DuckDbTelemetryStore implements TelemetryStore {
   private readonly resources = new ResourceRegistry();
   private resourceTail: Promise<unknown> = Promise.resolve();
   private readonly listeners = new Set<RollupListener>();
+  private readonly committedListeners = new Set<CommittedRollupListener>();
   /** Persisted watermarks: second / minute numbers since the epoch, ingest µs. */
   private wm = { second: 0, minute: 0, seq: 0 };
   /** Highest ingest time handed to an append. */
@@ -178,7 +181,27 @@ export class DuckDbTelemetryStore implements TelemetryStore {
         this.rollups.add(b);
         this.traces.add(b.traceId, b.startUs, b.length);
       }
+      if (this.committedListeners.size > 0) this.emitCommitted(spans);
     });
+  }
+
+  /** Hands the rollup deltas of a committed append to subscribers (before append resolves). */
+  private emitCommitted(spans: SpanBatch[]): void {
+    const deltas = spans.flatMap(rollupDeltas);
+    if (deltas.length === 0) return;
+    for (const l of this.committedListeners) {
+      try { l(deltas); } catch { /* a detector's failure must not break ingest */ }
+    }
+  }
+
+  /**
+   * Subscribes to per-commit rollup deltas: the entry-span count, errors and sketch bins each
+   * committed append adds per service × operation × version × environment × second, delivered
+   * right after the commit (the flushed `onRollup` lags ~2 s). Returns the unsubscribe function.
+   */
+  onCommittedRollups(listener: CommittedRollupListener): () => void {
+    this.committedListeners.add(listener);
+    return () => { this.committedListeners.delete(listener); };
   }
 
   /**

@@ -37,10 +37,13 @@ export class WriteConnection {
     if (sources.length === 0) return;
     let a = this.appenders.get(table);
     if (!a) {
-      a = new TableAppender(await this.con.createAppender(table), specs);
+      a = await TableAppender.open(this.con, table, specs);
       this.appenders.set(table, a);
     }
-    this.touched.add(a);
+    if (!this.touched.has(a)) {
+      this.touched.add(a);
+      await a.claim(); // before the synchronous flush can wait for a checkpoint (duckdb-chunks.ts)
+    }
     a.append(sources);
   }
 

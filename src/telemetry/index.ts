@@ -20,7 +20,7 @@ export type {
   SpanRow, TelemetryBatches, TelemetryStore, TraceQuery, TraceSummary,
 } from './store.js';
 export { DuckDbTelemetryStore, type DuckDbStoreOptions } from './duckdb-store.js';
-export { isEntrySpan, type RollupListener, type RollupSecond } from './rollup.js';
+export { isEntrySpan, type CommittedRollupListener, type RollupListener, type RollupSecond } from './rollup.js';
 export { LatencySketch, SKETCH_RELATIVE_ACCURACY, sketchKey, sketchValue } from './sketch.js';
 export { TelemetryWriter, type TelemetryWriterOptions, type TelemetryWriterStats } from './writer.js';
 export { RetentionJob, type RetentionDays, type RetentionJobOptions, type RetentionLogger } from './retention.js';

@@ -42,6 +42,13 @@ export interface RollupRow {
 
 export type RollupListener = (rows: RollupSecond[]) => void;
 
+/**
+ * Receives what one committed append added to the per-operation rollups (entry spans only),
+ * right after its commit: detectors keep their own windows from these deltas instead of waiting
+ * for the flush (seconds are flushed ~2 s after they end, too late for sub-second alerting).
+ */
+export type CommittedRollupListener = (deltas: RollupSecond[]) => void;
+
 interface Acc {
   service: string;
   operation: string;
@@ -107,6 +114,15 @@ export function rollupSecondOf(row: RollupRow): RollupSecond {
     service: row.service, operation: row.operation, version: row.version, environment: row.environment,
     second: row.periodUs, count: row.count, errors: row.errors, sketch: LatencySketch.fromBins(row.keys, row.counts),
   };
+}
+
+/** The per-operation seconds one span batch adds (entry spans only), for committed-rollup listeners. */
+export function rollupDeltas(b: SpanBatch): RollupSecond[] {
+  const out: RollupSecond[] = [];
+  for (const [second, period] of aggregateBatch(b)) {
+    for (const acc of period.values()) out.push(rollupSecondOf(toRow(second * US_PER_S, acc)));
+  }
+  return out;
 }
 
 /** Aggregates the entry spans of one batch per second × operation series. */

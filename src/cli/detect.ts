@@ -1,0 +1,116 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+
+/**
+ * `tightloop silence add|list|rm` over the REST API (`/api/silences`). Exit codes: 0 ok,
+ * 1 refused by the server, 2 usage or connection error.
+ */
+
+interface ClientOpts {
+  url?: string;
+  token?: string;
+  dataDir: string;
+  json?: boolean;
+}
+
+interface SilenceOut {
+  id: string;
+  matchers: Array<{ name: string; op: string; value: string }>;
+  startsAt: string;
+  endsAt: string;
+  comment: string;
+  createdBy: string;
+  state?: string;
+}
+
+const MATCHER_RE = /^([A-Za-z_][A-Za-z0-9_.]*)(=~|!~|!=|=)(.*)$/;
+
+/** `service=checkout`, `version!=1.2`, `operation=~GET .*` → a matcher. */
+export function parseMatcher(text: string): { name: string; op: string; value: string } | undefined {
+  const m = MATCHER_RE.exec(text.trim());
+  return m === null ? undefined : { name: m[1], op: m[2], value: m[3] };
+}
+
+async function call(what: string, method: string, path: string, opts: ClientOpts, body?: unknown): Promise<{ code: number; data?: unknown }> {
+  const url = (opts.url ?? process.env.TIGHTLOOP_URL ?? 'http://127.0.0.1:4318').replace(/\/+$/, '');
+  let token = opts.token ?? process.env.TIGHTLOOP_TOKEN;
+  if (token === undefined || token === '') {
+    try { token = readFileSync(resolve(opts.dataDir, 'admin.token'), 'utf8').trim(); } catch { token = undefined; }
+  }
+  if (token === undefined) {
+    process.stderr.write(`tightloop silence ${what}: no token (use --token, $TIGHTLOOP_TOKEN or ${resolve(opts.dataDir, 'admin.token')})\n`);
+    return { code: 2 };
+  }
+  let res: Response;
+  try {
+    res = await fetch(url + path, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (err) {
+    process.stderr.write(`tightloop silence ${what}: cannot reach ${url}: ${(err as Error).message}\n`);
+    return { code: 2 };
+  }
+  const data = (await res.json().catch(() => ({}))) as { error?: { message?: string } };
+  if (!res.ok) {
+    process.stderr.write(`tightloop silence ${what}: ${res.status} ${data.error?.message ?? res.statusText}\n`);
+    return { code: res.status === 401 || res.status === 403 || res.status === 400 ? 2 : 1 };
+  }
+  return { code: 0, data };
+}
+
+const line = (s: SilenceOut): string =>
+  `${s.id}  ${s.state ?? ''}  ${s.matchers.map((m) => `${m.name}${m.op}${m.value}`).join(',')}  ${s.startsAt} → ${s.endsAt}  ${s.comment}`;
+
+function withClient(cmd: Command): Command {
+  return cmd
+    .option('--url <url>', 'server URL (default $TIGHTLOOP_URL, else http://127.0.0.1:4318)')
+    .option('--token <token>', 'API token (default $TIGHTLOOP_TOKEN, else <data-dir>/admin.token)')
+    .option('--data-dir <dir>', 'data directory holding admin.token', './.tightloop')
+    .option('--json', 'print machine-readable JSON');
+}
+
+/** Adds `silence add|list|rm`; `setCode` receives the exit code. */
+export function registerDetectCommands(program: Command, setCode: (code: number) => void): void {
+  const silence = program.command('silence').description('mute alert notifications by label matchers');
+
+  withClient(silence.command('add <matchers...>')
+    .description('add a silence, e.g. `silence add service=checkout environment=prod --duration 2h`')
+    .option('--duration <d>', 'how long (30m, 2h, 1d)', '1h')
+    .option('--starts-at <iso>', 'start time (default now)')
+    .option('--comment <text>', 'why', ''))
+    .action(async (texts: string[], opts: ClientOpts & { duration: string; startsAt?: string; comment: string }) => {
+      const matchers = texts.map(parseMatcher);
+      const bad = texts.find((_, i) => matchers[i] === undefined);
+      if (bad !== undefined) {
+        process.stderr.write(`tightloop silence add: '${bad}' is not a matcher (label=value, label!=value, label=~regex, label!~regex)\n`);
+        setCode(2);
+        return;
+      }
+      const r = await call('add', 'POST', '/api/silences', opts, { matchers, duration: opts.duration, startsAt: opts.startsAt, comment: opts.comment });
+      if (r.code === 0) process.stdout.write(opts.json === true ? JSON.stringify(r.data) + '\n' : `silence ${(r.data as SilenceOut).id} added\n  ${line(r.data as SilenceOut)}\n`);
+      setCode(r.code);
+    });
+
+  withClient(silence.command('list')
+    .description('list active and pending silences')
+    .option('--all', 'include expired silences'))
+    .action(async (opts: ClientOpts & { all?: boolean }) => {
+      const r = await call('list', 'GET', `/api/silences${opts.all === true ? '?all=true' : ''}`, opts);
+      if (r.code === 0) {
+        const list = (r.data as { silences: SilenceOut[] }).silences;
+        if (opts.json === true) process.stdout.write(JSON.stringify(list) + '\n');
+        else process.stdout.write(list.length === 0 ? 'no silences\n' : list.map(line).join('\n') + '\n');
+      }
+      setCode(r.code);
+    });
+
+  withClient(silence.command('rm <id>').description('expire a silence now'))
+    .action(async (id: string, opts: ClientOpts) => {
+      const r = await call('rm', 'DELETE', `/api/silences/${encodeURIComponent(id)}`, opts);
+      if (r.code === 0) process.stdout.write(opts.json === true ? JSON.stringify(r.data) + '\n' : `silence ${id} expired\n`);
+      setCode(r.code);
+    });
+}

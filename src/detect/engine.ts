@@ -1,0 +1,276 @@
+/**
+ * DetectEngine: streaming evaluation. Committed rollup deltas go into per-rule series windows
+ * and the touched series are evaluated at once (sub-second detection); a 1 s tick evaluates
+ * every series for what only time changes (`for`, keep_firing_for, absence, repeats). Alerts
+ * move pending → firing → resolved, are written through to the state store and hand their edges
+ * to the dispatcher. No database polling: the only reads are at start (rules, alerts, silences,
+ * the notification log and a warm-up of the windows from persisted rollups).
+ */
+import type { Kysely } from 'kysely';
+import type { Database } from '../state/index.js';
+import type { RedBucket, RedQuery, RollupSecond, ServiceSummary } from '../telemetry/index.js';
+import { alertId, alertLabels, loadOpenAlerts, saveAlert, type Alert } from './alert.js';
+import { Dispatcher } from './dispatcher.js';
+import { evaluateRule, stepLifecycle } from './evaluate.js';
+import { DetectEvents } from './events.js';
+import type { NotifiedAlert, SendOptions } from './notifier.js';
+import { RuleBook } from './rule-book.js';
+import type { RuleRuntime, SeriesEntry } from './rule-set.js';
+import type { InhibitRule, Receiver, Rule } from './rules.js';
+import { SilenceBook } from './silences.js';
+import { detectDb, type DetectDatabase } from './storage.js';
+
+/** What the engine needs from telemetry (DuckDbTelemetryStore provides it). */
+export interface DetectSource {
+  onCommittedRollups(listener: (rows: RollupSecond[]) => void): () => void;
+  services(fromUs: number, toUs: number): Promise<ServiceSummary[]>;
+  red(q: RedQuery): Promise<RedBucket[]>;
+}
+
+export interface DetectLogger {
+  warn(obj: object, msg: string): void;
+}
+
+export interface DetectEngineOptions {
+  /** The state database (detect migrations applied). */
+  db: Kysely<Database>;
+  source: DetectSource;
+  /** `<data-dir>/rules.yaml`; absent file = no file rules. */
+  rulesFile?: string;
+  /** Base URL for links in notifications. */
+  publicUrl?: () => string;
+  nowMs?: () => number;
+  /** 0 disables the timer (tests call tick()). Default 1000. */
+  tickMs?: number;
+  send?: SendOptions;
+  logger?: DetectLogger;
+}
+
+/** Warm-up reads at most this many service × version × environment combinations. */
+const MAX_WARM_SERIES = 500;
+
+export class DetectEngine {
+  readonly events = new DetectEvents();
+  readonly silences: SilenceBook;
+  readonly rules: RuleBook;
+  readonly dispatcher: Dispatcher;
+  readonly db: Kysely<DetectDatabase>;
+  /** Pending and firing alerts by id. */
+  private readonly open = new Map<string, Alert>();
+  private writes: Promise<void> = Promise.resolve();
+  private unsubscribe: (() => void) | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly nowMs: () => number;
+  private lastTick = -Infinity;
+
+  constructor(private readonly opts: DetectEngineOptions) {
+    this.db = detectDb(opts.db);
+    this.nowMs = opts.nowMs ?? Date.now;
+    this.silences = new SilenceBook(this.db, this.nowMs);
+    this.rules = new RuleBook(this.db, this.nowMs, {
+      onRemoved: (id) => this.dropRule(id),
+    });
+    this.dispatcher = new Dispatcher({
+      db: this.db,
+      silences: this.silences,
+      receivers: () => this.receivers,
+      inhibitRules: () => this.inhibitRules,
+      firing: () => this.open.values(),
+      describe: (a, rule) => this.describe(a, rule),
+      nowMs: this.nowMs,
+      send: opts.send,
+      onError: (err, what) => this.opts.logger?.warn({ err }, `detect: ${what} failed`),
+    });
+  }
+
+  private get receivers(): Receiver[] { return this.rules.file.receivers; }
+  private get inhibitRules(): InhibitRule[] { return this.rules.file.inhibit_rules; }
+
+  /** Loads rules (a bad rules file throws, naming the line), state and windows; starts listening. */
+  async start(): Promise<void> {
+    await this.rules.load(this.opts.rulesFile);
+    await this.silences.load();
+    await this.dispatcher.load();
+    for (const a of await loadOpenAlerts(this.db)) {
+      const rt = this.rules.set.get(a.ruleId);
+      if (!rt) continue;
+      this.open.set(a.id, a);
+      if (a.state === 'firing') this.dispatcher.track(a, rt.rule);
+    }
+    await this.warm();
+    this.unsubscribe = this.opts.source.onCommittedRollups((rows) => this.onDeltas(rows));
+    const tickMs = this.opts.tickMs ?? 1000;
+    if (tickMs > 0) {
+      this.timer = setInterval(() => this.tick(), tickMs);
+      this.timer.unref();
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.unsubscribe?.();
+    clearInterval(this.timer);
+    await this.writes;
+    await this.dispatcher.drain();
+  }
+
+  /** Committed deltas: update windows, evaluate exactly the touched series. */
+  onDeltas(rows: readonly RollupSecond[]): void {
+    const now = this.nowMs();
+    this.rules.set.ingest(rows, (rt, e) => {
+      e.evaluatedAt = now;
+      this.evaluate(rt, e, now);
+    });
+  }
+
+  /** Evaluates every series (time-driven transitions), forgets idle series, flushes groups. */
+  tick(): void {
+    const now = this.nowMs();
+    const nowS = Math.floor(now / 1000);
+    for (const rt of this.rules.set.all()) {
+      const idleAfter = rt.rule.spec.type === 'absence' ? 86_400 : Math.max(rt.needs.seconds, rt.needs.minutes * 60) + 60;
+      const absence = rt.rule.spec.type === 'absence';
+      for (const [key, e] of rt.series) {
+        // Series a delta evaluated since the last tick are current, unless an alert's timers run.
+        const fresh = !absence && (e.evaluatedAt ?? -Infinity) > this.lastTick && !this.open.has(e.alertId ?? '');
+        if (!fresh) this.evaluate(rt, e, now);
+        if (nowS - e.window.lastSeen > idleAfter && !this.open.has(e.alertId ?? '')) rt.series.delete(key);
+      }
+    }
+    this.lastTick = now;
+    this.dispatcher.tick();
+  }
+
+  private evaluate(rt: RuleRuntime, e: SeriesEntry, now: number): void {
+    const spec = rt.rule.spec;
+    const ev = evaluateRule(spec, e.window, now);
+    const id = (e.alertId ??= alertId(rt.rule.id, e.labels));
+    const cur = this.open.get(id);
+    if (cur === undefined && ev.condition !== 'breach') return;
+    const base: Alert = cur ?? {
+      id, ruleId: rt.rule.id, ruleName: spec.name, series: e.labels, labels: alertLabels(spec.name, spec.labels, e.labels),
+      value: null, values: {}, state: 'resolved', activeAt: now, firedAt: null, resolvedAt: null, lastBreachAt: now,
+    };
+    const forMs = spec.type === 'threshold' ? spec.for : 0;
+    const keepMs = spec.type === 'threshold' ? spec.keep_firing_for : 0;
+    const next = stepLifecycle(base, ev.condition, now, forMs, keepMs);
+    if (next === null) {
+      // Pending that did not last `for`: never fired, so nobody hears of it.
+      this.open.delete(id);
+      this.persist({ ...base, state: 'resolved', resolvedAt: now }, true, now);
+      return;
+    }
+    const a: Alert = { ...base, ...next, value: ev.value ?? base.value, values: ev.values ?? base.values };
+    const changed = cur === undefined || cur.state !== a.state;
+    if (a.state === 'resolved') this.open.delete(id);
+    else this.open.set(id, a);
+    if (!changed) {
+      // Values refresh in memory; the row is written on edges only (a write per span batch would
+      // cost more than the evaluation).
+      return;
+    }
+    this.persist(a, true, now);
+    if (a.state === 'firing') {
+      this.events.emit('alert.fired', { alert: this.describe(a, rt.rule), at: new Date(now).toISOString() });
+      this.dispatcher.onEdge(a, rt.rule);
+    } else if (a.state === 'resolved' && a.firedAt !== null) {
+      this.events.emit('alert.resolved', { alert: this.describe(a, rt.rule), at: new Date(now).toISOString() });
+      this.dispatcher.onEdge(a, rt.rule);
+    }
+  }
+
+  /** Serialised write-behind: evaluation never waits for the database. */
+  private persist(a: Alert, stateChanged: boolean, now: number): void {
+    this.writes = this.writes.then(() => saveAlert(this.db, a, stateChanged, now)).catch((err: unknown) => {
+      this.opts.logger?.warn({ err }, 'detect: saving alert failed');
+    });
+  }
+
+  /** Waits until alert writes issued so far are stored (API reads, tests). */
+  flushWrites(): Promise<void> {
+    return this.writes;
+  }
+
+  private dropRule(id: string): void {
+    const now = this.nowMs();
+    for (const a of [...this.open.values()]) {
+      if (a.ruleId !== id) continue;
+      this.open.delete(a.id);
+      this.persist({ ...a, state: 'resolved', resolvedAt: now }, true, now);
+    }
+    this.dispatcher.forget(id);
+  }
+
+  describe(a: Alert, rule: Rule): Omit<NotifiedAlert, 'repeat'> {
+    const spec = rule.spec;
+    const base = this.opts.publicUrl?.() ?? '';
+    const threshold: Record<string, unknown> = spec.type === 'threshold'
+      ? { signal: spec.signal, op: spec.op, threshold: spec.threshold, windowMs: spec.window, forMs: spec.for, nOfM: spec.n_of_m ?? null, keepFiringForMs: spec.keep_firing_for }
+      : spec.type === 'slo' ? { objective: spec.objective, periodMs: spec.period, minEvents: spec.min_events }
+        : { absentForMs: spec.for };
+    const from = (a.firedAt ?? a.activeAt) - 5 * 60_000;
+    const traceQuery = new URLSearchParams({ ...(a.series.service ? { service: a.series.service } : {}),
+      ...(a.series.operation ? { operation: a.series.operation } : {}), status: 'error', from: String(from) });
+    return {
+      id: a.id, status: a.state === 'resolved' ? 'resolved' : 'firing', rule: { id: rule.id, name: spec.name, type: spec.type },
+      series: a.series, labels: a.labels, value: a.value, values: a.values, threshold,
+      startsAt: new Date(a.firedAt ?? a.activeAt).toISOString(), endsAt: a.resolvedAt === null ? null : new Date(a.resolvedAt).toISOString(),
+      links: { console: `${base}/#/alerts/${a.id}`, traces: `${base}/api/traces?${traceQuery.toString()}` },
+    };
+  }
+
+  /** Pending and firing alerts in memory (the API reads the store for history). */
+  openAlerts(): Alert[] {
+    return [...this.open.values()];
+  }
+
+  /**
+   * Fills windows from persisted rollups so a restart does not forget the last minutes/days.
+   * Reads service-level rollups (service × version × environment, all operations), so rules
+   * that fan out per operation start empty and fill from live traffic.
+   */
+  private async warm(): Promise<void> {
+    await this.warmAbsence();
+    const targets = [...this.rules.set.all()].filter((rt) => !rt.perOperation && rt.rule.spec.type !== 'absence');
+    if (targets.length === 0) return;
+    const nowUs = this.nowMs() * 1000;
+    const secS = Math.max(0, ...targets.map((rt) => rt.needs.seconds));
+    const mins = Math.max(0, ...targets.map((rt) => rt.needs.minutes));
+    const fromUs = nowUs - Math.max(secS * 1e6, mins * 60e6);
+    let budget = MAX_WARM_SERIES;
+    for (const svc of await this.opts.source.services(fromUs, nowUs)) {
+      for (const version of svc.versions) {
+        for (const environment of svc.environments) {
+          const labels = { service: svc.service, operation: '', version, environment };
+          const rts = targets.filter((rt) => rt.selects(labels));
+          if (rts.length === 0 || budget-- <= 0) continue;
+          const q = { service: svc.service, version, environment, toUs: nowUs };
+          const secs = secS > 0 ? await this.opts.source.red({ ...q, fromUs: nowUs - secS * 1e6, stepS: 1 }) : [];
+          const minutes = mins > 0 ? await this.opts.source.red({ ...q, fromUs: nowUs - mins * 60e6, stepS: 60 }) : [];
+          for (const rt of rts) {
+            const e = rt.entryFor(labels);
+            for (const b of secs) if (b.count > 0) e.window.add(Math.floor(b.timeUs / 1e6), b.count, b.errors, undefined, false);
+            for (const b of minutes) if (b.count > 0) e.window.addMinute(Math.floor(b.timeUs / 60e6), b.count, b.errors);
+          }
+        }
+      }
+    }
+  }
+
+  /**
+   * Absence rules fanning out per service only learn which services exist from the last day of
+   * rollups (finer fan-outs would invent series from the version × environment cross product).
+   */
+  private async warmAbsence(): Promise<void> {
+    const rts = [...this.rules.set.all()].filter((rt) => rt.rule.spec.type === 'absence' && rt.rule.spec.by.every((l) => l === 'service'));
+    if (rts.length === 0) return;
+    const nowUs = this.nowMs() * 1000;
+    for (const svc of await this.opts.source.services(nowUs - 86_400e6, nowUs)) {
+      const labels = { service: svc.service, operation: '', version: '', environment: '' };
+      for (const rt of rts) {
+        if (!rt.selects({ ...labels, version: rt.rule.spec.select.version ?? '', environment: rt.rule.spec.select.environment ?? '', operation: rt.rule.spec.select.operation ?? '' })) continue;
+        const e = rt.entryFor(labels);
+        e.window.lastSeen = Math.max(e.window.lastSeen, Math.floor(svc.lastSeenUs / 1e6));
+      }
+    }
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * Rule conditions over a SeriesWindow, and the per-alert lifecycle step. A condition is
+ * 'breach', 'ok' or 'nodata': missing data neither fires nor resolves (a restart or a quiet
+ * minute must not resolve an alert; absence rules exist for silence).
+ */
+import { evaluateBurnWindows } from './burn-rate.js';
+import { DEFAULT_BURN_WINDOWS, type RuleSpec, type SloRule, type ThresholdRule } from './rules.js';
+import type { SeriesWindow } from './window.js';
+
+export type Condition = 'breach' | 'ok' | 'nodata';
+
+export interface Evaluation {
+  condition: Condition;
+  /** The figure the rule compares (latest window), null without data. */
+  value: number | null;
+  /** Extra figures for notifications (burn rates per window, ...). */
+  values?: Record<string, number>;
+}
+
+const QUANTILE: Record<string, number> = { p50_ms: 0.5, p95_ms: 0.95, p99_ms: 0.99 };
+
+function compare(op: ThresholdRule['op'], v: number, t: number): boolean {
+  switch (op) {
+    case '>': return v > t;
+    case '>=': return v >= t;
+    case '<': return v < t;
+    case '<=': return v <= t;
+  }
+}
+
+/** The signal over seconds [from, to); null when the window holds fewer than min_count requests. */
+function signalValue(r: ThresholdRule, w: SeriesWindow, from: number, to: number): number | null {
+  const t = w.totals(from, to);
+  if (r.signal === 'rate') return t.count / (to - from);
+  if (t.count < Math.max(1, r.min_count)) return null;
+  if (r.signal === 'error_rate') return t.errors / t.count;
+  return w.quantileMs(from, to, QUANTILE[r.signal]);
+}
+
+/**
+ * Threshold: the window ending with the current (partial) second — evaluating as spans commit is
+ * what makes detection sub-second. With n_of_m, the last m back-to-back windows are judged and
+ * at least n must breach (a single noisy window neither fires nor resolves).
+ */
+export function evaluateThreshold(r: ThresholdRule, w: SeriesWindow, nowMs: number): Evaluation {
+  const end = Math.floor(nowMs / 1000) + 1;
+  const len = Math.max(1, Math.round(r.window / 1000));
+  const m = r.n_of_m?.m ?? 1;
+  const n = r.n_of_m?.n ?? 1;
+  let breaches = 0, withData = 0;
+  let latest: number | null = null;
+  for (let i = 0; i < m; i++) {
+    const v = signalValue(r, w, end - (i + 1) * len, end - i * len);
+    if (i === 0) latest = v;
+    if (v === null) continue;
+    withData++;
+    if (compare(r.op, v, r.threshold)) breaches++;
+  }
+  if (withData === 0) return { condition: 'nodata', value: null };
+  return { condition: breaches >= n ? 'breach' : 'ok', value: latest };
+}
+
+export function evaluateSlo(r: SloRule, w: SeriesWindow, nowMs: number): Evaluation {
+  const endMin = Math.floor(nowMs / 60_000) + 1;
+  const endSec = Math.floor(nowMs / 1000) + 1;
+  // Windows up to the seconds ring use seconds (exact); longer ones use minute buckets.
+  const totals = (ms: number): { count: number; errors: number } => {
+    const s = Math.round(ms / 1000);
+    return s <= w.seconds ? w.totals(endSec - s, endSec) : w.minuteTotals(endMin - Math.round(ms / 60_000), endMin);
+  };
+  const rows = evaluateBurnWindows(r.windows ?? DEFAULT_BURN_WINDOWS, totals, r.objective, r.min_events);
+  const values: Record<string, number> = {};
+  for (const row of rows) {
+    values[`burn_${row.severity}_${row.factor}_long`] = row.longBurn;
+    values[`burn_${row.severity}_${row.factor}_short`] = row.shortBurn;
+  }
+  const hit = rows.find((x) => x.breached);
+  const anyData = totals(Math.max(...(r.windows ?? DEFAULT_BURN_WINDOWS).map((x) => x.long))).count > 0;
+  if (!anyData) return { condition: 'nodata', value: null, values };
+  return { condition: hit ? 'breach' : 'ok', value: hit ? hit.shortBurn : rows[0].longBurn, values };
+}
+
+export function evaluateRule(spec: RuleSpec, w: SeriesWindow, nowMs: number): Evaluation {
+  if (spec.type === 'threshold') return evaluateThreshold(spec, w, nowMs);
+  if (spec.type === 'slo') return evaluateSlo(spec, w, nowMs);
+  const silentS = nowMs / 1000 - (w.lastSeen + 1);
+  return { condition: silentS * 1000 >= spec.for ? 'breach' : 'ok', value: Math.max(0, Math.round(silentS)) };
+}
+
+/** How much history a rule needs, in seconds and minutes, and whether it reads percentiles. */
+export function windowNeeds(spec: RuleSpec): { seconds: number; minutes: number; bins: boolean } {
+  if (spec.type === 'threshold') {
+    return { seconds: Math.round(spec.window / 1000) * (spec.n_of_m?.m ?? 1) + 1, minutes: 0, bins: spec.signal.endsWith('_ms') };
+  }
+  if (spec.type === 'slo') {
+    const ws = spec.windows ?? DEFAULT_BURN_WINDOWS;
+    const shortest = Math.min(...ws.map((x) => x.short));
+    return { seconds: Math.min(3600, Math.round(shortest / 1000)) + 1, minutes: Math.round(Math.max(...ws.map((x) => x.long)) / 60_000) + 1, bins: false };
+  }
+  return { seconds: 0, minutes: 0, bins: false };
+}
+
+export type AlertState = 'pending' | 'firing' | 'resolved';
+
+/** The part of an alert the lifecycle moves. */
+export interface LifecycleState {
+  state: AlertState;
+  activeAt: number;
+  firedAt: number | null;
+  resolvedAt: number | null;
+  lastBreachAt: number;
+}
+
+/**
+ * One lifecycle step: pending after the first breach, firing once it has lasted `for`, resolved
+ * once healthy for `keep_firing_for` (hysteresis). Returns the new state, or null when an
+ * inactive (pending, not yet fired) alert is dropped.
+ */
+export function stepLifecycle(
+  s: LifecycleState, condition: Condition, nowMs: number, forMs: number, keepFiringMs: number,
+): LifecycleState | null {
+  if (condition === 'nodata') return s;
+  if (condition === 'breach') {
+    const next = { ...s, lastBreachAt: nowMs };
+    if (s.state === 'resolved') return { state: forMs === 0 ? 'firing' : 'pending', activeAt: nowMs, firedAt: forMs === 0 ? nowMs : null, resolvedAt: null, lastBreachAt: nowMs };
+    if (s.state === 'pending' && nowMs - s.activeAt >= forMs) return { ...next, state: 'firing', firedAt: nowMs };
+    return next;
+  }
+  if (s.state === 'pending') return null;
+  if (s.state === 'firing' && nowMs - s.lastBreachAt >= keepFiringMs) return { ...s, state: 'resolved', resolvedAt: nowMs };
+  return s;
+}

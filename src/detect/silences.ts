@@ -1,0 +1,89 @@
+/**
+ * Silences: label matchers with a start and an end, kept in memory (checked on every
+ * notification) and in the state store (they outlive restarts).
+ */
+import type { Kysely } from 'kysely';
+import { ulid } from 'ulid';
+import { badRequest, notFound } from '../core/app-error.js';
+import { matchesAll, silenceInputSchema, type Matcher } from './rules.js';
+import { iso, type DetectDatabase } from './storage.js';
+
+export interface Silence {
+  id: string;
+  matchers: Matcher[];
+  startsAt: string;
+  endsAt: string;
+  comment: string;
+  createdBy: string;
+  createdAt: string;
+}
+
+export class SilenceBook {
+  private readonly silences = new Map<string, Silence>();
+
+  constructor(private readonly db: Kysely<DetectDatabase>, private readonly nowMs: () => number) {}
+
+  async load(): Promise<void> {
+    for (const r of await this.db.selectFrom('detect_silences').selectAll().execute()) {
+      this.silences.set(r.id, {
+        id: r.id, matchers: JSON.parse(r.matchers) as Matcher[], startsAt: r.starts_at, endsAt: r.ends_at,
+        comment: r.comment, createdBy: r.created_by, createdAt: r.created_at,
+      });
+    }
+  }
+
+  isActive(s: Silence, now = this.nowMs()): boolean {
+    return Date.parse(s.startsAt) <= now && now < Date.parse(s.endsAt);
+  }
+
+  /** The active silence muting these labels, if any. */
+  mutedBy(labels: Record<string, string>): Silence | undefined {
+    const now = this.nowMs();
+    for (const s of this.silences.values()) if (this.isActive(s, now) && matchesAll(s.matchers, labels)) return s;
+    return undefined;
+  }
+
+  list(includeExpired: boolean): Array<Silence & { state: 'active' | 'pending' | 'expired' }> {
+    const now = this.nowMs();
+    return [...this.silences.values()]
+      .map((s) => ({ ...s, state: (this.isActive(s, now) ? 'active' : Date.parse(s.startsAt) > now ? 'pending' : 'expired') as 'active' | 'pending' | 'expired' }))
+      .filter((s) => includeExpired || s.state !== 'expired')
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  async add(input: unknown, createdBy: string): Promise<Silence> {
+    const parsed = silenceInputSchema.safeParse(input);
+    if (!parsed.success) throw badRequest(parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+    const v = parsed.data;
+    for (const m of v.matchers) {
+      if (m.op === '=~' || m.op === '!~') {
+        try { new RegExp(m.value); } catch { throw badRequest(`matcher ${m.name}: invalid regular expression`); }
+      }
+    }
+    const now = this.nowMs();
+    const starts = v.startsAt !== undefined ? Date.parse(v.startsAt) : now;
+    const ends = v.endsAt !== undefined ? Date.parse(v.endsAt) : starts + (v.duration ?? 3_600_000);
+    if (ends <= starts) throw badRequest('endsAt must be after startsAt');
+    const s: Silence = {
+      id: ulid(), matchers: v.matchers, startsAt: iso(starts), endsAt: iso(ends), comment: v.comment, createdBy, createdAt: iso(now),
+    };
+    await this.db.insertInto('detect_silences').values({
+      id: s.id, matchers: JSON.stringify(s.matchers), starts_at: s.startsAt, ends_at: s.endsAt,
+      comment: s.comment, created_by: createdBy, created_at: s.createdAt,
+    }).execute();
+    this.silences.set(s.id, s);
+    return s;
+  }
+
+  /** Expires a silence now (kept for the record). */
+  async expire(id: string): Promise<Silence> {
+    const s = this.silences.get(id);
+    if (!s) throw notFound(`silence ${id} not found`);
+    const endsAt = iso(Math.min(Date.parse(s.endsAt), this.nowMs()));
+    const startsAt = Date.parse(s.startsAt) > Date.parse(endsAt) ? endsAt : s.startsAt;
+    await this.db.updateTable('detect_silences').set({ ends_at: endsAt, starts_at: startsAt }).where('id', '=', id).execute();
+    const next = { ...s, startsAt, endsAt };
+    this.silences.set(id, next);
+    return next;
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Sentry-compatible ingest: POST /api/<project>/envelope/ and the older /api/<project>/store/.
+ *
+ * Registered in its own Fastify plugin, outside the bearer-token API plugin: Sentry SDKs
+ * authenticate with the project's public key (`sentry_key` query parameter, `X-Sentry-Auth`
+ * header, or the envelope header's `dsn`). Unknown key → 401; a key of another project → 403.
+ * Bodies are read raw (gzip/deflate handled here) because envelopes are not JSON.
+ */
+import { gunzip, gunzipSync, inflate, inflateSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError } from '../core/app-error.js';
+import type { SpanBatch, TelemetryBatches } from '../telemetry/index.js';
+import { keyFromAuthHeader, keyFromDsn, parseEnvelope, type EnvelopeItem } from './envelope.js';
+import type { ErrorEvent } from './model.js';
+import type { ErrorPipeline } from './pipeline.js';
+import type { Project, ProjectRegistry } from './projects.js';
+import { healthDeltas, type HealthDelta, type ReleaseHealthStore } from './release-health.js';
+import { fromSentryEvent, newEventId } from './sentry-event.js';
+import { appendTransaction, newSpanBatch } from './sentry-transaction.js';
+
+export interface SentryIngestDeps {
+  projects: ProjectRegistry;
+  pipeline: ErrorPipeline;
+  health: ReleaseHealthStore;
+  /** The telemetry writer's submit (transactions become spans). */
+  submitSpans: (batches: TelemetryBatches) => Promise<void>;
+  /** Largest body, compressed and decompressed. */
+  maxBodyBytes: number;
+  /** Largest single envelope item (Sentry's own limit for an event is 1 MB). */
+  maxItemBytes: number;
+}
+
+const gunzipAsync = promisify(gunzip);
+const inflateAsync = promisify(inflate);
+
+async function decompress(body: Buffer, encoding: string | undefined, max: number): Promise<Buffer> {
+  const enc = (encoding ?? 'identity').trim().toLowerCase();
+  if (enc === 'identity' || enc === '') return body;
+  if (enc !== 'gzip' && enc !== 'x-gzip' && enc !== 'deflate') {
+    throw new AppError('unsupported_encoding', 415, `unsupported Content-Encoding '${enc}' (use gzip, deflate or identity)`);
+  }
+  try {
+    // Small bodies inflate in well under a millisecond; the thread-pool round trip costs more.
+    if (body.length < 64 * 1024) return enc === 'deflate' ? inflateSync(body, { maxOutputLength: max }) : gunzipSync(body, { maxOutputLength: max });
+    return enc === 'deflate' ? await inflateAsync(body, { maxOutputLength: max }) : await gunzipAsync(body, { maxOutputLength: max });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {
+      throw new AppError('payload_too_large', 413, `decompressed body exceeds the limit of ${max} bytes`);
+    }
+    throw new AppError('invalid_encoding', 400, `invalid ${enc} body: ${(err as Error).message}`);
+  }
+}
+
+function parseJsonObject(buf: Buffer | string, what: string): Record<string, unknown> {
+  let v: unknown;
+  try { v = JSON.parse(typeof buf === 'string' ? buf : buf.toString('utf8')); } catch { throw new AppError('invalid_envelope', 400, `malformed envelope: ${what} is not JSON`); }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new AppError('invalid_envelope', 400, `malformed envelope: ${what} is not a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+function sendError(reply: FastifyReply, err: AppError): FastifyReply {
+  if (err.retryAfterS !== undefined) {
+    void reply.header('retry-after', String(err.retryAfterS));
+    // Sentry SDKs back off per category from this header: `<seconds>:<categories>:<scope>`, empty categories = all.
+    if (err.status === 429) void reply.header('x-sentry-rate-limits', `${err.retryAfterS}::organization`);
+  }
+  return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
+}
+
+export function registerSentryIngest(app: FastifyInstance, deps: SentryIngestDeps): void {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: deps.maxBodyBytes }, (_req, body, done) => { done(null, body); });
+
+  const authorize = (req: FastifyRequest<{ Params: { projectId: string } }>, dsnKey: string | undefined): Project => {
+    const q = req.query as Record<string, unknown>;
+    const key = (typeof q.sentry_key === 'string' ? q.sentry_key : undefined) ?? keyFromAuthHeader(req.headers['x-sentry-auth']) ?? dsnKey;
+    if (key === undefined) throw new AppError('unauthorized', 401, 'missing Sentry key (sentry_key, X-Sentry-Auth or envelope dsn)');
+    const project = deps.projects.forKey(key);
+    if (project === undefined) throw new AppError('unauthorized', 401, 'unknown Sentry key');
+    if (String(project.id) !== req.params.projectId) {
+      throw new AppError('forbidden', 403, `this key belongs to project ${project.id}, not ${req.params.projectId}`);
+    }
+    return project;
+  };
+
+  /** `gzipped`: the request body when it is a gzip envelope, whose bytes can be stored as the event's payload. */
+  const ingest = async (project: Project, items: EnvelopeItem[], gzipped?: Buffer): Promise<string | undefined> => {
+    const nowUs = Date.now() * 1000;
+    const events: ErrorEvent[] = [];
+    let spans: SpanBatch | undefined; // most envelopes carry no transaction: allocate on demand
+    const health: HealthDelta[] = [];
+    for (const item of items) {
+      if (item.type === 'event') {
+        const text = item.payload.toString('utf8'); // decoded once: parsed here, kept as the payload
+        events.push(fromSentryEvent(parseJsonObject(text, 'event item'), text, project.id, project.name, nowUs));
+      } else if (item.type === 'transaction') {
+        appendTransaction(parseJsonObject(item.payload, 'transaction item'), spans ??= newSpanBatch(), { service: project.name, nowUs });
+      } else if (item.type === 'session' || item.type === 'sessions') {
+        health.push(...healthDeltas(item.type, parseJsonObject(item.payload, `${item.type} item`)));
+      }
+      // client_report (SDK's own drop counts), attachments, profiles, ...: accepted and skipped.
+    }
+    // SDKs gzip large envelopes; one holding a single event is kept as received — no second compression.
+    if (gzipped !== undefined && events.length === 1 && gzipped.length <= deps.maxItemBytes) {
+      events[0].compressed = { encoding: 'gzip-envelope', bytes: gzipped };
+    }
+    await Promise.all([
+      deps.pipeline.submit(events),
+      spans !== undefined && spans.length > 0 ? deps.submitSpans({ spans }) : undefined,
+      deps.health.add(project.id, health),
+    ]);
+    return events[0]?.eventId;
+  };
+
+  const envelope = async (req: FastifyRequest<{ Params: { projectId: string } }>, reply: FastifyReply) => {
+    try {
+      const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const body = await decompress(raw, req.headers['content-encoding'], deps.maxBodyBytes);
+      const env = parseEnvelope(body, deps.maxItemBytes);
+      const project = authorize(req, keyFromDsn(env.header.dsn));
+      const enc = (req.headers['content-encoding'] ?? '').trim().toLowerCase();
+      const first = await ingest(project, env.items, enc === 'gzip' || enc === 'x-gzip' ? raw : undefined);
+      const id = typeof env.header.event_id === 'string' ? env.header.event_id : first ?? newEventId();
+      return reply.code(200).send({ id });
+    } catch (err) {
+      if (err instanceof AppError) return sendError(reply, err);
+      throw err;
+    }
+  };
+
+  const store = async (req: FastifyRequest<{ Params: { projectId: string } }>, reply: FastifyReply) => {
+    try {
+      const project = authorize(req, undefined);
+      const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+      const body = await decompress(raw, req.headers['content-encoding'], deps.maxBodyBytes);
+      if (body.length > deps.maxItemBytes) throw new AppError('item_too_large', 413, `event is ${body.length} bytes; the limit is ${deps.maxItemBytes}`);
+      const ev = parseJsonObject(body, 'event');
+      const type = ev.type === 'transaction' ? 'transaction' : 'event';
+      const id = await ingest(project, [{ type, header: { type }, payload: body }]);
+      return reply.code(200).send({ id: id ?? (typeof ev.event_id === 'string' ? ev.event_id : newEventId()) });
+    } catch (err) {
+      if (err instanceof AppError) return sendError(reply, err);
+      throw err;
+    }
+  };
+
+  for (const suffix of ['', '/']) {
+    app.post(`/api/:projectId/envelope${suffix}`, envelope);
+    app.post(`/api/:projectId/store${suffix}`, store);
+  }
+
+  // Fastify refuses over-limit bodies before the handler; answer with the same error shape.
+  app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, req, reply) => {
+    const status = err.statusCode ?? 500;
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
+      return reply.code(413).send({ error: { code: 'payload_too_large', message: `body exceeds the limit of ${deps.maxBodyBytes} bytes` } });
+    }
+    if (status >= 400 && status < 500) return reply.code(status).send({ error: { code: 'bad_request', message: err.message } });
+    req.log.error({ err }, 'sentry ingest failed');
+    return reply.code(503).header('retry-after', '1').send({ error: { code: 'unavailable', message: 'ingest temporarily unavailable' } });
+  });
+}

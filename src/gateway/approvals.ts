@@ -1,0 +1,111 @@
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { ulid } from 'ulid';
+import { toTimestamp } from '../state/index.js';
+import type { AccessRequest } from './access.js';
+import type { AuditChain } from './audit.js';
+import type { Finding } from './guardrails/index.js';
+import type { GatewayDb } from './schema.js';
+import type { WebhookNotifier } from './webhook.js';
+
+/**
+ * Statements a guardrail held for review. The wire hot path must not wait on the database, so
+ * the book of pending and approved statements lives in memory (loaded at start, kept current
+ * by the access service) and the database is written behind it.
+ *
+ * An approval is for one user, one resource and the exact statement text (by SHA-256), and is
+ * consumed by the first run.
+ */
+
+export function statementHash(sql: string): string {
+  return createHash('sha256').update(sql, 'utf8').digest('hex');
+}
+
+const key = (userId: string, resourceId: string, hash: string): string => `${userId}\0${resourceId}\0${hash}`;
+
+export class StatementApprovals {
+  private readonly approved = new Map<string, string[]>();
+  private readonly pending = new Map<string, string>();
+
+  constructor(
+    private readonly db: GatewayDb,
+    private readonly audit: AuditChain,
+    private readonly webhook: WebhookNotifier,
+    private readonly log: Logger,
+  ) {}
+
+  async load(): Promise<void> {
+    const rows = await this.db
+      .selectFrom('gateway_requests')
+      .select(['id', 'user_id', 'resource_id', 'sql_hash', 'status', 'review_deadline'])
+      .where('kind', '=', 'statement')
+      .where('status', 'in', ['pending', 'approved'])
+      .execute();
+    const now = toTimestamp(Date.now());
+    for (const r of rows) {
+      if (r.sql_hash === null) continue;
+      const k = key(r.user_id, r.resource_id, r.sql_hash);
+      if (r.status === 'approved') this.approved.set(k, [...(this.approved.get(k) ?? []), r.id]);
+      else if (r.review_deadline > now) this.pending.set(k, r.id);
+    }
+  }
+
+  /** Takes an approval for this exact statement if there is one; returns its request id. */
+  consume(who: { userId: string; userName: string }, resource: { id: string; name: string }, hash: string): string | undefined {
+    const k = key(who.userId, resource.id, hash);
+    const ids = this.approved.get(k);
+    const id = ids?.shift();
+    if (id === undefined) return undefined;
+    if (ids !== undefined && ids.length === 0) this.approved.delete(k);
+    this.audit.append({ kind: 'request.used', actor: who.userName, resource: resource.name, data: { request: id } });
+    this.db
+      .updateTable('gateway_requests')
+      .set({ status: 'used' })
+      .where('id', '=', id)
+      .where('status', '=', 'approved')
+      .execute()
+      .catch((err: unknown) => this.log.error({ err }, 'cannot mark a statement approval used'));
+    return id;
+  }
+
+  /** Holds a statement for review (one pending request per user, resource and statement). */
+  hold(
+    who: { userId: string; userName: string },
+    resource: { id: string; name: string; reviewWindowS: number },
+    sql: string,
+    hash: string,
+    finding: Finding | undefined,
+  ): string {
+    const k = key(who.userId, resource.id, hash);
+    const existing = this.pending.get(k);
+    if (existing !== undefined) return existing;
+    const id = ulid();
+    const now = Date.now();
+    this.pending.set(k, id);
+    const rule = finding?.rule ?? null;
+    this.db
+      .insertInto('gateway_requests')
+      .values({
+        id, kind: 'statement', user_id: who.userId, resource_id: resource.id, mode: null, duration_s: null,
+        reason: finding === undefined ? 'statement review' : `${finding.rule}: ${finding.detail}`, sql_text: sql, sql_hash: hash,
+        rule, status: 'pending', break_glass: 0, created_at: toTimestamp(now),
+        review_deadline: toTimestamp(now + resource.reviewWindowS * 1000), decided_by: null, decided_at: null, decision_note: null, grant_id: null,
+      })
+      .execute()
+      .catch((err: unknown) => this.log.error({ err }, 'cannot store a statement review request'));
+    this.audit.append({ kind: 'request.created', actor: who.userName, resource: resource.name, data: { request: id, kind: 'statement', rule, sql: sql.length > 2000 ? `${sql.slice(0, 2000)}…` : sql } });
+    this.webhook.notify({
+      text: `:mag: ${who.userName} wants to run a statement on *${resource.name}* that needs review (${rule ?? 'guardrail'})`,
+      lines: ['```' + (sql.length > 500 ? `${sql.slice(0, 500)}…` : sql) + '```', `approve: \`tightloop access approve ${id}\``],
+    });
+    return id;
+  }
+
+  /** Keeps the book in step with decisions made through the access service. */
+  decided(req: AccessRequest, hash: string | null): void {
+    if (hash === null) return;
+    const k = key(req.userId, req.resourceId, hash);
+    if (this.pending.get(k) === req.id) this.pending.delete(k);
+    if (req.status === 'approved') this.approved.set(k, [...(this.approved.get(k) ?? []), req.id]);
+  }
+}

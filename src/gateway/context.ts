@@ -1,0 +1,30 @@
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { SecureContext } from 'node:tls';
+import type { Database } from '../state/index.js';
+import type { AccessService } from './access.js';
+import type { StatementApprovals } from './approvals.js';
+import type { AuditChain } from './audit.js';
+import type { ClientAuthenticator } from './client-auth.js';
+import type { Guardrails } from './guardrails/index.js';
+import type { Masker } from './masking/index.js';
+import type { SessionRegistry } from './registry.js';
+import type { Resource, ResourceStore } from './resources.js';
+
+/** Everything a client session needs from the running gateway (one object, built once). */
+export interface GatewayContext {
+  db: Kysely<Database>;
+  resources: ResourceStore;
+  access: AccessService;
+  auth: ClientAuthenticator;
+  audit: AuditChain;
+  approvals: StatementApprovals;
+  guardrails: Guardrails;
+  registry: SessionRegistry;
+  secureContext: SecureContext | undefined;
+  log: Logger;
+  maxMessageBytes: number;
+  /** Window in which repeats of a plain statement share one audit record (0 = never). */
+  auditWindowMs: number;
+  maskerFor(resource: Resource): Masker;
+}

@@ -1,0 +1,159 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Database } from '../state/index.js';
+import { AccessService } from './access.js';
+import { StatementApprovals, statementHash } from './approvals.js';
+import { AuditChain } from './audit.js';
+import { ClientAuthenticator } from './client-auth.js';
+import type { GatewayContext } from './context.js';
+import { Guardrails, loadParser } from './guardrails/index.js';
+import { Masker } from './masking/index.js';
+import { SessionRegistry } from './registry.js';
+import { ResourceStore, type Resource } from './resources.js';
+import { gatewayDb } from './schema.js';
+import { ClientSession } from './session.js';
+import { loadSecureContext } from './tls.js';
+import { WebhookNotifier } from './webhook.js';
+
+/**
+ * Assembles and runs the gateway: the PostgreSQL listener, the stores and services it shares
+ * with the API (resources, access, audit), and the sweeper that expires requests and grants.
+ */
+
+export interface GatewayOptions {
+  db: Kysely<Database>;
+  dataDir: string;
+  log: Logger;
+  host?: string;
+  /** Listener port; 0 picks a free one; null runs the services without a listener. */
+  port?: number | null;
+  tls?: { certFile?: string; keyFile?: string };
+  webhookUrl?: string;
+  /** Largest protocol message accepted from either side (PostgreSQL's own cap is 1 GiB). */
+  maxMessageBytes?: number;
+  sweepIntervalMs?: number;
+  /** See statement-log.ts; default 100 ms, 0 = one audit record per execution. */
+  auditWindowMs?: number;
+  onAlert?: (summary: string, detail: Record<string, unknown>) => void;
+}
+
+export interface Gateway {
+  /** Bound port (undefined without a listener). */
+  readonly port: number | undefined;
+  readonly host: string;
+  readonly resources: ResourceStore;
+  readonly access: AccessService;
+  readonly audit: AuditChain;
+  readonly auth: ClientAuthenticator;
+  readonly guardrails: Guardrails;
+  readonly registry: SessionRegistry;
+  /** Runs the expiry sweep now (tests, and after a decision that must take effect at once). */
+  sweep(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Key of deterministic-hash masking: per installation, so hashes join within it but not across. */
+function maskKey(dataDir: string): Buffer {
+  const file = join(dataDir, 'gateway-mask.key');
+  if (existsSync(file)) return Buffer.from(readFileSync(file, 'utf8').trim(), 'hex');
+  const key = randomBytes(32);
+  writeFileSync(file, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
+  return key;
+}
+
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  await loadParser();
+  const log = opts.log;
+  const gdb = gatewayDb(opts.db);
+  const audit = new AuditChain(gdb, log);
+  await audit.open();
+  const resources = new ResourceStore(gdb);
+  const webhook = new WebhookNotifier(opts.webhookUrl, log);
+  const approvals = new StatementApprovals(gdb, audit, webhook, log);
+  await approvals.load();
+  const registry = new SessionRegistry();
+  const access = new AccessService(gdb, resources, audit, webhook, {
+    grantEnded: (grantId, reason) => registry.endGrant(grantId, reason),
+    alert: (summary, detail) => {
+      log.warn({ alert: detail }, summary);
+      opts.onAlert?.(summary, detail);
+    },
+    statementDecided: (req) => approvals.decided(req, req.sql === null ? null : statementHash(req.sql)),
+  }, log);
+  const hashKey = maskKey(opts.dataDir);
+  const maskers = new Map<string, { updatedAt: string; masker: Masker }>();
+  const ctx: GatewayContext = {
+    db: opts.db,
+    resources,
+    access,
+    auth: new ClientAuthenticator(opts.db),
+    audit,
+    approvals,
+    guardrails: new Guardrails(),
+    registry,
+    secureContext: opts.port === null ? undefined : await loadSecureContext(opts.dataDir, opts.tls ?? {}, (m) => log.warn(m)),
+    log,
+    maxMessageBytes: opts.maxMessageBytes ?? 256 * 1024 * 1024,
+    auditWindowMs: opts.auditWindowMs ?? 100,
+    maskerFor(resource: Resource): Masker {
+      const cached = maskers.get(resource.id);
+      if (cached !== undefined && cached.updatedAt === resource.updatedAt) return cached.masker;
+      const masker = new Masker(resource.policy.masking, hashKey);
+      maskers.set(resource.id, { updatedAt: resource.updatedAt, masker });
+      return masker;
+    },
+  };
+
+  const host = opts.host ?? '127.0.0.1';
+  let server: Server | undefined;
+  let port: number | undefined;
+  if (opts.port !== null) {
+    const srv = createServer({ noDelay: true }, (socket) => {
+      void new ClientSession(socket, ctx).run();
+    });
+    // A listener error after start (e.g. EMFILE) must not kill the process.
+    await new Promise<void>((resolve, reject) => {
+      srv.once('error', reject);
+      srv.listen(opts.port ?? 15432, host, () => {
+        srv.off('error', reject);
+        srv.on('error', (err) => log.error({ err }, 'gateway listener error'));
+        resolve();
+      });
+    });
+    server = srv;
+    const addr = srv.address();
+    port = typeof addr === 'object' && addr !== null ? addr.port : undefined;
+  }
+
+  const sweep = (): Promise<void> => access.sweep();
+  const sweeper = setInterval(() => {
+    sweep().catch((err: unknown) => log.error({ err }, 'gateway expiry sweep failed'));
+  }, opts.sweepIntervalMs ?? 2_000);
+  sweeper.unref();
+
+  let closing: Promise<void> | undefined;
+  return {
+    port,
+    host,
+    resources,
+    access,
+    audit,
+    auth: ctx.auth,
+    guardrails: ctx.guardrails,
+    registry,
+    sweep,
+    close: () =>
+      (closing ??= (async () => {
+        clearInterval(sweeper);
+        const stopped = server === undefined ? Promise.resolve() : new Promise<void>((r) => server.close(() => r()));
+        for (const s of registry.sessions()) s.terminate('the gateway is shutting down');
+        await stopped;
+        await webhook.settle();
+        await audit.close();
+      })()),
+  };
+}

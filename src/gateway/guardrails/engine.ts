@@ -1,0 +1,192 @@
+import { fingerprintSync, loadModule, normalizeSync, parseSync, type ParseResult } from 'libpg-query';
+import { ACTION_RANK, DEFAULT_ACTIONS, DEFAULT_MODE_ACTIONS, type Finding, type RuleAction, type RuleId } from './rules.js';
+import { shapeKey } from './shape.js';
+import { ALL_VISITORS } from './visitors.js';
+import { combine, walk, type WalkContext } from './walk.js';
+
+/**
+ * Guardrails: what a statement does (from the real PostgreSQL parser) and what the policy says
+ * about it. `analyze` is policy-free and cached; `decide` applies a policy and is cheap, so one
+ * cache serves every resource, role and mode.
+ *
+ * Cache levels, cheapest first: exact text (prepared statements, repeated queries); the
+ * literal-free shape key (simple-protocol queries differing only in constants); libpg-query's
+ * normalised text (8 µs, a tenth of a parse). Only decisions that did not look at a constant are
+ * stored under the shape and normalised keys.
+ *
+ * Not the fingerprint, although it is the obvious "normalised statement" key: it ignores more
+ * than constants — `BEGIN`, `BEGIN READ WRITE` and `BEGIN READ ONLY` share one — so a cached
+ * "allow" could leak to a statement a rule must refuse. The fingerprint is still computed on
+ * each parse and recorded in the audit to group statements.
+ */
+
+const lib = { parseSync, fingerprintSync, normalizeSync };
+let ready: Promise<void> | undefined;
+
+/** Loads the parser's WASM module once per process; call before the first analyze. */
+export function loadParser(): Promise<void> {
+  return (ready ??= loadModule());
+}
+
+export interface StatementFacts {
+  findings: readonly Finding[];
+  /** Normalised text (constants replaced by $n), for the audit. */
+  normalized: string;
+  fingerprint: string;
+  /** Top-level statement types ("SelectStmt", ...). */
+  kinds: readonly string[];
+  /** True when a rule looked at a constant's value (not cacheable by shape). */
+  literalDependent: boolean;
+}
+
+export interface DecisionContext {
+  mode: 'read' | 'write' | 'admin';
+  /** Resource policy: per-rule actions, and overrides per access mode. */
+  rules: Partial<Record<RuleId, RuleAction>>;
+  modes: Partial<Record<'read' | 'write' | 'admin', Partial<Record<RuleId, RuleAction>>>>;
+  maskingActive: boolean;
+}
+
+export interface Decision {
+  action: RuleAction;
+  /** The finding that decided it (undefined when allowed without findings). */
+  finding: Finding | undefined;
+  /** Every finding that was not 'allow', e.g. for warnings. */
+  applied: readonly { finding: Finding; action: RuleAction }[];
+}
+
+const TABLE = combine(ALL_VISITORS);
+const MAX_CACHE = 20_000;
+
+function remember<V>(map: Map<string, V>, key: string, value: V): void {
+  if (map.size >= MAX_CACHE) map.delete(map.keys().next().value as string);
+  map.set(key, value);
+}
+
+export class Guardrails {
+  private readonly byText = new Map<string, StatementFacts>();
+  private readonly byShape = new Map<string, StatementFacts>();
+  private readonly byNormalized = new Map<string, StatementFacts>();
+  /** Counters for tests and the benchmark: how often each level answered. */
+  readonly stats = { text: 0, shape: 0, normalized: 0, parsed: 0 };
+
+  analyze(sql: string): StatementFacts {
+    const exact = this.byText.get(sql);
+    if (exact !== undefined) {
+      this.stats.text++;
+      return exact;
+    }
+    const shape = shapeKey(sql);
+    if (shape !== undefined) {
+      const hit = this.byShape.get(shape);
+      if (hit !== undefined) {
+        this.stats.shape++;
+        return hit;
+      }
+    }
+    const normalized = normalizedKey(sql);
+    let facts = normalized === undefined ? undefined : this.byNormalized.get(normalized);
+    if (facts !== undefined) {
+      this.stats.normalized++;
+    } else {
+      this.stats.parsed++;
+      facts = analyzeTree(sql, normalized);
+      if (!facts.literalDependent && normalized !== undefined) remember(this.byNormalized, normalized, facts);
+    }
+    if (sql.length <= 8192) remember(this.byText, sql, facts);
+    if (shape !== undefined && !facts.literalDependent) remember(this.byShape, shape, facts);
+    return facts;
+  }
+}
+
+/** libpg-query's normalisation, or undefined when it failed (it reports some errors as its result). */
+function normalizedKey(sql: string): string | undefined {
+  try {
+    const n = lib.normalizeSync(sql);
+    return /^(syntax error|unterminated|invalid|ERROR|deparse error)/.test(n) ? undefined : n;
+  } catch {
+    return undefined;
+  }
+}
+
+function unparseable(sql: string): StatementFacts {
+  return {
+    findings: [{ rule: 'unparseable', detail: 'syntax error', statement: 1 }],
+    normalized: sql.length > 200 ? `${sql.slice(0, 200)}…` : sql,
+    fingerprint: '',
+    kinds: [],
+    literalDependent: true,
+  };
+}
+
+const EMPTY_FACTS: StatementFacts = { findings: [], normalized: '', fingerprint: '', kinds: [], literalDependent: false };
+
+function analyzeTree(sql: string, normalizedText: string | undefined): StatementFacts {
+  // The WASM parser refuses an empty string; PostgreSQL answers it with EmptyQueryResponse.
+  if (sql.trim() === '') return EMPTY_FACTS;
+  let tree: ParseResult;
+  try {
+    tree = lib.parseSync(sql);
+  } catch {
+    return unparseable(sql);
+  }
+  const findings: Finding[] = [];
+  const kinds: string[] = [];
+  let literalDependent = false;
+  const stmts = tree.stmts ?? [];
+  stmts.forEach((raw, index) => {
+    const ctx: WalkContext = {
+      statement: index + 1,
+      report(rule, detail) {
+        if (!findings.some((f) => f.rule === rule && f.detail === detail && f.statement === index + 1)) {
+          findings.push({ rule, detail, statement: index + 1 });
+        }
+      },
+      usedConstants() {
+        literalDependent = true;
+      },
+    };
+    const stmt = raw.stmt as Record<string, unknown> | undefined;
+    kinds.push(stmt === undefined ? 'Empty' : (Object.keys(stmt)[0] ?? 'Empty'));
+    walk(stmt, TABLE, ctx);
+  });
+  let fingerprint = '';
+  try {
+    fingerprint = lib.fingerprintSync(sql);
+  } catch {
+    // comment-only strings have no fingerprint
+  }
+  return { findings, normalized: normalizedText ?? sql, fingerprint, kinds, literalDependent };
+}
+
+/** Applies a policy to a statement's findings. */
+export function decide(facts: StatementFacts, ctx: DecisionContext): Decision {
+  let action: RuleAction = 'allow';
+  let finding: Finding | undefined;
+  const applied: { finding: Finding; action: RuleAction }[] = [];
+  for (const f of facts.findings) {
+    const a = actionFor(f.rule, ctx);
+    if (a === 'allow') continue;
+    applied.push({ finding: f, action: a });
+    if (ACTION_RANK[a] > ACTION_RANK[action]) {
+      action = a;
+      finding = f;
+    }
+  }
+  return { action, finding, applied };
+}
+
+function actionFor(rule: RuleId, ctx: DecisionContext): RuleAction {
+  if (rule === 'unparseable') return 'block';
+  if (rule === 'read-only') return ctx.mode === 'read' ? 'block' : 'allow';
+  if (rule === 'masking-bypass' && !ctx.maskingActive) return 'allow';
+  return ctx.modes[ctx.mode]?.[rule] ?? ctx.rules[rule] ?? DEFAULT_MODE_ACTIONS[ctx.mode]?.[rule] ?? DEFAULT_ACTIONS[rule];
+}
+
+/** The text a blocked statement's ErrorResponse carries: names the rule, and why. */
+export function describeBlock(d: Decision): string {
+  const f = d.finding;
+  if (f === undefined) return 'statement blocked by the gateway';
+  const where = f.statement > 1 ? ` (statement ${f.statement})` : '';
+  return `blocked by guardrail "${f.rule}": ${f.detail}${where}`;
+}

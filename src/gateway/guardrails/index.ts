@@ -1,0 +1,10 @@
+/**
+ * guardrails/ — what a SQL statement does, from libpg-query's parse tree, and what a resource's
+ * policy says about it. visitors.ts holds one visitor per rule; engine.ts caches analyses and
+ * applies policies; shape.ts is the literal-free cache key of the simple-protocol hot path.
+ */
+export { Guardrails, decide, describeBlock, loadParser } from './engine.js';
+export type { Decision, DecisionContext, StatementFacts } from './engine.js';
+export { RULE_IDS, RULE_ACTIONS, RULE_DESCRIPTIONS } from './rules.js';
+export type { Finding, RuleAction, RuleId } from './rules.js';
+export { shapeKey } from './shape.js';

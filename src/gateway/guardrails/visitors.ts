@@ -1,0 +1,184 @@
+import {
+  DENIED_FUNCTION_PREFIXES,
+  DENIED_FUNCTIONS,
+  IDENTITY_SETTINGS,
+  READ_ONLY_SETTINGS,
+} from './rules.js';
+import { ANY_STATEMENT, contains, lastName, nodeType, sameTree, type JsonNode, type Visitor, type WalkContext } from './walk.js';
+
+/**
+ * The guardrail rules, one visitor each. Visitors only report findings; whether a finding
+ * blocks, waits for approval or merely warns is the policy's business (see engine.ts).
+ *
+ * A visitor that inspects a constant's value calls `ctx.usedConstants()`: decisions are cached
+ * by statement shape with constants stripped, which is only sound for decisions that do not
+ * depend on them.
+ */
+
+const DML_WRITES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
+
+/** Statements that neither write nor change the schema (their nested parts are still walked). */
+const READ_STATEMENTS = new Set([
+  'SelectStmt', 'ExplainStmt', 'VariableShowStmt', 'TransactionStmt', 'DeclareCursorStmt',
+  'FetchStmt', 'ClosePortalStmt', 'PrepareStmt', 'ExecuteStmt', 'DeallocateStmt', 'ListenStmt',
+  'UnlistenStmt', 'NotifyStmt', 'DiscardStmt', 'CopyStmt', 'VariableSetStmt', 'ConstraintsSetStmt',
+]);
+
+/** Statements that write or lock without changing the schema. */
+const MAINTENANCE = new Set([
+  'VacuumStmt', 'ClusterStmt', 'ReindexStmt', 'CheckPointStmt', 'LockStmt', 'RefreshMatViewStmt',
+  'CallStmt', 'LoadStmt',
+]);
+
+const PRIVILEGE = new Set([
+  'GrantStmt', 'GrantRoleStmt', 'AlterDefaultPrivilegesStmt', 'CreateRoleStmt', 'AlterRoleStmt',
+  'AlterRoleSetStmt', 'DropRoleStmt', 'ReassignOwnedStmt', 'DropOwnedStmt',
+]);
+
+function verb(type: string): string {
+  return type.replace(/Stmt$/, '').replace(/([a-z])([A-Z])/g, '$1 $2').toUpperCase();
+}
+
+/** Value of a boolean-ish constant (`on`, `true`, 1, TRUE); undefined when not a constant. */
+function constantTruth(node: unknown, ctx: WalkContext): boolean | undefined {
+  const c = (node as { A_Const?: Record<string, Record<string, unknown> | undefined> } | undefined)?.A_Const;
+  if (c === undefined) return undefined;
+  ctx.usedConstants();
+  if (c.boolval !== undefined) return c.boolval.boolval === true;
+  if (c.ival !== undefined) return (c.ival.ival ?? 0) !== 0;
+  if (c.sval !== undefined) return ['on', 'true', 'yes', '1'].includes(String(c.sval.sval ?? '').toLowerCase());
+  return undefined;
+}
+
+/** Does a list of DefElem options switch `transaction_read_only` off? */
+function leavesReadOnly(options: unknown, ctx: WalkContext): boolean {
+  if (!Array.isArray(options)) return false;
+  for (const o of options as { DefElem?: { defname?: string; arg?: unknown } }[]) {
+    if (o.DefElem?.defname !== 'transaction_read_only') continue;
+    if (constantTruth(o.DefElem.arg, ctx) !== true) return true;
+  }
+  return false;
+}
+
+/** Classifies every statement node: read, write, maintenance, privileges, DDL. */
+export const statementKinds: Visitor = {
+  [ANY_STATEMENT]: (node, ctx, type) => {
+    if (DML_WRITES.has(type)) return ctx.report('read-only', `${verb(type)} writes data`);
+    if (type === 'SelectStmt') {
+      if (node.intoClause !== undefined) {
+        ctx.report('ddl', 'SELECT INTO creates a table');
+        ctx.report('read-only', 'SELECT INTO writes data');
+      }
+      if (node.lockingClause !== undefined) ctx.report('read-only', 'SELECT ... FOR UPDATE/SHARE locks rows');
+      return;
+    }
+    if (READ_STATEMENTS.has(type)) return;
+    if (type === 'DoStmt') {
+      ctx.report('do-block', 'DO block');
+      return ctx.report('read-only', 'DO block may write');
+    }
+    if (type === 'AlterSystemStmt') {
+      ctx.report('alter-system', 'ALTER SYSTEM');
+      return ctx.report('read-only', 'ALTER SYSTEM');
+    }
+    if (PRIVILEGE.has(type)) {
+      ctx.report('grant-revoke', verb(type));
+      return ctx.report('read-only', `${verb(type)} changes privileges`);
+    }
+    if (MAINTENANCE.has(type)) {
+      if (type === 'LoadStmt') ctx.report('dangerous-function', 'LOAD (loads a shared library)');
+      return ctx.report('read-only', `${verb(type)} writes or locks`);
+    }
+    // Anything else (CREATE, ALTER, DROP, TRUNCATE, COMMENT, ... and node types this build does
+    // not know yet) is treated as a schema change: fail closed.
+    ctx.report('ddl', verb(type));
+    ctx.report('read-only', `${verb(type)} changes the schema`);
+  },
+  CopyStmt: (node, ctx) => {
+    if (node.is_program === true) ctx.report('copy-program', 'COPY ... PROGRAM');
+    else if (typeof node.filename === 'string') ctx.report('copy-program', 'COPY to or from a server file');
+    if (node.is_from === true) {
+      ctx.report('read-only', 'COPY FROM writes data');
+      return;
+    }
+    const options = Array.isArray(node.options) ? (node.options as { DefElem?: { defname?: string; arg?: { String?: { sval?: string } } } }[]) : [];
+    const format = options.find((o) => o.DefElem?.defname === 'format')?.DefElem?.arg?.String?.sval;
+    if (format?.toLowerCase() === 'binary') ctx.report('masking-bypass', 'binary COPY output');
+  },
+  VariableSetStmt: (node, ctx) => {
+    const name = String(node.name ?? '').toLowerCase();
+    if (IDENTITY_SETTINGS.has(name) && node.kind !== 'VAR_RESET') {
+      ctx.report('set-role', name === 'role' ? 'SET ROLE' : 'SET SESSION AUTHORIZATION');
+    }
+    if (!READ_ONLY_SETTINGS.has(name) || node.kind === 'VAR_RESET') return;
+    if (name === 'transaction' || name === 'session characteristics') {
+      if (leavesReadOnly(node.args, ctx)) ctx.report('read-only', 'SET ... READ WRITE');
+      return;
+    }
+    const args = Array.isArray(node.args) ? node.args : [];
+    if (constantTruth(args[0], ctx) !== true) ctx.report('read-only', `SET ${name}`);
+  },
+  TransactionStmt: (node, ctx) => {
+    if (leavesReadOnly(node.options, ctx)) ctx.report('read-only', 'BEGIN/START TRANSACTION READ WRITE');
+  },
+};
+
+/** Expressions that hold for every row (or say nothing about the row at all). */
+function alwaysTrue(expr: unknown): boolean {
+  if (!contains(expr, ROW_REFERENCES)) return true;
+  const type = nodeType(expr);
+  const inner = type === undefined ? undefined : (expr as Record<string, JsonNode>)[type];
+  if (type === 'BoolExpr' && inner !== undefined) {
+    const args = Array.isArray(inner.args) ? inner.args : [];
+    if (inner.boolop === 'OR_EXPR') return args.some(alwaysTrue);
+    if (inner.boolop === 'AND_EXPR') return args.length > 0 && args.every(alwaysTrue);
+    return false;
+  }
+  if (type === 'A_Expr' && inner !== undefined && inner.kind === 'AEXPR_OP') {
+    const op = lastName(inner.name);
+    if ((op === '=' || op === '>=' || op === '<=') && sameTree(inner.lexpr, inner.rexpr)) return true;
+  }
+  return false;
+}
+const ROW_REFERENCES = new Set(['ColumnRef', 'CurrentOfExpr']);
+
+export const unsafeWrites: Visitor = {
+  DeleteStmt: (node, ctx) => checkWhere('DELETE', node, ctx),
+  UpdateStmt: (node, ctx) => checkWhere('UPDATE', node, ctx),
+};
+
+function checkWhere(what: string, node: JsonNode, ctx: WalkContext): void {
+  if (node.whereClause === undefined) ctx.report('unsafe-write', `${what} without WHERE`);
+  else if (alwaysTrue(node.whereClause)) ctx.report('unsafe-write', `${what} with an always-true WHERE`);
+}
+
+export const modifyingCtes: Visitor = {
+  CommonTableExpr: (node, ctx) => {
+    const type = nodeType(node.ctequery);
+    if (type !== undefined && DML_WRITES.has(type)) ctx.report('modifying-cte', `WITH ... ${verb(type)}`);
+  },
+};
+
+export const dangerousFunctions: Visitor = {
+  FuncCall: (node, ctx) => {
+    const name = lastName(node.funcname);
+    if (DENIED_FUNCTIONS.has(name) || DENIED_FUNCTION_PREFIXES.some((p) => name.startsWith(p))) {
+      ctx.report('dangerous-function', `function ${name}`);
+      return;
+    }
+    if (name !== 'set_config') return;
+    // set_config(name, value, is_local) is SET in function form.
+    const args = Array.isArray(node.args) ? node.args : [];
+    const setting = (args[0] as { A_Const?: { sval?: { sval?: string } } } | undefined)?.A_Const?.sval?.sval;
+    if (setting === undefined) {
+      ctx.report('dangerous-function', 'set_config with a computed setting name');
+      return;
+    }
+    ctx.usedConstants();
+    const s = setting.toLowerCase();
+    if (IDENTITY_SETTINGS.has(s)) ctx.report('set-role', `set_config('${s}', ...)`);
+    if (READ_ONLY_SETTINGS.has(s) && constantTruth(args[1], ctx) !== true) ctx.report('read-only', `set_config('${s}', ...)`);
+  },
+};
+
+export const ALL_VISITORS: readonly Visitor[] = [statementKinds, unsafeWrites, modifyingCtes, dangerousFunctions];

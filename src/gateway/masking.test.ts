@@ -1,0 +1,125 @@
+import { describe, expect, it } from 'vitest';
+import { DetectorSet, ibanValid, luhnValid, Masker, DEFAULT_MASKING, type MaskCounts } from './masking/index.js';
+import { cstr, frame, int16, int32 } from './wire/encode.js';
+
+const detectors = new DetectorSet();
+const ids = (text: string): string[] => detectors.find(text).map((m) => m.id);
+
+describe('content detectors and their validators', () => {
+  it.each([
+    ['alice@example.com', 'email'],
+    ['call +1 415 555 2671 now', 'phone'],
+    ['(212) 555-0187', 'phone'],
+    ['4111 1111 1111 1111', 'credit-card'],
+    ['5500-0000-0000-0004', 'credit-card'],
+    ['DE89 3704 0044 0532 0130 00', 'iban'],
+    ['GB82WEST12345698765432', 'iban'],
+    ['ssn 078-05-1120', 'us-ssn'],
+    ['from 203.0.113.7', 'ipv4'],
+    ['2001:db8::1', 'ipv6'],
+    ['eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U', 'jwt'],
+    ['AKIAIOSFODNN7EXAMPLE', 'api-key'],
+    ['sk_live_abcdefghijklmnop1234', 'api-key'],
+    ['tl_0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefg', 'api-key'],
+  ])('finds %s as %s', (text, id) => {
+    expect(ids(text)).toEqual([id]);
+  });
+
+  it('validators reject look-alikes', () => {
+    expect(luhnValid('4111111111111111')).toBe(true);
+    expect(luhnValid('4111111111111112')).toBe(false);
+    expect(ibanValid('DE89370400440532013000')).toBe(true);
+    expect(ibanValid('DE89370400440532013001')).toBe(false);
+    for (const text of [
+      'order 1234567890123457', // fails Luhn
+      '000-12-3456', // SSN area 000
+      '1.2.3.4.5', // not an address
+      '12:30:45', // a time, not IPv6
+      'eyJub3QiOiJqd3QifQ.eyJhIjoxfQ.x', // JSON header without alg
+      'version 2.10.300.4000',
+      'short', '',
+    ]) {
+      expect(ids(text), text).toEqual([]);
+    }
+  });
+
+  it('scans in linear time on hostile input', () => {
+    const t = performance.now();
+    detectors.find('a'.repeat(200_000));
+    detectors.find('1'.repeat(200_000));
+    detectors.find('a.'.repeat(100_000));
+    expect(performance.now() - t).toBeLessThan(2_000);
+  });
+});
+
+function dataRow(values: (string | null)[]): Buffer {
+  const parts = values.map((v) => (v === null ? int32(-1) : Buffer.concat([int32(Buffer.byteLength(v)), Buffer.from(v)])));
+  return frame('D', int16(values.length), ...parts);
+}
+
+function rowValues(msg: Buffer): (string | null)[] {
+  const n = msg.readInt16BE(5);
+  let off = 7;
+  const out: (string | null)[] = [];
+  for (let i = 0; i < n; i++) {
+    const len = msg.readInt32BE(off);
+    out.push(len < 0 ? null : msg.toString('utf8', off + 4, off + 4 + len));
+    off += 4 + Math.max(len, 0);
+  }
+  expect(off).toBe(msg.length);
+  expect(msg.readInt32BE(1)).toBe(msg.length - 1);
+  return out;
+}
+
+const field = (name: string, typeOid = 25, format = 0) => ({ name, tableOid: 0, column: 0, typeOid, format });
+
+describe('Masker', () => {
+  const masker = new Masker({ ...DEFAULT_MASKING, columns: [{ name: '*secret*', mode: 'full' }, { name: 'born', mode: 'full' }] }, Buffer.alloc(32, 1));
+
+  it('rewrites DataRows with recomputed lengths; untouched rows stay the same object', () => {
+    const plan = masker.plan([field('id', 23), field('contact'), field('my_secret_note'), field('born', 1082)]);
+    const counts: MaskCounts = {};
+    const row = dataRow(['7', 'mail alice@example.com', 'top', '1990-01-01']);
+    const out = masker.maskDataRow(row, 0, row.length, plan, counts);
+    expect(out).toBeDefined();
+    expect(rowValues(out as Buffer)).toEqual(['7', 'mail *****@******e.com', '***', null]);
+    expect(counts).toEqual({ email: 1, 'column:my_secret_note': 1, 'column:born': 1 });
+    const clean = new Masker({ ...DEFAULT_MASKING }, Buffer.alloc(32));
+    const plain = dataRow(['7', 'nothing here']);
+    expect(clean.maskDataRow(plain, 0, plain.length, clean.plan([field('id', 23), field('t')]), {})).toBeUndefined();
+  });
+
+  it('keeps values parseable as their type: numbers stay digits, JSON stays JSON, inet stays an address', () => {
+    const plan = masker.plan([field('n', 20), field('j', 114), field('ip', 869)]);
+    const row = dataRow(['4111111111111111', '{"card":4111111111111111,"mail":"bob@example.org"}', '203.0.113.7']);
+    const [n, j, ip] = rowValues(masker.maskDataRow(row, 0, row.length, plan, {}) as Buffer);
+    expect(n).toMatch(/^10+1111$/);
+    const json = JSON.parse(j ?? '') as { card: number; mail: string };
+    expect(json.mail).toBe('***@******e.org');
+    expect(String(json.card)).toMatch(/1111$/);
+    expect(ip).toBe('0.0.0.7');
+  });
+
+  it('deterministic hash mode gives the same token for the same value', () => {
+    const h = new Masker({ ...DEFAULT_MASKING, mode: 'hash' }, Buffer.alloc(32, 9));
+    const plan = h.plan([field('a'), field('b')]);
+    const row = dataRow(['alice@example.com', 'alice@example.com']);
+    const [a, b] = rowValues(h.maskDataRow(row, 0, row.length, plan, {}) as Buffer);
+    expect(a).toMatch(/^email_[0-9a-f]{12}$/);
+    expect(a).toBe(b);
+  });
+
+  it('masks COPY OUT lines without breaking their delimiters', () => {
+    const line = frame('d', Buffer.from('1\talice@example.com\t4111 1111 1111 1111\n'));
+    const out = masker.maskCopyData(line, 0, line.length, {}) as Buffer;
+    expect(out.toString('utf8', 5)).toBe('1\t*****@******e.com\t**** **** **** 1111\n');
+    expect(out.readInt32BE(1)).toBe(out.length - 1);
+  });
+
+  it('binary columns it cannot read are nulled by column rules, never passed through', () => {
+    const plan = masker.plan([field('secret_num', 23, 1)]);
+    const row = frame('D', int16(1), int32(4), int32(1234));
+    expect(rowValues(masker.maskDataRow(row, 0, row.length, plan, {}) as Buffer)).toEqual([null]);
+    expect(cstr('x').length).toBe(2);
+  });
+});

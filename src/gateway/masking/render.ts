@@ -1,0 +1,118 @@
+import { createHmac } from 'node:crypto';
+import { isIPv4 } from 'node:net';
+
+/**
+ * How a masked value is written back. The replacement must still parse as the column's type on
+ * the client (pg parses int4 and json itself), so the rendering depends on the type class:
+ * numbers stay digits, JSON stays JSON, inet stays an address; types that cannot hold a mask
+ * (dates, uuids, bytea, ...) become NULL when a column rule masks them.
+ */
+
+export const MASK_MODES = ['full', 'partial', 'hash'] as const;
+export type MaskMode = (typeof MASK_MODES)[number];
+
+export type TypeClass = 'text' | 'numeric' | 'json' | 'jsonb' | 'inet' | 'opaque';
+
+const NUMERIC = new Set([20, 21, 23, 26, 700, 701, 1700]);
+/** Types whose text form is never worth scanning and can only be masked to NULL. */
+const OPAQUE = new Set([16, 17, 1082, 1083, 1114, 1184, 1186, 1266, 2950, 3614, 3615, 600, 601, 602, 603, 604, 628, 718, 829, 774, 1560, 1562]);
+
+export function typeClass(oid: number): TypeClass {
+  if (NUMERIC.has(oid)) return 'numeric';
+  if (oid === 114) return 'json';
+  if (oid === 3802) return 'jsonb';
+  if (oid === 869 || oid === 650) return 'inet';
+  if (OPAQUE.has(oid)) return 'opaque';
+  // text, varchar, bpchar, name, xml, arrays, enums, domains, citext and other extension types
+  return 'text';
+}
+
+export class Renderer {
+  constructor(private readonly hashKey: Buffer) {}
+
+  private digest(value: string): Buffer {
+    return createHmac('sha256', this.hashKey).update(value, 'utf8').digest();
+  }
+
+  /**
+   * Alphanumerics become '*'; where the value must stay a number they become '0' — except a
+   * leading '1', so JSON (no leading zeros) stays valid and the number cannot grow past its type.
+   */
+  private maskChars(value: string, mode: 'full' | 'partial', digitsOnly: boolean): string {
+    const fill = digitsOnly ? '0' : '*';
+    let keep = mode === 'partial' ? 4 : 0;
+    const out = new Array<string>(value.length);
+    for (let i = value.length - 1; i >= 0; i--) {
+      const c = value.charCodeAt(i);
+      const alnum = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+      if (alnum && keep > 0) {
+        out[i] = value[i];
+        keep--;
+      } else {
+        out[i] = alnum ? fill : value[i];
+      }
+    }
+    if (digitsOnly) {
+      const first = out.findIndex((c) => c >= '0' && c <= '9');
+      if (first !== -1 && out[first] === '0' && first < value.length - 1 && value[first] !== '0') out[first] = '1';
+    }
+    return out.join('');
+  }
+
+  private hashDigits(value: string): string {
+    const d = this.digest(value);
+    let i = 0;
+    // Same digit count and a non-zero first digit: still a number to JSON and to clients' parsers.
+    return value.replace(/\d/g, () => String(i === 0 ? 1 + (d[i++] % 8) : d[i++ % d.length] % 10));
+  }
+
+  /** A detected match inside a larger value (the surrounding text stays as it was). */
+  match(detector: string, text: string, mode: MaskMode, cls: TypeClass): string {
+    if ((detector === 'ipv4' || detector === 'ipv6') && cls === 'inet') return this.address(text, mode);
+    const digitsOnly = /^\d+$/.test(text);
+    if (mode === 'hash') {
+      return digitsOnly ? this.hashDigits(text) : `${detector}_${this.digest(text).toString('hex').slice(0, 12)}`;
+    }
+    return this.maskChars(text, mode, digitsOnly);
+  }
+
+  /** A whole column value masked by a column-name rule; null means SQL NULL. */
+  whole(value: string, mode: MaskMode, cls: TypeClass): string | null {
+    switch (cls) {
+      case 'numeric':
+        return mode === 'hash' ? this.hashDigits(value) : this.maskChars(value, mode, true);
+      case 'json':
+      case 'jsonb':
+        return JSON.stringify(this.wholeText(value, mode));
+      case 'inet':
+        return this.address(value, mode);
+      case 'opaque':
+        return null;
+      default:
+        return this.wholeText(value, mode);
+    }
+  }
+
+  private wholeText(value: string, mode: MaskMode): string {
+    if (mode === 'hash') return `h_${this.digest(value).toString('hex').slice(0, 16)}`;
+    return this.maskChars(value, mode, false);
+  }
+
+  /** Addresses stay valid inet values: zeroed, zeroed but the last part, or derived from the hash. */
+  private address(value: string, mode: MaskMode): string {
+    const slash = value.indexOf('/');
+    const addr = slash === -1 ? value : value.slice(0, slash);
+    if (isIPv4(addr)) {
+      const parts = addr.split('.');
+      if (mode === 'full') return '0.0.0.0';
+      if (mode === 'partial') return `0.0.0.${parts[3]}`;
+      const d = this.digest(addr);
+      return `10.${d[0]}.${d[1]}.${d[2]}`;
+    }
+    const groups = addr.split(':');
+    if (mode === 'full') return '::';
+    if (mode === 'partial') return `::${groups[groups.length - 1] || '0'}`;
+    const hex = this.digest(addr).toString('hex');
+    return `fd00::${hex.slice(0, 4)}:${hex.slice(4, 8)}:${hex.slice(8, 12)}`;
+  }
+}

@@ -1,0 +1,50 @@
+import { z } from 'zod';
+import { RULE_ACTIONS, RULE_IDS } from './guardrails/index.js';
+import { DEFAULT_MASKING, DETECTOR_IDS, MASK_MODES, type MaskingPolicy } from './masking/index.js';
+
+/**
+ * A resource's policy: guardrail actions (per rule, with overrides per access mode), masking,
+ * and the JIT-access knobs. Stored as JSON with the resource; every field has a default, so
+ * `{}` is a complete, safe policy.
+ */
+
+const action = z.enum(RULE_ACTIONS);
+const ruleActions = z.partialRecord(z.enum(RULE_IDS), action);
+const mode = z.enum(['read', 'write', 'admin']);
+
+export const maskingPolicySchema = z.object({
+  enabled: z.boolean().default(DEFAULT_MASKING.enabled),
+  detectors: z.array(z.enum(DETECTOR_IDS)).default([...DEFAULT_MASKING.detectors]),
+  mode: z.enum(MASK_MODES).default(DEFAULT_MASKING.mode),
+  columns: z
+    .array(z.object({ name: z.string().min(1).max(128), mode: z.enum(MASK_MODES).default('full') }))
+    .max(200)
+    .default([]),
+  exemptRoles: z.array(z.string().min(1).max(64)).default([]),
+});
+
+export const resourcePolicySchema = z.object({
+  guardrails: z
+    .object({
+      rules: ruleActions.default({}),
+      modes: z.partialRecord(mode, ruleActions).default({}),
+    })
+    .default({ rules: {}, modes: {} }),
+  masking: maskingPolicySchema.default({ ...DEFAULT_MASKING, detectors: [...DEFAULT_MASKING.detectors], columns: [], exemptRoles: [] }),
+  /** Allow self-granted emergency access (reason required, alert fired). */
+  breakGlass: z.boolean().default(false),
+  /** How long an access or statement request waits for review before it expires. */
+  reviewWindowS: z.number().int().min(60).max(7 * 86_400).default(3_600),
+  /** Longest grant a JIT request may ask for. */
+  maxGrantS: z.number().int().min(60).max(30 * 86_400).default(8 * 3_600),
+});
+
+export type ResourcePolicy = z.infer<typeof resourcePolicySchema>;
+
+export function parsePolicy(json: string): ResourcePolicy {
+  return resourcePolicySchema.parse(JSON.parse(json));
+}
+
+export function maskingOf(policy: ResourcePolicy): MaskingPolicy {
+  return policy.masking;
+}

@@ -1,0 +1,178 @@
+import { readFile } from 'node:fs/promises';
+import { ulid } from 'ulid';
+import { z } from 'zod';
+import { AppError, badRequest, notFound } from '../core/app-error.js';
+import { toTimestamp } from '../state/index.js';
+import { parsePolicy, resourcePolicySchema, type ResourcePolicy } from './policy.js';
+import type { GatewayDb, ResourcesTable } from './schema.js';
+
+/**
+ * Resources: the PostgreSQL targets the gateway fronts. The upstream password is never stored
+ * or returned: a resource names where to read it (`env:NAME` or `file:/path`), and it is read
+ * at connect time, so rotating it needs no change here.
+ */
+
+export const TLS_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
+export type TlsMode = (typeof TLS_MODES)[number];
+
+export const RESOURCE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const CREDENTIAL_REF = /^(env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:\/.{1,4095})$/;
+
+export const resourceInputSchema = z.object({
+  name: z.string().regex(RESOURCE_NAME, 'letters, digits, _ . - (max 63), starting with a letter or digit'),
+  host: z.string().min(1).max(255),
+  port: z.number().int().min(1).max(65535).default(5432),
+  database: z.string().min(1).max(63),
+  user: z.string().min(1).max(63),
+  credential: z.string().regex(CREDENTIAL_REF, 'env:NAME or file:/absolute/path'),
+  tls: z
+    .object({
+      mode: z.enum(TLS_MODES).default('prefer'),
+      caFile: z.string().min(1).optional(),
+      serverName: z.string().min(1).optional(),
+    })
+    .default({ mode: 'prefer' }),
+  policy: resourcePolicySchema.default(resourcePolicySchema.parse({})),
+});
+export type ResourceInput = z.input<typeof resourceInputSchema>;
+
+export interface Resource {
+  id: string;
+  name: string;
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  credentialRef: string;
+  tls: { mode: TlsMode; caFile?: string; serverName?: string };
+  policy: ResourcePolicy;
+  createdAt: string;
+  updatedAt: string;
+}
+
+function fromRow(r: ResourcesTable): Resource {
+  return {
+    id: r.id,
+    name: r.name,
+    host: r.host,
+    port: Number(r.port),
+    database: r.database,
+    user: r.upstream_user,
+    credentialRef: r.credential_ref,
+    tls: {
+      mode: r.tls_mode as TlsMode,
+      ...(r.tls_ca_file === null ? {} : { caFile: r.tls_ca_file }),
+      ...(r.tls_server_name === null ? {} : { serverName: r.tls_server_name }),
+    },
+    policy: parsePolicy(r.policy),
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+  };
+}
+
+export function parseResourceInput(body: unknown): z.infer<typeof resourceInputSchema> {
+  const parsed = resourceInputSchema.safeParse(body);
+  if (!parsed.success) {
+    throw badRequest(`invalid resource: ${parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+  }
+  return parsed.data;
+}
+
+export class ResourceStore {
+  constructor(private readonly db: GatewayDb) {}
+
+  async create(body: unknown): Promise<Resource> {
+    const input = parseResourceInput(body);
+    const existing = await this.db.selectFrom('gateway_resources').select('id').where('name', '=', input.name).executeTakeFirst();
+    if (existing !== undefined) throw new AppError('conflict', 409, `resource ${input.name} already exists`);
+    const now = toTimestamp(Date.now());
+    const row: ResourcesTable = {
+      id: ulid(),
+      name: input.name,
+      host: input.host,
+      port: input.port,
+      database: input.database,
+      upstream_user: input.user,
+      credential_ref: input.credential,
+      tls_mode: input.tls.mode,
+      tls_ca_file: input.tls.caFile ?? null,
+      tls_server_name: input.tls.serverName ?? null,
+      policy: JSON.stringify(input.policy),
+      created_at: now,
+      updated_at: now,
+    };
+    await this.db.insertInto('gateway_resources').values(row).execute();
+    return fromRow(row);
+  }
+
+  async list(): Promise<Resource[]> {
+    const rows = await this.db.selectFrom('gateway_resources').selectAll().orderBy('name').execute();
+    return rows.map(fromRow);
+  }
+
+  async get(name: string): Promise<Resource | undefined> {
+    const row = await this.db.selectFrom('gateway_resources').selectAll().where('name', '=', name).executeTakeFirst();
+    return row === undefined ? undefined : fromRow(row);
+  }
+
+  async getById(id: string): Promise<Resource | undefined> {
+    const row = await this.db.selectFrom('gateway_resources').selectAll().where('id', '=', id).executeTakeFirst();
+    return row === undefined ? undefined : fromRow(row);
+  }
+
+  async require(name: string): Promise<Resource> {
+    const r = await this.get(name);
+    if (r === undefined) throw notFound(`resource ${name} not found`);
+    return r;
+  }
+
+  /** Replaces the policy (the one part of a resource that changes often). */
+  async setPolicy(name: string, policy: unknown): Promise<Resource> {
+    const parsed = resourcePolicySchema.safeParse(policy);
+    if (!parsed.success) throw badRequest(`invalid policy: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    const r = await this.require(name);
+    await this.db
+      .updateTable('gateway_resources')
+      .set({ policy: JSON.stringify(parsed.data), updated_at: toTimestamp(Date.now()) })
+      .where('id', '=', r.id)
+      .execute();
+    return { ...r, policy: parsed.data };
+  }
+
+  async remove(name: string): Promise<Resource> {
+    const r = await this.require(name);
+    await this.db.deleteFrom('gateway_resources').where('id', '=', r.id).execute();
+    return r;
+  }
+}
+
+/** What the API shows: everything but secrets (the reference to the secret is not one). */
+export function publicResource(r: Resource): Record<string, unknown> {
+  return {
+    id: r.id,
+    name: r.name,
+    host: r.host,
+    port: r.port,
+    database: r.database,
+    user: r.user,
+    credential: r.credentialRef.startsWith('env:') ? r.credentialRef : 'file:…',
+    tls: r.tls,
+    policy: r.policy,
+    createdAt: r.createdAt,
+    updatedAt: r.updatedAt,
+  };
+}
+
+/** Reads the upstream password a resource refers to. */
+export async function resolveCredential(ref: string): Promise<string> {
+  if (ref.startsWith('env:')) {
+    const v = process.env[ref.slice(4)];
+    if (v === undefined) throw new AppError('credential_unavailable', 503, `environment variable ${ref.slice(4)} is not set`);
+    return v;
+  }
+  try {
+    return (await readFile(ref.slice(5), 'utf8')).replace(/\r?\n$/, '');
+  } catch (cause) {
+    throw new AppError('credential_unavailable', 503, 'credential file is not readable', { cause });
+  }
+}

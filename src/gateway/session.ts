@@ -1,0 +1,243 @@
+import { randomInt } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { ulid } from 'ulid';
+import { statementHash } from './approvals.js';
+import { decide, describeBlock, type DecisionContext } from './guardrails/index.js';
+import type { AccessGrant } from './grants.js';
+import type { Masker } from './masking/index.js';
+import type { Execution } from './pipeline.js';
+import { Relay, type Verdict } from './relay.js';
+import { resolveCredential, type Resource } from './resources.js';
+import { authenticate } from './session-auth.js';
+import type { GatewayContext } from './context.js';
+import { negotiateStartup } from './startup.js';
+import { StatementLog } from './statement-log.js';
+import { connectUpstream, cancelUpstream, type UpstreamConnection } from './upstream.js';
+import { backendKeyData, errorResponse, parameterStatus, readyForQuery, TERMINATE, authRequest, AUTH_OK, type ErrorFields } from './wire/encode.js';
+import { GatewayError, SQLSTATE, toGatewayError } from './wire/errors.js';
+
+/**
+ * One client connection, from the first byte to close: startup and TLS, login at the gateway,
+ * resource and grant checks, upstream login, then the relay. Every failure ends in an
+ * ErrorResponse to this client and a closed connection; nothing here can throw out of `run`.
+ */
+
+/** Startup parameters passed through to the server; others (notably `options`) are dropped. */
+const PASSED_PARAMS = ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits'];
+
+export class ClientSession {
+  readonly id = ulid();
+  /** The cancel key this client was given (ours, not the server's). */
+  readonly key = { pid: randomInt(1, 0x7fffffff), secret: randomInt(0, 0x7fffffff) };
+  userName: string | undefined;
+  grant: AccessGrant | undefined;
+  resource: Resource | undefined;
+  relay: Relay | undefined;
+  private client: Socket | TLSSocket;
+  private upstream: UpstreamConnection | undefined;
+  private closed = false;
+  private statements = 0;
+  private readonly openedAt = Date.now();
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private log: StatementLog | undefined;
+
+  constructor(
+    private readonly raw: Socket,
+    private readonly ctx: GatewayContext,
+  ) {
+    this.client = raw;
+    raw.on('error', () => undefined); // surfaces as 'close'
+    raw.setNoDelay(true);
+  }
+
+  async run(): Promise<void> {
+    try {
+      await this.open();
+    } catch (err) {
+      this.fail(err);
+    }
+  }
+
+  private get peer(): string {
+    return `${this.raw.remoteAddress ?? '?'}:${this.raw.remotePort ?? '?'}`;
+  }
+
+  private async open(): Promise<void> {
+    const startup = await negotiateStartup(this.raw, {
+      secureContext: this.ctx.secureContext,
+      onCancel: (key) => this.ctx.registry.cancel(key),
+    });
+    if (startup === null) return;
+    this.client = startup.socket;
+    this.client.once('close', () => this.shutdown('client closed'));
+    const user = startup.params.get('user');
+    const database = startup.params.get('database') ?? user;
+    if (user === undefined || user === '') throw new GatewayError('bad_startup', SQLSTATE.invalidAuthorization, 'no user name given', { fatal: true });
+    if (startup.params.has('replication')) throw new GatewayError('unsupported', SQLSTATE.featureNotSupported, 'replication connections are not supported', { fatal: true });
+    this.userName = user;
+
+    const who = await authenticate(startup, user, this.ctx, this.raw.remoteAddress ?? '', (e) => this.ctx.audit.append({ kind: 'auth.failed', actor: user, resource: database ?? null, data: { peer: this.peer, ...e } }));
+    this.client.write(authRequest(AUTH_OK));
+
+    const resource = database === undefined ? undefined : await this.ctx.resources.get(database);
+    if (resource === undefined) {
+      this.ctx.audit.append({ kind: 'connection.refused', actor: user, resource: database ?? null, data: { peer: this.peer, reason: 'unknown resource' } });
+      throw new GatewayError('unknown_resource', SQLSTATE.invalidCatalogName, `resource "${database ?? ''}" does not exist`, { fatal: true });
+    }
+    this.resource = resource;
+    const grant = await this.ctx.access.grants.activeFor(who.userId, who.role, resource.id);
+    if (grant === undefined) {
+      this.ctx.audit.append({ kind: 'connection.refused', actor: user, resource: resource.name, data: { peer: this.peer, reason: 'no active grant' } });
+      throw new GatewayError('no_grant', SQLSTATE.insufficientPrivilege, `no active access grant for user "${user}" on resource "${resource.name}"`, {
+        fatal: true,
+        context: { hint: `request one: tightloop access request ${resource.name} --mode read --for 1h --reason "..."` },
+      });
+    }
+    this.grant = grant;
+
+    const params: Record<string, string> = { database: resource.database };
+    for (const p of PASSED_PARAMS) {
+      const v = startup.params.get(p);
+      if (v !== undefined) params[p] = v;
+    }
+    // Defence in depth under a read grant: the server refuses writes even if a rule missed one.
+    if (grant.mode === 'read') params.options = '-c default_transaction_read_only=on';
+    const password = await resolveCredential(resource.credentialRef);
+    this.upstream = await connectUpstream(resource, resource.user, password, params);
+    const up = this.upstream;
+    up.socket.once('close', () => this.shutdown('server closed', true));
+    if (this.closed) return;
+
+    const hello: Buffer[] = [];
+    for (const [k, v] of up.parameters) hello.push(parameterStatus(k, v));
+    hello.push(...up.notices, backendKeyData(this.key.pid, this.key.secret), readyForQuery('I'));
+    this.client.write(Buffer.concat(hello));
+
+    const masker = this.ctx.maskerFor(resource);
+    const masking = masker.exempts(who.role) ? undefined : masker;
+    const decisionCtx: DecisionContext = {
+      mode: grant.mode,
+      rules: resource.policy.guardrails.rules,
+      modes: resource.policy.guardrails.modes,
+      maskingActive: masking !== undefined,
+    };
+    this.ctx.registry.add(this);
+    this.log = new StatementLog(this.ctx.audit, { actor: user, resource: resource.name, session: this.id }, this.ctx.auditWindowMs);
+    this.ctx.audit.append({
+      kind: 'connection.open', actor: user, resource: resource.name, session: this.id,
+      data: { peer: this.peer, tls: startup.tls, auth: who.method, grant: grant.id, mode: grant.mode, application: startup.params.get('application_name') ?? null, masking: masking !== undefined },
+    });
+    if (grant.expiresAt !== null) {
+      const ms = Date.parse(grant.expiresAt) - Date.now();
+      this.expiryTimer = setTimeout(() => this.terminate('access grant expired'), Math.max(0, Math.min(ms, 2 ** 31 - 1)));
+    }
+
+    const hash = (sql: string): string => statementHash(sql);
+    this.relay = new Relay(this.client, up.socket, masking, {
+      judge: (sql, protocol) => this.judge(sql, protocol, decisionCtx, who, resource, hash),
+      refuse: (what) => {
+        this.ctx.audit.append({ kind: 'statement', actor: user, resource: resource.name, session: this.id, data: { decision: 'block', rule: 'protocol', detail: what } });
+        return { severity: 'ERROR', code: SQLSTATE.insufficientPrivilege, message: `blocked: the ${what} is not allowed through the gateway` };
+      },
+      finished: (exec) => this.finished(exec),
+      fatal: (err) => this.fail(err),
+    }, this.ctx.maxMessageBytes);
+    this.relay.start(startup.reader.detach(), up.leftover);
+  }
+
+  private judge(sql: string, protocol: 'simple' | 'extended', decisionCtx: DecisionContext, who: { userId: string; userName: string }, resource: Resource, hash: (s: string) => string): Verdict {
+    const facts = this.ctx.guardrails.analyze(sql);
+    const decision = decide(facts, decisionCtx);
+    const info = { sql, facts, decision };
+    if (decision.action === 'allow') return { info };
+    const rule = decision.finding?.rule;
+    if (decision.action === 'warn') {
+      return { info, notice: { severity: 'WARNING', code: '01000', message: `guardrail "${rule ?? ''}": ${decision.finding?.detail ?? ''} (allowed, audited)` } };
+    }
+    const base = { actor: who.userName, resource: resource.name, session: this.id };
+    if (decision.action === 'approve') {
+      const h = hash(sql);
+      const used = this.ctx.approvals.consume(who, resource, h);
+      if (used !== undefined) return { info };
+      const id = this.ctx.approvals.hold(who, { id: resource.id, name: resource.name, reviewWindowS: resource.policy.reviewWindowS }, sql, h, decision.finding);
+      this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, decision: 'approval-required', rule, request: id } });
+      return {
+        info,
+        error: {
+          severity: 'ERROR', code: SQLSTATE.insufficientPrivilege,
+          message: `statement held for approval by guardrail "${rule ?? ''}": ${decision.finding?.detail ?? ''} (request ${id})`,
+          hint: `an approver runs: tightloop access approve ${id} — then run the same statement again`,
+        },
+      };
+    }
+    this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, decision: 'block', rule, detail: decision.finding?.detail } });
+    return { info, error: { severity: 'ERROR', code: SQLSTATE.insufficientPrivilege, message: describeBlock(decision) } };
+  }
+
+  private finished(exec: Execution): void {
+    this.statements++;
+    const info = exec.info;
+    const d = info?.decision;
+    this.log?.record({
+      protocol: exec.protocol,
+      sql: info?.facts.normalized ?? null,
+      fingerprint: info?.facts.fingerprint ?? null,
+      decision: d?.action ?? 'allow',
+      rule: d?.finding?.rule ?? null,
+      rows: exec.rows,
+      durationMs: Math.round((performance.now() - exec.startedAt) * 1000) / 1000,
+      masked: exec.masked,
+      ...(exec.error === undefined ? {} : { error: exec.error }),
+    });
+  }
+
+  /** Cancels the running query upstream (a client's CancelRequest). */
+  cancel(): void {
+    const key = this.upstream?.key;
+    if (key === undefined || this.resource === undefined) return;
+    cancelUpstream(this.resource, key).catch(() => undefined);
+  }
+
+  /** Ends the session from the gateway's side (grant expired or revoked, shutdown). */
+  terminate(reason: string, code: string = SQLSTATE.adminShutdown): void {
+    if (this.closed) return;
+    this.ctx.audit.append({ kind: 'session.terminated', actor: this.userName, resource: this.resource?.name, session: this.id, data: { reason, grant: this.grant?.id } });
+    this.cancel();
+    this.fail(new GatewayError('session_terminated', code, `terminating connection: ${reason}`, { fatal: true }));
+  }
+
+  private fail(err: unknown): void {
+    if (this.closed) return;
+    const e = toGatewayError(err);
+    if (e.code === 'internal') this.ctx.log.error({ err, session: this.id }, 'gateway session failed');
+    const fields: ErrorFields = { severity: 'FATAL', code: e.sqlstate, message: e.message };
+    const hint = e.context?.hint;
+    if (typeof hint === 'string') fields.hint = hint;
+    if (!this.client.destroyed && this.client.writable) this.client.end(errorResponse(fields));
+    this.shutdown(e.message);
+  }
+
+  private shutdown(reason: string, serverSide = false): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
+    this.ctx.registry.remove(this);
+    const up = this.upstream?.socket;
+    if (up !== undefined && !up.destroyed) {
+      up.end(TERMINATE);
+      setTimeout(() => up.destroy(), 1_000).unref();
+    }
+    if (serverSide && !this.client.destroyed) {
+      this.client.end(errorResponse({ severity: 'FATAL', code: SQLSTATE.connectionFailure, message: 'server closed the connection' }));
+    }
+    setTimeout(() => this.client.destroy(), 1_000).unref();
+    this.log?.flush();
+    if (this.resource !== undefined && this.grant !== undefined) {
+      this.ctx.audit.append({
+        kind: 'connection.close', actor: this.userName, resource: this.resource.name, session: this.id,
+        data: { reason, durationMs: Date.now() - this.openedAt, statements: this.statements },
+      });
+    }
+  }
+}

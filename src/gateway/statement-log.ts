@@ -1,0 +1,90 @@
+import type { AuditChain } from './audit.js';
+import type { MaskCounts } from './masking/index.js';
+
+/**
+ * Statement audit for one session. Each execution is accounted for, but a session repeating
+ * the same normalised statement thousands of times a second (a pgbench or an ORM loop) would
+ * spend more on hashing and storing audit records than on the query itself. So plain executions
+ * (allowed, no error) of the same statement shape within a short window become one record with
+ * `executions`, total and maximum duration, total rows and masked counts, and the first and last
+ * time. Anything notable — a block, a warning, an approval, an error — is its own record, at once.
+ * With `windowMs: 0` every execution is its own record.
+ */
+
+export interface StatementExecution {
+  protocol: 'simple' | 'extended';
+  sql: string | null;
+  fingerprint: string | null;
+  decision: string;
+  rule: string | null;
+  rows: number;
+  durationMs: number;
+  masked: MaskCounts;
+  error?: string;
+}
+
+interface Tally {
+  first: StatementExecution;
+  firstAt: string;
+  lastAt: string;
+  executions: number;
+  rows: number;
+  durationMs: number;
+  maxDurationMs: number;
+  masked: MaskCounts;
+}
+
+export class StatementLog {
+  private readonly tallies = new Map<string, Tally>();
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly audit: AuditChain,
+    private readonly base: { actor: string; resource: string; session: string },
+    private readonly windowMs: number,
+  ) {}
+
+  record(e: StatementExecution): void {
+    const plain = e.error === undefined && e.decision === 'allow' && e.fingerprint !== null && e.fingerprint !== '';
+    if (!plain || this.windowMs <= 0) {
+      this.audit.append({ kind: 'statement', ...this.base, data: { ...e, executions: 1 } });
+      return;
+    }
+    const key = `${e.protocol}\0${e.fingerprint ?? ''}\0${e.sql ?? ''}`;
+    const now = new Date().toISOString();
+    const t = this.tallies.get(key);
+    if (t === undefined) {
+      this.tallies.set(key, { first: e, firstAt: now, lastAt: now, executions: 1, rows: e.rows, durationMs: e.durationMs, maxDurationMs: e.durationMs, masked: { ...e.masked } });
+      this.timer ??= setTimeout(() => this.flush(), this.windowMs);
+      return;
+    }
+    t.executions++;
+    t.rows += e.rows;
+    t.durationMs += e.durationMs;
+    if (e.durationMs > t.maxDurationMs) t.maxDurationMs = e.durationMs;
+    t.lastAt = now;
+    for (const k in e.masked) t.masked[k] = (t.masked[k] ?? 0) + e.masked[k];
+  }
+
+  /** Writes out every open tally (on the timer, and when the session ends). */
+  flush(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    for (const t of this.tallies.values()) {
+      this.audit.append({
+        kind: 'statement',
+        ...this.base,
+        data: {
+          protocol: t.first.protocol, sql: t.first.sql, fingerprint: t.first.fingerprint, decision: t.first.decision, rule: t.first.rule,
+          executions: t.executions, rows: t.rows, durationMs: round(t.durationMs), maxDurationMs: round(t.maxDurationMs),
+          masked: t.masked, firstAt: t.firstAt, lastAt: t.lastAt,
+        },
+      });
+    }
+    this.tallies.clear();
+  }
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
+}

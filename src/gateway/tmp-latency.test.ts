@@ -1,0 +1,21 @@
+import pg from 'pg';
+import { afterAll, beforeAll, it } from 'vitest';
+import { startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+let upstream: Upstream; let h: GatewayHarness;
+beforeAll(async () => { upstream = await startUpstream(); h = await startHarness(upstream); });
+afterAll(async () => { await h?.close(); await upstream?.stop(); });
+it('latency', async () => {
+  const c = new pg.Client({ connectionString: h.url(h.users.alice, 'shop') }); await c.connect();
+  await c.query('SELECT 1');
+  const s = h.gateway.registry.sessions()[0] as any;
+  const sock = s.upstream.socket;
+  const flush = Buffer.from([0x48, 0, 0, 0, 4]);
+  let t = performance.now();
+  for (let i = 0; i < 1000; i++) sock.write(flush);
+  console.log('RES upstream write us', ((performance.now() - t)));
+  const { ulid } = await import('ulid');
+  t = performance.now(); for (let i = 0; i < 1000; i++) ulid(); console.log('RES ulid us', (performance.now() - t));
+  t = performance.now(); for (let i = 0; i < 1000; i++) h.gateway.audit.append({ kind: 'x', data: { a: 1, b: 'select 1' } }); console.log('RES append us', (performance.now() - t));
+  t = performance.now(); for (let i = 0; i < 1000; i++) await c.query('SELECT 1'); console.log('RES q us', (performance.now() - t));
+  await c.end();
+});

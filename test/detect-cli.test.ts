@@ -1,0 +1,58 @@
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { run } from '../src/cli/main.js';
+import { startTestServer, type TestServer } from './helpers/server.js';
+
+/** `tightloop silence add|list|rm` against a running server, and the rules API next to it. */
+
+let server: TestServer;
+beforeAll(async () => { server = await startTestServer(); });
+afterAll(async () => { await server.close(); });
+
+async function cli(...args: string[]): Promise<{ code: number; out: string }> {
+  let out = '';
+  const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { out += String(chunk); return true; });
+  const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { out += String(chunk); return true; });
+  try {
+    const code = await run(['node', 'tightloop', ...args, '--url', server.url, '--token', server.token]);
+    return { code, out };
+  } finally {
+    spy.mockRestore();
+    errSpy.mockRestore();
+  }
+}
+
+describe('tightloop silence', () => {
+  it('adds, lists and removes a silence through the API', async () => {
+    const added = await cli('silence', 'add', 'service=checkout', 'operation=~GET .*', '--duration', '2h', '--comment', 'deploy', '--json');
+    expect(added.code).toBe(0);
+    const s = JSON.parse(added.out) as { id: string; matchers: unknown[] };
+    expect(s.matchers).toEqual([{ name: 'service', op: '=', value: 'checkout' }, { name: 'operation', op: '=~', value: 'GET .*' }]);
+    const listed = await cli('silence', 'list');
+    expect(listed.out).toContain(s.id);
+    expect(listed.out).toContain('service=checkout');
+    expect((await cli('silence', 'rm', s.id)).code).toBe(0);
+    const after = JSON.parse((await cli('silence', 'list', '--json')).out) as unknown[];
+    expect(after).toEqual([]);
+    expect((await cli('silence', 'add', 'nonsense')).code).toBe(2);
+    expect((await cli('silence', 'rm', 'nope')).code).toBe(1);
+  });
+
+  it('rules API: create, validate, update, delete', async () => {
+    const post = (body: unknown, method = 'POST', path = '/api/rules'): Promise<Response> => fetch(server.url + path, {
+      method, headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    const bad = await post({ name: 'x', type: 'threshold', signal: 'error_rate', threshold: 0.1, window: '5q' });
+    expect(bad.status).toBe(400);
+    expect(((await bad.json()) as { error: { message: string } }).error.message).toContain("window: invalid duration '5q'");
+    const ok = await post({ name: 'slo checkout', type: 'slo', objective: 0.999, select: { service: 'checkout' } });
+    expect(ok.status).toBe(201);
+    const rule = (await ok.json()) as { id: string; spec: { period: number } };
+    expect(rule.spec.period).toBe(30 * 86_400_000);
+    expect((await post({ name: 'slo checkout', type: 'absence' })).status).toBe(409);
+    expect((await post({ name: 'slo checkout', type: 'absence', for: '2m' }, 'PUT', `/api/rules/${rule.id}`)).status).toBe(200);
+    const list = await server.api<{ rules: Array<{ id: string; spec: { type: string } }> }>('/api/rules');
+    expect(list.body.rules.map((r) => r.spec.type)).toEqual(['absence']);
+    expect((await fetch(`${server.url}/api/rules/${rule.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${server.token}` } })).status).toBe(204);
+    expect((await server.api<{ rules: unknown[] }>('/api/rules')).body.rules).toEqual([]);
+  });
+});
