@@ -1,8 +1,14 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run } from '../src/cli/main.js';
+import { serverConfigSchema } from '../src/http/config.js';
+import { startServer } from '../src/http/server.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
-/** `tightloop silence add|list|rm` against a running server, and the rules API next to it. */
+/** `tightloop silence add|list|rm` against a running server, the rules API, and rules.yaml errors at start. */
 
 let server: TestServer;
 beforeAll(async () => { server = await startTestServer(); });
@@ -54,5 +60,18 @@ describe('tightloop silence', () => {
     expect(list.body.rules.map((r) => r.spec.type)).toEqual(['absence']);
     expect((await fetch(`${server.url}/api/rules/${rule.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${server.token}` } })).status).toBe(204);
     expect((await server.api<{ rules: unknown[] }>('/api/rules')).body.rules).toEqual([]);
+  });
+});
+
+describe('rules.yaml at start', () => {
+  it('a mistake stops the start, naming line and field; fixed, the server starts', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-rules-'));
+    const config = serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' });
+    writeFileSync(join(dataDir, 'rules.yaml'), 'rules:\n  - name: a\n    type: threshold\n    signal: error_rate\n    threshold: high\n');
+    await expect(startServer(config, pino({ level: 'silent' }))).rejects.toThrow(/rules\.yaml:5: rules\.0\.threshold:/);
+    writeFileSync(join(dataDir, 'rules.yaml'), 'rules:\n  - name: a\n    type: threshold\n    signal: error_rate\n    threshold: 0.5\n');
+    const s = await startServer(config, pino({ level: 'silent' }));
+    await s.close();
+    rmSync(dataDir, { recursive: true, force: true });
   });
 });

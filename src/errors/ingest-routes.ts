@@ -115,10 +115,13 @@ export function registerSentryIngest(app: FastifyInstance, deps: SentryIngestDep
 
   const envelope = async (req: FastifyRequest<{ Params: { projectId: string } }>, reply: FastifyReply) => {
     try {
+      // A key in the query or header is checked before any decompression or parsing work.
+      const q = req.query as Record<string, unknown>;
+      const early = q.sentry_key !== undefined || req.headers['x-sentry-auth'] !== undefined ? authorize(req, undefined) : undefined;
       const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const body = await decompress(raw, req.headers['content-encoding'], deps.maxBodyBytes);
       const env = parseEnvelope(body, deps.maxItemBytes);
-      const project = authorize(req, keyFromDsn(env.header.dsn));
+      const project = early ?? authorize(req, keyFromDsn(env.header.dsn));
       const enc = (req.headers['content-encoding'] ?? '').trim().toLowerCase();
       const first = await ingest(project, env.items, enc === 'gzip' || enc === 'x-gzip' ? raw : undefined);
       const id = typeof env.header.event_id === 'string' ? env.header.event_id : first ?? newEventId();

@@ -128,7 +128,7 @@ export class ErrorPipeline {
           rows.push({ event, groupId: grouping.groupId, title: grouping.title, receivedUs, payload: p.payloads[i] });
         }
       }
-      const t0 = performance.now(); outcome = await this.groups.applyBatch(grouped, (tx) => this.eventStore.insert(tx, rows)); if (process.env.TL_DEBUG) console.error('commit', rows.length, (performance.now() - t0).toFixed(1));
+      outcome = await this.groups.applyBatch(grouped, (tx) => this.eventStore.insert(tx, rows));
     } catch (err) {
       for (const p of batch) { this.queuedBytes -= p.bytes; p.reject(err); }
       return;

@@ -65,7 +65,18 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   const detect = new DetectEngine({
     db: state.db, source: store, rulesFile: join(config.dataDir, 'rules.yaml'), publicUrl: () => publicUrl, logger: log,
   });
-  await detect.start();
+  try {
+    await detect.start();
+  } catch (err) {
+    // A bad rules.yaml: release what is open so the caller (or a test) can fix it and start again.
+    retention.stop();
+    await gateway.close();
+    await errors.close();
+    await writer.close();
+    await store.close();
+    await state.close();
+    throw err;
+  }
 
   let ready = false;
   const app = buildApp({
