@@ -71,6 +71,9 @@ describe('alerting over OTLP traffic', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-detect-'));
     writeRules(dataDir, 'checkout');
     const server = await start(dataDir);
+    const events: string[] = [];
+    server.detectEvents.on('alert.fired', (e) => events.push(`fired:${e.alert.series.service}`));
+    server.detectEvents.on('alert.resolved', (e) => events.push(`resolved:${e.alert.series.service}`));
     try {
       await traffic(server.url, 'checkout', 2, 0);
       expect(hooksFor('checkout')).toEqual([]);
@@ -80,6 +83,7 @@ describe('alerting over OTLP traffic', () => {
       const hooks = hooksFor('checkout');
       expect(hooks.map((h) => h.status)).toEqual(['firing', 'resolved']);
       expect(hooks[0].alerts[0].series).toEqual({ service: 'checkout', environment: 'prod' });
+      expect(events).toEqual(['fired:checkout', 'resolved:checkout']);
       const token = server.adminToken ?? '';
       const res = await fetch(`${server.url}/api/alerts?state=all`, { headers: { authorization: `Bearer ${token}` } });
       const body = await res.json() as { alerts: Array<{ id: string; state: string }> };

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { ensureAdmin, verifyToken } from '../auth/index.js';
-import { DetectEngine, detectMigrations, registerDetectRoutes } from '../detect/index.js';
+import { DetectEngine, detectMigrations, registerDetectRoutes, type DetectEvents } from '../detect/index.js';
 import { ERRORS_MIGRATIONS, openErrorsModule, type ErrorEvents } from '../errors/index.js';
 import { gatewayApi, gatewayMigrations, startGateway, type Gateway } from '../gateway/index.js';
 import { openStateStore } from '../state/index.js';
@@ -20,6 +20,8 @@ export interface RunningServer {
   defaultDsn: string;
   /** error.new_group / error.regressed, for modules that react to errors. */
   errorEvents: ErrorEvents;
+  /** alert.fired / alert.resolved, for modules that react to alerts (incidents). */
+  detectEvents: DetectEvents;
   /** Port of the PostgreSQL gateway listener. */
   gatewayPort: number | undefined;
   /** Stops accepting, flushes pending batches, closes the stores. */
@@ -126,5 +128,5 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   };
 
   return { url: `http://${hostForUrl}:${port}`, port, adminToken: admin.created ? admin.token : undefined,
-    defaultDsn: errors.defaultDsn(publicUrl), errorEvents: errors.events, gatewayPort: gateway.port, close };
+    defaultDsn: errors.defaultDsn(publicUrl), errorEvents: errors.events, detectEvents: detect.events, gatewayPort: gateway.port, close };
 }
