@@ -1,7 +1,15 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pino from 'pino';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, startApi, startHarness, startUpstream, type GatewayHarness, type TestUser, type Upstream } from './harness.conformance.js';
+import { serverConfigSchema } from '../http/config.js';
+import { startServer } from '../http/server.js';
+import { cli, startApi, startHarness, startUpstream, UPSTREAM, type GatewayHarness, type TestUser, type Upstream } from './harness.conformance.js';
 import { gatewayDb } from './schema.js';
 
 let upstream: Upstream;
@@ -147,6 +155,25 @@ describe('just-in-time access', () => {
     await c.end();
   });
 
+  it('deny and list from the CLI', async () => {
+    const r = JSON.parse((await cli(['access', 'request', 'shop', '--mode', 'admin', '--for', '30m', '--reason', 'curious', ...flags(h.users.alice), '--json'])).stdout) as { id: string };
+    const pending = await cli(['access', 'list', '--status', 'pending', ...flags(h.admin)]);
+    expect(pending.stdout).toMatch(new RegExp(`${r.id}\\s+access\\s+pending\\s+admin\\s+1800\\s+curious`));
+    expect(await cli(['access', 'deny', r.id, '--note', 'no', ...flags(h.admin)])).toMatchObject({ code: 0, stdout: `request ${r.id} denied\n` });
+    expect((await cli(['access', 'list', '--status', 'pending', ...flags(h.admin), '--json'])).stdout).not.toContain(r.id);
+  });
+
+  it('POST /api/gateway/credentials enrols a token, so its very first gateway login is SCRAM', async () => {
+    const erin = await h.addUser('erin');
+    await h.gateway.access.grant(sys(), { subjectKind: 'user', subject: erin.id, resource: 'shop', mode: 'read' });
+    const res = await fetch(`${api.url}/api/gateway/credentials`, { method: 'POST', headers: { authorization: `Bearer ${erin.token}` } });
+    expect(res.status).toBe(201);
+    const c = await connect(erin);
+    await c.end();
+    const opened = await h.gateway.audit.query({ kind: 'connection.open', actor: 'erin', limit: 10 });
+    expect(opened.map((r) => r.data.auth)).toEqual(['scram-sha-256']);
+  });
+
   it('unreviewed requests expire', async () => {
     const r = await h.gateway.access.request({ userId: h.users.alice.id, userName: 'alice', role: 'member' }, { resource: 'shop', mode: 'admin', durationS: 600, reason: 'maintenance' });
     await h.gateway.access.sweep(Date.now() + 2 * 3600_000);
@@ -202,5 +229,41 @@ describe('audit chain', () => {
     expect(body.records.length).toBeGreaterThan(0);
     expect(body.records.every((r) => r.actor === 'bob')).toBe(true);
     expect((await fetch(`${api.url}/api/audit`, { headers: { authorization: `Bearer ${h.users.alice.token}` } })).status).toBe(403);
+  });
+});
+
+describe('tightloop up (the README walk-through)', () => {
+  it('resource add (with a policy file) → access grant → psql through the gateway → audit verify', async () => {
+    const run = promisify(execFile);
+    const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-e2e-'));
+    const server = await startServer(serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' }), pino({ level: 'silent' }));
+    try {
+      const base = ['--url', server.url, '--data-dir', dataDir];
+      process.env.ORDERS_DB_PASSWORD = UPSTREAM.scram.password;
+      const policyFile = join(dataDir, 'policy.json');
+      writeFileSync(policyFile, JSON.stringify({ masking: { columns: [{ name: '*ssn*', mode: 'full' }] }, breakGlass: true }));
+      const add = await cli(['resource', 'add', 'orders-prod', '--host', '127.0.0.1', '--port', String(upstream.port), '--database', 'shop',
+        '--user', UPSTREAM.scram.user, '--credential', 'env:ORDERS_DB_PASSWORD', '--tls', 'disable', '--policy', policyFile, ...base]);
+      expect(add).toMatchObject({ code: 0, stdout: expect.stringContaining('added resource orders-prod') });
+      expect(await cli(['access', 'grant', 'admin', 'orders-prod', '--mode', 'read', '--for', '1h', ...base])).toMatchObject({ code: 0 });
+      const list = JSON.parse((await cli(['resource', 'list', ...base, '--json'])).stdout) as { resources: { name: string; credential: string; policy: { breakGlass: boolean } }[] };
+      expect(list.resources).toMatchObject([{ name: 'orders-prod', credential: 'env:ORDERS_DB_PASSWORD', policy: { breakGlass: true } }]);
+
+      const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+      const url = `postgres://admin:${token}@127.0.0.1:${server.gatewayPort ?? 0}/orders-prod`;
+      const r = await run('psql', [url, '-X', '-A', '-t', '-c', "SELECT email, ssn FROM customers ORDER BY id"]);
+      expect(r.stdout.trim().split('\n')).toEqual(['*****@******e.com|***-**-****', '***@******e.org|***-**-****']);
+      const blocked = await run('psql', [url, '-X', '-c', 'DELETE FROM orders']).catch((e: { stderr: string }) => e);
+      expect(blocked.stderr).toContain('blocked by guardrail "read-only"');
+
+      expect(await cli(['audit', 'verify', ...base])).toMatchObject({ code: 0, stdout: expect.stringContaining('audit chain OK') });
+      const exported = await cli(['audit', 'export', '--kind', 'statement', ...base]);
+      expect(exported.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { kind: string }).kind)).toContain('statement');
+      const doc = (await (await fetch(`${server.url}/api/openapi.json`)).json()) as { paths: Record<string, unknown> };
+      expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/resources', '/api/access/requests', '/api/audit', '/api/audit/verify']));
+    } finally {
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 });

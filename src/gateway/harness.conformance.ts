@@ -14,6 +14,7 @@ import { ulid } from 'ulid';
 import { createToken, ensureAdmin } from '../auth/index.js';
 import { openStateStore, toTimestamp, type Role, type StateStore } from '../state/index.js';
 import { gatewayMigrations, startGateway, type Gateway, type GatewayOptions } from './index.js';
+import { ensureSelfSigned } from './tls.js';
 
 export const UPSTREAM = {
   scram: { user: 'app_scram', password: 'scram-secret-1' },
@@ -34,6 +35,8 @@ export function freePort(): Promise<number> {
 
 export interface Upstream {
   port: number;
+  /** The server's self-signed certificate (a CA for verify-full). */
+  certFile: string;
   /** A superuser client to the test database, for setup and checks. */
   admin(): Promise<pg.Client>;
   stop(): Promise<void>;
@@ -46,9 +49,18 @@ export async function startUpstream(): Promise<Upstream> {
   chmodSync(dir, 0o755);
   const port = await freePort();
   const dataDir = join(dir, 'data');
+  // A certificate for the server, so upstream TLS (require, verify-full) is exercised too.
+  const sslDir = join(dir, 'ssl');
+  const { certFile, keyFile } = await ensureSelfSigned(sslDir);
+  if (userInfo().uid === 0) {
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('chown', ['-R', 'postgres:postgres', sslDir]);
+    chmodSync(sslDir, 0o755);
+  }
   const pgServer: EmbeddedPostgres = new Embedded({
     databaseDir: dataDir, port, user: 'postgres', password: 'postgres-secret', authMethod: 'scram-sha-256',
     persistent: false, createPostgresUser: userInfo().uid === 0, onLog: () => undefined, onError: () => undefined,
+    postgresFlags: ['-c', 'ssl=on', '-c', `ssl_cert_file=${certFile}`, '-c', `ssl_key_file=${keyFile}`],
   });
   try {
     await pgServer.initialise();
@@ -87,6 +99,7 @@ export async function startUpstream(): Promise<Upstream> {
   }
   return {
     port,
+    certFile,
     admin: () => admin(),
     async stop() {
       await pgServer.stop();

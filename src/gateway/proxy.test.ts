@@ -103,6 +103,25 @@ describe('wire protocol through the gateway', () => {
     }
   });
 
+  it('connects upstream over TLS: require, verify-full with the server CA, and refuses a wrong CA', async () => {
+    const sys = { userId: h.admin.id, userName: 'admin', role: 'admin' };
+    const tls = [
+      ['shop-tls', { mode: 'require' }],
+      ['shop-verified', { mode: 'verify-full', caFile: upstream.certFile, serverName: 'localhost' }],
+      ['shop-wrong-ca', { mode: 'verify-full', caFile: `${h.dataDir}/gateway-cert.pem`, serverName: 'localhost' }],
+    ] as const;
+    for (const [name, t] of tls) {
+      await h.gateway.resources.create({ name, host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram', credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: t });
+      await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.alice.id, resource: name, mode: 'read' });
+    }
+    for (const name of ['shop-tls', 'shop-verified']) {
+      const c = await client(name);
+      expect((await c.query('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0].ssl).toBe(true);
+      await c.end();
+    }
+    await expect(client('shop-wrong-ca')).rejects.toMatchObject({ code: '08001', message: expect.stringContaining('TLS') });
+  });
+
   it('COPY in and out', async () => {
     const c = await client();
     try {

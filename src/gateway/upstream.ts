@@ -89,8 +89,9 @@ async function negotiateTls(socket: Socket, t: UpstreamTarget): Promise<Socket |
       servername: t.tls.serverName ?? (/^[\d.:]+$/.test(t.host) ? undefined : t.host),
       ca,
       rejectUnauthorized: verify,
-      // verify-ca checks the chain only, as libpq does; verify-full also checks the name.
-      checkServerIdentity: t.tls.mode === 'verify-full' ? undefined : () => undefined,
+      // verify-ca checks the chain only, as libpq does; verify-full also checks the name (the
+      // default check, which must not be overridden even with undefined).
+      ...(t.tls.mode === 'verify-full' ? {} : { checkServerIdentity: () => undefined }),
     });
     secure.once('secureConnect', () => {
       secure.on('error', () => undefined); // as for the raw socket: the owner watches 'close'
