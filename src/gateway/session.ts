@@ -128,10 +128,7 @@ export class ClientSession {
       kind: 'connection.open', actor: user, resource: resource.name, session: this.id,
       data: { peer: this.peer, tls: startup.tls, auth: who.method, grant: grant.id, mode: grant.mode, application: startup.params.get('application_name') ?? null, masking: masking !== undefined },
     });
-    if (grant.expiresAt !== null) {
-      const ms = Date.parse(grant.expiresAt) - Date.now();
-      this.expiryTimer = setTimeout(() => this.terminate('access grant expired'), Math.max(0, Math.min(ms, 2 ** 31 - 1)));
-    }
+    this.armExpiry(who);
 
     const hash = (sql: string): string => statementHash(sql);
     this.relay = new Relay(this.client, up.socket, masking, {
@@ -190,6 +187,30 @@ export class ClientSession {
       masked: exec.masked,
       ...(exec.error === undefined ? {} : { error: exec.error }),
     });
+  }
+
+  /**
+   * Ends the session when its grant runs out — unless another live grant of the same mode has
+   * taken over (an extension or a fresh JIT approval), in which case the session continues.
+   */
+  private armExpiry(who: { userId: string; role: string }): void {
+    const expiresAt = this.grant?.expiresAt;
+    if (expiresAt === null || expiresAt === undefined) return;
+    const ms = Math.max(0, Math.min(Date.parse(expiresAt) - Date.now(), 2 ** 31 - 1));
+    this.expiryTimer = setTimeout(() => {
+      const current = this.grant;
+      if (current === undefined || this.resource === undefined) return;
+      this.ctx.access.grants.activeFor(who.userId, who.role, this.resource.id).then(
+        (next) => {
+          if (next !== undefined && next.id !== current.id && next.mode === current.mode) {
+            this.grant = next;
+            this.ctx.audit.append({ kind: 'session.grant_renewed', actor: this.userName, resource: this.resource?.name, session: this.id, data: { from: current.id, to: next.id } });
+            this.armExpiry(who);
+          } else this.terminate('access grant expired');
+        },
+        () => this.terminate('access grant expired'),
+      );
+    }, ms);
   }
 
   /** Cancels the running query upstream (a client's CancelRequest). */
