@@ -1,15 +1,16 @@
 /**
- * `npm run bench -- gateway [--seconds 4] [--clients 8] [--threads 2]`
+ * `npm run bench -- gateway [--seconds 4] [--clients 8] [--threads 2] [--only tightloop] [--mode simple,prepared]`
  *
  * pgbench -S (select-only), simple and -M prepared, against the same PostgreSQL three ways in
  * one run: direct; through Debian's pgbouncer in session mode; through the tightloop gateway
- * with guardrails and masking on (every statement parsed-or-cached, every row scanned by the
- * content detectors, every statement audited). Runs alternate between targets so drift hits
- * all of them alike. Then masking throughput: 100 k rows × 5 PII columns through the masker,
- * and the same result end to end through the gateway.
+ * with guardrails and masking on (every statement judged from the parse tree or its cache, every
+ * row scanned by the content detectors, every statement audited). Each target is warmed up for
+ * a second first; runs alternate between targets so drift hits all of them alike. Then masking
+ * throughput: 100 k rows × 5 PII columns through the masker, and the same result end to end.
  *
  * Needs `pgbench` and `pgbouncer` on PATH (Debian: postgresql-client, postgresql, pgbouncer).
- * The RESULT tps figures are the mean of the simple and prepared runs.
+ * The RESULT tps figures are the mean of the simple and prepared runs; "proxy CPU" is user +
+ * system time of the proxy process per query (BENCH_VERBOSE=1 splits it).
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';

@@ -20,7 +20,7 @@ function intArg(name: string, min: number, max: number) {
   };
 }
 
-async function up(opts: { dataDir: string; host: string; port: number; gatewayPort: number; queueMaxRows?: number; logLevel: string }): Promise<number> {
+async function up(opts: { dataDir: string; host: string; port: number; gatewayPort?: number; queueMaxRows?: number; logLevel: string }): Promise<number> {
   const parsed = serverConfigSchema.safeParse({
     dataDir: resolve(opts.dataDir),
     host: opts.host,
@@ -50,7 +50,9 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
     `  OpenAPI         ${server.url}/api/openapi.json`,
     `  health          ${server.url}/api/health`,
     `  Sentry DSN      ${server.defaultDsn}  (default project)`,
-    `  PostgreSQL      postgres://<user>:<token>@${config.host}:${server.gatewayPort ?? '-'}/<resource>  (gateway)`,
+    server.gatewayPort === undefined
+      ? '  PostgreSQL      gateway not listening (port 15432 in use; pass --gateway-port)'
+      : `  PostgreSQL      postgres://<user>:<token>@${config.host}:${server.gatewayPort}/<resource>  (gateway)`,
   ];
   if (server.adminToken !== undefined) {
     lines.push(
@@ -94,7 +96,7 @@ export async function run(argv: string[]): Promise<number> {
     .option('--data-dir <dir>', 'data directory', './.tightloop')
     .option('--host <host>', 'address to bind (loopback by default)', '127.0.0.1')
     .option('--port <port>', 'HTTP port (OTLP, API, console)', intArg('--port', 0, 65535), 4318)
-    .option('--gateway-port <port>', 'PostgreSQL gateway port', intArg('--gateway-port', 0, 65535), 15432)
+    .option('--gateway-port <port>', 'PostgreSQL gateway port (default 15432)', intArg('--gateway-port', 0, 65535))
     .option('--queue-max-rows <n>', 'rows waiting for commit before ingest answers 429', intArg('--queue-max-rows', 1, 1e9))
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
     .action(async (opts) => {

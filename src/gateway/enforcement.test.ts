@@ -19,7 +19,7 @@ beforeAll(async () => {
   await h.gateway.resources.create({
     name: 'shop-review', host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram',
     credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' },
-    policy: { guardrails: { rules: { ddl: 'approve' } }, masking: { columns: [{ name: 'name', mode: 'hash' }], exemptRoles: ['admin'] } },
+    policy: { guardrails: { rules: { ddl: 'approve', 'modifying-cte': 'warn' } }, masking: { columns: [{ name: 'name', mode: 'hash' }], exemptRoles: ['admin'] } },
   });
   await h.gateway.access.grant(sys(), { subjectKind: 'user', subject: h.users.alice.id, resource: 'shop-review', mode: 'write' });
   await h.gateway.access.grant(sys(), { subjectKind: 'role', subject: 'admin', resource: 'shop-review', mode: 'read' });
@@ -145,6 +145,24 @@ describe('guardrails on the wire', () => {
     } finally {
       await c.end();
     }
+  });
+});
+
+describe('warnings', () => {
+  it('a "warn" rule lets the statement run, tells the client, and audits the decision', async () => {
+    const c = await client(h.users.alice, 'shop-review');
+    const notices: string[] = [];
+    c.on('notice', (n) => notices.push(n.message ?? ''));
+    try {
+      const r = await c.query('WITH d AS (DELETE FROM orders WHERE id = -1 RETURNING *) SELECT count(*)::int AS n FROM d');
+      expect(r.rows[0].n).toBe(0);
+      expect(notices.some((n) => n.includes('guardrail "modifying-cte"'))).toBe(true);
+    } finally {
+      await c.end();
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    const audit = await h.gateway.audit.query({ kind: 'statement', resource: 'shop-review', limit: 1000 });
+    expect(audit.some((r) => r.data.decision === 'warn' && r.data.rule === 'modifying-cte')).toBe(true);
   });
 });
 

@@ -31,6 +31,11 @@ export interface GatewayOptions {
   host?: string;
   /** Listener port; 0 picks a free one; null runs the services without a listener. */
   port?: number | null;
+  /**
+   * When the port is taken, log a warning and run without a listener instead of failing (for a
+   * default port the user did not ask for; an explicit one should fail loudly).
+   */
+  portOptional?: boolean;
   tls?: { certFile?: string; keyFile?: string };
   webhookUrl?: string;
   /** Largest protocol message accepted from either side (PostgreSQL's own cap is 1 GiB). */
@@ -116,17 +121,25 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       void new ClientSession(socket, ctx).run();
     });
     // A listener error after start (e.g. EMFILE) must not kill the process.
-    await new Promise<void>((resolve, reject) => {
-      srv.once('error', reject);
+    const listening = await new Promise<boolean>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        if (err.code === 'EADDRINUSE' && opts.portOptional === true) {
+          log.warn(`PostgreSQL gateway not listening: port ${opts.port ?? 15432} on ${host} is in use (set another with --gateway-port)`);
+          resolve(false);
+        } else reject(err);
+      };
+      srv.once('error', onError);
       srv.listen(opts.port ?? 15432, host, () => {
-        srv.off('error', reject);
+        srv.off('error', onError);
         srv.on('error', (err) => log.error({ err }, 'gateway listener error'));
-        resolve();
+        resolve(true);
       });
     });
-    server = srv;
-    const addr = srv.address();
-    port = typeof addr === 'object' && addr !== null ? addr.port : undefined;
+    if (listening) {
+      server = srv;
+      const addr = srv.address();
+      port = typeof addr === 'object' && addr !== null ? addr.port : undefined;
+    }
   }
 
   const sweep = (): Promise<void> => access.sweep();

@@ -83,6 +83,8 @@ describe('guardrail visitors', () => {
     expect(verdict('DROP TABLE orders', admin)).toEqual({ action: 'warn', rule: 'ddl' });
     expect(verdict('DROP TABLE orders', { ...write, rules: { ddl: 'approve' } })).toEqual({ action: 'approve', rule: 'ddl' });
     expect(verdict('DELETE FROM orders', { ...write, modes: { write: { 'unsafe-write': 'warn' } } }).action).toBe('warn');
+    // A role override (the user's tightloop role) wins over the mode's.
+    expect(verdict('DROP TABLE orders', { ...admin, role: { ddl: 'block' } }).action).toBe('block');
     // Unparseable statements stay denied whatever the policy says.
     expect(verdict('SELEC 1', { ...admin, rules: { unparseable: 'allow' } }).action).toBe('block');
     expect(verdict('COPY orders TO STDOUT (FORMAT binary)', { ...write, maskingActive: false }).action).toBe('allow');

@@ -4,21 +4,26 @@
  * guardrails built on the real PostgreSQL parser, masks personal data in results, grants access
  * just in time, and keeps a hash-chained audit trail.
  *
- *   gateway.ts       startGateway: listener, services, expiry sweeper
- *   session.ts       one client connection: startup, login, checks, upstream, relay
- *   startup.ts       SSLRequest/GSSENCRequest/CancelRequest/StartupMessage
- *   session-auth.ts  login conversation (password enrolment, then SCRAM-SHA-256)
- *   client-auth.ts   verifiers and sealed tokens behind SCRAM; verifyToken on every login
- *   scram.ts         SCRAM-SHA-256, server and client halves
- *   upstream.ts      connect and log in to the real server (SCRAM, md5, password; TLS)
- *   relay.ts         message relay: judge, attribute (pipeline.ts), mask, backpressure
- *   wire/            framing, decoding and encoding of protocol messages; GatewayError
- *   guardrails/      parse-tree visitors, decisions and their caches
- *   masking/         content detectors, type-preserving renderers, DataRow/COPY masking
- *   resources.ts     PostgreSQL targets; credentials by reference only
+ *   gateway.ts         startGateway: listener, services, expiry sweeper
+ *   session.ts         one client connection: startup, login, checks, upstream, relay
+ *   startup.ts         SSLRequest/GSSENCRequest/CancelRequest/StartupMessage
+ *   session-auth.ts    login conversation (password enrolment, then SCRAM-SHA-256)
+ *   client-auth.ts     verifiers and sealed tokens behind SCRAM; verifyToken on every login
+ *   scram.ts           SCRAM-SHA-256, server and client halves
+ *   upstream.ts        connect and log in to the real server (SCRAM, md5, password; TLS)
+ *   relay.ts           message relay: judge, attribute (pipeline.ts), mask, backpressure
+ *   registry.ts        live sessions by cancel key and grant
+ *   wire/              framing, decoding and encoding of protocol messages; GatewayError
+ *   guardrails/        parse-tree visitors, decisions and their caches
+ *   masking/           content detectors, type-preserving renderers, DataRow/COPY masking
+ *   policy.ts          a resource's policy (guardrail actions, masking, JIT knobs)
+ *   resources.ts       PostgreSQL targets; credentials by reference only
  *   grants.ts, access.ts, approvals.ts   grants, JIT requests, statement reviews
- *   audit.ts         the hash-chained audit log and its verification
- *   api.ts           the REST routes (Fastify plugin)
+ *   webhook.ts         Slack-compatible notifications
+ *   audit.ts           the hash-chained audit log and its verification
+ *   statement-log.ts   per-session statement audit (plain repeats coalesced)
+ *   api.ts, api-audit.ts, openapi.ts   the REST routes (a Fastify plugin) and their OpenAPI
+ *   harness.conformance.ts   test support (embedded PostgreSQL, raw client, CLI runner)
  */
 export { startGateway } from './gateway.js';
 export type { Gateway, GatewayOptions } from './gateway.js';

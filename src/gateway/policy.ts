@@ -27,9 +27,12 @@ export const resourcePolicySchema = z.object({
   guardrails: z
     .object({
       rules: ruleActions.default({}),
+      /** Overrides per access mode of the session's grant. */
       modes: z.partialRecord(mode, ruleActions).default({}),
+      /** Overrides per tightloop role of the user; these win over modes. */
+      roles: z.partialRecord(z.enum(['admin', 'member', 'viewer']), ruleActions).default({}),
     })
-    .default({ rules: {}, modes: {} }),
+    .default({ rules: {}, modes: {}, roles: {} }),
   masking: maskingPolicySchema.default({ ...DEFAULT_MASKING, detectors: [...DEFAULT_MASKING.detectors], columns: [], exemptRoles: [] }),
   /** Allow self-granted emergency access (reason required, alert fired). */
   breakGlass: z.boolean().default(false),

@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { Masker, ResultPlan } from './masking/index.js';
 import { PendingQueue, type Execution, type PortalInfo, type StatementInfo } from './pipeline.js';
-import { decodeBind, decodeCopyResponse, decodeErrorFields, decodeExecute, decodeParse, decodeRowDescription, decodeTarget, readCString, rowsFromTag } from './wire/decode.js';
+import { decodeBind, decodeCopyResponse, decodeErrorFields, decodeExecute, decodeParse, decodeRowDescription, decodeTarget, readCString, rowsFromTag, type FieldDescription } from './wire/decode.js';
 import { describeMessage, errorResponse, noticeResponse, parseMessage, queryMessage, type ErrorFields } from './wire/encode.js';
 import { ProtocolViolation } from './wire/errors.js';
 import { MessageFramer } from './wire/framer.js';
@@ -60,6 +60,7 @@ export class Relay {
   private copyOut = false;
   private lastRowDescription: Buffer | undefined;
   private lastPlan: ResultPlan | undefined;
+  private lastFields: FieldDescription[] | undefined;
   private upstreamPaused = false;
   private clientPaused = false;
   txStatus = 'I';
@@ -245,7 +246,11 @@ export class Relay {
         case 0x54: /* T RowDescription */ {
           const body = buf.subarray(off + 5, end);
           if (head?.kind === 'describe') {
-            this.described(head, decodeRowDescription(body));
+            if (head.target === 'P' && head.portal !== undefined && this.masker !== undefined) {
+              // Prepared executions describe the same portal shape every time: reuse the plan.
+              head.portal.plan = this.planFor(body);
+              head.portal.desc = this.lastFields;
+            } else this.described(head, decodeRowDescription(body));
             drop = head.swallow;
             this.pending.shift();
           } else if (head?.kind === 'query' && this.masker !== undefined) {
@@ -315,7 +320,8 @@ export class Relay {
   private planFor(body: Buffer): ResultPlan | undefined {
     if (this.lastRowDescription !== undefined && this.lastRowDescription.equals(body)) return this.lastPlan;
     this.lastRowDescription = Buffer.from(body);
-    this.lastPlan = this.masker?.plan(decodeRowDescription(body));
+    this.lastFields = decodeRowDescription(body);
+    this.lastPlan = this.masker?.plan(this.lastFields);
     return this.lastPlan;
   }
 

@@ -120,6 +120,7 @@ export class ClientSession {
       mode: grant.mode,
       rules: resource.policy.guardrails.rules,
       modes: resource.policy.guardrails.modes,
+      role: resource.policy.guardrails.roles[who.role as 'admin' | 'member' | 'viewer'],
       maskingActive: masking !== undefined,
     };
     this.ctx.registry.add(this);

@@ -1,10 +1,14 @@
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ScramClientExchange, ScramServerExchange, deriveKeys } from './scram.js';
-import { decodeBind, decodeParse, decodeRowDescription, decodeStartup, rowsFromTag } from './wire/decode.js';
+import { decodeBind, decodeCopyResponse, decodeErrorFields, decodeExecute, decodeParse, decodeRowDescription, decodeSaslInitial, decodeStartup, decodeTarget, rowsFromTag } from './wire/decode.js';
 import { cstr, frame, int16, int32, parseMessage, startupMessage } from './wire/encode.js';
 import { ProtocolViolation } from './wire/errors.js';
 import { MessageFramer } from './wire/framer.js';
+import { ensureSelfSigned, loadSecureContext } from './tls.js';
 
 function messages(buf: Buffer): string[] {
   const out: string[] = [];
@@ -69,7 +73,8 @@ describe('decoders', () => {
     expect(() => decodeBind(Buffer.from('p\0s\0'))).toThrow(ProtocolViolation);
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
-        for (const decode of [decodeParse, decodeBind, decodeRowDescription]) {
+        const decoders = [decodeParse, decodeBind, decodeRowDescription, decodeTarget, decodeExecute, decodeStartup, decodeErrorFields, decodeCopyResponse, decodeSaslInitial];
+        for (const decode of decoders) {
           try {
             decode(Buffer.from(bytes));
           } catch (err) {
@@ -77,6 +82,7 @@ describe('decoders', () => {
           }
         }
       }),
+      { numRuns: 2000 },
     );
   });
 });
@@ -107,5 +113,21 @@ describe('SCRAM-SHA-256', () => {
     const c2 = new ScramClientExchange('right');
     c2.final(new ScramServerExchange(salt, 4096, []).first(c2.first()));
     expect(() => c2.verifyServerFinal(`v=${Buffer.alloc(32).toString('base64')}`)).toThrow();
+  });
+});
+
+describe('listener TLS material', () => {
+  it('generates a self-signed certificate once (key 0600) and loads a configured pair', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tightloop-tls-'));
+    try {
+      const files = await ensureSelfSigned(dir);
+      expect(statSync(files.keyFile).mode & 0o777).toBe(0o600);
+      expect(await ensureSelfSigned(dir)).toEqual(files);
+      const warnings: string[] = [];
+      expect(await loadSecureContext(join(dir, 'elsewhere'), files, (w) => warnings.push(w))).toBeDefined();
+      expect(warnings).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

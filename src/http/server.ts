@@ -29,7 +29,10 @@ export interface RunningServer {
 }
 
 export interface ServerOptions {
-  /** PostgreSQL gateway port; default 15432, or an ephemeral one when the HTTP port is (tests). */
+  /**
+   * PostgreSQL gateway port. Given: it must be free. Not given: 15432 if free (else the gateway
+   * runs without a listener and says so), or an ephemeral one when the HTTP port is (tests).
+   */
   gatewayPort?: number;
 }
 
@@ -43,7 +46,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   let gateway: Gateway;
   try {
     gateway = await startGateway({
-      db: state.db, dataDir: config.dataDir, log, host: config.host, port: gatewayPort,
+      db: state.db, dataDir: config.dataDir, log, host: config.host, port: gatewayPort, portOptional: options.gatewayPort === undefined,
       webhookUrl: process.env.TIGHTLOOP_GATEWAY_WEBHOOK_URL,
       tls: { certFile: process.env.TIGHTLOOP_GATEWAY_TLS_CERT, keyFile: process.env.TIGHTLOOP_GATEWAY_TLS_KEY },
     });

@@ -44,6 +44,8 @@ export interface DecisionContext {
   /** Resource policy: per-rule actions, and overrides per access mode. */
   rules: Partial<Record<RuleId, RuleAction>>;
   modes: Partial<Record<'read' | 'write' | 'admin', Partial<Record<RuleId, RuleAction>>>>;
+  /** Overrides for the user's tightloop role (already picked for this session). */
+  role?: Partial<Record<RuleId, RuleAction>>;
   maskingActive: boolean;
 }
 
@@ -56,7 +58,12 @@ export interface Decision {
 }
 
 const TABLE = combine(ALL_VISITORS);
-const MAX_CACHE = 20_000;
+/**
+ * Bounds on the caches: entries per level, and the longest text used as a key. Worst case about
+ * 10 000 × 4 KiB per level; a longer statement is simply analysed each time.
+ */
+const MAX_CACHE = 10_000;
+export const MAX_CACHED_SQL = 4096;
 
 function remember<V>(map: Map<string, V>, key: string, value: V): void {
   if (map.size >= MAX_CACHE) map.delete(map.keys().next().value as string);
@@ -91,9 +98,9 @@ export class Guardrails {
     } else {
       this.stats.parsed++;
       facts = analyzeTree(sql, normalized);
-      if (!facts.literalDependent && normalized !== undefined) remember(this.byNormalized, normalized, facts);
+      if (!facts.literalDependent && normalized !== undefined && normalized.length <= MAX_CACHED_SQL) remember(this.byNormalized, normalized, facts);
     }
-    if (sql.length <= 8192) remember(this.byText, sql, facts);
+    if (sql.length <= MAX_CACHED_SQL) remember(this.byText, sql, facts);
     if (shape !== undefined && !facts.literalDependent) remember(this.byShape, shape, facts);
     return facts;
   }
@@ -180,7 +187,7 @@ function actionFor(rule: RuleId, ctx: DecisionContext): RuleAction {
   if (rule === 'unparseable') return 'block';
   if (rule === 'read-only') return ctx.mode === 'read' ? 'block' : 'allow';
   if (rule === 'masking-bypass' && !ctx.maskingActive) return 'allow';
-  return ctx.modes[ctx.mode]?.[rule] ?? ctx.rules[rule] ?? DEFAULT_MODE_ACTIONS[ctx.mode]?.[rule] ?? DEFAULT_ACTIONS[rule];
+  return ctx.role?.[rule] ?? ctx.modes[ctx.mode]?.[rule] ?? ctx.rules[rule] ?? DEFAULT_MODE_ACTIONS[ctx.mode]?.[rule] ?? DEFAULT_ACTIONS[rule];
 }
 
 /** The text a blocked statement's ErrorResponse carries: names the rule, and why. */

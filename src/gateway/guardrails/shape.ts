@@ -71,7 +71,7 @@ function isIdentChar(c: number): boolean {
   return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || isDigit(c) || c === 95 || c === DOLLAR || c >= 128;
 }
 
-const MAX_KEYED_LENGTH = 8192;
+const MAX_KEYED_LENGTH = 4096;
 const DOLLAR = 36;
 const BACKSLASH = 92;
 const DASH = 45;

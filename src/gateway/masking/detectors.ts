@@ -153,6 +153,7 @@ const KEY_HINT = /sk_|pk_|rk_|gh[pousr]_|github_pat_|AKIA|xox|AIza|sk-|tl_|-----
 export class DetectorSet {
   private readonly detectors: readonly Detector[];
   private readonly compiled = new Map<number, { re: RegExp; members: readonly Detector[] }>();
+  private static readonly GROUPS = DETECTORS.map((_, i) => `d${i}`);
   private readonly needMask: number;
 
   constructor(enabled: readonly DetectorId[] = DETECTOR_IDS) {
@@ -199,7 +200,7 @@ export class DetectorSet {
       }
       const groups = m.groups as Record<string, string | undefined>;
       for (let i = 0; i < members.length; i++) {
-        if (groups[`d${i}`] === undefined) continue;
+        if (groups[DetectorSet.GROUPS[i]] === undefined) continue;
         const d = members[i];
         if (d.validate(m[0])) (out ??= []).push({ id: d.id, start: m.index, end: m.index + m[0].length });
         break;

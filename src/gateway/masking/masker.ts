@@ -105,6 +105,7 @@ export class Masker {
       const len = msg.readInt32BE(off);
       const valueAt = off + 4;
       off = valueAt + (len > 0 ? len : 0);
+      if (off > end) break; // malformed row: leave it to the client to reject
       const col = plan.columns[i];
       if (len < 0 || col === undefined) continue;
       if (col.nameMode === undefined && (!col.detect || len < MIN_DETECTABLE_LENGTH)) continue;

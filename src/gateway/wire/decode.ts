@@ -13,7 +13,15 @@ export function readCString(body: Buffer, off: number): { value: string; next: n
 }
 
 function need(body: Buffer, off: number, n: number): void {
-  if (off + n > body.length) throw new ProtocolViolation('message shorter than its contents');
+  if (n < 0 || off + n > body.length) throw new ProtocolViolation('message shorter than its contents');
+}
+
+/** An Int16 count; negative counts are malformed, not "none". */
+function count(body: Buffer, off: number): number {
+  need(body, off, 2);
+  const n = body.readInt16BE(off);
+  if (n < 0) throw new ProtocolViolation('negative count in message');
+  return n;
 }
 
 export interface StartupPacket {
@@ -54,8 +62,7 @@ export function decodeParse(body: Buffer): ParseMessage {
   const name = readCString(body, 0);
   const sql = readCString(body, name.next);
   let off = sql.next;
-  need(body, off, 2);
-  const n = body.readInt16BE(off);
+  const n = count(body, off);
   off += 2;
   need(body, off, 4 * n);
   const paramTypes: number[] = [];
@@ -74,19 +81,17 @@ export function decodeBind(body: Buffer): BindMessage {
   const portal = readCString(body, 0);
   const statement = readCString(body, portal.next);
   let off = statement.next;
-  need(body, off, 2);
-  const nFormats = body.readInt16BE(off);
+  const nFormats = count(body, off);
   off += 2 + 2 * nFormats;
-  need(body, off, 2);
-  const nParams = body.readInt16BE(off);
+  const nParams = count(body, off);
   off += 2;
   for (let i = 0; i < nParams; i++) {
     need(body, off, 4);
     const len = body.readInt32BE(off);
+    if (len < -1) throw new ProtocolViolation('invalid parameter length');
     off += 4 + (len > 0 ? len : 0);
   }
-  need(body, off, 2);
-  const nResult = body.readInt16BE(off);
+  const nResult = count(body, off);
   off += 2;
   need(body, off, 2 * nResult);
   const resultFormats: number[] = [];
@@ -117,8 +122,7 @@ export interface FieldDescription {
 }
 
 export function decodeRowDescription(body: Buffer): FieldDescription[] {
-  need(body, 0, 2);
-  const n = body.readInt16BE(0);
+  const n = count(body, 0);
   const fields: FieldDescription[] = [];
   let off = 2;
   for (let i = 0; i < n; i++) {
@@ -173,8 +177,8 @@ export interface CopyResponse {
 }
 
 export function decodeCopyResponse(body: Buffer): CopyResponse {
-  need(body, 0, 3);
-  const n = body.readInt16BE(1);
+  need(body, 0, 1);
+  const n = count(body, 1);
   need(body, 3, 2 * n);
   const columnFormats: number[] = [];
   for (let i = 0; i < n; i++) columnFormats.push(body.readInt16BE(3 + 2 * i));
