@@ -45,7 +45,7 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
   const lines = [
     '',
     `  tightloop is up  (data: ${config.dataDir})`,
-    `  API + console   ${server.url}/`,
+    `  API             ${server.url}/api/`,
     `  OTLP/HTTP       ${server.url}/v1/traces | /v1/logs | /v1/metrics`,
     `  OpenAPI         ${server.url}/api/openapi.json`,
     `  health          ${server.url}/api/health`,
