@@ -1,18 +1,10 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { apiCall, type ClientOpts, withClientOptions as withClient } from './api-client.js';
 
 /**
  * `tightloop silence add|list|rm` over the REST API (`/api/silences`). Exit codes: 0 ok,
  * 1 refused by the server, 2 usage or connection error.
  */
-
-interface ClientOpts {
-  url?: string;
-  token?: string;
-  dataDir: string;
-  json?: boolean;
-}
 
 interface SilenceOut {
   id: string;
@@ -32,45 +24,11 @@ export function parseMatcher(text: string): { name: string; op: string; value: s
   return m === null ? undefined : { name: m[1], op: m[2], value: m[3] };
 }
 
-async function call(what: string, method: string, path: string, opts: ClientOpts, body?: unknown): Promise<{ code: number; data?: unknown }> {
-  const url = (opts.url ?? process.env.TIGHTLOOP_URL ?? 'http://127.0.0.1:4318').replace(/\/+$/, '');
-  let token = opts.token ?? process.env.TIGHTLOOP_TOKEN;
-  if (token === undefined || token === '') {
-    try { token = readFileSync(resolve(opts.dataDir, 'admin.token'), 'utf8').trim(); } catch { token = undefined; }
-  }
-  if (token === undefined) {
-    process.stderr.write(`tightloop silence ${what}: no token (use --token, $TIGHTLOOP_TOKEN or ${resolve(opts.dataDir, 'admin.token')})\n`);
-    return { code: 2 };
-  }
-  let res: Response;
-  try {
-    res = await fetch(url + path, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-  } catch (err) {
-    process.stderr.write(`tightloop silence ${what}: cannot reach ${url}: ${(err as Error).message}\n`);
-    return { code: 2 };
-  }
-  const data = (await res.json().catch(() => ({}))) as { error?: { message?: string } };
-  if (!res.ok) {
-    process.stderr.write(`tightloop silence ${what}: ${res.status} ${data.error?.message ?? res.statusText}\n`);
-    return { code: res.status === 401 || res.status === 403 || res.status === 400 ? 2 : 1 };
-  }
-  return { code: 0, data };
-}
+const call = (what: string, method: string, path: string, opts: ClientOpts, body?: unknown) =>
+  apiCall(`silence ${what}`, opts, method, path, body);
 
 const line = (s: SilenceOut): string =>
   `${s.id}  ${s.state ?? ''}  ${s.matchers.map((m) => `${m.name}${m.op}${m.value}`).join(',')}  ${s.startsAt} → ${s.endsAt}  ${s.comment}`;
-
-function withClient(cmd: Command): Command {
-  return cmd
-    .option('--url <url>', 'server URL (default $TIGHTLOOP_URL, else http://127.0.0.1:4318)')
-    .option('--token <token>', 'API token (default $TIGHTLOOP_TOKEN, else <data-dir>/admin.token)')
-    .option('--data-dir <dir>', 'data directory holding admin.token', './.tightloop')
-    .option('--json', 'print machine-readable JSON');
-}
 
 /** Adds `silence add|list|rm`; `setCode` receives the exit code. */
 export function registerDetectCommands(program: Command, setCode: (code: number) => void): void {
