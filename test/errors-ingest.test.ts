@@ -144,6 +144,8 @@ describe('OTel-only service', () => {
         try { chargeInvoice(); } catch (e) { span.recordException(e as Error); }
         span.end();
       });
+      // Export (and so commit) each span before the next, so "latest" is well defined.
+      await provider.forceFlush();
     }
     await provider.forceFlush();
     await provider.shutdown();
