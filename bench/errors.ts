@@ -1,5 +1,9 @@
 /**
- * `npm run bench -- errors [--seconds 20] [--connections 64] [--groups 40]`
+ * `npm run bench -- errors [--seconds 20] [--connections 64] [--groups 40] [--against BIN --rounds 2]`
+ *
+ * `--against BIN`: also runs another build's `bin/tightloop` (e.g. a checkout of the previous
+ * commit, built) under the same load, alternating runs, and prints both and their ratio: the
+ * only comparison that holds on a machine shared with other work.
  *
  * Starts tightloop in a child process, reads the default project's DSN from its start banner and
  * sends Sentry envelopes — one ~50 KB event each (60-frame stack with context lines and locals,
@@ -25,6 +29,12 @@ const CONNECTIONS = arg('connections', 64);
 const GROUPS = arg('groups', 40);
 const PORT = arg('port', 14341);
 const BIN = fileURLToPath(new URL('../../bin/tightloop', import.meta.url));
+function sarg(name: string): string | undefined {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? undefined : process.argv[i + 1];
+}
+const AGAINST = sarg('against');
+const ROUNDS = arg('rounds', 2);
 
 function line(n: number): string {
   return `    const value${n} = await repository.load(request.params.id, { include: ['items', 'customer'] }); // ${n}`;
@@ -90,15 +100,11 @@ function percentile(sorted: number[], q: number): number {
   return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
-async function main(): Promise<void> {
-  // Distinct events prepared up front: the client must not compete with the server for CPU.
-  const bodies: Buffer[] = [];
-  for (let i = 0; i < 400; i++) bodies.push(envelope(makeEvent(i % GROUPS, i)));
-  const rawSize = JSON.stringify(makeEvent(0, 0)).length;
-  console.log(`event: ${(rawSize / 1024).toFixed(0)} KiB JSON, ${(bodies[0].length / 1024).toFixed(1)} KiB gzip envelope, ${GROUPS} throw sites`);
+interface RunResult { rate: number; p99: number; cpuMsPerEvent: number }
 
+async function run(bin: string, bodies: Buffer[]): Promise<RunResult> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-bench-errors-'));
-  const server = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''), BIN, 'up', '--data-dir', dataDir, '--port', String(PORT), '--log-level', 'warn'],
+  const server = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== ''), bin, 'up', '--data-dir', dataDir, '--port', String(PORT), '--log-level', 'warn'],
     { stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const dsn = await new Promise<string>((resolve, reject) => {
@@ -135,12 +141,40 @@ async function main(): Promise<void> {
     console.log(`acknowledged ${acked} events in ${elapsed.toFixed(1)} s over ${CONNECTIONS} connections; refused ${refused}`);
     console.log(`server CPU: ${cpuMsPerEvent.toFixed(2)} ms per event (all threads) → ${Math.round(1000 / cpuMsPerEvent)} events/s per core`);
     console.log(`ack latency ms: p50 ${percentile(latencies, 0.5).toFixed(1)} p99 ${percentile(latencies, 0.99).toFixed(1)}`);
-    console.log(`RESULT errors events_per_s=${Math.round(acked / elapsed)} p99_ack_ms=${percentile(latencies, 0.99).toFixed(1)} server_cpu_ms_per_event=${cpuMsPerEvent.toFixed(2)}`);
+    return { rate: acked / elapsed, p99: percentile(latencies, 0.99), cpuMsPerEvent };
   } finally {
     server.kill('SIGTERM');
     await new Promise((r) => server.once('exit', r));
     rmSync(dataDir, { recursive: true, force: true });
   }
+}
+
+async function main(): Promise<void> {
+  // Distinct events prepared up front: the client must not compete with the server for CPU.
+  const bodies: Buffer[] = [];
+  for (let i = 0; i < 400; i++) bodies.push(envelope(makeEvent(i % GROUPS, i)));
+  const rawSize = JSON.stringify(makeEvent(0, 0)).length;
+  console.log(`event: ${(rawSize / 1024).toFixed(0)} KiB JSON, ${(bodies[0].length / 1024).toFixed(1)} KiB gzip envelope, ${GROUPS} throw sites`);
+  const fmt = (r: RunResult): string => `events_per_s=${Math.round(r.rate)} p99_ack_ms=${r.p99.toFixed(1)} server_cpu_ms_per_event=${r.cpuMsPerEvent.toFixed(2)}`;
+  if (AGAINST === undefined) {
+    console.log(`RESULT errors ${fmt(await run(BIN, bodies))}`);
+    return;
+  }
+  const mine: RunResult[] = [], theirs: RunResult[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    console.log(`round ${r + 1}: this build`);
+    mine.push(await run(BIN, bodies));
+    console.log(`round ${r + 1}: ${AGAINST}`);
+    theirs.push(await run(AGAINST, bodies));
+  }
+  const mean = (rs: RunResult[]): RunResult => ({
+    rate: rs.reduce((a, x) => a + x.rate, 0) / rs.length,
+    p99: rs.reduce((a, x) => a + x.p99, 0) / rs.length,
+    cpuMsPerEvent: rs.reduce((a, x) => a + x.cpuMsPerEvent, 0) / rs.length,
+  });
+  const a = mean(mine), b = mean(theirs);
+  console.log(`against: ${fmt(b)}`);
+  console.log(`RESULT errors ${fmt(a)} against_events_per_s=${Math.round(b.rate)} ratio=${(a.rate / b.rate).toFixed(2)} cpu_ratio=${(a.cpuMsPerEvent / b.cpuMsPerEvent).toFixed(2)}`);
 }
 
 await main();

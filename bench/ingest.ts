@@ -1,5 +1,10 @@
 /**
- * `npm run bench -- ingest [--seconds 20] [--connections 8] [--spans 1000]`
+ * `npm run bench -- ingest [--seconds 20] [--connections 8] [--spans 1000] [--against BIN --rounds 2]`
+ *
+ * `--against BIN`: also runs another build's `bin/tightloop` (e.g. the previous commit, built)
+ * under the same load, alternating runs, and prints the ratio — the comparison that holds on a
+ * machine shared with other work. `server_cpu_us_per_span` is the server's CPU (all threads,
+ * from /proc) per acknowledged span.
  *
  * Starts tightloop in a child process (its own core), sends OTLP/protobuf requests of N realistic
  * spans over keep-alive HTTP connections for a while, and measures acknowledged spans/s and the
@@ -7,7 +12,7 @@
  * payloads, so the two figures are comparable on this noisy machine.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request, Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +30,20 @@ const CONNECTIONS = arg('connections', 8);
 const SPANS = arg('spans', 1000);
 const PORT = arg('port', 14318);
 const BIN = fileURLToPath(new URL('../../bin/tightloop', import.meta.url));
+const againstAt = process.argv.indexOf('--against');
+const AGAINST = againstAt === -1 ? undefined : process.argv[againstAt + 1];
+const ROUNDS = arg('rounds', 2);
+
+/** CPU seconds (user + system, all threads) a process has used, from /proc (Linux). */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
 
 function post(agent: Agent, body: Uint8Array): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -69,8 +88,29 @@ async function main(): Promise<void> {
   const decodeRate = decoded / ((performance.now() - t0) / 1000);
   console.log(`decode only: ${Math.round(decodeRate)} spans/s`);
 
+  const fmt = (r: RunResult): string => `spans_per_s=${Math.round(r.rate)} p99_ack_ms=${r.p99.toFixed(1)}`;
+  if (AGAINST === undefined) {
+    const r = await run(BIN, payloads);
+    console.log(`RESULT ingest ${fmt(r)} decode_only_spans_per_s=${Math.round(decodeRate)} server_cpu_us_per_span=${r.cpuUsPerSpan.toFixed(1)}`);
+    return;
+  }
+  const mine: RunResult[] = [], theirs: RunResult[] = [];
+  for (let r = 0; r < ROUNDS; r++) {
+    mine.push(await run(BIN, payloads));
+    theirs.push(await run(AGAINST, payloads));
+  }
+  const mean = (rs: RunResult[], k: keyof RunResult): number => rs.reduce((x, y) => x + y[k], 0) / rs.length;
+  const a = { rate: mean(mine, 'rate'), p99: mean(mine, 'p99'), cpuUsPerSpan: mean(mine, 'cpuUsPerSpan') };
+  const b = { rate: mean(theirs, 'rate'), p99: mean(theirs, 'p99'), cpuUsPerSpan: mean(theirs, 'cpuUsPerSpan') };
+  console.log(`against ${AGAINST}: ${fmt(b)} server_cpu_us_per_span=${b.cpuUsPerSpan.toFixed(1)}`);
+  console.log(`RESULT ingest ${fmt(a)} decode_only_spans_per_s=${Math.round(decodeRate)} server_cpu_us_per_span=${a.cpuUsPerSpan.toFixed(1)} against_spans_per_s=${Math.round(b.rate)} ratio=${(a.rate / b.rate).toFixed(2)} cpu_ratio=${(a.cpuUsPerSpan / b.cpuUsPerSpan).toFixed(2)}`);
+}
+
+interface RunResult { rate: number; p99: number; cpuUsPerSpan: number }
+
+async function run(bin: string, payloads: Uint8Array[]): Promise<RunResult> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-bench-'));
-  const server = spawn(process.execPath, [BIN, 'up', '--data-dir', dataDir, '--port', String(PORT), '--log-level', 'warn'],
+  const server = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((x) => x !== ''), bin, 'up', '--data-dir', dataDir, '--port', String(PORT), '--log-level', 'warn'],
     { stdio: ['ignore', 'ignore', 'inherit'] });
   try {
     await waitHealthy();
@@ -79,6 +119,7 @@ async function main(): Promise<void> {
     let ackedSpans = 0;
     let refused = 0;
     let i = 0;
+    const cpu0 = cpuSeconds(server.pid);
     const start = performance.now();
     const end = start + SECONDS * 1000;
     await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
@@ -103,7 +144,9 @@ async function main(): Promise<void> {
     const rate = ackedSpans / elapsed;
     console.log(`acknowledged: ${ackedSpans} spans in ${elapsed.toFixed(1)} s over ${CONNECTIONS} connections; refused ${refused} requests`);
     console.log(`ack latency ms: p50 ${percentile(latencies, 0.5).toFixed(1)} p99 ${percentile(latencies, 0.99).toFixed(1)}`);
-    console.log(`RESULT ingest spans_per_s=${Math.round(rate)} p99_ack_ms=${percentile(latencies, 0.99).toFixed(1)} decode_only_spans_per_s=${Math.round(decodeRate)}`);
+    const cpuUsPerSpan = ((cpuSeconds(server.pid) - cpu0) * 1e6) / Math.max(1, ackedSpans);
+    console.log(`server CPU: ${cpuUsPerSpan.toFixed(1)} µs per span (all threads)`);
+    return { rate, p99: percentile(latencies, 0.99), cpuUsPerSpan };
   } finally {
     server.kill('SIGTERM');
     await new Promise((r) => server.once('exit', r));

@@ -15,11 +15,15 @@ beforeAll(async () => { server = await startTestServer(); });
 afterAll(async () => { await server.close(); });
 
 async function cli(...args: string[]): Promise<{ code: number; out: string }> {
+  return runCli([...args, '--url', server.url, '--token', server.token]);
+}
+
+async function runCli(args: string[]): Promise<{ code: number; out: string }> {
   let out = '';
   const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { out += String(chunk); return true; });
   const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { out += String(chunk); return true; });
   try {
-    const code = await run(['node', 'tightloop', ...args, '--url', server.url, '--token', server.token]);
+    const code = await run(['node', 'tightloop', ...args]);
     return { code, out };
   } finally {
     spy.mockRestore();
@@ -60,6 +64,48 @@ describe('tightloop silence', () => {
     expect(list.body.rules.map((r) => r.spec.type)).toEqual(['absence']);
     expect((await fetch(`${server.url}/api/rules/${rule.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${server.token}` } })).status).toBe(204);
     expect((await server.api<{ rules: unknown[] }>('/api/rules')).body.rules).toEqual([]);
+  });
+});
+
+describe('tightloop rule', () => {
+  it('adds rules from a file, lists and removes them; check validates a rules.yaml offline', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tightloop-rule-cli-'));
+    try {
+      writeFileSync(join(dir, 'new.yaml'), `rules:
+  - name: queue depth
+    type: metric
+    metric: queue.depth
+    agg: max
+    threshold: 100
+    by: [service, attr.queue]
+  - name: payment failures
+    type: log
+    match: { pattern: payment failed, min_severity: ERROR }
+    threshold: 5
+`);
+      const added = await cli('rule', 'add', join(dir, 'new.yaml'), '--json');
+      expect(added.code).toBe(0);
+      const made = JSON.parse(added.out) as Array<{ id: string; spec: { type: string } }>;
+      expect(made.map((r) => r.spec.type)).toEqual(['metric', 'log']);
+      const listed = await cli('rule', 'list');
+      expect(listed.out).toContain('metric  queue depth');
+      expect(listed.out).toContain('log  payment failures');
+      writeFileSync(join(dir, 'bad.yaml'), 'name: spike\ntype: error\nevent: spike\nwindow: 10m\nbaseline: 1m\n');
+      const bad = await cli('rule', 'add', join(dir, 'bad.yaml'));
+      expect(bad.code).toBe(2);
+      expect(bad.out).toContain('baseline: baseline must be at least the window');
+      for (const r of made) expect((await cli('rule', 'rm', r.id)).code).toBe(0);
+      expect((await cli('rule', 'list')).out).toContain('no rules');
+
+      writeFileSync(join(dir, 'rules.yaml'), 'rules:\n  - name: a\n    type: metric\n    metric: m\n    agg: median\n    threshold: 1\n');
+      const check = await runCli(['rule', 'check', join(dir, 'rules.yaml')]);
+      expect(check.code).toBe(1);
+      expect(check.out).toMatch(/rules\.yaml:5: rules\.0\.agg:/);
+      writeFileSync(join(dir, 'rules.yaml'), 'rules:\n  - name: a\n    type: metric\n    metric: m\n    agg: p95\n    threshold: 1\n');
+      expect((await runCli(['rule', 'check', join(dir, 'rules.yaml')])).code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

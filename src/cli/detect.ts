@@ -1,4 +1,7 @@
+import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { parseRulesYaml } from '../detect/index.js';
 import { apiCall, type ClientOpts, withClientOptions as withClient } from './api-client.js';
 
 /**
@@ -30,8 +33,72 @@ const call = (what: string, method: string, path: string, opts: ClientOpts, body
 const line = (s: SilenceOut): string =>
   `${s.id}  ${s.state ?? ''}  ${s.matchers.map((m) => `${m.name}${m.op}${m.value}`).join(',')}  ${s.startsAt} → ${s.endsAt}  ${s.comment}`;
 
-/** Adds `silence add|list|rm`; `setCode` receives the exit code. */
+interface RuleOut { id: string; source: string; spec: { name: string; type: string } }
+
+/** A rule file for `rule add`: one rule, a list of rules, or a rules.yaml-style `{rules: [...]}`. */
+function rulesIn(text: string): unknown[] {
+  const doc: unknown = parseYaml(text);
+  if (Array.isArray(doc)) return doc;
+  if (doc !== null && typeof doc === 'object' && Array.isArray((doc as { rules?: unknown }).rules)) return (doc as { rules: unknown[] }).rules;
+  return [doc];
+}
+
+/** Adds `rule list|add|rm|check` and `silence add|list|rm`; `setCode` receives the exit code. */
 export function registerDetectCommands(program: Command, setCode: (code: number) => void): void {
+  const rule = program.command('rule').description('alert rules (file rules live in <data-dir>/rules.yaml)');
+
+  withClient(rule.command('list').description('list rules'))
+    .action(async (opts: ClientOpts) => {
+      const r = await apiCall('rule list', opts, 'GET', '/api/rules');
+      if (r.code === 0) {
+        const list = (r.data as { rules: RuleOut[] }).rules;
+        if (opts.json === true) process.stdout.write(JSON.stringify(list) + '\n');
+        else process.stdout.write(list.length === 0 ? 'no rules\n' : list.map((x) => `${x.id}  ${x.spec.type}  ${x.spec.name}`).join('\n') + '\n');
+      }
+      setCode(r.code);
+    });
+
+  withClient(rule.command('add <file>').description('create the rule(s) of a YAML or JSON file (one rule, a list, or {rules: [...]})'))
+    .action(async (file: string, opts: ClientOpts) => {
+      let rules: unknown[];
+      try {
+        rules = rulesIn(readFileSync(file, 'utf8'));
+      } catch (err) {
+        process.stderr.write(`tightloop rule add: ${file}: ${(err as Error).message.split('\n')[0]}\n`);
+        setCode(2);
+        return;
+      }
+      let code = 0;
+      const made: RuleOut[] = [];
+      for (const body of rules) {
+        const r = await apiCall('rule add', opts, 'POST', '/api/rules', body);
+        if (r.code !== 0) { code = r.code; break; }
+        made.push(r.data as RuleOut);
+      }
+      if (opts.json === true) process.stdout.write(JSON.stringify(made) + '\n');
+      else for (const x of made) process.stdout.write(`rule ${x.id} added (${x.spec.type} ${x.spec.name})\n`);
+      setCode(code);
+    });
+
+  withClient(rule.command('rm <id>').description('delete an API rule'))
+    .action(async (id: string, opts: ClientOpts) => {
+      const r = await apiCall('rule rm', opts, 'DELETE', `/api/rules/${encodeURIComponent(id)}`);
+      if (r.code === 0) process.stdout.write(`rule ${id} deleted\n`);
+      setCode(r.code);
+    });
+
+  rule.command('check <file>').description('validate a rules.yaml without a server (exit 1 naming line and field)')
+    .action((file: string) => {
+      try {
+        const f = parseRulesYaml(readFileSync(file, 'utf8'), file);
+        process.stdout.write(`${file}: ok (${f.rules.length} rules, ${f.receivers.length} receivers, ${f.inhibit_rules.length} inhibit rules)\n`);
+        setCode(0);
+      } catch (err) {
+        process.stderr.write(`${(err as Error).message}\n`);
+        setCode((err as NodeJS.ErrnoException).code === 'ENOENT' ? 2 : 1);
+      }
+    });
+
   const silence = program.command('silence').description('mute alert notifications by label matchers');
 
   withClient(silence.command('add <matchers...>')

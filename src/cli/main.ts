@@ -1,10 +1,12 @@
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { serverConfigSchema } from '../http/config.js';
-import { startServer } from '../http/server.js';
+import { registerActionCommands } from './actions.js';
+import { registerDeployCommands } from './deploys.js';
 import { registerDetectCommands } from './detect.js';
 import { registerErrorCommands } from './errors.js';
 import { registerGatewayCommands } from './gateway.js';
+import { registerIncidentCommands } from './incidents.js';
 
 /**
  * The `tightloop` command. Exit codes: 0 ok, 1 verdict or check failed, 2 usage or connection error.
@@ -20,12 +22,15 @@ function intArg(name: string, min: number, max: number) {
   };
 }
 
-async function up(opts: { dataDir: string; host: string; port: number; gatewayPort?: number; queueMaxRows?: number; logLevel: string }): Promise<number> {
+async function up(opts: { dataDir: string; host: string; port: number; gatewayPort?: number; queueMaxRows?: number; incidentWindow?: number; logLevel: string; actionsDir?: string; services?: string; demo?: boolean }): Promise<number> {
   const parsed = serverConfigSchema.safeParse({
     dataDir: resolve(opts.dataDir),
     host: opts.host,
     port: opts.port,
     queueMaxRows: opts.queueMaxRows,
+    incidentWindowS: opts.incidentWindow,
+    actionsDir: opts.actionsDir === undefined ? undefined : resolve(opts.actionsDir),
+    servicesPath: opts.services === undefined ? undefined : resolve(opts.services),
     logLevel: opts.logLevel,
   });
   if (!parsed.success) {
@@ -33,10 +38,16 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
     return 2;
   }
   const config = parsed.data;
+  // Loaded only by `up`: the other commands are REST clients and start faster without the server.
+  const { startServer } = await import('../http/server.js');
+  const demo = opts.demo === true ? await import('../demo/index.js') : undefined;
+  let prepared: import('../demo/index.js').PreparedDemo | undefined;
   let server;
   try {
+    prepared = await demo?.prepareDemo(config.dataDir);
     server = await startServer(config, undefined, { gatewayPort: opts.gatewayPort });
   } catch (err) {
+    await prepared?.stop();
     const e = err as NodeJS.ErrnoException;
     const why = e.code === 'EADDRINUSE' ? `port ${config.port} on ${config.host} is already in use` : e.message;
     process.stderr.write(`tightloop up: cannot start: ${why}\n`);
@@ -62,6 +73,7 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
     );
   }
   process.stdout.write(lines.join('\n') + '\n\n');
+  const demoRun = prepared === undefined ? undefined : demo?.runDemo(server, prepared, { color: process.stdout.isTTY });
 
   return await new Promise<number>((done) => {
     let stopping = false;
@@ -69,10 +81,15 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
       if (stopping) return;
       stopping = true;
       process.stdout.write(`tightloop: ${signal} received, flushing and shutting down\n`);
+      demoRun?.stop();
       server.close().then(
-        () => done(0),
-        (err: unknown) => {
+        async () => {
+          await prepared?.stop();
+          done(0);
+        },
+        async (err: unknown) => {
           process.stderr.write(`tightloop: shutdown failed: ${(err as Error).message}\n`);
+          await prepared?.stop();
           done(1);
         },
       );
@@ -98,14 +115,32 @@ export async function run(argv: string[]): Promise<number> {
     .option('--port <port>', 'HTTP port (OTLP, API, console)', intArg('--port', 0, 65535), 4318)
     .option('--gateway-port <port>', 'PostgreSQL gateway port (default 15432)', intArg('--gateway-port', 0, 65535))
     .option('--queue-max-rows <n>', 'rows waiting for commit before ingest answers 429', intArg('--queue-max-rows', 1, 1e9))
+    .option('--incident-window <s>', 'seconds within which alerts join an open incident of their service (default 1800)', intArg('--incident-window', 1, 604_800))
+    .option('--actions-dir <dir>', 'folder of action YAML files (default <data-dir>/actions)')
+    .option('--services <path>', 'services.yaml or a folder of service files (default <data-dir>/services.yaml and <data-dir>/services/)')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
-    .action(async (opts) => {
+    .option('--demo', 'run the demo too: a shop in two versions, PostgreSQL, traffic, a bad deploy and its automatic rollback (npm start)')
+    .action(async (opts, cmd: Command) => {
+      if (opts.demo === true) {
+        try {
+          const { demoUpDefaults } = await import('../demo/up.js');
+          Object.assign(opts, await demoUpDefaults(opts, (k) => cmd.getOptionValueSource(k) === 'default'));
+        } catch (err) {
+          process.stderr.write(`tightloop up --demo: ${(err as Error).message}\n`);
+          code = 2;
+          return;
+        }
+      }
       code = await up(opts);
     });
 
   registerErrorCommands(program, (c) => { code = c; });
   registerGatewayCommands(program, (c) => { code = c; });
   registerDetectCommands(program, (c) => { code = c; });
+  registerDeployCommands(program, (c) => { code = c; });
+  registerIncidentCommands(program, (c) => { code = c; });
+  // After the other `deploy` subcommands: it adds `deploy start` to that command.
+  registerActionCommands(program, (c) => { code = c; });
 
   try {
     await program.parseAsync(argv);

@@ -97,7 +97,7 @@ export class ActionEvents extends EventEmitter<ActionEventMap> {}
 export interface DeployRecordInput {
   service: string;
   version: string;
-  environment?: string; // default 'production'
+  environment?: string; // default: the one the service's telemetry reports when unique, else 'production'
   commit?: string | null;
   commitTime?: string | null;
   url?: string | null;
@@ -108,6 +108,8 @@ export interface DeployRecordInput {
   previousVersion?: string | null;
   /** Start verification at once (default true). */
   verify?: boolean;
+  /** When the deploy started (ISO 8601). Default: now. */
+  startedAt?: string;
 }
 
 /** What the deploys pillar offers its neighbours (implemented in src/deploys/service.ts). */
@@ -115,7 +117,7 @@ export interface DeployApi {
   readonly events: DeployEvents;
   record(input: DeployRecordInput): Promise<Deploy>;
   get(id: string): Promise<Deploy>;
-  list(filter?: { service?: string; environment?: string; from?: string; to?: string; limit?: number }): Promise<Deploy[]>;
+  list(filter?: { service?: string; environment?: string; version?: string; from?: string; to?: string; limit?: number }): Promise<Deploy[]>;
   /** The deploy finished rolling out (e.g. promoted to 100 %); sets finishedAt. */
   markFinished(id: string): Promise<Deploy>;
   /** Marks `id` rolled back by the rollback deploy `byDeployId`. */

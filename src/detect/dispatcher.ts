@@ -35,6 +35,8 @@ export interface DispatcherDeps {
   nowMs: () => number;
   send?: SendOptions;
   onError: (err: unknown, what: string) => void;
+  /** After each delivery attempt ends (incidents record who was told, and when). */
+  onDelivered?: (e: { receiver: string; status: 'firing' | 'resolved'; alertIds: string[]; ok: boolean; at: string }) => void;
 }
 
 export class Dispatcher {
@@ -160,6 +162,7 @@ export class Dispatcher {
       const res = await sendNotification(r, n, this.deps.send);
       if (res.ok) this.sent++;
       else this.deps.onError(new Error(`receiver ${r.name}: ${res.error ?? 'failed'}`), 'notify');
+      this.deps.onDelivered?.({ receiver: r.name, status: n.status, alertIds: [...new Set(keys.map((k) => k.alertId))], ok: res.ok, at: iso(this.deps.nowMs()) });
       await db.updateTable('detect_notifications')
         .set({ status: res.ok ? 'sent' : 'failed', attempts: res.attempts, updated_at: iso(this.deps.nowMs()) })
         .where('key', 'in', keys.map((k) => k.key))

@@ -8,10 +8,12 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../state/index.js';
-import type { RedBucket, RedQuery, RollupSecond, ServiceSummary } from '../telemetry/index.js';
+import type { ErrorEventMap } from '../errors/index.js';
+import type { CommittedBatches, RollupSecond, ServiceSummary } from '../telemetry/index.js';
 import { alertId, alertLabels, loadOpenAlerts, saveAlert, type Alert } from './alert.js';
 import { Dispatcher } from './dispatcher.js';
-import { evaluateRule, stepLifecycle } from './evaluate.js';
+import { evaluateError, evaluateMetric, evaluateRule, stepLifecycle, type Evaluation } from './evaluate.js';
+import { feedErrors, feedLogs, feedSpans, MetricFeed, type ErrorFlags } from './feeds.js';
 import { DetectEvents } from './events.js';
 import type { NotifiedAlert, SendOptions } from './notifier.js';
 import { RuleBook } from './rule-book.js';
@@ -24,7 +26,15 @@ import { detectDb, type DetectDatabase } from './storage.js';
 export interface DetectSource {
   onCommittedRollups(listener: (rows: RollupSecond[]) => void): () => void;
   services(fromUs: number, toUs: number): Promise<ServiceSummary[]>;
-  red(q: RedQuery): Promise<RedBucket[]>;
+  /** Committed spans, logs and metric points (metric, log and attribute-selected rules). */
+  onCommittedBatches?(listener: (c: CommittedBatches) => void): () => void;
+  /** Per-operation rollups of a time range, newest first (windows refill after a restart). */
+  operationRollups?(level: 'second' | 'minute', fromUs: number, toUs: number, limit: number): Promise<RollupSecond[]>;
+}
+
+/** The errors pillar's events (ErrorEvents provides it). */
+export interface DetectErrorSource {
+  on<K extends keyof ErrorEventMap>(name: K, listener: (payload: ErrorEventMap[K]) => void): () => void;
 }
 
 export interface DetectLogger {
@@ -35,6 +45,8 @@ export interface DetectEngineOptions {
   /** The state database (detect migrations applied). */
   db: Kysely<Database>;
   source: DetectSource;
+  /** Error group events (error rules); absent = error rules never fire. */
+  errors?: DetectErrorSource;
   /** `<data-dir>/rules.yaml`; absent file = no file rules. */
   rulesFile?: string;
   /** Base URL for links in notifications. */
@@ -46,8 +58,8 @@ export interface DetectEngineOptions {
   logger?: DetectLogger;
 }
 
-/** Warm-up reads at most this many service × version × environment combinations. */
-const MAX_WARM_SERIES = 500;
+/** Warm-up reads at most this many rollup rows per resolution (the newest). */
+const MAX_WARM_ROWS = 500_000;
 
 export class DetectEngine {
   readonly events = new DetectEvents();
@@ -58,7 +70,9 @@ export class DetectEngine {
   /** Pending and firing alerts by id. */
   private readonly open = new Map<string, Alert>();
   private writes: Promise<void> = Promise.resolve();
-  private unsubscribe: (() => void) | undefined;
+  private readonly unsubscribe: Array<() => void> = [];
+  private readonly metricFeed: MetricFeed;
+  private readonly errorFlags: ErrorFlags = { newGroups: new Set(), regressed: new Set() };
   private timer: NodeJS.Timeout | undefined;
   private readonly nowMs: () => number;
   private lastTick = -Infinity;
@@ -66,6 +80,7 @@ export class DetectEngine {
   constructor(private readonly opts: DetectEngineOptions) {
     this.db = detectDb(opts.db);
     this.nowMs = opts.nowMs ?? Date.now;
+    this.metricFeed = new MetricFeed(this.nowMs() * 1000);
     this.silences = new SilenceBook(this.db, this.nowMs);
     this.rules = new RuleBook(this.db, this.nowMs, {
       onRemoved: (id) => this.dropRule(id),
@@ -80,6 +95,7 @@ export class DetectEngine {
       nowMs: this.nowMs,
       send: opts.send,
       onError: (err, what) => this.opts.logger?.warn({ err }, `detect: ${what} failed`),
+      onDelivered: (e) => this.events.emit('alert.notified', e),
     });
   }
 
@@ -95,10 +111,22 @@ export class DetectEngine {
       const rt = this.rules.set.get(a.ruleId);
       if (!rt) continue;
       this.open.set(a.id, a);
+      // Its series exists from the start, so time alone (keep_firing_for, resolve_after) can end it.
+      rt.entryForSeries(a.series).alertId = a.id;
       if (a.state === 'firing') this.dispatcher.track(a, rt.rule);
     }
     await this.warm();
-    this.unsubscribe = this.opts.source.onCommittedRollups((rows) => this.onDeltas(rows));
+    const src = this.opts.source;
+    this.unsubscribe.push(src.onCommittedRollups((rows) => this.onDeltas(rows)));
+    if (src.onCommittedBatches) this.unsubscribe.push(src.onCommittedBatches((c) => this.onBatches(c)));
+    const errors = this.opts.errors;
+    if (errors) {
+      this.unsubscribe.push(
+        errors.on('error.new_group', ({ group }) => { this.errorFlags.newGroups.add(group.id); }),
+        errors.on('error.regressed', ({ group }) => { this.errorFlags.regressed.add(group.id); }),
+        errors.on('error.events', ({ counts }) => this.onErrorCounts(counts)),
+      );
+    }
     const tickMs = this.opts.tickMs ?? 1000;
     if (tickMs > 0) {
       this.timer = setInterval(() => this.tick(), tickMs);
@@ -107,7 +135,7 @@ export class DetectEngine {
   }
 
   async stop(): Promise<void> {
-    this.unsubscribe?.();
+    for (const off of this.unsubscribe.splice(0)) off();
     clearInterval(this.timer);
     await this.writes;
     await this.dispatcher.drain();
@@ -120,6 +148,32 @@ export class DetectEngine {
       e.evaluatedAt = now;
       this.evaluate(rt, e, now);
     });
+  }
+
+  /** Committed spans / logs / metric points: feed the rules that read them, evaluate touched series. */
+  onBatches(c: CommittedBatches): void {
+    const set = this.rules.set;
+    if (set.spanRules.length + set.logRules.length + set.metricRules.size === 0) return;
+    const now = this.nowMs();
+    const touched = (rt: RuleRuntime, e: SeriesEntry): void => { e.evaluatedAt = now; this.evaluate(rt, e, now); };
+    if (set.spanRules.length > 0) for (const b of c.spans) feedSpans(set.spanRules, b, touched);
+    if (set.logRules.length > 0) for (const b of c.logs) feedLogs(set.logRules, b, touched);
+    if (set.metricRules.size > 0) for (const b of c.metrics) this.metricFeed.feed(set.metricRules, b, touched);
+  }
+
+  /** One error commit's counts (new / regressed flags were set by the events just before). */
+  onErrorCounts(counts: Parameters<typeof feedErrors>[1]): void {
+    const now = this.nowMs();
+    try {
+      const set = this.rules.set;
+      if (set.errorRules.length === 0) return;
+      feedErrors(set.errorRules, counts, this.errorFlags, now,
+        (rt, e) => { e.evaluatedAt = now; this.evaluate(rt, e, now); },
+        (rt, e) => { e.evaluatedAt = now; this.evaluate(rt, e, now, { condition: 'breach', value: e.window.totals(Math.floor(now / 1000) - 60, Math.floor(now / 1000) + 1).count }); });
+    } finally {
+      this.errorFlags.newGroups.clear();
+      this.errorFlags.regressed.clear();
+    }
   }
 
   /** Evaluates every series (time-driven transitions), forgets idle series, flushes groups. */
@@ -137,12 +191,14 @@ export class DetectEngine {
       }
     }
     this.lastTick = now;
+    this.metricFeed.sweep(now * 1000);
     this.dispatcher.tick();
   }
 
-  private evaluate(rt: RuleRuntime, e: SeriesEntry, now: number): void {
+  private evaluate(rt: RuleRuntime, e: SeriesEntry, now: number, forced?: Evaluation): void {
     const spec = rt.rule.spec;
-    const ev = evaluateRule(spec, e.window, now);
+    const ev = forced ?? (spec.type === 'metric' ? (e.metric ? evaluateMetric(spec, e.metric, now) : { condition: 'nodata' as const, value: null })
+      : spec.type === 'error' ? evaluateError(spec, e.window, now, rt.since) : evaluateRule(spec, e.window, now));
     const id = (e.alertId ??= alertId(rt.rule.id, e.labels));
     const cur = this.open.get(id);
     if (cur === undefined && ev.condition !== 'breach') return;
@@ -150,8 +206,9 @@ export class DetectEngine {
       id, ruleId: rt.rule.id, ruleName: spec.name, series: e.labels, labels: alertLabels(spec.name, spec.labels, e.labels),
       value: null, values: {}, state: 'resolved', activeAt: now, firedAt: null, resolvedAt: null, lastBreachAt: now,
     };
-    const forMs = spec.type === 'threshold' ? spec.for : 0;
-    const keepMs = spec.type === 'threshold' ? spec.keep_firing_for : 0;
+    const forMs = spec.type === 'threshold' || spec.type === 'metric' || spec.type === 'log' ? spec.for : 0;
+    const keepMs = spec.type === 'error' && spec.event !== 'spike' ? spec.resolve_after
+      : spec.type === 'slo' || spec.type === 'absence' ? 0 : spec.keep_firing_for;
     const next = stepLifecycle(base, ev.condition, now, forMs, keepMs);
     if (next === null) {
       // Pending that did not last `for`: never fired, so nobody hears of it.
@@ -203,18 +260,21 @@ export class DetectEngine {
   describe(a: Alert, rule: Rule): Omit<NotifiedAlert, 'repeat'> {
     const spec = rule.spec;
     const base = this.opts.publicUrl?.() ?? '';
-    const threshold: Record<string, unknown> = spec.type === 'threshold'
-      ? { signal: spec.signal, op: spec.op, threshold: spec.threshold, windowMs: spec.window, forMs: spec.for, nOfM: spec.n_of_m ?? null, keepFiringForMs: spec.keep_firing_for }
-      : spec.type === 'slo' ? { objective: spec.objective, periodMs: spec.period, minEvents: spec.min_events }
-        : { absentForMs: spec.for };
+    const threshold = describeThreshold(spec);
     const from = (a.firedAt ?? a.activeAt) - 5 * 60_000;
     const traceQuery = new URLSearchParams({ ...(a.series.service ? { service: a.series.service } : {}),
       ...(a.series.operation ? { operation: a.series.operation } : {}), status: 'error', from: String(from) });
+    const links: NotifiedAlert['links'] = { console: `${base}/#/alerts/${a.id}`, traces: `${base}/api/traces?${traceQuery.toString()}` };
+    if (a.series.group) links.errors = `${base}/api/errors/${encodeURIComponent(a.series.group)}`;
+    else if (spec.type === 'error') links.errors = `${base}/api/errors?${new URLSearchParams(a.series.service ? { service: a.series.service } : {}).toString()}`;
+    if (spec.type === 'log') {
+      links.logs = `${base}/api/logs?${new URLSearchParams({ ...(a.series.service ? { service: a.series.service } : {}), ...(spec.match.pattern ? { q: spec.match.pattern } : {}), from: String(from) }).toString()}`;
+    }
     return {
       id: a.id, status: a.state === 'resolved' ? 'resolved' : 'firing', rule: { id: rule.id, name: spec.name, type: spec.type },
       series: a.series, labels: a.labels, value: a.value, values: a.values, threshold,
       startsAt: new Date(a.firedAt ?? a.activeAt).toISOString(), endsAt: a.resolvedAt === null ? null : new Date(a.resolvedAt).toISOString(),
-      links: { console: `${base}/#/alerts/${a.id}`, traces: `${base}/api/traces?${traceQuery.toString()}` },
+      links,
     };
   }
 
@@ -224,35 +284,24 @@ export class DetectEngine {
   }
 
   /**
-   * Fills windows from persisted rollups so a restart does not forget the last minutes/days.
-   * Reads service-level rollups (service × version × environment, all operations), so rules
-   * that fan out per operation start empty and fill from live traffic.
+   * Refills the windows of rollup-fed rules from the per-operation rollups persisted (and still
+   * buffered) over the span the rules look back, through the same path as live deltas: rules
+   * per operation and per service alike evaluate correctly right after a restart. Seconds fill
+   * the second rings, minutes the minute rings (SLO windows of hours or days).
    */
   private async warm(): Promise<void> {
     await this.warmAbsence();
-    const targets = [...this.rules.set.all()].filter((rt) => !rt.perOperation && rt.rule.spec.type !== 'absence');
-    if (targets.length === 0) return;
+    const src = this.opts.source;
+    const targets = [...this.rules.set.all()].filter((rt) => rt.feed === 'rollup' && rt.rule.spec.type !== 'absence');
+    if (targets.length === 0 || !src.operationRollups) return;
     const nowUs = this.nowMs() * 1000;
     const secS = Math.max(0, ...targets.map((rt) => rt.needs.seconds));
     const mins = Math.max(0, ...targets.map((rt) => rt.needs.minutes));
-    const fromUs = nowUs - Math.max(secS * 1e6, mins * 60e6);
-    let budget = MAX_WARM_SERIES;
-    for (const svc of await this.opts.source.services(fromUs, nowUs)) {
-      for (const version of svc.versions) {
-        for (const environment of svc.environments) {
-          const labels = { service: svc.service, operation: '', version, environment };
-          const rts = targets.filter((rt) => rt.selects(labels));
-          if (rts.length === 0 || budget-- <= 0) continue;
-          const q = { service: svc.service, version, environment, toUs: nowUs };
-          const secs = secS > 0 ? await this.opts.source.red({ ...q, fromUs: nowUs - secS * 1e6, stepS: 1 }) : [];
-          const minutes = mins > 0 ? await this.opts.source.red({ ...q, fromUs: nowUs - mins * 60e6, stepS: 60 }) : [];
-          for (const rt of rts) {
-            const e = rt.entryFor(labels);
-            for (const b of secs) if (b.count > 0) e.window.add(Math.floor(b.timeUs / 1e6), b.count, b.errors, undefined, false);
-            for (const b of minutes) if (b.count > 0) e.window.addMinute(Math.floor(b.timeUs / 60e6), b.count, b.errors);
-          }
-        }
-      }
+    const none = (): void => undefined;
+    if (secS > 0) this.rules.set.ingest(await src.operationRollups('second', nowUs - secS * 1e6, nowUs + 1e6, MAX_WARM_ROWS), none, 'second');
+    if (mins > 0) {
+      const fromUs = (Math.floor(nowUs / 60e6) - mins) * 60e6;
+      this.rules.set.ingest(await src.operationRollups('minute', fromUs, nowUs + 60e6, MAX_WARM_ROWS), none, 'minute');
     }
   }
 
@@ -272,5 +321,25 @@ export class DetectEngine {
         e.window.lastSeen = Math.max(e.window.lastSeen, Math.floor(svc.lastSeenUs / 1e6));
       }
     }
+  }
+}
+
+/** What a notification says about the rule's condition. */
+function describeThreshold(spec: Rule['spec']): Record<string, unknown> {
+  switch (spec.type) {
+    case 'threshold':
+      return { signal: spec.signal, op: spec.op, threshold: spec.threshold, windowMs: spec.window, forMs: spec.for, nOfM: spec.n_of_m ?? null, keepFiringForMs: spec.keep_firing_for };
+    case 'metric':
+      return { metric: spec.metric, agg: spec.agg, op: spec.op, threshold: spec.threshold, windowMs: spec.window, forMs: spec.for, nOfM: spec.n_of_m ?? null, keepFiringForMs: spec.keep_firing_for };
+    case 'log':
+      return { match: spec.match, signal: spec.signal, op: spec.op, threshold: spec.threshold, windowMs: spec.window, forMs: spec.for, nOfM: spec.n_of_m ?? null, keepFiringForMs: spec.keep_firing_for };
+    case 'error':
+      return spec.event === 'spike'
+        ? { event: spec.event, factor: spec.factor, windowMs: spec.window, baselineMs: spec.baseline, minCount: spec.min_count, keepFiringForMs: spec.keep_firing_for }
+        : { event: spec.event, resolveAfterMs: spec.resolve_after };
+    case 'slo':
+      return { objective: spec.objective, periodMs: spec.period, minEvents: spec.min_events };
+    case 'absence':
+      return { absentForMs: spec.for };
   }
 }

@@ -4,7 +4,8 @@
  * minute must not resolve an alert; absence rules exist for silence).
  */
 import { evaluateBurnWindows } from './burn-rate.js';
-import { DEFAULT_BURN_WINDOWS, type RuleSpec, type SloRule, type ThresholdRule } from './rules.js';
+import type { MetricWindow } from './metric-window.js';
+import { DEFAULT_BURN_WINDOWS, type ErrorRule, type LogRule, type MetricRule, type RuleSpec, type SloRule, type ThresholdRule } from './rules.js';
 import type { SeriesWindow } from './window.js';
 
 export type Condition = 'breach' | 'ok' | 'nodata';
@@ -43,6 +44,13 @@ function signalValue(r: ThresholdRule, w: SeriesWindow, from: number, to: number
  * at least n must breach (a single noisy window neither fires nor resolves).
  */
 export function evaluateThreshold(r: ThresholdRule, w: SeriesWindow, nowMs: number): Evaluation {
+  return judge(r, nowMs, (from, to) => signalValue(r, w, from, to));
+}
+
+type Judged = Pick<ThresholdRule, 'op' | 'threshold' | 'window' | 'n_of_m'>;
+
+/** The n-of-m threshold judgement over back-to-back windows ending now; `valueOf` reads seconds [from, to). */
+function judge(r: Judged, nowMs: number, valueOf: (from: number, to: number) => number | null): Evaluation {
   const end = Math.floor(nowMs / 1000) + 1;
   const len = Math.max(1, Math.round(r.window / 1000));
   const m = r.n_of_m?.m ?? 1;
@@ -50,7 +58,7 @@ export function evaluateThreshold(r: ThresholdRule, w: SeriesWindow, nowMs: numb
   let breaches = 0, withData = 0;
   let latest: number | null = null;
   for (let i = 0; i < m; i++) {
-    const v = signalValue(r, w, end - (i + 1) * len, end - i * len);
+    const v = valueOf(end - (i + 1) * len, end - i * len);
     if (i === 0) latest = v;
     if (v === null) continue;
     withData++;
@@ -80,9 +88,58 @@ export function evaluateSlo(r: SloRule, w: SeriesWindow, nowMs: number): Evaluat
   return { condition: hit ? 'breach' : 'ok', value: hit ? hit.shortBurn : rows[0].longBurn, values };
 }
 
+/** A metric aggregate over the window (see MetricWindow.aggregate). */
+export function evaluateMetric(r: MetricRule, w: MetricWindow, nowMs: number): Evaluation {
+  return judge(r, nowMs, (from, to) => w.aggregate(r.agg, from, to));
+}
+
+/** Matching log records per window (count) or per second (rate); no record is 0, not "no data". */
+export function evaluateLog(r: LogRule, w: SeriesWindow, nowMs: number): Evaluation {
+  return judge(r, nowMs, (from, to) => {
+    const c = w.totals(from, to).count;
+    return r.signal === 'rate' ? c / (to - from) : c;
+  });
+}
+
+/**
+ * Error rules between events. new_group / regressed breach only when their event arrives (the
+ * feed says so); afterwards they are 'ok' and resolve after `resolve_after` (their
+ * keep_firing_for). spike: events in the window against the group's own rate over the baseline
+ * before it, counted over the time the rule has actually watched (after a restart or for a new
+ * rule the baseline is the watched time, and nothing is judged before two windows were seen);
+ * an empty baseline counts as one event, so a handful of first errors is not a spike.
+ */
+export function evaluateError(r: ErrorRule, w: SeriesWindow, nowMs: number, sinceMs: number): Evaluation {
+  if (r.event !== 'spike') return { condition: 'ok', value: w.totals(Math.floor(nowMs / 1000) - 60, Math.floor(nowMs / 1000) + 1).count };
+  const winS = Math.max(1, Math.round(r.window / 1000));
+  const endS = Math.floor(nowMs / 1000) + 1;
+  const current = w.totals(endS - winS, endS).count;
+  const watchedS = Math.floor((nowMs - sinceMs) / 1000);
+  if (watchedS < 2 * winS) return { condition: 'nodata', value: null };
+  const wantS = Math.max(1, Math.round(r.baseline / 1000));
+  let baseCount: number, baseS: number;
+  if (w.seconds > winS + wantS) {
+    // Short baselines are kept per second: exact.
+    baseS = Math.min(wantS, watchedS - winS);
+    baseCount = w.totals(endS - winS - baseS, endS - winS).count;
+  } else {
+    // Long ones per minute: the whole minutes before the window's first minute.
+    const startMin = Math.floor((endS - winS) / 60);
+    const baseMin = Math.max(1, Math.min(Math.round(wantS / 60), Math.floor((watchedS - winS) / 60)));
+    baseS = baseMin * 60;
+    baseCount = w.minuteTotals(startMin - baseMin, startMin).count;
+  }
+  const baseRate = Math.max(baseCount, 1) / baseS;
+  const ratio = current / winS / baseRate;
+  const values = { count: current, baseline_per_min: baseCount / baseS * 60, ratio };
+  return { condition: current >= r.min_count && ratio > r.factor ? 'breach' : 'ok', value: ratio, values };
+}
+
 export function evaluateRule(spec: RuleSpec, w: SeriesWindow, nowMs: number): Evaluation {
   if (spec.type === 'threshold') return evaluateThreshold(spec, w, nowMs);
   if (spec.type === 'slo') return evaluateSlo(spec, w, nowMs);
+  if (spec.type === 'log') return evaluateLog(spec, w, nowMs);
+  if (spec.type === 'metric' || spec.type === 'error') throw new Error(`${spec.type} rules are evaluated with evaluateMetric / evaluateError`);
   const silentS = nowMs / 1000 - (w.lastSeen + 1);
   return { condition: silentS * 1000 >= spec.for ? 'breach' : 'ok', value: Math.max(0, Math.round(silentS)) };
 }
@@ -96,6 +153,16 @@ export function windowNeeds(spec: RuleSpec): { seconds: number; minutes: number;
     const ws = spec.windows ?? DEFAULT_BURN_WINDOWS;
     const shortest = Math.min(...ws.map((x) => x.short));
     return { seconds: Math.min(3600, Math.round(shortest / 1000)) + 1, minutes: Math.round(Math.max(...ws.map((x) => x.long)) / 60_000) + 1, bins: false };
+  }
+  if (spec.type === 'metric' || spec.type === 'log') {
+    return { seconds: Math.round(spec.window / 1000) * (spec.n_of_m?.m ?? 1) + 1, minutes: 0, bins: false };
+  }
+  if (spec.type === 'error') {
+    if (spec.event !== 'spike') return { seconds: 61, minutes: 0, bins: false };
+    // Baselines up to 10 minutes per second (exact), longer ones per minute.
+    const span = Math.round((spec.baseline + spec.window) / 1000);
+    if (span <= 600) return { seconds: span + 2, minutes: 0, bins: false };
+    return { seconds: Math.round(spec.window / 1000) + 1, minutes: Math.ceil((spec.baseline + spec.window) / 60_000) + 2, bins: false };
   }
   return { seconds: 0, minutes: 0, bins: false };
 }

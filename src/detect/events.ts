@@ -10,9 +10,19 @@ export interface AlertEvent {
   at: string;
 }
 
+/** A notification went out (or finally failed) to one receiver, naming the alerts it carried. */
+export interface NotifiedEvent {
+  receiver: string;
+  status: 'firing' | 'resolved';
+  alertIds: string[];
+  ok: boolean;
+  at: string;
+}
+
 export interface DetectEventMap {
   'alert.fired': [AlertEvent];
   'alert.resolved': [AlertEvent];
+  'alert.notified': [NotifiedEvent];
 }
 
 export class DetectEvents extends EventEmitter<DetectEventMap> {}

@@ -21,7 +21,8 @@ export interface NotifiedAlert {
   threshold: Record<string, unknown>;
   startsAt: string;
   endsAt: string | null;
-  links: { console: string; traces: string };
+  /** Console, example traces; `errors` (error rules: the group) and `logs` (log rules) when they apply. */
+  links: { console: string; traces: string; errors?: string; logs?: string };
 }
 
 export interface Notification {
@@ -46,7 +47,8 @@ export function slackPayload(n: Notification): Record<string, unknown> {
         Object.entries(a.series).map(([k, v]) => `${k}=${v}`).join(' '),
         `value: ${a.value ?? 'n/a'}  threshold: ${JSON.stringify(a.threshold)}`,
         `since ${a.startsAt}${a.endsAt ? ` until ${a.endsAt}` : ''}`,
-        `<${a.links.traces}|example traces>`,
+        [`<${a.links.traces}|example traces>`, a.links.errors ? `<${a.links.errors}|errors>` : '', a.links.logs ? `<${a.links.logs}|logs>` : '']
+          .filter((x) => x !== '').join('  '),
       ].join('\n'),
     })),
   };

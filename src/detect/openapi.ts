@@ -11,10 +11,15 @@ const ruleBody = {
   required: true,
   content: { 'application/json': { schema: {
     type: 'object',
-    description: 'A rule as in rules.yaml. type threshold: signal (error_rate | p50_ms | p95_ms | p99_ms | rate), op, threshold, '
-      + 'window, for, n_of_m {n, m}, keep_firing_for, min_count. type slo: objective, period, windows [{severity, factor, long, short}], '
-      + 'min_events. type absence: for. All: name, select {service, operation, version, environment}, by, labels, receivers, '
-      + 'group_by, group_wait, group_interval, repeat_interval. Durations: 30s, 5m, 1h, 3d.',
+    description: 'A rule as in rules.yaml. type threshold (RED): signal (error_rate | p50_ms | p95_ms | p99_ms | rate), op, threshold, '
+      + 'window, for, n_of_m {n, m}, keep_firing_for, min_count. type metric: metric (instrument name), agg (avg | min | max | sum | '
+      + 'last | count | increase | rate | p50 | p90 | p95 | p99) and the threshold fields. type log: match {pattern, regex, '
+      + 'min_severity (TRACE..FATAL)}, signal (count | rate) and the threshold fields. type error: event (new_group | regressed | '
+      + 'spike), resolve_after; spike: window, baseline, factor, min_count, keep_firing_for; by over service, version, environment, '
+      + 'group, title. type slo: objective, period, windows [{severity, factor, long, short}], min_events. type absence: for. '
+      + 'All: name, select {service, operation, version, environment, attributes {key: value}}, by (labels or attr.<attribute key>), '
+      + 'labels, receivers, group_by, group_wait, group_interval, repeat_interval. Durations: 30s, 5m, 1h, 3d. '
+      + 'A rule that does not validate answers 400 naming the field.',
     required: ['name', 'type'],
   } } },
 };

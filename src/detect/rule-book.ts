@@ -22,7 +22,7 @@ function parseSpec(input: unknown): RuleSpec {
 }
 
 export class RuleBook {
-  readonly set = new RuleSet();
+  readonly set: RuleSet;
   file: RulesFile = rulesFileSchema.parse({});
   /** The stored input of API rules (durations as given), returned by the API. */
   private readonly inputs = new Map<string, unknown>();
@@ -31,7 +31,9 @@ export class RuleBook {
     private readonly db: Kysely<DetectDatabase>,
     private readonly nowMs: () => number,
     private readonly hooks: { onRemoved: (id: string) => void },
-  ) {}
+  ) {
+    this.set = new RuleSet(nowMs);
+  }
 
   async load(rulesFile: string | undefined): Promise<void> {
     if (rulesFile !== undefined) this.file = loadRulesFile(rulesFile);

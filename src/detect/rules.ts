@@ -28,13 +28,23 @@ const duration = z.union([z.string(), z.number().nonnegative()]).transform((v, c
 /** Series labels every rollup carries; rules select and fan out over these. */
 export const SERIES_LABELS = ['service', 'operation', 'version', 'environment'] as const;
 export type SeriesLabel = (typeof SERIES_LABELS)[number];
+/** Extra labels of error rules: the group id and its title. */
+export const ERROR_LABELS = ['service', 'version', 'environment', 'group', 'title'] as const;
+/** A fan-out label naming an attribute: `attr.<key>` (record attribute first, then resource). */
+export const ATTR_PREFIX = 'attr.';
+
+const BY_LABEL_MESSAGE = `expected ${SERIES_LABELS.join(', ')} or attr.<attribute key> (e.g. attr.http.route)`;
+const byLabel = z.string().refine((v) => (SERIES_LABELS as readonly string[]).includes(v) || /^attr\..+$/.test(v), BY_LABEL_MESSAGE);
 
 const selector = z.object({
   service: z.string().optional(),
   operation: z.string().optional(),
   version: z.string().optional(),
   environment: z.string().optional(),
+  /** Exact matches on attributes: the record's (span, log record, metric point) first, then the resource's. */
+  attributes: z.record(z.string(), z.string()).optional(),
 }).strict();
+export type Selector = z.infer<typeof selector>;
 
 const noise = {
   labels: z.record(z.string(), z.string()).default({}),
@@ -51,15 +61,14 @@ const common = {
   name: z.string().min(1).max(200).regex(/^[A-Za-z0-9_.:\- ]+$/, 'letters, digits, space and _.:- only'),
   select: selector.default({}),
   /** Labels a rule fans out over (one alert per distinct combination). */
-  by: z.array(z.enum(SERIES_LABELS)).default(['service', 'operation', 'version', 'environment']),
+  by: z.array(byLabel).default(['service', 'operation', 'version', 'environment']),
   ...noise,
 };
 
-export const thresholdRuleSchema = z.object({
-  ...common,
-  type: z.literal('threshold'),
-  signal: z.enum(['error_rate', 'p50_ms', 'p95_ms', 'p99_ms', 'rate']),
-  op: z.enum(['>', '>=', '<', '<=']).default('>'),
+const OPS = ['>', '>=', '<', '<='] as const;
+/** Threshold mechanics shared by RED, metric and log rules. */
+const thresholdFields = {
+  op: z.enum(OPS).default('>'),
   threshold: z.number(),
   window: duration.default(60_000),
   for: duration.default(0),
@@ -67,9 +76,82 @@ export const thresholdRuleSchema = z.object({
   n_of_m: z.object({ n: z.number().int().min(1), m: z.number().int().min(1).max(60) }).strict()
     .refine((v) => v.n <= v.m, 'n must not exceed m').optional(),
   keep_firing_for: duration.default(0),
+};
+const minWindow = { message: 'window must be at least 1s', path: ['window'] };
+
+export const thresholdRuleSchema = z.object({
+  ...common,
+  type: z.literal('threshold'),
+  signal: z.enum(['error_rate', 'p50_ms', 'p95_ms', 'p99_ms', 'rate']),
+  ...thresholdFields,
   /** Fewer requests than this in a window make it "no data", neither breaching nor healthy. */
   min_count: z.number().int().min(0).default(1),
-}).strict().refine((r) => r.window >= 1000, { message: 'window must be at least 1s', path: ['window'] });
+}).strict().refine((r) => r.window >= 1000, minWindow);
+
+/**
+ * Aggregates of metric points over a window. Values of gauges and sums: avg, min, max, sum,
+ * last, count (points). Increases of sums (cumulative ones by difference per stream) and of
+ * histograms' observation counts: increase, rate (per second). Histograms (explicit and
+ * exponential): pNN from the merged bucket counts; avg/sum/count/min/max over observations.
+ */
+export const METRIC_AGGS = ['avg', 'min', 'max', 'sum', 'last', 'count', 'increase', 'rate', 'p50', 'p90', 'p95', 'p99'] as const;
+export type MetricAggregate = (typeof METRIC_AGGS)[number];
+
+export const metricRuleSchema = z.object({
+  ...common,
+  by: z.array(byLabel).default(['service', 'version', 'environment']),
+  type: z.literal('metric'),
+  /** The OTel instrument name, e.g. `queue.depth` or `http.server.request.duration`. */
+  metric: z.string().min(1),
+  agg: z.enum(METRIC_AGGS),
+  ...thresholdFields,
+}).strict().refine((r) => r.window >= 1000, minWindow)
+  .refine((r) => !r.by.includes('operation') && r.select.operation === undefined, { message: 'metric rules have no operation label; use attr.<key>', path: ['by'] });
+
+export const SEVERITIES: Record<string, number> = { TRACE: 1, DEBUG: 5, INFO: 9, WARN: 13, ERROR: 17, FATAL: 21 };
+
+export const logRuleSchema = z.object({
+  ...common,
+  by: z.array(byLabel).default(['service', 'version', 'environment']),
+  type: z.literal('log'),
+  match: z.object({
+    /** Case-insensitive substring of the body. */
+    pattern: z.string().min(1).optional(),
+    /** A regular expression over the body (JavaScript syntax). */
+    regex: z.string().min(1).refine((v) => { try { new RegExp(v); return true; } catch { return false; } }, 'not a valid regular expression').optional(),
+    /** Records at least this severe: TRACE, DEBUG, INFO, WARN, ERROR, FATAL. */
+    min_severity: z.enum(Object.keys(SEVERITIES) as [string, ...string[]]).optional(),
+  }).strict().default({}),
+  /** count: matching records per window; rate: per second. */
+  signal: z.enum(['count', 'rate']).default('count'),
+  ...thresholdFields,
+}).strict().refine((r) => r.window >= 1000, minWindow)
+  .refine((r) => !r.by.includes('operation') && r.select.operation === undefined, { message: 'log rules have no operation label; use attr.<key>', path: ['by'] });
+
+/**
+ * Error rules over error groups. new_group / regressed fire per group when it appears or comes
+ * back, and resolve after `resolve_after` without another such event. spike fires when a
+ * group's events in `window` run `factor` × faster than its own rate over the `baseline` before.
+ */
+export const errorRuleSchema = z.object({
+  name: common.name,
+  ...noise,
+  type: z.literal('error'),
+  event: z.enum(['new_group', 'regressed', 'spike']),
+  select: selector.default({}),
+  by: z.array(z.enum(ERROR_LABELS)).default(['service', 'group', 'title']),
+  resolve_after: duration.default(3_600_000),
+  window: duration.default(300_000),
+  baseline: duration.default(3_600_000),
+  factor: z.number().positive().default(3),
+  /** A spike needs at least this many events in the window. */
+  min_count: z.number().int().min(1).default(10),
+  keep_firing_for: duration.default(0),
+}).strict().refine((r) => r.window >= 1000, minWindow)
+  .refine((r) => r.event !== 'spike' || r.baseline >= r.window, { message: 'baseline must be at least the window', path: ['baseline'] })
+  .refine((r) => r.select.operation === undefined && r.select.attributes === undefined, {
+    message: 'error rules select by service, version and environment only', path: ['select'],
+  });
 
 export const burnWindowSchema = z.object({
   severity: z.string(),
@@ -106,10 +188,13 @@ export const absenceRuleSchema = z.object({
   for: duration.default(60_000),
 }).strict();
 
-export const ruleSpecSchema = z.discriminatedUnion('type', [thresholdRuleSchema, sloRuleSchema, absenceRuleSchema]);
+export const ruleSpecSchema = z.discriminatedUnion('type', [thresholdRuleSchema, sloRuleSchema, absenceRuleSchema, metricRuleSchema, logRuleSchema, errorRuleSchema]);
 export type ThresholdRule = z.infer<typeof thresholdRuleSchema>;
 export type SloRule = z.infer<typeof sloRuleSchema>;
 export type AbsenceRule = z.infer<typeof absenceRuleSchema>;
+export type MetricRule = z.infer<typeof metricRuleSchema>;
+export type LogRule = z.infer<typeof logRuleSchema>;
+export type ErrorRule = z.infer<typeof errorRuleSchema>;
 export type RuleSpec = z.infer<typeof ruleSpecSchema>;
 /** What API clients and the file give (durations as text). */
 export type RuleInput = z.input<typeof ruleSpecSchema>;

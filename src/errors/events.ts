@@ -7,9 +7,23 @@
 import { EventEmitter } from 'node:events';
 import type { ErrorGroup } from './groups.js';
 
+/** How many events one commit added to a group × release × environment (latest event time). */
+export interface GroupEventCount {
+  groupId: string;
+  projectId: number;
+  service: string;
+  release: string;
+  environment: string;
+  title: string;
+  count: number;
+  lastUs: number;
+}
+
 export interface ErrorEventMap {
   'error.new_group': { group: ErrorGroup };
   'error.regressed': { group: ErrorGroup };
+  /** Every commit's events, counted per group × release × environment (rates, spikes). */
+  'error.events': { counts: GroupEventCount[] };
 }
 
 export type ErrorEventName = keyof ErrorEventMap;

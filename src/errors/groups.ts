@@ -9,6 +9,7 @@ import type { Database } from '../state/index.js';
 import { AppError } from '../core/app-error.js';
 import { toTimestamp } from '../state/index.js';
 import type { ErrorEvent, GroupStatus, GroupingResult } from './model.js';
+import type { GroupEventCount } from './events.js';
 import type { ErrorsDb, ErrorsGroupCountsTable, ErrorsGroupsTable, ErrorsTables } from './tables.js';
 
 export interface GroupedEvent {
@@ -40,6 +41,8 @@ export interface ErrorGroup {
 export interface BatchOutcome {
   newGroups: ErrorGroup[];
   regressed: ErrorGroup[];
+  /** The batch's events counted per group × release × environment (for `error.events`). */
+  counts?: GroupEventCount[];
 }
 
 export interface GroupQuery {
@@ -168,6 +171,13 @@ export class GroupStore {
           })).execute();
       }
     });
+    out.counts = [];
+    for (const [id, f] of folds) {
+      for (const c of f.counts.values()) {
+        out.counts.push({ groupId: id, projectId: f.latest.event.projectId, service: f.latest.event.service, release: c.release,
+          environment: c.environment, title: f.latest.grouping.title, count: c.count, lastUs: c.last });
+      }
+    }
     return out;
   }
 

@@ -12,7 +12,7 @@
  */
 export { openErrorsModule, type ErrorsModule, type ErrorsModuleDeps } from './module.js';
 export { ERRORS_MIGRATIONS } from './tables.js';
-export { ErrorEvents, type ErrorEventMap, type ErrorEventName } from './events.js';
+export { ErrorEvents, type ErrorEventMap, type ErrorEventName, type GroupEventCount } from './events.js';
 export type { ErrorGroup } from './groups.js';
 export type { StoredErrorEvent } from './event-store.js';
 export type { ErrorEvent, GroupStatus, GroupingResult } from './model.js';

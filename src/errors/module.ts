@@ -12,11 +12,14 @@ import { ErrorEventStore, type StoredErrorEvent } from './event-store.js';
 import { ErrorEvents } from './events.js';
 import { GroupStore } from './groups.js';
 import { registerSentryIngest } from './ingest-routes.js';
-import { errorsFromTelemetry } from './otel-errors.js';
+import { errorsFromLogs, errorsFromTelemetry } from './otel-errors.js';
+import { OtelSpanErrors, type SpanSource } from './otel-feed.js';
+import { InThreadCommitter, type BatchCommitter } from './commit.js';
 import { ErrorPipeline, type ErrorPipelineOptions } from './pipeline.js';
 import { dsnFor, ProjectRegistry, type Project } from './projects.js';
 import { ReleaseHealthStore } from './release-health.js';
 import { errorsDb } from './tables.js';
+import { WorkerCommitter, workerScript } from './worker-committer.js';
 
 export interface ErrorsModuleDeps {
   state: Kysely<Database>;
@@ -25,6 +28,17 @@ export interface ErrorsModuleDeps {
   /** Largest envelope item; default 1 MiB (Sentry's event limit). */
   maxItemBytes?: number;
   log: { error(obj: object, msg: string): void };
+  /**
+   * The SQLite state file behind `state`: error commits then run in a worker thread on their own
+   * connection (see worker-committer.ts). Omit for PostgreSQL (asynchronous already).
+   */
+  statePath?: string;
+  /**
+   * The telemetry store: exception span events then become error events after the OTLP
+   * request's ack, rebuilt from the spans after a crash (otel-feed.ts). Without it the OTLP
+   * hook derives them before the ack.
+   */
+  spans?: SpanSource;
   pipeline?: Omit<ErrorPipelineOptions, 'groupingVersion'>;
 }
 
@@ -53,10 +67,26 @@ export async function openErrorsModule(deps: ErrorsModuleDeps): Promise<ErrorsMo
   const groups = new GroupStore(db);
   const health = new ReleaseHealthStore(db);
   const events = new ErrorEvents((err) => deps.log.error({ err }, 'error event listener failed'));
-  const pipeline = new ErrorPipeline(eventStore, groups, events, {
+  const script = deps.statePath === undefined ? undefined : workerScript();
+  const committer: BatchCommitter = script !== undefined && deps.statePath !== undefined
+    ? new WorkerCommitter(script, deps.statePath)
+    : new InThreadCommitter(groups, eventStore);
+  let feed: OtelSpanErrors | undefined;
+  const pipeline = new ErrorPipeline(committer, events, {
     ...deps.pipeline,
     groupingVersion: (id) => projects.get(id)?.groupingVersion ?? 1,
+    otelWatermark: (committing) => feed?.watermark(committing),
   });
+  if (deps.spans !== undefined) {
+    feed = new OtelSpanErrors(deps.spans, pipeline, db, defaultProject.id, deps.log);
+    try {
+      await feed.start();
+    } catch (err) {
+      feed.stop();
+      await pipeline.close();
+      throw err;
+    }
+  }
   const maxItemBytes = deps.maxItemBytes ?? 1024 * 1024;
 
   return {
@@ -69,7 +99,9 @@ export async function openErrorsModule(deps: ErrorsModuleDeps): Promise<ErrorsMo
     registerApi: (api, publicUrl) => { registerErrorsApi(api, { projects, groups, events: eventStore, health, publicUrl }); },
     errorsForTrace: (traceId) => eventStore.byTrace(traceId),
     onIngested: async (batches) => {
-      const found = errorsFromTelemetry(batches, defaultProject.id);
+      // Span exceptions come through the feed once their spans are committed (see above).
+      const found = feed === undefined ? errorsFromTelemetry(batches, defaultProject.id)
+        : batches.logs === undefined ? [] : errorsFromLogs(batches.logs, defaultProject.id);
       if (found.length === 0) return;
       try {
         await pipeline.submit(found);
@@ -80,6 +112,7 @@ export async function openErrorsModule(deps: ErrorsModuleDeps): Promise<ErrorsMo
       }
     },
     close: async () => {
+      feed?.stop();
       await pipeline.close();
     },
   };

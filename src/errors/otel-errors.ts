@@ -3,6 +3,7 @@
  * (OTel semantic conventions) become ErrorEvents, grouped with the Sentry ones. They belong to the
  * default project — OTel data has no DSN — and keep the span's / record's trace and span ids.
  */
+import { createHash } from 'node:crypto';
 import type { LogBatch, SpanBatch, TelemetryBatches } from '../telemetry/index.js';
 import type { ErrorEvent, StackFrame } from './model.js';
 import { newEventId } from './sentry-event.js';
@@ -49,7 +50,7 @@ function parse(json: string): unknown {
 const str = (v: unknown): string => (typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v));
 
 function toEvent(
-  attrs: Attrs, base: { projectId: number; timeUs: number; traceId: string; spanId: string; service: string; release: string;
+  attrs: Attrs, base: { eventId?: string; projectId: number; timeUs: number; traceId: string; spanId: string; service: string; release: string;
     environment: string; transaction: string; source: string; extraAttrs: Attrs },
 ): ErrorEvent {
   const type = str(attrs['exception.type']);
@@ -58,7 +59,7 @@ function toEvent(
   const tags: Record<string, string> = {};
   for (const [k, v] of Object.entries(base.extraAttrs)) if (typeof v !== 'object') tags[k] = str(v);
   return {
-    eventId: newEventId(),
+    eventId: base.eventId ?? newEventId(),
     projectId: base.projectId,
     timeUs: base.timeUs,
     service: base.service,
@@ -79,6 +80,14 @@ function toEvent(
   };
 }
 
+/**
+ * A span exception's event id is derived from the span (trace, span, event index, time): the
+ * same span read again after a crash (otel-feed.ts) yields the same id, so replays skip it.
+ */
+function spanEventId(traceId: string, spanId: string, index: number, timeUs: number): string {
+  return createHash('sha256').update(`${traceId}/${spanId}/${index}/${timeUs}`).digest('hex').slice(0, 32);
+}
+
 function fromSpans(b: SpanBatch, projectId: number, out: ErrorEvent[]): void {
   for (let i = 0; i < b.length; i++) {
     const ev = b.events[i];
@@ -86,10 +95,11 @@ function fromSpans(b: SpanBatch, projectId: number, out: ErrorEvent[]): void {
     if (ev.length < 3 || !ev.includes('"exception"')) continue;
     const list = parse(ev);
     if (!Array.isArray(list)) continue;
-    for (const e of list as { timeUs?: number; name?: string; attrs?: Attrs }[]) {
+    for (let k = 0; k < list.length; k++) {
+      const e = list[k] as { timeUs?: number; name?: string; attrs?: Attrs };
       if (e.name !== 'exception' || typeof e.attrs !== 'object') continue;
       out.push(toEvent(e.attrs, {
-        projectId, timeUs: e.timeUs ?? b.startUs[i], traceId: b.traceId[i], spanId: b.spanId[i], service: b.service[i],
+        eventId: spanEventId(b.traceId[i], b.spanId[i], k, e.timeUs ?? b.startUs[i]), projectId, timeUs: e.timeUs ?? b.startUs[i], traceId: b.traceId[i], spanId: b.spanId[i], service: b.service[i],
         release: b.version[i], environment: b.environment[i], transaction: b.name[i], source: 'otel-span', extraAttrs: {},
       }));
     }
@@ -109,6 +119,20 @@ function fromLogs(b: LogBatch, projectId: number, out: ErrorEvent[]): void {
     if (ev.message === '') ev.message = b.body[i];
     out.push(ev);
   }
+}
+
+/** Error events of exception span events (empty for the usual, error-free batch). */
+export function errorsFromSpans(batches: readonly SpanBatch[], projectId: number): ErrorEvent[] {
+  const out: ErrorEvent[] = [];
+  for (const b of batches) fromSpans(b, projectId, out);
+  return out;
+}
+
+/** Error events of log records with `exception.*` attributes. */
+export function errorsFromLogs(b: LogBatch, projectId: number): ErrorEvent[] {
+  const out: ErrorEvent[] = [];
+  fromLogs(b, projectId, out);
+  return out;
 }
 
 /** Error events hidden in decoded OTLP batches (empty for the usual, error-free batch). */

@@ -1,48 +1,41 @@
 /**
  * ErrorPipeline: group commit for error events.
  *
- * submit() compresses payloads (see stored()) and queues the events; a commit takes everything
- * queued (up to `maxEvents`) and, in ONE state-database transaction, inserts the events and
- * folds them into their groups. Commits run one at a time and at most every `commitIntervalMs`:
- * SQLite's commit fsync runs on the JS thread (better-sqlite3 is synchronous), so it is paid a
- * few times a second rather than per request. submit() resolves after that commit — a Sentry
- * request is acknowledged only once its events are durable and counted. A full queue rejects at
- * once with 429 (the route adds Retry-After and X-Sentry-Rate-Limits).
+ * submit() queues the events; a commit takes everything queued (up to `maxEvents`) and hands it
+ * to a BatchCommitter (commit.ts), which groups the events, compresses their payloads and, in
+ * ONE state-database transaction, inserts them and folds them into their groups. One commit
+ * runs at a time; the next starts as soon as it returns and at most every `commitIntervalMs`,
+ * taking whatever queued meanwhile — the cost follows commits, not events. With SQLite the
+ * committer is a worker thread on its own connection (worker-committer.ts), so the commit's
+ * fsync never blocks the event loop. submit() resolves after that commit — a Sentry request is
+ * acknowledged only once its events are durable and counted. A full queue rejects at once with
+ * 429 (the route adds Retry-After and X-Sentry-Rate-Limits).
  */
-import { deflate } from 'node:zlib';
-import { promisify } from 'node:util';
 import { AppError } from '../core/app-error.js';
+import type { BatchCommitter, EventToCommit } from './commit.js';
 import type { ErrorEvents } from './events.js';
-import type { ErrorEventStore, EventToStore } from './event-store.js';
-import { groupEvent } from './grouping.js';
-import type { GroupStore, GroupedEvent } from './groups.js';
 import type { ErrorEvent } from './model.js';
 
 export interface ErrorPipelineOptions {
-  /** Least time between the starts of two commits. Default 50 ms. */
+  /** Least time between the starts of two commits. Default 25 ms. */
   commitIntervalMs?: number;
   /** Most events in one commit. Default 5,000. */
   maxEvents?: number;
-  /** Bytes of (compressed) payloads waiting before submit() answers 429. Default 256 MiB. */
+  /** Bytes of payloads waiting before submit() answers 429. Default 256 MiB. */
   maxQueuedBytes?: number;
   /** Grouping version of a project (kept per project so groups never split). */
   groupingVersion: (projectId: number) => number;
-}
-
-const deflateAsync = promisify(deflate);
-
-/**
- * The payload as stored: the sender's own compression when usable, else deflate level 1 on
- * libuv's thread pool (a 50 KB event shrinks ~8x; storage and WAL bytes follow).
- */
-async function stored(e: ErrorEvent): Promise<EventToStore['payload']> {
-  if (e.compressed !== undefined) return e.compressed;
-  return { encoding: 'deflate-json', bytes: await deflateAsync(e.payload, { level: 1 }) };
+  /**
+   * The OTel span watermark to persist with a commit holding the events of span appends
+   * `committing` (otel-feed.ts); undefined: none to write.
+   */
+  otelWatermark?: (committing: ReadonlySet<number>) => number | undefined;
 }
 
 interface Pending {
   events: ErrorEvent[];
-  payloads: EventToStore['payload'][];
+  /** Ingest time of the span append these events were derived from (OTel span exceptions). */
+  otelSeq?: number;
   bytes: number;
   resolve: () => void;
   reject: (e: unknown) => void;
@@ -61,18 +54,18 @@ export class ErrorPipeline {
   committedEvents = 0;
 
   constructor(
-    private readonly eventStore: ErrorEventStore,
-    private readonly groups: GroupStore,
+    private readonly committer: BatchCommitter,
     private readonly emitter: ErrorEvents,
     private readonly opts: ErrorPipelineOptions,
   ) {
-    this.intervalMs = opts.commitIntervalMs ?? 50;
+    this.intervalMs = opts.commitIntervalMs ?? 25;
     this.maxEvents = opts.maxEvents ?? 5000;
     this.maxBytes = opts.maxQueuedBytes ?? 256 * 1024 * 1024;
   }
 
-  submit(events: ErrorEvent[]): Promise<void> {
-    if (events.length === 0) return Promise.resolve();
+  /** `otelSeq`: the span append the events came from (see ErrorPipelineOptions.otelWatermark). */
+  submit(events: ErrorEvent[], otelSeq?: number): Promise<void> {
+    if (events.length === 0 && otelSeq === undefined) return Promise.resolve();
     if (this.closed) return Promise.reject(new AppError('unavailable', 503, 'error ingest is closed', { retryAfterS: 1 }));
     let bytes = 0;
     for (const e of events) bytes += (e.compressed?.bytes.length ?? e.payload.length) + 512;
@@ -80,13 +73,10 @@ export class ErrorPipeline {
       return Promise.reject(new AppError('overloaded', 429, 'error ingest queue full', { retryAfterS: 1 }));
     }
     this.queuedBytes += bytes;
-    return Promise.all(events.map(stored)).then(
-      (payloads) => new Promise<void>((resolve, reject) => {
-        this.queue.push({ events, payloads, bytes, resolve, reject });
-        this.schedule();
-      }),
-      (err: unknown) => { this.queuedBytes -= bytes; throw err; },
-    );
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ events, otelSeq, bytes, resolve, reject });
+      this.schedule();
+    });
   }
 
   private schedule(): void {
@@ -115,28 +105,33 @@ export class ErrorPipeline {
   }
 
   private async commit(batch: Pending[]): Promise<void> {
-    const receivedUs = Date.now() * 1000;
-    const grouped: GroupedEvent[] = [];
-    const rows: EventToStore[] = [];
+    const items: EventToCommit[] = [];
     let outcome;
     try {
       for (const p of batch) {
-        for (let i = 0; i < p.events.length; i++) {
-          const event = p.events[i];
-          const grouping = groupEvent(event, this.opts.groupingVersion(event.projectId));
-          grouped.push({ event, grouping });
-          rows.push({ event, groupId: grouping.groupId, title: grouping.title, receivedUs, payload: p.payloads[i] });
-        }
+        for (const event of p.events) items.push({ event, groupingVersion: this.opts.groupingVersion(event.projectId) });
       }
-      outcome = await this.groups.applyBatch(grouped, (tx) => this.eventStore.insert(tx, rows));
+      const seqs = new Set<number>();
+      for (const p of batch) if (p.otelSeq !== undefined) seqs.add(p.otelSeq);
+      outcome = await this.committer.commit(items, Date.now() * 1000, this.opts.otelWatermark?.(seqs));
     } catch (err) {
       for (const p of batch) { this.queuedBytes -= p.bytes; p.reject(err); }
       return;
     }
-    this.committedEvents += rows.length;
+    this.committedEvents += items.length;
     for (const p of batch) { this.queuedBytes -= p.bytes; p.resolve(); }
     for (const g of outcome.newGroups) this.emitter.emit('error.new_group', { group: g });
     for (const g of outcome.regressed) this.emitter.emit('error.regressed', { group: g });
+    if (outcome.counts !== undefined && outcome.counts.length > 0) this.emitter.emit('error.events', { counts: outcome.counts });
+  }
+
+  /** Queues a commit without events that just persists the OTel watermark. */
+  persistWatermark(): Promise<void> {
+    if (this.closed) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ events: [], bytes: 0, resolve, reject });
+      this.schedule();
+    });
   }
 
   /** Stops accepting and commits what is queued. */
@@ -148,5 +143,6 @@ export class ErrorPipeline {
       if (this.running === undefined) this.start();
       await this.running;
     }
+    await this.committer.close();
   }
 }

@@ -81,8 +81,19 @@ export interface ErrorsReleaseHealthTable {
   abnormal: number;
 }
 
+/**
+ * Small durable facts of the module. `otel_span_seq`: OTel span exceptions become error events
+ * after the OTLP request is acknowledged; every span append with an ingest time up to this value
+ * has its error events committed (written in the same transaction as them). See otel-feed.ts.
+ */
+export interface ErrorsMetaTable {
+  key: string;
+  value: number;
+}
+
 // A type alias, not an interface: Kysely's withTables() wants an indexable record type.
 export type ErrorsTables = {
+  errors_meta: ErrorsMetaTable;
   errors_projects: ErrorsProjectsTable;
   errors_groups: ErrorsGroupsTable;
   errors_group_counts: ErrorsGroupCountsTable;
@@ -180,6 +191,17 @@ export const ERRORS_MIGRATIONS: Record<string, Migration> = {
       for (const t of ['errors_events', 'errors_release_health', 'errors_group_counts', 'errors_groups', 'errors_projects']) {
         await db.schema.dropTable(t).execute();
       }
+    },
+  },
+  errors_0002_meta: {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.createTable('errors_meta')
+        .addColumn('key', 'text', (c) => c.primaryKey())
+        .addColumn('value', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('errors_meta').execute();
     },
   },
 };

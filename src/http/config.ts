@@ -16,6 +16,12 @@ export const serverConfigSchema = z.object({
       metrics: z.number().int().min(1).default(30),
     })
     .default({ spans: 7, logs: 7, metrics: 30 }),
+  /** Folder of action YAML files (default <dataDir>/actions). */
+  actionsDir: z.string().min(1).optional(),
+  /** services.yaml or a folder of service files (default <dataDir>/services.yaml and <dataDir>/services/). */
+  servicesPath: z.string().min(1).optional(),
+  /** An alert or failed verdict joins the open incident of its service/environment active within this many seconds. */
+  incidentWindowS: z.number().int().min(1).max(7 * 86_400).default(1800),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

@@ -3,8 +3,12 @@
  * stays readable; a test checks that every registered /api route is described here.
  */
 
+import { actionsOpenApiPaths } from '../deploys/actions/openapi.js';
+import { deploysOpenApiPaths } from '../deploys/openapi.js';
+import { rolloutOpenApiPaths } from '../deploys/rollout/openapi.js';
 import { detectOpenApiPaths } from '../detect/openapi.js';
 import { gatewayOpenApiPaths } from '../gateway/index.js';
+import { incidentsOpenApiPaths } from '../incidents/openapi.js';
 
 const timeParams = [
   { name: 'from', in: 'query', schema: { type: 'string' }, description: 'Epoch ms, ISO 8601 or now-<duration> (e.g. now-1h).' },
@@ -173,6 +177,10 @@ export const openApiDocument = {
     '/api/{projectId}/store/': sentryIngest('Sentry event (legacy store endpoint)'),
     ...gatewayOpenApiPaths,
     ...detectOpenApiPaths,
+    ...deploysOpenApiPaths,
+    ...actionsOpenApiPaths,
+    ...rolloutOpenApiPaths,
+    ...incidentsOpenApiPaths,
     '/v1/traces': otlp('traces'),
     '/v1/logs': otlp('logs'),
     '/v1/metrics': otlp('metrics'),

@@ -1,13 +1,21 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { ensureAdmin, verifyToken } from '../auth/index.js';
+import { createToken, ensureAdmin, verifyToken } from '../auth/index.js';
+import { ulid } from 'ulid';
+import { DeployService, deploysMigrations, registerDeployRoutes, type DeployApi, type VerifyConfig } from '../deploys/index.js';
+import { ActionService, actionsMigrations, registerActionRoutes } from '../deploys/actions/index.js';
+import { LocalActuator, RolloutManager, loadServices, registerRolloutRoutes } from '../deploys/rollout/index.js';
 import { DetectEngine, detectMigrations, registerDetectRoutes, type DetectEvents } from '../detect/index.js';
 import { ERRORS_MIGRATIONS, openErrorsModule, type ErrorEvents } from '../errors/index.js';
 import { gatewayApi, gatewayMigrations, startGateway, type Gateway } from '../gateway/index.js';
-import { openStateStore } from '../state/index.js';
+import { IncidentService, incidentsMigrations, registerIncidentRoutes } from '../incidents/index.js';
+import { openStateStore, toTimestamp, type Role } from '../state/index.js';
 import { DuckDbTelemetryStore, RetentionJob, TelemetryWriter } from '../telemetry/index.js';
 import { buildApp } from './app.js';
+import { consolePlugin } from './console.js';
+import { registerConsoleApi } from './console-api.js';
+import { LogTailHub } from './log-tail.js';
 import { isLoopback, type ServerConfig } from './config.js';
 
 /** A running tightloop: what `tightloop up` starts and tests drive. */
@@ -22,8 +30,20 @@ export interface RunningServer {
   errorEvents: ErrorEvents;
   /** alert.fired / alert.resolved, for modules that react to alerts (incidents). */
   detectEvents: DetectEvents;
+  /** Incidents (open/join on alerts and failed verdicts, ack, resolve, the story). */
+  incidents: IncidentService;
   /** Port of the PostgreSQL gateway listener. */
   gatewayPort: number | undefined;
+  /** Deploy records and their verification (deploy.recorded / deploy.status / deploy.verdict). */
+  deploys: DeployApi;
+  /** Actions (runbooks): runs, approvals, ActionEvents. */
+  actions: ActionService;
+  /** Progressive deploys and automatic rollback. */
+  rollouts: RolloutManager;
+  /** The local actuator: service versions as child processes behind weighted proxies. */
+  actuator: LocalActuator;
+  /** Creates a user with one API token (the demo's second person; there is no users API yet). */
+  createUser(name: string, role: Role): Promise<{ id: string; name: string; token: string }>;
   /** Stops accepting, flushes pending batches, closes the stores. */
   close(): Promise<void>;
 }
@@ -34,13 +54,15 @@ export interface ServerOptions {
    * runs without a listener and says so), or an ephemeral one when the HTTP port is (tests).
    */
   gatewayPort?: number;
+  /** Deploy verification settings (tests shorten windows); default: deploys/analysis.ts. */
+  deploys?: { verify?: Partial<VerifyConfig>; preDeployWindowS?: number; tickMs?: number };
 }
 
 export async function startServer(config: ServerConfig, logger?: Logger, options: ServerOptions = {}): Promise<RunningServer> {
   const log = logger ?? pino({ level: config.logLevel });
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
 
-  const state = await openStateStore({ dialect: 'sqlite', path: join(config.dataDir, 'state.db'), migrations: { ...ERRORS_MIGRATIONS, ...detectMigrations, ...gatewayMigrations } });
+  const state = await openStateStore({ dialect: 'sqlite', path: join(config.dataDir, 'state.db'), migrations: { ...ERRORS_MIGRATIONS, ...detectMigrations, ...gatewayMigrations, ...incidentsMigrations, ...deploysMigrations, ...actionsMigrations } });
   const admin = await ensureAdmin(state.db, config.dataDir);
   const gatewayPort = options.gatewayPort ?? (config.port === 0 ? 0 : 15432);
   let gateway: Gateway;
@@ -63,14 +85,16 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   retention.start();
   const errors = await openErrorsModule({
     state: state.db, submitSpans: (b) => writer.submit(b),
-    maxBodyBytes: config.maxBodyBytes, log,
+    maxBodyBytes: config.maxBodyBytes, log, statePath: join(config.dataDir, 'state.db'), spans: store,
   });
   let publicUrl = '';
   // Started before listening: a bad rules.yaml stops the start, and windows warm before traffic.
   const detect = new DetectEngine({
-    db: state.db, source: store, rulesFile: join(config.dataDir, 'rules.yaml'), publicUrl: () => publicUrl, logger: log,
+    db: state.db, source: store, errors: errors.events, rulesFile: join(config.dataDir, 'rules.yaml'), publicUrl: () => publicUrl, logger: log,
   });
+  const services = () => loadServices(config.dataDir, config.servicesPath);
   try {
+    services(); // a broken services.yaml stops the start, like a broken rules.yaml
     await detect.start();
   } catch (err) {
     // A bad rules.yaml: release what is open so the caller (or a test) can fix it and start again.
@@ -83,7 +107,19 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     throw err;
   }
 
+  const incidents = new IncidentService({ db: state.db, telemetry: store, detectEvents: detect.events, errorEvents: errors.events, windowMs: config.incidentWindowS * 1000, log });
+  incidents.start();
+  const deploys = new DeployService({ db: state.db, source: store, errorEvents: errors.events, logger: log, ...options.deploys });
+  await deploys.start();
+  incidents.attachDeploys(deploys);
+  const actuator = new LocalActuator({ services, log, otlpEndpoint: () => publicUrl });
+  const actions = new ActionService({ db: state.db, actionsDir: config.actionsDir ?? join(config.dataDir, 'actions'), audit: gateway.audit, log, local: actuator });
+  await actions.open();
+  const rollouts = new RolloutManager({ deploys, actions, actuator, services, audit: gateway.audit, log });
+  rollouts.attach();
+
   let ready = false;
+  const logTail = new LogTailHub();
   const app = buildApp({
     logger: log,
     store,
@@ -101,10 +137,16 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
         const p = await verifyToken(state.db, token);
         return p === null ? null : { userId: p.userId, userName: p.userName, role: p.role };
       },
-    })],
-    apiRoutes: [(api) => errors.registerApi(api, () => publicUrl), (api) => registerDetectRoutes(api, detect)],
+    }), consolePlugin()],
+    apiRoutes: [(api) => errors.registerApi(api, () => publicUrl), (api) => registerDetectRoutes(api, detect),
+      (api) => registerIncidentRoutes(api, { incidents, telemetry: store, audit: gateway.audit, errorsForTrace: (t) => errors.errorsForTrace(t), publicUrl: () => publicUrl }),
+      (api) => registerConsoleApi(api, { tail: logTail, gateway }), (api) => registerDeployRoutes(api, deploys),
+      (api) => registerActionRoutes(api, actions), (api) => registerRolloutRoutes(api, rollouts, actuator)],
     errorsForTrace: (traceId) => errors.errorsForTrace(traceId),
-    onIngested: (batches) => errors.onIngested(batches),
+    onIngested: (batches) => {
+      logTail.publish(batches.logs);
+      return errors.onIngested(batches);
+    },
   });
 
   await app.listen({ host: config.host, port: config.port });
@@ -113,6 +155,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   const hostForUrl = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
   publicUrl = `http://${hostForUrl}:${port}`;
   ready = true;
+  await actuator.start(); // after listen: the children export telemetry to publicUrl
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
@@ -120,8 +163,14 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
       ready = false;
       retention.stop();
       await app.close();
+      // Before the gateway: their last audit records go into its chain.
+      await rollouts.close();
+      await actuator.close();
+      await actions.close();
       await gateway.close();
       await detect.stop();
+      await incidents.stop();
+      await deploys.stop();
       await errors.close();
       await writer.close();
       await store.close();
@@ -131,5 +180,11 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   };
 
   return { url: `http://${hostForUrl}:${port}`, port, adminToken: admin.created ? admin.token : undefined,
-    defaultDsn: errors.defaultDsn(publicUrl), errorEvents: errors.events, detectEvents: detect.events, gatewayPort: gateway.port, close };
+    defaultDsn: errors.defaultDsn(publicUrl), errorEvents: errors.events, detectEvents: detect.events, incidents, gatewayPort: gateway.port, deploys, actions, rollouts, actuator, close,
+    async createUser(name, role) {
+      const id = ulid();
+      await state.db.insertInto('users').values({ id, name, role, created_at: toTimestamp(Date.now()) }).execute();
+      const { token } = await createToken(state.db, { userId: id, name: `${name} token` });
+      return { id, name, token };
+    } };
 }

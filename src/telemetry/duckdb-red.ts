@@ -136,3 +136,28 @@ export async function services(sql: SqlRunner, buffer: RollupBuffer, fromUs: num
     };
   });
 }
+
+/**
+ * Per-operation rollup rows with period in [fromUs, toUs) at one resolution, persisted and
+ * buffered, newest first, at most `limit` (detectors refill their windows from these after a
+ * restart). A period may appear in several rows (late partial rows); callers add them up.
+ */
+export async function operationRollups(
+  sql: SqlRunner, buffer: RollupBuffer, level: 'second' | 'minute', fromUs: number, toUs: number, limit: number,
+): Promise<RollupRow[]> {
+  if (toUs <= fromUs || limit <= 0) return [];
+  const params: SqlParams = { lo: fromUs, hi: toUs, limit };
+  const [rows, buffered] = await consistently(buffer, () => sql.rows(`SELECT period_us, service, operation, version, environment,
+    ${ROLLUP_COLUMNS} FROM rollup_${level} WHERE NOT all_operations AND period_us >= $lo::BIGINT AND period_us < $hi::BIGINT
+    ORDER BY period_us DESC LIMIT $limit::BIGINT`, params), () => buffer.buffered(level, fromUs, toUs));
+  const out: RollupRow[] = buffered.filter((r) => !r.allOperations);
+  for (const r of rows) {
+    if (out.length >= limit) break;
+    out.push({
+      periodUs: num(r.period_us), service: str(r.service), operation: str(r.operation), version: str(r.version),
+      environment: str(r.environment), allOperations: false, count: num(r.count), errors: num(r.errors),
+      keys: (r.keys as unknown[]).map(num), counts: (r.counts as unknown[]).map(num),
+    });
+  }
+  return out;
+}

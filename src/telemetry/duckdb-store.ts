@@ -19,7 +19,7 @@ import { resolve } from 'node:path';
 import { emptySpanBatch, type LogBatch, type MetricBatch, type SpanBatch } from './batch.js';
 import type { RowSource } from './duckdb-chunks.js';
 import { WriteConnection } from './duckdb-write.js';
-import { red, services } from './duckdb-red.js';
+import { operationRollups, red, services } from './duckdb-red.js';
 import { getTrace, searchLogs, searchTraces } from './duckdb-queries.js';
 import { queryMetric } from './duckdb-metrics.js';
 import {
@@ -28,7 +28,7 @@ import {
 import { ReadPool, ResourceLookup, hexId, num, str, type SqlParams } from './duckdb-sql.js';
 import { ResourceRegistry, type ResourceEntry } from './resource-registry.js';
 import {
-  RollupBuffer, rollupDeltas, rollupSecondOf, type CommittedRollupListener, type RollupListener,
+  RollupBuffer, rollupDeltas, rollupSecondOf, type CommittedRollupListener, type RollupListener, type RollupSecond,
 } from './rollup.js';
 import type {
   LogQuery, LogRow, MetricQuery, MetricSeries, RedBucket, RedQuery, ServiceSummary, Signal, SpanRow,
@@ -52,6 +52,21 @@ export interface DuckDbStoreOptions {
   config?: Record<string, string>;
 }
 
+/** One committed append's batches (see onCommittedBatches). */
+export interface CommittedBatches {
+  spans: readonly SpanBatch[];
+  logs: readonly LogBatch[];
+  metrics: readonly MetricBatch[];
+  /** The append's ingest time: the rows' `ingested_us` (always set by the DuckDB store). */
+  seq?: number;
+  /**
+   * Every append with an ingest time up to this has settled (committed or failed). A subscriber
+   * deriving data asynchronously persists this as its watermark once its own commit covers
+   * everything up to it, and after a crash re-reads newer rows (e.g. spansWithEventSince).
+   */
+  settledThroughSeq?: number;
+}
+
 const US = 1_000_000;
 const MIN_US = 60 * US;
 const DAY_US = 86_400 * US;
@@ -69,6 +84,9 @@ export class DuckDbTelemetryStore implements TelemetryStore {
   private resourceTail: Promise<unknown> = Promise.resolve();
   private readonly listeners = new Set<RollupListener>();
   private readonly committedListeners = new Set<CommittedRollupListener>();
+  private readonly batchListeners = new Set<(c: CommittedBatches) => void>();
+  /** Ingest times of appends between taking their time and settling (committed or failed). */
+  private readonly appending = new Set<number>();
   /** Persisted watermarks: second / minute numbers since the epoch, ingest µs. */
   private wm = { second: 0, minute: 0, seq: 0 };
   /** Highest ingest time handed to an append. */
@@ -167,22 +185,86 @@ export class DuckDbTelemetryStore implements TelemetryStore {
     await this.writes.shared(async (w) => {
       const seq = Math.max(this.lastSeq + 1, this.nowUs());
       this.lastSeq = seq;
-      const fresh = new Map<string, ResourceEntry>();
-      const sources = (list: Array<SpanBatch | LogBatch | MetricBatch>): RowSource[] =>
-        list.map((b) => ({ length: b.length, cols: { ...b, resourceId: this.resources.resolve(b, fresh), ingestedUs: seq } }));
-      const spanSrc = sources(spans), logSrc = sources(logs), metricSrc = sources(metrics);
-      if (fresh.size > 0) await this.storeResources(w, fresh);
-      await w.transaction(async () => {
-        await w.append('spans', SPAN_COLUMNS, spanSrc);
-        await w.append('logs', LOG_COLUMNS, logSrc);
-        await w.append('metric_points', METRIC_COLUMNS, metricSrc);
-      });
-      for (const b of spans) {
-        this.rollups.add(b);
-        this.traces.add(b.traceId, b.startUs, b.length);
+      this.appending.add(seq);
+      try {
+        await this.appendAt(w, seq, spans, logs, metrics);
+      } finally {
+        this.appending.delete(seq);
       }
-      if (this.committedListeners.size > 0) this.emitCommitted(spans);
     });
+  }
+
+  private async appendAt(w: WriteConnection, seq: number, spans: SpanBatch[], logs: LogBatch[], metrics: MetricBatch[]): Promise<void> {
+    const fresh = new Map<string, ResourceEntry>();
+    const sources = (list: Array<SpanBatch | LogBatch | MetricBatch>): RowSource[] =>
+      list.map((b) => ({ length: b.length, cols: { ...b, resourceId: this.resources.resolve(b, fresh), ingestedUs: seq } }));
+    const spanSrc = sources(spans), logSrc = sources(logs), metricSrc = sources(metrics);
+    if (fresh.size > 0) await this.storeResources(w, fresh);
+    await w.transaction(async () => {
+      await w.append('spans', SPAN_COLUMNS, spanSrc);
+      await w.append('logs', LOG_COLUMNS, logSrc);
+      await w.append('metric_points', METRIC_COLUMNS, metricSrc);
+    });
+    for (const b of spans) {
+      this.rollups.add(b);
+      this.traces.add(b.traceId, b.startUs, b.length);
+    }
+    if (this.committedListeners.size > 0) this.emitCommitted(spans);
+    if (this.batchListeners.size > 0) this.emitBatches({ spans, logs, metrics, seq, settledThroughSeq: this.settledThrough(seq) });
+  }
+
+  /** Every append with an ingest time ≤ the result has settled (the one at `seq` counts as settled). */
+  private settledThrough(seq: number): number {
+    let low = this.lastSeq;
+    for (const s of this.appending) if (s !== seq && s <= low) low = s - 1;
+    return low;
+  }
+
+  /** Ingest time up to which every append has settled (0 on an empty store). */
+  get settledThroughSeq(): number {
+    return this.settledThrough(Number.NaN);
+  }
+
+  /**
+   * Spans committed with an ingest time after `seq` that carry an event named `eventName`
+   * (the columns the error pipeline needs; events as stored), oldest commit first — for
+   * rebuilding data derived from spans after a crash. A LIKE over the events text; the
+   * `ingested_us` predicate prunes old row groups by their zone maps.
+   */
+  async spansWithEventSince(seq: number, eventName: string): Promise<SpanBatch> {
+    const rows = await this.sql.rows(`SELECT trace_id, span_id, name, start_us, service, version, environment, events
+      FROM spans WHERE ingested_us > $seq::BIGINT AND events LIKE $pattern ORDER BY ingested_us`,
+    { seq, pattern: `%"name":${JSON.stringify(eventName)}%` });
+    const b = emptySpanBatch();
+    for (const r of rows) {
+      b.traceId.push(hexId(r.trace_id, 32));
+      b.spanId.push(hexId(r.span_id, 16));
+      b.name.push(str(r.name));
+      b.startUs.push(num(r.start_us));
+      b.service.push(str(r.service));
+      b.version.push(str(r.version));
+      b.environment.push(str(r.environment));
+      b.events.push(str(r.events));
+    }
+    b.length = rows.length;
+    return b;
+  }
+
+  /** Hands a committed append's batches (by reference, no copy) to subscribers. */
+  private emitBatches(c: CommittedBatches): void {
+    for (const l of this.batchListeners) {
+      try { l(c); } catch { /* a detector's failure must not break ingest */ }
+    }
+  }
+
+  /**
+   * Subscribes to the batches of each committed append (spans, logs, metric points), delivered
+   * on the calling thread right after the commit, before append resolves. Listeners must treat
+   * the batches as read-only and must not block. Returns the unsubscribe function.
+   */
+  onCommittedBatches(listener: (c: CommittedBatches) => void): () => void {
+    this.batchListeners.add(listener);
+    return () => { this.batchListeners.delete(listener); };
   }
 
   /** Hands the rollup deltas of a committed append to subscribers (before append resolves). */
@@ -295,6 +377,14 @@ export class DuckDbTelemetryStore implements TelemetryStore {
 
   services(fromUs: number, toUs: number): Promise<ServiceSummary[]> {
     return services(this.sql, this.rollups, fromUs, toUs);
+  }
+
+  /**
+   * Per-operation rollup seconds (or minutes) of [fromUs, toUs), newest first, at most `limit`
+   * rows: what detectors refill their windows from after a restart.
+   */
+  async operationRollups(level: 'second' | 'minute', fromUs: number, toUs: number, limit: number): Promise<RollupSecond[]> {
+    return (await operationRollups(this.sql, this.rollups, level, fromUs, toUs, limit)).map(rollupSecondOf);
   }
 
   queryMetric(q: MetricQuery): Promise<MetricSeries[]> {

@@ -1,0 +1,119 @@
+/**
+ * `npm run bench -- verify [--healthy 1000] [--bad 150] [--full 200] [--rps 20] [--seed 1]`
+ *
+ * The production decision code (src/deploys/analysis.ts, the class the server runs) on simulated
+ * canary traffic in virtual time: each virtual second both arms get `rps` requests (error
+ * Bernoulli, latency log-normal, median 50 ms, σ 0.5) and the analysis decides after each second.
+ * The latency tail threshold comes from 60 s of pre-deploy baseline traffic, as in the server.
+ * Scenarios: healthy (identical arms), errors 1 % → 5 %, errors 1 % → 20 %, latency ×1.5
+ * (p95 +50 %) and a tail-only regression (p95 +50 %, median unchanged: 8 % of requests ×2.5).
+ *
+ * Then healthy deploys with the pass side switched off, watched every second for the whole max
+ * duration: the false-fail rate under continuous monitoring.
+ *
+ * Prints per-scenario outcome counts and decision times (seconds of traffic), then
+ * `RESULT verify bad_detect_s_p50=… bad_detect_s_p95=… false_fail_rate=… …`.
+ */
+import { DEFAULT_VERIFY_CONFIG, VerificationAnalysis } from '../src/deploys/analysis.js';
+import { coarseKeyOfMs, emptyChunk, type ArmChunk } from '../src/deploys/traffic.js';
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? def : Number(process.argv[i + 1]);
+}
+const HEALTHY = arg('healthy', 1000);
+const FULL = arg('full', 200);
+const BAD = arg('bad', 150);
+const RPS = arg('rps', 20);
+let seed = arg('seed', 1) >>> 0;
+
+/** mulberry32: a small seeded generator, so runs are reproducible. */
+function rand(): number {
+  seed = (seed + 0x6d2b79f5) >>> 0;
+  let t = seed;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+function gauss(): number {
+  return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+}
+
+interface Arm { errorRate: number; latencyScale: number; tailShare: number; tailScale: number }
+const HEALTHY_ARM: Arm = { errorRate: 0.01, latencyScale: 1, tailShare: 0, tailScale: 1 };
+
+function second(arm: Arm): ArmChunk {
+  const c = emptyChunk();
+  for (let i = 0; i < RPS; i++) {
+    c.count++;
+    if (rand() < arm.errorRate) c.errors++;
+    let ms = 50 * Math.exp(0.5 * gauss()) * arm.latencyScale;
+    if (arm.tailShare > 0 && rand() < arm.tailShare) ms *= arm.tailScale;
+    const k = coarseKeyOfMs(ms);
+    c.bins.set(k, (c.bins.get(k) ?? 0) + 1);
+  }
+  return c;
+}
+
+function reference(): Map<number, number> {
+  const ref = new Map<number, number>();
+  for (let s = 0; s < 60; s++) for (const [k, n] of second(HEALTHY_ARM).bins) ref.set(k, (ref.get(k) ?? 0) + n);
+  return ref;
+}
+
+interface Run { outcome: string; atS: number; reason: string | null }
+/** `neverPass`: the pass side is switched off, so the fail side watches all of the max duration. */
+function deploy(cand: Arm, neverPass = false): Run {
+  const a = new VerificationAnalysis(neverPass ? { beta: 1e-300 } : {}, reference());
+  for (let t = 1; ; t++) {
+    a.observe(second(HEALTHY_ARM), second(cand));
+    const v = a.decide(t);
+    if (v.outcome !== 'pending') return { outcome: v.outcome, atS: t, reason: v.reason };
+  }
+}
+
+function pct(xs: number[], q: number): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
+}
+
+const scenarios: Array<{ key: string; label: string; arm: Arm; n: number; bad: boolean }> = [
+  { key: 'healthy', label: 'healthy (1 % errors, same latency)', arm: HEALTHY_ARM, n: HEALTHY, bad: false },
+  { key: 'err5', label: 'errors 1 % → 5 %', arm: { ...HEALTHY_ARM, errorRate: 0.05 }, n: BAD, bad: true },
+  { key: 'err20', label: 'errors 1 % → 20 %', arm: { ...HEALTHY_ARM, errorRate: 0.2 }, n: BAD, bad: true },
+  { key: 'lat50', label: 'latency ×1.5 (p95 +50 %)', arm: { ...HEALTHY_ARM, latencyScale: 1.5 }, n: BAD, bad: true },
+  { key: 'tail50', label: 'tail only: 8 % of requests ×2.5 (p95 ≈ +50 %, p50 same)', arm: { ...HEALTHY_ARM, tailShare: 0.08, tailScale: 2.5 }, n: BAD, bad: true },
+];
+
+const t0 = process.hrtime.bigint();
+const keys: string[] = [];
+const badTimes: number[] = [];
+let falseFails = 0;
+process.stdout.write(`verify: ${RPS} rps per version, max ${DEFAULT_VERIFY_CONFIG.maxDurationS} s, alpha ${DEFAULT_VERIFY_CONFIG.alpha} per test, min ${DEFAULT_VERIFY_CONFIG.minSamples} requests per arm\n`);
+for (const sc of scenarios) {
+  const runs = Array.from({ length: sc.n }, () => deploy(sc.arm));
+  const count = (o: string): number => runs.filter((r) => r.outcome === o).length;
+  const fails = runs.filter((r) => r.outcome === 'fail').map((r) => r.atS);
+  const passes = runs.filter((r) => r.outcome === 'pass').map((r) => r.atS);
+  process.stdout.write(`  ${sc.label.padEnd(58)} n=${sc.n}  pass ${count('pass')}  fail ${count('fail')}  inconclusive ${count('inconclusive')}`
+    + (fails.length ? `  fail at p50 ${pct(fails, 0.5)} s p95 ${pct(fails, 0.95)} s max ${Math.max(...fails)} s` : '')
+    + (passes.length ? `  pass at p50 ${pct(passes, 0.5)} s p95 ${pct(passes, 0.95)} s` : '') + '\n');
+  if (sc.bad) {
+    badTimes.push(...fails);
+    keys.push(`${sc.key}_detect_rate=${(fails.length / sc.n).toFixed(3)}`, `${sc.key}_detect_s_p50=${pct(fails, 0.5)}`, `${sc.key}_detect_s_p95=${pct(fails, 0.95)}`);
+  } else {
+    falseFails = fails.length;
+    for (const r of runs.filter((x) => x.outcome === 'fail')) process.stdout.write(`    false fail at ${r.atS} s: ${r.reason}\n`);
+    keys.push(`healthy_n=${sc.n}`, `healthy_pass_rate=${(passes.length / sc.n).toFixed(3)}`, `healthy_pass_s_p50=${pct(passes, 0.5)}`, `healthy_pass_s_p95=${pct(passes, 0.95)}`);
+  }
+}
+// Healthy deploys stop at their early pass; these ones are watched for the whole max duration,
+// every second, to show the false-fail bound holds under continuous monitoring.
+const full = Array.from({ length: FULL }, () => deploy(HEALTHY_ARM, true));
+const fullFails = full.filter((r) => r.outcome === 'fail').length;
+process.stdout.write(`  healthy, no early pass, watched every second for ${DEFAULT_VERIFY_CONFIG.maxDurationS} s`.padEnd(60) + `n=${FULL}  fail ${fullFails}\n`);
+keys.push(`false_fail_rate_full_horizon=${(fullFails / FULL).toFixed(4)}`);
+const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
+process.stdout.write(`  (${wallS.toFixed(1)} s wall)\n`);
+process.stdout.write(`RESULT verify bad_detect_s_p50=${pct(badTimes, 0.5)} bad_detect_s_p95=${pct(badTimes, 0.95)} false_fail_rate=${(falseFails / HEALTHY).toFixed(4)} ${keys.join(' ')}\n`);

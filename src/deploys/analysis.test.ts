@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { VerificationAnalysis, type VerifyConfig } from './analysis.js';
+import { coarseKeyOfMs, emptyChunk, type ArmChunk } from './traffic.js';
+
+/** Seeded traffic: `rps` requests per virtual second, log-normal latency, Bernoulli errors. */
+function traffic(seed: number) {
+  let s = seed;
+  const rand = (): number => { s = (s * 16807) % 2147483647; return s / 2147483647; };
+  return (rps: number, errorRate: number, latencyScale = 1): ArmChunk => {
+    const c = emptyChunk();
+    const n = rps >= 1 ? rps : rand() < rps ? 1 : 0;
+    for (let i = 0; i < n; i++) {
+      c.count++;
+      if (rand() < errorRate) c.errors++;
+      const ms = 50 * Math.exp(0.5 * Math.sqrt(-2 * Math.log(rand())) * Math.cos(2 * Math.PI * rand())) * latencyScale;
+      const k = coarseKeyOfMs(ms);
+      c.bins.set(k, (c.bins.get(k) ?? 0) + 1);
+    }
+    return c;
+  };
+}
+
+function simulate(seed: number, cand: { rps: number; errorRate: number; latencyScale?: number }, base = { rps: 20, errorRate: 0.01 }, config: Partial<VerifyConfig> = {}) {
+  const next = traffic(seed);
+  const reference = new Map<number, number>();
+  for (let i = 0; i < 30; i++) for (const [k, c] of next(20, 0.01).bins) reference.set(k, (reference.get(k) ?? 0) + c);
+  const a = new VerificationAnalysis(config, reference);
+  for (let t = 1; ; t++) {
+    a.observe(next(base.rps, base.errorRate), next(cand.rps, cand.errorRate, cand.latencyScale));
+    const v = a.decide(t);
+    if (v.outcome !== 'pending') return { ...v, atS: t };
+  }
+}
+
+describe('VerificationAnalysis', () => {
+  it('passes identical versions and almost never fails them', () => {
+    const runs = Array.from({ length: 100 }, (_, i) => simulate(1000 + i, { rps: 20, errorRate: 0.01 }));
+    expect(runs.filter((r) => r.outcome === 'fail').length).toBeLessThanOrEqual(2);
+    expect(runs.filter((r) => r.outcome === 'pass').length).toBeGreaterThanOrEqual(95);
+  });
+
+  it('fails errors 1 % → 20 % within 15 s of traffic at 20 rps', () => {
+    for (let i = 0; i < 20; i++) {
+      const r = simulate(2000 + i, { rps: 20, errorRate: 0.2 });
+      expect(r.outcome).toBe('fail');
+      expect(r.atS).toBeLessThanOrEqual(15);
+      expect(r.evidence.find((e) => e.signal === 'error_rate')!.outcome).toBe('fail');
+    }
+  });
+
+  it('fails a latency ×1.5 on the latency signal with error rate unchanged', () => {
+    const r = simulate(3000, { rps: 20, errorRate: 0.01, latencyScale: 1.5 });
+    expect(r.outcome).toBe('fail');
+    const lat = r.evidence.find((e) => e.signal === 'latency')!;
+    expect(lat.outcome).toBe('fail');
+    expect(lat.stats.probCandidateSlower).toBeGreaterThan(0.6);
+  });
+
+  it('is inconclusive, never failed, when traffic stays under the minimum', () => {
+    const r = simulate(4000, { rps: 0.1, errorRate: 0.5 }, { rps: 0.1, errorRate: 0.01 }, { maxDurationS: 600 });
+    expect(r.outcome).toBe('inconclusive');
+    expect(r.atS).toBe(600);
+    expect(r.reason).toMatch(/not enough traffic/);
+  });
+
+  it('is inconclusive at the max duration when the evidence does not settle', () => {
+    // A 1.6× error odds ratio sits between "not worse" (< 2) and clearly bad: 60 s is too short.
+    const r = simulate(5000, { rps: 20, errorRate: 0.016 }, { rps: 20, errorRate: 0.01 }, { maxDurationS: 60 });
+    expect(r.outcome).toBe('inconclusive');
+    expect(r.reason).toMatch(/error rate/);
+  });
+
+  it('fails on a new error group unless that signal is off', () => {
+    for (const failAt of [1, 0]) {
+      const a = new VerificationAnalysis({ newErrorGroupsFailAt: failAt });
+      a.newErrorGroup('g1', 'TypeError: x is undefined');
+      const v = a.decide(1);
+      expect(v.outcome).toBe(failAt === 1 ? 'fail' : 'pending');
+      if (failAt === 1) expect(v.reason).toMatch(/1 error group/);
+    }
+  });
+
+  it('fixes the latency threshold from the first baseline requests when there is no reference', () => {
+    const next = traffic(6000);
+    const a = new VerificationAnalysis({ minReferenceSamples: 200 });
+    for (let t = 1; t <= 9; t++) a.observe(next(20, 0.01), next(20, 0.01));
+    expect(a.peek().evidence.find((e) => e.signal === 'latency')!.stats.tailThresholdMs).toBe(-1);
+    a.observe(next(20, 0.01), next(20, 0.01));
+    const lat = a.peek().evidence.find((e) => e.signal === 'latency')!;
+    expect(lat.stats.tailThresholdMs).toBeGreaterThan(50);
+    expect(lat.baseline.slowRate).toBe(0); // burn-in requests stay out of the tail test
+  });
+});

@@ -1,0 +1,294 @@
+/**
+ * VerificationAnalysis: the pure decision code of a deploy verification. It is fed chunks of
+ * paired traffic (baseline arm, candidate arm: requests, errors, latency histogram) and outside
+ * signals (new error groups), and answers pass / fail / inconclusive / pending with evidence.
+ * No I/O and no clock: the caller says how many seconds have elapsed, so the benchmark runs the
+ * very same code on simulated traffic in virtual time. README.md explains the method.
+ */
+import type { SignalEvidence, VerdictOutcome } from './contract.js';
+import { logMeanExp, mannWhitney, nchLogLikelihoodRatios, normalUpperQuantile } from './stats.js';
+import { type ArmChunk, binsQuantileMs, slowCount, thresholdKey } from './traffic.js';
+
+export interface VerifyConfig {
+  /** Undecided at this age → inconclusive. */
+  maxDurationS: number;
+  /** No verdict (either way) before both arms have this many requests. */
+  minSamples: number;
+  /** False-fail budget of each statistical test (error rate, latency tail, latency ranks). */
+  alpha: number;
+  /** False-pass budget of each test (passing a deploy at the margin of "bad"). */
+  beta: number;
+  /** Error odds ratio (candidate / baseline) that counts as bad: pass rejects ψ ≥ this. */
+  errorPassRatio: number;
+  /** …or pass when the candidate's error rate is shown below this absolute rate. */
+  errorAbsPassRate: number;
+  /** Latency tail: requests slower than the baseline's quantile q count as slow. */
+  tailQuantile: number;
+  /** Slow-request odds ratio that counts as bad. */
+  tailPassRatio: number;
+  /** Rank test: fail when P(candidate slower) is shown above ½ + this… */
+  rankFailMargin: number;
+  /** …pass when it is shown below ½ + this. */
+  rankPassMargin: number;
+  /** Rank-test checkpoints at minSamples · 2^j (j < this); alpha is split evenly over them. */
+  rankCheckpoints: number;
+  /** Baseline requests needed to fix the latency tail threshold. */
+  minReferenceSamples: number;
+  /** Fail when this many error groups are new in the version (0: never). */
+  newErrorGroupsFailAt: number;
+}
+
+export const DEFAULT_VERIFY_CONFIG: VerifyConfig = {
+  maxDurationS: 600, minSamples: 100, alpha: 0.003, beta: 0.05,
+  errorPassRatio: 2, errorAbsPassRate: 0.005,
+  tailQuantile: 0.95, tailPassRatio: 1.5,
+  rankFailMargin: 0.03, rankPassMargin: 0.1, rankCheckpoints: 8,
+  minReferenceSamples: 200, newErrorGroupsFailAt: 1,
+};
+
+/** Alternatives of the fail-side mixture (odds ratios), equally weighted. */
+const FAIL_GRID = [1.25, 1.5, 2, 3, 5, 10, 25] as const;
+
+export interface AnalysisVerdict {
+  outcome: VerdictOutcome | 'pending';
+  reason: string | null;
+  evidence: SignalEvidence[];
+}
+
+/**
+ * A two-sided sequential test on a two-arm binomial stream, chunk by chunk:
+ * fail side: mixture over FAIL_GRID of Π LR(ψ vs 1), Ville: P₁(sup ≥ 1/α) ≤ α;
+ * pass side: Π LR(1 vs ψ_bad), a supermartingale for every ψ ≥ ψ_bad (monotone ratio).
+ */
+class RateTest {
+  private readonly failLog = new Float64Array(FAIL_GRID.length);
+  private readonly psis: number[];
+  private readonly tmp: number[];
+  passLog = 0;
+  maxFailLog = -Infinity;
+  n0 = 0; n1 = 0; e0 = 0; e1 = 0;
+  failed = false;
+  passed = false;
+
+  constructor(private readonly passRatio: number) {
+    this.psis = [...FAIL_GRID, passRatio];
+    this.tmp = new Array<number>(this.psis.length).fill(0);
+  }
+
+  observe(e1: number, n1: number, e0: number, n0: number): void {
+    this.n0 += n0; this.n1 += n1; this.e0 += e0; this.e1 += e1;
+    nchLogLikelihoodRatios(e1, e0 + e1, n1, n0, this.psis, this.tmp);
+    for (let i = 0; i < FAIL_GRID.length; i++) this.failLog[i] += this.tmp[i];
+    this.passLog -= this.tmp[FAIL_GRID.length];
+    const m = logMeanExp(this.failLog);
+    if (m > this.maxFailLog) this.maxFailLog = m;
+  }
+
+  get failLogLr(): number { return logMeanExp(this.failLog); }
+
+  /** Odds ratio estimate (with ½ added to every cell so it stays finite). */
+  oddsRatio(): number {
+    return ((this.e1 + 0.5) / (this.n1 - this.e1 + 0.5)) / ((this.e0 + 0.5) / (this.n0 - this.e0 + 0.5));
+  }
+}
+
+export class VerificationAnalysis {
+  readonly config: VerifyConfig;
+  private readonly errors: RateTest;
+  private readonly tail: RateTest;
+  /** One-sample SPRT on the candidate's error rate: rate ≤ abs/4 vs rate ≥ abs. */
+  private absPassLog = 0;
+  private absPassed = false;
+  private readonly base = new Map<number, number>();
+  private readonly cand = new Map<number, number>();
+  private tailKey: number | null = null;
+  private readonly reference = new Map<number, number>();
+  private referenceN = 0;
+  private rankCheckpoint = 0;
+  private rank = { auc: 0.5, z: 0, checkpoints: 0, lastN: 0, failed: false, passed: false, zCritFail: 0, zCritPass: 0 };
+  private readonly newGroups = new Map<string, string>();
+  private decided: AnalysisVerdict | null = null;
+
+  /** `reference`: baseline latency histogram from before the start (fixes the tail threshold). */
+  constructor(config: Partial<VerifyConfig> = {}, reference?: ReadonlyMap<number, number>) {
+    this.config = { ...DEFAULT_VERIFY_CONFIG, ...config };
+    this.errors = new RateTest(this.config.errorPassRatio);
+    this.tail = new RateTest(this.config.tailPassRatio);
+    if (reference) for (const [k, c] of reference) this.addReference(k, c);
+    this.fixTailThreshold();
+  }
+
+  private addReference(k: number, c: number): void {
+    this.reference.set(k, (this.reference.get(k) ?? 0) + c);
+    this.referenceN += c;
+  }
+
+  private fixTailThreshold(): void {
+    if (this.tailKey === null && this.referenceN >= this.config.minReferenceSamples) {
+      this.tailKey = thresholdKey(this.reference, this.config.tailQuantile);
+    }
+  }
+
+  /** Candidate and baseline requests observed so far. */
+  get samples(): { baseline: number; candidate: number } { return { baseline: this.errors.n0, candidate: this.errors.n1 }; }
+
+  /** One chunk of paired traffic (either arm may be empty). */
+  observe(base: ArmChunk, cand: ArmChunk): void {
+    if (this.decided) return;
+    this.errors.observe(cand.errors, cand.count, base.errors, base.count);
+    const { errorAbsPassRate: p } = this.config;
+    if (cand.count > 0) {
+      const q = p / 4;
+      this.absPassLog += (cand.count - cand.errors) * Math.log((1 - q) / (1 - p)) + cand.errors * Math.log(q / p);
+    }
+    for (const [k, c] of base.bins) this.base.set(k, (this.base.get(k) ?? 0) + c);
+    for (const [k, c] of cand.bins) this.cand.set(k, (this.cand.get(k) ?? 0) + c);
+    if (this.tailKey === null) {
+      // Burn-in: the first baseline requests fix the threshold and stay out of the tail test.
+      for (const [k, c] of base.bins) this.addReference(k, c);
+      this.fixTailThreshold();
+    } else {
+      this.tail.observe(slowCount(cand.bins, this.tailKey), cand.count, slowCount(base.bins, this.tailKey), base.count);
+    }
+  }
+
+  /** An error group first seen in the candidate version. */
+  newErrorGroup(id: string, title: string): void {
+    if (!this.decided) this.newGroups.set(id, title);
+  }
+
+  /** The verdict after `elapsedS` seconds (pending until a test decides or time runs out). */
+  decide(elapsedS: number): AnalysisVerdict {
+    if (this.decided) return this.decided;
+    const c = this.config;
+    const failBound = Math.log(1 / c.alpha), passBound = Math.log(1 / c.beta);
+    const enough = this.errors.n0 >= c.minSamples && this.errors.n1 >= c.minSamples;
+    if (enough) {
+      if (this.errors.failLogLr >= failBound) this.errors.failed = true;
+      if (this.errors.passLog >= passBound) this.errors.passed = true;
+      if (this.absPassLog >= passBound) this.absPassed = true;
+      if (this.tailKey !== null && this.tail.n1 >= c.minSamples && this.tail.n0 >= c.minSamples) {
+        if (this.tail.failLogLr >= failBound) this.tail.failed = true;
+        if (this.tail.passLog >= passBound) this.tail.passed = true;
+      }
+      this.rankTest();
+    }
+    const groupsFailed = c.newErrorGroupsFailAt > 0 && this.newGroups.size >= c.newErrorGroupsFailAt;
+    const errorFail = this.errors.failed, latencyFail = this.tail.failed || this.rank.failed;
+    let outcome: AnalysisVerdict['outcome'] = 'pending';
+    let reason: string | null = null;
+    if (errorFail || latencyFail || groupsFailed) {
+      outcome = 'fail';
+      reason = [
+        errorFail ? `error rate up (odds ratio ${this.errors.oddsRatio().toFixed(2)}, likelihood ratio ${fmtExp(this.errors.failLogLr)} ≥ ${fmtExp(failBound)})` : '',
+        this.tail.failed ? `latency tail up (slow-request odds ratio ${this.tail.oddsRatio().toFixed(2)})` : '',
+        this.rank.failed ? `latency distribution shifted up (P(candidate slower) ${this.rank.auc.toFixed(3)}, z ${this.rank.z.toFixed(2)})` : '',
+        groupsFailed ? `${this.newGroups.size} error group(s) new in this version` : '',
+      ].filter((s) => s !== '').join('; ');
+    } else if ((this.errors.passed || this.absPassed) && this.tail.passed && this.rank.passed) {
+      outcome = 'pass';
+      reason = 'error rate and latency shown not worse than the baseline';
+    } else if (elapsedS >= c.maxDurationS) {
+      outcome = 'inconclusive';
+      reason = !enough
+        ? `not enough traffic in ${c.maxDurationS} s (baseline ${this.errors.n0}, candidate ${this.errors.n1} requests; need ${c.minSamples} each)`
+        : `no decision within ${c.maxDurationS} s (${this.undecided().join(', ')} undecided)`;
+    }
+    const verdict = { outcome, reason, evidence: this.evidence(outcome) };
+    if (outcome !== 'pending') this.decided = verdict;
+    return verdict;
+  }
+
+  /** The evidence so far, without deciding (for reads while the verification runs). */
+  peek(): AnalysisVerdict {
+    return this.decided ?? { outcome: 'pending', reason: null, evidence: this.evidence('pending') };
+  }
+
+  /** Ends the analysis now as inconclusive (no baseline, superseded, stopped). */
+  abandon(reason: string): AnalysisVerdict {
+    this.decided ??= { outcome: 'inconclusive', reason, evidence: this.evidence('inconclusive') };
+    return this.decided;
+  }
+
+  private undecided(): string[] {
+    const out: string[] = [];
+    if (!this.errors.passed && !this.absPassed) out.push('error rate');
+    if (!this.tail.passed) out.push(this.tailKey === null ? 'latency tail (no baseline threshold)' : 'latency tail');
+    if (!this.rank.passed) out.push('latency ranks');
+    return out;
+  }
+
+  /** Mann-Whitney at checkpoints minSamples·2^j; alpha (and beta) split evenly (Bonferroni). */
+  private rankTest(): void {
+    const c = this.config;
+    const n = Math.min(this.errors.n0, this.errors.n1);
+    if (this.rankCheckpoint >= c.rankCheckpoints || n < c.minSamples * 2 ** this.rankCheckpoint) return;
+    while (this.rankCheckpoint < c.rankCheckpoints && n >= c.minSamples * 2 ** this.rankCheckpoint) this.rankCheckpoint++;
+    const mw = mannWhitney(this.base, this.cand);
+    if (!Number.isFinite(mw.sdAuc) || mw.sdAuc === 0) return;
+    const zFail = normalUpperQuantile(c.alpha / c.rankCheckpoints);
+    const zPass = normalUpperQuantile(c.beta / c.rankCheckpoints);
+    const z = (mw.auc - 0.5) / mw.sdAuc;
+    this.rank = {
+      ...this.rank, auc: mw.auc, z, checkpoints: this.rankCheckpoint, lastN: n, zCritFail: zFail, zCritPass: zPass,
+    };
+    if ((mw.auc - 0.5 - c.rankFailMargin) / mw.sdAuc >= zFail) this.rank.failed = true;
+    if ((0.5 + c.rankPassMargin - mw.auc) / mw.sdAuc >= zPass) this.rank.passed = true;
+  }
+
+  private evidence(overall: AnalysisVerdict['outcome']): SignalEvidence[] {
+    const c = this.config;
+    const failBound = Math.log(1 / c.alpha), passBound = Math.log(1 / c.beta);
+    const settle = (failed: boolean, passed: boolean): SignalEvidence['outcome'] =>
+      failed ? 'fail' : passed ? 'pass' : overall === 'pending' ? 'pending' : 'inconclusive';
+    const e = this.errors, t = this.tail;
+    const rate = (x: number, n: number): number => (n === 0 ? 0 : x / n);
+    const lat = (bins: Map<number, number>, slow: RateTest, baseline: boolean): Record<string, number> => ({
+      requests: baseline ? e.n0 : e.n1,
+      p50Ms: binsQuantileMs(bins, 0.5), p95Ms: binsQuantileMs(bins, 0.95), p99Ms: binsQuantileMs(bins, 0.99),
+      slowRate: baseline ? rate(slow.e0, slow.n0) : rate(slow.e1, slow.n1),
+    });
+    const out: SignalEvidence[] = [
+      {
+        signal: 'error_rate',
+        outcome: settle(e.failed, e.passed || this.absPassed),
+        baseline: { requests: e.n0, errors: e.e0, rate: rate(e.e0, e.n0) },
+        candidate: { requests: e.n1, errors: e.e1, rate: rate(e.e1, e.n1) },
+        stats: {
+          oddsRatio: e.oddsRatio(), failLogLr: e.failLogLr, failThreshold: failBound,
+          alwaysValidP: Math.min(1, Math.exp(-e.maxFailLog)),
+          passLogLr: e.passLog, absPassLogLr: this.absPassLog, passThreshold: passBound,
+          passOddsRatio: c.errorPassRatio, absPassRate: c.errorAbsPassRate,
+        },
+        detail: 'mixture SPRT on the error odds ratio (conditional on each chunk\'s errors); pass: SPRT against the bad odds ratio or the absolute rate',
+      },
+      {
+        signal: 'latency',
+        outcome: settle(t.failed || this.rank.failed, t.passed && this.rank.passed),
+        baseline: lat(this.base, t, true),
+        candidate: lat(this.cand, t, false),
+        stats: {
+          tailThresholdMs: this.tailKey === null ? -1 : binsQuantileMs(new Map([[this.tailKey, 1]]), 0.5),
+          slowOddsRatio: t.oddsRatio(), tailFailLogLr: t.failLogLr, tailPassLogLr: t.passLog,
+          tailAlwaysValidP: Math.min(1, Math.exp(-t.maxFailLog)), failThreshold: failBound, passThreshold: passBound,
+          probCandidateSlower: this.rank.auc, rankZ: this.rank.z, rankCheckpoints: this.rank.checkpoints,
+          rankZCritFail: this.rank.zCritFail, rankZCritPass: this.rank.zCritPass,
+        },
+        detail: `slow = above the baseline p${Math.round(c.tailQuantile * 100)} (mixture SPRT on the slow odds ratio); Mann-Whitney at checkpoints with alpha split over ${c.rankCheckpoints}`,
+      },
+      {
+        signal: 'new_error_groups',
+        outcome: c.newErrorGroupsFailAt > 0 && this.newGroups.size >= c.newErrorGroupsFailAt ? 'fail' : overall === 'pending' ? 'pending' : 'pass',
+        baseline: {},
+        candidate: { newGroups: this.newGroups.size },
+        stats: { failAt: c.newErrorGroupsFailAt },
+        detail: [...this.newGroups].slice(0, 10).map(([id, title]) => `${id}: ${title}`).join('\n') || undefined,
+      },
+    ];
+    return out;
+  }
+}
+
+function fmtExp(log: number): string {
+  return Math.exp(log) >= 1e6 ? Math.exp(log).toExponential(1) : Math.exp(log).toFixed(1);
+}

@@ -1,0 +1,286 @@
+/**
+ * Progressive deploy and automatic rollback.
+ *
+ * A rollout records a deploy (source `rollout`), then for each canary step runs the service's
+ * deploy action with WEIGHT and verifies (`DeployApi.verify`): pass → next step, fail → roll
+ * back. After the last step passes the deploy is marked finished and, for local services, the
+ * previous version is stopped. Inconclusive at a step follows the service's `onInconclusive`:
+ * `hold` (default) verifies again at the same weight up to `maxHolds` times and then goes on —
+ * "not enough traffic" must never fail a deploy, and holding at a small weight first limits the
+ * exposure while evidence accumulates; `promote` goes on at once; `rollback` treats it as fail.
+ *
+ * Rolling back = the service's rollback action (SERVICE, VERSION = the bad one,
+ * PREVIOUS_VERSION), then a deploy record of its own (source `rollback`, rollbackOf = the bad
+ * deploy) that is verified like any other, and `markRolledBack` on the bad one. A deploy made
+ * elsewhere (CI, API, implicit) that fails verification gets the same rollback — at once with
+ * `rollback: auto`, or as an action run waiting for an admin's approval with `rollback: confirm`.
+ * A failed rollback is never rolled back again (no loops).
+ */
+import type { Logger } from 'pino';
+import { ulid } from 'ulid';
+import { AppError } from '../../core/app-error.js';
+import type { ActionService, ActionRun, Actor, AuditSink } from '../actions/index.js';
+import { SYSTEM_ACTOR } from '../actions/index.js';
+import type { Deploy, DeployApi, VerdictOutcome, Verification } from '../contract.js';
+import { findService, isLocal, type ServiceConfig } from './config.js';
+import type { LocalActuator } from './local-actuator.js';
+
+export interface RolloutStep {
+  weight: number;
+  /** Action run that set the weight. */
+  runId: string | null;
+  verdicts: { outcome: VerdictOutcome; verificationId: string; reason: string | null; at: string }[];
+}
+
+export type RolloutStatus = 'running' | 'promoted' | 'rolled_back' | 'failed' | 'aborted';
+
+export interface Rollout {
+  id: string;
+  deployId: string;
+  service: string;
+  version: string;
+  previousVersion: string | null;
+  environment: string;
+  actor: string;
+  status: RolloutStatus;
+  steps: RolloutStep[];
+  /** The rollback's deploy record, when there was one, and its verdict. */
+  rollbackDeployId: string | null;
+  rollbackRunId: string | null;
+  rollbackVerdict: VerdictOutcome | null;
+  reason: string | null;
+  startedAt: string;
+  finishedAt: string | null;
+}
+
+export interface RolloutInput {
+  service: string;
+  version: string;
+  environment?: string;
+  commit?: string | null;
+  commitTime?: string | null;
+  url?: string | null;
+  /** Overrides the service's steps. */
+  steps?: number[];
+  verifyMaxDurationS?: number;
+}
+
+export interface RollbackResult {
+  run: ActionRun;
+  rollbackDeploy: Deploy | null;
+  verification: Verification | null;
+}
+
+export interface RolloutManagerOptions {
+  deploys: DeployApi;
+  actions: ActionService;
+  actuator?: LocalActuator;
+  services: () => ServiceConfig[];
+  audit: AuditSink;
+  log: Logger;
+}
+
+const conflict = (m: string): AppError => new AppError('conflict', 409, m);
+const now = (): string => new Date().toISOString();
+
+export class RolloutManager {
+  private readonly rollouts = new Map<string, Rollout>();
+  private readonly running = new Map<string, Promise<Rollout>>();
+  /** Deploys whose failure is already being rolled back (or was). */
+  private readonly handled = new Set<string>();
+  private readonly pendingWork = new Set<Promise<unknown>>();
+  private closed = false;
+  private readonly onVerdict = ({ deploy, verification }: { deploy: Deploy; verification: Verification }): void => {
+    if (verification.outcome !== 'fail' || deploy.source === 'rollout' || deploy.source === 'rollback') return;
+    this.track(this.rollbackExternal(deploy));
+  };
+
+  constructor(private readonly o: RolloutManagerOptions) {}
+
+  /** Subscribes to verdicts: deploys made elsewhere that fail get their rollback action. */
+  attach(): void {
+    this.o.deploys.events.on('deploy.verdict', this.onVerdict);
+  }
+
+  private track(p: Promise<unknown>): void {
+    const q = p.catch((err: unknown) => this.o.log.error({ err }, 'rollout: background work failed'));
+    this.pendingWork.add(q);
+    void q.finally(() => this.pendingWork.delete(q));
+  }
+
+  list(): Rollout[] {
+    return [...this.rollouts.values()].sort((a, b) => b.startedAt.localeCompare(a.startedAt));
+  }
+
+  get(id: string): Rollout {
+    const r = this.rollouts.get(id) ?? [...this.rollouts.values()].find((x) => x.deployId === id);
+    if (r === undefined) throw new AppError('not_found', 404, `rollout ${id} not found`);
+    return r;
+  }
+
+  /** Resolves when the rollout has ended. */
+  async wait(id: string): Promise<Rollout> {
+    const r = this.get(id);
+    return (await this.running.get(r.id)) ?? r;
+  }
+
+  /** Records the deploy and starts the rollout in the background; answers at once. */
+  async start(input: RolloutInput, who: Actor): Promise<Rollout> {
+    if (this.closed) throw new AppError('unavailable', 503, 'tightloop is shutting down');
+    if (who.role !== 'admin' && who.role !== 'member') throw new AppError('forbidden', 403, 'a rollout needs the member or admin role');
+    const cfg = findService(this.o.services(), input.service);
+    if (cfg.deployAction === null) throw new AppError('no_deploy_action', 400, `service ${cfg.name} names no deployAction`);
+    for (const r of this.rollouts.values()) {
+      if (r.service === cfg.name && r.status === 'running') throw conflict(`a rollout of ${cfg.name} is running (${r.id}: ${r.version})`);
+    }
+    const environment = input.environment ?? cfg.environment;
+    let previous: string | null;
+    if (isLocal(cfg) && this.o.actuator !== undefined) previous = this.o.actuator.liveVersion(cfg.name);
+    else previous = (await this.o.deploys.list({ service: cfg.name, environment, limit: 1 }))[0]?.version ?? null;
+    if (previous === input.version) throw conflict(`${cfg.name} ${input.version} is already live`);
+    const deploy = await this.o.deploys.record({
+      service: cfg.name, version: input.version, environment, source: 'rollout', previousVersion: previous, actor: who.userName,
+      commit: input.commit ?? null, commitTime: input.commitTime ?? null, url: input.url ?? null, verify: false,
+    });
+    const steps = previous === null ? [100] : (input.steps ?? cfg.steps);
+    const r: Rollout = {
+      id: ulid(), deployId: deploy.id, service: cfg.name, version: input.version, previousVersion: previous, environment, actor: who.userName,
+      status: 'running', steps: steps.map((w) => ({ weight: w, runId: null, verdicts: [] })), rollbackDeployId: null, rollbackRunId: null,
+      rollbackVerdict: null, reason: null, startedAt: now(), finishedAt: null,
+    };
+    this.rollouts.set(r.id, r);
+    this.o.audit.append({ kind: 'rollout.started', actor: who.userName, resource: `service:${cfg.name}`, data: { rollout: r.id, deployId: deploy.id, version: input.version, previousVersion: previous, steps } });
+    const p = this.drive(r, cfg, deploy, input.verifyMaxDurationS ?? cfg.verifyMaxDurationS).catch((err: unknown) => {
+      this.o.log.error({ err, rollout: r.id }, 'rollout failed');
+      this.finish(r, 'failed', (err as Error).message);
+      return r;
+    });
+    this.running.set(r.id, p);
+    void p.finally(() => this.running.delete(r.id));
+    return { ...r };
+  }
+
+  private finish(r: Rollout, status: RolloutStatus, reason: string | null): void {
+    if (r.status !== 'running') return;
+    r.status = status;
+    r.reason = reason;
+    r.finishedAt = now();
+    this.o.audit.append({ kind: `rollout.${status}`, actor: 'tightloop', resource: `service:${r.service}`, data: { rollout: r.id, deployId: r.deployId, version: r.version, previousVersion: r.previousVersion, reason, rollbackDeployId: r.rollbackDeployId } });
+  }
+
+  private async runAction(name: string, params: Record<string, string | number>, deployId: string, requireApproval = false): Promise<ActionRun> {
+    const { done } = await this.o.actions.start(name, params, SYSTEM_ACTOR, { deployId, ignoreUnknown: true, requireApproval });
+    return done;
+  }
+
+  private async drive(r: Rollout, cfg: ServiceConfig, deploy: Deploy, maxDurationS: number): Promise<Rollout> {
+    const base = { SERVICE: r.service, VERSION: r.version, ...(r.previousVersion === null ? {} : { PREVIOUS_VERSION: r.previousVersion }) };
+    for (const step of r.steps) {
+      if (this.closed) return r;
+      const run = await this.runAction(cfg.deployAction ?? 'local-deploy', { ...base, WEIGHT: step.weight }, deploy.id);
+      step.runId = run.id;
+      if (run.status !== 'succeeded') {
+        await this.rollBack(r, deploy, cfg, `deploy action ${run.action} ${run.status} at ${step.weight} %: ${run.error ?? ''}`.trim());
+        return r;
+      }
+      this.o.audit.append({ kind: 'rollout.step', actor: 'tightloop', resource: `service:${r.service}`, data: { rollout: r.id, deployId: deploy.id, weight: step.weight, run: run.id } });
+      let holds = 0;
+      for (;;) {
+        const v = await this.o.deploys.verify(deploy.id, { maxDurationS });
+        const outcome = v.outcome ?? 'inconclusive';
+        step.verdicts.push({ outcome, verificationId: v.id, reason: v.reason, at: now() });
+        if (outcome === 'pass') break;
+        if (outcome === 'fail' || cfg.onInconclusive === 'rollback') {
+          await this.rollBack(r, deploy, cfg, `verification ${outcome} at ${step.weight} %${v.reason === null ? '' : `: ${v.reason}`}`);
+          return r;
+        }
+        if (cfg.onInconclusive === 'promote' || holds >= cfg.maxHolds) break;
+        holds++;
+      }
+    }
+    await this.o.deploys.markFinished(deploy.id);
+    if (r.previousVersion !== null && isLocal(cfg) && this.o.actuator !== undefined && this.isLocalAction(cfg.deployAction)) {
+      try {
+        await this.o.actuator.stop(r.service, r.previousVersion);
+      } catch (err) {
+        this.o.log.warn({ err, service: r.service }, 'rollout: cannot stop the previous version');
+      }
+    }
+    this.finish(r, 'promoted', null);
+    return r;
+  }
+
+  private isLocalAction(name: string | null): boolean {
+    try {
+      return name !== null && this.o.actions.definition(name).kind === 'local';
+    } catch {
+      return false;
+    }
+  }
+
+  private async rollBack(r: Rollout, deploy: Deploy, cfg: ServiceConfig, reason: string): Promise<void> {
+    this.handled.add(deploy.id);
+    if (r.previousVersion === null || cfg.rollbackAction === null) {
+      this.finish(r, 'failed', `${reason}; nothing to roll back to`);
+      return;
+    }
+    const res = await this.rollbackDeploy(await this.o.deploys.get(deploy.id), cfg, false);
+    r.rollbackRunId = res.run.id;
+    r.rollbackDeployId = res.rollbackDeploy?.id ?? null;
+    r.rollbackVerdict = res.verification?.outcome ?? null;
+    if (res.run.status !== 'succeeded') this.finish(r, 'failed', `${reason}; rollback action ${res.run.action} ${res.run.status}: ${res.run.error ?? ''}`.trim());
+    else this.finish(r, 'rolled_back', reason);
+  }
+
+  /**
+   * Runs the service's rollback action for `bad`, then records and verifies the rollback deploy.
+   * Returns when the rollback's verification has decided (or the action did not succeed).
+   */
+  async rollbackDeploy(bad: Deploy, cfg: ServiceConfig, requireApproval: boolean): Promise<RollbackResult> {
+    if (bad.previousVersion === null || cfg.rollbackAction === null) throw new AppError('no_rollback', 400, `deploy ${bad.id} has no previous version or its service no rollbackAction`);
+    const run = await this.runAction(cfg.rollbackAction, { SERVICE: bad.service, VERSION: bad.version, PREVIOUS_VERSION: bad.previousVersion }, bad.id, requireApproval);
+    if (run.status !== 'succeeded') {
+      this.o.log.error({ deploy: bad.id, run: run.id, status: run.status, error: run.error }, 'rollback action did not succeed');
+      return { run, rollbackDeploy: null, verification: null };
+    }
+    const rb = await this.o.deploys.record({
+      service: bad.service, version: bad.previousVersion, environment: bad.environment, source: 'rollback', rollbackOf: bad.id,
+      previousVersion: bad.version, actor: 'tightloop', verify: false,
+    });
+    await this.o.deploys.markRolledBack(bad.id, rb.id);
+    await this.o.deploys.markFinished(rb.id);
+    this.o.audit.append({ kind: 'deploy.rolled_back', actor: 'tightloop', resource: `service:${bad.service}`, data: { deployId: bad.id, version: bad.version, rollbackDeployId: rb.id, toVersion: bad.previousVersion, run: run.id } });
+    const verification = await this.o.deploys.verify(rb.id, { maxDurationS: cfg.verifyMaxDurationS });
+    if (verification.outcome === 'fail') this.o.log.error({ deploy: rb.id }, 'the rollback itself failed verification; not rolling back again');
+    return { run, rollbackDeploy: rb, verification };
+  }
+
+  private async rollbackExternal(deploy: Deploy): Promise<void> {
+    if (this.closed || this.handled.has(deploy.id)) return;
+    let cfg: ServiceConfig;
+    try {
+      cfg = findService(this.o.services(), deploy.service);
+    } catch {
+      return; // no rollback configured for this service
+    }
+    if (cfg.rollbackAction === null) return;
+    this.handled.add(deploy.id);
+    if (deploy.previousVersion === null) {
+      this.o.log.warn({ deploy: deploy.id }, 'deploy failed verification but has no previous version to roll back to');
+      return;
+    }
+    this.o.log.warn({ deploy: deploy.id, service: deploy.service, version: deploy.version, mode: cfg.rollback }, 'deploy failed verification: rolling back');
+    await this.rollbackDeploy(deploy, cfg, cfg.rollback === 'confirm');
+  }
+
+  /** Stops reacting; rollouts still running are recorded as aborted (waits at most `graceMs` for them). */
+  async close(graceMs = 3_000): Promise<void> {
+    this.closed = true;
+    this.o.deploys.events.off('deploy.verdict', this.onVerdict);
+    for (const r of this.rollouts.values()) this.finish(r, 'aborted', 'tightloop shut down during the rollout');
+    const grace = new Promise<void>((resolve) => {
+      setTimeout(resolve, graceMs).unref();
+    });
+    await Promise.race([Promise.allSettled([...this.running.values(), ...this.pendingWork]), grace]);
+  }
+}

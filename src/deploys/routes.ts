@@ -1,0 +1,92 @@
+/**
+ * REST API of the deploys pillar (inside the bearer-token scope):
+ * `POST /api/deploys`, `GET /api/deploys`, `GET /api/deploys/:id` (with its verification),
+ * `POST /api/deploys/:id/verify` and `GET /api/deploys/:id/verification` (long poll with `waitS`).
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { z } from 'zod';
+import { AppError, badRequest } from '../core/app-error.js';
+import { int, oneOf, str, timeUs, type Query } from '../http/params.js';
+import type { DeployService } from './service.js';
+
+type IdParams = FastifyRequest<{ Params: { id: string } }>;
+
+const text = (max: number) => z.string().trim().min(1).max(max);
+const isoTime = z.string().refine((v) => !Number.isNaN(Date.parse(v)), { message: 'expected an ISO 8601 time' })
+  .transform((v) => new Date(Date.parse(v)).toISOString());
+
+const recordBody = z.object({
+  service: text(200),
+  version: text(200),
+  environment: text(100).optional(),
+  commit: text(100).nullish(),
+  commitTime: isoTime.nullish(),
+  url: z.string().url().max(2000).nullish(),
+  actor: text(200).nullish(),
+  source: z.enum(['api', 'cli', 'rollout', 'rollback']).optional(),
+  rollbackOf: text(100).nullish(),
+  previousVersion: text(200).nullish(),
+  verify: z.boolean().optional(),
+  startedAt: isoTime.optional(),
+}).strict();
+
+const verifyBody = z.object({ maxDurationS: z.number().positive().max(86_400).optional() }).strict();
+
+function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
+  const r = schema.safeParse(body ?? {});
+  if (!r.success) {
+    throw badRequest(`invalid ${what}: ${r.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+  }
+  return r.data;
+}
+
+export function registerDeployRoutes(api: FastifyInstance, deploys: DeployService): void {
+  api.post('/api/deploys', async (req, reply) => {
+    const input = parse(recordBody, req.body, 'deploy');
+    const deploy = await deploys.record({ ...input, actor: input.actor ?? req.principal?.userName ?? null });
+    return reply.code(201).send({ ...deploy, verification: await deploys.verification(deploy.id) });
+  });
+
+  api.get('/api/deploys', async (req) => {
+    const q = req.query as Query;
+    const nowUs = Date.now() * 1000;
+    const iso = (name: string): string | undefined => {
+      const us = timeUs(q, name, nowUs);
+      return us === undefined ? undefined : new Date(us / 1000).toISOString();
+    };
+    const status = oneOf(q, 'status', ['started', 'verifying', 'passed', 'failed', 'inconclusive', 'rolled_back'] as const);
+    return {
+      deploys: await deploys.list({
+        service: str(q, 'service'), environment: str(q, 'environment'), version: str(q, 'version'), status,
+        from: iso('from'), to: iso('to'), limit: int(q, 'limit', 1, 1000),
+      }),
+    };
+  });
+
+  api.get('/api/deploys/:id', async (req: IdParams) => {
+    const deploy = await deploys.get(req.params.id);
+    return { ...deploy, verification: await deploys.verification(deploy.id) };
+  });
+
+  api.post('/api/deploys/:id/verify', async (req: IdParams, reply) => {
+    const body = parse(verifyBody, req.body, 'verify request');
+    const deploy = await deploys.get(req.params.id);
+    return reply.code(202).send(await deploys.startVerification(deploy, body.maxDurationS));
+  });
+
+  api.get('/api/deploys/:id/verification', async (req: IdParams) => {
+    const q = req.query as Query;
+    const waitS = int(q, 'waitS', 0, 60) ?? 0;
+    await deploys.get(req.params.id);
+    if (waitS > 0) {
+      try {
+        return await deploys.waitForVerdict(req.params.id, waitS * 1000);
+      } catch (err) {
+        if (!(err instanceof AppError && err.code === 'verification_pending')) throw err;
+      }
+    }
+    const v = await deploys.verification(req.params.id);
+    if (v === null) throw new AppError('not_verified', 404, `deploy ${req.params.id} has no verification`);
+    return v;
+  });
+}

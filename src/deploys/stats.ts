@@ -1,0 +1,111 @@
+/**
+ * Pure statistics for deploy verification (no I/O, no clocks): the conditional likelihood ratio
+ * of two binomial arms (Fisher's noncentral hypergeometric), the Mann-Whitney statistic over
+ * histograms, and the normal distribution. Everything here is ours, derived from the textbook
+ * definitions; see README.md for why the combination is valid under continuous monitoring.
+ */
+
+/**
+ * One chunk of two-arm binomial data: `k` events among the candidate's `n1` trials and `s − k`
+ * among the baseline's `n0`. Conditional on the total `s`, `k` follows Fisher's noncentral
+ * hypergeometric distribution with the odds ratio ψ; under ψ = 1 it is the central one, whatever
+ * the common rate. Returns, for each ψ in `psis`, the log likelihood ratio log P_ψ(k) / P_1(k).
+ * The nuisance rate cancels, so a product of these over chunks is a likelihood ratio martingale.
+ */
+export function nchLogLikelihoodRatios(k: number, s: number, n1: number, n0: number, psis: readonly number[], out: number[]): void {
+  for (let i = 0; i < psis.length; i++) out[i] = 0;
+  if (s === 0 || n1 === 0 || n0 === 0) return; // no information in this chunk
+  const lo = Math.max(0, s - n0);
+  const hi = Math.min(s, n1);
+  if (lo === hi) return; // k is determined by the margins
+  // log w_j (relative to w_lo), w_j = C(n1, j) · C(n0, s − j)
+  const len = hi - lo + 1;
+  const logW = scratch(len);
+  logW[0] = 0;
+  for (let j = lo + 1; j <= hi; j++) {
+    logW[j - lo] = logW[j - lo - 1] + Math.log((n1 - j + 1) / j) + Math.log((s - j + 1) / (n0 - s + j));
+  }
+  const log1 = logSumExp(logW, len, 0, lo);
+  for (let i = 0; i < psis.length; i++) {
+    const lp = Math.log(psis[i]);
+    out[i] = k * lp - (logSumExp(logW, len, lp, lo) - log1);
+  }
+}
+
+let scratchBuf = new Float64Array(64);
+function scratch(n: number): Float64Array {
+  if (scratchBuf.length < n) scratchBuf = new Float64Array(Math.max(n, scratchBuf.length * 2));
+  return scratchBuf;
+}
+
+/** log Σ_j exp(logW[j] + (lo + j)·lp), stably. (The lo·lp offset keeps ratios exact.) */
+function logSumExp(logW: Float64Array, len: number, lp: number, lo: number): number {
+  let max = -Infinity;
+  for (let j = 0; j < len; j++) { const v = logW[j] + (lo + j) * lp; if (v > max) max = v; }
+  let sum = 0;
+  for (let j = 0; j < len; j++) sum += Math.exp(logW[j] + (lo + j) * lp - max);
+  return max + Math.log(sum);
+}
+
+/** log(mean_i exp(x_i)): the log of an equally weighted mixture of likelihood ratios. */
+export function logMeanExp(xs: ArrayLike<number>): number {
+  let max = -Infinity;
+  for (let i = 0; i < xs.length; i++) if (xs[i] > max) max = xs[i];
+  if (max === -Infinity) return -Infinity;
+  let sum = 0;
+  for (let i = 0; i < xs.length; i++) sum += Math.exp(xs[i] - max);
+  return max + Math.log(sum / xs.length);
+}
+
+/** Upper tail of the standard normal, P(Z > z): series below 3, continued fraction above. */
+export function normalUpperTail(z: number): number {
+  if (z < 0) return 1 - normalUpperTail(-z);
+  const pdf = Math.exp(-0.5 * z * z) / Math.sqrt(2 * Math.PI);
+  if (z < 3) {
+    // Φ(z) − ½ = pdf(z) · Σ z^(2n+1) / (1·3·5···(2n+1))
+    let term = z, sum = z;
+    for (let n = 1; n < 200 && Math.abs(term) > 1e-17 * Math.abs(sum); n++) {
+      term *= (z * z) / (2 * n + 1);
+      sum += term;
+    }
+    return 0.5 - pdf * sum;
+  }
+  // Mills ratio as a continued fraction: R(z) = 1/(z + 1/(z + 2/(z + 3/(z + …))))
+  let f = z;
+  for (let n = 60; n >= 1; n--) f = z + n / f;
+  return pdf / f;
+}
+
+/** z such that P(Z > z) = p (0 < p < 1), by bisection on `normalUpperTail`. */
+export function normalUpperQuantile(p: number): number {
+  let lo = -40, hi = 40;
+  for (let i = 0; i < 200; i++) {
+    const mid = (lo + hi) / 2;
+    if (normalUpperTail(mid) > p) lo = mid; else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+/**
+ * Mann-Whitney over two histograms with shared bin keys (values in a bin are ties):
+ * AUC = P(X₁ > X₀) + ½·P(X₁ = X₀), and the null standard deviation of U with the tie correction.
+ */
+export function mannWhitney(base: ReadonlyMap<number, number>, cand: ReadonlyMap<number, number>): { n0: number; n1: number; auc: number; sdAuc: number } {
+  const keys = new Set<number>([...base.keys(), ...cand.keys()]);
+  const sorted = [...keys].sort((a, b) => a - b);
+  let n0 = 0, n1 = 0;
+  for (const c of base.values()) n0 += c;
+  for (const c of cand.values()) n1 += c;
+  if (n0 === 0 || n1 === 0) return { n0, n1, auc: 0.5, sdAuc: Infinity };
+  let below0 = 0, u = 0, ties = 0;
+  for (const k of sorted) {
+    const c0 = base.get(k) ?? 0, c1 = cand.get(k) ?? 0;
+    u += c1 * (below0 + c0 / 2);
+    below0 += c0;
+    const t = c0 + c1;
+    ties += t * t * t - t;
+  }
+  const n = n0 + n1;
+  const varU = (n0 * n1 / 12) * ((n + 1) - ties / (n * (n - 1)));
+  return { n0, n1, auc: u / (n0 * n1), sdAuc: Math.sqrt(Math.max(varU, 0)) / (n0 * n1) };
+}

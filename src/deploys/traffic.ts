@@ -1,0 +1,95 @@
+/**
+ * Traffic as verification sees it: chunks of one arm (requests, errors, a coarse latency
+ * histogram) and a per-second ring of each service × environment × version's recent traffic
+ * (the pre-deploy baseline). Built from committed rollup deltas; latency bins are the telemetry
+ * sketch's keys (1 % wide) coarsened 4:1 (≈ 8 % wide), which keeps a 10-minute ring small and
+ * makes ties explicit for the rank test.
+ */
+import { sketchValue, type RollupSecond } from '../telemetry/index.js';
+
+export interface ArmChunk {
+  count: number;
+  errors: number;
+  /** Coarse latency key → requests. */
+  bins: Map<number, number>;
+}
+
+export const COARSE_SHIFT = 2;
+
+export function emptyChunk(): ArmChunk {
+  return { count: 0, errors: 0, bins: new Map() };
+}
+
+export function addToChunk(into: ArmChunk, from: ArmChunk): void {
+  into.count += from.count;
+  into.errors += from.errors;
+  for (const [k, c] of from.bins) into.bins.set(k, (into.bins.get(k) ?? 0) + c);
+}
+
+/** One rollup delta (one operation of one second) as a chunk with coarse latency bins. */
+export function chunkOfDelta(d: RollupSecond): ArmChunk {
+  const c: ArmChunk = { count: d.count, errors: d.errors, bins: new Map() };
+  const { keys, counts } = d.sketch.toBins();
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i] >> COARSE_SHIFT;
+    c.bins.set(k, (c.bins.get(k) ?? 0) + counts[i]);
+  }
+  return c;
+}
+
+/** The coarse key holding a latency in milliseconds (the benchmark simulates with it). */
+export function coarseKeyOfMs(ms: number): number {
+  const ns = ms * 1e6;
+  return (ns > 1 ? Math.ceil(Math.log(ns) / Math.log(1.01 / 0.99)) : 0) >> COARSE_SHIFT;
+}
+
+/** Representative latency (ms) of a coarse key: the middle of its fine keys. */
+export function coarseValueMs(key: number): number {
+  return sketchValue((key << COARSE_SHIFT) + (1 << COARSE_SHIFT) / 2) / 1e6;
+}
+
+/** The coarse key at quantile q of a histogram (the rank rule of the sketch). */
+export function thresholdKey(bins: ReadonlyMap<number, number>, q: number): number {
+  const keys = [...bins.keys()].sort((a, b) => a - b);
+  let total = 0;
+  for (const k of keys) total += bins.get(k) ?? 0;
+  const rank = q * (total - 1);
+  let cum = 0;
+  for (const k of keys) {
+    cum += bins.get(k) ?? 0;
+    if (cum > rank) return k;
+  }
+  return keys[keys.length - 1];
+}
+
+/** Requests slower than the threshold key. */
+export function slowCount(bins: ReadonlyMap<number, number>, key: number): number {
+  let n = 0;
+  for (const [k, c] of bins) if (k > key) n += c;
+  return n;
+}
+
+export function binsQuantileMs(bins: ReadonlyMap<number, number>, q: number): number {
+  if (bins.size === 0) return 0;
+  return coarseValueMs(thresholdKey(bins, q));
+}
+
+/**
+ * The last `windowS` seconds of one service × environment × version, by span start second.
+ * Seconds are kept in a map (late spans land in their own second) and pruned on `prune`.
+ */
+export class SecondRing {
+  readonly seconds = new Map<number, ArmChunk>();
+  lastSecond = -Infinity;
+
+  add(second: number, c: ArmChunk): void {
+    let chunk = this.seconds.get(second);
+    if (!chunk) { chunk = emptyChunk(); this.seconds.set(second, chunk); }
+    addToChunk(chunk, c);
+    if (second > this.lastSecond) this.lastSecond = second;
+  }
+
+  prune(beforeSecond: number): void {
+    for (const s of this.seconds.keys()) if (s < beforeSecond) this.seconds.delete(s);
+  }
+}

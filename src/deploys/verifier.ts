@@ -1,0 +1,223 @@
+/**
+ * Verifier: the streaming I/O side of verification. It keeps each service × environment ×
+ * version's recent traffic (SecondRing, the pre-deploy baseline), routes committed rollup
+ * deltas to the running verifications, and on every tick hands each one a chunk of paired
+ * traffic — the candidate's new requests against the baseline's concurrent requests (canary),
+ * or, when no other version serves, against the next seconds of the pre-deploy window (replayed
+ * in order, about one candidate request per baseline request) — then asks the pure
+ * VerificationAnalysis for a verdict. Persistence and events stay with DeployService.
+ */
+import type { RollupSecond } from '../telemetry/index.js';
+import { VerificationAnalysis, type AnalysisVerdict, type VerifyConfig } from './analysis.js';
+import type { Deploy, SignalEvidence } from './contract.js';
+import { addToChunk, chunkOfDelta, emptyChunk, SecondRing, type ArmChunk } from './traffic.js';
+
+export interface RunningVerification {
+  id: string;
+  deploy: Deploy;
+  startedMs: number;
+  maxDurationS: number;
+  analysis: VerificationAnalysis;
+  baselineVersion: string | null;
+  /** Requests the baseline arm got from concurrent traffic vs from the pre-deploy ring. */
+  concurrentN: number;
+  replayN: number;
+  /** A verdict to report without analysis (e.g. no baseline at all). */
+  immediate?: string;
+}
+
+interface Stream {
+  run: RunningVerification;
+  startSecond: number;
+  cand: ArmChunk;
+  base: ArmChunk;
+  replay: ArmChunk[];
+  replayIdx: number;
+}
+
+export interface VerifierOptions {
+  verify: Partial<VerifyConfig>;
+  /** Seconds of traffic kept per series for pre-deploy baselines. */
+  preDeployWindowS: number;
+  nowMs: () => number;
+  /** Called once per decided verification. */
+  onVerdict: (run: RunningVerification, verdict: AnalysisVerdict) => void;
+  /** A service × environment × version seen for the first time since start. */
+  onNewSeries: (service: string, environment: string, version: string, second: number) => void;
+}
+
+const SEP = '\u0001';
+const seriesKey = (service: string, environment: string): string => service + SEP + environment;
+
+export class Verifier {
+  /** service␁environment → version → ring. */
+  private readonly rings = new Map<string, Map<string, SecondRing>>();
+  private readonly streams = new Map<string, Stream>();
+  private lastPrune = 0;
+
+  constructor(private readonly opts: VerifierOptions) {}
+
+  runningFor(deployId: string): RunningVerification | undefined {
+    return this.streams.get(deployId)?.run;
+  }
+
+  /** Committed rollup deltas (one per operation × second): rings and running streams. */
+  onDeltas(rows: readonly RollupSecond[]): void {
+    const chunks = new Array<ArmChunk>(rows.length);
+    for (let i = 0; i < rows.length; i++) {
+      const d = rows[i];
+      const chunk = chunkOfDelta(d);
+      chunks[i] = chunk;
+      const key = seriesKey(d.service, d.environment);
+      let versions = this.rings.get(key);
+      if (!versions) { versions = new Map(); this.rings.set(key, versions); }
+      let ring = versions.get(d.version);
+      if (!ring) {
+        ring = new SecondRing();
+        versions.set(d.version, ring);
+        this.opts.onNewSeries(d.service, d.environment, d.version, Math.floor(d.second / 1e6));
+      }
+      ring.add(Math.floor(d.second / 1e6), chunk);
+    }
+    if (this.streams.size === 0) return;
+    for (const s of this.streams.values()) {
+      const dep = s.run.deploy;
+      for (let i = 0; i < rows.length; i++) {
+        const d = rows[i];
+        if (d.service !== dep.service || d.environment !== dep.environment || d.second < s.startSecond * 1e6) continue;
+        addToChunk(d.version === dep.version ? s.cand : s.base, chunks[i]);
+      }
+    }
+  }
+
+  /** Environments in which the service has recent traffic. */
+  environmentsOf(service: string): string[] {
+    const out: string[] = [];
+    for (const [key, versions] of this.rings) {
+      const [s, env] = key.split(SEP);
+      if (s === service && versions.size > 0) out.push(env);
+    }
+    return out;
+  }
+
+  /** The version other than `version` seen last in this service × environment (a previous version). */
+  latestOtherVersion(service: string, environment: string, version: string): string | null {
+    let best: string | null = null, bestS = -Infinity;
+    for (const [v, ring] of this.rings.get(seriesKey(service, environment)) ?? []) {
+      if (v !== version && v !== '' && ring.lastSecond > bestS) { best = v; bestS = ring.lastSecond; }
+    }
+    return best;
+  }
+
+  /** Starts analysing `deploy` now (replacing a running verification of it). */
+  start(id: string, deploy: Deploy, maxDurationS: number): RunningVerification {
+    const nowMs = this.opts.nowMs();
+    const nowS = Math.floor(nowMs / 1000);
+    // Pre-deploy baseline: every other version's seconds of the window, oldest first. A rollback
+    // restores a version that served before: its own earlier traffic is the baseline too.
+    const bySecond = new Map<number, ArmChunk>();
+    let concurrentRecently = false;
+    for (const [v, ring] of this.rings.get(seriesKey(deploy.service, deploy.environment)) ?? []) {
+      if (v === deploy.version && deploy.rollbackOf === null) continue;
+      if (v !== deploy.version && ring.lastSecond >= nowS - 10) concurrentRecently = true;
+      for (const [s, chunk] of ring.seconds) {
+        if (s < nowS - this.opts.preDeployWindowS || s >= nowS) continue;
+        let into = bySecond.get(s);
+        if (!into) { into = emptyChunk(); bySecond.set(s, into); }
+        addToChunk(into, chunk);
+      }
+    }
+    const replay = [...bySecond.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => c);
+    const reference = new Map<number, number>();
+    for (const c of replay) for (const [k, n] of c.bins) reference.set(k, (reference.get(k) ?? 0) + n);
+    const run: RunningVerification = {
+      id, deploy, startedMs: nowMs, maxDurationS,
+      analysis: new VerificationAnalysis({ ...this.opts.verify, maxDurationS }, reference),
+      baselineVersion: deploy.previousVersion ?? this.latestOtherVersion(deploy.service, deploy.environment, deploy.version),
+      concurrentN: 0, replayN: 0,
+    };
+    if (replay.length === 0 && !concurrentRecently && run.baselineVersion === null) {
+      run.immediate = `no baseline: no other version of ${deploy.service} has traffic in ${deploy.environment}`;
+    }
+    this.streams.set(deploy.id, { run, startSecond: nowS - 2, cand: emptyChunk(), base: emptyChunk(), replay, replayIdx: 0 });
+    return run;
+  }
+
+  /** Stops a running verification without a verdict (superseded or shutting down). */
+  drop(deployId: string): RunningVerification | undefined {
+    const s = this.streams.get(deployId);
+    this.streams.delete(deployId);
+    return s?.run;
+  }
+
+  /** Feeds each running verification what arrived since the last tick; reports verdicts. */
+  tick(): void {
+    const nowMs = this.opts.nowMs();
+    for (const [deployId, s] of [...this.streams]) {
+      const run = s.run;
+      let verdict: AnalysisVerdict;
+      if (run.immediate !== undefined) {
+        verdict = run.analysis.abandon(run.immediate);
+      } else {
+        const cand = s.cand, base = s.base;
+        const replayLeft = s.replayIdx < s.replay.length;
+        if (base.count === 0 && replayLeft && cand.count < s.replay[s.replayIdx].count) {
+          // No concurrent baseline (a full rollout): the candidate's requests wait until they
+          // match a whole pre-deploy second, so each chunk pairs about equal exposures.
+        } else {
+          run.concurrentN += base.count;
+          if (base.count === 0) {
+            while (base.count < cand.count && s.replayIdx < s.replay.length) {
+              const c = s.replay[s.replayIdx++];
+              run.replayN += c.count;
+              addToChunk(base, c);
+            }
+          }
+          if (cand.count > 0 || base.count > 0) run.analysis.observe(base, cand);
+          s.cand = emptyChunk();
+          s.base = emptyChunk();
+        }
+        verdict = run.analysis.decide((nowMs - run.startedMs) / 1000);
+      }
+      if (verdict.outcome === 'pending') continue;
+      this.streams.delete(deployId);
+      this.opts.onVerdict(run, verdict);
+    }
+    if (nowMs - this.lastPrune > 10_000) {
+      this.lastPrune = nowMs;
+      const before = Math.floor(nowMs / 1000) - this.opts.preDeployWindowS - 5;
+      for (const [key, versions] of this.rings) {
+        for (const [v, ring] of versions) {
+          ring.prune(before);
+          // Keep idle series' rings (empty) for an hour so a version is not "first seen" twice.
+          if (ring.seconds.size === 0 && ring.lastSecond < before - 3600) versions.delete(v);
+        }
+        if (versions.size === 0) this.rings.delete(key);
+      }
+    }
+  }
+
+  /**
+   * New error group first seen in `release` of `service`. The release is the OTel
+   * `service.version`, or Sentry's `<package>@<version>` convention.
+   */
+  newErrorGroup(service: string, release: string, id: string, title: string): void {
+    for (const s of this.streams.values()) {
+      const d = s.run.deploy;
+      const sameRelease = release === d.version || release === `${d.service}@${d.version}`;
+      if (sameRelease && (service === '' || d.service === service)) s.run.analysis.newErrorGroup(id, title);
+    }
+  }
+}
+
+/** Baseline facts appended to the stored evidence. */
+export function baselineEvidence(run: RunningVerification): SignalEvidence {
+  return {
+    signal: 'baseline', outcome: 'pass',
+    baseline: { concurrentRequests: run.concurrentN, preDeployRequests: run.replayN },
+    candidate: {}, stats: {},
+    detail: run.concurrentN >= run.replayN
+      ? `canary: ${run.baselineVersion ?? 'other versions'} serving at the same time`
+      : `pre-deploy window of ${run.baselineVersion ?? 'the service'}`,
+  };
+}

@@ -1,0 +1,94 @@
+import type { FastifyInstance } from 'fastify';
+import { AppError } from '../core/app-error.js';
+import type { Gateway } from '../gateway/index.js';
+import type { LogTailHub } from './log-tail.js';
+import { hexId, type Query, severity, str } from './params.js';
+
+/**
+ * Read-only endpoints the console needs beyond the pillars' own APIs (inside the bearer scope):
+ *
+ * - `GET /api/logs/tail`: server-sent events, one `logs` event per committed group of matching
+ *   lines (`data` is an array of LogRow), `dropped` when a slow reader lost lines. Filters:
+ *   `q`, `service`, `severity`, `traceId` (as `GET /api/logs`). Browsers read it with `fetch`
+ *   (EventSource cannot send the Authorization header).
+ * - `GET /api/gateway/sessions`: live PostgreSQL gateway sessions (admins only).
+ */
+
+export interface GatewaySessionView {
+  id: string;
+  user: string | null;
+  resource: string | null;
+  mode: string | null;
+  grantId: string | null;
+  grantExpiresAt: string | null;
+}
+
+export interface ConsoleApiDeps {
+  tail: LogTailHub;
+  gateway?: Pick<Gateway, 'registry'>;
+}
+
+/** Keeps a quiet stream alive through proxies and lets the server notice a gone client. */
+const HEARTBEAT_MS = 15_000;
+
+export function registerConsoleApi(api: FastifyInstance, deps: ConsoleApiDeps): void {
+  const open = new Set<() => void>();
+  // Streams never finish on their own: end them first, or closing the server would wait forever.
+  api.addHook('preClose', (done) => {
+    for (const end of [...open]) end();
+    done();
+  });
+
+  api.get('/api/logs/tail', async (req, reply) => {
+    const q = req.query as Query;
+    const traceId = str(q, 'traceId');
+    const filter = {
+      q: str(q, 'q') || undefined,
+      service: str(q, 'service') || undefined,
+      minSeverity: severity(q, 'severity'),
+      traceId: traceId === undefined || traceId === '' ? undefined : hexId(traceId, 'traceId', 32),
+    };
+    reply.hijack();
+    const res = reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-accel-buffering': 'no',
+    });
+    res.write('retry: 2000\n: tail open\n\n');
+    const unsubscribe = deps.tail.subscribe({
+      filter,
+      send: (rows) => {
+        if (res.writableNeedDrain) return false;
+        res.write(`event: logs\ndata: ${JSON.stringify(rows)}\n\n`);
+        return true;
+      },
+      dropped: (count) => {
+        if (!res.writableNeedDrain) res.write(`event: dropped\ndata: {"count":${count}}\n\n`);
+      },
+    });
+    const ping = setInterval(() => res.write(': ping\n\n'), HEARTBEAT_MS);
+    ping.unref();
+    const end = (): void => {
+      if (!open.delete(end)) return;
+      clearInterval(ping);
+      unsubscribe();
+      res.end();
+    };
+    open.add(end);
+    req.raw.once('close', end);
+  });
+
+  api.get('/api/gateway/sessions', async (req) => {
+    if (req.principal?.role !== 'admin') throw new AppError('forbidden', 403, 'this needs the admin role');
+    const sessions: GatewaySessionView[] = (deps.gateway?.registry.sessions() ?? []).map((s) => ({
+      id: s.id,
+      user: s.userName ?? null,
+      resource: s.resource?.name ?? null,
+      mode: s.grant?.mode ?? null,
+      grantId: s.grant?.id ?? null,
+      grantExpiresAt: s.grant?.expiresAt ?? null,
+    }));
+    return { sessions };
+  });
+}

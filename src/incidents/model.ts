@@ -1,0 +1,78 @@
+/** What the incidents pillar shows: incidents, their timeline entries and links. */
+
+export const INCIDENT_STATUSES = ['open', 'acknowledged', 'resolved'] as const;
+export type IncidentStatus = (typeof INCIDENT_STATUSES)[number];
+
+export interface IncidentAlert {
+  id: string;
+  rule: string;
+  state: 'firing' | 'resolved';
+  firedAt: string;
+  resolvedAt: string | null;
+}
+
+export interface Incident {
+  id: string;
+  title: string;
+  service: string;
+  environment: string;
+  status: IncidentStatus;
+  signal: string;
+  openedAt: string;
+  /** The first alert fired or failed verdict: when the loop noticed. */
+  detectedAt: string;
+  /** Where the signal left its baseline (a rollup bucket start), or the alert's start. */
+  firstBadAt: string | null;
+  firstBadSource: 'signal' | 'alert' | null;
+  /** Where the signal came back to its baseline (set when resolved). */
+  recoveredAt: string | null;
+  acknowledgedAt: string | null;
+  acknowledgedBy: string | null;
+  assignee: string | null;
+  resolvedAt: string | null;
+  resolvedBy: string | null;
+  resolution: 'auto' | 'manual' | null;
+  suspectDeployId: string | null;
+  alerts: IncidentAlert[];
+}
+
+export interface DeployLink {
+  id: string;
+  service: string;
+  version: string;
+  environment: string;
+  commit: string | null;
+  commitTime: string | null;
+  url: string | null;
+  status: string;
+}
+
+export interface TimelineLinks {
+  /** Example trace ids (errors in the window), and the query that finds more. */
+  traceIds?: string[];
+  traces?: string;
+  logs?: string;
+  errorGroups?: string[];
+  alert?: string;
+  deploy?: DeployLink;
+  /** The suspect deploy (the most recent deploy of an affected service before the first bad signal). */
+  suspectDeploy?: DeployLink;
+  auditSeq?: number;
+}
+
+export const TIMELINE_KINDS = [
+  'deploy', 'first_bad_signal', 'alert.fired', 'notified', 'acknowledged', 'assigned', 'error_group',
+  'access.requested', 'access.approved', 'statement', 'action', 'rollback', 'verdict', 'signal_recovered',
+  'alert.resolved', 'resolved',
+] as const;
+export type TimelineKind = (typeof TIMELINE_KINDS)[number];
+
+export interface TimelineEntry {
+  at: string;
+  kind: TimelineKind;
+  title: string;
+  actor: string | null;
+  service: string | null;
+  links: TimelineLinks;
+  data: Record<string, unknown>;
+}

@@ -1,0 +1,138 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AppError } from '../core/app-error.js';
+import { DetectEvents, type AlertEvent } from '../detect/index.js';
+import { stateTestDialects } from '../state/dialects.conformance.js';
+import { migrateToLatest } from '../state/index.js';
+import type { RedBucket, RedQuery, TraceSummary } from '../telemetry/index.js';
+import { IncidentService } from './service.js';
+import { incidentsMigrations } from './storage.js';
+
+/**
+ * The incident lifecycle on every state dialect (SQLite, PostgreSQL): open or join, the window,
+ * acknowledge / assign / resolve, auto-resolve, notifications and the first bad signal. Alerts are
+ * the detect pillar's own event type; telemetry answers RED queries from fixed buckets (the real
+ * path, rollups from OTel traffic, runs in test/incidents-flow.test.ts).
+ */
+
+const dialects = stateTestDialects();
+const T0 = Date.parse('2026-11-26T10:00:00.000Z');
+
+/** RED buckets: 100 req/s, 0 errors before `badFromMs`, 50 % after (or flat when undefined). */
+class FixtureTelemetry {
+  badFromMs: number | undefined;
+  queries: RedQuery[] = [];
+  async red(q: RedQuery): Promise<RedBucket[]> {
+    this.queries.push(q);
+    const out: RedBucket[] = [];
+    for (let t = q.fromUs; t < q.toUs; t += q.stepS * 1e6) {
+      const bad = this.badFromMs !== undefined && t >= this.badFromMs * 1000;
+      out.push({ timeUs: t, count: 100, errors: bad ? 50 : 0, rate: 100, errorRate: bad ? 0.5 : 0, p50Ms: 10, p95Ms: 20, p99Ms: 30 });
+    }
+    return out;
+  }
+  async searchTraces(): Promise<TraceSummary[]> { return []; }
+}
+
+function alert(id: string, rule: string, series: Record<string, string>, firedMs: number): AlertEvent {
+  return {
+    at: new Date(firedMs).toISOString(),
+    alert: {
+      id, status: 'firing', rule: { id: `file:${rule}`, name: rule, type: 'threshold' }, series, labels: { ...series, alertname: rule },
+      value: 0.5, values: {}, threshold: { signal: 'error_rate', threshold: 0.2 }, startsAt: new Date(firedMs).toISOString(), endsAt: null,
+      links: { console: '', traces: '' },
+    },
+  };
+}
+
+describe.each(dialects.names)('incident lifecycle on %s', (name) => {
+  beforeAll(() => dialects.start(name));
+  afterAll(() => dialects.stop());
+
+  async function setup(): Promise<{ svc: IncidentService; events: DetectEvents; telemetry: FixtureTelemetry; clock: { now: number } }> {
+    const store = await dialects.open(name, { migrate: false });
+    await migrateToLatest(store.db, incidentsMigrations);
+    const events = new DetectEvents();
+    const telemetry = new FixtureTelemetry();
+    const clock = { now: T0 };
+    const svc = new IncidentService({ db: store.db, telemetry, detectEvents: events, windowMs: 10 * 60_000, nowMs: () => clock.now });
+    svc.start();
+    return { svc, events, telemetry, clock };
+  }
+
+  it('opens on a firing alert, joins within the window, splits by environment and after the window', async () => {
+    const { svc, events } = await setup();
+    const prod = { service: 'checkout', environment: 'prod' };
+    events.emit('alert.fired', alert('a1', 'errors', prod, T0));
+    events.emit('alert.fired', alert('a2', 'latency', prod, T0 + 60_000));
+    events.emit('alert.fired', alert('a3', 'errors', { service: 'checkout', environment: 'staging' }, T0 + 60_000));
+    await svc.idle();
+    let list = await svc.list();
+    // Most recently detected first.
+    expect(list.map((i) => [i.environment, i.alerts.map((a) => a.id)])).toEqual([['staging', ['a3']], ['prod', ['a1', 'a2']]]);
+    // 11 minutes after the last activity: a new incident.
+    events.emit('alert.fired', alert('a4', 'errors', prod, T0 + 60_000 + 11 * 60_000));
+    await svc.idle();
+    // A rule not fanned out by environment joins the service's latest open incident.
+    events.emit('alert.fired', alert('a5', 'latency-any-env', { service: 'checkout' }, T0 + 60_000 + 12 * 60_000));
+    await svc.idle();
+    list = await svc.list({ service: 'checkout' });
+    expect(list.filter((i) => i.environment === 'prod').map((i) => i.alerts.map((a) => a.id).sort())).toEqual([['a4', 'a5'], ['a1', 'a2']]);
+    expect(list.every((i) => i.status === 'open')).toBe(true);
+    await svc.stop();
+  });
+
+  it('acknowledge (idempotent), assign, resolve once; clear errors', async () => {
+    const { svc, events, clock } = await setup();
+    events.emit('alert.fired', alert('b1', 'errors', { service: 'cart', environment: 'prod' }, T0));
+    await svc.idle();
+    const [inc] = await svc.list();
+    clock.now = T0 + 30_000;
+    expect((await svc.acknowledge(inc.id, 'ann')).status).toBe('acknowledged');
+    clock.now = T0 + 40_000;
+    const again = await svc.acknowledge(inc.id, 'bob');
+    expect([again.acknowledgedBy, again.acknowledgedAt]).toEqual(['ann', new Date(T0 + 30_000).toISOString()]);
+    expect((await svc.assign(inc.id, ' bob ', 'ann')).assignee).toBe('bob');
+    await expect(svc.assign(inc.id, '', 'ann')).rejects.toMatchObject({ code: 'bad_request', status: 400 });
+    const done = await svc.resolve(inc.id, 'bob', 'restarted the pool');
+    expect([done.status, done.resolution, done.resolvedBy]).toEqual(['resolved', 'manual', 'bob']);
+    await expect(svc.resolve(inc.id, 'bob')).rejects.toMatchObject({ code: 'conflict', status: 409 } satisfies Partial<AppError>);
+    await expect(svc.acknowledge(inc.id, 'bob')).rejects.toMatchObject({ status: 409 });
+    await expect(svc.get('nope')).rejects.toMatchObject({ code: 'not_found', status: 404 });
+    await expect(svc.list({ status: 'maybe' })).rejects.toMatchObject({ code: 'bad_request' });
+    const kinds = (await svc.events(inc.id)).map((e) => e.kind);
+    expect(kinds).toEqual(['alert.fired', 'acknowledged', 'assigned', 'resolved']);
+    await svc.stop();
+  });
+
+  it('auto-resolves when its alerts resolve; records notifications, the first bad signal and the recovery', async () => {
+    const { svc, events, telemetry, clock } = await setup();
+    telemetry.badFromMs = T0 - 7000;
+    const series = { service: 'pay', environment: 'prod' };
+    events.emit('alert.fired', alert('c1', 'errors', series, T0));
+    events.emit('alert.notified', { receiver: 'oncall', status: 'firing', alertIds: ['c1'], ok: true, at: new Date(T0 + 200).toISOString() });
+    await svc.idle();
+    let [inc] = await svc.list();
+    expect([inc.firstBadAt, inc.firstBadSource]).toEqual([new Date(T0 - 7000).toISOString(), 'signal']);
+    // Recovery: the fixture turns healthy again 20 s after the alert.
+    telemetry.badFromMs = undefined;
+    const red = telemetry.red.bind(telemetry);
+    telemetry.red = async (q) => (await red(q)).map((b) => (b.timeUs >= (T0 - 7000) * 1000 && b.timeUs < (T0 + 20_000) * 1000 ? { ...b, errors: 50, errorRate: 0.5 } : b));
+    clock.now = T0 + 30_000;
+    events.emit('alert.resolved', { ...alert('c1', 'errors', series, T0), at: new Date(T0 + 25_000).toISOString() });
+    await svc.idle();
+    [inc] = await svc.list();
+    expect([inc.status, inc.resolution, inc.resolvedAt]).toEqual(['resolved', 'auto', new Date(T0 + 30_000).toISOString()]);
+    expect(inc.recoveredAt).toBe(new Date(T0 + 20_000).toISOString());
+    expect((await svc.events(inc.id)).map((e) => e.kind)).toEqual(['alert.fired', 'notified', 'alert.resolved', 'resolved']);
+    await svc.stop();
+  });
+
+  it('falls back to the alert time when the rollups show no change', async () => {
+    const { svc, events } = await setup();
+    events.emit('alert.fired', alert('d1', 'errors', { service: 'search', environment: 'prod' }, T0));
+    await svc.idle();
+    const [inc] = await svc.list();
+    expect([inc.firstBadAt, inc.firstBadSource]).toEqual([new Date(T0).toISOString(), 'alert']);
+    await svc.stop();
+  });
+});

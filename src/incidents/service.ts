@@ -1,0 +1,372 @@
+/**
+ * IncidentService: the incident lifecycle. Firing alerts and failed verdicts open an incident or
+ * join the open one of the same service and environment (within `windowMs` of its last
+ * activity); people acknowledge, assign and resolve; an incident resolves by itself once its
+ * alerts have resolved and the latest fix deploy of each affected service passed verification.
+ *
+ * Inputs are events (detect, deploys, errors), never other pillars' tables. Handlers run one at a
+ * time on a queue, so two alerts arriving together cannot open two incidents, and a failing
+ * handler is logged, never thrown into the emitter.
+ */
+import type { Kysely } from 'kysely';
+import { ulid } from 'ulid';
+import { AppError, badRequest, notFound } from '../core/app-error.js';
+import type { DeployApi, DeployEventMap } from '../deploys/contract.js';
+import type { AlertEvent, DetectEvents, NotifiedEvent } from '../detect/index.js';
+import type { ErrorEvents, ErrorGroup } from '../errors/index.js';
+import type { Database } from '../state/index.js';
+import type { RedBucket, RedQuery, TraceQuery, TraceSummary } from '../telemetry/index.js';
+import { INCIDENT_STATUSES, type Incident, type IncidentStatus } from './model.js';
+import { backToBaseline, firstBadSignal, signalOf, type SignalName } from './signal.js';
+import { incidentsDb, type IncidentAlertsTable, type IncidentsDatabase, type IncidentsTable } from './storage.js';
+
+/** What incidents read from telemetry (DuckDbTelemetryStore provides it). */
+export interface IncidentTelemetry {
+  red(q: RedQuery): Promise<RedBucket[]>;
+  searchTraces(q: TraceQuery): Promise<TraceSummary[]>;
+}
+
+export interface IncidentServiceOptions {
+  db: Kysely<Database>;
+  telemetry: IncidentTelemetry;
+  detectEvents: DetectEvents;
+  errorEvents?: ErrorEvents;
+  /** Join an open incident of the same service/environment active within this long (default 30 min). */
+  windowMs?: number;
+  /** How far before an alert the first bad signal is looked for (default 15 min). */
+  lookbackMs?: number;
+  nowMs?: () => number;
+  log?: { warn(obj: object, msg: string): void };
+}
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const ms = (t: string | null): number | null => (t === null ? null : Date.parse(t));
+
+/** Bucket width for a range: one-second rollups up to 3 h, coarser beyond (at most 10,800 buckets). */
+export function stepFor(rangeMs: number): number {
+  return Math.max(1, Math.ceil(rangeMs / 1000 / 10_800));
+}
+
+function toView(r: IncidentsTable, alerts: IncidentAlertsTable[]): Incident {
+  return {
+    id: r.id, title: r.title, service: r.service, environment: r.environment, status: r.status as IncidentStatus, signal: r.signal,
+    openedAt: r.opened_at, detectedAt: r.detected_at, firstBadAt: r.first_bad_at, firstBadSource: r.first_bad_source as Incident['firstBadSource'],
+    recoveredAt: r.recovered_at, acknowledgedAt: r.acknowledged_at, acknowledgedBy: r.acknowledged_by, assignee: r.assignee,
+    resolvedAt: r.resolved_at, resolvedBy: r.resolved_by, resolution: r.resolution as Incident['resolution'], suspectDeployId: r.suspect_deploy_id,
+    alerts: alerts.map((a) => ({ id: a.alert_id, rule: a.rule_name, state: a.state as 'firing' | 'resolved', firedAt: a.fired_at, resolvedAt: a.resolved_at })),
+  };
+}
+
+export class IncidentService {
+  readonly db: Kysely<IncidentsDatabase>;
+  private deploys: DeployApi | undefined;
+  private queue: Promise<void> = Promise.resolve();
+  private readonly offs: Array<() => void> = [];
+  private readonly windowMs: number;
+  readonly lookbackMs: number;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: IncidentServiceOptions) {
+    this.db = incidentsDb(opts.db);
+    this.windowMs = opts.windowMs ?? 30 * 60_000;
+    this.lookbackMs = opts.lookbackMs ?? 15 * 60_000;
+    this.now = opts.nowMs ?? Date.now;
+  }
+
+  get deployApi(): DeployApi | undefined { return this.deploys; }
+
+  start(): void {
+    const ev = this.opts.detectEvents;
+    const fired = (e: AlertEvent): void => this.run('alert.fired', () => this.onFired(e));
+    const resolved = (e: AlertEvent): void => this.run('alert.resolved', () => this.onAlertResolved(e));
+    const notified = (e: NotifiedEvent): void => this.run('alert.notified', () => this.onNotified(e));
+    ev.on('alert.fired', fired);
+    ev.on('alert.resolved', resolved);
+    ev.on('alert.notified', notified);
+    this.offs.push(() => { ev.off('alert.fired', fired); ev.off('alert.resolved', resolved); ev.off('alert.notified', notified); });
+    if (this.opts.errorEvents !== undefined) {
+      const errs = this.opts.errorEvents;
+      this.offs.push(errs.on('error.new_group', ({ group }) => this.run('error group', () => this.onErrorGroup(group, 'new'))));
+      this.offs.push(errs.on('error.regressed', ({ group }) => this.run('error group', () => this.onErrorGroup(group, 'regressed'))));
+    }
+  }
+
+  /** Subscribes to the deploys pillar (it may start after incidents). */
+  attachDeploys(api: DeployApi): void {
+    this.deploys = api;
+    const verdict = (e: DeployEventMap['deploy.verdict'][0]): void => this.run('deploy.verdict', () => this.onVerdict(e));
+    const status = (e: DeployEventMap['deploy.status'][0]): void => this.run('deploy.status', () => this.recheck(e.deploy.service, e.deploy.environment));
+    api.events.on('deploy.verdict', verdict);
+    api.events.on('deploy.status', status);
+    this.offs.push(() => { api.events.off('deploy.verdict', verdict); api.events.off('deploy.status', status); });
+  }
+
+  async stop(): Promise<void> {
+    for (const off of this.offs.splice(0)) off();
+    await this.queue;
+  }
+
+  /** Waits for event handling queued so far (API reads, tests). */
+  idle(): Promise<void> { return this.queue; }
+
+  private run(what: string, job: () => Promise<void>): void {
+    this.queue = this.queue.then(job).catch((err: unknown) => this.opts.log?.warn({ err }, `incidents: ${what} failed`));
+  }
+
+  // ---- reading ----
+
+  async list(f: { status?: string; service?: string; limit?: number } = {}): Promise<Incident[]> {
+    let q = this.db.selectFrom('incidents').selectAll().orderBy('detected_at', 'desc').limit(f.limit ?? 100);
+    if (f.status !== undefined && f.status !== 'all') {
+      if (!(INCIDENT_STATUSES as readonly string[]).includes(f.status)) throw badRequest(`parameter 'status': open, acknowledged, resolved or all`);
+      q = q.where('status', '=', f.status);
+    }
+    if (f.service !== undefined) q = q.where('service', '=', f.service);
+    return this.views(await q.execute());
+  }
+
+  /** Views of many rows with one query for their alerts. */
+  async views(rows: IncidentsTable[]): Promise<Incident[]> {
+    if (rows.length === 0) return [];
+    const alerts = await this.db.selectFrom('incident_alerts').selectAll().where('incident_id', 'in', rows.map((r) => r.id)).orderBy('fired_at').execute();
+    return rows.map((r) => toView(r, alerts.filter((a) => a.incident_id === r.id)));
+  }
+
+  async get(id: string): Promise<Incident> {
+    return this.view(await this.row(id));
+  }
+
+  async row(id: string): Promise<IncidentsTable> {
+    const r = await this.db.selectFrom('incidents').selectAll().where('id', '=', id).executeTakeFirst();
+    if (r === undefined) throw notFound(`incident ${id} not found`);
+    return r;
+  }
+
+  async view(r: IncidentsTable): Promise<Incident> {
+    return (await this.views([r]))[0];
+  }
+
+  async events(id: string): Promise<Array<{ at: string; kind: string; actor: string | null; ref: string | null; data: Record<string, unknown> }>> {
+    const rows = await this.db.selectFrom('incident_events').selectAll().where('incident_id', '=', id).orderBy('id').execute();
+    return rows.map((r) => ({ at: r.at, kind: r.kind, actor: r.actor, ref: r.ref, data: JSON.parse(r.data) as Record<string, unknown> }));
+  }
+
+  // ---- people ----
+
+  async acknowledge(id: string, actor: string): Promise<Incident> {
+    await this.idle();
+    const r = await this.row(id);
+    if (r.status === 'resolved') throw new AppError('conflict', 409, `incident ${id} is resolved`);
+    if (r.acknowledged_at === null) {
+      const at = iso(this.now());
+      await this.db.updateTable('incidents').set({ status: 'acknowledged', acknowledged_at: at, acknowledged_by: actor, updated_at: at }).where('id', '=', id).execute();
+      await this.event(id, at, 'acknowledged', actor, null, {});
+    }
+    return this.get(id);
+  }
+
+  async assign(id: string, assignee: unknown, actor: string): Promise<Incident> {
+    if (typeof assignee !== 'string' || assignee.trim() === '' || assignee.length > 200) throw badRequest(`'assignee': a user name (1-200 characters)`);
+    await this.idle();
+    const r = await this.row(id);
+    if (r.status === 'resolved') throw new AppError('conflict', 409, `incident ${id} is resolved`);
+    const at = iso(this.now());
+    await this.db.updateTable('incidents').set({ assignee: assignee.trim(), updated_at: at }).where('id', '=', id).execute();
+    await this.event(id, at, 'assigned', actor, null, { assignee: assignee.trim() });
+    return this.get(id);
+  }
+
+  async resolve(id: string, actor: string, note?: unknown): Promise<Incident> {
+    if (note !== undefined && (typeof note !== 'string' || note.length > 2000)) throw badRequest(`'note': text up to 2000 characters`);
+    await this.idle();
+    const r = await this.row(id);
+    if (r.status === 'resolved') throw new AppError('conflict', 409, `incident ${id} is already resolved`);
+    await this.close(r, 'manual', actor, note ?? '');
+    return this.get(id);
+  }
+
+  // ---- events ----
+
+  private async event(incidentId: string, at: string, kind: string, actor: string | null, ref: string | null, data: Record<string, unknown>): Promise<void> {
+    await this.db.insertInto('incident_events').values({ id: ulid(), incident_id: incidentId, at, kind, actor, ref, data: JSON.stringify(data) }).execute();
+  }
+
+  /**
+   * The open incident of a service/environment active within the window, if any. An alert
+   * without an environment label (a rule not fanned out by environment) joins the service's
+   * latest open incident in any environment.
+   */
+  private async openFor(service: string, environment: string, nowMs: number): Promise<IncidentsTable | undefined> {
+    let q = this.db.selectFrom('incidents').selectAll()
+      .where('service', '=', service).where('status', '!=', 'resolved')
+      .where('updated_at', '>=', iso(nowMs - this.windowMs));
+    if (environment !== '') q = q.where('environment', '=', environment);
+    return q.orderBy('detected_at', 'desc').limit(1).executeTakeFirst();
+  }
+
+  private async openOrJoin(service: string, environment: string, title: string, signal: SignalName, atMs: number): Promise<{ row: IncidentsTable; created: boolean }> {
+    const found = await this.openFor(service, environment, atMs);
+    const at = iso(atMs);
+    if (found !== undefined) {
+      await this.db.updateTable('incidents').set({ updated_at: at }).where('id', '=', found.id).execute();
+      return { row: found, created: false };
+    }
+    const row: IncidentsTable = {
+      id: ulid(atMs), title, service, environment, status: 'open', signal, opened_at: at, detected_at: at,
+      first_bad_at: null, first_bad_source: null, baseline_level: null, bad_level: null, recovered_at: null,
+      acknowledged_at: null, acknowledged_by: null, assignee: null, resolved_at: null, resolved_by: null, resolution: null,
+      suspect_deploy_id: null, updated_at: at,
+    };
+    await this.db.insertInto('incidents').values(row).execute();
+    return { row, created: true };
+  }
+
+  private async onFired(e: AlertEvent): Promise<void> {
+    const a = e.alert;
+    const service = a.series.service ?? a.labels.service ?? '';
+    const environment = a.series.environment ?? a.labels.environment ?? '';
+    const atMs = Date.parse(e.at);
+    const signal = signalOf(typeof a.threshold.signal === 'string' ? a.threshold.signal : undefined);
+    const { row } = await this.openOrJoin(service, environment, `${a.rule.name}: ${service}${environment === '' ? '' : ` (${environment})`}`, signal, atMs);
+    await this.db.insertInto('incident_alerts')
+      .values({ incident_id: row.id, alert_id: a.id, rule_name: a.rule.name, state: 'firing', fired_at: e.at, resolved_at: null })
+      .onConflict((oc) => oc.columns(['incident_id', 'alert_id']).doUpdateSet({ state: 'firing', resolved_at: null }))
+      .execute();
+    await this.event(row.id, e.at, 'alert.fired', null, a.id, { rule: a.rule.name, value: a.value, series: a.series, threshold: a.threshold, links: a.links });
+    await this.locateFirstBad(row.id, signal, Date.parse(a.startsAt));
+  }
+
+  /** Alerts of not-yet-resolved incidents, by alert id. */
+  private async incidentsOfAlert(alertId: string): Promise<string[]> {
+    const rows = await this.db.selectFrom('incident_alerts').innerJoin('incidents', 'incidents.id', 'incident_alerts.incident_id')
+      .select('incidents.id').where('incident_alerts.alert_id', '=', alertId).where('incidents.status', '!=', 'resolved').execute();
+    return rows.map((r) => r.id);
+  }
+
+  private async onAlertResolved(e: AlertEvent): Promise<void> {
+    for (const id of await this.incidentsOfAlert(e.alert.id)) {
+      await this.db.updateTable('incident_alerts').set({ state: 'resolved', resolved_at: e.at })
+        .where('incident_id', '=', id).where('alert_id', '=', e.alert.id).execute();
+      await this.event(id, e.at, 'alert.resolved', null, e.alert.id, { rule: e.alert.rule.name, value: e.alert.value, links: e.alert.links });
+      await this.db.updateTable('incidents').set({ updated_at: e.at }).where('id', '=', id).execute();
+      await this.maybeAutoResolve(await this.row(id));
+    }
+  }
+
+  private async onNotified(e: NotifiedEvent): Promise<void> {
+    for (const alertId of e.alertIds) {
+      const rows = await this.db.selectFrom('incident_alerts').select('incident_id').where('alert_id', '=', alertId).execute();
+      // The latest incident holding the alert (a resolved notification may arrive after auto-resolve).
+      const id = rows.map((r) => r.incident_id).sort().at(-1);
+      if (id !== undefined) await this.event(id, e.at, 'notified', null, alertId, { receiver: e.receiver, status: e.status, ok: e.ok });
+    }
+  }
+
+  private async onErrorGroup(g: ErrorGroup, kind: 'new' | 'regressed'): Promise<void> {
+    const rows = await this.db.selectFrom('incidents').select('id').where('service', '=', g.service).where('status', '!=', 'resolved').execute();
+    const at = iso(this.now());
+    for (const r of rows) await this.event(r.id, at, 'error_group', null, g.id, { kind, title: g.title, release: g.lastRelease });
+  }
+
+  private async onVerdict(e: DeployEventMap['deploy.verdict'][0]): Promise<void> {
+    const d = e.deploy;
+    if (e.verification.outcome === 'fail') {
+      const failing = e.verification.evidence.find((x) => x.outcome === 'fail')?.signal;
+      const signal: SignalName = failing === 'latency' ? 'p95_ms' : 'error_rate';
+      const atMs = Date.parse(e.at);
+      const { row, created } = await this.openOrJoin(d.service, d.environment, `deploy ${d.service} ${d.version} failed verification`, signal, atMs);
+      if (created || row.suspect_deploy_id === null) {
+        await this.db.updateTable('incidents').set({ suspect_deploy_id: d.id }).where('id', '=', row.id).execute();
+      }
+      await this.event(row.id, e.at, 'deploy.failed', null, d.id, { version: d.version, reason: e.verification.reason });
+      if (row.first_bad_at === null) await this.locateFirstBad(row.id, signal, atMs);
+      return;
+    }
+    await this.recheck(d.service, d.environment);
+  }
+
+  private async recheck(service: string, environment: string): Promise<void> {
+    const rows = await this.db.selectFrom('incidents').selectAll()
+      .where('service', '=', service).where('environment', '=', environment).where('status', '!=', 'resolved').execute();
+    for (const r of rows) await this.maybeAutoResolve(r);
+  }
+
+  // ---- signals ----
+
+  /** Finds where the signal left its baseline before `alertMs`; keeps the earliest over the incident's alerts. */
+  async locateFirstBad(id: string, signal: SignalName, alertMs: number): Promise<void> {
+    const r = await this.row(id);
+    const fromMs = alertMs - this.lookbackMs;
+    const buckets = await this.opts.telemetry.red({
+      service: r.service, environment: r.environment === '' ? undefined : r.environment,
+      fromUs: fromMs * 1000, toUs: (alertMs + 1000) * 1000, stepS: stepFor(this.lookbackMs),
+    });
+    const found = firstBadSignal(buckets, signal);
+    const atMs = found === null ? alertMs : found.atUs / 1000;
+    const known = ms(r.first_bad_at);
+    if (known !== null && known <= atMs && r.first_bad_source === 'signal') return;
+    if (known !== null && known <= atMs && found === null) return;
+    await this.db.updateTable('incidents').set({
+      first_bad_at: iso(atMs), first_bad_source: found === null ? 'alert' : 'signal', signal,
+      baseline_level: found?.baseline ?? null, bad_level: found?.bad ?? null,
+    }).where('id', '=', id).execute();
+    await this.findSuspect(id);
+  }
+
+  /** The most recent deploy of the service before the first bad signal (within its bucket). */
+  private async findSuspect(id: string): Promise<void> {
+    const r = await this.row(id);
+    const fb = ms(r.first_bad_at);
+    if (this.deploys === undefined || fb === null) return;
+    const list = await this.deploys.list({ service: r.service, environment: r.environment, from: iso(fb - 30 * 86_400_000), to: iso(fb + 999), limit: 50 });
+    const before = list.filter((d) => Date.parse(d.startedAt) < fb + 1000).sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt));
+    if (before.length > 0 && before[0].id !== r.suspect_deploy_id) {
+      await this.db.updateTable('incidents').set({ suspect_deploy_id: before[0].id }).where('id', '=', id).execute();
+    }
+  }
+
+  /** Where the signal came back to its baseline, between the first bad signal and `untilMs`. */
+  async recovery(r: IncidentsTable, untilMs: number): Promise<number | null> {
+    const fb = ms(r.first_bad_at);
+    if (fb === null || r.baseline_level === null || r.bad_level === null || untilMs <= fb) return null;
+    const buckets = await this.opts.telemetry.red({
+      service: r.service, environment: r.environment === '' ? undefined : r.environment,
+      fromUs: fb * 1000, toUs: untilMs * 1000, stepS: stepFor(untilMs - fb),
+    });
+    const at = backToBaseline(buckets, signalOf(r.signal), r.baseline_level, r.bad_level);
+    return at === null ? null : at / 1000;
+  }
+
+  // ---- resolution ----
+
+  /** Deploys of the incident's service started after it was detected (rollbacks and forward fixes). */
+  async fixDeploys(r: IncidentsTable): Promise<Awaited<ReturnType<DeployApi['list']>>> {
+    if (this.deploys === undefined) return [];
+    const list = await this.deploys.list({ service: r.service, environment: r.environment, from: r.detected_at, limit: 1000 });
+    return list.filter((d) => d.startedAt >= r.detected_at).sort((a, b) => Date.parse(a.startedAt) - Date.parse(b.startedAt));
+  }
+
+  private async maybeAutoResolve(r: IncidentsTable): Promise<void> {
+    if (r.status === 'resolved') return;
+    const alerts = await this.db.selectFrom('incident_alerts').select('state').where('incident_id', '=', r.id).execute();
+    if (alerts.some((a) => a.state !== 'resolved')) return;
+    const fixes = await this.fixDeploys(r);
+    // Opened by a failed verdict and nothing shipped since: the bad version is still live.
+    if (alerts.length === 0 && fixes.length === 0) return;
+    const latest = fixes.at(-1);
+    // "Inconclusive" is not enough traffic to judge: with the alerts resolved it does not hold the incident open.
+    if (latest !== undefined && latest.status !== 'passed' && latest.status !== 'inconclusive') return;
+    await this.close(r, 'auto', null, latest === undefined ? 'alerts resolved' : `alerts resolved; ${latest.service} ${latest.version} passed verification`);
+  }
+
+  private async close(r: IncidentsTable, resolution: 'auto' | 'manual', actor: string | null, note: string): Promise<void> {
+    const nowMs = this.now();
+    const at = iso(nowMs);
+    const recovered = await this.recovery(r, nowMs).catch(() => null);
+    await this.db.updateTable('incidents').set({
+      status: 'resolved', resolved_at: at, resolved_by: actor, resolution, updated_at: at,
+      recovered_at: recovered === null ? null : iso(recovered),
+    }).where('id', '=', r.id).execute();
+    await this.event(r.id, at, 'resolved', actor, null, { resolution, note });
+  }
+}

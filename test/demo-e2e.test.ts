@@ -1,0 +1,138 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DemoStep } from '../src/demo/index.js';
+import { repoRoot } from '../src/demo/paths.js';
+
+/**
+ * The demo, headless and end to end: `tightloop up --demo` as a child process, exactly what
+ * `npm start` runs (fresh data dir, free ports). The test follows the demo's own step log, then
+ * checks the story against tightloop's API independently: the bad deploy was rolled back, the
+ * rollback passed verification, the incident resolved with every step in order, the gateway
+ * audit holds the masked query and the refused DELETE — and the loop took less than 60 s.
+ */
+
+const ROOT = repoRoot();
+const DEMO_TIMEOUT_MS = 420_000;
+let dir = '';
+let dataDir = '';
+let child: ChildProcess | undefined;
+let out = '';
+let url = '';
+let token = '';
+let steps: DemoStep[] = [];
+let exited: Promise<number | null> = Promise.resolve(null);
+
+function readSteps(): DemoStep[] {
+  const f = join(dataDir, 'demo-steps.jsonl');
+  if (!existsSync(f)) return [];
+  return readFileSync(f, 'utf8').split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as DemoStep);
+}
+
+async function api<T>(path: string): Promise<T> {
+  const res = await fetch(url + path, { headers: { authorization: `Bearer ${token}` } });
+  expect(res.status, `${path}: ${res.status}`).toBe(200);
+  return (await res.json()) as T;
+}
+
+beforeAll(async () => {
+  if (!existsSync(join(ROOT, 'dist', 'src', 'demo', 'shop', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm test does)');
+  dir = mkdtempSync(join(tmpdir(), 'tightloop-demo-e2e-'));
+  dataDir = join(dir, 'data');
+  child = spawn(process.execPath, [join(ROOT, 'bin', 'tightloop'), 'up', '--demo', '--data-dir', dataDir, '--port', '0'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  exited = new Promise((resolve) => child?.once('exit', (code) => resolve(code)));
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString('utf8')));
+  child.stderr?.on('data', (d: Buffer) => (out += d.toString('utf8')));
+  const deadline = Date.now() + DEMO_TIMEOUT_MS;
+  for (;;) {
+    steps = readSteps();
+    if (steps.some((s) => s.id === 'demo.done')) break;
+    if (child.exitCode !== null) throw new Error(`tightloop up --demo exited ${child.exitCode}:\n${out}`);
+    if (Date.now() > deadline) throw new Error(`the demo did not finish in time:\n${out}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  url = /API +(http:\/\/\S+?)\/api\//.exec(out)?.[1] ?? '';
+  token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
+}, DEMO_TIMEOUT_MS + 30_000);
+
+afterAll(async () => {
+  if (child !== undefined && child.exitCode === null) {
+    child.kill('SIGTERM');
+    await exited;
+  }
+  if (dir !== '') rmSync(dir, { recursive: true, force: true });
+}, 60_000);
+
+describe('npm start: the demo closes the loop', () => {
+  it('reports every step of the story, successfully and in order', () => {
+    const failed = steps.filter((s) => s.status === 'fail' || s.status === 'unavailable');
+    expect(failed.map((s) => `${s.id}: ${s.title}`), out).toEqual([]);
+    const order = (ids: string[]): number[] => ids.map((id) => steps.findIndex((s) => s.id === id));
+    const loop = order(['demo.ready', 'shop.v1.live', 'traffic.steady', 'deploy.started', 'verification.failed', 'rollback.started',
+      'rollback.verified', 'incident.resolved', 'loop.closed', 'demo.done']);
+    expect(loop.every((i) => i >= 0), `missing steps in:\n${out}`).toBe(true);
+    expect([...loop].sort((a, b) => a - b)).toEqual(loop);
+    const gateway = order(['gateway.resource', 'access.requested', 'access.approved', 'gateway.masked', 'gateway.blocked', 'audit.verified']);
+    expect(gateway.every((i) => i >= 0), out).toBe(true);
+    expect([...gateway].sort((a, b) => a - b)).toEqual(gateway);
+    expect(steps.findIndex((s) => s.id === 'incident.opened')).toBeGreaterThan(steps.findIndex((s) => s.id === 'deploy.started'));
+    // Each step line in the terminal carries a time and a console link.
+    expect(out).toMatch(/\d\d:\d\d:\d\d\.\d{3} +\+\d+\.\ds {2}✔ deploy 2\.0\.0 started[^\n]*\n +→ http:\/\/127\.0\.0\.1:\d+\/deploys/);
+    expect(out).toMatch(/loop closed: bad deploy → verified recovery in \d+\.\d s/);
+  });
+
+  it('the deploy records tell the same story, and the loop took less than 60 s', async () => {
+    interface D { id: string; version: string; status: string; source: string; rollbackOf: string | null; startedAt: string; decidedAt: string | null }
+    const { deploys } = await api<{ deploys: D[] }>('/api/deploys?service=shop&limit=50');
+    const bad = deploys.find((d) => d.version === '2.0.0' && d.source === 'rollout');
+    expect(bad?.status).toBe('rolled_back');
+    const badVerdict = await api<{ outcome: string }>(`/api/deploys/${bad?.id}/verification`);
+    expect(badVerdict.outcome).toBe('fail');
+    const rb = deploys.find((d) => d.source === 'rollback' && d.rollbackOf === bad?.id);
+    expect(rb?.version).toBe('1.0.0');
+    const rbVerdict = await api<{ outcome: string; decidedAt: string }>(`/api/deploys/${rb?.id}/verification`);
+    expect(rbVerdict.outcome).toBe('pass');
+    const loopMs = Date.parse(rbVerdict.decidedAt) - Date.parse(bad?.startedAt ?? '');
+    expect(loopMs).toBeGreaterThan(0);
+    expect(loopMs).toBeLessThan(60_000);
+    const reported = steps.find((s) => s.id === 'loop.closed')?.data.loopMs;
+    expect(reported).toBe(loopMs);
+  });
+
+  it('the incident resolved by itself and its timeline has deploy, failed verdict, rollback, passed verdict, resolution in order', async () => {
+    const id = steps.find((s) => s.id === 'incident.resolved')?.data.incidentId as string;
+    const story = await api<{ incident: { status: string; resolution: string; service: string }; timeline: { at: string; kind: string; title: string; data: Record<string, unknown> }[] }>(`/api/incidents/${id}`);
+    expect(story.incident).toMatchObject({ status: 'resolved', resolution: 'auto', service: 'shop' });
+    const kinds = story.timeline.map((e) => e.kind);
+    const at = (k: string, from = 0): number => kinds.indexOf(k, from);
+    const verdictFail = story.timeline.findIndex((e) => e.kind === 'verdict' && /fail/i.test(e.title + JSON.stringify(e.data)));
+    const rollback = at('rollback');
+    const verdictPass = story.timeline.findIndex((e, i) => i > rollback && e.kind === 'verdict' && /pass/i.test(e.title + JSON.stringify(e.data)));
+    const resolved = at('resolved');
+    expect(at('deploy')).toBeGreaterThanOrEqual(0);
+    expect([at('deploy') < verdictFail, verdictFail < rollback, rollback < verdictPass, verdictPass < resolved], JSON.stringify(kinds)).toEqual([true, true, true, true]);
+    for (let i = 1; i < story.timeline.length; i++) expect(Date.parse(story.timeline[i].at)).toBeGreaterThanOrEqual(Date.parse(story.timeline[i - 1].at));
+  });
+
+  it('the gateway audit holds the approved access, the masked query and the refused DELETE', async () => {
+    interface A { kind: string; actor: string | null; data: Record<string, unknown> }
+    const { records } = await api<{ records: A[] }>('/api/audit?limit=500');
+    expect(records.some((r) => r.kind === 'request.approved')).toBe(true);
+    const statements = records.filter((r) => r.kind === 'statement' && r.actor === 'alice');
+    expect(statements.some((r) => /DELETE/i.test(JSON.stringify(r.data)) && /unsafe-write/.test(JSON.stringify(r.data)))).toBe(true);
+    expect(statements.some((r) => /customers/i.test(JSON.stringify(r.data)) && /masked/i.test(JSON.stringify(r.data)))).toBe(true);
+    const verify = await api<{ ok: boolean }>('/api/audit/verify');
+    expect(verify.ok).toBe(true);
+  });
+
+  it('stops cleanly on SIGINT: the shop processes and PostgreSQL go with it', async () => {
+    const { services } = await api<{ services: { service: string; versions: { pid: number | undefined }[] }[] }>('/api/local-services');
+    const pids = services.flatMap((s) => s.versions.map((v) => v.pid)).filter((p): p is number => p !== undefined);
+    expect(pids.length).toBeGreaterThan(0);
+    child?.kill('SIGINT');
+    expect(await exited).toBe(0);
+    for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+  }, 60_000);
+});

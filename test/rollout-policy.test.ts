@@ -1,0 +1,285 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { ulid } from 'ulid';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ActionService, actionsMigrations, type Actor } from '../src/deploys/actions/index.js';
+import {
+  DeployEvents, type Deploy, type DeployApi, type DeployRecordInput, type VerdictOutcome, type Verification,
+} from '../src/deploys/contract.js';
+import { parseServicesYaml, RolloutManager, type ServiceConfig } from '../src/deploys/rollout/index.js';
+import { AuditChain, gatewayMigrations } from '../src/gateway/index.js';
+import { openStateStore, type StateStore } from '../src/state/index.js';
+import { eventually } from './helpers/server.js';
+
+/**
+ * The rollout's decisions (steps, inconclusive policy, rollback, confirm mode) with scripted
+ * verdicts: a small in-memory DeployApi stands in for the statistics (the real one is exercised
+ * end to end in rollout-e2e.test.ts). Deploy and rollback actions are real commands; runs, audit
+ * and approvals are the real ActionService on SQLite.
+ */
+
+class ScriptedDeploys implements DeployApi {
+  readonly events = new DeployEvents();
+  readonly deploys = new Map<string, Deploy>();
+  readonly verifications = new Map<string, Verification>();
+  /** Verdicts to hand out per version, in order; 'pass' when the script runs out. */
+  script: Record<string, VerdictOutcome[]> = {};
+  verifyCalls: string[] = [];
+
+  async record(input: DeployRecordInput): Promise<Deploy> {
+    const env = input.environment ?? 'production';
+    const latest = (await this.list({ service: input.service, environment: env }))[0];
+    const d: Deploy = {
+      id: ulid(), service: input.service, version: input.version, environment: env,
+      previousVersion: input.previousVersion !== undefined ? input.previousVersion : latest?.version ?? null,
+      status: 'started', source: input.source ?? 'api', commit: input.commit ?? null, commitTime: input.commitTime ?? null, url: input.url ?? null,
+      actor: input.actor ?? null, rollbackOf: input.rollbackOf ?? null, startedAt: new Date(Date.now() + this.deploys.size).toISOString(),
+      finishedAt: null, decidedAt: null, verificationId: null,
+    };
+    this.deploys.set(d.id, d);
+    this.events.emit('deploy.recorded', d);
+    return d;
+  }
+  async get(id: string): Promise<Deploy> {
+    const d = this.deploys.get(id);
+    if (d === undefined) throw new Error(`deploy ${id} not found`);
+    return { ...d };
+  }
+  async list(f: { service?: string; environment?: string; limit?: number } = {}): Promise<Deploy[]> {
+    return [...this.deploys.values()].filter((d) => (f.service === undefined || d.service === f.service) && (f.environment === undefined || d.environment === f.environment))
+      .sort((a, b) => b.startedAt.localeCompare(a.startedAt)).slice(0, f.limit ?? 100);
+  }
+  async markFinished(id: string): Promise<Deploy> {
+    const d = this.deploys.get(id)!;
+    d.finishedAt = new Date().toISOString();
+    return { ...d };
+  }
+  async markRolledBack(id: string): Promise<Deploy> {
+    const d = this.deploys.get(id)!;
+    d.status = 'rolled_back';
+    return { ...d };
+  }
+  async verification(deployId: string): Promise<Verification | null> {
+    return this.verifications.get(deployId) ?? null;
+  }
+  /** Decides `outcome` for a deploy now, as the verifier would. */
+  decide(d: Deploy, outcome: VerdictOutcome): Verification {
+    const v: Verification = { id: ulid(), deployId: d.id, baselineKind: 'canary', baselineVersion: d.previousVersion, startedAt: new Date().toISOString(),
+      decidedAt: new Date().toISOString(), outcome, reason: `scripted ${outcome}`, evidence: [] };
+    this.verifications.set(d.id, v);
+    d.verificationId = v.id;
+    d.status = outcome === 'pass' ? 'passed' : outcome === 'fail' ? 'failed' : 'inconclusive';
+    this.events.emit('deploy.verdict', { deploy: { ...d }, verification: v, at: v.decidedAt! });
+    return v;
+  }
+  async verify(deployId: string): Promise<Verification> {
+    const d = this.deploys.get(deployId)!;
+    this.verifyCalls.push(d.version);
+    const outcome = this.script[d.version]?.shift() ?? 'pass';
+    await new Promise((r) => setTimeout(r, 5));
+    return this.decide(d, outcome);
+  }
+  async waitForVerdict(deployId: string): Promise<Verification> {
+    return this.verifications.get(deployId)!;
+  }
+}
+
+const SERVICES = (failingDeploy: string) => `
+services:
+  - name: api
+    steps: [10, 50, 100]
+    deployAction: ship
+    rollbackAction: revert
+  - name: careful
+    steps: [25, 100]
+    deployAction: ship
+    rollbackAction: revert
+    onInconclusive: rollback
+  - name: eager
+    steps: [25, 100]
+    deployAction: ship
+    rollbackAction: revert
+    onInconclusive: promote
+  - name: gated
+    deployAction: ship
+    rollbackAction: revert
+    rollback: confirm
+  - name: fresh
+    deployAction: ship
+    rollbackAction: revert
+  - name: broken
+    steps: [50, 100]
+    deployAction: ${failingDeploy}
+    rollbackAction: revert
+`;
+
+const ACTIONS = `
+actions:
+  - name: ship
+    kind: command
+    params:
+      SERVICE: { type: string, required: true }
+      VERSION: { type: string, required: true }
+      WEIGHT: { type: int, required: true }
+    argv: [node, -e, "process.stdout.write(process.argv.slice(1).join(' '))", "\${SERVICE}", "\${VERSION}", "\${WEIGHT}"]
+  - name: ship-fails
+    kind: command
+    params:
+      VERSION: { type: string, required: true }
+    argv: [node, -e, "console.error('image not found'); process.exit(1)"]
+  - name: revert
+    kind: command
+    params:
+      SERVICE: { type: string, required: true }
+      VERSION: { type: string, required: true }
+      PREVIOUS_VERSION: { type: string, required: true }
+    argv: [node, -e, "process.stdout.write('reverted ' + process.argv.slice(1).join(' '))", "\${SERVICE}", "\${VERSION}", "\${PREVIOUS_VERSION}"]
+`;
+
+const alice: Actor = { userId: 'u-alice', userName: 'alice', role: 'admin' };
+let dir: string;
+let state: StateStore;
+let audit: AuditChain;
+let actions: ActionService;
+let deploys: ScriptedDeploys;
+let rollouts: RolloutManager;
+let services: ServiceConfig[];
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tightloop-rollout-policy-'));
+  mkdirSync(join(dir, 'actions'));
+  writeFileSync(join(dir, 'actions', 'ops.yaml'), ACTIONS);
+  services = parseServicesYaml(SERVICES('ship-fails'));
+  state = await openStateStore({ dialect: 'sqlite', path: join(dir, 'state.db'), migrations: { ...gatewayMigrations, ...actionsMigrations } });
+  const log = pino({ level: 'silent' });
+  audit = new AuditChain(state.db as never, log);
+  await audit.open();
+  actions = new ActionService({ db: state.db, actionsDir: join(dir, 'actions'), audit, log });
+  deploys = new ScriptedDeploys();
+  rollouts = new RolloutManager({ deploys, actions, services: () => services, audit, log });
+  rollouts.attach();
+});
+
+afterAll(async () => {
+  await rollouts.close();
+  await actions.close();
+  await audit.close();
+  await state.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Seeds the service's current version (as if deployed before). */
+async function live(service: string, version: string): Promise<Deploy> {
+  const d = await deploys.record({ service, version, source: 'api', previousVersion: null });
+  deploys.decide(d, 'pass');
+  return d;
+}
+
+async function rollout(service: string, version: string) {
+  const r = await rollouts.start({ service, version }, alice);
+  return rollouts.wait(r.id);
+}
+
+describe('rollout decisions', () => {
+  it('runs the deploy action per step with WEIGHT and promotes when every step passes', async () => {
+    await live('api', '1.0');
+    const r = await rollout('api', '1.1');
+    expect(r.status).toBe('promoted');
+    expect(r.previousVersion).toBe('1.0');
+    const runs = (await actions.listRuns({ deployId: r.deployId })).reverse();
+    expect(runs.map((x) => x.output)).toEqual(['api 1.1 10', 'api 1.1 50', 'api 1.1 100']);
+    expect((await deploys.get(r.deployId)).finishedAt).not.toBeNull();
+  });
+
+  it('on fail: stops at that step, runs the rollback action with the previous version, records and verifies the rollback', async () => {
+    deploys.script['1.2'] = ['pass', 'fail'];
+    deploys.verifyCalls = [];
+    const r = await rollout('api', '1.2');
+    expect(r.status).toBe('rolled_back');
+    expect(r.reason).toBe('verification fail at 50 %: scripted fail');
+    expect(r.steps.map((s) => s.verdicts.map((v) => v.outcome))).toEqual([['pass'], ['fail'], []]);
+    const run = await actions.get(r.rollbackRunId!);
+    expect(run).toMatchObject({ action: 'revert', status: 'succeeded', params: { SERVICE: 'api', VERSION: '1.2', PREVIOUS_VERSION: '1.1' }, output: 'reverted api 1.2 1.1' });
+    const rb = await deploys.get(r.rollbackDeployId!);
+    expect(rb).toMatchObject({ source: 'rollback', version: '1.1', previousVersion: '1.2', rollbackOf: r.deployId, status: 'passed' });
+    expect((await deploys.get(r.deployId)).status).toBe('rolled_back');
+    expect(deploys.verifyCalls).toEqual(['1.2', '1.2', '1.1']);
+    expect(r.rollbackVerdict).toBe('pass');
+  });
+
+  it('inconclusive, hold (default): verifies again at the same weight, then goes on', async () => {
+    deploys.script['1.3'] = ['inconclusive', 'pass', 'inconclusive', 'inconclusive', 'inconclusive', 'pass'];
+    const r = await rollout('api', '1.3');
+    expect(r.status).toBe('promoted');
+    expect(r.steps.map((s) => s.verdicts.map((v) => v.outcome))).toEqual([['inconclusive', 'pass'], ['inconclusive', 'inconclusive', 'inconclusive'], ['pass']]);
+  });
+
+  it('inconclusive with onInconclusive rollback rolls back; with promote goes on at once', async () => {
+    await live('careful', '1');
+    deploys.script['2'] = ['inconclusive'];
+    const c = await rollout('careful', '2');
+    expect(c.status).toBe('rolled_back');
+    expect(c.reason).toMatch(/^verification inconclusive at 25 %/);
+    await live('eager', '1');
+    deploys.script['2'] = ['inconclusive', 'inconclusive'];
+    const e = await rollout('eager', '2');
+    expect(e.status).toBe('promoted');
+    expect(e.steps.map((s) => s.verdicts.length)).toEqual([1, 1]);
+  });
+
+  it('a deploy action that fails is recorded failed and the rollout rolls back', async () => {
+    await live('broken', '1');
+    const r = await rollout('broken', '2');
+    expect(r.status).toBe('rolled_back');
+    expect(r.reason).toBe('deploy action ship-fails failed at 50 %: exited with code 1');
+    const runs = await actions.listRuns({ deployId: r.deployId, action: 'ship-fails' });
+    expect(runs[0]).toMatchObject({ status: 'failed', exitCode: 1 });
+    expect(runs[0].output).toContain('image not found');
+  });
+
+  it('a first deploy goes straight to 100 %, and refuses a second rollout of the same service at once', async () => {
+    const first = await rollouts.start({ service: 'fresh', version: 'x' }, alice);
+    await expect(rollouts.start({ service: 'fresh', version: 'y' }, alice)).rejects.toThrow(/a rollout of fresh is running/);
+    const done = await rollouts.wait(first.id);
+    expect(done).toMatchObject({ status: 'promoted', previousVersion: null });
+    expect(done.steps.map((s) => s.weight)).toEqual([100]);
+    await expect(rollouts.start({ service: 'nope', version: '1' }, alice)).rejects.toThrow('service nope has no deploy configuration');
+  });
+});
+
+describe('deploys made elsewhere', () => {
+  it('rolls back a failed CI deploy automatically (rollback: auto)', async () => {
+    const ci = await deploys.record({ service: 'api', version: '9.0', source: 'cli' });
+    deploys.decide(ci, 'fail');
+    const rb = await eventually(async () => [...deploys.deploys.values()].find((d) => d.rollbackOf === ci.id));
+    expect(rb).toMatchObject({ source: 'rollback', version: ci.previousVersion });
+    const runs = await actions.listRuns({ deployId: ci.id });
+    expect(runs[0]).toMatchObject({ action: 'revert', status: 'succeeded', actor: 'tightloop', params: { VERSION: '9.0', PREVIOUS_VERSION: ci.previousVersion } });
+    await eventually(async () => ((await deploys.get(ci.id)).status === 'rolled_back' ? true : undefined));
+  });
+
+  it('waits for an admin to approve the rollback (rollback: confirm)', async () => {
+    await live('gated', '1');
+    const ci = await deploys.record({ service: 'gated', version: '2', source: 'api' });
+    deploys.decide(ci, 'fail');
+    const pending = await eventually(async () => (await actions.listRuns({ deployId: ci.id, status: 'pending_approval' }))[0]);
+    expect(pending.params).toMatchObject({ SERVICE: 'gated', VERSION: '2', PREVIOUS_VERSION: '1' });
+    expect([...deploys.deploys.values()].some((d) => d.rollbackOf === ci.id)).toBe(false);
+    await actions.approve(alice, pending.id, 'confirmed');
+    const rb = await eventually(async () => [...deploys.deploys.values()].find((d) => d.rollbackOf === ci.id));
+    expect(rb.version).toBe('1');
+    // A failing rollout deploy or rollback is not rolled back again by the listener.
+    deploys.decide(rb, 'fail');
+    await new Promise((r) => setTimeout(r, 100));
+    expect((await actions.listRuns({ deployId: rb.id })).length).toBe(0);
+  });
+
+  it('writes rollout steps and outcomes to the audit chain, which verifies', async () => {
+    const kinds = (await audit.query({ kind: 'rollout.', limit: 1000 })).map((r) => r.kind);
+    expect(kinds).toEqual(expect.arrayContaining(['rollout.started', 'rollout.step', 'rollout.promoted', 'rollout.rolled_back']));
+    expect((await audit.query({ kind: 'deploy.rolled_back', limit: 100 })).length).toBeGreaterThanOrEqual(4);
+    expect((await audit.verify()).ok).toBe(true);
+  });
+});

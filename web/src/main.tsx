@@ -1,0 +1,153 @@
+import { render, type JSX } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
+import { api, clearToken, getToken, setToken, setUnauthorizedHandler } from './api';
+import { bumpRefresh } from './hooks';
+import { href, navigate, onLinkClick, patch, useRoute, type Route } from './router';
+import { DEFAULT_FROM, RANGES, rangeOf, type TimeRange } from './time';
+import './styles.css';
+import { AccessView } from './views/access';
+import { AlertsView } from './views/alerts';
+import { AuditView } from './views/audit';
+import { DeploysView } from './views/deploys';
+import { ErrorsView } from './views/errors';
+import { IncidentsView } from './views/incidents';
+import { LogsView } from './views/logs';
+import { LoopView } from './views/loop';
+import { ServicesView } from './views/services';
+import { TracesView } from './views/traces';
+
+/** The console shell: login, navigation, time range, refresh, theme; one view per pillar. */
+
+export interface ViewProps {
+  route: Route;
+  range: TimeRange;
+  theme: string;
+}
+
+const VIEWS: Array<{ path: string; label: string; view: (p: ViewProps) => JSX.Element }> = [
+  { path: '/services', label: 'Services', view: ServicesView },
+  { path: '/traces', label: 'Traces', view: TracesView },
+  { path: '/logs', label: 'Logs', view: LogsView },
+  { path: '/errors', label: 'Errors', view: ErrorsView },
+  { path: '/alerts', label: 'Alerts', view: AlertsView },
+  { path: '/deploys', label: 'Deploys', view: DeploysView },
+  { path: '/incidents', label: 'Incidents', view: IncidentsView },
+  { path: '/access', label: 'Access', view: AccessView },
+  { path: '/audit', label: 'Audit', view: AuditView },
+  { path: '/loop', label: 'Loop', view: LoopView },
+];
+
+const REFRESH = [{ value: '', label: 'Off' }, { value: '10s', label: '10 s' }, { value: '30s', label: '30 s' }, { value: '1m', label: '1 min' }];
+const REFRESH_MS: Record<string, number> = { '10s': 10_000, '30s': 30_000, '1m': 60_000 };
+
+function initialTheme(): string {
+  const saved = localStorage.getItem('tightloop.theme');
+  if (saved === 'light' || saved === 'dark') return saved;
+  return matchMedia('(prefers-color-scheme: dark)').matches ? 'dark' : 'light';
+}
+
+function Login(props: { onLogin: () => void }): JSX.Element {
+  const [token, setTok] = useState('');
+  const [remember, setRemember] = useState(false);
+  const [error, setError] = useState<string | undefined>();
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: Event): Promise<void> => {
+    e.preventDefault();
+    setBusy(true);
+    setError(undefined);
+    setToken(token.trim(), remember);
+    try {
+      await api('/api/services', { params: { from: 'now-1m' } });
+      props.onLogin();
+    } catch (err) {
+      clearToken();
+      setError((err as Error).message);
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <main class="login" id="main">
+      <form onSubmit={submit} class="panel login-form" aria-labelledby="login-h">
+        <h1 id="login-h">tightloop</h1>
+        <p class="muted">Sign in with an API token (the admin token is in <code>.tightloop/admin.token</code>, or create one with <code>tightloop token create</code>).</p>
+        <label class="field"><span>API token</span>
+          <input type="password" name="token" autocomplete="current-password" required value={token} onInput={(e) => setTok(e.currentTarget.value)} autoFocus />
+        </label>
+        <label class="check"><input type="checkbox" checked={remember} onChange={(e) => setRemember(e.currentTarget.checked)} /> Remember on this browser</label>
+        {error !== undefined && <p class="error-box" role="alert">{error}</p>}
+        <button type="submit" class="primary" disabled={busy}>Sign in</button>
+      </form>
+    </main>
+  );
+}
+
+function App(): JSX.Element {
+  const route = useRoute();
+  const [authed, setAuthed] = useState(getToken() !== null);
+  const [theme, setTheme] = useState(initialTheme);
+  const [now, setNow] = useState(Date.now());
+  useEffect(() => { setUnauthorizedHandler(() => { clearToken(); setAuthed(false); }); }, []);
+  useEffect(() => {
+    document.documentElement.dataset.theme = theme;
+    localStorage.setItem('tightloop.theme', theme);
+  }, [theme]);
+  useEffect(() => {
+    if (route.path === '/' || route.path === '') navigate('/services', Object.fromEntries(route.query), true);
+  }, [route.path]);
+  const refresh = route.query.get('refresh') ?? '';
+  useEffect(() => {
+    const ms = REFRESH_MS[refresh];
+    if (ms === undefined) return;
+    const t = setInterval(() => { setNow(Date.now()); bumpRefresh(); }, ms);
+    return () => clearInterval(t);
+  }, [refresh]);
+  // The range is resolved when the URL changes or a refresh fires, so relative ranges move on.
+  useEffect(() => setNow(Date.now()), [route.path, route.query.toString()]);
+
+  if (!authed) return <Login onLogin={() => setAuthed(true)} />;
+  const range = rangeOf(route.query, now);
+  const active = VIEWS.find((v) => route.path === v.path || route.path.startsWith(v.path + '/')) ?? VIEWS[0];
+  const View = active.view;
+  const from = route.query.get('from') ?? DEFAULT_FROM;
+  const custom = !RANGES.some((r) => r.value === from) || (route.query.get('to') ?? 'now') !== 'now';
+  return (
+    <div class="shell" onClick={onLinkClick}>
+      <a href="#main" class="skip">Skip to content</a>
+      <header class="topbar">
+        <span class="brand">tightloop</span>
+        <nav aria-label="Views">
+          <ul>
+            {VIEWS.map((v) => (
+              <li key={v.path}><a href={href(v.path)} aria-current={v === active ? 'page' : undefined}>{v.label}</a></li>
+            ))}
+          </ul>
+        </nav>
+        <div class="controls">
+          <label class="field inline"><span>Time range</span>
+            <select value={custom ? 'custom' : from} onChange={(e) => patch({ from: e.currentTarget.value, to: undefined })}>
+              {custom && <option value="custom">Custom</option>}
+              {RANGES.map((r) => <option key={r.value} value={r.value}>{r.label}</option>)}
+            </select>
+          </label>
+          <label class="field inline"><span>Refresh</span>
+            <select value={refresh} onChange={(e) => patch({ refresh: e.currentTarget.value || undefined })}>
+              {REFRESH.map((r) => <option key={r.value} value={r.value}>{r.label}</option>)}
+            </select>
+          </label>
+          <button type="button" onClick={() => { setNow(Date.now()); bumpRefresh(); }} aria-label="Refresh now">↻</button>
+          <button type="button" onClick={() => setTheme(theme === 'dark' ? 'light' : 'dark')} aria-label={`Switch to ${theme === 'dark' ? 'light' : 'dark'} theme`}>
+            {theme === 'dark' ? '☀' : '☾'}
+          </button>
+          <button type="button" onClick={() => { clearToken(); setAuthed(false); }}>Sign out</button>
+        </div>
+      </header>
+      <main id="main" tabIndex={-1}>
+        <View route={route} range={range} theme={theme} />
+      </main>
+    </div>
+  );
+}
+
+const root = document.getElementById('app');
+if (root !== null) render(<App />, root);

@@ -1,0 +1,137 @@
+import type { JSX } from 'preact';
+import { api } from '../api';
+import { TimeChart } from '../chart';
+import { useLoad } from '../hooks';
+import type { ViewProps } from '../main';
+import { href, navigate } from '../router';
+import { fmtIso, fmtNum } from '../time';
+import type { Deploy, RedBucket, Verification } from '../types';
+import { Badge, LoadState, Panel } from '../ui';
+import { deploysFor } from './services';
+
+/** Deploys: the list with verdicts; one deploy's evidence — baseline vs new version, statistics. */
+
+/** Statistics that are p-values (e.g. the always-valid p of a mixture SPRT): shown in their own column. */
+const isP = (k: string): boolean => /^p$|p_?value|ValidP$/i.test(k);
+
+function PValues(props: { stats: Record<string, number> }): JSX.Element {
+  const ps = Object.entries(props.stats).filter(([k]) => isP(k));
+  if (ps.length === 0) return <>—</>;
+  return <>{ps.map(([k, v]) => <div key={k} title={k}>{ps.length > 1 && <span class="muted">{k} </span>}{v < 1e-4 ? v.toExponential(1) : Number(v.toPrecision(3))}</div>)}</>;
+}
+
+async function deployDetail(id: string, signal: AbortSignal): Promise<{ deploy: Deploy; verification: Verification | null }> {
+  // GET /api/deploys/:id answers the Deploy with its verification inline.
+  const r = await api<Deploy & { verification?: Verification | null }>(`/api/deploys/${encodeURIComponent(id)}`, { signal });
+  return { deploy: r, verification: r.verification ?? null };
+}
+
+function Compare(props: ViewProps & { deploy: Deploy; verification: Verification | null }): JSX.Element {
+  const { deploy, verification } = props;
+  const baseline = verification?.baselineVersion ?? deploy.previousVersion;
+  const start = Date.parse(deploy.startedAt);
+  const end = deploy.decidedAt !== null ? Date.parse(deploy.decidedAt) + 5 * 60_000 : Date.now();
+  const from = start - 15 * 60_000;
+  const to = Math.min(Date.now(), Math.max(end, start + 10 * 60_000));
+  const loaded = useLoad(async (signal) => {
+    const get = (version: string | null): Promise<RedBucket[]> => api<{ buckets: RedBucket[] }>(`/api/services/${encodeURIComponent(deploy.service)}/red`,
+      { params: { version: version ?? undefined, environment: deploy.environment, from, to, step: 10 }, signal }).then((r) => r.buckets);
+    const [b, c] = await Promise.all([baseline === null ? Promise.resolve([]) : get(baseline), get(deploy.version)]);
+    return { b, c };
+  }, [deploy.id, baseline]);
+  return (
+    <LoadState loaded={loaded}>
+      {(d) => {
+        const times = [...new Set([...d.b, ...d.c].map((x) => x.timeUs / 1000))].sort((x, y) => x - y);
+        const at = (bs: RedBucket[], f: (x: RedBucket) => number | null): Array<number | null> => {
+          const m = new Map(bs.map((x) => [x.timeUs / 1000, f(x)]));
+          return times.map((t) => m.get(t) ?? null);
+        };
+        const marker = [{ timeMs: start, label: deploy.version, tone: 'neutral' as const }];
+        const series = (f: (x: RedBucket) => number | null) => [
+          { label: `baseline ${baseline ?? '—'}`, values: at(d.b, f) }, { label: `new ${deploy.version}`, values: at(d.c, f) },
+        ];
+        return (
+          <div class="charts">
+            <TimeChart theme={props.theme} title="Error rate: baseline vs new version" times={times} series={series((x) => x.count === 0 ? null : x.errorRate * 100)} markers={marker} unit="%" />
+            <TimeChart theme={props.theme} title="Latency p95: baseline vs new version" times={times} series={series((x) => x.p95Ms)} markers={marker} unit=" ms" />
+          </div>
+        );
+      }}
+    </LoadState>
+  );
+}
+
+function DeployDetail(props: ViewProps & { id: string }): JSX.Element {
+  const loaded = useLoad((signal) => deployDetail(props.id, signal), [props.id]);
+  return (
+    <>
+      <p><a href={href('/deploys')}>← all deploys</a></p>
+      <LoadState loaded={loaded}>
+        {({ deploy, verification }) => (
+          <>
+            <h1>{deploy.service} {deploy.version} <Badge value={deploy.status} /></h1>
+            <p class="muted">{deploy.environment} · from {deploy.previousVersion ?? '—'} · {deploy.source} by {deploy.actor ?? '—'} · started {fmtIso(deploy.startedAt)} · decided {fmtIso(deploy.decidedAt)}{deploy.commit !== null && <> · commit <code>{deploy.commit.slice(0, 12)}</code></>}</p>
+            <Panel title="Verdict" id="verdict">
+              {verification === null ? <p class="muted">No verification for this deploy.</p> : (
+                <>
+                  <p data-verdict={verification.outcome ?? 'pending'}><Badge value={verification.outcome ?? 'pending'} /> {verification.reason ?? ''} <span class="muted">(baseline: {verification.baselineKind}{verification.baselineVersion !== null ? ` ${verification.baselineVersion}` : ''})</span></p>
+                  <table class="table">
+                    <thead><tr><th scope="col">Signal</th><th scope="col">Outcome</th><th scope="col">Baseline</th><th scope="col">New version</th><th scope="col" class="num">p-value</th><th scope="col">Statistics</th></tr></thead>
+                    <tbody>
+                      {verification.evidence.map((e) => (
+                        <tr key={e.signal}>
+                          <th scope="row">{e.signal}</th>
+                          <td><Badge value={e.outcome} /></td>
+                          <td class="nowrap">{Object.entries(e.baseline).map(([k, v]) => <div key={k}><span class="muted">{k}</span> {fmtNum(v, 4)}</div>)}</td>
+                          <td class="nowrap">{Object.entries(e.candidate).map(([k, v]) => <div key={k}><span class="muted">{k}</span> {fmtNum(v, 4)}</div>)}</td>
+                          <td class="num" data-pvalue><PValues stats={e.stats} /></td>
+                          <td>{Object.entries(e.stats).filter(([k]) => !isP(k)).map(([k, v]) => <div key={k}><span class="muted">{k}</span> {fmtNum(v, 4)}</div>)}{e.detail !== undefined && <div class="small">{e.detail}</div>}</td>
+                        </tr>
+                      ))}
+                    </tbody>
+                  </table>
+                </>
+              )}
+            </Panel>
+            <Panel title="Baseline vs new version" id="compare"><Compare {...props} deploy={deploy} verification={verification} /></Panel>
+          </>
+        )}
+      </LoadState>
+    </>
+  );
+}
+
+export function DeploysView(props: ViewProps): JSX.Element {
+  const m = /^\/deploys\/([^/]+)$/.exec(props.route.path);
+  const loaded = useLoad((signal) => deploysFor(props.route.query.get('service') ?? undefined, props.range.fromMs, props.range.toMs, signal), [props.range.fromMs, props.range.toMs, props.route.query.get('service')]);
+  if (m !== null) return <DeployDetail {...props} id={decodeURIComponent(m[1])} />;
+  if (props.route.path !== '/deploys') navigate('/deploys', {}, true);
+  return (
+    <>
+      <h1>Deploys</h1>
+      <Panel title="Deploys and verdicts" id="deploys">
+        <LoadState loaded={loaded} empty={(d) => d.length === 0} emptyText="No deploy recorded in this time range (tightloop deploy record, or POST /api/deploys).">
+          {(d) => (
+            <table class="table">
+              <thead><tr><th scope="col">Started</th><th scope="col">Service</th><th scope="col">Version</th><th scope="col">Environment</th><th scope="col">Verdict</th><th scope="col">Source</th><th scope="col">By</th></tr></thead>
+              <tbody>
+                {d.map((x) => (
+                  <tr key={x.id}>
+                    <td>{fmtIso(x.startedAt)}</td>
+                    <td>{x.service}</td>
+                    <th scope="row"><a href={href(`/deploys/${encodeURIComponent(x.id)}`)}>{x.previousVersion !== null ? `${x.previousVersion} → ` : ''}{x.version}</a></th>
+                    <td>{x.environment}</td>
+                    <td><Badge value={x.status} /></td>
+                    <td>{x.source}{x.rollbackOf !== null && ' (rollback)'}</td>
+                    <td>{x.actor ?? '—'}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </LoadState>
+      </Panel>
+    </>
+  );
+}

@@ -1,0 +1,197 @@
+import type { JSX } from 'preact';
+import { useState } from 'preact/hooks';
+import { api } from '../api';
+import { useLoad } from '../hooks';
+import type { ViewProps } from '../main';
+import { href, navigate } from '../router';
+import { fmtDurationMs, fmtIso } from '../time';
+import { Badge, LoadState, Panel } from '../ui';
+
+/** Incidents: the list; one incident's timeline story; acknowledge, resolve, run a suggested action. */
+
+interface Incident {
+  id: string; title: string; service: string; environment: string; status: string; signal?: string;
+  openedAt?: string; detectedAt: string; firstBadAt?: string | null; acknowledgedAt?: string | null; acknowledgedBy?: string | null;
+  recoveredAt?: string | null; resolvedAt?: string | null; resolution?: string | null; suspectDeployId?: string | null;
+}
+interface DeployLink { id: string; service: string; version: string; status: string }
+interface TimelineLinks { traceIds?: string[]; errorGroups?: string[]; alert?: string; deploy?: DeployLink; suspectDeploy?: DeployLink; auditSeq?: number }
+interface TimelineEntry { at: string; kind: string; title?: string; actor?: string | null; service?: string | null; links?: TimelineLinks; data?: Record<string, unknown> }
+interface ParamSpec { type?: string; required?: boolean; default?: string | number | boolean; values?: string[]; description?: string }
+interface ActionDef { name: string; kind: string; description: string | null; approval: string; params: Record<string, ParamSpec>; operation?: string }
+interface ActionRun { id: string; action: string; status: string; exitCode: number | null }
+interface IncidentDetail {
+  incident?: Incident; timeline?: TimelineEntry[]; links?: TimelineLinks; suspectDeploy?: DeployLink | null;
+}
+interface Normalised { incident: Incident; timeline: TimelineEntry[]; links: TimelineLinks; suspect: DeployLink | null }
+
+/** Accepts the story (`{incident, timeline, links, suspectDeploy}`) or an incident with its timeline inline. */
+function normalise(r: IncidentDetail & Partial<Incident>): Normalised {
+  const incident = r.incident ?? (r as Incident);
+  return { incident, timeline: r.timeline ?? [], links: r.links ?? {}, suspect: r.suspectDeploy ?? null };
+}
+
+/** Values an action's parameters can take from the incident (service, environment, the suspect deploy). */
+function contextValues(i: Incident, suspect: DeployLink | null): Record<string, string> {
+  const v: Record<string, string> = { service: i.service, environment: i.environment, env: i.environment, incident: i.id, incident_id: i.id };
+  if (suspect !== null) Object.assign(v, { deploy: suspect.id, deploy_id: suspect.id, deployId: suspect.id, version: suspect.version });
+  return v;
+}
+
+/** Suggested: actions whose every required parameter the incident can fill; rollbacks first when a deploy is suspect. */
+function suggest(defs: ActionDef[], ctx: Record<string, string>, suspect: DeployLink | null): Array<{ def: ActionDef; params: Record<string, string | number | boolean> }> {
+  const out: Array<{ def: ActionDef; params: Record<string, string | number | boolean>; score: number }> = [];
+  for (const def of defs) {
+    const params: Record<string, string | number | boolean> = {};
+    let ok = true;
+    for (const [name, spec] of Object.entries(def.params)) {
+      const v = ctx[name] ?? ctx[name.toLowerCase()];
+      if (v !== undefined) params[name] = v;
+      else if (spec.required === true && spec.default === undefined) ok = false;
+    }
+    if (!ok) continue;
+    const rollback = /rollback/.test(def.name) || def.operation === 'rollback';
+    if (rollback && suspect === null) continue;
+    out.push({ def, params, score: (rollback ? 2 : 0) + Object.keys(params).length });
+  }
+  return out.sort((a, b) => b.score - a.score).slice(0, 5);
+}
+
+function SuggestedActions(props: { incident: Incident; suspect: DeployLink | null; onRun: (msg: string) => void; onError: (msg: string) => void }): JSX.Element {
+  const catalogue = useLoad((signal) => api<{ actions: ActionDef[] }>('/api/actions', { signal }).then((r) => r.actions).catch(() => [] as ActionDef[]), []);
+  const ctx = contextValues(props.incident, props.suspect);
+  const list = suggest(catalogue.data ?? [], ctx, props.suspect);
+  const run = async (def: ActionDef, params: Record<string, string | number | boolean>): Promise<void> => {
+    try {
+      const r = await api<ActionRun>(`/api/actions/${encodeURIComponent(def.name)}/runs`, { method: 'POST', body: { params, deployId: props.suspect?.id } });
+      props.onRun(`Started ${def.name}: run ${r.id} is ${r.status.replace('_', ' ')}.`);
+    } catch (e) {
+      props.onError((e as Error).message);
+    }
+  };
+  if (catalogue.data === undefined) return <p class="muted placeholder">Loading…</p>;
+  if (list.length === 0) return <p class="muted">Nothing suggested (no action in the catalogue fits this incident).</p>;
+  return (
+    <ul class="plain" aria-label="Suggested actions">
+      {list.map(({ def, params }) => (
+        <li key={def.name}>
+          <button type="button" class="primary" onClick={() => run(def, params)}>Run {def.name}</button>
+          {' '}<span class="muted small">{def.description ?? def.kind}{Object.keys(params).length > 0 && ` (${Object.entries(params).map(([k, v]) => `${k}=${String(v)}`).join(', ')})`}{def.approval === 'required' && ' · needs approval'}</span>
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+/** Where an entry points: its deploy, alert, error group or first trace. */
+function entryLinks(e: TimelineEntry): JSX.Element[] {
+  const l = e.links ?? {};
+  const out: JSX.Element[] = [];
+  const d = l.deploy ?? l.suspectDeploy;
+  if (d !== undefined) out.push(<a key="d" href={href(`/deploys/${encodeURIComponent(d.id)}`)}>deploy {d.version}</a>);
+  if (l.alert !== undefined) out.push(<a key="a" href={href('/alerts', { state: 'all', alert: l.alert })}>alert</a>);
+  for (const g of (l.errorGroups ?? []).slice(0, 3)) out.push(<a key={`g${g}`} href={href(`/errors/${g}`)}>error group</a>);
+  for (const t of (l.traceIds ?? []).slice(0, 2)) out.push(<a key={`t${t}`} href={href(`/traces/${t}`)}>trace {t.slice(0, 8)}</a>);
+  if (l.auditSeq !== undefined) out.push(<a key="au" href={href('/audit')}>audit #{l.auditSeq}</a>);
+  return out;
+}
+
+function IncidentDetailView(props: ViewProps & { id: string }): JSX.Element {
+  const loaded = useLoad((signal) => api<IncidentDetail & Partial<Incident>>(`/api/incidents/${encodeURIComponent(props.id)}`, { signal }).then(normalise), [props.id]);
+  const [err, setErr] = useState<string | undefined>();
+  const [notice, setNotice] = useState<string | undefined>();
+  const act = async (path: string, body: unknown, done: string): Promise<void> => {
+    setErr(undefined);
+    try {
+      await api(`/api/incidents/${encodeURIComponent(props.id)}/${path}`, { method: 'POST', body });
+      setNotice(done);
+      loaded.reload();
+    } catch (e) {
+      setErr((e as Error).message);
+    }
+  };
+  return (
+    <>
+      <p><a href={href('/incidents')}>← all incidents</a></p>
+      <LoadState loaded={loaded}>
+        {({ incident: i, timeline, links, suspect }) => (
+          <>
+            <h1>{i.title} <Badge value={i.status} /></h1>
+            <p class="muted">{i.service} · {i.environment} · signal {i.signal ?? '—'} · detected {fmtIso(i.detectedAt)}{suspect !== null && <> · suspect deploy <a href={href(`/deploys/${encodeURIComponent(suspect.id)}`)}>{suspect.service} {suspect.version}</a> <Badge value={suspect.status} /></>}</p>
+            <div class="toolbar" role="group" aria-label="Incident actions">
+              <button type="button" disabled={i.acknowledgedAt != null || i.resolvedAt != null} onClick={() => act('ack', {}, 'Acknowledged.')}>Acknowledge</button>
+              <button type="button" disabled={i.resolvedAt != null} onClick={() => act('resolve', {}, 'Resolved.')}>Resolve</button>
+            </div>
+            {notice !== undefined && <p class="notice" role="status">{notice}</p>}
+            {err !== undefined && <p class="error-box" role="alert">{err}</p>}
+            <div class="split">
+              <Panel title="Timeline" id="timeline">
+                {timeline.length === 0 ? <p class="muted">No entry yet.</p> : (
+                  <ol class="timeline" aria-label="Incident timeline">
+                    {timeline.map((e, k) => (
+                      <li key={k} data-kind={e.kind}>
+                        <time>{fmtIso(e.at)}</time> <Badge value={e.kind} tone="neutral" /> {e.title ?? e.kind}
+                        {e.actor != null && <span class="muted"> — {e.actor}</span>}
+                        <span class="entry-links">{entryLinks(e)}</span>
+                      </li>
+                    ))}
+                  </ol>
+                )}
+              </Panel>
+              <Panel title="Suggested actions" id="actions">
+                <SuggestedActions incident={i} suspect={suspect} onRun={(m) => { setNotice(m); loaded.reload(); }} onError={setErr} />
+                {(links.traceIds ?? []).length > 0 && (
+                  <>
+                    <h4>Failing traces in the first minutes</h4>
+                    <ul class="plain">{(links.traceIds ?? []).map((t) => <li key={t}><a href={href(`/traces/${t}`)}><code>{t}</code></a></li>)}</ul>
+                  </>
+                )}
+                <p><a href={href('/logs', { service: i.service, severity: '13', from: String(Date.parse(i.firstBadAt ?? i.detectedAt) - 60_000), to: i.resolvedAt != null ? String(Date.parse(i.resolvedAt) + 60_000) : undefined })}>Logs of {i.service} around the incident</a></p>
+                <dl class="kv">
+                  <div><dt>time to detect</dt><dd>{i.firstBadAt != null ? fmtDurationMs(Date.parse(i.detectedAt) - Date.parse(i.firstBadAt)) : '—'}</dd></div>
+                  <div><dt>acknowledged</dt><dd>{fmtIso(i.acknowledgedAt)}{i.acknowledgedBy != null && ` by ${i.acknowledgedBy}`}</dd></div>
+                  <div><dt>recovered</dt><dd>{fmtIso(i.recoveredAt)}</dd></div>
+                  <div><dt>resolved</dt><dd>{fmtIso(i.resolvedAt)}</dd></div>
+                </dl>
+              </Panel>
+            </div>
+          </>
+        )}
+      </LoadState>
+    </>
+  );
+}
+
+export function IncidentsView(props: ViewProps): JSX.Element {
+  const m = /^\/incidents\/([^/]+)$/.exec(props.route.path);
+  const status = props.route.query.get('status') ?? '';
+  const loaded = useLoad((signal) => api<{ incidents: Incident[] }>('/api/incidents', { params: { status, limit: 200 }, signal }), [status]);
+  if (m !== null) return <IncidentDetailView {...props} id={decodeURIComponent(m[1])} />;
+  if (props.route.path !== '/incidents') navigate('/incidents', {}, true);
+  return (
+    <>
+      <h1>Incidents</h1>
+      <Panel title="Incidents" id="incidents">
+        <LoadState loaded={loaded} empty={(d) => d.incidents.length === 0} emptyText="No incident yet: one opens when an alert fires or a deploy fails verification.">
+          {(d) => (
+            <table class="table">
+              <thead><tr><th scope="col">Detected</th><th scope="col">Incident</th><th scope="col">Service</th><th scope="col">Status</th><th scope="col">Acknowledged</th><th scope="col">Resolved</th></tr></thead>
+              <tbody>
+                {d.incidents.map((i) => (
+                  <tr key={i.id}>
+                    <td>{fmtIso(i.detectedAt)}</td>
+                    <th scope="row"><a href={href(`/incidents/${encodeURIComponent(i.id)}`)}>{i.title}</a></th>
+                    <td>{i.service}</td>
+                    <td><Badge value={i.status} /></td>
+                    <td>{fmtIso(i.acknowledgedAt)}</td>
+                    <td>{fmtIso(i.resolvedAt)}</td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          )}
+        </LoadState>
+      </Panel>
+    </>
+  );
+}
