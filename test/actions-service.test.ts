@@ -59,6 +59,12 @@ actions:
     url: "HOOK/repos/shop/dispatches?ref=\${REF}"
     headers: { Authorization: "Bearer \${env:ACTIONS_TEST_SECRET}" }
     body: { event_type: deploy, client_payload: { ref: "\${REF}", dry_run: "\${DRY_RUN}", note: "ref \${REF}" } }
+  - name: dispatch-quick
+    kind: webhook
+    params:
+      REF: { type: string, required: true }
+    url: "HOOK/repos/shop/dispatches?ref=\${REF}"
+    timeoutS: 0.3
   - name: guarded
     kind: command
     approval: required
@@ -75,6 +81,10 @@ beforeAll(async () => {
     req.on('data', (c: Buffer) => { body += c.toString(); });
     req.on('end', () => {
       received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body });
+      if (req.url?.includes('ref=slow')) {
+        setTimeout(() => res.end(), 3_000).unref();
+        return;
+      }
       res.writeHead(req.url?.includes('ref=broken') ? 422 : 204);
       res.end();
     });
@@ -83,7 +93,7 @@ beforeAll(async () => {
   hookUrl = `http://127.0.0.1:${(hook.address() as { port: number }).port}`;
   dir = mkdtempSync(join(tmpdir(), 'tightloop-actions-'));
   mkdirSync(join(dir, 'actions'));
-  writeFileSync(join(dir, 'actions', 'team.yaml'), ACTIONS.replace('HOOK', hookUrl));
+  writeFileSync(join(dir, 'actions', 'team.yaml'), ACTIONS.replaceAll('HOOK', hookUrl));
   state = await openStateStore({ dialect: 'sqlite', path: join(dir, 'state.db'), migrations: { ...gatewayMigrations, ...actionsMigrations } });
   const log = pino({ level: 'silent' });
   audit = new AuditChain(state.db as never, log);
@@ -107,7 +117,7 @@ async function runToEnd(name: string, params: Record<string, unknown>, who: Acto
 }
 
 describe('parameters', () => {
-  const specs = parseActionsYaml(ACTIONS.replace('HOOK', 'http://x'), 'team.yaml');
+  const specs = parseActionsYaml(ACTIONS.replaceAll('HOOK', 'http://x'), 'team.yaml');
   const dispatch = specs.find((a) => a.name === 'dispatch')!;
   const echo = specs.find((a) => a.name === 'echo-args')!;
   const region = specs.find((a) => a.name === 'env-check')!;
@@ -165,11 +175,19 @@ describe('parameters', () => {
 
 describe('command actions', () => {
   it('passes each parameter as one argv element (no shell), and records success', async () => {
+    const seen: string[] = [];
+    const onStart = (r: { id: string; status: string }) => seen.push(`started ${r.status}`);
+    const onEnd = (r: { id: string; status: string }) => seen.push(`finished ${r.status}`);
+    actions.events.on('action.started', onStart);
+    actions.events.on('action.finished', onEnd);
     const run = await runToEnd('echo-args', { MESSAGE: 'a b; $(touch /tmp/pwned) `id` "q"', COUNT: 2 });
     expect(run.status).toBe('succeeded');
     expect(run.exitCode).toBe(0);
     expect(JSON.parse(run.output)).toEqual(['a b; $(touch /tmp/pwned) `id` "q"', 'n=2']);
     expect(run.durationMs).toBeGreaterThanOrEqual(0);
+    actions.events.off('action.started', onStart);
+    actions.events.off('action.finished', onEnd);
+    expect(seen).toEqual(['started running', 'finished succeeded']);
   });
 
   it('records a failing command as failed with its exit code and output', async () => {
@@ -211,6 +229,13 @@ describe('webhook actions', () => {
     expect(received[0].url).toBe('/repos/shop/dispatches?ref=release%2F1.2');
     expect(received[0].headers.authorization).toBe('Bearer s3cret');
     expect(JSON.parse(received[0].body)).toEqual({ event_type: 'deploy', client_payload: { ref: 'release/1.2', dry_run: true, note: 'ref release/1.2' } });
+  });
+
+  it('records a webhook that does not answer in time as failed', async () => {
+    const run = await runToEnd('dispatch-quick', { REF: 'slow' });
+    expect(run.status).toBe('failed');
+    expect(run.exitCode).toBeNull();
+    expect(run.error).toBe(`POST ${hookUrl}: timed out after 0.3 s`);
   });
 
   it('records a non-2xx answer as failed', async () => {

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +8,11 @@ import { SeverityNumber } from '@opentelemetry/api-logs';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-logs';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-http';
+import pg from 'pg';
+import pino from 'pino';
+import { startUpstream, UPSTREAM, type Upstream } from '../src/gateway/harness.conformance.js';
+import { serverConfigSchema } from '../src/http/config.js';
+import { startServer, type RunningServer } from '../src/http/server.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 /**
@@ -174,9 +180,53 @@ describe('GET /api/logs/tail', () => {
 });
 
 describe('GET /api/gateway/sessions', () => {
-  it('lists live gateway sessions for admins', async () => {
-    const r = await server.api<{ sessions: unknown[] }>('/api/gateway/sessions');
-    expect(r.status).toBe(200);
-    expect(r.body.sessions).toEqual([]);
+  let upstream: Upstream;
+  let full: RunningServer;
+  let dir: string;
+  beforeAll(async () => {
+    upstream = await startUpstream();
+    dir = mkdtempSync(join(tmpdir(), 'tightloop-console-gw-'));
+    full = await startServer(serverConfigSchema.parse({ dataDir: dir, port: 0, logLevel: 'silent' }), pino({ level: 'silent' }));
+  }, 120_000);
+  afterAll(async () => {
+    await full?.close();
+    await upstream?.stop();
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('lists a live psql-protocol session through the gateway (admins only), and drops it when it ends', async () => {
+    const admin = full.adminToken ?? '';
+    const call = async <T>(path: string, token: string, body?: unknown): Promise<{ status: number; body: T }> => {
+      const res = await fetch(full.url + path, {
+        method: body === undefined ? 'GET' : 'POST',
+        headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: res.status, body: (await res.json()) as T };
+    };
+    process.env.TIGHTLOOP_CONSOLE_TEST_PG = UPSTREAM.scram.password;
+    expect((await call('/api/resources', admin, { name: 'shop', host: '127.0.0.1', port: upstream.port, database: 'shop', user: UPSTREAM.scram.user, credential: 'env:TIGHTLOOP_CONSOLE_TEST_PG', tls: { mode: 'disable' } })).status).toBe(201);
+    expect((await call('/api/access/grants', admin, { user: 'admin', resource: 'shop', mode: 'read', duration: '1h' })).status).toBe(201);
+    expect((await call('/api/gateway/credentials', admin, {})).status).toBe(201);
+    expect((await call<{ sessions: unknown[] }>('/api/gateway/sessions', admin)).body.sessions).toEqual([]);
+
+    const client = new pg.Client({ host: '127.0.0.1', port: full.gatewayPort, user: 'admin', password: admin, database: 'shop' });
+    await client.connect();
+    try {
+      expect((await client.query('SELECT count(*)::int AS n FROM orders')).rows[0]).toEqual({ n: 100 });
+      const live = await call<{ sessions: Array<Record<string, unknown>> }>('/api/gateway/sessions', admin);
+      expect(live.body.sessions).toEqual([expect.objectContaining({ user: 'admin', resource: 'shop', mode: 'read', grantExpiresAt: expect.any(String) })]);
+      const member = await full.createUser('erin', 'member');
+      expect((await call('/api/gateway/sessions', member.token)).status).toBe(403);
+    } finally {
+      await client.end();
+    }
+    const after = Date.now() + 5000;
+    let sessions: unknown[] = [1];
+    while (sessions.length > 0 && Date.now() < after) {
+      sessions = (await call<{ sessions: unknown[] }>('/api/gateway/sessions', admin)).body.sessions;
+      if (sessions.length > 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(sessions).toEqual([]);
   });
 });

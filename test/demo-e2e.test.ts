@@ -83,6 +83,17 @@ describe('npm start: the demo closes the loop', () => {
     expect(out).toMatch(/loop closed: bad deploy → verified recovery in \d+\.\d s/);
   });
 
+  it('ran the documented commands through the real CLI, with the exit codes the docs promise', () => {
+    const ran = readFileSync(join(dataDir, 'demo-commands.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { args: string[]; code: number });
+    const code = (...words: string[]): number | undefined => ran.find((r) => words.every((w, i) => r.args[i] === w))?.code;
+    expect(code('resource', 'add')).toBe(0);
+    expect(code('action', 'run', 'local-deploy')).toBe(0);
+    expect(code('access', 'request')).toBe(0);
+    expect(code('access', 'approve')).toBe(0);
+    expect(code('audit', 'verify')).toBe(0);
+    expect(code('deploy', 'start')).toBe(1); // rolled back: a CI job running it fails
+  });
+
   it('the deploy records tell the same story, and the loop took less than 60 s', async () => {
     interface D { id: string; version: string; status: string; source: string; rollbackOf: string | null; startedAt: string; decidedAt: string | null }
     const { deploys } = await api<{ deploys: D[] }>('/api/deploys?service=shop&limit=50');
@@ -96,7 +107,7 @@ describe('npm start: the demo closes the loop', () => {
     expect(rbVerdict.outcome).toBe('pass');
     const loopMs = Date.parse(rbVerdict.decidedAt) - Date.parse(bad?.startedAt ?? '');
     expect(loopMs).toBeGreaterThan(0);
-    expect(loopMs).toBeLessThan(60_000);
+    expect(loopMs, steps.map((x) => `+${(x.sinceStartMs / 1000).toFixed(1)}s ${x.id}`).join('\n')).toBeLessThan(60_000);
     const reported = steps.find((s) => s.id === 'loop.closed')?.data.loopMs;
     expect(reported).toBe(loopMs);
   });

@@ -214,6 +214,19 @@ describe('deploy verification with real OTel SDK traffic', () => {
     expect(d.verification!.evidence.find((e) => e.signal === 'error_rate')!.outcome).not.toBe('fail');
   }, 60_000);
 
+  it('a rollback before the verdict ends the verification and wakes its waiters', async () => {
+    const d = await server.deploys.record({ service: 'quiet', version: '2', previousVersion: '1', environment: 'prod' });
+    const waiting = server.deploys.waitForVerdict(d.id);
+    const rb = await server.deploys.record({ service: 'quiet', version: '1', environment: 'prod', source: 'rollback', rollbackOf: d.id, verify: false });
+    expect(rb.previousVersion).toBe('2');
+    await server.deploys.markRolledBack(d.id, rb.id);
+    const v = await waiting;
+    expect(v).toMatchObject({ outcome: 'inconclusive', deployId: d.id });
+    expect(v.reason).toMatch(/rolled back by deploy/);
+    expect((await server.deploys.get(d.id)).status).toBe('rolled_back');
+    await expect(server.deploys.waitForVerdict(rb.id)).rejects.toMatchObject({ code: 'not_verified' });
+  });
+
   it('low traffic is inconclusive, never a failure, even when its errors look bad', async () => {
     const v1 = version('tiny', '1'), v2 = version('tiny', '2');
     await drive([v1], [[20, HEALTHY]], async () => false, 1);

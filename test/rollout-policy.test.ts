@@ -8,7 +8,7 @@ import { ActionService, actionsMigrations, type Actor } from '../src/deploys/act
 import {
   DeployEvents, type Deploy, type DeployApi, type DeployRecordInput, type VerdictOutcome, type Verification,
 } from '../src/deploys/contract.js';
-import { parseServicesYaml, RolloutManager, type ServiceConfig } from '../src/deploys/rollout/index.js';
+import { parseServicesYaml, RolloutManager, rolloutMigrations, type Rollout, type ServiceConfig } from '../src/deploys/rollout/index.js';
 import { AuditChain, gatewayMigrations } from '../src/gateway/index.js';
 import { openStateStore, type StateStore } from '../src/state/index.js';
 import { eventually } from './helpers/server.js';
@@ -152,13 +152,14 @@ beforeAll(async () => {
   mkdirSync(join(dir, 'actions'));
   writeFileSync(join(dir, 'actions', 'ops.yaml'), ACTIONS);
   services = parseServicesYaml(SERVICES('ship-fails'));
-  state = await openStateStore({ dialect: 'sqlite', path: join(dir, 'state.db'), migrations: { ...gatewayMigrations, ...actionsMigrations } });
+  state = await openStateStore({ dialect: 'sqlite', path: join(dir, 'state.db'), migrations: { ...gatewayMigrations, ...actionsMigrations, ...rolloutMigrations } });
   const log = pino({ level: 'silent' });
   audit = new AuditChain(state.db as never, log);
   await audit.open();
   actions = new ActionService({ db: state.db, actionsDir: join(dir, 'actions'), audit, log });
   deploys = new ScriptedDeploys();
-  rollouts = new RolloutManager({ deploys, actions, services: () => services, audit, log });
+  rollouts = new RolloutManager({ deploys, actions, services: () => services, audit, log, db: state.db });
+  await rollouts.open();
   rollouts.attach();
 });
 
@@ -249,6 +250,17 @@ describe('rollout decisions', () => {
   });
 });
 
+describe('service config', () => {
+  it('names file, line and field of a mistake, and defaults local services to the built-in actions', () => {
+    expect(() => parseServicesYaml('services:\n  - name: shop\n    steps: [50, 10]\n')).toThrow('services.yaml:3: services.0.steps: steps must rise and end at 100 (e.g. [10, 50, 100])');
+    expect(() => parseServicesYaml('services:\n  - name: shop\n    rollbak: auto\n')).toThrow(/services\.yaml:2: services\.0: Unrecognized key: "rollbak"/);
+    const [local] = parseServicesYaml('services:\n  - name: shop\n    port: 0\n    command: [node, shop.js]\n');
+    expect(local).toMatchObject({ deployAction: 'local-deploy', rollbackAction: 'local-rollback', steps: [10, 50, 100], rollback: 'auto', onInconclusive: 'hold', maxHolds: 2 });
+    const [remote] = parseServicesYaml('services:\n  - name: api\n    deployAction: ship\n');
+    expect(remote).toMatchObject({ deployAction: 'ship', rollbackAction: null });
+  });
+});
+
 describe('deploys made elsewhere', () => {
   it('rolls back a failed CI deploy automatically (rollback: auto)', async () => {
     const ci = await deploys.record({ service: 'api', version: '9.0', source: 'cli' });
@@ -274,6 +286,21 @@ describe('deploys made elsewhere', () => {
     deploys.decide(rb, 'fail');
     await new Promise((r) => setTimeout(r, 100));
     expect((await actions.listRuns({ deployId: rb.id })).length).toBe(0);
+  });
+
+  it('keeps rollouts in the state store; one a restart interrupted comes back aborted', async () => {
+    const before = rollouts.list();
+    const interrupted: Rollout = { ...before[0], id: ulid(), status: 'running', finishedAt: null, reason: null };
+    await state.db.insertInto('rollout_rollouts' as never).values({
+      id: interrupted.id, deploy_id: interrupted.deployId, service: interrupted.service, version: interrupted.version, status: 'running',
+      started_at: new Date().toISOString(), updated_at: new Date().toISOString(), data: JSON.stringify(interrupted),
+    } as never).execute();
+    const again = new RolloutManager({ deploys, actions, services: () => services, audit, log: pino({ level: 'silent' }), db: state.db });
+    await again.open();
+    const after = again.list();
+    for (const r of before) expect(after.find((x) => x.id === r.id)).toMatchObject({ status: r.status, steps: r.steps, rollbackDeployId: r.rollbackDeployId });
+    expect(again.get(interrupted.id)).toMatchObject({ status: 'aborted', reason: 'tightloop restarted during the rollout' });
+    await again.close();
   });
 
   it('writes rollout steps and outcomes to the audit chain, which verifies', async () => {

@@ -80,7 +80,7 @@ export function writeServicesYaml(dataDir: string, o: { shopPort: number; databa
     `      SENTRY_DSN: ${q(o.dsn)}`,
     '      SENTRY_RELEASE: ${VERSION}',
     '      SENTRY_ENVIRONMENT: production',
-    '    steps: [25, 100]',
+    '    steps: [50, 100]',
     '    rollback: auto',
     '    verifyMaxDurationS: 60',
     '    startTimeoutS: 120',

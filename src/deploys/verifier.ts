@@ -160,11 +160,10 @@ export class Verifier {
         verdict = run.analysis.abandon(run.immediate);
       } else {
         const cand = s.cand, base = s.base;
-        const replayLeft = s.replayIdx < s.replay.length;
-        if (base.count === 0 && replayLeft && cand.count < s.replay[s.replayIdx].count) {
-          // No concurrent baseline (a full rollout): the candidate's requests wait until they
-          // match a whole pre-deploy second, so each chunk pairs about equal exposures.
-        } else {
+        // No concurrent baseline (a full rollout): the candidate's requests wait until they
+        // match a whole pre-deploy second, so each chunk pairs about equal exposures.
+        const waitForReplay = base.count === 0 && s.replayIdx < s.replay.length && cand.count < s.replay[s.replayIdx].count;
+        if (!waitForReplay) {
           run.concurrentN += base.count;
           if (base.count === 0) {
             while (base.count < cand.count && s.replayIdx < s.replay.length) {

@@ -17,7 +17,7 @@ import type { ErrorEvents } from './events.js';
 import type { ErrorEvent } from './model.js';
 
 export interface ErrorPipelineOptions {
-  /** Least time between the starts of two commits. Default 25 ms. */
+  /** Least time between the starts of two commits. Default 50 ms. */
   commitIntervalMs?: number;
   /** Most events in one commit. Default 5,000. */
   maxEvents?: number;
@@ -58,7 +58,7 @@ export class ErrorPipeline {
     private readonly emitter: ErrorEvents,
     private readonly opts: ErrorPipelineOptions,
   ) {
-    this.intervalMs = opts.commitIntervalMs ?? 25;
+    this.intervalMs = opts.commitIntervalMs ?? 50;
     this.maxEvents = opts.maxEvents ?? 5000;
     this.maxBytes = opts.maxQueuedBytes ?? 256 * 1024 * 1024;
   }

@@ -92,3 +92,26 @@ export function registerConsoleApi(api: FastifyInstance, deps: ConsoleApiDeps): 
     return { sessions };
   });
 }
+
+const errorBody = {
+  description: 'Error',
+  content: { 'application/json': { schema: { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } } } } },
+};
+const q = (name: string, description: string) => ({ name, in: 'query', schema: { type: 'string' }, description });
+
+/** OpenAPI 3.1 path entries for these routes (merged into http/openapi.ts). */
+export const consoleOpenApiPaths = {
+  '/api/logs/tail': {
+    get: {
+      summary: 'Live tail of logs (server-sent events): `logs` events carry arrays of log rows as they are committed; `dropped` tells a slow reader how many lines it lost',
+      parameters: [q('q', 'Case-insensitive substring of the body'), q('service', 'service.name'), q('severity', 'Minimum severity (number or name: debug, info, warn, error, fatal)'), q('traceId', '32 hex characters')],
+      responses: { 200: { description: 'Event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } }, 400: errorBody, 401: errorBody },
+    },
+  },
+  '/api/gateway/sessions': {
+    get: {
+      summary: 'Live PostgreSQL gateway sessions: user, resource, access mode and when their grant ends (admin)',
+      responses: { 200: { description: 'Sessions', content: { 'application/json': { schema: { type: 'object' } } } }, 401: errorBody, 403: errorBody },
+    },
+  },
+};

@@ -9,6 +9,7 @@ import { rolloutOpenApiPaths } from '../deploys/rollout/openapi.js';
 import { detectOpenApiPaths } from '../detect/openapi.js';
 import { gatewayOpenApiPaths } from '../gateway/index.js';
 import { incidentsOpenApiPaths } from '../incidents/openapi.js';
+import { consoleOpenApiPaths } from './console-api.js';
 
 const timeParams = [
   { name: 'from', in: 'query', schema: { type: 'string' }, description: 'Epoch ms, ISO 8601 or now-<duration> (e.g. now-1h).' },
@@ -181,6 +182,7 @@ export const openApiDocument = {
     ...actionsOpenApiPaths,
     ...rolloutOpenApiPaths,
     ...incidentsOpenApiPaths,
+    ...consoleOpenApiPaths,
     '/v1/traces': otlp('traces'),
     '/v1/logs': otlp('logs'),
     '/v1/metrics': otlp('metrics'),

@@ -5,7 +5,7 @@ import { createToken, ensureAdmin, verifyToken } from '../auth/index.js';
 import { ulid } from 'ulid';
 import { DeployService, deploysMigrations, registerDeployRoutes, type DeployApi, type VerifyConfig } from '../deploys/index.js';
 import { ActionService, actionsMigrations, registerActionRoutes } from '../deploys/actions/index.js';
-import { LocalActuator, RolloutManager, loadServices, registerRolloutRoutes } from '../deploys/rollout/index.js';
+import { LocalActuator, RolloutManager, loadServices, registerRolloutRoutes, rolloutMigrations } from '../deploys/rollout/index.js';
 import { DetectEngine, detectMigrations, registerDetectRoutes, type DetectEvents } from '../detect/index.js';
 import { ERRORS_MIGRATIONS, openErrorsModule, type ErrorEvents } from '../errors/index.js';
 import { gatewayApi, gatewayMigrations, startGateway, type Gateway } from '../gateway/index.js';
@@ -62,7 +62,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   const log = logger ?? pino({ level: config.logLevel });
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
 
-  const state = await openStateStore({ dialect: 'sqlite', path: join(config.dataDir, 'state.db'), migrations: { ...ERRORS_MIGRATIONS, ...detectMigrations, ...gatewayMigrations, ...incidentsMigrations, ...deploysMigrations, ...actionsMigrations } });
+  const state = await openStateStore({ dialect: 'sqlite', path: join(config.dataDir, 'state.db'), migrations: { ...ERRORS_MIGRATIONS, ...detectMigrations, ...gatewayMigrations, ...incidentsMigrations, ...deploysMigrations, ...actionsMigrations, ...rolloutMigrations } });
   const admin = await ensureAdmin(state.db, config.dataDir);
   const gatewayPort = options.gatewayPort ?? (config.port === 0 ? 0 : 15432);
   let gateway: Gateway;
@@ -115,7 +115,8 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   const actuator = new LocalActuator({ services, log, otlpEndpoint: () => publicUrl });
   const actions = new ActionService({ db: state.db, actionsDir: config.actionsDir ?? join(config.dataDir, 'actions'), audit: gateway.audit, log, local: actuator });
   await actions.open();
-  const rollouts = new RolloutManager({ deploys, actions, actuator, services, audit: gateway.audit, log });
+  const rollouts = new RolloutManager({ deploys, actions, actuator, services, audit: gateway.audit, log, db: state.db });
+  await rollouts.open();
   rollouts.attach();
 
   let ready = false;

@@ -40,6 +40,8 @@ export interface IncidentServiceOptions {
 }
 
 const iso = (ms: number): string => new Date(ms).toISOString();
+/** An incident without an environment (its alerts had none) spans them all. */
+export const envOf = (e: string): string | undefined => (e === '' ? undefined : e);
 const ms = (t: string | null): number | null => (t === null ? null : Date.parse(t));
 
 /** Bucket width for a range: one-second rollups up to 3 h, coarser beyond (at most 10,800 buckets). */
@@ -287,7 +289,7 @@ export class IncidentService {
 
   private async recheck(service: string, environment: string): Promise<void> {
     const rows = await this.db.selectFrom('incidents').selectAll()
-      .where('service', '=', service).where('environment', '=', environment).where('status', '!=', 'resolved').execute();
+      .where('service', '=', service).where('environment', 'in', [environment, '']).where('status', '!=', 'resolved').execute();
     for (const r of rows) await this.maybeAutoResolve(r);
   }
 
@@ -298,7 +300,7 @@ export class IncidentService {
     const r = await this.row(id);
     const fromMs = alertMs - this.lookbackMs;
     const buckets = await this.opts.telemetry.red({
-      service: r.service, environment: r.environment === '' ? undefined : r.environment,
+      service: r.service, environment: envOf(r.environment),
       fromUs: fromMs * 1000, toUs: (alertMs + 1000) * 1000, stepS: stepFor(this.lookbackMs),
     });
     const found = firstBadSignal(buckets, signal);
@@ -318,7 +320,7 @@ export class IncidentService {
     const r = await this.row(id);
     const fb = ms(r.first_bad_at);
     if (this.deploys === undefined || fb === null) return;
-    const list = await this.deploys.list({ service: r.service, environment: r.environment, from: iso(fb - 30 * 86_400_000), to: iso(fb + 999), limit: 50 });
+    const list = await this.deploys.list({ service: r.service, environment: envOf(r.environment), from: iso(fb - 30 * 86_400_000), to: iso(fb + 999), limit: 50 });
     const before = list.filter((d) => Date.parse(d.startedAt) < fb + 1000).sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt));
     if (before.length > 0 && before[0].id !== r.suspect_deploy_id) {
       await this.db.updateTable('incidents').set({ suspect_deploy_id: before[0].id }).where('id', '=', id).execute();
@@ -330,7 +332,7 @@ export class IncidentService {
     const fb = ms(r.first_bad_at);
     if (fb === null || r.baseline_level === null || r.bad_level === null || untilMs <= fb) return null;
     const buckets = await this.opts.telemetry.red({
-      service: r.service, environment: r.environment === '' ? undefined : r.environment,
+      service: r.service, environment: envOf(r.environment),
       fromUs: fb * 1000, toUs: untilMs * 1000, stepS: stepFor(untilMs - fb),
     });
     const at = backToBaseline(buckets, signalOf(r.signal), r.baseline_level, r.bad_level);
@@ -342,7 +344,7 @@ export class IncidentService {
   /** Deploys of the incident's service started after it was detected (rollbacks and forward fixes). */
   async fixDeploys(r: IncidentsTable): Promise<Awaited<ReturnType<DeployApi['list']>>> {
     if (this.deploys === undefined) return [];
-    const list = await this.deploys.list({ service: r.service, environment: r.environment, from: r.detected_at, limit: 1000 });
+    const list = await this.deploys.list({ service: r.service, environment: envOf(r.environment), from: r.detected_at, limit: 1000 });
     return list.filter((d) => d.startedAt >= r.detected_at).sort((a, b) => Date.parse(a.startedAt) - Date.parse(b.startedAt));
   }
 

@@ -8,7 +8,7 @@ import type { Deploy, Verification } from '../deploys/contract.js';
 import type { AuditQuery, AuditRecord } from '../gateway/index.js';
 import { incidentTimes, loopMetrics, type IncidentFacts, type IncidentTimes, type LoopMetrics } from './metrics.js';
 import type { DeployLink, Incident, TimelineEntry, TimelineLinks } from './model.js';
-import type { IncidentService, IncidentTelemetry } from './service.js';
+import { envOf, type IncidentService, type IncidentTelemetry } from './service.js';
 import { buildTimeline, deployLink, type AuditFact } from './timeline.js';
 
 export interface StoryDeps {
@@ -63,7 +63,6 @@ export async function tellStory(deps: StoryDeps, id: string): Promise<IncidentSt
   }
 
   const base = deps.publicUrl();
-  const env = incident.environment === '' ? {} : { environment: incident.environment };
   const windowEnd = Math.min(endMs, startMs + 5 * 60_000);
   const traces = await deps.telemetry.searchTraces({ service: incident.service, status: 'error', fromUs: startMs * 1000, toUs: Math.max(windowEnd, startMs + 1000) * 1000, limit: 5 });
   const traceIds = traces.map((t) => t.traceId);
@@ -90,7 +89,7 @@ export async function tellStory(deps: StoryDeps, id: string): Promise<IncidentSt
       const d = await api.get(incident.suspectDeployId).catch(() => null);
       if (d !== null) { suspect = deployLink(d); deployFacts.push({ deploy: d, verification: await api.verification(d.id).catch(() => null) }); seen.add(d.id); }
     }
-    const during = await api.list({ service: incident.service, environment: incident.environment, from: new Date(startMs).toISOString(), to: new Date(endMs).toISOString(), limit: 200 });
+    const during = await api.list({ service: incident.service, environment: envOf(incident.environment), from: new Date(startMs).toISOString(), to: new Date(endMs).toISOString(), limit: 200 });
     for (const d of during) {
       const t = Date.parse(d.startedAt);
       if (seen.has(d.id) || t < startMs || t > endMs) continue;

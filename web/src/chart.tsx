@@ -37,11 +37,15 @@ export function TimeChart(props: {
   height?: number;
   unit?: string;
   theme: string;
+  /** Drag across the chart to pick a time range (epoch ms). */
+  onZoom?: (fromMs: number, toMs: number) => void;
 }): JSX.Element {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const overlay = useRef<{ markers: ChartMarker[]; bands: ChartBand[] }>({ markers: [], bands: [] });
   overlay.current = { markers: props.markers ?? [], bands: props.bands ?? [] };
+  const zoom = useRef(props.onZoom);
+  zoom.current = props.onZoom;
   const height = props.height ?? 180;
   const shape = `${props.theme}|${props.series.map((s) => s.label).join(',')}|${props.unit ?? ''}`;
 
@@ -55,11 +59,19 @@ export function TimeChart(props: {
       width: Math.max(200, el.clientWidth),
       height,
       legend: { show: true, live: true },
-      cursor: { drag: { x: false, y: false } },
+      cursor: { drag: { x: props.onZoom !== undefined, y: false, setScale: false } },
       scales: { x: { time: true } },
       axes: [axis, { ...axis, size: 60, values: (_u, ticks) => ticks.map((t) => `${Number(t.toPrecision(3))}${props.unit ?? ''}`) }],
       series: [{}, ...props.series.map((s, i) => ({ label: s.label, stroke: PALETTE[i % PALETTE.length], width: 1.5, spanGaps: false, points: { show: sparsePoints, size: 4, width: 1 } }))],
       hooks: {
+        setSelect: [(u: uPlot) => {
+          const { left, width } = u.select;
+          if (width < 4 || zoom.current === undefined) return;
+          const from = u.posToVal(left, 'x') * 1000;
+          const to = u.posToVal(left + width, 'x') * 1000;
+          u.setSelect({ left: 0, width: 0, top: 0, height: 0 }, false);
+          zoom.current(Math.round(from), Math.round(to));
+        }],
         drawClear: [(u: uPlot) => {
           const { ctx } = u;
           const { top, height: h } = u.bbox;

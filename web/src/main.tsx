@@ -40,6 +40,17 @@ const VIEWS: Array<{ path: string; label: string; view: (p: ViewProps) => JSX.El
 const REFRESH = [{ value: '', label: 'Off' }, { value: '10s', label: '10 s' }, { value: '30s', label: '30 s' }, { value: '1m', label: '1 min' }];
 const REFRESH_MS: Record<string, number> = { '10s': 10_000, '30s': 30_000, '1m': 60_000 };
 
+/** `datetime-local` value (local time, seconds) of an epoch ms. */
+function toLocalInput(ms: number): string {
+  const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60_000);
+  return d.toISOString().slice(0, 19);
+}
+
+function setAbsolute(which: 'from' | 'to', value: string): void {
+  const ms = new Date(value).getTime();
+  if (Number.isFinite(ms)) patch({ [which]: String(ms) });
+}
+
 function initialTheme(): string {
   const saved = localStorage.getItem('tightloop.theme');
   if (saved === 'light' || saved === 'dark') return saved;
@@ -125,13 +136,28 @@ function App(): JSX.Element {
         </nav>
         <div class="controls">
           <label class="field inline"><span>Time range</span>
-            <select value={custom ? 'custom' : from} onChange={(e) => patch({ from: e.currentTarget.value, to: undefined })}>
+            <select aria-label="Time range" value={custom ? 'custom' : from} onChange={(e) => {
+              const v = e.currentTarget.value;
+              if (v === 'custom-pick') patch({ from: String(range.fromMs), to: String(range.toMs) });
+              else if (v !== 'custom') patch({ from: v, to: undefined });
+            }}>
               {custom && <option value="custom">Custom</option>}
+              {!custom && <option value="custom-pick">Custom…</option>}
               {RANGES.map((r) => <option key={r.value} value={r.value}>{r.label}</option>)}
             </select>
           </label>
+          {custom && (
+            <>
+              <label class="field inline"><span>From</span>
+                <input aria-label="From" type="datetime-local" step="1" value={toLocalInput(range.fromMs)} onChange={(e) => setAbsolute('from', e.currentTarget.value)} />
+              </label>
+              <label class="field inline"><span>To</span>
+                <input aria-label="To" type="datetime-local" step="1" value={toLocalInput(range.toMs)} onChange={(e) => setAbsolute('to', e.currentTarget.value)} />
+              </label>
+            </>
+          )}
           <label class="field inline"><span>Refresh</span>
-            <select value={refresh} onChange={(e) => patch({ refresh: e.currentTarget.value || undefined })}>
+            <select aria-label="Refresh" value={refresh} onChange={(e) => patch({ refresh: e.currentTarget.value || undefined })}>
               {REFRESH.map((r) => <option key={r.value} value={r.value}>{r.label}</option>)}
             </select>
           </label>

@@ -5,6 +5,7 @@
  *   proxy.ts           WeightedProxy: streaming reverse proxy, smooth weighted round-robin
  *   local-actuator.ts  versions as child processes behind the proxy (the LocalDriver of actions)
  *   rollout.ts         RolloutManager: steps, verification, promote / roll back, rollbacks of deploys made elsewhere
+ *   storage.ts         the `rollout_rollouts` table
  *   routes.ts, openapi.ts   REST API
  */
 export { loadServices, parseServicesYaml, findService, isLocal, ServiceConfigError } from './config.js';
@@ -15,4 +16,5 @@ export type { InstanceStatus, LocalActuatorOptions } from './local-actuator.js';
 export { RolloutManager } from './rollout.js';
 export type { Rollout, RolloutInput, RolloutStatus, RolloutStep, RollbackResult, RolloutManagerOptions } from './rollout.js';
 export { registerRolloutRoutes } from './routes.js';
+export { rolloutMigrations } from './storage.js';
 export { rolloutOpenApiPaths } from './openapi.js';

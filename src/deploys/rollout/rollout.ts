@@ -9,6 +9,8 @@
  * "not enough traffic" must never fail a deploy, and holding at a small weight first limits the
  * exposure while evidence accumulates; `promote` goes on at once; `rollback` treats it as fail.
  *
+ * Rollouts are kept in the state store (storage.ts) as they change.
+ *
  * Rolling back = the service's rollback action (SERVICE, VERSION = the bad one,
  * PREVIOUS_VERSION), then a deploy record of its own (source `rollback`, rollbackOf = the bad
  * deploy) that is verified like any other, and `markRolledBack` on the bad one. A deploy made
@@ -16,6 +18,7 @@
  * `rollback: auto`, or as an action run waiting for an admin's approval with `rollback: confirm`.
  * A failed rollback is never rolled back again (no loops).
  */
+import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { ulid } from 'ulid';
 import { AppError } from '../../core/app-error.js';
@@ -23,7 +26,9 @@ import type { ActionService, ActionRun, Actor, AuditSink } from '../actions/inde
 import { SYSTEM_ACTOR } from '../actions/index.js';
 import type { Deploy, DeployApi, VerdictOutcome, Verification } from '../contract.js';
 import { findService, isLocal, type ServiceConfig } from './config.js';
+import type { Database } from '../../state/index.js';
 import type { LocalActuator } from './local-actuator.js';
+import { rolloutDb, type RolloutDatabase } from './storage.js';
 
 export interface RolloutStep {
   weight: number;
@@ -78,6 +83,8 @@ export interface RolloutManagerOptions {
   services: () => ServiceConfig[];
   audit: AuditSink;
   log: Logger;
+  /** Where rollouts are kept (without it they live in memory only). */
+  db?: Kysely<Database>;
 }
 
 const conflict = (m: string): AppError => new AppError('conflict', 409, m);
@@ -90,16 +97,53 @@ export class RolloutManager {
   private readonly handled = new Set<string>();
   private readonly pendingWork = new Set<Promise<unknown>>();
   private closed = false;
+  private readonly db: Kysely<RolloutDatabase> | undefined;
+  private writes: Promise<void> = Promise.resolve();
+  /** Action runs this process started and waits for itself. */
+  private readonly ownRuns = new Set<string>();
+  /**
+   * A rollback run nobody here waits for — approved after a restart, or run by hand with
+   * `--deploy <failed deploy>` — still gets its rollback deploy recorded and verified.
+   */
+  private readonly onActionFinished = (run: ActionRun): void => {
+    if (this.ownRuns.delete(run.id) || run.status !== 'succeeded' || run.deployId === null || this.closed) return;
+    this.track(this.adoptRollback(run));
+  };
   private readonly onVerdict = ({ deploy, verification }: { deploy: Deploy; verification: Verification }): void => {
     if (verification.outcome !== 'fail' || deploy.source === 'rollout' || deploy.source === 'rollback') return;
     this.track(this.rollbackExternal(deploy));
   };
 
-  constructor(private readonly o: RolloutManagerOptions) {}
+  constructor(private readonly o: RolloutManagerOptions) {
+    this.db = o.db === undefined ? undefined : rolloutDb(o.db);
+  }
+
+  /** Loads the latest rollouts; those a restart interrupted are recorded as aborted. */
+  async open(): Promise<void> {
+    if (this.db === undefined) return;
+    const rows = await this.db.selectFrom('rollout_rollouts').selectAll().orderBy('started_at', 'desc').limit(500).execute();
+    for (const row of rows.reverse()) {
+      const r = JSON.parse(row.data) as Rollout;
+      this.rollouts.set(r.id, r);
+      if (r.status === 'running') this.finish(r, 'aborted', 'tightloop restarted during the rollout');
+    }
+  }
+
+  /** Writes a rollout's current state behind the caller (in order; a failure is logged). */
+  private save(r: Rollout, insert = false): void {
+    const db = this.db;
+    if (db === undefined) return;
+    const row = { id: r.id, deploy_id: r.deployId, service: r.service, version: r.version, status: r.status, started_at: r.startedAt, updated_at: now(), data: JSON.stringify(r) };
+    this.writes = this.writes.then(async () => {
+      if (insert) await db.insertInto('rollout_rollouts').values(row).execute();
+      else await db.updateTable('rollout_rollouts').set({ status: row.status, updated_at: row.updated_at, data: row.data }).where('id', '=', r.id).execute();
+    }).catch((err: unknown) => this.o.log.error({ err, rollout: r.id }, 'cannot store a rollout'));
+  }
 
   /** Subscribes to verdicts: deploys made elsewhere that fail get their rollback action. */
   attach(): void {
     this.o.deploys.events.on('deploy.verdict', this.onVerdict);
+    this.o.actions.events.on('action.finished', this.onActionFinished);
   }
 
   private track(p: Promise<unknown>): void {
@@ -149,6 +193,8 @@ export class RolloutManager {
       rollbackVerdict: null, reason: null, startedAt: now(), finishedAt: null,
     };
     this.rollouts.set(r.id, r);
+    this.save(r, true);
+    await this.writes;
     this.o.audit.append({ kind: 'rollout.started', actor: who.userName, resource: `service:${cfg.name}`, data: { rollout: r.id, deployId: deploy.id, version: input.version, previousVersion: previous, steps } });
     const p = this.drive(r, cfg, deploy, input.verifyMaxDurationS ?? cfg.verifyMaxDurationS).catch((err: unknown) => {
       this.o.log.error({ err, rollout: r.id }, 'rollout failed');
@@ -165,11 +211,13 @@ export class RolloutManager {
     r.status = status;
     r.reason = reason;
     r.finishedAt = now();
+    this.save(r);
     this.o.audit.append({ kind: `rollout.${status}`, actor: 'tightloop', resource: `service:${r.service}`, data: { rollout: r.id, deployId: r.deployId, version: r.version, previousVersion: r.previousVersion, reason, rollbackDeployId: r.rollbackDeployId } });
   }
 
   private async runAction(name: string, params: Record<string, string | number>, deployId: string, requireApproval = false): Promise<ActionRun> {
-    const { done } = await this.o.actions.start(name, params, SYSTEM_ACTOR, { deployId, ignoreUnknown: true, requireApproval });
+    const { run, done } = await this.o.actions.start(name, params, SYSTEM_ACTOR, { deployId, ignoreUnknown: true, requireApproval });
+    this.ownRuns.add(run.id);
     return done;
   }
 
@@ -179,6 +227,7 @@ export class RolloutManager {
       if (this.closed) return r;
       const run = await this.runAction(cfg.deployAction ?? 'local-deploy', { ...base, WEIGHT: step.weight }, deploy.id);
       step.runId = run.id;
+      this.save(r);
       if (run.status !== 'succeeded') {
         await this.rollBack(r, deploy, cfg, `deploy action ${run.action} ${run.status} at ${step.weight} %: ${run.error ?? ''}`.trim());
         return r;
@@ -189,6 +238,7 @@ export class RolloutManager {
         const v = await this.o.deploys.verify(deploy.id, { maxDurationS });
         const outcome = v.outcome ?? 'inconclusive';
         step.verdicts.push({ outcome, verificationId: v.id, reason: v.reason, at: now() });
+        this.save(r);
         if (outcome === 'pass') break;
         if (outcome === 'fail' || cfg.onInconclusive === 'rollback') {
           await this.rollBack(r, deploy, cfg, `verification ${outcome} at ${step.weight} %${v.reason === null ? '' : `: ${v.reason}`}`);
@@ -243,6 +293,12 @@ export class RolloutManager {
       this.o.log.error({ deploy: bad.id, run: run.id, status: run.status, error: run.error }, 'rollback action did not succeed');
       return { run, rollbackDeploy: null, verification: null };
     }
+    return this.completeRollback(bad, cfg, run);
+  }
+
+  /** After a successful rollback run: the rollback's own deploy record, marks, verification. */
+  private async completeRollback(bad: Deploy, cfg: ServiceConfig, run: ActionRun): Promise<RollbackResult> {
+    if (bad.previousVersion === null) return { run, rollbackDeploy: null, verification: null };
     const rb = await this.o.deploys.record({
       service: bad.service, version: bad.previousVersion, environment: bad.environment, source: 'rollback', rollbackOf: bad.id,
       previousVersion: bad.version, actor: 'tightloop', verify: false,
@@ -253,6 +309,19 @@ export class RolloutManager {
     const verification = await this.o.deploys.verify(rb.id, { maxDurationS: cfg.verifyMaxDurationS });
     if (verification.outcome === 'fail') this.o.log.error({ deploy: rb.id }, 'the rollback itself failed verification; not rolling back again');
     return { run, rollbackDeploy: rb, verification };
+  }
+
+  private async adoptRollback(run: ActionRun): Promise<void> {
+    const bad = await this.o.deploys.get(run.deployId ?? '');
+    let cfg: ServiceConfig;
+    try {
+      cfg = findService(this.o.services(), bad.service);
+    } catch {
+      return;
+    }
+    if (cfg.rollbackAction !== run.action || bad.status !== 'failed' || run.params.PREVIOUS_VERSION !== bad.previousVersion) return;
+    this.o.log.info({ deploy: bad.id, run: run.id }, 'rollback run finished: recording the rollback');
+    await this.completeRollback(bad, cfg, run);
   }
 
   private async rollbackExternal(deploy: Deploy): Promise<void> {
@@ -277,10 +346,12 @@ export class RolloutManager {
   async close(graceMs = 3_000): Promise<void> {
     this.closed = true;
     this.o.deploys.events.off('deploy.verdict', this.onVerdict);
+    this.o.actions.events.off('action.finished', this.onActionFinished);
     for (const r of this.rollouts.values()) this.finish(r, 'aborted', 'tightloop shut down during the rollout');
     const grace = new Promise<void>((resolve) => {
       setTimeout(resolve, graceMs).unref();
     });
     await Promise.race([Promise.allSettled([...this.running.values(), ...this.pendingWork]), grace]);
+    await this.writes;
   }
 }

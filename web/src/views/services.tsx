@@ -4,6 +4,8 @@ import { TimeChart, type ChartBand, type ChartMarker } from '../chart';
 import { useLoad } from '../hooks';
 import type { ViewProps } from '../main';
 import { href, patch } from '../router';
+
+const zoomTo = (fromMs: number, toMs: number): void => patch({ from: String(fromMs), to: String(toMs) });
 import { fmtDurationMs, fmtNum, fmtPct } from '../time';
 import type { Alert, Deploy, RedBucket, ServiceSummary } from '../types';
 import { LoadState, Panel } from '../ui';
@@ -62,14 +64,14 @@ function ServiceCharts(props: ViewProps & { service: ServiceSummary }): JSX.Elem
         const perVersion = (f: (b: RedBucket) => number | null) => d.byVersion.map((v) => ({ label: v.version === '' ? 'all' : `v${v.version}`, values: at(v.buckets, f) }));
         return (
           <div class="charts">
-            <TimeChart theme={props.theme} title="Requests per second" times={times} series={perVersion((b) => b.rate)} markers={markers} bands={bands} unit="/s" />
-            <TimeChart theme={props.theme} title="Error rate" times={times} series={perVersion((b) => b.count === 0 ? null : b.errorRate * 100)} markers={markers} bands={bands} unit="%" />
+            <TimeChart theme={props.theme} title="Requests per second" times={times} series={perVersion((b) => b.rate)} markers={markers} bands={bands} unit="/s" onZoom={zoomTo} />
+            <TimeChart theme={props.theme} title="Error rate" times={times} series={perVersion((b) => b.count === 0 ? null : b.errorRate * 100)} markers={markers} bands={bands} unit="%" onZoom={zoomTo} />
             <TimeChart theme={props.theme} title="Latency p50 / p95 / p99 (all versions)" times={times}
               series={[{ label: 'p50', values: at(d.overall, (b) => b.p50Ms) }, { label: 'p95', values: at(d.overall, (b) => b.p95Ms) }, { label: 'p99', values: at(d.overall, (b) => b.p99Ms) }]}
-              markers={markers} bands={bands} unit=" ms" />
-            <TimeChart theme={props.theme} title="Latency p95 by version" times={times} series={perVersion((b) => b.p95Ms)} markers={markers} bands={bands} unit=" ms" />
+              markers={markers} bands={bands} unit=" ms" onZoom={zoomTo} />
+            <TimeChart theme={props.theme} title="Latency p95 by version" times={times} series={perVersion((b) => b.p95Ms)} markers={markers} bands={bands} unit=" ms" onZoom={zoomTo} />
             <p class="muted legend-note">
-              {markers.length} deploy marker{markers.length === 1 ? '' : 's'} (dashed lines) · {bands.length} alert band{bands.length === 1 ? '' : 's'} (shaded) · step {stepS}s
+              {markers.length} deploy marker{markers.length === 1 ? '' : 's'} (dashed lines) · {bands.length} alert band{bands.length === 1 ? '' : 's'} (shaded) · step {stepS}s · drag across a chart to zoom
             </p>
           </div>
         );
