@@ -35,10 +35,10 @@ const AGAINST = againstAt === -1 ? undefined : process.argv[againstAt + 1];
 const ROUNDS = arg('rounds', 2);
 
 /** CPU seconds (user + system, all threads) a process has used, from /proc (Linux). */
-function cpuSeconds(pid: number | undefined): number {
+function cpuSeconds(pid: number | undefined, mainThreadOnly = false): number {
   if (pid === undefined) return NaN;
   try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    const fields = readFileSync(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return NaN;
@@ -91,7 +91,7 @@ async function main(): Promise<void> {
   const fmt = (r: RunResult): string => `spans_per_s=${Math.round(r.rate)} p99_ack_ms=${r.p99.toFixed(1)}`;
   if (AGAINST === undefined) {
     const r = await run(BIN, payloads);
-    console.log(`RESULT ingest ${fmt(r)} decode_only_spans_per_s=${Math.round(decodeRate)} server_cpu_us_per_span=${r.cpuUsPerSpan.toFixed(1)}`);
+    console.log(`RESULT ingest ${fmt(r)} decode_only_spans_per_s=${Math.round(decodeRate)} server_cpu_us_per_span=${r.cpuUsPerSpan.toFixed(1)} main_thread_us_per_span=${r.mainUsPerSpan.toFixed(1)}`);
     return;
   }
   const mine: RunResult[] = [], theirs: RunResult[] = [];
@@ -100,13 +100,13 @@ async function main(): Promise<void> {
     theirs.push(await run(AGAINST, payloads));
   }
   const mean = (rs: RunResult[], k: keyof RunResult): number => rs.reduce((x, y) => x + y[k], 0) / rs.length;
-  const a = { rate: mean(mine, 'rate'), p99: mean(mine, 'p99'), cpuUsPerSpan: mean(mine, 'cpuUsPerSpan') };
-  const b = { rate: mean(theirs, 'rate'), p99: mean(theirs, 'p99'), cpuUsPerSpan: mean(theirs, 'cpuUsPerSpan') };
+  const avg = (rs: RunResult[]): RunResult => ({ rate: mean(rs, 'rate'), p99: mean(rs, 'p99'), cpuUsPerSpan: mean(rs, 'cpuUsPerSpan'), mainUsPerSpan: mean(rs, 'mainUsPerSpan') });
+  const a = avg(mine), b = avg(theirs);
   console.log(`against ${AGAINST}: ${fmt(b)} server_cpu_us_per_span=${b.cpuUsPerSpan.toFixed(1)}`);
-  console.log(`RESULT ingest ${fmt(a)} decode_only_spans_per_s=${Math.round(decodeRate)} server_cpu_us_per_span=${a.cpuUsPerSpan.toFixed(1)} against_spans_per_s=${Math.round(b.rate)} ratio=${(a.rate / b.rate).toFixed(2)} cpu_ratio=${(a.cpuUsPerSpan / b.cpuUsPerSpan).toFixed(2)}`);
+  console.log(`RESULT ingest ${fmt(a)} decode_only_spans_per_s=${Math.round(decodeRate)} server_cpu_us_per_span=${a.cpuUsPerSpan.toFixed(1)} against_spans_per_s=${Math.round(b.rate)} ratio=${(a.rate / b.rate).toFixed(2)} cpu_ratio=${(a.cpuUsPerSpan / b.cpuUsPerSpan).toFixed(2)} main_thread_ratio=${(a.mainUsPerSpan / b.mainUsPerSpan).toFixed(2)}`);
 }
 
-interface RunResult { rate: number; p99: number; cpuUsPerSpan: number }
+interface RunResult { rate: number; p99: number; cpuUsPerSpan: number; mainUsPerSpan: number }
 
 async function run(bin: string, payloads: Uint8Array[]): Promise<RunResult> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-bench-'));
@@ -120,6 +120,7 @@ async function run(bin: string, payloads: Uint8Array[]): Promise<RunResult> {
     let refused = 0;
     let i = 0;
     const cpu0 = cpuSeconds(server.pid);
+    const main0 = cpuSeconds(server.pid, true);
     const start = performance.now();
     const end = start + SECONDS * 1000;
     await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
@@ -145,8 +146,9 @@ async function run(bin: string, payloads: Uint8Array[]): Promise<RunResult> {
     console.log(`acknowledged: ${ackedSpans} spans in ${elapsed.toFixed(1)} s over ${CONNECTIONS} connections; refused ${refused} requests`);
     console.log(`ack latency ms: p50 ${percentile(latencies, 0.5).toFixed(1)} p99 ${percentile(latencies, 0.99).toFixed(1)}`);
     const cpuUsPerSpan = ((cpuSeconds(server.pid) - cpu0) * 1e6) / Math.max(1, ackedSpans);
-    console.log(`server CPU: ${cpuUsPerSpan.toFixed(1)} µs per span (all threads)`);
-    return { rate, p99: percentile(latencies, 0.99), cpuUsPerSpan };
+    const mainUsPerSpan = ((cpuSeconds(server.pid, true) - main0) * 1e6) / Math.max(1, ackedSpans);
+    console.log(`server CPU: ${cpuUsPerSpan.toFixed(1)} µs per span (all threads), main thread ${mainUsPerSpan.toFixed(1)} µs`);
+    return { rate, p99: percentile(latencies, 0.99), cpuUsPerSpan, mainUsPerSpan };
   } finally {
     server.kill('SIGTERM');
     await new Promise((r) => server.once('exit', r));

@@ -112,8 +112,20 @@ async function shot(name: string): Promise<void> {
   await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
 
+let loggedIn = false;
+
+/** Signs in through the login form (once; the token then lives in the tab's session storage). */
+async function login(): Promise<void> {
+  await page.getByLabel('API token').fill(token);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.locator('nav[aria-label="Views"]').waitFor();
+  loggedIn = true;
+}
+
 async function go(path: string): Promise<void> {
   await page.goto(server.url + path);
+  // Each test can run on its own (vitest -t): sign in first if no earlier test did.
+  if (!loggedIn) await login();
 }
 
 beforeAll(async () => {
@@ -193,13 +205,12 @@ afterAll(async () => {
 
 describe('the console in Chromium', () => {
   it('asks for a token, refuses a wrong one, then shows the services with RED charts', async () => {
-    await go('/');
+    await page.goto(server.url + '/');
     await page.getByLabel('API token').fill('tl_wrong');
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('alert').waitFor();
     await shot('login');
-    await page.getByLabel('API token').fill(token);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await login();
     await page.getByRole('heading', { name: 'Services', exact: true }).waitFor();
     expect(new URL(page.url()).pathname).toBe('/services');
     await go('/services?service=checkout&from=now-2m');
@@ -365,7 +376,9 @@ describe('the console in Chromium', () => {
     await page.getByLabel('Kind').fill('resource.created');
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.waitForURL(/kind=resource\.created/);
-    await page.waitForFunction(() => document.querySelectorAll('#trail-h ~ * tbody tr, .panel:last-of-type tbody tr').length === 1);
+    const trail = page.locator('#trail-h').locator('xpath=../..');
+    await until(async () => (await trail.locator('tbody tr').count()) === 1 ? true : undefined);
+    expect(await trail.locator('tbody td:nth-child(3)').allTextContents()).toEqual(['resource.created']);
   });
 
   it('opens the incident the alert opened and tells its timeline', async () => {

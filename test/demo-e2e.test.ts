@@ -41,7 +41,8 @@ beforeAll(async () => {
   if (!existsSync(join(ROOT, 'dist', 'src', 'demo', 'shop', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm test does)');
   dir = mkdtempSync(join(tmpdir(), 'tightloop-demo-e2e-'));
   dataDir = join(dir, 'data');
-  child = spawn(process.execPath, [join(ROOT, 'bin', 'tightloop'), 'up', '--demo', '--data-dir', dataDir, '--port', '0'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  child = spawn(process.execPath, [join(ROOT, 'bin', 'tightloop'), 'up', '--demo', '--data-dir', dataDir, '--port', '0', '--gateway-port', '0'],
+    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TIGHTLOOP_DEMO_SHOP_PORT: '0' } });
   exited = new Promise((resolve) => child?.once('exit', (code) => resolve(code)));
   child.stdout?.on('data', (d: Buffer) => (out += d.toString('utf8')));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString('utf8')));
@@ -108,6 +109,8 @@ describe('npm start: the demo closes the loop', () => {
     const loopMs = Date.parse(rbVerdict.decidedAt) - Date.parse(bad?.startedAt ?? '');
     expect(loopMs).toBeGreaterThan(0);
     expect(loopMs, steps.map((x) => `+${(x.sinceStartMs / 1000).toFixed(1)}s ${x.id}`).join('\n')).toBeLessThan(60_000);
+    // The figure for the record (machine load varies): loop time and when each step came.
+    console.info(`demo loop ${(loopMs / 1000).toFixed(1)} s; steps: ${steps.map((x) => `${x.id} +${(x.sinceStartMs / 1000).toFixed(1)}s`).join(', ')}`);
     const reported = steps.find((s) => s.id === 'loop.closed')?.data.loopMs;
     expect(reported).toBe(loopMs);
   });

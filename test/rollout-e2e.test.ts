@@ -37,11 +37,12 @@ services:
     onInconclusive: hold
     maxHolds: 1
     verifyMaxDurationS: 15
+    warmupS: 2
     versions:
-      "1.0.0": { env: { VERSION: "1.0.0", LATENCY_MS: "2" } }
-      "2.0.0": { env: { VERSION: "2.0.0", LATENCY_MS: "2" } }
-      "3.0.0": { env: { VERSION: "3.0.0", LATENCY_MS: "2", ERROR_RATE: "0.3" } }
-      "4.0.0": { env: { VERSION: "4.0.0", LATENCY_MS: "2", ERROR_RATE: "0.3" } }
+      "1.0.0": { env: { VERSION: "1.0.0", LATENCY_MS: "20" } }
+      "2.0.0": { env: { VERSION: "2.0.0", LATENCY_MS: "20" } }
+      "3.0.0": { env: { VERSION: "3.0.0", LATENCY_MS: "20", ERROR_RATE: "0.3" } }
+      "4.0.0": { env: { VERSION: "4.0.0", LATENCY_MS: "20", ERROR_RATE: "0.3" } }
 `;
 
 beforeAll(async () => {
@@ -75,7 +76,7 @@ async function api<T>(method: string, path: string, body?: unknown): Promise<{ s
 let loadOn = false;
 let loadDone: Promise<unknown> = Promise.resolve();
 const seenVersions: Record<string, number> = {};
-function startLoad(workers = 6): void {
+function startLoad(workers = 8): void {
   loadOn = true;
   loadDone = Promise.all(Array.from({ length: workers }, async () => {
     while (loadOn) {

@@ -288,6 +288,19 @@ describe('deploys made elsewhere', () => {
     expect((await actions.listRuns({ deployId: rb.id })).length).toBe(0);
   });
 
+  it('records the rollback when an admin runs the rollback action by hand for a failed deploy', async () => {
+    const ci = await deploys.record({ service: 'gated', version: '3', source: 'api' });
+    deploys.decide(ci, 'fail');
+    const pending = await eventually(async () => (await actions.listRuns({ deployId: ci.id, status: 'pending_approval' }))[0]);
+    await actions.deny(alice, pending.id, 'I will do it myself');
+    await new Promise((r) => setTimeout(r, 50));
+    expect([...deploys.deploys.values()].some((d) => d.rollbackOf === ci.id)).toBe(false);
+    await actions.start('revert', { SERVICE: 'gated', VERSION: '3', PREVIOUS_VERSION: ci.previousVersion }, alice, { deployId: ci.id });
+    const rb = await eventually(async () => [...deploys.deploys.values()].find((d) => d.rollbackOf === ci.id));
+    expect(rb).toMatchObject({ source: 'rollback', version: ci.previousVersion, previousVersion: '3' });
+    await eventually(async () => ((await deploys.get(ci.id)).status === 'rolled_back' ? true : undefined));
+  });
+
   it('keeps rollouts in the state store; one a restart interrupted comes back aborted', async () => {
     const before = rollouts.list();
     const interrupted: Rollout = { ...before[0], id: ulid(), status: 'running', finishedAt: null, reason: null };

@@ -106,7 +106,7 @@ export function runDemo(server: RunningServer, prepared: PreparedDemo, opts: Dem
       toured = true;
       await accessTour(tourCtx).catch((err: unknown) => void reporter.step('gateway.error', `access tour failed: ${(err as Error).message}`, { status: 'fail' }));
     };
-    const shopPort = await freePort(opts.shopPort ?? 8080);
+    const shopPort = await freePort(opts.shopPort ?? Number(process.env.TIGHTLOOP_DEMO_SHOP_PORT ?? 8080));
     const rps = opts.rps ?? 40;
     load = new LoadGenerator({ url: `http://127.0.0.1:${shopPort}`, rps, customers: CUSTOMERS, products: PRODUCTS.length });
     const loopStartMs = Date.now();

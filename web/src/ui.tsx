@@ -61,6 +61,7 @@ export function Sparkline(props: { values: number[]; label: string; width?: numb
   const bw = n === 0 ? 0 : w / n;
   return (
     <svg class="spark" width={w} height={h} viewBox={`0 0 ${w} ${h}`} role="img" aria-label={props.label}>
+      <line x1="0" y1={h - 0.5} x2={w} y2={h - 0.5} class="spark-base" />
       {props.values.map((v, i) => {
         const bh = v === 0 ? 0 : Math.max(1, (v / max) * (h - 2));
         return <rect key={i} x={i * bw + 0.5} y={h - bh} width={Math.max(1, bw - 1)} height={bh} />;

@@ -45,6 +45,8 @@ export const serviceConfigSchema = z.strictObject({
   /** At a step whose verification is inconclusive: hold (verify again, up to maxHolds, then go on), promote, or rollback. */
   onInconclusive: z.enum(['hold', 'promote', 'rollback']).default('hold'),
   maxHolds: z.number().int().min(0).max(20).default(2),
+  /** Seconds a step's traffic runs before its verification starts (a new process is cold: JIT, caches, pools). */
+  warmupS: z.number().min(0).max(3600).default(0),
   /** Longest verification per step (passed to DeployApi.verify). */
   verifyMaxDurationS: z.number().positive().max(24 * 3600).default(300),
   startTimeoutS: z.number().positive().max(600).default(30),

@@ -24,7 +24,7 @@ import { ulid } from 'ulid';
 import { AppError } from '../../core/app-error.js';
 import type { ActionService, ActionRun, Actor, AuditSink } from '../actions/index.js';
 import { SYSTEM_ACTOR } from '../actions/index.js';
-import type { Deploy, DeployApi, VerdictOutcome, Verification } from '../contract.js';
+import type { ActionRunRecord, Deploy, DeployApi, VerdictOutcome, Verification } from '../contract.js';
 import { findService, isLocal, type ServiceConfig } from './config.js';
 import type { Database } from '../../state/index.js';
 import type { LocalActuator } from './local-actuator.js';
@@ -105,7 +105,7 @@ export class RolloutManager {
    * A rollback run nobody here waits for — approved after a restart, or run by hand with
    * `--deploy <failed deploy>` — still gets its rollback deploy recorded and verified.
    */
-  private readonly onActionFinished = (run: ActionRun): void => {
+  private readonly onActionFinished = (run: ActionRunRecord): void => {
     if (this.ownRuns.delete(run.id) || run.status !== 'succeeded' || run.deployId === null || this.closed) return;
     this.track(this.adoptRollback(run));
   };
@@ -233,6 +233,7 @@ export class RolloutManager {
         return r;
       }
       this.o.audit.append({ kind: 'rollout.step', actor: 'tightloop', resource: `service:${r.service}`, data: { rollout: r.id, deployId: deploy.id, weight: step.weight, run: run.id } });
+      if (cfg.warmupS > 0) await new Promise((resolve) => setTimeout(resolve, cfg.warmupS * 1000));
       let holds = 0;
       for (;;) {
         const v = await this.o.deploys.verify(deploy.id, { maxDurationS });
@@ -311,7 +312,8 @@ export class RolloutManager {
     return { run, rollbackDeploy: rb, verification };
   }
 
-  private async adoptRollback(run: ActionRun): Promise<void> {
+  private async adoptRollback(record: ActionRunRecord): Promise<void> {
+    const run = await this.o.actions.get(record.id);
     const bad = await this.o.deploys.get(run.deployId ?? '');
     let cfg: ServiceConfig;
     try {

@@ -31,10 +31,15 @@ function normalise(r: IncidentDetail & Partial<Incident>): Normalised {
   return { incident, timeline: r.timeline ?? [], links: r.links ?? {}, suspect: r.suspectDeploy ?? null };
 }
 
-/** Values an action's parameters can take from the incident (service, environment, the suspect deploy). */
-function contextValues(i: Incident, suspect: DeployLink | null): Record<string, string> {
+/**
+ * Values an action's parameters can take from the incident: service, environment, the suspect
+ * deploy's version (VERSION, the one a rollback undoes) and the version it replaced
+ * (PREVIOUS_VERSION, where a rollback goes back to). Names match case-insensitively.
+ */
+function contextValues(i: Incident, suspect: DeployLink | null, previousVersion: string | null): Record<string, string> {
   const v: Record<string, string> = { service: i.service, environment: i.environment, env: i.environment, incident: i.id, incident_id: i.id };
-  if (suspect !== null) Object.assign(v, { deploy: suspect.id, deploy_id: suspect.id, deployId: suspect.id, version: suspect.version });
+  if (suspect !== null) Object.assign(v, { deploy: suspect.id, deploy_id: suspect.id, deployid: suspect.id, version: suspect.version });
+  if (previousVersion !== null) Object.assign(v, { previous_version: previousVersion, to_version: previousVersion, target_version: previousVersion });
   return v;
 }
 
@@ -51,6 +56,8 @@ function suggest(defs: ActionDef[], ctx: Record<string, string>, suspect: Deploy
     }
     if (!ok) continue;
     const rollback = /rollback/.test(def.name) || def.operation === 'rollback';
+    // Shipping a version is not an incident response; a rollback needs a deploy to undo.
+    if (def.operation === 'deploy' || /(^|[-_.])deploy$/.test(def.name)) continue;
     if (rollback && suspect === null) continue;
     out.push({ def, params, score: (rollback ? 2 : 0) + Object.keys(params).length });
   }
@@ -58,9 +65,15 @@ function suggest(defs: ActionDef[], ctx: Record<string, string>, suspect: Deploy
 }
 
 function SuggestedActions(props: { incident: Incident; suspect: DeployLink | null; onRun: (msg: string) => void; onError: (msg: string) => void }): JSX.Element {
-  const catalogue = useLoad((signal) => api<{ actions: ActionDef[] }>('/api/actions', { signal }).then((r) => r.actions).catch(() => [] as ActionDef[]), []);
-  const ctx = contextValues(props.incident, props.suspect);
-  const list = suggest(catalogue.data ?? [], ctx, props.suspect);
+  const suspectId = props.suspect?.id;
+  const catalogue = useLoad(async (signal) => {
+    const actions = await api<{ actions: ActionDef[] }>('/api/actions', { signal }).then((r) => r.actions).catch(() => [] as ActionDef[]);
+    const previous = suspectId === undefined ? null
+      : await api<{ previousVersion: string | null }>(`/api/deploys/${encodeURIComponent(suspectId)}`, { signal }).then((d) => d.previousVersion).catch(() => null);
+    return { actions, previous };
+  }, [suspectId]);
+  const ctx = contextValues(props.incident, props.suspect, catalogue.data?.previous ?? null);
+  const list = suggest(catalogue.data?.actions ?? [], ctx, props.suspect);
   const run = async (def: ActionDef, params: Record<string, string | number | boolean>): Promise<void> => {
     try {
       const r = await api<ActionRun>(`/api/actions/${encodeURIComponent(def.name)}/runs`, { method: 'POST', body: { params, deployId: props.suspect?.id } });
