@@ -6,6 +6,8 @@ export default defineConfig({
   root: fileURLToPath(new URL('.', import.meta.url)),
   base: '/',
   esbuild: { jsx: 'automatic', jsxImportSource: 'preact' },
+  // `npx vite --config web/vite.config.ts`: hot reload, API calls passed to a running tightloop.
+  server: { proxy: { '/api': process.env.TIGHTLOOP_URL ?? 'http://127.0.0.1:4318' } },
   build: {
     outDir: 'dist',
     emptyOutDir: true,

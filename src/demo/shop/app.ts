@@ -136,9 +136,14 @@ async function handle(pool: pg.Pool, version: string, req: IncomingMessage, res:
 export async function startShop(opts: ShopOptions): Promise<RunningShop> {
   const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 8 });
   pool.on('error', () => undefined); // a dropped idle connection must not crash the shop
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
   const server: Server = createServer((req, res) => {
+    inFlight++;
     handle(pool, opts.version, req, res).catch(() => {
       if (!res.headersSent) send(res, 500, { error: 'internal' }, opts.version);
+    }).finally(() => {
+      if (--inFlight === 0) drained?.();
     });
   });
   server.keepAliveTimeout = 30_000;
@@ -149,9 +154,18 @@ export async function startShop(opts: ShopOptions): Promise<RunningShop> {
   const addr = server.address();
   return {
     port: typeof addr === 'object' && addr !== null ? addr.port : opts.port,
+    /** Stops accepting, lets requests in flight finish (up to 5 s), then closes the pool. */
     async close() {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      if (inFlight > 0) {
+        await new Promise<void>((resolve) => {
+          drained = resolve;
+          setTimeout(resolve, 5_000).unref();
+        });
+      }
       server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await closed;
       await pool.end();
     },
   };

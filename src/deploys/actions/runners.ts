@@ -134,7 +134,7 @@ export async function runWebhook(def: WebhookAction, params: ParamValues, signal
   const out = new OutputBuffer(def.maxOutputBytes);
   const timeout = AbortSignal.timeout(def.timeoutS * 1000);
   try {
-    const res = await fetch(url, { method: def.method, headers, body, signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]) });
+    const res = await fetch(url, { method: def.method, headers, body, redirect: 'manual', signal: signal === undefined ? timeout : AbortSignal.any([signal, timeout]) });
     if (res.body !== null) for await (const chunk of res.body) out.push(Buffer.from(chunk as Uint8Array));
     const ok = res.status >= 200 && res.status < 300;
     return { ok, exitCode: res.status, output: out.text(), outputTruncated: out.dropped > 0, error: ok ? null : `HTTP ${res.status} ${res.statusText}` };

@@ -67,8 +67,22 @@ const fill = (t: string, vars: Record<string, string>): string => t.replace(/\$\
 export class LocalActuator implements LocalDriver {
   private readonly services = new Map<string, LocalService>();
   private closed = false;
+  /** If this process exits without close() (a crash, process.exit), its children go with it. */
+  private readonly onExit = (): void => {
+    for (const svc of this.services.values()) {
+      for (const i of svc.instances.values()) {
+        try {
+          i.child.kill('SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+    }
+  };
 
-  constructor(private readonly opts: LocalActuatorOptions) {}
+  constructor(private readonly opts: LocalActuatorOptions) {
+    process.on('exit', this.onExit);
+  }
 
   /** Starts a proxy per local service, and each service's `current` version. Errors are logged per service. */
   async start(): Promise<void> {
@@ -311,5 +325,6 @@ export class LocalActuator implements LocalDriver {
     }
     await Promise.allSettled(all);
     this.services.clear();
+    process.off('exit', this.onExit);
   }
 }

@@ -156,6 +156,9 @@ export class WeightedProxy {
     res.on('close', () => {
       if (!res.writableFinished) up.destroy();
     });
+    // A client that goes away mid-request must not become an unhandled 'error' event.
+    req.on('error', () => up.destroy());
+    res.on('error', () => up.destroy());
     req.pipe(up);
   }
 
