@@ -51,11 +51,16 @@ async function api<T>(method: string, path: string, body?: unknown, as = token):
 }
 
 async function cli(...args: string[]): Promise<{ code: number; out: string }> {
+  return cliAs(token, ...args);
+}
+
+/** `tightloop ...` with another user's token (e.g. a second admin approving). */
+async function cliAs(as: string, ...args: string[]): Promise<{ code: number; out: string }> {
   let out = '';
   const spy = vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => { out += String(chunk); return true; });
   const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { out += String(chunk); return true; });
   try {
-    const code = await run(['node', 'tightloop', ...args, '--url', server.url, '--token', token]);
+    const code = await run(['node', 'tightloop', ...args, '--url', server.url, '--token', as]);
     return { code, out };
   } finally {
     spy.mockRestore();
@@ -134,6 +139,32 @@ describe('tightloop action', () => {
     expect(r.code).toBe(2);
     expect(r.out).toContain(`param 'NAME': required (string); param 'TIMES': expected an integer, got "zero"`);
     expect((await cli('action', 'run', 'greet', '--param', 'oops')).code).toBe(2);
+  });
+
+  it('approve: a guarded run waits until a second admin approves it, then runs', async () => {
+    const started = await cli('action', 'run', 'restart-db', '--json');
+    expect(started.code).toBe(0);
+    const pending = JSON.parse(started.out) as ActionRun;
+    expect(pending.status).toBe('pending_approval');
+    // The requester cannot approve their own run: 403 from the server (exit 2, like any refused auth), still pending.
+    const own = await cli('action', 'approve', pending.id);
+    expect(own.code).toBe(2);
+    expect(own.out).toContain('you cannot approve your own action run');
+    expect((await api<ActionRun>('GET', `/api/actions/runs/${pending.id}`)).body.status).toBe('pending_approval');
+
+    const ok = await cliAs(bob.token, 'action', 'approve', pending.id, '--note', 'checked with on-call');
+    expect(ok.code).toBe(0);
+    expect(ok.out).toMatch(new RegExp(`^run ${pending.id} {2}restart-db {2}(running|succeeded)`));
+    const done = await server.actions.waitFor(pending.id);
+    expect(done).toMatchObject({ status: 'succeeded', output: 'restarted', decidedBy: 'bob' });
+    expect((await api<ActionRun>('GET', `/api/actions/runs/${pending.id}`)).body.status).toBe('succeeded');
+    // Deciding twice is a conflict (exit 1).
+    const again = await cliAs(bob.token, 'action', 'approve', pending.id);
+    expect(again.code).toBe(1);
+    expect(again.out).toContain('not pending approval');
+
+    const audit = await api<{ records: { actor: string; resource: string; data: Record<string, unknown> }[] }>('GET', '/api/audit?kind=action.approved&limit=100');
+    expect(audit.body.records.find((x) => x.data.run === pending.id)).toMatchObject({ actor: 'bob', resource: 'action:restart-db', data: { note: 'checked with on-call' } });
   });
 
   it('list shows actions with their parameters', async () => {

@@ -13,7 +13,7 @@ import { run } from '../src/cli/main.js';
 const ROOT = join(import.meta.dirname, '..');
 
 /** Commands written in the docs but not run anywhere yet; the test fails once one gets covered, so this list only shrinks. */
-const NOT_YET_RUN = new Set(['action approve', 'incident assign']);
+const NOT_YET_RUN = new Set<string>([]);
 
 async function helpOf(args: string[]): Promise<string> {
   let out = '';

@@ -6,6 +6,7 @@
  * very same code on simulated traffic in virtual time. README.md explains the method.
  */
 import type { SignalEvidence, VerdictOutcome } from './contract.js';
+import { MetricCheckTest, type MetricCheck } from './metric-checks.js';
 import { logMeanExp, mannWhitney, nchLogLikelihoodRatios, normalUpperQuantile } from './stats.js';
 import { type ArmChunk, binsQuantileMs, slowCount, thresholdKey } from './traffic.js';
 
@@ -107,11 +108,18 @@ export class VerificationAnalysis {
   private rankCheckpoint = 0;
   private rank = { auc: 0.5, z: 0, checkpoints: 0, lastN: 0, failed: false, passed: false, zCritFail: 0, zCritPass: 0 };
   private readonly newGroups = new Map<string, string>();
+  /** Configured metric checks (metric-checks.ts), in configuration order. */
+  readonly metrics: MetricCheckTest[];
   private decided: AnalysisVerdict | null = null;
 
-  /** `reference`: baseline latency histogram from before the start (fixes the tail threshold). */
-  constructor(config: Partial<VerifyConfig> = {}, reference?: ReadonlyMap<number, number>) {
+  /**
+   * `reference`: baseline latency histogram from before the start (fixes the tail threshold).
+   * `metricChecks`: the service's configured checks; feed them with `observeMetric`.
+   */
+  constructor(config: Partial<VerifyConfig> = {}, reference?: ReadonlyMap<number, number>, metricChecks: readonly MetricCheck[] = []) {
     this.config = { ...DEFAULT_VERIFY_CONFIG, ...config };
+    const c = this.config;
+    this.metrics = metricChecks.map((m) => new MetricCheckTest(m, { alpha: c.alpha, beta: c.beta, checkpoints: c.rankCheckpoints }));
     this.errors = new RateTest(this.config.errorPassRatio);
     this.tail = new RateTest(this.config.tailPassRatio);
     if (reference) for (const [k, c] of reference) this.addReference(k, c);
@@ -152,6 +160,16 @@ export class VerificationAnalysis {
     }
   }
 
+  /**
+   * One metric point's sample for check `i` (metric-checks.ts `pointSample`): the candidate's, or
+   * the baseline's (`concurrent`: another version serving now; else the pre-deploy window).
+   */
+  observeMetric(i: number, candidate: boolean, value: number, concurrent = true): void {
+    const m = this.metrics[i];
+    if (this.decided || m === undefined) return;
+    if (candidate) m.addCandidate(value); else m.addBaseline(value, concurrent);
+  }
+
   /** An error group first seen in the candidate version. */
   newErrorGroup(id: string, title: string): void {
     if (!this.decided) this.newGroups.set(id, title);
@@ -173,21 +191,29 @@ export class VerificationAnalysis {
       }
       this.rankTest();
     }
+    for (const m of this.metrics) m.evaluate();
+    const metricsFailed = this.metrics.filter((m) => m.failed);
     const groupsFailed = c.newErrorGroupsFailAt > 0 && this.newGroups.size >= c.newErrorGroupsFailAt;
     const errorFail = this.errors.failed, latencyFail = this.tail.failed || this.rank.failed;
     let outcome: AnalysisVerdict['outcome'] = 'pending';
     let reason: string | null = null;
-    if (errorFail || latencyFail || groupsFailed) {
+    if (errorFail || latencyFail || groupsFailed || metricsFailed.length > 0) {
       outcome = 'fail';
       reason = [
         errorFail ? `error rate up (odds ratio ${this.errors.oddsRatio().toFixed(2)}, likelihood ratio ${fmtExp(this.errors.failLogLr)} ≥ ${fmtExp(failBound)})` : '',
         this.tail.failed ? `latency tail up (slow-request odds ratio ${this.tail.oddsRatio().toFixed(2)})` : '',
         this.rank.failed ? `latency distribution shifted up (P(candidate slower) ${this.rank.auc.toFixed(3)}, z ${this.rank.z.toFixed(2)})` : '',
         groupsFailed ? `${this.newGroups.size} error group(s) new in this version` : '',
+        ...metricsFailed.map((m) => {
+          const e = m.evidence('fail');
+          return `metric ${m.name} worse (${m.check.agg} median ${fmtNum(e.baseline.median)} → ${fmtNum(e.candidate.median)}, P(candidate worse beyond ${m.check.tolerance * 100} %) ${e.stats.probCandidateWorse.toFixed(3)})`;
+        }),
       ].filter((s) => s !== '').join('; ');
-    } else if ((this.errors.passed || this.absPassed) && this.tail.passed && this.rank.passed) {
+    } else if ((this.errors.passed || this.absPassed) && this.tail.passed && this.rank.passed && this.metrics.every((m) => m.passed || !m.live)) {
+      // A metric check with data in both arms must decide; one the versions do not report cannot block.
       outcome = 'pass';
-      reason = 'error rate and latency shown not worse than the baseline';
+      const checked = this.metrics.filter((m) => m.passed).map((m) => m.name);
+      reason = `error rate${checked.length > 0 ? `, latency and metric ${checked.join(', ')}` : ' and latency'} shown not worse than the baseline`;
     } else if (elapsedS >= c.maxDurationS) {
       outcome = 'inconclusive';
       reason = !enough
@@ -215,6 +241,10 @@ export class VerificationAnalysis {
     if (!this.errors.passed && !this.absPassed) out.push('error rate');
     if (!this.tail.passed) out.push(this.tailKey === null ? 'latency tail (no baseline threshold)' : 'latency tail');
     if (!this.rank.passed) out.push('latency ranks');
+    for (const m of this.metrics) {
+      const r = m.pendingReason();
+      if (r !== null) out.push(r);
+    }
     return out;
   }
 
@@ -285,8 +315,13 @@ export class VerificationAnalysis {
         detail: [...this.newGroups].slice(0, 10).map(([id, title]) => `${id}: ${title}`).join('\n') || undefined,
       },
     ];
+    for (const m of this.metrics) out.push(m.evidence(overall));
     return out;
   }
+}
+
+function fmtNum(v: number): string {
+  return Math.abs(v) >= 1000 || v === Math.round(v) ? String(Math.round(v * 100) / 100) : v.toPrecision(3);
 }
 
 function fmtExp(log: number): string {

@@ -8,19 +8,28 @@ import type { Kysely } from 'kysely';
 import { ulid } from 'ulid';
 import { AppError, badRequest, notFound } from '../core/app-error.js';
 import type { Database } from '../state/index.js';
-import type { RollupSecond } from '../telemetry/index.js';
+import type { CommittedBatches, RollupSecond } from '../telemetry/index.js';
 import type { AnalysisVerdict, VerifyConfig } from './analysis.js';
 import {
   DeployEvents, type Deploy, type DeployApi, type DeployEventMap, type DeployRecordInput, type DeployStatus, type Verification,
 } from './contract.js';
+import type { MetricCheck } from './metric-checks.js';
 import { deploysDb, toDeploy, toVerification, type DeploysDatabase, type DeploysTable } from './storage.js';
 import { baselineEvidence, Verifier, type RunningVerification } from './verifier.js';
 
 export interface DeployServiceOptions {
   /** The state database (deploys migrations applied). */
   db: Kysely<Database>;
-  /** Per-commit rollup deltas (DuckDbTelemetryStore provides it). */
-  source: { onCommittedRollups(listener: (rows: RollupSecond[]) => void): () => void };
+  /** Per-commit rollup deltas and, for metric checks, committed batches (DuckDbTelemetryStore provides both). */
+  source: {
+    onCommittedRollups(listener: (rows: RollupSecond[]) => void): () => void;
+    onCommittedBatches?(listener: (c: CommittedBatches) => void): () => void;
+  };
+  /**
+   * A service's configured metric checks (the server reads `metricChecks` from services.yaml).
+   * Called at each verification start and at most every 30 s while metric points arrive.
+   */
+  metricChecks?: (service: string) => readonly MetricCheck[];
   /** `error.new_group` (errors/ provides it on RunningServer.errorEvents). */
   errorEvents?: {
     on(name: 'error.new_group', listener: (p: { group: { id: string; service: string; title: string; level: string; firstRelease: string } }) => void): () => void;
@@ -69,12 +78,19 @@ export class DeployService implements DeployApi {
       onNewSeries: (service, environment, version, second) => {
         if (version !== '' && opts.implicitDeploys !== false) this.track(this.implicit(service, environment, version, second));
       },
+      metricChecks: opts.metricChecks,
+      onChecksError: (err) => opts.logger?.warn({ err }, 'deploys: reading metric checks failed; the last good ones stay'),
     });
   }
 
   /** Subscribes to telemetry and error groups; resumes verifications a restart interrupted. */
   async start(): Promise<void> {
     this.unsubscribes.push(this.opts.source.onCommittedRollups((rows) => this.verifier.onDeltas(rows)));
+    if (this.opts.metricChecks && this.opts.source.onCommittedBatches) {
+      this.unsubscribes.push(this.opts.source.onCommittedBatches((c) => {
+        for (const b of c.metrics) this.verifier.onMetrics(b);
+      }));
+    }
     if (this.opts.errorEvents) {
       this.unsubscribes.push(this.opts.errorEvents.on('error.new_group', ({ group }) => {
         if (!QUIET_LEVELS.has(group.level)) this.verifier.newErrorGroup(group.service, group.firstRelease, group.id, group.title);

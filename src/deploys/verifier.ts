@@ -7,9 +7,11 @@
  * in order, about one candidate request per baseline request) — then asks the pure
  * VerificationAnalysis for a verdict. Persistence and events stay with DeployService.
  */
-import type { RollupSecond } from '../telemetry/index.js';
+import { AttrReader, MetricFeed } from '../detect/index.js';
+import type { MetricBatch, RollupSecond } from '../telemetry/index.js';
 import { VerificationAnalysis, type AnalysisVerdict, type VerifyConfig } from './analysis.js';
 import type { Deploy, SignalEvidence } from './contract.js';
+import { pointSample, type MetricCheck } from './metric-checks.js';
 import { addToChunk, chunkOfDelta, emptyChunk, SecondRing, type ArmChunk } from './traffic.js';
 
 export interface RunningVerification {
@@ -33,7 +35,15 @@ interface Stream {
   base: ArmChunk;
   replay: ArmChunk[];
   replayIdx: number;
+  /** Metric check key (metricKey) → index in run.analysis.metrics. */
+  metricIdx: Map<string, number>;
 }
+
+/** Recent samples of one metric check for one service × environment × version. */
+interface MetricRing { seconds: number[]; values: number[] }
+const METRIC_RING_MAX = 20_000;
+const CHECKS_TTL_MS = 30_000;
+const metricKey = (c: MetricCheck): string => JSON.stringify(c);
 
 export interface VerifierOptions {
   verify: Partial<VerifyConfig>;
@@ -44,6 +54,10 @@ export interface VerifierOptions {
   onVerdict: (run: RunningVerification, verdict: AnalysisVerdict) => void;
   /** A service × environment × version seen for the first time since start. */
   onNewSeries: (service: string, environment: string, version: string, second: number) => void;
+  /** The service's configured metric checks (read again at most every 30 s and at each start). */
+  metricChecks?: (service: string) => readonly MetricCheck[];
+  /** Reading the checks failed (e.g. a broken services.yaml): the last good list stays. */
+  onChecksError?: (err: unknown) => void;
 }
 
 const SEP = '\u0001';
@@ -54,8 +68,82 @@ export class Verifier {
   private readonly rings = new Map<string, Map<string, SecondRing>>();
   private readonly streams = new Map<string, Stream>();
   private lastPrune = 0;
+  /** service → its checks (with their keys) and when they were read. */
+  private readonly checks = new Map<string, { list: ReadonlyArray<{ check: MetricCheck; key: string }>; atMs: number }>();
+  /** service␁environment␁version␁check key → samples. */
+  private readonly metricRings = new Map<string, MetricRing>();
+  /** Cumulative streams → deltas (detect's helper); and each stream's previous point time. */
+  private readonly feed: MetricFeed;
+  private readonly lastPointUs = new Map<string, number>();
 
-  constructor(private readonly opts: VerifierOptions) {}
+  constructor(private readonly opts: VerifierOptions) {
+    this.feed = new MetricFeed(opts.nowMs() * 1000);
+  }
+
+  private checksFor(service: string, fresh = false): ReadonlyArray<{ check: MetricCheck; key: string }> {
+    const get = this.opts.metricChecks;
+    if (!get) return [];
+    const now = this.opts.nowMs();
+    const cached = this.checks.get(service);
+    if (cached && !fresh && now - cached.atMs < CHECKS_TTL_MS) return cached.list;
+    let list = cached?.list ?? [];
+    try {
+      list = get(service).map((check) => ({ check, key: metricKey(check) }));
+    } catch (err) {
+      this.opts.onChecksError?.(err);
+    }
+    this.checks.set(service, { list, atMs: now });
+    return list;
+  }
+
+  /**
+   * Committed metric points: each point of a checked metric becomes one sample per matching
+   * check (metric-checks.ts pointSample), kept in the version's ring (pre-deploy baselines) and
+   * routed to running verifications of the service: the deploy's version to the candidate,
+   * any other version to the baseline.
+   */
+  onMetrics(b: MetricBatch): void {
+    if (!this.opts.metricChecks) return;
+    const attrs = new AttrReader(b.attrs, b.resourceAttrs);
+    const byService = new Map<string, ReturnType<Verifier['checksFor']>>();
+    for (let i = 0; i < b.length; i++) {
+      let checks = byService.get(b.service[i]);
+      if (checks === undefined) { checks = this.checksFor(b.service[i]); byService.set(b.service[i], checks); }
+      if (checks.length === 0) continue;
+      let delta: ReturnType<MetricFeed['delta']> | undefined;
+      let intervalS = 0;
+      for (const { check, key } of checks) {
+        if (check.metric !== b.name[i]) continue;
+        const get = attrs.at(i);
+        let match = true;
+        for (const k in check.attributes) if (get(k) !== check.attributes[k]) { match = false; break; }
+        if (!match) continue;
+        if (delta === undefined) {
+          delta = this.feed.delta(b, i);
+          const stream = `${b.name[i]}\u0001${b.resourceAttrs[i]}\u0001${b.attrs[i]}`;
+          const prev = this.lastPointUs.get(stream);
+          this.lastPointUs.set(stream, b.timeUs[i]);
+          const from = b.temporality[i] === 2 && prev !== undefined && prev > b.startTimeUs[i] ? prev : b.startTimeUs[i];
+          intervalS = (b.timeUs[i] - from) / 1e6;
+        }
+        const v = pointSample(check.agg, delta, intervalS);
+        if (!Number.isFinite(v)) continue;
+        const second = Math.floor(b.timeUs[i] / 1e6);
+        const rk = seriesKey(b.service[i], b.environment[i]) + SEP + b.version[i] + SEP + key;
+        let ring = this.metricRings.get(rk);
+        if (!ring) { ring = { seconds: [], values: [] }; this.metricRings.set(rk, ring); }
+        if (ring.seconds.length >= METRIC_RING_MAX) { ring.seconds.shift(); ring.values.shift(); }
+        ring.seconds.push(second);
+        ring.values.push(v);
+        for (const s of this.streams.values()) {
+          const dep = s.run.deploy;
+          if (dep.service !== b.service[i] || dep.environment !== b.environment[i] || second < s.startSecond) continue;
+          const idx = s.metricIdx.get(key);
+          if (idx !== undefined) s.run.analysis.observeMetric(idx, b.version[i] === dep.version, v, true);
+        }
+      }
+    }
+  }
 
   runningFor(deployId: string): RunningVerification | undefined {
     return this.streams.get(deployId)?.run;
@@ -130,16 +218,33 @@ export class Verifier {
     const replay = [...bySecond.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => c);
     const reference = new Map<number, number>();
     for (const c of replay) for (const [k, n] of c.bins) reference.set(k, (reference.get(k) ?? 0) + n);
+    const checks = this.checksFor(deploy.service, true);
+    const analysis = new VerificationAnalysis({ ...this.opts.verify, maxDurationS }, reference, checks.map((c) => c.check));
+    const metricIdx = new Map<string, number>();
+    checks.forEach(({ key }, idx) => {
+      metricIdx.set(key, idx);
+      // Pre-deploy metric samples: the other versions' (and a rollback's own earlier) points in the window.
+      const prefix = seriesKey(deploy.service, deploy.environment) + SEP;
+      for (const [rk, ring] of this.metricRings) {
+        if (!rk.startsWith(prefix) || !rk.endsWith(SEP + key)) continue;
+        const v = rk.slice(prefix.length, rk.length - key.length - 1);
+        if (v === deploy.version && deploy.rollbackOf === null) continue;
+        for (let j = 0; j < ring.seconds.length; j++) {
+          const sec = ring.seconds[j];
+          if (sec >= nowS - this.opts.preDeployWindowS && sec < nowS - 2) analysis.observeMetric(idx, false, ring.values[j], false);
+        }
+      }
+    });
     const run: RunningVerification = {
       id, deploy, startedMs: nowMs, maxDurationS,
-      analysis: new VerificationAnalysis({ ...this.opts.verify, maxDurationS }, reference),
+      analysis,
       baselineVersion: deploy.previousVersion ?? this.latestOtherVersion(deploy.service, deploy.environment, deploy.version),
       concurrentN: 0, replayN: 0,
     };
     if (replay.length === 0 && !concurrentRecently && run.baselineVersion === null) {
       run.immediate = `no baseline: no other version of ${deploy.service} has traffic in ${deploy.environment}`;
     }
-    this.streams.set(deploy.id, { run, startSecond: nowS - 2, cand: emptyChunk(), base: emptyChunk(), replay, replayIdx: 0 });
+    this.streams.set(deploy.id, { run, startSecond: nowS - 2, cand: emptyChunk(), base: emptyChunk(), replay, replayIdx: 0, metricIdx });
     return run;
   }
 
@@ -193,6 +298,15 @@ export class Verifier {
         }
         if (versions.size === 0) this.rings.delete(key);
       }
+      for (const [rk, ring] of this.metricRings) {
+        let n = 0;
+        while (n < ring.seconds.length && ring.seconds[n] < before) n++;
+        if (n > 0) { ring.seconds.splice(0, n); ring.values.splice(0, n); }
+        if (ring.seconds.length === 0) this.metricRings.delete(rk);
+      }
+      const staleUs = (nowMs - 3_600_000) * 1000;
+      for (const [k, t] of this.lastPointUs) if (t < staleUs) this.lastPointUs.delete(k);
+      this.feed.sweep(nowMs * 1000);
     }
   }
 

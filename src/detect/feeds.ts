@@ -231,7 +231,11 @@ export class MetricFeed {
     for (const [k, s] of this.streams) if (nowUs - s.seenUs > 3600e6) this.streams.delete(k);
   }
 
-  private delta(b: MetricBatch, i: number): PointDelta {
+  /**
+   * Point i of the batch as what it adds (values, increase, histogram deltas); updates its
+   * cumulative stream's state, so call it once per point. (deploys/ metric checks use it too.)
+   */
+  delta(b: MetricBatch, i: number): PointDelta {
     const type = b.type[i];
     const cumulative = b.temporality[i] === 2;
     const isHist = type === 'histogram' || type === 'exp_histogram';

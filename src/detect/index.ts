@@ -27,3 +27,6 @@ export {
 export type { Notification, NotifiedAlert, SendOptions } from './notifier.js';
 export type { Silence } from './silences.js';
 export type { AlertView } from './alert.js';
+/** Metric point helpers shared with deploys/ (metric checks): cumulative → delta, attribute lookup, bucket quantiles. */
+export { AttrReader, MetricFeed } from './feeds.js';
+export { histogramQuantile, type PointDelta } from './metric-window.js';

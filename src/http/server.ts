@@ -109,7 +109,10 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
 
   const incidents = new IncidentService({ db: state.db, telemetry: store, detectEvents: detect.events, errorEvents: errors.events, windowMs: config.incidentWindowS * 1000, log });
   incidents.start();
-  const deploys = new DeployService({ db: state.db, source: store, errorEvents: errors.events, logger: log, ...options.deploys });
+  const deploys = new DeployService({
+    db: state.db, source: store, errorEvents: errors.events, logger: log,
+    metricChecks: (service) => services().find((s) => s.name === service)?.metricChecks ?? [], ...options.deploys,
+  });
   await deploys.start();
   incidents.attachDeploys(deploys);
   const actuator = new LocalActuator({ services, log, otlpEndpoint: () => publicUrl });

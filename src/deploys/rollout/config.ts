@@ -10,6 +10,7 @@ import { basename, extname, join } from 'node:path';
 import { isNode, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { AppError, notFound } from '../../core/app-error.js';
+import { metricChecksSchema } from '../metric-checks.js';
 
 const runSpec = {
   /** argv; `${PORT}`, `${VERSION}`, `${SERVICE}` are replaced (each element stays one argument). */
@@ -51,6 +52,8 @@ export const serviceConfigSchema = z.strictObject({
   verifyMaxDurationS: z.number().positive().max(24 * 3600).default(300),
   startTimeoutS: z.number().positive().max(600).default(30),
   stopGraceS: z.number().positive().max(120).default(5),
+  /** Metric checks every verification of this service runs (deploys/metric-checks.ts; also for deploys made elsewhere). */
+  metricChecks: metricChecksSchema,
 });
 
 export type ServiceConfig = Omit<z.infer<typeof serviceConfigSchema>, 'name' | 'deployAction' | 'rollbackAction'> & { name: string; deployAction: string | null; rollbackAction: string | null };
