@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { parseRulesYaml } from '../detect/index.js';
+import { parseRulesYaml } from '../detect/rules-file.js';
 import { apiCall, type ClientOpts, withClientOptions as withClient } from './api-client.js';
 
 /**
