@@ -73,6 +73,10 @@ describe('Sentry envelope ingest', () => {
     expect(shortItem.body.error?.message).toContain('declares 500 bytes');
     const badEvent = await post(`/api/1/envelope/?sentry_key=${key}`, '{}\n{"type":"event"}\n{not json\n');
     expect(badEvent.status).toBe(400);
+    // Event items are parsed where they are committed; a bad one still fails its whole request.
+    const spoiled = await post(`/api/1/envelope/?sentry_key=${key}`, '{}\n{"type":"event"}\n{"message":"spoiled by its neighbour"}\n{"type":"event"}\n[1]\n');
+    expect(spoiled).toMatchObject({ status: 400, body: { error: { code: 'invalid_envelope', message: 'malformed envelope: event item is not a JSON object' } } });
+    expect((await t.api<{ groups: unknown[] }>('/api/errors?q=spoiled%20by')).body.groups).toEqual([]);
     const gz = gzipSync(envelope(crypto.randomUUID().replace(/-/g, ''), 'truncated'));
     const truncated = await post(`/api/1/envelope/?sentry_key=${key}`, gz.subarray(0, gz.length - 12), { 'content-encoding': 'gzip' });
     expect(truncated.status).toBe(400);

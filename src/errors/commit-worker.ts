@@ -7,16 +7,21 @@
  * while the main thread goes on parsing requests. SQLite's WAL serialises this writer with the
  * server's own (busy_timeout), so both see one consistent database.
  *
+ * Sentry events usually arrive as raw item bytes (RawSentryEvent): JSON.parse of the ~50 KB
+ * event, mapping and grouping run here too, and only ids and group changes go back.
+ *
  * Protocol (worker-committer.ts): `{ id, items, receivedUs }` → `{ id, outcome }` after the
- * commit returned (durable), or `{ id, error }`; `{ close: true }` closes the connection.
+ * commit returned (durable; items that did not parse are listed in `outcome.rejected`), or
+ * `{ id, error }`; `{ close: true }` closes the connection.
  */
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, SqliteDialect } from 'kysely';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Database } from '../state/index.js';
-import { commitBatch, storedPayloadSync, type EventToCommit } from './commit.js';
+import { commitBatch, prepareBatch, storedPayloadSync, type EventToCommit } from './commit.js';
 import { ErrorEventStore } from './event-store.js';
 import { GroupStore } from './groups.js';
+import { isRawSentryEvent } from './model.js';
 import type { ErrorsTables } from './tables.js';
 
 export interface CommitRequest { id: number; items: EventToCommit[]; receivedUs: number; otelSpanSeq?: number }
@@ -36,6 +41,10 @@ const db = new Kysely<Database & ErrorsTables>({ dialect: new SqliteDialect({ da
 const groups = new GroupStore(db);
 const eventStore = new ErrorEventStore(db);
 
+function asBuffer(u: Uint8Array): Buffer {
+  return Buffer.isBuffer(u) ? u : Buffer.from(u.buffer, u.byteOffset, u.byteLength);
+}
+
 port.on('message', (msg: CommitRequest | { close: true }) => {
   if ('close' in msg) {
     void db.destroy().then(() => port.close());
@@ -44,13 +53,14 @@ port.on('message', (msg: CommitRequest | { close: true }) => {
   const { id, items, receivedUs, otelSpanSeq } = msg;
   try {
     for (const it of items) {
-      const c = it.event.compressed;
       // Buffers arrive as plain Uint8Arrays; better-sqlite3 binds Buffers only.
-      const bytes = c?.bytes as Uint8Array | undefined;
-      if (c !== undefined && bytes !== undefined && !Buffer.isBuffer(bytes)) c.bytes = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      const c = it.event.compressed;
+      if (c !== undefined && !Buffer.isBuffer(c.bytes)) c.bytes = asBuffer(c.bytes);
+      if (isRawSentryEvent(it.event)) it.event.raw = asBuffer(it.event.raw);
     }
-    const payloads = items.map((it) => storedPayloadSync(it.event));
-    commitBatch(groups, eventStore, items, payloads, receivedUs, otelSpanSeq).then(
+    const batch = prepareBatch(items); // JSON.parse of the raw Sentry items happens here, off the event loop
+    const payloads = batch.events.map((e) => storedPayloadSync(e));
+    commitBatch(groups, eventStore, batch, payloads, receivedUs, otelSpanSeq).then(
       (outcome) => { port.postMessage({ id, outcome }); },
       (err: unknown) => { port.postMessage({ id, error: String((err as Error)?.message ?? err) }); },
     );

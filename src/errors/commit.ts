@@ -1,5 +1,6 @@
 /**
- * One group commit of error events: grouping, payload compression, and ONE state-database
+ * One group commit of error events: parsing of raw Sentry event items, grouping, payload
+ * compression, and ONE state-database
  * transaction that inserts the events and folds them into their groups. Shared by the two
  * committers (commit-worker.ts on its own SQLite connection, or in-thread on the server's
  * Kysely), so both store exactly the same rows.
@@ -9,12 +10,28 @@ import { promisify } from 'node:util';
 import type { ErrorEventStore, EventToStore } from './event-store.js';
 import { groupEvent } from './grouping.js';
 import type { BatchOutcome, GroupStore, GroupedEvent } from './groups.js';
-import type { ErrorEvent } from './model.js';
+import { AppError } from '../core/app-error.js';
+import { isRawSentryEvent, type ErrorEvent, type IncomingEvent } from './model.js';
+import { fromRawSentryEvent } from './sentry-event.js';
 
-/** What a committer needs per event: the event and its project's grouping version. */
+/** What a committer needs per event: the event (or Sentry item to parse) and its project's grouping version. */
 export interface EventToCommit {
-  event: ErrorEvent;
+  event: IncomingEvent;
   groupingVersion: number;
+  /**
+   * The request the event came with: when one raw item of a unit does not parse, none of that
+   * unit's events are stored (its request answers 400, as when the route parsed them itself).
+   */
+  unit?: number;
+}
+
+/** A raw item that did not parse: `items[index]`, and the 4xx message for its request. */
+export interface RejectedItem { index: number; message: string }
+
+export interface CommitOutcome extends BatchOutcome {
+  /** Event id per item ('' for the items not stored because their unit was rejected). */
+  eventIds: string[];
+  rejected: RejectedItem[];
 }
 
 /**
@@ -22,8 +39,44 @@ export interface EventToCommit {
  * `otelSpanSeq`, when given, is written in the same transaction (errors_meta, see otel-feed.ts).
  */
 export interface BatchCommitter {
-  commit(items: EventToCommit[], receivedUs: number, otelSpanSeq?: number): Promise<BatchOutcome>;
+  commit(items: EventToCommit[], receivedUs: number, otelSpanSeq?: number): Promise<CommitOutcome>;
   close(): Promise<void>;
+}
+
+/** The batch with raw Sentry items parsed; `accepted` are indexes into `items`. */
+export interface PreparedBatch {
+  events: ErrorEvent[];
+  versions: number[];
+  eventIds: string[];
+  rejected: RejectedItem[];
+}
+
+/** Parses the raw Sentry items of a batch; a unit with a bad item is left out whole. */
+export function prepareBatch(items: EventToCommit[]): PreparedBatch {
+  const parsed: (ErrorEvent | undefined)[] = new Array(items.length);
+  const rejected: RejectedItem[] = [];
+  let badUnits: Set<number | undefined> | undefined;
+  for (let i = 0; i < items.length; i++) {
+    const e = items[i].event;
+    if (!isRawSentryEvent(e)) { parsed[i] = e; continue; }
+    try {
+      parsed[i] = fromRawSentryEvent(e);
+    } catch (err) {
+      rejected.push({ index: i, message: err instanceof AppError ? err.message : String(err) });
+      (badUnits ??= new Set()).add(items[i].unit);
+    }
+  }
+  const events: ErrorEvent[] = [];
+  const versions: number[] = [];
+  const eventIds: string[] = new Array(items.length);
+  for (let i = 0; i < items.length; i++) {
+    const e = parsed[i];
+    if (e === undefined || (badUnits !== undefined && badUnits.has(items[i].unit))) { eventIds[i] = ''; continue; }
+    events.push(e);
+    versions.push(items[i].groupingVersion);
+    eventIds[i] = e.eventId;
+  }
+  return { events, versions, eventIds, rejected };
 }
 
 const deflateAsync = promisify(deflate);
@@ -52,26 +105,27 @@ export async function storedPayload(e: ErrorEvent): Promise<EventToStore['payloa
   return { encoding: 'deflate-json', bytes: await deflateAsync(e.payload, deflateOptions(e.payload.length)) };
 }
 
-/** Groups `items` and writes them with their payloads in one transaction. */
+/** Groups the prepared events and writes them with their payloads in one transaction. */
 export async function commitBatch(
-  groups: GroupStore, eventStore: ErrorEventStore, items: EventToCommit[], payloads: EventToStore['payload'][], receivedUs: number,
+  groups: GroupStore, eventStore: ErrorEventStore, batch: PreparedBatch, payloads: EventToStore['payload'][], receivedUs: number,
   otelSpanSeq?: number,
-): Promise<BatchOutcome> {
+): Promise<CommitOutcome> {
   const grouped: GroupedEvent[] = [];
   const rows: EventToStore[] = [];
-  for (let i = 0; i < items.length; i++) {
-    const { event, groupingVersion } = items[i];
-    const grouping = groupEvent(event, groupingVersion);
+  for (let i = 0; i < batch.events.length; i++) {
+    const event = batch.events[i];
+    const grouping = groupEvent(event, batch.versions[i]);
     grouped.push({ event, grouping });
     rows.push({ event, groupId: grouping.groupId, title: grouping.title, receivedUs, payload: payloads[i] });
   }
-  return groups.applyBatch(grouped, async (tx) => {
-    await eventStore.insert(tx, rows);
+  const outcome = await groups.applyBatch(grouped, async (tx) => {
+    if (rows.length > 0) await eventStore.insert(tx, rows);
     if (otelSpanSeq !== undefined) {
       await tx.insertInto('errors_meta').values({ key: OTEL_SPAN_SEQ, value: otelSpanSeq })
         .onConflict((oc) => oc.column('key').doUpdateSet({ value: otelSpanSeq })).execute();
     }
   });
+  return { ...outcome, eventIds: batch.eventIds, rejected: batch.rejected };
 }
 
 /** errors_meta key of the OTel span watermark. */
@@ -81,9 +135,10 @@ export const OTEL_SPAN_SEQ = 'otel_span_seq';
 export class InThreadCommitter implements BatchCommitter {
   constructor(private readonly groups: GroupStore, private readonly eventStore: ErrorEventStore) {}
 
-  async commit(items: EventToCommit[], receivedUs: number, otelSpanSeq?: number): Promise<BatchOutcome> {
-    const payloads = await Promise.all(items.map((it) => storedPayload(it.event)));
-    return commitBatch(this.groups, this.eventStore, items, payloads, receivedUs, otelSpanSeq);
+  async commit(items: EventToCommit[], receivedUs: number, otelSpanSeq?: number): Promise<CommitOutcome> {
+    const batch = prepareBatch(items);
+    const payloads = await Promise.all(batch.events.map((e) => storedPayload(e)));
+    return commitBatch(this.groups, this.eventStore, batch, payloads, receivedUs, otelSpanSeq);
   }
 
   async close(): Promise<void> { /* the state store is closed by its owner */ }

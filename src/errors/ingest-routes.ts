@@ -12,7 +12,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../core/app-error.js';
 import type { SpanBatch, TelemetryBatches } from '../telemetry/index.js';
 import { keyFromAuthHeader, keyFromDsn, parseEnvelope, type EnvelopeItem } from './envelope.js';
-import type { ErrorEvent } from './model.js';
+import type { IncomingEvent } from './model.js';
 import type { ErrorPipeline } from './pipeline.js';
 import type { Project, ProjectRegistry } from './projects.js';
 import { healthDeltas, type HealthDelta, type ReleaseHealthStore } from './release-health.js';
@@ -84,16 +84,22 @@ export function registerSentryIngest(app: FastifyInstance, deps: SentryIngestDep
     return project;
   };
 
-  /** `gzipped`: the request body when it is a gzip envelope, whose bytes can be stored as the event's payload. */
-  const ingest = async (project: Project, items: EnvelopeItem[], gzipped?: Buffer): Promise<string | undefined> => {
+  /**
+   * `gzipped`: the request body when it is a gzip envelope, whose bytes can be stored as the event's payload.
+   * `parsedEvent`: the event of a /store/ request, already parsed there.
+   */
+  const ingest = async (project: Project, items: EnvelopeItem[], gzipped?: Buffer, parsedEvent?: Record<string, unknown>): Promise<string | undefined> => {
     const nowUs = Date.now() * 1000;
-    const events: ErrorEvent[] = [];
+    const events: IncomingEvent[] = [];
     let spans: SpanBatch | undefined; // most envelopes carry no transaction: allocate on demand
     const health: HealthDelta[] = [];
     for (const item of items) {
       if (item.type === 'event') {
-        const text = item.payload.toString('utf8'); // decoded once: parsed here, kept as the payload
-        events.push(fromSentryEvent(parseJsonObject(text, 'event item'), text, project.id, project.name, nowUs));
+        // Not parsed here: the committer parses the item (in its worker thread with SQLite) and
+        // reports an item that is not a JSON object, which fails this request with 400.
+        events.push(parsedEvent !== undefined
+          ? fromSentryEvent(parsedEvent, item.payload.toString('utf8'), project.id, project.name, nowUs)
+          : { raw: item.payload, projectId: project.id, service: project.name, nowUs });
       } else if (item.type === 'transaction') {
         appendTransaction(parseJsonObject(item.payload, 'transaction item'), spans ??= newSpanBatch(), { service: project.name, nowUs });
       } else if (item.type === 'session' || item.type === 'sessions') {
@@ -105,12 +111,17 @@ export function registerSentryIngest(app: FastifyInstance, deps: SentryIngestDep
     if (gzipped !== undefined && events.length === 1 && gzipped.length <= deps.maxItemBytes) {
       events[0].compressed = { encoding: 'gzip-envelope', bytes: gzipped };
     }
-    await Promise.all([
-      deps.pipeline.submit(events),
+    const others = (): Promise<unknown> => Promise.all([
       spans !== undefined && spans.length > 0 ? deps.submitSpans({ spans }) : undefined,
       deps.health.add(project.id, health),
     ]);
-    return events[0]?.eventId;
+    if (events.length === 0) { await others(); return undefined; }
+    // With transactions or sessions alongside, those wait for the events: an event item that
+    // does not parse fails the request before anything of it is stored, as before.
+    const ids = spans === undefined && health.length === 0
+      ? (await Promise.all([deps.pipeline.submit(events), others()]))[0]
+      : await deps.pipeline.submit(events).then(async (r) => { await others(); return r; });
+    return ids[0];
   };
 
   const envelope = async (req: FastifyRequest<{ Params: { projectId: string } }>, reply: FastifyReply) => {
@@ -140,7 +151,7 @@ export function registerSentryIngest(app: FastifyInstance, deps: SentryIngestDep
       if (body.length > deps.maxItemBytes) throw new AppError('item_too_large', 413, `event is ${body.length} bytes; the limit is ${deps.maxItemBytes}`);
       const ev = parseJsonObject(body, 'event');
       const type = ev.type === 'transaction' ? 'transaction' : 'event';
-      const id = await ingest(project, [{ type, header: { type }, payload: body }]);
+      const id = await ingest(project, [{ type, header: { type }, payload: body }], undefined, ev);
       return reply.code(200).send({ id: id ?? (typeof ev.event_id === 'string' ? ev.event_id : newEventId()) });
     } catch (err) {
       if (err instanceof AppError) return sendError(reply, err);

@@ -57,6 +57,31 @@ export interface ErrorEvent {
   compressed?: { encoding: PayloadEncoding; bytes: Buffer };
 }
 
+/**
+ * A Sentry `event` item not parsed yet. The ingest route checks the envelope's framing, auth and
+ * sizes on the event loop, then hands these bytes to the committer, which parses, maps
+ * (fromSentryEvent), groups and stores them — with the worker committer, all off the event loop.
+ * An item that is not a JSON object fails its request with 400 (the pipeline reports it back).
+ */
+export interface RawSentryEvent {
+  /** The item's payload: the event's JSON text as UTF-8 bytes. */
+  raw: Uint8Array;
+  projectId: number;
+  /** The project's name (service unless the event names its own). */
+  service: string;
+  /** Arrival time, the event time when the event carries none. */
+  nowUs: number;
+  /** As ErrorEvent.compressed: the gzip envelope holding just this event. */
+  compressed?: { encoding: PayloadEncoding; bytes: Buffer };
+}
+
+/** What the pipeline accepts: an event already mapped, or a Sentry event item still to parse. */
+export type IncomingEvent = ErrorEvent | RawSentryEvent;
+
+export function isRawSentryEvent(e: IncomingEvent): e is RawSentryEvent {
+  return (e as RawSentryEvent).raw !== undefined;
+}
+
 /** How error_events.payload is stored. */
 export type PayloadEncoding = 'deflate-json' | 'gzip-envelope';
 

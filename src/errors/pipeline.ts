@@ -1,8 +1,9 @@
 /**
  * ErrorPipeline: group commit for error events.
  *
- * submit() queues the events; a commit takes everything queued (up to `maxEvents`) and hands it
- * to a BatchCommitter (commit.ts), which groups the events, compresses their payloads and, in
+ * submit() queues the events (mapped ErrorEvents, or raw Sentry event items the committer
+ * parses: off the event loop with the worker); a commit takes everything queued (up to
+ * `maxEvents`) and hands it to a BatchCommitter (commit.ts), which parses and groups the events, compresses their payloads and, in
  * ONE state-database transaction, inserts them and folds them into their groups. One commit
  * runs at a time; the next starts as soon as it returns and at most every `commitIntervalMs`,
  * taking whatever queued meanwhile — the cost follows commits, not events. With SQLite the
@@ -14,7 +15,7 @@
 import { AppError } from '../core/app-error.js';
 import type { BatchCommitter, EventToCommit } from './commit.js';
 import type { ErrorEvents } from './events.js';
-import type { ErrorEvent } from './model.js';
+import type { IncomingEvent } from './model.js';
 
 export interface ErrorPipelineOptions {
   /** Least time between the starts of two commits. Default 50 ms. */
@@ -33,11 +34,11 @@ export interface ErrorPipelineOptions {
 }
 
 interface Pending {
-  events: ErrorEvent[];
+  events: IncomingEvent[];
   /** Ingest time of the span append these events were derived from (OTel span exceptions). */
   otelSeq?: number;
   bytes: number;
-  resolve: () => void;
+  resolve: (eventIds: string[]) => void;
   reject: (e: unknown) => void;
 }
 
@@ -63,17 +64,21 @@ export class ErrorPipeline {
     this.maxBytes = opts.maxQueuedBytes ?? 256 * 1024 * 1024;
   }
 
-  /** `otelSeq`: the span append the events came from (see ErrorPipelineOptions.otelWatermark). */
-  submit(events: ErrorEvent[], otelSeq?: number): Promise<void> {
-    if (events.length === 0 && otelSeq === undefined) return Promise.resolve();
+  /**
+   * `otelSeq`: the span append the events came from (see ErrorPipelineOptions.otelWatermark).
+   * Resolves with the stored events' ids once committed; rejects with 400 when a raw Sentry item
+   * of `events` is not a JSON object (then none of `events` is stored).
+   */
+  submit(events: IncomingEvent[], otelSeq?: number): Promise<string[]> {
+    if (events.length === 0 && otelSeq === undefined) return Promise.resolve([]);
     if (this.closed) return Promise.reject(new AppError('unavailable', 503, 'error ingest is closed', { retryAfterS: 1 }));
     let bytes = 0;
-    for (const e of events) bytes += (e.compressed?.bytes.length ?? e.payload.length) + 512;
+    for (const e of events) bytes += (e.compressed?.bytes.length ?? ('raw' in e ? e.raw.length : e.payload.length)) + 512;
     if (this.queuedBytes > 0 && this.queuedBytes + bytes > this.maxBytes) {
       return Promise.reject(new AppError('overloaded', 429, 'error ingest queue full', { retryAfterS: 1 }));
     }
     this.queuedBytes += bytes;
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<string[]>((resolve, reject) => {
       this.queue.push({ events, otelSeq, bytes, resolve, reject });
       this.schedule();
     });
@@ -108,8 +113,8 @@ export class ErrorPipeline {
     const items: EventToCommit[] = [];
     let outcome;
     try {
-      for (const p of batch) {
-        for (const event of p.events) items.push({ event, groupingVersion: this.opts.groupingVersion(event.projectId) });
+      for (let unit = 0; unit < batch.length; unit++) {
+        for (const event of batch[unit].events) items.push({ event, groupingVersion: this.opts.groupingVersion(event.projectId), unit });
       }
       const seqs = new Set<number>();
       for (const p of batch) if (p.otelSeq !== undefined) seqs.add(p.otelSeq);
@@ -118,8 +123,20 @@ export class ErrorPipeline {
       for (const p of batch) { this.queuedBytes -= p.bytes; p.reject(err); }
       return;
     }
-    this.committedEvents += items.length;
-    for (const p of batch) { this.queuedBytes -= p.bytes; p.resolve(); }
+    const bad = new Map<number, string>();
+    for (const r of outcome.rejected) {
+      const unit = items[r.index].unit ?? -1;
+      if (!bad.has(unit)) bad.set(unit, r.message);
+    }
+    let at = 0;
+    for (let unit = 0; unit < batch.length; unit++) {
+      const p = batch[unit];
+      this.queuedBytes -= p.bytes;
+      const message = bad.get(unit);
+      if (message !== undefined) p.reject(new AppError('invalid_envelope', 400, message));
+      else { this.committedEvents += p.events.length; p.resolve(outcome.eventIds.slice(at, at + p.events.length)); }
+      at += p.events.length;
+    }
     for (const g of outcome.newGroups) this.emitter.emit('error.new_group', { group: g });
     for (const g of outcome.regressed) this.emitter.emit('error.regressed', { group: g });
     if (outcome.counts !== undefined && outcome.counts.length > 0) this.emitter.emit('error.events', { counts: outcome.counts });
@@ -129,7 +146,7 @@ export class ErrorPipeline {
   persistWatermark(): Promise<void> {
     if (this.closed) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ events: [], bytes: 0, resolve, reject });
+      this.queue.push({ events: [], bytes: 0, resolve: () => { resolve(); }, reject });
       this.schedule();
     });
   }

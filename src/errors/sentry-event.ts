@@ -3,7 +3,8 @@
  * Only the fields grouping, the group record and the API need are read; the whole payload is
  * kept as received for the detail view.
  */
-import type { ErrorEvent, ExceptionInfo, StackFrame } from './model.js';
+import { AppError } from '../core/app-error.js';
+import type { ErrorEvent, ExceptionInfo, RawSentryEvent, StackFrame } from './model.js';
 
 type Json = Record<string, unknown>;
 
@@ -115,4 +116,20 @@ export function fromSentryEvent(ev: Json, payload: string, projectId: number, se
     source: 'sentry',
     payload,
   };
+}
+
+/**
+ * Parses and maps a Sentry event item that arrived as bytes (where the commit runs). Not JSON or
+ * not an object → AppError 400 `invalid_envelope`, the message the route gave before.
+ */
+export function fromRawSentryEvent(r: RawSentryEvent): ErrorEvent {
+  const bytes = r.raw;
+  const json = (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString('utf8');
+  let v: unknown;
+  try { v = JSON.parse(json); } catch { throw new AppError('invalid_envelope', 400, 'malformed envelope: event item is not JSON'); }
+  const ev = obj(v);
+  if (ev === undefined) throw new AppError('invalid_envelope', 400, 'malformed envelope: event item is not a JSON object');
+  const out = fromSentryEvent(ev, json, r.projectId, r.service, r.nowUs);
+  if (r.compressed !== undefined) out.compressed = r.compressed;
+  return out;
 }

@@ -11,9 +11,9 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { AppError } from '../core/app-error.js';
-import type { BatchCommitter, EventToCommit } from './commit.js';
+import type { BatchCommitter, CommitOutcome, EventToCommit } from './commit.js';
 import type { CommitRequest } from './commit-worker.js';
-import type { BatchOutcome } from './groups.js';
+import { isRawSentryEvent } from './model.js';
 
 /** The compiled worker next to this module, or undefined when running from sources. */
 export function workerScript(): URL | undefined {
@@ -21,7 +21,7 @@ export function workerScript(): URL | undefined {
   return import.meta.url.endsWith('.js') && existsSync(fileURLToPath(url)) ? url : undefined;
 }
 
-interface Waiting { resolve: (o: BatchOutcome) => void; reject: (e: unknown) => void }
+interface Waiting { resolve: (o: CommitOutcome) => void; reject: (e: unknown) => void }
 
 export class WorkerCommitter implements BatchCommitter {
   private worker: Worker | undefined;
@@ -32,7 +32,7 @@ export class WorkerCommitter implements BatchCommitter {
 
   private start(): Worker {
     const w = new Worker(this.script, { workerData: { path: this.statePath } });
-    w.on('message', (m: { id: number; outcome?: BatchOutcome; error?: string }) => {
+    w.on('message', (m: { id: number; outcome?: CommitOutcome; error?: string }) => {
       const p = this.waiting.get(m.id);
       if (p === undefined) return;
       this.waiting.delete(m.id);
@@ -51,15 +51,30 @@ export class WorkerCommitter implements BatchCommitter {
     return w;
   }
 
-  commit(items: EventToCommit[], receivedUs: number, otelSpanSeq?: number): Promise<BatchOutcome> {
+  commit(items: EventToCommit[], receivedUs: number, otelSpanSeq?: number): Promise<CommitOutcome> {
     const w = this.worker ?? this.start();
     const id = this.nextId++;
-    // The 50 KB payload text is not needed where a compressed copy travels with the event.
-    const slim = items.map((it) => (it.event.compressed === undefined ? it : { ...it, event: { ...it.event, payload: '' } }));
+    const transfer: ArrayBuffer[] = [];
+    const slim = items.map((it): EventToCommit => {
+      const e = it.event;
+      if (isRawSentryEvent(e)) {
+        // A copy the size of the item, moved (not cloned) to the worker: a view into a larger
+        // buffer (the whole body, a pool slab) would otherwise be cloned whole.
+        const raw = new Uint8Array(e.raw);
+        transfer.push(raw.buffer);
+        const c = e.compressed;
+        if (c === undefined) return { ...it, event: { ...e, raw } };
+        const bytes = new Uint8Array(c.bytes);
+        transfer.push(bytes.buffer);
+        return { ...it, event: { ...e, raw, compressed: { encoding: c.encoding, bytes: bytes as Buffer } } };
+      }
+      // The 50 KB payload text is not needed where a compressed copy travels with the event.
+      return e.compressed === undefined ? it : { ...it, event: { ...e, payload: '' } };
+    });
     const req: CommitRequest = { id, items: slim, receivedUs, otelSpanSeq };
-    return new Promise<BatchOutcome>((resolve, reject) => {
+    return new Promise<CommitOutcome>((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
-      w.postMessage(req);
+      w.postMessage(req, transfer);
     });
   }
 
