@@ -7,9 +7,9 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { isNode, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { AppError, notFound } from '../../core/app-error.js';
+import { parseYamlFile } from '../../core/yaml-file.js';
 import { PARAM_NAME_RE, paramSpecSchema, type ParamSpec } from './params.js';
 
 export const ACTION_NAME_RE = /^[a-z0-9][a-z0-9._-]{0,63}$/;
@@ -115,29 +115,11 @@ function checkPlaceholders(def: ActionDefinition): string[] {
 
 /** Parses one file's text into its actions; `file` names the source in messages. */
 export function parseActionsYaml(text: string, file: string): ActionDefinition[] {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  const yamlError = doc.errors[0];
-  if (yamlError !== undefined) {
-    const pos = lines.linePos(yamlError.pos[0]);
-    throw new ActionFileError(`${file}:${pos.line}:${pos.col}: ${yamlError.message.split('\n')[0]}`, file);
-  }
-  const raw: unknown = doc.toJS() ?? {};
-  const isList = raw !== null && typeof raw === 'object' && !Array.isArray(raw) && 'actions' in raw;
-  const parsed = isList ? listSchema.safeParse(raw) : actionSchema.safeParse(raw);
-  if (!parsed.success) {
-    const messages = parsed.error.issues.slice(0, 5).map((issue) => {
-      const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
-      let line: number | undefined;
-      for (let n = path.length; n >= 0 && line === undefined; n--) {
-        const node: unknown = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
-        if (isNode(node) && node.range) line = lines.linePos(node.range[0]).line;
-      }
-      return `${file}:${line ?? 1}: ${path.join('.') || '(root)'}: ${issue.message}`;
-    });
-    throw new ActionFileError(messages.join('\n'), file);
-  }
-  const list = 'actions' in parsed.data ? parsed.data.actions : [parsed.data as z.infer<typeof actionSchema>];
+  const data = parseYamlFile(text, file, (raw) => {
+    const isList = raw !== null && typeof raw === 'object' && !Array.isArray(raw) && 'actions' in raw;
+    return isList ? listSchema : actionSchema;
+  }, (message) => new ActionFileError(message, file)) as z.infer<typeof listSchema> | z.infer<typeof actionSchema>;
+  const list = 'actions' in data ? data.actions : [data];
   const stem = basename(file, extname(file));
   return list.map((a, i) => {
     const name = a.name ?? (list.length === 1 ? stem : undefined);

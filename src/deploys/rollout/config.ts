@@ -7,9 +7,9 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
-import { isNode, LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { AppError, notFound } from '../../core/app-error.js';
+import { parseYamlFile } from '../../core/yaml-file.js';
 import { metricChecksSchema } from '../metric-checks.js';
 
 const runSpec = {
@@ -70,28 +70,9 @@ export class ServiceConfigError extends AppError {
 }
 
 function parseFile(text: string, file: string, single: boolean): ServiceConfig[] {
-  const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  const yamlError = doc.errors[0];
-  if (yamlError !== undefined) {
-    const pos = lines.linePos(yamlError.pos[0]);
-    throw new ServiceConfigError(`${file}:${pos.line}:${pos.col}: ${yamlError.message.split('\n')[0]}`, file);
-  }
   const schema = single ? serviceConfigSchema : z.strictObject({ services: z.array(serviceConfigSchema).default([]) });
-  const parsed = schema.safeParse(doc.toJS() ?? {});
-  if (!parsed.success) {
-    const messages = parsed.error.issues.slice(0, 5).map((issue) => {
-      const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
-      let line: number | undefined;
-      for (let n = path.length; n >= 0 && line === undefined; n--) {
-        const node: unknown = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
-        if (isNode(node) && node.range) line = lines.linePos(node.range[0]).line;
-      }
-      return `${file}:${line ?? 1}: ${path.join('.') || '(root)'}: ${issue.message}`;
-    });
-    throw new ServiceConfigError(messages.join('\n'), file);
-  }
-  const list = single ? [parsed.data as z.infer<typeof serviceConfigSchema>] : (parsed.data as { services: z.infer<typeof serviceConfigSchema>[] }).services;
+  const data = parseYamlFile(text, file, () => schema, (message) => new ServiceConfigError(message, file));
+  const list = single ? [data as z.infer<typeof serviceConfigSchema>] : (data as { services: z.infer<typeof serviceConfigSchema>[] }).services;
   return list.map((s, i) => {
     const name = s.name ?? (single ? basename(file, extname(file)) : undefined);
     if (name === undefined) throw new ServiceConfigError(`${file}: services.${i}: name is required`, file);
