@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- verify [--healthy 1000] [--bad 150] [--full 200] [--rps 20] [--seed 1]`
+ * `npm run bench -- verify [--healthy 1000] [--bad 150] [--full 200] [--rps 20] [--window 10,60] [--seed 1]`
  *
  * The production decision code (src/deploys/analysis.ts, the class the server runs) on simulated
  * canary traffic in virtual time: each virtual second both arms get `rps` requests (error
@@ -8,6 +8,9 @@
  * Scenarios: healthy (identical arms), errors 1 % → 5 %, errors 1 % → 20 %, latency ×1.5
  * (p95 +50 %) and a tail-only regression (p95 +50 %, median unchanged: 8 % of requests ×2.5).
  *
+ * Every scenario runs twice: as a canary (concurrent baseline) and as a full rollout against a
+ * `--window`-second pre-deploy window, replayed and then compared whole as the server does.
+ *
  * Then healthy deploys with the pass side switched off, watched every second for the whole max
  * duration: the false-fail rate under continuous monitoring.
  *
@@ -15,7 +18,7 @@
  * `RESULT verify bad_detect_s_p50=… bad_detect_s_p95=… false_fail_rate=… …`.
  */
 import { DEFAULT_VERIFY_CONFIG, VerificationAnalysis } from '../src/deploys/analysis.js';
-import { coarseKeyOfMs, emptyChunk, type ArmChunk } from '../src/deploys/traffic.js';
+import { coarseKeyOfMs, emptyChunk, PreDeployReplay, type ArmChunk } from '../src/deploys/traffic.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -25,6 +28,8 @@ const HEALTHY = arg('healthy', 1000);
 const FULL = arg('full', 200);
 const BAD = arg('bad', 150);
 const RPS = arg('rps', 20);
+/** Seconds of pre-deploy window for the full-rollout scenarios (replayed as the server does). */
+const WINDOWS = (process.argv.includes('--window') ? process.argv[process.argv.indexOf('--window') + 1] : '10,60').split(',').map(Number);
 let seed = arg('seed', 1) >>> 0;
 
 /** mulberry32: a small seeded generator, so runs are reproducible. */
@@ -62,11 +67,26 @@ function reference(): Map<number, number> {
 }
 
 interface Run { outcome: string; atS: number; reason: string | null }
-/** `neverPass`: the pass side is switched off, so the fail side watches all of the max duration. */
-function deploy(cand: Arm, neverPass = false): Run {
-  const a = new VerificationAnalysis(neverPass ? { beta: 1e-300 } : {}, reference());
+/**
+ * `neverPass`: the pass side is switched off, so the fail side watches all of the max duration.
+ * `windowS` > 0: a full rollout, the baseline is a `windowS`-second pre-deploy window replayed
+ * by the server's PreDeployReplay, then compared whole (baselineFixed); else a canary.
+ */
+function deploy(cand: Arm, neverPass = false, windowS = 0): Run {
+  const window = windowS > 0 ? Array.from({ length: windowS }, () => second(HEALTHY_ARM)) : [];
+  const ref = windowS > 0 ? new Map<number, number>() : reference();
+  for (const c of window) for (const [k, n] of c.bins) ref.set(k, (ref.get(k) ?? 0) + n);
+  const replay = new PreDeployReplay(window);
+  const a = new VerificationAnalysis(neverPass ? { beta: 1e-300 } : {}, ref);
   for (let t = 1; ; t++) {
-    a.observe(second(HEALTHY_ARM), second(cand));
+    let base = windowS > 0 ? emptyChunk() : second(HEALTHY_ARM);
+    const c = second(cand);
+    if (windowS > 0) {
+      // As the server's Verifier: whole pre-deploy seconds, each once; then the fixed-window test.
+      if (replay.exhausted) a.baselineFixed();
+      replay.fill(base, c.count);
+    }
+    a.observe(base, c);
     const v = a.decide(t);
     if (v.outcome !== 'pending') return { outcome: v.outcome, atS: t, reason: v.reason };
   }
@@ -91,29 +111,35 @@ const keys: string[] = [];
 const badTimes: number[] = [];
 let falseFails = 0;
 process.stdout.write(`verify: ${RPS} rps per version, max ${DEFAULT_VERIFY_CONFIG.maxDurationS} s, alpha ${DEFAULT_VERIFY_CONFIG.alpha} per test, min ${DEFAULT_VERIFY_CONFIG.minSamples} requests per arm\n`);
-for (const sc of scenarios) {
-  const runs = Array.from({ length: sc.n }, () => deploy(sc.arm));
-  const count = (o: string): number => runs.filter((r) => r.outcome === o).length;
-  const fails = runs.filter((r) => r.outcome === 'fail').map((r) => r.atS);
-  const passes = runs.filter((r) => r.outcome === 'pass').map((r) => r.atS);
-  process.stdout.write(`  ${sc.label.padEnd(58)} n=${sc.n}  pass ${count('pass')}  fail ${count('fail')}  inconclusive ${count('inconclusive')}`
-    + (fails.length ? `  fail at p50 ${pct(fails, 0.5)} s p95 ${pct(fails, 0.95)} s max ${Math.max(...fails)} s` : '')
-    + (passes.length ? `  pass at p50 ${pct(passes, 0.5)} s p95 ${pct(passes, 0.95)} s` : '') + '\n');
-  if (sc.bad) {
-    badTimes.push(...fails);
-    keys.push(`${sc.key}_detect_rate=${(fails.length / sc.n).toFixed(3)}`, `${sc.key}_detect_s_p50=${pct(fails, 0.5)}`, `${sc.key}_detect_s_p95=${pct(fails, 0.95)}`);
-  } else {
-    falseFails = fails.length;
-    for (const r of runs.filter((x) => x.outcome === 'fail')) process.stdout.write(`    false fail at ${r.atS} s: ${r.reason}\n`);
-    keys.push(`healthy_n=${sc.n}`, `healthy_pass_rate=${(passes.length / sc.n).toFixed(3)}`, `healthy_pass_s_p50=${pct(passes, 0.5)}`, `healthy_pass_s_p95=${pct(passes, 0.95)}`);
+for (const windowS of [0, ...WINDOWS]) {
+  const mode = windowS === 0 ? 'canary' : `full rollout against a ${windowS} s pre-deploy window`;
+  const pre = windowS === 0 ? '' : `predeploy${windowS}_`;
+  process.stdout.write(` ${mode}\n`);
+  for (const sc of scenarios) {
+    const runs = Array.from({ length: sc.n }, () => deploy(sc.arm, false, windowS));
+    const count = (o: string): number => runs.filter((r) => r.outcome === o).length;
+    const fails = runs.filter((r) => r.outcome === 'fail').map((r) => r.atS);
+    const passes = runs.filter((r) => r.outcome === 'pass').map((r) => r.atS);
+    process.stdout.write(`  ${sc.label.padEnd(58)} n=${sc.n}  pass ${count('pass')}  fail ${count('fail')}  inconclusive ${count('inconclusive')}`
+      + (fails.length ? `  fail at p50 ${pct(fails, 0.5)} s p95 ${pct(fails, 0.95)} s max ${Math.max(...fails)} s` : '')
+      + (passes.length ? `  pass at p50 ${pct(passes, 0.5)} s p95 ${pct(passes, 0.95)} s` : '') + '\n');
+    if (sc.bad) {
+      if (windowS === 0) badTimes.push(...fails);
+      keys.push(`${pre}${sc.key}_detect_rate=${(fails.length / sc.n).toFixed(3)}`, `${pre}${sc.key}_detect_s_p50=${pct(fails, 0.5)}`, `${pre}${sc.key}_detect_s_p95=${pct(fails, 0.95)}`);
+    } else {
+      if (windowS === 0) falseFails = fails.length;
+      else keys.push(`${pre}false_fail_rate=${(fails.length / sc.n).toFixed(4)}`);
+      for (const r of runs.filter((x) => x.outcome === 'fail')) process.stdout.write(`    false fail at ${r.atS} s: ${r.reason}\n`);
+      keys.push(`${pre}healthy_n=${sc.n}`, `${pre}healthy_pass_rate=${(passes.length / sc.n).toFixed(3)}`, `${pre}healthy_pass_s_p50=${pct(passes, 0.5)}`, `${pre}healthy_pass_s_p95=${pct(passes, 0.95)}`);
+    }
   }
+  // Healthy deploys stop at their early pass; these ones are watched for the whole max duration,
+  // every second, to show the false-fail bound holds under continuous monitoring.
+  const full = Array.from({ length: FULL }, () => deploy(HEALTHY_ARM, true, windowS));
+  const fullFails = full.filter((r) => r.outcome === 'fail').length;
+  process.stdout.write(`  healthy, no early pass, watched every second for ${DEFAULT_VERIFY_CONFIG.maxDurationS} s`.padEnd(60) + `n=${FULL}  fail ${fullFails}\n`);
+  keys.push(`${pre}false_fail_rate_full_horizon=${(fullFails / FULL).toFixed(4)}`);
 }
-// Healthy deploys stop at their early pass; these ones are watched for the whole max duration,
-// every second, to show the false-fail bound holds under continuous monitoring.
-const full = Array.from({ length: FULL }, () => deploy(HEALTHY_ARM, true));
-const fullFails = full.filter((r) => r.outcome === 'fail').length;
-process.stdout.write(`  healthy, no early pass, watched every second for ${DEFAULT_VERIFY_CONFIG.maxDurationS} s`.padEnd(60) + `n=${FULL}  fail ${fullFails}\n`);
-keys.push(`false_fail_rate_full_horizon=${(fullFails / FULL).toFixed(4)}`);
 const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
 process.stdout.write(`  (${wallS.toFixed(1)} s wall)\n`);
 process.stdout.write(`RESULT verify bad_detect_s_p50=${pct(badTimes, 0.5)} bad_detect_s_p95=${pct(badTimes, 0.95)} false_fail_rate=${(falseFails / HEALTHY).toFixed(4)} ${keys.join(' ')}\n`);

@@ -136,8 +136,8 @@ describe('deploy verification with real OTel SDK traffic', () => {
 
   it('errors 1 % → 20 % after a full rollout fail against the pre-deploy window', async () => {
     const v1 = version('cart', '2.0.0'), v2 = version('cart', '2.1.0');
-    // A longer history than the other tests: it is the rollback's baseline below (pre-deploy
-    // seconds are paired one-for-one, so this history bounds the evidence the rollback can gather).
+    // A longer history than the other tests: it is the rollback's baseline below (each pre-deploy
+    // second is replayed once, then the rollback is compared with the whole window at checkpoints).
     await drive([v1], [[400, { errorRate: 0.01, latencyScale: 1 }]], async () => false, 14);
     await v1.flush();
     const rec = await api<Deploy>('POST', '/api/deploys', { service: 'cart', version: '2.1.0', environment: 'prod', previousVersion: '2.0.0' });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { VerificationAnalysis, type VerifyConfig } from './analysis.js';
-import { coarseKeyOfMs, emptyChunk, type ArmChunk } from './traffic.js';
+import { coarseKeyOfMs, emptyChunk, PreDeployReplay, type ArmChunk } from './traffic.js';
 
 /** Seeded traffic: `rps` requests per virtual second, log-normal latency, Bernoulli errors. */
 function traffic(seed: number) {
@@ -90,4 +90,51 @@ describe('VerificationAnalysis', () => {
     expect(lat.stats.tailThresholdMs).toBeGreaterThan(50);
     expect(lat.baseline.slowRate).toBe(0); // burn-in requests stay out of the tail test
   });
+
+  /** A full rollout against a `windowS`-second pre-deploy window at `rps`, fed as the Verifier does. */
+  function fullRollout(seed: number, windowS: number, rps: number, cand: { errorRate: number; latencyScale?: number }, maxDurationS = 120) {
+    const next = traffic(seed);
+    const window = Array.from({ length: windowS }, () => next(rps, 0.01));
+    const reference = new Map<number, number>();
+    for (const c of window) for (const [k, n] of c.bins) reference.set(k, (reference.get(k) ?? 0) + n);
+    const replay = new PreDeployReplay(window);
+    const a = new VerificationAnalysis({ maxDurationS }, reference);
+    for (let t = 1; ; t++) {
+      const c = next(rps, cand.errorRate, cand.latencyScale);
+      const base = emptyChunk();
+      if (replay.exhausted) a.baselineFixed();
+      replay.fill(base, c.count);
+      a.observe(base, c);
+      const v = a.decide(t);
+      if (v.outcome !== 'pending') return { ...v, atS: t, replayed: replay.served, window: replay.requests };
+    }
+  }
+
+  it('replays each pre-deploy second once, then passes a healthy version against the whole window', () => {
+    const runs = Array.from({ length: 20 }, (_, i) => fullRollout(7000 + i, 14, 200, { errorRate: 0.01 }));
+    for (const r of runs) expect(r.replayed).toBeLessThanOrEqual(r.window);
+    const passes = runs.filter((r) => r.outcome === 'pass');
+    expect(passes.length).toBeGreaterThanOrEqual(18);
+    // The chunk tests alone stop gathering evidence at 14 s; the window checkpoints (28 s, 56 s…) decide.
+    expect(passes.some((r) => r.atS > 14)).toBe(true);
+    expect(runs.filter((r) => r.outcome === 'fail').length).toBe(0);
+  });
+
+  it('fails a regression that shows only against the whole window', () => {
+    // errors 1 % → 2.5 %: too small for the first 14 s of paired chunks, clear against 4× the window.
+    const r = fullRollout(7100, 14, 200, { errorRate: 0.025 });
+    expect(r.outcome).toBe('fail');
+    expect(r.atS).toBeGreaterThan(14);
+    expect(r.reason).toMatch(/against the whole pre-deploy window/);
+    expect(r.evidence.find((e) => e.signal === 'error_rate')!.stats.windowZ).toBeGreaterThan(2.5);
+  });
+
+  it('stays inconclusive, never failing, when the pre-deploy window is too small to judge', () => {
+    // 10 s at 20 rps: 200 baseline requests, about 2 errors; no amount of new traffic settles it.
+    const runs = Array.from({ length: 10 }, (_, i) => fullRollout(7200 + i, 10, 20, { errorRate: 0.01 }, 600));
+    expect(runs.filter((r) => r.outcome === 'fail')).toHaveLength(0);
+    expect(runs.filter((r) => r.outcome === 'inconclusive').length).toBeGreaterThanOrEqual(8);
+    for (const r of runs) expect(r.replayed).toBe(r.window);
+  });
 });
+

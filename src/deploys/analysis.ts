@@ -37,6 +37,11 @@ export interface VerifyConfig {
   minReferenceSamples: number;
   /** Fail when this many error groups are new in the version (0: never). */
   newErrorGroupsFailAt: number;
+  /**
+   * Once a pre-deploy baseline is used up: checkpoints at candidate requests = window · 2^j
+   * (1 ≤ j ≤ this) comparing the candidate's totals with the whole window; alpha split evenly.
+   */
+  windowCheckpoints: number;
 }
 
 export const DEFAULT_VERIFY_CONFIG: VerifyConfig = {
@@ -44,7 +49,7 @@ export const DEFAULT_VERIFY_CONFIG: VerifyConfig = {
   errorPassRatio: 2, errorAbsPassRate: 0.005,
   tailQuantile: 0.95, tailPassRatio: 1.5,
   rankFailMargin: 0.03, rankPassMargin: 0.1, rankCheckpoints: 8,
-  minReferenceSamples: 200, newErrorGroupsFailAt: 1,
+  minReferenceSamples: 200, newErrorGroupsFailAt: 1, windowCheckpoints: 4,
 };
 
 /** Alternatives of the fail-side mixture (odds ratios), equally weighted. */
@@ -70,8 +75,11 @@ class RateTest {
   n0 = 0; n1 = 0; e0 = 0; e1 = 0;
   failed = false;
   passed = false;
+  /** Set when the fixed-window test (not the chunk SPRT) failed it; its last z (log odds ratio / SE). */
+  failedByWindow = false;
+  windowZ = 0;
 
-  constructor(private readonly passRatio: number) {
+  constructor(readonly passRatio: number) {
     this.psis = [...FAIL_GRID, passRatio];
     this.tmp = new Array<number>(this.psis.length).fill(0);
   }
@@ -91,6 +99,20 @@ class RateTest {
   oddsRatio(): number {
     return ((this.e1 + 0.5) / (this.n1 - this.e1 + 0.5)) / ((this.e0 + 0.5) / (this.n0 - this.e0 + 0.5));
   }
+
+  /**
+   * One checkpoint of the fixed-baseline test on the totals: the log odds ratio (½ added to each
+   * cell) against its standard error; fail when its lower bound clears 0, pass when its upper
+   * bound stays under log(passRatio), each at the checkpoint's normal critical value.
+   */
+  windowCheck(zFail: number, zPass: number): void {
+    const { e0, n0, e1, n1 } = this;
+    const log = Math.log(this.oddsRatio());
+    const se = Math.sqrt(1 / (e1 + 0.5) + 1 / (n1 - e1 + 0.5) + 1 / (e0 + 0.5) + 1 / (n0 - e0 + 0.5));
+    this.windowZ = log / se;
+    if (!this.failed && log / se >= zFail) { this.failed = true; this.failedByWindow = true; }
+    if (!this.passed && (Math.log(this.passRatio) - log) / se >= zPass) this.passed = true;
+  }
 }
 
 export class VerificationAnalysis {
@@ -108,6 +130,8 @@ export class VerificationAnalysis {
   private rankCheckpoint = 0;
   private rank = { auc: 0.5, z: 0, checkpoints: 0, lastN: 0, failed: false, passed: false, zCritFail: 0, zCritPass: 0 };
   private readonly newGroups = new Map<string, string>();
+  /** Fixed-baseline mode (baselineFixed): the window's size and the next checkpoint's exponent. */
+  private fixed: { n0: number; next: number } | null = null;
   /** Configured metric checks (metric-checks.ts), in configuration order. */
   readonly metrics: MetricCheckTest[];
   private decided: AnalysisVerdict | null = null;
@@ -170,6 +194,32 @@ export class VerificationAnalysis {
     if (candidate) m.addCandidate(value); else m.addBaseline(value, concurrent);
   }
 
+  /**
+   * The baseline stopped growing: a full rollout's pre-deploy window is used up. The chunk tests
+   * can gather no more evidence (each pre-deploy second is used once), so from now on checkpoints
+   * at window · 2, 4, 8, 16 candidate requests compare the candidate's totals with the whole
+   * window (errors, latency tail, ranks), Bonferroni over the checkpoints. A small window thus
+   * stays inconclusive instead of being replayed into false certainty.
+   */
+  baselineFixed(): void {
+    this.fixed ??= { n0: this.errors.n0, next: 1 };
+  }
+
+  private windowTest(): void {
+    const f = this.fixed, c = this.config;
+    if (f === null || f.n0 === 0 || f.next > c.windowCheckpoints || this.errors.n1 < f.n0 * 2 ** f.next) return;
+    while (f.next <= c.windowCheckpoints && this.errors.n1 >= f.n0 * 2 ** f.next) f.next++;
+    const zFail = normalUpperQuantile(c.alpha / c.windowCheckpoints);
+    const zPass = normalUpperQuantile(c.beta / c.windowCheckpoints);
+    this.errors.windowCheck(zFail, zPass);
+    if (this.tailKey !== null && this.tail.n0 >= c.minSamples) this.tail.windowCheck(zFail, zPass);
+    const mw = mannWhitney(this.base, this.cand);
+    if (!Number.isFinite(mw.sdAuc) || mw.sdAuc === 0) return;
+    this.rank = { ...this.rank, auc: mw.auc, z: (mw.auc - 0.5) / mw.sdAuc, lastN: this.errors.n1 };
+    if ((mw.auc - 0.5 - c.rankFailMargin) / mw.sdAuc >= zFail) this.rank.failed = true;
+    if ((0.5 + c.rankPassMargin - mw.auc) / mw.sdAuc >= zPass) this.rank.passed = true;
+  }
+
   /** An error group first seen in the candidate version. */
   newErrorGroup(id: string, title: string): void {
     if (!this.decided) this.newGroups.set(id, title);
@@ -190,6 +240,7 @@ export class VerificationAnalysis {
         if (this.tail.passLog >= passBound) this.tail.passed = true;
       }
       this.rankTest();
+      this.windowTest();
     }
     for (const m of this.metrics) m.evaluate();
     const metricsFailed = this.metrics.filter((m) => m.failed);
@@ -200,7 +251,9 @@ export class VerificationAnalysis {
     if (errorFail || latencyFail || groupsFailed || metricsFailed.length > 0) {
       outcome = 'fail';
       reason = [
-        errorFail ? `error rate up (odds ratio ${this.errors.oddsRatio().toFixed(2)}, likelihood ratio ${fmtExp(this.errors.failLogLr)} ≥ ${fmtExp(failBound)})` : '',
+        !errorFail ? '' : this.errors.failedByWindow
+          ? `error rate up (odds ratio ${this.errors.oddsRatio().toFixed(2)} against the whole pre-deploy window, z ${this.errors.windowZ.toFixed(2)})`
+          : `error rate up (odds ratio ${this.errors.oddsRatio().toFixed(2)}, likelihood ratio ${fmtExp(this.errors.failLogLr)} ≥ ${fmtExp(failBound)})`,
         this.tail.failed ? `latency tail up (slow-request odds ratio ${this.tail.oddsRatio().toFixed(2)})` : '',
         this.rank.failed ? `latency distribution shifted up (P(candidate slower) ${this.rank.auc.toFixed(3)}, z ${this.rank.z.toFixed(2)})` : '',
         groupsFailed ? `${this.newGroups.size} error group(s) new in this version` : '',
@@ -289,6 +342,7 @@ export class VerificationAnalysis {
           alwaysValidP: Math.min(1, Math.exp(-e.maxFailLog)),
           passLogLr: e.passLog, absPassLogLr: this.absPassLog, passThreshold: passBound,
           passOddsRatio: c.errorPassRatio, absPassRate: c.errorAbsPassRate,
+          ...(this.fixed === null ? {} : { windowZ: e.windowZ, windowCheckpoints: this.fixed.next - 1 }),
         },
         detail: 'mixture SPRT on the error odds ratio (conditional on each chunk\'s errors); pass: SPRT against the bad odds ratio or the absolute rate',
       },
@@ -303,6 +357,7 @@ export class VerificationAnalysis {
           tailAlwaysValidP: Math.min(1, Math.exp(-t.maxFailLog)), failThreshold: failBound, passThreshold: passBound,
           probCandidateSlower: this.rank.auc, rankZ: this.rank.z, rankCheckpoints: this.rank.checkpoints,
           rankZCritFail: this.rank.zCritFail, rankZCritPass: this.rank.zCritPass,
+          ...(this.fixed === null ? {} : { tailWindowZ: t.windowZ }),
         },
         detail: `slow = above the baseline p${Math.round(c.tailQuantile * 100)} (mixture SPRT on the slow odds ratio); Mann-Whitney at checkpoints with alpha split over ${c.rankCheckpoints}`,
       },

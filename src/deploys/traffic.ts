@@ -93,3 +93,41 @@ export class SecondRing {
     for (const s of this.seconds.keys()) if (s < beforeSecond) this.seconds.delete(s);
   }
 }
+
+/**
+ * The pre-deploy window as a baseline arm (a full rollout: nothing else serves). Its seconds are
+ * replayed oldest first, whole seconds at a time, until they match the candidate's requests of
+ * the tick, so each chunk pairs about equal exposure. Each second is used once: when the window
+ * is used up, the analysis compares the candidate's growing totals against the whole window
+ * (VerificationAnalysis.baselineFixed) rather than replaying it again, which would count the
+ * window's own sampling noise as evidence over and over.
+ */
+export class PreDeployReplay {
+  private idx = 0;
+  /** Baseline requests handed out. */
+  served = 0;
+  readonly requests: number;
+
+  constructor(private readonly seconds: readonly ArmChunk[]) {
+    let n = 0;
+    for (const c of seconds) n += c.count;
+    this.requests = n;
+  }
+
+  get exhausted(): boolean { return this.served >= this.requests; }
+
+  /** Requests in the next second to replay (0 once used up). */
+  get nextCount(): number {
+    while (this.idx < this.seconds.length && this.seconds[this.idx].count === 0) this.idx++;
+    return this.idx < this.seconds.length ? this.seconds[this.idx].count : 0;
+  }
+
+  /** Adds whole seconds to `into` until it holds at least `count` requests or the window ends. */
+  fill(into: ArmChunk, count: number): void {
+    while (into.count < count && this.idx < this.seconds.length) {
+      const c = this.seconds[this.idx++];
+      addToChunk(into, c);
+      this.served += c.count;
+    }
+  }
+}

@@ -12,7 +12,7 @@ import type { MetricBatch, RollupSecond } from '../telemetry/index.js';
 import { VerificationAnalysis, type AnalysisVerdict, type VerifyConfig } from './analysis.js';
 import type { Deploy, SignalEvidence } from './contract.js';
 import { pointSample, type MetricCheck } from './metric-checks.js';
-import { addToChunk, chunkOfDelta, emptyChunk, SecondRing, type ArmChunk } from './traffic.js';
+import { addToChunk, chunkOfDelta, emptyChunk, PreDeployReplay, SecondRing, type ArmChunk } from './traffic.js';
 
 export interface RunningVerification {
   id: string;
@@ -24,6 +24,8 @@ export interface RunningVerification {
   /** Requests the baseline arm got from concurrent traffic vs from the pre-deploy ring. */
   concurrentN: number;
   replayN: number;
+  /** Pre-deploy requests in the window at the start. */
+  windowN: number;
   /** A verdict to report without analysis (e.g. no baseline at all). */
   immediate?: string;
 }
@@ -33,8 +35,7 @@ interface Stream {
   startSecond: number;
   cand: ArmChunk;
   base: ArmChunk;
-  replay: ArmChunk[];
-  replayIdx: number;
+  replay: PreDeployReplay;
   /** Metric check key (metricKey) → index in run.analysis.metrics. */
   metricIdx: Map<string, number>;
 }
@@ -215,9 +216,10 @@ export class Verifier {
         addToChunk(into, chunk);
       }
     }
-    const replay = [...bySecond.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => c);
+    const window = [...bySecond.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => c);
+    const replay = new PreDeployReplay(window);
     const reference = new Map<number, number>();
-    for (const c of replay) for (const [k, n] of c.bins) reference.set(k, (reference.get(k) ?? 0) + n);
+    for (const c of window) for (const [k, n] of c.bins) reference.set(k, (reference.get(k) ?? 0) + n);
     const checks = this.checksFor(deploy.service, true);
     const analysis = new VerificationAnalysis({ ...this.opts.verify, maxDurationS }, reference, checks.map((c) => c.check));
     const metricIdx = new Map<string, number>();
@@ -239,12 +241,12 @@ export class Verifier {
       id, deploy, startedMs: nowMs, maxDurationS,
       analysis,
       baselineVersion: deploy.previousVersion ?? this.latestOtherVersion(deploy.service, deploy.environment, deploy.version),
-      concurrentN: 0, replayN: 0,
+      concurrentN: 0, replayN: 0, windowN: replay.requests,
     };
-    if (replay.length === 0 && !concurrentRecently && run.baselineVersion === null) {
+    if (replay.requests === 0 && !concurrentRecently && run.baselineVersion === null) {
       run.immediate = `no baseline: no other version of ${deploy.service} has traffic in ${deploy.environment}`;
     }
-    this.streams.set(deploy.id, { run, startSecond: nowS - 2, cand: emptyChunk(), base: emptyChunk(), replay, replayIdx: 0, metricIdx });
+    this.streams.set(deploy.id, { run, startSecond: nowS - 2, cand: emptyChunk(), base: emptyChunk(), replay, metricIdx });
     return run;
   }
 
@@ -267,15 +269,13 @@ export class Verifier {
         const cand = s.cand, base = s.base;
         // No concurrent baseline (a full rollout): the candidate's requests wait until they
         // match a whole pre-deploy second, so each chunk pairs about equal exposures.
-        const waitForReplay = base.count === 0 && s.replayIdx < s.replay.length && cand.count < s.replay[s.replayIdx].count;
+        const waitForReplay = base.count === 0 && !s.replay.exhausted && cand.count < s.replay.nextCount;
         if (!waitForReplay) {
           run.concurrentN += base.count;
-          if (base.count === 0) {
-            while (base.count < cand.count && s.replayIdx < s.replay.length) {
-              const c = s.replay[s.replayIdx++];
-              run.replayN += c.count;
-              addToChunk(base, c);
-            }
+          if (base.count === 0 && s.replay.requests > 0) {
+            if (s.replay.exhausted) run.analysis.baselineFixed();
+            s.replay.fill(base, cand.count);
+            run.replayN = s.replay.served;
           }
           if (cand.count > 0 || base.count > 0) run.analysis.observe(base, cand);
           s.cand = emptyChunk();
@@ -327,10 +327,10 @@ export class Verifier {
 export function baselineEvidence(run: RunningVerification): SignalEvidence {
   return {
     signal: 'baseline', outcome: 'pass',
-    baseline: { concurrentRequests: run.concurrentN, preDeployRequests: run.replayN },
+    baseline: { concurrentRequests: run.concurrentN, preDeployRequests: run.replayN, preDeployWindowRequests: run.windowN },
     candidate: {}, stats: {},
     detail: run.concurrentN >= run.replayN
       ? `canary: ${run.baselineVersion ?? 'other versions'} serving at the same time`
-      : `pre-deploy window of ${run.baselineVersion ?? 'the service'}`,
+      : `pre-deploy window of ${run.baselineVersion ?? 'the service'} (${run.windowN} requests)`,
   };
 }
