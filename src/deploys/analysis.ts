@@ -198,7 +198,8 @@ export class VerificationAnalysis {
    * The baseline stopped growing: a full rollout's pre-deploy window is used up. The chunk tests
    * can gather no more evidence (each pre-deploy second is used once), so from now on checkpoints
    * at window · 2, 4, 8, 16 candidate requests compare the candidate's totals with the whole
-   * window (errors, latency tail, ranks), Bonferroni over the checkpoints. A small window thus
+   * window (errors both ways; latency tail and ranks for a pass only), Bonferroni over the
+   * checkpoints. A small window thus
    * stays inconclusive instead of being replayed into false certainty.
    */
   baselineFixed(): void {
@@ -212,11 +213,13 @@ export class VerificationAnalysis {
     const zFail = normalUpperQuantile(c.alpha / c.windowCheckpoints);
     const zPass = normalUpperQuantile(c.beta / c.windowCheckpoints);
     this.errors.windowCheck(zFail, zPass);
-    if (this.tailKey !== null && this.tail.n0 >= c.minSamples) this.tail.windowCheck(zFail, zPass);
+    // Latency here may only pass: against a window from before the deploy it also measures any
+    // change in load since then (a process now taking all the traffic is slower), which must not
+    // roll a healthy version back. A latency regression has to show in the paired chunks.
+    if (this.tailKey !== null && this.tail.n0 >= c.minSamples) this.tail.windowCheck(Infinity, zPass);
     const mw = mannWhitney(this.base, this.cand);
     if (!Number.isFinite(mw.sdAuc) || mw.sdAuc === 0) return;
     this.rank = { ...this.rank, auc: mw.auc, z: (mw.auc - 0.5) / mw.sdAuc, lastN: this.errors.n1 };
-    if ((mw.auc - 0.5 - c.rankFailMargin) / mw.sdAuc >= zFail) this.rank.failed = true;
     if ((0.5 + c.rankPassMargin - mw.auc) / mw.sdAuc >= zPass) this.rank.passed = true;
   }
 
