@@ -7,6 +7,7 @@ import { registerDetectCommands } from './detect.js';
 import { registerErrorCommands } from './errors.js';
 import { registerGatewayCommands } from './gateway.js';
 import { registerIncidentCommands } from './incidents.js';
+import { registerUserCommands } from './users.js';
 
 /**
  * The `tightloop` command. Exit codes: 0 ok, 1 verdict or check failed, 2 usage or connection error.
@@ -139,6 +140,7 @@ export async function run(argv: string[]): Promise<number> {
   registerDetectCommands(program, (c) => { code = c; });
   registerDeployCommands(program, (c) => { code = c; });
   registerIncidentCommands(program, (c) => { code = c; });
+  registerUserCommands(program, (c) => { code = c; });
   // After the other `deploy` subcommands: it adds `deploy start` to that command.
   registerActionCommands(program, (c) => { code = c; });
 

@@ -9,6 +9,7 @@ import { rolloutOpenApiPaths } from '../deploys/rollout/openapi.js';
 import { detectOpenApiPaths } from '../detect/openapi.js';
 import { gatewayOpenApiPaths } from '../gateway/index.js';
 import { incidentsOpenApiPaths } from '../incidents/openapi.js';
+import { authOpenApiPaths } from '../auth/openapi.js';
 import { consoleOpenApiPaths } from './console-api.js';
 
 const timeParams = [
@@ -182,6 +183,7 @@ export const openApiDocument = {
     ...actionsOpenApiPaths,
     ...rolloutOpenApiPaths,
     ...incidentsOpenApiPaths,
+    ...authOpenApiPaths,
     ...consoleOpenApiPaths,
     '/v1/traces': otlp('traces'),
     '/v1/logs': otlp('logs'),

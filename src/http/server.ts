@@ -1,8 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { createToken, ensureAdmin, verifyToken } from '../auth/index.js';
-import { ulid } from 'ulid';
+import { createUser, ensureAdmin, registerAuthRoutes, verifyToken } from '../auth/index.js';
 import { DeployService, deploysMigrations, registerDeployRoutes, type DeployApi, type VerifyConfig } from '../deploys/index.js';
 import { ActionService, actionsMigrations, registerActionRoutes } from '../deploys/actions/index.js';
 import { LocalActuator, RolloutManager, loadServices, registerRolloutRoutes, rolloutMigrations } from '../deploys/rollout/index.js';
@@ -10,7 +9,7 @@ import { DetectEngine, detectMigrations, registerDetectRoutes, type DetectEvents
 import { ERRORS_MIGRATIONS, openErrorsModule, type ErrorEvents } from '../errors/index.js';
 import { gatewayApi, gatewayMigrations, startGateway, type Gateway } from '../gateway/index.js';
 import { IncidentService, incidentsMigrations, registerIncidentRoutes } from '../incidents/index.js';
-import { openStateStore, toTimestamp, type Role } from '../state/index.js';
+import { openStateStore, type Role } from '../state/index.js';
 import { DuckDbTelemetryStore, RetentionJob, TelemetryWriter } from '../telemetry/index.js';
 import { buildApp } from './app.js';
 import { consolePlugin } from './console.js';
@@ -42,7 +41,7 @@ export interface RunningServer {
   rollouts: RolloutManager;
   /** The local actuator: service versions as child processes behind weighted proxies. */
   actuator: LocalActuator;
-  /** Creates a user with one API token (the demo's second person; there is no users API yet). */
+  /** Creates a user with one API token (the demo's second person); the API is POST /api/users. */
   createUser(name: string, role: Role): Promise<{ id: string; name: string; token: string }>;
   /** Stops accepting, flushes pending batches, closes the stores. */
   close(): Promise<void>;
@@ -145,7 +144,10 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     apiRoutes: [(api) => errors.registerApi(api, () => publicUrl), (api) => registerDetectRoutes(api, detect),
       (api) => registerIncidentRoutes(api, { incidents, telemetry: store, audit: gateway.audit, errorsForTrace: (t) => errors.errorsForTrace(t), publicUrl: () => publicUrl }),
       (api) => registerConsoleApi(api, { tail: logTail, gateway }), (api) => registerDeployRoutes(api, deploys),
-      (api) => registerActionRoutes(api, actions), (api) => registerRolloutRoutes(api, rollouts, actuator)],
+      (api) => registerActionRoutes(api, actions), (api) => registerRolloutRoutes(api, rollouts, actuator),
+      (api) => registerAuthRoutes(api, { db: state.db, audit: gateway.audit, onUserDeleted: (u) => {
+        for (const s of gateway.registry.sessions()) if (s.userName === u.name) s.terminate('user deleted');
+      } })],
     errorsForTrace: (traceId) => errors.errorsForTrace(traceId),
     onIngested: (batches) => {
       logTail.publish(batches.logs);
@@ -186,9 +188,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   return { url: `http://${hostForUrl}:${port}`, port, adminToken: admin.created ? admin.token : undefined,
     defaultDsn: errors.defaultDsn(publicUrl), errorEvents: errors.events, detectEvents: detect.events, incidents, gatewayPort: gateway.port, deploys, actions, rollouts, actuator, close,
     async createUser(name, role) {
-      const id = ulid();
-      await state.db.insertInto('users').values({ id, name, role, created_at: toTimestamp(Date.now()) }).execute();
-      const { token } = await createToken(state.db, { userId: id, name: `${name} token` });
+      const { id, token } = await createUser(state.db, { name, role, tokenName: `${name} token` });
       return { id, name, token };
     } };
 }

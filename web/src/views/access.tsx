@@ -12,6 +12,7 @@ interface Resource { id: string; name: string; host: string; port: number; datab
 interface AccessRequest { id: string; kind: string; userId: string; userName?: string; resourceId: string; mode: string | null; durationS: number | null; reason: string; sql: string | null; status: string; breakGlass: boolean; createdAt: string; decidedBy: string | null; note: string | null }
 interface Grant { id: string; subjectKind: string; subject: string; resourceId: string; mode: string; expiresAt: string | null; createdBy: string; createdAt: string; revokedAt: string | null }
 interface Session { id: string; user: string | null; resource: string | null; mode: string | null; grantExpiresAt: string | null }
+interface User { id: string; name: string }
 
 function duration(s: number | null): string {
   if (s === null) return '—';
@@ -23,9 +24,13 @@ export function AccessView(_props: ViewProps): JSX.Element {
   const requests = useLoad((signal) => api<{ requests: AccessRequest[] }>('/api/access/requests', { signal }), []);
   const grants = useLoad((signal) => api<{ grants: Grant[] }>('/api/access/grants', { signal }), []);
   const sessions = useLoad((signal) => api<{ sessions: Session[] }>('/api/gateway/sessions', { signal }), []);
+  const users = useLoad((signal) => api<{ users: User[] }>('/api/users', { signal }), []);
   const [notice, setNotice] = useState<string | undefined>();
   const [err, setErr] = useState<string | undefined>();
   const names = new Map((resources.data?.resources ?? []).map((r) => [r.id, r.name]));
+  // Grants and requests carry user ids; people read names (the id stays the fallback).
+  const userNames = new Map((users.data?.users ?? []).map((u) => [u.id, u.name]));
+  const userName = (id: string): string => userNames.get(id) ?? id;
 
   const decide = async (r: AccessRequest, verb: 'approve' | 'deny'): Promise<void> => {
     setErr(undefined);
@@ -62,11 +67,11 @@ export function AccessView(_props: ViewProps): JSX.Element {
                 {d.requests.map((r) => (
                   <tr key={r.id} data-request={r.id}>
                     <td>{fmtIso(r.createdAt)}</td>
-                    <td>{r.userName ?? r.userId}</td>
+                    <td>{r.userName ?? userName(r.userId)}</td>
                     <td>{names.get(r.resourceId) ?? r.resourceId}</td>
                     <td>{r.kind === 'statement' ? <code>{r.sql}</code> : `${r.mode ?? ''} for ${duration(r.durationS)}`}{r.breakGlass && <Badge value="break-glass" tone="bad" />}</td>
                     <td>{r.reason}</td>
-                    <td><Badge value={r.status} />{r.decidedBy !== null && <span class="muted small"> by {r.decidedBy}</span>}</td>
+                    <td><Badge value={r.status} />{r.decidedBy !== null && <span class="muted small"> by {userName(r.decidedBy)}</span>}</td>
                     <td>
                       {r.status === 'pending' && (
                         <span class="toolbar">
@@ -91,11 +96,11 @@ export function AccessView(_props: ViewProps): JSX.Element {
                 <tbody>
                   {d.grants.map((g) => (
                     <tr key={g.id} data-grant={g.id}>
-                      <td>{g.subjectKind}: {g.subject}</td>
+                      <td>{g.subjectKind}: {g.subjectKind === 'user' ? userName(g.subject) : g.subject}</td>
                       <td>{names.get(g.resourceId) ?? g.resourceId}</td>
                       <td><Badge value={g.mode} tone="neutral" /></td>
                       <td>{g.expiresAt === null ? 'never' : fmtIso(g.expiresAt)}</td>
-                      <td>{g.createdBy}</td>
+                      <td>{userName(g.createdBy)}</td>
                       <td>{g.revokedAt === null && <button type="button" onClick={() => revoke(g)}>Revoke</button>}</td>
                     </tr>
                   ))}

@@ -7,6 +7,9 @@ import { href, navigate } from '../router';
 import { fmtDurationMs, fmtIso } from '../time';
 import { Badge, LoadState, Panel } from '../ui';
 
+/** The first bad signal is a 1 s rollup bucket: a detection inside that second reads "< 1 s". */
+const fmtDetect = (ms: number): string => (ms < 1000 ? '< 1 s (same rollup second)' : fmtDurationMs(ms));
+
 /** Incidents: the list; one incident's timeline story; acknowledge, resolve, run a suggested action. */
 
 interface Incident {
@@ -161,7 +164,7 @@ function IncidentDetailView(props: ViewProps & { id: string }): JSX.Element {
                 )}
                 <p><a href={href('/logs', { service: i.service, severity: '13', from: String(Date.parse(i.firstBadAt ?? i.detectedAt) - 60_000), to: i.resolvedAt != null ? String(Date.parse(i.resolvedAt) + 60_000) : undefined })}>Logs of {i.service} around the incident</a></p>
                 <dl class="kv">
-                  <div><dt>time to detect</dt><dd>{i.firstBadAt != null ? fmtDurationMs(Date.parse(i.detectedAt) - Date.parse(i.firstBadAt)) : '—'}</dd></div>
+                  <div><dt>time to detect</dt><dd>{i.firstBadAt != null ? fmtDetect(Date.parse(i.detectedAt) - Date.parse(i.firstBadAt)) : '—'}</dd></div>
                   <div><dt>acknowledged</dt><dd>{fmtIso(i.acknowledgedAt)}{i.acknowledgedBy != null && ` by ${i.acknowledgedBy}`}</dd></div>
                   <div><dt>recovered</dt><dd>{fmtIso(i.recoveredAt)}</dd></div>
                   <div><dt>resolved</dt><dd>{fmtIso(i.resolvedAt)}</dd></div>

@@ -1,0 +1,150 @@
+/**
+ * REST API of users and API tokens (inside the bearer-token scope):
+ *   GET/POST /api/users, DELETE /api/users/:id, GET/POST /api/tokens, DELETE /api/tokens/:id.
+ * Anyone signed in may list users and manage their own tokens; creating and deleting users and
+ * issuing or revoking someone else's tokens needs the admin role.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { AppError, badRequest, notFound, unauthorized } from '../core/app-error.js';
+import type { Database } from '../state/index.js';
+import { createToken, revokeToken } from './tokens.js';
+import { createUser, deleteUser, findUser, getToken, listTokens, listUsers, type UserInfo } from './users.js';
+
+/** The slice of the audit chain these routes write to (the gateway's AuditChain fits). */
+export interface AuthAuditSink {
+  append(event: { kind: string; actor?: string | null; resource?: string | null; data?: Record<string, unknown> }): unknown;
+}
+
+export interface AuthRoutesOptions {
+  db: Kysely<Database>;
+  audit?: AuthAuditSink;
+  /** After a user is deleted (e.g. to end their live gateway sessions). */
+  onUserDeleted?: (user: UserInfo) => void;
+}
+
+interface Caller {
+  userId: string;
+  userName: string;
+  isAdmin: boolean;
+}
+
+type IdParams = FastifyRequest<{ Params: { id: string } }>;
+
+const forbidden = (message: string): AppError => new AppError('forbidden', 403, message);
+
+function callerOf(req: FastifyRequest): Caller {
+  const p = req.principal;
+  if (p === undefined) throw unauthorized();
+  return { userId: p.userId, userName: p.userName, isAdmin: p.role === 'admin' };
+}
+
+function requireAdmin(req: FastifyRequest): Caller {
+  const c = callerOf(req);
+  if (!c.isAdmin) throw forbidden('this needs the admin role');
+  return c;
+}
+
+function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
+  const r = schema.safeParse(body ?? {});
+  if (!r.success) throw badRequest(`invalid ${what}: ${r.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
+  return r.data;
+}
+
+/** `90s`, `30m`, `12h`, `30d`, `4w` or plain seconds, to seconds; undefined when malformed. */
+export function parseExpiresIn(text: string): number | undefined {
+  const m = /^(\d+)\s*([smhdw])?$/i.exec(text.trim());
+  if (m === null) return undefined;
+  const unit = { s: 1, m: 60, h: 3_600, d: 86_400, w: 604_800 }[(m[2] ?? 's').toLowerCase() as 's' | 'm' | 'h' | 'd' | 'w'];
+  const seconds = Number(m[1]) * unit;
+  return Number.isSafeInteger(seconds) && seconds > 0 ? seconds : undefined;
+}
+
+const expiresIn = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
+  const s = typeof v === 'number' ? v : parseExpiresIn(v);
+  if (s === undefined) {
+    ctx.addIssue({ code: 'custom', message: 'a duration like 3600, 12h, 30d or 4w' });
+    return z.NEVER;
+  }
+  return s;
+});
+
+const userBody = z.strictObject({
+  name: z.string(),
+  role: z.string().default('member'),
+});
+const tokenBody = z.strictObject({
+  name: z.string().default('api token'),
+  expiresIn: expiresIn.optional(),
+  /** Admin only: issue the token for this user (id or name). */
+  userId: z.string().min(1).optional(),
+});
+
+export function registerAuthRoutes(api: FastifyInstance, opts: AuthRoutesOptions): void {
+  const { db, audit } = opts;
+
+  // ---- users ----
+  api.get('/api/users', async () => ({ users: await listUsers(db) }));
+
+  api.post('/api/users', async (req, reply) => {
+    const who = requireAdmin(req);
+    const b = parse(userBody, req.body, 'user');
+    const created = await createUser(db, { name: b.name, role: b.role });
+    audit?.append({ kind: 'user.created', actor: who.userName, resource: `user:${created.name}`, data: { userId: created.id, role: created.role, tokenId: created.tokenId } });
+    return reply.code(201).send(created);
+  });
+
+  api.delete('/api/users/:id', async (req: IdParams) => {
+    const who = requireAdmin(req);
+    const target = await findUser(db, req.params.id);
+    if (target.id === who.userId) throw new AppError('conflict', 409, 'you cannot delete yourself');
+    const removed = await deleteUser(db, target.id);
+    audit?.append({ kind: 'user.deleted', actor: who.userName, resource: `user:${removed.name}`, data: { userId: removed.id, role: removed.role } });
+    opts.onUserDeleted?.(removed);
+    return removed;
+  });
+
+  // ---- tokens ----
+  api.get('/api/tokens', async (req) => {
+    const who = callerOf(req);
+    const q = req.query as { userId?: string; all?: string };
+    let userId = who.userId;
+    if (q.userId !== undefined && q.userId !== who.userId) {
+      if (!who.isAdmin) throw forbidden("listing another user's tokens needs the admin role");
+      userId = (await findUser(db, q.userId)).id;
+    }
+    return { tokens: await listTokens(db, userId, { includeRevoked: q.all === '1' || q.all === 'true' }) };
+  });
+
+  api.post('/api/tokens', async (req, reply) => {
+    const who = callerOf(req);
+    const b = parse(tokenBody, req.body, 'token');
+    let owner = { id: who.userId, name: who.userName };
+    if (b.userId !== undefined && b.userId !== who.userId) {
+      const u = await findUser(db, b.userId);
+      if (u.id !== who.userId) {
+        if (!who.isAdmin) throw forbidden('issuing a token for another user needs the admin role');
+        owner = { id: u.id, name: u.name };
+      }
+    }
+    const expiresAt = b.expiresIn === undefined ? undefined : new Date(Date.now() + b.expiresIn * 1000);
+    const { token, id } = await createToken(db, { userId: owner.id, name: b.name, expiresAt });
+    const info = await getToken(db, id);
+    audit?.append({ kind: 'token.created', actor: who.userName, resource: `user:${owner.name}`, data: { tokenId: id, name: info.name, expiresAt: info.expiresAt } });
+    return reply.code(201).send({ ...info, userName: owner.name, token });
+  });
+
+  api.delete('/api/tokens/:id', async (req: IdParams) => {
+    const who = callerOf(req);
+    const t = await getToken(db, req.params.id).catch((err: unknown) => {
+      if (err instanceof AppError && err.code === 'not_found') return undefined;
+      throw err;
+    });
+    // Someone else's token answers like an unknown one: ids are not for probing.
+    if (t === undefined || (t.userId !== who.userId && !who.isAdmin)) throw notFound(`token ${req.params.id} not found`);
+    const revokedNow = await revokeToken(db, t.id);
+    if (revokedNow) audit?.append({ kind: 'token.revoked', actor: who.userName, resource: `token:${t.id}`, data: { userId: t.userId, name: t.name } });
+    return getToken(db, t.id);
+  });
+}
