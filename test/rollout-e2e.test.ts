@@ -174,7 +174,7 @@ describe('progressive deploy with the local actuator', () => {
       const x = await server.deploys.verification(rb.id);
       return x?.outcome == null ? undefined : x;
     }, 60_000);
-    expect(['pass', 'inconclusive']).toContain(v.outcome);
+    expect(['pass', 'inconclusive'], `${v.reason} ${JSON.stringify(v.evidence)}`).toContain(v.outcome);
     await stopLoad();
   }, 120_000);
 

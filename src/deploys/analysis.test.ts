@@ -136,5 +136,35 @@ describe('VerificationAnalysis', () => {
     expect(runs.filter((r) => r.outcome === 'inconclusive').length).toBeGreaterThanOrEqual(8);
     for (const r of runs) expect(r.replayed).toBe(r.window);
   });
-});
 
+  it('does not fail a latency shift the tests can prove but nobody would notice (latencyMinEffect)', () => {
+    // A tight service (20 ms ± 1 %, like a fixed delay) that got 4 % slower, e.g. on a busier host:
+    // the rank test proves the shift at once, yet it is far below the 15 % floor.
+    const run = (scale: number, config: Partial<VerifyConfig>) => {
+      let seed = 7400;
+      const rand = (): number => { seed = (seed * 16807) % 2147483647; return seed / 2147483647; };
+      const chunk = (ms: number, errorRate: number): ArmChunk => {
+        const c = emptyChunk();
+        for (let i = 0; i < 200; i++) {
+          c.count++;
+          if (rand() < errorRate) c.errors++;
+          const k = coarseKeyOfMs(ms * (1 + 0.01 * Math.sqrt(-2 * Math.log(rand())) * Math.cos(2 * Math.PI * rand())));
+          c.bins.set(k, (c.bins.get(k) ?? 0) + 1);
+        }
+        return c;
+      };
+      const reference = chunk(20, 0.01).bins;
+      const a = new VerificationAnalysis({ maxDurationS: 30, ...config }, reference);
+      for (let t = 1; ; t++) {
+        a.observe(chunk(20, 0.01), chunk(20 * scale, 0.01));
+        const v = a.decide(t);
+        if (v.outcome !== 'pending') return v;
+      }
+    };
+    expect(run(1.04, {}).outcome).not.toBe('fail');
+    const proven = run(1.04, { latencyMinEffect: 0 });
+    expect(proven.outcome).toBe('fail');
+    expect(proven.reason).toMatch(/latency/);
+    expect(run(1.3, {}).outcome).toBe('fail');
+  });
+});

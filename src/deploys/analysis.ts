@@ -31,6 +31,12 @@ export interface VerifyConfig {
   rankFailMargin: number;
   /** …pass when it is shown below ½ + this. */
   rankPassMargin: number;
+  /**
+   * Practical significance: latency fails only when the candidate's median or p95 is also at
+   * least this much higher (0.15 = 15 %). A shift the tests can prove but nobody would notice
+   * (e.g. 20 ms → 21 ms under a busier host) must not roll a version back.
+   */
+  latencyMinEffect: number;
   /** Rank-test checkpoints at minSamples · 2^j (j < this); alpha is split evenly over them. */
   rankCheckpoints: number;
   /** Baseline requests needed to fix the latency tail threshold. */
@@ -48,7 +54,7 @@ export const DEFAULT_VERIFY_CONFIG: VerifyConfig = {
   maxDurationS: 600, minSamples: 100, alpha: 0.003, beta: 0.05,
   errorPassRatio: 2, errorAbsPassRate: 0.005,
   tailQuantile: 0.95, tailPassRatio: 1.5,
-  rankFailMargin: 0.03, rankPassMargin: 0.1, rankCheckpoints: 8,
+  rankFailMargin: 0.03, rankPassMargin: 0.1, rankCheckpoints: 8, latencyMinEffect: 0.15,
   minReferenceSamples: 200, newErrorGroupsFailAt: 1, windowCheckpoints: 4,
 };
 
@@ -239,7 +245,7 @@ export class VerificationAnalysis {
       if (this.errors.passLog >= passBound) this.errors.passed = true;
       if (this.absPassLog >= passBound) this.absPassed = true;
       if (this.tailKey !== null && this.tail.n1 >= c.minSamples && this.tail.n0 >= c.minSamples) {
-        if (this.tail.failLogLr >= failBound) this.tail.failed = true;
+        if (this.tail.failLogLr >= failBound && this.latencyNoticeablyWorse()) this.tail.failed = true;
         if (this.tail.passLog >= passBound) this.tail.passed = true;
       }
       this.rankTest();
@@ -304,6 +310,13 @@ export class VerificationAnalysis {
     return out;
   }
 
+  /** The candidate's median or p95 is at least `latencyMinEffect` above the baseline's. */
+  private latencyNoticeablyWorse(): boolean {
+    const f = 1 + this.config.latencyMinEffect;
+    return binsQuantileMs(this.cand, 0.5) >= f * binsQuantileMs(this.base, 0.5)
+      || binsQuantileMs(this.cand, 0.95) >= f * binsQuantileMs(this.base, 0.95);
+  }
+
   /** Mann-Whitney at checkpoints minSamples·2^j; alpha (and beta) split evenly (Bonferroni). */
   private rankTest(): void {
     const c = this.config;
@@ -318,7 +331,7 @@ export class VerificationAnalysis {
     this.rank = {
       ...this.rank, auc: mw.auc, z, checkpoints: this.rankCheckpoint, lastN: n, zCritFail: zFail, zCritPass: zPass,
     };
-    if ((mw.auc - 0.5 - c.rankFailMargin) / mw.sdAuc >= zFail) this.rank.failed = true;
+    if ((mw.auc - 0.5 - c.rankFailMargin) / mw.sdAuc >= zFail && this.latencyNoticeablyWorse()) this.rank.failed = true;
     if ((0.5 + c.rankPassMargin - mw.auc) / mw.sdAuc >= zPass) this.rank.passed = true;
   }
 
