@@ -18,7 +18,7 @@ export type { EnsureAdminResult } from './admin.js';
 export { TOKEN_PREFIX } from './token-format.js';
 export { USER_NAME_PATTERN, createUser, deleteUser, findUser, getToken, listTokens, listUsers, validateUserName } from './users.js';
 export type { CreatedUser, TokenInfo, UserInfo } from './users.js';
-export { parseExpiresIn, registerAuthRoutes } from './routes.js';
+export { registerAuthRoutes } from './routes.js';
 export type { AuthAuditSink, AuthRoutesOptions } from './routes.js';
 export { authOpenApiPaths } from './openapi.js';
 export type { Role } from '../state/index.js';

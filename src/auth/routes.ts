@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { AppError, badRequest, notFound, unauthorized } from '../core/app-error.js';
 import type { Database } from '../state/index.js';
 import { createToken, revokeToken } from './tokens.js';
+import { parseDuration } from '../core/duration.js';
 import { createUser, deleteUser, findUser, getToken, listTokens, listUsers, type UserInfo } from './users.js';
 
 /** The slice of the audit chain these routes write to (the gateway's AuditChain fits). */
@@ -52,17 +53,8 @@ function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
   return r.data;
 }
 
-/** `90s`, `30m`, `12h`, `30d`, `4w` or plain seconds, to seconds; undefined when malformed. */
-export function parseExpiresIn(text: string): number | undefined {
-  const m = /^(\d+)\s*([smhdw])?$/i.exec(text.trim());
-  if (m === null) return undefined;
-  const unit = { s: 1, m: 60, h: 3_600, d: 86_400, w: 604_800 }[(m[2] ?? 's').toLowerCase() as 's' | 'm' | 'h' | 'd' | 'w'];
-  const seconds = Number(m[1]) * unit;
-  return Number.isSafeInteger(seconds) && seconds > 0 ? seconds : undefined;
-}
-
 const expiresIn = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
-  const s = typeof v === 'number' ? v : parseExpiresIn(v);
+  const s = typeof v === 'number' ? v : parseDuration(v);
   if (s === undefined) {
     ctx.addIssue({ code: 'custom', message: 'a duration like 3600, 12h, 30d or 4w' });
     return z.NEVER;

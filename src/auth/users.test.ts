@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../core/app-error.js';
 import { stateTestDialects } from '../state/dialects.conformance.js';
-import { createToken, createUser, deleteUser, findUser, getToken, listTokens, listUsers, parseExpiresIn, revokeToken, verifyToken } from './index.js';
+import { parseDuration } from '../core/duration.js';
+import { createToken, createUser, deleteUser, findUser, getToken, listTokens, listUsers, revokeToken, verifyToken } from './index.js';
 
 const dialects = stateTestDialects();
 
@@ -74,9 +75,9 @@ describe.each(dialects.names)('users on %s', (dialect) => {
   });
 });
 
-describe('parseExpiresIn', () => {
+describe('parseDuration (core)', () => {
   it('reads seconds and s/m/h/d/w, and nothing else', () => {
-    expect(['90', '90s', '30m', '12h', '30d', '4w', ' 2D '].map(parseExpiresIn)).toEqual([90, 90, 1800, 43_200, 2_592_000, 2_419_200, 172_800]);
-    expect(['', '0', '0d', '-1h', '1.5h', 'soon', '1y', '9'.repeat(20)].map(parseExpiresIn)).toEqual(Array(8).fill(undefined));
+    expect(['90', '90s', '30m', '12h', '30d', '4w', ' 2D '].map(parseDuration)).toEqual([90, 90, 1800, 43_200, 2_592_000, 2_419_200, 172_800]);
+    expect(['', '0', '0d', '-1h', '1.5h', 'soon', '1y', '9'.repeat(20)].map(parseDuration)).toEqual(Array(8).fill(undefined));
   });
 });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { parseDuration } from '../gateway/duration.js';
+import { parseDuration } from '../core/duration.js';
 
 /**
  * `tightloop resource|access|audit ...`: the gateway's commands. They talk to a running server

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { AppError, badRequest, notFound, unauthorized } from '../core/app-error.js';
 import type { Principal } from './access.js';
 import { registerAuditRoutes } from './api-audit.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../core/duration.js';
 import type { Gateway } from './gateway.js';
 import { publicResource } from './resources.js';
 import { ACCESS_MODES } from './schema.js';

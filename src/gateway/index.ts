@@ -41,5 +41,5 @@ export type { ResourcePolicy } from './policy.js';
 export { GatewayError } from './wire/errors.js';
 export { gatewayApi } from './api.js';
 export type { GatewayApiOptions } from './api.js';
-export { parseDuration } from './duration.js';
+export { parseDuration } from '../core/duration.js';
 export { gatewayOpenApiPaths } from './openapi.js';
