@@ -12,7 +12,7 @@
  * acknowledgement latency.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request, Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -96,6 +96,25 @@ function cpuSeconds(pid: number | undefined, mainThreadOnly = false): number {
   }
 }
 
+/** CPU seconds per thread name (/proc/<pid>/task/<tid>/comm: main, worker, libuv pool, V8 helpers). */
+function threadCpu(pid: number | undefined): Map<string, number> {
+  const out = new Map<string, number>();
+  if (pid === undefined) return out;
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+        const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+        const f = stat.slice(stat.lastIndexOf(') ') + 2).split(' ');
+        // The main thread's tid is the pid; worker threads and pools have names of their own.
+        const key = tid === String(pid) ? 'main' : name;
+        out.set(key, (out.get(key) ?? 0) + (Number(f[11]) + Number(f[12])) / 100);
+      } catch { /* the thread ended */ }
+    }
+  } catch { /* not Linux */ }
+  return out;
+}
+
 function percentile(sorted: number[], q: number): number {
   return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
@@ -124,6 +143,8 @@ async function run(bin: string, bodies: Buffer[]): Promise<RunResult> {
     let acked = 0, refused = 0, i = 0;
     const cpu0 = cpuSeconds(server.pid);
     const main0 = cpuSeconds(server.pid, true);
+    const threads0 = threadCpu(server.pid);
+    const client0 = process.cpuUsage();
     const start = performance.now();
     const end = start + SECONDS * 1000;
     await Promise.all(Array.from({ length: CONNECTIONS }, async () => {
@@ -139,10 +160,15 @@ async function run(bin: string, bodies: Buffer[]): Promise<RunResult> {
     const cpuMsPerEvent = ((cpuSeconds(server.pid) - cpu0) * 1000) / Math.max(1, acked);
     // The main (event-loop) thread is the serial part: its CPU per event bounds the rate per core.
     const mainMsPerEvent = ((cpuSeconds(server.pid, true) - main0) * 1000) / Math.max(1, acked);
+    const threads1 = threadCpu(server.pid);
+    const client = process.cpuUsage(client0);
     agent.destroy();
+    const perThread = [...threads1].map(([k, v]) => [k, ((v - (threads0.get(k) ?? 0)) * 1000) / Math.max(1, acked)] as const)
+      .filter(([, v]) => v >= 0.005).sort((x, y) => y[1] - x[1]).map(([k, v]) => `${k} ${v.toFixed(2)}`);
     latencies.sort((a, b) => a - b);
     console.log(`acknowledged ${acked} events in ${elapsed.toFixed(1)} s over ${CONNECTIONS} connections; refused ${refused}`);
     console.log(`server CPU: ${cpuMsPerEvent.toFixed(2)} ms per event (all threads) → ${Math.round(1000 / cpuMsPerEvent)} events/s per core; main thread ${mainMsPerEvent.toFixed(2)} ms per event`);
+    console.log(`server CPU ms per event by thread: ${perThread.join(', ')}; this client ${((client.user + client.system) / 1000 / Math.max(1, acked)).toFixed(2)}`);
     console.log(`ack latency ms: p50 ${percentile(latencies, 0.5).toFixed(1)} p99 ${percentile(latencies, 0.99).toFixed(1)}`);
     return { rate: acked / elapsed, p99: percentile(latencies, 0.99), cpuMsPerEvent, mainMsPerEvent };
   } finally {

@@ -7,12 +7,15 @@
  */
 import { deflate, deflateSync, type ZlibOptions } from 'node:zlib';
 import { promisify } from 'node:util';
+import type { Transaction } from 'kysely';
+import type { Database } from '../state/index.js';
 import type { ErrorEventStore, EventToStore } from './event-store.js';
 import { groupEvent } from './grouping.js';
 import type { BatchOutcome, GroupStore, GroupedEvent } from './groups.js';
 import { AppError } from '../core/app-error.js';
 import { isRawSentryEvent, type ErrorEvent, type IncomingEvent } from './model.js';
 import { fromRawSentryEvent } from './sentry-event.js';
+import type { ErrorsTables } from './tables.js';
 
 /** What a committer needs per event: the event (or Sentry item to parse) and its project's grouping version. */
 export interface EventToCommit {
@@ -35,12 +38,20 @@ export interface CommitOutcome extends BatchOutcome {
 }
 
 /**
- * Groups, stores and counts a batch in one durable transaction; resolves after the commit.
- * `otelSpanSeq`, when given, is written in the same transaction (errors_meta, see otel-feed.ts).
+ * Groups, stores and counts a batch in one durable transaction; resolves after the commit is
+ * durable. `otelSpanSeq`, when given, is written in the same transaction (errors_meta, see
+ * otel-feed.ts). `onWritten`, when the committer calls it, says the transaction is written and
+ * only its flush to disk is still running: the next batch may start then (the worker overlaps
+ * one batch's fsync with the next batch's work); the promise still resolves only once durable.
  */
 export interface BatchCommitter {
-  commit(items: EventToCommit[], receivedUs: number, otelSpanSeq?: number): Promise<CommitOutcome>;
+  commit(items: EventToCommit[], receivedUs: number, otelSpanSeq?: number, onWritten?: () => void): Promise<CommitOutcome>;
   close(): Promise<void>;
+}
+
+/** Where a commit writes its event rows (inside the commit's transaction). */
+export interface EventRowWriter {
+  insert(tx: Transaction<Database & ErrorsTables>, rows: EventToStore[]): Promise<void>;
 }
 
 /** The batch with raw Sentry items parsed; `accepted` are indexes into `items`. */
@@ -107,7 +118,7 @@ export async function storedPayload(e: ErrorEvent): Promise<EventToStore['payloa
 
 /** Groups the prepared events and writes them with their payloads in one transaction. */
 export async function commitBatch(
-  groups: GroupStore, eventStore: ErrorEventStore, batch: PreparedBatch, payloads: EventToStore['payload'][], receivedUs: number,
+  groups: GroupStore, eventStore: EventRowWriter, batch: PreparedBatch, payloads: EventToStore['payload'][], receivedUs: number,
   otelSpanSeq?: number,
 ): Promise<CommitOutcome> {
   const grouped: GroupedEvent[] = [];

@@ -76,6 +76,17 @@ function toEvent(r: ListRow): StoredErrorEvent {
   };
 }
 
+/** The errors_events row of an event (every writer stores exactly this). */
+export function eventRow({ event: e, groupId, title, receivedUs, payload }: EventToStore): ErrorsEventsTable {
+  return {
+    event_id: e.eventId, project_id: e.projectId, group_id: groupId, time_us: e.timeUs, received_us: receivedUs,
+    service: e.service, release: e.release, environment: e.environment, level: e.level, trace_id: e.traceId, span_id: e.spanId,
+    title, user_json: e.user === null ? '' : JSON.stringify(e.user), tags_json: JSON.stringify(e.tags),
+    request_json: e.request === null ? '' : JSON.stringify(e.request), source: e.source,
+    payload_encoding: payload.encoding, payload: payload.bytes,
+  };
+}
+
 export class ErrorEventStore {
   constructor(private readonly db: ErrorsDb) {}
 
@@ -83,13 +94,7 @@ export class ErrorEventStore {
   async insert(tx: Transaction<Database & ErrorsTables>, rows: EventToStore[]): Promise<void> {
     // 18 parameters a row: 1,000 rows stay under SQLite's 32,766 bound parameters.
     for (let i = 0; i < rows.length; i += 1000) {
-      await tx.insertInto('errors_events').values(rows.slice(i, i + 1000).map(({ event: e, groupId, title, receivedUs, payload }) => ({
-        event_id: e.eventId, project_id: e.projectId, group_id: groupId, time_us: e.timeUs, received_us: receivedUs,
-        service: e.service, release: e.release, environment: e.environment, level: e.level, trace_id: e.traceId, span_id: e.spanId,
-        title, user_json: e.user === null ? '' : JSON.stringify(e.user), tags_json: JSON.stringify(e.tags),
-        request_json: e.request === null ? '' : JSON.stringify(e.request), source: e.source,
-        payload_encoding: payload.encoding, payload: payload.bytes,
-      }))).execute();
+      await tx.insertInto('errors_events').values(rows.slice(i, i + 1000).map(eventRow)).execute();
     }
   }
 

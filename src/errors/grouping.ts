@@ -39,6 +39,18 @@ export function normalizeMessage(message: string): string {
  * up to the app root (or node_modules), content hashes in bundle names.
  */
 export function normalizeFilename(filename: string): string {
+  // The same few files throw over and over: a small memo saves three regexes per in-app frame.
+  let n = filenames.get(filename);
+  if (n === undefined) {
+    if (filenames.size >= 4096) filenames.clear();
+    filenames.set(filename, n = normalizeFilenameUncached(filename));
+  }
+  return n;
+}
+
+const filenames = new Map<string, string>();
+
+function normalizeFilenameUncached(filename: string): string {
   let f = filename.replace(/[?#].*$/, '').replace(/^file:\/\//, '').replace(/\\/g, '/');
   const nm = f.lastIndexOf('/node_modules/');
   if (nm !== -1) f = f.slice(nm + 1);

@@ -4,11 +4,12 @@
  * submit() queues the events (mapped ErrorEvents, or raw Sentry event items the committer
  * parses: off the event loop with the worker); a commit takes everything queued (up to
  * `maxEvents`) and hands it to a BatchCommitter (commit.ts), which parses and groups the events, compresses their payloads and, in
- * ONE state-database transaction, inserts them and folds them into their groups. One commit
- * runs at a time; the next starts as soon as it returns and at most every `commitIntervalMs`,
+ * ONE state-database transaction, inserts them and folds them into their groups. One batch
+ * is written at a time; the next starts as soon as it is written (the committer's onWritten:
+ * the worker flushes one batch while writing the next) and at most every `commitIntervalMs`,
  * taking whatever queued meanwhile — the cost follows commits, not events. With SQLite the
  * committer is a worker thread on its own connection (worker-committer.ts), so the commit's
- * fsync never blocks the event loop. submit() resolves after that commit — a Sentry request is
+ * fsync never blocks the event loop. submit() resolves once that commit is durable — a Sentry request is
  * acknowledged only once its events are durable and counted. A full queue rejects at once with
  * 429 (the route adds Retry-After and X-Sentry-Rate-Limits).
  */
@@ -18,7 +19,7 @@ import type { ErrorEvents } from './events.js';
 import type { IncomingEvent } from './model.js';
 
 export interface ErrorPipelineOptions {
-  /** Least time between the starts of two commits. Default 50 ms. */
+  /** Least time between the starts of two commits. Default 5 ms. */
   commitIntervalMs?: number;
   /** Most events in one commit. Default 5,000. */
   maxEvents?: number;
@@ -45,7 +46,10 @@ interface Pending {
 export class ErrorPipeline {
   private queue: Pending[] = [];
   private queuedBytes = 0;
+  /** The batch being written (one at a time). */
   private running: Promise<void> | undefined;
+  /** Batches written and not yet durable (their requests wait). */
+  private readonly flushing = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
   private lastStart = 0;
   private closed = false;
@@ -59,7 +63,7 @@ export class ErrorPipeline {
     private readonly emitter: ErrorEvents,
     private readonly opts: ErrorPipelineOptions,
   ) {
-    this.intervalMs = opts.commitIntervalMs ?? 50;
+    this.intervalMs = opts.commitIntervalMs ?? 5;
     this.maxEvents = opts.maxEvents ?? 5000;
     this.maxBytes = opts.maxQueuedBytes ?? 256 * 1024 * 1024;
   }
@@ -103,13 +107,22 @@ export class ErrorPipeline {
       n += p.events.length;
     }
     this.lastStart = Date.now();
-    this.running = this.commit(batch).finally(() => {
+    // The next batch may start once this one is written (committer's onWritten) or settled;
+    // its requests are answered only when it is durable (`done`).
+    let written!: () => void;
+    const running = new Promise<void>((resolve) => { written = resolve; });
+    const done = this.commit(batch, written).finally(() => {
+      this.flushing.delete(done);
+      written();
+    });
+    this.flushing.add(done);
+    this.running = running.then(() => {
       this.running = undefined;
       this.schedule();
     });
   }
 
-  private async commit(batch: Pending[]): Promise<void> {
+  private async commit(batch: Pending[], onWritten: () => void): Promise<void> {
     const items: EventToCommit[] = [];
     let outcome;
     try {
@@ -118,7 +131,7 @@ export class ErrorPipeline {
       }
       const seqs = new Set<number>();
       for (const p of batch) if (p.otelSeq !== undefined) seqs.add(p.otelSeq);
-      outcome = await this.committer.commit(items, Date.now() * 1000, this.opts.otelWatermark?.(seqs));
+      outcome = await this.committer.commit(items, Date.now() * 1000, this.opts.otelWatermark?.(seqs), onWritten);
     } catch (err) {
       for (const p of batch) { this.queuedBytes -= p.bytes; p.reject(err); }
       return;
@@ -160,6 +173,7 @@ export class ErrorPipeline {
       if (this.running === undefined) this.start();
       await this.running;
     }
+    await Promise.all(this.flushing);
     await this.committer.close();
   }
 }

@@ -129,7 +129,9 @@ export function fromRawSentryEvent(r: RawSentryEvent): ErrorEvent {
   try { v = JSON.parse(json); } catch { throw new AppError('invalid_envelope', 400, 'malformed envelope: event item is not JSON'); }
   const ev = obj(v);
   if (ev === undefined) throw new AppError('invalid_envelope', 400, 'malformed envelope: event item is not a JSON object');
-  const out = fromSentryEvent(ev, json, r.projectId, r.service, r.nowUs);
+  // With the sender's compressed copy stored, the 50 KB text is not kept: the batch holds its
+  // events until the commit, long enough for the young generation to promote them.
+  const out = fromSentryEvent(ev, r.compressed === undefined ? json : '', r.projectId, r.service, r.nowUs);
   if (r.compressed !== undefined) out.compressed = r.compressed;
   return out;
 }

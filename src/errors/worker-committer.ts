@@ -1,7 +1,9 @@
 /**
  * WorkerCommitter: runs group commits in commit-worker.ts (its own SQLite connection), so the
  * inserts, upserts and the commit's fsync never block the event loop. A commit's promise
- * resolves only after the worker's transaction returned — durable, as in-thread.
+ * resolves only after the worker's transaction is written and flushed — durable, as in-thread;
+ * `onWritten` is called before, when only the flush is left (the pipeline then sends the next
+ * batch, so the worker writes it while the previous one is being flushed).
  *
  * The worker needs compiled JavaScript; when the server runs from TypeScript sources (vitest),
  * `workerScript()` finds none and the errors module commits in-thread instead (same rows, same
@@ -12,8 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { AppError } from '../core/app-error.js';
 import type { BatchCommitter, CommitOutcome, EventToCommit } from './commit.js';
-import type { CommitRequest } from './commit-worker.js';
-import { isRawSentryEvent } from './model.js';
+import { ItemSlab, packRequest, unpackOutcome, type PackedOutcome } from './worker-wire.js';
 
 /** The compiled worker next to this module, or undefined when running from sources. */
 export function workerScript(): URL | undefined {
@@ -21,22 +22,29 @@ export function workerScript(): URL | undefined {
   return import.meta.url.endsWith('.js') && existsSync(fileURLToPath(url)) ? url : undefined;
 }
 
-interface Waiting { resolve: (o: CommitOutcome) => void; reject: (e: unknown) => void }
+interface Waiting { resolve: (o: CommitOutcome) => void; reject: (e: unknown) => void; written?: () => void }
+
+type FromWorker = { id: number; written?: true; outcome?: PackedOutcome; error?: string };
 
 export class WorkerCommitter implements BatchCommitter {
   private worker: Worker | undefined;
   private readonly waiting = new Map<number, Waiting>();
   private nextId = 1;
+  private readonly slab = new ItemSlab();
 
   constructor(private readonly script: URL, private readonly statePath: string) {}
 
   private start(): Worker {
-    const w = new Worker(this.script, { workerData: { path: this.statePath } });
-    w.on('message', (m: { id: number; outcome?: CommitOutcome; error?: string }) => {
+    // A larger young generation: each ~50 KB event parses into ~150 KB of short-lived objects,
+    // and a batch's mapped events live until its commit; fewer scavenges promote less of them
+    // (side by side: ~9% less server CPU per event than V8's default).
+    const w = new Worker(this.script, { workerData: { path: this.statePath }, resourceLimits: { maxYoungGenerationSizeMb: 64 } });
+    w.on('message', (m: FromWorker) => {
       const p = this.waiting.get(m.id);
       if (p === undefined) return;
+      if (m.written === true) { p.written?.(); return; }
       this.waiting.delete(m.id);
-      if (m.outcome !== undefined) p.resolve(m.outcome);
+      if (m.outcome !== undefined) p.resolve(unpackOutcome(m.outcome));
       else p.reject(new AppError('unavailable', 503, `error events not stored: ${m.error ?? 'unknown'}`, { retryAfterS: 1 }));
     });
     // A crashed worker fails what it held (not acknowledged, so senders retry); the next commit starts a new one.
@@ -51,30 +59,14 @@ export class WorkerCommitter implements BatchCommitter {
     return w;
   }
 
-  commit(items: EventToCommit[], receivedUs: number, otelSpanSeq?: number): Promise<CommitOutcome> {
+  commit(items: EventToCommit[], receivedUs: number, otelSpanSeq?: number, onWritten?: () => void): Promise<CommitOutcome> {
     const w = this.worker ?? this.start();
     const id = this.nextId++;
-    const transfer: ArrayBuffer[] = [];
-    const slim = items.map((it): EventToCommit => {
-      const e = it.event;
-      if (isRawSentryEvent(e)) {
-        // A copy the size of the item, moved (not cloned) to the worker: a view into a larger
-        // buffer (the whole body, a pool slab) would otherwise be cloned whole.
-        const raw = new Uint8Array(e.raw);
-        transfer.push(raw.buffer);
-        const c = e.compressed;
-        if (c === undefined) return { ...it, event: { ...e, raw } };
-        const bytes = new Uint8Array(c.bytes);
-        transfer.push(bytes.buffer);
-        return { ...it, event: { ...e, raw, compressed: { encoding: c.encoding, bytes: bytes as Buffer } } };
-      }
-      // The 50 KB payload text is not needed where a compressed copy travels with the event.
-      return e.compressed === undefined ? it : { ...it, event: { ...e, payload: '' } };
-    });
-    const req: CommitRequest = { id, items: slim, receivedUs, otelSpanSeq };
+    // The raw items' bytes are copied into memory shared with the worker (no clone, no transfer).
+    const req = packRequest(this.slab, id, items, receivedUs, otelSpanSeq);
     return new Promise<CommitOutcome>((resolve, reject) => {
-      this.waiting.set(id, { resolve, reject });
-      w.postMessage(req, transfer);
+      this.waiting.set(id, { resolve, reject, written: onWritten });
+      w.postMessage(req);
     });
   }
 
