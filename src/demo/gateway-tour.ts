@@ -28,7 +28,6 @@ export interface TourContext {
   dataDir: string;
   apiUrl: string;
   gatewayPort: number | undefined;
-  createUser(name: string, role: 'admin' | 'member' | 'viewer'): Promise<{ id: string; name: string; token: string }>;
 }
 
 export interface PsqlResult {
@@ -70,7 +69,14 @@ export async function addResource(ctx: TourContext): Promise<boolean> {
 /** JIT request by alice, approval by admin, then alice's psql session. */
 export async function accessTour(ctx: TourContext): Promise<void> {
   const { cli, reporter } = ctx;
-  const alice = await ctx.createUser('alice', 'member');
+  // The admin creates alice with the CLI a team would use; her first token is printed once.
+  const added = await cli(['user', 'add', 'alice', '--role', 'member']);
+  const token = /only its hash is stored\): (\S+)/.exec(added.stdout)?.[1];
+  const alice = { name: 'alice', token: token ?? '' };
+  if (added.code !== 0 || token === undefined) {
+    reporter.step('gateway.user', `could not create alice (exit ${added.code})`, { status: 'fail' });
+    return;
+  }
   reporter.step('gateway.user', 'alice (member) has her own API token; she has no access to orders-prod yet', { data: { user: alice.name } });
 
   const req = await cli(['access', 'request', RESOURCE, '--mode', 'write', '--for', '30m', '--reason', 'check the failed checkouts of the bad deploy'], { token: alice.token });

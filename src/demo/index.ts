@@ -98,7 +98,7 @@ export function runDemo(server: RunningServer, prepared: PreparedDemo, opts: Dem
     reporter.banner(`The loop, live: shop ${GOOD} → bad deploy ${BAD} → automatic rollback → verified recovery`);
     reporter.step('demo.ready', `tightloop and orders-prod (PostgreSQL on port ${prepared.db.port}) are up; console ${server.url}/ (log in with the admin token above)`, { link: '/services' });
 
-    const tourCtx = { cli, reporter, db: prepared.db, dataDir: prepared.dataDir, apiUrl: server.url, gatewayPort: server.gatewayPort, createUser: (n: string, r: 'admin' | 'member' | 'viewer') => server.createUser(n, r) };
+    const tourCtx = { cli, reporter, db: prepared.db, dataDir: prepared.dataDir, apiUrl: server.url, gatewayPort: server.gatewayPort };
     const registered = await addResource(tourCtx);
     let toured = false;
     const tour = async (): Promise<void> => {
