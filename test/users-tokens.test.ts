@@ -342,7 +342,11 @@ describe('a new user logs in through the gateway with real psql', () => {
     live.on('error', () => undefined);
     await live.connect();
     expect((await live.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    const grantsOfKim = async (): Promise<unknown[]> =>
+      (await api<{ grants: Array<{ subject: string }> }>('GET', '/api/access/grants', admin)).body.grants.filter((g) => g.subject === kim.id);
+    expect(await grantsOfKim()).toHaveLength(1);
     expect((await cli(['user', 'rm', 'kim'])).code).toBe(0);
+    expect(await grantsOfKim()).toHaveLength(0); // her grant is revoked with her, not left behind
     await expect(live.query('SELECT 1')).rejects.toThrow();
     await live.end().catch(() => undefined);
     const after = await psql(url);

@@ -21,8 +21,8 @@ export interface AuthAuditSink {
 export interface AuthRoutesOptions {
   db: Kysely<Database>;
   audit?: AuthAuditSink;
-  /** After a user is deleted (e.g. to end their live gateway sessions). */
-  onUserDeleted?: (user: UserInfo) => void;
+  /** After a user is deleted, by `by` (e.g. to end their gateway grants and live sessions). */
+  onUserDeleted?: (user: UserInfo, by: { userId: string; userName: string; role: string }) => Promise<void> | void;
 }
 
 interface Caller {
@@ -93,7 +93,7 @@ export function registerAuthRoutes(api: FastifyInstance, opts: AuthRoutesOptions
     if (target.id === who.userId) throw new AppError('conflict', 409, 'you cannot delete yourself');
     const removed = await deleteUser(db, target.id);
     audit?.append({ kind: 'user.deleted', actor: who.userName, resource: `user:${removed.name}`, data: { userId: removed.id, role: removed.role } });
-    opts.onUserDeleted?.(removed);
+    await opts.onUserDeleted?.(removed, { userId: who.userId, userName: who.userName, role: 'admin' });
     return removed;
   });
 

@@ -213,6 +213,24 @@ export class AccessService {
     return grant;
   }
 
+  /**
+   * A user was deleted: their live grants are revoked (ending their sessions) and their pending
+   * requests withdrawn, each in the audit as `by`'s act. Returns how many were ended.
+   */
+  async endUser(by: Principal, userId: string): Promise<number> {
+    let n = 0;
+    for (const g of await this.grants.list({ subject: userId })) {
+      if (g.subjectKind !== 'user') continue;
+      await this.revoke(by, g.id);
+      n++;
+    }
+    for (const r of await this.list({ status: 'pending', userId })) {
+      await this.revoke(by, r.id);
+      n++;
+    }
+    return n;
+  }
+
   /** Revokes a grant, or the grant an approved request produced, or cancels a pending request. */
   async revoke(who: Principal, id: string): Promise<{ grant?: AccessGrant; request?: AccessRequest }> {
     let grant = await this.grants.get(id);
