@@ -1,9 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { freePort, upChild } from './helpers/child-server.js';
 import { jsonTraceRequest, randomTraceId } from './helpers/otlp-json.js';
 
 /**
@@ -11,43 +10,13 @@ import { jsonTraceRequest, randomTraceId } from './helpers/otlp-json.js';
  * requests are in flight; after a restart every acknowledged span is queryable.
  */
 
-const BIN = join(import.meta.dirname, '..', 'bin', 'tightloop');
 const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-durable-'));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function up(port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [BIN, 'up', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited ${child.exitCode}: ${stderr}`);
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/api/health`);
-      if (res.ok) return child;
-    } catch { /* not listening yet */ }
-    if (Date.now() > deadline) throw new Error(`server did not become healthy: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe('durability', () => {
   it('every acknowledged span survives SIGKILL', async () => {
     const port = await freePort();
-    const child = await up(port);
+    const child = await upChild(dataDir, port);
     const acked: string[] = [];
     const SPANS = 50;
     let killed = false;
@@ -76,7 +45,7 @@ describe('durability', () => {
     await exited;
     expect(acked.length).toBeGreaterThanOrEqual(60);
 
-    const again = await up(port);
+    const again = await upChild(dataDir, port);
     try {
       const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
       const missing: string[] = [];

@@ -1,10 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { freePort, upChild } from './helpers/child-server.js';
 import { randomTraceId } from './helpers/otlp-json.js';
 
 /**
@@ -14,37 +13,8 @@ import { randomTraceId } from './helpers/otlp-json.js';
  * exception is an error event of its trace, exactly once, and the group counts each once.
  */
 
-const BIN = join(import.meta.dirname, '..', 'bin', 'tightloop');
 const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-errors-durable-'));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
-
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function up(port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [BIN, 'up', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited ${child.exitCode}: ${stderr}`);
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}/api/health`)).ok) return child;
-    } catch { /* not listening yet */ }
-    if (Date.now() > deadline) throw new Error(`server did not become healthy: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** A trace of `spans` spans; the last one records an exception event. */
 function failingTrace(traceId: string, spans: number): string {
@@ -71,7 +41,7 @@ function failingTrace(traceId: string, spans: number): string {
 describe('OTel span errors survive SIGKILL', () => {
   it('every acknowledged exception is an error event after restart, counted once', async () => {
     const port = await freePort();
-    const child = await up(port);
+    const child = await upChild(dataDir, port);
     const acked: string[] = [];
     let killed = false;
     const exited = new Promise((r) => child.once('exit', r));
@@ -95,7 +65,7 @@ describe('OTel span errors survive SIGKILL', () => {
     await Promise.all([sender(), sender(), sender(), sender()]);
     await exited;
 
-    const again = await up(port);
+    const again = await upChild(dataDir, port);
     try {
       const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
       const get = async <T>(path: string): Promise<T> => {

@@ -1,9 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
+import { freePort, upChild } from './helpers/child-server.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
@@ -13,40 +13,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * the same commit are stored and counted; gzip envelopes answer with their event ids.
  */
 
-const BIN = join(import.meta.dirname, '..', 'bin', 'tightloop');
 const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-errors-worker-'));
 let child: ChildProcess | undefined;
 let url = '';
 let key = '';
 let token = '';
 
-async function freePort(): Promise<number> {
-  return await new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 beforeAll(async () => {
   const port = await freePort();
   url = `http://127.0.0.1:${port}`;
-  const c = spawn(process.execPath, [BIN, 'up', '--data-dir', dataDir, '--port', String(port), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  child = c;
-  let stderr = '';
-  c.stderr?.on('data', (d: Buffer) => { stderr += d.toString(); });
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (c.exitCode !== null) throw new Error(`server exited ${c.exitCode}: ${stderr}`);
-    try {
-      if ((await fetch(`${url}/api/health`)).ok) break;
-    } catch { /* not listening yet */ }
-    if (Date.now() > deadline) throw new Error(`server did not become healthy: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  child = await upChild(dataDir, port);
   token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
   const projects = await api<{ projects: { id: number; dsn: string }[] }>('/api/projects');
   key = new URL(projects.projects[0].dsn).username;
