@@ -17,12 +17,8 @@ import { request, Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { arg, cpuSeconds, percentile } from './_util.js';
 import { gzipSync } from 'node:zlib';
-
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? def : Number(process.argv[i + 1]);
-}
 
 const SECONDS = arg('seconds', 20);
 const CONNECTIONS = arg('connections', 64);
@@ -85,17 +81,6 @@ function post(agent: Agent, path: string, body: Buffer): Promise<number> {
   });
 }
 
-/** CPU seconds (user + system) a process has used, from /proc (Linux): robust on a shared machine. */
-function cpuSeconds(pid: number | undefined, mainThreadOnly = false): number {
-  if (pid === undefined) return NaN;
-  try {
-    const fields = readFileSync(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
 /** CPU seconds per thread name (/proc/<pid>/task/<tid>/comm: main, worker, libuv pool, V8 helpers). */
 function threadCpu(pid: number | undefined): Map<string, number> {
   const out = new Map<string, number>();
@@ -113,10 +98,6 @@ function threadCpu(pid: number | undefined): Map<string, number> {
     }
   } catch { /* not Linux */ }
   return out;
-}
-
-function percentile(sorted: number[], q: number): number {
-  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
 interface RunResult { rate: number; p99: number; cpuMsPerEvent: number; mainMsPerEvent: number }

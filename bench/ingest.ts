@@ -12,18 +12,14 @@
  * payloads, so the two figures are comparable on this noisy machine.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { request, Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { decodeTraces } from '../src/otlp/index.js';
+import { arg, cpuSeconds, percentile } from './_util.js';
 import { makeRealisticTracePayload } from '../src/otlp/fixtures.js';
-
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? def : Number(process.argv[i + 1]);
-}
 
 const SECONDS = arg('seconds', 20);
 const CONNECTIONS = arg('connections', 8);
@@ -33,17 +29,6 @@ const BIN = fileURLToPath(new URL('../../bin/tightloop', import.meta.url));
 const againstAt = process.argv.indexOf('--against');
 const AGAINST = againstAt === -1 ? undefined : process.argv[againstAt + 1];
 const ROUNDS = arg('rounds', 2);
-
-/** CPU seconds (user + system, all threads) a process has used, from /proc (Linux). */
-function cpuSeconds(pid: number | undefined, mainThreadOnly = false): number {
-  if (pid === undefined) return NaN;
-  try {
-    const fields = readFileSync(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
-}
 
 function post(agent: Agent, body: Uint8Array): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -69,10 +54,6 @@ async function waitHealthy(): Promise<void> {
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error('server did not start');
-}
-
-function percentile(sorted: number[], q: number): number {
-  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
 }
 
 async function main(): Promise<void> {

@@ -1,0 +1,27 @@
+/**
+ * Helpers the benchmarks share (not a benchmark itself: bench/run.mjs skips names starting
+ * with `_`).
+ */
+import { readFileSync } from 'node:fs';
+
+/** The number after `--<name>` on the command line, else `def`. */
+export function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? def : Number(process.argv[i + 1]);
+}
+
+/** CPU seconds (user + system) a process has used, from /proc (Linux): robust on a shared machine. */
+export function cpuSeconds(pid: number | undefined, mainThreadOnly = false): number {
+  if (pid === undefined) return NaN;
+  try {
+    const fields = readFileSync(mainThreadOnly ? `/proc/${pid}/task/${pid}/stat` : `/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The value at quantile `q` of an ascending array (0 when empty). */
+export function percentile(sorted: number[], q: number): number {
+  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
