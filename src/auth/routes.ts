@@ -7,10 +7,11 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import { AppError, badRequest, notFound, unauthorized } from '../core/app-error.js';
+import { AppError, notFound, unauthorized } from '../core/app-error.js';
 import type { Database } from '../state/index.js';
 import { createToken, revokeToken } from './tokens.js';
-import { parseDuration } from '../core/duration.js';
+import { durationField } from '../core/duration.js';
+import { parseBody } from '../core/parse-body.js';
 import { createUser, deleteUser, findUser, getToken, listTokens, listUsers, type UserInfo } from './users.js';
 
 /** The slice of the audit chain these routes write to (the gateway's AuditChain fits). */
@@ -47,20 +48,7 @@ function requireAdmin(req: FastifyRequest): Caller {
   return c;
 }
 
-function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
-  const r = schema.safeParse(body ?? {});
-  if (!r.success) throw badRequest(`invalid ${what}: ${r.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
-  return r.data;
-}
-
-const expiresIn = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
-  const s = typeof v === 'number' ? v : parseDuration(v);
-  if (s === undefined) {
-    ctx.addIssue({ code: 'custom', message: 'a duration like 3600, 12h, 30d or 4w' });
-    return z.NEVER;
-  }
-  return s;
-});
+const expiresIn = durationField('a duration like 3600, 12h, 30d or 4w');
 
 const userBody = z.strictObject({
   name: z.string(),
@@ -81,7 +69,7 @@ export function registerAuthRoutes(api: FastifyInstance, opts: AuthRoutesOptions
 
   api.post('/api/users', async (req, reply) => {
     const who = requireAdmin(req);
-    const b = parse(userBody, req.body, 'user');
+    const b = parseBody(userBody, req.body, 'user');
     const created = await createUser(db, { name: b.name, role: b.role });
     audit?.append({ kind: 'user.created', actor: who.userName, resource: `user:${created.name}`, data: { userId: created.id, role: created.role, tokenId: created.tokenId } });
     return reply.code(201).send(created);
@@ -111,7 +99,7 @@ export function registerAuthRoutes(api: FastifyInstance, opts: AuthRoutesOptions
 
   api.post('/api/tokens', async (req, reply) => {
     const who = callerOf(req);
-    const b = parse(tokenBody, req.body, 'token');
+    const b = parseBody(tokenBody, req.body, 'token');
     let owner = { id: who.userId, name: who.userName };
     if (b.userId !== undefined && b.userId !== who.userId) {
       const u = await findUser(db, b.userId);

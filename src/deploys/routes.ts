@@ -5,8 +5,9 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { AppError, badRequest } from '../core/app-error.js';
+import { AppError } from '../core/app-error.js';
 import { int, oneOf, str, timeUs, type Query } from '../http/params.js';
+import { parseBody } from '../core/parse-body.js';
 import type { DeployService } from './service.js';
 
 type IdParams = FastifyRequest<{ Params: { id: string } }>;
@@ -32,17 +33,9 @@ const recordBody = z.object({
 
 const verifyBody = z.object({ maxDurationS: z.number().positive().max(86_400).optional() }).strict();
 
-function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
-  const r = schema.safeParse(body ?? {});
-  if (!r.success) {
-    throw badRequest(`invalid ${what}: ${r.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
-  }
-  return r.data;
-}
-
 export function registerDeployRoutes(api: FastifyInstance, deploys: DeployService): void {
   api.post('/api/deploys', async (req, reply) => {
-    const input = parse(recordBody, req.body, 'deploy');
+    const input = parseBody(recordBody, req.body, 'deploy');
     const deploy = await deploys.record({ ...input, actor: input.actor ?? req.principal?.userName ?? null });
     return reply.code(201).send({ ...deploy, verification: await deploys.verification(deploy.id) });
   });
@@ -69,7 +62,7 @@ export function registerDeployRoutes(api: FastifyInstance, deploys: DeployServic
   });
 
   api.post('/api/deploys/:id/verify', async (req: IdParams, reply) => {
-    const body = parse(verifyBody, req.body, 'verify request');
+    const body = parseBody(verifyBody, req.body, 'verify request');
     const deploy = await deploys.get(req.params.id);
     return reply.code(202).send(await deploys.startVerification(deploy, body.maxDurationS));
   });

@@ -1,11 +1,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { AppError, badRequest, notFound, unauthorized } from '../core/app-error.js';
+import { AppError, notFound, unauthorized } from '../core/app-error.js';
 import type { Principal } from './access.js';
 import { registerAuditRoutes } from './api-audit.js';
-import { parseDuration } from '../core/duration.js';
+import { durationField } from '../core/duration.js';
 import type { Gateway } from './gateway.js';
 import { publicResource } from './resources.js';
+import { parseBody } from '../core/parse-body.js';
 import { ACCESS_MODES } from './schema.js';
 
 /**
@@ -41,20 +42,7 @@ function requireAdmin(req: FastifyRequest): Principal {
   return p;
 }
 
-function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
-  const r = schema.safeParse(body ?? {});
-  if (!r.success) throw badRequest(`invalid ${what}: ${r.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
-  return r.data;
-}
-
-const duration = z.union([z.number().int().positive(), z.string()]).transform((v, ctx) => {
-  const s = typeof v === 'number' ? v : parseDuration(v);
-  if (s === undefined) {
-    ctx.addIssue({ code: 'custom', message: 'a duration like 90s, 30m, 1h or 2d' });
-    return z.NEVER;
-  }
-  return s;
-});
+const duration = durationField('a duration like 90s, 30m, 1h or 2d');
 
 const requestBody = z.object({
   resource: z.string().min(1),
@@ -116,7 +104,7 @@ export async function gatewayApi(app: FastifyInstance, opts: GatewayApiOptions):
     return { grants: await access.grants.list({ resourceId, includeEnded: q.all === '1' || q.all === 'true' }) };
   });
   app.post('/api/access/grants', async (req, reply) => {
-    const b = parse(grantBody, req.body, 'grant');
+    const b = parseBody(grantBody, req.body, 'grant');
     let subject = b.role ?? '';
     if (b.user !== undefined) {
       const user = await access.userByName(b.user);
@@ -138,15 +126,15 @@ export async function gatewayApi(app: FastifyInstance, opts: GatewayApiOptions):
     return { requests: await access.list({ status: q.status, resourceId, userId }) };
   });
   app.post('/api/access/requests', async (req, reply) => {
-    const b = parse(requestBody, req.body, 'access request');
+    const b = parseBody(requestBody, req.body, 'access request');
     const r = await access.request(principal(req), { resource: b.resource, mode: b.mode, durationS: b.duration, reason: b.reason, breakGlass: b.breakGlass });
     return reply.code(201).send(r);
   });
   app.get('/api/access/requests/:id', async (req: FastifyRequest<{ Params: { id: string } }>) => access.get(req.params.id));
   app.post('/api/access/requests/:id/approve', async (req: FastifyRequest<{ Params: { id: string } }>) =>
-    access.approve(principal(req), req.params.id, parse(noteBody, req.body, 'note').note));
+    access.approve(principal(req), req.params.id, parseBody(noteBody, req.body, 'note').note));
   app.post('/api/access/requests/:id/deny', async (req: FastifyRequest<{ Params: { id: string } }>) =>
-    access.deny(principal(req), req.params.id, parse(noteBody, req.body, 'note').note));
+    access.deny(principal(req), req.params.id, parseBody(noteBody, req.body, 'note').note));
   app.post('/api/access/revoke/:id', async (req: FastifyRequest<{ Params: { id: string } }>) => access.revoke(principal(req), req.params.id));
 
   // ---- SCRAM enrolment of the calling token ----

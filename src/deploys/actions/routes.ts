@@ -5,6 +5,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { badRequest, unauthorized } from '../../core/app-error.js';
 import type { ActionDefinition } from './definitions.js';
+import { parseBody } from '../../core/parse-body.js';
 import type { ActionService, Actor } from './service.js';
 
 type IdParams = FastifyRequest<{ Params: { id: string } }>;
@@ -33,12 +34,6 @@ const runBody = z.strictObject({
 });
 const noteBody = z.strictObject({ note: z.string().max(2000).optional() });
 
-function parse<T>(schema: z.ZodType<T>, body: unknown, what: string): T {
-  const r = schema.safeParse(body ?? {});
-  if (!r.success) throw badRequest(`invalid ${what}: ${r.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; ')}`);
-  return r.data;
-}
-
 export function registerActionRoutes(api: FastifyInstance, actions: ActionService): void {
   api.get('/api/actions', async () => {
     const c = actions.catalog();
@@ -51,11 +46,11 @@ export function registerActionRoutes(api: FastifyInstance, actions: ActionServic
     return { runs: await actions.listRuns({ action: q.action, status: q.status, deployId: q.deployId, limit }) };
   });
   api.get('/api/actions/runs/:id', async (req: IdParams) => actions.get(req.params.id));
-  api.post('/api/actions/runs/:id/approve', async (req: IdParams) => actions.approve(actorOf(req), req.params.id, parse(noteBody, req.body, 'body').note));
-  api.post('/api/actions/runs/:id/deny', async (req: IdParams) => actions.deny(actorOf(req), req.params.id, parse(noteBody, req.body, 'body').note));
+  api.post('/api/actions/runs/:id/approve', async (req: IdParams) => actions.approve(actorOf(req), req.params.id, parseBody(noteBody, req.body, 'body').note));
+  api.post('/api/actions/runs/:id/deny', async (req: IdParams) => actions.deny(actorOf(req), req.params.id, parseBody(noteBody, req.body, 'body').note));
   api.get('/api/actions/:name', async (req: NameParams) => publicAction(actions.definition(req.params.name)));
   api.post('/api/actions/:name/runs', async (req: NameParams, reply) => {
-    const body = parse(runBody, req.body, 'run request');
+    const body = parseBody(runBody, req.body, 'run request');
     const input = Object.fromEntries(Object.entries(body.params).filter(([, v]) => v !== null));
     const { run } = await actions.start(req.params.name, input, actorOf(req), { deployId: body.deployId });
     if (!body.wait || run.status === 'pending_approval') return reply.code(202).send(run);
