@@ -126,6 +126,7 @@ export function registerOtlpRoutes(app: FastifyInstance, opts: OtlpRouteOptions)
         rejectMessage = r.rejectMessage;
       }
       const rows = (batches.spans?.length ?? 0) + (batches.logs?.length ?? 0) + (batches.metrics?.length ?? 0);
+      batches.source = { signal, format, body };
       if (rows > 0) {
         await opts.submit(batches);
         if (opts.onIngested !== undefined) await opts.onIngested(batches);

@@ -10,7 +10,8 @@ import { ERRORS_MIGRATIONS, openErrorsModule, type ErrorEvents } from '../errors
 import { gatewayApi, gatewayMigrations, startGateway, type Gateway } from '../gateway/index.js';
 import { IncidentService, incidentsMigrations, registerIncidentRoutes } from '../incidents/index.js';
 import { openStateStore, type Role } from '../state/index.js';
-import { DuckDbTelemetryStore, RetentionJob, TelemetryWriter } from '../telemetry/index.js';
+import { decodeMetrics, decodeLogs, decodeTraces } from '../otlp/index.js';
+import { DuckDbTelemetryStore, RetentionJob, TelemetryWriter, type TelemetryBatches } from '../telemetry/index.js';
 import { buildApp } from './app.js';
 import { consolePlugin } from './console.js';
 import { registerConsoleApi } from './console-api.js';
@@ -77,7 +78,11 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     throw new Error(`gateway port ${gatewayPort} on ${config.host} is already in use (--gateway-port)`, { cause: err });
   }
 
-  const store = new DuckDbTelemetryStore(join(config.dataDir, 'telemetry.duckdb'));
+  // Acknowledged once in the ingest log; DuckDB loads in large transactions (telemetry/README.md).
+  const store = new DuckDbTelemetryStore({
+    path: join(config.dataDir, 'telemetry.duckdb'),
+    ingestLog: { dir: join(config.dataDir, 'ingest-log'), decode: decodeOtlp },
+  });
   await store.open();
   const writer = new TelemetryWriter(store, { maxQueuedRows: config.queueMaxRows });
   const retention = new RetentionJob(store, config.retentionDays, log);
@@ -192,4 +197,11 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
       const { id, token } = await createUser(state.db, { name, role, tokenName: `${name} token` });
       return { id, name, token };
     } };
+}
+
+/** Decodes an OTLP body from the ingest log again (replay after a restart). */
+function decodeOtlp(signal: 'traces' | 'logs' | 'metrics', format: 'protobuf' | 'json', body: Uint8Array): TelemetryBatches {
+  if (signal === 'traces') return { spans: decodeTraces(body, format).batch };
+  if (signal === 'logs') return { logs: decodeLogs(body, format).batch };
+  return { metrics: decodeMetrics(body, format).batch };
 }

@@ -113,3 +113,5 @@ export const SCHEMA_DDL: readonly string[] = [
 export const META_SECOND_WM = 'rollup_second_watermark';
 export const META_MINUTE_WM = 'rollup_minute_watermark';
 export const META_FLUSHED_SEQ = 'rollup_flushed_ingest_us';
+/** With an ingest log: the log position (LSN) whose records DuckDB holds. */
+export const META_LOG_LSN = 'ingest_log_loaded_lsn';

@@ -23,6 +23,19 @@ afterEach(() => {
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
 });
 
+const noOtlp = (): never => { throw new Error('no OTLP records in these tests'); };
+
+runTelemetryStoreConformance('duckdb + ingest log', async () => {
+  const path = tempDb();
+  // Loads only when a read needs the rows: every query exercises read-your-writes.
+  const opts = { path, ingestLog: { dir: join(path, '..', 'ingest-log'), loadDelayMs: 3_600_000, decode: noOtlp } };
+  return {
+    store: new DuckDbTelemetryStore(opts),
+    reopen: () => new DuckDbTelemetryStore(opts),
+    cleanup: async () => undefined,
+  };
+});
+
 runTelemetryStoreConformance('duckdb', async () => {
   const path = tempDb();
   return {
@@ -84,12 +97,16 @@ describe('DuckDbTelemetryStore', () => {
     });
   });
 
-  it('rebuilds rollups and the trace index after a crash (SIGKILL), without double counting', async () => {
+  it.each([
+    ['DuckDB WAL', false],
+    ['ingest log (rows not yet loaded)', true],
+  ])('rebuilds rollups and the trace index after a crash (SIGKILL), without double counting: %s', async (_name, withLog) => {
     const path = tempDb();
+    const logDir = join(path, '..', 'ingest-log');
     const nowUs = Date.now() * 1000;
     const viteNode = fileURLToPath(new URL('../../node_modules/vite-node/vite-node.mjs', import.meta.url));
     const childScript = fileURLToPath(new URL('./duckdb-crash-child.ts', import.meta.url));
-    const child = spawn(process.execPath, [viteNode, childScript, path, String(nowUs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [viteNode, childScript, path, String(nowUs), ...(withLog ? [logDir] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((resolve, reject) => {
       let out = '';
       child.stdout.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('ready')) resolve(); });
@@ -100,7 +117,8 @@ describe('DuckDbTelemetryStore', () => {
     expect(await exited).toBe(null);
 
     const s = crashScenario(nowUs);
-    const store = new DuckDbTelemetryStore(path);
+    const opts = (): DuckDbStoreOptions => ({ path, ...(withLog ? { ingestLog: { dir: logDir, decode: noOtlp } } : {}) });
+    const store = new DuckDbTelemetryStore(opts());
     await store.open();
     try {
       await store.flush();
@@ -120,7 +138,7 @@ describe('DuckDbTelemetryStore', () => {
       await store.close();
     }
     // And a clean reopen afterwards does not replay anything twice.
-    const again = new DuckDbTelemetryStore(path);
+    const again = new DuckDbTelemetryStore(opts());
     await again.open();
     try {
       const old = await again.red({ service: 'crash', fromUs: CRASH_T0, toUs: CRASH_T0 + 180 * US, stepS: 60 });

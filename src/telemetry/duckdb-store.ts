@@ -23,7 +23,7 @@ import { operationRollups, red, services } from './duckdb-red.js';
 import { getTrace, searchLogs, searchTraces } from './duckdb-queries.js';
 import { queryMetric } from './duckdb-metrics.js';
 import {
-  LOG_COLUMNS, META_FLUSHED_SEQ, META_MINUTE_WM, META_SECOND_WM, METRIC_COLUMNS, SCHEMA_DDL, SPAN_COLUMNS,
+  LOG_COLUMNS, META_FLUSHED_SEQ, META_LOG_LSN, META_MINUTE_WM, META_SECOND_WM, METRIC_COLUMNS, SCHEMA_DDL, SPAN_COLUMNS,
 } from './duckdb-schema.js';
 import { ReadPool, ResourceLookup, hexId, num, str, type SqlParams } from './duckdb-sql.js';
 import { ResourceRegistry, type ResourceEntry } from './resource-registry.js';
@@ -36,6 +36,7 @@ import type {
 } from './store.js';
 import { BloomFilter, TraceIndex } from './trace-index.js';
 import { WriteGate } from './write-gate.js';
+import { LoggedIngest, type IngestLogOptions, type PendingRows } from './logged-ingest.js';
 
 export interface DuckDbStoreOptions {
   /** Database file (e.g. `<data-dir>/telemetry.duckdb`). */
@@ -50,6 +51,11 @@ export interface DuckDbStoreOptions {
   nowUs?: () => number;
   /** Extra DuckDB settings, e.g. `{ threads: '2', memory_limit: '2GB' }`. */
   config?: Record<string, string>;
+  /**
+   * Acknowledge appends once they are in tightloop's own log, and load them into DuckDB in large
+   * transactions (logged-ingest.ts). Without it, append() resolves after its DuckDB COMMIT.
+   */
+  ingestLog?: IngestLogOptions;
 }
 
 /** One committed append's batches (see onCommittedBatches). */
@@ -91,6 +97,9 @@ export class DuckDbTelemetryStore implements TelemetryStore {
   private wm = { second: 0, minute: 0, seq: 0 };
   /** Highest ingest time handed to an append. */
   private lastSeq = 0;
+  /** With an ingest log: the write path, and the ingest time of the last accepted group. */
+  private logged: LoggedIngest | undefined;
+  private acceptedSeq = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly path: string;
   private readonly nowUs: () => number;
@@ -120,7 +129,21 @@ export class DuckDbTelemetryStore implements TelemetryStore {
       for (let i = 0; i < (this.opts.readConnections ?? 2); i++) readers.push(await this.instance.connect());
       this.reads = new ReadPool(readers);
       this.resourceLookup = new ResourceLookup(this.reads);
+      let replayedSeq = 0;
+      if (this.opts.ingestLog) {
+        // Rows acknowledged from the log but not yet in DuckDB go in first: recover() then
+        // rebuilds rollups and trace filters from DuckDB alone, as without a log.
+        this.logged = new LoggedIngest(this.opts.ingestLog, {
+          nextSeq: () => { this.lastSeq = Math.max(this.lastSeq + 1, this.nowUs()); return this.lastSeq; },
+          accept: (p) => this.accept(p),
+          load: (entries, lsn) => this.writes.shared((w) => this.load(w, entries, lsn)),
+        });
+        const loaded = await this.reads.rows(`SELECT value FROM telemetry_meta WHERE key = '${META_LOG_LSN}'`);
+        replayedSeq = await this.logged.replay(loaded.length === 0 ? 0 : num(loaded[0].value));
+      }
       await this.recover();
+      this.lastSeq = Math.max(this.lastSeq, replayedSeq);
+      this.acceptedSeq = this.lastSeq;
     } catch (e) {
       this.release();
       throw e;
@@ -178,6 +201,7 @@ export class DuckDbTelemetryStore implements TelemetryStore {
   }
 
   async append(batches: TelemetryBatches[]): Promise<void> {
+    if (this.logged) return this.logged.append(batches);
     const spans = batches.map((b) => b.spans).filter((b): b is SpanBatch => !!b && b.length > 0);
     const logs = batches.map((b) => b.logs).filter((b): b is LogBatch => !!b && b.length > 0);
     const metrics = batches.map((b) => b.metrics).filter((b): b is MetricBatch => !!b && b.length > 0);
@@ -213,8 +237,40 @@ export class DuckDbTelemetryStore implements TelemetryStore {
     if (this.batchListeners.size > 0) this.emitBatches({ spans, logs, metrics, seq, settledThroughSeq: this.settledThrough(seq) });
   }
 
+  /** With an ingest log: rows durable in the log, in log order (see LoggedIngest). */
+  private accept(p: PendingRows): void {
+    for (const b of p.spans) {
+      this.rollups.add(b);
+      this.traces.add(b.traceId, b.startUs, b.length);
+    }
+    this.acceptedSeq = p.seq;
+    if (this.committedListeners.size > 0) this.emitCommitted(p.spans);
+    if (this.batchListeners.size > 0) this.emitBatches({ spans: p.spans, logs: p.logs, metrics: p.metrics, seq: p.seq, settledThroughSeq: p.seq });
+  }
+
+  /** With an ingest log: accepted rows into DuckDB, with the log position they reach. */
+  private async load(w: WriteConnection, entries: readonly PendingRows[], lsn: number): Promise<void> {
+    const fresh = new Map<string, ResourceEntry>();
+    const sources = (pick: (p: PendingRows) => Array<SpanBatch | LogBatch | MetricBatch>): RowSource[] =>
+      entries.flatMap((p) => pick(p).map((b): RowSource => ({ length: b.length, cols: { ...b, resourceId: this.resources.resolve(b, fresh), ingestedUs: p.seq } })));
+    const spanSrc = sources((p) => p.spans), logSrc = sources((p) => p.logs), metricSrc = sources((p) => p.metrics);
+    if (fresh.size > 0) await this.storeResources(w, fresh);
+    await w.transaction(async () => {
+      await w.append('spans', SPAN_COLUMNS, spanSrc);
+      await w.append('logs', LOG_COLUMNS, logSrc);
+      await w.append('metric_points', METRIC_COLUMNS, metricSrc);
+      await w.con.run(`INSERT OR REPLACE INTO telemetry_meta VALUES ('${META_LOG_LSN}', $l::BIGINT)`, { l: lsn });
+    });
+  }
+
+  /** Resolves once every acknowledged row can be read from DuckDB. */
+  private visible(): Promise<void> {
+    return this.logged ? this.logged.visible() : Promise.resolve();
+  }
+
   /** Every append with an ingest time ≤ the result has settled (the one at `seq` counts as settled). */
   private settledThrough(seq: number): number {
+    if (this.logged) return this.acceptedSeq;
     let low = this.lastSeq;
     for (const s of this.appending) if (s !== seq && s <= low) low = s - 1;
     return low;
@@ -232,6 +288,7 @@ export class DuckDbTelemetryStore implements TelemetryStore {
    * `ingested_us` predicate prunes old row groups by their zone maps.
    */
   async spansWithEventSince(seq: number, eventName: string): Promise<SpanBatch> {
+    await this.visible();
     const rows = await this.sql.rows(`SELECT trace_id, span_id, name, start_us, service, version, environment, events
       FROM spans WHERE ingested_us > $seq::BIGINT AND events LIKE $pattern ORDER BY ingested_us`,
     { seq, pattern: `%"name":${JSON.stringify(eventName)}%` });
@@ -333,7 +390,8 @@ export class DuckDbTelemetryStore implements TelemetryStore {
     const rows = this.rollups.peek(second, minute);
     const blooms = this.traces.peek(minute);
     if (rows.seconds.length + rows.minutes.length + blooms.length === 0) return;
-    const seq = this.lastSeq;
+    // With a log, a group between taking its ingest time and being accepted is not in the buffers.
+    const seq = this.logged ? this.acceptedSeq : this.lastSeq;
     await w.transaction(async () => {
       await w.insertRollups('rollup_second', rows.seconds);
       await w.insertRollups('rollup_minute', rows.minutes);
@@ -359,15 +417,18 @@ export class DuckDbTelemetryStore implements TelemetryStore {
     return () => { this.listeners.delete(listener); };
   }
 
-  getTrace(traceId: string): Promise<SpanRow[]> {
+  async getTrace(traceId: string): Promise<SpanRow[]> {
+    await this.visible();
     return getTrace(this.sql, this.resourceLookup, this.traces, traceId);
   }
 
-  searchTraces(q: TraceQuery): Promise<TraceSummary[]> {
+  async searchTraces(q: TraceQuery): Promise<TraceSummary[]> {
+    await this.visible();
     return searchTraces(this.sql, this.traces, q);
   }
 
-  searchLogs(q: LogQuery): Promise<LogRow[]> {
+  async searchLogs(q: LogQuery): Promise<LogRow[]> {
+    await this.visible();
     return searchLogs(this.sql, this.resourceLookup, q);
   }
 
@@ -375,7 +436,8 @@ export class DuckDbTelemetryStore implements TelemetryStore {
     return red(this.sql, this.rollups, q);
   }
 
-  services(fromUs: number, toUs: number): Promise<ServiceSummary[]> {
+  async services(fromUs: number, toUs: number): Promise<ServiceSummary[]> {
+    await this.visible();
     return services(this.sql, this.rollups, fromUs, toUs);
   }
 
@@ -387,7 +449,8 @@ export class DuckDbTelemetryStore implements TelemetryStore {
     return (await operationRollups(this.sql, this.rollups, level, fromUs, toUs, limit)).map(rollupSecondOf);
   }
 
-  queryMetric(q: MetricQuery): Promise<MetricSeries[]> {
+  async queryMetric(q: MetricQuery): Promise<MetricSeries[]> {
+    await this.visible();
     return queryMetric(this.sql, q);
   }
 
@@ -398,6 +461,7 @@ export class DuckDbTelemetryStore implements TelemetryStore {
 
   async dropBefore(signal: Signal, cutoffUs: number): Promise<number> {
     const day = Math.floor(cutoffUs / DAY_US) * DAY_US;
+    await this.visible();
     return this.writes.exclusive(async (w) => {
       const con = w.con;
       const p: SqlParams = { day };
@@ -422,6 +486,7 @@ export class DuckDbTelemetryStore implements TelemetryStore {
     clearInterval(this.timer);
     this.timer = undefined;
     try {
+      await this.logged?.close();
       await this.writes.exclusive((w) => this.flushRollups(w, true));
     } finally {
       this.release();

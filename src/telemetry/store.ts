@@ -14,6 +14,11 @@ export interface TelemetryBatches {
   spans?: SpanBatch;
   logs?: LogBatch;
   metrics?: MetricBatch;
+  /**
+   * The OTLP request these batches were decoded from. A store with an ingest log keeps these
+   * bytes (cheaper than encoding the columns) and decodes them again after a crash.
+   */
+  source?: { signal: 'traces' | 'logs' | 'metrics'; format: 'protobuf' | 'json'; body: Uint8Array };
 }
 
 export type Signal = 'spans' | 'logs' | 'metrics';

@@ -1,0 +1,283 @@
+/**
+ * LoggedIngest: the DuckDB store's write path when it keeps its own ingest log (ingest-log.ts).
+ *
+ * append() → the request's bytes go into the log with the next groups' (one write + fdatasync
+ * per group, groups strictly one after another) → the host *accepts* the rows: ingest time,
+ * rollups, trace index and the committed-rows listeners (detect), all synchronous and in log
+ * order → append() resolves and the request is acknowledged. The rows wait in memory and reach
+ * DuckDB in large transactions (`loadRows`, or after `loadDelayMs`), each of which also records
+ * the log position it covers; then the log's older segments are deleted.
+ *
+ * Reads that need the raw rows call visible() first, which loads everything accepted so far:
+ * an acknowledged row is always visible to a later query. When the rows waiting to load reach
+ * `maxBacklogRows`, append() waits, which fills the writer's queue, which answers 429.
+ */
+import { IngestLog, type LogRecordIn } from './ingest-log.js';
+import type { LogBatch, MetricBatch, SpanBatch } from './batch.js';
+import type { TelemetryBatches } from './store.js';
+
+export type OtlpSignal = 'traces' | 'logs' | 'metrics';
+export type OtlpFormat = 'protobuf' | 'json';
+
+export interface IngestLogOptions {
+  /** Directory of the log segments (e.g. `<data-dir>/ingest-log`). */
+  dir: string;
+  /** Decodes an OTLP body kept in the log (replay after a crash). */
+  decode: (signal: OtlpSignal, format: OtlpFormat, body: Uint8Array) => TelemetryBatches;
+  /** Accepted rows that start a load at once. Default 131,072 (one DuckDB row group and more). */
+  loadRows?: number;
+  /** Longest accepted rows wait before a load starts. Default 2,000 ms. */
+  loadDelayMs?: number;
+  /** Accepted rows not yet loaded at which append() waits. Default 600,000. */
+  maxBacklogRows?: number;
+}
+
+/** Accepted rows waiting for DuckDB. */
+export interface PendingRows {
+  spans: SpanBatch[];
+  logs: LogBatch[];
+  metrics: MetricBatch[];
+  seq: number;
+  rows: number;
+  /** LSN after the entry's records. */
+  lsn: number;
+}
+
+export interface LoggedIngestHost {
+  /** The next ingest time (strictly increasing). */
+  nextSeq(): number;
+  /** Rows now durable: rollups, trace index, listeners. Synchronous, called in log order. */
+  accept(rows: PendingRows): void;
+  /** Appends the rows and records `lsn` as loaded, in one transaction. */
+  load(entries: readonly PendingRows[], lsn: number): Promise<void>;
+}
+
+const KIND: Record<OtlpSignal, number> = { traces: 1, logs: 2, metrics: 3 };
+const SIGNAL_OF: Record<number, OtlpSignal> = { 1: 'traces', 2: 'logs', 3: 'metrics' };
+/** Batches without an OTLP body (e.g. spans made from Sentry transactions), as JSON. */
+const KIND_BATCHES_JSON = 4;
+
+interface Queued {
+  batches: TelemetryBatches[];
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+interface Waiter {
+  lsn: number;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+export class LoggedIngest {
+  private readonly log: IngestLog;
+  private readonly loadRows: number;
+  private readonly loadDelayMs: number;
+  private readonly maxBacklogRows: number;
+  private queue: Queued[] = [];
+  private writing = false;
+  private pending: PendingRows[] = [];
+  private pendingRows = 0;
+  private loadingRows = 0;
+  /** LSN after the last accepted record, and after the last loaded one. */
+  private acceptedLsn = 0;
+  private loadedLsn = 0;
+  private loading: Promise<void> | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private retryAt = 0;
+  private visWaiters: Waiter[] = [];
+  private backlogWaiters: Array<() => void> = [];
+  private closed = false;
+
+  constructor(private readonly opts: IngestLogOptions, private readonly host: LoggedIngestHost) {
+    this.log = new IngestLog(opts.dir);
+    this.loadRows = opts.loadRows ?? 131_072;
+    this.loadDelayMs = opts.loadDelayMs ?? 2000;
+    this.maxBacklogRows = opts.maxBacklogRows ?? 600_000;
+  }
+
+  /**
+   * Opens the log and loads every record after `loadedLsn` (what DuckDB already holds) in
+   * transactions of `loadRows`, keeping each record's ingest time. Returns the highest one.
+   */
+  async replay(loadedLsn: number): Promise<number> {
+    const records = this.log.open(loadedLsn);
+    let entries: PendingRows[] = [];
+    let rows = 0;
+    let maxSeq = 0;
+    for (const r of records) {
+      let b: TelemetryBatches;
+      try {
+        b = r.kind === KIND_BATCHES_JSON
+          ? JSON.parse(Buffer.from(r.payload).toString('utf8')) as TelemetryBatches
+          : this.opts.decode(SIGNAL_OF[r.kind], r.format === 1 ? 'json' : 'protobuf', r.payload);
+      } catch (e) {
+        throw new Error(`ingest log record at LSN ${r.start} cannot be decoded: ${(e as Error).message}`, { cause: e });
+      }
+      const p = pendingOf([b], r.seq, r.end);
+      entries.push(p);
+      rows += p.rows;
+      maxSeq = Math.max(maxSeq, r.seq);
+      if (rows >= this.loadRows) {
+        await this.host.load(entries, r.end);
+        entries = [];
+        rows = 0;
+      }
+    }
+    if (entries.length > 0) await this.host.load(entries, records[records.length - 1].end);
+    this.acceptedLsn = this.loadedLsn = this.log.lsn;
+    this.log.release(this.loadedLsn);
+    return maxSeq;
+  }
+
+  /** Resolves once the batches are durable in the log and accepted. */
+  async append(batches: TelemetryBatches[]): Promise<void> {
+    if (this.closed) throw new Error('telemetry store is closed');
+    while (this.pendingRows + this.loadingRows >= this.maxBacklogRows) {
+      await new Promise<void>((res) => this.backlogWaiters.push(res));
+    }
+    await new Promise<void>((resolve, reject) => {
+      this.queue.push({ batches, resolve, reject });
+      void this.write();
+    });
+  }
+
+  /** Resolves once every row accepted before the call is in DuckDB. */
+  visible(): Promise<void> {
+    const target = this.acceptedLsn;
+    if (this.loadedLsn >= target) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.visWaiters.push({ lsn: target, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Loads what is accepted and closes the log. */
+  async close(): Promise<void> {
+    while (this.writing) await new Promise((r) => setTimeout(r, 1));
+    this.retryAt = 0;
+    await this.visible();
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.log.close();
+  }
+
+  /** Writes queued requests group after group, in order. */
+  private async write(): Promise<void> {
+    if (this.writing) return;
+    this.writing = true;
+    try {
+      while (this.queue.length > 0) {
+        const group = this.queue.splice(0);
+        const seq = this.host.nextSeq();
+        const records: LogRecordIn[] = [];
+        const all: TelemetryBatches[] = [];
+        for (const q of group) {
+          for (const b of q.batches) {
+            if (rowsOf(b) === 0) continue;
+            records.push(recordOf(b));
+            all.push(b);
+          }
+        }
+        let lsn: number;
+        try {
+          lsn = await this.log.append(records, seq);
+        } catch (e) {
+          for (const q of group) q.reject(e);
+          continue;
+        }
+        const p = pendingOf(all, seq, lsn);
+        this.acceptedLsn = lsn;
+        try {
+          this.host.accept(p);
+        } finally {
+          // Durable now whatever a listener did: the rows load and the requests are answered.
+          this.pending.push(p);
+          this.pendingRows += p.rows;
+          for (const q of group) q.resolve();
+          this.schedule();
+        }
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  private schedule(): void {
+    if (this.loading || this.pending.length === 0) return;
+    const now = Date.now();
+    if (now < this.retryAt) {
+      this.arm(this.retryAt - now);
+      return;
+    }
+    if (this.pendingRows >= this.loadRows || this.visWaiters.length > 0) this.startLoad();
+    else this.arm(this.loadDelayMs);
+  }
+
+  private arm(ms: number): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (Date.now() >= this.retryAt) this.startLoad();
+      else this.schedule();
+    }, ms);
+  }
+
+  private startLoad(): void {
+    if (this.loading || this.pending.length === 0) return;
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const entries = this.pending;
+    const rows = this.pendingRows;
+    this.pending = [];
+    this.pendingRows = 0;
+    this.loadingRows = rows;
+    const lsn = entries[entries.length - 1].lsn;
+    this.loading = this.host.load(entries, lsn).then(
+      () => {
+        this.loadedLsn = lsn;
+        this.log.release(lsn);
+        const waiting = this.visWaiters;
+        this.visWaiters = waiting.filter((w) => w.lsn > lsn);
+        for (const w of waiting) if (w.lsn <= lsn) w.resolve();
+      },
+      (e: unknown) => {
+        // The rows stay in the log and in memory; try again in a second. Readers get the error.
+        this.pending = entries.concat(this.pending);
+        this.pendingRows += rows;
+        this.retryAt = Date.now() + 1000;
+        const waiting = this.visWaiters;
+        this.visWaiters = [];
+        for (const w of waiting) w.reject(e);
+      },
+    ).finally(() => {
+      this.loading = undefined;
+      this.loadingRows = 0;
+      if (this.pendingRows < this.maxBacklogRows) {
+        const waiting = this.backlogWaiters;
+        this.backlogWaiters = [];
+        for (const w of waiting) w();
+      }
+      this.schedule();
+    });
+  }
+}
+
+function rowsOf(b: TelemetryBatches): number {
+  return (b.spans?.length ?? 0) + (b.logs?.length ?? 0) + (b.metrics?.length ?? 0);
+}
+
+function pendingOf(list: readonly TelemetryBatches[], seq: number, lsn: number): PendingRows {
+  const p: PendingRows = { spans: [], logs: [], metrics: [], seq, rows: 0, lsn };
+  for (const b of list) {
+    if (b.spans && b.spans.length > 0) { p.spans.push(b.spans); p.rows += b.spans.length; }
+    if (b.logs && b.logs.length > 0) { p.logs.push(b.logs); p.rows += b.logs.length; }
+    if (b.metrics && b.metrics.length > 0) { p.metrics.push(b.metrics); p.rows += b.metrics.length; }
+  }
+  return p;
+}
+
+function recordOf(b: TelemetryBatches): LogRecordIn {
+  if (b.source) return { kind: KIND[b.source.signal], format: b.source.format === 'json' ? 1 : 0, payload: b.source.body };
+  return { kind: KIND_BATCHES_JSON, format: 1, payload: Buffer.from(JSON.stringify({ spans: b.spans, logs: b.logs, metrics: b.metrics })) };
+}
