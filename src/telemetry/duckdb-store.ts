@@ -74,6 +74,8 @@ export interface CommittedBatches {
 }
 
 const US = 1_000_000;
+/** Rows a load hands to DuckDB between turns of the event loop. */
+const LOAD_SLICE_ROWS = 16_384;
 const MIN_US = 60 * US;
 const DAY_US = 86_400 * US;
 /** Two instances on one file in one process would corrupt it; DuckDB's file lock allows it. */
@@ -256,9 +258,24 @@ export class DuckDbTelemetryStore implements TelemetryStore {
     const spanSrc = sources((p) => p.spans), logSrc = sources((p) => p.logs), metricSrc = sources((p) => p.metrics);
     if (fresh.size > 0) await this.storeResources(w, fresh);
     await w.transaction(async () => {
-      await w.append('spans', SPAN_COLUMNS, spanSrc);
-      await w.append('logs', LOG_COLUMNS, logSrc);
-      await w.append('metric_points', METRIC_COLUMNS, metricSrc);
+      // In slices, each handed to the transaction and followed by a turn of the event loop: the
+      // appender's flush is synchronous, and one flush of a whole load blocked acknowledgements.
+      for (const [table, specs, list] of [['spans', SPAN_COLUMNS, spanSrc], ['logs', LOG_COLUMNS, logSrc], ['metric_points', METRIC_COLUMNS, metricSrc]] as const) {
+        let slice: RowSource[] = [];
+        let rows = 0;
+        for (const src of list) {
+          slice.push(src);
+          rows += src.length;
+          if (rows >= LOAD_SLICE_ROWS) {
+            await w.append(table, specs, slice);
+            w.flushAppended();
+            await new Promise<void>((r) => setImmediate(r));
+            slice = [];
+            rows = 0;
+          }
+        }
+        await w.append(table, specs, slice);
+      }
       await w.con.run(`INSERT OR REPLACE INTO telemetry_meta VALUES ('${META_LOG_LSN}', $l::BIGINT)`, { l: lsn });
     });
   }

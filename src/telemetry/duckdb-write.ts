@@ -32,6 +32,11 @@ export class WriteConnection {
     }
   }
 
+  /** Hands the rows appended so far to the open transaction (they are committed with it). */
+  flushAppended(): void {
+    for (const a of this.touched) a.flush();
+  }
+
   /** Appends rows to `table` inside the current transaction. */
   async append(table: string, specs: readonly ColumnSpec[], sources: readonly RowSource[]): Promise<void> {
     if (sources.length === 0) return;
