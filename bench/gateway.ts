@@ -5,8 +5,10 @@
  * one run: direct; through Debian's pgbouncer in session mode; through the tightloop gateway
  * with guardrails and masking on (every statement judged from the parse tree or its cache, every
  * row scanned by the content detectors, every statement audited). Each target is warmed up for
- * a second first; runs alternate between targets so drift hits all of them alike. Then masking
- * throughput: 100 k rows × 5 PII columns through the masker, and the same result end to end.
+ * a second first; runs alternate between targets so drift hits all of them alike. A fourth line,
+ * not in RESULT, is a bare Node relay (bytes piped both ways, nothing parsed): the floor any
+ * Node proxy pays on this machine. Then masking throughput: 100 k rows × 5 PII columns through
+ * the masker, and the same result end to end.
  *
  * Needs `pgbench` and `pgbouncer` on PATH (Debian: postgresql-client, postgresql, pgbouncer).
  * The RESULT tps figures are the mean of the simple and prepared runs; "proxy CPU" is user +
@@ -14,7 +16,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer, type Server } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -179,12 +181,18 @@ async function main(): Promise<void> {
     await gw.access.grant({ userId: 'bench', userName: 'bench-setup', role: 'admin' }, { subjectKind: 'user', subject: userId, resource: 'bench', mode: 'write' });
     const gwPort = gw.port ?? 0;
 
+    // Reference, not in RESULT: the cheapest relay Node can be (bytes piped both ways, nothing
+    // parsed) — the floor any proxy written for Node pays on this machine.
+    const bare = await startBarePipe(pgPort);
+    cleanups.unshift(() => new Promise<void>((r) => bare.close(() => r())));
+    const barePort = (bare.address() as { port: number }).port;
     const targets = {
       direct: () => ({ port: pgPort, user: 'postgres', password: PASSWORD }),
       pgbouncer: () => ({ port: b.port, user: 'postgres', password: PASSWORD }),
       tightloop: () => ({ port: gwPort, user: 'bench', password: token }),
+      'node-pipe': () => ({ port: barePort, user: 'postgres', password: PASSWORD }),
     };
-    const tps: Record<string, Record<string, number>> = { direct: {}, pgbouncer: {}, tightloop: {} };
+    const tps: Record<string, Record<string, number>> = { direct: {}, pgbouncer: {}, tightloop: {}, 'node-pipe': {} };
     // Warm-up, not measured: the first seconds through the gateway pay for V8 compiling the JS
     // hot path and tiering up the parser's WASM (≈1 s of CPU on background threads).
     for (const [name, t] of Object.entries(targets)) {
@@ -202,7 +210,7 @@ async function main(): Promise<void> {
           continue;
         }
         const { port, user, password } = t();
-        const cpu0 = name === 'tightloop' ? process.cpuUsage() : undefined;
+        const cpu0 = name === 'tightloop' || name === 'node-pipe' ? process.cpuUsage() : undefined;
         const b0 = name === 'pgbouncer' ? procCpuMs(b.proc.pid) : 0;
         tps[name][mode] = await pgbench(port, user, password, 'bench', mode);
         const used = cpu0 === undefined ? undefined : process.cpuUsage(cpu0);
@@ -231,6 +239,8 @@ async function main(): Promise<void> {
     const d = mean(tps.direct);
     const p = mean(tps.pgbouncer);
     const g = mean(tps.tightloop);
+    const n = mean(tps['node-pipe']);
+    if (!Number.isNaN(n)) console.log(`bare Node pipe (reference): ${n.toFixed(0)} tps, ${(n / p).toFixed(2)}× pgbouncer; tightloop is ${(g / n).toFixed(2)}× the bare pipe`);
     console.log(`total ${((performance.now() - started) / 1000).toFixed(1)} s`);
     console.log(`RESULT gateway direct_tps=${d.toFixed(0)} pgbouncer_tps=${p.toFixed(0)} tightloop_tps=${g.toFixed(0)} ratio_vs_pgbouncer=${(g / p).toFixed(2)} ratio_vs_direct=${(g / d).toFixed(2)} mask_rows_per_s=${maskRate.toFixed(0)}`);
   } finally {
@@ -239,6 +249,20 @@ async function main(): Promise<void> {
     await server.stop().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** A TCP relay that pipes bytes both ways and parses nothing. */
+function startBarePipe(upstreamPort: number): Promise<Server> {
+  const srv = createServer((client) => {
+    const up = connect(upstreamPort, '127.0.0.1');
+    client.setNoDelay(true);
+    up.setNoDelay(true);
+    client.pipe(up).on('error', () => client.destroy());
+    up.pipe(client).on('error', () => up.destroy());
+    client.on('error', () => up.destroy());
+    up.on('error', () => client.destroy());
+  });
+  return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve(srv)));
 }
 
 main().catch((err: unknown) => {
