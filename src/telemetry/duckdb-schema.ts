@@ -107,6 +107,8 @@ export const SCHEMA_DDL: readonly string[] = [
   rollupDdl('rollup_minute'),
   `CREATE TABLE IF NOT EXISTS trace_blooms (${columnDdl(BLOOM_COLUMNS)})`,
   `CREATE TABLE IF NOT EXISTS telemetry_meta (key VARCHAR PRIMARY KEY, value BIGINT)`,
+  // Written by load transactions only (telemetry_meta is the rollup flush's, which may run at once).
+  `CREATE TABLE IF NOT EXISTS ingest_log_state (key VARCHAR PRIMARY KEY, lsn BIGINT)`,
 ];
 
 /** Rollup/index watermarks (see DuckDbTelemetryStore): what the persisted rollups cover. */

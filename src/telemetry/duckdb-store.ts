@@ -124,7 +124,7 @@ export class DuckDbTelemetryStore implements TelemetryStore {
     try {
       this.instance = await DuckDBInstance.create(this.path, { checkpoint_threshold: '64MB', ...this.opts.config });
       const writers: WriteConnection[] = [];
-      for (let i = 0; i < Math.max(1, this.opts.writeConnections ?? 2); i++) writers.push(new WriteConnection(await this.instance.connect()));
+      for (let i = 0; i < Math.max(this.opts.ingestLog ? 2 : 1, this.opts.writeConnections ?? 2); i++) writers.push(new WriteConnection(await this.instance.connect()));
       this.gate = new WriteGate(writers);
       for (const ddl of SCHEMA_DDL) await writers[0].con.run(ddl);
       const readers: DuckDBConnection[] = [];
@@ -138,9 +138,9 @@ export class DuckDbTelemetryStore implements TelemetryStore {
         this.logged = new LoggedIngest(this.opts.ingestLog, {
           nextSeq: () => { this.lastSeq = Math.max(this.lastSeq + 1, this.nowUs()); return this.lastSeq; },
           accept: (p) => this.accept(p),
-          load: (entries, lsn) => this.writes.shared((w) => this.load(w, entries, lsn)),
+          load: (next) => this.writes.shared((w) => this.load(w, next)),
         });
-        const loaded = await this.reads.rows(`SELECT value FROM telemetry_meta WHERE key = '${META_LOG_LSN}'`);
+        const loaded = await this.reads.rows(`SELECT lsn AS value FROM ingest_log_state WHERE key = '${META_LOG_LSN}'`);
         replayedSeq = await this.logged.replay(loaded.length === 0 ? 0 : num(loaded[0].value));
       }
       await this.recover();
@@ -250,34 +250,45 @@ export class DuckDbTelemetryStore implements TelemetryStore {
     if (this.batchListeners.size > 0) this.emitBatches({ spans: p.spans, logs: p.logs, metrics: p.metrics, seq: p.seq, settledThroughSeq: p.seq });
   }
 
-  /** With an ingest log: accepted rows into DuckDB, with the log position they reach. */
-  private async load(w: WriteConnection, entries: readonly PendingRows[], lsn: number): Promise<void> {
+  /**
+   * With an ingest log: one load transaction. Appends each list of accepted rows `next()` yields
+   * (in 16 k-row slices with a turn of the event loop between: the appender's flush is
+   * synchronous), then the log position reached, then commits. Loads run one at a time, so new
+   * resources go into the same transaction.
+   */
+  private async load(w: WriteConnection, next: () => Promise<readonly PendingRows[] | null>): Promise<void> {
     const fresh = new Map<string, ResourceEntry>();
-    const sources = (pick: (p: PendingRows) => Array<SpanBatch | LogBatch | MetricBatch>): RowSource[] =>
-      entries.flatMap((p) => pick(p).map((b): RowSource => ({ length: b.length, cols: { ...b, resourceId: this.resources.resolve(b, fresh), ingestedUs: p.seq } })));
-    const spanSrc = sources((p) => p.spans), logSrc = sources((p) => p.logs), metricSrc = sources((p) => p.metrics);
-    if (fresh.size > 0) await this.storeResources(w, fresh);
     await w.transaction(async () => {
-      // In slices, each handed to the transaction and followed by a turn of the event loop: the
-      // appender's flush is synchronous, and one flush of a whole load blocked acknowledgements.
-      for (const [table, specs, list] of [['spans', SPAN_COLUMNS, spanSrc], ['logs', LOG_COLUMNS, logSrc], ['metric_points', METRIC_COLUMNS, metricSrc]] as const) {
-        let slice: RowSource[] = [];
-        let rows = 0;
-        for (const src of list) {
-          slice.push(src);
-          rows += src.length;
-          if (rows >= LOAD_SLICE_ROWS) {
-            await w.append(table, specs, slice);
-            w.flushAppended();
-            await new Promise<void>((r) => setImmediate(r));
-            slice = [];
-            rows = 0;
+      let lsn = -1;
+      for (let entries = await next(); entries !== null; entries = await next()) {
+        const pick = <B extends SpanBatch | LogBatch | MetricBatch>(of: (p: PendingRows) => B[]): RowSource[] =>
+          entries.flatMap((p) => of(p).map((b): RowSource => ({ length: b.length, cols: { ...b, resourceId: this.resources.resolve(b, fresh), ingestedUs: p.seq } })));
+        for (const [table, specs, list] of [['spans', SPAN_COLUMNS, pick((p) => p.spans)], ['logs', LOG_COLUMNS, pick((p) => p.logs)], ['metric_points', METRIC_COLUMNS, pick((p) => p.metrics)]] as const) {
+          let slice: RowSource[] = [];
+          let rows = 0;
+          for (const src of list) {
+            slice.push(src);
+            rows += src.length;
+            if (rows >= LOAD_SLICE_ROWS) {
+              await w.append(table, specs, slice);
+              w.flushAppended();
+              await new Promise<void>((r) => setImmediate(r));
+              slice = [];
+              rows = 0;
+            }
           }
+          await w.append(table, specs, slice);
         }
-        await w.append(table, specs, slice);
+        // Into the transaction now, so the batches can be collected before the commit.
+        w.flushAppended();
+        lsn = entries[entries.length - 1].lsn;
       }
-      await w.con.run(`INSERT OR REPLACE INTO telemetry_meta VALUES ('${META_LOG_LSN}', $l::BIGINT)`, { l: lsn });
+      if (lsn < 0) return;
+      const added = [...fresh.values()].filter((e) => !e.persisted);
+      if (added.length > 0) await w.insertResources(added);
+      await w.con.run(`INSERT OR REPLACE INTO ingest_log_state VALUES ('${META_LOG_LSN}', $l::BIGINT)`, { l: lsn });
     });
+    this.resources.markPersisted(fresh.values());
   }
 
   /** Resolves once every acknowledged row can be read from DuckDB. */
@@ -381,18 +392,27 @@ export class DuckDbTelemetryStore implements TelemetryStore {
    * the grace.
    */
   flush(): Promise<void> {
-    return this.writes.exclusive((w) => this.flushRollups(w, true));
+    return this.rollupTask((w) => this.flushRollups(w, true));
   }
 
   private tick(): void {
     if (!this.gate) return;
-    this.gate.exclusive((w) => this.flushRollups(w, false)).then(
+    this.rollupTask((w) => this.flushRollups(w, false)).then(
       () => { this.lastFlushError = undefined; },
       (e: unknown) => { this.lastFlushError = e; },
     );
   }
 
-  /** Runs exclusively: every append that took an ingest time has reached the buffers. */
+  /**
+   * Runs a rollup flush. Without a log it runs exclusively, so every append that took an ingest
+   * time has reached the buffers. With one, `acceptedSeq` already says what the buffers hold, and
+   * a load session may keep its transaction open for seconds: the flush takes the other write
+   * connection (its tables and its row of `telemetry_meta` are not the load's).
+   */
+  private rollupTask(fn: (w: WriteConnection) => Promise<void>): Promise<void> {
+    return this.logged ? this.writes.shared(fn) : this.writes.exclusive(fn);
+  }
+
   private async flushRollups(w: WriteConnection, all: boolean): Promise<void> {
     const now = this.nowUs();
     let second = Math.max(this.wm.second, Math.floor((now - (this.opts.secondGraceMs ?? 2000) * 1000) / US));

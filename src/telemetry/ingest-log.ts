@@ -94,6 +94,18 @@ export class IngestLog {
     return out;
   }
 
+  /** The intact records starting at or after `fromLsn` and ending at or before `toLsn`. */
+  read(fromLsn: number, toLsn: number): LogRecord[] {
+    const out: LogRecord[] = [];
+    for (let s = 0; s < this.segments.length; s++) {
+      const seg = this.segments[s];
+      const next = this.segments[s + 1]?.start;
+      if ((next !== undefined && next <= fromLsn) || seg.start >= toLsn) continue;
+      parseRecords(readFileSync(seg.path), seg.start, fromLsn, out);
+    }
+    return out.filter((r) => r.end <= toLsn);
+  }
+
   /** LSN after the last record written. */
   get lsn(): number {
     return this.endLsn;

@@ -12,7 +12,7 @@
  * an acknowledged row is always visible to a later query. When the rows waiting to load reach
  * `maxBacklogRows`, append() waits, which fills the writer's queue, which answers 429.
  */
-import { IngestLog, type LogRecordIn } from './ingest-log.js';
+import { IngestLog, type LogRecord, type LogRecordIn } from './ingest-log.js';
 import type { LogBatch, MetricBatch, SpanBatch } from './batch.js';
 import type { TelemetryBatches } from './store.js';
 
@@ -48,8 +48,11 @@ export interface LoggedIngestHost {
   nextSeq(): number;
   /** Rows now durable: rollups, trace index, listeners. Synchronous, called in log order. */
   accept(rows: PendingRows): void;
-  /** Appends the rows and records `lsn` as loaded, in one transaction. */
-  load(entries: readonly PendingRows[], lsn: number): Promise<void>;
+  /**
+   * One transaction: appends every list `next()` yields until it yields null, records the last
+   * entry's LSN as loaded, commits. The host must not keep the entries once appended.
+   */
+  load(next: () => Promise<readonly PendingRows[] | null>): Promise<void>;
 }
 
 const KIND: Record<OtlpSignal, number> = { traces: 1, logs: 2, metrics: 3 };
@@ -88,6 +91,11 @@ export class LoggedIngest {
   private visWaiters: Waiter[] = [];
   private backlogWaiters: Array<() => void> = [];
   private closed = false;
+  private closing = false;
+  /** Ends a load session's wait for more rows (set while it waits). */
+  private wake: (() => void) | undefined;
+  /** Set when rows of a failed load could not be read back: writes stop (the log keeps them). */
+  private failed: Error | undefined;
 
   constructor(private readonly opts: IngestLogOptions, private readonly host: LoggedIngestHost) {
     this.log = new IngestLog(opts.dir);
@@ -102,37 +110,45 @@ export class LoggedIngest {
    */
   async replay(loadedLsn: number): Promise<number> {
     const records = this.log.open(loadedLsn);
-    let entries: PendingRows[] = [];
-    let rows = 0;
     let maxSeq = 0;
-    for (const r of records) {
-      let b: TelemetryBatches;
-      try {
-        b = r.kind === KIND_BATCHES_JSON
-          ? JSON.parse(Buffer.from(r.payload).toString('utf8')) as TelemetryBatches
-          : this.opts.decode(SIGNAL_OF[r.kind], r.format === 1 ? 'json' : 'protobuf', r.payload);
-      } catch (e) {
-        throw new Error(`ingest log record at LSN ${r.start} cannot be decoded: ${(e as Error).message}`, { cause: e });
+    let at = 0;
+    while (at < records.length) {
+      let rows = 0;
+      const chunk: PendingRows[] = [];
+      for (; at < records.length && rows < this.loadRows; at++) {
+        const p = this.decodeRecord(records[at]);
+        chunk.push(p);
+        rows += p.rows;
+        maxSeq = Math.max(maxSeq, p.seq);
       }
-      const p = pendingOf([b], r.seq, r.end);
-      entries.push(p);
-      rows += p.rows;
-      maxSeq = Math.max(maxSeq, r.seq);
-      if (rows >= this.loadRows) {
-        await this.host.load(entries, r.end);
-        entries = [];
-        rows = 0;
-      }
+      let given = false;
+      await this.host.load(async () => {
+        if (given) return null;
+        given = true;
+        return chunk;
+      });
     }
-    if (entries.length > 0) await this.host.load(entries, records[records.length - 1].end);
     this.acceptedLsn = this.loadedLsn = this.log.lsn;
     this.log.release(this.loadedLsn);
     return maxSeq;
   }
 
+  private decodeRecord(r: LogRecord): PendingRows {
+    let b: TelemetryBatches;
+    try {
+      b = r.kind === KIND_BATCHES_JSON
+        ? JSON.parse(Buffer.from(r.payload).toString('utf8')) as TelemetryBatches
+        : this.opts.decode(SIGNAL_OF[r.kind], r.format === 1 ? 'json' : 'protobuf', r.payload);
+    } catch (e) {
+      throw new Error(`ingest log record at LSN ${r.start} cannot be decoded: ${(e as Error).message}`, { cause: e });
+    }
+    return pendingOf([b], r.seq, r.end);
+  }
+
   /** Resolves once the batches are durable in the log and accepted. */
   async append(batches: TelemetryBatches[]): Promise<void> {
     if (this.closed) throw new Error('telemetry store is closed');
+    if (this.failed) throw this.failed;
     while (this.pendingRows + this.loadingRows >= this.maxBacklogRows) {
       await new Promise<void>((res) => this.backlogWaiters.push(res));
     }
@@ -146,8 +162,10 @@ export class LoggedIngest {
   visible(): Promise<void> {
     const target = this.acceptedLsn;
     if (this.loadedLsn >= target) return Promise.resolve();
+    if (this.failed) return Promise.reject(this.failed);
     return new Promise<void>((resolve, reject) => {
       this.visWaiters.push({ lsn: target, resolve, reject });
+      this.wake?.();
       this.schedule();
     });
   }
@@ -156,7 +174,10 @@ export class LoggedIngest {
   async close(): Promise<void> {
     while (this.writing) await new Promise((r) => setTimeout(r, 1));
     this.retryAt = 0;
+    this.closing = true;
+    this.wake?.();
     await this.visible();
+    await this.loading;
     this.closed = true;
     clearTimeout(this.timer);
     this.log.close();
@@ -195,6 +216,7 @@ export class LoggedIngest {
           this.pending.push(p);
           this.pendingRows += p.rows;
           for (const q of group) q.resolve();
+          this.wake?.();
           this.schedule();
         }
       }
@@ -203,38 +225,49 @@ export class LoggedIngest {
     }
   }
 
+  /**
+   * A load session starts as soon as rows wait: it keeps one transaction open and appends each
+   * accepted group within a turn of the event loop (so the decoded strings die young instead of
+   * being copied into V8's old generation while they wait), and commits once `loadRows` rows
+   * are in, `loadDelayMs` has passed, a reader waits, or the store closes.
+   */
   private schedule(): void {
     if (this.loading || this.pending.length === 0) return;
-    const now = Date.now();
-    if (now < this.retryAt) {
-      this.arm(this.retryAt - now);
+    const wait = this.retryAt - Date.now();
+    if (wait > 0) {
+      if (!this.timer) this.timer = setTimeout(() => { this.timer = undefined; this.schedule(); }, wait);
       return;
     }
-    if (this.pendingRows >= this.loadRows || this.visWaiters.length > 0) this.startLoad();
-    else this.arm(this.loadDelayMs);
-  }
-
-  private arm(ms: number): void {
-    if (this.timer) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      if (Date.now() >= this.retryAt) this.startLoad();
-      else this.schedule();
-    }, ms);
+    this.startLoad();
   }
 
   private startLoad(): void {
-    if (this.loading || this.pending.length === 0) return;
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    const entries = this.pending;
-    const rows = this.pendingRows;
-    this.pending = [];
-    this.pendingRows = 0;
-    this.loadingRows = rows;
-    const lsn = entries[entries.length - 1].lsn;
-    this.loading = this.host.load(entries, lsn).then(
+    const started = Date.now();
+    let rows = 0;
+    let lsn = -1;
+    const next = async (): Promise<PendingRows[] | null> => {
+      for (;;) {
+        if (this.pending.length > 0 && (rows < this.loadRows || this.visWaiters.length > 0 || this.closing)) {
+          const taken = this.pending;
+          this.pending = [];
+          this.pendingRows -= sumRows(taken);
+          rows += sumRows(taken);
+          this.loadingRows = rows;
+          lsn = taken[taken.length - 1].lsn;
+          return taken;
+        }
+        const left = this.loadDelayMs - (Date.now() - started);
+        if (rows >= this.loadRows || this.visWaiters.length > 0 || this.closing || left <= 0) return null;
+        await new Promise<void>((r) => {
+          const t = setTimeout(r, left);
+          this.wake = () => { clearTimeout(t); r(); };
+        });
+        this.wake = undefined;
+      }
+    };
+    this.loading = this.host.load(next).then(
       () => {
+        if (lsn < 0) return;
         this.loadedLsn = lsn;
         this.log.release(lsn);
         const waiting = this.visWaiters;
@@ -242,9 +275,17 @@ export class LoggedIngest {
         for (const w of waiting) if (w.lsn <= lsn) w.resolve();
       },
       (e: unknown) => {
-        // The rows stay in the log and in memory; try again in a second. Readers get the error.
-        this.pending = entries.concat(this.pending);
-        this.pendingRows += rows;
+        // The appended rows were dropped with the transaction and not kept in memory: read them
+        // back from the log (they are durable there), then try again in a second.
+        if (lsn >= 0) {
+          try {
+            const back = this.log.read(this.loadedLsn, lsn).map((r) => this.decodeRecord(r));
+            this.pending = back.concat(this.pending);
+            this.pendingRows += sumRows(back);
+          } catch (re) {
+            this.failed = new Error(`ingest log cannot be read back after a failed load: ${(re as Error).message}`, { cause: re });
+          }
+        }
         this.retryAt = Date.now() + 1000;
         const waiting = this.visWaiters;
         this.visWaiters = [];
@@ -253,14 +294,21 @@ export class LoggedIngest {
     ).finally(() => {
       this.loading = undefined;
       this.loadingRows = 0;
+      this.wake = undefined;
       if (this.pendingRows < this.maxBacklogRows) {
         const waiting = this.backlogWaiters;
         this.backlogWaiters = [];
         for (const w of waiting) w();
       }
-      this.schedule();
+      if (!this.failed) this.schedule();
     });
   }
+}
+
+function sumRows(list: readonly PendingRows[]): number {
+  let n = 0;
+  for (const p of list) n += p.rows;
+  return n;
 }
 
 function rowsOf(b: TelemetryBatches): number {
