@@ -84,7 +84,8 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     ingestLog: { dir: join(config.dataDir, 'ingest-log'), decode: decodeOtlp },
   });
   await store.open();
-  const writer = new TelemetryWriter(store, { maxQueuedRows: config.queueMaxRows });
+  // The ingest log groups what arrives while it writes: no need to wait for companions here.
+  const writer = new TelemetryWriter(store, { maxQueuedRows: config.queueMaxRows, maxDelayMs: 0, maxInFlight: 16 });
   const retention = new RetentionJob(store, config.retentionDays, log);
   retention.start();
   const errors = await openErrorsModule({
