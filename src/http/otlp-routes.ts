@@ -1,15 +1,8 @@
 import { gunzip, inflate } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import {
-  decodeLogs,
-  decodeMetrics,
-  decodeTraces,
-  encodeExportResponse,
-  encodeStatus,
-  OtlpDecodeError,
-} from '../otlp/index.js';
-import type { TelemetryBatches } from '../telemetry/index.js';
+import { decodeRequest, encodeExportResponse, encodeStatus, OtlpDecodeError } from '../otlp/index.js';
+import { rowCount, type TelemetryBatches } from '../telemetry/index.js';
 import { AppError } from '../core/app-error.js';
 
 /**
@@ -106,28 +99,8 @@ export function registerOtlpRoutes(app: FastifyInstance, opts: OtlpRouteOptions)
       if (body.length > opts.maxBodyBytes) {
         throw new AppError('payload_too_large', 413, `body exceeds the limit of ${opts.maxBodyBytes} bytes`);
       }
-      let batches: TelemetryBatches;
-      let rejected: number;
-      let rejectMessage: string;
-      if (signal === 'traces') {
-        const r = decodeTraces(body, format);
-        batches = { spans: r.batch };
-        rejected = r.rejected;
-        rejectMessage = r.rejectMessage;
-      } else if (signal === 'logs') {
-        const r = decodeLogs(body, format);
-        batches = { logs: r.batch };
-        rejected = r.rejected;
-        rejectMessage = r.rejectMessage;
-      } else {
-        const r = decodeMetrics(body, format);
-        batches = { metrics: r.batch };
-        rejected = r.rejected;
-        rejectMessage = r.rejectMessage;
-      }
-      const rows = (batches.spans?.length ?? 0) + (batches.logs?.length ?? 0) + (batches.metrics?.length ?? 0);
-      batches.source = { signal, format, body };
-      if (rows > 0) {
+      const { batches, rejected, rejectMessage } = decodeRequest(signal, format, body);
+      if (rowCount(batches) > 0) {
         await opts.submit(batches);
         if (opts.onIngested !== undefined) await opts.onIngested(batches);
       }

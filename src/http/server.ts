@@ -10,8 +10,8 @@ import { ERRORS_MIGRATIONS, openErrorsModule, type ErrorEvents } from '../errors
 import { gatewayApi, gatewayMigrations, startGateway, type Gateway } from '../gateway/index.js';
 import { IncidentService, incidentsMigrations, registerIncidentRoutes } from '../incidents/index.js';
 import { openStateStore, type Role } from '../state/index.js';
-import { decodeMetrics, decodeLogs, decodeTraces } from '../otlp/index.js';
-import { DuckDbTelemetryStore, RetentionJob, TelemetryWriter, type TelemetryBatches } from '../telemetry/index.js';
+import { decodeRequest } from '../otlp/index.js';
+import { DuckDbTelemetryStore, RetentionJob, TelemetryWriter } from '../telemetry/index.js';
 import { buildApp } from './app.js';
 import { consolePlugin } from './console.js';
 import { registerConsoleApi } from './console-api.js';
@@ -81,7 +81,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   // Acknowledged once in the ingest log; DuckDB loads in large transactions (telemetry/README.md).
   const store = new DuckDbTelemetryStore({
     path: join(config.dataDir, 'telemetry.duckdb'),
-    ingestLog: { dir: join(config.dataDir, 'ingest-log'), decode: decodeOtlp },
+    ingestLog: { dir: join(config.dataDir, 'ingest-log'), decode: (signal, format, body) => decodeRequest(signal, format, body).batches },
   });
   await store.open();
   // The ingest log groups what arrives while it writes: no need to wait for companions here.
@@ -198,11 +198,4 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
       const { id, token } = await createUser(state.db, { name, role, tokenName: `${name} token` });
       return { id, name, token };
     } };
-}
-
-/** Decodes an OTLP body from the ingest log again (replay after a restart). */
-function decodeOtlp(signal: 'traces' | 'logs' | 'metrics', format: 'protobuf' | 'json', body: Uint8Array): TelemetryBatches {
-  if (signal === 'traces') return { spans: decodeTraces(body, format).batch };
-  if (signal === 'logs') return { logs: decodeLogs(body, format).batch };
-  return { metrics: decodeMetrics(body, format).batch };
 }

@@ -22,11 +22,12 @@
  * in `rejected` for OTLP partial success.
  */
 import type { LogBatch, MetricBatch, SpanBatch } from '../telemetry/batch.js';
+import type { TelemetryBatches } from '../telemetry/store.js';
 import type { DecodeResult } from './common.js';
 import { decodeLogsJson, decodeMetricsJson, decodeTracesJson } from './json-signals.js';
 import { decodeLogsProtobuf } from './logs.js';
 import { decodeMetricsProtobuf } from './metrics.js';
-import type { OtlpFormat } from './response.js';
+import type { OtlpFormat, OtlpSignal } from './response.js';
 import { decodeTracesProtobuf } from './traces.js';
 
 export type { DecodeResult } from './common.js';
@@ -44,4 +45,22 @@ export function decodeLogs(body: Uint8Array, format: OtlpFormat): DecodeResult<L
 
 export function decodeMetrics(body: Uint8Array, format: OtlpFormat): DecodeResult<MetricBatch> {
   return format === 'json' ? decodeMetricsJson(body) : decodeMetricsProtobuf(body);
+}
+
+/**
+ * One export request of any signal, as the batches the telemetry store takes, with the body
+ * kept as their `source` (the store's ingest log writes it, and decodes it again on replay).
+ */
+export function decodeRequest(signal: OtlpSignal, format: OtlpFormat, body: Uint8Array): { batches: TelemetryBatches; rejected: number; rejectMessage: string } {
+  const source = { signal, format, body };
+  if (signal === 'traces') {
+    const r = decodeTraces(body, format);
+    return { batches: { spans: r.batch, source }, rejected: r.rejected, rejectMessage: r.rejectMessage };
+  }
+  if (signal === 'logs') {
+    const r = decodeLogs(body, format);
+    return { batches: { logs: r.batch, source }, rejected: r.rejected, rejectMessage: r.rejectMessage };
+  }
+  const r = decodeMetrics(body, format);
+  return { batches: { metrics: r.batch, source }, rejected: r.rejected, rejectMessage: r.rejectMessage };
 }

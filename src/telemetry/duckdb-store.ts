@@ -231,23 +231,23 @@ export class DuckDbTelemetryStore implements TelemetryStore {
       await w.append('logs', LOG_COLUMNS, logSrc);
       await w.append('metric_points', METRIC_COLUMNS, metricSrc);
     });
+    this.stored(spans, logs, metrics, seq);
+  }
+
+  /** With an ingest log: rows durable in the log, in log order (see LoggedIngest). */
+  private accept(p: PendingRows): void {
+    this.acceptedSeq = p.seq;
+    this.stored(p.spans, p.logs, p.metrics, p.seq);
+  }
+
+  /** Rows just made durable (committed, or in the ingest log): rollups, trace index, listeners. */
+  private stored(spans: SpanBatch[], logs: LogBatch[], metrics: MetricBatch[], seq: number): void {
     for (const b of spans) {
       this.rollups.add(b);
       this.traces.add(b.traceId, b.startUs, b.length);
     }
     if (this.committedListeners.size > 0) this.emitCommitted(spans);
     if (this.batchListeners.size > 0) this.emitBatches({ spans, logs, metrics, seq, settledThroughSeq: this.settledThrough(seq) });
-  }
-
-  /** With an ingest log: rows durable in the log, in log order (see LoggedIngest). */
-  private accept(p: PendingRows): void {
-    for (const b of p.spans) {
-      this.rollups.add(b);
-      this.traces.add(b.traceId, b.startUs, b.length);
-    }
-    this.acceptedSeq = p.seq;
-    if (this.committedListeners.size > 0) this.emitCommitted(p.spans);
-    if (this.batchListeners.size > 0) this.emitBatches({ spans: p.spans, logs: p.logs, metrics: p.metrics, seq: p.seq, settledThroughSeq: p.seq });
   }
 
   /**

@@ -17,11 +17,11 @@ export {
 } from './batch.js';
 export type {
   LogQuery, LogRow, MetricAgg, MetricQuery, MetricSeries, RedBucket, RedQuery, ServiceSummary, Signal,
-  SpanRow, TelemetryBatches, TelemetryStore, TraceQuery, TraceSummary,
+  OtlpSource, SpanRow, TelemetryBatches, TelemetryStore, TraceQuery, TraceSummary,
 } from './store.js';
 export { DuckDbTelemetryStore, type CommittedBatches, type DuckDbStoreOptions } from './duckdb-store.js';
 export { isEntrySpan, type CommittedRollupListener, type RollupListener, type RollupSecond } from './rollup.js';
 export { LatencySketch, SKETCH_RELATIVE_ACCURACY, sketchKey, sketchValue } from './sketch.js';
-export { TelemetryWriter, type TelemetryWriterOptions, type TelemetryWriterStats } from './writer.js';
+export { rowCount, TelemetryWriter, type TelemetryWriterOptions, type TelemetryWriterStats } from './writer.js';
 export { RetentionJob, type RetentionDays, type RetentionJobOptions, type RetentionLogger } from './retention.js';
 export { loadSynthetic, type SyntheticLoad, type SyntheticSample } from './bench-load.js';

@@ -4,9 +4,10 @@
  * append() → the request's bytes go into the log with the next groups' (one write + fdatasync
  * per group, groups strictly one after another) → the host *accepts* the rows: ingest time,
  * rollups, trace index and the committed-rows listeners (detect), all synchronous and in log
- * order → append() resolves and the request is acknowledged. The rows wait in memory and reach
- * DuckDB in large transactions (`loadRows`, or after `loadDelayMs`), each of which also records
- * the log position it covers; then the log's older segments are deleted.
+ * order → append() resolves and the request is acknowledged. A load session keeps one DuckDB
+ * transaction open, appends each accepted group at once and commits per `loadRows` rows or
+ * `loadDelayMs` (see schedule()), recording the log position it covers; then the log's older
+ * segments are deleted.
  *
  * Reads that need the raw rows call visible() first, which loads everything accepted so far:
  * an acknowledged row is always visible to a later query. When the rows waiting to load reach
@@ -14,16 +15,14 @@
  */
 import { IngestLog, type LogRecord, type LogRecordIn } from './ingest-log.js';
 import type { LogBatch, MetricBatch, SpanBatch } from './batch.js';
-import type { TelemetryBatches } from './store.js';
-
-export type OtlpSignal = 'traces' | 'logs' | 'metrics';
-export type OtlpFormat = 'protobuf' | 'json';
+import type { OtlpSource, TelemetryBatches } from './store.js';
+import { rowCount } from './writer.js';
 
 export interface IngestLogOptions {
   /** Directory of the log segments (e.g. `<data-dir>/ingest-log`). */
   dir: string;
   /** Decodes an OTLP body kept in the log (replay after a crash). */
-  decode: (signal: OtlpSignal, format: OtlpFormat, body: Uint8Array) => TelemetryBatches;
+  decode: (signal: OtlpSource['signal'], format: OtlpSource['format'], body: Uint8Array) => TelemetryBatches;
   /** Accepted rows that start a load at once. Default 131,072 (one DuckDB row group and more). */
   loadRows?: number;
   /** Longest accepted rows wait before a load starts. Default 2,000 ms. */
@@ -55,8 +54,8 @@ export interface LoggedIngestHost {
   load(next: () => Promise<readonly PendingRows[] | null>): Promise<void>;
 }
 
-const KIND: Record<OtlpSignal, number> = { traces: 1, logs: 2, metrics: 3 };
-const SIGNAL_OF: Record<number, OtlpSignal> = { 1: 'traces', 2: 'logs', 3: 'metrics' };
+const KIND: Record<OtlpSource['signal'], number> = { traces: 1, logs: 2, metrics: 3 };
+const SIGNAL_OF: Record<number, OtlpSource['signal']> = { 1: 'traces', 2: 'logs', 3: 'metrics' };
 /** Batches without an OTLP body (e.g. spans made from Sentry transactions), as JSON. */
 const KIND_BATCHES_JSON = 4;
 
@@ -78,7 +77,8 @@ export class LoggedIngest {
   private readonly loadDelayMs: number;
   private readonly maxBacklogRows: number;
   private queue: Queued[] = [];
-  private writing = false;
+  /** The running write loop, if any. */
+  private writing: Promise<void> | undefined;
   private pending: PendingRows[] = [];
   private pendingRows = 0;
   private loadingRows = 0;
@@ -154,7 +154,7 @@ export class LoggedIngest {
     }
     await new Promise<void>((resolve, reject) => {
       this.queue.push({ batches, resolve, reject });
-      void this.write();
+      this.writing ??= this.write().finally(() => { this.writing = undefined; });
     });
   }
 
@@ -172,7 +172,7 @@ export class LoggedIngest {
 
   /** Loads what is accepted and closes the log. */
   async close(): Promise<void> {
-    while (this.writing) await new Promise((r) => setTimeout(r, 1));
+    await this.writing;
     this.retryAt = 0;
     this.closing = true;
     this.wake?.();
@@ -183,45 +183,39 @@ export class LoggedIngest {
     this.log.close();
   }
 
-  /** Writes queued requests group after group, in order. */
+  /** Writes queued requests group after group, in order (one loop at a time, see append()). */
   private async write(): Promise<void> {
-    if (this.writing) return;
-    this.writing = true;
-    try {
-      while (this.queue.length > 0) {
-        const group = this.queue.splice(0);
-        const seq = this.host.nextSeq();
-        const records: LogRecordIn[] = [];
-        const all: TelemetryBatches[] = [];
-        for (const q of group) {
-          for (const b of q.batches) {
-            if (rowsOf(b) === 0) continue;
-            records.push(recordOf(b));
-            all.push(b);
-          }
-        }
-        let lsn: number;
-        try {
-          lsn = await this.log.append(records, seq);
-        } catch (e) {
-          for (const q of group) q.reject(e);
-          continue;
-        }
-        const p = pendingOf(all, seq, lsn);
-        this.acceptedLsn = lsn;
-        try {
-          this.host.accept(p);
-        } finally {
-          // Durable now whatever a listener did: the rows load and the requests are answered.
-          this.pending.push(p);
-          this.pendingRows += p.rows;
-          for (const q of group) q.resolve();
-          this.wake?.();
-          this.schedule();
+    while (this.queue.length > 0) {
+      const group = this.queue.splice(0);
+      const seq = this.host.nextSeq();
+      const records: LogRecordIn[] = [];
+      const all: TelemetryBatches[] = [];
+      for (const q of group) {
+        for (const b of q.batches) {
+          if (rowCount(b) === 0) continue;
+          records.push(recordOf(b));
+          all.push(b);
         }
       }
-    } finally {
-      this.writing = false;
+      let lsn: number;
+      try {
+        lsn = await this.log.append(records, seq);
+      } catch (e) {
+        for (const q of group) q.reject(e);
+        continue;
+      }
+      const p = pendingOf(all, seq, lsn);
+      this.acceptedLsn = lsn;
+      try {
+        this.host.accept(p);
+      } catch {
+        // Durable now whatever a listener did (they guard themselves): load and answer anyway.
+      }
+      this.pending.push(p);
+      this.pendingRows += p.rows;
+      for (const q of group) q.resolve();
+      this.wake?.();
+      this.schedule();
     }
   }
 
@@ -250,8 +244,9 @@ export class LoggedIngest {
         if (this.pending.length > 0 && (rows < this.loadRows || this.visWaiters.length > 0 || this.closing)) {
           const taken = this.pending;
           this.pending = [];
-          this.pendingRows -= sumRows(taken);
-          rows += sumRows(taken);
+          const n = sumRows(taken);
+          this.pendingRows -= n;
+          rows += n;
           this.loadingRows = rows;
           lsn = taken[taken.length - 1].lsn;
           return taken;
@@ -309,10 +304,6 @@ function sumRows(list: readonly PendingRows[]): number {
   let n = 0;
   for (const p of list) n += p.rows;
   return n;
-}
-
-function rowsOf(b: TelemetryBatches): number {
-  return (b.spans?.length ?? 0) + (b.logs?.length ?? 0) + (b.metrics?.length ?? 0);
 }
 
 function pendingOf(list: readonly TelemetryBatches[], seq: number, lsn: number): PendingRows {

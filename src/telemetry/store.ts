@@ -18,7 +18,14 @@ export interface TelemetryBatches {
    * The OTLP request these batches were decoded from. A store with an ingest log keeps these
    * bytes (cheaper than encoding the columns) and decodes them again after a crash.
    */
-  source?: { signal: 'traces' | 'logs' | 'metrics'; format: 'protobuf' | 'json'; body: Uint8Array };
+  source?: OtlpSource;
+}
+
+/** An OTLP/HTTP request body, its signal and encoding. */
+export interface OtlpSource {
+  signal: 'traces' | 'logs' | 'metrics';
+  format: 'protobuf' | 'json';
+  body: Uint8Array;
 }
 
 export type Signal = 'spans' | 'logs' | 'metrics';
