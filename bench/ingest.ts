@@ -1,6 +1,10 @@
 /**
  * `npm run bench -- ingest [--seconds 20] [--connections 8] [--spans 1000] [--against BIN --rounds 2]`
  *
+ * Each server runs with the Node flags of its bin's shebang line (as `tightloop up` starts), plus
+ * `BENCH_NODE_ARGS` / `BENCH_AGAINST_NODE_ARGS`: Node flags for this build's / the other build's
+ * server child (the latter defaults to the former), e.g. to compare V8 heap settings side by side.
+ *
  * `--against BIN`: also runs another build's `bin/tightloop` (e.g. the previous commit, built)
  * under the same load, alternating runs, and prints the ratio — the comparison that holds on a
  * machine shared with other work. `server_cpu_us_per_span` is the server's CPU (all threads,
@@ -12,7 +16,7 @@
  * payloads, so the two figures are comparable on this noisy machine.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request, Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -71,14 +75,14 @@ async function main(): Promise<void> {
 
   const fmt = (r: RunResult): string => `spans_per_s=${Math.round(r.rate)} p99_ack_ms=${r.p99.toFixed(1)}`;
   if (AGAINST === undefined) {
-    const r = await run(BIN, payloads);
+    const r = await run(BIN, payloads, nodeArgs('BENCH_NODE_ARGS'));
     console.log(`RESULT ingest ${fmt(r)} decode_only_spans_per_s=${Math.round(decodeRate)} server_cpu_us_per_span=${r.cpuUsPerSpan.toFixed(1)} main_thread_us_per_span=${r.mainUsPerSpan.toFixed(1)}`);
     return;
   }
   const mine: RunResult[] = [], theirs: RunResult[] = [];
   for (let r = 0; r < ROUNDS; r++) {
-    mine.push(await run(BIN, payloads));
-    theirs.push(await run(AGAINST, payloads));
+    mine.push(await run(BIN, payloads, nodeArgs('BENCH_NODE_ARGS')));
+    theirs.push(await run(AGAINST, payloads, nodeArgs(process.env.BENCH_AGAINST_NODE_ARGS === undefined ? 'BENCH_NODE_ARGS' : 'BENCH_AGAINST_NODE_ARGS')));
   }
   const mean = (rs: RunResult[], k: keyof RunResult): number => rs.reduce((x, y) => x + y[k], 0) / rs.length;
   const avg = (rs: RunResult[]): RunResult => ({ rate: mean(rs, 'rate'), p99: mean(rs, 'p99'), cpuUsPerSpan: mean(rs, 'cpuUsPerSpan'), mainUsPerSpan: mean(rs, 'mainUsPerSpan') });
@@ -89,9 +93,21 @@ async function main(): Promise<void> {
 
 interface RunResult { rate: number; p99: number; cpuUsPerSpan: number; mainUsPerSpan: number }
 
-async function run(bin: string, payloads: Uint8Array[]): Promise<RunResult> {
+/** The Node flags a bin's shebang line gives (`#!/usr/bin/env -S node --flag`): the server runs as users start it. */
+function shebangFlags(bin: string): string[] {
+  const first = readFileSync(bin, 'utf8').split('\n', 1)[0];
+  const m = /^#!.*\bnode((?: +--?[\w-]+(?:=\S+)?)*) *$/.exec(first);
+  return m === null ? [] : m[1].split(' ').filter((x) => x !== '');
+}
+
+/** Node flags for a server child from an environment variable (space-separated). */
+function nodeArgs(envName: string): string[] {
+  return (process.env[envName] ?? '').split(' ').filter((x) => x !== '');
+}
+
+async function run(bin: string, payloads: Uint8Array[], flags: string[]): Promise<RunResult> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-bench-'));
-  const server = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter((x) => x !== ''), bin, 'up', '--data-dir', dataDir, '--port', String(PORT), '--log-level', 'warn'],
+  const server = spawn(process.execPath, [...shebangFlags(bin), ...flags, bin, 'up', '--data-dir', dataDir, '--port', String(PORT), '--log-level', 'warn'],
     { stdio: ['ignore', 'ignore', 'inherit'] });
   try {
     await waitHealthy();
