@@ -81,14 +81,48 @@ interface Segment {
 /** Appends all sources, in order, through one appender; rows of small sources share chunks. */
 export function appendSources(appender: DuckDBAppender, specs: readonly ColumnSpec[], sources: readonly RowSource[],
   chunk: DuckDBDataChunk = createChunk(specs)): void {
+  forEachChunk(specs, sources, () => chunk, (c) => appender.appendDataChunk(c));
+}
+
+/**
+ * Chunks of one table's specs, reused. fill() puts the sources' rows into chunks of up to 2,048
+ * rows, taken from the pool (or created): a chunk holds its values in native memory (strings in its
+ * own heap), so the sources' JS strings can be collected as soon as it returns, and the chunks can
+ * wait for a transaction without costing the garbage collector anything. release() resets
+ * (which frees each chunk's string heap at once) and keeps up to `keep` for the next fill. Chunks
+ * dropped to the garbage collector hold their native buffers until V8 happens to collect them.
+ */
+export class ChunkPool {
+  private readonly free: DuckDBDataChunk[] = [];
+
+  constructor(private readonly specs: readonly ColumnSpec[], private readonly keep = 128) {}
+
+  fill(sources: readonly RowSource[]): DuckDBDataChunk[] {
+    const out: DuckDBDataChunk[] = [];
+    forEachChunk(this.specs, sources, () => this.free.pop() ?? createChunk(this.specs), (c) => out.push(c));
+    return out;
+  }
+
+  release(chunks: readonly DuckDBDataChunk[]): void {
+    for (const c of chunks) {
+      c.reset();
+      if (this.free.length < this.keep) this.free.push(c);
+    }
+  }
+}
+
+/** Fills the sources' rows, in order, into chunks from `take` and hands each full (or last) one to `done`. */
+function forEachChunk(specs: readonly ColumnSpec[], sources: readonly RowSource[], take: () => DuckDBDataChunk,
+  done: (chunk: DuckDBDataChunk) => void): void {
   let segs: Segment[] = [];
   let filled = 0;
   const emit = (): void => {
     if (filled === 0) return;
+    const chunk = take();
     chunk.reset();
     chunk.rowCount = filled;
     for (let c = 0; c < specs.length; c++) fillColumn(duckdb.data_chunk_get_vector(chunk.chunk, c), specs[c], segs, filled);
-    appender.appendDataChunk(chunk);
+    done(chunk);
     segs = [];
     filled = 0;
   };
@@ -145,6 +179,11 @@ export class TableAppender {
 
   append(sources: readonly RowSource[]): void {
     appendSources(this.appender, this.specs, sources, this.chunk);
+  }
+
+  /** Chunks made by fillChunks() with this table's specs. */
+  appendChunks(chunks: readonly DuckDBDataChunk[]): void {
+    for (const c of chunks) this.appender.appendDataChunk(c);
   }
 
   flush(): void {

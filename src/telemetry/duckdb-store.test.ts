@@ -148,6 +148,41 @@ describe('DuckDbTelemetryStore', () => {
     }
   }, 60_000);
 
+  it('reads the rows of a failed load back from the ingest log and loads them once', async () => {
+    const path = tempDb();
+    const opts: DuckDbStoreOptions = { path, ingestLog: { dir: join(path, '..', 'ingest-log'), loadDelayMs: 3_600_000, decode: noOtlp } };
+    const traceId = hexOf(4242, 32);
+    const rows = (n: number, from: number) => spanBatch(Array.from({ length: n }, (_, i) => ({
+      traceId, spanId: hexOf(from + i, 16), kind: 2, name: 'op', service: 'reload', startUs: CRASH_T0 + (from + i) * 1000,
+    })));
+    const store = new DuckDbTelemetryStore(opts);
+    await store.open();
+    // The store's own connection pool: a real DuckDB failure inside the load's transaction.
+    const sql = (store as unknown as { reads: { result(q: string): Promise<unknown> } }).reads;
+    try {
+      await store.append([{ spans: rows(300, 1) }]);
+      await store.append([{ spans: rows(200, 301) }]);
+      await sql.result('DROP TABLE ingest_log_state');
+      await expect(store.getTrace(traceId)).rejects.toThrow(/ingest_log_state/);
+      await sql.result('CREATE TABLE ingest_log_state (key VARCHAR PRIMARY KEY, lsn BIGINT)');
+      await store.append([{ spans: rows(100, 501) }]);
+      // The retry waits a second after the failure; the rolled-back rows come from the log.
+      await new Promise((r) => setTimeout(r, 1100));
+      const spans = await store.getTrace(traceId);
+      expect(spans).toHaveLength(600);
+      expect(new Set(spans.map((s) => s.spanId)).size).toBe(600);
+    } finally {
+      await store.close();
+    }
+    const again = new DuckDbTelemetryStore(opts);
+    await again.open();
+    try {
+      expect(await again.getTrace(traceId)).toHaveLength(600);
+    } finally {
+      await again.close();
+    }
+  });
+
   it('runs appends concurrently and keeps every row', async () => {
     await withStore({ writeConnections: 3 }, async (store) => {
       await Promise.all(Array.from({ length: 12 }, (_, k) => store.append([{ spans: spanBatch(Array.from({ length: 250 }, (_, i) => ({

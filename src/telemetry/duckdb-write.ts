@@ -2,7 +2,7 @@
  * One write connection of the DuckDB store with its long-lived appenders, and the statements
  * the store writes through it (raw rows, resources, rollups, trace filters, watermarks).
  */
-import type { DuckDBConnection } from '@duckdb/node-api';
+import type { DuckDBConnection, DuckDBDataChunk } from '@duckdb/node-api';
 import { TableAppender, type ColumnSpec, type RowSource } from './duckdb-chunks.js';
 import { BLOOM_COLUMNS, ROLLUP_COLUMNS } from './duckdb-schema.js';
 import type { ResourceEntry } from './resource-registry.js';
@@ -40,6 +40,17 @@ export class WriteConnection {
   /** Appends rows to `table` inside the current transaction. */
   async append(table: string, specs: readonly ColumnSpec[], sources: readonly RowSource[]): Promise<void> {
     if (sources.length === 0) return;
+    (await this.appender(table, specs)).append(sources);
+  }
+
+  /** Appends chunks filled by fillChunks() with `specs` to `table` inside the current transaction. */
+  async appendChunks(table: string, specs: readonly ColumnSpec[], chunks: readonly DuckDBDataChunk[]): Promise<void> {
+    if (chunks.length === 0) return;
+    (await this.appender(table, specs)).appendChunks(chunks);
+  }
+
+  /** The table's appender, claimed for the open transaction. */
+  private async appender(table: string, specs: readonly ColumnSpec[]): Promise<TableAppender> {
     let a = this.appenders.get(table);
     if (!a) {
       a = await TableAppender.open(this.con, table, specs);
@@ -49,7 +60,7 @@ export class WriteConnection {
       this.touched.add(a);
       await a.claim(); // before the synchronous flush can wait for a checkpoint (duckdb-chunks.ts)
     }
-    a.append(sources);
+    return a;
   }
 
   async insertRollups(table: string, rows: RollupRow[]): Promise<void> {

@@ -31,27 +31,36 @@ export interface IngestLogOptions {
   maxBacklogRows?: number;
 }
 
-/** Accepted rows waiting for DuckDB. */
-export interface PendingRows {
+/**
+ * Accepted rows waiting for DuckDB: the decoded batches, or once the host has accepted them, the
+ * form it prepared for loading (`prepared`; the batches are then dropped, so their JS strings do
+ * not wait in V8's heap while a commit runs).
+ */
+export interface PendingRows<P = unknown> {
   spans: SpanBatch[];
   logs: LogBatch[];
   metrics: MetricBatch[];
+  prepared?: P;
   seq: number;
   rows: number;
   /** LSN after the entry's records. */
   lsn: number;
 }
 
-export interface LoggedIngestHost {
+export interface LoggedIngestHost<P> {
   /** The next ingest time (strictly increasing). */
   nextSeq(): number;
-  /** Rows now durable: rollups, trace index, listeners. Synchronous, called in log order. */
-  accept(rows: PendingRows): void;
+  /**
+   * Rows now durable: rollups, trace index, listeners. Synchronous, called in log order. Returns
+   * the rows prepared for loading, or undefined to keep the batches.
+   */
+  accept(rows: PendingRows<P>): P | undefined;
   /**
    * One transaction: appends every list `next()` yields until it yields null, records the last
-   * entry's LSN as loaded, commits. The host must not keep the entries once appended.
+   * entry's LSN as loaded, commits. Entries read back from the log (replay, a failed load) have
+   * no `prepared` form. The host must not keep the entries once appended.
    */
-  load(next: () => Promise<readonly PendingRows[] | null>): Promise<void>;
+  load(next: () => Promise<readonly PendingRows<P>[] | null>): Promise<void>;
 }
 
 const KIND: Record<OtlpSource['signal'], number> = { traces: 1, logs: 2, metrics: 3 };
@@ -71,7 +80,7 @@ interface Waiter {
   reject: (e: unknown) => void;
 }
 
-export class LoggedIngest {
+export class LoggedIngest<P = unknown> {
   private readonly log: IngestLog;
   private readonly loadRows: number;
   private readonly loadDelayMs: number;
@@ -79,7 +88,7 @@ export class LoggedIngest {
   private queue: Queued[] = [];
   /** The running write loop, if any. */
   private writing: Promise<void> | undefined;
-  private pending: PendingRows[] = [];
+  private pending: PendingRows<P>[] = [];
   private pendingRows = 0;
   private loadingRows = 0;
   /** LSN after the last accepted record, and after the last loaded one. */
@@ -97,7 +106,7 @@ export class LoggedIngest {
   /** Set when rows of a failed load could not be read back: writes stop (the log keeps them). */
   private failed: Error | undefined;
 
-  constructor(private readonly opts: IngestLogOptions, private readonly host: LoggedIngestHost) {
+  constructor(private readonly opts: IngestLogOptions, private readonly host: LoggedIngestHost<P>) {
     this.log = new IngestLog(opts.dir);
     this.loadRows = opts.loadRows ?? 131_072;
     this.loadDelayMs = opts.loadDelayMs ?? 2000;
@@ -114,7 +123,7 @@ export class LoggedIngest {
     let at = 0;
     while (at < records.length) {
       let rows = 0;
-      const chunk: PendingRows[] = [];
+      const chunk: PendingRows<P>[] = [];
       for (; at < records.length && rows < this.loadRows; at++) {
         const p = this.decodeRecord(records[at]);
         chunk.push(p);
@@ -133,7 +142,7 @@ export class LoggedIngest {
     return maxSeq;
   }
 
-  private decodeRecord(r: LogRecord): PendingRows {
+  private decodeRecord(r: LogRecord): PendingRows<P> {
     let b: TelemetryBatches;
     try {
       b = r.kind === KIND_BATCHES_JSON
@@ -142,7 +151,7 @@ export class LoggedIngest {
     } catch (e) {
       throw new Error(`ingest log record at LSN ${r.start} cannot be decoded: ${(e as Error).message}`, { cause: e });
     }
-    return pendingOf([b], r.seq, r.end);
+    return pendingOf<P>([b], r.seq, r.end);
   }
 
   /** Resolves once the batches are durable in the log and accepted. */
@@ -204,10 +213,11 @@ export class LoggedIngest {
         for (const q of group) q.reject(e);
         continue;
       }
-      const p = pendingOf(all, seq, lsn);
+      const p = pendingOf<P>(all, seq, lsn);
       this.acceptedLsn = lsn;
       try {
-        this.host.accept(p);
+        p.prepared = this.host.accept(p);
+        if (p.prepared !== undefined) { p.spans = []; p.logs = []; p.metrics = []; }
       } catch {
         // Durable now whatever a listener did (they guard themselves): load and answer anyway.
       }
@@ -221,8 +231,7 @@ export class LoggedIngest {
 
   /**
    * A load session starts as soon as rows wait: it keeps one transaction open and appends each
-   * accepted group within a turn of the event loop (so the decoded strings die young instead of
-   * being copied into V8's old generation while they wait), and commits once `loadRows` rows
+   * accepted group within a turn of the event loop, and commits once `loadRows` rows
    * are in, `loadDelayMs` has passed, a reader waits, or the store closes.
    */
   private schedule(): void {
@@ -239,7 +248,7 @@ export class LoggedIngest {
     const started = Date.now();
     let rows = 0;
     let lsn = -1;
-    const next = async (): Promise<PendingRows[] | null> => {
+    const next = async (): Promise<PendingRows<P>[] | null> => {
       for (;;) {
         if (this.pending.length > 0 && (rows < this.loadRows || this.visWaiters.length > 0 || this.closing)) {
           const taken = this.pending;
@@ -300,14 +309,14 @@ export class LoggedIngest {
   }
 }
 
-function sumRows(list: readonly PendingRows[]): number {
+function sumRows(list: readonly PendingRows<unknown>[]): number {
   let n = 0;
   for (const p of list) n += p.rows;
   return n;
 }
 
-function pendingOf(list: readonly TelemetryBatches[], seq: number, lsn: number): PendingRows {
-  const p: PendingRows = { spans: [], logs: [], metrics: [], seq, rows: 0, lsn };
+function pendingOf<P>(list: readonly TelemetryBatches[], seq: number, lsn: number): PendingRows<P> {
+  const p: PendingRows<P> = { spans: [], logs: [], metrics: [], seq, rows: 0, lsn };
   for (const b of list) {
     if (b.spans && b.spans.length > 0) { p.spans.push(b.spans); p.rows += b.spans.length; }
     if (b.logs && b.logs.length > 0) { p.logs.push(b.logs); p.rows += b.logs.length; }
