@@ -116,6 +116,7 @@ async function run(bin: string, payloads: Uint8Array[], flags: string[]): Promis
     let ackedSpans = 0;
     let refused = 0;
     let i = 0;
+    const client0 = process.cpuUsage();
     const cpu0 = cpuSeconds(server.pid);
     const main0 = cpuSeconds(server.pid, true);
     const start = performance.now();
@@ -144,7 +145,9 @@ async function run(bin: string, payloads: Uint8Array[], flags: string[]): Promis
     console.log(`ack latency ms: p50 ${percentile(latencies, 0.5).toFixed(1)} p99 ${percentile(latencies, 0.99).toFixed(1)}`);
     const cpuUsPerSpan = ((cpuSeconds(server.pid) - cpu0) * 1e6) / Math.max(1, ackedSpans);
     const mainUsPerSpan = ((cpuSeconds(server.pid, true) - main0) * 1e6) / Math.max(1, ackedSpans);
-    console.log(`server CPU: ${cpuUsPerSpan.toFixed(1)} µs per span (all threads), main thread ${mainUsPerSpan.toFixed(1)} µs`);
+    const client = process.cpuUsage(client0);
+    const clientUsPerSpan = (client.user + client.system) / Math.max(1, ackedSpans);
+    console.log(`server CPU: ${cpuUsPerSpan.toFixed(1)} µs per span (all threads), main thread ${mainUsPerSpan.toFixed(1)} µs; load generator ${clientUsPerSpan.toFixed(1)} µs`);
     return { rate, p99: percentile(latencies, 0.99), cpuUsPerSpan, mainUsPerSpan };
   } finally {
     server.kill('SIGTERM');

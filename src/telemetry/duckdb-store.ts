@@ -28,7 +28,7 @@ import {
 import { ReadPool, ResourceLookup, hexId, num, str, type SqlParams } from './duckdb-sql.js';
 import { ResourceRegistry, type ResourceEntry } from './resource-registry.js';
 import {
-  RollupBuffer, rollupDeltas, rollupSecondOf, type CommittedRollupListener, type RollupListener, type RollupSecond,
+  RollupBuffer, deltasOf, rollupSecondOf, type CommittedRollupListener, type RollupListener, type RollupSecond,
 } from './rollup.js';
 import type {
   LogQuery, LogRow, MetricQuery, MetricSeries, RedBucket, RedQuery, ServiceSummary, Signal, SpanRow,
@@ -273,11 +273,13 @@ export class DuckDbTelemetryStore implements TelemetryStore {
 
   /** Rows just made durable (committed, or in the ingest log): rollups, trace index, listeners. */
   private stored(spans: SpanBatch[], logs: LogBatch[], metrics: MetricBatch[], seq: number): void {
+    const deltas: RollupSecond[] | undefined = this.committedListeners.size > 0 ? [] : undefined;
     for (const b of spans) {
-      this.rollups.add(b);
+      const perSecond = this.rollups.add(b);
+      if (deltas) deltasOf(perSecond, deltas);
       this.traces.add(b.traceId, b.startUs, b.length);
     }
-    if (this.committedListeners.size > 0) this.emitCommitted(spans);
+    if (deltas) this.emitCommitted(deltas);
     if (this.batchListeners.size > 0) this.emitBatches({ spans, logs, metrics, seq, settledThroughSeq: this.settledThrough(seq) });
   }
 
@@ -382,8 +384,7 @@ export class DuckDbTelemetryStore implements TelemetryStore {
   }
 
   /** Hands the rollup deltas of a committed append to subscribers (before append resolves). */
-  private emitCommitted(spans: SpanBatch[]): void {
-    const deltas = spans.flatMap(rollupDeltas);
+  private emitCommitted(deltas: RollupSecond[]): void {
     if (deltas.length === 0) return;
     for (const l of this.committedListeners) {
       try { l(deltas); } catch { /* a detector's failure must not break ingest */ }

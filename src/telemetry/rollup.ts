@@ -116,10 +116,15 @@ export function rollupSecondOf(row: RollupRow): RollupSecond {
   };
 }
 
-/** The per-operation seconds one span batch adds (entry spans only), for committed-rollup listeners. */
-export function rollupDeltas(b: SpanBatch): RollupSecond[] {
-  const out: RollupSecond[] = [];
-  for (const [second, period] of aggregateBatch(b)) {
+/** One batch's entry spans aggregated per second × operation series (RollupBuffer.add returns it). */
+export type BatchRollup = ReadonlyMap<number, Period>;
+
+/**
+ * The per-operation seconds one span batch adds (entry spans only), for committed-rollup
+ * listeners, from the batch's aggregation that RollupBuffer.add() returned (not aggregated twice).
+ */
+export function deltasOf(perSecond: BatchRollup, out: RollupSecond[] = []): RollupSecond[] {
+  for (const [second, period] of perSecond) {
     for (const acc of period.values()) out.push(rollupSecondOf(toRow(second * US_PER_S, acc)));
   }
   return out;
@@ -166,9 +171,10 @@ export class RollupBuffer {
 
   /**
    * Adds the entry spans of a batch. `levels` limits which resolutions receive each span
-   * (recovery replays only what the persisted watermarks do not cover).
+   * (recovery replays only what the persisted watermarks do not cover). Returns the batch's own
+   * per-second aggregation (of the spans the second level received), e.g. for deltasOf().
    */
-  add(b: SpanBatch, levels?: { second: (i: number) => boolean; minute: (i: number) => boolean }): void {
+  add(b: SpanBatch, levels?: { second: (i: number) => boolean; minute: (i: number) => boolean }): BatchRollup {
     const perSecond = aggregateBatch(b, levels?.second);
     const perMinute = levels ? aggregateBatch(b, levels.minute) : perSecond;
     for (const [second, period] of perSecond) {
@@ -184,6 +190,7 @@ export class RollupBuffer {
         mergePeriod(this.minutes, minute, allKey(acc), acc, true);
       }
     }
+    return perSecond;
   }
 
   /** Rows of every second < `secondBelow` and minute < `minuteBelow` (left in the buffer). */
