@@ -1,10 +1,10 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
-import { DuckDbTelemetryStore, type DuckDbStoreOptions } from './duckdb-store.js';
+import { defaultDuckDbThreads, DuckDbTelemetryStore, type DuckDbStoreOptions } from './duckdb-store.js';
 import { hexOf, spanBatch } from './conformance-batches.js';
 import { CRASH_T0, crashScenario } from './duckdb-crash-scenario.js';
 import type { RollupSecond } from './rollup.js';
@@ -147,6 +147,16 @@ describe('DuckDbTelemetryStore', () => {
       await again.close();
     }
   }, 60_000);
+
+  it('leaves a core to the event loop: DuckDB gets one thread fewer than the machine has, unless configured', async () => {
+    const threads = async (config?: Record<string, string>): Promise<unknown> => withStore({ config }, async (store) => {
+      const sql = (store as unknown as { reads: { rows(q: string): Promise<Array<{ t: unknown }>> } }).reads;
+      return (await sql.rows("SELECT current_setting('threads') AS t"))[0].t;
+    });
+    expect(Number(await threads())).toBe(Math.max(1, availableParallelism() - 1));
+    expect(defaultDuckDbThreads()).toBe(Math.max(1, availableParallelism() - 1));
+    expect(Number(await threads({ threads: '3' }))).toBe(3);
+  });
 
   it('reads the rows of a failed load back from the ingest log and loads them once', async () => {
     const path = tempDb();
