@@ -77,19 +77,21 @@ export interface CommittedBatches {
 }
 
 const US = 1_000_000;
+/** Rows a load hands to DuckDB between turns of the event loop. */
+const LOAD_SLICE_ROWS = 16_384;
+const MIN_US = 60 * US;
+const DAY_US = 86_400 * US;
 
 /**
  * DuckDB worker threads: one core fewer than the machine has (at least one). The JS event loop,
  * which decodes OTLP and fills the appender's chunks, is what limits ingest; with as many DuckDB
  * threads as cores, DuckDB's extra thread competed with it for the CPU (side by side on 2 cores:
- * 1.12× spans/s and 0.88× CPU per span with 1 thread instead of 2), while queries at 2 M rows
- * took ~1.2× as long. `config.threads` overrides it.
+ * 1.12× spans/s and 0.88× CPU per span with 1 thread instead of 2), while the query benchmark's
+ * lookups at 10 M rows took the same either way (telemetry/README.md). `config.threads` overrides it.
  */
 export function defaultDuckDbThreads(): number {
   return Math.max(1, availableParallelism() - 1);
 }
-/** Rows a load hands to DuckDB between turns of the event loop. */
-const LOAD_SLICE_ROWS = 16_384;
 
 /** Accepted rows as filled DuckDB chunks per table, waiting for a load (see accept()). */
 interface PreparedRows {
@@ -99,8 +101,7 @@ interface PreparedRows {
   /** Resources first seen in these rows and not yet stored. */
   fresh: ResourceEntry[];
 }
-const MIN_US = 60 * US;
-const DAY_US = 86_400 * US;
+
 /** Two instances on one file in one process would corrupt it; DuckDB's file lock allows it. */
 const openPaths = new Set<string>();
 
@@ -296,10 +297,11 @@ export class DuckDbTelemetryStore implements TelemetryStore {
   }
 
   /**
-   * With an ingest log: one load transaction. Appends each list of accepted rows `next()` yields
-   * (in 16 k-row slices with a turn of the event loop between: the appender's flush is
-   * synchronous), then the log position reached, then commits. Loads run one at a time, so new
-   * resources go into the same transaction.
+   * With an ingest log: one load transaction. Appends the chunks of each list of accepted rows
+   * `next()` yields (rows read back from the log are filled here) and returns them to the pool,
+   * flushing them into the transaction every 16 k rows with a turn of the event loop between (the
+   * appender's flush is synchronous), then the log position reached, then commits. Loads run one
+   * at a time, so new resources go into the same transaction.
    */
   private async load(w: WriteConnection, next: () => Promise<readonly PendingRows<PreparedRows>[] | null>): Promise<void> {
     const fresh = new Map<string, ResourceEntry>();
