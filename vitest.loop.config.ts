@@ -3,6 +3,7 @@ import { defineConfig } from 'vitest/config';
 /** End-to-end loop tests: run after the main suite, one file at a time (see vitest.config.ts). */
 export const LOOP_TESTS = [
   'test/demo-e2e.test.ts',
+  'test/demo-stop.test.ts',
   'test/rollout-e2e.test.ts',
   'test/console-views.test.ts',
   'test/deploys-verify.test.ts',

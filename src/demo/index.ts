@@ -60,7 +60,10 @@ export interface DemoSummary {
 
 export interface DemoRun {
   finished: Promise<DemoSummary>;
-  /** Stops the traffic (the server and PostgreSQL are stopped by their owners). */
+  /**
+   * Stops the traffic and every wait of the run, which then ends at once (`finished` resolves with
+   * what was done so far). The server and PostgreSQL are stopped by their owners.
+   */
   stop(): void;
 }
 
@@ -91,6 +94,7 @@ export async function prepareDemo(dataDir: string): Promise<PreparedDemo> {
 export function runDemo(server: RunningServer, prepared: PreparedDemo, opts: DemoOptions = {}): DemoRun {
   const reporter = new DemoReporter({ consoleUrl: server.url, write: opts.write, color: opts.color, stepsFile: join(prepared.dataDir, DEMO_MARKER) });
   let load: LoadGenerator | null = null;
+  const stopped = new AbortController();
   const finished = (async (): Promise<DemoSummary> => {
     const adminToken = server.adminToken ?? readFileSync(join(prepared.dataDir, 'admin.token'), 'utf8').trim();
     const api = demoApi(server.url, adminToken);
@@ -112,11 +116,11 @@ export function runDemo(server: RunningServer, prepared: PreparedDemo, opts: Dem
     const loopStartMs = Date.now();
     const loop = await runLoop({
       api, cli, reporter, dataDir: prepared.dataDir, db: prepared.db, defaultDsn: server.defaultDsn, shopPort, load,
-      rps, warmupS: opts.warmupS ?? 8, duringWarmup: tour,
+      rps, warmupS: opts.warmupS ?? 8, duringWarmup: tour, signal: stopped.signal,
     });
     await tour(); // when the loop could not get that far: still show the gateway
     const story = loop.badDeployId === null ? null
-      : await tellIncident({ api, reporter, incidentId: loop.incidentId, badStartedAfterMs: loopStartMs, timeoutMs: 90_000 });
+      : await tellIncident({ api, reporter, incidentId: loop.incidentId, badStartedAfterMs: loopStartMs, timeoutMs: 90_000, signal: stopped.signal });
 
     if (loop.loopMs !== null) {
       reporter.step('loop.closed', `loop closed: bad deploy → verified recovery in ${(loop.loopMs / 1000).toFixed(1)} s, no human in the loop`,
@@ -128,11 +132,16 @@ export function runDemo(server: RunningServer, prepared: PreparedDemo, opts: Dem
       : `demo ended with ${failed.length} step(s) failed or not available: ${failed.map((s) => s.id).join(', ')}; Ctrl-C to stop`,
       { status: ok ? 'ok' : 'fail', link: '/loop', data: { ok, loopMs: loop.loopMs } });
     return { ok, loopMs: loop.loopMs, incidentId: story?.incident.id ?? loop.incidentId, steps: reporter.steps };
-  })();
+  })().catch((err: unknown) => {
+    // Stopped (Ctrl-C) mid-run: the waits ended; what was done so far is the summary.
+    if (stopped.signal.aborted) return { ok: false, loopMs: null, incidentId: null, steps: reporter.steps };
+    throw err;
+  });
   return {
     finished,
     stop() {
       load?.stop();
+      stopped.abort();
     },
   };
 }

@@ -1,5 +1,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { DemoApi } from './api.js';
 import type { CliResult, CliRunner } from './cli.js';
 import type { LoadGenerator } from './load.js';
@@ -38,6 +39,8 @@ export interface LoopOptions {
   duringWarmup?: () => Promise<void>;
   /** Per-phase deadline. */
   phaseTimeoutMs?: number;
+  /** Aborted when the demo is stopped (Ctrl-C): every wait ends with an AbortError. */
+  signal?: AbortSignal;
 }
 
 export interface LoopResult {
@@ -59,7 +62,8 @@ interface AlertOut { id: string; rule?: string; ruleName?: string; state: string
 interface TimelineOut { at: string; kind: string; title: string; actor: string | null }
 interface StoryOut { incident: IncidentOut; timeline: TimelineOut[]; times?: Record<string, number | null> }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Waits `ms`; rejects with an AbortError once `signal` is aborted (the demo was stopped). */
+const sleep = (ms: number, signal?: AbortSignal): Promise<void> => delay(ms, undefined, { signal });
 
 /** Writes the shop's deploy configuration for the `local` actuator (read at each rollout). */
 export function writeServicesYaml(dataDir: string, o: { shopPort: number; databaseUrl: string; dsn: string }): string {
@@ -109,10 +113,14 @@ export function writeRulesYaml(dataDir: string): string {
   return file;
 }
 
-/** Polls `check` until it gives a value or the deadline passes (transient API errors are retried). */
-async function until<T>(timeoutMs: number, check: () => Promise<T | undefined>, everyMs = 250): Promise<T | undefined> {
+/**
+ * Polls `check` until it gives a value or the deadline passes (transient API errors are retried).
+ * Rejects with an AbortError once `signal` is aborted: a stopped demo stops waiting at once.
+ */
+async function until<T>(signal: AbortSignal | undefined, timeoutMs: number, check: () => Promise<T | undefined>, everyMs = 250): Promise<T | undefined> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
+    signal?.throwIfAborted();
     try {
       const v = await check();
       if (v !== undefined) return v;
@@ -120,7 +128,7 @@ async function until<T>(timeoutMs: number, check: () => Promise<T | undefined>, 
       // a transient API error: try again until the deadline
     }
     if (Date.now() > deadline) return undefined;
-    await sleep(everyMs);
+    await sleep(everyMs, signal);
   }
 }
 
@@ -159,7 +167,7 @@ export async function runLoop(o: LoopOptions): Promise<LoopResult> {
   // 2. steady traffic.
   const load = o.load;
   load.start();
-  const seen = await until(timeout, async () => {
+  const seen = await until(o.signal, timeout, async () => {
     const r = await api<{ services: { service: string; count: number }[] }>('/api/services?from=now-1m');
     return r.body.services.find((s) => s.service === SERVICE && s.count > 0);
   });
@@ -167,7 +175,7 @@ export async function runLoop(o: LoopOptions): Promise<LoopResult> {
     reporter.step('traffic.steady', 'no shop traffic reached tightloop', { status: 'fail' });
     return result;
   }
-  await Promise.all([sleep(o.warmupS * 1000), o.duringWarmup?.()]);
+  await Promise.all([sleep(o.warmupS * 1000, o.signal), o.duringWarmup?.()]);
   reporter.step('traffic.steady', `steady traffic, ${o.rps} requests/s: ${countsLine(load)}`, { link: `/services?service=${SERVICE}` });
 
   // 3. The CI step for the deploy about to go out, then the progressive deploy.
@@ -177,7 +185,7 @@ export async function runLoop(o: LoopOptions): Promise<LoopResult> {
     return result;
   }
   const rolloutCli: Promise<CliResult> = cli(['deploy', 'start', '--service', SERVICE, '--version', BAD, '--commit', 'b4d5eed']);
-  const rollout = await until(timeout, async () => {
+  const rollout = await until(o.signal, timeout, async () => {
     const r = await api<{ rollouts: RolloutOut[] }>('/api/deploys/rollouts');
     return r.body.rollouts.find((x) => x.service === SERVICE && x.version === BAD);
   }, 100);
@@ -191,7 +199,7 @@ export async function runLoop(o: LoopOptions): Promise<LoopResult> {
   const badStartMs = Date.parse(bad.startedAt);
   reporter.step('deploy.started', `deploy ${BAD} started: canary steps ${rollout.steps.map((s) => `${s.weight} %`).join(' → ')}`, { link: `/deploys?service=${SERVICE}`, data: { deployId: bad.id } });
 
-  const canary = await until(timeout, async () => {
+  const canary = await until(o.signal, timeout, async () => {
     const r = await api<{ services: { service: string; versions: { version: string; weight: number; state: string }[] }[] }>('/api/local-services');
     const v = r.body.services.find((s) => s.service === SERVICE)?.versions.find((x) => x.version === BAD && x.weight > 0 && x.state === 'running');
     return v;
@@ -228,7 +236,7 @@ export async function runLoop(o: LoopOptions): Promise<LoopResult> {
 
   // The rollout can also end without a verdict (e.g. 2.0.0 never became healthy): say so.
   let endedEarly: RolloutOut | undefined;
-  const verdict = await until(timeout, async () => {
+  const verdict = await until(o.signal, timeout, async () => {
     await watchSide();
     const v = await verdictOf(api, bad.id);
     if (v !== undefined) return v;
@@ -250,7 +258,7 @@ export async function runLoop(o: LoopOptions): Promise<LoopResult> {
   for (const e of verdict.evidence.filter((x) => x.outcome === 'fail')) reporter.detail(`${e.signal}: ${e.detail ?? 'fail'}`);
 
   // 5. Rollback: recorded as its own deploy, then verified.
-  const rb = await until(timeout, async () => {
+  const rb = await until(o.signal, timeout, async () => {
     await watchSide();
     const r = await api<{ deploys: DeployOut[] }>(`/api/deploys?service=${SERVICE}&limit=20`);
     return r.body.deploys.find((d) => d.source === 'rollback' && d.rollbackOf === bad.id);
@@ -262,7 +270,7 @@ export async function runLoop(o: LoopOptions): Promise<LoopResult> {
   result.rollbackDeployId = rb.id;
   reporter.step('rollback.started', `automatic rollback: all traffic back on ${GOOD} at once, ${BAD} stopped; the rollback is verified like any deploy`,
     { link: `/deploys?service=${SERVICE}`, data: { deployId: rb.id } });
-  const rbVerdict = await until(timeout, async () => {
+  const rbVerdict = await until(o.signal, timeout, async () => {
     await watchSide();
     return verdictOf(api, rb.id);
   });
@@ -279,7 +287,7 @@ export async function runLoop(o: LoopOptions): Promise<LoopResult> {
 }
 
 /** Waits for the incident to resolve by itself, then prints its story from the API. */
-export async function tellIncident(o: { api: DemoApi; reporter: DemoReporter; incidentId: string | null; badStartedAfterMs: number; timeoutMs: number }): Promise<StoryOut | null> {
+export async function tellIncident(o: { api: DemoApi; reporter: DemoReporter; incidentId: string | null; badStartedAfterMs: number; timeoutMs: number; signal?: AbortSignal }): Promise<StoryOut | null> {
   const { api, reporter } = o;
   let id = o.incidentId;
   if (id === null) {
@@ -288,7 +296,7 @@ export async function tellIncident(o: { api: DemoApi; reporter: DemoReporter; in
       reporter.unavailable('incident.resolved', 'incident story', 'incidents are not in this build');
       return null;
     }
-    const inc = await until(o.timeoutMs, async () => {
+    const inc = await until(o.signal, o.timeoutMs, async () => {
       const i = await api<{ incidents: IncidentOut[] }>('/api/incidents?limit=10');
       return i.body.incidents.find((x) => x.service === SERVICE && Date.parse(x.openedAt) >= o.badStartedAfterMs - 1000);
     });
@@ -299,7 +307,7 @@ export async function tellIncident(o: { api: DemoApi; reporter: DemoReporter; in
     id = inc.id;
     reporter.step('incident.opened', `incident opened: ${inc.title}`, { link: `/incidents/${inc.id}`, data: { incidentId: inc.id } });
   }
-  const resolved = await until(o.timeoutMs, async () => {
+  const resolved = await until(o.signal, o.timeoutMs, async () => {
     const s = await api<StoryOut>(`/api/incidents/${id}`);
     return s.body.incident.status === 'resolved' ? s.body : undefined;
   }, 500);

