@@ -183,7 +183,7 @@ export class TableAppender {
     appendSources(this.appender, this.specs, sources, this.chunk);
   }
 
-  /** Chunks made by fillChunks() with this table's specs. */
+  /** Chunks a ChunkPool of this table's specs filled (the caller returns them to the pool). */
   appendChunks(chunks: readonly DuckDBDataChunk[]): void {
     for (const c of chunks) this.appender.appendDataChunk(c);
   }

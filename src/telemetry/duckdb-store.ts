@@ -1,12 +1,15 @@
 /**
  * DuckDbTelemetryStore: the embedded TelemetryStore.
  *
- * Writes: append() runs BEGIN, the appenders, COMMIT on a write connection — DuckDB writes and
- * fsyncs its WAL inside COMMIT (verified with strace: one fsync of the .wal per commit before the
- * COMMIT call returns), so a resolved append is durable. Two write connections let one group fill
- * its chunks while the previous one commits (WriteGate). Reads use a pool of other connections.
+ * Writes, with an ingest log (what `tightloop up` uses): append() resolves once the rows are in
+ * the log and accepted; accepted rows are filled into DuckDB chunks at once and loaded in large
+ * transactions (logged-ingest.ts, accept(), load()). Without one: append() runs BEGIN, the
+ * appenders, COMMIT on a write connection — DuckDB writes and fsyncs its WAL inside COMMIT
+ * (verified with strace: one fsync of the .wal per commit before the COMMIT call returns), so a
+ * resolved append is durable. Two write connections let one group fill its chunks while the
+ * previous one commits (WriteGate). Reads use a pool of other connections.
  *
- * Rollups and the trace index are aggregated in memory after each commit and persisted by a
+ * Rollups and the trace index are aggregated in memory after each commit (or log accept) and persisted by a
  * flush every `flushIntervalMs`: every second closed for `secondGraceMs` (minute: `minuteGraceMs`)
  * plus whatever arrived late for already-flushed periods (written as extra partial rows that
  * queries merge). RED queries add the buffered rollups, so they see data as soon as it commits. A flush commits its rows together with the watermark (second Ws, minute Wm,
@@ -248,9 +251,8 @@ export class DuckDbTelemetryStore implements TelemetryStore {
 
   private async appendAt(w: WriteConnection, seq: number, spans: SpanBatch[], logs: LogBatch[], metrics: MetricBatch[]): Promise<void> {
     const fresh = new Map<string, ResourceEntry>();
-    const sources = (list: Array<SpanBatch | LogBatch | MetricBatch>): RowSource[] =>
-      list.map((b) => ({ length: b.length, cols: { ...b, resourceId: this.resources.resolve(b, fresh), ingestedUs: seq } }));
-    const spanSrc = sources(spans), logSrc = sources(logs), metricSrc = sources(metrics);
+    const spanSrc = this.rowSources(spans, fresh, seq), logSrc = this.rowSources(logs, fresh, seq);
+    const metricSrc = this.rowSources(metrics, fresh, seq);
     if (fresh.size > 0) await this.storeResources(w, fresh);
     await w.transaction(async () => {
       await w.append('spans', SPAN_COLUMNS, spanSrc);
@@ -274,14 +276,17 @@ export class DuckDbTelemetryStore implements TelemetryStore {
 
   private prepare(p: PendingRows<PreparedRows>): PreparedRows {
     const fresh = new Map<string, ResourceEntry>();
-    const sources = (list: Array<SpanBatch | LogBatch | MetricBatch>): RowSource[] =>
-      list.map((b) => ({ length: b.length, cols: { ...b, resourceId: this.resources.resolve(b, fresh), ingestedUs: p.seq } }));
     return {
-      spans: this.pools.spans.fill(sources(p.spans)),
-      logs: this.pools.logs.fill(sources(p.logs)),
-      metrics: this.pools.metrics.fill(sources(p.metrics)),
+      spans: this.pools.spans.fill(this.rowSources(p.spans, fresh, p.seq)),
+      logs: this.pools.logs.fill(this.rowSources(p.logs, fresh, p.seq)),
+      metrics: this.pools.metrics.fill(this.rowSources(p.metrics, fresh, p.seq)),
       fresh: [...fresh.values()],
     };
+  }
+
+  /** Batches as rows of their table: plus the resource id (new resources go to `fresh`) and the ingest time. */
+  private rowSources(list: Array<SpanBatch | LogBatch | MetricBatch>, fresh: Map<string, ResourceEntry>, seq: number): RowSource[] {
+    return list.map((b) => ({ length: b.length, cols: { ...b, resourceId: this.resources.resolve(b, fresh), ingestedUs: seq } }));
   }
 
   /** Rows just made durable (committed, or in the ingest log): rollups, trace index, listeners. */

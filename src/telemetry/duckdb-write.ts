@@ -43,7 +43,7 @@ export class WriteConnection {
     (await this.appender(table, specs)).append(sources);
   }
 
-  /** Appends chunks filled by fillChunks() with `specs` to `table` inside the current transaction. */
+  /** Appends chunks a ChunkPool of `specs` filled to `table` inside the current transaction. */
   async appendChunks(table: string, specs: readonly ColumnSpec[], chunks: readonly DuckDBDataChunk[]): Promise<void> {
     if (chunks.length === 0) return;
     (await this.appender(table, specs)).appendChunks(chunks);
