@@ -127,4 +127,31 @@ describe('local actuator', () => {
     expect(pids.every((p) => !alive(p))).toBe(true);
     await expect(fetch(`${proxy}/api/cart`)).rejects.toThrow();
   });
+
+  it('gives up a version still starting when it is closed, instead of waiting out its start timeout', async () => {
+    // Ctrl-C while a slow version starts: it used to be polled until startTimeoutS (the demo sets
+    // 120 s), which kept `tightloop up` from exiting. The child ignores SIGTERM, so it also needs
+    // the SIGKILL after the stop grace.
+    const slow = parseServicesYaml(`
+services:
+  - name: slow
+    port: 0
+    health: /health
+    startTimeoutS: 600
+    stopGraceS: 1
+    command: [node, -e, "process.on('SIGTERM', () => {}); setInterval(() => {}, 1000)"]
+    versions:
+      "1.0.0": {}
+`);
+    const a = new LocalActuator({ services: () => slow, log: pino({ level: 'silent' }) });
+    const deploying = a.deploy('slow', '1.0.0', 100, null);
+    const outcome = deploying.then(() => 'healthy', (err: Error) => err.message);
+    for (let i = 0; i < 200 && a.status('slow')[0]?.versions[0]?.state !== 'starting'; i++) await new Promise((r) => setTimeout(r, 25));
+    const pid = a.status('slow')[0].versions[0].pid;
+    expect(alive(pid)).toBe(true);
+    await a.close();
+    const settled = await Promise.race([outcome, new Promise<string>((r) => setTimeout(() => r('still starting'), 30_000))]);
+    expect(settled).toBe('slow 1.0.0 was stopped before it was healthy: tightloop is shutting down');
+    expect(alive(pid)).toBe(false);
+  }, 60_000);
 });

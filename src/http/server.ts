@@ -175,10 +175,12 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     closing ??= (async () => {
       ready = false;
       retention.stop();
+      // First the local services, while ingest still answers: their last telemetry, flushed as
+      // they stop, lands. With the rollouts: a rollout still running may wait on the actuator (a
+      // version starting), which closing ends at once. Before the gateway: their last audit
+      // records go into its chain.
+      await Promise.all([rollouts.close(), actuator.close()]);
       await app.close();
-      // Before the gateway: their last audit records go into its chain.
-      await rollouts.close();
-      await actuator.close();
       await actions.close();
       await gateway.close();
       await detect.stop();

@@ -215,6 +215,11 @@ export class LocalActuator implements LocalDriver {
     const deadline = Date.now() + svc.config.startTimeoutS * 1000;
     const url = `http://${svc.config.host.includes(':') ? `[${svc.config.host}]` : svc.config.host}:${inst.port}${svc.config.health}`;
     for (;;) {
+      // Stopped while starting (tightloop shutting down): give up now, not at the start deadline.
+      if (inst.state === 'stopping' || inst.state === 'exited') {
+        svc.instances.delete(inst.version);
+        throw new AppError('unavailable', 503, `${svc.config.name} ${inst.version} was stopped before it was healthy: tightloop is shutting down`);
+      }
       if (inst.state === 'crashed' || inst.exitCode !== null) {
         svc.instances.delete(inst.version);
         throw new AppError('version_start_failed', 500, `${svc.config.name} ${inst.version} exited before it was healthy (code ${inst.exitCode ?? 'none'}): ${inst.tail.slice(-5).join(' | ')}`);
@@ -222,7 +227,7 @@ export class LocalActuator implements LocalDriver {
       try {
         const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
         await res.arrayBuffer();
-        if (res.status >= 200 && res.status < 300) return;
+        if (res.status >= 200 && res.status < 300 && inst.state === 'starting') return;
       } catch {
         // not listening yet
       }
