@@ -19,6 +19,7 @@ import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync 
 import { connect, createServer, type Server } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import pino from 'pino';
@@ -186,13 +187,18 @@ async function main(): Promise<void> {
     const bare = await startBarePipe(pgPort);
     cleanups.unshift(() => new Promise<void>((r) => bare.close(() => r())));
     const barePort = (bare.address() as { port: number }).port;
-    const targets = {
+    // Second reference, not in RESULT: the same relay with its loop in C (bench/native-pipe.c),
+    // when a C compiler is here: what a native per-message loop costs on this machine.
+    const cPipe = await startNativePipe(dir, pgPort);
+    if (cPipe !== undefined) cleanups.unshift(async () => void cPipe.proc.kill());
+    const targets: Record<string, () => { port: number; user: string; password: string }> = {
       direct: () => ({ port: pgPort, user: 'postgres', password: PASSWORD }),
       pgbouncer: () => ({ port: b.port, user: 'postgres', password: PASSWORD }),
       tightloop: () => ({ port: gwPort, user: 'bench', password: token }),
       'node-pipe': () => ({ port: barePort, user: 'postgres', password: PASSWORD }),
     };
-    const tps: Record<string, Record<string, number>> = { direct: {}, pgbouncer: {}, tightloop: {}, 'node-pipe': {} };
+    if (cPipe !== undefined) targets['c-pipe'] = () => ({ port: cPipe.port, user: 'postgres', password: PASSWORD });
+    const tps: Record<string, Record<string, number>> = { direct: {}, pgbouncer: {}, tightloop: {}, 'node-pipe': {}, 'c-pipe': {} };
     // Warm-up, not measured: the first seconds through the gateway pay for V8 compiling the JS
     // hot path and tiering up the parser's WASM (≈1 s of CPU on background threads).
     for (const [name, t] of Object.entries(targets)) {
@@ -211,10 +217,11 @@ async function main(): Promise<void> {
         }
         const { port, user, password } = t();
         const cpu0 = name === 'tightloop' || name === 'node-pipe' ? process.cpuUsage() : undefined;
-        const b0 = name === 'pgbouncer' ? procCpuMs(b.proc.pid) : 0;
+        const childPid = name === 'pgbouncer' ? b.proc.pid : name === 'c-pipe' ? cPipe?.proc.pid : undefined;
+        const b0 = childPid !== undefined ? procCpuMs(childPid) : 0;
         tps[name][mode] = await pgbench(port, user, password, 'bench', mode);
         const used = cpu0 === undefined ? undefined : process.cpuUsage(cpu0);
-        const cpuMs = used !== undefined ? (used.user + used.system) / 1000 : name === 'pgbouncer' ? procCpuMs(b.proc.pid) - b0 : NaN;
+        const cpuMs = used !== undefined ? (used.user + used.system) / 1000 : childPid !== undefined ? procCpuMs(childPid) - b0 : NaN;
         if (used !== undefined && process.env.BENCH_VERBOSE === '1') console.log(`  user ${(used.user / 1000).toFixed(0)} ms, system ${(used.system / 1000).toFixed(0)} ms`);
         const perQuery = (cpuMs * 1000) / (tps[name][mode] * SECONDS);
         console.log(`pgbench -S -M ${mode} -c ${CLIENTS} -j ${THREADS} -T ${SECONDS} ${name.padEnd(9)} ${tps[name][mode].toFixed(0)} tps` + (Number.isNaN(perQuery) ? '' : `  (proxy CPU ${perQuery.toFixed(0)} µs/query)`));
@@ -241,6 +248,8 @@ async function main(): Promise<void> {
     const g = mean(tps.tightloop);
     const n = mean(tps['node-pipe']);
     if (!Number.isNaN(n)) console.log(`bare Node pipe (reference): ${n.toFixed(0)} tps, ${(n / p).toFixed(2)}× pgbouncer; tightloop is ${(g / n).toFixed(2)}× the bare pipe`);
+    const c = cPipe === undefined ? NaN : mean(tps['c-pipe']);
+    if (!Number.isNaN(c)) console.log(`bare C pipe (reference): ${c.toFixed(0)} tps, ${(c / p).toFixed(2)}× pgbouncer, ${(c / d).toFixed(2)}× direct`);
     console.log(`total ${((performance.now() - started) / 1000).toFixed(1)} s`);
     console.log(`RESULT gateway direct_tps=${d.toFixed(0)} pgbouncer_tps=${p.toFixed(0)} tightloop_tps=${g.toFixed(0)} ratio_vs_pgbouncer=${(g / p).toFixed(2)} ratio_vs_direct=${(g / d).toFixed(2)} mask_rows_per_s=${maskRate.toFixed(0)}`);
   } finally {
@@ -249,6 +258,23 @@ async function main(): Promise<void> {
     await server.stop().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** bench/native-pipe.c, compiled into `dir` and started; undefined when there is no C compiler. */
+async function startNativePipe(dir: string, upstreamPort: number): Promise<{ port: number; proc: ChildProcess } | undefined> {
+  const bin = join(dir, 'native-pipe');
+  try {
+    await run('cc', ['-O2', '-o', bin, fileURLToPath(new URL('../../bench/native-pipe.c', import.meta.url))]);
+  } catch (err) {
+    console.log(`bare C pipe skipped: cannot compile bench/native-pipe.c (${(err as Error).message.split('\n')[0]})`);
+    return undefined;
+  }
+  const proc = spawn(bin, ['0', String(upstreamPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    proc.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString('utf8').trim())));
+    proc.once('exit', (code) => reject(new Error(`native-pipe exited ${code}`)));
+  });
+  return { port, proc };
 }
 
 /** A TCP relay that pipes bytes both ways and parses nothing. */
