@@ -7,7 +7,8 @@
  * row scanned by the content detectors, every statement audited). Each target is warmed up for
  * a second first; runs alternate between targets so drift hits all of them alike. A fourth line,
  * not in RESULT, is a bare Node relay (bytes piped both ways, nothing parsed): the floor any
- * Node proxy pays on this machine. Then masking throughput: 100 k rows × 5 PII columns through
+ * Node proxy pays on this machine; a fifth, when a C compiler is here, is the same relay in C
+ * (bench/native-pipe.c): what a native per-message loop pays. Then masking throughput: 100 k rows × 5 PII columns through
  * the masker, and the same result end to end.
  *
  * Needs `pgbench` and `pgbouncer` on PATH (Debian: postgresql-client, postgresql, pgbouncer).
