@@ -7,6 +7,7 @@ import { run } from '../src/cli/main.js';
 import type { ActionRun } from '../src/deploys/actions/index.js';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
+import { callApi } from './helpers/server.js';
 
 /** Actions through a real tightloop: REST API, `tightloop action ...`, approvals, audit. */
 
@@ -42,12 +43,7 @@ afterAll(async () => {
 });
 
 async function api<T>(method: string, path: string, body?: unknown, as = token): Promise<{ status: number; body: T }> {
-  const res = await fetch(server.url + path, {
-    method,
-    headers: { authorization: `Bearer ${as}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json().catch(() => ({}))) as T };
+  return callApi<T>(server.url, as, method, path, body);
 }
 
 async function cli(...args: string[]): Promise<{ code: number; out: string }> {

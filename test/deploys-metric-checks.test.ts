@@ -12,6 +12,7 @@ import pino from 'pino';
 import type { Deploy, Verification } from '../src/deploys/index.js';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
+import { callApi } from './helpers/server.js';
 
 /**
  * Configured metric checks end to end: services.yaml names the checks; two versions of a service
@@ -57,12 +58,7 @@ afterAll(async () => {
 });
 
 async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(server.url + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json().catch(() => ({}))) as T };
+  return callApi<T>(server.url, token, method, path, body);
 }
 
 interface Profile { jobMs: number; depth: number }

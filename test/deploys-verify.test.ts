@@ -12,7 +12,7 @@ import { run } from '../src/cli/main.js';
 import type { Deploy, Verification } from '../src/deploys/index.js';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
-import { eventually } from './helpers/server.js';
+import { eventually, callApi } from './helpers/server.js';
 
 /**
  * Deploy verification end to end: the real OTel SDK exports SERVER spans of two versions through
@@ -39,12 +39,7 @@ afterAll(async () => {
 });
 
 async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(server.url + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json().catch(() => ({}))) as T };
+  return callApi<T>(server.url, token, method, path, body);
 }
 
 interface Profile { errorRate: number; latencyScale: number; exception?: string }

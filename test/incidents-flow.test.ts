@@ -13,7 +13,7 @@ import { startUpstream, UPSTREAM, type Upstream } from '../src/gateway/harness.c
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
 import type { IncidentStory, LoopMetrics } from '../src/incidents/index.js';
-import { eventually } from './helpers/server.js';
+import { eventually, callApi } from './helpers/server.js';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
 /**
@@ -127,11 +127,7 @@ afterAll(async () => {
 });
 
 async function api<T>(method: string, path: string, body?: unknown, as = token): Promise<{ status: number; body: T }> {
-  const res = await fetch(server.url + path, {
-    method, headers: { authorization: `Bearer ${as}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json()) as T };
+  return callApi<T>(server.url, as, method, path, body);
 }
 
 async function cli(...args: string[]): Promise<{ code: number; out: string }> {

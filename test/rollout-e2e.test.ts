@@ -10,7 +10,7 @@ import type { Deploy, Verification } from '../src/deploys/index.js';
 import type { Rollout } from '../src/deploys/rollout/index.js';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
-import { eventually } from './helpers/server.js';
+import { eventually, callApi } from './helpers/server.js';
 
 /**
  * The whole loop on one machine: a real tightloop runs a service's versions as real child
@@ -64,12 +64,7 @@ afterAll(async () => {
 });
 
 async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(server.url + path, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json().catch(() => ({}))) as T };
+  return callApi<T>(server.url, token, method, path, body);
 }
 
 /** A few concurrent clients sending requests through the proxy until stopped. */

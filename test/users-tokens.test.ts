@@ -10,6 +10,7 @@ import { run } from '../src/cli/main.js';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
 import { UPSTREAM, startUpstream, type Upstream } from '../src/gateway/harness.conformance.js';
+import { callApi } from './helpers/server.js';
 
 /**
  * Users and API tokens end to end: a real server on an ephemeral port, the REST API with real
@@ -38,12 +39,7 @@ interface CreatedUser extends UserOut { token: string; tokenId: string }
 interface TokenOut { id: string; userId: string; name: string; prefix: string; createdAt: string; expiresAt: string | null; lastUsedAt: string | null; revokedAt: string | null }
 
 async function api<T>(method: string, path: string, as: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const res = await fetch(server.url + path, {
-    method,
-    headers: { authorization: `Bearer ${as}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: res.status, body: (await res.json().catch(() => ({}))) as T };
+  return callApi<T>(server.url, as, method, path, body);
 }
 
 async function cli(args: string[], token = admin): Promise<{ code: number; out: string; err: string }> {
