@@ -194,11 +194,37 @@ describe('tokens API', () => {
     expect((await api('DELETE', '/api/tokens/01ARZ3NDEKTSV4RRFFQ69G5FAV', admin)).status).toBe(404);
   });
 
+  it("an admin changes a role; the user's token carries it from the next request; the last admin stays", async () => {
+    const ivan = (await api<CreatedUser>('POST', '/api/users', admin, { name: 'ivan', role: 'member' })).body;
+    // An admin-only call, made with ivan's own token: refused while he is a member.
+    const adminOnly = async (name: string): Promise<number> => (await api('POST', '/api/users', ivan.token, { name, role: 'viewer' })).status;
+    expect(await adminOnly('judy')).toBe(403);
+    expect((await api('PATCH', `/api/users/${ivan.id}`, ivan.token, { role: 'admin' })).status).toBe(403);
+
+    const promoted = await api<UserOut>('PATCH', '/api/users/ivan', admin, { role: 'admin' });
+    expect(promoted.status).toBe(200);
+    expect(promoted.body).toMatchObject({ id: ivan.id, name: 'ivan', role: 'admin' });
+    expect(await adminOnly('judy')).toBe(201);
+    expect((await api<UserOut>('PATCH', `/api/users/${ivan.id}`, admin, { role: 'viewer' })).body.role).toBe('viewer');
+    expect(await adminOnly('kate')).toBe(403);
+    expect((await api<{ users: UserOut[] }>('GET', '/api/users', admin)).body.users.find((u) => u.name === 'ivan')?.role).toBe('viewer');
+
+    expect((await api<ErrorBody>('PATCH', '/api/users/ivan', admin, { role: 'owner' })).body.error).toMatchObject({ code: 'bad_request', message: expect.stringContaining('role') });
+    expect((await api('PATCH', '/api/users/ivan', admin, { role: 'member', name: 'x' })).status).toBe(400);
+    expect((await api('PATCH', '/api/users/nobody', admin, { role: 'member' })).status).toBe(404);
+    const last = await api<ErrorBody>('PATCH', '/api/users/admin', admin, { role: 'member' });
+    expect(last.status).toBe(409);
+    expect(last.body.error.message).toContain('only admin');
+    expect((await api('POST', '/api/users', admin, { name: 'lena', role: 'viewer' })).status).toBe(201);
+  });
+
   it('the audit trail records user and token changes, never a token', async () => {
     const audit = await api<{ records: Array<{ kind: string; actor: string; resource: string; data: Record<string, unknown> }> }>('GET', '/api/audit?limit=1000', admin);
     expect(audit.status).toBe(200);
     const kinds = audit.body.records.map((r) => r.kind);
-    expect(kinds).toEqual(expect.arrayContaining(['user.created', 'user.deleted', 'token.created', 'token.revoked']));
+    expect(kinds).toEqual(expect.arrayContaining(['user.created', 'user.deleted', 'user.role_changed', 'token.created', 'token.revoked']));
+    expect(audit.body.records.filter((r) => r.kind === 'user.role_changed' && r.resource === 'user:ivan').map((r) => r.data))
+      .toEqual(expect.arrayContaining([expect.objectContaining({ from: 'member', to: 'admin' }), expect.objectContaining({ from: 'admin', to: 'viewer' })]));
     expect(audit.body.records.find((r) => r.kind === 'user.created' && r.resource === 'user:dave')).toMatchObject({ actor: 'admin', data: { role: 'member' } });
     expect(JSON.stringify(audit.body)).not.toMatch(/tl_[0-9A-Za-z]{43}/);
   });
@@ -236,6 +262,14 @@ describe('tightloop user / token', () => {
     const users = JSON.parse((await cli(['user', 'list', '--json'])).out) as UserOut[];
     const grace = users.find((u) => u.name === 'grace');
     expect(grace?.role).toBe('viewer');
+
+    const setRole = await cli(['user', 'set-role', 'frank', 'viewer']);
+    expect(setRole.code).toBe(0);
+    expect(setRole.out).toBe('user frank is now viewer\n');
+    expect((await cli(['user', 'list'])).out).toMatch(/frank\s+viewer/);
+    const badRole = await cli(['user', 'set-role', 'frank', 'owner']);
+    expect(badRole.code).toBe(2);
+    expect(badRole.err).toContain("invalid role 'owner'");
 
     expect((await cli(['user', 'rm', 'frank'])).code).toBe(0);
     const byId = await cli(['user', 'rm', grace?.id ?? '']);
@@ -283,7 +317,7 @@ describe('tightloop user / token', () => {
   it('the OpenAPI document describes the routes', async () => {
     const doc = (await api<{ paths: Record<string, Record<string, unknown>> }>('GET', '/api/openapi.json', admin)).body;
     expect(Object.keys(doc.paths['/api/users']).sort()).toEqual(['get', 'post']);
-    expect(Object.keys(doc.paths['/api/users/{id}'])).toEqual(['delete']);
+    expect(Object.keys(doc.paths['/api/users/{id}'])).toEqual(['patch', 'delete']);
     expect(Object.keys(doc.paths['/api/tokens']).sort()).toEqual(['get', 'post']);
     expect(Object.keys(doc.paths['/api/tokens/{id}'])).toEqual(['delete']);
   });

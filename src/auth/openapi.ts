@@ -24,6 +24,14 @@ export const authOpenApiPaths = {
     },
   },
   '/api/users/{id}': {
+    patch: {
+      summary: "Change a user's role (admin); their tokens carry it from the next request. 409 when it would leave no admin",
+      parameters: [idParam('User id or name')],
+      requestBody: body({
+        role: { type: 'string', enum: ['admin', 'member', 'viewer'] },
+      }, ['role']),
+      responses: { 200: json('The user with the new role'), 404: error, 409: error, ...common },
+    },
     delete: {
       summary: 'Delete a user (admin; not yourself); their tokens go with them',
       parameters: [idParam('User id or name')],

@@ -1,8 +1,8 @@
 /**
  * REST API of users and API tokens (inside the bearer-token scope):
- *   GET/POST /api/users, DELETE /api/users/:id, GET/POST /api/tokens, DELETE /api/tokens/:id.
- * Anyone signed in may list users and manage their own tokens; creating and deleting users and
- * issuing or revoking someone else's tokens needs the admin role.
+ *   GET/POST /api/users, PATCH/DELETE /api/users/:id, GET/POST /api/tokens, DELETE /api/tokens/:id.
+ * Anyone signed in may list users and manage their own tokens; creating, changing the role of and
+ * deleting users, and issuing or revoking someone else's tokens, needs the admin role.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
@@ -12,7 +12,7 @@ import type { Database } from '../state/index.js';
 import { createToken, revokeToken } from './tokens.js';
 import { durationField } from '../core/duration.js';
 import { parseBody } from '../core/parse-body.js';
-import { createUser, deleteUser, findUser, getToken, listTokens, listUsers, type UserInfo } from './users.js';
+import { createUser, deleteUser, findUser, getToken, listTokens, listUsers, setUserRole, type UserInfo } from './users.js';
 
 /** The slice of the audit chain these routes write to (the gateway's AuditChain fits). */
 export interface AuthAuditSink {
@@ -54,6 +54,7 @@ const userBody = z.strictObject({
   name: z.string(),
   role: z.string().default('member'),
 });
+const userPatch = z.strictObject({ role: z.string() });
 const tokenBody = z.strictObject({
   name: z.string().default('api token'),
   expiresIn: expiresIn.optional(),
@@ -73,6 +74,17 @@ export function registerAuthRoutes(api: FastifyInstance, opts: AuthRoutesOptions
     const created = await createUser(db, { name: b.name, role: b.role });
     audit?.append({ kind: 'user.created', actor: who.userName, resource: `user:${created.name}`, data: { userId: created.id, role: created.role, tokenId: created.tokenId } });
     return reply.code(201).send(created);
+  });
+
+  api.patch('/api/users/:id', async (req: IdParams) => {
+    const who = requireAdmin(req);
+    const b = parseBody(userPatch, req.body, 'user');
+    const target = await findUser(db, req.params.id);
+    const { before, after } = await setUserRole(db, target.id, b.role);
+    if (before.role !== after.role) {
+      audit?.append({ kind: 'user.role_changed', actor: who.userName, resource: `user:${after.name}`, data: { userId: after.id, from: before.role, to: after.role } });
+    }
+    return after;
   });
 
   api.delete('/api/users/:id', async (req: IdParams) => {

@@ -126,6 +126,27 @@ export async function deleteUser(db: Kysely<Database>, userId: string): Promise<
   return userInfo(row);
 }
 
+/**
+ * Gives a user another role. Their tokens carry the new role from the next request on (the
+ * verification cache is cleared). `conflict` when it would leave no admin: nobody could manage
+ * users any more.
+ */
+export async function setUserRole(db: Kysely<Database>, userId: string, role: string): Promise<{ before: UserInfo; after: UserInfo }> {
+  if (!isRole(role)) throw badRequest(`invalid role '${role}': one of ${ROLES.join(', ')}`);
+  return db.transaction().execute(async (trx) => {
+    const row = await trx.selectFrom('users').select(['id', 'name', 'role', 'created_at']).where('id', '=', userId).executeTakeFirst();
+    if (row === undefined) throw notFound(`user ${userId} not found`);
+    const before = userInfo(row);
+    if (before.role === 'admin' && role !== 'admin') {
+      const admins = await trx.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).where('role', '=', 'admin').executeTakeFirstOrThrow();
+      if (Number(admins.n) <= 1) throw conflict(`${before.name} is the only admin: make another user admin first`);
+    }
+    await trx.updateTable('users').set({ role }).where('id', '=', userId).execute();
+    clearTokenCache(db);
+    return { before, after: { ...before, role } };
+  });
+}
+
 const TOKEN_COLUMNS = ['id', 'user_id', 'name', 'prefix', 'scopes', 'created_at', 'expires_at', 'last_used_at', 'revoked_at'] as const;
 
 function tokenInfo(r: {

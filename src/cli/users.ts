@@ -36,7 +36,7 @@ export function registerUserCommands(program: Command, setCode: (code: number) =
     process.stdout.write(opts.json === true ? JSON.stringify(data) + '\n' : text());
   };
 
-  const user = program.command('user').description('users: add (with a first API token), list, remove (admin)');
+  const user = program.command('user').description('users: add (with a first API token), list, set-role, remove (admin)');
 
   withClient(user.command('add <name>')
     .description('create a user and print their first API token (once); the name is also their gateway (PostgreSQL) user name')
@@ -63,6 +63,14 @@ export function registerUserCommands(program: Command, setCode: (code: number) =
         const list = r.data.users;
         print(opts, list, () => (list.length === 0 ? 'no users\n' : list.map(userLine).join('\n') + '\n'));
       }
+      setCode(r.code);
+    });
+
+  withClient(user.command('set-role <name-or-id> <role>')
+    .description("change a user's role: admin, member or viewer; their tokens carry it from the next request (admin)"))
+    .action(async (who: string, role: string, opts: ClientOpts) => {
+      const r = await apiCall<UserOut>('user set-role', opts, 'PATCH', `/api/users/${encodeURIComponent(who)}`, { role });
+      if (r.code === 0 && r.data !== undefined) { const u = r.data; print(opts, u, () => `user ${u.name} is now ${u.role}\n`); }
       setCode(r.code);
     });
 
