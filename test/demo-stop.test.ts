@@ -7,10 +7,11 @@ import type { DemoStep } from '../src/demo/index.js';
 import { repoRoot } from '../src/demo/paths.js';
 
 /**
- * Ctrl-C in the middle of `npm start`: the demo's loop is waiting on a phase (a verdict, a
- * rollout) when SIGINT arrives. The server flushes and closes, the demo stops waiting, PostgreSQL
- * is stopped, and the process exits 0. (It used to stay alive until every remaining wait of the
- * demo had timed out, minutes later.)
+ * Ctrl-C in the middle of `npm start`: SIGINT arrives as the bad deploy starts, so its version
+ * is still starting and the demo's loop is waiting on the rollout. The server flushes and closes,
+ * the starting version is given up, the demo stops waiting, PostgreSQL is stopped, and the
+ * process exits 0. (It used to stay alive until the remaining waits had timed out: those of the
+ * demo, minutes, and the starting version's health wait, 120 s.)
  */
 const ROOT = repoRoot();
 const dir = mkdtempSync(join(tmpdir(), 'tightloop-demo-stop-'));
@@ -25,7 +26,7 @@ function readSteps(): DemoStep[] {
 }
 
 describe('npm start, stopped mid-demo', () => {
-  it('exits 0 soon after SIGINT while the demo is still waiting on its loop', async () => {
+  it('exits 0 soon after SIGINT while the bad version is starting and the demo waits on it', async () => {
     if (!existsSync(join(ROOT, 'dist', 'src', 'demo', 'shop', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm test does)');
     const child = spawn(process.execPath, [join(ROOT, 'bin', 'tightloop'), 'up', '--demo', '--data-dir', dataDir, '--port', '0', '--gateway-port', '0'],
       { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TIGHTLOOP_DEMO_SHOP_PORT: '0' } });
@@ -34,11 +35,11 @@ describe('npm start, stopped mid-demo', () => {
     child.stderr.on('data', (d: Buffer) => (out += d.toString('utf8')));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
-      // Steady traffic is reported after the warm-up; the bad deploy and its verdicts follow.
-      for (const deadline = Date.now() + 240_000; !readSteps().some((s) => s.id === 'traffic.steady');) {
+      // After the warm-up and steady traffic, the bad deploy starts; its canary and verdicts follow.
+      for (const deadline = Date.now() + 240_000; !readSteps().some((s) => s.id === 'deploy.started');) {
         if (child.exitCode !== null) throw new Error(`tightloop up --demo exited ${child.exitCode}:\n${out}`);
-        if (Date.now() > deadline) throw new Error(`the demo did not reach steady traffic:\n${out}`);
-        await new Promise((r) => setTimeout(r, 250));
+        if (Date.now() > deadline) throw new Error(`the demo did not start the bad deploy:\n${out}`);
+        await new Promise((r) => setTimeout(r, 50));
       }
       expect(readSteps().some((s) => s.id === 'demo.done')).toBe(false);
       child.kill('SIGINT');
