@@ -17,11 +17,11 @@
  * ingested_us ≤ S and start < W. So after a crash, open() replays precisely the spans with
  * start ≥ W or ingested_us > S — no loss, no double count.
  */
-import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { DuckDBInstance, type DuckDBConnection, type DuckDBDataChunk } from '@duckdb/node-api';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { emptySpanBatch, type LogBatch, type MetricBatch, type SpanBatch } from './batch.js';
-import type { RowSource } from './duckdb-chunks.js';
+import { ChunkPool, type RowSource } from './duckdb-chunks.js';
 import { WriteConnection } from './duckdb-write.js';
 import { operationRollups, red, services } from './duckdb-red.js';
 import { getTrace, searchLogs, searchTraces } from './duckdb-queries.js';
@@ -41,8 +41,6 @@ import type {
 import { BloomFilter, TraceIndex } from './trace-index.js';
 import { WriteGate } from './write-gate.js';
 import { LoggedIngest, type IngestLogOptions, type PendingRows } from './logged-ingest.js';
-import { ChunkPool } from './duckdb-chunks.js';
-import type { DuckDBDataChunk } from '@duckdb/node-api';
 
 export interface DuckDbStoreOptions {
   /** Database file (e.g. `<data-dir>/telemetry.duckdb`). */
