@@ -1,12 +1,13 @@
 import type { Decision, StatementFacts } from './guardrails/index.js';
 import type { MaskCounts, ResultPlan } from './masking/index.js';
-import type { FieldDescription } from './wire/decode.js';
 
 /**
- * Book-keeping for the extended query protocol. The server answers requests strictly in order,
- * so the relay keeps a FIFO of what it forwarded that will produce an answer; the head of that
- * queue says what an incoming server message belongs to (which portal a DataRow comes from,
- * which statement a RowDescription describes, whether an error ends a blocked statement).
+ * Book-keeping for the protocol state the server keeps. The server answers requests strictly in
+ * order, so the relay keeps a FIFO of what it forwarded that will produce an answer; the head of
+ * that queue says what an incoming server message belongs to. What the server knows (prepared
+ * statements, portals) is mirrored only when the server confirms it (ParseComplete,
+ * BindComplete, CloseComplete), in server order, never when the client asks: a request the
+ * server skipped (after an error, until Sync) changes nothing.
  */
 
 /** A statement as the gateway judged it (at Parse, or per simple Query string). */
@@ -14,19 +15,6 @@ export interface StatementInfo {
   sql: string;
   facts: StatementFacts;
   decision: Decision;
-  /** RowDescription from a Describe of the statement; null = returns no rows. */
-  desc?: FieldDescription[] | null;
-}
-
-export interface PortalInfo {
-  stmt: StatementInfo | undefined;
-  /** Result format codes from Bind. */
-  formats: number[];
-  /** From a Describe of this portal (by the client, or injected by the gateway). */
-  desc?: FieldDescription[] | null;
-  /** A Describe of this portal is on its way, so its answer precedes any Execute rows. */
-  described: boolean;
-  plan?: ResultPlan;
 }
 
 /** One execution: a simple Query string or an Execute of a portal. Audited when it ends. */
@@ -42,19 +30,48 @@ export interface Execution {
   blocked?: boolean;
 }
 
+export interface DescribeItem {
+  kind: 'describe';
+  target: 'S' | 'P';
+  name: string;
+  /** Injected by the gateway: its answer is not forwarded. */
+  swallow: boolean;
+  /** From the answer: a plan for RowDescription, null for NoData, undefined before it came. */
+  plan?: ResultPlan | null;
+}
+
+export interface ExecuteItem {
+  kind: 'execute';
+  portal: string;
+  exec: Execution;
+  /** The Describe of this portal that the server answers right before it (when masking). */
+  describe: DescribeItem | undefined;
+  copyOut?: boolean;
+}
+
+export interface QueryItem {
+  kind: 'query';
+  exec: Execution;
+  /** Plan of the current result of the query string (from its last RowDescription). */
+  plan?: ResultPlan;
+  blocked?: Buffer;
+  copyOut?: boolean;
+}
+
 export type Pending =
-  | { kind: 'parse'; blocked?: Buffer; exec?: Execution }
-  | { kind: 'bind' }
-  | { kind: 'close' }
-  | { kind: 'describe'; target: 'S' | 'P'; stmt?: StatementInfo; portal?: PortalInfo; swallow: boolean }
-  | { kind: 'execute'; portal: PortalInfo; exec: Execution }
+  | { kind: 'parse'; name: string; info: StatementInfo; blocked?: Buffer }
+  | { kind: 'bind'; portal: string; statement: string }
+  | { kind: 'close'; target: 'S' | 'P'; name: string }
+  | DescribeItem
+  | ExecuteItem
+  | QueryItem
   | { kind: 'sync' }
-  | { kind: 'query'; exec: Execution; plan?: ResultPlan; blocked?: Buffer }
-  | { kind: 'function' };
+  /** The client's CopyDone/CopyFail: no answer of its own; ends a COPY FROM STDIN window. */
+  | { kind: 'copyend' };
 
 /** A FIFO with O(1) shift; the relay touches its head once per server message. */
 export class PendingQueue {
-  private items: (Pending | undefined)[] = [];
+  private items: Pending[] = [];
   private start = 0;
 
   push(p: Pending): void {
@@ -69,11 +86,15 @@ export class PendingQueue {
     return this.items.length - this.start;
   }
 
+  /** Removes the head; markers that expect no answer (copyend) go with it. */
   shift(): Pending | undefined {
-    const p = this.items[this.start];
-    if (p === undefined) return undefined;
-    this.items[this.start++] = undefined;
-    if (this.start > 1024 && this.start * 2 > this.items.length) {
+    if (this.start >= this.items.length) return undefined;
+    const p = this.items[this.start++];
+    while (this.start < this.items.length && this.items[this.start].kind === 'copyend') this.start++;
+    if (this.start === this.items.length) {
+      this.items = [];
+      this.start = 0;
+    } else if (this.start > 1024 && this.start * 2 > this.items.length) {
       this.items = this.items.slice(this.start);
       this.start = 0;
     }
@@ -81,9 +102,35 @@ export class PendingQueue {
   }
 
   /** After an error in the extended protocol the server skips to Sync: so do we. */
-  dropUntilSync(): Pending[] {
-    const dropped: Pending[] = [];
-    for (let p = this.head; p !== undefined && p.kind !== 'sync'; p = this.head) dropped.push(this.shift() as Pending);
-    return dropped;
+  dropUntilSync(): void {
+    for (let p = this.head; p !== undefined && p.kind !== 'sync'; p = this.head) this.shift();
+  }
+
+  /**
+   * The server entered COPY FROM STDIN for the head: it consumes (and ignores Sync and Flush in)
+   * everything the client sent after it up to CopyDone/CopyFail. Removes those syncs; returns
+   * 'ended' when the client's CopyDone is already queued, 'open' when it is still to come, and
+   * 'invalid' when the client queued another request inside the COPY window.
+   */
+  enterCopyIn(): 'ended' | 'open' | 'invalid' {
+    const keep: Pending[] = [];
+    let i = this.start + 1;
+    let result: 'ended' | 'open' | 'invalid' = 'open';
+    for (; i < this.items.length; i++) {
+      const p = this.items[i];
+      if (p.kind === 'sync') continue;
+      if (p.kind === 'copyend') {
+        result = 'ended';
+        i++;
+        break;
+      }
+      result = 'invalid';
+      break;
+    }
+    if (result === 'invalid') return result;
+    keep.push(...this.items.slice(i));
+    this.items = [this.items[this.start], ...keep];
+    this.start = 0;
+    return result;
   }
 }

@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import type { Masker, ResultPlan } from './masking/index.js';
-import { PendingQueue, type Execution, type PortalInfo, type StatementInfo } from './pipeline.js';
-import { decodeBind, decodeCopyResponse, decodeErrorFields, decodeExecute, decodeParse, decodeRowDescription, decodeTarget, readCString, rowsFromTag, type FieldDescription } from './wire/decode.js';
+import { PendingQueue, type DescribeItem, type Execution, type ExecuteItem, type Pending, type QueryItem, type StatementInfo } from './pipeline.js';
+import { decodeBind, decodeCopyResponse, decodeErrorFields, decodeExecute, decodeParse, decodeRowDescription, decodeTarget, readCString, rowsFromTag } from './wire/decode.js';
 import { describeMessage, errorResponse, noticeResponse, parseMessage, queryMessage, type ErrorFields } from './wire/encode.js';
 import { ProtocolViolation } from './wire/errors.js';
 import { MessageFramer } from './wire/framer.js';
@@ -9,14 +9,21 @@ import { MessageFramer } from './wire/framer.js';
 /**
  * The relay between one client and its upstream connection, after login. Client messages are
  * judged (guardrails at Parse and Query) and forwarded; server messages are attributed to the
- * request they answer (pipeline.ts), masked when they carry row data, and forwarded. Unchanged
+ * request they answer (pipeline.ts), masked when they carry data, and forwarded. Unchanged
  * messages travel as slices of the chunk they arrived in.
+ *
+ * Attribution is exact or the session ends: a server message that does not fit the request at
+ * the head of the queue (a row with no judged result shape, a completion nobody asked for, a
+ * ReadyForQuery with requests still unanswered) ends the session with a FATAL error, and no
+ * byte of it reaches the client. Rows of an Execute are masked by the shape the server gave, for
+ * that very portal, just before it ran (the client's Describe, or one the gateway injects): a
+ * name's earlier description is never reused, since SQL (PREPARE, DEALLOCATE, DECLARE, CLOSE,
+ * DISCARD, functions) can redefine names behind the protocol's back.
  *
  * A blocked statement is replaced, upstream, by one that fails to parse (BLOCK_MARKER); the
  * server's syntax error is swapped for the guardrail's ErrorResponse on the way back. So the
  * server itself discards the rest of the pipeline until Sync, aborts an open transaction, and
- * answers ReadyForQuery with the right status: the client sees exactly what it would see if
- * PostgreSQL had refused the statement, and the connection stays usable.
+ * answers ReadyForQuery with the right status.
  *
  * Backpressure: when a socket's write buffer is full, the other side is paused until 'drain',
  * so a huge result streams through with bounded memory.
@@ -49,20 +56,37 @@ export interface RelayStats {
   upstreamPauses: number;
 }
 
-const EMPTY_FORMATS: number[] = [];
+/** The gateway cannot tell which request a server message answers: it stops relaying. */
+export class ProtocolDesync extends ProtocolViolation {
+  constructor(what: string) {
+    super(`terminating connection: the gateway lost track of the protocol state (${what})`);
+  }
+}
+
+/** Statement kinds after which the relay forgets what it knew of statement names (audit only). */
+const RENAMING = new Set(['DeallocateStmt', 'DiscardStmt', 'PrepareStmt']);
 
 export class Relay {
   private readonly fromClient: MessageFramer;
   private readonly fromUpstream: MessageFramer;
   private readonly pending = new PendingQueue();
-  private readonly statements = new Map<string, StatementInfo>();
-  private readonly portals = new Map<string, PortalInfo>();
-  private copyOut = false;
+  /** Server-confirmed names (for the audit's statement text). */
+  private readonly statements = new Map<string, StatementInfo | undefined>();
+  private readonly portals = new Map<string, StatementInfo | undefined>();
+  /**
+   * Client-side: the last Describe of each portal and the epoch it was sent in. Any Execute,
+   * Query, Sync or Bind can change what a portal name means, so a Describe counts for an
+   * Execute only when no such message came between them.
+   */
+  private readonly described = new Map<string, { item: DescribeItem; epoch: number }>();
+  private epoch = 0;
+  /** The client is inside a COPY FROM STDIN the server has started (its Sync/Flush are ignored). */
+  private clientInCopy = false;
   private lastRowDescription: Buffer | undefined;
   private lastPlan: ResultPlan | undefined;
-  private lastFields: FieldDescription[] | undefined;
   private upstreamPaused = false;
   private clientPaused = false;
+  private stopped = false;
   txStatus = 'I';
   readonly stats: RelayStats = { maxClientBuffered: 0, upstreamPauses: 0 };
 
@@ -81,10 +105,12 @@ export class Relay {
   start(clientBytes: Buffer, upstreamBytes: Buffer): void {
     // One listener per socket, no closure per chunk (this runs for every round trip).
     const fromClient = (chunk: Buffer): void => {
-      try { this.onClientData(chunk); } catch (err) { this.hooks.fatal(err as Error); }
+      if (this.stopped) return;
+      try { this.onClientData(chunk); } catch (err) { this.fail(err as Error); }
     };
     const fromUpstream = (chunk: Buffer): void => {
-      try { this.onUpstreamData(chunk); } catch (err) { this.hooks.fatal(err as Error); }
+      if (this.stopped) return;
+      try { this.onUpstreamData(chunk); } catch (err) { this.fail(err as Error); }
     };
     this.client.on('data', fromClient);
     this.upstream.on('data', fromUpstream);
@@ -92,6 +118,12 @@ export class Relay {
     if (clientBytes.length > 0) fromClient(clientBytes);
     this.client.resume();
     this.upstream.resume();
+  }
+
+  /** Nothing more is relayed in either direction (the session is ending). */
+  private fail(err: Error): void {
+    this.stopped = true;
+    this.hooks.fatal(err);
   }
 
   // ---- client → upstream ---------------------------------------------------------------
@@ -110,10 +142,15 @@ export class Relay {
       const end = off + 1 + buf.readInt32BE(off + 1);
       const body = buf.subarray(off + 5, end);
       let replace: Buffer | undefined;
+      if (this.clientInCopy && type !== 0x64 && type !== 0x63 && type !== 0x66 && type !== 0x53 && type !== 0x48 && type !== 0x58) {
+        throw new ProtocolViolation(`message '${String.fromCharCode(type)}' inside COPY FROM STDIN`);
+      }
       switch (type) {
         case 0x51: /* Q */ {
+          // The judge → forward step of the simple protocol.
           const v = this.hooks.judge(readCString(body, 0).value, 'simple');
           const exec = this.execution(v.info, 'simple');
+          this.epoch++;
           if (v.error !== undefined) {
             exec.blocked = true;
             this.pending.push({ kind: 'query', exec, blocked: errorResponse(v.error) });
@@ -125,70 +162,79 @@ export class Relay {
           break;
         }
         case 0x50: /* P */ {
+          // The judge → forward step of the extended protocol.
           const parse = decodeParse(body);
           const v = this.hooks.judge(parse.sql, 'extended');
-          this.statements.set(parse.name, v.info);
           if (v.error !== undefined) {
-            this.pending.push({ kind: 'parse', blocked: errorResponse(v.error) });
+            this.pending.push({ kind: 'parse', name: parse.name, info: v.info, blocked: errorResponse(v.error) });
             // The unnamed statement, so an existing name cannot produce a different error first.
             replace = parseMessage('', BLOCK_MARKER);
           } else {
-            this.pending.push({ kind: 'parse' });
+            this.pending.push({ kind: 'parse', name: parse.name, info: v.info });
             if (v.notice !== undefined) this.client.write(noticeResponse(v.notice));
           }
           break;
         }
         case 0x42: /* B */ {
           const bind = decodeBind(body);
-          this.portals.set(bind.portal, { stmt: this.statements.get(bind.statement), formats: bind.resultFormats, described: false });
-          this.pending.push({ kind: 'bind' });
+          this.described.delete(bind.portal);
+          this.pending.push({ kind: 'bind', portal: bind.portal, statement: bind.statement });
           break;
         }
         case 0x44: /* D */ {
           const t = decodeTarget(body);
-          if (t.kind === 'S') this.pending.push({ kind: 'describe', target: 'S', stmt: this.statements.get(t.name), swallow: false });
-          else {
-            const portal = this.portals.get(t.name);
-            if (portal !== undefined) portal.described = true;
-            this.pending.push({ kind: 'describe', target: 'P', portal, swallow: false });
-          }
+          const item: DescribeItem = { kind: 'describe', target: t.kind, name: t.name, swallow: false };
+          if (t.kind === 'P') this.described.set(t.name, { item, epoch: this.epoch });
+          this.pending.push(item);
           break;
         }
         case 0x45: /* E */ {
           const name = decodeExecute(body).portal;
-          const portal = this.portals.get(name) ?? { stmt: undefined, formats: EMPTY_FORMATS, described: false };
-          if (this.masker !== undefined && !portal.described && portal.stmt?.desc === undefined) {
-            // Rows are coming and nobody asked what they look like: ask, and keep the answer.
-            cut(describeMessage('P', name));
-            run = off;
-            portal.described = true;
-            this.pending.push({ kind: 'describe', target: 'P', portal, swallow: true });
+          let describe: DescribeItem | undefined;
+          if (this.masker !== undefined) {
+            const d = this.described.get(name);
+            if (d !== undefined && d.epoch === this.epoch) describe = d.item;
+            else {
+              // Rows are coming and nothing current says what they look like: ask the server.
+              cut(describeMessage('P', name));
+              run = off;
+              describe = { kind: 'describe', target: 'P', name, swallow: true };
+              this.pending.push(describe);
+            }
           }
-          this.pending.push({ kind: 'execute', portal, exec: this.execution(portal.stmt, 'extended') });
+          this.epoch++;
+          this.pending.push({ kind: 'execute', portal: name, exec: this.execution(undefined, 'extended'), describe });
           break;
         }
         case 0x43: /* C */ {
           const t = decodeTarget(body);
-          if (t.kind === 'S') this.statements.delete(t.name);
-          else this.portals.delete(t.name);
-          this.pending.push({ kind: 'close' });
+          if (t.kind === 'P') this.described.delete(t.name);
+          this.pending.push({ kind: 'close', target: t.kind, name: t.name });
           break;
         }
         case 0x53: /* S */
-          this.pending.push({ kind: 'sync' });
+          // Inside COPY FROM STDIN the server ignores Sync (libpq sends one there).
+          if (!this.clientInCopy) {
+            this.epoch++;
+            this.pending.push({ kind: 'sync' });
+          }
           break;
         case 0x46: /* F */ {
           // FunctionCall names a function by OID, out of the parser's sight: fail closed.
           const exec = this.execution(undefined, 'simple');
           exec.blocked = true;
+          this.epoch++;
           this.pending.push({ kind: 'query', exec, blocked: errorResponse(this.hooks.refuse('FunctionCall message')) });
           replace = queryMessage(BLOCK_MARKER);
           break;
         }
+        case 0x63: /* c CopyDone */
+        case 0x66: /* f CopyFail */
+          if (this.clientInCopy) this.clientInCopy = false;
+          else if (this.pending.length > 0) this.pending.push({ kind: 'copyend' });
+          break;
         case 0x48: /* H flush */
         case 0x64: /* d */
-        case 0x63: /* c */
-        case 0x66: /* f */
         case 0x58: /* X */
           break;
         default:
@@ -218,95 +264,10 @@ export class Relay {
     while (off < buf.length) {
       const type = buf[off];
       const end = off + 1 + buf.readInt32BE(off + 1);
-      let replace: Buffer | undefined;
-      let drop = false;
-      const head = this.pending.head;
-      switch (type) {
-        case 0x44: /* D DataRow */ {
-          const plan = head?.kind === 'query' ? head.plan : head?.kind === 'execute' ? this.portalPlan(head.portal) : undefined;
-          if (plan !== undefined && this.masker !== undefined) {
-            replace = this.masker.maskDataRow(buf, off, end, plan, head?.kind === 'query' || head?.kind === 'execute' ? head.exec.masked : {});
-          }
-          break;
-        }
-        case 0x64: /* d CopyData */
-          if (this.copyOut && this.masker !== undefined && (head?.kind === 'query' || head?.kind === 'execute')) {
-            replace = this.masker.maskCopyData(buf, off, end, head.exec.masked);
-          }
-          break;
-        case 0x31: /* 1 */
-        case 0x32: /* 2 */
-        case 0x33: /* 3 */
-          this.pending.shift();
-          break;
-        case 0x74: /* t ParameterDescription */
-          drop = head?.kind === 'describe' && head.swallow;
-          break;
-        case 0x54: /* T RowDescription */ {
-          const body = buf.subarray(off + 5, end);
-          if (head?.kind === 'describe') {
-            if (head.target === 'P' && head.portal !== undefined && this.masker !== undefined) {
-              // Prepared executions describe the same portal shape every time: reuse the plan.
-              head.portal.plan = this.planFor(body);
-              head.portal.desc = this.lastFields;
-            } else this.described(head, decodeRowDescription(body));
-            drop = head.swallow;
-            this.pending.shift();
-          } else if (head?.kind === 'query' && this.masker !== undefined) {
-            head.plan = this.planFor(body);
-          }
-          break;
-        }
-        case 0x6e: /* n NoData */
-          if (head?.kind === 'describe') {
-            this.described(head, null);
-            drop = head.swallow;
-            this.pending.shift();
-          }
-          break;
-        case 0x43: /* C CommandComplete */
-        case 0x49: /* I EmptyQuery */
-        case 0x73: /* s PortalSuspended */
-          this.copyOut = false;
-          if (head?.kind === 'execute') {
-            if (type === 0x43) head.exec.rows += rowsFromTag(buf.subarray(off + 5, end));
-            this.pending.shift();
-            this.hooks.finished(head.exec);
-          } else if (head?.kind === 'query') {
-            if (type === 0x43) head.exec.rows += rowsFromTag(buf.subarray(off + 5, end));
-            head.plan = undefined;
-          }
-          break;
-        case 0x45: /* E ErrorResponse */
-          this.copyOut = false;
-          replace = this.onError(buf, off, end);
-          break;
-        case 0x5a: /* Z ReadyForQuery */
-          this.txStatus = String.fromCharCode(buf[off + 5]);
-          for (let p = this.pending.shift(); p !== undefined; p = this.pending.shift()) {
-            if (p.kind === 'query') {
-              if (p.exec.blocked !== true) this.hooks.finished(p.exec);
-              break;
-            }
-            if (p.kind === 'sync') break;
-          }
-          break;
-        case 0x48: /* H CopyOutResponse */
-          this.copyOut = true;
-          if (this.masker !== undefined && decodeCopyResponse(buf.subarray(off + 5, end)).format === 1) {
-            // Binary COPY cannot be inspected; guardrails refuse it, so this is a bypass attempt.
-            throw new ProtocolViolation('binary COPY output cannot be masked');
-          }
-          break;
-        case 0x57: /* W CopyBothResponse */
-          throw new ProtocolViolation('replication (COPY BOTH) is not supported through the gateway');
-        default:
-          // G CopyInResponse, c CopyDone, N notices, A notifications, S parameter changes, V.
-          break;
-      }
-      if (replace !== undefined || drop) {
+      const replace = this.onServerMessage(type, buf, off, end);
+      if (replace !== undefined) {
         if (off > run) out.push(buf.subarray(run, off));
-        if (replace !== undefined) out.push(replace);
+        if (replace !== DROP) out.push(replace);
         run = end;
       }
       off = end;
@@ -315,49 +276,194 @@ export class Relay {
     this.write(this.client, out, 'client');
   }
 
-  /** Simple queries repeat the same RowDescription; reuse the last plan when the bytes match. */
-  private planFor(body: Buffer): ResultPlan | undefined {
-    if (this.lastRowDescription !== undefined && this.lastRowDescription.equals(body)) return this.lastPlan;
-    this.lastRowDescription = Buffer.from(body);
-    this.lastFields = decodeRowDescription(body);
-    this.lastPlan = this.masker?.plan(this.lastFields);
-    return this.lastPlan;
-  }
-
-  private described(head: { target: 'S' | 'P'; stmt?: StatementInfo; portal?: PortalInfo }, fields: ReturnType<typeof decodeRowDescription> | null): void {
-    if (head.target === 'S') {
-      if (head.stmt !== undefined) head.stmt.desc = fields;
-    } else if (head.portal !== undefined) {
-      head.portal.desc = fields;
-      head.portal.plan = undefined;
+  /** Attributes one server message; returns its replacement, DROP, or undefined (unchanged). */
+  private onServerMessage(type: number, buf: Buffer, off: number, end: number): Buffer | undefined {
+    const head = this.pending.head;
+    const masker = this.masker;
+    switch (type) {
+      case 0x44: /* D DataRow */ {
+        let plan: ResultPlan | null | undefined;
+        let counts;
+        if (head?.kind === 'query' && head.copyOut !== true) {
+          plan = head.plan;
+          counts = head.exec.masked;
+        } else if (head?.kind === 'execute' && head.copyOut !== true) {
+          plan = head.describe?.plan;
+          counts = head.exec.masked;
+        } else throw new ProtocolDesync(`DataRow while waiting for ${what(head)}`);
+        if (masker === undefined) return undefined;
+        if (plan === undefined || plan === null) throw new ProtocolDesync('DataRow without a judged row description');
+        return masker.maskDataRow(buf, off, end, plan, counts);
+      }
+      case 0x64: /* d CopyData */
+        if ((head?.kind !== 'query' && head?.kind !== 'execute') || head.copyOut !== true) throw new ProtocolDesync(`CopyData while waiting for ${what(head)}`);
+        return masker?.maskCopyData(buf, off, end, head.exec.masked);
+      case 0x63: /* c CopyDone */
+        if ((head?.kind !== 'query' && head?.kind !== 'execute') || head.copyOut !== true) throw new ProtocolDesync(`CopyDone while waiting for ${what(head)}`);
+        return undefined;
+      case 0x31: /* 1 ParseComplete */
+        if (head?.kind !== 'parse') throw new ProtocolDesync(`ParseComplete while waiting for ${what(head)}`);
+        this.statements.set(head.name, head.info);
+        this.pending.shift();
+        return undefined;
+      case 0x32: /* 2 BindComplete */
+        if (head?.kind !== 'bind') throw new ProtocolDesync(`BindComplete while waiting for ${what(head)}`);
+        this.portals.set(head.portal, this.statements.get(head.statement));
+        this.pending.shift();
+        return undefined;
+      case 0x33: /* 3 CloseComplete */
+        if (head?.kind !== 'close') throw new ProtocolDesync(`CloseComplete while waiting for ${what(head)}`);
+        if (head.target === 'S') this.statements.delete(head.name);
+        else this.portals.delete(head.name);
+        this.pending.shift();
+        return undefined;
+      case 0x74: /* t ParameterDescription */
+        if (head?.kind !== 'describe' || head.target !== 'S') throw new ProtocolDesync(`ParameterDescription while waiting for ${what(head)}`);
+        return undefined;
+      case 0x54: /* T RowDescription */ {
+        const body = buf.subarray(off + 5, end);
+        if (head?.kind === 'describe') {
+          if (masker !== undefined) head.plan = this.planFor(body);
+          this.pending.shift();
+          return head.swallow ? DROP : undefined;
+        }
+        if (head?.kind === 'query' && head.copyOut !== true) {
+          if (masker !== undefined) head.plan = this.planFor(body);
+          return undefined;
+        }
+        throw new ProtocolDesync(`RowDescription while waiting for ${what(head)}`);
+      }
+      case 0x6e: /* n NoData */
+        if (head?.kind !== 'describe') throw new ProtocolDesync(`NoData while waiting for ${what(head)}`);
+        head.plan = null;
+        this.pending.shift();
+        return head.swallow ? DROP : undefined;
+      case 0x43: /* C CommandComplete */
+      case 0x49: /* I EmptyQueryResponse */
+      case 0x73: /* s PortalSuspended */
+        if (head?.kind === 'execute') {
+          if (type === 0x43) head.exec.rows += rowsFromTag(buf.subarray(off + 5, end));
+          this.pending.shift();
+          this.finishExecute(head);
+          return undefined;
+        }
+        if (head?.kind === 'query' && type !== 0x73) {
+          if (type === 0x43) head.exec.rows += rowsFromTag(buf.subarray(off + 5, end));
+          head.plan = undefined;
+          head.copyOut = false;
+          this.afterStatement(head.exec.info);
+          return undefined;
+        }
+        throw new ProtocolDesync(`completion while waiting for ${what(head)}`);
+      case 0x45: /* E ErrorResponse */
+        return this.onError(buf, off, end);
+      case 0x5a: /* Z ReadyForQuery */
+        if (head?.kind === 'query') {
+          this.pending.shift();
+          if (head.exec.blocked !== true) this.hooks.finished(head.exec);
+        } else if (head?.kind === 'sync') this.pending.shift();
+        else throw new ProtocolDesync(`ReadyForQuery while waiting for ${what(head)}`);
+        this.txStatus = String.fromCharCode(buf[off + 5]);
+        // Outside a transaction block, every portal a Bind made is gone.
+        if (this.txStatus === 'I') this.portals.clear();
+        return undefined;
+      case 0x48: /* H CopyOutResponse */
+        if ((head?.kind !== 'query' && head?.kind !== 'execute') || head.copyOut === true) throw new ProtocolDesync(`CopyOutResponse while waiting for ${what(head)}`);
+        head.copyOut = true;
+        if (masker !== undefined && decodeCopyResponse(buf.subarray(off + 5, end)).format === 1) {
+          // Binary COPY cannot be inspected; guardrails refuse it, so this is a bypass attempt.
+          throw new ProtocolViolation('binary COPY output cannot be masked');
+        }
+        return undefined;
+      case 0x47: /* G CopyInResponse */ {
+        if (head?.kind !== 'query' && head?.kind !== 'execute') throw new ProtocolDesync(`CopyInResponse while waiting for ${what(head)}`);
+        const state = this.pending.enterCopyIn();
+        if (state === 'invalid') throw new ProtocolDesync('requests sent inside COPY FROM STDIN');
+        this.clientInCopy = state === 'open';
+        return undefined;
+      }
+      case 0x57: /* W CopyBothResponse */
+        throw new ProtocolViolation('replication (COPY BOTH) is not supported through the gateway');
+      case 0x4e: /* N NoticeResponse */
+        return masker?.maskErrorMessage(buf, off, end, head !== undefined && 'exec' in head ? head.exec.masked : {});
+      case 0x53: /* S ParameterStatus */
+        return masker?.maskParameterStatus(buf, off, end, head !== undefined && 'exec' in head ? head.exec.masked : {});
+      case 0x41: /* A NotificationResponse */
+        return masker?.maskNotification(buf, off, end, {});
+      default:
+        throw new ProtocolDesync(`unexpected server message '${String.fromCharCode(type)}'`);
     }
   }
 
-  private portalPlan(portal: PortalInfo): ResultPlan | undefined {
-    if (portal.plan !== undefined || this.masker === undefined) return portal.plan;
-    if (portal.desc !== undefined && portal.desc !== null) portal.plan = this.masker.plan(portal.desc);
-    else if (portal.stmt?.desc !== undefined && portal.stmt.desc !== null) portal.plan = this.masker.plan(portal.stmt.desc, portal.formats);
-    return portal.plan;
+  /** Simple queries repeat the same RowDescription; reuse the last plan when the bytes match. */
+  private planFor(body: Buffer): ResultPlan | undefined {
+    if (this.lastRowDescription !== undefined && this.lastRowDescription.equals(body)) return this.lastPlan;
+    const plan = this.masker?.plan(decodeRowDescription(body));
+    this.lastRowDescription = Buffer.from(body);
+    this.lastPlan = plan;
+    return plan;
   }
 
-  /** Swaps the marker's syntax error for the guardrail's; otherwise notes the error. */
+  private finishExecute(item: ExecuteItem): void {
+    item.exec.info = this.portals.get(item.portal);
+    this.afterStatement(item.exec.info);
+    this.hooks.finished(item.exec);
+  }
+
+  /** SQL that can redefine statement names: what we knew of them may be stale now. */
+  private afterStatement(info: StatementInfo | undefined): void {
+    if (info === undefined) return;
+    for (const k of info.facts.kinds) {
+      if (RENAMING.has(k)) {
+        for (const name of this.statements.keys()) this.statements.set(name, undefined);
+        return;
+      }
+    }
+  }
+
+  /** Swaps the marker's syntax error for the guardrail's; applies the server's skip-to-Sync. */
   private onError(buf: Buffer, off: number, end: number): Buffer | undefined {
     const head = this.pending.head;
     const fields = decodeErrorFields(buf.subarray(off + 5, end));
     const isMarker = fields.get('C') === '42601' && (fields.get('M') ?? '').includes(BLOCK_MARKER);
     let replacement: Buffer | undefined;
-    if (head !== undefined && (head.kind === 'parse' || head.kind === 'query') && head.blocked !== undefined && isMarker) {
-      replacement = head.blocked;
-    }
-    if (head?.kind === 'query') {
-      head.exec.error ??= fields.get('C');
+    if ((head?.kind === 'parse' || head?.kind === 'query') && head.blocked !== undefined && isMarker) replacement = head.blocked;
+    else if (this.masker !== undefined) replacement = this.masker.maskErrorMessage(buf, off, end, head !== undefined && 'exec' in head ? head.exec.masked : {});
+    const severity = fields.get('V') ?? fields.get('S');
+    if (severity === 'FATAL' || severity === 'PANIC') {
+      // The server ends the session; nothing after this is attributed.
+      this.stopped = true;
       return replacement;
     }
-    if (head?.kind === 'execute') {
-      head.exec.error = fields.get('C');
-      this.hooks.finished(head.exec);
+    if (head === undefined) throw new ProtocolDesync('ErrorResponse with no request pending');
+    switch (head.kind) {
+      case 'query':
+        // Simple protocol: the error ends the query string; ReadyForQuery follows.
+        head.exec.error ??= fields.get('C');
+        head.plan = undefined;
+        head.copyOut = false;
+        return replacement;
+      case 'sync':
+        // The implicit COMMIT at Sync failed; ReadyForQuery follows.
+        return replacement;
+      case 'parse':
+        // A failed Parse of the unnamed statement (or our marker) still dropped the old one.
+        this.statements.delete('');
+        if (head.name !== '' && head.blocked === undefined) this.statements.delete(head.name);
+        break;
+      case 'bind':
+        this.portals.delete(head.portal);
+        break;
+      case 'execute':
+        head.exec.error = fields.get('C');
+        this.pending.shift();
+        this.finishExecute(head);
+        break;
+      default:
+        break;
     }
-    if (head !== undefined && head.kind !== 'sync') this.pending.dropUntilSync();
+    this.clientInCopy = false;
+    this.pending.dropUntilSync();
     return replacement;
   }
 
@@ -392,3 +498,12 @@ export class Relay {
     this.client.write(msg);
   }
 }
+
+/** Marks a server message the client must not see (the answer to an injected Describe). */
+const DROP = Buffer.alloc(0);
+
+function what(p: Pending | undefined): string {
+  return p === undefined ? 'nothing' : p.kind;
+}
+
+export type { QueryItem };

@@ -1,5 +1,6 @@
 import { fingerprintSync, loadModule, normalizeSync, parseSync, type ParseResult } from 'libpg-query';
 import { ACTION_RANK, DEFAULT_ACTIONS, DEFAULT_MODE_ACTIONS, type Finding, type RuleAction, type RuleId } from './rules.js';
+import { copyOptions } from './copy-options.js';
 import { shapeKey } from './shape.js';
 import { ALL_VISITORS } from './visitors.js';
 import { combine, walk, type WalkContext } from './walk.js';
@@ -57,7 +58,7 @@ export interface Decision {
   applied: readonly { finding: Finding; action: RuleAction }[];
 }
 
-const TABLE = combine(ALL_VISITORS);
+const TABLE = combine([...ALL_VISITORS, copyOptions]);
 /**
  * Bounds on the caches: entries per level, and the longest text used as a key. Worst case about
  * 10 000 × 4 KiB per level; a longer statement is simply analysed each time.

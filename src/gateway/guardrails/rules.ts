@@ -35,7 +35,7 @@ export const RULE_DESCRIPTIONS: Record<RuleId, string> = {
   'set-role': 'SET ROLE / SET SESSION AUTHORIZATION (or set_config to the same effect)',
   'alter-system': 'ALTER SYSTEM',
   'grant-revoke': 'GRANT, REVOKE or role management',
-  'masking-bypass': 'binary COPY output, which masking cannot inspect',
+  'masking-bypass': 'output masking cannot inspect: binary COPY, COPY with unusual delimiter, quote, escape or encoding',
 };
 
 /** One reason a statement is not plainly allowed. */

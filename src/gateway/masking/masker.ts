@@ -1,4 +1,5 @@
 import type { FieldDescription } from '../wire/decode.js';
+import { binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
 import { DETECTOR_IDS, DetectorSet, MIN_DETECTABLE_LENGTH, type DetectorId } from './detectors.js';
 import { Renderer, typeClass, type MaskMode, type TypeClass } from './render.js';
 
@@ -39,7 +40,8 @@ interface ColumnPlan {
   nameMode: MaskMode | undefined;
   detect: boolean;
   cls: TypeClass;
-  binary: boolean;
+  /** How a binary value is read (binary.ts); undefined for text format. */
+  bin: BinaryKind | undefined;
 }
 
 /** What to do with the rows of one result shape. */
@@ -76,18 +78,31 @@ export class Masker {
     return !this.policy.enabled || this.policy.exemptRoles.includes(role);
   }
 
+  /**
+   * Throws a fatal GatewayError when a binary column of a type the masker cannot read would need
+   * judging: such rows never reach the client.
+   */
   plan(fields: readonly FieldDescription[], formats?: readonly number[]): ResultPlan {
     let active = false;
     const columns = fields.map((f, i): ColumnPlan => {
       const format = formats === undefined ? f.format : formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : (formats[i] ?? 0);
       const cls = typeClass(f.typeOid);
-      const binary = format === 1;
       const nameMode = this.rules.find((r) => r.re.test(f.name))?.mode;
-      // Binary numbers, dates, uuids... cannot be scanned; text-like binary values are UTF-8.
-      const scannable = cls !== 'opaque' && cls !== 'inet' && !(binary && cls === 'numeric');
-      const detect = !this.detectors.empty && (scannable || (cls === 'inet' && !binary));
+      const counter = `column:${f.name}`;
+      if (format !== 0) {
+        if (nameMode === undefined && this.detectors.empty) return { counter, nameMode, detect: false, cls, bin: undefined };
+        const kind = binaryKind(f.typeOid);
+        if (kind === 'pass') {
+          // Never scanned as text either; a column rule still hides it (as NULL).
+          if (nameMode !== undefined) active = true;
+          return { counter, nameMode, detect: false, cls: 'opaque', bin: undefined };
+        }
+        active = true;
+        return { counter, nameMode, detect: !this.detectors.empty, cls, bin: kind };
+      }
+      const detect = !this.detectors.empty && cls !== 'opaque';
       if (nameMode !== undefined || detect) active = true;
-      return { counter: `column:${f.name}`, nameMode, detect, cls, binary };
+      return { counter, nameMode, detect, cls, bin: undefined };
     });
     return { columns, active };
   }
@@ -108,7 +123,7 @@ export class Masker {
       if (off > end) break; // malformed row: leave it to the client to reject
       const col = plan.columns[i];
       if (len < 0 || col === undefined) continue;
-      if (col.nameMode === undefined && (!col.detect || len < MIN_DETECTABLE_LENGTH)) continue;
+      if (col.nameMode === undefined && (!col.detect || (len < MIN_DETECTABLE_LENGTH && col.bin === undefined))) continue;
       const replaced = this.maskValue(msg, valueAt, len, col, counts);
       if (replaced !== undefined) (changes ??= []).push({ at: valueAt - 4, len, value: replaced });
     }
@@ -117,23 +132,34 @@ export class Masker {
   }
 
   private maskValue(msg: Buffer, at: number, len: number, col: ColumnPlan, counts: MaskCounts): Buffer | null | undefined {
-    if (col.nameMode !== undefined) {
-      if (col.binary && !(col.cls === 'text' || col.cls === 'json' || col.cls === 'jsonb')) {
-        counts[col.counter] = (counts[col.counter] ?? 0) + 1;
-        return null;
-      }
-      const prefix = col.binary && col.cls === 'jsonb' ? 1 : 0;
-      const text = msg.toString('utf8', at + prefix, at + len);
-      const out = this.renderer.whole(text, col.nameMode, col.cls);
-      counts[col.counter] = (counts[col.counter] ?? 0) + 1;
-      if (out === null) return null;
-      return prefix === 1 ? Buffer.concat([Buffer.of(1), Buffer.from(out, 'utf8')]) : Buffer.from(out, 'utf8');
+    const bin = col.bin;
+    if (bin !== undefined && isNumericKind(bin)) {
+      const text = decodeNumber(bin, msg, at, len);
+      if (text === undefined) return undefined;
+      const masked = this.maskString(text, 'numeric', col, counts);
+      return masked === undefined || masked === null ? masked : encodeNumber(bin, masked);
     }
-    const prefix = col.binary && col.cls === 'jsonb' ? 1 : 0;
-    const text = msg.toString('utf8', at + prefix, at + len);
-    const masked = this.maskText(text, col.cls, counts);
-    if (masked === undefined) return undefined;
+    if (bin === 'bytea') {
+      const masked = this.maskString(msg.toString('latin1', at, at + len), 'text', col, counts);
+      return masked === undefined || masked === null ? masked : Buffer.from(masked, 'latin1');
+    }
+    if (col.cls === 'opaque' && col.nameMode !== undefined) {
+      counts[col.counter] = (counts[col.counter] ?? 0) + 1;
+      return null;
+    }
+    const prefix = bin === 'jsonb' ? 1 : 0;
+    const masked = this.maskString(msg.toString('utf8', at + prefix, at + len), col.cls, col, counts);
+    if (masked === undefined || masked === null) return masked;
     return prefix === 1 ? Buffer.concat([Buffer.of(1), Buffer.from(masked, 'utf8')]) : Buffer.from(masked, 'utf8');
+  }
+
+  /** A column rule masks the whole value; otherwise the detectors mask what they find. */
+  private maskString(text: string, cls: TypeClass, col: ColumnPlan, counts: MaskCounts): string | null | undefined {
+    if (col.nameMode !== undefined) {
+      counts[col.counter] = (counts[col.counter] ?? 0) + 1;
+      return this.renderer.whole(text, col.nameMode, cls);
+    }
+    return this.maskText(text, cls, counts);
   }
 
   /** Masks every detected match inside a text; undefined when none was found. */
@@ -166,6 +192,70 @@ export class Masker {
     body.copy(out, 5);
     return out;
   }
+  // ---- other server → client channels: errors, notices, parameters, notifications ----------
+
+  /**
+   * ErrorResponse / NoticeResponse: every text field (message, detail, hint, context, the
+   * internal query, names) can echo a value, e.g. `invalid input syntax for type integer: "…"`.
+   */
+  maskErrorMessage(msg: Buffer, start: number, end: number, counts: MaskCounts): Buffer | undefined {
+    if (this.detectors.empty) return undefined;
+    const parts: Buffer[] = [];
+    let changed = false;
+    let off = start + 5;
+    while (off < end && msg[off] !== 0) {
+      const code = msg[off];
+      const stop = msg.indexOf(0, off + 1);
+      if (stop === -1 || stop >= end) return undefined; // malformed: the client rejects it
+      const masked = VERBATIM_FIELDS.has(code) ? undefined : this.maskText(msg.toString('utf8', off + 1, stop), 'text', counts);
+      if (masked === undefined) parts.push(msg.subarray(off, stop + 1));
+      else {
+        changed = true;
+        parts.push(Buffer.of(code), Buffer.from(`${masked}\0`, 'utf8'));
+      }
+      off = stop + 1;
+    }
+    if (!changed) return undefined;
+    return message(msg[start], [...parts, Buffer.of(0)]);
+  }
+
+  /** ParameterStatus: `set_config('application_name', email, false)` reports the value back. */
+  maskParameterStatus(msg: Buffer, start: number, end: number, counts: MaskCounts): Buffer | undefined {
+    return this.maskStrings(msg, start, start + 5, end, counts);
+  }
+
+  /** NotificationResponse: Int32 pid, then channel and payload (NOTIFY, pg_notify). */
+  maskNotification(msg: Buffer, start: number, end: number, counts: MaskCounts): Buffer | undefined {
+    return this.maskStrings(msg, start, start + 9, end, counts);
+  }
+
+  /** Masks the C strings from `from` to `end`; the bytes before `from` are kept. */
+  private maskStrings(msg: Buffer, start: number, from: number, end: number, counts: MaskCounts): Buffer | undefined {
+    if (this.detectors.empty) return undefined;
+    const parts: Buffer[] = [msg.subarray(start + 5, from)];
+    let changed = false;
+    for (let off = from; off < end;) {
+      const stop = msg.indexOf(0, off);
+      if (stop === -1 || stop >= end) return undefined;
+      const masked = this.maskText(msg.toString('utf8', off, stop), 'text', counts);
+      if (masked !== undefined) changed = true;
+      parts.push(masked === undefined ? msg.subarray(off, stop + 1) : Buffer.from(`${masked}\0`, 'utf8'));
+      off = stop + 1;
+    }
+    return changed ? message(msg[start], parts) : undefined;
+  }
+}
+
+/** Error fields that carry no data: severity (S, V), SQLSTATE (C), positions, source file/line/routine. */
+const VERBATIM_FIELDS = new Set(['S', 'V', 'C', 'P', 'p', 'F', 'L', 'R'].map((c) => c.charCodeAt(0)));
+
+function message(type: number, parts: Buffer[]): Buffer {
+  const body = Buffer.concat(parts);
+  const out = Buffer.allocUnsafe(5 + body.length);
+  out[0] = type;
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
 }
 
 function rebuild(msg: Buffer, start: number, end: number, changes: { at: number; len: number; value: Buffer | null }[]): Buffer {
