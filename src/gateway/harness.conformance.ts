@@ -170,6 +170,8 @@ export interface RawClient {
   send(...msgs: Buffer[]): void;
   /** Messages until (and including) the next of `type`; returns their type letters. */
   until(type: string, timeoutMs?: number): Promise<{ type: string; body: Buffer }[]>;
+  /** The next message; rejects when the connection ends first. */
+  next(timeoutMs?: number): Promise<{ type: string; body: Buffer }>;
   close(): void;
 }
 
@@ -209,6 +211,7 @@ export async function rawClient(port: number, user: TestUser, database: string):
         if (m.type === type) return out;
       }
     },
+    next: (timeoutMs = 20_000) => reader.next(false, timeoutMs),
     close: () => socket.destroy(),
   };
 }

@@ -73,9 +73,20 @@ export type Pending =
 export class PendingQueue {
   private items: Pending[] = [];
   private start = 0;
+  /**
+   * The server is discarding messages until the client's next Sync (an extended-protocol error
+   * came before any queued Sync): requests queued now get no answer, whatever their kind.
+   */
+  private skipping = false;
 
-  push(p: Pending): void {
+  /** Queues a request in wire order; false when the server will discard it (skip to Sync). */
+  push(p: Pending): boolean {
+    if (this.skipping) {
+      if (p.kind !== 'sync') return false;
+      this.skipping = false;
+    }
     this.items.push(p);
+    return true;
   }
 
   get head(): Pending | undefined {
@@ -104,6 +115,7 @@ export class PendingQueue {
   /** After an error in the extended protocol the server skips to Sync: so do we. */
   dropUntilSync(): void {
     for (let p = this.head; p !== undefined && p.kind !== 'sync'; p = this.head) this.shift();
+    if (this.head === undefined) this.skipping = true;
   }
 
   /**

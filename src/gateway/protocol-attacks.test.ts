@@ -1,0 +1,202 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rawClient, startHarness, startUpstream, type GatewayHarness, type RawClient, type Upstream } from './harness.conformance.js';
+import {
+  bind, collect, describeMessage, errorsOf, execute, FLUSH, leaks, parseMessage, queryMessage, readyCount, rowValues, roundTrip, SYNC, type Message,
+} from './wire-client.conformance.js';
+
+/**
+ * Regression tests for the ways around masking found in issue 15, each against real PostgreSQL
+ * through the gateway, with a raw protocol client (pg and psql cannot send these sequences).
+ * Every message the client receives is checked for raw values of the seeded table.
+ */
+
+let upstream: Upstream;
+let h: GatewayHarness;
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  h = await startHarness(upstream);
+  const admin = await upstream.admin();
+  await admin.query(`CREATE FUNCTION shout(t text) RETURNS int LANGUAGE plpgsql AS $$
+    BEGIN RAISE NOTICE 'value %', t USING DETAIL = 'detail ' || t, HINT = 'hint ' || t; RETURN 1; END $$`);
+  await admin.end();
+});
+afterAll(async () => {
+  await h?.close();
+  await upstream?.stop();
+});
+
+async function connect(): Promise<RawClient> {
+  return rawClient(h.gateway.port ?? 0, h.users.alice, 'shop');
+}
+
+function expectNoLeak(messages: Message[]): void {
+  const found = messages.flatMap((m) => leaks(m).map((l) => `${m.type}: ${l}`));
+  expect(found).toEqual([]);
+}
+
+function rows(messages: Message[], binary = false): (string | null)[][] {
+  return messages.filter((m) => m.type === 'D').map((m) => rowValues(m.body, binary));
+}
+
+describe('class 1: the gateway follows the server through errors, skip-to-Sync and pipelines', () => {
+  it('a Query sent while the server skips to Sync is not paired with a later answer', async () => {
+    const raw = await connect();
+    try {
+      // Bind to a statement that does not exist; Flush makes the server answer at once.
+      raw.send(bind('', 'nope'), FLUSH);
+      const err = await collect(raw, (m) => m.some((x) => x.type === 'E'));
+      expect(errorsOf(err.messages)[0].get('C')).toBe('26000');
+      // The server discards this Query (it is skipping to Sync); only the Sync is answered.
+      raw.send(queryMessage('SELECT email FROM customers'), SYNC);
+      const skipped = await collect(raw, readyCount(1));
+      expect(skipped.messages.map((m) => m.type).join('')).toBe('Z');
+      const after = await roundTrip(raw, [queryMessage('SELECT email, phone, card, ssn FROM customers ORDER BY id')], 'm1');
+      expect(after.ended).toBe(false);
+      expectNoLeak(after.messages);
+      expect(rows(after.messages)[0]).toEqual(['*****@******e.com', expect.stringMatching(/2671$/), '**** **** **** 1111', '***-**-6789']);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('the same window within one batch, and a pipelined Query between extended messages', async () => {
+    const raw = await connect();
+    try {
+      const r = await roundTrip(raw, [
+        bind('', 'nope'), queryMessage('SELECT email FROM customers'), execute(''), SYNC,
+        parseMessage('', 'SELECT email FROM customers WHERE id = 1'), bind('', ''), execute(''),
+        queryMessage('SELECT card FROM customers WHERE id = 1'), bind('', ''), execute(''), SYNC,
+      ], 'm2');
+      expect(r.ended).toBe(false);
+      expectNoLeak(r.messages);
+      expect(r.messages.map((m) => m.type).join('')).toBe('EZ12DCTDCZEZTDCZ');
+    } finally {
+      raw.close();
+    }
+  });
+});
+
+describe('class 2: names redefined in SQL never reuse an old description', () => {
+  it('Describe s1 harmless, DEALLOCATE + PREPARE s1 in SQL, binary Execute: masked', async () => {
+    const raw = await connect();
+    try {
+      raw.send(parseMessage('s1', 'SELECT 1::int8 AS x'), describeMessage('S', 's1'), SYNC);
+      await collect(raw, readyCount(1));
+      raw.send(queryMessage('DEALLOCATE s1; PREPARE s1 AS SELECT email FROM customers ORDER BY id'));
+      await collect(raw, readyCount(1));
+      const r = await roundTrip(raw, [bind('', 's1', [], [1]), execute(''), SYNC], 'm3');
+      expectNoLeak(r.messages);
+      expect(rows(r.messages)[0]).toEqual(['*****@******e.com']);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('a portal described, then closed and re-declared as a cursor in SQL: masked', async () => {
+    const raw = await connect();
+    try {
+      raw.send(queryMessage('BEGIN'));
+      await collect(raw, readyCount(1));
+      // "now()" is a timestamptz: a type the masker never scans.
+      raw.send(parseMessage('', 'SELECT now() AS t'), bind('c', ''), describeMessage('P', 'c'), FLUSH);
+      await collect(raw, (m) => m.some((x) => x.type === 'T'));
+      const r = await roundTrip(raw, [queryMessage('CLOSE c; DECLARE c CURSOR FOR SELECT email FROM customers ORDER BY id'), execute('c'), SYNC], 'm4');
+      expectNoLeak(r.messages);
+      expect(rows(r.messages)[0]).toEqual(['*****@******e.com']);
+    } finally {
+      raw.close();
+    }
+  });
+});
+
+describe('class 3: errors, notices, parameters, notifications and COPY options', () => {
+  it('masks values echoed in ErrorResponse, NoticeResponse, ParameterStatus and NotificationResponse', async () => {
+    const raw = await connect();
+    try {
+      const r = await roundTrip(raw, [
+        queryMessage('SELECT email::int FROM customers WHERE id = 1'),
+        parseMessage('', 'SELECT $1::int'), bind('', '', ['bob@example.org']), execute(''), SYNC,
+        queryMessage('SELECT shout(email) FROM customers WHERE id = 1'),
+        queryMessage("SELECT set_config('application_name', email || ' ' || card, false) FROM customers WHERE id = 1"),
+        queryMessage("LISTEN ch; SELECT pg_notify('ch', email || ' ' || ssn) FROM customers WHERE id = 1"),
+      ], 'm5');
+      expectNoLeak(r.messages);
+      const errors = errorsOf(r.messages);
+      expect(errors[0].get('M')).toContain('*****@******e.com');
+      expect(errors[1].get('M')).toContain('***@******e.org');
+      const notice = r.messages.find((m) => m.type === 'N');
+      expect(notice?.body.toString()).toContain('detail *****@******e.com');
+      expect(r.messages.some((m) => m.type === 'S' && m.body.toString().startsWith('application_name\0*****@'))).toBe(true);
+      expect(r.messages.some((m) => m.type === 'A' && m.body.includes(Buffer.from('***-**-6789')))).toBe(true);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('refuses COPY OUT options that would escape characters inside values past the detectors', async () => {
+    const raw = await connect();
+    try {
+      for (const opts of ["DELIMITER '@'", "DELIMITER ' '", "FORMAT csv, QUOTE '@'", "FORMAT csv, ESCAPE '@'", "DELIMITER '-'", "ENCODING 'LATIN1', DELIMITER '.'"]) {
+        const r = await roundTrip(raw, [queryMessage(`COPY (SELECT id, email, card, ssn FROM customers) TO STDOUT (${opts})`)], 'm6');
+        expect(r.ended).toBe(false);
+        expectNoLeak(r.messages);
+        expect(errorsOf(r.messages)[0]?.get('M'), opts).toMatch(/masking-bypass/);
+      }
+      const ok = await roundTrip(raw, [queryMessage("COPY (SELECT id, email FROM customers ORDER BY id) TO STDOUT (FORMAT csv, DELIMITER ';')")], 'm7');
+      expectNoLeak(ok.messages);
+      expect(ok.messages.filter((m) => m.type === 'd').map((m) => m.body.toString())).toEqual(['1;*****@******e.com\n', '2;***@******e.org\n']);
+    } finally {
+      raw.close();
+    }
+  });
+});
+
+describe('class 4: binary results', () => {
+  it('int8, numeric, float8 and text in binary (Bind result formats) are masked', async () => {
+    const raw = await connect();
+    try {
+      const sql = "SELECT replace(card, ' ', '')::int8 AS a, replace(card, ' ', '')::numeric AS b, replace(card, ' ', '')::float8 AS c, email FROM customers WHERE id = 1";
+      const r = await roundTrip(raw, [parseMessage('', sql), bind('', '', [], [1]), execute(''), SYNC], 'm8');
+      expectNoLeak(r.messages);
+      const row = r.messages.find((m) => m.type === 'D') as Message;
+      const [a, b, c, email] = rowValues(row.body, true);
+      expect(Buffer.from(a ?? '', 'hex').readBigInt64BE()).toBe(1000000000001111n);
+      expect(b).toBe('000400030000000003e8000000000457'); // numeric 1000000000001111
+      expect(Buffer.from(c ?? '', 'hex').readDoubleBE()).toBe(1000000000001111);
+      expect(Buffer.from(email ?? '', 'hex').toString()).toBe('*****@******e.com');
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('DECLARE ... BINARY CURSOR and FETCH in SQL: masked', async () => {
+    const raw = await connect();
+    try {
+      const r = await roundTrip(raw, [queryMessage("BEGIN; DECLARE bc BINARY CURSOR FOR SELECT regexp_replace(card, '[^0-9]', '', 'g')::int8 AS a, ssn FROM customers ORDER BY id; FETCH ALL bc; COMMIT")], 'm9');
+      expectNoLeak(r.messages);
+      const [first, second] = rows(r.messages, true);
+      expect(Buffer.from(first[0] ?? '', 'hex').readBigInt64BE()).toBe(1000000000001111n);
+      expect(Buffer.from(first[1] ?? '', 'hex').toString()).toBe('***-**-6789');
+      expect(Buffer.from(second[0] ?? '', 'hex').readBigInt64BE()).toBe(1000000000000004n);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('a binary column of a type the masker cannot read ends the session before any row', async () => {
+    const raw = await connect();
+    try {
+      const r = await roundTrip(raw, [parseMessage('', 'SELECT ARRAY[email, card] AS a FROM customers'), bind('', '', [], [1]), execute(''), SYNC], 'm10');
+      expect(r.ended).toBe(true);
+      expectNoLeak(r.messages);
+      expect(r.messages.some((m) => m.type === 'D')).toBe(false);
+      const fatal = errorsOf(r.messages).at(-1);
+      expect(fatal?.get('S')).toBe('FATAL');
+      expect(fatal?.get('C')).toBe('0A000');
+    } finally {
+      raw.close();
+    }
+  });
+});
+
