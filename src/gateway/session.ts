@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { ulid } from 'ulid';
 import { statementHash } from './approvals.js';
-import { decide, describeBlock, type DecisionContext } from './guardrails/index.js';
+import { DEFAULT_ALLOWED_FUNCTIONS, decide, describeBlock, type DecisionContext } from './guardrails/index.js';
 import type { AccessGrant } from './grants.js';
 import type { Masker } from './masking/index.js';
 import type { Execution } from './pipeline.js';
@@ -122,6 +122,7 @@ export class ClientSession {
       modes: resource.policy.guardrails.modes,
       role: resource.policy.guardrails.roles[who.role as 'admin' | 'member' | 'viewer'],
       maskingActive: masking !== undefined,
+      allowFunctions: new Set([...DEFAULT_ALLOWED_FUNCTIONS, ...resource.policy.guardrails.allowFunctions]),
     };
     this.ctx.registry.add(this);
     this.log = new StatementLog(this.ctx.audit, { actor: user, resource: resource.name, session: this.id }, this.ctx.auditWindowMs);
