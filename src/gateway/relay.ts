@@ -41,6 +41,12 @@ export interface RelayHooks {
   finished(exec: Execution): void;
   /** The relay hit something it cannot continue from. */
   fatal(err: Error): void;
+  /**
+   * Audit before effect: called for each statement about to run (a simple Query, an Execute).
+   * A promise holds this client's bytes, from that message on, until it resolves (the audit
+   * record is durable); a rejection ends the session with nothing forwarded.
+   */
+  beforeRun?(info: StatementInfo | undefined, protocol: 'simple' | 'extended'): Promise<void> | undefined;
 }
 
 export interface RelayStats {
@@ -99,6 +105,7 @@ export class Relay {
   private onClientData(chunk: Buffer): void {
     const buf = this.fromClient.push(chunk);
     const out: Buffer[] = [];
+    let gate: Promise<void> | undefined; // audit before effect: the last durability promise
     let run = 0; // start of the current run of messages forwarded unchanged
     let off = 0;
     const cut = (replacement?: Buffer): void => {
@@ -121,6 +128,7 @@ export class Relay {
           } else {
             this.pending.push({ kind: 'query', exec });
             if (v.notice !== undefined) this.client.write(noticeResponse(v.notice));
+            gate = this.hooks.beforeRun?.(v.info, 'simple') ?? gate; // audit before effect
           }
           break;
         }
@@ -165,6 +173,7 @@ export class Relay {
             this.pending.push({ kind: 'describe', target: 'P', portal, swallow: true });
           }
           this.pending.push({ kind: 'execute', portal, exec: this.execution(portal.stmt, 'extended') });
+          gate = this.hooks.beforeRun?.(portal.stmt, 'extended') ?? gate; // audit before effect
           break;
         }
         case 0x43: /* C */ {
@@ -201,7 +210,40 @@ export class Relay {
       off = end;
     }
     cut();
+    this.forward(out, gate);
+  }
+
+  // ---- audit before effect (gw-audit): hold client bytes until their audit is durable -----
+
+  private held: { out: Buffer[]; ready: boolean }[] = [];
+
+  /**
+   * Records become durable in sequence order, so one promise per chunk (its last) covers every
+   * statement in it. While anything is held the client is paused (bounded memory), and later
+   * chunks queue behind it, so the upstream sees the client's bytes in order.
+   */
+  private forward(out: Buffer[], gate: Promise<void> | undefined): void {
+    if (gate === undefined && this.held.length === 0) {
+      this.write(this.upstream, out, 'upstream');
+      return;
+    }
+    const entry = { out, ready: gate === undefined };
+    this.held.push(entry);
+    this.client.pause();
+    if (gate !== undefined) {
+      gate.then(() => {
+        entry.ready = true;
+        this.release();
+      }, (err: unknown) => this.hooks.fatal(err as Error));
+    }
+  }
+
+  private release(): void {
+    const out: Buffer[] = [];
+    while (this.held.length > 0 && this.held[0].ready) out.push(...(this.held.shift() as { out: Buffer[] }).out);
+    if (this.upstream.destroyed || !this.upstream.writable) return;
     this.write(this.upstream, out, 'upstream');
+    if (this.held.length === 0 && !this.clientPaused) this.client.resume();
   }
 
   private execution(info: StatementInfo | undefined, protocol: 'simple' | 'extended'): Execution {
