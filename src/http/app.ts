@@ -4,6 +4,7 @@ import { AppError, unauthorized } from '../core/app-error.js';
 import type { TelemetryBatches, TelemetryStore } from '../telemetry/index.js';
 import { registerApiRoutes } from './api-routes.js';
 import { registerOtlpRoutes } from './otlp-routes.js';
+import { installRoleModel } from './roles.js';
 
 /** Who made an API call. */
 export interface Principal {
@@ -45,8 +46,6 @@ function bearer(req: FastifyRequest): string | null {
   return m === null ? null : m[1];
 }
 
-const PUBLIC_API = new Set(['/api/health', '/api/openapi.json']);
-
 export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
@@ -64,6 +63,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (principal === null) throw unauthorized('invalid, expired or revoked token');
     req.principal = principal;
   };
+
+  // Before any route: every route must have a required role (roles.ts), enforced by one hook.
+  installRoleModel(app, deps.authenticate);
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err instanceof AppError) {
@@ -86,12 +88,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return { status: 'ok' };
   });
 
+  // Authentication and the role check of these routes: the role model's onRequest hook.
   app.register(async (api) => {
-    api.addHook('onRequest', async (req) => {
-      const path = req.url.split('?')[0];
-      if (PUBLIC_API.has(path)) return;
-      await authorize(req);
-    });
     registerApiRoutes(api, deps.store, { errorsForTrace: deps.errorsForTrace });
     for (const routes of deps.apiRoutes ?? []) routes(api);
   });
