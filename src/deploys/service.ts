@@ -211,6 +211,7 @@ export class DeployService implements DeployApi {
     const d = await this.get(id);
     await this.get(byDeployId);
     const run = this.verifier.drop(id);
+    this.verifier.forget(id);
     const deploy = await this.setStatus(d, 'rolled_back');
     if (run) await this.saveVerdict(run, run.analysis.abandon(`rolled back by deploy ${byDeployId} before a verdict`), 'stopped');
     return deploy;
@@ -238,7 +239,9 @@ export class DeployService implements DeployApi {
     const old = this.verifier.drop(deploy.id);
     if (old) await this.saveVerdict(old, old.analysis.abandon('superseded by a new verification'), 'superseded');
     const id = ulid();
-    const run = this.verifier.start(id, deploy, maxDurationS);
+    // A rollback is compared with its version's own history before the deploy it rolls back.
+    const bad = deploy.rollbackOf === null ? null : await this.get(deploy.rollbackOf).catch(() => null);
+    const run = this.verifier.start(id, deploy, maxDurationS, bad === null ? undefined : { deployId: bad.id, version: bad.version, startedMs: Date.parse(bad.startedAt) });
     const now = new Date(run.startedMs).toISOString();
     await this.db.insertInto('deploy_verifications').values({
       id, deploy_id: deploy.id, baseline_kind: baselineKindOf(run), baseline_version: run.baselineVersion,
