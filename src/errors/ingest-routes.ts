@@ -10,6 +10,7 @@ import { gunzip, gunzipSync, inflate, inflateSync } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../core/app-error.js';
+import { registerCors, SENTRY_CORS } from '../http/cors.js';
 import type { SpanBatch, TelemetryBatches } from '../telemetry/index.js';
 import { keyFromAuthHeader, keyFromDsn, parseEnvelope, type EnvelopeItem } from './envelope.js';
 import type { IncomingEvent } from './model.js';
@@ -71,6 +72,8 @@ function sendError(reply: FastifyReply, err: AppError): FastifyReply {
     // Sentry SDKs back off per category from this header: `<seconds>:<categories>:<scope>`, empty categories = all.
     if (err.status === 429) void reply.header('x-sentry-rate-limits', `${err.retryAfterS}::organization`);
   }
+  // Sentry SDKs log this header's text when a request is refused.
+  void reply.header('x-sentry-error', err.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 200));
   return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
 }
 
@@ -165,6 +168,9 @@ export function registerSentryIngest(app: FastifyInstance, deps: SentryIngestDep
     }
   };
 
+  // Browser SDKs send from the app's origin: open to all, as Sentry's ingest is (http/cors.ts).
+  registerCors(app, SENTRY_CORS, ['/api/:projectId/envelope', '/api/:projectId/envelope/', '/api/:projectId/store', '/api/:projectId/store/'], false,
+    (reply) => reply);
   for (const suffix of ['', '/']) {
     app.post(`/api/:projectId/envelope${suffix}`, envelope);
     app.post(`/api/:projectId/store${suffix}`, store);
