@@ -18,6 +18,7 @@ import type { ErrorPipeline } from './pipeline.js';
 import type { Project, ProjectRegistry } from './projects.js';
 import { healthDeltas, type HealthDelta, type ReleaseHealthStore } from './release-health.js';
 import { fromSentryEvent, newEventId } from './sentry-event.js';
+import { appendSpanItem } from './sentry-span.js';
 import { appendTransaction, newSpanBatch } from './sentry-transaction.js';
 
 export interface SentryIngestDeps {
@@ -30,6 +31,34 @@ export interface SentryIngestDeps {
   maxBodyBytes: number;
   /** Largest single envelope item (Sentry's own limit for an event is 1 MB). */
   maxItemBytes: number;
+  /** Items accepted but not stored (client reports, attachments, profiles, ...), counted by type. */
+  unstored: UnstoredItems;
+}
+
+/** Counts envelope items tightloop accepts but does not store, and says so once per type. */
+export class UnstoredItems {
+  private readonly counts = new Map<string, number>();
+  constructor(private readonly log: { warn(obj: object, msg: string): void }) {}
+
+  add(projectId: number, type: string, n = 1): void {
+    const key = `${projectId}\u0000${type}`;
+    const before = this.counts.get(key);
+    if (before === undefined) {
+      if (this.counts.size >= 1000) return; // types are the sender's choice: bound the map
+      this.log.warn({ projectId, itemType: type }, 'Sentry envelope items of this type are accepted but not stored (counted in GET /api/projects; logged once)');
+    }
+    this.counts.set(key, (before ?? 0) + n);
+  }
+
+  /** Per type, for one project. */
+  forProject(projectId: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [key, n] of this.counts) {
+      const [p, type] = key.split('\u0000');
+      if (p === String(projectId)) out[type] = n;
+    }
+    return out;
+  }
 }
 
 const gunzipAsync = promisify(gunzip);
@@ -58,6 +87,8 @@ async function decompress(body: Buffer, encoding: string | undefined, max: numbe
     throw new AppError('invalid_encoding', 400, `invalid ${enc} body: ${(err as Error).message}`);
   }
 }
+
+const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 
 function parseJsonObject(buf: Buffer | string, what: string): Record<string, unknown> {
   let v: unknown;
@@ -111,10 +142,15 @@ export function registerSentryIngest(app: FastifyInstance, deps: SentryIngestDep
           : { raw: item.payload, projectId: project.id, service: project.name, nowUs });
       } else if (item.type === 'transaction') {
         appendTransaction(parseJsonObject(item.payload, 'transaction item'), spans ??= newSpanBatch(), { service: project.name, nowUs });
+      } else if (item.type === 'span') {
+        const r = appendSpanItem(parseJsonObject(item.payload, 'span item'), text(item.header.content_type), spans ??= newSpanBatch(), { service: project.name, nowUs });
+        if (r.skipped > 0) deps.unstored.add(project.id, 'span (invalid ids)', r.skipped);
       } else if (item.type === 'session' || item.type === 'sessions') {
         health.push(...healthDeltas(item.type, parseJsonObject(item.payload, `${item.type} item`)));
+      } else {
+        // client_report (the SDK's own drop counts), attachments, profiles, logs, ...: accepted, counted.
+        deps.unstored.add(project.id, item.type.slice(0, 64));
       }
-      // client_report (SDK's own drop counts), attachments, profiles, ...: accepted and skipped.
     }
     // SDKs gzip large envelopes; one holding a single event is kept as received — no second compression.
     if (gzipped !== undefined && events.length === 1 && gzipped.length <= deps.maxItemBytes) {
