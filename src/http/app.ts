@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { AppError, unauthorized } from '../core/app-error.js';
 import type { TelemetryBatches, TelemetryStore } from '../telemetry/index.js';
 import { registerApiRoutes } from './api-routes.js';
+import { DEFAULT_OTLP_CORS_ORIGINS, otlpCorsPolicy } from './cors.js';
 import { registerOtlpRoutes } from './otlp-routes.js';
 import { installRoleModel } from './roles.js';
 
@@ -21,6 +22,8 @@ export interface AppDeps {
   /** Ingest without a token is allowed only while the server listens on loopback. */
   ingestNeedsToken: boolean;
   maxBodyBytes: number;
+  /** Browser origins allowed to send OTLP (`--cors-origins`, cors.ts); default: loopback pages. */
+  corsOrigins?: readonly string[];
   /** False until the stores are open; /api/health answers 503 meanwhile. */
   isReady: () => boolean;
   /** Pillar plugins registered at the root, outside the bearer-token hook (e.g. Sentry ingest, which authenticates by project key). */
@@ -102,6 +105,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       submit: deps.submit,
       onIngested: deps.onIngested,
       authorize: deps.ingestNeedsToken ? authorize : async () => undefined,
+      cors: otlpCorsPolicy(deps.corsOrigins ?? DEFAULT_OTLP_CORS_ORIGINS),
     });
   });
 

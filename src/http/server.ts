@@ -130,6 +130,9 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   await rollouts.open();
   rollouts.attach();
 
+  if (config.corsOrigins.includes('*') && isLoopback(config.host)) {
+    log.warn('--cors-origins *: any web page opened on this machine can send OTLP here (ingest needs no token on loopback)');
+  }
   let ready = false;
   const logTail = new LogTailHub();
   const app = buildApp({
@@ -142,6 +145,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     },
     ingestNeedsToken: !isLoopback(config.host),
     maxBodyBytes: config.maxBodyBytes,
+    corsOrigins: config.corsOrigins,
     isReady: () => ready,
     plugins: [errors.ingestPlugin, (api) => gatewayApi(api, {
       gateway,
