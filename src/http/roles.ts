@@ -50,6 +50,14 @@ export const ROUTE_ROLES: Readonly<Record<string, RouteRule>> = {
   'POST /api/:projectId/envelope/': r('ingest'),
   'POST /api/:projectId/store': r('ingest'),
   'POST /api/:projectId/store/': r('ingest'),
+  // CORS preflights of the ingest routes (src/http/cors.ts): no token, no body, no effect
+  'OPTIONS /v1/traces': r('public'),
+  'OPTIONS /v1/logs': r('public'),
+  'OPTIONS /v1/metrics': r('public'),
+  'OPTIONS /api/:projectId/envelope': r('public'),
+  'OPTIONS /api/:projectId/envelope/': r('public'),
+  'OPTIONS /api/:projectId/store': r('public'),
+  'OPTIONS /api/:projectId/store/': r('public'),
   // telemetry
   'GET /api/services': r('viewer'),
   'GET /api/services/:service/red': r('viewer'),
