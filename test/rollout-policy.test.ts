@@ -27,6 +27,12 @@ class ScriptedDeploys implements DeployApi {
   /** Verdicts to hand out per version, in order; 'pass' when the script runs out. */
   script: Record<string, VerdictOutcome[]> = {};
   verifyCalls: string[] = [];
+  private lastStartMs = 0;
+  /** Now, but strictly after the previous record (they order by start). */
+  private nextStart(): string {
+    this.lastStartMs = Math.max(Date.now(), this.lastStartMs + 1);
+    return new Date(this.lastStartMs).toISOString();
+  }
 
   async record(input: DeployRecordInput): Promise<Deploy> {
     const env = input.environment ?? 'production';
@@ -35,7 +41,7 @@ class ScriptedDeploys implements DeployApi {
       id: ulid(), service: input.service, version: input.version, environment: env,
       previousVersion: input.previousVersion !== undefined ? input.previousVersion : latest?.version ?? null,
       status: 'started', source: input.source ?? 'api', commit: input.commit ?? null, commitTime: input.commitTime ?? null, url: input.url ?? null,
-      actor: input.actor ?? null, rollbackOf: input.rollbackOf ?? null, startedAt: new Date(Date.now() + this.deploys.size).toISOString(),
+      actor: input.actor ?? null, rollbackOf: input.rollbackOf ?? null, startedAt: this.nextStart(),
       finishedAt: null, decidedAt: null, verificationId: null,
     };
     this.deploys.set(d.id, d);
@@ -50,6 +56,13 @@ class ScriptedDeploys implements DeployApi {
   async list(f: { service?: string; environment?: string; limit?: number } = {}): Promise<Deploy[]> {
     return [...this.deploys.values()].filter((d) => (f.service === undefined || d.service === f.service) && (f.environment === undefined || d.environment === f.environment))
       .sort((a, b) => b.startedAt.localeCompare(a.startedAt)).slice(0, f.limit ?? 100);
+  }
+  /** The same rule as DeployService.rollbackTarget (tested on SQLite in src/deploys/rollback-target.test.ts). */
+  async rollbackTarget(bad: Pick<Deploy, 'id' | 'service' | 'environment' | 'version' | 'startedAt'>): Promise<string | null> {
+    const healthy = (d: Deploy): boolean => d.status === 'passed' || (d.status === 'inconclusive' && d.finishedAt !== null && (d.source === 'rollout' || d.source === 'rollback'));
+    const c = (await this.list({ service: bad.service, environment: bad.environment, limit: 10_000 }))
+      .find((d) => d.id !== bad.id && d.version !== bad.version && d.source !== 'implicit' && d.startedAt <= bad.startedAt && healthy(d));
+    return c?.version ?? null;
   }
   async markFinished(id: string): Promise<Deploy> {
     const d = this.deploys.get(id)!;
@@ -299,6 +312,42 @@ describe('deploys made elsewhere', () => {
     const rb = await eventually(async () => [...deploys.deploys.values()].find((d) => d.rollbackOf === ci.id));
     expect(rb).toMatchObject({ source: 'rollback', version: ci.previousVersion, previousVersion: '3' });
     await eventually(async () => ((await deploys.get(ci.id)).status === 'rolled_back' ? true : undefined));
+  });
+
+  it('never acts on an implicit deploy (a version known only from telemetry), whatever its verdict', async () => {
+    await live('api', '6.0');
+    const implicit = await deploys.record({ service: 'api', version: '7.0', source: 'implicit', actor: 'tightloop' });
+    expect(implicit.previousVersion).toBe('6.0');
+    deploys.decide(implicit, 'fail');
+    await new Promise((r) => setTimeout(r, 150));
+    expect(await actions.listRuns({ deployId: implicit.id })).toEqual([]);
+    expect([...deploys.deploys.values()].some((d) => d.rollbackOf === implicit.id)).toBe(false);
+    expect((await deploys.get(implicit.id)).status).toBe('failed');
+  });
+
+  it('rolls back only to a version tightloop saw serving healthily, never to one a record or telemetry named', async () => {
+    // Healthy-looking telemetry for 'evil' (an implicit deploy that even passed), then a CI deploy
+    // whose record names 'evil' as its previous version, failing.
+    const healthy = await deploys.rollbackTarget({ id: '', service: 'api', environment: 'production', version: '10.0', startedAt: new Date(Date.now() + 1e6).toISOString() });
+    expect(healthy).not.toBeNull();
+    const evil = await deploys.record({ service: 'api', version: 'evil', source: 'implicit', actor: 'tightloop' });
+    deploys.decide(evil, 'pass');
+    const ci = await deploys.record({ service: 'api', version: '10.0', source: 'api', previousVersion: 'evil', actor: 'mallory' });
+    deploys.decide(ci, 'fail');
+    const rb = await eventually(async () => [...deploys.deploys.values()].find((d) => d.rollbackOf === ci.id));
+    expect(rb.version).toBe(healthy);
+    const runs = await actions.listRuns({ deployId: ci.id });
+    expect(runs.map((x) => x.params.PREVIOUS_VERSION)).toEqual([healthy]);
+    // A rollback run by hand to some other version is not taken for the deploy's rollback.
+    const ci2 = await deploys.record({ service: 'gated', version: '11', source: 'api' });
+    deploys.decide(ci2, 'fail');
+    const pending = await eventually(async () => (await actions.listRuns({ deployId: ci2.id, status: 'pending_approval' }))[0]);
+    expect(pending.params.PREVIOUS_VERSION).toBe('1');
+    await actions.deny(alice, pending.id);
+    const byHand = await actions.start('revert', { SERVICE: 'gated', VERSION: '11', PREVIOUS_VERSION: 'evil' }, alice, { deployId: ci2.id });
+    expect((await byHand.done).status).toBe('succeeded');
+    await new Promise((r) => setTimeout(r, 150));
+    expect([...deploys.deploys.values()].some((d) => d.rollbackOf === ci2.id)).toBe(false);
   });
 
   it('keeps rollouts in the state store; one a restart interrupted comes back aborted', async () => {

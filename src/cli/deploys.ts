@@ -94,7 +94,7 @@ export function registerDeployCommands(program: Command, setCode: (code: number)
       const body = {
         service: opts.service, version: opts.version, environment: opts.environment ?? ci.environment,
         commit, commitTime: opts.commitTime ?? ci.commitTime ?? (commit === undefined ? undefined : gitCommitTime(commit)),
-        url: opts.link ?? ci.url, actor: ci.actor, source: 'cli', verify: opts.verify,
+        url: opts.link ?? ci.url, source: 'cli', verify: opts.verify, // the actor is the token's user
       };
       const r = await apiCall<DeployOut>('deploy record', opts, 'POST', '/api/deploys', body);
       if (r.code === 0 && r.data) {

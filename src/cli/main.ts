@@ -1,6 +1,7 @@
 import { resolve } from 'node:path';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { serverConfigSchema } from '../http/config.js';
+import { parseCorsOrigins } from '../http/cors.js';
 import { registerActionCommands } from './actions.js';
 import { registerDeployCommands } from './deploys.js';
 import { registerDetectCommands } from './detect.js';
@@ -23,7 +24,15 @@ function intArg(name: string, min: number, max: number) {
   };
 }
 
-async function up(opts: { dataDir: string; host: string; port: number; gatewayPort?: number; queueMaxRows?: number; incidentWindow?: number; logLevel: string; actionsDir?: string; services?: string; demo?: boolean }): Promise<number> {
+async function up(opts: { dataDir: string; host: string; port: number; gatewayPort?: number; queueMaxRows?: number; incidentWindow?: number; logLevel: string; actionsDir?: string; services?: string; demo?: boolean; corsOrigins?: string }): Promise<number> {
+  let corsOrigins: string[] | undefined;
+  const corsValue = opts.corsOrigins ?? process.env.TIGHTLOOP_CORS_ORIGINS;
+  try {
+    corsOrigins = corsValue === undefined ? undefined : parseCorsOrigins(corsValue);
+  } catch (err) {
+    process.stderr.write(`tightloop up: invalid --cors-origins: ${(err as Error).message}\n`);
+    return 2;
+  }
   const parsed = serverConfigSchema.safeParse({
     dataDir: resolve(opts.dataDir),
     host: opts.host,
@@ -33,6 +42,7 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
     actionsDir: opts.actionsDir === undefined ? undefined : resolve(opts.actionsDir),
     servicesPath: opts.services === undefined ? undefined : resolve(opts.services),
     logLevel: opts.logLevel,
+    corsOrigins,
   });
   if (!parsed.success) {
     process.stderr.write(`tightloop up: invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}\n`);
@@ -119,6 +129,7 @@ export async function run(argv: string[]): Promise<number> {
     .option('--incident-window <s>', 'seconds within which alerts join an open incident of their service (default 1800)', intArg('--incident-window', 1, 604_800))
     .option('--actions-dir <dir>', 'folder of action YAML files (default <data-dir>/actions)')
     .option('--services <path>', 'services.yaml or a folder of service files (default <data-dir>/services.yaml and <data-dir>/services/)')
+    .option('--cors-origins <list>', 'browser origins allowed to send OTLP: comma-separated origins, loopback (default: pages on this machine), * or none; env TIGHTLOOP_CORS_ORIGINS')
     .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
     .option('--demo', 'run the demo too: a shop in two versions, PostgreSQL, traffic, a bad deploy and its automatic rollback (npm start)')
     .action(async (opts, cmd: Command) => {

@@ -229,6 +229,29 @@ export class VerificationAnalysis {
     if ((0.5 + c.rankPassMargin - mw.auc) / mw.sdAuc >= zPass) this.rank.passed = true;
   }
 
+  /**
+   * The deploy is verified again (the next rollout step, a hold): the same tests go on. The
+   * fail side keeps everything — its statistics are always valid, so one test per signal over
+   * the whole deploy spends α once however many steps and holds there are. The pass side starts
+   * again: each verification must show "not worse" with traffic of its own (a rank or metric test
+   * whose checkpoints are used up keeps its pass). A fail stays final.
+   */
+  nextStep(maxDurationS: number): void {
+    if (this.decided?.outcome === 'fail') return;
+    this.decided = null;
+    this.config.maxDurationS = maxDurationS;
+    const c = this.config;
+    this.errors.passLog = 0; this.errors.passed = false;
+    this.tail.passLog = 0; this.tail.passed = false;
+    this.absPassLog = 0; this.absPassed = false;
+    if (this.rankCheckpoint < c.rankCheckpoints) this.rank.passed = false;
+    for (const m of this.metrics) m.nextStep();
+    this.steps++;
+  }
+
+  /** Verifications this analysis has run through (1 + steps and holds). */
+  steps = 1;
+
   /** An error group first seen in the candidate version. */
   newErrorGroup(id: string, title: string): void {
     if (!this.decided) this.newGroups.set(id, title);

@@ -104,7 +104,11 @@ export interface DeployRecordInput {
   actor?: string | null;
   source?: DeploySource; // default 'api'
   rollbackOf?: string | null;
-  /** Default: the service's latest deploy's version in the same environment. */
+  /**
+   * Default: the service's latest deploy's version in the same environment. Descriptive (display,
+   * verification baseline); a rollback's target is `DeployApi.rollbackTarget`. Not taken from
+   * HTTP requests, nor is `actor` (the authenticated caller) or a `source` other than api/cli.
+   */
   previousVersion?: string | null;
   /** Start verification at once (default true). */
   verify?: boolean;
@@ -118,6 +122,12 @@ export interface DeployApi {
   record(input: DeployRecordInput): Promise<Deploy>;
   get(id: string): Promise<Deploy>;
   list(filter?: { service?: string; environment?: string; version?: string; from?: string; to?: string; limit?: number }): Promise<Deploy[]>;
+  /**
+   * The version a rollback of `bad` may restore (null: none): the latest explicit (never
+   * telemetry-only) deploy of the service and environment before it that passed verification,
+   * or that tightloop's own rollout or rollback finished without a failed verdict.
+   */
+  rollbackTarget(bad: Pick<Deploy, 'id' | 'service' | 'environment' | 'version' | 'startedAt'>): Promise<string | null>;
   /** The deploy finished rolling out (e.g. promoted to 100 %); sets finishedAt. */
   markFinished(id: string): Promise<Deploy>;
   /** Marks `id` rolled back by the rollback deploy `byDeployId`. */

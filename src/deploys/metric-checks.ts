@@ -144,6 +144,11 @@ export class MetricCheckTest {
     else if (-z >= zPass) this.passed = true;
   }
 
+  /** The deploy's next verification: a pass must be shown again (a fail stays). */
+  nextStep(): void {
+    if (this.checkpoint < this.s.checkpoints) this.passed = false;
+  }
+
   /** Why the check is undecided (for the inconclusive reason), or null when decided. */
   pendingReason(): string | null {
     if (this.decided) return null;

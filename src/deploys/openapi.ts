@@ -22,15 +22,14 @@ export const deploysOpenApiPaths = {
       responses: { 200: json('{deploys}'), ...common },
     },
     post: {
-      summary: 'Record a deploy; its verification starts at once unless verify is false',
+      summary: 'Record a deploy (member); its verification starts at once unless verify is false. The actor is the caller; previousVersion is worked out by tightloop, and a rollback restores only a version tightloop saw serving healthily',
       requestBody: { required: true, content: { 'application/json': { schema: {
         type: 'object', required: ['service', 'version'], additionalProperties: false,
         properties: {
           service: { type: 'string' }, version: { type: 'string' }, environment: { type: 'string', description: 'Default production' },
           commit: { type: 'string' }, commitTime: { type: 'string', format: 'date-time' }, url: { type: 'string', format: 'uri' },
-          actor: { type: 'string', description: 'Default: the caller' }, source: { type: 'string', enum: ['api', 'cli', 'rollout', 'rollback'] },
+          source: { type: 'string', enum: ['api', 'cli'] },
           rollbackOf: { type: 'string', description: 'Id of the deploy this one rolls back' },
-          previousVersion: { type: 'string', description: "Default: the service's latest deploy in the environment" },
           verify: { type: 'boolean' }, startedAt: { type: 'string', format: 'date-time' },
         },
       } } } },

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { AppError } from '../core/app-error.js';
+import { AppError, unauthorized } from '../core/app-error.js';
 import { int, oneOf, str, timeUs, type Query } from '../http/params.js';
 import { parseBody } from '../core/parse-body.js';
 import type { DeployService } from './service.js';
@@ -16,6 +16,12 @@ const text = (max: number) => z.string().trim().min(1).max(max);
 const isoTime = z.string().refine((v) => !Number.isNaN(Date.parse(v)), { message: 'expected an ISO 8601 time' })
   .transform((v) => new Date(Date.parse(v)).toISOString());
 
+/**
+ * What a caller may say about a deploy. Not `actor` (always the authenticated caller), not
+ * `previousVersion` (tightloop works it out; a rollback restores only a version tightloop saw
+ * serving healthily: DeployService.rollbackTarget), not `source` beyond api/cli (rollout,
+ * rollback and implicit records are tightloop's own). Unknown keys are refused (400).
+ */
 const recordBody = z.object({
   service: text(200),
   version: text(200),
@@ -23,10 +29,8 @@ const recordBody = z.object({
   commit: text(100).nullish(),
   commitTime: isoTime.nullish(),
   url: z.string().url().max(2000).nullish(),
-  actor: text(200).nullish(),
-  source: z.enum(['api', 'cli', 'rollout', 'rollback']).optional(),
+  source: z.enum(['api', 'cli']).optional(),
   rollbackOf: text(100).nullish(),
-  previousVersion: text(200).nullish(),
   verify: z.boolean().optional(),
   startedAt: isoTime.optional(),
 }).strict();
@@ -36,7 +40,10 @@ const verifyBody = z.object({ maxDurationS: z.number().positive().max(86_400).op
 export function registerDeployRoutes(api: FastifyInstance, deploys: DeployService): void {
   api.post('/api/deploys', async (req, reply) => {
     const input = parseBody(recordBody, req.body, 'deploy');
-    const deploy = await deploys.record({ ...input, actor: input.actor ?? req.principal?.userName ?? null });
+    // The role hook (http/roles.ts: member) has authenticated the caller; the actor is who called.
+    const actor = req.principal?.userName;
+    if (actor === undefined) throw unauthorized();
+    const deploy = await deploys.record({ ...input, actor });
     return reply.code(201).send({ ...deploy, verification: await deploys.verification(deploy.id) });
   });
 

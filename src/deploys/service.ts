@@ -178,6 +178,28 @@ export class DeployService implements DeployApi {
     return rows.map(toDeploy);
   }
 
+  /**
+   * The only version a rollback of `bad` may restore: the most recent version of the same service
+   * and environment, other than `bad`'s, that tightloop saw serving healthily before `bad`
+   * started — an explicit record (a member's or admin's, or tightloop's own rollout or rollback;
+   * never one known only from telemetry) whose verification passed, or one tightloop itself
+   * rolled out or restored to the end (finished) without a failed verdict. Null: nothing to
+   * restore. Never a value from a request: `bad.previousVersion` is only descriptive.
+   */
+  async rollbackTarget(bad: Pick<Deploy, 'id' | 'service' | 'environment' | 'version' | 'startedAt'>): Promise<string | null> {
+    const row = await this.db.selectFrom('deploys').select('version')
+      .where('service', '=', bad.service).where('environment', '=', bad.environment)
+      .where('version', '!=', bad.version).where('id', '!=', bad.id)
+      .where('source', 'in', ['api', 'cli', 'rollout', 'rollback'])
+      .where('started_at', '<=', bad.startedAt)
+      .where((eb) => eb.or([
+        eb('status', '=', 'passed'),
+        eb.and([eb('status', '=', 'inconclusive'), eb('finished_at', 'is not', null), eb('source', 'in', ['rollout', 'rollback'])]),
+      ]))
+      .orderBy('started_at', 'desc').orderBy('id', 'desc').limit(1).executeTakeFirst();
+    return row?.version ?? null;
+  }
+
   async markFinished(id: string): Promise<Deploy> {
     const d = await this.get(id);
     const now = new Date(this.nowMs()).toISOString();
@@ -189,6 +211,7 @@ export class DeployService implements DeployApi {
     const d = await this.get(id);
     await this.get(byDeployId);
     const run = this.verifier.drop(id);
+    this.verifier.forget(id);
     const deploy = await this.setStatus(d, 'rolled_back');
     if (run) await this.saveVerdict(run, run.analysis.abandon(`rolled back by deploy ${byDeployId} before a verdict`), 'stopped');
     return deploy;
@@ -216,7 +239,9 @@ export class DeployService implements DeployApi {
     const old = this.verifier.drop(deploy.id);
     if (old) await this.saveVerdict(old, old.analysis.abandon('superseded by a new verification'), 'superseded');
     const id = ulid();
-    const run = this.verifier.start(id, deploy, maxDurationS);
+    // A rollback is compared with its version's own history before the deploy it rolls back.
+    const bad = deploy.rollbackOf === null ? null : await this.get(deploy.rollbackOf).catch(() => null);
+    const run = this.verifier.start(id, deploy, maxDurationS, bad === null ? undefined : { deployId: bad.id, version: bad.version, startedMs: Date.parse(bad.startedAt) });
     const now = new Date(run.startedMs).toISOString();
     await this.db.insertInto('deploy_verifications').values({
       id, deploy_id: deploy.id, baseline_kind: baselineKindOf(run), baseline_version: run.baselineVersion,

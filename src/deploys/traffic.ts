@@ -81,12 +81,15 @@ export function binsQuantileMs(bins: ReadonlyMap<number, number>, q: number): nu
 export class SecondRing {
   readonly seconds = new Map<number, ArmChunk>();
   lastSecond = -Infinity;
+  /** The earliest second ever added (kept when pruned): when the version began serving. */
+  firstSecond = Infinity;
 
   add(second: number, c: ArmChunk): void {
     let chunk = this.seconds.get(second);
     if (!chunk) { chunk = emptyChunk(); this.seconds.set(second, chunk); }
     addToChunk(chunk, c);
     if (second > this.lastSecond) this.lastSecond = second;
+    if (second < this.firstSecond) this.firstSecond = second;
   }
 
   prune(beforeSecond: number): void {

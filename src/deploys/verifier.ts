@@ -28,7 +28,14 @@ export interface RunningVerification {
   windowN: number;
   /** A verdict to report without analysis (e.g. no baseline at all). */
   immediate?: string;
+  /** Verifications of this deploy the analysis has run through (rollout steps, holds). */
+  steps: number;
+  /** What the baseline is, when it is not the plain pre-deploy window (a rollback's own history). */
+  baselineNote?: string;
 }
+
+/** The deploy a rollback rolls back. */
+export interface RolledBack { deployId: string; version: string; startedMs: number }
 
 interface Stream {
   run: RunningVerification;
@@ -38,7 +45,15 @@ interface Stream {
   replay: PreDeployReplay;
   /** Metric check key (metricKey) → index in run.analysis.metrics. */
   metricIdx: Map<string, number>;
+  /** A rollback: other versions' traffic (the one it replaces) never enters the baseline. */
+  ownHistoryOnly: boolean;
 }
+
+/** A stream after its verdict, for the deploy's next verification; and a deploy's frozen solo history. */
+type Carried = Stream & { atMs: number };
+interface Frozen { atMs: number; solo: Map<string, Array<[number, ArmChunk]>> }
+const CARRY_TTL_MS = 3_600_000;
+const FROZEN_TTL_MS = 6 * 3_600_000;
 
 /** Recent samples of one metric check for one service × environment × version. */
 interface MetricRing { seconds: number[]; values: number[] }
@@ -68,6 +83,10 @@ export class Verifier {
   /** service␁environment → version → ring. */
   private readonly rings = new Map<string, Map<string, SecondRing>>();
   private readonly streams = new Map<string, Stream>();
+  /** deploy id → its last stream (pass / inconclusive / superseded), continued by its next verification. */
+  private readonly carried = new Map<string, Carried>();
+  /** deploy id → every other version's solo seconds when its verification first started. */
+  private readonly frozen = new Map<string, Frozen>();
   private lastPrune = 0;
   /** service → its checks (with their keys) and when they were read. */
   private readonly checks = new Map<string, { list: ReadonlyArray<{ check: MetricCheck; key: string }>; atMs: number }>();
@@ -139,6 +158,7 @@ export class Verifier {
         for (const s of this.streams.values()) {
           const dep = s.run.deploy;
           if (dep.service !== b.service[i] || dep.environment !== b.environment[i] || second < s.startSecond) continue;
+          if (b.version[i] !== dep.version && s.ownHistoryOnly) continue;
           const idx = s.metricIdx.get(key);
           if (idx !== undefined) s.run.analysis.observeMetric(idx, b.version[i] === dep.version, v, true);
         }
@@ -174,6 +194,7 @@ export class Verifier {
       for (let i = 0; i < rows.length; i++) {
         const d = rows[i];
         if (d.service !== dep.service || d.environment !== dep.environment || d.second < s.startSecond * 1e6) continue;
+        if (d.version !== dep.version && s.ownHistoryOnly) continue;
         addToChunk(d.version === dep.version ? s.cand : s.base, chunks[i]);
       }
     }
@@ -198,55 +219,121 @@ export class Verifier {
     return best;
   }
 
-  /** Starts analysing `deploy` now (replacing a running verification of it). */
-  start(id: string, deploy: Deploy, maxDurationS: number): RunningVerification {
+  /**
+   * Seconds of `version` in which it alone served the service × environment (no other version
+   * had a request that second), before `beforeS`, oldest first.
+   */
+  private soloSeconds(versions: ReadonlyMap<string, SecondRing>, version: string, beforeS: number): Array<[number, ArmChunk]> {
+    const ring = versions.get(version);
+    if (!ring) return [];
+    const out: Array<[number, ArmChunk]> = [];
+    for (const [s, chunk] of ring.seconds) {
+      if (s >= beforeS || chunk.count === 0) continue;
+      let alone = true;
+      for (const [v, other] of versions) if (v !== version && (other.seconds.get(s)?.count ?? 0) > 0) { alone = false; break; }
+      if (alone) out.push([s, chunk]);
+    }
+    return out.sort((a, b) => a[0] - b[0]);
+  }
+
+  /**
+   * Starts analysing `deploy` now (replacing a running verification of it). A deploy verified
+   * again (the next rollout step, a hold, a new request) continues its earlier analysis: the
+   * fail-side tests are always valid, so carrying them spends α once per deploy; the pass side
+   * starts again (each step must show "not worse" with its own traffic).
+   * `rolledBack`: for a rollback, the deploy it rolls back (its version and start).
+   */
+  start(id: string, deploy: Deploy, maxDurationS: number, rolledBack?: RolledBack): RunningVerification {
     const nowMs = this.opts.nowMs();
     const nowS = Math.floor(nowMs / 1000);
-    // Pre-deploy baseline: every other version's seconds of the window, oldest first. A rollback
-    // restores a version that served before: its own earlier traffic is the baseline too.
-    const bySecond = new Map<number, ArmChunk>();
-    let concurrentRecently = false;
-    for (const [v, ring] of this.rings.get(seriesKey(deploy.service, deploy.environment)) ?? []) {
-      if (v === deploy.version && deploy.rollbackOf === null) continue;
-      if (v !== deploy.version && ring.lastSecond >= nowS - 10) concurrentRecently = true;
-      for (const [s, chunk] of ring.seconds) {
-        if (s < nowS - this.opts.preDeployWindowS || s >= nowS) continue;
-        let into = bySecond.get(s);
-        if (!into) { into = emptyChunk(); bySecond.set(s, into); }
-        addToChunk(into, chunk);
-      }
+    const key = seriesKey(deploy.service, deploy.environment);
+    const versions = this.rings.get(key) ?? new Map<string, SecondRing>();
+    if (deploy.rollbackOf === null && !this.frozen.has(deploy.id)) {
+      // What every other version did alone before this deploy: a later rollback to one of them
+      // is compared with it, however long this deploy then served (the rings keep 600 s).
+      const solo = new Map<string, Array<[number, ArmChunk]>>();
+      for (const v of versions.keys()) if (v !== deploy.version) solo.set(v, this.soloSeconds(versions, v, nowS));
+      this.frozen.set(deploy.id, { atMs: nowMs, solo });
     }
-    const window = [...bySecond.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => c);
+    const carried = this.carried.get(deploy.id);
+    this.carried.delete(deploy.id);
+    if (carried !== undefined && carried.run.immediate === undefined) {
+      const run: RunningVerification = { ...carried.run, id, deploy, startedMs: nowMs, maxDurationS, steps: carried.run.steps + 1 };
+      run.analysis.nextStep(maxDurationS);
+      this.streams.set(deploy.id, { ...carried, run, startSecond: nowS - 2, cand: emptyChunk(), base: emptyChunk() });
+      return run;
+    }
+    let window: ArmChunk[];
+    let concurrentRecently = false;
+    let baselineNote: string | undefined;
+    let immediate: string | undefined;
+    let metricBeforeS = nowS - 2;
+    if (deploy.rollbackOf !== null) {
+      // A rollback restores a version: it is compared with its own behaviour before the bad
+      // deploy began (the seconds when it alone served), never with the version it replaces.
+      const badVersion = rolledBack?.version ?? deploy.previousVersion;
+      const badRing = badVersion === null ? undefined : versions.get(badVersion);
+      const cutoffS = Math.min(rolledBack === undefined ? nowS : Math.floor(rolledBack.startedMs / 1000), badRing?.firstSecond ?? Infinity, nowS);
+      metricBeforeS = cutoffS;
+      const bySecond = new Map<number, ArmChunk>();
+      const frozen = rolledBack === undefined ? undefined : this.frozen.get(rolledBack.deployId);
+      for (const [s, c] of frozen?.solo.get(deploy.version) ?? []) if (s < cutoffS) bySecond.set(s, c);
+      for (const [s, c] of this.soloSeconds(versions, deploy.version, cutoffS)) bySecond.set(s, c);
+      const seconds = [...bySecond.entries()].filter(([s]) => s >= cutoffS - this.opts.preDeployWindowS).sort((a, b) => a[0] - b[0]);
+      window = seconds.map(([, c]) => c);
+      const badName = `${badVersion ?? 'the bad version'}`;
+      if (window.length === 0) {
+        immediate = `no history: ${deploy.service} ${deploy.version} never served alone in ${deploy.environment} within ${this.opts.preDeployWindowS} s before ${badName} began, so nothing shows what healthy looks like for it (it is never compared with ${badName})`;
+      } else {
+        baselineNote = `own history: ${deploy.version} serving alone before ${badName} began (${seconds.length} s, ${new Date(seconds[0][0] * 1000).toISOString()} – ${new Date((seconds[seconds.length - 1][0] + 1) * 1000).toISOString()})`;
+      }
+    } else {
+      // Pre-deploy baseline: every other version's seconds of the window, oldest first.
+      const bySecond = new Map<number, ArmChunk>();
+      for (const [v, ring] of versions) {
+        if (v === deploy.version) continue;
+        if (ring.lastSecond >= nowS - 10) concurrentRecently = true;
+        for (const [s, chunk] of ring.seconds) {
+          if (s < nowS - this.opts.preDeployWindowS || s >= nowS) continue;
+          let into = bySecond.get(s);
+          if (!into) { into = emptyChunk(); bySecond.set(s, into); }
+          addToChunk(into, chunk);
+        }
+      }
+      window = [...bySecond.entries()].sort((a, b) => a[0] - b[0]).map(([, c]) => c);
+    }
     const replay = new PreDeployReplay(window);
     const reference = new Map<number, number>();
     for (const c of window) for (const [k, n] of c.bins) reference.set(k, (reference.get(k) ?? 0) + n);
     const checks = this.checksFor(deploy.service, true);
     const analysis = new VerificationAnalysis({ ...this.opts.verify, maxDurationS }, reference, checks.map((c) => c.check));
     const metricIdx = new Map<string, number>();
-    checks.forEach(({ key }, idx) => {
-      metricIdx.set(key, idx);
-      // Pre-deploy metric samples: the other versions' (and a rollback's own earlier) points in the window.
-      const prefix = seriesKey(deploy.service, deploy.environment) + SEP;
+    checks.forEach(({ key: ck }, idx) => {
+      metricIdx.set(ck, idx);
+      // Pre-deploy metric samples: the other versions' points in the window; a rollback's own
+      // points from before the bad deploy began.
+      const prefix = key + SEP;
       for (const [rk, ring] of this.metricRings) {
-        if (!rk.startsWith(prefix) || !rk.endsWith(SEP + key)) continue;
-        const v = rk.slice(prefix.length, rk.length - key.length - 1);
-        if (v === deploy.version && deploy.rollbackOf === null) continue;
+        if (!rk.startsWith(prefix) || !rk.endsWith(SEP + ck)) continue;
+        const v = rk.slice(prefix.length, rk.length - ck.length - 1);
+        if ((v === deploy.version) !== (deploy.rollbackOf !== null)) continue;
         for (let j = 0; j < ring.seconds.length; j++) {
           const sec = ring.seconds[j];
-          if (sec >= nowS - this.opts.preDeployWindowS && sec < nowS - 2) analysis.observeMetric(idx, false, ring.values[j], false);
+          if (sec >= metricBeforeS - this.opts.preDeployWindowS && sec < metricBeforeS) analysis.observeMetric(idx, false, ring.values[j], false);
         }
       }
     });
     const run: RunningVerification = {
       id, deploy, startedMs: nowMs, maxDurationS,
       analysis,
-      baselineVersion: deploy.previousVersion ?? this.latestOtherVersion(deploy.service, deploy.environment, deploy.version),
-      concurrentN: 0, replayN: 0, windowN: replay.requests,
+      baselineVersion: deploy.rollbackOf !== null ? deploy.version
+        : deploy.previousVersion ?? this.latestOtherVersion(deploy.service, deploy.environment, deploy.version),
+      concurrentN: 0, replayN: 0, windowN: replay.requests, steps: 1, baselineNote, immediate,
     };
-    if (replay.requests === 0 && !concurrentRecently && run.baselineVersion === null) {
+    if (run.immediate === undefined && replay.requests === 0 && !concurrentRecently && run.baselineVersion === null) {
       run.immediate = `no baseline: no other version of ${deploy.service} has traffic in ${deploy.environment}`;
     }
-    this.streams.set(deploy.id, { run, startSecond: nowS - 2, cand: emptyChunk(), base: emptyChunk(), replay, metricIdx });
+    this.streams.set(deploy.id, { run, startSecond: nowS - 2, cand: emptyChunk(), base: emptyChunk(), replay, metricIdx, ownHistoryOnly: deploy.rollbackOf !== null });
     return run;
   }
 
@@ -254,7 +341,13 @@ export class Verifier {
   drop(deployId: string): RunningVerification | undefined {
     const s = this.streams.get(deployId);
     this.streams.delete(deployId);
+    if (s !== undefined) this.carried.set(deployId, { ...s, atMs: this.opts.nowMs() });
     return s?.run;
+  }
+
+  /** Forgets a deploy's analysis (rolled back: it is not verified again). Its frozen history stays for the rollback. */
+  forget(deployId: string): void {
+    this.carried.delete(deployId);
   }
 
   /** Feeds each running verification what arrived since the last tick; reports verdicts. */
@@ -285,6 +378,9 @@ export class Verifier {
       }
       if (verdict.outcome === 'pending') continue;
       this.streams.delete(deployId);
+      // Pass or inconclusive: the next verification of this deploy (a rollout step, a hold)
+      // continues these tests. A fail is final.
+      if (verdict.outcome !== 'fail' && run.immediate === undefined) this.carried.set(deployId, { ...s, atMs: nowMs });
       this.opts.onVerdict(run, verdict);
     }
     if (nowMs - this.lastPrune > 10_000) {
@@ -304,6 +400,8 @@ export class Verifier {
         if (n > 0) { ring.seconds.splice(0, n); ring.values.splice(0, n); }
         if (ring.seconds.length === 0) this.metricRings.delete(rk);
       }
+      for (const [id, c] of this.carried) if (c.atMs < nowMs - CARRY_TTL_MS) this.carried.delete(id);
+      for (const [id, f] of this.frozen) if (f.atMs < nowMs - FROZEN_TTL_MS) this.frozen.delete(id);
       const staleUs = (nowMs - 3_600_000) * 1000;
       for (const [k, t] of this.lastPointUs) if (t < staleUs) this.lastPointUs.delete(k);
       this.feed.sweep(nowMs * 1000);
@@ -327,10 +425,13 @@ export class Verifier {
 export function baselineEvidence(run: RunningVerification): SignalEvidence {
   return {
     signal: 'baseline', outcome: 'pass',
-    baseline: { concurrentRequests: run.concurrentN, preDeployRequests: run.replayN, preDeployWindowRequests: run.windowN },
+    baseline: { concurrentRequests: run.concurrentN, preDeployRequests: run.replayN, preDeployWindowRequests: run.windowN, verifications: run.steps },
     candidate: {}, stats: {},
-    detail: run.concurrentN >= run.replayN
-      ? `canary: ${run.baselineVersion ?? 'other versions'} serving at the same time`
-      : `pre-deploy window of ${run.baselineVersion ?? 'the service'} (${run.windowN} requests)`,
+    detail: [
+      run.baselineNote ?? (run.concurrentN >= run.replayN
+        ? `canary: ${run.baselineVersion ?? 'other versions'} serving at the same time`
+        : `pre-deploy window of ${run.baselineVersion ?? 'the service'} (${run.windowN} requests)`),
+      run.steps > 1 ? `tests carried over ${run.steps} verifications of this deploy (α spent once)` : '',
+    ].filter((x) => x !== '').join('; '),
   };
 }

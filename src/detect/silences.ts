@@ -4,8 +4,9 @@
  */
 import type { Kysely } from 'kysely';
 import { ulid } from 'ulid';
+import { randomBytes } from 'node:crypto';
 import { badRequest, notFound } from '../core/app-error.js';
-import { matchesAll, silenceInputSchema, type Matcher } from './rules.js';
+import { matches, matchesAll, silenceInputSchema, type Matcher } from './rules.js';
 import { iso, type DetectDatabase } from './storage.js';
 
 export interface Silence {
@@ -16,6 +17,18 @@ export interface Silence {
   comment: string;
   createdBy: string;
   createdAt: string;
+}
+
+/**
+ * Does this matcher narrow a silence down? As Alertmanager requires, a matcher that matches the
+ * empty string does not (`service=~.*`, `service!=x`, `env=`); nor here does a regex that also
+ * takes an arbitrary value (`service=~.+`), nor a negative matcher. A silence needs one that does.
+ */
+function narrows(m: Matcher): boolean {
+  if (m.op === '=') return m.value !== '';
+  if (m.op !== '=~') return false;
+  const probe = `~${randomBytes(8).toString('hex')}\u00e9 /`;
+  return !matches(m, {}) && !matches(m, { [m.name]: probe });
 }
 
 export class SilenceBook {
@@ -59,6 +72,9 @@ export class SilenceBook {
       if (m.op === '=~' || m.op === '!~') {
         try { new RegExp(m.value); } catch { throw badRequest(`matcher ${m.name}: invalid regular expression`); }
       }
+    }
+    if (!v.matchers.some(narrows)) {
+      throw badRequest('a silence needs at least one matcher that picks alerts out: name=value, or name=~regex that matches neither the empty string nor any value (a silence that matches everything would mute every alert)');
     }
     const now = this.nowMs();
     const starts = v.startsAt !== undefined ? Date.parse(v.startsAt) : now;

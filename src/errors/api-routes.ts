@@ -17,6 +17,8 @@ export interface ErrorsApiDeps {
   health: ReleaseHealthStore;
   /** The server's own URL, for DSNs (known only after listen). */
   publicUrl: () => string;
+  /** Envelope items accepted but not stored since start, by type (ingest-routes.ts). */
+  unstored?: (projectId: number) => Record<string, number>;
 }
 
 type Query = Record<string, unknown>;
@@ -56,7 +58,8 @@ function status(v: unknown, name: string): GroupStatus | undefined {
 const GROUP_ID = /^[0-9a-f]{32}$/;
 
 export function registerErrorsApi(app: FastifyInstance, deps: ErrorsApiDeps): void {
-  const view = (p: Project) => ({ id: p.id, name: p.name, dsn: dsnFor(deps.publicUrl(), p), groupingVersion: p.groupingVersion, createdAt: p.createdAt });
+  const view = (p: Project) => ({ id: p.id, name: p.name, dsn: dsnFor(deps.publicUrl(), p), groupingVersion: p.groupingVersion, createdAt: p.createdAt,
+    unstoredItems: deps.unstored?.(p.id) ?? {} });
 
   app.get('/api/projects', async () => ({ projects: deps.projects.list().map(view) }));
 

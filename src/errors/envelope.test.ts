@@ -1,8 +1,8 @@
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { AppError } from '../core/app-error.js';
-import { keyFromAuthHeader, keyFromDsn, parseEnvelope } from './envelope.js';
-import { registerSentryIngest } from './ingest-routes.js';
+import { keyFromAuthHeader, keyFromDsn, MAX_ENVELOPE_ITEMS, parseEnvelope } from './envelope.js';
+import { registerSentryIngest, UnstoredItems } from './ingest-routes.js';
 import type { ErrorPipeline } from './pipeline.js';
 import type { ProjectRegistry } from './projects.js';
 import type { ReleaseHealthStore } from './release-health.js';
@@ -29,6 +29,16 @@ describe('parseEnvelope', () => {
     expect(fail('{}\n{"type":"event","length":50}\n', 10)).toMatchObject({ status: 413, code: 'item_too_large' });
     expect(fail('{}\n{"type":"event"}\n' + 'x'.repeat(20), 10)).toMatchObject({ status: 413 });
   });
+  it('bounds the items per envelope (1,000) and the header lines: 413 / 400 before unpacking the rest', () => {
+    const item = '{"type":"client_report"}\n{}\n';
+    expect(parseEnvelope(Buffer.from('{}\n' + item.repeat(MAX_ENVELOPE_ITEMS)), 1000).items).toHaveLength(MAX_ENVELOPE_ITEMS);
+    const many = Buffer.from('{}\n' + item.repeat(100_000));
+    let err: AppError | undefined;
+    try { parseEnvelope(many, 1000); } catch (e) { err = e as AppError; }
+    expect(err).toMatchObject({ status: 413, code: 'too_many_items', message: expect.stringContaining('1000') });
+    const longHeader = `{}\n{"type":"event","pad":"${'x'.repeat(70_000)}"}\n{}\n`;
+    expect(() => parseEnvelope(Buffer.from(longHeader), 1 << 20)).toThrow(/longer than 64 KiB/);
+  });
   it('finds the key in a DSN and in X-Sentry-Auth', () => {
     expect(keyFromDsn('https://abc123@o1.example.com/42')).toBe('abc123');
     expect(keyFromDsn('not a url')).toBeUndefined();
@@ -47,7 +57,7 @@ describe('Sentry ingest under overload', () => {
         pipeline: { submit: () => Promise.reject(new AppError('overloaded', 429, 'error ingest queue full', { retryAfterS: 1 })) } as unknown as ErrorPipeline,
         health: { add: () => Promise.resolve() } as unknown as ReleaseHealthStore,
         submitSpans: () => Promise.resolve(),
-        maxBodyBytes: 1 << 20, maxItemBytes: 1 << 16,
+        maxBodyBytes: 1 << 20, maxItemBytes: 1 << 16, unstored: new UnstoredItems({ warn: () => undefined }),
       });
     });
     const res = await app.inject({ method: 'POST', url: '/api/1/envelope/?sentry_key=k', payload: '{}\n{"type":"event"}\n{"message":"m"}\n',

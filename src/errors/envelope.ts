@@ -44,15 +44,26 @@ function lineEnd(buf: Buffer, from: number): number {
   return i === -1 ? buf.length : i;
 }
 
-export function parseEnvelope(buf: Buffer, maxItemBytes: number): Envelope {
+/**
+ * Most items in one envelope. SDKs send one event (plus attachments, a client report) or one
+ * span container per envelope; 100,000 tiny items would cost seconds and gigabytes to unpack.
+ */
+export const MAX_ENVELOPE_ITEMS = 1000;
+
+export function parseEnvelope(buf: Buffer, maxItemBytes: number, maxItems = MAX_ENVELOPE_ITEMS): Envelope {
   if (buf.length === 0) throw malformed('empty body');
   let end = lineEnd(buf, 0);
+  if (end > 64 * 1024) throw malformed('envelope header is longer than 64 KiB');
   const header = jsonLine(buf, 0, end, 'envelope header');
   const items: EnvelopeItem[] = [];
   let pos = end + 1;
   while (pos < buf.length) {
     end = lineEnd(buf, pos);
     if (end === pos) { pos++; continue; } // tolerate blank lines between items
+    if (items.length === maxItems) {
+      throw new AppError('too_many_items', 413, `envelope holds more than ${maxItems} items; the limit is ${maxItems}`);
+    }
+    if (end - pos > 64 * 1024) throw malformed(`item header at byte ${pos} is longer than 64 KiB`);
     const itemHeader = jsonLine(buf, pos, end, 'item header');
     const type = itemHeader.type;
     if (typeof type !== 'string' || type === '') throw malformed(`item header at byte ${pos} has no type`);

@@ -10,6 +10,7 @@ import { gunzip, gunzipSync, inflate, inflateSync } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError } from '../core/app-error.js';
+import { registerCors, SENTRY_CORS } from '../http/cors.js';
 import type { SpanBatch, TelemetryBatches } from '../telemetry/index.js';
 import { keyFromAuthHeader, keyFromDsn, parseEnvelope, type EnvelopeItem } from './envelope.js';
 import type { IncomingEvent } from './model.js';
@@ -17,6 +18,7 @@ import type { ErrorPipeline } from './pipeline.js';
 import type { Project, ProjectRegistry } from './projects.js';
 import { healthDeltas, type HealthDelta, type ReleaseHealthStore } from './release-health.js';
 import { fromSentryEvent, newEventId } from './sentry-event.js';
+import { appendSpanItem } from './sentry-span.js';
 import { appendTransaction, newSpanBatch } from './sentry-transaction.js';
 
 export interface SentryIngestDeps {
@@ -29,6 +31,34 @@ export interface SentryIngestDeps {
   maxBodyBytes: number;
   /** Largest single envelope item (Sentry's own limit for an event is 1 MB). */
   maxItemBytes: number;
+  /** Items accepted but not stored (client reports, attachments, profiles, ...), counted by type. */
+  unstored: UnstoredItems;
+}
+
+/** Counts envelope items tightloop accepts but does not store, and says so once per type. */
+export class UnstoredItems {
+  private readonly counts = new Map<string, number>();
+  constructor(private readonly log: { warn(obj: object, msg: string): void }) {}
+
+  add(projectId: number, type: string, n = 1): void {
+    const key = `${projectId}\u0000${type}`;
+    const before = this.counts.get(key);
+    if (before === undefined) {
+      if (this.counts.size >= 1000) return; // types are the sender's choice: bound the map
+      this.log.warn({ projectId, itemType: type }, 'Sentry envelope items of this type are accepted but not stored (counted in GET /api/projects; logged once)');
+    }
+    this.counts.set(key, (before ?? 0) + n);
+  }
+
+  /** Per type, for one project. */
+  forProject(projectId: number): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [key, n] of this.counts) {
+      const [p, type] = key.split('\u0000');
+      if (p === String(projectId)) out[type] = n;
+    }
+    return out;
+  }
 }
 
 const gunzipAsync = promisify(gunzip);
@@ -58,6 +88,8 @@ async function decompress(body: Buffer, encoding: string | undefined, max: numbe
   }
 }
 
+const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+
 function parseJsonObject(buf: Buffer | string, what: string): Record<string, unknown> {
   let v: unknown;
   try { v = JSON.parse(typeof buf === 'string' ? buf : buf.toString('utf8')); } catch { throw new AppError('invalid_envelope', 400, `malformed envelope: ${what} is not JSON`); }
@@ -71,6 +103,8 @@ function sendError(reply: FastifyReply, err: AppError): FastifyReply {
     // Sentry SDKs back off per category from this header: `<seconds>:<categories>:<scope>`, empty categories = all.
     if (err.status === 429) void reply.header('x-sentry-rate-limits', `${err.retryAfterS}::organization`);
   }
+  // Sentry SDKs log this header's text when a request is refused.
+  void reply.header('x-sentry-error', err.message.replace(/[^\x20-\x7e]/g, '?').slice(0, 200));
   return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
 }
 
@@ -108,10 +142,15 @@ export function registerSentryIngest(app: FastifyInstance, deps: SentryIngestDep
           : { raw: item.payload, projectId: project.id, service: project.name, nowUs });
       } else if (item.type === 'transaction') {
         appendTransaction(parseJsonObject(item.payload, 'transaction item'), spans ??= newSpanBatch(), { service: project.name, nowUs });
+      } else if (item.type === 'span') {
+        const r = appendSpanItem(parseJsonObject(item.payload, 'span item'), text(item.header.content_type), spans ??= newSpanBatch(), { service: project.name, nowUs });
+        if (r.skipped > 0) deps.unstored.add(project.id, 'span (invalid ids)', r.skipped);
       } else if (item.type === 'session' || item.type === 'sessions') {
         health.push(...healthDeltas(item.type, parseJsonObject(item.payload, `${item.type} item`)));
+      } else {
+        // client_report (the SDK's own drop counts), attachments, profiles, logs, ...: accepted, counted.
+        deps.unstored.add(project.id, item.type.slice(0, 64));
       }
-      // client_report (SDK's own drop counts), attachments, profiles, ...: accepted and skipped.
     }
     // SDKs gzip large envelopes; one holding a single event is kept as received — no second compression.
     if (gzipped !== undefined && events.length === 1 && gzipped.length <= deps.maxItemBytes) {
@@ -165,6 +204,9 @@ export function registerSentryIngest(app: FastifyInstance, deps: SentryIngestDep
     }
   };
 
+  // Browser SDKs send from the app's origin: open to all, as Sentry's ingest is (http/cors.ts).
+  registerCors(app, SENTRY_CORS, ['/api/:projectId/envelope', '/api/:projectId/envelope/', '/api/:projectId/store', '/api/:projectId/store/'], false,
+    (reply) => reply);
   for (const suffix of ['', '/']) {
     app.post(`/api/:projectId/envelope${suffix}`, envelope);
     app.post(`/api/:projectId/store${suffix}`, store);

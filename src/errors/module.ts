@@ -11,7 +11,7 @@ import { registerErrorsApi } from './api-routes.js';
 import { ErrorEventStore, type StoredErrorEvent } from './event-store.js';
 import { ErrorEvents } from './events.js';
 import { GroupStore } from './groups.js';
-import { registerSentryIngest } from './ingest-routes.js';
+import { registerSentryIngest, UnstoredItems } from './ingest-routes.js';
 import { errorsFromLogs, errorsFromTelemetry } from './otel-errors.js';
 import { OtelSpanErrors, type SpanSource } from './otel-feed.js';
 import { InThreadCommitter, type BatchCommitter } from './commit.js';
@@ -27,7 +27,7 @@ export interface ErrorsModuleDeps {
   maxBodyBytes: number;
   /** Largest envelope item; default 1 MiB (Sentry's event limit). */
   maxItemBytes?: number;
-  log: { error(obj: object, msg: string): void };
+  log: { error(obj: object, msg: string): void; warn(obj: object, msg: string): void };
   /**
    * The SQLite state file behind `state`: error commits then run in a worker thread on their own
    * connection (see worker-committer.ts). Omit for PostgreSQL (asynchronous already).
@@ -88,15 +88,16 @@ export async function openErrorsModule(deps: ErrorsModuleDeps): Promise<ErrorsMo
     }
   }
   const maxItemBytes = deps.maxItemBytes ?? 1024 * 1024;
+  const unstored = new UnstoredItems(deps.log);
 
   return {
     events,
     defaultProject,
     defaultDsn: (baseUrl) => dsnFor(baseUrl, defaultProject),
     ingestPlugin: async (app) => {
-      registerSentryIngest(app, { projects, pipeline, health, submitSpans: deps.submitSpans, maxBodyBytes: deps.maxBodyBytes, maxItemBytes });
+      registerSentryIngest(app, { projects, pipeline, health, submitSpans: deps.submitSpans, maxBodyBytes: deps.maxBodyBytes, maxItemBytes, unstored });
     },
-    registerApi: (api, publicUrl) => { registerErrorsApi(api, { projects, groups, events: eventStore, health, publicUrl }); },
+    registerApi: (api, publicUrl) => { registerErrorsApi(api, { projects, groups, events: eventStore, health, publicUrl, unstored: (id) => unstored.forProject(id) }); },
     errorsForTrace: (traceId) => eventStore.byTrace(traceId),
     onIngested: async (batches) => {
       // Span exceptions come through the feed once their spans are committed (see above).

@@ -49,6 +49,9 @@ function exceptions(ev: Json): ExceptionInfo[] {
       if (fr !== undefined) frames.push(fr);
     }
     const mech = obj(e.mechanism);
+    // captureMessage in SDKs 11 attaches its call stack as a synthetic exception without a type:
+    // a message, grouped and titled by its text as before, not an exception named "Error".
+    if (mech?.synthetic === true && text(e.type) === '' && messageOf(ev) !== '') continue;
     out.push({
       type: text(e.type) || 'Error',
       value: text(e.value),

@@ -12,9 +12,13 @@ import type { AuditTable, GatewayDb } from './schema.js';
  *
  * Appending is synchronous (the wire hot path never awaits the database): the record gets its
  * sequence number and hash at once, in append order, and a background flush writes queued
- * records in one transaction every 100 ms (so a crash can lose at most that much of the trail,
- * never break it). One process writes a chain; a second
- * writer would collide on the sequence primary key rather than fork the chain silently.
+ * records in one transaction every 100 ms. A record that must exist before something happens
+ * (a statement that may write, before it goes upstream) is awaited with `durable(seq)`: that
+ * asks for a flush at once, and every record appended meanwhile — by every session — shares the
+ * same commit (group commit: one fsync, SQLite `synchronous = FULL` or PostgreSQL
+ * `synchronous_commit = on`). So a crash can lose only records nothing waited for (reads'
+ * outcome records of the last 100 ms), never break the chain. One process writes a chain; a
+ * second writer would collide on the sequence primary key rather than fork the chain silently.
  */
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -74,12 +78,25 @@ export interface AuditQuery {
   limit: number;
 }
 
+interface Waiter {
+  seq: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
 export class AuditChain {
   private head = { seq: 0, hash: GENESIS_HASH };
   private queue: AuditTable[] = [];
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private closed = false;
+  /** Highest sequence number known to be committed. */
+  private durableSeq = 0;
+  /** Callers of `durable`, in sequence order (appends are monotonic). */
+  private waiters: Waiter[] = [];
+  private soon = false;
+  /** Commits and records written (tests and the benchmark: how well commits are shared). */
+  readonly stats = { commits: 0, records: 0, durableWaits: 0 };
 
   constructor(
     private readonly db: GatewayDb,
@@ -114,6 +131,43 @@ export class AuditChain {
   async open(): Promise<void> {
     const last = await this.db.selectFrom('gateway_audit').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
     if (last !== undefined) this.head = { seq: Number(last.seq), hash: last.hash };
+    this.durableSeq = this.head.seq;
+  }
+
+  /**
+   * Resolves once the record `seq` is committed (rejects if the commit fails: the caller must
+   * then not do what the record announces). Asks for a flush on the next turn of the event
+   * loop, so every session that appended in this turn shares it.
+   */
+  durable(seq: number): Promise<void> {
+    if (seq <= this.durableSeq) return Promise.resolve();
+    this.stats.durableWaits++;
+    return new Promise<void>((resolve, reject) => {
+      this.waiters.push({ seq, resolve, reject });
+      this.flushSoon();
+    });
+  }
+
+  private flushSoon(): void {
+    if (this.soon) return;
+    this.soon = true;
+    setImmediate(() => {
+      this.soon = false;
+      this.flush().catch((err: unknown) => this.log.error({ err }, 'audit flush failed'));
+    });
+  }
+
+  /** Settles the waiters up to `seq` (resolved when committed, rejected when the commit failed). */
+  private settle(seq: number, err?: Error): void {
+    let n = 0;
+    while (n < this.waiters.length && this.waiters[n].seq <= seq) n++;
+    if (n === 0) return;
+    const done = this.waiters.slice(0, n);
+    this.waiters = this.waiters.slice(n);
+    for (const w of done) {
+      if (err === undefined) w.resolve();
+      else w.reject(err);
+    }
   }
 
   /** Appends a record; returns its position in the chain. */
@@ -148,22 +202,43 @@ export class AuditChain {
     if (this.queue.length === 0) return;
     const batch = this.queue;
     this.queue = [];
+    const last = batch[batch.length - 1].seq;
     this.flushing = (async () => {
       try {
-        await this.db.transaction().execute(async (trx) => {
-          // SQLite caps bound parameters per statement; 10 columns × 500 rows stays well under it.
-          for (let i = 0; i < batch.length; i += 500) {
-            await trx.executeQuery(this.insertBatch(batch.slice(i, i + 500)));
-          }
-        });
+        await this.writeBatch(batch);
+        this.durableSeq = last;
+        this.stats.commits++;
+        this.stats.records += batch.length;
+        this.settle(last);
       } catch (err) {
         this.queue = batch.concat(this.queue);
+        // Fail closed: whoever waits for these records must not go ahead without them.
+        this.settle(last, new Error(`audit records could not be stored: ${(err as Error).message}`, { cause: err }));
         throw err;
       } finally {
         this.flushing = undefined;
+        // Records appended while this commit ran, and waited for, go in the next one at once.
+        if (this.waiters.length > 0) this.flushSoon();
       }
     })();
     await this.flushing;
+  }
+
+  /** One transaction per batch; its commit is the durability point. */
+  private async writeBatch(batch: readonly AuditTable[]): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      // A server configured with synchronous_commit = off would acknowledge before the fsync.
+      if (this.isPostgres()) await trx.executeQuery(CompiledQuery.raw('set local synchronous_commit = on'));
+      // SQLite caps bound parameters per statement; 10 columns × 500 rows stays well under it.
+      for (let i = 0; i < batch.length; i += 500) {
+        await trx.executeQuery(this.insertBatch(batch.slice(i, i + 500)));
+      }
+    });
+  }
+
+  private isPostgres(): boolean {
+    this.placeholder ??= sql`select ${1}`.compile(this.db).sql.includes('$1') ? (i) => `$${i}` : () => '?';
+    return this.placeholder(1) === '$1';
   }
 
   get pending(): number {

@@ -31,8 +31,13 @@ export const resourcePolicySchema = z.object({
       modes: z.partialRecord(mode, ruleActions).default({}),
       /** Overrides per tightloop role of the user; these win over modes. */
       roles: z.partialRecord(z.enum(['admin', 'member', 'viewer']), ruleActions).default({}),
+      /**
+       * Functions (by name as the catalog spells it, `schema.name` when qualified) a read grant
+       * may call although they are not stable/immutable built-ins; others wait for approval.
+       */
+      allowFunctions: z.array(z.string().min(1).max(127)).max(500).default([]),
     })
-    .default({ rules: {}, modes: {}, roles: {} }),
+    .default({ rules: {}, modes: {}, roles: {}, allowFunctions: [] }),
   masking: maskingPolicySchema.default({ ...DEFAULT_MASKING, detectors: [...DEFAULT_MASKING.detectors], columns: [], exemptRoles: [] }),
   /** Allow self-granted emergency access (reason required, alert fired). */
   breakGlass: z.boolean().default(false),

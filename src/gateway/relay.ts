@@ -48,6 +48,12 @@ export interface RelayHooks {
   finished(exec: Execution): void;
   /** The relay hit something it cannot continue from. */
   fatal(err: Error): void;
+  /**
+   * Audit before effect: called for each statement about to run (a simple Query, an Execute).
+   * A promise holds this client's bytes, from that message on, until it resolves (the audit
+   * record is durable); a rejection ends the session with nothing forwarded.
+   */
+  beforeRun?(info: StatementInfo | undefined, protocol: 'simple' | 'extended'): Promise<void> | undefined;
 }
 
 export interface RelayStats {
@@ -66,6 +72,50 @@ export class ProtocolDesync extends ProtocolViolation {
 /** Statement kinds after which the relay forgets what it knew of statement names (audit only). */
 const RENAMING = new Set(['DeallocateStmt', 'DiscardStmt', 'PrepareStmt']);
 
+/** SQL that defines or drops statement or portal names behind the protocol's back. */
+const NAMING_SQL = new Set([...RENAMING, 'DeclareCursorStmt', 'ClosePortalStmt']);
+
+/**
+ * The client's view of statement and portal names, ahead of the server's answers, so "audit
+ * before effect" knows what an Execute will run before it is forwarded. Undefined means unknown,
+ * which the hook treats as a possible write. A name the client reuses (its Parse or Bind may fail
+ * with "already exists", leaving the old meaning) becomes unknown; once SQL has defined or dropped
+ * names (PREPARE, DEALLOCATE, DISCARD, DECLARE, CLOSE), every named one stays unknown. The
+ * unnamed statement and portal cannot be made by SQL, and a failed Parse drops the old unnamed
+ * statement, so they stay known.
+ */
+class NamesAhead {
+  private readonly statements = new Map<string, StatementInfo | undefined>();
+  private readonly portals = new Map<string, StatementInfo | undefined>();
+  private tainted = false;
+
+  judged(info: StatementInfo | undefined): void {
+    if (info === undefined) return;
+    for (const k of info.facts.kinds) if (NAMING_SQL.has(k)) this.tainted = true;
+  }
+
+  parse(name: string, info: StatementInfo | undefined): void {
+    this.statements.set(name, name !== '' && (this.tainted || this.statements.has(name)) ? undefined : info);
+  }
+
+  bind(portal: string, statement: string): void {
+    const info = this.statement(statement);
+    this.portals.set(portal, portal !== '' && (this.tainted || this.portals.has(portal)) ? undefined : info);
+  }
+
+  close(kind: 'S' | 'P', name: string): void {
+    (kind === 'S' ? this.statements : this.portals).delete(name);
+  }
+
+  portal(name: string): StatementInfo | undefined {
+    return name !== '' && this.tainted ? undefined : this.portals.get(name);
+  }
+
+  private statement(name: string): StatementInfo | undefined {
+    return name !== '' && this.tainted ? undefined : this.statements.get(name);
+  }
+}
+
 export class Relay {
   private readonly fromClient: MessageFramer;
   private readonly fromUpstream: MessageFramer;
@@ -79,6 +129,8 @@ export class Relay {
    * Execute only when no such message came between them.
    */
   private readonly described = new Map<string, { item: DescribeItem; epoch: number }>();
+  /** What names will mean once the client's messages so far succeed (for audit before effect). */
+  private readonly ahead = new NamesAhead();
   private epoch = 0;
   /** The client is inside a COPY FROM STDIN the server has started (its Sync/Flush are ignored). */
   private clientInCopy = false;
@@ -131,6 +183,7 @@ export class Relay {
   private onClientData(chunk: Buffer): void {
     const buf = this.fromClient.push(chunk);
     const out: Buffer[] = [];
+    let gate: Promise<void> | undefined; // audit before effect: the last durability promise
     let run = 0; // start of the current run of messages forwarded unchanged
     let off = 0;
     const cut = (replacement?: Buffer): void => {
@@ -149,6 +202,7 @@ export class Relay {
         case 0x51: /* Q */ {
           // The judge → forward step of the simple protocol.
           const v = this.hooks.judge(readCString(body, 0).value, 'simple');
+          this.ahead.judged(v.info);
           const exec = this.execution(v.info, 'simple');
           this.epoch++;
           if (v.error !== undefined) {
@@ -158,6 +212,7 @@ export class Relay {
           } else {
             this.pending.push({ kind: 'query', exec });
             if (v.notice !== undefined) this.client.write(noticeResponse(v.notice));
+            gate = this.hooks.beforeRun?.(v.info, 'simple') ?? gate; // audit before effect
           }
           break;
         }
@@ -165,11 +220,14 @@ export class Relay {
           // The judge → forward step of the extended protocol.
           const parse = decodeParse(body);
           const v = this.hooks.judge(parse.sql, 'extended');
+          this.ahead.judged(v.info);
           if (v.error !== undefined) {
+            this.ahead.parse(parse.name, undefined);
             this.pending.push({ kind: 'parse', name: parse.name, info: v.info, blocked: errorResponse(v.error) });
             // The unnamed statement, so an existing name cannot produce a different error first.
             replace = parseMessage('', BLOCK_MARKER);
           } else {
+            this.ahead.parse(parse.name, v.info);
             this.pending.push({ kind: 'parse', name: parse.name, info: v.info });
             if (v.notice !== undefined) this.client.write(noticeResponse(v.notice));
           }
@@ -178,6 +236,7 @@ export class Relay {
         case 0x42: /* B */ {
           const bind = decodeBind(body);
           this.described.delete(bind.portal);
+          this.ahead.bind(bind.portal, bind.statement);
           this.pending.push({ kind: 'bind', portal: bind.portal, statement: bind.statement });
           break;
         }
@@ -204,11 +263,13 @@ export class Relay {
           }
           this.epoch++;
           this.pending.push({ kind: 'execute', portal: name, exec: this.execution(undefined, 'extended'), describe });
+          gate = this.hooks.beforeRun?.(this.ahead.portal(name), 'extended') ?? gate; // audit before effect
           break;
         }
         case 0x43: /* C */ {
           const t = decodeTarget(body);
           if (t.kind === 'P') this.described.delete(t.name);
+          this.ahead.close(t.kind, t.name);
           this.pending.push({ kind: 'close', target: t.kind, name: t.name });
           break;
         }
@@ -247,7 +308,40 @@ export class Relay {
       off = end;
     }
     cut();
+    this.forward(out, gate);
+  }
+
+  // ---- audit before effect (gw-audit): hold client bytes until their audit is durable -----
+
+  private held: { out: Buffer[]; ready: boolean }[] = [];
+
+  /**
+   * Records become durable in sequence order, so one promise per chunk (its last) covers every
+   * statement in it. While anything is held the client is paused (bounded memory), and later
+   * chunks queue behind it, so the upstream sees the client's bytes in order.
+   */
+  private forward(out: Buffer[], gate: Promise<void> | undefined): void {
+    if (gate === undefined && this.held.length === 0) {
+      this.write(this.upstream, out, 'upstream');
+      return;
+    }
+    const entry = { out, ready: gate === undefined };
+    this.held.push(entry);
+    this.client.pause();
+    if (gate !== undefined) {
+      gate.then(() => {
+        entry.ready = true;
+        this.release();
+      }, (err: unknown) => this.hooks.fatal(err as Error));
+    }
+  }
+
+  private release(): void {
+    const out: Buffer[] = [];
+    while (this.held.length > 0 && this.held[0].ready) out.push(...(this.held.shift() as { out: Buffer[] }).out);
+    if (this.upstream.destroyed || !this.upstream.writable) return;
     this.write(this.upstream, out, 'upstream');
+    if (this.held.length === 0 && !this.clientPaused) this.client.resume();
   }
 
   private execution(info: StatementInfo | undefined, protocol: 'simple' | 'extended'): Execution {

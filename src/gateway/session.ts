@@ -3,10 +3,11 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { ulid } from 'ulid';
 import { statementHash } from './approvals.js';
-import { decide, describeBlock, type DecisionContext } from './guardrails/index.js';
+import { DEFAULT_ALLOWED_FUNCTIONS, decide, describeBlock, type DecisionContext } from './guardrails/index.js';
 import type { AccessGrant } from './grants.js';
 import type { Masker } from './masking/index.js';
-import type { Execution } from './pipeline.js';
+import { mayWrite } from './effect.js';
+import type { Execution, StatementInfo } from './pipeline.js';
 import { Relay, type Verdict } from './relay.js';
 import { resolveCredential, type Resource } from './resources.js';
 import { authenticate } from './session-auth.js';
@@ -38,6 +39,8 @@ export class ClientSession {
   private upstream: UpstreamConnection | undefined;
   private closed = false;
   private statements = 0;
+  /** Statements announced by a durable `statement.start` record. */
+  private starts = 0;
   private readonly openedAt = Date.now();
   private expiryTimer: NodeJS.Timeout | undefined;
   private log: StatementLog | undefined;
@@ -122,6 +125,7 @@ export class ClientSession {
       modes: resource.policy.guardrails.modes,
       role: resource.policy.guardrails.roles[who.role as 'admin' | 'member' | 'viewer'],
       maskingActive: masking !== undefined,
+      allowFunctions: new Set([...DEFAULT_ALLOWED_FUNCTIONS, ...resource.policy.guardrails.allowFunctions]),
     };
     this.ctx.registry.add(this);
     this.log = new StatementLog(this.ctx.audit, { actor: user, resource: resource.name, session: this.id }, this.ctx.auditWindowMs);
@@ -140,6 +144,7 @@ export class ClientSession {
       },
       finished: (exec) => this.finished(exec),
       fatal: (err) => this.fail(err),
+      beforeRun: (info, protocol) => this.beforeRun(info, protocol),
     }, this.ctx.maxMessageBytes);
     this.relay.start(startup.reader.detach(), up.leftover);
   }
@@ -171,6 +176,22 @@ export class ClientSession {
     }
     this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, decision: 'block', rule, detail: decision.finding?.detail } });
     return { info, error: { severity: 'ERROR', code: SQLSTATE.insufficientPrivilege, message: describeBlock(decision) } };
+  }
+
+  /**
+   * Audit before effect: a statement that may write gets its own `statement.start` record, and
+   * goes upstream only once that record is durable (group commit, see audit.ts). Provably
+   * read-only statements (effect.ts) do not wait, under any grant; their outcome is recorded
+   * when they finish, as for every statement.
+   */
+  private beforeRun(info: StatementInfo | undefined, protocol: 'simple' | 'extended'): Promise<void> | undefined {
+    if (info?.decision.action === 'block' || !mayWrite(info)) return undefined;
+    this.starts++;
+    const { seq } = this.ctx.audit.append({
+      kind: 'statement.start', actor: this.userName, resource: this.resource?.name, session: this.id,
+      data: { protocol, n: this.starts, sql: info?.facts.normalized ?? null, fingerprint: info?.facts.fingerprint ?? null, decision: info?.decision.action ?? 'unknown' },
+    });
+    return this.ctx.audit.durable(seq);
   }
 
   private finished(exec: Execution): void {
@@ -258,7 +279,7 @@ export class ClientSession {
     if (this.resource !== undefined && this.grant !== undefined) {
       this.ctx.audit.append({
         kind: 'connection.close', actor: this.userName, resource: this.resource.name, session: this.id,
-        data: { reason, durationMs: Date.now() - this.openedAt, statements: this.statements },
+        data: { reason, durationMs: Date.now() - this.openedAt, statements: this.statements, started: this.starts },
       });
     }
   }

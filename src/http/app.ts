@@ -3,7 +3,9 @@ import type { Logger } from 'pino';
 import { AppError, unauthorized } from '../core/app-error.js';
 import type { TelemetryBatches, TelemetryStore } from '../telemetry/index.js';
 import { registerApiRoutes } from './api-routes.js';
+import { DEFAULT_OTLP_CORS_ORIGINS, otlpCorsPolicy } from './cors.js';
 import { registerOtlpRoutes } from './otlp-routes.js';
+import { installRoleModel } from './roles.js';
 
 /** Who made an API call. */
 export interface Principal {
@@ -20,6 +22,8 @@ export interface AppDeps {
   /** Ingest without a token is allowed only while the server listens on loopback. */
   ingestNeedsToken: boolean;
   maxBodyBytes: number;
+  /** Browser origins allowed to send OTLP (`--cors-origins`, cors.ts); default: loopback pages. */
+  corsOrigins?: readonly string[];
   /** False until the stores are open; /api/health answers 503 meanwhile. */
   isReady: () => boolean;
   /** Pillar plugins registered at the root, outside the bearer-token hook (e.g. Sentry ingest, which authenticates by project key). */
@@ -45,8 +49,6 @@ function bearer(req: FastifyRequest): string | null {
   return m === null ? null : m[1];
 }
 
-const PUBLIC_API = new Set(['/api/health', '/api/openapi.json']);
-
 export function buildApp(deps: AppDeps): FastifyInstance {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
@@ -64,6 +66,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (principal === null) throw unauthorized('invalid, expired or revoked token');
     req.principal = principal;
   };
+
+  // Before any route: every route must have a required role (roles.ts), enforced by one hook.
+  installRoleModel(app, deps.authenticate);
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err instanceof AppError) {
@@ -86,12 +91,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     return { status: 'ok' };
   });
 
+  // Authentication and the role check of these routes: the role model's onRequest hook.
   app.register(async (api) => {
-    api.addHook('onRequest', async (req) => {
-      const path = req.url.split('?')[0];
-      if (PUBLIC_API.has(path)) return;
-      await authorize(req);
-    });
     registerApiRoutes(api, deps.store, { errorsForTrace: deps.errorsForTrace });
     for (const routes of deps.apiRoutes ?? []) routes(api);
   });
@@ -104,6 +105,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       submit: deps.submit,
       onIngested: deps.onIngested,
       authorize: deps.ingestNeedsToken ? authorize : async () => undefined,
+      cors: otlpCorsPolicy(deps.corsOrigins ?? DEFAULT_OTLP_CORS_ORIGINS),
     });
   });
 

@@ -22,6 +22,11 @@ export const serverConfigSchema = z.object({
   servicesPath: z.string().min(1).optional(),
   /** An alert or failed verdict joins the open incident of its service/environment active within this many seconds. */
   incidentWindowS: z.number().int().min(1).max(7 * 86_400).default(1800),
+  /**
+   * Browser origins allowed to send OTLP (`--cors-origins`, TIGHTLOOP_CORS_ORIGINS): origins,
+   * `loopback` (pages on this machine, the default), `*` or `none`. See cors.ts.
+   */
+  corsOrigins: z.array(z.string().min(1)).default(['loopback']),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 

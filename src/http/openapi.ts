@@ -11,6 +11,7 @@ import { gatewayOpenApiPaths } from '../gateway/index.js';
 import { incidentsOpenApiPaths } from '../incidents/openapi.js';
 import { authOpenApiPaths } from '../auth/openapi.js';
 import { consoleOpenApiPaths } from './console-api.js';
+import { withRequiredRoles } from './roles.js';
 
 const timeParams = [
   { name: 'from', in: 'query', schema: { type: 'string' }, description: 'Epoch ms, ISO 8601 or now-<duration> (e.g. now-1h).' },
@@ -67,7 +68,8 @@ export const openApiDocument = {
   info: { title: 'tightloop API', version: '0.1.0' },
   components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
   security: [{ bearer: [] }],
-  paths: {
+  // Each operation carries `x-required-role` (viewer, member, admin, public, ingest): roles.ts.
+  paths: withRequiredRoles({
     '/api/health': { get: { summary: 'Readiness', security: [], responses: { 200: ok('{"status":"ok"}') } } },
     '/api/openapi.json': { get: { summary: 'This document', security: [], responses: { 200: ok('OpenAPI document') } } },
     '/api/services': {
@@ -188,5 +190,5 @@ export const openApiDocument = {
     '/v1/traces': otlp('traces'),
     '/v1/logs': otlp('logs'),
     '/v1/metrics': otlp('metrics'),
-  },
+  }),
 } as const;

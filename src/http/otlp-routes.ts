@@ -4,6 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { decodeRequest, encodeExportResponse, encodeStatus, OtlpDecodeError } from '../otlp/index.js';
 import { rowCount, type TelemetryBatches } from '../telemetry/index.js';
 import { AppError } from '../core/app-error.js';
+import { registerCors, type CorsPolicy } from './cors.js';
 
 /**
  * OTLP/HTTP ingest: POST /v1/traces|logs|metrics, protobuf or JSON, optionally gzip.
@@ -22,6 +23,8 @@ export interface OtlpRouteOptions {
   onIngested?: (batches: TelemetryBatches) => Promise<void>;
   /** Called before decoding; throws AppError to refuse (e.g. ingest auth). */
   authorize: (req: FastifyRequest) => Promise<void>;
+  /** Which browser origins may send (cors.ts); others are refused with 403. */
+  cors: CorsPolicy;
 }
 
 const gunzipAsync = promisify(gunzip);
@@ -32,6 +35,7 @@ const GRPC_INVALID_ARGUMENT = 3;
 const GRPC_RESOURCE_EXHAUSTED = 8;
 const GRPC_UNAVAILABLE = 14;
 const GRPC_UNAUTHENTICATED = 16;
+const GRPC_PERMISSION_DENIED = 7;
 const GRPC_UNIMPLEMENTED = 12;
 
 function formatOf(contentType: string | undefined): Format | null {
@@ -50,7 +54,8 @@ function contentTypeOf(format: Format): string {
 function grpcCodeFor(status: number): number {
   if (status === 429) return GRPC_RESOURCE_EXHAUSTED;
   if (status === 503) return GRPC_UNAVAILABLE;
-  if (status === 401 || status === 403) return GRPC_UNAUTHENTICATED;
+  if (status === 401) return GRPC_UNAUTHENTICATED;
+  if (status === 403) return GRPC_PERMISSION_DENIED;
   if (status === 415) return GRPC_UNIMPLEMENTED;
   return GRPC_INVALID_ARGUMENT;
 }
@@ -85,6 +90,9 @@ export function registerOtlpRoutes(app: FastifyInstance, opts: OtlpRouteOptions)
   app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: opts.maxBodyBytes }, (_req, body, done) => {
     done(null, body);
   });
+
+  registerCors(app, opts.cors, ['/v1/traces', '/v1/logs', '/v1/metrics'], true, (reply, origin) =>
+    sendStatus(reply, 'json', 403, `origin '${origin}' may not send OTLP here (tightloop up --cors-origins)`));
 
   const handle = (signal: SignalPath) => async (req: FastifyRequest, reply: FastifyReply) => {
     const format = formatOf(req.headers['content-type']);

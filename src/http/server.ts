@@ -17,6 +17,7 @@ import { consolePlugin } from './console.js';
 import { registerConsoleApi } from './console-api.js';
 import { LogTailHub } from './log-tail.js';
 import { isLoopback, type ServerConfig } from './config.js';
+import { registeredRoutes, type RegisteredRoute } from './roles.js';
 
 /** A running tightloop: what `tightloop up` starts and tests drive. */
 export interface RunningServer {
@@ -44,6 +45,8 @@ export interface RunningServer {
   actuator: LocalActuator;
   /** Creates a user with one API token (the demo's second person); the API is POST /api/users. */
   createUser(name: string, role: Role): Promise<{ id: string; name: string; token: string }>;
+  /** Every HTTP route with its required role (http/roles.ts), as registered. */
+  routes(): readonly RegisteredRoute[];
   /** Stops accepting, flushes pending batches, closes the stores. */
   close(): Promise<void>;
 }
@@ -127,6 +130,9 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   await rollouts.open();
   rollouts.attach();
 
+  if (config.corsOrigins.includes('*') && isLoopback(config.host)) {
+    log.warn('--cors-origins *: any web page opened on this machine can send OTLP here (ingest needs no token on loopback)');
+  }
   let ready = false;
   const logTail = new LogTailHub();
   const app = buildApp({
@@ -139,6 +145,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     },
     ingestNeedsToken: !isLoopback(config.host),
     maxBodyBytes: config.maxBodyBytes,
+    corsOrigins: config.corsOrigins,
     isReady: () => ready,
     plugins: [errors.ingestPlugin, (api) => gatewayApi(api, {
       gateway,
@@ -196,6 +203,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
 
   return { url: `http://${hostForUrl}:${port}`, port, adminToken: admin.created ? admin.token : undefined,
     defaultDsn: errors.defaultDsn(publicUrl), errorEvents: errors.events, detectEvents: detect.events, incidents, gatewayPort: gateway.port, deploys, actions, rollouts, actuator, close,
+    routes: () => registeredRoutes(app),
     async createUser(name, role) {
       const { id, token } = await createUser(state.db, { name, role, tokenName: `${name} token` });
       return { id, name, token };

@@ -33,6 +33,12 @@ export interface Incident {
   resolvedBy: string | null;
   resolution: 'auto' | 'manual' | null;
   suspectDeployId: string | null;
+  /**
+   * `true` while the alerts have resolved but the latest fix deploy's verification was
+   * inconclusive: recovered, not verified healthy. Only a passed fix resolves by itself; this one
+   * waits for a person (or a fix that passes).
+   */
+  recoveredUnverified: boolean;
   alerts: IncidentAlert[];
 }
 
@@ -63,7 +69,7 @@ export interface TimelineLinks {
 export const TIMELINE_KINDS = [
   'deploy', 'first_bad_signal', 'alert.fired', 'notified', 'acknowledged', 'assigned', 'error_group',
   'access.requested', 'access.approved', 'statement', 'action', 'rollback', 'verdict', 'signal_recovered',
-  'alert.resolved', 'resolved',
+  'alert.resolved', 'fix_unverified', 'resolved',
 ] as const;
 export type TimelineKind = (typeof TIMELINE_KINDS)[number];
 

@@ -16,7 +16,7 @@ export const incidentsOpenApiPaths = {
     get: {
       summary: 'Incidents, most recently detected first',
       parameters: [q('status', 'open, acknowledged, resolved or all (default all)'), q('service', 'service.name'), q('limit', '1-1000, default 100', 'integer')],
-      responses: { 200: json('{incidents}: service, environment, status, firstBadAt, detectedAt, acknowledgedAt, recoveredAt, resolvedAt, suspectDeployId, alerts'), ...common },
+      responses: { 200: json('{incidents}: service, environment, status, firstBadAt, detectedAt, acknowledgedAt, recoveredAt, resolvedAt, suspectDeployId, recoveredUnverified, alerts'), ...common },
     },
   },
   '/api/incidents/{id}': {

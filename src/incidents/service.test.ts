@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppError } from '../core/app-error.js';
+import { DeployService, deploysMigrations } from '../deploys/index.js';
 import { DetectEvents, type AlertEvent } from '../detect/index.js';
 import { stateTestDialects } from '../state/dialects.conformance.js';
 import { migrateToLatest } from '../state/index.js';
@@ -124,6 +125,54 @@ describe.each(dialects.names)('incident lifecycle on %s', (name) => {
     expect([inc.status, inc.resolution, inc.resolvedAt]).toEqual(['resolved', 'auto', new Date(T0 + 30_000).toISOString()]);
     expect(inc.recoveredAt).toBe(new Date(T0 + 20_000).toISOString());
     expect((await svc.events(inc.id)).map((e) => e.kind)).toEqual(['alert.fired', 'notified', 'alert.resolved', 'resolved']);
+    await svc.stop();
+  });
+
+  it('an inconclusive fix leaves the incident open, recovered but unverified; only a pass resolves by itself', async () => {
+    const store = await dialects.open(name, { migrate: false });
+    await migrateToLatest(store.db, { ...incidentsMigrations, ...deploysMigrations });
+    const events = new DetectEvents();
+    const clock = { now: T0 - 60_000 };
+    const svc = new IncidentService({ db: store.db, telemetry: new FixtureTelemetry(), detectEvents: events, windowMs: 10 * 60_000, nowMs: () => clock.now });
+    svc.start();
+    // The real deploys pillar; its rollup feed stays silent, so nothing shows the rollback healthy.
+    const deploys = new DeployService({
+      db: store.db, source: { onCommittedRollups: () => () => undefined }, tickMs: 0, implicitDeploys: false, nowMs: () => clock.now,
+      verify: { maxDurationS: 5 },
+    });
+    await deploys.start();
+    svc.attachDeploys(deploys);
+    const series = { service: 'ledger', environment: 'prod' };
+    const bad = await deploys.record({ service: 'ledger', version: '2.0', environment: 'prod', previousVersion: '1.0', verify: false });
+    clock.now = T0;
+    events.emit('alert.fired', alert('u1', 'errors', series, T0));
+    await svc.idle();
+    clock.now = T0 + 10_000;
+    const rb = await deploys.record({ service: 'ledger', version: '1.0', environment: 'prod', previousVersion: '2.0', rollbackOf: bad.id, source: 'rollback' });
+    expect(rb.status).toBe('verifying');
+    clock.now = T0 + 20_000;
+    events.emit('alert.resolved', { ...alert('u1', 'errors', series, T0), at: new Date(T0 + 20_000).toISOString() });
+    await svc.idle();
+    // The rollback's verification ends inconclusive (no history of 1.0 serving alone).
+    clock.now = T0 + 30_000;
+    deploys.tick();
+    const v = await deploys.waitForVerdict(rb.id, 5_000);
+    expect(v.outcome).toBe('inconclusive');
+    // The verdict's status event reaches incidents through the deploys' background write.
+    for (let i = 0; i < 100 && !(await svc.list())[0].recoveredUnverified; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      await svc.idle();
+    }
+    const [inc] = await svc.list();
+    expect([inc.status, inc.resolvedAt, inc.recoveredUnverified]).toEqual(['open', null, true]);
+    const evs = await svc.events(inc.id);
+    expect(evs.map((e) => e.kind)).toEqual(['alert.fired', 'alert.resolved', 'fix.unverified']);
+    expect(evs[2]).toMatchObject({ ref: rb.id, data: { version: '1.0', rollback: true } });
+    expect(String(evs[2].data.reason)).toMatch(/^no history/);
+    // A person closes it; the flag goes with the resolution.
+    const done = await svc.resolve(inc.id, 'ann', 'checked by hand');
+    expect([done.status, done.recoveredUnverified]).toEqual(['resolved', false]);
+    await deploys.stop();
     await svc.stop();
   });
 

@@ -55,6 +55,7 @@ function toView(r: IncidentsTable, alerts: IncidentAlertsTable[]): Incident {
     openedAt: r.opened_at, detectedAt: r.detected_at, firstBadAt: r.first_bad_at, firstBadSource: r.first_bad_source as Incident['firstBadSource'],
     recoveredAt: r.recovered_at, acknowledgedAt: r.acknowledged_at, acknowledgedBy: r.acknowledged_by, assignee: r.assignee,
     resolvedAt: r.resolved_at, resolvedBy: r.resolved_by, resolution: r.resolution as Incident['resolution'], suspectDeployId: r.suspect_deploy_id,
+    recoveredUnverified: r.status !== 'resolved' && r.recovery_state === 'unverified',
     alerts: alerts.map((a) => ({ id: a.alert_id, rule: a.rule_name, state: a.state as 'firing' | 'resolved', firedAt: a.fired_at, resolvedAt: a.resolved_at })),
   };
 }
@@ -217,7 +218,7 @@ export class IncidentService {
       id: ulid(atMs), title, service, environment, status: 'open', signal, opened_at: at, detected_at: at,
       first_bad_at: null, first_bad_source: null, baseline_level: null, bad_level: null, recovered_at: null,
       acknowledged_at: null, acknowledged_by: null, assignee: null, resolved_at: null, resolved_by: null, resolution: null,
-      suspect_deploy_id: null, updated_at: at,
+      suspect_deploy_id: null, recovery_state: null, updated_at: at,
     };
     await this.db.insertInto('incidents').values(row).execute();
     return { row, created: true };
@@ -351,13 +352,22 @@ export class IncidentService {
   private async maybeAutoResolve(r: IncidentsTable): Promise<void> {
     if (r.status === 'resolved') return;
     const alerts = await this.db.selectFrom('incident_alerts').select('state').where('incident_id', '=', r.id).execute();
-    if (alerts.some((a) => a.state !== 'resolved')) return;
-    const fixes = await this.fixDeploys(r);
-    // Opened by a failed verdict and nothing shipped since: the bad version is still live.
-    if (alerts.length === 0 && fixes.length === 0) return;
-    const latest = fixes.at(-1);
-    // "Inconclusive" is not enough traffic to judge: with the alerts resolved it does not hold the incident open.
-    if (latest !== undefined && latest.status !== 'passed' && latest.status !== 'inconclusive') return;
+    const fixes = alerts.some((a) => a.state !== 'resolved') ? null : await this.fixDeploys(r);
+    const latest = fixes?.at(-1);
+    // Only a fix that passed verification resolves by itself. One whose verification was
+    // inconclusive leaves the incident open and marked recovered-but-unverified, visibly.
+    const unverified = latest !== undefined && latest.status === 'inconclusive';
+    if (unverified !== (r.recovery_state === 'unverified')) {
+      const at = iso(this.now());
+      await this.db.updateTable('incidents').set({ recovery_state: unverified ? 'unverified' : null, updated_at: at }).where('id', '=', r.id).execute();
+      if (unverified) {
+        const v = await this.deploys?.verification(latest.id).catch(() => null);
+        await this.event(r.id, at, 'fix.unverified', null, latest.id, { version: latest.version, rollback: latest.rollbackOf !== null, reason: v?.reason ?? null });
+      }
+    }
+    // Alerts still firing; or opened by a failed verdict and nothing shipped since (the bad version is still live).
+    if (fixes === null || (alerts.length === 0 && fixes.length === 0)) return;
+    if (latest !== undefined && latest.status !== 'passed') return;
     await this.close(r, 'auto', null, latest === undefined ? 'alerts resolved' : `alerts resolved; ${latest.service} ${latest.version} passed verification`);
   }
 

@@ -30,6 +30,11 @@ export interface IncidentsTable {
   resolved_by: string | null;
   resolution: string | null;
   suspect_deploy_id: string | null;
+  /**
+   * 'unverified': the alerts resolved but the latest fix deploy's verification was inconclusive —
+   * recovered, not shown healthy; the incident stays open (migration 0002; null otherwise).
+   */
+  recovery_state: string | null;
   updated_at: string;
 }
 
@@ -97,7 +102,19 @@ const m0001: Migration = {
   },
 };
 
-export const incidentsMigrations: ModuleMigrations = { incidents_0001_incidents_alerts_events: m0001 };
+const m0002: Migration = {
+  async up(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('incidents').addColumn('recovery_state', 'text').execute();
+  },
+  async down(db: Kysely<unknown>): Promise<void> {
+    await db.schema.alterTable('incidents').dropColumn('recovery_state').execute();
+  },
+};
+
+export const incidentsMigrations: ModuleMigrations = {
+  incidents_0001_incidents_alerts_events: m0001,
+  incidents_0002_recovery_state: m0002,
+};
 
 /** Narrows a state database handle to the incidents tables (state never learns of pillars). */
 export function incidentsDb(db: Kysely<Database>): Kysely<IncidentsDatabase> {

@@ -13,7 +13,7 @@ const at = (s: number): string => new Date(Date.parse('2026-11-26T10:00:00.000Z'
 const incident: Incident = {
   id: 'inc1', title: 'errors: checkout (prod)', service: 'checkout', environment: 'prod', status: 'resolved', signal: 'error_rate',
   openedAt: at(10), detectedAt: at(10), firstBadAt: at(4), firstBadSource: 'signal', recoveredAt: at(60), acknowledgedAt: at(20),
-  acknowledgedBy: 'ann', assignee: 'bob', resolvedAt: at(70), resolvedBy: null, resolution: 'auto', suspectDeployId: 'd2', alerts: [],
+  acknowledgedBy: 'ann', assignee: 'bob', resolvedAt: at(70), resolvedBy: null, resolution: 'auto', suspectDeployId: 'd2', recoveredUnverified: false, alerts: [],
 };
 
 function deploy(id: string, version: string, startS: number, p: Partial<Deploy> = {}): Deploy {

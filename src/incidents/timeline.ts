@@ -83,6 +83,11 @@ function eventEntry(e: StoredEvent, inc: Incident): TimelineEntry | null {
       return { ...base, kind: 'assigned', title: `assigned to ${String(e.data.assignee ?? '?')}` };
     case 'error_group':
       return { ...base, kind: 'error_group', title: `error group ${String(e.data.kind ?? 'new')}: ${String(e.data.title ?? '')}`, links: { errorGroups: e.ref === null ? [] : [e.ref] } };
+    case 'fix.unverified':
+      return {
+        ...base, kind: 'fix_unverified',
+        title: `recovered but unverified: the verification of ${e.data.rollback === true ? 'the rollback to ' : ''}${inc.service} ${String(e.data.version ?? '?')} was inconclusive${typeof e.data.reason === 'string' ? ` (${e.data.reason})` : ''}; the incident stays open until a person resolves it or a fix passes`,
+      };
     case 'resolved':
       return { ...base, kind: 'resolved', title: `resolved (${String(e.data.resolution ?? 'manual')})${typeof e.data.note === 'string' && e.data.note !== '' ? `: ${e.data.note}` : ''}` };
     default:

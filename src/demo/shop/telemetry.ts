@@ -25,12 +25,12 @@ export function startTelemetry(): ShopTelemetry {
   sdk.start();
   const dsn = process.env.SENTRY_DSN;
   if (dsn !== undefined && dsn !== '') {
-    // OTel is set up above; Sentry only reports errors (its own OTel setup would clash with it).
+    // OTel is set up above; Sentry only reports errors. @sentry/node 11 registers no OTel tracer
+    // provider of its own unless `enableOpenTelemetrySetup` (which would clash with the one above).
     Sentry.init({
       dsn,
       release: process.env.SENTRY_RELEASE,
       environment: process.env.SENTRY_ENVIRONMENT ?? 'production',
-      skipOpenTelemetrySetup: true,
       defaultIntegrations: false,
       integrations: [Sentry.linkedErrorsIntegration()],
       tracesSampleRate: 0,

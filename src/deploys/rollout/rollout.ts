@@ -12,11 +12,16 @@
  * Rollouts are kept in the state store (storage.ts) as they change.
  *
  * Rolling back = the service's rollback action (SERVICE, VERSION = the bad one,
- * PREVIOUS_VERSION), then a deploy record of its own (source `rollback`, rollbackOf = the bad
- * deploy) that is verified like any other, and `markRolledBack` on the bad one. A deploy made
- * elsewhere (CI, API, implicit) that fails verification gets the same rollback — at once with
- * `rollback: auto`, or as an action run waiting for an admin's approval with `rollback: confirm`.
- * A failed rollback is never rolled back again (no loops).
+ * PREVIOUS_VERSION = the target), then a deploy record of its own (source `rollback`,
+ * rollbackOf = the bad deploy) that is verified like any other, and `markRolledBack` on the bad
+ * one. The target is never a value from a request: for a rollout, the version it replaced (the
+ * local actuator's live version, else `DeployApi.rollbackTarget`); for any other deploy,
+ * `DeployApi.rollbackTarget` (the latest version tightloop saw serving healthily). A deploy
+ * recorded explicitly elsewhere (CI, API) that fails verification gets the same rollback — at
+ * once with `rollback: auto`, or as an action run waiting for an admin's approval with
+ * `rollback: confirm`. An implicit deploy (a version first seen in telemetry, which needs no
+ * token on loopback) never triggers an action: it is verified and can alert, nothing more. A
+ * failed rollback is never rolled back again (no loops).
  */
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
@@ -111,6 +116,11 @@ export class RolloutManager {
   };
   private readonly onVerdict = ({ deploy, verification }: { deploy: Deploy; verification: Verification }): void => {
     if (verification.outcome !== 'fail' || deploy.source === 'rollout' || deploy.source === 'rollback') return;
+    if (deploy.source === 'implicit') {
+      // Telemetry alone (tokenless on loopback) must never make tightloop act in production.
+      this.o.log.warn({ deploy: deploy.id, service: deploy.service, version: deploy.version }, 'implicit deploy failed verification: no action (only explicitly recorded deploys are rolled back)');
+      return;
+    }
     this.track(this.rollbackExternal(deploy));
   };
 
@@ -179,8 +189,10 @@ export class RolloutManager {
     }
     const environment = input.environment ?? cfg.environment;
     let previous: string | null;
+    // What serves now: the local actuator's live version (a process tightloop runs and health-checks),
+    // else the latest version tightloop saw serving healthily — never a version known only from telemetry.
     if (isLocal(cfg) && this.o.actuator !== undefined) previous = this.o.actuator.liveVersion(cfg.name);
-    else previous = (await this.o.deploys.list({ service: cfg.name, environment, limit: 1 }))[0]?.version ?? null;
+    else previous = await this.o.deploys.rollbackTarget({ id: '', service: cfg.name, environment, version: input.version, startedAt: now() });
     if (previous === input.version) throw conflict(`${cfg.name} ${input.version} is already live`);
     const deploy = await this.o.deploys.record({
       service: cfg.name, version: input.version, environment, source: 'rollout', previousVersion: previous, actor: who.userName,
@@ -275,7 +287,7 @@ export class RolloutManager {
       this.finish(r, 'failed', `${reason}; nothing to roll back to`);
       return;
     }
-    const res = await this.rollbackDeploy(await this.o.deploys.get(deploy.id), cfg, false);
+    const res = await this.rollbackDeploy(await this.o.deploys.get(deploy.id), r.previousVersion, cfg, false);
     r.rollbackRunId = res.run.id;
     r.rollbackDeployId = res.rollbackDeploy?.id ?? null;
     r.rollbackVerdict = res.verification?.outcome ?? null;
@@ -284,29 +296,41 @@ export class RolloutManager {
   }
 
   /**
-   * Runs the service's rollback action for `bad`, then records and verifies the rollback deploy.
-   * Returns when the rollback's verification has decided (or the action did not succeed).
+   * The version a rollback of `bad` restores: for a rollout's deploy, the version the rollout
+   * replaced; otherwise `DeployApi.rollbackTarget`. Never `bad.previousVersion`, never a request's.
    */
-  async rollbackDeploy(bad: Deploy, cfg: ServiceConfig, requireApproval: boolean): Promise<RollbackResult> {
-    if (bad.previousVersion === null || cfg.rollbackAction === null) throw new AppError('no_rollback', 400, `deploy ${bad.id} has no previous version or its service no rollbackAction`);
-    const run = await this.runAction(cfg.rollbackAction, { SERVICE: bad.service, VERSION: bad.version, PREVIOUS_VERSION: bad.previousVersion }, bad.id, requireApproval);
+  async rollbackTargetOf(bad: Deploy): Promise<string | null> {
+    if (bad.source === 'rollout') {
+      const r = [...this.rollouts.values()].find((x) => x.deployId === bad.id);
+      if (r !== undefined) return r.previousVersion;
+    }
+    return this.o.deploys.rollbackTarget(bad);
+  }
+
+  /**
+   * Runs the service's rollback action for `bad` back to `target` (from rollbackTargetOf or the
+   * rollout), then records and verifies the rollback deploy. Returns when the rollback's
+   * verification has decided (or the action did not succeed).
+   */
+  private async rollbackDeploy(bad: Deploy, target: string | null, cfg: ServiceConfig, requireApproval: boolean): Promise<RollbackResult> {
+    if (target === null || cfg.rollbackAction === null) throw new AppError('no_rollback', 400, `deploy ${bad.id} has no version to roll back to or its service no rollbackAction`);
+    const run = await this.runAction(cfg.rollbackAction, { SERVICE: bad.service, VERSION: bad.version, PREVIOUS_VERSION: target }, bad.id, requireApproval);
     if (run.status !== 'succeeded') {
       this.o.log.error({ deploy: bad.id, run: run.id, status: run.status, error: run.error }, 'rollback action did not succeed');
       return { run, rollbackDeploy: null, verification: null };
     }
-    return this.completeRollback(bad, cfg, run);
+    return this.completeRollback(bad, target, cfg, run);
   }
 
-  /** After a successful rollback run: the rollback's own deploy record, marks, verification. */
-  private async completeRollback(bad: Deploy, cfg: ServiceConfig, run: ActionRun): Promise<RollbackResult> {
-    if (bad.previousVersion === null) return { run, rollbackDeploy: null, verification: null };
+  /** After a successful rollback run to `target`: the rollback's own deploy record, marks, verification. */
+  private async completeRollback(bad: Deploy, target: string, cfg: ServiceConfig, run: ActionRun): Promise<RollbackResult> {
     const rb = await this.o.deploys.record({
-      service: bad.service, version: bad.previousVersion, environment: bad.environment, source: 'rollback', rollbackOf: bad.id,
+      service: bad.service, version: target, environment: bad.environment, source: 'rollback', rollbackOf: bad.id,
       previousVersion: bad.version, actor: 'tightloop', verify: false,
     });
     await this.o.deploys.markRolledBack(bad.id, rb.id);
     await this.o.deploys.markFinished(rb.id);
-    this.o.audit.append({ kind: 'deploy.rolled_back', actor: 'tightloop', resource: `service:${bad.service}`, data: { deployId: bad.id, version: bad.version, rollbackDeployId: rb.id, toVersion: bad.previousVersion, run: run.id } });
+    this.o.audit.append({ kind: 'deploy.rolled_back', actor: 'tightloop', resource: `service:${bad.service}`, data: { deployId: bad.id, version: bad.version, rollbackDeployId: rb.id, toVersion: target, run: run.id } });
     const verification = await this.o.deploys.verify(rb.id, { maxDurationS: cfg.verifyMaxDurationS });
     if (verification.outcome === 'fail') this.o.log.error({ deploy: rb.id }, 'the rollback itself failed verification; not rolling back again');
     return { run, rollbackDeploy: rb, verification };
@@ -321,9 +345,12 @@ export class RolloutManager {
     } catch {
       return;
     }
-    if (cfg.rollbackAction !== run.action || bad.status !== 'failed' || run.params.PREVIOUS_VERSION !== bad.previousVersion) return;
+    if (cfg.rollbackAction !== run.action || bad.status !== 'failed' || bad.source === 'implicit') return;
+    // Recorded as the deploy's rollback only when it restored the one version tightloop would have chosen.
+    const target = await this.rollbackTargetOf(bad);
+    if (target === null || run.params.PREVIOUS_VERSION !== target) return;
     this.o.log.info({ deploy: bad.id, run: run.id }, 'rollback run finished: recording the rollback');
-    await this.completeRollback(bad, cfg, run);
+    await this.completeRollback(bad, target, cfg, run);
   }
 
   private async rollbackExternal(deploy: Deploy): Promise<void> {
@@ -336,12 +363,13 @@ export class RolloutManager {
     }
     if (cfg.rollbackAction === null) return;
     this.handled.add(deploy.id);
-    if (deploy.previousVersion === null) {
-      this.o.log.warn({ deploy: deploy.id }, 'deploy failed verification but has no previous version to roll back to');
+    const target = await this.o.deploys.rollbackTarget(deploy);
+    if (target === null) {
+      this.o.log.warn({ deploy: deploy.id }, 'deploy failed verification but no earlier version was seen serving healthily: nothing to roll back to');
       return;
     }
-    this.o.log.warn({ deploy: deploy.id, service: deploy.service, version: deploy.version, mode: cfg.rollback }, 'deploy failed verification: rolling back');
-    await this.rollbackDeploy(deploy, cfg, cfg.rollback === 'confirm');
+    this.o.log.warn({ deploy: deploy.id, service: deploy.service, version: deploy.version, toVersion: target, mode: cfg.rollback }, 'deploy failed verification: rolling back');
+    await this.rollbackDeploy(deploy, target, cfg, cfg.rollback === 'confirm');
   }
 
   /** Stops reacting; rollouts still running are recorded as aborted (waits at most `graceMs` for them). */

@@ -1,7 +1,7 @@
 import { fingerprintSync, loadModule, normalizeSync, parseSync, type ParseResult } from 'libpg-query';
 import { ACTION_RANK, DEFAULT_ACTIONS, DEFAULT_MODE_ACTIONS, type Finding, type RuleAction, type RuleId } from './rules.js';
 import { copyOptions } from './copy-options.js';
-import { shapeKey } from './shape.js';
+import { shapeOf, type Shape } from './shape.js';
 import { ALL_VISITORS } from './visitors.js';
 import { combine, walk, type WalkContext } from './walk.js';
 
@@ -48,6 +48,8 @@ export interface DecisionContext {
   /** Overrides for the user's tightloop role (already picked for this session). */
   role?: Partial<Record<RuleId, RuleAction>>;
   maskingActive: boolean;
+  /** Functions a read grant may call although they are not known to be side-effect free. */
+  allowFunctions?: ReadonlySet<string>;
 }
 
 export interface Decision {
@@ -58,7 +60,7 @@ export interface Decision {
   applied: readonly { finding: Finding; action: RuleAction }[];
 }
 
-const TABLE = combine([...ALL_VISITORS, copyOptions]);
+const TABLE = combine([...ALL_VISITORS, copyOptions, { A_Const: (node, ctx) => ctx.sawConstant?.(Number(node.location ?? -1)) }]);
 /**
  * Bounds on the caches: entries per level, and the longest text used as a key. Worst case about
  * 10 000 × 4 KiB per level; a longer statement is simply analysed each time.
@@ -84,7 +86,8 @@ export class Guardrails {
       this.stats.text++;
       return exact;
     }
-    const shape = shapeKey(sql);
+    const shapeInfo = shapeOf(sql);
+    const shape = shapeInfo?.key;
     if (shape !== undefined) {
       const hit = this.byShape.get(shape);
       if (hit !== undefined) {
@@ -94,17 +97,34 @@ export class Guardrails {
     }
     const normalized = normalizedKey(sql);
     let facts = normalized === undefined ? undefined : this.byNormalized.get(normalized);
+    let constants: Set<number> | undefined;
     if (facts !== undefined) {
       this.stats.normalized++;
     } else {
       this.stats.parsed++;
-      facts = analyzeTree(sql, normalized);
+      constants = new Set();
+      facts = analyzeTree(sql, normalized, constants);
       if (!facts.literalDependent && normalized !== undefined && normalized.length <= MAX_CACHED_SQL) remember(this.byNormalized, normalized, facts);
     }
     if (sql.length <= MAX_CACHED_SQL) remember(this.byText, sql, facts);
-    if (shape !== undefined && !facts.literalDependent) remember(this.byShape, shape, facts);
+    // By shape only when every stripped literal is a constant of the tree (not an option such as
+    // COPY's FORMAT 'binary'); a hit on the normalised level did not parse, so it is not stored.
+    if (shapeInfo !== undefined && shape !== undefined && !facts.literalDependent && constants !== undefined && literalsAreConstants(sql, shapeInfo, constants)) {
+      remember(this.byShape, shape, facts);
+    }
     return facts;
   }
+}
+
+/** Does every literal the shape key stripped start where the parser put a constant? */
+function literalsAreConstants(sql: string, shape: Shape, constants: ReadonlySet<number>): boolean {
+  // The parser's locations are byte offsets; the shape's are character offsets.
+  const ascii = !/[^\x00-\x7f]/.test(sql);
+  for (const at of shape.literals) {
+    const bytes = ascii ? at : Buffer.byteLength(sql.slice(0, at), 'utf8');
+    if (!constants.has(bytes)) return false;
+  }
+  return true;
 }
 
 /** libpg-query's normalisation, or undefined when it failed (it reports some errors as its result). */
@@ -129,7 +149,7 @@ function unparseable(sql: string): StatementFacts {
 
 const EMPTY_FACTS: StatementFacts = { findings: [], normalized: '', fingerprint: '', kinds: [], literalDependent: false };
 
-function analyzeTree(sql: string, normalizedText: string | undefined): StatementFacts {
+function analyzeTree(sql: string, normalizedText: string | undefined, constants?: Set<number>): StatementFacts {
   // The WASM parser refuses an empty string; PostgreSQL answers it with EmptyQueryResponse.
   if (sql.trim() === '') return EMPTY_FACTS;
   let tree: ParseResult;
@@ -145,13 +165,16 @@ function analyzeTree(sql: string, normalizedText: string | undefined): Statement
   stmts.forEach((raw, index) => {
     const ctx: WalkContext = {
       statement: index + 1,
-      report(rule, detail) {
+      report(rule, detail, subject) {
         if (!findings.some((f) => f.rule === rule && f.detail === detail && f.statement === index + 1)) {
-          findings.push({ rule, detail, statement: index + 1 });
+          findings.push(subject === undefined ? { rule, detail, statement: index + 1 } : { rule, detail, statement: index + 1, subject });
         }
       },
       usedConstants() {
         literalDependent = true;
+      },
+      sawConstant(location) {
+        constants?.add(location);
       },
     };
     const stmt = raw.stmt as Record<string, unknown> | undefined;
@@ -173,7 +196,7 @@ export function decide(facts: StatementFacts, ctx: DecisionContext): Decision {
   let finding: Finding | undefined;
   const applied: { finding: Finding; action: RuleAction }[] = [];
   for (const f of facts.findings) {
-    const a = actionFor(f.rule, ctx);
+    const a = f.rule === 'unlisted-function' && f.subject !== undefined && ctx.allowFunctions?.has(f.subject) === true ? 'allow' : actionFor(f.rule, ctx);
     if (a === 'allow') continue;
     applied.push({ finding: f, action: a });
     if (ACTION_RANK[a] > ACTION_RANK[action]) {

@@ -5,6 +5,6 @@
  */
 export { Guardrails, decide, describeBlock, loadParser } from './engine.js';
 export type { Decision, DecisionContext, StatementFacts } from './engine.js';
-export { RULE_IDS, RULE_ACTIONS, RULE_DESCRIPTIONS } from './rules.js';
+export { DEFAULT_ALLOWED_FUNCTIONS, RULE_IDS, RULE_ACTIONS, RULE_DESCRIPTIONS } from './rules.js';
 export type { Finding, RuleAction, RuleId } from './rules.js';
 export { shapeKey } from './shape.js';

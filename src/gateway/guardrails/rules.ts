@@ -17,6 +17,7 @@ export const RULE_IDS = [
   'alter-system',
   'grant-revoke',
   'masking-bypass',
+  'unlisted-function',
 ] as const;
 export type RuleId = (typeof RULE_IDS)[number];
 
@@ -36,6 +37,8 @@ export const RULE_DESCRIPTIONS: Record<RuleId, string> = {
   'alter-system': 'ALTER SYSTEM',
   'grant-revoke': 'GRANT, REVOKE or role management',
   'masking-bypass': 'output masking cannot inspect: binary COPY, COPY with unusual delimiter, quote, escape or encoding',
+  'unlisted-function':
+    'calls a function or operator not known to be free of side effects (not a stable or immutable built-in, nor in guardrails.allowFunctions)',
 };
 
 /** One reason a statement is not plainly allowed. */
@@ -45,6 +48,8 @@ export interface Finding {
   detail: string;
   /** 1-based index of the statement within a multi-statement string. */
   statement: number;
+  /** What the finding is about, where a policy can exempt it by name (a function name). */
+  subject?: string;
 }
 
 /** Severity order: the strongest action among a statement's findings wins. */
@@ -62,12 +67,44 @@ export const DEFAULT_ACTIONS: Record<Exclude<RuleId, 'unparseable' | 'read-only'
   'alter-system': 'block',
   'grant-revoke': 'block',
   'masking-bypass': 'block',
+  'unlisted-function': 'allow',
 };
 
-/** An admin grant exists to change schemas: DDL runs (and is audited) unless the policy says otherwise. */
+/**
+ * An admin grant exists to change schemas: DDL runs (and is audited) unless the policy says
+ * otherwise. A read grant runs only functions known to be free of side effects; any other
+ * function waits for a reviewer.
+ */
 export const DEFAULT_MODE_ACTIONS: Partial<Record<'read' | 'write' | 'admin', Partial<Record<RuleId, RuleAction>>>> = {
   admin: { ddl: 'warn' },
+  read: { 'unlisted-function': 'approve' },
 };
+
+/**
+ * Volatile built-ins a read grant may call without review (besides the policy's
+ * `guardrails.allowFunctions`): they return a value and change nothing.
+ */
+export const DEFAULT_ALLOWED_FUNCTIONS: readonly string[] = [
+  'random', 'random_normal', 'clock_timestamp', 'timeofday', 'gen_random_uuid', 'uuidv4', 'uuidv7',
+  'pg_relation_size', 'pg_total_relation_size', 'pg_table_size', 'pg_indexes_size', 'pg_database_size',
+  'pg_tablespace_size', 'pg_is_in_recovery', 'pg_jit_available', 'currval', 'lastval',
+];
+
+/**
+ * Functions that write (sequences, large objects, advisory locks, notifications, statistics
+ * resets): a read grant must never run them, whatever the server's read-only setting says.
+ */
+export const WRITING_FUNCTIONS = new Set([
+  'nextval', 'setval', 'lo_create', 'lo_creat', 'lo_unlink', 'lo_put', 'lowrite', 'lo_truncate',
+  'lo_truncate64', 'lo_open', 'lo_from_bytea', 'lo_import', 'lo_export', 'pg_notify',
+  'pg_advisory_lock', 'pg_advisory_lock_shared', 'pg_advisory_xact_lock', 'pg_advisory_xact_lock_shared',
+  'pg_try_advisory_lock', 'pg_try_advisory_lock_shared', 'pg_try_advisory_xact_lock',
+  'pg_try_advisory_xact_lock_shared', 'pg_logical_emit_message', 'pg_stat_reset', 'pg_stat_reset_shared',
+  'pg_stat_reset_single_table_counters', 'pg_stat_reset_single_function_counters', 'pg_stat_reset_slru',
+  'pg_stat_reset_replication_slot', 'pg_stat_reset_subscription_stats', 'pg_stat_reset_backend_stats',
+  'pg_restore_relation_stats', 'pg_restore_attribute_stats', 'pg_clear_relation_stats',
+  'pg_clear_attribute_stats', 'txid_current', 'pg_current_xact_id', 'pg_export_snapshot',
+]);
 
 /**
  * Functions that reach outside the database session: server files, other backends, remote
@@ -98,6 +135,20 @@ export const DENIED_FUNCTIONS = new Set([
   'query_to_xmlschema',
   'query_to_xml_and_xmlschema',
   'cursor_to_xml',
+  'cursor_to_xmlschema',
+  // SQL from text, or whole tables by name (past column lineage): ts_stat('SELECT ...') runs its
+  // argument, table_to_xml('users', ...) reads every column.
+  'ts_stat',
+  'ts_rewrite',
+  'table_to_xml',
+  'table_to_xmlschema',
+  'table_to_xml_and_xmlschema',
+  'schema_to_xml',
+  'schema_to_xmlschema',
+  'schema_to_xml_and_xmlschema',
+  'database_to_xml',
+  'database_to_xmlschema',
+  'database_to_xml_and_xmlschema',
 ]);
 export const DENIED_FUNCTION_PREFIXES = ['dblink', 'pg_ls_'];
 

@@ -8,9 +8,25 @@
  * Whenever the text contains something whose lexing depends on settings or context
  * (backslashes, dollar quotes, comments, E''/B''/X''/U&'' prefixes, decimals, exponents), it
  * returns undefined and the caller falls back to libpg-query's fingerprint.
+ *
+ * A literal is not always a constant: `COPY t TO STDOUT (FORMAT 'binary')` and `(DELIMITER '@')`
+ * are options of the statement. So the shape also lists where each stripped literal starts, and
+ * the engine shares a decision by shape only when the parse tree has a constant (A_Const) at
+ * every one of those places.
  */
 export function shapeKey(sql: string): string | undefined {
+  return shapeOf(sql)?.key;
+}
+
+export interface Shape {
+  key: string;
+  /** Character offset of each stripped literal, in order. */
+  literals: number[];
+}
+
+export function shapeOf(sql: string): Shape | undefined {
   if (sql.length > MAX_KEYED_LENGTH) return undefined;
+  const literals: number[] = [];
   let out = '';
   let copied = 0;
   const n = sql.length;
@@ -28,6 +44,7 @@ export function shapeKey(sql: string): string | undefined {
       if (i > 0 && isIdentChar(sql.charCodeAt(i - 1))) return undefined;
       const end = closingQuote(sql, i, QUOTE);
       if (end === -1) return undefined;
+      literals.push(i);
       out += sql.slice(copied, i) + "'?'";
       copied = end + 1;
       i = end;
@@ -41,12 +58,13 @@ export function shapeKey(sql: string): string | undefined {
         const next = sql.charCodeAt(j);
         if (isIdentChar(next) || next === DOT) return undefined; // 1e5, 0x1f, 1_000, 1.5
       }
+      literals.push(i);
       out += sql.slice(copied, i) + '?';
       copied = j;
       i = j - 1;
     }
   }
-  return out + sql.slice(copied);
+  return { key: out + sql.slice(copied), literals };
 }
 
 /** Index of the quote closing the one at `start` (doubled quotes are escapes), or -1. */

@@ -1,8 +1,10 @@
+import { CATALOG_SAFE_FUNCTIONS, CATALOG_SAFE_OPERATORS } from './catalog-functions.js';
 import {
   DENIED_FUNCTION_PREFIXES,
   DENIED_FUNCTIONS,
   IDENTITY_SETTINGS,
   READ_ONLY_SETTINGS,
+  WRITING_FUNCTIONS,
 } from './rules.js';
 import { ANY_STATEMENT, contains, lastName, nodeType, sameTree, type JsonNode, type Visitor, type WalkContext } from './walk.js';
 
@@ -107,16 +109,25 @@ export const statementKinds: Visitor = {
   },
   VariableSetStmt: (node, ctx) => {
     const name = String(node.name ?? '').toLowerCase();
+    if (node.kind === 'VAR_RESET_ALL') return ctx.report('read-only', 'RESET ALL');
     if (IDENTITY_SETTINGS.has(name) && node.kind !== 'VAR_RESET') {
       ctx.report('set-role', name === 'role' ? 'SET ROLE' : 'SET SESSION AUTHORIZATION');
     }
-    if (!READ_ONLY_SETTINGS.has(name) || node.kind === 'VAR_RESET') return;
+    if (name === 'search_path' && pgCatalogNotFirst(node.args, ctx)) {
+      ctx.report('unlisted-function', 'search_path puts a schema before pg_catalog (built-in names could resolve elsewhere)');
+    }
+    if (!READ_ONLY_SETTINGS.has(name)) return;
+    // RESET goes back to the server's default, which is read-write unless the login says otherwise.
+    if (node.kind === 'VAR_RESET') return ctx.report('read-only', `RESET ${name}`);
     if (name === 'transaction' || name === 'session characteristics') {
       if (leavesReadOnly(node.args, ctx)) ctx.report('read-only', 'SET ... READ WRITE');
       return;
     }
     const args = Array.isArray(node.args) ? node.args : [];
     if (constantTruth(args[0], ctx) !== true) ctx.report('read-only', `SET ${name}`);
+  },
+  DiscardStmt: (node, ctx) => {
+    if (node.target === 'DISCARD_ALL') ctx.report('read-only', 'DISCARD ALL resets the session');
   },
   TransactionStmt: (node, ctx) => {
     if (leavesReadOnly(node.options, ctx)) ctx.report('read-only', 'BEGIN/START TRANSACTION READ WRITE');
@@ -181,4 +192,46 @@ export const dangerousFunctions: Visitor = {
   },
 };
 
-export const ALL_VISITORS: readonly Visitor[] = [statementKinds, unsafeWrites, modifyingCtes, dangerousFunctions];
+/** `SET search_path = a, pg_catalog`: pg_catalog is searched first only when not listed later. */
+function pgCatalogNotFirst(args: unknown, ctx: WalkContext): boolean {
+  if (!Array.isArray(args)) return false;
+  ctx.usedConstants();
+  const names = args.map((a) => String((a as { A_Const?: { sval?: { sval?: string } } }).A_Const?.sval?.sval ?? '?').trim().toLowerCase());
+  const at = names.indexOf('pg_catalog');
+  return at > 0;
+}
+
+/** The name list of a FuncCall or operator as written (the parser already folded unquoted case). */
+function nameList(list: unknown): string[] {
+  if (!Array.isArray(list)) return [];
+  return list.map((n) => (n as { String?: { sval?: string } }).String?.sval ?? '');
+}
+
+/**
+ * Functions and operators: one that writes is a read-only finding; one that is not a stable or
+ * immutable built-in (CATALOG_SAFE_*, or named in the policy's allowFunctions) is
+ * `unlisted-function`, which a read grant sends for approval. Schema-qualified names outside
+ * pg_catalog never count as built-ins; case is compared exactly, since `"Lower"` is not `lower`.
+ */
+export const functionAllowList: Visitor = {
+  FuncCall: (node, ctx) => {
+    const names = nameList(node.funcname);
+    const name = names[names.length - 1] ?? '';
+    const schema = names.length > 1 ? names[names.length - 2] : 'pg_catalog';
+    const lower = name.toLowerCase();
+    if (WRITING_FUNCTIONS.has(lower)) ctx.report('read-only', `function ${lower} writes`);
+    if (schema !== 'pg_catalog' || !CATALOG_SAFE_FUNCTIONS.has(name)) {
+      ctx.report('unlisted-function', `function ${names.join('.')}`, names.length > 1 ? names.join('.') : name);
+    }
+  },
+  A_Expr: (node, ctx) => {
+    const names = nameList(node.name);
+    // BETWEEN's "name" is the keyword; it expands to the comparison operators.
+    if (names.length === 0 || String(node.kind).includes('BETWEEN')) return;
+    const op = names[names.length - 1];
+    const schema = names.length > 1 ? names[names.length - 2] : 'pg_catalog';
+    if (schema !== 'pg_catalog' || !CATALOG_SAFE_OPERATORS.has(op)) ctx.report('unlisted-function', `operator ${names.join('.')}`, names.join('.'));
+  },
+};
+
+export const ALL_VISITORS: readonly Visitor[] = [statementKinds, unsafeWrites, modifyingCtes, dangerousFunctions, functionAllowList];

@@ -12,9 +12,11 @@ export type JsonNode = Record<string, unknown>;
 export interface WalkContext {
   /** 1-based index of the top-level statement being walked. */
   statement: number;
-  report(rule: RuleId, detail: string): void;
+  report(rule: RuleId, detail: string, subject?: string): void;
   /** A handler that looked at a constant's value marks the result as literal-dependent. */
   usedConstants(): void;
+  /** Called for every constant (A_Const) with its byte offset in the statement text. */
+  sawConstant?(location: number): void;
 }
 
 export type NodeHandler = (node: JsonNode, ctx: WalkContext, type: string) => void;

@@ -16,6 +16,8 @@ interface Incident {
   id: string; title: string; service: string; environment: string; status: string; signal?: string;
   openedAt?: string; detectedAt: string; firstBadAt?: string | null; acknowledgedAt?: string | null; acknowledgedBy?: string | null;
   recoveredAt?: string | null; resolvedAt?: string | null; resolution?: string | null; suspectDeployId?: string | null;
+  /** Alerts resolved, but the fix's verification was inconclusive: recovered, not verified. */
+  recoveredUnverified?: boolean;
 }
 interface DeployLink { id: string; service: string; version: string; status: string }
 interface TimelineLinks { traceIds?: string[]; errorGroups?: string[]; alert?: string; deploy?: DeployLink; suspectDeploy?: DeployLink; auditSeq?: number }
@@ -132,7 +134,7 @@ function IncidentDetailView(props: ViewProps & { id: string }): JSX.Element {
       <LoadState loaded={loaded}>
         {({ incident: i, timeline, links, suspect }) => (
           <>
-            <h1>{i.title} <Badge value={i.status} /></h1>
+            <h1>{i.title} <Badge value={i.status} />{i.recoveredUnverified === true && <> <Badge value="recovered, unverified" tone="warn" /></>}</h1>
             <p class="muted">{i.service} · {i.environment} · signal {i.signal ?? '—'} · detected {fmtIso(i.detectedAt)}{suspect !== null && <> · suspect deploy <a href={href(`/deploys/${encodeURIComponent(suspect.id)}`)}>{suspect.service} {suspect.version}</a> <Badge value={suspect.status} /></>}</p>
             <div class="toolbar" role="group" aria-label="Incident actions">
               <button type="button" disabled={i.acknowledgedAt != null || i.resolvedAt != null} onClick={() => act('ack', {}, 'Acknowledged.')}>Acknowledge</button>
@@ -198,7 +200,7 @@ export function IncidentsView(props: ViewProps): JSX.Element {
                     <td>{fmtIso(i.detectedAt)}</td>
                     <th scope="row"><a href={href(`/incidents/${encodeURIComponent(i.id)}`)}>{i.title}</a></th>
                     <td>{i.service}</td>
-                    <td><Badge value={i.status} /></td>
+                    <td><Badge value={i.status} />{i.recoveredUnverified === true && <> <Badge value="recovered, unverified" tone="warn" /></>}</td>
                     <td>{fmtIso(i.acknowledgedAt)}</td>
                     <td>{fmtIso(i.resolvedAt)}</td>
                   </tr>

@@ -1,0 +1,119 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rawClient, startHarness, startUpstream, type GatewayHarness, type TestUser, type Upstream } from './harness.conformance.js';
+import { decodeErrorFields } from './wire/decode.js';
+import { queryMessage } from './wire/encode.js';
+
+/**
+ * Issue 15, classes 7–9 through the gateway against real PostgreSQL: a read grant cannot get
+ * back to read-write or call functions with side effects, SQL given as text never runs, and a
+ * cached decision never stands in for a statement with other options.
+ */
+
+let upstream: Upstream;
+let h: GatewayHarness;
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  h = await startHarness(upstream);
+  await h.gateway.access.grant({ userId: h.admin.id, userName: 'admin', role: 'admin' }, { subjectKind: 'user', subject: h.users.bob.id, resource: 'shop', mode: 'read' });
+});
+afterAll(async () => {
+  await h?.close();
+  await upstream?.stop();
+});
+
+async function client(user: TestUser): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: h.url(user, 'shop') });
+  await c.connect();
+  return c;
+}
+
+const failure = (p: Promise<unknown>): Promise<(Error & { code?: string }) | null> => p.then(() => null, (e: Error & { code?: string }) => e);
+
+async function sideEffects(): Promise<{ seq: string; objects: number }> {
+  const a = await upstream.admin();
+  try {
+    const seq = (await a.query('SELECT last_value::text AS v, is_called FROM orders_id_seq')).rows[0] as { v: string; is_called: boolean };
+    const objects = (await a.query('SELECT count(*)::int AS n FROM pg_largeobject_metadata')).rows[0] as { n: number };
+    return { seq: `${seq.v}/${String(seq.is_called)}`, objects: objects.n };
+  } finally {
+    await a.end();
+  }
+}
+
+describe('a read grant stays read-only (class 7)', () => {
+  it('the reported transaction is refused and changes nothing; the connection stays usable', async () => {
+    const before = await sideEffects();
+    const c = await client(h.users.bob);
+    try {
+      const e = await failure(c.query("BEGIN; RESET transaction_read_only; SELECT nextval('orders_id_seq'); SELECT lo_create(0); COMMIT"));
+      expect(e?.code).toBe('42501');
+      expect(e?.message).toContain('"read-only"');
+      // One statement at a time, in a transaction, in both protocols.
+      for (const sql of [
+        'RESET transaction_read_only', 'RESET default_transaction_read_only', 'RESET ALL', 'DISCARD ALL',
+        'SET transaction_read_only = off', 'SET LOCAL transaction_read_only = off',
+        'SET SESSION CHARACTERISTICS AS TRANSACTION READ WRITE', "SELECT set_config('transaction_read_only', 'off', true)",
+        "SELECT nextval('orders_id_seq')", "SELECT setval('orders_id_seq', 1)", 'SELECT lo_create(0)', 'SELECT pg_advisory_lock(1)',
+      ]) {
+        await c.query('BEGIN');
+        expect((await failure(c.query(sql)))?.code, sql).toBe('42501');
+        await c.query('ROLLBACK');
+        expect((await failure(c.query({ text: sql, name: `p${sql.length}` })))?.code, sql).toBe('42501');
+        for (const bad of ['BEGIN READ WRITE', 'START TRANSACTION READ WRITE']) {
+          expect((await failure(c.query(bad)))?.code, bad).toBe('42501');
+        }
+      }
+      expect((await c.query('SELECT count(*)::int AS n FROM orders')).rows[0].n).toBeGreaterThan(0);
+    } finally {
+      await c.end();
+    }
+    expect(await sideEffects()).toEqual(before);
+  });
+});
+
+describe('functions outside the catalog allow-list (class 8)', () => {
+  it('ts_stat cannot run SQL from text: another session survives', async () => {
+    const victim = await upstream.admin();
+    const pid = (await victim.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+    const c = await client(h.users.bob);
+    try {
+      const e = await failure(c.query(`SELECT * FROM ts_stat('SELECT to_tsvector(pg_terminate_backend(${pid})::text)')`));
+      expect(e?.code).toBe('42501');
+      expect(e?.message).toContain('"dangerous-function"');
+      expect((await victim.query('SELECT 1 AS ok')).rows[0].ok).toBe(1);
+      // Under a read grant an unknown or volatile function waits for a reviewer.
+      const held = await failure(c.query('SELECT pg_sleep(0)'));
+      expect(held?.code).toBe('42501');
+      expect(held?.message).toMatch(/held for approval by guardrail "unlisted-function": function pg_sleep/);
+      // Ordinary reads, with stable/immutable built-ins and explicitly allowed volatile ones, run.
+      const r = await c.query("SELECT lower(name) AS n, now() IS NOT NULL AS t, random() < 2 AS r, pg_total_relation_size('orders') > 0 AS s FROM customers WHERE name BETWEEN 'A' AND 'Z' ORDER BY 1");
+      expect(r.rows[0]).toMatchObject({ t: true, r: true, s: true });
+      expect(r.rows.length).toBe(2);
+    } finally {
+      await c.end();
+      await victim.end();
+    }
+  });
+});
+
+describe('the decision cache (class 9)', () => {
+  it('COPY with FORMAT text and then binary (string literals) get two decisions', async () => {
+    const c = await rawClient(h.gateway.port ?? 0, h.users.alice, 'shop');
+    try {
+      c.send(queryMessage("COPY customers TO STDOUT (FORMAT 'text')"));
+      expect((await c.until('Z')).map((m) => m.type)).toContain('H');
+      c.send(queryMessage("COPY customers TO STDOUT (FORMAT 'binary')"));
+      const msgs = await c.until('Z');
+      const err = msgs.find((m) => m.type === 'E');
+      expect(err).toBeDefined();
+      expect(decodeErrorFields(err?.body ?? Buffer.alloc(0)).get('M')).toContain('"masking-bypass"');
+      expect(msgs.map((m) => m.type)).not.toContain('H');
+      c.send(queryMessage('SELECT 1'));
+      expect((await c.until('Z')).map((m) => m.type)).toContain('D');
+    } finally {
+      c.close();
+    }
+  });
+});
