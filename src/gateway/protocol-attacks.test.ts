@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawClient, startHarness, startUpstream, type GatewayHarness, type RawClient, type Upstream } from './harness.conformance.js';
+import { frame } from './wire/encode.js';
 import {
   bind, collect, describeMessage, errorsOf, execute, FLUSH, leaks, parseMessage, queryMessage, readyCount, rowValues, roundTrip, SYNC, type Message,
 } from './wire-client.conformance.js';
@@ -18,7 +19,8 @@ beforeAll(async () => {
   h = await startHarness(upstream);
   const admin = await upstream.admin();
   await admin.query(`CREATE FUNCTION shout(t text) RETURNS int LANGUAGE plpgsql AS $$
-    BEGIN RAISE NOTICE 'value %', t USING DETAIL = 'detail ' || t, HINT = 'hint ' || t; RETURN 1; END $$`);
+    BEGIN RAISE NOTICE 'value %', t USING DETAIL = 'detail ' || t, HINT = 'hint ' || t; RETURN 1; END $$;
+    CREATE TABLE copy_in (a int, b text)`);
   await admin.end();
 });
 afterAll(async () => {
@@ -200,3 +202,54 @@ describe('class 4: binary results', () => {
   });
 });
 
+
+describe('next classes: value forms the detectors could not read, COPY FROM STDIN windows', () => {
+  it('float8 in exponent form, bytea (hex and escape output) and tsvector are read decoded and masked', async () => {
+    const raw = await connect();
+    try {
+      const sql = "SELECT regexp_replace(card, '[^0-9]', '', 'g')::float8 AS f, convert_to(email, 'UTF8') AS b, to_tsvector('simple', email) AS v FROM customers WHERE id = 1";
+      const r = await roundTrip(raw, [queryMessage(sql), queryMessage("SET bytea_output = 'escape'"), queryMessage(sql)], 'm11');
+      expectNoLeak(r.messages);
+      const [hex, escape] = rows(r.messages).slice(0, 2);
+      expect(hex[0]).toBe('1000000000001111');
+      expect(Buffer.from((hex[1] ?? '').slice(2), 'hex').toString()).toBe('*****@******e.com');
+      expect(hex[2]).toBe("'*****@******e.com':1");
+      expect(escape[1]).toBe('*****@******e.com');
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('COPY FROM STDIN in the extended protocol: the Sync inside the COPY window is ignored, as the server does', async () => {
+    const raw = await connect();
+    try {
+      raw.send(parseMessage('', 'COPY copy_in (a, b) FROM STDIN'), bind('', ''), describeMessage('P', ''), execute(''), SYNC);
+      const started = await collect(raw, (m) => m.some((x) => x.type === 'G'));
+      expect(started.messages.map((m) => m.type).join('')).toBe('12nG');
+      const r = await roundTrip(raw, [frame('d', Buffer.from('1\tone\n2\ttwo\n')), frame('c'), SYNC], 'm12');
+      expect(r.ended).toBe(false);
+      expect(r.messages.map((m) => m.type).join('')).toBe('CZTDCZ');
+      const inside = await connect();
+      inside.send(queryMessage('COPY copy_in (a, b) FROM STDIN'));
+      await collect(inside, (m) => m.some((x) => x.type === 'G'));
+      // A request inside the COPY window: the gateway cannot follow it, so the session ends.
+      const bad = await roundTrip(inside, [frame('d', Buffer.from('3\tthree\n'))], 'm13');
+      expect(bad.ended).toBe(true);
+      expect(errorsOf(bad.messages).at(-1)?.get('S')).toBe('FATAL');
+      inside.close();
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('Execute with a row limit: every PortalSuspended re-Execute is masked', async () => {
+    const raw = await connect();
+    try {
+      const r = await roundTrip(raw, [queryMessage('BEGIN'), parseMessage('', 'SELECT email, card FROM customers ORDER BY id'), bind('p', '', [], [1]), execute('p', 1), execute('p', 1), execute('p', 1), SYNC, queryMessage('COMMIT')], 'm14');
+      expectNoLeak(r.messages);
+      expect(r.messages.map((m) => m.type).join('')).toBe('CZ12DsDsCZCZTDCZ');
+    } finally {
+      raw.close();
+    }
+  });
+});

@@ -454,6 +454,7 @@ export class Relay {
       case 0x5a: /* Z ReadyForQuery */
         if (head?.kind === 'query') {
           this.pending.shift();
+          this.statements.delete(''); // a simple Query drops the unnamed statement
           if (head.exec.blocked !== true) this.hooks.finished(head.exec);
         } else if (head?.kind === 'sync') this.pending.shift();
         else throw new ProtocolDesync(`ReadyForQuery while waiting for ${what(head)}`);

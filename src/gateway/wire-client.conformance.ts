@@ -9,7 +9,7 @@ import { cstr, frame, int16, int32, queryMessage } from './wire/encode.js';
 
 export { describeMessage, parseMessage, queryMessage, SYNC } from './wire/encode.js';
 
-export function bind(portal: string, statement: string, params: (string | null)[] = [], resultFormats: number[] = []): Buffer {
+export function bind(portal: string, statement: string, params: readonly (string | null)[] = [], resultFormats: readonly number[] = []): Buffer {
   const values = params.map((p) => (p === null ? int32(-1) : Buffer.concat([int32(Buffer.byteLength(p)), Buffer.from(p)])));
   return frame('B', cstr(portal), cstr(statement), int16(0), int16(params.length), ...values, int16(resultFormats.length), ...resultFormats.map(int16));
 }

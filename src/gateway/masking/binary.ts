@@ -4,7 +4,7 @@ import { GatewayError, SQLSTATE } from '../wire/errors.js';
  * Binary result values (Bind result format 1, BINARY cursors). The masker judges a binary value
  * only for the types listed here: it decodes the value to the text the detectors and column
  * rules read, and encodes the masked text back to the same binary type. Types whose text form
- * is not scanned either (booleans, dates and times, uuids) pass as they are; any other type in
+ * is not scanned either (booleans, dates and times, uuids, void) pass as they are; any other type in
  * binary is refused, since the masker cannot tell what it holds.
  */
 
@@ -18,7 +18,7 @@ const KINDS = new Map<number, BinaryKind>([
 ]);
 
 /** Binary types whose values cannot be masked in text form either (they are never scanned). */
-const PASS = new Set([16, 1082, 1083, 1114, 1184, 1186, 1266, 2950]);
+const PASS = new Set([16, 1082, 1083, 1114, 1184, 1186, 1266, 2950, 2278]);
 
 /**
  * How a binary column of this type is judged: a kind, 'pass' (left as is), or a refusal for a

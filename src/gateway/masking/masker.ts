@@ -42,6 +42,8 @@ interface ColumnPlan {
   cls: TypeClass;
   /** How a binary value is read (binary.ts); undefined for text format. */
   bin: BinaryKind | undefined;
+  /** Text forms the detectors cannot read as they are: floats in exponent form, bytea. */
+  decode?: 'float' | 'bytea';
 }
 
 /** What to do with the rows of one result shape. */
@@ -100,9 +102,10 @@ export class Masker {
         active = true;
         return { counter, nameMode, detect: !this.detectors.empty, cls, bin: kind };
       }
-      const detect = !this.detectors.empty && cls !== 'opaque';
+      const decode = f.typeOid === 700 || f.typeOid === 701 ? 'float' : f.typeOid === 17 ? 'bytea' : undefined;
+      const detect = !this.detectors.empty && (cls !== 'opaque' || decode !== undefined);
       if (nameMode !== undefined || detect) active = true;
-      return { counter, nameMode, detect, cls, bin: undefined };
+      return { counter, nameMode, detect, cls, bin: undefined, decode };
     });
     return { columns, active };
   }
@@ -143,6 +146,7 @@ export class Masker {
       const masked = this.maskString(msg.toString('latin1', at, at + len), 'text', col, counts);
       return masked === undefined || masked === null ? masked : Buffer.from(masked, 'latin1');
     }
+    if (col.decode !== undefined && col.nameMode === undefined) return this.maskEncoded(msg, at, len, col.decode, counts);
     if (col.cls === 'opaque' && col.nameMode !== undefined) {
       counts[col.counter] = (counts[col.counter] ?? 0) + 1;
       return null;
@@ -151,6 +155,28 @@ export class Masker {
     const masked = this.maskString(msg.toString('utf8', at + prefix, at + len), col.cls, col, counts);
     if (masked === undefined || masked === null) return masked;
     return prefix === 1 ? Buffer.concat([Buffer.of(1), Buffer.from(masked, 'utf8')]) : Buffer.from(masked, 'utf8');
+  }
+
+  /**
+   * `4.111111111111111e+15` is a card number once written out; `\\x616c...` (bytea hex) and
+   * bytea's escape form hold text. The detectors read the decoded form; a masked value is written
+   * back in the column's own form.
+   */
+  private maskEncoded(msg: Buffer, at: number, len: number, decode: 'float' | 'bytea', counts: MaskCounts): Buffer | undefined {
+    const text = msg.toString('latin1', at, at + len);
+    if (decode === 'float') {
+      if (!text.includes('e')) return undefined;
+      const x = Number(text);
+      if (!Number.isInteger(x) || Math.abs(x) >= 1e21) return undefined;
+      const masked = this.maskText(BigInt(x).toString(), 'numeric', counts);
+      return masked === undefined ? undefined : Buffer.from(masked, 'latin1');
+    }
+    if (text.startsWith('\\x')) {
+      const masked = this.maskText(Buffer.from(text.slice(2), 'hex').toString('latin1'), 'text', counts);
+      return masked === undefined ? undefined : Buffer.from(`\\x${Buffer.from(masked, 'latin1').toString('hex')}`, 'latin1');
+    }
+    const masked = this.maskText(text, 'text', counts);
+    return masked === undefined ? undefined : Buffer.from(masked, 'latin1');
   }
 
   /** A column rule masks the whole value; otherwise the detectors mask what they find. */

@@ -15,7 +15,7 @@ export type TypeClass = 'text' | 'numeric' | 'json' | 'jsonb' | 'inet' | 'opaque
 
 const NUMERIC = new Set([20, 21, 23, 26, 700, 701, 1700]);
 /** Types whose text form is never worth scanning and can only be masked to NULL. */
-const OPAQUE = new Set([16, 17, 1082, 1083, 1114, 1184, 1186, 1266, 2950, 3614, 3615, 600, 601, 602, 603, 604, 628, 718, 829, 774, 1560, 1562]);
+const OPAQUE = new Set([16, 17, 1082, 1083, 1114, 1184, 1186, 1266, 2950, 600, 601, 602, 603, 604, 628, 718, 829, 774, 1560, 1562]);
 
 export function typeClass(oid: number): TypeClass {
   if (NUMERIC.has(oid)) return 'numeric';
