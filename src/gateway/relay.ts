@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import type { ResultLineage } from './guardrails/index.js';
 import type { Masker, ResultPlan } from './masking/index.js';
 import { PendingQueue, type Execution, type PortalInfo, type StatementInfo } from './pipeline.js';
 import { decodeBind, decodeCopyResponse, decodeErrorFields, decodeExecute, decodeParse, decodeRowDescription, decodeTarget, readCString, rowsFromTag, type FieldDescription } from './wire/decode.js';
@@ -61,6 +62,7 @@ export class Relay {
   private lastRowDescription: Buffer | undefined;
   private lastPlan: ResultPlan | undefined;
   private lastFields: FieldDescription[] | undefined;
+  private lastLineage: ResultLineage | undefined;
   private upstreamPaused = false;
   private clientPaused = false;
   txStatus = 'I';
@@ -247,13 +249,13 @@ export class Relay {
           if (head?.kind === 'describe') {
             if (head.target === 'P' && head.portal !== undefined && this.masker !== undefined) {
               // Prepared executions describe the same portal shape every time: reuse the plan.
-              head.portal.plan = this.planFor(body);
+              head.portal.plan = this.planFor(body, head.portal.stmt?.facts.lineage);
               head.portal.desc = this.lastFields;
             } else this.described(head, decodeRowDescription(body));
             drop = head.swallow;
             this.pending.shift();
           } else if (head?.kind === 'query' && this.masker !== undefined) {
-            head.plan = this.planFor(body);
+            head.plan = this.planFor(body, head.exec.info?.facts.lineage);
           }
           break;
         }
@@ -316,11 +318,12 @@ export class Relay {
   }
 
   /** Simple queries repeat the same RowDescription; reuse the last plan when the bytes match. */
-  private planFor(body: Buffer): ResultPlan | undefined {
-    if (this.lastRowDescription !== undefined && this.lastRowDescription.equals(body)) return this.lastPlan;
+  private planFor(body: Buffer, lineage: ResultLineage | undefined): ResultPlan | undefined {
+    if (this.lastRowDescription !== undefined && this.lastLineage === lineage && this.lastRowDescription.equals(body)) return this.lastPlan;
     this.lastRowDescription = Buffer.from(body);
+    this.lastLineage = lineage;
     this.lastFields = decodeRowDescription(body);
-    this.lastPlan = this.masker?.plan(this.lastFields);
+    this.lastPlan = this.masker?.plan(this.lastFields, undefined, lineage);
     return this.lastPlan;
   }
 
@@ -335,8 +338,9 @@ export class Relay {
 
   private portalPlan(portal: PortalInfo): ResultPlan | undefined {
     if (portal.plan !== undefined || this.masker === undefined) return portal.plan;
-    if (portal.desc !== undefined && portal.desc !== null) portal.plan = this.masker.plan(portal.desc);
-    else if (portal.stmt?.desc !== undefined && portal.stmt.desc !== null) portal.plan = this.masker.plan(portal.stmt.desc, portal.formats);
+    const lineage = portal.stmt?.facts.lineage;
+    if (portal.desc !== undefined && portal.desc !== null) portal.plan = this.masker.plan(portal.desc, undefined, lineage);
+    else if (portal.stmt?.desc !== undefined && portal.stmt.desc !== null) portal.plan = this.masker.plan(portal.stmt.desc, portal.formats, lineage);
     return portal.plan;
   }
 
