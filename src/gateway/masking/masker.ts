@@ -1,3 +1,4 @@
+import { columnsOf, type Lineage, type ResultLineage } from '../guardrails/lineage.js';
 import type { FieldDescription } from '../wire/decode.js';
 import { binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
 import { DETECTOR_IDS, DetectorSet, MIN_DETECTABLE_LENGTH, type DetectorId } from './detectors.js';
@@ -81,15 +82,23 @@ export class Masker {
   }
 
   /**
+   * A result's plan. With the statement's lineage, a column rule applies to every output column
+   * computed from a column it names (a plain reference keeps the rule's mode; anything derived
+   * from it is masked as a whole, `full` unless the rule hashes), and a column the tree cannot
+   * trace (whole rows, unknown functions) is masked as a whole while the policy has column
+   * rules. The result column's own name still matches as well.
+   *
    * Throws a fatal GatewayError when a binary column of a type the masker cannot read would need
    * judging: such rows never reach the client.
    */
-  plan(fields: readonly FieldDescription[], formats?: readonly number[]): ResultPlan {
+  plan(fields: readonly FieldDescription[], formats?: readonly number[], lineage?: ResultLineage): ResultPlan {
     let active = false;
+    const traced = lineage === undefined || this.rules.length === 0 ? undefined : columnsOf(lineage, fields.map((f) => f.name));
     const columns = fields.map((f, i): ColumnPlan => {
       const format = formats === undefined ? f.format : formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : (formats[i] ?? 0);
       const cls = typeClass(f.typeOid);
-      const nameMode = this.rules.find((r) => r.re.test(f.name))?.mode;
+      const lin = traced?.[i];
+      const nameMode = (lin === undefined ? undefined : this.lineageMode(lin)) ?? this.rules.find((r) => r.re.test(f.name))?.mode;
       const counter = `column:${f.name}`;
       if (format !== 0) {
         if (nameMode === undefined && this.detectors.empty) return { counter, nameMode, detect: false, cls, bin: undefined };
@@ -108,6 +117,31 @@ export class Masker {
       return { counter, nameMode, detect, cls, bin: undefined, decode };
     });
     return { columns, active };
+  }
+
+  /** The mode a column rule imposes on a value with this lineage, if any. */
+  private lineageMode(lin: Lineage): MaskMode | undefined {
+    for (const c of lin.cols) {
+      const rule = this.rules.find((r) => r.re.test(c));
+      if (rule !== undefined) return lin.direct || rule.mode === 'hash' ? rule.mode : 'full';
+    }
+    return lin.wholeRow || lin.opaque ? 'full' : undefined;
+  }
+
+  /**
+   * COPY output has no per-column plan (only content detection runs on it): refuse a COPY whose
+   * data a column rule would mask, or whose columns the tree cannot trace. The reason, or undefined.
+   */
+  copyRefusal(lineage: ResultLineage | undefined): string | undefined {
+    if (lineage === undefined || this.rules.length === 0) return undefined;
+    const cols = lineage.merged ? [lineage.all] : lineage.columns.map((c) => c.lin);
+    for (const lin of cols) {
+      const mode = this.lineageMode(lin);
+      if (mode === undefined) continue;
+      const named = lin.cols.find((c) => this.rules.some((r) => r.re.test(c)));
+      return named !== undefined ? `COPY output includes masked column "${named}"` : 'COPY output of whole rows: name the columns (a masking column rule applies)';
+    }
+    return undefined;
   }
 
   /**
