@@ -74,6 +74,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
       db: state.db, dataDir: config.dataDir, log, host: config.host, port: gatewayPort, portOptional: options.gatewayPort === undefined,
       webhookUrl: process.env.TIGHTLOOP_GATEWAY_WEBHOOK_URL,
       tls: { certFile: process.env.TIGHTLOOP_GATEWAY_TLS_CERT, keyFile: process.env.TIGHTLOOP_GATEWAY_TLS_KEY },
+      auditKeyFile: process.env.TIGHTLOOP_AUDIT_KEY_FILE, auditAnchorFile: process.env.TIGHTLOOP_AUDIT_ANCHOR_FILE,
     });
   } catch (err) {
     await state.close();
