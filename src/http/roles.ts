@@ -192,9 +192,14 @@ export function installRoleModel(
     }
   });
   app.addHook('onRequest', async (req) => {
-    // Unmatched URLs (404) carry no route config and reach the not-found handler only.
     const needed = req.routeOptions.config.requiredRole;
-    if (needed === undefined || needed === 'public' || needed === 'ingest') return;
+    if (needed === undefined) {
+      // Unmatched URLs (404) have no route and reach the not-found handler only; a matched route
+      // without a role cannot be registered (onRoute above), and is refused if it ever is.
+      if (req.routeOptions.url === undefined) return;
+      throw new AppError('forbidden', 403, `${req.method} ${req.routeOptions.url} declares no required role`);
+    }
+    if (needed === 'public' || needed === 'ingest') return;
     const token = bearer(req);
     if (token === null) throw unauthorized('missing bearer token (Authorization: Bearer <token>)');
     const principal = await authenticate(token);

@@ -74,7 +74,8 @@ function SuggestedActions(props: { incident: Incident; suspect: DeployLink | nul
   const catalogue = useLoad(async (signal) => {
     const actions = await api<{ actions: ActionDef[] }>('/api/actions', { signal }).then((r) => r.actions).catch(() => [] as ActionDef[]);
     const previous = suspectId === undefined ? null
-      : await api<{ previousVersion: string | null }>(`/api/deploys/${encodeURIComponent(suspectId)}`, { signal }).then((d) => d.previousVersion).catch(() => null);
+      // The version tightloop would roll back to (seen serving healthily), not the record's previousVersion.
+      : await api<{ rollbackTarget: string | null }>(`/api/deploys/${encodeURIComponent(suspectId)}`, { signal }).then((d) => d.rollbackTarget).catch(() => null);
     return { actions, previous };
   }, [suspectId]);
   const ctx = contextValues(props.incident, props.suspect, catalogue.data?.previous ?? null);
