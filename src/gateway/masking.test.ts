@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DetectorSet, ibanValid, luhnValid, Masker, DEFAULT_MASKING, type MaskCounts } from './masking/index.js';
+import { globMatches } from './masking/masker.js';
 import { cstr, frame, int16, int32 } from './wire/encode.js';
 
 const detectors = new DetectorSet();
@@ -121,5 +122,19 @@ describe('Masker', () => {
     const row = frame('D', int16(1), int32(4), int32(1234));
     expect(rowValues(masker.maskDataRow(row, 0, row.length, plan, {}) as Buffer)).toEqual([null]);
     expect(cstr('x').length).toBe(2);
+  });
+});
+
+describe('column name globs', () => {
+  it('match case-insensitively with * wildcards, in linear work (a RegExp backtracks on many stars)', () => {
+    expect(globMatches('*secret*', 'API_SECRET_KEY')).toBe(true);
+    expect(globMatches('born', 'born')).toBe(true);
+    expect(globMatches('born', 'reborn')).toBe(false);
+    expect(globMatches('a*b*c', 'abc')).toBe(true);
+    expect(globMatches('a*b*c', 'aXbYc')).toBe(true);
+    expect(globMatches('a*b*c', 'aXbYcZ')).toBe(false);
+    expect(globMatches('*', '')).toBe(true);
+    expect(globMatches('a.b', 'aXb')).toBe(false);
+    expect(globMatches(`${'*a'.repeat(30)}*b`, 'a'.repeat(5000))).toBe(false);
   });
 });

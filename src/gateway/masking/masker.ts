@@ -52,14 +52,30 @@ export interface ResultPlan {
 /** Masked value counts by detector id or `column:<name>`, reset per statement by the caller. */
 export type MaskCounts = Record<string, number>;
 
-function globToRegExp(glob: string): RegExp {
-  const body = glob.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
-  return new RegExp(`^${body}$`, 'i');
+/**
+ * A case-insensitive `*` wildcard match in O(name × glob) at worst: a backtracking RegExp of
+ * `*a*a*a*b` takes exponential time in the number of stars.
+ */
+export function globMatches(glob: string, name: string): boolean {
+  const g = glob.toLowerCase();
+  const s = name.toLowerCase();
+  let gi = 0;
+  let si = 0;
+  let star = -1;
+  let mark = 0;
+  while (si < s.length) {
+    if (gi < g.length && g[gi] !== '*' && g[gi] === s[si]) { gi++; si++; }
+    else if (gi < g.length && g[gi] === '*') { star = gi++; mark = si; }
+    else if (star >= 0) { gi = star + 1; si = ++mark; }
+    else return false;
+  }
+  while (gi < g.length && g[gi] === '*') gi++;
+  return gi === g.length;
 }
 
 export class Masker {
   private readonly detectors: DetectorSet;
-  private readonly rules: { re: RegExp; mode: MaskMode; name: string }[];
+  private readonly rules: { mode: MaskMode; name: string }[];
   private readonly renderer: Renderer;
 
   constructor(
@@ -67,7 +83,7 @@ export class Masker {
     hashKey: Buffer,
   ) {
     this.detectors = new DetectorSet(policy.detectors);
-    this.rules = policy.columns.map((c) => ({ re: globToRegExp(c.name), mode: c.mode, name: c.name }));
+    this.rules = policy.columns.map((c) => ({ mode: c.mode, name: c.name }));
     this.renderer = new Renderer(hashKey);
   }
 
@@ -82,7 +98,7 @@ export class Masker {
       const format = formats === undefined ? f.format : formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : (formats[i] ?? 0);
       const cls = typeClass(f.typeOid);
       const binary = format === 1;
-      const nameMode = this.rules.find((r) => r.re.test(f.name))?.mode;
+      const nameMode = this.rules.find((r) => globMatches(r.name, f.name))?.mode;
       // Binary numbers, dates, uuids... cannot be scanned; text-like binary values are UTF-8.
       const scannable = cls !== 'opaque' && cls !== 'inet' && !(binary && cls === 'numeric');
       const detect = !this.detectors.empty && (scannable || (cls === 'inet' && !binary));
