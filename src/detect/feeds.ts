@@ -11,6 +11,7 @@ import { isEntrySpan, sketchKey, type LogBatch, type MetricBatch, type SpanBatch
 import type { PointDelta } from './metric-window.js';
 import type { AttrLookup, RuleRuntime, SeriesEntry } from './rule-set.js';
 import { SEVERITIES } from './rules.js';
+import { compilePattern, type CompiledPattern } from '../core/pattern.js';
 
 export type Touched = (rt: RuleRuntime, e: SeriesEntry) => void;
 
@@ -109,7 +110,7 @@ export function feedSpans(rts: readonly RuleRuntime[], b: SpanBatch, touched: To
   acc.flush(touched);
 }
 
-interface LogMatcher { pattern?: string; regex?: RegExp; minSeverity: number }
+interface LogMatcher { pattern?: string; regex?: CompiledPattern; minSeverity: number }
 const logMatchers = new WeakMap<RuleRuntime, LogMatcher>();
 
 function logMatcher(rt: RuleRuntime): LogMatcher {
@@ -119,7 +120,7 @@ function logMatcher(rt: RuleRuntime): LogMatcher {
     const match = spec.type === 'log' ? spec.match : {};
     m = {
       pattern: match.pattern?.toLowerCase(),
-      regex: match.regex === undefined ? undefined : new RegExp(match.regex),
+      regex: match.regex === undefined ? undefined : compilePattern(match.regex),
       minSeverity: match.min_severity === undefined ? 0 : SEVERITIES[match.min_severity],
     };
     logMatchers.set(rt, m);

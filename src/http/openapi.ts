@@ -70,7 +70,7 @@ export const openApiDocument = {
   security: [{ bearer: [] }],
   // Each operation carries `x-required-role` (viewer, member, admin, public, ingest): roles.ts.
   paths: withRequiredRoles({
-    '/api/health': { get: { summary: 'Readiness', security: [], responses: { 200: ok('{"status":"ok"}') } } },
+    '/api/health': { get: { summary: 'Readiness, and what ingest cut, dropped or repaired since start', security: [], responses: { 200: ok('{"status":"ok","ingest":{"truncatedValues":0,"droppedItems":0,"invalidUtf8":0}}') } } },
     '/api/openapi.json': { get: { summary: 'This document', security: [], responses: { 200: ok('OpenAPI document') } } },
     '/api/services': {
       get: { summary: 'Services with versions, environments, last seen and RED over the window (default 15 min)', parameters: timeParams, responses: responses('Services') },

@@ -57,14 +57,30 @@ export interface ResultPlan {
 /** Masked value counts by detector id or `column:<name>`, reset per statement by the caller. */
 export type MaskCounts = Record<string, number>;
 
-function globToRegExp(glob: string): RegExp {
-  const body = glob.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
-  return new RegExp(`^${body}$`, 'i');
+/**
+ * A case-insensitive `*` wildcard match in O(name × glob) at worst: a backtracking RegExp of
+ * `*a*a*a*b` takes exponential time in the number of stars.
+ */
+export function globMatches(glob: string, name: string): boolean {
+  const g = glob.toLowerCase();
+  const s = name.toLowerCase();
+  let gi = 0;
+  let si = 0;
+  let star = -1;
+  let mark = 0;
+  while (si < s.length) {
+    if (gi < g.length && g[gi] !== '*' && g[gi] === s[si]) { gi++; si++; }
+    else if (gi < g.length && g[gi] === '*') { star = gi++; mark = si; }
+    else if (star >= 0) { gi = star + 1; si = ++mark; }
+    else return false;
+  }
+  while (gi < g.length && g[gi] === '*') gi++;
+  return gi === g.length;
 }
 
 export class Masker {
   private readonly detectors: DetectorSet;
-  private readonly rules: { re: RegExp; mode: MaskMode; name: string }[];
+  private readonly rules: { mode: MaskMode; name: string }[];
   private readonly renderer: Renderer;
 
   constructor(
@@ -72,7 +88,7 @@ export class Masker {
     hashKey: Buffer,
   ) {
     this.detectors = new DetectorSet(policy.detectors);
-    this.rules = policy.columns.map((c) => ({ re: globToRegExp(c.name), mode: c.mode, name: c.name }));
+    this.rules = policy.columns.map((c) => ({ mode: c.mode, name: c.name }));
     this.renderer = new Renderer(hashKey);
   }
 
@@ -98,7 +114,7 @@ export class Masker {
       const format = formats === undefined ? f.format : formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : (formats[i] ?? 0);
       const cls = typeClass(f.typeOid);
       const lin = traced?.[i];
-      const nameMode = (lin === undefined ? undefined : this.lineageMode(lin)) ?? this.rules.find((r) => r.re.test(f.name))?.mode;
+      const nameMode = (lin === undefined ? undefined : this.lineageMode(lin)) ?? this.rules.find((r) => globMatches(r.name, f.name))?.mode;
       const counter = `column:${f.name}`;
       if (format !== 0) {
         if (nameMode === undefined && this.detectors.empty) return { counter, nameMode, detect: false, cls, bin: undefined };
@@ -122,7 +138,7 @@ export class Masker {
   /** The mode a column rule imposes on a value with this lineage, if any. */
   private lineageMode(lin: Lineage): MaskMode | undefined {
     for (const c of lin.cols) {
-      const rule = this.rules.find((r) => r.re.test(c));
+      const rule = this.rules.find((r) => globMatches(r.name, c));
       if (rule !== undefined) return lin.direct || rule.mode === 'hash' ? rule.mode : 'full';
     }
     return lin.wholeRow || lin.opaque ? 'full' : undefined;
@@ -138,7 +154,7 @@ export class Masker {
     for (const lin of cols) {
       const mode = this.lineageMode(lin);
       if (mode === undefined) continue;
-      const named = lin.cols.find((c) => this.rules.some((r) => r.re.test(c)));
+      const named = lin.cols.find((c) => this.rules.some((r) => globMatches(r.name, c)));
       return named !== undefined ? `COPY output includes masked column "${named}"` : 'COPY output of whole rows: name the columns (a masking column rule applies)';
     }
     return undefined;
