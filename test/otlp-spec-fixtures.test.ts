@@ -138,3 +138,50 @@ describe('cumulative and delta temporality agree', () => {
     expect(p50).toBeLessThanOrEqual(4);
   });
 });
+
+describe('OTLP specification JSON examples: traces and logs', () => {
+  const traceId = '5B8EFFF798038103D269B633813FC60C';
+  const attrsOfEveryType = [
+    { key: 'string.attribute', value: { stringValue: 'some string' } },
+    { key: 'boolean.attribute', value: { boolValue: true } },
+    { key: 'int.attribute', value: { intValue: '10' } },
+    { key: 'double.attribute', value: { doubleValue: 637.704 } },
+    { key: 'array.attribute', value: { arrayValue: { values: [{ stringValue: 'many' }, { stringValue: 'values' }] } } },
+    { key: 'map.attribute', value: { kvlistValue: { values: [{ key: 'some.map.key', value: { stringValue: 'some value' } }] } } },
+  ];
+
+  it('a server span with attributes of every type, found by its (upper-case hex) trace id', async () => {
+    await post('traces', JSON.stringify({ resourceSpans: [{ resource: resource('spec-traces'), scopeSpans: [{ scope, spans: [{
+      traceId, spanId: 'EEE19B7EC3C1B174', parentSpanId: 'EEE19B7EC3C1B173', name: "I'm a server span",
+      startTimeUnixNano: ns(60), endTimeUnixNano: ns(61), kind: 2, attributes: attrsOfEveryType,
+      status: { code: 2, message: 'boom' },
+    }] }] }] }));
+    const spans = await eventually(async () => {
+      const r = await server.api<{ spans: Array<Record<string, unknown>> }>(`/api/traces/${traceId.toLowerCase()}`);
+      return r.status === 200 ? r.body.spans : undefined;
+    });
+    expect(spans).toHaveLength(1);
+    expect(spans[0]).toMatchObject({
+      spanId: 'eee19b7ec3c1b174', parentSpanId: 'eee19b7ec3c1b173', name: "I'm a server span", kind: 2, service: 'spec-traces',
+      version: '1.0.0', statusCode: 2, statusMessage: 'boom', scopeName: 'my.library', durationNs: 1e9,
+      attrs: { 'string.attribute': 'some string', 'boolean.attribute': true, 'int.attribute': 10, 'double.attribute': 637.704,
+        'array.attribute': ['many', 'values'], 'map.attribute': { 'some.map.key': 'some value' } },
+    });
+  });
+
+  it('a log record with its trace context, severity and attributes of every type', async () => {
+    await post('logs', JSON.stringify({ resourceLogs: [{ resource: resource('spec-logs'), scopeLogs: [{ scope, logRecords: [{
+      timeUnixNano: ns(90), observedTimeUnixNano: ns(91), severityNumber: 10, severityText: 'Information', traceId, spanId: 'EEE19B7EC3C1B174',
+      body: { stringValue: 'Example log record' }, attributes: attrsOfEveryType,
+    }] }] }] }));
+    const logs = await eventually(async () => {
+      const r = await server.api<{ logs: Array<Record<string, unknown>> }>(`/api/logs?service=spec-logs&from=${hourUs / 1000}&to=${(hourUs + HOUR_US) / 1000}`);
+      return r.body.logs.length > 0 ? r.body.logs : undefined;
+    });
+    expect(logs[0]).toMatchObject({
+      body: 'Example log record', severityNumber: 10, severityText: 'Information', traceId: traceId.toLowerCase(), spanId: 'eee19b7ec3c1b174',
+      timeUs: hourUs + 90e6, observedTimeUs: hourUs + 91e6, scopeName: 'my.library',
+      attrs: { 'string.attribute': 'some string', 'boolean.attribute': true, 'int.attribute': 10, 'array.attribute': ['many', 'values'] },
+    });
+  });
+});
