@@ -8,7 +8,8 @@
  */
 import type { GroupEventCount } from '../errors/index.js';
 import { isEntrySpan, sketchKey, type LogBatch, type MetricBatch, type SpanBatch } from '../telemetry/index.js';
-import type { PointDelta } from './metric-window.js';
+import { summaryQuantile } from '../telemetry/metric-distributions.js';
+import { SUMMARY_TARGETS, type PointDelta } from './metric-window.js';
 import type { AttrLookup, RuleRuntime, SeriesEntry } from './rule-set.js';
 import { SEVERITIES } from './rules.js';
 import { compilePattern, type CompiledPattern } from '../core/pattern.js';
@@ -241,7 +242,14 @@ export class MetricFeed {
     const cumulative = b.temporality[i] === 2;
     const isHist = type === 'histogram' || type === 'exp_histogram';
     const out: PointDelta = { value: isHist ? NaN : b.value[i], increase: NaN, obsCount: 0, obsSum: 0, obsMin: b.min[i], obsMax: b.max[i] };
-    if (type === 'gauge' || type === 'summary') return out;
+    if (type === 'sum') out.counter = true;
+    if (type === 'summary') {
+      // Quantiles as the SDK computed them (summaries carry no buckets to merge).
+      out.quantiles = SUMMARY_TARGETS.map((q) => summaryQuantile(b.detail[i], q) ?? NaN);
+      out.quantileWeight = b.count[i];
+      return out;
+    }
+    if (type === 'gauge') return out;
     const hist = isHist ? histogramOf(type, b.detail[i]) : undefined;
     if (!cumulative) {
       out.increase = isHist ? b.count[i] : b.value[i];

@@ -80,6 +80,7 @@ export function registerApiRoutes(app: FastifyInstance, store: TelemetryStore, o
     const logs = await store.searchLogs({
       q: str(q, 'q'),
       service: str(q, 'service'),
+      eventName: str(q, 'eventName'),
       minSeverity: severity(q, 'severity'),
       traceId: traceId === undefined ? undefined : hexId(traceId, 'traceId', 32),
       attrs,

@@ -71,6 +71,7 @@ export class LogTailHub {
           traceId: batch.traceId[i], spanId: batch.spanId[i], flags: batch.flags[i],
           service: batch.service[i], version: batch.version[i], environment: batch.environment[i],
           resourceAttrs: parseObject(batch.resourceAttrs[i]), scopeName: batch.scopeName[i], attrs: parseObject(batch.attrs[i]),
+          eventName: batch.eventName[i] ?? '',
         });
       }
       try {

@@ -108,6 +108,7 @@ export const openApiDocument = {
         parameters: [
           ...timeParams, q('q', 'Case-insensitive substring of the body'), q('service', 'service.name'),
           q('severity', 'Minimum severity: trace, debug, info, warn, error, fatal or 1-24'), q('traceId', '32 hex chars'),
+          q('eventName', 'Exact LogRecord.event_name (OTLP 1.5)'),
           { name: 'attr.<key>', in: 'query', schema: { type: 'string' }, description: 'Exact match on a record attribute' },
           q('limit', '1-5000, default 100', 'integer'),
         ],

@@ -49,6 +49,8 @@ export const LOG_COLUMNS: readonly ColumnSpec[] = [
   { name: 'environment', kind: 'strLow', field: 'environment' },
   { name: 'resource_id', kind: 'words64', field: 'resourceId' },
   { name: 'attrs', kind: 'str', field: 'attrs' },
+  /** Last: data dirs from before it get it by ALTER TABLE (SCHEMA_DDL), appended in this order. */
+  { name: 'event_name', kind: 'strLow', field: 'eventName' },
 ];
 
 export const METRIC_COLUMNS: readonly ColumnSpec[] = [
@@ -99,6 +101,8 @@ export const BLOOM_COLUMNS: readonly ColumnSpec[] = [
 export const SCHEMA_DDL: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS spans (${columnDdl(SPAN_COLUMNS)})`,
   `CREATE TABLE IF NOT EXISTS logs (${columnDdl(LOG_COLUMNS)})`,
+  // Migration: logs of data dirs created before LogRecord.event_name was stored.
+  `ALTER TABLE logs ADD COLUMN IF NOT EXISTS event_name VARCHAR DEFAULT ''`,
   `CREATE TABLE IF NOT EXISTS metric_points (${columnDdl(METRIC_COLUMNS)})`,
   `CREATE TABLE IF NOT EXISTS resources (resource_id UBIGINT PRIMARY KEY, attrs VARCHAR, scope_name VARCHAR, scope_version VARCHAR)`,
   // Per-second and per-minute rows of the same shape; a period may hold several partial rows
