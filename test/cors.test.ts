@@ -54,6 +54,11 @@ describe('Sentry ingest CORS', () => {
     expect(refused.status).toBe(401);
     expect(refused.headers.get('access-control-allow-origin')).toBe('*');
     expect(refused.headers.get('x-sentry-error')).toBe('unknown Sentry key');
+    // Refused before the handler (body over the limit): the same headers.
+    const big = await req(`/api/1/envelope/?sentry_key=${key}`, { method: 'POST', origin: 'https://shop.example', body: 'x'.repeat(17 * 1024 * 1024) });
+    expect(big.status).toBe(413);
+    expect(big.headers.get('access-control-allow-origin')).toBe('*');
+    expect(big.headers.get('x-sentry-error')).toContain('exceeds the limit');
   });
 });
 

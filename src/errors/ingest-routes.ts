@@ -216,9 +216,9 @@ export function registerSentryIngest(app: FastifyInstance, deps: SentryIngestDep
   app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, req, reply) => {
     const status = err.statusCode ?? 500;
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
-      return reply.code(413).send({ error: { code: 'payload_too_large', message: `body exceeds the limit of ${deps.maxBodyBytes} bytes` } });
+      return sendError(reply, new AppError('payload_too_large', 413, `body exceeds the limit of ${deps.maxBodyBytes} bytes`));
     }
-    if (status >= 400 && status < 500) return reply.code(status).send({ error: { code: 'bad_request', message: err.message } });
+    if (status >= 400 && status < 500) return sendError(reply, new AppError('bad_request', status, err.message));
     req.log.error({ err }, 'sentry ingest failed');
     return reply.code(503).header('retry-after', '1').send({ error: { code: 'unavailable', message: 'ingest temporarily unavailable' } });
   });

@@ -5,6 +5,7 @@
  */
 import { emptySpanBatch, type SpanBatch } from '../telemetry/index.js';
 import { sentryTimeUs } from './sentry-event.js';
+import { truncate } from './sentry-span.js';
 
 type Json = Record<string, unknown>;
 const obj = (v: unknown): Json => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : {});
@@ -49,7 +50,7 @@ export function appendTransaction(ev: Json, batch: SpanBatch, ctx: TransactionCo
     batch.spanId.push(spanId);
     batch.parentSpanId.push(HEX16.test(parent) ? parent : '');
     batch.traceState.push('');
-    batch.name.push(name || text(s.op) || 'span');
+    batch.name.push(truncate(name) || truncate(text(s.op)) || 'span');
     batch.kind.push(kind);
     batch.startUs.push(start);
     batch.durationNs.push(Math.max(0, end - start) * 1000);

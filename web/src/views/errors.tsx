@@ -55,7 +55,7 @@ function StackTrace(props: { payload: unknown }): JSX.Element {
 }
 
 function GroupDetail(props: ViewProps & { id: string }): JSX.Element {
-  const loaded = useLoad((signal) => api<{ group: ErrorGroup; releases: Record<string, number>; environments: Record<string, number>; latestEvent: ErrorEventLite | null; traceIds: string[] }>(`/api/errors/${props.id}`, { signal }), [props.id]);
+  const loaded = useLoad((signal) => api<{ group: ErrorGroup; releases: Record<string, number>; environments: Record<string, number>; services?: Record<string, number>; latestEvent: ErrorEventLite | null; traceIds: string[] }>(`/api/errors/${props.id}`, { signal }), [props.id]);
   const [busy, setBusy] = useState(false);
   const [err, setErr] = useState<string | undefined>();
   const setStatus = async (status: string): Promise<void> => {
@@ -92,6 +92,9 @@ function GroupDetail(props: ViewProps & { id: string }): JSX.Element {
               <div>
                 <Panel title="Events by release" id="releases"><Bars items={Object.entries(d.releases).map(([label, value]) => ({ label, value }))} label="Events by release" /></Panel>
                 <Panel title="Events by environment" id="envs"><Bars items={Object.entries(d.environments).map(([label, value]) => ({ label, value }))} label="Events by environment" /></Panel>
+                {Object.keys(d.services ?? {}).length > 1 && (
+                  <Panel title="Events by service" id="services"><Bars items={Object.entries(d.services ?? {}).map(([label, value]) => ({ label, value }))} label="Events by service" /></Panel>
+                )}
                 <Panel title="Linked traces" id="linked">
                   {d.traceIds.length === 0 ? <p class="muted">No event carried a trace id.</p> : (
                     <ul class="plain">{d.traceIds.map((t) => <li key={t}><a href={href(`/traces/${t}`)}><code>{t}</code></a></li>)}</ul>
