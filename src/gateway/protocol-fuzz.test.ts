@@ -24,7 +24,8 @@ const EXTENDED_SQL = [
   'DECLARE c1 CURSOR WITH HOLD FOR SELECT email, card FROM customers',
   'FETCH 1 FROM c1',
   'PREPARE s2 AS SELECT email, ssn FROM customers',
-  'SELECT ARRAY[email] AS a FROM customers',
+  "SELECT ARRAY[email, card] AS a, ARRAY[regexp_replace(card, '[^0-9]', '', 'g')::int8] AS n FROM customers",
+  'SELECT ROW(email, card) AS r FROM customers',
   '',
 ];
 const SIMPLE_SQL = [
