@@ -247,6 +247,13 @@ describe('next classes: value forms the detectors could not read, COPY FROM STDI
       const r = await roundTrip(raw, [frame('d', Buffer.from('1\tone\n2\ttwo\n')), frame('c'), SYNC], 'm12');
       expect(r.ended).toBe(false);
       expect(r.messages.map((m) => m.type).join('')).toBe('CZTDCZ');
+      // Bad data: the server's error ends the COPY, and the client's next Query is an ordinary one.
+      raw.send(queryMessage('COPY copy_in (a, b) FROM STDIN'));
+      await collect(raw, (m) => m.some((x) => x.type === 'G'));
+      raw.send(frame('d', Buffer.from('not-a-number\tx\n')));
+      const failed = await collect(raw, readyCount(1));
+      expect(errorsOf(failed.messages)[0]?.get('C')).toBe('22P02');
+      expect((await roundTrip(raw, [], 'm16')).ended).toBe(false);
       const inside = await connect();
       inside.send(queryMessage('COPY copy_in (a, b) FROM STDIN'));
       await collect(inside, (m) => m.some((x) => x.type === 'G'));

@@ -480,7 +480,7 @@ export class Relay {
       case 0x47: /* G CopyInResponse */ {
         if (head?.kind !== 'query' && head?.kind !== 'execute') throw new ProtocolDesync(`CopyInResponse while waiting for ${what(head)}`);
         const state = this.pending.enterCopyIn();
-        if (state === 'invalid') throw new ProtocolDesync('requests sent inside COPY FROM STDIN');
+        if (state === 'invalid') throw new ProtocolViolation('requests sent inside COPY FROM STDIN');
         this.clientInCopy = state === 'open';
         return undefined;
       }
@@ -544,6 +544,7 @@ export class Relay {
         head.exec.error ??= fields.get('C');
         head.plan = undefined;
         head.copyOut = false;
+        this.clientInCopy = false; // an error ends a COPY FROM STDIN too
         return replacement;
       case 'sync':
         // The implicit COMMIT at Sync failed; ReadyForQuery follows.
