@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -128,6 +128,35 @@ describe('npm start: the demo closes the loop', () => {
     expect(at('deploy')).toBeGreaterThanOrEqual(0);
     expect([at('deploy') < verdictFail, verdictFail < rollback, rollback < verdictPass, verdictPass < resolved], JSON.stringify(kinds)).toEqual([true, true, true, true]);
     for (let i = 1; i < story.timeline.length; i++) expect(Date.parse(story.timeline[i].at)).toBeGreaterThanOrEqual(Date.parse(story.timeline[i - 1].at));
+  });
+
+  it('MTTD > 0, from the first failed 2.0.0 request to the second; one MTTR in the story, /api/loop-metrics and tightloop report', async () => {
+    const id = steps.find((s) => s.id === 'incident.resolved')?.data.incidentId as string;
+    interface Story { incident: { firstBadAt: string; firstBadSource: string; detectedAt: string }; times: { mttdMs: number; mttrMs: number | null } }
+    const story = await api<Story>(`/api/incidents/${id}`);
+    expect(story.incident.firstBadSource).toBe('deploy');
+    expect(story.times.mttdMs).toBeGreaterThan(0);
+    // The first failed (5xx) SERVER span of 2.0.0, read from the traces tightloop holds.
+    const firstBadMs = Date.parse(story.incident.firstBadAt);
+    const from = firstBadMs - 60_000, to = Date.parse(story.incident.detectedAt) + 1000;
+    const { traces } = await api<{ traces: Array<{ traceId: string; startUs: number }> }>(`/api/traces?service=shop&status=error&from=${from}&to=${to}&limit=1000`);
+    let firstSpanUs = Infinity;
+    for (const t of traces.sort((a, b) => a.startUs - b.startUs)) {
+      if (t.startUs > firstSpanUs) break;
+      const { spans } = await api<{ spans: Array<{ version: string; kind: number; statusCode: number; startUs: number }> }>(`/api/traces/${t.traceId}`);
+      for (const sp of spans) if (sp.version === '2.0.0' && sp.kind === 2 && sp.statusCode === 2 && sp.startUs < firstSpanUs) firstSpanUs = sp.startUs;
+    }
+    expect(Number.isFinite(firstSpanUs)).toBe(true);
+    expect(firstBadMs).toBe(Math.floor(firstSpanUs / 1e6) * 1000);
+    // One function, one figure: the story, /api/loop-metrics and `tightloop report --json`.
+    const m = await api<{ incidents: { each: Array<{ id: string; mttdMs: number; mttrMs: number | null }> } }>('/api/loop-metrics');
+    const each = m.incidents.each.find((x) => x.id === id);
+    expect(each).toMatchObject({ mttdMs: story.times.mttdMs, mttrMs: story.times.mttrMs });
+    const rep = spawnSync(process.execPath, [join(ROOT, 'bin', 'tightloop'), 'report', '--json', '--url', url, '--token', token], { encoding: 'utf8' });
+    expect(rep.status, rep.stderr).toBe(0);
+    const cliEach = (JSON.parse(rep.stdout) as typeof m).incidents.each.find((x) => x.id === id);
+    expect(cliEach).toMatchObject({ mttdMs: story.times.mttdMs, mttrMs: story.times.mttrMs });
+    console.info(`demo MTTD ${story.times.mttdMs} ms, MTTR ${story.times.mttrMs} ms`);
   });
 
   it('the gateway audit holds the approved access, the masked query and the refused DELETE', async () => {

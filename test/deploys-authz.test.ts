@@ -115,6 +115,8 @@ describe('telemetry alone', () => {
     const rec = await callApi<Deploy>(server.url, member, 'POST', '/api/deploys', { service: 'pay', version: 'worse', environment: 'prod' });
     expect(rec.status).toBe(201);
     expect(await server.deploys.rollbackTarget(rec.body)).toBeNull();
+    expect((await callApi<{ rollbackTarget: string | null; previousVersion: string | null }>(server.url, viewer, 'GET', `/api/deploys/${rec.body.id}`)).body)
+      .toMatchObject({ rollbackTarget: null, previousVersion: expect.any(String) });
     const failed = await eventually(async () => {
       await spans('pay', 'good', 40, 0.01);
       await spans('pay', 'worse', 40, 0.4);

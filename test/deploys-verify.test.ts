@@ -135,7 +135,7 @@ describe('deploy verification with real OTel SDK traffic', () => {
     // second is replayed once, then the rollback is compared with the whole window at checkpoints).
     await drive([v1], [[400, { errorRate: 0.01, latencyScale: 1 }]], async () => false, 14);
     await v1.flush();
-    const rec = await api<Deploy>('POST', '/api/deploys', { service: 'cart', version: '2.1.0', environment: 'prod', previousVersion: '2.0.0' });
+    const rec = await api<Deploy>('POST', '/api/deploys', { service: 'cart', version: '2.1.0', environment: 'prod' });
     expect(rec.status).toBe(201);
     await drive([v2], [[400, { errorRate: 0.2, latencyScale: 1 }]], decided('cart', '2.1.0'), 30);
     await v2.close(); await v1.close();
@@ -286,7 +286,7 @@ describe('tightloop deploy record|verify', () => {
       process.env = saved;
     }
     const d = await deployOf('gate', '9');
-    expect(d).toMatchObject({ source: 'cli', commit: 'f00dfeed', url: 'https://github.com/acme/shop/actions/runs/42', actor: 'octocat', commitTime: '2026-11-26T10:00:00.000Z', status: 'started' });
+    expect(d).toMatchObject({ source: 'cli', commit: 'f00dfeed', url: 'https://github.com/acme/shop/actions/runs/42', actor: 'admin' /* the token's user; GITHUB_ACTOR is not taken */, commitTime: '2026-11-26T10:00:00.000Z', status: 'started' });
 
     // The verdicts of the deploys above, read through the gate.
     expect(await cli(['deploy', 'verify', '--service', 'shop', '--version', '1.1.0', '--wait', '--timeout', '5'])).toBe(0);

@@ -64,6 +64,14 @@ describe('tightloop silence', () => {
     expect(list.body.rules.map((r) => r.spec.type)).toEqual(['absence']);
     expect((await fetch(`${server.url}/api/rules/${rule.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${server.token}` } })).status).toBe(204);
     expect((await server.api<{ rules: unknown[] }>('/api/rules')).body.rules).toEqual([]);
+    // Patterns run in linear time; what needs backtracking is a precise 400.
+    const backref = await post({ name: 'x', type: 'log', match: { regex: '(a)\\1' }, threshold: 1 });
+    expect(backref.status).toBe(400);
+    expect(((await backref.json()) as { error: { message: string } }).error.message).toContain('match.regex: unsupported pattern: backreferences are not supported');
+    expect((await post({ name: 'redos', type: 'log', match: { regex: '^(a|aa)+$' }, threshold: 1 })).status).toBe(201);
+    const look = await post({ matchers: [{ name: 'service', op: '=~', value: '(?!checkout).*' }], duration: '1h' }, 'POST', '/api/silences');
+    expect(look.status).toBe(400);
+    expect(((await look.json()) as { error: { message: string } }).error.message).toContain('matchers.0.value: unsupported pattern: lookaround assertions are not supported');
   });
 });
 

@@ -154,9 +154,10 @@ describe('incident from real traffic', () => {
     let bad: Phase, good: Phase;
     let badDeployId: string, rollbackId: string, rollbackAt: string;
     try {
-      // Baseline: healthy 1.0.0.
+      // Baseline: healthy 1.0.0, long enough to be the rollback's own history (it is compared
+      // with 1.0.0 alone before 2.0.0 began, never with 2.0.0's traffic).
       traffic.start();
-      await sleep(5000);
+      await sleep(20_000);
 
       // The bad deploy, then its traffic from the next bucket on.
       const v2 = await deploys.record({ service: 'checkout', version: '2.0.0', environment: 'prod', commit: 'abc1234', commitTime: new Date(Date.now() - 3_600_000).toISOString(), actor: 'ci' });
@@ -221,8 +222,8 @@ describe('incident from real traffic', () => {
     const badStart = bad.firstSpanMs ?? 0;
     const goodStart = good.firstSpanMs ?? 0;
 
-    // The first bad signal is the bucket the bad traffic started in, not the alert time.
-    expect(inc.firstBadSource).toBe('signal');
+    // The first bad signal is the bucket of 2.0.0's first failed request, not the alert time.
+    expect(inc.firstBadSource).toBe('deploy');
     const firstBad = Date.parse(inc.firstBadAt ?? '');
     expect(Math.abs(firstBad - badStart)).toBeLessThanOrEqual(1000);
     expect(firstBad).toBeLessThan(Date.parse(inc.detectedAt));
@@ -311,7 +312,7 @@ describe('incident from real traffic', () => {
     const shown = await cli('incident', 'show', inc.id);
     expect(shown.out).toContain('first_bad_signal');
     expect(shown.out).toContain('abc1234');
-  });
+  }, 180_000);
 
   it('API and CLI refuse bad input clearly', async () => {
     expect((await api('GET', '/api/incidents/nope')).status).toBe(404);

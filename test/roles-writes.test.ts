@@ -1,3 +1,6 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callApi, startTestServer, type TestServer } from './helpers/server.js';
 
@@ -9,6 +12,7 @@ import { callApi, startTestServer, type TestServer } from './helpers/server.js';
 let server: TestServer;
 let member: string;
 let viewer: string;
+let actionsDir: string;
 
 async function user(name: string, role: string): Promise<string> {
   const r = await callApi<{ token: string }>(server.url, server.token, 'POST', '/api/users', { name, role });
@@ -17,13 +21,17 @@ async function user(name: string, role: string): Promise<string> {
 }
 
 beforeAll(async () => {
-  server = await startTestServer();
+  actionsDir = mkdtempSync(join(tmpdir(), 'tightloop-roles-actions-'));
+  mkdirSync(actionsDir, { recursive: true });
+  writeFileSync(join(actionsDir, 'dump.yaml'), 'kind: command\nargv: [node, -e, "process.stdout.write(\'password=hunter2\')"]\n');
+  server = await startTestServer({ actionsDir });
   member = await user('mia', 'member');
   viewer = await user('vic', 'viewer');
 });
 
 afterAll(async () => {
   await server.close();
+  rmSync(actionsDir, { recursive: true, force: true });
 });
 
 interface ErrorBody { error: { code: string; message: string } }
@@ -81,5 +89,30 @@ describe('viewers read, members act', () => {
     const list = (await callApi<{ silences: unknown[] }>(server.url, viewer, 'GET', '/api/silences')).body.silences;
     expect(list).toHaveLength(2);
     expect((await callApi(server.url, member, 'DELETE', `/api/silences/${ok.body.id}`)).status).toBe(200);
+  });
+});
+
+describe('what viewers read', () => {
+  it('access requests and action runs: metadata, not reasons, notes or output; members see them whole', async () => {
+    const res = await callApi(server.url, server.token, 'POST', '/api/resources', { name: 'crm', host: '127.0.0.1', port: 5432, database: 'crm', user: 'app', credential: 'env:CRM_DB_PASSWORD', tls: { mode: 'disable' } });
+    expect(res.status).toBe(201);
+    const asked = await callApi<{ id: string }>(server.url, member, 'POST', '/api/access/requests', { resource: 'crm', mode: 'read', duration: '10m', reason: 'ticket 4711: customer Jane Doe' });
+    expect(asked.status).toBe(201);
+    const denied = await callApi(server.url, server.token, 'POST', `/api/access/requests/${asked.body.id}/deny`, { note: 'ask Jane first' });
+    expect(denied.status).toBe(200);
+    const run = await callApi<{ id: string; output: string }>(server.url, member, 'POST', '/api/actions/dump/runs', { wait: true });
+    expect(run.body.output).toBe('password=hunter2');
+
+    const one = await callApi<Record<string, unknown>>(server.url, viewer, 'GET', `/api/access/requests/${asked.body.id}`);
+    expect(one.body).toMatchObject({ id: asked.body.id, status: 'denied', mode: 'read', reason: null, note: null, redacted: ['reason', 'note'] });
+    const list = await callApi<{ requests: Array<Record<string, unknown>> }>(server.url, viewer, 'GET', '/api/access/requests');
+    expect(list.body.requests.map((r) => [r.reason, r.note])).toEqual([[null, null]]);
+    const runs = await callApi<{ runs: Array<Record<string, unknown>> }>(server.url, viewer, 'GET', '/api/actions/runs');
+    expect(runs.body.runs).toEqual([expect.objectContaining({ id: run.body.id, status: 'succeeded', output: null, redacted: ['output'] })]);
+    expect((await callApi<Record<string, unknown>>(server.url, viewer, 'GET', `/api/actions/runs/${run.body.id}`)).body.output).toBeNull();
+    expect(JSON.stringify([one.body, list.body, runs.body])).not.toMatch(/Jane|hunter2/);
+
+    expect((await callApi<Record<string, unknown>>(server.url, member, 'GET', `/api/access/requests/${asked.body.id}`)).body).toMatchObject({ reason: 'ticket 4711: customer Jane Doe', note: 'ask Jane first' });
+    expect((await callApi<Record<string, unknown>>(server.url, member, 'GET', `/api/actions/runs/${run.body.id}`)).body.output).toBe('password=hunter2');
   });
 });

@@ -1,4 +1,6 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -9,6 +11,7 @@ import {
   DeployEvents, type Deploy, type DeployApi, type DeployRecordInput, type VerdictOutcome, type Verification,
 } from '../src/deploys/contract.js';
 import { parseServicesYaml, RolloutManager, rolloutMigrations, type Rollout, type ServiceConfig } from '../src/deploys/rollout/index.js';
+import { sendNotice, type Notification } from '../src/detect/index.js';
 import { AuditChain, gatewayMigrations } from '../src/gateway/index.js';
 import { openStateStore, type StateStore } from '../src/state/index.js';
 import { eventually } from './helpers/server.js';
@@ -159,6 +162,8 @@ let actions: ActionService;
 let deploys: ScriptedDeploys;
 let rollouts: RolloutManager;
 let services: ServiceConfig[];
+let receiver: Server;
+const received: Notification[] = [];
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tightloop-rollout-policy-'));
@@ -171,13 +176,24 @@ beforeAll(async () => {
   await audit.open();
   actions = new ActionService({ db: state.db, actionsDir: join(dir, 'actions'), audit, log });
   deploys = new ScriptedDeploys();
-  rollouts = new RolloutManager({ deploys, actions, services: () => services, audit, log, db: state.db });
+  receiver = createServer((req, res) => {
+    let body = '';
+    req.on('data', (c: Buffer) => { body += c.toString(); });
+    req.on('end', () => { received.push(JSON.parse(body) as Notification); res.end('ok'); });
+  });
+  await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`;
+  rollouts = new RolloutManager({
+    deploys, actions, services: () => services, audit, log, db: state.db,
+    notify: async (n) => { await sendNotice([{ name: 'ops', type: 'webhook', url }], { id: n.rolloutId, kind: n.kind, title: n.title, text: n.text, labels: { service: n.service, version: n.version }, link: '' }); },
+  });
   await rollouts.open();
   rollouts.attach();
 });
 
 afterAll(async () => {
   await rollouts.close();
+  await new Promise((resolve) => receiver.close(resolve));
   await actions.close();
   await audit.close();
   await state.close();
@@ -223,11 +239,29 @@ describe('rollout decisions', () => {
     expect(r.rollbackVerdict).toBe('pass');
   });
 
-  it('inconclusive, hold (default): verifies again at the same weight, then goes on', async () => {
-    deploys.script['1.3'] = ['inconclusive', 'pass', 'inconclusive', 'inconclusive', 'inconclusive', 'pass'];
+  it('inconclusive, hold (default): verifies again at the same weight; a pass goes on', async () => {
+    deploys.script['1.3'] = ['inconclusive', 'pass', 'inconclusive', 'pass', 'pass'];
     const r = await rollout('api', '1.3');
     expect(r.status).toBe('promoted');
-    expect(r.steps.map((s) => s.verdicts.map((v) => v.outcome))).toEqual([['inconclusive', 'pass'], ['inconclusive', 'inconclusive', 'inconclusive'], ['pass']]);
+    expect(r.promotedWithoutEvidence).toBeUndefined();
+    expect(r.steps.map((s) => s.verdicts.map((v) => v.outcome))).toEqual([['inconclusive', 'pass'], ['inconclusive', 'pass'], ['pass']]);
+  });
+
+  it('low traffic (inconclusive through every hold) is held at that weight, not promoted, and the receivers are told', async () => {
+    received.length = 0;
+    deploys.script['1.4'] = ['pass', 'inconclusive', 'inconclusive', 'inconclusive'];
+    const r = await rollout('api', '1.4');
+    expect(r.status).toBe('held');
+    expect(r.reason).toBe('held at 50 %: verification inconclusive 3 time(s) (scripted inconclusive); not promoted without evidence');
+    expect(r.steps.map((s) => s.verdicts.map((v) => v.outcome))).toEqual([['pass'], ['inconclusive', 'inconclusive', 'inconclusive'], []]);
+    expect((await deploys.get(r.deployId)).finishedAt).toBeNull();
+    const runs = (await actions.listRuns({ deployId: r.deployId })).reverse();
+    expect(runs.map((x) => x.output)).toEqual(['api 1.4 10', 'api 1.4 50']);
+    // The notification, through the real notifier to a webhook receiver.
+    const got = await eventually(async () => received[0]);
+    expect(got.alerts[0]).toMatchObject({ rule: { id: 'rollout.held', type: 'notice', name: 'rollout of api 1.4 held at 50 %' }, series: { service: 'api', version: '1.4' } });
+    const trail = await audit.query({ kind: 'rollout.held', limit: 10 });
+    expect(trail.map((x) => x.data.rollout)).toContain(r.id);
   });
 
   it('inconclusive with onInconclusive rollback rolls back; with promote goes on at once', async () => {
@@ -241,6 +275,9 @@ describe('rollout decisions', () => {
     const e = await rollout('eager', '2');
     expect(e.status).toBe('promoted');
     expect(e.steps.map((s) => s.verdicts.length)).toEqual([1, 1]);
+    // The service chose this: the rollout says it went on without evidence.
+    expect(e.promotedWithoutEvidence).toBe(true);
+    expect(e.steps.map((s) => s.promotedWithoutEvidence)).toEqual([true, true]);
   });
 
   it('a deploy action that fails is recorded failed and the rollout rolls back', async () => {

@@ -164,6 +164,7 @@ export function registerActionCommands(program: Command, setCode: (code: number)
         process.stdout.write(`${ro.status}${ro.reason === null ? '' : `: ${ro.reason}`}\n`);
         if (ro.rollbackDeployId !== null) process.stdout.write(`rollback deploy ${ro.rollbackDeployId} to ${ro.previousVersion ?? '?'}: verification ${ro.rollbackVerdict ?? 'pending'}\n`);
       }
-      setCode(ro.status === 'promoted' || ro.status === 'running' ? 0 : 1);
+      // 3: held for want of evidence (like an inconclusive `deploy verify`); 1: rolled back or failed.
+      setCode(ro.status === 'promoted' || ro.status === 'running' ? 0 : ro.status === 'held' ? 3 : 1);
     });
 }

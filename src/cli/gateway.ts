@@ -176,16 +176,19 @@ export function registerGatewayCommands(program: Command, done: (code: number) =
         table(b.requests as Record<string, unknown>[], ['id', 'kind', 'status', 'mode', 'durationS', 'reason', 'createdAt']))));
 
   const audit = program.command('audit').description('the gateway audit trail');
-  common(audit.command('verify').description('check the hash chain; names the first bad record (exit 1)'))
+  common(audit.command('verify').description('check the chain (MACs, links, and the anchored heads); names the first bad record (exit 1)'))
     .action(wrap(async (o: CommonOptions) => {
       const r = await call(o, 'GET', '/api/audit/verify');
-      const b = (r.body ?? {}) as { ok?: boolean; records?: number; head?: { seq: number; hash: string }; firstBad?: { seq: number; id: string; reason: string }; error?: { message?: string } };
+      const b = (r.body ?? {}) as { ok?: boolean; records?: number; head?: { seq: number; hash: string }; anchor?: { seq: number; at: string }; firstBad?: { seq: number; id: string; reason: string }; error?: { message?: string } };
       if (r.status >= 400) {
         process.stderr.write(`error: ${b.error?.message ?? `HTTP ${r.status}`}\n`);
         return r.status === 401 ? 2 : 1;
       }
       if (o.json === true) process.stdout.write(JSON.stringify(b, null, 2) + '\n');
-      else if (b.ok === true) process.stdout.write(`audit chain OK: ${b.records ?? 0} records, head ${b.head?.seq ?? 0} ${b.head?.hash ?? ''}\n`);
+      else if (b.ok === true) {
+        const anchored = b.anchor === undefined ? ', not anchored' : `, anchored at ${b.anchor.seq} (${b.anchor.at})`;
+        process.stdout.write(`audit chain OK: ${b.records ?? 0} records, head ${b.head?.seq ?? 0} ${b.head?.hash ?? ''}${anchored}\n`);
+      }
       else process.stdout.write(`audit chain BROKEN at record ${b.firstBad?.seq ?? '?'} (id ${b.firstBad?.id || '-'}): ${b.firstBad?.reason ?? ''}\n`);
       return b.ok === true ? 0 : 1;
     }));

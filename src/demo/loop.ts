@@ -319,5 +319,7 @@ export async function tellIncident(o: { api: DemoApi; reporter: DemoReporter; in
   reporter.banner('The story tightloop wrote (GET /api/incidents/' + id + '):');
   const t0 = Date.parse(resolved.timeline[0]?.at ?? resolved.incident.openedAt);
   reporter.detail(resolved.timeline.map((e) => `${e.at.slice(11, 23)}  +${((Date.parse(e.at) - t0) / 1000).toFixed(1).padStart(5)}s  ${e.kind.padEnd(18)} ${e.title}`).join('\n'));
+  const sec = (k: string): string => (typeof resolved.times?.[k] === 'number' ? `${((resolved.times[k] ?? 0) / 1000).toFixed(1)} s` : '—');
+  reporter.detail(`MTTD ${sec('mttdMs')} (first failed request of ${BAD} → detected), MTTR ${sec('mttrMs')} (→ back to baseline): the figures \`tightloop report\` and the console show`);
   return resolved;
 }

@@ -37,7 +37,7 @@ export const deploysOpenApiPaths = {
     },
   },
   '/api/deploys/{id}': {
-    get: { summary: 'A deploy with its verification and evidence', parameters: [idParam], responses: { 200: json('Deploy'), 404: error, ...common } },
+    get: { summary: 'A deploy with its verification and evidence, and rollbackTarget: the version a rollback would restore (the latest explicitly recorded one tightloop saw serving healthily before it; null if none)', parameters: [idParam], responses: { 200: json('Deploy'), 404: error, ...common } },
   },
   '/api/deploys/{id}/verify': {
     post: {

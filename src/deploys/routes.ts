@@ -65,7 +65,8 @@ export function registerDeployRoutes(api: FastifyInstance, deploys: DeployServic
 
   api.get('/api/deploys/:id', async (req: IdParams) => {
     const deploy = await deploys.get(req.params.id);
-    return { ...deploy, verification: await deploys.verification(deploy.id) };
+    // rollbackTarget: what a rollback of this deploy would restore (null: nothing seen healthy before it).
+    return { ...deploy, verification: await deploys.verification(deploy.id), rollbackTarget: await deploys.rollbackTarget(deploy) };
   });
 
   api.post('/api/deploys/:id/verify', async (req: IdParams, reply) => {

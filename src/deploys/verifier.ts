@@ -47,6 +47,12 @@ interface Stream {
   metricIdx: Map<string, number>;
   /** A rollback: other versions' traffic (the one it replaces) never enters the baseline. */
   ownHistoryOnly: boolean;
+  /**
+   * Pre-deploy requests replayed per candidate request: 1, or up to 4 when the window holds that
+   * many times the verification's longest duration (plenty of history, few new requests: the
+   * conditional tests need no equal arms, and a larger baseline arm decides sooner).
+   */
+  ratio: number;
 }
 
 /** A stream after its verdict, for the deploy's next verification; and a deploy's frozen solo history. */
@@ -333,7 +339,8 @@ export class Verifier {
     if (run.immediate === undefined && replay.requests === 0 && !concurrentRecently && run.baselineVersion === null) {
       run.immediate = `no baseline: no other version of ${deploy.service} has traffic in ${deploy.environment}`;
     }
-    this.streams.set(deploy.id, { run, startSecond: nowS - 2, cand: emptyChunk(), base: emptyChunk(), replay, metricIdx, ownHistoryOnly: deploy.rollbackOf !== null });
+    this.streams.set(deploy.id, { run, startSecond: nowS - 2, cand: emptyChunk(), base: emptyChunk(), replay, metricIdx, ownHistoryOnly: deploy.rollbackOf !== null,
+      ratio: Math.max(1, Math.min(4, Math.floor(window.length / maxDurationS))) });
     return run;
   }
 
@@ -362,12 +369,12 @@ export class Verifier {
         const cand = s.cand, base = s.base;
         // No concurrent baseline (a full rollout): the candidate's requests wait until they
         // match a whole pre-deploy second, so each chunk pairs about equal exposures.
-        const waitForReplay = base.count === 0 && !s.replay.exhausted && cand.count < s.replay.nextCount;
+        const waitForReplay = base.count === 0 && !s.replay.exhausted && cand.count * s.ratio < s.replay.nextCount;
         if (!waitForReplay) {
           run.concurrentN += base.count;
           if (base.count === 0 && s.replay.requests > 0) {
             if (s.replay.exhausted) run.analysis.baselineFixed();
-            s.replay.fill(base, cand.count);
+            s.replay.fill(base, cand.count * s.ratio);
             run.replayN = s.replay.served;
           }
           if (cand.count > 0 || base.count > 0) run.analysis.observe(base, cand);

@@ -150,6 +150,19 @@ describe('DetectEngine', () => {
     expect(hooks().map((h) => `${h.status}:${h.alerts[0].series.service}`)).toEqual(['firing:search', 'firing:checkout']);
   });
 
+  it('silence =~ matchers run in linear time; what needs backtracking is refused with the reason', async () => {
+    await startEngine('rules: []\n');
+    // `^(a|aa)+$` backtracks for seconds over 40 characters with RegExp; here it is one pass.
+    const s = await engine.silences.add({ matchers: [{ name: 'service', op: '=~', value: '(a|aa)+' }], duration: '1h' }, 'test');
+    expect(engine.silences.mutedBy({ service: 'a'.repeat(40) })?.id).toBe(s.id);
+    expect(engine.silences.mutedBy({ service: `${'a'.repeat(100_000)}b` })).toBeUndefined();
+    expect(engine.silences.mutedBy({ service: `x${'a'.repeat(40)}` })).toBeUndefined();
+    for (const [value, why] of [['(a)\\1', /backreferences/], ['(?=a)a', /lookaround/], ['(?<!b)a', /lookaround/], ['(', /missing/]] as const) {
+      await expect(engine.silences.add({ matchers: [{ name: 'service', op: '=~', value }], duration: '1h' }, 'test'))
+        .rejects.toMatchObject({ status: 400, message: expect.stringMatching(why) as unknown });
+    }
+  });
+
   it('inhibition: a firing source mutes targets with equal labels, nothing else', async () => {
     await startEngine(`rules:
   - name: service down

@@ -100,6 +100,8 @@ export class DetectEngine {
   }
 
   private get receivers(): Receiver[] { return this.rules.file.receivers; }
+  /** The receivers of rules.yaml as loaded now (notices from other pillars go to them). */
+  get receiverList(): readonly Receiver[] { return this.rules.file.receivers; }
   private get inhibitRules(): InhibitRule[] { return this.rules.file.inhibit_rules; }
 
   /** Loads rules (a bad rules file throws, naming the line), state and windows; starts listening. */

@@ -173,6 +173,97 @@ describe('metric rules', () => {
   });
 });
 
+describe('metric rules over exponential histograms and summaries', () => {
+  it('exponential histogram p95 (delta points) fires on slow observations and resolves', async () => {
+    await startEngine(`  - name: slow-exp
+    type: metric
+    metric: rpc.exp
+    agg: p95
+    threshold: 100
+    window: 2s
+`);
+    // scale 0: index 2 = (4, 8] ms, index 7 = (128, 256] ms
+    const point = (fast: number, slow: number): void => {
+      const m = emptyMetricBatch();
+      const counts = [fast, 0, 0, 0, 0, slow];
+      metricPoint(m, { name: 'rpc.exp', type: 'exp_histogram', temporality: 1, count: fast + slow, sum: 0,
+        detail: JSON.stringify({ scale: 0, zeroCount: 0, positive: { offset: 2, counts }, negative: { offset: 0, counts: [] } }) });
+      commit({ metrics: [m] });
+      tick();
+    };
+    for (let i = 0; i < 4; i++) point(100, 0);
+    await settle();
+    expect(byRule('slow-exp')).toEqual([]);
+    for (let i = 0; i < 3; i++) point(50, 50);
+    await settle();
+    expect(byRule('slow-exp').map((h) => h.status)).toEqual(['firing']);
+    expect(byRule('slow-exp')[0].alerts[0].value).toBeGreaterThan(128);
+    for (let i = 0; i < 4; i++) point(100, 0);
+    await settle();
+    expect(byRule('slow-exp').map((h) => h.status)).toEqual(['firing', 'resolved']);
+  });
+
+  it('agg sum of a cumulative counter is its increase, as for a delta counter', async () => {
+    await startEngine(`  - name: cum-sum
+    type: metric
+    metric: jobs.cum
+    agg: sum
+    threshold: 50
+    window: 2s
+  - name: delta-sum
+    type: metric
+    metric: jobs.delta
+    agg: sum
+    threshold: 50
+    window: 2s
+`);
+    let total = 1000;
+    const step = (inc: number): void => {
+      total += inc;
+      const m = emptyMetricBatch();
+      metricPoint(m, { name: 'jobs.cum', type: 'sum', temporality: 2, value: total });
+      metricPoint(m, { name: 'jobs.delta', type: 'sum', temporality: 1, value: inc });
+      commit({ metrics: [m] });
+      tick();
+    };
+    for (let i = 0; i < 4; i++) step(10);
+    await settle();
+    expect(byRule('cum-sum')).toEqual([]);
+    for (let i = 0; i < 2; i++) step(100);
+    await settle();
+    // The window (2 s) holds +10 and +100 when it first breaches: 110 for both, not ~2,000 snapshots.
+    expect(byRule('cum-sum').map((h) => [h.status, h.alerts[0].value])).toEqual([['firing', 110]]);
+    expect(byRule('delta-sum').map((h) => [h.status, h.alerts[0].value])).toEqual([['firing', 110]]);
+  });
+
+  it('summary p99 from the quantiles the SDK sent', async () => {
+    await startEngine(`  - name: slow-summary
+    type: metric
+    metric: gc.pause
+    agg: p99
+    threshold: 50
+    window: 2s
+`);
+    const point = (p99: number): void => {
+      const m = emptyMetricBatch();
+      metricPoint(m, { name: 'gc.pause', type: 'summary', count: 10, sum: 0,
+        detail: JSON.stringify({ quantiles: [{ q: 0.5, v: 1 }, { q: 0.99, v: p99 }] }) });
+      commit({ metrics: [m] });
+      tick();
+    };
+    for (let i = 0; i < 3; i++) point(10);
+    await settle();
+    expect(byRule('slow-summary')).toEqual([]);
+    for (let i = 0; i < 3; i++) point(90);
+    await settle();
+    expect(byRule('slow-summary').map((h) => h.status)).toEqual(['firing']);
+    expect(byRule('slow-summary')[0].alerts[0].value).toBe(90);
+    for (let i = 0; i < 4; i++) point(10);
+    await settle();
+    expect(byRule('slow-summary').map((h) => h.status)).toEqual(['firing', 'resolved']);
+  });
+});
+
 describe('log rules', () => {
   it('severity from text when the number is unset; regex and attribute fan-out', async () => {
     await startEngine(`  - name: oom
@@ -197,6 +288,29 @@ describe('log rules', () => {
     commit({ logs: [l2] });
     await settle();
     expect(byRule('oom').map((h) => `${h.status}:${h.alerts[0].series.pod}:${h.alerts[0].value}`)).toEqual(['firing:a:3']);
+  });
+});
+
+describe('log rules with patterns that backtrack in RegExp', () => {
+  it('count matching lines in one pass over each body', async () => {
+    await startEngine(`  - name: redos
+    type: log
+    match: { regex: '^(a|aa)+$' }
+    threshold: 2
+    window: 5s
+`);
+    const l = emptyLogBatch();
+    // 40 and 42 characters stalled the process for 12 and 59 seconds with RegExp.
+    logRecord(l, `${'a'.repeat(40)}!`, 'ERROR');
+    logRecord(l, `${'a'.repeat(42)}!`, 'ERROR');
+    logRecord(l, `${'a'.repeat(60_000)}!`, 'ERROR');
+    logRecord(l, 'a'.repeat(40), 'ERROR');
+    logRecord(l, 'a'.repeat(41), 'ERROR');
+    logRecord(l, 'aaa', 'ERROR');
+    commit({ logs: [l] });
+    tick();
+    await settle();
+    expect(byRule('redos').map((h) => `${h.status}:${h.alerts[0].value}`)).toEqual(['firing:3']);
   });
 });
 
@@ -261,7 +375,10 @@ describe('rule validation', () => {
     expect(bad('  - { name: a, type: metric, metric: m, agg: median, threshold: 1 }')).toMatch(/rules\.0\.agg: Invalid option/);
     expect(bad('  - { name: a, type: metric, metric: m, agg: max, threshold: 1, by: [operation] }')).toMatch(/metric rules have no operation label/);
     expect(bad('  - { name: a, type: threshold, signal: rate, threshold: 1, by: [route] }')).toMatch(/rules\.0\.by\.0: expected service, operation, version, environment or attr\.<attribute key>/);
-    expect(bad('  - { name: a, type: log, match: { regex: "(" }, threshold: 1 }')).toMatch(/rules\.0\.match\.regex: not a valid regular expression/);
+    expect(bad('  - { name: a, type: log, match: { regex: "(" }, threshold: 1 }')).toMatch(/rules\.0\.match\.regex: unsupported pattern: missing '\)'/);
+    expect(bad('  - { name: a, type: log, match: { regex: "(a)\\\\1" }, threshold: 1 }')).toMatch(/rules\.0\.match\.regex: unsupported pattern: backreferences are not supported/);
+    expect(bad('  - { name: a, type: log, match: { regex: "x(?=y)" }, threshold: 1 }')).toMatch(/rules\.0\.match\.regex: unsupported pattern: lookaround/);
+    expect(bad('  - { name: a, type: log, match: { regex: "(?i)^(a|aa)+$" }, threshold: 1 }')).toBe('ok');
     expect(bad('  - { name: a, type: error, event: spike, window: 10m, baseline: 1m }')).toMatch(/baseline must be at least the window/);
     expect(bad('  - { name: a, type: error, event: surge }')).toMatch(/rules\.0\.event/);
     expect(bad('  - { name: a, type: threshold, signal: rate, threshold: 1, select: { attributes: { http.route: /x } }, by: [service, attr.http.route] }')).toBe('ok');

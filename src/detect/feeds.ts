@@ -8,9 +8,11 @@
  */
 import type { GroupEventCount } from '../errors/index.js';
 import { isEntrySpan, sketchKey, type LogBatch, type MetricBatch, type SpanBatch } from '../telemetry/index.js';
-import type { PointDelta } from './metric-window.js';
+import { summaryQuantile } from '../telemetry/metric-distributions.js';
+import { SUMMARY_TARGETS, type PointDelta } from './metric-window.js';
 import type { AttrLookup, RuleRuntime, SeriesEntry } from './rule-set.js';
 import { SEVERITIES } from './rules.js';
+import { compilePattern, type CompiledPattern } from '../core/pattern.js';
 
 export type Touched = (rt: RuleRuntime, e: SeriesEntry) => void;
 
@@ -109,7 +111,7 @@ export function feedSpans(rts: readonly RuleRuntime[], b: SpanBatch, touched: To
   acc.flush(touched);
 }
 
-interface LogMatcher { pattern?: string; regex?: RegExp; minSeverity: number }
+interface LogMatcher { pattern?: string; regex?: CompiledPattern; minSeverity: number }
 const logMatchers = new WeakMap<RuleRuntime, LogMatcher>();
 
 function logMatcher(rt: RuleRuntime): LogMatcher {
@@ -119,7 +121,7 @@ function logMatcher(rt: RuleRuntime): LogMatcher {
     const match = spec.type === 'log' ? spec.match : {};
     m = {
       pattern: match.pattern?.toLowerCase(),
-      regex: match.regex === undefined ? undefined : new RegExp(match.regex),
+      regex: match.regex === undefined ? undefined : compilePattern(match.regex),
       minSeverity: match.min_severity === undefined ? 0 : SEVERITIES[match.min_severity],
     };
     logMatchers.set(rt, m);
@@ -240,7 +242,14 @@ export class MetricFeed {
     const cumulative = b.temporality[i] === 2;
     const isHist = type === 'histogram' || type === 'exp_histogram';
     const out: PointDelta = { value: isHist ? NaN : b.value[i], increase: NaN, obsCount: 0, obsSum: 0, obsMin: b.min[i], obsMax: b.max[i] };
-    if (type === 'gauge' || type === 'summary') return out;
+    if (type === 'sum') out.counter = true;
+    if (type === 'summary') {
+      // Quantiles as the SDK computed them (summaries carry no buckets to merge).
+      out.quantiles = SUMMARY_TARGETS.map((q) => summaryQuantile(b.detail[i], q) ?? NaN);
+      out.quantileWeight = b.count[i];
+      return out;
+    }
+    if (type === 'gauge') return out;
     const hist = isHist ? histogramOf(type, b.detail[i]) : undefined;
     if (!cumulative) {
       out.increase = isHist ? b.count[i] : b.value[i];

@@ -25,6 +25,7 @@ export {
   type Rule, type RuleSpec, type RuleInput, type Receiver, type InhibitRule, type Matcher, type SilenceInput, type RulesFile,
 } from './rules.js';
 export type { Notification, NotifiedAlert, SendOptions } from './notifier.js';
+export { sendNotice, type Notice } from './notice.js';
 export type { Silence } from './silences.js';
 export type { AlertView } from './alert.js';
 /** Metric point helpers shared with deploys/ (metric checks): cumulative → delta, attribute lookup, bucket quantiles. */

@@ -4,6 +4,7 @@
  * reads like Prometheus; the API accepts the same shapes.
  */
 import { z } from 'zod';
+import { compilePattern, PatternError, patternProblem } from '../core/pattern.js';
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -117,8 +118,8 @@ export const logRuleSchema = z.object({
   match: z.object({
     /** Case-insensitive substring of the body. */
     pattern: z.string().min(1).optional(),
-    /** A regular expression over the body (JavaScript syntax). */
-    regex: z.string().min(1).refine((v) => { try { new RegExp(v); return true; } catch { return false; } }, 'not a valid regular expression').optional(),
+    /** A pattern over the body: the linear-time subset of src/core/pattern.ts (no backreferences or lookarounds). */
+    regex: z.string().min(1).superRefine(patternCheck(false)).optional(),
     /** Records at least this severe: TRACE, DEBUG, INFO, WARN, ERROR, FATAL. */
     min_severity: z.enum(Object.keys(SEVERITIES) as [string, ...string[]]).optional(),
   }).strict().default({}),
@@ -218,7 +219,9 @@ export const matcherSchema = z.object({
   name: z.string().min(1),
   value: z.string(),
   op: z.enum(['=', '!=', '=~', '!~']).default('='),
-}).strict();
+}).strict().superRefine((m, ctx) => {
+  if (m.op === '=~' || m.op === '!~') patternCheck(true, ['value'])(m.value, ctx);
+});
 export type Matcher = z.infer<typeof matcherSchema>;
 
 /** `{service: checkout}` shorthand or an explicit matcher list. */
@@ -255,9 +258,28 @@ export function matches(m: Matcher, labels: Record<string, string>): boolean {
   switch (m.op) {
     case '=': return v === m.value;
     case '!=': return v !== m.value;
-    case '=~': return new RegExp(`^(?:${m.value})$`).test(v);
-    case '!~': return !new RegExp(`^(?:${m.value})$`).test(v);
+    // A pattern that cannot be compiled (only from a store written before patterns were
+    // checked) matches nothing: a silence or inhibition with it mutes nothing.
+    case '=~': return wholeMatch(m.value, v) === true;
+    case '!~': return wholeMatch(m.value, v) === false;
   }
+}
+
+function wholeMatch(pattern: string, v: string): boolean | undefined {
+  try {
+    return compilePattern(pattern, { whole: true }).test(v);
+  } catch (err) {
+    if (err instanceof PatternError) return undefined;
+    throw err;
+  }
+}
+
+/** A zod check: the string is a pattern the linear-time matcher runs (whole: as a label matcher). */
+function patternCheck(whole: boolean, path: string[] = []): (v: string, ctx: z.RefinementCtx) => void {
+  return (v, ctx) => {
+    const problem = patternProblem(v, { whole });
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `unsupported pattern: ${problem}`, path });
+  };
 }
 
 export const matchesAll = (ms: Matcher[], labels: Record<string, string>): boolean => ms.every((m) => matches(m, labels));

@@ -101,7 +101,7 @@ export function registerErrorsApi(app: FastifyInstance, deps: ErrorsApiDeps): vo
     const [counts, latestEvent, traceIds] = await Promise.all([
       deps.groups.counts(group.id), deps.events.latest(group.id), deps.events.traceIds(group.id, 20),
     ]);
-    return { group, releases: counts.releases, environments: counts.environments, latestEvent: latestEvent ?? null, traceIds };
+    return { group, releases: counts.releases, environments: counts.environments, services: counts.services, latestEvent: latestEvent ?? null, traceIds };
   });
 
   app.patch('/api/errors/:groupId', async (req: FastifyRequest<{ Params: { groupId: string } }>) => {

@@ -10,7 +10,7 @@ import { AppError } from '../core/app-error.js';
 import { toTimestamp } from '../state/index.js';
 import type { ErrorEvent, GroupStatus, GroupingResult } from './model.js';
 import type { GroupEventCount } from './events.js';
-import type { ErrorsDb, ErrorsGroupCountsTable, ErrorsGroupsTable, ErrorsTables } from './tables.js';
+import type { ErrorsDb, ErrorsGroupCountsTable, ErrorsGroupServicesTable, ErrorsGroupsTable, ErrorsTables } from './tables.js';
 
 export interface GroupedEvent {
   event: ErrorEvent;
@@ -76,6 +76,7 @@ interface Fold {
   latestTraced: GroupedEvent | undefined;
   count: number;
   counts: Map<string, { release: string; environment: string; count: number; first: number; last: number }>;
+  services: Map<string, number>;
 }
 
 /** Whether an event arriving now reopens a group in `status`. */
@@ -94,8 +95,9 @@ export class GroupStore {
     for (const it of items) {
       const id = it.grouping.groupId;
       let f = folds.get(id);
-      if (f === undefined) folds.set(id, f = { first: it, latest: it, latestTraced: undefined, count: 0, counts: new Map() });
+      if (f === undefined) folds.set(id, f = { first: it, latest: it, latestTraced: undefined, count: 0, counts: new Map(), services: new Map() });
       f.count++;
+      f.services.set(it.event.service, (f.services.get(it.event.service) ?? 0) + 1);
       if (it.event.timeUs < f.first.event.timeUs) f.first = it;
       if (it.event.timeUs >= f.latest.event.timeUs) f.latest = it;
       if (it.event.traceId !== '' && (f.latestTraced === undefined || it.event.timeUs >= f.latestTraced.event.timeUs)) f.latestTraced = it;
@@ -116,6 +118,7 @@ export class GroupStore {
       }
       const groupRows: ErrorsGroupsTable[] = [];
       const countRows: ErrorsGroupCountsTable[] = [];
+      const serviceRows: ErrorsGroupServicesTable[] = [];
       for (const [id, f] of folds) {
         const ev = f.latest.event;
         const lastSeen = toTimestamp(ev.timeUs / 1000);
@@ -142,6 +145,7 @@ export class GroupStore {
           groupRows.push(row);
           if (reopen) out.regressed.push(toGroup({ ...row, count: Number(g.count) + f.count }));
         }
+        for (const [service, count] of f.services) serviceRows.push({ group_id: id, service, count });
         for (const c of f.counts.values()) {
           countRows.push({
             group_id: id, release: c.release, environment: c.environment, count: c.count,
@@ -170,6 +174,12 @@ export class GroupStore {
             last_seen: sql<string>`${ex('last_seen')}`,
           })).execute();
       }
+      for (let i = 0; i < serviceRows.length; i += 1000) {
+        await tx.insertInto('errors_group_services').values(serviceRows.slice(i, i + 1000))
+          .onConflict((oc) => oc.columns(['group_id', 'service']).doUpdateSet({
+            count: sql<number>`${sql.ref('errors_group_services.count')} + ${ex('count')}`,
+          })).execute();
+      }
     });
     out.counts = [];
     for (const [id, f] of folds) {
@@ -189,7 +199,11 @@ export class GroupStore {
   async list(q: GroupQuery): Promise<ErrorGroup[]> {
     let s = this.db.selectFrom('errors_groups').selectAll();
     if (q.projectId !== undefined) s = s.where('project_id', '=', q.projectId);
-    if (q.service !== undefined) s = s.where('service', '=', q.service);
+    // Every service that raised the group, not only the first (errors_group_services).
+    if (q.service !== undefined) {
+      const service = q.service;
+      s = s.where('id', 'in', (eb) => eb.selectFrom('errors_group_services').select('group_id').where('service', '=', service));
+    }
     if (q.status !== undefined) s = s.where('status', '=', q.status);
     if (q.newInRelease !== undefined) s = s.where('first_release', '=', q.newInRelease);
     if (q.from !== undefined) s = s.where('last_seen', '>=', q.from);
@@ -210,16 +224,21 @@ export class GroupStore {
     return rows.map(toGroup);
   }
 
-  /** Counts per release and per environment of one group. */
-  async counts(id: string): Promise<{ releases: Record<string, number>; environments: Record<string, number> }> {
-    const rows = await this.db.selectFrom('errors_group_counts').selectAll().where('group_id', '=', id).execute();
+  /** Counts per release, per environment and per service of one group. */
+  async counts(id: string): Promise<{ releases: Record<string, number>; environments: Record<string, number>; services: Record<string, number> }> {
+    const [rows, serviceRows] = await Promise.all([
+      this.db.selectFrom('errors_group_counts').selectAll().where('group_id', '=', id).execute(),
+      this.db.selectFrom('errors_group_services').selectAll().where('group_id', '=', id).execute(),
+    ]);
+    const services: Record<string, number> = {};
+    for (const r of serviceRows) services[r.service] = Number(r.count);
     const releases: Record<string, number> = {};
     const environments: Record<string, number> = {};
     for (const r of rows) {
       releases[r.release] = (releases[r.release] ?? 0) + Number(r.count);
       environments[r.environment] = (environments[r.environment] ?? 0) + Number(r.count);
     }
-    return { releases, environments };
+    return { releases, environments, services };
   }
 
   async setStatus(id: string, status: GroupStatus): Promise<ErrorGroup> {

@@ -47,6 +47,16 @@ export interface ErrorsGroupCountsTable {
   last_seen: Timestamp;
 }
 
+/**
+ * Counts per group × service: a group raised by several services (a shared library, a bug in a
+ * call chain) is found under each of them. `errors_groups.service` is the first one.
+ */
+export interface ErrorsGroupServicesTable {
+  group_id: string;
+  service: string;
+  count: number;
+}
+
 /** Error events; the payload is the compressed event as received (see README.md). */
 export interface ErrorsEventsTable {
   event_id: string;
@@ -97,6 +107,7 @@ export type ErrorsTables = {
   errors_projects: ErrorsProjectsTable;
   errors_groups: ErrorsGroupsTable;
   errors_group_counts: ErrorsGroupCountsTable;
+  errors_group_services: ErrorsGroupServicesTable;
   errors_release_health: ErrorsReleaseHealthTable;
   errors_events: ErrorsEventsTable;
 };
@@ -202,6 +213,26 @@ export const ERRORS_MIGRATIONS: Record<string, Migration> = {
     },
     async down(db: Kysely<unknown>): Promise<void> {
       await db.schema.dropTable('errors_meta').execute();
+    },
+  },
+  errors_0003_group_services: {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.createTable('errors_group_services')
+        .addColumn('group_id', 'text', (c) => c.notNull())
+        .addColumn('service', 'text', (c) => c.notNull())
+        .addColumn('count', 'bigint', (c) => c.notNull())
+        .addPrimaryKeyConstraint('errors_group_services_pk', ['group_id', 'service'])
+        .execute();
+      await db.schema.createIndex('errors_group_services_service_idx').on('errors_group_services').columns(['service', 'group_id']).execute();
+      // Existing groups: their services from the stored events; a group without events keeps its own.
+      await sql`INSERT INTO errors_group_services (group_id, service, count)
+        SELECT group_id, service, count(*) FROM errors_events GROUP BY group_id, service`.execute(db);
+      await sql`INSERT INTO errors_group_services (group_id, service, count)
+        SELECT g.id, g.service, g.count FROM errors_groups g
+        WHERE NOT EXISTS (SELECT 1 FROM errors_group_services s WHERE s.group_id = g.id)`.execute(db);
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropTable('errors_group_services').execute();
     },
   },
 };

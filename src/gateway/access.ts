@@ -3,7 +3,7 @@ import { ulid } from 'ulid';
 import { AppError, badRequest, notFound } from '../core/app-error.js';
 import { toTimestamp } from '../state/index.js';
 import type { AuditChain } from './audit.js';
-import { GrantStore, type AccessGrant } from './grants.js';
+import { GrantStore, MODE_RANK, type AccessGrant } from './grants.js';
 import type { ResourceStore } from './resources.js';
 import { ACCESS_MODES, type AccessMode, type GatewayDb, type RequestsTable } from './schema.js';
 import type { WebhookNotifier } from './webhook.js';
@@ -146,9 +146,34 @@ export class AccessService {
 
   /** A tightloop admin, or a holder of an admin grant on the resource. */
   private async isApprover(who: Principal, resourceId: string): Promise<boolean> {
-    if (who.role === 'admin') return true;
+    return (await this.approverBasis(who, resourceId)) !== null;
+  }
+
+  /**
+   * Why `who` may approve and grant on a resource: 'admin' (the tightloop role), the live admin
+   * grant they act through (the longest-lasting one), or null. Whatever is done through a grant
+   * is bounded by it: see `bounded`.
+   */
+  private async approverBasis(who: Principal, resourceId: string): Promise<'admin' | AccessGrant | null> {
+    if (who.role === 'admin') return 'admin';
     const grant = await this.grants.activeFor(who.userId, who.role, resourceId);
-    return grant?.mode === 'admin';
+    return grant?.mode === 'admin' ? grant : null;
+  }
+
+  /**
+   * A grant made through `basis` (a non-admin's admin grant) never widens or outlives it: no
+   * grant to a role, none to oneself, a mode no higher, an expiry no later (default: the basis's).
+   * It records the basis as its parent, so it ends when the basis ends. For a tightloop admin
+   * everything is as asked.
+   */
+  private bounded(who: Principal, basis: 'admin' | AccessGrant, g: { subjectKind: 'user' | 'role'; subject: string; mode: AccessMode; expiresAt: string | null }): { expiresAt: string | null; parentGrantId: string | null } {
+    if (basis === 'admin') return { expiresAt: g.expiresAt, parentGrantId: null };
+    if (g.subjectKind === 'role') throw forbidden('granting to a whole role needs the tightloop admin role; your access comes from an admin grant');
+    if (g.subject === who.userId) throw forbidden('you cannot grant yourself access through your own grant');
+    if (MODE_RANK[g.mode] > MODE_RANK[basis.mode]) throw forbidden(`your grant allows ${basis.mode}, not ${g.mode}`);
+    if (basis.expiresAt === null) return { expiresAt: g.expiresAt, parentGrantId: basis.id };
+    if (g.expiresAt === null) return { expiresAt: basis.expiresAt, parentGrantId: basis.id };
+    return { expiresAt: Date.parse(g.expiresAt) <= Date.parse(basis.expiresAt) ? g.expiresAt : basis.expiresAt, parentGrantId: basis.id };
   }
 
   private async pendingFor(who: Principal, id: string, verb: 'approve' | 'deny'): Promise<AccessRequest> {
@@ -171,9 +196,12 @@ export class AccessService {
     const now = Date.now();
     let grant: AccessGrant | undefined;
     if (req.kind === 'access') {
+      const basis = await this.approverBasis(who, req.resourceId);
+      if (basis === null) throw forbidden('approving needs the admin role or an admin grant on the resource');
+      const mode = req.mode ?? 'read';
+      const limits = this.bounded(who, basis, { subjectKind: 'user', subject: req.userId, mode, expiresAt: toTimestamp(now + (req.durationS ?? 3600) * 1000) });
       grant = await this.grants.create({
-        subjectKind: 'user', subject: req.userId, resourceId: req.resourceId, mode: req.mode ?? 'read',
-        expiresAt: toTimestamp(now + (req.durationS ?? 3600) * 1000), requestId: req.id, createdBy: who.userId,
+        subjectKind: 'user', subject: req.userId, resourceId: req.resourceId, mode, ...limits, requestId: req.id, createdBy: who.userId,
       });
     }
     const changed = await this.db
@@ -185,7 +213,7 @@ export class AccessService {
     if (changed.numUpdatedRows === 0n) throw conflict(`request ${id} was decided concurrently`);
     this.audit.append({ kind: 'request.approved', actor: who.userName, resource: resource?.name, data: { request: id, kind: req.kind, user: req.userId, grant: grant?.id, note } });
     if (req.kind === 'statement') this.events.statementDecided({ ...req, status: 'approved' });
-    if (grant !== undefined) this.audit.append({ kind: 'grant.created', actor: who.userName, resource: resource?.name, data: { grant: grant.id, user: req.userId, mode: grant.mode, expiresAt: grant.expiresAt, request: id } });
+    if (grant !== undefined) this.audit.append({ kind: 'grant.created', actor: who.userName, resource: resource?.name, data: { grant: grant.id, user: req.userId, mode: grant.mode, expiresAt: grant.expiresAt, request: id, through: grant.parentGrantId } });
     return this.get(id);
   }
 
@@ -203,14 +231,34 @@ export class AccessService {
     return this.get(id);
   }
 
-  /** Direct grant by an admin (no request). */
+  /** Direct grant (no request) by an admin, or within the bounds of an admin grant (see `bounded`). */
   async grant(who: Principal, input: { subjectKind: 'user' | 'role'; subject: string; resource: string; mode: AccessMode; durationS?: number }): Promise<AccessGrant> {
     const resource = await this.resources.require(input.resource);
-    if (!(await this.isApprover(who, resource.id))) throw forbidden('granting needs the admin role or an admin grant on the resource');
-    const expiresAt = input.durationS === undefined ? null : toTimestamp(Date.now() + input.durationS * 1000);
-    const grant = await this.grants.create({ ...input, resourceId: resource.id, expiresAt, createdBy: who.userId });
-    this.audit.append({ kind: 'grant.created', actor: who.userName, resource: resource.name, data: { grant: grant.id, subject: `${grant.subjectKind}:${grant.subject}`, mode: grant.mode, expiresAt } });
+    const basis = await this.approverBasis(who, resource.id);
+    if (basis === null) throw forbidden('granting needs the admin role or an admin grant on the resource');
+    const asked = input.durationS === undefined ? null : toTimestamp(Date.now() + input.durationS * 1000);
+    const limits = this.bounded(who, basis, { ...input, expiresAt: asked });
+    const grant = await this.grants.create({ ...input, resourceId: resource.id, ...limits, createdBy: who.userId });
+    this.audit.append({ kind: 'grant.created', actor: who.userName, resource: resource.name, data: { grant: grant.id, subject: `${grant.subjectKind}:${grant.subject}`, mode: grant.mode, expiresAt: grant.expiresAt, through: grant.parentGrantId } });
     return grant;
+  }
+
+  /**
+   * A grant ended (revoked or expired): every grant made through it ends too, in the audit as
+   * `grant.revoked` by tightloop, and their sessions are ended. Depth-first over the whole tree.
+   */
+  private async endDerived(parent: AccessGrant, why: string): Promise<void> {
+    for (const child of await this.grants.children(parent.id)) {
+      const { changed } = await this.grants.revoke(child.id, 'tightloop');
+      if (!changed) continue;
+      if (child.requestId !== null) {
+        await this.db.updateTable('gateway_requests').set({ status: 'revoked' }).where('id', '=', child.requestId).where('status', '=', 'approved').execute();
+      }
+      const resource = await this.resources.getById(child.resourceId);
+      this.audit.append({ kind: 'grant.revoked', actor: 'tightloop', resource: resource?.name, data: { grant: child.id, request: child.requestId, reason: `${why}: grant ${parent.id} it was made through ended` } });
+      this.events.grantEnded(child.id, 'the access grant it was made through ended');
+      await this.endDerived(child, why);
+    }
   }
 
   /**
@@ -258,6 +306,7 @@ export class AccessService {
       }
       this.audit.append({ kind: 'grant.revoked', actor: who.userName, resource: resource?.name, data: { grant: grant.id, request: grant.requestId } });
       this.events.grantEnded(grant.id, 'access grant revoked');
+      await this.endDerived(grant, 'revoked');
     }
     return { grant: revoked, request };
   }
@@ -277,6 +326,7 @@ export class AccessService {
       const resource = await this.resources.getById(g.resourceId);
       this.audit.append({ kind: 'grant.expired', resource: resource?.name, data: { grant: g.id, subject: `${g.subjectKind}:${g.subject}`, expiresAt: g.expiresAt } });
       this.events.grantEnded(g.id, 'access grant expired');
+      await this.endDerived(g, 'expired');
     }
   }
 

@@ -8,6 +8,7 @@ import type { Gateway } from './gateway.js';
 import { publicResource } from './resources.js';
 import { parseBody } from '../core/parse-body.js';
 import { ACCESS_MODES } from './schema.js';
+import { seesDetail, withoutDetail } from '../http/redact.js';
 
 /**
  * The gateway's REST API as a Fastify plugin: resources, grants, access requests (JIT and
@@ -123,14 +124,18 @@ export async function gatewayApi(app: FastifyInstance, opts: GatewayApiOptions):
     const q = req.query as { status?: string; resource?: string; mine?: string };
     const resourceId = q.resource === undefined ? undefined : (await resources.require(q.resource)).id;
     const userId = q.mine === '1' || q.mine === 'true' ? principal(req).userId : undefined;
-    return { requests: await access.list({ status: q.status, resourceId, userId }) };
+    const requests = await access.list({ status: q.status, resourceId, userId });
+    return { requests: seesDetail(req) ? requests : requests.map(withoutDetail) };
   });
   app.post('/api/access/requests', async (req, reply) => {
     const b = parseBody(requestBody, req.body, 'access request');
     const r = await access.request(principal(req), { resource: b.resource, mode: b.mode, durationS: b.duration, reason: b.reason, breakGlass: b.breakGlass });
     return reply.code(201).send(r);
   });
-  app.get('/api/access/requests/:id', async (req: FastifyRequest<{ Params: { id: string } }>) => access.get(req.params.id));
+  app.get('/api/access/requests/:id', async (req: FastifyRequest<{ Params: { id: string } }>) => {
+    const r = await access.get(req.params.id);
+    return seesDetail(req) ? r : withoutDetail(r);
+  });
   app.post('/api/access/requests/:id/approve', async (req: FastifyRequest<{ Params: { id: string } }>) =>
     access.approve(principal(req), req.params.id, parseBody(noteBody, req.body, 'note').note));
   app.post('/api/access/requests/:id/deny', async (req: FastifyRequest<{ Params: { id: string } }>) =>

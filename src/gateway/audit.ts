@@ -1,14 +1,18 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { CompiledQuery, sql } from 'kysely';
 import type { Logger } from 'pino';
 import { toTimestamp } from '../state/index.js';
+import type { AuditAnchor } from './audit-anchor.js';
 import type { AuditTable, GatewayDb } from './schema.js';
 
 /**
  * The audit chain: every connection, statement, request, approval, denial, expiry and
- * revocation, as hash-chained records. Each record's hash covers a canonical encoding of its
- * own fields and its predecessor's hash, so editing, deleting or reordering any record breaks
- * the chain at that point, and `verify` names the first record where it breaks.
+ * revocation, as chained records. Each record's hash is an HMAC-SHA256, under a key kept outside
+ * the database (audit-anchor.ts), of a canonical encoding of its own fields and its
+ * predecessor's hash, so editing, deleting, reordering or forging any record breaks the chain at
+ * that point, and `verify` names the first record where it breaks; the head is witnessed after
+ * every commit in an anchor file, which catches records cut off the end. (Records written before
+ * the key existed keep plain SHA-256 hashes, covered by the first anchor.)
  *
  * Appending is synchronous (the wire hot path never awaits the database): the record gets its
  * sequence number and hash at once, in append order, and a background flush writes queued
@@ -51,15 +55,15 @@ export interface AuditRecord {
 }
 
 export type AuditVerifyResult =
-  | { ok: true; records: number; head: { seq: number; hash: string } }
+  | { ok: true; records: number; head: { seq: number; hash: string }; anchor?: { seq: number; at: string } }
   | { ok: false; records: number; firstBad: { seq: number; id: string; reason: string } };
 
 /**
  * The canonical encoding: every field as `<length>:<value>` (null as `-`), in fixed order, then
  * the predecessor's hash. Length prefixes make it unambiguous without escaping anything.
  */
-export function recordHash(r: Omit<AuditTable, 'hash'>): string {
-  const h = createHash('sha256');
+export function recordHash(r: Omit<AuditTable, 'hash'>, key?: Buffer): string {
+  const h = key === undefined ? createHash('sha256') : createHmac('sha256', key);
   for (const v of [String(Number(r.seq)), r.id, r.at, r.kind, r.actor, r.resource, r.session_id, r.data, r.prev_hash]) {
     h.update(v === null ? '-;' : `${Buffer.byteLength(v, 'utf8')}:`, 'utf8');
     if (v !== null) h.update(v, 'utf8');
@@ -102,6 +106,8 @@ export class AuditChain {
     private readonly db: GatewayDb,
     private readonly log: Logger,
     private readonly flushIntervalMs = 100,
+    /** The head witnessed outside the database (audit-anchor.ts); every gateway has one. */
+    private readonly anchor?: AuditAnchor,
   ) {}
 
   private placeholder: ((i: number) => string) | undefined;
@@ -132,6 +138,13 @@ export class AuditChain {
     const last = await this.db.selectFrom('gateway_audit').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
     if (last !== undefined) this.head = { seq: Number(last.seq), hash: last.hash };
     this.durableSeq = this.head.seq;
+    if (this.anchor === undefined) return;
+    const problems = await this.anchor.open(async (seq) => {
+      const row = await this.db.selectFrom('gateway_audit').select('hash').where('seq', '=', seq).executeTakeFirst();
+      return row?.hash;
+    }, this.head);
+    // Also in the trail itself (the anchor file keeps the proof; this is the pointer to it).
+    for (const p of problems) this.append({ kind: 'audit.anchor_mismatch', data: { anchorSeq: p.seq, reason: p.reason } });
   }
 
   /**
@@ -170,6 +183,12 @@ export class AuditChain {
     }
   }
 
+  /** HMAC under the anchor's key (plain SHA-256 before the key existed, or without an anchor). */
+  private hashOf(row: Omit<AuditTable, 'hash'>): string {
+    const a = this.anchor;
+    return recordHash(row, a !== undefined && Number(row.seq) >= a.keyedFrom ? a.secret : undefined);
+  }
+
   /** Appends a record; returns its position in the chain. */
   append(event: AuditEvent): { seq: number; hash: string } {
     const row: Omit<AuditTable, 'hash'> = {
@@ -183,7 +202,7 @@ export class AuditChain {
       data: JSON.stringify(event.data ?? {}),
       prev_hash: this.head.hash,
     };
-    const hash = recordHash(row);
+    const hash = this.hashOf(row);
     this.head = { seq: row.seq, hash };
     (row as AuditTable).hash = hash;
     this.queue.push(row as AuditTable);
@@ -210,6 +229,8 @@ export class AuditChain {
         this.stats.commits++;
         this.stats.records += batch.length;
         this.settle(last);
+        // After the commit, never before: a crash leaves the anchor behind the chain, not ahead.
+        void this.anchor?.witness({ seq: last, hash: batch[batch.length - 1].hash });
       } catch (err) {
         this.queue = batch.concat(this.queue);
         // Fail closed: whoever waits for these records must not go ahead without them.
@@ -250,6 +271,7 @@ export class AuditChain {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     await this.flush();
+    await this.anchor?.close();
   }
 
   async query(q: AuditQuery): Promise<AuditRecord[]> {
@@ -268,11 +290,29 @@ export class AuditChain {
 
   /**
    * Walks the whole chain in order. Deleting a record shows as a sequence gap, reordering as a
-   * broken link, editing as a hash mismatch; `expectedHead` (e.g. a hash anchored elsewhere)
-   * also catches records cut off the end.
+   * broken link, editing as a hash mismatch; every anchored head (audit-anchor.ts) must be in the
+   * chain with its anchored hash, which catches records cut off the end, a deleted chain, and
+   * edits with every later hash recomputed. `expectedHead` (a head noted elsewhere) is checked
+   * the same way.
    */
   async verify(expectedHead?: { seq: number; hash: string }): Promise<AuditVerifyResult> {
     await this.flush();
+    await this.anchor?.settled();
+    const expected = this.anchor?.expectations() ?? { anchors: [], problems: [] };
+    const fail = (records: number, seq: number, id: string, reason: string): AuditVerifyResult => ({ ok: false, records, firstBad: { seq, id, reason } });
+    if (expected.problems.length > 0) {
+      const p = expected.problems[0];
+      return fail(0, p.seq, '', p.reason);
+    }
+    // Every head the chain must contain: anchored ones (a tampered one, kept, can share its
+    // sequence number with a later good one), the expected head, the one this process wrote.
+    const must = new Map<number, { hash: string; what: string }[]>();
+    const expect = (seq: number, hash: string, what: string): void => {
+      if (seq > 0) must.set(seq, [...(must.get(seq) ?? []), { hash, what }]);
+    };
+    for (const a of expected.anchors) expect(a.seq, a.hash, `the anchor of ${a.at}`);
+    if (expectedHead !== undefined) expect(expectedHead.seq, expectedHead.hash, 'the expected head');
+    else expect(this.head.seq, this.head.hash, 'the head this process wrote');
     let prev = GENESIS_HASH;
     let expectSeq = 1;
     let count = 0;
@@ -288,21 +328,23 @@ export class AuditChain {
       if (rows.length === 0) break;
       for (const raw of rows) {
         const row = { ...raw, seq: Number(raw.seq) };
-        const bad = (reason: string): AuditVerifyResult => ({ ok: false, records: count, firstBad: { seq: row.seq, id: row.id, reason } });
+        const bad = (reason: string): AuditVerifyResult => fail(count, row.seq, row.id, reason);
         if (row.seq !== expectSeq) return bad(`sequence gap: record ${expectSeq} is missing (deleted)`);
         if (row.prev_hash !== prev) return bad('broken link: previous hash does not match (records deleted or reordered)');
-        if (recordHash(row) !== row.hash) return bad('hash mismatch: record was edited');
+        if (this.hashOf(row) !== row.hash) return bad(row.seq >= (this.anchor?.keyedFrom ?? Infinity) ? 'MAC mismatch: record was edited or forged' : 'hash mismatch: record was edited');
+        const m = must.get(row.seq)?.find((x) => x.hash !== row.hash);
+        if (m !== undefined) return bad(`differs from ${m.what}: this record or one before it was rewritten`);
         prev = row.hash;
         expectSeq++;
         count++;
         last = { seq: row.seq, hash: row.hash };
       }
     }
-    const anchor = expectedHead ?? (this.head.seq > 0 ? this.head : undefined);
-    if (anchor !== undefined && (last.seq < anchor.seq || (last.seq === anchor.seq && last.hash !== anchor.hash))) {
-      return { ok: false, records: count, firstBad: { seq: last.seq + 1, id: '', reason: `chain ends at ${last.seq}, expected head ${anchor.seq} (records removed from the end)` } };
+    for (const [seq, m] of must) {
+      if (seq > last.seq) return fail(count, last.seq + 1, '', `chain ends at ${last.seq}, but ${m[0].what} is at ${seq} (records removed from the end)`);
     }
-    return { ok: true, records: count, head: last };
+    const anchored = this.anchor?.last;
+    return { ok: true, records: count, head: last, ...(anchored === undefined ? {} : { anchor: { seq: anchored.seq, at: anchored.at } }) };
   }
 }
 

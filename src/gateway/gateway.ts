@@ -8,6 +8,7 @@ import type { Database } from '../state/index.js';
 import { AccessService } from './access.js';
 import { StatementApprovals, statementHash } from './approvals.js';
 import { AuditChain } from './audit.js';
+import { AuditAnchor } from './audit-anchor.js';
 import { ClientAuthenticator } from './client-auth.js';
 import type { GatewayContext } from './context.js';
 import { Guardrails, loadParser } from './guardrails/index.js';
@@ -43,6 +44,9 @@ export interface GatewayOptions {
   sweepIntervalMs?: number;
   /** See statement-log.ts; default 100 ms, 0 = one audit record per execution. */
   auditWindowMs?: number;
+  /** Where the audit chain's MAC key and anchor live (default: the data dir; see audit-anchor.ts). */
+  auditKeyFile?: string;
+  auditAnchorFile?: string;
   onAlert?: (summary: string, detail: Record<string, unknown>) => void;
 }
 
@@ -74,7 +78,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   await loadParser();
   const log = opts.log;
   const gdb = gatewayDb(opts.db);
-  const audit = new AuditChain(gdb, log);
+  const anchor = new AuditAnchor(opts.auditAnchorFile ?? join(opts.dataDir, 'gateway-audit.anchor'), opts.auditKeyFile ?? join(opts.dataDir, 'gateway-audit.key'), log);
+  const audit = new AuditChain(gdb, log, 100, anchor);
   await audit.open();
   const resources = new ResourceStore(gdb);
   const webhook = new WebhookNotifier(opts.webhookUrl, log);

@@ -21,9 +21,11 @@ export interface AccessGrant {
   revokedAt: string | null;
   revokedBy: string | null;
   expiredAt: string | null;
+  /** The admin grant this one was made through (ends with it); null when a tightloop admin made it. */
+  parentGrantId: string | null;
 }
 
-const MODE_RANK: Record<AccessMode, number> = { read: 0, write: 1, admin: 2 };
+export const MODE_RANK: Record<AccessMode, number> = { read: 0, write: 1, admin: 2 };
 
 export function toGrant(r: GrantsTable): AccessGrant {
   return {
@@ -39,6 +41,7 @@ export function toGrant(r: GrantsTable): AccessGrant {
     revokedAt: r.revoked_at,
     revokedBy: r.revoked_by,
     expiredAt: r.expired_at,
+    parentGrantId: r.parent_grant_id ?? null,
   };
 }
 
@@ -54,6 +57,7 @@ export interface NewGrant {
   expiresAt: string | null;
   requestId?: string | null;
   createdBy: string;
+  parentGrantId?: string | null;
 }
 
 export class GrantStore {
@@ -77,6 +81,7 @@ export class GrantStore {
       revoked_at: null,
       revoked_by: null,
       expired_at: null,
+      parent_grant_id: g.parentGrantId ?? null,
     };
     await this.db.insertInto('gateway_grants').values(row).execute();
     return toGrant(row);
@@ -127,6 +132,13 @@ export class GrantStore {
       .where('revoked_at', 'is', null)
       .executeTakeFirst();
     return { grant: { ...grant, revokedAt: toTimestamp(Date.now()), revokedBy: by }, changed: res.numUpdatedRows > 0n };
+  }
+
+  /** Grants made through `parentId` (one level) that have not ended yet. */
+  async children(parentId: string): Promise<AccessGrant[]> {
+    const rows = await this.db.selectFrom('gateway_grants').selectAll()
+      .where('parent_grant_id', '=', parentId).where('revoked_at', 'is', null).where('expired_at', 'is', null).execute();
+    return rows.map(toGrant);
   }
 
   /** Marks grants whose time ran out (once each) and returns them. */

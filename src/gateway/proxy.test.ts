@@ -167,7 +167,8 @@ describe('wire protocol through the gateway', () => {
     const heapBefore = process.memoryUsage().heapUsed;
     raw.send(queryMessage("SELECT i, repeat('x', 100) AS pad FROM generate_series(1, 1000000) i"));
     // A client that does not read: the gateway must stop reading the server, not buffer 100+ MB.
-    await new Promise((r) => setTimeout(r, 1500));
+    // (Polled, not slept: on a loaded machine the server takes a while to fill the buffers.)
+    for (let waited = 0; (relay?.stats.upstreamPauses ?? 0) === 0 && waited < 30_000; waited += 100) await new Promise((r) => setTimeout(r, 100));
     expect(relay?.stats.upstreamPauses).toBeGreaterThan(0);
     const framer = new MessageFramer(1 << 20);
     let rows = 0;

@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { UNKNOWN_LINEAGE, type ResultLineage } from './guardrails/index.js';
 import type { Masker, ResultPlan } from './masking/index.js';
 import { PendingQueue, type DescribeItem, type Execution, type ExecuteItem, type Pending, type QueryItem, type StatementInfo } from './pipeline.js';
 import { decodeBind, decodeCopyResponse, decodeErrorFields, decodeExecute, decodeParse, decodeRowDescription, decodeTarget, readCString, rowsFromTag } from './wire/decode.js';
@@ -136,6 +137,7 @@ export class Relay {
   private clientInCopy = false;
   private lastRowDescription: Buffer | undefined;
   private lastPlan: ResultPlan | undefined;
+  private lastLineage: ResultLineage | undefined;
   private upstreamPaused = false;
   private clientPaused = false;
   private stopped = false;
@@ -424,12 +426,15 @@ export class Relay {
       case 0x54: /* T RowDescription */ {
         const body = buf.subarray(off + 5, end);
         if (head?.kind === 'describe') {
-          if (masker !== undefined) head.plan = this.planFor(body);
+          // Answers come in order, so the confirmed names say what is described; a name the
+          // relay does not know (made by SQL PREPARE, say) has no lineage: masked as a whole.
+          const info = head.target === 'S' ? this.statements.get(head.name) : this.portals.get(head.name);
+          if (masker !== undefined) head.plan = this.planFor(body, info === undefined ? UNKNOWN_LINEAGE : info.facts.lineage);
           this.pending.shift();
           return head.swallow ? DROP : undefined;
         }
         if (head?.kind === 'query' && head.copyOut !== true) {
-          if (masker !== undefined) head.plan = this.planFor(body);
+          if (masker !== undefined) head.plan = this.planFor(body, head.exec.info === undefined ? UNKNOWN_LINEAGE : head.exec.info.facts.lineage);
           return undefined;
         }
         throw new ProtocolDesync(`RowDescription while waiting for ${what(head)}`);
@@ -498,10 +503,11 @@ export class Relay {
   }
 
   /** Simple queries repeat the same RowDescription; reuse the last plan when the bytes match. */
-  private planFor(body: Buffer): ResultPlan | undefined {
-    if (this.lastRowDescription !== undefined && this.lastRowDescription.equals(body)) return this.lastPlan;
-    const plan = this.masker?.plan(decodeRowDescription(body));
+  private planFor(body: Buffer, lineage: ResultLineage | undefined): ResultPlan | undefined {
+    if (this.lastRowDescription !== undefined && this.lastLineage === lineage && this.lastRowDescription.equals(body)) return this.lastPlan;
+    const plan = this.masker?.plan(decodeRowDescription(body), undefined, lineage);
     this.lastRowDescription = Buffer.from(body);
+    this.lastLineage = lineage;
     this.lastPlan = plan;
     return plan;
   }

@@ -43,6 +43,11 @@ export interface GrantsTable {
   revoked_by: string | null;
   /** Set once the expiry has been noticed, so it is audited and acted on exactly once. */
   expired_at: string | null;
+  /**
+   * The admin grant this one was made through (a non-admin holder of an admin grant granted or
+   * approved it); null when a tightloop admin made it. It never outlasts that grant, and ends with it.
+   */
+  parent_grant_id?: string | null;
 }
 
 export interface RequestsTable {
@@ -215,6 +220,16 @@ export const gatewayMigrations: Record<string, Migration> = {
       for (const t of ['gateway_audit', 'gateway_scram_verifiers', 'gateway_scram_salts', 'gateway_requests', 'gateway_grants', 'gateway_resources']) {
         await db.schema.dropTable(t).execute();
       }
+    },
+  },
+  gateway_0002_grants_parent: {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('gateway_grants').addColumn('parent_grant_id', 'text').execute();
+      await db.schema.createIndex('gateway_grants_parent_idx').on('gateway_grants').column('parent_grant_id').execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.dropIndex('gateway_grants_parent_idx').execute();
+      await db.schema.alterTable('gateway_grants').dropColumn('parent_grant_id').execute();
     },
   },
 };

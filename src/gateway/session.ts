@@ -137,7 +137,7 @@ export class ClientSession {
 
     const hash = (sql: string): string => statementHash(sql);
     this.relay = new Relay(this.client, up.socket, masking, {
-      judge: (sql, protocol) => this.judge(sql, protocol, decisionCtx, who, resource, hash),
+      judge: (sql, protocol) => this.judge(sql, protocol, decisionCtx, who, resource, hash, masking),
       refuse: (what) => {
         this.ctx.audit.append({ kind: 'statement', actor: user, resource: resource.name, session: this.id, data: { decision: 'block', rule: 'protocol', detail: what } });
         return { severity: 'ERROR', code: SQLSTATE.insufficientPrivilege, message: `blocked: the ${what} is not allowed through the gateway` };
@@ -149,9 +149,15 @@ export class ClientSession {
     this.relay.start(startup.reader.detach(), up.leftover);
   }
 
-  private judge(sql: string, protocol: 'simple' | 'extended', decisionCtx: DecisionContext, who: { userId: string; userName: string }, resource: Resource, hash: (s: string) => string): Verdict {
+  private judge(sql: string, protocol: 'simple' | 'extended', decisionCtx: DecisionContext, who: { userId: string; userName: string }, resource: Resource, hash: (s: string) => string, masking?: Masker): Verdict {
     const facts = this.ctx.guardrails.analyze(sql);
-    const decision = decide(facts, decisionCtx);
+    let decision = decide(facts, decisionCtx);
+    // COPY output is only scanned by content detectors: no COPY of what a column rule masks.
+    const copyRefusal = masking !== undefined && facts.kinds.includes('CopyStmt') ? masking.copyRefusal(facts.lineage) : undefined;
+    if (copyRefusal !== undefined && decision.action !== 'block') {
+      const finding = { rule: 'masking-bypass' as const, detail: copyRefusal, statement: 1 };
+      decision = { action: 'block', finding, applied: [...decision.applied, { finding, action: 'block' }] };
+    }
     const info = { sql, facts, decision };
     if (decision.action === 'allow') return { info };
     const rule = decision.finding?.rule;

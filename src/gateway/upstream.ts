@@ -118,6 +118,10 @@ export async function connectUpstream(
     if (t.tls.mode !== 'disable') socket = await negotiateTls(raw, t);
     socket.write(startupMessage({ user, ...params }));
     const reader = new SocketReader(socket, 1024 * 1024);
+    // negotiateTls paused the plain socket to read its one-byte answer; under `prefer` against a
+    // server without SSL that same socket carries on, and a paused socket never delivers the
+    // server's answer to the reader's 'data' listener (every login timed out).
+    socket.resume();
     const parameters = new Map<string, string>();
     const notices: Buffer[] = [];
     let key: UpstreamConnection['key'];

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { MetricAgg, TelemetryStore } from '../telemetry/index.js';
 import { badRequest, notFound } from '../core/app-error.js';
-import { hexId, int, num, oneOf, type Query, severity, step, str, timeRange } from './params.js';
+import { hexId, int, num, oneOf, type Query, RESPONSE_BUDGET_CHARS, severity, step, str, timeRange, withinBudget } from './params.js';
 import { openApiDocument } from './openapi.js';
 
 /** The read API over telemetry: services, RED, traces, logs, metrics. */
@@ -39,11 +39,14 @@ export function registerApiRoutes(app: FastifyInstance, store: TelemetryStore, o
 
   app.get('/api/traces/:traceId', async (req: FastifyRequest<{ Params: { traceId: string } }>) => {
     const traceId = hexId(req.params.traceId, 'traceId', 32);
-    const spans = await store.getTrace(traceId);
-    if (spans.length === 0) throw notFound(`trace ${traceId} not found`);
-    const logs = await store.searchLogs({ traceId, fromUs: 0, toUs: Number.MAX_SAFE_INTEGER, limit: 1000 });
-    if (opts.errorsForTrace === undefined) return { traceId, spans, logs };
-    return { traceId, spans, logs, errors: await opts.errorsForTrace(traceId) };
+    const all = await store.getTrace(traceId);
+    if (all.length === 0) throw notFound(`trace ${traceId} not found`);
+    // Spans and logs share one response budget; `truncated` says rows were left out.
+    const spans = withinBudget(all);
+    const logs = withinBudget(await store.searchLogs({ traceId, fromUs: 0, toUs: Number.MAX_SAFE_INTEGER, limit: 1000 }), RESPONSE_BUDGET_CHARS / 4);
+    const out = { traceId, spans: spans.rows, logs: logs.rows, ...(spans.truncated || logs.truncated ? { truncated: true } : {}) };
+    if (opts.errorsForTrace === undefined) return out;
+    return { ...out, errors: await opts.errorsForTrace(traceId) };
   });
 
   app.get('/api/traces', async (req) => {
@@ -58,7 +61,8 @@ export function registerApiRoutes(app: FastifyInstance, store: TelemetryStore, o
       fromUs, toUs,
       limit: int(q, 'limit', 1, 1000) ?? 50,
     });
-    return { traces };
+    const { rows, truncated } = withinBudget(traces);
+    return truncated ? { traces: rows, truncated } : { traces: rows };
   });
 
   app.get('/api/logs', async (req) => {
@@ -76,13 +80,15 @@ export function registerApiRoutes(app: FastifyInstance, store: TelemetryStore, o
     const logs = await store.searchLogs({
       q: str(q, 'q'),
       service: str(q, 'service'),
+      eventName: str(q, 'eventName'),
       minSeverity: severity(q, 'severity'),
       traceId: traceId === undefined ? undefined : hexId(traceId, 'traceId', 32),
       attrs,
       fromUs, toUs,
       limit: int(q, 'limit', 1, 5000) ?? 100,
     });
-    return { logs };
+    const { rows, truncated } = withinBudget(logs);
+    return truncated ? { logs: rows, truncated } : { logs: rows };
   });
 
   app.get('/api/metrics/query', async (req) => {

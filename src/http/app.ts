@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino';
 import { AppError, unauthorized } from '../core/app-error.js';
 import type { TelemetryBatches, TelemetryStore } from '../telemetry/index.js';
+import { ingestCounters } from '../otlp/index.js';
 import { registerApiRoutes } from './api-routes.js';
 import { DEFAULT_OTLP_CORS_ORIGINS, otlpCorsPolicy } from './cors.js';
 import { registerOtlpRoutes } from './otlp-routes.js';
@@ -88,7 +89,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.get('/api/health', async (_req, reply) => {
     if (!deps.isReady()) return reply.code(503).send({ status: 'starting' });
-    return { status: 'ok' };
+    return { status: 'ok', ingest: { ...ingestCounters } };
   });
 
   // Authentication and the role check of these routes: the role model's onRequest hook.

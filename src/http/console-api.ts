@@ -10,7 +10,8 @@ import { hexId, type Query, severity, str } from './params.js';
  * - `GET /api/logs/tail`: server-sent events, one `logs` event per committed group of matching
  *   lines (`data` is an array of LogRow), `dropped` when a slow reader lost lines. Filters:
  *   `q`, `service`, `severity`, `traceId` (as `GET /api/logs`). Browsers read it with `fetch`
- *   (EventSource cannot send the Authorization header).
+ *   (EventSource cannot send the Authorization header). At most MAX_TAILS_PER_USER open per user
+ *   and MAX_TAILS in all (429 `too_many_tails` past them).
  * - `GET /api/gateway/sessions`: live PostgreSQL gateway sessions (admins only).
  */
 
@@ -28,11 +29,16 @@ export interface ConsoleApiDeps {
   gateway?: Pick<Gateway, 'registry'>;
 }
 
+/** Live tails one user may hold open at once, and all users together (each holds a socket and a filter pass per committed batch). */
+export const MAX_TAILS_PER_USER = 4;
+export const MAX_TAILS = 64;
+
 /** Keeps a quiet stream alive through proxies and lets the server notice a gone client. */
 const HEARTBEAT_MS = 15_000;
 
 export function registerConsoleApi(api: FastifyInstance, deps: ConsoleApiDeps): void {
   const open = new Set<() => void>();
+  const tailsByUser = new Map<string, number>();
   // Streams never finish on their own: end them first, or closing the server would wait forever.
   api.addHook('preClose', (done) => {
     for (const end of [...open]) end();
@@ -48,6 +54,11 @@ export function registerConsoleApi(api: FastifyInstance, deps: ConsoleApiDeps): 
       minSeverity: severity(q, 'severity'),
       traceId: traceId === undefined || traceId === '' ? undefined : hexId(traceId, 'traceId', 32),
     };
+    const user = req.principal?.userId ?? '';
+    const mine = tailsByUser.get(user) ?? 0;
+    if (mine >= MAX_TAILS_PER_USER) throw new AppError('too_many_tails', 429, `at most ${MAX_TAILS_PER_USER} live tails per user are open at once; close one first`, { retryAfterS: 5 });
+    if (deps.tail.size >= MAX_TAILS) throw new AppError('too_many_tails', 429, `at most ${MAX_TAILS} live tails are open at once`, { retryAfterS: 5 });
+    tailsByUser.set(user, mine + 1);
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -71,6 +82,9 @@ export function registerConsoleApi(api: FastifyInstance, deps: ConsoleApiDeps): 
     ping.unref();
     const end = (): void => {
       if (!open.delete(end)) return;
+      const left = (tailsByUser.get(user) ?? 1) - 1;
+      if (left > 0) tailsByUser.set(user, left);
+      else tailsByUser.delete(user);
       clearInterval(ping);
       unsubscribe();
       res.end();

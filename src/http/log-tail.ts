@@ -22,8 +22,9 @@ export interface LogTailSubscriber {
   dropped(count: number): void;
 }
 
-/** At most this many lines per subscriber per committed group; the rest count as dropped. */
+/** At most this many lines, and this much text, per subscriber per committed group; the rest count as dropped. */
 export const TAIL_MAX_LINES_PER_PUSH = 500;
+export const TAIL_MAX_CHARS_PER_PUSH = 1024 * 1024;
 
 function parseObject(text: string): Record<string, unknown> {
   if (text === '') return {};
@@ -55,18 +56,22 @@ export class LogTailHub {
       const { filter, needle } = sub;
       const rows: LogRow[] = [];
       let skipped = 0;
+      let chars = 0;
       for (let i = 0; i < batch.length; i++) {
         if (filter.service !== undefined && batch.service[i] !== filter.service) continue;
         if (filter.minSeverity !== undefined && batch.severityNumber[i] < filter.minSeverity) continue;
         if (filter.traceId !== undefined && batch.traceId[i] !== filter.traceId) continue;
         if (needle !== undefined && !batch.body[i].toLowerCase().includes(needle)) continue;
-        if (rows.length >= TAIL_MAX_LINES_PER_PUSH) { skipped++; continue; }
+        const size = batch.body[i].length + batch.attrs[i].length + batch.resourceAttrs[i].length + 256;
+        if (rows.length >= TAIL_MAX_LINES_PER_PUSH || (rows.length > 0 && chars + size > TAIL_MAX_CHARS_PER_PUSH)) { skipped++; continue; }
+        chars += size;
         rows.push({
           timeUs: batch.timeUs[i], observedTimeUs: batch.observedTimeUs[i],
           severityNumber: batch.severityNumber[i], severityText: batch.severityText[i], body: batch.body[i],
           traceId: batch.traceId[i], spanId: batch.spanId[i], flags: batch.flags[i],
           service: batch.service[i], version: batch.version[i], environment: batch.environment[i],
           resourceAttrs: parseObject(batch.resourceAttrs[i]), scopeName: batch.scopeName[i], attrs: parseObject(batch.attrs[i]),
+          eventName: batch.eventName[i] ?? '',
         });
       }
       try {

@@ -70,7 +70,7 @@ export const openApiDocument = {
   security: [{ bearer: [] }],
   // Each operation carries `x-required-role` (viewer, member, admin, public, ingest): roles.ts.
   paths: withRequiredRoles({
-    '/api/health': { get: { summary: 'Readiness', security: [], responses: { 200: ok('{"status":"ok"}') } } },
+    '/api/health': { get: { summary: 'Readiness, and what ingest cut, dropped or repaired since start', security: [], responses: { 200: ok('{"status":"ok","ingest":{"truncatedValues":0,"droppedItems":0,"invalidUtf8":0}}') } } },
     '/api/openapi.json': { get: { summary: 'This document', security: [], responses: { 200: ok('OpenAPI document') } } },
     '/api/services': {
       get: { summary: 'Services with versions, environments, last seen and RED over the window (default 15 min)', parameters: timeParams, responses: responses('Services') },
@@ -108,6 +108,7 @@ export const openApiDocument = {
         parameters: [
           ...timeParams, q('q', 'Case-insensitive substring of the body'), q('service', 'service.name'),
           q('severity', 'Minimum severity: trace, debug, info, warn, error, fatal or 1-24'), q('traceId', '32 hex chars'),
+          q('eventName', 'Exact LogRecord.event_name (OTLP 1.5)'),
           { name: 'attr.<key>', in: 'query', schema: { type: 'string' }, description: 'Exact match on a record attribute' },
           q('limit', '1-5000, default 100', 'integer'),
         ],

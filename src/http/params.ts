@@ -112,3 +112,31 @@ export function step(q: Query, fromUs: number, toUs: number): number {
   }
   return Math.max(1, Math.round(rangeS / 120));
 }
+
+/** The most string content one list answer carries (rows past it are left out, and the answer says `truncated`). */
+export const RESPONSE_BUDGET_CHARS = 8 * 1024 * 1024;
+
+/** Roughly the JSON size of a value (string lengths plus a little per member), stopping at `cap`. */
+export function approxSize(v: unknown, cap = Infinity): number {
+  if (typeof v === 'string') return v.length + 2;
+  if (typeof v !== 'object' || v === null) return 8;
+  let n = 2;
+  for (const x of Array.isArray(v) ? v : Object.entries(v as Record<string, unknown>).flat()) {
+    n += approxSize(x, cap - n) + 1;
+    if (n > cap) break;
+  }
+  return n;
+}
+
+/**
+ * The leading rows of `rows` whose size fits `budget` (at least one row, so a single large
+ * row is still seen), and whether any were left out.
+ */
+export function withinBudget<T>(rows: T[], budget = RESPONSE_BUDGET_CHARS): { rows: T[]; truncated: boolean } {
+  let used = 0;
+  for (let i = 0; i < rows.length; i++) {
+    used += approxSize(rows[i], budget - used + 1);
+    if (used > budget && i > 0) return { rows: rows.slice(0, i), truncated: true };
+  }
+  return { rows, truncated: false };
+}

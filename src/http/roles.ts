@@ -50,6 +50,14 @@ export const ROUTE_ROLES: Readonly<Record<string, RouteRule>> = {
   'POST /api/:projectId/envelope/': r('ingest'),
   'POST /api/:projectId/store': r('ingest'),
   'POST /api/:projectId/store/': r('ingest'),
+  // CORS preflights of the ingest routes (src/http/cors.ts): no token, no body, no effect
+  'OPTIONS /v1/traces': r('public'),
+  'OPTIONS /v1/logs': r('public'),
+  'OPTIONS /v1/metrics': r('public'),
+  'OPTIONS /api/:projectId/envelope': r('public'),
+  'OPTIONS /api/:projectId/envelope/': r('public'),
+  'OPTIONS /api/:projectId/store': r('public'),
+  'OPTIONS /api/:projectId/store/': r('public'),
   // telemetry
   'GET /api/services': r('viewer'),
   'GET /api/services/:service/red': r('viewer'),
@@ -184,9 +192,14 @@ export function installRoleModel(
     }
   });
   app.addHook('onRequest', async (req) => {
-    // Unmatched URLs (404) carry no route config and reach the not-found handler only.
     const needed = req.routeOptions.config.requiredRole;
-    if (needed === undefined || needed === 'public' || needed === 'ingest') return;
+    if (needed === undefined) {
+      // Unmatched URLs (404) have no route and reach the not-found handler only; a matched route
+      // without a role cannot be registered (onRoute above), and is refused if it ever is.
+      if (req.routeOptions.url === undefined) return;
+      throw new AppError('forbidden', 403, `${req.method} ${req.routeOptions.url} declares no required role`);
+    }
+    if (needed === 'public' || needed === 'ingest') return;
     const token = bearer(req);
     if (token === null) throw unauthorized('missing bearer token (Authorization: Bearer <token>)');
     const principal = await authenticate(token);

@@ -5,7 +5,7 @@ import { createUser, ensureAdmin, registerAuthRoutes, verifyToken } from '../aut
 import { DeployService, deploysMigrations, registerDeployRoutes, type DeployApi, type VerifyConfig } from '../deploys/index.js';
 import { ActionService, actionsMigrations, registerActionRoutes } from '../deploys/actions/index.js';
 import { LocalActuator, RolloutManager, loadServices, registerRolloutRoutes, rolloutMigrations } from '../deploys/rollout/index.js';
-import { DetectEngine, detectMigrations, registerDetectRoutes, type DetectEvents } from '../detect/index.js';
+import { DetectEngine, detectMigrations, registerDetectRoutes, sendNotice, type DetectEvents } from '../detect/index.js';
 import { ERRORS_MIGRATIONS, openErrorsModule, type ErrorEvents } from '../errors/index.js';
 import { gatewayApi, gatewayMigrations, startGateway, type Gateway } from '../gateway/index.js';
 import { IncidentService, incidentsMigrations, registerIncidentRoutes } from '../incidents/index.js';
@@ -74,6 +74,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
       db: state.db, dataDir: config.dataDir, log, host: config.host, port: gatewayPort, portOptional: options.gatewayPort === undefined,
       webhookUrl: process.env.TIGHTLOOP_GATEWAY_WEBHOOK_URL,
       tls: { certFile: process.env.TIGHTLOOP_GATEWAY_TLS_CERT, keyFile: process.env.TIGHTLOOP_GATEWAY_TLS_KEY },
+      auditKeyFile: process.env.TIGHTLOOP_AUDIT_KEY_FILE, auditAnchorFile: process.env.TIGHTLOOP_AUDIT_ANCHOR_FILE,
     });
   } catch (err) {
     await state.close();
@@ -126,7 +127,16 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   const actuator = new LocalActuator({ services, log, otlpEndpoint: () => publicUrl });
   const actions = new ActionService({ db: state.db, actionsDir: config.actionsDir ?? join(config.dataDir, 'actions'), audit: gateway.audit, log, local: actuator });
   await actions.open();
-  const rollouts = new RolloutManager({ deploys, actions, actuator, services, audit: gateway.audit, log, db: state.db });
+  const rollouts = new RolloutManager({
+    deploys, actions, actuator, services, audit: gateway.audit, log, db: state.db,
+    notify: async (n) => {
+      const sent = await sendNotice(detect.receiverList, {
+        id: `${n.kind}:${n.rolloutId}`, kind: n.kind, title: n.title, text: n.text,
+        labels: { service: n.service, environment: n.environment, version: n.version }, link: `${publicUrl}/#/deploys/${n.deployId}`,
+      });
+      for (const x of sent) if (!x.ok) log.warn({ receiver: x.receiver, error: x.error }, `${n.kind}: notification not delivered`);
+    },
+  });
   await rollouts.open();
   rollouts.attach();
 

@@ -21,9 +21,13 @@ export interface Incident {
   openedAt: string;
   /** The first alert fired or failed verdict: when the loop noticed. */
   detectedAt: string;
-  /** Where the signal left its baseline (a rollup bucket start), or the alert's start. */
+  /**
+   * The earliest bad evidence (a one-second rollup bucket's start): `deploy` — the first failed
+   * (or slow) request of the suspect deploy's version; `signal` — the change point of the
+   * service's rollups; `alert` — neither found, the alert's start.
+   */
   firstBadAt: string | null;
-  firstBadSource: 'signal' | 'alert' | null;
+  firstBadSource: 'deploy' | 'signal' | 'alert' | null;
   /** Where the signal came back to its baseline (set when resolved). */
   recoveredAt: string | null;
   acknowledgedAt: string | null;

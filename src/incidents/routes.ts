@@ -5,6 +5,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { int, str, timeRange, type Query } from '../http/params.js';
 import { gatherLoopMetrics, tellStory, type StoryDeps } from './story.js';
+import { seesDetail, storyWithoutDetail } from '../http/redact.js';
 
 type IdReq = FastifyRequest<{ Params: { id: string } }>;
 
@@ -19,7 +20,10 @@ export function registerIncidentRoutes(api: FastifyInstance, deps: StoryDeps): v
     await svc.idle();
     return { incidents: await svc.list({ status: str(q, 'status'), service: str(q, 'service'), limit: int(q, 'limit', 1, 1000) }) };
   });
-  api.get('/api/incidents/:id', async (req: IdReq) => tellStory(deps, req.params.id));
+  api.get('/api/incidents/:id', async (req: IdReq) => {
+    const story = await tellStory(deps, req.params.id);
+    return seesDetail(req) ? story : storyWithoutDetail(story); // viewers: metadata only (http/redact.ts)
+  });
   api.post('/api/incidents/:id/ack', async (req: IdReq) => svc.acknowledge(req.params.id, actorOf(req)));
   api.post('/api/incidents/:id/assign', async (req: IdReq) => svc.assign(req.params.id, bodyOf(req).assignee, actorOf(req)));
   api.post('/api/incidents/:id/resolve', async (req: IdReq) => svc.resolve(req.params.id, actorOf(req), bodyOf(req).note));

@@ -176,6 +176,46 @@ describe.each(dialects.names)('incident lifecycle on %s', (name) => {
     await svc.stop();
   });
 
+  it('a failed deploy: the first bad signal is its version\'s first failed request (MTTD > 0), the deploy its suspect', async () => {
+    const store = await dialects.open(name, { migrate: false });
+    await migrateToLatest(store.db, { ...incidentsMigrations, ...deploysMigrations });
+    const events = new DetectEvents();
+    const telemetry = new FixtureTelemetry();
+    // The service: clean before the deploy. Version 3.0 serves from T0 − 20 s; its first failed
+    // request is at T0 − 12.4 s (bucket T0 − 13 s); the verdict fails at T0.
+    const red = telemetry.red.bind(telemetry);
+    telemetry.red = async (q) => (await red(q)).map((b) => {
+      const mine = q.version === '3.0', sec = b.timeUs / 1000;
+      if (mine && sec < T0 - 20_000) return { ...b, count: 0, errors: 0, rate: 0, errorRate: 0 };
+      const errors = mine && sec >= T0 - 13_000 ? 30 : 0;
+      return { ...b, errors, errorRate: errors / b.count };
+    });
+    const clock = { now: T0 - 30_000 };
+    const svc = new IncidentService({ db: store.db, telemetry, detectEvents: events, windowMs: 10 * 60_000, nowMs: () => clock.now });
+    svc.start();
+    const deploys = new DeployService({ db: store.db, source: { onCommittedRollups: () => () => undefined }, tickMs: 0, implicitDeploys: false, nowMs: () => clock.now });
+    await deploys.start();
+    svc.attachDeploys(deploys);
+    const other = await deploys.record({ service: 'cart', version: '2.9', environment: 'prod', previousVersion: '2.8', verify: false, startedAt: new Date(T0 - 100_000).toISOString() });
+    const bad = await deploys.record({ service: 'cart', version: '3.0', environment: 'prod', previousVersion: '2.9', verify: false, startedAt: new Date(T0 - 20_000).toISOString() });
+    clock.now = T0;
+    const at = new Date(T0).toISOString();
+    deploys.events.emit('deploy.verdict', {
+      deploy: { ...bad, status: 'failed' }, at,
+      verification: { id: 'v1', deployId: bad.id, baselineKind: 'canary', baselineVersion: '2.9', startedAt: bad.startedAt, decidedAt: at, outcome: 'fail', reason: 'error rate up', evidence: [] },
+    });
+    await svc.idle();
+    const [inc] = await svc.list({ service: 'cart' });
+    expect([inc.firstBadAt, inc.firstBadSource, inc.suspectDeployId]).toEqual([new Date(T0 - 13_000).toISOString(), 'deploy', bad.id]);
+    expect(inc.suspectDeployId).not.toBe(other.id);
+    expect(Date.parse(inc.detectedAt) - Date.parse(inc.firstBadAt!)).toBe(13_000);
+    // The levels the recovery search needs: the service before the deploy, the version after its first error.
+    const row = await svc.row(inc.id);
+    expect([row.baseline_level, row.bad_level]).toEqual([0, 0.3]);
+    await deploys.stop();
+    await svc.stop();
+  });
+
   it('falls back to the alert time when the rollups show no change', async () => {
     const { svc, events } = await setup();
     events.emit('alert.fired', alert('d1', 'errors', { service: 'search', environment: 'prod' }, T0));

@@ -11,13 +11,13 @@
 import type { Kysely } from 'kysely';
 import { ulid } from 'ulid';
 import { AppError, badRequest, notFound } from '../core/app-error.js';
-import type { DeployApi, DeployEventMap } from '../deploys/contract.js';
+import type { Deploy, DeployApi, DeployEventMap } from '../deploys/contract.js';
 import type { AlertEvent, DetectEvents, NotifiedEvent } from '../detect/index.js';
 import type { ErrorEvents, ErrorGroup } from '../errors/index.js';
 import type { Database } from '../state/index.js';
 import type { RedBucket, RedQuery, TraceQuery, TraceSummary } from '../telemetry/index.js';
 import { INCIDENT_STATUSES, type Incident, type IncidentStatus } from './model.js';
-import { backToBaseline, firstBadSignal, signalOf, type SignalName } from './signal.js';
+import { backToBaseline, firstBadOfVersion, firstBadSignal, signalOf, type SignalName } from './signal.js';
 import { incidentsDb, type IncidentAlertsTable, type IncidentsDatabase, type IncidentsTable } from './storage.js';
 
 /** What incidents read from telemetry (DuckDbTelemetryStore provides it). */
@@ -282,7 +282,8 @@ export class IncidentService {
         await this.db.updateTable('incidents').set({ suspect_deploy_id: d.id }).where('id', '=', row.id).execute();
       }
       await this.event(row.id, e.at, 'deploy.failed', null, d.id, { version: d.version, reason: e.verification.reason });
-      if (row.first_bad_at === null) await this.locateFirstBad(row.id, signal, atMs);
+      // The failed deploy's own first bad request, even when an alert placed the first bad signal already.
+      if (row.first_bad_at === null || row.first_bad_source !== 'deploy') await this.locateFirstBad(row.id, signal, atMs, d);
       return;
     }
     await this.recheck(d.service, d.environment);
@@ -296,24 +297,59 @@ export class IncidentService {
 
   // ---- signals ----
 
-  /** Finds where the signal left its baseline before `alertMs`; keeps the earliest over the incident's alerts. */
-  async locateFirstBad(id: string, signal: SignalName, alertMs: number): Promise<void> {
+  /**
+   * The first bad signal before `alertMs` (detection), keeping the earliest over the incident's
+   * alerts. For a deploy — the one whose verdict failed (`deploy`), else a deploy of the service
+   * started within the lookback — the earliest bad evidence of its version: the first second of
+   * its own traffic holding a failed (or, for latency, a slow) request. Otherwise the change
+   * point over the service's one-second rollups; without one, the alert's start.
+   */
+  async locateFirstBad(id: string, signal: SignalName, alertMs: number, deploy?: Deploy): Promise<void> {
     const r = await this.row(id);
     const fromMs = alertMs - this.lookbackMs;
-    const buckets = await this.opts.telemetry.red({
-      service: r.service, environment: envOf(r.environment),
-      fromUs: fromMs * 1000, toUs: (alertMs + 1000) * 1000, stepS: stepFor(this.lookbackMs),
-    });
-    const found = firstBadSignal(buckets, signal);
+    const env = envOf(r.environment);
+    let found: { atUs: number; baseline: number; bad: number } | null = null;
+    let source: 'deploy' | 'signal' | 'alert' = 'alert';
+    let suspect: Deploy | undefined;
+    for (const d of deploy !== undefined ? [deploy] : await this.recentDeploys(r, fromMs, alertMs)) {
+      const startMs = Date.parse(d.startedAt);
+      // A version may serve a little before CI records it: look from a minute earlier.
+      const from = Math.max(fromMs, startMs - 60_000);
+      const [mine, before] = await Promise.all([
+        this.opts.telemetry.red({ service: r.service, version: d.version, environment: env, fromUs: from * 1000, toUs: (alertMs + 1000) * 1000, stepS: 1 }),
+        this.opts.telemetry.red({ service: r.service, environment: env, fromUs: fromMs * 1000, toUs: Math.max(fromMs + 1000, startMs) * 1000, stepS: 1 }),
+      ]);
+      const f = firstBadOfVersion(mine, before.filter((b) => b.timeUs < from * 1000), signal);
+      if (f !== null && f.atUs / 1000 <= alertMs) { found = f; source = 'deploy'; suspect = d; break; }
+    }
+    if (found === null) {
+      const buckets = await this.opts.telemetry.red({
+        service: r.service, environment: env, fromUs: fromMs * 1000, toUs: (alertMs + 1000) * 1000, stepS: stepFor(this.lookbackMs),
+      });
+      found = firstBadSignal(buckets, signal);
+      if (found !== null) source = 'signal';
+    }
     const atMs = found === null ? alertMs : found.atUs / 1000;
     const known = ms(r.first_bad_at);
-    if (known !== null && known <= atMs && r.first_bad_source === 'signal') return;
-    if (known !== null && known <= atMs && found === null) return;
+    if (known !== null) {
+      // Better evidence wins (a deploy's own first bad request, then a change point, then the
+      // alert's start); between equals, the earliest.
+      const rank = (x: string | null): number => (x === 'deploy' ? 2 : x === 'signal' ? 1 : 0);
+      if (rank(r.first_bad_source) > rank(source) || (rank(r.first_bad_source) === rank(source) && known <= atMs)) return;
+    }
     await this.db.updateTable('incidents').set({
-      first_bad_at: iso(atMs), first_bad_source: found === null ? 'alert' : 'signal', signal,
+      first_bad_at: iso(atMs), first_bad_source: source, signal,
       baseline_level: found?.baseline ?? null, bad_level: found?.bad ?? null,
+      ...(suspect === undefined ? {} : { suspect_deploy_id: suspect.id }),
     }).where('id', '=', id).execute();
-    await this.findSuspect(id);
+    if (suspect === undefined) await this.findSuspect(id);
+  }
+
+  /** Deploys of the incident's service (not rollbacks) started in [fromMs, toMs], latest first. */
+  private async recentDeploys(r: IncidentsTable, fromMs: number, toMs: number): Promise<Deploy[]> {
+    if (this.deploys === undefined) return [];
+    const list = await this.deploys.list({ service: r.service, environment: envOf(r.environment), from: iso(fromMs), to: iso(toMs), limit: 20 });
+    return list.filter((d) => d.rollbackOf === null && d.source !== 'rollback').slice(0, 3);
   }
 
   /** The most recent deploy of the service before the first bad signal (within its bucket). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { backToBaseline, findShift, firstBadSignal, type SignalBucket } from './signal.js';
+import { backToBaseline, findShift, firstBadOfVersion, firstBadSignal, type SignalBucket } from './signal.js';
 
 const T0 = 1_764_000_000_000_000; // µs
 const bucket = (i: number, count: number, errors: number, p95Ms: number | null = null): SignalBucket =>
@@ -80,5 +80,23 @@ describe('back to baseline', () => {
 
   it('still bad: no recovery', () => {
     expect(backToBaseline(Array.from({ length: 20 }, (_, i) => bucket(i, 100, 50)), 'error_rate', 0.01, 0.5)).toBeNull();
+  });
+});
+
+describe('first bad request of a new version', () => {
+  const before = Array.from({ length: 20 }, (_, i) => bucket(i, 100, 1, 40 + (i % 5)));
+  it('errors: the first bucket of the version holding a failed request, when its rate is above the baseline', () => {
+    const mine = [bucket(20, 10, 0, 42), bucket(21, 10, 0, 41), bucket(22, 10, 3, 43), bucket(23, 10, 4, 40)];
+    expect(firstBadOfVersion(mine, before, 'error_rate')).toEqual({ atUs: T0 + 22 * 1_000_000, baseline: 0.01, bad: 7 / 20, slowerThanMs: null });
+    // A version that errs no more than the service did: not evidence of anything.
+    expect(firstBadOfVersion([bucket(20, 100, 0), bucket(21, 100, 1)], before, 'error_rate')).toBeNull();
+  });
+  it('latency: the first bucket slower than the slowest bucket before the deploy', () => {
+    const mine = [bucket(20, 10, 0, 43), bucket(21, 10, 0, 90), bucket(22, 10, 0, 95)];
+    const f = firstBadOfVersion(mine, before, 'p95_ms');
+    expect(f?.atUs).toBe(T0 + 21 * 1_000_000);
+    expect(f?.slowerThanMs).toBe(44);
+    expect(f?.bad).toBeCloseTo(Math.sqrt(90 * 95), 6);
+    expect(firstBadOfVersion([bucket(20, 10, 0, 43)], before, 'p95_ms')).toBeNull();
   });
 });

@@ -132,3 +132,38 @@ export function backToBaseline(buckets: readonly SignalBucket[], signal: SignalN
   if (s === null) return null;
   return s.after <= (baseline + bad) / 2 ? s.atUs : null;
 }
+
+export interface FirstBadRequest extends FirstBadSignal {
+  /** What counted as bad: an error, or a latency above the baseline's worst bucket (ms). */
+  slowerThanMs: number | null;
+}
+
+/**
+ * The earliest bad evidence of a new version: the first one-second bucket of its own traffic that
+ * holds a failed request (error rate), or a request slower than the slowest the service showed
+ * before the deploy (latency signals: the bucket's p99 above the highest bucket p99 of
+ * `before`). `baseline` is the service's level before the deploy, `bad` the version's level from
+ * that bucket on (the recovery search needs both). Null when the version shows no such request,
+ * or its level is not worse than the baseline's.
+ */
+export function firstBadOfVersion(version: readonly SignalBucket[], before: readonly SignalBucket[], signal: SignalName): FirstBadRequest | null {
+  if (signal === 'error_rate') {
+    const i = version.findIndex((b) => b.errors > 0);
+    if (i === -1) return null;
+    let c0 = 0, e0 = 0, c1 = 0, e1 = 0;
+    for (const b of before) { c0 += b.count; e0 += b.errors; }
+    for (const b of version.slice(i)) { c1 += b.count; e1 += b.errors; }
+    const baseline = c0 === 0 ? 0 : e0 / c0, bad = e1 / c1;
+    return bad > baseline ? { atUs: version[i].timeUs, baseline, bad, slowerThanMs: null } : null;
+  }
+  const worst = Math.max(...before.map((b) => b.p99Ms ?? 0));
+  if (!(worst > 0)) return null;
+  const i = version.findIndex((b) => (b.p99Ms ?? 0) > worst);
+  if (i === -1) return null;
+  const level = (xs: readonly SignalBucket[]): number => {
+    const vs = xs.map((b) => latencyOf(b, signal)).filter((v): v is number => v !== null);
+    return vs.length === 0 ? 0 : Math.exp(vs.reduce((s, v) => s + Math.log(v), 0) / vs.length);
+  };
+  const baseline = level(before), bad = level(version.slice(i));
+  return bad > baseline ? { atUs: version[i].timeUs, baseline, bad, slowerThanMs: worst } : null;
+}

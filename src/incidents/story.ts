@@ -53,6 +53,9 @@ export async function tellStory(deps: StoryDeps, id: string): Promise<IncidentSt
   await svc.idle();
   const row = await svc.row(id);
   const incident = await svc.view(row);
+  // MTTD / MTTA / MTTR from the stored facts, by the one function /api/loop-metrics and
+  // `tightloop report` use (the live recovery below is for the timeline only).
+  const times = incidentTimes(incidentFacts(incident));
   const nowMs = Date.now();
   const startMs = Date.parse(incident.firstBadAt ?? incident.detectedAt);
   const endMs = incident.resolvedAt === null ? nowMs : Date.parse(incident.resolvedAt);
@@ -111,7 +114,7 @@ export async function tellStory(deps: StoryDeps, id: string): Promise<IncidentSt
   }
 
   const timeline = buildTimeline({ incident, events, audit, deploys: deployFacts, suspect, signalLinks: links, baseline: row.baseline_level, bad: row.bad_level });
-  return { incident, suspectDeploy: suspect, links, times: incidentTimes(incidentFacts(incident)), timeline };
+  return { incident, suspectDeploy: suspect, links, times, timeline };
 }
 
 /** Loop metrics over [fromMs, toMs): incidents from the state store, deploys from the deploys pillar. */

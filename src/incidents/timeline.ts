@@ -102,9 +102,11 @@ export function buildTimeline(f: StoryFacts): TimelineEntry[] {
   if (inc.firstBadAt !== null) {
     out.push({
       at: inc.firstBadAt, kind: 'first_bad_signal', actor: null, service: inc.service,
-      title: inc.firstBadSource === 'signal'
-        ? `${inc.signal} left its baseline (${fmt(inc.signal, f.baseline)} → ${fmt(inc.signal, f.bad)})`
-        : `${inc.signal} breached (no earlier change found in the rollups)`,
+      title: inc.firstBadSource === 'deploy'
+        ? `first ${inc.signal === 'error_rate' ? 'failed' : 'slow'} request of ${f.suspect === null ? 'the new version' : `${f.suspect.service} ${f.suspect.version}`} (${inc.signal} ${fmt(inc.signal, f.baseline)} before → ${fmt(inc.signal, f.bad)})`
+        : inc.firstBadSource === 'signal'
+          ? `${inc.signal} left its baseline (${fmt(inc.signal, f.baseline)} → ${fmt(inc.signal, f.bad)})`
+          : `${inc.signal} breached (no earlier change found in the rollups)`,
       links: { ...f.signalLinks, ...(f.suspect === null ? {} : { suspectDeploy: f.suspect }) },
       data: { source: inc.firstBadSource, baseline: f.baseline, bad: f.bad },
     });

@@ -15,6 +15,7 @@
  *   json.ts          OTLP/JSON field helpers (camel/snake names, int64 strings, enums, ids)
  *   json-signals.ts  OTLP/JSON requests for the three signals
  *   response.ts      Export*ServiceResponse (partial success) and google.rpc.Status
+ *   limits.ts        size limits on names, attributes, bodies (truncate with a marker, count)
  *   fixtures.ts      realistic protobuf payloads for tests and benchmarks (not exported here)
  *
  * A malformed request throws OtlpDecodeError (answer 400); well-formed items that are
@@ -25,6 +26,7 @@ import type { LogBatch, MetricBatch, SpanBatch } from '../telemetry/batch.js';
 import type { TelemetryBatches } from '../telemetry/store.js';
 import type { DecodeResult } from './common.js';
 import { decodeLogsJson, decodeMetricsJson, decodeTracesJson } from './json-signals.js';
+import { limitLogs, limitMetrics, limitSpans } from './limits.js';
 import { decodeLogsProtobuf } from './logs.js';
 import { decodeMetricsProtobuf } from './metrics.js';
 import type { OtlpFormat, OtlpSignal } from './response.js';
@@ -33,18 +35,23 @@ import { decodeTracesProtobuf } from './traces.js';
 export type { DecodeResult } from './common.js';
 export { OtlpDecodeError } from './error.js';
 export { encodeExportResponse, encodeStatus } from './response.js';
+export { ingestCounters, LIMITS } from './limits.js';
 export type { OtlpFormat, OtlpSignal } from './response.js';
 
+function limited<B>(r: DecodeResult<B>, limit: (b: B) => B): DecodeResult<B> {
+  return { ...r, batch: limit(r.batch) };
+}
+
 export function decodeTraces(body: Uint8Array, format: OtlpFormat): DecodeResult<SpanBatch> {
-  return format === 'json' ? decodeTracesJson(body) : decodeTracesProtobuf(body);
+  return limited(format === 'json' ? decodeTracesJson(body) : decodeTracesProtobuf(body), limitSpans);
 }
 
 export function decodeLogs(body: Uint8Array, format: OtlpFormat): DecodeResult<LogBatch> {
-  return format === 'json' ? decodeLogsJson(body) : decodeLogsProtobuf(body);
+  return limited(format === 'json' ? decodeLogsJson(body) : decodeLogsProtobuf(body), limitLogs);
 }
 
 export function decodeMetrics(body: Uint8Array, format: OtlpFormat): DecodeResult<MetricBatch> {
-  return format === 'json' ? decodeMetricsJson(body) : decodeMetricsProtobuf(body);
+  return limited(format === 'json' ? decodeMetricsJson(body) : decodeMetricsProtobuf(body), limitMetrics);
 }
 
 /**

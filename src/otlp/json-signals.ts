@@ -173,6 +173,7 @@ function logRecord(o: JsonObject, b: LogBatch): void {
   const body = bodyText(o);
   const attrs = attributesJson(o);
   const flags = intField(o, 'flags', 'flags', true) >>> 0;
+  const eventName = stringField(o, 'eventName', 'event_name');
   b.timeUs.push(timeUs !== 0 ? timeUs : observedUs);
   b.observedTimeUs.push(observedUs);
   b.severityNumber.push(severity);
@@ -182,6 +183,7 @@ function logRecord(o: JsonObject, b: LogBatch): void {
   b.spanId.push(isZeroId(spanId) ? '' : spanId);
   b.flags.push(flags);
   b.attrs.push(attrs);
+  b.eventName.push(eventName);
   b.length++;
 }
 

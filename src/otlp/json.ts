@@ -1,4 +1,5 @@
 import { MAX_ANY_VALUE_DEPTH, resourceInfo, type ResourceInfo } from './common.js';
+import { noteUtf8 } from './limits.js';
 import { OtlpDecodeError, rethrowUnder } from './error.js';
 import { doubleJson } from './wire.js';
 
@@ -18,7 +19,7 @@ export function parseJsonBody(body: Uint8Array): JsonObject {
   const buf = Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   let root: unknown;
   try {
-    const text = buf.toString('utf8');
+    const text = noteUtf8(buf.toString('utf8'), buf, 0, buf.length);
     // A UTF-8 byte order mark is legal in a body but not in JSON.parse's input.
     root = JSON.parse(text.charCodeAt(0) === 0xfeff ? text.slice(1) : text);
   } catch (err) {

@@ -1,3 +1,4 @@
+import { noteUtf8 } from './limits.js';
 import { latin1Text, utf8Text } from './wire.js';
 
 /**
@@ -133,6 +134,6 @@ export class JsonText {
 
   /** Text [from, p) as one string. */
   text(from = 0): string {
-    return this.nonAscii ? utf8Text(this.buf, from, this.p) : latin1Text(this.buf, from, this.p);
+    return this.nonAscii ? noteUtf8(utf8Text(this.buf, from, this.p), this.buf, from, this.p) : latin1Text(this.buf, from, this.p);
   }
 }

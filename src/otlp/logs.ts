@@ -60,7 +60,7 @@ function scopeLogs(r: WireReader, end: number, b: LogBatch, rej: Rejections, ri:
  */
 function logRecord(r: WireReader, end: number, b: LogBatch, rej: Rejections, ri: number, si: number, i: number): void {
   let timeLo = 0, timeHi = 0, obsLo = 0, obsHi = 0;
-  let severity = 0, severityText = '', body = '', flags = 0;
+  let severity = 0, severityText = '', body = '', flags = 0, eventName = '';
   let traceAt = 0, traceLen = 0, spanAt = 0, spanLen = 0;
   ATTRS.open(OPEN_BRACE);
   while (r.pos < end) {
@@ -101,7 +101,10 @@ function logRecord(r: WireReader, end: number, b: LogBatch, rej: Rejections, ri:
         obsLo = r.lo;
         obsHi = r.hi;
         break;
-      default: // 7 dropped count, 12 event_name (no column yet), unknown fields
+      case 98:
+        eventName = r.string(end);
+        break;
+      default: // 7 dropped count, unknown fields
         r.skip(tag & 7, end);
     }
   }
@@ -127,6 +130,7 @@ function logRecord(r: WireReader, end: number, b: LogBatch, rej: Rejections, ri:
   b.spanId.push(spanLen === 8 && !r.isZero(spanAt, 8) ? r.hex(spanAt, 8) : '');
   b.flags.push(flags);
   b.attrs.push(ATTRS.close(CLOSE_BRACE, '{}'));
+  b.eventName.push(eventName);
   b.length++;
 }
 

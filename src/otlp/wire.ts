@@ -1,4 +1,5 @@
 import { OtlpDecodeError } from './error.js';
+import { noteUtf8 } from './limits.js';
 
 /**
  * A small protobuf wire reader, written for the OTLP decoders rather than taken from protobufjs:
@@ -184,7 +185,7 @@ export class WireReader {
 
   string(end: number): string {
     const e = this.lenEnd(end);
-    const s = e === this.pos ? '' : utf8Text(this.buf, this.pos, e);
+    const s = e === this.pos ? '' : noteUtf8(utf8Text(this.buf, this.pos, e), this.buf, this.pos, e);
     this.pos = e;
     return s;
   }

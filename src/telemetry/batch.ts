@@ -59,6 +59,8 @@ export interface LogBatch extends ResourceColumns {
   spanId: string[];
   flags: number[];
   attrs: string[];
+  /** LogRecord.event_name (OTLP 1.5): names the event a record is; '' for plain logs. */
+  eventName: string[];
 }
 
 export type MetricType = 'gauge' | 'sum' | 'histogram' | 'exp_histogram' | 'summary';
@@ -110,7 +112,7 @@ export function emptyLogBatch(): LogBatch {
     ...resourceColumns(),
     length: 0,
     timeUs: [], observedTimeUs: [], severityNumber: [], severityText: [], body: [],
-    traceId: [], spanId: [], flags: [], attrs: [],
+    traceId: [], spanId: [], flags: [], attrs: [], eventName: [],
   };
 }
 

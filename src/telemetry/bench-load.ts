@@ -185,5 +185,6 @@ function pushLog(b: LogBatch, random: () => number, atUs: number, service: strin
   b.resourceAttrs.push(resourceOf(service, version));
   b.scopeName.push('pino'); b.scopeVersion.push('9.0.0');
   b.attrs.push(`{"logger":"${service}","thread.id":${n % 16}}`);
+  b.eventName.push('');
   b.length++;
 }

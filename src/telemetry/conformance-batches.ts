@@ -18,7 +18,7 @@ export interface SpanInput {
 export interface LogInput {
   timeUs: number; observedTimeUs?: number; severityNumber?: number; severityText?: string; body?: string;
   traceId?: string; spanId?: string; flags?: number; service?: string; version?: string; environment?: string;
-  resourceAttrs?: Record<string, unknown>; scopeName?: string; attrs?: Record<string, unknown>;
+  resourceAttrs?: Record<string, unknown>; scopeName?: string; attrs?: Record<string, unknown>; eventName?: string;
 }
 
 export interface MetricInput {
@@ -76,6 +76,7 @@ export function logBatch(rows: LogInput[]): LogBatch {
     b.spanId.push(r.spanId ?? '');
     b.flags.push(r.flags ?? 0);
     b.attrs.push(JSON.stringify(r.attrs ?? {}));
+    b.eventName.push(r.eventName ?? '');
     b.length++;
   }
   return b;

@@ -150,6 +150,7 @@ function logRow(r: Row, res: ResourceInfo | undefined): LogRow {
     resourceAttrs: parseJson(res?.attrs, {}),
     scopeName: res?.scopeName ?? '',
     attrs: parseJson(r.attrs, {}),
+    eventName: str(r.event_name),
   };
 }
 
@@ -165,6 +166,7 @@ export async function searchLogs(sql: SqlRunner, resources: ResourceLookup, q: L
     base.q = q.q;
   }
   if (q.service !== undefined) { filters.push('service = $service'); base.service = q.service; }
+  if (q.eventName !== undefined) { filters.push('event_name = $eventName'); base.eventName = q.eventName; }
   if (q.minSeverity !== undefined) { filters.push('severity_number >= $sev'); base.sev = Math.floor(q.minSeverity); }
   if (q.traceId !== undefined) {
     const id = traceIdParam(q.traceId);

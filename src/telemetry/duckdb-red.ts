@@ -62,9 +62,9 @@ export async function red(sql: SqlRunner, buffer: RollupBuffer, q: RedQuery): Pr
   const level = stepS % 60 === 0 ? 'minute' : 'second';
   const table = `rollup_${level}`;
   const params: SqlParams = { step: stepUs, lo: first, hi: end };
-  const where = `period_us >= $lo::BIGINT AND period_us < $hi::BIGINT AND ${seriesWhere(q, params)}`;
-  const [result, buffered] = await consistently(buffer, () => sql.result(`SELECT (period_us // $step::BIGINT) * $step::BIGINT AS g,
-    ${ROLLUP_COLUMNS} FROM ${table} WHERE ${where}`, params), () => buffer.buffered(level, first, end));
+  const where = `period_us >= $lo::BIGINT AND period_us < $hi::BIGINT AND flush_id <= $fid::BIGINT AND ${seriesWhere(q, params)}`;
+  const [result, buffered] = await consistently(buffer, (fid) => sql.result(`SELECT (period_us // $step::BIGINT) * $step::BIGINT AS g,
+    ${ROLLUP_COLUMNS} FROM ${table} WHERE ${where}`, { ...params, fid }), () => buffer.buffered(level, first, end));
   const match = seriesMatch(q);
   const extra = buffered.filter(match).map((r): [number, RollupRow] => [Math.floor(r.periodUs / stepUs) * stepUs, r]);
   const merged = mergeRollupResult(result, (chunk, rows) => int64s(chunk, 0, rows), extra);
@@ -74,15 +74,19 @@ export async function red(sql: SqlRunner, buffer: RollupBuffer, q: RedQuery): Pr
 }
 
 /**
- * Runs `query` and takes `snapshot` of the buffer with no flush in between (a flush moves rows
- * from the buffer to storage: straddling one would count them twice or not at all).
+ * Takes `snapshot` of the buffer and runs `query` over the rollup rows of flushes up to the
+ * buffer's flush id at that moment (`flush_id <= $fid`): the buffer holds exactly what those
+ * flushes lack, so every span is counted once whenever a flush commits meanwhile (its rows carry
+ * a higher id; the buffer keeps them until it has committed). Only retention, which deletes
+ * persisted rows and drops buffered ones, makes a read that spanned it retry.
  */
-async function consistently<Q, B>(buffer: RollupBuffer, query: () => Promise<Q>, snapshot: () => B): Promise<[Q, B]> {
+async function consistently<Q, B>(buffer: RollupBuffer, query: (fid: number) => Promise<Q>, snapshot: () => B): Promise<[Q, B]> {
   for (let attempt = 0; ; attempt++) {
-    const generation = buffer.generation;
+    const epoch = buffer.epoch;
+    const fid = buffer.flushId;
     const b = snapshot();
-    const q = await query();
-    if (buffer.generation === generation || attempt === 3) return [q, b];
+    const q = await query(fid);
+    if (buffer.epoch === epoch || attempt === 3) return [q, b];
   }
 }
 
@@ -98,15 +102,15 @@ export async function services(sql: SqlRunner, buffer: RollupBuffer, fromUs: num
   const unit = minutes ? 60 * US : US;
   const table = minutes ? 'rollup_minute' : 'rollup_second';
   const params: SqlParams = { lo: Math.floor(fromUs / unit) * unit, hi: toUs };
-  const where = 'all_operations AND period_us >= $lo::BIGINT AND period_us < $hi::BIGINT';
+  const where = 'all_operations AND period_us >= $lo::BIGINT AND period_us < $hi::BIGINT AND flush_id <= $fid::BIGINT';
   // Last seen to the second from the last hour of seconds; older sightings to the minute.
   const recent: SqlParams = { lo: Math.max(params.lo as number, toUs - 3600 * US), hi: toUs };
-  const [[labels, bins, seen], [allBuffered, bufferedSeconds]] = await consistently(buffer, () => Promise.all([
+  const [[labels, bins, seen], [allBuffered, bufferedSeconds]] = await consistently(buffer, (fid) => Promise.all([
     sql.rows(`SELECT service, list(DISTINCT version ORDER BY version) AS versions,
       list(DISTINCT environment ORDER BY environment) AS environments, max(period_us) AS last
-      FROM ${table} WHERE ${where} GROUP BY service`, params),
-    sql.result(`SELECT service, ${ROLLUP_COLUMNS} FROM ${table} WHERE ${where}`, params),
-    sql.rows(`SELECT service, max(period_us) AS last FROM rollup_second WHERE ${where} GROUP BY service`, recent),
+      FROM ${table} WHERE ${where} GROUP BY service`, { ...params, fid }),
+    sql.result(`SELECT service, ${ROLLUP_COLUMNS} FROM ${table} WHERE ${where}`, { ...params, fid }),
+    sql.rows(`SELECT service, max(period_us) AS last FROM rollup_second WHERE ${where} GROUP BY service`, { ...recent, fid }),
   ]), () => [buffer.buffered(minutes ? 'minute' : 'second', params.lo as number, toUs), buffer.buffered('second', toUs - 3600 * US, toUs)]);
   const buffered = allBuffered.filter((r) => r.allOperations);
   const merged = mergeRollupResult(bins, strings, buffered.map((r): [string, RollupRow] => [r.service, r]));
@@ -147,9 +151,9 @@ export async function operationRollups(
 ): Promise<RollupRow[]> {
   if (toUs <= fromUs || limit <= 0) return [];
   const params: SqlParams = { lo: fromUs, hi: toUs, limit };
-  const [rows, buffered] = await consistently(buffer, () => sql.rows(`SELECT period_us, service, operation, version, environment,
+  const [rows, buffered] = await consistently(buffer, (fid) => sql.rows(`SELECT period_us, service, operation, version, environment,
     ${ROLLUP_COLUMNS} FROM rollup_${level} WHERE NOT all_operations AND period_us >= $lo::BIGINT AND period_us < $hi::BIGINT
-    ORDER BY period_us DESC LIMIT $limit::BIGINT`, params), () => buffer.buffered(level, fromUs, toUs));
+    AND flush_id <= $fid::BIGINT ORDER BY period_us DESC LIMIT $limit::BIGINT`, { ...params, fid }), () => buffer.buffered(level, fromUs, toUs));
   const out: RollupRow[] = buffered.filter((r) => !r.allOperations);
   for (const r of rows) {
     if (out.length >= limit) break;

@@ -49,6 +49,8 @@ export const LOG_COLUMNS: readonly ColumnSpec[] = [
   { name: 'environment', kind: 'strLow', field: 'environment' },
   { name: 'resource_id', kind: 'words64', field: 'resourceId' },
   { name: 'attrs', kind: 'str', field: 'attrs' },
+  /** Last: data dirs from before it get it by ALTER TABLE (SCHEMA_DDL), appended in this order. */
+  { name: 'event_name', kind: 'strLow', field: 'eventName' },
 ];
 
 export const METRIC_COLUMNS: readonly ColumnSpec[] = [
@@ -85,6 +87,8 @@ export const ROLLUP_COLUMNS: readonly ColumnSpec[] = [
   { name: 'errors', kind: 'i64', field: 'errors' },
   { name: 'keys', kind: 'i16list', field: 'keys' },
   { name: 'counts', kind: 'i32list', field: 'counts' },
+  /** The flush that wrote the row (RollupBuffer.flushId); 0 for rows of databases before it. */
+  { name: 'flush_id', kind: 'i64', field: 'flushId' },
 ];
 
 const rollupDdl = (table: string): string => `CREATE TABLE IF NOT EXISTS ${table} (${columnDdl(ROLLUP_COLUMNS)})`;
@@ -99,12 +103,17 @@ export const BLOOM_COLUMNS: readonly ColumnSpec[] = [
 export const SCHEMA_DDL: readonly string[] = [
   `CREATE TABLE IF NOT EXISTS spans (${columnDdl(SPAN_COLUMNS)})`,
   `CREATE TABLE IF NOT EXISTS logs (${columnDdl(LOG_COLUMNS)})`,
+  // Migration: logs of data dirs created before LogRecord.event_name was stored.
+  `ALTER TABLE logs ADD COLUMN IF NOT EXISTS event_name VARCHAR DEFAULT ''`,
   `CREATE TABLE IF NOT EXISTS metric_points (${columnDdl(METRIC_COLUMNS)})`,
   `CREATE TABLE IF NOT EXISTS resources (resource_id UBIGINT PRIMARY KEY, attrs VARCHAR, scope_name VARCHAR, scope_version VARCHAR)`,
   // Per-second and per-minute rows of the same shape; a period may hold several partial rows
   // (late spans) that queries merge with GROUP BY.
   rollupDdl('rollup_second'),
   rollupDdl('rollup_minute'),
+  // Databases from before flush ids: their rows belong to flush 0, committed long ago.
+  'ALTER TABLE rollup_second ADD COLUMN IF NOT EXISTS flush_id BIGINT DEFAULT 0',
+  'ALTER TABLE rollup_minute ADD COLUMN IF NOT EXISTS flush_id BIGINT DEFAULT 0',
   `CREATE TABLE IF NOT EXISTS trace_blooms (${columnDdl(BLOOM_COLUMNS)})`,
   `CREATE TABLE IF NOT EXISTS telemetry_meta (key VARCHAR PRIMARY KEY, value BIGINT)`,
   // Written by load transactions only (telemetry_meta is the rollup flush's, which may run at once).
@@ -115,5 +124,7 @@ export const SCHEMA_DDL: readonly string[] = [
 export const META_SECOND_WM = 'rollup_second_watermark';
 export const META_MINUTE_WM = 'rollup_minute_watermark';
 export const META_FLUSHED_SEQ = 'rollup_flushed_ingest_us';
+/** Id of the last committed rollup flush (its rows carry it in `flush_id`). */
+export const META_FLUSH_ID = 'rollup_flush_id';
 /** With an ingest log: the log position (LSN) whose records DuckDB holds. */
 export const META_LOG_LSN = 'ingest_log_loaded_lsn';

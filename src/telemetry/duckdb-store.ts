@@ -15,7 +15,9 @@
  * queries merge). RED queries add the buffered rollups, so they see data as soon as it commits. A flush commits its rows together with the watermark (second Ws, minute Wm,
  * last ingest time S). Invariant: persisted rollups hold exactly the spans with
  * ingested_us ≤ S and start < W. So after a crash, open() replays precisely the spans with
- * start ≥ W or ingested_us > S — no loss, no double count.
+ * start ≥ W or ingested_us > S — no loss, no double count. Flushes run one at a time and take
+ * what they persist out of the buffers (rows accepted meanwhile stay); readers pair the buffers
+ * with the persisted rows of the flushes committed so far (`flush_id`), see telemetry/README.md.
  */
 import { DuckDBInstance, type DuckDBConnection, type DuckDBDataChunk } from '@duckdb/node-api';
 import { availableParallelism } from 'node:os';
@@ -27,7 +29,7 @@ import { operationRollups, red, services } from './duckdb-red.js';
 import { getTrace, searchLogs, searchTraces } from './duckdb-queries.js';
 import { queryMetric } from './duckdb-metrics.js';
 import {
-  LOG_COLUMNS, META_FLUSHED_SEQ, META_LOG_LSN, META_MINUTE_WM, META_SECOND_WM, METRIC_COLUMNS, SCHEMA_DDL, SPAN_COLUMNS,
+  LOG_COLUMNS, META_FLUSH_ID, META_FLUSHED_SEQ, META_LOG_LSN, META_MINUTE_WM, META_SECOND_WM, METRIC_COLUMNS, SCHEMA_DDL, SPAN_COLUMNS,
 } from './duckdb-schema.js';
 import { ReadPool, ResourceLookup, hexId, num, str, type SqlParams } from './duckdb-sql.js';
 import { ResourceRegistry, type ResourceEntry } from './resource-registry.js';
@@ -41,6 +43,7 @@ import type {
 import { BloomFilter, TraceIndex } from './trace-index.js';
 import { WriteGate } from './write-gate.js';
 import { LoggedIngest, type IngestLogOptions, type PendingRows } from './logged-ingest.js';
+import { SpanFloor, type TelemetryLog } from './span-floor.js';
 
 export interface DuckDbStoreOptions {
   /** Database file (e.g. `<data-dir>/telemetry.duckdb`). */
@@ -60,6 +63,16 @@ export interface DuckDbStoreOptions {
    * transactions (logged-ingest.ts). Without it, append() resolves after its DuckDB COMMIT.
    */
   ingestLog?: IngestLogOptions;
+  /** Where dropped spans and failed rollup flushes are reported (pino's Logger fits). */
+  log?: TelemetryLog;
+}
+
+/** What the store dropped or failed to persist so far (nothing of it is silent: each is logged). */
+export interface TelemetryStoreIntegrity {
+  /** Spans dropped at ingest because they start before the last retention cutoff (span-floor.ts). */
+  spansDroppedOlderThanRetention: number;
+  /** Rollup / trace index flushes that failed (their rows stay buffered and are retried). */
+  flushFailures: number;
 }
 
 /** One committed append's batches (see onCommittedBatches). */
@@ -134,6 +147,11 @@ export class DuckDbTelemetryStore implements TelemetryStore {
   private readonly nowUs: () => number;
   /** The last background flush failure (it is retried on the next tick). */
   lastFlushError: unknown;
+  private flushFailures = 0;
+  /** Flushes run one after another: the chain's tail, and how many wait or run. */
+  private flushTail: Promise<void> = Promise.resolve();
+  private flushesQueued = 0;
+  private readonly floor: SpanFloor;
 
   private readonly opts: DuckDbStoreOptions;
 
@@ -142,6 +160,12 @@ export class DuckDbTelemetryStore implements TelemetryStore {
     this.opts = typeof pathOrOptions === 'string' ? { path: pathOrOptions } : pathOrOptions;
     this.path = this.opts.path === ':memory:' ? this.opts.path : resolve(this.opts.path);
     this.nowUs = this.opts.nowUs ?? (() => Date.now() * 1000);
+    this.floor = new SpanFloor(this.opts.log);
+  }
+
+  /** Counters of what was dropped or failed (see TelemetryStoreIntegrity). */
+  integrity(): TelemetryStoreIntegrity {
+    return { spansDroppedOlderThanRetention: this.floor.dropped, flushFailures: this.flushFailures };
   }
 
   async open(): Promise<void> {
@@ -189,6 +213,7 @@ export class DuckDbTelemetryStore implements TelemetryStore {
       if (r.key === META_SECOND_WM) this.wm.second = v;
       else if (r.key === META_MINUTE_WM) this.wm.minute = v;
       else if (r.key === META_FLUSHED_SEQ) this.wm.seq = v;
+      else if (r.key === META_FLUSH_ID) this.rollups.flushId = v;
     }
     this.traces.load((await sql.rows('SELECT minute_us, hashes, bits FROM trace_blooms')).map((r) => ({
       minuteUs: num(r.minute_us),
@@ -247,7 +272,8 @@ export class DuckDbTelemetryStore implements TelemetryStore {
     });
   }
 
-  private async appendAt(w: WriteConnection, seq: number, spans: SpanBatch[], logs: LogBatch[], metrics: MetricBatch[]): Promise<void> {
+  private async appendAt(w: WriteConnection, seq: number, allSpans: SpanBatch[], logs: LogBatch[], metrics: MetricBatch[]): Promise<void> {
+    const spans = this.floor.apply(allSpans);
     const fresh = new Map<string, ResourceEntry>();
     const spanSrc = this.rowSources(spans, fresh, seq), logSrc = this.rowSources(logs, fresh, seq);
     const metricSrc = this.rowSources(metrics, fresh, seq);
@@ -268,6 +294,7 @@ export class DuckDbTelemetryStore implements TelemetryStore {
    */
   private accept(p: PendingRows<PreparedRows>): PreparedRows {
     this.acceptedSeq = p.seq;
+    p.spans = this.floor.apply(p.spans);
     this.stored(p.spans, p.logs, p.metrics, p.seq);
     return this.prepare(p);
   }
@@ -439,25 +466,40 @@ export class DuckDbTelemetryStore implements TelemetryStore {
    * the grace.
    */
   flush(): Promise<void> {
-    return this.rollupTask((w) => this.flushRollups(w, true));
+    return this.runFlush(true, false);
   }
 
   private tick(): void {
-    if (!this.gate) return;
-    this.rollupTask((w) => this.flushRollups(w, false)).then(
-      () => { this.lastFlushError = undefined; },
-      (e: unknown) => { this.lastFlushError = e; },
-    );
+    // A flush still waiting or running (a slow commit) is not joined by another one.
+    if (!this.gate || this.flushesQueued > 0) return;
+    this.runFlush(false, false).catch(() => undefined);
   }
 
   /**
-   * Runs a rollup flush. Without a log it runs exclusively, so every append that took an ingest
+   * Queues a rollup flush behind the previous one: two flushes at once would both persist what
+   * the buffers hold. Without a log it runs exclusively, so every append that took an ingest
    * time has reached the buffers. With one, `acceptedSeq` already says what the buffers hold, and
    * a load session may keep its transaction open for seconds: the flush takes the other write
    * connection (its tables and its row of `telemetry_meta` are not the load's).
    */
-  private rollupTask(fn: (w: WriteConnection) => Promise<void>): Promise<void> {
-    return this.logged ? this.writes.shared(fn) : this.writes.exclusive(fn);
+  private runFlush(all: boolean, exclusive: boolean): Promise<void> {
+    this.flushesQueued++;
+    const run = this.flushTail.then(() => (this.logged && !exclusive ? this.writes.shared((w) => this.flushRollups(w, all))
+      : this.writes.exclusive((w) => this.flushRollups(w, all))));
+    this.flushTail = run.then(
+      () => {
+        if (this.lastFlushError !== undefined) this.opts.log?.warn({ flushFailures: this.flushFailures }, 'telemetry: rollup flushes work again');
+        this.lastFlushError = undefined;
+      },
+      (err: unknown) => {
+        this.flushFailures++;
+        if (this.lastFlushError === undefined) {
+          this.opts.log?.error({ err, flushFailures: this.flushFailures }, 'telemetry: rollup flush failed; its rows stay buffered and are retried');
+        }
+        this.lastFlushError = err;
+      },
+    ).finally(() => { this.flushesQueued--; });
+    return run;
   }
 
   private async flushRollups(w: WriteConnection, all: boolean): Promise<void> {
@@ -471,22 +513,35 @@ export class DuckDbTelemetryStore implements TelemetryStore {
       second = Math.max(second, Math.floor(now / US) + 1);
       minute = Math.max(minute, Math.floor(now / MIN_US) + 1);
     }
-    const rows = this.rollups.peek(second, minute);
-    const blooms = this.traces.peek(minute);
-    if (rows.seconds.length + rows.minutes.length + blooms.length === 0) return;
+    // Taken out of the buffers together with the ingest time they cover (no await in between):
+    // rows accepted while this flush commits go to fresh accumulators and stay buffered.
     // With a log, a group between taking its ingest time and being accepted is not in the buffers.
     const seq = this.logged ? this.acceptedSeq : this.lastSeq;
-    await w.transaction(async () => {
-      await w.insertRollups('rollup_second', rows.seconds);
-      await w.insertRollups('rollup_minute', rows.minutes);
-      await w.insertBlooms(blooms);
-      await w.con.run(`INSERT OR REPLACE INTO telemetry_meta VALUES
-        ('${META_SECOND_WM}', $s::BIGINT), ('${META_MINUTE_WM}', $m::BIGINT), ('${META_FLUSHED_SEQ}', $q::BIGINT)`,
-      { s: second, m: minute, q: seq });
-    });
+    const rows = this.rollups.take(second, minute);
+    const blooms = this.traces.take(minute);
+    if (rows.seconds.length + rows.minutes.length + blooms.length === 0) {
+      this.rollups.restore(); // nothing taken: no transaction, no new flush id
+      this.traces.restore();
+      return;
+    }
+    const flushId = this.rollups.flushId + 1;
+    try {
+      await w.transaction(async () => {
+        await w.insertRollups('rollup_second', rows.seconds, flushId);
+        await w.insertRollups('rollup_minute', rows.minutes, flushId);
+        await w.insertBlooms(blooms);
+        await w.con.run(`INSERT OR REPLACE INTO telemetry_meta VALUES ('${META_SECOND_WM}', $s::BIGINT),
+          ('${META_MINUTE_WM}', $m::BIGINT), ('${META_FLUSHED_SEQ}', $q::BIGINT), ('${META_FLUSH_ID}', $f::BIGINT)`,
+        { s: second, m: minute, q: seq, f: flushId });
+      });
+    } catch (e) {
+      this.rollups.restore();
+      this.traces.restore();
+      throw e;
+    }
     this.wm = { second, minute, seq };
-    this.rollups.drop(second, minute);
-    this.traces.drop(minute, blooms);
+    this.rollups.committed();
+    this.traces.committed(blooms);
     const flushed = rows.seconds.filter((r) => !r.allOperations).map(rollupSecondOf);
     if (flushed.length > 0) {
       for (const l of this.listeners) {
@@ -545,6 +600,10 @@ export class DuckDbTelemetryStore implements TelemetryStore {
 
   async dropBefore(signal: Signal, cutoffUs: number): Promise<number> {
     const day = Math.floor(cutoffUs / DAY_US) * DAY_US;
+    // From now on spans of the days about to go are dropped where rows are accepted: one
+    // accepted meanwhile would be loaded after the DELETE, stored but neither rolled up nor
+    // indexed (span-floor.ts). Everything accepted before is loaded first, then deleted.
+    if (signal === 'spans') this.floor.raise(day);
     await this.visible();
     return this.writes.exclusive(async (w) => {
       const con = w.con;
@@ -571,7 +630,7 @@ export class DuckDbTelemetryStore implements TelemetryStore {
     this.timer = undefined;
     try {
       await this.logged?.close();
-      await this.writes.exclusive((w) => this.flushRollups(w, true));
+      await this.runFlush(true, true);
     } finally {
       this.release();
     }

@@ -63,8 +63,9 @@ export class WriteConnection {
     return a;
   }
 
-  async insertRollups(table: string, rows: RollupRow[]): Promise<void> {
-    await this.append(table, ROLLUP_COLUMNS, [columns(rows, ROLLUP_COLUMNS)]);
+  /** Rollup rows of the flush `flushId` (every row carries it). */
+  async insertRollups(table: string, rows: RollupRow[], flushId: number): Promise<void> {
+    await this.append(table, ROLLUP_COLUMNS, [columns(rows.map((r) => ({ ...r, flushId })), ROLLUP_COLUMNS)]);
   }
 
   async insertBlooms(rows: BloomRow[]): Promise<void> {

@@ -5,7 +5,8 @@
  * kept too, so service-level charts merge one series per version instead of one per operation.
  *
  * The buffer only aggregates; the store decides when a period is closed, persists it
- * (`peek` → commit → `drop`) and rebuilds the buffer from raw spans after a crash.
+ * (`take` → commit → `committed`, or `restore` on failure) and rebuilds the buffer from raw spans
+ * after a crash.
  */
 import type { SpanBatch } from './batch.js';
 import { LatencySketch, sketchKey } from './sketch.js';
@@ -166,8 +167,24 @@ function aggregateBatch(b: SpanBatch, keep?: (i: number) => boolean): Map<number
 
 export class RollupBuffer {
   /** Second and minute numbers since the epoch → series accumulators not yet persisted. */
-  private readonly seconds = new Map<number, Period>();
-  private readonly minutes = new Map<number, Period>();
+  private seconds = new Map<number, Period>();
+  private minutes = new Map<number, Period>();
+  /**
+   * What the running flush took (`take`): out of the maps above, so spans added meanwhile — late
+   * ones for the same periods included — land in fresh accumulators that the flush never drops.
+   * Still buffered for readers until `committed()`; merged back by `restore()` if the flush fails.
+   */
+  private inFlight: { seconds: Map<number, Period>; minutes: Map<number, Period> } | undefined;
+
+  /**
+   * Id of the last committed flush. Persisted rollup rows carry the id of the flush that wrote
+   * them, and the buffer (with what a running flush took) holds exactly the spans of no
+   * committed flush: persisted rows with `flush_id <= flushId` plus `buffered()`, both read at the
+   * same `flushId`, count every span once, whenever the flush's COMMIT lands in between.
+   */
+  flushId = 0;
+  /** Changes when retention drops buffered periods (a read spanning it retries). */
+  epoch = 0;
 
   /**
    * Adds the entry spans of a batch. `levels` limits which resolutions receive each span
@@ -193,46 +210,71 @@ export class RollupBuffer {
     return perSecond;
   }
 
-  /** Rows of every second < `secondBelow` and minute < `minuteBelow` (left in the buffer). */
-  peek(secondBelow: number, minuteBelow: number): { seconds: RollupRow[]; minutes: RollupRow[] } {
-    const collect = (m: Map<number, Period>, below: number, unitUs: number): RollupRow[] => {
-      const rows: RollupRow[] = [];
-      for (const [p, period] of m) {
-        if (p < below) for (const acc of period.values()) rows.push(toRow(p * unitUs, acc));
-      }
-      return rows.sort((a, b) => a.periodUs - b.periodUs);
+  /**
+   * Takes every second < `secondBelow` and minute < `minuteBelow` out of the buffer for a flush
+   * and returns their rows. One flush at a time: the caller then calls `committed()` after its
+   * COMMIT, or `restore()` if it failed.
+   */
+  take(secondBelow: number, minuteBelow: number): { seconds: RollupRow[]; minutes: RollupRow[] } {
+    if (this.inFlight) throw new Error('a rollup flush is already running');
+    const detach = (m: Map<number, Period>, below: number): Map<number, Period> => {
+      const out = new Map<number, Period>();
+      for (const [p, period] of m) if (p < below) out.set(p, period);
+      for (const p of out.keys()) m.delete(p);
+      return out;
     };
-    return { seconds: collect(this.seconds, secondBelow, US_PER_S), minutes: collect(this.minutes, minuteBelow, 60 * US_PER_S) };
+    this.inFlight = { seconds: detach(this.seconds, secondBelow), minutes: detach(this.minutes, minuteBelow) };
+    return { seconds: rowsOf(this.inFlight.seconds, US_PER_S), minutes: rowsOf(this.inFlight.minutes, 60 * US_PER_S) };
+  }
+
+  /** The running flush committed: what it took is persisted (with flush id `flushId + 1`). */
+  committed(): void {
+    this.inFlight = undefined;
+    this.flushId++;
+  }
+
+  /** The running flush failed: what it took goes back into the buffer. */
+  restore(): void {
+    const f = this.inFlight;
+    if (!f) return;
+    this.inFlight = undefined;
+    for (const [target, src] of [[this.seconds, f.seconds], [this.minutes, f.minutes]] as const) {
+      for (const [p, period] of src) for (const [key, acc] of period) mergePeriod(target, p, key, acc, acc.allOperations);
+    }
   }
 
   /**
-   * Buffered rows of one resolution whose period starts in [fromUs, toUs). They hold exactly
-   * what the persisted rows lack, so queries add them to see spans appended a moment ago.
+   * Buffered rows of one resolution whose period starts in [fromUs, toUs), what a running flush
+   * took included. They hold exactly what persisted rows with `flush_id <= flushId` lack.
    */
   buffered(level: 'second' | 'minute', fromUs: number, toUs: number): RollupRow[] {
     const unit = level === 'second' ? US_PER_S : 60 * US_PER_S;
     const rows: RollupRow[] = [];
-    for (const [p, period] of level === 'second' ? this.seconds : this.minutes) {
-      const t = p * unit;
-      if (t >= fromUs && t < toUs) for (const acc of period.values()) rows.push(toRow(t, acc));
+    for (const m of [level === 'second' ? this.seconds : this.minutes, level === 'second' ? this.inFlight?.seconds : this.inFlight?.minutes]) {
+      if (!m) continue;
+      for (const [p, period] of m) {
+        const t = p * unit;
+        if (t >= fromUs && t < toUs) for (const acc of period.values()) rows.push(toRow(t, acc));
+      }
     }
     return rows;
   }
 
-  /** Changes whenever buffered rows move to storage (a query spanning a change retries). */
-  generation = 0;
-
-  /** Forgets what `peek` returned once it is committed. */
-  drop(secondBelow: number, minuteBelow: number): void {
-    this.generation++;
-    for (const p of [...this.seconds.keys()]) if (p < secondBelow) this.seconds.delete(p);
-    for (const p of [...this.minutes.keys()]) if (p < minuteBelow) this.minutes.delete(p);
-  }
-
   /** Drops buffered periods before `us` (their spans were deleted by retention). */
   forgetBefore(us: number): void {
-    this.generation++;
-    for (const p of [...this.seconds.keys()]) if (p * US_PER_S < us) this.seconds.delete(p);
-    for (const p of [...this.minutes.keys()]) if (p * 60 * US_PER_S < us) this.minutes.delete(p);
+    this.epoch++;
+    const forget = (m: Map<number, Period> | undefined, unit: number): void => {
+      if (m) for (const p of [...m.keys()]) if (p * unit < us) m.delete(p);
+    };
+    forget(this.seconds, US_PER_S);
+    forget(this.minutes, 60 * US_PER_S);
+    forget(this.inFlight?.seconds, US_PER_S);
+    forget(this.inFlight?.minutes, 60 * US_PER_S);
   }
+}
+
+function rowsOf(m: Map<number, Period>, unitUs: number): RollupRow[] {
+  const rows: RollupRow[] = [];
+  for (const [p, period] of m) for (const acc of period.values()) rows.push(toRow(p * unitUs, acc));
+  return rows.sort((a, b) => a.periodUs - b.periodUs);
 }

@@ -51,8 +51,8 @@ describe('TraceIndex', () => {
     const ids = Array.from({ length: 20_000 }, (_, i) => (BigInt(i + 1) * 0x9e3779b97f4a7c15n).toString(16).padStart(32, '0').slice(-32));
     const minute = (i: number): number => (i % 30) * 60_000_000;
     index.add(ids, ids.map((_, i) => minute(i) + 5), ids.length);
-    const committed = index.peek(20); // minutes 0..19 become filters, 20..29 stay open lists
-    index.drop(20, committed);
+    const committed = index.take(20); // minutes 0..19 become filters, 20..29 stay open lists
+    index.committed(committed);
     expect(committed).toHaveLength(20);
     let falsePositives = 0;
     for (let i = 0; i < ids.length; i += 7) {

@@ -67,6 +67,8 @@ export interface LogRow {
   resourceAttrs: Record<string, unknown>;
   scopeName: string;
   attrs: Record<string, unknown>;
+  /** LogRecord.event_name; '' for plain logs. */
+  eventName: string;
 }
 
 export interface TraceQuery {
@@ -99,6 +101,8 @@ export interface LogQuery {
   /** Minimum severity number (e.g. 17 = ERROR). */
   minSeverity?: number;
   traceId?: string;
+  /** Exact LogRecord.event_name. */
+  eventName?: string;
   /** Exact matches on record attributes (string comparison of the attribute's value). */
   attrs?: Record<string, string>;
   fromUs: number;

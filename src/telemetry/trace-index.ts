@@ -122,7 +122,13 @@ export interface BloomRow {
 }
 
 export class TraceIndex {
-  private readonly open = new Map<number, HashList>();
+  private open = new Map<number, HashList>();
+  /**
+   * Minutes a running flush took (`take`): out of `open`, so spans added meanwhile go to fresh
+   * lists that the flush does not drop; still searched until `committed()`, merged back by
+   * `restore()` if the flush fails.
+   */
+  private inFlight: Map<number, HashList> | undefined;
   private persisted: BloomRow[] = [];
 
   /** Indexes spans (trace id, start) whose position `keep` accepts (all when absent). */
@@ -144,17 +150,35 @@ export class TraceIndex {
     }
   }
 
-  /** Filters for every open minute < `minuteBelow` (still held until `drop`). */
-  peek(minuteBelow: number): BloomRow[] {
-    const rows: BloomRow[] = [];
-    for (const [minute, list] of this.open) if (minute < minuteBelow) rows.push({ minuteUs: minute * US_PER_MIN, filter: list.toFilter() });
-    return rows;
+  /**
+   * Takes every open minute < `minuteBelow` for a flush and returns its filters. One flush at a
+   * time: then `committed(rows)` after its COMMIT, or `restore()` if it failed.
+   */
+  take(minuteBelow: number): BloomRow[] {
+    if (this.inFlight) throw new Error('a trace index flush is already running');
+    const taken = new Map<number, HashList>();
+    for (const [minute, list] of this.open) if (minute < minuteBelow) taken.set(minute, list);
+    for (const m of taken.keys()) this.open.delete(m);
+    this.inFlight = taken;
+    return [...taken].map(([minute, list]) => ({ minuteUs: minute * US_PER_MIN, filter: list.toFilter() }));
   }
 
-  /** Moves committed filters from the open lists to the persisted set. */
-  drop(minuteBelow: number, committed: BloomRow[]): void {
-    for (const m of [...this.open.keys()]) if (m < minuteBelow) this.open.delete(m);
-    this.persisted.push(...committed);
+  /** The running flush committed `rows` (what `take` returned). */
+  committed(rows: BloomRow[]): void {
+    this.inFlight = undefined;
+    this.persisted.push(...rows);
+  }
+
+  /** The running flush failed: its minutes are open again. */
+  restore(): void {
+    const taken = this.inFlight;
+    if (!taken) return;
+    this.inFlight = undefined;
+    for (const [minute, list] of taken) {
+      const now = this.open.get(minute);
+      if (now) for (let i = 0; i < now.size; i++) list.push(now.data[2 * i], now.data[2 * i + 1]);
+      this.open.set(minute, list);
+    }
   }
 
   load(rows: BloomRow[]): void {
@@ -163,7 +187,9 @@ export class TraceIndex {
 
   forgetBefore(minuteUs: number): void {
     this.persisted = this.persisted.filter((r) => r.minuteUs >= minuteUs);
-    for (const m of [...this.open.keys()]) if (m * US_PER_MIN < minuteUs) this.open.delete(m);
+    for (const m of [this.open, this.inFlight]) {
+      if (m) for (const minute of [...m.keys()]) if (minute * US_PER_MIN < minuteUs) m.delete(minute);
+    }
   }
 
   /**
@@ -176,9 +202,12 @@ export class TraceIndex {
     for (const r of this.persisted) {
       if (r.minuteUs >= fromUs - US_PER_MIN && r.minuteUs < toUs && r.filter.has(h1, h2)) out.add(r.minuteUs);
     }
-    for (const [minute, list] of this.open) {
-      const m = minute * US_PER_MIN;
-      if (m >= fromUs - US_PER_MIN && m < toUs && list.has(h1, h2)) out.add(m);
+    for (const m of [this.open, this.inFlight]) {
+      if (!m) continue;
+      for (const [minute, list] of m) {
+        const t = minute * US_PER_MIN;
+        if (t >= fromUs - US_PER_MIN && t < toUs && list.has(h1, h2)) out.add(t);
+      }
     }
     return [...out].sort((a, b) => a - b);
   }

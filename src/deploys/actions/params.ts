@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { AppError } from '../../core/app-error.js';
+import { compilePattern, patternProblem } from '../../core/pattern.js';
 
 export type ParamValue = string | number | boolean;
 export type ParamValues = Record<string, ParamValue>;
@@ -19,7 +20,7 @@ export const paramSpecSchema = z.strictObject({
   description: z.string().optional(),
   required: z.boolean().default(false),
   default: scalar.optional(),
-  /** string: a regular expression the whole value must match (anchored for you). */
+  /** string: a pattern the whole value must match (anchored for you; the linear-time subset of src/core/pattern.ts). */
   pattern: z.string().optional(),
   /** enum: the allowed values. */
   values: z.array(z.string().min(1)).min(1).optional(),
@@ -33,11 +34,8 @@ export const paramSpecSchema = z.strictObject({
   if (p.type !== 'enum' && p.values !== undefined) ctx.addIssue({ code: 'custom', message: '`values` is only for type enum' });
   if (p.pattern !== undefined) {
     if (p.type !== 'string') ctx.addIssue({ code: 'custom', message: '`pattern` is only for type string' });
-    try {
-      new RegExp(p.pattern, 'u');
-    } catch (err) {
-      ctx.addIssue({ code: 'custom', message: `pattern is not a valid regular expression: ${(err as Error).message}` });
-    }
+    const problem = patternProblem(p.pattern, { whole: true });
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `unsupported pattern: ${problem}` });
   }
   if ((p.min !== undefined || p.max !== undefined) && p.type !== 'int') ctx.addIssue({ code: 'custom', message: '`min`/`max` are only for type int' });
   if (p.default !== undefined && p.required) ctx.addIssue({ code: 'custom', message: 'a parameter with a default cannot be required' });
@@ -89,7 +87,7 @@ function coerce(spec: ParamSpec, raw: unknown): { value: ParamValue } | { error:
       if (raw.length > max) return { error: `longer than ${max} characters (${raw.length})` };
       // NUL cannot travel in an argv element or an environment variable.
       if (raw.includes('\0')) return { error: 'contains a NUL character' };
-      if (spec.pattern !== undefined && !new RegExp(`^(?:${spec.pattern})$`, 'u').test(raw)) return { error: `${show(raw)} does not match pattern ${spec.pattern}` };
+      if (spec.pattern !== undefined && !compilePattern(spec.pattern, { whole: true }).test(raw)) return { error: `${show(raw)} does not match pattern ${spec.pattern}` };
       return { value: raw };
     }
   }

@@ -7,6 +7,7 @@ import { badRequest, unauthorized } from '../../core/app-error.js';
 import type { ActionDefinition } from './definitions.js';
 import { parseBody } from '../../core/parse-body.js';
 import type { ActionService, Actor } from './service.js';
+import { seesDetail, withoutDetail } from '../../http/redact.js';
 
 type IdParams = FastifyRequest<{ Params: { id: string } }>;
 type NameParams = FastifyRequest<{ Params: { name: string } }>;
@@ -43,9 +44,13 @@ export function registerActionRoutes(api: FastifyInstance, actions: ActionServic
     const q = req.query as Record<string, string | undefined>;
     const limit = q.limit === undefined ? 100 : Number(q.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw badRequest(`parameter 'limit': expected an integer from 1 to 1000`);
-    return { runs: await actions.listRuns({ action: q.action, status: q.status, deployId: q.deployId, limit }) };
+    const runs = await actions.listRuns({ action: q.action, status: q.status, deployId: q.deployId, limit });
+    return { runs: seesDetail(req) ? runs : runs.map(withoutDetail) };
   });
-  api.get('/api/actions/runs/:id', async (req: IdParams) => actions.get(req.params.id));
+  api.get('/api/actions/runs/:id', async (req: IdParams) => {
+    const run = await actions.get(req.params.id);
+    return seesDetail(req) ? run : withoutDetail(run);
+  });
   api.post('/api/actions/runs/:id/approve', async (req: IdParams) => actions.approve(actorOf(req), req.params.id, parseBody(noteBody, req.body, 'body').note));
   api.post('/api/actions/runs/:id/deny', async (req: IdParams) => actions.deny(actorOf(req), req.params.id, parseBody(noteBody, req.body, 'body').note));
   api.get('/api/actions/:name', async (req: NameParams) => publicAction(actions.definition(req.params.name)));

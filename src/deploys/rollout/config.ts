@@ -43,7 +43,7 @@ export const serviceConfigSchema = z.strictObject({
   rollbackAction: z.string().min(1).optional(),
   /** For deploys made elsewhere that fail verification: roll back at once, or after an admin approves the rollback run. */
   rollback: z.enum(['auto', 'confirm']).default('auto'),
-  /** At a step whose verification is inconclusive: hold (verify again, up to maxHolds, then go on), promote, or rollback. */
+  /** At a step whose verification is inconclusive: hold (verify again, up to maxHolds, then stop there, held, and notify), promote (recorded as without evidence), or rollback. */
   onInconclusive: z.enum(['hold', 'promote', 'rollback']).default('hold'),
   maxHolds: z.number().int().min(0).max(20).default(2),
   /** Seconds a step's traffic runs before its verification starts (a new process is cold: JIT, caches, pools). */

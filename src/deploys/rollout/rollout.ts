@@ -40,9 +40,28 @@ export interface RolloutStep {
   /** Action run that set the weight. */
   runId: string | null;
   verdicts: { outcome: VerdictOutcome; verificationId: string; reason: string | null; at: string }[];
+  /** `onInconclusive: promote` took the rollout past this step on an inconclusive verdict. */
+  promotedWithoutEvidence?: boolean;
 }
 
-export type RolloutStatus = 'running' | 'promoted' | 'rolled_back' | 'failed' | 'aborted';
+/**
+ * `held`: verification stayed inconclusive through every hold (`onInconclusive: hold`); the
+ * rollout stopped at that step's weight — neither promoted nor rolled back — and said so.
+ */
+export type RolloutStatus = 'running' | 'promoted' | 'held' | 'rolled_back' | 'failed' | 'aborted';
+
+/** What a rollout tells people when it needs them (a hold with no evidence). */
+export interface RolloutNotice {
+  kind: 'rollout.held';
+  rolloutId: string;
+  deployId: string;
+  service: string;
+  environment: string;
+  version: string;
+  weight: number;
+  title: string;
+  text: string;
+}
 
 export interface Rollout {
   id: string;
@@ -54,6 +73,8 @@ export interface Rollout {
   actor: string;
   status: RolloutStatus;
   steps: RolloutStep[];
+  /** Some step went on without a passing verdict (`onInconclusive: promote`): promoted without evidence. */
+  promotedWithoutEvidence?: boolean;
   /** The rollback's deploy record, when there was one, and its verdict. */
   rollbackDeployId: string | null;
   rollbackRunId: string | null;
@@ -90,6 +111,8 @@ export interface RolloutManagerOptions {
   log: Logger;
   /** Where rollouts are kept (without it they live in memory only). */
   db?: Kysely<Database>;
+  /** Tells people (the server: every receiver of rules.yaml). A failure is logged. */
+  notify?: (n: RolloutNotice) => Promise<void>;
 }
 
 const conflict = (m: string): AppError => new AppError('conflict', 409, m);
@@ -257,7 +280,25 @@ export class RolloutManager {
           await this.rollBack(r, deploy, cfg, `verification ${outcome} at ${step.weight} %${v.reason === null ? '' : `: ${v.reason}`}`);
           return r;
         }
-        if (cfg.onInconclusive === 'promote' || holds >= cfg.maxHolds) break;
+        if (cfg.onInconclusive === 'promote') {
+          // The service chose to go on without evidence: recorded, audited, shown as such.
+          step.promotedWithoutEvidence = true;
+          r.promotedWithoutEvidence = true;
+          this.save(r);
+          this.o.audit.append({ kind: 'rollout.promoted_without_evidence', actor: 'tightloop', resource: `service:${r.service}`, data: { rollout: r.id, deployId: deploy.id, weight: step.weight, reason: v.reason } });
+          break;
+        }
+        if (holds >= cfg.maxHolds) {
+          // No evidence either way after every hold: stay at this weight and tell people.
+          const reason = `held at ${step.weight} %: verification inconclusive ${holds + 1} time(s)${v.reason === null ? '' : ` (${v.reason})`}; not promoted without evidence`;
+          this.finish(r, 'held', reason);
+          this.tell({
+            kind: 'rollout.held', rolloutId: r.id, deployId: deploy.id, service: r.service, environment: r.environment, version: r.version, weight: step.weight,
+            title: `rollout of ${r.service} ${r.version} held at ${step.weight} %`,
+            text: `${reason}. Run \`tightloop deploy start\` again with more traffic or \`onInconclusive: promote\`, or roll back.`,
+          });
+          return r;
+        }
         holds++;
       }
     }
@@ -271,6 +312,11 @@ export class RolloutManager {
     }
     this.finish(r, 'promoted', null);
     return r;
+  }
+
+  private tell(n: RolloutNotice): void {
+    this.o.log.warn({ rollout: n.rolloutId, service: n.service, version: n.version, weight: n.weight }, n.title);
+    if (this.o.notify !== undefined) this.track(this.o.notify(n));
   }
 
   private isLocalAction(name: string | null): boolean {

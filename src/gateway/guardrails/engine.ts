@@ -1,6 +1,7 @@
 import { fingerprintSync, loadModule, normalizeSync, parseSync, type ParseResult } from 'libpg-query';
 import { ACTION_RANK, DEFAULT_ACTIONS, DEFAULT_MODE_ACTIONS, type Finding, type RuleAction, type RuleId } from './rules.js';
 import { copyOptions } from './copy-options.js';
+import { resultLineage, statementOutputs, type OutputColumn, type ResultLineage } from './lineage.js';
 import { shapeOf, type Shape } from './shape.js';
 import { ALL_VISITORS } from './visitors.js';
 import { combine, walk, type WalkContext } from './walk.js';
@@ -38,6 +39,8 @@ export interface StatementFacts {
   kinds: readonly string[];
   /** True when a rule looked at a constant's value (not cacheable by shape). */
   literalDependent: boolean;
+  /** Where each result column's value comes from (lineage.ts); undefined when no statement returns rows. */
+  lineage?: ResultLineage;
 }
 
 export interface DecisionContext {
@@ -162,6 +165,7 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
   const kinds: string[] = [];
   let literalDependent = false;
   const stmts = tree.stmts ?? [];
+  const outputs: (OutputColumn[] | undefined)[] = [];
   stmts.forEach((raw, index) => {
     const ctx: WalkContext = {
       statement: index + 1,
@@ -180,14 +184,18 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
     const stmt = raw.stmt as Record<string, unknown> | undefined;
     kinds.push(stmt === undefined ? 'Empty' : (Object.keys(stmt)[0] ?? 'Empty'));
     walk(stmt, TABLE, ctx);
+    outputs.push(statementOutputs(stmt));
   });
+  const lineage = resultLineage(outputs);
   let fingerprint = '';
   try {
     fingerprint = lib.fingerprintSync(sql);
   } catch {
     // comment-only strings have no fingerprint
   }
-  return { findings, normalized: normalizedText ?? sql, fingerprint, kinds, literalDependent };
+  const facts: StatementFacts = { findings, normalized: normalizedText ?? sql, fingerprint, kinds, literalDependent };
+  if (lineage !== undefined) facts.lineage = lineage;
+  return facts;
 }
 
 /** Applies a policy to a statement's findings. */

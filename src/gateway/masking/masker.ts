@@ -1,3 +1,4 @@
+import { columnsOf, type Lineage, type ResultLineage } from '../guardrails/lineage.js';
 import type { FieldDescription } from '../wire/decode.js';
 import { ARRAY_ELEMENTS, binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
 import { DETECTOR_IDS, DetectorSet, MIN_DETECTABLE_LENGTH, type DetectorId } from './detectors.js';
@@ -58,14 +59,30 @@ export interface ResultPlan {
 /** Masked value counts by detector id or `column:<name>`, reset per statement by the caller. */
 export type MaskCounts = Record<string, number>;
 
-function globToRegExp(glob: string): RegExp {
-  const body = glob.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*');
-  return new RegExp(`^${body}$`, 'i');
+/**
+ * A case-insensitive `*` wildcard match in O(name × glob) at worst: a backtracking RegExp of
+ * `*a*a*a*b` takes exponential time in the number of stars.
+ */
+export function globMatches(glob: string, name: string): boolean {
+  const g = glob.toLowerCase();
+  const s = name.toLowerCase();
+  let gi = 0;
+  let si = 0;
+  let star = -1;
+  let mark = 0;
+  while (si < s.length) {
+    if (gi < g.length && g[gi] !== '*' && g[gi] === s[si]) { gi++; si++; }
+    else if (gi < g.length && g[gi] === '*') { star = gi++; mark = si; }
+    else if (star >= 0) { gi = star + 1; si = ++mark; }
+    else return false;
+  }
+  while (gi < g.length && g[gi] === '*') gi++;
+  return gi === g.length;
 }
 
 export class Masker {
   private readonly detectors: DetectorSet;
-  private readonly rules: { re: RegExp; mode: MaskMode; name: string }[];
+  private readonly rules: { mode: MaskMode; name: string }[];
   private readonly renderer: Renderer;
 
   constructor(
@@ -73,7 +90,7 @@ export class Masker {
     hashKey: Buffer,
   ) {
     this.detectors = new DetectorSet(policy.detectors);
-    this.rules = policy.columns.map((c) => ({ re: globToRegExp(c.name), mode: c.mode, name: c.name }));
+    this.rules = policy.columns.map((c) => ({ mode: c.mode, name: c.name }));
     this.renderer = new Renderer(hashKey);
   }
 
@@ -83,15 +100,23 @@ export class Masker {
   }
 
   /**
+   * A result's plan. With the statement's lineage, a column rule applies to every output column
+   * computed from a column it names (a plain reference keeps the rule's mode; anything derived
+   * from it is masked as a whole, `full` unless the rule hashes), and a column the tree cannot
+   * trace (whole rows, unknown functions) is masked as a whole while the policy has column
+   * rules. The result column's own name still matches as well.
+   *
    * Throws a fatal GatewayError when a binary column of a type the masker cannot read would need
    * judging: such rows never reach the client.
    */
-  plan(fields: readonly FieldDescription[], formats?: readonly number[]): ResultPlan {
+  plan(fields: readonly FieldDescription[], formats?: readonly number[], lineage?: ResultLineage): ResultPlan {
     let active = false;
+    const traced = lineage === undefined || this.rules.length === 0 ? undefined : columnsOf(lineage, fields.map((f) => f.name));
     const columns = fields.map((f, i): ColumnPlan => {
       const format = formats === undefined ? f.format : formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : (formats[i] ?? 0);
       const cls = typeClass(f.typeOid);
-      const nameMode = this.rules.find((r) => r.re.test(f.name))?.mode;
+      const lin = traced?.[i];
+      const nameMode = (lin === undefined ? undefined : this.lineageMode(lin)) ?? this.rules.find((r) => globMatches(r.name, f.name))?.mode;
       const counter = `column:${f.name}`;
       if (format !== 0) {
         if (nameMode === undefined && this.detectors.empty) return { counter, nameMode, detect: false, cls, bin: undefined };
@@ -115,6 +140,31 @@ export class Masker {
       return { counter, nameMode, detect, cls, bin: undefined, decode };
     });
     return { columns, active };
+  }
+
+  /** The mode a column rule imposes on a value with this lineage, if any. */
+  private lineageMode(lin: Lineage): MaskMode | undefined {
+    for (const c of lin.cols) {
+      const rule = this.rules.find((r) => globMatches(r.name, c));
+      if (rule !== undefined) return lin.direct || rule.mode === 'hash' ? rule.mode : 'full';
+    }
+    return lin.wholeRow || lin.opaque ? 'full' : undefined;
+  }
+
+  /**
+   * COPY output has no per-column plan (only content detection runs on it): refuse a COPY whose
+   * data a column rule would mask, or whose columns the tree cannot trace. The reason, or undefined.
+   */
+  copyRefusal(lineage: ResultLineage | undefined): string | undefined {
+    if (lineage === undefined || this.rules.length === 0) return undefined;
+    const cols = lineage.merged ? [lineage.all] : lineage.columns.map((c) => c.lin);
+    for (const lin of cols) {
+      const mode = this.lineageMode(lin);
+      if (mode === undefined) continue;
+      const named = lin.cols.find((c) => this.rules.some((r) => globMatches(r.name, c)));
+      return named !== undefined ? `COPY output includes masked column "${named}"` : 'COPY output of whole rows: name the columns (a masking column rule applies)';
+    }
+    return undefined;
   }
 
   /**

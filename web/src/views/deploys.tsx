@@ -20,10 +20,15 @@ function PValues(props: { stats: Record<string, number> }): JSX.Element {
   return <>{ps.map(([k, v]) => <div key={k} title={k}>{ps.length > 1 && <span class="muted">{k} </span>}{v < 1e-4 ? v.toExponential(1) : Number(v.toPrecision(3))}</div>)}</>;
 }
 
-async function deployDetail(id: string, signal: AbortSignal): Promise<{ deploy: Deploy; verification: Verification | null }> {
+/** The progressive rollout that shipped a deploy, when one did (what it decided on inconclusive verdicts). */
+interface RolloutView { id: string; status: string; reason: string | null; promotedWithoutEvidence?: boolean }
+
+async function deployDetail(id: string, signal: AbortSignal): Promise<{ deploy: Deploy; verification: Verification | null; rollout: RolloutView | null }> {
   // GET /api/deploys/:id answers the Deploy with its verification inline.
   const r = await api<Deploy & { verification?: Verification | null }>(`/api/deploys/${encodeURIComponent(id)}`, { signal });
-  return { deploy: r, verification: r.verification ?? null };
+  const rollout = r.source !== 'rollout' ? null
+    : await api<RolloutView>(`/api/deploys/rollouts/${encodeURIComponent(id)}`, { signal }).catch(() => null);
+  return { deploy: r, verification: r.verification ?? null, rollout };
 }
 
 function Compare(props: ViewProps & { deploy: Deploy; verification: Verification | null }): JSX.Element {
@@ -68,7 +73,7 @@ function DeployDetail(props: ViewProps & { id: string }): JSX.Element {
     <>
       <p><a href={href('/deploys')}>← all deploys</a></p>
       <LoadState loaded={loaded}>
-        {({ deploy, verification }) => (
+        {({ deploy, verification, rollout }) => (
           <>
             <h1>{deploy.service} {deploy.version} <Badge value={deploy.status} /></h1>
             <p class="muted">{deploy.environment} · from {deploy.previousVersion ?? '—'} · {deploy.source} by {deploy.actor ?? '—'} · started {fmtIso(deploy.startedAt)} · decided {fmtIso(deploy.decidedAt)}{deploy.commit !== null && <> · commit <code>{deploy.commit.slice(0, 12)}</code></>}</p>
@@ -76,6 +81,8 @@ function DeployDetail(props: ViewProps & { id: string }): JSX.Element {
               {verification === null ? <p class="muted">No verification for this deploy.</p> : (
                 <>
                   <p data-verdict={verification.outcome ?? 'pending'}><Badge value={verification.outcome ?? 'pending'} /> {verification.reason ?? ''} <span class="muted">(baseline: {verification.baselineKind}{verification.baselineVersion !== null ? ` ${verification.baselineVersion}` : ''})</span></p>
+                  {rollout?.promotedWithoutEvidence === true && <p class="notice" data-rollout="promoted-without-evidence"><Badge value="promoted without evidence" tone="warn" /> the service's <code>onInconclusive: promote</code> took this rollout past an inconclusive verdict.</p>}
+                  {rollout?.status === 'held' && <p class="notice" data-rollout="held"><Badge value="held" tone="warn" /> {rollout.reason ?? ''}</p>}
                   <table class="table">
                     <thead><tr><th scope="col">Signal</th><th scope="col">Outcome</th><th scope="col">Baseline</th><th scope="col">New version</th><th scope="col" class="num">p-value</th><th scope="col">Statistics</th></tr></thead>
                     <tbody>

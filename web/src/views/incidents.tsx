@@ -25,15 +25,17 @@ interface TimelineEntry { at: string; kind: string; title?: string; actor?: stri
 interface ParamSpec { type?: string; required?: boolean; default?: string | number | boolean; values?: string[]; description?: string }
 interface ActionDef { name: string; kind: string; description: string | null; approval: string; params: Record<string, ParamSpec>; operation?: string }
 interface ActionRun { id: string; action: string; status: string; exitCode: number | null }
+/** MTTD / MTTA / MTTR of this incident, computed by the server's one function (the loop page and `tightloop report` show the same). */
+interface Times { mttdMs: number | null; mttaMs: number | null; mttrMs: number | null }
 interface IncidentDetail {
-  incident?: Incident; timeline?: TimelineEntry[]; links?: TimelineLinks; suspectDeploy?: DeployLink | null;
+  incident?: Incident; timeline?: TimelineEntry[]; links?: TimelineLinks; suspectDeploy?: DeployLink | null; times?: Times;
 }
-interface Normalised { incident: Incident; timeline: TimelineEntry[]; links: TimelineLinks; suspect: DeployLink | null }
+interface Normalised { incident: Incident; timeline: TimelineEntry[]; links: TimelineLinks; suspect: DeployLink | null; times: Times | null }
 
-/** Accepts the story (`{incident, timeline, links, suspectDeploy}`) or an incident with its timeline inline. */
+/** Accepts the story (`{incident, timeline, links, suspectDeploy, times}`) or an incident with its timeline inline. */
 function normalise(r: IncidentDetail & Partial<Incident>): Normalised {
   const incident = r.incident ?? (r as Incident);
-  return { incident, timeline: r.timeline ?? [], links: r.links ?? {}, suspect: r.suspectDeploy ?? null };
+  return { incident, timeline: r.timeline ?? [], links: r.links ?? {}, suspect: r.suspectDeploy ?? null, times: r.times ?? null };
 }
 
 /**
@@ -74,7 +76,8 @@ function SuggestedActions(props: { incident: Incident; suspect: DeployLink | nul
   const catalogue = useLoad(async (signal) => {
     const actions = await api<{ actions: ActionDef[] }>('/api/actions', { signal }).then((r) => r.actions).catch(() => [] as ActionDef[]);
     const previous = suspectId === undefined ? null
-      : await api<{ previousVersion: string | null }>(`/api/deploys/${encodeURIComponent(suspectId)}`, { signal }).then((d) => d.previousVersion).catch(() => null);
+      // The version tightloop would roll back to (seen serving healthily), not the record's previousVersion.
+      : await api<{ rollbackTarget: string | null }>(`/api/deploys/${encodeURIComponent(suspectId)}`, { signal }).then((d) => d.rollbackTarget).catch(() => null);
     return { actions, previous };
   }, [suspectId]);
   const ctx = contextValues(props.incident, props.suspect, catalogue.data?.previous ?? null);
@@ -132,7 +135,7 @@ function IncidentDetailView(props: ViewProps & { id: string }): JSX.Element {
     <>
       <p><a href={href('/incidents')}>← all incidents</a></p>
       <LoadState loaded={loaded}>
-        {({ incident: i, timeline, links, suspect }) => (
+        {({ incident: i, timeline, links, suspect, times }) => (
           <>
             <h1>{i.title} <Badge value={i.status} />{i.recoveredUnverified === true && <> <Badge value="recovered, unverified" tone="warn" /></>}</h1>
             <p class="muted">{i.service} · {i.environment} · signal {i.signal ?? '—'} · detected {fmtIso(i.detectedAt)}{suspect !== null && <> · suspect deploy <a href={href(`/deploys/${encodeURIComponent(suspect.id)}`)}>{suspect.service} {suspect.version}</a> <Badge value={suspect.status} /></>}</p>
@@ -166,9 +169,10 @@ function IncidentDetailView(props: ViewProps & { id: string }): JSX.Element {
                 )}
                 <p><a href={href('/logs', { service: i.service, severity: '13', from: String(Date.parse(i.firstBadAt ?? i.detectedAt) - 60_000), to: i.resolvedAt != null ? String(Date.parse(i.resolvedAt) + 60_000) : undefined })}>Logs of {i.service} around the incident</a></p>
                 <dl class="kv">
-                  <div><dt>time to detect</dt><dd>{i.firstBadAt != null ? fmtDetect(Date.parse(i.detectedAt) - Date.parse(i.firstBadAt)) : '—'}</dd></div>
+                  <div><dt>time to detect</dt><dd data-metric="mttd">{times?.mttdMs != null ? fmtDetect(times.mttdMs) : '—'}</dd></div>
                   <div><dt>acknowledged</dt><dd>{fmtIso(i.acknowledgedAt)}{i.acknowledgedBy != null && ` by ${i.acknowledgedBy}`}</dd></div>
                   <div><dt>recovered</dt><dd>{fmtIso(i.recoveredAt)}</dd></div>
+                  <div><dt>time to recover</dt><dd data-metric="mttr">{times?.mttrMs != null ? fmtDurationMs(times.mttrMs) : '—'}</dd></div>
                   <div><dt>resolved</dt><dd>{fmtIso(i.resolvedAt)}</dd></div>
                 </dl>
               </Panel>

@@ -1,0 +1,436 @@
+import { CATALOG_SAFE_FUNCTIONS } from './catalog-functions.js';
+import { DEFAULT_ALLOWED_FUNCTIONS } from './rules.js';
+import type { JsonNode } from './walk.js';
+
+/**
+ * Column lineage: for each output column of a statement, the stored columns its value is
+ * computed from, read off the parse tree — through functions, casts, operators, aggregates,
+ * subqueries, CTEs, set operations, VALUES, `*` and `t.*`, whole-row references and RETURNING.
+ * Masking's column rules apply to these sources, not to the name the result column happens to
+ * carry (masker.ts), so `reverse(card)` or `split_part(email, '@', 1)` stay masked.
+ *
+ * Policy-free, so it is cached with the rest of a statement's facts. The analysis
+ * over-approximates: an unqualified name adds every plausible source, and where the tree cannot
+ * say which columns a value comes from it says so (`wholeRow`: whole rows of a stored relation,
+ * whose columns only the catalog knows; `opaque`: a function that is not a known built-in, or a
+ * FETCH/EXECUTE of something prepared earlier), and the masker masks such a column as a whole
+ * when the policy has column rules — fail closed.
+ */
+
+export interface Lineage {
+  /** Stored column names the value is computed from (as the parser spells them). */
+  cols: string[];
+  /** Includes whole rows of a stored table or view (`row_to_json(u)`, `u`, `u.*` inside an expression). */
+  wholeRow: boolean;
+  /** Computed by something the tree cannot see into. */
+  opaque: boolean;
+  /** A plain column reference (possibly cast): the column rule's own mode applies. */
+  direct: boolean;
+}
+
+/** One entry of a target list: a column, or a `*`/`t.*` that expands to columns named by the server. */
+export interface OutputColumn {
+  name?: string;
+  lin: Lineage;
+  star?: StarInfo;
+}
+
+export interface StarInfo {
+  /** Expands columns of stored relations: each such column is its own source, by name. */
+  base: boolean;
+  /** Columns of derived tables (subqueries, CTEs) by output name. */
+  derived: Record<string, Lineage>;
+  /** Union of everything the non-base part can produce (for names not in `derived`). */
+  other: Lineage;
+}
+
+export interface ResultLineage {
+  columns: OutputColumn[];
+  /** Several statements return rows, or the shape is unknown: every column gets `all`. */
+  merged: boolean;
+  /** Union over every column. */
+  all: Lineage;
+}
+
+/** The lineage of a result nothing is known about (a statement the gateway did not see defined). */
+export const UNKNOWN_LINEAGE: ResultLineage = { columns: [], merged: true, all: { cols: [], wholeRow: false, opaque: true, direct: false } };
+
+const empty = (): Lineage => ({ cols: [], wholeRow: false, opaque: false, direct: false });
+
+function union(into: Lineage, from: Lineage): Lineage {
+  for (const c of from.cols) if (!into.cols.includes(c)) into.cols.push(c);
+  into.wholeRow ||= from.wholeRow;
+  into.opaque ||= from.opaque;
+  return into;
+}
+
+/** Union; direct only when every part is a plain column reference. */
+function unionAll(list: readonly Lineage[]): Lineage {
+  const out = empty();
+  for (const l of list) union(out, l);
+  out.direct = list.length > 0 && list.every((l) => l.direct);
+  return out;
+}
+
+interface Item {
+  alias: string;
+  /** A stored relation (table or view) by name. */
+  base?: string;
+  /** A derived table's columns. */
+  outs?: OutputColumn[];
+  /** Every column has this lineage (functions in FROM, XMLTABLE, JSON_TABLE, joins with an alias). */
+  all?: Lineage;
+}
+
+interface Scope {
+  items: Item[];
+  outer?: Scope;
+  ctes: Map<string, OutputColumn[]>;
+}
+
+const KNOWN_FUNCTIONS = new Set([...CATALOG_SAFE_FUNCTIONS, ...DEFAULT_ALLOWED_FUNCTIONS]);
+
+function str(n: unknown): string | undefined {
+  return (n as { String?: { sval?: string } } | undefined)?.String?.sval;
+}
+
+function typeOf(n: unknown): [string, JsonNode] | undefined {
+  if (n === null || typeof n !== 'object' || Array.isArray(n)) return undefined;
+  const keys = Object.keys(n);
+  if (keys.length !== 1) return undefined;
+  return [keys[0], (n as Record<string, JsonNode>)[keys[0]]];
+}
+
+function list(v: unknown): unknown[] {
+  return Array.isArray(v) ? v : [];
+}
+
+/** Lineage of an output column: stored columns of a derived column, or the star's share. */
+function starLineage(star: StarInfo, name: string): Lineage {
+  const parts: Lineage[] = [];
+  if (star.base) parts.push({ cols: [name], wholeRow: false, opaque: false, direct: true });
+  const d = star.derived[name];
+  if (d !== undefined) parts.push(d);
+  else if (star.other.cols.length > 0 || star.other.wholeRow || star.other.opaque || !star.base) parts.push(star.other);
+  return unionAll(parts);
+}
+
+function resolveIn(item: Item, col: string): Lineage {
+  if (item.base !== undefined) return { cols: [col], wholeRow: false, opaque: false, direct: true };
+  if (item.all !== undefined) return { ...item.all, cols: [...item.all.cols] };
+  const outs = item.outs ?? [];
+  const hits = outs.filter((o) => o.star === undefined && o.name === col).map((o) => o.lin);
+  for (const o of outs) if (o.star !== undefined) hits.push(starLineage(o.star, col));
+  return hits.length > 0 ? unionAll(hits) : unionAll(outs.map((o) => o.lin));
+}
+
+function wholeOf(item: Item): Lineage {
+  if (item.base !== undefined) return { cols: [], wholeRow: true, opaque: false, direct: false };
+  if (item.all !== undefined) return { ...item.all, cols: [...item.all.cols], direct: false };
+  return { ...unionAll((item.outs ?? []).map((o) => (o.star !== undefined ? starAll(o.star) : o.lin))), direct: false };
+}
+
+function starAll(star: StarInfo): Lineage {
+  const out = unionAll([star.other, ...Object.values(star.derived)]);
+  if (star.base) out.wholeRow = true;
+  out.direct = false;
+  return out;
+}
+
+function findItem(scope: Scope | undefined, alias: string): Item | undefined {
+  for (let s = scope; s !== undefined; s = s.outer) {
+    const hit = s.items.find((i) => i.alias === alias);
+    if (hit !== undefined) return hit;
+  }
+  return undefined;
+}
+
+function columnRef(fields: unknown[], scope: Scope): Lineage {
+  const names = fields.map(str);
+  const last = names[names.length - 1];
+  if (last === undefined) {
+    // `*` or `t.*` inside an expression (row_to_json(t.*)): whole rows.
+    const rel = names.length > 1 ? names[names.length - 2] : undefined;
+    const items = rel === undefined ? allItems(scope) : [findItem(scope, rel)].filter((i): i is Item => i !== undefined);
+    return items.length === 0 ? { cols: [], wholeRow: true, opaque: false, direct: false } : unionAll(items.map(wholeOf));
+  }
+  if (names.length >= 2) {
+    const item = findItem(scope, names[names.length - 2] ?? '');
+    if (item !== undefined) return resolveIn(item, last);
+  }
+  // Unqualified (or qualified by something that is not a FROM item): every plausible source,
+  // plus the whole row when the name is a FROM item's alias.
+  const out: Lineage = { cols: [last], wholeRow: false, opaque: false, direct: true };
+  for (let s: Scope | undefined = scope; s !== undefined; s = s.outer) {
+    for (const item of s.items) {
+      const parts = item.base === undefined ? [resolveIn(item, last)] : [];
+      if (item.alias === last) parts.push(wholeOf(item));
+      for (const p of parts) {
+        out.direct &&= p.direct;
+        union(out, p);
+      }
+    }
+  }
+  return out;
+}
+
+function allItems(scope: Scope): Item[] {
+  return scope.items;
+}
+
+/** Every source an expression's value can come from. */
+function exprLineage(node: unknown, scope: Scope, depth = 0): Lineage {
+  if (depth > 2000) return { cols: [], wholeRow: false, opaque: true, direct: false };
+  if (Array.isArray(node)) return unionAll(node.map((n) => exprLineage(n, scope, depth + 1)));
+  const t = typeOf(node);
+  if (t === undefined) {
+    if (node === null || typeof node !== 'object') return empty();
+    return unionAll(Object.values(node as JsonNode).map((v) => exprLineage(v, scope, depth + 1)));
+  }
+  const [type, inner] = t;
+  switch (type) {
+    case 'ColumnRef':
+      return columnRef(list(inner.fields), scope);
+    case 'SubLink': {
+      const sub = selectOutputs(inner.subselect, scope);
+      const out = unionAll(sub.map((o) => (o.star !== undefined ? starAll(o.star) : o.lin)));
+      union(out, exprLineage(inner.testexpr, scope, depth + 1));
+      out.direct = false;
+      return out;
+    }
+    case 'FuncCall': {
+      const names = list(inner.funcname).map(str);
+      const name = names[names.length - 1] ?? '';
+      const schema = names.length > 1 ? names[names.length - 2] : 'pg_catalog';
+      const out = unionAll([inner.args, inner.agg_order, inner.agg_filter].map((v) => exprLineage(v, scope, depth + 1)));
+      if (schema !== 'pg_catalog' || !KNOWN_FUNCTIONS.has(name)) out.opaque = true;
+      out.direct = false;
+      return out;
+    }
+    case 'A_Const':
+    case 'ParamRef':
+    case 'SQLValueFunction':
+      return empty();
+    default: {
+      const out = exprLineage(inner, scope, depth + 1);
+      out.direct = type === 'TypeCast' && out.direct;
+      return out;
+    }
+  }
+}
+
+function fromItem(node: unknown, scope: Scope, into: Item[]): void {
+  const t = typeOf(node);
+  if (t === undefined) return;
+  const [type, n] = t;
+  const alias = (n.alias as { aliasname?: string; colnames?: unknown[] } | undefined);
+  const rename = (outs: OutputColumn[]): OutputColumn[] => {
+    const cols = list(alias?.colnames).map(str);
+    return outs.map((o, i) => (cols[i] !== undefined && o.star === undefined ? { ...o, name: cols[i] } : o));
+  };
+  switch (type) {
+    case 'RangeVar': {
+      const relname = String(n.relname ?? '');
+      const cte = n.schemaname === undefined ? scope.ctes.get(relname) : undefined;
+      const name = alias?.aliasname ?? relname;
+      if (cte !== undefined) into.push({ alias: name, outs: rename(cte) });
+      // `customers AS c(i, n, x)` renames stored columns: which is which only the catalog knows.
+      else if (list(alias?.colnames).length > 0) into.push({ alias: name, all: { cols: [], wholeRow: true, opaque: false, direct: false } });
+      else into.push({ alias: name, base: relname });
+      return;
+    }
+    case 'RangeSubselect': {
+      const lateral = n.lateral === true ? { ...scope, items: [...scope.items, ...into] } : scope;
+      into.push({ alias: alias?.aliasname ?? '', outs: rename(selectOutputs(n.subquery, { items: [], outer: lateral, ctes: scope.ctes })) });
+      return;
+    }
+    case 'JoinExpr': {
+      const inner: Item[] = [];
+      fromItem(n.larg, scope, inner);
+      fromItem(n.rarg, { ...scope, items: [...scope.items, ...into, ...inner] }, inner);
+      into.push(...inner);
+      if (alias?.aliasname !== undefined) into.push({ alias: alias.aliasname, all: unionAll(inner.map(wholeOf)) });
+      return;
+    }
+    case 'RangeTableSample':
+      fromItem(n.relation, scope, into);
+      return;
+    default: {
+      // Functions in FROM, XMLTABLE, JSON_TABLE: every column comes from all their arguments.
+      const lateral: Scope = { ...scope, items: [...scope.items, ...into] };
+      const all = exprLineage(n, lateral);
+      all.direct = false;
+      into.push({ alias: alias?.aliasname ?? '', all });
+    }
+  }
+}
+
+function targets(targetList: unknown, scope: Scope): OutputColumn[] {
+  const outs: OutputColumn[] = [];
+  for (const t of list(targetList)) {
+    const rt = (t as { ResTarget?: JsonNode }).ResTarget;
+    if (rt === undefined) continue;
+    const ref = (rt.val as { ColumnRef?: { fields?: unknown[] } } | undefined)?.ColumnRef;
+    const fields = list(ref?.fields);
+    if (ref !== undefined && fields.length > 0 && (fields[fields.length - 1] as { A_Star?: unknown }).A_Star !== undefined) {
+      const rel = fields.length > 1 ? str(fields[fields.length - 2]) : undefined;
+      const items = rel === undefined ? scope.items : [findItem(scope, rel)].filter((i): i is Item => i !== undefined);
+      const star: StarInfo = { base: items.length === 0, derived: {}, other: empty() };
+      for (const item of items) {
+        if (item.base !== undefined) star.base = true;
+        else if (item.all !== undefined) union(star.other, item.all);
+        else for (const o of item.outs ?? []) {
+          if (o.star !== undefined) {
+            star.base ||= o.star.base;
+            union(star.other, starAll({ ...o.star, base: false }));
+          } else if (o.name !== undefined) star.derived[o.name] = union(star.derived[o.name] ?? empty(), o.lin);
+          else union(star.other, o.lin);
+        }
+      }
+      outs.push({ star, lin: starAll(star) });
+      continue;
+    }
+    const lin = exprLineage(rt.val, scope);
+    const name = typeof rt.name === 'string' ? rt.name : ref !== undefined ? str(fields[fields.length - 1]) : undefined;
+    outs.push(name === undefined ? { lin } : { name, lin });
+  }
+  return outs;
+}
+
+/** Output columns of a SELECT (or VALUES, or set operation). */
+function selectOutputs(node: unknown, outer: Scope | undefined, inheritedCtes?: Map<string, OutputColumn[]>): OutputColumn[] {
+  const sel = (node as { SelectStmt?: JsonNode } | undefined)?.SelectStmt;
+  if (sel === undefined) return [{ lin: { cols: [], wholeRow: false, opaque: true, direct: false } }];
+  const ctes = new Map(inheritedCtes ?? outer?.ctes ?? []);
+  const withClause = sel.withClause as { ctes?: unknown[]; recursive?: boolean } | undefined;
+  for (const c of list(withClause?.ctes)) {
+    const cte = (c as { CommonTableExpr?: JsonNode }).CommonTableExpr;
+    if (cte === undefined) continue;
+    const name = String(cte.ctename ?? '');
+    const colnames = list(cte.aliascolnames).map(str);
+    const rename = (outs: OutputColumn[]): OutputColumn[] => outs.map((o, i) => (colnames[i] !== undefined && o.star === undefined ? { ...o, name: colnames[i] } : o));
+    const compute = (): OutputColumn[] => rename(queryOutputs(cte.ctequery, { items: [], outer, ctes }));
+    if (withClause?.recursive === true) {
+      // The recursive term reads the CTE itself: two passes, the second with the first's union.
+      ctes.set(name, [{ star: { base: false, derived: {}, other: empty() }, lin: empty() }]);
+      const first = compute();
+      const all = unionAll(first.map((o) => (o.star !== undefined ? starAll(o.star) : o.lin)));
+      ctes.set(name, [{ star: { base: false, derived: {}, other: all }, lin: all }]);
+    }
+    ctes.set(name, compute());
+  }
+  const scope: Scope = { items: [], outer, ctes };
+  if (sel.op !== undefined && sel.op !== 'SETOP_NONE') {
+    const l = selectOutputs({ SelectStmt: sel.larg }, outer, ctes);
+    const r = selectOutputs({ SelectStmt: sel.rarg }, outer, ctes);
+    if (l.some((o) => o.star !== undefined) || r.some((o) => o.star !== undefined) || l.length !== r.length) {
+      const all = unionAll([...l, ...r].map((o) => (o.star !== undefined ? starAll(o.star) : o.lin)));
+      return [{ star: { base: [...l, ...r].some((o) => o.star?.base === true), derived: {}, other: all }, lin: all }];
+    }
+    return l.map((o, i) => ({ ...o, lin: { ...union({ ...o.lin, cols: [...o.lin.cols] }, r[i].lin), direct: o.lin.direct && r[i].lin.direct } }));
+  }
+  if (sel.valuesLists !== undefined) {
+    const rows = list(sel.valuesLists).map((row) => list((row as { List?: { items?: unknown[] } }).List?.items));
+    const width = Math.max(0, ...rows.map((r) => r.length));
+    const outs: OutputColumn[] = [];
+    for (let i = 0; i < width; i++) {
+      const lin = unionAll(rows.map((r) => exprLineage(r[i], scope)));
+      lin.direct = false;
+      outs.push({ name: `column${i + 1}`, lin });
+    }
+    return outs;
+  }
+  for (const f of list(sel.fromClause)) fromItem(f, scope, scope.items);
+  return targets(sel.targetList, scope);
+}
+
+/** A query that may be a SELECT or a data-modifying statement with RETURNING. */
+function queryOutputs(node: unknown, scope: Scope): OutputColumn[] {
+  const t = typeOf(node);
+  if (t === undefined) return [];
+  const [type, n] = t;
+  if (type === 'SelectStmt') return selectOutputs(node, scope.outer, scope.ctes);
+  const returning = returningOf(n);
+  if (returning === undefined) return [];
+  const inner: Scope = { items: [], outer: scope.outer, ctes: scope.ctes };
+  fromItem({ RangeVar: n.relation }, inner, inner.items);
+  // RETURNING old.* / new.* (PostgreSQL 18), under their default or given names.
+  const relname = String((n.relation as JsonNode | undefined)?.relname ?? '');
+  for (const a of ['old', 'new', ...list((n.returningClause as JsonNode | undefined)?.options).map((o) => String((o as { ReturningOption?: JsonNode }).ReturningOption?.value ?? ''))]) {
+    if (a !== '') inner.items.push({ alias: a, base: relname });
+  }
+  for (const f of [...list(n.fromClause), ...list(n.usingClause)]) fromItem(f, inner, inner.items);
+  if (n.sourceRelation !== undefined) fromItem(n.sourceRelation, inner, inner.items);
+  return targets(returning, inner);
+}
+
+function returningOf(n: JsonNode): unknown[] | undefined {
+  const clause = n.returningClause as { exprs?: unknown[] } | undefined;
+  if (clause?.exprs !== undefined) return clause.exprs;
+  return Array.isArray(n.returningList) ? n.returningList : undefined;
+}
+
+const OPAQUE: OutputColumn[] = [{ lin: { cols: [], wholeRow: false, opaque: true, direct: false } }];
+
+/** Output columns of one top-level statement; undefined when it returns no table data. */
+export function statementOutputs(stmt: unknown): OutputColumn[] | undefined {
+  const t = typeOf(stmt);
+  if (t === undefined) return undefined;
+  const [type, n] = t;
+  const root: Scope = { items: [], ctes: new Map() };
+  switch (type) {
+    case 'SelectStmt':
+      return selectOutputs(stmt, undefined);
+    case 'InsertStmt':
+    case 'UpdateStmt':
+    case 'DeleteStmt':
+    case 'MergeStmt':
+      return returningOf(n) === undefined ? undefined : queryOutputs(stmt, root);
+    case 'DeclareCursorStmt':
+      return queryOutputs(n.query, root);
+    case 'CopyStmt': {
+      if (n.is_from === true) return undefined;
+      if (n.query !== undefined) return queryOutputs(n.query, root);
+      const attlist = list(n.attlist).map(str).filter((s): s is string => s !== undefined);
+      if (attlist.length > 0) return attlist.map((c) => ({ name: c, lin: { cols: [c], wholeRow: false, opaque: false, direct: true } }));
+      return [{ star: { base: true, derived: {}, other: empty() }, lin: { cols: [], wholeRow: true, opaque: false, direct: false } }];
+    }
+    case 'FetchStmt':
+    case 'ExecuteStmt':
+      // Rows of something declared or prepared earlier: the tree of this statement cannot say.
+      return OPAQUE;
+    default:
+      return undefined;
+  }
+}
+
+/** Combines the statements of one string. */
+export function resultLineage(perStatement: readonly (OutputColumn[] | undefined)[]): ResultLineage | undefined {
+  const withRows = perStatement.filter((s): s is OutputColumn[] => s !== undefined);
+  if (withRows.length === 0) return undefined;
+  const all = unionAll(withRows.flat().map((o) => (o.star !== undefined ? starAll(o.star) : o.lin)));
+  return { columns: withRows.length === 1 ? withRows[0] : [], merged: withRows.length > 1, all };
+}
+
+/**
+ * The lineage of each of `names` (the result's columns as the server describes them), laying
+ * `*` expansions out between the columns written before and after them.
+ */
+export function columnsOf(res: ResultLineage, names: readonly string[]): Lineage[] {
+  const n = names.length;
+  if (res.merged) return names.map(() => res.all);
+  const cols = res.columns;
+  const stars = cols.map((c, i) => (c.star !== undefined ? i : -1)).filter((i) => i >= 0);
+  if (stars.length === 0) return cols.length === n ? cols.map((c) => c.lin) : names.map(() => res.all);
+  const before = stars[0];
+  const after = cols.length - 1 - stars[stars.length - 1];
+  if (before + after > n) return names.map(() => res.all);
+  const middle = cols.slice(before, cols.length - after);
+  return names.map((name, i) => {
+    if (i < before) return cols[i].lin;
+    if (i >= n - after) return cols[cols.length - (n - i)].lin;
+    if (middle.length === 1 && middle[0].star !== undefined) return starLineage(middle[0].star, name);
+    // Several stars (and columns between them): any of them could have produced this one.
+    return unionAll(middle.map((c) => (c.star !== undefined ? starLineage(c.star, name) : c.lin)));
+  });
+}

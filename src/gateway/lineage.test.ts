@@ -1,0 +1,120 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { rawClient, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { decodeErrorFields } from './wire/decode.js';
+import { queryMessage } from './wire/encode.js';
+
+/**
+ * Issue 15, class 5, through the gateway against real PostgreSQL: a column rule follows the
+ * column through any expression, not the result column's name.
+ */
+
+let upstream: Upstream;
+let h: GatewayHarness;
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  h = await startHarness(upstream);
+  await h.gateway.resources.create({
+    name: 'shop-masked', host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram',
+    credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' },
+    policy: { masking: { columns: [{ name: 'email', mode: 'partial' }, { name: 'card', mode: 'partial' }, { name: 'ssn', mode: 'full' }, { name: 'phone', mode: 'hash' }] } },
+  });
+  const sys = { userId: h.admin.id, userName: 'admin', role: 'admin' };
+  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.bob.id, resource: 'shop-masked', mode: 'read' });
+  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.alice.id, resource: 'shop-masked', mode: 'write' });
+});
+afterAll(async () => {
+  await h?.close();
+  await upstream?.stop();
+});
+
+/** A value masked as a whole in `full` mode: no letter or digit survives. */
+const redacted = (v: unknown): boolean => typeof v === 'string' && !/[A-Za-z0-9]/.test(v.replace(/^h_[0-9a-f]{16}$/, ''));
+
+const DERIVED: string[] = [
+  "SELECT encode(convert_to(email, 'UTF8'), 'base64') AS v FROM customers",
+  "SELECT split_part(email, '@', 1) AS v FROM customers",
+  'SELECT reverse(card) AS v FROM customers',
+  'SELECT upper(email) AS v FROM customers',
+  "SELECT email || '' AS v FROM customers",
+  'SELECT substr(ssn, 1, 3) AS v FROM customers',
+  "SELECT replace(card, ' ', '')::text AS v FROM customers",
+  'SELECT (SELECT max(email) FROM customers) AS v',
+  "SELECT string_agg(email, ',') AS v FROM customers",
+  'SELECT json_agg(card)::text AS v FROM customers',
+  'SELECT row_to_json(c)::text AS v FROM customers c',
+  'SELECT to_json(c.*)::text AS v FROM customers c',
+  'SELECT c::text AS v FROM customers c',
+  'SELECT (c).email AS v FROM customers c',
+  'WITH x AS (SELECT card AS k FROM customers) SELECT reverse(k) AS v FROM x',
+  'SELECT k AS v FROM (SELECT reverse(card) AS k FROM customers) s',
+  'SELECT * FROM (SELECT reverse(card) AS v FROM customers) s',
+  'SELECT s.* FROM (SELECT md5(email) AS v FROM customers) s',
+  "SELECT reverse(email) AS v FROM customers UNION ALL SELECT 'x'",
+  'SELECT v FROM customers AS c(i, n, v)',
+  'SELECT j.value AS v FROM customers c, json_each_text(row_to_json(c)) j',
+  'WITH RECURSIVE r(v, n) AS (SELECT ssn, 1 FROM customers UNION ALL SELECT reverse(v), n + 1 FROM r WHERE n < 2) SELECT v FROM r',
+  'SELECT v FROM (VALUES (1)) t(x), LATERAL (SELECT reverse(email) AS v FROM customers) l',
+  'SELECT length(email)::text AS v FROM customers',
+  "SELECT CASE WHEN true THEN email ELSE '' END AS v FROM customers",
+  'SELECT COALESCE(NULL, phone) AS v FROM customers',
+];
+
+describe('column rules follow lineage (class 5)', () => {
+  it.each(DERIVED)('%s comes back redacted, in the simple and the extended protocol', async (sql) => {
+    const c = new pg.Client({ connectionString: h.url(h.users.bob, 'shop-masked') });
+    await c.connect();
+    try {
+      for (const r of [await c.query(sql), await c.query({ text: sql, name: 'p' })]) {
+        expect(r.rows.length, sql).toBeGreaterThan(0);
+        for (const row of r.rows as { v: unknown }[]) expect(redacted(row.v), `${sql} → ${String(row.v)}`).toBe(true);
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('plain references keep the rule mode; other columns and SELECT * stay as they were', async () => {
+    const c = new pg.Client({ connectionString: h.url(h.users.bob, 'shop-masked') });
+    await c.connect();
+    try {
+      const r = await c.query('SELECT c.*, email AS contact FROM customers c ORDER BY id');
+      const row = r.rows[0] as Record<string, string>;
+      expect(row.name).toBe('Alice');
+      expect(row.email).not.toContain('alice');
+      expect(row.email.endsWith('.com')).toBe(true); // partial: the last four letters or digits
+      expect(row.contact).toBe(row.email);
+      expect(row.ssn).toMatch(/^[^0-9]+$/);
+      expect(row.phone).toMatch(/^h_[0-9a-f]{16}$/);
+      const o = await c.query('SELECT id, total::text AS total FROM orders ORDER BY id LIMIT 1');
+      expect(o.rows[0]).toEqual({ id: 1, total: '1' });
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('RETURNING is traced too, and COPY of masked data is refused (COPY has no column plan)', async () => {
+    const c = new pg.Client({ connectionString: h.url(h.users.alice, 'shop-masked') });
+    await c.connect();
+    try {
+      const r = await c.query('UPDATE customers SET note = note WHERE id = 1 RETURNING reverse(card) AS v');
+      expect(redacted(r.rows[0].v)).toBe(true);
+    } finally {
+      await c.end();
+    }
+    const raw = await rawClient(h.gateway.port ?? 0, h.users.bob, 'shop-masked');
+    try {
+      for (const sql of ['COPY (SELECT reverse(card) FROM customers) TO STDOUT', 'COPY customers TO STDOUT', 'COPY customers (id, email) TO STDOUT']) {
+        raw.send(queryMessage(sql));
+        const msgs = await raw.until('Z');
+        const err = msgs.find((m) => m.type === 'E');
+        expect(decodeErrorFields(err?.body ?? Buffer.alloc(0)).get('M'), sql).toContain('"masking-bypass"');
+      }
+      raw.send(queryMessage('COPY orders (id, total) TO STDOUT'));
+      expect((await raw.until('Z')).map((m) => m.type)).toContain('H');
+    } finally {
+      raw.close();
+    }
+  });
+});
