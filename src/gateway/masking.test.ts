@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DetectorSet, ibanValid, luhnValid, Masker, DEFAULT_MASKING, type MaskCounts } from './masking/index.js';
+import { decodeNumber, encodeNumber } from './masking/binary.js';
 import { globMatches } from './masking/masker.js';
 import { cstr, frame, int16, int32 } from './wire/encode.js';
 
@@ -125,6 +126,27 @@ describe('Masker', () => {
     expect(out.readInt32BE(11)).toBe(100000);
     expect(out.readInt32BE(15)).toBe(-1);
     expect(cstr('x').length).toBe(2);
+  });
+});
+
+describe('binary codecs', () => {
+  it('numeric: encode and decode are inverse, with PostgreSQL weights and scales', () => {
+    for (const v of ['0', '-12.50', '0.0001', '10000', '123456789012345678901234567890.123', '-0.5', '4111111111111111']) {
+      const b = encodeNumber('numeric', v) as Buffer;
+      expect(decodeNumber('numeric', b, 0, b.length), v).toBe(v);
+    }
+    const tenThousand = encodeNumber('numeric', '10000') as Buffer;
+    expect(tenThousand.toString('hex')).toBe('0001000100000000' + '0001'); // one digit, weight 1
+    const small = encodeNumber('numeric', '0.0001') as Buffer;
+    expect([small.readInt16BE(2), small.readInt16BE(6)]).toEqual([-1, 4]);
+  });
+
+  it('integers that no longer fit their type after masking become NULL; floats keep integral digits', () => {
+    expect(encodeNumber('int2', '40000')).toBeNull();
+    expect((encodeNumber('int4', '-2147483648') as Buffer).readInt32BE(0)).toBe(-2147483648);
+    const f = Buffer.alloc(8);
+    f.writeDoubleBE(4111111111111111);
+    expect(decodeNumber('float8', f, 0, 8)).toBe('4111111111111111');
   });
 });
 

@@ -172,6 +172,24 @@ describe('class 4: binary results', () => {
     }
   });
 
+  it('binary arrays of judged types are masked element by element', async () => {
+    const raw = await connect();
+    try {
+      const sql = "SELECT ARRAY[regexp_replace(card, '[^0-9]', '', 'g')::int8, 7] AS a, ARRAY[[email, NULL], [ssn, 'x']] AS b FROM customers WHERE id = 1";
+      const r = await roundTrip(raw, [parseMessage('', sql), bind('', '', [], [1]), execute(''), SYNC], 'm15');
+      expectNoLeak(r.messages);
+      const [a, b] = rowValues((r.messages.find((m) => m.type === 'D') as Message).body, true).map((x) => Buffer.from(x ?? '', 'hex'));
+      // int8[]: 1 dimension, no nulls, oid 20, 2 elements from 1, then (8, value) twice.
+      expect(a.readInt32BE(0)).toBe(1);
+      expect(a.readBigInt64BE(24)).toBe(1000000000001111n);
+      expect(a.readBigInt64BE(36)).toBe(7n);
+      expect(b.toString('latin1')).toContain('*****@******e.com');
+      expect(b.toString('latin1')).toContain('***-**-6789');
+    } finally {
+      raw.close();
+    }
+  });
+
   it('DECLARE ... BINARY CURSOR and FETCH in SQL: masked', async () => {
     const raw = await connect();
     try {
@@ -189,7 +207,7 @@ describe('class 4: binary results', () => {
   it('a binary column of a type the masker cannot read ends the session before any row', async () => {
     const raw = await connect();
     try {
-      const r = await roundTrip(raw, [parseMessage('', 'SELECT ARRAY[email, card] AS a FROM customers'), bind('', '', [], [1]), execute(''), SYNC], 'm10');
+      const r = await roundTrip(raw, [parseMessage('', 'SELECT ROW(email, card) AS r FROM customers'), bind('', '', [], [1]), execute(''), SYNC], 'm10');
       expect(r.ended).toBe(true);
       expectNoLeak(r.messages);
       expect(r.messages.some((m) => m.type === 'D')).toBe(false);
@@ -229,6 +247,13 @@ describe('next classes: value forms the detectors could not read, COPY FROM STDI
       const r = await roundTrip(raw, [frame('d', Buffer.from('1\tone\n2\ttwo\n')), frame('c'), SYNC], 'm12');
       expect(r.ended).toBe(false);
       expect(r.messages.map((m) => m.type).join('')).toBe('CZTDCZ');
+      // Bad data: the server's error ends the COPY, and the client's next Query is an ordinary one.
+      raw.send(queryMessage('COPY copy_in (a, b) FROM STDIN'));
+      await collect(raw, (m) => m.some((x) => x.type === 'G'));
+      raw.send(frame('d', Buffer.from('not-a-number\tx\n')));
+      const failed = await collect(raw, readyCount(1));
+      expect(errorsOf(failed.messages)[0]?.get('C')).toBe('22P02');
+      expect((await roundTrip(raw, [], 'm16')).ended).toBe(false);
       const inside = await connect();
       inside.send(queryMessage('COPY copy_in (a, b) FROM STDIN'));
       await collect(inside, (m) => m.some((x) => x.type === 'G'));

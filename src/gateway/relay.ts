@@ -206,7 +206,7 @@ export class Relay {
           const v = this.hooks.judge(readCString(body, 0).value, 'simple');
           this.ahead.judged(v.info);
           const exec = this.execution(v.info, 'simple');
-          this.epoch++;
+          this.nextEpoch();
           if (v.error !== undefined) {
             exec.blocked = true;
             this.pending.push({ kind: 'query', exec, blocked: errorResponse(v.error) });
@@ -263,7 +263,7 @@ export class Relay {
               this.pending.push(describe);
             }
           }
-          this.epoch++;
+          this.nextEpoch();
           this.pending.push({ kind: 'execute', portal: name, exec: this.execution(undefined, 'extended'), describe });
           gate = this.hooks.beforeRun?.(this.ahead.portal(name), 'extended') ?? gate; // audit before effect
           break;
@@ -278,7 +278,7 @@ export class Relay {
         case 0x53: /* S */
           // Inside COPY FROM STDIN the server ignores Sync (libpq sends one there).
           if (!this.clientInCopy) {
-            this.epoch++;
+            this.nextEpoch();
             this.pending.push({ kind: 'sync' });
           }
           break;
@@ -286,7 +286,7 @@ export class Relay {
           // FunctionCall names a function by OID, out of the parser's sight: fail closed.
           const exec = this.execution(undefined, 'simple');
           exec.blocked = true;
-          this.epoch++;
+          this.nextEpoch();
           this.pending.push({ kind: 'query', exec, blocked: errorResponse(this.hooks.refuse('FunctionCall message')) });
           replace = queryMessage(BLOCK_MARKER);
           break;
@@ -334,16 +334,23 @@ export class Relay {
       gate.then(() => {
         entry.ready = true;
         this.release();
-      }, (err: unknown) => this.hooks.fatal(err as Error));
+      }, (err: unknown) => this.fail(err as Error));
     }
   }
 
   private release(): void {
+    if (this.stopped) return;
     const out: Buffer[] = [];
     while (this.held.length > 0 && this.held[0].ready) out.push(...(this.held.shift() as { out: Buffer[] }).out);
     if (this.upstream.destroyed || !this.upstream.writable) return;
     this.write(this.upstream, out, 'upstream');
     if (this.held.length === 0 && !this.clientPaused) this.client.resume();
+  }
+
+  /** Something that can redefine names may run: earlier Describes no longer count. */
+  private nextEpoch(): void {
+    this.epoch++;
+    if (this.described.size > 0) this.described.clear();
   }
 
   private execution(info: StatementInfo | undefined, protocol: 'simple' | 'extended'): Execution {
@@ -478,7 +485,7 @@ export class Relay {
       case 0x47: /* G CopyInResponse */ {
         if (head?.kind !== 'query' && head?.kind !== 'execute') throw new ProtocolDesync(`CopyInResponse while waiting for ${what(head)}`);
         const state = this.pending.enterCopyIn();
-        if (state === 'invalid') throw new ProtocolDesync('requests sent inside COPY FROM STDIN');
+        if (state === 'invalid') throw new ProtocolViolation('requests sent inside COPY FROM STDIN');
         this.clientInCopy = state === 'open';
         return undefined;
       }
@@ -543,6 +550,7 @@ export class Relay {
         head.exec.error ??= fields.get('C');
         head.plan = undefined;
         head.copyOut = false;
+        this.clientInCopy = false; // an error ends a COPY FROM STDIN too
         return replacement;
       case 'sync':
         // The implicit COMMIT at Sync failed; ReadyForQuery follows.

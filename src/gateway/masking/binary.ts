@@ -20,6 +20,13 @@ const KINDS = new Map<number, BinaryKind>([
 /** Binary types whose values cannot be masked in text form either (they are never scanned). */
 const PASS = new Set([16, 1082, 1083, 1114, 1184, 1186, 1266, 2950, 2278]);
 
+/** Array types whose elements are judged (or pass) like the scalar type: array oid → element oid. */
+export const ARRAY_ELEMENTS = new Map<number, number>([
+  [1005, 21], [1007, 23], [1016, 20], [1028, 26], [1021, 700], [1022, 701], [1231, 1700], [1009, 25], [1015, 1043],
+  [1014, 1042], [1003, 19], [199, 114], [143, 142], [3807, 3802], [1001, 17], [1000, 16], [1182, 1082], [1183, 1083],
+  [1115, 1114], [1185, 1184], [1187, 1186], [1270, 1266], [2951, 2950],
+]);
+
 /**
  * How a binary column of this type is judged: a kind, 'pass' (left as is), or a refusal for a
  * type the masker cannot read.

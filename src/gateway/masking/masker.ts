@@ -1,6 +1,6 @@
 import { columnsOf, type Lineage, type ResultLineage } from '../guardrails/lineage.js';
 import type { FieldDescription } from '../wire/decode.js';
-import { binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
+import { ARRAY_ELEMENTS, binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
 import { DETECTOR_IDS, DetectorSet, MIN_DETECTABLE_LENGTH, type DetectorId } from './detectors.js';
 import { Renderer, typeClass, type MaskMode, type TypeClass } from './render.js';
 
@@ -43,6 +43,8 @@ interface ColumnPlan {
   cls: TypeClass;
   /** How a binary value is read (binary.ts); undefined for text format. */
   bin: BinaryKind | undefined;
+  /** A binary array's element kind and class (`bin` is then undefined). */
+  elem?: { kind: BinaryKind; cls: TypeClass };
   /** Text forms the detectors cannot read as they are: floats in exponent form, bytea. */
   decode?: 'float' | 'bytea';
 }
@@ -118,7 +120,12 @@ export class Masker {
       const counter = `column:${f.name}`;
       if (format !== 0) {
         if (nameMode === undefined && this.detectors.empty) return { counter, nameMode, detect: false, cls, bin: undefined };
-        const kind = binaryKind(f.typeOid);
+        const elemOid = ARRAY_ELEMENTS.get(f.typeOid);
+        const kind = binaryKind(elemOid ?? f.typeOid);
+        if (elemOid !== undefined && kind !== 'pass') {
+          active = true;
+          return { counter, nameMode, detect: !this.detectors.empty, cls, bin: undefined, elem: { kind, cls: typeClass(elemOid) } };
+        }
         if (kind === 'pass') {
           // Never scanned as text either; a column rule still hides it (as NULL).
           if (nameMode !== undefined) active = true;
@@ -176,7 +183,7 @@ export class Masker {
       if (off > end) break; // malformed row: leave it to the client to reject
       const col = plan.columns[i];
       if (len < 0 || col === undefined) continue;
-      if (col.nameMode === undefined && (!col.detect || (len < MIN_DETECTABLE_LENGTH && col.bin === undefined))) continue;
+      if (col.nameMode === undefined && (!col.detect || (len < MIN_DETECTABLE_LENGTH && col.bin === undefined && col.elem === undefined))) continue;
       const replaced = this.maskValue(msg, valueAt, len, col, counts);
       if (replaced !== undefined) (changes ??= []).push({ at: valueAt - 4, len, value: replaced });
     }
@@ -185,26 +192,64 @@ export class Masker {
   }
 
   private maskValue(msg: Buffer, at: number, len: number, col: ColumnPlan, counts: MaskCounts): Buffer | null | undefined {
-    const bin = col.bin;
-    if (bin !== undefined && isNumericKind(bin)) {
-      const text = decodeNumber(bin, msg, at, len);
-      if (text === undefined) return undefined;
-      const masked = this.maskString(text, 'numeric', col, counts);
-      return masked === undefined || masked === null ? masked : encodeNumber(bin, masked);
-    }
-    if (bin === 'bytea') {
-      const masked = this.maskString(msg.toString('latin1', at, at + len), 'text', col, counts);
-      return masked === undefined || masked === null ? masked : Buffer.from(masked, 'latin1');
-    }
+    if (col.elem !== undefined) return this.maskArray(msg, at, len, col.elem.kind, col.elem.cls, col, counts);
+    if (col.bin !== undefined) return this.maskBinary(col.bin, col.cls, msg, at, len, col, counts);
     if (col.decode !== undefined && col.nameMode === undefined) return this.maskEncoded(msg, at, len, col.decode, counts);
     if (col.cls === 'opaque' && col.nameMode !== undefined) {
       counts[col.counter] = (counts[col.counter] ?? 0) + 1;
       return null;
     }
-    const prefix = bin === 'jsonb' ? 1 : 0;
-    const masked = this.maskString(msg.toString('utf8', at + prefix, at + len), col.cls, col, counts);
+    const masked = this.maskString(msg.toString('utf8', at, at + len), col.cls, col, counts);
+    return masked === undefined || masked === null ? masked : Buffer.from(masked, 'utf8');
+  }
+
+  /** One binary value of a judged kind (binary.ts): decoded, masked, encoded back. */
+  private maskBinary(kind: BinaryKind, cls: TypeClass, msg: Buffer, at: number, len: number, col: ColumnPlan, counts: MaskCounts): Buffer | null | undefined {
+    if (isNumericKind(kind)) {
+      const text = decodeNumber(kind, msg, at, len);
+      if (text === undefined) return undefined;
+      const masked = this.maskString(text, 'numeric', col, counts);
+      return masked === undefined || masked === null ? masked : encodeNumber(kind, masked);
+    }
+    if (kind === 'bytea') {
+      const masked = this.maskString(msg.toString('latin1', at, at + len), 'text', col, counts);
+      return masked === undefined || masked === null ? masked : Buffer.from(masked, 'latin1');
+    }
+    const prefix = kind === 'jsonb' ? 1 : 0;
+    const masked = this.maskString(msg.toString('utf8', at + prefix, at + len), cls, col, counts);
     if (masked === undefined || masked === null) return masked;
     return prefix === 1 ? Buffer.concat([Buffer.of(1), Buffer.from(masked, 'utf8')]) : Buffer.from(masked, 'utf8');
+  }
+
+  /**
+   * A binary array: Int32 ndim, Int32 has-nulls, element oid, ndim × (size, lower bound), then
+   * every element as Int32 length (-1 = NULL) and bytes. Elements are masked one by one; a
+   * malformed array becomes NULL.
+   */
+  private maskArray(msg: Buffer, at: number, len: number, kind: BinaryKind, cls: TypeClass, col: ColumnPlan, counts: MaskCounts): Buffer | null | undefined {
+    const end = at + len;
+    if (len < 12) return len === 0 ? undefined : null;
+    const ndim = msg.readInt32BE(at);
+    let off = at + 12 + 8 * ndim;
+    if (ndim < 0 || ndim > 6 || off > end) return null;
+    let changes: { at: number; len: number; value: Buffer | null }[] | undefined;
+    let nulled = false;
+    while (off < end) {
+      if (off + 4 > end) return null;
+      const l = msg.readInt32BE(off);
+      const v = off + 4;
+      off = v + Math.max(l, 0);
+      if (off > end) return null;
+      if (l < 0) continue;
+      const r = this.maskBinary(kind, cls, msg, v, l, col, counts);
+      if (r === undefined) continue;
+      if (r === null) nulled = true;
+      (changes ??= []).push({ at: v - 4, len: l, value: r });
+    }
+    if (changes === undefined) return undefined;
+    const out = splice(msg, at, end, changes);
+    if (nulled) out.writeInt32BE(1, 4); // has-nulls
+    return out;
   }
 
   /**
@@ -335,6 +380,13 @@ function message(type: number, parts: Buffer[]): Buffer {
 }
 
 function rebuild(msg: Buffer, start: number, end: number, changes: { at: number; len: number; value: Buffer | null }[]): Buffer {
+  const out = splice(msg, start, end, changes);
+  out.writeInt32BE(out.length - 1, 1);
+  return out;
+}
+
+/** `msg[start..end)` with some length-prefixed values replaced (null = SQL NULL). */
+function splice(msg: Buffer, start: number, end: number, changes: { at: number; len: number; value: Buffer | null }[]): Buffer {
   let size = end - start;
   for (const c of changes) size += (c.value === null ? 0 : c.value.length) - c.len;
   const out = Buffer.allocUnsafe(size);
@@ -352,7 +404,6 @@ function rebuild(msg: Buffer, start: number, end: number, changes: { at: number;
     }
     r = c.at + 4 + c.len;
   }
-  w += msg.copy(out, w, r, end);
-  out.writeInt32BE(size - 1, 1);
+  msg.copy(out, w, r, end);
   return out;
 }
