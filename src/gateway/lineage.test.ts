@@ -118,3 +118,20 @@ describe('column rules follow lineage (class 5)', () => {
     }
   });
 });
+
+describe('content detectors on the wire (class 6)', () => {
+  it('concatenated and reformatted PII is still found by the detectors (no column rules)', async () => {
+    const c = new pg.Client({ connectionString: h.url(h.users.alice, 'shop') });
+    await c.connect();
+    try {
+      const r = await c.query(`SELECT card || ' ' || ssn AS a, replace(ssn, '-', '') AS b, regexp_replace(phone, '[^0-9]', '', 'g') AS p,
+        replace(email, '@', '#') AS e, ssn || ' ' || card AS d FROM customers ORDER BY id`);
+      const text = JSON.stringify(r.rows);
+      for (const raw of ['4111 1111 1111', '5500-0000-0000', '123-45', '123456', '078-05', '078051', '4155552', '2125550', 'alice#example', 'bob#example']) {
+        expect(text, raw).not.toContain(raw);
+      }
+    } finally {
+      await c.end();
+    }
+  });
+});
