@@ -20,6 +20,14 @@ beforeAll(async () => {
     credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' },
     policy: { masking: { columns: [{ name: 'email', mode: 'partial' }, { name: 'card', mode: 'partial' }, { name: 'ssn', mode: 'full' }, { name: 'phone', mode: 'hash' }] } },
   });
+  const a = await upstream.admin();
+  try {
+    await a.query(`CREATE VIEW contact_v AS SELECT id, name, email AS contact, reverse(card) AS rc FROM customers;
+      CREATE VIEW contact_v2 AS SELECT contact AS c2, name AS n2 FROM contact_v;
+      CREATE MATERIALIZED VIEW card_mv AS SELECT id, card AS k FROM customers`);
+  } finally {
+    await a.end();
+  }
   const sys = { userId: h.admin.id, userName: 'admin', role: 'admin' };
   await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.bob.id, resource: 'shop-masked', mode: 'read' });
   await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.alice.id, resource: 'shop-masked', mode: 'write' });
@@ -59,6 +67,12 @@ const DERIVED: string[] = [
   'SELECT length(email)::text AS v FROM customers',
   "SELECT CASE WHEN true THEN email ELSE '' END AS v FROM customers",
   'SELECT COALESCE(NULL, phone) AS v FROM customers',
+  // Views from the catalog, also over views, and materialized views.
+  'SELECT rc AS v FROM contact_v',
+  'SELECT upper(contact) AS v FROM contact_v',
+  'SELECT lower(c2) AS v FROM contact_v2',
+  'SELECT reverse(k) AS v FROM card_mv',
+  'SELECT row_to_json(x)::text AS v FROM contact_v x',
 ];
 
 describe('column rules follow lineage (class 5)', () => {
@@ -87,6 +101,13 @@ describe('column rules follow lineage (class 5)', () => {
       expect(row.contact).toBe(row.email);
       expect(row.ssn).toMatch(/^[^0-9]+$/);
       expect(row.phone).toMatch(/^h_[0-9a-f]{16}$/);
+      const v = (await c.query('SELECT * FROM contact_v ORDER BY id')).rows[0] as Record<string, string>;
+      expect(v.name).toBe('Alice');
+      expect(v.contact).not.toContain('alice');
+      expect(redacted(v.rc)).toBe(true);
+      const v2 = (await c.query('SELECT c2, n2 FROM contact_v2 ORDER BY n2')).rows[0] as Record<string, string>;
+      expect(v2).toMatchObject({ n2: 'Alice' });
+      expect(v2.c2).not.toContain('alice');
       const o = await c.query('SELECT id, total::text AS total FROM orders ORDER BY id LIMIT 1');
       expect(o.rows[0]).toEqual({ id: 1, total: '1' });
     } finally {
@@ -115,6 +136,23 @@ describe('column rules follow lineage (class 5)', () => {
       expect((await raw.until('Z')).map((m) => m.type)).toContain('H');
     } finally {
       raw.close();
+    }
+  });
+});
+
+describe('content detectors on the wire (class 6)', () => {
+  it('concatenated and reformatted PII is still found by the detectors (no column rules)', async () => {
+    const c = new pg.Client({ connectionString: h.url(h.users.alice, 'shop') });
+    await c.connect();
+    try {
+      const r = await c.query(`SELECT card || ' ' || ssn AS a, replace(ssn, '-', '') AS b, regexp_replace(phone, '[^0-9]', '', 'g') AS p,
+        replace(email, '@', '#') AS e, ssn || ' ' || card AS d FROM customers ORDER BY id`);
+      const text = JSON.stringify(r.rows);
+      for (const raw of ['4111 1111 1111', '5500-0000-0000', '123-45', '123456', '078-05', '078051', '4155552', '2125550', 'alice#example', 'bob#example']) {
+        expect(text, raw).not.toContain(raw);
+      }
+    } finally {
+      await c.end();
     }
   });
 });

@@ -10,6 +10,7 @@ import { mayWrite } from './effect.js';
 import type { Execution, StatementInfo } from './pipeline.js';
 import { Relay, type Verdict } from './relay.js';
 import { resolveCredential, type Resource } from './resources.js';
+import { loadViews } from './catalog.js';
 import { authenticate } from './session-auth.js';
 import type { GatewayContext } from './context.js';
 import { negotiateStartup } from './startup.js';
@@ -111,13 +112,16 @@ export class ClientSession {
     const up = this.upstream;
     up.socket.once('close', () => this.shutdown('server closed', true));
     if (this.closed) return;
+    const masker = this.ctx.maskerFor(resource);
+    // Column rules follow lineage through views: read their definitions (cached per resource).
+    if (!masker.exempts(who.role) && masker.needsCatalog) masker.setViews(await loadViews(up));
+    if (this.closed) return;
 
     const hello: Buffer[] = [];
     for (const [k, v] of up.parameters) hello.push(parameterStatus(k, v));
     hello.push(...up.notices, backendKeyData(this.key.pid, this.key.secret), readyForQuery('I'));
     this.client.write(Buffer.concat(hello));
 
-    const masker = this.ctx.maskerFor(resource);
     const masking = masker.exempts(who.role) ? undefined : masker;
     const decisionCtx: DecisionContext = {
       mode: grant.mode,

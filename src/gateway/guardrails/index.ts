@@ -8,5 +8,5 @@ export type { Decision, DecisionContext, StatementFacts } from './engine.js';
 export { DEFAULT_ALLOWED_FUNCTIONS, RULE_IDS, RULE_ACTIONS, RULE_DESCRIPTIONS } from './rules.js';
 export type { Finding, RuleAction, RuleId } from './rules.js';
 export { shapeKey } from './shape.js';
-export { columnsOf, UNKNOWN_LINEAGE } from './lineage.js';
+export { columnsOf, statementOutputs, UNKNOWN_LINEAGE } from './lineage.js';
 export type { Lineage, ResultLineage } from './lineage.js';

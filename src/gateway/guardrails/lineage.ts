@@ -26,6 +26,8 @@ export interface Lineage {
   opaque: boolean;
   /** A plain column reference (possibly cast): the column rule's own mode applies. */
   direct: boolean;
+  /** Stored relations (tables or views, by name) the value may come from: views are looked up in the catalog. */
+  rels?: string[];
 }
 
 /** One entry of a target list: a column, or a `*`/`t.*` that expands to columns named by the server. */
@@ -38,6 +40,8 @@ export interface OutputColumn {
 export interface StarInfo {
   /** Expands columns of stored relations: each such column is its own source, by name. */
   base: boolean;
+  /** Those stored relations. */
+  rels?: string[];
   /** Columns of derived tables (subqueries, CTEs) by output name. */
   derived: Record<string, Lineage>;
   /** Union of everything the non-base part can produce (for names not in `derived`). */
@@ -59,6 +63,7 @@ const empty = (): Lineage => ({ cols: [], wholeRow: false, opaque: false, direct
 
 function union(into: Lineage, from: Lineage): Lineage {
   for (const c of from.cols) if (!into.cols.includes(c)) into.cols.push(c);
+  if (from.rels !== undefined && from.rels.length > 0) into.rels = [...new Set([...(into.rels ?? []), ...from.rels])];
   into.wholeRow ||= from.wholeRow;
   into.opaque ||= from.opaque;
   return into;
@@ -108,7 +113,7 @@ function list(v: unknown): unknown[] {
 /** Lineage of an output column: stored columns of a derived column, or the star's share. */
 function starLineage(star: StarInfo, name: string): Lineage {
   const parts: Lineage[] = [];
-  if (star.base) parts.push({ cols: [name], wholeRow: false, opaque: false, direct: true });
+  if (star.base) parts.push({ cols: [name], wholeRow: false, opaque: false, direct: true, rels: star.rels ?? [] });
   const d = star.derived[name];
   if (d !== undefined) parts.push(d);
   else if (star.other.cols.length > 0 || star.other.wholeRow || star.other.opaque || !star.base) parts.push(star.other);
@@ -116,7 +121,7 @@ function starLineage(star: StarInfo, name: string): Lineage {
 }
 
 function resolveIn(item: Item, col: string): Lineage {
-  if (item.base !== undefined) return { cols: [col], wholeRow: false, opaque: false, direct: true };
+  if (item.base !== undefined) return { cols: [col], wholeRow: false, opaque: false, direct: true, rels: [item.base] };
   if (item.all !== undefined) return { ...item.all, cols: [...item.all.cols] };
   const outs = item.outs ?? [];
   const hits = outs.filter((o) => o.star === undefined && o.name === col).map((o) => o.lin);
@@ -125,14 +130,17 @@ function resolveIn(item: Item, col: string): Lineage {
 }
 
 function wholeOf(item: Item): Lineage {
-  if (item.base !== undefined) return { cols: [], wholeRow: true, opaque: false, direct: false };
+  if (item.base !== undefined) return { cols: [], wholeRow: true, opaque: false, direct: false, rels: [item.base] };
   if (item.all !== undefined) return { ...item.all, cols: [...item.all.cols], direct: false };
   return { ...unionAll((item.outs ?? []).map((o) => (o.star !== undefined ? starAll(o.star) : o.lin))), direct: false };
 }
 
 function starAll(star: StarInfo): Lineage {
   const out = unionAll([star.other, ...Object.values(star.derived)]);
-  if (star.base) out.wholeRow = true;
+  if (star.base) {
+    out.wholeRow = true;
+    union(out, { cols: [], wholeRow: true, opaque: false, direct: false, rels: star.rels ?? [] });
+  }
   out.direct = false;
   return out;
 }
@@ -163,6 +171,7 @@ function columnRef(fields: unknown[], scope: Scope): Lineage {
   const out: Lineage = { cols: [last], wholeRow: false, opaque: false, direct: true };
   for (let s: Scope | undefined = scope; s !== undefined; s = s.outer) {
     for (const item of s.items) {
+      if (item.base !== undefined) union(out, { cols: [], wholeRow: false, opaque: false, direct: true, rels: [item.base] });
       const parts = item.base === undefined ? [resolveIn(item, last)] : [];
       if (item.alias === last) parts.push(wholeOf(item));
       for (const p of parts) {
@@ -235,7 +244,7 @@ function fromItem(node: unknown, scope: Scope, into: Item[]): void {
       const name = alias?.aliasname ?? relname;
       if (cte !== undefined) into.push({ alias: name, outs: rename(cte) });
       // `customers AS c(i, n, x)` renames stored columns: which is which only the catalog knows.
-      else if (list(alias?.colnames).length > 0) into.push({ alias: name, all: { cols: [], wholeRow: true, opaque: false, direct: false } });
+      else if (list(alias?.colnames).length > 0) into.push({ alias: name, all: { cols: [], wholeRow: true, opaque: false, direct: false, rels: [relname] } });
       else into.push({ alias: name, base: relname });
       return;
     }
@@ -277,11 +286,15 @@ function targets(targetList: unknown, scope: Scope): OutputColumn[] {
       const items = rel === undefined ? scope.items : [findItem(scope, rel)].filter((i): i is Item => i !== undefined);
       const star: StarInfo = { base: items.length === 0, derived: {}, other: empty() };
       for (const item of items) {
-        if (item.base !== undefined) star.base = true;
+        if (item.base !== undefined) {
+          star.base = true;
+          star.rels = [...(star.rels ?? []), item.base];
+        }
         else if (item.all !== undefined) union(star.other, item.all);
         else for (const o of item.outs ?? []) {
           if (o.star !== undefined) {
             star.base ||= o.star.base;
+            if (o.star.rels !== undefined) star.rels = [...(star.rels ?? []), ...o.star.rels];
             union(star.other, starAll({ ...o.star, base: false }));
           } else if (o.name !== undefined) star.derived[o.name] = union(star.derived[o.name] ?? empty(), o.lin);
           else union(star.other, o.lin);
@@ -392,8 +405,9 @@ export function statementOutputs(stmt: unknown): OutputColumn[] | undefined {
       if (n.is_from === true) return undefined;
       if (n.query !== undefined) return queryOutputs(n.query, root);
       const attlist = list(n.attlist).map(str).filter((s): s is string => s !== undefined);
-      if (attlist.length > 0) return attlist.map((c) => ({ name: c, lin: { cols: [c], wholeRow: false, opaque: false, direct: true } }));
-      return [{ star: { base: true, derived: {}, other: empty() }, lin: { cols: [], wholeRow: true, opaque: false, direct: false } }];
+      const relname = String((n.relation as JsonNode | undefined)?.relname ?? '');
+      if (attlist.length > 0) return attlist.map((c) => ({ name: c, lin: { cols: [c], wholeRow: false, opaque: false, direct: true, rels: [relname] } }));
+      return [{ star: { base: true, rels: [relname], derived: {}, other: empty() }, lin: { cols: [], wholeRow: true, opaque: false, direct: false, rels: [relname] } }];
     }
     case 'FetchStmt':
     case 'ExecuteStmt':

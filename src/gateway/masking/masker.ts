@@ -1,4 +1,5 @@
-import { columnsOf, type Lineage, type ResultLineage } from '../guardrails/lineage.js';
+import { parseSync } from 'libpg-query';
+import { columnsOf, statementOutputs, type Lineage, type ResultLineage } from '../guardrails/lineage.js';
 import type { FieldDescription } from '../wire/decode.js';
 import { ARRAY_ELEMENTS, binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
 import { DETECTOR_IDS, DetectorSet, MIN_DETECTABLE_LENGTH, type DetectorId } from './detectors.js';
@@ -59,6 +60,9 @@ export interface ResultPlan {
 /** Masked value counts by detector id or `column:<name>`, reset per statement by the caller. */
 export type MaskCounts = Record<string, number>;
 
+/** How long a resource's view definitions are trusted before the next session reloads them. */
+const CATALOG_TTL_MS = 30_000;
+
 /**
  * A case-insensitive `*` wildcard match in O(name × glob) at worst: a backtracking RegExp of
  * `*a*a*a*b` takes exponential time in the number of stars.
@@ -84,6 +88,9 @@ export class Masker {
   private readonly detectors: DetectorSet;
   private readonly rules: { mode: MaskMode; name: string }[];
   private readonly renderer: Renderer;
+  /** Each view's output columns and their lineage, from the catalog; undefined = not loaded. */
+  private views: Map<string, Map<string, Lineage>> | undefined;
+  private viewsAt = 0;
 
   constructor(
     private readonly policy: MaskingPolicy,
@@ -142,13 +149,52 @@ export class Masker {
     return { columns, active };
   }
 
+  /** Column rules apply through views: the catalog's view definitions are wanted (again). */
+  get needsCatalog(): boolean {
+    return this.rules.length > 0 && (this.views === undefined || Date.now() - this.viewsAt > CATALOG_TTL_MS);
+  }
+
+  /**
+   * Views from the catalog: each definition is parsed and its output columns traced like a
+   * query's, so `SELECT x FROM v` is masked when v's x is computed from a masked column. A
+   * definition that does not parse makes every column of that view untraceable.
+   */
+  setViews(views: readonly { name: string; definition: string }[]): void {
+    const map = new Map<string, Map<string, Lineage>>();
+    for (const v of views) {
+      const cols = new Map<string, Lineage>();
+      try {
+        const outs = statementOutputs(parseSync(v.definition).stmts?.[0]?.stmt) ?? [];
+        for (const o of outs) cols.set(o.star !== undefined || o.name === undefined ? '*' : o.name, o.lin);
+      } catch {
+        cols.set('*', { cols: [], wholeRow: false, opaque: true, direct: false });
+      }
+      map.set(v.name, cols);
+    }
+    this.views = map;
+    this.viewsAt = Date.now();
+  }
+
   /** The mode a column rule imposes on a value with this lineage, if any. */
-  private lineageMode(lin: Lineage): MaskMode | undefined {
+  private lineageMode(lin: Lineage, depth = 0): MaskMode | undefined {
     for (const c of lin.cols) {
       const rule = this.rules.find((r) => globMatches(r.name, c));
       if (rule !== undefined) return lin.direct || rule.mode === 'hash' ? rule.mode : 'full';
     }
-    return lin.wholeRow || lin.opaque ? 'full' : undefined;
+    if (lin.wholeRow || lin.opaque) return 'full';
+    // Through views: the view's own columns that this value may read.
+    for (const rel of lin.rels ?? []) {
+      const view = this.views?.get(rel);
+      if (view === undefined) continue;
+      if (depth > 16) return 'full';
+      const unknown = view.get('*');
+      const parts = [...lin.cols.map((c) => view.get(c) ?? unknown), unknown].filter((p): p is Lineage => p !== undefined);
+      for (const p of parts) {
+        const mode = this.lineageMode(p, depth + 1);
+        if (mode !== undefined) return lin.direct && p.direct ? mode : mode === 'hash' ? 'hash' : 'full';
+      }
+    }
+    return undefined;
   }
 
   /**
