@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
@@ -47,6 +47,12 @@ export interface GatewayOptions {
   /** Where the audit chain's MAC key and anchor live (default: the data dir; see audit-anchor.ts). */
   auditKeyFile?: string;
   auditAnchorFile?: string;
+  /**
+   * Where `file:` credentials may be (default <data dir>/credentials) and which environment
+   * variables besides TIGHTLOOP_CRED_* may be named (resources.ts).
+   */
+  credentialDir?: string;
+  credentialEnv?: readonly string[];
   onAlert?: (summary: string, detail: Record<string, unknown>) => void;
 }
 
@@ -81,7 +87,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const anchor = new AuditAnchor(opts.auditAnchorFile ?? join(opts.dataDir, 'gateway-audit.anchor'), opts.auditKeyFile ?? join(opts.dataDir, 'gateway-audit.key'), log);
   const audit = new AuditChain(gdb, log, 100, anchor);
   await audit.open();
-  const resources = new ResourceStore(gdb);
+  const credentialDir = opts.credentialDir ?? join(opts.dataDir, 'credentials');
+  mkdirSync(credentialDir, { recursive: true, mode: 0o700 });
+  const resources = new ResourceStore(gdb, { dir: credentialDir, envNames: opts.credentialEnv ?? [] });
   const webhook = new WebhookNotifier(opts.webhookUrl, log);
   const approvals = new StatementApprovals(gdb, audit, webhook, log);
   await approvals.load();

@@ -22,6 +22,8 @@ export interface ResourcesTable {
   tls_mode: string;
   tls_ca_file: string | null;
   tls_server_name: string | null;
+  /** 1: the password may go out in cleartext or MD5 without TLS (added by gateway_0002). */
+  allow_insecure_password: number;
   /** JSON ResourcePolicy (guardrails, masking, break-glass). */
   policy: string;
   created_at: string;
@@ -215,6 +217,14 @@ export const gatewayMigrations: Record<string, Migration> = {
       for (const t of ['gateway_audit', 'gateway_scram_verifiers', 'gateway_scram_salts', 'gateway_requests', 'gateway_grants', 'gateway_resources']) {
         await db.schema.dropTable(t).execute();
       }
+    },
+  },
+  gateway_0002_resource_insecure_password: {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('gateway_resources').addColumn('allow_insecure_password', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('gateway_resources').dropColumn('allow_insecure_password').execute();
     },
   },
 };

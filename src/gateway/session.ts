@@ -106,7 +106,7 @@ export class ClientSession {
     }
     // Defence in depth under a read grant: the server refuses writes even if a rule missed one.
     if (grant.mode === 'read') params.options = '-c default_transaction_read_only=on';
-    const password = await resolveCredential(resource.credentialRef);
+    const password = await resolveCredential(resource.credentialRef, this.ctx.resources.credentialSources);
     this.upstream = await connectUpstream(resource, resource.user, password, params);
     const up = this.upstream;
     up.socket.once('close', () => this.shutdown('server closed', true));
