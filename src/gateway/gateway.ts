@@ -14,6 +14,7 @@ import type { GatewayContext } from './context.js';
 import { Guardrails, loadParser } from './guardrails/index.js';
 import { Masker } from './masking/index.js';
 import { SessionRegistry } from './registry.js';
+import { SessionWatch } from './session-watch.js';
 import { ResourceStore, type Resource } from './resources.js';
 import { gatewayDb } from './schema.js';
 import { ClientSession } from './session.js';
@@ -53,6 +54,8 @@ export interface GatewayOptions {
    */
   credentialDir?: string;
   credentialEnv?: readonly string[];
+  /** How often live sessions are checked against their token, user, role and grant (ms). */
+  sessionCheckMs?: number;
   onAlert?: (summary: string, detail: Record<string, unknown>) => void;
 }
 
@@ -155,6 +158,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
   }
 
+  const watch = new SessionWatch(opts.db, registry, log, opts.sessionCheckMs ?? 500);
+  watch.start();
   const sweep = (): Promise<void> => access.sweep();
   const sweeper = setInterval(() => {
     sweep().catch((err: unknown) => log.error({ err }, 'gateway expiry sweep failed'));
@@ -175,6 +180,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     close: () =>
       (closing ??= (async () => {
         clearInterval(sweeper);
+        await watch.stop();
         const stopped = server === undefined ? Promise.resolve() : new Promise<void>((r) => server.close(() => r()));
         for (const s of registry.sessions()) s.terminate('the gateway is shutting down');
         await stopped;
