@@ -204,8 +204,8 @@ describe('GET /api/gateway/sessions', () => {
       });
       return { status: res.status, body: (await res.json()) as T };
     };
-    process.env.TIGHTLOOP_CONSOLE_TEST_PG = UPSTREAM.scram.password;
-    expect((await call('/api/resources', admin, { name: 'shop', host: '127.0.0.1', port: upstream.port, database: 'shop', user: UPSTREAM.scram.user, credential: 'env:TIGHTLOOP_CONSOLE_TEST_PG', tls: { mode: 'disable' } })).status).toBe(201);
+    process.env.TIGHTLOOP_CRED_CONSOLE_TEST_PG = UPSTREAM.scram.password;
+    expect((await call('/api/resources', admin, { name: 'shop', host: '127.0.0.1', port: upstream.port, database: 'shop', user: UPSTREAM.scram.user, credential: 'env:TIGHTLOOP_CRED_CONSOLE_TEST_PG', tls: { mode: 'disable' } })).status).toBe(201);
     expect((await call('/api/access/grants', admin, { user: 'admin', resource: 'shop', mode: 'read', duration: '1h' })).status).toBe(201);
     expect((await call('/api/gateway/credentials', admin, {})).status).toBe(201);
     expect((await call<{ sessions: unknown[] }>('/api/gateway/sessions', admin)).body.sessions).toEqual([]);

@@ -181,7 +181,7 @@ argv: ["/bin/true", "\${service}"]
   await Sentry.close(2000);
 
   // The gateway: a resource, and a member asking for access (the admin approves it in the UI).
-  const res = await apiCall('/api/resources', { method: 'POST', body: { name: 'shop', host: '127.0.0.1', port: 5432, database: 'shop', user: 'app', credential: 'env:SHOP_DB_PASSWORD', tls: { mode: 'disable' } } });
+  const res = await apiCall('/api/resources', { method: 'POST', body: { name: 'shop', host: '127.0.0.1', port: 5432, database: 'shop', user: 'app', credential: 'env:TIGHTLOOP_CRED_SHOP_DB', tls: { mode: 'disable' } } });
   expect(res.status).toBe(201);
   const dana = await server.createUser('dana', 'member');
   const req = await apiCall('/api/access/requests', { method: 'POST', as: dana.token, body: { resource: 'shop', mode: 'read', duration: '1h', reason: 'debug declined payments' } });

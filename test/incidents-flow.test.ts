@@ -92,7 +92,7 @@ let token: string;
 beforeAll(async () => {
   receiver = await startWebhookReceiver();
   upstream = await startUpstream();
-  process.env.TIGHTLOOP_TEST_PG_SCRAM = UPSTREAM.scram.password;
+  process.env.TIGHTLOOP_CRED_TEST_PG_SCRAM = UPSTREAM.scram.password;
   dataDir = mkdtempSync(join(tmpdir(), 'tightloop-incidents-'));
   writeFileSync(join(dataDir, 'rules.yaml'), `receivers:
   - name: oncall
@@ -173,7 +173,7 @@ describe('incident from real traffic', () => {
 
       // Someone asks the gateway for access and the admin approves (both land in the audit chain).
       const created = await api('POST', '/api/resources', {
-        name: 'orders-db', host: '127.0.0.1', port: upstream.port, database: 'shop', user: UPSTREAM.scram.user, credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' },
+        name: 'orders-db', host: '127.0.0.1', port: upstream.port, database: 'shop', user: UPSTREAM.scram.user, credential: 'env:TIGHTLOOP_CRED_TEST_PG_SCRAM', tls: { mode: 'disable' },
       });
       expect(created.status).toBe(201);
       const bob = await server.createUser('bob', 'member');

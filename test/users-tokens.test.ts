@@ -335,10 +335,10 @@ describe('a new user logs in through the gateway with real psql', () => {
 
   beforeAll(async () => {
     upstream = await startUpstream();
-    process.env.TIGHTLOOP_TEST_USERS_PG = UPSTREAM.scram.password;
+    process.env.TIGHTLOOP_CRED_TEST_USERS_PG = UPSTREAM.scram.password;
     const r = await api('POST', '/api/resources', admin, {
       name: 'shop', host: '127.0.0.1', port: upstream.port, database: 'shop', user: UPSTREAM.scram.user,
-      credential: 'env:TIGHTLOOP_TEST_USERS_PG', tls: { mode: 'disable' },
+      credential: 'env:TIGHTLOOP_CRED_TEST_USERS_PG', tls: { mode: 'disable' },
     });
     expect(r.status).toBe(201);
   });

@@ -121,11 +121,12 @@ export function registerGatewayCommands(program: Command, done: (code: number) =
     .option('--port <port>', 'upstream port', intArg, 5432)
     .requiredOption('--database <db>', 'upstream database name')
     .requiredOption('--user <user>', 'upstream user the gateway logs in as')
-    .requiredOption('--credential <ref>', 'where the upstream password is: env:NAME or file:/path')
+    .requiredOption('--credential <ref>', 'where the upstream password is: env:TIGHTLOOP_CRED_NAME or file:<data-dir>/credentials/name')
     .addOption(new Option('--tls <mode>', 'upstream TLS').choices(['disable', 'prefer', 'require', 'verify-ca', 'verify-full']).default('prefer'))
     .option('--tls-ca <file>', 'CA bundle for verify-ca / verify-full')
+    .option('--allow-insecure-password', 'send the password in cleartext or MD5 if the server asks for it without TLS')
     .option('--policy <file>', 'JSON policy file (guardrails, masking, breakGlass, ...)')
-    .action(wrap(async (name: string, o: CommonOptions & { host: string; port: number; database: string; user: string; credential: string; tls: string; tlsCa?: string; policy?: string }) => {
+    .action(wrap(async (name: string, o: CommonOptions & { host: string; port: number; database: string; user: string; credential: string; tls: string; tlsCa?: string; allowInsecurePassword?: boolean; policy?: string }) => {
       let policy: unknown;
       if (o.policy !== undefined) {
         try {
@@ -134,7 +135,7 @@ export function registerGatewayCommands(program: Command, done: (code: number) =
           throw new UsageError(`cannot read policy ${o.policy}: ${(err as Error).message}`);
         }
       }
-      const body = { name, host: o.host, port: o.port, database: o.database, user: o.user, credential: o.credential, tls: { mode: o.tls, caFile: o.tlsCa }, policy };
+      const body = { name, host: o.host, port: o.port, database: o.database, user: o.user, credential: o.credential, tls: { mode: o.tls, caFile: o.tlsCa }, allowInsecurePassword: o.allowInsecurePassword === true, policy };
       return act(o, 'POST', '/api/resources', body, (r) => `added resource ${String(r.name)} (${String(r.host)}:${String(r.port)}/${String(r.database)})`);
     }));
   common(resource.command('list').description('list resources'))

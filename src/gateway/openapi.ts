@@ -22,7 +22,8 @@ export const gatewayOpenApiPaths = {
       summary: 'Add a resource (admin)',
       requestBody: body('Resource', {
         name: { type: 'string' }, host: { type: 'string' }, port: { type: 'integer' }, database: { type: 'string' }, user: { type: 'string' },
-        credential: { type: 'string', description: 'env:NAME or file:/path; the password itself is never stored' },
+        credential: { type: 'string', description: 'env:TIGHTLOOP_CRED_* (or a listed variable) or file:<credential dir>/…; the password itself is never stored' },
+        allowInsecurePassword: { type: 'boolean', description: 'send the password in cleartext or MD5 when the server asks without TLS (default false)' },
         tls: { type: 'object', properties: { mode: { type: 'string', enum: ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'] }, caFile: { type: 'string' }, serverName: { type: 'string' } } },
         policy: { type: 'object', description: 'guardrails {rules, modes}, masking {enabled, detectors, mode, columns, exemptRoles}, breakGlass, reviewWindowS, maxGrantS' },
       }, ['name', 'host', 'database', 'user', 'credential']),

@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { open, realpath } from 'node:fs/promises';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { ulid } from 'ulid';
 import { z } from 'zod';
 import { AppError, badRequest, notFound } from '../core/app-error.js';
@@ -10,7 +11,49 @@ import type { GatewayDb, ResourcesTable } from './schema.js';
  * Resources: the PostgreSQL targets the gateway fronts. The upstream password is never stored
  * or returned: a resource names where to read it (`env:NAME` or `file:/path`), and it is read
  * at connect time, so rotating it needs no change here.
+ *
+ * Where it may be read from is restricted (CredentialSources), or an API admin could make the
+ * gateway read any file or environment variable of the server and send it to an upstream of
+ * their choosing that asks for a cleartext password: files only inside the credential
+ * directory (symbolic links resolved), environment variables only named `TIGHTLOOP_CRED_*` or
+ * listed. And the password itself goes out in cleartext or MD5 only over TLS, unless the
+ * resource opts in with `allowInsecurePassword`.
  */
+
+export interface CredentialSources {
+  /** Absolute directory `file:` credentials must be inside. */
+  dir: string;
+  /** Environment variables allowed besides the `TIGHTLOOP_CRED_` prefix. */
+  envNames: readonly string[];
+}
+
+export const CREDENTIAL_ENV_PREFIX = 'TIGHTLOOP_CRED_';
+/** A password file is small; a larger one is a mistake (or /dev/zero). */
+const MAX_CREDENTIAL_BYTES = 64 * 1024;
+
+function refused(message: string): AppError {
+  return new AppError('credential_source_refused', 400, message);
+}
+
+/** Checks a reference against the allowed sources (by name and path, before anything is read). */
+export function checkCredentialRef(ref: string, sources: CredentialSources): void {
+  if (ref.startsWith('env:')) {
+    const name = ref.slice(4);
+    if (!name.startsWith(CREDENTIAL_ENV_PREFIX) && !sources.envNames.includes(name)) {
+      throw refused(`credential env:${name} is not allowed: use a variable named ${CREDENTIAL_ENV_PREFIX}* (or list it in TIGHTLOOP_GATEWAY_CREDENTIAL_ENV)`);
+    }
+    return;
+  }
+  const file = ref.slice(5);
+  if (!isAbsolute(file) || !inside(resolve(file), resolve(sources.dir))) {
+    throw refused(`credential file must be inside the credential directory ${sources.dir} (TIGHTLOOP_GATEWAY_CREDENTIAL_DIR)`);
+  }
+}
+
+function inside(path: string, dir: string): boolean {
+  const rel = relative(dir, path);
+  return rel !== '' && !rel.startsWith(`..${sep}`) && rel !== '..' && !isAbsolute(rel);
+}
 
 export const TLS_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 export type TlsMode = (typeof TLS_MODES)[number];
@@ -32,6 +75,8 @@ export const resourceInputSchema = z.object({
       serverName: z.string().min(1).optional(),
     })
     .default({ mode: 'prefer' }),
+  /** Send the password in cleartext or MD5 when the upstream asks for it without TLS. */
+  allowInsecurePassword: z.boolean().default(false),
   policy: resourcePolicySchema.default(resourcePolicySchema.parse({})),
 });
 export type ResourceInput = z.input<typeof resourceInputSchema>;
@@ -45,6 +90,7 @@ export interface Resource {
   user: string;
   credentialRef: string;
   tls: { mode: TlsMode; caFile?: string; serverName?: string };
+  allowInsecurePassword: boolean;
   policy: ResourcePolicy;
   createdAt: string;
   updatedAt: string;
@@ -64,6 +110,7 @@ function fromRow(r: ResourcesTable): Resource {
       ...(r.tls_ca_file === null ? {} : { caFile: r.tls_ca_file }),
       ...(r.tls_server_name === null ? {} : { serverName: r.tls_server_name }),
     },
+    allowInsecurePassword: Number(r.allow_insecure_password ?? 0) === 1,
     policy: parsePolicy(r.policy),
     createdAt: r.created_at,
     updatedAt: r.updated_at,
@@ -79,10 +126,14 @@ export function parseResourceInput(body: unknown): z.infer<typeof resourceInputS
 }
 
 export class ResourceStore {
-  constructor(private readonly db: GatewayDb) {}
+  constructor(
+    private readonly db: GatewayDb,
+    readonly credentialSources: CredentialSources,
+  ) {}
 
   async create(body: unknown): Promise<Resource> {
     const input = parseResourceInput(body);
+    checkCredentialRef(input.credential, this.credentialSources);
     const existing = await this.db.selectFrom('gateway_resources').select('id').where('name', '=', input.name).executeTakeFirst();
     if (existing !== undefined) throw new AppError('conflict', 409, `resource ${input.name} already exists`);
     const now = toTimestamp(Date.now());
@@ -97,6 +148,7 @@ export class ResourceStore {
       tls_mode: input.tls.mode,
       tls_ca_file: input.tls.caFile ?? null,
       tls_server_name: input.tls.serverName ?? null,
+      allow_insecure_password: input.allowInsecurePassword ? 1 : 0,
       policy: JSON.stringify(input.policy),
       created_at: now,
       updated_at: now,
@@ -157,22 +209,43 @@ export function publicResource(r: Resource): Record<string, unknown> {
     user: r.user,
     credential: r.credentialRef.startsWith('env:') ? r.credentialRef : 'file:…',
     tls: r.tls,
+    allowInsecurePassword: r.allowInsecurePassword,
     policy: r.policy,
     createdAt: r.createdAt,
     updatedAt: r.updatedAt,
   };
 }
 
-/** Reads the upstream password a resource refers to. */
-export async function resolveCredential(ref: string): Promise<string> {
+/**
+ * Reads the upstream password a resource refers to, from an allowed source only (checked again
+ * here: a row may predate the rules, and a file's real path may leave the directory by a link).
+ */
+export async function resolveCredential(ref: string, sources: CredentialSources): Promise<string> {
+  checkCredentialRef(ref, sources);
   if (ref.startsWith('env:')) {
     const v = process.env[ref.slice(4)];
     if (v === undefined) throw new AppError('credential_unavailable', 503, `environment variable ${ref.slice(4)} is not set`);
     return v;
   }
+  let real: string;
+  let dir: string;
   try {
-    return (await readFile(ref.slice(5), 'utf8')).replace(/\r?\n$/, '');
+    [real, dir] = await Promise.all([realpath(ref.slice(5)), realpath(sources.dir)]);
   } catch (cause) {
+    throw new AppError('credential_unavailable', 503, 'credential file is not readable', { cause });
+  }
+  if (!inside(real, dir)) throw refused(`credential file leads outside the credential directory ${sources.dir}`);
+  try {
+    const fh = await open(real, 'r');
+    try {
+      const st = await fh.stat();
+      if (!st.isFile() || st.size > MAX_CREDENTIAL_BYTES) throw refused('credential file is not a regular file of at most 64 KiB');
+      return (await fh.readFile('utf8')).replace(/\r?\n$/, '');
+    } finally {
+      await fh.close();
+    }
+  } catch (cause) {
+    if (cause instanceof AppError) throw cause;
     throw new AppError('credential_unavailable', 503, 'credential file is not readable', { cause });
   }
 }

@@ -22,6 +22,8 @@ export interface ResourcesTable {
   tls_mode: string;
   tls_ca_file: string | null;
   tls_server_name: string | null;
+  /** 1: the password may go out in cleartext or MD5 without TLS (added by gateway_0002). */
+  allow_insecure_password: number;
   /** JSON ResourcePolicy (guardrails, masking, break-glass). */
   policy: string;
   created_at: string;
@@ -230,6 +232,14 @@ export const gatewayMigrations: Record<string, Migration> = {
     async down(db: Kysely<unknown>): Promise<void> {
       await db.schema.dropIndex('gateway_grants_parent_idx').execute();
       await db.schema.alterTable('gateway_grants').dropColumn('parent_grant_id').execute();
+    },
+  },
+  gateway_0003_resource_insecure_password: {
+    async up(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('gateway_resources').addColumn('allow_insecure_password', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    },
+    async down(db: Kysely<unknown>): Promise<void> {
+      await db.schema.alterTable('gateway_resources').dropColumn('allow_insecure_password').execute();
     },
   },
 };

@@ -11,6 +11,7 @@ import type { Execution, StatementInfo } from './pipeline.js';
 import { Relay, type Verdict } from './relay.js';
 import { resolveCredential, type Resource } from './resources.js';
 import { loadViews } from './catalog.js';
+import type { AuthenticatedUser } from './client-auth.js';
 import { authenticate } from './session-auth.js';
 import type { GatewayContext } from './context.js';
 import { negotiateStartup } from './startup.js';
@@ -33,6 +34,8 @@ export class ClientSession {
   /** The cancel key this client was given (ours, not the server's). */
   readonly key = { pid: randomInt(1, 0x7fffffff), secret: randomInt(0, 0x7fffffff) };
   userName: string | undefined;
+  /** Who logged in, with which token and role (session-watch.ts ends the session when that changes). */
+  who: AuthenticatedUser | undefined;
   grant: AccessGrant | undefined;
   resource: Resource | undefined;
   relay: Relay | undefined;
@@ -83,6 +86,7 @@ export class ClientSession {
 
     const who = await authenticate(startup, user, this.ctx, this.raw.remoteAddress ?? '', (e) => this.ctx.audit.append({ kind: 'auth.failed', actor: user, resource: database ?? null, data: { peer: this.peer, ...e } }));
     this.client.write(authRequest(AUTH_OK));
+    this.who = who;
 
     const resource = database === undefined ? undefined : await this.ctx.resources.get(database);
     if (resource === undefined) {
@@ -107,7 +111,7 @@ export class ClientSession {
     }
     // Defence in depth under a read grant: the server refuses writes even if a rule missed one.
     if (grant.mode === 'read') params.options = '-c default_transaction_read_only=on';
-    const password = await resolveCredential(resource.credentialRef);
+    const password = await resolveCredential(resource.credentialRef, this.ctx.resources.credentialSources);
     this.upstream = await connectUpstream(resource, resource.user, password, params);
     const up = this.upstream;
     up.socket.once('close', () => this.shutdown('server closed', true));

@@ -33,6 +33,8 @@ export interface UpstreamTarget {
   host: string;
   port: number;
   tls: Resource['tls'];
+  /** The password may go out in cleartext or MD5 on a connection without TLS. */
+  allowInsecurePassword?: boolean;
 }
 
 function failure(message: string, cause?: unknown): GatewayError {
@@ -116,6 +118,7 @@ export async function connectUpstream(
   let socket: Socket | TLSSocket = raw;
   try {
     if (t.tls.mode !== 'disable') socket = await negotiateTls(raw, t);
+    const encrypted = socket !== raw;
     socket.write(startupMessage({ user, ...params }));
     const reader = new SocketReader(socket, 1024 * 1024);
     // negotiateTls paused the plain socket to read its one-byte answer; under `prefer` against a
@@ -133,6 +136,10 @@ export async function connectUpstream(
           const code = msg.body.readInt32BE(0);
           const data = msg.body.subarray(4);
           if (code === AUTH_OK) break;
+          if ((code === AUTH_CLEARTEXT || code === AUTH_MD5) && !encrypted && t.allowInsecurePassword !== true) {
+            // Anyone on the path (or an upstream posing as the database) would get the password.
+            throw failure(`upstream asks for the password ${code === AUTH_MD5 ? 'as MD5' : 'in cleartext'} on a connection without TLS: refused (use TLS, SCRAM, or set allowInsecurePassword on the resource)`);
+          }
           if (code === AUTH_CLEARTEXT) socket.write(passwordMessage(password));
           else if (code === AUTH_MD5) {
             socket.write(passwordMessage('md5' + md5hex(Buffer.concat([Buffer.from(md5hex(password + user)), data.subarray(0, 4)]))));

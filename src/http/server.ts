@@ -75,6 +75,8 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
       webhookUrl: process.env.TIGHTLOOP_GATEWAY_WEBHOOK_URL,
       tls: { certFile: process.env.TIGHTLOOP_GATEWAY_TLS_CERT, keyFile: process.env.TIGHTLOOP_GATEWAY_TLS_KEY },
       auditKeyFile: process.env.TIGHTLOOP_AUDIT_KEY_FILE, auditAnchorFile: process.env.TIGHTLOOP_AUDIT_ANCHOR_FILE,
+      credentialDir: process.env.TIGHTLOOP_GATEWAY_CREDENTIAL_DIR,
+      credentialEnv: (process.env.TIGHTLOOP_GATEWAY_CREDENTIAL_ENV ?? '').split(',').map((n) => n.trim()).filter((n) => n !== ''),
     });
   } catch (err) {
     await state.close();

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { SqliteDialect } from 'kysely';
@@ -34,6 +34,9 @@ export function createSqliteDialect(path: string): SqliteDialect {
     });
   }
   try {
+    // Owner only: the state holds token hashes, grants and the audit trail. SQLite creates the
+    // -wal and -shm files with the database file's permissions, so this covers them too.
+    if (path !== ':memory:') chmodSync(path, 0o600);
     const mode = sqlite.pragma('journal_mode = WAL', { simple: true });
     // An in-memory database reports "memory"; anything else on a file means WAL is unavailable
     // (e.g. a network file system) and we would silently lose concurrency and durability.
