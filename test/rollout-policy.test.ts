@@ -122,6 +122,9 @@ services:
   - name: fresh
     deployAction: ship
     rollbackAction: revert
+  - name: unproven
+    deployAction: ship
+    rollbackAction: revert
   - name: broken
     steps: [50, 100]
     deployAction: ${failingDeploy}
@@ -251,6 +254,18 @@ describe('rollout decisions', () => {
     const runs = await actions.listRuns({ deployId: r.deployId, action: 'ship-fails' });
     expect(runs[0]).toMatchObject({ status: 'failed', exitCode: 1 });
     expect(runs[0].output).toContain('image not found');
+  });
+
+  it('shares traffic with the recorded serving version, but rolls back only to one seen serving healthily', async () => {
+    const served = await deploys.record({ service: 'unproven', version: '1', source: 'cli' });
+    deploys.decide(served, 'inconclusive');
+    const evil = await deploys.record({ service: 'unproven', version: 'evil', source: 'implicit' });
+    deploys.decide(evil, 'pass');
+    deploys.script.u2 = ['fail'];
+    const r = await rollout('unproven', 'u2');
+    expect(r).toMatchObject({ previousVersion: '1', rollbackTo: null, status: 'failed' });
+    expect(r.reason).toBe('verification fail at 10 %: scripted fail; nothing to roll back to (1 was never seen serving healthily)');
+    expect((await actions.listRuns({ deployId: r.deployId })).map((x) => x.action)).toEqual(['ship']);
   });
 
   it('a first deploy goes straight to 100 %, and refuses a second rollout of the same service at once', async () => {
