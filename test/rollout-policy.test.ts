@@ -292,11 +292,14 @@ describe('service config', () => {
 describe('deploys made elsewhere', () => {
   it('rolls back a failed CI deploy automatically (rollback: auto)', async () => {
     const ci = await deploys.record({ service: 'api', version: '9.0', source: 'cli' });
+    // The latest version seen serving healthily (not necessarily the record's previousVersion).
+    const target = await deploys.rollbackTarget(ci);
+    expect(target).not.toBeNull();
     deploys.decide(ci, 'fail');
     const rb = await eventually(async () => [...deploys.deploys.values()].find((d) => d.rollbackOf === ci.id));
-    expect(rb).toMatchObject({ source: 'rollback', version: ci.previousVersion });
+    expect(rb).toMatchObject({ source: 'rollback', version: target });
     const runs = await actions.listRuns({ deployId: ci.id });
-    expect(runs[0]).toMatchObject({ action: 'revert', status: 'succeeded', actor: 'tightloop', params: { VERSION: '9.0', PREVIOUS_VERSION: ci.previousVersion } });
+    expect(runs[0]).toMatchObject({ action: 'revert', status: 'succeeded', actor: 'tightloop', params: { VERSION: '9.0', PREVIOUS_VERSION: target } });
     await eventually(async () => ((await deploys.get(ci.id)).status === 'rolled_back' ? true : undefined));
   });
 
