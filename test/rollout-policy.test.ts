@@ -125,6 +125,9 @@ services:
   - name: fresh
     deployAction: ship
     rollbackAction: revert
+  - name: unproven
+    deployAction: ship
+    rollbackAction: revert
   - name: broken
     steps: [50, 100]
     deployAction: ${failingDeploy}
@@ -290,6 +293,18 @@ describe('rollout decisions', () => {
     expect(runs[0].output).toContain('image not found');
   });
 
+  it('shares traffic with the recorded serving version, but rolls back only to one seen serving healthily', async () => {
+    const served = await deploys.record({ service: 'unproven', version: '1', source: 'cli' });
+    deploys.decide(served, 'inconclusive');
+    const evil = await deploys.record({ service: 'unproven', version: 'evil', source: 'implicit' });
+    deploys.decide(evil, 'pass');
+    deploys.script.u2 = ['fail'];
+    const r = await rollout('unproven', 'u2');
+    expect(r).toMatchObject({ previousVersion: '1', rollbackTo: null, status: 'failed' });
+    expect(r.reason).toBe('verification fail at 10 %: scripted fail; nothing to roll back to (1 was never seen serving healthily)');
+    expect((await actions.listRuns({ deployId: r.deployId })).map((x) => x.action)).toEqual(['ship']);
+  });
+
   it('a first deploy goes straight to 100 %, and refuses a second rollout of the same service at once', async () => {
     const first = await rollouts.start({ service: 'fresh', version: 'x' }, alice);
     await expect(rollouts.start({ service: 'fresh', version: 'y' }, alice)).rejects.toThrow(/a rollout of fresh is running/);
@@ -314,11 +329,14 @@ describe('service config', () => {
 describe('deploys made elsewhere', () => {
   it('rolls back a failed CI deploy automatically (rollback: auto)', async () => {
     const ci = await deploys.record({ service: 'api', version: '9.0', source: 'cli' });
+    // The latest version seen serving healthily (not necessarily the record's previousVersion).
+    const target = await deploys.rollbackTarget(ci);
+    expect(target).not.toBeNull();
     deploys.decide(ci, 'fail');
     const rb = await eventually(async () => [...deploys.deploys.values()].find((d) => d.rollbackOf === ci.id));
-    expect(rb).toMatchObject({ source: 'rollback', version: ci.previousVersion });
+    expect(rb).toMatchObject({ source: 'rollback', version: target });
     const runs = await actions.listRuns({ deployId: ci.id });
-    expect(runs[0]).toMatchObject({ action: 'revert', status: 'succeeded', actor: 'tightloop', params: { VERSION: '9.0', PREVIOUS_VERSION: ci.previousVersion } });
+    expect(runs[0]).toMatchObject({ action: 'revert', status: 'succeeded', actor: 'tightloop', params: { VERSION: '9.0', PREVIOUS_VERSION: target } });
     await eventually(async () => ((await deploys.get(ci.id)).status === 'rolled_back' ? true : undefined));
   });
 

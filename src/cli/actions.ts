@@ -13,7 +13,7 @@ interface RunOut {
 }
 interface ActionOut { name: string; kind: string; approval: string; description: string | null; params: Record<string, { type: string; required: boolean; default?: unknown; values?: string[] }>; source: string }
 interface RolloutOut {
-  id: string; deployId: string; service: string; version: string; previousVersion: string | null; status: string; reason: string | null;
+  id: string; deployId: string; service: string; version: string; previousVersion: string | null; rollbackTo?: string | null; status: string; reason: string | null;
   steps: { weight: number; verdicts: { outcome: string; reason: string | null }[] }[]; rollbackDeployId: string | null; rollbackVerdict: string | null;
 }
 
@@ -162,7 +162,7 @@ export function registerActionCommands(program: Command, setCode: (code: number)
       if (opts.json === true) process.stdout.write(JSON.stringify(ro) + '\n');
       else {
         process.stdout.write(`${ro.status}${ro.reason === null ? '' : `: ${ro.reason}`}\n`);
-        if (ro.rollbackDeployId !== null) process.stdout.write(`rollback deploy ${ro.rollbackDeployId} to ${ro.previousVersion ?? '?'}: verification ${ro.rollbackVerdict ?? 'pending'}\n`);
+        if (ro.rollbackDeployId !== null) process.stdout.write(`rollback deploy ${ro.rollbackDeployId} to ${ro.rollbackTo ?? ro.previousVersion ?? '?'}: verification ${ro.rollbackVerdict ?? 'pending'}\n`);
       }
       // 3: held for want of evidence (like an inconclusive `deploy verify`); 1: rolled back or failed.
       setCode(ro.status === 'promoted' || ro.status === 'running' ? 0 : ro.status === 'held' ? 3 : 1);

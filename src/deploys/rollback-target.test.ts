@@ -74,6 +74,7 @@ describe('rollback target', () => {
   it('counts a rollout or rollback tightloop finished without a failed verdict; not one after the bad deploy', async () => {
     await row('d', '1', 'passed', 'api');
     await row('d', '2', 'inconclusive', 'rollout', true);
+    await row('d', '2.5', 'inconclusive', 'rollout'); // held: stopped at a step, never finished
     const bad = await row('d', '3', 'failed', 'api');
     await row('d', '4', 'passed', 'api');
     expect(await target(bad)).toBe('2');

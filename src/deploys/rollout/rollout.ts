@@ -68,7 +68,13 @@ export interface Rollout {
   deployId: string;
   service: string;
   version: string;
+  /** What served before: it takes the rest of the traffic at each step (PREVIOUS_VERSION of the deploy action). */
   previousVersion: string | null;
+  /**
+   * What a rollback restores: the local actuator's live version, else DeployApi.rollbackTarget
+   * (seen serving healthily). Undefined in rollouts stored before it existed: previousVersion.
+   */
+  rollbackTo?: string | null;
   environment: string;
   actor: string;
   status: RolloutStatus;
@@ -212,10 +218,19 @@ export class RolloutManager {
     }
     const environment = input.environment ?? cfg.environment;
     let previous: string | null;
+    let rollbackTo: string | null;
     // What serves now: the local actuator's live version (a process tightloop runs and health-checks),
-    // else the latest version tightloop saw serving healthily — never a version known only from telemetry.
-    if (isLocal(cfg) && this.o.actuator !== undefined) previous = this.o.actuator.liveVersion(cfg.name);
-    else previous = await this.o.deploys.rollbackTarget({ id: '', service: cfg.name, environment, version: input.version, startedAt: now() });
+    // else the latest explicitly recorded version that did not fail — never one known only from
+    // telemetry. A rollback restores the live version, else only one seen serving healthily.
+    if (isLocal(cfg) && this.o.actuator !== undefined) {
+      previous = this.o.actuator.liveVersion(cfg.name);
+      rollbackTo = previous;
+    } else {
+      rollbackTo = await this.o.deploys.rollbackTarget({ id: '', service: cfg.name, environment, version: input.version, startedAt: now() });
+      const recorded = (await this.o.deploys.list({ service: cfg.name, environment, limit: 100 }))
+        .find((d) => d.source !== 'implicit' && d.status !== 'failed' && d.status !== 'rolled_back');
+      previous = recorded?.version ?? rollbackTo;
+    }
     if (previous === input.version) throw conflict(`${cfg.name} ${input.version} is already live`);
     const deploy = await this.o.deploys.record({
       service: cfg.name, version: input.version, environment, source: 'rollout', previousVersion: previous, actor: who.userName,
@@ -223,14 +238,14 @@ export class RolloutManager {
     });
     const steps = previous === null ? [100] : (input.steps ?? cfg.steps);
     const r: Rollout = {
-      id: ulid(), deployId: deploy.id, service: cfg.name, version: input.version, previousVersion: previous, environment, actor: who.userName,
+      id: ulid(), deployId: deploy.id, service: cfg.name, version: input.version, previousVersion: previous, rollbackTo, environment, actor: who.userName,
       status: 'running', steps: steps.map((w) => ({ weight: w, runId: null, verdicts: [] })), rollbackDeployId: null, rollbackRunId: null,
       rollbackVerdict: null, reason: null, startedAt: now(), finishedAt: null,
     };
     this.rollouts.set(r.id, r);
     this.save(r, true);
     await this.writes;
-    this.o.audit.append({ kind: 'rollout.started', actor: who.userName, resource: `service:${cfg.name}`, data: { rollout: r.id, deployId: deploy.id, version: input.version, previousVersion: previous, steps } });
+    this.o.audit.append({ kind: 'rollout.started', actor: who.userName, resource: `service:${cfg.name}`, data: { rollout: r.id, deployId: deploy.id, version: input.version, previousVersion: previous, rollbackTo, steps } });
     const p = this.drive(r, cfg, deploy, input.verifyMaxDurationS ?? cfg.verifyMaxDurationS).catch((err: unknown) => {
       this.o.log.error({ err, rollout: r.id }, 'rollout failed');
       this.finish(r, 'failed', (err as Error).message);
@@ -329,11 +344,12 @@ export class RolloutManager {
 
   private async rollBack(r: Rollout, deploy: Deploy, cfg: ServiceConfig, reason: string): Promise<void> {
     this.handled.add(deploy.id);
-    if (r.previousVersion === null || cfg.rollbackAction === null) {
-      this.finish(r, 'failed', `${reason}; nothing to roll back to`);
+    const target = r.rollbackTo === undefined ? r.previousVersion : r.rollbackTo;
+    if (target === null || cfg.rollbackAction === null) {
+      this.finish(r, 'failed', `${reason}; nothing to roll back to${target === null && r.previousVersion !== null ? ` (${r.previousVersion} was never seen serving healthily)` : ''}`);
       return;
     }
-    const res = await this.rollbackDeploy(await this.o.deploys.get(deploy.id), r.previousVersion, cfg, false);
+    const res = await this.rollbackDeploy(await this.o.deploys.get(deploy.id), target, cfg, false);
     r.rollbackRunId = res.run.id;
     r.rollbackDeployId = res.rollbackDeploy?.id ?? null;
     r.rollbackVerdict = res.verification?.outcome ?? null;
@@ -348,7 +364,7 @@ export class RolloutManager {
   async rollbackTargetOf(bad: Deploy): Promise<string | null> {
     if (bad.source === 'rollout') {
       const r = [...this.rollouts.values()].find((x) => x.deployId === bad.id);
-      if (r !== undefined) return r.previousVersion;
+      if (r !== undefined) return r.rollbackTo === undefined ? r.previousVersion : r.rollbackTo;
     }
     return this.o.deploys.rollbackTarget(bad);
   }
