@@ -140,7 +140,7 @@ export class ClientSession {
       },
       finished: (exec) => this.finished(exec),
       fatal: (err) => this.fail(err),
-    }, this.ctx.maxMessageBytes);
+    }, this.ctx.maxMessageBytes, this.ctx.clientLimits);
     this.relay.start(startup.reader.detach(), up.leftover);
   }
 
