@@ -171,6 +171,14 @@ describe('parameters', () => {
     expect(() => parseActionsYaml('kind: command\nargv: [echo]\ntimeoutS: soon\n', 'a.yaml')).toThrow(/^a\.yaml:3: timeoutS: /);
     expect(() => parseActionsYaml('kind: command\nargv: [echo]\nparams:\n  N: { type: int, pattern: "x" }\n', 'b.yaml')).toThrow(/b\.yaml:4: params\.N: `pattern` is only for type string/);
   });
+
+  it('runs parameter patterns in linear time and refuses patterns that need backtracking', () => {
+    const [a] = parseActionsYaml('kind: command\nargv: [echo, "${P}"]\nparams:\n  P: { type: string, maxLength: 65536, pattern: "(a|aa)+" }\n', 'p.yaml');
+    // RegExp needs years for this value; the linear-time matcher one pass.
+    expect(() => validateParams('p', a.params, { P: `${'a'.repeat(60_000)}!` })).toThrow(/does not match pattern \(a\|aa\)\+/);
+    expect(validateParams('p', a.params, { P: 'a'.repeat(41) })).toEqual({ P: 'a'.repeat(41) });
+    expect(() => parseActionsYaml('kind: command\nargv: [echo]\nparams:\n  P: { type: string, pattern: "(a)\\\\1" }\n', 'q.yaml')).toThrow(/q\.yaml:4: params\.P: unsupported pattern: backreferences are not supported/);
+  });
 });
 
 describe('command actions', () => {

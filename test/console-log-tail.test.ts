@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LogTailHub, TAIL_MAX_LINES_PER_PUSH } from '../src/http/log-tail.js';
+import { LogTailHub, TAIL_MAX_CHARS_PER_PUSH, TAIL_MAX_LINES_PER_PUSH } from '../src/http/log-tail.js';
 import { emptyLogBatch, type LogBatch, type LogRow } from '../src/telemetry/index.js';
 
 /** The live-tail hub on its own: filtering, the per-push bound, slow and failing readers. */
@@ -53,6 +53,20 @@ describe('LogTailHub', () => {
     hub.subscribe({ filter: {}, send: () => false, dropped: (c) => { slowDropped += c; } });
     hub.publish(batch([{ service: 's', severity: 9, body: 'a' }, { service: 's', severity: 9, body: 'b' }]));
     expect(slowDropped).toBe(2);
+  });
+
+  it('bounds one push by size too: 64 KiB lines stop at TAIL_MAX_CHARS_PER_PUSH', () => {
+    const hub = new LogTailHub();
+    let chars = 0;
+    let sent = 0;
+    let dropped = 0;
+    hub.subscribe({ filter: {}, send: (rows) => { sent += rows.length; chars += rows.reduce((n, r) => n + r.body.length, 0); return true; }, dropped: (n) => { dropped += n; } });
+    const body = 'x'.repeat(64 * 1024);
+    hub.publish(batch(Array.from({ length: 100 }, () => ({ service: 's', severity: 9, body }))));
+    expect(chars).toBeLessThanOrEqual(TAIL_MAX_CHARS_PER_PUSH);
+    expect(sent).toBeGreaterThan(0);
+    expect(sent + dropped).toBe(100);
+    expect(dropped).toBeGreaterThan(0);
   });
 
   it('drops a subscriber that throws and keeps serving the others; unsubscribe stops delivery', () => {

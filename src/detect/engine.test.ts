@@ -163,6 +163,20 @@ describe('DetectEngine', () => {
     }
   });
 
+  it('a stored rule whose pattern is no longer accepted is skipped with a warning, not silently', async () => {
+    await state.db.insertInto('detect_rules' as never).values({
+      id: 'r-old', name: 'old', spec: JSON.stringify({ name: 'old', type: 'log', match: { regex: '(a)\\1' }, threshold: 1 }), created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z',
+    } as never).execute();
+    const warned: Array<{ obj: object; msg: string }> = [];
+    engine = new DetectEngine({
+      db: state.db, source, nowMs: () => now, tickMs: 0, send: { attempts: 1, baseDelayMs: 5 },
+      logger: { warn: (obj, msg) => { warned.push({ obj, msg }); } },
+    });
+    await engine.start();
+    expect(engine.rules.list().map((r) => r.spec.name)).not.toContain('old');
+    expect(warned).toEqual([expect.objectContaining({ obj: expect.objectContaining({ rule: 'r-old', name: 'old', why: expect.stringContaining('backreferences are not supported') as unknown }) as unknown })]);
+  });
+
   it('inhibition: a firing source mutes targets with equal labels, nothing else', async () => {
     await startEngine(`rules:
   - name: service down

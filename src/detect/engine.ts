@@ -84,6 +84,7 @@ export class DetectEngine {
     this.silences = new SilenceBook(this.db, this.nowMs);
     this.rules = new RuleBook(this.db, this.nowMs, {
       onRemoved: (id) => this.dropRule(id),
+      onSkipped: (id, name, why) => this.opts.logger?.warn({ rule: id, name, why }, 'detect: stored rule no longer valid; not evaluated (fix or delete it through the API)'),
     });
     this.dispatcher = new Dispatcher({
       db: this.db,

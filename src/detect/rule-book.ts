@@ -30,7 +30,7 @@ export class RuleBook {
   constructor(
     private readonly db: Kysely<DetectDatabase>,
     private readonly nowMs: () => number,
-    private readonly hooks: { onRemoved: (id: string) => void },
+    private readonly hooks: { onRemoved: (id: string) => void; onSkipped?: (id: string, name: unknown, why: string) => void },
   ) {
     this.set = new RuleSet(nowMs);
   }
@@ -52,8 +52,13 @@ export class RuleBook {
     for (const row of await this.db.selectFrom('detect_rules').selectAll().execute()) {
       const input: unknown = JSON.parse(row.spec);
       const parsed = ruleSpecSchema.safeParse(input);
-      // A stored rule that no longer validates (schema change) is skipped, not fatal.
-      if (!parsed.success || names.has(parsed.data.name)) continue;
+      // A stored rule that no longer validates (schema change, e.g. a pattern that needs
+      // backtracking) is skipped, not fatal, and said so.
+      if (!parsed.success) {
+        this.hooks.onSkipped?.(row.id, (input as { name?: unknown } | null)?.name, parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+        continue;
+      }
+      if (names.has(parsed.data.name)) continue;
       names.add(parsed.data.name);
       this.inputs.set(row.id, input);
       this.set.put({ id: row.id, source: 'api', spec: parsed.data });

@@ -9,6 +9,7 @@ import type { ClientAuthenticator } from './client-auth.js';
 import type { Guardrails } from './guardrails/index.js';
 import type { Masker } from './masking/index.js';
 import type { SessionRegistry } from './registry.js';
+import type { MessageLimits } from './wire/framer.js';
 import type { Resource, ResourceStore } from './resources.js';
 
 /** Everything a client session needs from the running gateway (one object, built once). */
@@ -24,6 +25,8 @@ export interface GatewayContext {
   secureContext: SecureContext | undefined;
   log: Logger;
   maxMessageBytes: number;
+  /** Limits by message type on what a logged-in client sends (wire/framer.ts). */
+  clientLimits: MessageLimits;
   /** Window in which repeats of a plain statement share one audit record (0 = never). */
   auditWindowMs: number;
   maskerFor(resource: Resource): Masker;

@@ -18,6 +18,7 @@ import { SessionWatch } from './session-watch.js';
 import { ResourceStore, type Resource } from './resources.js';
 import { gatewayDb } from './schema.js';
 import { ClientSession } from './session.js';
+import { clientMessageLimits } from './wire/framer.js';
 import { loadSecureContext } from './tls.js';
 import { WebhookNotifier } from './webhook.js';
 
@@ -40,8 +41,10 @@ export interface GatewayOptions {
   portOptional?: boolean;
   tls?: { certFile?: string; keyFile?: string };
   webhookUrl?: string;
-  /** Largest protocol message accepted from either side (PostgreSQL's own cap is 1 GiB). */
+  /** Largest protocol message accepted from the upstream (PostgreSQL's own cap is 1 GiB). */
   maxMessageBytes?: number;
+  /** Largest messages a logged-in client may send, by kind (defaults: CLIENT_LIMITS in wire/framer.ts). */
+  clientMessageLimits?: { statement?: number; bind?: number; copyData?: number; other?: number };
   sweepIntervalMs?: number;
   /** See statement-log.ts; default 100 ms, 0 = one audit record per execution. */
   auditWindowMs?: number;
@@ -119,6 +122,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     secureContext: opts.port === null ? undefined : await loadSecureContext(opts.dataDir, opts.tls ?? {}, (m) => log.warn(m)),
     log,
     maxMessageBytes: opts.maxMessageBytes ?? 256 * 1024 * 1024,
+    clientLimits: clientMessageLimits(opts.clientMessageLimits),
     auditWindowMs: opts.auditWindowMs ?? 100,
     maskerFor(resource: Resource): Masker {
       const cached = maskers.get(resource.id);

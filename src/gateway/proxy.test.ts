@@ -192,6 +192,23 @@ describe('wire protocol through the gateway', () => {
     raw.close();
   });
 
+  it('limits what a logged-in client sends by message type: a 2 MiB Query is refused (54000), a 2 MiB Bind value passes', async () => {
+    const c = await client();
+    try {
+      const big = 'x'.repeat(2 * 1024 * 1024);
+      expect((await c.query('SELECT length($1::text) AS n', [big])).rows).toEqual([{ n: big.length }]);
+      const err = await c.query(`SELECT length('${big}') AS n`).then(() => undefined, (e: unknown) => e as { code?: string; message: string });
+      expect(err?.code).toBe('54000');
+      expect(err?.message).toMatch(/Query message of \d+ bytes is over the gateway's limit of 1048576 bytes/);
+    } finally {
+      await c.end().catch(() => undefined);
+    }
+    // The gateway goes on serving.
+    const d = await client();
+    expect((await d.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    await d.end();
+  });
+
   it('refuses GSS encryption properly and rejects data smuggled after an SSLRequest', async () => {
     const exchange = (bytes: Buffer): Promise<Buffer> =>
       new Promise((resolve) => {

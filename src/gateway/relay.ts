@@ -5,7 +5,7 @@ import { PendingQueue, type DescribeItem, type Execution, type ExecuteItem, type
 import { decodeBind, decodeCopyResponse, decodeErrorFields, decodeExecute, decodeParse, decodeRowDescription, decodeTarget, readCString, rowsFromTag } from './wire/decode.js';
 import { describeMessage, errorResponse, noticeResponse, parseMessage, queryMessage, type ErrorFields } from './wire/encode.js';
 import { ProtocolViolation } from './wire/errors.js';
-import { MessageFramer } from './wire/framer.js';
+import { MessageFramer, type MessageLimits } from './wire/framer.js';
 
 /**
  * The relay between one client and its upstream connection, after login. Client messages are
@@ -150,8 +150,9 @@ export class Relay {
     private readonly masker: Masker | undefined,
     private readonly hooks: RelayHooks,
     maxMessageBytes: number,
+    clientLimits?: MessageLimits,
   ) {
-    this.fromClient = new MessageFramer(maxMessageBytes);
+    this.fromClient = new MessageFramer(clientLimits ?? maxMessageBytes);
     this.fromUpstream = new MessageFramer(maxMessageBytes);
   }
 

@@ -153,7 +153,7 @@ export class ClientSession {
       finished: (exec) => this.finished(exec),
       fatal: (err) => this.fail(err),
       beforeRun: (info, protocol) => this.beforeRun(info, protocol),
-    }, this.ctx.maxMessageBytes);
+    }, this.ctx.maxMessageBytes, this.ctx.clientLimits);
     this.relay.start(startup.reader.detach(), up.leftover);
   }
 

@@ -7,7 +7,7 @@ import { ScramClientExchange, ScramServerExchange, deriveKeys } from './scram.js
 import { decodeBind, decodeCopyResponse, decodeErrorFields, decodeExecute, decodeParse, decodeRowDescription, decodeSaslInitial, decodeStartup, decodeTarget, rowsFromTag } from './wire/decode.js';
 import { cstr, frame, int16, int32, parseMessage, startupMessage } from './wire/encode.js';
 import { ProtocolViolation } from './wire/errors.js';
-import { MessageFramer } from './wire/framer.js';
+import { CLIENT_LIMITS, clientMessageLimits, MessageFramer } from './wire/framer.js';
 import { ensureSelfSigned, loadSecureContext } from './tls.js';
 
 function messages(buf: Buffer): string[] {
@@ -44,6 +44,24 @@ describe('MessageFramer', () => {
     const bad = Buffer.from([0x51, 0x7f, 0xff, 0xff, 0xff]);
     expect(() => new MessageFramer(1 << 20).push(bad)).toThrow(ProtocolViolation);
     expect(() => new MessageFramer(1 << 20).push(Buffer.from([0x51, 0, 0, 0, 2]))).toThrow(ProtocolViolation);
+  });
+
+  it('limits a client\'s messages by type, refusing at the header instead of buffering the message', () => {
+    const header = (type: string, len: number): Buffer => Buffer.concat([Buffer.from(type), Buffer.from([len >>> 24, (len >>> 16) & 255, (len >>> 8) & 255, len & 255])]);
+    const client = (): MessageFramer => new MessageFramer(clientMessageLimits());
+    // The 5-byte header of a 200 MiB Query is enough: nothing of its body is waited for.
+    expect(() => client().push(header('Q', 200 * 1024 * 1024))).toThrow(/Query message of 209715200 bytes is over the gateway's limit of 1048576 bytes/);
+    expect(() => client().push(header('P', CLIENT_LIMITS.statement + 1))).toThrow(/Parse message/);
+    expect(() => client().push(header('d', CLIENT_LIMITS.copyData + 1))).toThrow(/CopyData message/);
+    expect(() => client().push(header('B', CLIENT_LIMITS.bind + 1))).toThrow(/Bind message/);
+    expect(() => client().push(header('E', CLIENT_LIMITS.other + 1))).toThrow(/'E' message/);
+    // Within the limits, a message is framed (and held until complete) as before.
+    const f = client();
+    expect(f.push(header('Q', CLIENT_LIMITS.statement)).length).toBe(0);
+    expect(f.bufferedBytes).toBe(5);
+    const g = client();
+    expect(messages(g.push(Buffer.concat([frame('B', Buffer.alloc(2 * 1024 * 1024)), frame('d', Buffer.alloc(1024 * 1024)), frame('S')])))).toEqual(['B', 'd', 'S']);
+    expect(() => client().push(header('Q', 1 << 30))).toThrow(expect.objectContaining({ sqlstate: '54000', fatal: true }) as Error);
   });
 });
 

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { tightenDataDir } from '../core/data-dir.js';
 import pino, { type Logger } from 'pino';
 import { createUser, ensureAdmin, registerAuthRoutes, verifyToken } from '../auth/index.js';
 import { DeployService, deploysMigrations, registerDeployRoutes, type DeployApi, type VerifyConfig } from '../deploys/index.js';
@@ -64,6 +65,8 @@ export interface ServerOptions {
 export async function startServer(config: ServerConfig, logger?: Logger, options: ServerOptions = {}): Promise<RunningServer> {
   const log = logger ?? pino({ level: config.logLevel });
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  const loose = tightenDataDir(config.dataDir);
+  if (loose.length > 0) log.warn({ dataDir: config.dataDir, paths: loose.slice(0, 20).map((t) => `${t.path} ${t.from.toString(8)}→${t.to.toString(8)}`), count: loose.length }, 'data directory: removed group/other permissions');
 
   const state = await openStateStore({ dialect: 'sqlite', path: join(config.dataDir, 'state.db'), migrations: { ...ERRORS_MIGRATIONS, ...detectMigrations, ...gatewayMigrations, ...incidentsMigrations, ...deploysMigrations, ...actionsMigrations, ...rolloutMigrations } });
   const admin = await ensureAdmin(state.db, config.dataDir);
@@ -186,6 +189,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   const port = typeof address === 'object' && address !== null ? address.port : config.port;
   const hostForUrl = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
   publicUrl = `http://${hostForUrl}:${port}`;
+  tightenDataDir(config.dataDir); // files the stores created with the umask's mode
   ready = true;
   await actuator.start(); // after listen: the children export telemetry to publicUrl
 

@@ -1,4 +1,4 @@
-import { ProtocolViolation } from './errors.js';
+import { GatewayError, ProtocolViolation } from './errors.js';
 
 /**
  * Splits a PostgreSQL v3 byte stream into whole messages.
@@ -11,16 +11,53 @@ import { ProtocolViolation } from './errors.js';
  * Typed messages are `type:u8 len:i32 body` (len counts itself, not the type byte). The startup
  * phase uses untyped packets `len:i32 body`; `untyped` switches the framer between the two.
  */
+/** Per-message-type length limits; `max` for every type not listed. */
+export interface MessageLimits {
+  max: number;
+  /** Message type character (e.g. 'Q') → largest length accepted. */
+  byType?: Record<string, number>;
+}
+
+/** Defaults of {@link clientMessageLimits}: statements 1 MiB, Bind and CopyData 16 / 4 MiB, the rest 64 KiB. */
+export const CLIENT_LIMITS = { statement: 1024 * 1024, bind: 16 * 1024 * 1024, copyData: 4 * 1024 * 1024, other: 64 * 1024 } as const;
+
+/**
+ * Limits for what a logged-in client sends, by message type: without them one 200 MiB Query is
+ * buffered whole before anything looks at it. Query and Parse carry SQL text; Bind carries
+ * parameter values; CopyData carries COPY FROM STDIN rows (clients send them in small chunks);
+ * everything else (Describe, Execute, Sync, Close, Flush, Terminate, password messages,
+ * FunctionCall, CopyDone/CopyFail) is small.
+ */
+export function clientMessageLimits(opts: { statement?: number; bind?: number; copyData?: number; other?: number } = {}): MessageLimits {
+  const statement = opts.statement ?? CLIENT_LIMITS.statement;
+  return {
+    max: opts.other ?? CLIENT_LIMITS.other,
+    byType: { Q: statement, P: statement, B: opts.bind ?? CLIENT_LIMITS.bind, d: opts.copyData ?? CLIENT_LIMITS.copyData, f: statement },
+  };
+}
+
+const TYPE_NAMES: Record<string, string> = { Q: 'Query', P: 'Parse', B: 'Bind', d: 'CopyData', f: 'CopyFail' };
+
 export class MessageFramer {
   private pending: Buffer[] = [];
   private pendingLen = 0;
   /** Bytes the first pending message needs in total, once its header is known. */
   private needed = 0;
+  private readonly maxMessageBytes: number;
+  /** Limit by type byte (typed messages); 0 = maxMessageBytes. */
+  private readonly byType = new Int32Array(256);
+  /** Limits were given by type: over one is 54000 naming the message, not a bare 08P01. */
+  private readonly perType: boolean;
 
   constructor(
-    private readonly maxMessageBytes: number,
+    limits: number | MessageLimits,
     public untyped = false,
-  ) {}
+  ) {
+    const l = typeof limits === 'number' ? { max: limits } : limits;
+    this.maxMessageBytes = l.max;
+    this.perType = typeof limits !== 'number';
+    for (const [t, n] of Object.entries(l.byType ?? {})) this.byType[t.charCodeAt(0)] = n;
+  }
 
   /** Bytes held back waiting for the rest of a message. */
   get bufferedBytes(): number {
@@ -47,7 +84,12 @@ export class MessageFramer {
     let off = 0;
     while (chunk.length - off >= header) {
       const len = chunk.readInt32BE(off + lenAt);
-      if (len < 4 || len > this.maxMessageBytes) {
+      const max = this.untyped ? this.maxMessageBytes : this.byType[chunk[off]] || this.maxMessageBytes;
+      if (len < 4 || len > max) {
+        if (len >= 4 && !this.untyped && this.perType) {
+          const t = String.fromCharCode(chunk[off]);
+          throw new GatewayError('message_too_large', '54000', `${TYPE_NAMES[t] ?? `'${t}'`} message of ${len} bytes is over the gateway's limit of ${max} bytes`, { fatal: true });
+        }
         throw new ProtocolViolation(`invalid message length ${len}`);
       }
       if (off + extra + len > chunk.length) {
