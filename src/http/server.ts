@@ -89,7 +89,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
 
   // Acknowledged once in the ingest log; DuckDB loads in large transactions (telemetry/README.md).
   const store = new DuckDbTelemetryStore({
-    path: join(config.dataDir, 'telemetry.duckdb'),
+    path: join(config.dataDir, 'telemetry.duckdb'), log,
     ingestLog: { dir: join(config.dataDir, 'ingest-log'), decode: (signal, format, body) => decodeRequest(signal, format, body).batches },
   });
   await store.open();

@@ -71,6 +71,8 @@ export interface DuckDbStoreOptions {
 export interface TelemetryStoreIntegrity {
   /** Spans dropped at ingest because they start before the last retention cutoff (span-floor.ts). */
   spansDroppedOlderThanRetention: number;
+  /** Spans dropped at ingest because their start or duration is not a storable number (span-floor.ts). */
+  spansDroppedOutOfRange: number;
   /** Rollup / trace index flushes that failed (their rows stay buffered and are retried). */
   flushFailures: number;
 }
@@ -165,7 +167,7 @@ export class DuckDbTelemetryStore implements TelemetryStore {
 
   /** Counters of what was dropped or failed (see TelemetryStoreIntegrity). */
   integrity(): TelemetryStoreIntegrity {
-    return { spansDroppedOlderThanRetention: this.floor.dropped, flushFailures: this.flushFailures };
+    return { spansDroppedOlderThanRetention: this.floor.dropped, spansDroppedOutOfRange: this.floor.outOfRange, flushFailures: this.flushFailures };
   }
 
   async open(): Promise<void> {

@@ -6,8 +6,11 @@
  * after that runs (a late span, or one dated in the past) would otherwise be stored — loaded
  * after the DELETE — but counted by no rollup and found by no filter. So from the moment a
  * retention pass starts, such spans are dropped where rows are accepted, before rollups, the
- * trace index and storage see them: all three stay equal. Each drop is counted and logged
- * (`dropped`; one warning per burst, at most every `logEveryMs`).
+ * trace index and storage see them: all three stay equal. The same pass drops spans whose start
+ * or duration no BIGINT column holds as the number the rollups and the index would use (not
+ * finite, beyond ±2^62 µs / 2^62 ns: stored they would read back as another time than the one
+ * indexed). Each drop is counted and logged (`dropped`, `outOfRange`; one warning per burst, at
+ * most every `logEveryMs`).
  */
 import type { SpanBatch } from './batch.js';
 
@@ -17,12 +20,18 @@ export interface TelemetryLog {
   error(obj: object, msg?: string): void;
 }
 
+/** Largest start (µs, either sign) and duration (ns) kept: 2^62, far inside BIGINT. */
+const MAX_ABS = 2 ** 62;
+
 export class SpanFloor {
   /** Spans starting before this (µs) are dropped; -Infinity until retention first runs. */
   floorUs = -Infinity;
-  /** Spans dropped so far. */
+  /** Spans dropped so far because they start before the floor. */
   dropped = 0;
+  /** Spans dropped so far because their start or duration is out of range. */
+  outOfRange = 0;
   private logged = 0;
+  private loggedRange = 0;
   private lastLogMs = 0;
   private timer: NodeJS.Timeout | undefined;
 
@@ -33,18 +42,29 @@ export class SpanFloor {
     if (us > this.floorUs) this.floorUs = us;
   }
 
-  /** The batches without spans older than the floor (the same objects when nothing is dropped). */
+  /**
+   * The batches without spans older than the floor or out of range (the same objects when
+   * nothing is dropped, the usual case: one pass of four comparisons per span).
+   */
   apply(spans: SpanBatch[]): SpanBatch[] {
-    if (this.floorUs === -Infinity) return spans;
+    const lo = Math.max(this.floorUs, -MAX_ABS);
     let out: SpanBatch[] | undefined;
     for (let k = 0; k < spans.length; k++) {
       const b = spans[k];
-      let below = 0;
-      for (let i = 0; i < b.length; i++) if (!(b.startUs[i] >= this.floorUs)) below++;
-      if (below === 0) continue;
+      const start = b.startUs, dur = b.durationNs;
+      let bad = 0;
+      for (let i = 0; i < b.length; i++) {
+        const s = start[i], d = dur[i];
+        if (!(s >= lo && s <= MAX_ABS && d >= 0 && d <= MAX_ABS)) bad++;
+      }
+      if (bad === 0) continue;
       out ??= spans.slice();
-      out[k] = keepRows(b, (i) => b.startUs[i] >= this.floorUs);
-      this.dropped += below;
+      const inRange = (i: number): boolean => start[i] >= -MAX_ABS && start[i] <= MAX_ABS && dur[i] >= 0 && dur[i] <= MAX_ABS;
+      for (let i = 0; i < b.length; i++) {
+        if (!inRange(i)) this.outOfRange++;
+        else if (!(start[i] >= this.floorUs)) this.dropped++;
+      }
+      out[k] = keepRows(b, (i) => inRange(i) && start[i] >= this.floorUs);
     }
     if (!out) return spans;
     this.report();
@@ -59,10 +79,16 @@ export class SpanFloor {
   }
 
   private flushLog(): void {
-    if (this.dropped === this.logged) return;
-    this.log?.warn({ dropped: this.dropped - this.logged, droppedTotal: this.dropped, floorUs: this.floorUs },
-      'telemetry: spans older than the retention cutoff dropped at ingest');
+    if (this.dropped !== this.logged) {
+      this.log?.warn({ dropped: this.dropped - this.logged, droppedTotal: this.dropped, floorUs: this.floorUs },
+        'telemetry: spans older than the retention cutoff dropped at ingest');
+    }
+    if (this.outOfRange !== this.loggedRange) {
+      this.log?.warn({ dropped: this.outOfRange - this.loggedRange, droppedTotal: this.outOfRange },
+        'telemetry: spans with a start time or duration out of range dropped at ingest');
+    }
     this.logged = this.dropped;
+    this.loggedRange = this.outOfRange;
     this.lastLogMs = Date.now();
   }
 }
