@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- verify [--healthy 1000] [--bad 150] [--full 200] [--rps 20] [--window 10,60] [--seed 1]`
+ * `npm run bench -- verify [--healthy 2000] [--bad 150] [--full 200] [--loop 100] [--rps 20] [--window 10,60] [--seed 1]`
  *
  * The production decision code (src/deploys/analysis.ts, the class the server runs) on simulated
  * canary traffic in virtual time: each virtual second both arms get `rps` requests (error
@@ -14,17 +14,24 @@
  * Then healthy deploys with the pass side switched off, watched every second for the whole max
  * duration: the false-fail rate under continuous monitoring.
  *
+ * Also: bursty healthy traffic (errors in bursts, the same 1 % on average), and — through the
+ * server's streaming Verifier on rollup deltas — a rollback whose target is bad too, and healthy
+ * multi-step rollouts (bench/_verify-loop.ts). False-fail rates come with their one-sided 95 %
+ * upper confidence bound (Clopper-Pearson).
+ *
  * Prints per-scenario outcome counts and decision times (seconds of traffic), then
  * `RESULT verify bad_detect_s_p50=… bad_detect_s_p95=… false_fail_rate=… …`.
  */
 import { DEFAULT_VERIFY_CONFIG, VerificationAnalysis } from '../src/deploys/analysis.js';
 import { coarseKeyOfMs, emptyChunk, PreDeployReplay, type ArmChunk } from '../src/deploys/traffic.js';
+import { badRollback, multiStep } from './_verify-loop.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
   return i === -1 ? def : Number(process.argv[i + 1]);
 }
-const HEALTHY = arg('healthy', 1000);
+const HEALTHY = arg('healthy', 2000);
+const LOOP_N = arg('loop', 100);
 const FULL = arg('full', 200);
 const BAD = arg('bad', 150);
 const RPS = arg('rps', 20);
@@ -44,14 +51,17 @@ function gauss(): number {
   return Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
 }
 
-interface Arm { errorRate: number; latencyScale: number; tailShare: number; tailScale: number }
+/** `burstShare` > 0: errors come in bursts — a second is a burst with this probability (rate errorRate / burstShare), else clean. */
+interface Arm { errorRate: number; latencyScale: number; tailShare: number; tailScale: number; burstShare?: number }
 const HEALTHY_ARM: Arm = { errorRate: 0.01, latencyScale: 1, tailShare: 0, tailScale: 1 };
 
 function second(arm: Arm): ArmChunk {
   const c = emptyChunk();
+  const b = arm.burstShare ?? 0;
+  const rate = b > 0 ? (rand() < b ? arm.errorRate / b : 0) : arm.errorRate;
   for (let i = 0; i < RPS; i++) {
     c.count++;
-    if (rand() < arm.errorRate) c.errors++;
+    if (rand() < rate) c.errors++;
     let ms = 50 * Math.exp(0.5 * gauss()) * arm.latencyScale;
     if (arm.tailShare > 0 && rand() < arm.tailShare) ms *= arm.tailScale;
     const k = coarseKeyOfMs(ms);
@@ -98,8 +108,26 @@ function pct(xs: number[], q: number): number {
   return s[Math.min(s.length - 1, Math.ceil(q * s.length) - 1)];
 }
 
+/** One-sided 95 % upper confidence bound of a binomial rate (Clopper-Pearson), x events in n. */
+function upper95(x: number, n: number): number {
+  if (x >= n) return 1;
+  let lo = x / n, hi = 1;
+  for (let it = 0; it < 60; it++) {
+    const p = (lo + hi) / 2;
+    // P(X ≤ x; n, p), summed in logs.
+    let cdf = 0, logTerm = n * Math.log(1 - p);
+    for (let k = 0; k <= x; k++) {
+      cdf += Math.exp(logTerm);
+      logTerm += Math.log((n - k) / (k + 1)) + Math.log(p / (1 - p));
+    }
+    if (cdf > 0.05) lo = p; else hi = p;
+  }
+  return hi;
+}
+
 const scenarios: Array<{ key: string; label: string; arm: Arm; n: number; bad: boolean }> = [
   { key: 'healthy', label: 'healthy (1 % errors, same latency)', arm: HEALTHY_ARM, n: HEALTHY, bad: false },
+  { key: 'bursty', label: 'healthy, bursty errors (1 % on average; 10 % of seconds at 10 %)', arm: { ...HEALTHY_ARM, burstShare: 0.1 }, n: Math.round(HEALTHY / 4), bad: false },
   { key: 'err5', label: 'errors 1 % → 5 %', arm: { ...HEALTHY_ARM, errorRate: 0.05 }, n: BAD, bad: true },
   { key: 'err20', label: 'errors 1 % → 20 %', arm: { ...HEALTHY_ARM, errorRate: 0.2 }, n: BAD, bad: true },
   { key: 'lat50', label: 'latency ×1.5 (p95 +50 %)', arm: { ...HEALTHY_ARM, latencyScale: 1.5 }, n: BAD, bad: true },
@@ -126,9 +154,13 @@ for (const windowS of [0, ...WINDOWS]) {
     if (sc.bad) {
       if (windowS === 0) badTimes.push(...fails);
       keys.push(`${pre}${sc.key}_detect_rate=${(fails.length / sc.n).toFixed(3)}`, `${pre}${sc.key}_detect_s_p50=${pct(fails, 0.5)}`, `${pre}${sc.key}_detect_s_p95=${pct(fails, 0.95)}`);
+    } else if (sc.key === 'bursty') {
+      keys.push(`${pre}bursty_false_fail_rate=${(fails.length / sc.n).toFixed(4)}`, `${pre}bursty_false_fail_upper95=${upper95(fails.length, sc.n).toFixed(4)}`);
     } else {
-      if (windowS === 0) falseFails = fails.length;
-      else keys.push(`${pre}false_fail_rate=${(fails.length / sc.n).toFixed(4)}`);
+      if (windowS === 0) {
+        falseFails = fails.length;
+        keys.push(`false_fail_upper95=${upper95(fails.length, sc.n).toFixed(4)}`);
+      } else keys.push(`${pre}false_fail_rate=${(fails.length / sc.n).toFixed(4)}`, `${pre}false_fail_upper95=${upper95(fails.length, sc.n).toFixed(4)}`);
       for (const r of runs.filter((x) => x.outcome === 'fail')) process.stdout.write(`    false fail at ${r.atS} s: ${r.reason}\n`);
       keys.push(`${pre}healthy_n=${sc.n}`, `${pre}healthy_pass_rate=${(passes.length / sc.n).toFixed(3)}`, `${pre}healthy_pass_s_p50=${pct(passes, 0.5)}`, `${pre}healthy_pass_s_p95=${pct(passes, 0.95)}`);
     }
@@ -140,6 +172,22 @@ for (const windowS of [0, ...WINDOWS]) {
   process.stdout.write(`  healthy, no early pass, watched every second for ${DEFAULT_VERIFY_CONFIG.maxDurationS} s`.padEnd(60) + `n=${FULL}  fail ${fullFails}\n`);
   keys.push(`${pre}false_fail_rate_full_horizon=${(fullFails / FULL).toFixed(4)}`);
 }
+// The server's Verifier over rollup deltas (bench/_verify-loop.ts): a rollback whose target is
+// bad too must not pass; a healthy deploy verified at 50 %, held, then at 100 % spends α once.
+process.stdout.write(' streaming verifier (rollups, virtual time)\n');
+const rollbacks = Array.from({ length: LOOP_N }, () => badRollback(rand, gauss, RPS));
+const rbPass = rollbacks.filter((r) => r.outcome === 'pass').length;
+const rbFail = rollbacks.filter((r) => r.outcome === 'fail').map((r) => r.atS);
+process.stdout.write(`  ${'bad rollback target (20 % errors, bad version beside it)'.padEnd(58)} n=${LOOP_N}  pass ${rbPass}  fail ${rbFail.length}  other ${LOOP_N - rbPass - rbFail.length}`
+  + (rbFail.length ? `  fail at p50 ${pct(rbFail, 0.5)} s p95 ${pct(rbFail, 0.95)} s` : '') + '\n');
+keys.push(`bad_rollback_pass_rate=${(rbPass / LOOP_N).toFixed(3)}`, `bad_rollback_fail_rate=${(rbFail.length / LOOP_N).toFixed(3)}`);
+const STEP_S = 120;
+const multi = Array.from({ length: LOOP_N * 2 }, () => multiStep(rand, gauss, RPS, STEP_S));
+const multiFails = multi.filter((r) => r.outcome === 'fail');
+process.stdout.write(`  ${`healthy 50 % → hold → 100 %, ${STEP_S} s each, no early pass`.padEnd(58)} n=${multi.length}  fail ${multiFails.length}\n`);
+for (const r of multiFails) process.stdout.write(`    false fail at ${r.atS} s: ${r.reason}\n`);
+keys.push(`multistep_false_fail_rate=${(multiFails.length / multi.length).toFixed(4)}`, `multistep_false_fail_upper95=${upper95(multiFails.length, multi.length).toFixed(4)}`);
+
 const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
 process.stdout.write(`  (${wallS.toFixed(1)} s wall)\n`);
 process.stdout.write(`RESULT verify bad_detect_s_p50=${pct(badTimes, 0.5)} bad_detect_s_p95=${pct(badTimes, 0.95)} false_fail_rate=${(falseFails / HEALTHY).toFixed(4)} ${keys.join(' ')}\n`);

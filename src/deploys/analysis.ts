@@ -234,19 +234,24 @@ export class VerificationAnalysis {
    * fail side keeps everything — its statistics are always valid, so one test per signal over
    * the whole deploy spends α once however many steps and holds there are. The pass side starts
    * again: each verification must show "not worse" with traffic of its own (a rank or metric test
-   * whose checkpoints are used up keeps its pass). A fail stays final.
+   * whose checkpoints are used up keeps its pass) — after a pass; after an inconclusive verdict
+   * (a hold) it goes on. A fail stays final.
    */
   nextStep(maxDurationS: number): void {
     if (this.decided?.outcome === 'fail') return;
+    const passed = this.decided?.outcome === 'pass';
     this.decided = null;
     this.config.maxDurationS = maxDurationS;
+    this.steps++;
+    // After an inconclusive verdict (a hold at the same weight) the pass side goes on too: the
+    // question has not changed, and its statistics stay valid when continued.
+    if (!passed) return;
     const c = this.config;
     this.errors.passLog = 0; this.errors.passed = false;
     this.tail.passLog = 0; this.tail.passed = false;
     this.absPassLog = 0; this.absPassed = false;
     if (this.rankCheckpoint < c.rankCheckpoints) this.rank.passed = false;
     for (const m of this.metrics) m.nextStep();
-    this.steps++;
   }
 
   /** Verifications this analysis has run through (1 + steps and holds). */
