@@ -22,6 +22,12 @@ beforeAll(async () => {
     BEGIN RAISE NOTICE 'value %', t USING DETAIL = 'detail ' || t, HINT = 'hint ' || t; RETURN 1; END $$;
     CREATE TABLE copy_in (a int, b text)`);
   await admin.end();
+  // A resource whose column rule follows lineage: whatever derives from `card` is masked whole.
+  await h.gateway.resources.create({
+    name: 'shop-rules', host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram',
+    credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' }, policy: { masking: { columns: [{ name: 'card', mode: 'full' }] } },
+  });
+  await h.gateway.access.grant({ userId: h.admin.id, userName: 'admin', role: 'admin' }, { subjectKind: 'user', subject: h.users.alice.id, resource: 'shop-rules', mode: 'write' });
 });
 afterAll(async () => {
   await h?.close();
@@ -106,6 +112,23 @@ describe('class 2: names redefined in SQL never reuse an old description', () =>
       const r = await roundTrip(raw, [queryMessage('CLOSE c; DECLARE c CURSOR FOR SELECT email FROM customers ORDER BY id'), execute('c'), SYNC], 'm4');
       expectNoLeak(r.messages);
       expect(rows(r.messages)[0]).toEqual(['*****@******e.com']);
+    } finally {
+      raw.close();
+    }
+  });
+});
+
+describe('class 2 with lineage: a portal name redefined in SQL has no lineage from its old statement', () => {
+  it('CLOSE c; DECLARE c CURSOR FOR SELECT reverse(card): the rows are masked as a whole', async () => {
+    const raw = await rawClient(h.gateway.port ?? 0, h.users.alice, 'shop-rules');
+    try {
+      raw.send(queryMessage('BEGIN'), parseMessage('', 'SELECT now() AS t'), bind('c', ''), describeMessage('P', 'c'), FLUSH);
+      await collect(raw, (m) => m.some((x) => x.type === 'T'));
+      const r = await roundTrip(raw, [queryMessage('CLOSE c; DECLARE c CURSOR FOR SELECT reverse(card) AS x FROM customers ORDER BY id'), execute('c'), SYNC], 'm17');
+      expectNoLeak(r.messages);
+      const x = rows(r.messages)[0][0];
+      expect(x).not.toBe('1111 1111 1111 1114');
+      expect(x).not.toMatch(/\d/);
     } finally {
       raw.close();
     }

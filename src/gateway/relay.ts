@@ -72,6 +72,8 @@ export class ProtocolDesync extends ProtocolViolation {
 
 /** Statement kinds after which the relay forgets what it knew of statement names (audit only). */
 const RENAMING = new Set(['DeallocateStmt', 'DiscardStmt', 'PrepareStmt']);
+/** Statement kinds after which the relay forgets what it knew of portal names. */
+const PORTAL_NAMING = new Set(['DeclareCursorStmt', 'ClosePortalStmt', 'DiscardStmt']);
 
 /** SQL that defines or drops statement or portal names behind the protocol's back. */
 const NAMING_SQL = new Set([...RENAMING, 'DeclareCursorStmt', 'ClosePortalStmt']);
@@ -519,14 +521,15 @@ export class Relay {
     this.hooks.finished(item.exec);
   }
 
-  /** SQL that can redefine statement names: what we knew of them may be stale now. */
+  /**
+   * SQL that can redefine names: what we knew of them may be stale now, so they become unknown
+   * (no lineage: masked as a whole). Called when the statement completes or fails.
+   */
   private afterStatement(info: StatementInfo | undefined): void {
     if (info === undefined) return;
     for (const k of info.facts.kinds) {
-      if (RENAMING.has(k)) {
-        for (const name of this.statements.keys()) this.statements.set(name, undefined);
-        return;
-      }
+      if (RENAMING.has(k)) for (const name of this.statements.keys()) this.statements.set(name, undefined);
+      if (PORTAL_NAMING.has(k)) for (const name of this.portals.keys()) this.portals.set(name, undefined);
     }
   }
 
@@ -552,6 +555,7 @@ export class Relay {
         head.plan = undefined;
         head.copyOut = false;
         this.clientInCopy = false; // an error ends a COPY FROM STDIN too
+        this.afterStatement(head.exec.info);
         return replacement;
       case 'sync':
         // The implicit COMMIT at Sync failed; ReadyForQuery follows.
