@@ -136,7 +136,20 @@ export function registerGatewayCommands(program: Command, done: (code: number) =
         }
       }
       const body = { name, host: o.host, port: o.port, database: o.database, user: o.user, credential: o.credential, tls: { mode: o.tls, caFile: o.tlsCa }, allowInsecurePassword: o.allowInsecurePassword === true, policy };
-      return act(o, 'POST', '/api/resources', body, (r) => `added resource ${String(r.name)} (${String(r.host)}:${String(r.port)}/${String(r.database)})`);
+      return act(o, 'POST', '/api/resources', body, (r) => {
+        for (const w of (r.warnings as string[] | undefined) ?? []) process.stderr.write(`warning: ${w}\n`);
+        return `added resource ${String(r.name)} (${String(r.host)}:${String(r.port)}/${String(r.database)})`;
+      });
+    }));
+  common(resource.command('set-policy <name> <file>').description('replace a resource policy from a JSON file (admin); new sessions use it'))
+    .action(wrap(async (name: string, file: string, o: CommonOptions) => {
+      let policy: unknown;
+      try {
+        policy = JSON.parse(readFileSync(file, 'utf8'));
+      } catch (err) {
+        throw new UsageError(`cannot read policy ${file}: ${(err as Error).message}`);
+      }
+      return act(o, 'PUT', `/api/resources/${encodeURIComponent(name)}/policy`, policy, () => `policy of ${name} replaced`);
     }));
   common(resource.command('list').description('list resources'))
     .action(wrap(async (o: CommonOptions) => act(o, 'GET', '/api/resources', undefined, (b) =>

@@ -5,6 +5,7 @@ import type { Principal } from './access.js';
 import { registerAuditRoutes } from './api-audit.js';
 import { durationField } from '../core/duration.js';
 import type { Gateway } from './gateway.js';
+import { checkLogin } from './catalog.js';
 import { publicResource } from './resources.js';
 import { parseBody } from '../core/parse-body.js';
 import { ACCESS_MODES } from './schema.js';
@@ -82,7 +83,9 @@ export async function gatewayApi(app: FastifyInstance, opts: GatewayApiOptions):
     const who = requireAdmin(req);
     const r = await resources.create(req.body);
     audit.append({ kind: 'resource.created', actor: who.userName, resource: r.name, data: { host: r.host, port: r.port, database: r.database, user: r.user, tls: r.tls.mode } });
-    return reply.code(201).send(publicResource(r));
+    // A superuser login would make every guardrail the only line of defence: say so.
+    const warnings = await checkLogin(r);
+    return reply.code(201).send({ ...publicResource(r), warnings });
   });
   app.put('/api/resources/:name/policy', async (req: FastifyRequest<{ Params: { name: string } }>) => {
     const who = requireAdmin(req);

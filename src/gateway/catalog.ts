@@ -1,4 +1,6 @@
-import type { UpstreamConnection } from './upstream.js';
+import { resolveCredential, type Resource } from './resources.js';
+import { connectUpstream, type UpstreamConnection } from './upstream.js';
+import { TERMINATE } from './wire/encode.js';
 import { decodeErrorFields } from './wire/decode.js';
 import { queryMessage } from './wire/encode.js';
 import { GatewayError, SQLSTATE } from './wire/errors.js';
@@ -21,13 +23,33 @@ const VIEWS_SQL = `SELECT c.relname, pg_catalog.pg_get_viewdef(c.oid) FROM pg_ca
 
 /** Runs the views query; the connection is left idle, paused, with nothing unread. */
 export async function loadViews(up: UpstreamConnection): Promise<ViewDefinition[]> {
+  const rows = await runQuery(up, VIEWS_SQL);
+  return rows.flatMap(([name, definition]) => (typeof name === 'string' && typeof definition === 'string' ? [{ name, definition }] : []));
+}
+
+/**
+ * Whether the upstream login is more powerful than the gateway needs (a superuser, or one that
+ * bypasses row-level security): warnings for `resource add`.
+ */
+export async function loginWarnings(up: UpstreamConnection): Promise<string[]> {
+  const rows = await runQuery(up, 'SELECT rolsuper::text, rolbypassrls::text, current_user FROM pg_catalog.pg_roles WHERE rolname = current_user');
+  const [superuser, bypassRls, user] = rows[0] ?? [];
+  const out: string[] = [];
+  if (superuser === 'true') {
+    out.push(`upstream login "${user ?? '?'}" is a superuser: a superuser can read server files and every session's queries, past any guardrail; give the gateway a least-privilege role (docs/gateway.md, "The upstream login")`);
+  } else if (bypassRls === 'true') out.push(`upstream login "${user ?? '?'}" bypasses row-level security`);
+  return out;
+}
+
+/** One simple query on an idle upstream connection before (or instead of) the relay: its rows as text. */
+export async function runQuery(up: UpstreamConnection, sql: string): Promise<(string | null)[][]> {
   if (up.leftover.length > 0) throw new GatewayError('catalog', SQLSTATE.connectionFailure, 'upstream sent data before the catalog lookup', { fatal: true });
   const reader = new SocketReader(up.socket, 64 * 1024 * 1024);
   up.socket.resume(); // paused since the login; detach() pauses it again
-  const views: ViewDefinition[] = [];
+  const rows: (string | null)[][] = [];
   let error: string | undefined;
   try {
-    up.socket.write(queryMessage(VIEWS_SQL));
+    up.socket.write(queryMessage(sql));
     for (;;) {
       const m = await reader.next(false, 10_000);
       if (m.type === 'D') {
@@ -38,7 +60,7 @@ export async function loadViews(up: UpstreamConnection): Promise<ViewDefinition[
           cols.push(len < 0 ? null : m.body.toString('utf8', off + 4, off + 4 + len));
           off += 4 + Math.max(len, 0);
         }
-        if (cols[0] !== null && cols[0] !== undefined && typeof cols[1] === 'string') views.push({ name: cols[0], definition: cols[1] });
+        rows.push(cols);
       } else if (m.type === 'E') error = decodeErrorFields(m.body).get('M') ?? 'error';
       else if (m.type === 'Z') break;
     }
@@ -46,5 +68,21 @@ export async function loadViews(up: UpstreamConnection): Promise<ViewDefinition[
     up.leftover = reader.detach();
   }
   if (error !== undefined) throw new GatewayError('catalog', SQLSTATE.connectionFailure, `catalog lookup failed upstream: ${error}`, { fatal: true });
-  return views;
+  return rows;
+}
+
+/** Logs in upstream as the resource's login and returns loginWarnings, or why it could not check. */
+export async function checkLogin(resource: Resource): Promise<string[]> {
+  let up: UpstreamConnection | undefined;
+  try {
+    up = await connectUpstream(resource, resource.user, await resolveCredential(resource.credentialRef), { database: resource.database }, 5_000);
+    return await loginWarnings(up);
+  } catch (err) {
+    return [`could not check the upstream login: ${(err as Error).message}`];
+  } finally {
+    if (up !== undefined) {
+      up.socket.end(TERMINATE);
+      up.socket.destroy();
+    }
+  }
 }
