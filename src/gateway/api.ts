@@ -84,7 +84,7 @@ export async function gatewayApi(app: FastifyInstance, opts: GatewayApiOptions):
     const r = await resources.create(req.body);
     audit.append({ kind: 'resource.created', actor: who.userName, resource: r.name, data: { host: r.host, port: r.port, database: r.database, user: r.user, tls: r.tls.mode } });
     // A superuser login would make every guardrail the only line of defence: say so.
-    const warnings = await checkLogin(r);
+    const warnings = await checkLogin(r, resources.credentialSources);
     return reply.code(201).send({ ...publicResource(r), warnings });
   });
   app.put('/api/resources/:name/policy', async (req: FastifyRequest<{ Params: { name: string } }>) => {

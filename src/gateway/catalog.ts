@@ -1,4 +1,4 @@
-import { resolveCredential, type Resource } from './resources.js';
+import { resolveCredential, type CredentialSources, type Resource } from './resources.js';
 import { connectUpstream, type UpstreamConnection } from './upstream.js';
 import { TERMINATE } from './wire/encode.js';
 import { decodeErrorFields } from './wire/decode.js';
@@ -72,10 +72,10 @@ export async function runQuery(up: UpstreamConnection, sql: string): Promise<(st
 }
 
 /** Logs in upstream as the resource's login and returns loginWarnings, or why it could not check. */
-export async function checkLogin(resource: Resource): Promise<string[]> {
+export async function checkLogin(resource: Resource, sources: CredentialSources): Promise<string[]> {
   let up: UpstreamConnection | undefined;
   try {
-    up = await connectUpstream(resource, resource.user, await resolveCredential(resource.credentialRef), { database: resource.database }, 5_000);
+    up = await connectUpstream(resource, resource.user, await resolveCredential(resource.credentialRef, sources), { database: resource.database }, 5_000);
     return await loginWarnings(up);
   } catch (err) {
     return [`could not check the upstream login: ${(err as Error).message}`];
