@@ -24,7 +24,7 @@ export const gatewayOpenApiPaths = {
         name: { type: 'string' }, host: { type: 'string' }, port: { type: 'integer' }, database: { type: 'string' }, user: { type: 'string' },
         credential: { type: 'string', description: 'env:NAME or file:/path; the password itself is never stored' },
         tls: { type: 'object', properties: { mode: { type: 'string', enum: ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'] }, caFile: { type: 'string' }, serverName: { type: 'string' } } },
-        policy: { type: 'object', description: 'guardrails {rules, modes}, masking {enabled, detectors, mode, columns, exemptRoles}, breakGlass, reviewWindowS, maxGrantS' },
+        policy: { type: 'object', description: 'guardrails {rules, modes, roles, allowFunctions}, masking {enabled, detectors, mode, columns, exemptRoles}, breakGlass, reviewWindowS, maxGrantS; the 201 answer carries warnings (e.g. a superuser upstream login)' },
       }, ['name', 'host', 'database', 'user', 'credential']),
       responses: { 201: json('Created resource'), 409: error, ...common },
     },
