@@ -93,6 +93,8 @@ describe('functions: an allow-list from the catalog (class 8)', () => {
     "SELECT name FROM customers WHERE name LIKE 'A%' OR name ~* 'b' OR name IS DISTINCT FROM 'x'",
     'SELECT random(), clock_timestamp(), gen_random_uuid(), pg_total_relation_size($1)',
     'SELECT pg_catalog.format_type(1, 2), pg_catalog.pg_get_userbyid(10)',
+    // psql's \dt+ asks for sizes with qualified names.
+    "SELECT pg_catalog.pg_size_pretty(pg_catalog.pg_table_size(c.oid)) FROM pg_catalog.pg_class c",
     'SET search_path = pg_catalog, public',
     'SET search_path = public',
   ])('read grant runs %s', (sql) => {

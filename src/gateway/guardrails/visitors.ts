@@ -221,7 +221,8 @@ export const functionAllowList: Visitor = {
     const lower = name.toLowerCase();
     if (WRITING_FUNCTIONS.has(lower)) ctx.report('read-only', `function ${lower} writes`);
     if (schema !== 'pg_catalog' || !CATALOG_SAFE_FUNCTIONS.has(name)) {
-      ctx.report('unlisted-function', `function ${names.join('.')}`, names.length > 1 ? names.join('.') : name);
+      // pg_catalog.x is x: an allowFunctions entry names either.
+      ctx.report('unlisted-function', `function ${names.join('.')}`, schema === 'pg_catalog' ? name : names.join('.'));
     }
   },
   A_Expr: (node, ctx) => {
