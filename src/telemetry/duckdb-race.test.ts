@@ -2,6 +2,7 @@
  * Acknowledged spans stay findable and RED stays exact under concurrent ingest with late,
  * future and boundary-dated spans, interleaved with (slow, overlapping) rollup flushes, slow RED
  * reads and retention: live, after close + reopen, and after SIGKILL (duckdb-race-child.ts).
+ * RACE_RUNS=<n> runs the property n times per mode (default 6).
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -80,7 +81,7 @@ describe.each([
       } finally {
         await again.close();
       }
-    }), { numRuns: Number(process.env.RACE_RUNS ?? 10), endOnFailure: true });
+    }), { numRuns: Number(process.env.RACE_RUNS ?? 6), endOnFailure: true });
   }, 600_000);
 
   it('counts each span once in RED while flushes commit during a slow read, and when flushes are asked for at once', async () => {
