@@ -20,7 +20,7 @@ export const authOpenApiPaths = {
         name: { type: 'string', pattern: '^[a-zA-Z][a-zA-Z0-9._-]{0,62}$' },
         role: { type: 'string', enum: ['admin', 'member', 'viewer'], default: 'member' },
       }, ['name']),
-      responses: { 201: json('{id, name, role, createdAt, token, tokenId}'), 409: error, ...common },
+      responses: { 201: json('{id, name, role, createdAt, token, tokenId, gatewayPort (the PostgreSQL gateway\'s port, or null)}'), 409: error, ...common },
     },
   },
   '/api/users/{id}': {

@@ -24,6 +24,8 @@ export interface AuthRoutesOptions {
   audit?: AuthAuditSink;
   /** After a user is deleted, by `by` (e.g. to end their gateway grants and live sessions). */
   onUserDeleted?: (user: UserInfo, by: { userId: string; userName: string; role: string }) => Promise<void> | void;
+  /** The PostgreSQL gateway's listening port, told to a new user (undefined: no gateway). */
+  gatewayPort?: () => number | undefined;
 }
 
 interface Caller {
@@ -73,7 +75,7 @@ export function registerAuthRoutes(api: FastifyInstance, opts: AuthRoutesOptions
     const b = parseBody(userBody, req.body, 'user');
     const created = await createUser(db, { name: b.name, role: b.role });
     audit?.append({ kind: 'user.created', actor: who.userName, resource: `user:${created.name}`, data: { userId: created.id, role: created.role, tokenId: created.tokenId } });
-    return reply.code(201).send(created);
+    return reply.code(201).send({ ...created, gatewayPort: opts.gatewayPort?.() ?? null });
   });
 
   api.patch('/api/users/:id', async (req: IdParams) => {

@@ -9,7 +9,7 @@ import { apiCall, type ClientOpts, withClientOptions as withClient } from './api
  */
 
 interface UserOut { id: string; name: string; role: string; createdAt: string }
-interface CreatedUserOut extends UserOut { token: string; tokenId: string }
+interface CreatedUserOut extends UserOut { token: string; tokenId: string; gatewayPort?: number | null }
 interface TokenOut {
   id: string; userId: string; name: string; prefix: string; createdAt: string;
   expiresAt: string | null; lastUsedAt: string | null; revokedAt: string | null;
@@ -49,7 +49,7 @@ export function registerUserCommands(program: Command, setCode: (code: number) =
           `user ${u.name} created (${u.role}), id ${u.id}`,
           `  token (shown once, only its hash is stored): ${u.token}`,
           `  CLI:      TIGHTLOOP_TOKEN=${u.token} tightloop ...`,
-          `  gateway:  psql "postgres://${u.name}:${u.token}@${gatewayHost(opts)}:15432/<resource>"  (after a grant: access grant ${u.name} <resource> ...)`,
+          `  gateway:  psql "postgres://${u.name}:${u.token}@${gatewayHost(opts)}:${u.gatewayPort ?? 15432}/<resource>"  (after a grant: access grant ${u.name} <resource> ...)`,
           '',
         ].join('\n'));
       }

@@ -173,7 +173,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
       (api) => registerIncidentRoutes(api, { incidents, telemetry: store, audit: gateway.audit, errorsForTrace: (t) => errors.errorsForTrace(t), publicUrl: () => publicUrl }),
       (api) => registerConsoleApi(api, { tail: logTail, gateway }), (api) => registerDeployRoutes(api, deploys),
       (api) => registerActionRoutes(api, actions), (api) => registerRolloutRoutes(api, rollouts, actuator),
-      (api) => registerAuthRoutes(api, { db: state.db, audit: gateway.audit, onUserDeleted: async (u, by) => {
+      (api) => registerAuthRoutes(api, { db: state.db, audit: gateway.audit, gatewayPort: () => gateway.port, onUserDeleted: async (u, by) => {
         for (const s of gateway.registry.sessions()) if (s.userName === u.name) s.terminate('user deleted');
         await gateway.access.endUser(by, u.id);
       } })],
