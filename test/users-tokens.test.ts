@@ -237,7 +237,9 @@ describe('tightloop user / token', () => {
     const token = /tl_[0-9A-Za-z]{43}/.exec(r.out)?.[0] ?? '';
     expect(token).not.toBe('');
     expect(r.out).toMatch(/user frank created \(member\), id [0-9A-Z]{26}/);
-    expect(r.out).toContain(`psql "postgres://frank:${token}@127.0.0.1:15432/<resource>"`);
+    // The hint names the port the gateway really listens on (an ephemeral one here).
+    expect(server.gatewayPort).toBeGreaterThan(0);
+    expect(r.out).toContain(`psql "postgres://frank:${token}@127.0.0.1:${String(server.gatewayPort)}/<resource>"`);
     expect((await api<{ users: UserOut[] }>('GET', '/api/users', token)).status).toBe(200);
 
     const json = await cli(['user', 'add', 'grace', '--role', 'viewer', '--json']);
