@@ -37,7 +37,7 @@ async function requestAndApprove(asker: string, approver: string, mode: string, 
 beforeAll(async () => {
   server = await startTestServer();
   for (const name of ['mia', 'bob', 'carol', 'dan']) await user(name, 'member');
-  const res = await call('admin', 'POST', '/api/resources', { name: 'shop', host: '127.0.0.1', port: 5432, database: 'shop', user: 'app', credential: 'env:SHOP_DB_PASSWORD', tls: { mode: 'disable' } });
+  const res = await call('admin', 'POST', '/api/resources', { name: 'shop', host: '127.0.0.1', port: 5432, database: 'shop', user: 'app', credential: 'env:TIGHTLOOP_CRED_SHOP_DB', tls: { mode: 'disable' } });
   expect(res.status).toBe(201);
   // Mia's just-in-time admin access: 30 minutes, approved by the admin.
   mia = await requestAndApprove('mia', 'admin', 'admin', '30m');

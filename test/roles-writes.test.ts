@@ -94,7 +94,7 @@ describe('viewers read, members act', () => {
 
 describe('what viewers read', () => {
   it('access requests and action runs: metadata, not reasons, notes or output; members see them whole', async () => {
-    const res = await callApi(server.url, server.token, 'POST', '/api/resources', { name: 'crm', host: '127.0.0.1', port: 5432, database: 'crm', user: 'app', credential: 'env:CRM_DB_PASSWORD', tls: { mode: 'disable' } });
+    const res = await callApi(server.url, server.token, 'POST', '/api/resources', { name: 'crm', host: '127.0.0.1', port: 5432, database: 'crm', user: 'app', credential: 'env:TIGHTLOOP_CRED_CRM_DB', tls: { mode: 'disable' } });
     expect(res.status).toBe(201);
     const asked = await callApi<{ id: string }>(server.url, member, 'POST', '/api/access/requests', { resource: 'crm', mode: 'read', duration: '10m', reason: 'ticket 4711: customer Jane Doe' });
     expect(asked.status).toBe(201);

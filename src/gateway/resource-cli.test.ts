@@ -22,7 +22,7 @@ beforeAll(async () => {
   } finally {
     await a.end();
   }
-  process.env.TL_TEST_LEAST = 'least-secret';
+  process.env.TIGHTLOOP_CRED_TEST_LEAST = 'least-secret';
 });
 afterAll(async () => {
   await api?.close();
@@ -40,7 +40,7 @@ describe('resource CLI', () => {
     const su = await add('shop-su', 'app_scram', 'env:TIGHTLOOP_TEST_PG_SCRAM');
     expect(su.code).toBe(0);
     expect(su.stderr).toMatch(/warning: upstream login "app_scram" is a superuser/);
-    const least = await add('shop-least', 'gw_least', 'env:TL_TEST_LEAST');
+    const least = await add('shop-least', 'gw_least', 'env:TIGHTLOOP_CRED_TEST_LEAST');
     expect(least.code).toBe(0);
     expect(least.stderr).toBe('');
   });

@@ -185,7 +185,7 @@ export function runTelemetryStoreConformance(name: string, factory: StoreFactory
       expect(row).toEqual({
         timeUs: T0 + 2 * US, observedTimeUs: T0 + 2 * US, severityNumber: 17, severityText: 'ERROR',
         body: 'Payment DECLINED for order 9', traceId: tid, spanId: hexOf(5, 16), flags: 0, service: 'pay', version: '',
-        environment: '', resourceAttrs: { 'service.name': 'pay' }, scopeName: 'test-logger', attrs: { user: 'bob' },
+        environment: '', resourceAttrs: { 'service.name': 'pay' }, scopeName: 'test-logger', attrs: { user: 'bob' }, eventName: '',
       });
       const [withResource] = await store.searchLogs({ ...q, q: 'card expired' });
       expect(withResource).toMatchObject({ resourceAttrs: { 'service.name': 'pay', region: 'eu' }, scopeName: 'pay-logger' });
