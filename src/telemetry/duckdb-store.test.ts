@@ -97,6 +97,35 @@ describe('DuckDbTelemetryStore', () => {
     });
   });
 
+  it('does not replay, after a crash, spans the retention floor dropped at ingest (ingest log)', async () => {
+    const path = tempDb();
+    const logDir = join(path, '..', 'ingest-log');
+    // Mid-day, so the span an hour before midnight is older than the floor and the current one is not.
+    const nowUs = (Math.floor(Date.now() / 86_400_000) * 86_400_000 + 43_200_000) * 1000;
+    const viteNode = fileURLToPath(new URL('../../node_modules/vite-node/vite-node.mjs', import.meta.url));
+    const childScript = fileURLToPath(new URL('./duckdb-floor-child.ts', import.meta.url));
+    const child = spawn(process.execPath, [viteNode, childScript, path, logDir, String(nowUs)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const dropped = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => { out += d.toString(); const m = /ready (\d+)/.exec(out); if (m) resolve(m[1]); });
+      child.on('exit', (code) => reject(new Error(`child exited early (${code})`)));
+    });
+    expect(dropped).toBe('1');
+    const exited = new Promise((r) => child.on('exit', r));
+    child.kill('SIGKILL');
+    expect(await exited).toBe(null);
+    const store = new DuckDbTelemetryStore({ path, nowUs: () => nowUs, ingestLog: { dir: logDir, decode: noOtlp } });
+    await store.open();
+    try {
+      expect((await store.getTrace(hexOf(2, 32))).map((s) => s.spanId)).toEqual([hexOf(2, 16)]);
+      // Before, the replay stored the dropped span, which no trace lookup or rollup then saw.
+      const reads = (store as unknown as { reads: { rows(q: string): Promise<Array<Record<string, unknown>>> } }).reads;
+      expect((await reads.rows('SELECT start_us FROM spans')).map((r) => Number(r.start_us))).toEqual([nowUs - US]);
+    } finally {
+      await store.close();
+    }
+  }, 60_000);
+
   it.each([
     ['DuckDB WAL', false],
     ['ingest log (rows not yet loaded)', true],

@@ -190,6 +190,7 @@ export class DuckDbTelemetryStore implements TelemetryStore {
         // rebuilds rollups and trace filters from DuckDB alone, as without a log.
         this.logged = new LoggedIngest(this.opts.ingestLog, {
           nextSeq: () => { this.lastSeq = Math.max(this.lastSeq + 1, this.nowUs()); return this.lastSeq; },
+          keep: (b) => this.keep(b),
           accept: (p) => this.accept(p),
           load: (next) => this.writes.shared((w) => this.load(w, next)),
         });
@@ -296,9 +297,19 @@ export class DuckDbTelemetryStore implements TelemetryStore {
    */
   private accept(p: PendingRows<PreparedRows>): PreparedRows {
     this.acceptedSeq = p.seq;
-    p.spans = this.floor.apply(p.spans);
     this.stored(p.spans, p.logs, p.metrics, p.seq);
     return this.prepare(p);
+  }
+
+  /**
+   * With an ingest log: the batches without spans the floor drops (span-floor.ts), before they
+   * are logged. When some are dropped, the log keeps the rest as columns instead of the OTLP body.
+   */
+  private keep(b: TelemetryBatches): TelemetryBatches {
+    if (!b.spans || b.spans.length === 0) return b;
+    const kept = this.floor.apply([b.spans]);
+    if (kept.length === 1 && kept[0] === b.spans) return b;
+    return { spans: kept[0], logs: b.logs, metrics: b.metrics };
   }
 
   private prepare(p: PendingRows<PreparedRows>): PreparedRows {
@@ -606,6 +617,9 @@ export class DuckDbTelemetryStore implements TelemetryStore {
     // accepted meanwhile would be loaded after the DELETE, stored but neither rolled up nor
     // indexed (span-floor.ts). Everything accepted before is loaded first, then deleted.
     if (signal === 'spans') this.floor.raise(day);
+    // With a log, a group whose records were built before the raise is accepted first, so the
+    // load below takes it in; every later group was filtered before it was logged.
+    await this.logged?.groupSettled();
     await this.visible();
     return this.writes.exclusive(async (w) => {
       const con = w.con;

@@ -51,6 +51,13 @@ export interface LoggedIngestHost<P> {
   /** The next ingest time (strictly increasing). */
   nextSeq(): number;
   /**
+   * What of `b` is kept (spans before the retention floor are not), called right before its
+   * records are built: the log holds exactly what is accepted, so a replay after a crash loads
+   * no row the live path dropped (stored, it would be neither rolled up nor indexed when a
+   * flush's ingest time already covers it). Returns `b` itself when nothing is dropped.
+   */
+  keep(b: TelemetryBatches): TelemetryBatches;
+  /**
    * Rows now durable: rollups, trace index, listeners. Synchronous, called in log order. Returns
    * the rows prepared for loading, or undefined to keep the batches.
    */
@@ -86,6 +93,8 @@ export class LoggedIngest<P = unknown> {
   private readonly loadDelayMs: number;
   private readonly maxBacklogRows: number;
   private queue: Queued[] = [];
+  /** Settles once the group being written (its records already built) is accepted or failed. */
+  private inGroup: Promise<void> | undefined;
   /** The running write loop, if any. */
   private writing: Promise<void> | undefined;
   private pending: PendingRows<P>[] = [];
@@ -167,6 +176,14 @@ export class LoggedIngest<P = unknown> {
     });
   }
 
+  /**
+   * Resolves once the group whose records were built before the call is accepted (or failed):
+   * after it, every later group sees what `keep` drops from the moment of the call.
+   */
+  async groupSettled(): Promise<void> {
+    await this.inGroup;
+  }
+
   /** Resolves once every row accepted before the call is in DuckDB. */
   visible(): Promise<void> {
     const target = this.acceptedLsn;
@@ -200,16 +217,20 @@ export class LoggedIngest<P = unknown> {
       const records: LogRecordIn[] = [];
       const all: TelemetryBatches[] = [];
       for (const q of group) {
-        for (const b of q.batches) {
+        for (const given of q.batches) {
+          const b = this.host.keep(given);
           if (rowCount(b) === 0) continue;
           records.push(recordOf(b));
           all.push(b);
         }
       }
+      let settle!: () => void;
+      this.inGroup = new Promise<void>((r) => { settle = r; });
       let lsn: number;
       try {
         lsn = await this.log.append(records, seq);
       } catch (e) {
+        settle();
         for (const q of group) q.reject(e);
         continue;
       }
@@ -223,6 +244,7 @@ export class LoggedIngest<P = unknown> {
       }
       this.pending.push(p);
       this.pendingRows += p.rows;
+      settle();
       for (const q of group) q.resolve();
       this.wake?.();
       this.schedule();
