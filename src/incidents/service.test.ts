@@ -216,6 +216,49 @@ describe.each(dialects.names)('incident lifecycle on %s', (name) => {
     await svc.stop();
   });
 
+  it('a failed deploy whose spans arrive after its verdict: its first failed request is read again as they land', async () => {
+    const store = await dialects.open(name, { migrate: false });
+    await migrateToLatest(store.db, { ...incidentsMigrations, ...deploysMigrations });
+    const events = new DetectEvents();
+    const telemetry = new FixtureTelemetry();
+    // Version 4.0 serves from T0 − 5 s, first failed request in bucket T0 − 3 s; the verdict fails
+    // at T0, before the exporter's batch with those spans has reached the rollups.
+    let arrived = false;
+    const red = telemetry.red.bind(telemetry);
+    telemetry.red = async (q) => (await red(q)).map((b) => {
+      const mine = q.version === '4.0', sec = b.timeUs / 1000;
+      if (mine && (!arrived || sec < T0 - 5_000)) return { ...b, count: 0, errors: 0, rate: 0, errorRate: 0 };
+      const errors = mine && sec >= T0 - 3_000 ? 40 : 0;
+      return { ...b, errors, errorRate: errors / b.count };
+    });
+    const clock = { now: T0 - 10_000 };
+    const svc = new IncidentService({ db: store.db, telemetry, detectEvents: events, windowMs: 10 * 60_000, nowMs: () => clock.now });
+    svc.start();
+    const deploys = new DeployService({ db: store.db, source: { onCommittedRollups: () => () => undefined }, tickMs: 0, implicitDeploys: false, nowMs: () => clock.now });
+    await deploys.start();
+    svc.attachDeploys(deploys);
+    const bad = await deploys.record({ service: 'basket', version: '4.0', environment: 'prod', previousVersion: '3.9', verify: false, startedAt: new Date(T0 - 5_000).toISOString() });
+    clock.now = T0;
+    const at = new Date(T0).toISOString();
+    deploys.events.emit('deploy.verdict', {
+      deploy: { ...bad, status: 'failed' }, at,
+      verification: { id: 'v2', deployId: bad.id, baselineKind: 'canary', baselineVersion: '3.9', startedAt: bad.startedAt, decidedAt: at, outcome: 'fail', reason: 'error rate up', evidence: [] },
+    });
+    await svc.idle();
+    const [before] = await svc.list({ service: 'basket' });
+    expect(before.firstBadSource).toBe('alert');
+    arrived = true;
+    let inc = before;
+    for (let i = 0; i < 40 && inc.firstBadSource !== 'deploy'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      await svc.idle();
+      [inc] = await svc.list({ service: 'basket' });
+    }
+    expect([inc.firstBadAt, inc.firstBadSource, inc.suspectDeployId]).toEqual([new Date(T0 - 3_000).toISOString(), 'deploy', bad.id]);
+    await deploys.stop();
+    await svc.stop();
+  });
+
   it('falls back to the alert time when the rollups show no change', async () => {
     const { svc, events } = await setup();
     events.emit('alert.fired', alert('d1', 'errors', { service: 'search', environment: 'prod' }, T0));

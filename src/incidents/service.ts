@@ -60,6 +60,9 @@ function toView(r: IncidentsTable, alerts: IncidentAlertsTable[]): Incident {
   };
 }
 
+/** Delays after which a failed deploy's first bad request is read again while its spans have not arrived. */
+const RELOCATE_AFTER_MS = [1_000, 2_000, 5_000, 10_000] as const;
+
 export class IncidentService {
   readonly db: Kysely<IncidentsDatabase>;
   private deploys: DeployApi | undefined;
@@ -68,6 +71,8 @@ export class IncidentService {
   private readonly windowMs: number;
   readonly lookbackMs: number;
   private readonly now: () => number;
+  /** Pending re-reads of a failed deploy's first bad request (telemetry still arriving). */
+  private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(private readonly opts: IncidentServiceOptions) {
     this.db = incidentsDb(opts.db);
@@ -106,6 +111,8 @@ export class IncidentService {
 
   async stop(): Promise<void> {
     for (const off of this.offs.splice(0)) off();
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
     await this.queue;
   }
 
@@ -283,10 +290,32 @@ export class IncidentService {
       }
       await this.event(row.id, e.at, 'deploy.failed', null, d.id, { version: d.version, reason: e.verification.reason });
       // The failed deploy's own first bad request, even when an alert placed the first bad signal already.
-      if (row.first_bad_at === null || row.first_bad_source !== 'deploy') await this.locateFirstBad(row.id, signal, atMs, d);
+      if (row.first_bad_at === null || row.first_bad_source !== 'deploy') {
+        await this.locateFirstBad(row.id, signal, atMs, d);
+        // A verdict can come seconds after the version's first requests, before their spans
+        // (batched by the service's exporter) are in the rollups: read again as they arrive.
+        if ((await this.row(row.id)).first_bad_source !== 'deploy') this.relocateLater(row.id, signal, atMs, d, [...RELOCATE_AFTER_MS]);
+      }
       return;
     }
     await this.recheck(d.service, d.environment);
+  }
+
+  /** Re-reads the failed deploy's first bad request after each delay until it is found. */
+  private relocateLater(id: string, signal: SignalName, atMs: number, d: Deploy, delays: number[]): void {
+    const wait = delays.shift();
+    if (wait === undefined) return;
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      this.run('first bad request', async () => {
+        const r = await this.row(id);
+        if (r.status === 'resolved' || r.first_bad_source === 'deploy') return;
+        await this.locateFirstBad(id, signal, atMs, d);
+        if ((await this.row(id)).first_bad_source !== 'deploy') this.relocateLater(id, signal, atMs, d, delays);
+      });
+    }, wait);
+    t.unref();
+    this.timers.add(t);
   }
 
   private async recheck(service: string, environment: string): Promise<void> {
