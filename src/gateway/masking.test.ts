@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { DetectorSet, ibanValid, luhnValid, Masker, DEFAULT_MASKING, type MaskCounts } from './masking/index.js';
 import { decodeNumber, encodeNumber } from './masking/binary.js';
 import { globMatches } from './masking/masker.js';
-import { cstr, frame, int16, int32 } from './wire/encode.js';
+import { cstr, errorResponse, frame, int16, int32 } from './wire/encode.js';
 
 const detectors = new DetectorSet();
 const ids = (text: string): string[] => detectors.find(text).map((m) => m.id);
@@ -161,5 +161,23 @@ describe('column name globs', () => {
     expect(globMatches('*', '')).toBe(true);
     expect(globMatches('a.b', 'aXb')).toBe(false);
     expect(globMatches(`${'*a'.repeat(30)}*b`, 'a'.repeat(5000))).toBe(false);
+  });
+});
+
+describe('errors under column rules', () => {
+  it('withholds quoted values and echoing fields, since a rule cannot follow a value into an error', () => {
+    const withRules = new Masker({ ...DEFAULT_MASKING, columns: [{ name: 'name', mode: 'hash' }] }, Buffer.alloc(32, 3));
+    const msg = errorResponse({ severity: 'ERROR', code: '22P02', message: 'invalid input syntax for type integer: "Grace Lovelace"', detail: 'Failing row contains (1, Grace Lovelace).' });
+    const counts: MaskCounts = {};
+    const out = withRules.maskErrorMessage(msg, 0, msg.length, counts);
+    expect(out).toBeDefined();
+    const text = (out as Buffer).toString('utf8');
+    expect(text).not.toContain('Grace');
+    expect(text).toContain('22P02');
+    expect(text).toContain('invalid input syntax for type integer: "…"');
+    expect(counts['column:error']).toBeGreaterThan(0);
+    // Without column rules, a plain name is no detector's business: the message is left alone.
+    const plain = new Masker({ ...DEFAULT_MASKING }, Buffer.alloc(32, 3));
+    expect(plain.maskErrorMessage(msg, 0, msg.length, {})).toBeUndefined();
   });
 });

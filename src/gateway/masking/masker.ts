@@ -366,7 +366,11 @@ export class Masker {
    * internal query, names) can echo a value, e.g. `invalid input syntax for type integer: "…"`.
    */
   maskErrorMessage(msg: Buffer, start: number, end: number, counts: MaskCounts): Buffer | undefined {
-    if (this.detectors.empty) return undefined;
+    if (this.detectors.empty && this.rules.length === 0) return undefined;
+    // Column rules cannot follow a value into an error (`name::int` echoes the name, quoted): while
+    // the policy has any, quoted text is withheld from every field and the fields that echo rows
+    // or queries (detail, hint, context, internal query) are withheld whole. Fail closed.
+    const withhold = this.rules.length > 0;
     const parts: Buffer[] = [];
     let changed = false;
     let off = start + 5;
@@ -374,7 +378,15 @@ export class Masker {
       const code = msg[off];
       const stop = msg.indexOf(0, off + 1);
       if (stop === -1 || stop >= end) return undefined; // malformed: the client rejects it
-      const masked = VERBATIM_FIELDS.has(code) ? undefined : this.maskText(msg.toString('utf8', off + 1, stop), 'text', counts);
+      let masked = VERBATIM_FIELDS.has(code) ? undefined : this.detectors.empty ? undefined : this.maskText(msg.toString('utf8', off + 1, stop), 'text', counts);
+      if (withhold && !VERBATIM_FIELDS.has(code)) {
+        const text = masked ?? msg.toString('utf8', off + 1, stop);
+        const kept = ECHOING_FIELDS.has(code) ? WITHHELD : text.replace(/"[^"]*"/g, '"…"');
+        if (kept !== text) {
+          counts['column:error'] = (counts['column:error'] ?? 0) + 1;
+          masked = kept;
+        }
+      }
       if (masked === undefined) parts.push(msg.subarray(off, stop + 1));
       else {
         changed = true;
@@ -415,6 +427,9 @@ export class Masker {
 
 /** Error fields that carry no data: severity (S, V), SQLSTATE (C), positions, source file/line/routine. */
 const VERBATIM_FIELDS = new Set(['S', 'V', 'C', 'P', 'p', 'F', 'L', 'R'].map((c) => c.charCodeAt(0)));
+/** Error fields that echo rows or query text: Detail, Hint, Where (context), internal query. */
+const ECHOING_FIELDS = new Set(['D', 'H', 'W', 'q'].map((c) => c.charCodeAt(0)));
+const WITHHELD = '[withheld by tightloop: the policy masks columns]';
 
 function message(type: number, parts: Buffer[]): Buffer {
   const body = Buffer.concat(parts);
