@@ -154,6 +154,17 @@ export function registerGatewayCommands(program: Command, done: (code: number) =
   common(resource.command('list').description('list resources'))
     .action(wrap(async (o: CommonOptions) => act(o, 'GET', '/api/resources', undefined, (b) =>
       table((b.resources as Record<string, unknown>[]).map((r) => ({ ...r, tls: (r.tls as { mode: string }).mode })), ['name', 'host', 'port', 'database', 'user', 'tls']))));
+  common(resource.command('show <name>').description('one resource: its policy and the columns masking classified as sensitive'))
+    .action(wrap(async (name: string, o: CommonOptions) => act(o, 'GET', `/api/resources/${encodeURIComponent(name)}`, undefined, (r) => {
+      const c = (r.classification ?? { columns: [] }) as { at?: string; columns: Record<string, unknown>[] };
+      const rows = c.columns.map((x) => ({ ...x, detectors: (x.detectors as string[]).join(',') || '-', overriddenBy: x.overriddenBy ?? '-' }));
+      return [
+        `${String(r.name)} (${String(r.host)}:${String(r.port)}/${String(r.database)})`,
+        `policy: ${JSON.stringify(r.policy)}`,
+        c.at === undefined ? 'classified columns: not yet classified (the first masked session reads the catalog)' : `classified columns (at ${c.at}; explicit column rules win, {"name": "...", "mode": "none"} exempts one):`,
+        rows.length === 0 ? '' : table(rows, ['table', 'column', 'source', 'detectors', 'kind', 'mode', 'overriddenBy']),
+      ].filter((l) => l !== '').join('\n');
+    })));
   common(resource.command('rm <name>').description('remove a resource (admin); its sessions end'))
     .action(wrap(async (name: string, o: CommonOptions) => act(o, 'DELETE', `/api/resources/${encodeURIComponent(name)}`, undefined, () => `removed resource ${name}`)));
 

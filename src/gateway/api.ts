@@ -78,7 +78,11 @@ export async function gatewayApi(app: FastifyInstance, opts: GatewayApiOptions):
 
   // ---- resources ----
   app.get('/api/resources', async () => ({ resources: (await resources.list()).map(publicResource) }));
-  app.get('/api/resources/:name', async (req: FastifyRequest<{ Params: { name: string } }>) => publicResource(await resources.require(req.params.name)));
+  app.get('/api/resources/:name', async (req: FastifyRequest<{ Params: { name: string } }>) => {
+    const r = await resources.require(req.params.name);
+    // Columns masking classified (implied column rules), so an admin can see and override them.
+    return { ...publicResource(r), classification: gateway.classification(r) };
+  });
   app.post('/api/resources', async (req, reply) => {
     const who = requireAdmin(req);
     const r = await resources.create(req.body);

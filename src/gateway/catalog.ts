@@ -1,3 +1,4 @@
+import { COLUMNS_SQL, samplePlan, type CatalogColumn, type SamplePlan } from './masking/classify.js';
 import { resolveCredential, type CredentialSources, type Resource } from './resources.js';
 import { connectUpstream, type UpstreamConnection } from './upstream.js';
 import { TERMINATE } from './wire/encode.js';
@@ -25,6 +26,28 @@ const VIEWS_SQL = `SELECT c.relname, pg_catalog.pg_get_viewdef(c.oid) FROM pg_ca
 export async function loadViews(up: UpstreamConnection): Promise<ViewDefinition[]> {
   const rows = await runQuery(up, VIEWS_SQL);
   return rows.flatMap(([name, definition]) => (typeof name === 'string' && typeof definition === 'string' ? [{ name, definition }] : []));
+}
+
+export interface CatalogSnapshot {
+  views: ViewDefinition[];
+  columns: CatalogColumn[];
+  plan: SamplePlan;
+  /** Rows of the sampling query (masking/classify.ts). */
+  samples: (string | null)[][];
+}
+
+/**
+ * What masking needs from the catalog: view definitions, the columns of tables and views, and a
+ * sample of every table's values for classification. Any failure throws (the session is refused:
+ * masking never runs on less than it was told to know).
+ */
+export async function loadCatalog(up: UpstreamConnection): Promise<CatalogSnapshot> {
+  const views = await loadViews(up);
+  const columns = (await runQuery(up, COLUMNS_SQL)).flatMap(([schema, table, column, kind, type]) =>
+    schema === null || table === null || column === null || kind === null || type === null ? [] : [{ schema, table, column, kind, type }]);
+  const plan = samplePlan(columns);
+  const samples = plan.sql === undefined ? [] : await runQuery(up, plan.sql);
+  return { views, columns, plan, samples };
 }
 
 /**

@@ -72,6 +72,8 @@ export interface Gateway {
   readonly auth: ClientAuthenticator;
   readonly guardrails: Guardrails;
   readonly registry: SessionRegistry;
+  /** The resource's classified columns (masking/classify.ts) as the last session's catalog load found them. */
+  classification(resource: Resource): ReturnType<Masker['classification']>;
   /** Runs the expiry sweep now (tests, and after a decision that must take effect at once). */
   sweep(): Promise<void>;
   close(): Promise<void>;
@@ -180,6 +182,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     auth: ctx.auth,
     guardrails: ctx.guardrails,
     registry,
+    classification: (resource) => ctx.maskerFor(resource).classification(),
     sweep,
     close: () =>
       (closing ??= (async () => {

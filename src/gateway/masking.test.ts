@@ -164,20 +164,51 @@ describe('column name globs', () => {
   });
 });
 
-describe('errors under column rules', () => {
-  it('withholds quoted values and echoing fields, since a rule cannot follow a value into an error', () => {
-    const withRules = new Masker({ ...DEFAULT_MASKING, columns: [{ name: 'name', mode: 'hash' }] }, Buffer.alloc(32, 3));
-    const msg = errorResponse({ severity: 'ERROR', code: '22P02', message: 'invalid input syntax for type integer: "Grace Lovelace"', detail: 'Failing row contains (1, Grace Lovelace).' });
-    const counts: MaskCounts = {};
-    const out = withRules.maskErrorMessage(msg, 0, msg.length, counts);
-    expect(out).toBeDefined();
-    const text = (out as Buffer).toString('utf8');
-    expect(text).not.toContain('Grace');
-    expect(text).toContain('22P02');
-    expect(text).toContain('invalid input syntax for type integer: "…"');
-    expect(counts['column:error']).toBeGreaterThan(0);
-    // Without column rules, a plain name is no detector's business: the message is left alone.
-    const plain = new Masker({ ...DEFAULT_MASKING }, Buffer.alloc(32, 3));
-    expect(plain.maskErrorMessage(msg, 0, msg.length, {})).toBeUndefined();
+describe('errors and notices while masking is on', () => {
+  const msgOf = (fields: Parameters<typeof errorResponse>[0]): Buffer => errorResponse(fields);
+  const text = (m: Masker, msg: Buffer, sql?: string, counts: MaskCounts = {}): string => (m.maskErrorMessage(msg, 0, msg.length, counts, sql) ?? msg).toString('utf8');
+
+  it('withholds quoted values and echoing fields, with column rules or with the detectors alone', () => {
+    const msg = msgOf({ severity: 'ERROR', code: '22P02', message: 'invalid input syntax for type integer: "Grace Lovelace"', detail: 'Failing row contains (1, Grace Lovelace).' });
+    for (const policy of [{ ...DEFAULT_MASKING, columns: [{ name: 'name', mode: 'hash' as const }] }, { ...DEFAULT_MASKING }]) {
+      const counts: MaskCounts = {};
+      const out = text(new Masker(policy, Buffer.alloc(32, 3)), msg, 'SELECT name::int FROM customers', counts);
+      expect(out).not.toContain('Grace');
+      expect(out).toContain('22P02');
+      expect(out).toContain('invalid input syntax for type integer: "…"');
+      expect(counts['error:withheld']).toBeGreaterThan(0);
+    }
+    // Nothing to mask (no detectors, no rules): left alone.
+    const off = new Masker({ ...DEFAULT_MASKING, detectors: [] }, Buffer.alloc(32, 3));
+    expect(off.maskErrorMessage(msg, 0, msg.length, {}, 'SELECT 1')).toBeUndefined();
+  });
+
+  it('keeps what the statement itself contains, withholds the rest, also outside quotes', () => {
+    const m = new Masker({ ...DEFAULT_MASKING }, Buffer.alloc(32, 3));
+    const cases: [string, string, string][] = [
+      ['column "emial" does not exist', 'SELECT emial FROM customers', 'column "emial" does not exist'],
+      ['relation "Customers2" does not exist', 'select * from customers2', 'relation "Customers2" does not exist'],
+      ['invalid input syntax for type integer: "moc.elpmaxe@ada"', 'SELECT reverse(email)::int FROM customers', 'invalid input syntax for type integer: "…"'],
+      // The server does not escape quotes inside a value: quote tricks keep nothing.
+      ['invalid input syntax for type integer: ""ada" secret "x""', `SELECT ('"' || email)::int FROM customers -- "ada" "x"`, 'invalid input syntax for type integer: ""ada"…"x""'],
+      ['invalid input syntax for type integer: "x" of relation "secret"', `SELECT email::int -- "x"`, 'invalid input syntax for type integer: "x" of relation "…"'],
+      ['unterminated "ada.lovelace', 'SELECT 1', 'unterminated "…'],
+      ['requested character too large for encoding: 1114209', 'SELECT chr(ascii(email) + 1114112) FROM customers', 'requested character too large for encoding: …'],
+      ['invalid byte sequence for encoding "UTF8": 0xc0 0x6a', "SELECT convert_from('\\xc0'::bytea || convert_to(email, 'UTF8'), 'UTF8') FROM customers", 'invalid byte sequence for encoding "UTF8": … …'],
+      ['cross-database references are not implemented: moc.elpmaxe@1ecalevol.ada', 'SELECT reverse(email)::regclass FROM customers', 'cross-database references are not implemented: …'],
+      ['No function matches the given name and argument types. You might need to add explicit type casts.', 'SELECT f(1)', 'No function matches the given name and argument types. You might need to add explicit type casts.'],
+    ];
+    for (const [message, sql, want] of cases) expect(text(m, msgOf({ severity: 'ERROR', code: 'XX000', message }), sql), message).toContain(want);
+    // Without the statement (an asynchronous notice), nothing quoted is known to the client.
+    expect(text(m, msgOf({ severity: 'NOTICE', code: '00000', message: 'relation "customers" does not exist' }))).toContain('relation "…"');
+  });
+
+  it('withholds RAISE texts whole: a routine computed them', () => {
+    const m = new Masker({ ...DEFAULT_MASKING }, Buffer.alloc(32, 3));
+    const raise = Buffer.concat([msgOf({ severity: 'NOTICE', code: '00000', message: 'moc elpmaxe ada' }).subarray(0, -1), Buffer.from('Fpl_exec.c\0Rexec_stmt_raise\0\0')]);
+    raise.writeInt32BE(raise.length - 1, 1);
+    const out = text(m, raise, 'DO $$ BEGIN RAISE NOTICE $$');
+    expect(out).not.toContain('elpmaxe');
+    expect(out).toContain('withheld');
   });
 });

@@ -31,7 +31,7 @@ export const gatewayOpenApiPaths = {
     },
   },
   '/api/resources/{name}': {
-    get: { summary: 'One resource', parameters: [path('name', 'Resource name')], responses: { 200: json('Resource'), ...common } },
+    get: { summary: 'One resource, with `classification`: the columns masking classified as sensitive (implied column rules: column, table, source sample|name|seen|unsampled, detectors, kind values|contains, mode, overriddenBy)', parameters: [path('name', 'Resource name')], responses: { 200: json('Resource'), ...common } },
     delete: { summary: 'Remove a resource (admin); its live sessions end', parameters: [path('name', 'Resource name')], responses: { 200: json('Removed'), ...common } },
   },
   '/api/resources/{name}/policy': {

@@ -17,7 +17,8 @@ export const maskingPolicySchema = z.object({
   detectors: z.array(z.enum(DETECTOR_IDS)).default([...DEFAULT_MASKING.detectors]),
   mode: z.enum(MASK_MODES).default(DEFAULT_MASKING.mode),
   columns: z
-    .array(z.object({ name: z.string().min(1).max(128), mode: z.enum(MASK_MODES).default('full') }))
+    // `none` keeps a column out of classification (masking/classify.ts); the detectors still read it.
+    .array(z.object({ name: z.string().min(1).max(128), mode: z.enum([...MASK_MODES, 'none']).default('full') }))
     .max(200)
     .default([]),
   exemptRoles: z.array(z.string().min(1).max(64)).default([]),

@@ -495,7 +495,7 @@ export class Relay {
       case 0x57: /* W CopyBothResponse */
         throw new ProtocolViolation('replication (COPY BOTH) is not supported through the gateway');
       case 0x4e: /* N NoticeResponse */
-        return masker?.maskErrorMessage(buf, off, end, head !== undefined && 'exec' in head ? head.exec.masked : {});
+        return masker?.maskErrorMessage(buf, off, end, head !== undefined && 'exec' in head ? head.exec.masked : {}, sqlOf(head, this.portals));
       case 0x53: /* S ParameterStatus */
         return masker?.maskParameterStatus(buf, off, end, head !== undefined && 'exec' in head ? head.exec.masked : {});
       case 0x41: /* A NotificationResponse */
@@ -540,7 +540,7 @@ export class Relay {
     const isMarker = fields.get('C') === '42601' && (fields.get('M') ?? '').includes(BLOCK_MARKER);
     let replacement: Buffer | undefined;
     if ((head?.kind === 'parse' || head?.kind === 'query') && head.blocked !== undefined && isMarker) replacement = head.blocked;
-    else if (this.masker !== undefined) replacement = this.masker.maskErrorMessage(buf, off, end, head !== undefined && 'exec' in head ? head.exec.masked : {});
+    else if (this.masker !== undefined) replacement = this.masker.maskErrorMessage(buf, off, end, head !== undefined && 'exec' in head ? head.exec.masked : {}, sqlOf(head, this.portals));
     const severity = fields.get('V') ?? fields.get('S');
     if (severity === 'FATAL' || severity === 'PANIC') {
       // The server ends the session; nothing after this is attributed.
@@ -615,6 +615,15 @@ export class Relay {
 
 /** Marks a server message the client must not see (the answer to an injected Describe). */
 const DROP = Buffer.alloc(0);
+
+/** The statement an error or notice answers: what the client wrote itself (masking/errors.ts). */
+function sqlOf(p: Pending | undefined, portals: ReadonlyMap<string, StatementInfo | undefined>): string | undefined {
+  if (p === undefined) return undefined;
+  if (p.kind === 'parse') return p.info.sql;
+  if (p.kind === 'query') return p.exec.info?.sql;
+  if (p.kind === 'execute') return p.exec.info?.sql ?? portals.get(p.portal)?.sql;
+  return undefined;
+}
 
 function what(p: Pending | undefined): string {
   return p === undefined ? 'nothing' : p.kind;

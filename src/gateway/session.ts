@@ -10,7 +10,7 @@ import { mayWrite } from './effect.js';
 import type { Execution, StatementInfo } from './pipeline.js';
 import { Relay, type Verdict } from './relay.js';
 import { resolveCredential, type Resource } from './resources.js';
-import { loadViews } from './catalog.js';
+import { loadCatalog } from './catalog.js';
 import type { AuthenticatedUser } from './client-auth.js';
 import { authenticate } from './session-auth.js';
 import type { GatewayContext } from './context.js';
@@ -117,8 +117,9 @@ export class ClientSession {
     up.socket.once('close', () => this.shutdown('server closed', true));
     if (this.closed) return;
     const masker = this.ctx.maskerFor(resource);
-    // Column rules follow lineage through views: read their definitions (cached per resource).
-    if (!masker.exempts(who.role) && masker.needsCatalog) masker.setViews(await loadViews(up));
+    // Column rules follow lineage through views, and columns are classified from samples of their
+    // values (cached per resource; a failed load refuses the session: never weaker masking).
+    if (!masker.exempts(who.role) && masker.needsCatalog) masker.setCatalog(await loadCatalog(up));
     if (this.closed) return;
 
     const hello: Buffer[] = [];

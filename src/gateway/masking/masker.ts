@@ -2,7 +2,9 @@ import { parseSync } from 'libpg-query';
 import { columnsOf, statementOutputs, type Lineage, type ResultLineage } from '../guardrails/lineage.js';
 import type { FieldDescription } from '../wire/decode.js';
 import { ARRAY_ELEMENTS, binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
+import { classify, type CatalogColumn, type ClassifiedColumn, type SamplePlan } from './classify.js';
 import { DETECTOR_IDS, DetectorSet, MIN_DETECTABLE_LENGTH, type DetectorId } from './detectors.js';
+import { ECHOING_FIELDS, scrubText, userComputed, VERBATIM_FIELDS, WITHHELD } from './errors.js';
 import { Renderer, typeClass, type MaskMode, type TypeClass } from './render.js';
 
 /**
@@ -15,7 +17,8 @@ import { Renderer, typeClass, type MaskMode, type TypeClass } from './render.js'
 export interface ColumnRule {
   /** Column name, case-insensitive; `*` matches any run of characters. */
   name: string;
-  mode: MaskMode;
+  /** `none`: never classified (classify.ts); the detectors still read its values. */
+  mode: MaskMode | 'none';
 }
 
 export interface MaskingPolicy {
@@ -48,7 +51,22 @@ interface ColumnPlan {
   elem?: { kind: BinaryKind; cls: TypeClass };
   /** Text forms the detectors cannot read as they are: floats in exponent form, bytea. */
   decode?: 'float' | 'bytea';
+  /** Stored columns to classify (`seen`) when a detector matches a value of this column. */
+  learn?: string[];
 }
+
+/** What column rules (explicit or implied by classification) make of one value. */
+interface Verdict {
+  /** `detect`: a plain reference to a column that only contains PII here and there: detectors judge it. */
+  mode: MaskMode | 'detect';
+  /** From classification, not from an explicit rule. */
+  implied: boolean;
+}
+
+/** Catalog statistics hold sample values of every analysed column (pg_stats.most_common_vals, ...). */
+const STATS_RELS = new Set(['pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic', 'pg_statistic_ext_data']);
+const STATS_VALUES = /^(most_common_vals|most_common_elems|histogram_bounds|range_bounds_histogram|stavalues\d|stxdmcv|stxdexpr|stxdndistinct|stxddependencies)$/i;
+const STRENGTH: Record<MaskMode | 'detect', number> = { detect: 0, partial: 1, hash: 2, full: 3 };
 
 /** What to do with the rows of one result shape. */
 export interface ResultPlan {
@@ -60,7 +78,7 @@ export interface ResultPlan {
 /** Masked value counts by detector id or `column:<name>`, reset per statement by the caller. */
 export type MaskCounts = Record<string, number>;
 
-/** How long a resource's view definitions are trusted before the next session reloads them. */
+/** How long a resource's catalog (views, classification) is trusted before the next session reloads it. */
 const CATALOG_TTL_MS = 30_000;
 
 /**
@@ -87,18 +105,36 @@ export function globMatches(glob: string, name: string): boolean {
 export class Masker {
   private readonly detectors: DetectorSet;
   private readonly rules: { mode: MaskMode; name: string }[];
+  /** Explicit `none` rules: names never classified. */
+  private readonly unclassified: string[];
   private readonly renderer: Renderer;
   /** Each view's output columns and their lineage, from the catalog; undefined = not loaded. */
   private views: Map<string, Map<string, Lineage>> | undefined;
   private viewsAt = 0;
+  /** Classified columns by lower-cased name (classify.ts), from the last catalog load. */
+  private classified = new Map<string, ClassifiedColumn>();
+  /** Columns a detector matched in results (kept across catalog loads). */
+  private readonly learned = new Map<string, ClassifiedColumn>();
+  private classifiedAt: string | undefined;
 
   constructor(
     private readonly policy: MaskingPolicy,
     hashKey: Buffer,
   ) {
     this.detectors = new DetectorSet(policy.detectors);
-    this.rules = policy.columns.map((c) => ({ mode: c.mode, name: c.name }));
+    this.rules = policy.columns.flatMap((c) => (c.mode === 'none' ? [] : [{ mode: c.mode, name: c.name }]));
+    this.unclassified = policy.columns.filter((c) => c.mode === 'none').map((c) => c.name);
     this.renderer = new Renderer(hashKey);
+  }
+
+  /** Something can be masked: detectors, column rules or classified columns. */
+  get active(): boolean {
+    return !this.detectors.empty || this.rules.length > 0;
+  }
+
+  /** Column rules, explicit or implied: whole rows and untraceable values must be masked. */
+  private get anyRule(): boolean {
+    return this.rules.length > 0 || this.classified.size > 0 || this.learned.size > 0;
   }
 
   /** Does this role see data unmasked? */
@@ -118,20 +154,23 @@ export class Masker {
    */
   plan(fields: readonly FieldDescription[], formats?: readonly number[], lineage?: ResultLineage): ResultPlan {
     let active = false;
-    const traced = lineage === undefined || this.rules.length === 0 ? undefined : columnsOf(lineage, fields.map((f) => f.name));
+    const traced = lineage === undefined ? undefined : columnsOf(lineage, fields.map((f) => f.name));
     const columns = fields.map((f, i): ColumnPlan => {
       const format = formats === undefined ? f.format : formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : (formats[i] ?? 0);
       const cls = typeClass(f.typeOid);
       const lin = traced?.[i];
-      const nameMode = (lin === undefined ? undefined : this.lineageMode(lin)) ?? this.rules.find((r) => globMatches(r.name, f.name))?.mode;
+      const verdict = lin === undefined ? undefined : this.lineageMode(lin);
+      const nameMode = (verdict === undefined || verdict.mode === 'detect' ? undefined : verdict.mode) ?? this.rules.find((r) => globMatches(r.name, f.name))?.mode;
       const counter = `column:${f.name}`;
+      // A detector match in a traceable column not yet classified classifies it (`seen`).
+      const learn = nameMode === undefined && lin !== undefined && !lin.wholeRow && !lin.opaque && lin.cols.length > 0 && lin.cols.length <= 2 ? lin.cols : undefined;
       if (format !== 0) {
         if (nameMode === undefined && this.detectors.empty) return { counter, nameMode, detect: false, cls, bin: undefined };
         const elemOid = ARRAY_ELEMENTS.get(f.typeOid);
         const kind = binaryKind(elemOid ?? f.typeOid);
         if (elemOid !== undefined && kind !== 'pass') {
           active = true;
-          return { counter, nameMode, detect: !this.detectors.empty, cls, bin: undefined, elem: { kind, cls: typeClass(elemOid) } };
+          return { counter, nameMode, detect: !this.detectors.empty, cls, bin: undefined, elem: { kind, cls: typeClass(elemOid) }, learn };
         }
         if (kind === 'pass') {
           // Never scanned as text either; a column rule still hides it (as NULL).
@@ -139,19 +178,67 @@ export class Masker {
           return { counter, nameMode, detect: false, cls: 'opaque', bin: undefined };
         }
         active = true;
-        return { counter, nameMode, detect: !this.detectors.empty, cls, bin: kind };
+        return { counter, nameMode, detect: !this.detectors.empty, cls, bin: kind, learn };
       }
       const decode = f.typeOid === 700 || f.typeOid === 701 ? 'float' : f.typeOid === 17 ? 'bytea' : undefined;
       const detect = !this.detectors.empty && (cls !== 'opaque' || decode !== undefined);
       if (nameMode !== undefined || detect) active = true;
-      return { counter, nameMode, detect, cls, bin: undefined, decode };
+      return { counter, nameMode, detect, cls, bin: undefined, decode, learn };
     });
     return { columns, active };
   }
 
-  /** Column rules apply through views: the catalog's view definitions are wanted (again). */
+  /** Column rules apply through views, classification reads samples: the catalog is wanted (again). */
   get needsCatalog(): boolean {
-    return this.rules.length > 0 && (this.views === undefined || Date.now() - this.viewsAt > CATALOG_TTL_MS);
+    return this.active && (this.views === undefined || Date.now() - this.viewsAt > CATALOG_TTL_MS);
+  }
+
+  /** A catalog snapshot (catalog.ts loadCatalog): views, and the columns classified from samples and names. */
+  setCatalog(snapshot: { views: readonly { name: string; definition: string }[]; columns: readonly CatalogColumn[]; plan: SamplePlan; samples: readonly (string | null)[][] }): void {
+    const found = this.detectors.empty ? [] : classify(snapshot.columns, snapshot.plan, snapshot.samples, this.detectors);
+    const map = new Map<string, ClassifiedColumn>();
+    for (const c of found) {
+      const key = c.column.toLowerCase();
+      const prev = map.get(key);
+      // One name, several tables: the strictest classification wins (rules match names).
+      if (prev === undefined || (prev.kind === 'contains' && c.kind === 'values')) map.set(key, c);
+    }
+    this.classified = map;
+    this.classifiedAt = new Date().toISOString();
+    this.setViews(snapshot.views);
+  }
+
+  /** The classification for the policy view: every classified column, and whether a rule overrides it. */
+  classification(): { at: string | undefined; columns: (ClassifiedColumn & { mode: MaskMode | 'detect' | 'none'; overriddenBy?: string })[] } {
+    const all = [...this.classified.values(), ...[...this.learned.values()].filter((c) => !this.classified.has(c.column.toLowerCase()))];
+    return {
+      at: this.classifiedAt,
+      columns: all.map((c) => {
+        const rule = this.policy.columns.find((r) => globMatches(r.name, c.column));
+        const mode = rule !== undefined ? rule.mode : c.kind === 'values' ? this.policy.mode : 'detect';
+        return rule === undefined ? { ...c, mode } : { ...c, mode, overriddenBy: rule.name };
+      }),
+    };
+  }
+
+  /** The rule for one stored column: an explicit one, else its classification unless exempted. */
+  private ruleFor(column: string): Verdict | undefined {
+    const rule = this.rules.find((r) => globMatches(r.name, column));
+    if (rule !== undefined) return { mode: rule.mode, implied: false };
+    const key = column.toLowerCase();
+    const c = this.classified.get(key) ?? this.learned.get(key);
+    if (c === undefined || this.unclassified.some((n) => globMatches(n, column))) return undefined;
+    return { mode: c.kind === 'values' ? this.policy.mode : 'detect', implied: true };
+  }
+
+  /** Marks result columns a detector matched in as classified (`seen`). */
+  private learnFrom(cols: readonly string[], counts: MaskCounts): void {
+    for (const col of cols) {
+      const key = col.toLowerCase();
+      if (this.classified.has(key) || this.learned.has(key) || this.rules.some((r) => globMatches(r.name, col)) || this.unclassified.some((n) => globMatches(n, col))) continue;
+      this.learned.set(key, { table: '*', column: col, source: 'seen', detectors: [], kind: 'contains' });
+      counts['classified:seen'] = (counts['classified:seen'] ?? 0) + 1;
+    }
   }
 
   /**
@@ -175,26 +262,36 @@ export class Masker {
     this.viewsAt = Date.now();
   }
 
-  /** The mode a column rule imposes on a value with this lineage, if any. */
-  private lineageMode(lin: Lineage, depth = 0): MaskMode | undefined {
+  /**
+   * What column rules (explicit, or implied by classification) make of a value with this lineage:
+   * a plain reference keeps the rule's mode, anything derived is masked as a whole (`full`, or
+   * `hash` when the rule hashes). The strictest verdict over every source wins.
+   */
+  private lineageMode(lin: Lineage, depth = 0): Verdict | undefined {
+    let best: Verdict | undefined;
+    const consider = (v: Verdict | undefined): void => {
+      if (v !== undefined && (best === undefined || STRENGTH[v.mode] > STRENGTH[best.mode] || (STRENGTH[v.mode] === STRENGTH[best.mode] && !v.implied))) best = v;
+    };
     for (const c of lin.cols) {
-      const rule = this.rules.find((r) => globMatches(r.name, c));
-      if (rule !== undefined) return lin.direct || rule.mode === 'hash' ? rule.mode : 'full';
+      // Catalog statistics: sample values of any column, whatever masks it.
+      if (STATS_VALUES.test(c) && (lin.rels === undefined || lin.rels.length === 0 || lin.rels.some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false });
+      const rule = this.ruleFor(c);
+      if (rule !== undefined) consider(lin.direct ? rule : { mode: rule.mode === 'hash' ? 'hash' : 'full', implied: rule.implied });
     }
-    if (lin.wholeRow || lin.opaque) return 'full';
+    if ((lin.wholeRow || lin.opaque) && (this.anyRule || (lin.rels ?? []).some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false });
     // Through views: the view's own columns that this value may read.
     for (const rel of lin.rels ?? []) {
       const view = this.views?.get(rel);
       if (view === undefined) continue;
-      if (depth > 16) return 'full';
+      if (depth > 16) return { mode: 'full', implied: false };
       const unknown = view.get('*');
       const parts = [...lin.cols.map((c) => view.get(c) ?? unknown), unknown].filter((p): p is Lineage => p !== undefined);
       for (const p of parts) {
-        const mode = this.lineageMode(p, depth + 1);
-        if (mode !== undefined) return lin.direct && p.direct ? mode : mode === 'hash' ? 'hash' : 'full';
+        const v = this.lineageMode(p, depth + 1);
+        if (v !== undefined) consider(lin.direct && p.direct ? v : { mode: v.mode === 'hash' ? 'hash' : 'full', implied: v.implied });
       }
     }
-    return undefined;
+    return best;
   }
 
   /**
@@ -202,12 +299,13 @@ export class Masker {
    * data a column rule would mask, or whose columns the tree cannot trace. The reason, or undefined.
    */
   copyRefusal(lineage: ResultLineage | undefined): string | undefined {
-    if (lineage === undefined || this.rules.length === 0) return undefined;
+    if (lineage === undefined) return undefined;
     const cols = lineage.merged ? [lineage.all] : lineage.columns.map((c) => c.lin);
     for (const lin of cols) {
-      const mode = this.lineageMode(lin);
-      if (mode === undefined) continue;
-      const named = lin.cols.find((c) => this.rules.some((r) => globMatches(r.name, c)));
+      const v = this.lineageMode(lin);
+      // A plain reference to a classified column: its values are what the detectors recognised.
+      if (v === undefined || (v.implied && lin.direct && !lin.wholeRow && !lin.opaque)) continue;
+      const named = lin.cols.find((c) => this.ruleFor(c) !== undefined || STATS_VALUES.test(c));
       return named !== undefined ? `COPY output includes masked column "${named}"` : 'COPY output of whole rows: name the columns (a masking column rule applies)';
     }
     return undefined;
@@ -231,7 +329,9 @@ export class Masker {
       if (len < 0 || col === undefined) continue;
       if (col.nameMode === undefined && (!col.detect || (len < MIN_DETECTABLE_LENGTH && col.bin === undefined && col.elem === undefined))) continue;
       const replaced = this.maskValue(msg, valueAt, len, col, counts);
-      if (replaced !== undefined) (changes ??= []).push({ at: valueAt - 4, len, value: replaced });
+      if (replaced === undefined) continue;
+      (changes ??= []).push({ at: valueAt - 4, len, value: replaced });
+      if (col.learn !== undefined && col.nameMode === undefined) this.learnFrom(col.learn, counts);
     }
     if (changes === undefined) return undefined;
     return rebuild(msg, start, end, changes);
@@ -364,35 +464,39 @@ export class Masker {
   /**
    * ErrorResponse / NoticeResponse: every text field (message, detail, hint, context, the
    * internal query, names) can echo a value, e.g. `invalid input syntax for type integer: "…"`.
+   * The detectors mask what they find, and, since no column plan follows a value into a message,
+   * errors.ts withholds every piece the client's statement (`sql`) did not contain itself.
    */
-  maskErrorMessage(msg: Buffer, start: number, end: number, counts: MaskCounts): Buffer | undefined {
-    if (this.detectors.empty && this.rules.length === 0) return undefined;
-    // Column rules cannot follow a value into an error (`name::int` echoes the name, quoted): while
-    // the policy has any, quoted text is withheld from every field and the fields that echo rows
-    // or queries (detail, hint, context, internal query) are withheld whole. Fail closed.
-    const withhold = this.rules.length > 0;
-    const parts: Buffer[] = [];
-    let changed = false;
+  maskErrorMessage(msg: Buffer, start: number, end: number, counts: MaskCounts, sql?: string): Buffer | undefined {
+    if (!this.active) return undefined;
+    const sqlLower = sql?.toLowerCase();
+    const raw: [number, number, number][] = [];
+    const fields = new Map<string, string>();
     let off = start + 5;
     while (off < end && msg[off] !== 0) {
-      const code = msg[off];
       const stop = msg.indexOf(0, off + 1);
       if (stop === -1 || stop >= end) return undefined; // malformed: the client rejects it
-      let masked = VERBATIM_FIELDS.has(code) ? undefined : this.detectors.empty ? undefined : this.maskText(msg.toString('utf8', off + 1, stop), 'text', counts);
-      if (withhold && !VERBATIM_FIELDS.has(code)) {
-        const text = masked ?? msg.toString('utf8', off + 1, stop);
-        const kept = ECHOING_FIELDS.has(code) ? WITHHELD : text.replace(/"[^"]*"/g, '"…"');
-        if (kept !== text) {
-          counts['column:error'] = (counts['column:error'] ?? 0) + 1;
-          masked = kept;
-        }
+      raw.push([msg[off], off, stop]);
+      fields.set(String.fromCharCode(msg[off]), msg.toString('utf8', off + 1, stop));
+      off = stop + 1;
+    }
+    const computed = userComputed(fields);
+    const parts: Buffer[] = [];
+    let changed = false;
+    for (const [code, at, stop] of raw) {
+      if (VERBATIM_FIELDS.has(code)) {
+        parts.push(msg.subarray(at, stop + 1));
+        continue;
       }
-      if (masked === undefined) parts.push(msg.subarray(off, stop + 1));
+      const text = msg.toString('utf8', at + 1, stop);
+      const detected = this.maskText(text, 'text', counts) ?? text;
+      const kept = computed || ECHOING_FIELDS.has(code) ? WITHHELD : scrubText(detected, sqlLower);
+      if (kept !== detected) counts['error:withheld'] = (counts['error:withheld'] ?? 0) + 1;
+      if (kept === text) parts.push(msg.subarray(at, stop + 1));
       else {
         changed = true;
-        parts.push(Buffer.of(code), Buffer.from(`${masked}\0`, 'utf8'));
+        parts.push(Buffer.of(code), Buffer.from(`${kept}\0`, 'utf8'));
       }
-      off = stop + 1;
     }
     if (!changed) return undefined;
     return message(msg[start], [...parts, Buffer.of(0)]);
@@ -424,12 +528,6 @@ export class Masker {
     return changed ? message(msg[start], parts) : undefined;
   }
 }
-
-/** Error fields that carry no data: severity (S, V), SQLSTATE (C), positions, source file/line/routine. */
-const VERBATIM_FIELDS = new Set(['S', 'V', 'C', 'P', 'p', 'F', 'L', 'R'].map((c) => c.charCodeAt(0)));
-/** Error fields that echo rows or query text: Detail, Hint, Where (context), internal query. */
-const ECHOING_FIELDS = new Set(['D', 'H', 'W', 'q'].map((c) => c.charCodeAt(0)));
-const WITHHELD = '[withheld by tightloop: the policy masks columns]';
 
 function message(type: number, parts: Buffer[]): Buffer {
   const body = Buffer.concat(parts);
