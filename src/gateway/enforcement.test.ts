@@ -193,9 +193,11 @@ describe('masking on the wire', () => {
         expect(x, sql).not.toMatch(/alice@example\.com|bob@example\.org/i);
         expect(x, sql).toContain('@');
       }
-      const json = (await c.query('SELECT row_to_json(c) AS j FROM customers c WHERE id = 1')).rows[0].j as Record<string, unknown>;
-      expect(json.email).toBe('*****@******e.com');
-      expect(String(json.balance)).toMatch(/1111$/);
+      // Whole rows of a table with classified columns (masking/classify.ts) are masked as a whole,
+      // like any value derived from such a column; the client still parses the JSON.
+      const json = (await c.query('SELECT row_to_json(c) AS j FROM customers c WHERE id = 1')).rows[0].j as unknown;
+      expect(typeof json).toBe('string');
+      expect(String(json)).not.toMatch(/[A-Za-z0-9]/);
       const extended = (await c.query('SELECT email FROM customers WHERE id = $1', [2])).rows[0] as { email: string };
       expect(extended.email).toBe('***@******e.org');
     } finally {
@@ -204,7 +206,8 @@ describe('masking on the wire', () => {
     await h.gateway.audit.flush();
     await new Promise((r) => setTimeout(r, 250));
     const records = await h.gateway.audit.query({ kind: 'statement', actor: 'alice', limit: 5000 });
-    expect(records.some((r) => ((r.data.masked as Record<string, number> | undefined)?.email ?? 0) > 0)).toBe(true);
+    // Counted by detector, or by column once the column is classified.
+    expect(records.some((r) => { const m = r.data.masked as Record<string, number> | undefined; return (m?.email ?? 0) + (m?.['column:email'] ?? 0) > 0; })).toBe(true);
   });
 
   it('masks COPY OUT, refuses binary COPY, applies column rules and per-role exemptions', async () => {

@@ -48,7 +48,7 @@ export const SAMPLE_COLUMN_CAP = 4_000;
 /** Characters read of each sampled value. */
 const SAMPLE_CHARS = 512;
 /** Share of matched values from which a column's values are PII as a whole. */
-const VALUES_SHARE = 0.5;
+const VALUES_SHARE = 0.8;
 
 /** Types whose values no detector can match: never sampled, never classified by name. */
 const UNSAMPLED_TYPES = /^(boolean|date|time|timestamp|interval|uuid|point|line|lseg|box|path|polygon|circle|tsvector|tsquery|pg_lsn|oid|regclass|regtype|money|bit)\b/;

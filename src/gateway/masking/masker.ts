@@ -61,6 +61,8 @@ interface Verdict {
   mode: MaskMode | 'detect';
   /** From classification, not from an explicit rule. */
   implied: boolean;
+  /** Computed from the column (or whole rows, or untraceable): masked as a whole. */
+  derived?: boolean;
 }
 
 /** Catalog statistics hold sample values of every analysed column (pg_stats.most_common_vals, ...). */
@@ -116,6 +118,8 @@ export class Masker {
   /** Columns a detector matched in results (kept across catalog loads). */
   private readonly learned = new Map<string, ClassifiedColumn>();
   private classifiedAt: string | undefined;
+  /** Columns of each stored table (not views) by lower-cased name, from the catalog. */
+  private tableColumns = new Map<string, string[]>();
 
   constructor(
     private readonly policy: MaskingPolicy,
@@ -205,6 +209,13 @@ export class Masker {
     }
     this.classified = map;
     this.classifiedAt = new Date().toISOString();
+    const tables = new Map<string, string[]>();
+    for (const c of snapshot.columns) {
+      if (c.kind === 'v') continue;
+      const key = c.table.toLowerCase();
+      tables.set(key, [...(tables.get(key) ?? []), c.column]);
+    }
+    this.tableColumns = tables;
     this.setViews(snapshot.views);
   }
 
@@ -274,21 +285,21 @@ export class Masker {
     };
     for (const c of lin.cols) {
       // Catalog statistics: sample values of any column, whatever masks it.
-      if (STATS_VALUES.test(c) && (lin.rels === undefined || lin.rels.length === 0 || lin.rels.some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false });
+      if (STATS_VALUES.test(c) && (lin.rels === undefined || lin.rels.length === 0 || lin.rels.some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false, derived: true });
       const rule = this.ruleFor(c);
-      if (rule !== undefined) consider(lin.direct ? rule : { mode: rule.mode === 'hash' ? 'hash' : 'full', implied: rule.implied });
+      if (rule !== undefined) consider(lin.direct ? rule : { mode: rule.mode === 'hash' ? 'hash' : 'full', implied: rule.implied, derived: true });
     }
-    if ((lin.wholeRow || lin.opaque) && (this.anyRule || (lin.rels ?? []).some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false });
+    if ((lin.wholeRow || lin.opaque) && (this.anyRule || (lin.rels ?? []).some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false, derived: true });
     // Through views: the view's own columns that this value may read.
     for (const rel of lin.rels ?? []) {
       const view = this.views?.get(rel);
       if (view === undefined) continue;
-      if (depth > 16) return { mode: 'full', implied: false };
+      if (depth > 16) return { mode: 'full', implied: false, derived: true };
       const unknown = view.get('*');
       const parts = [...lin.cols.map((c) => view.get(c) ?? unknown), unknown].filter((p): p is Lineage => p !== undefined);
       for (const p of parts) {
         const v = this.lineageMode(p, depth + 1);
-        if (v !== undefined) consider(lin.direct && p.direct ? v : { mode: v.mode === 'hash' ? 'hash' : 'full', implied: v.implied });
+        if (v !== undefined) consider(lin.direct && p.direct ? v : { mode: v.mode === 'hash' ? 'hash' : 'full', implied: v.implied, derived: true });
       }
     }
     return best;
@@ -302,13 +313,34 @@ export class Masker {
     if (lineage === undefined) return undefined;
     const cols = lineage.merged ? [lineage.all] : lineage.columns.map((c) => c.lin);
     for (const lin of cols) {
-      const v = this.lineageMode(lin);
+      const v = this.copyVerdict(lin);
       // A plain reference to a classified column: its values are what the detectors recognised.
-      if (v === undefined || (v.implied && lin.direct && !lin.wholeRow && !lin.opaque)) continue;
+      if (v === undefined || (v.implied && v.derived !== true)) continue;
       const named = lin.cols.find((c) => this.ruleFor(c) !== undefined || STATS_VALUES.test(c));
       return named !== undefined ? `COPY output includes masked column "${named}"` : 'COPY output of whole rows: name the columns (a masking column rule applies)';
     }
     return undefined;
+  }
+
+  /**
+   * COPY of whole rows of stored tables (`COPY t TO STDOUT`): judged column by column from the
+   * catalog, so a table with classified columns only can still be copied (the detectors read
+   * every line); an unknown table, or any other shape, is judged as it stands.
+   */
+  private copyVerdict(lin: Lineage): Verdict | undefined {
+    const rels = lin.rels ?? [];
+    if (!lin.wholeRow || lin.opaque || lin.cols.length > 0 || rels.length === 0) return this.lineageMode(lin);
+    let best: Verdict | undefined;
+    for (const rel of rels) {
+      const cols = this.tableColumns.get(rel.toLowerCase());
+      if (cols === undefined) return this.lineageMode(lin);
+      for (const c of cols) {
+        const v = this.lineageMode({ cols: [c], wholeRow: false, opaque: false, direct: true, rels: [rel] });
+        if (v !== undefined && (v.derived === true || !v.implied)) return v;
+        best ??= v;
+      }
+    }
+    return best;
   }
 
   /**
@@ -480,7 +512,8 @@ export class Masker {
       fields.set(String.fromCharCode(msg[off]), msg.toString('utf8', off + 1, stop));
       off = stop + 1;
     }
-    const computed = userComputed(fields);
+    // Text a routine computed can hold any value: withheld while anything is classified or ruled.
+    const computed = this.anyRule && userComputed(fields);
     const parts: Buffer[] = [];
     let changed = false;
     for (const [code, at, stop] of raw) {
