@@ -118,6 +118,8 @@ export class Masker {
   /** Columns a detector matched in results (kept across catalog loads). */
   private readonly learned = new Map<string, ClassifiedColumn>();
   private classifiedAt: string | undefined;
+  /** Some classified column is not exempted by a `none` rule. */
+  private anyClassified = false;
   /** Columns of each stored table (not views) by lower-cased name, from the catalog. */
   private tableColumns = new Map<string, string[]>();
 
@@ -138,7 +140,7 @@ export class Masker {
 
   /** Column rules, explicit or implied: whole rows and untraceable values must be masked. */
   private get anyRule(): boolean {
-    return this.rules.length > 0 || this.classified.size > 0 || this.learned.size > 0;
+    return this.rules.length > 0 || this.anyClassified || this.learned.size > 0;
   }
 
   /** Does this role see data unmasked? */
@@ -208,6 +210,7 @@ export class Masker {
       if (prev === undefined || (prev.kind === 'contains' && c.kind === 'values')) map.set(key, c);
     }
     this.classified = map;
+    this.anyClassified = [...map.values()].some((c) => !this.unclassified.some((n) => globMatches(n, c.column)));
     this.classifiedAt = new Date().toISOString();
     const tables = new Map<string, string[]>();
     for (const c of snapshot.columns) {
