@@ -14,7 +14,11 @@
  * - `S`: `pgbench -S` (one short integer back: no detector ever runs);
  * - `pii20`: a custom script (`pgbench -f`) reading 20 rows of four PII text columns (e-mail,
  *   phone, card, SSN) by a random id range: 80 values for the masker per query;
- * - `pii1000`: the same with 1,000 rows (4,000 values per query).
+ * - `pii1000`: the same with 1,000 rows (4,000 values per query);
+ * - `tpcb`: pgbench's TPC-B-like writes (per transaction: three UPDATEs and an INSERT, each
+ *   durable in the audit before it goes upstream). On this one a sixth target is the gateway
+ *   committing its audit on the main thread (`auditWriter: 'inline'`, how it was before
+ *   audit-writer.ts): before and after side by side. Its "proxy CPU" is per transaction.
  *
  * The benchmark fails rather than measure an unmasked path: after each gateway PII run, the
  * masked counts its audit records add up to must cover every value of every transaction pgbench
@@ -60,8 +64,8 @@ const PASSWORD = 'bench-secret';
 /** `--only tightloop` (or direct, pgbouncer, node-pipe, c-pipe) runs one target: handy under a profiler. */
 const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
 const MODES = list('mode', 'simple') as ('simple' | 'prepared')[];
-const WORKLOADS = list('workloads', 'S,pii20,pii1000') as Workload[];
-type Workload = 'S' | 'pii20' | 'pii1000';
+const WORKLOADS = list('workloads', 'S,pii20,pii1000,tpcb') as Workload[];
+type Workload = 'S' | 'pii20' | 'pii1000' | 'tpcb';
 /** Rows per query of a PII workload. */
 const PII_ROWS: Record<string, number> = { pii20: 20, pii1000: 1000 };
 const PII_COLUMNS = ['email', 'phone', 'card', 'ssn'];
@@ -82,7 +86,7 @@ interface Target { port: number; user: string; password: string; database?: stri
 
 /** One pgbench run: tps and the transactions it reports. TLS off: pgbouncer and the test server have none here. */
 async function pgbench(t: Target, workload: Workload, scripts: string, mode: 'simple' | 'prepared', seconds = SECONDS): Promise<{ tps: number; xacts: number }> {
-  const what = workload === 'S' ? ['-S'] : ['-f', join(scripts, `${workload}.sql`)];
+  const what = workload === 'S' ? ['-S'] : workload === 'tpcb' ? ['-b', 'tpcb-like'] : ['-f', join(scripts, `${workload}.sql`)];
   const { stdout } = await run('pgbench', [
     '-h', '127.0.0.1', '-p', String(t.port), '-U', t.user, '-n', ...what, '-M', mode,
     '-c', String(CLIENTS), '-j', String(THREADS), '-T', String(seconds), t.database ?? 'bench',
@@ -238,6 +242,21 @@ function maskThroughput(t: ReturnType<typeof piiTable>, seconds: number): { cpu:
 
 interface Run { tps: number; cpuUs: number }
 
+/** A gateway on its own state database, with a user `bench` granted write on resource `bench`. */
+async function benchGateway(stateDir: string, pgPort: number, auditWriter: 'thread' | 'inline', cleanups: (() => Promise<void>)[]): Promise<{ gw: Gateway; token: string; userId: string }> {
+  const state = await openStateStore({ dialect: 'sqlite', path: join(stateDir, 'state.db'), migrations: gatewayMigrations });
+  cleanups.push(() => state.close());
+  await ensureAdmin(state.db, stateDir);
+  const userId = ulid();
+  await state.db.insertInto('users').values({ id: userId, name: 'bench', role: 'member', created_at: toTimestamp(Date.now()) }).execute();
+  const { token } = await createToken(state.db, { userId, name: 'bench' });
+  const gw = await startGateway({ db: state.db, dataDir: stateDir, log: pino({ level: 'silent' }), port: 0, auditWriter });
+  cleanups.unshift(() => gw.close());
+  await gw.resources.create({ name: 'bench', host: '127.0.0.1', port: pgPort, database: 'bench', user: 'postgres', credential: 'env:TIGHTLOOP_CRED_BENCH_PG', tls: { mode: 'disable' } });
+  await gw.access.grant({ userId: 'bench', userName: 'bench-setup', role: 'admin' }, { subjectKind: 'user', subject: userId, resource: 'bench', mode: 'write' });
+  return { gw, token, userId };
+}
+
 async function main(): Promise<void> {
   const started = performance.now();
   const dir = mkdtempSync(join(tmpdir(), 'tightloop-gwbench-'));
@@ -278,17 +297,11 @@ async function main(): Promise<void> {
     const b = await startPgbouncer(bdir, pgPort);
     bouncer = b.proc;
 
-    const state = await openStateStore({ dialect: 'sqlite', path: join(stateDir, 'state.db'), migrations: gatewayMigrations });
-    cleanups.push(() => state.close());
-    await ensureAdmin(state.db, stateDir);
-    const userId = ulid();
-    await state.db.insertInto('users').values({ id: userId, name: 'bench', role: 'member', created_at: toTimestamp(Date.now()) }).execute();
-    const { token } = await createToken(state.db, { userId, name: 'bench' });
     process.env.TIGHTLOOP_CRED_BENCH_PG = PASSWORD;
-    const gw = await startGateway({ db: state.db, dataDir: stateDir, log: pino({ level: 'silent' }), port: 0 });
-    cleanups.unshift(() => gw.close());
-    await gw.resources.create({ name: 'bench', host: '127.0.0.1', port: pgPort, database: 'bench', user: 'postgres', credential: 'env:TIGHTLOOP_CRED_BENCH_PG', tls: { mode: 'disable' } });
-    await gw.access.grant({ userId: 'bench', userName: 'bench-setup', role: 'admin' }, { subjectKind: 'user', subject: userId, resource: 'bench', mode: 'write' });
+    const { gw, token, userId } = await benchGateway(stateDir, pgPort, 'thread', cleanups);
+    // Before/after of the audit writer thread, side by side: the same gateway committing its
+    // audit on the main thread (as before audit-writer.ts), on the write workload only.
+    const inline = WORKLOADS.includes('tpcb') ? await benchGateway(join(dir, 'state-inline'), pgPort, 'inline', cleanups) : undefined;
 
     // Diagnosis, `--nomask`: a second resource with masking off, as a target of its own.
     const NOMASK = process.argv.includes('--nomask');
@@ -308,19 +321,20 @@ async function main(): Promise<void> {
       'node-pipe': { port: (bare.address() as { port: number }).port, ...pgUser },
       tightloop: { port: gw.port ?? 0, user: 'bench', password: token },
     };
+    if (inline !== undefined) targets['tl-inline-audit'] = { port: inline.gw.port ?? 0, user: 'bench', password: inline.token };
     if (NOMASK) targets['tl-nomask'] = { port: gw.port ?? 0, user: 'bench', password: token, database: 'bench_nomask' };
     if (cPipe !== undefined) targets['c-pipe'] = { port: cPipe.port, ...pgUser };
     const pidOf: Record<string, number | undefined> = { pgbouncer: b.proc.pid, 'c-pipe': cPipe?.proc.pid };
-    const inProcess = new Set(['tightloop', 'node-pipe', 'tl-nomask']);
-    const wanted = (name: string, w: Workload): boolean => (ONLY === undefined || ONLY === name) && (name !== 'c-pipe' || w === 'S');
+    const inProcess = new Set(['tightloop', 'node-pipe', 'tl-nomask', 'tl-inline-audit']);
+    const wanted = (name: string, w: Workload): boolean => (ONLY === undefined || ONLY === name) && (name !== 'c-pipe' || w === 'S') && (name !== 'tl-inline-audit' || w === 'tpcb');
 
     await assertMasked(targets.direct, targets.tightloop);
     // Warm-up, not measured: V8 compiling the JS hot path and tiering up the parser's WASM, the
     // regexes' native code, PostgreSQL's buffers. On a loaded machine a 1 s warm-up can end
     // before 8 clients have logged in (no tps line): that still warmed the path.
-    for (const w of WORKLOADS) {
-      for (const [name, t] of Object.entries(targets)) {
-        if (wanted(name, w) && (w === 'S' || inProcess.has(name) || name === 'direct')) await pgbench(t, w, scripts, MODES[0], 1).catch(() => undefined);
+    for (const [name, t] of Object.entries(targets)) {
+      for (const w of WORKLOADS) {
+        if (wanted(name, w) && (w === 'S' || (name === 'tightloop' && w === 'pii20') || name === 'tl-inline-audit')) await pgbench(t, w, scripts, MODES[0], 1).catch(() => undefined);
       }
     }
 
@@ -342,7 +356,7 @@ async function main(): Promise<void> {
           const cpuUs = (ms * 1000) / r.xacts;
           (results[w][name] ??= []).push({ tps: r.tps, cpuUs });
           const split = used !== undefined && process.env.BENCH_VERBOSE === '1' ? ` [user ${(used.user / 1000).toFixed(0)} ms, system ${(used.system / 1000).toFixed(0)} ms]` : '';
-          console.log(`pgbench ${w === 'S' ? '-S' : `-f ${w}.sql`} -M ${mode} -c ${CLIENTS} -j ${THREADS} -T ${SECONDS} ${name.padEnd(9)} ${r.tps.toFixed(0).padStart(6)} tps` + (Number.isNaN(cpuUs) ? '' : `  (proxy CPU ${cpuUs.toFixed(0)} µs/query)`) + split);
+          console.log(`pgbench ${w === 'S' ? '-S' : w === 'tpcb' ? '-b tpcb-like' : `-f ${w}.sql`} -M ${mode} -c ${CLIENTS} -j ${THREADS} -T ${SECONDS} ${name.padEnd(9)} ${r.tps.toFixed(0).padStart(6)} tps` + (Number.isNaN(cpuUs) ? '' : `  (proxy CPU ${cpuUs.toFixed(0)} µs/${w === 'tpcb' ? 'transaction' : 'query'})`) + split);
           if (checkMasking) {
             const want = r.xacts * PII_ROWS[w] * PII_COLUMNS.length;
             let got = 0;
@@ -360,7 +374,7 @@ async function main(): Promise<void> {
 
     const mask = maskThroughput(table, 2);
     console.log(`masker alone, ${PII_COLUMNS.length} PII text columns (every value masked): ${(mask.cpu / 1e6).toFixed(2)} M values per CPU-second (${(mask.wall / 1e6).toFixed(2)} M/s wall)`);
-    console.log(`audit: ${JSON.stringify(gw.audit.stats)}; guardrail cache: ${JSON.stringify(gw.guardrails.stats)}`);
+    console.log(`audit: ${JSON.stringify(gw.audit.stats)}${inline === undefined ? '' : `, main-thread commits (before): ${JSON.stringify(inline.gw.audit.stats)}`}; guardrail cache: ${JSON.stringify(gw.guardrails.stats)}`);
     const mean = (w: Workload, name: string, k: keyof Run): number => {
       const rs = results[w]?.[name];
       return rs === undefined || rs.length === 0 ? NaN : rs.reduce((a, x) => a + x[k], 0) / rs.length;
@@ -378,6 +392,14 @@ async function main(): Promise<void> {
       for (const name of ['pgbouncer', 'node-pipe', 'tightloop']) keys.push(`${p}${name.replace('-', '_')}_cpu_us=${f0(mean(w, name, 'cpuUs'))}`);
       keys.push(`${p}ratio_vs_node_pipe=${f2(g / n)}`);
       if (w === 'S') keys.push(`ratio_vs_pgbouncer=${f2(g / mean(w, 'pgbouncer', 'tps'))}`, `ratio_vs_direct=${f2(g / mean(w, 'direct', 'tps'))}`);
+      if (w === 'tpcb') {
+        const i = mean(w, 'tl-inline-audit', 'tps');
+        const ms = (a: Gateway['audit']['stats']): string => (a.commits === 0 ? 'NaN' : (a.commitMs / a.commits).toFixed(1));
+        console.log(`tpcb: audit commits on the writer thread ${f0(g)} tps, on the main thread (before) ${f0(i)} tps: ${f2(g / i)}×; inline = ${f2(i / n)}× the bare Node pipe; ` +
+          `mean audit commit ${ms(gw.audit.stats)} ms (thread), ${inline === undefined ? 'NaN' : ms(inline.gw.audit.stats)} ms (main thread)`);
+        keys.push(`audit_commit_ms=${ms(gw.audit.stats)}`);
+        keys.push(`tpcb_inline_audit_tps=${f0(i)}`, `tpcb_inline_audit_ratio_vs_node_pipe=${f2(i / n)}`);
+      }
     }
     const c = mean('S', 'c-pipe', 'tps');
     if (!Number.isNaN(c)) console.log(`bare C pipe (reference, -S): ${f0(c)} tps, ${f2(c / mean('S', 'pgbouncer', 'tps'))}× pgbouncer, ${f2(c / mean('S', 'direct', 'tps'))}× direct`);
