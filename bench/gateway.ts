@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- gateway [--seconds 3] [--clients 8] [--threads 2] [--only tightloop]
+ * `npm run bench -- gateway [--seconds 2] [--clients 8] [--threads 2] [--only tightloop]
  *   [--mode simple,prepared] [--workloads S,pii20,pii1000]`
  *
  * Three workloads, each against the same PostgreSQL four ways in one run, targets alternating so
@@ -57,7 +57,7 @@ function list(name: string, def: string): string[] {
   const i = process.argv.indexOf(`--${name}`);
   return (i === -1 ? def : process.argv[i + 1]).split(',');
 }
-const SECONDS = arg('seconds', 3);
+const SECONDS = arg('seconds', 2);
 const CLIENTS = arg('clients', 8);
 const THREADS = arg('threads', 2);
 const PASSWORD = 'bench-secret';
