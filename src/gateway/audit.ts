@@ -3,6 +3,7 @@ import { CompiledQuery, sql } from 'kysely';
 import type { Logger } from 'pino';
 import { toTimestamp } from '../state/index.js';
 import type { AuditAnchor } from './audit-anchor.js';
+import { sqliteFile, startSqliteAuditWriter, type AuditBatchWriter } from './audit-writer.js';
 import type { AuditTable, GatewayDb } from './schema.js';
 
 /**
@@ -100,7 +101,7 @@ export class AuditChain {
   private waiters: Waiter[] = [];
   private soon = false;
   /** Commits and records written (tests and the benchmark: how well commits are shared). */
-  readonly stats = { commits: 0, records: 0, durableWaits: 0 };
+  readonly stats = { commits: 0, records: 0, durableWaits: 0, commitMs: 0 };
 
   constructor(
     private readonly db: GatewayDb,
@@ -108,7 +109,14 @@ export class AuditChain {
     private readonly flushIntervalMs = 100,
     /** The head witnessed outside the database (audit-anchor.ts); every gateway has one. */
     private readonly anchor?: AuditAnchor,
+    /**
+     * `thread`: on a SQLite file, commits run on a writer thread (audit-writer.ts) instead of
+     * holding the event loop for their fsync; `inline`: on the main thread, as before.
+     */
+    private readonly writerMode: 'thread' | 'inline' = 'inline',
   ) {}
+
+  private writer: AuditBatchWriter | undefined;
 
   private placeholder: ((i: number) => string) | undefined;
 
@@ -138,6 +146,16 @@ export class AuditChain {
     const last = await this.db.selectFrom('gateway_audit').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
     if (last !== undefined) this.head = { seq: Number(last.seq), hash: last.hash };
     this.durableSeq = this.head.seq;
+    if (this.writerMode === 'thread') {
+      const file = await sqliteFile(this.db as never);
+      if (file !== undefined) {
+        try {
+          this.writer = await startSqliteAuditWriter(file);
+        } catch (err) {
+          this.log.warn({ err }, 'audit writer thread unavailable: committing on the main thread');
+        }
+      }
+    }
     if (this.anchor === undefined) return;
     const problems = await this.anchor.open(async (seq) => {
       const row = await this.db.selectFrom('gateway_audit').select('hash').where('seq', '=', seq).executeTakeFirst();
@@ -224,7 +242,9 @@ export class AuditChain {
     const last = batch[batch.length - 1].seq;
     this.flushing = (async () => {
       try {
+        const t0 = performance.now();
         await this.writeBatch(batch);
+        this.stats.commitMs += performance.now() - t0;
         this.durableSeq = last;
         this.stats.commits++;
         this.stats.records += batch.length;
@@ -247,6 +267,20 @@ export class AuditChain {
 
   /** One transaction per batch; its commit is the durability point. */
   private async writeBatch(batch: readonly AuditTable[]): Promise<void> {
+    const writer = this.writer;
+    if (writer !== undefined) {
+      try {
+        return await writer.write(batch);
+      } catch (err) {
+        // This batch fails (its waiters fail closed, the records stay queued); a dead thread is
+        // replaced by the main thread for the retry and everything after it.
+        if (writer.broken && this.writer === writer) {
+          this.writer = undefined;
+          this.log.error({ err }, 'audit writer thread failed: committing on the main thread');
+        }
+        throw err;
+      }
+    }
     await this.db.transaction().execute(async (trx) => {
       // A server configured with synchronous_commit = off would acknowledge before the fsync.
       if (this.isPostgres()) await trx.executeQuery(CompiledQuery.raw('set local synchronous_commit = on'));
@@ -271,6 +305,8 @@ export class AuditChain {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     await this.flush();
+    await this.writer?.close();
+    this.writer = undefined;
     await this.anchor?.close();
   }
 

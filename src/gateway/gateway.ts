@@ -51,6 +51,8 @@ export interface GatewayOptions {
   /** Where the audit chain's MAC key and anchor live (default: the data dir; see audit-anchor.ts). */
   auditKeyFile?: string;
   auditAnchorFile?: string;
+  /** Where audit commits run on a SQLite state database (audit-writer.ts); default `thread`. */
+  auditWriter?: 'thread' | 'inline';
   /**
    * Where `file:` credentials may be (default <data dir>/credentials) and which environment
    * variables besides TIGHTLOOP_CRED_* may be named (resources.ts).
@@ -93,7 +95,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const log = opts.log;
   const gdb = gatewayDb(opts.db);
   const anchor = new AuditAnchor(opts.auditAnchorFile ?? join(opts.dataDir, 'gateway-audit.anchor'), opts.auditKeyFile ?? join(opts.dataDir, 'gateway-audit.key'), log);
-  const audit = new AuditChain(gdb, log, 100, anchor);
+  const audit = new AuditChain(gdb, log, 100, anchor, opts.auditWriter ?? 'thread');
   await audit.open();
   const credentialDir = opts.credentialDir ?? join(opts.dataDir, 'credentials');
   mkdirSync(credentialDir, { recursive: true, mode: 0o700 });

@@ -39,24 +39,26 @@ export class Renderer {
    * leading '1', so JSON (no leading zeros) stays valid and the number cannot grow past its type.
    */
   private maskChars(value: string, mode: 'full' | 'partial', digitsOnly: boolean): string {
-    const fill = digitsOnly ? '0' : '*';
+    // One pass over char codes, right to left (the kept characters are the last alphanumerics);
+    // no per-character strings: this runs for every masked value on the wire.
+    const fill = digitsOnly ? 48 : 42; // '0' : '*'
     let keep = mode === 'partial' ? 4 : 0;
-    const out = new Array<string>(value.length);
-    for (let i = value.length - 1; i >= 0; i--) {
+    const n = value.length;
+    const out = new Array<number>(n);
+    for (let i = n - 1; i >= 0; i--) {
       const c = value.charCodeAt(i);
-      const alnum = (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
-      if (alnum && keep > 0) {
-        out[i] = value[i];
+      if (!isAlnum(c)) out[i] = c;
+      else if (keep > 0) {
+        out[i] = c;
         keep--;
-      } else {
-        out[i] = alnum ? fill : value[i];
-      }
+      } else out[i] = fill;
     }
     if (digitsOnly) {
-      const first = out.findIndex((c) => c >= '0' && c <= '9');
-      if (first !== -1 && out[first] === '0' && first < value.length - 1 && value[first] !== '0') out[first] = '1';
+      let first = 0;
+      while (first < n && !(out[first] >= 48 && out[first] <= 57)) first++;
+      if (first < n && out[first] === 48 && first < n - 1 && value.charCodeAt(first) !== 48) out[first] = 49; // '1'
     }
-    return out.join('');
+    return fromCodes(out, n);
   }
 
   private hashDigits(value: string): string {
@@ -69,11 +71,32 @@ export class Renderer {
   /** A detected match inside a larger value (the surrounding text stays as it was). */
   match(detector: string, text: string, mode: MaskMode, cls: TypeClass): string {
     if ((detector === 'ipv4' || detector === 'ipv6') && cls === 'inet') return this.address(text, mode);
-    const digitsOnly = /^\d+$/.test(text);
+    const digitsOnly = allDigits(text);
     if (mode === 'hash') {
       return digitsOnly ? this.hashDigits(text) : `${detector}_${this.digest(text).toString('hex').slice(0, 12)}`;
     }
     return this.maskChars(text, mode, digitsOnly);
+  }
+
+  /**
+   * `match` for `full` and `partial` on ASCII bytes, in place: `buf[from..to)` becomes the bytes
+   * of `match(detector, <those bytes as text>, mode, cls)` for any detector and any class but an
+   * address in an inet column (same length: each character is kept or replaced by one). The
+   * masker's fast path for text values (no string is built).
+   */
+  matchAsciiInPlace(buf: Buffer, from: number, to: number, mode: 'full' | 'partial'): void {
+    let digitsOnly = to > from;
+    for (let i = from; i < to && digitsOnly; i++) digitsOnly = buf[i] >= 48 && buf[i] <= 57;
+    const fill = digitsOnly ? 48 : 42; // '0' : '*'
+    const first = buf[from];
+    let keep = mode === 'partial' ? 4 : 0;
+    for (let i = to - 1; i >= from; i--) {
+      if (!isAlnum(buf[i])) continue;
+      if (keep > 0) keep--;
+      else buf[i] = fill;
+    }
+    // As maskChars: a number does not start with a 0 it did not have.
+    if (digitsOnly && to - from > 1 && buf[from] === 48 && first !== 48) buf[from] = 49;
   }
 
   /** A whole column value masked by a column-name rule; null means SQL NULL. */
@@ -115,4 +138,26 @@ export class Renderer {
     const hex = this.digest(addr).toString('hex');
     return `fd00::${hex.slice(0, 4)}:${hex.slice(4, 8)}:${hex.slice(8, 12)}`;
   }
+}
+
+function isAlnum(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
+}
+
+/** `^\d+$` without a regex run. */
+function allDigits(s: string): boolean {
+  if (s.length === 0) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+/** The codes as a string, in chunks small enough for an argument list. */
+function fromCodes(codes: number[], n: number): string {
+  if (n <= 8192) return String.fromCharCode.apply(null, codes);
+  let out = '';
+  for (let i = 0; i < n; i += 8192) out += String.fromCharCode.apply(null, codes.slice(i, i + 8192));
+  return out;
 }
