@@ -1,4 +1,5 @@
 import { CATALOG_SAFE_FUNCTIONS, CATALOG_SAFE_OPERATORS } from './catalog-functions.js';
+import { LEXING_SETTINGS, lexingSettingRefusal } from './lexing.js';
 import {
   DENIED_FUNCTION_PREFIXES,
   DENIED_FUNCTIONS,
@@ -49,6 +50,17 @@ function constantTruth(node: unknown, ctx: WalkContext): boolean | undefined {
   if (c.boolval !== undefined) return c.boolval.boolval === true;
   if (c.ival !== undefined) return (c.ival.ival ?? 0) !== 0;
   if (c.sval !== undefined) return ['on', 'true', 'yes', '1'].includes(String(c.sval.sval ?? '').toLowerCase());
+  return undefined;
+}
+
+/** A constant's value as text (`off`, 1, TRUE → 'on'); undefined when not a plain constant. */
+function constantText(node: unknown, ctx: WalkContext): string | undefined {
+  const c = (node as { A_Const?: Record<string, Record<string, unknown> | undefined> } | undefined)?.A_Const;
+  if (c === undefined) return undefined;
+  ctx.usedConstants();
+  if (c.sval !== undefined) return String(c.sval.sval ?? '');
+  if (c.ival !== undefined) return String(c.ival.ival ?? 0);
+  if (c.boolval !== undefined) return c.boolval.boolval === true ? 'on' : 'off';
   return undefined;
 }
 
@@ -110,6 +122,12 @@ export const statementKinds: Visitor = {
   VariableSetStmt: (node, ctx) => {
     const name = String(node.name ?? '').toLowerCase();
     if (node.kind === 'VAR_RESET_ALL') return ctx.report('read-only', 'RESET ALL');
+    // DEFAULT / RESET / FROM CURRENT set no new value; the server's report is checked (lexing.ts).
+    if (LEXING_SETTINGS.has(name) && node.kind === 'VAR_SET_VALUE') {
+      const args = Array.isArray(node.args) ? node.args : [];
+      const refusal = lexingSettingRefusal(name, args.length === 1 ? constantText(args[0], ctx) : undefined);
+      if (refusal !== undefined) ctx.report('unparseable', refusal);
+    }
     if (IDENTITY_SETTINGS.has(name) && node.kind !== 'VAR_RESET') {
       ctx.report('set-role', name === 'role' ? 'SET ROLE' : 'SET SESSION AUTHORIZATION');
     }
@@ -187,6 +205,10 @@ export const dangerousFunctions: Visitor = {
     }
     ctx.usedConstants();
     const s = setting.toLowerCase();
+    if (LEXING_SETTINGS.has(s)) {
+      const refusal = lexingSettingRefusal(s, constantText(args[1], ctx));
+      if (refusal !== undefined) ctx.report('unparseable', refusal);
+    }
     if (IDENTITY_SETTINGS.has(s)) ctx.report('set-role', `set_config('${s}', ...)`);
     if (READ_ONLY_SETTINGS.has(s) && constantTruth(args[1], ctx) !== true) ctx.report('read-only', `set_config('${s}', ...)`);
   },
