@@ -225,3 +225,55 @@ describe('client encoding: only encodings the gateway reads byte for byte as the
     await expect(rawClient(h.gateway.port ?? 0, h.users.bob, 'shop-gbk')).rejects.toThrow(/client_encoding=GBK/);
   });
 });
+
+describe('functions called in attribute form (c.to_jsonb is to_jsonb(c))', () => {
+  const g = new Guardrails();
+  const read: DecisionContext = { mode: 'read', rules: {}, modes: {}, maskingActive: true };
+
+  it.each([
+    "SELECT c.to_jsonb->>'name' FROM customers c LIMIT 1",
+    'SELECT c.row_to_json FROM customers c',
+    "SELECT customers.to_jsonb['name'] FROM customers",
+    'SELECT c.record_out FROM customers c',
+    'SELECT public.customers.to_json FROM customers',
+    'SELECT x.jsonb_build_object FROM (SELECT * FROM customers) x',
+    'WITH w AS (SELECT id, name FROM customers) SELECT w.concat FROM w',
+    'SELECT array_agg(c.to_jsonb) FROM customers c',
+    'SELECT (SELECT c.quote_literal) FROM customers c',
+  ])('%s: the whole row flows into the result, and nothing raw comes back', async (sql) => {
+    const all = g.analyze(sql).lineage?.all;
+    expect(all?.wholeRow === true || all?.cols.includes('name') === true).toBe(true);
+    expect(all?.direct).toBe(false);
+    const raw = await rawClient(h.gateway.port ?? 0, h.users.bob, 'shop-lex');
+    try {
+      const r = await query(raw, sql);
+      expectNoRawName(r.messages);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('COPY of an attribute-form call on a masked table is refused', async () => {
+    const raw = await rawClient(h.gateway.port ?? 0, h.users.bob, 'shop-lex');
+    try {
+      const r = await query(raw, "COPY (SELECT c.to_jsonb->>'name' FROM customers c) TO STDOUT");
+      expectNoRawName(r.messages);
+      expect(errorsOf(r.messages)[0]?.get('C')).toBe('42501');
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('the function rules apply to the call: a writing function in attribute form is a write', () => {
+    const facts = g.analyze('SELECT c.pg_restore_relation_stats FROM customers c');
+    expect(facts.findings.map((f) => f.rule)).toContain('read-only');
+    expect(decide(facts, read).action).toBe('block');
+    // A plain column is still a plain column.
+    expect(g.analyze('SELECT c.name FROM customers c').findings).toEqual([]);
+  });
+
+  it("set_config('search_path') follows the SET search_path rule", () => {
+    expect(decide(g.analyze("SELECT set_config('search_path', 'public, pg_catalog', false)"), read).action).toBe('approve');
+    expect(decide(g.analyze("SELECT set_config('search_path', 'pg_catalog, public', false)"), { ...read, allowFunctions: new Set(['set_config']) }).action).toBe('allow');
+  });
+});

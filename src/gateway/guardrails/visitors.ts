@@ -1,4 +1,5 @@
 import { CATALOG_SAFE_FUNCTIONS, CATALOG_SAFE_OPERATORS } from './catalog-functions.js';
+import { attributeCall } from './attribute-calls.js';
 import { LEXING_SETTINGS, lexingSettingRefusal } from './lexing.js';
 import {
   DENIED_FUNCTION_PREFIXES,
@@ -209,6 +210,12 @@ export const dangerousFunctions: Visitor = {
       const refusal = lexingSettingRefusal(s, constantText(args[1], ctx));
       if (refusal !== undefined) ctx.report('unparseable', refusal);
     }
+    if (s === 'search_path') {
+      // The same rule as SET search_path: a schema before pg_catalog could shadow built-ins.
+      const value = constantText(args[1], ctx);
+      const names = value === undefined ? undefined : value.split(',').map((n) => n.trim().replace(/^"(.*)"$/, '$1').toLowerCase());
+      if (names === undefined || names.indexOf('pg_catalog') > 0) ctx.report('unlisted-function', "set_config('search_path', ...) may put a schema before pg_catalog");
+    }
     if (IDENTITY_SETTINGS.has(s)) ctx.report('set-role', `set_config('${s}', ...)`);
     if (READ_ONLY_SETTINGS.has(s) && constantTruth(args[1], ctx) !== true) ctx.report('read-only', `set_config('${s}', ...)`);
   },
@@ -236,16 +243,11 @@ function nameList(list: unknown): string[] {
  * pg_catalog never count as built-ins; case is compared exactly, since `"Lower"` is not `lower`.
  */
 export const functionAllowList: Visitor = {
-  FuncCall: (node, ctx) => {
-    const names = nameList(node.funcname);
-    const name = names[names.length - 1] ?? '';
-    const schema = names.length > 1 ? names[names.length - 2] : 'pg_catalog';
-    const lower = name.toLowerCase();
-    if (WRITING_FUNCTIONS.has(lower)) ctx.report('read-only', `function ${lower} writes`);
-    if (schema !== 'pg_catalog' || !CATALOG_SAFE_FUNCTIONS.has(name)) {
-      // pg_catalog.x is x: an allowFunctions entry names either.
-      ctx.report('unlisted-function', `function ${names.join('.')}`, schema === 'pg_catalog' ? name : names.join('.'));
-    }
+  FuncCall: (node, ctx) => checkFunction(nameList(node.funcname), ctx),
+  // `c.to_jsonb` is to_jsonb(c) (attribute-calls.ts): the same rules as for the call.
+  ColumnRef: (node, ctx) => {
+    const fn = attributeCall(nameList(node.fields));
+    if (fn !== undefined) checkFunction([fn], ctx);
   },
   A_Expr: (node, ctx) => {
     const names = nameList(node.name);
@@ -256,5 +258,16 @@ export const functionAllowList: Visitor = {
     if (schema !== 'pg_catalog' || !CATALOG_SAFE_OPERATORS.has(op)) ctx.report('unlisted-function', `operator ${names.join('.')}`, names.join('.'));
   },
 };
+
+function checkFunction(names: readonly string[], ctx: WalkContext): void {
+  const name = names[names.length - 1] ?? '';
+  const schema = names.length > 1 ? names[names.length - 2] : 'pg_catalog';
+  const lower = name.toLowerCase();
+  if (WRITING_FUNCTIONS.has(lower)) ctx.report('read-only', `function ${lower} writes`);
+  if (schema !== 'pg_catalog' || !CATALOG_SAFE_FUNCTIONS.has(name)) {
+    // pg_catalog.x is x: an allowFunctions entry names either.
+    ctx.report('unlisted-function', `function ${names.join('.')}`, schema === 'pg_catalog' ? name : names.join('.'));
+  }
+}
 
 export const ALL_VISITORS: readonly Visitor[] = [statementKinds, unsafeWrites, modifyingCtes, dangerousFunctions, functionAllowList];
