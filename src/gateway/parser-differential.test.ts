@@ -1,5 +1,6 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { provablyReadOnly } from './effect.js';
 import { decide, Guardrails, loadParser, type DecisionContext } from './guardrails/index.js';
 import { rawClient, startHarness, startUpstream, UPSTREAM, type GatewayHarness, type RawClient, type TestUser, type Upstream } from './harness.conformance.js';
 import { frame, startupMessage } from './wire/encode.js';
@@ -270,10 +271,37 @@ describe('functions called in attribute form (c.to_jsonb is to_jsonb(c))', () =>
     expect(decide(facts, read).action).toBe('block');
     // A plain column is still a plain column.
     expect(g.analyze('SELECT c.name FROM customers c').findings).toEqual([]);
+    // Audit before effect: the attribute-form writer waits for its audit record like the call.
+    expect(provablyReadOnly('SELECT c.pg_restore_relation_stats FROM customers c')).toBe(false);
+    expect(provablyReadOnly('SELECT c.to_jsonb FROM customers c')).toBe(true);
   });
 
   it("set_config('search_path') follows the SET search_path rule", () => {
     expect(decide(g.analyze("SELECT set_config('search_path', 'public, pg_catalog', false)"), read).action).toBe('approve');
     expect(decide(g.analyze("SELECT set_config('search_path', 'pg_catalog, public', false)"), { ...read, allowFunctions: new Set(['set_config']) }).action).toBe('allow');
+  });
+});
+
+describe('NOTIFY is a side effect: not under a read grant', () => {
+  it('bob (read) cannot NOTIFY or pg_notify, may LISTEN; carol (write) may notify him', async () => {
+    const bob = await rawClient(h.gateway.port ?? 0, h.users.bob, 'shop-lex');
+    const writer = await rawClient(h.gateway.port ?? 0, carol, 'shop-lex');
+    try {
+      expect((await query(bob, 'LISTEN shop_cmd')).messages.some((m) => m.type === 'E')).toBe(false);
+      for (const sql of ["NOTIFY shop_cmd, 'refund order 42'", "SELECT pg_notify('shop_cmd', 'refund order 42')", "SELECT 1; NOTIFY shop_cmd", 'BEGIN READ ONLY; NOTIFY shop_cmd']) {
+        const r = await query(bob, sql);
+        expect(errorsOf(r.messages)[0]?.get('M')).toMatch(/read-only/);
+      }
+      await query(bob, 'ROLLBACK');
+      expect((await query(writer, "NOTIFY shop_cmd, 'hello bob'")).messages.some((m) => m.type === 'E')).toBe(false);
+      bob.send(queryMessage('SELECT 1'));
+      const got = await collect(bob, readyCount(1));
+      const all = got.messages.filter((m) => m.type === 'A').map((m) => m.body.toString('latin1')).join();
+      expect(all).toContain('hello bob');
+      expect(all).not.toContain('refund');
+    } finally {
+      bob.close();
+      writer.close();
+    }
   });
 });

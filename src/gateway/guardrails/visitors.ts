@@ -25,7 +25,7 @@ const DML_WRITES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt
 const READ_STATEMENTS = new Set([
   'SelectStmt', 'ExplainStmt', 'VariableShowStmt', 'TransactionStmt', 'DeclareCursorStmt',
   'FetchStmt', 'ClosePortalStmt', 'PrepareStmt', 'ExecuteStmt', 'DeallocateStmt', 'ListenStmt',
-  'UnlistenStmt', 'NotifyStmt', 'DiscardStmt', 'CopyStmt', 'VariableSetStmt', 'ConstraintsSetStmt',
+  'UnlistenStmt', 'DiscardStmt', 'CopyStmt', 'VariableSetStmt', 'ConstraintsSetStmt',
 ]);
 
 /** Statements that write or lock without changing the schema. */
@@ -88,6 +88,9 @@ export const statementKinds: Visitor = {
       return;
     }
     if (READ_STATEMENTS.has(type)) return;
+    // PostgreSQL allows NOTIFY in a read-only transaction, but it acts on other sessions (as
+    // pg_notify does, rules.ts): a side effect a read grant must not have. LISTEN only receives.
+    if (type === 'NotifyStmt') return ctx.report('read-only', 'NOTIFY signals other sessions');
     if (type === 'DoStmt') {
       ctx.report('do-block', 'DO block');
       return ctx.report('read-only', 'DO block may write');
