@@ -1,4 +1,5 @@
 import { parseSync } from 'libpg-query';
+import { attributeCall } from './guardrails/attribute-calls.js';
 import type { StatementFacts } from './guardrails/index.js';
 import type { StatementInfo } from './pipeline.js';
 
@@ -93,9 +94,16 @@ function readOnlyNode(node: unknown): boolean {
   for (const [key, value] of Object.entries(node as Record<string, unknown>)) {
     if (WRITING_NODES.has(key) || key === 'intoClause' || key === 'lockingClause') return false;
     if (key === 'FuncCall' && !pureCall(value)) return false;
+    if (key === 'ColumnRef' && !pureAttributeCall(value)) return false;
     if (!readOnlyNode(value)) return false;
   }
   return true;
+}
+
+/** `c.f` may be f(c) (guardrails/attribute-calls.ts): pure only when f is. */
+function pureAttributeCall(ref: unknown): boolean {
+  const fn = attributeCall(((ref as { fields?: { String?: { sval?: string } }[] }).fields ?? []).map((n) => n.String?.sval));
+  return fn === undefined || PURE_FUNCTIONS.has(fn);
 }
 
 function pureCall(call: unknown): boolean {

@@ -1,10 +1,12 @@
+import { isUtf8 } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import { UNKNOWN_LINEAGE, type ResultLineage } from './guardrails/index.js';
+import { serverParameterRefusal } from './guardrails/lexing.js';
 import type { Masker, ResultPlan } from './masking/index.js';
 import { PendingQueue, type DescribeItem, type Execution, type ExecuteItem, type Pending, type QueryItem, type StatementInfo } from './pipeline.js';
 import { decodeBind, decodeCopyResponse, decodeErrorFields, decodeExecute, decodeParse, decodeRowDescription, decodeTarget, readCString, rowsFromTag } from './wire/decode.js';
 import { describeMessage, errorResponse, noticeResponse, parseMessage, queryMessage, type ErrorFields } from './wire/encode.js';
-import { ProtocolViolation } from './wire/errors.js';
+import { GatewayError, ProtocolViolation, SQLSTATE } from './wire/errors.js';
 import { MessageFramer, type MessageLimits } from './wire/framer.js';
 
 /**
@@ -205,6 +207,10 @@ export class Relay {
       }
       switch (type) {
         case 0x51: /* Q */ {
+          if (!textIsUtf8(body, 1)) {
+            replace = this.refuseQuery();
+            break;
+          }
           // The judge → forward step of the simple protocol.
           const v = this.hooks.judge(readCString(body, 0).value, 'simple');
           this.ahead.judged(v.info);
@@ -224,7 +230,7 @@ export class Relay {
         case 0x50: /* P */ {
           // The judge → forward step of the extended protocol.
           const parse = decodeParse(body);
-          const v = this.hooks.judge(parse.sql, 'extended');
+          const v = textIsUtf8(body, 2) ? this.hooks.judge(parse.sql, 'extended') : this.refuseText(parse.sql);
           this.ahead.judged(v.info);
           if (v.error !== undefined) {
             this.ahead.parse(parse.name, undefined);
@@ -285,15 +291,10 @@ export class Relay {
             this.pending.push({ kind: 'sync' });
           }
           break;
-        case 0x46: /* F */ {
+        case 0x46: /* F */
           // FunctionCall names a function by OID, out of the parser's sight: fail closed.
-          const exec = this.execution(undefined, 'simple');
-          exec.blocked = true;
-          this.nextEpoch();
-          this.pending.push({ kind: 'query', exec, blocked: errorResponse(this.hooks.refuse('FunctionCall message')) });
-          replace = queryMessage(BLOCK_MARKER);
+          replace = this.refuseQuery('FunctionCall message');
           break;
-        }
         case 0x63: /* c CopyDone */
         case 0x66: /* f CopyFail */
           if (this.clientInCopy) this.clientInCopy = false;
@@ -314,6 +315,28 @@ export class Relay {
     }
     cut();
     this.forward(out, gate);
+  }
+
+  /**
+   * Answers a message with a refusal, in the server's order: upstream it becomes a query that
+   * fails to parse, whose error is swapped for the refusal. Returns that replacement.
+   */
+  private refuseQuery(what = INVALID_TEXT): Buffer {
+    const exec = this.execution(undefined, 'simple');
+    exec.blocked = true;
+    this.nextEpoch();
+    this.pending.push({ kind: 'query', exec, blocked: errorResponse(this.hooks.refuse(what)) });
+    return queryMessage(BLOCK_MARKER);
+  }
+
+  /** A Parse whose text is not valid UTF-8: blocked like a guardrail block. */
+  private refuseText(sql: string): Verdict {
+    const info: StatementInfo = {
+      sql,
+      facts: { findings: [], normalized: '', fingerprint: '', kinds: [], literalDependent: true },
+      decision: { action: 'block', finding: undefined, applied: [] },
+    };
+    return { info, error: this.hooks.refuse(INVALID_TEXT) };
   }
 
   // ---- audit before effect (gw-audit): hold client bytes until their audit is durable -----
@@ -496,8 +519,13 @@ export class Relay {
         throw new ProtocolViolation('replication (COPY BOTH) is not supported through the gateway');
       case 0x4e: /* N NoticeResponse */
         return masker?.maskErrorMessage(buf, off, end, head !== undefined && 'exec' in head ? head.exec.masked : {}, sqlOf(head, this.portals));
-      case 0x53: /* S ParameterStatus */
+      case 0x53: /* S ParameterStatus */ {
+        // A setting that changes how the server reads statements ends the session (lexing.ts).
+        const name = readCString(buf, off + 5);
+        const refusal = serverParameterRefusal(name.value, readCString(buf, name.next).value);
+        if (refusal !== undefined) throw new GatewayError('lexing_mismatch', SQLSTATE.featureNotSupported, `terminating connection: ${refusal}`, { fatal: true });
         return masker?.maskParameterStatus(buf, off, end, head !== undefined && 'exec' in head ? head.exec.masked : {});
+      }
       case 0x41: /* A NotificationResponse */
         return masker?.maskNotification(buf, off, end, {});
       default:
@@ -611,6 +639,23 @@ export class Relay {
   sendToClient(msg: Buffer): void {
     this.client.write(msg);
   }
+}
+
+/**
+ * The gateway parses statement text as UTF-8 and the server reads it in the session's client
+ * encoding (UTF8 or SQL_ASCII, lexing.ts): text that is not valid UTF-8 would be read one way
+ * here (with replacement characters) and another way there, so it is refused.
+ */
+const INVALID_TEXT = 'statement text that is not valid UTF-8';
+
+/** Are the first `strings` NUL-terminated strings of a message body valid UTF-8? */
+function textIsUtf8(body: Buffer, strings: number): boolean {
+  let end = -1;
+  for (let i = 0; i < strings; i++) {
+    end = body.indexOf(0, end + 1);
+    if (end === -1) return true; // malformed: the decoder reports it
+  }
+  return isUtf8(body.subarray(0, end));
 }
 
 /** Marks a server message the client must not see (the answer to an injected Describe). */

@@ -11,6 +11,7 @@ import type { Execution, StatementInfo } from './pipeline.js';
 import { Relay, type Verdict } from './relay.js';
 import { resolveCredential, type Resource } from './resources.js';
 import { loadCatalog } from './catalog.js';
+import { lexingSettingRefusal, serverParameterRefusal } from './guardrails/lexing.js';
 import type { AuthenticatedUser } from './client-auth.js';
 import { authenticate } from './session-auth.js';
 import type { GatewayContext } from './context.js';
@@ -83,6 +84,10 @@ export class ClientSession {
     if (user === undefined || user === '') throw new GatewayError('bad_startup', SQLSTATE.invalidAuthorization, 'no user name given', { fatal: true });
     if (startup.params.has('replication')) throw new GatewayError('unsupported', SQLSTATE.featureNotSupported, 'replication connections are not supported', { fatal: true });
     this.userName = user;
+    // The gateway must read statement text exactly as the server will (guardrails/lexing.ts).
+    const encoding = startup.params.get('client_encoding');
+    const badEncoding = encoding === undefined ? undefined : lexingSettingRefusal('client_encoding', encoding);
+    if (badEncoding !== undefined) throw new GatewayError('unsupported', SQLSTATE.featureNotSupported, badEncoding, { fatal: true, context: { hint: 'connect with client_encoding=UTF8 (PGCLIENTENCODING=UTF8)' } });
 
     const who = await authenticate(startup, user, this.ctx, this.raw.remoteAddress ?? '', (e) => this.ctx.audit.append({ kind: 'auth.failed', actor: user, resource: database ?? null, data: { peer: this.peer, ...e } }));
     this.client.write(authRequest(AUTH_OK));
@@ -109,13 +114,20 @@ export class ClientSession {
       const v = startup.params.get(p);
       if (v !== undefined) params[p] = v;
     }
+    // The parser's string rules, whatever the database's default (checked again below).
+    const options = ['-c standard_conforming_strings=on'];
     // Defence in depth under a read grant: the server refuses writes even if a rule missed one.
-    if (grant.mode === 'read') params.options = '-c default_transaction_read_only=on';
+    if (grant.mode === 'read') options.push('-c default_transaction_read_only=on');
+    params.options = options.join(' ');
     const password = await resolveCredential(resource.credentialRef, this.ctx.resources.credentialSources);
     this.upstream = await connectUpstream(resource, resource.user, password, params);
     const up = this.upstream;
     up.socket.once('close', () => this.shutdown('server closed', true));
     if (this.closed) return;
+    for (const [k, v] of up.parameters) {
+      const refusal = serverParameterRefusal(k, v);
+      if (refusal !== undefined) throw new GatewayError('lexing_mismatch', SQLSTATE.featureNotSupported, refusal, { fatal: true });
+    }
     const masker = this.ctx.maskerFor(resource);
     // Column rules follow lineage through views, and columns are classified from samples of their
     // values (cached per resource; a failed load refuses the session: never weaker masking).

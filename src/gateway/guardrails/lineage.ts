@@ -1,3 +1,4 @@
+import { attributeCall } from './attribute-calls.js';
 import { CATALOG_SAFE_FUNCTIONS } from './catalog-functions.js';
 import { DEFAULT_ALLOWED_FUNCTIONS } from './rules.js';
 import type { JsonNode } from './walk.js';
@@ -154,6 +155,13 @@ function findItem(scope: Scope | undefined, alias: string): Item | undefined {
 }
 
 function columnRef(fields: unknown[], scope: Scope): Lineage {
+  const names = fields.map(str);
+  // `c.to_jsonb` may be to_jsonb(c): whatever precedes the name, as a whole (attribute-calls.ts).
+  if (attributeCall(names) !== undefined) return { ...union(columnRefOnly(fields, scope), columnRef(fields.slice(0, -1), scope)), direct: false };
+  return columnRefOnly(fields, scope);
+}
+
+function columnRefOnly(fields: unknown[], scope: Scope): Lineage {
   const names = fields.map(str);
   const last = names[names.length - 1];
   if (last === undefined) {

@@ -25,7 +25,7 @@ export const RULE_ACTIONS = ['block', 'approve', 'warn', 'allow'] as const;
 export type RuleAction = (typeof RULE_ACTIONS)[number];
 
 export const RULE_DESCRIPTIONS: Record<RuleId, string> = {
-  unparseable: 'the statement does not parse (denied: the gateway fails closed)',
+  unparseable: 'the statement does not parse, or would make the server parse later statements differently from the gateway (denied: the gateway fails closed)',
   'read-only': 'writes data or leaves read-only mode under a read grant',
   ddl: 'changes the schema (CREATE, ALTER, DROP, TRUNCATE, ...)',
   'unsafe-write': 'DELETE or UPDATE without a WHERE clause or with an always-true one',

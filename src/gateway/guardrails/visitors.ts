@@ -1,4 +1,6 @@
 import { CATALOG_SAFE_FUNCTIONS, CATALOG_SAFE_OPERATORS } from './catalog-functions.js';
+import { attributeCall } from './attribute-calls.js';
+import { LEXING_SETTINGS, lexingSettingRefusal } from './lexing.js';
 import {
   DENIED_FUNCTION_PREFIXES,
   DENIED_FUNCTIONS,
@@ -23,7 +25,7 @@ const DML_WRITES = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt
 const READ_STATEMENTS = new Set([
   'SelectStmt', 'ExplainStmt', 'VariableShowStmt', 'TransactionStmt', 'DeclareCursorStmt',
   'FetchStmt', 'ClosePortalStmt', 'PrepareStmt', 'ExecuteStmt', 'DeallocateStmt', 'ListenStmt',
-  'UnlistenStmt', 'NotifyStmt', 'DiscardStmt', 'CopyStmt', 'VariableSetStmt', 'ConstraintsSetStmt',
+  'UnlistenStmt', 'DiscardStmt', 'CopyStmt', 'VariableSetStmt', 'ConstraintsSetStmt',
 ]);
 
 /** Statements that write or lock without changing the schema. */
@@ -52,6 +54,17 @@ function constantTruth(node: unknown, ctx: WalkContext): boolean | undefined {
   return undefined;
 }
 
+/** A constant's value as text (`off`, 1, TRUE → 'on'); undefined when not a plain constant. */
+function constantText(node: unknown, ctx: WalkContext): string | undefined {
+  const c = (node as { A_Const?: Record<string, Record<string, unknown> | undefined> } | undefined)?.A_Const;
+  if (c === undefined) return undefined;
+  ctx.usedConstants();
+  if (c.sval !== undefined) return String(c.sval.sval ?? '');
+  if (c.ival !== undefined) return String(c.ival.ival ?? 0);
+  if (c.boolval !== undefined) return c.boolval.boolval === true ? 'on' : 'off';
+  return undefined;
+}
+
 /** Does a list of DefElem options switch `transaction_read_only` off? */
 function leavesReadOnly(options: unknown, ctx: WalkContext): boolean {
   if (!Array.isArray(options)) return false;
@@ -75,6 +88,9 @@ export const statementKinds: Visitor = {
       return;
     }
     if (READ_STATEMENTS.has(type)) return;
+    // PostgreSQL allows NOTIFY in a read-only transaction, but it acts on other sessions (as
+    // pg_notify does, rules.ts): a side effect a read grant must not have. LISTEN only receives.
+    if (type === 'NotifyStmt') return ctx.report('read-only', 'NOTIFY signals other sessions');
     if (type === 'DoStmt') {
       ctx.report('do-block', 'DO block');
       return ctx.report('read-only', 'DO block may write');
@@ -110,6 +126,12 @@ export const statementKinds: Visitor = {
   VariableSetStmt: (node, ctx) => {
     const name = String(node.name ?? '').toLowerCase();
     if (node.kind === 'VAR_RESET_ALL') return ctx.report('read-only', 'RESET ALL');
+    // DEFAULT / RESET / FROM CURRENT set no new value; the server's report is checked (lexing.ts).
+    if (LEXING_SETTINGS.has(name) && node.kind === 'VAR_SET_VALUE') {
+      const args = Array.isArray(node.args) ? node.args : [];
+      const refusal = lexingSettingRefusal(name, args.length === 1 ? constantText(args[0], ctx) : undefined);
+      if (refusal !== undefined) ctx.report('unparseable', refusal);
+    }
     if (IDENTITY_SETTINGS.has(name) && node.kind !== 'VAR_RESET') {
       ctx.report('set-role', name === 'role' ? 'SET ROLE' : 'SET SESSION AUTHORIZATION');
     }
@@ -187,6 +209,16 @@ export const dangerousFunctions: Visitor = {
     }
     ctx.usedConstants();
     const s = setting.toLowerCase();
+    if (LEXING_SETTINGS.has(s)) {
+      const refusal = lexingSettingRefusal(s, constantText(args[1], ctx));
+      if (refusal !== undefined) ctx.report('unparseable', refusal);
+    }
+    if (s === 'search_path') {
+      // The same rule as SET search_path: a schema before pg_catalog could shadow built-ins.
+      const value = constantText(args[1], ctx);
+      const names = value === undefined ? undefined : value.split(',').map((n) => n.trim().replace(/^"(.*)"$/, '$1').toLowerCase());
+      if (names === undefined || names.indexOf('pg_catalog') > 0) ctx.report('unlisted-function', "set_config('search_path', ...) may put a schema before pg_catalog");
+    }
     if (IDENTITY_SETTINGS.has(s)) ctx.report('set-role', `set_config('${s}', ...)`);
     if (READ_ONLY_SETTINGS.has(s) && constantTruth(args[1], ctx) !== true) ctx.report('read-only', `set_config('${s}', ...)`);
   },
@@ -214,16 +246,11 @@ function nameList(list: unknown): string[] {
  * pg_catalog never count as built-ins; case is compared exactly, since `"Lower"` is not `lower`.
  */
 export const functionAllowList: Visitor = {
-  FuncCall: (node, ctx) => {
-    const names = nameList(node.funcname);
-    const name = names[names.length - 1] ?? '';
-    const schema = names.length > 1 ? names[names.length - 2] : 'pg_catalog';
-    const lower = name.toLowerCase();
-    if (WRITING_FUNCTIONS.has(lower)) ctx.report('read-only', `function ${lower} writes`);
-    if (schema !== 'pg_catalog' || !CATALOG_SAFE_FUNCTIONS.has(name)) {
-      // pg_catalog.x is x: an allowFunctions entry names either.
-      ctx.report('unlisted-function', `function ${names.join('.')}`, schema === 'pg_catalog' ? name : names.join('.'));
-    }
+  FuncCall: (node, ctx) => checkFunction(nameList(node.funcname), ctx),
+  // `c.to_jsonb` is to_jsonb(c) (attribute-calls.ts): the same rules as for the call.
+  ColumnRef: (node, ctx) => {
+    const fn = attributeCall(nameList(node.fields));
+    if (fn !== undefined) checkFunction([fn], ctx);
   },
   A_Expr: (node, ctx) => {
     const names = nameList(node.name);
@@ -234,5 +261,16 @@ export const functionAllowList: Visitor = {
     if (schema !== 'pg_catalog' || !CATALOG_SAFE_OPERATORS.has(op)) ctx.report('unlisted-function', `operator ${names.join('.')}`, names.join('.'));
   },
 };
+
+function checkFunction(names: readonly string[], ctx: WalkContext): void {
+  const name = names[names.length - 1] ?? '';
+  const schema = names.length > 1 ? names[names.length - 2] : 'pg_catalog';
+  const lower = name.toLowerCase();
+  if (WRITING_FUNCTIONS.has(lower)) ctx.report('read-only', `function ${lower} writes`);
+  if (schema !== 'pg_catalog' || !CATALOG_SAFE_FUNCTIONS.has(name)) {
+    // pg_catalog.x is x: an allowFunctions entry names either.
+    ctx.report('unlisted-function', `function ${names.join('.')}`, schema === 'pg_catalog' ? name : names.join('.'));
+  }
+}
 
 export const ALL_VISITORS: readonly Visitor[] = [statementKinds, unsafeWrites, modifyingCtes, dangerousFunctions, functionAllowList];
