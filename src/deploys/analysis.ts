@@ -7,7 +7,9 @@
  */
 import type { SignalEvidence, VerdictOutcome } from './contract.js';
 import { MetricCheckTest, type MetricCheck } from './metric-checks.js';
-import { logMeanExp, mannWhitney, nchLogLikelihoodRatios, normalUpperQuantile } from './stats.js';
+import { NewGroupRule, type NewGroupState } from './new-groups.js';
+import { RateTest } from './rate-test.js';
+import { clusteredAucSd, mannWhitney, normalUpperQuantile, tUpperQuantile } from './stats.js';
 import { type ArmChunk, binsQuantileMs, slowCount, thresholdKey } from './traffic.js';
 
 export interface VerifyConfig {
@@ -41,8 +43,13 @@ export interface VerifyConfig {
   rankCheckpoints: number;
   /** Baseline requests needed to fix the latency tail threshold. */
   minReferenceSamples: number;
-  /** Fail when this many error groups are new in the version (0: never). */
+  /** Fail when this many error groups new in the version hit a real share of requests (0: never). */
   newErrorGroupsFailAt: number;
+  /**
+   * A new error group counts toward `newErrorGroupsFailAt` once its events are shown to exceed
+   * this share of the candidate's requests (new-groups.ts; 0: any new group counts at once).
+   */
+  newErrorGroupMinShare: number;
   /**
    * Once a pre-deploy baseline is used up: checkpoints at candidate requests = window · 2^j
    * (1 ≤ j ≤ this) comparing the candidate's totals with the whole window; alpha split evenly.
@@ -55,70 +62,16 @@ export const DEFAULT_VERIFY_CONFIG: VerifyConfig = {
   errorPassRatio: 2, errorAbsPassRate: 0.005,
   tailQuantile: 0.95, tailPassRatio: 1.5,
   rankFailMargin: 0.03, rankPassMargin: 0.1, rankCheckpoints: 8, latencyMinEffect: 0.15,
-  minReferenceSamples: 200, newErrorGroupsFailAt: 1, windowCheckpoints: 4,
+  minReferenceSamples: 200, newErrorGroupsFailAt: 1, newErrorGroupMinShare: 0.002, windowCheckpoints: 4,
 };
 
-/** Alternatives of the fail-side mixture (odds ratios), equally weighted. */
-const FAIL_GRID = [1.25, 1.5, 2, 3, 5, 10, 25] as const;
+/** Chunks per arm before a rank checkpoint (the clustered variance of few clusters is too noisy). */
+const RANK_MIN_CHUNKS = 10;
 
 export interface AnalysisVerdict {
   outcome: VerdictOutcome | 'pending';
   reason: string | null;
   evidence: SignalEvidence[];
-}
-
-/**
- * A two-sided sequential test on a two-arm binomial stream, chunk by chunk:
- * fail side: mixture over FAIL_GRID of Π LR(ψ vs 1), Ville: P₁(sup ≥ 1/α) ≤ α;
- * pass side: Π LR(1 vs ψ_bad), a supermartingale for every ψ ≥ ψ_bad (monotone ratio).
- */
-class RateTest {
-  private readonly failLog = new Float64Array(FAIL_GRID.length);
-  private readonly psis: number[];
-  private readonly tmp: number[];
-  passLog = 0;
-  maxFailLog = -Infinity;
-  n0 = 0; n1 = 0; e0 = 0; e1 = 0;
-  failed = false;
-  passed = false;
-  /** Set when the fixed-window test (not the chunk SPRT) failed it; its last z (log odds ratio / SE). */
-  failedByWindow = false;
-  windowZ = 0;
-
-  constructor(readonly passRatio: number) {
-    this.psis = [...FAIL_GRID, passRatio];
-    this.tmp = new Array<number>(this.psis.length).fill(0);
-  }
-
-  observe(e1: number, n1: number, e0: number, n0: number): void {
-    this.n0 += n0; this.n1 += n1; this.e0 += e0; this.e1 += e1;
-    nchLogLikelihoodRatios(e1, e0 + e1, n1, n0, this.psis, this.tmp);
-    for (let i = 0; i < FAIL_GRID.length; i++) this.failLog[i] += this.tmp[i];
-    this.passLog -= this.tmp[FAIL_GRID.length];
-    const m = logMeanExp(this.failLog);
-    if (m > this.maxFailLog) this.maxFailLog = m;
-  }
-
-  get failLogLr(): number { return logMeanExp(this.failLog); }
-
-  /** Odds ratio estimate (with ½ added to every cell so it stays finite). */
-  oddsRatio(): number {
-    return ((this.e1 + 0.5) / (this.n1 - this.e1 + 0.5)) / ((this.e0 + 0.5) / (this.n0 - this.e0 + 0.5));
-  }
-
-  /**
-   * One checkpoint of the fixed-baseline test on the totals: the log odds ratio (½ added to each
-   * cell) against its standard error; fail when its lower bound clears 0, pass when its upper
-   * bound stays under log(passRatio), each at the checkpoint's normal critical value.
-   */
-  windowCheck(zFail: number, zPass: number): void {
-    const { e0, n0, e1, n1 } = this;
-    const log = Math.log(this.oddsRatio());
-    const se = Math.sqrt(1 / (e1 + 0.5) + 1 / (n1 - e1 + 0.5) + 1 / (e0 + 0.5) + 1 / (n0 - e0 + 0.5));
-    this.windowZ = log / se;
-    if (!this.failed && log / se >= zFail) { this.failed = true; this.failedByWindow = true; }
-    if (!this.passed && (Math.log(this.passRatio) - log) / se >= zPass) this.passed = true;
-  }
 }
 
 export class VerificationAnalysis {
@@ -134,8 +87,10 @@ export class VerificationAnalysis {
   private readonly reference = new Map<number, number>();
   private referenceN = 0;
   private rankCheckpoint = 0;
-  private rank = { auc: 0.5, z: 0, checkpoints: 0, lastN: 0, failed: false, passed: false, zCritFail: 0, zCritPass: 0 };
-  private readonly newGroups = new Map<string, string>();
+  private rank = { auc: 0.5, z: 0, checkpoints: 0, lastN: 0, failed: false, passed: false, zCritFail: 0, zCritPass: 0, designEffect: 1 };
+  /** Per-chunk latency histograms for the rank test's cluster-robust variance (dropped after its last checkpoint). */
+  private chunkBins: { base: Array<Array<[number, number]>>; cand: Array<Array<[number, number]>> } | null = { base: [], cand: [] };
+  private readonly newGroups: NewGroupRule;
   /** Fixed-baseline mode (baselineFixed): the window's size and the next checkpoint's exponent. */
   private fixed: { n0: number; next: number } | null = null;
   /** Configured metric checks (metric-checks.ts), in configuration order. */
@@ -152,6 +107,7 @@ export class VerificationAnalysis {
     this.metrics = metricChecks.map((m) => new MetricCheckTest(m, { alpha: c.alpha, beta: c.beta, checkpoints: c.rankCheckpoints }));
     this.errors = new RateTest(this.config.errorPassRatio);
     this.tail = new RateTest(this.config.tailPassRatio);
+    this.newGroups = new NewGroupRule(c.newErrorGroupMinShare, c.alpha);
     if (reference) for (const [k, c] of reference) this.addReference(k, c);
     this.fixTailThreshold();
   }
@@ -176,11 +132,16 @@ export class VerificationAnalysis {
     this.errors.observe(cand.errors, cand.count, base.errors, base.count);
     const { errorAbsPassRate: p } = this.config;
     if (cand.count > 0) {
-      const q = p / 4;
-      this.absPassLog += (cand.count - cand.errors) * Math.log((1 - q) / (1 - p)) + cand.errors * Math.log(q / p);
+      // Tempered by the candidate chunk's design effect, as the two-arm test (rate-test.ts).
+      const q = p / 4, phi = 1 + (cand.count - 1) * this.errors.rho;
+      this.absPassLog += ((cand.count - cand.errors) * Math.log((1 - q) / (1 - p)) + cand.errors * Math.log(q / p)) / phi;
     }
     for (const [k, c] of base.bins) this.base.set(k, (this.base.get(k) ?? 0) + c);
     for (const [k, c] of cand.bins) this.cand.set(k, (this.cand.get(k) ?? 0) + c);
+    if (this.chunkBins !== null) {
+      if (base.bins.size > 0) this.chunkBins.base.push([...base.bins]);
+      if (cand.bins.size > 0) this.chunkBins.cand.push([...cand.bins]);
+    }
     if (this.tailKey === null) {
       // Burn-in: the first baseline requests fix the threshold and stay out of the tail test.
       for (const [k, c] of base.bins) this.addReference(k, c);
@@ -225,8 +186,10 @@ export class VerificationAnalysis {
     if (this.tailKey !== null && this.tail.n0 >= c.minSamples) this.tail.windowCheck(Infinity, zPass);
     const mw = mannWhitney(this.base, this.cand);
     if (!Number.isFinite(mw.sdAuc) || mw.sdAuc === 0) return;
-    this.rank = { ...this.rank, auc: mw.auc, z: (mw.auc - 0.5) / mw.sdAuc, lastN: this.errors.n1 };
-    if ((0.5 + c.rankPassMargin - mw.auc) / mw.sdAuc >= zPass) this.rank.passed = true;
+    // The chunk histograms are gone by now (rank checkpoints done): the last design effect stays.
+    const sd = mw.sdAuc * Math.sqrt(this.rank.designEffect);
+    this.rank = { ...this.rank, auc: mw.auc, z: (mw.auc - 0.5) / sd, lastN: this.errors.n1 };
+    if ((0.5 + c.rankPassMargin - mw.auc) / sd >= zPass) this.rank.passed = true;
   }
 
   /**
@@ -259,7 +222,12 @@ export class VerificationAnalysis {
 
   /** An error group first seen in the candidate version. */
   newErrorGroup(id: string, title: string): void {
-    if (!this.decided) this.newGroups.set(id, title);
+    if (!this.decided) this.newGroups.add(id, title);
+  }
+
+  /** `count` more events of an error group in the candidate version (counts only for new groups). */
+  errorGroupEvents(id: string, count: number): void {
+    if (!this.decided) this.newGroups.addEvents(id, count);
   }
 
   /** The verdict after `elapsedS` seconds (pending until a test decides or time runs out). */
@@ -281,7 +249,9 @@ export class VerificationAnalysis {
     }
     for (const m of this.metrics) m.evaluate();
     const metricsFailed = this.metrics.filter((m) => m.failed);
-    const groupsFailed = c.newErrorGroupsFailAt > 0 && this.newGroups.size >= c.newErrorGroupsFailAt;
+    this.newGroups.evaluate(this.errors.n1, c.minSamples);
+    const frequent = this.newGroups.failed;
+    const groupsFailed = c.newErrorGroupsFailAt > 0 && frequent.length >= c.newErrorGroupsFailAt;
     const errorFail = this.errors.failed, latencyFail = this.tail.failed || this.rank.failed;
     let outcome: AnalysisVerdict['outcome'] = 'pending';
     let reason: string | null = null;
@@ -293,7 +263,7 @@ export class VerificationAnalysis {
           : `error rate up (odds ratio ${this.errors.oddsRatio().toFixed(2)}, likelihood ratio ${fmtExp(this.errors.failLogLr)} ≥ ${fmtExp(failBound)})`,
         this.tail.failed ? `latency tail up (slow-request odds ratio ${this.tail.oddsRatio().toFixed(2)})` : '',
         this.rank.failed ? `latency distribution shifted up (P(candidate slower) ${this.rank.auc.toFixed(3)}, z ${this.rank.z.toFixed(2)})` : '',
-        groupsFailed ? `${this.newGroups.size} error group(s) new in this version` : '',
+        groupsFailed ? this.groupsReason(frequent) : '',
         ...metricsFailed.map((m) => {
           const e = m.evidence('fail');
           return `metric ${m.name} worse (${m.check.agg} median ${fmtNum(e.baseline.median)} → ${fmtNum(e.candidate.median)}, P(candidate worse beyond ${m.check.tolerance * 100} %) ${e.stats.probCandidateWorse.toFixed(3)})`;
@@ -303,7 +273,9 @@ export class VerificationAnalysis {
       // A metric check with data in both arms must decide; one the versions do not report cannot block.
       outcome = 'pass';
       const checked = this.metrics.filter((m) => m.passed).map((m) => m.name);
-      reason = `error rate${checked.length > 0 ? `, latency and metric ${checked.join(', ')}` : ' and latency'} shown not worse than the baseline`;
+      const rare = this.newGroups.rare.length;
+      reason = `error rate${checked.length > 0 ? `, latency and metric ${checked.join(', ')}` : ' and latency'} shown not worse than the baseline`
+        + (rare > 0 ? `; ${rare} new error group(s) below the new-group share rule (${pctOf(c.newErrorGroupMinShare)} of requests), not failed` : '');
     } else if (elapsedS >= c.maxDurationS) {
       outcome = 'inconclusive';
       reason = !enough
@@ -338,6 +310,16 @@ export class VerificationAnalysis {
     return out;
   }
 
+  /** The fail reason of the new-group rule: which rule, which group, what share. */
+  private groupsReason(frequent: NewGroupState[]): string {
+    const c = this.config, n = this.errors.n1;
+    const g = frequent[0];
+    const share = c.newErrorGroupMinShare > 0
+      ? `: ${g.events} event(s) in ${n} requests (${pctOf(g.events / Math.max(n, 1))}), shown above the new-group share ${pctOf(c.newErrorGroupMinShare)}`
+      : ' (new-group share rule off: any new group fails)';
+    return `new error group rule: "${g.title}" new in this version${share}${frequent.length > 1 ? ` (+${frequent.length - 1} more)` : ''}`;
+  }
+
   /** The candidate's median or p95 is at least `latencyMinEffect` above the baseline's. */
   private latencyNoticeablyWorse(): boolean {
     const f = 1 + this.config.latencyMinEffect;
@@ -350,17 +332,29 @@ export class VerificationAnalysis {
     const c = this.config;
     const n = Math.min(this.errors.n0, this.errors.n1);
     if (this.rankCheckpoint >= c.rankCheckpoints || n < c.minSamples * 2 ** this.rankCheckpoint) return;
+    // The clustered variance needs clusters: a checkpoint waits for RANK_MIN_CHUNKS chunks per arm.
+    const chunks = this.chunkBins ?? { base: [], cand: [] };
+    if (this.chunkBins !== null && Math.min(chunks.base.length, chunks.cand.length) < RANK_MIN_CHUNKS) return;
     while (this.rankCheckpoint < c.rankCheckpoints && n >= c.minSamples * 2 ** this.rankCheckpoint) this.rankCheckpoint++;
     const mw = mannWhitney(this.base, this.cand);
     if (!Number.isFinite(mw.sdAuc) || mw.sdAuc === 0) return;
+    // Slow seconds move a chunk's requests together: the larger of the independent-request and
+    // the chunk-clustered standard deviation (the former when requests are independent).
+    const sdCluster = clusteredAucSd(this.base, this.cand, chunks.base, chunks.cand, mw.auc);
+    const sd = Math.max(mw.sdAuc, sdCluster);
+    // The clustered z is read against Student's t with (fewer arm's chunks − 1) degrees of freedom.
+    const tFail = tUpperQuantile(c.alpha / c.rankCheckpoints, Math.min(chunks.base.length, chunks.cand.length) - 1);
+    if (this.rankCheckpoint >= c.rankCheckpoints) this.chunkBins = null;
     const zFail = normalUpperQuantile(c.alpha / c.rankCheckpoints);
     const zPass = normalUpperQuantile(c.beta / c.rankCheckpoints);
-    const z = (mw.auc - 0.5) / mw.sdAuc;
+    const z = (mw.auc - 0.5) / sd;
     this.rank = {
       ...this.rank, auc: mw.auc, z, checkpoints: this.rankCheckpoint, lastN: n, zCritFail: zFail, zCritPass: zPass,
+      designEffect: (sd / mw.sdAuc) ** 2,
     };
-    if ((mw.auc - 0.5 - c.rankFailMargin) / mw.sdAuc >= zFail && this.latencyNoticeablyWorse()) this.rank.failed = true;
-    if ((0.5 + c.rankPassMargin - mw.auc) / mw.sdAuc >= zPass) this.rank.passed = true;
+    const excess = mw.auc - 0.5 - c.rankFailMargin;
+    if (excess / mw.sdAuc >= zFail && excess / sdCluster >= tFail && this.latencyNoticeablyWorse()) this.rank.failed = true;
+    if ((0.5 + c.rankPassMargin - mw.auc) / sd >= zPass) this.rank.passed = true;
   }
 
   private evidence(overall: AnalysisVerdict['outcome']): SignalEvidence[] {
@@ -386,9 +380,10 @@ export class VerificationAnalysis {
           alwaysValidP: Math.min(1, Math.exp(-e.maxFailLog)),
           passLogLr: e.passLog, absPassLogLr: this.absPassLog, passThreshold: passBound,
           passOddsRatio: c.errorPassRatio, absPassRate: c.errorAbsPassRate,
+          dispersionRho: e.rho, maxDesignEffect: e.maxDesignEffect,
           ...(this.fixed === null ? {} : { windowZ: e.windowZ, windowCheckpoints: this.fixed.next - 1 }),
         },
-        detail: 'mixture SPRT on the error odds ratio (conditional on each chunk\'s errors); pass: SPRT against the bad odds ratio or the absolute rate',
+        detail: 'mixture SPRT on the error odds ratio (conditional on each chunk\'s errors, each chunk\'s evidence divided by its design effect for bursts); pass: SPRT against the bad odds ratio or the absolute rate',
       },
       {
         signal: 'latency',
@@ -399,6 +394,7 @@ export class VerificationAnalysis {
           tailThresholdMs: this.tailKey === null ? -1 : binsQuantileMs(new Map([[this.tailKey, 1]]), 0.5),
           slowOddsRatio: t.oddsRatio(), tailFailLogLr: t.failLogLr, tailPassLogLr: t.passLog,
           tailAlwaysValidP: Math.min(1, Math.exp(-t.maxFailLog)), failThreshold: failBound, passThreshold: passBound,
+          tailDispersionRho: t.rho, tailMaxDesignEffect: t.maxDesignEffect, rankDesignEffect: this.rank.designEffect,
           probCandidateSlower: this.rank.auc, rankZ: this.rank.z, rankCheckpoints: this.rank.checkpoints,
           rankZCritFail: this.rank.zCritFail, rankZCritPass: this.rank.zCritPass,
           ...(this.fixed === null ? {} : { tailWindowZ: t.windowZ }),
@@ -407,16 +403,21 @@ export class VerificationAnalysis {
       },
       {
         signal: 'new_error_groups',
-        outcome: c.newErrorGroupsFailAt > 0 && this.newGroups.size >= c.newErrorGroupsFailAt ? 'fail' : overall === 'pending' ? 'pending' : 'pass',
+        outcome: c.newErrorGroupsFailAt > 0 && this.newGroups.failed.length >= c.newErrorGroupsFailAt ? 'fail' : overall === 'pending' ? 'pending' : 'pass',
         baseline: {},
-        candidate: { newGroups: this.newGroups.size },
-        stats: { failAt: c.newErrorGroupsFailAt },
-        detail: [...this.newGroups].slice(0, 10).map(([id, title]) => `${id}: ${title}`).join('\n') || undefined,
+        candidate: { newGroups: this.newGroups.groups.size, frequentNewGroups: this.newGroups.failed.length, requests: e.n1 },
+        stats: { failAt: c.newErrorGroupsFailAt, minShare: c.newErrorGroupMinShare, failThreshold: failBound },
+        detail: [...this.newGroups.groups.values()].slice(0, 10)
+          .map((g) => `${g.id}: ${g.title} (${g.events} event(s) in ${e.n1} requests${g.failed ? `, share shown above ${pctOf(c.newErrorGroupMinShare)}` : ''})`).join('\n') || undefined,
       },
     ];
     for (const m of this.metrics) out.push(m.evidence(overall));
     return out;
   }
+}
+
+function pctOf(x: number): string {
+  return `${Number((x * 100).toPrecision(2))} %`;
 }
 
 function fmtNum(v: number): string {

@@ -30,9 +30,10 @@ export interface DeployServiceOptions {
    * Called at each verification start and at most every 30 s while metric points arrive.
    */
   metricChecks?: (service: string) => readonly MetricCheck[];
-  /** `error.new_group` (errors/ provides it on RunningServer.errorEvents). */
+  /** `error.new_group` and `error.events` (errors/ provides them on RunningServer.errorEvents). */
   errorEvents?: {
     on(name: 'error.new_group', listener: (p: { group: { id: string; service: string; title: string; level: string; firstRelease: string } }) => void): () => void;
+    on(name: 'error.events', listener: (p: { counts: ReadonlyArray<{ groupId: string; service: string; release: string; environment: string; count: number }> }) => void): () => void;
   };
   /** Statistics settings (defaults in analysis.ts; tests use small windows). */
   verify?: Partial<VerifyConfig>;
@@ -94,6 +95,9 @@ export class DeployService implements DeployApi {
     if (this.opts.errorEvents) {
       this.unsubscribes.push(this.opts.errorEvents.on('error.new_group', ({ group }) => {
         if (!QUIET_LEVELS.has(group.level)) this.verifier.newErrorGroup(group.service, group.firstRelease, group.id, group.title);
+      }));
+      this.unsubscribes.push(this.opts.errorEvents.on('error.events', ({ counts }) => {
+        for (const c of counts) this.verifier.errorGroupEvents(c.service, c.release, c.environment, c.groupId, c.count);
       }));
     }
     for (const r of await this.db.selectFrom('deploys').selectAll().where('status', '=', 'verifying').execute()) {

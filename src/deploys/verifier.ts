@@ -426,6 +426,19 @@ export class Verifier {
       if (sameRelease && (service === '' || d.service === service)) s.run.analysis.newErrorGroup(id, title);
     }
   }
+
+  /**
+   * Events of an error group committed in `release` of `service` and `environment` (the
+   * new-group rule weighs a new group by its share of the candidate's requests).
+   */
+  errorGroupEvents(service: string, release: string, environment: string, id: string, count: number): void {
+    for (const s of this.streams.values()) {
+      const d = s.run.deploy;
+      const sameRelease = release === d.version || release === `${d.service}@${d.version}`;
+      const sameEnv = environment === '' || environment === d.environment;
+      if (sameRelease && sameEnv && (service === '' || d.service === service)) s.run.analysis.errorGroupEvents(id, count);
+    }
+  }
 }
 
 /** Baseline facts appended to the stored evidence. */

@@ -1,0 +1,130 @@
+/**
+ * The two-arm rate test of a verification (errors, slow requests) and the overdispersion it is
+ * made robust to. Requests are not independent: errors and slow requests come in bursts (a bad
+ * second on one instance, a retry storm, a GC pause), so one arm's count in a chunk varies more
+ * than a binomial's. The chunk likelihood ratios below assume binomial arms; under bursts they
+ * would count each burst as strong evidence. Each chunk's log likelihood ratio is therefore
+ * divided by the chunk's design effect φ = 1 + (n − 1)·ρ (the variance inflation of a
+ * beta-binomial count of n requests with intra-chunk correlation ρ), with ρ estimated from both
+ * arms' chunk-to-chunk variation around their own rates. README.md gives the argument.
+ */
+import { logMeanExp, nchLogLikelihoodRatios } from './stats.js';
+
+/** Alternatives of the fail-side mixture (odds ratios), equally weighted. */
+export const FAIL_GRID = [1.25, 1.5, 2, 3, 5, 10, 25] as const;
+
+/**
+ * One arm's chunks of a binomial count, summarised for the method-of-moments estimate of the
+ * intra-chunk correlation: Pearson's X² of the chunk counts around the arm's own rate (so a
+ * regression — a constant shift between the arms — does not read as dispersion).
+ */
+export class ArmDispersion {
+  events = 0;
+  n = 0;
+  chunks = 0;
+  private sumE2OverN = 0;
+  private sumNm1 = 0;
+  private sumN2 = 0;
+
+  add(events: number, n: number): void {
+    if (n <= 0) return;
+    this.events += events; this.n += n; this.chunks++;
+    this.sumE2OverN += (events * events) / n;
+    this.sumNm1 += n - 1;
+    this.sumN2 += n * n;
+  }
+
+  /** Excess of X² over its degrees of freedom, and Σ(n − 1): E[X² − df] ≈ ρ·Σ(n − 1). */
+  moments(): { excess: number; weight: number } {
+    const p = this.events / this.n;
+    if (this.chunks < 2 || !(p > 0 && p < 1)) return { excess: 0, weight: 0 }; // no information
+    const x2 = (this.sumE2OverN - p * this.events) / (p * (1 - p));
+    return { excess: x2 - (this.chunks - 1), weight: this.sumNm1 };
+  }
+
+  /** Variance inflation of this arm's total under correlation ρ: 1 + ρ·(Σn²/Σn − 1). */
+  totalDesignEffect(rho: number): number {
+    return this.n === 0 ? 1 : 1 + rho * (this.sumN2 / this.n - 1);
+  }
+}
+
+/** Intra-chunk correlation of two arms pooled (0 when the counts look binomial), in [0, 1]. */
+export function pooledRho(a: ArmDispersion, b: ArmDispersion): number {
+  const x = a.moments(), y = b.moments();
+  const w = x.weight + y.weight;
+  return w <= 0 ? 0 : Math.min(1, Math.max(0, (x.excess + y.excess) / w));
+}
+
+/** The design effect of one two-arm chunk: the weighted mean of the arms' 1 + (n − 1)ρ. */
+export function chunkDesignEffect(n1: number, n0: number, rho: number): number {
+  const n = n0 + n1;
+  return n === 0 ? 1 : (n0 * (1 + Math.max(0, n1 - 1) * rho) + n1 * (1 + Math.max(0, n0 - 1) * rho)) / n;
+}
+
+/**
+ * A two-sided sequential test on a two-arm binomial stream, chunk by chunk:
+ * fail side: mixture over FAIL_GRID of Π LR(ψ vs 1)^(1/φ), Ville: P₁(sup ≥ 1/α) ≤ α;
+ * pass side: Π LR(1 vs ψ_bad)^(1/φ), a supermartingale for every ψ ≥ ψ_bad (monotone ratio).
+ * φ: the chunk's design effect from the dispersion seen so far (this chunk included, so a burst
+ * damps its own evidence); φ = 1 for binomial traffic, where this is exactly the old test.
+ */
+export class RateTest {
+  private readonly failLog = new Float64Array(FAIL_GRID.length);
+  private readonly psis: number[];
+  private readonly tmp: number[];
+  readonly cand = new ArmDispersion();
+  readonly base = new ArmDispersion();
+  passLog = 0;
+  maxFailLog = -Infinity;
+  n0 = 0; n1 = 0; e0 = 0; e1 = 0;
+  /** Intra-chunk correlation used for the last chunk, and the largest design effect applied. */
+  rho = 0;
+  maxDesignEffect = 1;
+  failed = false;
+  passed = false;
+  /** Set when the fixed-window test (not the chunk SPRT) failed it; its last z (log odds ratio / SE). */
+  failedByWindow = false;
+  windowZ = 0;
+
+  constructor(readonly passRatio: number) {
+    this.psis = [...FAIL_GRID, passRatio];
+    this.tmp = new Array<number>(this.psis.length).fill(0);
+  }
+
+  observe(e1: number, n1: number, e0: number, n0: number): void {
+    this.n0 += n0; this.n1 += n1; this.e0 += e0; this.e1 += e1;
+    this.cand.add(e1, n1);
+    this.base.add(e0, n0);
+    this.rho = pooledRho(this.cand, this.base);
+    const phi = chunkDesignEffect(n1, n0, this.rho);
+    if (phi > this.maxDesignEffect) this.maxDesignEffect = phi;
+    nchLogLikelihoodRatios(e1, e0 + e1, n1, n0, this.psis, this.tmp);
+    for (let i = 0; i < FAIL_GRID.length; i++) this.failLog[i] += this.tmp[i] / phi;
+    this.passLog -= this.tmp[FAIL_GRID.length] / phi;
+    const m = logMeanExp(this.failLog);
+    if (m > this.maxFailLog) this.maxFailLog = m;
+  }
+
+  get failLogLr(): number { return logMeanExp(this.failLog); }
+
+  /** Odds ratio estimate (with ½ added to every cell so it stays finite). */
+  oddsRatio(): number {
+    return ((this.e1 + 0.5) / (this.n1 - this.e1 + 0.5)) / ((this.e0 + 0.5) / (this.n0 - this.e0 + 0.5));
+  }
+
+  /**
+   * One checkpoint of the fixed-baseline test on the totals: the log odds ratio (½ added to each
+   * cell) against its standard error, inflated by the arms' design effect; fail when its lower
+   * bound clears 0, pass when its upper bound stays under log(passRatio), each at the
+   * checkpoint's normal critical value.
+   */
+  windowCheck(zFail: number, zPass: number): void {
+    const { e0, n0, e1, n1 } = this;
+    const log = Math.log(this.oddsRatio());
+    const deff = Math.max(this.cand.totalDesignEffect(this.rho), this.base.totalDesignEffect(this.rho));
+    const se = Math.sqrt(deff * (1 / (e1 + 0.5) + 1 / (n1 - e1 + 0.5) + 1 / (e0 + 0.5) + 1 / (n0 - e0 + 0.5)));
+    this.windowZ = log / se;
+    if (!this.failed && log / se >= zFail) { this.failed = true; this.failedByWindow = true; }
+    if (!this.passed && (Math.log(this.passRatio) - log) / se >= zPass) this.passed = true;
+  }
+}
