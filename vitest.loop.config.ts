@@ -10,6 +10,7 @@ export const LOOP_TESTS = [
   'test/deploys-verify.test.ts',
   'test/deploys-metric-checks.test.ts',
   'test/incidents-flow.test.ts',
+  'test/durability-sync.test.ts',
 ];
 
 export default defineConfig({
