@@ -6,6 +6,7 @@ export const LOOP_TESTS = [
   'test/demo-stop.test.ts',
   'test/rollout-e2e.test.ts',
   'test/console-views.test.ts',
+  'test/console-story.test.ts',
   'test/browser-ingest.test.ts',
   'test/deploys-verify.test.ts',
   'test/deploys-metric-checks.test.ts',

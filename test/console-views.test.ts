@@ -379,8 +379,7 @@ describe('the console in Chromium', () => {
     expect(kinds).toEqual(expect.arrayContaining(['resource.created']));
     expect(kinds.some((k) => k.includes('approved'))).toBe(true);
     await shot('audit');
-    await page.getByLabel('Kind').fill('resource.created');
-    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.getByLabel('Kind').selectOption('resource.created');
     await page.waitForURL(/kind=resource\.created/);
     const trail = page.locator('#trail-h').locator('xpath=../..');
     await until(async () => (await trail.locator('tbody tr').count()) === 1 ? true : undefined);

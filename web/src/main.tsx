@@ -1,9 +1,10 @@
 import { render, type JSX } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, clearToken, getToken, setToken, setUnauthorizedHandler } from './api';
 import { bumpRefresh } from './hooks';
 import { href, navigate, onLinkClick, patch, useRoute, type Route } from './router';
 import { DEFAULT_FROM, RANGES, rangeOf, type TimeRange } from './time';
+import { GlobalSearch } from './search';
 import './styles.css';
 import { AccessView } from './views/access';
 import { AlertsView } from './views/alerts';
@@ -97,7 +98,8 @@ function App(): JSX.Element {
   const route = useRoute();
   const [authed, setAuthed] = useState(getToken() !== null);
   const [theme, setTheme] = useState(initialTheme);
-  const [now, setNow] = useState(Date.now());
+  // A refresh (timer or button) moves relative ranges on: `rev` counts them.
+  const [rev, setRev] = useState(0);
   useEffect(() => { setUnauthorizedHandler(() => { clearToken(); setAuthed(false); }); }, []);
   useEffect(() => {
     document.documentElement.dataset.theme = theme;
@@ -110,11 +112,16 @@ function App(): JSX.Element {
   useEffect(() => {
     const ms = REFRESH_MS[refresh];
     if (ms === undefined) return;
-    const t = setInterval(() => { setNow(Date.now()); bumpRefresh(); }, ms);
+    const t = setInterval(() => { setRev((r) => r + 1); bumpRefresh(); }, ms);
     return () => clearInterval(t);
   }, [refresh]);
-  // The range is resolved when the URL changes or a refresh fires, so relative ranges move on.
-  useEffect(() => setNow(Date.now()), [route.path, route.query.toString()]);
+  // The range is resolved in the same render as the URL change or refresh that moves it: a view
+  // then mounts with its final range and queries once (resolving it in an effect afterwards made
+  // the first request carry the previous range, be aborted and be sent again).
+  const clock = useRef({ key: '', now: 0 });
+  const clockKey = `${route.path}?${route.query.toString()}#${rev}`;
+  if (clock.current.key !== clockKey) clock.current = { key: clockKey, now: Date.now() };
+  const now = clock.current.now;
 
   if (!authed) return <Login onLogin={() => setAuthed(true)} />;
   const range = rangeOf(route.query, now);
@@ -134,6 +141,7 @@ function App(): JSX.Element {
             ))}
           </ul>
         </nav>
+        <GlobalSearch />
         <div class="controls">
           <label class="field inline"><span>Time range</span>
             <select aria-label="Time range" value={custom ? 'custom' : from} onChange={(e) => {
@@ -161,7 +169,7 @@ function App(): JSX.Element {
               {REFRESH.map((r) => <option key={r.value} value={r.value}>{r.label}</option>)}
             </select>
           </label>
-          <button type="button" onClick={() => { setNow(Date.now()); bumpRefresh(); }} aria-label="Refresh now">↻</button>
+          <button type="button" onClick={() => { setRev((r) => r + 1); bumpRefresh(); }} aria-label="Refresh now">↻</button>
           <button type="button" onClick={() => setTheme(theme === 'dark' ? 'light' : 'dark')} aria-label={`Switch to ${theme === 'dark' ? 'light' : 'dark'} theme`}>
             {theme === 'dark' ? '☀' : '☾'}
           </button>
@@ -169,7 +177,8 @@ function App(): JSX.Element {
         </div>
       </header>
       <main id="main" tabIndex={-1}>
-        <View route={route} range={range} theme={theme} />
+        {/* `/` redirects (above) before any view queries with a range it would then drop. */}
+        {route.path !== '/' && route.path !== '' && <View route={route} range={range} theme={theme} />}
       </main>
     </div>
   );

@@ -7,7 +7,9 @@ import { href, navigate } from '../router';
 import { fmtIso, fmtNum } from '../time';
 import type { Deploy, RedBucket, Verification } from '../types';
 import { Badge, LoadState, Panel } from '../ui';
-import { deploysFor } from './services';
+import { chartsAt, deployDirection, deployMarker } from '../deploy-marks';
+import { deploysFor, stepFor } from './services';
+import { DeployStory } from './story';
 
 /** Deploys: the list with verdicts; one deploy's evidence — baseline vs new version, statistics. */
 
@@ -35,12 +37,14 @@ function Compare(props: ViewProps & { deploy: Deploy; verification: Verification
   const { deploy, verification } = props;
   const baseline = verification?.baselineVersion ?? deploy.previousVersion;
   const start = Date.parse(deploy.startedAt);
-  const end = deploy.decidedAt !== null ? Date.parse(deploy.decidedAt) + 5 * 60_000 : Date.now();
-  const from = start - 15 * 60_000;
-  const to = Math.min(Date.now(), Math.max(end, start + 10 * 60_000));
+  // The moment of the deploy: 2 minutes before it to 3 minutes after its verdict.
+  const end = deploy.decidedAt !== null ? Date.parse(deploy.decidedAt) + 3 * 60_000 : Date.now();
+  const from = start - 2 * 60_000;
+  const to = Math.min(Date.now(), Math.max(end, start + 3 * 60_000));
+  const step = stepFor(from, to);
   const loaded = useLoad(async (signal) => {
     const get = (version: string | null): Promise<RedBucket[]> => api<{ buckets: RedBucket[] }>(`/api/services/${encodeURIComponent(deploy.service)}/red`,
-      { params: { version: version ?? undefined, environment: deploy.environment, from, to, step: 10 }, signal }).then((r) => r.buckets);
+      { params: { version: version ?? undefined, environment: deploy.environment, from, to, step }, signal }).then((r) => r.buckets);
     const [b, c] = await Promise.all([baseline === null ? Promise.resolve([]) : get(baseline), get(deploy.version)]);
     return { b, c };
   }, [deploy.id, baseline]);
@@ -52,14 +56,15 @@ function Compare(props: ViewProps & { deploy: Deploy; verification: Verification
           const m = new Map(bs.map((x) => [x.timeUs / 1000, f(x)]));
           return times.map((t) => m.get(t) ?? null);
         };
-        const marker = [{ timeMs: start, label: deploy.version, tone: 'neutral' as const }];
+        const marker = [deployMarker(deploy)];
         const series = (f: (x: RedBucket) => number | null) => [
           { label: `baseline ${baseline ?? '—'}`, values: at(d.b, f) }, { label: `new ${deploy.version}`, values: at(d.c, f) },
         ];
         return (
           <div class="charts">
+            <TimeChart theme={props.theme} title="Requests per second: baseline vs new version" times={times} series={series((x) => x.count === 0 ? null : x.rate)} markers={marker} unit="/s" />
             <TimeChart theme={props.theme} title="Error rate: baseline vs new version" times={times} series={series((x) => x.count === 0 ? null : x.errorRate * 100)} markers={marker} unit="%" />
-            <TimeChart theme={props.theme} title="Latency p95: baseline vs new version" times={times} series={series((x) => x.p95Ms)} markers={marker} unit=" ms" />
+            <TimeChart theme={props.theme} title="Latency p95: baseline vs new version" times={times} series={series((x) => x.count === 0 ? null : x.p95Ms)} markers={marker} unit=" ms" />
           </div>
         );
       }}
@@ -75,8 +80,10 @@ function DeployDetail(props: ViewProps & { id: string }): JSX.Element {
       <LoadState loaded={loaded}>
         {({ deploy, verification, rollout }) => (
           <>
-            <h1>{deploy.service} {deploy.version} <Badge value={deploy.status} /></h1>
-            <p class="muted">{deploy.environment} · from {deploy.previousVersion ?? '—'} · {deploy.source} by {deploy.actor ?? '—'} · started {fmtIso(deploy.startedAt)} · decided {fmtIso(deploy.decidedAt)}{deploy.commit !== null && <> · commit <code>{deploy.commit.slice(0, 12)}</code></>}</p>
+            <h1>{deploy.service} {deployDirection(deploy)} <Badge value={deploy.status} /></h1>
+            <p><a href={chartsAt(deploy.service, Date.parse(deploy.startedAt))} data-link="charts-at-deploy">Charts at this deploy (−2 min … +3 min)</a></p>
+            <p class="muted">{deploy.environment} · from {deploy.previousVersion ?? '—'} · {deploy.source} by {deploy.actor ?? '—'} · started {fmtIso(deploy.startedAt)} · decided {fmtIso(deploy.decidedAt)}</p>
+            <DeployStory deploy={deploy} verification={verification} />
             <Panel title="Verdict" id="verdict">
               {verification === null ? <p class="muted">No verification for this deploy.</p> : (
                 <>
@@ -111,8 +118,12 @@ function DeployDetail(props: ViewProps & { id: string }): JSX.Element {
 
 export function DeploysView(props: ViewProps): JSX.Element {
   const m = /^\/deploys\/([^/]+)$/.exec(props.route.path);
-  const loaded = useLoad((signal) => deploysFor(props.route.query.get('service') ?? undefined, props.range.fromMs, props.range.toMs, signal), [props.range.fromMs, props.range.toMs, props.route.query.get('service')]);
   if (m !== null) return <DeployDetail {...props} id={decodeURIComponent(m[1])} />;
+  return <DeployList {...props} />;
+}
+
+function DeployList(props: ViewProps): JSX.Element {
+  const loaded = useLoad((signal) => deploysFor(props.route.query.get('service') ?? undefined, props.range.fromMs, props.range.toMs, signal), [props.range.fromMs, props.range.toMs, props.route.query.get('service')]);
   if (props.route.path !== '/deploys') navigate('/deploys', {}, true);
   return (
     <>
@@ -127,7 +138,7 @@ export function DeploysView(props: ViewProps): JSX.Element {
                   <tr key={x.id}>
                     <td>{fmtIso(x.startedAt)}</td>
                     <td>{x.service}</td>
-                    <th scope="row"><a href={href(`/deploys/${encodeURIComponent(x.id)}`)}>{x.previousVersion !== null ? `${x.previousVersion} → ` : ''}{x.version}</a></th>
+                    <th scope="row"><a href={href(`/deploys/${encodeURIComponent(x.id)}`)}>{deployDirection(x)}</a></th>
                     <td>{x.environment}</td>
                     <td><Badge value={x.status} /></td>
                     <td>{x.source}{x.rollbackOf !== null && ' (rollback)'}</td>

@@ -7,6 +7,7 @@ import { href, navigate, patch } from '../router';
 import { ago, fmtIso, fmtTime } from '../time';
 import type { ErrorEventLite, ErrorGroup } from '../types';
 import { Badge, Bars, Field, LoadState, Panel, Sparkline } from '../ui';
+import { IntroducedIn } from './story';
 
 /** Errors: groups with counts and a sparkline; a group's stack trace, releases, traces; resolve / ignore. */
 
@@ -78,6 +79,7 @@ function GroupDetail(props: ViewProps & { id: string }): JSX.Element {
           <>
             <h1>{d.group.title}</h1>
             <p class="muted">{d.group.culprit} · {d.group.service} · <Badge value={d.group.status} /> · {d.group.count} events · first {fmtIso(d.group.firstSeen)} ({d.group.firstRelease}) · last {fmtIso(d.group.lastSeen)} ({d.group.lastRelease})</p>
+            <IntroducedIn group={d.group} />
             <div class="toolbar" role="group" aria-label="Change status">
               <button type="button" disabled={busy || d.group.status === 'resolved'} onClick={() => setStatus('resolved')}>Resolve</button>
               <button type="button" disabled={busy} onClick={() => setStatus('resolved-in-next-release')}>Resolve in next release</button>

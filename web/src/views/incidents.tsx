@@ -6,6 +6,7 @@ import type { ViewProps } from '../main';
 import { href, navigate } from '../router';
 import { fmtDurationMs, fmtIso } from '../time';
 import { Badge, LoadState, Panel } from '../ui';
+import { chartsAt } from '../deploy-marks';
 
 /** The first bad signal is a 1 s rollup bucket: a detection inside that second reads "< 1 s". */
 const fmtDetect = (ms: number): string => (ms < 1000 ? '< 1 s (same rollup second)' : fmtDurationMs(ms));
@@ -113,7 +114,7 @@ function entryLinks(e: TimelineEntry): JSX.Element[] {
   if (l.alert !== undefined) out.push(<a key="a" href={href('/alerts', { state: 'all', alert: l.alert })}>alert</a>);
   for (const g of (l.errorGroups ?? []).slice(0, 3)) out.push(<a key={`g${g}`} href={href(`/errors/${g}`)}>error group</a>);
   for (const t of (l.traceIds ?? []).slice(0, 2)) out.push(<a key={`t${t}`} href={href(`/traces/${t}`)}>trace {t.slice(0, 8)}</a>);
-  if (l.auditSeq !== undefined) out.push(<a key="au" href={href('/audit')}>audit #{l.auditSeq}</a>);
+  if (l.auditSeq !== undefined) out.push(<a key="au" href={href('/audit', { seq: String(l.auditSeq) })}>audit #{l.auditSeq}</a>);
   return out;
 }
 
@@ -139,6 +140,7 @@ function IncidentDetailView(props: ViewProps & { id: string }): JSX.Element {
           <>
             <h1>{i.title} <Badge value={i.status} />{i.recoveredUnverified === true && <> <Badge value="recovered, unverified" tone="warn" /></>}</h1>
             <p class="muted">{i.service} · {i.environment} · signal {i.signal ?? '—'} · detected {fmtIso(i.detectedAt)}{suspect !== null && <> · suspect deploy <a href={href(`/deploys/${encodeURIComponent(suspect.id)}`)}>{suspect.service} {suspect.version}</a> <Badge value={suspect.status} /></>}</p>
+            <p><a data-link="charts-at-incident" href={chartsAt(i.service, Date.parse(i.firstBadAt ?? i.detectedAt), Math.max(3 * 60_000, (i.resolvedAt != null ? Date.parse(i.resolvedAt) : Date.now()) - Date.parse(i.firstBadAt ?? i.detectedAt) + 60_000))}>Charts of {i.service} at the incident</a></p>
             <div class="toolbar" role="group" aria-label="Incident actions">
               <button type="button" disabled={i.acknowledgedAt != null || i.resolvedAt != null} onClick={() => act('ack', {}, 'Acknowledged.')}>Acknowledge</button>
               <button type="button" disabled={i.resolvedAt != null} onClick={() => act('resolve', {}, 'Resolved.')}>Resolve</button>
@@ -186,9 +188,13 @@ function IncidentDetailView(props: ViewProps & { id: string }): JSX.Element {
 
 export function IncidentsView(props: ViewProps): JSX.Element {
   const m = /^\/incidents\/([^/]+)$/.exec(props.route.path);
+  if (m !== null) return <IncidentDetailView {...props} id={decodeURIComponent(m[1])} />;
+  return <IncidentList {...props} />;
+}
+
+function IncidentList(props: ViewProps): JSX.Element {
   const status = props.route.query.get('status') ?? '';
   const loaded = useLoad((signal) => api<{ incidents: Incident[] }>('/api/incidents', { params: { status, limit: 200 }, signal }), [status]);
-  if (m !== null) return <IncidentDetailView {...props} id={decodeURIComponent(m[1])} />;
   if (props.route.path !== '/incidents') navigate('/incidents', {}, true);
   return (
     <>

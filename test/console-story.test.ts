@@ -1,0 +1,278 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import pino from 'pino';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { serverConfigSchema } from '../src/http/config.js';
+import { startServer, type RunningServer } from '../src/http/server.js';
+
+/**
+ * The console tells a deploy's story, in real Chromium against a real tightloop fed by the real
+ * OpenTelemetry SDK: shop 1.0.0 serves steadily, 2.0.0's only traffic is one second (11
+ * requests, 2 errors), then a rollback to 1.0.0. The charts must draw that second (a dot, not a
+ * line at zero), label the deploys with their direction and link them to their verdicts; a link
+ * opens the charts zoomed to the deploy; and each navigation queries once (no request aborted
+ * and sent again). Screenshots land in test-artifacts/console/.
+ */
+
+const CHROMIUM = process.env.TIGHTLOOP_CHROMIUM ?? '/usr/bin/chromium';
+const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+  '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
+const ARTIFACTS = join(process.cwd(), 'test-artifacts', 'console');
+
+let server: RunningServer;
+let dataDir: string;
+let token: string;
+let viewerToken: string;
+let browser: Browser;
+const story = { badId: '', rollbackId: '', badStartMs: 0 };
+
+async function call<T>(path: string, init: { method?: string; body?: unknown; as?: string } = {}): Promise<{ status: number; body: T }> {
+  const res = await fetch(server.url + path, {
+    method: init.method ?? 'GET',
+    headers: { authorization: `Bearer ${init.as ?? token}`, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: init.body === undefined ? undefined : JSON.stringify(init.body),
+  });
+  const text = await res.text();
+  return { status: res.status, body: (text === '' ? null : JSON.parse(text)) as T };
+}
+
+async function until<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function shop(version: string): { send: (startMs: number, fail: boolean, durationMs: number) => void; flush: () => Promise<void> } {
+  const tp = new BasicTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': 'shop', 'service.version': version, 'deployment.environment.name': 'production' }),
+    spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: `${server.url}/v1/traces` }), { scheduledDelayMillis: 50 })],
+  });
+  const tracer = tp.getTracer('console-story');
+  return {
+    send(startMs, fail, durationMs) {
+      const span = tracer.startSpan('POST /checkout', { kind: SpanKind.SERVER, startTime: startMs, attributes: { 'http.route': '/checkout' } });
+      if (fail) {
+        span.recordException(new TypeError("Cannot read properties of undefined (reading 'discount_pct')"));
+        span.setStatus({ code: SpanStatusCode.ERROR });
+      }
+      span.end(startMs + durationMs);
+    },
+    flush: async () => { await tp.forceFlush(); await tp.shutdown(); },
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** 1.0.0 at 20 requests/s for `seconds`, in real time. */
+async function steady(v1: ReturnType<typeof shop>, seconds: number): Promise<void> {
+  for (let i = 0; i < seconds * 4; i++) {
+    for (let j = 0; j < 5; j++) v1.send(Date.now(), false, 20 + j);
+    await sleep(250);
+  }
+}
+
+/** A page signed in as `as`, recording every API request and every request that failed (aborted). */
+async function signedIn(as: string): Promise<{ page: Page; requests: string[]; failed: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+  const requests: string[] = [];
+  const failed: string[] = [];
+  page.on('request', (r) => { if (r.url().includes('/api/')) requests.push(r.url().slice(server.url.length)); });
+  page.on('requestfailed', (r) => failed.push(`${r.url().slice(server.url.length)} ${r.failure()?.errorText ?? ''}`));
+  await page.goto(server.url + '/login-first');
+  await page.evaluate((t) => sessionStorage.setItem('tightloop.token', t), as);
+  return { page, requests, failed };
+}
+
+/** Pixels of a chart's canvas close to an RGB colour. */
+async function pixelsOf(page: Page, chartTitle: string, rgb: [number, number, number]): Promise<number> {
+  return page.locator('figure.chart', { has: page.locator('figcaption', { hasText: chartTitle }) }).locator('canvas').evaluate((c, want) => {
+    const canvas = c as HTMLCanvasElement;
+    const data = canvas.getContext('2d')?.getImageData(0, 0, canvas.width, canvas.height).data ?? new Uint8ClampedArray();
+    let n = 0;
+    for (let i = 0; i < data.length; i += 4) {
+      if (Math.abs(data[i] - want[0]) < 40 && Math.abs(data[i + 1] - want[1]) < 40 && Math.abs(data[i + 2] - want[2]) < 40 && data[i + 3] > 200) n++;
+    }
+    return n;
+  }, rgb);
+}
+
+beforeAll(async () => {
+  if (!existsSync(join('web', 'dist', 'index.html'))) throw new Error('web/dist is missing: run `npm run build:web` first');
+  mkdirSync(ARTIFACTS, { recursive: true });
+  dataDir = mkdtempSync(join(tmpdir(), 'tightloop-console-story-'));
+  server = await startServer(serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' }), pino({ level: 'silent' }));
+  token = server.adminToken ?? '';
+  viewerToken = (await server.createUser('vera', 'viewer')).token;
+  // Audit records to list: a resource behind the gateway, created and then changed.
+  for (const name of ['orders', 'billing']) {
+    const res = await call('/api/resources', { method: 'POST', body: { name, host: '127.0.0.1', port: 5432, database: name, user: 'app', credential: 'env:TIGHTLOOP_CRED_SHOP_DB', tls: { mode: 'disable' } } });
+    expect(res.status).toBe(201);
+  }
+
+  const v1 = shop('1.0.0');
+  const v2 = shop('2.0.0');
+  await steady(v1, 4);
+  const bad = await call<{ id: string; startedAt: string }>('/api/deploys', { method: 'POST', body: { service: 'shop', version: '2.0.0', commit: 'b4d5eed' } });
+  expect(bad.status).toBe(201);
+  story.badId = bad.body.id;
+  story.badStartMs = Date.parse(bad.body.startedAt);
+  // 2.0.0's only traffic: 11 requests inside one second, 2 of them failing, the slowest 157 ms.
+  const second = Math.ceil(Date.now() / 1000) * 1000;
+  for (let i = 0; i < 11; i++) v2.send(second + 100 + i * 50, i < 2, i === 10 ? 157 : 40);
+  await v2.flush();
+  await steady(v1, 2);
+  const rollback = await call<{ id: string }>('/api/deploys', { method: 'POST', body: { service: 'shop', version: '1.0.0', rollbackOf: story.badId } });
+  expect(rollback.status).toBe(201);
+  story.rollbackId = rollback.body.id;
+  await steady(v1, 3);
+  await v1.flush();
+  await until(async () => {
+    const r = await call<{ buckets: Array<{ count: number; errors: number }> }>(`/api/services/shop/red?version=2.0.0&from=${second - 60_000}&to=${second + 60_000}&step=1`);
+    const n = r.body.buckets.reduce((a, b) => a + b.count, 0);
+    return n === 11 ? true : undefined;
+  });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await server?.close();
+  if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('the console tells the deploy story', () => {
+  it('a deploy links to its charts at that moment; they draw the one-second version and label the deploys', async () => {
+    const { page } = await signedIn(token);
+    await page.goto(`${server.url}/deploys/${story.badId}`);
+    const link = page.locator('a[data-link="charts-at-deploy"]');
+    await link.waitFor();
+    await page.locator('h1', { hasText: '1.0.0 → 2.0.0' }).waitFor();
+    await link.click();
+    await page.waitForURL(/\/services\?/);
+    const q = new URL(page.url()).searchParams;
+    expect(q.get('service')).toBe('shop');
+    expect(Number(q.get('from'))).toBe(story.badStartMs - 120_000);
+    expect(Number(q.get('to'))).toBe(story.badStartMs + 180_000);
+    expect(await page.getByLabel('Time range', { exact: true }).inputValue()).toBe('custom');
+    await page.locator('.chart canvas').first().waitFor();
+    await page.locator('.chart-marks a').first().waitFor();
+    await page.screenshot({ path: join(ARTIFACTS, 'story-services.png'), fullPage: true });
+
+    // 2.0.0 (the second series, amber) is drawn as a dot where it served: a handful of pixels,
+    // not a line along zero over the whole range (what zero-filled buckets drew).
+    const amber: [number, number, number] = [245, 158, 11];
+    const rps = await pixelsOf(page, 'Requests per second', amber);
+    expect(rps).toBeGreaterThan(0);
+    expect(rps).toBeLessThan(400);
+    expect(await pixelsOf(page, 'Error rate', amber)).toBeGreaterThan(0);
+    expect(await pixelsOf(page, 'Latency p95 by version', amber)).toBeGreaterThan(0);
+
+    // Markers are labelled with their direction, above the plot (never over the data), and link to the verdict.
+    const labels = page.locator('figure.chart').first().locator('.chart-marks a');
+    const texts = await labels.allTextContents();
+    expect(texts).toEqual(expect.arrayContaining([expect.stringContaining('1.0.0 → 2.0.0'), expect.stringContaining('rollback 2.0.0 → 1.0.0')]));
+    const badLabel = labels.filter({ hasText: '1.0.0 → 2.0.0' }).filter({ hasNotText: 'rollback' });
+    expect(new URL(await badLabel.getAttribute('href') ?? '', server.url).pathname).toBe(`/deploys/${story.badId}`);
+    const plot = await page.locator('figure.chart').first().locator('.u-over').boundingBox();
+    const label = await badLabel.boundingBox();
+    if (plot === null || label === null) throw new Error('no layout');
+    expect(label.y + label.height).toBeLessThanOrEqual(plot.y);
+    await badLabel.click();
+    await page.waitForURL(new RegExp(`/deploys/${story.badId}`));
+    await page.locator('#verdict-h').waitFor();
+  });
+
+  it('shows each service\'s current rate (not the range average) and a sparkline', async () => {
+    const { page } = await signedIn(token);
+    await page.goto(`${server.url}/services?from=now-30m`);
+    const cell = page.locator('td[data-current-rate]').first();
+    await cell.waitFor();
+    const current = Number(await cell.getAttribute('data-current-rate'));
+    const average = (await call<{ services: Array<{ rate: number }> }>('/api/services?from=now-30m')).body.services[0].rate;
+    // ~9 s of 20 requests/s: over the last minute that is ~3/s; averaged over 30 minutes ~0.1/s.
+    expect(current).toBeGreaterThan(average * 5);
+    expect(await page.locator('svg.spark rect').count()).toBeGreaterThan(0);
+  });
+
+  it('links the story: deploy ↔ rollback, error group ↔ the deploy that introduced it; the search box opens any id', async () => {
+    const { page } = await signedIn(token);
+    // The rollback names what it rolls back, and the bad deploy what rolled it back.
+    await page.goto(`${server.url}/deploys/${story.rollbackId}`);
+    await page.locator('a[data-story="rollback-of"]').click();
+    await page.waitForURL(new RegExp(`/deploys/${story.badId}$`));
+    await page.locator('a[data-story="rolled-back-by"]').waitFor();
+    expect(new URL(await page.locator('a[data-story="rolled-back-by"]').getAttribute('href') ?? '', server.url).pathname).toBe(`/deploys/${story.rollbackId}`);
+    await page.screenshot({ path: join(ARTIFACTS, 'story-deploy.png'), fullPage: true });
+
+    // The error group 2.0.0 introduced says so, and what became of that deploy.
+    const group = await until(async () => (await call<{ groups: Array<{ id: string; firstRelease: string; latestTraceId: string }> }>('/api/errors?service=shop')).body.groups.find((g) => g.firstRelease === '2.0.0'));
+    await page.goto(`${server.url}/errors/${group.id}`);
+    const introduced = page.locator('[data-introduced]');
+    await introduced.waitFor();
+    expect(await introduced.getAttribute('data-rolled-back')).toBe('yes');
+    expect(await introduced.textContent()).toContain('Introduced in 2.0.0 (rolled back)');
+    await introduced.getByRole('link', { name: '2.0.0', exact: true }).click();
+    await page.waitForURL(new RegExp(`/deploys/${story.badId}$`));
+
+    // The global search box: an error group id, a trace id (both 32 hex digits), a deploy id, a service.
+    const search = page.getByLabel(/^Search: trace id/);
+    const go = async (term: string, url: RegExp): Promise<void> => {
+      await search.fill(term);
+      await search.press('Enter');
+      await page.waitForURL(url);
+    };
+    await go(group.id, new RegExp(`/errors/${group.id}$`));
+    await go(group.latestTraceId, new RegExp(`/traces/${group.latestTraceId}`));
+    await page.locator('.wf-row').first().waitFor();
+    await go(story.rollbackId.toLowerCase(), new RegExp(`/deploys/${story.rollbackId}$`));
+    await go('shop', /\/services\?.*service=shop/);
+    await search.fill('no-such-thing');
+    await search.press('Enter');
+    await page.getByRole('status').getByText(/No trace, error group, deploy, incident or service matches/).waitFor();
+
+    // Audit records link the ids they carry; ?seq=N opens one record.
+    await page.goto(`${server.url}/audit?from=now-1h`);
+    await page.locator('[data-chain="ok"]').waitFor();
+    const seqs = await page.locator('#trail-h').locator('xpath=../..').locator('tbody tr').evaluateAll((rows) => rows.map((r) => Number(r.getAttribute('data-seq'))));
+    expect(seqs.length).toBeGreaterThan(1);
+    expect(seqs).toEqual([...seqs].sort((a, b) => b - a)); // newest first
+    const deployLink = page.locator('a[data-id-link="deployId"]').first();
+    if (await deployLink.count() > 0) {
+      expect(new URL(await deployLink.getAttribute('href') ?? '', server.url).pathname).toMatch(/^\/deploys\/[0-9A-Z]{26}$/);
+    }
+    await page.goto(`${server.url}/audit?seq=${seqs[seqs.length - 1]}`);
+    await page.locator(`tr[data-seq="${seqs[seqs.length - 1]}"]`).waitFor();
+    expect(await page.locator('#trail-h').locator('xpath=../..').locator('tbody tr').count()).toBe(1);
+  });
+
+  it('queries once per navigation: no request is aborted and sent again', async () => {
+    const { page, requests, failed } = await signedIn(token);
+    await page.goto(`${server.url}/`);
+    await page.locator('.chart canvas').first().waitFor();
+    await page.locator('td[data-current-rate]').first().waitFor();
+    await page.waitForLoadState('networkidle');
+    expect(failed).toEqual([]);
+    requests.length = 0;
+    // Client-side navigations between views keeping the relative range.
+    await page.locator('nav[aria-label="Views"]').getByRole('link', { name: 'Deploys' }).click();
+    await page.locator('#deploys-h').locator('xpath=../..').locator('table').waitFor();
+    await page.locator('nav[aria-label="Views"]').getByRole('link', { name: 'Services' }).click();
+    await page.locator('.chart canvas').first().waitFor();
+    await page.waitForLoadState('networkidle');
+    expect(failed).toEqual([]);
+    const paths = requests.map((r) => r.split('?')[0]);
+    expect(paths.filter((p) => p === '/api/deploys')).toHaveLength(2); // the list, then the charts' markers
+    expect(paths.filter((p) => p === '/api/services')).toHaveLength(2); // the table and the current rates
+    expect(new Set(requests).size).toBe(requests.length);
+  });
+});
