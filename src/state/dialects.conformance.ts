@@ -96,3 +96,27 @@ export function stateTestDialects(): StateTestDialects {
     },
   };
 }
+
+/**
+ * Suites listed in STATE_SUITES (vitest.loop.config.ts) run twice, once per vitest project:
+ * `sqlite` and `postgres`, which sets TIGHTLOOP_TEST_STATE=postgres. They ask here which one
+ * they are in, so a suite needs no restructuring to run on both.
+ */
+export function testStateDialect(): StateDialectName {
+  const v = process.env.TIGHTLOOP_TEST_STATE;
+  if (v === undefined || v === '' || v === 'sqlite') return 'sqlite';
+  if (v === 'postgres') return 'postgres';
+  throw new Error(`TIGHTLOOP_TEST_STATE=${v}: expected sqlite or postgres`);
+}
+
+/**
+ * A fresh state store on this project's dialect: the SQLite file at `path`, or a new database on
+ * the shared test PostgreSQL. `close()` also drops that database.
+ */
+export async function openTestStateStore(opts: { path: string; migrations?: ModuleMigrations; migrate?: boolean }): Promise<StateStore> {
+  if (testStateDialect() === 'sqlite') return openStateStore({ dialect: 'sqlite', path: opts.path, migrations: opts.migrations, migrate: opts.migrate });
+  const database = await createTestDatabase({ migrations: opts.migrations, migrate: opts.migrate });
+  const store = await openStateStore({ dialect: 'postgres', connectionString: database.connectionString, migrations: opts.migrations, migrate: opts.migrate });
+  let closing: Promise<void> | undefined;
+  return { ...store, close: () => (closing ??= store.close().then(() => database.drop())) };
+}

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { serverConfigSchema, type ServerConfig } from '../../src/http/config.js';
 import { startServer } from '../../src/http/server.js';
 import { SERVER_STATE_MIGRATIONS } from '../../src/http/state-migrations.js';
+import { testStateDialect } from '../../src/state/dialects.conformance.js';
 import { createTestDatabase } from '../../src/state/pg-cluster.conformance.js';
 import type { StateDialectName } from '../../src/state/index.js';
 
@@ -28,11 +29,28 @@ export async function testStateUrl(dialect: StateDialectName): Promise<{ stateUr
   return { stateUrl: database.connectionString, drop: () => database.drop() };
 }
 
+const databasesByDataDir = new Map<string, Promise<string>>();
+
+/**
+ * The `stateUrl` for a server on `dataDir` in this vitest project: undefined on SQLite (the file
+ * in the data dir), else a PostgreSQL database created for that data dir on first use, so a
+ * server restarted on the same data dir finds its state again. Dropped with the test cluster.
+ */
+export async function stateUrlFor(dataDir: string, dialect: StateDialectName = testStateDialect()): Promise<string | undefined> {
+  if (dialect === 'sqlite') return undefined;
+  let url = databasesByDataDir.get(dataDir);
+  if (url === undefined) {
+    url = createTestDatabase({ migrations: SERVER_STATE_MIGRATIONS }).then((d) => d.connectionString);
+    databasesByDataDir.set(dataDir, url);
+  }
+  return await url;
+}
+
 /**
  * A real tightloop in this process on an ephemeral loopback port with a fresh data dir, its
- * state on `dialect` (default SQLite; see describeEachStateDialect).
+ * state on `dialect` (default: the vitest project's, see STATE_SUITES in vitest.loop.config.ts).
  */
-export async function startTestServer(overrides: Partial<ServerConfig> = {}, dialect: StateDialectName = 'sqlite'): Promise<TestServer> {
+export async function startTestServer(overrides: Partial<ServerConfig> = {}, dialect: StateDialectName = testStateDialect()): Promise<TestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-test-'));
   const state = await testStateUrl(dialect);
   const config = serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent', stateUrl: state.stateUrl, ...overrides });
