@@ -1,5 +1,5 @@
 import { defineConfig } from 'vitest/config';
-import { LOOP_TESTS } from './vitest.loop.config.js';
+import { LOOP_TESTS, STATE_SUITES, stateDialectProjects } from './vitest.loop.config.js';
 
 /**
  * The unit and integration suite, files in parallel. The end-to-end loop tests (real child
@@ -9,10 +9,11 @@ import { LOOP_TESTS } from './vitest.loop.config.js';
  */
 export default defineConfig({
   test: {
-    include: ['src/**/*.test.ts', 'test/**/*.test.ts'],
+    projects: stateDialectProjects(['src/**/*.test.ts', 'test/**/*.test.ts'], STATE_SUITES),
     exclude: ['**/node_modules/**', ...LOOP_TESTS],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
+    globalSetup: ['test/helpers/pg-global-setup.ts'],
   },
 });

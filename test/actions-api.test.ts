@@ -7,7 +7,7 @@ import { run } from '../src/cli/main.js';
 import type { ActionRun } from '../src/deploys/actions/index.js';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
-import { callApi } from './helpers/server.js';
+import { callApi, stateUrlFor } from './helpers/server.js';
 
 /** Actions through a real tightloop: REST API, `tightloop action ...`, approvals, audit. */
 
@@ -31,7 +31,7 @@ argv: [node, -e, "process.stdout.write(('hello ' + process.argv[1] + ' ').repeat
   writeFileSync(join(actionsDir, 'explode.yaml'), 'kind: command\nargv: [node, -e, "process.exit(2)"]\n');
   writeFileSync(join(actionsDir, 'restart-db.yaml'), 'kind: command\napproval: required\nargv: [node, -e, "process.stdout.write(\'restarted\')"]\n');
   writeFileSync(join(actionsDir, 'typo.yaml'), 'kind: comand\nargv: [true]\n');
-  const config = serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent', actionsDir });
+  const config = serverConfigSchema.parse({ dataDir, stateUrl: await stateUrlFor(dataDir), port: 0, logLevel: 'silent', actionsDir });
   server = await startServer(config, pino({ level: 'silent' }));
   token = server.adminToken ?? '';
   bob = await server.createUser('bob', 'admin');

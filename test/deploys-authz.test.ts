@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Deploy } from '../src/deploys/index.js';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
-import { callApi, eventually } from './helpers/server.js';
+import { callApi, eventually, stateUrlFor } from './helpers/server.js';
 
 /**
  * Who may make tightloop act on a deploy, on a real server: recording needs the member role, the
@@ -34,7 +34,7 @@ beforeAll(async () => {
     '',
   ].join('\n'));
   writeFileSync(join(dataDir, 'services.yaml'), 'services:\n  - name: pay\n    environment: prod\n    rollbackAction: revert\n    rollback: auto\n');
-  server = await startServer(serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' }), pino({ level: 'silent' }), {
+  server = await startServer(serverConfigSchema.parse({ dataDir, stateUrl: await stateUrlFor(dataDir), port: 0, logLevel: 'silent' }), pino({ level: 'silent' }), {
     deploys: { verify: { maxDurationS: 30, minSamples: 60, minReferenceSamples: 100 }, tickMs: 100 },
   });
   admin = server.adminToken ?? '';

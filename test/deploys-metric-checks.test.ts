@@ -12,7 +12,7 @@ import pino from 'pino';
 import type { Deploy, Verification } from '../src/deploys/index.js';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
-import { callApi } from './helpers/server.js';
+import { callApi, stateUrlFor } from './helpers/server.js';
 
 /**
  * Configured metric checks end to end: services.yaml names the checks; two versions of a service
@@ -46,7 +46,7 @@ beforeAll(async () => {
   - name: ledger
     environment: prod${CHECKS}
 `);
-  const config = serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' });
+  const config = serverConfigSchema.parse({ dataDir, stateUrl: await stateUrlFor(dataDir), port: 0, logLevel: 'silent' });
   server = await startServer(config, pino({ level: 'silent' }), {
     deploys: { verify: { maxDurationS: 60, minSamples: 60, minReferenceSamples: 100 }, tickMs: 100 },
   });

@@ -12,7 +12,7 @@ import { run } from '../src/cli/main.js';
 import type { Deploy, Verification } from '../src/deploys/index.js';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
-import { eventually, callApi } from './helpers/server.js';
+import { eventually, callApi, stateUrlFor } from './helpers/server.js';
 
 /**
  * Deploy verification end to end: the real OTel SDK exports SERVER spans of two versions through
@@ -27,7 +27,7 @@ let token: string;
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'tightloop-deploys-'));
-  const config = serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' });
+  const config = serverConfigSchema.parse({ dataDir, stateUrl: await stateUrlFor(dataDir), port: 0, logLevel: 'silent' });
   server = await startServer(config, pino({ level: 'silent' }), {
     deploys: { verify: { maxDurationS: 30, minSamples: 60, minReferenceSamples: 100 }, tickMs: 100 },
   });
@@ -312,7 +312,7 @@ describe('tightloop deploy record|verify', () => {
 describe('deploys across a restart', () => {
   it('keeps records durable and resumes a verification the restart interrupted', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tightloop-deploys-restart-'));
-    const config = serverConfigSchema.parse({ dataDir: dir, port: 0, logLevel: 'silent' });
+    const config = serverConfigSchema.parse({ dataDir: dir, stateUrl: await stateUrlFor(dir), port: 0, logLevel: 'silent' });
     const opts = { deploys: { verify: { maxDurationS: 2 }, tickMs: 100 } };
     try {
       let s = await startServer(config, pino({ level: 'silent' }), opts);

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run } from '../src/cli/main.js';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer } from '../src/http/server.js';
-import { startTestServer, type TestServer } from './helpers/server.js';
+import { startTestServer, type TestServer, stateUrlFor } from './helpers/server.js';
 
 /** `tightloop silence add|list|rm` against a running server, the rules API, and rules.yaml errors at start. */
 
@@ -123,7 +123,7 @@ describe('tightloop rule', () => {
 describe('rules.yaml at start', () => {
   it('a mistake stops the start, naming line and field; fixed, the server starts', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-rules-'));
-    const config = serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' });
+    const config = serverConfigSchema.parse({ dataDir, stateUrl: await stateUrlFor(dataDir), port: 0, logLevel: 'silent' });
     writeFileSync(join(dataDir, 'rules.yaml'), 'rules:\n  - name: a\n    type: threshold\n    signal: error_rate\n    threshold: high\n');
     await expect(startServer(config, pino({ level: 'silent' }))).rejects.toThrow(/rules\.yaml:5: rules\.0\.threshold:/);
     writeFileSync(join(dataDir, 'rules.yaml'), 'rules:\n  - name: a\n    type: threshold\n    signal: error_rate\n    threshold: 0.5\n');

@@ -15,7 +15,7 @@ import * as Sentry from '@sentry/node';
 import pino from 'pino';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
-import { eventually } from './helpers/server.js';
+import { eventually, stateUrlFor } from './helpers/server.js';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
 /**
@@ -41,7 +41,7 @@ const statuses = (name: string): string[] => hooksFor(name).map((h) => h.status)
 async function withServer(rules: string, fn: (s: RunningServer) => Promise<void>): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-detect-signals-'));
   writeFileSync(join(dataDir, 'rules.yaml'), `receivers:\n  - name: hook\n    url: ${receiver.url}\nrules:\n${rules}`);
-  const server = await startServer(serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' }), pino({ level: 'silent' }));
+  const server = await startServer(serverConfigSchema.parse({ dataDir, stateUrl: await stateUrlFor(dataDir), port: 0, logLevel: 'silent' }), pino({ level: 'silent' }));
   try {
     await fn(server);
   } finally {
@@ -268,7 +268,7 @@ describe('restart', () => {
     window: 15s
     min_count: 250
 `);
-    const config = serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' });
+    const config = serverConfigSchema.parse({ dataDir, stateUrl: await stateUrlFor(dataDir), port: 0, logLevel: 'silent' });
     const send = async (url: string, seconds: number): Promise<void> => {
       const provider = new BasicTracerProvider({
         resource: resourceFromAttributes({ 'service.name': 'refill' }),

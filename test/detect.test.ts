@@ -8,6 +8,7 @@ import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trac
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import pino from 'pino';
 import { serverConfigSchema } from '../src/http/config.js';
+import { stateUrlFor } from './helpers/server.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
@@ -25,7 +26,7 @@ beforeAll(async () => { receiver = await startWebhookReceiver(); });
 afterAll(async () => { await receiver.close(); });
 
 async function start(dataDir: string): Promise<RunningServer> {
-  return startServer(serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' }), pino({ level: 'silent' }));
+  return startServer(serverConfigSchema.parse({ dataDir, stateUrl: await stateUrlFor(dataDir), port: 0, logLevel: 'silent' }), pino({ level: 'silent' }));
 }
 
 /** Sends `seconds` of traffic: 100 SERVER spans/s, `errorShare` of them with status ERROR. */

@@ -12,7 +12,7 @@ import { run } from '../src/cli/main.js';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
 import { loopMetrics, type IncidentStory } from '../src/incidents/index.js';
-import { eventually } from './helpers/server.js';
+import { eventually, stateUrlFor } from './helpers/server.js';
 
 /**
  * The terminal rendering of `tightloop report` (the numbers come from the pure metrics), and
@@ -61,7 +61,7 @@ describe('tightloop incident assign', () => {
     window: 2s
     min_count: 10
 `);
-    server = await startServer(serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' }), pino({ level: 'silent' }));
+    server = await startServer(serverConfigSchema.parse({ dataDir, stateUrl: await stateUrlFor(dataDir), port: 0, logLevel: 'silent' }), pino({ level: 'silent' }));
     provider = new BasicTracerProvider({
       resource: resourceFromAttributes({ 'service.name': 'cart', 'deployment.environment.name': 'prod' }),
       spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: `${server.url}/v1/traces` }), { scheduledDelayMillis: 50 })],

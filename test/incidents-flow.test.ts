@@ -13,7 +13,7 @@ import { startUpstream, UPSTREAM, type Upstream } from '../src/gateway/harness.c
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
 import type { IncidentStory, LoopMetrics } from '../src/incidents/index.js';
-import { eventually, callApi } from './helpers/server.js';
+import { eventually, callApi, stateUrlFor } from './helpers/server.js';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
 /**
@@ -115,7 +115,7 @@ params:
   SERVICE: { type: string }
 argv: [${JSON.stringify(process.execPath)}, -e, "process.stdout.write('flushed ' + process.argv[1])", "\${SERVICE}"]
 `);
-  server = await startServer(serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' }), pino({ level: 'silent' }));
+  server = await startServer(serverConfigSchema.parse({ dataDir, stateUrl: await stateUrlFor(dataDir), port: 0, logLevel: 'silent' }), pino({ level: 'silent' }));
   token = server.adminToken ?? '';
 });
 

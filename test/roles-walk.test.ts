@@ -5,6 +5,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serverConfigSchema } from '../src/http/config.js';
 import { ROUTE_ROLES, type RegisteredRoute } from '../src/http/roles.js';
+import { stateUrlFor } from './helpers/server.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
 
 /**
@@ -20,7 +21,7 @@ const tokens: Record<string, string | null> = {};
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'tightloop-roles-'));
-  server = await startServer(serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' }), pino({ level: 'silent' }));
+  server = await startServer(serverConfigSchema.parse({ dataDir, stateUrl: await stateUrlFor(dataDir), port: 0, logLevel: 'silent' }), pino({ level: 'silent' }));
   tokens.admin = server.adminToken ?? '';
   tokens.member = (await server.createUser('mia', 'member')).token;
   tokens.viewer = (await server.createUser('vic', 'viewer')).token;

@@ -10,7 +10,7 @@ import type { Deploy, Verification } from '../src/deploys/index.js';
 import type { Rollout } from '../src/deploys/rollout/index.js';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
-import { eventually, callApi } from './helpers/server.js';
+import { eventually, callApi, stateUrlFor } from './helpers/server.js';
 
 /**
  * The whole loop on one machine: a real tightloop runs a service's versions as real child
@@ -49,7 +49,7 @@ beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'tightloop-rollout-'));
   writeFileSync(join(dataDir, 'services.yaml'), SERVICES);
   mkdirSync(join(dataDir, 'actions'));
-  const config = serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' });
+  const config = serverConfigSchema.parse({ dataDir, stateUrl: await stateUrlFor(dataDir), port: 0, logLevel: 'silent' });
   server = await startServer(config, pino({ level: 'silent' }), {
     deploys: { verify: { maxDurationS: 20, minSamples: 40, minReferenceSamples: 60 }, tickMs: 100 },
   });

@@ -10,7 +10,8 @@ import { run } from '../src/cli/main.js';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
 import { UPSTREAM, startUpstream, type Upstream } from '../src/gateway/harness.conformance.js';
-import { callApi } from './helpers/server.js';
+import { testStateDialect } from '../src/state/dialects.conformance.js';
+import { callApi, testStateUrl } from './helpers/server.js';
 
 /**
  * Users and API tokens end to end: a real server on an ephemeral port, the REST API with real
@@ -20,16 +21,19 @@ import { callApi } from './helpers/server.js';
 let dataDir: string;
 let server: RunningServer;
 let admin: string;
+let state: Awaited<ReturnType<typeof testStateUrl>>;
 
 beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'tightloop-users-'));
-  const config = serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' });
+  state = await testStateUrl(testStateDialect()); // runs on SQLite and on PostgreSQL (STATE_SUITES)
+  const config = serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent', stateUrl: state.stateUrl });
   server = await startServer(config, pino({ level: 'silent' }));
   admin = server.adminToken ?? '';
 });
 
 afterAll(async () => {
   await server.close();
+  await state.drop();
   rmSync(dataDir, { recursive: true, force: true });
 });
 

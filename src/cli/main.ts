@@ -24,7 +24,7 @@ function intArg(name: string, min: number, max: number) {
   };
 }
 
-async function up(opts: { dataDir: string; host: string; port: number; gatewayPort?: number; queueMaxRows?: number; incidentWindow?: number; logLevel: string; actionsDir?: string; services?: string; demo?: boolean; corsOrigins?: string }): Promise<number> {
+async function up(opts: { dataDir: string; host: string; port: number; gatewayPort?: number; queueMaxRows?: number; incidentWindow?: number; logLevel: string; actionsDir?: string; services?: string; demo?: boolean; corsOrigins?: string; state?: string }): Promise<number> {
   let corsOrigins: string[] | undefined;
   const corsValue = opts.corsOrigins ?? process.env.TIGHTLOOP_CORS_ORIGINS;
   try {
@@ -35,6 +35,7 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
   }
   const parsed = serverConfigSchema.safeParse({
     dataDir: resolve(opts.dataDir),
+    stateUrl: opts.state ?? (process.env.TIGHTLOOP_STATE_URL === '' ? undefined : process.env.TIGHTLOOP_STATE_URL),
     host: opts.host,
     port: opts.port,
     queueMaxRows: opts.queueMaxRows,
@@ -49,6 +50,14 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
     return 2;
   }
   const config = parsed.data;
+  let stateLine: string;
+  try {
+    const { parseStateLocation, describeStateLocation } = await import('../state/location.js');
+    stateLine = describeStateLocation(parseStateLocation(config.stateUrl, config.dataDir));
+  } catch (err) {
+    process.stderr.write(`tightloop up: --state / TIGHTLOOP_STATE_URL: ${(err as Error).message}\n`);
+    return 2;
+  }
   // Loaded only by `up`: the other commands are REST clients and start faster without the server.
   const { startServer } = await import('../http/server.js');
   const demo = opts.demo === true ? await import('../demo/index.js') : undefined;
@@ -67,6 +76,7 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
   const lines = [
     '',
     `  tightloop is up  (data: ${config.dataDir})`,
+    `  state           ${stateLine}`,
     `  API             ${server.url}/api/`,
     `  OTLP/HTTP       ${server.url}/v1/traces | /v1/logs | /v1/metrics`,
     `  OpenAPI         ${server.url}/api/openapi.json`,
@@ -122,6 +132,7 @@ export async function run(argv: string[]): Promise<number> {
     .command('up')
     .description('run tightloop: OTLP ingest, API and console on one port')
     .option('--data-dir <dir>', 'data directory', './.tightloop')
+    .option('--state <url>', 'state database: postgres://user:pass@host:5432/db (default: SQLite in the data directory; env TIGHTLOOP_STATE_URL)')
     .option('--host <host>', 'address to bind (loopback by default)', '127.0.0.1')
     .option('--port <port>', 'HTTP port (OTLP, API, console)', intArg('--port', 0, 65535), 4318)
     .option('--gateway-port <port>', 'PostgreSQL gateway port (default 15432)', intArg('--gateway-port', 0, 65535))

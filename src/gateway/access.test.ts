@@ -8,6 +8,7 @@ import pino from 'pino';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { serverConfigSchema } from '../http/config.js';
+import { stateUrlFor } from '../../test/helpers/server.js';
 import { startServer } from '../http/server.js';
 import { cli, startApi, startHarness, startUpstream, UPSTREAM, type GatewayHarness, type TestUser, type Upstream } from './harness.conformance.js';
 import { gatewayDb } from './schema.js';
@@ -236,7 +237,7 @@ describe('tightloop up (the README walk-through)', () => {
   it('resource add (with a policy file) → access grant → psql through the gateway → audit verify', async () => {
     const run = promisify(execFile);
     const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-e2e-'));
-    const server = await startServer(serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' }), pino({ level: 'silent' }));
+    const server = await startServer(serverConfigSchema.parse({ dataDir, stateUrl: await stateUrlFor(dataDir), port: 0, logLevel: 'silent' }), pino({ level: 'silent' }));
     try {
       const base = ['--url', server.url, '--data-dir', dataDir];
       process.env.TIGHTLOOP_CRED_ORDERS_DB = UPSTREAM.scram.password;

@@ -3,6 +3,11 @@ import { z } from 'zod';
 /** Server configuration: from CLI flags, validated once; a bad value exits with code 2. */
 export const serverConfigSchema = z.object({
   dataDir: z.string().min(1),
+  /**
+   * The state database (`--state`, TIGHTLOOP_STATE_URL): unset is the SQLite file
+   * `<dataDir>/state.db`; `postgres://…` a PostgreSQL database (state/location.ts).
+   */
+  stateUrl: z.string().min(1).optional(),
   host: z.string().min(1).default('127.0.0.1'),
   port: z.number().int().min(0).max(65535).default(4318),
   /** Largest OTLP body accepted, compressed or not (the Collector's default is 20 MiB). */

@@ -3,14 +3,14 @@ import { join } from 'node:path';
 import { tightenDataDir } from '../core/data-dir.js';
 import pino, { type Logger } from 'pino';
 import { createUser, ensureAdmin, registerAuthRoutes, verifyToken } from '../auth/index.js';
-import { DeployService, deploysMigrations, registerDeployRoutes, type DeployApi, type VerifyConfig } from '../deploys/index.js';
-import { ActionService, actionsMigrations, registerActionRoutes } from '../deploys/actions/index.js';
-import { LocalActuator, RolloutManager, loadServices, registerRolloutRoutes, rolloutMigrations } from '../deploys/rollout/index.js';
-import { DetectEngine, detectMigrations, registerDetectRoutes, sendNotice, type DetectEvents } from '../detect/index.js';
-import { ERRORS_MIGRATIONS, openErrorsModule, type ErrorEvents } from '../errors/index.js';
-import { gatewayApi, gatewayMigrations, startGateway, type Gateway } from '../gateway/index.js';
-import { IncidentService, incidentsMigrations, registerIncidentRoutes } from '../incidents/index.js';
-import { openStateStore, type Role } from '../state/index.js';
+import { DeployService, registerDeployRoutes, type DeployApi, type VerifyConfig } from '../deploys/index.js';
+import { ActionService, registerActionRoutes } from '../deploys/actions/index.js';
+import { LocalActuator, RolloutManager, loadServices, registerRolloutRoutes } from '../deploys/rollout/index.js';
+import { DetectEngine, registerDetectRoutes, sendNotice, type DetectEvents } from '../detect/index.js';
+import { openErrorsModule, type ErrorEvents } from '../errors/index.js';
+import { gatewayApi, startGateway, type Gateway } from '../gateway/index.js';
+import { IncidentService, registerIncidentRoutes } from '../incidents/index.js';
+import { describeStateLocation, openStateStore, parseStateLocation, type Role } from '../state/index.js';
 import { decodeRequest } from '../otlp/index.js';
 import { DuckDbTelemetryStore, RetentionJob, TelemetryWriter } from '../telemetry/index.js';
 import { buildApp } from './app.js';
@@ -19,6 +19,7 @@ import { registerConsoleApi } from './console-api.js';
 import { LogTailHub } from './log-tail.js';
 import { isLoopback, type ServerConfig } from './config.js';
 import { registeredRoutes, type RegisteredRoute } from './roles.js';
+import { SERVER_STATE_MIGRATIONS } from './state-migrations.js';
 
 /** A running tightloop: what `tightloop up` starts and tests drive. */
 export interface RunningServer {
@@ -68,7 +69,12 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   const loose = tightenDataDir(config.dataDir);
   if (loose.length > 0) log.warn({ dataDir: config.dataDir, paths: loose.slice(0, 20).map((t) => `${t.path} ${t.from.toString(8)}→${t.to.toString(8)}`), count: loose.length }, 'data directory: removed group/other permissions');
 
-  const state = await openStateStore({ dialect: 'sqlite', path: join(config.dataDir, 'state.db'), migrations: { ...ERRORS_MIGRATIONS, ...detectMigrations, ...gatewayMigrations, ...incidentsMigrations, ...deploysMigrations, ...actionsMigrations, ...rolloutMigrations } });
+  const location = parseStateLocation(config.stateUrl, config.dataDir);
+  const state = await openStateStore({
+    ...location, migrations: SERVER_STATE_MIGRATIONS,
+    ...(location.dialect === 'postgres' ? { onBackgroundError: (err: Error) => log.warn({ err }, 'state database: idle connection failed') } : {}),
+  });
+  log.info({ state: describeStateLocation(location) }, 'state database open');
   const admin = await ensureAdmin(state.db, config.dataDir);
   const gatewayPort = options.gatewayPort ?? (config.port === 0 ? 0 : 15432);
   let gateway: Gateway;
@@ -99,7 +105,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   retention.start();
   const errors = await openErrorsModule({
     state: state.db, submitSpans: (b) => writer.submit(b),
-    maxBodyBytes: config.maxBodyBytes, log, statePath: join(config.dataDir, 'state.db'), spans: store,
+    maxBodyBytes: config.maxBodyBytes, log, statePath: location.dialect === 'sqlite' ? location.path : undefined, spans: store,
   });
   let publicUrl = '';
   // Started before listening: a bad rules.yaml stops the start, and windows warm before traffic.

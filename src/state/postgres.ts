@@ -6,6 +6,8 @@ export interface PostgresDialectOptions {
   maxConnections?: number;
   /** Errors of idle pooled connections (e.g. the server restarted). Default: ignored. */
   onBackgroundError?: (err: Error) => void;
+  /** How long to wait for a new connection before failing (default 10 s). */
+  connectTimeoutMs?: number;
 }
 
 /**
@@ -17,6 +19,9 @@ export async function createPostgresDialect(opts: PostgresDialectOptions): Promi
   const pool = new pg.Pool({
     connectionString: opts.connectionString,
     max: opts.maxConnections ?? 10,
+    // pg waits forever for a connection by default: a host that drops packets would hang every
+    // request (and the start) instead of failing with a clear error.
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
   });
   // Without a listener, an idle client's error is an unhandled 'error' event and kills the
   // process. The next query on a fresh connection surfaces any lasting problem to its caller.

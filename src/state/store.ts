@@ -1,4 +1,5 @@
-import { Kysely } from 'kysely';
+import { Kysely, sql } from 'kysely';
+import { AppError } from '../core/app-error.js';
 import type { Dialect } from 'kysely';
 import { migrateToLatest, type ModuleMigrations } from './migrations.js';
 import { createPostgresDialect } from './postgres.js';
@@ -19,6 +20,7 @@ export type StateStoreOptions =
       connectionString: string;
       maxConnections?: number;
       onBackgroundError?: (err: Error) => void;
+      connectTimeoutMs?: number;
     });
 
 export type StateDialectName = StateStoreOptions['dialect'];
@@ -43,12 +45,21 @@ export async function openStateStore(opts: StateStoreOptions): Promise<StateStor
           connectionString: opts.connectionString,
           maxConnections: opts.maxConnections,
           onBackgroundError: opts.onBackgroundError,
+          connectTimeoutMs: opts.connectTimeoutMs,
         });
   const db = new Kysely<Database>({ dialect });
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => (closing ??= db.destroy());
 
+  if (opts.dialect === 'postgres') {
+    try {
+      await sql`select 1`.execute(db);
+    } catch (cause) {
+      await close();
+      throw new AppError('state_unavailable', 503, `cannot reach the PostgreSQL state database: ${(cause as Error).message}`, { cause, retryAfterS: 5 });
+    }
+  }
   if (opts.migrate ?? true) {
     try {
       await migrateToLatest(db, opts.migrations);
