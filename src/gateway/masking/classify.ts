@@ -42,7 +42,7 @@ export interface ClassifiedColumn {
 }
 
 /** Rows read per table for classification. */
-export const SAMPLE_ROWS = 100;
+export const SAMPLE_ROWS = 50;
 /** Columns sampled per resource; the rest are classified `unsampled` (fail closed). */
 export const SAMPLE_COLUMN_CAP = 4_000;
 /** Characters read of each sampled value. */

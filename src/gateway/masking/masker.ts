@@ -82,6 +82,8 @@ export type MaskCounts = Record<string, number>;
 
 /** How long a resource's catalog (views, classification) is trusted before the next session reloads it. */
 const CATALOG_TTL_MS = 30_000;
+/** How long a table's classification stands before a session samples it again (new tables: at once). */
+const CLASSIFY_TTL_MS = 300_000;
 
 /**
  * A case-insensitive `*` wildcard match in O(name × glob) at worst: a backtracking RegExp of
@@ -118,6 +120,9 @@ export class Masker {
   /** Columns a detector matched in results (kept across catalog loads). */
   private readonly learned = new Map<string, ClassifiedColumn>();
   private classifiedAt: string | undefined;
+  /** Classified columns per `schema.table`, and when each table was last sampled. */
+  private readonly byTable = new Map<string, ClassifiedColumn[]>();
+  private readonly sampledAt = new Map<string, number>();
   /** Some classified column is not exempted by a `none` rule. */
   private anyClassified = false;
   /** Columns of each stored table (not views) by lower-cased name, from the catalog. */
@@ -194,16 +199,51 @@ export class Masker {
     return { columns, active };
   }
 
-  /** Column rules apply through views, classification reads samples: the catalog is wanted (again). */
-  get needsCatalog(): boolean {
-    return this.active && (this.views === undefined || Date.now() - this.viewsAt > CATALOG_TTL_MS);
+  /**
+   * How current the catalog (views, classification) is: `fresh` (or not needed), `stale` (older
+   * than CATALOG_TTL_MS: refresh it in the background), `missing` (never loaded, or older than
+   * CLASSIFY_TTL_MS: a session must not start on it).
+   */
+  get catalogState(): 'fresh' | 'stale' | 'missing' {
+    if (!this.active) return 'fresh';
+    if (this.views === undefined) return 'missing';
+    const age = Date.now() - this.viewsAt;
+    return age <= CATALOG_TTL_MS ? 'fresh' : age <= CLASSIFY_TTL_MS ? 'stale' : 'missing';
+  }
+
+  private refreshing = false;
+
+  /** Claims the background refresh; false while one is running. */
+  beginRefresh(): boolean {
+    if (this.refreshing) return false;
+    this.refreshing = true;
+    return true;
+  }
+
+  endRefresh(): void {
+    this.refreshing = false;
   }
 
   /** A catalog snapshot (catalog.ts loadCatalog): views, and the columns classified from samples and names. */
-  setCatalog(snapshot: { views: readonly { name: string; definition: string }[]; columns: readonly CatalogColumn[]; plan: SamplePlan; samples: readonly (string | null)[][] }): void {
-    const found = this.detectors.empty ? [] : classify(snapshot.columns, snapshot.plan, snapshot.samples, this.detectors);
+  setCatalog(snapshot: { views: readonly { name: string; definition: string }[]; columns: readonly CatalogColumn[]; fresh: readonly CatalogColumn[]; plan: SamplePlan; samples: readonly (string | null)[][] }): void {
+    const found = this.detectors.empty ? [] : classify(snapshot.fresh, snapshot.plan, snapshot.samples, this.detectors);
+    const now = Date.now();
+    for (const c of snapshot.fresh) {
+      const table = `${c.schema}.${c.table}`;
+      this.byTable.set(table, []);
+      this.sampledAt.set(table, now);
+    }
+    for (const c of found) this.byTable.get(c.table)?.push(c);
+    // Tables that are gone take their classification with them.
+    const present = new Set(snapshot.columns.map((c) => `${c.schema}.${c.table}`));
+    for (const t of [...this.byTable.keys()]) {
+      if (!present.has(t)) {
+        this.byTable.delete(t);
+        this.sampledAt.delete(t);
+      }
+    }
     const map = new Map<string, ClassifiedColumn>();
-    for (const c of found) {
+    for (const c of [...this.byTable.values()].flat()) {
       const key = c.column.toLowerCase();
       const prev = map.get(key);
       // One name, several tables: the strictest classification wins (rules match names).
@@ -220,6 +260,12 @@ export class Masker {
     }
     this.tableColumns = tables;
     this.setViews(snapshot.views);
+  }
+
+  /** Whether a session's catalog load should sample this table (`schema.table`): new, or sampled too long ago. */
+  sampleWanted(table: string): boolean {
+    const at = this.sampledAt.get(table);
+    return at === undefined || Date.now() - at > CLASSIFY_TTL_MS;
   }
 
   /** The classification for the policy view: every classified column, and whether a rule overrides it. */
