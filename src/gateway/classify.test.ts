@@ -201,6 +201,23 @@ describe('detector-only columns are classified and followed by lineage (class 6)
     }
   });
 
+  it('a table created after the catalog was read is treated as classified until it is sampled', async () => {
+    const c = new pg.Client({ connectionString: h.url(h.users.bob, 'people-demo') });
+    await c.connect();
+    await new Promise((r) => setTimeout(r, 2_000)); // a background catalog refresh the connect started has ended
+    const a = await upstream.admin();
+    try {
+      await a.query("CREATE TABLE late_contacts (id int, contact text); INSERT INTO late_contacts VALUES (1, 'linus.brekkard@zorpmail.com')");
+      const r = (await c.query("SELECT translate(contact, '@.', '  ') AS v, id + 1 AS n FROM late_contacts")).rows[0] as { v: string; n: number };
+      expect(leaks(r.v), r.v).toEqual([]);
+      const plain = (await c.query('SELECT contact FROM late_contacts')).rows[0].contact as string;
+      expect(plain).not.toContain('brekkard'); // the detectors still read plain references
+    } finally {
+      await a.end();
+      await c.end();
+    }
+  });
+
   it('COPY of derived PII is refused; a cursor and RETURNING are traced; RAISE texts are withheld', async () => {
     const raw = await rawClient(h.gateway.port ?? 0, h.users.bob, 'people-demo');
     try {

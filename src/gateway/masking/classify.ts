@@ -153,6 +153,10 @@ export function classify(columns: readonly CatalogColumn[], plan: SamplePlan, ro
   return out;
 }
 
+/** Relations of the system catalogs by name: known to hold no user data (pg_stats is judged apart). */
+export const SYSTEM_RELATIONS_SQL = `SELECT DISTINCT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname IN ('pg_catalog', 'information_schema') AND c.relkind IN ('r', 'v', 'm', 'p', 'f')`;
+
 /** The catalog query listing every column the gateway classifies (and the views it follows). */
 export const COLUMNS_SQL = `SELECT n.nspname, c.relname, a.attname, c.relkind::text, pg_catalog.format_type(a.atttypid, NULL)
   FROM pg_catalog.pg_attribute a

@@ -125,6 +125,8 @@ export class Masker {
   private readonly sampledAt = new Map<string, number>();
   /** Some classified column is not exempted by a `none` rule. */
   private anyClassified = false;
+  /** Relation names the catalog snapshot knows (user tables and views, system catalogs); undefined = not loaded. */
+  private knownRelations: Set<string> | undefined;
   /** Columns of each stored table (not views) by lower-cased name, from the catalog. */
   private tableColumns = new Map<string, string[]>();
 
@@ -225,7 +227,7 @@ export class Masker {
   }
 
   /** A catalog snapshot (catalog.ts loadCatalog): views, and the columns classified from samples and names. */
-  setCatalog(snapshot: { views: readonly { name: string; definition: string }[]; columns: readonly CatalogColumn[]; fresh: readonly CatalogColumn[]; plan: SamplePlan; samples: readonly (string | null)[][] }): void {
+  setCatalog(snapshot: { views: readonly { name: string; definition: string }[]; columns: readonly CatalogColumn[]; system: readonly string[]; fresh: readonly CatalogColumn[]; plan: SamplePlan; samples: readonly (string | null)[][] }): void {
     const found = this.detectors.empty ? [] : classify(snapshot.fresh, snapshot.plan, snapshot.samples, this.detectors);
     const now = Date.now();
     for (const c of snapshot.fresh) {
@@ -259,6 +261,7 @@ export class Masker {
       tables.set(key, [...(tables.get(key) ?? []), c.column]);
     }
     this.tableColumns = tables;
+    this.knownRelations = new Set([...snapshot.columns.map((c) => c.table.toLowerCase()), ...snapshot.system.map((n) => n.toLowerCase())]);
     this.setViews(snapshot.views);
   }
 
@@ -289,6 +292,17 @@ export class Masker {
     const c = this.classified.get(key) ?? this.learned.get(key);
     if (c === undefined || this.unclassified.some((n) => globMatches(n, column))) return undefined;
     return { mode: c.kind === 'values' ? this.policy.mode : 'detect', implied: true };
+  }
+
+  /**
+   * A relation the catalog snapshot does not know (created since, or a temporary one): its
+   * columns could not be classified, so they are treated as classified `contains` (fail closed).
+   */
+  private unknownRelationRule(lin: Lineage): Verdict | undefined {
+    const known = this.knownRelations;
+    if (known === undefined || this.detectors.empty) return undefined;
+    const unknown = (lin.rels ?? []).some((r) => !known.has(r.toLowerCase()) && !STATS_RELS.has(r));
+    return unknown ? { mode: 'detect', implied: true } : undefined;
   }
 
   /** Marks result columns a detector matched in as classified (`seen`). */
@@ -335,7 +349,7 @@ export class Masker {
     for (const c of lin.cols) {
       // Catalog statistics: sample values of any column, whatever masks it.
       if (STATS_VALUES.test(c) && (lin.rels === undefined || lin.rels.length === 0 || lin.rels.some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false, derived: true });
-      const rule = this.ruleFor(c);
+      const rule = this.ruleFor(c) ?? this.unknownRelationRule(lin);
       if (rule !== undefined) consider(lin.direct ? rule : { mode: rule.mode === 'hash' ? 'hash' : 'full', implied: rule.implied, derived: true });
     }
     if ((lin.wholeRow || lin.opaque) && (this.anyRule || (lin.rels ?? []).some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false, derived: true });
