@@ -149,6 +149,8 @@ const REWRITES: string[] = [
   "SELECT to_date(reverse(email), 'YYYY') AS v FROM people WHERE id = 1",
   'SELECT histogram_bounds::text AS a, most_common_vals::text AS b FROM pg_stats WHERE tablename = \'people\'',
   'SELECT s::text AS v FROM pg_stats s WHERE tablename = \'people\'',
+  // Statement texts of other sessions (an application's literals) are data too.
+  "SELECT query AS v FROM pg_stat_activity WHERE query LIKE '%zorp%'",
 ];
 
 describe('detector-only columns are classified and followed by lineage (class 6)', () => {

@@ -65,8 +65,13 @@ interface Verdict {
   derived?: boolean;
 }
 
-/** Catalog statistics hold sample values of every analysed column (pg_stats.most_common_vals, ...). */
-const STATS_RELS = new Set(['pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic', 'pg_statistic_ext_data']);
+/**
+ * Catalog statistics hold sample values of every analysed column (pg_stats.most_common_vals, ...),
+ * and the activity views other sessions' statement texts (with their literals).
+ */
+const STATS_RELS = new Set(['pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic', 'pg_statistic_ext_data', 'pg_stat_activity', 'pg_stat_statements']);
+/** Statement texts of the activity views. */
+const QUERY_TEXT_RELS = new Set(['pg_stat_activity', 'pg_stat_statements']);
 const STATS_VALUES = /^(most_common_vals|most_common_elems|histogram_bounds|range_bounds_histogram|stavalues\d|stxdmcv|stxdexpr|stxdndistinct|stxddependencies)$/i;
 const STRENGTH: Record<MaskMode | 'detect', number> = { detect: 0, partial: 1, hash: 2, full: 3 };
 
@@ -349,6 +354,7 @@ export class Masker {
     for (const c of lin.cols) {
       // Catalog statistics: sample values of any column, whatever masks it.
       if (STATS_VALUES.test(c) && (lin.rels === undefined || lin.rels.length === 0 || lin.rels.some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false, derived: true });
+      if (c === 'query' && (lin.rels ?? []).some((r) => QUERY_TEXT_RELS.has(r))) consider({ mode: 'full', implied: false, derived: true });
       const rule = this.ruleFor(c) ?? this.unknownRelationRule(lin);
       if (rule !== undefined) consider(lin.direct ? rule : { mode: rule.mode === 'hash' ? 'hash' : 'full', implied: rule.implied, derived: true });
     }
