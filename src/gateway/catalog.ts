@@ -1,4 +1,6 @@
-import { COLUMNS_SQL, samplePlan, type CatalogColumn, type SamplePlan } from './masking/classify.js';
+import type { Logger } from 'pino';
+import { COLUMNS_SQL, samplePlan, SYSTEM_RELATIONS_SQL, type CatalogColumn, type SamplePlan } from './masking/classify.js';
+import type { Masker } from './masking/index.js';
 import { resolveCredential, type CredentialSources, type Resource } from './resources.js';
 import { connectUpstream, type UpstreamConnection } from './upstream.js';
 import { TERMINATE } from './wire/encode.js';
@@ -30,7 +32,12 @@ export async function loadViews(up: UpstreamConnection): Promise<ViewDefinition[
 
 export interface CatalogSnapshot {
   views: ViewDefinition[];
+  /** Every column of every table and view the login may read. */
   columns: CatalogColumn[];
+  /** Relation names of pg_catalog and information_schema. */
+  system: string[];
+  /** The columns of the tables sampled this time (new ones, and those sampled too long ago). */
+  fresh: CatalogColumn[];
   plan: SamplePlan;
   /** Rows of the sampling query (masking/classify.ts). */
   samples: (string | null)[][];
@@ -41,13 +48,37 @@ export interface CatalogSnapshot {
  * sample of every table's values for classification. Any failure throws (the session is refused:
  * masking never runs on less than it was told to know).
  */
-export async function loadCatalog(up: UpstreamConnection): Promise<CatalogSnapshot> {
+export async function loadCatalog(up: UpstreamConnection, wanted: (table: string) => boolean = () => true): Promise<CatalogSnapshot> {
   const views = await loadViews(up);
   const columns = (await runQuery(up, COLUMNS_SQL)).flatMap(([schema, table, column, kind, type]) =>
     schema === null || table === null || column === null || kind === null || type === null ? [] : [{ schema, table, column, kind, type }]);
-  const plan = samplePlan(columns);
+  const system = (await runQuery(up, SYSTEM_RELATIONS_SQL)).flatMap(([name]) => (name === null ? [] : [name]));
+  const fresh = columns.filter((c) => wanted(`${c.schema}.${c.table}`));
+  const plan = samplePlan(fresh);
   const samples = plan.sql === undefined ? [] : await runQuery(up, plan.sql);
-  return { views, columns, plan, samples };
+  return { views, columns, system, fresh, plan, samples };
+}
+
+/**
+ * Refreshes a masker's catalog on a connection of its own, once at a time per masker; a failure
+ * is logged and the old catalog stays until it is too old (masker.catalogState: `missing`), when
+ * sessions load it themselves again or are refused.
+ */
+export function refreshCatalog(resource: Resource, password: string, masker: Masker, log: Logger): void {
+  if (!masker.beginRefresh()) return;
+  let up: UpstreamConnection | undefined;
+  const run = async (): Promise<void> => {
+    up = await connectUpstream(resource, resource.user, password, { database: resource.database }, 10_000);
+    masker.setCatalog(await loadCatalog(up, (t) => masker.sampleWanted(t)));
+  };
+  void run().catch((err: unknown) => log.warn({ resource: resource.name, err: (err as Error).message }, 'masking catalog refresh failed'))
+    .finally(() => {
+      masker.endRefresh();
+      if (up !== undefined) {
+        up.socket.end(TERMINATE);
+        up.socket.destroy();
+      }
+    });
 }
 
 /**

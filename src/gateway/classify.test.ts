@@ -149,6 +149,8 @@ const REWRITES: string[] = [
   "SELECT to_date(reverse(email), 'YYYY') AS v FROM people WHERE id = 1",
   'SELECT histogram_bounds::text AS a, most_common_vals::text AS b FROM pg_stats WHERE tablename = \'people\'',
   'SELECT s::text AS v FROM pg_stats s WHERE tablename = \'people\'',
+  // Statement texts of other sessions (an application's literals) are data too.
+  "SELECT query AS v FROM pg_stat_activity WHERE query LIKE '%zorp%'",
 ];
 
 describe('detector-only columns are classified and followed by lineage (class 6)', () => {
@@ -197,6 +199,23 @@ describe('detector-only columns are classified and followed by lineage (class 6)
       expect(leaks(r)).toEqual([]);
       expect(r).not.toContain('ftronav');
     } finally {
+      await c.end();
+    }
+  });
+
+  it('a table created after the catalog was read is treated as classified until it is sampled', async () => {
+    const c = new pg.Client({ connectionString: h.url(h.users.bob, 'people-demo') });
+    await c.connect();
+    await new Promise((r) => setTimeout(r, 2_000)); // a background catalog refresh the connect started has ended
+    const a = await upstream.admin();
+    try {
+      await a.query("CREATE TABLE late_contacts (id int, contact text); INSERT INTO late_contacts VALUES (1, 'linus.brekkard@zorpmail.com')");
+      const r = (await c.query("SELECT translate(contact, '@.', '  ') AS v, id + 1 AS n FROM late_contacts")).rows[0] as { v: string; n: number };
+      expect(leaks(r.v), r.v).toEqual([]);
+      const plain = (await c.query('SELECT contact FROM late_contacts')).rows[0].contact as string;
+      expect(plain).not.toContain('brekkard'); // the detectors still read plain references
+    } finally {
+      await a.end();
       await c.end();
     }
   });

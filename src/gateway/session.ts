@@ -10,7 +10,7 @@ import { mayWrite } from './effect.js';
 import type { Execution, StatementInfo } from './pipeline.js';
 import { Relay, type Verdict } from './relay.js';
 import { resolveCredential, type Resource } from './resources.js';
-import { loadCatalog } from './catalog.js';
+import { loadCatalog, refreshCatalog } from './catalog.js';
 import { lexingSettingRefusal, serverParameterRefusal } from './guardrails/lexing.js';
 import type { AuthenticatedUser } from './client-auth.js';
 import { authenticate } from './session-auth.js';
@@ -130,8 +130,12 @@ export class ClientSession {
     }
     const masker = this.ctx.maskerFor(resource);
     // Column rules follow lineage through views, and columns are classified from samples of their
-    // values (cached per resource; a failed load refuses the session: never weaker masking).
-    if (!masker.exempts(who.role) && masker.needsCatalog) masker.setCatalog(await loadCatalog(up));
+    // values (cached per resource). Without a recent enough catalog the session waits for it on
+    // its own connection, and a failed load refuses it (never weaker masking); a merely stale one
+    // is refreshed in the background on a connection of its own.
+    const catalog = masker.exempts(who.role) ? 'fresh' : masker.catalogState;
+    if (catalog === 'missing') masker.setCatalog(await loadCatalog(up, (t) => masker.sampleWanted(t)));
+    else if (catalog === 'stale') refreshCatalog(resource, password, masker, this.ctx.log);
     if (this.closed) return;
 
     const hello: Buffer[] = [];

@@ -42,7 +42,7 @@ export interface ClassifiedColumn {
 }
 
 /** Rows read per table for classification. */
-export const SAMPLE_ROWS = 100;
+export const SAMPLE_ROWS = 50;
 /** Columns sampled per resource; the rest are classified `unsampled` (fail closed). */
 export const SAMPLE_COLUMN_CAP = 4_000;
 /** Characters read of each sampled value. */
@@ -152,6 +152,10 @@ export function classify(columns: readonly CatalogColumn[], plan: SamplePlan, ro
   }
   return out;
 }
+
+/** Relations of the system catalogs by name: known to hold no user data (pg_stats is judged apart). */
+export const SYSTEM_RELATIONS_SQL = `SELECT DISTINCT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  WHERE n.nspname IN ('pg_catalog', 'information_schema') AND c.relkind IN ('r', 'v', 'm', 'p', 'f')`;
 
 /** The catalog query listing every column the gateway classifies (and the views it follows). */
 export const COLUMNS_SQL = `SELECT n.nspname, c.relname, a.attname, c.relkind::text, pg_catalog.format_type(a.atttypid, NULL)

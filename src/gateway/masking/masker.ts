@@ -65,8 +65,13 @@ interface Verdict {
   derived?: boolean;
 }
 
-/** Catalog statistics hold sample values of every analysed column (pg_stats.most_common_vals, ...). */
-const STATS_RELS = new Set(['pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic', 'pg_statistic_ext_data']);
+/**
+ * Catalog statistics hold sample values of every analysed column (pg_stats.most_common_vals, ...),
+ * and the activity views other sessions' statement texts (with their literals).
+ */
+const STATS_RELS = new Set(['pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic', 'pg_statistic_ext_data', 'pg_stat_activity', 'pg_stat_statements']);
+/** Statement texts of the activity views. */
+const QUERY_TEXT_RELS = new Set(['pg_stat_activity', 'pg_stat_statements']);
 const STATS_VALUES = /^(most_common_vals|most_common_elems|histogram_bounds|range_bounds_histogram|stavalues\d|stxdmcv|stxdexpr|stxdndistinct|stxddependencies)$/i;
 const STRENGTH: Record<MaskMode | 'detect', number> = { detect: 0, partial: 1, hash: 2, full: 3 };
 
@@ -82,6 +87,8 @@ export type MaskCounts = Record<string, number>;
 
 /** How long a resource's catalog (views, classification) is trusted before the next session reloads it. */
 const CATALOG_TTL_MS = 30_000;
+/** How long a table's classification stands before a session samples it again (new tables: at once). */
+const CLASSIFY_TTL_MS = 300_000;
 
 /**
  * A case-insensitive `*` wildcard match in O(name × glob) at worst: a backtracking RegExp of
@@ -118,8 +125,13 @@ export class Masker {
   /** Columns a detector matched in results (kept across catalog loads). */
   private readonly learned = new Map<string, ClassifiedColumn>();
   private classifiedAt: string | undefined;
+  /** Classified columns per `schema.table`, and when each table was last sampled. */
+  private readonly byTable = new Map<string, ClassifiedColumn[]>();
+  private readonly sampledAt = new Map<string, number>();
   /** Some classified column is not exempted by a `none` rule. */
   private anyClassified = false;
+  /** Relation names the catalog snapshot knows (user tables and views, system catalogs); undefined = not loaded. */
+  private knownRelations: Set<string> | undefined;
   /** Columns of each stored table (not views) by lower-cased name, from the catalog. */
   private tableColumns = new Map<string, string[]>();
 
@@ -194,16 +206,51 @@ export class Masker {
     return { columns, active };
   }
 
-  /** Column rules apply through views, classification reads samples: the catalog is wanted (again). */
-  get needsCatalog(): boolean {
-    return this.active && (this.views === undefined || Date.now() - this.viewsAt > CATALOG_TTL_MS);
+  /**
+   * How current the catalog (views, classification) is: `fresh` (or not needed), `stale` (older
+   * than CATALOG_TTL_MS: refresh it in the background), `missing` (never loaded, or older than
+   * CLASSIFY_TTL_MS: a session must not start on it).
+   */
+  get catalogState(): 'fresh' | 'stale' | 'missing' {
+    if (!this.active) return 'fresh';
+    if (this.views === undefined) return 'missing';
+    const age = Date.now() - this.viewsAt;
+    return age <= CATALOG_TTL_MS ? 'fresh' : age <= CLASSIFY_TTL_MS ? 'stale' : 'missing';
+  }
+
+  private refreshing = false;
+
+  /** Claims the background refresh; false while one is running. */
+  beginRefresh(): boolean {
+    if (this.refreshing) return false;
+    this.refreshing = true;
+    return true;
+  }
+
+  endRefresh(): void {
+    this.refreshing = false;
   }
 
   /** A catalog snapshot (catalog.ts loadCatalog): views, and the columns classified from samples and names. */
-  setCatalog(snapshot: { views: readonly { name: string; definition: string }[]; columns: readonly CatalogColumn[]; plan: SamplePlan; samples: readonly (string | null)[][] }): void {
-    const found = this.detectors.empty ? [] : classify(snapshot.columns, snapshot.plan, snapshot.samples, this.detectors);
+  setCatalog(snapshot: { views: readonly { name: string; definition: string }[]; columns: readonly CatalogColumn[]; system: readonly string[]; fresh: readonly CatalogColumn[]; plan: SamplePlan; samples: readonly (string | null)[][] }): void {
+    const found = this.detectors.empty ? [] : classify(snapshot.fresh, snapshot.plan, snapshot.samples, this.detectors);
+    const now = Date.now();
+    for (const c of snapshot.fresh) {
+      const table = `${c.schema}.${c.table}`;
+      this.byTable.set(table, []);
+      this.sampledAt.set(table, now);
+    }
+    for (const c of found) this.byTable.get(c.table)?.push(c);
+    // Tables that are gone take their classification with them.
+    const present = new Set(snapshot.columns.map((c) => `${c.schema}.${c.table}`));
+    for (const t of [...this.byTable.keys()]) {
+      if (!present.has(t)) {
+        this.byTable.delete(t);
+        this.sampledAt.delete(t);
+      }
+    }
     const map = new Map<string, ClassifiedColumn>();
-    for (const c of found) {
+    for (const c of [...this.byTable.values()].flat()) {
       const key = c.column.toLowerCase();
       const prev = map.get(key);
       // One name, several tables: the strictest classification wins (rules match names).
@@ -219,7 +266,14 @@ export class Masker {
       tables.set(key, [...(tables.get(key) ?? []), c.column]);
     }
     this.tableColumns = tables;
+    this.knownRelations = new Set([...snapshot.columns.map((c) => c.table.toLowerCase()), ...snapshot.system.map((n) => n.toLowerCase())]);
     this.setViews(snapshot.views);
+  }
+
+  /** Whether a session's catalog load should sample this table (`schema.table`): new, or sampled too long ago. */
+  sampleWanted(table: string): boolean {
+    const at = this.sampledAt.get(table);
+    return at === undefined || Date.now() - at > CLASSIFY_TTL_MS;
   }
 
   /** The classification for the policy view: every classified column, and whether a rule overrides it. */
@@ -243,6 +297,17 @@ export class Masker {
     const c = this.classified.get(key) ?? this.learned.get(key);
     if (c === undefined || this.unclassified.some((n) => globMatches(n, column))) return undefined;
     return { mode: c.kind === 'values' ? this.policy.mode : 'detect', implied: true };
+  }
+
+  /**
+   * A relation the catalog snapshot does not know (created since, or a temporary one): its
+   * columns could not be classified, so they are treated as classified `contains` (fail closed).
+   */
+  private unknownRelationRule(lin: Lineage): Verdict | undefined {
+    const known = this.knownRelations;
+    if (known === undefined || this.detectors.empty) return undefined;
+    const unknown = (lin.rels ?? []).some((r) => !known.has(r.toLowerCase()) && !STATS_RELS.has(r));
+    return unknown ? { mode: 'detect', implied: true } : undefined;
   }
 
   /** Marks result columns a detector matched in as classified (`seen`). */
@@ -289,7 +354,8 @@ export class Masker {
     for (const c of lin.cols) {
       // Catalog statistics: sample values of any column, whatever masks it.
       if (STATS_VALUES.test(c) && (lin.rels === undefined || lin.rels.length === 0 || lin.rels.some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false, derived: true });
-      const rule = this.ruleFor(c);
+      if (c === 'query' && (lin.rels ?? []).some((r) => QUERY_TEXT_RELS.has(r))) consider({ mode: 'full', implied: false, derived: true });
+      const rule = this.ruleFor(c) ?? this.unknownRelationRule(lin);
       if (rule !== undefined) consider(lin.direct ? rule : { mode: rule.mode === 'hash' ? 'hash' : 'full', implied: rule.implied, derived: true });
     }
     if ((lin.wholeRow || lin.opaque) && (this.anyRule || (lin.rels ?? []).some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false, derived: true });
