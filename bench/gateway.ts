@@ -1,6 +1,6 @@
 /**
- * `npm run bench -- gateway [--seconds 2] [--clients 8] [--threads 2] [--only tightloop]
- *   [--mode simple,prepared] [--workloads S,pii20,pii1000]`
+ * `npm run bench -- gateway [--seconds 2] [--rounds 1] [--clients 8] [--threads 2] [--only tightloop]
+ *   [--mode simple,prepared] [--workloads S,pii20,pii1000,tpcb] [--nomask]`
  *
  * Three workloads, each against the same PostgreSQL four ways in one run, targets alternating so
  * drift hits all of them alike: direct; Debian's pgbouncer in session mode; a bare Node relay
@@ -30,13 +30,10 @@
  * Last, the masker alone on one core (values per CPU-second, 5 PII columns). Needs `pgbench`
  * and `pgbouncer` on PATH (Debian: postgresql-client, postgresql, pgbouncer).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Session } from 'node:inspector';
-import { connect, createServer, type Server } from 'node:net';
+import { execFile, type ChildProcess } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import pino from 'pino';
@@ -45,6 +42,7 @@ import { createToken, ensureAdmin } from '../src/auth/index.js';
 import { gatewayMigrations, startGateway, type Gateway } from '../src/gateway/index.js';
 import { Masker, DEFAULT_MASKING } from '../src/gateway/masking/index.js';
 import { openStateStore, toTimestamp } from '../src/state/index.js';
+import { cpuMs, freePort, startBarePipe, startNativePipe, startPgbouncer, startProfile } from './_gateway-targets.js';
 import { rng } from './_pii-corpus.js';
 
 const run = promisify(execFile);
@@ -59,6 +57,8 @@ function list(name: string, def: string): string[] {
 }
 const SECONDS = arg('seconds', 2);
 const CLIENTS = arg('clients', 8);
+/** Rounds over all workloads and targets; each figure is the mean over rounds (and modes). */
+const ROUNDS = arg('rounds', 1);
 const THREADS = arg('threads', 2);
 const PASSWORD = 'bench-secret';
 /** `--only tightloop` (or direct, pgbouncer, node-pipe, c-pipe) runs one target: handy under a profiler. */
@@ -70,17 +70,6 @@ type Workload = 'S' | 'pii20' | 'pii1000' | 'tpcb';
 const PII_ROWS: Record<string, number> = { pii20: 20, pii1000: 1000 };
 const PII_COLUMNS = ['email', 'phone', 'card', 'ssn'];
 const PII_TABLE_ROWS = 100_000;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      srv.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
-    });
-  });
-}
 
 interface Target { port: number; user: string; password: string; database?: string }
 
@@ -95,51 +84,6 @@ async function pgbench(t: Target, workload: Workload, scripts: string, mode: 'si
   const x = /number of transactions actually processed: (\d+)/.exec(stdout);
   if (m === null || x === null) throw new Error(`no tps in pgbench output:\n${stdout}`);
   return { tps: Number(m[1]), xacts: Number(x[1]) };
-}
-
-async function startPgbouncer(dir: string, pgPort: number): Promise<{ port: number; proc: ChildProcess }> {
-  const port = await freePort();
-  writeFileSync(join(dir, 'userlist.txt'), `"postgres" "${PASSWORD}"\n`);
-  writeFileSync(join(dir, 'pgbouncer.ini'), [
-    '[databases]', `bench = host=127.0.0.1 port=${pgPort} dbname=bench`,
-    '[pgbouncer]', `listen_addr = 127.0.0.1`, `listen_port = ${port}`, 'pool_mode = session',
-    'auth_type = scram-sha-256', `auth_file = ${join(dir, 'userlist.txt')}`, `unix_socket_dir =`,
-    `logfile = ${join(dir, 'pgbouncer.log')}`, 'max_client_conn = 200', 'default_pool_size = 50', '',
-  ].join('\n'));
-  // pgbouncer refuses to run as root; run it as the postgres OS user then.
-  const asRoot = userInfo().uid === 0;
-  const ids = asRoot ? await osIds('postgres') : undefined;
-  if (ids !== undefined) for (const f of ['', 'userlist.txt', 'pgbouncer.ini']) chownSync(join(dir, f), ids.uid, ids.gid);
-  const proc = spawn('pgbouncer', [join(dir, 'pgbouncer.ini')], { stdio: 'ignore', ...(ids ?? {}) });
-  for (let i = 0; i < 50; i++) {
-    try {
-      const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: PASSWORD, database: 'bench' });
-      await c.connect();
-      await c.end();
-      return { port, proc };
-    } catch {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  proc.kill();
-  throw new Error('pgbouncer did not start');
-}
-
-/** CPU time (user + system) of another process, from /proc. */
-function cpuMs(pid: number | undefined): number {
-  if (pid === undefined) return NaN;
-  try {
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks (USER_HZ = 100)
-  } catch {
-    return NaN;
-  }
-}
-
-async function osIds(name: string): Promise<{ uid: number; gid: number }> {
-  const uid = Number((await run('id', ['-u', name])).stdout.trim());
-  const gid = Number((await run('id', ['-g', name])).stdout.trim());
-  return { uid, gid };
 }
 
 /** Luhn-valid: 15 digits and their check digit. */
@@ -294,7 +238,7 @@ async function main(): Promise<void> {
     chmodSync(scripts, 0o755);
 
     const bdir = mkdtempSync(join(dir, 'bouncer-'));
-    const b = await startPgbouncer(bdir, pgPort);
+    const b = await startPgbouncer(bdir, pgPort, PASSWORD);
     bouncer = b.proc;
 
     process.env.TIGHTLOOP_CRED_BENCH_PG = PASSWORD;
@@ -334,13 +278,16 @@ async function main(): Promise<void> {
     // before 8 clients have logged in (no tps line): that still warmed the path.
     for (const [name, t] of Object.entries(targets)) {
       for (const w of WORKLOADS) {
-        if (wanted(name, w) && (w === 'S' || (name === 'tightloop' && w === 'pii20') || name === 'tl-inline-audit')) await pgbench(t, w, scripts, MODES[0], 1).catch(() => undefined);
+        // The gateway's masking and guardrail paths get every workload, and longer: a first
+        // measured round after 1 s of warm-up on a loaded machine still paid for compilation.
+        const gateway = name === 'tightloop' || name === 'tl-inline-audit';
+        if (wanted(name, w) && (w === 'S' || gateway)) await pgbench(t, w, scripts, MODES[0], gateway ? 2 : 1).catch(() => undefined);
       }
     }
 
     const results: Record<string, Record<string, Run[]>> = {};
-    for (const w of WORKLOADS) {
-      results[w] = {};
+    for (let round = 0; round < ROUNDS; round++) for (const w of WORKLOADS) {
+      results[w] ??= {};
       for (const mode of MODES) {
         for (const [name, t] of Object.entries(targets)) {
           if (!wanted(name, w)) continue;
@@ -411,52 +358,6 @@ async function main(): Promise<void> {
     await server.stop().catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
-}
-
-/** BENCH_PROFILE=<dir>: a V8 CPU profile of this process over each measured gateway run only (not the set-up). */
-async function startProfile(): Promise<(file: string) => Promise<void>> {
-  const session = new Session();
-  session.connect();
-  const post = (method: string): Promise<unknown> => new Promise((resolve, reject) => session.post(method, (err, res) => (err === null ? resolve(res) : reject(err))));
-  await post('Profiler.enable');
-  await post('Profiler.start');
-  return async (file) => {
-    const { profile } = await post('Profiler.stop') as { profile: unknown };
-    session.disconnect();
-    writeFileSync(file, JSON.stringify(profile));
-    console.log(`  CPU profile: ${file}`);
-  };
-}
-
-/** bench/native-pipe.c, compiled into `dir` and started; undefined when there is no C compiler. */
-async function startNativePipe(dir: string, upstreamPort: number): Promise<{ port: number; proc: ChildProcess } | undefined> {
-  const bin = join(dir, 'native-pipe');
-  try {
-    await run('cc', ['-O2', '-o', bin, fileURLToPath(new URL('../../bench/native-pipe.c', import.meta.url))]);
-  } catch (err) {
-    console.log(`bare C pipe skipped: cannot compile bench/native-pipe.c (${(err as Error).message.split('\n')[0]})`);
-    return undefined;
-  }
-  const proc = spawn(bin, ['0', String(upstreamPort)], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const port = await new Promise<number>((resolve, reject) => {
-    proc.stdout?.once('data', (d: Buffer) => resolve(Number(d.toString('utf8').trim())));
-    proc.once('exit', (code) => reject(new Error(`native-pipe exited ${code}`)));
-  });
-  return { port, proc };
-}
-
-/** A TCP relay that pipes bytes both ways and parses nothing. */
-function startBarePipe(upstreamPort: number): Promise<Server> {
-  const srv = createServer((client) => {
-    const up = connect(upstreamPort, '127.0.0.1');
-    client.setNoDelay(true);
-    up.setNoDelay(true);
-    client.pipe(up).on('error', () => client.destroy());
-    up.pipe(client).on('error', () => up.destroy());
-    client.on('error', () => up.destroy());
-    up.on('error', () => client.destroy());
-  });
-  return new Promise((resolve) => srv.listen(0, '127.0.0.1', () => resolve(srv)));
 }
 
 main().catch((err: unknown) => {
