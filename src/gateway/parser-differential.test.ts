@@ -305,3 +305,45 @@ describe('NOTIFY is a side effect: not under a read grant', () => {
     }
   });
 });
+
+describe("other sessions' SQL and column statistics", () => {
+  const g = new Guardrails();
+  const masked: DecisionContext = { mode: 'admin', rules: {}, modes: {}, maskingActive: true };
+  const unmasked: DecisionContext = { ...masked, maskingActive: false };
+
+  it.each([
+    'SELECT query FROM pg_stat_activity',
+    'SELECT * FROM pg_catalog.pg_stat_activity a WHERE a.pid <> pg_backend_pid()',
+    'SELECT pg_stat_get_backend_activity(s) FROM pg_stat_get_backend_idset() s',
+    'SELECT * FROM pg_stat_get_activity(NULL)',
+    'SELECT query FROM public.pg_stat_statements',
+    'SELECT * FROM pg_stat_statements(true)',
+    "SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'customers'",
+    'TABLE pg_stats_ext',
+    'SELECT * FROM pg_stats_ext_exprs',
+    'SELECT stavalues1::text FROM pg_statistic',
+    'SELECT m.* FROM pg_statistic_ext_data d, pg_mcv_list_items(d.stxdmcv) m',
+    'COPY pg_stat_activity TO STDOUT',
+    'WITH a AS (SELECT * FROM pg_stat_activity) SELECT query FROM a',
+  ])('%s is a masking bypass while masking applies', (sql) => {
+    const facts = g.analyze(sql);
+    expect(decide(facts, masked).action).toBe('block');
+    expect(decide(facts, unmasked).action === 'block' && facts.findings.every((f) => f.rule === 'masking-bypass')).toBe(false);
+  });
+
+  it("the attack: bob does not see the SQL of carol's session", async () => {
+    const writer = await rawClient(h.gateway.port ?? 0, carol, 'shop-lex');
+    const bob = await rawClient(h.gateway.port ?? 0, h.users.bob, 'shop-lex');
+    try {
+      await query(writer, "SELECT id FROM customers WHERE name = 'Alice'");
+      for (const sql of ['SELECT query FROM pg_stat_activity', 'SELECT pg_stat_get_backend_activity(s) FROM pg_stat_get_backend_idset() s']) {
+        const r = await query(bob, sql);
+        expect(errorsOf(r.messages)[0]?.get('M')).toMatch(/masking-bypass/);
+        expectNoRawName(r.messages);
+      }
+    } finally {
+      writer.close();
+      bob.close();
+    }
+  });
+});

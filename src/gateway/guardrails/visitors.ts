@@ -5,6 +5,8 @@ import {
   DENIED_FUNCTION_PREFIXES,
   DENIED_FUNCTIONS,
   IDENTITY_SETTINGS,
+  OTHER_SESSIONS_FUNCTIONS,
+  OTHER_SESSIONS_RELATIONS,
   READ_ONLY_SETTINGS,
   WRITING_FUNCTIONS,
 } from './rules.js';
@@ -273,4 +275,21 @@ function checkFunction(names: readonly string[], ctx: WalkContext): void {
   }
 }
 
-export const ALL_VISITORS: readonly Visitor[] = [statementKinds, unsafeWrites, modifyingCtes, dangerousFunctions, functionAllowList];
+function otherSessionsRelation(node: unknown, ctx: WalkContext): void {
+  const rel = String((node as { relname?: string } | undefined)?.relname ?? '');
+  if (OTHER_SESSIONS_RELATIONS.has(rel)) ctx.report('masking-bypass', `${rel} shows other sessions' statements or stored values`);
+}
+
+/** Other sessions' SQL and column statistics (rules.ts): past masking, whatever the grant. */
+export const otherSessions: Visitor = {
+  RangeVar: (node, ctx) => otherSessionsRelation(node, ctx),
+  // COPY's table is a plain field, not a wrapped node.
+  CopyStmt: (node, ctx) => otherSessionsRelation(node.relation, ctx),
+  FuncCall: (node, ctx) => {
+    const names = nameList(node.funcname);
+    const name = names[names.length - 1] ?? '';
+    if (OTHER_SESSIONS_FUNCTIONS.has(name)) ctx.report('masking-bypass', `${name}() shows other sessions' statements or stored values`);
+  },
+};
+
+export const ALL_VISITORS: readonly Visitor[] = [statementKinds, unsafeWrites, modifyingCtes, dangerousFunctions, functionAllowList, otherSessions];
