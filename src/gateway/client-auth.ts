@@ -1,9 +1,9 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, hkdfSync, randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { ulid } from 'ulid';
 import { verifyToken } from '../auth/index.js';
 import { toTimestamp, type Database } from '../state/index.js';
-import { deriveKeys, SCRAM_ITERATIONS, ScramServerExchange, sha256, type ServerVerifier } from './scram.js';
+import { deriveKeys, hmac, SCRAM_ITERATIONS, ScramServerExchange, sha256, type ServerVerifier } from './scram.js';
 import { gatewayDb, type GatewayDb } from './schema.js';
 
 /**
@@ -59,15 +59,23 @@ function unseal(sealed: string, key: Buffer): string | undefined {
 
 export class ClientAuthenticator {
   private readonly gdb: GatewayDb;
+  /** Keys the answers given for names that are no user (stable across restarts: from the data dir). */
+  private readonly mockKey: Buffer;
 
-  constructor(private readonly db: Kysely<Database>) {
+  constructor(private readonly db: Kysely<Database>, secret: Buffer = randomBytes(32)) {
     this.gdb = gatewayDb(db);
+    this.mockKey = Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), 'tightloop gateway login mock v1', 32));
   }
 
-  /** Chooses the login method: SCRAM once the user has an enrolled token, else a password message. */
+  /**
+   * Chooses the login method: SCRAM once the user has an enrolled token, else a password message.
+   * A name that is no user gets one or the other, fixed per name (as PostgreSQL's mock
+   * authentication does): SCRAM with a salt derived from the name, which no proof satisfies, or a
+   * password message. So the method says neither whether a user exists nor whether they enrolled.
+   */
   async methodFor(userName: string): Promise<LoginMethod> {
     const user = await this.db.selectFrom('users').select(['id']).where('name', '=', userName).executeTakeFirst();
-    if (user === undefined) return { kind: 'password' };
+    if (user === undefined) return this.mockMethod(userName);
     const [salt, verifiers] = await Promise.all([
       this.gdb.selectFrom('gateway_scram_salts').selectAll().where('user_id', '=', user.id).executeTakeFirst(),
       this.gdb.selectFrom('gateway_scram_verifiers').select(['id', 'stored_key', 'server_key']).where('user_id', '=', user.id).execute(),
@@ -79,6 +87,14 @@ export class ClientAuthenticator {
       serverKey: Buffer.from(v.server_key, 'base64'),
     }));
     return { kind: 'scram', userId: user.id, exchange: new ScramServerExchange(Buffer.from(salt.salt, 'base64'), Number(salt.iterations), list) };
+  }
+
+  private mockMethod(userName: string): LoginMethod {
+    const mac = (what: string): Buffer => createHmac('sha256', this.mockKey).update(`${what}\0${userName}`, 'utf8').digest();
+    if ((mac('method')[0] & 1) === 0) return { kind: 'password' };
+    // One verifier no client can match (its StoredKey has no known ClientKey): the same work as a real user's.
+    const verifier: ServerVerifier = { id: '', storedKey: mac('stored'), serverKey: hmac(mac('server'), 'Server Key') };
+    return { kind: 'scram', userId: '', exchange: new ScramServerExchange(mac('salt').subarray(0, 16), SCRAM_ITERATIONS, [verifier]) };
   }
 
   /** After a valid SCRAM proof: unseal that verifier's token and check it with auth. */

@@ -118,7 +118,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     db: opts.db,
     resources,
     access,
-    auth: new ClientAuthenticator(opts.db),
+    auth: new ClientAuthenticator(opts.db, hashKey),
     audit,
     approvals,
     guardrails: new Guardrails(),

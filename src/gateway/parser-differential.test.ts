@@ -32,7 +32,7 @@ beforeAll(async () => {
     CREATE ROLE app_gbk LOGIN SUPERUSER PASSWORD '${UPSTREAM.scram.password}';
     ALTER ROLE app_gbk SET client_encoding = 'GBK'`);
   await admin.end();
-  const policy = { masking: { columns: [{ name: 'name', mode: 'hash' as const }] } };
+  const policy = { masking: { columns: [{ name: 'name', mode: 'hash' as const }, { name: 'balance', mode: 'partial' as const }] } };
   await h.gateway.resources.create({
     name: 'shop-lex', host: '127.0.0.1', port: upstream.port, database: 'shop', user: UPSTREAM.scram.user,
     credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' }, policy,
@@ -302,6 +302,96 @@ describe('NOTIFY is a side effect: not under a read grant', () => {
     } finally {
       bob.close();
       writer.close();
+    }
+  });
+});
+
+describe("other sessions' SQL and column statistics", () => {
+  const g = new Guardrails();
+  const masked: DecisionContext = { mode: 'admin', rules: {}, modes: {}, maskingActive: true };
+  const unmasked: DecisionContext = { ...masked, maskingActive: false };
+
+  it.each([
+    'SELECT query FROM pg_stat_activity',
+    'SELECT * FROM pg_catalog.pg_stat_activity a WHERE a.pid <> pg_backend_pid()',
+    'TABLE pg_stat_activity',
+    'SELECT pg_stat_get_backend_activity(s) FROM pg_stat_get_backend_idset() s',
+    'SELECT * FROM pg_stat_get_activity(NULL)',
+    'SELECT query FROM public.pg_stat_statements',
+    'SELECT * FROM pg_stat_statements(true)',
+    "SELECT most_common_vals::text FROM pg_stats WHERE tablename = 'customers'",
+    'TABLE pg_stats_ext',
+    'SELECT * FROM pg_stats_ext_exprs',
+    'SELECT stavalues1::text FROM pg_statistic',
+    'SELECT m.* FROM pg_statistic_ext_data d, pg_mcv_list_items(d.stxdmcv) m',
+    'COPY pg_stat_activity TO STDOUT',
+    'WITH a AS (SELECT * FROM pg_stat_activity) SELECT query FROM a',
+    'SELECT a FROM pg_stat_activity a',
+    'SELECT row_to_json(pg_stat_activity) FROM pg_stat_activity',
+    'SELECT a.to_jsonb FROM pg_stat_activity a',
+    'SELECT c FROM pg_stat_activity AS s(a, b, c)',
+    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%Alice%'",
+    'SELECT (SELECT max(query) FROM pg_stat_statements) AS x',
+    'COPY pg_stats TO STDOUT',
+    'COPY pg_stat_activity (pid) TO STDOUT',
+  ])('%s is a masking bypass while masking applies', (sql) => {
+    const facts = g.analyze(sql);
+    expect(decide(facts, masked).action).toBe('block');
+    expect(decide(facts, unmasked).action === 'block' && facts.findings.every((f) => f.rule === 'masking-bypass')).toBe(false);
+  });
+
+  it.each([
+    "SELECT pid, state, application_name FROM pg_stat_activity WHERE application_name = 'x'",
+    'SELECT count(1) FROM pg_catalog.pg_stat_activity a WHERE a.pid <> pg_backend_pid()',
+    'SELECT calls, total_exec_time FROM pg_stat_statements',
+  ])('%s reads no statement text: allowed', (sql) => {
+    expect(decide(g.analyze(sql), masked).action).toBe('allow');
+  });
+
+  it("the attack: bob does not see the SQL of carol's session", async () => {
+    const writer = await rawClient(h.gateway.port ?? 0, carol, 'shop-lex');
+    const bob = await rawClient(h.gateway.port ?? 0, h.users.bob, 'shop-lex');
+    try {
+      await query(writer, "SELECT id FROM customers WHERE name = 'Alice'");
+      for (const sql of ['SELECT query FROM pg_stat_activity', 'SELECT pg_stat_get_backend_activity(s) FROM pg_stat_get_backend_idset() s']) {
+        const r = await query(bob, sql);
+        expect(errorsOf(r.messages)[0]?.get('M')).toMatch(/masking-bypass/);
+        expectNoRawName(r.messages);
+      }
+    } finally {
+      writer.close();
+      bob.close();
+    }
+  });
+});
+
+describe('several statements in one Query: each result is masked by its own statement', () => {
+  it('select 1; select name ...; select x: only the name is masked, numbers stay themselves', async () => {
+    const raw = await rawClient(h.gateway.port ?? 0, h.users.bob, 'shop-lex');
+    try {
+      const r = await query(raw, "select 1; select name from customers order by id limit 1; select 'x', 2 AS two; select id, name from customers order by id limit 1");
+      const rows = r.messages.filter((m) => m.type === 'D').map((m) => rowValues(m.body));
+      expect(rows[0]).toEqual(['1']);
+      expect(rows[1][0]).toMatch(/^h_[0-9a-f]{16}$/);
+      expect(rows[2]).toEqual(['x', '2']);
+      expect(rows[3][0]).toBe('1');
+      expect(rows[3][1]).toMatch(/^h_/);
+      expectNoRawName(r.messages);
+    } finally {
+      raw.close();
+    }
+  });
+
+  it('a number a column rule masks becomes NULL, never another plausible number', async () => {
+    const raw = await rawClient(h.gateway.port ?? 0, h.users.bob, 'shop-lex');
+    try {
+      // balance 42 (partial keeps the last 4 digits) and 4111111111111111; also through lineage.
+      const r = await query(raw, 'SELECT balance, balance + 0 AS b2, id FROM customers ORDER BY id; SELECT 18000 AS balance');
+      const rows = r.messages.filter((m) => m.type === 'D').map((m) => rowValues(m.body));
+      expect(rows.slice(0, 2)).toEqual([[null, null, '1'], [null, null, '2']]);
+      expect(rows[2]).toEqual([null]);
+    } finally {
+      raw.close();
     }
   });
 });

@@ -54,6 +54,8 @@ export interface QueryItem {
   exec: Execution;
   /** Plan of the current result of the query string (from its last RowDescription). */
   plan?: ResultPlan;
+  /** Statements of the string the server has completed so far (the next result is the next one's). */
+  completed?: number;
   blocked?: Buffer;
   copyOut?: boolean;
 }

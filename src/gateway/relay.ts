@@ -460,7 +460,7 @@ export class Relay {
           return head.swallow ? DROP : undefined;
         }
         if (head?.kind === 'query' && head.copyOut !== true) {
-          if (masker !== undefined) head.plan = this.planFor(body, head.exec.info === undefined ? UNKNOWN_LINEAGE : head.exec.info.facts.lineage);
+          if (masker !== undefined) head.plan = this.planFor(body, queryLineage(head));
           return undefined;
         }
         throw new ProtocolDesync(`RowDescription while waiting for ${what(head)}`);
@@ -481,6 +481,7 @@ export class Relay {
         }
         if (head?.kind === 'query' && type !== 0x73) {
           if (type === 0x43) head.exec.rows += rowsFromTag(buf.subarray(off + 5, end));
+          head.completed = (head.completed ?? 0) + 1;
           head.plan = undefined;
           head.copyOut = false;
           this.afterStatement(head.exec.info);
@@ -656,6 +657,18 @@ function textIsUtf8(body: Buffer, strings: number): boolean {
     if (end === -1) return true; // malformed: the decoder reports it
   }
   return isUtf8(body.subarray(0, end));
+}
+
+/**
+ * The lineage of the query string's current result: its own statement's when the string has
+ * several (the server answers them in order, one completion each), else the string's.
+ */
+function queryLineage(item: QueryItem): ResultLineage | undefined {
+  const facts = item.exec.info?.facts;
+  if (facts === undefined) return UNKNOWN_LINEAGE;
+  const per = facts.statementLineage;
+  const i = item.completed ?? 0;
+  return per !== undefined && i < per.length ? per[i] : facts.lineage;
 }
 
 /** Marks a server message the client must not see (the answer to an injected Describe). */

@@ -3,7 +3,7 @@ import { ACTION_RANK, DEFAULT_ACTIONS, DEFAULT_MODE_ACTIONS, type Finding, type 
 import { copyOptions } from './copy-options.js';
 import { resultLineage, statementOutputs, type OutputColumn, type ResultLineage } from './lineage.js';
 import { shapeOf, type Shape } from './shape.js';
-import { ALL_VISITORS } from './visitors.js';
+import { ALL_VISITORS, statementTextReads } from './visitors.js';
 import { combine, walk, type WalkContext } from './walk.js';
 
 /**
@@ -41,6 +41,12 @@ export interface StatementFacts {
   literalDependent: boolean;
   /** Where each result column's value comes from (lineage.ts); undefined when no statement returns rows. */
   lineage?: ResultLineage;
+  /**
+   * With several statements: the lineage of each one's own result (undefined for one that
+   * returns no rows). The server completes statements in order, so the relay maps each result
+   * to its statement instead of merging them all.
+   */
+  statementLineage?: readonly (ResultLineage | undefined)[];
 }
 
 export interface DecisionContext {
@@ -184,6 +190,7 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
     const stmt = raw.stmt as Record<string, unknown> | undefined;
     kinds.push(stmt === undefined ? 'Empty' : (Object.keys(stmt)[0] ?? 'Empty'));
     walk(stmt, TABLE, ctx);
+    statementTextReads(stmt, ctx);
     outputs.push(statementOutputs(stmt));
   });
   const lineage = resultLineage(outputs);
@@ -195,6 +202,7 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
   }
   const facts: StatementFacts = { findings, normalized: normalizedText ?? sql, fingerprint, kinds, literalDependent };
   if (lineage !== undefined) facts.lineage = lineage;
+  if (lineage !== undefined && outputs.length > 1) facts.statementLineage = outputs.map((o) => (o === undefined ? undefined : resultLineage([o])));
   return facts;
 }
 

@@ -161,3 +161,18 @@ export const READ_ONLY_SETTINGS = new Set([
   'transaction',
   'session characteristics',
 ]);
+
+/**
+ * Catalog views and functions that show other sessions' statement text (all gateway sessions
+ * share one upstream login, so the server shows each of them the others' SQL, literals included)
+ * or stored values as statistics (most common values, histogram bounds). Reading them is a
+ * `masking-bypass` while masking applies to the session (visitors.ts, otherSessions). Matched by
+ * name in any schema (pg_stat_statements lives in the schema of its extension). The statement
+ * views are refused only when the statement can read their `query` column (by name, `*`, a
+ * whole-row reference or renamed columns): `SELECT pid, state FROM pg_stat_activity` runs.
+ */
+export const STATEMENT_TEXT_RELATIONS = new Set(['pg_stat_activity', 'pg_stat_statements']);
+export const STATISTICS_RELATIONS = new Set(['pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs', 'pg_statistic', 'pg_statistic_ext_data']);
+export const OTHER_SESSIONS_FUNCTIONS = new Set([
+  'pg_stat_get_activity', 'pg_stat_get_backend_activity', 'pg_stat_statements', 'pg_mcv_list_items',
+]);

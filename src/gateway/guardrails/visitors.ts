@@ -5,6 +5,9 @@ import {
   DENIED_FUNCTION_PREFIXES,
   DENIED_FUNCTIONS,
   IDENTITY_SETTINGS,
+  OTHER_SESSIONS_FUNCTIONS,
+  STATEMENT_TEXT_RELATIONS,
+  STATISTICS_RELATIONS,
   READ_ONLY_SETTINGS,
   WRITING_FUNCTIONS,
 } from './rules.js';
@@ -273,4 +276,60 @@ function checkFunction(names: readonly string[], ctx: WalkContext): void {
   }
 }
 
-export const ALL_VISITORS: readonly Visitor[] = [statementKinds, unsafeWrites, modifyingCtes, dangerousFunctions, functionAllowList];
+function statisticsRelation(node: unknown, ctx: WalkContext): void {
+  const rel = String((node as { relname?: string } | undefined)?.relname ?? '');
+  if (STATISTICS_RELATIONS.has(rel)) ctx.report('masking-bypass', `${rel} shows stored values as statistics`);
+}
+
+/** Other sessions' SQL and column statistics (rules.ts): past masking, whatever the grant. */
+export const otherSessions: Visitor = {
+  RangeVar: (node, ctx) => statisticsRelation(node, ctx),
+  // COPY's table is a plain field, not a wrapped node.
+  CopyStmt: (node, ctx) => statisticsRelation(node.relation, ctx),
+  FuncCall: (node, ctx) => {
+    const names = nameList(node.funcname);
+    const name = names[names.length - 1] ?? '';
+    if (OTHER_SESSIONS_FUNCTIONS.has(name)) ctx.report('masking-bypass', `${name}() shows other sessions' statements or stored values`);
+  },
+};
+
+/**
+ * The statement views (pg_stat_activity, pg_stat_statements) for one top-level statement: a
+ * masking bypass when anything in it can read their `query` column — the name itself, `*`, a
+ * whole row (`a`, `a.to_jsonb`), columns renamed by an alias list, or COPY of the table.
+ */
+export function statementTextReads(stmt: unknown, ctx: WalkContext): void {
+  const names = new Set<string>();
+  let rel: string | undefined;
+  let renamed = false;
+  let copied = false;
+  const refs: string[][] = [];
+  let star = false;
+  const visit = (v: unknown, depth: number): void => {
+    if (depth > 10_000 || v === null || typeof v !== 'object') return;
+    if (Array.isArray(v)) {
+      for (const x of v) visit(x, depth + 1);
+      return;
+    }
+    for (const [key, child] of Object.entries(v as JsonNode)) {
+      const node = child as JsonNode;
+      if ((key === 'RangeVar' || key === 'relation') && node !== null && typeof node === 'object' && typeof node.relname === 'string' && STATEMENT_TEXT_RELATIONS.has(node.relname)) {
+        rel = node.relname;
+        names.add(node.relname);
+        const alias = node.alias as { aliasname?: string; colnames?: unknown[] } | undefined;
+        if (alias?.aliasname !== undefined) names.add(alias.aliasname);
+        if (Array.isArray(alias?.colnames) && alias.colnames.length > 0) renamed = true;
+      }
+      if (key === 'A_Star') star = true;
+      if (key === 'ColumnRef') refs.push(nameList(node.fields));
+      if (key === 'CopyStmt' && STATEMENT_TEXT_RELATIONS.has(String((node.relation as JsonNode | undefined)?.relname))) copied = true;
+      visit(child, depth + 1);
+    }
+  };
+  visit(stmt, 0);
+  if (rel === undefined) return;
+  const reads = star || renamed || copied || refs.some((r) => r[r.length - 1] === 'query' || (r.length === 1 && names.has(r[0])) || (attributeCall(r) !== undefined && names.has(r[r.length - 2])));
+  if (reads) ctx.report('masking-bypass', `${rel}.query shows other sessions' statements`);
+}
+
+export const ALL_VISITORS: readonly Visitor[] = [statementKinds, unsafeWrites, modifyingCtes, dangerousFunctions, functionAllowList, otherSessions];

@@ -4,8 +4,8 @@ import { isIPv4 } from 'node:net';
 /**
  * How a masked value is written back. The replacement must still parse as the column's type on
  * the client (pg parses int4 and json itself), so the rendering depends on the type class:
- * numbers stay digits, JSON stays JSON, inet stays an address; types that cannot hold a mask
- * (dates, uuids, bytea, ...) become NULL when a column rule masks them.
+ * JSON stays JSON, inet stays an address; numbers and types that cannot hold a mask (dates,
+ * uuids, bytea, ...) become NULL when a column rule masks them.
  */
 
 export const MASK_MODES = ['full', 'partial', 'hash'] as const;
@@ -103,7 +103,9 @@ export class Renderer {
   whole(value: string, mode: MaskMode, cls: TypeClass): string | null {
     switch (cls) {
       case 'numeric':
-        return mode === 'hash' ? this.hashDigits(value) : this.maskChars(value, mode, true);
+        // Any number a mask could produce is also a plausible real one (and a partial mask of
+        // 18000 is 18000): a column rule turns numbers into NULL, which no one takes for data.
+        return null;
       case 'json':
       case 'jsonb':
         return JSON.stringify(this.wholeText(value, mode));
