@@ -34,15 +34,12 @@ export class ArmDispersion {
     this.sumN2 += n * n;
   }
 
-  /**
-   * Excess of X² over its degrees of freedom, and Σ(n − 1): E[X² − df] ≈ ρ·Σ(n − 1). Also the
-   * excess's null standard deviation, √(2·df): binomial chunks scatter X² by that much.
-   */
-  moments(): { excess: number; weight: number; df: number } {
+  /** Excess of X² over its degrees of freedom, and Σ(n − 1): E[X² − df] ≈ ρ·Σ(n − 1). */
+  moments(): { excess: number; weight: number } {
     const p = this.events / this.n;
-    if (this.chunks < 2 || !(p > 0 && p < 1)) return { excess: 0, weight: 0, df: 0 }; // no information
+    if (this.chunks < 2 || !(p > 0 && p < 1)) return { excess: 0, weight: 0 }; // no information
     const x2 = (this.sumE2OverN - p * this.events) / (p * (1 - p));
-    return { excess: x2 - (this.chunks - 1), weight: this.sumNm1, df: this.chunks - 1 };
+    return { excess: x2 - (this.chunks - 1), weight: this.sumNm1 };
   }
 
   /** Variance inflation of this arm's total under correlation ρ: 1 + ρ·(Σn²/Σn − 1). */
@@ -52,15 +49,14 @@ export class ArmDispersion {
 }
 
 /**
- * Intra-chunk correlation of two arms pooled, in [0, 1]: 0 while the excess of X² stays within
- * one null standard deviation (binomial chunks then do not slow the tests by their own noise);
- * beyond it, the excess less that deviation. Bursts push X² far past it at once.
+ * Intra-chunk correlation of two arms pooled, in [0, 1]. Each arm's excess counts from 0 up: the
+ * arm that has not had its bursts yet (X² below its degrees of freedom) must not cancel the
+ * other's, which would leave the test trusting bursts early (the bias is the conservative way).
  */
 export function pooledRho(a: ArmDispersion, b: ArmDispersion): number {
   const x = a.moments(), y = b.moments();
   const w = x.weight + y.weight;
-  const noise = Math.sqrt(2 * (x.df + y.df));
-  return w <= 0 ? 0 : Math.min(1, Math.max(0, (x.excess + y.excess - noise) / w));
+  return w <= 0 ? 0 : Math.min(1, (Math.max(0, x.excess) + Math.max(0, y.excess)) / w);
 }
 
 /** The design effect of one two-arm chunk: the weighted mean of the arms' 1 + (n − 1)ρ. */
