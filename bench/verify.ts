@@ -14,13 +14,18 @@
  * Then healthy deploys with the pass side switched off, watched every second for the whole max
  * duration: the false-fail rate under continuous monitoring.
  *
- * Also: bursty healthy traffic (errors in bursts, the same 1 % on average), and — through the
- * server's streaming Verifier on rollup deltas — a rollback whose target is bad too, and healthy
- * multi-step rollouts (bench/_verify-loop.ts). False-fail rates come with their one-sided 95 %
- * upper confidence bound (Clopper-Pearson).
+ * Also: bursty healthy traffic on both versions (errors in bursts, the same 1 % on average, and
+ * slow seconds), a healthy candidate that logs one new error group in 5 000 requests, a new group
+ * on 2 % of requests (bad), and — through the server's streaming Verifier on rollup deltas — a
+ * rollback whose target is bad too, and healthy multi-step rollouts (bench/_verify-loop.ts).
+ * False-fail rates come with their one-sided 95 % upper confidence bound (Clopper-Pearson);
+ * `false_fail_upper95` pools every healthy deploy of every healthy scenario and mode.
  *
  * Prints per-scenario outcome counts and decision times (seconds of traffic), then
- * `RESULT verify bad_detect_s_p50=… bad_detect_s_p95=… false_fail_rate=… …`.
+ * `RESULT verify bad_detect_s_p50=… bad_detect_s_p95=… false_fail_rate=… …`, then one line per
+ * goal (`ok` / `FAIL`); a missed goal exits 1. Goals (canary): 1 % → 20 % errors detected p95
+ * ≤ 10 s, 1 % → 5 % p95 ≤ 30 s, tail-only p95 ≤ 60 s; ≥ 2 000 healthy deploys pooled with a
+ * false-fail upper bound ≤ 1 %; no bad rollback passes.
  */
 import { DEFAULT_VERIFY_CONFIG, VerificationAnalysis } from '../src/deploys/analysis.js';
 import { coarseKeyOfMs, emptyChunk, PreDeployReplay, type ArmChunk } from '../src/deploys/traffic.js';
@@ -75,11 +80,14 @@ function second(arm: Arm): ArmChunk {
   return c;
 }
 
-function reference(): Map<number, number> {
+function reference(arm: Arm): Map<number, number> {
   const ref = new Map<number, number>();
-  for (let s = 0; s < 60; s++) for (const [k, n] of second(HEALTHY_ARM).bins) ref.set(k, (ref.get(k) ?? 0) + n);
+  for (let s = 0; s < 60; s++) for (const [k, n] of second(arm).bins) ref.set(k, (ref.get(k) ?? 0) + n);
   return ref;
 }
+
+/** A new error group logged by the candidate: once per `every` requests (the first at request 1). */
+interface NewGroup { every: number }
 
 interface Run { outcome: string; atS: number; reason: string | null }
 /**
@@ -87,15 +95,23 @@ interface Run { outcome: string; atS: number; reason: string | null }
  * `windowS` > 0: a full rollout, the baseline is a `windowS`-second pre-deploy window replayed
  * by the server's PreDeployReplay, then compared whole (baselineFixed); else a canary.
  */
-function deploy(cand: Arm, neverPass = false, windowS = 0): Run {
-  const window = windowS > 0 ? Array.from({ length: windowS }, () => second(HEALTHY_ARM)) : [];
-  const ref = windowS > 0 ? new Map<number, number>() : reference();
+function deploy(cand: Arm, neverPass = false, windowS = 0, baseArm: Arm = HEALTHY_ARM, group?: NewGroup): Run {
+  const window = windowS > 0 ? Array.from({ length: windowS }, () => second(baseArm)) : [];
+  const ref = windowS > 0 ? new Map<number, number>() : reference(baseArm);
   for (const c of window) for (const [k, n] of c.bins) ref.set(k, (ref.get(k) ?? 0) + n);
   const replay = new PreDeployReplay(window);
   const a = new VerificationAnalysis(neverPass ? { beta: 1e-300 } : {}, ref);
+  let requests = 0, logged = 0;
   for (let t = 1; ; t++) {
-    let base = windowS > 0 ? emptyChunk() : second(HEALTHY_ARM);
+    let base = windowS > 0 ? emptyChunk() : second(baseArm);
     const c = second(cand);
+    if (group !== undefined) {
+      requests += c.count;
+      for (; logged < Math.ceil(requests / group.every); logged++) {
+        if (logged === 0) a.newErrorGroup('g1', 'TypeError: cannot read properties of undefined');
+        a.errorGroupEvents('g1', 1);
+      }
+    }
     if (windowS > 0) {
       // As the server's Verifier: whole pre-deploy seconds, each once; then the fixed-window test.
       if (replay.exhausted) a.baselineFixed();
@@ -130,9 +146,16 @@ function upper95(x: number, n: number): number {
   return hi;
 }
 
-const scenarios: Array<{ key: string; label: string; arm: Arm; n: number; bad: boolean }> = [
-  { key: 'healthy', label: 'healthy (1 % errors, same latency)', arm: HEALTHY_ARM, n: HEALTHY, bad: false },
-  { key: 'bursty', label: 'healthy, bursty (10 % of seconds at 10 % errors, 5 % of seconds ×1.5 slower)', arm: { ...HEALTHY_ARM, burstShare: 0.1, slowShare: 0.05 }, n: Math.round(HEALTHY / 4), bad: false },
+const BURSTY: Arm = { ...HEALTHY_ARM, burstShare: 0.1, slowShare: 0.05 };
+/**
+ * `base`: the baseline's arm (default HEALTHY_ARM; healthy scenarios: the same as the candidate).
+ * `windowN`: deploys in the full-rollout modes (they run to 600 s when inconclusive: costly).
+ */
+const scenarios: Array<{ key: string; label: string; arm: Arm; n: number; windowN?: number; bad: boolean; base?: Arm; group?: NewGroup }> = [
+  { key: 'healthy', label: 'healthy (1 % errors, same latency)', arm: HEALTHY_ARM, n: HEALTHY, windowN: Math.round(HEALTHY / 4), bad: false },
+  { key: 'bursty', label: 'healthy, bursty: both versions 10 % of seconds at 10 % errors, 5 % of seconds ×1.5', arm: BURSTY, base: BURSTY, n: Math.round(HEALTHY / 4), windowN: Math.round(HEALTHY / 8), bad: false },
+  { key: 'raregroup', label: 'healthy, one new error group in 5 000 requests', arm: HEALTHY_ARM, n: Math.round(HEALTHY / 4), windowN: Math.round(HEALTHY / 8), bad: false, group: { every: 5000 } },
+  { key: 'newgroup', label: 'new error group on 2 % of requests (error rate 1 %)', arm: HEALTHY_ARM, n: BAD, bad: true, group: { every: 50 } },
   { key: 'err5', label: 'errors 1 % → 5 %', arm: { ...HEALTHY_ARM, errorRate: 0.05 }, n: BAD, bad: true },
   { key: 'err20', label: 'errors 1 % → 20 %', arm: { ...HEALTHY_ARM, errorRate: 0.2 }, n: BAD, bad: true },
   { key: 'lat50', label: 'latency ×1.5 (p95 +50 %)', arm: { ...HEALTHY_ARM, latencyScale: 1.5 }, n: BAD, bad: true },
@@ -143,37 +166,52 @@ const t0 = process.hrtime.bigint();
 const keys: string[] = [];
 const badTimes: number[] = [];
 let falseFails = 0;
+/** Every healthy deploy of every healthy scenario and mode: [deploys, false fails]. */
+const pooled = { n: 0, fails: 0 };
+const goals: Array<{ name: string; ok: boolean; detail: string }> = [];
+const goal = (name: string, value: number, limit: number): void => {
+  goals.push({ name, ok: value <= limit, detail: `${value} ≤ ${limit}` });
+};
 process.stdout.write(`verify: ${RPS} rps per version, max ${DEFAULT_VERIFY_CONFIG.maxDurationS} s, alpha ${DEFAULT_VERIFY_CONFIG.alpha} per test, min ${DEFAULT_VERIFY_CONFIG.minSamples} requests per arm\n`);
 for (const windowS of [0, ...WINDOWS]) {
   const mode = windowS === 0 ? 'canary' : `full rollout against a ${windowS} s pre-deploy window`;
   const pre = windowS === 0 ? '' : `predeploy${windowS}_`;
   process.stdout.write(` ${mode}\n`);
   for (const sc of scenarios) {
-    const runs = Array.from({ length: sc.n }, () => deploy(sc.arm, false, windowS));
+    const n = windowS > 0 ? sc.windowN ?? sc.n : sc.n;
+    const runs = Array.from({ length: n }, () => deploy(sc.arm, false, windowS, sc.base, sc.group));
     const count = (o: string): number => runs.filter((r) => r.outcome === o).length;
     const fails = runs.filter((r) => r.outcome === 'fail').map((r) => r.atS);
     const passes = runs.filter((r) => r.outcome === 'pass').map((r) => r.atS);
-    process.stdout.write(`  ${sc.label.padEnd(58)} n=${sc.n}  pass ${count('pass')}  fail ${count('fail')}  inconclusive ${count('inconclusive')}`
+    process.stdout.write(`  ${sc.label.padEnd(58)} n=${n}  pass ${count('pass')}  fail ${count('fail')}  inconclusive ${count('inconclusive')}`
       + (fails.length ? `  fail at p50 ${pct(fails, 0.5)} s p95 ${pct(fails, 0.95)} s max ${Math.max(...fails)} s` : '')
       + (passes.length ? `  pass at p50 ${pct(passes, 0.5)} s p95 ${pct(passes, 0.95)} s` : '') + '\n');
     if (!sc.bad) for (const r of runs.filter((x) => x.outcome === 'fail')) process.stdout.write(`    false fail at ${r.atS} s: ${r.reason}\n`);
     if (sc.bad) {
-      if (windowS === 0) badTimes.push(...fails);
-      keys.push(`${pre}${sc.key}_detect_rate=${(fails.length / sc.n).toFixed(3)}`, `${pre}${sc.key}_detect_s_p50=${pct(fails, 0.5)}`, `${pre}${sc.key}_detect_s_p95=${pct(fails, 0.95)}`);
-    } else if (sc.key === 'bursty') {
-      keys.push(`${pre}bursty_false_fail_rate=${(fails.length / sc.n).toFixed(4)}`, `${pre}bursty_false_fail_upper95=${upper95(fails.length, sc.n).toFixed(4)}`);
-    } else {
+      if (windowS === 0 && sc.key !== 'newgroup') badTimes.push(...fails);
+      keys.push(`${pre}${sc.key}_detect_rate=${(fails.length / n).toFixed(3)}`, `${pre}${sc.key}_detect_s_p50=${pct(fails, 0.5)}`, `${pre}${sc.key}_detect_s_p95=${pct(fails, 0.95)}`);
       if (windowS === 0) {
-        falseFails = fails.length;
-        keys.push(`false_fail_upper95=${upper95(fails.length, sc.n).toFixed(4)}`);
-      } else keys.push(`${pre}false_fail_rate=${(fails.length / sc.n).toFixed(4)}`, `${pre}false_fail_upper95=${upper95(fails.length, sc.n).toFixed(4)}`);
-      keys.push(`${pre}healthy_n=${sc.n}`, `${pre}healthy_pass_rate=${(passes.length / sc.n).toFixed(3)}`, `${pre}healthy_pass_s_p50=${pct(passes, 0.5)}`, `${pre}healthy_pass_s_p95=${pct(passes, 0.95)}`);
+        const limit = { err20: 10, err5: 30, tail50: 60 }[sc.key as 'err20' | 'err5' | 'tail50'] as number | undefined;
+        if (limit !== undefined) goal(`${sc.key} detected p95 s`, fails.length < n ? Infinity : pct(fails, 0.95), limit);
+      }
+    } else {
+      pooled.n += n; pooled.fails += fails.length;
+      if (sc.key !== 'healthy') {
+        keys.push(`${pre}${sc.key}_false_fail_rate=${(fails.length / n).toFixed(4)}`, `${pre}${sc.key}_false_fail_upper95=${upper95(fails.length, n).toFixed(4)}`);
+      } else {
+        if (windowS === 0) {
+          falseFails = fails.length;
+          keys.push(`healthy_false_fail_upper95=${upper95(fails.length, n).toFixed(4)}`);
+        } else keys.push(`${pre}false_fail_rate=${(fails.length / n).toFixed(4)}`, `${pre}false_fail_upper95=${upper95(fails.length, n).toFixed(4)}`);
+        keys.push(`${pre}healthy_n=${n}`, `${pre}healthy_pass_rate=${(passes.length / n).toFixed(3)}`, `${pre}healthy_pass_s_p50=${pct(passes, 0.5)}`, `${pre}healthy_pass_s_p95=${pct(passes, 0.95)}`);
+      }
     }
   }
   // Healthy deploys stop at their early pass; these ones are watched for the whole max duration,
   // every second, to show the false-fail bound holds under continuous monitoring.
   const full = Array.from({ length: FULL }, () => deploy(HEALTHY_ARM, true, windowS));
   const fullFails = full.filter((r) => r.outcome === 'fail').length;
+  pooled.n += FULL; pooled.fails += fullFails;
   process.stdout.write(`  healthy, no early pass, watched every second for ${DEFAULT_VERIFY_CONFIG.maxDurationS} s`.padEnd(60) + `n=${FULL}  fail ${fullFails}\n`);
   keys.push(`${pre}false_fail_rate_full_horizon=${(fullFails / FULL).toFixed(4)}`);
 }
@@ -192,7 +230,16 @@ const multiFails = multi.filter((r) => r.outcome === 'fail');
 process.stdout.write(`  ${`healthy 50 % → hold → 100 %, ${STEP_S} s each, no early pass`.padEnd(58)} n=${multi.length}  fail ${multiFails.length}\n`);
 for (const r of multiFails) process.stdout.write(`    false fail at ${r.atS} s: ${r.reason}\n`);
 keys.push(`multistep_false_fail_rate=${(multiFails.length / multi.length).toFixed(4)}`, `multistep_false_fail_upper95=${upper95(multiFails.length, multi.length).toFixed(4)}`);
+pooled.n += multi.length; pooled.fails += multiFails.length;
+const upperPooled = upper95(pooled.fails, pooled.n);
+process.stdout.write(` every healthy deploy above (all healthy scenarios and modes): n=${pooled.n}  false fails ${pooled.fails}  one-sided 95 % upper bound ${(upperPooled * 100).toFixed(2)} %\n`);
+keys.unshift(`false_fail_upper95=${upperPooled.toFixed(4)}`, `healthy_deploys_pooled=${pooled.n}`, `false_fails_pooled=${pooled.fails}`);
+goals.push({ name: 'healthy deploys pooled', ok: pooled.n >= 2000, detail: `${pooled.n} ≥ 2000` });
+goal('false-fail upper 95 % bound, every healthy scenario pooled', Number(upperPooled.toFixed(4)), 0.01);
+goal('bad rollback pass rate', rbPass / LOOP_N, 0);
 
 const wallS = Number(process.hrtime.bigint() - t0) / 1e9;
 process.stdout.write(`  (${wallS.toFixed(1)} s wall)\n`);
 process.stdout.write(`RESULT verify bad_detect_s_p50=${pct(badTimes, 0.5)} bad_detect_s_p95=${pct(badTimes, 0.95)} false_fail_rate=${(falseFails / HEALTHY).toFixed(4)} ${keys.join(' ')}\n`);
+for (const g of goals) process.stdout.write(`${g.ok ? 'ok  ' : 'FAIL'} goal: ${g.name}: ${g.detail}\n`);
+if (goals.some((g) => !g.ok)) process.exitCode = 1;

@@ -207,6 +207,8 @@ describe('deploy verification with real OTel SDK traffic', () => {
     const groups = d.verification!.evidence.find((e) => e.signal === 'new_error_groups')!;
     expect(groups).toMatchObject({ outcome: 'fail', candidate: { newGroups: 1 } });
     expect(groups.detail).toMatch(/sku/);
+    // Weighed by its share (error.events counts): on 2 % of requests, far above the 0.2 % rule.
+    expect(d.verification!.reason).toMatch(/^new error group rule: "TypeError: cannot read properties of undefined \(reading 'sku'\)" new in this version: \d+ event\(s\) in \d+ requests/);
     expect(d.verification!.evidence.find((e) => e.signal === 'error_rate')!.outcome).not.toBe('fail');
   }, 60_000);
 

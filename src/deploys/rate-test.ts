@@ -48,11 +48,15 @@ export class ArmDispersion {
   }
 }
 
-/** Intra-chunk correlation of two arms pooled (0 when the counts look binomial), in [0, 1]. */
+/**
+ * Intra-chunk correlation of two arms pooled, in [0, 1]. Each arm's excess counts from 0 up: the
+ * arm that has not had its bursts yet (X² below its degrees of freedom) must not cancel the
+ * other's, which would leave the test trusting bursts early (the bias is the conservative way).
+ */
 export function pooledRho(a: ArmDispersion, b: ArmDispersion): number {
   const x = a.moments(), y = b.moments();
   const w = x.weight + y.weight;
-  return w <= 0 ? 0 : Math.min(1, Math.max(0, (x.excess + y.excess) / w));
+  return w <= 0 ? 0 : Math.min(1, (Math.max(0, x.excess) + Math.max(0, y.excess)) / w);
 }
 
 /** The design effect of one two-arm chunk: the weighted mean of the arms' 1 + (n − 1)ρ. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { budgetSpent, burnRate, evaluateBurnWindows } from './burn-rate.js';
-import { DEFAULT_BURN_WINDOWS } from './rules.js';
+import { burnWindowsForPeriod, DEFAULT_BURN_WINDOWS, ruleSpecSchema } from './rules.js';
 
 const H = 3_600_000;
 
@@ -49,5 +49,32 @@ describe('burn rate', () => {
         // The low-traffic floor only ever lowers the burn.
         expect(burnRate(errors, total, objective, total * 2)).toBeLessThanOrEqual(b + 1e-9);
       }));
+  });
+
+  it('derives the factors from the period as the workbook does, and refuses a period it has no table for', () => {
+    const D = 24 * H;
+    const factors = (days: number): number[] => burnWindowsForPeriod(days * D).map((w) => w.factor);
+    expect(factors(30)).toEqual([14.4, 6, 1]);
+    expect(DEFAULT_BURN_WINDOWS.map((w) => w.factor)).toEqual([14.4, 6, 1]);
+    // factor = budget share × period / long window: 2 % in 1 h, 5 % in 6 h, 10 % in 3 d.
+    expect(factors(28)).toEqual([13.44, 5.6, 0.933333]);
+    expect(factors(7)).toEqual([3.36, 1.4, 0.233333]);
+    for (const days of [7, 28, 30]) {
+      for (const w of burnWindowsForPeriod(days * D)) expect(budgetSpent(w.factor, w.long, days * D)).toBeCloseTo(w.severity === 'ticket' ? 0.1 : w.long === H ? 0.02 : 0.05, 5);
+    }
+    const slo = (extra: Record<string, unknown>) => ruleSpecSchema.safeParse({ name: 's', type: 'slo', objective: 0.999, ...extra });
+    const ok = slo({ period: '28d' });
+    expect(ok.success && ok.data.type === 'slo' && ok.data.period).toBe(28 * D);
+    const bad = slo({ period: '14d' });
+    expect(bad.success).toBe(false);
+    expect(JSON.stringify(bad.error?.issues)).toMatch(/period must be 7d, 28d or 30d/);
+    // With explicit windows the factors are the rule's own: any period.
+    expect(slo({ period: '14d', windows: [{ severity: 'page', factor: 3, long: '1h', short: '5m' }] }).success).toBe(true);
+  });
+
+  it('keeps one budget per service and environment by default', () => {
+    const r = ruleSpecSchema.parse({ name: 's', type: 'slo', objective: 0.999 });
+    expect(r.by).toEqual(['service', 'environment']);
+    expect(ruleSpecSchema.parse({ name: 't', type: 'threshold', signal: 'error_rate', threshold: 0.1 }).by).toEqual(['service', 'operation', 'version', 'environment']);
   });
 });

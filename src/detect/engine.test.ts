@@ -41,9 +41,16 @@ async function startEngine(rulesYaml: string): Promise<void> {
 
 /** One second of traffic for a service: `total` requests, `errors` of them failed, at `ms` each. */
 function feed(service: string, total: number, errors: number, ms = 20): void {
-  const sketch = new LatencySketch();
-  sketch.add(ms * 1e6, total);
-  source.listener?.([{ service, operation: 'GET /', version: '1.0', environment: 'prod', second: Math.floor(now / 1000) * 1e6, count: total, errors, sketch }]);
+  feedOps(service, '1.0', [['GET /', total, errors]], ms);
+}
+
+/** One committed append of several operations of one version: [operation, requests, errors]. */
+function feedOps(service: string, version: string, ops: Array<[string, number, number]>, ms = 20): void {
+  source.listener?.(ops.map(([operation, total, errors]) => {
+    const sketch = new LatencySketch();
+    sketch.add(ms * 1e6, total);
+    return { service, operation, version, environment: 'prod', second: Math.floor(now / 1000) * 1e6, count: total, errors, sketch };
+  }));
 }
 
 /** Moves the clock one second and runs the periodic evaluation. */
@@ -264,5 +271,26 @@ inhibit_rules:
     for (let i = 0; i < 600; i++) { feed('shop', 100, 3); tick(); }
     await settle();
     expect(hooks().map((h) => h.status)).toEqual(['firing']);
+  });
+
+  it('SLO: one budget per service and environment by default, carried across operations and a new version', async () => {
+    await startEngine(`rules:
+  - name: slo
+    type: slo
+    objective: 0.99
+    min_events: 0
+    windows: [{ severity: page, factor: 2, long: 10m, short: 1m }]
+`);
+    // 3 % errors on one operation, none on another, 10 minutes; then 2.0 replaces 1.0 with 3 % on both.
+    // Per operation × version (the old default) the failing operation alone burned 3× at once and
+    // the new version's 10-minute window started empty; per service it is 1.5×, then 3 % on both.
+    for (let i = 0; i < 600; i++) { feedOps('shop', '1.0', [['GET /a', 100, 3], ['GET /b', 100, 0]]); tick(); }
+    await settle();
+    expect(hooks()).toEqual([]);
+    for (let i = 0; i < 300; i++) { feedOps('shop', '2.0', [['GET /a', 100, 3], ['GET /b', 100, 3]]); tick(); }
+    await settle();
+    const fired = hooks();
+    expect(fired.map((h) => h.status)).toEqual(['firing']);
+    expect(fired[0].alerts[0].series).toEqual({ service: 'shop', environment: 'prod' });
   });
 });

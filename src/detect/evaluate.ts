@@ -5,7 +5,7 @@
  */
 import { evaluateBurnWindows } from './burn-rate.js';
 import type { MetricWindow } from './metric-window.js';
-import { DEFAULT_BURN_WINDOWS, type ErrorRule, type LogRule, type MetricRule, type RuleSpec, type SloRule, type ThresholdRule } from './rules.js';
+import { sloWindows, type ErrorRule, type LogRule, type MetricRule, type RuleSpec, type SloRule, type ThresholdRule } from './rules.js';
 import type { SeriesWindow } from './window.js';
 
 export type Condition = 'breach' | 'ok' | 'nodata';
@@ -76,14 +76,15 @@ export function evaluateSlo(r: SloRule, w: SeriesWindow, nowMs: number): Evaluat
     const s = Math.round(ms / 1000);
     return s <= w.seconds ? w.totals(endSec - s, endSec) : w.minuteTotals(endMin - Math.round(ms / 60_000), endMin);
   };
-  const rows = evaluateBurnWindows(r.windows ?? DEFAULT_BURN_WINDOWS, totals, r.objective, r.min_events);
+  const windows = sloWindows(r);
+  const rows = evaluateBurnWindows(windows, totals, r.objective, r.min_events);
   const values: Record<string, number> = {};
   for (const row of rows) {
     values[`burn_${row.severity}_${row.factor}_long`] = row.longBurn;
     values[`burn_${row.severity}_${row.factor}_short`] = row.shortBurn;
   }
   const hit = rows.find((x) => x.breached);
-  const anyData = totals(Math.max(...(r.windows ?? DEFAULT_BURN_WINDOWS).map((x) => x.long))).count > 0;
+  const anyData = totals(Math.max(...windows.map((x) => x.long))).count > 0;
   if (!anyData) return { condition: 'nodata', value: null, values };
   return { condition: hit ? 'breach' : 'ok', value: hit ? hit.shortBurn : rows[0].longBurn, values };
 }
@@ -150,7 +151,7 @@ export function windowNeeds(spec: RuleSpec): { seconds: number; minutes: number;
     return { seconds: Math.round(spec.window / 1000) * (spec.n_of_m?.m ?? 1) + 1, minutes: 0, bins: spec.signal.endsWith('_ms') };
   }
   if (spec.type === 'slo') {
-    const ws = spec.windows ?? DEFAULT_BURN_WINDOWS;
+    const ws = sloWindows(spec);
     const shortest = Math.min(...ws.map((x) => x.short));
     return { seconds: Math.min(3600, Math.round(shortest / 1000)) + 1, minutes: Math.round(Math.max(...ws.map((x) => x.long)) / 60_000) + 1, bins: false };
   }

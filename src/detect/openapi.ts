@@ -16,7 +16,7 @@ const ruleBody = {
       + 'last | count | increase | rate | p50 | p90 | p95 | p99) and the threshold fields. type log: match {pattern, regex, '
       + 'min_severity (TRACE..FATAL)}, signal (count | rate) and the threshold fields. type error: event (new_group | regressed | '
       + 'spike), resolve_after; spike: window, baseline, factor, min_count, keep_firing_for; by over service, version, environment, '
-      + 'group, title. type slo: objective, period, windows [{severity, factor, long, short}], min_events. type absence: for. '
+      + 'group, title. type slo: objective, period (7d | 28d | 30d: the workbook burn factors; other periods need windows), windows [{severity, factor, long, short}], min_events; by defaults to service, environment (one budget). type absence: for. '
       + 'All: name, select {service, operation, version, environment, attributes {key: value}}, by (labels or attr.<attribute key>), '
       + 'labels, receivers, group_by, group_wait, group_interval, repeat_interval. Durations: 30s, 5m, 1h, 3d. '
       + 'A rule that does not validate answers 400 naming the field.',

@@ -207,18 +207,21 @@ export class RuleSet {
    * second rings only (warm-up reads both resolutions); the default feeds both.
    */
   ingest(rows: readonly RollupSecond[], touched: (rt: RuleRuntime, e: SeriesEntry) => void, level?: 'second' | 'minute'): void {
-    const seen = new Set<SeriesEntry>();
+    // Judged once the whole batch is in: a series that sums several rows (an SLO per service
+    // over its operations) must not be evaluated on the first of them alone.
+    const seen = new Map<SeriesEntry, RuleRuntime>();
     for (const row of rows) {
       const labels = { service: row.service, operation: row.operation, version: row.version, environment: row.environment };
       const candidates = this.byService.get(row.service);
-      if (candidates) this.feed(candidates, labels, row, seen, touched, level);
-      if (this.anyService.length > 0) this.feed(this.anyService, labels, row, seen, touched, level);
+      if (candidates) this.feed(candidates, labels, row, seen, level);
+      if (this.anyService.length > 0) this.feed(this.anyService, labels, row, seen, level);
     }
+    for (const [e, rt] of seen) touched(rt, e);
   }
 
   private feed(
     rts: readonly RuleRuntime[], labels: Record<SeriesLabel, string>, row: RollupSecond,
-    seen: Set<SeriesEntry>, touched: (rt: RuleRuntime, e: SeriesEntry) => void, level: 'second' | 'minute' | undefined,
+    seen: Map<SeriesEntry, RuleRuntime>, level: 'second' | 'minute' | undefined,
   ): void {
     let bins: Bins | undefined;
     const second = Math.floor(row.second / 1_000_000);
@@ -232,7 +235,7 @@ export class RuleSet {
         if (rt.needs.bins && bins === undefined) bins = row.sketch.toBins();
         e.window.add(second, row.count, row.errors, rt.needs.bins ? bins : undefined, level === undefined);
       }
-      if (!seen.has(e)) { seen.add(e); touched(rt, e); }
+      if (!seen.has(e)) seen.set(e, rt);
     }
   }
 }

@@ -162,17 +162,47 @@ export const burnWindowSchema = z.object({
 }).strict();
 export type BurnWindow = z.infer<typeof burnWindowSchema>;
 
-/** The multi-window, multi-burn-rate table of the Google SRE workbook. */
-export const DEFAULT_BURN_WINDOWS: BurnWindow[] = [
-  { severity: 'page', factor: 14.4, long: 3_600_000, short: 300_000 },
-  { severity: 'page', factor: 6, long: 6 * 3_600_000, short: 1_800_000 },
-  { severity: 'ticket', factor: 1, long: 3 * 86_400_000, short: 6 * 3_600_000 },
-];
+/**
+ * The multi-window, multi-burn-rate table of the Google SRE workbook, as shares of the period's
+ * error budget: page when 2 % is spent in 1 h (checked over 5 min too), page at 5 % in 6 h
+ * (30 min), ticket at 10 % in 3 d (6 h). A row's factor is the burn rate that spends its share in
+ * its long window: share × period / long (30 d: 14.4, 6, 1).
+ */
+const WORKBOOK_ROWS = [
+  { severity: 'page', share: 0.02, long: 3_600_000, short: 300_000 },
+  { severity: 'page', share: 0.05, long: 6 * 3_600_000, short: 1_800_000 },
+  { severity: 'ticket', share: 0.1, long: 3 * 86_400_000, short: 6 * 3_600_000 },
+] as const;
+
+/** SLO periods the workbook's table is derived for (7 d, 28 d, 30 d); others need explicit `windows`. */
+export const SLO_PERIODS_MS = [7 * 86_400_000, 28 * 86_400_000, 30 * 86_400_000] as const;
+
+/** The workbook's table for an SLO period (factors scale with period / 30 d). */
+export function burnWindowsForPeriod(periodMs: number): BurnWindow[] {
+  return WORKBOOK_ROWS.map((r) => ({
+    severity: r.severity, long: r.long, short: r.short,
+    factor: Math.round((r.share * periodMs / r.long) * 1e6) / 1e6,
+  }));
+}
+
+/** The table for the default 30-day period: 14.4× 1h&5m, 6× 6h&30m, 1× 3d&6h. */
+export const DEFAULT_BURN_WINDOWS: BurnWindow[] = burnWindowsForPeriod(30 * 86_400_000);
+
+/** The burn windows an SLO rule judges: its own, else the workbook's for its period. */
+export function sloWindows(spec: { windows?: BurnWindow[]; period: number }): BurnWindow[] {
+  return spec.windows ?? burnWindowsForPeriod(spec.period);
+}
 
 export const sloRuleSchema = z.object({
   ...common,
   type: z.literal('slo'),
+  /**
+   * One error budget per service and environment by default: split per operation or version, a
+   * new version would start with empty long windows and a budget of its own.
+   */
+  by: z.array(byLabel).default(['service', 'environment']),
   objective: z.number().gt(0).lt(1),
+  /** 7d, 28d or 30d: the burn-rate factors follow it (workbook table); any other period needs `windows`. */
   period: duration.default(30 * 86_400_000),
   windows: z.array(burnWindowSchema).min(1).optional(),
   /**
@@ -180,7 +210,9 @@ export const sloRuleSchema = z.object({
    * handful of requests cannot page on its own.
    */
   min_events: z.number().int().min(0).default(100),
-}).strict();
+}).strict().refine((r) => r.windows !== undefined || (SLO_PERIODS_MS as readonly number[]).includes(r.period), {
+  message: 'period must be 7d, 28d or 30d (the burn-rate factors are derived from it), or give windows with their own factors', path: ['period'],
+});
 
 export const absenceRuleSchema = z.object({
   ...common,
