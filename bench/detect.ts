@@ -1,10 +1,10 @@
 /**
- * `npm run bench -- detect [--trials 200] [--services 32] [--interval 300] [--limit 5000] [--no-prometheus]`
+ * `npm run bench -- detect [--trials 200] [--services 32] [--interval 300] [--period 200] [--limit 5000] [--no-prometheus]`
  *
  * 1. Detection latency, tightloop and Prometheus + Alertmanager on the same signal in the same
  *    run. tightloop runs in a child process with a rules.yaml (error rate > 5 % over 2 s, at
- *    least 20 spans, `for: 0`, per service). Steady OTLP/JSON traffic: every 200 ms a 10-span
- *    request per service of a pool of `--services`. The same spans are counted, at the moment
+ *    least 20 spans, `for: 0`, per service). Steady OTLP/JSON traffic: every `--period` ms a
+ *    10-span request per service of a pool of `--services`. The same spans are counted, at the moment
  *    each request is sent, into counters this process serves at `/metrics`, which Prometheus
  *    (bench/_detect-peers.ts) scrapes every 1 s and evaluates every 1 s with the same rule,
  *    `for: 0s`, and Alertmanager routes with `group_wait: 0s`. Every `--interval` ms a trial
@@ -37,6 +37,7 @@ function arg(name: string, def: number): number {
 const TRIALS = arg('trials', 200);
 const POOL = arg('services', 32);
 const INTERVAL_MS = arg('interval', 300);
+const PERIOD_MS = arg('period', 200);
 const LIMIT_MS = arg('limit', 5000);
 const COOLDOWN_MS = 4000;
 const PEERS = !process.argv.includes('--no-prometheus');
@@ -164,11 +165,11 @@ rules:
       if (Date.now() > deadline) throw new Error('server did not start');
       await sleep(100);
     }
-    // Steady traffic: every 200 ms one 10-span request per service (50 spans/s each), counted for
-    // Prometheus at the moment it is sent.
+    // Steady traffic: every PERIOD_MS one 10-span request per service, counted for Prometheus at
+    // the moment it is sent.
     for (const svc of services) {
       senders.push((async () => {
-        await sleep(Math.random() * 200);
+        await sleep(Math.random() * PERIOD_MS);
         while (running) {
           const t = performance.now();
           const bad = svc.bad;
@@ -180,7 +181,7 @@ rules:
           if (bad) svc.errors += 10;
           const status = await post(port, agent, payload(svc.name, 10, bad ? 10 : 0));
           if (status !== 200) throw new Error(`ingest answered ${status}`);
-          await sleep(Math.max(0, 200 - (performance.now() - t)));
+          await sleep(Math.max(0, PERIOD_MS - (performance.now() - t)));
         }
       })());
     }

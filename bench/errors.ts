@@ -9,7 +9,7 @@
  * sends Sentry envelopes over keep-alive HTTP for a while: every event distinct (a fresh event id
  * and timestamp per request, bench/_sentry-load.ts), half of them ~50 KB (45-frame stack with
  * context lines and locals, 60 breadcrumbs, request headers; gzip-compressed as @sentry/node does
- * above 32 KB), half ~5 KB (12 frames, no context lines, 10 breadcrumbs; raw), from `--groups`
+ * above 32 KB), half ~5 KB (20 frames, no context lines, 16 breadcrumbs; raw), from `--groups`
  * throw sites so grouping does real work. Measures acknowledged (durable, grouped) events/s and
  * the p99 acknowledgement latency; after the run the server is stopped and the stored events
  * are counted in its state database: the count must equal the acknowledged count and every
@@ -45,7 +45,7 @@ function line(n: number): string {
 
 /** One realistic event: the stack of `site` (so GROUPS sites give GROUPS groups); ~50 KB, or ~5 KB when `small`. */
 function makeEvent(site: number, seq: number, small = false): Record<string, unknown> {
-  const n = small ? 12 : 45;
+  const n = small ? 20 : 45;
   const frames = Array.from({ length: n }, (_, i) => {
     const app = i >= n - 15 + (site % 5);
     const frame = {
@@ -67,7 +67,7 @@ function makeEvent(site: number, seq: number, small = false): Record<string, unk
     platform: 'node', level: 'error', release: `shop@1.${seq % 3}.0`, environment: seq % 5 === 0 ? 'staging' : 'production',
     server_name: 'web-1', transaction: `POST /orders/${site}`,
     exception: { values: [{ type: 'Error', value: `order ${seq} failed at step ${site}`, mechanism: { type: 'generic', handled: true }, stacktrace: { frames } }] },
-    breadcrumbs: { values: Array.from({ length: small ? 10 : 60 }, (_, i) => ({ timestamp: Date.now() / 1000 - i, category: 'http', message: `GET /api/items/${i}?page=${seq}`, data: { status_code: 200 } })) },
+    breadcrumbs: { values: Array.from({ length: small ? 16 : 60 }, (_, i) => ({ timestamp: Date.now() / 1000 - i, category: 'http', message: `GET /api/items/${i}?page=${seq}`, data: { status_code: 200 } })) },
     request: { method: 'POST', url: `https://shop.example.com/orders/${site}`, headers: { 'user-agent': 'Mozilla/5.0', accept: 'application/json', 'x-request-id': String(seq) } },
     user: { id: `u${seq % 1000}`, ip_address: '10.0.0.1' },
     tags: { team: 'checkout', region: 'eu-west-1' },
