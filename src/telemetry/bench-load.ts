@@ -25,6 +25,8 @@ export interface SyntheticLoad {
 export interface SyntheticSample {
   /** A trace in the middle of the range. */
   traceId: string;
+  /** 64 traces spread evenly over the range (benchmarks vary the trace per repetition). */
+  traceIds: string[];
   /** A case-insensitive substring found in ~0.2% of log bodies. */
   logTerm: string;
   /** A service with entry spans (for RED queries). */
@@ -102,7 +104,8 @@ export async function loadSynthetic(store: TelemetryStore, opts: SyntheticLoad):
   const startUs = endUs - hours * 3600e6;
   const random = rng(42);
   const traces = Math.max(1, Math.ceil(opts.spans / 5));
-  const sample = { traceId: '', logTerm: LOG_TERM, service: 'frontend' };
+  const sample = { traceId: '', traceIds: [] as string[], logTerm: LOG_TERM, service: 'frontend' };
+  const every = Math.max(1, Math.floor(traces / 64));
   let spansLeft = opts.spans;
   let logsLeft = opts.logs;
   const logsPerTrace = opts.logs / traces;
@@ -127,6 +130,7 @@ export async function loadSynthetic(store: TelemetryStore, opts: SyntheticLoad):
       const id = hex.slice(t * 96, t * 96 + 32);
       const sid = (k: number): string => hex.slice(t * 96 + 32 + k * 16, t * 96 + 48 + k * 16);
       if (t0 + t === Math.floor(traces / 2)) sample.traceId = id;
+      if ((t0 + t) % every === 0 && sample.traceIds.length < 64 && spansLeft > 0) sample.traceIds.push(id);
       const op = Math.floor(random() * FRONT_OPS.length);
       const svc = SERVICES[Math.floor(random() * SERVICES.length)];
       const canary = random() < 0.2;
