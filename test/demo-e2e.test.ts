@@ -108,7 +108,7 @@ describe('npm start: the demo closes the loop', () => {
     // The error rate it fired on came from 2.0.0: 1.0.0 served no error before the deploy.
     const step = steps.find((x) => x.id === 'alert.fired');
     expect(step?.status).toBe('ok');
-    expect(step?.title).toMatch(/^alert "shop error rate" fired at \d\d:\d\d:\d\d\.\d{3}: error_rate was [\d.]+ % \(rule: error_rate > 0\.5 % over 4 s/);
+    expect(step?.title).toMatch(/^alert "shop error rate" fired at \d\d:\d\d:\d\d\.\d{3}: error_rate was [\d.]+ % \(rule: error_rate > 0\.1 % over 15 s/);
     expect(step?.data.alertId).toBe(alert.id);
     const end = steps.find((x) => x.id === 'incident.resolved');
     expect(end?.title).toContain(`alert "shop error rate" resolved at ${alert.resolvedAt?.slice(11, 23)}`);

@@ -102,10 +102,11 @@ export function writeServicesYaml(dataDir: string, o: { shopPort: number; databa
 
 /**
  * The alert the demo relies on, in `<data-dir>/rules.yaml` (read at start): the shop's error rate
- * across its versions. Scaled to the demo: 2.0.0 takes half the traffic for only a second or two
- * before its verdict fails and it is rolled back, a few failed checkouts among ~160 requests in
- * 4 s, while 1.0.0 fails none; so the rule fires on 2.0.0's errors and resolves once the rollback
- * has left a 4 s window without errors (and 10 s more, so one quiet window does not end it).
+ * across its versions, strict because 1.0.0 fails no request. 2.0.0 takes half the traffic for
+ * only seconds before its verdict fails and it is rolled back: a handful of failed checkouts among
+ * a few hundred requests. The 15 s window is judged up to now, so spans that reach tightloop
+ * seconds late (a busy machine) still count; the alert resolves once the rollback has left 15 s
+ * without a failed request.
  */
 export const DEMO_RULE = 'shop error rate';
 
@@ -118,11 +119,11 @@ export function writeRulesYaml(dataDir: string): string {
     '    select: { service: shop, environment: production }',
     '    by: [service, environment]',
     '    signal: error_rate',
-    '    threshold: 0.005',
-    '    window: 4s',
+    '    threshold: 0.001',
+    '    window: 15s',
     '    min_count: 20',
     '    for: 0s',
-    '    keep_firing_for: 10s',
+    '    keep_firing_for: 5s',
     '    labels: { severity: page }',
     '',
   ].join('\n'));

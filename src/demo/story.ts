@@ -21,7 +21,7 @@ export interface AlertSeen {
   resolvedAt: string | null;
   /** The value the rule saw when it fired (from the alert's history). */
   firedValue: number | null;
-  /** The rule's condition, e.g. `error_rate > 0.5 % over 4 s where service=shop`. */
+  /** The rule's condition, e.g. `error_rate > 0.1 % over 15 s where service=shop`. */
   condition: string;
 }
 
@@ -61,7 +61,7 @@ export async function alertsFiredSince(api: DemoApi, service: string, sinceMs: n
   return out.sort((x, y) => Date.parse(x.firedAt ?? '') - Date.parse(y.firedAt ?? ''));
 }
 
-/** `alert "shop error rate" fired at 06:01:31.512: error_rate 7.5 % (rule: error_rate > 0.5 % over 4 s …)`. */
+/** `alert "shop error rate" fired at 06:01:31.512: error_rate 7.5 % (rule: error_rate > 0.1 % over 15 s …)`. */
 export function firedLine(a: AlertSeen): string {
   return `alert "${a.ruleName}" fired at ${clock(a.firedAt)}: ${a.condition.split(' ')[0]} was ${valueText(a.condition, a.firedValue)} (rule: ${a.condition})`;
 }
