@@ -4,6 +4,7 @@ import { defineConfig, type TestProjectInlineConfiguration } from 'vitest/config
 export const LOOP_TESTS = [
   'test/demo-e2e.test.ts',
   'test/demo-stop.test.ts',
+  'test/demo-ctrl-c.test.ts',
   'test/rollout-e2e.test.ts',
   'test/console-views.test.ts',
   'test/console-story.test.ts',

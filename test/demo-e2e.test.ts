@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,6 +18,8 @@ const ROOT = repoRoot();
 const DEMO_TIMEOUT_MS = 420_000;
 let dir = '';
 let dataDir = '';
+/** The demo's own TMPDIR: empty again once it has stopped. */
+let tmp = '';
 let child: ChildProcess | undefined;
 let out = '';
 let url = '';
@@ -41,8 +43,13 @@ beforeAll(async () => {
   if (!existsSync(join(ROOT, 'dist', 'src', 'demo', 'shop', 'main.js'))) throw new Error('dist/ is missing: run `npm run build` first (npm test does)');
   dir = mkdtempSync(join(tmpdir(), 'tightloop-demo-e2e-'));
   dataDir = join(dir, 'data');
+  tmp = join(dir, 'tmp');
+  mkdirSync(tmp);
+  // Like /tmp: run as root, PostgreSQL's tools run as the `postgres` user and read files here.
+  chmodSync(dir, 0o755);
+  chmodSync(tmp, 0o1777);
   child = spawn(process.execPath, [join(ROOT, 'bin', 'tightloop'), 'up', '--demo', '--data-dir', dataDir, '--port', '0', '--gateway-port', '0'],
-    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TIGHTLOOP_DEMO_SHOP_PORT: '0' } });
+    { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TMPDIR: tmp, TIGHTLOOP_DEMO_SHOP_PORT: '0' } });
   exited = new Promise((resolve) => child?.once('exit', (code) => resolve(code)));
   child.stdout?.on('data', (d: Buffer) => (out += d.toString('utf8')));
   child.stderr?.on('data', (d: Buffer) => (out += d.toString('utf8')));
@@ -82,6 +89,55 @@ describe('npm start: the demo closes the loop', () => {
     // Each step line in the terminal carries a time and a console link.
     expect(out).toMatch(/\d\d:\d\d:\d\d\.\d{3} +\+\d+\.\ds {2}✔ deploy 2\.0\.0 started[^\n]*\n +→ http:\/\/127\.0\.0\.1:\d+\/deploys/);
     expect(out).toMatch(/loop closed: bad deploy → verified recovery in \d+\.\d s/);
+  });
+
+  it('the alert fired on 2.0.0\'s errors and resolved after the rollback, and the terminal says so from what happened', async () => {
+    interface D { id: string; version: string; source: string; rollbackOf: string | null; startedAt: string }
+    const { deploys } = await api<{ deploys: D[] }>('/api/deploys?service=shop&limit=50');
+    const bad = deploys.find((d) => d.version === '2.0.0' && d.source === 'rollout');
+    const rb = deploys.find((d) => d.source === 'rollback' && d.rollbackOf === bad?.id);
+    interface A { id: string; ruleName: string; state: string; labels: Record<string, string>; firedAt: string | null; resolvedAt: string | null }
+    const { alerts } = await api<{ alerts: A[] }>('/api/alerts?state=all');
+    const fired = alerts.filter((a) => a.labels.service === 'shop' && a.firedAt !== null);
+    expect(fired.map((a) => a.ruleName), JSON.stringify(alerts)).toEqual(['shop error rate']);
+    const [alert] = fired;
+    // Fired on 2.0.0's errors: after the bad deploy started; resolved after the rollback began.
+    expect(Date.parse(alert.firedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(bad?.startedAt ?? ''));
+    expect(alert.state).toBe('resolved');
+    expect(Date.parse(alert.resolvedAt ?? '')).toBeGreaterThan(Date.parse(rb?.startedAt ?? ''));
+    // The error rate it fired on came from 2.0.0: 1.0.0 served no error before the deploy.
+    const step = steps.find((x) => x.id === 'alert.fired');
+    expect(step?.status).toBe('ok');
+    expect(step?.title).toMatch(/^alert "shop error rate" fired at \d\d:\d\d:\d\d\.\d{3}: error_rate was [\d.]+ % \(rule: error_rate > 0\.1 % over 15 s/);
+    expect(step?.data.alertId).toBe(alert.id);
+    const end = steps.find((x) => x.id === 'incident.resolved');
+    expect(end?.title).toContain(`alert "shop error rate" resolved at ${alert.resolvedAt?.slice(11, 23)}`);
+    expect(end?.title).toMatch(/resolved by itself/);
+    expect(end?.title).toMatch(/verification of shop 1\.0\.0: pass/);
+    expect(out).not.toMatch(/alerts resolved and the fix verified/);
+    // The incident holds that alert: the one story, told once by tightloop and read back here.
+    const story = await api<{ incident: { alerts: Array<{ id: string; state: string }> } }>(`/api/incidents/${end?.data.incidentId as string}`);
+    expect(story.incident.alerts.map((a) => [a.id, a.state])).toEqual([[alert.id, 'resolved']]);
+  });
+
+  it('prints one line to copy for another terminal, and links that open the console at the deploy\'s moment', async () => {
+    const line = /^ +export PATH=(\S+):"\$PATH" TIGHTLOOP_URL=(\S+) TIGHTLOOP_TOKEN="\$\(cat (\S+)\)"$/m.exec(out);
+    expect(line, out).not.toBeNull();
+    expect(line?.[1]).toBe(join(ROOT, 'bin'));
+    expect(line?.[2]).toBe(url);
+    expect(readFileSync(line?.[3] ?? '', 'utf8').trim()).toBe(token);
+    // The line works as printed: a command run with it reaches the demo.
+    const r = spawnSync('sh', ['-c', `${line?.[0].trim()} && tightloop deploy list --service shop`], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/2\.0\.0/);
+    const badStart = steps.find((x) => x.id === 'deploy.started');
+    const link = new URL(badStart?.link ?? '');
+    expect(link.pathname).toBe(`/deploys/${badStart?.data.deployId as string}`);
+    const { startedAt } = await api<{ startedAt: string }>(`/api/deploys/${badStart?.data.deployId as string}`);
+    expect(Number(link.searchParams.get('from'))).toBe(Date.parse(startedAt) - 120_000);
+    expect(Number(link.searchParams.get('to'))).toBe(Date.parse(startedAt) + 180_000);
+    const resolved = new URL(steps.find((x) => x.id === 'incident.resolved')?.link ?? '');
+    expect(resolved.searchParams.get('from')).toBe(link.searchParams.get('from'));
   });
 
   it('ran the documented commands through the real CLI, with the exit codes the docs promise', () => {
@@ -182,5 +238,7 @@ describe('npm start: the demo closes the loop', () => {
     child?.kill('SIGINT');
     expect(await exited).toBe(0);
     for (const pid of pids) expect(() => process.kill(pid, 0)).toThrow();
+    // PostgreSQL's temporary directory (its data, the superuser's password file) is gone.
+    expect(readdirSync(tmp)).toEqual([]);
   }, 60_000);
 });

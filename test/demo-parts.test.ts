@@ -8,7 +8,7 @@ import { LoadGenerator } from '../src/demo/load.js';
 import { startOrdersDb, type OrdersDb } from '../src/demo/orders-db.js';
 import { DemoReporter } from '../src/demo/reporter.js';
 import { startShop, type RunningShop } from '../src/demo/shop/app.js';
-import { demoUpDefaults } from '../src/demo/up.js';
+import { demoUpDefaults, movedText } from '../src/demo/up.js';
 
 /**
  * The demo's parts on their own: the fresh-directory and free-port rules that let `npm start`
@@ -47,13 +47,17 @@ describe('demo data directory and ports', () => {
     const busyPort = (busy.address() as { port: number }).port;
     try {
       const dataDir = join(tmp, 'ports');
-      const chosen = await demoUpDefaults({ dataDir, port: busyPort, logLevel: 'info' }, (k) => k !== 'dataDir');
+      const moved: string[] = [];
+      const chosen = await demoUpDefaults({ dataDir, port: busyPort, logLevel: 'info' }, (k) => k !== 'dataDir', (m) => moved.push(movedText(m)));
       expect(chosen.port).not.toBe(busyPort);
+      // Said, so the printed URLs are not a surprise (the gateway's 15432 may be busy here too).
+      expect(moved[0]).toBe(`port ${busyPort} (HTTP: API, OTLP, console) is in use; the demo took ${chosen.port} instead`);
       expect(chosen.port).toBeGreaterThan(0);
       expect(chosen.gatewayPort).toBeGreaterThan(0);
       expect(chosen.logLevel).toBe('warn');
       expect(chosen.dataDir).toBe(dataDir);
-      const kept = await demoUpDefaults({ dataDir, port: busyPort, gatewayPort: 1234, logLevel: 'debug' }, () => false);
+      const kept = await demoUpDefaults({ dataDir, port: busyPort, gatewayPort: 1234, logLevel: 'debug' }, () => false, (m) => moved.push(movedText(m)));
+      expect(moved.filter((x) => x.startsWith(`port ${busyPort} `))).toHaveLength(1); // what the user chose is kept, and not reported
       expect(kept).toEqual({ dataDir, port: busyPort, gatewayPort: 1234, logLevel: 'debug' });
     } finally {
       busy.close();

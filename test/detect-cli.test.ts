@@ -99,8 +99,8 @@ describe('tightloop rule', () => {
       const made = JSON.parse(added.out) as Array<{ id: string; spec: { type: string } }>;
       expect(made.map((r) => r.spec.type)).toEqual(['metric', 'log']);
       const listed = await cli('rule', 'list');
-      expect(listed.out).toContain('metric  queue depth');
-      expect(listed.out).toContain('log  payment failures');
+      expect(listed.out).toMatch(/ metric +queue depth +max\(queue\.depth\) > 100 over 1 min/);
+      expect(listed.out).toMatch(/ log +payment failures +log records >= ERROR "payment failed" count > 5 over 1 min/);
       writeFileSync(join(dir, 'bad.yaml'), 'name: spike\ntype: error\nevent: spike\nwindow: 10m\nbaseline: 1m\n');
       const bad = await cli('rule', 'add', join(dir, 'bad.yaml'));
       expect(bad.code).toBe(2);

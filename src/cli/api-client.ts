@@ -34,11 +34,16 @@ function tokenOf(opts: ClientOpts): string | undefined {
   }
 }
 
+/** The server's base URL: --url, else $TIGHTLOOP_URL, else http://127.0.0.1:4318 (no trailing slash). */
+export function serverUrl(opts: { url?: string }): string {
+  return (opts.url ?? process.env.TIGHTLOOP_URL ?? 'http://127.0.0.1:4318').replace(/\/+$/, '');
+}
+
 /** Calls the API; `code` is 0 with the parsed body on success, else the exit code to use. */
 export async function apiCall<T = unknown>(
   command: string, opts: ClientOpts, method: string, path: string, body?: unknown,
 ): Promise<{ code: number; data?: T }> {
-  const url = (opts.url ?? process.env.TIGHTLOOP_URL ?? 'http://127.0.0.1:4318').replace(/\/+$/, '');
+  const url = serverUrl(opts);
   const token = tokenOf(opts);
   if (token === undefined) {
     process.stderr.write(`tightloop ${command}: no token (use --token, $TIGHTLOOP_TOKEN or ${resolve(opts.dataDir, 'admin.token')})\n`);

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import type { Command } from 'commander';
 import { apiCall, type ClientOpts, withClientOptions as withClient } from './api-client.js';
+import { columns, shortTime } from './table.js';
 
 /**
  * `tightloop deploy record|verify` over the REST API (`/api/deploys`). `record` fills what it is
@@ -11,7 +12,7 @@ import { apiCall, type ClientOpts, withClientOptions as withClient } from './api
 
 interface DeployOut {
   id: string; service: string; version: string; environment: string; status: string; previousVersion: string | null;
-  commit: string | null; url: string | null;
+  commit: string | null; url: string | null; source?: string; rollbackOf?: string | null; startedAt?: string; actor?: string | null;
 }
 interface EvidenceOut { signal: string; outcome: string; baseline: Record<string, number>; candidate: Record<string, number>; stats: Record<string, number>; detail?: string }
 interface VerificationOut { id: string; outcome: string | null; reason: string | null; baselineKind: string; baselineVersion: string | null; evidence: EvidenceOut[] }
@@ -78,6 +79,33 @@ const sleep = (msec: number): Promise<void> => new Promise((r) => setTimeout(r, 
 /** Adds `deploy record|verify`; `setCode` receives the exit code. */
 export function registerDeployCommands(program: Command, setCode: (code: number) => void): void {
   const deploy = deployCommand(program);
+
+  withClient(deploy.command('list')
+    .description('list deploys, newest first, with their verdict status')
+    .option('--service <name>', 'only this service')
+    .option('--environment <env>', 'only this environment')
+    .option('--limit <n>', 'at most this many', '20'))
+    .action(async (opts: ClientOpts & { service?: string; environment?: string; limit: string }) => {
+      const limit = Number(opts.limit);
+      if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+        process.stderr.write('tightloop deploy list: --limit must be an integer from 1 to 1000\n');
+        setCode(2);
+        return;
+      }
+      const qs = new URLSearchParams({ limit: String(limit) });
+      if (opts.service !== undefined) qs.set('service', opts.service);
+      if (opts.environment !== undefined) qs.set('environment', opts.environment);
+      const r = await apiCall<{ deploys: DeployOut[] }>('deploy list', opts, 'GET', `/api/deploys?${qs.toString()}`);
+      if (r.code === 0 && r.data !== undefined) {
+        const list = r.data.deploys;
+        process.stdout.write(opts.json === true ? JSON.stringify(list) + '\n' : list.length === 0 ? 'no deploys\n'
+          : columns(['started', 'service', 'version', 'environment', 'status', 'source', 'commit', 'id'], list.map((d) => [
+            shortTime(d.startedAt), d.service, `${d.previousVersion === null ? '' : `${d.previousVersion} → `}${d.version}`, d.environment, d.status,
+            d.rollbackOf === null || d.rollbackOf === undefined ? d.source : `${d.source ?? 'rollback'} of ${d.rollbackOf}`, d.commit?.slice(0, 12), d.id,
+          ])));
+      }
+      setCode(r.code);
+    });
 
   withClient(deploy.command('record')
     .description('record a deploy (CI: commit, run URL and environment come from GitHub Actions / GitLab CI variables)')

@@ -3,6 +3,8 @@ import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
 import { parseRulesYaml } from '../detect/rules-file.js';
 import { apiCall, type ClientOpts, withClientOptions as withClient } from './api-client.js';
+import { ruleCondition } from './rule-text.js';
+import { columns } from './table.js';
 
 /**
  * `tightloop silence add|list|rm` over the REST API (`/api/silences`). Exit codes: 0 ok,
@@ -33,7 +35,7 @@ const call = (what: string, method: string, path: string, opts: ClientOpts, body
 const line = (s: SilenceOut): string =>
   `${s.id}  ${s.state ?? ''}  ${s.matchers.map((m) => `${m.name}${m.op}${m.value}`).join(',')}  ${s.startsAt} → ${s.endsAt}  ${s.comment}`;
 
-interface RuleOut { id: string; source: string; spec: { name: string; type: string } }
+interface RuleOut { id: string; source: string; spec: { name: string; type: string } & Record<string, unknown> }
 
 /** A rule file for `rule add`: one rule, a list of rules, or a rules.yaml-style `{rules: [...]}`. */
 function rulesIn(text: string): unknown[] {
@@ -53,7 +55,8 @@ export function registerDetectCommands(program: Command, setCode: (code: number)
       if (r.code === 0) {
         const list = (r.data as { rules: RuleOut[] }).rules;
         if (opts.json === true) process.stdout.write(JSON.stringify(list) + '\n');
-        else process.stdout.write(list.length === 0 ? 'no rules\n' : list.map((x) => `${x.id}  ${x.spec.type}  ${x.spec.name}`).join('\n') + '\n');
+        else process.stdout.write(list.length === 0 ? 'no rules\n'
+          : columns(['id', 'source', 'type', 'name', 'condition'], list.map((x) => [x.id, x.source, x.spec.type, x.spec.name, ruleCondition(x.spec)]), 120));
       }
       setCode(r.code);
     });

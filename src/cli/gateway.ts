@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseDuration } from '../core/duration.js';
+import { columns, shortTime } from './table.js';
 
 /**
  * `tightloop resource|access|audit ...`: the gateway's commands. They talk to a running server
@@ -82,6 +83,51 @@ function table(rows: Record<string, unknown>[], cols: string[]): string {
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (vals: string[]): string => vals.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd();
   return [line(cols.map((c) => c.toUpperCase())), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
+}
+
+/** Names for ids, when the caller may list them (users: admins); otherwise the id stays. */
+async function namesOf(opts: CommonOptions, path: string, key: string): Promise<Map<string, string>> {
+  const r = await call(opts, 'GET', path).catch(() => ({ status: 0, body: null }));
+  const list = r.status === 200 ? ((r.body as Record<string, unknown>)[key] as Array<{ id: string; name: string }> | undefined) ?? [] : [];
+  return new Map(list.map((x) => [x.id, x.name]));
+}
+
+/** `access list`: who asked for what on which resource, for how long, and where it stands. */
+async function accessList(o: CommonOptions & { status?: string }): Promise<number> {
+  const r = await call(o, 'GET', `/api/access/requests${o.status === undefined ? '' : `?status=${encodeURIComponent(o.status)}`}`);
+  if (r.status >= 400) {
+    const err = (((r.body ?? {}) as Record<string, unknown>).error ?? {}) as { code?: string; message?: string };
+    process.stderr.write(`error: ${err.message ?? `HTTP ${r.status}`}${err.code === undefined ? '' : ` (${err.code})`}\n`);
+    return r.status === 401 ? 2 : 1;
+  }
+  if (o.json === true) {
+    process.stdout.write(JSON.stringify(r.body, null, 2) + '\n');
+    return 0;
+  }
+  const requests = ((r.body as { requests?: AccessRequestOut[] }).requests ?? []);
+  if (requests.length === 0) {
+    process.stdout.write('no access requests\n');
+    return 0;
+  }
+  const [users, resources] = await Promise.all([namesOf(o, '/api/users', 'users'), namesOf(o, '/api/resources', 'resources')]);
+  const what = (x: AccessRequestOut): string => (x.kind === 'statement' ? `statement (${x.rule ?? 'rule'})` : x.mode ?? '-');
+  const dur = (x: AccessRequestOut): string => (x.durationS === null ? '-' : formatDuration(x.durationS));
+  process.stdout.write(columns(['id', 'user', 'resource', 'access', 'for', 'status', 'created', 'reason'],
+    requests.map((x) => [x.id, users.get(x.userId) ?? x.userId, resources.get(x.resourceId) ?? x.resourceId, what(x), dur(x), x.status, shortTime(x.createdAt), x.reason ?? x.sql])));
+  return 0;
+}
+
+interface AccessRequestOut {
+  id: string; kind: string; userId: string; resourceId: string; mode: string | null; durationS: number | null;
+  reason: string | null; sql: string | null; rule: string | null; status: string; createdAt: string;
+}
+
+/** 1800 → `30m`, 7200 → `2h`, 90 → `90s`. */
+function formatDuration(s: number): string {
+  if (s % 86_400 === 0) return `${s / 86_400}d`;
+  if (s % 3600 === 0) return `${s / 3600}h`;
+  if (s % 60 === 0) return `${s / 60}m`;
+  return `${s}s`;
 }
 
 function durationArg(v: string): number {
@@ -197,8 +243,7 @@ export function registerGatewayCommands(program: Command, done: (code: number) =
   common(access.command('list').description('list access requests'))
     .option('--status <status>', 'pending, approved, denied, expired, used or revoked')
     .action(wrap(async (o: CommonOptions & { status?: string }) =>
-      act(o, 'GET', `/api/access/requests${o.status === undefined ? '' : `?status=${encodeURIComponent(o.status)}`}`, undefined, (b) =>
-        table(b.requests as Record<string, unknown>[], ['id', 'kind', 'status', 'mode', 'durationS', 'reason', 'createdAt']))));
+      accessList(o)));
 
   const audit = program.command('audit').description('the gateway audit trail');
   common(audit.command('verify').description('check the chain (MACs, links, and the anchored heads); names the first bad record (exit 1)'))

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { apiCall, type ClientOpts, withClientOptions as withClient } from './api-client.js';
+import { apiCall, serverUrl, type ClientOpts, withClientOptions as withClient } from './api-client.js';
 
 /**
  * `tightloop incident list|show|ack|assign|resolve` and `tightloop report` over the REST API
@@ -25,7 +25,7 @@ interface StoryOut {
   incident: IncidentOut;
   suspectDeploy: { id: string; version: string; commit: string | null } | null;
   times: { mttdMs: number | null; mttaMs: number | null; mttrMs: number | null };
-  links: { traceIds?: string[]; errorGroups?: string[]; logs?: string };
+  links: { traceIds?: string[]; errorGroups?: string[]; logs?: string; traces?: string };
   timeline: Array<{ at: string; kind: string; title: string; actor: string | null }>;
 }
 
@@ -68,17 +68,31 @@ const statLine = (name: string, s: StatOut): string => `  ${name.padEnd(34)} med
 const line = (i: IncidentOut): string =>
   `${i.id}  ${i.status.padEnd(12)}  ${i.service}${i.environment === '' ? '' : `/${i.environment}`}  detected ${i.detectedAt}${i.assignee === null ? '' : `  → ${i.assignee}`}  ${i.title}`;
 
-export function renderStory(s: StoryOut): string {
+/** The console's page for an API search link: `<base>/api/logs?…` → `<base>/logs?…` (same filters and range). */
+export function consoleLink(apiLink: string): string {
+  return apiLink.replace(/\/api\/(logs|traces)\?/, '/$1?');
+}
+
+/** The incident in the console, opened on its time range: 2 min before the first bad signal to 3 min after the end. */
+export function incidentConsoleUrl(base: string, i: IncidentOut, nowMs = Date.now()): string {
+  const start = Date.parse(i.firstBadAt ?? i.detectedAt);
+  const end = i.resolvedAt === null ? nowMs : Date.parse(i.resolvedAt);
+  return `${base.replace(/\/+$/, '')}/incidents/${encodeURIComponent(i.id)}?from=${start - 120_000}&to=${end + 180_000}`;
+}
+
+export function renderStory(s: StoryOut, consoleBase?: string): string {
   const i = s.incident;
   const out = [
     `${i.id}  ${i.title}`,
+    ...(consoleBase === undefined ? [] : [`  console ${incidentConsoleUrl(consoleBase, i)}`]),
     `  status ${i.status}${i.assignee === null ? '' : `, assigned to ${i.assignee}`}${i.acknowledgedBy === null ? '' : `, acknowledged by ${i.acknowledgedBy}`}`,
     `  MTTD ${human(s.times.mttdMs)}   MTTA ${human(s.times.mttaMs)}   MTTR ${human(s.times.mttrMs)}`,
   ];
   if (s.suspectDeploy !== null) out.push(`  suspect deploy ${s.suspectDeploy.id} (${s.suspectDeploy.version}${s.suspectDeploy.commit === null ? '' : `, commit ${s.suspectDeploy.commit}`})`);
   if ((s.links.traceIds ?? []).length > 0) out.push(`  example traces ${(s.links.traceIds ?? []).join(' ')}`);
   if ((s.links.errorGroups ?? []).length > 0) out.push(`  error groups ${(s.links.errorGroups ?? []).join(' ')}`);
-  if (s.links.logs !== undefined) out.push(`  logs ${s.links.logs}`);
+  if (s.links.traces !== undefined) out.push(`  traces ${consoleLink(s.links.traces)}`);
+  if (s.links.logs !== undefined) out.push(`  logs ${consoleLink(s.links.logs)}`);
   out.push('', '  timeline:');
   for (const e of s.timeline) out.push(`    ${e.at}  ${e.kind.padEnd(17)} ${e.title}${e.actor === null ? '' : `  [${e.actor}]`}`);
   return out.join('\n') + '\n';
@@ -133,7 +147,7 @@ export function registerIncidentCommands(program: Command, setCode: (code: numbe
   withClient(incident.command('show <id>').description('the incident and its timeline'))
     .action(async (id: string, opts: ClientOpts) => {
       const r = await apiCall<StoryOut>('incident show', opts, 'GET', `/api/incidents/${encodeURIComponent(id)}`);
-      if (r.code === 0 && r.data !== undefined) { const s = r.data; print(opts, s, () => renderStory(s)); }
+      if (r.code === 0 && r.data !== undefined) { const s = r.data; print(opts, s, () => renderStory(s, serverUrl(opts))); }
       setCode(r.code);
     });
 

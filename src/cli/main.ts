@@ -1,6 +1,9 @@
-import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { serverConfigSchema } from '../http/config.js';
+import { serverConfigSchema, type ServerConfig } from '../http/config.js';
+import type { RunningServer } from '../http/server.js';
 import { parseCorsOrigins } from '../http/cors.js';
 import { registerActionCommands } from './actions.js';
 import { registerDeployCommands } from './deploys.js';
@@ -61,63 +64,103 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
   // Loaded only by `up`: the other commands are REST clients and start faster without the server.
   const { startServer } = await import('../http/server.js');
   const demo = opts.demo === true ? await import('../demo/index.js') : undefined;
-  let prepared: import('../demo/index.js').PreparedDemo | undefined;
-  let server;
+  // Signals are ours from here on, also while PostgreSQL and the server start: the first one
+  // stops gracefully (whatever has started is stopped, the demo's PostgreSQL directory removed);
+  // another one while that runs ends at once, after the synchronous clean-up of the demo's files.
+  const shutdown = new AbortController();
+  const onSignal = (signal: string): void => {
+    if (!shutdown.signal.aborted) {
+      process.stdout.write(`tightloop: ${signal} received, flushing and shutting down\n`);
+      shutdown.abort();
+      return;
+    }
+    process.stdout.write(`tightloop: ${signal} again, stopping now\n`);
+    demo?.stopAllNow();
+    process.exit(130);
+  };
+  const onInt = (): void => onSignal('SIGINT');
+  const onTerm = (): void => onSignal('SIGTERM');
+  process.on('SIGINT', onInt);
+  process.on('SIGTERM', onTerm);
   try {
-    prepared = await demo?.prepareDemo(config.dataDir);
+    return await serve(config, opts, startServer, demo, shutdown.signal);
+  } finally {
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+  }
+}
+
+type Demo = typeof import('../demo/index.js');
+
+async function serve(config: ServerConfig, opts: { gatewayPort?: number }, startServer: typeof import('../http/server.js').startServer,
+  demo: Demo | undefined, stopped: AbortSignal): Promise<number> {
+  let prepared: import('../demo/index.js').PreparedDemo | undefined;
+  let server: RunningServer;
+  try {
+    prepared = await demo?.prepareDemo(config.dataDir, stopped);
     server = await startServer(config, undefined, { gatewayPort: opts.gatewayPort });
   } catch (err) {
     await prepared?.stop();
+    if (stopped.aborted) return 0;
     const e = err as NodeJS.ErrnoException;
     const why = e.code === 'EADDRINUSE' ? `port ${config.port} on ${config.host} is already in use` : e.message;
     process.stderr.write(`tightloop up: cannot start: ${why}\n`);
     return 2;
   }
-  const lines = [
-    '',
-    `  tightloop is up  (data: ${config.dataDir})`,
-    `  state           ${stateLine}`,
-    `  API             ${server.url}/api/`,
-    `  OTLP/HTTP       ${server.url}/v1/traces | /v1/logs | /v1/metrics`,
-    `  OpenAPI         ${server.url}/api/openapi.json`,
-    `  health          ${server.url}/api/health`,
-    `  Sentry DSN      ${server.defaultDsn}  (default project)`,
-    server.gatewayPort === undefined
-      ? '  PostgreSQL      gateway not listening (port 15432 in use; pass --gateway-port)'
-      : `  PostgreSQL      postgres://<user>:<token>@${config.host}:${server.gatewayPort}/<resource>  (gateway)`,
-  ];
-  if (server.adminToken !== undefined) {
-    lines.push(
+  if (!stopped.aborted) {
+    const lines = [
       '',
-      `  admin token (shown once; saved to ${resolve(config.dataDir, 'admin.token')}, mode 0600):`,
-      `    ${server.adminToken}`,
-    );
-  }
-  process.stdout.write(lines.join('\n') + '\n\n');
-  const demoRun = prepared === undefined ? undefined : demo?.runDemo(server, prepared, { color: process.stdout.isTTY });
-
-  return await new Promise<number>((done) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) return;
-      stopping = true;
-      process.stdout.write(`tightloop: ${signal} received, flushing and shutting down\n`);
-      demoRun?.stop();
-      server.close().then(
-        async () => {
-          await prepared?.stop();
-          done(0);
-        },
-        async (err: unknown) => {
-          process.stderr.write(`tightloop: shutdown failed: ${(err as Error).message}\n`);
-          await prepared?.stop();
-          done(1);
-        },
+      `  tightloop is up  (data: ${config.dataDir})`,
+      `  state           ${stateLine}`,
+      `  API             ${server.url}/api/`,
+      `  OTLP/HTTP       ${server.url}/v1/traces | /v1/logs | /v1/metrics`,
+      `  OpenAPI         ${server.url}/api/openapi.json`,
+      `  health          ${server.url}/api/health`,
+      `  Sentry DSN      ${server.defaultDsn}  (default project)`,
+      server.gatewayPort === undefined
+        ? '  PostgreSQL      gateway not listening (port 15432 in use; pass --gateway-port)'
+        : `  PostgreSQL      postgres://<user>:<token>@${config.host}:${server.gatewayPort}/<resource>  (gateway)`,
+    ];
+    if (server.adminToken !== undefined) {
+      lines.push(
+        '',
+        `  admin token (shown once; saved to ${resolve(config.dataDir, 'admin.token')}, mode 0600):`,
+        `    ${server.adminToken}`,
       );
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    }
+    process.stdout.write(lines.join('\n') + '\n\n');
+  }
+  const demoRun = prepared === undefined || stopped.aborted ? undefined : demo?.runDemo(server, prepared, { color: process.stdout.isTTY });
+  await new Promise<void>((done) => {
+    if (stopped.aborted) done();
+    else stopped.addEventListener('abort', () => done(), { once: true });
   });
+  demoRun?.stop();
+  let code = 0;
+  try {
+    await server.close();
+  } catch (err) {
+    process.stderr.write(`tightloop: shutdown failed: ${(err as Error).message}\n`);
+    code = 1;
+  }
+  await prepared?.stop();
+  return code;
+}
+
+/** The version in this checkout's package.json (from src/cli under tests, from dist/src/cli when built). */
+export function packageVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'tightloop' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // not here: one level up
+    }
+    const up = dirname(dir);
+    if (up === dir) return 'unknown';
+    dir = up;
+  }
 }
 
 export async function run(argv: string[]): Promise<number> {
@@ -125,6 +168,8 @@ export async function run(argv: string[]): Promise<number> {
   const program = new Command()
     .name('tightloop')
     .description('Observe, detect, act safely, ship verified, learn: one self-hosted service.')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .enablePositionalOptions()
     .exitOverride()
     .showHelpAfterError();
 
@@ -146,8 +191,9 @@ export async function run(argv: string[]): Promise<number> {
     .action(async (opts, cmd: Command) => {
       if (opts.demo === true) {
         try {
-          const { demoUpDefaults } = await import('../demo/up.js');
-          Object.assign(opts, await demoUpDefaults(opts, (k) => cmd.getOptionValueSource(k) === 'default'));
+          const { demoUpDefaults, movedText } = await import('../demo/up.js');
+          Object.assign(opts, await demoUpDefaults(opts, (k) => cmd.getOptionValueSource(k) === 'default',
+            (m) => process.stdout.write(`tightloop up --demo: ${movedText(m)}\n`)));
         } catch (err) {
           process.stderr.write(`tightloop up --demo: ${(err as Error).message}\n`);
           code = 2;

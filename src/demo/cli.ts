@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync } from 'node:fs';
 import { cliEntry } from './paths.js';
 import type { DemoReporter } from './reporter.js';
@@ -8,6 +8,20 @@ import type { DemoReporter } from './reporter.js';
  * shows it, so every documented command the demo uses is exercised end to end. The URL and
  * token come from TIGHTLOOP_URL / TIGHTLOOP_TOKEN, which keeps tokens off the printed line.
  */
+
+/** Child processes the demo started and that still run (the CLI, psql): ended when it stops. */
+const running = new Set<ChildProcess>();
+
+export function track<C extends ChildProcess>(child: C): C {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  return child;
+}
+
+/** Ends every command the demo still runs (a stopped demo leaves no process behind). */
+export function stopCommands(): void {
+  for (const c of running) c.kill('SIGTERM');
+}
 
 export interface CliResult {
   code: number;
@@ -29,7 +43,7 @@ export function cliRunner(url: string, adminToken: string, reporter: DemoReporte
     if (opts.quiet !== true) reporter.command(['tightloop', ...args]);
     const env = { ...process.env, TIGHTLOOP_URL: url, TIGHTLOOP_TOKEN: opts.token ?? adminToken };
     return new Promise<CliResult>((resolve) => {
-      const child = spawn(process.execPath, [cliEntry(), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = track(spawn(process.execPath, [cliEntry(), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] }));
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { CliRunner } from './cli.js';
+import { track, type CliRunner } from './cli.js';
 import type { OrdersDb } from './orders-db.js';
 import type { DemoReporter } from './reporter.js';
 
@@ -52,9 +52,9 @@ export interface PsqlResult {
 /** The real `psql`, password from PGPASSWORD so the token never shows on a command line. */
 export function psql(url: string, password: string, sql: string): Promise<PsqlResult> {
   return new Promise((resolve) => {
-    const child = spawn('psql', [url, '-X', '-v', 'ON_ERROR_STOP=1', '-c', sql], {
+    const child = track(spawn('psql', [url, '-X', '-v', 'ON_ERROR_STOP=1', '-c', sql], {
       env: { ...process.env, PGPASSWORD: password, PGCONNECT_TIMEOUT: '10' }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    }));
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));

@@ -14,21 +14,25 @@
  * pillar. A pillar missing from the build is reported as "not available", never faked.
  */
 import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { RunningServer } from '../http/server.js';
 import { demoApi } from './api.js';
-import { cliRunner } from './cli.js';
+import { cliRunner, stopCommands } from './cli.js';
 import { accessTour, addResource } from './gateway-tour.js';
 import { LoadGenerator } from './load.js';
 import { BAD, GOOD, runLoop, tellIncident, writeRulesYaml } from './loop.js';
 import { CUSTOMERS, PRODUCTS, startOrdersDb, type OrdersDb } from './orders-db.js';
+import { cliEntry } from './paths.js';
 import { freePort } from './ports.js';
 import { DemoReporter, type DemoStep } from './reporter.js';
+import { around } from './story.js';
+import { movedText } from './up.js';
 
 export { DemoReporter } from './reporter.js';
 export type { DemoStep, StepStatus } from './reporter.js';
 export { LoadGenerator } from './load.js';
 export { SERVICE, GOOD, BAD } from './loop.js';
+export { stopAllNow } from './orders-db.js';
 
 /** Marks a data directory as the demo's own, so a later `--demo` may wipe it. */
 export const DEMO_MARKER = 'demo-steps.jsonl';
@@ -81,13 +85,22 @@ export function freshDemoDir(dataDir: string): void {
   rmSync(dataDir, { recursive: true, force: true });
 }
 
+/**
+ * The one line to copy into another terminal: \`tightloop\` on PATH (this checkout's bin/), the
+ * demo's URL, and its admin token read from the file (so the token is not printed again).
+ */
+export function exportLine(url: string, dataDir: string): string {
+  const q = (s: string): string => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`);
+  return `export PATH=${q(dirname(cliEntry()))}:"$PATH" TIGHTLOOP_URL=${q(url)} TIGHTLOOP_TOKEN="$(cat ${q(resolve(dataDir, 'admin.token'))})"`;
+}
+
 /** Before the server starts: PostgreSQL with the orders data, and the alert rule in rules.yaml. */
-export async function prepareDemo(dataDir: string): Promise<PreparedDemo> {
+export async function prepareDemo(dataDir: string, signal?: AbortSignal): Promise<PreparedDemo> {
   const { mkdirSync, writeFileSync } = await import('node:fs');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   writeFileSync(join(dataDir, DEMO_MARKER), '');
   writeRulesYaml(dataDir);
-  const db = await startOrdersDb({ credentialDir: process.env.TIGHTLOOP_GATEWAY_CREDENTIAL_DIR ?? join(dataDir, 'credentials') });
+  const db = await startOrdersDb({ credentialDir: process.env.TIGHTLOOP_GATEWAY_CREDENTIAL_DIR ?? join(dataDir, 'credentials'), signal });
   return { dataDir, db, stop: () => db.stop() };
 }
 
@@ -101,6 +114,7 @@ export function runDemo(server: RunningServer, prepared: PreparedDemo, opts: Dem
     const cli = cliRunner(server.url, adminToken, reporter, join(prepared.dataDir, DEMO_COMMANDS));
     reporter.banner(`The loop, live: shop ${GOOD} → bad deploy ${BAD} → automatic rollback → verified recovery`);
     reporter.step('demo.ready', `tightloop and orders-prod (PostgreSQL on port ${prepared.db.port}) are up; console ${server.url}/ (log in with the admin token above)`, { link: '/services' });
+    reporter.detail(`every \`tightloop\` command below also works in another terminal after this line:\n${exportLine(server.url, prepared.dataDir)}`);
 
     const tourCtx = { cli, reporter, db: prepared.db, dataDir: prepared.dataDir, apiUrl: server.url, gatewayPort: server.gatewayPort };
     const registered = await addResource(tourCtx);
@@ -110,7 +124,9 @@ export function runDemo(server: RunningServer, prepared: PreparedDemo, opts: Dem
       toured = true;
       await accessTour(tourCtx).catch((err: unknown) => void reporter.step('gateway.error', `access tour failed: ${(err as Error).message}`, { status: 'fail' }));
     };
-    const shopPort = await freePort(opts.shopPort ?? Number(process.env.TIGHTLOOP_DEMO_SHOP_PORT ?? 8080));
+    const wantShop = opts.shopPort ?? Number(process.env.TIGHTLOOP_DEMO_SHOP_PORT ?? 8080);
+    const shopPort = await freePort(wantShop);
+    if (wantShop !== 0 && shopPort !== wantShop) reporter.detail(movedText({ what: "the shop's proxy", wanted: wantShop, got: shopPort }));
     const rps = opts.rps ?? 40;
     load = new LoadGenerator({ url: `http://127.0.0.1:${shopPort}`, rps, customers: CUSTOMERS, products: PRODUCTS.length });
     const loopStartMs = Date.now();
@@ -120,11 +136,11 @@ export function runDemo(server: RunningServer, prepared: PreparedDemo, opts: Dem
     });
     await tour(); // when the loop could not get that far: still show the gateway
     const story = loop.badDeployId === null ? null
-      : await tellIncident({ api, reporter, incidentId: loop.incidentId, badStartedAfterMs: loopStartMs, timeoutMs: 90_000, signal: stopped.signal });
+      : await tellIncident({ api, reporter, incidentId: loop.incidentId, badStartedAfterMs: loopStartMs, timeoutMs: 90_000, signal: stopped.signal, badStartMs: loop.badStartMs, alertsShown: loop.alerts });
 
     if (loop.loopMs !== null) {
       reporter.step('loop.closed', `loop closed: bad deploy → verified recovery in ${(loop.loopMs / 1000).toFixed(1)} s, no human in the loop`,
-        { link: story === null ? '/deploys' : `/incidents/${story.incident.id}`, data: { loopMs: loop.loopMs } });
+        { link: story === null ? '/deploys' : around(`/incidents/${story.incident.id}`, loop.badStartMs ?? loopStartMs), data: { loopMs: loop.loopMs } });
     }
     const failed = reporter.steps.filter((s) => s.status === 'fail' || s.status === 'unavailable');
     const ok = failed.length === 0 && loop.loopMs !== null;
@@ -142,6 +158,7 @@ export function runDemo(server: RunningServer, prepared: PreparedDemo, opts: Dem
     stop() {
       load?.stop();
       stopped.abort();
+      stopCommands();
     },
   };
 }

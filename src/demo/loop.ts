@@ -7,6 +7,7 @@ import type { LoadGenerator } from './load.js';
 import type { OrdersDb } from './orders-db.js';
 import { shopEntry } from './paths.js';
 import type { DemoReporter } from './reporter.js';
+import { alertsFiredSince, around, firedLine, resolvedLine, type AlertSeen } from './story.js';
 
 /**
  * The loop itself: steady traffic on shop 1.0.0, a progressive deploy of 2.0.0 (canary), its
@@ -49,6 +50,10 @@ export interface LoopResult {
   incidentId: string | null;
   badDeployId: string | null;
   rollbackDeployId: string | null;
+  /** When the bad deploy started (console links open around it). */
+  badStartMs: number | null;
+  /** Alerts of the shop that fired after the bad deploy started, as read back from the API. */
+  alerts: AlertSeen[];
 }
 
 interface DeployOut {
@@ -57,8 +62,10 @@ interface DeployOut {
 }
 interface VerificationOut { outcome: string | null; reason: string | null; decidedAt: string | null; evidence: { signal: string; outcome: string; detail?: string }[] }
 interface RolloutOut { id: string; deployId: string; service: string; version: string; status: string; reason: string | null; steps: { weight: number; runId: string | null }[]; rollbackDeployId: string | null }
-interface IncidentOut { id: string; title: string; service: string; status: string; openedAt: string; detectedAt: string; resolvedAt: string | null; firstBadAt: string | null }
-interface AlertOut { id: string; rule?: string; ruleName?: string; state: string; labels?: Record<string, string>; startsAt?: string; firedAt?: string }
+interface IncidentOut {
+  id: string; title: string; service: string; status: string; openedAt: string; detectedAt: string; resolvedAt: string | null; firstBadAt: string | null;
+  resolution: string | null; alerts: Array<{ id: string; rule: string; state: string; firedAt: string; resolvedAt: string | null }>;
+}
 interface TimelineOut { at: string; kind: string; title: string; actor: string | null }
 interface StoryOut { incident: IncidentOut; timeline: TimelineOut[]; times?: Record<string, number | null> }
 
@@ -93,20 +100,30 @@ export function writeServicesYaml(dataDir: string, o: { shopPort: number; databa
   return file;
 }
 
-/** The alert the demo relies on, in `<data-dir>/rules.yaml` (read at start). */
+/**
+ * The alert the demo relies on, in `<data-dir>/rules.yaml` (read at start): the shop's error rate
+ * across its versions, strict because 1.0.0 fails no request. 2.0.0 takes half the traffic for
+ * only seconds before its verdict fails and it is rolled back: a handful of failed checkouts among
+ * a few hundred requests. The 15 s window is judged up to now, so spans that reach tightloop
+ * seconds late (a busy machine) still count; the alert resolves once the rollback has left 15 s
+ * without a failed request.
+ */
+export const DEMO_RULE = 'shop error rate';
+
 export function writeRulesYaml(dataDir: string): string {
   const file = join(dataDir, 'rules.yaml');
   writeFileSync(file, [
     'rules:',
-    '  - name: shop error rate',
+    `  - name: ${DEMO_RULE}`,
     '    type: threshold',
     '    select: { service: shop, environment: production }',
     '    by: [service, environment]',
     '    signal: error_rate',
-    '    threshold: 0.02',
-    '    window: 10s',
+    '    threshold: 0.001',
+    '    window: 15s',
+    '    min_count: 20',
     '    for: 0s',
-    '    keep_firing_for: 20s',
+    '    keep_firing_for: 5s',
     '    labels: { severity: page }',
     '',
   ].join('\n'));
@@ -147,7 +164,7 @@ function countsLine(load: LoadGenerator): string {
 export async function runLoop(o: LoopOptions): Promise<LoopResult> {
   const { api, cli, reporter } = o;
   const timeout = o.phaseTimeoutMs ?? 90_000;
-  const result: LoopResult = { loopMs: null, incidentId: null, badDeployId: null, rollbackDeployId: null };
+  const result: LoopResult = { loopMs: null, incidentId: null, badDeployId: null, rollbackDeployId: null, badStartMs: null, alerts: [] };
 
   // 1. shop 1.0.0 behind the local actuator's proxy.
   writeServicesYaml(o.dataDir, { shopPort: o.shopPort, databaseUrl: o.db.shopUrl, dsn: o.defaultDsn });
@@ -197,25 +214,29 @@ export async function runLoop(o: LoopOptions): Promise<LoopResult> {
   const bad = (await api<DeployOut>(`/api/deploys/${rollout.deployId}`)).body;
   result.badDeployId = bad.id;
   const badStartMs = Date.parse(bad.startedAt);
-  reporter.step('deploy.started', `deploy ${BAD} started: canary steps ${rollout.steps.map((s) => `${s.weight} %`).join(' → ')}`, { link: `/deploys?service=${SERVICE}`, data: { deployId: bad.id } });
+  result.badStartMs = badStartMs;
+  /** Console links open at the bad deploy's moment: from 2 min before to 3 min after. */
+  const at = (path: string): string => around(path, badStartMs);
+  const badLink = at(`/deploys/${bad.id}`);
+  reporter.step('deploy.started', `deploy ${BAD} started: canary steps ${rollout.steps.map((s) => `${s.weight} %`).join(' → ')}`, { link: badLink, data: { deployId: bad.id } });
 
   const canary = await until(o.signal, timeout, async () => {
     const r = await api<{ services: { service: string; versions: { version: string; weight: number; state: string }[] }[] }>('/api/local-services');
     const v = r.body.services.find((s) => s.service === SERVICE)?.versions.find((x) => x.version === BAD && x.weight > 0 && x.state === 'running');
     return v;
   });
-  if (canary !== undefined) reporter.step('canary.live', `${BAD} is taking ${canary.weight} % of the traffic; verification against ${GOOD} running`, { link: `/deploys?service=${SERVICE}` });
+  if (canary !== undefined) reporter.step('canary.live', `${BAD} is taking ${canary.weight} % of the traffic; verification against ${GOOD} running`, { link: badLink });
 
   // 4. The verdict, the alert and the incident, as they come.
   let alertShown = false;
   let incidentShown = false;
   const watchSide = async (): Promise<void> => {
     if (!alertShown) {
-      const a = await api<{ alerts: AlertOut[] }>('/api/alerts?state=firing');
-      const hit = a.body.alerts?.find((x) => JSON.stringify(x).includes(SERVICE));
-      if (hit !== undefined) {
+      const fired = await alertsFiredSince(api, SERVICE, badStartMs - 1000);
+      if (fired.length > 0) {
         alertShown = true;
-        reporter.step('alert.fired', `alert fired: ${hit.ruleName ?? hit.rule ?? 'shop error rate'}`, { link: '/alerts' });
+        result.alerts = fired;
+        for (const a of fired) reporter.step('alert.fired', firedLine(a), { link: at('/alerts'), data: { alertId: a.id, rule: a.ruleName, value: a.firedValue, firedAt: a.firedAt } });
       }
     }
     if (!incidentShown) {
@@ -229,7 +250,7 @@ export async function runLoop(o: LoopOptions): Promise<LoopResult> {
       if (inc !== undefined) {
         incidentShown = true;
         result.incidentId = inc.id;
-        reporter.step('incident.opened', `incident opened: ${inc.title}`, { link: `/incidents/${inc.id}`, data: { incidentId: inc.id } });
+        reporter.step('incident.opened', `incident opened: ${inc.title}`, { link: at(`/incidents/${inc.id}`), data: { incidentId: inc.id } });
       }
     }
   };
@@ -246,7 +267,7 @@ export async function runLoop(o: LoopOptions): Promise<LoopResult> {
   });
   if (verdict === undefined || verdict === null) {
     const why = endedEarly === undefined ? `no verdict within ${timeout / 1000} s` : `the rollout ended ${endedEarly.status} before a verdict: ${endedEarly.reason ?? ''}`;
-    reporter.step('verification.failed', `verification of ${BAD} did not run: ${why}`, { status: 'fail', link: `/deploys?service=${SERVICE}` });
+    reporter.step('verification.failed', `verification of ${BAD} did not run: ${why}`, { status: 'fail', link: badLink });
     return result;
   }
   if (verdict.outcome !== 'fail') {
@@ -254,7 +275,7 @@ export async function runLoop(o: LoopOptions): Promise<LoopResult> {
     return result;
   }
   reporter.step('verification.failed', `verification failed ${((Date.parse(verdict.decidedAt ?? new Date().toISOString()) - badStartMs) / 1000).toFixed(1)} s after the deploy: ${verdict.reason ?? ''}`,
-    { link: `/deploys?service=${SERVICE}`, data: { deployId: bad.id } });
+    { link: badLink, data: { deployId: bad.id } });
   for (const e of verdict.evidence.filter((x) => x.outcome === 'fail')) reporter.detail(`${e.signal}: ${e.detail ?? 'fail'}`);
 
   // 5. Rollback: recorded as its own deploy, then verified.
@@ -269,7 +290,7 @@ export async function runLoop(o: LoopOptions): Promise<LoopResult> {
   }
   result.rollbackDeployId = rb.id;
   reporter.step('rollback.started', `automatic rollback: all traffic back on ${GOOD} at once, ${BAD} stopped; the rollback is verified like any deploy`,
-    { link: `/deploys?service=${SERVICE}`, data: { deployId: rb.id } });
+    { link: at(`/deploys/${rb.id}`), data: { deployId: rb.id } });
   const rbVerdict = await until(o.signal, timeout, async () => {
     await watchSide();
     return verdictOf(api, rb.id);
@@ -280,15 +301,20 @@ export async function runLoop(o: LoopOptions): Promise<LoopResult> {
   }
   const recoveredMs = Date.parse(rbVerdict.decidedAt ?? new Date().toISOString());
   result.loopMs = recoveredMs - badStartMs;
-  reporter.step('rollback.verified', `rollback verified: ${GOOD} is healthy again (${countsLine(load)})`, { link: `/deploys?service=${SERVICE}`, data: { deployId: rb.id } });
+  reporter.step('rollback.verified', `rollback verified: ${GOOD} is healthy again (${countsLine(load)})`, { link: at(`/deploys/${rb.id}`), data: { deployId: rb.id } });
   const out = await rolloutCli;
   reporter.detail(`(tightloop deploy start exited ${out.code}: 1 means rolled back, so a CI job running it fails)`);
   return result;
 }
 
 /** Waits for the incident to resolve by itself, then prints its story from the API. */
-export async function tellIncident(o: { api: DemoApi; reporter: DemoReporter; incidentId: string | null; badStartedAfterMs: number; timeoutMs: number; signal?: AbortSignal }): Promise<StoryOut | null> {
+export async function tellIncident(o: {
+  api: DemoApi; reporter: DemoReporter; incidentId: string | null; badStartedAfterMs: number; timeoutMs: number; signal?: AbortSignal;
+  /** The bad deploy's start (links open around it) and the alerts already told. */
+  badStartMs?: number | null; alertsShown?: AlertSeen[];
+}): Promise<StoryOut | null> {
   const { api, reporter } = o;
+  const at = (path: string): string => around(path, o.badStartMs ?? o.badStartedAfterMs);
   let id = o.incidentId;
   if (id === null) {
     const probe = await api<{ incidents: IncidentOut[] }>('/api/incidents?limit=10');
@@ -305,17 +331,25 @@ export async function tellIncident(o: { api: DemoApi; reporter: DemoReporter; in
       return null;
     }
     id = inc.id;
-    reporter.step('incident.opened', `incident opened: ${inc.title}`, { link: `/incidents/${inc.id}`, data: { incidentId: inc.id } });
+    reporter.step('incident.opened', `incident opened: ${inc.title}`, { link: at(`/incidents/${inc.id}`), data: { incidentId: inc.id } });
   }
   const resolved = await until(o.signal, o.timeoutMs, async () => {
     const s = await api<StoryOut>(`/api/incidents/${id}`);
     return s.body.incident.status === 'resolved' ? s.body : undefined;
   }, 500);
   if (resolved === undefined) {
-    reporter.step('incident.resolved', `incident ${id} did not resolve within ${o.timeoutMs / 1000} s`, { status: 'fail', link: `/incidents/${id}` });
+    reporter.step('incident.resolved', `incident ${id} did not resolve within ${o.timeoutMs / 1000} s`, { status: 'fail', link: at(`/incidents/${id}`) });
     return null;
   }
-  reporter.step('incident.resolved', `incident resolved by itself: alerts resolved and the fix verified`, { link: `/incidents/${id}`, data: { incidentId: id } });
+  // An alert that fired after the loop stopped watching is told now, before the resolution.
+  const told = new Set((o.alertsShown ?? []).map((a) => a.id));
+  for (const a of await alertsFiredSince(api, SERVICE, (o.badStartMs ?? o.badStartedAfterMs) - 1000)) {
+    if (!told.has(a.id)) reporter.step('alert.fired', firedLine(a), { link: at('/alerts'), data: { alertId: a.id, rule: a.ruleName, value: a.firedValue, firedAt: a.firedAt } });
+  }
+  reporter.step('incident.resolved', resolvedLine(resolved), {
+    status: resolved.incident.resolution === 'auto' ? 'ok' : 'fail', link: at(`/incidents/${id}`),
+    data: { incidentId: id, resolution: resolved.incident.resolution, alerts: resolved.incident.alerts },
+  });
   reporter.banner('The story tightloop wrote (GET /api/incidents/' + id + '):');
   const t0 = Date.parse(resolved.timeline[0]?.at ?? resolved.incident.openedAt);
   reporter.detail(resolved.timeline.map((e) => `${e.at.slice(11, 23)}  +${((Date.parse(e.at) - t0) / 1000).toFixed(1).padStart(5)}s  ${e.kind.padEnd(18)} ${e.title}`).join('\n'));

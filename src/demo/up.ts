@@ -15,12 +15,22 @@ export interface UpOptionsForDemo {
   logLevel: string;
 }
 
-export async function demoUpDefaults(o: UpOptionsForDemo, isDefault: (option: keyof UpOptionsForDemo) => boolean): Promise<UpOptionsForDemo> {
+/** A port the demo moved because the default was busy: say so, the README names the defaults. */
+export interface MovedPort { what: string; wanted: number; got: number }
+
+/** `port 4318 (HTTP: API, OTLP, console) is in use; the demo took 45499 instead`. */
+export function movedText(m: MovedPort): string {
+  return `port ${m.wanted} (${m.what}) is in use; the demo took ${m.got} instead`;
+}
+
+export async function demoUpDefaults(o: UpOptionsForDemo, isDefault: (option: keyof UpOptionsForDemo) => boolean, moved?: (m: MovedPort) => void): Promise<UpOptionsForDemo> {
   const out = { ...o };
   if (isDefault('dataDir')) out.dataDir = DEFAULT_DEMO_DIR;
   freshDemoDir(resolve(out.dataDir));
   if (isDefault('port')) out.port = await freePort(o.port);
   if (o.gatewayPort === undefined) out.gatewayPort = await freePort(15432);
   if (isDefault('logLevel')) out.logLevel = 'warn';
+  if (o.port !== 0 && out.port !== o.port) moved?.({ what: 'HTTP: API, OTLP, console', wanted: o.port, got: out.port });
+  if (o.gatewayPort === undefined && out.gatewayPort !== 15432) moved?.({ what: 'PostgreSQL gateway', wanted: 15432, got: out.gatewayPort ?? 0 });
   return out;
 }

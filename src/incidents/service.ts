@@ -289,19 +289,20 @@ export class IncidentService {
         await this.db.updateTable('incidents').set({ suspect_deploy_id: d.id }).where('id', '=', row.id).execute();
       }
       await this.event(row.id, e.at, 'deploy.failed', null, d.id, { version: d.version, reason: e.verification.reason });
-      // The failed deploy's own first bad request, even when an alert placed the first bad signal already.
-      if (row.first_bad_at === null || row.first_bad_source !== 'deploy') {
-        await this.locateFirstBad(row.id, signal, atMs, d);
-        // A verdict can come seconds after the version's first requests, before their spans
-        // (batched by the service's exporter) are in the rollups: read again as they arrive.
-        if ((await this.row(row.id)).first_bad_source !== 'deploy') this.relocateLater(row.id, signal, atMs, d, [...RELOCATE_AFTER_MS]);
-      }
+      // The failed deploy's own first bad request, even when an alert placed the first bad signal
+      // already (also from this deploy: the alert may have read it before the version's earliest
+      // failed request was in; the earliest of equal evidence wins).
+      await this.locateFirstBad(row.id, signal, atMs, d);
+      // A verdict can come seconds after the version's first requests, before their spans
+      // (batched by the service's exporter; a slow first request is exported after quicker later
+      // ones) are in the rollups: read again as they arrive.
+      this.relocateLater(row.id, signal, atMs, d, [...RELOCATE_AFTER_MS]);
       return;
     }
     await this.recheck(d.service, d.environment);
   }
 
-  /** Re-reads the failed deploy's first bad request after each delay until it is found. */
+  /** Re-reads the failed deploy's first bad request after each delay (an earlier one may arrive after a later one). */
   private relocateLater(id: string, signal: SignalName, atMs: number, d: Deploy, delays: number[]): void {
     const wait = delays.shift();
     if (wait === undefined) return;
@@ -309,9 +310,9 @@ export class IncidentService {
       this.timers.delete(t);
       this.run('first bad request', async () => {
         const r = await this.row(id);
-        if (r.status === 'resolved' || r.first_bad_source === 'deploy') return;
+        if (r.status === 'resolved') return;
         await this.locateFirstBad(id, signal, atMs, d);
-        if ((await this.row(id)).first_bad_source !== 'deploy') this.relocateLater(id, signal, atMs, d, delays);
+        this.relocateLater(id, signal, atMs, d, delays);
       });
     }, wait);
     t.unref();
