@@ -396,8 +396,9 @@ describe('the console in Chromium', () => {
     await page.getByRole('button', { name: 'Acknowledge' }).click();
     await page.locator('ol.timeline li[data-kind="acknowledged"]').waitFor();
     // A suggested action (from the catalogue, its parameters filled from the incident) runs for real.
-    await page.getByRole('button', { name: 'Run restart' }).click();
-    await page.getByRole('status').getByText(/Started restart/).waitFor();
+    await page.getByRole('button', { name: 'Run restart…' }).click();
+    await page.getByRole('button', { name: 'Confirm restart' }).click();
+    await page.locator('[data-run-status="succeeded"]').waitFor();
     const runs = await until(async () => {
       const r = (await apiCall<{ runs: Array<{ action: string; params: Record<string, unknown>; status: string }> }>('/api/actions/runs?action=restart')).body.runs;
       return r.length > 0 && r[0].status === 'succeeded' ? r : undefined;
@@ -423,7 +424,7 @@ describe('the console in Chromium', () => {
     if (detail.verification === null) await page.getByText('No verification for this deploy.').waitFor();
     else {
       await page.locator(`[data-verdict="${detail.verification.outcome ?? 'pending'}"]`).waitFor();
-      expect(await page.locator('#verdict-h').locator('xpath=../..').locator('tbody tr').count()).toBe(detail.verification.evidence.length);
+      expect(await page.locator('#verdict-h').locator('xpath=../..').locator('tr[data-signal]').count()).toBe(detail.verification.evidence.length);
     }
     await page.locator('#compare-h').locator('xpath=../..').locator('.chart canvas').first().waitFor();
     await shot('deploy');
