@@ -300,6 +300,12 @@ describe('the console in Chromium', () => {
   it('searches logs, jumps to a trace, and live-tails new lines', async () => {
     await go('/logs?q=declined&from=now-1h');
     await page.getByText(sent.logBody, { exact: true }).waitFor();
+    // A volume histogram over the range; a row opens to its attributes and resource.
+    await page.locator('figure.chart', { has: page.locator('figcaption', { hasText: /^Log lines over time/ }) }).locator('canvas').waitFor();
+    await page.locator('tr', { hasText: sent.logBody }).getByRole('button', { name: 'Show attributes' }).click();
+    const detail = page.locator('[data-log-detail]');
+    await detail.getByText('service.version').waitFor();
+    expect(await detail.textContent()).toContain('1.1.0');
     await shot('logs');
     await page.getByLabel('Live tail').check();
     await page.locator('[data-tail-status="live"]').waitFor();
