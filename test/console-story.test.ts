@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -110,6 +110,8 @@ beforeAll(async () => {
   if (!existsSync(join('web', 'dist', 'index.html'))) throw new Error('web/dist is missing: run `npm run build:web` first');
   mkdirSync(ARTIFACTS, { recursive: true });
   dataDir = mkdtempSync(join(tmpdir(), 'tightloop-console-story-'));
+  mkdirSync(join(dataDir, 'actions'));
+  writeFileSync(join(dataDir, 'actions', 'restart.yaml'), 'kind: command\ndescription: Restart a service\nparams:\n  service: { type: string, required: true }\nargv: ["/bin/echo", "restarted", "${service}"]\n');
   server = await startServer(serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' }), pino({ level: 'silent' }));
   token = server.adminToken ?? '';
   viewerToken = (await server.createUser('vera', 'viewer')).token;
@@ -192,6 +194,35 @@ describe('the console tells the deploy story', () => {
     await page.locator('#verdict-h').waitFor();
   });
 
+  it('explains the verdict in sentences, says why a signal is inconclusive, folds the statistics away', async () => {
+    const v = await until(async () => {
+      const d = (await call<{ verification: { outcome: string | null; evidence: Array<{ signal: string; outcome: string; candidate: Record<string, number>; baseline: Record<string, number> }> } | null }>(`/api/deploys/${story.badId}`)).body.verification;
+      return d !== null && d.outcome !== null ? d : undefined;
+    }, 60_000);
+    const { page } = await signedIn(token);
+    await page.goto(`${server.url}/deploys/${story.badId}`);
+    await page.locator(`[data-verdict="${v.outcome ?? ''}"]`).waitFor();
+    const er = v.evidence.find((e) => e.signal === 'error_rate');
+    if (er === undefined) throw new Error('no error_rate evidence');
+    const row = page.locator('tr[data-signal="error_rate"]');
+    expect(await row.locator('.sentence').textContent())
+      .toContain(`${er.candidate.errors} of ${er.candidate.requests} requests failed`);
+    expect(await row.locator('.sentence').textContent()).toContain(`vs ${er.baseline.errors} of ${er.baseline.requests} in the baseline`);
+    if (er.outcome === 'inconclusive') expect(await row.locator('[data-why]').textContent()).toMatch(/of what a (fail|pass) needs|No request/);
+    // The raw statistics are there, folded.
+    expect(await row.locator('details.raw').getAttribute('open')).toBeNull();
+    expect(await row.locator('details.raw table').isVisible()).toBe(false);
+    await row.locator('details.raw summary').click();
+    expect(await row.locator('details.raw table').isVisible()).toBe(true);
+    // A failed verdict is explained by what failed, never by an empty measurement.
+    if (v.outcome === 'fail') {
+      const decided = await page.locator('ul.decided-by').textContent();
+      expect(decided).not.toMatch(/\b0 requests|of 0 requests/);
+      expect(decided?.length).toBeGreaterThan(10);
+    }
+    await page.screenshot({ path: join(ARTIFACTS, 'story-verdict.png'), fullPage: true });
+  });
+
   it('shows each service\'s current rate (not the range average) and a sparkline', async () => {
     const { page } = await signedIn(token);
     await page.goto(`${server.url}/services?from=now-30m`);
@@ -253,6 +284,95 @@ describe('the console tells the deploy story', () => {
     await page.goto(`${server.url}/audit?seq=${seqs[seqs.length - 1]}`);
     await page.locator(`tr[data-seq="${seqs[seqs.length - 1]}"]`).waitFor();
     expect(await page.locator('#trail-h').locator('xpath=../..').locator('tbody tr').count()).toBe(1);
+  });
+
+  it('runs the incident from its page: relative times, the signal chart, confirmed actions with their result; viewers only read', async () => {
+    const incident = await until(async () => (await call<{ incidents: Array<{ id: string; status: string; suspectDeployId: string | null }> }>('/api/incidents?service=shop')).body.incidents
+      .find((i) => i.suspectDeployId === story.badId && i.status !== 'resolved'), 60_000);
+    const { page } = await signedIn(token);
+    await page.goto(`${server.url}/incidents/${incident.id}`);
+    await page.locator('ol.timeline li').nth(1).waitFor();
+    // Relative times: the first entry absolute, the others "+…" from it.
+    const rel = await page.locator('ol.timeline li time').allTextContents();
+    expect(rel.slice(1).every((t) => t.startsWith('+'))).toBe(true);
+    await page.locator('#signal-h').locator('xpath=../..').locator('.chart canvas').waitFor();
+    // Open incidents show on the navigation.
+    const open = (await call<{ incidents: unknown[] }>('/api/incidents?status=open')).body.incidents.length;
+    expect(await page.locator('nav [data-nav-count="open"]').textContent()).toBe(String(open));
+    // An action asks for confirmation before it runs; its result shows and lands on the timeline.
+    await page.getByRole('button', { name: 'Run restart…' }).click();
+    await page.getByRole('group', { name: 'Confirm restart' }).getByText('service=shop').waitFor();
+    expect((await call<{ runs: unknown[] }>('/api/actions/runs?action=restart')).body.runs).toHaveLength(0);
+    await page.getByRole('button', { name: 'Confirm restart' }).click();
+    await page.locator('[data-run-status="succeeded"]').waitFor();
+    expect(await page.locator('.run-result pre').textContent()).toContain('restarted shop');
+    await page.locator('ol.timeline li', { hasText: 'restart' }).waitFor({ timeout: 20_000 });
+    await page.screenshot({ path: join(ARTIFACTS, 'story-incident.png'), fullPage: true });
+
+    // A viewer sees the incident, not the controls they cannot use.
+    const viewer = await signedIn(viewerToken);
+    await viewer.page.goto(`${server.url}/incidents/${incident.id}`);
+    await viewer.page.locator('ol.timeline li').first().waitFor();
+    await viewer.page.locator('#signal-h').waitFor();
+    await viewer.page.waitForLoadState('networkidle');
+    expect(await viewer.page.getByRole('button', { name: 'Acknowledge' }).count()).toBe(0);
+    expect(await viewer.page.getByRole('button', { name: /^Run / }).count()).toBe(0);
+    expect(await viewer.page.locator('#actions-h').count()).toBe(0);
+
+    // A resolved incident suggests nothing more to run.
+    expect((await call(`/api/incidents/${incident.id}/resolve`, { method: 'POST', body: {} })).status).toBe(200);
+    await page.reload();
+    await page.locator('h1 .badge', { hasText: 'resolved' }).waitFor();
+    expect(await page.locator('#actions-h').count()).toBe(0);
+    expect(await page.getByRole('button', { name: 'Resolve' }).count()).toBe(0);
+  });
+
+  it('explores traces: a duration scatter, sorting, paging', async () => {
+    const { page } = await signedIn(token);
+    await page.goto(`${server.url}/traces?service=shop&from=now-30m`);
+    await page.locator('a[data-trace]').first().waitFor();
+    const fig = page.locator('figure.chart', { has: page.locator('figcaption', { hasText: 'Duration over time' }) });
+    await fig.locator('canvas').waitFor();
+    // Red dots for the traces with errors (2.0.0's two failures).
+    expect(await pixelsOf(page, 'Duration over time', [220, 38, 38])).toBeGreaterThan(0);
+    // Sorting by duration, longest first: 2.0.0's 157 ms request leads.
+    await page.getByRole('button', { name: /^Duration/ }).click();
+    await page.waitForURL(/sort=duration/);
+    const durations = await page.locator('#traces-h').locator('xpath=../..').locator('tbody td.num:nth-child(4)').allTextContents();
+    expect(durations[0]).toBe('157 ms');
+    // Paging: 100 a page, then more.
+    expect(Number(await page.locator('[data-trace-count]').getAttribute('data-trace-count'))).toBe(100);
+    await page.getByRole('button', { name: 'Load 100 more' }).click();
+    await page.waitForURL(/limit=200/);
+    await until(async () => (Number(await page.locator("[data-trace-count]").getAttribute("data-trace-count")) > 100 ? true : undefined));
+  });
+
+  it('on a phone (390 px) the page never scrolls sideways: tables scroll inside their cards; the top bar stays compact', async () => {
+    const page = await browser.newPage({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    await page.goto(server.url + '/login-first');
+    await page.evaluate((t) => sessionStorage.setItem('tightloop.token', t), token);
+    for (const path of ['/services?service=shop&from=now-30m', '/traces?service=shop&from=now-30m', '/audit?from=now-1h', `/deploys/${story.badId}`]) {
+      await page.goto(server.url + path);
+      await page.locator('main table, main .chart canvas').first().waitFor();
+      await page.waitForLoadState('networkidle');
+      const { doc, top } = await page.evaluate(() => ({ doc: document.documentElement.scrollWidth, top: document.querySelector('.topbar')?.getBoundingClientRect().height ?? 0 }));
+      expect(doc, path).toBeLessThanOrEqual(390);
+      expect(top, path).toBeLessThan(170);
+    }
+    await page.screenshot({ path: join(ARTIFACTS, 'story-phone.png'), fullPage: true });
+    await page.close();
+  });
+
+  it('loop: an empty trend says why instead of drawing an empty chart', async () => {
+    const { page } = await signedIn(token);
+    await page.goto(`${server.url}/loop`);
+    await page.getByText('MTTD (median)').waitFor();
+    // No incident of this server has recovered yet... or has: either a chart or the reason.
+    const mttx = page.locator('figure.chart', { has: page.locator('figcaption', { hasText: /^MTTD \/ MTTR median \((seconds|minutes|hours)\)$/ }) });
+    await mttx.waitFor();
+    expect(await mttx.locator('canvas, [data-empty-chart]').count()).toBe(1);
+    const lead = page.locator('figure.chart', { has: page.locator('figcaption', { hasText: /^Lead time median/ }) });
+    expect(await lead.locator('[data-empty-chart]').textContent()).toContain('No deploy carried a commit time');
   });
 
   it('queries once per navigation: no request is aborted and sent again', async () => {

@@ -300,6 +300,12 @@ describe('the console in Chromium', () => {
   it('searches logs, jumps to a trace, and live-tails new lines', async () => {
     await go('/logs?q=declined&from=now-1h');
     await page.getByText(sent.logBody, { exact: true }).waitFor();
+    // A volume histogram over the range; a row opens to its attributes and resource.
+    await page.locator('figure.chart', { has: page.locator('figcaption', { hasText: /^Log lines over time/ }) }).locator('canvas').waitFor();
+    await page.locator('tr', { hasText: sent.logBody }).getByRole('button', { name: 'Show attributes' }).click();
+    const detail = page.locator('[data-log-detail]');
+    await detail.getByText('service.version').waitFor();
+    expect(await detail.textContent()).toContain('1.1.0');
     await shot('logs');
     await page.getByLabel('Live tail').check();
     await page.locator('[data-tail-status="live"]').waitFor();
@@ -396,8 +402,9 @@ describe('the console in Chromium', () => {
     await page.getByRole('button', { name: 'Acknowledge' }).click();
     await page.locator('ol.timeline li[data-kind="acknowledged"]').waitFor();
     // A suggested action (from the catalogue, its parameters filled from the incident) runs for real.
-    await page.getByRole('button', { name: 'Run restart' }).click();
-    await page.getByRole('status').getByText(/Started restart/).waitFor();
+    await page.getByRole('button', { name: 'Run restart…' }).click();
+    await page.getByRole('button', { name: 'Confirm restart' }).click();
+    await page.locator('[data-run-status="succeeded"]').waitFor();
     const runs = await until(async () => {
       const r = (await apiCall<{ runs: Array<{ action: string; params: Record<string, unknown>; status: string }> }>('/api/actions/runs?action=restart')).body.runs;
       return r.length > 0 && r[0].status === 'succeeded' ? r : undefined;
@@ -423,7 +430,7 @@ describe('the console in Chromium', () => {
     if (detail.verification === null) await page.getByText('No verification for this deploy.').waitFor();
     else {
       await page.locator(`[data-verdict="${detail.verification.outcome ?? 'pending'}"]`).waitFor();
-      expect(await page.locator('#verdict-h').locator('xpath=../..').locator('tbody tr').count()).toBe(detail.verification.evidence.length);
+      expect(await page.locator('#verdict-h').locator('xpath=../..').locator('tr[data-signal]').count()).toBe(detail.verification.evidence.length);
     }
     await page.locator('#compare-h').locator('xpath=../..').locator('.chart canvas').first().waitFor();
     await shot('deploy');

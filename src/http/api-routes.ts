@@ -17,6 +17,12 @@ export interface ApiRouteOptions {
 export function registerApiRoutes(app: FastifyInstance, store: TelemetryStore, opts: ApiRouteOptions = {}): void {
   app.get('/api/openapi.json', async () => openApiDocument);
 
+  // Who the token belongs to (the console shows only the controls this role may use).
+  app.get('/api/me', async (req) => {
+    const p = req.principal;
+    return p === undefined ? null : { id: p.userId, name: p.userName, role: p.role };
+  });
+
   app.get('/api/services', async (req) => {
     const q = req.query as Query;
     const { fromUs, toUs } = timeRange(q, 15 * 60);

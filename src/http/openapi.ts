@@ -72,6 +72,7 @@ export const openApiDocument = {
   paths: withRequiredRoles({
     '/api/health': { get: { summary: 'Readiness, and what ingest cut, dropped or repaired since start', security: [], responses: { 200: ok('{"status":"ok","ingest":{"truncatedValues":0,"droppedItems":0,"invalidUtf8":0}}') } } },
     '/api/openapi.json': { get: { summary: 'This document', security: [], responses: { 200: ok('OpenAPI document') } } },
+    '/api/me': { get: { summary: 'The calling token\'s user: id, name and role', responses: { 200: ok('{"id":"01J…","name":"vera","role":"viewer"}') } } },
     '/api/services': {
       get: { summary: 'Services with versions, environments, last seen and RED over the window (default 15 min)', parameters: timeParams, responses: responses('Services') },
     },

@@ -133,6 +133,7 @@ export const ROUTE_ROLES: Readonly<Record<string, RouteRule>> = {
   'POST /api/users': r('admin'),
   'PATCH /api/users/:id': r('admin'),
   'DELETE /api/users/:id': r('admin'),
+  'GET /api/me': r('viewer'),
   'GET /api/tokens': r('viewer', "your own tokens; another user's: admin"),
   'POST /api/tokens': r('viewer', 'for yourself; for another user: admin'),
   'DELETE /api/tokens/:id': r('viewer', "your own token; another user's: admin"),

@@ -19,6 +19,7 @@ export interface ChartMarker {
 export interface ChartBand { fromMs: number; toMs: number; label: string }
 
 const PALETTE = ['#3b82f6', '#f59e0b', '#10b981', '#ef4444', '#8b5cf6', '#06b6d4', '#ec4899', '#84cc16'];
+const SCATTER = ['#3b82f6', '#dc2626'];
 const MARKER_COLORS: Record<string, string> = { ok: '#16a34a', bad: '#dc2626', warn: '#d97706', neutral: '#6b7280' };
 /** Rows of marker labels above the plot (labels closer than their width stack). */
 const LABEL_ROWS = 2;
@@ -89,6 +90,8 @@ export function TimeChart(props: {
   onZoom?: (fromMs: number, toMs: number) => void;
   /** Fixed x range (epoch ms): the chart shows the whole asked-for range, data or not. */
   xRange?: { fromMs: number; toMs: number };
+  /** Dots only (e.g. one per trace), no lines. */
+  scatter?: boolean;
 }): JSX.Element {
   const box = useRef<HTMLDivElement>(null);
   const strip = useRef<HTMLDivElement>(null);
@@ -100,7 +103,7 @@ export function TimeChart(props: {
   const xr = useRef(props.xRange);
   xr.current = props.xRange;
   const height = props.height ?? 180;
-  const shape = `${props.theme}|${props.series.map((s) => s.label).join(',')}|${props.unit ?? ''}`;
+  const shape = `${props.theme}|${props.series.map((s) => s.label).join(',')}|${props.unit ?? ''}|${props.scatter === true ? 's' : 'l'}`;
 
   useEffect(() => {
     const el = box.current;
@@ -119,13 +122,16 @@ export function TimeChart(props: {
         y: { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] },
       },
       axes: [axis, { ...axis, size: 60, values: (_u, ticks) => ticks.map((t) => `${Number(t.toPrecision(3))}${props.unit ?? ''}`) }],
-      series: [{}, ...props.series.map((s, i) => ({
+      series: [{}, ...props.series.map((s, i) => props.scatter === true ? {
+        label: s.label, stroke: SCATTER[i % SCATTER.length], width: 0, paths: () => null,
+        points: { show: true, size: 6, width: 1, fill: SCATTER[i % SCATTER.length] },
+      } : {
         label: s.label, stroke: PALETTE[i % PALETTE.length], fill: undefined, width: 1.5, spanGaps: false,
         points: {
           show: sparsePoints, size: 7, width: 1.5, fill: PALETTE[i % PALETTE.length],
           filter: (u: uPlot, si: number, show: boolean) => show ? null : isolatedIndexes(u.data[si]),
         },
-      }))],
+      })],
       hooks: {
         setSelect: [(u: uPlot) => {
           const { left, width } = u.select;

@@ -4,6 +4,8 @@ import { api, clearToken, getToken, setToken, setUnauthorizedHandler } from './a
 import { bumpRefresh } from './hooks';
 import { href, navigate, onLinkClick, patch, useRoute, type Route } from './router';
 import { DEFAULT_FROM, RANGES, rangeOf, type TimeRange } from './time';
+import { clearMe, loadMe } from './me';
+import { NavBadges, useNavCounts } from './nav-badges';
 import { GlobalSearch } from './search';
 import './styles.css';
 import { AccessView } from './views/access';
@@ -101,6 +103,8 @@ function App(): JSX.Element {
   // A refresh (timer or button) moves relative ranges on: `rev` counts them.
   const [rev, setRev] = useState(0);
   useEffect(() => { setUnauthorizedHandler(() => { clearToken(); setAuthed(false); }); }, []);
+  useEffect(() => { if (authed) void loadMe(); else clearMe(); }, [authed]);
+  const counts = useNavCounts(authed);
   useEffect(() => {
     document.documentElement.dataset.theme = theme;
     localStorage.setItem('tightloop.theme', theme);
@@ -137,7 +141,7 @@ function App(): JSX.Element {
         <nav aria-label="Views">
           <ul>
             {VIEWS.map((v) => (
-              <li key={v.path}><a href={href(v.path)} aria-current={v === active ? 'page' : undefined}>{v.label}</a></li>
+              <li key={v.path}><a href={href(v.path)} aria-current={v === active ? 'page' : undefined}>{v.label}<NavBadges path={v.path} counts={counts} /></a></li>
             ))}
           </ul>
         </nav>

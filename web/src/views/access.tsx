@@ -2,6 +2,7 @@ import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { api } from '../api';
 import { useLoad } from '../hooks';
+import { can, useMe } from '../me';
 import type { ViewProps } from '../main';
 import { fmtIso } from '../time';
 import { Badge, LoadState, Panel } from '../ui';
@@ -20,6 +21,7 @@ function duration(s: number | null): string {
 }
 
 export function AccessView(_props: ViewProps): JSX.Element {
+  const me = useMe();
   const resources = useLoad((signal) => api<{ resources: Resource[] }>('/api/resources', { signal }), []);
   const requests = useLoad((signal) => api<{ requests: AccessRequest[] }>('/api/access/requests', { signal }), []);
   const grants = useLoad((signal) => api<{ grants: Grant[] }>('/api/access/grants', { signal }), []);
@@ -73,7 +75,7 @@ export function AccessView(_props: ViewProps): JSX.Element {
                     <td>{r.reason}</td>
                     <td><Badge value={r.status} />{r.decidedBy !== null && <span class="muted small"> by {userName(r.decidedBy)}</span>}</td>
                     <td>
-                      {r.status === 'pending' && (
+                      {r.status === 'pending' && can(me, 'member') && (
                         <span class="toolbar">
                           <button type="button" class="primary" onClick={() => decide(r, 'approve')} aria-label={`Approve request ${r.id}`}>Approve</button>
                           <button type="button" onClick={() => decide(r, 'deny')} aria-label={`Deny request ${r.id}`}>Deny</button>
@@ -101,7 +103,7 @@ export function AccessView(_props: ViewProps): JSX.Element {
                       <td><Badge value={g.mode} tone="neutral" /></td>
                       <td>{g.expiresAt === null ? 'never' : fmtIso(g.expiresAt)}</td>
                       <td>{userName(g.createdBy)}</td>
-                      <td>{g.revokedAt === null && <button type="button" onClick={() => revoke(g)}>Revoke</button>}</td>
+                      <td>{g.revokedAt === null && can(me, 'member') && <button type="button" onClick={() => revoke(g)}>Revoke</button>}</td>
                     </tr>
                   ))}
                 </tbody>

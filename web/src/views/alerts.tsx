@@ -2,6 +2,7 @@ import { Fragment, type JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { api } from '../api';
 import { useLoad } from '../hooks';
+import { can, useMe } from '../me';
 import type { ViewProps } from '../main';
 import { href, patch } from '../router';
 import { fmtIso, fmtNum } from '../time';
@@ -67,6 +68,7 @@ function AlertHistory(props: { id: string }): JSX.Element {
 }
 
 export function AlertsView(props: ViewProps): JSX.Element {
+  const me = useMe();
   const q = props.route.query;
   const tab = q.get('state') ?? 'firing';
   const open = q.get('alert') ?? undefined;
@@ -100,7 +102,7 @@ export function AlertsView(props: ViewProps): JSX.Element {
                       <td>{fmtIso(a.firedAt ?? a.activeAt)}</td>
                       <td>{fmtIso(a.resolvedAt)}</td>
                       <td class="nowrap">
-                        {a.state !== 'resolved' && <button type="button" onClick={() => setSilencing(silencing === a.id ? undefined : a.id)} aria-expanded={silencing === a.id}>Silence…</button>}
+                        {a.state !== 'resolved' && can(me, 'member') && <button type="button" onClick={() => setSilencing(silencing === a.id ? undefined : a.id)} aria-expanded={silencing === a.id}>Silence…</button>}
                         {a.labels.service !== undefined && <a class="after-button" href={href('/services', { service: a.labels.service })}>service</a>}
                       </td>
                     </tr>
@@ -134,7 +136,7 @@ export function AlertsView(props: ViewProps): JSX.Element {
                       <td>{fmtIso(s.endsAt)}</td>
                       <td>{s.createdBy}</td>
                       <td>{s.comment}</td>
-                      <td>{s.state !== 'expired' && <button type="button" onClick={() => { void api(`/api/silences/${s.id}`, { method: 'DELETE' }).then(() => silences.reload()); }}>Expire</button>}</td>
+                      <td>{s.state !== 'expired' && can(me, 'member') && <button type="button" onClick={() => { void api(`/api/silences/${s.id}`, { method: 'DELETE' }).then(() => silences.reload()); }}>Expire</button>}</td>
                     </tr>
                   ))}
                 </tbody>

@@ -9,21 +9,10 @@ import type { Deploy, RedBucket, Verification } from '../types';
 import { Badge, LoadState, Panel } from '../ui';
 import { chartsAt, deployDirection, deployMarker } from '../deploy-marks';
 import { deploysFor, stepFor } from './services';
+import { Scorecard, type RolloutView } from './scorecard';
 import { DeployStory } from './story';
 
 /** Deploys: the list with verdicts; one deploy's evidence — baseline vs new version, statistics. */
-
-/** Statistics that are p-values (e.g. the always-valid p of a mixture SPRT): shown in their own column. */
-const isP = (k: string): boolean => /^p$|p_?value|ValidP$/i.test(k);
-
-function PValues(props: { stats: Record<string, number> }): JSX.Element {
-  const ps = Object.entries(props.stats).filter(([k]) => isP(k));
-  if (ps.length === 0) return <>—</>;
-  return <>{ps.map(([k, v]) => <div key={k} title={k}>{ps.length > 1 && <span class="muted">{k} </span>}{v < 1e-4 ? v.toExponential(1) : Number(v.toPrecision(3))}</div>)}</>;
-}
-
-/** The progressive rollout that shipped a deploy, when one did (what it decided on inconclusive verdicts). */
-interface RolloutView { id: string; status: string; reason: string | null; promotedWithoutEvidence?: boolean }
 
 async function deployDetail(id: string, signal: AbortSignal): Promise<{ deploy: Deploy; verification: Verification | null; rollout: RolloutView | null }> {
   // GET /api/deploys/:id answers the Deploy with its verification inline.
@@ -85,28 +74,7 @@ function DeployDetail(props: ViewProps & { id: string }): JSX.Element {
             <p class="muted">{deploy.environment} · from {deploy.previousVersion ?? '—'} · {deploy.source} by {deploy.actor ?? '—'} · started {fmtIso(deploy.startedAt)} · decided {fmtIso(deploy.decidedAt)}</p>
             <DeployStory deploy={deploy} verification={verification} />
             <Panel title="Verdict" id="verdict">
-              {verification === null ? <p class="muted">No verification for this deploy.</p> : (
-                <>
-                  <p data-verdict={verification.outcome ?? 'pending'}><Badge value={verification.outcome ?? 'pending'} /> {verification.reason ?? ''} <span class="muted">(baseline: {verification.baselineKind}{verification.baselineVersion !== null ? ` ${verification.baselineVersion}` : ''})</span></p>
-                  {rollout?.promotedWithoutEvidence === true && <p class="notice" data-rollout="promoted-without-evidence"><Badge value="promoted without evidence" tone="warn" /> the service's <code>onInconclusive: promote</code> took this rollout past an inconclusive verdict.</p>}
-                  {rollout?.status === 'held' && <p class="notice" data-rollout="held"><Badge value="held" tone="warn" /> {rollout.reason ?? ''}</p>}
-                  <table class="table">
-                    <thead><tr><th scope="col">Signal</th><th scope="col">Outcome</th><th scope="col">Baseline</th><th scope="col">New version</th><th scope="col" class="num">p-value</th><th scope="col">Statistics</th></tr></thead>
-                    <tbody>
-                      {verification.evidence.map((e) => (
-                        <tr key={e.signal}>
-                          <th scope="row">{e.signal}</th>
-                          <td><Badge value={e.outcome} /></td>
-                          <td class="nowrap">{Object.entries(e.baseline).map(([k, v]) => <div key={k}><span class="muted">{k}</span> {fmtNum(v, 4)}</div>)}</td>
-                          <td class="nowrap">{Object.entries(e.candidate).map(([k, v]) => <div key={k}><span class="muted">{k}</span> {fmtNum(v, 4)}</div>)}</td>
-                          <td class="num" data-pvalue><PValues stats={e.stats} /></td>
-                          <td>{Object.entries(e.stats).filter(([k]) => !isP(k)).map(([k, v]) => <div key={k}><span class="muted">{k}</span> {fmtNum(v, 4)}</div>)}{e.detail !== undefined && <div class="small">{e.detail}</div>}</td>
-                        </tr>
-                      ))}
-                    </tbody>
-                  </table>
-                </>
-              )}
+              {verification === null ? <p class="muted">No verification for this deploy.</p> : <Scorecard deploy={deploy} verification={verification} rollout={rollout} />}
             </Panel>
             <Panel title="Baseline vs new version" id="compare"><Compare {...props} deploy={deploy} verification={verification} /></Panel>
           </>

@@ -2,6 +2,7 @@ import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { api } from '../api';
 import { useLoad } from '../hooks';
+import { can, useMe } from '../me';
 import type { ViewProps } from '../main';
 import { href, navigate, patch } from '../router';
 import { ago, fmtIso, fmtTime } from '../time';
@@ -57,6 +58,7 @@ function StackTrace(props: { payload: unknown }): JSX.Element {
 
 function GroupDetail(props: ViewProps & { id: string }): JSX.Element {
   const loaded = useLoad((signal) => api<{ group: ErrorGroup; releases: Record<string, number>; environments: Record<string, number>; services?: Record<string, number>; latestEvent: ErrorEventLite | null; traceIds: string[] }>(`/api/errors/${props.id}`, { signal }), [props.id]);
+  const me = useMe();
   const [busy, setBusy] = useState(false);
   const [err, setErr] = useState<string | undefined>();
   const setStatus = async (status: string): Promise<void> => {
@@ -80,12 +82,12 @@ function GroupDetail(props: ViewProps & { id: string }): JSX.Element {
             <h1>{d.group.title}</h1>
             <p class="muted">{d.group.culprit} · {d.group.service} · <Badge value={d.group.status} /> · {d.group.count} events · first {fmtIso(d.group.firstSeen)} ({d.group.firstRelease}) · last {fmtIso(d.group.lastSeen)} ({d.group.lastRelease})</p>
             <IntroducedIn group={d.group} />
-            <div class="toolbar" role="group" aria-label="Change status">
+            {can(me, 'member') && <div class="toolbar" role="group" aria-label="Change status">
               <button type="button" disabled={busy || d.group.status === 'resolved'} onClick={() => setStatus('resolved')}>Resolve</button>
               <button type="button" disabled={busy} onClick={() => setStatus('resolved-in-next-release')}>Resolve in next release</button>
               <button type="button" disabled={busy || d.group.status === 'ignored'} onClick={() => setStatus('ignored')}>Ignore</button>
               <button type="button" disabled={busy || d.group.status === 'unresolved'} onClick={() => setStatus('unresolved')}>Reopen</button>
-            </div>
+            </div>}
             {err !== undefined && <p class="error-box" role="alert">{err}</p>}
             <div class="split">
               <Panel title="Stack trace (latest event)" id="stack">

@@ -1,10 +1,15 @@
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
+import { TimeChart } from '../chart';
+import { can, useMe } from '../me';
+import { deployMarker } from '../deploy-marks';
+import type { Deploy, RedBucket } from '../types';
+import { deploysFor, stepFor } from './services';
 import { api } from '../api';
 import { useLoad } from '../hooks';
 import type { ViewProps } from '../main';
 import { href, navigate } from '../router';
-import { fmtDurationMs, fmtIso } from '../time';
+import { ago, fmtDurationMs, fmtIso } from '../time';
 import { Badge, LoadState, Panel } from '../ui';
 import { chartsAt } from '../deploy-marks';
 
@@ -25,7 +30,7 @@ interface TimelineLinks { traceIds?: string[]; errorGroups?: string[]; alert?: s
 interface TimelineEntry { at: string; kind: string; title?: string; actor?: string | null; service?: string | null; links?: TimelineLinks; data?: Record<string, unknown> }
 interface ParamSpec { type?: string; required?: boolean; default?: string | number | boolean; values?: string[]; description?: string }
 interface ActionDef { name: string; kind: string; description: string | null; approval: string; params: Record<string, ParamSpec>; operation?: string }
-interface ActionRun { id: string; action: string; status: string; exitCode: number | null }
+interface ActionRun { id: string; action: string; status: string; exitCode: number | null; output?: string | null; error?: string | null; durationMs?: number | null }
 /** MTTD / MTTA / MTTR of this incident, computed by the server's one function (the loop page and `tightloop report` show the same). */
 interface Times { mttdMs: number | null; mttaMs: number | null; mttrMs: number | null }
 interface IncidentDetail {
@@ -72,7 +77,19 @@ function suggest(defs: ActionDef[], ctx: Record<string, string>, suspect: Deploy
   return out.sort((a, b) => b.score - a.score).slice(0, 5);
 }
 
-function SuggestedActions(props: { incident: Incident; suspect: DeployLink | null; onRun: (msg: string) => void; onError: (msg: string) => void }): JSX.Element {
+const FINISHED = new Set(['succeeded', 'failed', 'denied', 'cancelled', 'timed_out', 'error']);
+
+/** Polls a run until it finishes (or waits for an approval), at most ~2 minutes. */
+async function settle(run: ActionRun): Promise<ActionRun> {
+  let r = run;
+  for (let i = 0; i < 240 && !FINISHED.has(r.status) && r.status !== 'pending_approval'; i++) {
+    await new Promise((ok) => setTimeout(ok, 500));
+    r = await api<ActionRun>(`/api/actions/runs/${encodeURIComponent(r.id)}`);
+  }
+  return r;
+}
+
+function SuggestedActions(props: { incident: Incident; suspect: DeployLink | null; onDone: () => void }): JSX.Element {
   const suspectId = props.suspect?.id;
   const catalogue = useLoad(async (signal) => {
     const actions = await api<{ actions: ActionDef[] }>('/api/actions', { signal }).then((r) => r.actions).catch(() => [] as ActionDef[]);
@@ -81,27 +98,62 @@ function SuggestedActions(props: { incident: Incident; suspect: DeployLink | nul
       : await api<{ rollbackTarget: string | null }>(`/api/deploys/${encodeURIComponent(suspectId)}`, { signal }).then((d) => d.rollbackTarget).catch(() => null);
     return { actions, previous };
   }, [suspectId]);
+  const [confirming, setConfirming] = useState<string | undefined>();
+  const [result, setResult] = useState<{ action: string; run?: ActionRun; error?: string; busy: boolean } | undefined>();
   const ctx = contextValues(props.incident, props.suspect, catalogue.data?.previous ?? null);
   const list = suggest(catalogue.data?.actions ?? [], ctx, props.suspect);
   const run = async (def: ActionDef, params: Record<string, string | number | boolean>): Promise<void> => {
+    setConfirming(undefined);
+    setResult({ action: def.name, busy: true });
     try {
-      const r = await api<ActionRun>(`/api/actions/${encodeURIComponent(def.name)}/runs`, { method: 'POST', body: { params, deployId: props.suspect?.id } });
-      props.onRun(`Started ${def.name}: run ${r.id} is ${r.status.replace('_', ' ')}.`);
+      const started = await api<ActionRun>(`/api/actions/${encodeURIComponent(def.name)}/runs`, { method: 'POST', body: { params, deployId: props.suspect?.id } });
+      setResult({ action: def.name, run: started, busy: true });
+      const done = await settle(started);
+      setResult({ action: def.name, run: done, busy: false });
     } catch (e) {
-      props.onError((e as Error).message);
+      setResult({ action: def.name, error: (e as Error).message, busy: false });
     }
+    props.onDone(); // the run lands on the timeline
   };
   if (catalogue.data === undefined) return <p class="muted placeholder">Loading…</p>;
-  if (list.length === 0) return <p class="muted">Nothing suggested (no action in the catalogue fits this incident).</p>;
   return (
-    <ul class="plain" aria-label="Suggested actions">
-      {list.map(({ def, params }) => (
-        <li key={def.name}>
-          <button type="button" class="primary" onClick={() => run(def, params)}>Run {def.name}</button>
-          {' '}<span class="muted small">{def.description ?? def.kind}{Object.keys(params).length > 0 && ` (${Object.entries(params).map(([k, v]) => `${k}=${String(v)}`).join(', ')})`}{def.approval === 'required' && ' · needs approval'}</span>
-        </li>
-      ))}
-    </ul>
+    <>
+      {list.length === 0 ? <p class="muted">Nothing suggested (no action in the catalogue fits this incident).</p> : (
+        <ul class="plain" aria-label="Suggested actions">
+          {list.map(({ def, params }) => {
+            const args = Object.entries(params).map(([k, v]) => `${k}=${String(v)}`).join(', ');
+            return (
+              <li key={def.name}>
+                {confirming === def.name ? (
+                  <div class="confirm" role="group" aria-label={`Confirm ${def.name}`}>
+                    <span>Run <strong>{def.name}</strong>{args !== '' && <> with <code>{args}</code></>}{def.approval === 'required' && ' (an admin must approve it)'}?</span>{' '}
+                    <button type="button" class="primary" onClick={() => run(def, params)}>Confirm {def.name}</button>{' '}
+                    <button type="button" onClick={() => setConfirming(undefined)}>Cancel</button>
+                  </div>
+                ) : (
+                  <>
+                    <button type="button" disabled={result?.busy === true} onClick={() => setConfirming(def.name)}>Run {def.name}…</button>
+                    {' '}<span class="muted small">{def.description ?? def.kind}{args !== '' && ` (${args})`}{def.approval === 'required' && ' · needs approval'}</span>
+                  </>
+                )}
+              </li>
+            );
+          })}
+        </ul>
+      )}
+      {result !== undefined && (
+        <div class="run-result" role="status" data-run-status={result.run?.status ?? (result.error !== undefined ? 'error' : 'starting')}>
+          {result.error !== undefined ? <p class="error-box">{result.action}: {result.error}</p> : (
+            <p>
+              {result.busy ? `Started ${result.action}` : `${result.action}`}{result.run !== undefined && <>: run <code>{result.run.id.slice(0, 10)}…</code> <Badge value={result.run.status.replace('_', ' ')} /></>}
+              {result.run?.exitCode != null && <> exit {result.run.exitCode}</>}{result.run?.durationMs != null && <> in {fmtDurationMs(result.run.durationMs)}</>}
+            </p>
+          )}
+          {result.run?.output != null && result.run.output !== '' && <pre class="small">{result.run.output}</pre>}
+          {result.run?.error != null && <p class="error-box small">{result.run.error}</p>}
+        </div>
+      )}
+    </>
   );
 }
 
@@ -118,8 +170,67 @@ function entryLinks(e: TimelineEntry): JSX.Element[] {
   return out;
 }
 
+/** "+12.2 s" from the first entry, and the gap since the previous one. */
+function Timeline(props: { entries: TimelineEntry[] }): JSX.Element {
+  const t0 = props.entries.length === 0 ? 0 : Date.parse(props.entries[0].at);
+  return (
+    <ol class="timeline" aria-label="Incident timeline">
+      {props.entries.map((e, k) => {
+        const at = Date.parse(e.at);
+        const gap = k === 0 ? 0 : at - Date.parse(props.entries[k - 1].at);
+        return (
+          <li key={k} data-kind={e.kind}>
+            {k > 0 && gap >= 1000 && <div class="gap muted small" data-gap-ms={gap}>{fmtDurationMs(gap)} later</div>}
+            <time dateTime={e.at} title={fmtIso(e.at)} data-rel-ms={at - t0}>{k === 0 ? fmtIso(e.at) : `+${fmtDurationMs(at - t0)}`}</time> <Badge value={e.kind} tone="neutral" /> {e.title ?? e.kind}
+            {e.actor != null && <span class="muted"> — {e.actor}</span>}
+            <span class="entry-links">{entryLinks(e)}</span>
+          </li>
+        );
+      })}
+    </ol>
+  );
+}
+
+const SIGNAL_CHART: Record<string, { title: string; unit: string; value: (b: RedBucket) => number | null }> = {
+  error_rate: { title: 'Error rate', unit: '%', value: (b) => (b.count === 0 ? null : b.errorRate * 100) },
+  latency: { title: 'Latency p95', unit: ' ms', value: (b) => b.p95Ms },
+  rate: { title: 'Requests per second', unit: '/s', value: (b) => (b.count === 0 ? null : b.rate) },
+};
+
+/** The incident's signal for its service, by version, from before the first bad request to after it resolved. */
+function SignalChart(props: { incident: Incident; theme: string }): JSX.Element {
+  const i = props.incident;
+  const start = Date.parse(i.firstBadAt ?? i.detectedAt);
+  const spec = SIGNAL_CHART[i.signal ?? ''] ?? SIGNAL_CHART.error_rate;
+  const loaded = useLoad(async (signal) => {
+    // The window is fixed when the query starts (an open incident's end is now).
+    const from = start - 2 * 60_000;
+    const to = Math.min(Date.now(), Math.max(start + 3 * 60_000, (i.resolvedAt != null ? Date.parse(i.resolvedAt) : Date.now()) + 60_000));
+    const step = stepFor(from, to);
+    const { services } = await api<{ services: Array<{ service: string; versions: string[] }> }>('/api/services', { params: { from, to }, signal });
+    const versions = services.find((x) => x.service === i.service)?.versions ?? [];
+    const [series, deploys] = await Promise.all([
+      Promise.all(versions.slice(0, 6).map((v) => api<{ buckets: RedBucket[] }>(`/api/services/${encodeURIComponent(i.service)}/red`, { params: { from, to, step, version: v, environment: i.environment }, signal })
+        .then((r) => ({ version: v, buckets: r.buckets })))),
+      deploysFor(i.service, from, to, signal) as Promise<Deploy[]>,
+    ]);
+    return { series, deploys, from, to };
+  }, [i.id, start, i.resolvedAt]);
+  return (
+    <LoadState loaded={loaded} empty={(d) => d.series.length === 0} emptyText={`${i.service} sent no request around the incident.`}>
+      {(d) => {
+        const times = (d.series[0]?.buckets ?? []).map((b) => b.timeUs / 1000);
+        return <TimeChart theme={props.theme} title={`${spec.title} of ${i.service} by version`} times={times} unit={spec.unit} height={160}
+          series={d.series.map((x) => ({ label: `v${x.version}`, values: x.buckets.map((b) => (b.count === 0 ? null : spec.value(b))) }))}
+          markers={d.deploys.map(deployMarker)} bands={[{ fromMs: start, toMs: i.resolvedAt != null ? Date.parse(i.resolvedAt) : d.to, label: 'incident' }]} xRange={{ fromMs: d.from, toMs: d.to }} />;
+      }}
+    </LoadState>
+  );
+}
+
 function IncidentDetailView(props: ViewProps & { id: string }): JSX.Element {
   const loaded = useLoad((signal) => api<IncidentDetail & Partial<Incident>>(`/api/incidents/${encodeURIComponent(props.id)}`, { signal }).then(normalise), [props.id]);
+  const me = useMe();
   const [err, setErr] = useState<string | undefined>();
   const [notice, setNotice] = useState<string | undefined>();
   const act = async (path: string, body: unknown, done: string): Promise<void> => {
@@ -136,51 +247,56 @@ function IncidentDetailView(props: ViewProps & { id: string }): JSX.Element {
     <>
       <p><a href={href('/incidents')}>← all incidents</a></p>
       <LoadState loaded={loaded}>
-        {({ incident: i, timeline, links, suspect, times }) => (
-          <>
-            <h1>{i.title} <Badge value={i.status} />{i.recoveredUnverified === true && <> <Badge value="recovered, unverified" tone="warn" /></>}</h1>
-            <p class="muted">{i.service} · {i.environment} · signal {i.signal ?? '—'} · detected {fmtIso(i.detectedAt)}{suspect !== null && <> · suspect deploy <a href={href(`/deploys/${encodeURIComponent(suspect.id)}`)}>{suspect.service} {suspect.version}</a> <Badge value={suspect.status} /></>}</p>
-            <p><a data-link="charts-at-incident" href={chartsAt(i.service, Date.parse(i.firstBadAt ?? i.detectedAt), Math.max(3 * 60_000, (i.resolvedAt != null ? Date.parse(i.resolvedAt) : Date.now()) - Date.parse(i.firstBadAt ?? i.detectedAt) + 60_000))}>Charts of {i.service} at the incident</a></p>
-            <div class="toolbar" role="group" aria-label="Incident actions">
-              <button type="button" disabled={i.acknowledgedAt != null || i.resolvedAt != null} onClick={() => act('ack', {}, 'Acknowledged.')}>Acknowledge</button>
-              <button type="button" disabled={i.resolvedAt != null} onClick={() => act('resolve', {}, 'Resolved.')}>Resolve</button>
-            </div>
-            {notice !== undefined && <p class="notice" role="status">{notice}</p>}
-            {err !== undefined && <p class="error-box" role="alert">{err}</p>}
-            <div class="split">
-              <Panel title="Timeline" id="timeline">
-                {timeline.length === 0 ? <p class="muted">No entry yet.</p> : (
-                  <ol class="timeline" aria-label="Incident timeline">
-                    {timeline.map((e, k) => (
-                      <li key={k} data-kind={e.kind}>
-                        <time>{fmtIso(e.at)}</time> <Badge value={e.kind} tone="neutral" /> {e.title ?? e.kind}
-                        {e.actor != null && <span class="muted"> — {e.actor}</span>}
-                        <span class="entry-links">{entryLinks(e)}</span>
-                      </li>
-                    ))}
-                  </ol>
-                )}
+        {({ incident: i, timeline, links, suspect, times }) => {
+          const resolved = i.resolvedAt != null;
+          return (
+            <>
+              <h1>{i.title} <Badge value={i.status} />{i.recoveredUnverified === true && <> <Badge value="recovered, unverified" tone="warn" /></>}</h1>
+              <p class="muted">{i.service} · {i.environment} · signal {i.signal ?? '—'} · detected {fmtIso(i.detectedAt)} ({ago(Date.parse(i.detectedAt))}){suspect !== null && <> · suspect deploy <a href={href(`/deploys/${encodeURIComponent(suspect.id)}`)}>{suspect.service} {suspect.version}</a> <Badge value={suspect.status} /></>}</p>
+              {can(me, 'member') && !resolved && (
+                <div class="toolbar" role="group" aria-label="Incident actions">
+                  <button type="button" disabled={i.acknowledgedAt != null} onClick={() => act('ack', {}, 'Acknowledged.')}>Acknowledge</button>
+                  <button type="button" onClick={() => act('resolve', {}, 'Resolved.')}>Resolve</button>
+                </div>
+              )}
+              {notice !== undefined && <p class="notice" role="status">{notice}</p>}
+              {err !== undefined && <p class="error-box" role="alert">{err}</p>}
+              <dl class="kv figures" aria-label="Times">
+                <div><dt>time to detect</dt><dd data-metric="mttd">{times?.mttdMs != null ? fmtDetect(times.mttdMs) : '—'}</dd></div>
+                <div><dt>time to acknowledge</dt><dd data-metric="mtta">{times?.mttaMs != null ? fmtDurationMs(times.mttaMs) : '—'}{i.acknowledgedBy != null && ` by ${i.acknowledgedBy}`}</dd></div>
+                <div><dt>time to recover</dt><dd data-metric="mttr">{times?.mttrMs != null ? fmtDurationMs(times.mttrMs) : resolved ? '—' : 'not recovered yet'}</dd></div>
+                <div><dt>resolved</dt><dd>{fmtIso(i.resolvedAt)}{i.resolution != null && ` (${i.resolution})`}</dd></div>
+              </dl>
+              <Panel title="Signal" id="signal" actions={<a data-link="charts-at-incident" href={chartsAt(i.service, Date.parse(i.firstBadAt ?? i.detectedAt), Math.max(3 * 60_000, (resolved ? Date.parse(i.resolvedAt ?? '') : Date.now()) - Date.parse(i.firstBadAt ?? i.detectedAt) + 60_000))}>all charts of {i.service} at the incident</a>}>
+                <SignalChart incident={i} theme={props.theme} />
               </Panel>
-              <Panel title="Suggested actions" id="actions">
-                <SuggestedActions incident={i} suspect={suspect} onRun={(m) => { setNotice(m); loaded.reload(); }} onError={setErr} />
-                {(links.traceIds ?? []).length > 0 && (
-                  <>
-                    <h4>Failing traces in the first minutes</h4>
-                    <ul class="plain">{(links.traceIds ?? []).map((t) => <li key={t}><a href={href(`/traces/${t}`)}><code>{t}</code></a></li>)}</ul>
-                  </>
-                )}
-                <p><a href={href('/logs', { service: i.service, severity: '13', from: String(Date.parse(i.firstBadAt ?? i.detectedAt) - 60_000), to: i.resolvedAt != null ? String(Date.parse(i.resolvedAt) + 60_000) : undefined })}>Logs of {i.service} around the incident</a></p>
-                <dl class="kv">
-                  <div><dt>time to detect</dt><dd data-metric="mttd">{times?.mttdMs != null ? fmtDetect(times.mttdMs) : '—'}</dd></div>
-                  <div><dt>acknowledged</dt><dd>{fmtIso(i.acknowledgedAt)}{i.acknowledgedBy != null && ` by ${i.acknowledgedBy}`}</dd></div>
-                  <div><dt>recovered</dt><dd>{fmtIso(i.recoveredAt)}</dd></div>
-                  <div><dt>time to recover</dt><dd data-metric="mttr">{times?.mttrMs != null ? fmtDurationMs(times.mttrMs) : '—'}</dd></div>
-                  <div><dt>resolved</dt><dd>{fmtIso(i.resolvedAt)}</dd></div>
-                </dl>
-              </Panel>
-            </div>
-          </>
-        )}
+              <div class="split">
+                <Panel title="Timeline" id="timeline">
+                  {timeline.length === 0 ? <p class="muted">No entry yet.</p> : <Timeline entries={timeline} />}
+                </Panel>
+                <div>
+                  {can(me, 'member') && !resolved && (
+                    <Panel title="Suggested actions" id="actions">
+                      <SuggestedActions incident={i} suspect={suspect} onDone={() => loaded.reload()} />
+                    </Panel>
+                  )}
+                  <Panel title="Evidence" id="evidence">
+                    {(links.traceIds ?? []).length > 0 && (
+                      <>
+                        <h4>Failing traces in the first minutes</h4>
+                        <ul class="plain">{(links.traceIds ?? []).map((t) => <li key={t}><a href={href(`/traces/${t}`)}><code>{t}</code></a></li>)}</ul>
+                      </>
+                    )}
+                    {(links.errorGroups ?? []).length > 0 && (
+                      <ul class="plain">{(links.errorGroups ?? []).map((g) => <li key={g}><a href={href(`/errors/${g}`)}>error group {g.slice(0, 8)}</a></li>)}</ul>
+                    )}
+                    <p><a href={href('/logs', { service: i.service, severity: '13', from: String(Date.parse(i.firstBadAt ?? i.detectedAt) - 60_000), to: resolved ? String(Date.parse(i.resolvedAt ?? '') + 60_000) : undefined })}>Logs of {i.service} around the incident</a></p>
+                  </Panel>
+                </div>
+              </div>
+            </>
+          );
+        }}
       </LoadState>
     </>
   );

@@ -1,12 +1,13 @@
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { api, stream } from '../api';
+import { TimeChart } from '../chart';
 import { useLoad } from '../hooks';
 import type { ViewProps } from '../main';
 import { href, patch } from '../router';
 import { fmtTimeMs } from '../time';
 import type { LogRow } from '../types';
-import { Badge, ErrorBox, Field, LoadState, Panel } from '../ui';
+import { Badge, ErrorBox, Field, KeyValues, LoadState, Panel } from '../ui';
 
 /** Logs: search with filters, live tail (server-sent events), jump to the line's trace. */
 
@@ -19,24 +20,63 @@ export function severityName(l: Pick<LogRow, 'severityText' | 'severityNumber'>)
   return n >= 21 ? 'fatal' : n >= 17 ? 'error' : n >= 13 ? 'warning' : n >= 9 ? 'info' : n >= 5 ? 'debug' : n > 0 ? 'trace' : 'unset';
 }
 
+function LogRowView(props: { l: LogRow }): JSX.Element {
+  const { l } = props;
+  const [open, setOpen] = useState(false);
+  return (
+    <>
+      <tr class={open ? 'selected' : ''}>
+        <td><button type="button" class="sort" aria-expanded={open} aria-label={`${open ? 'Hide' : 'Show'} attributes`} onClick={() => setOpen(!open)}>{open ? '▾' : '▸'}</button> <code>{fmtTimeMs(l.timeUs / 1000)}</code></td>
+        <td><Badge value={severityName(l)} /></td>
+        <td>{l.service}</td>
+        <td class="log-body">{l.body}</td>
+        <td>{l.traceId !== '' && <a href={href(`/traces/${l.traceId}`, { span: l.spanId || undefined })} aria-label={`Open trace ${l.traceId}`}>{l.traceId.slice(0, 8)}…</a>}</td>
+      </tr>
+      {open && (
+        <tr class="log-detail" data-log-detail>
+          <td colSpan={5}>
+            <div class="split">
+              <div><h4>Attributes</h4><KeyValues data={l.attrs} label="Log attributes" /></div>
+              <div><h4>Resource</h4><KeyValues data={{ 'service.name': l.service, 'service.version': l.version, 'deployment.environment': l.environment, trace_id: l.traceId, span_id: l.spanId, severity_number: l.severityNumber }} label="Log resource" /></div>
+            </div>
+          </td>
+        </tr>
+      )}
+    </>
+  );
+}
+
 function LogTable(props: { logs: LogRow[] }): JSX.Element {
   return (
     <div class="log-scroll">
       <table class="table logs">
         <thead><tr><th scope="col">Time</th><th scope="col">Level</th><th scope="col">Service</th><th scope="col">Message</th><th scope="col">Trace</th></tr></thead>
         <tbody>
-          {props.logs.map((l, i) => (
-            <tr key={`${l.timeUs}-${i}`}>
-              <td><code>{fmtTimeMs(l.timeUs / 1000)}</code></td>
-              <td><Badge value={severityName(l)} /></td>
-              <td>{l.service}</td>
-              <td class="log-body">{l.body}</td>
-              <td>{l.traceId !== '' && <a href={href(`/traces/${l.traceId}`, { span: l.spanId || undefined })} aria-label={`Open trace ${l.traceId}`}>{l.traceId.slice(0, 8)}…</a>}</td>
-            </tr>
-          ))}
+          {props.logs.map((l, i) => <LogRowView key={`${l.timeUs}-${i}`} l={l} />)}
         </tbody>
       </table>
     </div>
+  );
+}
+
+const BINS = 60;
+
+/** Lines per time bin over the range (of the lines returned), errors apart; drag to zoom. */
+function Volume(props: { logs: LogRow[]; range: { fromMs: number; toMs: number }; theme: string; capped: boolean }): JSX.Element {
+  const { fromMs, toMs } = props.range;
+  const w = (toMs - fromMs) / BINS;
+  const all = new Array<number>(BINS).fill(0);
+  const errors = new Array<number>(BINS).fill(0);
+  for (const l of props.logs) {
+    const i = Math.floor((l.timeUs / 1000 - fromMs) / w);
+    if (i < 0 || i >= BINS) continue;
+    all[i]++;
+    if (l.severityNumber >= 17) errors[i]++;
+  }
+  const times = all.map((_, i) => fromMs + i * w);
+  return (
+    <TimeChart theme={props.theme} title={`Log lines over time${props.capped ? ' (of the newest 500 returned)' : ''}`} height={110} times={times} xRange={props.range}
+      series={[{ label: 'lines', values: all }, { label: 'error+', values: errors }]} onZoom={(f, t) => patch({ from: String(f), to: String(t) })} />
   );
 }
 
@@ -105,7 +145,7 @@ export function LogsView(props: ViewProps): JSX.Element {
       {live && <LiveTail filters={tailFilters} />}
       <Panel title="Search results" id="logs">
         <LoadState loaded={loaded} empty={(d) => d.logs.length === 0} emptyText="No log line matches in this time range.">
-          {(d) => <LogTable logs={d.logs} />}
+          {(d) => <><Volume logs={d.logs} range={range} theme={props.theme} capped={d.logs.length >= 500} /><LogTable logs={d.logs} /></>}
         </LoadState>
       </Panel>
     </>

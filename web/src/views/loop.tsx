@@ -23,19 +23,43 @@ function Tile(props: { label: string; value: string; sub?: string }): JSX.Elemen
 
 const statSub = (s: Stat): string => `p90 ${fmtDurationMs(s.p90Ms)} · n=${s.count}`;
 
+/** A unit that keeps durations readable: seconds under 2 minutes, minutes under 2 hours, else hours. */
+function durationUnit(values: Array<number | null>): { div: number; unit: string; name: string } {
+  const max = Math.max(0, ...values.filter((v): v is number => v !== null));
+  if (max < 120_000) return { div: 1000, unit: ' s', name: 'seconds' };
+  if (max < 7_200_000) return { div: 60_000, unit: ' min', name: 'minutes' };
+  return { div: 3_600_000, unit: ' h', name: 'hours' };
+}
+
+const allEmpty = (values: Array<number | null>): boolean => values.every((v) => v === null || v === 0);
+
+/** A chart, or why there is nothing to draw. */
+function TrendChart(props: { theme: string; title: string; times: number[]; series: Array<{ label: string; values: Array<number | null> }>; unit?: string; empty: string }): JSX.Element {
+  if (props.times.length === 0 || props.series.every((x) => allEmpty(x.values))) {
+    return <figure class="chart"><figcaption>{props.title}</figcaption><p class="muted placeholder" data-empty-chart>{props.empty}</p></figure>;
+  }
+  return <TimeChart theme={props.theme} title={props.title} times={props.times} series={props.series} unit={props.unit} />;
+}
+
 export function LoopView(props: ViewProps): JSX.Element {
   const service = props.route.query.get('service') ?? undefined;
-  // Trends need weeks: the loop view looks back at least 12 weeks whatever the picker says.
-  const from = Math.min(props.range.fromMs, props.range.toMs - 84 * 86_400_000);
-  const loaded = useLoad((signal) => api<LoopMetrics>('/api/loop-metrics', { params: { service, from: new Date(from).toISOString(), to: new Date(props.range.toMs).toISOString() }, signal }),
-    [service, from, props.range.toMs]);
+  const { fromMs, toMs } = props.range;
+  // The figures cover the picked range; the weekly trends need weeks, so they look back 12 weeks from its end.
+  const loaded = useLoad(async (signal) => {
+    const q = (from: number): Promise<LoopMetrics> => api<LoopMetrics>('/api/loop-metrics', { params: { service, from: new Date(from).toISOString(), to: new Date(toMs).toISOString() }, signal });
+    const trendFrom = Math.min(fromMs, toMs - 84 * 86_400_000);
+    const [range, trends] = await Promise.all([q(fromMs), trendFrom === fromMs ? null : q(trendFrom)]);
+    return { ...range, weeks: (trends ?? range).weeks };
+  }, [service, fromMs, toMs]);
   return (
     <>
       <h1>Loop</h1>
       <LoadState loaded={loaded}>
         {(m) => {
           const times = m.weeks.map((w) => Date.parse(w.weekStart));
-          const h = (v: number | null): number | null => v === null ? null : v / 3_600_000;
+          const mttx = durationUnit(m.weeks.flatMap((w) => [w.mttdMedianMs, w.mttrMedianMs]));
+          const lead = durationUnit(m.weeks.map((w) => w.leadTimeMedianMs));
+          const per = (u: { div: number }) => (v: number | null): number | null => v === null ? null : v / u.div;
           return (
             <>
               <Panel title="Incidents: detect, acknowledge, recover" id="mtt">
@@ -56,10 +80,15 @@ export function LoopView(props: ViewProps): JSX.Element {
               </Panel>
               <Panel title="Weekly trends" id="weeks">
                 <div class="charts">
-                  <TimeChart theme={props.theme} title="MTTD / MTTR median (hours)" times={times} series={[{ label: 'MTTD', values: m.weeks.map((w) => h(w.mttdMedianMs)) }, { label: 'MTTR', values: m.weeks.map((w) => h(w.mttrMedianMs)) }]} unit=" h" />
-                  <TimeChart theme={props.theme} title="Deployments and incidents per week" times={times} series={[{ label: 'deployments', values: m.weeks.map((w) => w.deployments) }, { label: 'incidents', values: m.weeks.map((w) => w.incidents) }]} />
-                  <TimeChart theme={props.theme} title="Change fail rate (%)" times={times} series={[{ label: 'change fail rate', values: m.weeks.map((w) => w.changeFailRate === null ? null : w.changeFailRate * 100) }]} unit="%" />
-                  <TimeChart theme={props.theme} title="Lead time median (hours)" times={times} series={[{ label: 'lead time', values: m.weeks.map((w) => h(w.leadTimeMedianMs)) }]} unit=" h" />
+                  <TrendChart theme={props.theme} title={`MTTD / MTTR median (${mttx.name})`} times={times} unit={mttx.unit}
+                    series={[{ label: 'MTTD', values: m.weeks.map((w) => per(mttx)(w.mttdMedianMs)) }, { label: 'MTTR', values: m.weeks.map((w) => per(mttx)(w.mttrMedianMs)) }]}
+                    empty="No incident was detected and recovered in these weeks: nothing to chart." />
+                  <TrendChart theme={props.theme} title="Deployments and incidents per week" times={times} series={[{ label: 'deployments', values: m.weeks.map((w) => w.deployments) }, { label: 'incidents', values: m.weeks.map((w) => w.incidents) }]}
+                    empty="No deploy and no incident in these weeks." />
+                  <TrendChart theme={props.theme} title="Change fail rate (%)" times={times} series={[{ label: 'change fail rate', values: m.weeks.map((w) => w.changeFailRate === null ? null : w.changeFailRate * 100) }]} unit="%"
+                    empty="No verified deploy in these weeks, so no change fail rate." />
+                  <TrendChart theme={props.theme} title={`Lead time median (${lead.name})`} times={times} series={[{ label: 'lead time', values: m.weeks.map((w) => per(lead)(w.leadTimeMedianMs)) }]} unit={lead.unit}
+                    empty="No deploy carried a commit time in these weeks, so no lead time (tightloop deploy record --commit-time)." />
                 </div>
               </Panel>
             </>

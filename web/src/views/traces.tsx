@@ -1,6 +1,7 @@
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { api } from '../api';
+import { TimeChart } from '../chart';
 import { useLoad } from '../hooks';
 import type { ViewProps } from '../main';
 import { href, navigate, patch } from '../router';
@@ -21,10 +22,18 @@ function TraceSearch(props: ViewProps): JSX.Element {
   const operation = q.get('operation') ?? '';
   const minMs = q.get('minDurationMs') ?? '';
   const status = q.get('status') ?? '';
+  const sort = q.get('sort') ?? 'start';
+  const desc = q.get('dir') !== 'asc';
+  const limit = Math.min(1000, Math.max(PAGE, Number(q.get('limit') ?? PAGE) || PAGE));
   const [form, setForm] = useState({ service, operation, minMs, status });
-  const loaded = useLoad((signal) => api<{ traces: TraceSummary[] }>('/api/traces', {
-    params: { service, operation, minDurationMs: minMs, status, from: range.fromMs, to: range.toMs, limit: 100 }, signal,
-  }), [service, operation, minMs, status, range.fromMs, range.toMs]);
+  const loaded = useLoad((signal) => api<{ traces: TraceSummary[]; truncated?: boolean }>('/api/traces', {
+    params: { service, operation, minDurationMs: minMs, status, from: range.fromMs, to: range.toMs, limit }, signal,
+  }), [service, operation, minMs, status, range.fromMs, range.toMs, limit]);
+  const header = (key: string, label: string, num = false): JSX.Element => (
+    <th scope="col" class={num ? 'num' : ''} aria-sort={sort === key ? (desc ? 'descending' : 'ascending') : undefined}>
+      <button type="button" class="sort" onClick={() => patch({ sort: key, dir: sort === key && desc ? 'asc' : undefined }, true)}>{label}{sort === key ? (desc ? ' ▼' : ' ▲') : ''}</button>
+    </th>
+  );
   const submit = (e: Event): void => {
     e.preventDefault();
     patch({ service: form.service, operation: form.operation, minDurationMs: form.minMs, status: form.status });
@@ -46,10 +55,13 @@ function TraceSearch(props: ViewProps): JSX.Element {
       <Panel title="Matching traces" id="traces">
         <LoadState loaded={loaded} empty={(d) => d.traces.length === 0} emptyText="No trace matches in this time range.">
           {(d) => (
+            <>
+            <DurationScatter traces={d.traces} theme={props.theme} range={range} />
+            <div class="table-scroll">
             <table class="table">
-              <thead><tr><th scope="col">Start</th><th scope="col">Root</th><th scope="col">Services</th><th scope="col" class="num">Duration</th><th scope="col" class="num">Spans</th><th scope="col" class="num">Errors</th></tr></thead>
+              <thead><tr>{header('start', 'Start')}<th scope="col">Root</th><th scope="col">Services</th>{header('duration', 'Duration', true)}{header('spans', 'Spans', true)}{header('errors', 'Errors', true)}</tr></thead>
               <tbody>
-                {d.traces.map((t) => (
+                {sorted(d.traces, sort, desc).map((t) => (
                   <tr key={t.traceId}>
                     <td>{fmtTimeMs(t.startUs / 1000)}</td>
                     <th scope="row"><a href={href(`/traces/${t.traceId}`)} data-trace={t.traceId}>{t.rootService}: {t.rootName}</a></th>
@@ -61,10 +73,40 @@ function TraceSearch(props: ViewProps): JSX.Element {
                 ))}
               </tbody>
             </table>
+            </div>
+            <p class="muted small" data-trace-count={d.traces.length}>
+              {d.traces.length} trace{d.traces.length === 1 ? '' : 's'}, the newest first from the server{d.traces.length >= limit || d.truncated === true ? '; more match' : ''}.
+              {' '}{(d.traces.length >= limit || d.truncated === true) && limit < 1000 && <button type="button" onClick={() => patch({ limit: String(Math.min(1000, limit + PAGE)) }, true)}>Load {PAGE} more</button>}
+            </p>
+            </>
           )}
         </LoadState>
       </Panel>
     </>
+  );
+}
+
+const PAGE = 100;
+
+const SORT: Record<string, (t: TraceSummary) => number> = {
+  start: (t) => t.startUs, duration: (t) => t.durationNs, spans: (t) => t.spanCount, errors: (t) => t.errorCount,
+};
+
+function sorted(traces: TraceSummary[], key: string, desc: boolean): TraceSummary[] {
+  const f = SORT[key] ?? SORT.start;
+  return [...traces].sort((a, b) => (desc ? f(b) - f(a) : f(a) - f(b)));
+}
+
+/** Duration over time, one dot per trace (failed traces red); drag to zoom into a burst. */
+function DurationScatter(props: { traces: TraceSummary[]; theme: string; range: { fromMs: number; toMs: number } }): JSX.Element {
+  const byTime = [...props.traces].sort((a, b) => a.startUs - b.startUs);
+  const times = byTime.map((t) => t.startUs / 1000);
+  const ok = byTime.map((t) => (t.errorCount === 0 ? t.durationNs / 1e6 : null));
+  const bad = byTime.map((t) => (t.errorCount > 0 ? t.durationNs / 1e6 : null));
+  return (
+    <TimeChart theme={props.theme} title="Duration over time (one dot per trace)" times={times} scatter height={150} unit=" ms"
+      series={[{ label: 'ok', values: ok }, { label: 'with errors', values: bad }]} xRange={props.range}
+      onZoom={(fromMs, toMs) => patch({ from: String(fromMs), to: String(toMs) })} />
   );
 }
 
