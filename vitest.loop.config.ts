@@ -27,16 +27,19 @@ export const STATE_SUITES = [
   // auth
   'test/users-tokens.test.ts', 'test/roles-walk.test.ts', 'test/roles-writes.test.ts',
   // gateway grants, approvals
-  'src/gateway/access.test.ts', 'test/access-grant-bounds.test.ts',
+  'src/gateway/access.test.ts', 'test/access-grant-bounds.test.ts', 'src/gateway/session-watch.test.ts',
+  // gateway audit
+  'src/gateway/audit-durable.test.ts',
   // detect: rules, alerts, silences
-  'test/detect.test.ts', 'test/detect-cli.test.ts', 'test/detect-signals.test.ts',
+  'test/detect.test.ts', 'test/detect-cli.test.ts', 'test/detect-signals.test.ts', 'src/detect/engine.test.ts', 'src/detect/feeds.test.ts',
   // deploys, verification, rollouts, actions
-  'test/deploys-authz.test.ts', 'test/actions-api.test.ts',
+  'test/deploys-authz.test.ts', 'test/actions-api.test.ts', 'test/actions-service.test.ts', 'test/rollout-policy.test.ts',
+  'src/deploys/rollback-target.test.ts',
   'test/deploys-verify.test.ts', 'test/deploys-metric-checks.test.ts', 'test/rollout-e2e.test.ts',
   // incidents
   'test/incidents-cli.test.ts', 'test/incidents-flow.test.ts',
   // errors and their events
-  'test/ingest-errors.test.ts',
+  'test/ingest-errors.test.ts', 'test/errors-ingest.test.ts', 'test/errors-sentry.test.ts', 'test/sentry-spans.test.ts', 'test/errors-services.test.ts',
 ];
 
 /** The `sqlite` project (every file of `include`) and the `postgres` one (`stateFiles`). */

@@ -6,7 +6,8 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ActionParamsError, ActionService, parseActionsYaml, validateParams, type Actor } from '../src/deploys/actions/index.js';
 import { AuditChain, gatewayMigrations } from '../src/gateway/index.js';
-import { openStateStore, type StateStore } from '../src/state/index.js';
+import type { StateStore } from '../src/state/index.js';
+import { openTestStateStore } from '../src/state/dialects.conformance.js';
 import { actionsMigrations } from '../src/deploys/actions/index.js';
 
 /**
@@ -94,7 +95,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tightloop-actions-'));
   mkdirSync(join(dir, 'actions'));
   writeFileSync(join(dir, 'actions', 'team.yaml'), ACTIONS.replaceAll('HOOK', hookUrl));
-  state = await openStateStore({ dialect: 'sqlite', path: join(dir, 'state.db'), migrations: { ...gatewayMigrations, ...actionsMigrations } });
+  state = await openTestStateStore({ path: join(dir, 'state.db'), migrations: { ...gatewayMigrations, ...actionsMigrations } });
   const log = pino({ level: 'silent' });
   audit = new AuditChain(state.db as never, log);
   await audit.open();

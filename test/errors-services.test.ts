@@ -7,6 +7,8 @@ import { ERRORS_MIGRATIONS, type ErrorGroup } from '../src/errors/index.js';
 import { GroupStore } from '../src/errors/groups.js';
 import { errorsDb } from '../src/errors/tables.js';
 import { openStateStore } from '../src/state/index.js';
+import { testStateDialect } from '../src/state/dialects.conformance.js';
+import { createTestDatabase } from '../src/state/pg-cluster.conformance.js';
 import { eventually } from './helpers/server.js';
 import { startErrorsServer, type ErrorsTestServer } from './helpers/errors.js';
 
@@ -46,10 +48,12 @@ describe('an error group raised by several services', () => {
 describe('migration errors_0003_group_services', () => {
   it('fills the services of existing groups from their events', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tightloop-errmig-'));
-    const path = join(dir, 'state.db');
+    // The file, or a database on the test PostgreSQL in the `postgres` project (STATE_SUITES).
+    const pgDb = testStateDialect() === 'postgres' ? await createTestDatabase({ migrate: false }) : undefined;
+    const where = pgDb === undefined ? { dialect: 'sqlite' as const, path: join(dir, 'state.db') } : { dialect: 'postgres' as const, connectionString: pgDb.connectionString };
     try {
       const { errors_0003_group_services: _later, ...before } = ERRORS_MIGRATIONS;
-      const old = await openStateStore({ dialect: 'sqlite', path, migrations: before });
+      const old = await openStateStore({ ...where, migrations: before });
       const ts = new Date().toISOString();
       await sql`INSERT INTO errors_groups (id, project_id, service, title, culprit, level, grouping_version, components, first_seen, last_seen, count,
           first_release, last_release, status, latest_event_id, latest_trace_id)
@@ -61,7 +65,7 @@ describe('migration errors_0003_group_services', () => {
           VALUES (${`e${i}`}, 1, 'g1', 1, 1, ${service}, '', '', 'error', '', '', 't', '{}', '{}', '{}', 'sentry', 'none', ${Buffer.from('{}')})`.execute(old.db);
       }
       await old.close();
-      const state = await openStateStore({ dialect: 'sqlite', path, migrations: ERRORS_MIGRATIONS });
+      const state = await openStateStore({ ...where, migrations: ERRORS_MIGRATIONS });
       try {
         const groups = new GroupStore(errorsDb(state.db));
         expect((await groups.counts('g1')).services).toEqual({ api: 2, worker: 1 });
@@ -71,6 +75,7 @@ describe('migration errors_0003_group_services', () => {
         await state.close();
       }
     } finally {
+      await pgDb?.drop();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -13,7 +13,8 @@ import {
 import { parseServicesYaml, RolloutManager, rolloutMigrations, type Rollout, type ServiceConfig } from '../src/deploys/rollout/index.js';
 import { sendNotice, type Notification } from '../src/detect/index.js';
 import { AuditChain, gatewayMigrations } from '../src/gateway/index.js';
-import { openStateStore, type StateStore } from '../src/state/index.js';
+import type { StateStore } from '../src/state/index.js';
+import { openTestStateStore } from '../src/state/dialects.conformance.js';
 import { eventually } from './helpers/server.js';
 
 /**
@@ -173,7 +174,7 @@ beforeAll(async () => {
   mkdirSync(join(dir, 'actions'));
   writeFileSync(join(dir, 'actions', 'ops.yaml'), ACTIONS);
   services = parseServicesYaml(SERVICES('ship-fails'));
-  state = await openStateStore({ dialect: 'sqlite', path: join(dir, 'state.db'), migrations: { ...gatewayMigrations, ...actionsMigrations, ...rolloutMigrations } });
+  state = await openTestStateStore({ path: join(dir, 'state.db'), migrations: { ...gatewayMigrations, ...actionsMigrations, ...rolloutMigrations } });
   const log = pino({ level: 'silent' });
   audit = new AuditChain(state.db as never, log);
   await audit.open();

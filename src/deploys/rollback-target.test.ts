@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ulid } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStateStore, type StateStore } from '../state/index.js';
+import type { StateStore } from '../state/index.js';
+import { openTestStateStore } from '../state/dialects.conformance.js';
 import { DeployService } from './service.js';
 import { deploysDb, type DeploysTable } from './storage.js';
 import { deploysMigrations } from './storage.js';
@@ -21,7 +22,7 @@ let t = Date.parse('2026-01-01T00:00:00Z');
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tightloop-rollback-target-'));
-  state = await openStateStore({ dialect: 'sqlite', path: join(dir, 'state.db'), migrations: deploysMigrations });
+  state = await openTestStateStore({ path: join(dir, 'state.db'), migrations: deploysMigrations });
   deploys = new DeployService({ db: state.db, source: { onCommittedRollups: () => () => undefined }, tickMs: 0 });
 });
 

@@ -44,6 +44,8 @@ export class Dispatcher {
   private readonly logged = new Set<string>();
   private readonly groups = new Map<string, Group>();
   private readonly inFlight = new Set<Promise<void>>();
+  /** The last delivery of each receiver × group: the next one waits for it (deliver()). */
+  private readonly chains = new Map<string, Promise<void>>();
   /** Notifications sent since start (tests and the bench read it). */
   sent = 0;
 
@@ -153,7 +155,12 @@ export class Dispatcher {
   private deliver(r: Receiver, n: Notification, keys: Array<{ key: string; alertId: string }>): void {
     const db = this.deps.db;
     const at = iso(this.deps.nowMs());
-    const job = (async () => {
+    // One group's notifications to one receiver leave in order: a resolved must never overtake
+    // its firing. Each job's first await is a state write; on a pool (PostgreSQL) those finish
+    // in any order, and two HTTP requests in flight may too, so they are chained, not raced.
+    const chainKey = `${r.name}\n${n.groupKey}`;
+    const before = this.chains.get(chainKey) ?? Promise.resolve();
+    const job = before.then(async () => {
       // Logged before the request leaves: a crash after sending can never cause a second send.
       await db.insertInto('detect_notifications')
         .values(keys.map((k) => ({ key: k.key, receiver: r.name, alert_id: k.alertId, status: 'pending', attempts: 0, updated_at: at })))
@@ -167,9 +174,13 @@ export class Dispatcher {
         .set({ status: res.ok ? 'sent' : 'failed', attempts: res.attempts, updated_at: iso(this.deps.nowMs()) })
         .where('key', 'in', keys.map((k) => k.key))
         .execute();
-    })().catch((e: unknown) => this.deps.onError(e, 'notification log'));
+    }).catch((e: unknown) => this.deps.onError(e, 'notification log'));
+    this.chains.set(chainKey, job);
     this.inFlight.add(job);
-    void job.finally(() => this.inFlight.delete(job));
+    void job.finally(() => {
+      this.inFlight.delete(job);
+      if (this.chains.get(chainKey) === job) this.chains.delete(chainKey);
+    });
   }
 
   /** Waits for notifications in flight (shutdown, tests). */

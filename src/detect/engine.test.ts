@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openStateStore, type StateStore } from '../state/index.js';
+import type { StateStore } from '../state/index.js';
+import { openTestStateStore } from '../state/dialects.conformance.js';
 import { LatencySketch, type RollupSecond } from '../telemetry/index.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../../test/helpers/webhook-receiver.js';
 import { DetectEngine, detectMigrations, type DetectSource } from './index.js';
@@ -70,7 +71,7 @@ const byRule = (name: string): Hook[] => hooks().filter((h) => h.alerts[0].rule.
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tightloop-detect-'));
-  state = await openStateStore({ dialect: 'sqlite', path: join(dir, 'state.db'), migrations: detectMigrations });
+  state = await openTestStateStore({ path: join(dir, 'state.db'), migrations: detectMigrations });
   receiver = await startWebhookReceiver();
   now = Date.UTC(2026, 0, 1, 12, 0, 0);
 });

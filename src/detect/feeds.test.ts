@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ErrorEventMap, ErrorGroup, GroupEventCount } from '../errors/index.js';
-import { openStateStore, type StateStore } from '../state/index.js';
+import type { StateStore } from '../state/index.js';
+import { openTestStateStore } from '../state/dialects.conformance.js';
 import { emptyLogBatch, emptyMetricBatch, type CommittedBatches, type LogBatch, type MetricBatch, type RollupSecond } from '../telemetry/index.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../../test/helpers/webhook-receiver.js';
 import { DetectEngine, detectMigrations, type DetectErrorSource, type DetectSource } from './index.js';
@@ -83,7 +84,7 @@ function errorCommit(group: string, count: number, flag?: 'new_group' | 'regress
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'tightloop-feeds-'));
-  state = await openStateStore({ dialect: 'sqlite', path: join(dir, 'state.db'), migrations: detectMigrations });
+  state = await openTestStateStore({ path: join(dir, 'state.db'), migrations: detectMigrations });
   receiver = await startWebhookReceiver();
   now = T0;
   source = new FakeSource();

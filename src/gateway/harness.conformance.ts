@@ -12,7 +12,8 @@ import pg from 'pg';
 import pino from 'pino';
 import { ulid } from 'ulid';
 import { createToken, ensureAdmin } from '../auth/index.js';
-import { openStateStore, toTimestamp, type Role, type StateStore } from '../state/index.js';
+import { openTestStateStore } from '../state/dialects.conformance.js';
+import { toTimestamp, type Role, type StateStore } from '../state/index.js';
 import { gatewayMigrations, startGateway, type Gateway, type GatewayOptions } from './index.js';
 import { ensureSelfSigned } from './tls.js';
 
@@ -132,7 +133,8 @@ export interface GatewayHarness {
 
 export async function startHarness(upstream: Upstream, opts: Partial<GatewayOptions> = {}): Promise<GatewayHarness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-gw-'));
-  const state = await openStateStore({ dialect: 'sqlite', path: join(dataDir, 'state.db'), migrations: gatewayMigrations });
+  // SQLite, or PostgreSQL in the `postgres` vitest project (STATE_SUITES in vitest.loop.config.ts).
+  const state = await openTestStateStore({ path: join(dataDir, 'state.db'), migrations: gatewayMigrations });
   const boot = await ensureAdmin(state.db, dataDir);
   if (!boot.created) throw new Error('fresh data dir expected');
   const adminRow = await state.db.selectFrom('users').selectAll().where('name', '=', 'admin').executeTakeFirstOrThrow();

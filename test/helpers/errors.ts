@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { serverConfigSchema } from '../../src/http/config.js';
 import { startServer, type RunningServer } from '../../src/http/server.js';
+import { stateUrlFor } from './server.js';
 
 /** A real tightloop for the errors tests, exposing its default DSN and error events. */
 export interface ErrorsTestServer {
@@ -16,7 +17,7 @@ export interface ErrorsTestServer {
 
 export async function startErrorsServer(): Promise<ErrorsTestServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-errors-'));
-  const config = serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent' });
+  const config = serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent', stateUrl: await stateUrlFor(dataDir) });
   const server = await startServer(config, pino({ level: 'silent' }));
   const token = server.adminToken!;
   return {
