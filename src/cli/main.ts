@@ -83,7 +83,7 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   try {
-    return await serve(config, opts, startServer, demo, shutdown.signal);
+    return await serve(config, opts, startServer, demo, shutdown.signal, stateLine);
   } finally {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
@@ -93,7 +93,7 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
 type Demo = typeof import('../demo/index.js');
 
 async function serve(config: ServerConfig, opts: { gatewayPort?: number }, startServer: typeof import('../http/server.js').startServer,
-  demo: Demo | undefined, stopped: AbortSignal): Promise<number> {
+  demo: Demo | undefined, stopped: AbortSignal, stateLine: string): Promise<number> {
   let prepared: import('../demo/index.js').PreparedDemo | undefined;
   let server: RunningServer;
   try {
