@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, startApi, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
 
@@ -56,5 +57,17 @@ describe('resource CLI', () => {
     writeFileSync(file, JSON.stringify({ masking: { mode: 'sometimes' } }));
     expect((await cli(['resource', 'set-policy', 'shop-least', file, ...flags()])).code).toBe(1);
     expect((await cli(['resource', 'set-policy', 'shop-least', join(dir, 'missing.json'), ...flags()])).code).toBe(2);
+  });
+
+  it('show prints the policy and the columns masking classified (after a session read the catalog)', async () => {
+    const before = await cli(['resource', 'show', 'shop', ...flags()]);
+    expect(before).toMatchObject({ code: 0, stdout: expect.stringContaining('not yet classified') });
+    const c = new pg.Client({ connectionString: h.url(h.users.alice, 'shop') });
+    await c.connect();
+    await c.end();
+    const r = await cli(['resource', 'show', 'shop', ...flags()]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/public\.customers\s+email\s+sample\s+email\s+values\s+partial/);
+    expect(r.stdout).not.toMatch(/\sname\s/);
   });
 });
