@@ -222,8 +222,17 @@ describe('client encoding: only encodings the gateway reads byte for byte as the
     }
   });
 
-  it('a role default the gateway cannot parse (ALTER ROLE ... SET client_encoding) refuses the login', async () => {
-    await expect(rawClient(h.gateway.port ?? 0, h.users.bob, 'shop-gbk')).rejects.toThrow(/client_encoding=GBK/);
+  it('a role default the gateway cannot parse (ALTER ROLE ... SET client_encoding = GBK) is overridden with UTF8', async () => {
+    // The raw client names no encoding: the server would use the role's GBK.
+    const raw = await rawClient(h.gateway.port ?? 0, h.users.bob, 'shop-gbk');
+    try {
+      expect(texts((await query(raw, 'SHOW client_encoding')).messages)).toEqual(['UTF8']);
+      const r = await query(raw, gbkAttack);
+      expect(errorsOf(r.messages)[0]?.get('M')).toMatch(/UTF-8/);
+      expectNoRawName(r.messages);
+    } finally {
+      raw.close();
+    }
   });
 });
 

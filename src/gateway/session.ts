@@ -114,7 +114,9 @@ export class ClientSession {
       const v = startup.params.get(p);
       if (v !== undefined) params[p] = v;
     }
-    // The parser's string rules, whatever the database's default (checked again below).
+    // The parser's string rules and text encoding, whatever the database's defaults (a client
+    // that names no encoding would get the server's); both are checked again below.
+    params.client_encoding ??= 'UTF8';
     const options = ['-c standard_conforming_strings=on'];
     // Defence in depth under a read grant: the server refuses writes even if a rule missed one.
     if (grant.mode === 'read') options.push('-c default_transaction_read_only=on');
