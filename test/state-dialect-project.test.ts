@@ -4,7 +4,10 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { openTestStateStore, testStateDialect } from '../src/state/dialects.conformance.js';
-import { startTestServer } from './helpers/server.js';
+import pino from 'pino';
+import { serverConfigSchema } from '../src/http/config.js';
+import { startServer } from '../src/http/server.js';
+import { startTestServer, stateUrlFor } from './helpers/server.js';
 
 /**
  * The harness itself: in the `postgres` vitest project (STATE_SUITES), servers and stores really
@@ -36,5 +39,22 @@ describe(`state suites on ${testStateDialect()}`, () => {
     await store.close();
     expect(existsSync(join(dir, 'state.db'))).toBe(testStateDialect() === 'sqlite');
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it.runIf(testStateDialect() === 'postgres')('a second node on the same PostgreSQL state is refused until the first stops (no leases yet)', async () => {
+    const dirs = [mkdtempSync(join(tmpdir(), 'tightloop-node1-')), mkdtempSync(join(tmpdir(), 'tightloop-node2-'))];
+    const stateUrl = await stateUrlFor(dirs[0]);
+    const [one, two] = dirs.map((dataDir) => serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent', stateUrl }));
+    try {
+      const first = await startServer(one, pino({ level: 'silent' }));
+      await expect(startServer(two, pino({ level: 'silent' }))).rejects.toMatchObject({ code: 'state_in_use' });
+      // The refused start released what it opened: once the first node stops, the second starts.
+      await first.close();
+      const second = await startServer(two, pino({ level: 'silent' }));
+      expect((await fetch(`${second.url}/api/health`)).status).toBe(200);
+      await second.close();
+    } finally {
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    }
   });
 });

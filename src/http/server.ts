@@ -20,6 +20,7 @@ import { LogTailHub } from './log-tail.js';
 import { isLoopback, type ServerConfig } from './config.js';
 import { registeredRoutes, type RegisteredRoute } from './roles.js';
 import { SERVER_STATE_MIGRATIONS } from './state-migrations.js';
+import { acquireNodeLock, type NodeLock } from '../state/node-lock.js';
 
 /** A running tightloop: what `tightloop up` starts and tests drive. */
 export interface RunningServer {
@@ -75,6 +76,15 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     ...(location.dialect === 'postgres' ? { onBackgroundError: (err: Error) => log.warn({ err }, 'state database: idle connection failed') } : {}),
   });
   log.info({ state: describeStateLocation(location) }, 'state database open');
+  let nodeLock: NodeLock | undefined;
+  if (location.dialect === 'postgres') {
+    try {
+      nodeLock = await acquireNodeLock(location.connectionString, { onLost: (err) => log.error({ err }, 'state database: another node took the single-node lock after a reconnect; stop this node') });
+    } catch (err) {
+      await state.close();
+      throw err;
+    }
+  }
   const admin = await ensureAdmin(state.db, config.dataDir);
   const gatewayPort = options.gatewayPort ?? (config.port === 0 ? 0 : 15432);
   let gateway: Gateway;
@@ -89,6 +99,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     });
   } catch (err) {
     await state.close();
+    await nodeLock?.release();
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
     throw new Error(`gateway port ${gatewayPort} on ${config.host} is already in use (--gateway-port)`, { cause: err });
   }
@@ -124,6 +135,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     await writer.close();
     await store.close();
     await state.close();
+    await nodeLock?.release();
     throw err;
   }
 
@@ -219,6 +231,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
       await writer.close();
       await store.close();
       await state.close();
+      await nodeLock?.release();
     })();
     return closing;
   };
