@@ -310,3 +310,32 @@ describe('next classes: value forms the detectors could not read, COPY FROM STDI
     }
   });
 });
+
+describe('a PostgreSQL 18.4 crash the gateway keeps out of reach', () => {
+  it('a named FETCH is refused (its Describe after the cursor closed kills the backend); an unnamed one runs', async () => {
+    const raw = await connect();
+    try {
+      const named = await roundTrip(raw, [
+        queryMessage('DECLARE c1 CURSOR WITH HOLD FOR SELECT 1 AS x'),
+        parseMessage('s1', 'FETCH 1 FROM c1'), SYNC,
+        queryMessage('CLOSE c1'),
+        describeMessage('S', 's1'), SYNC,
+      ], 'm20');
+      expect(named.ended).toBe(false);
+      const errors = errorsOf(named.messages);
+      expect(errors[0]?.get('C')).toBe('42501');
+      expect(errors[0]?.get('M')).toMatch(/FETCH or MOVE/);
+      // The Describe names a statement that was never made: an ordinary error, the server lives.
+      expect(errors[1]?.get('C')).toBe('26000');
+      const unnamed = await roundTrip(raw, [
+        queryMessage('DECLARE c2 CURSOR WITH HOLD FOR SELECT 7 AS x'),
+        parseMessage('', 'FETCH 1 FROM c2'), bind('', ''), execute(''), SYNC,
+        queryMessage('CLOSE c2'),
+      ], 'm21');
+      expect(errorsOf(unnamed.messages)).toEqual([]);
+      expect(rows(unnamed.messages)).toContainEqual(['7']);
+    } finally {
+      raw.close();
+    }
+  });
+});
