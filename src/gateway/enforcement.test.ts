@@ -191,7 +191,8 @@ describe('masking on the wire', () => {
       for (const sql of bypasses) {
         const x = String((await c.query(sql)).rows[0].x);
         expect(x, sql).not.toMatch(/alice@example\.com|bob@example\.org/i);
-        expect(x, sql).toContain('@');
+        // Detector matches keep an address's shape; a column rule's `full` mask is a fixed token.
+        expect(x, sql).toMatch(/@|^\*{8}$/);
       }
       // Whole rows of a table with classified columns (masking/classify.ts) are masked as a whole,
       // like any value derived from such a column; the client still parses the JSON.

@@ -6,7 +6,9 @@
  *
  * - Detail, Where (context) and the internal query are withheld whole: they echo rows and query
  *   text.
- * - Message and Hint keep the server's own words; what stands between the first and the last
+ * - While any column is ruled or classified, Message and Hint are withheld whole (masker.ts):
+ *   no scrubbing rule holds against values the server prints unquoted.
+ * - Otherwise (the detectors alone) Message and Hint keep the server's own words; what stands between the first and the last
  *   double quote (the server does not escape quotes inside a quoted value, so pairs cannot be
  *   trusted) is kept only in pieces the client's own statement contains; outside the quotes,
  *   digit, hex and dotted or `@` tokens are kept only when the statement contains them. A text

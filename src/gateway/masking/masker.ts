@@ -611,7 +611,11 @@ export class Masker {
       }
       const text = msg.toString('utf8', at + 1, stop);
       const detected = this.maskText(text, 'text', counts) ?? text;
-      const kept = computed || ECHOING_FIELDS.has(code) ? WITHHELD : scrubText(detected, sqlLower);
+      // While a column is ruled or classified, no heuristic over the server's words can be
+      // trusted (`operator does not exist: Margaret_Lovelace` from `replace(name, ' ', '_')::regoper`,
+      // numbers hidden in a comment): message and hint are withheld whole; SQLSTATE and position stay.
+      const whole = computed || this.anyRule || ECHOING_FIELDS.has(code);
+      const kept = whole ? (code === 0x4d /* M */ ? `${WITHHELD} (SQLSTATE ${fields.get('C') ?? '?'})` : WITHHELD) : scrubText(detected, sqlLower);
       if (kept !== detected) counts['error:withheld'] = (counts['error:withheld'] ?? 0) + 1;
       if (kept === text) parts.push(msg.subarray(at, stop + 1));
       else {

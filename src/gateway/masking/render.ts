@@ -47,7 +47,8 @@ export class Renderer {
     const out = new Array<number>(n);
     for (let i = n - 1; i >= 0; i--) {
       const c = value.charCodeAt(i);
-      if (!isAlnum(c)) out[i] = c;
+      if (c > 127) out[i] = fill; // a letter of any other script is data, never kept
+      else if (!isAlnum(c)) out[i] = c;
       else if (keep > 0) {
         out[i] = c;
         keep--;
@@ -118,8 +119,16 @@ export class Renderer {
     }
   }
 
+  /**
+   * `full` keeps nothing of a value's shape: a mask that kept punctuation or the length would
+   * pass a value through any bijective rewrite (`translate(email, 'a…z', '!…')` is all
+   * punctuation, and derived values are masked `full`). `partial` (plain references only) keeps
+   * the value's ASCII punctuation and its last four ASCII letters or digits; every other
+   * character is masked.
+   */
   private wholeText(value: string, mode: MaskMode): string {
     if (mode === 'hash') return `h_${this.digest(value).toString('hex').slice(0, 16)}`;
+    if (mode === 'full') return WHOLE_MASK;
     return this.maskChars(value, mode, false);
   }
 
@@ -141,6 +150,9 @@ export class Renderer {
     return `fd00::${hex.slice(0, 4)}:${hex.slice(4, 8)}:${hex.slice(8, 12)}`;
   }
 }
+
+/** What a column rule's `full` mask makes of any text value, whatever its length. */
+export const WHOLE_MASK = '********';
 
 function isAlnum(c: number): boolean {
   return (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122);
