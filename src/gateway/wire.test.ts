@@ -44,6 +44,10 @@ describe('MessageFramer', () => {
     const bad = Buffer.from([0x51, 0x7f, 0xff, 0xff, 0xff]);
     expect(() => new MessageFramer(1 << 20).push(bad)).toThrow(ProtocolViolation);
     expect(() => new MessageFramer(1 << 20).push(Buffer.from([0x51, 0, 0, 0, 2]))).toThrow(ProtocolViolation);
+    // An oversize server message's length is data (a row's length can spell a value): not printed.
+    const over = Buffer.from([0x44, 0x10, 0x00, 0x00, 0x6b]);
+    expect(() => new MessageFramer(1 << 20).push(over)).toThrow(/over the gateway's limit of 1048576 bytes$/);
+    expect(() => new MessageFramer(1 << 20).push(over)).not.toThrow(/268435563/);
   });
 
   it('limits a client\'s messages by type, refusing at the header instead of buffering the message', () => {

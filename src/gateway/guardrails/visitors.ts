@@ -328,8 +328,11 @@ export function statementTextReads(stmt: unknown, ctx: WalkContext): void {
   };
   visit(stmt, 0);
   if (rel === undefined) return;
-  const reads = star || renamed || copied || refs.some((r) => r[r.length - 1] === 'query' || (r.length === 1 && names.has(r[0])) || (attributeCall(r) !== undefined && names.has(r[r.length - 2])));
-  if (reads) ctx.report('masking-bypass', `${rel}.query shows other sessions' statements`);
+  const reads = star || renamed || copied || refs.some((r) => SESSION_TEXT_COLUMNS.has(r[r.length - 1]) || (r.length === 1 && names.has(r[0])) || (attributeCall(r) !== undefined && names.has(r[r.length - 2])));
+  if (reads) ctx.report('masking-bypass', `${rel}.query and .application_name show other sessions' statements and settings`);
 }
+
+/** Text other sessions wrote: their statements, and `application_name` (`set_config` can put any value there). */
+const SESSION_TEXT_COLUMNS = new Set(['query', 'application_name']);
 
 export const ALL_VISITORS: readonly Visitor[] = [statementKinds, unsafeWrites, modifyingCtes, dangerousFunctions, functionAllowList, otherSessions];

@@ -90,7 +90,9 @@ export class MessageFramer {
           const t = String.fromCharCode(chunk[off]);
           throw new GatewayError('message_too_large', '54000', `${TYPE_NAMES[t] ?? `'${t}'`} message of ${len} bytes is over the gateway's limit of ${max} bytes`, { fatal: true });
         }
-        throw new ProtocolViolation(`invalid message length ${len}`);
+        // The length of a server message over the limit is data (`repeat('x', 2^28 + ascii(name))`
+        // would spell a masked value one probe at a time): it is never printed.
+        throw new ProtocolViolation(len < 4 ? `invalid message length ${len}` : `message over the gateway's limit of ${max} bytes`);
       }
       if (off + extra + len > chunk.length) {
         this.needed = extra + len;
