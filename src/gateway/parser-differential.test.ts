@@ -343,6 +343,12 @@ describe("other sessions' SQL and column statistics", () => {
     'SELECT (SELECT max(query) FROM pg_stat_statements) AS x',
     'COPY pg_stats TO STDOUT',
     'COPY pg_stat_activity (pid) TO STDOUT',
+    // Laundering through settings and notifications (write grants too): read back unmasked.
+    "SELECT set_config('application_name', name, false) FROM customers",
+    "SELECT set_config('my.x', reverse(email), false) FROM customers",
+    "SELECT set_config('my.x', $1, false)",
+    "SELECT pg_notify('ch', name) FROM customers",
+    'SELECT pg_notify(name, $$x$$) FROM customers',
     // set_config('application_name', name, false) in one session shows in another's view.
     'SELECT application_name FROM pg_stat_activity',
     "SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'G%'",
@@ -354,6 +360,7 @@ describe("other sessions' SQL and column statistics", () => {
 
   it.each([
     'SELECT pid, state, backend_type FROM pg_stat_activity',
+    "SELECT set_config('application_name', 'psql', false)",
     'SELECT count(1) FROM pg_catalog.pg_stat_activity a WHERE a.pid <> pg_backend_pid()',
     'SELECT calls, total_exec_time FROM pg_stat_statements',
   ])('%s reads no statement text: allowed', (sql) => {

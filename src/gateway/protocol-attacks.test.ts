@@ -150,8 +150,13 @@ describe('class 3: errors, notices, parameters, notifications and COPY options',
         queryMessage('SELECT email::int FROM customers WHERE id = 1'),
         parseMessage('', 'SELECT $1::int'), bind('', '', ['bob@example.org']), execute(''), SYNC,
         queryMessage('SELECT shout(email) FROM customers WHERE id = 1'),
+        // Computed values into settings and notifications are refused under masking (guardrails);
+        // the detectors still read what comes back as ParameterStatus and NotificationResponse.
         queryMessage("SELECT set_config('application_name', email || ' ' || card, false) FROM customers WHERE id = 1"),
         queryMessage("LISTEN ch; SELECT pg_notify('ch', email || ' ' || ssn) FROM customers WHERE id = 1"),
+        queryMessage('LISTEN ch'),
+        queryMessage("SET application_name = 'alice@example.com 4111 1111 1111 1111'"),
+        queryMessage("NOTIFY ch, 'alice@example.com 123-45-6789'"),
       ], 'm5');
       expectNoLeak(r.messages);
       const errors = errorsOf(r.messages);
@@ -161,6 +166,7 @@ describe('class 3: errors, notices, parameters, notifications and COPY options',
       const notice = r.messages.find((m) => m.type === 'N');
       expect(notice?.body.toString()).toContain('value …'); // the detector masked it, then the token was withheld
       expect(notice?.body.toString()).toContain('[withheld by tightloop: masking is on]'); // detail
+      expect(errors.filter((e) => /masking-bypass/.test(e.get('M') ?? '')).length).toBe(2);
       expect(r.messages.some((m) => m.type === 'S' && m.body.toString().startsWith('application_name\0*****@'))).toBe(true);
       expect(r.messages.some((m) => m.type === 'A' && m.body.includes(Buffer.from('***-**-6789')))).toBe(true);
     } finally {

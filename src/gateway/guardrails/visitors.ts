@@ -202,9 +202,18 @@ export const dangerousFunctions: Visitor = {
       ctx.report('dangerous-function', `function ${name}`);
       return;
     }
+    if (name === 'pg_notify') {
+      // A payload computed from rows reaches listeners (this session too) past every column plan.
+      const args = Array.isArray(node.args) ? node.args : [];
+      if (args.slice(0, 2).some((a) => constantText(a, ctx) === undefined)) ctx.report('masking-bypass', 'pg_notify with a computed channel or payload: listeners get it unmasked');
+      return;
+    }
     if (name !== 'set_config') return;
     // set_config(name, value, is_local) is SET in function form.
     const args = Array.isArray(node.args) ? node.args : [];
+    // A computed value is read back past every column plan: SHOW, current_setting(),
+    // ParameterStatus, other sessions' pg_stat_activity.
+    if (args.length > 1 && constantText(args[1], ctx) === undefined) ctx.report('masking-bypass', 'set_config with a computed value: settings are read back unmasked');
     const setting = (args[0] as { A_Const?: { sval?: { sval?: string } } } | undefined)?.A_Const?.sval?.sval;
     if (setting === undefined) {
       ctx.report('dangerous-function', 'set_config with a computed setting name');
