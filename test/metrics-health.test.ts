@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { metrics } from '../src/core/metrics.js';
+import { jsonTraceRequest, randomTraceId } from './helpers/otlp-json.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 /**
@@ -24,6 +25,25 @@ describe('GET /metrics', () => {
     const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
     expect(`${check.stdout}${check.stderr}`).toBe('');
     expect(check.status).toBe(0);
+  });
+});
+
+describe('OTLP ingest counters', () => {
+  it('counts accepted spans and each answer by signal and status', async () => {
+    const scrape = async () => (await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${server.token}` } })).text();
+    const series = (text: string, name: string) => Number(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} (\\d+)$`, 'm').exec(text)?.[1] ?? 0);
+    const before = await scrape();
+    const ok = await fetch(`${server.url}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: jsonTraceRequest(randomTraceId(), 3) });
+    expect(ok.status).toBe(200);
+    expect((await fetch(`${server.url}/v1/traces`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x' })).status).toBe(415);
+    expect((await fetch(`${server.url}/v1/logs`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"resourceLogs": 7}' })).status).toBe(400);
+    const after = await scrape();
+    for (const [name, added] of [
+      ['tightloop_otlp_accepted_items_total{signal="traces"}', 3],
+      ['tightloop_otlp_requests_total{signal="traces",status="200"}', 1],
+      ['tightloop_otlp_requests_total{signal="traces",status="415"}', 1],
+      ['tightloop_otlp_requests_total{signal="logs",status="400"}', 1],
+    ] as const) expect([name, series(after, name) - series(before, name)]).toEqual([name, added]);
   });
 });
 
