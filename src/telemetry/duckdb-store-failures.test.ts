@@ -1,4 +1,7 @@
 import type { DuckDBConnection } from '@duckdb/node-api';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { metrics } from '../core/metrics.js';
 import { DuckDbTelemetryStore } from './duckdb-store.js';
@@ -76,6 +79,29 @@ describe('DuckDbTelemetryStore failures are logged, counted and reported', () =>
       expect(metrics.render()).toMatch(/^tightloop_telemetry_listener_failures_total\{listener="committed_batches"\} \d+$/m);
     } finally {
       await store.close();
+    }
+  });
+
+  it('a failing load of acknowledged ingest-log rows is counted and degraded until a load works again', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tightloop-loadfail-'));
+    const noOtlp = (): never => { throw new Error('no OTLP records in this test'); };
+    const store = new DuckDbTelemetryStore({ path: join(dir, 't.duckdb'), ingestLog: { dir: join(dir, 'log'), loadDelayMs: 10, decode: noOtlp } });
+    await store.open();
+    const before = metrics.value('tightloop_ingest_log_load_failures_total');
+    const degraded = () => metrics.degradedComponents().find((d) => d.component === 'ingest_log_load');
+    const until = async (ok: () => boolean) => { for (let i = 0; i < 500 && !ok(); i++) await new Promise((r) => setTimeout(r, 20)); };
+    try {
+      await writer(store).run('ALTER TABLE spans RENAME TO spans_away');
+      await store.append([span(1, Date.now() * 1000)]); // acknowledged once in the log
+      await until(() => degraded() !== undefined);
+      expect(degraded()?.reason).toMatch(/loading acknowledged rows into DuckDB failed/);
+      expect(metrics.value('tightloop_ingest_log_load_failures_total')).toBeGreaterThan(before);
+      await writer(store).run('ALTER TABLE spans_away RENAME TO spans');
+      await until(() => degraded() === undefined);
+      expect(degraded()).toBeUndefined();
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
