@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +10,7 @@ import { BasicTracerProvider, BatchSpanProcessor } from '@opentelemetry/sdk-trac
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import pino from 'pino';
 import { serverConfigSchema } from '../src/http/config.js';
-import { stateUrlFor } from './helpers/server.js';
+import { eventually, stateUrlFor } from './helpers/server.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
@@ -117,6 +119,50 @@ describe('alerting over OTLP traffic', () => {
       expect(hooksFor('payments').map((h) => h.status)).toEqual(['firing', 'resolved']);
     } finally {
       await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('notification failures are counted and reported', () => {
+  it('a receiver refusing a notification: counted in /metrics, degraded in /api/health until it accepts again', async () => {
+    let answer = 400;
+    const refuser = createServer((req, res) => { req.resume(); req.on('end', () => { res.statusCode = answer; res.end(); }); });
+    await new Promise<void>((ok) => refuser.listen(0, '127.0.0.1', ok));
+    const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-detect-'));
+    writeFileSync(join(dataDir, 'rules.yaml'), `receivers:
+  - name: refuser
+    url: http://127.0.0.1:${(refuser.address() as AddressInfo).port}/hook
+rules:
+  - name: refused
+    type: threshold
+    select: { service: refused }
+    by: [service]
+    signal: error_rate
+    threshold: 0.2
+    window: 2s
+    min_count: 20
+`);
+    const server = await start(dataDir);
+    const get = (path: string) => fetch(server.url + path, { headers: { authorization: `Bearer ${server.adminToken ?? ''}` } });
+    try {
+      await traffic(server.url, 'refused', 3, 0.5);
+      const health = await eventually(async () => {
+        const r = await get('/api/health');
+        const body = await r.json() as { status: string };
+        return body.status === 'degraded' ? { status: r.status, body } : undefined;
+      });
+      expect(health.status).toBe(200);
+      expect(health.body).toMatchObject({ status: 'degraded', degraded: [{ component: 'notifier:refuser', reason: 'the last notification failed: HTTP 400' }] });
+      const text = await (await get('/metrics')).text();
+      expect(text).toMatch(/^tightloop_notifier_failures_total\{receiver="refuser"\} [1-9]\d*$/m);
+      expect(text).toMatch(/^tightloop_notifications_total\{outcome="failed",receiver="refuser"\} [1-9]\d*$/m);
+      answer = 200; // the resolved notification goes through: the receiver is healthy again
+      await traffic(server.url, 'refused', 4, 0);
+      await eventually(async () => ((await (await get('/api/health')).json()) as { status: string }).status === 'ok' || undefined);
+    } finally {
+      await server.close();
+      await new Promise((ok) => refuser.close(ok));
       rmSync(dataDir, { recursive: true, force: true });
     }
   });

@@ -14,6 +14,7 @@ import { matchesAll, type InhibitRule, type Receiver, type Rule } from './rules.
 import type { SilenceBook } from './silences.js';
 import { sendNotification, type Notification, type NotifiedAlert, type SendOptions } from './notifier.js';
 import { iso, type DetectDatabase } from './storage.js';
+import { metrics } from '../core/metrics.js';
 
 interface Group {
   key: string;
@@ -167,14 +168,24 @@ export class Dispatcher {
         .onConflict((oc) => oc.column('key').doNothing())
         .execute();
       const res = await sendNotification(r, n, this.deps.send);
-      if (res.ok) this.sent++;
-      else this.deps.onError(new Error(`receiver ${r.name}: ${res.error ?? 'failed'}`), 'notify');
+      if (res.ok) {
+        this.sent++;
+        metrics.setDegraded(`notifier:${r.name}`, undefined);
+      } else {
+        metrics.inc('tightloop_notifier_failures_total', 'Notifications a receiver did not accept after all attempts.', { receiver: r.name });
+        metrics.setDegraded(`notifier:${r.name}`, `the last notification failed: ${res.error ?? 'failed'}`);
+        this.deps.onError(new Error(`receiver ${r.name}: ${res.error ?? 'failed'}`), 'notify');
+      }
+      metrics.inc('tightloop_notifications_total', 'Notifications delivered or failed, per receiver and outcome.', { receiver: r.name, outcome: res.ok ? 'sent' : 'failed' });
       this.deps.onDelivered?.({ receiver: r.name, status: n.status, alertIds: [...new Set(keys.map((k) => k.alertId))], ok: res.ok, at: iso(this.deps.nowMs()) });
       await db.updateTable('detect_notifications')
         .set({ status: res.ok ? 'sent' : 'failed', attempts: res.attempts, updated_at: iso(this.deps.nowMs()) })
         .where('key', 'in', keys.map((k) => k.key))
         .execute();
-    }).catch((e: unknown) => this.deps.onError(e, 'notification log'));
+    }).catch((e: unknown) => {
+      metrics.inc('tightloop_notification_log_failures_total', 'Writes of the notification log (state database) that failed.', { receiver: r.name });
+      this.deps.onError(e, 'notification log');
+    });
     this.chains.set(chainKey, job);
     this.inFlight.add(job);
     void job.finally(() => {

@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { AppError, unauthorized } from '../core/app-error.js';
+import { metrics, METRICS_CONTENT_TYPE } from '../core/metrics.js';
 import type { TelemetryBatches, TelemetryStore } from '../telemetry/index.js';
 import { ingestCounters } from '../otlp/index.js';
 import { registerApiRoutes } from './api-routes.js';
@@ -89,8 +90,20 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.get('/api/health', async (_req, reply) => {
     if (!deps.isReady()) return reply.code(503).send({ status: 'starting' });
-    return { status: 'ok', ingest: { ...ingestCounters } };
+    // Degraded still serves (200); the list says what failed last (src/core/metrics.ts).
+    const degraded = metrics.degradedComponents();
+    return degraded.length === 0 ? { status: 'ok', ingest: { ...ingestCounters } }
+      : { status: 'degraded', degraded, ingest: { ...ingestCounters } };
   });
+
+  // Prometheus text format 0.0.4; a viewer token (roles.ts), e.g. `authorization` in scrape config.
+  metrics.collect('tightloop_ingest_truncated_values_total', 'Ingested strings cut to a limit.', 'counter',
+    () => [{ labels: {}, value: ingestCounters.truncatedValues }]);
+  metrics.collect('tightloop_ingest_dropped_items_total', 'Ingested attributes, events and links dropped past the count limits.', 'counter',
+    () => [{ labels: {}, value: ingestCounters.droppedItems }]);
+  metrics.collect('tightloop_ingest_invalid_utf8_total', 'Ingested strings or bodies whose invalid UTF-8 was replaced.', 'counter',
+    () => [{ labels: {}, value: ingestCounters.invalidUtf8 }]);
+  app.get('/metrics', async (_req, reply) => reply.type(METRICS_CONTENT_TYPE).send(metrics.render()));
 
   // Authentication and the role check of these routes: the role model's onRequest hook.
   app.register(async (api) => {

@@ -5,6 +5,7 @@ import { decodeRequest, encodeExportResponse, encodeStatus, OtlpDecodeError } fr
 import { rowCount, type TelemetryBatches } from '../telemetry/index.js';
 import { AppError } from '../core/app-error.js';
 import { registerCors, type CorsPolicy } from './cors.js';
+import { metrics } from '../core/metrics.js';
 
 /**
  * OTLP/HTTP ingest: POST /v1/traces|logs|metrics, protobuf or JSON, optionally gzip.
@@ -94,9 +95,13 @@ export function registerOtlpRoutes(app: FastifyInstance, opts: OtlpRouteOptions)
   registerCors(app, opts.cors, ['/v1/traces', '/v1/logs', '/v1/metrics'], true, (reply, origin) =>
     sendStatus(reply, 'json', 403, `origin '${origin}' may not send OTLP here (tightloop up --cors-origins)`));
 
+  const counted = (signal: SignalPath, status: number): void => {
+    metrics.inc('tightloop_otlp_requests_total', 'OTLP export requests by signal and HTTP status (429: refused, write queue full).', { signal, status: String(status) });
+  };
   const handle = (signal: SignalPath) => async (req: FastifyRequest, reply: FastifyReply) => {
     const format = formatOf(req.headers['content-type']);
     if (format === null) {
+      counted(signal, 415);
       return sendStatus(reply, 'json', 415,
         `unsupported Content-Type '${req.headers['content-type'] ?? ''}': use application/x-protobuf or application/json`);
     }
@@ -111,20 +116,25 @@ export function registerOtlpRoutes(app: FastifyInstance, opts: OtlpRouteOptions)
       if (rowCount(batches) > 0) {
         await opts.submit(batches);
         if (opts.onIngested !== undefined) await opts.onIngested(batches);
+        metrics.inc('tightloop_otlp_accepted_items_total', 'Spans, log records and metric points accepted over OTLP.', { signal }, rowCount(batches));
       }
+      counted(signal, 200);
       return reply
         .code(200)
         .header('content-type', contentTypeOf(format))
         .send(encodeExportResponse(signal, format, rejected, rejectMessage));
     } catch (err) {
       if (err instanceof OtlpDecodeError) {
+        counted(signal, 400);
         return sendStatus(reply, format, 400, `invalid OTLP ${format} ${signal} request: ${err.message}`);
       }
       if (err instanceof AppError) {
         if (err.status >= 500 && err.status !== 503) req.log.error({ err }, 'ingest failed');
+        counted(signal, err.status);
         return sendStatus(reply, format, err.status, err.message, err.retryAfterS);
       }
       req.log.error({ err }, 'ingest failed');
+      counted(signal, 503);
       return sendStatus(reply, format, 503, 'ingest temporarily unavailable', 1);
     }
   };

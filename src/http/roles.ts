@@ -66,6 +66,7 @@ export const ROUTE_ROLES: Readonly<Record<string, RouteRule>> = {
   'GET /api/logs': r('viewer'),
   'GET /api/logs/tail': r('viewer'),
   'GET /api/metrics/query': r('viewer'),
+  'GET /metrics': r('viewer'),
   // errors
   'GET /api/projects': r('viewer'),
   'POST /api/projects': r('admin'),

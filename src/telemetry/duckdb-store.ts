@@ -44,6 +44,7 @@ import { BloomFilter, TraceIndex } from './trace-index.js';
 import { WriteGate } from './write-gate.js';
 import { LoggedIngest, type IngestLogOptions, type PendingRows } from './logged-ingest.js';
 import { SpanFloor, type TelemetryLog } from './span-floor.js';
+import { metrics } from '../core/metrics.js';
 
 export interface DuckDbStoreOptions {
   /** Database file (e.g. `<data-dir>/telemetry.duckdb`). */
@@ -150,6 +151,7 @@ export class DuckDbTelemetryStore implements TelemetryStore {
   /** The last background flush failure (it is retried on the next tick). */
   lastFlushError: unknown;
   private flushFailures = 0;
+  private readonly listenerLoggedAt = new Map<string, number>();
   /** Flushes run one after another: the chain's tail, and how many wait or run. */
   private flushTail: Promise<void> = Promise.resolve();
   private flushesQueued = 0;
@@ -423,10 +425,24 @@ export class DuckDbTelemetryStore implements TelemetryStore {
     return b;
   }
 
+  /**
+   * A subscriber (a detector) threw: its failure must not break ingest, nor pass in silence.
+   * Counted always; logged when the kind starts failing and at most every 10 s after.
+   */
+  private listenerFailed(listener: string, err: unknown): void {
+    metrics.inc('tightloop_telemetry_listener_failures_total', 'Telemetry subscribers (detectors) that threw on a delivery.', { listener });
+    const now = Date.now();
+    const last = this.listenerLoggedAt.get(listener);
+    if (last !== undefined && now - last < 10_000) return;
+    this.listenerLoggedAt.set(listener, now);
+    this.opts.log?.error({ err, listener, failures: metrics.value('tightloop_telemetry_listener_failures_total', { listener }) },
+      'telemetry: a subscriber failed on a delivery; ingest goes on');
+  }
+
   /** Hands a committed append's batches (by reference, no copy) to subscribers. */
   private emitBatches(c: CommittedBatches): void {
     for (const l of this.batchListeners) {
-      try { l(c); } catch { /* a detector's failure must not break ingest */ }
+      try { l(c); } catch (err) { this.listenerFailed('committed_batches', err); }
     }
   }
 
@@ -444,7 +460,7 @@ export class DuckDbTelemetryStore implements TelemetryStore {
   private emitCommitted(deltas: RollupSecond[]): void {
     if (deltas.length === 0) return;
     for (const l of this.committedListeners) {
-      try { l(deltas); } catch { /* a detector's failure must not break ingest */ }
+      try { l(deltas); } catch (err) { this.listenerFailed('committed_rollups', err); }
     }
   }
 
@@ -469,6 +485,7 @@ export class DuckDbTelemetryStore implements TelemetryStore {
       await w.insertResources(entries);
       this.resources.markPersisted(entries);
     });
+    // The failure reaches the append through `run`; the tail only keeps the chain going.
     this.resourceTail = run.catch(() => undefined);
     return run;
   }
@@ -485,6 +502,7 @@ export class DuckDbTelemetryStore implements TelemetryStore {
   private tick(): void {
     // A flush still waiting or running (a slow commit) is not joined by another one.
     if (!this.gate || this.flushesQueued > 0) return;
+    // Logged and counted once by runFlush's own handler (it also marks the store degraded).
     this.runFlush(false, false).catch(() => undefined);
   }
 
@@ -503,9 +521,12 @@ export class DuckDbTelemetryStore implements TelemetryStore {
       () => {
         if (this.lastFlushError !== undefined) this.opts.log?.warn({ flushFailures: this.flushFailures }, 'telemetry: rollup flushes work again');
         this.lastFlushError = undefined;
+        metrics.setDegraded('telemetry_flush', undefined);
       },
       (err: unknown) => {
         this.flushFailures++;
+        metrics.inc('tightloop_telemetry_flush_failures_total', 'Rollup / trace index flushes that failed (rows stay buffered and are retried).');
+        metrics.setDegraded('telemetry_flush', `the last rollup flush failed (retried each tick): ${err instanceof Error ? err.message : String(err)}`);
         if (this.lastFlushError === undefined) {
           this.opts.log?.error({ err, flushFailures: this.flushFailures }, 'telemetry: rollup flush failed; its rows stay buffered and are retried');
         }
@@ -558,7 +579,7 @@ export class DuckDbTelemetryStore implements TelemetryStore {
     const flushed = rows.seconds.filter((r) => !r.allOperations).map(rollupSecondOf);
     if (flushed.length > 0) {
       for (const l of this.listeners) {
-        try { l(flushed); } catch { /* a detector's failure must not break ingest */ }
+        try { l(flushed); } catch (err) { this.listenerFailed('flushed_rollups', err); }
       }
     }
   }
@@ -660,5 +681,6 @@ export class DuckDbTelemetryStore implements TelemetryStore {
     this.gate = undefined;
     this.instance = undefined;
     openPaths.delete(this.path);
+    metrics.setDegraded('telemetry_flush', undefined);
   }
 }

@@ -17,6 +17,7 @@ import { IngestLog, type LogRecord, type LogRecordIn } from './ingest-log.js';
 import type { LogBatch, MetricBatch, SpanBatch } from './batch.js';
 import type { OtlpSource, TelemetryBatches } from './store.js';
 import { rowCount } from './writer.js';
+import { metrics } from '../core/metrics.js';
 
 export interface IngestLogOptions {
   /** Directory of the log segments (e.g. `<data-dir>/ingest-log`). */
@@ -294,6 +295,7 @@ export class LoggedIngest<P = unknown> {
     this.loading = this.host.load(next).then(
       () => {
         if (lsn < 0) return;
+        metrics.setDegraded('ingest_log_load', undefined);
         this.loadedLsn = lsn;
         this.log.release(lsn);
         const waiting = this.visWaiters;
@@ -303,6 +305,9 @@ export class LoggedIngest<P = unknown> {
       (e: unknown) => {
         // The appended rows were dropped with the transaction and not kept in memory: read them
         // back from the log (they are durable there), then try again in a second.
+        // Counted and reported: with no reader waiting, nobody else would hear of it.
+        metrics.inc('tightloop_ingest_log_load_failures_total', 'Loads of acknowledged ingest-log rows into DuckDB that failed (retried after 1 s).');
+        metrics.setDegraded('ingest_log_load', `loading acknowledged rows into DuckDB failed (retried): ${e instanceof Error ? e.message : String(e)}`);
         if (lsn >= 0) {
           try {
             const back = this.log.read(this.loadedLsn, lsn).map((r) => this.decodeRecord(r));
