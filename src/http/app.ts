@@ -27,6 +27,11 @@ export interface AppDeps {
   corsOrigins?: readonly string[];
   /** False until the stores are open; /api/health answers 503 meanwhile. */
   isReady: () => boolean;
+  /**
+   * Where the admin token file is, relative to the server's working directory (adminTokenHint()),
+   * named by /api/health for the console's login page; undefined when the data dir is elsewhere.
+   */
+  adminTokenFile?: string;
   /** Pillar plugins registered at the root, outside the bearer-token hook (e.g. Sentry ingest, which authenticates by project key). */
   plugins?: ((app: FastifyInstance) => Promise<void>)[];
   /** Pillar routes registered inside the bearer-token API plugin. */
@@ -89,7 +94,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   app.get('/api/health', async (_req, reply) => {
     if (!deps.isReady()) return reply.code(503).send({ status: 'starting' });
-    return { status: 'ok', ingest: { ...ingestCounters } };
+    return { status: 'ok', ingest: { ...ingestCounters }, ...(deps.adminTokenFile === undefined ? {} : { adminTokenFile: deps.adminTokenFile }) };
   });
 
   // Authentication and the role check of these routes: the role model's onRequest hook.
