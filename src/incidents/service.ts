@@ -434,7 +434,9 @@ export class IncidentService {
     // Alerts still firing; or opened by a failed verdict and nothing shipped since (the bad version is still live).
     if (fixes === null || (alerts.length === 0 && fixes.length === 0)) return;
     if (latest !== undefined && latest.status !== 'passed') return;
-    await this.close(r, 'auto', null, latest === undefined ? 'alerts resolved' : `alerts resolved; ${latest.service} ${latest.version} passed verification`);
+    // Say what happened: an incident opened by a failed verdict may never have had an alert.
+    const alerted = alerts.length === 0 ? 'no alert fired' : 'alerts resolved';
+    await this.close(r, 'auto', null, latest === undefined ? alerted : `${alerted}; ${latest.service} ${latest.version} passed verification`);
   }
 
   private async close(r: IncidentsTable, resolution: 'auto' | 'manual', actor: string | null, note: string): Promise<void> {
