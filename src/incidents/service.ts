@@ -195,6 +195,15 @@ export class IncidentService {
     return this.get(id);
   }
 
+  /** A person's note on the timeline (open or resolved incidents: a post-mortem note is welcome). */
+  async addNote(id: string, actor: string, note: unknown): Promise<Incident> {
+    if (typeof note !== 'string' || note.trim() === '' || note.length > 2000) throw badRequest(`'note': text of 1-2000 characters`);
+    await this.idle();
+    await this.row(id); // 404 for an unknown incident
+    await this.event(id, iso(this.now()), 'note', actor, null, { note: note.trim() });
+    return this.get(id);
+  }
+
   // ---- events ----
 
   private async event(incidentId: string, at: string, kind: string, actor: string | null, ref: string | null, data: Record<string, unknown>): Promise<void> {
