@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
@@ -133,7 +133,9 @@ beforeAll(async () => {
     execFileSync('npx', ['vite', 'build', '--config', 'web/vite.config.ts', '--logLevel', 'warn'], { stdio: 'inherit' });
   }
   mkdirSync(ARTIFACTS, { recursive: true });
-  dataDir = mkdtempSync(join(tmpdir(), 'tightloop-console-'));
+  // Under the working directory, so the login page can name the real token file (adminTokenHint).
+  mkdirSync(join(process.cwd(), 'test-artifacts'), { recursive: true });
+  dataDir = mkdtempSync(join(process.cwd(), 'test-artifacts', 'tightloop-console-'));
   writeFileSync(join(dataDir, 'rules.yaml'), `rules:
   - name: checkout-errors
     type: threshold
@@ -212,6 +214,10 @@ describe('the console in Chromium', () => {
     await page.getByRole('button', { name: 'Sign in' }).click();
     await page.getByRole('alert').waitFor();
     await shot('login');
+    // The page names the token file of this server's data dir, not a fixed `.tightloop/`.
+    expect(await page.locator('.login-form code.token-file').textContent()).toBe(`${relative(process.cwd(), dataDir)}/admin.token`);
+    const health = await (await fetch(server.url + '/api/health')).json() as { adminTokenFile?: string };
+    expect(health.adminTokenFile).toBe(`${relative(process.cwd(), dataDir)}/admin.token`);
     await login();
     await page.getByRole('heading', { name: 'Services', exact: true }).waitFor();
     expect(new URL(page.url()).pathname).toBe('/services');

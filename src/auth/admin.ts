@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Kysely } from 'kysely';
 import { ulid } from 'ulid';
 import { toTimestamp } from '../state/index.js';
@@ -9,6 +9,17 @@ import { createToken } from './tokens.js';
 
 export const ADMIN_USER_NAME = 'admin';
 export const ADMIN_TOKEN_FILE = 'admin.token';
+/**
+ * The admin token file as a path relative to `cwd`, for a public hint (the console's login page):
+ * only when the data dir lies under `cwd`, so no absolute path (home dir, user name) is disclosed.
+ * Undefined otherwise; the page then names `<data-dir>/admin.token`.
+ */
+export function adminTokenHint(dataDir: string, cwd: string = process.cwd()): string | undefined {
+  const rel = relative(cwd, resolve(cwd, dataDir, ADMIN_TOKEN_FILE));
+  if (rel === '' || isAbsolute(rel) || rel === '..' || rel.startsWith('..' + sep)) return undefined;
+  return rel.split(sep).join('/');
+}
+
 /** meta key whose presence means "this installation has been bootstrapped". */
 const BOOTSTRAP_KEY = 'admin_bootstrapped_at';
 

@@ -13,7 +13,7 @@ export { createToken, verifyToken, revokeToken, clearTokenCache, DEFAULT_SCOPES 
 export type { CreateTokenInput, CreatedToken } from './tokens.js';
 export type { VerifiedToken } from './verification-cache.js';
 export { VERIFICATION_CACHE_TTL_MS } from './verification-cache.js';
-export { ensureAdmin, ADMIN_TOKEN_FILE, ADMIN_USER_NAME } from './admin.js';
+export { adminTokenHint, ensureAdmin, ADMIN_TOKEN_FILE, ADMIN_USER_NAME } from './admin.js';
 export type { EnsureAdminResult } from './admin.js';
 export { TOKEN_PREFIX } from './token-format.js';
 export { USER_NAME_PATTERN, createUser, deleteUser, findUser, getToken, listTokens, listUsers, validateUserName } from './users.js';

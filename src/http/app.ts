@@ -28,6 +28,11 @@ export interface AppDeps {
   corsOrigins?: readonly string[];
   /** False until the stores are open; /api/health answers 503 meanwhile. */
   isReady: () => boolean;
+  /**
+   * Where the admin token file is, relative to the server's working directory (adminTokenHint()),
+   * named by /api/health for the console's login page; undefined when the data dir is elsewhere.
+   */
+  adminTokenFile?: string;
   /** Pillar plugins registered at the root, outside the bearer-token hook (e.g. Sentry ingest, which authenticates by project key). */
   plugins?: ((app: FastifyInstance) => Promise<void>)[];
   /** Pillar routes registered inside the bearer-token API plugin. */
@@ -92,8 +97,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (!deps.isReady()) return reply.code(503).send({ status: 'starting' });
     // Degraded still serves (200); the list says what failed last (src/core/metrics.ts).
     const degraded = metrics.degradedComponents();
-    return degraded.length === 0 ? { status: 'ok', ingest: { ...ingestCounters } }
-      : { status: 'degraded', degraded, ingest: { ...ingestCounters } };
+    const hint = deps.adminTokenFile === undefined ? {} : { adminTokenFile: deps.adminTokenFile };
+    return degraded.length === 0 ? { status: 'ok', ingest: { ...ingestCounters }, ...hint }
+      : { status: 'degraded', degraded, ingest: { ...ingestCounters }, ...hint };
   });
 
   // Prometheus text format 0.0.4; a viewer token (roles.ts), e.g. `authorization` in scrape config.

@@ -32,7 +32,16 @@ interface Entry { kind: string; title: string; data: Record<string, unknown> }
 export function storyWithoutDetail<S extends { timeline: Entry[] }>(story: S): S {
   const timeline = story.timeline.map((e) => {
     const data = withoutDetail(e.data);
-    if (e.kind !== 'statement') return data === e.data ? e : { ...e, data };
+    if (data === e.data) return e;
+    if (e.kind !== 'statement') {
+      // A title that quotes a withheld field (a resolution or a person's note) loses the quote too.
+      let title = e.title;
+      for (const k of data.redacted ?? []) {
+        const v = e.data[k];
+        if (typeof v === 'string' && v !== '' && title.includes(v)) title = title.split(v).join(`${k} withheld`);
+      }
+      return { ...e, title, data };
+    }
     // The title quotes the statement: keep only its decision.
     return { ...e, title: `${String(e.data.decision ?? 'ran')}: statement text withheld`, data };
   });

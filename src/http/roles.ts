@@ -6,7 +6,7 @@
  *           Manages only their own API tokens and gateway password.
  *   member  acts within limits: records and verifies deploys, starts rollouts and action runs,
  *           creates and changes alert rules and silences (never one that mutes everything),
- *           sets error-group status, acknowledges / assigns / resolves incidents, asks for
+ *           sets error-group status, acknowledges / assigns / resolves / notes incidents, asks for
  *           database access. Approving access needs an admin grant on the resource besides.
  *   admin   administers: users, other users' tokens, resources, projects (their DSNs), the audit
  *           trail, live gateway sessions, approving action runs and access.
@@ -92,6 +92,7 @@ export const ROUTE_ROLES: Readonly<Record<string, RouteRule>> = {
   'POST /api/incidents/:id/ack': r('member'),
   'POST /api/incidents/:id/assign': r('member'),
   'POST /api/incidents/:id/resolve': r('member'),
+  'POST /api/incidents/:id/notes': r('member'),
   'GET /api/loop-metrics': r('viewer'),
   // deploys, rollouts, actions
   'POST /api/deploys': r('member'),

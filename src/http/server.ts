@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { tightenDataDir } from '../core/data-dir.js';
 import pino, { type Logger } from 'pino';
-import { createUser, ensureAdmin, registerAuthRoutes, verifyToken } from '../auth/index.js';
+import { createUser, adminTokenHint, ensureAdmin, registerAuthRoutes, verifyToken } from '../auth/index.js';
 import { DeployService, registerDeployRoutes, type DeployApi, type VerifyConfig } from '../deploys/index.js';
 import { ActionService, registerActionRoutes } from '../deploys/actions/index.js';
 import { LocalActuator, RolloutManager, loadServices, registerRolloutRoutes } from '../deploys/rollout/index.js';
@@ -180,6 +180,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     maxBodyBytes: config.maxBodyBytes,
     corsOrigins: config.corsOrigins,
     isReady: () => ready,
+    adminTokenFile: adminTokenHint(config.dataDir),
     plugins: [errors.ingestPlugin, (api) => gatewayApi(api, {
       gateway,
       authenticate: async (token) => {

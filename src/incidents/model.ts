@@ -73,7 +73,7 @@ export interface TimelineLinks {
 export const TIMELINE_KINDS = [
   'deploy', 'first_bad_signal', 'alert.fired', 'notified', 'acknowledged', 'assigned', 'error_group',
   'access.requested', 'access.approved', 'statement', 'action', 'rollback', 'verdict', 'signal_recovered',
-  'alert.resolved', 'fix_unverified', 'resolved',
+  'alert.resolved', 'fix_unverified', 'note', 'resolved',
 ] as const;
 export type TimelineKind = (typeof TIMELINE_KINDS)[number];
 

@@ -41,6 +41,12 @@ export const incidentsOpenApiPaths = {
       responses: { 200: json('Incident'), 404: error, 409: error, ...common },
     },
   },
+  '/api/incidents/{id}/notes': {
+    post: {
+      summary: 'Add a note to the timeline (viewers read it withheld)', parameters: [idParam], requestBody: body({ note: { type: 'string' } }),
+      responses: { 200: json('Incident'), 404: error, ...common },
+    },
+  },
   '/api/loop-metrics': {
     get: {
       summary: 'Loop metrics over a period: per-incident MTTD, MTTA, MTTR; DORA: deployment frequency, lead time, change fail rate, failed-deployment recovery time, rework rate; medians, p90 and a per-week trend',

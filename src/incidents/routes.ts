@@ -1,6 +1,6 @@
 /**
  * REST API of the incidents pillar (inside the bearer-token scope): `/api/incidents` (list, the
- * story, ack / assign / resolve) and `/api/loop-metrics` (MTTD/MTTA/MTTR and the DORA keys).
+ * story, ack / assign / resolve, notes) and `/api/loop-metrics` (MTTD/MTTA/MTTR and the DORA keys).
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { int, str, timeRange, type Query } from '../http/params.js';
@@ -27,6 +27,7 @@ export function registerIncidentRoutes(api: FastifyInstance, deps: StoryDeps): v
   api.post('/api/incidents/:id/ack', async (req: IdReq) => svc.acknowledge(req.params.id, actorOf(req)));
   api.post('/api/incidents/:id/assign', async (req: IdReq) => svc.assign(req.params.id, bodyOf(req).assignee, actorOf(req)));
   api.post('/api/incidents/:id/resolve', async (req: IdReq) => svc.resolve(req.params.id, actorOf(req), bodyOf(req).note));
+  api.post('/api/incidents/:id/notes', async (req: IdReq) => svc.addNote(req.params.id, actorOf(req), bodyOf(req).note));
   api.get('/api/loop-metrics', async (req) => {
     const q = req.query as Query;
     const { fromUs, toUs } = timeRange(q, 30 * 86_400);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppError } from '../core/app-error.js';
 import { DeployService, deploysMigrations } from '../deploys/index.js';
+import { deploysDb } from '../deploys/storage.js';
 import { DetectEvents, type AlertEvent } from '../detect/index.js';
 import { stateTestDialects } from '../state/dialects.conformance.js';
 import { migrateToLatest } from '../state/index.js';
@@ -124,7 +125,46 @@ describe.each(dialects.names)('incident lifecycle on %s', (name) => {
     [inc] = await svc.list();
     expect([inc.status, inc.resolution, inc.resolvedAt]).toEqual(['resolved', 'auto', new Date(T0 + 30_000).toISOString()]);
     expect(inc.recoveredAt).toBe(new Date(T0 + 20_000).toISOString());
-    expect((await svc.events(inc.id)).map((e) => e.kind)).toEqual(['alert.fired', 'notified', 'alert.resolved', 'resolved']);
+    const evs = await svc.events(inc.id);
+    expect(evs.map((e) => e.kind)).toEqual(['alert.fired', 'notified', 'alert.resolved', 'resolved']);
+    expect(evs[3].data).toEqual({ resolution: 'auto', note: 'alerts resolved' });
+    await svc.stop();
+  });
+
+  it('opened by a failed verdict, no alert: the auto-resolution note says no alert fired, not "alerts resolved"', async () => {
+    const store = await dialects.open(name, { migrate: false });
+    await migrateToLatest(store.db, { ...incidentsMigrations, ...deploysMigrations });
+    const events = new DetectEvents();
+    const clock = { now: T0 - 30_000 };
+    const svc = new IncidentService({ db: store.db, telemetry: new FixtureTelemetry(), detectEvents: events, windowMs: 10 * 60_000, nowMs: () => clock.now });
+    svc.start();
+    const deploys = new DeployService({ db: store.db, source: { onCommittedRollups: () => () => undefined }, tickMs: 0, implicitDeploys: false, nowMs: () => clock.now });
+    await deploys.start();
+    svc.attachDeploys(deploys);
+    const bad = await deploys.record({ service: 'till', version: '5.0', environment: 'prod', previousVersion: '4.9', verify: false, startedAt: new Date(T0 - 20_000).toISOString() });
+    clock.now = T0;
+    const at = new Date(T0).toISOString();
+    deploys.events.emit('deploy.verdict', {
+      deploy: { ...bad, status: 'failed' }, at,
+      verification: { id: 'v3', deployId: bad.id, baselineKind: 'canary', baselineVersion: '4.9', startedAt: bad.startedAt, decidedAt: at, outcome: 'fail', reason: 'error rate up', evidence: [] },
+    });
+    await svc.idle();
+    // The fix ships and passes (its verification's result written as the deploys pillar does).
+    clock.now = T0 + 10_000;
+    const fix = await deploys.record({ service: 'till', version: '5.0.1', environment: 'prod', previousVersion: '5.0', verify: false, startedAt: new Date(T0 + 10_000).toISOString() });
+    await deploysDb(store.db).updateTable('deploys').set({ status: 'passed' }).where('id', '=', fix.id).execute();
+    clock.now = T0 + 20_000;
+    const passedAt = new Date(T0 + 20_000).toISOString();
+    deploys.events.emit('deploy.verdict', {
+      deploy: { ...fix, status: 'passed' }, at: passedAt,
+      verification: { id: 'v4', deployId: fix.id, baselineKind: 'canary', baselineVersion: '4.9', startedAt: fix.startedAt, decidedAt: passedAt, outcome: 'pass', reason: 'healthy', evidence: [] },
+    });
+    await svc.idle();
+    const [inc] = await svc.list({ service: 'till' });
+    expect([inc.status, inc.resolution]).toEqual(['resolved', 'auto']);
+    const resolved = (await svc.events(inc.id)).find((e) => e.kind === 'resolved');
+    expect(resolved?.data).toEqual({ resolution: 'auto', note: 'no alert fired; till 5.0.1 passed verification' });
+    await deploys.stop();
     await svc.stop();
   });
 

@@ -195,6 +195,15 @@ export class IncidentService {
     return this.get(id);
   }
 
+  /** A person's note on the timeline (open or resolved incidents: a post-mortem note is welcome). */
+  async addNote(id: string, actor: string, note: unknown): Promise<Incident> {
+    if (typeof note !== 'string' || note.trim() === '' || note.length > 2000) throw badRequest(`'note': text of 1-2000 characters`);
+    await this.idle();
+    await this.row(id); // 404 for an unknown incident
+    await this.event(id, iso(this.now()), 'note', actor, null, { note: note.trim() });
+    return this.get(id);
+  }
+
   // ---- events ----
 
   private async event(incidentId: string, at: string, kind: string, actor: string | null, ref: string | null, data: Record<string, unknown>): Promise<void> {
@@ -434,7 +443,9 @@ export class IncidentService {
     // Alerts still firing; or opened by a failed verdict and nothing shipped since (the bad version is still live).
     if (fixes === null || (alerts.length === 0 && fixes.length === 0)) return;
     if (latest !== undefined && latest.status !== 'passed') return;
-    await this.close(r, 'auto', null, latest === undefined ? 'alerts resolved' : `alerts resolved; ${latest.service} ${latest.version} passed verification`);
+    // Say what happened: an incident opened by a failed verdict may never have had an alert.
+    const alerted = alerts.length === 0 ? 'no alert fired' : 'alerts resolved';
+    await this.close(r, 'auto', null, latest === undefined ? alerted : `${alerted}; ${latest.service} ${latest.version} passed verification`);
   }
 
   private async close(r: IncidentsTable, resolution: 'auto' | 'manual', actor: string | null, note: string): Promise<void> {

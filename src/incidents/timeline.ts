@@ -88,6 +88,8 @@ function eventEntry(e: StoredEvent, inc: Incident): TimelineEntry | null {
         ...base, kind: 'fix_unverified',
         title: `recovered but unverified: the verification of ${e.data.rollback === true ? 'the rollback to ' : ''}${inc.service} ${String(e.data.version ?? '?')} was inconclusive${typeof e.data.reason === 'string' ? ` (${e.data.reason})` : ''}; the incident stays open until a person resolves it or a fix passes`,
       };
+    case 'note':
+      return { ...base, kind: 'note', title: `${e.actor ?? 'someone'} noted: ${String(e.data.note ?? '')}` };
     case 'resolved':
       return { ...base, kind: 'resolved', title: `resolved (${String(e.data.resolution ?? 'manual')})${typeof e.data.note === 'string' && e.data.note !== '' ? `: ${e.data.note}` : ''}` };
     default:

@@ -65,6 +65,17 @@ function Login(props: { onLogin: () => void }): JSX.Element {
   const [remember, setRemember] = useState(false);
   const [error, setError] = useState<string | undefined>();
   const [busy, setBusy] = useState(false);
+  // The server names its own admin token file (e.g. .tightloop-demo/ under the demo), when it
+  // lies under the server's working directory; otherwise the page names it generically.
+  const [tokenFile, setTokenFile] = useState('<data-dir>/admin.token');
+  useEffect(() => {
+    const ac = new AbortController();
+    fetch('/api/health', { signal: ac.signal })
+      .then(async (res) => (res.ok ? ((await res.json()) as { adminTokenFile?: unknown }) : {}))
+      .then((h) => { if (typeof h.adminTokenFile === 'string') setTokenFile(h.adminTokenFile); })
+      .catch(() => undefined); // a hint only: the generic name stays
+    return () => ac.abort();
+  }, []);
   const submit = async (e: Event): Promise<void> => {
     e.preventDefault();
     setBusy(true);
@@ -84,7 +95,7 @@ function Login(props: { onLogin: () => void }): JSX.Element {
     <main class="login" id="main">
       <form onSubmit={submit} class="panel login-form" aria-labelledby="login-h">
         <h1 id="login-h">tightloop</h1>
-        <p class="muted">Sign in with an API token (the admin token is in <code>.tightloop/admin.token</code>, or create one with <code>tightloop token create</code>).</p>
+        <p class="muted">Sign in with an API token (the admin token is in <code class="token-file">{tokenFile}</code>, or create one with <code>tightloop token create</code>).</p>
         <label class="field"><span>API token</span>
           <input type="password" name="token" autocomplete="current-password" required value={token} onInput={(e) => setTok(e.currentTarget.value)} autoFocus />
         </label>

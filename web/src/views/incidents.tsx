@@ -228,19 +228,45 @@ function SignalChart(props: { incident: Incident; theme: string }): JSX.Element 
   );
 }
 
+/** A person's note on the timeline (members; viewers read notes withheld). */
+function NoteForm(props: { onAdd: (note: string) => Promise<boolean> }): JSX.Element {
+  const [text, setText] = useState('');
+  const [busy, setBusy] = useState(false);
+  const submit = async (e: Event): Promise<void> => {
+    e.preventDefault();
+    if (text.trim() === '') return;
+    setBusy(true);
+    try {
+      if (await props.onAdd(text.trim())) setText(''); // kept on failure (the error shows above)
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <form class="note-form" aria-label="Add a note" onSubmit={submit}>
+      <label class="field"><span>Note</span>
+        <textarea name="note" rows={2} maxLength={2000} required value={text} onInput={(e) => setText(e.currentTarget.value)} />
+      </label>
+      <button type="submit" disabled={busy || text.trim() === ''}>Add note</button>
+    </form>
+  );
+}
+
 function IncidentDetailView(props: ViewProps & { id: string }): JSX.Element {
   const loaded = useLoad((signal) => api<IncidentDetail & Partial<Incident>>(`/api/incidents/${encodeURIComponent(props.id)}`, { signal }).then(normalise), [props.id]);
   const me = useMe();
   const [err, setErr] = useState<string | undefined>();
   const [notice, setNotice] = useState<string | undefined>();
-  const act = async (path: string, body: unknown, done: string): Promise<void> => {
+  const act = async (path: string, body: unknown, done: string): Promise<boolean> => {
     setErr(undefined);
     try {
       await api(`/api/incidents/${encodeURIComponent(props.id)}/${path}`, { method: 'POST', body });
       setNotice(done);
       loaded.reload();
+      return true;
     } catch (e) {
       setErr((e as Error).message);
+      return false;
     }
   };
   return (
@@ -273,6 +299,7 @@ function IncidentDetailView(props: ViewProps & { id: string }): JSX.Element {
               <div class="split">
                 <Panel title="Timeline" id="timeline">
                   {timeline.length === 0 ? <p class="muted">No entry yet.</p> : <Timeline entries={timeline} />}
+                  {can(me, 'member') && <NoteForm onAdd={(note) => act('notes', { note }, 'Note added.')} />}
                 </Panel>
                 <div>
                   {can(me, 'member') && !resolved && (
