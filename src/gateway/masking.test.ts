@@ -184,6 +184,9 @@ describe('errors and notices while masking is on', () => {
     const regoper = msgOf({ severity: 'ERROR', code: '42883', message: 'operator does not exist: Margaret_Lovelace' });
     const ruled = new Masker({ ...DEFAULT_MASKING, columns: [{ name: 'name', mode: 'hash' }] }, Buffer.alloc(32, 3));
     expect(text(ruled, regoper, "SELECT replace(name, ' ', '_')::regoper FROM customers")).not.toContain('Lovelace');
+    // The server's fixed words (cancel, aborted transaction, deadlock) stay readable.
+    const cancel = msgOf({ severity: 'ERROR', code: '57014', message: 'canceling statement due to user request' });
+    expect(text(ruled, cancel, 'SELECT pg_sleep(10)')).toContain('canceling statement due to user request');
     // Nothing to mask (no detectors, no rules): left alone.
     const off = new Masker({ ...DEFAULT_MASKING, detectors: [] }, Buffer.alloc(32, 3));
     expect(off.maskErrorMessage(msg, 0, msg.length, {}, 'SELECT 1')).toBeUndefined();

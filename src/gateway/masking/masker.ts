@@ -614,7 +614,7 @@ export class Masker {
       // While a column is ruled or classified, no heuristic over the server's words can be
       // trusted (`operator does not exist: Margaret_Lovelace` from `replace(name, ' ', '_')::regoper`,
       // numbers hidden in a comment): message and hint are withheld whole; SQLSTATE and position stay.
-      const whole = computed || this.anyRule || ECHOING_FIELDS.has(code);
+      const whole = computed || (this.anyRule && !FIXED_TEXT_CLASSES.has((fields.get('C') ?? '').slice(0, 2))) || ECHOING_FIELDS.has(code);
       const kept = whole ? (code === 0x4d /* M */ ? `${WITHHELD} (SQLSTATE ${fields.get('C') ?? '?'})` : WITHHELD) : scrubText(detected, sqlLower);
       if (kept !== detected) counts['error:withheld'] = (counts['error:withheld'] ?? 0) + 1;
       if (kept === text) parts.push(msg.subarray(at, stop + 1));
@@ -653,6 +653,14 @@ export class Masker {
     return changed ? message(msg[start], parts) : undefined;
   }
 }
+
+/**
+ * SQLSTATE classes whose messages are the server's fixed words, never a value: connection (08),
+ * transaction state (25: `current transaction is aborted…`), rollback (40: serialization failure,
+ * deadlock) and operator intervention (57: cancel, statement timeout, shutdown). Their Detail
+ * is still withheld.
+ */
+const FIXED_TEXT_CLASSES = new Set(['08', '25', '40', '57']);
 
 function isAscii(buf: Buffer, from: number, to: number): boolean {
   for (let i = from; i < to; i++) if (buf[i] > 127) return false;
