@@ -199,6 +199,8 @@ describe('incident from real traffic', () => {
       const action = await api<{ status: string }>('POST', '/api/actions/flush-cache/runs', { params: { SERVICE: 'checkout' }, wait: true });
       expect([action.status, action.body.status]).toEqual([200, 'succeeded']);
 
+      // The verdict fails before anyone rolls back (the burst-robust tests take a few seconds).
+      await eventually(async () => (failed.length > 0 ? true : undefined), 60_000);
       // Roll back; healthy traffic again from the next bucket on.
       const rb = await deploys.record({ service: 'checkout', version: '1.0.0', environment: 'prod', source: 'rollback', rollbackOf: v2.id, actor: 'admin' });
       rollbackId = rb.id;
