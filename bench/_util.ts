@@ -3,6 +3,7 @@
  * with `_`).
  */
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 
 /** The number after `--<name>` on the command line, else `def`. */
 export function arg(name: string, def: number): number {
@@ -24,4 +25,16 @@ export function cpuSeconds(pid: number | undefined, mainThreadOnly = false): num
 /** The value at quantile `q` of an ascending array (0 when empty). */
 export function percentile(sorted: number[], q: number): number {
   return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+}
+
+/** A free loopback port (the machine is shared: a fixed one may be taken). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as { port: number }).port;
+      s.close(() => resolve(port));
+    });
+  });
 }

@@ -28,7 +28,8 @@ import { fileURLToPath } from 'node:url';
 import { DetectEngine, detectMigrations, type DetectSource } from '../src/detect/index.js';
 import { openStateStore } from '../src/state/index.js';
 import { LatencySketch, type RollupSecond } from '../src/telemetry/index.js';
-import { freePort, startPeers, type Peers } from './_detect-peers.js';
+import { startPeers, type Peers } from './_detect-peers.js';
+import { freePort } from './_util.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);

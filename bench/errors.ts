@@ -19,11 +19,10 @@ import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { request, Agent } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { arg, cpuSeconds, percentile } from './_util.js';
+import { arg, cpuSeconds, freePort, percentile } from './_util.js';
 import Database from 'better-sqlite3';
 import { freshEnvelope, makeSentryTemplate, type SentryTemplate } from './_sentry-load.js';
 
@@ -191,17 +190,6 @@ async function run(bin: string, templates: SentryTemplate[]): Promise<RunResult>
   }
 }
 
-/** A free loopback port (the machine is shared: a fixed one may be taken). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 const equal = (r: RunResult): boolean => r.stored === r.acked && r.missing === 0;
 const FAILED = 'FAILED: the stored events differ from the acknowledged ones';

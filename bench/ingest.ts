@@ -24,13 +24,12 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { request, Agent } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { decodeTraces } from '../src/otlp/index.js';
-import { arg, cpuSeconds, percentile } from './_util.js';
+import { arg, cpuSeconds, freePort, percentile } from './_util.js';
 import { fresh, makeTemplate, OPERATIONS, SERVICES, VERSIONS, type Template } from './_ingest-load.js';
 
 const DURATION = arg('duration', 60);
@@ -242,17 +241,6 @@ const fmt = (r: RunResult): string => [
   `client_cpu_us_per_span=${r.clientUsPerSpan.toFixed(1)}`, `refused=${r.refused}`,
 ].join(' ');
 
-/** A free loopback port (the machine is shared: a fixed one may be taken). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function main(): Promise<void> {
   if (PORT === 0) PORT = await freePort();
