@@ -132,7 +132,7 @@ export function runDemo(server: RunningServer, prepared: PreparedDemo, opts: Dem
     const loopStartMs = Date.now();
     const loop = await runLoop({
       api, cli, reporter, dataDir: prepared.dataDir, db: prepared.db, defaultDsn: server.defaultDsn, shopPort, load,
-      rps, warmupS: opts.warmupS ?? 8, duringWarmup: tour, signal: stopped.signal,
+      rps, warmupS: opts.warmupS ?? 25, duringWarmup: tour, signal: stopped.signal,
     });
     await tour(); // when the loop could not get that far: still show the gateway
     const story = loop.badDeployId === null ? null

@@ -19,6 +19,11 @@ import { alertsFiredSince, around, firedLine, resolvedLine, type AlertSeen } fro
 export const SERVICE = 'shop';
 export const GOOD = '1.0.0';
 export const BAD = '2.0.0';
+/**
+ * Each verification's limit (services.yaml `verifyMaxDurationS`). The rollback is verified against
+ * 1.0.0's own traffic from the warm-up; on a busy machine its latency tail needs most of this.
+ */
+export const VERIFY_MAX_S = 120;
 
 export interface LoopOptions {
   api: DemoApi;
@@ -93,7 +98,7 @@ export function writeServicesYaml(dataDir: string, o: { shopPort: number; databa
     '      SENTRY_ENVIRONMENT: production',
     '    steps: [50, 100]',
     '    rollback: auto',
-    '    verifyMaxDurationS: 60',
+    `    verifyMaxDurationS: ${VERIFY_MAX_S}`,
     '    startTimeoutS: 120',
     '',
   ].join('\n'));
@@ -291,7 +296,7 @@ export async function runLoop(o: LoopOptions): Promise<LoopResult> {
   result.rollbackDeployId = rb.id;
   reporter.step('rollback.started', `automatic rollback: all traffic back on ${GOOD} at once, ${BAD} stopped; the rollback is verified like any deploy`,
     { link: at(`/deploys/${rb.id}`), data: { deployId: rb.id } });
-  const rbVerdict = await until(o.signal, timeout, async () => {
+  const rbVerdict = await until(o.signal, Math.max(timeout, VERIFY_MAX_S * 1000 + 15_000), async () => {
     await watchSide();
     return verdictOf(api, rb.id);
   });
