@@ -346,8 +346,19 @@ describe('the console tells the deploy story', () => {
     // Sorting by duration, longest first: 2.0.0's 157 ms request leads.
     await page.getByRole('button', { name: /^Duration/ }).click();
     await page.waitForURL(/sort=duration/);
-    const durations = await page.locator('#traces-h').locator('xpath=../..').locator('tbody td.num:nth-child(4)').allTextContents();
-    expect(durations[0]).toBe('157 ms');
+    const rows = page.locator('#traces-h').locator('xpath=../..').locator('table.table tbody tr');
+    expect(await rows.first().locator('td.num').first().textContent()).toBe('157 ms');
+    // The version column: the root span's service.version (2.0.0 served the 157 ms request).
+    expect(await rows.first().locator('td[data-version]').textContent()).toBe('2.0.0');
+    const versions = new Set(await rows.locator('td[data-version]').allTextContents());
+    expect([...versions].sort()).toEqual(['1.0.0', '2.0.0']);
+    // Sorting by version, highest first: 2.0.0's requests (those among the newest 100) lead.
+    await page.getByRole('button', { name: /^Version/ }).click();
+    await page.waitForURL(/sort=version/);
+    const byVersion = await rows.locator('td[data-version]').allTextContents();
+    const n2 = byVersion.filter((v) => v === '2.0.0').length;
+    expect(n2).toBeGreaterThan(0);
+    expect(byVersion).toEqual([...Array(n2).fill('2.0.0'), ...Array(byVersion.length - n2).fill('1.0.0')]);
     // Paging: 100 a page, then more.
     expect(Number(await page.locator('[data-trace-count]').getAttribute('data-trace-count'))).toBe(100);
     await page.getByRole('button', { name: 'Load 100 more' }).click();
