@@ -315,6 +315,17 @@ describe('the console tells the deploy story', () => {
     await page.locator('[data-run-status="succeeded"]').waitFor();
     expect(await page.locator('.run-result pre').textContent()).toContain('restarted shop');
     await page.locator('ol.timeline li', { hasText: 'restart' }).waitFor({ timeout: 20_000 });
+    // A note written on the page lands on the timeline (and the form empties for the next one).
+    const noteText = 'rolled back by hand; customer ACME-4411 told';
+    await page.getByRole('form', { name: 'Add a note' }).getByLabel('Note').fill(noteText);
+    await page.getByRole('button', { name: 'Add note' }).click();
+    await page.getByRole('status').getByText('Note added.').waitFor();
+    const noted = page.locator('ol.timeline li[data-kind="note"]');
+    await noted.waitFor();
+    expect(await noted.textContent()).toContain(noteText);
+    expect(await page.getByRole('form', { name: 'Add a note' }).getByLabel('Note').inputValue()).toBe('');
+    const stored = (await call<{ timeline: Array<{ kind: string; data: { note?: string } }> }>(`/api/incidents/${incident.id}`)).body.timeline.filter((e) => e.kind === 'note');
+    expect(stored.map((e) => e.data.note)).toEqual([noteText]);
     await page.screenshot({ path: join(ARTIFACTS, 'story-incident.png'), fullPage: true });
 
     // A viewer sees the incident, not the controls they cannot use.
@@ -326,6 +337,14 @@ describe('the console tells the deploy story', () => {
     expect(await viewer.page.getByRole('button', { name: 'Acknowledge' }).count()).toBe(0);
     expect(await viewer.page.getByRole('button', { name: /^Run / }).count()).toBe(0);
     expect(await viewer.page.locator('#actions-h').count()).toBe(0);
+    // The viewer reads that a note was written, not what it says, and has no form to add one; the API refuses.
+    await viewer.page.locator('ol.timeline li[data-kind="note"]').waitFor();
+    expect(await viewer.page.locator('ol.timeline li[data-kind="note"]').textContent()).toContain('note withheld');
+    expect(await viewer.page.locator('main').textContent()).not.toContain('ACME-4411');
+    expect(await viewer.page.getByRole('form', { name: 'Add a note' }).count()).toBe(0);
+    expect(await viewer.page.getByRole('button', { name: 'Add note' }).count()).toBe(0);
+    const refused = await call<{ error: { code: string } }>(`/api/incidents/${incident.id}/notes`, { method: 'POST', as: viewerToken, body: { note: 'hi' } });
+    expect([refused.status, refused.body.error.code]).toEqual([403, 'forbidden']);
 
     // A resolved incident suggests nothing more to run.
     expect((await call(`/api/incidents/${incident.id}/resolve`, { method: 'POST', body: {} })).status).toBe(200);
