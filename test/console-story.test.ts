@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,7 +32,7 @@ let dataDir: string;
 let token: string;
 let viewerToken: string;
 let browser: Browser;
-const story = { badId: '', rollbackId: '', badStartMs: 0 };
+const story = { badId: '', rollbackId: '', badStartMs: 0, startMs: 0 };
 
 async function call<T>(path: string, init: { method?: string; body?: unknown; as?: string } = {}): Promise<{ status: number; body: T }> {
   const res = await fetch(server.url + path, {
@@ -69,6 +71,14 @@ function shop(version: string): { send: (startMs: number, fail: boolean, duratio
     },
     flush: async () => { await tp.forceFlush(); await tp.shutdown(); },
   };
+}
+
+const run = promisify(execFile);
+
+interface ReportStat { count: number; medianMs: number | null }
+interface ReportJson {
+  incidents: { count: number; mttd: ReportStat; mtta: ReportStat; mttr: ReportStat };
+  dora: { deployments: number; deploymentFrequency: { perDay: number }; leadTime: ReportStat; changeFailRate: number | null; failedDeploymentRecovery: ReportStat };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -123,6 +133,7 @@ beforeAll(async () => {
     expect(res.status).toBe(201);
   }
 
+  story.startMs = Date.now();
   const v1 = shop('1.0.0');
   const v2 = shop('2.0.0');
   await steady(v1, 4);
@@ -315,6 +326,17 @@ describe('the console tells the deploy story', () => {
     await page.locator('[data-run-status="succeeded"]').waitFor();
     expect(await page.locator('.run-result pre').textContent()).toContain('restarted shop');
     await page.locator('ol.timeline li', { hasText: 'restart' }).waitFor({ timeout: 20_000 });
+    // A note written on the page lands on the timeline (and the form empties for the next one).
+    const noteText = 'rolled back by hand; customer ACME-4411 told';
+    await page.getByRole('form', { name: 'Add a note' }).getByLabel('Note').fill(noteText);
+    await page.getByRole('button', { name: 'Add note' }).click();
+    await page.getByRole('status').getByText('Note added.').waitFor();
+    const noted = page.locator('ol.timeline li[data-kind="note"]');
+    await noted.waitFor();
+    expect(await noted.textContent()).toContain(noteText);
+    expect(await page.getByRole('form', { name: 'Add a note' }).getByLabel('Note').inputValue()).toBe('');
+    const stored = (await call<{ timeline: Array<{ kind: string; data: { note?: string } }> }>(`/api/incidents/${incident.id}`)).body.timeline.filter((e) => e.kind === 'note');
+    expect(stored.map((e) => e.data.note)).toEqual([noteText]);
     await page.screenshot({ path: join(ARTIFACTS, 'story-incident.png'), fullPage: true });
 
     // A viewer sees the incident, not the controls they cannot use.
@@ -326,6 +348,14 @@ describe('the console tells the deploy story', () => {
     expect(await viewer.page.getByRole('button', { name: 'Acknowledge' }).count()).toBe(0);
     expect(await viewer.page.getByRole('button', { name: /^Run / }).count()).toBe(0);
     expect(await viewer.page.locator('#actions-h').count()).toBe(0);
+    // The viewer reads that a note was written, not what it says, and has no form to add one; the API refuses.
+    await viewer.page.locator('ol.timeline li[data-kind="note"]').waitFor();
+    expect(await viewer.page.locator('ol.timeline li[data-kind="note"]').textContent()).toContain('note withheld');
+    expect(await viewer.page.locator('main').textContent()).not.toContain('ACME-4411');
+    expect(await viewer.page.getByRole('form', { name: 'Add a note' }).count()).toBe(0);
+    expect(await viewer.page.getByRole('button', { name: 'Add note' }).count()).toBe(0);
+    const refused = await call<{ error: { code: string } }>(`/api/incidents/${incident.id}/notes`, { method: 'POST', as: viewerToken, body: { note: 'hi' } });
+    expect([refused.status, refused.body.error.code]).toEqual([403, 'forbidden']);
 
     // A resolved incident suggests nothing more to run.
     expect((await call(`/api/incidents/${incident.id}/resolve`, { method: 'POST', body: {} })).status).toBe(200);
@@ -346,8 +376,19 @@ describe('the console tells the deploy story', () => {
     // Sorting by duration, longest first: 2.0.0's 157 ms request leads.
     await page.getByRole('button', { name: /^Duration/ }).click();
     await page.waitForURL(/sort=duration/);
-    const durations = await page.locator('#traces-h').locator('xpath=../..').locator('tbody td.num:nth-child(4)').allTextContents();
-    expect(durations[0]).toBe('157 ms');
+    const rows = page.locator('#traces-h').locator('xpath=../..').locator('table.table tbody tr');
+    expect(await rows.first().locator('td.num').first().textContent()).toBe('157 ms');
+    // The version column: the root span's service.version (2.0.0 served the 157 ms request).
+    expect(await rows.first().locator('td[data-version]').textContent()).toBe('2.0.0');
+    const versions = new Set(await rows.locator('td[data-version]').allTextContents());
+    expect([...versions].sort()).toEqual(['1.0.0', '2.0.0']);
+    // Sorting by version, highest first: 2.0.0's requests (those among the newest 100) lead.
+    await page.getByRole('button', { name: /^Version/ }).click();
+    await page.waitForURL(/sort=version/);
+    const byVersion = await rows.locator('td[data-version]').allTextContents();
+    const n2 = byVersion.filter((v) => v === '2.0.0').length;
+    expect(n2).toBeGreaterThan(0);
+    expect(byVersion).toEqual([...Array(n2).fill('2.0.0'), ...Array(byVersion.length - n2).fill('1.0.0')]);
     // Paging: 100 a page, then more.
     expect(Number(await page.locator('[data-trace-count]').getAttribute('data-trace-count'))).toBe(100);
     await page.getByRole('button', { name: 'Load 100 more' }).click();
@@ -381,6 +422,67 @@ describe('the console tells the deploy story', () => {
     expect(await mttx.locator('canvas, [data-empty-chart]').count()).toBe(1);
     const lead = page.locator('figure.chart', { has: page.locator('figcaption', { hasText: /^Lead time median/ }) });
     expect(await lead.locator('[data-empty-chart]').textContent()).toContain('No deploy carried a commit time');
+  });
+
+  it('the Loop view honours the range and says what `tightloop report` says for it, on the same data', async () => {
+    // Settle the story: the incident recovered (resolved by hand if the timeline test did not run) and the bad deploy judged.
+    const incident = await until(async () => (await call<{ incidents: Array<{ id: string; status: string; suspectDeployId: string | null }> }>('/api/incidents?service=shop')).body.incidents
+      .find((i) => i.suspectDeployId === story.badId), 60_000);
+    if (incident.status !== 'resolved') expect((await call(`/api/incidents/${incident.id}/resolve`, { method: 'POST', body: {} })).status).toBe(200);
+    await until(async () => ((await call<{ verification: { outcome: string | null } | null }>(`/api/deploys/${story.badId}`)).body.verification?.outcome ?? undefined), 60_000);
+    const { page } = await signedIn(token);
+    const cli = async (args: string[]): Promise<string> => (await run(process.execPath, ['bin/tightloop', ...args], {
+      env: { ...process.env, TIGHTLOOP_URL: server.url, TIGHTLOOP_TOKEN: token },
+    })).stdout;
+    /** The view's figures for a range, and the report its own command line prints for that range. */
+    const both = async (from: number, to: number): Promise<{ tiles: Record<string, { raw: string; text: string }>; json: ReportJson; text: string }> => {
+      for (let attempt = 0; ; attempt++) {
+        await page.goto(`${server.url}/loop?from=${from}&to=${to}`);
+        const cmd = page.locator('[data-report-command]');
+        await cmd.waitFor();
+        const command = (await cmd.textContent()) ?? '';
+        expect(command).toBe(`tightloop report --from ${new Date(from).toISOString()} --to ${new Date(to).toISOString()}`);
+        const args = command.split(' ').slice(1);
+        const before = await cli([...args, '--json']);
+        const tiles = Object.fromEntries(await page.locator('.tile[data-figure]').evaluateAll((els) => els.map((e) =>
+          [e.getAttribute('data-figure') ?? '', { raw: e.getAttribute('data-raw') ?? '', text: e.querySelector('.tile-value')?.textContent ?? '' }])));
+        const [after, text] = await Promise.all([cli([...args, '--json']), cli(args)]);
+        // A verification landing between the reads changes the truth: read again.
+        if (before === after || attempt === 3) return { tiles, json: JSON.parse(after) as ReportJson, text };
+      }
+    };
+    const median = (text: string, line: string): string => new RegExp(`${line}\\s+median (.+?)\\s+p90`).exec(text)?.[1] ?? 'missing';
+    const raw = (v: number | null): string => (v === null ? '' : String(v));
+
+    const end = Date.now();
+    const { tiles, json, text } = await both(story.startMs - 60_000, end);
+    expect(json.incidents.count).toBeGreaterThanOrEqual(1);
+    expect(json.dora.deployments).toBeGreaterThanOrEqual(2);
+    expect(json.incidents.mttr.medianMs).not.toBeNull();
+    // The numbers the view shows are the report's numbers...
+    expect(Object.fromEntries(Object.entries(tiles).map(([k, v]) => [k, v.raw]))).toEqual({
+      incidents: raw(json.incidents.count), mttd: raw(json.incidents.mttd.medianMs), mtta: raw(json.incidents.mtta.medianMs), mttr: raw(json.incidents.mttr.medianMs),
+      deploymentFrequency: raw(json.dora.deploymentFrequency.perDay), leadTime: raw(json.dora.leadTime.medianMs),
+      changeFailRate: raw(json.dora.changeFailRate), failedDeploymentRecovery: raw(json.dora.failedDeploymentRecovery.medianMs),
+    });
+    // ...and written as the terminal writes them (seconds in seconds: "42 s", "3 m 10 s").
+    expect(Object.fromEntries(Object.entries(tiles).map(([k, v]) => [k, v.text]))).toEqual({
+      incidents: /Incidents: (\d+)/.exec(text)?.[1],
+      mttd: median(text, 'MTTD \\(first bad signal → detected\\)'),
+      mtta: median(text, 'MTTA \\(detected → acknowledged\\)'),
+      mttr: median(text, 'MTTR \\(first bad signal → recovered\\)'),
+      deploymentFrequency: /deployment frequency\s+(\S+\/day)/.exec(text)?.[1],
+      leadTime: median(text, 'lead time for changes'),
+      changeFailRate: /change fail rate\s+(—|[\d.]+ %)/.exec(text)?.[1],
+      failedDeploymentRecovery: median(text, 'failed-deployment recovery time'),
+    });
+    expect(tiles.mttr.text).toMatch(/^\d+(\.\d)? s$|^\d+ m \d+ s$/);
+    await page.screenshot({ path: join(ARTIFACTS, 'story-loop.png'), fullPage: true });
+
+    // An hour before the story: nothing, in the view and in the report alike (the view follows the range).
+    const quiet = await both(story.startMs - 3_600_000, story.startMs - 1_800_000);
+    expect([quiet.tiles.incidents.text, quiet.json.incidents.count, quiet.json.dora.deployments]).toEqual(['0', 0, 0]);
+    expect(quiet.text).toContain('Incidents: 0');
   });
 
   it('queries once per navigation: no request is aborted and sent again', async () => {

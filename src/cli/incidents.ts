@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { apiCall, serverUrl, type ClientOpts, withClientOptions as withClient } from './api-client.js';
+import { durationText, pctText, perDayText } from './loop-figures.js';
 
 /**
  * `tightloop incident list|show|ack|assign|resolve` and `tightloop report` over the REST API
@@ -49,20 +50,9 @@ interface ReportOut {
   weeks: Array<{ weekStart: string; deployments: number; changeFailRate: number | null; leadTimeMedianMs: number | null; incidents: number; mttdMedianMs: number | null; mttrMedianMs: number | null }>;
 }
 
-/** 1.5 s, 42 s, 3 m 10 s, 2 h 5 m, 1 d 3 h. */
-export function human(ms: number | null): string {
-  if (ms === null) return '—';
-  const s = ms / 1000;
-  if (s < 60) return `${s < 10 ? s.toFixed(1) : Math.round(s)} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} m ${Math.round(s - m * 60)} s`;
-  const h = Math.floor(m / 60);
-  if (h < 24) return `${h} h ${m - h * 60} m`;
-  const d = Math.floor(h / 24);
-  return `${d} d ${h - d * 24} h`;
-}
-
-const pct = (r: number | null): string => (r === null ? '—' : `${(r * 100).toFixed(1)} %`);
+/** Durations for people (the console's Loop view writes them the same way). */
+export const human = durationText;
+const pct = pctText;
 const statLine = (name: string, s: StatOut): string => `  ${name.padEnd(34)} median ${human(s.medianMs).padEnd(10)} p90 ${human(s.p90Ms).padEnd(10)} (n=${s.count})`;
 
 const line = (i: IncidentOut): string =>
@@ -109,7 +99,7 @@ export function renderReport(r: ReportOut): string {
     statLine('MTTR (first bad signal → recovered)', r.incidents.mttr),
     '',
     `Deploys (DORA)${r.deploysAvailable ? '' : '  — no deploy records available'}`,
-    `  deployment frequency               ${d.deploymentFrequency.perDay.toFixed(2)}/day  ${d.deploymentFrequency.perWeek.toFixed(1)}/week  (${d.deployments} deploys)`,
+    `  deployment frequency               ${perDayText(d.deploymentFrequency.perDay)}  ${d.deploymentFrequency.perWeek.toFixed(1)}/week  (${d.deployments} deploys)`,
     statLine('lead time for changes', d.leadTime),
     `  change fail rate                   ${pct(d.changeFailRate)}  (${d.failedDeployments} of ${d.deployments})`,
     `${statLine('failed-deployment recovery time', d.failedDeploymentRecovery)}${d.failedDeploymentRecovery.unrecovered > 0 ? `  ${d.failedDeploymentRecovery.unrecovered} not recovered` : ''}`,

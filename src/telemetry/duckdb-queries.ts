@@ -117,7 +117,9 @@ export async function searchTraces(sql: SqlRunner, index: TraceIndex, q: TraceQu
       list(DISTINCT service ORDER BY service) AS services,
       arg_min(service, start_us) FILTER (WHERE parent_span_id = 0) AS root_service,
       arg_min(name, start_us) FILTER (WHERE parent_span_id = 0) AS root_name,
-      arg_min(service, start_us) AS first_service, arg_min(name, start_us) AS first_name
+      arg_min(version, start_us) FILTER (WHERE parent_span_id = 0) AS root_version,
+      arg_min(service, start_us) AS first_service, arg_min(name, start_us) AS first_name,
+      arg_min(version, start_us) AS first_version
     FROM (${spansInRanges(`trace_id IN (${ids.join(', ')})`, ranges, params)})
     GROUP BY trace_id`, params, types);
   return rows
@@ -125,6 +127,7 @@ export async function searchTraces(sql: SqlRunner, index: TraceIndex, q: TraceQu
       traceId: hexId(r.trace_id, 32),
       rootService: str(r.root_service ?? r.first_service),
       rootName: str(r.root_name ?? r.first_name),
+      rootVersion: str(r.root_version ?? r.first_version),
       startUs: num(r.start_us),
       durationNs: num(r.duration_ns),
       spanCount: num(r.span_count),

@@ -127,7 +127,7 @@ export function runTelemetryStoreConformance(name: string, factory: StoreFactory
       const all = await store.searchTraces({ ...window, limit: 100 });
       expect(all.map((t) => t.traceId)).toEqual([10, 9, 8, 7, 6, 5, 4, 3, 2, 1].map((n) => hexOf(n, 32)));
       expect(all.find((t) => t.traceId === hexOf(4, 32))).toEqual({
-        traceId: hexOf(4, 32), rootService: 'web', rootName: 'GET /cart', startUs: T0 + 240 * US,
+        traceId: hexOf(4, 32), rootService: 'web', rootName: 'GET /cart', rootVersion: '1.0', startUs: T0 + 240 * US,
         durationNs: 40e6, spanCount: 3, errorCount: 1, services: ['db-api', 'web'],
       });
       const ids = async (q: Partial<Parameters<TelemetryStore['searchTraces']>[0]>): Promise<string[]> =>
@@ -146,11 +146,11 @@ export function runTelemetryStoreConformance(name: string, factory: StoreFactory
       const { store } = ctx;
       const id = hexOf(5, 32);
       await store.append([{ spans: spanBatch([
-        { traceId: id, spanId: hexOf(2, 16), parentSpanId: hexOf(1, 16), name: 'late', startUs: T0 + 10, durationNs: 5000, service: 'b' },
-        { traceId: id, spanId: hexOf(3, 16), parentSpanId: hexOf(1, 16), name: 'early', startUs: T0, durationNs: 1000, service: 'a' },
+        { traceId: id, spanId: hexOf(2, 16), parentSpanId: hexOf(1, 16), name: 'late', startUs: T0 + 10, durationNs: 5000, service: 'b', version: '9' },
+        { traceId: id, spanId: hexOf(3, 16), parentSpanId: hexOf(1, 16), name: 'early', startUs: T0, durationNs: 1000, service: 'a', version: '3' },
       ]) }]);
       const [t] = await store.searchTraces({ fromUs: T0, toUs: T0 + US, limit: 5 });
-      expect(t).toMatchObject({ rootService: 'a', rootName: 'early', startUs: T0, durationNs: 15_000, spanCount: 2, services: ['a', 'b'] });
+      expect(t).toMatchObject({ rootService: 'a', rootName: 'early', rootVersion: '3', startUs: T0, durationNs: 15_000, spanCount: 2, services: ['a', 'b'] });
     });
 
     it('searches logs case-insensitively by body, service, severity, trace id and attributes, newest first', async () => {

@@ -87,6 +87,8 @@ export interface TraceSummary {
   /** The root span's (or, when missing, the earliest span's) service and name. */
   rootService: string;
   rootName: string;
+  /** The same span's service.version ('' when the resource carries none). */
+  rootVersion: string;
   startUs: number;
   durationNs: number;
   spanCount: number;

@@ -5,7 +5,7 @@ export interface ServiceSummary {
   count: number; errors: number; rate: number; errorRate: number; p50Ms: number | null; p95Ms: number | null; p99Ms: number | null;
 }
 export interface RedBucket { timeUs: number; count: number; errors: number; rate: number; errorRate: number; p50Ms: number | null; p95Ms: number | null; p99Ms: number | null }
-export interface TraceSummary { traceId: string; rootService: string; rootName: string; startUs: number; durationNs: number; spanCount: number; errorCount: number; services: string[] }
+export interface TraceSummary { traceId: string; rootService: string; rootName: string; rootVersion?: string; startUs: number; durationNs: number; spanCount: number; errorCount: number; services: string[] }
 export interface SpanRow {
   traceId: string; spanId: string; parentSpanId: string; name: string; kind: number; startUs: number; durationNs: number;
   statusCode: number; statusMessage: string; service: string; version: string; environment: string;

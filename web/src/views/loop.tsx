@@ -3,7 +3,8 @@ import { api } from '../api';
 import { TimeChart } from '../chart';
 import { useLoad } from '../hooks';
 import type { ViewProps } from '../main';
-import { fmtDurationMs, fmtNum, fmtPct } from '../time';
+import { durationText, pctText, perDayText } from '../../../src/cli/loop-figures';
+import { fmtTime } from '../time';
 import { LoadState, Panel } from '../ui';
 
 /** Loop: how fast the loop closes — MTTD / MTTA / MTTR and the DORA figures, with weekly trends. */
@@ -17,11 +18,21 @@ interface LoopMetrics {
   weeks: WeekTrend[];
 }
 
-function Tile(props: { label: string; value: string; sub?: string }): JSX.Element {
-  return <div class="tile"><div class="tile-label">{props.label}</div><div class="tile-value">{props.value}</div>{props.sub !== undefined && <div class="muted small">{props.sub}</div>}</div>;
+/** A figure; `figure` and `raw` (the API's number) let a test hold it against `tightloop report`. */
+function Tile(props: { label: string; value: string; sub?: string; figure: string; raw: number | null }): JSX.Element {
+  return (
+    <div class="tile" data-figure={props.figure} data-raw={props.raw === null ? '' : String(props.raw)}>
+      <div class="tile-label">{props.label}</div><div class="tile-value">{props.value}</div>{props.sub !== undefined && <div class="muted small">{props.sub}</div>}
+    </div>
+  );
 }
 
-const statSub = (s: Stat): string => `p90 ${fmtDurationMs(s.p90Ms)} · n=${s.count}`;
+const statSub = (s: Stat): string => `p90 ${durationText(s.p90Ms)} · n=${s.count}`;
+
+/** The command that prints the same figures in a terminal (same range and service, as sent to the API). */
+function reportCommand(fromIso: string, toIso: string, service: string | undefined): string {
+  return `tightloop report --from ${fromIso} --to ${toIso}${service === undefined ? '' : ` --service '${service.replace(/'/g, "'\\''")}'`}`;
+}
 
 /** A unit that keeps durations readable: seconds under 2 minutes, minutes under 2 hours, else hours. */
 function durationUnit(values: Array<number | null>): { div: number; unit: string; name: string } {
@@ -62,20 +73,24 @@ export function LoopView(props: ViewProps): JSX.Element {
           const per = (u: { div: number }) => (v: number | null): number | null => v === null ? null : v / u.div;
           return (
             <>
+              <p class="muted" data-loop-range>
+                Figures for {fmtTime(Date.parse(m.from))} → {fmtTime(Date.parse(m.to))}{m.service !== null && ` (${m.service})`}, the time range above.
+                {' '}The same in a terminal: <code data-report-command>{reportCommand(m.from, m.to, m.service ?? undefined)}</code>
+              </p>
               <Panel title="Incidents: detect, acknowledge, recover" id="mtt">
                 <div class="tiles">
-                  <Tile label="Incidents" value={String(m.incidents.count)} />
-                  <Tile label="MTTD (median)" value={fmtDurationMs(m.incidents.mttd.medianMs)} sub={statSub(m.incidents.mttd)} />
-                  <Tile label="MTTA (median)" value={fmtDurationMs(m.incidents.mtta.medianMs)} sub={statSub(m.incidents.mtta)} />
-                  <Tile label="MTTR (median)" value={fmtDurationMs(m.incidents.mttr.medianMs)} sub={statSub(m.incidents.mttr)} />
+                  <Tile figure="incidents" raw={m.incidents.count} label="Incidents" value={String(m.incidents.count)} />
+                  <Tile figure="mttd" raw={m.incidents.mttd.medianMs} label="MTTD (median)" value={durationText(m.incidents.mttd.medianMs)} sub={statSub(m.incidents.mttd)} />
+                  <Tile figure="mtta" raw={m.incidents.mtta.medianMs} label="MTTA (median)" value={durationText(m.incidents.mtta.medianMs)} sub={statSub(m.incidents.mtta)} />
+                  <Tile figure="mttr" raw={m.incidents.mttr.medianMs} label="MTTR (median)" value={durationText(m.incidents.mttr.medianMs)} sub={statSub(m.incidents.mttr)} />
                 </div>
               </Panel>
               <Panel title="DORA" id="dora">
                 <div class="tiles">
-                  <Tile label="Deployment frequency" value={`${fmtNum(m.dora.deploymentFrequency.perDay)}/day`} sub={`${m.dora.deployments} deploys`} />
-                  <Tile label="Lead time (median)" value={fmtDurationMs(m.dora.leadTime.medianMs)} sub={statSub(m.dora.leadTime)} />
-                  <Tile label="Change fail rate" value={fmtPct(m.dora.changeFailRate)} sub={`${m.dora.failedDeployments} failed`} />
-                  <Tile label="Failed deploy recovery" value={fmtDurationMs(m.dora.failedDeploymentRecovery.medianMs)} sub={`${m.dora.failedDeploymentRecovery.unrecovered} unrecovered`} />
+                  <Tile figure="deploymentFrequency" raw={m.dora.deploymentFrequency.perDay} label="Deployment frequency" value={perDayText(m.dora.deploymentFrequency.perDay)} sub={`${m.dora.deployments} deploys`} />
+                  <Tile figure="leadTime" raw={m.dora.leadTime.medianMs} label="Lead time (median)" value={durationText(m.dora.leadTime.medianMs)} sub={statSub(m.dora.leadTime)} />
+                  <Tile figure="changeFailRate" raw={m.dora.changeFailRate} label="Change fail rate" value={pctText(m.dora.changeFailRate)} sub={`${m.dora.failedDeployments} of ${m.dora.deployments} failed`} />
+                  <Tile figure="failedDeploymentRecovery" raw={m.dora.failedDeploymentRecovery.medianMs} label="Failed deploy recovery" value={durationText(m.dora.failedDeploymentRecovery.medianMs)} sub={`${m.dora.failedDeploymentRecovery.unrecovered} unrecovered`} />
                 </div>
               </Panel>
               <Panel title="Weekly trends" id="weeks">

@@ -59,12 +59,13 @@ function TraceSearch(props: ViewProps): JSX.Element {
             <DurationScatter traces={d.traces} theme={props.theme} range={range} />
             <div class="table-scroll">
             <table class="table">
-              <thead><tr>{header('start', 'Start')}<th scope="col">Root</th><th scope="col">Services</th>{header('duration', 'Duration', true)}{header('spans', 'Spans', true)}{header('errors', 'Errors', true)}</tr></thead>
+              <thead><tr>{header('start', 'Start')}<th scope="col">Root</th>{header('version', 'Version')}<th scope="col">Services</th>{header('duration', 'Duration', true)}{header('spans', 'Spans', true)}{header('errors', 'Errors', true)}</tr></thead>
               <tbody>
                 {sorted(d.traces, sort, desc).map((t) => (
                   <tr key={t.traceId}>
                     <td>{fmtTimeMs(t.startUs / 1000)}</td>
                     <th scope="row"><a href={href(`/traces/${t.traceId}`)} data-trace={t.traceId}>{t.rootService}: {t.rootName}</a></th>
+                    <td data-version>{t.rootVersion ?? ''}</td>
                     <td>{t.services.join(', ')}</td>
                     <td class="num">{fmtDurationMs(t.durationNs / 1e6)}</td>
                     <td class="num">{t.spanCount}</td>
@@ -88,13 +89,18 @@ function TraceSearch(props: ViewProps): JSX.Element {
 
 const PAGE = 100;
 
-const SORT: Record<string, (t: TraceSummary) => number> = {
-  start: (t) => t.startUs, duration: (t) => t.durationNs, spans: (t) => t.spanCount, errors: (t) => t.errorCount,
+const SORT: Record<string, (a: TraceSummary, b: TraceSummary) => number> = {
+  start: (a, b) => a.startUs - b.startUs,
+  duration: (a, b) => a.durationNs - b.durationNs,
+  spans: (a, b) => a.spanCount - b.spanCount,
+  errors: (a, b) => a.errorCount - b.errorCount,
+  // 1.10.0 after 1.9.0; ties keep start order.
+  version: (a, b) => (a.rootVersion ?? '').localeCompare(b.rootVersion ?? '', 'en', { numeric: true }) || a.startUs - b.startUs,
 };
 
 function sorted(traces: TraceSummary[], key: string, desc: boolean): TraceSummary[] {
   const f = SORT[key] ?? SORT.start;
-  return [...traces].sort((a, b) => (desc ? f(b) - f(a) : f(a) - f(b)));
+  return [...traces].sort((a, b) => (desc ? f(b, a) : f(a, b)));
 }
 
 /** Duration over time, one dot per trace (failed traces red); drag to zoom into a burst. */
