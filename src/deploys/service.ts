@@ -216,8 +216,14 @@ export class DeployService implements DeployApi {
     await this.get(byDeployId);
     const run = this.verifier.drop(id);
     this.verifier.forget(id);
-    const deploy = await this.setStatus(d, 'rolled_back');
-    if (run) await this.saveVerdict(run, run.analysis.abandon(`rolled back by deploy ${byDeployId} before a verdict`), 'stopped');
+    // The status and the stopped verification commit together.
+    const { deploy, emit, stopped } = await this.db.transaction().execute(async (tx) => {
+      const changed = await this.writeStatus(tx, d, 'rolled_back');
+      const v = run ? await this.writeVerdict(tx, run, run.analysis.abandon(`rolled back by deploy ${byDeployId} before a verdict`)) : undefined;
+      return { ...changed, stopped: v };
+    });
+    emit();
+    if (run && stopped) this.wake(run, 'stopped', stopped);
     return deploy;
   }
 
@@ -247,13 +253,18 @@ export class DeployService implements DeployApi {
     const bad = deploy.rollbackOf === null ? null : await this.get(deploy.rollbackOf).catch(() => null);
     const run = this.verifier.start(id, deploy, maxDurationS, bad === null ? undefined : { deployId: bad.id, version: bad.version, startedMs: Date.parse(bad.startedAt) });
     const now = new Date(run.startedMs).toISOString();
-    await this.db.insertInto('deploy_verifications').values({
-      id, deploy_id: deploy.id, baseline_kind: baselineKindOf(run), baseline_version: run.baselineVersion,
-      started_at: now, decided_at: null, outcome: null, reason: null, evidence: '[]', updated_at: now,
-    }).execute();
-    await this.db.updateTable('deploys').set({ verification_id: id, decided_at: null, updated_at: now }).where('id', '=', deploy.id).execute();
     const current = await this.get(deploy.id);
-    if (current.status !== 'verifying') await this.setStatus(current, 'verifying');
+    // The verification, the deploy's pointer to it and its status commit together: a deploy
+    // never points at a verification that was not stored.
+    const changed = await this.db.transaction().execute(async (tx) => {
+      await tx.insertInto('deploy_verifications').values({
+        id, deploy_id: deploy.id, baseline_kind: baselineKindOf(run), baseline_version: run.baselineVersion,
+        started_at: now, decided_at: null, outcome: null, reason: null, evidence: '[]', updated_at: now,
+      }).execute();
+      await tx.updateTable('deploys').set({ verification_id: id, decided_at: null, updated_at: now }).where('id', '=', deploy.id).execute();
+      return current.status !== 'verifying' ? this.writeStatus(tx, { ...current, verificationId: id, decidedAt: null }, 'verifying') : undefined;
+    });
+    changed?.emit();
     return this.liveVerification(run);
   }
 
@@ -297,41 +308,56 @@ export class DeployService implements DeployApi {
   }
 
   /**
-   * Stores a verdict. `final`: the deploy's status follows and waiters wake; `stopped` (rolled
-   * back before a verdict): waiters wake; `superseded`: waiters wait for the next verification.
+   * Stores a verdict. `final`: the deploy's status follows and waiters wake; `superseded`: waiters
+   * wait for the next verification. (A rollback before a verdict: markRolledBack.)
    */
-  private async saveVerdict(run: RunningVerification, verdict: AnalysisVerdict, how: 'final' | 'stopped' | 'superseded'): Promise<void> {
+  private async saveVerdict(run: RunningVerification, verdict: AnalysisVerdict, how: 'final' | 'superseded'): Promise<void> {
+    const before = how === 'final' ? await this.get(run.deploy.id) : undefined;
+    // The verdict, the deploy's decision time and its status commit together; events leave after.
+    const { verification, deploy, status } = await this.db.transaction().execute(async (tx) => {
+      const v = await this.writeVerdict(tx, run, verdict);
+      if (before === undefined) return { verification: v, deploy: undefined, status: undefined };
+      const decidedAt = v.decidedAt ?? '';
+      await tx.updateTable('deploys').set({ decided_at: decidedAt, updated_at: decidedAt }).where('id', '=', before.id).execute();
+      const d = { ...before, decidedAt };
+      const next = v.outcome === 'pass' ? 'passed' : v.outcome === 'fail' ? 'failed' : 'inconclusive';
+      return { verification: v, deploy: d, status: d.status === 'verifying' ? await this.writeStatus(tx, d, next) : undefined };
+    });
+    if (how === 'superseded') return;
+    if (deploy !== undefined) this.emit('deploy.verdict', { deploy, verification, at: verification.decidedAt ?? '' });
+    status?.emit();
+    this.wake(run, how, verification);
+  }
+
+  /** Stores a verification's verdict (in `tx`); the verification as it now reads. */
+  private async writeVerdict(tx: Kysely<DeploysDatabase>, run: RunningVerification, verdict: AnalysisVerdict): Promise<Verification> {
     const decidedAt = new Date(this.nowMs()).toISOString();
     const outcome = verdict.outcome === 'pending' ? 'inconclusive' : verdict.outcome;
     const verification: Verification = {
       ...this.liveVerification(run), decidedAt, outcome, reason: verdict.reason,
       evidence: [...verdict.evidence, baselineEvidence(run)],
     };
-    await this.db.updateTable('deploy_verifications').set({
+    await tx.updateTable('deploy_verifications').set({
       baseline_kind: verification.baselineKind, decided_at: decidedAt, outcome, reason: verdict.reason,
       evidence: JSON.stringify(verification.evidence), updated_at: decidedAt,
     }).where('id', '=', run.id).execute();
+    return verification;
+  }
+
+  /** Wakes the deploy's waiters with the verdict (`superseded`: they wait for the next verification). */
+  private wake(run: RunningVerification, how: 'final' | 'stopped' | 'superseded', verification: Verification): void {
     if (how === 'superseded') return;
-    if (how === 'final') {
-      let deploy = await this.get(run.deploy.id);
-      await this.db.updateTable('deploys').set({ decided_at: decidedAt, updated_at: decidedAt }).where('id', '=', deploy.id).execute();
-      deploy = { ...deploy, decidedAt };
-      this.emit('deploy.verdict', { deploy, verification, at: decidedAt });
-      if (deploy.status === 'verifying') {
-        await this.setStatus(deploy, outcome === 'pass' ? 'passed' : outcome === 'fail' ? 'failed' : 'inconclusive');
-      }
-    }
     const ws = this.waiters.get(run.deploy.id) ?? [];
     this.waiters.delete(run.deploy.id);
     for (const w of ws) w.resolve(verification);
   }
 
-  private async setStatus(d: Deploy, status: DeployStatus): Promise<Deploy> {
+  /** Writes a status change (in `tx`); `emit` announces it once the transaction committed. */
+  private async writeStatus(tx: Kysely<DeploysDatabase>, d: Deploy, status: DeployStatus): Promise<{ deploy: Deploy; emit: () => void }> {
     const at = new Date(this.nowMs()).toISOString();
-    await this.db.updateTable('deploys').set({ status, updated_at: at }).where('id', '=', d.id).execute();
+    await tx.updateTable('deploys').set({ status, updated_at: at }).where('id', '=', d.id).execute();
     const deploy = { ...d, status };
-    this.emit('deploy.status', { deploy, from: d.status, at });
-    return deploy;
+    return { deploy, emit: () => this.emit('deploy.status', { deploy, from: d.status, at }) };
   }
 
   private async implicit(service: string, environment: string, version: string, second: number): Promise<void> {

@@ -8,15 +8,16 @@
  * time on a queue, so two alerts arriving together cannot open two incidents, and a failing
  * handler is logged, never thrown into the emitter.
  */
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { ulid } from 'ulid';
-import { AppError, badRequest, notFound } from '../core/app-error.js';
+import { AppError, notFound } from '../core/app-error.js';
 import type { Deploy, DeployApi, DeployEventMap } from '../deploys/contract.js';
 import type { AlertEvent, DetectEvents, NotifiedEvent } from '../detect/index.js';
 import type { ErrorEvents, ErrorGroup } from '../errors/index.js';
 import type { Database } from '../state/index.js';
 import type { RedBucket, RedQuery, TraceQuery, TraceSummary } from '../telemetry/index.js';
-import { INCIDENT_STATUSES, type Incident, type IncidentStatus } from './model.js';
+import { parseAssignee, parseNote, parseResolveNote, parseStatusFilter } from './inputs.js';
+import type { Incident, IncidentStatus } from './model.js';
 import { backToBaseline, firstBadOfVersion, firstBadSignal, signalOf, type SignalName } from './signal.js';
 import { incidentsDb, type IncidentAlertsTable, type IncidentsDatabase, type IncidentsTable } from './storage.js';
 
@@ -127,10 +128,8 @@ export class IncidentService {
 
   async list(f: { status?: string; service?: string; limit?: number } = {}): Promise<Incident[]> {
     let q = this.db.selectFrom('incidents').selectAll().orderBy('detected_at', 'desc').limit(f.limit ?? 100);
-    if (f.status !== undefined && f.status !== 'all') {
-      if (!(INCIDENT_STATUSES as readonly string[]).includes(f.status)) throw badRequest(`parameter 'status': open, acknowledged, resolved or all`);
-      q = q.where('status', '=', f.status);
-    }
+    const status = parseStatusFilter(f.status);
+    if (status !== undefined && status !== 'all') q = q.where('status', '=', status);
     if (f.service !== undefined) q = q.where('service', '=', f.service);
     return this.views(await q.execute());
   }
@@ -169,25 +168,29 @@ export class IncidentService {
     if (r.status === 'resolved') throw new AppError('conflict', 409, `incident ${id} is resolved`);
     if (r.acknowledged_at === null) {
       const at = iso(this.now());
-      await this.db.updateTable('incidents').set({ status: 'acknowledged', acknowledged_at: at, acknowledged_by: actor, updated_at: at }).where('id', '=', id).execute();
-      await this.event(id, at, 'acknowledged', actor, null, {});
+      await this.db.transaction().execute(async (tx) => {
+        await tx.updateTable('incidents').set({ status: 'acknowledged', acknowledged_at: at, acknowledged_by: actor, updated_at: at }).where('id', '=', id).execute();
+        await this.event(tx, id, at, 'acknowledged', actor, null, {});
+      });
     }
     return this.get(id);
   }
 
-  async assign(id: string, assignee: unknown, actor: string): Promise<Incident> {
-    if (typeof assignee !== 'string' || assignee.trim() === '' || assignee.length > 200) throw badRequest(`'assignee': a user name (1-200 characters)`);
+  async assign(id: string, assigneeIn: string, actor: string): Promise<Incident> {
+    const assignee = parseAssignee(assigneeIn);
     await this.idle();
     const r = await this.row(id);
     if (r.status === 'resolved') throw new AppError('conflict', 409, `incident ${id} is resolved`);
     const at = iso(this.now());
-    await this.db.updateTable('incidents').set({ assignee: assignee.trim(), updated_at: at }).where('id', '=', id).execute();
-    await this.event(id, at, 'assigned', actor, null, { assignee: assignee.trim() });
+    await this.db.transaction().execute(async (tx) => {
+      await tx.updateTable('incidents').set({ assignee, updated_at: at }).where('id', '=', id).execute();
+      await this.event(tx, id, at, 'assigned', actor, null, { assignee });
+    });
     return this.get(id);
   }
 
-  async resolve(id: string, actor: string, note?: unknown): Promise<Incident> {
-    if (note !== undefined && (typeof note !== 'string' || note.length > 2000)) throw badRequest(`'note': text up to 2000 characters`);
+  async resolve(id: string, actor: string, noteIn?: string): Promise<Incident> {
+    const note = parseResolveNote(noteIn);
     await this.idle();
     const r = await this.row(id);
     if (r.status === 'resolved') throw new AppError('conflict', 409, `incident ${id} is already resolved`);
@@ -196,18 +199,18 @@ export class IncidentService {
   }
 
   /** A person's note on the timeline (open or resolved incidents: a post-mortem note is welcome). */
-  async addNote(id: string, actor: string, note: unknown): Promise<Incident> {
-    if (typeof note !== 'string' || note.trim() === '' || note.length > 2000) throw badRequest(`'note': text of 1-2000 characters`);
+  async addNote(id: string, actor: string, noteIn: string): Promise<Incident> {
+    const note = parseNote(noteIn);
     await this.idle();
     await this.row(id); // 404 for an unknown incident
-    await this.event(id, iso(this.now()), 'note', actor, null, { note: note.trim() });
+    await this.event(this.db, id, iso(this.now()), 'note', actor, null, { note });
     return this.get(id);
   }
 
   // ---- events ----
 
-  private async event(incidentId: string, at: string, kind: string, actor: string | null, ref: string | null, data: Record<string, unknown>): Promise<void> {
-    await this.db.insertInto('incident_events').values({ id: ulid(), incident_id: incidentId, at, kind, actor, ref, data: JSON.stringify(data) }).execute();
+  private async event(db: Kysely<IncidentsDatabase>, incidentId: string, at: string, kind: string, actor: string | null, ref: string | null, data: Record<string, unknown>): Promise<void> {
+    await db.insertInto('incident_events').values({ id: ulid(), incident_id: incidentId, at, kind, actor, ref, data: JSON.stringify(data) }).execute();
   }
 
   /**
@@ -215,19 +218,19 @@ export class IncidentService {
    * without an environment label (a rule not fanned out by environment) joins the service's
    * latest open incident in any environment.
    */
-  private async openFor(service: string, environment: string, nowMs: number): Promise<IncidentsTable | undefined> {
-    let q = this.db.selectFrom('incidents').selectAll()
+  private async openFor(db: Kysely<IncidentsDatabase>, service: string, environment: string, nowMs: number): Promise<IncidentsTable | undefined> {
+    let q = db.selectFrom('incidents').selectAll()
       .where('service', '=', service).where('status', '!=', 'resolved')
       .where('updated_at', '>=', iso(nowMs - this.windowMs));
     if (environment !== '') q = q.where('environment', '=', environment);
     return q.orderBy('detected_at', 'desc').limit(1).executeTakeFirst();
   }
 
-  private async openOrJoin(service: string, environment: string, title: string, signal: SignalName, atMs: number): Promise<{ row: IncidentsTable; created: boolean }> {
-    const found = await this.openFor(service, environment, atMs);
+  private async openOrJoin(tx: Transaction<IncidentsDatabase>, service: string, environment: string, title: string, signal: SignalName, atMs: number): Promise<{ row: IncidentsTable; created: boolean }> {
+    const found = await this.openFor(tx, service, environment, atMs);
     const at = iso(atMs);
     if (found !== undefined) {
-      await this.db.updateTable('incidents').set({ updated_at: at }).where('id', '=', found.id).execute();
+      await tx.updateTable('incidents').set({ updated_at: at }).where('id', '=', found.id).execute();
       return { row: found, created: false };
     }
     const row: IncidentsTable = {
@@ -236,7 +239,7 @@ export class IncidentService {
       acknowledged_at: null, acknowledged_by: null, assignee: null, resolved_at: null, resolved_by: null, resolution: null,
       suspect_deploy_id: null, recovery_state: null, updated_at: at,
     };
-    await this.db.insertInto('incidents').values(row).execute();
+    await tx.insertInto('incidents').values(row).execute();
     return { row, created: true };
   }
 
@@ -246,12 +249,16 @@ export class IncidentService {
     const environment = a.series.environment ?? a.labels.environment ?? '';
     const atMs = Date.parse(e.at);
     const signal = signalOf(typeof a.threshold.signal === 'string' ? a.threshold.signal : undefined);
-    const { row } = await this.openOrJoin(service, environment, `${a.rule.name}: ${service}${environment === '' ? '' : ` (${environment})`}`, signal, atMs);
-    await this.db.insertInto('incident_alerts')
-      .values({ incident_id: row.id, alert_id: a.id, rule_name: a.rule.name, state: 'firing', fired_at: e.at, resolved_at: null })
-      .onConflict((oc) => oc.columns(['incident_id', 'alert_id']).doUpdateSet({ state: 'firing', resolved_at: null }))
-      .execute();
-    await this.event(row.id, e.at, 'alert.fired', null, a.id, { rule: a.rule.name, value: a.value, series: a.series, threshold: a.threshold, links: a.links });
+    // The incident, its alert and the timeline entry commit together: a failure leaves none of them.
+    const row = await this.db.transaction().execute(async (tx) => {
+      const { row: r } = await this.openOrJoin(tx, service, environment, `${a.rule.name}: ${service}${environment === '' ? '' : ` (${environment})`}`, signal, atMs);
+      await tx.insertInto('incident_alerts')
+        .values({ incident_id: r.id, alert_id: a.id, rule_name: a.rule.name, state: 'firing', fired_at: e.at, resolved_at: null })
+        .onConflict((oc) => oc.columns(['incident_id', 'alert_id']).doUpdateSet({ state: 'firing', resolved_at: null }))
+        .execute();
+      await this.event(tx, r.id, e.at, 'alert.fired', null, a.id, { rule: a.rule.name, value: a.value, series: a.series, threshold: a.threshold, links: a.links });
+      return r;
+    });
     await this.locateFirstBad(row.id, signal, Date.parse(a.startsAt));
   }
 
@@ -264,10 +271,12 @@ export class IncidentService {
 
   private async onAlertResolved(e: AlertEvent): Promise<void> {
     for (const id of await this.incidentsOfAlert(e.alert.id)) {
-      await this.db.updateTable('incident_alerts').set({ state: 'resolved', resolved_at: e.at })
-        .where('incident_id', '=', id).where('alert_id', '=', e.alert.id).execute();
-      await this.event(id, e.at, 'alert.resolved', null, e.alert.id, { rule: e.alert.rule.name, value: e.alert.value, links: e.alert.links });
-      await this.db.updateTable('incidents').set({ updated_at: e.at }).where('id', '=', id).execute();
+      await this.db.transaction().execute(async (tx) => {
+        await tx.updateTable('incident_alerts').set({ state: 'resolved', resolved_at: e.at })
+          .where('incident_id', '=', id).where('alert_id', '=', e.alert.id).execute();
+        await this.event(tx, id, e.at, 'alert.resolved', null, e.alert.id, { rule: e.alert.rule.name, value: e.alert.value, links: e.alert.links });
+        await tx.updateTable('incidents').set({ updated_at: e.at }).where('id', '=', id).execute();
+      });
       await this.maybeAutoResolve(await this.row(id));
     }
   }
@@ -277,14 +286,14 @@ export class IncidentService {
       const rows = await this.db.selectFrom('incident_alerts').select('incident_id').where('alert_id', '=', alertId).execute();
       // The latest incident holding the alert (a resolved notification may arrive after auto-resolve).
       const id = rows.map((r) => r.incident_id).sort().at(-1);
-      if (id !== undefined) await this.event(id, e.at, 'notified', null, alertId, { receiver: e.receiver, status: e.status, ok: e.ok });
+      if (id !== undefined) await this.event(this.db, id, e.at, 'notified', null, alertId, { receiver: e.receiver, status: e.status, ok: e.ok });
     }
   }
 
   private async onErrorGroup(g: ErrorGroup, kind: 'new' | 'regressed'): Promise<void> {
     const rows = await this.db.selectFrom('incidents').select('id').where('service', '=', g.service).where('status', '!=', 'resolved').execute();
     const at = iso(this.now());
-    for (const r of rows) await this.event(r.id, at, 'error_group', null, g.id, { kind, title: g.title, release: g.lastRelease });
+    for (const r of rows) await this.event(this.db, r.id, at, 'error_group', null, g.id, { kind, title: g.title, release: g.lastRelease });
   }
 
   private async onVerdict(e: DeployEventMap['deploy.verdict'][0]): Promise<void> {
@@ -293,11 +302,14 @@ export class IncidentService {
       const failing = e.verification.evidence.find((x) => x.outcome === 'fail')?.signal;
       const signal: SignalName = failing === 'latency' ? 'p95_ms' : 'error_rate';
       const atMs = Date.parse(e.at);
-      const { row, created } = await this.openOrJoin(d.service, d.environment, `deploy ${d.service} ${d.version} failed verification`, signal, atMs);
-      if (created || row.suspect_deploy_id === null) {
-        await this.db.updateTable('incidents').set({ suspect_deploy_id: d.id }).where('id', '=', row.id).execute();
-      }
-      await this.event(row.id, e.at, 'deploy.failed', null, d.id, { version: d.version, reason: e.verification.reason });
+      const row = await this.db.transaction().execute(async (tx) => {
+        const { row: r, created } = await this.openOrJoin(tx, d.service, d.environment, `deploy ${d.service} ${d.version} failed verification`, signal, atMs);
+        if (created || r.suspect_deploy_id === null) {
+          await tx.updateTable('incidents').set({ suspect_deploy_id: d.id }).where('id', '=', r.id).execute();
+        }
+        await this.event(tx, r.id, e.at, 'deploy.failed', null, d.id, { version: d.version, reason: e.verification.reason });
+        return r;
+      });
       // The failed deploy's own first bad request, even when an alert placed the first bad signal
       // already (also from this deploy: the alert may have read it before the version's earliest
       // failed request was in; the earliest of equal evidence wins).
@@ -434,11 +446,14 @@ export class IncidentService {
     const unverified = latest !== undefined && latest.status === 'inconclusive';
     if (unverified !== (r.recovery_state === 'unverified')) {
       const at = iso(this.now());
-      await this.db.updateTable('incidents').set({ recovery_state: unverified ? 'unverified' : null, updated_at: at }).where('id', '=', r.id).execute();
-      if (unverified) {
-        const v = await this.deploys?.verification(latest.id).catch(() => null);
-        await this.event(r.id, at, 'fix.unverified', null, latest.id, { version: latest.version, rollback: latest.rollbackOf !== null, reason: v?.reason ?? null });
-      }
+      // Read before the transaction: no other pillar's call while it holds the state database.
+      const v = unverified ? await this.deploys?.verification(latest.id).catch(() => null) : undefined;
+      await this.db.transaction().execute(async (tx) => {
+        await tx.updateTable('incidents').set({ recovery_state: unverified ? 'unverified' : null, updated_at: at }).where('id', '=', r.id).execute();
+        if (unverified) {
+          await this.event(tx, r.id, at, 'fix.unverified', null, latest.id, { version: latest.version, rollback: latest.rollbackOf !== null, reason: v?.reason ?? null });
+        }
+      });
     }
     // Alerts still firing; or opened by a failed verdict and nothing shipped since (the bad version is still live).
     if (fixes === null || (alerts.length === 0 && fixes.length === 0)) return;
@@ -452,10 +467,12 @@ export class IncidentService {
     const nowMs = this.now();
     const at = iso(nowMs);
     const recovered = await this.recovery(r, nowMs).catch(() => null);
-    await this.db.updateTable('incidents').set({
-      status: 'resolved', resolved_at: at, resolved_by: actor, resolution, updated_at: at,
-      recovered_at: recovered === null ? null : iso(recovered),
-    }).where('id', '=', r.id).execute();
-    await this.event(r.id, at, 'resolved', actor, null, { resolution, note });
+    await this.db.transaction().execute(async (tx) => {
+      await tx.updateTable('incidents').set({
+        status: 'resolved', resolved_at: at, resolved_by: actor, resolution, updated_at: at,
+        recovered_at: recovered === null ? null : iso(recovered),
+      }).where('id', '=', r.id).execute();
+      await this.event(tx, r.id, at, 'resolved', actor, null, { resolution, note });
+    });
   }
 }
