@@ -95,8 +95,8 @@ export async function startEngine({ path, host = '127.0.0.1', port = 8123, users
   async function execute(url, body) {
     const p = url.searchParams;
     const urlQuery = p.get('query');
-    const sql = urlQuery === null ? body.toString('utf8') : body.length > 0 ? `${urlQuery}\n${body.toString('utf8')}` : urlQuery;
-    if (sql.trim() === '') throw clientError(62, 'SYNTAX_ERROR', 'Empty query');
+    const sql = () => (urlQuery === null ? body.toString('utf8') : body.length > 0 ? `${urlQuery}\n${body.toString('utf8')}` : urlQuery);
+    if ((urlQuery ?? '').trim() === '' && body.toString('utf8').trim() === '') throw clientError(62, 'SYNTAX_ERROR', 'Empty query');
     const params = {};
     const settings = [];
     for (const [k, v] of p) {
@@ -120,7 +120,10 @@ export async function startEngine({ path, host = '127.0.0.1', port = 8123, users
           await run(`SET ${k} = ${sqlString(v)}`, 'TabSeparated');
           applied.push(k);
         }
-        return Object.keys(params).length > 0 ? await run(sql, format, params) : await run(sql, format);
+        // An INSERT's data streams into the engine after its statement, as ClickHouse's HTTP handler
+        // feeds it (the engine's `input()` and INSERTs through views need that, not inline data).
+        if (urlQuery !== null && body.length > 0 && Object.keys(params).length === 0) return await native.InsertRawAsyncConnection(session.connection, urlQuery, body, false);
+        return Object.keys(params).length > 0 ? await run(sql(), format, params) : await run(sql(), format);
       } finally {
         for (const k of applied) await run(`SET ${k} = DEFAULT`, 'TabSeparated').catch(() => undefined);
       }
@@ -160,7 +163,7 @@ export async function startEngine({ path, host = '127.0.0.1', port = 8123, users
         return fail(clientError(354, 'CANNOT_DECOMPRESS', 'Cannot decompress the request body'));
       }
       execute(url, body).then((r) => {
-        const summary = { read_rows: String(r.rowsRead ?? 0), read_bytes: String(r.bytesRead ?? 0), written_rows: '0', written_bytes: '0',
+        const summary = { read_rows: String(r.rowsRead ?? 0), read_bytes: String(r.bytesRead ?? 0), written_rows: String(r.rowsWritten ?? 0), written_bytes: String(r.bytesWritten ?? 0),
           total_rows_to_read: '0', result_rows: '0', result_bytes: String(r.bytes?.length ?? 0), elapsed_ns: String(Math.round((r.elapsed ?? 0) * 1e9)) };
         res.writeHead(200, { ...headers, 'X-ClickHouse-Format': url.searchParams.get('default_format') ?? 'TabSeparated', 'X-ClickHouse-Summary': JSON.stringify(summary) });
         res.end(r.bytes ? Buffer.from(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength) : '');
