@@ -44,9 +44,14 @@ export function parseClickHouseUrl(raw: string): ClickHouseLocation {
   };
 }
 
+/** True for the URLs `--telemetry` reads as ClickHouse. */
+export function isClickHouseUrl(raw: string): boolean {
+  return /^(clickhouses?|https?):\/\//i.test(raw);
+}
+
 /** `clickhouse://user@host:port/db`, for logs and banners (no password). */
 export function describeClickHouse(loc: ClickHouseLocation): string {
-  return `${loc.url.replace(/^http/, 'clickhouse').replace(/^clickhouses?s:/, 'clickhouses:')}/${loc.database} as ${loc.username}`;
+  return `${loc.url.replace(/^https:/, 'clickhouses:').replace(/^http:/, 'clickhouse:')}/${loc.database} (user ${loc.username})`;
 }
 
 export class ChSql {
