@@ -27,7 +27,7 @@ function intArg(name: string, min: number, max: number) {
   };
 }
 
-async function up(opts: { dataDir: string; host: string; port: number; gatewayPort?: number; queueMaxRows?: number; incidentWindow?: number; logLevel: string; actionsDir?: string; services?: string; demo?: boolean; corsOrigins?: string; state?: string }): Promise<number> {
+async function up(opts: { dataDir: string; host: string; port: number; gatewayPort?: number; queueMaxRows?: number; incidentWindow?: number; logLevel: string; actionsDir?: string; services?: string; demo?: boolean; corsOrigins?: string; state?: string; telemetry?: string }): Promise<number> {
   let corsOrigins: string[] | undefined;
   const corsValue = opts.corsOrigins ?? process.env.TIGHTLOOP_CORS_ORIGINS;
   try {
@@ -39,6 +39,7 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
   const parsed = serverConfigSchema.safeParse({
     dataDir: resolve(opts.dataDir),
     stateUrl: opts.state ?? (process.env.TIGHTLOOP_STATE_URL === '' ? undefined : process.env.TIGHTLOOP_STATE_URL),
+    telemetryUrl: opts.telemetry ?? (process.env.TIGHTLOOP_TELEMETRY_URL === '' ? undefined : process.env.TIGHTLOOP_TELEMETRY_URL),
     host: opts.host,
     port: opts.port,
     queueMaxRows: opts.queueMaxRows,
@@ -60,6 +61,17 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
   } catch (err) {
     process.stderr.write(`tightloop up: --state / TIGHTLOOP_STATE_URL: ${(err as Error).message}\n`);
     return 2;
+  }
+  let telemetryLine = `DuckDB (${join(config.dataDir, 'telemetry.duckdb')})`;
+  if (config.telemetryUrl !== undefined && config.telemetryUrl !== 'duckdb') {
+    try {
+      const { describeClickHouse, isClickHouseUrl, parseClickHouseUrl } = await import('../telemetry/clickhouse-sql.js');
+      if (!isClickHouseUrl(config.telemetryUrl)) throw new Error('expected duckdb or clickhouse://user:pass@host:8123/db');
+      telemetryLine = `ClickHouse ${describeClickHouse(parseClickHouseUrl(config.telemetryUrl))}`;
+    } catch (err) {
+      process.stderr.write(`tightloop up: --telemetry / TIGHTLOOP_TELEMETRY_URL: ${(err as Error).message}\n`);
+      return 2;
+    }
   }
   // Loaded only by `up`: the other commands are REST clients and start faster without the server.
   const { startServer } = await import('../http/server.js');
@@ -83,7 +95,7 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   try {
-    return await serve(config, opts, startServer, demo, shutdown.signal, stateLine);
+    return await serve(config, opts, startServer, demo, shutdown.signal, `${stateLine}\n  telemetry       ${telemetryLine}`);
   } finally {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
@@ -178,6 +190,7 @@ export async function run(argv: string[]): Promise<number> {
     .description('run tightloop: OTLP ingest, API and console on one port')
     .option('--data-dir <dir>', 'data directory', './.tightloop')
     .option('--state <url>', 'state database: postgres://user:pass@host:5432/db (default: SQLite in the data directory; env TIGHTLOOP_STATE_URL)')
+    .option('--telemetry <url>', 'telemetry store: clickhouse://user:pass@host:8123/db (default: DuckDB in the data directory; env TIGHTLOOP_TELEMETRY_URL)')
     .option('--host <host>', 'address to bind (loopback by default)', '127.0.0.1')
     .option('--port <port>', 'HTTP port (OTLP, API, console)', intArg('--port', 0, 65535), 4318)
     .option('--gateway-port <port>', 'PostgreSQL gateway port (default 15432)', intArg('--gateway-port', 0, 65535))

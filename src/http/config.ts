@@ -8,6 +8,11 @@ export const serverConfigSchema = z.object({
    * `<dataDir>/state.db`; `postgres://…` a PostgreSQL database (state/location.ts).
    */
   stateUrl: z.string().min(1).optional(),
+  /**
+   * The telemetry store (`--telemetry`, TIGHTLOOP_TELEMETRY_URL): unset (or `duckdb`) is DuckDB in
+   * `<dataDir>/telemetry.duckdb`; `clickhouse://user:pass@host:8123/db` a ClickHouse database.
+   */
+  telemetryUrl: z.string().min(1).optional(),
   host: z.string().min(1).default('127.0.0.1'),
   port: z.number().int().min(0).max(65535).default(4318),
   /** Largest OTLP body accepted, compressed or not (the Collector's default is 20 MiB). */

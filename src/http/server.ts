@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { tightenDataDir } from '../core/data-dir.js';
 import pino, { type Logger } from 'pino';
@@ -12,7 +14,7 @@ import { gatewayApi, startGateway, type Gateway } from '../gateway/index.js';
 import { IncidentService, registerIncidentRoutes } from '../incidents/index.js';
 import { describeStateLocation, openStateStore, parseStateLocation, type Role } from '../state/index.js';
 import { decodeRequest } from '../otlp/index.js';
-import { DuckDbTelemetryStore, RetentionJob, TelemetryWriter } from '../telemetry/index.js';
+import { ClickHouseTelemetryStore, DuckDbTelemetryStore, RetentionJob, TelemetryWriter, isClickHouseUrl } from '../telemetry/index.js';
 import { buildApp } from './app.js';
 import { consolePlugin } from './console.js';
 import { registerConsoleApi } from './console-api.js';
@@ -64,6 +66,20 @@ export interface ServerOptions {
   deploys?: { verify?: Partial<VerifyConfig>; preDeployWindowS?: number; tickMs?: number };
 }
 
+/** DuckDB in the data directory, or the ClickHouse database of `--telemetry`. */
+function openTelemetryStore(config: ServerConfig, log: Logger): DuckDbTelemetryStore | ClickHouseTelemetryStore {
+  if (config.telemetryUrl !== undefined && config.telemetryUrl !== 'duckdb') {
+    if (!isClickHouseUrl(config.telemetryUrl)) throw new Error('--telemetry: expected duckdb or clickhouse://user:pass@host:8123/db');
+    // The node's name in its rows: the host and this data directory (two nodes on one host differ).
+    const nodeId = `${hostname()}-${createHash('sha256').update(config.dataDir).digest('hex').slice(0, 8)}`;
+    return new ClickHouseTelemetryStore({ url: config.telemetryUrl, nodeId, retentionDays: config.retentionDays, log });
+  }
+  return new DuckDbTelemetryStore({
+    path: join(config.dataDir, 'telemetry.duckdb'), log,
+    ingestLog: { dir: join(config.dataDir, 'ingest-log'), decode: (signal, format, body) => decodeRequest(signal, format, body).batches },
+  });
+}
+
 export async function startServer(config: ServerConfig, logger?: Logger, options: ServerOptions = {}): Promise<RunningServer> {
   const log = logger ?? pino({ level: config.logLevel });
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
@@ -104,12 +120,17 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     throw new Error(`gateway port ${gatewayPort} on ${config.host} is already in use (--gateway-port)`, { cause: err });
   }
 
-  // Acknowledged once in the ingest log; DuckDB loads in large transactions (telemetry/README.md).
-  const store = new DuckDbTelemetryStore({
-    path: join(config.dataDir, 'telemetry.duckdb'), log,
-    ingestLog: { dir: join(config.dataDir, 'ingest-log'), decode: (signal, format, body) => decodeRequest(signal, format, body).batches },
-  });
-  await store.open();
+  // DuckDB: acknowledged once in the ingest log, loaded in large transactions. ClickHouse:
+  // acknowledged once its synchronous INSERT returned (telemetry/README.md).
+  const store = openTelemetryStore(config, log);
+  try {
+    await store.open();
+  } catch (err) {
+    await gateway.close();
+    await state.close();
+    await nodeLock?.release();
+    throw err;
+  }
   // The ingest log groups what arrives while it writes: no need to wait for companions here.
   const writer = new TelemetryWriter(store, { maxQueuedRows: config.queueMaxRows, maxDelayMs: 0, maxInFlight: 16 });
   const retention = new RetentionJob(store, config.retentionDays, log);

@@ -6,6 +6,8 @@
  *   every implementation passes.
  * - duckdb-store.ts: the embedded implementation (DuckDB), with duckdb-chunks.ts (fast appends),
  *   duckdb-schema.ts, duckdb-queries/red/metrics.ts (queries).
+ * - clickhouse-store.ts: the same interface on a ClickHouse server (`--telemetry clickhouse://…`),
+ *   with clickhouse-schema.ts, clickhouse-queries/red/metrics.ts, clickhouse-sql.ts.
  * - rollup.ts + sketch.ts: streaming RED rollups with mergeable latency sketches;
  *   trace-index.ts: per-minute Bloom filters that turn trace-id lookups into time-range reads.
  * - writer.ts: group commit with a bounded queue; retention.ts: hourly drop of old days.
@@ -20,6 +22,8 @@ export type {
   OtlpSource, SpanRow, TelemetryBatches, TelemetryStore, TraceQuery, TraceSummary,
 } from './store.js';
 export { DuckDbTelemetryStore, type CommittedBatches, type DuckDbStoreOptions } from './duckdb-store.js';
+export { ClickHouseTelemetryStore, type ClickHouseStoreOptions } from './clickhouse-store.js';
+export { describeClickHouse, isClickHouseUrl, parseClickHouseUrl } from './clickhouse-sql.js';
 export { isEntrySpan, type CommittedRollupListener, type RollupListener, type RollupSecond } from './rollup.js';
 export { LatencySketch, SKETCH_RELATIVE_ACCURACY, sketchKey, sketchValue } from './sketch.js';
 export { rowCount, TelemetryWriter, type TelemetryWriterOptions, type TelemetryWriterStats } from './writer.js';

@@ -1,0 +1,359 @@
+/**
+ * ClickHouseTelemetryStore: the TelemetryStore on a ClickHouse server (HTTP interface,
+ * `@clickhouse/client`), for telemetry beyond one node: several tightloop nodes can ingest into
+ * one database and every node's queries see all rows.
+ *
+ * Writes are synchronous INSERTs (telemetry/README.md, "ClickHouse"): append() resolves once
+ * ClickHouse has written and fsynced the parts (`fsync_after_insert`); the writer's group commit
+ * already hands it large batches. Each INSERT carries a deduplication token (node, ingest time,
+ * table), and a failed INSERT is retried with the same token, so an INSERT whose response was
+ * lost is stored once. RED rollups and the trace-id lookup table are filled by materialized
+ * views in the same INSERT: nothing derived is buffered in the node, nothing to replay after a
+ * crash, and rollups of several nodes add up in the engine.
+ *
+ * What stays in the node: the subscriptions (onCommittedRollups, onCommittedBatches, onRollup)
+ * deliver what *this* node appended — detectors and deploy verification of a node see its own
+ * ingest live; their queries (red, services, operationRollups) read all nodes' rows.
+ */
+import { hostname } from 'node:os';
+import type { LogBatch, MetricBatch, SpanBatch } from './batch.js';
+import { emptySpanBatch } from './batch.js';
+import { metrics } from '../core/metrics.js';
+import type { CommittedBatches } from './duckdb-store.js';
+import { getTrace, searchLogs, searchTraces } from './clickhouse-queries.js';
+import { queryMetric } from './clickhouse-metrics.js';
+import { operationRollups, red, services } from './clickhouse-red.js';
+import { clickHouseSchema, LOG_INSERT, METRIC_INSERT, SPAN_INSERT } from './clickhouse-schema.js';
+import { ChSql, chNumber, num, parseClickHouseUrl, str, type ClickHouseLocation } from './clickhouse-sql.js';
+import type { RetentionDays } from './retention.js';
+import { RollupBuffer, deltasOf, rollupSecondOf, type CommittedRollupListener, type RollupListener, type RollupSecond } from './rollup.js';
+import type { TelemetryLog } from './span-floor.js';
+import type {
+  LogQuery, LogRow, MetricQuery, MetricSeries, RedBucket, RedQuery, ServiceSummary, Signal, SpanRow,
+  TelemetryBatches, TelemetryStore, TraceQuery, TraceSummary,
+} from './store.js';
+
+export interface ClickHouseStoreOptions {
+  /** `clickhouse://user:pass@host:8123/db` (`clickhouses://` for TLS; http(s):// too). */
+  url: string;
+  /** This node's name in the rows it ingests (`node` column). Default: the host name. */
+  nodeId?: string;
+  /** Retention per signal, also set as the tables' TTL (ClickHouse drops old days on its own). */
+  retentionDays?: Partial<RetentionDays>;
+  /** Attempts per INSERT (same deduplication token each time). Default 3. */
+  insertAttempts?: number;
+  secondGraceMs?: number;
+  flushIntervalMs?: number;
+  nowUs?: () => number;
+  log?: TelemetryLog;
+}
+
+const US = 1_000_000;
+const DAY_US = 86_400 * US;
+/** DateTime64(9) holds 1900-01-01 … 2262-04-11; spans outside cannot be stored as their time. */
+const MIN_TIME_US = -2_208_988_800 * US;
+const MAX_TIME_US = 9_223_372_036 * US;
+
+const jsonString = (s: string): string => JSON.stringify(s);
+
+export class ClickHouseTelemetryStore implements TelemetryStore {
+  private sql: ChSql | undefined;
+  readonly location: ClickHouseLocation;
+  private readonly nodeId: string;
+  private readonly nowUs: () => number;
+  /** This node's appended spans, per second, until onRollup listeners had them. */
+  private readonly local = new RollupBuffer();
+  private readonly listeners = new Set<RollupListener>();
+  private readonly committedListeners = new Set<CommittedRollupListener>();
+  private readonly batchListeners = new Set<(c: CommittedBatches) => void>();
+  private readonly appending = new Set<number>();
+  private lastSeq = 0;
+  private timer: NodeJS.Timeout | undefined;
+  /** Spans not stored because their start or duration is not a storable time (logged, counted). */
+  spansDroppedOutOfRange = 0;
+
+  constructor(private readonly opts: ClickHouseStoreOptions) {
+    this.location = parseClickHouseUrl(opts.url);
+    this.nodeId = opts.nodeId ?? hostname();
+    this.nowUs = opts.nowUs ?? (() => Date.now() * 1000);
+  }
+
+  private get db(): ChSql {
+    if (!this.sql) throw new Error('telemetry store is not open');
+    return this.sql;
+  }
+
+  async open(): Promise<void> {
+    if (this.sql) return;
+    const admin = new ChSql(this.location, 'default');
+    try {
+      await admin.command(`CREATE DATABASE IF NOT EXISTS ${this.location.database}`);
+    } finally {
+      await admin.close();
+    }
+    const sql = new ChSql(this.location);
+    try {
+      for (const ddl of clickHouseSchema(this.opts.retentionDays)) await sql.command(ddl);
+      const [last] = await sql.rows('SELECT toUnixTimestamp64Micro(max(ingested)) AS m FROM spans WHERE node = {node:String}', { node: this.nodeId });
+      this.lastSeq = Math.max(this.lastSeq, num(last?.m));
+    } catch (e) {
+      await sql.close();
+      throw e;
+    }
+    this.sql = sql;
+    this.timer = setInterval(() => this.emitClosedSeconds(false), this.opts.flushIntervalMs ?? 1000);
+    this.timer.unref();
+  }
+
+  async append(batches: TelemetryBatches[]): Promise<void> {
+    const spans = batches.map((b) => b.spans).filter((b): b is SpanBatch => !!b && b.length > 0).map((b) => this.storable(b));
+    const logs = batches.map((b) => b.logs).filter((b): b is LogBatch => !!b && b.length > 0);
+    const metricBatches = batches.map((b) => b.metrics).filter((b): b is MetricBatch => !!b && b.length > 0);
+    const sql = this.db;
+    const seq = Math.max(this.lastSeq + 1, this.nowUs());
+    this.lastSeq = seq;
+    this.appending.add(seq);
+    try {
+      const token = `${this.nodeId}:${seq}`;
+      const inserts: Array<Promise<void>> = [];
+      const spanBody = spans.map((b) => this.spanRows(b, seq)).join('');
+      if (spanBody !== '') inserts.push(this.insert(sql, SPAN_INSERT, spanBody, `${token}:spans`));
+      const logBody = logs.map((b) => this.logRows(b, seq)).join('');
+      if (logBody !== '') inserts.push(this.insert(sql, LOG_INSERT, logBody, `${token}:logs`));
+      const metricBody = metricBatches.map((b) => this.metricRows(b, seq)).join('');
+      if (metricBody !== '') inserts.push(this.insert(sql, METRIC_INSERT, metricBody, `${token}:metrics`));
+      if (inserts.length === 0) return;
+      await Promise.all(inserts);
+      this.stored(spans.filter((b) => b.length > 0), logs, metricBatches, seq);
+    } finally {
+      this.appending.delete(seq);
+    }
+  }
+
+  /** One INSERT, retried with the same deduplication token when it fails. */
+  private async insert(sql: ChSql, query: string, body: string, token: string): Promise<void> {
+    const attempts = Math.max(1, this.opts.insertAttempts ?? 3);
+    for (let i = 1; ; i++) {
+      try {
+        await sql.insert(query, body, token);
+        return;
+      } catch (err) {
+        if (i >= attempts) throw err;
+        metrics.inc('tightloop_clickhouse_insert_retries_total', 'ClickHouse INSERTs retried (same deduplication token).');
+        this.opts.log?.warn({ err, token, attempt: i }, 'telemetry: ClickHouse INSERT failed; retrying with the same deduplication token');
+        await new Promise((r) => setTimeout(r, 100 * i));
+      }
+    }
+  }
+
+  /** The spans of a batch whose start and duration DateTime64(9) holds; the rest dropped, logged and counted. */
+  private storable(b: SpanBatch): SpanBatch {
+    const bad: number[] = [];
+    for (let i = 0; i < b.length; i++) {
+      const s = b.startUs[i], d = b.durationNs[i];
+      if (!(Number.isFinite(s) && s >= MIN_TIME_US && s < MAX_TIME_US && Number.isFinite(d) && Math.abs(d) < 2 ** 62)) bad.push(i);
+    }
+    if (bad.length === 0) return b;
+    this.spansDroppedOutOfRange += bad.length;
+    metrics.inc('tightloop_telemetry_spans_dropped_total', 'Spans not stored (start or duration out of range).', { reason: 'out_of_range' }, bad.length);
+    this.opts.log?.warn({ dropped: bad.length, total: this.spansDroppedOutOfRange }, 'telemetry: spans with a start or duration ClickHouse cannot store were dropped');
+    const skip = new Set(bad);
+    const out = emptySpanBatch();
+    for (const k of Object.keys(out) as Array<keyof SpanBatch>) {
+      if (k === 'length') continue;
+      (out[k] as unknown[]) = (b[k] as unknown[]).filter((_, i) => !skip.has(i));
+    }
+    out.length = b.length - bad.length;
+    return out;
+  }
+
+  private spanRows(b: SpanBatch, seq: number): string {
+    let out = '';
+    const node = jsonString(this.nodeId);
+    for (let i = 0; i < b.length; i++) {
+      out += `[${b.startUs[i]},${jsonString(b.traceId[i])},${jsonString(b.spanId[i])},${jsonString(b.parentSpanId[i])},${jsonString(b.traceState[i])},`
+        + `${jsonString(b.name[i])},${b.kind[i]},${Math.round(b.durationNs[i])},${b.statusCode[i]},${jsonString(b.statusMessage[i])},`
+        + `${jsonString(b.service[i])},${jsonString(b.version[i])},${jsonString(b.environment[i])},${jsonString(b.resourceAttrs[i])},`
+        + `${jsonString(b.scopeName[i])},${jsonString(b.scopeVersion[i])},${jsonString(b.attrs[i])},${jsonString(b.events[i])},`
+        + `${jsonString(b.links[i])},${seq},${node}]\n`;
+    }
+    return out;
+  }
+
+  private logRows(b: LogBatch, seq: number): string {
+    let out = '';
+    const node = jsonString(this.nodeId);
+    for (let i = 0; i < b.length; i++) {
+      out += `[${Math.round(b.timeUs[i])},${Math.round(b.observedTimeUs[i])},${b.severityNumber[i]},${jsonString(b.severityText[i])},`
+        + `${jsonString(b.body[i])},${jsonString(b.traceId[i])},${jsonString(b.spanId[i])},${b.flags[i]},${jsonString(b.service[i])},`
+        + `${jsonString(b.version[i])},${jsonString(b.environment[i])},${jsonString(b.resourceAttrs[i])},${jsonString(b.scopeName[i])},`
+        + `${jsonString(b.scopeVersion[i])},${jsonString(b.attrs[i])},${jsonString(b.eventName[i])},${seq},${node}]\n`;
+    }
+    return out;
+  }
+
+  private metricRows(b: MetricBatch, seq: number): string {
+    let out = '';
+    const node = jsonString(this.nodeId);
+    for (let i = 0; i < b.length; i++) {
+      out += `[${Math.round(b.timeUs[i])},${Math.round(b.startTimeUs[i])},${jsonString(b.name[i])},${jsonString(b.description[i])},`
+        + `${jsonString(b.unit[i])},${jsonString(b.type[i])},${b.temporality[i]},${b.isMonotonic[i] ? 'true' : 'false'},`
+        + `${chNumber(b.value[i])},${Math.max(0, Math.round(b.count[i]))},${chNumber(b.sum[i])},${chNumber(b.min[i])},${chNumber(b.max[i])},`
+        + `${jsonString(b.detail[i])},${jsonString(b.service[i])},${jsonString(b.version[i])},${jsonString(b.environment[i])},`
+        + `${jsonString(b.resourceAttrs[i])},${jsonString(b.scopeName[i])},${jsonString(b.scopeVersion[i])},${jsonString(b.attrs[i])},${seq},${node}]\n`;
+    }
+    return out;
+  }
+
+  /** Rows just committed: this node's rollup deltas, onRollup's buffer, batch listeners. */
+  private stored(spans: SpanBatch[], logs: LogBatch[], metricBatches: MetricBatch[], seq: number): void {
+    const deltas: RollupSecond[] | undefined = this.committedListeners.size > 0 ? [] : undefined;
+    for (const b of spans) {
+      const perSecond = this.local.add(b);
+      if (deltas) deltasOf(perSecond, deltas);
+    }
+    if (deltas && deltas.length > 0) {
+      for (const l of this.committedListeners) {
+        try { l(deltas); } catch (err) { this.listenerFailed('committed_rollups', err); }
+      }
+    }
+    if (this.batchListeners.size > 0) {
+      const c: CommittedBatches = { spans, logs, metrics: metricBatches, seq, settledThroughSeq: this.settledThrough(seq) };
+      for (const l of this.batchListeners) {
+        try { l(c); } catch (err) { this.listenerFailed('committed_batches', err); }
+      }
+    }
+  }
+
+  private listenerFailed(listener: string, err: unknown): void {
+    metrics.inc('tightloop_telemetry_listener_failures_total', 'Telemetry subscribers (detectors) that threw on a delivery.', { listener });
+    this.opts.log?.error({ err, listener }, 'telemetry: a subscriber failed on a delivery; ingest goes on');
+  }
+
+  private settledThrough(seq: number): number {
+    let low = this.lastSeq;
+    for (const s of this.appending) if (s !== seq && s <= low) low = s - 1;
+    return low;
+  }
+
+  /** Ingest time up to which every append of this node has settled. */
+  get settledThroughSeq(): number {
+    return this.settledThrough(Number.NaN);
+  }
+
+  /** Hands this node's closed seconds (all of them when `all`) to onRollup listeners. */
+  private emitClosedSeconds(all: boolean): void {
+    const below = all ? Infinity : Math.floor((this.nowUs() - (this.opts.secondGraceMs ?? 2000) * 1000) / US);
+    const rows = this.local.take(below, Infinity);
+    this.local.committed();
+    const flushed = rows.seconds.filter((r) => !r.allOperations).map(rollupSecondOf);
+    if (flushed.length === 0) return;
+    for (const l of this.listeners) {
+      try { l(flushed); } catch (err) { this.listenerFailed('flushed_rollups', err); }
+    }
+  }
+
+  /** Rollups are written by the engine in each INSERT; this only hands open seconds to onRollup listeners. */
+  flush(): Promise<void> {
+    this.emitClosedSeconds(true);
+    return Promise.resolve();
+  }
+
+  onRollup(listener: RollupListener): () => void {
+    this.listeners.add(listener);
+    return () => { this.listeners.delete(listener); };
+  }
+
+  onCommittedRollups(listener: CommittedRollupListener): () => void {
+    this.committedListeners.add(listener);
+    return () => { this.committedListeners.delete(listener); };
+  }
+
+  onCommittedBatches(listener: (c: CommittedBatches) => void): () => void {
+    this.batchListeners.add(listener);
+    return () => { this.batchListeners.delete(listener); };
+  }
+
+  /** This node's spans ingested after `seq` carrying an event named `eventName`, oldest first. */
+  async spansWithEventSince(seq: number, eventName: string): Promise<SpanBatch> {
+    const rows = await this.db.rows(`SELECT trace_id, span_id, name, toUnixTimestamp64Micro(start) AS start_us, service, version, environment, events
+      FROM spans WHERE node = {node:String} AND ingested > fromUnixTimestamp64Micro({seq:Int64}, 'UTC') AND position(events, {pattern:String}) > 0
+      ORDER BY ingested`, { node: this.nodeId, seq, pattern: `"name":${JSON.stringify(eventName)}` });
+    const b = emptySpanBatch();
+    for (const r of rows) {
+      b.traceId.push(str(r.trace_id));
+      b.spanId.push(str(r.span_id));
+      b.name.push(str(r.name));
+      b.startUs.push(num(r.start_us));
+      b.service.push(str(r.service));
+      b.version.push(str(r.version));
+      b.environment.push(str(r.environment));
+      b.events.push(str(r.events));
+    }
+    b.length = rows.length;
+    return b;
+  }
+
+  getTrace(traceId: string): Promise<SpanRow[]> {
+    return getTrace(this.db, traceId);
+  }
+
+  searchTraces(q: TraceQuery): Promise<TraceSummary[]> {
+    return searchTraces(this.db, q);
+  }
+
+  searchLogs(q: LogQuery): Promise<LogRow[]> {
+    return searchLogs(this.db, q);
+  }
+
+  red(q: RedQuery): Promise<RedBucket[]> {
+    return red(this.db, q);
+  }
+
+  services(fromUs: number, toUs: number): Promise<ServiceSummary[]> {
+    return services(this.db, fromUs, toUs);
+  }
+
+  async operationRollups(level: 'second' | 'minute', fromUs: number, toUs: number, limit: number): Promise<RollupSecond[]> {
+    return (await operationRollups(this.db, level, fromUs, toUs, limit)).map(rollupSecondOf);
+  }
+
+  queryMetric(q: MetricQuery): Promise<MetricSeries[]> {
+    return queryMetric(this.db, q);
+  }
+
+  /**
+   * Drops the day partitions before cutoff's UTC day (rollups and the trace-id table go with the
+   * spans); returns the raw rows removed. Partitions are dropped by name, so rows inserted meanwhile
+   * into later days are never touched.
+   */
+  async dropBefore(signal: Signal, cutoffUs: number): Promise<number> {
+    const sql = this.db;
+    const dayS = Math.floor(cutoffUs / DAY_US) * 86_400;
+    const tables = signal === 'spans' ? ['spans', 'rollup_second', 'rollup_minute', 'trace_times'] : [signal === 'logs' ? 'logs' : 'metric_points'];
+    let removed = 0;
+    for (const table of tables) {
+      const parts = await sql.rows(`SELECT partition_id, sum(rows) AS n FROM system.parts
+        WHERE database = currentDatabase() AND table = {table:String} AND active
+          AND toDate(partition) < toDate(toDateTime({day:Int64}, 'UTC')) GROUP BY partition_id`, { table, day: dayS });
+      for (const p of parts) {
+        const pid = str(p.partition_id);
+        if (!/^[0-9a-f]+$/.test(pid)) throw new Error(`telemetry: unexpected ClickHouse partition id ${JSON.stringify(pid)} in ${table}`);
+        await sql.command(`ALTER TABLE ${table} DROP PARTITION ID '${pid}'`);
+        if (table === tables[0]) removed += num(p.n);
+      }
+    }
+    if (signal === 'spans') this.local.forgetBefore(dayS * US);
+    return removed;
+  }
+
+  async close(): Promise<void> {
+    if (!this.sql) return;
+    clearInterval(this.timer);
+    this.timer = undefined;
+    this.emitClosedSeconds(true);
+    const sql = this.sql;
+    this.sql = undefined;
+    await sql.close();
+  }
+}
