@@ -79,7 +79,8 @@ export async function searchTraces(sql: ChSql, q: TraceQuery): Promise<TraceSumm
       count() AS span_count, countIf(status_code = 2) AS error_count, arraySort(groupUniqArray(service)) AS services,
       countIf(parent_span_id = '') AS roots,
       argMinIf(service, start, parent_span_id = '') AS root_service, argMinIf(name, start, parent_span_id = '') AS root_name,
-      argMin(service, start) AS first_service, argMin(name, start) AS first_name
+      argMinIf(version, start, parent_span_id = '') AS root_version,
+      argMin(service, start) AS first_service, argMin(name, start) AS first_name, argMin(version, start) AS first_version
     FROM spans WHERE trace_id IN {ids:Array(String)} AND ${window}
     GROUP BY trace_id`, { ids: picked, lo: firstUs - TRACE_REACH_US, hi: lastUs + TRACE_REACH_US });
   return rows
@@ -89,6 +90,7 @@ export async function searchTraces(sql: ChSql, q: TraceQuery): Promise<TraceSumm
         traceId: str(r.trace_id),
         rootService: str(root ? r.root_service : r.first_service),
         rootName: str(root ? r.root_name : r.first_name),
+        rootVersion: str(root ? r.root_version : r.first_version),
         startUs: num(r.start_us),
         durationNs: num(r.duration_ns),
         spanCount: num(r.span_count),
