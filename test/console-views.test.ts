@@ -326,6 +326,28 @@ describe('the console in Chromium', () => {
     await page.locator('.wf-row').first().waitFor();
   });
 
+  it('the log histogram counts every line of the range, not only the 500 the page lists', async () => {
+    const bulk = sdk('bulk', '1.0.0');
+    const fromMs = Date.now() - 1000;
+    for (let i = 0; i < 1234; i++) bulk.logger.emit({ body: `bulk line ${i}`, severityNumber: i % 10 === 0 ? SeverityNumber.ERROR : SeverityNumber.INFO });
+    await bulk.flush();
+    const toMs = Date.now() + 1000;
+    const range = `from=${fromMs}&to=${toMs}`;
+    await until(async () => ((await apiCall<{ total: number }>(`/api/logs/volume?service=bulk&${range}`)).body.total === 1234 ? true : undefined));
+    await go(`/logs?service=bulk&${range}`);
+    const volume = page.locator('[data-log-total]');
+    await volume.locator('canvas').waitFor();
+    expect(await volume.getAttribute('data-log-total')).toBe('1234');
+    expect(await volume.getAttribute('data-log-drawn')).toBe('1234');
+    expect(await volume.locator('figcaption').textContent()).toContain('1,234 in the range');
+    expect(await page.locator('#logs-h').locator('xpath=../..').locator('table.logs > tbody > tr').count()).toBe(500);
+    expect(await page.locator('[data-shown]').textContent()).toContain('The newest 500 of 1,234 lines');
+    // The filters apply to the count as to the rows: the errors among them.
+    await go(`/logs?service=bulk&severity=17&${range}`);
+    await page.locator('[data-log-total="124"]').waitFor();
+    expect(await page.locator('[data-shown]').count()).toBe(0);
+  });
+
   it('shows error groups with sparklines, a stack trace, releases; resolves a group', async () => {
     await go('/errors');
     const link = page.getByRole('link', { name: /card declined by issuer/ }).first();

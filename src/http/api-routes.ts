@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import type { MetricAgg, TelemetryStore } from '../telemetry/index.js';
+import type { LogFilter, MetricAgg, TelemetryStore } from '../telemetry/index.js';
 import { badRequest, notFound } from '../core/app-error.js';
 import { hexId, int, num, oneOf, type Query, RESPONSE_BUDGET_CHARS, severity, step, str, timeRange, withinBudget } from './params.js';
 import { openApiDocument } from './openapi.js';
@@ -12,6 +12,29 @@ const LABEL_RE = /^[A-Za-z0-9_.\-/]{1,128}$/;
 export interface ApiRouteOptions {
   /** Errors raised in a trace (errors/), added to GET /api/traces/:id when present. */
   errorsForTrace?: (traceId: string) => Promise<unknown[]>;
+}
+
+/** The filters shared by GET /api/logs and /api/logs/volume. */
+function logFilter(q: Query, defaultS: number): LogFilter {
+  const { fromUs, toUs } = timeRange(q, defaultS);
+  const attrs: Record<string, string> = {};
+  for (const [key, value] of Object.entries(q)) {
+    if (!key.startsWith('attr.')) continue;
+    const name = key.slice(5);
+    if (!LABEL_RE.test(name)) throw badRequest(`parameter '${key}': invalid attribute key`);
+    if (typeof value !== 'string') throw badRequest(`parameter '${key}' given more than once`);
+    attrs[name] = value;
+  }
+  const traceId = str(q, 'traceId');
+  return {
+    q: str(q, 'q'),
+    service: str(q, 'service'),
+    eventName: str(q, 'eventName'),
+    minSeverity: severity(q, 'severity'),
+    traceId: traceId === undefined ? undefined : hexId(traceId, 'traceId', 32),
+    attrs,
+    fromUs, toUs,
+  };
 }
 
 export function registerApiRoutes(app: FastifyInstance, store: TelemetryStore, opts: ApiRouteOptions = {}): void {
@@ -73,28 +96,19 @@ export function registerApiRoutes(app: FastifyInstance, store: TelemetryStore, o
 
   app.get('/api/logs', async (req) => {
     const q = req.query as Query;
-    const { fromUs, toUs } = timeRange(q, 60 * 60);
-    const attrs: Record<string, string> = {};
-    for (const [key, value] of Object.entries(q)) {
-      if (!key.startsWith('attr.')) continue;
-      const name = key.slice(5);
-      if (!LABEL_RE.test(name)) throw badRequest(`parameter '${key}': invalid attribute key`);
-      if (typeof value !== 'string') throw badRequest(`parameter '${key}' given more than once`);
-      attrs[name] = value;
-    }
-    const traceId = str(q, 'traceId');
-    const logs = await store.searchLogs({
-      q: str(q, 'q'),
-      service: str(q, 'service'),
-      eventName: str(q, 'eventName'),
-      minSeverity: severity(q, 'severity'),
-      traceId: traceId === undefined ? undefined : hexId(traceId, 'traceId', 32),
-      attrs,
-      fromUs, toUs,
-      limit: int(q, 'limit', 1, 5000) ?? 100,
-    });
+    const logs = await store.searchLogs({ ...logFilter(q, 60 * 60), limit: int(q, 'limit', 1, 5000) ?? 100 });
     const { rows, truncated } = withinBudget(logs);
     return truncated ? { logs: rows, truncated } : { logs: rows };
+  });
+
+  // Every matching line counted per bucket (the search above stops at its limit): the console's histogram.
+  app.get('/api/logs/volume', async (req) => {
+    const q = req.query as Query;
+    const filter = logFilter(q, 60 * 60);
+    const n = int(q, 'buckets', 1, 1000) ?? 60;
+    const stepUs = Math.max(1, Math.ceil((filter.toUs - filter.fromUs) / n));
+    const buckets = await store.logVolume({ ...filter, stepUs });
+    return { from: filter.fromUs / 1000, to: filter.toUs / 1000, stepMs: stepUs / 1000, total: buckets.reduce((a, b) => a + b.count, 0), buckets: buckets.map((b) => ({ time: b.timeUs / 1000, count: b.count, errors: b.errors })) };
   });
 
   app.get('/api/metrics/query', async (req) => {

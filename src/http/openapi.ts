@@ -117,6 +117,19 @@ export const openApiDocument = {
         responses: responses('Logs'),
       },
     },
+    '/api/logs/volume': {
+      get: {
+        summary: 'Every matching log record counted per time bucket (no row limit), with the errors among them',
+        parameters: [
+          ...timeParams, q('q', 'Case-insensitive substring of the body'), q('service', 'service.name'),
+          q('severity', 'Minimum severity: trace, debug, info, warn, error, fatal or 1-24'), q('traceId', '32 hex chars'),
+          q('eventName', 'Exact LogRecord.event_name (OTLP 1.5)'),
+          { name: 'attr.<key>', in: 'query', schema: { type: 'string' }, description: 'Exact match on a record attribute' },
+          q('buckets', '1-1000 equal buckets over the range, default 60', 'integer'),
+        ],
+        responses: responses('Buckets: time (epoch ms), count, errors; only buckets holding a record'),
+      },
+    },
     '/api/metrics/query': {
       get: {
         summary: 'Metric series aggregated per step',

@@ -65,6 +65,7 @@ export const ROUTE_ROLES: Readonly<Record<string, RouteRule>> = {
   'GET /api/traces/:traceId': r('viewer'),
   'GET /api/logs': r('viewer'),
   'GET /api/logs/tail': r('viewer'),
+  'GET /api/logs/volume': r('viewer'),
   'GET /api/metrics/query': r('viewer'),
   'GET /metrics': r('viewer'),
   // errors

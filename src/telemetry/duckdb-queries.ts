@@ -3,7 +3,7 @@
  * SQL text is assembled only from fixed fragments.
  */
 import { UHUGEINT, type DuckDBType } from '@duckdb/node-api';
-import type { LogQuery, LogRow, SpanRow, TraceQuery, TraceSummary } from './store.js';
+import type { LogFilter, LogQuery, LogRow, LogVolumeBucket, LogVolumeQuery, SpanRow, TraceQuery, TraceSummary } from './store.js';
 import type { TraceIndex } from './trace-index.js';
 import {
   hexId, jsonPointer, minuteRanges, newestFirstWindows, num, parseJson, str, traceIdParam,
@@ -157,9 +157,8 @@ function logRow(r: Row, res: ResourceInfo | undefined): LogRow {
   };
 }
 
-export async function searchLogs(sql: SqlRunner, resources: ResourceLookup, q: LogQuery): Promise<LogRow[]> {
-  const limit = Math.max(0, Math.floor(q.limit));
-  if (limit === 0 || q.toUs <= q.fromUs) return [];
+/** The WHERE fragments and parameters of a log query's filters; null when nothing can match. */
+function logFilters(q: LogFilter): { filters: string[]; base: SqlParams } | null {
   const filters: string[] = [];
   const base: SqlParams = {};
   if (q.q !== undefined && q.q !== '') {
@@ -173,7 +172,7 @@ export async function searchLogs(sql: SqlRunner, resources: ResourceLookup, q: L
   if (q.minSeverity !== undefined) { filters.push('severity_number >= $sev'); base.sev = Math.floor(q.minSeverity); }
   if (q.traceId !== undefined) {
     const id = traceIdParam(q.traceId);
-    if (id === null) return [];
+    if (id === null) return null;
     filters.push('trace_id = $tid');
     base.tid = id;
   }
@@ -182,6 +181,15 @@ export async function searchLogs(sql: SqlRunner, resources: ResourceLookup, q: L
     base[`ak${i}`] = jsonPointer(k);
     base[`av${i}`] = v;
   });
+  return { filters, base };
+}
+
+export async function searchLogs(sql: SqlRunner, resources: ResourceLookup, q: LogQuery): Promise<LogRow[]> {
+  const limit = Math.max(0, Math.floor(q.limit));
+  if (limit === 0 || q.toUs <= q.fromUs) return [];
+  const f = logFilters(q);
+  if (f === null) return [];
+  const { filters, base } = f;
   const hits: Row[] = [];
   for (const [lo, hi] of newestFirstWindows(q.fromUs, q.toUs)) {
     const rows = await sql.rows(`SELECT * FROM logs WHERE time_us >= $lo::BIGINT AND time_us < $hi::BIGINT
@@ -192,4 +200,20 @@ export async function searchLogs(sql: SqlRunner, resources: ResourceLookup, q: L
   }
   const res = await resources.get(hits.map((r) => r.resource_id));
   return hits.map((r) => logRow(r, res.get(r.resource_id as bigint)));
+}
+
+/**
+ * Every matching log line counted per bucket of `stepUs` from `fromUs` (no row limit): what a
+ * volume histogram draws. Only buckets holding a line are returned, oldest first.
+ */
+export async function logVolume(sql: SqlRunner, q: LogVolumeQuery): Promise<LogVolumeBucket[]> {
+  const stepUs = Math.max(1, Math.floor(q.stepUs));
+  if (q.toUs <= q.fromUs) return [];
+  const f = logFilters(q);
+  if (f === null) return [];
+  const rows = await sql.rows(`SELECT (time_us - $lo::BIGINT) // $w::BIGINT AS i, count(*) AS n, count_if(severity_number >= 17) AS e
+      FROM logs WHERE time_us >= $lo::BIGINT AND time_us < $hi::BIGINT${f.filters.map((x) => ` AND ${x}`).join('')}
+      GROUP BY i ORDER BY i`,
+  { ...f.base, lo: Math.floor(q.fromUs), hi: Math.ceil(q.toUs), w: stepUs }, f.base.tid === undefined ? undefined : { tid: UHUGEINT });
+  return rows.map((r) => ({ timeUs: Math.floor(q.fromUs) + num(r.i) * stepUs, count: num(r.n), errors: num(r.e) }));
 }

@@ -26,7 +26,7 @@ import { emptySpanBatch, type LogBatch, type MetricBatch, type SpanBatch } from 
 import { ChunkPool, type RowSource } from './duckdb-chunks.js';
 import { WriteConnection } from './duckdb-write.js';
 import { operationRollups, red, services } from './duckdb-red.js';
-import { getTrace, searchLogs, searchTraces } from './duckdb-queries.js';
+import { getTrace, logVolume, searchLogs, searchTraces } from './duckdb-queries.js';
 import { queryMetric } from './duckdb-metrics.js';
 import {
   LOG_COLUMNS, META_FLUSH_ID, META_FLUSHED_SEQ, META_LOG_LSN, META_MINUTE_WM, META_SECOND_WM, METRIC_COLUMNS, SCHEMA_DDL, SPAN_COLUMNS,
@@ -37,7 +37,7 @@ import {
   RollupBuffer, deltasOf, rollupSecondOf, type CommittedRollupListener, type RollupListener, type RollupSecond,
 } from './rollup.js';
 import type {
-  LogQuery, LogRow, MetricQuery, MetricSeries, RedBucket, RedQuery, ServiceSummary, Signal, SpanRow,
+  LogQuery, LogRow, LogVolumeBucket, LogVolumeQuery, MetricQuery, MetricSeries, RedBucket, RedQuery, ServiceSummary, Signal, SpanRow,
   TelemetryBatches, TelemetryStore, TraceQuery, TraceSummary,
 } from './store.js';
 import { BloomFilter, TraceIndex } from './trace-index.js';
@@ -603,6 +603,11 @@ export class DuckDbTelemetryStore implements TelemetryStore {
   async searchLogs(q: LogQuery): Promise<LogRow[]> {
     await this.visible();
     return searchLogs(this.sql, this.resourceLookup, q);
+  }
+
+  async logVolume(q: LogVolumeQuery): Promise<LogVolumeBucket[]> {
+    await this.visible();
+    return logVolume(this.sql, q);
   }
 
   red(q: RedQuery): Promise<RedBucket[]> {

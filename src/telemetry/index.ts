@@ -18,7 +18,7 @@ export {
   type LogBatch, type MetricBatch, type MetricType, type ResourceColumns, type SpanBatch,
 } from './batch.js';
 export type {
-  LogQuery, LogRow, MetricAgg, MetricQuery, MetricSeries, RedBucket, RedQuery, ServiceSummary, Signal,
+  LogFilter, LogQuery, LogRow, LogVolumeBucket, LogVolumeQuery, MetricAgg, MetricQuery, MetricSeries, RedBucket, RedQuery, ServiceSummary, Signal,
   OtlpSource, SpanRow, TelemetryBatches, TelemetryStore, TraceQuery, TraceSummary,
 } from './store.js';
 export { DuckDbTelemetryStore, type CommittedBatches, type DuckDbStoreOptions } from './duckdb-store.js';

@@ -191,6 +191,30 @@ export function runTelemetryStoreConformance(name: string, factory: StoreFactory
       expect(withResource).toMatchObject({ resourceAttrs: { 'service.name': 'pay', region: 'eu' }, scopeName: 'pay-logger' });
     });
 
+    it('counts every matching log line per bucket, past any search limit, with the same filters', async () => {
+      const { store } = ctx;
+      const rows = [];
+      // 2 500 lines over 50 s (one every 20 ms), every 10th an error of 'pay'; one line just before and one at the end (both outside).
+      for (let i = 0; i < 2500; i++) {
+        rows.push({ timeUs: T0 + i * 20_000, body: i % 10 === 0 ? `declined ${i}` : `ok ${i}`, service: i % 10 === 0 ? 'pay' : 'web', severityNumber: i % 10 === 0 ? 17 : 9 });
+      }
+      rows.push({ timeUs: T0 - 1, body: 'before', service: 'web', severityNumber: 9 }, { timeUs: T0 + 50 * US, body: 'at the end', service: 'web', severityNumber: 9 });
+      await store.append([{ logs: logBatch(rows) }]);
+      const range = { fromUs: T0, toUs: T0 + 50 * US };
+      const all = await store.logVolume({ ...range, stepUs: 10 * US });
+      expect(all).toEqual([0, 1, 2, 3, 4].map((k) => ({ timeUs: T0 + k * 10 * US, count: 500, errors: 50 })));
+      expect((await store.searchLogs({ ...range, limit: 5000 })).length).toBe(2500);
+      const sum = (b: Array<{ count: number }>): number => b.reduce((a, x) => a + x.count, 0);
+      expect(sum(await store.logVolume({ ...range, stepUs: 7 * US }))).toBe(2500);
+      expect(sum(await store.logVolume({ ...range, stepUs: 10 * US, q: 'DECLINED' }))).toBe(250);
+      expect(sum(await store.logVolume({ ...range, stepUs: 10 * US, service: 'web' }))).toBe(2250);
+      expect(sum(await store.logVolume({ ...range, stepUs: 10 * US, minSeverity: 17 }))).toBe(250);
+      // Only buckets holding a line; none at all for an empty range or an impossible trace id.
+      expect(await store.logVolume({ fromUs: T0 + 20 * US, toUs: T0 + 20 * US + 10_000, stepUs: 1000 })).toEqual([{ timeUs: T0 + 20 * US, count: 1, errors: 1 }]);
+      expect(await store.logVolume({ fromUs: T0 + 60 * US, toUs: T0 + 70 * US, stepUs: US })).toEqual([]);
+      expect(await store.logVolume({ ...range, stepUs: US, traceId: 'not-hex' })).toEqual([]);
+    });
+
     it('computes RED buckets from rollups matching the ingested spans', async () => {
       const { store } = ctx;
       const durations: number[] = [];

@@ -96,7 +96,12 @@ export interface TraceSummary {
   services: string[];
 }
 
-export interface LogQuery {
+export interface LogQuery extends LogFilter {
+  limit: number;
+}
+
+/** Which log lines: the filters of a search, over [fromUs, toUs). */
+export interface LogFilter {
   /** Case-insensitive substring of the body. */
   q?: string;
   service?: string;
@@ -109,7 +114,18 @@ export interface LogQuery {
   attrs?: Record<string, string>;
   fromUs: number;
   toUs: number;
-  limit: number;
+}
+
+export interface LogVolumeQuery extends LogFilter {
+  /** Bucket width; buckets start at fromUs. */
+  stepUs: number;
+}
+
+/** Matching lines of one bucket; `errors` those of severity ERROR (17) or above. */
+export interface LogVolumeBucket {
+  timeUs: number;
+  count: number;
+  errors: number;
 }
 
 export interface RedQuery {
@@ -177,6 +193,8 @@ export interface TelemetryStore {
   getTrace(traceId: string): Promise<SpanRow[]>;
   searchTraces(q: TraceQuery): Promise<TraceSummary[]>;
   searchLogs(q: LogQuery): Promise<LogRow[]>;
+  /** Every matching line counted per bucket (no row limit); only non-empty buckets, oldest first. */
+  logVolume(q: LogVolumeQuery): Promise<LogVolumeBucket[]>;
   red(q: RedQuery): Promise<RedBucket[]>;
   services(fromUs: number, toUs: number): Promise<ServiceSummary[]>;
   queryMetric(q: MetricQuery): Promise<MetricSeries[]>;

@@ -13,6 +13,8 @@ import { Badge, ErrorBox, Field, KeyValues, LoadState, Panel } from '../ui';
 
 const SEVERITIES = [['', 'any'], ['5', 'debug+'], ['9', 'info+'], ['13', 'warn+'], ['17', 'error+'], ['21', 'fatal']];
 const TAIL_MAX = 500;
+/** Lines a search shows (the histogram counts them all). */
+const PAGE = 500;
 
 export function severityName(l: Pick<LogRow, 'severityText' | 'severityNumber'>): string {
   if (l.severityText !== '') return l.severityText.toLowerCase();
@@ -61,22 +63,26 @@ function LogTable(props: { logs: LogRow[] }): JSX.Element {
 
 const BINS = 60;
 
-/** Lines per time bin over the range (of the lines returned), errors apart; drag to zoom. */
-function Volume(props: { logs: LogRow[]; range: { fromMs: number; toMs: number }; theme: string; capped: boolean }): JSX.Element {
-  const { fromMs, toMs } = props.range;
-  const w = (toMs - fromMs) / BINS;
+/** GET /api/logs/volume: every matching line counted per bucket (not only the page's rows). */
+export interface LogVolume { from: number; to: number; stepMs: number; total: number; buckets: Array<{ time: number; count: number; errors: number }> }
+
+/** Lines per time bin over the range (all of them, counted by the server), errors apart; drag to zoom. */
+function Volume(props: { volume: LogVolume; range: { fromMs: number; toMs: number }; theme: string }): JSX.Element {
+  const v = props.volume;
   const all = new Array<number>(BINS).fill(0);
   const errors = new Array<number>(BINS).fill(0);
-  for (const l of props.logs) {
-    const i = Math.floor((l.timeUs / 1000 - fromMs) / w);
+  for (const b of v.buckets) {
+    const i = Math.round((b.time - v.from) / v.stepMs);
     if (i < 0 || i >= BINS) continue;
-    all[i]++;
-    if (l.severityNumber >= 17) errors[i]++;
+    all[i] += b.count;
+    errors[i] += b.errors;
   }
-  const times = all.map((_, i) => fromMs + i * w);
+  const times = all.map((_, i) => v.from + i * v.stepMs);
   return (
-    <TimeChart theme={props.theme} title={`Log lines over time${props.capped ? ' (of the newest 500 returned)' : ''}`} height={110} times={times} xRange={props.range}
-      series={[{ label: 'lines', values: all }, { label: 'error+', values: errors }]} onZoom={(f, t) => patch({ from: String(f), to: String(t) })} />
+    <div data-log-total={v.total} data-log-drawn={all.reduce((a, n) => a + n, 0)}>
+      <TimeChart theme={props.theme} title={`Log lines over time (${v.total.toLocaleString('en')} in the range)`} height={110} times={times} xRange={props.range}
+        series={[{ label: 'lines', values: all }, { label: 'error+', values: errors }]} onZoom={(f, t) => patch({ from: String(f), to: String(t) })} />
+    </div>
   );
 }
 
@@ -120,8 +126,14 @@ export function LogsView(props: ViewProps): JSX.Element {
   const filters = { q: q.get('q') ?? '', service: q.get('service') ?? '', severity: q.get('severity') ?? '', traceId: q.get('traceId') ?? '' };
   const [form, setForm] = useState(filters);
   const live = q.get('live') === '1';
-  const loaded = useLoad((signal) => api<{ logs: LogRow[] }>('/api/logs', { params: { ...filters, from: range.fromMs, to: range.toMs, limit: 500 }, signal }),
-    [filters.q, filters.service, filters.severity, filters.traceId, range.fromMs, range.toMs]);
+  const loaded = useLoad(async (signal) => {
+    const params = { ...filters, from: range.fromMs, to: range.toMs };
+    const [page, volume] = await Promise.all([
+      api<{ logs: LogRow[] }>('/api/logs', { params: { ...params, limit: PAGE }, signal }),
+      api<LogVolume>('/api/logs/volume', { params: { ...params, buckets: BINS }, signal }),
+    ]);
+    return { logs: page.logs, volume };
+  }, [filters.q, filters.service, filters.severity, filters.traceId, range.fromMs, range.toMs]);
   const submit = (e: Event): void => {
     e.preventDefault();
     patch({ ...form });
@@ -145,7 +157,13 @@ export function LogsView(props: ViewProps): JSX.Element {
       {live && <LiveTail filters={tailFilters} />}
       <Panel title="Search results" id="logs">
         <LoadState loaded={loaded} empty={(d) => d.logs.length === 0} emptyText="No log line matches in this time range.">
-          {(d) => <><Volume logs={d.logs} range={range} theme={props.theme} capped={d.logs.length >= 500} /><LogTable logs={d.logs} /></>}
+          {(d) => (
+            <>
+              <Volume volume={d.volume} range={range} theme={props.theme} />
+              <LogTable logs={d.logs} />
+              {d.volume.total > d.logs.length && <p class="muted small" data-shown={d.logs.length}>The newest {d.logs.length} of {d.volume.total.toLocaleString('en')} lines; narrow the range or the filters to see older ones.</p>}
+            </>
+          )}
         </LoadState>
       </Panel>
     </>
