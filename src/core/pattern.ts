@@ -280,6 +280,10 @@ export class CompiledPattern {
 
 const cache = new Map<string, CompiledPattern>();
 const CACHE_SIZE = 512;
+let compilations = 0;
+
+/** Patterns compiled since start (cache misses): a matcher recompiled per match shows here. */
+export const patternCompilations = (): number => compilations;
 
 /**
  * A compiled pattern, from a bounded cache (compiled once per source and mode; least recently
@@ -292,6 +296,7 @@ export function compilePattern(source: string, opts: PatternOptions = {}): Compi
     cache.delete(key);
   } else {
     p = new CompiledPattern(source, opts);
+    compilations++;
     if (cache.size >= CACHE_SIZE) cache.delete(cache.keys().next().value as string);
   }
   cache.set(key, p);

@@ -20,6 +20,7 @@ import { RuleBook } from './rule-book.js';
 import type { RuleRuntime, SeriesEntry } from './rule-set.js';
 import type { InhibitRule, Receiver, Rule } from './rules.js';
 import { SilenceBook } from './silences.js';
+import { metrics } from '../core/metrics.js';
 import { detectDb, type DetectDatabase } from './storage.js';
 
 /** What the engine needs from telemetry (DuckDbTelemetryStore provides it). */
@@ -56,7 +57,12 @@ export interface DetectEngineOptions {
   tickMs?: number;
   send?: SendOptions;
   logger?: DetectLogger;
+  /** How long an expired silence is kept before it is deleted (default SILENCE_RETENTION_MS, 120 h). */
+  silenceRetentionMs?: number;
 }
+
+/** Expired silences are garbage-collected at most this often (from tick()). */
+const SILENCE_GC_EVERY_MS = 60_000;
 
 /** Warm-up reads at most this many rollup rows per resolution (the newest). */
 const MAX_WARM_ROWS = 500_000;
@@ -76,12 +82,14 @@ export class DetectEngine {
   private timer: NodeJS.Timeout | undefined;
   private readonly nowMs: () => number;
   private lastTick = -Infinity;
+  private lastSilenceGc: number;
 
   constructor(private readonly opts: DetectEngineOptions) {
     this.db = detectDb(opts.db);
     this.nowMs = opts.nowMs ?? Date.now;
     this.metricFeed = new MetricFeed(this.nowMs() * 1000);
-    this.silences = new SilenceBook(this.db, this.nowMs);
+    this.silences = new SilenceBook(this.db, this.nowMs, opts.silenceRetentionMs);
+    this.lastSilenceGc = this.nowMs();
     this.rules = new RuleBook(this.db, this.nowMs, {
       onRemoved: (id) => this.dropRule(id),
       onSkipped: (id, name, why) => this.opts.logger?.warn({ rule: id, name, why }, 'detect: stored rule no longer valid; not evaluated (fix or delete it through the API)'),
@@ -196,6 +204,14 @@ export class DetectEngine {
     this.lastTick = now;
     this.metricFeed.sweep(now * 1000);
     this.dispatcher.tick();
+    if (now - this.lastSilenceGc >= SILENCE_GC_EVERY_MS) {
+      this.lastSilenceGc = now;
+      // On the write chain: stop() waits for it before the state store closes.
+      this.writes = this.writes.then(() => this.silences.gc()).then(() => undefined, (err: unknown) => {
+        metrics.inc('tightloop_silence_gc_failures_total', 'Deletions of expired silences (state database) that failed.');
+        this.opts.logger?.warn({ err }, 'detect: deleting expired silences failed');
+      });
+    }
   }
 
   private evaluate(rt: RuleRuntime, e: SeriesEntry, now: number, forced?: Evaluation): void {

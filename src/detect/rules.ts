@@ -4,7 +4,7 @@
  * reads like Prometheus; the API accepts the same shapes.
  */
 import { z } from 'zod';
-import { compilePattern, PatternError, patternProblem } from '../core/pattern.js';
+import { compilePattern, PatternError, patternProblem, type CompiledPattern } from '../core/pattern.js';
 
 const DURATION_RE = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -285,21 +285,42 @@ export const rulesFileSchema = z.object({
 }).strict();
 export type RulesFile = z.infer<typeof rulesFileSchema>;
 
-export function matches(m: Matcher, labels: Record<string, string>): boolean {
-  const v = labels[m.name] ?? '';
+/** A compiled matcher: whether the labels satisfy it. */
+export type LabelTest = (labels: Record<string, string>) => boolean;
+
+/**
+ * Matchers compiled once, as Alertmanager keeps them: keyed by the matcher object, which lives as
+ * long as its silence or inhibit rule, so a match never recompiles a pattern (the pattern cache
+ * of core/pattern.ts holds 512 sources; more distinct ones than that recompiled on every match).
+ */
+const compiledMatchers = new WeakMap<Matcher, LabelTest>();
+
+export function compileMatcher(m: Matcher): LabelTest {
+  let test = compiledMatchers.get(m);
+  if (test !== undefined) return test;
+  const { name, value } = m;
   switch (m.op) {
-    case '=': return v === m.value;
-    case '!=': return v !== m.value;
-    // A pattern that cannot be compiled (only from a store written before patterns were
-    // checked) matches nothing: a silence or inhibition with it mutes nothing.
-    case '=~': return wholeMatch(m.value, v) === true;
-    case '!~': return wholeMatch(m.value, v) === false;
+    case '=': test = (l) => (l[name] ?? '') === value; break;
+    case '!=': test = (l) => (l[name] ?? '') !== value; break;
+    default: {
+      // A pattern that cannot be compiled (only from a store written before patterns were
+      // checked) matches nothing: a silence or inhibition with it mutes nothing.
+      const p = wholePattern(value);
+      const negate = m.op === '!~';
+      test = p === undefined ? () => false : (l) => p.test(l[name] ?? '') !== negate;
+    }
   }
+  compiledMatchers.set(m, test);
+  return test;
 }
 
-function wholeMatch(pattern: string, v: string): boolean | undefined {
+export function matches(m: Matcher, labels: Record<string, string>): boolean {
+  return compileMatcher(m)(labels);
+}
+
+function wholePattern(pattern: string): CompiledPattern | undefined {
   try {
-    return compilePattern(pattern, { whole: true }).test(v);
+    return compilePattern(pattern, { whole: true });
   } catch (err) {
     if (err instanceof PatternError) return undefined;
     throw err;

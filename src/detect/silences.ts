@@ -1,12 +1,14 @@
 /**
  * Silences: label matchers with a start and an end, kept in memory (checked on every
- * notification) and in the state store (they outlive restarts).
+ * notification, matchers compiled once: rules.ts compileMatcher) and in the state store (they
+ * outlive restarts). An expired silence stays listed (`?all=true`) for the retention period
+ * after its end (default 120 h, as Alertmanager's `--data.retention`), then gc() deletes it.
  */
 import type { Kysely } from 'kysely';
 import { ulid } from 'ulid';
 import { randomBytes } from 'node:crypto';
 import { badRequest, notFound } from '../core/app-error.js';
-import { matches, matchesAll, silenceInputSchema, type Matcher } from './rules.js';
+import { compileMatcher, matches, silenceInputSchema, type LabelTest, type Matcher } from './rules.js';
 import { iso, type DetectDatabase } from './storage.js';
 
 export interface Silence {
@@ -31,18 +33,51 @@ function narrows(m: Matcher): boolean {
   return !matches(m, {}) && !matches(m, { [m.name]: probe });
 }
 
+/** How long an expired silence is kept (listed with `all`) before gc() deletes it. */
+export const SILENCE_RETENTION_MS = 120 * 3_600_000;
+
 export class SilenceBook {
   private readonly silences = new Map<string, Silence>();
+  /** Each silence's matchers, compiled when it was added or loaded. */
+  private readonly tests = new Map<string, LabelTest[]>();
 
-  constructor(private readonly db: Kysely<DetectDatabase>, private readonly nowMs: () => number) {}
+  constructor(
+    private readonly db: Kysely<DetectDatabase>,
+    private readonly nowMs: () => number,
+    readonly retentionMs = SILENCE_RETENTION_MS,
+  ) {}
 
   async load(): Promise<void> {
     for (const r of await this.db.selectFrom('detect_silences').selectAll().execute()) {
-      this.silences.set(r.id, {
+      this.put({
         id: r.id, matchers: JSON.parse(r.matchers) as Matcher[], startsAt: r.starts_at, endsAt: r.ends_at,
         comment: r.comment, createdBy: r.created_by, createdAt: r.created_at,
       });
     }
+    await this.gc();
+  }
+
+  private put(s: Silence): void {
+    this.silences.set(s.id, s);
+    this.tests.set(s.id, s.matchers.map(compileMatcher));
+  }
+
+  /**
+   * Deletes silences that ended more than the retention period ago (memory and state store);
+   * returns how many. Idempotent, so every node of a cluster may run it.
+   */
+  async gc(): Promise<number> {
+    const cutoff = this.nowMs() - this.retentionMs;
+    await this.db.deleteFrom('detect_silences').where('ends_at', '<', iso(cutoff)).execute();
+    let n = 0;
+    for (const s of [...this.silences.values()]) {
+      if (Date.parse(s.endsAt) < cutoff) {
+        this.silences.delete(s.id);
+        this.tests.delete(s.id);
+        n++;
+      }
+    }
+    return n;
   }
 
   isActive(s: Silence, now = this.nowMs()): boolean {
@@ -52,7 +87,10 @@ export class SilenceBook {
   /** The active silence muting these labels, if any. */
   mutedBy(labels: Record<string, string>): Silence | undefined {
     const now = this.nowMs();
-    for (const s of this.silences.values()) if (this.isActive(s, now) && matchesAll(s.matchers, labels)) return s;
+    for (const s of this.silences.values()) {
+      const tests = this.tests.get(s.id);
+      if (tests !== undefined && this.isActive(s, now) && tests.every((t) => t(labels))) return s;
+    }
     return undefined;
   }
 
@@ -83,7 +121,7 @@ export class SilenceBook {
       id: s.id, matchers: JSON.stringify(s.matchers), starts_at: s.startsAt, ends_at: s.endsAt,
       comment: s.comment, created_by: createdBy, created_at: s.createdAt,
     }).execute();
-    this.silences.set(s.id, s);
+    this.put(s);
     return s;
   }
 
@@ -95,7 +133,7 @@ export class SilenceBook {
     const startsAt = Date.parse(s.startsAt) > Date.parse(endsAt) ? endsAt : s.startsAt;
     await this.db.updateTable('detect_silences').set({ ends_at: endsAt, starts_at: startsAt }).where('id', '=', id).execute();
     const next = { ...s, startsAt, endsAt };
-    this.silences.set(id, next);
+    this.put(next);
     return next;
   }
 }

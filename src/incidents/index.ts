@@ -2,7 +2,8 @@
  * incidents/ — the "learn" pillar: incidents that build their own story, and the loop's speed.
  *
  * - service.ts: `IncidentService` — open/join on firing alerts and failed verdicts, ack, assign,
- *   resolve, auto-resolve; finds the first bad signal and the suspect deploy.
+ *   resolve, auto-resolve. inputs.ts: request schemas. store.ts: the tables' reads and writes.
+ *   first-bad.ts: the first bad signal, the suspect deploy and the recovery.
  * - signal.ts: change points over rollup buckets (first bad signal, back to baseline). Pure.
  * - metrics.ts: MTTD/MTTA/MTTR and the DORA keys, medians, p90, weekly trend. Pure.
  * - timeline.ts: orders and labels the story's facts. Pure. story.ts: gathers them.
