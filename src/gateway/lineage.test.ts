@@ -28,7 +28,8 @@ beforeAll(async () => {
       -- User-defined functions PostgreSQL also calls in attribute form (c.shape is shape(c)).
       CREATE FUNCTION shape(customers) RETURNS text LANGUAGE sql AS $$ SELECT reverse($1.email) $$;
       CREATE FUNCTION owner_email(orders) RETURNS text LANGUAGE sql AS $$ SELECT email FROM customers WHERE id = $1.customer $$;
-      CREATE FUNCTION as_text(anyelement) RETURNS text LANGUAGE sql AS $$ SELECT $1::text $$`);
+      CREATE FUNCTION as_text(anyelement) RETURNS text LANGUAGE sql AS $$ SELECT $1::text $$;
+      CREATE FUNCTION first_email(anyelement) RETURNS text LANGUAGE sql AS $$ SELECT email FROM customers ORDER BY id LIMIT 1 $$`);
   } finally {
     await a.end();
   }
@@ -87,6 +88,8 @@ const DERIVED: string[] = [
   'SELECT x.shape AS v FROM (SELECT * FROM customers) x',
   'SELECT x.as_text AS v FROM contact_v x',
   'WITH w AS (SELECT card FROM customers) SELECT w.as_text AS v FROM w',
+  'SELECT n.first_email AS v FROM pg_namespace n',
+  'SELECT t.first_email AS v FROM information_schema.tables t LIMIT 3',
 ];
 
 describe('column rules follow lineage (class 5)', () => {
@@ -122,6 +125,11 @@ describe('column rules follow lineage (class 5)', () => {
       const v2 = (await c.query('SELECT c2, n2 FROM contact_v2 ORDER BY n2')).rows[0] as Record<string, string>;
       expect(v2).toMatchObject({ n2: 'Alice' });
       expect(v2.c2).not.toContain('alice');
+      // Real columns, system columns included, are no calls in attribute form.
+      const sys = (await c.query('SELECT c.ctid::text AS t, c.xmin::text AS x, c.id, n.nspname FROM customers c, pg_namespace n WHERE n.nspname = $1 ORDER BY c.id LIMIT 1', ['public'])).rows[0] as Record<string, unknown>;
+      expect(sys).toMatchObject({ id: 1, nspname: 'public' });
+      expect(sys.t).toMatch(/^\(\d+,\d+\)$/);
+      expect(sys.x).toMatch(/^\d+$/);
       const o = await c.query('SELECT id, total::text AS total FROM orders ORDER BY id LIMIT 1');
       expect(o.rows[0]).toEqual({ id: 1, total: '1' });
     } finally {

@@ -74,6 +74,8 @@ const STATS_RELS = new Set(['pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs', 'p
 /** Statement texts of the activity views. */
 const QUERY_TEXT_RELS = new Set(['pg_stat_activity', 'pg_stat_statements']);
 const STATS_VALUES = /^(most_common_vals|most_common_elems|histogram_bounds|range_bounds_histogram|stavalues\d|stxdmcv|stxdexpr|stxdndistinct|stxddependencies)$/i;
+/** Columns every table has besides its own (`c.ctid` is no call in attribute form). */
+const SYSTEM_ATTRIBUTES = ['ctid', 'xmin', 'xmax', 'cmin', 'cmax', 'tableoid'];
 const STRENGTH: Record<MaskMode | 'detect', number> = { detect: 0, partial: 1, hash: 2, full: 3 };
 
 /** What to do with the rows of one result shape. */
@@ -237,7 +239,7 @@ export class Masker {
   }
 
   /** A catalog snapshot (catalog.ts loadCatalog): views, and the columns classified from samples and names. */
-  setCatalog(snapshot: { views: readonly { name: string; definition: string }[]; columns: readonly CatalogColumn[]; system: readonly string[]; fresh: readonly CatalogColumn[]; plan: SamplePlan; samples: readonly (string | null)[][] }): void {
+  setCatalog(snapshot: { views: readonly { name: string; definition: string }[]; columns: readonly CatalogColumn[]; system: readonly string[]; systemColumns?: readonly (readonly [string, string])[]; fresh: readonly CatalogColumn[]; plan: SamplePlan; samples: readonly (string | null)[][] }): void {
     const found = this.detectors.empty ? [] : classify(snapshot.fresh, snapshot.plan, snapshot.samples, this.detectors);
     const now = Date.now();
     for (const c of snapshot.fresh) {
@@ -277,12 +279,14 @@ export class Masker {
     this.tableColumns = tables;
     this.ambiguousTables = ambiguous;
     const relations = new Map<string, Set<string>>();
-    for (const c of snapshot.columns) {
-      const key = c.table.toLowerCase();
-      const set = relations.get(key) ?? new Set<string>();
-      set.add(c.column);
+    const add = (rel: string, col: string): void => {
+      const key = rel.toLowerCase();
+      const set = relations.get(key) ?? new Set<string>(SYSTEM_ATTRIBUTES);
+      set.add(col);
       relations.set(key, set);
-    }
+    };
+    for (const c of snapshot.columns) add(c.table, c.column);
+    for (const [rel, col] of snapshot.systemColumns ?? []) add(rel, col);
     this.relationColumns = relations;
     this.knownRelations = new Set([...snapshot.columns.map((c) => c.table.toLowerCase()), ...snapshot.system.map((n) => n.toLowerCase())]);
     this.setViews(snapshot.views);
