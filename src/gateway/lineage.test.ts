@@ -162,6 +162,43 @@ describe('column rules follow lineage (class 5)', () => {
   });
 });
 
+describe('no over-masking where nothing is masked (attack round 2, over-blocking)', () => {
+  it('a whole row of a table no rule masks stays as it is, and JSON stays a JSON object', async () => {
+    const c = new pg.Client({ connectionString: h.url(h.users.bob, 'shop-masked') });
+    await c.connect();
+    try {
+      const o = (await c.query('SELECT to_jsonb(o) AS j, row_to_json(o) AS r FROM orders o WHERE id = 1')).rows[0] as { j: unknown; r: unknown };
+      expect(o.j).toMatchObject({ id: 1, customer: 2, total: 1 });
+      expect(o.r).toMatchObject({ id: 1, customer: 2, total: 1 });
+      // A row with masked columns is still masked as a whole.
+      const m = (await c.query('SELECT to_jsonb(c) AS j FROM customers c WHERE id = 1')).rows[0] as { j: unknown };
+      expect(typeof m.j).toBe('string');
+      expect(JSON.stringify(m.j)).not.toContain('alice');
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('a COPY with no masked column runs beside a SELECT of a masked one in the same Query string', async () => {
+    const raw = await rawClient(h.gateway.port ?? 0, h.users.bob, 'shop-masked');
+    try {
+      raw.send(queryMessage('COPY (SELECT id FROM customers ORDER BY id LIMIT 1) TO STDOUT; SELECT email FROM customers ORDER BY id LIMIT 1'));
+      const msgs = await raw.until('Z');
+      expect(msgs.map((m) => m.type).join('')).toBe('HdcCTDCZ');
+      expect(msgs[1].body.toString()).toBe('1\n');
+      const row = msgs[5].body.toString();
+      expect(row).toContain('.com');
+      expect(row).not.toContain('alice');
+      // The COPY of a masked column in such a string is still refused.
+      raw.send(queryMessage('SELECT 1; COPY (SELECT email FROM customers) TO STDOUT'));
+      const err = (await raw.until('Z')).find((m) => m.type === 'E');
+      expect(decodeErrorFields(err?.body ?? Buffer.alloc(0)).get('M')).toMatch(/"masking-bypass": COPY output includes masked column "email" \(statement 2\)/);
+    } finally {
+      raw.close();
+    }
+  });
+});
+
 describe('content detectors on the wire (class 6)', () => {
   it('concatenated and reformatted PII is still found by the detectors (no column rules)', async () => {
     const c = new pg.Client({ connectionString: h.url(h.users.alice, 'shop') });
