@@ -1,5 +1,6 @@
 import { parseSync } from 'libpg-query';
 import { columnsOf, statementOutputs, type Lineage, type ResultLineage } from '../guardrails/lineage.js';
+import type { WrittenValue } from '../guardrails/lineage-writes.js';
 import type { FieldDescription } from '../wire/decode.js';
 import { ARRAY_ELEMENTS, binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
 import { classify, type CatalogColumn, type ClassifiedColumn, type SamplePlan } from './classify.js';
@@ -73,6 +74,8 @@ const STATS_RELS = new Set(['pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs', 'p
 /** Statement texts of the activity views. */
 const QUERY_TEXT_RELS = new Set(['pg_stat_activity', 'pg_stat_statements']);
 const STATS_VALUES = /^(most_common_vals|most_common_elems|histogram_bounds|range_bounds_histogram|stavalues\d|stxdmcv|stxdexpr|stxdndistinct|stxddependencies)$/i;
+/** Columns every table has besides its own (`c.ctid` is no call in attribute form). */
+const SYSTEM_ATTRIBUTES = ['ctid', 'xmin', 'xmax', 'cmin', 'cmax', 'tableoid'];
 const STRENGTH: Record<MaskMode | 'detect', number> = { detect: 0, partial: 1, hash: 2, full: 3 };
 
 /** What to do with the rows of one result shape. */
@@ -134,6 +137,12 @@ export class Masker {
   private knownRelations: Set<string> | undefined;
   /** Columns of each stored table (not views) by lower-cased name, from the catalog. */
   private tableColumns = new Map<string, string[]>();
+  /** Columns of user tables and views (not system relations), by lower-cased relation name (all schemas). */
+  private userColumns = new Map<string, string[]>();
+  /** Columns of every table and view the login may read, by lower-cased relation name (all schemas). */
+  private relationColumns = new Map<string, Set<string>>();
+  /** Table names found in more than one schema: their column positions are not known by name alone. */
+  private ambiguousTables = new Set<string>();
 
   constructor(
     private readonly policy: MaskingPolicy,
@@ -232,7 +241,7 @@ export class Masker {
   }
 
   /** A catalog snapshot (catalog.ts loadCatalog): views, and the columns classified from samples and names. */
-  setCatalog(snapshot: { views: readonly { name: string; definition: string }[]; columns: readonly CatalogColumn[]; system: readonly string[]; fresh: readonly CatalogColumn[]; plan: SamplePlan; samples: readonly (string | null)[][] }): void {
+  setCatalog(snapshot: { views: readonly { name: string; definition: string }[]; columns: readonly CatalogColumn[]; system: readonly string[]; systemColumns?: readonly (readonly [string, string])[]; fresh: readonly CatalogColumn[]; plan: SamplePlan; samples: readonly (string | null)[][] }): void {
     const found = this.detectors.empty ? [] : classify(snapshot.fresh, snapshot.plan, snapshot.samples, this.detectors);
     const now = Date.now();
     for (const c of snapshot.fresh) {
@@ -260,12 +269,33 @@ export class Masker {
     this.anyClassified = [...map.values()].some((c) => !this.unclassified.some((n) => globMatches(n, c.column)));
     this.classifiedAt = new Date().toISOString();
     const tables = new Map<string, string[]>();
+    const schemaOf = new Map<string, string>();
+    const ambiguous = new Set<string>();
     for (const c of snapshot.columns) {
       if (c.kind === 'v') continue;
       const key = c.table.toLowerCase();
       tables.set(key, [...(tables.get(key) ?? []), c.column]);
+      if ((schemaOf.get(key) ?? c.schema) !== c.schema) ambiguous.add(key);
+      schemaOf.set(key, c.schema);
     }
     this.tableColumns = tables;
+    this.ambiguousTables = ambiguous;
+    const relations = new Map<string, Set<string>>();
+    const add = (rel: string, col: string): void => {
+      const key = rel.toLowerCase();
+      const set = relations.get(key) ?? new Set<string>(SYSTEM_ATTRIBUTES);
+      set.add(col);
+      relations.set(key, set);
+    };
+    const user = new Map<string, string[]>();
+    for (const c of snapshot.columns) {
+      add(c.table, c.column);
+      const key = c.table.toLowerCase();
+      user.set(key, [...(user.get(key) ?? []), c.column]);
+    }
+    this.userColumns = user;
+    for (const [rel, col] of snapshot.systemColumns ?? []) add(rel, col);
+    this.relationColumns = relations;
     this.knownRelations = new Set([...snapshot.columns.map((c) => c.table.toLowerCase()), ...snapshot.system.map((n) => n.toLowerCase())]);
     this.setViews(snapshot.views);
   }
@@ -358,7 +388,15 @@ export class Masker {
       const rule = this.ruleFor(c) ?? this.unknownRelationRule(lin);
       if (rule !== undefined) consider(lin.direct ? rule : { mode: rule.mode === 'hash' ? 'hash' : 'full', implied: rule.implied, derived: true });
     }
-    if ((lin.wholeRow || lin.opaque) && (this.anyRule || (lin.rels ?? []).some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false, derived: true });
+    if (lin.opaque || (lin.wholeRow && (lin.rels ?? []).some((r) => STATS_RELS.has(r)))) {
+      if (this.anyRule || (lin.rels ?? []).some((r) => STATS_RELS.has(r))) consider({ mode: 'full', implied: false, derived: true });
+    } else if (lin.wholeRow && this.anyRule) {
+      // Whole rows of tables and views the catalog knows are judged by their columns: `to_jsonb(l)`
+      // of a table nothing masks stays as it is (and stays JSON).
+      consider(this.wholeRowVerdict(lin.rels ?? [], depth));
+    }
+    // `c.f` where the relation has no column f is f(c): a function of the whole row, whatever f is.
+    if (this.anyRule && lin.attrs !== undefined && lin.attrs.some((a) => this.attributeCall(a))) consider({ mode: 'full', implied: false, derived: true });
     // Through views: the view's own columns that this value may read.
     for (const rel of lin.rels ?? []) {
       const view = this.views?.get(rel);
@@ -372,6 +410,34 @@ export class Masker {
       }
     }
     return best;
+  }
+
+  /**
+   * The strictest verdict over every column of whole rows of `rels`; `full` when a relation's
+   * columns are not in the catalog (unknown, temporary, system) — the masking of whole rows
+   * that the tree cannot see into.
+   */
+  private wholeRowVerdict(rels: readonly string[], depth: number): Verdict | undefined {
+    if (rels.length === 0 || depth > 16) return { mode: 'full', implied: false, derived: true };
+    let best: Verdict | undefined;
+    for (const rel of rels) {
+      const cols = this.userColumns.get(rel.toLowerCase());
+      if (cols === undefined) return { mode: 'full', implied: false, derived: true };
+      for (const c of cols) {
+        const col = this.lineageMode({ cols: [c], wholeRow: false, opaque: false, direct: true, rels: [rel] }, depth + 1);
+        // A column inside a row is a derived value: `full`, or `hash` where its rule hashes.
+        const v: Verdict | undefined = col === undefined || col.mode === 'detect' ? col : { mode: col.mode === 'hash' ? 'hash' : 'full', implied: col.implied, derived: true };
+        if (v !== undefined && (best === undefined || STRENGTH[v.mode] > STRENGTH[best.mode])) best = v;
+      }
+    }
+    return best;
+  }
+
+  /** Is `rel` NUL `name` (lineage.ts attrs) a call in attribute form: a relation the catalog knows, without that column? */
+  private attributeCall(attr: string): boolean {
+    const at = attr.indexOf('\u0000');
+    const cols = this.relationColumns.get(attr.slice(0, at).toLowerCase());
+    return cols !== undefined && !cols.has(attr.slice(at + 1));
   }
 
   /**
@@ -410,6 +476,46 @@ export class Masker {
       }
     }
     return best;
+  }
+
+  /**
+   * Writes under masking (lineage-writes.ts): a value computed from a masked column (or whole
+   * rows, or something the tree cannot see into, while column rules apply) may only be stored in
+   * a column that is itself masked at least as strictly (full ≥ hash ≥ partial), else a later
+   * read — in this transaction, after commit, by anyone — would return it unmasked. A plain copy
+   * of a column the detectors judge stays allowed (they judge it where it lands). The reason to
+   * refuse, or undefined.
+   */
+  writeRefusal(writes: readonly WrittenValue[] | undefined): { detail: string; statement: number } | undefined {
+    if (writes === undefined) return undefined;
+    for (const w of writes) {
+      const v = w.sameNames === true ? this.sameNameVerdict(w.lin) : this.lineageMode(w.lin);
+      if (v === undefined || v.mode === 'detect') continue;
+      const rel = w.rel.toLowerCase();
+      const col = w.col ?? (w.position !== undefined && !this.ambiguousTables.has(rel) ? this.tableColumns.get(rel)?.[w.position] : undefined);
+      const t = col === undefined ? undefined : this.lineageMode({ cols: [col], wholeRow: false, opaque: false, direct: true, rels: [w.rel] });
+      if (t !== undefined && t.mode !== 'detect' && STRENGTH[t.mode] >= STRENGTH[v.mode]) continue;
+      const from = w.lin.cols.find((c) => this.ruleFor(c) !== undefined);
+      const what = from !== undefined ? `masked column "${from}"` : w.sameNames === true || w.lin.wholeRow ? 'whole rows' : w.lin.opaque ? 'a function the gateway cannot see into' : 'masked data';
+      const where = col !== undefined ? `"${w.rel}"."${col}"` : `a column of "${w.rel}" the statement does not name`;
+      const mode = t === undefined || t.mode === 'detect' ? 'not masked' : `masked only as ${t.mode}`;
+      return {
+        detail: `a value computed from ${what} would be written into ${where}, which is ${mode} (it would be read back unmasked; write it from an unmasked session, or mask the target column)`,
+        statement: w.statement ?? 1,
+      };
+    }
+    return undefined;
+  }
+
+  /**
+   * `CREATE TABLE t AS SELECT * FROM s`: each stored column lands in a column of its own name,
+   * which the same rules match; only views (their columns are computed) and unknown relations
+   * are judged as whole rows.
+   */
+  private sameNameVerdict(lin: Lineage): Verdict | undefined {
+    const rels = lin.rels ?? [];
+    if (rels.length > 0 && rels.every((r) => this.tableColumns.has(r.toLowerCase()))) return undefined;
+    return this.lineageMode(lin);
   }
 
   /**
