@@ -185,6 +185,12 @@ export class ClientSession {
       const finding = { rule: 'masking-bypass' as const, detail: copyRefusal, statement: 1 };
       decision = { action: 'block', finding, applied: [...decision.applied, { finding, action: 'block' }] };
     }
+    // Masked values written where a later read would not mask them (masker.ts writeRefusal).
+    const writeRefusal = masking !== undefined && decision.action !== 'block' ? masking.writeRefusal(facts.writes) : undefined;
+    if (writeRefusal !== undefined) {
+      const finding = { rule: 'masking-bypass' as const, detail: writeRefusal.detail, statement: writeRefusal.statement };
+      decision = { action: 'block', finding, applied: [...decision.applied, { finding, action: 'block' }] };
+    }
     const info = { sql, facts, decision };
     if (decision.action === 'allow') return { info };
     const rule = decision.finding?.rule;

@@ -1,7 +1,8 @@
 import { fingerprintSync, loadModule, normalizeSync, parseSync, type ParseResult } from 'libpg-query';
 import { ACTION_RANK, DEFAULT_ACTIONS, DEFAULT_MODE_ACTIONS, type Finding, type RuleAction, type RuleId } from './rules.js';
 import { copyOptions } from './copy-options.js';
-import { resultLineage, statementOutputs, type OutputColumn, type ResultLineage } from './lineage.js';
+import { resultLineage, type OutputColumn, type ResultLineage } from './lineage.js';
+import { statementAnalysis, type WrittenValue } from './lineage-writes.js';
 import { shapeOf, type Shape } from './shape.js';
 import { ALL_VISITORS, statementTextReads } from './visitors.js';
 import { combine, walk, type WalkContext } from './walk.js';
@@ -47,6 +48,8 @@ export interface StatementFacts {
    * to its statement instead of merging them all.
    */
   statementLineage?: readonly (ResultLineage | undefined)[];
+  /** Values written into stored columns, with their lineage (lineage-writes.ts); masking judges them. */
+  writes?: readonly WrittenValue[];
 }
 
 export interface DecisionContext {
@@ -172,6 +175,7 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
   let literalDependent = false;
   const stmts = tree.stmts ?? [];
   const outputs: (OutputColumn[] | undefined)[] = [];
+  const writes: WrittenValue[] = [];
   stmts.forEach((raw, index) => {
     const ctx: WalkContext = {
       statement: index + 1,
@@ -191,7 +195,9 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
     kinds.push(stmt === undefined ? 'Empty' : (Object.keys(stmt)[0] ?? 'Empty'));
     walk(stmt, TABLE, ctx);
     statementTextReads(stmt, ctx);
-    outputs.push(statementOutputs(stmt));
+    const analysis = statementAnalysis(stmt);
+    outputs.push(analysis.outputs);
+    for (const w of analysis.writes) writes.push({ ...w, statement: index + 1 });
   });
   const lineage = resultLineage(outputs);
   let fingerprint = '';
@@ -202,6 +208,7 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
   }
   const facts: StatementFacts = { findings, normalized: normalizedText ?? sql, fingerprint, kinds, literalDependent };
   if (lineage !== undefined) facts.lineage = lineage;
+  if (writes.length > 0) facts.writes = writes;
   if (lineage !== undefined && outputs.length > 1) facts.statementLineage = outputs.map((o) => (o === undefined ? undefined : resultLineage([o])));
   return facts;
 }

@@ -10,3 +10,4 @@ export type { Finding, RuleAction, RuleId } from './rules.js';
 export { shapeKey } from './shape.js';
 export { columnsOf, statementOutputs, UNKNOWN_LINEAGE } from './lineage.js';
 export type { Lineage, ResultLineage } from './lineage.js';
+export type { WrittenValue } from './lineage-writes.js';

@@ -1,4 +1,5 @@
 import { attributeCall } from './attribute-calls.js';
+import { writtenBy } from './lineage-writes.js';
 import { CATALOG_SAFE_FUNCTIONS } from './catalog-functions.js';
 import { DEFAULT_ALLOWED_FUNCTIONS } from './rules.js';
 import type { JsonNode } from './walk.js';
@@ -60,9 +61,9 @@ export interface ResultLineage {
 /** The lineage of a result nothing is known about (a statement the gateway did not see defined). */
 export const UNKNOWN_LINEAGE: ResultLineage = { columns: [], merged: true, all: { cols: [], wholeRow: false, opaque: true, direct: false } };
 
-const empty = (): Lineage => ({ cols: [], wholeRow: false, opaque: false, direct: false });
+export const empty = (): Lineage => ({ cols: [], wholeRow: false, opaque: false, direct: false });
 
-function union(into: Lineage, from: Lineage): Lineage {
+export function union(into: Lineage, from: Lineage): Lineage {
   for (const c of from.cols) if (!into.cols.includes(c)) into.cols.push(c);
   if (from.rels !== undefined && from.rels.length > 0) into.rels = [...new Set([...(into.rels ?? []), ...from.rels])];
   into.wholeRow ||= from.wholeRow;
@@ -71,14 +72,14 @@ function union(into: Lineage, from: Lineage): Lineage {
 }
 
 /** Union; direct only when every part is a plain column reference. */
-function unionAll(list: readonly Lineage[]): Lineage {
+export function unionAll(list: readonly Lineage[]): Lineage {
   const out = empty();
   for (const l of list) union(out, l);
   out.direct = list.length > 0 && list.every((l) => l.direct);
   return out;
 }
 
-interface Item {
+export interface Item {
   alias: string;
   /** A stored relation (table or view) by name. */
   base?: string;
@@ -86,28 +87,55 @@ interface Item {
   outs?: OutputColumn[];
   /** Every column has this lineage (functions in FROM, XMLTABLE, JSON_TABLE, joins with an alias). */
   all?: Lineage;
+  /** The target of an INSERT/UPDATE/MERGE: what the statement writes into its columns (RETURNING reads it). */
+  written?: Written;
 }
 
-interface Scope {
+/** Values a data-modifying statement writes into its target, by column (`any`: columns it does not name). */
+export interface Written {
+  byCol: Map<string, Lineage>;
+  any: Lineage;
+}
+
+export interface Scope {
   items: Item[];
   outer?: Scope;
   ctes: Map<string, OutputColumn[]>;
 }
 
-const KNOWN_FUNCTIONS = new Set([...CATALOG_SAFE_FUNCTIONS, ...DEFAULT_ALLOWED_FUNCTIONS]);
+/**
+ * Built-ins whose value comes from no row: sequence numbers and transaction ids. Volatile, so not
+ * in the catalog's safe list, but no more opaque than a constant (`INSERT ... VALUES (nextval(...))`).
+ */
+const ROWLESS_FUNCTIONS = ['nextval', 'setval', 'txid_current', 'pg_current_xact_id'];
+const KNOWN_FUNCTIONS = new Set([...CATALOG_SAFE_FUNCTIONS, ...DEFAULT_ALLOWED_FUNCTIONS, ...ROWLESS_FUNCTIONS]);
 
-function str(n: unknown): string | undefined {
+/** Says nothing: no column, no whole row, nothing opaque (a constant, a parameter). */
+function isEmpty(l: Lineage): boolean {
+  return l.cols.length === 0 && !l.wholeRow && !l.opaque && (l.rels === undefined || l.rels.length === 0);
+}
+
+/** A stored column's own lineage plus whatever the statement writes into it (a target's RETURNING). */
+function withWritten(own: Lineage, w: Written | undefined, col: string | undefined): Lineage {
+  if (w === undefined) return own;
+  const parts = [own];
+  const byCol = col === undefined ? [...w.byCol.values()] : [w.byCol.get(col)];
+  for (const l of [...byCol, w.any]) if (l !== undefined && !isEmpty(l)) parts.push(l);
+  return parts.length === 1 ? own : unionAll(parts);
+}
+
+export function str(n: unknown): string | undefined {
   return (n as { String?: { sval?: string } } | undefined)?.String?.sval;
 }
 
-function typeOf(n: unknown): [string, JsonNode] | undefined {
+export function typeOf(n: unknown): [string, JsonNode] | undefined {
   if (n === null || typeof n !== 'object' || Array.isArray(n)) return undefined;
   const keys = Object.keys(n);
   if (keys.length !== 1) return undefined;
   return [keys[0], (n as Record<string, JsonNode>)[keys[0]]];
 }
 
-function list(v: unknown): unknown[] {
+export function list(v: unknown): unknown[] {
   return Array.isArray(v) ? v : [];
 }
 
@@ -122,7 +150,7 @@ function starLineage(star: StarInfo, name: string): Lineage {
 }
 
 function resolveIn(item: Item, col: string): Lineage {
-  if (item.base !== undefined) return { cols: [col], wholeRow: false, opaque: false, direct: true, rels: [item.base] };
+  if (item.base !== undefined) return withWritten({ cols: [col], wholeRow: false, opaque: false, direct: true, rels: [item.base] }, item.written, col);
   if (item.all !== undefined) return { ...item.all, cols: [...item.all.cols] };
   const outs = item.outs ?? [];
   const hits = outs.filter((o) => o.star === undefined && o.name === col).map((o) => o.lin);
@@ -131,12 +159,12 @@ function resolveIn(item: Item, col: string): Lineage {
 }
 
 function wholeOf(item: Item): Lineage {
-  if (item.base !== undefined) return { cols: [], wholeRow: true, opaque: false, direct: false, rels: [item.base] };
+  if (item.base !== undefined) return { ...withWritten({ cols: [], wholeRow: true, opaque: false, direct: false, rels: [item.base] }, item.written, undefined), direct: false };
   if (item.all !== undefined) return { ...item.all, cols: [...item.all.cols], direct: false };
   return { ...unionAll((item.outs ?? []).map((o) => (o.star !== undefined ? starAll(o.star) : o.lin))), direct: false };
 }
 
-function starAll(star: StarInfo): Lineage {
+export function starAll(star: StarInfo): Lineage {
   const out = unionAll([star.other, ...Object.values(star.derived)]);
   if (star.base) {
     out.wholeRow = true;
@@ -180,7 +208,7 @@ function columnRefOnly(fields: unknown[], scope: Scope): Lineage {
   for (let s: Scope | undefined = scope; s !== undefined; s = s.outer) {
     for (const item of s.items) {
       if (item.base !== undefined) union(out, { cols: [], wholeRow: false, opaque: false, direct: true, rels: [item.base] });
-      const parts = item.base === undefined ? [resolveIn(item, last)] : [];
+      const parts = item.base === undefined || item.written !== undefined ? [resolveIn(item, last)] : [];
       if (item.alias === last) parts.push(wholeOf(item));
       for (const p of parts) {
         out.direct &&= p.direct;
@@ -196,7 +224,7 @@ function allItems(scope: Scope): Item[] {
 }
 
 /** Every source an expression's value can come from. */
-function exprLineage(node: unknown, scope: Scope, depth = 0): Lineage {
+export function exprLineage(node: unknown, scope: Scope, depth = 0): Lineage {
   if (depth > 2000) return { cols: [], wholeRow: false, opaque: true, direct: false };
   if (Array.isArray(node)) return unionAll(node.map((n) => exprLineage(n, scope, depth + 1)));
   const t = typeOf(node);
@@ -236,7 +264,7 @@ function exprLineage(node: unknown, scope: Scope, depth = 0): Lineage {
   }
 }
 
-function fromItem(node: unknown, scope: Scope, into: Item[]): void {
+export function fromItem(node: unknown, scope: Scope, into: Item[]): void {
   const t = typeOf(node);
   if (t === undefined) return;
   const [type, n] = t;
@@ -318,20 +346,18 @@ function targets(targetList: unknown, scope: Scope): OutputColumn[] {
   return outs;
 }
 
-/** Output columns of a SELECT (or VALUES, or set operation). */
-function selectOutputs(node: unknown, outer: Scope | undefined, inheritedCtes?: Map<string, OutputColumn[]>): OutputColumn[] {
-  const sel = (node as { SelectStmt?: JsonNode } | undefined)?.SelectStmt;
-  if (sel === undefined) return [{ lin: { cols: [], wholeRow: false, opaque: true, direct: false } }];
-  const ctes = new Map(inheritedCtes ?? outer?.ctes ?? []);
-  const withClause = sel.withClause as { ctes?: unknown[]; recursive?: boolean } | undefined;
-  for (const c of list(withClause?.ctes)) {
+/** The CTEs of a WITH clause (of a SELECT or a data-modifying statement), added to those in scope. */
+function withCtes(withClause: unknown, outer: Scope | undefined, inherited: Map<string, OutputColumn[]>): Map<string, OutputColumn[]> {
+  const ctes = new Map(inherited);
+  const w = withClause as { ctes?: unknown[]; recursive?: boolean } | undefined;
+  for (const c of list(w?.ctes)) {
     const cte = (c as { CommonTableExpr?: JsonNode }).CommonTableExpr;
     if (cte === undefined) continue;
     const name = String(cte.ctename ?? '');
     const colnames = list(cte.aliascolnames).map(str);
     const rename = (outs: OutputColumn[]): OutputColumn[] => outs.map((o, i) => (colnames[i] !== undefined && o.star === undefined ? { ...o, name: colnames[i] } : o));
     const compute = (): OutputColumn[] => rename(queryOutputs(cte.ctequery, { items: [], outer, ctes }));
-    if (withClause?.recursive === true) {
+    if (w?.recursive === true) {
       // The recursive term reads the CTE itself: two passes, the second with the first's union.
       ctes.set(name, [{ star: { base: false, derived: {}, other: empty() }, lin: empty() }]);
       const first = compute();
@@ -340,6 +366,14 @@ function selectOutputs(node: unknown, outer: Scope | undefined, inheritedCtes?: 
     }
     ctes.set(name, compute());
   }
+  return ctes;
+}
+
+/** Output columns of a SELECT (or VALUES, or set operation). */
+export function selectOutputs(node: unknown, outer: Scope | undefined, inheritedCtes?: Map<string, OutputColumn[]>): OutputColumn[] {
+  const sel = (node as { SelectStmt?: JsonNode } | undefined)?.SelectStmt;
+  if (sel === undefined) return [{ lin: { cols: [], wholeRow: false, opaque: true, direct: false } }];
+  const ctes = withCtes(sel.withClause, outer, inheritedCtes ?? outer?.ctes ?? new Map());
   const scope: Scope = { items: [], outer, ctes };
   if (sel.op !== undefined && sel.op !== 'SETOP_NONE') {
     const l = selectOutputs({ SelectStmt: sel.larg }, outer, ctes);
@@ -365,23 +399,36 @@ function selectOutputs(node: unknown, outer: Scope | undefined, inheritedCtes?: 
   return targets(sel.targetList, scope);
 }
 
-/** A query that may be a SELECT or a data-modifying statement with RETURNING. */
-function queryOutputs(node: unknown, scope: Scope): OutputColumn[] {
+const DML = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
+
+/**
+ * A query that may be a SELECT or a data-modifying statement. For the latter, the values it
+ * writes are traced (lineage-writes.ts): RETURNING reads them, and they are reported to the
+ * write check of the statement being analysed.
+ */
+export function queryOutputs(node: unknown, scope: Scope): OutputColumn[] {
   const t = typeOf(node);
   if (t === undefined) return [];
   const [type, n] = t;
   if (type === 'SelectStmt') return selectOutputs(node, scope.outer, scope.ctes);
-  const returning = returningOf(n);
-  if (returning === undefined) return [];
-  const inner: Scope = { items: [], outer: scope.outer, ctes: scope.ctes };
-  fromItem({ RangeVar: n.relation }, inner, inner.items);
-  // RETURNING old.* / new.* (PostgreSQL 18), under their default or given names.
-  const relname = String((n.relation as JsonNode | undefined)?.relname ?? '');
-  for (const a of ['old', 'new', ...list((n.returningClause as JsonNode | undefined)?.options).map((o) => String((o as { ReturningOption?: JsonNode }).ReturningOption?.value ?? ''))]) {
-    if (a !== '') inner.items.push({ alias: a, base: relname });
-  }
+  if (!DML.has(type)) return [];
+  const ctes = withCtes(n.withClause, scope.outer, scope.ctes);
+  const inner: Scope = { items: [], outer: scope.outer, ctes };
+  // The target is the stored relation, even where a CTE has its name.
+  const rel = (n.relation ?? {}) as JsonNode;
+  const relname = String(rel.relname ?? '');
+  const target: Item = { alias: (rel.alias as { aliasname?: string } | undefined)?.aliasname ?? relname, base: relname };
+  inner.items.push(target);
   for (const f of [...list(n.fromClause), ...list(n.usingClause)]) fromItem(f, inner, inner.items);
   if (n.sourceRelation !== undefined) fromItem(n.sourceRelation, inner, inner.items);
+  const written = writtenBy(type, n, inner, relname);
+  target.written = written;
+  const returning = returningOf(n);
+  if (returning === undefined) return [];
+  // RETURNING old.* / new.* (PostgreSQL 18), under their default or given names.
+  for (const a of ['old', 'new', ...list((n.returningClause as JsonNode | undefined)?.options).map((o) => String((o as { ReturningOption?: JsonNode }).ReturningOption?.value ?? ''))]) {
+    if (a !== '') inner.items.push({ alias: a, base: relname, written });
+  }
   return targets(returning, inner);
 }
 
@@ -391,7 +438,7 @@ function returningOf(n: JsonNode): unknown[] | undefined {
   return Array.isArray(n.returningList) ? n.returningList : undefined;
 }
 
-const OPAQUE: OutputColumn[] = [{ lin: { cols: [], wholeRow: false, opaque: true, direct: false } }];
+export const OPAQUE: OutputColumn[] = [{ lin: { cols: [], wholeRow: false, opaque: true, direct: false } }];
 
 /** Output columns of one top-level statement; undefined when it returns no table data. */
 export function statementOutputs(stmt: unknown): OutputColumn[] | undefined {
@@ -405,8 +452,11 @@ export function statementOutputs(stmt: unknown): OutputColumn[] | undefined {
     case 'InsertStmt':
     case 'UpdateStmt':
     case 'DeleteStmt':
-    case 'MergeStmt':
-      return returningOf(n) === undefined ? undefined : queryOutputs(stmt, root);
+    case 'MergeStmt': {
+      // Traced also without RETURNING: the write check needs the values written.
+      const outs = queryOutputs(stmt, root);
+      return returningOf(n) === undefined ? undefined : outs;
+    }
     case 'DeclareCursorStmt':
       return queryOutputs(n.query, root);
     case 'CopyStmt': {

@@ -1,5 +1,6 @@
 import { parseSync } from 'libpg-query';
 import { columnsOf, statementOutputs, type Lineage, type ResultLineage } from '../guardrails/lineage.js';
+import type { WrittenValue } from '../guardrails/lineage-writes.js';
 import type { FieldDescription } from '../wire/decode.js';
 import { ARRAY_ELEMENTS, binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
 import { classify, type CatalogColumn, type ClassifiedColumn, type SamplePlan } from './classify.js';
@@ -134,6 +135,8 @@ export class Masker {
   private knownRelations: Set<string> | undefined;
   /** Columns of each stored table (not views) by lower-cased name, from the catalog. */
   private tableColumns = new Map<string, string[]>();
+  /** Table names found in more than one schema: their column positions are not known by name alone. */
+  private ambiguousTables = new Set<string>();
 
   constructor(
     private readonly policy: MaskingPolicy,
@@ -260,12 +263,17 @@ export class Masker {
     this.anyClassified = [...map.values()].some((c) => !this.unclassified.some((n) => globMatches(n, c.column)));
     this.classifiedAt = new Date().toISOString();
     const tables = new Map<string, string[]>();
+    const schemaOf = new Map<string, string>();
+    const ambiguous = new Set<string>();
     for (const c of snapshot.columns) {
       if (c.kind === 'v') continue;
       const key = c.table.toLowerCase();
       tables.set(key, [...(tables.get(key) ?? []), c.column]);
+      if ((schemaOf.get(key) ?? c.schema) !== c.schema) ambiguous.add(key);
+      schemaOf.set(key, c.schema);
     }
     this.tableColumns = tables;
+    this.ambiguousTables = ambiguous;
     this.knownRelations = new Set([...snapshot.columns.map((c) => c.table.toLowerCase()), ...snapshot.system.map((n) => n.toLowerCase())]);
     this.setViews(snapshot.views);
   }
@@ -410,6 +418,46 @@ export class Masker {
       }
     }
     return best;
+  }
+
+  /**
+   * Writes under masking (lineage-writes.ts): a value computed from a masked column (or whole
+   * rows, or something the tree cannot see into, while column rules apply) may only be stored in
+   * a column that is itself masked at least as strictly (full ≥ hash ≥ partial), else a later
+   * read — in this transaction, after commit, by anyone — would return it unmasked. A plain copy
+   * of a column the detectors judge stays allowed (they judge it where it lands). The reason to
+   * refuse, or undefined.
+   */
+  writeRefusal(writes: readonly WrittenValue[] | undefined): { detail: string; statement: number } | undefined {
+    if (writes === undefined) return undefined;
+    for (const w of writes) {
+      const v = w.sameNames === true ? this.sameNameVerdict(w.lin) : this.lineageMode(w.lin);
+      if (v === undefined || v.mode === 'detect') continue;
+      const rel = w.rel.toLowerCase();
+      const col = w.col ?? (w.position !== undefined && !this.ambiguousTables.has(rel) ? this.tableColumns.get(rel)?.[w.position] : undefined);
+      const t = col === undefined ? undefined : this.lineageMode({ cols: [col], wholeRow: false, opaque: false, direct: true, rels: [w.rel] });
+      if (t !== undefined && t.mode !== 'detect' && STRENGTH[t.mode] >= STRENGTH[v.mode]) continue;
+      const from = w.lin.cols.find((c) => this.ruleFor(c) !== undefined);
+      const what = from !== undefined ? `masked column "${from}"` : w.sameNames === true || w.lin.wholeRow ? 'whole rows' : w.lin.opaque ? 'a function the gateway cannot see into' : 'masked data';
+      const where = col !== undefined ? `"${w.rel}"."${col}"` : `a column of "${w.rel}" the statement does not name`;
+      const mode = t === undefined || t.mode === 'detect' ? 'not masked' : `masked only as ${t.mode}`;
+      return {
+        detail: `a value computed from ${what} would be written into ${where}, which is ${mode} (it would be read back unmasked; write it from an unmasked session, or mask the target column)`,
+        statement: w.statement ?? 1,
+      };
+    }
+    return undefined;
+  }
+
+  /**
+   * `CREATE TABLE t AS SELECT * FROM s`: each stored column lands in a column of its own name,
+   * which the same rules match; only views (their columns are computed) and unknown relations
+   * are judged as whole rows.
+   */
+  private sameNameVerdict(lin: Lineage): Verdict | undefined {
+    const rels = lin.rels ?? [];
+    if (rels.length > 0 && rels.every((r) => this.tableColumns.has(r.toLowerCase()))) return undefined;
+    return this.lineageMode(lin);
   }
 
   /**
