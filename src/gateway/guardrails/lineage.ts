@@ -30,6 +30,17 @@ export interface Lineage {
   direct: boolean;
   /** Stored relations (tables or views, by name) the value may come from: views are looked up in the catalog. */
   rels?: string[];
+  /**
+   * Qualified references `x.name` to a stored relation, as `rel` NUL `name`. PostgreSQL reads
+   * `x.name` as the call `name(x)` on the whole row when the relation has no column `name`; only
+   * the catalog can say, so the masker checks each (masker.ts).
+   */
+  attrs?: string[];
+}
+
+/** An `attrs` entry. */
+export function attrKey(rel: string, name: string): string {
+  return `${rel}\u0000${name}`;
 }
 
 /** One entry of a target list: a column, or a `*`/`t.*` that expands to columns named by the server. */
@@ -66,6 +77,7 @@ export const empty = (): Lineage => ({ cols: [], wholeRow: false, opaque: false,
 export function union(into: Lineage, from: Lineage): Lineage {
   for (const c of from.cols) if (!into.cols.includes(c)) into.cols.push(c);
   if (from.rels !== undefined && from.rels.length > 0) into.rels = [...new Set([...(into.rels ?? []), ...from.rels])];
+  if (from.attrs !== undefined && from.attrs.length > 0) into.attrs = [...new Set([...(into.attrs ?? []), ...from.attrs])];
   into.wholeRow ||= from.wholeRow;
   into.opaque ||= from.opaque;
   return into;
@@ -142,7 +154,7 @@ export function list(v: unknown): unknown[] {
 /** Lineage of an output column: stored columns of a derived column, or the star's share. */
 function starLineage(star: StarInfo, name: string): Lineage {
   const parts: Lineage[] = [];
-  if (star.base) parts.push({ cols: [name], wholeRow: false, opaque: false, direct: true, rels: star.rels ?? [] });
+  if (star.base) parts.push({ cols: [name], wholeRow: false, opaque: false, direct: true, rels: star.rels ?? [], attrs: (star.rels ?? []).map((r) => attrKey(r, name)) });
   const d = star.derived[name];
   if (d !== undefined) parts.push(d);
   else if (star.other.cols.length > 0 || star.other.wholeRow || star.other.opaque || !star.base) parts.push(star.other);
@@ -200,6 +212,11 @@ function columnRefOnly(fields: unknown[], scope: Scope): Lineage {
   }
   if (names.length >= 2) {
     const item = findItem(scope, names[names.length - 2] ?? '');
+    if (item?.base !== undefined) return { ...union(resolveIn(item, last), { ...empty(), attrs: [attrKey(item.base, last)] }) };
+    if (item?.outs !== undefined && !item.outs.some((o) => o.star !== undefined || o.name === last)) {
+      // No output column of that name: `x.f` is f(x), a function of the derived table's whole row.
+      return { ...wholeOf(item), opaque: true, direct: false };
+    }
     if (item !== undefined) return resolveIn(item, last);
   }
   // Unqualified (or qualified by something that is not a FROM item): every plausible source,

@@ -135,6 +135,8 @@ export class Masker {
   private knownRelations: Set<string> | undefined;
   /** Columns of each stored table (not views) by lower-cased name, from the catalog. */
   private tableColumns = new Map<string, string[]>();
+  /** Columns of every table and view the login may read, by lower-cased relation name (all schemas). */
+  private relationColumns = new Map<string, Set<string>>();
   /** Table names found in more than one schema: their column positions are not known by name alone. */
   private ambiguousTables = new Set<string>();
 
@@ -274,6 +276,14 @@ export class Masker {
     }
     this.tableColumns = tables;
     this.ambiguousTables = ambiguous;
+    const relations = new Map<string, Set<string>>();
+    for (const c of snapshot.columns) {
+      const key = c.table.toLowerCase();
+      const set = relations.get(key) ?? new Set<string>();
+      set.add(c.column);
+      relations.set(key, set);
+    }
+    this.relationColumns = relations;
     this.knownRelations = new Set([...snapshot.columns.map((c) => c.table.toLowerCase()), ...snapshot.system.map((n) => n.toLowerCase())]);
     this.setViews(snapshot.views);
   }
@@ -367,6 +377,8 @@ export class Masker {
       if (rule !== undefined) consider(lin.direct ? rule : { mode: rule.mode === 'hash' ? 'hash' : 'full', implied: rule.implied, derived: true });
     }
     if ((lin.wholeRow || lin.opaque) && (this.anyRule || (lin.rels ?? []).some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false, derived: true });
+    // `c.f` where the relation has no column f is f(c): a function of the whole row, whatever f is.
+    if (this.anyRule && lin.attrs !== undefined && lin.attrs.some((a) => this.attributeCall(a))) consider({ mode: 'full', implied: false, derived: true });
     // Through views: the view's own columns that this value may read.
     for (const rel of lin.rels ?? []) {
       const view = this.views?.get(rel);
@@ -380,6 +392,13 @@ export class Masker {
       }
     }
     return best;
+  }
+
+  /** Is `rel` NUL `name` (lineage.ts attrs) a call in attribute form: a relation the catalog knows, without that column? */
+  private attributeCall(attr: string): boolean {
+    const at = attr.indexOf('\u0000');
+    const cols = this.relationColumns.get(attr.slice(0, at).toLowerCase());
+    return cols !== undefined && !cols.has(attr.slice(at + 1));
   }
 
   /**
