@@ -318,8 +318,9 @@ describe('next classes: value forms the detectors could not read, COPY FROM STDI
 });
 
 describe('a PostgreSQL 18.4 crash the gateway keeps out of reach', () => {
-  it('a named FETCH is refused (its Describe after the cursor closed kills the backend); an unnamed one runs', async () => {
+  it('FETCH/MOVE in any extended-protocol Parse is refused (a Describe of it after the cursor closed kills the backend)', async () => {
     const raw = await connect();
+    const bystander = await connect();
     try {
       const named = await roundTrip(raw, [
         queryMessage('DECLARE c1 CURSOR WITH HOLD FOR SELECT 1 AS x'),
@@ -333,15 +334,29 @@ describe('a PostgreSQL 18.4 crash the gateway keeps out of reach', () => {
       expect(errors[0]?.get('M')).toMatch(/FETCH or MOVE/);
       // The Describe names a statement that was never made: an ordinary error, the server lives.
       expect(errors[1]?.get('C')).toBe('26000');
+      // Attack round 3 #9: the unnamed statement survives a CLOSE run through a named statement.
       const unnamed = await roundTrip(raw, [
         queryMessage('DECLARE c2 CURSOR WITH HOLD FOR SELECT 7 AS x'),
-        parseMessage('', 'FETCH 1 FROM c2'), bind('', ''), execute(''), SYNC,
-        queryMessage('CLOSE c2'),
+        parseMessage('', 'FETCH 1 FROM c2'), SYNC,
+        parseMessage('s2', 'CLOSE c2'), bind('', 's2'), execute(''), SYNC,
+        describeMessage('S', ''), SYNC,
+        parseMessage('', 'MOVE 1 IN c2'), SYNC,
       ], 'm21');
-      expect(errorsOf(unnamed.messages)).toEqual([]);
-      expect(rows(unnamed.messages)).toContainEqual(['7']);
+      expect(unnamed.ended).toBe(false);
+      const refused = errorsOf(unnamed.messages);
+      expect(refused[0]?.get('C')).toBe('42501');
+      expect(refused[0]?.get('M')).toMatch(/FETCH or MOVE/);
+      expect(refused.at(-1)?.get('M')).toMatch(/FETCH or MOVE/);
+      // Another session of the cluster lives on; FETCH in a simple Query works as before.
+      const other = await roundTrip(bystander, [
+        queryMessage('DECLARE c3 CURSOR WITH HOLD FOR SELECT 8 AS x'), queryMessage('FETCH 1 FROM c3'), queryMessage('CLOSE c3'),
+      ], 'm22');
+      expect(other.ended).toBe(false);
+      expect(errorsOf(other.messages)).toEqual([]);
+      expect(rows(other.messages)).toContainEqual(['8']);
     } finally {
       raw.close();
+      bystander.close();
     }
   });
 });

@@ -231,11 +231,12 @@ export class Relay {
           // The judge → forward step of the extended protocol.
           const parse = decodeParse(body);
           let v = textIsUtf8(body, 2) ? this.hooks.judge(parse.sql, 'extended') : this.refuseText(parse.sql);
-          // A named FETCH/MOVE outlives its cursor, and a Describe of it after the cursor closed
+          // A prepared FETCH/MOVE outlives its cursor, and a Describe of it after the cursor closed
           // kills the PostgreSQL 18.4 backend (and restarts the cluster): docs/gateway.md. The
-          // gateway itself describes before each Execute, so it never lets one be made.
-          if (v.error === undefined && parse.name !== '' && v.info?.facts.kinds.includes('FetchStmt') === true) {
-            v = { info: v.info, error: this.hooks.refuse(NAMED_FETCH) };
+          // unnamed statement survives a named Parse/Bind/Execute of CLOSE, so no name is safe:
+          // FETCH and MOVE run only in a simple Query, where no statement outlives the call.
+          if (v.error === undefined && v.info?.facts.kinds.includes('FetchStmt') === true) {
+            v = { info: v.info, error: this.hooks.refuse(PREPARED_FETCH) };
           }
           this.ahead.judged(v.info);
           if (v.error !== undefined) {
@@ -654,7 +655,7 @@ export class Relay {
  * here (with replacement characters) and another way there, so it is refused.
  */
 const INVALID_TEXT = 'statement text that is not valid UTF-8';
-const NAMED_FETCH = 'named prepared statement of a FETCH or MOVE (use the unnamed statement or a simple Query)';
+const PREPARED_FETCH = 'FETCH or MOVE in the extended protocol (send it as a simple Query)';
 
 /** Are the first `strings` NUL-terminated strings of a message body valid UTF-8? */
 function textIsUtf8(body: Buffer, strings: number): boolean {

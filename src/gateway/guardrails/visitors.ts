@@ -1,5 +1,6 @@
 import { CATALOG_SAFE_FUNCTIONS, CATALOG_SAFE_OPERATORS } from './catalog-functions.js';
 import { attributeCall } from './attribute-calls.js';
+import { FIELD_CALLABLE_UNLISTED } from './field-calls.js';
 import { LEXING_SETTINGS, lexingSettingRefusal } from './lexing.js';
 import {
   DENIED_FUNCTION_PREFIXES,
@@ -344,4 +345,42 @@ export function statementTextReads(stmt: unknown, ctx: WalkContext): void {
 /** Text other sessions wrote: their statements, and `application_name` (`set_config` can put any value there). */
 const SESSION_TEXT_COLUMNS = new Set(['query', 'application_name']);
 
-export const ALL_VISITORS: readonly Visitor[] = [statementKinds, unsafeWrites, modifyingCtes, dangerousFunctions, functionAllowList, otherSessions];
+/** A field name that a function rule would judge as a call (field-calls.ts). */
+function callableField(name: string): boolean {
+  return FIELD_CALLABLE_UNLISTED.has(name) || DENIED_FUNCTIONS.has(name) || DENIED_FUNCTION_PREFIXES.some((p) => name.startsWith(p))
+    || WRITING_FUNCTIONS.has(name) || OTHER_SESSIONS_FUNCTIONS.has(name) || name === 'pg_notify' || name === 'set_config';
+}
+
+/** Runs every function rule on `name(arg)`, as if it had been written as a call. */
+function judgeAsCall(name: string, arg: unknown, ctx: WalkContext): void {
+  const call: JsonNode = { funcname: [{ String: { sval: name } }], args: [arg] };
+  for (const v of [dangerousFunctions, functionAllowList, otherSessions]) v.FuncCall?.(call, ctx, 'FuncCall');
+}
+
+/** `q.f` and `(expr).f` may be the call `f(q)` / `f(expr)` (field-calls.ts). */
+export const fieldCalls: Visitor = {
+  ColumnRef: (node, ctx) => {
+    const fields = Array.isArray(node.fields) ? node.fields : [];
+    const names = nameList(fields);
+    const last = names[names.length - 1];
+    if (names.length >= 2 && last !== undefined && last !== '' && callableField(last)) {
+      judgeAsCall(last, { ColumnRef: { fields: fields.slice(0, -1) } }, ctx);
+    }
+  },
+  A_Indirection: (node, ctx) => {
+    const steps = Array.isArray(node.indirection) ? node.indirection : [];
+    const plainColumn = nodeType(node.arg) === 'ColumnRef';
+    steps.forEach((step, i) => {
+      const name = (step as { String?: { sval?: string } }).String?.sval;
+      if (name === undefined) return;
+      const base = i === 0 ? node.arg : { A_Indirection: { arg: node.arg, indirection: steps.slice(0, i) } };
+      if (callableField(name)) judgeAsCall(name, base, ctx);
+      else if ((!plainColumn || i > 0) && !CATALOG_SAFE_FUNCTIONS.has(name)) {
+        // A value whose composite type the gateway cannot name: `f` may be any function.
+        ctx.report('unlisted-function', `field selection (...).${name} may call ${name}(...)`, name);
+      }
+    });
+  },
+};
+
+export const ALL_VISITORS: readonly Visitor[] = [statementKinds, unsafeWrites, modifyingCtes, dangerousFunctions, functionAllowList, otherSessions, fieldCalls];
