@@ -4,7 +4,8 @@
  * The production decision code (src/deploys/analysis.ts, the class the server runs) on simulated
  * canary traffic in virtual time: each virtual second both arms get `rps` requests (error
  * Bernoulli, latency log-normal, median 50 ms, σ 0.5) and the analysis decides after each second.
- * The latency tail threshold comes from 60 s of pre-deploy baseline traffic, as in the server.
+ * The latency tail threshold and the burst dispersion prior come from `--history` (300) s of
+ * pre-deploy baseline traffic, as in the server (its window).
  * Scenarios: healthy (identical arms), errors 1 % → 5 %, errors 1 % → 20 %, latency ×1.5
  * (p95 +50 %) and a tail-only regression (p95 +50 %, median unchanged: 8 % of requests ×2.5).
  *
