@@ -1,10 +1,11 @@
 /**
- * `npm run bench -- verify [--healthy 2000] [--bad 150] [--full 200] [--loop 100] [--rps 20] [--window 10,60] [--seed 1]`
+ * `npm run bench -- verify [--healthy 2000] [--bursty 500] [--bad 150] [--full 200] [--loop 100] [--rps 20] [--window 10,60] [--compare 1] [--seed 1]`
  *
  * The production decision code (src/deploys/analysis.ts, the class the server runs) on simulated
  * canary traffic in virtual time: each virtual second both arms get `rps` requests (error
  * Bernoulli, latency log-normal, median 50 ms, σ 0.5) and the analysis decides after each second.
- * The latency tail threshold comes from 60 s of pre-deploy baseline traffic, as in the server.
+ * The latency tail threshold and the burst dispersion prior come from `--history` (300) s of
+ * pre-deploy baseline traffic, as in the server (its window).
  * Scenarios: healthy (identical arms), errors 1 % → 5 %, errors 1 % → 20 %, latency ×1.5
  * (p95 +50 %) and a tail-only regression (p95 +50 %, median unchanged: 8 % of requests ×2.5).
  *
@@ -28,6 +29,7 @@
  * false-fail upper bound ≤ 1 %; no bad rollback passes.
  */
 import { DEFAULT_VERIFY_CONFIG, VerificationAnalysis } from '../src/deploys/analysis.js';
+import { nchLogLikelihoodRatios } from '../src/deploys/stats.js';
 import { coarseKeyOfMs, emptyChunk, PreDeployReplay, type ArmChunk } from '../src/deploys/traffic.js';
 import { badRollback, multiStep } from './_verify-loop.js';
 
@@ -39,6 +41,8 @@ const HEALTHY = arg('healthy', 2000);
 const LOOP_N = arg('loop', 100);
 const FULL = arg('full', 200);
 const BAD = arg('bad', 150);
+/** Bursty healthy canaries (`--bursty`; the full-rollout modes run half as many). */
+const BURSTY_N = arg('bursty', Math.round(HEALTHY / 4));
 const RPS = arg('rps', 20);
 /** Seconds of pre-deploy window for the full-rollout scenarios (replayed as the server does). */
 const WINDOWS = (process.argv.includes('--window') ? process.argv[process.argv.indexOf('--window') + 1] : '10,60').split(',').map(Number);
@@ -80,11 +84,18 @@ function second(arm: Arm): ArmChunk {
   return c;
 }
 
-function reference(arm: Arm): Map<number, number> {
-  const ref = new Map<number, number>();
-  for (let s = 0; s < 60; s++) for (const [k, n] of second(arm).bins) ref.set(k, (ref.get(k) ?? 0) + n);
-  return ref;
+/** Seconds of baseline history before a canary (`--history`; the server's rings keep up to 600). */
+const HISTORY_S = arg('history', 300);
+/** The baseline before a canary: its tail threshold and dispersion prior, as the server's ring window. */
+function history(arm: Arm): ArmChunk[] {
+  return Array.from({ length: HISTORY_S }, () => second(arm));
 }
+
+/**
+ * `--compare 0` skips it: the canary scenarios run again with `prior = false`, the analysis as it
+ * was before the dispersion prior (ρ learned from the arms' own chunks only), side by side.
+ */
+const COMPARE = arg('compare', 1) !== 0;
 
 /** A new error group logged by the candidate: once per `every` requests (the first at request 1). */
 interface NewGroup { every: number }
@@ -95,12 +106,14 @@ interface Run { outcome: string; atS: number; reason: string | null }
  * `windowS` > 0: a full rollout, the baseline is a `windowS`-second pre-deploy window replayed
  * by the server's PreDeployReplay, then compared whole (baselineFixed); else a canary.
  */
-function deploy(cand: Arm, neverPass = false, windowS = 0, baseArm: Arm = HEALTHY_ARM, group?: NewGroup): Run {
+function deploy(cand: Arm, neverPass = false, windowS = 0, baseArm: Arm = HEALTHY_ARM, group?: NewGroup, prior = true): Run {
   const window = windowS > 0 ? Array.from({ length: windowS }, () => second(baseArm)) : [];
-  const ref = windowS > 0 ? new Map<number, number>() : reference(baseArm);
-  for (const c of window) for (const [k, n] of c.bins) ref.set(k, (ref.get(k) ?? 0) + n);
+  const before = windowS > 0 ? window : history(baseArm);
+  const ref = new Map<number, number>();
+  for (const c of before) for (const [k, n] of c.bins) ref.set(k, (ref.get(k) ?? 0) + n);
   const replay = new PreDeployReplay(window);
-  const a = new VerificationAnalysis(neverPass ? { beta: 1e-300 } : {}, ref);
+  // As the server: the pre-deploy seconds are the dispersion prior (prior = false: as before).
+  const a = new VerificationAnalysis(neverPass ? { beta: 1e-300 } : {}, ref, [], prior ? before : []);
   let requests = 0, logged = 0;
   for (let t = 1; ; t++) {
     let base = windowS > 0 ? emptyChunk() : second(baseArm);
@@ -117,7 +130,7 @@ function deploy(cand: Arm, neverPass = false, windowS = 0, baseArm: Arm = HEALTH
       if (replay.exhausted) a.baselineFixed();
       replay.fill(base, c.count);
     }
-    a.observe(base, c);
+    a.observe(base, c, windowS > 0);
     const v = a.decide(t);
     if (v.outcome !== 'pending') return { outcome: v.outcome, atS: t, reason: v.reason };
   }
@@ -153,7 +166,7 @@ const BURSTY: Arm = { ...HEALTHY_ARM, burstShare: 0.1, slowShare: 0.05 };
  */
 const scenarios: Array<{ key: string; label: string; arm: Arm; n: number; windowN?: number; bad: boolean; base?: Arm; group?: NewGroup }> = [
   { key: 'healthy', label: 'healthy (1 % errors, same latency)', arm: HEALTHY_ARM, n: HEALTHY, windowN: Math.round(HEALTHY / 4), bad: false },
-  { key: 'bursty', label: 'healthy, bursty: both versions 10 % of seconds at 10 % errors, 5 % of seconds ×1.5', arm: BURSTY, base: BURSTY, n: Math.round(HEALTHY / 4), windowN: Math.round(HEALTHY / 8), bad: false },
+  { key: 'bursty', label: 'healthy, bursty: both versions 10 % of seconds at 10 % errors, 5 % of seconds ×1.5', arm: BURSTY, base: BURSTY, n: BURSTY_N, windowN: Math.round(BURSTY_N / 2), bad: false },
   { key: 'raregroup', label: 'healthy, one new error group in 5 000 requests', arm: HEALTHY_ARM, n: Math.round(HEALTHY / 4), windowN: Math.round(HEALTHY / 8), bad: false, group: { every: 5000 } },
   { key: 'newgroup', label: 'new error group on 2 % of requests (error rate 1 %)', arm: HEALTHY_ARM, n: BAD, bad: true, group: { every: 50 } },
   { key: 'err5', label: 'errors 1 % → 5 %', arm: { ...HEALTHY_ARM, errorRate: 0.05 }, n: BAD, bad: true },
@@ -214,6 +227,43 @@ for (const windowS of [0, ...WINDOWS]) {
   pooled.n += FULL; pooled.fails += fullFails;
   process.stdout.write(`  healthy, no early pass, watched every second for ${DEFAULT_VERIFY_CONFIG.maxDurationS} s`.padEnd(60) + `n=${FULL}  fail ${fullFails}\n`);
   keys.push(`${pre}false_fail_rate_full_horizon=${(fullFails / FULL).toFixed(4)}`);
+}
+if (COMPARE) {
+  // Before vs after in one run: the canary scenarios again without the dispersion prior.
+  process.stdout.write(' canary, without the pre-deploy dispersion prior (as before; --compare 0 skips)\n');
+  for (const sc of scenarios.filter((x) => ['healthy', 'bursty', 'err5', 'err20', 'tail50'].includes(x.key))) {
+    const n = sc.key === 'healthy' ? Math.round(HEALTHY / 4) : sc.n;
+    const runs = Array.from({ length: n }, () => deploy(sc.arm, false, 0, sc.base, sc.group, false));
+    const fails = runs.filter((r) => r.outcome === 'fail').map((r) => r.atS);
+    const passes = runs.filter((r) => r.outcome === 'pass').map((r) => r.atS);
+    process.stdout.write(`  ${sc.label.padEnd(58)} n=${n}  pass ${passes.length}  fail ${fails.length}`
+      + (fails.length ? `  fail at p50 ${pct(fails, 0.5)} s p95 ${pct(fails, 0.95)} s` : '') + (passes.length ? `  pass at p50 ${pct(passes, 0.5)} s p95 ${pct(passes, 0.95)} s` : '') + '\n');
+    keys.push(sc.bad ? `noprior_${sc.key}_detect_s_p95=${pct(fails, 0.95)}` : `noprior_${sc.key}_false_fail_rate=${(fails.length / n).toFixed(4)}`);
+  }
+}
+{
+  // What any test could do: the likelihood ratio test that knows the alternative exactly (one
+  // ψ, binomial chunks, no burst correction) at the same α. Its p95 is a floor for the canary
+  // goals at this traffic (20 rps per arm): below it only a bigger baseline or a larger α helps.
+  const oracle = (p1: number, p0: number): number => {
+    const psi = (p1 / (1 - p1)) / (p0 / (1 - p0)), out = [0], times: number[] = [];
+    const binom = (p: number): number => { let k = 0; for (let i = 0; i < RPS; i++) if (rand() < p) k++; return k; };
+    for (let r = 0; r < BAD; r++) {
+      let log = 0, t = 1;
+      for (; t < 3000; t++) {
+        const e1 = binom(p1), e0 = binom(p0);
+        nchLogLikelihoodRatios(e1, e0 + e1, RPS, RPS, [psi], out);
+        log += out[0];
+        if (t * RPS >= DEFAULT_VERIFY_CONFIG.minSamples && log >= Math.log(1 / DEFAULT_VERIFY_CONFIG.alpha)) break;
+      }
+      times.push(t);
+    }
+    return pct(times, 0.95);
+  };
+  // tail50: the slow share above the baseline p95 (5 %) becomes 0.92·5 % + 8 %·P(2.5·X > p95) = 9.2 %.
+  const o5 = oracle(0.05, 0.01), oTail = oracle(0.092, 0.05);
+  process.stdout.write(` information floor: the likelihood ratio test knowing ψ, at α ${DEFAULT_VERIFY_CONFIG.alpha}: errors 1 % → 5 % p95 ${o5} s; slow share 5 % → 9.2 % (tail50 at the p95 threshold) p95 ${oTail} s\n`);
+  keys.push(`oracle_err5_detect_s_p95=${o5}`, `oracle_tail50_p95threshold_detect_s_p95=${oTail}`);
 }
 // The server's Verifier over rollup deltas (bench/_verify-loop.ts): a rollback whose target is
 // bad too must not pass; a healthy deploy verified at 50 %, held, then at 100 % spends α once.

@@ -100,8 +100,12 @@ export class VerificationAnalysis {
   /**
    * `reference`: baseline latency histogram from before the start (fixes the tail threshold).
    * `metricChecks`: the service's configured checks; feed them with `observeMetric`.
+   * `history`: the baseline's seconds from before the deploy (the chunks `reference` was summed
+   * from). They set the rate tests' burst dispersion ρ from the start (rate-test.ts `prior`) —
+   * binomial history keeps ρ ≈ 0 instead of the arms' early noise, bursty history makes the
+   * tests robust from the first chunk — and never enter a likelihood ratio.
    */
-  constructor(config: Partial<VerifyConfig> = {}, reference?: ReadonlyMap<number, number>, metricChecks: readonly MetricCheck[] = []) {
+  constructor(config: Partial<VerifyConfig> = {}, reference?: ReadonlyMap<number, number>, metricChecks: readonly MetricCheck[] = [], history: readonly ArmChunk[] = []) {
     this.config = { ...DEFAULT_VERIFY_CONFIG, ...config };
     const c = this.config;
     this.metrics = metricChecks.map((m) => new MetricCheckTest(m, { alpha: c.alpha, beta: c.beta, checkpoints: c.rankCheckpoints }));
@@ -110,7 +114,15 @@ export class VerificationAnalysis {
     this.newGroups = new NewGroupRule(c.newErrorGroupMinShare, c.alpha);
     if (reference) for (const [k, c] of reference) this.addReference(k, c);
     this.fixTailThreshold();
+    this.hasHistory = history.length > 0;
+    for (const h of history) {
+      this.errors.prior(h.errors, h.count);
+      if (this.tailKey !== null) this.tail.prior(slowCount(h.bins, this.tailKey), h.count);
+    }
   }
+
+  /** Pre-deploy history was given: a replayed window's chunks are already in the dispersion prior. */
+  private readonly hasHistory: boolean;
 
   private addReference(k: number, c: number): void {
     this.reference.set(k, (this.reference.get(k) ?? 0) + c);
@@ -126,10 +138,14 @@ export class VerificationAnalysis {
   /** Candidate and baseline requests observed so far. */
   get samples(): { baseline: number; candidate: number } { return { baseline: this.errors.n0, candidate: this.errors.n1 }; }
 
-  /** One chunk of paired traffic (either arm may be empty). */
-  observe(base: ArmChunk, cand: ArmChunk): void {
+  /**
+   * One chunk of paired traffic (either arm may be empty). `replayed`: the baseline chunk is
+   * pre-deploy seconds (a replayed window), already counted in the dispersion prior if given.
+   */
+  observe(base: ArmChunk, cand: ArmChunk, replayed = false): void {
     if (this.decided) return;
-    this.errors.observe(cand.errors, cand.count, base.errors, base.count);
+    const seen = replayed && this.hasHistory;
+    this.errors.observe(cand.errors, cand.count, base.errors, base.count, seen);
     const { errorAbsPassRate: p } = this.config;
     if (cand.count > 0) {
       // Tempered by the candidate chunk's design effect, as the two-arm test (rate-test.ts).
@@ -147,7 +163,7 @@ export class VerificationAnalysis {
       for (const [k, c] of base.bins) this.addReference(k, c);
       this.fixTailThreshold();
     } else {
-      this.tail.observe(slowCount(cand.bins, this.tailKey), cand.count, slowCount(base.bins, this.tailKey), base.count);
+      this.tail.observe(slowCount(cand.bins, this.tailKey), cand.count, slowCount(base.bins, this.tailKey), base.count, seen);
     }
   }
 
@@ -380,7 +396,7 @@ export class VerificationAnalysis {
           alwaysValidP: Math.min(1, Math.exp(-e.maxFailLog)),
           passLogLr: e.passLog, absPassLogLr: this.absPassLog, passThreshold: passBound,
           passOddsRatio: c.errorPassRatio, absPassRate: c.errorAbsPassRate,
-          dispersionRho: e.rho, maxDesignEffect: e.maxDesignEffect,
+          dispersionRho: e.rho, maxDesignEffect: e.maxDesignEffect, dispersionPriorRequests: e.history.n,
           ...(this.fixed === null ? {} : { windowZ: e.windowZ, windowCheckpoints: this.fixed.next - 1 }),
         },
         detail: 'mixture SPRT on the error odds ratio (conditional on each chunk\'s errors, each chunk\'s evidence divided by its design effect for bursts); pass: SPRT against the bad odds ratio or the absolute rate',

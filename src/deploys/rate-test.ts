@@ -53,10 +53,14 @@ export class ArmDispersion {
  * arm that has not had its bursts yet (X² below its degrees of freedom) must not cancel the
  * other's, which would leave the test trusting bursts early (the bias is the conservative way).
  */
-export function pooledRho(a: ArmDispersion, b: ArmDispersion): number {
-  const x = a.moments(), y = b.moments();
-  const w = x.weight + y.weight;
-  return w <= 0 ? 0 : Math.min(1, (Math.max(0, x.excess) + Math.max(0, y.excess)) / w);
+export function pooledRho(...arms: ArmDispersion[]): number {
+  let excess = 0, w = 0;
+  for (const arm of arms) {
+    const m = arm.moments();
+    excess += Math.max(0, m.excess);
+    w += m.weight;
+  }
+  return w <= 0 ? 0 : Math.min(1, excess / w);
 }
 
 /** The design effect of one two-arm chunk: the weighted mean of the arms' 1 + (n − 1)ρ. */
@@ -78,6 +82,12 @@ export class RateTest {
   private readonly tmp: number[];
   readonly cand = new ArmDispersion();
   readonly base = new ArmDispersion();
+  /**
+   * The baseline's own seconds from before the deploy (`prior`): what its dispersion was before
+   * the candidate existed, so ρ is known from the first chunk and is not learned from a
+   * regression's own noise. Only ρ uses them, never the likelihood ratios.
+   */
+  readonly history = new ArmDispersion();
   passLog = 0;
   maxFailLog = -Infinity;
   n0 = 0; n1 = 0; e0 = 0; e1 = 0;
@@ -95,11 +105,20 @@ export class RateTest {
     this.tmp = new Array<number>(this.psis.length).fill(0);
   }
 
-  observe(e1: number, n1: number, e0: number, n0: number): void {
+  /** One pre-deploy second of the baseline (events of n): dispersion evidence only. */
+  prior(events: number, n: number): void {
+    this.history.add(events, n);
+  }
+
+  /**
+   * One chunk. `baseSeenBefore`: the baseline chunk is made of pre-deploy seconds already given
+   * to `prior` (a replayed window), so its dispersion is not counted twice.
+   */
+  observe(e1: number, n1: number, e0: number, n0: number, baseSeenBefore = false): void {
     this.n0 += n0; this.n1 += n1; this.e0 += e0; this.e1 += e1;
     this.cand.add(e1, n1);
-    this.base.add(e0, n0);
-    this.rho = pooledRho(this.cand, this.base);
+    if (!baseSeenBefore) this.base.add(e0, n0);
+    this.rho = pooledRho(this.cand, this.base, this.history);
     const phi = chunkDesignEffect(n1, n0, this.rho);
     if (phi > this.maxDesignEffect) this.maxDesignEffect = phi;
     nchLogLikelihoodRatios(e1, e0 + e1, n1, n0, this.psis, this.tmp);

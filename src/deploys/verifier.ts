@@ -312,7 +312,8 @@ export class Verifier {
     const reference = new Map<number, number>();
     for (const c of window) for (const [k, n] of c.bins) reference.set(k, (reference.get(k) ?? 0) + n);
     const checks = this.checksFor(deploy.service, true);
-    const analysis = new VerificationAnalysis({ ...this.opts.verify, maxDurationS }, reference, checks.map((c) => c.check));
+    // The window also tells the rate tests how bursty the baseline was before the deploy (ρ).
+    const analysis = new VerificationAnalysis({ ...this.opts.verify, maxDurationS }, reference, checks.map((c) => c.check), window);
     const metricIdx = new Map<string, number>();
     checks.forEach(({ key: ck }, idx) => {
       metricIdx.set(ck, idx);
@@ -372,12 +373,13 @@ export class Verifier {
         const waitForReplay = base.count === 0 && !s.replay.exhausted && cand.count * s.ratio < s.replay.nextCount;
         if (!waitForReplay) {
           run.concurrentN += base.count;
-          if (base.count === 0 && s.replay.requests > 0) {
+          const replayed = base.count === 0 && s.replay.requests > 0;
+          if (replayed) {
             if (s.replay.exhausted) run.analysis.baselineFixed();
             s.replay.fill(base, cand.count * s.ratio);
             run.replayN = s.replay.served;
           }
-          if (cand.count > 0 || base.count > 0) run.analysis.observe(base, cand);
+          if (cand.count > 0 || base.count > 0) run.analysis.observe(base, cand, replayed);
           s.cand = emptyChunk();
           s.base = emptyChunk();
         }
