@@ -11,12 +11,40 @@
  *
  * Goals at 10 M rows (`--rows 10000000`): trace by id ≤ 20 ms, log search ≤ 500 ms, 24 h RED
  * ≤ 100 ms, cold within 3× warm.
+ *
+ * `--store clickhouse` runs the same on the ClickHouse store: on `--url clickhouse://…` when given,
+ * else on the chdb test engine (test/clickhouse-engine, started here on a temporary directory;
+ * it shares the machine's cores with this process). "Reopened" is then a new store and HTTP
+ * client; the engine's caches stay warm. The load phase reports spans + logs per second
+ * acknowledged and the CPU of this process and of the engine per row.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DuckDbTelemetryStore, loadSynthetic, type SyntheticSample } from '../src/telemetry/index.js';
-import { arg } from './_util.js';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { ClickHouseTelemetryStore, DuckDbTelemetryStore, loadSynthetic, type SyntheticSample, type TelemetryStore } from '../src/telemetry/index.js';
+import { arg, cpuSeconds } from './_util.js';
+
+const argText = (name: string, def: string | undefined): string | undefined => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i === -1 ? def : process.argv[i + 1];
+};
+const STORE = argText('store', 'duckdb');
+if (STORE !== 'duckdb' && STORE !== 'clickhouse') throw new Error('--store duckdb|clickhouse');
+
+/** The chdb test engine on a temporary directory: its URL and process. */
+async function startEngine(dir: string): Promise<{ url: string; child: ChildProcess }> {
+  const server = fileURLToPath(new URL('../../test/clickhouse-engine/server.mjs', import.meta.url));
+  const child = spawn(process.execPath, [server, '--path', join(dir, 'engine'), '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const line = await new Promise<string>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`test engine exited (${code}); installed? npm --prefix test/clickhouse-engine ci`)));
+  });
+  const { listening } = JSON.parse(line) as { listening: string };
+  return { url: `${listening.replace(/^http:/, 'clickhouse:')}/qbench`, child };
+}
 
 const ROWS = arg('rows', 2_000_000);
 const REPS = arg('reps', 5);
@@ -29,7 +57,7 @@ interface QueryDef {
   reads: 'raw spans' | 'raw logs' | 'rollups';
   goalMs?: number;
   /** Runs variant `i` (a different trace, term or range for every i); returns rows found. */
-  run(store: DuckDbTelemetryStore, i: number): Promise<number>;
+  run(store: TelemetryStore, i: number): Promise<number>;
 }
 
 function queries(s: SyntheticSample, endUs: number): QueryDef[] {
@@ -62,23 +90,36 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tightloop-qbench-'));
   const path = join(dir, 'telemetry.duckdb');
+  let engine: { url: string; child: ChildProcess } | undefined;
   try {
-    const loader = new DuckDbTelemetryStore(path);
+    let chUrl = argText('url', undefined);
+    if (STORE === 'clickhouse' && chUrl === undefined) {
+      engine = await startEngine(dir);
+      chUrl = engine.url;
+    }
+    const open = (): TelemetryStore => (STORE === 'clickhouse' ? new ClickHouseTelemetryStore({ url: chUrl!, nodeId: 'qbench' }) : new DuckDbTelemetryStore(path));
+    const loader = open();
     await loader.open();
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage(), engineCpu0 = cpuSeconds(engine?.child.pid);
     const endUs = Date.now() * 1000;
     const sample = await loadSynthetic(loader, { spans: ROWS, logs: ROWS, hours: 24, endUs });
     await loader.close();
-    console.log(`loaded ${ROWS} spans + ${ROWS} logs over 24 h in ${((performance.now() - t0) / 1000).toFixed(1)} s; ${REPS} repetitions, each on a reopened store`);
+    const loadS = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0), ownCpuS = (cpu.user + cpu.system) / 1e6, engineCpuS = cpuSeconds(engine?.child.pid) - engineCpu0;
+    const perRowUs = (s: number): string => (Number.isNaN(s) ? 'n/a' : ((s * 1e6) / (2 * ROWS)).toFixed(1));
+    console.log(`store ${STORE}: loaded ${ROWS} spans + ${ROWS} logs over 24 h in ${loadS.toFixed(1)} s (${Math.round((2 * ROWS) / loadS)} rows/s, generation included); `
+      + `CPU per row: this process ${perRowUs(ownCpuS)} µs${engine ? `, engine ${perRowUs(engineCpuS)} µs` : ''}; ${REPS} repetitions, each on a reopened store`);
 
-    const fields: string[] = [`rows=${ROWS}`];
+    const fields: string[] = [`store=${STORE}`, `rows=${ROWS}`, `load_rows_per_s=${Math.round((2 * ROWS) / loadS)}`, `load_cpu_us_per_row=${perRowUs(ownCpuS)}`];
+    if (engine) fields.push(`engine_cpu_us_per_row=${perRowUs(engineCpuS)}`);
     let worstRatio = 0;
     const missed: string[] = [];
     for (const q of queries(sample, endUs)) {
       const cold: number[] = [], warm: number[] = [];
       let found = 0;
       for (let r = 0; r < REPS; r++) {
-        const store = new DuckDbTelemetryStore(path);
+        const store = open();
         await store.open();
         try {
           let t = performance.now();
@@ -101,6 +142,11 @@ async function main(): Promise<void> {
     console.log(`cold within 3× warm: ${worstRatio <= 3 ? 'yes' : 'no'} (worst ${worstRatio.toFixed(1)}×); over a goal: ${missed.length === 0 ? 'none' : missed.join(', ')}`);
     console.log(`RESULT query ${fields.join(' ')} worst_cold_over_warm=${worstRatio.toFixed(1)} over_goal=${missed.length}`);
   } finally {
+    if (engine && engine.child.exitCode === null) {
+      const exited = new Promise((r) => engine!.child.once('exit', r));
+      engine.child.kill('SIGTERM');
+      await exited;
+    }
     rmSync(dir, { recursive: true, force: true });
   }
 }

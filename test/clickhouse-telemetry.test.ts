@@ -7,6 +7,7 @@ import { LoggerProvider, SimpleLogRecordProcessor } from '@opentelemetry/sdk-log
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import { clickHouseEngineInstalled, startClickHouseEngine, type RunningEngine } from './clickhouse-engine/harness.js';
+import { jsonTraceRequest, randomTraceId } from './helpers/otlp-json.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
 /**
@@ -76,5 +77,12 @@ describe.skipIf(!installed)('tightloop on ClickHouse (--telemetry clickhouse://â
       const services = await node.api<{ services: Array<{ service: string; versions: string[]; count: number }> }>('/api/services');
       expect(services.body.services.find((s) => s.service === service)).toMatchObject({ versions: ['2.0.0'], count: 2 });
     }
+  });
+
+  it('refuses OTLP with 503 and Retry-After while ClickHouse is unreachable (nothing acknowledged is lost)', async () => {
+    await engine.stop();
+    const res = await fetch(`${a.url}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: jsonTraceRequest(randomTraceId(), 2) });
+    expect(res.status).toBe(503);
+    expect(res.headers.get('retry-after')).toBe('1');
   });
 });

@@ -34,11 +34,10 @@ function spanRow(r: ChRow): SpanRow {
 export async function getTrace(sql: ChSql, traceId: string): Promise<SpanRow[]> {
   const tid = traceId.toLowerCase();
   if (!HEX32.test(tid)) return [];
-  const [range] = await sql.rows(`SELECT toUnixTimestamp64Micro(min(first)) AS lo, toUnixTimestamp64Micro(max(last)) AS hi, count() AS n
-    FROM trace_times WHERE trace_id = {tid:String}`, { tid });
-  if (!range || num(range.n) === 0) return [];
-  const rows = await sql.rows(`SELECT ${SPAN_COLUMNS} FROM spans
-    WHERE trace_id = {tid:String} AND start >= ${at('lo')} AND start <= ${at('hi')}`, { tid, lo: num(range.lo), hi: num(range.hi) });
+  // Scalar subqueries run first: their constants then prune partitions and granules.
+  const rows = await sql.rows(`SELECT ${SPAN_COLUMNS} FROM spans WHERE trace_id = {tid:String}
+    AND start >= (SELECT min(first) FROM trace_times WHERE trace_id = {tid:String})
+    AND start <= (SELECT max(last) FROM trace_times WHERE trace_id = {tid:String})`, { tid });
   return rows.map(spanRow).sort((a, b) => a.startUs - b.startUs || (a.spanId < b.spanId ? -1 : a.spanId > b.spanId ? 1 : 0));
 }
 

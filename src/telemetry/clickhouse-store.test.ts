@@ -3,10 +3,11 @@
  * chdb behind its HTTP interface): the same conformance suite as DuckDB, plus what only a shared
  * server has (several nodes, deduplicated retries).
  */
+import { createServer, request, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clickHouseEngineInstalled, startClickHouseEngine, type RunningEngine } from '../../test/clickhouse-engine/harness.js';
 import { ClickHouseTelemetryStore } from './clickhouse-store.js';
-import { ChSql, parseClickHouseUrl } from './clickhouse-sql.js';
+import { ChSql, describeClickHouse, parseClickHouseUrl } from './clickhouse-sql.js';
 import { hexOf, spanBatch } from './conformance-batches.js';
 import { runTelemetryStoreConformance, T0, US } from './store.conformance.js';
 
@@ -30,7 +31,126 @@ describe.skipIf(!installed)('ClickHouse store', () => {
   it('is on a current ClickHouse', () => {
     expect(Number(engine.version.split('.')[0])).toBeGreaterThanOrEqual(24);
   });
+
+  it('stores an INSERT once when its response is lost and it is retried (deduplication token)', async () => {
+    // A proxy that lets the first INSERT reach ClickHouse, then cuts the connection before the reply.
+    let cut = 0;
+    const proxy = await startProxy(engine.http, (url) => {
+      if (cut === 0 && /INSERT/.test(decodeURIComponent(url))) { cut++; return true; }
+      return false;
+    });
+    const db = `dedup_${process.pid}`;
+    const store = new ClickHouseTelemetryStore({ url: `clickhouse://tl:secret@127.0.0.1:${proxy.port}/${db}`, nodeId: 'a' });
+    await store.open();
+    try {
+      const spans = Array.from({ length: 50 }, (_, i) => ({ traceId: hexOf(i + 1, 32), spanId: hexOf(i + 1, 16), kind: 2, name: 'GET /', service: 'shop', startUs: T0 + i * 1000 }));
+      await store.append([{ spans: spanBatch(spans) }]);
+      expect(cut).toBe(1);
+      const sql = new ChSql(parseClickHouseUrl(engine.url(db)));
+      try {
+        expect(await sql.rows('SELECT count() AS n FROM spans')).toEqual([{ n: 50 }]);
+        expect(await sql.rows('SELECT sum(count) AS n FROM rollup_second WHERE all_operations')).toEqual([{ n: 50 }]);
+      } finally {
+        await sql.close();
+      }
+      expect((await store.red({ service: 'shop', fromUs: T0, toUs: T0 + 60 * US, stepS: 60 }))[0].count).toBe(50);
+    } finally {
+      await store.close();
+      await proxy.close();
+      await dropDatabase(engine.url(db));
+    }
+  });
+
+  it('lets several nodes ingest into one database: each reads all rows, RED adds up exactly', async () => {
+    const url = engine.url(`nodes_${process.pid}`);
+    const nodes = [new ClickHouseTelemetryStore({ url, nodeId: 'n1' }), new ClickHouseTelemetryStore({ url, nodeId: 'n2' }), new ClickHouseTelemetryStore({ url, nodeId: 'n3' })];
+    for (const s of nodes) await s.open();
+    try {
+      // Each node: 100 requests in the same seconds, one in ten an error with an exception event.
+      await Promise.all(nodes.map((s, k) => s.append([{ spans: spanBatch(Array.from({ length: 100 }, (_, i) => ({
+        traceId: hexOf(k * 1000 + i + 1, 32), spanId: hexOf(k * 1000 + i + 1, 16), kind: 2, name: 'GET /cart', service: 'shop',
+        startUs: T0 + (i % 10) * US, durationNs: (k + 1) * 10e6, statusCode: i % 10 === 0 ? 2 : 0,
+        events: i % 10 === 0 ? [{ timeUs: T0, name: 'exception', attrs: { 'exception.type': `E${k}` } }] : [],
+      }))) }])));
+      for (const s of nodes) {
+        const [b] = await s.red({ service: 'shop', fromUs: T0, toUs: T0 + 60 * US, stepS: 60 });
+        expect([b.count, b.errors]).toEqual([300, 30]);
+        // The three nodes' latencies (10, 20, 30 ms) merge into one sketch.
+        expect(b.p50Ms).toBeCloseTo(20, 0);
+        expect(await s.getTrace(hexOf(2 * 1000 + 5, 32))).toHaveLength(1);
+        const ops = await s.operationRollups('second', T0, T0 + 60 * US, 100);
+        expect(ops.reduce((a, r) => a + r.count, 0)).toBe(300);
+        expect(new Set(ops.map((r) => r.second)).size).toBe(10);
+      }
+      // Replays after a crash are the node's own: the other nodes' error spans are theirs.
+      const own = await nodes[1].spansWithEventSince(0, 'exception');
+      expect(own.length).toBe(10);
+      expect(new Set(own.events.map((e) => JSON.parse(e)[0].attrs['exception.type']))).toEqual(new Set(['E1']));
+    } finally {
+      for (const s of nodes) await s.close();
+      await dropDatabase(url);
+    }
+  });
+
+  it('drops spans whose time ClickHouse cannot store, counted, and keeps the rest of the batch', async () => {
+    const url = engine.url(`range_${process.pid}`);
+    const store = new ClickHouseTelemetryStore({ url, nodeId: 'a' });
+    await store.open();
+    try {
+      await store.append([{ spans: spanBatch([
+        { traceId: hexOf(1, 32), spanId: hexOf(1, 16), startUs: T0 },
+        { traceId: hexOf(1, 32), spanId: hexOf(2, 16), startUs: 2 ** 60 },
+        { traceId: hexOf(1, 32), spanId: hexOf(3, 16), startUs: T0, durationNs: Number.NaN },
+      ]) }]);
+      expect(store.spansDroppedOutOfRange).toBe(2);
+      expect((await store.getTrace(hexOf(1, 32))).map((s) => s.spanId)).toEqual([hexOf(1, 16)]);
+    } finally {
+      await store.close();
+      await dropDatabase(url);
+    }
+  });
+
+  it('fails to open with ClickHouse\'s own error on wrong credentials', async () => {
+    const store = new ClickHouseTelemetryStore({ url: engine.url('nope').replace('secret', 'wrong'), nodeId: 'a' });
+    await expect(store.open()).rejects.toMatchObject({ code: '516', type: 'AUTHENTICATION_FAILED' });
+  });
 });
+
+describe('ClickHouse URLs', () => {
+  it('reads clickhouse:// and clickhouses:// with credentials and database, and rejects the rest', () => {
+    expect(parseClickHouseUrl('clickhouse://u:p%40ss@db.example:9000/tele')).toEqual({ url: 'http://db.example:9000', username: 'u', password: 'p@ss', database: 'tele' });
+    expect(parseClickHouseUrl('clickhouses://h/x')).toEqual({ url: 'https://h:8443', username: 'default', password: '', database: 'x' });
+    expect(parseClickHouseUrl('clickhouse://h')).toMatchObject({ url: 'http://h:8123', database: 'default' });
+    expect(describeClickHouse(parseClickHouseUrl('clickhouse://u:secret@h:8123/db'))).not.toContain('secret');
+    for (const bad of ['postgres://h/db', 'clickhouse://h/db;drop', 'not a url']) {
+      expect(() => parseClickHouseUrl(bad)).toThrow(expect.objectContaining({ code: 'bad_telemetry_url' }));
+    }
+  });
+});
+
+/** An HTTP proxy to `target` that drops the connection after forwarding a request `cut` selects. */
+async function startProxy(target: string, cut: (url: string) => boolean): Promise<{ port: number; close(): Promise<void> }> {
+  const server: Server = createServer((req, res) => {
+    const drop = cut(req.url ?? '');
+    const up = request(target + (req.url ?? ''), { method: req.method, headers: req.headers }, (upRes) => {
+      if (drop) {
+        upRes.resume();
+        upRes.on('end', () => req.socket.destroy());
+        return;
+      }
+      res.writeHead(upRes.statusCode ?? 500, upRes.headers);
+      upRes.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const address = server.address();
+  return {
+    port: typeof address === 'object' && address !== null ? address.port : 0,
+    close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+  };
+}
 
 async function dropDatabase(url: string): Promise<void> {
   const loc = parseClickHouseUrl(url);
@@ -41,5 +161,3 @@ async function dropDatabase(url: string): Promise<void> {
     await sql.close();
   }
 }
-
-export { hexOf, spanBatch, T0, US };

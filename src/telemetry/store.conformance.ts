@@ -1,5 +1,5 @@
 /**
- * The TelemetryStore conformance suite: every implementation (DuckDB now, ClickHouse later) runs
+ * The TelemetryStore conformance suite: every implementation (DuckDB, ClickHouse) runs
  * it against a real database. Call it from a test file:
  *
  *   runTelemetryStoreConformance('duckdb', async () => ({ store, reopen, cleanup }));

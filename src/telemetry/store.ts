@@ -5,7 +5,7 @@ export type { RollupSecond } from './rollup.js';
 
 /**
  * TelemetryStore: where spans, logs, metric points and rollups live. DuckDB is the embedded
- * implementation; ClickHouse comes later and must pass the same conformance suite
+ * implementation, ClickHouse (clickhouse-store.ts) the shared one; both pass the same conformance suite
  * (`store.conformance.ts`). Times are microseconds since the epoch, durations nanoseconds.
  */
 

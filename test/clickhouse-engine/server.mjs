@@ -10,8 +10,8 @@
  *
  * Prints one JSON line `{"listening":"http://host:port","version":"26.x"}` once it accepts requests.
  * Several tightloop processes may share one engine. Requests run one at a time (one chdb session
- * per data directory, which libchdb allows once per process); each request's settings are set
- * before its statement and reset to their defaults after it.
+ * per data directory, which libchdb allows once per process); each request runs with exactly its
+ * own settings (the session's are changed where they differ, others reset to their defaults).
  *
  * HTTP: GET/POST `/` with `query` in the URL or the body (the body is an INSERT's data when the
  * URL has the query), `database`, `param_<name>` (values in ClickHouse's escaped text form, passed
@@ -66,6 +66,8 @@ export async function startEngine({ path, host = '127.0.0.1', port = 8123, users
   const session = new Session(path);
   const version = JSON.parse(new TextDecoder().decode((await native.QueryAsyncConnection(session.connection, 'SELECT version() AS v', 'JSONEachRow')).bytes)).v;
   let database = 'default';
+  /** Settings the session has from earlier requests (name → value as sent). */
+  const current = new Map();
   let tail = Promise.resolve();
   /** Runs one request's statements alone on the session (settings and database are session state). */
   const exclusive = (fn) => {
@@ -113,20 +115,24 @@ export async function startEngine({ path, host = '127.0.0.1', port = 8123, users
         await run(`USE ${'`'}${db.replace(/`/g, '``')}${'`'}`, 'TabSeparated');
         database = db;
       }
-      // Applied by the engine (an unknown or ill-typed setting fails there) and reset afterwards.
-      const applied = [];
-      try {
-        for (const [k, v] of settings) {
-          await run(`SET ${k} = ${sqlString(v)}`, 'TabSeparated');
-          applied.push(k);
-        }
-        // An INSERT's data streams into the engine after its statement, as ClickHouse's HTTP handler
-        // feeds it (the engine's `input()` and INSERTs through views need that, not inline data).
-        if (urlQuery !== null && body.length > 0 && Object.keys(params).length === 0) return await native.InsertRawAsyncConnection(session.connection, urlQuery, body, false);
-        return Object.keys(params).length > 0 ? await run(sql(), format, params) : await run(sql(), format);
-      } finally {
-        for (const k of applied) await run(`SET ${k} = DEFAULT`, 'TabSeparated').catch(() => undefined);
+      // Applied by the engine (an unknown or ill-typed setting fails there). The session keeps
+      // them: each request sets what differs from the session's and resets what it does not ask for.
+      const wanted = new Map(settings);
+      for (const [k] of current) {
+        if (wanted.has(k)) continue;
+        await run(`SET ${k} = DEFAULT`, 'TabSeparated');
+        current.delete(k);
       }
+      for (const [k, v] of wanted) {
+        if (current.get(k) === v) continue;
+        current.delete(k);
+        await run(`SET ${k} = ${sqlString(v)}`, 'TabSeparated');
+        current.set(k, v);
+      }
+      // An INSERT's data streams into the engine after its statement, as ClickHouse's HTTP handler
+      // feeds it (the engine's `input()` and INSERTs through views need that, not inline data).
+      if (urlQuery !== null && body.length > 0 && Object.keys(params).length === 0) return await native.InsertRawAsyncConnection(session.connection, urlQuery, body, false);
+      return Object.keys(params).length > 0 ? await run(sql(), format, params) : await run(sql(), format);
     });
   }
 
