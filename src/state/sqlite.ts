@@ -11,6 +11,9 @@ import { AppError } from '../core/app-error.js';
 /** How long a writer waits for another connection's lock before failing with SQLITE_BUSY. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
 
+/** WAL pages between automatic checkpoints, on every connection that writes (SQLite's default: 1,000). */
+export const WAL_AUTOCHECKPOINT_PAGES = 4_000;
+
 /**
  * The SQLite state database, on a thread of its own.
  *
@@ -33,6 +36,7 @@ export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
  * - `foreign_keys = ON`: SQLite leaves FK enforcement off per connection unless asked.
  * - `busy_timeout`: another process (e.g. a CLI command) holding the write lock briefly should
  *   make us wait, not fail.
+ * - `wal_autocheckpoint`: the same limit as the errors commit worker's connection (see there).
  */
 export async function createSqliteDialect(path: string): Promise<Dialect> {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
@@ -65,6 +69,7 @@ function open() {
     db.pragma('synchronous = FULL');
     db.pragma('foreign_keys = ON');
     db.pragma('busy_timeout = ' + workerData.busyMs);
+    db.pragma('wal_autocheckpoint = ' + workerData.walPages);
   } catch (err) {
     db.close();
     throw err;
@@ -136,7 +141,7 @@ export class SqliteThread {
 
   static async open(path: string): Promise<SqliteThread> {
     const module = createRequire(import.meta.url).resolve('better-sqlite3');
-    const worker = new Worker(WORKER, { eval: true, workerData: { module, path, busyMs: SQLITE_BUSY_TIMEOUT_MS } });
+    const worker = new Worker(WORKER, { eval: true, workerData: { module, path, busyMs: SQLITE_BUSY_TIMEOUT_MS, walPages: WAL_AUTOCHECKPOINT_PAGES } });
     const first = await new Promise<FromWorker>((resolve, reject) => {
       worker.once('error', reject);
       worker.once('message', (m: FromWorker) => { worker.off('error', reject); resolve(m); });
