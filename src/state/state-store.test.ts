@@ -97,7 +97,7 @@ describe.each(dialects.names)('state store on %s', (dialect) => {
 describe('sqlite specifics', () => {
   afterAll(() => dialects.stop());
 
-  it('opens with WAL, synchronous=FULL, foreign keys and a busy timeout', async () => {
+  it('opens with WAL, synchronous=FULL, foreign keys, a busy timeout and the shared checkpoint limit', async () => {
     const { db } = await dialects.open('sqlite');
     const pragma = async (name: string): Promise<unknown> => {
       const query = sql<Record<string, unknown>>`select * from ${sql.raw(`pragma_${name}`)}`;
@@ -108,6 +108,8 @@ describe('sqlite specifics', () => {
     expect(await pragma('synchronous')).toBe(2); // FULL
     expect(await pragma('foreign_keys')).toBe(1);
     expect(await pragma('busy_timeout')).toBe(5000);
+    // As the errors commit worker's connection (not a table-valued pragma: the statement form).
+    expect((await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db)).rows[0]?.wal_autocheckpoint).toBe(4000);
   });
 
   it('keeps data across close and reopen of the same file', async () => {

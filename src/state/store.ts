@@ -40,7 +40,7 @@ export interface StateStore {
 export async function openStateStore(opts: StateStoreOptions): Promise<StateStore> {
   const dialect: Dialect =
     opts.dialect === 'sqlite'
-      ? createSqliteDialect(opts.path)
+      ? await createSqliteDialect(opts.path)
       : await createPostgresDialect({
           connectionString: opts.connectionString,
           maxConnections: opts.maxConnections,
