@@ -62,7 +62,7 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
     return 2;
   }
   // Loaded only by `up`: the other commands are REST clients and start faster without the server.
-  const { startServer } = await import('../http/server.js');
+  const { startNode } = await import('../http/cluster.js');
   const demo = opts.demo === true ? await import('../demo/index.js') : undefined;
   // Signals are ours from here on, also while PostgreSQL and the server start: the first one
   // stops gracefully (whatever has started is stopped, the demo's PostgreSQL directory removed);
@@ -83,7 +83,7 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   try {
-    return await serve(config, opts, startServer, demo, shutdown.signal, stateLine);
+    return await serve(config, opts, startNode, demo, shutdown.signal, stateLine);
   } finally {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
@@ -92,13 +92,17 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
 
 type Demo = typeof import('../demo/index.js');
 
-async function serve(config: ServerConfig, opts: { gatewayPort?: number }, startServer: typeof import('../http/server.js').startServer,
+async function serve(config: ServerConfig, opts: { gatewayPort?: number }, startNode: typeof import('../http/cluster.js').startNode,
   demo: Demo | undefined, stopped: AbortSignal, stateLine: string): Promise<number> {
   let prepared: import('../demo/index.js').PreparedDemo | undefined;
-  let server: RunningServer;
+  let node: import('../http/cluster.js').RunningNode;
+  // An active node that loses its lease has stopped its server (fail closed): exit 75 (EX_TEMPFAIL)
+  // so a supervisor restarts it, as a standby.
+  let leaseLost = false;
+  const lost = new AbortController();
   try {
     prepared = await demo?.prepareDemo(config.dataDir, stopped);
-    server = await startServer(config, undefined, { gatewayPort: opts.gatewayPort });
+    node = await startNode(config, undefined, { gatewayPort: opts.gatewayPort, onLeaseLost: () => { leaseLost = true; lost.abort(); } });
   } catch (err) {
     await prepared?.stop();
     if (stopped.aborted) return 0;
@@ -107,7 +111,8 @@ async function serve(config: ServerConfig, opts: { gatewayPort?: number }, start
     process.stderr.write(`tightloop up: cannot start: ${why}\n`);
     return 2;
   }
-  if (!stopped.aborted) {
+  const banner = (server: RunningServer): void => {
+    if (stopped.aborted) return;
     const lines = [
       '',
       `  tightloop is up  (data: ${config.dataDir})`,
@@ -129,16 +134,25 @@ async function serve(config: ServerConfig, opts: { gatewayPort?: number }, start
       );
     }
     process.stdout.write(lines.join('\n') + '\n\n');
+  };
+  const server = node.active();
+  if (server !== undefined) banner(server);
+  else {
+    process.stdout.write(`\n  tightloop is a STANDBY  (state: ${stateLine})\n  another node is active; this one takes over when it stops (${node.url}/api/cluster)\n\n`);
+    node.whenActive.then((s) => banner(s), () => undefined);
   }
-  const demoRun = prepared === undefined || stopped.aborted ? undefined : demo?.runDemo(server, prepared, { color: process.stdout.isTTY });
+  const demoRun = prepared === undefined || stopped.aborted || server === undefined ? undefined : demo?.runDemo(server, prepared, { color: process.stdout.isTTY });
   await new Promise<void>((done) => {
-    if (stopped.aborted) done();
-    else stopped.addEventListener('abort', () => done(), { once: true });
+    if (stopped.aborted || lost.signal.aborted) done();
+    else {
+      stopped.addEventListener('abort', () => done(), { once: true });
+      lost.signal.addEventListener('abort', () => done(), { once: true });
+    }
   });
   demoRun?.stop();
-  let code = 0;
+  let code = leaseLost ? 75 : 0;
   try {
-    await server.close();
+    await node.close();
   } catch (err) {
     process.stderr.write(`tightloop: shutdown failed: ${(err as Error).message}\n`);
     code = 1;
