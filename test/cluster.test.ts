@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { startNode, type RunningNode } from '../src/http/cluster.js';
+import { checkRoles, startNode, type RunningNode } from '../src/http/cluster.js';
+import { run } from '../src/cli/main.js';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer } from '../src/http/server.js';
 import { SERVER_STATE_MIGRATIONS } from '../src/http/state-migrations.js';
@@ -174,5 +175,53 @@ describePg('nodes of tightloop on one PostgreSQL', () => {
     const view = await callApi<ClusterView>(node.url, node.active()?.adminToken ?? '', 'GET', '/api/cluster');
     expect(view.body).toMatchObject({ mode: 'single', leases: [{ name: 'active', expired: false }] });
     expect(view.body.nodes).toHaveLength(1);
+  });
+});
+
+describe('--role', () => {
+  it('api, ingest and worker go together while telemetry is per node; the gateway is optional', () => {
+    expect(checkRoles(['worker', 'api', 'gateway', 'ingest', 'api'])).toEqual(['api', 'ingest', 'gateway', 'worker']);
+    expect(checkRoles(['api', 'ingest', 'worker'])).toEqual(['api', 'ingest', 'worker']);
+    for (const split of [['ingest'], ['api'], ['worker'], ['api', 'gateway'], ['ingest', 'gateway'], ['api', 'ingest'], ['ingest', 'worker', 'gateway']]) {
+      expect(() => checkRoles(split)).toThrow(expect.objectContaining({ code: 'roles_split_telemetry' }));
+    }
+    expect(() => checkRoles(['gateway'])).toThrow(expect.objectContaining({ code: 'roles_incoherent' }));
+    expect(() => checkRoles(['api', 'ingest', 'worker', 'detect'])).toThrow(expect.objectContaining({ code: 'role_invalid' }));
+  });
+
+  it('tightloop up refuses a split with exit 2 before starting anything', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-role-'));
+    cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
+    let err = '';
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((c: string) => ((err += c), true)) as typeof process.stderr.write;
+    try {
+      expect(await run(['node', 'tightloop', 'up', '--data-dir', dataDir, '--port', '0', '--role', 'ingest,gateway'])).toBe(2);
+      expect(await run(['node', 'tightloop', 'up', '--data-dir', dataDir, '--port', '0', '--role', 'api,ingest,worker,detect'])).toBe(2);
+    } finally {
+      process.stderr.write = write;
+    }
+    expect(err).toMatch(/api, ingest and worker go together .*missing: api, worker/);
+    expect(err).toMatch(/unknown role 'detect'/);
+  });
+
+  it('a node without the gateway role opens no gateway listener and says its roles', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-role-'));
+    cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
+    const node = await startNode(serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent', roles: ['api', 'ingest', 'worker'] }), silent, { gatewayPort: 0 });
+    cleanups.push(() => node.close());
+    expect(node.active()?.gatewayPort).toBeUndefined();
+    const view = await callApi<ClusterView>(node.url, node.active()?.adminToken ?? '', 'GET', '/api/cluster');
+    expect(view.body.nodes[0].roles).toEqual(['api', 'ingest', 'worker']);
+  });
+
+  it.runIf(process.env.TIGHTLOOP_TEST_PG !== '0')('every node of one cluster runs the same roles', async () => {
+    const d = await database();
+    const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'tightloop-role-')));
+    cleanups.push(async () => { for (const x of dirs) rmSync(x, { recursive: true, force: true }); });
+    const first = await startNode(serverConfigSchema.parse({ dataDir: dirs[0], port: 0, logLevel: 'silent', stateUrl: d.connectionString }), silent, { timing: NODE_TIMING });
+    cleanups.push(() => first.close());
+    await expect(startNode(serverConfigSchema.parse({ dataDir: dirs[1], port: 0, logLevel: 'silent', stateUrl: d.connectionString, roles: ['api', 'ingest', 'worker'] }), silent, { timing: NODE_TIMING }))
+      .rejects.toMatchObject({ code: 'roles_mismatch' });
   });
 });

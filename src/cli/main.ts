@@ -27,7 +27,7 @@ function intArg(name: string, min: number, max: number) {
   };
 }
 
-async function up(opts: { dataDir: string; host: string; port: number; gatewayPort?: number; queueMaxRows?: number; incidentWindow?: number; logLevel: string; actionsDir?: string; services?: string; demo?: boolean; corsOrigins?: string; state?: string }): Promise<number> {
+async function up(opts: { dataDir: string; host: string; port: number; gatewayPort?: number; queueMaxRows?: number; incidentWindow?: number; logLevel: string; actionsDir?: string; services?: string; demo?: boolean; corsOrigins?: string; state?: string; role?: string }): Promise<number> {
   let corsOrigins: string[] | undefined;
   const corsValue = opts.corsOrigins ?? process.env.TIGHTLOOP_CORS_ORIGINS;
   try {
@@ -39,6 +39,7 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
   const parsed = serverConfigSchema.safeParse({
     dataDir: resolve(opts.dataDir),
     stateUrl: opts.state ?? (process.env.TIGHTLOOP_STATE_URL === '' ? undefined : process.env.TIGHTLOOP_STATE_URL),
+    ...(opts.role === undefined ? {} : { roles: opts.role.split(',').map((r) => r.trim()).filter((r) => r !== '') }),
     host: opts.host,
     port: opts.port,
     queueMaxRows: opts.queueMaxRows,
@@ -59,6 +60,13 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
     stateLine = describeStateLocation(parseStateLocation(config.stateUrl, config.dataDir));
   } catch (err) {
     process.stderr.write(`tightloop up: --state / TIGHTLOOP_STATE_URL: ${(err as Error).message}\n`);
+    return 2;
+  }
+  try {
+    const { checkRoles } = await import('../http/cluster.js');
+    checkRoles(config.roles);
+  } catch (err) {
+    process.stderr.write(`tightloop up: ${(err as Error).message}\n`);
     return 2;
   }
   // Loaded only by `up`: the other commands are REST clients and start faster without the server.
@@ -123,7 +131,7 @@ async function serve(config: ServerConfig, opts: { gatewayPort?: number }, start
       `  health          ${server.url}/api/health`,
       `  Sentry DSN      ${server.defaultDsn}  (default project)`,
       server.gatewayPort === undefined
-        ? '  PostgreSQL      gateway not listening (port 15432 in use; pass --gateway-port)'
+        ? (config.roles.includes('gateway') ? '  PostgreSQL      gateway not listening (port 15432 in use; pass --gateway-port)' : '  PostgreSQL      gateway not run here (--role without gateway)')
         : `  PostgreSQL      postgres://<user>:<token>@${config.host}:${server.gatewayPort}/<resource>  (gateway)`,
     ];
     if (server.adminToken !== undefined) {
@@ -191,6 +199,7 @@ export async function run(argv: string[]): Promise<number> {
     .command('up')
     .description('run tightloop: OTLP ingest, API and console on one port')
     .option('--data-dir <dir>', 'data directory', './.tightloop')
+    .option('--role <list>', 'what this node runs: a comma list of api, ingest, gateway, worker (default all; api, ingest and worker go together, docs/cluster.md)')
     .option('--state <url>', 'state database: postgres://user:pass@host:5432/db (default: SQLite in the data directory; env TIGHTLOOP_STATE_URL)')
     .option('--host <host>', 'address to bind (loopback by default)', '127.0.0.1')
     .option('--port <port>', 'HTTP port (OTLP, API, console)', intArg('--port', 0, 65535), 4318)

@@ -35,6 +35,32 @@ export function singleView(id: string, roles: readonly NodeRole[], url: () => st
   return () => Promise.resolve(singleNodeView(id, roles, url(), startedMs));
 }
 
+/**
+ * The roles a node may run (`--role`), checked before anything starts. While telemetry is each
+ * node's embedded DuckDB store, `api`, `ingest` and `worker` go together: telemetry can be
+ * queried and evaluated only where it was ingested, so a node that ingests without serving the
+ * API or evaluating rules, or one that serves or evaluates without ingesting, would split one
+ * service's data between nodes and show or judge an empty store without saying so. `gateway`
+ * is optional; the gateway alone is refused (its grants, approvals and audit trail are
+ * administered through the API, and one node is active per state database).
+ */
+export function checkRoles(roles: readonly string[]): NodeRole[] {
+  const set = new Set(roles.map((r) => r.trim()).filter((r) => r !== ''));
+  for (const r of set) {
+    if (!(NODE_ROLES as readonly string[]).includes(r)) throw new AppError('role_invalid', 400, `unknown role '${r}' (expected a comma list of ${NODE_ROLES.join(', ')})`);
+  }
+  if (set.size === 0) throw new AppError('role_invalid', 400, 'no role given');
+  const telemetry = (['api', 'ingest', 'worker'] as const).filter((r) => set.has(r));
+  if (telemetry.length === 0) {
+    throw new AppError('roles_incoherent', 400, `--role ${[...set].join(',')}: the gateway alone is not supported: its grants, approvals and audit trail are administered through the API of the active node (add api,ingest,worker; docs/cluster.md)`);
+  }
+  if (telemetry.length !== 3) {
+    const missing = (['api', 'ingest', 'worker'] as const).filter((r) => !set.has(r));
+    throw new AppError('roles_split_telemetry', 400, `--role ${[...set].join(',')}: api, ingest and worker go together while telemetry is each node's embedded DuckDB store (missing: ${missing.join(', ')}); telemetry is queried and evaluated only on the node that ingested it, so splitting them would serve or judge an empty store (docs/cluster.md)`);
+  }
+  return NODE_ROLES.filter((r) => set.has(r));
+}
+
 export interface RunningNode {
   /** The node's HTTP URL (the same port before and after it becomes active). */
   readonly url: string;
@@ -64,6 +90,7 @@ export interface NodeOptions extends ServerOptions {
 export async function startNode(config: ServerConfig, logger?: Logger, options: NodeOptions = {}): Promise<RunningNode> {
   const log = logger ?? pino({ level: config.logLevel });
   const location = parseStateLocation(config.stateUrl, config.dataDir);
+  checkRoles(config.roles);
   if (location.dialect === 'sqlite') {
     const server = await startServer(config, log, options);
     return { url: server.url, port: server.port, cluster: undefined, active: () => server, whenActive: Promise.resolve(server), close: () => server.close() };
@@ -72,7 +99,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
   // A small pool of its own: heartbeats must not queue behind the server's queries.
   const state = await openStateStore({ ...location, maxConnections: 2, migrations: (await import('./state-migrations.js')).SERVER_STATE_MIGRATIONS,
     onBackgroundError: (err: Error) => log.warn({ err }, 'cluster: idle state connection failed') });
-  const roles: NodeRole[] = [...NODE_ROLES];
+  const roles = checkRoles(config.roles);
   let url = '';
   const cluster = new ClusterNode({ db: state.db, roles, url: () => url, log, timing: options.timing });
   let server: RunningServer | undefined;
@@ -98,6 +125,11 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
 
   await cluster.join();
   try {
+    // A standby that takes over must serve what the active node served: one role set per cluster.
+    const other = (await cluster.liveRoles()).find((r) => r !== roles.join(','));
+    if (other !== undefined) {
+      throw new AppError('roles_mismatch', 409, `--role ${roles.join(',')}: the other nodes on this state database run ${other}; every node of one cluster runs the same roles (a standby that takes over serves what the active node served)`);
+    }
     await cluster.want(ACTIVE_LEASE, {
       onAcquired: (token) => (activation = activate(token)),
       onLost: (reason) => {

@@ -20,9 +20,9 @@ import { LogTailHub } from './log-tail.js';
 import { isLoopback, type ServerConfig } from './config.js';
 import { registeredRoutes, type RegisteredRoute } from './roles.js';
 import { SERVER_STATE_MIGRATIONS } from './state-migrations.js';
-import { ClusterNode, NODE_ROLES, type ClusterView } from '../state/cluster.js';
+import { ClusterNode, type ClusterView } from '../state/cluster.js';
 import { AppError } from '../core/app-error.js';
-import { registerActiveCheck, registerClusterRoutes, singleView } from './cluster.js';
+import { checkRoles, registerActiveCheck, registerClusterRoutes, singleView } from './cluster.js';
 
 /** A running tightloop: what `tightloop up` starts and tests drive. */
 export interface RunningServer {
@@ -74,6 +74,7 @@ export interface ServerOptions {
 
 export async function startServer(config: ServerConfig, logger?: Logger, options: ServerOptions = {}): Promise<RunningServer> {
   const log = logger ?? pino({ level: config.logLevel });
+  const roles = checkRoles(config.roles);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const loose = tightenDataDir(config.dataDir);
   if (loose.length > 0) log.warn({ dataDir: config.dataDir, paths: loose.slice(0, 20).map((t) => `${t.path} ${t.from.toString(8)}→${t.to.toString(8)}`), count: loose.length }, 'data directory: removed group/other permissions');
@@ -89,10 +90,10 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   let publicUrl = '';
   let closeRef: (() => Promise<void>) | undefined;
   let ownCluster: ClusterNode | undefined;
-  let clusterView: () => Promise<ClusterView> = singleView(`single-${process.pid}`, NODE_ROLES, () => publicUrl, Date.now());
+  let clusterView: () => Promise<ClusterView> = singleView(`single-${process.pid}`, roles, () => publicUrl, Date.now());
   if (options.cluster !== undefined) clusterView = options.cluster.view;
   else if (location.dialect === 'postgres') {
-    const node = new ClusterNode({ db: state.db, roles: NODE_ROLES, url: () => publicUrl, log });
+    const node = new ClusterNode({ db: state.db, roles, url: () => publicUrl, log });
     try {
       await node.join();
       await node.want('active', { onAcquired: () => undefined, onLost: (reason) => {
@@ -115,7 +116,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   let gateway: Gateway;
   try {
     gateway = await startGateway({
-      db: state.db, dataDir: config.dataDir, log, host: config.host, port: gatewayPort, portOptional: options.gatewayPort === undefined,
+      db: state.db, dataDir: config.dataDir, log, host: config.host, port: roles.includes('gateway') ? gatewayPort : null, portOptional: options.gatewayPort === undefined,
       webhookUrl: process.env.TIGHTLOOP_GATEWAY_WEBHOOK_URL,
       tls: { certFile: process.env.TIGHTLOOP_GATEWAY_TLS_CERT, keyFile: process.env.TIGHTLOOP_GATEWAY_TLS_KEY },
       auditKeyFile: process.env.TIGHTLOOP_AUDIT_KEY_FILE, auditAnchorFile: process.env.TIGHTLOOP_AUDIT_ANCHOR_FILE,

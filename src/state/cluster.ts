@@ -342,6 +342,13 @@ export class ClusterNode {
     };
   }
 
+  /** The distinct role lists of the other nodes with a live heartbeat. */
+  async liveRoles(): Promise<string[]> {
+    const r = await sql<{ roles: string }>`select distinct roles from cluster_nodes
+      where id <> ${this.id} and stopped_ms is null and heartbeat_ms >= ${nowMsSql} - ${this.timing.leaseMs}`.execute(this.db);
+    return r.rows.map((x) => x.roles);
+  }
+
   /** Whether any other node has a live heartbeat (e.g. before recovering "running" work a dead process left). */
   async othersAlive(): Promise<boolean> {
     const r = await sql<{ n: number | string }>`select count(*) as n from cluster_nodes
