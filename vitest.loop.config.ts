@@ -13,6 +13,7 @@ export const LOOP_TESTS = [
   'test/deploys-metric-checks.test.ts',
   'test/incidents-flow.test.ts',
   'test/durability-sync.test.ts',
+  'test/cluster-failover.test.ts',
 ];
 
 /**

@@ -41,7 +41,7 @@ describe(`state suites on ${testStateDialect()}`, () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it.runIf(testStateDialect() === 'postgres')('a second node on the same PostgreSQL state is refused until the first stops (no leases yet)', async () => {
+  it.runIf(testStateDialect() === 'postgres')('a second startServer on the same PostgreSQL state is refused while the first holds the active lease', async () => {
     const dirs = [mkdtempSync(join(tmpdir(), 'tightloop-node1-')), mkdtempSync(join(tmpdir(), 'tightloop-node2-'))];
     const stateUrl = await stateUrlFor(dirs[0]);
     const [one, two] = dirs.map((dataDir) => serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent', stateUrl }));

@@ -27,7 +27,7 @@ function intArg(name: string, min: number, max: number) {
   };
 }
 
-async function up(opts: { dataDir: string; host: string; port: number; gatewayPort?: number; queueMaxRows?: number; incidentWindow?: number; logLevel: string; actionsDir?: string; services?: string; demo?: boolean; corsOrigins?: string; state?: string; telemetry?: string }): Promise<number> {
+async function up(opts: { dataDir: string; host: string; port: number; gatewayPort?: number; queueMaxRows?: number; incidentWindow?: number; logLevel: string; actionsDir?: string; services?: string; demo?: boolean; corsOrigins?: string; state?: string; telemetry?: string; role?: string }): Promise<number> {
   let corsOrigins: string[] | undefined;
   const corsValue = opts.corsOrigins ?? process.env.TIGHTLOOP_CORS_ORIGINS;
   try {
@@ -40,6 +40,7 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
     dataDir: resolve(opts.dataDir),
     stateUrl: opts.state ?? (process.env.TIGHTLOOP_STATE_URL === '' ? undefined : process.env.TIGHTLOOP_STATE_URL),
     telemetryUrl: opts.telemetry ?? (process.env.TIGHTLOOP_TELEMETRY_URL === '' ? undefined : process.env.TIGHTLOOP_TELEMETRY_URL),
+    ...(opts.role === undefined ? {} : { roles: opts.role.split(',').map((r) => r.trim()).filter((r) => r !== '') }),
     host: opts.host,
     port: opts.port,
     queueMaxRows: opts.queueMaxRows,
@@ -73,8 +74,15 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
       return 2;
     }
   }
+  try {
+    const { checkRoles } = await import('../http/cluster.js');
+    checkRoles(config.roles);
+  } catch (err) {
+    process.stderr.write(`tightloop up: ${(err as Error).message}\n`);
+    return 2;
+  }
   // Loaded only by `up`: the other commands are REST clients and start faster without the server.
-  const { startServer } = await import('../http/server.js');
+  const { startNode } = await import('../http/cluster.js');
   const demo = opts.demo === true ? await import('../demo/index.js') : undefined;
   // Signals are ours from here on, also while PostgreSQL and the server start: the first one
   // stops gracefully (whatever has started is stopped, the demo's PostgreSQL directory removed);
@@ -95,7 +103,7 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   try {
-    return await serve(config, opts, startServer, demo, shutdown.signal, `${stateLine}\n  telemetry       ${telemetryLine}`);
+    return await serve(config, opts, startNode, demo, shutdown.signal, `${stateLine}\n  telemetry       ${telemetryLine}`);
   } finally {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
@@ -104,13 +112,17 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
 
 type Demo = typeof import('../demo/index.js');
 
-async function serve(config: ServerConfig, opts: { gatewayPort?: number }, startServer: typeof import('../http/server.js').startServer,
+async function serve(config: ServerConfig, opts: { gatewayPort?: number }, startNode: typeof import('../http/cluster.js').startNode,
   demo: Demo | undefined, stopped: AbortSignal, stateLine: string): Promise<number> {
   let prepared: import('../demo/index.js').PreparedDemo | undefined;
-  let server: RunningServer;
+  let node: import('../http/cluster.js').RunningNode;
+  // An active node that loses its lease has stopped its server (fail closed): exit 75 (EX_TEMPFAIL)
+  // so a supervisor restarts it, as a standby.
+  let leaseLost = false;
+  const lost = new AbortController();
   try {
     prepared = await demo?.prepareDemo(config.dataDir, stopped);
-    server = await startServer(config, undefined, { gatewayPort: opts.gatewayPort });
+    node = await startNode(config, undefined, { gatewayPort: opts.gatewayPort, onLeaseLost: () => { leaseLost = true; lost.abort(); } });
   } catch (err) {
     await prepared?.stop();
     if (stopped.aborted) return 0;
@@ -119,7 +131,8 @@ async function serve(config: ServerConfig, opts: { gatewayPort?: number }, start
     process.stderr.write(`tightloop up: cannot start: ${why}\n`);
     return 2;
   }
-  if (!stopped.aborted) {
+  const banner = (server: RunningServer): void => {
+    if (stopped.aborted) return;
     const lines = [
       '',
       `  tightloop is up  (data: ${config.dataDir})`,
@@ -130,7 +143,7 @@ async function serve(config: ServerConfig, opts: { gatewayPort?: number }, start
       `  health          ${server.url}/api/health`,
       `  Sentry DSN      ${server.defaultDsn}  (default project)`,
       server.gatewayPort === undefined
-        ? '  PostgreSQL      gateway not listening (port 15432 in use; pass --gateway-port)'
+        ? (config.roles.includes('gateway') ? '  PostgreSQL      gateway not listening (port 15432 in use; pass --gateway-port)' : '  PostgreSQL      gateway not run here (--role without gateway)')
         : `  PostgreSQL      postgres://<user>:<token>@${config.host}:${server.gatewayPort}/<resource>  (gateway)`,
     ];
     if (server.adminToken !== undefined) {
@@ -141,16 +154,25 @@ async function serve(config: ServerConfig, opts: { gatewayPort?: number }, start
       );
     }
     process.stdout.write(lines.join('\n') + '\n\n');
+  };
+  const server = node.active();
+  if (server !== undefined) banner(server);
+  else {
+    process.stdout.write(`\n  tightloop is a STANDBY  (state: ${stateLine})\n  another node is active; this one takes over when it stops (${node.url}/api/cluster)\n\n`);
+    node.whenActive.then((s) => banner(s), () => undefined);
   }
-  const demoRun = prepared === undefined || stopped.aborted ? undefined : demo?.runDemo(server, prepared, { color: process.stdout.isTTY });
+  const demoRun = prepared === undefined || stopped.aborted || server === undefined ? undefined : demo?.runDemo(server, prepared, { color: process.stdout.isTTY });
   await new Promise<void>((done) => {
-    if (stopped.aborted) done();
-    else stopped.addEventListener('abort', () => done(), { once: true });
+    if (stopped.aborted || lost.signal.aborted) done();
+    else {
+      stopped.addEventListener('abort', () => done(), { once: true });
+      lost.signal.addEventListener('abort', () => done(), { once: true });
+    }
   });
   demoRun?.stop();
-  let code = 0;
+  let code = leaseLost ? 75 : 0;
   try {
-    await server.close();
+    await node.close();
   } catch (err) {
     process.stderr.write(`tightloop: shutdown failed: ${(err as Error).message}\n`);
     code = 1;
@@ -189,6 +211,7 @@ export async function run(argv: string[]): Promise<number> {
     .command('up')
     .description('run tightloop: OTLP ingest, API and console on one port')
     .option('--data-dir <dir>', 'data directory', './.tightloop')
+    .option('--role <list>', 'what this node runs: a comma list of api, ingest, gateway, worker (default all; api, ingest and worker go together, docs/cluster.md)')
     .option('--state <url>', 'state database: postgres://user:pass@host:5432/db (default: SQLite in the data directory; env TIGHTLOOP_STATE_URL)')
     .option('--telemetry <url>', 'telemetry store: clickhouse://user:pass@host:8123/db (default: DuckDB in the data directory; env TIGHTLOOP_TELEMETRY_URL)')
     .option('--host <host>', 'address to bind (loopback by default)', '127.0.0.1')

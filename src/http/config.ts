@@ -13,6 +13,11 @@ export const serverConfigSchema = z.object({
    * `<dataDir>/telemetry.duckdb`; `clickhouse://user:pass@host:8123/db` a ClickHouse database.
    */
   telemetryUrl: z.string().min(1).optional(),
+  /**
+   * What this node runs (`--role`, comma list; default all): api, ingest, gateway, worker. Which
+   * combinations are coherent: `checkRoles` in http/cluster.ts (docs/cluster.md).
+   */
+  roles: z.array(z.string().min(1)).min(1).default(['api', 'ingest', 'gateway', 'worker']),
   host: z.string().min(1).default('127.0.0.1'),
   port: z.number().int().min(0).max(65535).default(4318),
   /** Largest OTLP body accepted, compressed or not (the Collector's default is 20 MiB). */

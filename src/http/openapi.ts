@@ -71,6 +71,8 @@ export const openApiDocument = {
   // Each operation carries `x-required-role` (viewer, member, admin, public, ingest): roles.ts.
   paths: withRequiredRoles({
     '/api/health': { get: { summary: 'Readiness (status ok, or degraded with the failing components), what ingest cut, dropped or repaired since start, and where the admin token file is (relative, when under the working directory)', security: [], responses: { 200: ok('{"status":"ok","ingest":{"truncatedValues":0,"droppedItems":0,"invalidUtf8":0},"adminTokenFile":".tightloop/admin.token"}') } } },
+    '/api/health/active': { get: { summary: 'Load balancer check: 200 on the active node, 503 with Retry-After on a standby (docs/cluster.md)', security: [], responses: { 200: ok('{"active":true}'), 503: error } } },
+    '/api/cluster': { get: { summary: 'The nodes on this state database (roles, start, last heartbeat, alive), the leases and their holders (fencing token, expiry)', responses: { 200: ok('{"mode":"cluster","self":"01J…","nodes":[{"id":"01J…","roles":["api","ingest","gateway","worker"],"lastHeartbeatAt":"…","alive":true,"leases":[{"name":"active","token":3}]}],"leases":[{"name":"active","holder":"01J…","token":3}]}'), 401: error, 403: error } } },
     '/api/openapi.json': { get: { summary: 'This document', security: [], responses: { 200: ok('OpenAPI document') } } },
     '/metrics': { get: { summary: 'Counters and gauges in the Prometheus text format 0.0.4 (tightloop_*)', responses: { 200: ok('# TYPE tightloop_telemetry_flush_failures_total counter …'), 401: error, 403: error } } },
     '/api/me': { get: { summary: 'The calling token\'s user: id, name and role', responses: { 200: ok('{"id":"01J…","name":"vera","role":"viewer"}') } } },

@@ -40,6 +40,10 @@ const APPROVER = 'an admin, or a member holding an admin grant on the resource';
 export const ROUTE_ROLES: Readonly<Record<string, RouteRule>> = {
   // public and ingest
   'GET /api/health': r('public'),
+  // load balancer check: 200 on the active node, 503 on a standby (http/cluster.ts)
+  'GET /api/health/active': r('public'),
+  // the cluster: nodes, roles, leases, heartbeats
+  'GET /api/cluster': r('viewer'),
   'GET /api/openapi.json': r('public'),
   'GET /': r('public'),
   'GET /*': r('public'),

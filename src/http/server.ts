@@ -22,7 +22,9 @@ import { LogTailHub } from './log-tail.js';
 import { isLoopback, type ServerConfig } from './config.js';
 import { registeredRoutes, type RegisteredRoute } from './roles.js';
 import { SERVER_STATE_MIGRATIONS } from './state-migrations.js';
-import { acquireNodeLock, type NodeLock } from '../state/node-lock.js';
+import { ClusterNode, type ClusterView } from '../state/cluster.js';
+import { AppError } from '../core/app-error.js';
+import { checkRoles, registerActiveCheck, registerClusterRoutes, singleView } from './cluster.js';
 
 /** A running tightloop: what `tightloop up` starts and tests drive. */
 export interface RunningServer {
@@ -64,6 +66,12 @@ export interface ServerOptions {
   gatewayPort?: number;
   /** Deploy verification settings (tests shorten windows); default: deploys/analysis.ts. */
   deploys?: { verify?: Partial<VerifyConfig>; preDeployWindowS?: number; tickMs?: number };
+  /**
+   * The cluster membership when `startNode` (http/cluster.ts) starts this server on the node
+   * that took the `active` lease. Absent on PostgreSQL: this server takes the lease itself and
+   * is refused (`state_in_use`) when another node holds it.
+   */
+  cluster?: { node: ClusterNode; view: () => Promise<ClusterView> };
 }
 
 /** DuckDB in the data directory, or the ClickHouse database of `--telemetry`. */
@@ -82,6 +90,7 @@ function openTelemetryStore(config: ServerConfig, log: Logger): DuckDbTelemetryS
 
 export async function startServer(config: ServerConfig, logger?: Logger, options: ServerOptions = {}): Promise<RunningServer> {
   const log = logger ?? pino({ level: config.logLevel });
+  const roles = checkRoles(config.roles);
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const loose = tightenDataDir(config.dataDir);
   if (loose.length > 0) log.warn({ dataDir: config.dataDir, paths: loose.slice(0, 20).map((t) => `${t.path} ${t.from.toString(8)}→${t.to.toString(8)}`), count: loose.length }, 'data directory: removed group/other permissions');
@@ -92,21 +101,38 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     ...(location.dialect === 'postgres' ? { onBackgroundError: (err: Error) => log.warn({ err }, 'state database: idle connection failed') } : {}),
   });
   log.info({ state: describeStateLocation(location) }, 'state database open');
-  let nodeLock: NodeLock | undefined;
-  if (location.dialect === 'postgres') {
+  // On PostgreSQL one node is active at a time (http/cluster.ts, docs/cluster.md): started
+  // alone, this server takes the `active` lease itself or is refused.
+  let publicUrl = '';
+  let closeRef: (() => Promise<void>) | undefined;
+  let ownCluster: ClusterNode | undefined;
+  let clusterView: () => Promise<ClusterView> = singleView(`single-${process.pid}`, roles, () => publicUrl, Date.now());
+  if (options.cluster !== undefined) clusterView = options.cluster.view;
+  else if (location.dialect === 'postgres') {
+    const node = new ClusterNode({ db: state.db, roles, url: () => publicUrl, log });
     try {
-      nodeLock = await acquireNodeLock(location.connectionString, { onLost: (err) => log.error({ err }, 'state database: another node took the single-node lock after a reconnect; stop this node') });
+      await node.join();
+      await node.want('active', { onAcquired: () => undefined, onLost: (reason) => {
+        log.error({ reason }, 'cluster: lost the active lease; stopping this server (fail closed)');
+        void closeRef?.();
+      } });
+      if (!node.holds('active')) {
+        throw new AppError('state_in_use', 409, 'another tightloop node is active on this PostgreSQL state database; `tightloop up` starts this one as its standby (docs/cluster.md)');
+      }
     } catch (err) {
+      await node.leave();
       await state.close();
       throw err;
     }
+    ownCluster = node;
+    clusterView = () => node.view();
   }
   const admin = await ensureAdmin(state.db, config.dataDir);
   const gatewayPort = options.gatewayPort ?? (config.port === 0 ? 0 : 15432);
   let gateway: Gateway;
   try {
     gateway = await startGateway({
-      db: state.db, dataDir: config.dataDir, log, host: config.host, port: gatewayPort, portOptional: options.gatewayPort === undefined,
+      db: state.db, dataDir: config.dataDir, log, host: config.host, port: roles.includes('gateway') ? gatewayPort : null, portOptional: options.gatewayPort === undefined,
       webhookUrl: process.env.TIGHTLOOP_GATEWAY_WEBHOOK_URL,
       tls: { certFile: process.env.TIGHTLOOP_GATEWAY_TLS_CERT, keyFile: process.env.TIGHTLOOP_GATEWAY_TLS_KEY },
       auditKeyFile: process.env.TIGHTLOOP_AUDIT_KEY_FILE, auditAnchorFile: process.env.TIGHTLOOP_AUDIT_ANCHOR_FILE,
@@ -114,8 +140,8 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
       credentialEnv: (process.env.TIGHTLOOP_GATEWAY_CREDENTIAL_ENV ?? '').split(',').map((n) => n.trim()).filter((n) => n !== ''),
     });
   } catch (err) {
+    await ownCluster?.leave();
     await state.close();
-    await nodeLock?.release();
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
     throw new Error(`gateway port ${gatewayPort} on ${config.host} is already in use (--gateway-port)`, { cause: err });
   }
@@ -128,7 +154,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   } catch (err) {
     await gateway.close();
     await state.close();
-    await nodeLock?.release();
+    await ownCluster?.leave();
     throw err;
   }
   // The ingest log groups what arrives while it writes: no need to wait for companions here.
@@ -139,7 +165,6 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     state: state.db, submitSpans: (b) => writer.submit(b),
     maxBodyBytes: config.maxBodyBytes, log, statePath: location.dialect === 'sqlite' ? location.path : undefined, spans: store,
   });
-  let publicUrl = '';
   // Started before listening: a bad rules.yaml stops the start, and windows warm before traffic.
   const detect = new DetectEngine({
     db: state.db, source: store, errors: errors.events, rulesFile: join(config.dataDir, 'rules.yaml'), publicUrl: () => publicUrl, logger: log,
@@ -155,8 +180,8 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     await errors.close();
     await writer.close();
     await store.close();
+    await ownCluster?.leave();
     await state.close();
-    await nodeLock?.release();
     throw err;
   }
 
@@ -208,11 +233,11 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
         const p = await verifyToken(state.db, token);
         return p === null ? null : { userId: p.userId, userName: p.userName, role: p.role };
       },
-    }), consolePlugin()],
+    }), async (root) => registerActiveCheck(root), consolePlugin()],
     apiRoutes: [(api) => errors.registerApi(api, () => publicUrl), (api) => registerDetectRoutes(api, detect),
       (api) => registerIncidentRoutes(api, { incidents, telemetry: store, audit: gateway.audit, errorsForTrace: (t) => errors.errorsForTrace(t), publicUrl: () => publicUrl }),
       (api) => registerConsoleApi(api, { tail: logTail, gateway }), (api) => registerDeployRoutes(api, deploys),
-      (api) => registerActionRoutes(api, actions), (api) => registerRolloutRoutes(api, rollouts, actuator),
+      (api) => registerActionRoutes(api, actions), (api) => registerClusterRoutes(api, clusterView), (api) => registerRolloutRoutes(api, rollouts, actuator),
       (api) => registerAuthRoutes(api, { db: state.db, audit: gateway.audit, gatewayPort: () => gateway.port, onUserDeleted: async (u, by) => {
         for (const s of gateway.registry.sessions()) if (s.userName === u.name) s.terminate('user deleted');
         await gateway.access.endUser(by, u.id);
@@ -252,11 +277,17 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
       await errors.close();
       await writer.close();
       await store.close();
+      await ownCluster?.leave();
       await state.close();
-      await nodeLock?.release();
     })();
     return closing;
   };
+  closeRef = close;
+  if (ownCluster !== undefined && !ownCluster.holds('active')) {
+    // The lease lapsed while the pillars started (PostgreSQL unreachable): fail closed.
+    await close();
+    throw new AppError('state_in_use', 409, 'lost the active lease while starting; another node may be active (GET /api/cluster)');
+  }
 
   return { url: `http://${hostForUrl}:${port}`, port, adminToken: admin.created ? admin.token : undefined,
     defaultDsn: errors.defaultDsn(publicUrl), errorEvents: errors.events, detectEvents: detect.events, incidents, gatewayPort: gateway.port, deploys, actions, rollouts, actuator, close,

@@ -4,7 +4,7 @@
  */
 import { newestFirstWindows } from './duckdb-sql.js';
 import { attrsOf, num, parseJsonText, str, type ChParams, type ChRow, type ChSql } from './clickhouse-sql.js';
-import type { LogQuery, LogRow, SpanRow, TraceQuery, TraceSummary } from './store.js';
+import type { LogFilter, LogQuery, LogRow, LogVolumeBucket, LogVolumeQuery, SpanRow, TraceQuery, TraceSummary } from './store.js';
 
 /** How far from where a search found a trace its other spans are looked for. */
 const TRACE_REACH_US = 3600 * 1_000_000;
@@ -121,9 +121,8 @@ function attrFilter(i: number): string {
   return `mapContains(attrs, {ak${i}:String}) AND (${v} = {aj${i}:String} OR (${v} = {av${i}:String} AND NOT startsWith(${v}, '"')))`;
 }
 
-export async function searchLogs(sql: ChSql, q: LogQuery): Promise<LogRow[]> {
-  const limit = Math.max(0, Math.floor(q.limit));
-  if (limit === 0 || q.toUs <= q.fromUs) return [];
+/** A log search's filters as ClickHouse conditions, or null when nothing can match. */
+function logFilters(q: LogFilter): { filters: string[]; base: ChParams } | null {
   const filters: string[] = [];
   const base: ChParams = {};
   if (q.q !== undefined && q.q !== '') {
@@ -136,7 +135,7 @@ export async function searchLogs(sql: ChSql, q: LogQuery): Promise<LogRow[]> {
   if (q.minSeverity !== undefined) { filters.push('severity_number >= {sev:Int32}'); base.sev = Math.floor(q.minSeverity); }
   if (q.traceId !== undefined) {
     const tid = q.traceId.toLowerCase();
-    if (!HEX32.test(tid)) return [];
+    if (!HEX32.test(tid)) return null;
     filters.push('trace_id = {tid:String}');
     base.tid = tid;
   }
@@ -146,6 +145,15 @@ export async function searchLogs(sql: ChSql, q: LogQuery): Promise<LogRow[]> {
     base[`aj${i}`] = JSON.stringify(v);
     base[`av${i}`] = v;
   });
+  return { filters, base };
+}
+
+export async function searchLogs(sql: ChSql, q: LogQuery): Promise<LogRow[]> {
+  const limit = Math.max(0, Math.floor(q.limit));
+  if (limit === 0 || q.toUs <= q.fromUs) return [];
+  const f = logFilters(q);
+  if (f === null) return [];
+  const { filters, base } = f;
   const hits: ChRow[] = [];
   for (const [lo, hi] of newestFirstWindows(q.fromUs, q.toUs)) {
     const rows = await sql.rows(`SELECT toUnixTimestamp64Micro(time) AS time_us, toUnixTimestamp64Micro(observed_time) AS observed_us,
@@ -157,4 +165,17 @@ export async function searchLogs(sql: ChSql, q: LogQuery): Promise<LogRow[]> {
     if (hits.length >= limit) break;
   }
   return hits.map(logRow);
+}
+
+/** Matching lines per bucket of `stepUs` from fromUs (every line of the range, not a page of them). */
+export async function logVolume(sql: ChSql, q: LogVolumeQuery): Promise<LogVolumeBucket[]> {
+  const stepUs = Math.max(1, Math.floor(q.stepUs));
+  if (q.toUs <= q.fromUs) return [];
+  const f = logFilters(q);
+  if (f === null) return [];
+  const lo = Math.floor(q.fromUs);
+  const rows = await sql.rows(`SELECT intDiv(toUnixTimestamp64Micro(time) - {lo:Int64}, {w:Int64}) AS i, count() AS n, countIf(severity_number >= 17) AS e
+    FROM logs WHERE time >= ${at('lo')} AND time < ${at('hi')}${f.filters.map((x) => ` AND ${x}`).join('')}
+    GROUP BY i ORDER BY i`, { ...f.base, lo, hi: Math.ceil(q.toUs), w: stepUs });
+  return rows.map((r) => ({ timeUs: lo + num(r.i) * stepUs, count: num(r.n), errors: num(r.e) }));
 }

@@ -21,7 +21,7 @@ import { emptySpanBatch } from './batch.js';
 import { AppError } from '../core/app-error.js';
 import { metrics } from '../core/metrics.js';
 import type { CommittedBatches } from './duckdb-store.js';
-import { getTrace, searchLogs, searchTraces } from './clickhouse-queries.js';
+import { getTrace, logVolume, searchLogs, searchTraces } from './clickhouse-queries.js';
 import { queryMetric } from './clickhouse-metrics.js';
 import { operationRollups, red, services } from './clickhouse-red.js';
 import { clickHouseSchema, LOG_INSERT, METRIC_INSERT, SPAN_INSERT } from './clickhouse-schema.js';
@@ -30,7 +30,7 @@ import type { RetentionDays } from './retention.js';
 import { RollupBuffer, deltasOf, rollupSecondOf, type CommittedRollupListener, type RollupListener, type RollupSecond } from './rollup.js';
 import type { TelemetryLog } from './span-floor.js';
 import type {
-  LogQuery, LogRow, MetricQuery, MetricSeries, RedBucket, RedQuery, ServiceSummary, Signal, SpanRow,
+  LogQuery, LogRow, LogVolumeBucket, LogVolumeQuery, MetricQuery, MetricSeries, RedBucket, RedQuery, ServiceSummary, Signal, SpanRow,
   TelemetryBatches, TelemetryStore, TraceQuery, TraceSummary,
 } from './store.js';
 
@@ -310,6 +310,10 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
 
   searchLogs(q: LogQuery): Promise<LogRow[]> {
     return searchLogs(this.db, q);
+  }
+
+  logVolume(q: LogVolumeQuery): Promise<LogVolumeBucket[]> {
+    return logVolume(this.db, q);
   }
 
   red(q: RedQuery): Promise<RedBucket[]> {
