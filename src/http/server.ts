@@ -135,7 +135,16 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     path: join(config.dataDir, 'telemetry.duckdb'), log,
     ingestLog: { dir: join(config.dataDir, 'ingest-log'), decode: (signal, format, body) => decodeRequest(signal, format, body).batches },
   });
-  await store.open();
+  try {
+    await store.open();
+  } catch (err) {
+    // E.g. another process has this data directory (DuckDB's file lock): release what is open so
+    // the refusal ends the process instead of leaving the gateway and the lease behind.
+    await gateway.close();
+    await ownCluster?.leave();
+    await state.close();
+    throw err;
+  }
   // The ingest log groups what arrives while it writes: no need to wait for companions here.
   const writer = new TelemetryWriter(store, { maxQueuedRows: config.queueMaxRows, maxDelayMs: 0, maxInFlight: 16 });
   const retention = new RetentionJob(store, config.retentionDays, log);
