@@ -6,6 +6,8 @@ import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { checkRoles, startNode, type RunningNode } from '../src/http/cluster.js';
 import { run } from '../src/cli/main.js';
+import { spawn } from 'node:child_process';
+import { BIN, freePort, upChild } from './helpers/child-server.js';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer } from '../src/http/server.js';
 import { SERVER_STATE_MIGRATIONS } from '../src/http/state-migrations.js';
@@ -223,5 +225,26 @@ describe('--role', () => {
     cleanups.push(() => first.close());
     await expect(startNode(serverConfigSchema.parse({ dataDir: dirs[1], port: 0, logLevel: 'silent', stateUrl: d.connectionString, roles: ['api', 'ingest', 'worker'] }), silent, { timing: NODE_TIMING }))
       .rejects.toMatchObject({ code: 'roles_mismatch' });
+  });
+});
+
+describe('SQLite stays one node', () => {
+  it('a second tightloop up on the same data directory is refused and exits 2 (nothing left listening)', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-sqlite-two-'));
+    const first = await upChild(dataDir, await freePort());
+    cleanups.push(async () => {
+      first.kill('SIGTERM');
+      if (first.exitCode === null) await new Promise((r) => first.once('exit', r));
+      rmSync(dataDir, { recursive: true, force: true });
+    });
+    const second = spawn(process.execPath, [BIN, 'up', '--data-dir', dataDir, '--port', String(await freePort()), '--gateway-port', String(await freePort()), '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    second.stderr?.on('data', (d: Buffer) => { err += d.toString(); });
+    const code = await new Promise<number | null>((resolve) => {
+      const t = setTimeout(() => { second.kill('SIGKILL'); resolve(null); }, 60_000);
+      second.once('exit', (c) => { clearTimeout(t); resolve(c); });
+    });
+    expect(err).toMatch(/cannot start: .*lock/i);
+    expect(code).toBe(2);
   });
 });

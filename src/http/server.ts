@@ -152,9 +152,11 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   try {
     await store.open();
   } catch (err) {
+    // E.g. another process has this data directory (DuckDB's file lock): release what is open so
+    // the refusal ends the process instead of leaving the gateway and the lease behind.
     await gateway.close();
-    await state.close();
     await ownCluster?.leave();
+    await state.close();
     throw err;
   }
   // The ingest log groups what arrives while it writes: no need to wait for companions here.
