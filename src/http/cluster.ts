@@ -56,7 +56,7 @@ export function checkRoles(roles: readonly string[]): NodeRole[] {
   }
   if (telemetry.length !== 3) {
     const missing = (['api', 'ingest', 'worker'] as const).filter((r) => !set.has(r));
-    throw new AppError('roles_split_telemetry', 400, `--role ${[...set].join(',')}: api, ingest and worker go together while telemetry is each node's embedded DuckDB store (missing: ${missing.join(', ')}); telemetry is queried and evaluated only on the node that ingested it, so splitting them would serve or judge an empty store (docs/cluster.md)`);
+    throw new AppError('roles_split_telemetry', 400, `--role ${[...set].join(',')}: api, ingest and worker go together (missing: ${missing.join(', ')}): one node is active at a time and runs them all, and with the embedded DuckDB store telemetry is queried and evaluated only on the node that ingested it, so splitting them would serve or judge an empty store (docs/cluster.md)`);
   }
   return NODE_ROLES.filter((r) => set.has(r));
 }
