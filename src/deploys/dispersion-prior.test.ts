@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { LatencySketch, type RollupSecond } from '../telemetry/index.js';
 import { VerificationAnalysis } from './analysis.js';
+import type { Deploy } from './contract.js';
 import { RateTest } from './rate-test.js';
 import { coarseKeyOfMs, emptyChunk, type ArmChunk } from './traffic.js';
+import { Verifier } from './verifier.js';
 
 /**
  * The rate tests' burst dispersion ρ from the baseline's own seconds before the deploy
@@ -81,5 +84,36 @@ describe('dispersion prior from the baseline\'s pre-deploy seconds', () => {
     const b = new VerificationAnalysis({}, reference);
     for (const c of window.slice(0, 30)) b.observe(c, chunk(rand, true), true);
     expect(b.peek().evidence.find((x) => x.signal === 'error_rate')!.stats.dispersionPriorRequests).toBe(0);
+  });
+});
+
+describe('the streaming verifier gives the window as the prior', () => {
+  function deploy(id: string, version: string, rollbackOf: string | null, startedMs: number): Deploy {
+    return {
+      id, service: 'shop', version, environment: 'prod', previousVersion: '1.0.0', status: 'verifying', source: rollbackOf === null ? 'api' : 'rollback',
+      commit: null, commitTime: null, url: null, actor: null, rollbackOf, startedAt: new Date(startedMs).toISOString(), finishedAt: null, decidedAt: null, verificationId: null,
+    };
+  }
+
+  it('to a canary (its baseline\'s seconds before the start), not to a rollback (its own history is its baseline arm, timing unchanged)', () => {
+    let nowMs = 1_800_000_000_000;
+    const rand = seeded(3);
+    const v = new Verifier({ verify: { maxDurationS: 300 }, preDeployWindowS: 600, nowMs: () => nowMs, onVerdict: () => undefined, onNewSeries: () => undefined });
+    const row = (version: string, errorRate: number): RollupSecond => {
+      const sketch = new LatencySketch();
+      let errors = 0;
+      for (let i = 0; i < 20; i++) { sketch.add(40e6 * (1 + rand())); if (rand() < errorRate) errors++; }
+      return { service: 'shop', operation: 'GET /', version, environment: 'prod', second: Math.floor(nowMs / 1000) * 1e6, count: 20, errors, sketch };
+    };
+    const second = (...serving: Array<[string, number]>): void => { v.onDeltas(serving.map(([ver, e]) => row(ver, e))); nowMs += 1000; v.tick(); };
+    const priorOf = (r: { analysis: VerificationAnalysis }): unknown => r.analysis.peek().evidence.find((e) => e.signal === 'error_rate')!.stats.dispersionPriorRequests;
+    for (let s = 0; s < 60; s++) second(['1.0.0', 0.01]);
+    const badStart = nowMs;
+    const canary = v.start('v-c', deploy('d-bad', '2.0.0', null, badStart), 300);
+    expect(priorOf(canary)).toBe(60 * 20);
+    for (let s = 0; s < 30; s++) second(['1.0.0', 0.01], ['2.0.0', 0.01]);
+    const rb = v.start('v-rb', deploy('d-rb', '1.0.0', 'd-bad', nowMs), 300, { deployId: 'd-bad', version: '2.0.0', startedMs: badStart });
+    expect(rb.immediate).toBeUndefined();
+    expect(priorOf(rb)).toBe(0);
   });
 });

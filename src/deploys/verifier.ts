@@ -312,8 +312,11 @@ export class Verifier {
     const reference = new Map<number, number>();
     for (const c of window) for (const [k, n] of c.bins) reference.set(k, (reference.get(k) ?? 0) + n);
     const checks = this.checksFor(deploy.service, true);
-    // The window also tells the rate tests how bursty the baseline was before the deploy (ρ).
-    const analysis = new VerificationAnalysis({ ...this.opts.verify, maxDurationS }, reference, checks.map((c) => c.check), window);
+    // The window also tells the rate tests how bursty the baseline was before the deploy (ρ). Not
+    // for a rollback: its own history is replayed as its baseline arm anyway, and its verdict's
+    // timing (the demo, the loop tests) stays exactly as it was.
+    const history = deploy.rollbackOf === null ? window : [];
+    const analysis = new VerificationAnalysis({ ...this.opts.verify, maxDurationS }, reference, checks.map((c) => c.check), history);
     const metricIdx = new Map<string, number>();
     checks.forEach(({ key: ck }, idx) => {
       metricIdx.set(ck, idx);
