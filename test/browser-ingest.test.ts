@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
-import { chromium, type BrowserContext } from 'playwright-core';
+import type { BrowserContext } from 'playwright-core';
+import { launchProfile } from './helpers/console.js';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ErrorGroup } from '../src/errors/index.js';
@@ -20,9 +21,6 @@ import { eventually } from './helpers/server.js';
  * error. tightloop runs with its defaults (loopback; OTLP CORS allows loopback pages).
  */
 
-const CHROMIUM = process.env.TIGHTLOOP_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-  '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 const ENTRY = `
@@ -60,7 +58,7 @@ let dataDir: string;
 let pageServer: Server;
 let pageUrl: string;
 let ctx: BrowserContext;
-let profileDir: string;
+let browser: Awaited<ReturnType<typeof launchProfile>> | undefined;
 const consoleMessages: string[] = [];
 
 async function api<T>(path: string): Promise<{ status: number; body: T }> {
@@ -96,15 +94,14 @@ beforeAll(async () => {
   // localhost vs tightloop's 127.0.0.1, and another port: a cross-origin page.
   pageUrl = `http://localhost:${typeof addr === 'object' && addr !== null ? addr.port : 0}/`;
 
-  profileDir = mkdtempSync(join(tmpdir(), 'tightloop-chromium-'));
-  ctx = await chromium.launchPersistentContext(profileDir, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+  browser = await launchProfile();
+  ctx = browser.ctx;
 }, 120_000);
 
 afterAll(async () => {
-  await ctx?.close();
+  await browser?.close();
   await new Promise<void>((r) => (pageServer ? pageServer.close(() => r()) : r()));
   await server?.close();
-  if (profileDir !== undefined) rmSync(profileDir, { recursive: true, force: true });
   if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
 });
 

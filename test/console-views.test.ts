@@ -1,6 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pino from 'pino';
@@ -12,9 +10,10 @@ import { BatchLogRecordProcessor, LoggerProvider } from '@opentelemetry/sdk-logs
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { OTLPLogExporter } from '@opentelemetry/exporter-logs-otlp-proto';
 import * as Sentry from '@sentry/node';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
+import { apiClient, ARTIFACTS, ensureConsoleBuilt, launchProfile, until } from './helpers/console.js';
 
 /**
  * The console in real Chromium (`/usr/bin/chromium`, driven by playwright-core) against a real
@@ -23,39 +22,14 @@ import { startServer, type RunningServer } from '../src/http/server.js';
  * test-artifacts/console/ (look at them).
  */
 
-const CHROMIUM = process.env.TIGHTLOOP_CHROMIUM ?? '/usr/bin/chromium';
-const ARTIFACTS = join(process.cwd(), 'test-artifacts', 'console');
-/** Headless flags (DEVELOPERS.md): no sandbox as root in CI, no GPU, nothing phoning home. */
-export const CHROMIUM_ARGS = ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-  '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
-
 let server: RunningServer;
 let dataDir: string;
-let profileDir: string;
 let token: string;
-let ctx: BrowserContext;
+let browser: Awaited<ReturnType<typeof launchProfile>> | undefined;
 let page: Page;
 const sent = { traceId: '', bigTraceId: '', logBody: '', fromMs: 0, toMs: 0 };
 
-async function apiCall<T>(path: string, init: { method?: string; body?: unknown; as?: string } = {}): Promise<{ status: number; body: T }> {
-  const res = await fetch(server.url + path, {
-    method: init.method ?? 'GET',
-    headers: { authorization: `Bearer ${init.as ?? token}`, ...(init.body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: init.body === undefined ? undefined : JSON.stringify(init.body),
-  });
-  const text = await res.text();
-  return { status: res.status, body: (text === '' ? null : JSON.parse(text)) as T };
-}
-
-async function until<T>(check: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await check();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const apiCall = apiClient(() => server.url, () => token);
 
 function sdk(service: string, version: string): { tracer: ReturnType<BasicTracerProvider['getTracer']>; logger: ReturnType<LoggerProvider['getLogger']>; flushLogs: () => Promise<void>; flush: () => Promise<void> } {
   const resource = resourceFromAttributes({ 'service.name': service, 'service.version': version, 'deployment.environment.name': 'prod' });
@@ -129,10 +103,7 @@ async function go(path: string): Promise<void> {
 }
 
 beforeAll(async () => {
-  if (!existsSync(join('web', 'dist', 'index.html'))) {
-    execFileSync('npx', ['vite', 'build', '--config', 'web/vite.config.ts', '--logLevel', 'warn'], { stdio: 'inherit' });
-  }
-  mkdirSync(ARTIFACTS, { recursive: true });
+  ensureConsoleBuilt();
   // Under the working directory, so the login page can name the real token file (adminTokenHint).
   mkdirSync(join(process.cwd(), 'test-artifacts'), { recursive: true });
   dataDir = mkdtempSync(join(process.cwd(), 'test-artifacts', 'tightloop-console-'));
@@ -193,18 +164,14 @@ argv: ["/bin/true", "\${service}"]
     .catch(async (e: Error) => { throw new Error(`${e.message}: ${JSON.stringify((await apiCall('/api/alerts?state=all')).body)} ${JSON.stringify((await apiCall('/api/services')).body)}`); });
   await until(async () => ((await apiCall<{ groups: unknown[] }>('/api/errors')).body.groups.length > 0 ? true : undefined));
 
-  profileDir = mkdtempSync(join(tmpdir(), 'tightloop-chromium-'));
-  ctx = await chromium.launchPersistentContext(profileDir, {
-    executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1440, height: 900 },
-  });
-  page = ctx.pages()[0] ?? await ctx.newPage();
+  browser = await launchProfile({ width: 1440, height: 900 });
+  page = browser.page;
 }, 180_000);
 
 afterAll(async () => {
-  await ctx?.close();
+  await browser?.close();
   await server?.close();
   if (dataDir !== undefined) rmSync(dataDir, { recursive: true, force: true });
-  if (profileDir !== undefined) rmSync(profileDir, { recursive: true, force: true });
 });
 
 describe('the console in Chromium', () => {

@@ -8,6 +8,7 @@ import type { OrdersDb } from './orders-db.js';
 import { shopEntry } from './paths.js';
 import type { DemoReporter } from './reporter.js';
 import { alertsFiredSince, around, firedLine, resolvedLine, type AlertSeen } from './story.js';
+import { durationText } from '../cli/loop-figures.js';
 
 /**
  * The loop itself: steady traffic on shop 1.0.0, a progressive deploy of 2.0.0 (canary), its
@@ -358,7 +359,8 @@ export async function tellIncident(o: {
   reporter.banner('The story tightloop wrote (GET /api/incidents/' + id + '):');
   const t0 = Date.parse(resolved.timeline[0]?.at ?? resolved.incident.openedAt);
   reporter.detail(resolved.timeline.map((e) => `${e.at.slice(11, 23)}  +${((Date.parse(e.at) - t0) / 1000).toFixed(1).padStart(5)}s  ${e.kind.padEnd(18)} ${e.title}`).join('\n'));
-  const sec = (k: string): string => (typeof resolved.times?.[k] === 'number' ? `${((resolved.times[k] ?? 0) / 1000).toFixed(1)} s` : '—');
+  // Written as `tightloop report`, `incident show` and the console write them: one figure everywhere.
+  const sec = (k: string): string => durationText(typeof resolved.times?.[k] === 'number' ? resolved.times[k] ?? null : null);
   reporter.detail(`MTTD ${sec('mttdMs')} (first failed request of ${BAD} → detected), MTTR ${sec('mttrMs')} (→ back to baseline): the figures \`tightloop report\` and the console show`);
   return resolved;
 }

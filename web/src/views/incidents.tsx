@@ -9,12 +9,14 @@ import { api } from '../api';
 import { useLoad } from '../hooks';
 import type { ViewProps } from '../main';
 import { href, navigate } from '../router';
+import { durationText } from '../../../src/cli/loop-figures';
 import { ago, fmtDurationMs, fmtIso } from '../time';
 import { Badge, LoadState, Panel } from '../ui';
 import { chartsAt } from '../deploy-marks';
 
 /** The first bad signal is a 1 s rollup bucket: a detection inside that second reads "< 1 s". */
-const fmtDetect = (ms: number): string => (ms < 1000 ? '< 1 s (same rollup second)' : fmtDurationMs(ms));
+// The incident's figures are written as `tightloop report`, `incident show` and the Loop view write them.
+const fmtDetect = (ms: number): string => (ms < 1000 ? '< 1 s (same rollup second)' : durationText(ms));
 
 /** Incidents: the list; one incident's timeline story; acknowledge, resolve, run a suggested action. */
 
@@ -289,8 +291,8 @@ function IncidentDetailView(props: ViewProps & { id: string }): JSX.Element {
               {err !== undefined && <p class="error-box" role="alert">{err}</p>}
               <dl class="kv figures" aria-label="Times">
                 <div><dt>time to detect</dt><dd data-metric="mttd">{times?.mttdMs != null ? fmtDetect(times.mttdMs) : '—'}</dd></div>
-                <div><dt>time to acknowledge</dt><dd data-metric="mtta">{times?.mttaMs != null ? fmtDurationMs(times.mttaMs) : '—'}{i.acknowledgedBy != null && ` by ${i.acknowledgedBy}`}</dd></div>
-                <div><dt>time to recover</dt><dd data-metric="mttr">{times?.mttrMs != null ? fmtDurationMs(times.mttrMs) : resolved ? '—' : 'not recovered yet'}</dd></div>
+                <div><dt>time to acknowledge</dt><dd data-metric="mtta">{times?.mttaMs != null ? durationText(times.mttaMs) : '—'}{i.acknowledgedBy != null && ` by ${i.acknowledgedBy}`}</dd></div>
+                <div><dt>time to recover</dt><dd data-metric="mttr">{times?.mttrMs != null ? durationText(times.mttrMs) : resolved ? '—' : 'not recovered yet'}</dd></div>
                 <div><dt>resolved</dt><dd>{fmtIso(i.resolvedAt)}{i.resolution != null && ` (${i.resolution})`}</dd></div>
               </dl>
               <Panel title="Signal" id="signal" actions={<a data-link="charts-at-incident" href={chartsAt(i.service, Date.parse(i.firstBadAt ?? i.detectedAt), Math.max(3 * 60_000, (resolved ? Date.parse(i.resolvedAt ?? '') : Date.now()) - Date.parse(i.firstBadAt ?? i.detectedAt) + 60_000))}>all charts of {i.service} at the incident</a>}>

@@ -19,6 +19,17 @@ export interface RolloutView {
 
 const n = (r: Record<string, number>, k: string): number | undefined => (typeof r[k] === 'number' && Number.isFinite(r[k]) ? r[k] : undefined);
 const HEX32 = /^([0-9a-f]{32}): (.*)$/;
+/** The server's detail line of a new group: `<id>: <title> (<k> event(s) in <n> requests[, share shown above x %])`. */
+const GROUP_COUNTS = /^(.*) \((\d+) event\(s\) in (\d+) requests(?:, share shown above [^)]*)?\)$/;
+
+/** A new group's title and, in words, how often it was seen: never "in 0 requests" (the verdict can come before any request is counted). */
+function groupWords(line: string): { title: string; counts: string } {
+  const m = GROUP_COUNTS.exec(line);
+  if (m === null) return { title: line, counts: '' };
+  const events = Number(m[2]), requests = Number(m[3]);
+  const ev = `${events} event${events === 1 ? '' : 's'}`;
+  return { title: m[1], counts: requests === 0 ? ` (${ev}, before any request of the new version was counted)` : ` (${ev} in ${requests} request${requests === 1 ? '' : 's'})` };
+}
 
 /** How far a sequential test has come towards its bound, as a share (0 … 1). */
 function progress(log: number | undefined, bound: number | undefined): number | null {
@@ -60,7 +71,10 @@ export function describe(e: SignalEvidence, baselineName: string): { text: Compo
     if (count === 0) return { text: 'No error group appeared only in the new version.' };
     return {
       text: <>{count} error group{count === 1 ? '' : 's'} seen only in the new version{groups.length > 0 && ': '}
-        {groups.map((m, i) => <span key={m[1]}>{i > 0 && ', '}<a href={href(`/errors/${m[1]}`)}>{m[2]}</a></span>)}.</>,
+        {groups.map((m, i) => {
+          const w = groupWords(m[2]);
+          return <span key={m[1]}>{i > 0 && ', '}<a href={href(`/errors/${m[1]}`)}>{w.title}</a>{w.counts}</span>;
+        })}.</>,
     };
   }
   if (e.signal === 'baseline') {
