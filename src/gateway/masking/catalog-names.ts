@@ -1,3 +1,5 @@
+import { ERROR_FIELD } from '../wire/codes.js';
+
 /**
  * Server messages that name only catalog objects. While a column is ruled or classified, error
  * and notice messages are withheld whole (errors.ts), since values can stand anywhere in them.
@@ -32,14 +34,14 @@ const NAME_FIELDS = new Set(['s', 't', 'c', 'd', 'n'].map((c) => c.charCodeAt(0)
  */
 export function namesOnly(code: number, text: string, sqlstate: string, isName: (name: string) => boolean, inStatement: (piece: string) => boolean): boolean {
   if (NAME_FIELDS.has(code)) return isName(text);
-  if (code === 0x4d /* M */ && sqlstate.startsWith('23')) {
+  if (code === ERROR_FIELD.Message && sqlstate.startsWith('23')) {
     for (const re of MESSAGES) {
       const m = re.exec(text);
       if (m !== null) return m.slice(1).every(isName);
     }
     return false;
   }
-  if (code === 0x48 /* H */ && sqlstate === '42703') {
+  if (code === ERROR_FIELD.Hint && sqlstate === '42703') {
     for (const re of HINTS) {
       const m = re.exec(text);
       if (m === null) continue;

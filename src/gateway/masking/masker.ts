@@ -5,6 +5,7 @@ import type { FieldDescription } from '../wire/decode.js';
 import { ARRAY_ELEMENTS, binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
 import { classify, type CatalogColumn, type ClassifiedColumn, type SamplePlan } from './classify.js';
 import { DETECTOR_IDS, DetectorSet, MIN_DETECTABLE_LENGTH, type DetectorId } from './detectors.js';
+import { BACKEND, ERROR_FIELD } from '../wire/codes.js';
 import { namesOnly } from './catalog-names.js';
 import { ECHOING_FIELDS, scrubText, userComputed, VERBATIM_FIELDS, WITHHELD } from './errors.js';
 import { Renderer, typeClass, type MaskMode, type TypeClass } from './render.js';
@@ -687,7 +688,7 @@ export class Masker {
     if (masked === undefined) return undefined;
     const body = Buffer.from(masked, 'utf8');
     const out = Buffer.allocUnsafe(5 + body.length);
-    out[0] = 0x64; // 'd'
+    out[0] = BACKEND.CopyData;
     out.writeInt32BE(4 + body.length, 1);
     body.copy(out, 5);
     return out;
@@ -731,7 +732,7 @@ export class Masker {
       const whole = computed || (this.anyRule && !FIXED_TEXT_CLASSES.has(sqlstate.slice(0, 2))) || ECHOING_FIELDS.has(code);
       // Only names of catalog objects in a known template (`duplicate key value violates unique constraint "…"`).
       const names = !computed && !ECHOING_FIELDS.has(code) && namesOnly(code, text, sqlstate, (n) => this.catalogNames.has(n), (p) => sqlLower?.includes(p.toLowerCase()) === true);
-      const kept = names ? detected : whole ? (code === 0x4d /* M */ ? `${WITHHELD} (SQLSTATE ${fields.get('C') ?? '?'})` : WITHHELD) : scrubText(detected, sqlLower);
+      const kept = names ? detected : whole ? (code === ERROR_FIELD.Message ? `${WITHHELD} (SQLSTATE ${fields.get('C') ?? '?'})` : WITHHELD) : scrubText(detected, sqlLower);
       if (kept !== detected) counts['error:withheld'] = (counts['error:withheld'] ?? 0) + 1;
       if (kept === text) parts.push(msg.subarray(at, stop + 1));
       else {
