@@ -9,6 +9,7 @@ import { clickHouseEngineInstalled, startClickHouseEngine, type RunningEngine } 
 import { ClickHouseTelemetryStore } from './clickhouse-store.js';
 import { ChSql, describeClickHouse, parseClickHouseUrl } from './clickhouse-sql.js';
 import { hexOf, spanBatch } from './conformance-batches.js';
+import type { RollupSecond } from './rollup.js';
 import { runTelemetryStoreConformance, T0, US } from './store.conformance.js';
 
 const installed = clickHouseEngineInstalled();
@@ -63,8 +64,12 @@ describe.skipIf(!installed)('ClickHouse store', () => {
 
   it('lets several nodes ingest into one database: each reads all rows, RED adds up exactly', async () => {
     const url = engine.url(`nodes_${process.pid}`);
-    const nodes = [new ClickHouseTelemetryStore({ url, nodeId: 'n1' }), new ClickHouseTelemetryStore({ url, nodeId: 'n2' }), new ClickHouseTelemetryStore({ url, nodeId: 'n3' })];
+    // Node 1 polls the others only when told (syncPeers), not each second.
+    const nodes = [new ClickHouseTelemetryStore({ url, nodeId: 'n1', flushIntervalMs: 3_600_000 }), new ClickHouseTelemetryStore({ url, nodeId: 'n2' }), new ClickHouseTelemetryStore({ url, nodeId: 'n3' })];
     for (const s of nodes) await s.open();
+    // What node 1's detectors and deploy verification get: its own deltas and, polled, the others'.
+    const live: RollupSecond[] = [];
+    const off = nodes[0].onCommittedRollups((rows) => live.push(...rows));
     try {
       // Each node: 100 requests in the same seconds, one in ten an error with an exception event.
       await Promise.all(nodes.map((s, k) => s.append([{ spans: spanBatch(Array.from({ length: 100 }, (_, i) => ({
@@ -82,11 +87,18 @@ describe.skipIf(!installed)('ClickHouse store', () => {
         expect(ops.reduce((a, r) => a + r.count, 0)).toBe(300);
         expect(new Set(ops.map((r) => r.second)).size).toBe(10);
       }
+      expect(live.reduce((a, r) => a + r.count, 0)).toBe(100);
+      await nodes[0].syncPeers();
+      await nodes[0].syncPeers(); // each other node's INSERT once
+      expect(live.reduce((a, r) => a + r.count, 0)).toBe(300);
+      expect(live.reduce((a, r) => a + r.errors, 0)).toBe(30);
+      expect(new Set(live.map((r) => r.sketch.quantile(0.5)! / 1e6).map(Math.round))).toEqual(new Set([10, 20, 30]));
       // Replays after a crash are the node's own: the other nodes' error spans are theirs.
       const own = await nodes[1].spansWithEventSince(0, 'exception');
       expect(own.length).toBe(10);
       expect(new Set(own.events.map((e) => JSON.parse(e)[0].attrs['exception.type']))).toEqual(new Set(['E1']));
     } finally {
+      off();
       for (const s of nodes) await s.close();
       await dropDatabase(url);
     }
