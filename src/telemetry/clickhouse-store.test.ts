@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clickHouseEngineInstalled, startClickHouseEngine, type RunningEngine } from '../../test/clickhouse-engine/harness.js';
 import { ClickHouseTelemetryStore } from './clickhouse-store.js';
 import { ChSql, describeClickHouse, parseClickHouseUrl } from './clickhouse-sql.js';
-import { hexOf, spanBatch } from './conformance-batches.js';
+import { hexOf, logBatch, metricBatch, spanBatch } from './conformance-batches.js';
 import type { RollupSecond } from './rollup.js';
 import { runTelemetryStoreConformance, T0, US } from './store.conformance.js';
 
@@ -104,7 +104,7 @@ describe.skipIf(!installed)('ClickHouse store', () => {
     }
   });
 
-  it('drops spans whose time ClickHouse cannot store, counted, and keeps the rest of the batch', async () => {
+  it('drops spans starting outside 1970 … 2106 or without a finite duration, counted, and keeps the rest of the batch', async () => {
     const url = engine.url(`range_${process.pid}`);
     const store = new ClickHouseTelemetryStore({ url, nodeId: 'a' });
     await store.open();
@@ -113,9 +113,30 @@ describe.skipIf(!installed)('ClickHouse store', () => {
         { traceId: hexOf(1, 32), spanId: hexOf(1, 16), startUs: T0 },
         { traceId: hexOf(1, 32), spanId: hexOf(2, 16), startUs: 2 ** 60 },
         { traceId: hexOf(1, 32), spanId: hexOf(3, 16), startUs: T0, durationNs: Number.NaN },
+        { traceId: hexOf(1, 32), spanId: hexOf(4, 16), startUs: -US },
       ]) }]);
-      expect(store.spansDroppedOutOfRange).toBe(2);
+      expect(store.spansDroppedOutOfRange).toBe(3);
       expect((await store.getTrace(hexOf(1, 32))).map((s) => s.spanId)).toEqual([hexOf(1, 16)]);
+    } finally {
+      await store.close();
+      await dropDatabase(url);
+    }
+  });
+
+  it('stores logs and metric points with times outside 1970 … 2106 at the range\'s edge instead of failing the INSERT', async () => {
+    const url = engine.url(`times_${process.pid}`);
+    const store = new ClickHouseTelemetryStore({ url, nodeId: 'a' });
+    await store.open();
+    try {
+      await store.append([{
+        logs: logBatch([{ timeUs: 2 ** 62, body: 'far future' }, { timeUs: Number.NaN, body: 'no time' }, { timeUs: T0, body: 'fine' }]),
+        metrics: metricBatch([{ name: 'cpu', timeUs: -(2 ** 62), value: 1 }, { name: 'cpu', timeUs: T0, value: 2 }]),
+      }]);
+      const all = await store.searchLogs({ fromUs: -(2 ** 62), toUs: 2 ** 62, limit: 10 });
+      expect(all.map((l) => l.body).sort()).toEqual(['far future', 'fine', 'no time']);
+      expect((await store.searchLogs({ fromUs: T0, toUs: T0 + US, limit: 10 })).map((l) => l.body)).toEqual(['fine']);
+      const m = await store.queryMetric({ name: 'cpu', agg: 'sum', groupBy: [], fromUs: T0, toUs: T0 + 60 * US, stepS: 60 });
+      expect(m[0].points).toEqual([[T0, 2]]);
     } finally {
       await store.close();
       await dropDatabase(url);

@@ -26,7 +26,7 @@ import { getTrace, searchLogs, searchTraces } from './clickhouse-queries.js';
 import { queryMetric } from './clickhouse-metrics.js';
 import { operationRollups, red, services } from './clickhouse-red.js';
 import { clickHouseSchema, LOG_INSERT, METRIC_INSERT, SPAN_INSERT } from './clickhouse-schema.js';
-import { ChSql, chNumber, num, parseClickHouseUrl, str, type ClickHouseLocation } from './clickhouse-sql.js';
+import { ChSql, MAX_TIME_US, MIN_TIME_US, chNumber, num, parseClickHouseUrl, str, type ClickHouseLocation } from './clickhouse-sql.js';
 import type { RetentionDays } from './retention.js';
 import { RollupBuffer, deltasOf, rollupSecondOf, type CommittedRollupListener, type RollupListener, type RollupSecond } from './rollup.js';
 import type { TelemetryLog } from './span-floor.js';
@@ -54,11 +54,14 @@ const US = 1_000_000;
 /** How far back other nodes' INSERTs are read (their clocks may be this far behind ours). */
 const PEER_LOOKBACK_US = 30 * US;
 const DAY_US = 86_400 * US;
-/** DateTime64(9) holds 1900-01-01 … 2262-04-11; spans outside cannot be stored as their time. */
-const MIN_TIME_US = -2_208_988_800 * US;
-const MAX_TIME_US = 9_223_372_036 * US;
 
 const jsonString = (s: string): string => JSON.stringify(s);
+/**
+ * A log or metric time (µs) in the stored range (1970 … 2106): times beyond it (a sender's bad clock
+ * or a garbage timestamp) are stored at the range's edge rather than failing the whole INSERT,
+ * which its sender would retry for ever; not a number is stored as 0 (1970).
+ */
+const storableTime = (us: number): number => (Number.isFinite(us) ? Math.min(Math.max(Math.round(us), MIN_TIME_US), MAX_TIME_US - 1) : 0);
 
 export class ClickHouseTelemetryStore implements TelemetryStore {
   private sql: ChSql | undefined;
@@ -215,7 +218,7 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
     }
   }
 
-  /** The spans of a batch whose start and duration DateTime64(9) holds; the rest dropped, logged and counted. */
+  /** The spans of a batch whose start lies in the stored range (1970 … 2106) with a storable duration; the rest dropped, logged and counted. */
   private storable(b: SpanBatch): SpanBatch {
     const bad: number[] = [];
     for (let i = 0; i < b.length; i++) {
@@ -253,7 +256,7 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
     let out = '';
     const node = jsonString(this.nodeId);
     for (let i = 0; i < b.length; i++) {
-      out += `[${Math.round(b.timeUs[i])},${Math.round(b.observedTimeUs[i])},${b.severityNumber[i]},${jsonString(b.severityText[i])},`
+      out += `[${storableTime(b.timeUs[i])},${storableTime(b.observedTimeUs[i])},${b.severityNumber[i]},${jsonString(b.severityText[i])},`
         + `${jsonString(b.body[i])},${jsonString(b.traceId[i])},${jsonString(b.spanId[i])},${b.flags[i]},${jsonString(b.service[i])},`
         + `${jsonString(b.version[i])},${jsonString(b.environment[i])},${jsonString(b.resourceAttrs[i])},${jsonString(b.scopeName[i])},`
         + `${jsonString(b.scopeVersion[i])},${jsonString(b.attrs[i])},${jsonString(b.eventName[i])},${seq},${node}]\n`;
@@ -265,7 +268,7 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
     let out = '';
     const node = jsonString(this.nodeId);
     for (let i = 0; i < b.length; i++) {
-      out += `[${Math.round(b.timeUs[i])},${Math.round(b.startTimeUs[i])},${jsonString(b.name[i])},${jsonString(b.description[i])},`
+      out += `[${storableTime(b.timeUs[i])},${storableTime(b.startTimeUs[i])},${jsonString(b.name[i])},${jsonString(b.description[i])},`
         + `${jsonString(b.unit[i])},${jsonString(b.type[i])},${b.temporality[i]},${b.isMonotonic[i] ? 'true' : 'false'},`
         + `${chNumber(b.value[i])},${Math.max(0, Math.round(b.count[i]))},${chNumber(b.sum[i])},${chNumber(b.min[i])},${chNumber(b.max[i])},`
         + `${jsonString(b.detail[i])},${jsonString(b.service[i])},${jsonString(b.version[i])},${jsonString(b.environment[i])},`
