@@ -1,4 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { run } from '../src/cli/main.js';
 import { context, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import { SeverityNumber } from '@opentelemetry/api-logs';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -84,5 +88,31 @@ describe.skipIf(!installed)('tightloop on ClickHouse (--telemetry clickhouse://â
     const res = await fetch(`${a.url}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: jsonTraceRequest(randomTraceId(), 2) });
     expect(res.status).toBe(503);
     expect(res.headers.get('retry-after')).toBe('1');
+  });
+});
+
+describe('tightloop up --telemetry', () => {
+  async function up(telemetry: string): Promise<{ code: number; err: string }> {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-telemetry-flag-'));
+    let err = '';
+    const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => { err += String(chunk); return true; });
+    const outSpy = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
+    try {
+      return { code: await run(['node', 'tightloop', 'up', '--data-dir', dataDir, '--port', '0', '--log-level', 'silent', '--telemetry', telemetry]), err };
+    } finally {
+      errSpy.mockRestore();
+      outSpy.mockRestore();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }
+
+  it('refuses a URL that is not ClickHouse, and a ClickHouse it cannot reach, with exit 2 and no password shown', async () => {
+    const bad = await up('postgres://u:hunter2@h/db');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--telemetry.*expected duckdb or clickhouse:\/\//);
+    const down = await up('clickhouse://u:hunter2@127.0.0.1:1/db');
+    expect(down.code).toBe(2);
+    expect(down.err).toMatch(/cannot start/);
+    expect(bad.err + down.err).not.toContain('hunter2');
   });
 });

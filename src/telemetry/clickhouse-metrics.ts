@@ -8,7 +8,7 @@
 import { badRequest } from '../core/app-error.js';
 import { histogramQuantile } from './duckdb-metrics.js';
 import { expDelta, expMerge, expQuantile, parseExpHistogram, summaryQuantile, type ExpHistogram } from './metric-distributions.js';
-import { num, parseJsonText, str, type ChParams, type ChRow, type ChSql } from './clickhouse-sql.js';
+import { MAX_TIME_US, MIN_TIME_US, num, parseJsonText, str, type ChParams, type ChRow, type ChSql } from './clickhouse-sql.js';
 import type { MetricQuery, MetricSeries } from './store.js';
 
 const US = 1_000_000;
@@ -17,7 +17,9 @@ const MAX_POINTS = 500_000;
 const LABEL_COLUMNS = new Set(['service', 'version', 'environment']);
 const AGGS: Record<string, string> = { avg: 'avg', min: 'min', max: 'max' };
 const QUANTILES: Record<string, number> = { p50: 0.5, p95: 0.95, p99: 0.99 };
-const at = (param: string): string => `fromUnixTimestamp64Micro({${param}:Int64}, 'UTC')`;
+/** A time bound (µs) as a DateTime64(9), clamped to the range of stored times (clickhouse-sql.ts). */
+const at = (param: string): string =>
+  `fromUnixTimestamp64Micro(greatest(least({${param}:Int64}, ${MAX_TIME_US}), ${MIN_TIME_US}), 'UTC')`;
 
 interface Acc { labels: string[]; value: number }
 

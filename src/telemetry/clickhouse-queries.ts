@@ -3,7 +3,7 @@
  * bound parameter; the SQL text is assembled only from fixed fragments.
  */
 import { newestFirstWindows } from './duckdb-sql.js';
-import { attrsOf, num, parseJsonText, str, type ChParams, type ChRow, type ChSql } from './clickhouse-sql.js';
+import { MAX_TIME_US, MIN_TIME_US, attrsOf, num, parseJsonText, str, type ChParams, type ChRow, type ChSql } from './clickhouse-sql.js';
 import type { LogFilter, LogQuery, LogRow, LogVolumeBucket, LogVolumeQuery, SpanRow, TraceQuery, TraceSummary } from './store.js';
 
 /** How far from where a search found a trace its other spans are looked for. */
@@ -13,8 +13,9 @@ const HEX32 = /^[0-9a-f]{32}$/;
 const SPAN_COLUMNS = `toUnixTimestamp64Micro(start) AS start_us, trace_id, span_id, parent_span_id, trace_state, name, kind,
   duration_ns, status_code, status_message, service, version, environment, resource_attrs, scope_name, scope_version, attrs, events, links`;
 
-/** A time bound (µs) as the engine compares it with a DateTime64(9) column. */
-const at = (param: string): string => `fromUnixTimestamp64Micro({${param}:Int64}, 'UTC')`;
+/** A time bound (µs) as a DateTime64(9), clamped to the range of stored times (clickhouse-sql.ts). */
+const at = (param: string): string =>
+  `fromUnixTimestamp64Micro(greatest(least({${param}:Int64}, ${MAX_TIME_US}), ${MIN_TIME_US}), 'UTC')`;
 
 function spanRow(r: ChRow): SpanRow {
   return {

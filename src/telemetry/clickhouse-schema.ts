@@ -110,6 +110,29 @@ ${ttl('day', days.spans)}
 ${settings(days.spans)}`,
     `CREATE MATERIALIZED VIEW IF NOT EXISTS trace_times_mv TO trace_times AS
 SELECT trace_id, toDate(start, 'UTC') AS day, min(start) AS first, max(start) AS last FROM spans GROUP BY trace_id, day`,
+    // What each INSERT added per operation and second, kept an hour: nodes read each other's
+    // committed deltas from it (detectors and verification count every node's requests).
+    `CREATE TABLE IF NOT EXISTS rollup_feed (
+  ingested DateTime64(6, 'UTC'),
+  node LowCardinality(String),
+  second DateTime('UTC'),
+  service LowCardinality(String),
+  operation LowCardinality(String),
+  version LowCardinality(String),
+  environment LowCardinality(String),
+  count UInt64,
+  errors UInt64,
+  bins Map(Int16, UInt64)
+) ENGINE = MergeTree
+PARTITION BY toStartOfHour(ingested)
+ORDER BY (ingested, node)
+TTL toDateTime(ingested) + INTERVAL 1 HOUR DELETE
+SETTINGS ${MERGE_TREE_SETTINGS}, ttl_only_drop_parts = 1`,
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_feed_mv TO rollup_feed AS
+SELECT ingested, node, toDateTime(toStartOfSecond(start, 'UTC'), 'UTC') AS second, service, name AS operation, version, environment,
+  count() AS count, countIf(status_code = 2) AS errors, sumMap(map(${SKETCH_KEY_SQL}, toUInt64(1))) AS bins
+FROM spans WHERE kind IN (2, 5) OR parent_span_id = ''
+GROUP BY ingested, node, second, service, operation, version, environment`,
     rollupTable('second', days.spans),
     rollupTable('minute', days.spans),
     rollupView('second'),

@@ -7,6 +7,14 @@ import { Readable } from 'node:stream';
 import { AppError } from '../core/app-error.js';
 
 export type ChParams = Record<string, unknown>;
+
+/**
+ * The µs range of stored times: 1970-01-01 … 2106-02-07, what the tables' day partitions and
+ * minute keys (`Date`, `DateTime`) hold without wrapping (a wrapped key would make ClickHouse skip
+ * the granules that hold the row), inside DateTime64(9)'s 1900 … 2262.
+ */
+export const MIN_TIME_US = 0;
+export const MAX_TIME_US = 4_294_967_295_000_000;
 export type ChRow = Record<string, unknown>;
 
 /** Where and as whom: parsed from `clickhouse://user:pass@host:8123/db` (or `clickhouses://` for TLS). */

@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clickHouseEngineInstalled, startClickHouseEngine, type RunningEngine } from '../../test/clickhouse-engine/harness.js';
 import { ClickHouseTelemetryStore } from './clickhouse-store.js';
 import { ChSql, describeClickHouse, parseClickHouseUrl } from './clickhouse-sql.js';
-import { hexOf, spanBatch } from './conformance-batches.js';
+import { hexOf, logBatch, metricBatch, spanBatch } from './conformance-batches.js';
+import type { RollupSecond } from './rollup.js';
 import { runTelemetryStoreConformance, T0, US } from './store.conformance.js';
 
 const installed = clickHouseEngineInstalled();
@@ -63,8 +64,12 @@ describe.skipIf(!installed)('ClickHouse store', () => {
 
   it('lets several nodes ingest into one database: each reads all rows, RED adds up exactly', async () => {
     const url = engine.url(`nodes_${process.pid}`);
-    const nodes = [new ClickHouseTelemetryStore({ url, nodeId: 'n1' }), new ClickHouseTelemetryStore({ url, nodeId: 'n2' }), new ClickHouseTelemetryStore({ url, nodeId: 'n3' })];
+    // Node 1 polls the others only when told (syncPeers), not each second.
+    const nodes = [new ClickHouseTelemetryStore({ url, nodeId: 'n1', flushIntervalMs: 3_600_000 }), new ClickHouseTelemetryStore({ url, nodeId: 'n2' }), new ClickHouseTelemetryStore({ url, nodeId: 'n3' })];
     for (const s of nodes) await s.open();
+    // What node 1's detectors and deploy verification get: its own deltas and, polled, the others'.
+    const live: RollupSecond[] = [];
+    const off = nodes[0].onCommittedRollups((rows) => live.push(...rows));
     try {
       // Each node: 100 requests in the same seconds, one in ten an error with an exception event.
       await Promise.all(nodes.map((s, k) => s.append([{ spans: spanBatch(Array.from({ length: 100 }, (_, i) => ({
@@ -82,17 +87,24 @@ describe.skipIf(!installed)('ClickHouse store', () => {
         expect(ops.reduce((a, r) => a + r.count, 0)).toBe(300);
         expect(new Set(ops.map((r) => r.second)).size).toBe(10);
       }
+      expect(live.reduce((a, r) => a + r.count, 0)).toBe(100);
+      await nodes[0].syncPeers();
+      await nodes[0].syncPeers(); // each other node's INSERT once
+      expect(live.reduce((a, r) => a + r.count, 0)).toBe(300);
+      expect(live.reduce((a, r) => a + r.errors, 0)).toBe(30);
+      expect(new Set(live.map((r) => r.sketch.quantile(0.5)! / 1e6).map(Math.round))).toEqual(new Set([10, 20, 30]));
       // Replays after a crash are the node's own: the other nodes' error spans are theirs.
       const own = await nodes[1].spansWithEventSince(0, 'exception');
       expect(own.length).toBe(10);
       expect(new Set(own.events.map((e) => JSON.parse(e)[0].attrs['exception.type']))).toEqual(new Set(['E1']));
     } finally {
+      off();
       for (const s of nodes) await s.close();
       await dropDatabase(url);
     }
   });
 
-  it('drops spans whose time ClickHouse cannot store, counted, and keeps the rest of the batch', async () => {
+  it('drops spans starting outside 1970 … 2106 or without a finite duration, counted, and keeps the rest of the batch', async () => {
     const url = engine.url(`range_${process.pid}`);
     const store = new ClickHouseTelemetryStore({ url, nodeId: 'a' });
     await store.open();
@@ -101,9 +113,30 @@ describe.skipIf(!installed)('ClickHouse store', () => {
         { traceId: hexOf(1, 32), spanId: hexOf(1, 16), startUs: T0 },
         { traceId: hexOf(1, 32), spanId: hexOf(2, 16), startUs: 2 ** 60 },
         { traceId: hexOf(1, 32), spanId: hexOf(3, 16), startUs: T0, durationNs: Number.NaN },
+        { traceId: hexOf(1, 32), spanId: hexOf(4, 16), startUs: -US },
       ]) }]);
-      expect(store.spansDroppedOutOfRange).toBe(2);
+      expect(store.spansDroppedOutOfRange).toBe(3);
       expect((await store.getTrace(hexOf(1, 32))).map((s) => s.spanId)).toEqual([hexOf(1, 16)]);
+    } finally {
+      await store.close();
+      await dropDatabase(url);
+    }
+  });
+
+  it('stores logs and metric points with times outside 1970 … 2106 at the range\'s edge instead of failing the INSERT', async () => {
+    const url = engine.url(`times_${process.pid}`);
+    const store = new ClickHouseTelemetryStore({ url, nodeId: 'a' });
+    await store.open();
+    try {
+      await store.append([{
+        logs: logBatch([{ timeUs: 2 ** 62, body: 'far future' }, { timeUs: Number.NaN, body: 'no time' }, { timeUs: T0, body: 'fine' }]),
+        metrics: metricBatch([{ name: 'cpu', timeUs: -(2 ** 62), value: 1 }, { name: 'cpu', timeUs: T0, value: 2 }]),
+      }]);
+      const all = await store.searchLogs({ fromUs: -(2 ** 62), toUs: 2 ** 62, limit: 10 });
+      expect(all.map((l) => l.body).sort()).toEqual(['far future', 'fine', 'no time']);
+      expect((await store.searchLogs({ fromUs: T0, toUs: T0 + US, limit: 10 })).map((l) => l.body)).toEqual(['fine']);
+      const m = await store.queryMetric({ name: 'cpu', agg: 'sum', groupBy: [], fromUs: T0, toUs: T0 + 60 * US, stepS: 60 });
+      expect(m[0].points).toEqual([[T0, 2]]);
     } finally {
       await store.close();
       await dropDatabase(url);

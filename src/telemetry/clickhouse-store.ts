@@ -11,9 +11,10 @@
  * views in the same INSERT: nothing derived is buffered in the node, nothing to replay after a
  * crash, and rollups of several nodes add up in the engine.
  *
- * What stays in the node: the subscriptions (onCommittedRollups, onCommittedBatches, onRollup)
- * deliver what *this* node appended — detectors and deploy verification of a node see its own
- * ingest live; their queries (red, services, operationRollups) read all nodes' rows.
+ * Several nodes: queries read every node's rows. onCommittedRollups delivers this node's deltas
+ * at once and the other nodes' committed deltas within about a second (`rollup_feed`), so
+ * detectors and deploy verification count every node's requests; onCommittedBatches and
+ * onRollup deliver what this node appended.
  */
 import { hostname } from 'node:os';
 import type { LogBatch, MetricBatch, SpanBatch } from './batch.js';
@@ -25,7 +26,7 @@ import { getTrace, logVolume, searchLogs, searchTraces } from './clickhouse-quer
 import { queryMetric } from './clickhouse-metrics.js';
 import { operationRollups, red, services } from './clickhouse-red.js';
 import { clickHouseSchema, LOG_INSERT, METRIC_INSERT, SPAN_INSERT } from './clickhouse-schema.js';
-import { ChSql, chNumber, num, parseClickHouseUrl, str, type ClickHouseLocation } from './clickhouse-sql.js';
+import { ChSql, MAX_TIME_US, MIN_TIME_US, chNumber, num, parseClickHouseUrl, str, type ClickHouseLocation } from './clickhouse-sql.js';
 import type { RetentionDays } from './retention.js';
 import { RollupBuffer, deltasOf, rollupSecondOf, type CommittedRollupListener, type RollupListener, type RollupSecond } from './rollup.js';
 import type { TelemetryLog } from './span-floor.js';
@@ -50,12 +51,17 @@ export interface ClickHouseStoreOptions {
 }
 
 const US = 1_000_000;
+/** How far back other nodes' INSERTs are read (their clocks may be this far behind ours). */
+const PEER_LOOKBACK_US = 30 * US;
 const DAY_US = 86_400 * US;
-/** DateTime64(9) holds 1900-01-01 … 2262-04-11; spans outside cannot be stored as their time. */
-const MIN_TIME_US = -2_208_988_800 * US;
-const MAX_TIME_US = 9_223_372_036 * US;
 
 const jsonString = (s: string): string => JSON.stringify(s);
+/**
+ * A log or metric time (µs) in the stored range (1970 … 2106): times beyond it (a sender's bad clock
+ * or a garbage timestamp) are stored at the range's edge rather than failing the whole INSERT,
+ * which its sender would retry for ever; not a number is stored as 0 (1970).
+ */
+const storableTime = (us: number): number => (Number.isFinite(us) ? Math.min(Math.max(Math.round(us), MIN_TIME_US), MAX_TIME_US - 1) : 0);
 
 export class ClickHouseTelemetryStore implements TelemetryStore {
   private sql: ChSql | undefined;
@@ -70,6 +76,11 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
   private readonly appending = new Set<number>();
   private lastSeq = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** Other nodes' INSERTs already delivered (node + ingest time → ingest time), and since when. */
+  private readonly peersSeen = new Map<string, number>();
+  private peersSinceUs = 0;
+  private polling = false;
+  private peerPollLoggedAt = 0;
   /** Spans not stored because their start or duration is not a storable time (logged, counted). */
   spansDroppedOutOfRange = 0;
 
@@ -102,8 +113,63 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
       throw e;
     }
     this.sql = sql;
-    this.timer = setInterval(() => this.emitClosedSeconds(false), this.opts.flushIntervalMs ?? 1000);
+    this.peersSinceUs = this.nowUs();
+    this.timer = setInterval(() => {
+      this.emitClosedSeconds(false);
+      this.pollPeers().catch((err: unknown) => this.peerPollFailed(err));
+    }, this.opts.flushIntervalMs ?? 1000);
     this.timer.unref();
+  }
+
+  /**
+   * Hands the committed deltas of the other nodes' INSERTs (`rollup_feed`) to onCommittedRollups
+   * listeners, each INSERT once: detectors and deploy verification on every node count every
+   * node's requests. Reads INSERTs of the last PEER_LOOKBACK_US (node clocks may differ that
+   * much), none from before this store opened (the windows refill from operationRollups then).
+   */
+  private async pollPeers(): Promise<void> {
+    if (this.polling || !this.sql || this.committedListeners.size === 0) return;
+    this.polling = true;
+    try {
+      const now = this.nowUs();
+      const since = Math.max(this.peersSinceUs, now - PEER_LOOKBACK_US);
+      for (const [k, at] of this.peersSeen) if (at < since) this.peersSeen.delete(k);
+      const rows = await this.sql.rows(`SELECT toUnixTimestamp64Micro(ingested) AS at, node, toUnixTimestamp(second) AS s, service, operation,
+          version, environment, count AS c, errors AS e, bins AS b
+        FROM rollup_feed WHERE node != {node:String} AND ingested >= fromUnixTimestamp64Micro({since:Int64}, 'UTC')`, { node: this.nodeId, since });
+      const fresh: RollupSecond[] = [];
+      const seenNow = new Map<string, number>();
+      for (const r of rows) {
+        const key = `${str(r.node)}\u0001${num(r.at)}`;
+        if (this.peersSeen.has(key)) continue;
+        seenNow.set(key, num(r.at));
+        const entries = Object.entries((r.b ?? {}) as Record<string, unknown>).map(([k, c]) => [Number(k), num(c)] as const).sort((x, y) => x[0] - y[0]);
+        fresh.push(rollupSecondOf({
+          periodUs: num(r.s) * US, service: str(r.service), operation: str(r.operation), version: str(r.version), environment: str(r.environment),
+          allOperations: false, count: num(r.c), errors: num(r.e), keys: entries.map((e) => e[0]), counts: entries.map((e) => e[1]),
+        }));
+      }
+      for (const [k, at] of seenNow) this.peersSeen.set(k, at);
+      if (fresh.length === 0) return;
+      for (const l of this.committedListeners) {
+        try { l(fresh); } catch (err) { this.listenerFailed('committed_rollups', err); }
+      }
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private peerPollFailed(err: unknown): void {
+    metrics.inc('tightloop_clickhouse_peer_poll_failures_total', 'Reads of the other nodes\' rollup deltas that failed (retried each second).');
+    const now = Date.now();
+    if (now - this.peerPollLoggedAt < 10_000) return;
+    this.peerPollLoggedAt = now;
+    this.opts.log?.warn({ err }, 'telemetry: reading the other nodes\' rollup deltas failed; retried each second');
+  }
+
+  /** Runs one poll of the other nodes' deltas now (tests; the timer does it every second). */
+  syncPeers(): Promise<void> {
+    return this.pollPeers();
   }
 
   async append(batches: TelemetryBatches[]): Promise<void> {
@@ -152,7 +218,7 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
     }
   }
 
-  /** The spans of a batch whose start and duration DateTime64(9) holds; the rest dropped, logged and counted. */
+  /** The spans of a batch whose start lies in the stored range (1970 … 2106) with a storable duration; the rest dropped, logged and counted. */
   private storable(b: SpanBatch): SpanBatch {
     const bad: number[] = [];
     for (let i = 0; i < b.length; i++) {
@@ -190,7 +256,7 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
     let out = '';
     const node = jsonString(this.nodeId);
     for (let i = 0; i < b.length; i++) {
-      out += `[${Math.round(b.timeUs[i])},${Math.round(b.observedTimeUs[i])},${b.severityNumber[i]},${jsonString(b.severityText[i])},`
+      out += `[${storableTime(b.timeUs[i])},${storableTime(b.observedTimeUs[i])},${b.severityNumber[i]},${jsonString(b.severityText[i])},`
         + `${jsonString(b.body[i])},${jsonString(b.traceId[i])},${jsonString(b.spanId[i])},${b.flags[i]},${jsonString(b.service[i])},`
         + `${jsonString(b.version[i])},${jsonString(b.environment[i])},${jsonString(b.resourceAttrs[i])},${jsonString(b.scopeName[i])},`
         + `${jsonString(b.scopeVersion[i])},${jsonString(b.attrs[i])},${jsonString(b.eventName[i])},${seq},${node}]\n`;
@@ -202,7 +268,7 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
     let out = '';
     const node = jsonString(this.nodeId);
     for (let i = 0; i < b.length; i++) {
-      out += `[${Math.round(b.timeUs[i])},${Math.round(b.startTimeUs[i])},${jsonString(b.name[i])},${jsonString(b.description[i])},`
+      out += `[${storableTime(b.timeUs[i])},${storableTime(b.startTimeUs[i])},${jsonString(b.name[i])},${jsonString(b.description[i])},`
         + `${jsonString(b.unit[i])},${jsonString(b.type[i])},${b.temporality[i]},${b.isMonotonic[i] ? 'true' : 'false'},`
         + `${chNumber(b.value[i])},${Math.max(0, Math.round(b.count[i]))},${chNumber(b.sum[i])},${chNumber(b.min[i])},${chNumber(b.max[i])},`
         + `${jsonString(b.detail[i])},${jsonString(b.service[i])},${jsonString(b.version[i])},${jsonString(b.environment[i])},`

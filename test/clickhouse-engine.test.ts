@@ -1,0 +1,60 @@
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clickHouseEngineInstalled, ENGINE_PASSWORD, ENGINE_USER, startClickHouseEngine, type RunningEngine } from './clickhouse-engine/harness.js';
+
+/**
+ * The test engine (test/clickhouse-engine/server.mjs) through the official client: what the
+ * ClickHouse store relies on behaves as on a ClickHouse server — bound parameters, per-request
+ * settings, errors with their codes, authentication, deduplicated INSERTs.
+ */
+
+const installed = clickHouseEngineInstalled();
+let engine: RunningEngine;
+let client: ClickHouseClient;
+
+describe.skipIf(!installed)('ClickHouse test engine', () => {
+  beforeAll(async () => {
+    engine = await startClickHouseEngine();
+    client = createClient({ url: engine.http, username: ENGINE_USER, password: ENGINE_PASSWORD, log: { level: ClickHouseLogLevel.OFF } });
+  }, 60_000);
+  afterAll(async () => {
+    await client?.close();
+    await engine?.stop();
+  });
+
+  it('answers ping and runs queries with bound parameters as sent', async () => {
+    expect((await client.ping()).success).toBe(true);
+    const text = "it's a \\ back\tslash\nline";
+    const rows = await (await client.query({
+      query: 'SELECT {s:String} AS s, {a:Array(String)} AS a, {n:Int64} + 1 AS n, version() AS v',
+      query_params: { s: text, a: ["x'y", 'z\\'], n: 41 }, format: 'JSONEachRow',
+    })).json<{ s: string; a: string[]; n: number | string; v: string }>();
+    expect(rows).toEqual([{ s: text, a: ["x'y", 'z\\'], n: expect.anything(), v: engine.version }]);
+    expect(Number(rows[0].n)).toBe(42);
+  });
+
+  it('applies settings to their own request only', async () => {
+    const threads = async (settings: Record<string, number>): Promise<string> => (await (await client.query({
+      query: "SELECT value FROM system.settings WHERE name = 'max_threads'", format: 'JSONEachRow', clickhouse_settings: settings,
+    })).json<{ value: string }>())[0].value;
+    expect(await threads({ max_threads: 1 })).toBe('1');
+    expect(await threads({})).not.toBe('1');
+    await expect(client.query({ query: 'SELECT 1', clickhouse_settings: { no_such_setting: 1 } as never })).rejects.toMatchObject({ code: '115', type: 'UNKNOWN_SETTING' });
+  });
+
+  it('reports ClickHouse errors with their code and type, and refuses wrong credentials', async () => {
+    await expect(client.query({ query: 'SELECT * FROM no_such_table' })).rejects.toMatchObject({ code: '60', type: 'UNKNOWN_TABLE' });
+    const wrong = createClient({ url: engine.http, username: ENGINE_USER, password: 'wrong', log: { level: ClickHouseLogLevel.OFF } });
+    await expect(wrong.query({ query: 'SELECT 1' })).rejects.toMatchObject({ code: '516', type: 'AUTHENTICATION_FAILED' });
+    await wrong.close();
+  });
+
+  it('stores an INSERT retried with its deduplication token once', async () => {
+    await client.command({ query: 'CREATE TABLE dedup (a UInt32) ENGINE = MergeTree ORDER BY a SETTINGS non_replicated_deduplication_window = 100' });
+    for (const token of ['t1', 't1', 't2']) {
+      await client.insert({ table: 'dedup', values: [{ a: 1 }, { a: 2 }], format: 'JSONEachRow', clickhouse_settings: { insert_deduplication_token: token } });
+    }
+    const [{ n }] = await (await client.query({ query: 'SELECT count() AS n FROM dedup', format: 'JSONEachRow' })).json<{ n: number | string }>();
+    expect(Number(n)).toBe(4);
+  });
+});
