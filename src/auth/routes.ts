@@ -7,7 +7,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import { AppError, notFound, unauthorized } from '../core/app-error.js';
+import { apiError, AppError, forbidden, notFound, unauthorized } from '../core/app-error.js';
 import type { Database } from '../state/index.js';
 import { createToken, revokeToken } from './tokens.js';
 import { durationField } from '../core/duration.js';
@@ -35,8 +35,6 @@ interface Caller {
 }
 
 type IdParams = FastifyRequest<{ Params: { id: string } }>;
-
-const forbidden = (message: string): AppError => new AppError('forbidden', 403, message);
 
 function callerOf(req: FastifyRequest): Caller {
   const p = req.principal;
@@ -92,7 +90,7 @@ export function registerAuthRoutes(api: FastifyInstance, opts: AuthRoutesOptions
   api.delete('/api/users/:id', async (req: IdParams) => {
     const who = requireAdmin(req);
     const target = await findUser(db, req.params.id);
-    if (target.id === who.userId) throw new AppError('conflict', 409, 'you cannot delete yourself');
+    if (target.id === who.userId) throw apiError('conflict', 'you cannot delete yourself');
     const removed = await deleteUser(db, target.id);
     audit?.append({ kind: 'user.deleted', actor: who.userName, resource: `user:${removed.name}`, data: { userId: removed.id, role: removed.role } });
     await opts.onUserDeleted?.(removed, { userId: who.userId, userName: who.userName, role: 'admin' });

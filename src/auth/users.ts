@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import { ulid } from 'ulid';
-import { AppError, badRequest, notFound } from '../core/app-error.js';
+import { badRequest, conflict, notFound } from '../core/app-error.js';
 import { ROLES, toTimestamp } from '../state/index.js';
 import type { Database, Role } from '../state/index.js';
 import { clearTokenCache, createToken } from './tokens.js';
@@ -43,8 +43,6 @@ export interface TokenInfo {
   lastUsedAt: string | null;
   revokedAt: string | null;
 }
-
-const conflict = (message: string): AppError => new AppError('conflict', 409, message);
 
 function isRole(role: string): role is Role {
   return (ROLES as readonly string[]).includes(role);

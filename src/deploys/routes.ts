@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { AppError, unauthorized } from '../core/app-error.js';
+import { apiError, AppError, unauthorized } from '../core/app-error.js';
 import { int, oneOf, str, timeUs, type Query } from '../http/params.js';
 import { parseBody } from '../core/parse-body.js';
 import type { DeployService } from './service.js';
@@ -87,7 +87,7 @@ export function registerDeployRoutes(api: FastifyInstance, deploys: DeployServic
       }
     }
     const v = await deploys.verification(req.params.id);
-    if (v === null) throw new AppError('not_verified', 404, `deploy ${req.params.id} has no verification`);
+    if (v === null) throw apiError('not_verified', `deploy ${req.params.id} has no verification`);
     return v;
   });
 }

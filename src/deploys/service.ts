@@ -6,7 +6,7 @@
  */
 import type { Kysely } from 'kysely';
 import { ulid } from 'ulid';
-import { AppError, badRequest, notFound } from '../core/app-error.js';
+import { apiError, badRequest, notFound } from '../core/app-error.js';
 import type { Database } from '../state/index.js';
 import type { CommittedBatches, RollupSecond } from '../telemetry/index.js';
 import type { AnalysisVerdict, VerifyConfig } from './analysis.js';
@@ -115,7 +115,7 @@ export class DeployService implements DeployApi {
     for (const u of this.unsubscribes.splice(0)) u();
     clearInterval(this.timer);
     for (const [id, ws] of this.waiters) {
-      for (const w of ws) w.reject(new AppError('unavailable', 503, 'server shutting down before the verdict'));
+      for (const w of ws) w.reject(apiError('unavailable', 'server shutting down before the verdict'));
       this.waiters.delete(id);
     }
     while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
@@ -271,7 +271,7 @@ export class DeployService implements DeployApi {
   async waitForVerdict(deployId: string, timeoutMs?: number): Promise<Verification> {
     if (!this.verifier.runningFor(deployId)) {
       const v = await this.verification(deployId);
-      if (v === null) throw new AppError('not_verified', 404, `deploy ${deployId} has no verification`);
+      if (v === null) throw apiError('not_verified', `deploy ${deployId} has no verification`);
       if (v.outcome !== null) return v;
       // Still being saved by finish(): wait below for its waiter call.
     }
@@ -286,7 +286,7 @@ export class DeployService implements DeployApi {
         timer = setTimeout(() => {
           const ws = this.waiters.get(deployId);
           ws?.splice(ws.indexOf(w), 1);
-          reject(new AppError('verification_pending', 504, `no verdict for deploy ${deployId} within ${timeoutMs} ms`));
+          reject(apiError('verification_pending', `no verdict for deploy ${deployId} within ${timeoutMs} ms`));
         }, timeoutMs);
       }
       list.push(w);

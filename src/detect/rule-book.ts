@@ -5,13 +5,11 @@
  */
 import type { Kysely } from 'kysely';
 import { ulid } from 'ulid';
-import { AppError, badRequest, notFound } from '../core/app-error.js';
+import { badRequest, conflict, notFound } from '../core/app-error.js';
 import { loadRulesFile } from './rules-file.js';
 import { RuleSet } from './rule-set.js';
 import { ruleSpecSchema, rulesFileSchema, type Rule, type RulesFile, type RuleSpec } from './rules.js';
 import { iso, type DetectDatabase } from './storage.js';
-
-const conflict = (message: string): AppError => new AppError('conflict', 409, message);
 
 function parseSpec(input: unknown): RuleSpec {
   const parsed = ruleSpecSchema.safeParse(input);

@@ -3,7 +3,7 @@
  * projects (with their DSN), release health, error groups and their events.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { AppError, badRequest, notFound } from '../core/app-error.js';
+import { apiError, badRequest, notFound } from '../core/app-error.js';
 import type { ErrorEventStore } from './event-store.js';
 import type { GroupQuery, GroupStore } from './groups.js';
 import { GROUP_STATUSES, type GroupStatus } from './model.js';
@@ -109,7 +109,7 @@ export function registerErrorsApi(app: FastifyInstance, deps: ErrorsApiDeps): vo
     const body = req.body as { status?: unknown } | undefined;
     const s = status(body?.status, 'status');
     if (s === undefined) throw badRequest(`body must be {"status": "${GROUP_STATUSES.join('|')}"}`);
-    if (s === 'regressed') throw new AppError('bad_request', 400, `'regressed' is set by ingest, not by users`);
+    if (s === 'regressed') throw apiError('bad_request', `'regressed' is set by ingest, not by users`);
     return { group: await deps.groups.setStatus(req.params.groupId, s) };
   });
 

@@ -9,7 +9,7 @@
 import { gunzip, gunzipSync, inflate, inflateSync } from 'node:zlib';
 import { promisify } from 'node:util';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError } from '../core/app-error.js';
+import { apiError, AppError } from '../core/app-error.js';
 import { registerCors, SENTRY_CORS } from '../http/cors.js';
 import type { SpanBatch, TelemetryBatches } from '../telemetry/index.js';
 import { keyFromAuthHeader, keyFromDsn, parseEnvelope, type EnvelopeItem } from './envelope.js';
@@ -68,7 +68,7 @@ async function decompress(body: Buffer, encoding: string | undefined, max: numbe
   const enc = (encoding ?? 'identity').trim().toLowerCase();
   if (enc === 'identity' || enc === '') return body;
   if (enc !== 'gzip' && enc !== 'x-gzip' && enc !== 'deflate') {
-    throw new AppError('unsupported_encoding', 415, `unsupported Content-Encoding '${enc}' (use gzip, deflate or identity)`);
+    throw apiError('unsupported_encoding', `unsupported Content-Encoding '${enc}' (use gzip, deflate or identity)`);
   }
   try {
     // Small bodies inflate in well under a millisecond; the thread-pool round trip costs more.
@@ -82,9 +82,9 @@ async function decompress(body: Buffer, encoding: string | undefined, max: numbe
     return enc === 'deflate' ? await inflateAsync(body, { maxOutputLength: max }) : await gunzipAsync(body, { maxOutputLength: max });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {
-      throw new AppError('payload_too_large', 413, `decompressed body exceeds the limit of ${max} bytes`);
+      throw apiError('payload_too_large', `decompressed body exceeds the limit of ${max} bytes`);
     }
-    throw new AppError('invalid_encoding', 400, `invalid ${enc} body: ${(err as Error).message}`);
+    throw apiError('invalid_encoding', `invalid ${enc} body: ${(err as Error).message}`);
   }
 }
 
@@ -92,8 +92,8 @@ const text = (v: unknown): string => (typeof v === 'string' ? v : '');
 
 function parseJsonObject(buf: Buffer | string, what: string): Record<string, unknown> {
   let v: unknown;
-  try { v = JSON.parse(typeof buf === 'string' ? buf : buf.toString('utf8')); } catch { throw new AppError('invalid_envelope', 400, `malformed envelope: ${what} is not JSON`); }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new AppError('invalid_envelope', 400, `malformed envelope: ${what} is not a JSON object`);
+  try { v = JSON.parse(typeof buf === 'string' ? buf : buf.toString('utf8')); } catch { throw apiError('invalid_envelope', `malformed envelope: ${what} is not JSON`); }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw apiError('invalid_envelope', `malformed envelope: ${what} is not a JSON object`);
   return v as Record<string, unknown>;
 }
 
@@ -115,11 +115,11 @@ export function registerSentryIngest(app: FastifyInstance, deps: SentryIngestDep
   const authorize = (req: FastifyRequest<{ Params: { projectId: string } }>, dsnKey: string | undefined): Project => {
     const q = req.query as Record<string, unknown>;
     const key = (typeof q.sentry_key === 'string' ? q.sentry_key : undefined) ?? keyFromAuthHeader(req.headers['x-sentry-auth']) ?? dsnKey;
-    if (key === undefined) throw new AppError('unauthorized', 401, 'missing Sentry key (sentry_key, X-Sentry-Auth or envelope dsn)');
+    if (key === undefined) throw apiError('unauthorized', 'missing Sentry key (sentry_key, X-Sentry-Auth or envelope dsn)');
     const project = deps.projects.forKey(key);
-    if (project === undefined) throw new AppError('unauthorized', 401, 'unknown Sentry key');
+    if (project === undefined) throw apiError('unauthorized', 'unknown Sentry key');
     if (String(project.id) !== req.params.projectId) {
-      throw new AppError('forbidden', 403, `this key belongs to project ${project.id}, not ${req.params.projectId}`);
+      throw apiError('forbidden', `this key belongs to project ${project.id}, not ${req.params.projectId}`);
     }
     return project;
   };
@@ -193,7 +193,7 @@ export function registerSentryIngest(app: FastifyInstance, deps: SentryIngestDep
       const project = authorize(req, undefined);
       const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const body = await decompress(raw, req.headers['content-encoding'], deps.maxBodyBytes);
-      if (body.length > deps.maxItemBytes) throw new AppError('item_too_large', 413, `event is ${body.length} bytes; the limit is ${deps.maxItemBytes}`);
+      if (body.length > deps.maxItemBytes) throw apiError('item_too_large', `event is ${body.length} bytes; the limit is ${deps.maxItemBytes}`);
       const ev = parseJsonObject(body, 'event');
       const type = ev.type === 'transaction' ? 'transaction' : 'event';
       const id = await ingest(project, [{ type, header: { type }, payload: body }], undefined, ev);
@@ -216,7 +216,7 @@ export function registerSentryIngest(app: FastifyInstance, deps: SentryIngestDep
   app.setErrorHandler((err: { statusCode?: number; code?: string; message: string }, req, reply) => {
     const status = err.statusCode ?? 500;
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
-      return sendError(reply, new AppError('payload_too_large', 413, `body exceeds the limit of ${deps.maxBodyBytes} bytes`));
+      return sendError(reply, apiError('payload_too_large', `body exceeds the limit of ${deps.maxBodyBytes} bytes`));
     }
     if (status >= 400 && status < 500) return sendError(reply, new AppError('bad_request', status, err.message));
     req.log.error({ err }, 'sentry ingest failed');

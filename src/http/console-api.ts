@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { AppError } from '../core/app-error.js';
+import { apiError } from '../core/app-error.js';
 import type { Gateway } from '../gateway/index.js';
 import type { LogTailHub } from './log-tail.js';
 import { hexId, type Query, severity, str } from './params.js';
@@ -56,8 +56,8 @@ export function registerConsoleApi(api: FastifyInstance, deps: ConsoleApiDeps): 
     };
     const user = req.principal?.userId ?? '';
     const mine = tailsByUser.get(user) ?? 0;
-    if (mine >= MAX_TAILS_PER_USER) throw new AppError('too_many_tails', 429, `at most ${MAX_TAILS_PER_USER} live tails per user are open at once; close one first`, { retryAfterS: 5 });
-    if (deps.tail.size >= MAX_TAILS) throw new AppError('too_many_tails', 429, `at most ${MAX_TAILS} live tails are open at once`, { retryAfterS: 5 });
+    if (mine >= MAX_TAILS_PER_USER) throw apiError('too_many_tails', `at most ${MAX_TAILS_PER_USER} live tails per user are open at once; close one first`, { retryAfterS: 5 });
+    if (deps.tail.size >= MAX_TAILS) throw apiError('too_many_tails', `at most ${MAX_TAILS} live tails are open at once`, { retryAfterS: 5 });
     tailsByUser.set(user, mine + 1);
     reply.hijack();
     const res = reply.raw;
@@ -94,7 +94,7 @@ export function registerConsoleApi(api: FastifyInstance, deps: ConsoleApiDeps): 
   });
 
   api.get('/api/gateway/sessions', async (req) => {
-    if (req.principal?.role !== 'admin') throw new AppError('forbidden', 403, 'this needs the admin role');
+    if (req.principal?.role !== 'admin') throw apiError('forbidden', 'this needs the admin role');
     const sessions: GatewaySessionView[] = (deps.gateway?.registry.sessions() ?? []).map((s) => ({
       id: s.id,
       user: s.userName ?? null,

@@ -12,6 +12,7 @@ import { incidentsOpenApiPaths } from '../incidents/openapi.js';
 import { authOpenApiPaths } from '../auth/openapi.js';
 import { consoleOpenApiPaths } from './console-api.js';
 import { withRequiredRoles } from './roles.js';
+import { API_ERRORS } from '../core/app-error.js';
 
 const timeParams = [
   { name: 'from', in: 'query', schema: { type: 'string' }, description: 'Epoch ms, ISO 8601 or now-<duration> (e.g. now-1h).' },
@@ -22,14 +23,20 @@ const q = (name: string, description: string, type = 'string') => ({ name, in: '
 
 const error = {
   description: 'Error',
-  content: {
-    'application/json': {
-      schema: {
-        type: 'object',
-        properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } },
-      },
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+};
+
+/** The error body, its codes from the one registry (core/app-error.ts) with status and meaning. */
+const errorSchema = {
+  type: 'object',
+  properties: {
+    error: {
+      type: 'object',
+      properties: { code: { type: 'string', enum: Object.keys(API_ERRORS) }, message: { type: 'string' } },
+      required: ['code', 'message'],
     },
   },
+  'x-error-codes': API_ERRORS,
 };
 const ok = (description: string) => ({ description, content: { 'application/json': { schema: { type: 'object' } } } });
 const responses = (description: string) => ({ 200: ok(description), 400: error, 401: error });
@@ -66,7 +73,7 @@ const sentryIngest = (summary: string) => ({
 export const openApiDocument = {
   openapi: '3.1.0',
   info: { title: 'tightloop API', version: '0.1.0' },
-  components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+  components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } }, schemas: { Error: errorSchema } },
   security: [{ bearer: [] }],
   // Each operation carries `x-required-role` (viewer, member, admin, public, ingest): roles.ts.
   paths: withRequiredRoles({

@@ -3,7 +3,7 @@ import { promisify } from 'node:util';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { decodeRequest, encodeExportResponse, encodeStatus, OtlpDecodeError } from '../otlp/index.js';
 import { rowCount, type TelemetryBatches } from '../telemetry/index.js';
-import { AppError } from '../core/app-error.js';
+import { apiError, AppError } from '../core/app-error.js';
 import { registerCors, type CorsPolicy } from './cors.js';
 import { metrics } from '../core/metrics.js';
 
@@ -78,11 +78,11 @@ async function decompress(body: Buffer, encoding: string | undefined, max: numbe
     if (enc === 'deflate') return await inflateAsync(body, opts);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE' || err instanceof RangeError) {
-      throw new AppError('payload_too_large', 413, `decompressed body exceeds the limit of ${max} bytes`);
+      throw apiError('payload_too_large', `decompressed body exceeds the limit of ${max} bytes`);
     }
-    throw new AppError('bad_request', 400, `invalid ${enc} body: ${(err as Error).message}`);
+    throw apiError('bad_request', `invalid ${enc} body: ${(err as Error).message}`);
   }
-  throw new AppError('unsupported_encoding', 415, `unsupported Content-Encoding '${enc}' (use gzip, deflate or identity)`);
+  throw apiError('unsupported_encoding', `unsupported Content-Encoding '${enc}' (use gzip, deflate or identity)`);
 }
 
 export function registerOtlpRoutes(app: FastifyInstance, opts: OtlpRouteOptions): void {
@@ -110,7 +110,7 @@ export function registerOtlpRoutes(app: FastifyInstance, opts: OtlpRouteOptions)
       const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       const body = await decompress(raw, req.headers['content-encoding'], opts.maxBodyBytes);
       if (body.length > opts.maxBodyBytes) {
-        throw new AppError('payload_too_large', 413, `body exceeds the limit of ${opts.maxBodyBytes} bytes`);
+        throw apiError('payload_too_large', `body exceeds the limit of ${opts.maxBodyBytes} bytes`);
       }
       const { batches, rejected, rejectMessage } = decodeRequest(signal, format, body);
       if (rowCount(batches) > 0) {

@@ -20,7 +20,7 @@
  * operation as `x-required-role` (and `x-role-condition` where a handler checks more).
  */
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
-import { AppError, unauthorized } from '../core/app-error.js';
+import { apiError, unauthorized } from '../core/app-error.js';
 
 export type RouteRole = 'public' | 'ingest' | 'viewer' | 'member' | 'admin';
 
@@ -205,7 +205,7 @@ export function installRoleModel(
       // Unmatched URLs (404) have no route and reach the not-found handler only; a matched route
       // without a role cannot be registered (onRoute above), and is refused if it ever is.
       if (req.routeOptions.url === undefined) return;
-      throw new AppError('forbidden', 403, `${req.method} ${req.routeOptions.url} declares no required role`);
+      throw apiError('forbidden', `${req.method} ${req.routeOptions.url} declares no required role`);
     }
     if (needed === 'public' || needed === 'ingest') return;
     const token = bearer(req);
@@ -214,7 +214,7 @@ export function installRoleModel(
     if (principal === null) throw unauthorized('invalid, expired or revoked token');
     req.principal = principal;
     if (!roleAtLeast(principal.role, needed)) {
-      throw new AppError('forbidden', 403, `${req.method} ${req.routeOptions.url ?? ''} needs the ${needed} role (you are ${principal.role})`);
+      throw apiError('forbidden', `${req.method} ${req.routeOptions.url ?? ''} needs the ${needed} role (you are ${principal.role})`);
     }
   });
   return routes;

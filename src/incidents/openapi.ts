@@ -3,7 +3,7 @@
 const json = (description: string) => ({ description, content: { 'application/json': { schema: { type: 'object' } } } });
 const error = {
   description: 'Error',
-  content: { 'application/json': { schema: { type: 'object', properties: { error: { type: 'object', properties: { code: { type: 'string' }, message: { type: 'string' } } } } } } },
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
 };
 const common = { 400: error, 401: error };
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };

@@ -11,7 +11,7 @@
  * the lifecycle's rules.
  */
 import type { Kysely, Transaction } from 'kysely';
-import { AppError } from '../core/app-error.js';
+import { apiError } from '../core/app-error.js';
 import type { Deploy, DeployApi, DeployEventMap } from '../deploys/contract.js';
 import type { AlertEvent, DetectEvents, NotifiedEvent } from '../detect/index.js';
 import type { ErrorEvents, ErrorGroup } from '../errors/index.js';
@@ -128,7 +128,7 @@ export class IncidentService {
   async acknowledge(id: string, actor: string): Promise<Incident> {
     await this.idle();
     const r = await this.row(id);
-    if (r.status === 'resolved') throw new AppError('conflict', 409, `incident ${id} is resolved`);
+    if (r.status === 'resolved') throw apiError('conflict', `incident ${id} is resolved`);
     if (r.acknowledged_at === null) {
       const at = iso(this.now());
       await this.store.transaction(async (tx) => {
@@ -143,7 +143,7 @@ export class IncidentService {
     const assignee = parseAssignee(assigneeIn);
     await this.idle();
     const r = await this.row(id);
-    if (r.status === 'resolved') throw new AppError('conflict', 409, `incident ${id} is resolved`);
+    if (r.status === 'resolved') throw apiError('conflict', `incident ${id} is resolved`);
     const at = iso(this.now());
     await this.store.transaction(async (tx) => {
       await this.store.update(tx, id, { assignee, updated_at: at });
@@ -156,7 +156,7 @@ export class IncidentService {
     const note = parseResolveNote(noteIn);
     await this.idle();
     const r = await this.row(id);
-    if (r.status === 'resolved') throw new AppError('conflict', 409, `incident ${id} is already resolved`);
+    if (r.status === 'resolved') throw apiError('conflict', `incident ${id} is already resolved`);
     await this.close(r, 'manual', actor, note ?? '');
     return this.get(id);
   }

@@ -12,7 +12,7 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { ulid } from 'ulid';
-import { AppError, notFound } from '../../core/app-error.js';
+import { apiError, conflict, forbidden, notFound } from '../../core/app-error.js';
 import { toTimestamp, type Database } from '../../state/index.js';
 import { ActionEvents, type ActionRunRecord } from '../contract.js';
 import { findAction, loadActions, type ActionCatalog, type ActionDefinition } from './definitions.js';
@@ -63,9 +63,6 @@ export interface StartOptions {
   requireApproval?: boolean;
 }
 
-const forbidden = (m: string): AppError => new AppError('forbidden', 403, m);
-const conflict = (m: string): AppError => new AppError('conflict', 409, m);
-
 function toRun(r: ActionRunsTable): ActionRun {
   return {
     id: r.id, action: r.action, kind: r.kind, params: JSON.parse(r.params) as ParamValues, actor: r.actor,
@@ -108,7 +105,7 @@ export class ActionService {
 
   /** Validates, stores and starts (or holds for approval) a run; `done` settles when it ends. */
   async start(name: string, input: Record<string, unknown>, who: Actor, so: StartOptions = {}): Promise<{ run: ActionRun; done: Promise<ActionRun> }> {
-    if (this.closed) throw new AppError('unavailable', 503, 'tightloop is shutting down');
+    if (this.closed) throw apiError('unavailable', 'tightloop is shutting down');
     if (who.role !== 'admin' && who.role !== 'member') throw forbidden('running an action needs the member or admin role');
     const def = this.definition(name);
     const params = validateParams(def.name, def.params, input, { ignoreUnknown: so.ignoreUnknown });

@@ -8,7 +8,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import { z } from 'zod';
-import { AppError, notFound } from '../../core/app-error.js';
+import { apiError, AppError, notFound } from '../../core/app-error.js';
 import { parseYamlFile } from '../../core/yaml-file.js';
 import { metricChecksSchema } from '../metric-checks.js';
 
@@ -129,7 +129,7 @@ export function runSpecFor(s: ServiceConfig, version: string): { command: string
   // With a `versions` list, only listed versions run; without one, the command is a template for any.
   const command = known.length > 0 && v === undefined ? undefined : v?.command ?? s.command;
   if (command === undefined) {
-    throw new AppError('unknown_version', 400, `service ${s.name} has no command for version ${version}${known.length > 0 ? ` (configured: ${known.join(', ')})` : ''}`);
+    throw apiError('unknown_version', `service ${s.name} has no command for version ${version}${known.length > 0 ? ` (configured: ${known.join(', ')})` : ''}`);
   }
   return { command, env: { ...(s.env ?? {}), ...(v?.env ?? {}) }, cwd: v?.cwd ?? s.cwd };
 }

@@ -8,7 +8,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { Logger } from 'pino';
-import { AppError } from '../../core/app-error.js';
+import { apiError } from '../../core/app-error.js';
 import type { LocalDriver } from '../actions/index.js';
 import { findService, isLocal, runSpecFor, type ServiceConfig } from './config.js';
 import { WeightedProxy } from './proxy.js';
@@ -99,12 +99,12 @@ export class LocalActuator implements LocalDriver {
   private async service(name: string): Promise<LocalService> {
     const existing = this.services.get(name);
     const cfg = findService(this.opts.services(), name);
-    if (!isLocal(cfg)) throw new AppError('not_local', 400, `service ${name} is not run by the local actuator (it needs port and command or versions)`);
+    if (!isLocal(cfg)) throw apiError('not_local', `service ${name} is not run by the local actuator (it needs port and command or versions)`);
     if (existing !== undefined) {
       existing.config = cfg;
       return existing;
     }
-    if (this.closed) throw new AppError('unavailable', 503, 'tightloop is shutting down');
+    if (this.closed) throw apiError('unavailable', 'tightloop is shutting down');
     const proxy = new WeightedProxy(name);
     const svc: LocalService = { config: cfg, proxy, instances: new Map(), queue: Promise.resolve() };
     this.services.set(name, svc);
@@ -113,7 +113,7 @@ export class LocalActuator implements LocalDriver {
       this.opts.log.info({ service: name, port }, 'local actuator: proxy listening');
     } catch (err) {
       this.services.delete(name);
-      throw new AppError('proxy_listen_failed', 500, `service ${name}: cannot listen on ${cfg.host}:${cfg.port ?? 0}: ${(err as Error).message}`);
+      throw apiError('proxy_listen_failed', `service ${name}: cannot listen on ${cfg.host}:${cfg.port ?? 0}: ${(err as Error).message}`);
     }
     return svc;
   }
@@ -162,7 +162,7 @@ export class LocalActuator implements LocalDriver {
     const cfg = svc.config;
     const spec = runSpecFor(cfg, version);
     const port = await freePort(cfg.host);
-    if (this.closed) throw new AppError('unavailable', 503, 'tightloop is shutting down');
+    if (this.closed) throw apiError('unavailable', 'tightloop is shutting down');
     const vars = { PORT: String(port), VERSION: version, SERVICE: cfg.name };
     const env: NodeJS.ProcessEnv = { ...process.env };
     delete env.TIGHTLOOP_TOKEN;
@@ -218,11 +218,11 @@ export class LocalActuator implements LocalDriver {
       // Stopped while starting (tightloop shutting down): give up now, not at the start deadline.
       if (inst.state === 'stopping' || inst.state === 'exited') {
         svc.instances.delete(inst.version);
-        throw new AppError('unavailable', 503, `${svc.config.name} ${inst.version} was stopped before it was healthy: tightloop is shutting down`);
+        throw apiError('unavailable', `${svc.config.name} ${inst.version} was stopped before it was healthy: tightloop is shutting down`);
       }
       if (inst.state === 'crashed' || inst.exitCode !== null) {
         svc.instances.delete(inst.version);
-        throw new AppError('version_start_failed', 500, `${svc.config.name} ${inst.version} exited before it was healthy (code ${inst.exitCode ?? 'none'}): ${inst.tail.slice(-5).join(' | ')}`);
+        throw apiError('version_start_failed', `${svc.config.name} ${inst.version} exited before it was healthy (code ${inst.exitCode ?? 'none'}): ${inst.tail.slice(-5).join(' | ')}`);
       }
       try {
         const res = await fetch(url, { signal: AbortSignal.timeout(1_000) });
@@ -234,7 +234,7 @@ export class LocalActuator implements LocalDriver {
       if (Date.now() > deadline) {
         await this.kill(svc, inst);
         svc.instances.delete(inst.version);
-        throw new AppError('version_start_failed', 500, `${svc.config.name} ${inst.version} was not healthy at ${svc.config.health} within ${svc.config.startTimeoutS} s`);
+        throw apiError('version_start_failed', `${svc.config.name} ${inst.version} was not healthy at ${svc.config.health} within ${svc.config.startTimeoutS} s`);
       }
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -250,7 +250,7 @@ export class LocalActuator implements LocalDriver {
   }
 
   private async ensureRunning(svc: LocalService, version: string): Promise<{ inst: Instance; started: boolean }> {
-    if (this.closed) throw new AppError('unavailable', 503, 'tightloop is shutting down');
+    if (this.closed) throw apiError('unavailable', 'tightloop is shutting down');
     const inst = svc.instances.get(version);
     if (inst !== undefined && inst.state === 'running') return { inst, started: false };
     if (inst !== undefined) svc.instances.delete(version);
@@ -266,9 +266,9 @@ export class LocalActuator implements LocalDriver {
       const weights: Record<string, number> = { [version]: weight };
       const other = previousVersion ?? (weight < 100 ? this.liveVersionExcept(svc, version) : null);
       if (weight < 100) {
-        if (other === null) throw new AppError('no_previous_version', 400, `${service}: no previous version running to take the other ${100 - weight} %`);
+        if (other === null) throw apiError('no_previous_version', `${service}: no previous version running to take the other ${100 - weight} %`);
         const prev = svc.instances.get(other);
-        if (prev?.state !== 'running') throw new AppError('no_previous_version', 400, `${service}: previous version ${other} is not running`);
+        if (prev?.state !== 'running') throw apiError('no_previous_version', `${service}: previous version ${other} is not running`);
         weights[other] = 100 - weight;
       }
       svc.proxy.setWeights(weights);

@@ -26,7 +26,7 @@
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { ulid } from 'ulid';
-import { AppError } from '../../core/app-error.js';
+import { apiError, conflict } from '../../core/app-error.js';
 import type { ActionService, ActionRun, Actor, AuditSink } from '../actions/index.js';
 import { SYSTEM_ACTOR } from '../actions/index.js';
 import type { ActionRunRecord, Deploy, DeployApi, VerdictOutcome, Verification } from '../contract.js';
@@ -121,7 +121,6 @@ export interface RolloutManagerOptions {
   notify?: (n: RolloutNotice) => Promise<void>;
 }
 
-const conflict = (m: string): AppError => new AppError('conflict', 409, m);
 const now = (): string => new Date().toISOString();
 
 export class RolloutManager {
@@ -197,7 +196,7 @@ export class RolloutManager {
 
   get(id: string): Rollout {
     const r = this.rollouts.get(id) ?? [...this.rollouts.values()].find((x) => x.deployId === id);
-    if (r === undefined) throw new AppError('not_found', 404, `rollout ${id} not found`);
+    if (r === undefined) throw apiError('not_found', `rollout ${id} not found`);
     return r;
   }
 
@@ -209,10 +208,10 @@ export class RolloutManager {
 
   /** Records the deploy and starts the rollout in the background; answers at once. */
   async start(input: RolloutInput, who: Actor): Promise<Rollout> {
-    if (this.closed) throw new AppError('unavailable', 503, 'tightloop is shutting down');
-    if (who.role !== 'admin' && who.role !== 'member') throw new AppError('forbidden', 403, 'a rollout needs the member or admin role');
+    if (this.closed) throw apiError('unavailable', 'tightloop is shutting down');
+    if (who.role !== 'admin' && who.role !== 'member') throw apiError('forbidden', 'a rollout needs the member or admin role');
     const cfg = findService(this.o.services(), input.service);
-    if (cfg.deployAction === null) throw new AppError('no_deploy_action', 400, `service ${cfg.name} names no deployAction`);
+    if (cfg.deployAction === null) throw apiError('no_deploy_action', `service ${cfg.name} names no deployAction`);
     for (const r of this.rollouts.values()) {
       if (r.service === cfg.name && r.status === 'running') throw conflict(`a rollout of ${cfg.name} is running (${r.id}: ${r.version})`);
     }
@@ -375,7 +374,7 @@ export class RolloutManager {
    * verification has decided (or the action did not succeed).
    */
   private async rollbackDeploy(bad: Deploy, target: string | null, cfg: ServiceConfig, requireApproval: boolean): Promise<RollbackResult> {
-    if (target === null || cfg.rollbackAction === null) throw new AppError('no_rollback', 400, `deploy ${bad.id} has no version to roll back to or its service no rollbackAction`);
+    if (target === null || cfg.rollbackAction === null) throw apiError('no_rollback', `deploy ${bad.id} has no version to roll back to or its service no rollbackAction`);
     const run = await this.runAction(cfg.rollbackAction, { SERVICE: bad.service, VERSION: bad.version, PREVIOUS_VERSION: target }, bad.id, requireApproval);
     if (run.status !== 'succeeded') {
       this.o.log.error({ deploy: bad.id, run: run.id, status: run.status, error: run.error }, 'rollback action did not succeed');
