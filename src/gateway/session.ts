@@ -191,6 +191,12 @@ export class ClientSession {
       const finding = { rule: 'masking-bypass' as const, detail: writeRefusal.detail, statement: writeRefusal.statement };
       decision = { action: 'block', finding, applied: [...decision.applied, { finding, action: 'block' }] };
     }
+    // Masked values used as quantities: row counts, LIMIT, window numbering (masker.ts quantityRefusal).
+    const quantityRefusal = masking !== undefined && decision.action !== 'block' ? masking.quantityRefusal(facts.quantities) : undefined;
+    if (quantityRefusal !== undefined) {
+      const finding = { rule: 'masking-bypass' as const, detail: quantityRefusal.detail, statement: quantityRefusal.statement };
+      decision = { action: 'block', finding, applied: [...decision.applied, { finding, action: 'block' }] };
+    }
     const info = { sql, facts, decision };
     if (decision.action === 'allow') return { info };
     const rule = decision.finding?.rule;

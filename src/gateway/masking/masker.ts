@@ -1,6 +1,7 @@
 import { parseSync } from 'libpg-query';
 import { columnsOf, statementOutputs, type Lineage, type ResultLineage } from '../guardrails/lineage.js';
 import type { WrittenValue } from '../guardrails/lineage-writes.js';
+import type { Quantity } from '../guardrails/lineage-quantities.js';
 import type { FieldDescription } from '../wire/decode.js';
 import { ARRAY_ELEMENTS, binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
 import { classify, type CatalogColumn, type ClassifiedColumn, type SamplePlan } from './classify.js';
@@ -463,6 +464,26 @@ export class Masker {
       return {
         detail: `a value computed from ${what} would be written into ${where}, which is ${mode} (it would be read back unmasked; write it from an unmasked session, or mask the target column)`,
         statement: w.statement ?? 1,
+      };
+    }
+    return undefined;
+  }
+
+  /**
+   * Quantities under masking (lineage-quantities.ts): a value computed from a masked column (or
+   * whole rows, or a function the tree cannot see into, while column rules apply) may select rows
+   * through a predicate but not decide how many rows there are or how they are numbered. The
+   * reason to refuse, or undefined.
+   */
+  quantityRefusal(quantities: readonly Quantity[] | undefined): { detail: string; statement: number } | undefined {
+    for (const q of quantities ?? []) {
+      const v = this.lineageMode(q.lin);
+      if (v === undefined || v.mode === 'detect') continue;
+      const from = q.lin.cols.find((c) => this.ruleFor(c) !== undefined);
+      const what = from !== undefined ? `masked column "${from}"` : q.lin.wholeRow ? 'whole rows' : q.lin.opaque ? 'a function the gateway cannot see into' : 'masked data';
+      return {
+        detail: `a value computed from ${what} is used as ${q.what}: the count would return it unmasked (a masked value may only select rows through WHERE/ON/HAVING)`,
+        statement: q.statement ?? 1,
       };
     }
     return undefined;
