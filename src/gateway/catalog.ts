@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { COLUMNS_SQL, samplePlan, SYSTEM_RELATIONS_SQL, type CatalogColumn, type SamplePlan } from './masking/classify.js';
+import { COLUMNS_SQL, samplePlan, SYSTEM_COLUMNS_SQL, SYSTEM_RELATIONS_SQL, type CatalogColumn, type SamplePlan } from './masking/classify.js';
 import type { Masker } from './masking/index.js';
 import { resolveCredential, type CredentialSources, type Resource } from './resources.js';
 import { connectUpstream, type UpstreamConnection } from './upstream.js';
@@ -36,6 +36,8 @@ export interface CatalogSnapshot {
   columns: CatalogColumn[];
   /** Relation names of pg_catalog and information_schema. */
   system: string[];
+  /** Columns of the system relations, as [relation, column]. */
+  systemColumns: [string, string][];
   /** The columns of the tables sampled this time (new ones, and those sampled too long ago). */
   fresh: CatalogColumn[];
   plan: SamplePlan;
@@ -53,10 +55,11 @@ export async function loadCatalog(up: UpstreamConnection, wanted: (table: string
   const columns = (await runQuery(up, COLUMNS_SQL)).flatMap(([schema, table, column, kind, type]) =>
     schema === null || table === null || column === null || kind === null || type === null ? [] : [{ schema, table, column, kind, type }]);
   const system = (await runQuery(up, SYSTEM_RELATIONS_SQL)).flatMap(([name]) => (name === null ? [] : [name]));
+  const systemColumns = (await runQuery(up, SYSTEM_COLUMNS_SQL)).flatMap(([rel, col]): [string, string][] => (rel === null || col === null ? [] : [[rel, col]]));
   const fresh = columns.filter((c) => wanted(`${c.schema}.${c.table}`));
   const plan = samplePlan(fresh);
   const samples = plan.sql === undefined ? [] : await runQuery(up, plan.sql);
-  return { views, columns, system, fresh, plan, samples };
+  return { views, columns, system, systemColumns, fresh, plan, samples };
 }
 
 /**

@@ -28,7 +28,8 @@ beforeAll(async () => {
       -- User-defined functions PostgreSQL also calls in attribute form (c.shape is shape(c)).
       CREATE FUNCTION shape(customers) RETURNS text LANGUAGE sql AS $$ SELECT reverse($1.email) $$;
       CREATE FUNCTION owner_email(orders) RETURNS text LANGUAGE sql AS $$ SELECT email FROM customers WHERE id = $1.customer $$;
-      CREATE FUNCTION as_text(anyelement) RETURNS text LANGUAGE sql AS $$ SELECT $1::text $$`);
+      CREATE FUNCTION as_text(anyelement) RETURNS text LANGUAGE sql AS $$ SELECT $1::text $$;
+      CREATE FUNCTION first_email(anyelement) RETURNS text LANGUAGE sql AS $$ SELECT email FROM customers ORDER BY id LIMIT 1 $$`);
   } finally {
     await a.end();
   }
@@ -86,6 +87,8 @@ const DERIVED: string[] = [
   'SELECT x.shape AS v FROM (SELECT * FROM customers) x',
   'SELECT x.as_text AS v FROM contact_v x',
   'WITH w AS (SELECT card FROM customers) SELECT w.as_text AS v FROM w',
+  'SELECT n.first_email AS v FROM pg_namespace n',
+  'SELECT t.first_email AS v FROM information_schema.tables t LIMIT 3',
 ];
 
 describe('column rules follow lineage (class 5)', () => {
@@ -121,6 +124,11 @@ describe('column rules follow lineage (class 5)', () => {
       const v2 = (await c.query('SELECT c2, n2 FROM contact_v2 ORDER BY n2')).rows[0] as Record<string, string>;
       expect(v2).toMatchObject({ n2: 'Alice' });
       expect(v2.c2).not.toContain('alice');
+      // Real columns, system columns included, are no calls in attribute form.
+      const sys = (await c.query('SELECT c.ctid::text AS t, c.xmin::text AS x, c.id, n.nspname FROM customers c, pg_namespace n WHERE n.nspname = $1 ORDER BY c.id LIMIT 1', ['public'])).rows[0] as Record<string, unknown>;
+      expect(sys).toMatchObject({ id: 1, nspname: 'public' });
+      expect(sys.t).toMatch(/^\(\d+,\d+\)$/);
+      expect(sys.x).toMatch(/^\d+$/);
       const o = await c.query('SELECT id, total::text AS total FROM orders ORDER BY id LIMIT 1');
       expect(o.rows[0]).toEqual({ id: 1, total: '1' });
     } finally {
@@ -147,6 +155,43 @@ describe('column rules follow lineage (class 5)', () => {
       }
       raw.send(queryMessage('COPY orders (id, total) TO STDOUT'));
       expect((await raw.until('Z')).map((m) => m.type)).toContain('H');
+    } finally {
+      raw.close();
+    }
+  });
+});
+
+describe('no over-masking where nothing is masked (attack round 2, over-blocking)', () => {
+  it('a whole row of a table no rule masks stays as it is, and JSON stays a JSON object', async () => {
+    const c = new pg.Client({ connectionString: h.url(h.users.bob, 'shop-masked') });
+    await c.connect();
+    try {
+      const o = (await c.query('SELECT to_jsonb(o) AS j, row_to_json(o) AS r FROM orders o WHERE id = 1')).rows[0] as { j: unknown; r: unknown };
+      expect(o.j).toMatchObject({ id: 1, customer: 2, total: 1 });
+      expect(o.r).toMatchObject({ id: 1, customer: 2, total: 1 });
+      // A row with masked columns is still masked as a whole.
+      const m = (await c.query('SELECT to_jsonb(c) AS j FROM customers c WHERE id = 1')).rows[0] as { j: unknown };
+      expect(typeof m.j).toBe('string');
+      expect(JSON.stringify(m.j)).not.toContain('alice');
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('a COPY with no masked column runs beside a SELECT of a masked one in the same Query string', async () => {
+    const raw = await rawClient(h.gateway.port ?? 0, h.users.bob, 'shop-masked');
+    try {
+      raw.send(queryMessage('COPY (SELECT id FROM customers ORDER BY id LIMIT 1) TO STDOUT; SELECT email FROM customers ORDER BY id LIMIT 1'));
+      const msgs = await raw.until('Z');
+      expect(msgs.map((m) => m.type).join('')).toBe('HdcCTDCZ');
+      expect(msgs[1].body.toString()).toBe('1\n');
+      const row = msgs[5].body.toString();
+      expect(row).toContain('.com');
+      expect(row).not.toContain('alice');
+      // The COPY of a masked column in such a string is still refused.
+      raw.send(queryMessage('SELECT 1; COPY (SELECT email FROM customers) TO STDOUT'));
+      const err = (await raw.until('Z')).find((m) => m.type === 'E');
+      expect(decodeErrorFields(err?.body ?? Buffer.alloc(0)).get('M')).toMatch(/"masking-bypass": COPY output includes masked column "email" \(statement 2\)/);
     } finally {
       raw.close();
     }

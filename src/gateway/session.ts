@@ -180,9 +180,19 @@ export class ClientSession {
     const facts = this.ctx.guardrails.analyze(sql);
     let decision = decide(facts, decisionCtx);
     // COPY output is only scanned by content detectors: no COPY of what a column rule masks.
-    const copyRefusal = masking !== undefined && facts.kinds.includes('CopyStmt') ? masking.copyRefusal(facts.lineage) : undefined;
+    // Judged per COPY statement: other statements of the string have column plans of their own.
+    let copyRefusal: string | undefined;
+    let copyAt = 1;
+    if (masking !== undefined) {
+      facts.kinds.forEach((kind, i) => {
+        if (kind !== 'CopyStmt' || copyRefusal !== undefined) return;
+        const lineage = facts.statementLineage === undefined ? facts.lineage : facts.statementLineage[i];
+        copyRefusal = masking.copyRefusal(lineage);
+        copyAt = i + 1;
+      });
+    }
     if (copyRefusal !== undefined && decision.action !== 'block') {
-      const finding = { rule: 'masking-bypass' as const, detail: copyRefusal, statement: 1 };
+      const finding = { rule: 'masking-bypass' as const, detail: copyRefusal, statement: copyAt };
       decision = { action: 'block', finding, applied: [...decision.applied, { finding, action: 'block' }] };
     }
     // Masked values written where a later read would not mask them (masker.ts writeRefusal).

@@ -157,6 +157,11 @@ export function classify(columns: readonly CatalogColumn[], plan: SamplePlan, ro
 export const SYSTEM_RELATIONS_SQL = `SELECT DISTINCT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   WHERE n.nspname IN ('pg_catalog', 'information_schema') AND c.relkind IN ('r', 'v', 'm', 'p', 'f')`;
 
+/** Columns of the system relations: a qualified name that is none of them is a call in attribute form (masker.ts). */
+export const SYSTEM_COLUMNS_SQL = `SELECT DISTINCT c.relname, a.attname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+  JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+  WHERE n.nspname IN ('pg_catalog', 'information_schema') AND c.relkind IN ('r', 'v', 'm', 'p', 'f')`;
+
 /** The catalog query listing every column the gateway classifies (and the views it follows). */
 export const COLUMNS_SQL = `SELECT n.nspname, c.relname, a.attname, c.relkind::text, pg_catalog.format_type(a.atttypid, NULL)
   FROM pg_catalog.pg_attribute a

@@ -75,6 +75,8 @@ const STATS_RELS = new Set(['pg_stats', 'pg_stats_ext', 'pg_stats_ext_exprs', 'p
 /** Statement texts of the activity views. */
 const QUERY_TEXT_RELS = new Set(['pg_stat_activity', 'pg_stat_statements']);
 const STATS_VALUES = /^(most_common_vals|most_common_elems|histogram_bounds|range_bounds_histogram|stavalues\d|stxdmcv|stxdexpr|stxdndistinct|stxddependencies)$/i;
+/** Columns every table has besides its own (`c.ctid` is no call in attribute form). */
+const SYSTEM_ATTRIBUTES = ['ctid', 'xmin', 'xmax', 'cmin', 'cmax', 'tableoid'];
 const STRENGTH: Record<MaskMode | 'detect', number> = { detect: 0, partial: 1, hash: 2, full: 3 };
 
 /** What to do with the rows of one result shape. */
@@ -136,6 +138,8 @@ export class Masker {
   private knownRelations: Set<string> | undefined;
   /** Columns of each stored table (not views) by lower-cased name, from the catalog. */
   private tableColumns = new Map<string, string[]>();
+  /** Columns of user tables and views (not system relations), by lower-cased relation name (all schemas). */
+  private userColumns = new Map<string, string[]>();
   /** Columns of every table and view the login may read, by lower-cased relation name (all schemas). */
   private relationColumns = new Map<string, Set<string>>();
   /** Table names found in more than one schema: their column positions are not known by name alone. */
@@ -238,7 +242,7 @@ export class Masker {
   }
 
   /** A catalog snapshot (catalog.ts loadCatalog): views, and the columns classified from samples and names. */
-  setCatalog(snapshot: { views: readonly { name: string; definition: string }[]; columns: readonly CatalogColumn[]; system: readonly string[]; fresh: readonly CatalogColumn[]; plan: SamplePlan; samples: readonly (string | null)[][] }): void {
+  setCatalog(snapshot: { views: readonly { name: string; definition: string }[]; columns: readonly CatalogColumn[]; system: readonly string[]; systemColumns?: readonly (readonly [string, string])[]; fresh: readonly CatalogColumn[]; plan: SamplePlan; samples: readonly (string | null)[][] }): void {
     const found = this.detectors.empty ? [] : classify(snapshot.fresh, snapshot.plan, snapshot.samples, this.detectors);
     const now = Date.now();
     for (const c of snapshot.fresh) {
@@ -278,12 +282,20 @@ export class Masker {
     this.tableColumns = tables;
     this.ambiguousTables = ambiguous;
     const relations = new Map<string, Set<string>>();
-    for (const c of snapshot.columns) {
-      const key = c.table.toLowerCase();
-      const set = relations.get(key) ?? new Set<string>();
-      set.add(c.column);
+    const add = (rel: string, col: string): void => {
+      const key = rel.toLowerCase();
+      const set = relations.get(key) ?? new Set<string>(SYSTEM_ATTRIBUTES);
+      set.add(col);
       relations.set(key, set);
+    };
+    const user = new Map<string, string[]>();
+    for (const c of snapshot.columns) {
+      add(c.table, c.column);
+      const key = c.table.toLowerCase();
+      user.set(key, [...(user.get(key) ?? []), c.column]);
     }
+    this.userColumns = user;
+    for (const [rel, col] of snapshot.systemColumns ?? []) add(rel, col);
     this.relationColumns = relations;
     this.knownRelations = new Set([...snapshot.columns.map((c) => c.table.toLowerCase()), ...snapshot.system.map((n) => n.toLowerCase())]);
     this.setViews(snapshot.views);
@@ -377,7 +389,13 @@ export class Masker {
       const rule = this.ruleFor(c) ?? this.unknownRelationRule(lin);
       if (rule !== undefined) consider(lin.direct ? rule : { mode: rule.mode === 'hash' ? 'hash' : 'full', implied: rule.implied, derived: true });
     }
-    if ((lin.wholeRow || lin.opaque) && (this.anyRule || (lin.rels ?? []).some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false, derived: true });
+    if (lin.opaque || (lin.wholeRow && (lin.rels ?? []).some((r) => STATS_RELS.has(r)))) {
+      if (this.anyRule || (lin.rels ?? []).some((r) => STATS_RELS.has(r))) consider({ mode: 'full', implied: false, derived: true });
+    } else if (lin.wholeRow && this.anyRule) {
+      // Whole rows of tables and views the catalog knows are judged by their columns: `to_jsonb(l)`
+      // of a table nothing masks stays as it is (and stays JSON).
+      consider(this.wholeRowVerdict(lin.rels ?? [], depth));
+    }
     // `c.f` where the relation has no column f is f(c): a function of the whole row, whatever f is.
     if (this.anyRule && lin.attrs !== undefined && lin.attrs.some((a) => this.attributeCall(a))) consider({ mode: 'full', implied: false, derived: true });
     // Through views: the view's own columns that this value may read.
@@ -390,6 +408,27 @@ export class Masker {
       for (const p of parts) {
         const v = this.lineageMode(p, depth + 1);
         if (v !== undefined) consider(lin.direct && p.direct ? v : { mode: v.mode === 'hash' ? 'hash' : 'full', implied: v.implied, derived: true });
+      }
+    }
+    return best;
+  }
+
+  /**
+   * The strictest verdict over every column of whole rows of `rels`; `full` when a relation's
+   * columns are not in the catalog (unknown, temporary, system) — the masking of whole rows
+   * that the tree cannot see into.
+   */
+  private wholeRowVerdict(rels: readonly string[], depth: number): Verdict | undefined {
+    if (rels.length === 0 || depth > 16) return { mode: 'full', implied: false, derived: true };
+    let best: Verdict | undefined;
+    for (const rel of rels) {
+      const cols = this.userColumns.get(rel.toLowerCase());
+      if (cols === undefined) return { mode: 'full', implied: false, derived: true };
+      for (const c of cols) {
+        const col = this.lineageMode({ cols: [c], wholeRow: false, opaque: false, direct: true, rels: [rel] }, depth + 1);
+        // A column inside a row is a derived value: `full`, or `hash` where its rule hashes.
+        const v: Verdict | undefined = col === undefined || col.mode === 'detect' ? col : { mode: col.mode === 'hash' ? 'hash' : 'full', implied: col.implied, derived: true };
+        if (v !== undefined && (best === undefined || STRENGTH[v.mode] > STRENGTH[best.mode])) best = v;
       }
     }
     return best;
