@@ -216,8 +216,15 @@ export class ClientSession {
     const base = { actor: who.userName, resource: resource.name, session: this.id };
     if (decision.action === 'approve') {
       const h = hash(sql);
+      // An approval is for one run: SQL PREPARE would keep it for any number of EXECUTEs, and a
+      // protocol statement gets one Bind (relay.ts).
+      if (facts.kinds.includes('PrepareStmt')) {
+        const detail = `${decision.finding?.detail ?? ''}: a statement that needs approval cannot be PREPAREd (an approval is for one run; send the statement itself)`;
+        this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, decision: 'block', rule, detail } });
+        return { info, error: { severity: 'ERROR', code: SQLSTATE.insufficientPrivilege, message: `blocked by guardrail "${rule ?? ''}": ${detail}` } };
+      }
       const used = this.ctx.approvals.consume(who, resource, h);
-      if (used !== undefined) return { info };
+      if (used !== undefined) return { info: { ...info, approvedOnce: true } };
       const id = this.ctx.approvals.hold(who, { id: resource.id, name: resource.name, reviewWindowS: resource.policy.reviewWindowS }, sql, h, decision.finding);
       this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, decision: 'approval-required', rule, request: id } });
       return {
