@@ -91,4 +91,14 @@ describe('masked values may not act as quantities (attack round 3 #1, #10)', () 
       expect((await c.query('EXPLAIN SELECT email FROM customers')).rows.length).toBeGreaterThan(0);
     });
   });
+
+  it('a value derived from a hash-ruled column is the fixed token, not a keyed hash (attack round 3 #3)', async () => {
+    await bob(async (c) => {
+      const parts = await c.query('SELECT c.id, i, substr(c.name, i, 1) AS v, upper(c.name) AS u FROM customers c, generate_series(1, 3) i WHERE c.id = 1 ORDER BY i');
+      expect(parts.rows.map((r: { v: string; u: string }) => [r.v, r.u])).toEqual([['********', '********'], ['********', '********'], ['********', '********']]);
+      // A plain reference keeps the rule's mode: the keyed hash (an equality oracle, documented).
+      const plain = await c.query('SELECT name FROM customers WHERE id = 1');
+      expect(plain.rows[0].name).toMatch(/^h_[0-9a-f]+$/);
+    });
+  });
 });

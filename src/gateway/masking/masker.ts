@@ -387,7 +387,9 @@ export class Masker {
       if (STATS_VALUES.test(c) && (lin.rels === undefined || lin.rels.length === 0 || lin.rels.some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false, derived: true });
       if ((c === 'query' || c === 'application_name') && (lin.rels ?? []).some((r) => QUERY_TEXT_RELS.has(r))) consider({ mode: 'full', implied: false, derived: true });
       const rule = this.ruleFor(c) ?? this.unknownRelationRule(lin);
-      if (rule !== undefined) consider(lin.direct ? rule : { mode: rule.mode === 'hash' ? 'hash' : 'full', implied: rule.implied, derived: true });
+      // Derived values are `full` even where the rule hashes: a keyed hash of substr(name, i, 1)
+      // over a small domain decodes with a codebook (attack round 3 #3).
+      if (rule !== undefined) consider(lin.direct ? rule : { mode: 'full', implied: rule.implied, derived: true });
     }
     if (lin.opaque || (lin.wholeRow && (lin.rels ?? []).some((r) => STATS_RELS.has(r)))) {
       if (this.anyRule || (lin.rels ?? []).some((r) => STATS_RELS.has(r))) consider({ mode: 'full', implied: false, derived: true });
@@ -407,7 +409,7 @@ export class Masker {
       const parts = [...lin.cols.map((c) => view.get(c) ?? unknown), unknown].filter((p): p is Lineage => p !== undefined);
       for (const p of parts) {
         const v = this.lineageMode(p, depth + 1);
-        if (v !== undefined) consider(lin.direct && p.direct ? v : { mode: v.mode === 'hash' ? 'hash' : 'full', implied: v.implied, derived: true });
+        if (v !== undefined) consider(lin.direct && p.direct ? v : { mode: 'full', implied: v.implied, derived: true });
       }
     }
     return best;
@@ -426,8 +428,8 @@ export class Masker {
       if (cols === undefined) return { mode: 'full', implied: false, derived: true };
       for (const c of cols) {
         const col = this.lineageMode({ cols: [c], wholeRow: false, opaque: false, direct: true, rels: [rel] }, depth + 1);
-        // A column inside a row is a derived value: `full`, or `hash` where its rule hashes.
-        const v: Verdict | undefined = col === undefined || col.mode === 'detect' ? col : { mode: col.mode === 'hash' ? 'hash' : 'full', implied: col.implied, derived: true };
+        // A column inside a row is a derived value: `full`.
+        const v: Verdict | undefined = col === undefined || col.mode === 'detect' ? col : { mode: 'full', implied: col.implied, derived: true };
         if (v !== undefined && (best === undefined || STRENGTH[v.mode] > STRENGTH[best.mode])) best = v;
       }
     }
