@@ -118,7 +118,13 @@ export class Guardrails {
     } else {
       this.stats.parsed++;
       constants = new Set();
-      facts = analyzeTree(sql, normalized, constants);
+      try {
+        facts = analyzeTree(sql, normalized, constants);
+      } catch (err) {
+        // A tree deeper than the walks' stack: refused cleanly (SQLSTATE 54001), never a crash.
+        if (!(err instanceof RangeError)) throw err;
+        facts = { ...unparseable(sql), findings: [{ rule: 'unparseable', detail: TOO_DEEP, statement: 1 }] };
+      }
       if (!facts.literalDependent && normalized !== undefined && normalized.length <= MAX_CACHED_SQL) remember(this.byNormalized, normalized, facts);
     }
     if (sql.length <= MAX_CACHED_SQL) remember(this.byText, sql, facts);
@@ -152,6 +158,9 @@ function normalizedKey(sql: string): string | undefined {
   }
 }
 
+/** The finding of a statement nested too deeply to judge; the session answers it with SQLSTATE 54001. */
+export const TOO_DEEP = 'statement nests too deeply for the gateway to judge';
+
 function unparseable(sql: string): StatementFacts {
   return {
     findings: [{ rule: 'unparseable', detail: 'syntax error', statement: 1 }],
@@ -170,7 +179,9 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
   let tree: ParseResult;
   try {
     tree = lib.parseSync(sql);
-  } catch {
+  } catch (err) {
+    // The parser's JSON is decoded recursively: a deep tree overflows the stack there too.
+    if (err instanceof RangeError || (err instanceof Error && /stack depth|call stack|memory exhausted/i.test(err.message))) throw new RangeError(TOO_DEEP);
     return unparseable(sql);
   }
   const findings: Finding[] = [];
