@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { COLUMNS_SQL, samplePlan, SYSTEM_COLUMNS_SQL, SYSTEM_RELATIONS_SQL, type CatalogColumn, type SamplePlan } from './masking/classify.js';
+import { COLUMNS_SQL, CONSTRAINT_NAMES_SQL, samplePlan, SYSTEM_COLUMNS_SQL, SYSTEM_RELATIONS_SQL, type CatalogColumn, type SamplePlan } from './masking/classify.js';
 import type { Masker } from './masking/index.js';
 import { resolveCredential, type CredentialSources, type Resource } from './resources.js';
 import { connectUpstream, type UpstreamConnection } from './upstream.js';
@@ -38,6 +38,8 @@ export interface CatalogSnapshot {
   system: string[];
   /** Columns of the system relations, as [relation, column]. */
   systemColumns: [string, string][];
+  /** Names of constraints and indexes. */
+  constraints: string[];
   /** The columns of the tables sampled this time (new ones, and those sampled too long ago). */
   fresh: CatalogColumn[];
   plan: SamplePlan;
@@ -56,10 +58,11 @@ export async function loadCatalog(up: UpstreamConnection, wanted: (table: string
     schema === null || table === null || column === null || kind === null || type === null ? [] : [{ schema, table, column, kind, type }]);
   const system = (await runQuery(up, SYSTEM_RELATIONS_SQL)).flatMap(([name]) => (name === null ? [] : [name]));
   const systemColumns = (await runQuery(up, SYSTEM_COLUMNS_SQL)).flatMap(([rel, col]): [string, string][] => (rel === null || col === null ? [] : [[rel, col]]));
+  const constraints = (await runQuery(up, CONSTRAINT_NAMES_SQL)).flatMap(([name]) => (name === null ? [] : [name]));
   const fresh = columns.filter((c) => wanted(`${c.schema}.${c.table}`));
   const plan = samplePlan(fresh);
   const samples = plan.sql === undefined ? [] : await runQuery(up, plan.sql);
-  return { views, columns, system, systemColumns, fresh, plan, samples };
+  return { views, columns, system, systemColumns, constraints, fresh, plan, samples };
 }
 
 /**

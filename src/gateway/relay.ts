@@ -8,6 +8,7 @@ import { decodeBind, decodeCopyResponse, decodeErrorFields, decodeExecute, decod
 import { describeMessage, errorResponse, noticeResponse, parseMessage, queryMessage, type ErrorFields } from './wire/encode.js';
 import { GatewayError, ProtocolViolation, SQLSTATE } from './wire/errors.js';
 import { MessageFramer, type MessageLimits } from './wire/framer.js';
+import { BACKEND, FRONTEND } from './wire/codes.js';
 
 /**
  * The relay between one client and its upstream connection, after login. Client messages are
@@ -208,11 +209,11 @@ export class Relay {
       const end = off + 1 + buf.readInt32BE(off + 1);
       const body = buf.subarray(off + 5, end);
       let replace: Buffer | undefined;
-      if (this.clientInCopy && type !== 0x64 && type !== 0x63 && type !== 0x66 && type !== 0x53 && type !== 0x48 && type !== 0x58) {
+      if (this.clientInCopy && type !== FRONTEND.CopyData && type !== FRONTEND.CopyDone && type !== FRONTEND.CopyFail && type !== FRONTEND.Sync && type !== FRONTEND.Flush && type !== FRONTEND.Terminate) {
         throw new ProtocolViolation(`message '${String.fromCharCode(type)}' inside COPY FROM STDIN`);
       }
       switch (type) {
-        case 0x51: /* Q */ {
+        case FRONTEND.Query: {
           if (!textIsUtf8(body, 1)) {
             replace = this.refuseQuery();
             break;
@@ -233,7 +234,7 @@ export class Relay {
           }
           break;
         }
-        case 0x50: /* P */ {
+        case FRONTEND.Parse: {
           // The judge → forward step of the extended protocol.
           const parse = decodeParse(body);
           let v = textIsUtf8(body, 2) ? this.hooks.judge(parse.sql, 'extended') : this.refuseText(parse.sql);
@@ -258,7 +259,7 @@ export class Relay {
           }
           break;
         }
-        case 0x42: /* B */ {
+        case FRONTEND.Bind: {
           const bind = decodeBind(body);
           this.described.delete(bind.portal);
           const once = this.approvedOnce.get(bind.statement);
@@ -277,14 +278,14 @@ export class Relay {
           this.pending.push({ kind: 'bind', portal: bind.portal, statement: bind.statement });
           break;
         }
-        case 0x44: /* D */ {
+        case FRONTEND.Describe: {
           const t = decodeTarget(body);
           const item: DescribeItem = { kind: 'describe', target: t.kind, name: t.name, swallow: false };
           if (t.kind === 'P') this.described.set(t.name, { item, epoch: this.epoch });
           this.pending.push(item);
           break;
         }
-        case 0x45: /* E */ {
+        case FRONTEND.Execute: {
           const name = decodeExecute(body).portal;
           let describe: DescribeItem | undefined;
           if (this.masker !== undefined) {
@@ -303,7 +304,7 @@ export class Relay {
           gate = this.hooks.beforeRun?.(this.ahead.portal(name), 'extended') ?? gate; // audit before effect
           break;
         }
-        case 0x43: /* C */ {
+        case FRONTEND.Close: {
           const t = decodeTarget(body);
           if (t.kind === 'P') this.described.delete(t.name);
           else this.approvedOnce.delete(t.name);
@@ -311,25 +312,25 @@ export class Relay {
           this.pending.push({ kind: 'close', target: t.kind, name: t.name });
           break;
         }
-        case 0x53: /* S */
+        case FRONTEND.Sync:
           // Inside COPY FROM STDIN the server ignores Sync (libpq sends one there).
           if (!this.clientInCopy) {
             this.nextEpoch();
             this.pending.push({ kind: 'sync' });
           }
           break;
-        case 0x46: /* F */
+        case FRONTEND.FunctionCall:
           // FunctionCall names a function by OID, out of the parser's sight: fail closed.
           replace = this.refuseQuery('FunctionCall message');
           break;
-        case 0x63: /* c CopyDone */
-        case 0x66: /* f CopyFail */
+        case FRONTEND.CopyDone:
+        case FRONTEND.CopyFail:
           if (this.clientInCopy) this.clientInCopy = false;
           else if (this.pending.length > 0) this.pending.push({ kind: 'copyend' });
           break;
-        case 0x48: /* H flush */
-        case 0x64: /* d */
-        case 0x58: /* X */
+        case FRONTEND.Flush:
+        case FRONTEND.CopyData:
+        case FRONTEND.Terminate:
           break;
         default:
           throw new ProtocolViolation(`unexpected message type '${String.fromCharCode(type)}' from client`);
@@ -446,7 +447,7 @@ export class Relay {
     const head = this.pending.head;
     const masker = this.masker;
     switch (type) {
-      case 0x44: /* D DataRow */ {
+      case BACKEND.DataRow: {
         let plan: ResultPlan | null | undefined;
         let counts;
         if (head?.kind === 'query' && head.copyOut !== true) {
@@ -460,32 +461,32 @@ export class Relay {
         if (plan === undefined || plan === null) throw new ProtocolDesync('DataRow without a judged row description');
         return masker.maskDataRow(buf, off, end, plan, counts);
       }
-      case 0x64: /* d CopyData */
+      case BACKEND.CopyData:
         if ((head?.kind !== 'query' && head?.kind !== 'execute') || head.copyOut !== true) throw new ProtocolDesync(`CopyData while waiting for ${what(head)}`);
         return masker?.maskCopyData(buf, off, end, head.exec.masked);
-      case 0x63: /* c CopyDone */
+      case BACKEND.CopyDone:
         if ((head?.kind !== 'query' && head?.kind !== 'execute') || head.copyOut !== true) throw new ProtocolDesync(`CopyDone while waiting for ${what(head)}`);
         return undefined;
-      case 0x31: /* 1 ParseComplete */
+      case BACKEND.ParseComplete:
         if (head?.kind !== 'parse') throw new ProtocolDesync(`ParseComplete while waiting for ${what(head)}`);
         this.statements.set(head.name, head.info);
         this.pending.shift();
         return undefined;
-      case 0x32: /* 2 BindComplete */
+      case BACKEND.BindComplete:
         if (head?.kind !== 'bind') throw new ProtocolDesync(`BindComplete while waiting for ${what(head)}`);
         this.portals.set(head.portal, this.statements.get(head.statement));
         this.pending.shift();
         return undefined;
-      case 0x33: /* 3 CloseComplete */
+      case BACKEND.CloseComplete:
         if (head?.kind !== 'close') throw new ProtocolDesync(`CloseComplete while waiting for ${what(head)}`);
         if (head.target === 'S') this.statements.delete(head.name);
         else this.portals.delete(head.name);
         this.pending.shift();
         return undefined;
-      case 0x74: /* t ParameterDescription */
+      case BACKEND.ParameterDescription:
         if (head?.kind !== 'describe' || head.target !== 'S') throw new ProtocolDesync(`ParameterDescription while waiting for ${what(head)}`);
         return undefined;
-      case 0x54: /* T RowDescription */ {
+      case BACKEND.RowDescription: {
         const body = buf.subarray(off + 5, end);
         if (head?.kind === 'describe') {
           // Answers come in order, so the confirmed names say what is described; a name the
@@ -501,22 +502,22 @@ export class Relay {
         }
         throw new ProtocolDesync(`RowDescription while waiting for ${what(head)}`);
       }
-      case 0x6e: /* n NoData */
+      case BACKEND.NoData:
         if (head?.kind !== 'describe') throw new ProtocolDesync(`NoData while waiting for ${what(head)}`);
         head.plan = null;
         this.pending.shift();
         return head.swallow ? DROP : undefined;
-      case 0x43: /* C CommandComplete */
-      case 0x49: /* I EmptyQueryResponse */
-      case 0x73: /* s PortalSuspended */
+      case BACKEND.CommandComplete:
+      case BACKEND.EmptyQueryResponse:
+      case BACKEND.PortalSuspended:
         if (head?.kind === 'execute') {
-          if (type === 0x43) head.exec.rows += rowsFromTag(buf.subarray(off + 5, end));
+          if (type === BACKEND.CommandComplete) head.exec.rows += rowsFromTag(buf.subarray(off + 5, end));
           this.pending.shift();
           this.finishExecute(head);
           return undefined;
         }
-        if (head?.kind === 'query' && type !== 0x73) {
-          if (type === 0x43) head.exec.rows += rowsFromTag(buf.subarray(off + 5, end));
+        if (head?.kind === 'query' && type !== BACKEND.PortalSuspended) {
+          if (type === BACKEND.CommandComplete) head.exec.rows += rowsFromTag(buf.subarray(off + 5, end));
           head.completed = (head.completed ?? 0) + 1;
           head.plan = undefined;
           head.copyOut = false;
@@ -524,9 +525,9 @@ export class Relay {
           return undefined;
         }
         throw new ProtocolDesync(`completion while waiting for ${what(head)}`);
-      case 0x45: /* E ErrorResponse */
+      case BACKEND.ErrorResponse:
         return this.onError(buf, off, end);
-      case 0x5a: /* Z ReadyForQuery */
+      case BACKEND.ReadyForQuery:
         if (head?.kind === 'query') {
           this.pending.shift();
           this.statements.delete(''); // a simple Query drops the unnamed statement
@@ -537,7 +538,7 @@ export class Relay {
         // Outside a transaction block, every portal a Bind made is gone.
         if (this.txStatus === 'I') this.portals.clear();
         return undefined;
-      case 0x48: /* H CopyOutResponse */
+      case BACKEND.CopyOutResponse:
         if ((head?.kind !== 'query' && head?.kind !== 'execute') || head.copyOut === true) throw new ProtocolDesync(`CopyOutResponse while waiting for ${what(head)}`);
         head.copyOut = true;
         if (masker !== undefined && decodeCopyResponse(buf.subarray(off + 5, end)).format === 1) {
@@ -545,25 +546,25 @@ export class Relay {
           throw new ProtocolViolation('binary COPY output cannot be masked');
         }
         return undefined;
-      case 0x47: /* G CopyInResponse */ {
+      case BACKEND.CopyInResponse: {
         if (head?.kind !== 'query' && head?.kind !== 'execute') throw new ProtocolDesync(`CopyInResponse while waiting for ${what(head)}`);
         const state = this.pending.enterCopyIn();
         if (state === 'invalid') throw new ProtocolViolation('requests sent inside COPY FROM STDIN');
         this.clientInCopy = state === 'open';
         return undefined;
       }
-      case 0x57: /* W CopyBothResponse */
+      case BACKEND.CopyBothResponse:
         throw new ProtocolViolation('replication (COPY BOTH) is not supported through the gateway');
-      case 0x4e: /* N NoticeResponse */
+      case BACKEND.NoticeResponse:
         return masker?.maskErrorMessage(buf, off, end, head !== undefined && 'exec' in head ? head.exec.masked : {}, sqlOf(head, this.portals));
-      case 0x53: /* S ParameterStatus */ {
+      case BACKEND.ParameterStatus: {
         // A setting that changes how the server reads statements ends the session (lexing.ts).
         const name = readCString(buf, off + 5);
         const refusal = serverParameterRefusal(name.value, readCString(buf, name.next).value);
         if (refusal !== undefined) throw new GatewayError('lexing_mismatch', SQLSTATE.featureNotSupported, `terminating connection: ${refusal}`, { fatal: true });
         return masker?.maskParameterStatus(buf, off, end, head !== undefined && 'exec' in head ? head.exec.masked : {});
       }
-      case 0x41: /* A NotificationResponse */
+      case BACKEND.NotificationResponse:
         return masker?.maskNotification(buf, off, end, {});
       default:
         throw new ProtocolDesync(`unexpected server message '${String.fromCharCode(type)}'`);

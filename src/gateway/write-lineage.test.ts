@@ -3,7 +3,9 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Guardrails, loadParser } from './guardrails/index.js';
-import { startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { decodeErrorFields } from './wire/decode.js';
+import { queryMessage } from './wire/encode.js';
+import { rawClient, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
 
 /**
  * Write-grant laundering (attack round 2, #6): a masked value written into a column that is not
@@ -140,5 +142,32 @@ describe('writes of masked values under masking (attack round 2, #6)', () => {
     expect(cols('MERGE INTO t USING customers s ON t.id = s.id WHEN MATCHED THEN UPDATE SET a = s.email RETURNING a')).toEqual(expect.arrayContaining(['a', 'email']));
     expect(cols('WITH src AS (SELECT name AS n FROM customers) UPDATE t SET a = 1 FROM src RETURNING src.n')).toEqual(['name']);
     expect(g.analyze('UPDATE loyalty SET tier = (SELECT name FROM customers) RETURNING tier').lineage?.columns[0].lin.direct).toBe(false);
+  });
+
+  it('a failed write names its constraint, table and column (catalog names only); values stay withheld', async () => {
+    const raw = await rawClient(h.gateway.port ?? 0, h.users.alice, 'shop-w');
+    const error = async (sql: string): Promise<Map<string, string>> => {
+      raw.send(queryMessage(sql));
+      const err = (await raw.until('Z')).find((m) => m.type === 'E');
+      return decodeErrorFields(err?.body ?? Buffer.alloc(0));
+    };
+    try {
+      const dup = await error("INSERT INTO loyalty VALUES (1, 'x', NULL)");
+      expect(dup.get('C')).toBe('23505');
+      expect(dup.get('M')).toBe('duplicate key value violates unique constraint "loyalty_pkey"');
+      expect(dup.get('n')).toBe('loyalty_pkey');
+      expect(dup.get('t')).toBe('loyalty');
+      expect(dup.get('D')).not.toContain('(1)');
+      const nul = await error('INSERT INTO loyalty (customer_id) VALUES (NULL)');
+      expect(nul.get('M')).toBe('null value in column "customer_id" of relation "loyalty" violates not-null constraint');
+      const hint = await error('SELECT l.tierx FROM loyalty l');
+      expect(hint.get('C')).toBe('42703');
+      expect(hint.get('H')).toBe('Perhaps you meant to reference the column "l.tier".');
+      // A value the server prints stays withheld, also in class 23 and 42703.
+      const v = await error('SELECT name::regoper FROM customers WHERE id = 1');
+      expect(v.get('M')).toMatch(/^\[withheld by tightloop/);
+    } finally {
+      raw.close();
+    }
   });
 });

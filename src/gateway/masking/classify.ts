@@ -162,6 +162,9 @@ export const SYSTEM_COLUMNS_SQL = `SELECT DISTINCT c.relname, a.attname FROM pg_
   JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
   WHERE n.nspname IN ('pg_catalog', 'information_schema') AND c.relkind IN ('r', 'v', 'm', 'p', 'f')`;
 
+/** Names of constraints and indexes (error messages of class 23 name them; catalog-names.ts). */
+export const CONSTRAINT_NAMES_SQL = `SELECT conname FROM pg_catalog.pg_constraint UNION SELECT relname FROM pg_catalog.pg_class WHERE relkind IN ('i', 'I')`;
+
 /** The catalog query listing every column the gateway classifies (and the views it follows). */
 export const COLUMNS_SQL = `SELECT n.nspname, c.relname, a.attname, c.relkind::text, pg_catalog.format_type(a.atttypid, NULL)
   FROM pg_catalog.pg_attribute a

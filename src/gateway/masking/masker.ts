@@ -6,6 +6,8 @@ import type { FieldDescription } from '../wire/decode.js';
 import { ARRAY_ELEMENTS, binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
 import { classify, type CatalogColumn, type ClassifiedColumn, type SamplePlan } from './classify.js';
 import { DETECTOR_IDS, DetectorSet, MIN_DETECTABLE_LENGTH, type DetectorId } from './detectors.js';
+import { BACKEND, ERROR_FIELD } from '../wire/codes.js';
+import { namesOnly } from './catalog-names.js';
 import { ECHOING_FIELDS, scrubText, userComputed, VERBATIM_FIELDS, WITHHELD } from './errors.js';
 import { Renderer, typeClass, type MaskMode, type TypeClass } from './render.js';
 
@@ -138,6 +140,8 @@ export class Masker {
   private knownRelations: Set<string> | undefined;
   /** Columns of each stored table (not views) by lower-cased name, from the catalog. */
   private tableColumns = new Map<string, string[]>();
+  /** Names of schemas, relations, columns, constraints and indexes in the catalog (catalog-names.ts). */
+  private catalogNames = new Set<string>();
   /** Columns of user tables and views (not system relations), by lower-cased relation name (all schemas). */
   private userColumns = new Map<string, string[]>();
   /** Columns of every table and view the login may read, by lower-cased relation name (all schemas). */
@@ -242,7 +246,7 @@ export class Masker {
   }
 
   /** A catalog snapshot (catalog.ts loadCatalog): views, and the columns classified from samples and names. */
-  setCatalog(snapshot: { views: readonly { name: string; definition: string }[]; columns: readonly CatalogColumn[]; system: readonly string[]; systemColumns?: readonly (readonly [string, string])[]; fresh: readonly CatalogColumn[]; plan: SamplePlan; samples: readonly (string | null)[][] }): void {
+  setCatalog(snapshot: { views: readonly { name: string; definition: string }[]; columns: readonly CatalogColumn[]; system: readonly string[]; systemColumns?: readonly (readonly [string, string])[]; constraints?: readonly string[]; fresh: readonly CatalogColumn[]; plan: SamplePlan; samples: readonly (string | null)[][] }): void {
     const found = this.detectors.empty ? [] : classify(snapshot.fresh, snapshot.plan, snapshot.samples, this.detectors);
     const now = Date.now();
     for (const c of snapshot.fresh) {
@@ -297,6 +301,10 @@ export class Masker {
     this.userColumns = user;
     for (const [rel, col] of snapshot.systemColumns ?? []) add(rel, col);
     this.relationColumns = relations;
+    const names = new Set<string>([...(snapshot.constraints ?? []), ...snapshot.system]);
+    for (const c of snapshot.columns) names.add(c.schema).add(c.table).add(c.column);
+    for (const [rel, col] of snapshot.systemColumns ?? []) names.add(rel).add(col);
+    this.catalogNames = names;
     this.knownRelations = new Set([...snapshot.columns.map((c) => c.table.toLowerCase()), ...snapshot.system.map((n) => n.toLowerCase())]);
     this.setViews(snapshot.views);
   }
@@ -703,7 +711,7 @@ export class Masker {
     if (masked === undefined) return undefined;
     const body = Buffer.from(masked, 'utf8');
     const out = Buffer.allocUnsafe(5 + body.length);
-    out[0] = 0x64; // 'd'
+    out[0] = BACKEND.CopyData;
     out.writeInt32BE(4 + body.length, 1);
     body.copy(out, 5);
     return out;
@@ -743,8 +751,11 @@ export class Masker {
       // While a column is ruled or classified, no heuristic over the server's words can be
       // trusted (`operator does not exist: Margaret_Lovelace` from `replace(name, ' ', '_')::regoper`,
       // numbers hidden in a comment): message and hint are withheld whole; SQLSTATE and position stay.
-      const whole = computed || (this.anyRule && !FIXED_TEXT_CLASSES.has((fields.get('C') ?? '').slice(0, 2))) || ECHOING_FIELDS.has(code);
-      const kept = whole ? (code === 0x4d /* M */ ? `${WITHHELD} (SQLSTATE ${fields.get('C') ?? '?'})` : WITHHELD) : scrubText(detected, sqlLower);
+      const sqlstate = fields.get('C') ?? '';
+      const whole = computed || (this.anyRule && !FIXED_TEXT_CLASSES.has(sqlstate.slice(0, 2))) || ECHOING_FIELDS.has(code);
+      // Only names of catalog objects in a known template (`duplicate key value violates unique constraint "…"`).
+      const names = !computed && !ECHOING_FIELDS.has(code) && namesOnly(code, text, sqlstate, (n) => this.catalogNames.has(n), (p) => sqlLower?.includes(p.toLowerCase()) === true);
+      const kept = names ? detected : whole ? (code === ERROR_FIELD.Message ? `${WITHHELD} (SQLSTATE ${fields.get('C') ?? '?'})` : WITHHELD) : scrubText(detected, sqlLower);
       if (kept !== detected) counts['error:withheld'] = (counts['error:withheld'] ?? 0) + 1;
       if (kept === text) parts.push(msg.subarray(at, stop + 1));
       else {
