@@ -149,6 +149,37 @@ describe('guardrails on the wire', () => {
   });
 });
 
+describe('an approval is for one run (attack round 3 #5)', () => {
+  it('a named prepared statement of an approved statement runs once; PREPARE of a held statement is refused', async () => {
+    const c = await client(h.users.alice, 'shop-review');
+    try {
+      const sql = 'DROP TABLE IF EXISTS zz_once_only';
+      const held = await c.query(sql).then(() => null, (e: Error & { code?: string }) => e);
+      const id = /request (\w+)/.exec(held?.message ?? '')?.[1] ?? '';
+      expect(id).not.toBe('');
+      await h.gateway.access.approve(sys(), id);
+      // pg sends Parse('d1') once, then Bind/Execute of d1 for each call.
+      await c.query({ text: sql, name: 'd1' });
+      for (let i = 0; i < 2; i++) {
+        await expect(c.query({ text: sql, name: 'd1' })).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('approved for one run') });
+      }
+      expect((await c.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+      // Running the text again needs a new approval.
+      await expect(c.query(sql)).rejects.toThrow(/held for approval/);
+    } finally {
+      await c.end();
+    }
+    await h.gateway.access.grant(sys(), { subjectKind: 'user', subject: h.users.bob.id, resource: 'shop-review', mode: 'read' });
+    const b = await client(h.users.bob, 'shop-review');
+    try {
+      await expect(b.query('PREPARE p AS SELECT pg_sleep(0)')).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('cannot be PREPAREd') });
+      await expect(b.query('EXECUTE p')).rejects.toMatchObject({ code: '26000' });
+    } finally {
+      await b.end();
+    }
+  });
+});
+
 describe('warnings', () => {
   it('a "warn" rule lets the statement run, tells the client, and audits the decision', async () => {
     const c = await client(h.users.alice, 'shop-review');

@@ -66,7 +66,6 @@ const DERIVED: string[] = [
   'SELECT s.* FROM (SELECT md5(email) AS v FROM customers) s',
   "SELECT reverse(email) AS v FROM customers UNION ALL SELECT 'x'",
   'SELECT v FROM customers AS c(i, n, v)',
-  'SELECT j.value AS v FROM customers c, json_each_text(row_to_json(c)) j',
   'WITH RECURSIVE r(v, n) AS (SELECT ssn, 1 FROM customers UNION ALL SELECT reverse(v), n + 1 FROM r WHERE n < 2) SELECT v FROM r',
   'SELECT v FROM (VALUES (1)) t(x), LATERAL (SELECT reverse(email) AS v FROM customers) l',
   'SELECT length(email)::text AS v FROM customers',

@@ -15,6 +15,8 @@ export interface StatementInfo {
   sql: string;
   facts: StatementFacts;
   decision: Decision;
+  /** Runs on an approval that is for one execution (approvals.ts): one Bind of it, then no more. */
+  approvedOnce?: boolean;
 }
 
 /** One execution: a simple Query string or an Execute of a portal. Audited when it ends. */
@@ -62,7 +64,7 @@ export interface QueryItem {
 
 export type Pending =
   | { kind: 'parse'; name: string; info: StatementInfo; blocked?: Buffer }
-  | { kind: 'bind'; portal: string; statement: string }
+  | { kind: 'bind'; portal: string; statement: string; blocked?: Buffer }
   | { kind: 'close'; target: 'S' | 'P'; name: string }
   | DescribeItem
   | ExecuteItem

@@ -140,6 +140,27 @@ describe('function calls written as field selection (attack round 3 #2)', () => 
   });
 });
 
+describe('deep nesting (attack round 3 #7)', () => {
+  it('a statement nested deeper than the gateway can walk is refused with 54001; the session goes on', async () => {
+    const c = await client(h.users.bob);
+    try {
+      const n = 3000;
+      for (const sql of [
+        `SELECT ${'abs('.repeat(n)}1${')'.repeat(n)}`,
+        `SELECT ${'(SELECT '.repeat(n)}1${')'.repeat(n)}`,
+        `SELECT ${'CASE WHEN true THEN '.repeat(n)}1${' END'.repeat(n)}`,
+        `SELECT (${'abs('.repeat(n)}0${')'.repeat(n)}).pg_cancel_backend`,
+      ]) {
+        const e = await failure(c.query(sql));
+        expect({ start: sql.slice(0, 20), code: e?.code }).toEqual({ start: sql.slice(0, 20), code: '54001' });
+      }
+      expect((await c.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
 describe('the decision cache (class 9)', () => {
   it('COPY with FORMAT text and then binary (string literals) get two decisions', async () => {
     const c = await rawClient(h.gateway.port ?? 0, h.users.alice, 'shop');

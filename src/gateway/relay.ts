@@ -130,6 +130,12 @@ export class Relay {
   private readonly statements = new Map<string, StatementInfo | undefined>();
   private readonly portals = new Map<string, StatementInfo | undefined>();
   /**
+   * Statements parsed on a one-run approval: 'fresh' until their first Bind, then 'spent' (a
+   * second Bind is refused). Kept until a protocol Close of the name: a failed re-Parse of a
+   * named statement leaves the old one in place, so nothing else clears it (fail closed).
+   */
+  private readonly approvedOnce = new Map<string, 'fresh' | 'spent'>();
+  /**
    * Client-side: the last Describe of each portal and the epoch it was sent in. Any Execute,
    * Query, Sync or Bind can change what a portal name means, so a Describe counts for an
    * Execute only when no such message came between them.
@@ -240,6 +246,7 @@ export class Relay {
             v = { info: v.info, error: this.hooks.refuse(PREPARED_FETCH) };
           }
           this.ahead.judged(v.info);
+          this.onceParsed(parse.name, v.error === undefined && v.info?.approvedOnce === true);
           if (v.error !== undefined) {
             this.ahead.parse(parse.name, undefined);
             this.pending.push({ kind: 'parse', name: parse.name, info: v.info, blocked: errorResponse(v.error) });
@@ -255,6 +262,18 @@ export class Relay {
         case FRONTEND.Bind: {
           const bind = decodeBind(body);
           this.described.delete(bind.portal);
+          const once = this.approvedOnce.get(bind.statement);
+          if (once === 'spent') {
+            // A statement approved for one run, bound again: refused like a blocked Parse (the
+            // marker fails upstream, which also drops the unnamed statement).
+            this.ahead.bind(bind.portal, '\u0000refused');
+            this.ahead.parse('', undefined);
+            this.approvedOnce.delete('');
+            this.pending.push({ kind: 'bind', portal: bind.portal, statement: bind.statement, blocked: errorResponse(this.hooks.refuse(APPROVED_ONCE)) });
+            replace = parseMessage('', BLOCK_MARKER);
+            break;
+          }
+          if (once === 'fresh') this.approvedOnce.set(bind.statement, 'spent');
           this.ahead.bind(bind.portal, bind.statement);
           this.pending.push({ kind: 'bind', portal: bind.portal, statement: bind.statement });
           break;
@@ -288,6 +307,7 @@ export class Relay {
         case FRONTEND.Close: {
           const t = decodeTarget(body);
           if (t.kind === 'P') this.described.delete(t.name);
+          else this.approvedOnce.delete(t.name);
           this.ahead.close(t.kind, t.name);
           this.pending.push({ kind: 'close', target: t.kind, name: t.name });
           break;
@@ -335,6 +355,15 @@ export class Relay {
     this.nextEpoch();
     this.pending.push({ kind: 'query', exec, blocked: errorResponse(this.hooks.refuse(what)) });
     return queryMessage(BLOCK_MARKER);
+  }
+
+  /** Tracks a Parse for the one-run approval rule (approvedOnce). */
+  private onceParsed(name: string, approved: boolean): void {
+    // Any Parse of the unnamed statement replaces it (a failed one drops it).
+    if (name === '') {
+      if (approved) this.approvedOnce.set('', 'fresh');
+      else this.approvedOnce.delete('');
+    } else if (approved && !this.approvedOnce.has(name)) this.approvedOnce.set(name, 'fresh');
   }
 
   /** A Parse whose text is not valid UTF-8: blocked like a guardrail block. */
@@ -576,7 +605,7 @@ export class Relay {
     const fields = decodeErrorFields(buf.subarray(off + 5, end));
     const isMarker = fields.get('C') === '42601' && (fields.get('M') ?? '').includes(BLOCK_MARKER);
     let replacement: Buffer | undefined;
-    if ((head?.kind === 'parse' || head?.kind === 'query') && head.blocked !== undefined && isMarker) replacement = head.blocked;
+    if ((head?.kind === 'parse' || head?.kind === 'query' || head?.kind === 'bind') && head.blocked !== undefined && isMarker) replacement = head.blocked;
     else if (this.masker !== undefined) replacement = this.masker.maskErrorMessage(buf, off, end, head !== undefined && 'exec' in head ? head.exec.masked : {}, sqlOf(head, this.portals));
     const severity = fields.get('V') ?? fields.get('S');
     if (severity === 'FATAL' || severity === 'PANIC') {
@@ -604,6 +633,8 @@ export class Relay {
         break;
       case 'bind':
         this.portals.delete(head.portal);
+        // A refused Bind was sent as the marker Parse, which dropped the unnamed statement.
+        if (head.blocked !== undefined) this.statements.delete('');
         break;
       case 'execute':
         head.exec.error = fields.get('C');
@@ -656,6 +687,7 @@ export class Relay {
  * here (with replacement characters) and another way there, so it is refused.
  */
 const INVALID_TEXT = 'statement text that is not valid UTF-8';
+const APPROVED_ONCE = 'second execution of a statement approved for one run (ask for a new approval)';
 const PREPARED_FETCH = 'FETCH or MOVE in the extended protocol (send it as a simple Query)';
 
 /** Are the first `strings` NUL-terminated strings of a message body valid UTF-8? */

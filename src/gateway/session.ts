@@ -4,6 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import { ulid } from 'ulid';
 import { statementHash } from './approvals.js';
 import { DEFAULT_ALLOWED_FUNCTIONS, decide, describeBlock, type DecisionContext } from './guardrails/index.js';
+import { TOO_DEEP } from './guardrails/engine.js';
 import type { AccessGrant } from './grants.js';
 import type { Masker } from './masking/index.js';
 import { mayWrite } from './effect.js';
@@ -201,6 +202,12 @@ export class ClientSession {
       const finding = { rule: 'masking-bypass' as const, detail: writeRefusal.detail, statement: writeRefusal.statement };
       decision = { action: 'block', finding, applied: [...decision.applied, { finding, action: 'block' }] };
     }
+    // Masked values used as quantities: row counts, LIMIT, window numbering (masker.ts quantityRefusal).
+    const quantityRefusal = masking !== undefined && decision.action !== 'block' ? masking.quantityRefusal(facts.quantities) : undefined;
+    if (quantityRefusal !== undefined) {
+      const finding = { rule: 'masking-bypass' as const, detail: quantityRefusal.detail, statement: quantityRefusal.statement };
+      decision = { action: 'block', finding, applied: [...decision.applied, { finding, action: 'block' }] };
+    }
     const info = { sql, facts, decision };
     if (decision.action === 'allow') return { info };
     const rule = decision.finding?.rule;
@@ -210,8 +217,15 @@ export class ClientSession {
     const base = { actor: who.userName, resource: resource.name, session: this.id };
     if (decision.action === 'approve') {
       const h = hash(sql);
+      // An approval is for one run: SQL PREPARE would keep it for any number of EXECUTEs, and a
+      // protocol statement gets one Bind (relay.ts).
+      if (facts.kinds.includes('PrepareStmt')) {
+        const detail = `${decision.finding?.detail ?? ''}: a statement that needs approval cannot be PREPAREd (an approval is for one run; send the statement itself)`;
+        this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, decision: 'block', rule, detail } });
+        return { info, error: { severity: 'ERROR', code: SQLSTATE.insufficientPrivilege, message: `blocked by guardrail "${rule ?? ''}": ${detail}` } };
+      }
       const used = this.ctx.approvals.consume(who, resource, h);
-      if (used !== undefined) return { info };
+      if (used !== undefined) return { info: { ...info, approvedOnce: true } };
       const id = this.ctx.approvals.hold(who, { id: resource.id, name: resource.name, reviewWindowS: resource.policy.reviewWindowS }, sql, h, decision.finding);
       this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, decision: 'approval-required', rule, request: id } });
       return {
@@ -224,7 +238,8 @@ export class ClientSession {
       };
     }
     this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, decision: 'block', rule, detail: decision.finding?.detail } });
-    return { info, error: { severity: 'ERROR', code: SQLSTATE.insufficientPrivilege, message: describeBlock(decision) } };
+    const tooDeep = decision.finding?.rule === 'unparseable' && decision.finding.detail === TOO_DEEP;
+    return { info, error: { severity: 'ERROR', code: tooDeep ? '54001' : SQLSTATE.insufficientPrivilege, message: describeBlock(decision) } };
   }
 
   /**

@@ -3,6 +3,7 @@ import { ACTION_RANK, DEFAULT_ACTIONS, DEFAULT_MODE_ACTIONS, type Finding, type 
 import { copyOptions } from './copy-options.js';
 import { resultLineage, type OutputColumn, type ResultLineage } from './lineage.js';
 import { statementAnalysis, type WrittenValue } from './lineage-writes.js';
+import { collectQuantities, type Quantity } from './lineage-quantities.js';
 import { shapeOf, type Shape } from './shape.js';
 import { ALL_VISITORS, statementTextReads } from './visitors.js';
 import { combine, walk, type WalkContext } from './walk.js';
@@ -50,6 +51,8 @@ export interface StatementFacts {
   statementLineage?: readonly (ResultLineage | undefined)[];
   /** Values written into stored columns, with their lineage (lineage-writes.ts); masking judges them. */
   writes?: readonly WrittenValue[];
+  /** Values used as quantities (row counts, LIMIT, window order; lineage-quantities.ts); masking judges them. */
+  quantities?: readonly Quantity[];
 }
 
 export interface DecisionContext {
@@ -115,7 +118,13 @@ export class Guardrails {
     } else {
       this.stats.parsed++;
       constants = new Set();
-      facts = analyzeTree(sql, normalized, constants);
+      try {
+        facts = analyzeTree(sql, normalized, constants);
+      } catch (err) {
+        // A tree deeper than the walks' stack: refused cleanly (SQLSTATE 54001), never a crash.
+        if (!(err instanceof RangeError)) throw err;
+        facts = { ...unparseable(sql), findings: [{ rule: 'unparseable', detail: TOO_DEEP, statement: 1 }] };
+      }
       if (!facts.literalDependent && normalized !== undefined && normalized.length <= MAX_CACHED_SQL) remember(this.byNormalized, normalized, facts);
     }
     if (sql.length <= MAX_CACHED_SQL) remember(this.byText, sql, facts);
@@ -149,6 +158,9 @@ function normalizedKey(sql: string): string | undefined {
   }
 }
 
+/** The finding of a statement nested too deeply to judge; the session answers it with SQLSTATE 54001. */
+export const TOO_DEEP = 'statement nests too deeply for the gateway to judge';
+
 function unparseable(sql: string): StatementFacts {
   return {
     findings: [{ rule: 'unparseable', detail: 'syntax error', statement: 1 }],
@@ -167,7 +179,9 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
   let tree: ParseResult;
   try {
     tree = lib.parseSync(sql);
-  } catch {
+  } catch (err) {
+    // The parser's JSON is decoded recursively: a deep tree overflows the stack there too.
+    if (err instanceof RangeError || (err instanceof Error && /stack depth|call stack|memory exhausted/i.test(err.message))) throw new RangeError(TOO_DEEP);
     return unparseable(sql);
   }
   const findings: Finding[] = [];
@@ -176,6 +190,7 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
   const stmts = tree.stmts ?? [];
   const outputs: (OutputColumn[] | undefined)[] = [];
   const writes: WrittenValue[] = [];
+  const quantities: Quantity[] = [];
   stmts.forEach((raw, index) => {
     const ctx: WalkContext = {
       statement: index + 1,
@@ -195,7 +210,8 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
     kinds.push(stmt === undefined ? 'Empty' : (Object.keys(stmt)[0] ?? 'Empty'));
     walk(stmt, TABLE, ctx);
     statementTextReads(stmt, ctx);
-    const analysis = statementAnalysis(stmt);
+    const { result: analysis, quantities: used } = collectQuantities(() => statementAnalysis(stmt), explainsAnalyze(stmt));
+    for (const q of used) quantities.push({ ...q, statement: index + 1 });
     outputs.push(analysis.outputs);
     for (const w of analysis.writes) writes.push({ ...w, statement: index + 1 });
   });
@@ -209,6 +225,7 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
   const facts: StatementFacts = { findings, normalized: normalizedText ?? sql, fingerprint, kinds, literalDependent };
   if (lineage !== undefined) facts.lineage = lineage;
   if (writes.length > 0) facts.writes = writes;
+  if (quantities.length > 0) facts.quantities = quantities;
   if (lineage !== undefined && outputs.length > 1) facts.statementLineage = outputs.map((o) => (o === undefined ? undefined : resultLineage([o])));
   return facts;
 }
@@ -243,4 +260,16 @@ export function describeBlock(d: Decision): string {
   if (f === undefined) return 'statement blocked by the gateway';
   const where = f.statement > 1 ? ` (statement ${f.statement})` : '';
   return `blocked by guardrail "${f.rule}": ${f.detail}${where}`;
+}
+
+/** EXPLAIN with ANALYZE runs its statement: its plan shows how many rows each step produced. */
+function explainsAnalyze(stmt: Record<string, unknown> | undefined): boolean {
+  const ex = stmt?.ExplainStmt as { options?: unknown[] } | undefined;
+  if (ex === undefined) return false;
+  return (ex.options ?? []).some((o) => {
+    const d = (o as { DefElem?: { defname?: string; arg?: { String?: { sval?: string }; Boolean?: { boolval?: boolean }; Integer?: { ival?: number } } } }).DefElem;
+    if (d?.defname !== 'analyze') return false;
+    const v = d.arg?.String?.sval?.toLowerCase();
+    return !(v === 'false' || v === 'off' || v === '0' || d.arg?.Boolean?.boolval === false || (d.arg?.Integer !== undefined && (d.arg.Integer.ival ?? 0) === 0));
+  });
 }

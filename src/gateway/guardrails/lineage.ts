@@ -1,5 +1,6 @@
 import { attributeCall } from './attribute-calls.js';
 import { writtenBy } from './lineage-writes.js';
+import { analyzed, condition, inRecursive, quantity, SET_RETURNING_FUNCTIONS } from './lineage-quantities.js';
 import { CATALOG_SAFE_FUNCTIONS } from './catalog-functions.js';
 import { DEFAULT_ALLOWED_FUNCTIONS } from './rules.js';
 import type { JsonNode } from './walk.js';
@@ -267,6 +268,11 @@ export function exprLineage(node: unknown, scope: Scope, depth = 0): Lineage {
       const out = unionAll([inner.args, inner.agg_order, inner.agg_filter].map((v) => exprLineage(v, scope, depth + 1)));
       if (schema !== 'pg_catalog' || !KNOWN_FUNCTIONS.has(name)) out.opaque = true;
       out.direct = false;
+      // Quantities (lineage-quantities.ts): how many rows a set-returning function returns, and
+      // how a window numbers rows, must not follow a masked value.
+      if (SET_RETURNING_FUNCTIONS.has(name)) quantity(`the arguments of ${name}() (the number of rows it returns)`, out);
+      const over = inner.over as JsonNode | undefined;
+      if (over !== undefined) quantity('the PARTITION BY/ORDER BY of a window', exprLineage([over.partitionClause, over.orderClause], scope, depth + 1));
       return out;
     }
     case 'A_Const':
@@ -322,6 +328,7 @@ export function fromItem(node: unknown, scope: Scope, into: Item[]): void {
       const lateral: Scope = { ...scope, items: [...scope.items, ...into] };
       const all = exprLineage(n, lateral);
       all.direct = false;
+      quantity('the arguments of a function in FROM (the number of rows it returns)', all);
       into.push({ alias: alias?.aliasname ?? '', all });
     }
   }
@@ -373,13 +380,32 @@ function withCtes(withClause: unknown, outer: Scope | undefined, inherited: Map<
     const name = String(cte.ctename ?? '');
     const colnames = list(cte.aliascolnames).map(str);
     const rename = (outs: OutputColumn[]): OutputColumn[] => outs.map((o, i) => (colnames[i] !== undefined && o.star === undefined ? { ...o, name: colnames[i] } : o));
-    const compute = (): OutputColumn[] => rename(queryOutputs(cte.ctequery, { items: [], outer, ctes }));
+    const compute = (): OutputColumn[] => {
+      const run = (): OutputColumn[] => rename(queryOutputs(cte.ctequery, { items: [], outer, ctes }));
+      return w?.recursive === true ? inRecursive(run) : run();
+    };
     if (w?.recursive === true) {
-      // The recursive term reads the CTE itself: two passes, the second with the first's union.
+      // The recursive term reads the CTE itself: iterate column by column to a fixpoint (a few
+      // rounds), else every column gets the union of all (over-approximating, never missing).
       ctes.set(name, [{ star: { base: false, derived: {}, other: empty() }, lin: empty() }]);
-      const first = compute();
-      const all = unionAll(first.map((o) => (o.star !== undefined ? starAll(o.star) : o.lin)));
-      ctes.set(name, [{ star: { base: false, derived: {}, other: all }, lin: all }]);
+      let cur = compute();
+      const perColumn = (outs: OutputColumn[]): boolean => outs.length > 0 && outs.every((o) => o.star === undefined && o.name !== undefined);
+      let stable = false;
+      for (let round = 0; round < 8 && perColumn(cur); round++) {
+        ctes.set(name, cur);
+        const prev = cur;
+        const next = compute();
+        if (next.length !== prev.length) break;
+        cur = next.map((o, i) => (o.star === undefined ? { ...o, lin: unionAll([prev[i].lin, o.lin]) } : o));
+        if (cur.every((o, i) => sameLineage(o.lin, prev[i].lin))) {
+          stable = true;
+          break;
+        }
+      }
+      if (!stable) {
+        const all = unionAll(cur.map((o) => (o.star !== undefined ? starAll(o.star) : o.lin)));
+        ctes.set(name, [{ star: { base: false, derived: {}, other: all }, lin: all }]);
+      }
     }
     ctes.set(name, compute());
   }
@@ -413,7 +439,33 @@ export function selectOutputs(node: unknown, outer: Scope | undefined, inherited
     return outs;
   }
   for (const f of list(sel.fromClause)) fromItem(f, scope, scope.items);
-  return targets(sel.targetList, scope);
+  // Clauses that return no value still run subqueries, and some act as quantities
+  // (lineage-quantities.ts): traced for what they report, not for the result's lineage.
+  condition(exprLineage([sel.whereClause, sel.havingClause, joinConditions(sel.fromClause)], scope));
+  quantity('LIMIT/OFFSET', exprLineage([sel.limitCount, sel.limitOffset], scope));
+  quantity('the PARTITION BY/ORDER BY of a window', exprLineage(list(sel.windowClause).map((w) => {
+    const def = (w as { WindowDef?: JsonNode }).WindowDef;
+    return [def?.partitionClause, def?.orderClause];
+  }), scope));
+  exprLineage([sel.sortClause, sel.groupClause], scope);
+  const outs = targets(sel.targetList, scope);
+  for (const o of outs) analyzed(o.star !== undefined ? starAll(o.star) : o.lin);
+  return outs;
+}
+
+/** Same sources (ignoring order and `direct`, which only narrows). */
+function sameLineage(a: Lineage, b: Lineage): boolean {
+  const key = (l: Lineage): string => JSON.stringify([[...l.cols].sort(), l.wholeRow, l.opaque, [...(l.rels ?? [])].sort(), [...(l.attrs ?? [])].sort()]);
+  return key(a) === key(b);
+}
+
+/** The ON conditions of the joins in a FROM clause. */
+function joinConditions(from: unknown, depth = 0): unknown[] {
+  if (depth > 1000) return [];
+  return list(from).flatMap((f) => {
+    const j = (f as { JoinExpr?: JsonNode }).JoinExpr;
+    return j === undefined ? [] : [j.quals, ...joinConditions([j.larg, j.rarg], depth + 1)];
+  });
 }
 
 const DML = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);

@@ -176,3 +176,24 @@ export const STATISTICS_RELATIONS = new Set(['pg_stats', 'pg_stats_ext', 'pg_sta
 export const OTHER_SESSIONS_FUNCTIONS = new Set([
   'pg_stat_get_activity', 'pg_stat_get_backend_activity', 'pg_stat_statements', 'pg_mcv_list_items',
 ]);
+
+/**
+ * Activity counters (attack round 3 #10): the cumulative statistics views count what statements
+ * did — rows read, fetched, returned, blocks hit, function calls — and the session's own
+ * counters (`pg_stat_xact_*`) move within its transaction, so a statement whose output is a
+ * constant can write a value into them that the next one reads back as a plain number. While
+ * masking applies, every view of PostgreSQL 18's pg_catalog named `pg_stat_*` or `pg_statio_*`
+ * (listed from the catalog by prefix) and every `pg_stat_get_*` function is `masking-bypass`,
+ * except those that show no counters of rows (below). pg_stat_activity and pg_stat_statements
+ * keep their own, column-level rule (STATEMENT_TEXT_RELATIONS).
+ */
+export const COUNTER_PREFIXES = ['pg_stat_', 'pg_statio_'] as const;
+export const NOT_COUNTERS = new Set([
+  'pg_stat_activity', 'pg_stat_statements', 'pg_stat_ssl', 'pg_stat_gssapi',
+  'pg_stat_get_backend_idset', 'pg_stat_get_backend_pid', 'pg_stat_get_backend_userid', 'pg_stat_get_backend_dbid',
+]);
+
+/** Is this relation or function name a statistics counter (COUNTER_PREFIXES)? */
+export function isCounter(name: string): boolean {
+  return !NOT_COUNTERS.has(name) && !STATISTICS_RELATIONS.has(name) && COUNTER_PREFIXES.some((p) => name.startsWith(p));
+}

@@ -11,6 +11,7 @@ import {
   STATISTICS_RELATIONS,
   READ_ONLY_SETTINGS,
   WRITING_FUNCTIONS,
+  isCounter,
 } from './rules.js';
 import { ANY_STATEMENT, contains, lastName, nodeType, sameTree, type JsonNode, type Visitor, type WalkContext } from './walk.js';
 
@@ -289,6 +290,7 @@ function checkFunction(names: readonly string[], ctx: WalkContext): void {
 function statisticsRelation(node: unknown, ctx: WalkContext): void {
   const rel = String((node as { relname?: string } | undefined)?.relname ?? '');
   if (STATISTICS_RELATIONS.has(rel)) ctx.report('masking-bypass', `${rel} shows stored values as statistics`);
+  else if (isCounter(rel)) ctx.report('masking-bypass', `${rel} counts what statements did (a value can be written into a counter and read back)`);
 }
 
 /** Other sessions' SQL and column statistics (rules.ts): past masking, whatever the grant. */
@@ -300,6 +302,7 @@ export const otherSessions: Visitor = {
     const names = nameList(node.funcname);
     const name = names[names.length - 1] ?? '';
     if (OTHER_SESSIONS_FUNCTIONS.has(name)) ctx.report('masking-bypass', `${name}() shows other sessions' statements or stored values`);
+    else if (isCounter(name)) ctx.report('masking-bypass', `${name}() counts what statements did (a value can be written into a counter and read back)`);
   },
 };
 
@@ -348,7 +351,7 @@ const SESSION_TEXT_COLUMNS = new Set(['query', 'application_name']);
 /** A field name that a function rule would judge as a call (field-calls.ts). */
 function callableField(name: string): boolean {
   return FIELD_CALLABLE_UNLISTED.has(name) || DENIED_FUNCTIONS.has(name) || DENIED_FUNCTION_PREFIXES.some((p) => name.startsWith(p))
-    || WRITING_FUNCTIONS.has(name) || OTHER_SESSIONS_FUNCTIONS.has(name) || name === 'pg_notify' || name === 'set_config';
+    || WRITING_FUNCTIONS.has(name) || OTHER_SESSIONS_FUNCTIONS.has(name) || isCounter(name) || name === 'pg_notify' || name === 'set_config';
 }
 
 /** Runs every function rule on `name(arg)`, as if it had been written as a call. */

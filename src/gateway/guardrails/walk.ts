@@ -47,7 +47,7 @@ function isNodeTypeName(key: string): boolean {
 export function walk(value: unknown, table: Map<string, NodeHandler[]>, ctx: WalkContext, depth = 0): void {
   // The parser caps nesting far below this; the guard keeps a hostile tree from blowing the stack.
   if (depth > 10_000) {
-    ctx.report('unparseable', 'statement nests too deeply');
+    ctx.report('unparseable', 'statement nests too deeply for the gateway to judge');
     return;
   }
   if (Array.isArray(value)) {

