@@ -218,6 +218,26 @@ describe('detector-only columns are classified and followed by lineage (class 6)
     }
   });
 
+  it('values a client supplies never classify a column for everyone: literals, parameters and expressions are not learnt', async () => {
+    const bob = new pg.Client({ connectionString: h.url(h.users.bob, 'people-demo') });
+    await bob.connect();
+    const alice = new pg.Client({ connectionString: h.url(h.users.alice, 'people-demo') });
+    await alice.connect();
+    try {
+      // Each output is named after a real, unclassified column and holds an SSN of bob's own.
+      await bob.query("SELECT '078-05-1120'::text AS id");
+      await bob.query('SELECT $1::text AS id', ['078-05-1120']);
+      await bob.query("SELECT '078-05-1120 ' || id AS id FROM people WHERE id = 1");
+      await bob.query("SELECT id, '078-05-1120' AS memo FROM people WHERE id = 1");
+      // alice's ordinary queries on id are unaffected.
+      const r = (await alice.query('SELECT id + 1 AS n, id::text AS t FROM people WHERE id = 1')).rows[0] as { n: number; t: string };
+      expect(r).toEqual({ n: 2, t: '1' });
+    } finally {
+      await bob.end();
+      await alice.end();
+    }
+  });
+
   it('a table created after the catalog was read is treated as classified until it is sampled', async () => {
     const c = new pg.Client({ connectionString: h.url(h.users.bob, 'people-demo') });
     await c.connect();

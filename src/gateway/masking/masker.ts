@@ -194,8 +194,11 @@ export class Masker {
       const verdict = lin === undefined ? undefined : this.lineageMode(lin);
       const nameMode = (verdict === undefined || verdict.mode === 'detect' ? undefined : verdict.mode) ?? this.rules.find((r) => globMatches(r.name, f.name))?.mode;
       const counter = `column:${f.name}`;
-      // A detector match in a traceable column not yet classified classifies it (`seen`).
-      const learn = nameMode === undefined && lin !== undefined && !lin.wholeRow && !lin.opaque && lin.cols.length > 0 && lin.cols.length <= 2 ? lin.cols : undefined;
+      // A detector match in a stored column not yet classified classifies it (`seen`): only a
+      // plain reference the server itself names as a table column (RowDescription's table OID),
+      // never a literal, parameter or expression a client aliased — one user's own values must
+      // not change masking for everyone (attack round 3 #11).
+      const learn = nameMode === undefined && f.tableOid !== 0 && lin !== undefined && lin.direct && !lin.wholeRow && !lin.opaque && lin.cols.length === 1 ? lin.cols : undefined;
       if (format !== 0) {
         if (nameMode === undefined && this.detectors.empty) return { counter, nameMode, detect: false, cls, bin: undefined };
         const elemOid = ARRAY_ELEMENTS.get(f.typeOid);
