@@ -95,6 +95,11 @@ beforeAll(async () => {
   await c.query('insert into orders values ($1, $2)', [1, 'first']);
   await c.query('select * from orders');
   await c.end();
+  // A Sentry event: its payload is a blob (bytea on PostgreSQL).
+  const key = new URL(server.defaultDsn).username;
+  expect((await fetch(`${server.url}/api/1/store/?sentry_key=${key}`, { method: 'POST', headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ message: 'migrated error', platform: 'node', exception: { values: [{ type: 'TypeError', value: 'x is undefined' }] } }) })).status).toBe(200);
+  await eventually(async () => ((await api<{ groups?: unknown[] }>('GET', '/api/errors')).body.groups?.length ?? 0) > 0 ? true : undefined, 10_000);
   const d = await server.deploys.record({ service: 'checkout', version: '0.9.0', environment: 'prod', commit: 'abc1234', actor: 'ci' });
   await server.deploys.markFinished(d.id);
   await eventually(async () => {
@@ -135,6 +140,22 @@ describePg('tightloop state migrate', () => {
     lite2.exec('drop table later_feature');
     lite2.close();
 
+    // An edited audit record: the chain check on the target fails and the copy is rolled back.
+    const edit = new Database(file);
+    const before = edit.prepare('select actor from gateway_audit where seq = 2').get() as { actor: string | null };
+    edit.prepare(`update gateway_audit set actor = 'mallory' where seq = 2`).run();
+    edit.close();
+    const broken = await cli('state', 'migrate', '--to', target.connectionString, '--data-dir', dataDir);
+    const restore = new Database(file);
+    restore.prepare('update gateway_audit set actor = ? where seq = 2').run(before.actor);
+    restore.close();
+    expect(broken.code, broken.out).toBe(1);
+    expect(broken.out).toMatch(/audit chain BROKEN on the target at record 2 .*rolled back/);
+    const check = new pg.Client({ connectionString: target.connectionString });
+    await check.connect();
+    expect((await check.query('select count(*)::int as n from users')).rows[0].n).toBe(0);
+    await check.end();
+
     const ok = await cli('state', 'migrate', '--to', target.connectionString, '--data-dir', dataDir);
     expect(ok.code, ok.out).toBe(0);
     expect(ok.out).toMatch(/audit chain OK on the target: \d+ records/);
@@ -143,7 +164,8 @@ describePg('tightloop state migrate', () => {
     const src = new Database(file, { readonly: true });
     src.defaultSafeIntegers(true);
     const tables = (src.prepare(`select name from sqlite_master where type = 'table' and name not like 'sqlite_%' and name not like 'tightloop_migration%'`).all() as Array<{ name: string }>).map((r) => r.name);
-    expect(tables).toEqual(expect.arrayContaining(['users', 'api_tokens', 'gateway_audit', 'gateway_grants', 'incidents', 'deploys']));
+    expect(tables).toEqual(expect.arrayContaining(['users', 'api_tokens', 'gateway_audit', 'gateway_grants', 'incidents', 'deploys', 'errors_events']));
+    expect((src.prepare('select count(*) as n from errors_events').get() as { n: bigint }).n).toBe(1n);
     const pgc = new pg.Client({ connectionString: target.connectionString, types: { getTypeParser: (oid: number) => (oid === 17 ? (v: string) => Buffer.from(v.slice(2), 'hex') : (v: string) => v) } as never });
     await pgc.connect();
     try {
