@@ -19,7 +19,7 @@ import type { Kysely } from 'kysely';
  * that already holds tightloop rows, run the target's migrations, then in ONE transaction on the
  * target copy every table, compare row counts and verify the gateway audit chain with the audit
  * key and anchor of the data directory; any failure rolls the whole copy back. The SQLite file
- * is never written. Exit codes: 0 copied, 1 verification failed (nothing kept), 2 refused.
+ * is only read. Exit codes: 0 copied, 1 verification failed (nothing kept), 2 refused.
  */
 
 /** Errors that are a refusal (exit 2): the state of things, not a failed copy. */
