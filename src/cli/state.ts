@@ -9,7 +9,7 @@ import { gatewayDb } from '../gateway/schema.js';
 import { SERVER_STATE_MIGRATIONS } from '../http/state-migrations.js';
 import { compareCounts, copyTables, openSqliteSource, tablesWithRows, type CopyResult } from '../state/copy.js';
 import { describeStateLocation, MIGRATION_NAMES, migrateToLatest, openStateStore, parseStateLocation, type Database } from '../state/index.js';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 
 /**
  * `tightloop state migrate --to postgres://…`: moves an embedded install's state (the SQLite
@@ -65,6 +65,8 @@ export async function migrateState(opts: { to?: string; dataDir: string }, out: 
     let copied: CopyResult[] = [];
     let auditLine = '';
     await target.db.transaction().execute(async (trx) => {
+      // Two runs into one target: the second waits here, then finds the first one's rows (refused).
+      await sql`select pg_advisory_xact_lock(hashtext('tightloop state migrate'))`.execute(trx);
       copied = await copyTables(source, trx as unknown as Kysely<unknown>);
       const diff = (await compareCounts(source, trx as unknown as Kysely<unknown>)).filter((c) => c.source !== c.target);
       if (diff.length > 0) throw new VerifyFailed(`row counts differ after the copy: ${diff.map((d) => `${d.table} ${d.source} → ${d.target}`).join(', ')}`);
