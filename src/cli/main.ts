@@ -12,6 +12,7 @@ import { registerErrorCommands } from './errors.js';
 import { registerGatewayCommands } from './gateway.js';
 import { registerIncidentCommands } from './incidents.js';
 import { registerUserCommands } from './users.js';
+import { registerStateCommands } from './state.js';
 
 /**
  * The `tightloop` command. Exit codes: 0 ok, 1 verdict or check failed, 2 usage or connection error.
@@ -245,6 +246,7 @@ export async function run(argv: string[]): Promise<number> {
   registerDeployCommands(program, (c) => { code = c; });
   registerIncidentCommands(program, (c) => { code = c; });
   registerUserCommands(program, (c) => { code = c; });
+  registerStateCommands(program, (c) => { code = c; });
   // After the other `deploy` subcommands: it adds `deploy start` to that command.
   registerActionCommands(program, (c) => { code = c; });
 
