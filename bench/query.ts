@@ -40,7 +40,7 @@ async function startEngine(dir: string): Promise<{ url: string; child: ChildProc
   const child = spawn(process.execPath, [server, '--path', join(dir, 'engine'), '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
     createInterface({ input: child.stdout! }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`test engine exited (${code}); installed? npm --prefix test/clickhouse-engine ci`)));
+    child.once('exit', (code) => reject(new Error(`test engine exited (${code}); installed? npm --prefix test/clickhouse-engine install`)));
   });
   const { listening } = JSON.parse(line) as { listening: string };
   return { url: `${listening.replace(/^http:/, 'clickhouse:')}/qbench`, child };

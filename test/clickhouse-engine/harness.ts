@@ -1,7 +1,7 @@
 /**
  * Starts the ClickHouse test engine (server.mjs: ClickHouse's HTTP interface on chdb) as a child
  * process for a test file. The engine lives in its own package (`npm --prefix
- * test/clickhouse-engine ci`, which .ci/run does); without it the tests that need it skip and say
+ * test/clickhouse-engine install`, which .ci/run does); without it the tests that need it skip and say
  * why — except under CI, where a missing engine fails them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 
 const DIR = dirname(fileURLToPath(import.meta.url));
 
-export const ENGINE_INSTALL_HINT = 'ClickHouse test engine not installed: run `npm --prefix test/clickhouse-engine ci` (chdb, ~550 MB)';
+export const ENGINE_INSTALL_HINT = 'ClickHouse test engine not installed: run `npm --prefix test/clickhouse-engine install` (chdb, ~550 MB)';
 
 /** True when the engine package is installed (its tests run); throws under CI when it is not. */
 export function clickHouseEngineInstalled(): boolean {
