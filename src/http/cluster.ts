@@ -2,7 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import type { Logger } from 'pino';
 import pino from 'pino';
 import { verifyToken } from '../auth/index.js';
-import { AppError } from '../core/app-error.js';
+import { AppError, apiError } from '../core/app-error.js';
 import { openStateStore, parseStateLocation, type StateStore } from '../state/index.js';
 import { ClusterNode, NODE_ROLES, singleNodeView, type ClusterView, type LeaseName, type NodeRole } from '../state/cluster.js';
 import { roleAtLeast } from './roles.js';
@@ -47,16 +47,16 @@ export function singleView(id: string, roles: readonly NodeRole[], url: () => st
 export function checkRoles(roles: readonly string[]): NodeRole[] {
   const set = new Set(roles.map((r) => r.trim()).filter((r) => r !== ''));
   for (const r of set) {
-    if (!(NODE_ROLES as readonly string[]).includes(r)) throw new AppError('role_invalid', 400, `unknown role '${r}' (expected a comma list of ${NODE_ROLES.join(', ')})`);
+    if (!(NODE_ROLES as readonly string[]).includes(r)) throw apiError('role_invalid', `unknown role '${r}' (expected a comma list of ${NODE_ROLES.join(', ')})`);
   }
-  if (set.size === 0) throw new AppError('role_invalid', 400, 'no role given');
+  if (set.size === 0) throw apiError('role_invalid', 'no role given');
   const telemetry = (['api', 'ingest', 'worker'] as const).filter((r) => set.has(r));
   if (telemetry.length === 0) {
-    throw new AppError('roles_incoherent', 400, `--role ${[...set].join(',')}: the gateway alone is not supported: its grants, approvals and audit trail are administered through the API of the active node (add api,ingest,worker; docs/cluster.md)`);
+    throw apiError('roles_incoherent', `--role ${[...set].join(',')}: the gateway alone is not supported: its grants, approvals and audit trail are administered through the API of the active node (add api,ingest,worker; docs/cluster.md)`);
   }
   if (telemetry.length !== 3) {
     const missing = (['api', 'ingest', 'worker'] as const).filter((r) => !set.has(r));
-    throw new AppError('roles_split_telemetry', 400, `--role ${[...set].join(',')}: api, ingest and worker go together (missing: ${missing.join(', ')}): one node is active at a time and runs them all, and with the embedded DuckDB store telemetry is queried and evaluated only on the node that ingested it, so splitting them would serve or judge an empty store (docs/cluster.md)`);
+    throw apiError('roles_split_telemetry', `--role ${[...set].join(',')}: api, ingest and worker go together (missing: ${missing.join(', ')}): one node is active at a time and runs them all, and with the embedded DuckDB store telemetry is queried and evaluated only on the node that ingested it, so splitting them would serve or judge an empty store (docs/cluster.md)`);
   }
   return NODE_ROLES.filter((r) => set.has(r));
 }
@@ -128,7 +128,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
     // A standby that takes over must serve what the active node served: one role set per cluster.
     const other = (await cluster.liveRoles()).find((r) => r !== roles.join(','));
     if (other !== undefined) {
-      throw new AppError('roles_mismatch', 409, `--role ${roles.join(',')}: the other nodes on this state database run ${other}; every node of one cluster runs the same roles (a standby that takes over serves what the active node served)`);
+      throw apiError('roles_mismatch', `--role ${roles.join(',')}: the other nodes on this state database run ${other}; every node of one cluster runs the same roles (a standby that takes over serves what the active node served)`);
     }
     await cluster.want(ACTIVE_LEASE, {
       onAcquired: (token) => (activation = activate(token)),
@@ -173,7 +173,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
         await server?.close();
         await cluster.leave();
         await state.close();
-        settle.reject(new AppError('node_stopped', 503, 'the node stopped before it became active'));
+        settle.reject(apiError('node_stopped', 'the node stopped before it became active'));
       })();
       return closing;
     },
@@ -183,7 +183,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
 /** The standby's listener: health, the cluster view, and 503 for everything else. */
 function buildStandbyApp(log: Logger, state: StateStore, cluster: ClusterNode): FastifyInstance {
   const app = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: true });
-  const standbyError = () => new AppError('node_standby', 503, 'this tightloop node is a standby: another node is active on this state database (GET /api/cluster); retry through the load balancer', { retryAfterS: 2 });
+  const standbyError = () => apiError('node_standby', 'this tightloop node is a standby: another node is active on this state database (GET /api/cluster); retry through the load balancer', { retryAfterS: 2 });
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
     if (err instanceof AppError) {
       if (err.retryAfterS !== undefined) void reply.header('retry-after', String(err.retryAfterS));
@@ -196,8 +196,8 @@ function buildStandbyApp(log: Logger, state: StateStore, cluster: ClusterNode): 
   app.get('/api/cluster', async (req) => {
     const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
     const p = m === null ? null : await verifyToken(state.db, m[1]);
-    if (p === null) throw new AppError('unauthorized', 401, m === null ? 'missing bearer token (Authorization: Bearer <token>)' : 'invalid, expired or revoked token');
-    if (!roleAtLeast(p.role, 'viewer')) throw new AppError('forbidden', 403, 'GET /api/cluster needs the viewer role');
+    if (p === null) throw apiError('unauthorized', m === null ? 'missing bearer token (Authorization: Bearer <token>)' : 'invalid, expired or revoked token');
+    if (!roleAtLeast(p.role, 'viewer')) throw apiError('forbidden', 'GET /api/cluster needs the viewer role');
     return await cluster.view();
   });
   app.setNotFoundHandler(() => { throw standbyError(); });

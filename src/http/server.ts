@@ -23,7 +23,7 @@ import { isLoopback, type ServerConfig } from './config.js';
 import { registeredRoutes, type RegisteredRoute } from './roles.js';
 import { SERVER_STATE_MIGRATIONS } from './state-migrations.js';
 import { ClusterNode, type ClusterView } from '../state/cluster.js';
-import { AppError } from '../core/app-error.js';
+import { apiError } from '../core/app-error.js';
 import { checkRoles, registerActiveCheck, registerClusterRoutes, singleView } from './cluster.js';
 
 /** A running tightloop: what `tightloop up` starts and tests drive. */
@@ -117,7 +117,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
         void closeRef?.();
       } });
       if (!node.holds('active')) {
-        throw new AppError('state_in_use', 409, 'another tightloop node is active on this PostgreSQL state database; `tightloop up` starts this one as its standby (docs/cluster.md)');
+        throw apiError('state_in_use', 'another tightloop node is active on this PostgreSQL state database; `tightloop up` starts this one as its standby (docs/cluster.md)');
       }
     } catch (err) {
       await node.leave();
@@ -288,7 +288,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   if (ownCluster !== undefined && !ownCluster.holds('active')) {
     // The lease lapsed while the pillars started (PostgreSQL unreachable): fail closed.
     await close();
-    throw new AppError('state_in_use', 409, 'lost the active lease while starting; another node may be active (GET /api/cluster)');
+    throw apiError('state_in_use', 'lost the active lease while starting; another node may be active (GET /api/cluster)');
   }
 
   return { url: `http://${hostForUrl}:${port}`, port, adminToken: admin.created ? admin.token : undefined,
