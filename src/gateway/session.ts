@@ -251,11 +251,11 @@ export class ClientSession {
   private beforeRun(info: StatementInfo | undefined, protocol: 'simple' | 'extended'): Promise<void> | undefined {
     if (info?.decision.action === 'block' || !mayWrite(info)) return undefined;
     this.starts++;
-    const { seq } = this.ctx.audit.append({
+    const { ticket } = this.ctx.audit.append({
       kind: 'statement.start', actor: this.userName, resource: this.resource?.name, session: this.id,
       data: { protocol, n: this.starts, sql: info?.facts.normalized ?? null, fingerprint: info?.facts.fingerprint ?? null, decision: info?.decision.action ?? 'unknown' },
     });
-    return this.ctx.audit.durable(seq);
+    return this.ctx.audit.durable(ticket);
   }
 
   private finished(exec: Execution): void {
