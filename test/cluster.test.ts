@@ -45,13 +45,13 @@ async function store(d: TestDatabase): Promise<StateStore> {
 
 interface Events { acquired: Array<{ at: number; token: number }>; lost: Array<{ at: number; reason: string }> }
 
-async function member(s: StateStore, name: string): Promise<{ node: ClusterNode; ev: Events }> {
+async function member(s: StateStore, name: string, stopWork: () => Promise<void> = () => Promise.resolve()): Promise<{ node: ClusterNode; ev: Events }> {
   const ev: Events = { acquired: [], lost: [] };
   const node = new ClusterNode({ db: s.db, roles: ['api', 'ingest', 'gateway', 'worker'], host: name, timing: FAST });
   await node.join();
   await node.want('active', {
     onAcquired: (token) => { ev.acquired.push({ at: performance.now(), token }); },
-    onLost: (reason) => { ev.lost.push({ at: performance.now(), reason }); },
+    onLost: (reason) => { ev.lost.push({ at: performance.now(), reason }); return stopWork(); },
   });
   cleanups.push(() => node.leave());
   return { node, ev };
@@ -90,18 +90,36 @@ describePg('the active lease on PostgreSQL', () => {
     expect(b.ev.acquired[0].token).toBe(2);
   });
 
-  it('a holder that stalled past its expiry and finds another holder stops (and never competes again)', async () => {
+  it('a holder that stalled past its expiry and finds another holder stops, and competes again only once its work stopped', async () => {
     const d = await database();
     const s = await store(d);
-    const a = await member(s, 'a');
+    let workStopped!: () => void;
+    const stopping = new Promise<void>((r) => { workStopped = r; });
+    const a = await member(s, 'a', () => stopping);
     // Another node took the lease while a was paused: as PostgreSQL sees it after the takeover.
     await sql`update cluster_leases set holder = 'someone-else', token = token + 1, expires_ms = expires_ms + 60000 where name = 'active'`.execute(s.db);
     await eventually(async () => (a.ev.lost.length > 0 ? true : undefined), 5_000);
     expect(a.ev.lost[0].reason).toMatch(/another node holds the lease/);
     expect(a.node.holds('active')).toBe(false);
-    // Free again: a lost node does not take it back (restart it to compete).
+    // Free again, but a's work has not stopped yet: it does not compete.
     await sql`update cluster_leases set holder = null, expires_ms = 0 where name = 'active'`.execute(s.db);
     await new Promise((r) => setTimeout(r, FAST.heartbeatMs * 4));
+    expect(a.ev.acquired).toHaveLength(1);
+    // Its work stopped: it takes the lease again, as a new holding (a new fencing token).
+    workStopped();
+    await eventually(async () => (a.ev.acquired.length > 1 ? true : undefined), 5_000);
+    expect(a.ev.acquired[1].token).toBe(3);
+    expect(a.node.fence('active')).toBe(3);
+  });
+
+  it('a holder whose work could not be stopped never competes again', async () => {
+    const d = await database();
+    const s = await store(d);
+    const a = await member(s, 'a', () => Promise.reject(new Error('close failed')));
+    await sql`update cluster_leases set holder = 'someone-else', token = token + 1, expires_ms = expires_ms + 60000 where name = 'active'`.execute(s.db);
+    await eventually(async () => (a.ev.lost.length > 0 ? true : undefined), 5_000);
+    await sql`update cluster_leases set holder = null, expires_ms = 0 where name = 'active'`.execute(s.db);
+    await new Promise((r) => setTimeout(r, FAST.heartbeatMs * 6));
     expect(a.ev.acquired).toHaveLength(1);
   });
 });

@@ -117,13 +117,16 @@ async function serve(config: ServerConfig, opts: { gatewayPort?: number }, start
   demo: Demo | undefined, stopped: AbortSignal, stateLine: string): Promise<number> {
   let prepared: import('../demo/index.js').PreparedDemo | undefined;
   let node: import('../http/cluster.js').RunningNode;
-  // An active node that loses its lease has stopped its server (fail closed): exit 75 (EX_TEMPFAIL)
-  // so a supervisor restarts it, as a standby.
+  // An active node that loses its lease stops its server (fail closed) and stays up as a standby
+  // (503 while PostgreSQL is unreachable); only one that could not stop its server for sure
+  // gives up: exit 75 (EX_TEMPFAIL) so a supervisor restarts it.
   let leaseLost = false;
   const lost = new AbortController();
+  // The first activation (inside startNode) prints its banner below; later ones print it here.
+  let onActive: (server: RunningServer) => void = () => undefined;
   try {
     prepared = await demo?.prepareDemo(config.dataDir, stopped);
-    node = await startNode(config, undefined, { gatewayPort: opts.gatewayPort, onLeaseLost: () => { leaseLost = true; lost.abort(); } });
+    node = await startNode(config, undefined, { gatewayPort: opts.gatewayPort, onLeaseLost: () => { leaseLost = true; lost.abort(); }, onActive: (s) => onActive(s) });
   } catch (err) {
     await prepared?.stop();
     if (stopped.aborted) return 0;
@@ -158,10 +161,9 @@ async function serve(config: ServerConfig, opts: { gatewayPort?: number }, start
   };
   const server = node.active();
   if (server !== undefined) banner(server);
-  else {
-    process.stdout.write(`\n  tightloop is a STANDBY  (state: ${stateLine})\n  another node is active; this one takes over when it stops (${node.url}/api/cluster)\n\n`);
-    node.whenActive.then((s) => banner(s), () => undefined);
-  }
+  else process.stdout.write(`\n  tightloop is a STANDBY  (state: ${stateLine})\n  another node is active; this one takes over when it stops (${node.url}/api/cluster)\n\n`);
+  // Each later takeover (after a failover, or after PostgreSQL came back) prints the banner again.
+  onActive = (s) => banner(s);
   const demoRun = prepared === undefined || stopped.aborted || server === undefined ? undefined : demo?.runDemo(server, prepared, { color: process.stdout.isTTY });
   await new Promise<void>((done) => {
     if (stopped.aborted || lost.signal.aborted) done();

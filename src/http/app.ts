@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { AppError, unauthorized } from '../core/app-error.js';
+import { AppError, apiError, unauthorized } from '../core/app-error.js';
+import { isConnectionError } from '../state/postgres.js';
 import { metrics, METRICS_CONTENT_TYPE } from '../core/metrics.js';
 import type { TelemetryBatches, TelemetryStore } from '../telemetry/index.js';
 import { ingestCounters } from '../otlp/index.js';
@@ -81,6 +82,12 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     if (err instanceof AppError) {
       if (err.retryAfterS !== undefined) void reply.header('retry-after', String(err.retryAfterS));
       return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
+    }
+    if (isConnectionError(err)) {
+      // The PostgreSQL state database went away (e.g. mid-failover): the client retries.
+      req.log.warn({ err }, 'request failed: the state database cannot be reached');
+      const e = apiError('state_unavailable', 'the state database cannot be reached; retry after Retry-After seconds');
+      return reply.code(e.status).header('retry-after', '2').send({ error: { code: e.code, message: e.message } });
     }
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) {

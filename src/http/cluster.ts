@@ -3,8 +3,8 @@ import type { Logger } from 'pino';
 import pino from 'pino';
 import { verifyToken } from '../auth/index.js';
 import { AppError, apiError } from '../core/app-error.js';
-import { openStateStore, parseStateLocation, type StateStore } from '../state/index.js';
-import { ClusterNode, NODE_ROLES, singleNodeView, type ClusterView, type LeaseName, type NodeRole } from '../state/cluster.js';
+import { isConnectionError, openStateStore, parseStateLocation, type StateStore } from '../state/index.js';
+import { ClusterNode, DEFAULT_TIMING, NODE_ROLES, singleNodeView, type ClusterView, type LeaseName, type NodeRole } from '../state/cluster.js';
 import { roleAtLeast } from './roles.js';
 import type { ServerConfig } from './config.js';
 import { startServer, type RunningServer, type ServerOptions } from './server.js';
@@ -16,7 +16,9 @@ import { startServer, type RunningServer, type ServerOptions } from './server.js
  * answers `/api/health`, `/api/health/active` (503, for load balancer checks) and
  * `/api/cluster`, and 503 `node_standby` with `Retry-After` to everything else. When the active
  * node dies, a standby takes the lease within TTL + one heartbeat (8 s by default) and starts
- * the full server on the same ports.
+ * the full server on the same ports. An active node that loses its lease (PostgreSQL
+ * unreachable, or another node took it) stops its server, answers 503 (`state_unavailable`
+ * while PostgreSQL cannot be reached) on the same port and competes again: it recovers by itself.
  */
 
 export const ACTIVE_LEASE: LeaseName = 'active';
@@ -69,7 +71,7 @@ export interface RunningNode {
   readonly cluster: ClusterNode | undefined;
   /** The full server while this node is active, else undefined. */
   active(): RunningServer | undefined;
-  /** Resolves when this node becomes active (at once on SQLite or when it takes the lease at start). */
+  /** Resolves when this node first becomes active (at once on SQLite or when it takes the lease at start). */
   readonly whenActive: Promise<RunningServer>;
   /** Stops the server or the standby listener, gives the lease up, leaves the cluster. */
   close(): Promise<void>;
@@ -77,11 +79,14 @@ export interface RunningNode {
 
 export interface NodeOptions extends ServerOptions {
   /**
-   * The active node lost its lease (PostgreSQL unreachable past the TTL, or another node took
-   * it): the server has been stopped (fail closed). `tightloop up` exits 75 so a supervisor
-   * restarts it as a standby. Default: logged.
+   * The active node lost its lease and could not stop its work for sure (its server's close
+   * failed): it no longer competes for the lease; `tightloop up` exits 75 so a supervisor
+   * restarts it. A node that stopped cleanly after losing its lease (PostgreSQL unreachable past
+   * the TTL, or another node took it) stays up as a standby and does not call this.
    */
   onLeaseLost?: (reason: string) => void;
+  /** Called every time this node becomes active (the first time, and after each takeover). */
+  onActive?: (server: RunningServer) => void;
   /** Lease timing (tests shorten it). */
   timing?: { heartbeatMs?: number; leaseMs?: number; marginMs?: number };
 }
@@ -93,11 +98,15 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
   checkRoles(config.roles);
   if (location.dialect === 'sqlite') {
     const server = await startServer(config, log, options);
+    options.onActive?.(server);
     return { url: server.url, port: server.port, cluster: undefined, active: () => server, whenActive: Promise.resolve(server), close: () => server.close() };
   }
 
-  // A small pool of its own: heartbeats must not queue behind the server's queries.
+  const timing = { ...DEFAULT_TIMING, ...options.timing };
+  // A small pool of its own: heartbeats must not queue behind the server's queries. Bounded
+  // waits: a partitioned PostgreSQL fails a heartbeat within the lease time, never hangs it.
   const state = await openStateStore({ ...location, maxConnections: 2, migrations: (await import('./state-migrations.js')).SERVER_STATE_MIGRATIONS,
+    connectTimeoutMs: timing.leaseMs, queryTimeoutMs: timing.leaseMs,
     onBackgroundError: (err: Error) => log.warn({ err }, 'cluster: idle state connection failed') });
   const roles = checkRoles(config.roles);
   let url = '';
@@ -105,13 +114,26 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
   let server: RunningServer | undefined;
   let standby: FastifyInstance | undefined;
   let port = config.port;
+  let started = false;
   let closing: Promise<void> | undefined;
   let settle!: { resolve: (s: RunningServer) => void; reject: (e: Error) => void };
   const whenActive = new Promise<RunningServer>((resolve, reject) => { settle = { resolve, reject }; });
   whenActive.catch(() => undefined);
   let activation: Promise<void> = Promise.resolve();
+  let deactivation: Promise<void> = Promise.resolve();
+
+  const listenStandby = async (): Promise<void> => {
+    const app = buildStandbyApp(log, state, cluster);
+    await app.listen({ host: config.host, port });
+    standby = app;
+    const address = app.server.address();
+    port = typeof address === 'object' && address !== null ? address.port : port;
+    const hostForUrl = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
+    url = `http://${hostForUrl}:${port}`;
+  };
 
   const activate = async (token: number): Promise<void> => {
+    await deactivation.catch(() => undefined);
     if (closing !== undefined) throw new Error('node is stopping');
     if (standby !== undefined) {
       await standby.close();
@@ -121,6 +143,31 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
     server = await startServer({ ...config, port }, log, { ...options, cluster: { node: cluster, view: () => cluster.view() } });
     url = server.url;
     settle.resolve(server);
+    options.onActive?.(server);
+  };
+
+  /**
+   * The lease is lost (PostgreSQL unreachable past the TTL, another node took it, or the start
+   * failed): stop every pillar at once (fail closed), then answer as a standby on the same port
+   * (503 `state_unavailable` while PostgreSQL cannot be reached, `node_standby` once it can) and
+   * compete again. A server that cannot be stopped for sure ends the competition (onLeaseLost).
+   */
+  const deactivate = async (reason: string): Promise<void> => {
+    await activation.catch(() => undefined);
+    const s = server;
+    server = undefined;
+    if (s !== undefined) {
+      try {
+        await s.close();
+      } catch (err) {
+        log.error({ err, node: cluster.id, reason }, 'cluster: this node lost its lease and could not stop its server cleanly; it no longer competes (restart it)');
+        options.onLeaseLost?.(reason);
+        throw err;
+      }
+    }
+    if (!started || closing !== undefined) return;
+    if (standby === undefined) await listenStandby();
+    log.warn({ node: cluster.id, reason, url }, 'cluster: this node is no longer active; its work stopped, it answers 503 and competes for the lease again');
   };
 
   await cluster.join();
@@ -132,15 +179,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
     }
     await cluster.want(ACTIVE_LEASE, {
       onAcquired: (token) => (activation = activate(token)),
-      onLost: (reason) => {
-        // Fail closed: stop serving at once; the node does not compete again until restarted.
-        void activation.catch(() => undefined).then(async () => {
-          await server?.close();
-          server = undefined;
-          log.error({ node: cluster.id, reason }, 'cluster: this node is no longer active and stopped its server; restart it to rejoin as a standby');
-          options.onLeaseLost?.(reason);
-        });
-      },
+      onLost: (reason) => (deactivation = deactivate(reason)),
     });
     // A start that fails on this node's own configuration (a bad rules.yaml, a busy port) stops
     // the start, as on a node alone; the lease was given up already.
@@ -150,13 +189,9 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
     await state.close();
     throw err;
   }
+  started = true;
   if (server === undefined) {
-    standby = buildStandbyApp(log, state, cluster);
-    await standby.listen({ host: config.host, port: config.port });
-    const address = standby.server.address();
-    port = typeof address === 'object' && address !== null ? address.port : config.port;
-    const hostForUrl = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
-    url = `http://${hostForUrl}:${port}`;
+    await listenStandby();
     log.info({ node: cluster.id, url }, 'cluster: another node is active; this node is a standby');
   }
 
@@ -169,6 +204,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
     close() {
       closing ??= (async () => {
         await activation.catch(() => undefined);
+        await deactivation.catch(() => undefined);
         await standby?.close();
         await server?.close();
         await cluster.leave();
@@ -180,26 +216,35 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
   };
 }
 
-/** The standby's listener: health, the cluster view, and 503 for everything else. */
+/**
+ * The listener of a node that is not active: health, the cluster view, and 503 for everything
+ * else: `node_standby` while another node is active, `state_unavailable` while this node's
+ * heartbeats cannot reach PostgreSQL (both with Retry-After).
+ */
 function buildStandbyApp(log: Logger, state: StateStore, cluster: ClusterNode): FastifyInstance {
   const app = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: true });
-  const standbyError = () => apiError('node_standby', 'this tightloop node is a standby: another node is active on this state database (GET /api/cluster); retry through the load balancer', { retryAfterS: 2 });
+  const notServing = () => cluster.reachable
+    ? apiError('node_standby', 'this tightloop node is a standby: another node is active on this state database (GET /api/cluster); retry through the load balancer', { retryAfterS: 2 })
+    : apiError('state_unavailable', 'this tightloop node cannot reach its PostgreSQL state database; it serves again by itself when PostgreSQL is back', { retryAfterS: 2 });
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
     if (err instanceof AppError) {
       if (err.retryAfterS !== undefined) void reply.header('retry-after', String(err.retryAfterS));
       return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
     }
+    if (isConnectionError(err)) return reply.code(503).header('retry-after', '2').send({ error: { code: 'state_unavailable', message: 'the state database cannot be reached' } });
     return reply.code(err.statusCode ?? 500).send({ error: { code: 'internal', message: err.message } });
   });
-  app.get('/api/health', async () => ({ status: 'standby', node: cluster.id }));
+  app.get('/api/health', async (_req, reply) => (cluster.reachable ? { status: 'standby', node: cluster.id }
+    : reply.code(503).header('retry-after', '2').send({ status: 'state_unavailable', node: cluster.id })));
   app.get('/api/health/active', async (_req, reply) => reply.code(503).header('retry-after', '2').send({ active: false, node: cluster.id }));
   app.get('/api/cluster', async (req) => {
+    if (!cluster.reachable) throw notServing();
     const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
     const p = m === null ? null : await verifyToken(state.db, m[1]);
     if (p === null) throw apiError('unauthorized', m === null ? 'missing bearer token (Authorization: Bearer <token>)' : 'invalid, expired or revoked token');
     if (!roleAtLeast(p.role, 'viewer')) throw apiError('forbidden', 'GET /api/cluster needs the viewer role');
     return await cluster.view();
   });
-  app.setNotFoundHandler(() => { throw standbyError(); });
+  app.setNotFoundHandler(() => { throw notServing(); });
   return app;
 }

@@ -112,9 +112,10 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     const node = new ClusterNode({ db: state.db, roles, url: () => publicUrl, log });
     try {
       await node.join();
-      await node.want('active', { onAcquired: () => undefined, onLost: (reason) => {
+      await node.want('active', { onAcquired: () => undefined, onLost: async (reason) => {
+        // Started alone (not through startNode): it stops for good; closing leaves the cluster.
         log.error({ reason }, 'cluster: lost the active lease; stopping this server (fail closed)');
-        void closeRef?.();
+        await closeRef?.();
       } });
       if (!node.holds('active')) {
         throw apiError('state_in_use', 'another tightloop node is active on this PostgreSQL state database; `tightloop up` starts this one as its standby (docs/cluster.md)');

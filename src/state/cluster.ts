@@ -15,6 +15,10 @@ import type { Database } from './schema.js';
  * all three: expiry on PostgreSQL's clock, a token that grows with every change of holder, and
  * a plain table to read. Takeover time ≤ lease TTL + one heartbeat (6 s + 2 s by default).
  *
+ * A holder that loses the lease (renewals failed, or another node has it) stops its work, and
+ * only then competes again as a standby: a node cut off from PostgreSQL rejoins by itself when
+ * PostgreSQL is back.
+ *
  * The holder's own view is conservative: it believes it holds the lease only until the time it
  * *sent* its last successful renewal plus the TTL minus a margin, measured on its own monotonic
  * clock. PostgreSQL computed the expiry after receiving that statement, so the holder stops
@@ -103,9 +107,11 @@ export interface LeaseHandlers {
   onAcquired(token: number): Promise<void> | void;
   /**
    * This node can no longer be sure it holds the lease (renewals failed or another node has
-   * it). Work must stop at once; the node never competes for this lease again (restart it).
+   * it). Work must stop at once. The node competes for the lease again only once the returned
+   * promise resolves (the work has stopped); a rejection means the work could not be stopped
+   * for sure, and the node never competes for this lease again (fail closed; restart it).
    */
-  onLost(reason: string): void;
+  onLost(reason: string): Promise<void> | void;
 }
 
 export interface ClusterLogger {
@@ -144,6 +150,8 @@ interface Wanted {
   busy: boolean;
   /** performance.now() until which this node may act as holder. */
   validUntil: number;
+  /** performance.now() before which this node does not compete (after its work failed to start). */
+  notBefore: number;
   expiry?: NodeJS.Timeout;
 }
 
@@ -185,9 +193,12 @@ export class ClusterNode {
   /** Competes for `name` from the next heartbeat on (and tries once now). */
   async want(name: LeaseName, handlers: LeaseHandlers): Promise<void> {
     if (this.wanted.has(name)) throw new Error(`lease ${name} is already wanted`);
-    this.wanted.set(name, { handlers, state: 'standby', token: 0, busy: false, validUntil: -Infinity });
+    this.wanted.set(name, { handlers, state: 'standby', token: 0, busy: false, validUntil: -Infinity, notBefore: -Infinity });
     await this.tryLease(name);
   }
+
+  /** Whether the last heartbeat reached the state database. */
+  get reachable(): boolean { return this.lastBeatOk; }
 
   /** Whether this node may act as the holder of `name` right now. */
   holds(name: LeaseName): boolean {
@@ -225,6 +236,7 @@ export class ClusterNode {
   private async tryLease(name: LeaseName): Promise<void> {
     const w = this.wanted.get(name);
     if (w === undefined || w.state === 'lost' || w.busy || this.stopped) return;
+    if (w.state === 'standby' && performance.now() < w.notBefore) return;
     w.busy = true;
     try {
       await this.tryLeaseOnce(name, w);
@@ -239,14 +251,16 @@ export class ClusterNode {
     let row: { holder: string | null; token: number | string } | undefined;
     try {
       // One statement: insert the lease, or take it over when it is free or expired, or renew
-      // it when this node holds it. The token grows only when the holder changes.
+      // it when this node holds it. The token grows with every new holding: a change of holder,
+      // or this node taking it again after it lost it (its row may still name it).
+      const renew = w.state !== 'standby';
       const r = await sql<{ holder: string | null; token: number | string }>`
         insert into cluster_leases as l (name, holder, token, expires_ms, acquired_ms)
         values (${name}, ${this.id}, 1, ${nowMsSql} + ${ttl}, ${nowMsSql})
         on conflict (name) do update set
           holder = excluded.holder,
-          token = case when l.holder = excluded.holder then l.token else l.token + 1 end,
-          acquired_ms = case when l.holder = excluded.holder then l.acquired_ms else excluded.acquired_ms end,
+          token = case when ${renew} and l.holder = excluded.holder then l.token else l.token + 1 end,
+          acquired_ms = case when ${renew} and l.holder = excluded.holder then l.acquired_ms else excluded.acquired_ms end,
           expires_ms = excluded.expires_ms
         where l.holder = excluded.holder or l.holder is null or l.expires_ms < excluded.acquired_ms
         returning holder, token`.execute(this.db);
@@ -284,6 +298,8 @@ export class ClusterNode {
       } catch (err) {
         this.o.log?.error({ err, lease: name }, 'cluster: starting the work of a lease failed; giving the lease up');
         w.state = 'held';
+        // Another node may start it; this one tries again after a pause, not at every heartbeat.
+        w.notBefore = performance.now() + 2 * this.timing.leaseMs;
         this.lose(name, w, 'starting its work failed');
         await this.release(name).catch(() => undefined);
         return;
@@ -292,12 +308,30 @@ export class ClusterNode {
     }
   }
 
+  /**
+   * The lease is lost: its work stops (the handler), and only once it has stopped does this node
+   * compete again, as a standby (a new holding gets a new fencing token).
+   */
   private lose(name: LeaseName, w: Wanted, reason: string): void {
     if (w.state === 'lost') return;
     w.state = 'lost';
+    w.validUntil = -Infinity;
     clearTimeout(w.expiry);
-    this.o.log?.error({ lease: name, node: this.id, reason }, 'cluster: lease lost; its work stopped on this node (restart the node to compete again)');
-    w.handlers.onLost(reason);
+    this.o.log?.error({ lease: name, node: this.id, reason }, 'cluster: lease lost; stopping its work on this node');
+    let stopping: Promise<void> | void;
+    try {
+      stopping = w.handlers.onLost(reason);
+    } catch (err) {
+      stopping = Promise.reject(err as Error);
+    }
+    Promise.resolve(stopping).then(() => {
+      if (this.stopped || w.state !== 'lost') return;
+      w.state = 'standby';
+      w.token = 0;
+      this.o.log?.info({ lease: name, node: this.id }, 'cluster: the lease\'s work stopped; this node competes for it again as a standby');
+    }, (err: unknown) => {
+      this.o.log?.error({ err, lease: name, node: this.id }, 'cluster: stopping the lease\'s work failed; this node no longer competes for it (restart it)');
+    });
   }
 
   /** Gives a held lease up at once (clean stop): another node takes over at its next heartbeat. */

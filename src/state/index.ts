@@ -8,6 +8,7 @@
  * this surface and out of the build, because it loads dev-only packages.
  */
 export { openStateStore } from './store.js';
+export { isConnectionError } from './postgres.js';
 export type { StateStore, StateStoreOptions, StateDialectName } from './store.js';
 export { migrateToLatest, MIGRATION_NAMES } from './migrations.js';
 export { describeStateLocation, parseStateLocation } from './location.js';

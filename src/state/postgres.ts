@@ -8,6 +8,11 @@ export interface PostgresDialectOptions {
   onBackgroundError?: (err: Error) => void;
   /** How long to wait for a new connection before failing (default 10 s). */
   connectTimeoutMs?: number;
+  /**
+   * Client-side bound on one query (default none): a statement on a connection whose peer
+   * vanished without a reset (a partition) fails after this instead of waiting for TCP.
+   */
+  queryTimeoutMs?: number;
 }
 
 /**
@@ -22,10 +27,31 @@ export async function createPostgresDialect(opts: PostgresDialectOptions): Promi
     // pg waits forever for a connection by default: a host that drops packets would hang every
     // request (and the start) instead of failing with a clear error.
     connectionTimeoutMillis: opts.connectTimeoutMs ?? 10_000,
+    ...(opts.queryTimeoutMs === undefined ? {} : { query_timeout: opts.queryTimeoutMs }),
   });
   // Without a listener, an idle client's error is an unhandled 'error' event and kills the
   // process. The next query on a fresh connection surfaces any lasting problem to its caller.
   const onError = opts.onBackgroundError ?? (() => undefined);
   pool.on('error', (err) => onError(err));
+  // pg-pool listens for errors only on idle clients: a checked-out client whose socket fails
+  // (PostgreSQL restarted, a reset between two statements of a transaction) emits 'error' with
+  // no listener, which ends the process. Its queries fail with the error all the same.
+  pool.on('connect', (client) => client.on('error', (err) => onError(err)));
   return new PostgresDialect({ pool });
+}
+
+/**
+ * Whether `err` says the PostgreSQL server cannot be reached or went away (refused, reset,
+ * timed out, shut down), as opposed to a statement it refused: the caller answers 503 and
+ * retries later instead of reporting a bug.
+ */
+export function isConnectionError(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const e = err as { code?: unknown; message?: unknown };
+  const code = typeof e.code === 'string' ? e.code : '';
+  // SQLSTATE class 08 (connection exception), 57P01-57P03 (shutdown, crash, cannot connect now).
+  if (/^08[0-9A-Z]{3}$/.test(code) || code === '57P01' || code === '57P02' || code === '57P03') return true;
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) return true;
+  const message = typeof e.message === 'string' ? e.message : '';
+  return /^(Connection terminated|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error|Connection terminated unexpectedly)/.test(message);
 }

@@ -21,6 +21,7 @@ export type StateStoreOptions =
       maxConnections?: number;
       onBackgroundError?: (err: Error) => void;
       connectTimeoutMs?: number;
+      queryTimeoutMs?: number;
     });
 
 export type StateDialectName = StateStoreOptions['dialect'];
@@ -46,6 +47,7 @@ export async function openStateStore(opts: StateStoreOptions): Promise<StateStor
           maxConnections: opts.maxConnections,
           onBackgroundError: opts.onBackgroundError,
           connectTimeoutMs: opts.connectTimeoutMs,
+          queryTimeoutMs: opts.queryTimeoutMs,
         });
   const db = new Kysely<Database>({ dialect });
 
