@@ -18,14 +18,12 @@
  * client; the engine's caches stay warm. The load phase reports spans + logs per second
  * acknowledged and the CPU of this process and of the engine per row.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { ClickHouseTelemetryStore, DuckDbTelemetryStore, loadSynthetic, type SyntheticSample, type TelemetryStore } from '../src/telemetry/index.js';
 import { arg, cpuSeconds } from './_util.js';
+import { startBenchEngine, type BenchEngine } from './_clickhouse-engine.js';
 
 const argText = (name: string, def: string | undefined): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
@@ -33,18 +31,6 @@ const argText = (name: string, def: string | undefined): string | undefined => {
 };
 const STORE = argText('store', 'duckdb');
 if (STORE !== 'duckdb' && STORE !== 'clickhouse') throw new Error('--store duckdb|clickhouse');
-
-/** The chdb test engine on a temporary directory: its URL and process. */
-async function startEngine(dir: string): Promise<{ url: string; child: ChildProcess }> {
-  const server = fileURLToPath(new URL('../../test/clickhouse-engine/server.mjs', import.meta.url));
-  const child = spawn(process.execPath, [server, '--path', join(dir, 'engine'), '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve);
-    child.once('exit', (code) => reject(new Error(`test engine exited (${code}); installed? npm --prefix test/clickhouse-engine install`)));
-  });
-  const { listening } = JSON.parse(line) as { listening: string };
-  return { url: `${listening.replace(/^http:/, 'clickhouse:')}/qbench`, child };
-}
 
 const ROWS = arg('rows', 2_000_000);
 const REPS = arg('reps', 5);
@@ -90,12 +76,12 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tightloop-qbench-'));
   const path = join(dir, 'telemetry.duckdb');
-  let engine: { url: string; child: ChildProcess } | undefined;
+  let engine: BenchEngine | undefined;
   try {
     let chUrl = argText('url', undefined);
     if (STORE === 'clickhouse' && chUrl === undefined) {
-      engine = await startEngine(dir);
-      chUrl = engine.url;
+      engine = await startBenchEngine(dir);
+      chUrl = engine.url('qbench');
     }
     const open = (): TelemetryStore => (STORE === 'clickhouse' ? new ClickHouseTelemetryStore({ url: chUrl!, nodeId: 'qbench' }) : new DuckDbTelemetryStore(path));
     const loader = open();
@@ -142,11 +128,7 @@ async function main(): Promise<void> {
     console.log(`cold within 3× warm: ${worstRatio <= 3 ? 'yes' : 'no'} (worst ${worstRatio.toFixed(1)}×); over a goal: ${missed.length === 0 ? 'none' : missed.join(', ')}`);
     console.log(`RESULT query ${fields.join(' ')} worst_cold_over_warm=${worstRatio.toFixed(1)} over_goal=${missed.length}`);
   } finally {
-    if (engine && engine.child.exitCode === null) {
-      const exited = new Promise((r) => engine!.child.once('exit', r));
-      engine.child.kill('SIGTERM');
-      await exited;
-    }
+    await engine?.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
