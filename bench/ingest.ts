@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- ingest [--duration 60] [--connections 8] [--traces 250] [--against BIN --rounds 2]`
- * `npm run bench -- ingest --store clickhouse [--nodes 2] [--against BIN] [--rounds 1]`
+ * `npm run bench -- ingest --store clickhouse [--nodes 2] [--against BIN] [--rounds 1] [--rate SPANS_PER_S]`
  *
  * Starts tightloop in a child process and sends, over keep-alive HTTP connections, OTLP/protobuf
  * trace requests of `4 × traces` spans, each followed by a log request of `traces` records (one
@@ -25,7 +25,10 @@
  * may be stored twice. tightloop's CPU (its server processes, all threads) and the engine's are
  * reported apart, with `cpu_over_duckdb` = tightloop's CPU per acknowledged span into ClickHouse
  * over into DuckDB (whose server process includes its embedded engine). With `--against BIN`,
- * that build also runs on ClickHouse in each round.
+ * that build also runs on ClickHouse in each round. `--rate N` offers N spans/s in all (paced per
+ * connection) instead of as many as are acknowledged: at equal load the fixed work of a server
+ * (state writes for new versions, deploy verifications, timers) weighs the same in each store's
+ * CPU per span, which it does not when one store acknowledges a third of the other's spans.
  *
  * `--against BIN`: also runs another build's `bin/tightloop` under the same load, alternating
  * runs, and prints the ratio — the comparison that holds on a machine shared with other work.
@@ -49,6 +52,8 @@ const CONNECTIONS = arg('connections', 8);
 const TRACES = arg('traces', 250);
 let PORT = arg('port', 0);
 const TEMPLATES = arg('templates', 12);
+/** Spans per second offered in all (0: as fast as acknowledged). Equal load makes CPU per span comparable across stores. */
+const RATE = arg('rate', 0);
 const BIN = fileURLToPath(new URL('../../bin/tightloop', import.meta.url));
 const againstAt = process.argv.indexOf('--against');
 const AGAINST = againstAt === -1 ? undefined : process.argv[againstAt + 1];
@@ -205,7 +210,14 @@ async function run(bin: string, templates: Template[], flags: string[], target: 
     }, 5000);
     await Promise.all(Array.from({ length: CONNECTIONS }, async (_, c) => {
       const n = c % nodes, port = servers[n].port, agent = agents[n];
+      let due = performance.now();
       while (performance.now() < end) {
+        if (RATE > 0) {
+          // Each connection offers its share of --rate: the next request is due one interval after the last one was.
+          const wait = due - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          due = Math.max(due, performance.now() - 1000) + (templates[0].spanCount * CONNECTIONS * 1000) / RATE;
+        }
         const t = templates[next++ % templates.length];
         const req = fresh(t, Date.now());
         const t0 = performance.now();
