@@ -14,7 +14,7 @@ import { gatewayApi, startGateway, type Gateway } from '../gateway/index.js';
 import { IncidentService, registerIncidentRoutes } from '../incidents/index.js';
 import { describeStateLocation, openStateStore, parseStateLocation, type Role } from '../state/index.js';
 import { decodeRequest } from '../otlp/index.js';
-import { ClickHouseTelemetryStore, DuckDbTelemetryStore, RetentionJob, TelemetryWriter, isClickHouseUrl } from '../telemetry/index.js';
+import { CLICKHOUSE_WRITER_OPTIONS, ClickHouseTelemetryStore, DuckDbTelemetryStore, RetentionJob, TelemetryWriter, isClickHouseUrl } from '../telemetry/index.js';
 import { buildApp } from './app.js';
 import { consolePlugin } from './console.js';
 import { registerConsoleApi } from './console-api.js';
@@ -168,6 +168,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   const writer = new TelemetryWriter(store, {
     maxQueuedRows: config.queueMaxRows, maxQueuedBytes: config.ingest.queueMaxBytes, groupRows: config.ingest.groupRows,
     maxDelayMs: config.ingest.maxDelayMs, maxInFlight: config.ingest.maxInFlight,
+    ...(store instanceof ClickHouseTelemetryStore ? CLICKHOUSE_WRITER_OPTIONS : {}),
   });
   const retention = new RetentionJob(store, config.retentionDays, log);
   retention.start();
