@@ -113,6 +113,7 @@ export class VerificationAnalysis {
     this.tail = new RateTest(this.config.tailPassRatio);
     this.newGroups = new NewGroupRule(c.newErrorGroupMinShare, c.alpha);
     if (reference) for (const [k, c] of reference) this.addReference(k, c);
+    this.referenceBeforeStart = this.referenceN > 0;
     this.fixTailThreshold();
     this.hasHistory = history.length > 0;
     for (const h of history) {
@@ -120,6 +121,9 @@ export class VerificationAnalysis {
       if (this.tailKey !== null) this.tail.prior(slowCount(h.bins, this.tailKey), h.count);
     }
   }
+
+  /** The latency reference came from before the start (not from the burn-in of baseline requests). */
+  private readonly referenceBeforeStart: boolean;
 
   /** Pre-deploy history was given: a replayed window's chunks are already in the dispersion prior. */
   private readonly hasHistory: boolean;
@@ -336,11 +340,23 @@ export class VerificationAnalysis {
     return `new error group rule: "${g.title}" new in this version${share}${frequent.length > 1 ? ` (+${frequent.length - 1} more)` : ''}`;
   }
 
-  /** The candidate's median or p95 is at least `latencyMinEffect` above the baseline's. */
+  /**
+   * The candidate's median or p95 is at least `latencyMinEffect` above the baseline's. The
+   * baseline's quantiles are read from its concurrent requests and its pre-deploy reference
+   * together: a p95 of the first few hundred concurrent requests alone is often 15–20 % off by
+   * chance, and a baseline arm that happened to be fast then made an ordinary candidate look
+   * "noticeably slower" (in bursty traffic, most of the latency tail's early false fails).
+   */
   private latencyNoticeablyWorse(): boolean {
     const f = 1 + this.config.latencyMinEffect;
-    return binsQuantileMs(this.cand, 0.5) >= f * binsQuantileMs(this.base, 0.5)
-      || binsQuantileMs(this.cand, 0.95) >= f * binsQuantileMs(this.base, 0.95);
+    let base: ReadonlyMap<number, number> = this.base;
+    if (this.referenceBeforeStart && this.referenceN > 0) {
+      const pooled = new Map(this.reference);
+      for (const [k, c] of this.base) pooled.set(k, (pooled.get(k) ?? 0) + c);
+      base = pooled;
+    }
+    return binsQuantileMs(this.cand, 0.5) >= f * binsQuantileMs(base, 0.5)
+      || binsQuantileMs(this.cand, 0.95) >= f * binsQuantileMs(base, 0.95);
   }
 
   /** Mann-Whitney at checkpoints minSamples·2^j; alpha (and beta) split evenly (Bonferroni). */
