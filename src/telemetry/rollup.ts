@@ -51,6 +51,13 @@ export type RollupListener = (rows: RollupSecond[]) => void;
 export type CommittedRollupListener = (deltas: RollupSecond[]) => void;
 
 interface Acc {
+  /**
+   * The series' keys (opKey, allKey), made once when a batch's accumulator is created: the four
+   * merges into the buffers (second and minute, operation and all-operations) then look up
+   * strings whose hash is already computed instead of concatenating and hashing new ones.
+   */
+  key: string;
+  allKey: string;
   service: string;
   operation: string;
   version: string;
@@ -75,7 +82,7 @@ export function isEntrySpan(kind: number, parentSpanId: string): boolean {
 
 function newAcc(a: Omit<Acc, 'count' | 'errors' | 'bins'>): Acc {
   return {
-    service: a.service, operation: a.operation, version: a.version, environment: a.environment,
+    key: a.key, allKey: a.allKey, service: a.service, operation: a.operation, version: a.version, environment: a.environment,
     allOperations: a.allOperations, count: 0, errors: 0, bins: new Map(),
   };
 }
@@ -88,7 +95,7 @@ function mergeInto(target: Acc, src: Acc): void {
 
 const opKey = (service: string, operation: string, version: string, environment: string): string =>
   `${service}${SEP}${operation}${SEP}${version}${SEP}${environment}`;
-const allKey = (a: Acc): string => `${SEP}${a.service}${SEP}${a.version}${SEP}${a.environment}`;
+const allKeyOf = (service: string, version: string, environment: string): string => `${SEP}${service}${SEP}${version}${SEP}${environment}`;
 
 /** Merges `src` into the series `key` of `period` (as the all-operations series when `all`). */
 function mergePeriod(target: Map<number, Period>, period: number, key: string, src: Acc, all: boolean): void {
@@ -96,7 +103,7 @@ function mergePeriod(target: Map<number, Period>, period: number, key: string, s
   if (!p) { p = new Map(); target.set(period, p); }
   let acc = p.get(key);
   if (!acc) {
-    acc = newAcc({ ...src, operation: all ? '' : src.operation, allOperations: all });
+    acc = newAcc({ ...src, key, operation: all ? '' : src.operation, allOperations: all });
     p.set(key, acc);
   }
   mergeInto(acc, src);
@@ -153,7 +160,7 @@ function aggregateBatch(b: SpanBatch, keep?: (i: number) => boolean): Map<number
       const key = opKey(service, operation, version, environment);
       last = lastPeriod.get(key);
       if (!last) {
-        last = newAcc({ service, operation, version, environment, allOperations: false });
+        last = newAcc({ key, allKey: allKeyOf(service, version, environment), service, operation, version, environment, allOperations: false });
         lastPeriod.set(key, last);
       }
     }
@@ -196,15 +203,15 @@ export class RollupBuffer {
     const perMinute = levels ? aggregateBatch(b, levels.minute) : perSecond;
     for (const [second, period] of perSecond) {
       for (const acc of period.values()) {
-        mergePeriod(this.seconds, second, opKey(acc.service, acc.operation, acc.version, acc.environment), acc, false);
-        mergePeriod(this.seconds, second, allKey(acc), acc, true);
+        mergePeriod(this.seconds, second, acc.key, acc, false);
+        mergePeriod(this.seconds, second, acc.allKey, acc, true);
       }
     }
     for (const [second, period] of perMinute) {
       const minute = Math.floor(second / 60);
       for (const acc of period.values()) {
-        mergePeriod(this.minutes, minute, opKey(acc.service, acc.operation, acc.version, acc.environment), acc, false);
-        mergePeriod(this.minutes, minute, allKey(acc), acc, true);
+        mergePeriod(this.minutes, minute, acc.key, acc, false);
+        mergePeriod(this.minutes, minute, acc.allKey, acc, true);
       }
     }
     return perSecond;
