@@ -180,10 +180,46 @@ function alwaysTrue(expr: unknown): boolean {
 }
 const ROW_REFERENCES = new Set(['ColumnRef', 'CurrentOfExpr']);
 
+/**
+ * Shapes that are whole-table writes on their face. Anything else that changes existing rows is
+ * counted at run time instead (row-ceiling.ts): a predicate's reach is not decidable from its shape.
+ */
 export const unsafeWrites: Visitor = {
   DeleteStmt: (node, ctx) => checkWhere('DELETE', node, ctx),
   UpdateStmt: (node, ctx) => checkWhere('UPDATE', node, ctx),
+  MergeStmt: (node, ctx) => {
+    const clauses = Array.isArray(node.mergeWhenClauses) ? node.mergeWhenClauses : [];
+    const changesMatched = clauses.some((c) => {
+      const w = (c as { MergeWhenClause?: { matchKind?: string; commandType?: string } }).MergeWhenClause;
+      return w?.matchKind === 'MERGE_WHEN_MATCHED' && (w.commandType === 'CMD_DELETE' || w.commandType === 'CMD_UPDATE');
+    });
+    if (changesMatched && (node.joinCondition === undefined || alwaysTrue(node.joinCondition))) ctx.report('unsafe-write', 'MERGE ... WHEN MATCHED with an always-true ON');
+  },
+  InsertStmt: (node, ctx) => {
+    if ((node.onConflictClause as { action?: string } | undefined)?.action !== 'ONCONFLICT_UPDATE') return;
+    const target = node.relation as { relname?: string; schemaname?: string } | undefined;
+    if (target?.relname !== undefined && readsRelation(node.selectStmt, target.relname, target.schemaname)) {
+      ctx.report('unsafe-write', 'INSERT ... ON CONFLICT DO UPDATE fed by a SELECT of its own table');
+    }
+  },
 };
+
+/** Does the subtree read the relation (by name; a schema-qualified name must match its schema)? */
+function readsRelation(tree: unknown, relname: string, schema: string | undefined): boolean {
+  const stack: unknown[] = [tree];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      stack.push(...(v as unknown[]));
+      continue;
+    }
+    const rv = (v as { RangeVar?: { relname?: string; schemaname?: string } }).RangeVar;
+    if (rv !== undefined && rv.relname === relname && (schema === undefined || rv.schemaname === undefined || rv.schemaname === schema)) return true;
+    stack.push(...Object.values(v as JsonNode));
+  }
+  return false;
+}
 
 function checkWhere(what: string, node: JsonNode, ctx: WalkContext): void {
   if (node.whereClause === undefined) ctx.report('unsafe-write', `${what} without WHERE`);
