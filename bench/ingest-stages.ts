@@ -1,5 +1,5 @@
 /**
- * `npm run bench -- ingest-stages [--spans 400000]`
+ * `npm run bench -- ingest-stages [--spans 400000] [--no-io]`
  *
  * CPU per span of each stage of the OTLP ingest path, each measured in isolation in this one
  * process on the load of `npm run bench -- ingest` (bench/_ingest-load.ts: fresh 1,000-span trace
@@ -97,6 +97,7 @@ async function main(): Promise<void> {
     for (const d of decoded) filled.push({ spans: pools.spans.fill([src(d.spans, fr)]), logs: pools.logs.fill([src(d.logs, fr)]) });
   }));
 
+  if (process.argv.includes('--no-io')) return; // the JS stages only (e.g. under --cpu-prof)
   const dir = mkdtempSync(join(tmpdir(), 'tightloop-stages-'));
   try {
     // 4. the ingest log: the request bodies, groups of GROUP requests, one write + fdatasync each.
