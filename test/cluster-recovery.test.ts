@@ -90,7 +90,7 @@ describePg('a node that loses PostgreSQL', () => {
     expect(a.active()).toBeDefined();
     const view = await callApi<ClusterView>(a.url, token, 'GET', '/api/cluster');
     expect(view.body.leases).toEqual([expect.objectContaining({ name: 'active', holder: a.cluster?.id, token: 2 })]);
-  });
+  }, 120_000);
 
   it('another node takes over; the cut node rejoins as a standby and takes the lease back when that node stops', async () => {
     const d = await database();
@@ -119,5 +119,5 @@ describePg('a node that loses PostgreSQL', () => {
     await eventually(async () => ((await answer(a.url, token)).status === 200 ? true : undefined), 30_000);
     const after = await callApi<ClusterView>(a.url, token, 'GET', '/api/cluster');
     expect(after.body.leases[0]).toMatchObject({ holder: a.cluster?.id, token: 3 });
-  });
+  }, 120_000);
 });
