@@ -166,4 +166,26 @@ describePg('revocations on every node', () => {
     await eventually(async () => ((await callApi(b.url, issued.body.token, 'GET', '/api/cluster')).status === 401 ? true : undefined), 5_000);
     expect((await callApi(a.url, issued.body.token, 'GET', '/api/services')).status).toBe(401);
   });
+
+  it('a rule created, changed or removed through another node is applied by the active node (rules.changed)', async () => {
+    const d = await database();
+    const a = await node(d.connectionString);
+    const admin = a.active()?.adminToken ?? '';
+    // Node b's API write, as it reaches PostgreSQL: the row, then its event.
+    const other = await bus(d.connectionString, 'b');
+    const s = await store(d.connectionString);
+    const spec = (threshold: number) => JSON.stringify({ name: 'from-b', type: 'threshold', signal: 'error_rate', select: { service: 'shop' }, threshold, window: '1m', min_count: 5 });
+    const at = new Date().toISOString();
+    await sql`insert into detect_rules (id, name, spec, created_at, updated_at) values ('01RULEFROMB0000000000000000', 'from-b', ${spec(0.5)}, ${at}, ${at})`.execute(s.db);
+    await other.bus.publish('rules.changed', { method: 'POST', route: '/api/rules' });
+    const rule = async () => callApi<{ spec?: { threshold: number } }>(a.url, admin, 'GET', '/api/rules/01RULEFROMB0000000000000000');
+    await eventually(async () => ((await rule()).status === 200 ? true : undefined), 5_000);
+    expect((await rule()).body.spec?.threshold).toBe(0.5);
+    await sql`update detect_rules set spec = ${spec(0.9)} where id = '01RULEFROMB0000000000000000'`.execute(s.db);
+    await other.bus.publish('rules.changed', { method: 'PUT', route: '/api/rules/:id' });
+    await eventually(async () => ((await rule()).body.spec?.threshold === 0.9 ? true : undefined), 5_000);
+    await sql`delete from detect_rules where id = '01RULEFROMB0000000000000000'`.execute(s.db);
+    await other.bus.publish('rules.changed', { method: 'DELETE', route: '/api/rules/:id' });
+    await eventually(async () => ((await rule()).status === 404 ? true : undefined), 5_000);
+  });
 });

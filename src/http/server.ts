@@ -205,6 +205,11 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     throw err;
   }
 
+  // Rules created, changed or removed through another node's API (the event bus).
+  const offRules = bus.on('rules.changed', (e) => {
+    if (e.node === bus.node) return; // applied already, by this node's own write
+    detect.rules.sync().catch((err: unknown) => log.error({ err }, 'rules: re-reading the rules another node changed failed; they apply after a restart'));
+  });
   const incidents = new IncidentService({ db: state.db, telemetry: store, detectEvents: detect.events, errorEvents: errors.events, windowMs: config.incidentWindowS * 1000, log });
   incidents.start();
   const deploys = new DeployService({
@@ -299,6 +304,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
       await writer.close();
       await store.close();
       unsubscribe();
+      offRules();
       await ownBus?.close();
       await ownCluster?.leave();
       await state.close();
