@@ -8,6 +8,8 @@ import { serverConfigSchema } from '../src/http/config.js';
 import { SERVER_STATE_MIGRATIONS } from '../src/http/state-migrations.js';
 import type { ClusterView } from '../src/state/cluster.js';
 import { createTestDatabase, type TestDatabase } from '../src/state/pg-cluster.conformance.js';
+import { isConnectionError, openStateStore } from '../src/state/index.js';
+import { sql } from 'kysely';
 import { callApi, eventually } from './helpers/server.js';
 import { tcpCut, type TcpCut } from './helpers/tcp-cut.js';
 
@@ -90,7 +92,7 @@ describePg('a node that loses PostgreSQL', () => {
     expect(a.active()).toBeDefined();
     const view = await callApi<ClusterView>(a.url, token, 'GET', '/api/cluster');
     expect(view.body.leases).toEqual([expect.objectContaining({ name: 'active', holder: a.cluster?.id, token: 2 })]);
-  });
+  }, 120_000);
 
   it('another node takes over; the cut node rejoins as a standby and takes the lease back when that node stops', async () => {
     const d = await database();
@@ -119,5 +121,27 @@ describePg('a node that loses PostgreSQL', () => {
     await eventually(async () => ((await answer(a.url, token)).status === 200 ? true : undefined), 30_000);
     const after = await callApi<ClusterView>(a.url, token, 'GET', '/api/cluster');
     expect(after.body.leases[0]).toMatchObject({ holder: a.cluster?.id, token: 3 });
+  }, 120_000);
+
+  it('tells a state database that went away from a statement it refused (503 and retry, or the error)', async () => {
+    const d = await database();
+    const { cut, url } = await cutBetween(d);
+    const s = await openStateStore({ dialect: 'postgres', connectionString: url, migrate: false, connectTimeoutMs: 1_000 });
+    cleanups.push(() => s.close());
+    const refused = await sql`select nonsense from nowhere`.execute(s.db).catch((e: unknown) => e);
+    expect(isConnectionError(refused)).toBe(false);
+    // A server-side end of the session (57P01, as on a PostgreSQL shutdown or failover).
+    const killed = await s.db.connection().execute(async (c) => {
+      const pid = (await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(c)).rows[0].pid;
+      const admin = await openStateStore({ dialect: 'postgres', connectionString: d.connectionString, migrate: false });
+      await sql`select pg_terminate_backend(${pid})`.execute(admin.db);
+      await admin.close();
+      return await sql`select 1`.execute(c).catch((e: unknown) => e);
+    });
+    expect(isConnectionError(killed)).toBe(true);
+    await cut.cut();
+    const gone = await sql`select 1`.execute(s.db).catch((e: unknown) => e);
+    expect(gone).toBeInstanceOf(Error);
+    expect(isConnectionError(gone)).toBe(true);
   });
 });

@@ -109,6 +109,44 @@ export class RuleBook {
     return this.set.put({ id, source: 'api', spec }).rule;
   }
 
+  private syncing: Promise<void> = Promise.resolve();
+
+  /**
+   * Re-reads the API rules from the state database: what another node's API created, changed or
+   * removed (it says so on the event bus, src/state/bus.ts). A changed rule starts over, as after
+   * update(); one whose stored definition is unchanged is left alone (so this node's own writes,
+   * already applied, change nothing). Calls run one after the other.
+   */
+  sync(): Promise<void> {
+    const run = this.syncing.catch(() => undefined).then(() => this.syncOnce());
+    this.syncing = run;
+    return run;
+  }
+
+  private async syncOnce(): Promise<void> {
+    const rows = await this.db.selectFrom('detect_rules').selectAll().execute();
+    const stored = new Map(rows.map((r) => [r.id, r.spec]));
+    for (const rt of [...this.set.all()]) {
+      if (rt.rule.source !== 'api' || stored.has(rt.rule.id)) continue;
+      this.hooks.onRemoved(rt.rule.id);
+      this.set.remove(rt.rule.id);
+      this.inputs.delete(rt.rule.id);
+    }
+    for (const row of rows) {
+      if (this.set.get(row.id) !== undefined && JSON.stringify(this.inputs.get(row.id)) === row.spec) continue;
+      const input: unknown = JSON.parse(row.spec);
+      const parsed = ruleSpecSchema.safeParse(input);
+      if (!parsed.success) {
+        this.hooks.onSkipped?.(row.id, (input as { name?: unknown } | null)?.name, parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
+        continue;
+      }
+      if ([...this.set.all()].some((rt) => rt.rule.spec.name === parsed.data.name && rt.rule.id !== row.id)) continue;
+      if (this.set.get(row.id) !== undefined) this.hooks.onRemoved(row.id);
+      this.inputs.set(row.id, input);
+      this.set.put({ id: row.id, source: 'api', spec: parsed.data });
+    }
+  }
+
   async remove(id: string): Promise<void> {
     const cur = this.get(id);
     if (cur.source === 'file') throw conflict(`rule ${id} comes from rules.yaml; edit the file instead`);

@@ -36,6 +36,8 @@ export interface AppDeps {
   adminTokenFile?: string;
   /** Pillar plugins registered at the root, outside the bearer-token hook (e.g. Sentry ingest, which authenticates by project key). */
   plugins?: ((app: FastifyInstance) => Promise<void>)[];
+  /** Hooks on the root, before any route (e.g. publishing API writes to other nodes, http/cluster-events.ts). */
+  rootHooks?: (app: FastifyInstance) => void;
   /** Pillar routes registered inside the bearer-token API plugin. */
   apiRoutes?: ((api: FastifyInstance) => void)[];
   /** Errors raised in a trace, returned with GET /api/traces/:id. */
@@ -77,6 +79,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
 
   // Before any route: every route must have a required role (roles.ts), enforced by one hook.
   installRoleModel(app, deps.authenticate);
+  deps.rootHooks?.(app);
 
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     if (err instanceof AppError) {

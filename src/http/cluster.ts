@@ -6,6 +6,8 @@ import { AppError, apiError } from '../core/app-error.js';
 import { isConnectionError, openStateStore, parseStateLocation, type StateStore } from '../state/index.js';
 import { ClusterNode, DEFAULT_TIMING, NODE_ROLES, singleNodeView, type ClusterView, type LeaseName, type NodeRole } from '../state/cluster.js';
 import { roleAtLeast } from './roles.js';
+import { subscribeCaches } from './cluster-events.js';
+import { PostgresBus } from '../state/bus.js';
 import type { ServerConfig } from './config.js';
 import { startServer, type RunningServer, type ServerOptions } from './server.js';
 
@@ -105,12 +107,15 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
   const timing = { ...DEFAULT_TIMING, ...options.timing };
   // A small pool of its own: heartbeats must not queue behind the server's queries. Bounded
   // waits: a partitioned PostgreSQL fails a heartbeat within the lease time, never hangs it.
-  const state = await openStateStore({ ...location, maxConnections: 2, migrations: (await import('./state-migrations.js')).SERVER_STATE_MIGRATIONS,
+  const state = await openStateStore({ ...location, maxConnections: 3, migrations: (await import('./state-migrations.js')).SERVER_STATE_MIGRATIONS,
     connectTimeoutMs: timing.leaseMs, queryTimeoutMs: timing.leaseMs,
     onBackgroundError: (err: Error) => log.warn({ err }, 'cluster: idle state connection failed') });
   const roles = checkRoles(config.roles);
   let url = '';
   const cluster = new ClusterNode({ db: state.db, roles, url: () => url, log, timing: options.timing });
+  // Events from the other nodes' API writes (state/bus.ts); this node's server publishes through it.
+  const bus = new PostgresBus({ db: state.db, connectionString: location.connectionString, node: cluster.id, log });
+  const unsubscribe = subscribeCaches(bus, state.db);
   let server: RunningServer | undefined;
   let standby: FastifyInstance | undefined;
   let port = config.port;
@@ -140,7 +145,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
       standby = undefined;
     }
     log.info({ node: cluster.id, token }, 'cluster: this node is now active; starting every pillar');
-    server = await startServer({ ...config, port }, log, { ...options, cluster: { node: cluster, view: () => cluster.view() } });
+    server = await startServer({ ...config, port }, log, { ...options, cluster: { node: cluster, view: () => cluster.view(), bus } });
     url = server.url;
     settle.resolve(server);
     options.onActive?.(server);
@@ -172,6 +177,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
 
   await cluster.join();
   try {
+    await bus.start();
     // A standby that takes over must serve what the active node served: one role set per cluster.
     const other = (await cluster.liveRoles()).find((r) => r !== roles.join(','));
     if (other !== undefined) {
@@ -185,6 +191,8 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
     // the start, as on a node alone; the lease was given up already.
     await activation;
   } catch (err) {
+    unsubscribe();
+    await bus.close();
     await cluster.leave();
     await state.close();
     throw err;
@@ -207,6 +215,8 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
         await deactivation.catch(() => undefined);
         await standby?.close();
         await server?.close();
+        unsubscribe();
+        await bus.close();
         await cluster.leave();
         await state.close();
         settle.reject(apiError('node_stopped', 'the node stopped before it became active'));

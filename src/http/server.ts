@@ -25,6 +25,8 @@ import { SERVER_STATE_MIGRATIONS } from './state-migrations.js';
 import { ClusterNode, type ClusterView } from '../state/cluster.js';
 import { apiError } from '../core/app-error.js';
 import { checkRoles, registerActiveCheck, registerClusterRoutes, singleView } from './cluster.js';
+import { registerWriteEvents, subscribeCaches } from './cluster-events.js';
+import { LocalBus, PostgresBus, type EventBus } from '../state/bus.js';
 
 /** A running tightloop: what `tightloop up` starts and tests drive. */
 export interface RunningServer {
@@ -75,7 +77,7 @@ export interface ServerOptions {
    * that took the `active` lease. Absent on PostgreSQL: this server takes the lease itself and
    * is refused (`state_in_use`) when another node holds it.
    */
-  cluster?: { node: ClusterNode; view: () => Promise<ClusterView> };
+  cluster?: { node: ClusterNode; view: () => Promise<ClusterView>; bus: EventBus };
 }
 
 /** DuckDB in the data directory, or the ClickHouse database of `--telemetry`. */
@@ -132,6 +134,21 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     ownCluster = node;
     clusterView = () => node.view();
   }
+  // Events to and from the other nodes (state/bus.ts): the node's bus, or one of this server's own.
+  let ownBus: PostgresBus | LocalBus | undefined;
+  const bus: EventBus = options.cluster?.bus ?? (ownBus = location.dialect === 'postgres' && ownCluster !== undefined
+    ? new PostgresBus({ db: state.db, connectionString: location.connectionString, node: ownCluster.id, log })
+    : new LocalBus(ownCluster?.id ?? `single-${process.pid}`, log));
+  if (ownBus instanceof PostgresBus) {
+    try {
+      await ownBus.start();
+    } catch (err) {
+      await ownCluster?.leave();
+      await state.close();
+      throw err;
+    }
+  }
+  const unsubscribe = subscribeCaches(bus, state.db);
   const admin = await ensureAdmin(state.db, config.dataDir);
   const wantedGatewayPort = options.gatewayPort ?? config.gatewayPort;
   const gatewayPort = wantedGatewayPort ?? (config.port === 0 ? 0 : DEFAULT_GATEWAY_PORT);
@@ -196,6 +213,11 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     throw err;
   }
 
+  // Rules created, changed or removed through another node's API (the event bus).
+  const offRules = bus.on('rules.changed', (e) => {
+    if (e.node === bus.node) return; // applied already, by this node's own write
+    detect.rules.sync().catch((err: unknown) => log.error({ err }, 'rules: re-reading the rules another node changed failed; they apply after a restart'));
+  });
   const incidents = new IncidentService({ db: state.db, telemetry: store, detectEvents: detect.events, errorEvents: errors.events, windowMs: config.incidentWindowS * 1000, log });
   incidents.start();
   const deploys = new DeployService({
@@ -234,6 +256,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
       return p === null ? null : { userId: p.userId, userName: p.userName, role: p.role };
     },
     ingestNeedsToken: !isLoopback(config.host),
+    rootHooks: (root) => registerWriteEvents(root, bus, log),
     maxBodyBytes: config.maxBodyBytes,
     corsOrigins: config.corsOrigins,
     isReady: () => ready,
@@ -288,6 +311,9 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
       await errors.close();
       await writer.close();
       await store.close();
+      unsubscribe();
+      offRules();
+      await ownBus?.close();
       await ownCluster?.leave();
       await state.close();
     })();
