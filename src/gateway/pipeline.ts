@@ -1,6 +1,7 @@
 import type { Decision, StatementFacts } from './guardrails/index.js';
 import type { MaskCounts, ResultPlan } from './masking/index.js';
 import type { CeilingCheck, RowCeiling } from './row-ceiling.js';
+import type { BoundParameters } from './wire/decode.js';
 
 /**
  * Book-keeping for the protocol state the server keeps. The server answers requests strictly in
@@ -33,6 +34,8 @@ export interface Execution {
   error?: string;
   /** The gateway blocked it (already audited when blocked). */
   blocked?: boolean;
+  /** Values bound to the portal it ran (extended protocol; audit-text.ts bounds). */
+  params?: BoundParameters;
 }
 
 export interface DescribeItem {

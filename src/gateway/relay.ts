@@ -5,7 +5,8 @@ import { serverParameterRefusal } from './guardrails/lexing.js';
 import type { Masker, ResultPlan } from './masking/index.js';
 import { PendingQueue, type DescribeItem, type Execution, type ExecuteItem, type Pending, type QueryItem, type StatementInfo } from './pipeline.js';
 import { CEILING_STATEMENT, CeilingCheck, ceilingMarker, countedQueryMessages, FLUSH, type RowCeiling } from './row-ceiling.js';
-import { decodeBind, decodeCopyResponse, decodeErrorFields, decodeExecute, decodeParse, decodeRowDescription, decodeTarget, readCString, rowsFromTag } from './wire/decode.js';
+import { AUDIT_PARAM_CHARS, AUDIT_PARAMS } from './audit-text.js';
+import { bindParameters, decodeBind, decodeCopyResponse, decodeErrorFields, decodeExecute, decodeParse, decodeRowDescription, decodeTarget, readCString, rowsFromTag } from './wire/decode.js';
 import { describeMessage, errorResponse, noticeResponse, parseMessage, queryMessage, SYNC, type ErrorFields } from './wire/encode.js';
 import { GatewayError, ProtocolViolation, SQLSTATE } from './wire/errors.js';
 import { MessageFramer, type MessageLimits } from './wire/framer.js';
@@ -58,13 +59,13 @@ export interface RelayHooks {
    * A promise holds this client's bytes, from that message on, until it resolves (the audit
    * record is durable); a rejection ends the session with nothing forwarded.
    */
-  beforeRun?(info: StatementInfo | undefined, protocol: 'simple' | 'extended'): Promise<void> | undefined;
+  beforeRun?(info: StatementInfo | undefined, protocol: 'simple' | 'extended', params?: Execution['params']): Promise<void> | undefined;
   /**
    * A counted write changed more rows than its ceiling (or suspended before its count was
    * known). Audits it; an error refuses it (the gateway aborts the transaction), a notice lets
    * it commit with a warning.
    */
-  overCeiling?(info: StatementInfo | undefined, rows: number, ceiling: RowCeiling, suspended: boolean): { error?: ErrorFields; notice?: ErrorFields };
+  overCeiling?(info: StatementInfo | undefined, params: Execution['params'], rows: number, ceiling: RowCeiling, suspended: boolean): { error?: ErrorFields; notice?: ErrorFields };
   /** The session's ceiling for an Execute of a name the relay cannot tell (row-ceiling.ts `unknown`). */
   unknownCeiling?(): RowCeiling | undefined;
 }
@@ -153,6 +154,8 @@ export class Relay {
    * Execute only when no such message came between them.
    */
   private readonly described = new Map<string, { item: DescribeItem; epoch: number }>();
+  /** Parameter values of each portal's last Bind, in client order (for the audit). */
+  private readonly bound = new Map<string, Execution['params']>();
   /** What names will mean once the client's messages so far succeed (for audit before effect). */
   private readonly ahead = new NamesAhead();
   private epoch = 0;
@@ -293,6 +296,9 @@ export class Relay {
             break;
           }
           if (once === 'fresh') this.approvedOnce.set(bind.statement, 'spent');
+          const params = bindParameters(body, AUDIT_PARAMS, AUDIT_PARAM_CHARS);
+          if (params.count > 0) this.bound.set(bind.portal, params);
+          else this.bound.delete(bind.portal);
           this.ahead.bind(bind.portal, bind.statement);
           this.pending.push({ kind: 'bind', portal: bind.portal, statement: bind.statement });
           break;
@@ -320,16 +326,20 @@ export class Relay {
           }
           this.nextEpoch();
           const item: ExecuteItem = { kind: 'execute', portal: name, exec: this.execution(undefined, 'extended'), describe };
+          const params = this.bound.get(name);
+          if (params !== undefined) item.exec.params = params;
           const ceiling = this.ceilingOf(name);
           if (ceiling !== undefined && !this.pending.discarding) check = item.ceiling = new CeilingCheck(ceiling, false);
           this.pending.push(item);
-          gate = this.hooks.beforeRun?.(this.ahead.portal(name), 'extended') ?? gate; // audit before effect
+          gate = this.hooks.beforeRun?.(this.ahead.portal(name), 'extended', params) ?? gate; // audit before effect
           break;
         }
         case FRONTEND.Close: {
           const t = decodeTarget(body);
-          if (t.kind === 'P') this.described.delete(t.name);
-          else this.approvedOnce.delete(t.name);
+          if (t.kind === 'P') {
+            this.described.delete(t.name);
+            this.bound.delete(t.name);
+          } else this.approvedOnce.delete(t.name);
           this.ahead.close(t.kind, t.name);
           this.pending.push({ kind: 'close', target: t.kind, name: t.name });
           break;
@@ -741,7 +751,7 @@ export class Relay {
     const out: Buffer[] = [];
     if (v.over || suspended) {
       const info = item.exec.info ?? this.portals.get(item.portal);
-      const answer = this.hooks.overCeiling?.(info, v.rows, check.ceiling, suspended) ?? { error: { severity: 'ERROR', code: SQLSTATE.insufficientPrivilege, message: 'blocked by guardrail "row-ceiling"' } };
+      const answer = this.hooks.overCeiling?.(info, item.exec.params, v.rows, check.ceiling, suspended) ?? { error: { severity: 'ERROR', code: SQLSTATE.insufficientPrivilege, message: 'blocked by guardrail "row-ceiling"' } };
       if (answer.error !== undefined) {
         item.exec.error = answer.error.code;
         this.pending.unshift({ kind: 'parse', name: CEILING_STATEMENT, info: info ?? MARKER_INFO, blocked: errorResponse(answer.error) });

@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { ulid } from 'ulid';
 import { statementHash } from './approvals.js';
+import { auditedText } from './audit-text.js';
 import { actionFor, DEFAULT_ALLOWED_FUNCTIONS, decide, describeBlock, type DecisionContext } from './guardrails/index.js';
 import { TOO_DEEP } from './guardrails/engine.js';
 import type { AccessGrant } from './grants.js';
@@ -173,8 +174,8 @@ export class ClientSession {
       },
       finished: (exec) => this.finished(exec),
       fatal: (err) => this.fail(err),
-      beforeRun: (info, protocol) => this.beforeRun(info, protocol),
-      overCeiling: (info, rows, ceiling, suspended) => this.overCeiling(info, rows, ceiling, suspended, who, resource),
+      beforeRun: (info, protocol, params) => this.beforeRun(info, protocol, params),
+      overCeiling: (info, params, rows, ceiling, suspended) => this.overCeiling(info, params, rows, ceiling, suspended, who, resource),
       unknownCeiling: () => this.sessionCeiling(decisionCtx, resource),
     }, this.ctx.maxMessageBytes, this.ctx.clientLimits);
     this.relay.start(startup.reader.detach(), up.leftover);
@@ -233,13 +234,13 @@ export class ClientSession {
       // protocol statement gets one Bind (relay.ts).
       if (facts.kinds.includes('PrepareStmt')) {
         const detail = `${decision.finding?.detail ?? ''}: a statement that needs approval cannot be PREPAREd (an approval is for one run; send the statement itself)`;
-        this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, decision: 'block', rule, detail } });
+        this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'block', rule, detail } });
         return { info, error: { severity: 'ERROR', code: SQLSTATE.insufficientPrivilege, message: `blocked by guardrail "${rule ?? ''}": ${detail}` } };
       }
       const used = this.ctx.approvals.consume(who, resource, h);
       if (used !== undefined) return { info: { ...info, approvedOnce: true } };
       const id = this.ctx.approvals.hold(who, { id: resource.id, name: resource.name, reviewWindowS: resource.policy.reviewWindowS }, sql, h, decision.finding);
-      this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, decision: 'approval-required', rule, request: id } });
+      this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'approval-required', rule, request: id } });
       return {
         info,
         error: {
@@ -249,7 +250,7 @@ export class ClientSession {
         },
       };
     }
-    this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, decision: 'block', rule, detail: decision.finding?.detail } });
+    this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'block', rule, detail: decision.finding?.detail } });
     const tooDeep = decision.finding?.rule === 'unparseable' && decision.finding.detail === TOO_DEEP;
     return { info, error: { severity: 'ERROR', code: tooDeep ? '54001' : SQLSTATE.insufficientPrivilege, message: describeBlock(decision) } };
   }
@@ -266,12 +267,12 @@ export class ClientSession {
    * audited, then refused — held for approval under `approve` (run it again once approved) —
    * or let through with a warning under `warn`.
    */
-  private overCeiling(info: StatementInfo | undefined, rows: number, ceiling: RowCeiling, suspended: boolean, who: { userId: string; userName: string }, resource: Resource): { error?: ErrorFields; notice?: ErrorFields } {
+  private overCeiling(info: StatementInfo | undefined, params: Execution['params'], rows: number, ceiling: RowCeiling, suspended: boolean, who: { userId: string; userName: string }, resource: Resource): { error?: ErrorFields; notice?: ErrorFields } {
     const detail = suspended
       ? 'a counted write executed with a row limit: its rows cannot be counted before it commits (Execute it without a row limit)'
       : `${verbOf(info)} changed ${rows} rows, over this resource's ceiling of ${ceiling.limit} (guardrails.maxWriteRows); undone`;
     const base = { actor: who.userName, resource: resource.name, session: this.id };
-    const data = { protocol: 'ceiling', sql: info?.facts.normalized ?? null, fingerprint: info?.facts.fingerprint ?? null, rule: 'row-ceiling', detail, rows, limit: ceiling.limit };
+    const data = { protocol: 'ceiling', sql: info?.facts.normalized ?? null, fingerprint: info?.facts.fingerprint ?? null, ...auditedText(info?.sql, params), rule: 'row-ceiling', detail, rows, limit: ceiling.limit };
     if (ceiling.action === 'warn' && !suspended) {
       this.ctx.audit.append({ kind: 'statement', ...base, data: { ...data, decision: 'warn' } });
       return { notice: { severity: 'WARNING', code: '01000', message: `guardrail "row-ceiling": ${detail.replace(/; undone$/, '')} (allowed, audited)` } };
@@ -293,12 +294,12 @@ export class ClientSession {
    * read-only statements (effect.ts) do not wait, under any grant; their outcome is recorded
    * when they finish, as for every statement.
    */
-  private beforeRun(info: StatementInfo | undefined, protocol: 'simple' | 'extended'): Promise<void> | undefined {
+  private beforeRun(info: StatementInfo | undefined, protocol: 'simple' | 'extended', params?: Execution['params']): Promise<void> | undefined {
     if (info?.decision.action === 'block' || !mayWrite(info)) return undefined;
     this.starts++;
     const { ticket } = this.ctx.audit.append({
       kind: 'statement.start', actor: this.userName, resource: this.resource?.name, session: this.id,
-      data: { protocol, n: this.starts, sql: info?.facts.normalized ?? null, fingerprint: info?.facts.fingerprint ?? null, decision: info?.decision.action ?? 'unknown' },
+      data: { protocol, n: this.starts, sql: info?.facts.normalized ?? null, fingerprint: info?.facts.fingerprint ?? null, ...auditedText(info?.sql, params), decision: info?.decision.action ?? 'unknown' },
     });
     return this.ctx.audit.durable(ticket);
   }
@@ -311,6 +312,7 @@ export class ClientSession {
       protocol: exec.protocol,
       sql: info?.facts.normalized ?? null,
       fingerprint: info?.facts.fingerprint ?? null,
+      ...auditedText(info?.sql, exec.params),
       decision: d?.action ?? 'allow',
       rule: d?.finding?.rule ?? null,
       rows: exec.rows,
