@@ -586,6 +586,11 @@ export function queryOutputs(node: unknown, scope: Scope): OutputColumn[] {
   inner.items.push(target);
   for (const f of [...list(n.fromClause), ...list(n.usingClause)]) fromItem(f, inner, inner.items);
   if (n.sourceRelation !== undefined) fromItem(n.sourceRelation, inner, inner.items);
+  // What the statement compares decides which rows it writes (and what UPDATE ... FROM copies):
+  // the mixing rule applies as to a SELECT.
+  const whens = list(n.mergeWhenClauses).map((c) => (c as { MergeWhenClause?: JsonNode }).MergeWhenClause?.condition);
+  const conds = [n.whereClause, n.joinCondition, ...whens, ...joinConditions([...list(n.fromClause), ...list(n.usingClause)])];
+  condition(unionAll(conds.flatMap((c) => conjuncts(c)).map((c) => comparison('a WHERE/ON condition', c, inner))));
   const written = writtenBy(type, n, inner, relname);
   target.written = written;
   const returning = returningOf(n);
