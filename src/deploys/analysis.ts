@@ -9,6 +9,7 @@ import type { SignalEvidence, VerdictOutcome } from './contract.js';
 import { MetricCheckTest, type MetricCheck } from './metric-checks.js';
 import { NewGroupRule, type NewGroupState } from './new-groups.js';
 import { RateTest } from './rate-test.js';
+import { TailBands } from './tail-bands.js';
 import { clusteredAucSd, mannWhitney, normalUpperQuantile, tUpperQuantile } from './stats.js';
 import { type ArmChunk, binsQuantileMs, slowCount, thresholdKey } from './traffic.js';
 
@@ -84,6 +85,8 @@ export class VerificationAnalysis {
   private readonly base = new Map<number, number>();
   private readonly cand = new Map<number, number>();
   private tailKey: number | null = null;
+  /** The tail test's fail side: the baseline's upper tail in bands (tail-bands.ts), fixed with tailKey. */
+  private bands: TailBands | null = null;
   private readonly reference = new Map<number, number>();
   private referenceN = 0;
   private rankCheckpoint = 0;
@@ -119,6 +122,7 @@ export class VerificationAnalysis {
     for (const h of history) {
       this.errors.prior(h.errors, h.count);
       if (this.tailKey !== null) this.tail.prior(slowCount(h.bins, this.tailKey), h.count);
+      this.bands?.prior(h.bins, h.count);
     }
   }
 
@@ -136,6 +140,7 @@ export class VerificationAnalysis {
   private fixTailThreshold(): void {
     if (this.tailKey === null && this.referenceN >= this.config.minReferenceSamples) {
       this.tailKey = thresholdKey(this.reference, this.config.tailQuantile);
+      this.bands = TailBands.of((q) => thresholdKey(this.reference, q), this.referenceN, this.config.tailQuantile, this.config.tailPassRatio);
     }
   }
 
@@ -168,6 +173,7 @@ export class VerificationAnalysis {
       this.fixTailThreshold();
     } else {
       this.tail.observe(slowCount(cand.bins, this.tailKey), cand.count, slowCount(base.bins, this.tailKey), base.count, seen);
+      this.bands?.observe(cand.bins, cand.count, base.bins, base.count, seen);
     }
   }
 
@@ -261,7 +267,8 @@ export class VerificationAnalysis {
       if (this.errors.passLog >= passBound) this.errors.passed = true;
       if (this.absPassLog >= passBound) this.absPassed = true;
       if (this.tailKey !== null && this.tail.n1 >= c.minSamples && this.tail.n0 >= c.minSamples) {
-        if (this.tail.failLogLr >= failBound && this.latencyNoticeablyWorse()) this.tail.failed = true;
+        // The fail side reads the tail in bands (p95–p99, p99–p99.9, above): one α, more information.
+        if (this.tailFailLogLr() >= failBound && this.latencyNoticeablyWorse()) this.tail.failed = true;
         if (this.tail.passLog >= passBound) this.tail.passed = true;
       }
       this.rankTest();
@@ -281,7 +288,7 @@ export class VerificationAnalysis {
         !errorFail ? '' : this.errors.failedByWindow
           ? `error rate up (odds ratio ${this.errors.oddsRatio().toFixed(2)} against the whole pre-deploy window, z ${this.errors.windowZ.toFixed(2)})`
           : `error rate up (odds ratio ${this.errors.oddsRatio().toFixed(2)}, likelihood ratio ${fmtExp(this.errors.failLogLr)} ≥ ${fmtExp(failBound)})`,
-        this.tail.failed ? `latency tail up (slow-request odds ratio ${this.tail.oddsRatio().toFixed(2)})` : '',
+        this.tail.failed ? `latency tail up (slow-request odds ratio ${this.tail.oddsRatio().toFixed(2)}${this.bandsText()})` : '',
         this.rank.failed ? `latency distribution shifted up (P(candidate slower) ${this.rank.auc.toFixed(3)}, z ${this.rank.z.toFixed(2)})` : '',
         groupsFailed ? this.groupsReason(frequent) : '',
         ...metricsFailed.map((m) => {
@@ -338,6 +345,18 @@ export class VerificationAnalysis {
       ? `: ${g.events} event(s) in ${n} requests (${pctOf(g.events / Math.max(n, 1))}), shown above the new-group share ${pctOf(c.newErrorGroupMinShare)}`
       : ' (new-group share rule off: any new group fails)';
     return `new error group rule: "${g.title}" new in this version${share}${frequent.length > 1 ? ` (+${frequent.length - 1} more)` : ''}`;
+  }
+
+  /** The tail test's fail statistic: the bands' product when the threshold is fixed, else the slow count's. */
+  private tailFailLogLr(): number {
+    return this.bands?.failLogLr ?? this.tail.failLogLr;
+  }
+
+  /** "; in bands above the baseline's p99.9 / p99 / p95: odds ratios" for a tail fail's reason. */
+  private bandsText(): string {
+    const b = this.bands?.bandOddsRatios() ?? [];
+    if (b.length < 2) return '';
+    return `; in bands above the baseline's ${b.map((x) => `p${fmtQ(x.aboveQuantile)}`).join(' / ')}: ${b.map((x) => x.oddsRatio.toFixed(2)).join(' / ')}`;
   }
 
   /**
@@ -424,8 +443,10 @@ export class VerificationAnalysis {
         candidate: lat(this.cand, t, false),
         stats: {
           tailThresholdMs: this.tailKey === null ? -1 : binsQuantileMs(new Map([[this.tailKey, 1]]), 0.5),
-          slowOddsRatio: t.oddsRatio(), tailFailLogLr: t.failLogLr, tailPassLogLr: t.passLog,
-          tailAlwaysValidP: Math.min(1, Math.exp(-t.maxFailLog)), failThreshold: failBound, passThreshold: passBound,
+          slowOddsRatio: t.oddsRatio(), tailFailLogLr: this.tailFailLogLr(), tailPassLogLr: t.passLog,
+          tailAlwaysValidP: Math.min(1, Math.exp(-(this.bands?.maxFailLog ?? t.maxFailLog))), failThreshold: failBound, passThreshold: passBound,
+          tailBands: this.bands?.levels.length ?? 0, tailBandInflation: this.bands?.inflation ?? 1,
+          ...Object.fromEntries((this.bands?.bandOddsRatios() ?? []).map((b) => [`bandOddsRatioAboveP${fmtQ(b.aboveQuantile)}`, b.oddsRatio])),
           tailDispersionRho: t.rho, tailMaxDesignEffect: t.maxDesignEffect, rankDesignEffect: this.rank.designEffect,
           probCandidateSlower: this.rank.auc, rankZ: this.rank.z, rankCheckpoints: this.rank.checkpoints,
           rankZCritFail: this.rank.zCritFail, rankZCritPass: this.rank.zCritPass,
@@ -446,6 +467,11 @@ export class VerificationAnalysis {
     for (const m of this.metrics) out.push(m.evidence(overall));
     return out;
   }
+}
+
+/** 0.999 → "99.9", 0.95 → "95". */
+function fmtQ(q: number): string {
+  return String(Number((q * 100).toPrecision(4)));
 }
 
 function pctOf(x: number): string {
