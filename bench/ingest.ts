@@ -104,7 +104,9 @@ function partialRejected(b: Buffer): number {
 }
 
 async function waitHealthy(port: number): Promise<void> {
-  const deadline = Date.now() + 30_000;
+  // 120 s: at load average ~20 on 2 cores a server took 18–19 s to answer /api/health, and a
+  // 30 s limit ended alternating runs half-way.
+  const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
     try {
       if ((await fetch(`http://127.0.0.1:${port}/api/health`)).ok) return;
