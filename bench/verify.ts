@@ -152,6 +152,13 @@ function deploy(cand: Arm, neverPass = false, windowS = 0, baseArm: Arm = HEALTH
   }
 }
 
+/** The rules named in a fail verdict's reason ("error rate up (…); latency tail up (…)"). */
+function ruleOf(reason: string | null): string[] {
+  const rules: Array<[RegExp, string]> = [[/error rate up/, 'error rate'], [/latency tail up/, 'latency tail'], [/latency distribution shifted/, 'latency ranks'], [/new error group rule/, 'new error group'], [/^metric |; metric /, 'metric check']];
+  const hit = rules.filter(([re]) => re.test(reason ?? '')).map(([, name]) => name);
+  return hit.length > 0 ? hit : ['other'];
+}
+
 function pct(xs: number[], q: number): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -217,7 +224,15 @@ for (const windowS of [0, ...WINDOWS]) {
     process.stdout.write(`  ${sc.label.padEnd(58)} n=${n}  pass ${count('pass')}  fail ${count('fail')}  inconclusive ${count('inconclusive')}`
       + (fails.length ? `  fail at p50 ${pct(fails, 0.5)} s p95 ${pct(fails, 0.95)} s max ${Math.max(...fails)} s` : '')
       + (passes.length ? `  pass at p50 ${pct(passes, 0.5)} s p95 ${pct(passes, 0.95)} s` : '') + '\n');
-    if (!sc.bad) for (const r of runs.filter((x) => x.outcome === 'fail')) process.stdout.write(`    false fail at ${r.atS} s: ${r.reason}\n`);
+    if (!sc.bad) {
+      // Which rule decided each false fail (the verdict's reason names it), and a tally per rule.
+      const byRule = new Map<string, number>();
+      for (const r of runs.filter((x) => x.outcome === 'fail')) {
+        process.stdout.write(`    false fail at ${r.atS} s: ${r.reason}\n`);
+        for (const rule of ruleOf(r.reason)) byRule.set(rule, (byRule.get(rule) ?? 0) + 1);
+      }
+      if (byRule.size > 0) process.stdout.write(`    false fails by rule: ${[...byRule].map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
+    }
     if (sc.bad) {
       if (windowS === 0 && sc.key !== 'newgroup') badTimes.push(...fails);
       keys.push(`${pre}${sc.key}_detect_rate=${(fails.length / n).toFixed(3)}`, `${pre}${sc.key}_detect_s_p50=${pct(fails, 0.5)}`, `${pre}${sc.key}_detect_s_p95=${pct(fails, 0.95)}`);
