@@ -285,18 +285,22 @@ export class Relay {
           const bind = decodeBind(body);
           this.described.delete(bind.portal);
           const once = this.approvedOnce.get(bind.statement);
-          if (once === 'spent') {
+          const params = bindParameters(body, AUDIT_PARAMS, AUDIT_PARAM_CHARS);
+          // An approval is for the text the approver saw: values bound after it would change
+          // what runs (attack round 4 #5), so an approved statement takes none.
+          if (once === 'spent' || (once === 'fresh' && params.count > 0)) {
+            const why = once === 'spent' ? APPROVED_ONCE : APPROVED_PARAMS;
             // A statement approved for one run, bound again: refused like a blocked Parse (the
             // marker fails upstream, which also drops the unnamed statement).
             this.ahead.bind(bind.portal, '\u0000refused');
             this.ahead.parse('', undefined);
+            this.approvedOnce.set(bind.statement, 'spent');
             this.approvedOnce.delete('');
-            this.pending.push({ kind: 'bind', portal: bind.portal, statement: bind.statement, blocked: errorResponse(this.hooks.refuse(APPROVED_ONCE)) });
+            this.pending.push({ kind: 'bind', portal: bind.portal, statement: bind.statement, blocked: errorResponse(this.hooks.refuse(why)) });
             replace = parseMessage('', BLOCK_MARKER);
             break;
           }
           if (once === 'fresh') this.approvedOnce.set(bind.statement, 'spent');
-          const params = bindParameters(body, AUDIT_PARAMS, AUDIT_PARAM_CHARS);
           if (params.count > 0) this.bound.set(bind.portal, params);
           else this.bound.delete(bind.portal);
           this.ahead.bind(bind.portal, bind.statement);
@@ -812,6 +816,7 @@ export class Relay {
  */
 const INVALID_TEXT = 'statement text that is not valid UTF-8';
 const APPROVED_ONCE = 'second execution of a statement approved for one run (ask for a new approval)';
+const APPROVED_PARAMS = 'Bind with parameter values of a statement approved for one run (the approver saw only $n: put the values in the statement text and ask for a new approval)';
 const PREPARED_FETCH = 'FETCH or MOVE in the extended protocol (send it as a simple Query)';
 
 /** Are the first `strings` NUL-terminated strings of a message body valid UTF-8? */
