@@ -489,7 +489,7 @@ export class Relay {
   }
 
   private execution(info: StatementInfo | undefined, protocol: 'simple' | 'extended'): Execution {
-    return { info, protocol, startedAt: performance.now(), rows: 0, masked: {} };
+    return { info, protocol, startedAt: performance.now(), rows: 0, sent: 0, masked: {} };
   }
 
   // ---- upstream → client ---------------------------------------------------------------
@@ -536,7 +536,10 @@ export class Relay {
           if (plan === undefined || plan === null) throw new ProtocolDesync('DataRow without a judged row description');
           row = masker.maskDataRow(buf, off, end, plan, counts);
         }
-        if (check === undefined) return row;
+        if (check === undefined) {
+          head.exec.sent++;
+          return row;
+        }
         // RETURNING of a counted write: nothing reaches the client before its count.
         check.hold(row ?? buf.subarray(off, end));
         return DROP;
@@ -801,6 +804,19 @@ export class Relay {
       else this.clientPaused = false;
       from.resume();
     });
+  }
+
+  /**
+   * Statements still running when the session ends (a client that leaves before CommandComplete
+   * must not leave without a record): every judged, unblocked execution not yet answered.
+   */
+  unfinished(): Execution[] {
+    const out: Execution[] = [];
+    for (const p of this.pending.all()) {
+      if (p.kind === 'execute') p.exec.info ??= this.portals.get(p.portal) ?? this.ahead.portal(p.portal);
+      if ((p.kind === 'query' || p.kind === 'execute') && p.exec.blocked !== true) out.push(p.exec);
+    }
+    return out;
   }
 
   /** Writes a gateway-originated message to the client (between whole messages). */
