@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_TEXT_CHARS } from './audit-text.js';
-import { startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { queryMessage } from './wire/encode.js';
+import { rawClient, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
 
 /**
  * Attack round 3 #6: the audit stored statements normalised (`$n` for every literal) and no
@@ -34,7 +35,7 @@ async function as<T>(user: 'alice' | 'bob', fn: (c: pg.Client) => Promise<T>): P
   }
 }
 
-type Data = { sql?: string; text?: string; params?: (string | null)[]; textChars?: number; variants?: { text: string; params?: string[]; executions: number }[]; decision?: string };
+type Data = { error?: string; rowsSent?: number; sql?: string; text?: string; params?: (string | null)[]; textChars?: number; variants?: { text: string; params?: string[]; executions: number }[]; decision?: string };
 
 /** What a record says ran: its own text, or each variant of a window's record. */
 function ran(d: Data): { text?: string; params?: (string | null)[] }[] {
@@ -82,5 +83,24 @@ describe('the audit records what ran (attack round 3 #6)', () => {
       for (const v of d.variants ?? []) if (v.text === 'SELECT $1::int AS v') seen.set(String(v.params?.[0]), (seen.get(String(v.params?.[0])) ?? 0) + v.executions);
     }
     expect(Object.fromEntries(seen)).toEqual({ 7: 2, 8: 1 });
+  });
+});
+
+describe('reads the client leaves early, or that fail midway, are recorded (attack round 4 #6)', () => {
+  it('records the rows sent before an error, and a statement the session ended under', async () => {
+    await as('bob', async (c) => {
+      await c.query('SELECT 10 / (5 - g) AS v FROM generate_series(1, 10) g').catch(() => undefined);
+    });
+    const raw = await rawClient(h.gateway.port ?? 0, h.users.bob, 'shop');
+    raw.send(queryMessage("SELECT g, 'left-early-marker' AS m FROM generate_series(1, 50000000) g"));
+    for (let i = 0; i < 20; i++) await raw.next();
+    raw.close();
+    await new Promise((r) => setTimeout(r, 1500));
+    const recs = await records('bob');
+    const failed = recs.find((d) => d.error === '22012');
+    expect(failed?.rowsSent).toBe(4);
+    const left = recs.find((d) => d.text?.includes('left-early-marker'));
+    expect(left?.error).toBe('session-ended');
+    expect(left?.rowsSent).toBeGreaterThan(0);
   });
 });

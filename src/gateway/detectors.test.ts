@@ -51,3 +51,16 @@ describe('detector corpus (class 6)', () => {
     for (const t of ['visit example.com', 'order 123456789 shipped', 'version 4.15.5526', 'ts 1712345678']) expect(ids(t), t).toEqual([]);
   });
 });
+
+describe('detector cost (attack round 4 #4)', () => {
+  // One long run of token characters with `eyJ` every few characters made the JWT pattern start
+  // at each of them and scan to the run's end: about 2,000 s for this value before the fix
+  // (7.4 s at 60 KB, quadratic). The test's timeout is the only clock, with a wide margin.
+  it('a megabyte of JWT-like text is scanned in one pass, and real tokens are still found', () => {
+    const run = 'eyJhbGciOi'.repeat(100_000);
+    expect(detectors.find(`${run}!.eyJzdWIiOi.x`)).toEqual([]);
+    const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U';
+    const hits = detectors.find(`Bearer ${jwt} and ${run}`);
+    expect(hits.map((m) => m.id)).toEqual(['jwt']);
+  }, 30_000);
+});

@@ -29,6 +29,8 @@ export interface Execution {
   protocol: 'simple' | 'extended';
   startedAt: number;
   rows: number;
+  /** DataRows forwarded to the client so far (recorded when the statement fails or the session ends first). */
+  sent: number;
   masked: MaskCounts;
   /** SQLSTATE of the error that ended it, if any. */
   error?: string;
@@ -106,6 +108,11 @@ export class PendingQueue {
   /** The server is discarding requests until the client's next Sync. */
   get discarding(): boolean {
     return this.skipping;
+  }
+
+  /** Every request still waiting for its answer, in order. */
+  all(): readonly Pending[] {
+    return this.items.slice(this.start);
   }
 
   get head(): Pending | undefined {

@@ -285,18 +285,22 @@ export class Relay {
           const bind = decodeBind(body);
           this.described.delete(bind.portal);
           const once = this.approvedOnce.get(bind.statement);
-          if (once === 'spent') {
+          const params = bindParameters(body, AUDIT_PARAMS, AUDIT_PARAM_CHARS);
+          // An approval is for the text the approver saw: values bound after it would change
+          // what runs (attack round 4 #5), so an approved statement takes none.
+          if (once === 'spent' || (once === 'fresh' && params.count > 0)) {
+            const why = once === 'spent' ? APPROVED_ONCE : APPROVED_PARAMS;
             // A statement approved for one run, bound again: refused like a blocked Parse (the
             // marker fails upstream, which also drops the unnamed statement).
             this.ahead.bind(bind.portal, '\u0000refused');
             this.ahead.parse('', undefined);
+            this.approvedOnce.set(bind.statement, 'spent');
             this.approvedOnce.delete('');
-            this.pending.push({ kind: 'bind', portal: bind.portal, statement: bind.statement, blocked: errorResponse(this.hooks.refuse(APPROVED_ONCE)) });
+            this.pending.push({ kind: 'bind', portal: bind.portal, statement: bind.statement, blocked: errorResponse(this.hooks.refuse(why)) });
             replace = parseMessage('', BLOCK_MARKER);
             break;
           }
           if (once === 'fresh') this.approvedOnce.set(bind.statement, 'spent');
-          const params = bindParameters(body, AUDIT_PARAMS, AUDIT_PARAM_CHARS);
           if (params.count > 0) this.bound.set(bind.portal, params);
           else this.bound.delete(bind.portal);
           this.ahead.bind(bind.portal, bind.statement);
@@ -485,7 +489,7 @@ export class Relay {
   }
 
   private execution(info: StatementInfo | undefined, protocol: 'simple' | 'extended'): Execution {
-    return { info, protocol, startedAt: performance.now(), rows: 0, masked: {} };
+    return { info, protocol, startedAt: performance.now(), rows: 0, sent: 0, masked: {} };
   }
 
   // ---- upstream → client ---------------------------------------------------------------
@@ -532,7 +536,10 @@ export class Relay {
           if (plan === undefined || plan === null) throw new ProtocolDesync('DataRow without a judged row description');
           row = masker.maskDataRow(buf, off, end, plan, counts);
         }
-        if (check === undefined) return row;
+        if (check === undefined) {
+          head.exec.sent++;
+          return row;
+        }
         // RETURNING of a counted write: nothing reaches the client before its count.
         check.hold(row ?? buf.subarray(off, end));
         return DROP;
@@ -799,6 +806,19 @@ export class Relay {
     });
   }
 
+  /**
+   * Statements still running when the session ends (a client that leaves before CommandComplete
+   * must not leave without a record): every judged, unblocked execution not yet answered.
+   */
+  unfinished(): Execution[] {
+    const out: Execution[] = [];
+    for (const p of this.pending.all()) {
+      if (p.kind === 'execute') p.exec.info ??= this.portals.get(p.portal) ?? this.ahead.portal(p.portal);
+      if ((p.kind === 'query' || p.kind === 'execute') && p.exec.blocked !== true) out.push(p.exec);
+    }
+    return out;
+  }
+
   /** Writes a gateway-originated message to the client (between whole messages). */
   sendToClient(msg: Buffer): void {
     this.client.write(msg);
@@ -812,6 +832,7 @@ export class Relay {
  */
 const INVALID_TEXT = 'statement text that is not valid UTF-8';
 const APPROVED_ONCE = 'second execution of a statement approved for one run (ask for a new approval)';
+const APPROVED_PARAMS = 'Bind with parameter values of a statement approved for one run (the approver saw only $n: put the values in the statement text and ask for a new approval)';
 const PREPARED_FETCH = 'FETCH or MOVE in the extended protocol (send it as a simple Query)';
 
 /** Are the first `strings` NUL-terminated strings of a message body valid UTF-8? */

@@ -188,6 +188,24 @@ describe('row ceiling (attack round 3 #8)', () => {
     });
   });
 
+  it('an approval is for the text the approver saw: the approved statement takes no bound values (attack round 4 #5)', async () => {
+    const sql = 'UPDATE loyalty SET tier = $1 WHERE points BETWEEN 11 AND 30';
+    const a = await upstream.admin();
+    await a.query("UPDATE loyalty SET tier = 'silver'");
+    await a.end();
+    const e = await alice((c) => failure(c.query(sql, ['x'])));
+    const id = /request (\w+)/.exec(e?.message ?? '')?.[1];
+    expect(id).toBeDefined();
+    await h.gateway.access.approve({ userId: h.admin.id, userName: 'admin', role: 'admin' }, id as string);
+    await alice(async (c) => {
+      const again = await failure(c.query(sql, ['gold']));
+      expect(again?.message).toMatch(/parameter values of a statement approved for one run/);
+      // The approval is spent: the same text is counted again.
+      expect((await failure(c.query(sql, ['x'])))?.message).toMatch(/row-ceiling/);
+    });
+    expect(await table()).toEqual(INTACT);
+  });
+
   it('the policy picks the action: block refuses outright, warn commits with a warning', async () => {
     const a = await upstream.admin();
     await a.query("UPDATE loyalty SET tier = 'silver'");

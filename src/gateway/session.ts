@@ -318,7 +318,7 @@ export class ClientSession {
       rows: exec.rows,
       durationMs: Math.round((performance.now() - exec.startedAt) * 1000) / 1000,
       masked: exec.masked,
-      ...(exec.error === undefined ? {} : { error: exec.error }),
+      ...(exec.error === undefined ? {} : { error: exec.error, rowsSent: exec.sent }),
     });
   }
 
@@ -386,6 +386,12 @@ export class ClientSession {
       this.client.end(errorResponse({ severity: 'FATAL', code: SQLSTATE.connectionFailure, message: 'server closed the connection' }));
     }
     setTimeout(() => this.client.destroy(), 1_000).unref();
+    // Statements the session ended under (the client left before their completion) are
+    // recorded too, with the rows already sent (attack round 4 #6).
+    for (const exec of this.relay?.unfinished() ?? []) {
+      exec.error ??= 'session-ended';
+      this.finished(exec);
+    }
     this.log?.flush();
     if (this.resource !== undefined && this.grant !== undefined) {
       this.ctx.audit.append({

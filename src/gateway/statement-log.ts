@@ -30,6 +30,8 @@ export interface StatementExecution {
   durationMs: number;
   masked: MaskCounts;
   error?: string;
+  /** Rows that reached the client before the error (or the end of the session). */
+  rowsSent?: number;
   text?: string;
   textChars?: number;
   params?: (string | null)[];
