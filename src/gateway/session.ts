@@ -4,7 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import { ulid } from 'ulid';
 import { statementHash } from './approvals.js';
 import { DEFAULT_ALLOWED_FUNCTIONS, decide, describeBlock, type DecisionContext } from './guardrails/index.js';
-import { TOO_DEEP } from './guardrails/engine.js';
+import { TOO_COMPLEX, TOO_DEEP } from './guardrails/engine.js';
 import type { AccessGrant } from './grants.js';
 import type { Masker } from './masking/index.js';
 import { mayWrite } from './effect.js';
@@ -239,7 +239,8 @@ export class ClientSession {
     }
     this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, decision: 'block', rule, detail: decision.finding?.detail } });
     const tooDeep = decision.finding?.rule === 'unparseable' && decision.finding.detail === TOO_DEEP;
-    return { info, error: { severity: 'ERROR', code: tooDeep ? '54001' : SQLSTATE.insufficientPrivilege, message: describeBlock(decision) } };
+    const tooComplex = decision.finding?.rule === 'unparseable' && decision.finding.detail === TOO_COMPLEX;
+    return { info, error: { severity: 'ERROR', code: tooDeep ? '54001' : tooComplex ? '54000' : SQLSTATE.insufficientPrivilege, message: describeBlock(decision) } };
   }
 
   /**
