@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ipLookAlikes, lookAlikes, piiSamples, PII_TYPES, type PiiType } from '../../bench/_pii-corpus.js';
 import { DetectorSet, type DetectorMatch } from './masking/index.js';
+import { MAX_DETECT_CHARS } from './masking/detectors.js';
 
 /**
  * Issue 15, class 6: the detectors against a generated corpus — ≥ 10,000 values per type in
@@ -49,6 +50,19 @@ describe('detector corpus (class 6)', () => {
     }
     // Prose and look-alikes stay as they are.
     for (const t of ['visit example.com', 'order 123456789 shipped', 'version 4.15.5526', 'ts 1712345678']) expect(ids(t), t).toEqual([]);
+  });
+
+  it('detection work is bounded per value: over-long values are masked whole, JWTs start only at a run (attack round 4 #4)', () => {
+    // 1 MB of JWT look-alikes and of digit pairs: not scanned at all, one match over the whole value.
+    for (const t of ['eyJhbGciOi'.repeat(100_000), '1 '.repeat(500_000), 'eyJ'.repeat(MAX_DETECT_CHARS)]) {
+      expect(detectors.find(t)).toEqual([{ id: 'over-long', start: 0, end: t.length }]);
+    }
+    expect(detectors.find('x'.repeat(MAX_DETECT_CHARS))).toEqual([]);
+    // The JWT pattern starts where a base64url run starts (each run is a first segment once:
+    // linear); a token after a space, quote, '=' or ':' is still found.
+    const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U';
+    for (const t of [jwt, `Bearer ${jwt}`, `token=${jwt}`, `"${jwt}"`]) expect(detectors.find(t).map((m) => m.id), t).toEqual(['jwt']);
+    expect(detectors.find(`x${jwt}`).map((m) => m.id)).toEqual([]);
   });
 });
 

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Guardrails, decide, loadParser, shapeKey, type DecisionContext, type RuleId } from './guardrails/index.js';
+import { TOO_COMPLEX, tokenCount } from './guardrails/engine.js';
 
 beforeAll(() => loadParser());
 
@@ -124,5 +125,24 @@ describe('decision cache', () => {
     expect(decide(g.analyze('BEGIN READ WRITE'), read).action).toBe('block');
     expect(decide(g.analyze("COPY t TO 'x'"), write).finding?.rule).toBe('copy-program');
     expect(decide(g.analyze('COPY t TO STDOUT'), write).action).toBe('allow');
+  });
+});
+
+describe('analysis work is bounded per statement (attack round 4 #8)', () => {
+  it('a string of more tokens than MAX_TOKENS is refused before it is parsed; literals and comments are not counted as tokens', () => {
+    const g = new Guardrails();
+    const list = (n: number): string => `select 1 in (${Array.from({ length: n }, () => '1').join(',')})`;
+    const big = g.analyze(list(120_000));
+    expect(big.findings).toEqual([{ rule: 'unparseable', detail: TOO_COMPLEX, statement: 1 }]);
+    // The parser never ran on it: no statement kinds were read.
+    expect(big.kinds).toEqual([]);
+    expect(g.stats.parsed).toBe(0);
+    expect(g.analyze(list(10_000)).findings).toEqual([]);
+    // The scan counts what the server would see as tokens, and never fewer.
+    expect(tokenCount("select 'a, b, c', \"x,y\" -- , , ,\n, $$ , , $$ /* , , */ , e'\\', '")).toBe(9);
+    expect(tokenCount(`select '${', '.repeat(60_000)}'`)).toBe(2);
+    expect(g.analyze(`select '${', '.repeat(60_000)}' AS blob`).findings).toEqual([]);
+    // A dollar sign inside an identifier starts no quote (x$a$ is one name): the commas count.
+    expect(tokenCount('select x$a$, 1, 2')).toBe(6);
   });
 });

@@ -150,6 +150,9 @@ describe('masked values compared with other row sources (attack round 4 #1, #2)'
       await c.query('PREPARE p_q AS SELECT 1 FROM customers WHERE ascii(email) > 100');
       const e = await failure(c.query('EXPLAIN (ANALYZE) EXECUTE p_q'));
       expect({ code: e?.code, rule: e?.message.includes('"masking-bypass"') }).toEqual({ code: '42501', rule: true });
+      // Attack round 4 #8: a 120,000-element list is refused before it is parsed (54000).
+      const big = await failure(c.query(`SELECT 1 IN (${Array.from({ length: 120_000 }, () => '1').join(',')})`));
+      expect(big?.code).toBe('54000');
       expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
     });
   });

@@ -1,4 +1,4 @@
-import type { DetectorId, DetectorSet } from './detectors.js';
+import { OVER_LONG, type DetectorId, type DetectorSet } from './detectors.js';
 
 /**
  * Sensitive-column classification. A column whose stored values the content detectors recognise
@@ -128,10 +128,11 @@ export function classify(columns: readonly CatalogColumn[], plan: SamplePlan, ro
       if (v === null || v === undefined) return;
       const stat = seen.get(col) ?? { nonNull: 0, hits: 0, ids: new Set<DetectorId>() };
       stat.nonNull++;
-      const found = detectors.find(String(v));
+      // Samples are cut at 512 characters, far below the over-long bound; a length alone classifies nothing.
+      const found = detectors.find(String(v)).flatMap((m) => (m.id === OVER_LONG ? [] : [m.id]));
       if (found.length > 0) {
         stat.hits++;
-        for (const m of found) stat.ids.add(m.id);
+        for (const id of found) stat.ids.add(id);
       }
       seen.set(col, stat);
     });

@@ -6,7 +6,7 @@ import { choices, type Leaf } from '../guardrails/lineage-mixing.js';
 import type { FieldDescription } from '../wire/decode.js';
 import { ARRAY_ELEMENTS, binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
 import { classify, type CatalogColumn, type ClassifiedColumn, type SamplePlan } from './classify.js';
-import { DETECTOR_IDS, DetectorSet, MIN_DETECTABLE_LENGTH, type DetectorId } from './detectors.js';
+import { DETECTOR_IDS, DetectorSet, MIN_DETECTABLE_LENGTH, OVER_LONG, type DetectorId } from './detectors.js';
 import { BACKEND, ERROR_FIELD } from '../wire/codes.js';
 import { namesOnly } from './catalog-names.js';
 import { ECHOING_FIELDS, scrubText, userComputed, VERBATIM_FIELDS, WITHHELD } from './errors.js';
@@ -606,10 +606,12 @@ export class Masker {
       const col = plan.columns[i];
       if (len < 0 || col === undefined) continue;
       if (col.nameMode === undefined && (!col.detect || (len < MIN_DETECTABLE_LENGTH && col.bin === undefined && col.elem === undefined))) continue;
+      const overLong = counts[OVER_LONG] ?? 0;
       const replaced = this.maskValue(msg, valueAt, len, col, counts);
       if (replaced === undefined) continue;
       (changes ??= []).push({ at: valueAt - 4, len, value: replaced });
-      if (col.learn !== undefined && col.nameMode === undefined) this.learnFrom(col.learn, counts);
+      // A value masked only for its length says nothing about the column.
+      if (col.learn !== undefined && col.nameMode === undefined && (counts[OVER_LONG] ?? 0) === overLong) this.learnFrom(col.learn, counts);
     }
     if (changes === undefined) return undefined;
     return rebuild(msg, start, end, changes);
