@@ -1,5 +1,6 @@
 /**
- * `npm run bench -- verify [--healthy 2000] [--bursty 500] [--bad 150] [--full 200] [--loop 100] [--rps 20] [--window 10,60] [--compare 1] [--seed 1]`
+ * `npm run bench -- verify [--healthy 2000] [--bursty 500] [--bad 150] [--full 200] [--loop 100] [--rps 20] [--window 10,60] [--compare 1] [--seed 1]
+ *   [--frontier-alpha 0.001,0.003,0.01] [--frontier-rps 20,50,100] [--frontier-bad 100] [--frontier-healthy 2000]`
  *
  * The production decision code (src/deploys/analysis.ts, the class the server runs) on simulated
  * canary traffic in virtual time: each virtual second both arms get `rps` requests (error
@@ -22,6 +23,13 @@
  * False-fail rates come with their one-sided 95 % upper confidence bound (Clopper-Pearson);
  * `false_fail_upper95` pools every healthy deploy of every healthy scenario and mode.
  *
+ * The frontier (`--frontier-*`; 0 runs skip it): at each α and traffic (rps per version), the p95
+ * time to fail 1 % → 5 % errors and the tail-only regression, of the test that knows the true
+ * alternative (bench/_verify-oracle.ts; for the tail, read in the analysis's bands) next to ours;
+ * and per α the false-fail upper bound of ours on bursty healthy canaries. RESULT keys
+ * `frontier_alpha<α>_rps<rps>_{oracle_err5,err5,oracle_tail50,tail50}_p95` and
+ * `frontier_alpha<α>_bursty_false_fail_upper95`.
+ *
  * Prints per-scenario outcome counts and decision times (seconds of traffic), then
  * `RESULT verify bad_detect_s_p50=… bad_detect_s_p95=… false_fail_rate=… …`, then one line per
  * goal (`ok` / `FAIL`); a missed goal exits 1. Goals (canary): 1 % → 20 % errors detected p95
@@ -29,9 +37,9 @@
  * false-fail upper bound ≤ 1 %; no bad rollback passes.
  */
 import { DEFAULT_VERIFY_CONFIG, VerificationAnalysis } from '../src/deploys/analysis.js';
-import { nchLogLikelihoodRatios } from '../src/deploys/stats.js';
 import { coarseKeyOfMs, emptyChunk, PreDeployReplay, type ArmChunk } from '../src/deploys/traffic.js';
 import { badRollback, multiStep } from './_verify-loop.js';
+import { oracleErr5, oracleTailBands, oracleTailP95 } from './_verify-oracle.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -47,6 +55,13 @@ const RPS = arg('rps', 20);
 /** Seconds of pre-deploy window for the full-rollout scenarios (replayed as the server does). */
 const WINDOWS = (process.argv.includes('--window') ? process.argv[process.argv.indexOf('--window') + 1] : '10,60').split(',').map(Number);
 let seed = arg('seed', 1) >>> 0;
+const list = (name: string, def: string): number[] =>
+  (process.argv.includes(`--${name}`) ? process.argv[process.argv.indexOf(`--${name}`) + 1] : def).split(',').map(Number);
+/** The frontier: α values and traffic (rps per version) to measure at; bad runs per cell; bursty healthy canaries per α (0 skips). */
+const FRONTIER_ALPHAS = list('frontier-alpha', '0.001,0.003,0.01');
+const FRONTIER_RPS = list('frontier-rps', '20,50,100');
+const FRONTIER_BAD = arg('frontier-bad', 100);
+const FRONTIER_HEALTHY = arg('frontier-healthy', 2000);
 
 /** mulberry32: a small seeded generator, so runs are reproducible. */
 function rand(): number {
@@ -68,12 +83,12 @@ function gauss(): number {
 interface Arm { errorRate: number; latencyScale: number; tailShare: number; tailScale: number; burstShare?: number; slowShare?: number }
 const HEALTHY_ARM: Arm = { errorRate: 0.01, latencyScale: 1, tailShare: 0, tailScale: 1 };
 
-function second(arm: Arm): ArmChunk {
+function second(arm: Arm, rps = RPS): ArmChunk {
   const c = emptyChunk();
   const b = arm.burstShare ?? 0;
   const rate = b > 0 ? (rand() < b ? arm.errorRate / b : 0) : arm.errorRate;
   const slow = (arm.slowShare ?? 0) > 0 && rand() < (arm.slowShare ?? 0) ? 1.5 : 1;
-  for (let i = 0; i < RPS; i++) {
+  for (let i = 0; i < rps; i++) {
     c.count++;
     if (rand() < rate) c.errors++;
     let ms = 50 * Math.exp(0.5 * gauss()) * arm.latencyScale * slow;
@@ -87,8 +102,8 @@ function second(arm: Arm): ArmChunk {
 /** Seconds of baseline history before a canary (`--history`; the server's rings keep up to 600). */
 const HISTORY_S = arg('history', 300);
 /** The baseline before a canary: its tail threshold and dispersion prior, as the server's ring window. */
-function history(arm: Arm): ArmChunk[] {
-  return Array.from({ length: HISTORY_S }, () => second(arm));
+function history(arm: Arm, rps = RPS): ArmChunk[] {
+  return Array.from({ length: HISTORY_S }, () => second(arm, rps));
 }
 
 /**
@@ -106,18 +121,19 @@ interface Run { outcome: string; atS: number; reason: string | null }
  * `windowS` > 0: a full rollout, the baseline is a `windowS`-second pre-deploy window replayed
  * by the server's PreDeployReplay, then compared whole (baselineFixed); else a canary.
  */
-function deploy(cand: Arm, neverPass = false, windowS = 0, baseArm: Arm = HEALTHY_ARM, group?: NewGroup, prior = true): Run {
-  const window = windowS > 0 ? Array.from({ length: windowS }, () => second(baseArm)) : [];
-  const before = windowS > 0 ? window : history(baseArm);
+function deploy(cand: Arm, neverPass = false, windowS = 0, baseArm: Arm = HEALTHY_ARM, group?: NewGroup, prior = true, at: { rps?: number; alpha?: number } = {}): Run {
+  const rps = at.rps ?? RPS;
+  const window = windowS > 0 ? Array.from({ length: windowS }, () => second(baseArm, rps)) : [];
+  const before = windowS > 0 ? window : history(baseArm, rps);
   const ref = new Map<number, number>();
   for (const c of before) for (const [k, n] of c.bins) ref.set(k, (ref.get(k) ?? 0) + n);
   const replay = new PreDeployReplay(window);
   // As the server: the pre-deploy seconds are the dispersion prior (prior = false: as before).
-  const a = new VerificationAnalysis(neverPass ? { beta: 1e-300 } : {}, ref, [], prior ? before : []);
+  const a = new VerificationAnalysis({ ...(neverPass ? { beta: 1e-300 } : {}), ...(at.alpha === undefined ? {} : { alpha: at.alpha }) }, ref, [], prior ? before : []);
   let requests = 0, logged = 0;
   for (let t = 1; ; t++) {
-    let base = windowS > 0 ? emptyChunk() : second(baseArm);
-    const c = second(cand);
+    const base = windowS > 0 ? emptyChunk() : second(baseArm, rps);
+    const c = second(cand, rps);
     if (group !== undefined) {
       requests += c.count;
       for (; logged < Math.ceil(requests / group.every); logged++) {
@@ -160,6 +176,8 @@ function upper95(x: number, n: number): number {
 }
 
 const BURSTY: Arm = { ...HEALTHY_ARM, burstShare: 0.1, slowShare: 0.05 };
+const ERR5: Arm = { ...HEALTHY_ARM, errorRate: 0.05 };
+const TAIL50: Arm = { ...HEALTHY_ARM, tailShare: 0.08, tailScale: 2.5 };
 /**
  * `base`: the baseline's arm (default HEALTHY_ARM; healthy scenarios: the same as the candidate).
  * `windowN`: deploys in the full-rollout modes (they run to 600 s when inconclusive: costly).
@@ -169,10 +187,10 @@ const scenarios: Array<{ key: string; label: string; arm: Arm; n: number; window
   { key: 'bursty', label: 'healthy, bursty: both versions 10 % of seconds at 10 % errors, 5 % of seconds ×1.5', arm: BURSTY, base: BURSTY, n: BURSTY_N, windowN: Math.round(BURSTY_N / 2), bad: false },
   { key: 'raregroup', label: 'healthy, one new error group in 5 000 requests', arm: HEALTHY_ARM, n: Math.round(HEALTHY / 4), windowN: Math.round(HEALTHY / 8), bad: false, group: { every: 5000 } },
   { key: 'newgroup', label: 'new error group on 2 % of requests (error rate 1 %)', arm: HEALTHY_ARM, n: BAD, bad: true, group: { every: 50 } },
-  { key: 'err5', label: 'errors 1 % → 5 %', arm: { ...HEALTHY_ARM, errorRate: 0.05 }, n: BAD, bad: true },
+  { key: 'err5', label: 'errors 1 % → 5 %', arm: ERR5, n: BAD, bad: true },
   { key: 'err20', label: 'errors 1 % → 20 %', arm: { ...HEALTHY_ARM, errorRate: 0.2 }, n: BAD, bad: true },
   { key: 'lat50', label: 'latency ×1.5 (p95 +50 %)', arm: { ...HEALTHY_ARM, latencyScale: 1.5 }, n: BAD, bad: true },
-  { key: 'tail50', label: 'tail only: 8 % of requests ×2.5 (p95 ≈ +50 %, p50 same)', arm: { ...HEALTHY_ARM, tailShare: 0.08, tailScale: 2.5 }, n: BAD, bad: true },
+  { key: 'tail50', label: 'tail only: 8 % of requests ×2.5 (p95 ≈ +50 %, p50 same)', arm: TAIL50, n: BAD, bad: true },
 ];
 
 const t0 = process.hrtime.bigint();
@@ -243,27 +261,42 @@ if (COMPARE) {
 }
 {
   // What any test could do: the likelihood ratio test that knows the alternative exactly (one
-  // ψ, binomial chunks, no burst correction) at the same α. Its p95 is a floor for the canary
-  // goals at this traffic (20 rps per arm): below it only a bigger baseline or a larger α helps.
-  const oracle = (p1: number, p0: number): number => {
-    const psi = (p1 / (1 - p1)) / (p0 / (1 - p0)), out = [0], times: number[] = [];
-    const binom = (p: number): number => { let k = 0; for (let i = 0; i < RPS; i++) if (rand() < p) k++; return k; };
-    for (let r = 0; r < BAD; r++) {
-      let log = 0, t = 1;
-      for (; t < 3000; t++) {
-        const e1 = binom(p1), e0 = binom(p0);
-        nchLogLikelihoodRatios(e1, e0 + e1, RPS, RPS, [psi], out);
-        log += out[0];
-        if (t * RPS >= DEFAULT_VERIFY_CONFIG.minSamples && log >= Math.log(1 / DEFAULT_VERIFY_CONFIG.alpha)) break;
-      }
-      times.push(t);
+  // ψ per signal, binomial chunks, no burst correction) at the same α. Its p95 is a floor for the
+  // canary goals at this traffic: below it only a bigger baseline, a larger α or more traffic helps.
+  const at = { rps: RPS, alpha: DEFAULT_VERIFY_CONFIG.alpha, minSamples: DEFAULT_VERIFY_CONFIG.minSamples, runs: BAD };
+  const o5 = oracleErr5(rand, at), oTail = oracleTailP95(rand, at), oBands = oracleTailBands(rand, at);
+  process.stdout.write(` information floor: the likelihood ratio test knowing ψ, at α ${at.alpha}: errors 1 % → 5 % p95 ${o5} s; tail50 read at the p95 threshold (slow share 5 % → 9.2 %) p95 ${oTail} s, read in the analysis's bands (p95 / p99 / p99.9) p95 ${oBands} s\n`);
+  keys.push(`oracle_err5_detect_s_p95=${o5}`, `oracle_tail50_p95threshold_detect_s_p95=${oTail}`, `oracle_tail50_bands_detect_s_p95=${oBands}`);
+}
+if (FRONTIER_BAD > 0 || FRONTIER_HEALTHY > 0) {
+  // The frontier: which speed goals are reachable at which α and traffic. Per α and rps, the
+  // oracle's and our p95 time to fail a 1 % → 5 % error regression and the tail-only one; per α,
+  // the false-fail upper bound we get on bursty healthy canaries (the hardest healthy scenario)
+  // at the bench's own rps.
+  process.stdout.write(` frontier: p95 seconds to fail (oracle / ours), ${FRONTIER_BAD} runs a cell; false fails on ${FRONTIER_HEALTHY} bursty healthy canaries at ${RPS} rps\n`);
+  for (const alpha of FRONTIER_ALPHAS) {
+    const cells: string[] = [];
+    for (const rps of FRONTIER_RPS) {
+      const at = { rps, alpha, minSamples: DEFAULT_VERIFY_CONFIG.minSamples, runs: FRONTIER_BAD };
+      const o5 = FRONTIER_BAD > 0 ? oracleErr5(rand, at) : NaN, oT = FRONTIER_BAD > 0 ? oracleTailBands(rand, at) : NaN;
+      const ours = (arm: Arm): number => {
+        const runs = Array.from({ length: FRONTIER_BAD }, () => deploy(arm, false, 0, HEALTHY_ARM, undefined, true, { rps, alpha }));
+        return runs.every((r) => r.outcome === 'fail') ? pct(runs.map((r) => r.atS), 0.95) : Infinity;
+      };
+      const u5 = FRONTIER_BAD > 0 ? ours(ERR5) : NaN, uT = FRONTIER_BAD > 0 ? ours(TAIL50) : NaN;
+      cells.push(`${rps} rps: err5 ${o5} / ${u5} s, tail50 ${oT} / ${uT} s`);
+      const k = `frontier_alpha${alpha}_rps${rps}`;
+      if (FRONTIER_BAD > 0) keys.push(`${k}_oracle_err5_p95=${o5}`, `${k}_err5_p95=${u5}`, `${k}_oracle_tail50_p95=${oT}`, `${k}_tail50_p95=${uT}`);
     }
-    return pct(times, 0.95);
-  };
-  // tail50: the slow share above the baseline p95 (5 %) becomes 0.92·5 % + 8 %·P(2.5·X > p95) = 9.2 %.
-  const o5 = oracle(0.05, 0.01), oTail = oracle(0.092, 0.05);
-  process.stdout.write(` information floor: the likelihood ratio test knowing ψ, at α ${DEFAULT_VERIFY_CONFIG.alpha}: errors 1 % → 5 % p95 ${o5} s; slow share 5 % → 9.2 % (tail50 at the p95 threshold) p95 ${oTail} s\n`);
-  keys.push(`oracle_err5_detect_s_p95=${o5}`, `oracle_tail50_p95threshold_detect_s_p95=${oTail}`);
+    let ff = '';
+    if (FRONTIER_HEALTHY > 0) {
+      const runs = Array.from({ length: FRONTIER_HEALTHY }, () => deploy(BURSTY, false, 0, BURSTY, undefined, true, { alpha }));
+      const fails = runs.filter((r) => r.outcome === 'fail').length;
+      ff = `; bursty healthy: ${fails} of ${FRONTIER_HEALTHY} failed, upper bound ${(upper95(fails, FRONTIER_HEALTHY) * 100).toFixed(2)} %`;
+      keys.push(`frontier_alpha${alpha}_bursty_false_fail_upper95=${upper95(fails, FRONTIER_HEALTHY).toFixed(4)}`);
+    }
+    process.stdout.write(`  α ${alpha}: ${cells.join('; ')}${ff}\n`);
+  }
 }
 // The server's Verifier over rollup deltas (bench/_verify-loop.ts): a rollback whose target is
 // bad too must not pass; a healthy deploy verified at 50 %, held, then at 100 % spends α once.

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { clientToken, clientUrl } from '../config/client.js';
 
 /**
  * The REST client every CLI command other than `up` uses: `--url` (default $TIGHTLOOP_URL, else
@@ -25,7 +26,7 @@ export function withClientOptions(cmd: Command): Command {
 }
 
 function tokenOf(opts: ClientOpts): string | undefined {
-  const t = opts.token ?? process.env.TIGHTLOOP_TOKEN;
+  const t = clientToken(opts.token);
   if (t !== undefined && t !== '') return t;
   try {
     return readFileSync(resolve(opts.dataDir, 'admin.token'), 'utf8').trim();
@@ -36,7 +37,7 @@ function tokenOf(opts: ClientOpts): string | undefined {
 
 /** The server's base URL: --url, else $TIGHTLOOP_URL, else http://127.0.0.1:4318 (no trailing slash). */
 export function serverUrl(opts: { url?: string }): string {
-  return (opts.url ?? process.env.TIGHTLOOP_URL ?? 'http://127.0.0.1:4318').replace(/\/+$/, '');
+  return clientUrl(opts.url).replace(/\/+$/, '');
 }
 
 /** Calls the API; `code` is 0 with the parsed body on success, else the exit code to use. */

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseDuration } from '../core/duration.js';
 import { columns, shortTime } from './table.js';
+import { clientToken, clientUrl } from '../config/client.js';
 
 /**
  * `tightloop resource|access|audit ...`: the gateway's commands. They talk to a running server
@@ -26,8 +27,8 @@ interface ApiResult {
 }
 
 function connection(opts: CommonOptions): { url: string; token: string } {
-  const url = (opts.url ?? process.env.TIGHTLOOP_URL ?? 'http://127.0.0.1:4318').replace(/\/+$/, '');
-  let token = opts.token ?? process.env.TIGHTLOOP_TOKEN;
+  const url = clientUrl(opts.url).replace(/\/+$/, '');
+  let token = clientToken(opts.token);
   if (token === undefined) {
     const file = resolve(opts.dataDir, 'admin.token');
     try {

@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
-import { serverConfigSchema, type ServerConfig } from '../http/config.js';
+import type { ServerConfig } from '../config/schema.js';
+import type { LoadedConfig } from '../config/load.js';
+import { CONFIG_FILE_NAME, DEFAULT_DATA_DIR } from '../config/settings.js';
 import type { RunningServer } from '../http/server.js';
-import { parseCorsOrigins } from '../http/cors.js';
 import { registerActionCommands } from './actions.js';
 import { registerDeployCommands } from './deploys.js';
 import { registerDetectCommands } from './detect.js';
@@ -28,59 +29,75 @@ function intArg(name: string, min: number, max: number) {
   };
 }
 
-async function up(opts: { dataDir: string; host: string; port: number; gatewayPort?: number; queueMaxRows?: number; incidentWindow?: number; logLevel: string; actionsDir?: string; services?: string; demo?: boolean; corsOrigins?: string; state?: string; telemetry?: string; role?: string }): Promise<number> {
-  let corsOrigins: string[] | undefined;
-  const corsValue = opts.corsOrigins ?? process.env.TIGHTLOOP_CORS_ORIGINS;
+/** `tightloop up` (and `config show`) flags, by the ServerConfig setting they set. */
+const FLAG_SETTINGS = {
+  dataDir: 'dataDir', role: 'roles', state: 'stateUrl', telemetry: 'telemetryUrl', host: 'host', port: 'port', gatewayPort: 'gatewayPort',
+  queueMaxRows: 'queueMaxRows', incidentWindow: 'incidentWindowS', actionsDir: 'actionsDir', services: 'servicesPath', corsOrigins: 'corsOrigins', logLevel: 'logLevel',
+} as const;
+
+type UpOpts = { [K in keyof typeof FLAG_SETTINGS]?: K extends 'port' | 'gatewayPort' | 'queueMaxRows' | 'incidentWindow' ? number : string } & { config?: string; demo?: boolean; json?: boolean };
+
+function flagsOf(opts: UpOpts): Record<string, string | number | undefined> {
+  const flags: Record<string, string | number | undefined> = {};
+  for (const [opt, setting] of Object.entries(FLAG_SETTINGS)) flags[setting] = opts[opt as keyof typeof FLAG_SETTINGS];
+  return flags;
+}
+
+/** The effective configuration (config/load.ts), or undefined after printing each problem. */
+export async function configFromFlags(command: string, opts: UpOpts): Promise<LoadedConfig | undefined> {
+  const { ConfigError, loadConfig } = await import('../config/load.js');
   try {
-    corsOrigins = corsValue === undefined ? undefined : parseCorsOrigins(corsValue);
+    return await loadConfig({ flags: flagsOf(opts), configFile: opts.config });
   } catch (err) {
-    process.stderr.write(`tightloop up: invalid --cors-origins: ${(err as Error).message}\n`);
-    return 2;
+    if (!(err instanceof ConfigError)) throw err;
+    process.stderr.write(err.message.split('\n').map((l) => `tightloop ${command}: ${l}\n`).join(''));
+    return undefined;
   }
-  const parsed = serverConfigSchema.safeParse({
-    dataDir: resolve(opts.dataDir),
-    stateUrl: opts.state ?? (process.env.TIGHTLOOP_STATE_URL === '' ? undefined : process.env.TIGHTLOOP_STATE_URL),
-    telemetryUrl: opts.telemetry ?? (process.env.TIGHTLOOP_TELEMETRY_URL === '' ? undefined : process.env.TIGHTLOOP_TELEMETRY_URL),
-    ...(opts.role === undefined ? {} : { roles: opts.role.split(',').map((r) => r.trim()).filter((r) => r !== '') }),
-    host: opts.host,
-    port: opts.port,
-    queueMaxRows: opts.queueMaxRows,
-    incidentWindowS: opts.incidentWindow,
-    actionsDir: opts.actionsDir === undefined ? undefined : resolve(opts.actionsDir),
-    servicesPath: opts.services === undefined ? undefined : resolve(opts.services),
-    logLevel: opts.logLevel,
-    corsOrigins,
-  });
-  if (!parsed.success) {
-    process.stderr.write(`tightloop up: invalid configuration: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}\n`);
-    return 2;
-  }
-  const config = parsed.data;
-  let stateLine: string;
-  try {
-    const { parseStateLocation, describeStateLocation } = await import('../state/location.js');
-    stateLine = describeStateLocation(parseStateLocation(config.stateUrl, config.dataDir));
-  } catch (err) {
-    process.stderr.write(`tightloop up: --state / TIGHTLOOP_STATE_URL: ${(err as Error).message}\n`);
-    return 2;
-  }
-  let telemetryLine = `DuckDB (${join(config.dataDir, 'telemetry.duckdb')})`;
-  if (config.telemetryUrl !== undefined && config.telemetryUrl !== 'duckdb') {
+}
+
+/** Adds the server's flags (no commander defaults: an unset flag leaves the environment, the file or the default). */
+function serverFlags(cmd: Command): Command {
+  return cmd
+    .option('--config <file>', `configuration file (default <data-dir>/${CONFIG_FILE_NAME} when it exists; docs/configuration.md)`)
+    .option('--data-dir <dir>', `data directory (default ${DEFAULT_DATA_DIR}; env TIGHTLOOP_DATA_DIR)`)
+    .option('--role <list>', 'what this node runs: a comma list of api, ingest, gateway, worker (default all; api, ingest and worker go together, docs/cluster.md)')
+    .option('--state <url>', 'state database: postgres://user:pass@host:5432/db (default: SQLite in the data directory; env TIGHTLOOP_STATE_URL)')
+    .option('--telemetry <url>', 'telemetry store: clickhouse://user:pass@host:8123/db (default: DuckDB in the data directory; env TIGHTLOOP_TELEMETRY_URL)')
+    .option('--host <host>', 'address to bind (default 127.0.0.1, loopback)')
+    .option('--port <port>', 'HTTP port: OTLP, API, console (default 4318)', intArg('--port', 0, 65535))
+    .option('--gateway-port <port>', 'PostgreSQL gateway port (default 15432)', intArg('--gateway-port', 0, 65535))
+    .option('--queue-max-rows <n>', 'rows waiting for commit before ingest answers 429', intArg('--queue-max-rows', 1, 1e9))
+    .option('--incident-window <s>', 'seconds within which alerts join an open incident of their service (default 1800)', intArg('--incident-window', 1, 604_800))
+    .option('--actions-dir <dir>', 'folder of action YAML files (default <data-dir>/actions)')
+    .option('--services <path>', 'services.yaml or a folder of service files (default <data-dir>/services.yaml and <data-dir>/services/)')
+    .option('--cors-origins <list>', 'browser origins allowed to send OTLP: comma-separated origins, loopback (default: pages on this machine), * or none; env TIGHTLOOP_CORS_ORIGINS')
+    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent (default info)');
+}
+
+async function up(opts: UpOpts): Promise<number> {
+  let loaded = await configFromFlags('up', opts);
+  if (loaded === undefined) return 2;
+  if (opts.demo === true) {
+    // What --demo changes when nothing (flag, environment, file) said otherwise: demo/up.ts.
+    const sources = loaded.sources;
     try {
-      const { describeClickHouse, isClickHouseUrl, parseClickHouseUrl } = await import('../telemetry/clickhouse-sql.js');
-      if (!isClickHouseUrl(config.telemetryUrl)) throw new Error('expected duckdb or clickhouse://user:pass@host:8123/db');
-      telemetryLine = `ClickHouse ${describeClickHouse(parseClickHouseUrl(config.telemetryUrl))}`;
+      const { demoUpDefaults, movedText } = await import('../demo/up.js');
+      const d = await demoUpDefaults({ dataDir: loaded.config.dataDir, port: loaded.config.port, gatewayPort: loaded.config.gatewayPort, logLevel: loaded.config.logLevel },
+        (k) => sources[k]?.kind === 'default', (m) => process.stdout.write(`tightloop up --demo: ${movedText(m)}\n`));
+      loaded = await configFromFlags('up', { ...opts, dataDir: d.dataDir, port: d.port, gatewayPort: d.gatewayPort, logLevel: d.logLevel });
     } catch (err) {
-      process.stderr.write(`tightloop up: --telemetry / TIGHTLOOP_TELEMETRY_URL: ${(err as Error).message}\n`);
+      process.stderr.write(`tightloop up --demo: ${(err as Error).message}\n`);
       return 2;
     }
+    if (loaded === undefined) return 2;
   }
-  try {
-    const { checkRoles } = await import('../http/cluster.js');
-    checkRoles(config.roles);
-  } catch (err) {
-    process.stderr.write(`tightloop up: ${(err as Error).message}\n`);
-    return 2;
+  const config = loaded.config;
+  const { parseStateLocation, describeStateLocation } = await import('../state/location.js');
+  const stateLine = describeStateLocation(parseStateLocation(config.stateUrl, config.dataDir));
+  let telemetryLine = `DuckDB (${join(config.dataDir, 'telemetry.duckdb')})`;
+  if (config.telemetryUrl !== undefined && config.telemetryUrl !== 'duckdb') {
+    const { describeClickHouse, parseClickHouseUrl } = await import('../telemetry/clickhouse-sql.js');
+    telemetryLine = `ClickHouse ${describeClickHouse(parseClickHouseUrl(config.telemetryUrl))}`;
   }
   // Loaded only by `up`: the other commands are REST clients and start faster without the server.
   const { startNode } = await import('../http/cluster.js');
@@ -104,7 +121,7 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
   process.on('SIGINT', onInt);
   process.on('SIGTERM', onTerm);
   try {
-    return await serve(config, opts, startNode, demo, shutdown.signal, `${stateLine}\n  telemetry       ${telemetryLine}`);
+    return await serve(config, startNode, demo, shutdown.signal, `${stateLine}\n  telemetry       ${telemetryLine}`);
   } finally {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
@@ -113,7 +130,7 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
 
 type Demo = typeof import('../demo/index.js');
 
-async function serve(config: ServerConfig, opts: { gatewayPort?: number }, startNode: typeof import('../http/cluster.js').startNode,
+async function serve(config: ServerConfig, startNode: typeof import('../http/cluster.js').startNode,
   demo: Demo | undefined, stopped: AbortSignal, stateLine: string): Promise<number> {
   let prepared: import('../demo/index.js').PreparedDemo | undefined;
   let node: import('../http/cluster.js').RunningNode;
@@ -125,8 +142,8 @@ async function serve(config: ServerConfig, opts: { gatewayPort?: number }, start
   // The first activation (inside startNode) prints its banner below; later ones print it here.
   let onActive: (server: RunningServer) => void = () => undefined;
   try {
-    prepared = await demo?.prepareDemo(config.dataDir, stopped);
-    node = await startNode(config, undefined, { gatewayPort: opts.gatewayPort, onLeaseLost: () => { leaseLost = true; lost.abort(); }, onActive: (s) => onActive(s) });
+    prepared = await demo?.prepareDemo(config.dataDir, stopped, config.gateway.credentialDir);
+    node = await startNode(config, undefined, { onLeaseLost: () => { leaseLost = true; lost.abort(); }, onActive: (s) => onActive(s) });
   } catch (err) {
     await prepared?.stop();
     if (stopped.aborted) return 0;
@@ -164,7 +181,7 @@ async function serve(config: ServerConfig, opts: { gatewayPort?: number }, start
   else process.stdout.write(`\n  tightloop is a STANDBY  (state: ${stateLine})\n  another node is active; this one takes over when it stops (${node.url}/api/cluster)\n\n`);
   // Each later takeover (after a failover, or after PostgreSQL came back) prints the banner again.
   onActive = (s) => banner(s);
-  const demoRun = prepared === undefined || stopped.aborted || server === undefined ? undefined : demo?.runDemo(server, prepared, { color: process.stdout.isTTY });
+  const demoRun = prepared === undefined || stopped.aborted || server === undefined ? undefined : demo?.runDemo(server, prepared, { color: process.stdout.isTTY, shopPort: config.demo.shopPort });
   await new Promise<void>((done) => {
     if (stopped.aborted || lost.signal.aborted) done();
     else {
@@ -210,36 +227,27 @@ export async function run(argv: string[]): Promise<number> {
     .exitOverride()
     .showHelpAfterError();
 
-  program
+  serverFlags(program
     .command('up')
-    .description('run tightloop: OTLP ingest, API and console on one port')
-    .option('--data-dir <dir>', 'data directory', './.tightloop')
-    .option('--role <list>', 'what this node runs: a comma list of api, ingest, gateway, worker (default all; api, ingest and worker go together, docs/cluster.md)')
-    .option('--state <url>', 'state database: postgres://user:pass@host:5432/db (default: SQLite in the data directory; env TIGHTLOOP_STATE_URL)')
-    .option('--telemetry <url>', 'telemetry store: clickhouse://user:pass@host:8123/db (default: DuckDB in the data directory; env TIGHTLOOP_TELEMETRY_URL)')
-    .option('--host <host>', 'address to bind (loopback by default)', '127.0.0.1')
-    .option('--port <port>', 'HTTP port (OTLP, API, console)', intArg('--port', 0, 65535), 4318)
-    .option('--gateway-port <port>', 'PostgreSQL gateway port (default 15432)', intArg('--gateway-port', 0, 65535))
-    .option('--queue-max-rows <n>', 'rows waiting for commit before ingest answers 429', intArg('--queue-max-rows', 1, 1e9))
-    .option('--incident-window <s>', 'seconds within which alerts join an open incident of their service (default 1800)', intArg('--incident-window', 1, 604_800))
-    .option('--actions-dir <dir>', 'folder of action YAML files (default <data-dir>/actions)')
-    .option('--services <path>', 'services.yaml or a folder of service files (default <data-dir>/services.yaml and <data-dir>/services/)')
-    .option('--cors-origins <list>', 'browser origins allowed to send OTLP: comma-separated origins, loopback (default: pages on this machine), * or none; env TIGHTLOOP_CORS_ORIGINS')
-    .option('--log-level <level>', 'fatal, error, warn, info, debug, trace or silent', 'info')
+    .description('run tightloop: OTLP ingest, API and console on one port'))
     .option('--demo', 'run the demo too: a shop in two versions, PostgreSQL, traffic, a bad deploy and its automatic rollback (npm start)')
-    .action(async (opts, cmd: Command) => {
-      if (opts.demo === true) {
-        try {
-          const { demoUpDefaults, movedText } = await import('../demo/up.js');
-          Object.assign(opts, await demoUpDefaults(opts, (k) => cmd.getOptionValueSource(k) === 'default',
-            (m) => process.stdout.write(`tightloop up --demo: ${movedText(m)}\n`)));
-        } catch (err) {
-          process.stderr.write(`tightloop up --demo: ${(err as Error).message}\n`);
-          code = 2;
-          return;
-        }
-      }
+    .action(async (opts: UpOpts) => {
       code = await up(opts);
+    });
+  serverFlags(program
+    .command('config')
+    .description('the server configuration (flags > environment > tightloop.yaml > defaults)')
+    .command('show')
+    .description('print the effective configuration of `tightloop up` with these flags, each value with its source, secrets redacted'))
+    .option('--json', 'print machine-readable JSON')
+    .action(async (opts: UpOpts) => {
+      const loaded = await configFromFlags('config show', opts);
+      if (loaded === undefined) {
+        code = 2;
+        return;
+      }
+      const { formatShown, shownSettings } = await import('../config/show.js');
+      process.stdout.write(opts.json === true ? JSON.stringify({ file: loaded.file ?? null, settings: shownSettings(loaded) }, null, 2) + '\n' : formatShown(loaded));
     });
 
   registerErrorCommands(program, (c) => { code = c; });

@@ -3,6 +3,8 @@ import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import pino from 'pino';
 import { AppError } from '../core/app-error.js';
+import { ConfigError, loadConfig } from '../config/load.js';
+import type { ServerConfig } from '../config/schema.js';
 import { AuditAnchor } from '../gateway/audit-anchor.js';
 import { AuditChain } from '../gateway/audit.js';
 import { gatewayDb } from '../gateway/schema.js';
@@ -30,9 +32,9 @@ const REFUSALS = new Set([
 
 class VerifyFailed extends Error {}
 
-async function verifyAudit(trx: Kysely<Database>, dataDir: string): Promise<string> {
-  const keyFile = process.env.TIGHTLOOP_AUDIT_KEY_FILE ?? join(dataDir, 'gateway-audit.key');
-  const anchorFile = process.env.TIGHTLOOP_AUDIT_ANCHOR_FILE ?? join(dataDir, 'gateway-audit.anchor');
+async function verifyAudit(trx: Kysely<Database>, dataDir: string, audit: { keyFile?: string; anchorFile?: string }): Promise<string> {
+  const keyFile = audit.keyFile ?? join(dataDir, 'gateway-audit.key');
+  const anchorFile = audit.anchorFile ?? join(dataDir, 'gateway-audit.anchor');
   const log = pino({ level: 'error' }, pino.destination(2));
   const anchor = existsSync(keyFile) || existsSync(anchorFile) ? new AuditAnchor(anchorFile, keyFile, log) : undefined;
   const r = await new AuditChain(gatewayDb(trx), log, 100, anchor, 'inline').verify();
@@ -42,6 +44,15 @@ async function verifyAudit(trx: Kysely<Database>, dataDir: string): Promise<stri
 
 export async function migrateState(opts: { to?: string; dataDir: string }, out: (line: string) => void, fail: (line: string) => void = out): Promise<number> {
   const dataDir = resolve(opts.dataDir);
+  // The audit key and anchor as `tightloop up` on this data directory finds them (config/).
+  let audit: ServerConfig['audit'];
+  try {
+    audit = (await loadConfig({ flags: { dataDir } })).config.audit;
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    fail(err.message.split('\n').map((l) => `tightloop state migrate: ${l}`).join('\n'));
+    return 2;
+  }
   let src: ReturnType<typeof openSqliteSource> | undefined;
   let target: Awaited<ReturnType<typeof openStateStore>> | undefined;
   try {
@@ -70,7 +81,7 @@ export async function migrateState(opts: { to?: string; dataDir: string }, out: 
       copied = await copyTables(source, trx as unknown as Kysely<unknown>);
       const diff = (await compareCounts(source, trx as unknown as Kysely<unknown>)).filter((c) => c.source !== c.target);
       if (diff.length > 0) throw new VerifyFailed(`row counts differ after the copy: ${diff.map((d) => `${d.table} ${d.source} → ${d.target}`).join(', ')}`);
-      auditLine = await verifyAudit(trx, dataDir);
+      auditLine = await verifyAudit(trx, dataDir, audit);
     });
     const total = copied.reduce((n, c) => n + c.rows, 0);
     out(`state copied from ${join(dataDir, 'state.db')} to ${describeStateLocation(loc)}`);

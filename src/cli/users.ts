@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { apiCall, type ClientOpts, withClientOptions as withClient } from './api-client.js';
+import { clientUrl } from '../config/client.js';
 
 /**
  * `tightloop user add|list|rm` and `tightloop token create|list|revoke` over the REST API
@@ -24,7 +25,7 @@ const tokenLine = (t: TokenOut): string =>
 /** Where the gateway most likely listens: the API's host, the default gateway port. */
 function gatewayHost(opts: ClientOpts): string {
   try {
-    return new URL(opts.url ?? process.env.TIGHTLOOP_URL ?? 'http://127.0.0.1:4318').hostname;
+    return new URL(clientUrl(opts.url)).hostname;
   } catch {
     return '127.0.0.1';
   }

@@ -95,12 +95,12 @@ export function exportLine(url: string, dataDir: string): string {
 }
 
 /** Before the server starts: PostgreSQL with the orders data, and the alert rule in rules.yaml. */
-export async function prepareDemo(dataDir: string, signal?: AbortSignal): Promise<PreparedDemo> {
+export async function prepareDemo(dataDir: string, signal?: AbortSignal, credentialDir?: string): Promise<PreparedDemo> {
   const { mkdirSync, writeFileSync } = await import('node:fs');
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   writeFileSync(join(dataDir, DEMO_MARKER), '');
   writeRulesYaml(dataDir);
-  const db = await startOrdersDb({ credentialDir: process.env.TIGHTLOOP_GATEWAY_CREDENTIAL_DIR ?? join(dataDir, 'credentials'), signal });
+  const db = await startOrdersDb({ credentialDir: credentialDir ?? join(dataDir, 'credentials'), signal });
   return { dataDir, db, stop: () => db.stop() };
 }
 
@@ -124,7 +124,7 @@ export function runDemo(server: RunningServer, prepared: PreparedDemo, opts: Dem
       toured = true;
       await accessTour(tourCtx).catch((err: unknown) => void reporter.step('gateway.error', `access tour failed: ${(err as Error).message}`, { status: 'fail' }));
     };
-    const wantShop = opts.shopPort ?? Number(process.env.TIGHTLOOP_DEMO_SHOP_PORT ?? 8080);
+    const wantShop = opts.shopPort ?? 8080;
     const shopPort = await freePort(wantShop);
     if (wantShop !== 0 && shopPort !== wantShop) reporter.detail(movedText({ what: "the shop's proxy", wanted: wantShop, got: shopPort }));
     const rps = opts.rps ?? 40;

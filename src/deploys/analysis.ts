@@ -9,6 +9,7 @@ import type { SignalEvidence, VerdictOutcome } from './contract.js';
 import { MetricCheckTest, type MetricCheck } from './metric-checks.js';
 import { NewGroupRule, type NewGroupState } from './new-groups.js';
 import { RateTest } from './rate-test.js';
+import { TailBands } from './tail-bands.js';
 import { clusteredAucSd, mannWhitney, normalUpperQuantile, tUpperQuantile } from './stats.js';
 import { type ArmChunk, binsQuantileMs, slowCount, thresholdKey } from './traffic.js';
 
@@ -84,6 +85,8 @@ export class VerificationAnalysis {
   private readonly base = new Map<number, number>();
   private readonly cand = new Map<number, number>();
   private tailKey: number | null = null;
+  /** The tail test's fail side: the baseline's upper tail in bands (tail-bands.ts), fixed with tailKey. */
+  private bands: TailBands | null = null;
   private readonly reference = new Map<number, number>();
   private referenceN = 0;
   private rankCheckpoint = 0;
@@ -113,13 +116,18 @@ export class VerificationAnalysis {
     this.tail = new RateTest(this.config.tailPassRatio);
     this.newGroups = new NewGroupRule(c.newErrorGroupMinShare, c.alpha);
     if (reference) for (const [k, c] of reference) this.addReference(k, c);
+    this.referenceBeforeStart = this.referenceN > 0;
     this.fixTailThreshold();
     this.hasHistory = history.length > 0;
     for (const h of history) {
       this.errors.prior(h.errors, h.count);
       if (this.tailKey !== null) this.tail.prior(slowCount(h.bins, this.tailKey), h.count);
+      this.bands?.prior(h.bins, h.count);
     }
   }
+
+  /** The latency reference came from before the start (not from the burn-in of baseline requests). */
+  private readonly referenceBeforeStart: boolean;
 
   /** Pre-deploy history was given: a replayed window's chunks are already in the dispersion prior. */
   private readonly hasHistory: boolean;
@@ -132,6 +140,7 @@ export class VerificationAnalysis {
   private fixTailThreshold(): void {
     if (this.tailKey === null && this.referenceN >= this.config.minReferenceSamples) {
       this.tailKey = thresholdKey(this.reference, this.config.tailQuantile);
+      this.bands = TailBands.of((q) => thresholdKey(this.reference, q), this.referenceN, this.config.tailQuantile, this.config.tailPassRatio);
     }
   }
 
@@ -164,6 +173,7 @@ export class VerificationAnalysis {
       this.fixTailThreshold();
     } else {
       this.tail.observe(slowCount(cand.bins, this.tailKey), cand.count, slowCount(base.bins, this.tailKey), base.count, seen);
+      this.bands?.observe(cand.bins, cand.count, base.bins, base.count, seen);
     }
   }
 
@@ -257,7 +267,8 @@ export class VerificationAnalysis {
       if (this.errors.passLog >= passBound) this.errors.passed = true;
       if (this.absPassLog >= passBound) this.absPassed = true;
       if (this.tailKey !== null && this.tail.n1 >= c.minSamples && this.tail.n0 >= c.minSamples) {
-        if (this.tail.failLogLr >= failBound && this.latencyNoticeablyWorse()) this.tail.failed = true;
+        // The fail side reads the tail in bands (p95–p99, p99–p99.9, above): one α, more information.
+        if (this.tailFailLogLr() >= failBound && this.latencyNoticeablyWorse()) this.tail.failed = true;
         if (this.tail.passLog >= passBound) this.tail.passed = true;
       }
       this.rankTest();
@@ -277,7 +288,7 @@ export class VerificationAnalysis {
         !errorFail ? '' : this.errors.failedByWindow
           ? `error rate up (odds ratio ${this.errors.oddsRatio().toFixed(2)} against the whole pre-deploy window, z ${this.errors.windowZ.toFixed(2)})`
           : `error rate up (odds ratio ${this.errors.oddsRatio().toFixed(2)}, likelihood ratio ${fmtExp(this.errors.failLogLr)} ≥ ${fmtExp(failBound)})`,
-        this.tail.failed ? `latency tail up (slow-request odds ratio ${this.tail.oddsRatio().toFixed(2)})` : '',
+        this.tail.failed ? `latency tail up (slow-request odds ratio ${this.tail.oddsRatio().toFixed(2)}${this.bandsText()})` : '',
         this.rank.failed ? `latency distribution shifted up (P(candidate slower) ${this.rank.auc.toFixed(3)}, z ${this.rank.z.toFixed(2)})` : '',
         groupsFailed ? this.groupsReason(frequent) : '',
         ...metricsFailed.map((m) => {
@@ -336,11 +347,35 @@ export class VerificationAnalysis {
     return `new error group rule: "${g.title}" new in this version${share}${frequent.length > 1 ? ` (+${frequent.length - 1} more)` : ''}`;
   }
 
-  /** The candidate's median or p95 is at least `latencyMinEffect` above the baseline's. */
+  /** The tail test's fail statistic: the bands' product when the threshold is fixed, else the slow count's. */
+  private tailFailLogLr(): number {
+    return this.bands?.failLogLr ?? this.tail.failLogLr;
+  }
+
+  /** "; in bands above the baseline's p99.9 / p99 / p95: odds ratios" for a tail fail's reason. */
+  private bandsText(): string {
+    const b = this.bands?.bandOddsRatios() ?? [];
+    if (b.length < 2) return '';
+    return `; in bands above the baseline's ${b.map((x) => `p${fmtQ(x.aboveQuantile)}`).join(' / ')}: ${b.map((x) => x.oddsRatio.toFixed(2)).join(' / ')}`;
+  }
+
+  /**
+   * The candidate's median or p95 is at least `latencyMinEffect` above the baseline's. The
+   * baseline's quantiles are read from its concurrent requests and its pre-deploy reference
+   * together: a p95 of the first few hundred concurrent requests alone is often 15–20 % off by
+   * chance, and a baseline arm that happened to be fast then made an ordinary candidate look
+   * "noticeably slower" (in bursty traffic, most of the latency tail's early false fails).
+   */
   private latencyNoticeablyWorse(): boolean {
     const f = 1 + this.config.latencyMinEffect;
-    return binsQuantileMs(this.cand, 0.5) >= f * binsQuantileMs(this.base, 0.5)
-      || binsQuantileMs(this.cand, 0.95) >= f * binsQuantileMs(this.base, 0.95);
+    let base: ReadonlyMap<number, number> = this.base;
+    if (this.referenceBeforeStart && this.referenceN > 0) {
+      const pooled = new Map(this.reference);
+      for (const [k, c] of this.base) pooled.set(k, (pooled.get(k) ?? 0) + c);
+      base = pooled;
+    }
+    return binsQuantileMs(this.cand, 0.5) >= f * binsQuantileMs(base, 0.5)
+      || binsQuantileMs(this.cand, 0.95) >= f * binsQuantileMs(base, 0.95);
   }
 
   /** Mann-Whitney at checkpoints minSamples·2^j; alpha (and beta) split evenly (Bonferroni). */
@@ -408,8 +443,10 @@ export class VerificationAnalysis {
         candidate: lat(this.cand, t, false),
         stats: {
           tailThresholdMs: this.tailKey === null ? -1 : binsQuantileMs(new Map([[this.tailKey, 1]]), 0.5),
-          slowOddsRatio: t.oddsRatio(), tailFailLogLr: t.failLogLr, tailPassLogLr: t.passLog,
-          tailAlwaysValidP: Math.min(1, Math.exp(-t.maxFailLog)), failThreshold: failBound, passThreshold: passBound,
+          slowOddsRatio: t.oddsRatio(), tailFailLogLr: this.tailFailLogLr(), tailPassLogLr: t.passLog,
+          tailAlwaysValidP: Math.min(1, Math.exp(-(this.bands?.maxFailLog ?? t.maxFailLog))), failThreshold: failBound, passThreshold: passBound,
+          tailBands: this.bands?.levels.length ?? 0, tailBandInflation: this.bands?.inflation ?? 1,
+          ...Object.fromEntries((this.bands?.bandOddsRatios() ?? []).map((b) => [`bandOddsRatioAboveP${fmtQ(b.aboveQuantile)}`, b.oddsRatio])),
           tailDispersionRho: t.rho, tailMaxDesignEffect: t.maxDesignEffect, rankDesignEffect: this.rank.designEffect,
           probCandidateSlower: this.rank.auc, rankZ: this.rank.z, rankCheckpoints: this.rank.checkpoints,
           rankZCritFail: this.rank.zCritFail, rankZCritPass: this.rank.zCritPass,
@@ -430,6 +467,11 @@ export class VerificationAnalysis {
     for (const m of this.metrics) out.push(m.evidence(overall));
     return out;
   }
+}
+
+/** 0.999 → "99.9", 0.95 → "95". */
+function fmtQ(q: number): string {
+  return String(Number((q * 100).toPrecision(4)));
 }
 
 function pctOf(x: number): string {

@@ -112,14 +112,15 @@ export class RateTest {
 
   /**
    * One chunk. `baseSeenBefore`: the baseline chunk is made of pre-deploy seconds already given
-   * to `prior` (a replayed window), so its dispersion is not counted twice.
+   * to `prior` (a replayed window), so its dispersion is not counted twice. `extraPhi`: a further
+   * variance inflation the caller knows of (the tail bands' correlation across levels).
    */
-  observe(e1: number, n1: number, e0: number, n0: number, baseSeenBefore = false): void {
+  observe(e1: number, n1: number, e0: number, n0: number, baseSeenBefore = false, extraPhi = 1): void {
     this.n0 += n0; this.n1 += n1; this.e0 += e0; this.e1 += e1;
     this.cand.add(e1, n1);
     if (!baseSeenBefore) this.base.add(e0, n0);
     this.rho = pooledRho(this.cand, this.base, this.history);
-    const phi = chunkDesignEffect(n1, n0, this.rho);
+    const phi = chunkDesignEffect(n1, n0, this.rho) * extraPhi;
     if (phi > this.maxDesignEffect) this.maxDesignEffect = phi;
     nchLogLikelihoodRatios(e1, e0 + e1, n1, n0, this.psis, this.tmp);
     for (let i = 0; i < FAIL_GRID.length; i++) this.failLog[i] += this.tmp[i] / phi;

@@ -50,7 +50,7 @@ describe('audit writer thread', () => {
     const { chain: c, path } = await open('thread');
     const a = c.append({ kind: 'statement.start', data: { sql: 'UPDATE t SET x = 1' } });
     const b = c.append({ kind: 'statement.start', data: { sql: 'DELETE FROM t' } });
-    await Promise.all([c.durable(a.seq), c.durable(b.seq)]);
+    await Promise.all([c.durable(a.ticket), c.durable(b.ticket)]);
     expect(storedSeqs(path)).toEqual([1, 2]);
     expect(c.stats.commits).toBe(1); // one group commit for both
     expect(await c.verify()).toMatchObject({ ok: true, records: 2 });
@@ -63,7 +63,7 @@ describe('audit writer thread', () => {
     holder.prepare('begin immediate').run();
     const r = c.append({ kind: 'statement.start', data: { sql: 'INSERT INTO t VALUES (1)' } });
     let committed = false;
-    const done = c.durable(r.seq).then(() => {
+    const done = c.durable(r.ticket).then(() => {
       committed = true;
     });
     // On the main thread the commit would block here until the busy timeout; on the writer
@@ -83,7 +83,7 @@ describe('audit writer thread', () => {
     // Stop the thread under the chain's feet.
     await writer?.close();
     const r = c.append({ kind: 'statement.start', data: { sql: 'UPDATE t SET x = 2' } });
-    await expect(c.durable(r.seq)).rejects.toThrow(/could not be stored/);
+    await expect(c.durable(r.ticket)).rejects.toThrow(/could not be stored/);
     expect(storedSeqs(path)).toEqual([]);
     await c.flush();
     expect(storedSeqs(path)).toEqual([1]);
@@ -97,7 +97,7 @@ describe('audit writer thread', () => {
     await chain.open();
     expect((chain as unknown as { writer: unknown }).writer).toBeUndefined();
     const r = chain.append({ kind: 'x' });
-    await chain.durable(r.seq);
+    await chain.durable(r.ticket);
     expect(await chain.verify()).toMatchObject({ ok: true, records: 1 });
   });
 });

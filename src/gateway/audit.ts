@@ -3,6 +3,7 @@ import { CompiledQuery, sql } from 'kysely';
 import type { Logger } from 'pino';
 import { toTimestamp } from '../state/index.js';
 import type { AuditAnchor } from './audit-anchor.js';
+import { appendShared } from './audit-shared.js';
 import { sqliteFile, startSqliteAuditWriter, type AuditBatchWriter } from './audit-writer.js';
 import type { AuditTable, GatewayDb } from './schema.js';
 
@@ -15,15 +16,17 @@ import type { AuditTable, GatewayDb } from './schema.js';
  * every commit in an anchor file, which catches records cut off the end. (Records written before
  * the key existed keep plain SHA-256 hashes, covered by the first anchor.)
  *
- * Appending is synchronous (the wire hot path never awaits the database): the record gets its
- * sequence number and hash at once, in append order, and a background flush writes queued
- * records in one transaction every 100 ms. A record that must exist before something happens
- * (a statement that may write, before it goes upstream) is awaited with `durable(seq)`: that
+ * Appending is synchronous (the wire hot path never awaits the database): the record is queued
+ * in append order, and a background flush writes queued records in one transaction every 100 ms.
+ * On SQLite (one process per file) the record gets its sequence number and hash at once; on
+ * PostgreSQL, where every node of a cluster appends to the same chain, it gets them in the
+ * transaction that commits it, under a lock on the chain (audit-shared.ts). A record that must
+ * exist before something happens (a statement that may write, before it goes upstream) is
+ * awaited with `durable(ticket)`: that
  * asks for a flush at once, and every record appended meanwhile — by every session — shares the
  * same commit (group commit: one fsync, SQLite `synchronous = FULL` or PostgreSQL
  * `synchronous_commit = on`). So a crash can lose only records nothing waited for (reads'
- * outcome records of the last 100 ms), never break the chain. One process writes a chain; a
- * second writer would collide on the sequence primary key rather than fork the chain silently.
+ * outcome records of the last 100 ms), never break the chain.
  */
 
 export const GENESIS_HASH = '0'.repeat(64);
@@ -33,6 +36,7 @@ export const GENESIS_HASH = '0'.repeat(64);
  * and cheap (a ULID costs 5-100 µs, most of a statement's audit budget).
  */
 const ID_PREFIX = randomBytes(6).toString('hex');
+const idOf = (seq: number): string => `${ID_PREFIX}-${seq.toString(36)}`;
 
 export interface AuditEvent {
   kind: string;
@@ -83,8 +87,13 @@ export interface AuditQuery {
   limit: number;
 }
 
+/** A queued record's place in this process's append order; `durable(ticket)` waits for its commit. */
+export interface AuditTicket {
+  ticket: number;
+}
+
 interface Waiter {
-  seq: number;
+  ticket: number;
   resolve: () => void;
   reject: (err: Error) => void;
 }
@@ -95,9 +104,16 @@ export class AuditChain {
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private closed = false;
-  /** Highest sequence number known to be committed. */
-  private durableSeq = 0;
-  /** Callers of `durable`, in sequence order (appends are monotonic). */
+  /**
+   * Tickets: every append takes the next one; batches commit in append order, so the committed
+   * tickets are always a prefix. On SQLite a ticket is the record's sequence number.
+   */
+  private appended = 0;
+  /** Highest ticket known to be committed. */
+  private committed = 0;
+  /** PostgreSQL: records are numbered and linked at commit, under the chain's lock. */
+  private shared = false;
+  /** Callers of `durable`, in ticket order. */
   private waiters: Waiter[] = [];
   private soon = false;
   /** Commits and records written (tests and the benchmark: how well commits are shared). */
@@ -145,7 +161,8 @@ export class AuditChain {
   async open(): Promise<void> {
     const last = await this.db.selectFrom('gateway_audit').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
     if (last !== undefined) this.head = { seq: Number(last.seq), hash: last.hash };
-    this.durableSeq = this.head.seq;
+    this.appended = this.committed = this.head.seq;
+    this.shared = this.isPostgres();
     if (this.writerMode === 'thread') {
       const file = await sqliteFile(this.db as never);
       if (file !== undefined) {
@@ -166,15 +183,15 @@ export class AuditChain {
   }
 
   /**
-   * Resolves once the record `seq` is committed (rejects if the commit fails: the caller must
-   * then not do what the record announces). Asks for a flush on the next turn of the event
+   * Resolves once the record of `ticket` is committed (rejects if the commit fails: the caller
+   * must then not do what the record announces). Asks for a flush on the next turn of the event
    * loop, so every session that appended in this turn shares it.
    */
-  durable(seq: number): Promise<void> {
-    if (seq <= this.durableSeq) return Promise.resolve();
+  durable(ticket: number): Promise<void> {
+    if (ticket <= this.committed) return Promise.resolve();
     this.stats.durableWaits++;
     return new Promise<void>((resolve, reject) => {
-      this.waiters.push({ seq, resolve, reject });
+      this.waiters.push({ ticket, resolve, reject });
       this.flushSoon();
     });
   }
@@ -188,10 +205,10 @@ export class AuditChain {
     });
   }
 
-  /** Settles the waiters up to `seq` (resolved when committed, rejected when the commit failed). */
-  private settle(seq: number, err?: Error): void {
+  /** Settles the waiters up to `ticket` (resolved when committed, rejected when the commit failed). */
+  private settle(ticket: number, err?: Error): void {
     let n = 0;
-    while (n < this.waiters.length && this.waiters[n].seq <= seq) n++;
+    while (n < this.waiters.length && this.waiters[n].ticket <= ticket) n++;
     if (n === 0) return;
     const done = this.waiters.slice(0, n);
     this.waiters = this.waiters.slice(n);
@@ -207,30 +224,37 @@ export class AuditChain {
     return recordHash(row, a !== undefined && Number(row.seq) >= a.keyedFrom ? a.secret : undefined);
   }
 
-  /** Appends a record; returns its position in the chain. */
-  append(event: AuditEvent): { seq: number; hash: string } {
-    const row: Omit<AuditTable, 'hash'> = {
-      seq: this.head.seq + 1,
-      id: `${ID_PREFIX}-${(this.head.seq + 1).toString(36)}`,
+  /**
+   * Appends a record; returns its ticket for `durable`. On PostgreSQL its sequence number and
+   * hash are given when it is committed (they depend on what the other nodes committed first).
+   */
+  append(event: AuditEvent): AuditTicket {
+    const ticket = ++this.appended;
+    const seq = this.shared ? 0 : this.head.seq + 1;
+    const row: AuditTable = {
+      seq,
+      id: this.shared ? '' : idOf(seq),
       at: toTimestamp(Date.now()),
       kind: event.kind,
       actor: event.actor ?? null,
       resource: event.resource ?? null,
       session_id: event.session ?? null,
       data: JSON.stringify(event.data ?? {}),
-      prev_hash: this.head.hash,
+      prev_hash: this.shared ? '' : this.head.hash,
+      hash: '',
     };
-    const hash = this.hashOf(row);
-    this.head = { seq: row.seq, hash };
-    (row as AuditTable).hash = hash;
-    this.queue.push(row as AuditTable);
+    if (!this.shared) {
+      row.hash = this.hashOf(row);
+      this.head = { seq: row.seq, hash: row.hash };
+    }
+    this.queue.push(row);
     if (this.timer === undefined && !this.closed) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
         this.flush().catch((err: unknown) => this.log.error({ err }, 'audit flush failed'));
       }, this.flushIntervalMs);
     }
-    return this.head;
+    return { ticket };
   }
 
   /** Writes everything appended so far. Rejects if the database refuses; records stay queued. */
@@ -239,18 +263,21 @@ export class AuditChain {
     if (this.queue.length === 0) return;
     const batch = this.queue;
     this.queue = [];
-    const last = batch[batch.length - 1].seq;
+    // Batches commit in ticket order and a failed one goes back in front: this is its last ticket.
+    const last = this.committed + batch.length;
     this.flushing = (async () => {
       try {
         const t0 = performance.now();
         await this.writeBatch(batch);
         this.stats.commitMs += performance.now() - t0;
-        this.durableSeq = last;
+        this.committed = last;
         this.stats.commits++;
         this.stats.records += batch.length;
         this.settle(last);
         // After the commit, never before: a crash leaves the anchor behind the chain, not ahead.
-        void this.anchor?.witness({ seq: last, hash: batch[batch.length - 1].hash });
+        const top = batch[batch.length - 1];
+        if (this.shared) this.head = { seq: top.seq, hash: top.hash };
+        void this.anchor?.witness({ seq: top.seq, hash: top.hash });
       } catch (err) {
         this.queue = batch.concat(this.queue);
         // Fail closed: whoever waits for these records must not go ahead without them.
@@ -281,9 +308,13 @@ export class AuditChain {
         throw err;
       }
     }
+    if (this.shared) {
+      // READ COMMITTED whatever the server's default: the head read must see the last commit.
+      await this.db.transaction().setIsolationLevel('read committed').execute((trx) =>
+        appendShared(trx, { rows: batch as AuditTable[], idOf, hashOf: (r) => this.hashOf(r), insert: (rows) => this.insertBatch(rows) }));
+      return;
+    }
     await this.db.transaction().execute(async (trx) => {
-      // A server configured with synchronous_commit = off would acknowledge before the fsync.
-      if (this.isPostgres()) await trx.executeQuery(CompiledQuery.raw('set local synchronous_commit = on'));
       // SQLite caps bound parameters per statement; 10 columns × 500 rows stays well under it.
       for (let i = 0; i < batch.length; i += 500) {
         await trx.executeQuery(this.insertBatch(batch.slice(i, i + 500)));

@@ -62,6 +62,12 @@ export function mayWrite(info: StatementInfo | undefined): boolean {
   if (info === undefined) return true;
   const known = cache.get(info.facts);
   if (known !== undefined) return !known;
+  // A call the rules could not show free of side effects (`s.f` over a function in FROM may be
+  // a user function f(s), visitors.ts fromFunctionCalls) may write.
+  if (info.facts.findings.some((f) => f.rule === 'unlisted-function' || f.rule === 'read-only')) {
+    cache.set(info.facts, false);
+    return true;
+  }
   // The facts object is shared by texts with the same literal-free shape; so is this answer
   // (it never looks at a constant).
   const readOnly = provablyReadOnly(info.sql);

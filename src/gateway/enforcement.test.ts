@@ -19,7 +19,7 @@ beforeAll(async () => {
   await h.gateway.resources.create({
     name: 'shop-review', host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram',
     credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' },
-    policy: { guardrails: { rules: { ddl: 'approve', 'modifying-cte': 'warn' } }, masking: { columns: [{ name: 'name', mode: 'hash' }], exemptRoles: ['admin'] } },
+    policy: { guardrails: { rules: { ddl: 'approve', 'modifying-cte': 'warn', 'row-ceiling': 'warn' } }, masking: { columns: [{ name: 'name', mode: 'hash' }], exemptRoles: ['admin'] } },
   });
   await h.gateway.access.grant(sys(), { subjectKind: 'user', subject: h.users.alice.id, resource: 'shop-review', mode: 'write' });
   await h.gateway.access.grant(sys(), { subjectKind: 'role', subject: 'admin', resource: 'shop-review', mode: 'read' });

@@ -1,5 +1,7 @@
 import type { Decision, StatementFacts } from './guardrails/index.js';
 import type { MaskCounts, ResultPlan } from './masking/index.js';
+import type { CeilingCheck, RowCeiling } from './row-ceiling.js';
+import type { BoundParameters } from './wire/decode.js';
 
 /**
  * Book-keeping for the protocol state the server keeps. The server answers requests strictly in
@@ -17,6 +19,8 @@ export interface StatementInfo {
   decision: Decision;
   /** Runs on an approval that is for one execution (approvals.ts): one Bind of it, then no more. */
   approvedOnce?: boolean;
+  /** A counted write this session must hold under the row ceiling (row-ceiling.ts). */
+  rowCeiling?: RowCeiling;
 }
 
 /** One execution: a simple Query string or an Execute of a portal. Audited when it ends. */
@@ -30,6 +34,8 @@ export interface Execution {
   error?: string;
   /** The gateway blocked it (already audited when blocked). */
   blocked?: boolean;
+  /** Values bound to the portal it ran (extended protocol; audit-text.ts bounds). */
+  params?: BoundParameters;
 }
 
 export interface DescribeItem {
@@ -38,6 +44,8 @@ export interface DescribeItem {
   name: string;
   /** Injected by the gateway: its answer is not forwarded. */
   swallow: boolean;
+  /** Stands for a simple Query's own description: NoData is not forwarded (row-ceiling.ts). */
+  dropNoData?: boolean;
   /** From the answer: a plan for RowDescription, null for NoData, undefined before it came. */
   plan?: ResultPlan | null;
 }
@@ -49,6 +57,8 @@ export interface ExecuteItem {
   /** The Describe of this portal that the server answers right before it (when masking). */
   describe: DescribeItem | undefined;
   copyOut?: boolean;
+  /** Under the row ceiling: rows and tag held, later client bytes held (row-ceiling.ts). */
+  ceiling?: CeilingCheck;
 }
 
 export interface QueryItem {
@@ -63,8 +73,8 @@ export interface QueryItem {
 }
 
 export type Pending =
-  | { kind: 'parse'; name: string; info: StatementInfo; blocked?: Buffer }
-  | { kind: 'bind'; portal: string; statement: string; blocked?: Buffer }
+  | { kind: 'parse'; name: string; info: StatementInfo; blocked?: Buffer; swallow?: boolean }
+  | { kind: 'bind'; portal: string; statement: string; blocked?: Buffer; swallow?: boolean }
   | { kind: 'close'; target: 'S' | 'P'; name: string }
   | DescribeItem
   | ExecuteItem
@@ -93,6 +103,11 @@ export class PendingQueue {
     return true;
   }
 
+  /** The server is discarding requests until the client's next Sync. */
+  get discarding(): boolean {
+    return this.skipping;
+  }
+
   get head(): Pending | undefined {
     return this.items[this.start];
   }
@@ -116,10 +131,21 @@ export class PendingQueue {
     return p;
   }
 
-  /** After an error in the extended protocol the server skips to Sync: so do we. */
-  dropUntilSync(): void {
-    for (let p = this.head; p !== undefined && p.kind !== 'sync'; p = this.head) this.shift();
+  /** Puts a request the gateway injected at the head (it is answered next). */
+  unshift(p: Pending): void {
+    if (this.start > 0) this.items[--this.start] = p;
+    else this.items.unshift(p);
+  }
+
+  /** After an error in the extended protocol the server skips to Sync: so do we. Returns what it dropped. */
+  dropUntilSync(): Pending[] {
+    const dropped: Pending[] = [];
+    for (let p = this.head; p !== undefined && p.kind !== 'sync'; p = this.head) {
+      dropped.push(p);
+      this.shift();
+    }
     if (this.head === undefined) this.skipping = true;
+    return dropped;
   }
 
   /**

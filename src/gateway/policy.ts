@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RULE_ACTIONS, RULE_IDS } from './guardrails/index.js';
+import { DEFAULT_MAX_WRITE_ROWS, RULE_ACTIONS, RULE_IDS } from './guardrails/index.js';
 import { DEFAULT_MASKING, DETECTOR_IDS, MASK_MODES, type MaskingPolicy } from './masking/index.js';
 
 /**
@@ -37,8 +37,13 @@ export const resourcePolicySchema = z.object({
        * may call although they are not stable/immutable built-ins; others wait for approval.
        */
       allowFunctions: z.array(z.string().min(1).max(127)).max(500).default([]),
+      /**
+       * Most existing rows one UPDATE, DELETE, MERGE, upsert or EXECUTE may change before the
+       * `row-ceiling` rule refuses it (counted before the commit; relay.ts).
+       */
+      maxWriteRows: z.number().int().min(1).max(1_000_000_000).default(DEFAULT_MAX_WRITE_ROWS),
     })
-    .default({ rules: {}, modes: {}, roles: {}, allowFunctions: [] }),
+    .default({ rules: {}, modes: {}, roles: {}, allowFunctions: [], maxWriteRows: DEFAULT_MAX_WRITE_ROWS }),
   masking: maskingPolicySchema.default({ ...DEFAULT_MASKING, detectors: [...DEFAULT_MASKING.detectors], columns: [], exemptRoles: [] }),
   /** Allow self-granted emergency access (reason required, alert fired). */
   breakGlass: z.boolean().default(false),

@@ -102,3 +102,84 @@ describe('masked values may not act as quantities (attack round 3 #1, #10)', () 
     });
   });
 });
+
+/**
+ * Attack round 4 #1 and #2: a value not derived from a masked column, selected, ranked, grouped
+ * or sampled by a comparison of the masked value with values of another row source (a dictionary
+ * join, a correlated subquery, VALUES, a derived table, the other side of a set operation), or a
+ * masked value used as a frame offset, a sample size or under EXPLAIN ANALYZE EXECUTE. Refused
+ * as `masking-bypass` (lineage-mixing.ts); tests against constants, parameters and the row's own
+ * values still run.
+ */
+describe('masked values compared with other row sources (attack round 4 #1, #2)', () => {
+  const dictionaryDecoders = [
+    "SELECT c.id, string_agg(chr(g), '' ORDER BY i) FROM customers c, generate_series(1, 40) i, generate_series(32, 126) g WHERE ascii(substr(c.name, i, 1)) = g GROUP BY c.id",
+    'SELECT g FROM generate_series(32, 126) g WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = 1 AND ascii(c.email) = g)',
+    'SELECT g, EXISTS (SELECT 1 FROM customers c WHERE c.id = 1 AND ascii(c.email) = g) AS hit FROM generate_series(32, 126) g',
+    'SELECT (SELECT count(*) FROM generate_series(1, 200) g WHERE g <= ascii(name)) AS n FROM customers',
+    "SELECT i FROM customers c, generate_series(1, 30) i WHERE c.id = 1 AND substr(c.email, i, 1) = 'a'",
+    "SELECT i FROM customers, generate_series(1, 30) i WHERE id = 1 AND substr(email, i, 1) = 'a'",
+    'SELECT x.g FROM (SELECT c.email, g FROM customers c, generate_series(32, 126) g) x WHERE ascii(x.email) = x.g',
+    'SELECT x.g FROM (SELECT * FROM customers c, generate_series(32, 126) g) x WHERE ascii(x.email) = x.g',
+    'SELECT v.x FROM customers c, (VALUES (97), (98), (99)) v(x) WHERE ascii(c.email) = v.x',
+    'SELECT s.g FROM customers c, LATERAL (SELECT g FROM generate_series(32, 126) g WHERE g = ascii(c.email)) s',
+    'SELECT c.id, o.id FROM customers c JOIN orders o ON o.id = ascii(c.email)',
+    'SELECT g FROM generate_series(1, 200) g WHERE g < (SELECT ascii(email) FROM customers WHERE id = 1)',
+    'SELECT x.rn FROM (SELECT c.email, row_number() OVER () AS rn FROM customers c, generate_series(1, 200) g WHERE c.id = 1) x WHERE ascii(x.email) = x.rn',
+    'SELECT x.n FROM (SELECT c.email AS e, g, count(*) AS n FROM customers c, generate_series(1, 130) g, generate_series(1, 130) h WHERE h <= g AND c.id = 1 GROUP BY c.email, g) x WHERE ascii(x.e) = x.n',
+    'SELECT k, (SELECT count(*) FROM (SELECT g FROM generate_series(32, 126) g WHERE g <= k INTERSECT SELECT ascii(email) FROM customers WHERE id = 1) z) AS n FROM generate_series(32, 126) k',
+    // #2 (a): ordering a masked value against a dictionary, the position read back.
+    "SELECT string_agg(chr(nx), ',' ORDER BY i) FROM (SELECT i, k, lead(k) OVER (PARTITION BY i) nx FROM (SELECT i, substr(email, i, 1) v, 0 k FROM customers, generate_series(1, 30) i WHERE id = 1 UNION ALL SELECT i, chr(g), g FROM generate_series(1, 30) i, generate_series(32, 126) g ORDER BY i, v, k) s) t WHERE k = 0",
+    'SELECT array_position(array(SELECT k FROM (SELECT substr(email, 1, 1) v, 0 k FROM customers WHERE id = 1 UNION ALL SELECT chr(g), g FROM generate_series(32, 126) g) s ORDER BY v, k), 0)',
+    'SELECT i FROM customers, generate_series(1, 30) i WHERE id = 1 ORDER BY substr(email, i, 1)',
+    'SELECT count(*) FROM (SELECT DISTINCT substr(email, i, 1) FROM customers, generate_series(1, 30) i WHERE id = 1) s',
+    // #2 (b), (c), (d): frame offsets, TABLESAMPLE, GROUP BY on a masked test.
+    'SELECT max(x) FROM (SELECT count(*) OVER (ROWS BETWEEN (SELECT ascii(email) FROM customers WHERE id = 1) PRECEDING AND CURRENT ROW) x FROM generate_series(1, 300)) s',
+    'SELECT max(x) FROM (SELECT count(*) OVER (ORDER BY g RANGE BETWEEN (SELECT ascii(email) FROM customers WHERE id = 1) PRECEDING AND CURRENT ROW) x FROM generate_series(1, 300) g) s',
+    'SELECT count(*) FROM orders TABLESAMPLE bernoulli ((SELECT ascii(email) - 90 FROM customers WHERE id = 1)) REPEATABLE (1)',
+    'SELECT count(*) FROM generate_series(1, 300) g GROUP BY g > (SELECT ascii(email) FROM customers WHERE id = 1)',
+  ];
+
+  it('dictionary joins, correlated tests, orderings, frames, samples and groupings over masked values are refused', async () => {
+    await bob(async (c) => {
+      for (const sql of dictionaryDecoders) {
+        const e = await failure(c.query(sql));
+        expect({ sql, code: e?.code, rule: e?.message.includes('"masking-bypass"') }).toEqual({ sql, code: '42501', rule: true });
+      }
+      // EXPLAIN ANALYZE of a prepared statement: its plan counts the rows of a masked predicate.
+      await c.query('PREPARE p_q AS SELECT 1 FROM customers WHERE ascii(email) > 100');
+      const e = await failure(c.query('EXPLAIN (ANALYZE) EXECUTE p_q'));
+      expect({ code: e?.code, rule: e?.message.includes('"masking-bypass"') }).toEqual({ code: '42501', rule: true });
+      expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    });
+  });
+
+  it('tests against constants, parameters and the same row, joins on a masked key and orderings of one table run', async () => {
+    await bob(async (c) => {
+      const a = await upstream.admin();
+      const email = (await a.query('SELECT email FROM customers WHERE id = 1')).rows[0].email as string;
+      await a.end();
+      const ids = async (sql: string, params: unknown[] = []): Promise<number[]> => (await c.query(sql, params)).rows.map((r: { id: number }) => r.id);
+      expect(await ids('SELECT id FROM customers WHERE email = $1', [email])).toEqual([1]);
+      expect(await ids("SELECT id FROM customers WHERE lower(email) LIKE 'a%'")).toEqual([1]);
+      expect(await ids('SELECT id FROM customers WHERE ascii(email) = id + 96 ORDER BY id')).toEqual([1, 2]);
+      expect(await ids('SELECT id FROM customers ORDER BY email DESC')).toEqual([2, 1]);
+      expect(await ids('SELECT x.id FROM (SELECT * FROM customers) x WHERE x.email = $1', [email])).toEqual([1]);
+      expect(await ids('SELECT c.id FROM customers c, generate_series(1, 2) g WHERE email = $1 AND g = 1', [email])).toEqual([1]);
+      expect(await ids('SELECT DISTINCT o.customer AS id FROM orders o JOIN customers c ON c.id = o.customer WHERE c.email = $1', [email])).toEqual([1]);
+      expect(await ids('SELECT DISTINCT o.customer AS id FROM orders o WHERE EXISTS (SELECT 1 FROM customers c WHERE c.id = o.customer AND c.email LIKE $1)', ['alice%'])).toEqual([1]);
+      expect(await ids('SELECT a.id FROM customers a JOIN customers b ON a.email = b.email ORDER BY a.id')).toEqual([1, 2]);
+      expect((await c.query('SELECT count(*)::int AS n FROM customers WHERE email IS NOT NULL')).rows).toEqual([{ n: 2 }]);
+      expect((await c.query('SELECT count(*)::int AS n FROM (SELECT email FROM customers UNION SELECT email FROM customers) u')).rows).toEqual([{ n: 2 }]);
+      expect((await c.query('SELECT count(*)::int AS n FROM (SELECT DISTINCT email FROM customers) u')).rows).toEqual([{ n: 2 }]);
+      expect((await c.query('SELECT c.id, count(o.id)::int AS n FROM customers c JOIN orders o ON o.customer = c.id GROUP BY c.id ORDER BY c.id')).rows).toEqual([{ id: 1, n: 50 }, { id: 2, n: 50 }]);
+      const grouped = await c.query('SELECT email, count(*)::int AS n FROM customers GROUP BY email ORDER BY 2');
+      expect(grouped.rows.length).toBe(2);
+      expect(grouped.rows.map((r: { email: string }) => r.email)).not.toContain(email);
+      expect((await c.query('SELECT count(*)::int AS n FROM orders TABLESAMPLE bernoulli (100) REPEATABLE (1)')).rows).toEqual([{ n: 100 }]);
+      expect((await c.query('SELECT max(x)::int AS m FROM (SELECT count(*) OVER (ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) x FROM generate_series(1, 10)) s')).rows).toEqual([{ m: 3 }]);
+      await c.query('PREPARE p_ok AS SELECT 1 FROM orders WHERE total > 10');
+      expect((await c.query('EXPLAIN EXECUTE p_ok')).rows.length).toBeGreaterThan(0);
+    });
+  });
+});

@@ -4,8 +4,10 @@ import { UNKNOWN_LINEAGE, type ResultLineage } from './guardrails/index.js';
 import { serverParameterRefusal } from './guardrails/lexing.js';
 import type { Masker, ResultPlan } from './masking/index.js';
 import { PendingQueue, type DescribeItem, type Execution, type ExecuteItem, type Pending, type QueryItem, type StatementInfo } from './pipeline.js';
-import { decodeBind, decodeCopyResponse, decodeErrorFields, decodeExecute, decodeParse, decodeRowDescription, decodeTarget, readCString, rowsFromTag } from './wire/decode.js';
-import { describeMessage, errorResponse, noticeResponse, parseMessage, queryMessage, type ErrorFields } from './wire/encode.js';
+import { CEILING_STATEMENT, CeilingCheck, ceilingMarker, countedQueryMessages, FLUSH, type RowCeiling } from './row-ceiling.js';
+import { AUDIT_PARAM_CHARS, AUDIT_PARAMS } from './audit-text.js';
+import { bindParameters, decodeBind, decodeCopyResponse, decodeErrorFields, decodeExecute, decodeParse, decodeRowDescription, decodeTarget, readCString, rowsFromTag } from './wire/decode.js';
+import { describeMessage, errorResponse, noticeResponse, parseMessage, queryMessage, SYNC, type ErrorFields } from './wire/encode.js';
 import { GatewayError, ProtocolViolation, SQLSTATE } from './wire/errors.js';
 import { MessageFramer, type MessageLimits } from './wire/framer.js';
 import { BACKEND, FRONTEND } from './wire/codes.js';
@@ -57,7 +59,15 @@ export interface RelayHooks {
    * A promise holds this client's bytes, from that message on, until it resolves (the audit
    * record is durable); a rejection ends the session with nothing forwarded.
    */
-  beforeRun?(info: StatementInfo | undefined, protocol: 'simple' | 'extended'): Promise<void> | undefined;
+  beforeRun?(info: StatementInfo | undefined, protocol: 'simple' | 'extended', params?: Execution['params']): Promise<void> | undefined;
+  /**
+   * A counted write changed more rows than its ceiling (or suspended before its count was
+   * known). Audits it; an error refuses it (the gateway aborts the transaction), a notice lets
+   * it commit with a warning.
+   */
+  overCeiling?(info: StatementInfo | undefined, params: Execution['params'], rows: number, ceiling: RowCeiling, suspended: boolean): { error?: ErrorFields; notice?: ErrorFields };
+  /** The session's ceiling for an Execute of a name the relay cannot tell (row-ceiling.ts `unknown`). */
+  unknownCeiling?(): RowCeiling | undefined;
 }
 
 export interface RelayStats {
@@ -94,6 +104,8 @@ class NamesAhead {
   private readonly statements = new Map<string, StatementInfo | undefined>();
   private readonly portals = new Map<string, StatementInfo | undefined>();
   private tainted = false;
+  /** A counted write was parsed under a name: an unknown portal may be one (row ceiling). */
+  countedNamed = false;
 
   judged(info: StatementInfo | undefined): void {
     if (info === undefined) return;
@@ -101,6 +113,7 @@ class NamesAhead {
   }
 
   parse(name: string, info: StatementInfo | undefined): void {
+    if (name !== '' && info?.facts.countedWrite === true) this.countedNamed = true;
     this.statements.set(name, name !== '' && (this.tainted || this.statements.has(name)) ? undefined : info);
   }
 
@@ -141,6 +154,8 @@ export class Relay {
    * Execute only when no such message came between them.
    */
   private readonly described = new Map<string, { item: DescribeItem; epoch: number }>();
+  /** Parameter values of each portal's last Bind, in client order (for the audit). */
+  private readonly bound = new Map<string, Execution['params']>();
   /** What names will mean once the client's messages so far succeed (for audit before effect). */
   private readonly ahead = new NamesAhead();
   private epoch = 0;
@@ -196,8 +211,12 @@ export class Relay {
 
   private onClientData(chunk: Buffer): void {
     const buf = this.fromClient.push(chunk);
-    const out: Buffer[] = [];
+    let out: Buffer[] = [];
     let gate: Promise<void> | undefined; // audit before effect: the last durability promise
+    // Bytes after a counted write wait for its row count (row-ceiling.ts): one segment each.
+    const segments: { out: Buffer[]; gate: Promise<void> | undefined }[] = [];
+    let counted: Promise<void> | undefined; // the ceiling gate of the current segment
+    let check: CeilingCheck | undefined; // set by the message just handled
     let run = 0; // start of the current run of messages forwarded unchanged
     let off = 0;
     const cut = (replacement?: Buffer): void => {
@@ -228,7 +247,10 @@ export class Relay {
             this.pending.push({ kind: 'query', exec, blocked: errorResponse(v.error) });
             replace = queryMessage(BLOCK_MARKER);
           } else {
-            this.pending.push({ kind: 'query', exec });
+            if (v.info.rowCeiling !== undefined && v.info.facts.countedWrite === true && !this.pending.discarding) {
+              check = new CeilingCheck(v.info.rowCeiling, true);
+              replace = this.countedQuery(v.info, exec, check);
+            } else this.pending.push({ kind: 'query', exec });
             if (v.notice !== undefined) this.client.write(noticeResponse(v.notice));
             gate = this.hooks.beforeRun?.(v.info, 'simple') ?? gate; // audit before effect
           }
@@ -274,6 +296,9 @@ export class Relay {
             break;
           }
           if (once === 'fresh') this.approvedOnce.set(bind.statement, 'spent');
+          const params = bindParameters(body, AUDIT_PARAMS, AUDIT_PARAM_CHARS);
+          if (params.count > 0) this.bound.set(bind.portal, params);
+          else this.bound.delete(bind.portal);
           this.ahead.bind(bind.portal, bind.statement);
           this.pending.push({ kind: 'bind', portal: bind.portal, statement: bind.statement });
           break;
@@ -300,14 +325,21 @@ export class Relay {
             }
           }
           this.nextEpoch();
-          this.pending.push({ kind: 'execute', portal: name, exec: this.execution(undefined, 'extended'), describe });
-          gate = this.hooks.beforeRun?.(this.ahead.portal(name), 'extended') ?? gate; // audit before effect
+          const item: ExecuteItem = { kind: 'execute', portal: name, exec: this.execution(undefined, 'extended'), describe };
+          const params = this.bound.get(name);
+          if (params !== undefined) item.exec.params = params;
+          const ceiling = this.ceilingOf(name);
+          if (ceiling !== undefined && !this.pending.discarding) check = item.ceiling = new CeilingCheck(ceiling, false);
+          this.pending.push(item);
+          gate = this.hooks.beforeRun?.(this.ahead.portal(name), 'extended', params) ?? gate; // audit before effect
           break;
         }
         case FRONTEND.Close: {
           const t = decodeTarget(body);
-          if (t.kind === 'P') this.described.delete(t.name);
-          else this.approvedOnce.delete(t.name);
+          if (t.kind === 'P') {
+            this.described.delete(t.name);
+            this.bound.delete(t.name);
+          } else this.approvedOnce.delete(t.name);
           this.ahead.close(t.kind, t.name);
           this.pending.push({ kind: 'close', target: t.kind, name: t.name });
           break;
@@ -340,9 +372,45 @@ export class Relay {
         run = end;
       }
       off = end;
+      if (check !== undefined) {
+        // The write goes now (its answer flushed); what follows waits for its row count.
+        cut(check.simple ? undefined : FLUSH);
+        run = end;
+        segments.push({ out, gate: both(counted, gate) });
+        out = [];
+        gate = undefined;
+        counted = check.gate;
+        check = undefined;
+      }
     }
     cut();
-    this.forward(out, gate);
+    segments.push({ out, gate: both(counted, gate) });
+    for (const s of segments) this.forward(s.out, s.gate);
+  }
+
+  /**
+   * A simple Query that is a counted write, sent as the extended protocol's unnamed statement
+   * so that its commit (the Sync) waits for the row count (row-ceiling.ts). Returns its bytes.
+   */
+  private countedQuery(info: StatementInfo, exec: Execution, check: CeilingCheck): Buffer {
+    this.onceParsed('', false);
+    this.ahead.parse('', info);
+    this.ahead.bind('', '');
+    this.described.delete('');
+    this.pending.push({ kind: 'parse', name: '', info, swallow: true });
+    this.pending.push({ kind: 'bind', portal: '', statement: '', swallow: true });
+    const describe: DescribeItem = { kind: 'describe', target: 'P', name: '', swallow: false, dropNoData: true };
+    this.pending.push(describe);
+    this.pending.push({ kind: 'execute', portal: '', exec, describe, ceiling: check });
+    this.pending.push({ kind: 'sync' });
+    return countedQueryMessages(info.sql);
+  }
+
+  /** The row ceiling an Execute of this portal runs under, if any. */
+  private ceilingOf(portal: string): RowCeiling | undefined {
+    const info = this.ahead.portal(portal);
+    if (info === undefined) return this.ahead.countedNamed ? this.hooks.unknownCeiling?.() : undefined;
+    return info.facts.countedWrite === true ? info.rowCeiling : undefined;
   }
 
   /**
@@ -450,16 +518,24 @@ export class Relay {
       case BACKEND.DataRow: {
         let plan: ResultPlan | null | undefined;
         let counts;
+        let check: CeilingCheck | undefined;
         if (head?.kind === 'query' && head.copyOut !== true) {
           plan = head.plan;
           counts = head.exec.masked;
         } else if (head?.kind === 'execute' && head.copyOut !== true) {
           plan = head.describe?.plan;
           counts = head.exec.masked;
+          check = head.ceiling;
         } else throw new ProtocolDesync(`DataRow while waiting for ${what(head)}`);
-        if (masker === undefined) return undefined;
-        if (plan === undefined || plan === null) throw new ProtocolDesync('DataRow without a judged row description');
-        return masker.maskDataRow(buf, off, end, plan, counts);
+        let row: Buffer | undefined;
+        if (masker !== undefined) {
+          if (plan === undefined || plan === null) throw new ProtocolDesync('DataRow without a judged row description');
+          row = masker.maskDataRow(buf, off, end, plan, counts);
+        }
+        if (check === undefined) return row;
+        // RETURNING of a counted write: nothing reaches the client before its count.
+        check.hold(row ?? buf.subarray(off, end));
+        return DROP;
       }
       case BACKEND.CopyData:
         if ((head?.kind !== 'query' && head?.kind !== 'execute') || head.copyOut !== true) throw new ProtocolDesync(`CopyData while waiting for ${what(head)}`);
@@ -471,12 +547,12 @@ export class Relay {
         if (head?.kind !== 'parse') throw new ProtocolDesync(`ParseComplete while waiting for ${what(head)}`);
         this.statements.set(head.name, head.info);
         this.pending.shift();
-        return undefined;
+        return head.swallow === true ? DROP : undefined;
       case BACKEND.BindComplete:
         if (head?.kind !== 'bind') throw new ProtocolDesync(`BindComplete while waiting for ${what(head)}`);
         this.portals.set(head.portal, this.statements.get(head.statement));
         this.pending.shift();
-        return undefined;
+        return head.swallow === true ? DROP : undefined;
       case BACKEND.CloseComplete:
         if (head?.kind !== 'close') throw new ProtocolDesync(`CloseComplete while waiting for ${what(head)}`);
         if (head.target === 'S') this.statements.delete(head.name);
@@ -506,15 +582,16 @@ export class Relay {
         if (head?.kind !== 'describe') throw new ProtocolDesync(`NoData while waiting for ${what(head)}`);
         head.plan = null;
         this.pending.shift();
-        return head.swallow ? DROP : undefined;
+        return head.swallow || head.dropNoData === true ? DROP : undefined;
       case BACKEND.CommandComplete:
       case BACKEND.EmptyQueryResponse:
       case BACKEND.PortalSuspended:
         if (head?.kind === 'execute') {
           if (type === BACKEND.CommandComplete) head.exec.rows += rowsFromTag(buf.subarray(off + 5, end));
           this.pending.shift();
+          const replacement = head.ceiling === undefined ? undefined : this.ceilingVerdict(head, head.ceiling, type, buf.subarray(off, end));
           this.finishExecute(head);
-          return undefined;
+          return replacement;
         }
         if (head?.kind === 'query' && type !== BACKEND.PortalSuspended) {
           if (type === BACKEND.CommandComplete) head.exec.rows += rowsFromTag(buf.subarray(off + 5, end));
@@ -627,6 +704,8 @@ export class Relay {
         // The implicit COMMIT at Sync failed; ReadyForQuery follows.
         return replacement;
       case 'parse':
+        // The row ceiling's marker goes to a name of its own: nothing of the client's is dropped.
+        if (head.name === CEILING_STATEMENT && head.blocked !== undefined) break;
         // A failed Parse of the unnamed statement (or our marker) still dropped the old one.
         this.statements.delete('');
         if (head.name !== '' && head.blocked === undefined) this.statements.delete(head.name);
@@ -640,13 +719,58 @@ export class Relay {
         head.exec.error = fields.get('C');
         this.pending.shift();
         this.finishExecute(head);
+        // The counted write failed: nothing to hold back.
+        if (head.ceiling !== undefined) this.ceilingSkipped(head.ceiling);
         break;
       default:
         break;
     }
     this.clientInCopy = false;
-    this.pending.dropUntilSync();
+    for (const p of this.pending.dropUntilSync()) {
+      // A counted write the server skips ran nothing (a simple one's own Parse or Bind failed).
+      if (p.kind !== 'execute' || p.ceiling === undefined) continue;
+      if (p.ceiling.simple) {
+        p.exec.error ??= fields.get('C');
+        this.hooks.finished(p.exec);
+      }
+      this.ceilingSkipped(p.ceiling);
+    }
     return replacement;
+  }
+
+  // ---- row ceiling (row-ceiling.ts) -----------------------------------------------------
+
+  /**
+   * The tag (or suspension) of a counted write is in: under the ceiling, its held rows and tag
+   * go to the client (and a simple one's Sync upstream); over it, the marker that aborts the
+   * transaction goes upstream ahead of every held client byte, and the client gets the refusal.
+   */
+  private ceilingVerdict(item: ExecuteItem, check: CeilingCheck, type: number, msg: Buffer): Buffer | undefined {
+    const suspended = type === BACKEND.PortalSuspended;
+    const v = type === BACKEND.CommandComplete ? check.judge(msg.subarray(5)) : { rows: check.held, over: check.held > check.ceiling.limit };
+    const out: Buffer[] = [];
+    if (v.over || suspended) {
+      const info = item.exec.info ?? this.portals.get(item.portal);
+      const answer = this.hooks.overCeiling?.(info, item.exec.params, v.rows, check.ceiling, suspended) ?? { error: { severity: 'ERROR', code: SQLSTATE.insufficientPrivilege, message: 'blocked by guardrail "row-ceiling"' } };
+      if (answer.error !== undefined) {
+        item.exec.error = answer.error.code;
+        this.pending.unshift({ kind: 'parse', name: CEILING_STATEMENT, info: info ?? MARKER_INFO, blocked: errorResponse(answer.error) });
+        this.write(this.upstream, [ceilingMarker(BLOCK_MARKER, check.simple)], 'upstream');
+        check.settle();
+        return DROP;
+      }
+      if (answer.notice !== undefined) out.push(noticeResponse(answer.notice));
+    }
+    out.push(...check.heldRows(), Buffer.from(msg));
+    if (check.simple) this.write(this.upstream, [SYNC], 'upstream');
+    check.settle();
+    return Buffer.concat(out);
+  }
+
+  /** A counted write that ran nothing: a simple one's Sync goes, then the held bytes. */
+  private ceilingSkipped(check: CeilingCheck): void {
+    if (check.simple) this.write(this.upstream, [SYNC], 'upstream');
+    check.settle();
   }
 
   // ---- output and backpressure ---------------------------------------------------------
@@ -714,6 +838,20 @@ function queryLineage(item: QueryItem): ResultLineage | undefined {
 
 /** Marks a server message the client must not see (the answer to an injected Describe). */
 const DROP = Buffer.alloc(0);
+
+/** Stands for the statement of a row-ceiling marker when the write's own is not known. */
+const MARKER_INFO: StatementInfo = {
+  sql: '',
+  facts: { findings: [], normalized: '', fingerprint: '', kinds: [], literalDependent: false },
+  decision: { action: 'block', finding: undefined, applied: [] },
+};
+
+/** A gate that opens when both have (either may be absent). */
+function both(a: Promise<void> | undefined, b: Promise<void> | undefined): Promise<void> | undefined {
+  if (a === undefined) return b;
+  if (b === undefined) return a;
+  return Promise.all([a, b]).then(() => undefined);
+}
 
 /** The statement an error or notice answers: what the client wrote itself (masking/errors.ts). */
 function sqlOf(p: Pending | undefined, portals: ReadonlyMap<string, StatementInfo | undefined>): string | undefined {

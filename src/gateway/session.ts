@@ -3,13 +3,15 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { ulid } from 'ulid';
 import { statementHash } from './approvals.js';
-import { DEFAULT_ALLOWED_FUNCTIONS, decide, describeBlock, type DecisionContext } from './guardrails/index.js';
+import { auditedText } from './audit-text.js';
+import { actionFor, DEFAULT_ALLOWED_FUNCTIONS, decide, describeBlock, type DecisionContext } from './guardrails/index.js';
 import { TOO_DEEP } from './guardrails/engine.js';
 import type { AccessGrant } from './grants.js';
 import type { Masker } from './masking/index.js';
 import { mayWrite } from './effect.js';
 import type { Execution, StatementInfo } from './pipeline.js';
 import { Relay, type Verdict } from './relay.js';
+import { ceilingError, type RowCeiling } from './row-ceiling.js';
 import { resolveCredential, type Resource } from './resources.js';
 import { loadCatalog, refreshCatalog } from './catalog.js';
 import { lexingSettingRefusal, serverParameterRefusal } from './guardrails/lexing.js';
@@ -172,7 +174,9 @@ export class ClientSession {
       },
       finished: (exec) => this.finished(exec),
       fatal: (err) => this.fail(err),
-      beforeRun: (info, protocol) => this.beforeRun(info, protocol),
+      beforeRun: (info, protocol, params) => this.beforeRun(info, protocol, params),
+      overCeiling: (info, params, rows, ceiling, suspended) => this.overCeiling(info, params, rows, ceiling, suspended, who, resource),
+      unknownCeiling: () => this.sessionCeiling(decisionCtx, resource),
     }, this.ctx.maxMessageBytes, this.ctx.clientLimits);
     this.relay.start(startup.reader.detach(), up.leftover);
   }
@@ -208,7 +212,16 @@ export class ClientSession {
       const finding = { rule: 'masking-bypass' as const, detail: quantityRefusal.detail, statement: quantityRefusal.statement };
       decision = { action: 'block', finding, applied: [...decision.applied, { finding, action: 'block' }] };
     }
-    const info = { sql, facts, decision };
+    const info: StatementInfo = { sql, facts, decision };
+    // A counted write runs under the row ceiling unless an approval of this very text is used
+    // up by this run (an approval of an earlier refusal: approve → run it again).
+    if (facts.countedWrite === true && decision.action !== 'block' && decision.action !== 'approve') {
+      const ceiling = this.sessionCeiling(decisionCtx, resource);
+      if (ceiling !== undefined) {
+        if (ceiling.action === 'approve' && this.ctx.approvals.consume(who, resource, hash(sql)) !== undefined) info.approvedOnce = true;
+        else info.rowCeiling = ceiling;
+      }
+    }
     if (decision.action === 'allow') return { info };
     const rule = decision.finding?.rule;
     if (decision.action === 'warn') {
@@ -221,13 +234,13 @@ export class ClientSession {
       // protocol statement gets one Bind (relay.ts).
       if (facts.kinds.includes('PrepareStmt')) {
         const detail = `${decision.finding?.detail ?? ''}: a statement that needs approval cannot be PREPAREd (an approval is for one run; send the statement itself)`;
-        this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, decision: 'block', rule, detail } });
+        this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'block', rule, detail } });
         return { info, error: { severity: 'ERROR', code: SQLSTATE.insufficientPrivilege, message: `blocked by guardrail "${rule ?? ''}": ${detail}` } };
       }
       const used = this.ctx.approvals.consume(who, resource, h);
       if (used !== undefined) return { info: { ...info, approvedOnce: true } };
       const id = this.ctx.approvals.hold(who, { id: resource.id, name: resource.name, reviewWindowS: resource.policy.reviewWindowS }, sql, h, decision.finding);
-      this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, decision: 'approval-required', rule, request: id } });
+      this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'approval-required', rule, request: id } });
       return {
         info,
         error: {
@@ -237,9 +250,42 @@ export class ClientSession {
         },
       };
     }
-    this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, decision: 'block', rule, detail: decision.finding?.detail } });
+    this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'block', rule, detail: decision.finding?.detail } });
     const tooDeep = decision.finding?.rule === 'unparseable' && decision.finding.detail === TOO_DEEP;
     return { info, error: { severity: 'ERROR', code: tooDeep ? '54001' : SQLSTATE.insufficientPrivilege, message: describeBlock(decision) } };
+  }
+
+  /** The row ceiling this session's counted writes run under (undefined: the rule is off). */
+  private sessionCeiling(decisionCtx: DecisionContext, resource: Resource): RowCeiling | undefined {
+    const action = actionFor('row-ceiling', decisionCtx);
+    if (action === 'allow') return undefined;
+    return { limit: resource.policy.guardrails.maxWriteRows, action };
+  }
+
+  /**
+   * A counted write changed more rows than the ceiling (the relay has not let it commit):
+   * audited, then refused — held for approval under `approve` (run it again once approved) —
+   * or let through with a warning under `warn`.
+   */
+  private overCeiling(info: StatementInfo | undefined, params: Execution['params'], rows: number, ceiling: RowCeiling, suspended: boolean, who: { userId: string; userName: string }, resource: Resource): { error?: ErrorFields; notice?: ErrorFields } {
+    const detail = suspended
+      ? 'a counted write executed with a row limit: its rows cannot be counted before it commits (Execute it without a row limit)'
+      : `${verbOf(info)} changed ${rows} rows, over this resource's ceiling of ${ceiling.limit} (guardrails.maxWriteRows); undone`;
+    const base = { actor: who.userName, resource: resource.name, session: this.id };
+    const data = { protocol: 'ceiling', sql: info?.facts.normalized ?? null, fingerprint: info?.facts.fingerprint ?? null, ...auditedText(info?.sql, params), rule: 'row-ceiling', detail, rows, limit: ceiling.limit };
+    if (ceiling.action === 'warn' && !suspended) {
+      this.ctx.audit.append({ kind: 'statement', ...base, data: { ...data, decision: 'warn' } });
+      return { notice: { severity: 'WARNING', code: '01000', message: `guardrail "row-ceiling": ${detail.replace(/; undone$/, '')} (allowed, audited)` } };
+    }
+    if (ceiling.action === 'approve' && !suspended && info !== undefined && info.sql !== '') {
+      const id = this.ctx.approvals.hold(who, { id: resource.id, name: resource.name, reviewWindowS: resource.policy.reviewWindowS }, info.sql, statementHash(info.sql), { rule: 'row-ceiling', detail, statement: 1 });
+      this.ctx.audit.append({ kind: 'statement', ...base, data: { ...data, decision: 'approval-required', request: id } });
+      return {
+        error: ceilingError(`statement held for approval by guardrail "row-ceiling": ${detail} (request ${id})`, `an approver runs: tightloop access approve ${id} — then run the same statement again`),
+      };
+    }
+    this.ctx.audit.append({ kind: 'statement', ...base, data: { ...data, decision: 'block' } });
+    return { error: ceilingError(`blocked by guardrail "row-ceiling": ${detail}`) };
   }
 
   /**
@@ -248,14 +294,14 @@ export class ClientSession {
    * read-only statements (effect.ts) do not wait, under any grant; their outcome is recorded
    * when they finish, as for every statement.
    */
-  private beforeRun(info: StatementInfo | undefined, protocol: 'simple' | 'extended'): Promise<void> | undefined {
+  private beforeRun(info: StatementInfo | undefined, protocol: 'simple' | 'extended', params?: Execution['params']): Promise<void> | undefined {
     if (info?.decision.action === 'block' || !mayWrite(info)) return undefined;
     this.starts++;
-    const { seq } = this.ctx.audit.append({
+    const { ticket } = this.ctx.audit.append({
       kind: 'statement.start', actor: this.userName, resource: this.resource?.name, session: this.id,
-      data: { protocol, n: this.starts, sql: info?.facts.normalized ?? null, fingerprint: info?.facts.fingerprint ?? null, decision: info?.decision.action ?? 'unknown' },
+      data: { protocol, n: this.starts, sql: info?.facts.normalized ?? null, fingerprint: info?.facts.fingerprint ?? null, ...auditedText(info?.sql, params), decision: info?.decision.action ?? 'unknown' },
     });
-    return this.ctx.audit.durable(seq);
+    return this.ctx.audit.durable(ticket);
   }
 
   private finished(exec: Execution): void {
@@ -266,6 +312,7 @@ export class ClientSession {
       protocol: exec.protocol,
       sql: info?.facts.normalized ?? null,
       fingerprint: info?.facts.fingerprint ?? null,
+      ...auditedText(info?.sql, exec.params),
       decision: d?.action ?? 'allow',
       rule: d?.finding?.rule ?? null,
       rows: exec.rows,
@@ -347,4 +394,11 @@ export class ClientSession {
       });
     }
   }
+}
+
+/** The verb of a counted write, for messages. */
+function verbOf(info: StatementInfo | undefined): string {
+  const kind = info?.facts.kinds[0];
+  if (kind === 'InsertStmt') return 'INSERT ... ON CONFLICT DO UPDATE';
+  return kind === undefined ? 'the statement' : kind.replace(/Stmt$/, '').toUpperCase();
 }

@@ -1,4 +1,5 @@
 import type { AuditChain } from './audit.js';
+import type { AuditedText } from './audit-text.js';
 import type { MaskCounts } from './masking/index.js';
 
 /**
@@ -9,7 +10,15 @@ import type { MaskCounts } from './masking/index.js';
  * `executions`, total and maximum duration, total rows and masked counts, and the first and last
  * time. Anything notable — a block, a warning, an approval, an error — is its own record, at once.
  * With `windowMs: 0` every execution is its own record.
+ *
+ * Each record keeps what ran (audit-text.ts): a single execution its `text` and `params`; a
+ * window's record the distinct texts with their parameter values and how often each ran
+ * (`variants`, at most MAX_VARIANTS; executions of further ones are counted in
+ * `variantsOmitted`). Statements that may write have their own `statement.start` record with
+ * text and parameters regardless (audit before effect).
  */
+
+export const MAX_VARIANTS = 16;
 
 export interface StatementExecution {
   protocol: 'simple' | 'extended';
@@ -21,7 +30,13 @@ export interface StatementExecution {
   durationMs: number;
   masked: MaskCounts;
   error?: string;
+  text?: string;
+  textChars?: number;
+  params?: (string | null)[];
+  paramCount?: number;
 }
+
+type Variant = AuditedText & { executions: number };
 
 interface Tally {
   first: StatementExecution;
@@ -33,6 +48,8 @@ interface Tally {
   durationMs: number;
   maxDurationMs: number;
   masked: MaskCounts;
+  variants: Map<string, Variant>;
+  variantsOmitted: number;
 }
 
 export class StatementLog {
@@ -55,9 +72,18 @@ export class StatementLog {
     const now = Date.now();
     const t = this.tallies.get(key);
     if (t === undefined) {
-      this.tallies.set(key, { first: e, firstAt: now, lastAt: now, executions: 1, rows: e.rows, durationMs: e.durationMs, maxDurationMs: e.durationMs, masked: { ...e.masked } });
+      const variants = new Map<string, Variant>();
+      if (e.text !== undefined) variants.set(variantKey(e), variantOf(e));
+      this.tallies.set(key, { first: e, firstAt: now, lastAt: now, executions: 1, rows: e.rows, durationMs: e.durationMs, maxDurationMs: e.durationMs, masked: { ...e.masked }, variants, variantsOmitted: 0 });
       this.timer ??= setTimeout(() => this.flush(), this.windowMs);
       return;
+    }
+    if (e.text !== undefined) {
+      const vk = variantKey(e);
+      const v = t.variants.get(vk);
+      if (v !== undefined) v.executions++;
+      else if (t.variants.size < MAX_VARIANTS) t.variants.set(vk, variantOf(e));
+      else t.variantsOmitted++;
     }
     t.executions++;
     t.rows += e.rows;
@@ -79,11 +105,24 @@ export class StatementLog {
           protocol: t.first.protocol, sql: t.first.sql, fingerprint: t.first.fingerprint, decision: t.first.decision, rule: t.first.rule,
           executions: t.executions, rows: t.rows, durationMs: round(t.durationMs), maxDurationMs: round(t.maxDurationMs),
           masked: t.masked, firstAt: new Date(t.firstAt).toISOString(), lastAt: new Date(t.lastAt).toISOString(),
+          variants: [...t.variants.values()], ...(t.variantsOmitted > 0 ? { variantsOmitted: t.variantsOmitted } : {}),
         },
       });
     }
     this.tallies.clear();
   }
+}
+
+function variantKey(e: StatementExecution): string {
+  return e.params === undefined ? (e.text ?? '') : `${e.text ?? ''}\0${JSON.stringify(e.params)}`;
+}
+
+function variantOf(e: StatementExecution): Variant {
+  const v: Variant = { text: e.text ?? '', executions: 1 };
+  if (e.textChars !== undefined) v.textChars = e.textChars;
+  if (e.params !== undefined) v.params = e.params;
+  if (e.paramCount !== undefined) v.paramCount = e.paramCount;
+  return v;
 }
 
 function round(ms: number): number {

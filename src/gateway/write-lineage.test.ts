@@ -97,6 +97,23 @@ describe('writes of masked values under masking (attack round 2, #6)', () => {
     });
   });
 
+  it('a dictionary decoder that writes its partner values is refused (attack round 4 #1)', async () => {
+    await alice(async (c) => {
+      for (const sql of [
+        "UPDATE loyalty SET tier = (SELECT string_agg(chr(g), '' ORDER BY i) FROM customers c, generate_series(1, 40) i, generate_series(32, 126) g WHERE c.id = 1 AND ascii(substr(c.name, i, 1)) = g) WHERE customer_id = 1 RETURNING tier",
+        'UPDATE loyalty SET tier = chr(g) FROM customers c, generate_series(32, 126) g WHERE c.id = loyalty.customer_id AND ascii(c.name) = g',
+        'DELETE FROM loyalty USING customers c, generate_series(32, 126) g WHERE c.id = loyalty.customer_id AND ascii(c.name) = g AND g > 70',
+      ]) {
+        await c.query('BEGIN');
+        const err = await c.query(sql).then(() => null, (e: Error & { code?: string }) => e);
+        expect({ sql, code: err?.code, rule: err?.message.includes('"masking-bypass"') }).toEqual({ sql, code: '42501', rule: true });
+        await c.query('ROLLBACK');
+      }
+      const rows = (await c.query('SELECT tier FROM loyalty ORDER BY customer_id')).rows as { tier: string }[];
+      expect(rows.map((r) => r.tier)).toEqual(['gold', 'silver']);
+    });
+  });
+
   it('the attack as psql runs it: nothing of the name comes back, and the session carries on', async () => {
     const url = `host=127.0.0.1 port=${h.gateway.port} user=alice dbname=shop-w`;
     const r = await run('psql', [url, '-X', '-A', '-t', '-c', 'BEGIN', '-c',

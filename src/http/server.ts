@@ -14,7 +14,7 @@ import { gatewayApi, startGateway, type Gateway } from '../gateway/index.js';
 import { IncidentService, registerIncidentRoutes } from '../incidents/index.js';
 import { describeStateLocation, openStateStore, parseStateLocation, type Role } from '../state/index.js';
 import { decodeRequest } from '../otlp/index.js';
-import { ClickHouseTelemetryStore, DuckDbTelemetryStore, RetentionJob, TelemetryWriter, isClickHouseUrl } from '../telemetry/index.js';
+import { CLICKHOUSE_WRITER_OPTIONS, ClickHouseTelemetryStore, DuckDbTelemetryStore, RetentionJob, TelemetryWriter, isClickHouseUrl } from '../telemetry/index.js';
 import { buildApp } from './app.js';
 import { consolePlugin } from './console.js';
 import { registerConsoleApi } from './console-api.js';
@@ -60,10 +60,14 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** The gateway's port when neither `--gateway-port` nor the configuration names one. */
+const DEFAULT_GATEWAY_PORT = 15432;
+
 export interface ServerOptions {
   /**
-   * PostgreSQL gateway port. Given: it must be free. Not given: 15432 if free (else the gateway
-   * runs without a listener and says so), or an ephemeral one when the HTTP port is (tests).
+   * PostgreSQL gateway port, over `config.gatewayPort`. Given: it must be free. Not given: 15432
+   * if free (else the gateway runs without a listener and says so), or an ephemeral one when the
+   * HTTP port is (tests).
    */
   gatewayPort?: number;
   /** Deploy verification settings (tests shorten windows); default: deploys/analysis.ts. */
@@ -146,16 +150,16 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   }
   const unsubscribe = subscribeCaches(bus, state.db);
   const admin = await ensureAdmin(state.db, config.dataDir);
-  const gatewayPort = options.gatewayPort ?? (config.port === 0 ? 0 : 15432);
+  const wantedGatewayPort = options.gatewayPort ?? config.gatewayPort;
+  const gatewayPort = wantedGatewayPort ?? (config.port === 0 ? 0 : DEFAULT_GATEWAY_PORT);
   let gateway: Gateway;
   try {
     gateway = await startGateway({
-      db: state.db, dataDir: config.dataDir, log, host: config.host, port: roles.includes('gateway') ? gatewayPort : null, portOptional: options.gatewayPort === undefined,
-      webhookUrl: process.env.TIGHTLOOP_GATEWAY_WEBHOOK_URL,
-      tls: { certFile: process.env.TIGHTLOOP_GATEWAY_TLS_CERT, keyFile: process.env.TIGHTLOOP_GATEWAY_TLS_KEY },
-      auditKeyFile: process.env.TIGHTLOOP_AUDIT_KEY_FILE, auditAnchorFile: process.env.TIGHTLOOP_AUDIT_ANCHOR_FILE,
-      credentialDir: process.env.TIGHTLOOP_GATEWAY_CREDENTIAL_DIR,
-      credentialEnv: (process.env.TIGHTLOOP_GATEWAY_CREDENTIAL_ENV ?? '').split(',').map((n) => n.trim()).filter((n) => n !== ''),
+      db: state.db, dataDir: config.dataDir, log, host: config.host, port: roles.includes('gateway') ? gatewayPort : null, portOptional: wantedGatewayPort === undefined,
+      webhookUrl: config.gateway.webhookUrl,
+      tls: { certFile: config.gateway.tlsCertFile, keyFile: config.gateway.tlsKeyFile },
+      auditKeyFile: config.audit.keyFile, auditAnchorFile: config.audit.anchorFile,
+      credentialDir: config.gateway.credentialDir, credentialEnv: config.gateway.credentialEnv,
     });
   } catch (err) {
     await ownCluster?.leave();
@@ -178,7 +182,11 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     throw err;
   }
   // The ingest log groups what arrives while it writes: no need to wait for companions here.
-  const writer = new TelemetryWriter(store, { maxQueuedRows: config.queueMaxRows, maxDelayMs: 0, maxInFlight: 16 });
+  const writer = new TelemetryWriter(store, {
+    maxQueuedRows: config.queueMaxRows, maxQueuedBytes: config.ingest.queueMaxBytes, groupRows: config.ingest.groupRows,
+    maxDelayMs: config.ingest.maxDelayMs, maxInFlight: config.ingest.maxInFlight,
+    ...(store instanceof ClickHouseTelemetryStore ? CLICKHOUSE_WRITER_OPTIONS : {}),
+  });
   const retention = new RetentionJob(store, config.retentionDays, log);
   retention.start();
   const errors = await openErrorsModule({

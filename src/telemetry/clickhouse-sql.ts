@@ -90,9 +90,9 @@ export class ChSql {
    * deduplication token: ClickHouse stores a block once per token, so a retry after a lost
    * response cannot store it twice.
    */
-  async insert(query: string, body: string, token: string): Promise<void> {
+  async insert(query: string, body: Buffer, token: string): Promise<void> {
     const r = await this.client.exec({
-      query, values: Readable.from([Buffer.from(body)]),
+      query, values: Readable.from([body]),
       clickhouse_settings: { insert_deduplication_token: token, insert_deduplicate: 1 },
     });
     // The response of an INSERT is empty; reading it to the end releases the socket.
@@ -102,12 +102,6 @@ export class ChSql {
   close(): Promise<void> {
     return this.client.close();
   }
-}
-
-/** A JSON number for ClickHouse's JSON input (NaN and infinities quoted, as its parser reads them). */
-export function chNumber(v: number): string {
-  if (Number.isFinite(v)) return String(v);
-  return Number.isNaN(v) ? '"nan"' : v > 0 ? '"inf"' : '"-inf"';
 }
 
 export const num = (v: unknown): number => (typeof v === 'number' ? v : typeof v === 'string' ? Number(v) : v === null || v === undefined ? 0 : Number(v));

@@ -143,6 +143,37 @@ describe.skipIf(!installed)('ClickHouse store', () => {
     }
   });
 
+  it('stores text of every length and script, and non-finite metric values, byte for byte (RowBinary rows)', async () => {
+    const url = engine.url(`text_${process.pid}`);
+    const store = new ClickHouseTelemetryStore({ url, nodeId: 'ü-node' });
+    await store.open();
+    // Lengths around the 1-, 2- and 3-byte LEB128 length prefixes, in 1-, 2-, 3- and 4-byte UTF-8.
+    const texts = ['', 'a', 'é'.repeat(42), '€'.repeat(42), '€'.repeat(43), 'x'.repeat(127), 'x'.repeat(128), '😀'.repeat(40),
+      'tab\tnl\nnul\u0000quote"back\\slash', '€'.repeat(5462), 'y'.repeat(16_384), 'ж'.repeat(70_000)];
+    try {
+      await store.append([{
+        spans: spanBatch(texts.map((t, i) => ({ traceId: hexOf(1, 32), spanId: hexOf(i + 1, 16), startUs: T0 + i, name: `op ${i}`, attrs: { t }, events: [{ timeUs: T0, name: t, attrs: {} }] }))),
+        logs: logBatch(texts.map((t, i) => ({ timeUs: T0 + i, body: t, traceId: hexOf(1, 32), attrs: { i } }))),
+        metrics: metricBatch([{ name: 'g', timeUs: T0, value: Number.NaN }, { name: 'g', timeUs: T0 + 1, value: Infinity }, { name: 'g', timeUs: T0 + 2, value: -1.5e300 }]),
+      }]);
+      const spans = await store.getTrace(hexOf(1, 32));
+      expect(spans.map((s) => s.attrs.t)).toEqual(texts);
+      expect(spans.map((s) => s.events[0]?.name)).toEqual(texts);
+      const logs = await store.searchLogs({ fromUs: T0, toUs: T0 + 60 * US, limit: 100 });
+      expect(logs.map((l) => l.body).reverse()).toEqual(texts);
+      const sql = new ChSql(parseClickHouseUrl(url));
+      try {
+        expect(await sql.rows('SELECT toString(value) AS v, node FROM metric_points ORDER BY time')).toEqual([
+          { v: 'nan', node: 'ü-node' }, { v: 'inf', node: 'ü-node' }, { v: '-1.5e300', node: 'ü-node' }]);
+      } finally {
+        await sql.close();
+      }
+    } finally {
+      await store.close();
+      await dropDatabase(url);
+    }
+  });
+
   it('fails to open with ClickHouse\'s own error on wrong credentials', async () => {
     const store = new ClickHouseTelemetryStore({ url: engine.url('nope').replace('secret', 'wrong'), nodeId: 'a' });
     await expect(store.open()).rejects.toMatchObject({ code: '516', type: 'AUTHENTICATION_FAILED' });

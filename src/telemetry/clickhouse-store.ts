@@ -26,7 +26,8 @@ import { getTrace, logVolume, searchLogs, searchTraces } from './clickhouse-quer
 import { queryMetric } from './clickhouse-metrics.js';
 import { operationRollups, red, services } from './clickhouse-red.js';
 import { clickHouseSchema, LOG_INSERT, METRIC_INSERT, SPAN_INSERT } from './clickhouse-schema.js';
-import { ChSql, MAX_TIME_US, MIN_TIME_US, chNumber, num, parseClickHouseUrl, str, type ClickHouseLocation } from './clickhouse-sql.js';
+import { ChSql, MAX_TIME_US, MIN_TIME_US, num, parseClickHouseUrl, str, type ClickHouseLocation } from './clickhouse-sql.js';
+import { RowBinaryWriter, logRowsSize, metricRowsSize, spanRowsSize, writeLogRows, writeMetricRows, writeSpanRows } from './clickhouse-rows.js';
 import type { RetentionDays } from './retention.js';
 import { RollupBuffer, deltasOf, rollupSecondOf, type CommittedRollupListener, type RollupListener, type RollupSecond } from './rollup.js';
 import type { TelemetryLog } from './span-floor.js';
@@ -50,18 +51,29 @@ export interface ClickHouseStoreOptions {
   log?: TelemetryLog;
 }
 
+/**
+ * The group commit in front of this store (`TelemetryWriter`): two INSERTs in flight, so under
+ * load what arrives meanwhile waits and goes into the next INSERT (up to the writer's 20,000 rows).
+ * Fewer, larger INSERTs are what ClickHouse wants — each one makes a part per table and view, and
+ * costs tightloop an HTTP request — where DuckDB's ingest log takes 16 small groups at once.
+ */
+export const CLICKHOUSE_WRITER_OPTIONS = { maxInFlight: 2 } as const;
+
 const US = 1_000_000;
 /** How far back other nodes' INSERTs are read (their clocks may be this far behind ours). */
 const PEER_LOOKBACK_US = 30 * US;
 const DAY_US = 86_400 * US;
 
-const jsonString = (s: string): string => JSON.stringify(s);
-/**
- * A log or metric time (µs) in the stored range (1970 … 2106): times beyond it (a sender's bad clock
- * or a garbage timestamp) are stored at the range's edge rather than failing the whole INSERT,
- * which its sender would retry for ever; not a number is stored as 0 (1970).
- */
-const storableTime = (us: number): number => (Number.isFinite(us) ? Math.min(Math.max(Math.round(us), MIN_TIME_US), MAX_TIME_US - 1) : 0);
+/** The batches' rows as one RowBinary body, or undefined when they have none. */
+function rowBinary<B extends { length: number }>(batches: B[], size: (b: B) => number, write: (w: RowBinaryWriter, b: B, seq: number, node: string) => void,
+  seq: number, node: string): Buffer | undefined {
+  let bytes = 0;
+  for (const b of batches) bytes += size(b);
+  if (bytes === 0) return undefined;
+  const w = new RowBinaryWriter(bytes);
+  for (const b of batches) write(w, b, seq, node);
+  return w.length === 0 ? undefined : w.bytes();
+}
 
 export class ClickHouseTelemetryStore implements TelemetryStore {
   private sql: ChSql | undefined;
@@ -183,12 +195,12 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
     try {
       const token = `${this.nodeId}:${seq}`;
       const inserts: Array<Promise<void>> = [];
-      const spanBody = spans.map((b) => this.spanRows(b, seq)).join('');
-      if (spanBody !== '') inserts.push(this.insert(sql, SPAN_INSERT, spanBody, `${token}:spans`));
-      const logBody = logs.map((b) => this.logRows(b, seq)).join('');
-      if (logBody !== '') inserts.push(this.insert(sql, LOG_INSERT, logBody, `${token}:logs`));
-      const metricBody = metricBatches.map((b) => this.metricRows(b, seq)).join('');
-      if (metricBody !== '') inserts.push(this.insert(sql, METRIC_INSERT, metricBody, `${token}:metrics`));
+      const spanBody = rowBinary(spans, spanRowsSize, writeSpanRows, seq, this.nodeId);
+      if (spanBody) inserts.push(this.insert(sql, SPAN_INSERT, spanBody, `${token}:spans`));
+      const logBody = rowBinary(logs, logRowsSize, writeLogRows, seq, this.nodeId);
+      if (logBody) inserts.push(this.insert(sql, LOG_INSERT, logBody, `${token}:logs`));
+      const metricBody = rowBinary(metricBatches, metricRowsSize, writeMetricRows, seq, this.nodeId);
+      if (metricBody) inserts.push(this.insert(sql, METRIC_INSERT, metricBody, `${token}:metrics`));
       if (inserts.length === 0) return;
       await Promise.all(inserts);
       this.stored(spans.filter((b) => b.length > 0), logs, metricBatches, seq);
@@ -198,7 +210,7 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
   }
 
   /** One INSERT, retried with the same deduplication token when it fails. */
-  private async insert(sql: ChSql, query: string, body: string, token: string): Promise<void> {
+  private async insert(sql: ChSql, query: string, body: Buffer, token: string): Promise<void> {
     const attempts = Math.max(1, this.opts.insertAttempts ?? 3);
     for (let i = 1; ; i++) {
       try {
@@ -236,44 +248,6 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
       (out[k] as unknown[]) = (b[k] as unknown[]).filter((_, i) => !skip.has(i));
     }
     out.length = b.length - bad.length;
-    return out;
-  }
-
-  private spanRows(b: SpanBatch, seq: number): string {
-    let out = '';
-    const node = jsonString(this.nodeId);
-    for (let i = 0; i < b.length; i++) {
-      out += `[${b.startUs[i]},${jsonString(b.traceId[i])},${jsonString(b.spanId[i])},${jsonString(b.parentSpanId[i])},${jsonString(b.traceState[i])},`
-        + `${jsonString(b.name[i])},${b.kind[i]},${Math.round(b.durationNs[i])},${b.statusCode[i]},${jsonString(b.statusMessage[i])},`
-        + `${jsonString(b.service[i])},${jsonString(b.version[i])},${jsonString(b.environment[i])},${jsonString(b.resourceAttrs[i])},`
-        + `${jsonString(b.scopeName[i])},${jsonString(b.scopeVersion[i])},${jsonString(b.attrs[i])},${jsonString(b.events[i])},`
-        + `${jsonString(b.links[i])},${seq},${node}]\n`;
-    }
-    return out;
-  }
-
-  private logRows(b: LogBatch, seq: number): string {
-    let out = '';
-    const node = jsonString(this.nodeId);
-    for (let i = 0; i < b.length; i++) {
-      out += `[${storableTime(b.timeUs[i])},${storableTime(b.observedTimeUs[i])},${b.severityNumber[i]},${jsonString(b.severityText[i])},`
-        + `${jsonString(b.body[i])},${jsonString(b.traceId[i])},${jsonString(b.spanId[i])},${b.flags[i]},${jsonString(b.service[i])},`
-        + `${jsonString(b.version[i])},${jsonString(b.environment[i])},${jsonString(b.resourceAttrs[i])},${jsonString(b.scopeName[i])},`
-        + `${jsonString(b.scopeVersion[i])},${jsonString(b.attrs[i])},${jsonString(b.eventName[i])},${seq},${node}]\n`;
-    }
-    return out;
-  }
-
-  private metricRows(b: MetricBatch, seq: number): string {
-    let out = '';
-    const node = jsonString(this.nodeId);
-    for (let i = 0; i < b.length; i++) {
-      out += `[${storableTime(b.timeUs[i])},${storableTime(b.startTimeUs[i])},${jsonString(b.name[i])},${jsonString(b.description[i])},`
-        + `${jsonString(b.unit[i])},${jsonString(b.type[i])},${b.temporality[i]},${b.isMonotonic[i] ? 'true' : 'false'},`
-        + `${chNumber(b.value[i])},${Math.max(0, Math.round(b.count[i]))},${chNumber(b.sum[i])},${chNumber(b.min[i])},${chNumber(b.max[i])},`
-        + `${jsonString(b.detail[i])},${jsonString(b.service[i])},${jsonString(b.version[i])},${jsonString(b.environment[i])},`
-        + `${jsonString(b.resourceAttrs[i])},${jsonString(b.scopeName[i])},${jsonString(b.scopeVersion[i])},${jsonString(b.attrs[i])},${seq},${node}]\n`;
-    }
     return out;
   }
 

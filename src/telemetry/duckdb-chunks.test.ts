@@ -1,6 +1,6 @@
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { appendSources, columnDdl, type ColumnSpec, type RowSource } from './duckdb-chunks.js';
+import { appendSources, ChunkPool, columnDdl, type ColumnSpec, type RowSource } from './duckdb-chunks.js';
 import { WriteConnection } from './duckdb-write.js';
 
 const SPECS: ColumnSpec[] = [
@@ -91,6 +91,35 @@ describe('appendSources', () => {
       expect(r.i).toBe(BigInt(k));
       expect(r.s).toBe(`unique attrs ${k} ${'y'.repeat(k % 20)}`);
       expect(r.low).toBe(names[Math.floor(k / 3) % names.length]);
+    });
+  });
+
+  it('writes long, multi-byte and repeated strings of pooled chunks filled long before they are appended', async () => {
+    // Long strings of a column go to DuckDB as one buffer per chunk and each slot points into
+    // DuckDB's copy: chunks filled first and appended after later fills reused that buffer must
+    // still read back exactly (byte lengths ≤ 12 inline, > 12 through the copy, 2 MB per column).
+    const long = (k: number): string => `{"user":"user-${k}","url":"https://shop.example.com/api/orders/${k}?q=${'z'.repeat(k % 1500)}"}`;
+    const odd = ['😀😀😀', '😀😀😀😀', 'ünïcödé', 'ünïcödé and more', 'lone \ud800 surrogate here', 'nul\u0000inside a long string', '', 'a'];
+    const low = ['GET /api/orders/{id}', 'POST /api/checkout/{cart}', 'short', 'SELECT order_items'];
+    const mk = (from: number, n: number): RowSource => source(Array.from({ length: n }, (_, j) => {
+      const k = from + j;
+      return row({ i: k, s: k % 10 === 0 ? odd[(k / 10) % odd.length] : long(k), low: low[k % 2 === 0 ? (k >> 1) % 2 : 2 + (k % 4 === 1 ? 0 : 1)] });
+    }));
+    const pool = new ChunkPool(SPECS);
+    const first = pool.fill([mk(0, 3000)]);
+    const second = pool.fill([mk(3000, 1500), mk(4500, 1500)]);
+    await con.run(`CREATE OR REPLACE TABLE p (${columnDdl(SPECS)})`);
+    const appender = await con.createAppender('p');
+    for (const c of [...second, ...first]) appender.appendDataChunk(c);
+    appender.closeSync();
+    pool.release([...first, ...second]);
+    const got = (await con.runAndReadAll('SELECT i, s, low FROM p ORDER BY i')).getRowObjectsJS();
+    expect(got).toHaveLength(6000);
+    const want = mk(0, 6000);
+    got.forEach((r, k) => {
+      const s = (want.cols.s as string[])[k];
+      expect(r.s).toBe(s.replace('\ud800', '\ufffd'));
+      expect(r.low).toBe((want.cols.low as string[])[k]);
     });
   });
 

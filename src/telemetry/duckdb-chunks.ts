@@ -6,11 +6,12 @@
  * buffer and copies it with a single native call (`copy_data_to_vector`):
  * - integers/doubles/booleans: written straight into the staging buffer (no BigInt);
  * - hex ids: parsed into UBIGINT / UHUGEINT words in JS (no string crosses into native code);
- * - strings: short ASCII strings (≤ 12 bytes) are written inline into DuckDB's 16-byte
- *   `duckdb_string_t` slot (its public C layout: u32 length + 12 inline bytes); a longer string is
- *   handed to `vector_assign_string_element` once per chunk, and repeats (runs, or any repeat in
- *   low-cardinality columns) copy the already-assigned slot, which points into the vector's own
- *   string heap and stays valid until the chunk is reset.
+ * - strings: strings of ≤ 12 bytes are written inline into DuckDB's 16-byte `duckdb_string_t`
+ *   slot (its public C layout: u32 length + 12 inline bytes); the longer ones of a column are
+ *   encoded one after another into one buffer, handed to DuckDB in one call (it copies them into
+ *   the vector's own string heap, valid until the chunk is reset), and each slot is written in JS
+ *   as length + 4-byte prefix + pointer into that copy. Repeats (runs, or any repeat in
+ *   low-cardinality columns) copy the slot.
  * - integer lists: child values and (offset, length) entries, one copy each per chunk.
  * `@duckdb/node-bindings` is the native layer `@duckdb/node-api` is built on (pinned by it).
  */
@@ -294,6 +295,23 @@ function putHex(s: string, word: number, words: number): void {
   for (let w = 0; w < words; w++) u32[word + w] = 0;
 }
 
+/**
+ * The long strings of one column of one chunk, as UTF-8, one after another. DuckDB gets them in
+ * one `vector_assign_string_element_len` call (into the vector's own string heap) and each row's
+ * `duckdb_string_t` then points into that copy (see fillStrings): one native call per column
+ * per chunk instead of one per string, which converted each JS string through N-API and copied
+ * it into a heap allocation of its own (~40 % of filling the spans' chunks).
+ */
+let blob = Buffer.allocUnsafe(1 << 20);
+/** Per row of the current string column: where its bytes start in `blob` (rows not INLINE). */
+const blobAt = new Float64Array(CAP);
+
+interface Utf8Write { utf8Write(s: string, offset: number, length: number): number }
+const fastWrite = typeof (Buffer.prototype as unknown as Partial<Utf8Write>).utf8Write === 'function';
+const writeUtf8 = fastWrite
+  ? (b: Buffer, s: string, at: number): number => (b as unknown as Utf8Write).utf8Write(s, at, b.length - at)
+  : (b: Buffer, s: string, at: number): number => b.write(s, at, 'utf8');
+
 /** Writes an ASCII string of ≤ 12 chars inline into slot `row`; false when it does not qualify. */
 function tryInline(s: string, row: number): boolean {
   const len = s.length;
@@ -309,49 +327,67 @@ function tryInline(s: string, row: number): boolean {
   return true;
 }
 
-function assignNative(vec: duckdb.Vector, row: number, s: string): void {
-  // The C-string entry point stops at NUL; such strings go with an explicit length.
-  if (s.includes('\0')) duckdb.vector_assign_string_element_len(vec, row, Buffer.from(s, 'utf8'));
-  else duckdb.vector_assign_string_element(vec, row, s);
+/**
+ * Encodes `s` at the end of the blob; returns its byte length. A string of ≤ 12 bytes is written
+ * inline into slot `row` instead (DuckDB reads any string that short as inline) and not kept.
+ */
+function toBlob(s: string, row: number, at: number): number {
+  if (blob.length - at < s.length * 3) {
+    const grown = Buffer.allocUnsafe(Math.max(blob.length * 2, at + s.length * 3));
+    blob.copy(grown, 0, 0, at);
+    blob = grown;
+  }
+  const n = writeUtf8(blob, s, at);
+  const o = row * 16;
+  u32[row * 4] = n;
+  if (n <= 12) {
+    for (let k = 0; k < 12; k++) u8[o + 4 + k] = k < n ? blob[at + k] : 0;
+    return n;
+  }
+  for (let k = 0; k < 4; k++) u8[o + 4 + k] = blob[at + k]; // prefix; the pointer is set later
+  blobAt[row] = at;
+  return n;
 }
 
 function fillStrings(vec: duckdb.Vector, lowCardinality: boolean, segs: Segment[], field: string, rows: number): void {
   const seen = lowCardinality ? new Map<string, number>() : undefined;
-  let natives = 0;
+  let used = 0;
   let prev: string | undefined;
   for (const seg of segs) {
     const a = seg.src.cols[field] as ArrayLike<string>;
     for (let i = 0; i < seg.rows; i++) {
       const row = seg.at + i;
       const s = a[seg.from + i] ?? '';
-      if (s === prev) {
-        const p = slotSource[row - 1];
-        if (p === INLINE) {
-          u8.copyWithin(row * 16, (row - 1) * 16, row * 16);
-          slotSource[row] = INLINE;
-        } else {
-          slotSource[row] = p === NATIVE ? row - 1 : p;
-        }
+      const earlier = s === prev ? row - 1 : seen?.get(s);
+      prev = s;
+      if (earlier !== undefined) {
+        // The same bytes: the same slot (an inline copy, or a pointer to the same blob bytes).
+        u8.copyWithin(row * 16, earlier * 16, earlier * 16 + 16);
+        slotSource[row] = slotSource[earlier];
+        blobAt[row] = blobAt[earlier];
         continue;
       }
-      prev = s;
-      if (tryInline(s, row)) { slotSource[row] = INLINE; continue; }
-      const earlier = seen?.get(s);
-      if (earlier !== undefined) { slotSource[row] = earlier; continue; }
-      assignNative(vec, row, s);
-      slotSource[row] = NATIVE;
-      natives++;
       seen?.set(s, row);
+      if (tryInline(s, row)) { slotSource[row] = INLINE; continue; }
+      const n = toBlob(s, row, used);
+      if (n <= 12) { slotSource[row] = INLINE; continue; }
+      slotSource[row] = NATIVE;
+      used += n;
     }
   }
-  if (natives > 0) {
-    // A copy of the slots as DuckDB wrote them; copy each assigned slot to its place and repeats.
-    const assigned = duckdb.vector_get_data(vec, rows * 16);
+  if (used > 0) {
+    // The blob goes into the vector's string heap through row 0's slot (overwritten below): the
+    // pointer DuckDB wrote there is where the copy starts, and stays valid until the chunk is reset.
+    duckdb.vector_assign_string_element_len(vec, 0, blob.subarray(0, used));
+    const slot0 = duckdb.vector_get_data(vec, 16);
+    const baseLo = (slot0[8] | (slot0[9] << 8) | (slot0[10] << 16) | (slot0[11] << 24)) >>> 0;
+    const baseHi = (slot0[12] | (slot0[13] << 8) | (slot0[14] << 16) | (slot0[15] << 24)) >>> 0;
     for (let row = 0; row < rows; row++) {
-      const p = slotSource[row];
-      if (p === INLINE) continue;
-      const from = (p === NATIVE ? row : p) * 16;
-      u8.set(assigned.subarray(from, from + 16), row * 16);
+      if (slotSource[row] !== NATIVE) continue;
+      const lo = baseLo + blobAt[row];
+      const carry = lo >= TWO32 ? 1 : 0;
+      u32[row * 4 + 2] = lo - carry * TWO32;
+      u32[row * 4 + 3] = baseHi + carry;
     }
   }
   duckdb.copy_data_to_vector(vec, 0, staging, 0, rows * 16);

@@ -22,7 +22,7 @@ export type {
   OtlpSource, SpanRow, TelemetryBatches, TelemetryStore, TraceQuery, TraceSummary,
 } from './store.js';
 export { DuckDbTelemetryStore, type CommittedBatches, type DuckDbStoreOptions } from './duckdb-store.js';
-export { ClickHouseTelemetryStore, type ClickHouseStoreOptions } from './clickhouse-store.js';
+export { CLICKHOUSE_WRITER_OPTIONS, ClickHouseTelemetryStore, type ClickHouseStoreOptions } from './clickhouse-store.js';
 export { describeClickHouse, isClickHouseUrl, parseClickHouseUrl } from './clickhouse-sql.js';
 export { isEntrySpan, type CommittedRollupListener, type RollupListener, type RollupSecond } from './rollup.js';
 export { LatencySketch, SKETCH_RELATIVE_ACCURACY, sketchKey, sketchValue } from './sketch.js';

@@ -81,6 +81,11 @@ export class TelemetryWriter {
   private readonly maxBytes: number;
 
   constructor(private readonly store: TelemetryStore, opts: TelemetryWriterOptions = {}) {
+    // The server's values come validated from config/ (with groupRows ≤ queueMaxRows); this
+    // guards other callers against a bound that would never trigger (NaN) or a negative delay.
+    for (const [k, v] of Object.entries(opts) as [string, number | undefined][]) {
+      if (v !== undefined && (!Number.isInteger(v) || v < (k === 'maxDelayMs' ? 0 : 1))) throw new RangeError(`TelemetryWriter: ${k} must be an integer ≥ ${k === 'maxDelayMs' ? 0 : 1}, got ${v}`);
+    }
     this.maxDelayMs = opts.maxDelayMs ?? 5;
     this.groupRows = opts.groupRows ?? 20_000;
     this.maxInFlight = Math.max(1, opts.maxInFlight ?? 2);

@@ -4,6 +4,7 @@ import { copyOptions } from './copy-options.js';
 import { resultLineage, type OutputColumn, type ResultLineage } from './lineage.js';
 import { statementAnalysis, type WrittenValue } from './lineage-writes.js';
 import { collectQuantities, type Quantity } from './lineage-quantities.js';
+import { countedInString, countedWrite, uncountedWrites } from './row-ceiling.js';
 import { shapeOf, type Shape } from './shape.js';
 import { ALL_VISITORS, statementTextReads } from './visitors.js';
 import { combine, walk, type WalkContext } from './walk.js';
@@ -53,6 +54,11 @@ export interface StatementFacts {
   writes?: readonly WrittenValue[];
   /** Values used as quantities (row counts, LIMIT, window order; lineage-quantities.ts); masking judges them. */
   quantities?: readonly Quantity[];
+  /**
+   * A lone write that changes existing rows, counted by its command tag (row-ceiling.ts): the
+   * relay holds its commit until the count is known.
+   */
+  countedWrite?: true;
 }
 
 export interface DecisionContext {
@@ -191,6 +197,7 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
   const outputs: (OutputColumn[] | undefined)[] = [];
   const writes: WrittenValue[] = [];
   const quantities: Quantity[] = [];
+  let counted = false;
   stmts.forEach((raw, index) => {
     const ctx: WalkContext = {
       statement: index + 1,
@@ -210,6 +217,11 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
     kinds.push(stmt === undefined ? 'Empty' : (Object.keys(stmt)[0] ?? 'Empty'));
     walk(stmt, TABLE, ctx);
     statementTextReads(stmt, ctx);
+    if (countedWrite(stmt)) {
+      counted = true;
+      if (stmts.length > 1) countedInString(ctx, kinds[index]);
+    }
+    uncountedWrites(stmt, explainsAnalyze(stmt), ctx);
     const { result: analysis, quantities: used } = collectQuantities(() => statementAnalysis(stmt), explainsAnalyze(stmt));
     for (const q of used) quantities.push({ ...q, statement: index + 1 });
     outputs.push(analysis.outputs);
@@ -226,6 +238,7 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
   if (lineage !== undefined) facts.lineage = lineage;
   if (writes.length > 0) facts.writes = writes;
   if (quantities.length > 0) facts.quantities = quantities;
+  if (counted && stmts.length === 1) facts.countedWrite = true;
   if (lineage !== undefined && outputs.length > 1) facts.statementLineage = outputs.map((o) => (o === undefined ? undefined : resultLineage([o])));
   return facts;
 }
@@ -247,7 +260,8 @@ export function decide(facts: StatementFacts, ctx: DecisionContext): Decision {
   return { action, finding, applied };
 }
 
-function actionFor(rule: RuleId, ctx: DecisionContext): RuleAction {
+/** What the policy says about one rule for this session (mode, role). */
+export function actionFor(rule: RuleId, ctx: DecisionContext): RuleAction {
   if (rule === 'unparseable') return 'block';
   if (rule === 'read-only') return ctx.mode === 'read' ? 'block' : 'allow';
   if (rule === 'masking-bypass' && !ctx.maskingActive) return 'allow';

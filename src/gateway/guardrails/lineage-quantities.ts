@@ -24,6 +24,11 @@ import type { Lineage } from './lineage.js';
 export interface Quantity {
   what: string;
   lin: Lineage;
+  /**
+   * Set for a comparison of values (lineage-mixing.ts): refused when a masked leaf meets a leaf
+   * of another row source, not when the value is masked as such.
+   */
+  mix?: { directEq: boolean };
   /** 1-based statement of the query string. */
   statement?: number;
 }
@@ -37,6 +42,19 @@ export function quantity(what: string, lin: Lineage): void {
   if (sink === undefined) return;
   if (lin.cols.length === 0 && !lin.wholeRow && !lin.opaque) return;
   sink.push({ what, lin });
+}
+
+/**
+ * Values compared with each other (a WHERE/ON/HAVING conjunct, a GROUP BY/ORDER BY/DISTINCT key,
+ * a USING column, a set operation's column): the mixing rule of lineage-mixing.ts. `directEq`:
+ * an equality of two plain column references.
+ */
+export function mixed(what: string, lin: Lineage, directEq: boolean): void {
+  if (sink === undefined) return;
+  const leaves = lin.leaves ?? [];
+  // One leaf, or leaves of a single row source and no alternatives: nothing to mix.
+  if (leaves.length < 2) return;
+  sink.push({ what, lin, mix: { directEq } });
 }
 
 /** Inside a recursive CTE's query, its row-selecting conditions are quantities too. */

@@ -18,6 +18,7 @@ export const RULE_IDS = [
   'grant-revoke',
   'masking-bypass',
   'unlisted-function',
+  'row-ceiling',
 ] as const;
 export type RuleId = (typeof RULE_IDS)[number];
 
@@ -28,7 +29,7 @@ export const RULE_DESCRIPTIONS: Record<RuleId, string> = {
   unparseable: 'the statement does not parse, or would make the server parse later statements differently from the gateway (denied: the gateway fails closed)',
   'read-only': 'writes data or leaves read-only mode under a read grant',
   ddl: 'changes the schema (CREATE, ALTER, DROP, TRUNCATE, ...)',
-  'unsafe-write': 'DELETE or UPDATE without a WHERE clause or with an always-true one',
+  'unsafe-write': 'DELETE or UPDATE without a WHERE clause or with an always-true one, MERGE with an always-true ON, an upsert fed by its own table',
   'modifying-cte': 'a WITH query that inserts, updates or deletes',
   'do-block': 'an anonymous code block (DO)',
   'dangerous-function': 'calls a function on the deny list (server files, backends, dblink, dynamic SQL)',
@@ -39,6 +40,8 @@ export const RULE_DESCRIPTIONS: Record<RuleId, string> = {
   'masking-bypass': 'output masking cannot inspect: binary COPY, COPY with unusual delimiter, quote, escape or encoding',
   'unlisted-function':
     'calls a function or operator not known to be free of side effects (not a stable or immutable built-in, nor in guardrails.allowFunctions)',
+  'row-ceiling':
+    'changes more existing rows than guardrails.maxWriteRows (UPDATE, DELETE, MERGE, INSERT ... ON CONFLICT DO UPDATE, EXECUTE; counted before the commit), or such a write where its rows cannot be counted',
 };
 
 /** One reason a statement is not plainly allowed. */
@@ -68,7 +71,11 @@ export const DEFAULT_ACTIONS: Record<Exclude<RuleId, 'unparseable' | 'read-only'
   'grant-revoke': 'block',
   'masking-bypass': 'block',
   'unlisted-function': 'allow',
+  'row-ceiling': 'approve',
 };
+
+/** Rows a counted write may change without review when the policy names no `guardrails.maxWriteRows`. */
+export const DEFAULT_MAX_WRITE_ROWS = 20;
 
 /**
  * An admin grant exists to change schemas: DDL runs (and is audited) unless the policy says
@@ -77,7 +84,8 @@ export const DEFAULT_ACTIONS: Record<Exclude<RuleId, 'unparseable' | 'read-only'
  */
 export const DEFAULT_MODE_ACTIONS: Partial<Record<'read' | 'write' | 'admin', Partial<Record<RuleId, RuleAction>>>> = {
   admin: { ddl: 'warn' },
-  read: { 'unlisted-function': 'approve' },
+  // A read grant writes nothing (read-only rule, read-only transactions): no rows to count.
+  read: { 'unlisted-function': 'approve', 'row-ceiling': 'allow' },
 };
 
 /**

@@ -2,6 +2,7 @@ import { parseSync } from 'libpg-query';
 import { columnsOf, statementOutputs, type Lineage, type ResultLineage } from '../guardrails/lineage.js';
 import type { WrittenValue } from '../guardrails/lineage-writes.js';
 import type { Quantity } from '../guardrails/lineage-quantities.js';
+import { choices, type Leaf } from '../guardrails/lineage-mixing.js';
 import type { FieldDescription } from '../wire/decode.js';
 import { ARRAY_ELEMENTS, binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
 import { classify, type CatalogColumn, type ClassifiedColumn, type SamplePlan } from './classify.js';
@@ -529,6 +530,11 @@ export class Masker {
    */
   quantityRefusal(quantities: readonly Quantity[] | undefined): { detail: string; statement: number } | undefined {
     for (const q of quantities ?? []) {
+      if (q.mix !== undefined) {
+        const why = this.mixRefusal(q.lin.leaves ?? [], q.mix.directEq);
+        if (why !== undefined) return { detail: `${q.what} compares ${why}: the other values would return it unmasked (a masked value may only be tested against constants and parameters, or values of its own row)`, statement: q.statement ?? 1 };
+        continue;
+      }
       const v = this.lineageMode(q.lin);
       if (v === undefined || v.mode === 'detect') continue;
       const from = q.lin.cols.find((c) => this.ruleFor(c) !== undefined);
@@ -537,6 +543,37 @@ export class Masker {
         detail: `a value computed from ${what} is used as ${q.what}: the count would return it unmasked (a masked value may only select rows through WHERE/ON/HAVING)`,
         statement: q.statement ?? 1,
       };
+    }
+    return undefined;
+  }
+
+  /**
+   * The mixing rule (lineage-mixing.ts): for each way the unqualified names may resolve, a masked
+   * leaf may meet only leaves read through its own row sources, and masked leaves of different
+   * row sources only in an equality of two plain column references. What is compared, or
+   * undefined.
+   */
+  private mixRefusal(leaves: readonly Leaf[], directEq: boolean): string | undefined {
+    const masked = (l: Leaf): boolean => {
+      const v = this.lineageMode(l.lin);
+      return v !== undefined && v.mode !== 'detect';
+    };
+    const name = (l: Leaf): string => {
+      const c = l.lin.cols.find((x) => this.ruleFor(x) !== undefined);
+      return c !== undefined ? `masked column "${c}"` : l.lin.wholeRow ? 'whole rows' : l.lin.opaque ? 'a function the gateway cannot see into' : 'masked data';
+    };
+    const sets = choices(leaves);
+    if (sets === undefined) {
+      const m = leaves.find(masked);
+      return m === undefined ? undefined : `${name(m)} with values of other row sources (too many readings of unqualified names to judge)`;
+    }
+    for (const set of sets) {
+      const m = set.filter(masked);
+      if (m.length === 0) continue;
+      const own = new Set(m.flatMap((l) => l.srcs));
+      if (set.some((l) => l.srcs.some((x) => !own.has(x)))) return `${name(m[0])} with values of another row source (a join, a subquery, VALUES, a set-returning function or a derived table)`;
+      const keys = new Set(m.map((l) => l.srcs.join(',')));
+      if (keys.size > 1 && !directEq) return `${name(m[0])} with masked values of another row source (only an equality of two plain columns may compare them)`;
     }
     return undefined;
   }

@@ -195,3 +195,49 @@ export function decodeSaslInitial(body: Buffer): { mechanism: string; data: Buff
   need(body, start, len);
   return { mechanism: mech.value, data: body.subarray(start, start + len) };
 }
+
+/** What the audit keeps of a Bind's parameter values (audit-text.ts bounds). */
+export interface BoundParameters {
+  /** Text-format values as text, binary ones as `\x` hex, NULL as null; each bounded. */
+  values: (string | null)[];
+  /** How many parameters the Bind carried (more than `values` when some were left out). */
+  count: number;
+}
+
+/**
+ * The parameter values of a Bind, for the audit: at most `maxParams` values of at most
+ * `maxChars` characters each (a longer one ends in `…`). Formats as the protocol defines them:
+ * no format codes means text, one applies to all, else one per parameter.
+ */
+export function bindParameters(body: Buffer, maxParams: number, maxChars: number): BoundParameters {
+  const portal = readCString(body, 0);
+  const statement = readCString(body, portal.next);
+  let off = statement.next;
+  const nFormats = count(body, off);
+  need(body, off + 2, 2 * nFormats);
+  const formats: number[] = [];
+  for (let i = 0; i < nFormats; i++) formats.push(body.readInt16BE(off + 2 + 2 * i));
+  off += 2 + 2 * nFormats;
+  const nParams = count(body, off);
+  off += 2;
+  const values: (string | null)[] = [];
+  for (let i = 0; i < nParams; i++) {
+    need(body, off, 4);
+    const len = body.readInt32BE(off);
+    off += 4;
+    if (len > 0) need(body, off, len);
+    if (i < maxParams) {
+      const binary = (nFormats === 1 ? formats[0] : nFormats === 0 ? 0 : formats[i]) === 1;
+      if (len < 0) values.push(null);
+      else if (binary) {
+        const bytes = Math.min(len, maxChars >> 1);
+        values.push(`\\x${body.toString('hex', off, off + bytes)}${bytes < len ? '…' : ''}`);
+      } else {
+        const text = body.toString('utf8', off, off + Math.min(len, maxChars * 4));
+        values.push(text.length > maxChars ? `${text.slice(0, maxChars)}…` : text);
+      }
+    }
+    off += len > 0 ? len : 0;
+  }
+  return { values, count: nParams };
+}

@@ -1,0 +1,86 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AUDIT_TEXT_CHARS } from './audit-text.js';
+import { startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+
+/**
+ * Attack round 3 #6: the audit stored statements normalised (`$n` for every literal) and no
+ * Bind parameter at all, so the SQL that actually ran — text handed to a function, the pid
+ * given to pg_terminate_backend — was nowhere. Records now carry the text as sent (`text`) and
+ * the bound values (`params`), bounded; `sql` stays the normalised form. Real PostgreSQL.
+ */
+
+let upstream: Upstream;
+let h: GatewayHarness;
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  h = await startHarness(upstream);
+  const sys = { userId: h.admin.id, userName: 'admin', role: 'admin' };
+  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.bob.id, resource: 'shop', mode: 'read' });
+});
+afterAll(async () => {
+  await h?.close();
+  await upstream?.stop();
+});
+
+async function as<T>(user: 'alice' | 'bob', fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: h.url(h.users[user], 'shop') });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
+type Data = { sql?: string; text?: string; params?: (string | null)[]; textChars?: number; variants?: { text: string; params?: string[]; executions: number }[]; decision?: string };
+
+/** What a record says ran: its own text, or each variant of a window's record. */
+function ran(d: Data): { text?: string; params?: (string | null)[] }[] {
+  return d.variants ?? [{ text: d.text, params: d.params }];
+}
+
+async function records(actor: string, kind = 'statement'): Promise<Data[]> {
+  await new Promise((r) => setTimeout(r, 400)); // the statement log's window
+  await h.gateway.audit.flush();
+  return (await h.gateway.audit.query({ kind, actor, limit: 1000 })).map((r) => r.data as Data);
+}
+
+describe('the audit records what ran (attack round 3 #6)', () => {
+  it('literals, bound parameters and blocked statements appear as sent; the chain verifies', async () => {
+    await as('bob', async (c) => {
+      await c.query("SELECT id FROM customers WHERE note = 'literal-marker-1'");
+      await c.query('SELECT $1::text AS t, $2::int AS n', ['param-marker-2', 42]);
+      await c.query('SELECT s.pg_terminate_backend FROM unnest(array[424242]) s').catch(() => undefined);
+      await c.query(`SELECT '${'y'.repeat(AUDIT_TEXT_CHARS + 100)}' AS long`);
+    });
+    const recs = await records('bob');
+    const lit = recs.find((d) => ran(d).some((v) => v.text?.includes('literal-marker-1')));
+    expect(lit?.sql).toMatch(/note = \$1/);
+    const bound = recs.flatMap(ran).find((v) => v.params?.includes('param-marker-2'));
+    expect(bound).toMatchObject({ text: 'SELECT $1::text AS t, $2::int AS n', params: ['param-marker-2', '42'] });
+    const kill = recs.find((d) => d.text?.includes('424242'));
+    expect(kill?.decision).toBe('block');
+    const long = recs.flatMap(ran).find((v) => v.text?.startsWith("SELECT 'yyy"));
+    expect(long?.text?.length).toBe(AUDIT_TEXT_CHARS + 1);
+    expect(long?.text?.endsWith('…')).toBe(true);
+    expect((await h.gateway.audit.verify()).ok).toBe(true);
+  });
+
+  it('writes carry their parameters in the start record; a window of executions lists each variant', async () => {
+    await as('alice', async (c) => {
+      await c.query('UPDATE customers SET note = $1 WHERE id = $2', ['write-marker-3', 1]);
+      for (const v of [7, 8, 7]) await c.query('SELECT $1::int AS v', [v]);
+    });
+    const starts = await records('alice', 'statement.start');
+    expect(starts.find((d) => d.params?.includes('write-marker-3'))?.params).toEqual(['write-marker-3', '1']);
+    const recs = await records('alice');
+    const seen = new Map<string, number>();
+    for (const d of recs) {
+      if (d.text === 'SELECT $1::int AS v') seen.set(String(d.params?.[0]), (seen.get(String(d.params?.[0])) ?? 0) + 1);
+      for (const v of d.variants ?? []) if (v.text === 'SELECT $1::int AS v') seen.set(String(v.params?.[0]), (seen.get(String(v.params?.[0])) ?? 0) + v.executions);
+    }
+    expect(Object.fromEntries(seen)).toEqual({ 7: 2, 8: 1 });
+  });
+});
