@@ -142,7 +142,7 @@ describe('API writes and their topics', () => {
   });
 });
 
-describePg('revocations on every node', () => {
+describePg('nodes learn of writes made through another node', () => {
   const NODE_TIMING = { heartbeatMs: 300, leaseMs: 5_000, marginMs: 500 };
   async function node(stateUrl: string): Promise<RunningNode> {
     const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-events-'));

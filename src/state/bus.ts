@@ -214,10 +214,12 @@ export class PostgresBus implements EventBus {
         client.on('end', () => resolve(undefined));
       });
       client.on('notification', () => this.kick());
+      // Set before connecting: close() ends a connection still being made, too.
+      this.listener = client;
       try {
         await client.connect();
         await client.query(`LISTEN ${NOTIFY_CHANNEL}`);
-        this.listener = client;
+        if (this.closed) break;
         if (!this.connected && backoff > 250) this.o.log?.info({ node: this.node }, 'event bus: listening again; catching up from the outbox');
         this.connected = true;
         backoff = 250;
@@ -230,10 +232,14 @@ export class PostgresBus implements EventBus {
       this.connected = false;
       this.listener = undefined;
       await client.end().catch(() => undefined);
-      if (this.closed) break;
+      if (this.closed) return;
       await sleep(backoff);
       backoff = Math.min(backoff * 2, 5_000);
     }
+    this.connected = false;
+    const last = this.listener;
+    this.listener = undefined;
+    await last?.end().catch(() => undefined);
   }
 
   /** Reads the outbox past this node's last id (one reader at a time; a kick while reading reads again). */
