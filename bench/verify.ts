@@ -116,7 +116,7 @@ function deploy(cand: Arm, neverPass = false, windowS = 0, baseArm: Arm = HEALTH
   const a = new VerificationAnalysis(neverPass ? { beta: 1e-300 } : {}, ref, [], prior ? before : []);
   let requests = 0, logged = 0;
   for (let t = 1; ; t++) {
-    let base = windowS > 0 ? emptyChunk() : second(baseArm);
+    const base = windowS > 0 ? emptyChunk() : second(baseArm);
     const c = second(cand);
     if (group !== undefined) {
       requests += c.count;

@@ -97,7 +97,7 @@ export class SilenceBook {
   list(includeExpired: boolean): Array<Silence & { state: 'active' | 'pending' | 'expired' }> {
     const now = this.nowMs();
     return [...this.silences.values()]
-      .map((s) => ({ ...s, state: (this.isActive(s, now) ? 'active' : Date.parse(s.startsAt) > now ? 'pending' : 'expired') as 'active' | 'pending' | 'expired' }))
+      .map((s): Silence & { state: 'active' | 'pending' | 'expired' } => ({ ...s, state: this.isActive(s, now) ? 'active' : Date.parse(s.startsAt) > now ? 'pending' : 'expired' }))
       .filter((s) => includeExpired || s.state !== 'expired')
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   }

@@ -182,7 +182,8 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
 
 /** The standby's listener: health, the cluster view, and 503 for everything else. */
 function buildStandbyApp(log: Logger, state: StateStore, cluster: ClusterNode): FastifyInstance {
-  const app = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: true });
+  const loggerInstance: FastifyBaseLogger = log;
+  const app = Fastify({ loggerInstance, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: true });
   const standbyError = () => apiError('node_standby', 'this tightloop node is a standby: another node is active on this state database (GET /api/cluster); retry through the load balancer', { retryAfterS: 2 });
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
     if (err instanceof AppError) {
