@@ -1,10 +1,20 @@
 import tseslint from 'typescript-eslint';
 
+/**
+ * typescript-eslint's type-checked recommended rules, project-wide. Rules not (yet) enforced,
+ * with the count of findings when this was turned on (npx eslint . with the rule on):
+ * - require-await: 77 (54 in tests): async functions without await, mostly Fastify handlers and
+ *   test callbacks whose Promise return is part of their contract.
+ * - no-base-to-string: 31 (30 in src): String()/templates of values typed unknown (parse-tree
+ *   fields, JSON data of timeline entries); each wants a typed accessor, not a blanket cast.
+ * - no-unsafe-assignment / -member-access / -argument / -return: 89 in tests (response bodies
+ *   read as JSON), off there; on in src.
+ */
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'web/dist/**', 'bench/**/*.mjs', '.tightloop/**'] },
+  { ignores: ['dist/**', 'node_modules/**', 'web/dist/**', 'bench/**/*.mjs', '.tightloop/**', 'test/clickhouse-engine/node_modules/**'] },
   {
     files: ['**/*.ts'],
-    extends: [tseslint.configs.base],
+    extends: [tseslint.configs.recommendedTypeChecked],
     languageOptions: {
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
@@ -12,6 +22,18 @@ export default tseslint.config(
       '@typescript-eslint/no-floating-promises': 'error',
       '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: false }],
       '@typescript-eslint/await-thenable': 'error',
+      '@typescript-eslint/require-await': 'off',
+      '@typescript-eslint/no-base-to-string': 'off',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    files: ['test/**/*.ts', '**/*.test.ts'],
+    rules: {
+      '@typescript-eslint/no-unsafe-assignment': 'off',
+      '@typescript-eslint/no-unsafe-member-access': 'off',
+      '@typescript-eslint/no-unsafe-argument': 'off',
+      '@typescript-eslint/no-unsafe-return': 'off',
     },
   },
 );

@@ -231,7 +231,7 @@ rules:
     }
     const results: Partial<Record<System, SystemResult>> = {};
     for (const s of systems) {
-      const latencies = done.map((t) => (t.fired[s] !== undefined && t.fired[s]! - t.sentAt <= LIMIT_MS ? t.fired[s]! - t.sentAt : Infinity)).sort((a, b) => a - b);
+      const latencies = done.map((t) => (t.fired[s] !== undefined && t.fired[s] - t.sentAt <= LIMIT_MS ? t.fired[s] - t.sentAt : Infinity)).sort((a, b) => a - b);
       results[s] = { latencies, missed: latencies.filter((l) => l === Infinity).length, early: early[s] };
     }
     const retired = services.filter((s) => s.retired).length;

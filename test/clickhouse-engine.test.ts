@@ -39,7 +39,7 @@ describe.skipIf(!installed)('ClickHouse test engine', () => {
     })).json<{ value: string }>())[0].value;
     expect(await threads({ max_threads: 1 })).toBe('1');
     expect(await threads({})).not.toBe('1');
-    await expect(client.query({ query: 'SELECT 1', clickhouse_settings: { no_such_setting: 1 } as never })).rejects.toMatchObject({ code: '115', type: 'UNKNOWN_SETTING' });
+    await expect(client.query({ query: 'SELECT 1', clickhouse_settings: { no_such_setting: 1 } })).rejects.toMatchObject({ code: '115', type: 'UNKNOWN_SETTING' });
   });
 
   it('reports ClickHouse errors with their code and type, and refuses wrong credentials', async () => {

@@ -214,7 +214,7 @@ describe('--role', () => {
     cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
     let err = '';
     const write = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((c: string) => ((err += c), true)) as typeof process.stderr.write;
+    process.stderr.write = ((c: string) => ((err += c), true));
     try {
       expect(await run(['node', 'tightloop', 'up', '--data-dir', dataDir, '--port', '0', '--role', 'ingest,gateway'])).toBe(2);
       expect(await run(['node', 'tightloop', 'up', '--data-dir', dataDir, '--port', '0', '--role', 'api,ingest,worker,detect'])).toBe(2);

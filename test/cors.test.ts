@@ -130,7 +130,7 @@ describe('--cors-origins', () => {
     expect(() => parseCorsOrigins('ftp://app.example')).toThrow(/not an origin/);
     const err: string[] = [];
     const write = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((s: string) => { err.push(String(s)); return true; }) as typeof process.stderr.write;
+    process.stderr.write = ((s: string) => { err.push(String(s)); return true; });
     let code: number;
     try { code = await run(['node', 'tightloop', 'up', '--cors-origins', 'https://x.example/a']); } finally { process.stderr.write = write; }
     expect(code).toBe(2);

@@ -167,3 +167,32 @@ rules:
     }
   });
 });
+
+describe('rule and silence bodies are validated at the route', () => {
+  it('a bad body is a 400 naming each field, before the rule or silence is looked up', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-detect-route-'));
+    const server = await start(dataDir);
+    try {
+      const send = async (method: string, path: string, body: unknown): Promise<{ status: number; message: string }> => {
+        const res = await fetch(server.url + path, {
+          method, headers: { authorization: `Bearer ${server.adminToken ?? ''}`, 'content-type': 'application/json' }, body: JSON.stringify(body),
+        });
+        const json = (await res.json()) as { error?: { message?: string }; message?: string };
+        return { status: res.status, message: json.error?.message ?? json.message ?? '' };
+      };
+      const rule = await send('POST', '/api/rules', { name: 'r', type: 'threshold', signal: 'error_rate', threshold: 'high' });
+      expect(rule.status).toBe(400);
+      expect(rule.message).toMatch(/threshold/);
+      // An unknown id with a bad body: the body is refused first (400), not the id (404).
+      expect((await send('PUT', '/api/rules/01UNKNOWN', { name: 'r' })).status).toBe(400);
+      expect((await send('PUT', '/api/rules/01UNKNOWN', { name: 'r', type: 'threshold', signal: 'error_rate', threshold: 0.1 })).status).toBe(404);
+      const silence = await send('POST', '/api/silences', { matchers: [], duration: '1h', extra: true });
+      expect(silence.status).toBe(400);
+      expect(silence.message).toMatch(/matchers: .*at least one matcher/);
+      expect(silence.message).toMatch(/extra/);
+    } finally {
+      await server.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -18,7 +18,7 @@ const NOT_YET_RUN = new Set<string>([]);
 async function helpOf(args: string[]): Promise<string> {
   let out = '';
   const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((s: string) => ((out += s), true)) as typeof process.stdout.write;
+  process.stdout.write = ((s: string) => ((out += s), true));
   try {
     await run(['node', 'tightloop', ...args, '--help']);
   } finally {

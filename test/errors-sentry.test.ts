@@ -32,7 +32,7 @@ beforeAll(async () => {
   t = await startErrorsServer();
   const out: string[] = [];
   const write = process.stdout.write.bind(process.stdout);
-  process.stdout.write = ((s: string) => { out.push(String(s)); return true; }) as typeof process.stdout.write;
+  process.stdout.write = ((s: string) => { out.push(String(s)); return true; });
   let code: number;
   try {
     code = await run(['node', 'tightloop', 'project', 'create', 'shop', '--url', t.url, '--token', t.token, '--json']);

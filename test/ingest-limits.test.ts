@@ -113,7 +113,7 @@ describe('invalid UTF-8', () => {
     const kv = protobuf.Writer.create().uint32(10).string('service.name').uint32(18).fork().uint32(10).string('utf8-proto').ldelim().finish();
     const resource = protobuf.Writer.create().uint32(10).bytes(kv).finish();
     const t = BigInt(Date.now()) * 1_000_000n;
-    const fixed = (n: bigint): protobuf.Long => ({ low: Number(n & 0xffffffffn) | 0, high: Number(n >> 32n) | 0, unsigned: true } as protobuf.Long);
+    const fixed = (n: bigint): protobuf.Long => ({ low: Number(n & 0xffffffffn) | 0, high: Number(n >> 32n) | 0, unsigned: true });
     const span = protobuf.Writer.create()
       .uint32(10).bytes(Buffer.from('0123456789abcdef0123456789abcd01', 'hex'))
       .uint32(18).bytes(Buffer.from('0123456789abcd01', 'hex'))

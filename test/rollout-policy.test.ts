@@ -412,7 +412,7 @@ describe('deploys made elsewhere', () => {
     await state.db.insertInto('rollout_rollouts' as never).values({
       id: interrupted.id, deploy_id: interrupted.deployId, service: interrupted.service, version: interrupted.version, status: 'running',
       started_at: new Date().toISOString(), updated_at: new Date().toISOString(), data: JSON.stringify(interrupted),
-    } as never).execute();
+    }).execute();
     const again = new RolloutManager({ deploys, actions, services: () => services, audit, log: pino({ level: 'silent' }), db: state.db });
     await again.open();
     const after = again.list();

@@ -166,7 +166,7 @@ describePg('tightloop state migrate', () => {
     const tables = (src.prepare(`select name from sqlite_master where type = 'table' and name not like 'sqlite_%' and name not like 'tightloop_migration%'`).all() as Array<{ name: string }>).map((r) => r.name);
     expect(tables).toEqual(expect.arrayContaining(['users', 'api_tokens', 'gateway_audit', 'gateway_grants', 'incidents', 'deploys', 'errors_events']));
     expect((src.prepare('select count(*) as n from errors_events').get() as { n: bigint }).n).toBe(1n);
-    const pgc = new pg.Client({ connectionString: target.connectionString, types: { getTypeParser: (oid: number) => (oid === 17 ? (v: string) => Buffer.from(v.slice(2), 'hex') : (v: string) => v) } as never });
+    const pgc = new pg.Client({ connectionString: target.connectionString, types: { getTypeParser: (oid: number) => (oid === 17 ? (v: string) => Buffer.from(v.slice(2), 'hex') : (v: string) => v) } });
     await pgc.connect();
     try {
       let rows = 0;

@@ -108,7 +108,7 @@ describe('loadConfig: flags > environment > tightloop.yaml > defaults', () => {
     expect(by['ingest.groupRows']?.message).toMatch(/queueMaxRows 1000, from env TIGHTLOOP_QUEUE_MAX_ROWS/);
     expect(by.roles?.message).toMatch(/gateway alone/);
     // The printed line names the flag and variable, the setting and the source.
-    expect(new ConfigError([by.stateUrl as ConfigIssue]).message).toMatch(/^--state \/ TIGHTLOOP_STATE_URL: invalid state URL: .*\(stateUrl, from env TIGHTLOOP_STATE_URL\)$/);
+    expect(new ConfigError([by.stateUrl]).message).toMatch(/^--state \/ TIGHTLOOP_STATE_URL: invalid state URL: .*\(stateUrl, from env TIGHTLOOP_STATE_URL\)$/);
   });
 });
 

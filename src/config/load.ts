@@ -201,7 +201,7 @@ function setPath(target: Record<string, unknown>, name: string, value: unknown):
   const parts = name.split('.');
   let o = target;
   for (const p of parts.slice(0, -1)) o = (o[p] ??= {}) as Record<string, unknown>;
-  o[parts[parts.length - 1] as string] = value;
+  o[parts[parts.length - 1]] = value;
 }
 
 interface YamlFile {

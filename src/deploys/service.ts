@@ -51,7 +51,7 @@ export interface DeployListFilter {
   service?: string; environment?: string; version?: string; status?: DeployStatus; from?: string; to?: string; limit?: number;
 }
 
-interface Waiter { resolve: (v: Verification) => void; reject: (e: unknown) => void }
+interface Waiter { resolve: (v: Verification) => void; reject: (e: Error) => void }
 
 const MAX_DURATION_LIMIT_S = 86_400;
 const QUIET_LEVELS = new Set(['warning', 'info', 'debug', 'log', 'sample']);

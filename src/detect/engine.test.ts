@@ -174,7 +174,7 @@ describe('DetectEngine', () => {
   it('a stored rule whose pattern is no longer accepted is skipped with a warning, not silently', async () => {
     await state.db.insertInto('detect_rules' as never).values({
       id: 'r-old', name: 'old', spec: JSON.stringify({ name: 'old', type: 'log', match: { regex: '(a)\\1' }, threshold: 1 }), created_at: '2026-01-01T00:00:00Z', updated_at: '2026-01-01T00:00:00Z',
-    } as never).execute();
+    }).execute();
     const warned: Array<{ obj: object; msg: string }> = [];
     engine = new DetectEngine({
       db: state.db, source, nowMs: () => now, tickMs: 0, send: { attempts: 1, baseDelayMs: 5 },

@@ -29,7 +29,7 @@ class FakeSource implements DetectSource {
 class FakeErrors implements DetectErrorSource {
   private readonly ls = new Map<string, Array<(p: never) => void>>();
   on<K extends keyof ErrorEventMap>(name: K, l: (p: ErrorEventMap[K]) => void): () => void {
-    this.ls.set(name, [...(this.ls.get(name) ?? []), l as (p: never) => void]);
+    this.ls.set(name, [...(this.ls.get(name) ?? []), l]);
     return () => undefined;
   }
   emit<K extends keyof ErrorEventMap>(name: K, p: ErrorEventMap[K]): void {

@@ -31,7 +31,7 @@ function parseObject(text: string): Record<string, unknown> {
 function attrText(v: unknown): string | undefined {
   if (v === undefined || v === null) return undefined;
   if (typeof v === 'string') return v;
-  return typeof v === 'object' ? JSON.stringify(v) : String(v as number | boolean);
+  return typeof v === 'object' ? JSON.stringify(v) : String(v);
 }
 
 /** Attribute lookup over one batch: the record's attributes, then its resource's (cached by text). */

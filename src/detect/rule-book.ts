@@ -11,7 +11,8 @@ import { RuleSet } from './rule-set.js';
 import { ruleSpecSchema, rulesFileSchema, type Rule, type RulesFile, type RuleSpec } from './rules.js';
 import { iso, type DetectDatabase } from './storage.js';
 
-function parseSpec(input: unknown): RuleSpec {
+/** A rule as the API receives it, validated (the route calls this: 400 naming each bad field). */
+export function parseRuleSpec(input: unknown): RuleSpec {
   const parsed = ruleSpecSchema.safeParse(input);
   if (!parsed.success) {
     throw badRequest(parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
@@ -85,8 +86,13 @@ export class RuleBook {
     }
   }
 
+  /** Validates `input` (parseRuleSpec) and creates the rule; the route validates first and calls createSpec. */
   async create(input: unknown): Promise<Rule> {
-    const spec = parseSpec(input);
+    return this.createSpec(parseRuleSpec(input), input);
+  }
+
+  /** `spec` is the validated `input`; the input is stored as given (durations as written). */
+  async createSpec(spec: RuleSpec, input: unknown): Promise<Rule> {
     this.checkName(spec.name);
     this.checkReceivers(spec);
     const id = ulid();
@@ -97,9 +103,12 @@ export class RuleBook {
   }
 
   async update(id: string, input: unknown): Promise<Rule> {
+    return this.updateSpec(id, parseRuleSpec(input), input);
+  }
+
+  async updateSpec(id: string, spec: RuleSpec, input: unknown): Promise<Rule> {
     const cur = this.get(id);
     if (cur.source === 'file') throw conflict(`rule ${id} comes from rules.yaml; edit the file instead`);
-    const spec = parseSpec(input);
     this.checkName(spec.name, id);
     this.checkReceivers(spec);
     await this.db.updateTable('detect_rules').set({ name: spec.name, spec: JSON.stringify(input), updated_at: iso(this.nowMs()) }).where('id', '=', id).execute();

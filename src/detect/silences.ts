@@ -5,11 +5,22 @@
  * after its end (default 120 h, as Alertmanager's `--data.retention`), then gc() deletes it.
  */
 import type { Kysely } from 'kysely';
+import type { z } from 'zod';
 import { ulid } from 'ulid';
 import { randomBytes } from 'node:crypto';
 import { badRequest, notFound } from '../core/app-error.js';
 import { compileMatcher, matches, silenceInputSchema, type LabelTest, type Matcher } from './rules.js';
 import { iso, type DetectDatabase } from './storage.js';
+
+/** A silence as the API receives it, validated. */
+export type SilenceSpec = z.output<typeof silenceInputSchema>;
+
+/** Validates a silence (the route calls this: 400 naming each bad field). */
+export function parseSilenceInput(input: unknown): SilenceSpec {
+  const parsed = silenceInputSchema.safeParse(input);
+  if (!parsed.success) throw badRequest(parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+  return parsed.data;
+}
 
 export interface Silence {
   id: string;
@@ -97,15 +108,17 @@ export class SilenceBook {
   list(includeExpired: boolean): Array<Silence & { state: 'active' | 'pending' | 'expired' }> {
     const now = this.nowMs();
     return [...this.silences.values()]
-      .map((s) => ({ ...s, state: (this.isActive(s, now) ? 'active' : Date.parse(s.startsAt) > now ? 'pending' : 'expired') as 'active' | 'pending' | 'expired' }))
+      .map((s): Silence & { state: 'active' | 'pending' | 'expired' } => ({ ...s, state: this.isActive(s, now) ? 'active' : Date.parse(s.startsAt) > now ? 'pending' : 'expired' }))
       .filter((s) => includeExpired || s.state !== 'expired')
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   }
 
+  /** Validates `input` (parseSilenceInput) and adds the silence; the route validates first and calls addParsed. */
   async add(input: unknown, createdBy: string): Promise<Silence> {
-    const parsed = silenceInputSchema.safeParse(input);
-    if (!parsed.success) throw badRequest(parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
-    const v = parsed.data;
+    return this.addParsed(parseSilenceInput(input), createdBy);
+  }
+
+  async addParsed(v: SilenceSpec, createdBy: string): Promise<Silence> {
     // Matcher patterns were checked by the schema (linear-time engine, src/core/pattern.ts).
     if (!v.matchers.some(narrows)) {
       throw badRequest('a silence needs at least one matcher that picks alerts out: name=value, or name=~regex that matches neither the empty string nor any value (a silence that matches everything would mute every alert)');

@@ -64,7 +64,7 @@ export interface PreparedBatch {
 
 /** Parses the raw Sentry items of a batch; a unit with a bad item is left out whole. */
 export function prepareBatch(items: EventToCommit[]): PreparedBatch {
-  const parsed: (ErrorEvent | undefined)[] = new Array(items.length);
+  const parsed = new Array<ErrorEvent | undefined>(items.length);
   const rejected: RejectedItem[] = [];
   let badUnits: Set<number | undefined> | undefined;
   for (let i = 0; i < items.length; i++) {
@@ -79,7 +79,7 @@ export function prepareBatch(items: EventToCommit[]): PreparedBatch {
   }
   const events: ErrorEvent[] = [];
   const versions: number[] = [];
-  const eventIds: string[] = new Array(items.length);
+  const eventIds = new Array<string>(items.length);
   for (let i = 0; i < items.length; i++) {
     const e = parsed[i];
     if (e === undefined || (badUnits !== undefined && badUnits.has(items[i].unit))) { eventIds[i] = ''; continue; }

@@ -48,7 +48,7 @@ export interface ErrorsModule {
   /** DSN of the default project, for the start banner. */
   defaultDsn(baseUrl: string): string;
   /** Sentry ingest; register at the root, outside the bearer-token API plugin. */
-  ingestPlugin(app: FastifyInstance): Promise<void>;
+  ingestPlugin: (app: FastifyInstance) => Promise<void>;
   /** The REST API; register inside the bearer-token API plugin. `publicUrl` builds DSNs. */
   registerApi(api: FastifyInstance, publicUrl: () => string): void;
   /** Errors raised in one trace (for GET /api/traces/:id). */

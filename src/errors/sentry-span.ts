@@ -40,7 +40,7 @@ function plain(v: unknown): unknown {
   const raw = 'value' in o ? o.value : v;
   if (typeof raw === 'string') return truncate(raw);
   if (typeof raw === 'number' || typeof raw === 'boolean') return raw;
-  if (Array.isArray(raw)) return raw.slice(0, MAX_ATTRIBUTES).map((x) => (typeof x === 'string' ? truncate(x) : x));
+  if (Array.isArray(raw)) return (raw as unknown[]).slice(0, MAX_ATTRIBUTES).map((x) => (typeof x === 'string' ? truncate(x) : x));
   return undefined;
 }
 

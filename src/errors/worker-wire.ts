@@ -80,7 +80,7 @@ function slim(it: EventToCommit): EventToCommit {
 
 /** The batch again, in its order; raw items as Buffers (views into the one buffer). */
 export function unpackRequest(req: CommitRequest): EventToCommit[] {
-  const items: EventToCommit[] = new Array(req.count);
+  const items = new Array<EventToCommit>(req.count);
   for (const { index, item } of req.mapped) items[index] = item;
   const r = req.raw;
   if (r !== undefined) {

@@ -79,7 +79,7 @@ export function provablyReadOnly(sql: string): boolean {
   if (sql.trim() === '') return true;
   let tree: { stmts?: { stmt?: Record<string, unknown> }[] };
   try {
-    tree = parseSync(sql) as typeof tree;
+    tree = parseSync(sql);
   } catch {
     return false;
   }

@@ -261,8 +261,8 @@ export async function cli(args: string[]): Promise<{ code: number; stdout: strin
   registerGatewayCommands(program, (c) => (code = c));
   const out = process.stdout.write.bind(process.stdout);
   const err = process.stderr.write.bind(process.stderr);
-  process.stdout.write = ((s: string) => ((stdout += s), true)) as typeof process.stdout.write;
-  process.stderr.write = ((s: string) => ((stderr += s), true)) as typeof process.stderr.write;
+  process.stdout.write = ((s: string) => ((stdout += s), true));
+  process.stderr.write = ((s: string) => ((stderr += s), true));
   try {
     await program.parseAsync(['node', 'tightloop', ...args]);
   } catch {

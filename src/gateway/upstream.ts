@@ -99,7 +99,7 @@ async function negotiateTls(socket: Socket, t: UpstreamTarget): Promise<Socket |
       secure.on('error', () => undefined); // as for the raw socket: the owner watches 'close'
       resolve(secure);
     });
-    secure.once('error', (err) => reject(failure(`TLS to upstream failed: ${err.message}`, err)));
+    secure.once('error', (err: Error) => reject(failure(`TLS to upstream failed: ${err.message}`, err)));
   });
 }
 

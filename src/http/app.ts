@@ -60,8 +60,10 @@ function bearer(req: FastifyRequest): string | null {
 }
 
 export function buildApp(deps: AppDeps): FastifyInstance {
+  // Typed as Fastify's logger interface (not pino's Logger), so the instance's type is the plain FastifyInstance.
+  const loggerInstance: FastifyBaseLogger = deps.logger;
   const app = Fastify({
-    loggerInstance: deps.logger as FastifyBaseLogger,
+    loggerInstance,
     // Per-request logs would cost more than an OTLP request's decode; errors are logged instead.
     logController: new LogController({ disableRequestLogging: true }),
     // The API's own bodies are small; OTLP routes set their own limit.

@@ -232,7 +232,8 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
  * heartbeats cannot reach PostgreSQL (both with Retry-After).
  */
 function buildStandbyApp(log: Logger, state: StateStore, cluster: ClusterNode): FastifyInstance {
-  const app = Fastify({ loggerInstance: log as FastifyBaseLogger, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: true });
+  const loggerInstance: FastifyBaseLogger = log;
+  const app = Fastify({ loggerInstance, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: true });
   const notServing = () => cluster.reachable
     ? apiError('node_standby', 'this tightloop node is a standby: another node is active on this state database (GET /api/cluster); retry through the load balancer', { retryAfterS: 2 })
     : apiError('state_unavailable', 'this tightloop node cannot reach its PostgreSQL state database; it serves again by itself when PostgreSQL is back', { retryAfterS: 2 });

@@ -110,7 +110,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   // On PostgreSQL one node is active at a time (http/cluster.ts, docs/cluster.md): started
   // alone, this server takes the `active` lease itself or is refused.
   let publicUrl = '';
-  let closeRef: (() => Promise<void>) | undefined;
+  const closeRef: { current?: () => Promise<void> } = {};
   let ownCluster: ClusterNode | undefined;
   let clusterView: () => Promise<ClusterView> = singleView(`single-${process.pid}`, roles, () => publicUrl, Date.now());
   if (options.cluster !== undefined) clusterView = options.cluster.view;
@@ -121,7 +121,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
       await node.want('active', { onAcquired: () => undefined, onLost: async (reason) => {
         // Started alone (not through startNode): it stops for good; closing leaves the cluster.
         log.error({ reason }, 'cluster: lost the active lease; stopping this server (fail closed)');
-        await closeRef?.();
+        await closeRef.current?.();
       } });
       if (!node.holds('active')) {
         throw apiError('state_in_use', 'another tightloop node is active on this PostgreSQL state database; `tightloop up` starts this one as its standby (docs/cluster.md)');
@@ -319,7 +319,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     })();
     return closing;
   };
-  closeRef = close;
+  closeRef.current = close;
   if (ownCluster !== undefined && !ownCluster.holds('active')) {
     // The lease lapsed while the pillars started (PostgreSQL unreachable): fail closed.
     await close();

@@ -2,7 +2,7 @@ import { ValueType, type HrTime } from '@opentelemetry/api';
 import { JsonMetricsSerializer, ProtobufMetricsSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
-  AggregationType, DataPointType, MeterProvider, MetricReader, type MetricData, type ResourceMetrics,
+  AggregationType, DataPointType, MeterProvider, MetricReader, type ResourceMetrics,
 } from '@opentelemetry/sdk-metrics';
 import protobuf from 'protobufjs/minimal.js';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -46,7 +46,7 @@ beforeAll(async () => {
 function expectedRows(rm: ResourceMetrics): Array<Record<string, unknown>> {
   const rows: Array<Record<string, unknown>> = [];
   for (const sm of rm.scopeMetrics) {
-    for (const m of sm.metrics as MetricData[]) {
+    for (const m of sm.metrics) {
       const common = {
         service: 'api', version: '2.0.0', environment: 'dev', scopeName: sm.scope.name, scopeVersion: sm.scope.version ?? '',
         name: m.descriptor.name, description: m.descriptor.description, unit: m.descriptor.unit,

@@ -126,7 +126,7 @@ describe('traces from the OTel SDK', () => {
     // Same data, so the same columns; attribute JSON may differ only in key order, never content.
     for (const k of Object.keys(batch) as Array<keyof SpanBatch>) {
       if (k === 'attrs' || k === 'events' || k === 'links' || k === 'resourceAttrs') {
-        expect((batch[k] as string[]).map((x) => JSON.parse(x) as unknown)).toEqual((fromProto[k] as string[]).map((x) => JSON.parse(x) as unknown));
+        expect((batch[k]).map((x) => JSON.parse(x) as unknown)).toEqual((fromProto[k]).map((x) => JSON.parse(x) as unknown));
       } else {
         expect(batch[k]).toEqual(fromProto[k]);
       }

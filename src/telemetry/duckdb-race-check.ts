@@ -105,7 +105,7 @@ export async function checkExact(store: DuckDbTelemetryStore, acked: AckedSpan[]
       const keys = new Set([...want.keys(), ...got.keys()]);
       for (const k of keys) {
         const w = want.get(k) ?? [0, 0], g = got.get(k) ?? [0, 0];
-        if (w[0] !== g[0] || w[1] !== g[1]) bad.push(`${JSON.stringify({ ...q, fromUs: undefined, toUs: undefined })} @${k}: want ${w} got ${g}`);
+        if (w[0] !== g[0] || w[1] !== g[1]) bad.push(`${JSON.stringify({ ...q, fromUs: undefined, toUs: undefined })} @${k}: want ${w.join(',')} got ${g.join(',')}`);
       }
     }
   }

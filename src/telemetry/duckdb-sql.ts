@@ -28,7 +28,7 @@ export class ReadPool implements SqlRunner {
   }
 
   async rows(sql: string, params?: SqlParams, types?: Record<string, DuckDBType>): Promise<Row[]> {
-    return (await this.use((con) => con.runAndReadAll(sql, params, types))).getRowObjectsJS() as Row[];
+    return (await this.use((con) => con.runAndReadAll(sql, params, types))).getRowObjectsJS();
   }
 
   /** The materialized result, for readers that take vectors directly. */

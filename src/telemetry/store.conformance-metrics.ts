@@ -62,10 +62,10 @@ export function registerMetricAndRetentionCases(ctx: { store: TelemetryStore; fi
     await ctx.store.append([{ metrics: metricBatch(rows) }]);
     const rate = await metric({ name: 'requests', agg: 'rate', groupBy: ['route'] });
     expect(rate.map((s) => s.labels.route)).toEqual(['/a', '/b']);
-    expect(values(rate[0]).map((v) => v! * 60)).toEqual([50, 5 + 50].map((x) => expect.closeTo(x, 9)));
+    expect(values(rate[0]).map((v) => v! * 60)).toEqual([50, 5 + 50].map((x): unknown => expect.closeTo(x, 9)));
     // /b: +20 per point; at 90 s a drop to 2 counts as 2, then +20 per point.
-    expect(values(rate[1]).map((v) => v! * 60)).toEqual([100, 20 + 20 + 20 + 2 + 20 + 20].map((x) => expect.closeTo(x, 9)));
-    expect(values((await metric({ name: 'bytes', agg: 'rate' }))[0])).toEqual([0.6, 0.6].map((x) => expect.closeTo(x, 9)));
+    expect(values(rate[1]).map((v) => v! * 60)).toEqual([100, 20 + 20 + 20 + 2 + 20 + 20].map((x): unknown => expect.closeTo(x, 9)));
+    expect(values((await metric({ name: 'bytes', agg: 'rate' }))[0])).toEqual([0.6, 0.6].map((x): unknown => expect.closeTo(x, 9)));
   });
 
   it('interpolates histogram percentiles from merged bucket counts', async () => {

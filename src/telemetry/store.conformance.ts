@@ -6,7 +6,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TelemetryStore } from './store.js';
-import { exactQuantile, hexOf, logBatch, metricBatch, spanBatch, type SpanInput } from './conformance-batches.js';
+import { exactQuantile, hexOf, logBatch, spanBatch, type SpanInput } from './conformance-batches.js';
 import { registerMetricAndRetentionCases } from './store.conformance-metrics.js';
 
 export interface StoreFixture {

@@ -63,7 +63,7 @@ async function checkout(pool: pg.Pool, version: string, customerId: number, prod
     const loyalty = await query<Loyalty>(pool, 'SELECT loyalty',
       'SELECT l.discount_pct FROM loyalty l, pg_sleep(0.12) WHERE l.customer_id = $1', [customerId]);
     // The v2 bug: customers without a loyalty record have no row here.
-    const row = loyalty.rows[0] as Loyalty;
+    const row = loyalty.rows[0];
     totalCents = Math.round(totalCents * (100 - row.discount_pct) / 100);
   }
   const order = await query<{ id: number }>(pool, 'INSERT orders',

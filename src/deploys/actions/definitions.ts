@@ -127,7 +127,7 @@ export function parseActionsYaml(text: string, file: string): ActionDefinition[]
       throw new ActionFileError(`${file}: actions.${i}: a name is required (lower-case letters, digits, ".", "_", "-")`, file);
     }
     const params = a.kind === 'local' ? { ...DEPLOY_PARAMS, ...a.params } : a.params;
-    const def = { ...a, name, params, source: file } as ActionDefinition;
+    const def = { ...a, name, params, source: file };
     const problems = checkPlaceholders(def);
     if (problems.length > 0) throw new ActionFileError(`${file}: action ${name}: ${problems.join('; ')}`, file);
     return def;

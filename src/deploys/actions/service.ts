@@ -148,7 +148,7 @@ export class ActionService {
         duration_ms: finished - started, output: outcome.output, output_truncated: outcome.outputTruncated ? 1 : 0, error: outcome.error,
       };
       await this.db.updateTable('actions_runs').set(fin).where('id', '=', row.id).execute();
-      const run = toRun({ ...row, started_at: toTimestamp(started), ...fin } as ActionRunsTable);
+      const run = toRun({ ...row, started_at: toTimestamp(started), ...fin });
       const cap = this.opts.auditOutputBytes ?? 4096;
       this.opts.audit.append({
         kind: 'action.run', actor: row.actor, resource: `action:${def.name}`,

@@ -505,7 +505,7 @@ function withCtes(withClause: unknown, outer: Scope | undefined, inherited: Map<
 export function selectOutputs(node: unknown, outer: Scope | undefined, inheritedCtes?: Map<string, OutputColumn[]>): OutputColumn[] {
   const sel = (node as { SelectStmt?: JsonNode } | undefined)?.SelectStmt;
   if (sel === undefined) return [{ lin: { cols: [], wholeRow: false, opaque: true, direct: false } }];
-  const ctes = withCtes(sel.withClause, outer, inheritedCtes ?? outer?.ctes ?? new Map());
+  const ctes = withCtes(sel.withClause, outer, inheritedCtes ?? outer?.ctes ?? new Map<string, OutputColumn[]>());
   const scope: Scope = { items: [], outer, ctes };
   if (sel.op !== undefined && sel.op !== 'SETOP_NONE') {
     const outs = setOperation(sel, outer, ctes);
