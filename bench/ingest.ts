@@ -104,7 +104,7 @@ function partialRejected(b: Buffer): number {
 }
 
 async function waitHealthy(port: number): Promise<void> {
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 120_000; // a loaded machine: creating the ClickHouse schema on the test engine alone can take tens of seconds
   while (Date.now() < deadline) {
     try {
       if ((await fetch(`http://127.0.0.1:${port}/api/health`)).ok) return;
@@ -160,7 +160,14 @@ async function startServer(bin: string, flags: string[], target: Target, port: n
   const proc = spawn(process.execPath, [...shebangFlags(bin), ...flags, bin, 'up', '--data-dir', dataDir, '--port', String(port), '--gateway-port', '0',
     '--log-level', 'warn', ...telemetry], { stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  await waitHealthy(port);
+  try {
+    await waitHealthy(port);
+  } catch (e) {
+    proc.kill('SIGTERM');
+    await exited;
+    rmSync(dataDir, { recursive: true, force: true });
+    throw e;
+  }
   return { proc, dataDir, port, exited, token: readFileSync(join(dataDir, 'admin.token'), 'utf8').trim(), stopped: false };
 }
 

@@ -28,7 +28,7 @@ function intArg(name: string, min: number, max: number) {
   };
 }
 
-async function up(opts: { dataDir: string; host: string; port: number; gatewayPort?: number; queueMaxRows?: number; incidentWindow?: number; logLevel: string; actionsDir?: string; services?: string; demo?: boolean; corsOrigins?: string; state?: string; telemetry?: string; role?: string }): Promise<number> {
+async function up(opts: { dataDir: string; host: string; port: number; gatewayPort?: number; queueMaxRows?: number; incidentWindow?: number; logLevel: string; actionsDir?: string; services?: string; demo?: boolean; corsOrigins?: string; state?: string; telemetry?: string; clickhouseCluster?: string; role?: string }): Promise<number> {
   let corsOrigins: string[] | undefined;
   const corsValue = opts.corsOrigins ?? process.env.TIGHTLOOP_CORS_ORIGINS;
   try {
@@ -41,6 +41,7 @@ async function up(opts: { dataDir: string; host: string; port: number; gatewayPo
     dataDir: resolve(opts.dataDir),
     stateUrl: opts.state ?? (process.env.TIGHTLOOP_STATE_URL === '' ? undefined : process.env.TIGHTLOOP_STATE_URL),
     telemetryUrl: opts.telemetry ?? (process.env.TIGHTLOOP_TELEMETRY_URL === '' ? undefined : process.env.TIGHTLOOP_TELEMETRY_URL),
+    clickhouseCluster: opts.clickhouseCluster,
     ...(opts.role === undefined ? {} : { roles: opts.role.split(',').map((r) => r.trim()).filter((r) => r !== '') }),
     host: opts.host,
     port: opts.port,
@@ -215,6 +216,7 @@ export async function run(argv: string[]): Promise<number> {
     .option('--role <list>', 'what this node runs: a comma list of api, ingest, gateway, worker (default all; api, ingest and worker go together, docs/cluster.md)')
     .option('--state <url>', 'state database: postgres://user:pass@host:5432/db (default: SQLite in the data directory; env TIGHTLOOP_STATE_URL)')
     .option('--telemetry <url>', 'telemetry store: clickhouse://user:pass@host:8123/db (default: DuckDB in the data directory; env TIGHTLOOP_TELEMETRY_URL)')
+    .option('--clickhouse-cluster <name>', 'with --telemetry clickhouse://: create the tables ON CLUSTER name, Replicated under Distributed')
     .option('--host <host>', 'address to bind (loopback by default)', '127.0.0.1')
     .option('--port <port>', 'HTTP port (OTLP, API, console)', intArg('--port', 0, 65535), 4318)
     .option('--gateway-port <port>', 'PostgreSQL gateway port (default 15432)', intArg('--gateway-port', 0, 65535))
