@@ -222,7 +222,8 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
     const attempts = Math.max(1, this.opts.insertAttempts ?? 3);
     for (let i = 1; ; i++) {
       try {
-        await sql.insert(query, body, token);
+        // On a cluster the input views write Distributed tables: the INSERT returns once the shards have the rows.
+        await sql.insert(query, body, token, this.opts.cluster === undefined ? {} : { distributed_foreground_insert: 1 });
         return;
       } catch (err) {
         if (i >= attempts) {
