@@ -162,7 +162,14 @@ async function startServer(bin: string, flags: string[], target: Target, port: n
   const proc = spawn(process.execPath, [...shebangFlags(bin), ...flags, bin, 'up', '--data-dir', dataDir, '--port', String(port), '--gateway-port', '0',
     '--log-level', 'warn', ...telemetry], { stdio: ['ignore', 'ignore', 'inherit'] });
   const exited = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
-  await waitHealthy(port);
+  try {
+    await waitHealthy(port);
+  } catch (e) {
+    proc.kill('SIGTERM');
+    await exited;
+    rmSync(dataDir, { recursive: true, force: true });
+    throw e;
+  }
   return { proc, dataDir, port, exited, token: readFileSync(join(dataDir, 'admin.token'), 'utf8').trim(), stopped: false };
 }
 

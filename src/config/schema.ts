@@ -18,6 +18,8 @@ export const serverConfigSchema = z.object({
    * `<dataDir>/telemetry.duckdb`; `clickhouse://user:pass@host:8123/db` a ClickHouse database.
    */
   telemetryUrl: z.string().min(1).optional(),
+  /** ClickHouse only (`--clickhouse-cluster`): tables ON CLUSTER, Replicated under Distributed (telemetry/README.md). */
+  clickhouseCluster: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a plain identifier').optional(),
   /**
    * What this node runs (`--role`, comma list; default all): api, ingest, gateway, worker. Which
    * combinations are coherent: `checkRoles` in http/cluster.ts (docs/cluster.md).

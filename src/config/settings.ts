@@ -43,6 +43,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'roles', flag: '--role', env: 'TIGHTLOOP_ROLE', kind: 'list', doc: 'what this node runs: api, ingest, gateway, worker (api, ingest and worker go together; docs/cluster.md)' },
   { name: 'stateUrl', flag: '--state', env: 'TIGHTLOOP_STATE_URL', kind: 'string', secret: 'password', doc: 'state database: postgres://user:pass@host:5432/db (unset: SQLite in the data directory)' },
   { name: 'telemetryUrl', flag: '--telemetry', env: 'TIGHTLOOP_TELEMETRY_URL', kind: 'string', secret: 'password', doc: 'telemetry store: duckdb or clickhouse://user:pass@host:8123/db (unset: DuckDB in the data directory)' },
+  { name: 'clickhouseCluster', flag: '--clickhouse-cluster', env: 'TIGHTLOOP_CLICKHOUSE_CLUSTER', kind: 'string', doc: 'with a clickhouse:// telemetry store: create the tables ON CLUSTER this name, Replicated under Distributed' },
   { name: 'host', flag: '--host', env: 'TIGHTLOOP_HOST', kind: 'string', doc: 'address to bind; off loopback, ingest needs a token' },
   { name: 'port', flag: '--port', env: 'TIGHTLOOP_PORT', kind: 'int', doc: 'HTTP port: OTLP, API, console (0: any free port)' },
   { name: 'gatewayPort', flag: '--gateway-port', env: 'TIGHTLOOP_GATEWAY_PORT', kind: 'int', doc: 'PostgreSQL gateway port (unset: 15432 if free)' },

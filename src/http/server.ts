@@ -82,11 +82,14 @@ export interface ServerOptions {
 
 /** DuckDB in the data directory, or the ClickHouse database of `--telemetry`. */
 function openTelemetryStore(config: ServerConfig, log: Logger): DuckDbTelemetryStore | ClickHouseTelemetryStore {
+  if (config.clickhouseCluster !== undefined && (config.telemetryUrl === undefined || config.telemetryUrl === 'duckdb')) {
+    throw new Error('--clickhouse-cluster: only with --telemetry clickhouse://…');
+  }
   if (config.telemetryUrl !== undefined && config.telemetryUrl !== 'duckdb') {
     if (!isClickHouseUrl(config.telemetryUrl)) throw new Error('--telemetry: expected duckdb or clickhouse://user:pass@host:8123/db');
     // The node's name in its rows: the host and this data directory (two nodes on one host differ).
     const nodeId = `${hostname()}-${createHash('sha256').update(config.dataDir).digest('hex').slice(0, 8)}`;
-    return new ClickHouseTelemetryStore({ url: config.telemetryUrl, nodeId, retentionDays: config.retentionDays, log });
+    return new ClickHouseTelemetryStore({ url: config.telemetryUrl, nodeId, cluster: config.clickhouseCluster, retentionDays: config.retentionDays, log });
   }
   return new DuckDbTelemetryStore({
     path: join(config.dataDir, 'telemetry.duckdb'), log,

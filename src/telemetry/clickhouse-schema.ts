@@ -25,13 +25,55 @@ import type { RetentionDays } from './retention.js';
 /** Highest DDSketch key of a nanosecond duration (sketch.ts): keys fit Int16. */
 const SKETCH_KEY_SQL = 'toInt16(if(duration_ns > 1, ceil(log(duration_ns) / log(1.01 / 0.99)), 0))';
 
-const MERGE_TREE_SETTINGS = 'fsync_after_insert = 1, fsync_part_directory = 1, non_replicated_deduplication_window = 10000';
-
 const ttl = (expr: string, days: number | undefined): string =>
   days !== undefined && days > 0 ? `TTL toDateTime(${expr}) + INTERVAL ${Math.floor(days)} DAY DELETE` : '';
 
-const settings = (days: number | undefined): string =>
-  `SETTINGS ${MERGE_TREE_SETTINGS}${days !== undefined && days > 0 ? ', ttl_only_drop_parts = 1' : ''}`;
+/**
+ * Where the tables go. Single server: each table is itself (`MergeTree`). Cluster
+ * (`--clickhouse-cluster NAME`): each stored table `T` is `T_local` on every server of the cluster
+ * (`Replicated…MergeTree`, keeper path by shard and database), under a `Distributed` table `T`
+ * that the queries and the input views use unchanged; the views that derive rollups and the
+ * trace-id table read `spans_local` and write the derived `_local` tables on each shard, so each
+ * shard aggregates its own spans and reads merge them (`sum`, `sumMap`, `min`, `max`). Every
+ * statement carries `ON CLUSTER NAME`. Spans and the trace-id table are sharded by trace id (a
+ * trace lives on one shard), the rest at random.
+ */
+export interface SchemaLayout {
+  /** `ON CLUSTER name` or ''. */
+  on: string;
+  /** The name a stored table is created under (`T` or `T_local`). */
+  local(table: string): string;
+  /** The engine of a stored table: `MergeTree` / `AggregatingMergeTree`, or their Replicated forms. */
+  engine(table: string, kind: 'MergeTree' | 'AggregatingMergeTree'): string;
+  settings(days: number | undefined): string;
+  /** The Distributed table over `T_local` (cluster), or nothing. */
+  distributed(table: string, shardKey: string): string[];
+}
+
+const MERGE_TREE_SETTINGS = 'fsync_after_insert = 1, fsync_part_directory = 1';
+
+export function schemaLayout(cluster?: string): SchemaLayout {
+  const ttlSettings = (days: number | undefined): string => (days !== undefined && days > 0 ? ', ttl_only_drop_parts = 1' : '');
+  if (cluster === undefined) {
+    return {
+      on: '',
+      local: (t) => t,
+      engine: (_t, kind) => kind,
+      // Replicated tables deduplicate retried INSERTs by default; plain MergeTree only with a window.
+      settings: (days) => `SETTINGS ${MERGE_TREE_SETTINGS}, non_replicated_deduplication_window = 10000${ttlSettings(days)}`,
+      distributed: () => [],
+    };
+  }
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(cluster)) throw new Error(`ClickHouse cluster name ${JSON.stringify(cluster)} is not a plain identifier`);
+  const on = `ON CLUSTER ${cluster}`;
+  return {
+    on,
+    local: (t) => `${t}_local`,
+    engine: (t, kind) => `Replicated${kind}('/clickhouse/tables/{shard}/{database}/${t}_local', '{replica}')`,
+    settings: (days) => `SETTINGS ${MERGE_TREE_SETTINGS}${ttlSettings(days)}`,
+    distributed: (t, key) => [`CREATE TABLE IF NOT EXISTS ${t} ${on} AS ${t}_local ENGINE = Distributed(${cluster}, currentDatabase(), ${t}_local, ${key})`],
+  };
+}
 
 const RESOURCE = `service LowCardinality(String),
   version LowCardinality(String),
@@ -43,8 +85,8 @@ const RESOURCE = `service LowCardinality(String),
 const INGEST = `ingested DateTime64(6, 'UTC') CODEC(Delta, ZSTD(1)),
   node LowCardinality(String)`;
 
-function rollupTable(level: 'second' | 'minute', days: number | undefined): string {
-  return `CREATE TABLE IF NOT EXISTS rollup_${level} (
+function rollupTable(L: SchemaLayout, level: 'second' | 'minute', days: number | undefined): string[] {
+  return [`CREATE TABLE IF NOT EXISTS ${L.local(`rollup_${level}`)} ${L.on} (
   period DateTime('UTC') CODEC(Delta, ZSTD(1)),
   service LowCardinality(String),
   operation LowCardinality(String),
@@ -54,28 +96,29 @@ function rollupTable(level: 'second' | 'minute', days: number | undefined): stri
   count SimpleAggregateFunction(sum, UInt64),
   errors SimpleAggregateFunction(sum, UInt64),
   bins SimpleAggregateFunction(sumMap, Map(Int16, UInt64)) CODEC(ZSTD(1))
-) ENGINE = AggregatingMergeTree
+) ENGINE = ${L.engine(`rollup_${level}`, 'AggregatingMergeTree')}
 PARTITION BY toDate(period, 'UTC')
 ORDER BY (service, all_operations, operation, version, environment, period)
 ${ttl('period', days)}
-${settings(days)}`;
+${L.settings(days)}`, ...L.distributed(`rollup_${level}`, 'rand()')];
 }
 
-function rollupView(level: 'second' | 'minute'): string {
+function rollupView(L: SchemaLayout, level: 'second' | 'minute'): string {
   const period = level === 'second' ? "toStartOfSecond(start, 'UTC')" : "toStartOfMinute(start, 'UTC')";
-  return `CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_${level}_mv TO rollup_${level} AS
+  return `CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_${level}_mv ${L.on} TO ${L.local(`rollup_${level}`)} AS
 SELECT toDateTime(${period}, 'UTC') AS period, service, if(all_ops, '', name) AS operation, version, environment,
   all_ops = 1 AS all_operations, count() AS count, countIf(status_code = 2) AS errors,
   sumMap(map(${SKETCH_KEY_SQL}, toUInt64(1))) AS bins
-FROM spans ARRAY JOIN [0, 1] AS all_ops
+FROM ${L.local('spans')} ARRAY JOIN [0, 1] AS all_ops
 WHERE kind IN (2, 5) OR parent_span_id = ''
 GROUP BY period, service, operation, version, environment, all_operations`;
 }
 
-/** Statements that create the schema in the current database (idempotent). */
-export function clickHouseSchema(days: Partial<RetentionDays> = {}): string[] {
+/** Statements that create the schema in the current database (idempotent); `cluster`: see SchemaLayout. */
+export function clickHouseSchema(days: Partial<RetentionDays> = {}, cluster?: string): string[] {
+  const L = schemaLayout(cluster);
   return [
-    `CREATE TABLE IF NOT EXISTS spans (
+    `CREATE TABLE IF NOT EXISTS ${L.local('spans')} ${L.on} (
   start DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1)),
   trace_id String CODEC(ZSTD(1)),
   span_id String CODEC(ZSTD(1)),
@@ -93,26 +136,28 @@ export function clickHouseSchema(days: Partial<RetentionDays> = {}): string[] {
   ${INGEST},
   INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
   INDEX idx_duration duration_ns TYPE minmax GRANULARITY 1
-) ENGINE = MergeTree
+) ENGINE = ${L.engine('spans', 'MergeTree')}
 PARTITION BY toDate(start, 'UTC')
 ORDER BY (service, name, toStartOfMinute(start, 'UTC'), start)
 ${ttl('start', days.spans)}
-${settings(days.spans)}`,
-    `CREATE TABLE IF NOT EXISTS trace_times (
+${L.settings(days.spans)}`,
+    ...L.distributed('spans', 'cityHash64(trace_id)'),
+    `CREATE TABLE IF NOT EXISTS ${L.local('trace_times')} ${L.on} (
   trace_id String CODEC(ZSTD(1)),
   day Date,
   first SimpleAggregateFunction(min, DateTime64(9, 'UTC')),
   last SimpleAggregateFunction(max, DateTime64(9, 'UTC'))
-) ENGINE = AggregatingMergeTree
+) ENGINE = ${L.engine('trace_times', 'AggregatingMergeTree')}
 PARTITION BY day
 ORDER BY (trace_id, day)
 ${ttl('day', days.spans)}
-${settings(days.spans)}`,
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS trace_times_mv TO trace_times AS
-SELECT trace_id, toDate(start, 'UTC') AS day, min(start) AS first, max(start) AS last FROM spans GROUP BY trace_id, day`,
+${L.settings(days.spans)}`,
+    ...L.distributed('trace_times', 'cityHash64(trace_id)'),
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS trace_times_mv ${L.on} TO ${L.local('trace_times')} AS
+SELECT trace_id, toDate(start, 'UTC') AS day, min(start) AS first, max(start) AS last FROM ${L.local('spans')} GROUP BY trace_id, day`,
     // What each INSERT added per operation and second, kept an hour: nodes read each other's
     // committed deltas from it (detectors and verification count every node's requests).
-    `CREATE TABLE IF NOT EXISTS rollup_feed (
+    `CREATE TABLE IF NOT EXISTS ${L.local('rollup_feed')} ${L.on} (
   ingested DateTime64(6, 'UTC'),
   node LowCardinality(String),
   second DateTime('UTC'),
@@ -123,21 +168,22 @@ SELECT trace_id, toDate(start, 'UTC') AS day, min(start) AS first, max(start) AS
   count UInt64,
   errors UInt64,
   bins Map(Int16, UInt64)
-) ENGINE = MergeTree
+) ENGINE = ${L.engine('rollup_feed', 'MergeTree')}
 PARTITION BY toStartOfHour(ingested)
 ORDER BY (ingested, node)
 TTL toDateTime(ingested) + INTERVAL 1 HOUR DELETE
-SETTINGS ${MERGE_TREE_SETTINGS}, ttl_only_drop_parts = 1`,
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_feed_mv TO rollup_feed AS
+${L.settings(1)}`,
+    ...L.distributed('rollup_feed', 'rand()'),
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_feed_mv ${L.on} TO ${L.local('rollup_feed')} AS
 SELECT ingested, node, toDateTime(toStartOfSecond(start, 'UTC'), 'UTC') AS second, service, name AS operation, version, environment,
   count() AS count, countIf(status_code = 2) AS errors, sumMap(map(${SKETCH_KEY_SQL}, toUInt64(1))) AS bins
-FROM spans WHERE kind IN (2, 5) OR parent_span_id = ''
+FROM ${L.local('spans')} WHERE kind IN (2, 5) OR parent_span_id = ''
 GROUP BY ingested, node, second, service, operation, version, environment`,
-    rollupTable('second', days.spans),
-    rollupTable('minute', days.spans),
-    rollupView('second'),
-    rollupView('minute'),
-    `CREATE TABLE IF NOT EXISTS logs (
+    ...rollupTable(L, 'second', days.spans),
+    ...rollupTable(L, 'minute', days.spans),
+    rollupView(L, 'second'),
+    rollupView(L, 'minute'),
+    `CREATE TABLE IF NOT EXISTS ${L.local('logs')} ${L.on} (
   time DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1)),
   observed_time DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1)),
   severity_number UInt8,
@@ -152,12 +198,13 @@ GROUP BY ingested, node, second, service, operation, version, environment`,
   ${INGEST},
   INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
   INDEX idx_body lowerUTF8(body) TYPE ngrambf_v1(3, 65536, 2, 0) GRANULARITY 1
-) ENGINE = MergeTree
+) ENGINE = ${L.engine('logs', 'MergeTree')}
 PARTITION BY toDate(time, 'UTC')
 ORDER BY (service, toStartOfMinute(time, 'UTC'), time)
 ${ttl('time', days.logs)}
-${settings(days.logs)}`,
-    `CREATE TABLE IF NOT EXISTS metric_points (
+${L.settings(days.logs)}`,
+    ...L.distributed('logs', 'rand()'),
+    `CREATE TABLE IF NOT EXISTS ${L.local('metric_points')} ${L.on} (
   time DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1)),
   start_time DateTime64(9, 'UTC') CODEC(Delta, ZSTD(1)),
   name LowCardinality(String),
@@ -175,12 +222,13 @@ ${settings(days.logs)}`,
   ${RESOURCE},
   attrs Map(LowCardinality(String), String) CODEC(ZSTD(1)),
   ${INGEST}
-) ENGINE = MergeTree
+) ENGINE = ${L.engine('metric_points', 'MergeTree')}
 PARTITION BY toDate(time, 'UTC')
 ORDER BY (name, service, time)
 ${ttl('time', days.metrics)}
-${settings(days.metrics)}`,
-    ...INPUT_TABLES,
+${L.settings(days.metrics)}`,
+    ...L.distributed('metric_points', 'rand()'),
+    ...inputTables(L),
   ];
 }
 
@@ -195,25 +243,26 @@ const TIME = (col: string): string => `fromUnixTimestamp64Micro(${col}, 'UTC')`;
 const RESOURCE_INPUT = 'service String, version String, environment String, resource_attrs String, scope_name String, scope_version String';
 const RESOURCE_SELECT = `service, version, environment, ${MAP_OF_JSON('resource_attrs')} AS resource_attrs, scope_name, scope_version`;
 
-function inputTable(table: string, columns: string, select: string): string[] {
+function inputTable(L: SchemaLayout, table: string, columns: string, select: string): string[] {
   return [
-    `CREATE TABLE IF NOT EXISTS ${table}_input (${columns}) ENGINE = Null`,
-    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${table}_input_mv TO ${table} AS SELECT ${select} FROM ${table}_input`,
+    `CREATE TABLE IF NOT EXISTS ${table}_input ${L.on} (${columns}) ENGINE = Null`,
+    // Into the table the queries read: on a cluster the Distributed table, which shards the rows.
+    `CREATE MATERIALIZED VIEW IF NOT EXISTS ${table}_input_mv ${L.on} TO ${table} AS SELECT ${select} FROM ${table}_input`,
   ];
 }
 
-export const INPUT_TABLES: string[] = [
-  ...inputTable('spans', `start_us Int64, trace_id String, span_id String, parent_span_id String, trace_state String, name String,
+const inputTables = (L: SchemaLayout): string[] => [
+  ...inputTable(L, 'spans', `start_us Int64, trace_id String, span_id String, parent_span_id String, trace_state String, name String,
   kind UInt8, duration_ns Int64, status_code UInt8, status_message String, ${RESOURCE_INPUT}, attrs String, events String, links String,
   ingested_us Int64, node String`, `${TIME('start_us')} AS start, lower(trace_id) AS trace_id, lower(span_id) AS span_id,
   lower(parent_span_id) AS parent_span_id, trace_state, name, kind, duration_ns, status_code, status_message, ${RESOURCE_SELECT},
   ${MAP_OF_JSON('attrs')} AS attrs, events, links, ${TIME('ingested_us')} AS ingested, node`),
-  ...inputTable('logs', `time_us Int64, observed_us Int64, severity_number UInt8, severity_text String, body String, trace_id String,
+  ...inputTable(L, 'logs', `time_us Int64, observed_us Int64, severity_number UInt8, severity_text String, body String, trace_id String,
   span_id String, flags UInt32, ${RESOURCE_INPUT}, attrs String, event_name String, ingested_us Int64, node String`,
   `${TIME('time_us')} AS time, ${TIME('observed_us')} AS observed_time, severity_number, severity_text, body,
   lower(trace_id) AS trace_id, lower(span_id) AS span_id, flags, ${RESOURCE_SELECT}, ${MAP_OF_JSON('attrs')} AS attrs, event_name,
   ${TIME('ingested_us')} AS ingested, node`),
-  ...inputTable('metric_points', `time_us Int64, start_us Int64, name String, description String, unit String, type String,
+  ...inputTable(L, 'metric_points', `time_us Int64, start_us Int64, name String, description String, unit String, type String,
   temporality UInt8, is_monotonic Bool, value Float64, count UInt64, sum Float64, min Float64, max Float64, detail String,
   ${RESOURCE_INPUT}, attrs String, ingested_us Int64, node String`, `${TIME('time_us')} AS time, ${TIME('start_us')} AS start_time,
   name, description, unit, type, temporality, is_monotonic, value, count, sum, min, max, detail, ${RESOURCE_SELECT},

@@ -90,10 +90,10 @@ export class ChSql {
    * deduplication token: ClickHouse stores a block once per token, so a retry after a lost
    * response cannot store it twice.
    */
-  async insert(query: string, body: Buffer, token: string): Promise<void> {
+  async insert(query: string, body: Buffer, token: string, settings: Record<string, string | number> = {}): Promise<void> {
     const r = await this.client.exec({
       query, values: Readable.from([body]),
-      clickhouse_settings: { insert_deduplication_token: token, insert_deduplicate: 1 },
+      clickhouse_settings: { ...settings, insert_deduplication_token: token, insert_deduplicate: 1 },
     });
     // The response of an INSERT is empty; reading it to the end releases the socket.
     for await (const chunk of r.stream) void chunk;

@@ -7,7 +7,8 @@ import { createServer, request, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clickHouseEngineInstalled, startClickHouseEngine, type RunningEngine } from '../../test/clickhouse-engine/harness.js';
 import { ClickHouseTelemetryStore } from './clickhouse-store.js';
-import { ChSql, describeClickHouse, parseClickHouseUrl } from './clickhouse-sql.js';
+import { ChSql, describeClickHouse, parseClickHouseUrl, str } from './clickhouse-sql.js';
+import { clickHouseSchema } from './clickhouse-schema.js';
 import { hexOf, logBatch, metricBatch, spanBatch } from './conformance-batches.js';
 import type { RollupSecond } from './rollup.js';
 import { runTelemetryStoreConformance, T0, US } from './store.conformance.js';
@@ -172,6 +173,32 @@ describe.skipIf(!installed)('ClickHouse store', () => {
       await store.close();
       await dropDatabase(url);
     }
+  });
+
+  it('generates ON CLUSTER DDL the engine parses: Replicated tables under Distributed ones, views on the local tables', async () => {
+    // chdb has no keeper and no cluster: the DDL is parsed by the engine (formatQuery), not run.
+    const ddl = clickHouseSchema({ spans: 7 }, 'tl_cluster');
+    const sql = new ChSql(parseClickHouseUrl(engine.url('default')));
+    try {
+      const formatted: string[] = [];
+      for (const q of ddl) formatted.push(str((await sql.rows('SELECT formatQuery({q:String}) AS f', { q }))[0]?.f));
+      expect(formatted.every((f) => f.includes('ON CLUSTER tl_cluster'))).toBe(true);
+      const find = (prefix: string): string => formatted.find((f) => f.startsWith(prefix)) ?? '';
+      expect(find('CREATE TABLE IF NOT EXISTS spans_local')).toContain("ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/spans_local', '{replica}')");
+      expect(find('CREATE TABLE IF NOT EXISTS spans ON')).toContain('ENGINE = Distributed(tl_cluster, currentDatabase(), spans_local, cityHash64(trace_id))');
+      expect(find('CREATE TABLE IF NOT EXISTS rollup_second_local')).toContain('ReplicatedAggregatingMergeTree');
+      expect(find('CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_second_mv')).toMatch(/TO rollup_second_local[\s\S]*FROM spans_local/);
+      expect(find('CREATE MATERIALIZED VIEW IF NOT EXISTS spans_input_mv')).toMatch(/TO spans\s/);
+      expect(formatted.some((f) => f.includes('non_replicated_deduplication_window'))).toBe(false);
+      // One server: no cluster, no replication.
+      expect(clickHouseSchema({ spans: 7 }).some((q) => /ON CLUSTER|Replicated|Distributed|_local/.test(q))).toBe(false);
+    } finally {
+      await sql.close();
+    }
+    // On a server without that cluster the store fails to open with ClickHouse's own error.
+    const store = new ClickHouseTelemetryStore({ url: engine.url(`cluster_${process.pid}`), nodeId: 'a', cluster: 'tl_cluster' });
+    await expect(store.open()).rejects.toThrow(/cluster|keeper|zookeeper|distributed/i);
+    await store.close();
   });
 
   it('fails to open with ClickHouse\'s own error on wrong credentials', async () => {

@@ -25,7 +25,7 @@ import type { CommittedBatches } from './duckdb-store.js';
 import { getTrace, logVolume, searchLogs, searchTraces } from './clickhouse-queries.js';
 import { queryMetric } from './clickhouse-metrics.js';
 import { operationRollups, red, services } from './clickhouse-red.js';
-import { clickHouseSchema, LOG_INSERT, METRIC_INSERT, SPAN_INSERT } from './clickhouse-schema.js';
+import { clickHouseSchema, LOG_INSERT, METRIC_INSERT, SPAN_INSERT, schemaLayout, type SchemaLayout } from './clickhouse-schema.js';
 import { ChSql, MAX_TIME_US, MIN_TIME_US, num, parseClickHouseUrl, str, type ClickHouseLocation } from './clickhouse-sql.js';
 import { RowBinaryWriter, logRowsSize, metricRowsSize, spanRowsSize, writeLogRows, writeMetricRows, writeSpanRows } from './clickhouse-rows.js';
 import type { RetentionDays } from './retention.js';
@@ -41,6 +41,12 @@ export interface ClickHouseStoreOptions {
   url: string;
   /** This node's name in the rows it ingests (`node` column). Default: the host name. */
   nodeId?: string;
+  /**
+   * A ClickHouse cluster (`--clickhouse-cluster NAME`, from the servers' `remote_servers`): tables
+   * created `ON CLUSTER` as Replicated tables under Distributed ones (clickhouse-schema.ts,
+   * SchemaLayout). Default: one server, plain MergeTree.
+   */
+  cluster?: string;
   /** Retention per signal, also set as the tables' TTL (ClickHouse drops old days on its own). */
   retentionDays?: Partial<RetentionDays>;
   /** Attempts per INSERT (same deduplication token each time). Default 3. */
@@ -78,6 +84,7 @@ function rowBinary<B extends { length: number }>(batches: B[], size: (b: B) => n
 export class ClickHouseTelemetryStore implements TelemetryStore {
   private sql: ChSql | undefined;
   readonly location: ClickHouseLocation;
+  private readonly layout: SchemaLayout;
   private readonly nodeId: string;
   private readonly nowUs: () => number;
   /** This node's appended spans, per second, until onRollup listeners had them. */
@@ -98,6 +105,7 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
 
   constructor(private readonly opts: ClickHouseStoreOptions) {
     this.location = parseClickHouseUrl(opts.url);
+    this.layout = schemaLayout(opts.cluster);
     this.nodeId = opts.nodeId ?? hostname();
     this.nowUs = opts.nowUs ?? (() => Date.now() * 1000);
   }
@@ -111,13 +119,13 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
     if (this.sql) return;
     const admin = new ChSql(this.location, 'default');
     try {
-      await admin.command(`CREATE DATABASE IF NOT EXISTS ${this.location.database}`);
+      await admin.command(`CREATE DATABASE IF NOT EXISTS ${this.location.database}${this.layout.on === '' ? '' : ` ${this.layout.on}`}`);
     } finally {
       await admin.close();
     }
     const sql = new ChSql(this.location);
     try {
-      for (const ddl of clickHouseSchema(this.opts.retentionDays)) await sql.command(ddl);
+      for (const ddl of clickHouseSchema(this.opts.retentionDays, this.opts.cluster)) await sql.command(ddl);
       const [last] = await sql.rows('SELECT toUnixTimestamp64Micro(max(ingested)) AS m FROM spans WHERE node = {node:String}', { node: this.nodeId });
       this.lastSeq = Math.max(this.lastSeq, num(last?.m));
     } catch (e) {
@@ -214,7 +222,8 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
     const attempts = Math.max(1, this.opts.insertAttempts ?? 3);
     for (let i = 1; ; i++) {
       try {
-        await sql.insert(query, body, token);
+        // On a cluster the input views write Distributed tables: the INSERT returns once the shards have the rows.
+        await sql.insert(query, body, token, this.opts.cluster === undefined ? {} : { distributed_foreground_insert: 1 });
         return;
       } catch (err) {
         if (i >= attempts) {
@@ -382,14 +391,16 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
     const dayS = Math.floor(cutoffUs / DAY_US) * 86_400;
     const tables = signal === 'spans' ? ['spans', 'rollup_second', 'rollup_minute', 'trace_times'] : [signal === 'logs' ? 'logs' : 'metric_points'];
     let removed = 0;
+    // On a cluster: the `_local` tables, one replica per shard (`cluster()`) for the partitions and counts.
+    const partsOf = this.opts.cluster === undefined ? 'system.parts' : `cluster('${this.opts.cluster}', system.parts)`;
     for (const table of tables) {
-      const parts = await sql.rows(`SELECT partition_id, sum(rows) AS n FROM system.parts
+      const parts = await sql.rows(`SELECT partition_id, sum(rows) AS n FROM ${partsOf}
         WHERE database = currentDatabase() AND table = {table:String} AND active
-          AND toDate(partition) < toDate(toDateTime({day:Int64}, 'UTC')) GROUP BY partition_id`, { table, day: dayS });
+          AND toDate(partition) < toDate(toDateTime({day:Int64}, 'UTC')) GROUP BY partition_id`, { table: this.layout.local(table), day: dayS });
       for (const p of parts) {
         const pid = str(p.partition_id);
         if (!/^[0-9a-f]+$/.test(pid)) throw new Error(`telemetry: unexpected ClickHouse partition id ${JSON.stringify(pid)} in ${table}`);
-        await sql.command(`ALTER TABLE ${table} DROP PARTITION ID '${pid}'`);
+        await sql.command(`ALTER TABLE ${this.layout.local(table)}${this.layout.on === '' ? '' : ` ${this.layout.on}`} DROP PARTITION ID '${pid}'`);
         if (table === tables[0]) removed += num(p.n);
       }
     }
