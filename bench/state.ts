@@ -166,7 +166,10 @@ async function failover(stateUrl: string, key: { keyFile: string; anchorFile: st
   try {
     // The first node alone, so that it bootstraps the admin user and writes admin.token.
     nodes.push(startNode(await spec(1), stateUrl));
-    await until('node 1 active', 90_000, async () => ((await status(nodes[0], '/api/health/active')) === 200 ? true : undefined));
+    await until('node 1 active', 90_000, async () => {
+      if (nodes[0].child.exitCode !== null) throw new Error(`node 1 exited ${nodes[0].child.exitCode}: ${nodes[0].err}`);
+      return (await status(nodes[0], '/api/health/active')) === 200 ? true : undefined;
+    }).catch((err: unknown) => { throw new Error(`${(err as Error).message}; node 1 said: ${nodes[0].err.slice(-1500)}`); });
     nodes.push(startNode(await spec(2), stateUrl), startNode(await spec(3), stateUrl));
     const healthy = (n: Node): Promise<boolean> => until('a node up', 90_000, async () => {
       if (n.child.exitCode !== null) throw new Error(`node exited ${n.child.exitCode}: ${n.err}`);
