@@ -25,9 +25,9 @@ import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DetectEngine, detectMigrations, type DetectSource } from '../src/detect/index.js';
+import { detectMigrations } from '../src/detect/index.js';
 import { openStateStore } from '../src/state/index.js';
-import { LatencySketch, type RollupSecond } from '../src/telemetry/index.js';
+import { evaluationCost } from './_detect-eval.js';
 import { startPeers, type Peers } from './_detect-peers.js';
 import { freePort } from './_util.js';
 
@@ -251,57 +251,13 @@ rules:
   }
 }
 
-class BenchSource implements DetectSource {
-  listener: ((rows: RollupSecond[]) => void) | undefined;
-  onCommittedRollups(l: (rows: RollupSecond[]) => void): () => void { this.listener = l; return () => undefined; }
-  services = async (): Promise<never[]> => [];
-  red = async (): Promise<never[]> => [];
-}
-
-async function evaluationCost(): Promise<number> {
-  const dir = mkdtempSync(join(tmpdir(), 'tightloop-bench-eval-'));
-  const state = await openStateStore({ dialect: 'sqlite', path: join(dir, 'state.db'), migrations: detectMigrations });
-  const signals = ['error_rate', 'p95_ms', 'p99_ms', 'rate', 'error_rate', 'error_rate', 'p95_ms', 'rate', 'error_rate', 'p50_ms'];
-  const rules: string[] = [];
-  for (let s = 0; s < 100; s++) {
-    for (let r = 0; r < 10; r++) {
-      const sig = signals[r];
-      const threshold = sig === 'error_rate' ? 0.5 : sig === 'rate' ? 1e9 : 10_000;
-      rules.push(`  - { name: r${s}-${r}, type: threshold, select: { service: s${s} }, signal: ${sig}, threshold: ${threshold}, window: ${5 + r}s }`);
-    }
-  }
-  writeFileSync(join(dir, 'rules.yaml'), `rules:\n${rules.join('\n')}\n`);
-  let now = Date.now();
-  const source = new BenchSource();
-  const engine = new DetectEngine({ db: state.db, source, rulesFile: join(dir, 'rules.yaml'), nowMs: () => now, tickMs: 0 });
-  await engine.start();
-  const sketch = new LatencySketch();
-  for (let i = 0; i < 20; i++) sketch.add((5 + i) * 1e6);
-  const perRound: number[] = [];
-  for (let round = 0; round < 8; round++) {
-    const second = Math.floor(now / 1000) * 1e6;
-    const rows: RollupSecond[] = [];
-    for (let s = 0; s < 100; s++) {
-      for (let o = 0; o < 100; o++) rows.push({ service: `s${s}`, operation: `op${o}`, version: '1', environment: 'prod', second, count: 20, errors: 1, sketch });
-    }
-    const t = performance.now();
-    source.listener?.(rows);
-    now += 1000;
-    engine.tick();
-    if (round >= 3) perRound.push(((performance.now() - t) * 1000) / rows.length);
-  }
-  await engine.stop();
-  await state.close();
-  rmSync(dir, { recursive: true, force: true });
-  perRound.sort((a, b) => a - b);
-  return percentile(perRound, 0.5);
-}
-
 const ms = (v: number): string => (Number.isFinite(v) ? v.toFixed(0) : 'inf');
 
 async function main(): Promise<void> {
   const t0 = performance.now();
-  const evalUs = await evaluationCost();
+  const evalDir = mkdtempSync(join(tmpdir(), 'tightloop-bench-eval-'));
+  const evalUs = await evaluationCost(() => openStateStore({ dialect: 'sqlite', path: join(evalDir, 'state.db'), migrations: detectMigrations }));
+  rmSync(evalDir, { recursive: true, force: true });
   console.log(`evaluation: 1000 rules × 10000 series, one second of deltas + tick: ${evalUs.toFixed(2)} µs per series (median of 5)`);
   const { results, trials } = await detectionLatency();
   const fields = [`trials=${trials}`];

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { AuditAnchor } from '../src/gateway/audit-anchor.js';
-import type { AuditLoadOptions, AuditLoadResult } from '../src/gateway/audit-load.js';
+import { openWriter, type AuditLoadOptions, type AuditLoadResult } from '../src/gateway/audit-load.js';
 import { AuditChain } from '../src/gateway/audit.js';
 import { gatewayDb, gatewayMigrations } from '../src/gateway/schema.js';
 import { openStateStore } from '../src/state/index.js';
@@ -63,7 +63,7 @@ describePg('the audit chain with three writer processes on PostgreSQL', () => {
     await first.close();
     for (const w of ['w1', 'w2', 'w3']) copyFileSync(join(dir, 'first.anchor'), join(dir, `${w}.anchor`));
     const sessions = 8;
-    const perSession = 60;
+    const perSession = 40;
     const writers = ['w1', 'w2', 'w3'].map((w) => writer({
       state: d.connectionString, keyFile, anchorFile: join(dir, `${w}.anchor`), writer: w, sessions, perSession, durationMs: 120_000,
     }));
@@ -98,5 +98,18 @@ describePg('the audit chain with three writer processes on PostgreSQL', () => {
       expect(v, w).toMatchObject({ ok: true, records: total, head: { seq: total, hash: rows[total - 1].hash } });
       expect(v.ok && v.anchor !== undefined && v.anchor.seq > 0).toBe(true);
     }
-  });
+
+    // A node with another key, or none, would seal records the others cannot verify: refused.
+    for (const other of ['another', 'none']) {
+      const keyDir = mkdtempSync(join(dir, `${other}-`));
+      if (other === 'another') {
+        const a = new AuditAnchor(join(keyDir, 'a.anchor'), join(keyDir, 'k.key'), log);
+        await a.open(() => Promise.resolve(undefined), { seq: 0, hash: '0'.repeat(64) });
+        await a.close();
+      }
+      await expect(openWriter({ state: d.connectionString, keyFile: join(keyDir, 'k.key'), anchorFile: join(keyDir, 'a.anchor') }), other)
+        .rejects.toMatchObject({ code: 'audit_key_mismatch' });
+    }
+    expect(await db.selectFrom('gateway_audit').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).toMatchObject({ n: String(total) });
+  }, 240_000);
 });

@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AuditAnchor } from '../src/gateway/audit-anchor.js';
 import { SERVER_STATE_MIGRATIONS } from '../src/http/state-migrations.js';
 import type { ClusterView } from '../src/state/cluster.js';
 import { createTestDatabase, type TestDatabase } from '../src/state/pg-cluster.conformance.js';
@@ -40,8 +42,21 @@ ${['shop', 'pay'].map((s) => `  - name: ${s}-errors
     min_count: 10
 `).join('')}`;
 
+/** The nodes of one cluster share the audit key (and start from a copy of its anchor): docs/cluster.md. */
+let auditKeyDir: string | undefined;
+async function copyAuditKey(dataDir: string): Promise<void> {
+  if (auditKeyDir === undefined) {
+    auditKeyDir = mkdtempSync(join(tmpdir(), 'tightloop-failover-key-'));
+    const anchor = new AuditAnchor(join(auditKeyDir, 'gateway-audit.anchor'), join(auditKeyDir, 'gateway-audit.key'), pino({ level: 'silent' }));
+    await anchor.open(() => Promise.resolve(undefined), { seq: 0, hash: '0'.repeat(64) });
+    await anchor.close();
+  }
+  for (const f of ['gateway-audit.key', 'gateway-audit.anchor']) copyFileSync(join(auditKeyDir, f), join(dataDir, f));
+}
+
 async function startChild(name: string): Promise<Node> {
   const dataDir = mkdtempSync(join(tmpdir(), `tightloop-failover-${name}-`));
+  await copyAuditKey(dataDir);
   writeFileSync(join(dataDir, 'rules.yaml'), RULES(receiver.url));
   const [port, gatewayPort] = [await freePort(), await freePort()];
   const child = spawn(process.execPath, [BIN, 'up', '--data-dir', dataDir, '--port', String(port), '--gateway-port', String(gatewayPort),

@@ -70,6 +70,7 @@ export const API_ERRORS = {
   conflict: { status: 409, description: 'The object\'s state does not allow this (resolved, taken name, read-only source, already decided).' },
   state_in_use: { status: 409, description: 'Another process holds the state database.' },
   roles_mismatch: { status: 409, description: 'Another node of this cluster runs a different set of roles.' },
+  audit_key_mismatch: { status: 409, description: 'The shared audit chain is sealed with another key than this node\'s gateway-audit.key.' },
   state_target_not_empty: { status: 409, description: 'The migration target already holds tightloop rows.' },
   payload_too_large: { status: 413, description: 'The body (or its decompressed form) is over the limit.' },
   item_too_large: { status: 413, description: 'One event or envelope item is over the limit.' },

@@ -115,6 +115,16 @@ export class AuditAnchor {
     });
   }
 
+  /** Whether a key file existed (`open` creates one otherwise). */
+  get hasKey(): boolean {
+    return this.key !== undefined;
+  }
+
+  /** Where the key is kept (for messages). */
+  get keyPath(): string {
+    return this.keyFile;
+  }
+
   /** The MAC key (created by `open` on first start). */
   get secret(): Buffer {
     if (this.key === undefined) throw new Error('audit anchor not opened');

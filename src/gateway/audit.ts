@@ -1,6 +1,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { CompiledQuery, sql } from 'kysely';
 import type { Logger } from 'pino';
+import { apiError } from '../core/app-error.js';
 import { toTimestamp } from '../state/index.js';
 import type { AuditAnchor } from './audit-anchor.js';
 import { appendShared } from './audit-shared.js';
@@ -163,6 +164,7 @@ export class AuditChain {
     if (last !== undefined) this.head = { seq: Number(last.seq), hash: last.hash };
     this.appended = this.committed = this.head.seq;
     this.shared = this.isPostgres();
+    if (this.shared && last !== undefined) await this.checkKey(this.head.seq);
     if (this.writerMode === 'thread') {
       const file = await sqliteFile(this.db as never);
       if (file !== undefined) {
@@ -180,6 +182,24 @@ export class AuditChain {
     }, this.head);
     // Also in the trail itself (the anchor file keeps the proof; this is the pointer to it).
     for (const p of problems) this.append({ kind: 'audit.anchor_mismatch', data: { anchorSeq: p.seq, reason: p.reason } });
+  }
+
+  /**
+   * Several nodes write one chain on PostgreSQL, each with its own copy of the key: a node with
+   * another key (or none, while the chain is keyed) would seal records the others cannot verify.
+   * So a node refuses to start on a chain whose head does not verify under its key (fail closed).
+   */
+  private async checkKey(seq: number): Promise<void> {
+    const a = this.anchor;
+    if (a === undefined) return;
+    const row = await this.db.selectFrom('gateway_audit').selectAll().where('seq', '=', seq).executeTakeFirstOrThrow();
+    const r = { ...row, seq: Number(row.seq) };
+    if (!a.hasKey) {
+      if (recordHash(r) === r.hash) return; // a chain from before keys: this node's new key starts after it
+      throw apiError('audit_key_mismatch', `the audit chain in the state database is sealed with a key, and this node has none at ${a.keyPath}: copy gateway-audit.key and gateway-audit.anchor from a node of this cluster`);
+    }
+    if (r.seq < a.keyedFrom || recordHash(r, a.secret) === r.hash) return;
+    throw apiError('audit_key_mismatch', `audit record ${r.seq} (the chain's head) does not verify under the key at ${a.keyPath}: every node of a cluster needs the same gateway-audit.key (if the keys are the same, the record was edited: see \`tightloop audit verify\`)`);
   }
 
   /**
