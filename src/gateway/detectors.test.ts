@@ -68,13 +68,15 @@ describe('detector corpus (class 6)', () => {
 
 describe('detector cost (attack round 4 #4)', () => {
   // One long run of token characters with `eyJ` every few characters made the JWT pattern start
-  // at each of them and scan to the run's end: about 2,000 s for this value before the fix
-  // (7.4 s at 60 KB, quadratic). The test's timeout is the only clock, with a wide margin.
-  it('a megabyte of JWT-like text is scanned in one pass, and real tokens are still found', () => {
-    const run = 'eyJhbGciOi'.repeat(100_000);
-    expect(detectors.find(`${run}!.eyJzdWIiOi.x`)).toEqual([]);
+  // at each of them and scan to the run's end (quadratic). Values over MAX_DETECT_CHARS are not
+  // scanned at all (masked whole, above); at the cap, the run is scanned once and a real token
+  // beside it is still found. The test's timeout is the only clock, with a wide margin.
+  it('JWT-like text up to the detection cap is scanned in one pass, and real tokens are still found', () => {
     const jwt = 'eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U';
+    const run = 'eyJhbGciOi'.repeat(Math.floor((MAX_DETECT_CHARS - jwt.length - 40) / 10));
+    expect(detectors.find(`${run}!.eyJzdWIiOi.x`)).toEqual([]);
     const hits = detectors.find(`Bearer ${jwt} and ${run}`);
     expect(hits.map((m) => m.id)).toEqual(['jwt']);
+    expect(detectors.find(`Bearer ${jwt} and ${run}${run}`).map((m) => m.id)).toEqual(['over-long']);
   }, 30_000);
 });
