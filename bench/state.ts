@@ -50,6 +50,8 @@ const PASSWORD = 'bench-state';
 const BIN = fileURLToPath(new URL('../../bin/tightloop', import.meta.url));
 const CHILD = fileURLToPath(new URL('../src/gateway/audit-load-child.js', import.meta.url));
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Exited, by a code or a signal (a SIGKILLed child keeps `exitCode` null). */
+const exited = (c: ChildProcess): boolean => c.exitCode !== null || c.signalCode !== null;
 const silent = pino({ level: 'silent' });
 
 /** A key and its first anchor, as every node of a cluster gets a copy of (docs/cluster.md). */
@@ -167,18 +169,18 @@ async function failover(stateUrl: string, key: { keyFile: string; anchorFile: st
     // The first node alone, so that it bootstraps the admin user and writes admin.token.
     nodes.push(startNode(await spec(1), stateUrl));
     await until('node 1 active', 90_000, async () => {
-      if (nodes[0].child.exitCode !== null) throw new Error(`node 1 exited ${nodes[0].child.exitCode}: ${nodes[0].err}`);
+      if (exited(nodes[0].child)) throw new Error(`node 1 exited ${nodes[0].child.exitCode}: ${nodes[0].err}`);
       return (await status(nodes[0], '/api/health/active')) === 200 ? true : undefined;
     }).catch((err: unknown) => { throw new Error(`${(err as Error).message}; node 1 said: ${nodes[0].err.slice(-1500)}`); });
     nodes.push(startNode(await spec(2), stateUrl), startNode(await spec(3), stateUrl));
     const healthy = (n: Node): Promise<boolean> => until('a node up', 90_000, async () => {
-      if (n.child.exitCode !== null) throw new Error(`node exited ${n.child.exitCode}: ${n.err}`);
+      if (exited(n.child)) throw new Error(`node exited ${n.child.exitCode}: ${n.err}`);
       return (await status(n, '/api/health')) === 200 ? true : undefined;
     });
     await Promise.all(nodes.map(healthy));
     for (let k = 0; k < KILLS; k++) {
       // A node that stopped by itself (exit 75: lost its lease, e.g. starved of CPU) is restarted, as its supervisor would.
-      for (let i = 0; i < nodes.length; i++) if (nodes[i].child.exitCode !== null) nodes[i] = startNode(nodes[i], stateUrl);
+      for (let i = 0; i < nodes.length; i++) if (exited(nodes[i].child)) nodes[i] = startNode(nodes[i], stateUrl);
       await Promise.all(nodes.map(healthy));
       const holder = await until('an active node', 60_000, async () => {
         for (const n of nodes) if ((await status(n, '/api/health/active')) === 200) return n;
@@ -194,7 +196,7 @@ async function failover(stateUrl: string, key: { keyFile: string; anchorFile: st
       });
       times.push((performance.now() - t0) / 1000);
       console.log(`  kill ${k + 1}/${KILLS}: ${times[times.length - 1].toFixed(2)} s`);
-      await new Promise((r) => (holder.child.exitCode !== null ? r(undefined) : holder.child.once('exit', r)));
+      await new Promise((r) => (exited(holder.child) ? r(undefined) : holder.child.once('exit', r)));
       nodes[nodes.indexOf(holder)] = startNode(holder, stateUrl);
     }
     // `tightloop audit verify` through the active node: the chain the 3 writers and the nodes appended to.
@@ -205,7 +207,7 @@ async function failover(stateUrl: string, key: { keyFile: string; anchorFile: st
     const v = spawnSync(process.execPath, [BIN, 'audit', 'verify', '--url', `http://127.0.0.1:${active.port}`, '--data-dir', nodes[0].dataDir], { encoding: 'utf8' });
     return { times, verify: v.status === 0 ? 'ok' : `exit ${v.status}: ${(v.stdout + v.stderr).trim().slice(0, 500)}` };
   } finally {
-    for (const n of nodes) if (n.child.exitCode === null) n.child.kill('SIGKILL');
+    for (const n of nodes) if (!exited(n.child)) n.child.kill('SIGKILL');
   }
 }
 
