@@ -22,7 +22,7 @@ export async function startBenchEngine(dir: string): Promise<BenchEngine> {
   const server = fileURLToPath(new URL('../../test/clickhouse-engine/server.mjs', import.meta.url));
   const child = spawn(process.execPath, [server, '--path', join(dir, 'engine'), '--port', '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
   const line = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve);
+    createInterface({ input: child.stdout }).once('line', resolve);
     child.once('exit', (code) => reject(new Error(`test engine exited (${code}); installed? npm --prefix test/clickhouse-engine install`)));
   });
   const { listening } = JSON.parse(line) as { listening: string };

@@ -45,7 +45,7 @@ export interface SharedAppend {
  */
 export async function appendShared(trx: Executor, a: SharedAppend): Promise<{ seq: number; hash: string }> {
   await trx.executeQuery(CompiledQuery.raw(LOCK, []));
-  const head = (await trx.executeQuery(CompiledQuery.raw(HEAD, []) as CompiledQuery<{ seq: string | number; hash: string }>)).rows[0];
+  const head = (await trx.executeQuery<{ seq: string | number; hash: string }>(CompiledQuery.raw(HEAD, []))).rows[0];
   let seq = head === undefined ? 0 : Number(head.seq);
   let prev = head === undefined ? '0'.repeat(64) : head.hash;
   for (const r of a.rows) {

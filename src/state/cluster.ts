@@ -322,7 +322,7 @@ export class ClusterNode {
     try {
       stopping = w.handlers.onLost(reason);
     } catch (err) {
-      stopping = Promise.reject(err as Error);
+      stopping = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     Promise.resolve(stopping).then(() => {
       if (this.stopped || w.state !== 'lost') return;

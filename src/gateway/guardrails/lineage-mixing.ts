@@ -125,7 +125,7 @@ export function choices(leaves: readonly Leaf[]): Leaf[][] | undefined {
     g.add(l.alt[1]);
     groups.set(l.alt[0], g);
   }
-  let combos: Map<number, number>[] = [new Map()];
+  let combos: Map<number, number>[] = [new Map<number, number>()];
   for (const [g, opts] of groups) {
     const next: Map<number, number>[] = [];
     for (const c of combos) for (const o of opts) next.push(new Map([...c, [g, o]]));

@@ -457,7 +457,9 @@ export const fromFunctionCalls: Visitor = {
       const alias = rf.alias as { aliasname?: string; colnames?: unknown[] } | undefined;
       const calls = (Array.isArray(rf.functions) ? rf.functions : []).map((f) => (f as { List?: { items?: unknown[] } }).List?.items ?? []);
       for (const c of alias?.colnames ?? []) fields.add((c as { String?: { sval?: string } }).String?.sval ?? '');
-      for (const d of [...(Array.isArray(rf.coldeflist) ? rf.coldeflist : []), ...calls.flatMap((c) => (Array.isArray(c[1]) ? c[1] : []))]) {
+      const coldefs: unknown[] = Array.isArray(rf.coldeflist) ? (rf.coldeflist as unknown[]) : [];
+      const callDefs: unknown[] = calls.flatMap((c): unknown[] => (Array.isArray(c[1]) ? (c[1] as unknown[]) : []));
+      for (const d of [...coldefs, ...callDefs]) {
         fields.add((d as { ColumnDef?: { colname?: string } }).ColumnDef?.colname ?? '');
       }
       const names = calls.map((c) => nameList((c[0] as { FuncCall?: { funcname?: unknown } } | undefined)?.FuncCall?.funcname));
