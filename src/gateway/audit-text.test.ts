@@ -2,7 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_TEXT_CHARS } from './audit-text.js';
 import { queryMessage } from './wire/encode.js';
-import { rawClient, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { rawClient, asUser, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
 
 /**
  * Attack round 3 #6: the audit stored statements normalised (`$n` for every literal) and no
@@ -25,15 +25,7 @@ afterAll(async () => {
   await upstream?.stop();
 });
 
-async function as<T>(user: 'alice' | 'bob', fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: h.url(h.users[user], 'shop') });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+const as = <T>(user: 'alice' | 'bob', fn: (c: pg.Client) => Promise<T>): Promise<T> => asUser(h, h.users[user], 'shop', fn);
 
 type Data = { error?: string; rowsSent?: number; sql?: string; text?: string; params?: (string | null)[]; textChars?: number; variants?: { text: string; params?: string[]; executions: number }[]; decision?: string };
 

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { asUser, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
 
 /**
  * `s.f` over a function in FROM (`unnest(array[...]) s`) is the call `f(s)` when `f` is no result
@@ -29,15 +29,7 @@ afterAll(async () => {
   await upstream?.stop();
 });
 
-async function as<T>(user: 'alice' | 'bob', fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: h.url(h.users[user], 'shop') });
-  await c.connect();
-  try {
-    return await fn(c);
-  } finally {
-    await c.end();
-  }
-}
+const as = <T>(user: 'alice' | 'bob', fn: (c: pg.Client) => Promise<T>): Promise<T> => asUser(h, h.users[user], 'shop', fn);
 
 describe('user functions in attribute form over a function in FROM (item 3)', () => {
   it('are judged as the call f(s): a read grant waits for approval', async () => {

@@ -131,6 +131,17 @@ export interface GatewayHarness {
   close(): Promise<void>;
 }
 
+/** Runs `fn` on a `pg` client connected through the gateway as `user`, and closes it. */
+export async function asUser<T>(h: GatewayHarness, user: TestUser, resource: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+  const c = new pg.Client({ connectionString: h.url(user, resource) });
+  await c.connect();
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
+}
+
 export async function startHarness(upstream: Upstream, opts: Partial<GatewayOptions> = {}): Promise<GatewayHarness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-gw-'));
   // SQLite, or PostgreSQL in the `postgres` vitest project (STATE_SUITES in vitest.loop.config.ts).
