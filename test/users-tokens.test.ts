@@ -270,7 +270,7 @@ describe('tightloop user / token', () => {
     expect(grace?.role).toBe('viewer');
 
     const setRole = await cli(['user', 'set-role', 'frank', 'viewer']);
-    expect(setRole.code).toBe(0);
+    expect({ code: setRole.code, err: setRole.err }).toEqual({ code: 0, err: '' });
     expect(setRole.out).toBe('user frank is now viewer\n');
     expect((await cli(['user', 'list'])).out).toMatch(/frank\s+viewer/);
     const badRole = await cli(['user', 'set-role', 'frank', 'owner']);

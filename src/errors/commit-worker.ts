@@ -59,7 +59,11 @@ sqlite.pragma(`wal_autocheckpoint = ${WAL_AUTOCHECKPOINT_PAGES}`);
 // of this thread).
 const statements = new Map<string, SqliteDatabase.Statement>();
 const cached = {
-  prepare(text: string): SqliteDatabase.Statement {
+  prepare(sqlText: string): SqliteDatabase.Statement {
+    // Kysely opens a transaction with a deferred `begin`; this file has other writers (the state
+    // thread, the gateway audit writer), and a deferred transaction that reads before it writes
+    // fails with SQLITE_BUSY instead of waiting for their lock. `begin immediate` waits.
+    const text = sqlText === 'begin' ? 'begin immediate' : sqlText;
     let st = statements.get(text);
     if (st === undefined) {
       if (statements.size >= 256) statements.clear();

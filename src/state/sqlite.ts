@@ -258,8 +258,14 @@ class ThreadDriver implements Driver {
     return this.connection;
   }
 
+  /**
+   * `begin immediate`: the write lock from the start. Other connections write the same file (the
+   * errors commit worker, the gateway audit writer); a deferred transaction that read first and
+   * then writes cannot wait for their lock (SQLite fails the upgrade with SQLITE_BUSY at once,
+   * busy timeout or not), whereas taking the lock at `begin` waits up to the busy timeout.
+   */
   async beginTransaction(c: DatabaseConnection, _settings: TransactionSettings): Promise<void> {
-    await c.executeQuery(CompiledQuery.raw('begin'));
+    await c.executeQuery(CompiledQuery.raw('begin immediate'));
   }
 
   async commitTransaction(c: DatabaseConnection): Promise<void> {

@@ -1,3 +1,4 @@
+import Database from 'better-sqlite3';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ulid } from 'ulid';
@@ -110,6 +111,24 @@ describe('sqlite specifics', () => {
     expect(await pragma('busy_timeout')).toBe(5000);
     // As the errors commit worker's connection (not a table-valued pragma: the statement form).
     expect((await sql<{ wal_autocheckpoint: number }>`pragma wal_autocheckpoint`.execute(db)).rows[0]?.wal_autocheckpoint).toBe(4000);
+  });
+
+  it('a transaction holds the write lock from its start: one that reads, then writes, never fails on another writer', async () => {
+    const { db, sqlitePath } = await dialects.open('sqlite');
+    const other = new Database(sqlitePath ?? '', { timeout: 0 });
+    try {
+      await db.transaction().execute(async (trx) => {
+        await trx.selectFrom('meta').selectAll().execute();
+        // Another connection (the errors commit worker, the audit writer) writes meanwhile: it
+        // must wait for this transaction (here: fail at once, its busy timeout is 0) …
+        expect(() => other.prepare("insert into meta (key, value) values ('other', 'x')").run()).toThrow(/locked|busy/i);
+        // … and this transaction's own write, after its read, then goes through.
+        await trx.insertInto('meta').values({ key: 'mine', value: 'y' }).execute();
+      });
+      expect((await db.selectFrom('meta').select('key').where('key', 'in', ['mine', 'other']).execute()).map((r) => r.key)).toEqual(['mine']);
+    } finally {
+      other.close();
+    }
   });
 
   it('keeps data across close and reopen of the same file', async () => {
