@@ -157,7 +157,7 @@ describe('masked values compared with other row sources (attack round 4 #1, #2)'
     });
   });
 
-  it('tests against constants, parameters and the same row, joins on a masked key and orderings of one table run', async () => {
+  it('tests against constants, parameters and the same row, joins on a masked key and groupings of one table by a plain column run', async () => {
     await bob(async (c) => {
       const a = await upstream.admin();
       const email = (await a.query('SELECT email FROM customers WHERE id = 1')).rows[0].email as string;
@@ -166,7 +166,6 @@ describe('masked values compared with other row sources (attack round 4 #1, #2)'
       expect(await ids('SELECT id FROM customers WHERE email = $1', [email])).toEqual([1]);
       expect(await ids("SELECT id FROM customers WHERE lower(email) LIKE 'a%'")).toEqual([1]);
       expect(await ids('SELECT id FROM customers WHERE ascii(email) = id + 96 ORDER BY id')).toEqual([1, 2]);
-      expect(await ids('SELECT id FROM customers ORDER BY email DESC')).toEqual([2, 1]);
       expect(await ids('SELECT x.id FROM (SELECT * FROM customers) x WHERE x.email = $1', [email])).toEqual([1]);
       expect(await ids('SELECT c.id FROM customers c, generate_series(1, 2) g WHERE email = $1 AND g = 1', [email])).toEqual([1]);
       expect(await ids('SELECT DISTINCT o.customer AS id FROM orders o JOIN customers c ON c.id = o.customer WHERE c.email = $1', [email])).toEqual([1]);
@@ -177,6 +176,7 @@ describe('masked values compared with other row sources (attack round 4 #1, #2)'
       expect((await c.query('SELECT count(*)::int AS n FROM (SELECT DISTINCT email FROM customers) u')).rows).toEqual([{ n: 2 }]);
       expect((await c.query('SELECT c.id, count(o.id)::int AS n FROM customers c JOIN orders o ON o.customer = c.id GROUP BY c.id ORDER BY c.id')).rows).toEqual([{ id: 1, n: 50 }, { id: 2, n: 50 }]);
       const grouped = await c.query('SELECT email, count(*)::int AS n FROM customers GROUP BY email ORDER BY 2');
+      // Ordering by a masked value is refused (attack round 5 #5, row-keys.test.ts).
       expect(grouped.rows.length).toBe(2);
       expect(grouped.rows.map((r: { email: string }) => r.email)).not.toContain(email);
       expect((await c.query('SELECT count(*)::int AS n FROM orders TABLESAMPLE bernoulli (100) REPEATABLE (1)')).rows).toEqual([{ n: 100 }]);

@@ -31,6 +31,8 @@ export interface Quantity {
   mix?: { directEq: boolean };
   /** 1-based statement of the query string. */
   statement?: number;
+  /** Why the use would return the value (lineage-keys.ts); default: a count. */
+  reason?: string;
 }
 
 let sink: Quantity[] | undefined;
@@ -42,6 +44,13 @@ export function quantity(what: string, lin: Lineage): void {
   if (sink === undefined) return;
   if (lin.cols.length === 0 && !lin.wholeRow && !lin.opaque) return;
   sink.push({ what, lin });
+}
+
+/** A row key computed from a value (lineage-keys.ts), refused under masking for `reason`. */
+export function keyed(what: string, lin: Lineage, reason: string): void {
+  if (sink === undefined) return;
+  if (lin.cols.length === 0 && !lin.wholeRow && !lin.opaque) return;
+  sink.push({ what, lin, reason });
 }
 
 /**

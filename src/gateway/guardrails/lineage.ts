@@ -2,6 +2,7 @@ import { attributeCall } from './attribute-calls.js';
 import { writtenBy } from './lineage-writes.js';
 import { analyzed, condition, inRecursive, mixed, quantity, SET_RETURNING_FUNCTIONS } from './lineage-quantities.js';
 import { comparison, conjuncts, groupingKeys, joinComparisons, ordering, setOperation } from './lineage-compare.js';
+import { rowKeys } from './lineage-keys.js';
 import { leafSources, makeLeaf, mergeLeaves, newGroup, newSrc, selfLeaf, through, withSources, type Leaf } from './lineage-mixing.js';
 import { CATALOG_SAFE_FUNCTIONS } from './catalog-functions.js';
 import { DEFAULT_ALLOWED_FUNCTIONS } from './rules.js';
@@ -510,6 +511,7 @@ export function selectOutputs(node: unknown, outer: Scope | undefined, inherited
   if (sel.op !== undefined && sel.op !== 'SETOP_NONE') {
     const outs = setOperation(sel, outer, ctes);
     ordering(sel, outs, scope, true);
+    rowKeys(sel, outs, scope, true);
     return outs;
   }
   if (sel.valuesLists !== undefined) {
@@ -522,6 +524,7 @@ export function selectOutputs(node: unknown, outer: Scope | undefined, inherited
       outs.push({ name: `column${i + 1}`, lin });
     }
     ordering(sel, outs, scope, true);
+    rowKeys(sel, outs, scope, true);
     return outs;
   }
   for (const f of list(sel.fromClause)) fromItem(f, scope, scope.items);
@@ -545,6 +548,7 @@ export function selectOutputs(node: unknown, outer: Scope | undefined, inherited
   const having = conjuncts(sel.havingClause).map((c) => comparison('a HAVING condition', c, scope));
   condition(unionAll([...where, ...having]));
   ordering(sel, outs, scope, false);
+  rowKeys(sel, outs, scope, false);
   for (const o of outs) analyzed(o.star !== undefined ? starAll(o.star) : o.lin);
   return outs;
 }

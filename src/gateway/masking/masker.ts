@@ -540,7 +540,9 @@ export class Masker {
       const from = q.lin.cols.find((c) => this.ruleFor(c) !== undefined);
       const what = from !== undefined ? `masked column "${from}"` : q.lin.wholeRow ? 'whole rows' : q.lin.opaque ? 'a function the gateway cannot see into' : 'masked data';
       return {
-        detail: `a value computed from ${what} is used as ${q.what}: the count would return it unmasked (a masked value may only select rows through WHERE/ON/HAVING)`,
+        detail: q.reason !== undefined
+          ? `a value computed from ${what} is used as ${q.what}: ${q.reason}`
+          : `a value computed from ${what} is used as ${q.what}: the count would return it unmasked (a masked value may only select rows through WHERE/ON/HAVING)`,
         statement: q.statement ?? 1,
       };
     }

@@ -1,0 +1,104 @@
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { asUser, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+
+/**
+ * Attack round 5 #5: rows with known values in the masked table itself (inserted by this session
+ * in a transaction it rolls back, or by anyone), then GROUP BY / ORDER BY / DISTINCT keyed on a
+ * value derived from the masked column: each row groups or sorts next to the known row that
+ * shares its key, and the known rows' ids spell the value. Refused under masking
+ * (`masking-bypass`, lineage-keys.ts); grouping by a plain masked column (whole values), and
+ * keys of unmasked values, still run. Real PostgreSQL.
+ */
+
+let upstream: Upstream;
+let h: GatewayHarness;
+
+beforeAll(async () => {
+  upstream = await startUpstream();
+  h = await startHarness(upstream);
+  await h.gateway.resources.create({
+    name: 'shop-k', host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram',
+    credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' },
+    policy: { masking: { columns: [{ name: 'name', mode: 'hash' }, { name: 'email', mode: 'partial' }, { name: 'card', mode: 'full' }] } },
+  });
+  const sys = { userId: h.admin.id, userName: 'admin', role: 'admin' };
+  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.alice.id, resource: 'shop-k', mode: 'write' });
+  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.bob.id, resource: 'shop-k', mode: 'read' });
+});
+afterAll(async () => {
+  await h?.close();
+  await upstream?.stop();
+});
+
+const failure = (p: Promise<unknown>): Promise<(Error & { code?: string }) | null> => p.then(() => null, (e: Error & { code?: string }) => e);
+
+async function refused(c: pg.Client, sql: string): Promise<void> {
+  const e = await failure(c.query(sql));
+  expect({ sql, code: e?.code, rule: e?.message.includes('"masking-bypass"') }).toEqual({ sql, code: '42501', rule: true });
+}
+
+const PLANT = "INSERT INTO customers (id, name, email, card) SELECT 1000 + g, 'dict', 'x' || chr(g), '' FROM generate_series(32, 126) g";
+
+describe('row keys over masked values with known rows planted (attack round 5 #5)', () => {
+  it('GROUP BY / ORDER BY / DISTINCT keyed on a masked value are refused, planted rows or not', async () => {
+    await asUser(h, h.users.alice, 'shop-k', async (c) => {
+      await c.query('BEGIN');
+      await c.query(PLANT);
+      const decoders = [
+        // grp.sql, ord.sql, grp2.sql (two positions suffice for the shape).
+        "SELECT string_agg(id::text, ',' ORDER BY id) FROM customers GROUP BY substr(email, 2, 1) HAVING count(*) > 1 AND min(id) <= 50",
+        'SELECT id FROM customers WHERE id <= 3 OR id >= 1000 ORDER BY substr(email, 2, 1), id',
+        "SELECT grouping(substr(email, 1, 1), substr(email, 2, 1))::bigint AS gbits, string_agg(id::text, ',' ORDER BY id) FROM customers GROUP BY GROUPING SETS ((substr(email, 1, 1)), (substr(email, 2, 1))) HAVING min(id) <= 50 AND max(id) > 1000",
+        "SELECT string_agg(id::text, ',') FROM customers GROUP BY ROLLUP (substr(email, 2, 1))",
+        // The key by position, by output name, through a derived table, a CTE, a cast, a collation.
+        "SELECT substr(email, 2, 1), string_agg(id::text, ',') FROM customers GROUP BY 1",
+        "SELECT substr(email, 2, 1) AS k, string_agg(id::text, ',') FROM customers GROUP BY k",
+        "SELECT k, string_agg(id::text, ',') FROM (SELECT id, substr(email, 2, 1) AS k FROM customers) s GROUP BY k",
+        "WITH s AS (SELECT id, email::varchar(2) AS k FROM customers) SELECT string_agg(id::text, ',') FROM s GROUP BY k",
+        "SELECT string_agg(id::text, ',') FROM customers GROUP BY email::varchar(2)",
+        'SELECT string_agg(id::text, \',\') FROM customers GROUP BY email COLLATE "C"',
+        "SELECT string_agg(id::text, ',') FROM customers GROUP BY name > 'M'",
+        // ORDER BY: even a plain masked column sorts each row among the known ones.
+        'SELECT id FROM customers ORDER BY email',
+        'SELECT id, email AS e FROM customers ORDER BY e',
+        'SELECT id, email FROM customers ORDER BY 2',
+        'SELECT id FROM (SELECT id, email FROM customers ORDER BY email LIMIT 200) s',
+        'SELECT array_agg(id) FROM (SELECT id FROM customers ORDER BY card DESC) s',
+        // DISTINCT ON and DISTINCT of derived values.
+        'SELECT DISTINCT ON (substr(email, 2, 1)) id FROM customers',
+        'SELECT count(*) FROM (SELECT DISTINCT substr(email, 2, 1), id > 999 FROM customers) s',
+      ];
+      for (const sql of decoders) {
+        await c.query('SAVEPOINT k');
+        await refused(c, sql);
+        await c.query('ROLLBACK TO SAVEPOINT k');
+      }
+      await c.query('ROLLBACK');
+    });
+  });
+
+  it('a read grant meets the same rule (rows with known values may exist already)', async () => {
+    await asUser(h, h.users.bob, 'shop-k', async (c) => {
+      await refused(c, "SELECT string_agg(id::text, ',') FROM customers GROUP BY substr(email, 2, 1)");
+      await refused(c, 'SELECT id FROM customers ORDER BY name LIMIT 3');
+    });
+  });
+
+  it('grouping by a plain masked column, and keys of unmasked values, still run', async () => {
+    await asUser(h, h.users.bob, 'shop-k', async (c) => {
+      const ids = async (sql: string): Promise<unknown[]> => (await c.query(sql)).rows.map((r: { id: unknown }) => r.id);
+      expect(await ids('SELECT id FROM customers ORDER BY id')).toEqual([1, 2]);
+      expect((await c.query('SELECT name, count(*)::int AS n FROM customers GROUP BY name HAVING count(*) > 1')).rows).toEqual([]);
+      const grouped = await c.query('SELECT email, count(*)::int AS n FROM customers GROUP BY email ORDER BY 2, min(id)');
+      expect(grouped.rows.map((r: { n: number }) => r.n)).toEqual([1, 1]);
+      expect(grouped.rows.map((r: { email: string }) => r.email)).not.toContain('alice@example.com');
+      expect((await c.query('SELECT count(*)::int AS n FROM (SELECT DISTINCT email FROM customers) u')).rows).toEqual([{ n: 2 }]);
+      expect((await c.query('SELECT count(*)::int AS n FROM (SELECT DISTINCT c.* FROM customers c JOIN orders o ON o.customer = c.id) u')).rows).toEqual([{ n: 2 }]);
+      expect((await c.query('SELECT c.email, count(o.id)::int AS n FROM customers c JOIN orders o ON o.customer = c.id GROUP BY c.email, c.id ORDER BY c.id')).rows.map((r: { n: number }) => r.n)).toEqual([50, 50]);
+      expect((await c.query('SELECT customer AS id, sum(total)::int AS s FROM orders GROUP BY 1 ORDER BY 2 DESC LIMIT 1')).rows).toEqual([{ id: 1, s: 2550 }]);
+      expect((await c.query("SELECT date_trunc('day', created) AS d, count(*)::int AS n FROM orders GROUP BY 1 ORDER BY 1 DESC LIMIT 1")).rows[0].n).toBe(100);
+      expect((await c.query('SELECT count(*)::int AS n FROM customers WHERE email LIKE $1', ['%@example.com'])).rows).toEqual([{ n: 1 }]);
+    });
+  });
+});
