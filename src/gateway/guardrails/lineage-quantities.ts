@@ -1,4 +1,5 @@
 import type { Lineage } from './lineage.js';
+import { mergeLeaves } from './lineage-mixing.js';
 
 /**
  * Quantities computed from values. Under masking, a masked value (or one derived from it) may
@@ -42,7 +43,8 @@ let analyzeDepth = 0;
 /** Reports a value used as a quantity (no-op outside `collectQuantities`). */
 export function quantity(what: string, lin: Lineage): void {
   if (sink === undefined) return;
-  if (lin.cols.length === 0 && !lin.wholeRow && !lin.opaque) return;
+  const c = lin.ctl;
+  if (lin.cols.length === 0 && !lin.wholeRow && !lin.opaque && (c === undefined || (c.cols.length === 0 && !c.wholeRow && !c.opaque))) return;
   sink.push({ what, lin });
 }
 
@@ -61,10 +63,32 @@ export function keyed(what: string, lin: Lineage, reason: string): void {
 export function mixed(what: string, lin: Lineage, directEq: boolean): void {
   if (sink === undefined) return;
   const leaves = lin.leaves ?? [];
-  // One leaf, or leaves of a single row source and no alternatives: nothing to mix.
+  // One leaf, or every leaf read through the same row sources: nothing to mix.
   if (leaves.length < 2) return;
+  const first = leaves[0].srcs.join(',');
+  if (leaves.every((l) => l.srcs.join(',') === first)) return;
+  // Every node of an expression reports (lineage-control.ts): the same comparison once.
+  const key = `${directEq ? 1 : 0}${leaves.map((l) => l.key).join('\u0001')}`;
+  if (mixSeen.has(key)) return;
+  mixSeen.add(key);
+  mixLeaves += leaves.length;
+  if (mixLeaves > MAX_MIX_LEAVES) {
+    // Past the budget (a statement of very many combined sources), one report of every leaf
+    // seen: judged as a whole, so anything masked that meets another source refuses (fail closed).
+    const all = mixOverflow ?? { what: 'an expression with more combined values than the gateway judges one by one', lin: { cols: [], wholeRow: false, opaque: false, direct: false, leaves: [] }, mix: { directEq: false } };
+    all.lin.leaves = mergeLeaves(all.lin.leaves, leaves);
+    if (mixOverflow === undefined) sink.push(all);
+    mixOverflow = all;
+    return;
+  }
   sink.push({ what, lin, mix: { directEq } });
 }
+
+/** Upper bound on the leaves the mixing reports of one statement carry before they are merged into one. */
+export const MAX_MIX_LEAVES = 20_000;
+let mixSeen = new Set<string>();
+let mixLeaves = 0;
+let mixOverflow: Quantity | undefined;
 
 /** Inside a recursive CTE's query, its row-selecting conditions are quantities too. */
 export function inRecursive<T>(f: () => T): T {
@@ -90,13 +114,18 @@ export function analyzed(lin: Lineage): void {
 /** Runs `f` (a lineage analysis) and returns the quantities it reported. */
 export function collectQuantities<T>(f: () => T, analyze = false): { result: T; quantities: Quantity[] } {
   const prev = sink;
+  const prevMix = [mixSeen, mixLeaves, mixOverflow] as const;
   const quantities: Quantity[] = [];
   sink = quantities;
+  mixSeen = new Set();
+  mixLeaves = 0;
+  mixOverflow = undefined;
   if (analyze) analyzeDepth++;
   try {
     return { result: f(), quantities };
   } finally {
     sink = prev;
+    [mixSeen, mixLeaves, mixOverflow] = prevMix;
     if (analyze) analyzeDepth--;
   }
 }
