@@ -102,3 +102,43 @@ describe('row keys over masked values with known rows planted (attack round 5 #5
     });
   });
 });
+
+describe('calls with observable effects whose running depends on a masked value (attack round 5 #4)', () => {
+  const branches = Array.from({ length: 20 }, (_, i) => `WHEN ascii(substr(name, 2, 1)) = ${100 + i} THEN pg_advisory_lock(${100 + i})`).join(' ');
+  it('a lock, notification, setting or sequence call in a statement that reads masked data is refused', async () => {
+    await asUser(h, h.users.alice, 'shop-k', async (c) => {
+      const channels = [
+        `SELECT CASE ${branches} END FROM customers WHERE id = 1`,
+        'SELECT pg_try_advisory_xact_lock(7) FROM customers WHERE id = 1 AND ascii(substr(name, 2, 1)) = 108',
+        'SELECT pg_advisory_unlock(108) FROM customers WHERE ascii(substr(name, 2, 1)) = 108',
+        "SELECT coalesce(nullif(ascii(email), 97)::text, pg_notify('ch', 'x')::text) FROM customers WHERE id = 1",
+        "SELECT CASE WHEN ascii(email) > 100 THEN set_config('application_name', 'big', false) END FROM customers WHERE id = 1",
+        "SELECT CASE WHEN ascii(email) = 97 THEN nextval('orders_id_seq') END FROM customers WHERE id = 1",
+        "SELECT setval('orders_id_seq', 1000 + ascii(email)) FROM customers WHERE id = 1",
+        "SELECT 1 FROM customers c WHERE row_to_json(c)::text LIKE '%lice%' AND pg_advisory_lock(3) IS NOT NULL",
+        "SELECT pg_advisory_lock(5) FROM (SELECT * FROM customers) s WHERE s.x LIKE 'A%'",
+        "SELECT pg_advisory_lock(6) WHERE EXISTS (SELECT 1 FROM customers WHERE card LIKE '4%')",
+        "UPDATE orders SET total = total WHERE id = 1 AND (SELECT ascii(name) FROM customers WHERE id = 1) = 65 AND pg_advisory_xact_lock(8) IS NOT NULL",
+      ];
+      for (const sql of channels) await refused(c, sql);
+      // Nothing was taken: no advisory lock is held by this session.
+      expect((await c.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")).rows).toEqual([{ n: 0 }]);
+    });
+  });
+
+  it('the same calls in statements that read nothing masked still run', async () => {
+    await asUser(h, h.users.alice, 'shop-k', async (c) => {
+      await c.query('SELECT pg_advisory_lock(42)');
+      await c.query("SELECT pg_try_advisory_lock(hashtext('job'))");
+      await c.query('SELECT pg_advisory_lock(43) FROM orders WHERE total > 10 LIMIT 1');
+      expect((await c.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")).rows).toEqual([{ n: 3 }]);
+      await c.query('SELECT pg_advisory_unlock_all()');
+      await c.query('BEGIN');
+      expect((await c.query("INSERT INTO orders (id, customer, total) VALUES (nextval('orders_id_seq'), 1, 5) RETURNING total::int AS t")).rows).toEqual([{ t: 5 }]);
+      expect((await c.query("INSERT INTO customers (id, name, email) VALUES (nextval('orders_id_seq') + 5000, 'N', 'n@example.com') RETURNING id > 5000 AS ok")).rows).toEqual([{ ok: true }]);
+      await c.query('ROLLBACK');
+      await c.query("SELECT set_config('application_name', 'report', false)");
+      await c.query('SELECT pg_advisory_unlock_all()');
+    });
+  });
+});

@@ -4,6 +4,7 @@ import { copyOptions } from './copy-options.js';
 import { resultLineage, type OutputColumn, type ResultLineage } from './lineage.js';
 import { statementAnalysis, type WrittenValue } from './lineage-writes.js';
 import { collectQuantities, type Quantity } from './lineage-quantities.js';
+import { effectReads } from './lineage-effects.js';
 import { countedInString, countedWrite, uncountedWrites } from './row-ceiling.js';
 import { executeArguments, preparedNames, type PreparedNames } from './prepared.js';
 import { shapeOf, type Shape } from './shape.js';
@@ -294,7 +295,10 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
       if (stmts.length > 1) countedInString(ctx, kinds[index]);
     }
     uncountedWrites(stmt, explainsAnalyze(stmt), ctx);
-    const { result: analysis, quantities: used } = collectQuantities(() => statementAnalysis(stmt), explainsAnalyze(stmt));
+    const { result: analysis, quantities: used } = collectQuantities(() => {
+      effectReads(stmt);
+      return statementAnalysis(stmt);
+    }, explainsAnalyze(stmt));
     for (const q of used) quantities.push({ ...q, statement: index + 1 });
     outputs.push(analysis.outputs);
     for (const w of analysis.writes) writes.push({ ...w, statement: index + 1 });
