@@ -12,7 +12,7 @@ import { DetectEngine, registerDetectRoutes, sendNotice, type DetectEvents } fro
 import { openErrorsModule, type ErrorEvents } from '../errors/index.js';
 import { gatewayApi, startGateway, type Gateway } from '../gateway/index.js';
 import { IncidentService, registerIncidentRoutes } from '../incidents/index.js';
-import { describeStateLocation, openStateStore, parseStateLocation, type Role } from '../state/index.js';
+import { describeStateLocation, openStateStore, parseStateLocation, type Role, type StateStore } from '../state/index.js';
 import { decodeRequest } from '../otlp/index.js';
 import { CLICKHOUSE_WRITER_OPTIONS, ClickHouseTelemetryStore, DuckDbTelemetryStore, RetentionJob, TelemetryWriter, isClickHouseUrl } from '../telemetry/index.js';
 import { buildApp } from './app.js';
@@ -77,7 +77,29 @@ export interface ServerOptions {
    * that took the `active` lease. Absent on PostgreSQL: this server takes the lease itself and
    * is refused (`state_in_use`) when another node holds it.
    */
-  cluster?: { node: ClusterNode; view: () => Promise<ClusterView>; bus: EventBus };
+  cluster?: { node: ClusterNode; view: () => Promise<ClusterView>; bus: EventBus; gateway?: Gateway };
+}
+
+/**
+ * The PostgreSQL gateway of this process: its listener when the node runs the `gateway` role,
+ * its access service and its share of the audit chain in any case.
+ */
+export async function openGateway(config: ServerConfig, db: StateStore['db'], log: Logger, options: Pick<ServerOptions, 'gatewayPort'> = {}): Promise<Gateway> {
+  const roles = checkRoles(config.roles);
+  const wantedGatewayPort = options.gatewayPort ?? config.gatewayPort;
+  const gatewayPort = wantedGatewayPort ?? (config.port === 0 ? 0 : DEFAULT_GATEWAY_PORT);
+  try {
+    return await startGateway({
+      db, dataDir: config.dataDir, log, host: config.host, port: roles.includes('gateway') ? gatewayPort : null, portOptional: wantedGatewayPort === undefined,
+      webhookUrl: config.gateway.webhookUrl,
+      tls: { certFile: config.gateway.tlsCertFile, keyFile: config.gateway.tlsKeyFile },
+      auditKeyFile: config.audit.keyFile, auditAnchorFile: config.audit.anchorFile,
+      credentialDir: config.gateway.credentialDir, credentialEnv: config.gateway.credentialEnv,
+    });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    throw new Error(`gateway port ${gatewayPort} on ${config.host} is already in use (--gateway-port)`, { cause: err });
+  }
 }
 
 /** DuckDB in the data directory, or the ClickHouse database of `--telemetry`. */
@@ -153,22 +175,19 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   }
   const unsubscribe = subscribeCaches(bus, state.db);
   const admin = await ensureAdmin(state.db, config.dataDir);
-  const wantedGatewayPort = options.gatewayPort ?? config.gatewayPort;
-  const gatewayPort = wantedGatewayPort ?? (config.port === 0 ? 0 : DEFAULT_GATEWAY_PORT);
+  // The node's gateway (startNode keeps one across activations: its sessions outlive a change of
+  // lease holder), or one of this server's own.
   let gateway: Gateway;
-  try {
-    gateway = await startGateway({
-      db: state.db, dataDir: config.dataDir, log, host: config.host, port: roles.includes('gateway') ? gatewayPort : null, portOptional: wantedGatewayPort === undefined,
-      webhookUrl: config.gateway.webhookUrl,
-      tls: { certFile: config.gateway.tlsCertFile, keyFile: config.gateway.tlsKeyFile },
-      auditKeyFile: config.audit.keyFile, auditAnchorFile: config.audit.anchorFile,
-      credentialDir: config.gateway.credentialDir, credentialEnv: config.gateway.credentialEnv,
-    });
-  } catch (err) {
-    await ownCluster?.leave();
-    await state.close();
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    throw new Error(`gateway port ${gatewayPort} on ${config.host} is already in use (--gateway-port)`, { cause: err });
+  const ownGateway = options.cluster?.gateway === undefined;
+  if (options.cluster?.gateway !== undefined) gateway = options.cluster.gateway;
+  else {
+    try {
+      gateway = await openGateway(config, state.db, log, options);
+    } catch (err) {
+      await ownCluster?.leave();
+      await state.close();
+      throw err;
+    }
   }
 
   // DuckDB: acknowledged once in the ingest log, loaded in large transactions. ClickHouse:
@@ -179,7 +198,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   } catch (err) {
     // E.g. another process has this data directory (DuckDB's file lock): release what is open so
     // the refusal ends the process instead of leaving the gateway and the lease behind.
-    await gateway.close();
+    if (ownGateway) await gateway.close();
     await ownCluster?.leave();
     await state.close();
     throw err;
@@ -207,7 +226,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   } catch (err) {
     // A bad rules.yaml: release what is open so the caller (or a test) can fix it and start again.
     retention.stop();
-    await gateway.close();
+    if (ownGateway) await gateway.close();
     await errors.close();
     await writer.close();
     await store.close();
@@ -307,7 +326,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
       await Promise.all([rollouts.close(), actuator.close()]);
       await app.close();
       await actions.close();
-      await gateway.close();
+      if (ownGateway) await gateway.close();
       await detect.stop();
       await incidents.stop();
       await deploys.stop();
