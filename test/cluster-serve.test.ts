@@ -1,6 +1,7 @@
 import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sql } from 'kysely';
 import pg from 'pg';
 import pino from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -8,6 +9,8 @@ import { AuditAnchor } from '../src/gateway/audit-anchor.js';
 import { startNode, type RunningNode } from '../src/http/cluster.js';
 import { serverConfigSchema } from '../src/http/config.js';
 import { SERVER_STATE_MIGRATIONS } from '../src/http/state-migrations.js';
+import { PostgresBus } from '../src/state/bus.js';
+import { openStateStore } from '../src/state/index.js';
 import { createTestDatabase, type TestDatabase } from '../src/state/pg-cluster.conformance.js';
 import { callApi, eventually } from './helpers/server.js';
 
@@ -151,5 +154,42 @@ describePg('several nodes serve at once', () => {
     // The session opened through b before the takeover still works.
     expect((await client.query('select 2 as two')).rows).toEqual([{ two: 2 }]);
     await client.end();
+  });
+
+  it('the holder follows silences and deploys another node wrote (silences.changed, deploys.changed)', async () => {
+    const c = await cluster();
+    const a = await c.node();
+    const admin = a.active()?.adminToken ?? '';
+    // Another node's writes as they reach PostgreSQL: the rows, then their events.
+    const store = await openStateStore({ dialect: 'postgres', connectionString: c.db.connectionString, migrate: false });
+    cleanups.push(() => store.close());
+    const other = new PostgresBus({ db: store.db, connectionString: c.db.connectionString, node: 'other-node' });
+    await other.start();
+    cleanups.push(() => other.close());
+    const now = Date.now();
+    await sql`insert into detect_silences (id, matchers, starts_at, ends_at, comment, created_by, created_at)
+      values ('01SILENCEFROMOTHER00000000', ${JSON.stringify([{ name: 'service', value: 'shop', op: '=' }])}, ${new Date(now - 1_000).toISOString()},
+        ${new Date(now + 3_600_000).toISOString()}, 'maintenance', 'admin', ${new Date(now).toISOString()})`.execute(store.db);
+    await other.publish('silences.changed', { method: 'POST', route: '/api/silences' });
+    await eventually(async () => {
+      const r = await callApi<{ silences?: Array<{ id: string }> }>(a.url, admin, 'GET', '/api/silences');
+      return r.body.silences?.some((x) => x.id === '01SILENCEFROMOTHER00000000') === true ? true : undefined;
+    }, 5_000);
+    await sql`update detect_silences set ends_at = ${new Date(now - 500).toISOString()} where id = '01SILENCEFROMOTHER00000000'`.execute(store.db);
+    await other.publish('silences.changed', { method: 'DELETE', route: '/api/silences/:id' });
+    await eventually(async () => {
+      const r = await callApi<{ silences?: Array<{ id: string }> }>(a.url, admin, 'GET', '/api/silences');
+      return r.body.silences?.some((x) => x.id === '01SILENCEFROMOTHER00000000') === false ? true : undefined;
+    }, 5_000);
+
+    const at = new Date().toISOString();
+    await sql`insert into deploys (id, service, version, environment, previous_version, status, source, started_at, updated_at)
+      values ('01DEPLOYFROMOTHER000000000', 'shop', 'v2', 'production', 'v1', 'verifying', 'api', ${at}, ${at})`.execute(store.db);
+    await other.publish('deploys.changed', { method: 'POST', route: '/api/deploys' });
+    const verification = await eventually(async () => {
+      const r = await sql<{ id: string }>`select id from deploy_verifications where deploy_id = '01DEPLOYFROMOTHER000000000'`.execute(store.db);
+      return r.rows[0];
+    }, 5_000);
+    expect(verification.id).toEqual(expect.any(String));
   });
 });

@@ -7,7 +7,7 @@ import { isConnectionError, openStateStore, parseStateLocation, type StateStore 
 import { ClusterNode, DEFAULT_TIMING, NODE_ROLES, singleNodeView, type ClusterView, type LeaseName, type NodeRole } from '../state/cluster.js';
 import { roleAtLeast } from './roles.js';
 import { subscribeCaches } from './cluster-events.js';
-import { PostgresBus } from '../state/bus.js';
+import { PostgresBus, type BusEvent } from '../state/bus.js';
 import type { ServerConfig } from './config.js';
 import { openGateway, startServer, type RunningServer, type ServerOptions } from './server.js';
 import { registerForwarding } from './cluster-forward.js';
@@ -128,6 +128,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
   let serving: StateStore | undefined;
   let gateway: Gateway | undefined;
   let stopForwarding: (() => void) | undefined;
+  let offGateway: (() => void) | undefined;
   let server: RunningServer | undefined;
   let standby: FastifyInstance | undefined;
   let port = config.port;
@@ -197,6 +198,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
     // Every node serves the gateway, holder or not; the same listener across changes of holder.
     serving = await openStateStore({ ...location, migrate: false, onBackgroundError: (err: Error) => log.warn({ err }, 'state database: idle connection failed') });
     gateway = await openGateway(config, serving.db, log, options);
+    offGateway = followAccess(bus, gateway, log);
     // A standby that takes over must serve what the active node served: one role set per cluster.
     const other = (await cluster.liveRoles()).find((r) => r !== roles.join(','));
     if (other !== undefined) {
@@ -211,6 +213,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
     await activation;
   } catch (err) {
     unsubscribe();
+    offGateway?.();
     await gateway?.close();
     await serving?.close();
     await bus.close();
@@ -238,6 +241,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
         await standby?.close();
         stopForwarding?.();
         await server?.close();
+        offGateway?.();
         await gateway?.close();
         await serving?.close();
         unsubscribe();
@@ -249,6 +253,21 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
       return closing;
     },
   };
+}
+
+/**
+ * The node's gateway follows access changed through any other node: a grant or token revoked, a
+ * user removed or demoted, a resource removed, a statement approved or denied. Its sessions are
+ * checked at once (the 500 ms session watch is the safety net) and its statement approvals
+ * re-read. This node's own writes took effect locally already.
+ */
+function followAccess(bus: PostgresBus, gateway: Gateway, log: Logger): () => void {
+  const recheck = (e: BusEvent): void => {
+    if (e.node === bus.node) return;
+    gateway.recheck().catch((err: unknown) => log.error({ err, topic: e.topic }, 'gateway: re-checking sessions after another node\'s change failed; the session watch retries'));
+  };
+  const offs = (['gateway.access.changed', 'gateway.policy.changed', 'auth.changed'] as const).map((t) => bus.on(t, recheck));
+  return () => { for (const off of offs) off(); };
 }
 
 /**

@@ -240,6 +240,11 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     if (e.node === bus.node) return; // applied already, by this node's own write
     detect.rules.sync().catch((err: unknown) => log.error({ err }, 'rules: re-reading the rules another node changed failed; they apply after a restart'));
   });
+  // Silences created or ended through another node's API (or written by it while it held the lease).
+  const offSilences = bus.on('silences.changed', (e) => {
+    if (e.node === bus.node) return;
+    detect.silences.reload().catch((err: unknown) => log.error({ err }, 'silences: re-reading the silences another node changed failed; they apply after a restart'));
+  });
   const incidents = new IncidentService({ db: state.db, telemetry: store, detectEvents: detect.events, errorEvents: errors.events, windowMs: config.incidentWindowS * 1000, log });
   incidents.start();
   const deploys = new DeployService({
@@ -248,6 +253,11 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   });
   await deploys.start();
   incidents.attachDeploys(deploys);
+  // Deploys recorded or re-verified through another node: verified here, where the telemetry is.
+  const offDeploys = bus.on('deploys.changed', (e) => {
+    if (e.node === bus.node) return;
+    deploys.adoptVerifying().catch((err: unknown) => log.error({ err }, 'deploys: starting the verifications another node asked for failed; they start at the next takeover or restart'));
+  });
   const actuator = new LocalActuator({ services, log, otlpEndpoint: () => publicUrl });
   const actions = new ActionService({ db: state.db, actionsDir: config.actionsDir ?? join(config.dataDir, 'actions'), audit: gateway.audit, log, local: actuator });
   await actions.open();
@@ -318,6 +328,8 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   const close = (): Promise<void> => {
     closing ??= (async () => {
       ready = false;
+      offSilences();
+      offDeploys();
       retention.stop();
       // First the local services, while ingest still answers: their last telemetry, flushed as
       // they stop, lands. With the rollouts: a rollout still running may wait on the actuator (a
