@@ -147,15 +147,18 @@ describePg('nodes of tightloop on one PostgreSQL', () => {
     const second: RunningNode = await startNode(config(dir(), d.connectionString), silent, { timing: NODE_TIMING });
     cleanups.push(() => second.close());
     expect(second.active()).toBeUndefined();
-    // The standby: health yes, load-balancer check no, everything else 503 with Retry-After.
+    // The node without the lease: health yes, load-balancer check for the holder no; the rest is
+    // forwarded to the holder and answered by it (docs/cluster.md), ingest too.
     expect((await fetch(`${second.url}/api/health`)).status).toBe(200);
     expect((await fetch(`${second.url}/api/health/active`)).status).toBe(503);
     expect((await fetch(`${first.url}/api/health/active`)).status).toBe(200);
-    const refused = await fetch(`${second.url}/api/services`, { headers: { authorization: `Bearer ${token}` } });
+    expect((await fetch(`${second.url}/api/services`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+    expect((await fetch(`${second.url}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(200);
+    // A request forwarded once is never forwarded again: 503 with Retry-After, not a loop.
+    const refused = await fetch(`${second.url}/api/services`, { headers: { authorization: `Bearer ${token}`, 'x-tightloop-forwarded-by': 'another-node' } });
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('2');
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('node_standby');
-    expect((await fetch(`${second.url}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(503);
 
     // GET /api/cluster, from either node: both nodes, alive, the holder and its lease.
     for (const url of [first.url, second.url]) {

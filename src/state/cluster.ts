@@ -376,6 +376,15 @@ export class ClusterNode {
     };
   }
 
+  /** The node holding `name` now (lease not expired on PostgreSQL's clock) and its URL, else undefined. */
+  async holder(name: LeaseName): Promise<{ id: string; url: string; token: number } | undefined> {
+    const r = await sql<{ id: string; url: string; token: number | string }>`select n.id, n.url, l.token from cluster_leases l
+      join cluster_nodes n on n.id = l.holder
+      where l.name = ${name} and l.expires_ms > ${nowMsSql} and n.stopped_ms is null`.execute(this.db);
+    const row = r.rows[0];
+    return row === undefined ? undefined : { id: row.id, url: row.url, token: Number(row.token) };
+  }
+
   /** The distinct role lists of the other nodes with a live heartbeat. */
   async liveRoles(): Promise<string[]> {
     const r = await sql<{ roles: string }>`select distinct roles from cluster_nodes
