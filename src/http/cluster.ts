@@ -112,7 +112,8 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
     return { url: server.url, port: server.port, gatewayPort: server.gatewayPort, cluster: undefined, active: () => server, whenActive: Promise.resolve(server), close: () => server.close() };
   }
 
-  const timing = { ...DEFAULT_TIMING, ...options.timing };
+  // The margin keeps its share of the lease when the lease is shortened (TIGHTLOOP_CLUSTER_LEASE_MS).
+  const timing = { ...DEFAULT_TIMING, ...config.cluster, marginMs: Math.min(DEFAULT_TIMING.marginMs, Math.floor(config.cluster.leaseMs / 6)), ...options.timing };
   // A small pool of its own: heartbeats must not queue behind the server's queries. Bounded
   // waits: a partitioned PostgreSQL fails a heartbeat within the lease time, never hangs it.
   const state = await openStateStore({ ...location, maxConnections: 3, migrations: (await import('./state-migrations.js')).SERVER_STATE_MIGRATIONS,
@@ -120,7 +121,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
     onBackgroundError: (err: Error) => log.warn({ err }, 'cluster: idle state connection failed') });
   const roles = checkRoles(config.roles);
   let url = '';
-  const cluster = new ClusterNode({ db: state.db, roles, url: () => url, log, timing: options.timing });
+  const cluster = new ClusterNode({ db: state.db, roles, url: () => url, log, timing });
   // Events from the other nodes' API writes (state/bus.ts); this node's server publishes through it.
   const bus = new PostgresBus({ db: state.db, connectionString: location.connectionString, node: cluster.id, log });
   const unsubscribe = subscribeCaches(bus, state.db);
