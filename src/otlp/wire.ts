@@ -1,3 +1,4 @@
+import { at } from '../core/indexed.js';
 import { OtlpDecodeError } from './error.js';
 import { noteUtf8 } from './limits.js';
 
@@ -191,10 +192,7 @@ export class WireReader {
       return this.buf.toString('hex', start, start + n);
     }
     const b = this.buf;
-    for (let i = 0; i < n; i++) {
-      // The table has an entry for every byte value, so only the buffer read can miss.
-      hexScratch16[i] = HEX_PAIR[b[start + i] ?? this.fail(ID_PAST_END)]!;
-    }
+    for (let i = 0; i < n; i++) hexScratch16[i] = at(HEX_PAIR, b[start + i] ?? this.fail(ID_PAST_END));
     return latin1Text(hexScratch, 0, n * 2);
   }
 
