@@ -96,6 +96,8 @@ const DECODERS = [
   "SELECT length(repeat('x', ascii(email) * 1000000)) FROM customers WHERE id = 1",
   "SELECT length(lpad('', ascii(substr(name, 2, 1)) * 100000, 'x')) FROM customers",
   'SELECT array_length(array_fill(1, array[ascii(email) * 1000]), 1) FROM customers',
+  // Past the per-statement budget of judged leaves, the rest is judged as one (fail closed).
+  `SELECT ${Array.from({ length: 150 }, () => '(SELECT o.id FROM orders o LIMIT 1)').join(' + ')} + 1/(ascii(c.email) - 97) FROM customers c`,
 ];
 
 describe('masked values combined with other row sources in expressions (attack round 5 #1)', () => {
