@@ -92,6 +92,12 @@ const DECODERS = [
   // A CASE condition is control-only, but still decides a recursive CTE's rounds.
   'WITH RECURSIVE r(v, n, f) AS (SELECT email, 1, 0 FROM customers WHERE id = 1 UNION ALL SELECT v, n + 1, CASE WHEN ascii(v) > n THEN 0 ELSE 1 END FROM r WHERE f = 0) SELECT max(n) FROM r',
   'SELECT count(*) FROM generate_series(1, (SELECT count(*) FILTER (WHERE ascii(email) > 100) FROM customers))',
+  // With constants only: a masked value as the amount of work (read back by timing, no predicate spelled out).
+  "SELECT length(repeat('x', ascii(email) * 1000000)) FROM customers WHERE id = 1",
+  "SELECT length(lpad('', ascii(substr(name, 2, 1)) * 100000, 'x')) FROM customers",
+  'SELECT array_length(array_fill(1, array[ascii(email) * 1000]), 1) FROM customers',
+  // Past the per-statement budget of judged leaves, the rest is judged as one (fail closed).
+  `SELECT ${Array.from({ length: 150 }, () => '(SELECT o.id FROM orders o LIMIT 1)').join(' + ')} + 1/(ascii(c.email) - 97) FROM customers c`,
 ];
 
 describe('masked values combined with other row sources in expressions (attack round 5 #1)', () => {
@@ -146,6 +152,8 @@ describe('masked values combined with other row sources in expressions (attack r
       // One value at a time from several masked sources (UNION ALL branches, a recursive CTE).
       expect((await rows('SELECT reverse(x) AS v FROM (SELECT email x FROM customers UNION ALL SELECT email FROM customers) s')).length).toBe(4);
       expect(await rows("SELECT coalesce(c.phone, c.email) <> '' AS p FROM customers c WHERE c.id = 1")).toHaveLength(1);
+      // Sizes that are constants or unmasked values run.
+      expect(await rows("SELECT lpad(id::text, 4, '0') AS p, rpad('x', id, '*') AS r, lpad(email, 30, '*') <> '' AS e FROM customers ORDER BY id")).toEqual([{ p: '0001', r: 'x', e: null }, { p: '0002', r: 'x*', e: null }]);
     });
   });
 

@@ -1,6 +1,6 @@
 import { attributeCall } from './attribute-calls.js';
 import { writtenBy } from './lineage-writes.js';
-import { analyzed, condition, inRecursive, mixed, quantity, SET_RETURNING_FUNCTIONS } from './lineage-quantities.js';
+import { analyzed, condition, inRecursive, mixed, quantity, SET_RETURNING_FUNCTIONS, SIZE_ARGUMENTS } from './lineage-quantities.js';
 import { comparison, conjuncts, groupingKeys, joinComparisons, ordering, setOperation } from './lineage-compare.js';
 import { rowKeys } from './lineage-keys.js';
 import { caseLineage, computed, computedFrom, filterControl, operatorLineage } from './lineage-control.js';
@@ -379,6 +379,9 @@ export function exprLineage(node: unknown, scope: Scope, depth = 0): Lineage {
       // Quantities (lineage-quantities.ts): how many rows a set-returning function returns, and
       // how a window numbers rows, must not follow a masked value.
       if (SET_RETURNING_FUNCTIONS.has(name)) quantity(`the arguments of ${name}() (the number of rows it returns)`, out);
+      // How much work a call does, set by an argument: time would tell the value (attack round 5 #1).
+      const sized = SIZE_ARGUMENTS.get(name);
+      if (sized !== undefined && schema === 'pg_catalog') quantity(`the size argument of ${name}() (the time it takes)`, unionAll(sized.map((i) => argList[i]).filter((l): l is Lineage => l !== undefined)));
       const over = inner.over as JsonNode | undefined;
       if (over !== undefined) {
         quantity('the PARTITION BY/ORDER BY of a window', exprLineage([over.partitionClause, over.orderClause], scope, depth + 1));

@@ -546,7 +546,7 @@ export class Masker {
       return {
         detail: q.reason !== undefined
           ? `a value computed from ${what} is used as ${q.what}: ${q.reason}`
-          : `a value computed from ${what} is used as ${q.what}: the count would return it unmasked (a masked value may only select rows through WHERE/ON/HAVING)`,
+          : `a value computed from ${what} is used as ${q.what}: the count (or the time taken) would return it unmasked (a masked value may only select rows through WHERE/ON/HAVING)`,
         statement: q.statement ?? 1,
       };
     }
