@@ -321,6 +321,7 @@ export class ClientSession {
       masked: exec.masked,
       ...(exec.error === undefined ? {} : { error: exec.error, rowsSent: exec.sent }),
       ...(exec.prepared === undefined ? {} : { prepared: exec.prepared }),
+      ...(exec.suspended === true ? { suspended: true } : {}),
     });
   }
 
