@@ -163,6 +163,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
       tls: { certFile: config.gateway.tlsCertFile, keyFile: config.gateway.tlsKeyFile },
       auditKeyFile: config.audit.keyFile, auditAnchorFile: config.audit.anchorFile,
       credentialDir: config.gateway.credentialDir, credentialEnv: config.gateway.credentialEnv,
+      maxSessionsPerUser: config.gateway.maxSessionsPerUser,
     });
   } catch (err) {
     await ownCluster?.leave();
