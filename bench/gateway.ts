@@ -194,7 +194,7 @@ async function benchGateway(stateDir: string, pgPort: number, auditWriter: 'thre
   const userId = ulid();
   await state.db.insertInto('users').values({ id: userId, name: 'bench', role: 'member', created_at: toTimestamp(Date.now()) }).execute();
   const { token } = await createToken(state.db, { userId, name: 'bench' });
-  const gw = await startGateway({ db: state.db, dataDir: stateDir, log: pino({ level: 'silent' }), port: 0, auditWriter });
+  const gw = await startGateway({ db: state.db, dataDir: stateDir, log: pino({ level: 'silent' }), port: 0, auditWriter, maxSessionsPerUser: 0 });
   cleanups.unshift(() => gw.close());
   await gw.resources.create({ name: 'bench', host: '127.0.0.1', port: pgPort, database: 'bench', user: 'postgres', credential: 'env:TIGHTLOOP_CRED_BENCH_PG', tls: { mode: 'disable' } });
   await gw.access.grant({ userId: 'bench', userName: 'bench-setup', role: 'admin' }, { subjectKind: 'user', subject: userId, resource: 'bench', mode: 'write' });

@@ -89,6 +89,8 @@ export const serverConfigSchema = z.object({
     credentialDir: z.string().min(1).optional(),
     /** Variables `env:` credentials may name besides TIGHTLOOP_CRED_*. */
     credentialEnv: z.array(z.string().min(1)).default([]),
+    /** Gateway sessions one user may hold open on one resource at once (0: no limit). */
+    maxSessionsPerUser: z.number().int().min(0).default(10),
   }).prefault({}),
   /** The audit chain's key and anchor (default <dataDir>/gateway-audit.key, .anchor). */
   audit: z.object({

@@ -57,7 +57,7 @@ describe('the audit records what ran (attack round 3 #6)', () => {
     expect(kill?.decision).toBe('block');
     const long = recs.flatMap(ran).find((v) => v.text?.startsWith("SELECT 'yyy"));
     expect(long?.text?.length).toBe(AUDIT_TEXT_CHARS + 1);
-    expect(long?.text?.endsWith('…')).toBe(true);
+    expect(long?.text?.endsWith("yyy' AS long")).toBe(true);
     expect((await h.gateway.audit.verify()).ok).toBe(true);
   });
 
@@ -94,5 +94,43 @@ describe('reads the client leaves early, or that fail midway, are recorded (atta
     const left = recs.find((d) => d.text?.includes('left-early-marker'));
     expect(left?.error).toBe('session-ended');
     expect(left?.rowsSent).toBeGreaterThan(0);
+  });
+});
+
+describe('a portal suspended by a row limit records the rows it sent (attack round 5 #6)', () => {
+  it('Execute with a row limit, then the client leaves: the record has the rows sent', async () => {
+    const { cstr, frame, int16, int32, parseMessage } = await import('./wire/encode.js');
+    const raw = await rawClient(h.gateway.port ?? 0, h.users.bob, 'shop');
+    raw.send(
+      parseMessage('', "SELECT g, 'suspended-marker' AS m FROM generate_series(1, 1000) g"),
+      frame('B', cstr('p'), cstr(''), int16(0), int16(0), int16(0)),
+      frame('E', cstr('p'), int32(30)),
+      frame('H'),
+    );
+    const msgs = await raw.until('s');
+    expect(msgs.filter((m) => m.type === 'D')).toHaveLength(30);
+    raw.close();
+    await new Promise((r) => setTimeout(r, 500));
+    const rec: unknown = (await records('bob')).find((d) => d.text?.includes('suspended-marker'));
+    expect(rec).toMatchObject({ rows: 30, suspended: true });
+  });
+});
+
+describe('a long text keeps what identifies the statement (attack round 5 #8)', () => {
+  it('comments do not push the statement out; a text still too long keeps head, tail and its constants', async () => {
+    const pad = 'y'.repeat(150_000);
+    await as('bob', async (c) => {
+      await c.query(`/*${'a'.repeat(300_000)}*/ SELECT id AS comment_marker   FROM customers -- and more\n WHERE id = 2`);
+      await c.query(`SELECT '${pad}' AS a, 4242 AS middle_marker, '${pad}' AS b FROM customers WHERE id = 1`);
+    });
+    const recs = (await records('bob')).flatMap((d) => (d.variants ?? [d]) as (Data & { textSha256?: string; constants?: string[] })[]);
+    const commented = recs.find((v) => v.text?.includes('comment_marker'));
+    expect(commented?.text).toBe('SELECT id AS comment_marker FROM customers WHERE id = 2');
+    expect(commented?.textChars).toBeGreaterThan(300_000);
+    const middle = recs.find((d) => d.text?.startsWith("SELECT 'yyy") && d.text.endsWith('WHERE id = 1'));
+    expect(middle?.text).not.toContain('middle_marker');
+    const cut = `'${'y'.repeat(63)}…`; // the quote counts: 64 characters, then …
+    expect(middle?.constants).toEqual([cut, '4242', cut, '1']);
+    expect(middle?.textSha256).toMatch(/^[0-9a-f]{64}$/);
   });
 });

@@ -29,5 +29,7 @@ export interface GatewayContext {
   clientLimits: MessageLimits;
   /** Window in which repeats of a plain statement share one audit record (0 = never). */
   auditWindowMs: number;
+  /** Sessions one user may hold open on one resource at once (0: no limit; registry.ts). */
+  maxSessionsPerUser: number;
   maskerFor(resource: Resource): Masker;
 }

@@ -59,6 +59,8 @@ export interface GatewayOptions {
    */
   credentialDir?: string;
   credentialEnv?: readonly string[];
+  /** Sessions one user may hold open on one resource at once (default 10; 0: no limit). */
+  maxSessionsPerUser?: number;
   /** How often live sessions are checked against their token, user, role and grant (ms). */
   sessionCheckMs?: number;
   onAlert?: (summary: string, detail: Record<string, unknown>) => void;
@@ -134,6 +136,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     maxMessageBytes: opts.maxMessageBytes ?? 256 * 1024 * 1024,
     clientLimits: clientMessageLimits(opts.clientMessageLimits),
     auditWindowMs: opts.auditWindowMs ?? 100,
+    maxSessionsPerUser: opts.maxSessionsPerUser ?? 10,
     maskerFor(resource: Resource): Masker {
       const cached = maskers.get(resource.id);
       if (cached !== undefined && cached.updatedAt === resource.updatedAt) return cached.masker;

@@ -38,6 +38,8 @@ export interface Execution {
   blocked?: boolean;
   /** Values bound to the portal it ran (extended protocol; audit-text.ts bounds). */
   params?: BoundParameters;
+  /** The Execute's row limit suspended the portal (`rows` are the DataRows it sent). */
+  suspended?: boolean;
   /** SQL EXECUTE: the text that PREPAREd each name it ran (prepared-names.ts), for the audit. */
   prepared?: Record<string, string>;
 }

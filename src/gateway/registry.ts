@@ -7,13 +7,38 @@ import type { ClientSession } from './session.js';
 export class SessionRegistry {
   private readonly byKey = new Map<string, ClientSession>();
   private readonly live = new Set<ClientSession>();
+  /** Sessions past login, per user and resource (attack round 4 #10), with the key each holds. */
+  private readonly perUser = new Map<string, Set<ClientSession>>();
+  private readonly slotOf = new Map<ClientSession, string>();
 
   add(s: ClientSession): void {
     this.live.add(s);
     this.byKey.set(`${s.key.pid}:${s.key.secret}`, s);
   }
 
+  /**
+   * Takes one of `cap` slots of this user on this resource before the session connects upstream
+   * (checked and taken in one step, so concurrent logins cannot all pass); false when all are
+   * taken. Released by `remove`.
+   */
+  claim(s: ClientSession, userId: string, resourceId: string, cap: number): boolean {
+    const key = `${userId}\u0000${resourceId}`;
+    const set = this.perUser.get(key) ?? new Set<ClientSession>();
+    if (cap > 0 && set.size >= cap) return false;
+    set.add(s);
+    this.perUser.set(key, set);
+    this.slotOf.set(s, key);
+    return true;
+  }
+
   remove(s: ClientSession): void {
+    const key = this.slotOf.get(s);
+    if (key !== undefined) {
+      this.slotOf.delete(s);
+      const set = this.perUser.get(key);
+      set?.delete(s);
+      if (set?.size === 0) this.perUser.delete(key);
+    }
     this.live.delete(s);
     this.byKey.delete(`${s.key.pid}:${s.key.secret}`);
   }

@@ -620,6 +620,10 @@ export class Relay {
             head.exec.rows += rowsFromTag(buf.subarray(off + 5, end));
             const info = this.portals.get(head.portal);
             this.namesCompleted(head.exec, readCString(buf, off + 5).value, info?.facts.prepared?.[0], info?.sql);
+          } else if (type === BACKEND.PortalSuspended) {
+            // No tag counts a suspended portal's rows: the DataRows this Execute sent do (attack round 5 #6).
+            head.exec.rows = head.exec.sent;
+            head.exec.suspended = true;
           }
           this.pending.shift();
           const replacement = head.ceiling === undefined ? undefined : this.ceilingVerdict(head, head.ceiling, type, buf.subarray(off, end));

@@ -111,6 +111,12 @@ export class ClientSession {
       });
     }
     this.grant = grant;
+    // One user cannot take every upstream connection slot (attack round 4 #10).
+    const cap = this.ctx.maxSessionsPerUser;
+    if (!this.ctx.registry.claim(this, who.userId, resource.id, cap)) {
+      this.ctx.audit.append({ kind: 'connection.refused', actor: user, resource: resource.name, data: { peer: this.peer, reason: 'too many sessions', limit: cap } });
+      throw new GatewayError('too_many_sessions', SQLSTATE.tooManyConnections, `too many gateway sessions for user "${user}" on resource "${resource.name}" (at most ${cap} at once: gateway.maxSessionsPerUser)`, { fatal: true });
+    }
 
     const params: Record<string, string> = { database: resource.database };
     for (const p of PASSED_PARAMS) {
@@ -321,6 +327,7 @@ export class ClientSession {
       masked: exec.masked,
       ...(exec.error === undefined ? {} : { error: exec.error, rowsSent: exec.sent }),
       ...(exec.prepared === undefined ? {} : { prepared: exec.prepared }),
+      ...(exec.suspended === true ? { suspended: true } : {}),
     });
   }
 

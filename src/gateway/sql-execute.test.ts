@@ -162,3 +162,22 @@ describe('a simple Query drops the unnamed statement (attack round 5, protocol f
     expect(await points()).toBe(INTACT);
   });
 });
+
+describe('table locks that stop other sessions are ddl (attack round 4 #9)', () => {
+  it('LOCK TABLE above ROW EXCLUSIVE is refused, in a Query or a Parse; ROW EXCLUSIVE runs', async () => {
+    await raw(async (r) => {
+      for (const sql of ['LOCK TABLE loyalty IN ACCESS EXCLUSIVE MODE', 'LOCK loyalty', 'LOCK TABLE loyalty IN SHARE MODE', 'LOCK TABLE loyalty IN SHARE UPDATE EXCLUSIVE MODE']) {
+        r.send(queryMessage('BEGIN'));
+        await r.until('Z');
+        r.send(queryMessage(sql));
+        expect({ sql, ...errorOf(await r.until('Z')) }).toEqual({ sql, code: '42501', message: expect.stringMatching(/"ddl": LOCK TABLE IN .* MODE/) });
+        r.send(queryMessage('ROLLBACK'));
+        await r.until('Z');
+      }
+      r.send(parseMessage('l1', 'LOCK TABLE loyalty IN ACCESS EXCLUSIVE MODE'), SYNC);
+      expect(errorOf(await r.until('Z')).message).toMatch(/"ddl": LOCK TABLE/);
+      r.send(queryMessage('BEGIN; LOCK TABLE loyalty IN ROW EXCLUSIVE MODE; ROLLBACK'));
+      expect(errorOf(await r.until('Z'))).toEqual({});
+    });
+  });
+});

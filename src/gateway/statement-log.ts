@@ -34,8 +34,13 @@ export interface StatementExecution {
   rowsSent?: number;
   text?: string;
   textChars?: number;
+  textSha256?: string;
+  constants?: string[];
+  constantCount?: number;
   params?: (string | null)[];
   paramCount?: number;
+  /** The Execute's row limit suspended its portal; `rows` are the rows it sent. */
+  suspended?: boolean;
   /** SQL EXECUTE: the text that PREPAREd each name it ran (relay prepared-names.ts). */
   prepared?: Record<string, string>;
 }
@@ -67,7 +72,7 @@ export class StatementLog {
   ) {}
 
   record(e: StatementExecution): void {
-    const plain = e.error === undefined && e.prepared === undefined && e.decision === 'allow' && e.fingerprint !== null && e.fingerprint !== '';
+    const plain = e.error === undefined && e.prepared === undefined && e.suspended !== true && e.decision === 'allow' && e.fingerprint !== null && e.fingerprint !== '';
     if (!plain || this.windowMs <= 0) {
       this.audit.append({ kind: 'statement', ...this.base, data: { ...e, executions: 1 } });
       return;
@@ -118,12 +123,16 @@ export class StatementLog {
 }
 
 function variantKey(e: StatementExecution): string {
-  return e.params === undefined ? (e.text ?? '') : `${e.text ?? ''}\0${JSON.stringify(e.params)}`;
+  const text = e.textSha256 ?? e.text ?? '';
+  return e.params === undefined ? text : `${text}\0${JSON.stringify(e.params)}`;
 }
 
 function variantOf(e: StatementExecution): Variant {
   const v: Variant = { text: e.text ?? '', executions: 1 };
   if (e.textChars !== undefined) v.textChars = e.textChars;
+  if (e.textSha256 !== undefined) v.textSha256 = e.textSha256;
+  if (e.constants !== undefined) v.constants = e.constants;
+  if (e.constantCount !== undefined) v.constantCount = e.constantCount;
   if (e.params !== undefined) v.params = e.params;
   if (e.paramCount !== undefined) v.paramCount = e.paramCount;
   return v;

@@ -95,6 +95,7 @@ export async function openGateway(config: ServerConfig, db: StateStore['db'], lo
       tls: { certFile: config.gateway.tlsCertFile, keyFile: config.gateway.tlsKeyFile },
       auditKeyFile: config.audit.keyFile, auditAnchorFile: config.audit.anchorFile,
       credentialDir: config.gateway.credentialDir, credentialEnv: config.gateway.credentialEnv,
+      maxSessionsPerUser: config.gateway.maxSessionsPerUser,
     });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;

@@ -7,6 +7,7 @@ import { collectQuantities, type Quantity } from './lineage-quantities.js';
 import { effectReads } from './lineage-effects.js';
 import { countedInString, countedWrite, uncountedWrites } from './row-ceiling.js';
 import { executeArguments, preparedNames, type PreparedNames } from './prepared.js';
+import { tableLocks } from './locks.js';
 import { shapeOf, type Shape } from './shape.js';
 import { ALL_VISITORS, statementTextReads } from './visitors.js';
 import { combine, walk, type WalkContext } from './walk.js';
@@ -85,7 +86,7 @@ export interface Decision {
   applied: readonly { finding: Finding; action: RuleAction }[];
 }
 
-const TABLE = combine([...ALL_VISITORS, copyOptions, executeArguments, { A_Const: (node, ctx) => ctx.sawConstant?.(Number(node.location ?? -1)) }]);
+const TABLE = combine([...ALL_VISITORS, copyOptions, executeArguments, tableLocks, { A_Const: (node, ctx) => ctx.sawConstant?.(Number(node.location ?? -1)) }]);
 /**
  * Bounds on the caches: entries per level, and the longest text used as a key. Worst case about
  * 10 000 × 4 KiB per level; a longer statement is simply analysed each time.

@@ -34,6 +34,7 @@ export const SQLSTATE = {
   protocolViolation: '08P01',
   connectionFailure: '08006',
   cannotConnectNow: '57P03',
+  tooManyConnections: '53300',
   adminShutdown: '57P01',
   invalidPassword: '28P01',
   invalidAuthorization: '28000',
