@@ -6,7 +6,8 @@ import { choices, type Leaf } from '../guardrails/lineage-mixing.js';
 import type { FieldDescription } from '../wire/decode.js';
 import { ARRAY_ELEMENTS, binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
 import { classify, type CatalogColumn, type ClassifiedColumn, type SamplePlan } from './classify.js';
-import { DETECTOR_IDS, DetectorSet, MIN_DETECTABLE_LENGTH, OVER_LONG, type DetectorId } from './detectors.js';
+import { DETECTOR_IDS, DetectorSet, MIN_DETECTABLE_LENGTH, OVER_LONG, type DetectorId, type DetectorMatch } from './detectors.js';
+import { OVER_BUDGET, type DetectBudget } from './budget.js';
 import { BACKEND, ERROR_FIELD } from '../wire/codes.js';
 import { namesOnly } from './catalog-names.js';
 import { ECHOING_FIELDS, scrubText, userComputed, VERBATIM_FIELDS, WITHHELD } from './errors.js';
@@ -124,6 +125,8 @@ export class Masker {
   /** Explicit `none` rules: names never classified. */
   private readonly unclassified: string[];
   private readonly renderer: Renderer;
+  /** The detection budget of the session whose message is being masked (set for one call). */
+  private budget: DetectBudget | undefined;
   /** Each view's output columns and their lineage, from the catalog; undefined = not loaded. */
   private views: Map<string, Map<string, Lineage>> | undefined;
   private viewsAt = 0;
@@ -595,8 +598,28 @@ export class Masker {
    * Masks one DataRow message (`msg[start..end)`, type byte included). Returns the rebuilt
    * message, or undefined when nothing changed.
    */
-  maskDataRow(msg: Buffer, start: number, end: number, plan: ResultPlan, counts: MaskCounts): Buffer | undefined {
+  maskDataRow(msg: Buffer, start: number, end: number, plan: ResultPlan, counts: MaskCounts, budget?: DetectBudget): Buffer | undefined {
     if (!plan.active) return undefined;
+    this.budget = budget;
+    try {
+      return this.maskRow(msg, start, end, plan, counts);
+    } finally {
+      this.budget = undefined;
+    }
+  }
+
+  /**
+   * The detectors on one text, charged to the session's budget while one is set (budget.ts):
+   * with the budget spent, the whole text is one `over-budget` match, unscanned (fail closed).
+   */
+  private find(text: string): readonly (DetectorMatch | { id: typeof OVER_BUDGET; start: number; end: number })[] {
+    const b = this.budget;
+    if (b === undefined || text.length < MIN_DETECTABLE_LENGTH) return this.detectors.find(text);
+    if (!b.available()) return [{ id: OVER_BUDGET, start: 0, end: text.length }];
+    return b.charge(() => this.detectors.find(text));
+  }
+
+  private maskRow(msg: Buffer, start: number, end: number, plan: ResultPlan, counts: MaskCounts): Buffer | undefined {
     const n = msg.readInt16BE(start + 5);
     let off = start + 7;
     let changes: { at: number; len: number; value: Buffer | null }[] | undefined;
@@ -608,12 +631,12 @@ export class Masker {
       const col = plan.columns[i];
       if (len < 0 || col === undefined) continue;
       if (col.nameMode === undefined && (!col.detect || (len < MIN_DETECTABLE_LENGTH && col.bin === undefined && col.elem === undefined))) continue;
-      const overLong = counts[OVER_LONG] ?? 0;
+      const overLong = (counts[OVER_LONG] ?? 0) + (counts[OVER_BUDGET] ?? 0);
       const replaced = this.maskValue(msg, valueAt, len, col, counts);
       if (replaced === undefined) continue;
       (changes ??= []).push({ at: valueAt - 4, len, value: replaced });
-      // A value masked only for its length says nothing about the column.
-      if (col.learn !== undefined && col.nameMode === undefined && (counts[OVER_LONG] ?? 0) === overLong) this.learnFrom(col.learn, counts);
+      // A value masked only for its length (or an empty budget) says nothing about the column.
+      if (col.learn !== undefined && col.nameMode === undefined && (counts[OVER_LONG] ?? 0) + (counts[OVER_BUDGET] ?? 0) === overLong) this.learnFrom(col.learn, counts);
     }
     if (changes === undefined) return undefined;
     return rebuild(msg, start, end, changes);
@@ -639,7 +662,7 @@ export class Masker {
    * none encoded back (half the cost of a masked value).
    */
   private maskAscii(msg: Buffer, at: number, len: number, mode: 'full' | 'partial', counts: MaskCounts): Buffer | undefined {
-    const matches = this.detectors.find(msg.toString('latin1', at, at + len));
+    const matches = this.find(msg.toString('latin1', at, at + len));
     if (matches.length === 0) return undefined;
     const out = Buffer.allocUnsafe(len);
     copyBytes(msg, at, at + len, out, 0);
@@ -732,7 +755,7 @@ export class Masker {
 
   /** Masks every detected match inside a text; undefined when none was found. */
   maskText(text: string, cls: TypeClass, counts: MaskCounts): string | undefined {
-    const matches = this.detectors.find(text);
+    const matches = this.find(text);
     if (matches.length === 0) return undefined;
     let out = '';
     let last = 0;
@@ -749,9 +772,15 @@ export class Masker {
    * so only content detection applies; matches never contain delimiters or quotes, so the line
    * keeps its structure.
    */
-  maskCopyData(msg: Buffer, start: number, end: number, counts: MaskCounts): Buffer | undefined {
+  maskCopyData(msg: Buffer, start: number, end: number, counts: MaskCounts, budget?: DetectBudget): Buffer | undefined {
     if (this.detectors.empty || end - start - 5 < MIN_DETECTABLE_LENGTH) return undefined;
-    const masked = this.maskText(msg.toString('utf8', start + 5, end), 'text', counts);
+    this.budget = budget;
+    let masked: string | undefined;
+    try {
+      masked = this.maskText(msg.toString('utf8', start + 5, end), 'text', counts);
+    } finally {
+      this.budget = undefined;
+    }
     if (masked === undefined) return undefined;
     const body = Buffer.from(masked, 'utf8');
     const out = Buffer.allocUnsafe(5 + body.length);
