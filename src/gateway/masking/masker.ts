@@ -142,6 +142,8 @@ export class Masker {
   private anyClassified = false;
   /** Relation names the catalog snapshot knows (user tables and views, system catalogs); undefined = not loaded. */
   private knownRelations: Set<string> | undefined;
+  /** System catalogs and views by lower-cased name (no `seen` classification from them). */
+  private systemRelations = new Set<string>();
   /** Columns of each stored table (not views) by lower-cased name, from the catalog. */
   private tableColumns = new Map<string, string[]>();
   /** Names of schemas, relations, columns, constraints and indexes in the catalog (catalog-names.ts). */
@@ -202,7 +204,9 @@ export class Masker {
       // plain reference the server itself names as a table column (RowDescription's table OID),
       // never a literal, parameter or expression a client aliased — one user's own values must
       // not change masking for everyone (attack round 3 #11).
-      const learn = nameMode === undefined && f.tableOid !== 0 && lin !== undefined && lin.direct && !lin.wholeRow && !lin.opaque && lin.cols.length === 1 ? lin.cols : undefined;
+      // Only a column of a stored user table, either: a system view's column (`pg_settings.setting`,
+      // `pg_cursors.statement`) holds what a client put there (attack round 4 #7).
+      const learn = nameMode === undefined && f.tableOid !== 0 && lin !== undefined && lin.direct && !lin.wholeRow && !lin.opaque && lin.cols.length === 1 && this.userTableColumn(lin) ? lin.cols : undefined;
       if (format !== 0) {
         if (nameMode === undefined && this.detectors.empty) return { counter, nameMode, detect: false, cls, bin: undefined };
         const elemOid = ARRAY_ELEMENTS.get(f.typeOid);
@@ -313,6 +317,7 @@ export class Masker {
     for (const [rel, col] of snapshot.systemColumns ?? []) names.add(rel).add(col);
     this.catalogNames = names;
     this.knownRelations = new Set([...snapshot.columns.map((c) => c.table.toLowerCase()), ...snapshot.system.map((n) => n.toLowerCase())]);
+    this.systemRelations = new Set(snapshot.system.map((n) => n.toLowerCase()));
     this.setViews(snapshot.views);
   }
 
@@ -354,6 +359,19 @@ export class Masker {
     if (known === undefined || this.detectors.empty) return undefined;
     const unknown = (lin.rels ?? []).some((r) => !known.has(r.toLowerCase()) && !STATS_RELS.has(r));
     return unknown ? { mode: 'detect', implied: true } : undefined;
+  }
+
+  /**
+   * Is the plain reference `lin` a column of stored user tables only (not views, not system
+   * catalogs or views, not relations the catalog snapshot does not know)?
+   */
+  private userTableColumn(lin: Lineage): boolean {
+    const rels = lin.rels ?? [];
+    const col = lin.cols[0]?.toLowerCase();
+    return col !== undefined && rels.length > 0 && rels.every((r) => {
+      const key = r.toLowerCase();
+      return !this.systemRelations.has(key) && (this.tableColumns.get(key) ?? []).some((c) => c.toLowerCase() === col);
+    });
   }
 
   /** Marks result columns a detector matched in as classified (`seen`). */
