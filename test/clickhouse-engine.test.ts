@@ -1,4 +1,5 @@
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
+import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clickHouseEngineInstalled, ENGINE_PASSWORD, ENGINE_USER, startClickHouseEngine, type RunningEngine } from './clickhouse-engine/harness.js';
 
@@ -47,6 +48,37 @@ describe.skipIf(!installed)('ClickHouse test engine', () => {
     const wrong = createClient({ url: engine.http, username: ENGINE_USER, password: 'wrong', log: { level: ClickHouseLogLevel.OFF } });
     await expect(wrong.query({ query: 'SELECT 1' })).rejects.toMatchObject({ code: '516', type: 'AUTHENTICATION_FAILED' });
     await wrong.close();
+  });
+
+  it('stores binary INSERT data whole, whatever its bytes (RowBinary with blank lines, semicolons, SQL)', async () => {
+    await client.command({ query: 'CREATE TABLE bin (a Int64, s String) ENGINE = MergeTree ORDER BY a' });
+    // Deterministic bytes: every value 0..255 in the strings, runs of line feeds, text that reads as SQL.
+    let seed = 7;
+    const next = (): number => { seed = (seed * 1103515245 + 12345) >>> 0; return seed >>> 24; };
+    const extra = [Buffer.from('\n\n'), Buffer.from(';\n\nSELECT 1;\n'), Buffer.from('\r\n\r\n'), Buffer.from('-- c\n\n')];
+    let rows = 0;
+    let bytes = 0;
+    for (let k = 0; k < 20; k++) {
+      const parts: Buffer[] = [];
+      for (let i = 0; i < 300; i++) {
+        const s = Buffer.concat([Buffer.from(Array.from({ length: next() % 40 }, next)), extra[(k + i) % extra.length]]);
+        const head = Buffer.alloc(9);
+        head.writeBigInt64LE(BigInt(rows++));
+        head[8] = s.length;
+        parts.push(head, s);
+        bytes += s.length;
+      }
+      const r = await client.exec({ query: 'INSERT INTO bin FORMAT RowBinary', values: Readable.from([Buffer.concat(parts)]) });
+      for await (const chunk of r.stream) void chunk;
+    }
+    const [t] = await (await client.query({ query: 'SELECT count() AS n, sum(length(s)) AS b, max(a) AS m FROM bin', format: 'JSONEachRow' }))
+      .json<{ n: number | string; b: number | string; m: number | string }>();
+    expect([Number(t.n), Number(t.b), Number(t.m)]).toEqual([rows, bytes, rows - 1]);
+  });
+
+  it('refuses data for an INSERT it would have to rewrite beyond INSERT INTO … FORMAT name', async () => {
+    await expect(client.exec({ query: 'INSERT INTO bin SETTINGS async_insert = 0 FORMAT RowBinary', values: Readable.from([Buffer.alloc(9)]) })).rejects.toMatchObject({ code: '62' });
+    await expect(client.exec({ query: 'INSERT INTO bin VALUES', values: Readable.from([Buffer.from('(1, \'x\')')]) })).rejects.toMatchObject({ code: '48', type: 'NOT_IMPLEMENTED' });
   });
 
   it('stores an INSERT retried with its deduplication token once', async () => {

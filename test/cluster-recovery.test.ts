@@ -110,15 +110,17 @@ describePg('a node that loses PostgreSQL', () => {
     expect(await answer(a.url, token)).toMatchObject({ status: 503, code: 'state_unavailable', retryAfter: '2' });
 
     await cut.restore();
-    // Back on PostgreSQL: a standby (503 node_standby), alive in the cluster view.
-    await eventually(async () => ((await answer(a.url, token)).code === 'node_standby' ? true : undefined), 20_000);
+    // Back on PostgreSQL: not the holder (its load-balancer check 503), its API forwarded to b's,
+    // alive in the cluster view.
+    await eventually(async () => ((await answer(a.url, token)).status === 200 ? true : undefined), 20_000);
     expect((await fetch(`${a.url}/api/health`)).status).toBe(200);
+    expect((await fetch(`${a.url}/api/health/active`)).status).toBe(503);
     const view = await callApi<ClusterView>(a.url, token, 'GET', '/api/cluster');
     expect(view.body.nodes.find((n) => n.id === a.cluster?.id)).toMatchObject({ alive: true, leases: [] });
     expect(view.body.leases[0]).toMatchObject({ holder: b.cluster?.id, token: 2 });
 
     await b.close();
-    await eventually(async () => ((await answer(a.url, token)).status === 200 ? true : undefined), 30_000);
+    await eventually(async () => ((await answer(a.url, token, '/api/health/active')).status === 200 ? true : undefined), 30_000);
     const after = await callApi<ClusterView>(a.url, token, 'GET', '/api/cluster');
     expect(after.body.leases[0]).toMatchObject({ holder: a.cluster?.id, token: 3 });
   }, 120_000);

@@ -45,9 +45,9 @@ async function store(d: TestDatabase): Promise<StateStore> {
 
 interface Events { acquired: Array<{ at: number; token: number }>; lost: Array<{ at: number; reason: string }> }
 
-async function member(s: StateStore, name: string, stopWork: () => Promise<void> = () => Promise.resolve()): Promise<{ node: ClusterNode; ev: Events }> {
+async function member(s: StateStore, name: string, stopWork: () => Promise<void> = () => Promise.resolve(), timing = FAST): Promise<{ node: ClusterNode; ev: Events }> {
   const ev: Events = { acquired: [], lost: [] };
-  const node = new ClusterNode({ db: s.db, roles: ['api', 'ingest', 'gateway', 'worker'], host: name, timing: FAST });
+  const node = new ClusterNode({ db: s.db, roles: ['api', 'ingest', 'gateway', 'worker'], host: name, timing });
   await node.join();
   await node.want('active', {
     onAcquired: (token) => { ev.acquired.push({ at: performance.now(), token }); },
@@ -87,6 +87,24 @@ describePg('the active lease on PostgreSQL', () => {
     expect(a.ev.lost).toHaveLength(1);
     expect(a.ev.lost[0].at).toBeLessThan(b.ev.acquired[0].at);
     expect(a.node.holds('active')).toBe(false);
+    expect(b.ev.acquired[0].token).toBe(2);
+  });
+
+  it('a standby takes a dead holder\'s lease when it expires, not at its own next heartbeat', async () => {
+    const d = await database();
+    const sa = await openStateStore({ dialect: 'postgres', connectionString: d.connectionString, migrate: false, connectTimeoutMs: 200 });
+    const a = await member(sa, 'a');
+    // b's heartbeat is a minute away: only a try aimed at a's expiry can take the lease in time.
+    const b = await member(await store(d), 'b', undefined, { heartbeatMs: 60_000, leaseMs: 180_000, marginMs: 1_000 });
+    expect(a.node.holds('active')).toBe(true);
+    // a live holder keeps it while b aims at each of its expiries
+    await new Promise((r) => setTimeout(r, FAST.leaseMs * 3));
+    expect(b.ev.acquired).toEqual([]);
+    expect(a.ev.lost).toEqual([]);
+    await sa.close(); // a dies: nothing is released, its lease runs out
+    await eventually(async () => (b.ev.acquired.length > 0 ? true : undefined), 20_000);
+    expect(a.ev.lost).toHaveLength(1);
+    expect(a.ev.lost[0].at).toBeLessThan(b.ev.acquired[0].at);
     expect(b.ev.acquired[0].token).toBe(2);
   });
 
@@ -147,15 +165,18 @@ describePg('nodes of tightloop on one PostgreSQL', () => {
     const second: RunningNode = await startNode(config(dir(), d.connectionString), silent, { timing: NODE_TIMING });
     cleanups.push(() => second.close());
     expect(second.active()).toBeUndefined();
-    // The standby: health yes, load-balancer check no, everything else 503 with Retry-After.
+    // The node without the lease: health yes, load-balancer check for the holder no; the rest is
+    // forwarded to the holder and answered by it (docs/cluster.md), ingest too.
     expect((await fetch(`${second.url}/api/health`)).status).toBe(200);
     expect((await fetch(`${second.url}/api/health/active`)).status).toBe(503);
     expect((await fetch(`${first.url}/api/health/active`)).status).toBe(200);
-    const refused = await fetch(`${second.url}/api/services`, { headers: { authorization: `Bearer ${token}` } });
+    expect((await fetch(`${second.url}/api/services`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(200);
+    expect((await fetch(`${second.url}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(200);
+    // A request forwarded once is never forwarded again: 503 with Retry-After, not a loop.
+    const refused = await fetch(`${second.url}/api/services`, { headers: { authorization: `Bearer ${token}`, 'x-tightloop-forwarded-by': 'another-node' } });
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('2');
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('node_standby');
-    expect((await fetch(`${second.url}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{}' })).status).toBe(503);
 
     // GET /api/cluster, from either node: both nodes, alive, the holder and its lease.
     for (const url of [first.url, second.url]) {

@@ -112,6 +112,18 @@ describe('loadConfig: flags > environment > tightloop.yaml > defaults', () => {
   });
 });
 
+describe('cluster lease timing', () => {
+  it('defaults to a 2 s heartbeat and a 6 s lease, takes both from the environment, and refuses a lease shorter than 3 heartbeats', async () => {
+    const dataDir = tempDir();
+    expect((await loadConfig({ cwd: '/', flags: { dataDir }, env: {} })).config.cluster).toEqual({ heartbeatMs: 2_000, leaseMs: 6_000 });
+    const short = await loadConfig({ cwd: '/', flags: { dataDir }, env: { TIGHTLOOP_CLUSTER_LEASE_MS: '2000', TIGHTLOOP_CLUSTER_HEARTBEAT_MS: '500' } });
+    expect(short.config.cluster).toEqual({ heartbeatMs: 500, leaseMs: 2_000 });
+    expect(short.sources['cluster.leaseMs']).toEqual({ kind: 'env', where: 'TIGHTLOOP_CLUSTER_LEASE_MS' });
+    const issues = await issuesOf(loadConfig({ cwd: '/', flags: { dataDir }, env: { TIGHTLOOP_CLUSTER_LEASE_MS: '2000' } }));
+    expect(issues.map((i) => [i.setting, i.message])).toEqual([['cluster.leaseMs', expect.stringMatching(/at least 3 heartbeats \(cluster.heartbeatMs 2000, from the default\)/)]]);
+  });
+});
+
 describe('config show', () => {
   it('redacts secrets and keeps what identifies the place', () => {
     expect(redact('postgres://tl:s3cret@db.example:5432/tightloop', 'password')).toBe('postgres://tl:***@db.example:5432/tightloop');

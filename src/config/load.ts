@@ -162,6 +162,10 @@ async function crossCheck(config: ServerConfig, sources: Record<string, SettingS
   if (config.gateway.webhookUrl !== undefined && !/^https?:\/\//i.test(config.gateway.webhookUrl)) {
     fail('gateway.webhookUrl', 'expected an http:// or https:// URL');
   }
+  if (config.cluster.leaseMs < 3 * config.cluster.heartbeatMs) {
+    // Shorter, one late renewal (a busy event loop, a slow commit) would hand the lease over.
+    fail('cluster.leaseMs', `the lease (${config.cluster.leaseMs} ms) must last at least 3 heartbeats (cluster.heartbeatMs ${config.cluster.heartbeatMs}, from ${describe(sources['cluster.heartbeatMs'])})`);
+  }
   if (config.ingest.groupRows > config.queueMaxRows) {
     fail('ingest.groupRows', `a commit group (${config.ingest.groupRows} rows) cannot be larger than the queue (queueMaxRows ${config.queueMaxRows}, from ${describe(sources.queueMaxRows)})`);
   }

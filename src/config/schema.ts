@@ -50,6 +50,15 @@ export const serverConfigSchema = z.object({
      */
     maxDelayMs: z.number().int().min(0).max(10_000).default(0),
   }).prefault({}),
+  /**
+   * Several nodes on a PostgreSQL state database (state/cluster.ts): the `active` lease is renewed
+   * every `heartbeatMs` and expires `leaseMs` after its last renewal; a standby takes over at the
+   * expiry, so a dead holder is replaced after about `leaseMs` plus the server's start.
+   */
+  cluster: z.object({
+    heartbeatMs: z.number().int().min(100).max(60_000).default(2_000),
+    leaseMs: z.number().int().min(300).max(600_000).default(6_000),
+  }).prefault({}),
   retentionDays: z
     .object({
       spans: z.number().int().min(1).default(7),

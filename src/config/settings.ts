@@ -53,6 +53,8 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'ingest.groupRows', env: 'TIGHTLOOP_INGEST_GROUP_ROWS', kind: 'int', doc: 'a commit group closes at this many rows (at most queueMaxRows)' },
   { name: 'ingest.maxInFlight', env: 'TIGHTLOOP_INGEST_MAX_IN_FLIGHT', kind: 'int', doc: 'commit groups in flight at once' },
   { name: 'ingest.maxDelayMs', env: 'TIGHTLOOP_INGEST_MAX_DELAY_MS', kind: 'int', doc: 'longest a request waits for companions before its group commits' },
+  { name: 'cluster.heartbeatMs', env: 'TIGHTLOOP_CLUSTER_HEARTBEAT_MS', kind: 'int', doc: 'several nodes on PostgreSQL: heartbeat and lease renewal period' },
+  { name: 'cluster.leaseMs', env: 'TIGHTLOOP_CLUSTER_LEASE_MS', kind: 'int', doc: 'several nodes on PostgreSQL: how long the active lease outlives its last renewal (at least 3 heartbeats)' },
   { name: 'retentionDays.spans', env: 'TIGHTLOOP_RETENTION_SPANS_DAYS', kind: 'int', doc: 'days spans are kept' },
   { name: 'retentionDays.logs', env: 'TIGHTLOOP_RETENTION_LOGS_DAYS', kind: 'int', doc: 'days logs are kept' },
   { name: 'retentionDays.metrics', env: 'TIGHTLOOP_RETENTION_METRICS_DAYS', kind: 'int', doc: 'days metric points are kept' },

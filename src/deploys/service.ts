@@ -110,6 +110,20 @@ export class DeployService implements DeployApi {
     }
   }
 
+  /**
+   * Verifies the deploys the state database says are `verifying` and this process does not run
+   * (recorded or re-verified through another node of a cluster); returns how many it started.
+   */
+  async adoptVerifying(): Promise<number> {
+    let n = 0;
+    for (const r of await this.db.selectFrom('deploys').selectAll().where('status', '=', 'verifying').execute()) {
+      if (this.verifier.runningFor(r.id)) continue;
+      await this.startVerification(toDeploy(r), this.maxDurationS);
+      n++;
+    }
+    return n;
+  }
+
   /** Stops listening; running verifications stay `verifying` and resume at the next start. */
   async stop(): Promise<void> {
     for (const u of this.unsubscribes.splice(0)) u();

@@ -68,6 +68,19 @@ export class SilenceBook {
     await this.gc();
   }
 
+  /** Replaces the book with the state database's (silences created or ended through another node). */
+  async reload(): Promise<void> {
+    const rows = await this.db.selectFrom('detect_silences').selectAll().execute();
+    this.silences.clear();
+    this.tests.clear();
+    for (const r of rows) {
+      this.put({
+        id: r.id, matchers: JSON.parse(r.matchers) as Matcher[], startsAt: r.starts_at, endsAt: r.ends_at,
+        comment: r.comment, createdBy: r.created_by, createdAt: r.created_at,
+      });
+    }
+  }
+
   private put(s: Silence): void {
     this.silences.set(s.id, s);
     this.tests.set(s.id, s.matchers.map(compileMatcher));

@@ -26,6 +26,8 @@ const key = (userId: string, resourceId: string, hash: string): string => `${use
 export class StatementApprovals {
   private readonly approved = new Map<string, string[]>();
   private readonly pending = new Map<string, string>();
+  /** Approvals this process used up (their `used` mark may still be in flight when a reload reads). */
+  private readonly used = new Set<string>();
 
   constructor(
     private readonly db: GatewayDb,
@@ -50,6 +52,36 @@ export class StatementApprovals {
     }
   }
 
+  /**
+   * Re-reads the book from the state database: decisions made through another node (a cluster,
+   * docs/cluster.md). Keeps what this process knows better: approvals it used up, and requests
+   * it held whose row is not stored yet.
+   */
+  async reload(): Promise<void> {
+    const local = [...this.pending.values()];
+    const rows = await this.db
+      .selectFrom('gateway_requests')
+      .select(['id', 'user_id', 'resource_id', 'sql_hash', 'status', 'review_deadline'])
+      .where('kind', '=', 'statement')
+      .where((eb) => (local.length === 0 ? eb('status', 'in', ['pending', 'approved']) : eb.or([eb('status', 'in', ['pending', 'approved']), eb('id', 'in', local)])))
+      .execute();
+    const now = toTimestamp(Date.now());
+    const approved = new Map<string, string[]>();
+    const pending = new Map<string, string>();
+    const stored = new Set(rows.map((r) => r.id));
+    for (const r of rows) {
+      if (r.sql_hash === null) continue;
+      const k = key(r.user_id, r.resource_id, r.sql_hash);
+      if (r.status === 'approved' && !this.used.has(r.id)) approved.set(k, [...(approved.get(k) ?? []), r.id]);
+      else if (r.status === 'pending' && r.review_deadline > now) pending.set(k, r.id);
+    }
+    for (const [k, id] of this.pending) if (!stored.has(id)) pending.set(k, id);
+    this.approved.clear();
+    for (const [k, ids] of approved) this.approved.set(k, ids);
+    this.pending.clear();
+    for (const [k, id] of pending) this.pending.set(k, id);
+  }
+
   /** Takes an approval for this exact statement if there is one; returns its request id. */
   consume(who: { userId: string; userName: string }, resource: { id: string; name: string }, hash: string): string | undefined {
     const k = key(who.userId, resource.id, hash);
@@ -57,6 +89,7 @@ export class StatementApprovals {
     const id = ids?.shift();
     if (id === undefined) return undefined;
     if (ids !== undefined && ids.length === 0) this.approved.delete(k);
+    this.used.add(id);
     this.audit.append({ kind: 'request.used', actor: who.userName, resource: resource.name, data: { request: id } });
     this.db
       .updateTable('gateway_requests')

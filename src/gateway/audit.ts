@@ -329,9 +329,8 @@ export class AuditChain {
       }
     }
     if (this.shared) {
-      // READ COMMITTED whatever the server's default: the head read must see the last commit.
-      await this.db.transaction().setIsolationLevel('read committed').execute((trx) =>
-        appendShared(trx, { rows: batch as AuditTable[], idOf, hashOf: (r) => this.hashOf(r), insert: (rows) => this.insertBatch(rows) }));
+      // Its own transaction (READ COMMITTED, the lock, a durable commit): audit-shared.ts.
+      await appendShared(this.db, { rows: batch as AuditTable[], idOf, hashOf: (r) => this.hashOf(r) });
       return;
     }
     await this.db.transaction().execute(async (trx) => {

@@ -76,6 +76,12 @@ export interface Gateway {
   readonly registry: SessionRegistry;
   /** The resource's classified columns (masking/classify.ts) as the last session's catalog load found them. */
   classification(resource: Resource): ReturnType<Masker['classification']>;
+  /**
+   * Another node changed access or users (the cluster's event bus): checks every live session
+   * now rather than at the next tick, and re-reads the statement approvals. Returns the
+   * sessions ended.
+   */
+  recheck(): Promise<number>;
   /** Runs the expiry sweep now (tests, and after a decision that must take effect at once). */
   sweep(): Promise<void>;
   close(): Promise<void>;
@@ -185,6 +191,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     guardrails: ctx.guardrails,
     registry,
     classification: (resource) => ctx.maskerFor(resource).classification(),
+    async recheck() {
+      const [ended] = await Promise.all([watch.check(), approvals.reload()]);
+      return ended;
+    },
     sweep,
     close: () =>
       (closing ??= (async () => {

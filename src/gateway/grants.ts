@@ -153,8 +153,10 @@ export class GrantStore {
       .where('revoked_at', 'is', null)
       .execute();
     if (due.length === 0) return [];
-    await this.db.updateTable('gateway_grants').set({ expired_at: ts }).where('id', 'in', due.map((d) => d.id)).where('expired_at', 'is', null).execute();
-    return due.map((d) => ({ ...toGrant(d), expiredAt: ts }));
+    // Every node of a cluster sweeps: only the grants this statement marked are this node's to report.
+    const marked = new Set((await this.db.updateTable('gateway_grants').set({ expired_at: ts }).where('id', 'in', due.map((d) => d.id)).where('expired_at', 'is', null)
+      .returning('id').execute()).map((r) => r.id));
+    return due.filter((d) => marked.has(d.id)).map((d) => ({ ...toGrant(d), expiredAt: ts }));
   }
 }
 

@@ -38,6 +38,8 @@ export interface Execution {
   blocked?: boolean;
   /** Values bound to the portal it ran (extended protocol; audit-text.ts bounds). */
   params?: BoundParameters;
+  /** SQL EXECUTE: the text that PREPAREd each name it ran (prepared-names.ts), for the audit. */
+  prepared?: Record<string, string>;
 }
 
 export interface DescribeItem {
@@ -77,7 +79,7 @@ export interface QueryItem {
 export type Pending =
   | { kind: 'parse'; name: string; info: StatementInfo; blocked?: Buffer; swallow?: boolean }
   | { kind: 'bind'; portal: string; statement: string; blocked?: Buffer; swallow?: boolean }
-  | { kind: 'close'; target: 'S' | 'P'; name: string }
+  | { kind: 'close'; target: 'S' | 'P'; name: string; swallow?: boolean }
   | DescribeItem
   | ExecuteItem
   | QueryItem

@@ -1,14 +1,16 @@
 import { isUtf8 } from 'node:buffer';
 import type { Duplex } from 'node:stream';
 import { UNKNOWN_LINEAGE, type ResultLineage } from './guardrails/index.js';
+import type { PreparedNames } from './guardrails/prepared.js';
 import { serverParameterRefusal } from './guardrails/lexing.js';
 import type { Masker, ResultPlan } from './masking/index.js';
 import { DetectBudget } from './masking/budget.js';
 import { PendingQueue, type DescribeItem, type Execution, type ExecuteItem, type Pending, type QueryItem, type StatementInfo } from './pipeline.js';
-import { CEILING_STATEMENT, CeilingCheck, ceilingMarker, countedQueryMessages, FLUSH, type RowCeiling } from './row-ceiling.js';
+import { CEILING_STATEMENT, CeilingCheck, ceilingMarker, countedQueryMessages, FLUSH, SYNC_AND_DROP_UNNAMED, type RowCeiling } from './row-ceiling.js';
+import { PreparedNamespace } from './prepared-names.js';
 import { AUDIT_PARAM_CHARS, AUDIT_PARAMS } from './audit-text.js';
 import { bindParameters, decodeBind, decodeCopyResponse, decodeErrorFields, decodeExecute, decodeParse, decodeRowDescription, decodeTarget, readCString, rowsFromTag } from './wire/decode.js';
-import { describeMessage, errorResponse, noticeResponse, parseMessage, queryMessage, SYNC, type ErrorFields } from './wire/encode.js';
+import { describeMessage, errorResponse, noticeResponse, parseMessage, queryMessage, type ErrorFields } from './wire/encode.js';
 import { GatewayError, ProtocolViolation, SQLSTATE } from './wire/errors.js';
 import { MessageFramer, type MessageLimits } from './wire/framer.js';
 import { BACKEND, FRONTEND } from './wire/codes.js';
@@ -159,6 +161,8 @@ export class Relay {
   private readonly bound = new Map<string, Execution['params']>();
   /** What names will mean once the client's messages so far succeed (for audit before effect). */
   private readonly ahead = new NamesAhead();
+  /** Prepared-statement names for SQL EXECUTE (prepared-names.ts). */
+  private readonly prepared = new PreparedNamespace();
   private epoch = 0;
   /** The client is inside a COPY FROM STDIN the server has started (its Sync/Flush are ignored). */
   private clientInCopy = false;
@@ -239,7 +243,10 @@ export class Relay {
             break;
           }
           // The judge → forward step of the simple protocol.
-          const v = this.hooks.judge(readCString(body, 0).value, 'simple');
+          let v = this.hooks.judge(readCString(body, 0).value, 'simple');
+          const unresolved = v.error === undefined ? this.prepared.refusal(v.info, 'simple') : undefined;
+          if (unresolved !== undefined) v = { info: v.info, error: this.hooks.refuse(unresolved) };
+          else if (v.error === undefined) this.prepared.judged(v.info);
           this.ahead.judged(v.info);
           const exec = this.execution(v.info, 'simple');
           this.nextEpoch();
@@ -267,6 +274,12 @@ export class Relay {
           // FETCH and MOVE run only in a simple Query, where no statement outlives the call.
           if (v.error === undefined && v.info?.facts.kinds.includes('FetchStmt') === true) {
             v = { info: v.info, error: this.hooks.refuse(PREPARED_FETCH) };
+          }
+          const unresolved = v.error === undefined ? this.prepared.refusal(v.info, 'extended') : undefined;
+          if (unresolved !== undefined) v = { info: v.info, error: this.hooks.refuse(unresolved) };
+          else if (v.error === undefined) {
+            this.prepared.judged(v.info);
+            this.prepared.parsed(parse.name);
           }
           this.ahead.judged(v.info);
           this.onceParsed(parse.name, v.error === undefined && v.info?.approvedOnce === true);
@@ -408,6 +421,12 @@ export class Relay {
     this.pending.push(describe);
     this.pending.push({ kind: 'execute', portal: '', exec, describe, ceiling: check });
     this.pending.push({ kind: 'sync' });
+    // A simple Query leaves no unnamed statement or portal behind: the gateway closes the ones it
+    // made after its Sync (SYNC_AND_DROP_UNNAMED), so a Bind of '' gets 26000 as from PostgreSQL.
+    this.pending.push({ kind: 'close', target: 'S', name: '', swallow: true });
+    this.pending.push({ kind: 'close', target: 'P', name: '', swallow: true });
+    this.ahead.close('S', '');
+    this.ahead.close('P', '');
     return countedQueryMessages(info.sql);
   }
 
@@ -556,6 +575,7 @@ export class Relay {
       case BACKEND.ParseComplete:
         if (head?.kind !== 'parse') throw new ProtocolDesync(`ParseComplete while waiting for ${what(head)}`);
         this.statements.set(head.name, head.info);
+        this.prepared.parseComplete(head.name, head.info.sql);
         this.pending.shift();
         return head.swallow === true ? DROP : undefined;
       case BACKEND.BindComplete:
@@ -565,10 +585,12 @@ export class Relay {
         return head.swallow === true ? DROP : undefined;
       case BACKEND.CloseComplete:
         if (head?.kind !== 'close') throw new ProtocolDesync(`CloseComplete while waiting for ${what(head)}`);
-        if (head.target === 'S') this.statements.delete(head.name);
-        else this.portals.delete(head.name);
+        if (head.target === 'S') {
+          this.statements.delete(head.name);
+          this.prepared.closeComplete(head.name);
+        } else this.portals.delete(head.name);
         this.pending.shift();
-        return undefined;
+        return head.swallow === true ? DROP : undefined;
       case BACKEND.ParameterDescription:
         if (head?.kind !== 'describe' || head.target !== 'S') throw new ProtocolDesync(`ParameterDescription while waiting for ${what(head)}`);
         return undefined;
@@ -597,14 +619,21 @@ export class Relay {
       case BACKEND.EmptyQueryResponse:
       case BACKEND.PortalSuspended:
         if (head?.kind === 'execute') {
-          if (type === BACKEND.CommandComplete) head.exec.rows += rowsFromTag(buf.subarray(off + 5, end));
+          if (type === BACKEND.CommandComplete) {
+            head.exec.rows += rowsFromTag(buf.subarray(off + 5, end));
+            const info = this.portals.get(head.portal);
+            this.namesCompleted(head.exec, readCString(buf, off + 5).value, info?.facts.prepared?.[0], info?.sql);
+          }
           this.pending.shift();
           const replacement = head.ceiling === undefined ? undefined : this.ceilingVerdict(head, head.ceiling, type, buf.subarray(off, end));
           this.finishExecute(head);
           return replacement;
         }
         if (head?.kind === 'query' && type !== BACKEND.PortalSuspended) {
-          if (type === BACKEND.CommandComplete) head.exec.rows += rowsFromTag(buf.subarray(off + 5, end));
+          if (type === BACKEND.CommandComplete) {
+            head.exec.rows += rowsFromTag(buf.subarray(off + 5, end));
+            this.namesCompleted(head.exec, readCString(buf, off + 5).value, head.exec.info?.facts.prepared?.[head.completed ?? 0], head.exec.info?.sql);
+          }
           head.completed = (head.completed ?? 0) + 1;
           head.plan = undefined;
           head.copyOut = false;
@@ -622,6 +651,8 @@ export class Relay {
         } else if (head?.kind === 'sync') this.pending.shift();
         else throw new ProtocolDesync(`ReadyForQuery while waiting for ${what(head)}`);
         this.txStatus = String.fromCharCode(buf[off + 5]);
+        // Every request sent so far is answered: the names are the server's.
+        if (this.pending.length === 0) this.prepared.settled();
         // Outside a transaction block, every portal a Bind made is gone.
         if (this.txStatus === 'I') this.portals.clear();
         return undefined;
@@ -656,6 +687,13 @@ export class Relay {
       default:
         throw new ProtocolDesync(`unexpected server message '${String.fromCharCode(type)}'`);
     }
+  }
+
+  /** A statement completed: follows the names it defined or dropped; records what an EXECUTE ran. */
+  private namesCompleted(exec: Execution, tag: string, p: PreparedNames | undefined, sql: string | undefined): void {
+    const texts = this.prepared.texts(p);
+    if (texts !== undefined) exec.prepared = { ...exec.prepared, ...texts };
+    this.prepared.completed(tag, p, sql ?? '');
   }
 
   /** Simple queries repeat the same RowDescription; reuse the last plan when the bytes match. */
@@ -772,14 +810,14 @@ export class Relay {
       if (answer.notice !== undefined) out.push(noticeResponse(answer.notice));
     }
     out.push(...check.heldRows(), Buffer.from(msg));
-    if (check.simple) this.write(this.upstream, [SYNC], 'upstream');
+    if (check.simple) this.write(this.upstream, [SYNC_AND_DROP_UNNAMED], 'upstream');
     check.settle();
     return Buffer.concat(out);
   }
 
   /** A counted write that ran nothing: a simple one's Sync goes, then the held bytes. */
   private ceilingSkipped(check: CeilingCheck): void {
-    if (check.simple) this.write(this.upstream, [SYNC], 'upstream');
+    if (check.simple) this.write(this.upstream, [SYNC_AND_DROP_UNNAMED], 'upstream');
     check.settle();
   }
 

@@ -101,10 +101,16 @@ export function countedQueryMessages(sql: string): Buffer {
 
 /** Upstream bytes that abort the transaction right behind an over-ceiling write. */
 export function ceilingMarker(marker: string, simple: boolean): Buffer {
-  return Buffer.concat([parseMessage(CEILING_STATEMENT, marker), simple ? SYNC : FLUSH]);
+  return Buffer.concat([parseMessage(CEILING_STATEMENT, marker), simple ? SYNC_AND_DROP_UNNAMED : FLUSH]);
 }
 
 export const FLUSH = frame('H');
+
+/**
+ * The gateway's Sync for a simple Query it sent as a counted write, then Close of the unnamed
+ * statement and portal it made (a simple Query leaves none behind), flushed.
+ */
+export const SYNC_AND_DROP_UNNAMED = Buffer.concat([SYNC, frame('C', Buffer.from('S'), cstr('')), frame('C', Buffer.from('P'), cstr('')), FLUSH]);
 
 function bindUnnamed(): Buffer {
   // portal '', statement '', no parameter formats, no parameters, no result formats (text).

@@ -320,6 +320,7 @@ export class ClientSession {
       durationMs: Math.round((performance.now() - exec.startedAt) * 1000) / 1000,
       masked: exec.masked,
       ...(exec.error === undefined ? {} : { error: exec.error, rowsSent: exec.sent }),
+      ...(exec.prepared === undefined ? {} : { prepared: exec.prepared }),
     });
   }
 

@@ -36,6 +36,8 @@ export interface StatementExecution {
   textChars?: number;
   params?: (string | null)[];
   paramCount?: number;
+  /** SQL EXECUTE: the text that PREPAREd each name it ran (relay prepared-names.ts). */
+  prepared?: Record<string, string>;
 }
 
 type Variant = AuditedText & { executions: number };
@@ -65,7 +67,7 @@ export class StatementLog {
   ) {}
 
   record(e: StatementExecution): void {
-    const plain = e.error === undefined && e.decision === 'allow' && e.fingerprint !== null && e.fingerprint !== '';
+    const plain = e.error === undefined && e.prepared === undefined && e.decision === 'allow' && e.fingerprint !== null && e.fingerprint !== '';
     if (!plain || this.windowMs <= 0) {
       this.audit.append({ kind: 'statement', ...this.base, data: { ...e, executions: 1 } });
       return;

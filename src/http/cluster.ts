@@ -7,20 +7,26 @@ import { isConnectionError, openStateStore, parseStateLocation, type StateStore 
 import { ClusterNode, DEFAULT_TIMING, NODE_ROLES, singleNodeView, type ClusterView, type LeaseName, type NodeRole } from '../state/cluster.js';
 import { roleAtLeast } from './roles.js';
 import { subscribeCaches } from './cluster-events.js';
-import { PostgresBus } from '../state/bus.js';
+import { PostgresBus, type BusEvent } from '../state/bus.js';
 import type { ServerConfig } from './config.js';
-import { startServer, type RunningServer, type ServerOptions } from './server.js';
+import { openGateway, startServer, type RunningServer, type ServerOptions } from './server.js';
+import { registerForwarding } from './cluster-forward.js';
+import type { Gateway } from '../gateway/index.js';
 
 /**
- * `tightloop up` on a shared PostgreSQL state database: one ACTIVE node, the others STANDBY
- * (docs/cluster.md says why). The node holding the `active` lease runs every pillar (API,
- * ingest, gateway, worker); a standby keeps only a heartbeat and a small HTTP listener that
- * answers `/api/health`, `/api/health/active` (503, for load balancer checks) and
- * `/api/cluster`, and 503 `node_standby` with `Retry-After` to everything else. When the active
- * node dies, a standby takes the lease within TTL + one heartbeat (8 s by default) and starts
- * the full server on the same ports. An active node that loses its lease (PostgreSQL
- * unreachable, or another node took it) stops its server, answers 503 (`state_unavailable`
- * while PostgreSQL cannot be reached) on the same port and competes again: it recovers by itself.
+ * `tightloop up` on a shared PostgreSQL state database (docs/cluster.md). Every node serves:
+ * its PostgreSQL gateway listener (one per node, kept across changes of lease holder, so its
+ * sessions outlive a failover) and its HTTP port. The node holding the `active` lease runs the
+ * full server: the API, ingest and the work that must happen once (rule evaluation and alerts,
+ * notifications, verification, rollouts, incidents, retention). The others answer
+ * `/api/health`, `/api/health/active` (503, for load balancer checks) and `/api/cluster`
+ * themselves and forward every other request to the holder (http/cluster-forward.ts), so the
+ * API, the console and ingest are answered by any node while their work and the telemetry
+ * store stay on one. When the holder dies, another node takes the lease within TTL + one
+ * heartbeat (8 s by default) and starts the full server on its HTTP port. A holder that loses
+ * its lease (PostgreSQL unreachable, or another node took it) stops its server, answers 503
+ * (`state_unavailable` while PostgreSQL cannot be reached) or forwards on the same port, and
+ * competes again: it recovers by itself.
  */
 
 export const ACTIVE_LEASE: LeaseName = 'active';
@@ -69,6 +75,8 @@ export interface RunningNode {
   /** The node's HTTP URL (the same port before and after it becomes active). */
   readonly url: string;
   readonly port: number;
+  /** The PostgreSQL gateway's port (every node serves it; undefined without the `gateway` role). */
+  readonly gatewayPort: number | undefined;
   /** Undefined on SQLite (a node alone). */
   readonly cluster: ClusterNode | undefined;
   /** The full server while this node is active, else undefined. */
@@ -101,10 +109,11 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
   if (location.dialect === 'sqlite') {
     const server = await startServer(config, log, options);
     options.onActive?.(server);
-    return { url: server.url, port: server.port, cluster: undefined, active: () => server, whenActive: Promise.resolve(server), close: () => server.close() };
+    return { url: server.url, port: server.port, gatewayPort: server.gatewayPort, cluster: undefined, active: () => server, whenActive: Promise.resolve(server), close: () => server.close() };
   }
 
-  const timing = { ...DEFAULT_TIMING, ...options.timing };
+  // The margin keeps its share of the lease when the lease is shortened (TIGHTLOOP_CLUSTER_LEASE_MS).
+  const timing = { ...DEFAULT_TIMING, ...config.cluster, marginMs: Math.min(DEFAULT_TIMING.marginMs, Math.floor(config.cluster.leaseMs / 6)), ...options.timing };
   // A small pool of its own: heartbeats must not queue behind the server's queries. Bounded
   // waits: a partitioned PostgreSQL fails a heartbeat within the lease time, never hangs it.
   const state = await openStateStore({ ...location, maxConnections: 3, migrations: (await import('./state-migrations.js')).SERVER_STATE_MIGRATIONS,
@@ -112,10 +121,15 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
     onBackgroundError: (err: Error) => log.warn({ err }, 'cluster: idle state connection failed') });
   const roles = checkRoles(config.roles);
   let url = '';
-  const cluster = new ClusterNode({ db: state.db, roles, url: () => url, log, timing: options.timing });
+  const cluster = new ClusterNode({ db: state.db, roles, url: () => url, log, timing });
   // Events from the other nodes' API writes (state/bus.ts); this node's server publishes through it.
   const bus = new PostgresBus({ db: state.db, connectionString: location.connectionString, node: cluster.id, log });
   const unsubscribe = subscribeCaches(bus, state.db);
+  // The node's own pool for what it serves whether or not it holds the lease (the gateway).
+  let serving: StateStore | undefined;
+  let gateway: Gateway | undefined;
+  let stopForwarding: (() => void) | undefined;
+  let offGateway: (() => void) | undefined;
   let server: RunningServer | undefined;
   let standby: FastifyInstance | undefined;
   let port = config.port;
@@ -129,6 +143,8 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
 
   const listenStandby = async (): Promise<void> => {
     const app = buildStandbyApp(log, state, cluster);
+    stopForwarding?.();
+    stopForwarding = registerForwarding(app, { self: cluster.id, holder: () => cluster.holder(ACTIVE_LEASE), reachable: () => cluster.reachable, notServing: () => notServing(cluster), log });
     await app.listen({ host: config.host, port });
     standby = app;
     const address = app.server.address();
@@ -143,9 +159,11 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
     if (standby !== undefined) {
       await standby.close();
       standby = undefined;
+      stopForwarding?.();
+      stopForwarding = undefined;
     }
     log.info({ node: cluster.id, token }, 'cluster: this node is now active; starting every pillar');
-    server = await startServer({ ...config, port }, log, { ...options, cluster: { node: cluster, view: () => cluster.view(), bus } });
+    server = await startServer({ ...config, port }, log, { ...options, cluster: { node: cluster, view: () => cluster.view(), bus, gateway } });
     url = server.url;
     settle.resolve(server);
     options.onActive?.(server);
@@ -178,6 +196,10 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
   await cluster.join();
   try {
     await bus.start();
+    // Every node serves the gateway, holder or not; the same listener across changes of holder.
+    serving = await openStateStore({ ...location, migrate: false, onBackgroundError: (err: Error) => log.warn({ err }, 'state database: idle connection failed') });
+    gateway = await openGateway(config, serving.db, log, options);
+    offGateway = followAccess(bus, gateway, log);
     // A standby that takes over must serve what the active node served: one role set per cluster.
     const other = (await cluster.liveRoles()).find((r) => r !== roles.join(','));
     if (other !== undefined) {
@@ -192,6 +214,9 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
     await activation;
   } catch (err) {
     unsubscribe();
+    offGateway?.();
+    await gateway?.close();
+    await serving?.close();
     await bus.close();
     await cluster.leave();
     await state.close();
@@ -206,6 +231,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
   return {
     get url() { return url; },
     get port() { return port; },
+    get gatewayPort() { return gateway?.port; },
     cluster,
     active: () => server,
     whenActive,
@@ -214,7 +240,11 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
         await activation.catch(() => undefined);
         await deactivation.catch(() => undefined);
         await standby?.close();
+        stopForwarding?.();
         await server?.close();
+        offGateway?.();
+        await gateway?.close();
+        await serving?.close();
         unsubscribe();
         await bus.close();
         await cluster.leave();
@@ -227,16 +257,35 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
 }
 
 /**
- * The listener of a node that is not active: health, the cluster view, and 503 for everything
- * else: `node_standby` while another node is active, `state_unavailable` while this node's
- * heartbeats cannot reach PostgreSQL (both with Retry-After).
+ * The node's gateway follows access changed through any other node: a grant or token revoked, a
+ * user removed or demoted, a resource removed, a statement approved or denied. Its sessions are
+ * checked at once (the 500 ms session watch is the safety net) and its statement approvals
+ * re-read. This node's own writes took effect locally already.
  */
+function followAccess(bus: PostgresBus, gateway: Gateway, log: Logger): () => void {
+  const recheck = (e: BusEvent): void => {
+    if (e.node === bus.node) return;
+    gateway.recheck().catch((err: unknown) => log.error({ err, topic: e.topic }, 'gateway: re-checking sessions after another node\'s change failed; the session watch retries'));
+  };
+  const offs = (['gateway.access.changed', 'gateway.policy.changed', 'auth.changed'] as const).map((t) => bus.on(t, recheck));
+  return () => { for (const off of offs) off(); };
+}
+
+/**
+ * What a node that does not hold the lease cannot forward answers: `node_standby` when no node
+ * holds it or the holder cannot be reached, `state_unavailable` while this node's heartbeats
+ * cannot reach PostgreSQL (both with Retry-After).
+ */
+function notServing(cluster: ClusterNode): AppError {
+  return cluster.reachable
+    ? apiError('node_standby', 'this tightloop node does not hold the active lease and cannot reach the node that does (GET /api/cluster); retry, through the load balancer or later', { retryAfterS: 2 })
+    : apiError('state_unavailable', 'this tightloop node cannot reach its PostgreSQL state database; it serves again by itself when PostgreSQL is back', { retryAfterS: 2 });
+}
+
+/** The listener of a node that is not active: health and the cluster view; registerForwarding adds the rest. */
 function buildStandbyApp(log: Logger, state: StateStore, cluster: ClusterNode): FastifyInstance {
   const loggerInstance: FastifyBaseLogger = log;
   const app = Fastify({ loggerInstance, logController: new LogController({ disableRequestLogging: true }), return503OnClosing: true });
-  const notServing = () => cluster.reachable
-    ? apiError('node_standby', 'this tightloop node is a standby: another node is active on this state database (GET /api/cluster); retry through the load balancer', { retryAfterS: 2 })
-    : apiError('state_unavailable', 'this tightloop node cannot reach its PostgreSQL state database; it serves again by itself when PostgreSQL is back', { retryAfterS: 2 });
   app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
     if (err instanceof AppError) {
       if (err.retryAfterS !== undefined) void reply.header('retry-after', String(err.retryAfterS));
@@ -249,13 +298,12 @@ function buildStandbyApp(log: Logger, state: StateStore, cluster: ClusterNode): 
     : reply.code(503).header('retry-after', '2').send({ status: 'state_unavailable', node: cluster.id })));
   app.get('/api/health/active', async (_req, reply) => reply.code(503).header('retry-after', '2').send({ active: false, node: cluster.id }));
   app.get('/api/cluster', async (req) => {
-    if (!cluster.reachable) throw notServing();
+    if (!cluster.reachable) throw notServing(cluster);
     const m = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '');
     const p = m === null ? null : await verifyToken(state.db, m[1]);
     if (p === null) throw apiError('unauthorized', m === null ? 'missing bearer token (Authorization: Bearer <token>)' : 'invalid, expired or revoked token');
     if (!roleAtLeast(p.role, 'viewer')) throw apiError('forbidden', 'GET /api/cluster needs the viewer role');
     return await cluster.view();
   });
-  app.setNotFoundHandler(() => { throw notServing(); });
   return app;
 }

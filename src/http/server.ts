@@ -12,7 +12,7 @@ import { DetectEngine, registerDetectRoutes, sendNotice, type DetectEvents } fro
 import { openErrorsModule, type ErrorEvents } from '../errors/index.js';
 import { gatewayApi, startGateway, type Gateway } from '../gateway/index.js';
 import { IncidentService, registerIncidentRoutes } from '../incidents/index.js';
-import { describeStateLocation, openStateStore, parseStateLocation, type Role } from '../state/index.js';
+import { describeStateLocation, openStateStore, parseStateLocation, type Role, type StateStore } from '../state/index.js';
 import { decodeRequest } from '../otlp/index.js';
 import { CLICKHOUSE_WRITER_OPTIONS, ClickHouseTelemetryStore, DuckDbTelemetryStore, RetentionJob, TelemetryWriter, isClickHouseUrl } from '../telemetry/index.js';
 import { buildApp } from './app.js';
@@ -77,7 +77,29 @@ export interface ServerOptions {
    * that took the `active` lease. Absent on PostgreSQL: this server takes the lease itself and
    * is refused (`state_in_use`) when another node holds it.
    */
-  cluster?: { node: ClusterNode; view: () => Promise<ClusterView>; bus: EventBus };
+  cluster?: { node: ClusterNode; view: () => Promise<ClusterView>; bus: EventBus; gateway?: Gateway };
+}
+
+/**
+ * The PostgreSQL gateway of this process: its listener when the node runs the `gateway` role,
+ * its access service and its share of the audit chain in any case.
+ */
+export async function openGateway(config: ServerConfig, db: StateStore['db'], log: Logger, options: Pick<ServerOptions, 'gatewayPort'> = {}): Promise<Gateway> {
+  const roles = checkRoles(config.roles);
+  const wantedGatewayPort = options.gatewayPort ?? config.gatewayPort;
+  const gatewayPort = wantedGatewayPort ?? (config.port === 0 ? 0 : DEFAULT_GATEWAY_PORT);
+  try {
+    return await startGateway({
+      db, dataDir: config.dataDir, log, host: config.host, port: roles.includes('gateway') ? gatewayPort : null, portOptional: wantedGatewayPort === undefined,
+      webhookUrl: config.gateway.webhookUrl,
+      tls: { certFile: config.gateway.tlsCertFile, keyFile: config.gateway.tlsKeyFile },
+      auditKeyFile: config.audit.keyFile, auditAnchorFile: config.audit.anchorFile,
+      credentialDir: config.gateway.credentialDir, credentialEnv: config.gateway.credentialEnv,
+    });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+    throw new Error(`gateway port ${gatewayPort} on ${config.host} is already in use (--gateway-port)`, { cause: err });
+  }
 }
 
 /** DuckDB in the data directory, or the ClickHouse database of `--telemetry`. */
@@ -153,22 +175,19 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   }
   const unsubscribe = subscribeCaches(bus, state.db);
   const admin = await ensureAdmin(state.db, config.dataDir);
-  const wantedGatewayPort = options.gatewayPort ?? config.gatewayPort;
-  const gatewayPort = wantedGatewayPort ?? (config.port === 0 ? 0 : DEFAULT_GATEWAY_PORT);
+  // The node's gateway (startNode keeps one across activations: its sessions outlive a change of
+  // lease holder), or one of this server's own.
   let gateway: Gateway;
-  try {
-    gateway = await startGateway({
-      db: state.db, dataDir: config.dataDir, log, host: config.host, port: roles.includes('gateway') ? gatewayPort : null, portOptional: wantedGatewayPort === undefined,
-      webhookUrl: config.gateway.webhookUrl,
-      tls: { certFile: config.gateway.tlsCertFile, keyFile: config.gateway.tlsKeyFile },
-      auditKeyFile: config.audit.keyFile, auditAnchorFile: config.audit.anchorFile,
-      credentialDir: config.gateway.credentialDir, credentialEnv: config.gateway.credentialEnv,
-    });
-  } catch (err) {
-    await ownCluster?.leave();
-    await state.close();
-    if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
-    throw new Error(`gateway port ${gatewayPort} on ${config.host} is already in use (--gateway-port)`, { cause: err });
+  const ownGateway = options.cluster?.gateway === undefined;
+  if (options.cluster?.gateway !== undefined) gateway = options.cluster.gateway;
+  else {
+    try {
+      gateway = await openGateway(config, state.db, log, options);
+    } catch (err) {
+      await ownCluster?.leave();
+      await state.close();
+      throw err;
+    }
   }
 
   // DuckDB: acknowledged once in the ingest log, loaded in large transactions. ClickHouse:
@@ -179,7 +198,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   } catch (err) {
     // E.g. another process has this data directory (DuckDB's file lock): release what is open so
     // the refusal ends the process instead of leaving the gateway and the lease behind.
-    await gateway.close();
+    if (ownGateway) await gateway.close();
     await ownCluster?.leave();
     await state.close();
     throw err;
@@ -207,7 +226,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   } catch (err) {
     // A bad rules.yaml: release what is open so the caller (or a test) can fix it and start again.
     retention.stop();
-    await gateway.close();
+    if (ownGateway) await gateway.close();
     await errors.close();
     await writer.close();
     await store.close();
@@ -221,6 +240,11 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     if (e.node === bus.node) return; // applied already, by this node's own write
     detect.rules.sync().catch((err: unknown) => log.error({ err }, 'rules: re-reading the rules another node changed failed; they apply after a restart'));
   });
+  // Silences created or ended through another node's API (or written by it while it held the lease).
+  const offSilences = bus.on('silences.changed', (e) => {
+    if (e.node === bus.node) return;
+    detect.silences.reload().catch((err: unknown) => log.error({ err }, 'silences: re-reading the silences another node changed failed; they apply after a restart'));
+  });
   const incidents = new IncidentService({ db: state.db, telemetry: store, detectEvents: detect.events, errorEvents: errors.events, windowMs: config.incidentWindowS * 1000, log });
   incidents.start();
   const deploys = new DeployService({
@@ -229,6 +253,11 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   });
   await deploys.start();
   incidents.attachDeploys(deploys);
+  // Deploys recorded or re-verified through another node: verified here, where the telemetry is.
+  const offDeploys = bus.on('deploys.changed', (e) => {
+    if (e.node === bus.node) return;
+    deploys.adoptVerifying().catch((err: unknown) => log.error({ err }, 'deploys: starting the verifications another node asked for failed; they start at the next takeover or restart'));
+  });
   const actuator = new LocalActuator({ services, log, otlpEndpoint: () => publicUrl });
   const actions = new ActionService({ db: state.db, actionsDir: config.actionsDir ?? join(config.dataDir, 'actions'), audit: gateway.audit, log, local: actuator });
   await actions.open();
@@ -299,6 +328,8 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   const close = (): Promise<void> => {
     closing ??= (async () => {
       ready = false;
+      offSilences();
+      offDeploys();
       retention.stop();
       // First the local services, while ingest still answers: their last telemetry, flushed as
       // they stop, lands. With the rollouts: a rollout still running may wait on the actuator (a
@@ -307,7 +338,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
       await Promise.all([rollouts.close(), actuator.close()]);
       await app.close();
       await actions.close();
-      await gateway.close();
+      if (ownGateway) await gateway.close();
       await detect.stop();
       await incidents.stop();
       await deploys.stop();

@@ -116,18 +116,17 @@ function limitJsonText(text: string, kind: 'attrs' | 'resource' | 'list', listMa
 
 /** Applies `f` to every string of a column. */
 function mapColumn(col: string[], f: (s: string) => string): void {
-  for (let i = 0; i < col.length; i++) col[i] = f(col[i]);
+  col.forEach((s, i) => { col[i] = f(s); });
 }
 
 /** Applies `f` once per run of one value (resource and scope columns repeat it on every row). */
 function mapRuns(col: string[], f: (s: string) => string): void {
   let lastIn: string | undefined;
   let lastOut = '';
-  for (let i = 0; i < col.length; i++) {
-    const s = col[i];
+  col.forEach((s, i) => {
     if (s !== lastIn) { lastIn = s; lastOut = f(s); }
     col[i] = lastOut;
-  }
+  });
 }
 
 const name = (s: string): string => truncate(s, LIMITS.name);

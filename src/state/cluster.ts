@@ -153,6 +153,8 @@ interface Wanted {
   /** performance.now() before which this node does not compete (after its work failed to start). */
   notBefore: number;
   expiry?: NodeJS.Timeout;
+  /** A standby's try aimed at the holder's expiry (instead of waiting for the next heartbeat). */
+  aim?: NodeJS.Timeout;
 }
 
 const nowMsSql = sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint`;
@@ -233,19 +235,19 @@ export class ClusterNode {
   }
 
   /** Acquires or renews `name`; on a holder, a failed renewal leaves the local expiry to decide. */
-  private async tryLease(name: LeaseName): Promise<void> {
+  private async tryLease(name: LeaseName, aimed = false): Promise<void> {
     const w = this.wanted.get(name);
     if (w === undefined || w.state === 'lost' || w.busy || this.stopped) return;
     if (w.state === 'standby' && performance.now() < w.notBefore) return;
     w.busy = true;
     try {
-      await this.tryLeaseOnce(name, w);
+      await this.tryLeaseOnce(name, w, aimed);
     } finally {
       w.busy = false;
     }
   }
 
-  private async tryLeaseOnce(name: LeaseName, w: Wanted): Promise<void> {
+  private async tryLeaseOnce(name: LeaseName, w: Wanted, aimed: boolean): Promise<void> {
     const sentAt = performance.now();
     const ttl = this.timing.leaseMs;
     let row: { holder: string | null; token: number | string } | undefined;
@@ -273,6 +275,7 @@ export class ClusterNode {
     if (row === undefined || row.holder !== this.id) {
       // Another node holds it. A holder that reads this lost it (e.g. it stalled past the TTL).
       if (w.state !== 'standby') this.lose(name, w, 'another node holds the lease');
+      else await this.aimAtExpiry(name, w, aimed);
       return;
     }
     const token = Number(row.token);
@@ -306,6 +309,32 @@ export class ClusterNode {
       }
       if (w.state === 'acquiring') w.state = 'held';
     }
+  }
+
+  /**
+   * A standby that found the lease held reads when it expires (PostgreSQL's clock) and, when that
+   * comes before its next heartbeat, tries again just after it: a dead holder is replaced at its
+   * lease's expiry, not up to one heartbeat later. Safety is unchanged (the statement takes only
+   * an expired lease); a live holder renews before, and the aimed try then finds it held again
+   * and aims at the new expiry (at most one try per lease period, never a loop: an aimed try
+   * that finds the lease already expired leaves it to the heartbeat).
+   */
+  private async aimAtExpiry(name: LeaseName, w: Wanted, aimed: boolean): Promise<void> {
+    if (w.aim !== undefined || this.stopped) return;
+    let left: number;
+    try {
+      const r = await sql<{ left: number | string }>`select expires_ms - ${nowMsSql} as left from cluster_leases where name = ${name}`.execute(this.db);
+      if (r.rows[0] === undefined) return;
+      left = Number(r.rows[0].left);
+    } catch {
+      return; // the next heartbeat tries anyway
+    }
+    if (left >= this.timing.heartbeatMs - 50 || (aimed && left <= 0) || this.stopped || w.aim !== undefined) return;
+    w.aim = setTimeout(() => {
+      w.aim = undefined;
+      void this.tryLease(name, true);
+    }, Math.max(0, left) + 25);
+    w.aim.unref();
   }
 
   /**
@@ -347,6 +376,7 @@ export class ClusterNode {
     await this.beating;
     for (const [name, w] of this.wanted) {
       clearTimeout(w.expiry);
+      clearTimeout(w.aim);
       w.state = 'lost';
       await this.release(name).catch((err: unknown) => this.o.log?.warn({ err, lease: name }, 'cluster: releasing the lease failed; it expires by itself'));
     }
@@ -374,6 +404,15 @@ export class ClusterNode {
       })),
       leases: leases.map((l) => ({ name: l.name, holder: l.holder, token: Number(l.token), acquiredAt: iso(l.acquired_ms), expiresAt: iso(l.expires_ms), expired: Number(l.expires_ms) < now })),
     };
+  }
+
+  /** The node holding `name` now (lease not expired on PostgreSQL's clock) and its URL, else undefined. */
+  async holder(name: LeaseName): Promise<{ id: string; url: string; token: number } | undefined> {
+    const r = await sql<{ id: string; url: string; token: number | string }>`select n.id, n.url, l.token from cluster_leases l
+      join cluster_nodes n on n.id = l.holder
+      where l.name = ${name} and l.expires_ms > ${nowMsSql} and n.stopped_ms is null`.execute(this.db);
+    const row = r.rows[0];
+    return row === undefined ? undefined : { id: row.id, url: row.url, token: Number(row.token) };
   }
 
   /** The distinct role lists of the other nodes with a live heartbeat. */

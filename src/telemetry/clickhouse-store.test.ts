@@ -175,6 +175,37 @@ describe.skipIf(!installed)('ClickHouse store', () => {
     }
   });
 
+  it('stores every row of INSERTs whose bytes hold blank lines, semicolons and SQL, none twice (the engine once cut such data)', async () => {
+    const url = engine.url(`cut_${process.pid}`);
+    const store = new ClickHouseTelemetryStore({ url, nodeId: 'a' });
+    await store.open();
+    // Multi-line log bodies (a stack trace with a blank line) and text that reads as SQL; the
+    // test engine used to end an INSERT's data at the first blank line and parse the rest as SQL.
+    const bodies = ['Traceback (most recent call last):\n\n  File "app.py", line 1', 'a\n\n\nb', ';\n\nSELECT 1;\n\n', '\r\n\r\nend', '\n\n'];
+    try {
+      for (let round = 0; round < 4; round++) {
+        await store.append([{
+          logs: logBatch(Array.from({ length: 500 }, (_, i) => ({ timeUs: T0 + round * 1000 + i, body: `${bodies[i % bodies.length]} #${round}.${i}` }))),
+          spans: spanBatch(Array.from({ length: 500 }, (_, i) => ({ traceId: hexOf(round * 1000 + i + 1, 32), spanId: hexOf(i + 1, 16), startUs: T0 + round * 1000 + i,
+            name: 'GET /', service: 'shop', attrs: { 'exception.stacktrace': bodies[i % bodies.length] } }))),
+        }]);
+      }
+      const sql = new ChSql(parseClickHouseUrl(url));
+      try {
+        expect(await sql.rows('SELECT count() AS n, uniqExact(body) AS u FROM logs')).toEqual([{ n: 2000, u: 2000 }]);
+        expect(await sql.rows('SELECT count() AS n, uniqExact(trace_id) AS u FROM spans')).toEqual([{ n: 2000, u: 2000 }]);
+      } finally {
+        await sql.close();
+      }
+      const logs = await store.searchLogs({ fromUs: T0, toUs: T0 + 10_000, limit: 10_000 });
+      expect(new Set(logs.map((l) => l.body))).toEqual(new Set(Array.from({ length: 2000 }, (_, k) => `${bodies[(k % 500) % bodies.length]} #${Math.floor(k / 500)}.${k % 500}`)));
+      expect((await store.getTrace(hexOf(3001, 32)))[0].attrs['exception.stacktrace']).toBe(bodies[0]);
+    } finally {
+      await store.close();
+      await dropDatabase(url);
+    }
+  });
+
   it('generates ON CLUSTER DDL the engine parses: Replicated tables under Distributed ones, views on the local tables', async () => {
     // chdb has no keeper and no cluster: the DDL is parsed by the engine (formatQuery), not run.
     const ddl = clickHouseSchema({ spans: 7 }, 'tl_cluster');

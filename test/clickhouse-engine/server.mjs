@@ -3,7 +3,8 @@
  * A test engine: ClickHouse's HTTP interface (the part `@clickhouse/client` uses) in front of a real
  * ClickHouse engine — chdb, ClickHouse compiled as a library — so tightloop's ClickHouse store runs
  * its SQL on ClickHouse itself. Nothing here interprets SQL: every statement goes to the engine as
- * sent, data of inserts appended after it (as ClickHouse's HTTP handler reads an INSERT's data),
+ * sent — except that an INSERT's data is read by the engine from a file (`FROM INFILE`, see
+ * fromInfile), as ClickHouse's HTTP handler reads it from the body apart from the statement —
  * query parameters bound by the engine, settings applied by the engine.
  *
  *   node test/clickhouse-engine/server.mjs --path DIR [--port 8123] [--host 127.0.0.1] [--user NAME:PASSWORD]
@@ -25,7 +26,9 @@
 import { createServer } from 'node:http';
 import { createRequire } from 'node:module';
 import { randomUUID, timingSafeEqual } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { gunzipSync, inflateSync } from 'node:zlib';
 import { parseArgs } from 'node:util';
@@ -57,12 +60,30 @@ function engineError(err) {
 
 const clientError = (code, name, message) => ({ code, text: `Code: ${code}. DB::Exception: ${message}. (${name})` });
 
+/**
+ * `INSERT INTO target [(columns)] FORMAT name` with its data read by the engine from `file`
+ * (`FROM INFILE`, the data as the file's bytes). chdb takes an INSERT's data only as part of the
+ * statement's text otherwise (its raw insert appends the data to the statement), and the engine
+ * then ends the data where its multi-statement splitting sees a statement end — binary data
+ * (RowBinary) holding bytes such as two line feeds in a row was cut there: the INSERT failed with
+ * a parse error, or stored the rows before the cut and failed on the rest read as SQL, or even
+ * stored only those and succeeded. This is the one statement the server rewrites, and only this
+ * exact shape (what `@clickhouse/client` sends for inserts); any other INSERT with data is refused.
+ */
+function fromInfile(statement, file) {
+  const m = /^\s*(INSERT\s+INTO\s+[\s\S]+?)\s+FORMAT\s+([A-Za-z][A-Za-z0-9_]*)\s*;?\s*$/i.exec(statement);
+  if (!m) throw clientError(48, 'NOT_IMPLEMENTED', 'The test engine takes data only for INSERT INTO table [(columns)] FORMAT name');
+  return `${m[1]} FROM INFILE ${sqlString(file)} COMPRESSION 'none' FORMAT ${m[2]}`;
+}
+
 function sqlString(v) {
   return `'${v.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
 }
 
 export async function startEngine({ path, host = '127.0.0.1', port = 8123, users = { default: '' } }) {
   mkdirSync(path, { recursive: true });
+  /** INSERT data waiting for its statement (fromInfile), one file per request. */
+  const bodies = mkdtempSync(join(tmpdir(), 'chdb-engine-inserts-'));
   const session = new Session(path);
   const version = JSON.parse(new TextDecoder().decode((await native.QueryAsyncConnection(session.connection, 'SELECT version() AS v', 'JSONEachRow')).bytes)).v;
   let database = 'default';
@@ -109,6 +130,15 @@ export async function startEngine({ path, host = '127.0.0.1', port = 8123, users
       }
     }
     const format = p.get('default_format') ?? 'TabSeparated';
+    // An INSERT's data (the body when the URL has the statement) reaches the engine from a file,
+    // never inside the statement's text: see fromInfile.
+    let dataFile;
+    if (urlQuery !== null && body.length > 0 && /^\s*INSERT\b/i.test(urlQuery)) {
+      if (Object.keys(params).length > 0) throw clientError(48, 'NOT_IMPLEMENTED', 'The test engine takes no query parameters in an INSERT with data');
+      fromInfile(urlQuery, '');
+      dataFile = join(bodies, `${randomUUID()}.bin`);
+      await writeFile(dataFile, body);
+    }
     return exclusive(async () => {
       const db = p.get('database') ?? 'default';
       if (db !== database) {
@@ -129,11 +159,9 @@ export async function startEngine({ path, host = '127.0.0.1', port = 8123, users
         await run(`SET ${k} = ${sqlString(v)}`, 'TabSeparated');
         current.set(k, v);
       }
-      // An INSERT's data streams into the engine after its statement, as ClickHouse's HTTP handler
-      // feeds it (the engine's `input()` and INSERTs through views need that, not inline data).
-      if (urlQuery !== null && body.length > 0 && Object.keys(params).length === 0) return await native.InsertRawAsyncConnection(session.connection, urlQuery, body, false);
+      if (dataFile !== undefined) return await run(fromInfile(urlQuery, dataFile), format);
       return Object.keys(params).length > 0 ? await run(sql(), format, params) : await run(sql(), format);
-    });
+    }).finally(() => (dataFile === undefined ? undefined : rm(dataFile, { force: true })));
   }
 
   const server = createServer((req, res) => {
@@ -186,7 +214,7 @@ export async function startEngine({ path, host = '127.0.0.1', port = 8123, users
     version,
     close: () => new Promise((resolve) => {
       server.closeAllConnections();
-      server.close(() => exclusive(() => session.cleanup?.() ?? session.close?.()).then(resolve, resolve));
+      server.close(() => exclusive(() => session.cleanup?.() ?? session.close?.()).finally(() => rmSync(bodies, { recursive: true, force: true })).then(resolve, resolve));
     }),
   };
 }

@@ -6,6 +6,7 @@ import { statementAnalysis, type WrittenValue } from './lineage-writes.js';
 import { collectQuantities, type Quantity } from './lineage-quantities.js';
 import { effectReads } from './lineage-effects.js';
 import { countedInString, countedWrite, uncountedWrites } from './row-ceiling.js';
+import { executeArguments, preparedNames, type PreparedNames } from './prepared.js';
 import { shapeOf, type Shape } from './shape.js';
 import { ALL_VISITORS, statementTextReads } from './visitors.js';
 import { combine, walk, type WalkContext } from './walk.js';
@@ -60,6 +61,8 @@ export interface StatementFacts {
    * relay holds its commit until the count is known.
    */
   countedWrite?: true;
+  /** Per top-level statement: prepared-statement names it defines, runs or drops (prepared.ts). */
+  prepared?: readonly (PreparedNames | undefined)[];
 }
 
 export interface DecisionContext {
@@ -82,7 +85,7 @@ export interface Decision {
   applied: readonly { finding: Finding; action: RuleAction }[];
 }
 
-const TABLE = combine([...ALL_VISITORS, copyOptions, { A_Const: (node, ctx) => ctx.sawConstant?.(Number(node.location ?? -1)) }]);
+const TABLE = combine([...ALL_VISITORS, copyOptions, executeArguments, { A_Const: (node, ctx) => ctx.sawConstant?.(Number(node.location ?? -1)) }]);
 /**
  * Bounds on the caches: entries per level, and the longest text used as a key. Worst case about
  * 10 000 × 4 KiB per level; a longer statement is simply analysed each time.
@@ -266,6 +269,7 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
   const writes: WrittenValue[] = [];
   const quantities: Quantity[] = [];
   let counted = false;
+  const prepared: (PreparedNames | undefined)[] = [];
   stmts.forEach((raw, index) => {
     const ctx: WalkContext = {
       statement: index + 1,
@@ -285,6 +289,7 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
     kinds.push(stmt === undefined ? 'Empty' : (Object.keys(stmt)[0] ?? 'Empty'));
     walk(stmt, TABLE, ctx);
     statementTextReads(stmt, ctx);
+    prepared.push(preparedNames(stmt));
     if (countedWrite(stmt)) {
       counted = true;
       if (stmts.length > 1) countedInString(ctx, kinds[index]);
@@ -310,6 +315,7 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
   if (writes.length > 0) facts.writes = writes;
   if (quantities.length > 0) facts.quantities = quantities;
   if (counted && stmts.length === 1) facts.countedWrite = true;
+  if (prepared.some((p) => p !== undefined)) facts.prepared = prepared;
   if (lineage !== undefined && outputs.length > 1) facts.statementLineage = outputs.map((o) => (o === undefined ? undefined : resultLineage([o])));
   return facts;
 }

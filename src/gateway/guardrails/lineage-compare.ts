@@ -16,15 +16,17 @@ import type { JsonNode } from './walk.js';
 export function setOperation(sel: JsonNode, outer: Scope | undefined, ctes: Map<string, OutputColumn[]>): OutputColumn[] {
   const l = selectOutputs({ SelectStmt: sel.larg }, outer, ctes);
   const r = selectOutputs({ SelectStmt: sel.rarg }, outer, ctes);
-  const what = `a column of ${String(sel.op).replace('SETOP_', '')} without ALL (it compares the values of both sides)`;
+  // Only UNION ALL keeps both sides apart: INTERSECT ALL and EXCEPT ALL match rows too.
+  const compares = sel.all !== true || sel.op !== 'SETOP_UNION';
+  const what = `a column of ${String(sel.op).replace('SETOP_', '')}${sel.all === true ? ' ALL' : ' without ALL'} (it compares the values of both sides)`;
   if (l.some((o) => o.star !== undefined) || r.some((o) => o.star !== undefined) || l.length !== r.length) {
     const all = unionAll([...l, ...r].map((o) => (o.star !== undefined ? starAll(o.star) : o.lin)));
-    if (sel.all !== true) mixed(what, all, false);
+    if (compares) mixed(what, all, false);
     return [{ star: { base: [...l, ...r].some((o) => o.star?.base === true), derived: {}, other: all }, lin: all }];
   }
   return l.map((o, i) => {
     const lin = { ...union({ ...o.lin, cols: [...o.lin.cols] }, r[i].lin), direct: o.lin.direct && r[i].lin.direct };
-    if (sel.all !== true) mixed(what, lin, lin.direct);
+    if (compares) mixed(what, lin, lin.direct);
     return { ...o, lin };
   });
 }

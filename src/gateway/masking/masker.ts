@@ -1,5 +1,5 @@
 import { parseSync } from 'libpg-query';
-import { columnsOf, statementOutputs, type Lineage, type ResultLineage } from '../guardrails/lineage.js';
+import { columnsOf, controlled, statementOutputs, type Lineage, type ResultLineage } from '../guardrails/lineage.js';
 import type { WrittenValue } from '../guardrails/lineage-writes.js';
 import type { Quantity } from '../guardrails/lineage-quantities.js';
 import { choices, type Leaf } from '../guardrails/lineage-mixing.js';
@@ -525,14 +525,16 @@ export class Masker {
   writeRefusal(writes: readonly WrittenValue[] | undefined): { detail: string; statement: number } | undefined {
     if (writes === undefined) return undefined;
     for (const w of writes) {
-      const v = w.sameNames === true ? this.sameNameVerdict(w.lin) : this.lineageMode(w.lin);
+      // What chose the value (CASE WHEN, FILTER) counts too: a stored value is read past this statement.
+      const lin = controlled(w.lin);
+      const v = w.sameNames === true ? this.sameNameVerdict(lin) : this.lineageMode(lin);
       if (v === undefined || v.mode === 'detect') continue;
       const rel = w.rel.toLowerCase();
       const col = w.col ?? (w.position !== undefined && !this.ambiguousTables.has(rel) ? this.tableColumns.get(rel)?.[w.position] : undefined);
       const t = col === undefined ? undefined : this.lineageMode({ cols: [col], wholeRow: false, opaque: false, direct: true, rels: [w.rel] });
       if (t !== undefined && t.mode !== 'detect' && STRENGTH[t.mode] >= STRENGTH[v.mode]) continue;
-      const from = w.lin.cols.find((c) => this.ruleFor(c) !== undefined);
-      const what = from !== undefined ? `masked column "${from}"` : w.sameNames === true || w.lin.wholeRow ? 'whole rows' : w.lin.opaque ? 'a function the gateway cannot see into' : 'masked data';
+      const from = lin.cols.find((c) => this.ruleFor(c) !== undefined);
+      const what = from !== undefined ? `masked column "${from}"` : w.sameNames === true || lin.wholeRow ? 'whole rows' : lin.opaque ? 'a function the gateway cannot see into' : 'masked data';
       const where = col !== undefined ? `"${w.rel}"."${col}"` : `a column of "${w.rel}" the statement does not name`;
       const mode = t === undefined || t.mode === 'detect' ? 'not masked' : `masked only as ${t.mode}`;
       return {
@@ -553,17 +555,19 @@ export class Masker {
     for (const q of quantities ?? []) {
       if (q.mix !== undefined) {
         const why = this.mixRefusal(q.lin.leaves ?? [], q.mix.directEq);
-        if (why !== undefined) return { detail: `${q.what} compares ${why}: the other values would return it unmasked (a masked value may only be tested against constants and parameters, or values of its own row)`, statement: q.statement ?? 1 };
+        if (why !== undefined) return { detail: `${q.what} compares ${why}: the other values, an error or the time taken would return it unmasked (a masked value may only be tested against constants and parameters, or values of its own row)`, statement: q.statement ?? 1 };
         continue;
       }
-      const v = this.lineageMode(q.lin);
+      // What chose the value (CASE WHEN, FILTER: lineage-control.ts) decides a quantity too.
+      const lin = controlled(q.lin);
+      const v = this.lineageMode(lin);
       if (v === undefined || v.mode === 'detect') continue;
-      const from = q.lin.cols.find((c) => this.ruleFor(c) !== undefined);
-      const what = from !== undefined ? `masked column "${from}"` : q.lin.wholeRow ? 'whole rows' : q.lin.opaque ? 'a function the gateway cannot see into' : 'masked data';
+      const from = lin.cols.find((c) => this.ruleFor(c) !== undefined);
+      const what = from !== undefined ? `masked column "${from}"` : lin.wholeRow ? 'whole rows' : lin.opaque ? 'a function the gateway cannot see into' : 'masked data';
       return {
         detail: q.reason !== undefined
           ? `a value computed from ${what} is used as ${q.what}: ${q.reason}`
-          : `a value computed from ${what} is used as ${q.what}: the count would return it unmasked (a masked value may only select rows through WHERE/ON/HAVING)`,
+          : `a value computed from ${what} is used as ${q.what}: the count (or the time taken) would return it unmasked (a masked value may only select rows through WHERE/ON/HAVING)`,
         statement: q.statement ?? 1,
       };
     }
