@@ -4,6 +4,7 @@ import { UNKNOWN_LINEAGE, type ResultLineage } from './guardrails/index.js';
 import type { PreparedNames } from './guardrails/prepared.js';
 import { serverParameterRefusal } from './guardrails/lexing.js';
 import type { Masker, ResultPlan } from './masking/index.js';
+import { DetectBudget } from './masking/budget.js';
 import { PendingQueue, type DescribeItem, type Execution, type ExecuteItem, type Pending, type QueryItem, type StatementInfo } from './pipeline.js';
 import { CEILING_STATEMENT, CeilingCheck, ceilingMarker, countedQueryMessages, FLUSH, SYNC_AND_DROP_UNNAMED, type RowCeiling } from './row-ceiling.js';
 import { PreparedNamespace } from './prepared-names.js';
@@ -470,6 +471,8 @@ export class Relay {
   // ---- audit before effect (gw-audit): hold client bytes until their audit is durable -----
 
   private held: { out: Buffer[]; ready: boolean }[] = [];
+  /** Detector time this session may still spend (masking/budget.ts, attack round 5 #7). */
+  private readonly detectBudget = new DetectBudget();
 
   /**
    * Records become durable in sequence order, so one promise per chunk (its last) covers every
@@ -553,7 +556,7 @@ export class Relay {
         let row: Buffer | undefined;
         if (masker !== undefined) {
           if (plan === undefined || plan === null) throw new ProtocolDesync('DataRow without a judged row description');
-          row = masker.maskDataRow(buf, off, end, plan, counts);
+          row = masker.maskDataRow(buf, off, end, plan, counts, this.detectBudget);
         }
         if (check === undefined) {
           head.exec.sent++;
@@ -565,7 +568,7 @@ export class Relay {
       }
       case BACKEND.CopyData:
         if ((head?.kind !== 'query' && head?.kind !== 'execute') || head.copyOut !== true) throw new ProtocolDesync(`CopyData while waiting for ${what(head)}`);
-        return masker?.maskCopyData(buf, off, end, head.exec.masked);
+        return masker?.maskCopyData(buf, off, end, head.exec.masked, this.detectBudget);
       case BACKEND.CopyDone:
         if ((head?.kind !== 'query' && head?.kind !== 'execute') || head.copyOut !== true) throw new ProtocolDesync(`CopyDone while waiting for ${what(head)}`);
         return undefined;

@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { asUser, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { asUser, startApi, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
 
 /**
  * Attack round 5 #5: rows with known values in the masked table itself (inserted by this session
@@ -17,6 +17,10 @@ let h: GatewayHarness;
 beforeAll(async () => {
   upstream = await startUpstream();
   h = await startHarness(upstream);
+  // A table whose one PII value the classification sample misses (attack round 4 #7's control).
+  const a = await upstream.admin();
+  await a.query("CREATE TABLE memos (id int, memo text); INSERT INTO memos SELECT g, 'call back later' FROM generate_series(1, 20000) g; UPDATE memos SET memo = 'ssn 078-05-1120' WHERE id = 19999");
+  await a.end();
   await h.gateway.resources.create({
     name: 'shop-k', host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram',
     credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' },
@@ -140,5 +144,30 @@ describe('calls with observable effects whose running depends on a masked value 
       await c.query("SELECT set_config('application_name', 'report', false)");
       await c.query('SELECT pg_advisory_unlock_all()');
     });
+  });
+});
+
+describe('seen classification only from stored user tables (attack round 4 #7)', () => {
+  it('text a client puts in a system view (pg_settings, pg_cursors) classifies no column name', async () => {
+    await asUser(h, h.users.bob, 'shop-k', async (c) => {
+      await c.query("SET application_name = '078-05-1120'");
+      const s = await c.query("SELECT setting FROM pg_settings WHERE name = 'application_name'");
+      expect(s.rows[0].setting).not.toBe('078-05-1120');
+      await c.query('DECLARE "078-05-1120" CURSOR WITH HOLD FOR SELECT 1');
+      await c.query('SELECT name, statement FROM pg_cursors');
+      await c.query('CLOSE ALL');
+      expect((await c.query('SELECT memo FROM memos WHERE id = 19999')).rows[0].memo).not.toContain('078-05-1120');
+    });
+    const api = await startApi(h);
+    try {
+      const res = await fetch(`${api.url}/api/resources/shop-k`, { headers: { authorization: `Bearer ${h.admin.token}` } });
+      const body = await res.json() as { classification: { columns: { column: string; source: string }[] } };
+      const seen = body.classification.columns.filter((x) => x.source === 'seen').map((x) => x.column);
+      expect(seen.filter((col) => ['setting', 'statement', 'name'].includes(col))).toEqual([]);
+      // A user table's column still learns from what the detectors find in it.
+      expect(seen).toContain('memo');
+    } finally {
+      await api.close();
+    }
   });
 });

@@ -6,7 +6,8 @@ import { choices, type Leaf } from '../guardrails/lineage-mixing.js';
 import type { FieldDescription } from '../wire/decode.js';
 import { ARRAY_ELEMENTS, binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
 import { classify, type CatalogColumn, type ClassifiedColumn, type SamplePlan } from './classify.js';
-import { DETECTOR_IDS, DetectorSet, MIN_DETECTABLE_LENGTH, OVER_LONG, type DetectorId } from './detectors.js';
+import { DETECTOR_IDS, DetectorSet, MIN_DETECTABLE_LENGTH, OVER_LONG, type DetectorId, type DetectorMatch } from './detectors.js';
+import { OVER_BUDGET, type DetectBudget } from './budget.js';
 import { BACKEND, ERROR_FIELD } from '../wire/codes.js';
 import { namesOnly } from './catalog-names.js';
 import { ECHOING_FIELDS, scrubText, userComputed, VERBATIM_FIELDS, WITHHELD } from './errors.js';
@@ -124,6 +125,8 @@ export class Masker {
   /** Explicit `none` rules: names never classified. */
   private readonly unclassified: string[];
   private readonly renderer: Renderer;
+  /** The detection budget of the session whose message is being masked (set for one call). */
+  private budget: DetectBudget | undefined;
   /** Each view's output columns and their lineage, from the catalog; undefined = not loaded. */
   private views: Map<string, Map<string, Lineage>> | undefined;
   private viewsAt = 0;
@@ -139,6 +142,8 @@ export class Masker {
   private anyClassified = false;
   /** Relation names the catalog snapshot knows (user tables and views, system catalogs); undefined = not loaded. */
   private knownRelations: Set<string> | undefined;
+  /** System catalogs and views by lower-cased name (no `seen` classification from them). */
+  private systemRelations = new Set<string>();
   /** Columns of each stored table (not views) by lower-cased name, from the catalog. */
   private tableColumns = new Map<string, string[]>();
   /** Names of schemas, relations, columns, constraints and indexes in the catalog (catalog-names.ts). */
@@ -199,7 +204,9 @@ export class Masker {
       // plain reference the server itself names as a table column (RowDescription's table OID),
       // never a literal, parameter or expression a client aliased — one user's own values must
       // not change masking for everyone (attack round 3 #11).
-      const learn = nameMode === undefined && f.tableOid !== 0 && lin !== undefined && lin.direct && !lin.wholeRow && !lin.opaque && lin.cols.length === 1 ? lin.cols : undefined;
+      // Only a column of a stored user table, either: a system view's column (`pg_settings.setting`,
+      // `pg_cursors.statement`) holds what a client put there (attack round 4 #7).
+      const learn = nameMode === undefined && f.tableOid !== 0 && lin !== undefined && lin.direct && !lin.wholeRow && !lin.opaque && lin.cols.length === 1 && this.userTableColumn(lin) ? lin.cols : undefined;
       if (format !== 0) {
         if (nameMode === undefined && this.detectors.empty) return { counter, nameMode, detect: false, cls, bin: undefined };
         const elemOid = ARRAY_ELEMENTS.get(f.typeOid);
@@ -310,6 +317,7 @@ export class Masker {
     for (const [rel, col] of snapshot.systemColumns ?? []) names.add(rel).add(col);
     this.catalogNames = names;
     this.knownRelations = new Set([...snapshot.columns.map((c) => c.table.toLowerCase()), ...snapshot.system.map((n) => n.toLowerCase())]);
+    this.systemRelations = new Set(snapshot.system.map((n) => n.toLowerCase()));
     this.setViews(snapshot.views);
   }
 
@@ -351,6 +359,19 @@ export class Masker {
     if (known === undefined || this.detectors.empty) return undefined;
     const unknown = (lin.rels ?? []).some((r) => !known.has(r.toLowerCase()) && !STATS_RELS.has(r));
     return unknown ? { mode: 'detect', implied: true } : undefined;
+  }
+
+  /**
+   * Is the plain reference `lin` a column of stored user tables only (not views, not system
+   * catalogs or views, not relations the catalog snapshot does not know)?
+   */
+  private userTableColumn(lin: Lineage): boolean {
+    const rels = lin.rels ?? [];
+    const col = lin.cols[0]?.toLowerCase();
+    return col !== undefined && rels.length > 0 && rels.every((r) => {
+      const key = r.toLowerCase();
+      return !this.systemRelations.has(key) && (this.tableColumns.get(key) ?? []).some((c) => c.toLowerCase() === col);
+    });
   }
 
   /** Marks result columns a detector matched in as classified (`seen`). */
@@ -599,8 +620,28 @@ export class Masker {
    * Masks one DataRow message (`msg[start..end)`, type byte included). Returns the rebuilt
    * message, or undefined when nothing changed.
    */
-  maskDataRow(msg: Buffer, start: number, end: number, plan: ResultPlan, counts: MaskCounts): Buffer | undefined {
+  maskDataRow(msg: Buffer, start: number, end: number, plan: ResultPlan, counts: MaskCounts, budget?: DetectBudget): Buffer | undefined {
     if (!plan.active) return undefined;
+    this.budget = budget;
+    try {
+      return this.maskRow(msg, start, end, plan, counts);
+    } finally {
+      this.budget = undefined;
+    }
+  }
+
+  /**
+   * The detectors on one text, charged to the session's budget while one is set (budget.ts):
+   * with the budget spent, the whole text is one `over-budget` match, unscanned (fail closed).
+   */
+  private find(text: string): readonly (DetectorMatch | { id: typeof OVER_BUDGET; start: number; end: number })[] {
+    const b = this.budget;
+    if (b === undefined || text.length < MIN_DETECTABLE_LENGTH) return this.detectors.find(text);
+    if (!b.available()) return [{ id: OVER_BUDGET, start: 0, end: text.length }];
+    return b.charge(() => this.detectors.find(text));
+  }
+
+  private maskRow(msg: Buffer, start: number, end: number, plan: ResultPlan, counts: MaskCounts): Buffer | undefined {
     const n = msg.readInt16BE(start + 5);
     let off = start + 7;
     let changes: { at: number; len: number; value: Buffer | null }[] | undefined;
@@ -612,12 +653,12 @@ export class Masker {
       const col = plan.columns[i];
       if (len < 0 || col === undefined) continue;
       if (col.nameMode === undefined && (!col.detect || (len < MIN_DETECTABLE_LENGTH && col.bin === undefined && col.elem === undefined))) continue;
-      const overLong = counts[OVER_LONG] ?? 0;
+      const overLong = (counts[OVER_LONG] ?? 0) + (counts[OVER_BUDGET] ?? 0);
       const replaced = this.maskValue(msg, valueAt, len, col, counts);
       if (replaced === undefined) continue;
       (changes ??= []).push({ at: valueAt - 4, len, value: replaced });
-      // A value masked only for its length says nothing about the column.
-      if (col.learn !== undefined && col.nameMode === undefined && (counts[OVER_LONG] ?? 0) === overLong) this.learnFrom(col.learn, counts);
+      // A value masked only for its length (or an empty budget) says nothing about the column.
+      if (col.learn !== undefined && col.nameMode === undefined && (counts[OVER_LONG] ?? 0) + (counts[OVER_BUDGET] ?? 0) === overLong) this.learnFrom(col.learn, counts);
     }
     if (changes === undefined) return undefined;
     return rebuild(msg, start, end, changes);
@@ -643,7 +684,7 @@ export class Masker {
    * none encoded back (half the cost of a masked value).
    */
   private maskAscii(msg: Buffer, at: number, len: number, mode: 'full' | 'partial', counts: MaskCounts): Buffer | undefined {
-    const matches = this.detectors.find(msg.toString('latin1', at, at + len));
+    const matches = this.find(msg.toString('latin1', at, at + len));
     if (matches.length === 0) return undefined;
     const out = Buffer.allocUnsafe(len);
     copyBytes(msg, at, at + len, out, 0);
@@ -736,7 +777,7 @@ export class Masker {
 
   /** Masks every detected match inside a text; undefined when none was found. */
   maskText(text: string, cls: TypeClass, counts: MaskCounts): string | undefined {
-    const matches = this.detectors.find(text);
+    const matches = this.find(text);
     if (matches.length === 0) return undefined;
     let out = '';
     let last = 0;
@@ -753,9 +794,15 @@ export class Masker {
    * so only content detection applies; matches never contain delimiters or quotes, so the line
    * keeps its structure.
    */
-  maskCopyData(msg: Buffer, start: number, end: number, counts: MaskCounts): Buffer | undefined {
+  maskCopyData(msg: Buffer, start: number, end: number, counts: MaskCounts, budget?: DetectBudget): Buffer | undefined {
     if (this.detectors.empty || end - start - 5 < MIN_DETECTABLE_LENGTH) return undefined;
-    const masked = this.maskText(msg.toString('utf8', start + 5, end), 'text', counts);
+    this.budget = budget;
+    let masked: string | undefined;
+    try {
+      masked = this.maskText(msg.toString('utf8', start + 5, end), 'text', counts);
+    } finally {
+      this.budget = undefined;
+    }
     if (masked === undefined) return undefined;
     const body = Buffer.from(masked, 'utf8');
     const out = Buffer.allocUnsafe(5 + body.length);
