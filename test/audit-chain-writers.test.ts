@@ -11,6 +11,7 @@ import { AuditChain } from '../src/gateway/audit.js';
 import { gatewayDb, gatewayMigrations } from '../src/gateway/schema.js';
 import { openStateStore } from '../src/state/index.js';
 import { createTestDatabase } from '../src/state/pg-cluster.conformance.js';
+import { eventually } from './helpers/server.js';
 
 /**
  * One audit chain, three writer processes on one real PostgreSQL (src/gateway/audit-shared.ts):
@@ -111,5 +112,47 @@ describePg('the audit chain with three writer processes on PostgreSQL', () => {
         .rejects.toMatchObject({ code: 'audit_key_mismatch' });
     }
     expect(await db.selectFrom('gateway_audit').select((eb) => eb.fn.countAll().as('n')).executeTakeFirstOrThrow()).toMatchObject({ n: String(total) });
+  }, 240_000);
+
+  it('a writer SIGKILLed in the middle of its batches leaves no gap and no fork; the others go on', async () => {
+    const d = await createTestDatabase({ migrations: gatewayMigrations });
+    cleanups.push(() => d.drop());
+    const dir = mkdtempSync(join(tmpdir(), 'tl-audit-killed-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const keyFile = join(dir, 'gateway-audit.key');
+    const log = pino({ level: 'silent' });
+    const first = new AuditAnchor(join(dir, 'first.anchor'), keyFile, log);
+    await first.open(() => Promise.resolve(undefined), { seq: 0, hash: '0'.repeat(64) });
+    await first.close();
+    for (const w of ['w1', 'w2', 'w3']) copyFileSync(join(dir, 'first.anchor'), join(dir, `${w}.anchor`));
+    const sessions = 8;
+    const writers = ['w1', 'w2', 'w3'].map((w) => writer({
+      state: d.connectionString, keyFile, anchorFile: join(dir, `${w}.anchor`), writer: w, sessions, perSession: w === 'w2' ? 1e9 : 60, durationMs: 120_000,
+    }));
+    await Promise.all(writers.map((w) => w.ready));
+    for (const w of writers) w.child.stdin?.write('go\n');
+    writers[1].done.catch(() => undefined);
+    const store = await openStateStore({ dialect: 'postgres', connectionString: d.connectionString, migrate: false, maxConnections: 2 });
+    cleanups.push(() => store.close());
+    const db = gatewayDb(store.db);
+    const count = async (actor: string): Promise<number> => Number((await db.selectFrom('gateway_audit').select((eb) => eb.fn.countAll().as('n')).where('actor', '=', actor).executeTakeFirstOrThrow()).n);
+    // w2 dies while it appends, its batches at any step: before, in or after its commit.
+    await eventually(async () => ((await count('w2')) >= 50 ? true : undefined), 60_000);
+    writers[1].child.kill('SIGKILL');
+    const results = await Promise.all([writers[0].done, writers[2].done]);
+    for (const r of results) {
+      expect(r.failed, r.writer).toBe(0);
+      expect(r.appended, r.writer).toBe(sessions * 60);
+    }
+    const rows = await db.selectFrom('gateway_audit').select(['seq', 'prev_hash', 'hash', 'actor']).orderBy('seq').execute();
+    expect(rows.map((r) => Number(r.seq))).toEqual(Array.from({ length: rows.length }, (_, i) => i + 1));
+    rows.forEach((r, i) => expect(r.prev_hash, `record ${i + 1}`).toBe(i === 0 ? '0'.repeat(64) : rows[i - 1].hash));
+    expect(rows.filter((r) => r.actor === 'w1').length).toBe(sessions * 60);
+    // The survivors' records come after w2's last one too: its lock went with its connection.
+    expect(rows.map((r) => r.actor).lastIndexOf('w2')).toBeLessThan(rows.length - 1);
+    for (const w of ['w1', 'w2', 'w3']) {
+      const v = await new AuditChain(db, log, 100, new AuditAnchor(join(dir, `${w}.anchor`), keyFile, log), 'inline').verify();
+      expect(v, w).toMatchObject({ ok: true, records: rows.length });
+    }
   }, 240_000);
 });

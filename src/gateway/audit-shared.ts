@@ -25,9 +25,9 @@ export interface SharedPool extends Executor {
  * The lock is the chain's bottleneck (every writer waits for it), so it is held for as little
  * as possible (`npm run bench -- state` measured where the time went: the commit's WAL flush
  * and each round trip made while holding it):
- * - two round trips under the lock, not four: the transaction begins and takes the lock in one
- *   (before it holds it), reads the head in a second, and sends the rows, the commit and a flush
- *   barrier in a third, whose commit releases the lock;
+ * - one round trip under the lock, not three: the transaction begins, takes the lock and reads
+ *   the head in one, and sends the rows, the commit and a flush barrier in a second, whose
+ *   commit releases the lock;
  * - the batch commits with `synchronous_commit = off`, so the lock is released without waiting
  *   for the disk, and its durability comes from the barrier: a transaction with a transaction id
  *   that commits with `synchronous_commit = on` right after it on the same connection. Its
@@ -37,7 +37,7 @@ export interface SharedPool extends Executor {
  *   a suffix of the WAL: the batch and any batch that another writer chained after it (theirs
  *   come later in the WAL), never a record in the middle; nothing lost was acknowledged.
  *
- * The rows travel as one hex-encoded JSON literal (the third round trip holds several
+ * The rows travel as one hex-encoded JSON literal (the second round trip holds several
  * statements, which the extended protocol's parameters cannot): nothing but hex digits from the
  * records reaches the SQL text, and PostgreSQL decodes the strings to exactly the text that was
  * hashed.
@@ -47,8 +47,14 @@ export interface SharedPool extends Executor {
  * the lock avoids. Every writer must take it: the SQLite path (one process per file) does not.
  */
 
-const BEGIN = "start transaction isolation level read committed; select set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(hashtext('tightloop gateway_audit'))";
-const HEAD = 'select seq, hash from gateway_audit order by seq desc limit 1';
+/**
+ * Begin, lock, read the head: one round trip (a simple query of three statements; the state
+ * store's connections give its last result, state/postgres.ts). The read is its own statement,
+ * after the lock's, so its snapshot is taken once the lock is held. Always one row (null on an
+ * empty chain), so a missing result is told apart from an empty chain.
+ */
+const BEGIN_HEAD = "start transaction isolation level read committed; select set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock(hashtext('tightloop gateway_audit')); "
+  + 'select h.seq, h.hash from (select 1) as one left join lateral (select seq, hash from gateway_audit order by seq desc limit 1) as h on true';
 /** Commits with `synchronous_commit = on` after the batch's commit: returns once the WAL is flushed past the batch. */
 const FLUSH = 'start transaction; set local synchronous_commit = on; select txid_current(); commit';
 const COLUMNS = 'seq, id, at, kind, actor, resource, session_id, data, prev_hash, hash';
@@ -102,11 +108,12 @@ export async function appendShared(db: SharedPool, a: SharedAppend): Promise<{ s
   let last: { seq: number; hash: string } | undefined;
   try {
     return await db.connection().execute(async (conn) => {
-      await conn.executeQuery(CompiledQuery.raw(BEGIN, []));
       try {
-        const head = (await conn.executeQuery<{ seq: string | number; hash: string }>(CompiledQuery.raw(HEAD, []))).rows[0];
-        let seq = head === undefined ? 0 : Number(head.seq);
-        let prev = head === undefined ? '0'.repeat(64) : head.hash;
+        const found = (await conn.executeQuery<{ seq: string | number | null; hash: string | null }>(CompiledQuery.raw(BEGIN_HEAD, []))).rows;
+        if (found.length !== 1) throw new Error('audit chain: the head read returned no result (a connection that is not the state store\'s?)');
+        const head = found[0];
+        let seq = head.seq === null ? 0 : Number(head.seq);
+        let prev = head.hash ?? '0'.repeat(64);
         for (const r of rows) {
           seq++;
           r.seq = seq;
@@ -122,7 +129,7 @@ export async function appendShared(db: SharedPool, a: SharedAppend): Promise<{ s
         await conn.executeQuery(CompiledQuery.raw(`${chunks[chunks.length - 1]}; commit; ${FLUSH}`, []));
         return last;
       } catch (err) {
-        // The statement that failed left a transaction open (the batch's, or the barrier's).
+        // The statement that failed may have left a transaction open (the batch's, or the barrier's).
         await conn.executeQuery(CompiledQuery.raw('rollback', [])).catch(() => undefined);
         throw err;
       }

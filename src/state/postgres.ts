@@ -36,7 +36,17 @@ export async function createPostgresDialect(opts: PostgresDialectOptions): Promi
   // pg-pool listens for errors only on idle clients: a checked-out client whose socket fails
   // (PostgreSQL restarted, a reset between two statements of a transaction) emits 'error' with
   // no listener, which ends the process. Its queries fail with the error all the same.
-  pool.on('connect', (client) => client.on('error', (err) => onError(err)));
+  pool.on('connect', (client) => {
+    client.on('error', (err) => onError(err));
+    // A simple query of several statements resolves to an array of results, which Kysely reads
+    // as no rows at all: it gets the last statement's result instead (gateway/audit-shared.ts
+    // begins, locks and reads in one round trip that way).
+    const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+    (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      const r = query(...args);
+      return r instanceof Promise ? r.then((x: unknown) => (Array.isArray(x) ? x[x.length - 1] as unknown : x)) : r;
+    };
+  });
   return new PostgresDialect({ pool });
 }
 
