@@ -86,13 +86,13 @@ export class ChSql {
   }
 
   /**
-   * Runs an `INSERT ... FORMAT` statement with `body` as its data. `token` is the INSERT's
+   * Runs an `INSERT ... FORMAT` statement with `body` (chunks, in order) as its data. `token` is the INSERT's
    * deduplication token: ClickHouse stores a block once per token, so a retry after a lost
    * response cannot store it twice.
    */
-  async insert(query: string, body: Buffer, token: string, settings: Record<string, string | number> = {}): Promise<void> {
+  async insert(query: string, body: Buffer[], token: string, settings: Record<string, string | number> = {}): Promise<void> {
     const r = await this.client.exec({
-      query, values: Readable.from([body]),
+      query, values: Readable.from(body),
       clickhouse_settings: { ...settings, insert_deduplication_token: token, insert_deduplicate: 1 },
     });
     // The response of an INSERT is empty; reading it to the end releases the socket.

@@ -27,7 +27,7 @@ import { queryMetric } from './clickhouse-metrics.js';
 import { operationRollups, red, services } from './clickhouse-red.js';
 import { clickHouseSchema, LOG_INSERT, METRIC_INSERT, SPAN_INSERT, schemaLayout, type SchemaLayout } from './clickhouse-schema.js';
 import { ChSql, MAX_TIME_US, MIN_TIME_US, num, parseClickHouseUrl, str, type ClickHouseLocation } from './clickhouse-sql.js';
-import { RowBinaryWriter, logRowsSize, metricRowsSize, spanRowsSize, writeLogRows, writeMetricRows, writeSpanRows } from './clickhouse-rows.js';
+import { RowBinaryWriter, writeLogRows, writeMetricRows, writeSpanRows } from './clickhouse-rows.js';
 import type { RetentionDays } from './retention.js';
 import { RollupBuffer, deltasOf, rollupSecondOf, type CommittedRollupListener, type RollupListener, type RollupSecond } from './rollup.js';
 import type { TelemetryLog } from './span-floor.js';
@@ -70,15 +70,13 @@ const US = 1_000_000;
 const PEER_LOOKBACK_US = 30 * US;
 const DAY_US = 86_400 * US;
 
-/** The batches' rows as one RowBinary body, or undefined when they have none. */
-function rowBinary<B extends { length: number }>(batches: B[], size: (b: B) => number, write: (w: RowBinaryWriter, b: B, seq: number, node: string) => void,
-  seq: number, node: string): Buffer | undefined {
-  let bytes = 0;
-  for (const b of batches) bytes += size(b);
-  if (bytes === 0) return undefined;
-  const w = new RowBinaryWriter(bytes);
+/** The batches' rows as a RowBinary body (its chunks, in order), or undefined when they have none. */
+function rowBinary<B extends { length: number }>(batches: B[], write: (w: RowBinaryWriter, b: B, seq: number, node: string) => void,
+  seq: number, node: string): Buffer[] | undefined {
+  if (!batches.some((b) => b.length > 0)) return undefined;
+  const w = new RowBinaryWriter();
   for (const b of batches) write(w, b, seq, node);
-  return w.length === 0 ? undefined : w.bytes();
+  return w.length === 0 ? undefined : w.chunks();
 }
 
 export class ClickHouseTelemetryStore implements TelemetryStore {
@@ -203,11 +201,11 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
     try {
       const token = `${this.nodeId}:${seq}`;
       const inserts: Array<Promise<void>> = [];
-      const spanBody = rowBinary(spans, spanRowsSize, writeSpanRows, seq, this.nodeId);
+      const spanBody = rowBinary(spans, writeSpanRows, seq, this.nodeId);
       if (spanBody) inserts.push(this.insert(sql, SPAN_INSERT, spanBody, `${token}:spans`));
-      const logBody = rowBinary(logs, logRowsSize, writeLogRows, seq, this.nodeId);
+      const logBody = rowBinary(logs, writeLogRows, seq, this.nodeId);
       if (logBody) inserts.push(this.insert(sql, LOG_INSERT, logBody, `${token}:logs`));
-      const metricBody = rowBinary(metricBatches, metricRowsSize, writeMetricRows, seq, this.nodeId);
+      const metricBody = rowBinary(metricBatches, writeMetricRows, seq, this.nodeId);
       if (metricBody) inserts.push(this.insert(sql, METRIC_INSERT, metricBody, `${token}:metrics`));
       if (inserts.length === 0) return;
       await Promise.all(inserts);
@@ -218,7 +216,7 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
   }
 
   /** One INSERT, retried with the same deduplication token when it fails. */
-  private async insert(sql: ChSql, query: string, body: Buffer, token: string): Promise<void> {
+  private async insert(sql: ChSql, query: string, body: Buffer[], token: string): Promise<void> {
     const attempts = Math.max(1, this.opts.insertAttempts ?? 3);
     for (let i = 1; ; i++) {
       try {
