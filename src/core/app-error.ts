@@ -86,6 +86,7 @@ export const API_ERRORS = {
   state_migration_failed: { status: 500, description: 'A state database migration failed.' },
   unavailable: { status: 503, description: 'Shutting down, or a dependency is temporarily unavailable; retry.' },
   state_unavailable: { status: 503, description: 'The state database cannot be reached.' },
+  lease_lost: { status: 503, description: 'This node no longer holds the lease its work needs (fencing); the new holder does the work.' },
   node_standby: { status: 503, description: 'This node is a standby; another node is active (retry through the load balancer).' },
   node_stopped: { status: 503, description: 'The node stopped before it became active.' },
   telemetry_unavailable: { status: 503, description: 'The telemetry store (ClickHouse) did not take the data; retry.' },

@@ -36,6 +36,11 @@ export interface DispatcherDeps {
   nowMs: () => number;
   send?: SendOptions;
   onError: (err: unknown, what: string) => void;
+  /**
+   * Fencing (a cluster: only the lease holder notifies): runs in the transaction that claims a
+   * notification's keys and throws when this node no longer holds the lease. Absent on a node alone.
+   */
+  fence?: (tx: Kysely<DetectDatabase>) => Promise<void>;
   /** After each delivery attempt ends (incidents record who was told, and when). */
   onDelivered?: (e: { receiver: string; status: 'firing' | 'resolved'; alertIds: string[]; ok: boolean; at: string }) => void;
 }
@@ -163,10 +168,24 @@ export class Dispatcher {
     const before = this.chains.get(chainKey) ?? Promise.resolve();
     const job = before.then(async () => {
       // Logged before the request leaves: a crash after sending can never cause a second send.
-      await db.insertInto('detect_notifications')
-        .values(keys.map((k) => ({ key: k.key, receiver: r.name, alert_id: k.alertId, status: 'pending', attempts: 0, updated_at: at })))
-        .onConflict((oc) => oc.column('key').doNothing())
-        .execute();
+      // Claimed, not only logged: a key another process logged as sent or failed is not sent
+      // again (a 'pending' one, a crash mid-send, is); in a cluster the claim is fenced by the
+      // lease, so a node that lost it sends nothing.
+      const claim = async (tx: Kysely<DetectDatabase>) => {
+        await this.deps.fence?.(tx);
+        return await tx.insertInto('detect_notifications')
+          .values(keys.map((k) => ({ key: k.key, receiver: r.name, alert_id: k.alertId, status: 'pending', attempts: 0, updated_at: at })))
+          .onConflict((oc) => oc.column('key').doUpdateSet({ updated_at: at }).where('detect_notifications.status', '=', 'pending'))
+          .returning('key')
+          .execute();
+      };
+      const claimed = new Set((this.deps.fence === undefined ? await claim(db) : await db.transaction().execute(claim)).map((c) => c.key));
+      if (claimed.size < keys.length) {
+        keys = keys.filter((k) => claimed.has(k.key));
+        if (keys.length === 0) return;
+        const ids = new Set(keys.map((k) => k.alertId));
+        n = { ...n, id: createHash('sha256').update(keys.map((k) => k.key).join('\n')).digest('hex').slice(0, 32), alerts: n.alerts.filter((a) => ids.has(a.id)) };
+      }
       const res = await sendNotification(r, n, this.deps.send);
       if (res.ok) {
         this.sent++;

@@ -59,6 +59,8 @@ export interface DetectEngineOptions {
   logger?: DetectLogger;
   /** How long an expired silence is kept before it is deleted (default SILENCE_RETENTION_MS, 120 h). */
   silenceRetentionMs?: number;
+  /** Fencing of the notification log's claims (a cluster; see Dispatcher). */
+  fence?: (tx: Kysely<DetectDatabase>) => Promise<void>;
 }
 
 /** Expired silences are garbage-collected at most this often (from tick()). */
@@ -105,6 +107,7 @@ export class DetectEngine {
       send: opts.send,
       onError: (err, what) => this.opts.logger?.warn({ err }, `detect: ${what} failed`),
       onDelivered: (e) => this.events.emit('alert.notified', e),
+      fence: opts.fence,
     });
   }
 

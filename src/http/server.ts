@@ -13,6 +13,7 @@ import { openErrorsModule, type ErrorEvents } from '../errors/index.js';
 import { gatewayApi, startGateway, type Gateway } from '../gateway/index.js';
 import { IncidentService, registerIncidentRoutes } from '../incidents/index.js';
 import { describeStateLocation, openStateStore, parseStateLocation, type Role, type StateStore } from '../state/index.js';
+import type { Kysely } from 'kysely';
 import { decodeRequest } from '../otlp/index.js';
 import { CLICKHOUSE_WRITER_OPTIONS, ClickHouseTelemetryStore, DuckDbTelemetryStore, RetentionJob, TelemetryWriter, isClickHouseUrl } from '../telemetry/index.js';
 import { buildApp } from './app.js';
@@ -217,8 +218,11 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     maxBodyBytes: config.maxBodyBytes, log, statePath: location.dialect === 'sqlite' ? location.path : undefined, spans: store,
   });
   // Started before listening: a bad rules.yaml stops the start, and windows warm before traffic.
+  // Fencing (docs/cluster.md): singleton writes commit only while this node holds the lease.
+  const leaseNode = options.cluster?.node ?? ownCluster;
+  const fence = leaseNode === undefined ? undefined : <DB>(tx: Kysely<DB>) => leaseNode.assertHolds('active', tx);
   const detect = new DetectEngine({
-    db: state.db, source: store, errors: errors.events, rulesFile: join(config.dataDir, 'rules.yaml'), publicUrl: () => publicUrl, logger: log,
+    db: state.db, fence, source: store, errors: errors.events, rulesFile: join(config.dataDir, 'rules.yaml'), publicUrl: () => publicUrl, logger: log,
   });
   const services = () => loadServices(config.dataDir, config.servicesPath);
   try {

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { apiError } from '../core/app-error.js';
 import { sql, type Kysely } from 'kysely';
 import { ulid } from 'ulid';
 import type { ModuleMigrations } from './migrations.js';
@@ -404,6 +405,21 @@ export class ClusterNode {
       })),
       leases: leases.map((l) => ({ name: l.name, holder: l.holder, token: Number(l.token), acquiredAt: iso(l.acquired_ms), expiresAt: iso(l.expires_ms), expired: Number(l.expires_ms) < now })),
     };
+  }
+
+  /**
+   * Fencing, inside the transaction of a write that only the holder of `name` may make: passes
+   * only if this node believes it holds the lease and PostgreSQL agrees (same holder, same token,
+   * not expired on its clock). The lease row is read FOR SHARE, so a takeover (an UPDATE of that
+   * row) waits for the fenced transaction to end: the write commits under a holding that was
+   * still valid, or not at all. Throws `lease_lost`.
+   */
+  async assertHolds<DB>(name: LeaseName, tx: Kysely<DB>): Promise<void> {
+    const token = this.fence(name);
+    if (token === undefined) throw apiError('lease_lost', `this node no longer holds the ${name} lease; the write is refused (fencing)`);
+    const r = await sql<{ ok: number }>`select 1 as ok from cluster_leases where name = ${name} and holder = ${this.id}
+      and token = ${token} and expires_ms > ${nowMsSql} for share`.execute(tx);
+    if (r.rows.length === 0) throw apiError('lease_lost', `the ${name} lease passed to another node (token ${token} is no longer current); the write is refused (fencing)`);
   }
 
   /** The node holding `name` now (lease not expired on PostgreSQL's clock) and its URL, else undefined. */

@@ -1,0 +1,84 @@
+import { createServer, type Server } from 'node:http';
+import { sql, type Kysely } from 'kysely';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { Alert } from '../src/detect/alert.js';
+import { Dispatcher } from '../src/detect/dispatcher.js';
+import { ruleSpecSchema, type Rule } from '../src/detect/rules.js';
+import { SilenceBook } from '../src/detect/silences.js';
+import type { DetectDatabase } from '../src/detect/storage.js';
+import { SERVER_STATE_MIGRATIONS } from '../src/http/state-migrations.js';
+import { ClusterNode, NODE_ROLES } from '../src/state/cluster.js';
+import { openStateStore } from '../src/state/index.js';
+import { createTestDatabase } from '../src/state/pg-cluster.conformance.js';
+
+/**
+ * Fencing of singleton work (docs/cluster.md, "Fencing"): a node that lost the `active` lease
+ * to another node — while it still believes it holds it (a pause, a slow clock) — must not
+ * notify. The claim of a notification runs in a transaction that checks the lease row (holder,
+ * fencing token, expiry on PostgreSQL's clock). Real PostgreSQL (the run's test server).
+ */
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+const describePg = process.env.TIGHTLOOP_TEST_PG === '0' ? describe.skip : describe;
+
+function alert(id: string): Alert {
+  const now = Date.now();
+  return { id, ruleId: 'r1', ruleName: 'errors', series: { service: 'shop' }, labels: { alertname: 'errors', service: 'shop' }, value: 1, values: {},
+    state: 'firing', activeAt: now - 1_000, firedAt: now - 1_000, resolvedAt: null, lastBreachAt: now };
+}
+
+describePg('fencing of singleton writes', () => {
+  it('a node whose lease another node took (while it still believes it holds it) sends no notification and logs none', async () => {
+    const d = await createTestDatabase({ migrations: SERVER_STATE_MIGRATIONS });
+    cleanups.push(() => d.drop());
+    const store = await openStateStore({ dialect: 'postgres', connectionString: d.connectionString, migrate: false });
+    cleanups.push(() => store.close());
+    // A long heartbeat: the node will not notice the takeover by itself during the test.
+    const node = new ClusterNode({ db: store.db, roles: NODE_ROLES, timing: { heartbeatMs: 60_000, leaseMs: 20_000, marginMs: 1_000 } });
+    await node.join();
+    cleanups.push(() => node.leave());
+    await node.want('active', { onAcquired: () => undefined, onLost: () => undefined });
+    expect(node.holds('active')).toBe(true);
+
+    const got: string[] = [];
+    const receiver: Server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => { body += c.toString(); });
+      req.on('end', () => { got.push(body); res.end('ok'); });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => receiver.close(() => r())));
+    const address = receiver.address();
+    const url = `http://127.0.0.1:${typeof address === 'object' && address !== null ? address.port : 0}/hook`;
+
+    const db = store.db as unknown as Kysely<DetectDatabase>;
+    const errors: unknown[] = [];
+    const dispatcher = new Dispatcher({
+      db, silences: new SilenceBook(db, Date.now), receivers: () => [{ name: 'hook', type: 'webhook', url }], inhibitRules: () => [], firing: () => [],
+      describe: (a, rule) => ({ id: a.id, rule: { id: rule.id, name: rule.spec.name, type: rule.spec.type }, series: a.series, labels: a.labels, value: a.value, values: a.values,
+        threshold: {}, startsAt: new Date(a.firedAt ?? 0).toISOString(), endsAt: null, links: { console: '', traces: '' } }),
+      nowMs: Date.now, send: { attempts: 1 }, onError: (err) => errors.push(err),
+      fence: (tx) => node.assertHolds('active', tx),
+    });
+    const rule: Rule = { id: 'r1', source: 'api', spec: ruleSpecSchema.parse({ name: 'errors', type: 'threshold', signal: 'error_rate', select: { service: 'shop' }, threshold: 0.5, window: '1m', group_wait: '0s' }) };
+
+    // While it holds the lease: notified, logged.
+    dispatcher.onEdge(alert('a1'), rule);
+    await dispatcher.drain();
+    expect(got).toHaveLength(1);
+    expect(errors).toEqual([]);
+
+    // Another node takes the lease over (as a takeover after expiry does: new holder, token + 1).
+    await sql`update cluster_leases set holder = 'another-node', token = token + 1 where name = 'active'`.execute(store.db);
+    expect(node.holds('active')).toBe(true); // it has not noticed
+    dispatcher.onEdge(alert('a2'), { ...rule, id: 'r2' });
+    await dispatcher.drain();
+    expect(got).toHaveLength(1);
+    expect(errors).toEqual([expect.objectContaining({ code: 'lease_lost' })]);
+    const logged = await sql<{ alert_id: string }>`select alert_id from detect_notifications order by alert_id`.execute(store.db);
+    expect(logged.rows.map((r) => r.alert_id)).toEqual(['a1']);
+  });
+});
