@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { run } from '../src/cli/main.js';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
+import { textOf } from '../src/core/text.js';
 import { createTestDatabase, type TestDatabase } from '../src/state/pg-cluster.conformance.js';
 import { BIN, freePort } from './helpers/child-server.js';
 import { callApi, eventually } from './helpers/server.js';
@@ -62,7 +63,7 @@ function errorSpans(n: number): string {
 function norm(v: unknown): string {
   if (v === null || v === undefined) return 'null';
   if (Buffer.isBuffer(v)) return `bytes:${v.toString('hex')}`;
-  return `${typeof v === 'bigint' || typeof v === 'number' ? 'n' : typeof v}:${String(v)}`;
+  return `${typeof v === 'bigint' || typeof v === 'number' ? 'n' : typeof v}:${textOf(v)}`;
 }
 function sortedRows(rows: Array<Record<string, unknown>>): string[] {
   return rows.map((r) => Object.keys(r).sort().map((k) => `${k}=${norm(r[k])}`).join('|')).sort();

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { apiCall, type ClientOpts, withClientOptions as withClient } from './api-client.js';
+import { textOf } from '../core/text.js';
 
 /**
  * `tightloop action list|run|show|approve|deny` and `tightloop deploy start` over the REST API.
@@ -36,7 +37,7 @@ const runLine = (r: RunOut): string =>
 function paramText(a: ActionOut): string {
   return Object.entries(a.params).map(([k, p]) => {
     const t = p.type === 'enum' ? (p.values ?? []).join('|') : p.type;
-    return p.required ? `${k}:${t}` : `[${k}:${t}${p.default === undefined ? '' : `=${String(p.default)}`}]`;
+    return p.required ? `${k}:${t}` : `[${k}:${t}${p.default === undefined ? '' : `=${textOf(p.default)}`}]`;
   }).join(' ');
 }
 

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { parseDuration } from '../core/duration.js';
+import { textOf } from '../core/text.js';
 import { columns, shortTime } from './table.js';
 import { clientToken, clientUrl } from '../config/client.js';
 
@@ -80,7 +81,7 @@ async function act(opts: CommonOptions, method: string, path: string, body: unkn
 
 function table(rows: Record<string, unknown>[], cols: string[]): string {
   if (rows.length === 0) return '(none)';
-  const cell = (v: unknown): string => (v === null || v === undefined ? '-' : typeof v === 'object' ? JSON.stringify(v) : String(v));
+  const cell = (v: unknown): string => textOf(v, '-');
   const widths = cols.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (vals: string[]): string => vals.map((v, i) => v.padEnd(widths[i])).join('  ').trimEnd();
   return [line(cols.map((c) => c.toUpperCase())), ...rows.map((r) => line(cols.map((c) => cell(r[c]))))].join('\n');
@@ -229,7 +230,7 @@ export function registerGatewayCommands(program: Command, done: (code: number) =
       .option('--note <text>', 'note kept with the decision')
       .action(wrap(async (id: string, o: CommonOptions & { note?: string }) =>
         act(o, 'POST', `/api/access/requests/${encodeURIComponent(id)}/${verb}`, { note: o.note }, (r) =>
-          `request ${String(r.id)} ${String(r.status)}${r.grantId === null || r.grantId === undefined ? '' : ` (grant ${String(r.grantId)})`}`)));
+          `request ${textOf(r.id)} ${textOf(r.status)}${r.grantId === null || r.grantId === undefined ? '' : ` (grant ${textOf(r.grantId)})`}`)));
   }
   common(access.command('revoke <id>').description('revoke a grant (by grant or request id) or withdraw a pending request'))
     .action(wrap(async (id: string, o: CommonOptions) => act(o, 'POST', `/api/access/revoke/${encodeURIComponent(id)}`, undefined, (r) =>
@@ -240,7 +241,7 @@ export function registerGatewayCommands(program: Command, done: (code: number) =
     .option('--role', '<user> names a tightloop role (admin, member, viewer) instead of a user')
     .action(wrap(async (user: string, name: string, o: CommonOptions & { mode: string; for?: number; role?: boolean }) =>
       act(o, 'POST', '/api/access/grants', { [o.role === true ? 'role' : 'user']: user, resource: name, mode: o.mode, duration: o.for }, (g) =>
-        `granted ${String(g.mode)} on ${name} to ${user} (grant ${String(g.id)}${g.expiresAt === null ? '' : `, until ${String(g.expiresAt)}`})`)));
+        `granted ${textOf(g.mode)} on ${name} to ${user} (grant ${textOf(g.id)}${g.expiresAt === null ? '' : `, until ${textOf(g.expiresAt)}`})`)));
   common(access.command('list').description('list access requests'))
     .option('--status <status>', 'pending, approved, denied, expired, used or revoked')
     .action(wrap(async (o: CommonOptions & { status?: string }) =>

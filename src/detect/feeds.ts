@@ -13,6 +13,7 @@ import { SUMMARY_TARGETS, type PointDelta } from './metric-window.js';
 import type { AttrLookup, RuleRuntime, SeriesEntry } from './rule-set.js';
 import { SEVERITIES } from './rules.js';
 import { compilePattern, type CompiledPattern } from '../core/pattern.js';
+import { textOf } from '../core/text.js';
 
 export type Touched = (rt: RuleRuntime, e: SeriesEntry) => void;
 
@@ -29,9 +30,7 @@ function parseObject(text: string): Record<string, unknown> {
 }
 
 function attrText(v: unknown): string | undefined {
-  if (v === undefined || v === null) return undefined;
-  if (typeof v === 'string') return v;
-  return typeof v === 'object' ? JSON.stringify(v) : String(v);
+  return v === undefined || v === null ? undefined : textOf(v);
 }
 
 /** Attribute lookup over one batch: the record's attributes, then its resource's (cached by text). */

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import type { LogBatch, SpanBatch, TelemetryBatches } from '../telemetry/index.js';
 import type { ErrorEvent, StackFrame } from './model.js';
 import { newEventId } from './sentry-event.js';
+import { textOf } from '../core/text.js';
 
 type Attrs = Record<string, unknown>;
 
@@ -47,7 +48,7 @@ function parse(json: string): unknown {
   try { return JSON.parse(json); } catch { return undefined; }
 }
 
-const str = (v: unknown): string => (typeof v === 'string' ? v : v === undefined || v === null ? '' : String(v));
+const str = (v: unknown): string => textOf(v);
 
 function toEvent(
   attrs: Attrs, base: { eventId?: string; projectId: number; timeUs: number; traceId: string; spanId: string; service: string; release: string;

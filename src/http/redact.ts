@@ -7,6 +7,7 @@
  * and see them whole. Each answer says what was withheld in `redacted`.
  */
 import type { FastifyRequest } from 'fastify';
+import { textOf } from '../core/text.js';
 import { roleAtLeast } from './roles.js';
 
 /** May this caller read reasons, notes, SQL and output? (member and admin) */
@@ -43,7 +44,7 @@ export function storyWithoutDetail<S extends { timeline: Entry[] }>(story: S): S
       return { ...e, title, data };
     }
     // The title quotes the statement: keep only its decision.
-    return { ...e, title: `${String(e.data.decision ?? 'ran')}: statement text withheld`, data };
+    return { ...e, title: `${textOf(e.data.decision, 'ran')}: statement text withheld`, data };
   });
   return { ...story, timeline };
 }

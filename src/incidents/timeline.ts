@@ -5,6 +5,7 @@
  * actions). Pure: the service gathers the facts, this orders and labels them.
  */
 import type { Deploy, Verification } from '../deploys/contract.js';
+import { textOf } from '../core/text.js';
 import { TIMELINE_KINDS, type DeployLink, type Incident, type TimelineEntry, type TimelineKind, type TimelineLinks } from './model.js';
 
 export interface StoredEvent {
@@ -50,14 +51,14 @@ function auditEntry(r: AuditFact): TimelineEntry | null {
   const base = { at: r.at, actor: r.actor, service: null, links: { auditSeq: r.seq }, data: { ...r.data, auditKind: r.kind, resource: r.resource } };
   const what = typeof r.data.kind === 'string' ? r.data.kind : 'access';
   if (r.kind === 'request.created') {
-    return { ...base, kind: 'access.requested', title: `${r.actor ?? 'someone'} requested ${what === 'statement' ? 'a statement review' : `${String(r.data.mode ?? '')} access`} on ${r.resource ?? '?'}` };
+    return { ...base, kind: 'access.requested', title: `${r.actor ?? 'someone'} requested ${what === 'statement' ? 'a statement review' : `${textOf(r.data.mode)} access`} on ${r.resource ?? '?'}` };
   }
   if (r.kind === 'request.approved') return { ...base, kind: 'access.approved', title: `${r.actor ?? 'someone'} approved ${what} request on ${r.resource ?? '?'}` };
   if (r.kind === 'access.break_glass') return { ...base, kind: 'access.approved', title: `${r.actor ?? 'someone'} broke glass on ${r.resource ?? '?'}` };
   if (r.kind === 'statement') {
     const sql = typeof r.data.sql === 'string' ? r.data.sql : '';
     const n = typeof r.data.executions === 'number' && r.data.executions > 1 ? ` (×${r.data.executions})` : '';
-    return { ...base, kind: 'statement', title: `${String(r.data.decision ?? 'ran')}: ${sql.length > 120 ? `${sql.slice(0, 120)}…` : sql}${n}` };
+    return { ...base, kind: 'statement', title: `${textOf(r.data.decision, 'ran')}: ${sql.length > 120 ? `${sql.slice(0, 120)}…` : sql}${n}` };
   }
   if (r.kind.startsWith('action.')) {
     const name = r.resource?.startsWith('action:') === true ? r.resource.slice('action:'.length) : typeof r.data.action === 'string' ? r.data.action : 'action';
@@ -73,25 +74,25 @@ function eventEntry(e: StoredEvent, inc: Incident): TimelineEntry | null {
     case 'alert.fired':
     case 'alert.resolved': {
       const links = (e.data.links ?? {}) as { console?: string; traces?: string };
-      return { ...base, kind: e.kind, title: `${String(e.data.rule ?? 'alert')} ${e.kind === 'alert.fired' ? 'fired' : 'resolved'}`, links: { alert: e.ref ?? undefined, traces: links.traces } };
+      return { ...base, kind: e.kind, title: `${textOf(e.data.rule, 'alert')} ${e.kind === 'alert.fired' ? 'fired' : 'resolved'}`, links: { alert: e.ref ?? undefined, traces: links.traces } };
     }
     case 'notified':
-      return { ...base, kind: 'notified', title: `${String(e.data.receiver ?? 'receiver')} notified (${String(e.data.status ?? '')}${e.data.ok === false ? ', delivery failed' : ''})`, links: { alert: e.ref ?? undefined } };
+      return { ...base, kind: 'notified', title: `${textOf(e.data.receiver, 'receiver')} notified (${textOf(e.data.status)}${e.data.ok === false ? ', delivery failed' : ''})`, links: { alert: e.ref ?? undefined } };
     case 'acknowledged':
       return { ...base, kind: 'acknowledged', title: `acknowledged by ${e.actor ?? 'someone'}` };
     case 'assigned':
-      return { ...base, kind: 'assigned', title: `assigned to ${String(e.data.assignee ?? '?')}` };
+      return { ...base, kind: 'assigned', title: `assigned to ${textOf(e.data.assignee, '?')}` };
     case 'error_group':
-      return { ...base, kind: 'error_group', title: `error group ${String(e.data.kind ?? 'new')}: ${String(e.data.title ?? '')}`, links: { errorGroups: e.ref === null ? [] : [e.ref] } };
+      return { ...base, kind: 'error_group', title: `error group ${textOf(e.data.kind, 'new')}: ${textOf(e.data.title)}`, links: { errorGroups: e.ref === null ? [] : [e.ref] } };
     case 'fix.unverified':
       return {
         ...base, kind: 'fix_unverified',
-        title: `recovered but unverified: the verification of ${e.data.rollback === true ? 'the rollback to ' : ''}${inc.service} ${String(e.data.version ?? '?')} was inconclusive${typeof e.data.reason === 'string' ? ` (${e.data.reason})` : ''}; the incident stays open until a person resolves it or a fix passes`,
+        title: `recovered but unverified: the verification of ${e.data.rollback === true ? 'the rollback to ' : ''}${inc.service} ${textOf(e.data.version, '?')} was inconclusive${typeof e.data.reason === 'string' ? ` (${e.data.reason})` : ''}; the incident stays open until a person resolves it or a fix passes`,
       };
     case 'note':
-      return { ...base, kind: 'note', title: `${e.actor ?? 'someone'} noted: ${String(e.data.note ?? '')}` };
+      return { ...base, kind: 'note', title: `${e.actor ?? 'someone'} noted: ${textOf(e.data.note)}` };
     case 'resolved':
-      return { ...base, kind: 'resolved', title: `resolved (${String(e.data.resolution ?? 'manual')})${typeof e.data.note === 'string' && e.data.note !== '' ? `: ${e.data.note}` : ''}` };
+      return { ...base, kind: 'resolved', title: `resolved (${textOf(e.data.resolution, 'manual')})${typeof e.data.note === 'string' && e.data.note !== '' ? `: ${e.data.note}` : ''}` };
     default:
       return null;
   }

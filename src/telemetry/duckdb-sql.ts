@@ -65,7 +65,11 @@ export function numOrNull(v: unknown): number | null {
 }
 
 export function str(v: unknown): string {
-  return typeof v === 'string' ? v : v === null || v === undefined ? '' : String(v);
+  if (typeof v === 'string') return v;
+  if (v === null || v === undefined) return '';
+  // A cell of a DuckDB row: the client's value classes (lists, decimals, ...) print as SQL does.
+  const cell = v as DuckDBValue;
+  return String(cell);
 }
 
 /** UHUGEINT / UBIGINT id → lowercase hex of `chars` digits; 0 (absent) → ''. */
