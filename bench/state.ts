@@ -192,6 +192,7 @@ async function failover(stateUrl: string, key: { keyFile: string; anchorFile: st
     return { port: await freePort(), gatewayPort: await freePort(), dataDir };
   };
   const db = new pg.Client({ connectionString: stateUrl });
+  db.on('error', () => undefined); // PostgreSQL stopping at the end (or a timeout): the queries fail instead
   await db.connect();
   const lease = async (): Promise<{ holder: string | null; token: number; left: number; acquired: number; now: number }> => {
     const r = await db.query<{ holder: string | null; token: string; left: string; acquired: string; now: string }>(
