@@ -24,12 +24,18 @@ function rand(): number {
   t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
 }
-const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)];
+function pick<T>(xs: readonly T[]): T {
+  const x = xs[Math.floor(rand() * xs.length)];
+  if (x === undefined) throw new Error('pick from an empty list');
+  return x;
+}
 
 function randomId(bytes: number): Uint8Array {
   const id = new Uint8Array(bytes);
-  for (let i = 0; i < bytes; i++) id[i] = Math.floor(rand() * 256);
-  id[0] |= 1; // never all zero
+  for (let i = 0; i < bytes; i++) {
+    const v = Math.floor(rand() * 256);
+    id[i] = i === 0 ? v | 1 : v; // never all zero
+  }
   return id;
 }
 

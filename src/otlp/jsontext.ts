@@ -1,6 +1,8 @@
-import { PackedText } from '../telemetry/packed-text.js';
-import { ingestCounters, noteUtf8 } from './limits.js';
 import { isUtf8 } from 'node:buffer';
+import { at } from '../core/indexed.js';
+import { PackedText } from '../telemetry/packed-text.js';
+import { OtlpDecodeError } from './error.js';
+import { ingestCounters, noteUtf8 } from './limits.js';
 import { latin1Text, utf8Text } from './wire.js';
 
 /**
@@ -22,6 +24,11 @@ for (let c = 0x80; c < 0x100; c++) CLASS[c] = 2;
 
 const SHORT_ESCAPE: Record<number, number> = { 0x08: 0x62, 0x09: 0x74, 0x0a: 0x6e, 0x0c: 0x66, 0x0d: 0x72, 0x22: 0x22, 0x5c: 0x5c };
 const HEX_DIGIT = '0123456789abcdef';
+
+/** A string field's bytes come from a length-checked field; one past the buffer is a decoder bug. */
+function pastEnd(at: number): never {
+  throw new OtlpDecodeError('string bytes run past the end of the buffer', `byte ${at}`);
+}
 
 /** Scratch buffers beyond this are dropped on reset so one huge request does not pin memory. */
 const KEEP_BYTES = 1 << 20;
@@ -90,8 +97,8 @@ export class JsonText {
     let p = this.p;
     b[p++] = 0x22;
     for (let i = s; i < e; i++) {
-      const c = src[i];
-      const cls = CLASS[c];
+      const c = src[i] ?? pastEnd(i);
+      const cls = at(CLASS, c);
       if (cls === 0) {
         b[p++] = c;
       } else if (cls === 2) {

@@ -7,6 +7,7 @@
  * shown by /api/health).
  */
 import { isUtf8 } from 'node:buffer';
+import { at } from '../core/indexed.js';
 import type { LogBatch, MetricBatch, ResourceColumns, SpanBatch } from '../telemetry/batch.js';
 import { packedColumns, unpackColumn, type PackedText } from '../telemetry/packed-text.js';
 
@@ -107,7 +108,7 @@ function packedMayExceed(col: PackedText): boolean {
   const b = col.bytes;
   let s = 0;
   for (let i = 0; i < col.length; i++) {
-    const e = col.ends[i];
+    const e = at(col.ends, i);
     if (e - s > LIMITS.value) return true;
     if (e - s > 2 * (LIMITS.attributes - 1)) {
       let commas = 0;
@@ -149,18 +150,17 @@ function limitJsonText(text: string, kind: 'attrs' | 'resource' | 'list', listMa
 
 /** Applies `f` to every string of a column. */
 function mapColumn(col: string[], f: (s: string) => string): void {
-  for (let i = 0; i < col.length; i++) col[i] = f(col[i]);
+  col.forEach((s, i) => { col[i] = f(s); });
 }
 
 /** Applies `f` once per run of one value (resource and scope columns repeat it on every row). */
 function mapRuns(col: string[], f: (s: string) => string): void {
   let lastIn: string | undefined;
   let lastOut = '';
-  for (let i = 0; i < col.length; i++) {
-    const s = col[i];
+  col.forEach((s, i) => {
     if (s !== lastIn) { lastIn = s; lastOut = f(s); }
     col[i] = lastOut;
-  }
+  });
 }
 
 const name = (s: string): string => truncate(s, LIMITS.name);

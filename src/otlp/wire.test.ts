@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import protobuf from 'protobufjs/minimal.js';
 import { describe, expect, it } from 'vitest';
+import { OtlpDecodeError } from './error.js';
 import { JsonText } from './jsontext.js';
 import { int64Json, nanosBetween, nanosToMicros, WireReader } from './wire.js';
 
@@ -63,6 +64,33 @@ describe('WireReader', () => {
   it('hex matches Buffer hex', () => {
     fc.assert(fc.property(fc.uint8Array({ minLength: 1, maxLength: 16 }), (bytes) =>
       new WireReader(bytes).hex(0, bytes.length) === Buffer.from(bytes).toString('hex')), { numRuns: 2000 });
+  });
+
+  it('every truncation of a primitive is an OtlpDecodeError naming the byte it started at', () => {
+    const reads: Array<[string, (r: WireReader) => unknown, Uint8Array]> = [
+      ['truncated varint', (r) => r.uint32(), protobuf.Writer.create().uint32(0xffffffff).finish()],
+      ['truncated varint', (r) => r.varint64(), protobuf.Writer.create().int64(longBits(-1n)).finish()],
+      ['truncated fixed32', (r) => r.fixed32(), protobuf.Writer.create().fixed32(7).finish()],
+      ['truncated fixed64', (r) => r.fixed64(), protobuf.Writer.create().fixed64(longBits(7n)).finish()],
+      ['truncated double', (r) => r.double(), protobuf.Writer.create().double(1.5).finish()],
+      ['truncated varint', (r) => r.skip(0, r.len), protobuf.Writer.create().uint32(0xffffffff).finish()],
+    ];
+    for (const [reason, read, bytes] of reads) {
+      for (let cut = 0; cut < bytes.length; cut++) {
+        // Two bytes of prefix, so the offset in the message is not just 0.
+        const r = new WireReader(Uint8Array.of(0, 0, ...bytes.subarray(0, cut)));
+        r.pos = 2;
+        expect(() => read(r), `${reason} at ${cut}`).toThrow(new OtlpDecodeError(reason, 'byte 2'));
+      }
+    }
+  });
+
+  it('ids read past the end of the buffer fail instead of turning into zeros', () => {
+    const r = new WireReader(Uint8Array.of(1, 2, 3));
+    expect(() => r.hex(1, 8)).toThrow(OtlpDecodeError);
+    expect(() => r.hex(1, 40)).toThrow(OtlpDecodeError);
+    expect(() => new WireReader(Uint8Array.of(0, 0, 0)).isZero(0, 8)).toThrow(OtlpDecodeError);
+    expect(r.hex(1, 2)).toBe('0203');
   });
 });
 

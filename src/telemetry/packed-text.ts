@@ -16,6 +16,8 @@
  * replaces the column and drops its bytes.
  */
 
+import { at } from '../core/indexed.js';
+
 interface FastSlices { utf8Slice(start: number, end: number): string }
 const fastSlice = typeof (Buffer.prototype as unknown as Partial<FastSlices>).utf8Slice === 'function';
 const utf8 = fastSlice
@@ -35,17 +37,17 @@ export class PackedText {
   static of(values: readonly string[]): PackedText {
     const parts = values.map((v) => Buffer.from(v, 'utf8'));
     const ends = new Uint32Array(values.length);
-    let at = 0;
-    parts.forEach((p, i) => { at += p.length; ends[i] = at; });
+    let used = 0;
+    parts.forEach((p, i) => { used += p.length; ends[i] = used; });
     return new PackedText(Buffer.concat(parts), ends, values.length);
   }
 
   start(i: number): number {
-    return i === 0 ? 0 : this.ends[i - 1];
+    return i === 0 ? 0 : at(this.ends, i - 1);
   }
 
-  at(i: number): string {
-    return utf8(this.bytes, this.start(i), this.ends[i]);
+  end(i: number): number {
+    return at(this.ends, i);
   }
 
   /** The column as strings (decoded once, frozen). */
@@ -55,7 +57,7 @@ export class PackedText {
       let s = 0;
       const b = this.bytes;
       for (let i = 0; i < this.length; i++) {
-        const e = this.ends[i];
+        const e = at(this.ends, i);
         // The empty values are two ASCII bytes: shared constants instead of a string each.
         out[i] = e - s === 2 && b[s] === 0x7b && b[s + 1] === 0x7d ? '{}'
           : e - s === 2 && b[s] === 0x5b && b[s + 1] === 0x5d ? '[]' : utf8(b, s, e);

@@ -8,6 +8,7 @@
  * (`take` → commit → `committed`, or `restore` on failure) and rebuilds the buffer from raw spans
  * after a crash.
  */
+import { at } from '../core/indexed.js';
 import type { SpanBatch } from './batch.js';
 import { LatencySketch, sketchKey } from './sketch.js';
 
@@ -175,10 +176,10 @@ function aggregateBatch(b: SpanBatch, keep?: (i: number) => boolean): Map<number
   let lastPeriod: Period | undefined;
   let last: Acc | undefined;
   for (let i = 0; i < b.length; i++) {
-    if (!isEntrySpan(b.kind[i], b.parentSpanId[i])) continue;
+    if (!isEntrySpan(at(b.kind, i), at(b.parentSpanId, i))) continue;
     if (keep && !keep(i)) continue;
-    const second = Math.floor(b.startUs[i] / US_PER_S);
-    const service = b.service[i], operation = b.name[i], version = b.version[i], environment = b.environment[i];
+    const second = Math.floor(at(b.startUs, i) / US_PER_S);
+    const service = at(b.service, i), operation = at(b.name, i), version = at(b.version, i), environment = at(b.environment, i);
     // Spans of one request burst share series and second: skip the lookups then.
     if (!(last && second === lastSecond && last.operation === operation && last.service === service
       && last.version === version && last.environment === environment)) {
@@ -196,7 +197,7 @@ function aggregateBatch(b: SpanBatch, keep?: (i: number) => boolean): Map<number
     }
     last.count++;
     if (b.statusCode[i] === STATUS_ERROR) last.errors++;
-    const k = sketchKey(b.durationNs[i]);
+    const k = sketchKey(at(b.durationNs, i));
     last.bins.set(k, (last.bins.get(k) ?? 0) + 1);
   }
   return out;

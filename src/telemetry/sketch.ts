@@ -8,6 +8,7 @@
  * SMALLINT column; storage keeps them as parallel keys/counts lists that SQL can merge with
  * unnest + GROUP BY. Durations below 1 ns (zero) are counted in the 1 ns bin.
  */
+import { at } from '../core/indexed.js';
 
 export const SKETCH_RELATIVE_ACCURACY = 0.01;
 const GAMMA = (1 + SKETCH_RELATIVE_ACCURACY) / (1 - SKETCH_RELATIVE_ACCURACY);
@@ -29,15 +30,15 @@ export function sketchValue(key: number): number {
  */
 export function quantileFromSortedBins(keys: ArrayLike<number>, counts: ArrayLike<number>, q: number): number | null {
   let total = 0;
-  for (let i = 0; i < counts.length; i++) total += counts[i];
+  for (let i = 0; i < counts.length; i++) total += at(counts, i);
   if (total === 0) return null;
   const rank = Math.min(Math.max(q, 0), 1) * (total - 1);
   let cum = 0;
   for (let i = 0; i < keys.length; i++) {
-    cum += counts[i];
-    if (cum > rank) return sketchValue(keys[i]);
+    cum += at(counts, i);
+    if (cum > rank) return sketchValue(at(keys, i));
   }
-  return sketchValue(keys[keys.length - 1]);
+  return sketchValue(at(keys, keys.length - 1));
 }
 
 export class LatencySketch {
@@ -78,7 +79,7 @@ export class LatencySketch {
 
   static fromBins(keys: ArrayLike<number>, counts: ArrayLike<number>): LatencySketch {
     const s = new LatencySketch();
-    for (let i = 0; i < keys.length; i++) s.addBin(keys[i], counts[i]);
+    for (let i = 0; i < keys.length; i++) s.addBin(at(keys, i), at(counts, i));
     return s;
   }
 }

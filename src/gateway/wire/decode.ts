@@ -102,7 +102,7 @@ export function decodeBind(body: Buffer): BindMessage {
 /** Describe and Close share a layout: 'S' (statement) or 'P' (portal), then a name. */
 export function decodeTarget(body: Buffer): { kind: 'S' | 'P'; name: string } {
   need(body, 0, 1);
-  const kind = String.fromCharCode(body[0]);
+  const kind = String.fromCharCode(body.readUInt8(0));
   if (kind !== 'S' && kind !== 'P') throw new ProtocolViolation(`invalid target kind '${kind}'`);
   return { kind, name: readCString(body, 1).value };
 }
@@ -146,7 +146,7 @@ export function decodeErrorFields(body: Buffer): Map<string, string> {
   const fields = new Map<string, string>();
   let off = 0;
   while (off < body.length && body[off] !== 0) {
-    const code = String.fromCharCode(body[off]);
+    const code = String.fromCharCode(body.readUInt8(off));
     const v = readCString(body, off + 1);
     fields.set(code, v.value);
     off = v.next;
@@ -159,7 +159,7 @@ export function rowsFromTag(body: Buffer): number {
   let end = body.length;
   if (end > 0 && body[end - 1] === 0) end--;
   let start = end;
-  while (start > 0 && body[start - 1] >= 0x30 && body[start - 1] <= 0x39) start--;
+  while (start > 0 && body.readUInt8(start - 1) >= 0x30 && body.readUInt8(start - 1) <= 0x39) start--;
   if (start === end || start === 0 || body[start - 1] !== 0x20) return 0;
   return Number(body.toString('latin1', start, end));
 }
@@ -182,7 +182,7 @@ export function decodeCopyResponse(body: Buffer): CopyResponse {
   need(body, 3, 2 * n);
   const columnFormats: number[] = [];
   for (let i = 0; i < n; i++) columnFormats.push(body.readInt16BE(3 + 2 * i));
-  return { format: body[0], columnFormats };
+  return { format: body.readUInt8(0), columnFormats };
 }
 
 /** SASLInitialResponse: mechanism name, then Int32 length (-1 = none) and data. */

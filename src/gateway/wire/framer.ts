@@ -84,10 +84,10 @@ export class MessageFramer {
     let off = 0;
     while (chunk.length - off >= header) {
       const len = chunk.readInt32BE(off + lenAt);
-      const max = this.untyped ? this.maxMessageBytes : this.byType[chunk[off]] || this.maxMessageBytes;
+      const max = this.untyped ? this.maxMessageBytes : this.byType[chunk.readUInt8(off)] || this.maxMessageBytes;
       if (len < 4 || len > max) {
         if (len >= 4 && !this.untyped && this.perType) {
-          const t = String.fromCharCode(chunk[off]);
+          const t = String.fromCharCode(chunk.readUInt8(off));
           throw new GatewayError('message_too_large', '54000', `${TYPE_NAMES[t] ?? `'${t}'`} message of ${len} bytes is over the gateway's limit of ${max} bytes`, { fatal: true });
         }
         // The length of a server message over the limit is data (`repeat('x', 2^28 + ascii(name))`

@@ -61,7 +61,7 @@ export class SocketReader {
         const total = (untyped ? 0 : 1) + len;
         if (this.buf.length >= total) {
           const msg: WireMessage = {
-            type: untyped ? '' : String.fromCharCode(this.buf[0]),
+            type: untyped ? '' : String.fromCharCode(this.buf.readUInt8(0)),
             body: this.buf.subarray(header, total),
           };
           this.buf = this.buf.subarray(total);
