@@ -33,7 +33,9 @@ export function decodeTracesProtobuf(body: Uint8Array): DecodeResult<SpanBatch> 
   const r = new WireReader(body);
   const b = emptySpanBatch();
   // Sized from the body: a span's attributes are usually most of its bytes.
-  const text: SpanText = { attrs: new JsonColumn(body.length), events: new JsonColumn(4096), links: new JsonColumn(1024) };
+  const text: SpanText = {
+    attrs: new JsonColumn(body.length), events: new JsonColumn(Math.min(4096, body.length)), links: new JsonColumn(Math.min(1024, body.length)),
+  };
   const done = decodeInto(r, b, text);
   packColumns(b, { attrs: text.attrs.finish(), events: text.events.finish(), links: text.links.finish() });
   return done;
