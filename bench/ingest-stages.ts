@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import { DuckDBInstance, type DuckDBDataChunk } from '@duckdb/node-api';
 import { decodeLogs, decodeTraces } from '../src/otlp/index.js';
 import type { LogBatch, SpanBatch } from '../src/telemetry/batch.js';
-import { ChunkPool, type RowSource } from '../src/telemetry/duckdb-chunks.js';
+import { batchSource, ChunkPool, type RowSource } from '../src/telemetry/duckdb-chunks.js';
 import { LOG_COLUMNS, SCHEMA_DDL, SPAN_COLUMNS } from '../src/telemetry/duckdb-schema.js';
 import { WriteConnection } from '../src/telemetry/duckdb-write.js';
 import { DuckDbTelemetryStore, defaultDuckDbThreads } from '../src/telemetry/duckdb-store.js';
@@ -90,7 +90,7 @@ async function main(): Promise<void> {
   const pools = { spans: new ChunkPool(SPAN_COLUMNS, 1024), logs: new ChunkPool(LOG_COLUMNS, 1024) };
   const seq = Date.now() * 1000;
   const src = (b: SpanBatch | LogBatch, fr: Map<string, ResourceEntry>): RowSource =>
-    ({ length: b.length, cols: { ...b, resourceId: resources.resolve(b, fr), ingestedUs: seq } });
+    batchSource(b, { resourceId: resources.resolve(b, fr), ingestedUs: seq });
   const filled: Array<{ spans: DuckDBDataChunk[]; logs: DuckDBDataChunk[] }> = [];
   const fr = new Map<string, ResourceEntry>();
   report('fill', await measure(spans, () => {

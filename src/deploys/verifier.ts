@@ -130,7 +130,7 @@ export class Verifier {
    */
   onMetrics(b: MetricBatch): void {
     if (!this.opts.metricChecks) return;
-    const attrs = new AttrReader(b.attrs, b.resourceAttrs);
+    const attrs = new AttrReader(b);
     const byService = new Map<string, ReturnType<Verifier['checksFor']>>();
     for (let i = 0; i < b.length; i++) {
       let checks = byService.get(b.service[i]);

@@ -39,7 +39,8 @@ export class AttrReader {
   private rec: Record<string, unknown> | undefined;
   private readonly resources = new Map<string, Record<string, unknown>>();
 
-  constructor(private readonly attrs: readonly string[], private readonly resourceAttrs: readonly string[]) {}
+  /** Takes the batch, not its columns: a column kept as bytes (packed-text.ts) is decoded only when a rule reads it. */
+  constructor(private readonly b: { readonly attrs: readonly string[]; readonly resourceAttrs: readonly string[] }) {}
 
   at(i: number): AttrLookup {
     if (i !== this.row) { this.row = i; this.rec = undefined; }
@@ -47,10 +48,10 @@ export class AttrReader {
   }
 
   private readonly get = (key: string): string | undefined => {
-    this.rec ??= parseObject(this.attrs[this.row] ?? '');
+    this.rec ??= parseObject(this.b.attrs[this.row] ?? '');
     const own = this.rec[key];
     if (own !== undefined) return attrText(own);
-    const text = this.resourceAttrs[this.row] ?? '';
+    const text = this.b.resourceAttrs[this.row] ?? '';
     let res = this.resources.get(text);
     if (res === undefined) { res = parseObject(text); this.resources.set(text, res); }
     return attrText(res[key]);
@@ -95,7 +96,7 @@ class BatchAcc {
 /** Entry spans of committed batches → RED series of rules that select or fan out by attributes. */
 export function feedSpans(rts: readonly RuleRuntime[], b: SpanBatch, touched: Touched): void {
   const acc = new BatchAcc();
-  const attrs = new AttrReader(b.attrs, b.resourceAttrs);
+  const attrs = new AttrReader(b);
   for (let i = 0; i < b.length; i++) {
     if (!isEntrySpan(b.kind[i], b.parentSpanId[i])) continue;
     const labels = { service: b.service[i], operation: b.name[i], version: b.version[i], environment: b.environment[i] };
@@ -139,7 +140,7 @@ function severityOf(n: number, text: string): number {
 /** Committed log records → per-second counts of records matching each log rule. */
 export function feedLogs(rts: readonly RuleRuntime[], b: LogBatch, touched: Touched): void {
   const acc = new BatchAcc();
-  const attrs = new AttrReader(b.attrs, b.resourceAttrs);
+  const attrs = new AttrReader(b);
   for (let i = 0; i < b.length; i++) {
     const labels = { service: b.service[i], version: b.version[i], environment: b.environment[i] };
     let lower: string | undefined;
@@ -204,7 +205,7 @@ export class MetricFeed {
 
   feed(byName: ReadonlyMap<string, readonly RuleRuntime[]>, b: MetricBatch, touched: Touched): void {
     const seen = new Map<SeriesEntry, RuleRuntime>();
-    const attrs = new AttrReader(b.attrs, b.resourceAttrs);
+    const attrs = new AttrReader(b);
     for (let i = 0; i < b.length; i++) {
       const rts = byName.get(b.name[i]);
       if (rts === undefined) continue;

@@ -3,7 +3,8 @@
  *
  * Request bodies (protobuf or JSON) are decoded straight into the column batches of
  * `telemetry/batch.ts`: no intermediate object graph; resource fields are read once per
- * resource and repeated per row; attributes become JSON text as they are read.
+ * resource and repeated per row; attributes become JSON text as they are read (protobuf spans
+ * keep that text as UTF-8 bytes up to the DuckDB chunks: telemetry/packed-text.ts).
  *
  *   error.ts         OtlpDecodeError (with the JSON path or byte offset of the problem)
  *   wire.ts          protobuf wire reader (varints, fixed64 as lo/hi, hex ids via a table)

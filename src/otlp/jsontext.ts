@@ -1,6 +1,8 @@
+import { isUtf8 } from 'node:buffer';
 import { at } from '../core/indexed.js';
+import { PackedText } from '../telemetry/packed-text.js';
 import { OtlpDecodeError } from './error.js';
-import { noteUtf8 } from './limits.js';
+import { ingestCounters, noteUtf8 } from './limits.js';
 import { latin1Text, utf8Text } from './wire.js';
 
 /**
@@ -32,10 +34,10 @@ function pastEnd(at: number): never {
 const KEEP_BYTES = 1 << 20;
 
 export class JsonText {
-  private buf: Buffer = Buffer.allocUnsafe(4096);
+  protected buf: Buffer = Buffer.allocUnsafe(4096);
   /** Write position: bytes [0, p) are the text so far. */
   p = 0;
-  private nonAscii = false;
+  protected nonAscii = false;
 
   reset(): void {
     if (this.buf.length > KEEP_BYTES) this.buf = Buffer.allocUnsafe(4096);
@@ -43,7 +45,7 @@ export class JsonText {
     this.nonAscii = false;
   }
 
-  private grow(n: number): void {
+  protected grow(n: number): void {
     let size = this.buf.length * 2;
     while (size < this.p + n) size *= 2;
     const next = Buffer.allocUnsafe(size);
@@ -142,5 +144,64 @@ export class JsonText {
   /** Text [from, p) as one string. */
   text(from = 0): string {
     return this.nonAscii ? noteUtf8(utf8Text(this.buf, from, this.p), this.buf, from, this.p) : latin1Text(this.buf, from, this.p);
+  }
+}
+
+/**
+ * One JSON text per row, written one after another into one buffer that becomes a PackedText
+ * (telemetry/packed-text.ts): the text column of a whole request with no string per row and no
+ * copy. openRow/closeRow take the place of open/close; rewinds (writeAnyValue's oneof) stay
+ * within the row, since they go back to positions it wrote.
+ */
+export class JsonColumn extends JsonText {
+  private ends = new Uint32Array(256);
+  private rows = 0;
+  private base = 0;
+
+  constructor(bytes: number) {
+    super();
+    this.buf = Buffer.allocUnsafe(Math.max(64, bytes));
+  }
+
+  openRow(bracket: number): void {
+    this.base = this.p;
+    this.nonAscii = false;
+    this.byte(bracket);
+  }
+
+  /**
+   * Ends the row's text (`empty`, ASCII, when nothing was added to it). Invalid UTF-8 is
+   * replaced (U+FFFD) and counted, as text() does for a string.
+   */
+  closeRow(bracket: number, empty: string): void {
+    if (this.p === this.base + 1) {
+      this.p = this.base;
+      this.raw(empty);
+    } else {
+      this.byte(bracket);
+      if (this.nonAscii && !isUtf8(this.buf.subarray(this.base, this.p))) {
+        ingestCounters.invalidUtf8++;
+        const fixed = Buffer.from(utf8Text(this.buf, this.base, this.p), 'utf8');
+        this.p = this.base;
+        if (this.p + fixed.length > this.buf.length) this.grow(fixed.length);
+        fixed.copy(this.buf, this.p);
+        this.p += fixed.length;
+      }
+    }
+    if (this.rows === this.ends.length) {
+      const e = new Uint32Array(this.rows * 2);
+      e.set(this.ends);
+      this.ends = e;
+    }
+    this.ends[this.rows++] = this.p;
+  }
+
+  /** The rows written so far as a PackedText (this writer is not used again). */
+  finish(): PackedText {
+    return new PackedText(this.buf, this.ends, this.rows);
+  }
+
+  override reset(): void {
+    throw new Error('JsonColumn: use openRow/closeRow');
   }
 }

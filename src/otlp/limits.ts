@@ -7,7 +7,9 @@
  * shown by /api/health).
  */
 import { isUtf8 } from 'node:buffer';
+import { at } from '../core/indexed.js';
 import type { LogBatch, MetricBatch, ResourceColumns, SpanBatch } from '../telemetry/batch.js';
+import { packedColumns, unpackColumn, type PackedText } from '../telemetry/packed-text.js';
 
 export const LIMITS = {
   /** Names and identifiers: service, version, environment, span/metric/scope names, units, severity text. */
@@ -98,6 +100,38 @@ function mayExceed(text: string): boolean {
   return false;
 }
 
+/**
+ * mayExceed() over a column kept as bytes (packed-text.ts): a byte count above the limit is
+ * the conservative test (a text has at most as many chars as bytes), and a comma is one byte.
+ */
+function packedMayExceed(col: PackedText): boolean {
+  const b = col.bytes;
+  let s = 0;
+  for (let i = 0; i < col.length; i++) {
+    const e = at(col.ends, i);
+    if (e - s > LIMITS.value) return true;
+    if (e - s > 2 * (LIMITS.attributes - 1)) {
+      let commas = 0;
+      for (let k = b.indexOf(0x2c, s); k >= 0 && k < e; k = b.indexOf(0x2c, k + 1)) if (++commas >= LIMITS.attributes - 1) return true;
+    }
+    s = e;
+  }
+  return false;
+}
+
+/**
+ * Applies `f` to a JSON text column; a column kept as bytes is left as bytes when no value of
+ * it can exceed a limit (the usual case), else made a plain string column first.
+ */
+function mapJsonColumn(b: object, field: 'attrs' | 'events' | 'links', col: () => string[], f: (s: string) => string): void {
+  const packed = packedColumns(b)?.[field];
+  if (packed !== undefined) {
+    if (!packedMayExceed(packed)) return;
+    unpackColumn(b, field);
+  }
+  mapColumn(col(), f);
+}
+
 function limitJsonText(text: string, kind: 'attrs' | 'resource' | 'list', listMax = 0): string {
   if (!mayExceed(text)) return text;
   let v: unknown;
@@ -141,9 +175,9 @@ export function limitSpans(b: SpanBatch): SpanBatch {
   mapColumn(b.name, name);
   mapColumn(b.traceState, name);
   mapColumn(b.statusMessage, (s) => truncate(s, LIMITS.value));
-  mapColumn(b.attrs, (s) => limitJsonText(s, 'attrs'));
-  mapColumn(b.events, (s) => limitJsonText(s, 'list', LIMITS.events));
-  mapColumn(b.links, (s) => limitJsonText(s, 'list', LIMITS.links));
+  mapJsonColumn(b, 'attrs', () => b.attrs, (s) => limitJsonText(s, 'attrs'));
+  mapJsonColumn(b, 'events', () => b.events, (s) => limitJsonText(s, 'list', LIMITS.events));
+  mapJsonColumn(b, 'links', () => b.links, (s) => limitJsonText(s, 'list', LIMITS.links));
   return b;
 }
 

@@ -1,9 +1,10 @@
 import { emptySpanBatch, type SpanBatch } from '../telemetry/batch.js';
+import { packColumns } from '../telemetry/packed-text.js';
 import {
-  ATTRS, CLOSE_BRACE, CLOSE_BRACKET, EMPTY_RESOURCE, EVENTS, fillResource, fillScope, LINKS, OPEN_BRACE, OPEN_BRACKET,
+  CLOSE_BRACE, CLOSE_BRACKET, EMPTY_RESOURCE, fillResource, fillScope, OPEN_BRACE, OPEN_BRACKET,
   readResource, Rejections, ScopeInfo, writeKeyValue, type DecodeResult,
 } from './common.js';
-import type { JsonText } from './jsontext.js';
+import { JsonColumn, type JsonText } from './jsontext.js';
 import { nanosBetween, nanosToMicros, WireReader } from './wire.js';
 
 /**
@@ -21,16 +22,32 @@ function sameBytes(b: Uint8Array, x: number, y: number, n: number): boolean {
   return true;
 }
 
+/**
+ * The text columns a span carries as UTF-8 bytes to the store (telemetry/packed-text.ts); the
+ * batch's `attrs`, `events` and `links` read them as strings.
+ */
+interface SpanText { attrs: JsonColumn; events: JsonColumn; links: JsonColumn }
+
 export function decodeTracesProtobuf(body: Uint8Array): DecodeResult<SpanBatch> {
   lastTraceHex = '';
   const r = new WireReader(body);
   const b = emptySpanBatch();
+  // Sized from the body: a span's attributes are usually most of its bytes.
+  const text: SpanText = {
+    attrs: new JsonColumn(body.length), events: new JsonColumn(Math.min(4096, body.length)), links: new JsonColumn(Math.min(1024, body.length)),
+  };
+  const done = decodeInto(r, b, text);
+  packColumns(b, { attrs: text.attrs.finish(), events: text.events.finish(), links: text.links.finish() });
+  return done;
+}
+
+function decodeInto(r: WireReader, b: SpanBatch, text: SpanText): DecodeResult<SpanBatch> {
   const rej = new Rejections();
   const end = r.len;
   let ri = 0;
   while (r.pos < end) {
     const tag = r.uint32();
-    if (tag === 10) resourceSpans(r, r.lenEnd(end), b, rej, ri++); // 1 resource_spans
+    if (tag === 10) resourceSpans(r, r.lenEnd(end), b, text, rej, ri++); // 1 resource_spans
     else r.skip(tag & 7, end);
   }
   r.finish(end);
@@ -38,13 +55,13 @@ export function decodeTracesProtobuf(body: Uint8Array): DecodeResult<SpanBatch> 
 }
 
 /** ResourceSpans: 1 resource, 2 scope_spans, 3 schema_url (skipped). */
-function resourceSpans(r: WireReader, end: number, b: SpanBatch, rej: Rejections, ri: number): void {
+function resourceSpans(r: WireReader, end: number, b: SpanBatch, text: SpanText, rej: Rejections, ri: number): void {
   let res = EMPTY_RESOURCE;
   let si = 0;
   while (r.pos < end) {
     const tag = r.uint32();
     if (tag === 10) res = readResource(r, r.lenEnd(end));
-    else if (tag === 18) scopeSpans(r, r.lenEnd(end), b, rej, ri, si++);
+    else if (tag === 18) scopeSpans(r, r.lenEnd(end), b, text, rej, ri, si++);
     else r.skip(tag & 7, end);
   }
   r.finish(end);
@@ -52,13 +69,13 @@ function resourceSpans(r: WireReader, end: number, b: SpanBatch, rej: Rejections
 }
 
 /** ScopeSpans: 1 scope, 2 spans, 3 schema_url (skipped). */
-function scopeSpans(r: WireReader, end: number, b: SpanBatch, rej: Rejections, ri: number, si: number): void {
+function scopeSpans(r: WireReader, end: number, b: SpanBatch, text: SpanText, rej: Rejections, ri: number, si: number): void {
   const scope = new ScopeInfo();
   let i = 0;
   while (r.pos < end) {
     const tag = r.uint32();
     if (tag === 10) scope.read(r, r.lenEnd(end));
-    else if (tag === 18) span(r, r.lenEnd(end), b, rej, ri, si, i++);
+    else if (tag === 18) span(r, r.lenEnd(end), b, text, rej, ri, si, i++);
     else r.skip(tag & 7, end);
   }
   r.finish(end);
@@ -66,15 +83,17 @@ function scopeSpans(r: WireReader, end: number, b: SpanBatch, rej: Rejections, r
 }
 
 /** One Span: fields go to locals (any order is legal), then validated, then pushed as a row. */
-function span(r: WireReader, end: number, b: SpanBatch, rej: Rejections, ri: number, si: number, i: number): void {
+function span(r: WireReader, end: number, b: SpanBatch, text: SpanText, rej: Rejections, ri: number, si: number, i: number): void {
   // Ids are kept as byte ranges and only turned into hex once the span is known to be valid.
   let traceAt = 0, traceLen = 0, spanAt = 0, spanLen = 0, parentAt = 0, parentLen = 0;
   let traceState = '', name = '', kind = 0;
   let startLo = 0, startHi = 0, endLo = 0, endHi = 0;
   let statusCode = 0, statusMessage = '';
-  ATTRS.open(OPEN_BRACE);
-  EVENTS.open(OPEN_BRACKET);
-  LINKS.open(OPEN_BRACKET);
+  const attrs = text.attrs, events = text.events, links = text.links;
+  const attrsAt = attrs.p, eventsAt = events.p, linksAt = links.p;
+  attrs.openRow(OPEN_BRACE);
+  events.openRow(OPEN_BRACKET);
+  links.openRow(OPEN_BRACKET);
   while (r.pos < end) {
     const tag = r.uint32();
     switch (tag) {
@@ -113,13 +132,13 @@ function span(r: WireReader, end: number, b: SpanBatch, rej: Rejections, ri: num
         endHi = r.hi;
         break;
       case 74: // 9 attributes
-        writeKeyValue(r, end, ATTRS, 0);
+        writeKeyValue(r, end, attrs, 0);
         break;
       case 90: // 11 events
-        writeEvent(r, r.lenEnd(end), EVENTS);
+        writeEvent(r, r.lenEnd(end), events);
         break;
       case 106: // 13 links
-        writeLink(r, r.lenEnd(end), LINKS);
+        writeLink(r, r.lenEnd(end), links);
         break;
       case 122: { // 15 status: 2 message, 3 code
         const se = r.lenEnd(end);
@@ -140,14 +159,17 @@ function span(r: WireReader, end: number, b: SpanBatch, rej: Rejections, ri: num
 
   if (traceLen !== 16 || r.isZero(traceAt, 16)) {
     rej.add(where(ri, si, i), 'trace_id must be 16 bytes and not all zero');
+    attrs.p = attrsAt; events.p = eventsAt; links.p = linksAt; // the rejected span's texts
     return;
   }
   if (spanLen !== 8 || r.isZero(spanAt, 8)) {
     rej.add(where(ri, si, i), 'span_id must be 8 bytes and not all zero');
+    attrs.p = attrsAt; events.p = eventsAt; links.p = linksAt; // the rejected span's texts
     return;
   }
   if (parentLen !== 0 && parentLen !== 8) {
     rej.add(where(ri, si, i), 'parent_span_id must be empty or 8 bytes');
+    attrs.p = attrsAt; events.p = eventsAt; links.p = linksAt; // the rejected span's texts
     return;
   }
   // Spans of one trace usually arrive together: reuse the previous span's id string when the
@@ -167,9 +189,9 @@ function span(r: WireReader, end: number, b: SpanBatch, rej: Rejections, ri: num
   b.durationNs.push(d > 0 ? d : 0);
   b.statusCode.push(statusCode <= 2 ? statusCode : 0);
   b.statusMessage.push(statusMessage);
-  b.attrs.push(ATTRS.close(CLOSE_BRACE, '{}'));
-  b.events.push(EVENTS.close(CLOSE_BRACKET, '[]'));
-  b.links.push(LINKS.close(CLOSE_BRACKET, '[]'));
+  attrs.closeRow(CLOSE_BRACE, '{}');
+  events.closeRow(CLOSE_BRACKET, '[]');
+  links.closeRow(CLOSE_BRACKET, '[]');
   b.length++;
 }
 

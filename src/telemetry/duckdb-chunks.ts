@@ -20,6 +20,7 @@ import {
   BIGINT, BLOB, BOOLEAN, DOUBLE, DuckDBDataChunk, INTEGER, LIST, SMALLINT, UBIGINT, UHUGEINT, UINTEGER, UTINYINT, VARCHAR,
   type DuckDBAppender, type DuckDBConnection, type DuckDBType,
 } from '@duckdb/node-api';
+import { packedColumns, type PackedText } from './packed-text.js';
 
 /**
  * i64: safe-integer number → BIGINT; u8/u32: number → UTINYINT/UINTEGER; f64: number → DOUBLE;
@@ -42,6 +43,20 @@ export interface ColumnSpec {
 export interface RowSource {
   length: number;
   cols: Record<string, unknown>;
+  /** String columns carried as UTF-8 bytes (packed-text.ts), used instead of `cols`' entry. */
+  packed?: Readonly<Record<string, PackedText>>;
+}
+
+/**
+ * A batch as a row source, plus computed columns: its columns kept as bytes stay bytes (a
+ * spread of the batch would decode them into strings).
+ */
+export function batchSource(b: { length: number }, extra: Record<string, unknown>): RowSource {
+  const packed = packedColumns(b);
+  const cols: Record<string, unknown> = {};
+  for (const k of Object.keys(b)) if (packed?.[k] === undefined) cols[k] = (b as Record<string, unknown>)[k];
+  Object.assign(cols, extra);
+  return { length: b.length, cols, packed };
 }
 
 const SQL_TYPES: Record<ColumnKind, string> = {
@@ -354,6 +369,12 @@ function fillStrings(vec: duckdb.Vector, lowCardinality: boolean, segs: Segment[
   let used = 0;
   let prev: string | undefined;
   for (const seg of segs) {
+    const bytes = seg.src.packed?.[field];
+    if (bytes !== undefined) {
+      used = packedSegment(bytes, seg, used);
+      prev = undefined;
+      continue;
+    }
     const a = seg.src.cols[field] as ArrayLike<string>;
     for (let i = 0; i < seg.rows; i++) {
       const row = seg.at + i;
@@ -362,7 +383,9 @@ function fillStrings(vec: duckdb.Vector, lowCardinality: boolean, segs: Segment[
       prev = s;
       if (earlier !== undefined) {
         // The same bytes: the same slot (an inline copy, or a pointer to the same blob bytes).
-        u8.copyWithin(row * 16, earlier * 16, earlier * 16 + 16);
+        // Four word copies: a copyWithin call per repeated row cost more than the copy.
+        const to = row * 4, from = earlier * 4;
+        u32[to] = u32[from]; u32[to + 1] = u32[from + 1]; u32[to + 2] = u32[from + 2]; u32[to + 3] = u32[from + 3];
         slotSource[row] = slotSource[earlier];
         blobAt[row] = blobAt[earlier];
         continue;
@@ -391,6 +414,41 @@ function fillStrings(vec: duckdb.Vector, lowCardinality: boolean, segs: Segment[
     }
   }
   duckdb.copy_data_to_vector(vec, 0, staging, 0, rows * 16);
+}
+
+/**
+ * Rows of a column kept as bytes: their values are one range of `col.bytes`, copied to the blob
+ * at `used` in one go; values of ≤ 12 bytes go inline instead. Returns the blob bytes used.
+ */
+function packedSegment(col: PackedText, seg: Segment, used: number): number {
+  const first = col.start(seg.from);
+  const last = col.ends[seg.from + seg.rows - 1];
+  const n = last - first;
+  if (blob.length - used < n) {
+    const grown = Buffer.allocUnsafe(Math.max(blob.length * 2, used + n));
+    blob.copy(grown, 0, 0, used);
+    blob = grown;
+  }
+  col.bytes.copy(blob, used, first, last);
+  const src = col.bytes;
+  let s = first;
+  for (let i = 0; i < seg.rows; i++) {
+    const row = seg.at + i;
+    const e = col.ends[seg.from + i];
+    const len = e - s;
+    const o = row * 16;
+    u32[row * 4] = len;
+    if (len <= 12) {
+      for (let k = 0; k < 12; k++) u8[o + 4 + k] = k < len ? src[s + k] : 0;
+      slotSource[row] = INLINE;
+    } else {
+      for (let k = 0; k < 4; k++) u8[o + 4 + k] = src[s + k];
+      blobAt[row] = used + (s - first);
+      slotSource[row] = NATIVE;
+    }
+    s = e;
+  }
+  return used + n;
 }
 
 let listValues = new ArrayBuffer(1 << 16);

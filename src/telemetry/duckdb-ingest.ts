@@ -1,6 +1,6 @@
 import type { DuckDBDataChunk } from '@duckdb/node-api';
 import type { LogBatch, MetricBatch, SpanBatch } from './batch.js';
-import { ChunkPool, type RowSource } from './duckdb-chunks.js';
+import { batchSource, ChunkPool, type RowSource } from './duckdb-chunks.js';
 import type { TelemetryListeners } from './duckdb-listeners.js';
 import { LOG_COLUMNS, META_LOG_LSN, METRIC_COLUMNS, SPAN_COLUMNS } from './duckdb-schema.js';
 import type { WriteConnection } from './duckdb-write.js';
@@ -156,7 +156,7 @@ export class DuckDbIngest {
 
   /** Batches as rows of their table: plus the resource id (new resources go to `fresh`) and the ingest time. */
   private rowSources(list: Array<SpanBatch | LogBatch | MetricBatch>, fresh: Map<string, ResourceEntry>, seq: number): RowSource[] {
-    return list.map((b) => ({ length: b.length, cols: { ...b, resourceId: this.resources.resolve(b, fresh), ingestedUs: seq } }));
+    return list.map((b) => batchSource(b, { resourceId: this.resources.resolve(b, fresh), ingestedUs: seq }));
   }
 
   /** Rows just made durable (committed, or in the ingest log): rollups, trace index, listeners. */
