@@ -114,9 +114,31 @@ async function accessList(o: CommonOptions & { status?: string }): Promise<numbe
   const [users, resources] = await Promise.all([namesOf(o, '/api/users', 'users'), namesOf(o, '/api/resources', 'resources')]);
   const what = (x: AccessRequestOut): string => (x.kind === 'statement' ? `statement (${x.rule ?? 'rule'})` : x.mode ?? '-');
   const dur = (x: AccessRequestOut): string => (x.durationS === null ? '-' : formatDuration(x.durationS));
-  process.stdout.write(columns(['id', 'user', 'resource', 'access', 'for', 'status', 'created', 'reason'],
-    requests.map((x) => [x.id, users.get(x.userId) ?? x.userId, resources.get(x.resourceId) ?? x.resourceId, what(x), dur(x), x.status, shortTime(x.createdAt), x.reason ?? x.sql])));
+  process.stdout.write(columns(['id', 'user', 'resource', 'access', 'for', 'status', 'created', 'reason', 'statement'],
+    requests.map((x) => [x.id, users.get(x.userId) ?? x.userId, resources.get(x.resourceId) ?? x.resourceId, what(x), dur(x), x.status, shortTime(x.createdAt), x.reason ?? '-', x.kind === 'statement' ? oneLine(x.sql) : '-'])));
   return 0;
+}
+
+/**
+ * Before `access approve` of a statement request: prints what would run — every statement of the
+ * text, not only the construct that held it — and stops (exit 1) unless `--yes` says the approver
+ * has read it. Other requests, or one the caller cannot read, go straight to the approval call
+ * (which answers for itself).
+ */
+async function showStatement(o: CommonOptions, id: string): Promise<number> {
+  const r = await call(o, 'GET', `/api/access/requests/${encodeURIComponent(id)}`).catch(() => ({ status: 0, body: null }));
+  const req = r.body as AccessRequestOut | null;
+  if (r.status !== 200 || req === null || req.kind !== 'statement' || req.sql === null) return 0;
+  process.stdout.write(`statement request ${req.id} (${req.reason ?? req.rule ?? 'review'}) would run, once:\n\n${req.sql}\n\n`);
+  process.stderr.write(`error: not approved: read the statement above, then run: tightloop access approve ${req.id} --yes\n`);
+  return 1;
+}
+
+/** A statement's text on one line of the list: white space collapsed, cut with …. */
+function oneLine(sql: string | null, max = 200): string {
+  if (sql === null) return '-';
+  const s = sql.replace(/\s+/g, ' ').trim();
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
 interface AccessRequestOut {
@@ -226,11 +248,18 @@ export function registerGatewayCommands(program: Command, done: (code: number) =
       act(o, 'POST', '/api/access/requests', { resource: name, mode: o.mode, duration: o.for, reason: o.reason, breakGlass: o.breakGlass === true }, (r) =>
         r.status === 'approved' ? `break-glass access granted: grant ${String(r.grantId)} (request ${String(r.id)})` : `request ${String(r.id)} is pending approval`)));
   for (const verb of ['approve', 'deny'] as const) {
-    common(access.command(`${verb} <id>`).description(`${verb} a pending access or statement request`))
-      .option('--note <text>', 'note kept with the decision')
-      .action(wrap(async (id: string, o: CommonOptions & { note?: string }) =>
-        act(o, 'POST', `/api/access/requests/${encodeURIComponent(id)}/${verb}`, { note: o.note }, (r) =>
-          `request ${textOf(r.id)} ${textOf(r.status)}${r.grantId === null || r.grantId === undefined ? '' : ` (grant ${textOf(r.grantId)})`}`)));
+    const cmd = common(access.command(`${verb} <id>`).description(`${verb} a pending access or statement request`))
+      .option('--note <text>', 'note kept with the decision');
+    if (verb === 'approve') cmd.option('--yes', 'approve a statement request without being shown its SQL first');
+    cmd.action(wrap(async (id: string, o: CommonOptions & { note?: string; yes?: boolean }) => {
+      // A statement request is approved for its whole text: show it first (attack round 4 #11).
+      if (verb === 'approve' && o.yes !== true && o.json !== true) {
+        const shown = await showStatement(o, id);
+        if (shown !== 0) return shown;
+      }
+      return act(o, 'POST', `/api/access/requests/${encodeURIComponent(id)}/${verb}`, { note: o.note }, (r) =>
+        `request ${textOf(r.id)} ${textOf(r.status)}${r.grantId === null || r.grantId === undefined ? '' : ` (grant ${textOf(r.grantId)})`}`);
+    }));
   }
   common(access.command('revoke <id>').description('revoke a grant (by grant or request id) or withdraw a pending request'))
     .action(wrap(async (id: string, o: CommonOptions) => act(o, 'POST', `/api/access/revoke/${encodeURIComponent(id)}`, undefined, (r) =>

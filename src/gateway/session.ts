@@ -4,7 +4,7 @@ import type { TLSSocket } from 'node:tls';
 import { ulid } from 'ulid';
 import { statementHash } from './approvals.js';
 import { auditedText } from './audit-text.js';
-import { actionFor, DEFAULT_ALLOWED_FUNCTIONS, decide, describeBlock, type DecisionContext } from './guardrails/index.js';
+import { actionFor, DEFAULT_ALLOWED_FUNCTIONS, decide, describeBlock, type DecisionContext, type Finding } from './guardrails/index.js';
 import { TOO_COMPLEX, TOO_DEEP } from './guardrails/engine.js';
 import type { AccessGrant } from './grants.js';
 import type { Masker } from './masking/index.js';
@@ -245,13 +245,16 @@ export class ClientSession {
       }
       const used = this.ctx.approvals.consume(who, resource, h);
       if (used !== undefined) return { info: { ...info, approvedOnce: true } };
-      const id = this.ctx.approvals.hold(who, { id: resource.id, name: resource.name, reviewWindowS: resource.policy.reviewWindowS }, sql, h, decision.finding);
+      // The request names every construct that needs approval, in every statement of the text
+      // (attack round 4 #11: "ddl: CREATE" hid a DROP and a TRUNCATE after it).
+      const held = heldFor(decision);
+      const id = this.ctx.approvals.hold(who, { id: resource.id, name: resource.name, reviewWindowS: resource.policy.reviewWindowS }, sql, h, held);
       this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'approval-required', rule, request: id } });
       return {
         info,
         error: {
           severity: 'ERROR', code: SQLSTATE.insufficientPrivilege,
-          message: `statement held for approval by guardrail "${rule ?? ''}": ${decision.finding?.detail ?? ''} (request ${id})`,
+          message: `statement held for approval by guardrail "${rule ?? ''}": ${held?.detail ?? ''} (request ${id})`,
           hint: `an approver runs: tightloop access approve ${id} — then run the same statement again`,
         },
       };
@@ -409,6 +412,17 @@ export class ClientSession {
       });
     }
   }
+}
+
+/** The finding a statement request is held under, its detail listing every held construct. */
+function heldFor(decision: { finding: Finding | undefined; applied: readonly { finding: Finding; action: string }[] }): Finding | undefined {
+  const top = decision.finding;
+  if (top === undefined) return undefined;
+  const parts = decision.applied
+    .filter((a) => a.action === 'approve')
+    .map((a) => `${a.finding.rule === top.rule ? '' : `${a.finding.rule}: `}${a.finding.detail}${a.finding.statement > 1 ? ` (statement ${a.finding.statement})` : ''}`);
+  const detail = [...new Set(parts)].join('; ');
+  return detail === '' ? top : { ...top, detail };
 }
 
 /** The verb of a counted write, for messages. */

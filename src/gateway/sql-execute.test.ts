@@ -2,7 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeErrorFields } from './wire/decode.js';
 import { cstr, frame, int16, int32, parseMessage, queryMessage, SYNC } from './wire/encode.js';
-import { asUser, rawClient, startHarness, startUpstream, type GatewayHarness, type RawClient, type Upstream } from './harness.conformance.js';
+import { asUser, cli, rawClient, startApi, startHarness, startUpstream, type GatewayHarness, type RawClient, type Upstream } from './harness.conformance.js';
 
 /**
  * SQL EXECUTE of prepared-statement names (attack round 5 #2, #3): a name a protocol Parse
@@ -179,5 +179,30 @@ describe('table locks that stop other sessions are ddl (attack round 4 #9)', () 
       r.send(queryMessage('BEGIN; LOCK TABLE loyalty IN ROW EXCLUSIVE MODE; ROLLBACK'));
       expect(errorOf(await r.until('Z'))).toEqual({});
     });
+  });
+});
+
+describe('approvers see what they approve (attack round 4 #11)', () => {
+  it('the request names every held construct; access list shows the SQL; access approve prints it and wants --yes', async () => {
+    const sql = 'CREATE TEMP TABLE zz_a (a int); DROP TABLE IF EXISTS zz_none_11; TRUNCATE zz_nothing_11';
+    const held = await raw(async (r) => {
+      r.send(queryMessage(sql));
+      return errorOf(await r.until('Z'));
+    });
+    expect(held.message).toMatch(/"ddl": CREATE; DROP \(statement 2\); TRUNCATE \(statement 3\) \(request \w+\)/);
+    const id = /request (\w+)\)/.exec(held.message ?? '')?.[1] as string;
+    const api = await startApi(h);
+    try {
+      const flags = ['--url', api.url, '--token', h.admin.token];
+      const list = await cli(['access', 'list', '--status', 'pending', ...flags]);
+      expect(list.stdout).toMatch(/TRUNCATE \(statement 3\)\s+CREATE TEMP TABLE zz_a/);
+      const shown = await cli(['access', 'approve', id, ...flags]);
+      expect(shown).toMatchObject({ code: 1, stdout: expect.stringContaining(sql), stderr: expect.stringContaining('--yes') });
+      expect((await h.gateway.access.get(id)).status).toBe('pending');
+      expect((await cli(['access', 'approve', id, '--yes', ...flags])).code).toBe(0);
+      expect((await h.gateway.access.get(id)).status).toBe('approved');
+    } finally {
+      await api.close();
+    }
   });
 });
