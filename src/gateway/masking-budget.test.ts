@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MASKING, Masker, type MaskCounts } from './masking/index.js';
-import { DetectBudget, OVER_BUDGET } from './masking/budget.js';
+import { DetectBudget, OVER_BUDGET, detectBudgetFor } from './masking/budget.js';
 import { frame, int16, int32 } from './wire/encode.js';
 
 /**
@@ -55,7 +55,12 @@ describe('detection budget per session (attack round 5 #7)', () => {
     expect(masker.maskDataRow(clean, 0, clean.length, plan, {}, budget)).toBeUndefined();
   });
 
-  it('a budget belongs to its session: another session scans as usual', () => {
+  it("one user's sessions share one bucket; another user's is apart (attack round 6 #2)", () => {
+    expect(detectBudgetFor('user-a')).toBe(detectBudgetFor('user-a'));
+    expect(detectBudgetFor('user-b')).not.toBe(detectBudgetFor('user-a'));
+  });
+
+  it('a budget belongs to its user: another user scans as usual', () => {
     const spent = new DetectBudget(300, 100, steppingClock(1_000).now);
     const row = dataRow(['plain words only']);
     expect(masker.maskDataRow(row, 0, row.length, plan, {}, spent)).toBeUndefined();

@@ -182,6 +182,8 @@ export class Relay {
     private readonly hooks: RelayHooks,
     maxMessageBytes: number,
     clientLimits?: MessageLimits,
+    /** Detector time still to spend: shared by all of one user's sessions (masking/budget.ts). */
+    private readonly detectBudget: DetectBudget = new DetectBudget(),
   ) {
     this.fromClient = new MessageFramer(clientLimits ?? maxMessageBytes);
     this.fromUpstream = new MessageFramer(maxMessageBytes);
@@ -471,8 +473,6 @@ export class Relay {
   // ---- audit before effect (gw-audit): hold client bytes until their audit is durable -----
 
   private held: { out: Buffer[]; ready: boolean }[] = [];
-  /** Detector time this session may still spend (masking/budget.ts, attack round 5 #7). */
-  private readonly detectBudget = new DetectBudget();
 
   /**
    * Records become durable in sequence order, so one promise per chunk (its last) covers every

@@ -23,6 +23,7 @@ import { StatementLog } from './statement-log.js';
 import { connectUpstream, cancelUpstream, type UpstreamConnection } from './upstream.js';
 import { backendKeyData, errorResponse, parameterStatus, readyForQuery, TERMINATE, authRequest, AUTH_OK, type ErrorFields } from './wire/encode.js';
 import { GatewayError, SQLSTATE, toGatewayError } from './wire/errors.js';
+import { detectBudgetFor } from './masking/budget.js';
 
 /**
  * One client connection, from the first byte to close: startup and TLS, login at the gateway,
@@ -183,7 +184,7 @@ export class ClientSession {
       beforeRun: (info, protocol, params) => this.beforeRun(info, protocol, params),
       overCeiling: (info, params, rows, ceiling, suspended) => this.overCeiling(info, params, rows, ceiling, suspended, who, resource),
       unknownCeiling: () => this.sessionCeiling(decisionCtx, resource),
-    }, this.ctx.maxMessageBytes, this.ctx.clientLimits);
+    }, this.ctx.maxMessageBytes, this.ctx.clientLimits, detectBudgetFor(who.userId));
     this.relay.start(startup.reader.detach(), up.leftover);
   }
 

@@ -51,3 +51,15 @@ export const DEFAULT_DETECT_BURST_MS = 500;
 export const DEFAULT_DETECT_REFILL_MS_PER_S = 200;
 /** Counter (MaskCounts) of values masked whole because the session's detection budget ran out. */
 export const OVER_BUDGET = 'over-budget';
+
+const byUser = new Map<string, DetectBudget>();
+
+/**
+ * The bucket of one user, shared by all of that user's sessions: a per-session bucket let one
+ * user open ten sessions and take the whole thread (attack round 6 #2).
+ */
+export function detectBudgetFor(userId: string): DetectBudget {
+  let b = byUser.get(userId);
+  if (b === undefined) byUser.set(userId, b = new DetectBudget());
+  return b;
+}

@@ -197,7 +197,10 @@ export class Masker {
       const format = formats === undefined ? f.format : formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : (formats[i] ?? 0);
       const cls = typeClass(f.typeOid);
       const lin = traced?.[i];
-      const verdict = lin === undefined ? undefined : this.lineageMode(lin);
+      // What chose the value counts as what it is computed from (a CASE WHEN or FILTER test of a
+      // masked value): one such test per output column and row is a bit per row in the clear,
+      // and a statement may spell out any number of them (attack round 6 #1).
+      const verdict = lin === undefined ? undefined : this.lineageMode(controlled(lin));
       const nameMode = (verdict === undefined || verdict.mode === 'detect' ? undefined : verdict.mode) ?? this.rules.find((r) => globMatches(r.name, f.name))?.mode;
       const counter = `column:${f.name}`;
       // A detector match in a stored column not yet classified classifies it (`seen`): only a
@@ -482,7 +485,7 @@ export class Masker {
    */
   copyRefusal(lineage: ResultLineage | undefined): string | undefined {
     if (lineage === undefined) return undefined;
-    const cols = lineage.merged ? [lineage.all] : lineage.columns.map((c) => c.lin);
+    const cols = (lineage.merged ? [lineage.all] : lineage.columns.map((c) => c.lin)).map(controlled);
     for (const lin of cols) {
       const v = this.copyVerdict(lin);
       // A plain reference to a classified column: its values are what the detectors recognised.
