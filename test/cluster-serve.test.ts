@@ -138,9 +138,19 @@ describePg('several nodes serve at once', () => {
       credential: 'env:TIGHTLOOP_CRED_SERVE_TEST', tls: { mode: 'disable' }, allowInsecurePassword: true,
     })).status).toBe(201);
     expect((await callApi(b.url, admin, 'POST', '/api/access/grants', { user: 'admin', resource: 'statedb', mode: 'read' })).status).toBe(201);
-    const client = new pg.Client({ host: '127.0.0.1', port: gatewayPort(b), user: 'admin', password: admin, database: 'statedb' });
-    client.on('error', () => undefined);
-    await client.connect();
+    // The resource and grant were written through a (b forwards the API); b's gateway learns of
+    // them from the event bus, a few milliseconds later (longer on a loaded machine).
+    const client = await eventually(async () => {
+      const attempt = new pg.Client({ host: '127.0.0.1', port: gatewayPort(b), user: 'admin', password: admin, database: 'statedb' });
+      attempt.on('error', () => undefined);
+      try {
+        await attempt.connect();
+        return attempt;
+      } catch {
+        await attempt.end().catch(() => undefined);
+        return undefined;
+      }
+    });
     expect((await client.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
 
     await a.close();
