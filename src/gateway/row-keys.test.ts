@@ -123,6 +123,9 @@ describe('calls with observable effects whose running depends on a masked value 
         "SELECT pg_advisory_lock(5) FROM (SELECT * FROM customers) s WHERE s.x LIKE 'A%'",
         "SELECT pg_advisory_lock(6) WHERE EXISTS (SELECT 1 FROM customers WHERE card LIKE '4%')",
         "UPDATE orders SET total = total WHERE id = 1 AND (SELECT ascii(name) FROM customers WHERE id = 1) = 65 AND pg_advisory_xact_lock(8) IS NOT NULL",
+        // Row locks: the rows a masked value chooses get an xmax other sessions read (round 6 #3).
+        'SELECT 1 FROM orders WHERE id = (SELECT CASE WHEN ascii(substr(name, 2, 1)) & 1 > 0 THEN 1 ELSE 2 END FROM customers WHERE id = 1) FOR UPDATE',
+        'SELECT id FROM customers WHERE id = 1 AND ascii(email) > 100 FOR SHARE',
       ];
       for (const sql of channels) await refused(c, sql);
       // Nothing was taken: no advisory lock is held by this session.
@@ -138,6 +141,7 @@ describe('calls with observable effects whose running depends on a masked value 
       expect((await c.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()")).rows).toEqual([{ n: 3 }]);
       await c.query('SELECT pg_advisory_unlock_all()');
       await c.query('BEGIN');
+      expect((await c.query('SELECT total::int AS t FROM orders WHERE id = 1 FOR UPDATE')).rows.length).toBe(1);
       expect((await c.query("INSERT INTO orders (id, customer, total) VALUES (nextval('orders_id_seq'), 1, 5) RETURNING total::int AS t")).rows).toEqual([{ t: 5 }]);
       expect((await c.query("INSERT INTO customers (id, name, email) VALUES (nextval('orders_id_seq') + 5000, 'N', 'n@example.com') RETURNING id > 5000 AS ok")).rows).toEqual([{ ok: true }]);
       await c.query('ROLLBACK');

@@ -36,7 +36,7 @@ export const EFFECT_FUNCTIONS: ReadonlySet<string> = new Set([
 
 const SEEN_INTO = new Set([...CATALOG_SAFE_FUNCTIONS, ...DEFAULT_ALLOWED_FUNCTIONS, ...EFFECT_FUNCTIONS]);
 
-const REASON = 'its effect (a lock in pg_locks, a notification, a setting, a sequence value, a large object) is read back by other sessions and later statements past every column plan, and whether or how it runs could depend on the masked value; run it in a statement that reads no masked data';
+const REASON = 'its effect (a lock in pg_locks or a row\'s xmax, a notification, a setting, a sequence value, a large object) is read back by other sessions and later statements past every column plan, and whether or how it runs could depend on the masked value; run it in a statement that reads no masked data';
 
 function names(v: unknown): string[] {
   return (Array.isArray(v) ? v : []).map((n) => (n as { String?: { sval?: string } }).String?.sval ?? '');
@@ -70,7 +70,7 @@ export function effectReads(stmt: unknown): void {
         const fn = names(n.funcname);
         const name = fn[fn.length - 1] ?? '';
         const schema = fn.length > 1 ? fn[fn.length - 2] : 'pg_catalog';
-        if (schema === 'pg_catalog' && EFFECT_FUNCTIONS.has(name)) calls.push(name);
+        if (schema === 'pg_catalog' && EFFECT_FUNCTIONS.has(name)) calls.push(`${name}()`);
         if (schema !== 'pg_catalog' || !SEEN_INTO.has(name)) lin.opaque = true;
       } else if (type === 'ColumnRef') {
         const fields = Array.isArray(n.fields) ? n.fields : [];
@@ -82,6 +82,10 @@ export function effectReads(stmt: unknown): void {
         aliases.add(rel);
         const alias = (n.alias as { aliasname?: string } | undefined)?.aliasname;
         if (alias !== undefined) aliases.add(alias);
+      } else if (type === 'SelectStmt' && Array.isArray(n.lockingClause) && n.lockingClause.length > 0) {
+        // Row locks: the locked rows' xmax (and lock waits) are read by other sessions, and
+        // which rows a statement locks can depend on a masked value (attack round 6 #3).
+        calls.push('a row lock (FOR UPDATE/SHARE)');
       } else if (type === 'JoinExpr' && n.isNatural === true) {
         lin.wholeRow = true;
       } else if (type === 'UpdateStmt' || type === 'DeleteStmt' || type === 'MergeStmt') {
@@ -103,5 +107,5 @@ export function effectReads(stmt: unknown): void {
     // A name that is a FROM item's alias is its whole row (`row_to_json(c)`, `c IS NOT NULL`).
     if (r.length === 1 && aliases.has(r[0])) lin.wholeRow = true;
   }
-  keyed(`a call of ${[...new Set(calls)].join(', ')}() in a statement that reads it`, lin, REASON);
+  keyed(`${[...new Set(calls)].join(', ')} in a statement that reads it`, lin, REASON);
 }
