@@ -137,3 +137,17 @@ describe('--cors-origins', () => {
     expect(err.join('')).toContain('--cors-origins');
   });
 });
+
+describe('OTLP ingest forwarded by a node bound beyond loopback', () => {
+  it('needs a token here though this server is on loopback; without that mark it does not', async () => {
+    const body = jsonTraceRequest(randomTraceId(), 1);
+    const headers = { 'content-type': 'application/json' };
+    const forwarded = await req('/v1/traces', { method: 'POST', body, headers: { ...headers, 'x-tightloop-forwarded-by': 'node-b', 'x-tightloop-forwarded-public': '1' } });
+    expect(forwarded.status).toBe(401);
+    const withToken = await req('/v1/traces', { method: 'POST', body, headers: { ...headers, 'x-tightloop-forwarded-by': 'node-b', 'x-tightloop-forwarded-public': '1', authorization: `Bearer ${server.token}` } });
+    expect(withToken.status).toBe(200);
+    const local = await req('/v1/traces', { method: 'POST', body, headers });
+    expect(local.status).toBe(200);
+  });
+});
+

@@ -6,6 +6,7 @@ import { metrics, METRICS_CONTENT_TYPE } from '../core/metrics.js';
 import type { TelemetryBatches, TelemetryStore } from '../telemetry/index.js';
 import { ingestCounters } from '../otlp/index.js';
 import { registerApiRoutes } from './api-routes.js';
+import { FORWARDED_PUBLIC } from './cluster-forward.js';
 import { DEFAULT_OTLP_CORS_ORIGINS, otlpCorsPolicy } from './cors.js';
 import { registerOtlpRoutes } from './otlp-routes.js';
 import { installRoleModel } from './roles.js';
@@ -136,7 +137,8 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       maxBodyBytes: deps.maxBodyBytes,
       submit: deps.submit,
       onIngested: deps.onIngested,
-      authorize: deps.ingestNeedsToken ? authorize : async () => undefined,
+      // On loopback ingest needs no token, unless a node bound beyond loopback forwarded it.
+      authorize: deps.ingestNeedsToken ? authorize : async (req) => { if (req.headers[FORWARDED_PUBLIC] !== undefined) await authorize(req); },
       cors: otlpCorsPolicy(deps.corsOrigins ?? DEFAULT_OTLP_CORS_ORIGINS),
     });
   });

@@ -20,6 +20,11 @@ import type { AppError } from '../core/app-error.js';
  */
 
 export const FORWARDED_BY = 'x-tightloop-forwarded-by';
+/**
+ * Set by a forwarding node bound beyond loopback: the holder, perhaps bound to loopback where
+ * ingest needs no token, must ask this request for one (its client came from the network).
+ */
+export const FORWARDED_PUBLIC = 'x-tightloop-forwarded-public';
 
 /** Connection-scoped headers (RFC 9110 §7.6.1): never copied from one hop to the next. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
@@ -38,6 +43,8 @@ export interface ForwardOptions {
   holder: () => Promise<{ id: string; url: string } | undefined>;
   /** Whether this node reaches the state database (else it answers its 503 itself, forwarding nothing). */
   reachable: () => boolean;
+  /** Whether this node listens beyond loopback (its clients need a token for ingest; FORWARDED_PUBLIC). */
+  publicBind: boolean;
   /** The 503 this node answers when it cannot forward. */
   notServing: () => AppError;
   log: Logger;
@@ -68,6 +75,7 @@ export function registerForwarding(app: FastifyInstance, o: ForwardOptions): () 
     await new Promise<void>((resolve) => {
       const headers = endToEnd(req.headers);
       headers[FORWARDED_BY] = o.self;
+      if (o.publicBind) headers[FORWARDED_PUBLIC] = '1';
       const xff = req.headers['x-forwarded-for'];
       headers['x-forwarded-for'] = `${typeof xff === 'string' && xff !== '' ? `${xff}, ` : ''}${req.ip}`;
       const u = new URL(t.url);

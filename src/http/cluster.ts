@@ -8,7 +8,7 @@ import { ClusterNode, DEFAULT_TIMING, NODE_ROLES, singleNodeView, type ClusterVi
 import { roleAtLeast } from './roles.js';
 import { subscribeCaches } from './cluster-events.js';
 import { PostgresBus, type BusEvent } from '../state/bus.js';
-import type { ServerConfig } from './config.js';
+import { isLoopback, type ServerConfig } from './config.js';
 import { openGateway, startServer, type RunningServer, type ServerOptions } from './server.js';
 import { registerForwarding } from './cluster-forward.js';
 import type { Gateway } from '../gateway/index.js';
@@ -144,7 +144,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
   const listenStandby = async (): Promise<void> => {
     const app = buildStandbyApp(log, state, cluster);
     stopForwarding?.();
-    stopForwarding = registerForwarding(app, { self: cluster.id, holder: () => cluster.holder(ACTIVE_LEASE), reachable: () => cluster.reachable, notServing: () => notServing(cluster), log });
+    stopForwarding = registerForwarding(app, { self: cluster.id, holder: () => cluster.holder(ACTIVE_LEASE), reachable: () => cluster.reachable, publicBind: !isLoopback(config.host), notServing: () => notServing(cluster), log });
     await app.listen({ host: config.host, port });
     standby = app;
     const address = app.server.address();
