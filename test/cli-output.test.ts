@@ -108,7 +108,7 @@ describe('tightloop access list', () => {
     const r = await cli('access', 'list');
     expect(r.code, r.err).toBe(0);
     const [head, row] = rows(r.out);
-    expect(head).toEqual(['ID', 'USER', 'RESOURCE', 'ACCESS', 'FOR', 'STATUS', 'CREATED', 'REASON']);
+    expect(head).toEqual(['ID', 'USER', 'RESOURCE', 'ACCESS', 'FOR', 'STATUS', 'CREATED', 'REASON', 'STATEMENT']);
     expect([row[1], row[2], row[3], row[4], row[5], row[7]]).toEqual(['mia', 'orders', 'write', '30m', 'pending', 'check the failed checkouts']);
     const json = JSON.parse((await cli('access', 'list', '--json')).out) as { requests: unknown[] };
     expect(json.requests).toHaveLength(1);

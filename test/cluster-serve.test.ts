@@ -67,7 +67,11 @@ describePg('several nodes serve at once', () => {
     const admin = a.active()?.adminToken ?? '';
     // A rule written through b is evaluated by a (it is a's API that b forwarded to).
     const rule = { name: 'via-b', type: 'threshold', signal: 'error_rate', select: { service: 'shop' }, threshold: 0.5, window: '1m', min_count: 5 };
-    const created = await callApi<{ id: string }>(b.url, admin, 'POST', '/api/rules', rule);
+    // b may answer 503 (Retry-After) until it has read the holder's URL: clients retry.
+    const created = await eventually(async () => {
+      const r = await callApi<{ id: string }>(b.url, admin, 'POST', '/api/rules', rule);
+      return r.status === 503 ? undefined : r;
+    });
     expect(created.status, JSON.stringify(created.body)).toBe(201);
     expect((await callApi<{ spec?: { name: string } }>(a.url, admin, 'GET', `/api/rules/${created.body.id}`)).body.spec?.name).toBe('via-b');
     expect((await callApi<{ spec?: { name: string } }>(b.url, admin, 'GET', `/api/rules/${created.body.id}`)).body.spec?.name).toBe('via-b');

@@ -55,7 +55,9 @@ export function registerForwarding(app: FastifyInstance, o: ForwardOptions): () 
   const agent = new Agent({ keepAlive: true, maxSockets: 256 });
   let cached: { at: number; target: { id: string; url: string } | undefined } | undefined;
   const target = async (): Promise<{ id: string; url: string } | undefined> => {
-    if (cached !== undefined && performance.now() - cached.at < 1_000) return cached.target;
+    // A holder is kept for a second; "no holder yet" only briefly (a node that starts beside the
+    // holder, or a takeover, must not answer 503 for a whole second after the holder is known).
+    if (cached !== undefined && performance.now() - cached.at < (cached.target === undefined ? 100 : 1_000)) return cached.target;
     const t = await o.holder();
     cached = { at: performance.now(), target: t };
     return t;
