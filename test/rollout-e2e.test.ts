@@ -165,7 +165,8 @@ describe('progressive deploy with the local actuator', () => {
     expect(shipped.body.status).toBe('succeeded');
     const rb = await eventually(async () => (await server.deploys.list({ service: 'shop' })).find((d) => d.rollbackOf === recorded.body.id), 60_000);
     expect(rb).toMatchObject({ source: 'rollback', version: '2.0.0' });
-    expect((await server.deploys.get(recorded.body.id)).status).toBe('rolled_back');
+    // The rollback's record is written before the bad deploy is marked: wait for the mark too.
+    await eventually(async () => ((await server.deploys.get(recorded.body.id)).status === 'rolled_back' ? true : undefined), 10_000);
     const runs = (await api<{ runs: ActionRun[] }>('GET', `/api/actions/runs?action=local-rollback&deployId=${recorded.body.id}`)).body.runs;
     expect(runs).toHaveLength(1);
     expect(runs[0].params).toMatchObject({ VERSION: '4.0.0', PREVIOUS_VERSION: '2.0.0' });
