@@ -101,7 +101,12 @@ describe('metric rules over OTLP metric points', () => {
         await phase(2500, 700, 10); // broken: depth 500, jobs ~700 ms, 100 failures/s
         depth = 10;
         await phase(4000, 20, 0.5);
-        await sleep(500);
+        // Each resolved notification leaves with its group's next flush (group_interval 5 s):
+        // wait for it rather than for a fixed time, which a loaded machine can outrun.
+        const settled = (): true | undefined =>
+          (['queue-depth', 'job-p95', 'failure-rate'].every((r) => statuses(r).length >= 2) ? true : undefined);
+        await eventually(async () => settled(), 10_000).catch(() => undefined);
+        await phase(300, 20, 0.5);
         expect(statuses('queue-depth')).toEqual(['firing', 'resolved']);
         expect(hooksFor('queue-depth')[0].alerts[0].series).toEqual({ service: 'worker', queue: 'emails' });
         expect(hooksFor('queue-depth')[0].alerts[0].value).toBe(500);
