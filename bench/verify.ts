@@ -23,6 +23,11 @@
  * False-fail rates come with their one-sided 95 % upper confidence bound (Clopper-Pearson);
  * `false_fail_upper95` pools every healthy deploy of every healthy scenario and mode.
  *
+ * The bound on any test (`--any-test 0` skips it): the Neyman-Pearson power of 1 % → 5 % errors
+ * at 30 s against the least favourable common rate (exact; no valid test, sequential or not, is
+ * more powerful, so none has a p95 under `anytest_err5_p95_floor_s`), and the power at 60 s of a
+ * fixed-sample test that knows the tail-only alternative (3 and 14 bands, simulated).
+ *
  * The frontier (`--frontier-*`; 0 runs skip it): at each α and traffic (rps per version), the p95
  * time to fail 1 % → 5 % errors and the tail-only regression, of the test that knows the true
  * alternative (bench/_verify-oracle.ts; for the tail, read in the analysis's bands) next to ours;
