@@ -1,6 +1,6 @@
 /**
  * `npm run bench -- verify [--healthy 2000] [--bursty 500] [--bad 150] [--full 200] [--loop 100] [--rps 20] [--window 10,60] [--compare 1] [--seed 1]
- *   [--frontier-alpha 0.001,0.003,0.01] [--frontier-rps 20,50,100] [--frontier-bad 100] [--frontier-healthy 2000]`
+ *   [--only healthy,err5,tail50] [--window 0 (none)] [--any-test 1] [--frontier-alpha 0.001,0.003,0.01] [--frontier-rps 20,50,100] [--frontier-bad 100] [--frontier-healthy 2000]`
  *
  * The production decision code (src/deploys/analysis.ts, the class the server runs) on simulated
  * canary traffic in virtual time: each virtual second both arms get `rps` requests (error
@@ -8,7 +8,7 @@
  * The latency tail threshold and the burst dispersion prior come from `--history` (300) s of
  * pre-deploy baseline traffic, as in the server (its window).
  * Scenarios: healthy (identical arms), errors 1 % → 5 %, errors 1 % → 20 %, latency ×1.5
- * (p95 +50 %) and a tail-only regression (p95 +50 %, median unchanged: 8 % of requests ×2.5).
+ * (p95 +50 %) and a tail-only regression (8 % of requests ×2.5: p95 +24 %, p99 +44 %, median +5 %).
  *
  * Every scenario runs twice: as a canary (concurrent baseline) and as a full rollout against a
  * `--window`-second pre-deploy window, replayed and then compared whole as the server does.
@@ -22,6 +22,11 @@
  * rollback whose target is bad too, and healthy multi-step rollouts (bench/_verify-loop.ts).
  * False-fail rates come with their one-sided 95 % upper confidence bound (Clopper-Pearson);
  * `false_fail_upper95` pools every healthy deploy of every healthy scenario and mode.
+ *
+ * The bound on any test (`--any-test 0` skips it): the Neyman-Pearson power of 1 % → 5 % errors
+ * at 30 s against the least favourable common rate (exact; no valid test, sequential or not, is
+ * more powerful, so none has a p95 under `anytest_err5_p95_floor_s`), and the power at 60 s of a
+ * fixed-sample test that knows the tail-only alternative (3 and 14 bands, simulated).
  *
  * The frontier (`--frontier-*`; 0 runs skip it): at each α and traffic (rps per version), the p95
  * time to fail 1 % → 5 % errors and the tail-only regression, of the test that knows the true
@@ -39,7 +44,7 @@
 import { DEFAULT_VERIFY_CONFIG, VerificationAnalysis } from '../src/deploys/analysis.js';
 import { coarseKeyOfMs, emptyChunk, PreDeployReplay, type ArmChunk } from '../src/deploys/traffic.js';
 import { badRollback, multiStep } from './_verify-loop.js';
-import { oracleErr5, oracleTailBands, oracleTailP95 } from './_verify-oracle.js';
+import { anyTestErr5, fixedSampleTailPower, oracleErr5, oracleTailBands, oracleTailP95 } from './_verify-oracle.js';
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -53,7 +58,9 @@ const BAD = arg('bad', 150);
 const BURSTY_N = arg('bursty', Math.round(HEALTHY / 4));
 const RPS = arg('rps', 20);
 /** Seconds of pre-deploy window for the full-rollout scenarios (replayed as the server does). */
-const WINDOWS = (process.argv.includes('--window') ? process.argv[process.argv.indexOf('--window') + 1] : '10,60').split(',').map(Number);
+const WINDOWS = (process.argv.includes('--window') ? process.argv[process.argv.indexOf('--window') + 1] : '10,60').split(',').map(Number).filter((w) => w > 0);
+/** `--only err5,tail50`: run only these scenarios (keys of `scenarios`), for short runs while iterating. */
+const ONLY = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1].split(',') : null;
 let seed = arg('seed', 1) >>> 0;
 const list = (name: string, def: string): number[] =>
   (process.argv.includes(`--${name}`) ? process.argv[process.argv.indexOf(`--${name}`) + 1] : def).split(',').map(Number);
@@ -111,6 +118,8 @@ function history(arm: Arm, rps = RPS): ArmChunk[] {
  * was before the dispersion prior (ρ learned from the arms' own chunks only), side by side.
  */
 const COMPARE = arg('compare', 1) !== 0;
+/** `--any-test 0` skips the bound on any test (Neyman-Pearson at the goals' times, ≈ 20 s of CPU). */
+const ANY_TEST = arg('any-test', 1) !== 0;
 
 /** A new error group logged by the candidate: once per `every` requests (the first at request 1). */
 interface NewGroup { every: number }
@@ -197,7 +206,7 @@ const scenarios: Array<{ key: string; label: string; arm: Arm; n: number; window
   { key: 'err5', label: 'errors 1 % → 5 %', arm: ERR5, n: BAD, bad: true },
   { key: 'err20', label: 'errors 1 % → 20 %', arm: { ...HEALTHY_ARM, errorRate: 0.2 }, n: BAD, bad: true },
   { key: 'lat50', label: 'latency ×1.5 (p95 +50 %)', arm: { ...HEALTHY_ARM, latencyScale: 1.5 }, n: BAD, bad: true },
-  { key: 'tail50', label: 'tail only: 8 % of requests ×2.5 (p95 ≈ +50 %, p50 same)', arm: TAIL50, n: BAD, bad: true },
+  { key: 'tail50', label: 'tail only: 8 % of requests ×2.5 (p95 +24 %, p99 +44 %, p50 +5 %)', arm: TAIL50, n: BAD, bad: true },
 ];
 
 const t0 = process.hrtime.bigint();
@@ -215,7 +224,7 @@ for (const windowS of [0, ...WINDOWS]) {
   const mode = windowS === 0 ? 'canary' : `full rollout against a ${windowS} s pre-deploy window`;
   const pre = windowS === 0 ? '' : `predeploy${windowS}_`;
   process.stdout.write(` ${mode}\n`);
-  for (const sc of scenarios) {
+  for (const sc of scenarios.filter((x) => ONLY === null || ONLY.includes(x.key))) {
     const n = windowS > 0 ? sc.windowN ?? sc.n : sc.n;
     const runs = Array.from({ length: n }, () => deploy(sc.arm, false, windowS, sc.base, sc.group));
     const count = (o: string): number => runs.filter((r) => r.outcome === o).length;
@@ -282,6 +291,18 @@ if (COMPARE) {
   const o5 = oracleErr5(rand, at), oTail = oracleTailP95(rand, at), oBands = oracleTailBands(rand, at);
   process.stdout.write(` information floor: the likelihood ratio test knowing ψ, at α ${at.alpha}: errors 1 % → 5 % p95 ${o5} s; tail50 read at the p95 threshold (slow share 5 % → 9.2 %) p95 ${oTail} s, read in the analysis's bands (p95 / p99 / p99.9) p95 ${oBands} s\n`);
   keys.push(`oracle_err5_detect_s_p95=${o5}`, `oracle_tail50_p95threshold_detect_s_p95=${oTail}`, `oracle_tail50_bands_detect_s_p95=${oBands}`);
+  if (ANY_TEST) {
+    // Not only sequential tests: the most powerful test of any kind at the goal's time (exact for
+    // the errors, simulated for the tail), bench/_verify-oracle.ts.
+    const e = anyTestErr5(RPS, at.alpha, 30);
+    const t3 = fixedSampleTailPower(rand, RPS, at.alpha, 60, [0.999, 0.99, 0.95]);
+    const t14 = fixedSampleTailPower(rand, RPS, at.alpha, 60, [0.9995, 0.999, 0.998, 0.995, 0.99, 0.98, 0.97, 0.95, 0.93, 0.9, 0.85, 0.8, 0.7, 0.5]);
+    process.stdout.write(` any test at α ${at.alpha}: errors 1 % → 5 % rejected by 30 s with probability ≤ ${e.powerAt.toFixed(3)} (Neyman-Pearson, least-favourable common rate), 0.95 first reached at ${e.p95FloorS} s;`
+      + ` tail50, fixed-sample test knowing the alternative, power at 60 s: ${t3.toFixed(3)} (3 bands), ${t14.toFixed(3)} (14 bands)\n`);
+    const g5 = goals.find((g) => g.name === 'err5 detected p95 s');
+    if (g5 !== undefined) g5.detail += ` (no valid test at this α and traffic gets below ${e.p95FloorS} s)`;
+    keys.push(`anytest_err5_power_at30=${e.powerAt.toFixed(4)}`, `anytest_err5_p95_floor_s=${e.p95FloorS}`, `fixed_tail50_power_at60_bands3=${t3.toFixed(3)}`, `fixed_tail50_power_at60_bands14=${t14.toFixed(3)}`);
+  }
 }
 if (FRONTIER_BAD > 0 || FRONTIER_HEALTHY > 0) {
   // The frontier: which speed goals are reachable at which α and traffic. Per α and rps, the
