@@ -4,6 +4,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asUser, startHarness, startUpstream, type GatewayHarness, type TestUser, type Upstream } from './harness.conformance.js';
 import { resourcePolicySchema } from './policy.js';
+import { DEMO_POLICY } from '../demo/gateway-tour.js';
 
 /**
  * Attack round 6 §3, over-blocking: legitimate work that masking refused or masked although no
@@ -137,6 +138,8 @@ describe('column rules name user tables: a rule with a table, and the system cat
   it('the policy accepts a table on a masking rule, not on a `none` rule', () => {
     expect(resourcePolicySchema.safeParse({ masking: { columns: [{ name: 'name', table: 'customers', mode: 'hash' }] } }).success).toBe(true);
     expect(resourcePolicySchema.safeParse({ masking: { columns: [{ name: 'memo', table: 'notes', mode: 'none' }] } }).success).toBe(false);
+    // The demo's policy (docs/gateway.md, docs/demo.md) keeps its rule to the customers' names.
+    expect(resourcePolicySchema.parse(DEMO_POLICY).masking.columns[0]).toEqual({ name: 'name', table: 'customers', mode: 'hash' });
   });
 });
 
