@@ -16,7 +16,7 @@ export const RESOURCE = 'orders-prod';
 
 /**
  * The policy the README shows: block unsafe writes, hold DDL for approval, and an explicit column
- * rule for every personal-data column of customers (names hashed; e-mails, phones and card
+ * rule for every personal-data column of customers (their names hashed; e-mails, phones and card
  * numbers partially masked), so every value derived from them is masked as well. The detectors
  * and classification (docs/gateway.md) remain the net for columns no rule names.
  */
@@ -25,7 +25,9 @@ export const DEMO_POLICY = {
   masking: {
     mode: 'partial',
     columns: [
-      { name: 'name', mode: 'hash' },
+      // `name` is a column of products too (and of catalogs such as pg_settings, which no rule
+      // names): the rule names the customers' one.
+      { name: 'name', table: 'customers', mode: 'hash' },
       { name: 'email', mode: 'partial' },
       { name: 'phone', mode: 'partial' },
       { name: 'card_number', mode: 'partial' },

@@ -221,3 +221,32 @@ describe('errors and notices while masking is on', () => {
     expect(out).toContain('withheld');
   });
 });
+
+describe('name-lookup errors that only name the client\'s own identifiers (attack round 6 §3)', () => {
+  const ruled = new Masker({ ...DEFAULT_MASKING, columns: [{ name: 'email', mode: 'partial' }] }, Buffer.alloc(32, 3));
+  const out = (fields: Parameters<typeof errorResponse>[0], sql: string, extra: Record<string, string> = {}): string => {
+    let msg = errorResponse(fields);
+    const more = Object.entries(extra).map(([k, v]) => Buffer.concat([Buffer.from(k), Buffer.from(`${v}\0`)]));
+    if (more.length > 0) {
+      msg = Buffer.concat([msg.subarray(0, -1), ...more, Buffer.of(0)]);
+      msg.writeInt32BE(msg.length - 1, 1);
+    }
+    return (ruled.maskErrorMessage(msg, 0, msg.length, {}, sql) ?? msg).toString('utf8');
+  };
+  const col = { severity: 'ERROR' as const, code: '42703', message: 'column "status" does not exist' };
+
+  it('keeps them with a position in the statement, no nested-statement fields and every name in the statement', () => {
+    expect(out(col, 'SELECT status FROM orders', { P: '8' })).toContain('column "status" does not exist');
+    expect(out({ ...col, code: '42P05', message: 'prepared statement "u1" already exists' }, 'PREPARE u1 AS SELECT 2')).toContain('prepared statement "u1" already exists');
+  });
+
+  it('withholds them without a position, from a statement inside a function, or naming what the statement lacks', () => {
+    expect(out(col, 'SELECT has_column_privilege($1, email, $2) FROM customers -- status')).not.toContain('status" does');
+    expect(out(col, 'SELECT dyn(email) FROM customers -- status', { P: '8', W: 'PL/pgSQL function dyn(text) line 1 at EXECUTE' })).not.toContain('status" does');
+    expect(out(col, 'SELECT f(x) FROM customers', { P: '8', q: 'SELECT status FROM orders', p: '8' })).not.toContain('status" does');
+    expect(out(col, 'SELECT statu FROM orders', { P: '8' })).not.toContain('status" does');
+    // Other SQLSTATEs with the same words, and other words under these SQLSTATEs.
+    expect(out({ ...col, code: '22P02' }, 'SELECT status FROM orders', { P: '8' })).toContain('[withheld by tightloop');
+    expect(out({ ...col, message: 'column "status" does not exist: alice' }, 'SELECT status FROM orders -- alice', { P: '8' })).toContain('[withheld by tightloop');
+  });
+});

@@ -18,7 +18,10 @@ export const maskingPolicySchema = z.object({
   mode: z.enum(MASK_MODES).default(DEFAULT_MASKING.mode),
   columns: z
     // `none` keeps a column out of classification (masking/classify.ts); the detectors still read it.
-    .array(z.object({ name: z.string().min(1).max(128), mode: z.enum([...MASK_MODES, 'none']).default('full') }))
+    // `table` limits a rule to that table's (or view's) column (masking/rule-scope.ts); a `none`
+    // rule has none, since classification goes by column name.
+    .array(z.object({ name: z.string().min(1).max(128), table: z.string().min(1).max(128).optional(), mode: z.enum([...MASK_MODES, 'none']).default('full') })
+      .refine((c) => c.mode !== 'none' || c.table === undefined, { message: "a column rule of mode 'none' names no table (classification goes by column name)" }))
     .max(200)
     .default([]),
   exemptRoles: z.array(z.string().min(1).max(64)).default([]),

@@ -38,7 +38,7 @@ interface Reading {
 }
 
 /** Is `node` a bare column reference to a stored column read straight from a FROM item (not through a derived table)? */
-function plainRef(node: unknown, lin: Lineage): boolean {
+export function plainRef(node: unknown, lin: Lineage): boolean {
   const t = typeOf(node);
   if (t === undefined || t[0] !== 'ColumnRef') return false;
   if (!list(t[1].fields).every((f) => str(f) !== undefined)) return false;

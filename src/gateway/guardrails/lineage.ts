@@ -2,7 +2,7 @@ import { attributeCall } from './attribute-calls.js';
 import { writtenBy } from './lineage-writes.js';
 import { analyzed, condition, inRecursive, mixed, quantity, SET_RETURNING_FUNCTIONS, SIZE_ARGUMENTS } from './lineage-quantities.js';
 import { comparison, conjuncts, groupingKeys, joinComparisons, ordering, setOperation } from './lineage-compare.js';
-import { rowKeys } from './lineage-keys.js';
+import { plainRef, rowKeys } from './lineage-keys.js';
 import { caseLineage, computed, computedFrom, filterControl, operatorLineage } from './lineage-control.js';
 import { leafSources, makeLeaf, mergeLeaves, newGroup, newSrc, selfLeaf, through, withSources, type Leaf } from './lineage-mixing.js';
 import { CATALOG_SAFE_FUNCTIONS } from './catalog-functions.js';
@@ -218,17 +218,22 @@ export function list(v: unknown): unknown[] {
   return Array.isArray(v) ? v : [];
 }
 
-/** Lineage of an output column: stored columns of a derived column, or the star's share. */
-function starLineage(star: StarInfo, name: string): Lineage {
+/**
+ * Lineage of an output column: stored columns of a derived column, or the star's share. `call`:
+ * the name was written qualified (`o.name`), where a name that is no column of the expanded
+ * relations is a call on the row (attrs); an unqualified name never is (PostgreSQL reads it as a
+ * column, else as a FROM item's whole row).
+ */
+function starLineage(star: StarInfo, name: string, call = true): Lineage {
   const parts: Lineage[] = [];
-  if (star.base) parts.push({ cols: [name], wholeRow: false, opaque: false, direct: true, rels: star.rels ?? [], attrs: (star.rels ?? []).map((r) => attrKey(r, name)) });
+  if (star.base) parts.push({ cols: [name], wholeRow: false, opaque: false, direct: true, rels: star.rels ?? [], ...(call ? { attrs: (star.rels ?? []).map((r) => attrKey(r, name)) } : {}) });
   const d = star.derived[name];
   if (d !== undefined) parts.push(d);
   else if (star.other.cols.length > 0 || star.other.wholeRow || star.other.opaque || !star.base) parts.push(star.other);
   const out = unionAll(parts);
   // Leaves: the name comes from exactly one of the expanded relations or derived columns.
   const bases = star.bases ?? [];
-  const alts: Leaf[][] = bases.map((b) => [makeLeaf({ cols: [name], wholeRow: false, opaque: false, direct: true, rels: [b.rel], attrs: [attrKey(b.rel, name)] }, b.srcs)]);
+  const alts: Leaf[][] = bases.map((b) => [makeLeaf({ cols: [name], wholeRow: false, opaque: false, direct: true, rels: [b.rel], ...(call ? { attrs: [attrKey(b.rel, name)] } : {}) }, b.srcs)]);
   if (star.base && bases.length === 0) alts.push([makeLeaf({ cols: [name], wholeRow: false, opaque: false, direct: true, rels: star.rels ?? [] }, [newSrc()])]);
   const rest = d ?? (star.other.cols.length > 0 || star.other.wholeRow || star.other.opaque || !star.base || (star.other.leaves ?? []).length > 0 ? star.other : undefined);
   if (rest !== undefined) alts.push(rest.leaves ?? [makeLeaf(rest, [newSrc()])]);
@@ -243,13 +248,13 @@ function alternatives(alts: readonly Leaf[][]): Leaf[] {
   return alts.flatMap((ls, i) => ls.map((l) => makeLeaf(l.lin, l.srcs, [group, i])));
 }
 
-function resolveIn(item: Item, col: string): Lineage {
+function resolveIn(item: Item, col: string, qualified = true): Lineage {
   const id = itemId(item);
   if (item.base !== undefined) return withWritten(baseLeaf({ cols: [col], wholeRow: false, opaque: false, direct: true, rels: [item.base] }, [id]), item.written, col);
   if (item.all !== undefined) return through(item.all, id);
   const outs = item.outs ?? [];
   const hits = outs.filter((o) => o.star === undefined && o.name === col).map((o) => o.lin);
-  for (const o of outs) if (o.star !== undefined) hits.push(starLineage(o.star, col));
+  for (const o of outs) if (o.star !== undefined) hits.push(starLineage(o.star, col, qualified));
   return through(hits.length > 0 ? unionAll(hits) : unionAll(outs.map((o) => o.lin)), id);
 }
 
@@ -316,7 +321,7 @@ export function columnRefOnly(fields: unknown[], scope: Scope): Lineage {
   for (let s: Scope | undefined = scope; s !== undefined; s = s.outer) {
     for (const item of s.items) {
       if (item.base !== undefined) union(out, { cols: [], wholeRow: false, opaque: false, direct: true, rels: [item.base] });
-      const own = resolveIn(item, last);
+      const own = resolveIn(item, last, false);
       const parts = item.base === undefined || item.written !== undefined ? [own] : [];
       if (item.alias === last) parts.push(wholeOf(item));
       const alt: Leaf[] = [...(own.leaves ?? [])];
@@ -376,6 +381,15 @@ export function exprLineage(node: unknown, scope: Scope, depth = 0): Lineage {
       if (filter !== undefined) out.ctl = controlOf(out.ctl, filter);
       const known = schema === 'pg_catalog' && KNOWN_FUNCTIONS.has(name);
       out.direct = false;
+      // `count(email)`, `count(DISTINCT email)` of a plain stored column: how many rows hold a
+      // value, or how many different whole values there are — a number that `count(*) … WHERE
+      // email IS NOT NULL` and `SELECT DISTINCT email` (whole-value equality, lineage-keys.ts)
+      // give already. Not masked; what a FILTER tests stays its control (masked as chosen).
+      if (name === 'count' && schema === 'pg_catalog' && inner.over === undefined && argList.length === 1 && list(inner.agg_order).length === 0 && plainRef(list(inner.args)[0], argList[0])) {
+        let n: Lineage = filter === undefined ? empty() : { ...empty(), ctl: controlOf(undefined, filter) };
+        if (scope.grouped === true) n = withSources(n, levelSources(scope));
+        return n;
+      }
       // Quantities (lineage-quantities.ts): how many rows a set-returning function returns, and
       // how a window numbers rows, must not follow a masked value.
       if (SET_RETURNING_FUNCTIONS.has(name)) quantity(`the arguments of ${name}() (the number of rows it returns)`, out);

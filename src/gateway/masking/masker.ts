@@ -10,8 +10,12 @@ import { DETECTOR_IDS, DetectorSet, MIN_DETECTABLE_LENGTH, OVER_LONG, type Detec
 import { OVER_BUDGET, type DetectBudget } from './budget.js';
 import { BACKEND, ERROR_FIELD } from '../wire/codes.js';
 import { namesOnly } from './catalog-names.js';
+import { ownNamesOnly } from './own-names.js';
 import { ECHOING_FIELDS, scrubText, userComputed, VERBATIM_FIELDS, WITHHELD } from './errors.js';
 import { Renderer, typeClass, type MaskMode, type TypeClass } from './render.js';
+import { globMatches, ruleNames, USER_DATA_SYSTEM_RELATIONS, type ScopedRule } from './rule-scope.js';
+
+export { globMatches };
 
 /**
  * Masks result rows on the wire: DataRow messages (simple and extended protocol) and COPY OUT
@@ -23,6 +27,11 @@ import { Renderer, typeClass, type MaskMode, type TypeClass } from './render.js'
 export interface ColumnRule {
   /** Column name, case-insensitive; `*` matches any run of characters. */
   name: string;
+  /**
+   * Table (or view) name the rule is limited to, case-insensitive, `*` wildcards, any schema;
+   * undefined: every user table's column of that name (rule-scope.ts).
+   */
+  table?: string;
   /** `none`: never classified (classify.ts); the detectors still read its values. */
   mode: MaskMode | 'none';
 }
@@ -98,30 +107,9 @@ const CATALOG_TTL_MS = 30_000;
 /** How long a table's classification stands before a session samples it again (new tables: at once). */
 const CLASSIFY_TTL_MS = 300_000;
 
-/**
- * A case-insensitive `*` wildcard match in O(name × glob) at worst: a backtracking RegExp of
- * `*a*a*a*b` takes exponential time in the number of stars.
- */
-export function globMatches(glob: string, name: string): boolean {
-  const g = glob.toLowerCase();
-  const s = name.toLowerCase();
-  let gi = 0;
-  let si = 0;
-  let star = -1;
-  let mark = 0;
-  while (si < s.length) {
-    if (gi < g.length && g[gi] !== '*' && g[gi] === s[si]) { gi++; si++; }
-    else if (gi < g.length && g[gi] === '*') { star = gi++; mark = si; }
-    else if (star >= 0) { gi = star + 1; si = ++mark; }
-    else return false;
-  }
-  while (gi < g.length && g[gi] === '*') gi++;
-  return gi === g.length;
-}
-
 export class Masker {
   private readonly detectors: DetectorSet;
-  private readonly rules: { mode: MaskMode; name: string }[];
+  private readonly rules: ScopedRule[];
   /** Explicit `none` rules: names never classified. */
   private readonly unclassified: string[];
   private readonly renderer: Renderer;
@@ -160,7 +148,7 @@ export class Masker {
     hashKey: Buffer,
   ) {
     this.detectors = new DetectorSet(policy.detectors);
-    this.rules = policy.columns.flatMap((c) => (c.mode === 'none' ? [] : [{ mode: c.mode, name: c.name }]));
+    this.rules = policy.columns.flatMap((c): ScopedRule[] => (c.mode === 'none' ? [] : [c.table === undefined ? { mode: c.mode, name: c.name } : { mode: c.mode, name: c.name, table: c.table }]));
     this.unclassified = policy.columns.filter((c) => c.mode === 'none').map((c) => c.name);
     this.renderer = new Renderer(hashKey);
   }
@@ -196,12 +184,18 @@ export class Masker {
     const columns = fields.map((f, i): ColumnPlan => {
       const format = formats === undefined ? f.format : formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : (formats[i] ?? 0);
       const cls = typeClass(f.typeOid);
+      // `void` (`SELECT pg_sleep(0)`, a procedure-like function): every value is the empty string
+      // (binary: no bytes), whatever computed it — there is nothing to mask.
+      if (f.typeOid === VOID_OID) return { counter: `column:${f.name}`, nameMode: undefined, detect: false, cls: 'opaque', bin: undefined };
       const lin = traced?.[i];
       // What chose the value counts as what it is computed from (a CASE WHEN or FILTER test of a
       // masked value): one such test per output column and row is a bit per row in the clear,
       // and a statement may spell out any number of them (attack round 6 #1).
       const verdict = lin === undefined ? undefined : this.lineageMode(controlled(lin));
-      const nameMode = (verdict === undefined || verdict.mode === 'detect' ? undefined : verdict.mode) ?? this.rules.find((r) => globMatches(r.name, f.name))?.mode;
+      // Without a lineage (a statement the tree does not describe: SHOW, ...) a rule still matches
+      // the result column's own name; with one, the lineage decides (psql's `c.relname AS "Name"`
+      // is no column a rule `name` names).
+      const nameMode = (verdict === undefined || verdict.mode === 'detect' ? undefined : verdict.mode) ?? (lin === undefined ? this.rules.find((r) => globMatches(r.name, f.name))?.mode : undefined);
       const counter = `column:${f.name}`;
       // A detector match in a stored column not yet classified classifies it (`seen`): only a
       // plain reference the server itself names as a table column (RowDescription's table OID),
@@ -336,7 +330,7 @@ export class Masker {
     return {
       at: this.classifiedAt,
       columns: all.map((c) => {
-        const rule = this.policy.columns.find((r) => globMatches(r.name, c.column));
+        const rule = this.policy.columns.find((r) => r.mode === 'none' ? globMatches(r.name, c.column) : ruleNames(r, c.column, c.table === '*' ? undefined : [c.table.slice(c.table.indexOf('.') + 1)]));
         const mode = rule !== undefined ? rule.mode : c.kind === 'values' ? this.policy.mode : 'detect';
         return rule === undefined ? { ...c, mode } : { ...c, mode, overriddenBy: rule.name };
       }),
@@ -344,13 +338,27 @@ export class Masker {
   }
 
   /** The rule for one stored column: an explicit one, else its classification unless exempted. */
-  private ruleFor(column: string): Verdict | undefined {
-    const rule = this.rules.find((r) => globMatches(r.name, column));
+  private ruleFor(column: string, rels?: readonly string[]): Verdict | undefined {
+    // The system catalogs' own columns: the database's names, not data (rule-scope.ts).
+    if (this.systemOnly(rels)) return undefined;
+    const rule = this.rules.find((r) => ruleNames(r, column, rels));
     if (rule !== undefined) return { mode: rule.mode, implied: false };
     const key = column.toLowerCase();
     const c = this.classified.get(key) ?? this.learned.get(key);
     if (c === undefined || this.unclassified.some((n) => globMatches(n, column))) return undefined;
     return { mode: c.kind === 'values' ? this.policy.mode : 'detect', implied: true };
+  }
+
+  /**
+   * Are all of `rels` system catalogs or views (and no user relation of the same name, in any
+   * schema), none of those holding stored user data? Unknown (undefined or empty): no.
+   */
+  private systemOnly(rels: readonly string[] | undefined): boolean {
+    if (rels === undefined || rels.length === 0) return false;
+    return rels.every((r) => {
+      const key = r.toLowerCase();
+      return this.systemRelations.has(key) && !this.userColumns.has(key) && !USER_DATA_SYSTEM_RELATIONS.has(key);
+    });
   }
 
   /**
@@ -381,7 +389,8 @@ export class Masker {
   private learnFrom(cols: readonly string[], counts: MaskCounts): void {
     for (const col of cols) {
       const key = col.toLowerCase();
-      if (this.classified.has(key) || this.learned.has(key) || this.rules.some((r) => globMatches(r.name, col)) || this.unclassified.some((n) => globMatches(n, col))) continue;
+      // A table-scoped rule names the column of its own table only: the same name elsewhere may still learn.
+      if (this.classified.has(key) || this.learned.has(key) || this.rules.some((r) => r.table === undefined && globMatches(r.name, col)) || this.unclassified.some((n) => globMatches(n, col))) continue;
       this.learned.set(key, { table: '*', column: col, source: 'seen', detectors: [], kind: 'contains' });
       counts['classified:seen'] = (counts['classified:seen'] ?? 0) + 1;
     }
@@ -422,7 +431,7 @@ export class Masker {
       // Catalog statistics: sample values of any column, whatever masks it.
       if (STATS_VALUES.test(c) && (lin.rels === undefined || lin.rels.length === 0 || lin.rels.some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false, derived: true });
       if ((c === 'query' || c === 'application_name') && (lin.rels ?? []).some((r) => QUERY_TEXT_RELS.has(r))) consider({ mode: 'full', implied: false, derived: true });
-      const rule = this.ruleFor(c) ?? this.unknownRelationRule(lin);
+      const rule = this.ruleFor(c, lin.rels) ?? this.unknownRelationRule(lin);
       // Derived values are `full` even where the rule hashes: a keyed hash of substr(name, i, 1)
       // over a small domain decodes with a codebook (attack round 3 #3).
       if (rule !== undefined) consider(lin.direct ? rule : { mode: 'full', implied: rule.implied, derived: true });
@@ -490,7 +499,7 @@ export class Masker {
       const v = this.copyVerdict(lin);
       // A plain reference to a classified column: its values are what the detectors recognised.
       if (v === undefined || (v.implied && v.derived !== true)) continue;
-      const named = lin.cols.find((c) => this.ruleFor(c) !== undefined || STATS_VALUES.test(c));
+      const named = lin.cols.find((c) => this.ruleFor(c, lin.rels) !== undefined || STATS_VALUES.test(c));
       return named !== undefined ? `COPY output includes masked column "${named}"` : 'COPY output of whole rows: name the columns (a masking column rule applies)';
     }
     return undefined;
@@ -530,13 +539,13 @@ export class Masker {
     for (const w of writes) {
       // What chose the value (CASE WHEN, FILTER) counts too: a stored value is read past this statement.
       const lin = controlled(w.lin);
-      const v = w.sameNames === true ? this.sameNameVerdict(lin) : this.lineageMode(lin);
+      const v = w.sameNames === true ? this.sameNameVerdict(lin, w.rel) : this.lineageMode(lin);
       if (v === undefined || v.mode === 'detect') continue;
       const rel = w.rel.toLowerCase();
       const col = w.col ?? (w.position !== undefined && !this.ambiguousTables.has(rel) ? this.tableColumns.get(rel)?.[w.position] : undefined);
       const t = col === undefined ? undefined : this.lineageMode({ cols: [col], wholeRow: false, opaque: false, direct: true, rels: [w.rel] });
       if (t !== undefined && t.mode !== 'detect' && STRENGTH[t.mode] >= STRENGTH[v.mode]) continue;
-      const from = lin.cols.find((c) => this.ruleFor(c) !== undefined);
+      const from = lin.cols.find((c) => this.ruleFor(c, lin.rels) !== undefined);
       const what = from !== undefined ? `masked column "${from}"` : w.sameNames === true || lin.wholeRow ? 'whole rows' : lin.opaque ? 'a function the gateway cannot see into' : 'masked data';
       const where = col !== undefined ? `"${w.rel}"."${col}"` : `a column of "${w.rel}" the statement does not name`;
       const mode = t === undefined || t.mode === 'detect' ? 'not masked' : `masked only as ${t.mode}`;
@@ -565,7 +574,7 @@ export class Masker {
       const lin = controlled(q.lin);
       const v = this.lineageMode(lin);
       if (v === undefined || v.mode === 'detect') continue;
-      const from = lin.cols.find((c) => this.ruleFor(c) !== undefined);
+      const from = lin.cols.find((c) => this.ruleFor(c, lin.rels) !== undefined);
       const what = from !== undefined ? `masked column "${from}"` : lin.wholeRow ? 'whole rows' : lin.opaque ? 'a function the gateway cannot see into' : 'masked data';
       return {
         detail: q.reason !== undefined
@@ -589,7 +598,7 @@ export class Masker {
       return v !== undefined && v.mode !== 'detect';
     };
     const name = (l: Leaf): string => {
-      const c = l.lin.cols.find((x) => this.ruleFor(x) !== undefined);
+      const c = l.lin.cols.find((x) => this.ruleFor(x, l.lin.rels) !== undefined);
       return c !== undefined ? `masked column "${c}"` : l.lin.wholeRow ? 'whole rows' : l.lin.opaque ? 'a function the gateway cannot see into' : 'masked data';
     };
     const sets = choices(leaves);
@@ -611,11 +620,14 @@ export class Masker {
   /**
    * `CREATE TABLE t AS SELECT * FROM s`: each stored column lands in a column of its own name,
    * which the same rules match; only views (their columns are computed) and unknown relations
-   * are judged as whole rows.
+   * are judged as whole rows. Not so when a rule names a table (the new table's columns are not
+   * its columns) or the target has a system relation's name (rules do not name those columns:
+   * rule-scope.ts): then the rows are judged as whole rows too.
    */
-  private sameNameVerdict(lin: Lineage): Verdict | undefined {
+  private sameNameVerdict(lin: Lineage, target: string): Verdict | undefined {
     const rels = lin.rels ?? [];
-    if (rels.length > 0 && rels.every((r) => this.tableColumns.has(r.toLowerCase()))) return undefined;
+    const sameRules = !this.rules.some((r) => r.table !== undefined) && !this.systemRelations.has(target.toLowerCase());
+    if (sameRules && rels.length > 0 && rels.every((r) => this.tableColumns.has(r.toLowerCase()))) return undefined;
     return this.lineageMode(lin);
   }
 
@@ -853,7 +865,9 @@ export class Masker {
       const whole = computed || (this.anyRule && !FIXED_TEXT_CLASSES.has(sqlstate.slice(0, 2))) || ECHOING_FIELDS.has(code);
       // Only names of catalog objects in a known template (`duplicate key value violates unique constraint "…"`).
       const names = !computed && !ECHOING_FIELDS.has(code) && namesOnly(code, text, sqlstate, (n) => this.catalogNames.has(n), (p) => sqlLower?.includes(p.toLowerCase()) === true);
-      const kept = names ? detected : whole ? (code === ERROR_FIELD.Message ? `${WITHHELD} (SQLSTATE ${fields.get('C') ?? '?'})` : WITHHELD) : scrubText(detected, sqlLower);
+      // Or only identifiers the client's own statement spelt out (`column "status" does not exist`: own-names.ts).
+      const own = !computed && ownNamesOnly(code, text, fields, sqlLower);
+      const kept = names || own ? detected : whole ? (code === ERROR_FIELD.Message ? `${WITHHELD} (SQLSTATE ${fields.get('C') ?? '?'})` : WITHHELD) : scrubText(detected, sqlLower);
       if (kept !== detected) counts['error:withheld'] = (counts['error:withheld'] ?? 0) + 1;
       if (kept === text) parts.push(msg.subarray(at, stop + 1));
       else {
@@ -898,6 +912,8 @@ export class Masker {
  * deadlock) and operator intervention (57: cancel, statement timeout, shutdown). Their Detail
  * is still withheld.
  */
+/** pg_type oid of `void`. */
+const VOID_OID = 2278;
 const FIXED_TEXT_CLASSES = new Set(['08', '25', '40', '57']);
 
 function isAscii(buf: Buffer, from: number, to: number): boolean {
