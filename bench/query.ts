@@ -33,7 +33,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ClickHouseTelemetryStore, DuckDbTelemetryStore, loadSynthetic, type SyntheticSample, type TelemetryStore } from '../src/telemetry/index.js';
-import { arg, cpuSeconds } from './_util.js';
+import { arg, cpuMs, cpuSeconds } from './_util.js';
 import { startBenchEngine, type BenchEngine } from './_clickhouse-engine.js';
 import { generateInEngine, type GeneratedSample } from './_clickhouse-generate.js';
 import { generateInDuckDb } from './_duckdb-generate.js';
@@ -174,18 +174,24 @@ async function benchStore(kind: 'duckdb' | 'clickhouse', dir: string): Promise<s
     let worstRatio = 0;
     const missed: string[] = [];
     for (const q of queries(sample, endUs, kind)) {
-      const cold: number[] = [], warm: number[] = [];
+      const cold: number[] = [], warm: number[] = [], coldCpu: number[] = [], warmCpu: number[] = [];
+      // CPU of the query (this process's threads, DuckDB's included, plus the engine's): what
+      // the wall times would approach on an idle machine, as far as the query is CPU-bound.
+      const cpuNow = (): number => cpuMs(process.pid) + (engine ? cpuMs(engine.child.pid) : 0);
       let found = 0;
       for (let r = 0; r < REPS; r++) {
         const store = open();
         await store.open();
         try {
-          let t = performance.now();
+          let c0 = cpuNow(), t = performance.now();
           found += await q.run(store, 2 * r);
           cold.push(performance.now() - t);
+          coldCpu.push(cpuNow() - c0);
+          c0 = cpuNow();
           t = performance.now();
           found += await q.run(store, 2 * r + 1);
           warm.push(performance.now() - t);
+          warmCpu.push(cpuNow() - c0);
         } finally {
           await store.close();
         }
@@ -194,8 +200,8 @@ async function benchStore(kind: 'duckdb' | 'clickhouse', dir: string): Promise<s
       worstRatio = Math.max(worstRatio, ratio);
       if (q.goalMs !== undefined && (c > q.goalMs || w > q.goalMs)) missed.push(q.key);
       console.log(`[${kind}] ${q.title} [${q.reads}]: cold ${c.toFixed(1)} ms (max ${Math.max(...cold).toFixed(1)}), warm ${w.toFixed(1)} ms (max ${Math.max(...warm).toFixed(1)}), cold/warm ${ratio.toFixed(1)}; `
-        + `${(found / (2 * REPS)).toFixed(0)} rows per query${q.goalMs === undefined ? '' : `; goal ≤ ${q.goalMs} ms at 10 M rows`}`);
-      fields.push(`${q.key}_ms=${w.toFixed(1)}`, `${q.key}_cold_ms=${c.toFixed(1)}`);
+        + `CPU cold ${median(coldCpu).toFixed(1)} ms, warm ${median(warmCpu).toFixed(1)} ms; ${(found / (2 * REPS)).toFixed(0)} rows per query${q.goalMs === undefined ? '' : `; goal ≤ ${q.goalMs} ms at 10 M rows`}`);
+      fields.push(`${q.key}_ms=${w.toFixed(1)}`, `${q.key}_cold_ms=${c.toFixed(1)}`, `${q.key}_cpu_ms=${median(warmCpu).toFixed(1)}`, `${q.key}_cold_cpu_ms=${median(coldCpu).toFixed(1)}`);
     }
     if (kind === 'duckdb' && worstRatio > 3) missed.push('cold_over_warm');
     console.log(`[${kind}] cold within 3× warm: ${worstRatio <= 3 ? 'yes' : 'no'} (worst ${worstRatio.toFixed(1)}×); over a goal: ${missed.length === 0 ? 'none' : missed.join(', ')}`);
