@@ -37,6 +37,8 @@ import { arg, cpuMs, cpuSeconds } from './_util.js';
 import { startBenchEngine, type BenchEngine } from './_clickhouse-engine.js';
 import { generateInEngine, type GeneratedSample } from './_clickhouse-generate.js';
 import { generateInDuckDb } from './_duckdb-generate.js';
+import { createClient } from '@clickhouse/client';
+import { TRACE_SQL } from '../src/telemetry/clickhouse-queries.js';
 
 const argText = (name: string, def: string | undefined): string | undefined => {
   const i = process.argv.indexOf(`--${name}`);
@@ -130,6 +132,28 @@ async function checkData(store: TelemetryStore, s: SyntheticSample | GeneratedSa
   return note;
 }
 
+/**
+ * What ClickHouse plans to read for a trace lookup (`EXPLAIN indexes = 1` of getTrace's query):
+ * parts and granules left after each index, the last being the bloom filter on trace ids.
+ */
+async function tracePlan(http: string, traceId: string): Promise<string> {
+  const client = createClient({ url: http, database: 'qbench' });
+  try {
+    const text = await (await client.query({ query: `EXPLAIN indexes = 1 ${TRACE_SQL}`, query_params: { tid: traceId }, format: 'TabSeparatedRaw' })).text();
+    const steps: string[] = [];
+    let section = '', parts = '';
+    for (const line of text.split('\n').map((l) => l.trim())) {
+      if (['Min-Max', 'Partition', 'PrimaryKey', 'Skip'].includes(line)) section = line;
+      else if (line.startsWith('Name: ') && section === 'Skip') section = line.slice(6);
+      else if (line.startsWith('Parts: ')) parts = line.slice(7);
+      else if (line.startsWith('Granules: ') && section !== '') { steps.push(`${section} parts ${parts} granules ${line.slice(10)}`); section = ''; }
+    }
+    return steps.join(' → ');
+  } finally {
+    await client.close();
+  }
+}
+
 /** Loads (or generates) the rows into one store, checks them, times the queries; returns the RESULT fields. */
 async function benchStore(kind: 'duckdb' | 'clickhouse', dir: string): Promise<string> {
   const path = join(dir, 'telemetry.duckdb');
@@ -165,6 +189,7 @@ async function benchStore(kind: 'duckdb' | 'clickhouse', dir: string): Promise<s
     await checker.open();
     try {
       console.log(`data checked through the store: ${await checkData(checker, sample, endUs)}`);
+      if (kind === 'clickhouse') console.log(`trace lookup plan (EXPLAIN indexes = 1): ${await tracePlan(engine?.http ?? chHttp(chUrl!), sample.traceId)}`);
     } finally {
       await checker.close();
     }
