@@ -127,7 +127,10 @@ async function checkData(store: TelemetryStore, s: SyntheticSample | GeneratedSa
     const counted = red.reduce((a, b) => a + b.count, 0);
     if (counted !== st.frontendEntrySpans) problems.push(`RED counts ${counted} requests of ${s.service}, the spans hold ${st.frontendEntrySpans}`);
     note += `; stored ${st.spans} spans (${st.traces} traces) + ${st.logs} logs, ${st.termLogs} logs hold "${s.logTerm}", RED counts all ${counted} entry spans of ${s.service}`;
-  } else if (found !== 100) problems.push(`log search found ${found} of "${s.logTerm}", expected 100`);
+  } else if (found < Math.min(100, Math.floor(0.001 * ROWS))) {
+    // loadSynthetic: ~0.2 % of logs hold the term (drawn at random), so surely 0.1 %.
+    problems.push(`log search found ${found} of "${s.logTerm}", expected ${Math.min(100, Math.floor(0.001 * ROWS))} or more`);
+  }
   if (problems.length > 0) throw new Error(`the data is not what the queries expect: ${problems.join('; ')}`);
   return note;
 }
