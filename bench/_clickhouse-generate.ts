@@ -8,20 +8,38 @@
  * entry span → a database span and an internal span), four front operations, three backend
  * services with two versions, log-normal latencies, 2 % errors; logs from the same templates,
  * ~0.2 % containing the search term, every 10th carrying the trace id of its time's trace.
- * Differences: ids are MD5 hashes of the trace number (not random), latencies use the engine's
- * own random numbers, and attributes are fewer. Not a measure of ingest: only the queries count.
+ * Differences: ids are MD5 hashes of the trace number (not random; the same in DuckDB's
+ * generator, _duckdb-generate.ts), latencies use the engine's own random numbers, and the logs'
+ * resources carry one version. Afterwards the rows are counted in the engine (`stored`), which the
+ * benchmark checks. Not a measure of ingest: only the queries count.
  */
 import { createHash } from 'node:crypto';
 import type { SyntheticSample } from '../src/telemetry/index.js';
 import { createClient } from '@clickhouse/client';
 
 const LOG_TERM = 'connection reset by peer';
+
+/** What a generator stored, counted in the engine afterwards (the benchmark checks it). */
+export interface GeneratedSample extends SyntheticSample {
+  stored: {
+    spans: number;
+    logs: number;
+    /** Distinct trace ids of the spans. */
+    traces: number;
+    /** Logs whose body holds `logTerm` (any case). */
+    termLogs: number;
+    /** Entry spans of `service` (what its RED counts). */
+    frontendEntrySpans: number;
+    /** Spans whose resource the store cannot find (DuckDB; 0 for ClickHouse, which stores it in the row). */
+    resourcesMissing: number;
+  };
+}
 /** Rows per INSERT … SELECT (the engine's memory per statement stays small). */
 const CHUNK = 1_000_000;
 
 const traceIdOf = (t: number): string => createHash('md5').update(String(t)).digest('hex');
 
-export async function generateInEngine(http: string, database: string, rows: number, endUs: number, hours = 24): Promise<SyntheticSample> {
+export async function generateInEngine(http: string, database: string, rows: number, endUs: number, hours = 24): Promise<GeneratedSample> {
   const client = createClient({ url: http, database, request_timeout: 1_800_000 });
   const startUs = endUs - hours * 3600e6;
   const traces = Math.max(1, Math.ceil(rows / 5));
@@ -43,11 +61,12 @@ SELECT toInt64(${startUs} + t * ${stepUs}) + [0, 200, 350, 500, 500][k + 1] AS s
   [2, 3, 2, 3, 1][k + 1] AS kind, toInt64([root_ns, root_ns * 0.7 + 3e5, root_ns * 0.7, root_ns * 0.28, root_ns * 0.14][k + 1]) AS duration_ns,
   if(err AND k < 3, 2, 0) AS status_code, if(err AND k < 3, 'upstream failed', '') AS status_message,
   if(k < 2, 'frontend', svc) AS service, if(k < 2, if(canary, '2.8.0', '2.7.3'), if(canary, '1.5.0', '1.4.2')) AS version, 'prod' AS environment,
-  concat('{"service.name":"', service, '","service.version":"', version, '","deployment.environment.name":"prod"}') AS resource_attrs,
+  concat('{"service.name":"', service, '","service.version":"', version, '","deployment.environment.name":"prod","host.name":"', service, '-7d9f8c-', replaceAll(version, '.', ''), '","telemetry.sdk.language":"nodejs"}') AS resource_attrs,
   '@opentelemetry/instrumentation-http' AS scope_name, '0.52.1' AS scope_version,
-  [concat('{"http.route":"', splitByChar(' ', name)[2], '","http.response.status_code":', if(err, '500', '200'), '}'),
-   concat('{"rpc.system":"grpc","rpc.service":"', svc, '"}'), concat('{"rpc.method":"', back_op, '","app.order_id":"', toString(h % 1000000000), '"}'),
-   '{"db.system":"postgresql","db.namespace":"shop"}', '{}'][k + 1] AS attrs,
+  [concat('{"http.request.method":"', splitByChar(' ', name)[1], '","http.route":"', splitByChar(' ', name)[2], '","http.response.status_code":', if(err, '500', '200'), ',"user_agent.original":"Mozilla/5.0"}'),
+   concat('{"rpc.system":"grpc","rpc.service":"', svc, '","server.address":"', svc, ':50051"}'),
+   concat('{"rpc.system":"grpc","rpc.method":"', back_op, '","app.order_id":"', toString(h % 1000000000), '"}'),
+   '{"db.system":"postgresql","db.query.text":"SELECT id, total FROM orders WHERE customer_id = $1","db.namespace":"shop","server.address":"pg-main"}', '{}'][k + 1] AS attrs,
   if(err AND k < 3, concat('[{"timeUs":', toString(start_us), ',"name":"exception","attrs":{"exception.type":"Error"}}]'), '[]') AS events, '[]' AS links,
   toInt64(${endUs}) AS ingested_us, 'qbench' AS node
 FROM numbers(${n})` });
@@ -64,15 +83,27 @@ SELECT toInt64(${startUs} + n * ${(endUs - startUs) / rows}) AS time_us, time_us
     r < 0.8, concat('order ', toString(m), ' placed by customer ', toString(m * 7 % 100000), ' total ', toString((m % 50000) / 100), ' EUR'),
     concat('user ', toString(m), ' signed in from 10.', toString(m % 255), '.', toString(m % 13), '.', toString(m % 7))) AS body,
   if(intDiv(h, 100000000) % 10 = 0, lower(hex(MD5(toString(t)))), '') AS trace_id, '' AS span_id, if(trace_id = '', 0, 1) AS flags,
-  svc AS service, '1.4.2' AS version, 'prod' AS environment, concat('{"service.name":"', svc, '"}') AS resource_attrs,
+  svc AS service, '1.4.2' AS version, 'prod' AS environment, concat('{"service.name":"', svc, '","service.version":"', '1.4.2', '","deployment.environment.name":"prod","host.name":"', svc, '-7d9f8c-', replaceAll('1.4.2', '.', ''), '","telemetry.sdk.language":"nodejs"}') AS resource_attrs,
   'pino' AS scope_name, '9.0.0' AS scope_version, concat('{"logger":"', svc, '","thread.id":', toString(m % 16), '}') AS attrs, '' AS event_name,
   toInt64(${endUs}) AS ingested_us, 'qbench' AS node
 FROM numbers(${n})` });
     }
+    const count = async (query: string): Promise<number> =>
+      Number((await (await client.query({ query: `SELECT toString((${query})) AS n`, format: 'JSONEachRow' })).json<{ n: string }>())[0].n);
+    const every = Math.max(1, Math.floor(traces / 64));
+    const traceIds = Array.from({ length: Math.min(64, traces) }, (_, i) => traceIdOf(i * every));
+    return {
+      traceId: traceIdOf(Math.floor(traces / 2)), traceIds, logTerm: LOG_TERM, service: 'frontend',
+      stored: {
+        spans: await count('SELECT count() FROM spans'),
+        logs: await count('SELECT count() FROM logs'),
+        traces: await count('SELECT uniqExact(trace_id) FROM spans'),
+        termLogs: await count(`SELECT count() FROM logs WHERE positionCaseInsensitiveUTF8(body, '${LOG_TERM}') > 0`),
+        frontendEntrySpans: await count("SELECT count() FROM spans WHERE service = 'frontend' AND (kind IN (2, 5) OR parent_span_id = '')"),
+        resourcesMissing: 0,
+      },
+    };
   } finally {
     await client.close();
   }
-  const every = Math.max(1, Math.floor(traces / 64));
-  const traceIds = Array.from({ length: Math.min(64, traces) }, (_, i) => traceIdOf(i * every));
-  return { traceId: traceIdOf(Math.floor(traces / 2)), traceIds, logTerm: LOG_TERM, service: 'frontend' };
 }

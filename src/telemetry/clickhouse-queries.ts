@@ -32,13 +32,15 @@ function spanRow(r: ChRow): SpanRow {
  * then its spans in that range: the day partitions and the primary key's time column narrow the
  * parts, the bloom filter index the granules.
  */
+/** getTrace's query (`{tid:String}`). Scalar subqueries run first: their constants then prune partitions and granules. */
+export const TRACE_SQL = `SELECT ${SPAN_COLUMNS} FROM spans WHERE trace_id = {tid:String}
+    AND start >= (SELECT min(first) FROM trace_times WHERE trace_id = {tid:String})
+    AND start <= (SELECT max(last) FROM trace_times WHERE trace_id = {tid:String})`;
+
 export async function getTrace(sql: ChSql, traceId: string): Promise<SpanRow[]> {
   const tid = traceId.toLowerCase();
   if (!HEX32.test(tid)) return [];
-  // Scalar subqueries run first: their constants then prune partitions and granules.
-  const rows = await sql.rows(`SELECT ${SPAN_COLUMNS} FROM spans WHERE trace_id = {tid:String}
-    AND start >= (SELECT min(first) FROM trace_times WHERE trace_id = {tid:String})
-    AND start <= (SELECT max(last) FROM trace_times WHERE trace_id = {tid:String})`, { tid });
+  const rows = await sql.rows(TRACE_SQL, { tid });
   return rows.map(spanRow).sort((a, b) => a.startUs - b.startUs || (a.spanId < b.spanId ? -1 : a.spanId > b.spanId ? 1 : 0));
 }
 

@@ -35,6 +35,7 @@ import type {
   LogQuery, LogRow, LogVolumeBucket, LogVolumeQuery, MetricQuery, MetricSeries, RedBucket, RedQuery, ServiceSummary, Signal, SpanRow,
   TelemetryBatches, TelemetryStore, TraceQuery, TraceSummary,
 } from './store.js';
+import { PartialAppendError } from './store.js';
 
 export interface ClickHouseStoreOptions {
   /** `clickhouse://user:pass@host:8123/db` (`clickhouses://` for TLS; http(s):// too). */
@@ -190,6 +191,13 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
     return this.pollPeers();
   }
 
+  /**
+   * One INSERT per signal, at once. When one fails every attempt after another succeeded, the
+   * stored signals' rows are delivered as committed and the append rejects with
+   * PartialAppendError naming the batches that were stored whole: the writer acknowledges those
+   * requests (an OTLP request carries one signal) and refuses only the rest, whose senders' retries
+   * then store nothing twice.
+   */
   async append(batches: TelemetryBatches[]): Promise<void> {
     const spans = batches.map((b) => b.spans).filter((b): b is SpanBatch => !!b && b.length > 0).map((b) => this.storable(b));
     const logs = batches.map((b) => b.logs).filter((b): b is LogBatch => !!b && b.length > 0);
@@ -200,16 +208,22 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
     this.appending.add(seq);
     try {
       const token = `${this.nodeId}:${seq}`;
+      const failed = new Map<Signal, AppError>();
       const inserts: Array<Promise<void>> = [];
-      const spanBody = rowBinary(spans, writeSpanRows, seq, this.nodeId);
-      if (spanBody) inserts.push(this.insert(sql, SPAN_INSERT, spanBody, `${token}:spans`));
-      const logBody = rowBinary(logs, writeLogRows, seq, this.nodeId);
-      if (logBody) inserts.push(this.insert(sql, LOG_INSERT, logBody, `${token}:logs`));
-      const metricBody = rowBinary(metricBatches, writeMetricRows, seq, this.nodeId);
-      if (metricBody) inserts.push(this.insert(sql, METRIC_INSERT, metricBody, `${token}:metrics`));
+      const send = (signal: Signal, query: string, body: Buffer[] | undefined): void => {
+        if (body) inserts.push(this.insert(sql, query, body, `${token}:${signal}`).catch((e: unknown) => { failed.set(signal, e as AppError); }));
+      };
+      send('spans', SPAN_INSERT, rowBinary(spans, writeSpanRows, seq, this.nodeId));
+      send('logs', LOG_INSERT, rowBinary(logs, writeLogRows, seq, this.nodeId));
+      send('metrics', METRIC_INSERT, rowBinary(metricBatches, writeMetricRows, seq, this.nodeId));
       if (inserts.length === 0) return;
       await Promise.all(inserts);
-      this.stored(spans.filter((b) => b.length > 0), logs, metricBatches, seq);
+      const ok = (signal: Signal): boolean => !failed.has(signal);
+      if (failed.size < inserts.length) this.stored(ok('spans') ? spans.filter((b) => b.length > 0) : [], ok('logs') ? logs : [], ok('metrics') ? metricBatches : [], seq);
+      if (failed.size === 0) return;
+      const first = [...failed.values()][0];
+      const stored = batches.map((b) => (!b.spans?.length || ok('spans')) && (!b.logs?.length || ok('logs')) && (!b.metrics?.length || ok('metrics')));
+      throw stored.some(Boolean) ? new PartialAppendError(stored, first) : first;
     } finally {
       this.appending.delete(seq);
     }

@@ -1,3 +1,4 @@
+import { AppError } from '../core/app-error.js';
 import type { LogBatch, MetricBatch, SpanBatch } from './batch.js';
 import type { RollupSecond } from './rollup.js';
 
@@ -19,6 +20,21 @@ export interface TelemetryBatches {
    * bytes (cheaper than encoding the columns) and decodes them again after a crash.
    */
   source?: OtlpSource;
+}
+
+/**
+ * An append that durably stored some of its batches and not the others — a store that writes
+ * each signal apart (ClickHouse: one INSERT per table) whose INSERT of one signal failed every
+ * attempt after another's succeeded. `stored[i]` (index of the `append` argument): every row of
+ * batch i is stored. The writer acknowledges those requests and refuses only the others (this
+ * error's 503), so a sender retries only what was not stored: refusing a stored request would
+ * have its retry store the rows twice.
+ */
+export class PartialAppendError extends AppError {
+  constructor(readonly stored: readonly boolean[], cause: AppError) {
+    super(cause.code, cause.status, cause.message, { retryAfterS: cause.retryAfterS, context: cause.context, cause });
+    this.name = 'PartialAppendError';
+  }
 }
 
 /** An OTLP/HTTP request body, its signal and encoding. */
@@ -188,7 +204,11 @@ export interface MetricSeries {
 export interface TelemetryStore {
   /** Creates tables if needed; rebuilds rollups lost in a crash. */
   open(): Promise<void>;
-  /** Appends every batch in one transaction; resolves once it is durably committed. */
+  /**
+   * Appends every batch in one transaction; resolves once it is durably committed. A store
+   * without one transaction over every signal may reject with PartialAppendError, saying which
+   * batches are stored all the same.
+   */
   append(batches: TelemetryBatches[]): Promise<void>;
   getTrace(traceId: string): Promise<SpanRow[]>;
   searchTraces(q: TraceQuery): Promise<TraceSummary[]>;

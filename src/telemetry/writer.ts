@@ -4,12 +4,13 @@
  * Ingest requests are queued and committed together — one store.append() and one commit per
  * group — every `maxDelayMs` or as soon as `groupRows` rows wait. Up to `maxInFlight` groups
  * commit at once, so one group is prepared while the previous one's commit waits on the disk. Each request's promise settles
- * only after its group's commit: resolved when durable, rejected with the commit's error. The
+ * only after its group's commit: resolved when durable, rejected with the commit's error (when the
+ * store stored part of the group, PartialAppendError, only the requests not stored). The
  * queue is bounded by rows and by an estimate of bytes; when full, submit() rejects at once with
  * AppError('overloaded', 429, …, retryAfterS 1), which the HTTP layer answers with Retry-After.
  */
 import { AppError } from '../core/app-error.js';
-import type { TelemetryBatches, TelemetryStore } from './store.js';
+import { PartialAppendError, type TelemetryBatches, type TelemetryStore } from './store.js';
 
 export interface TelemetryWriterOptions {
   /** Longest a request waits for companions before its group commits. Default 5 ms. */
@@ -160,7 +161,15 @@ export class TelemetryWriter {
       await this.store.append(group.map((p) => p.batches));
     } catch (e) {
       this.counters.failedCommits++;
-      for (const p of group) p.reject(e);
+      // Requests whose rows were all stored are acknowledged: refused, their senders' retries would store them twice.
+      const stored = e instanceof PartialAppendError ? e.stored : [];
+      for (let i = 0; i < group.length; i++) {
+        if (stored[i] === true) {
+          this.counters.rowsCommitted += group[i].rows;
+          this.counters.requestsCommitted++;
+          group[i].resolve();
+        } else group[i].reject(e);
+      }
       return;
     }
     this.counters.commits++;
