@@ -10,8 +10,8 @@ import { percentile } from './_util.js';
 class BenchSource implements DetectSource {
   listener: ((rows: RollupSecond[]) => void) | undefined;
   onCommittedRollups(l: (rows: RollupSecond[]) => void): () => void { this.listener = l; return () => undefined; }
-  services = async (): Promise<never[]> => [];
-  red = async (): Promise<never[]> => [];
+  services = (): Promise<never[]> => Promise.resolve([]);
+  red = (): Promise<never[]> => Promise.resolve([]);
 }
 
 /**

@@ -257,7 +257,7 @@ async function main(): Promise<void> {
     const bare = await startBarePipe(pgPort);
     cleanups.unshift(() => new Promise<void>((r) => bare.close(() => r())));
     const cPipe = WORKLOADS.includes('S') ? await startNativePipe(dir, pgPort) : undefined;
-    if (cPipe !== undefined) cleanups.unshift(async () => void cPipe.proc.kill());
+    if (cPipe !== undefined) cleanups.unshift(() => { cPipe.proc.kill(); return Promise.resolve(); });
     const pgUser = { user: 'postgres', password: PASSWORD };
     const targets: Record<string, Target> = {
       direct: { port: pgPort, ...pgUser },

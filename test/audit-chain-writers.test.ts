@@ -10,7 +10,7 @@ import { openWriter, type AuditLoadOptions, type AuditLoadResult } from '../src/
 import { AuditChain } from '../src/gateway/audit.js';
 import { gatewayDb, gatewayMigrations } from '../src/gateway/schema.js';
 import { openStateStore } from '../src/state/index.js';
-import { createTestDatabase } from '../src/state/pg-cluster.conformance.js';
+import { createTestDatabase, type TestDatabase } from '../src/state/pg-cluster.conformance.js';
 import { eventually } from './helpers/server.js';
 
 /**
@@ -49,20 +49,29 @@ function writer(o: AuditLoadOptions): { child: ChildProcess; ready: Promise<void
   return { child, ready, done };
 }
 
+const log = pino({ level: 'silent' });
+
+/**
+ * A fresh PostgreSQL database with the gateway's tables, and a directory with one key for the
+ * cluster and a copy of its anchor for each writer w1..w3 (docs/cluster.md); from there each
+ * writer witnesses the heads it commits in its own anchor file.
+ */
+async function sharedChain(prefix: string): Promise<{ d: TestDatabase; dir: string; keyFile: string }> {
+  const d = await createTestDatabase({ migrations: gatewayMigrations });
+  cleanups.push(() => d.drop());
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  const keyFile = join(dir, 'gateway-audit.key');
+  const first = new AuditAnchor(join(dir, 'first.anchor'), keyFile, log);
+  await first.open(() => Promise.resolve(undefined), { seq: 0, hash: '0'.repeat(64) });
+  await first.close();
+  for (const w of ['w1', 'w2', 'w3']) copyFileSync(join(dir, 'first.anchor'), join(dir, `${w}.anchor`));
+  return { d, dir, keyFile };
+}
+
 describePg('the audit chain with three writer processes on PostgreSQL', () => {
   it('stays one chain: no gaps, no forks, every record once, verify passes with every writer\'s anchor', async () => {
-    const d = await createTestDatabase({ migrations: gatewayMigrations });
-    cleanups.push(() => d.drop());
-    const dir = mkdtempSync(join(tmpdir(), 'tl-audit-writers-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    // One key for the cluster and a copy of its anchor on every node (docs/cluster.md); from
-    // there each node witnesses the heads it commits in its own anchor file.
-    const keyFile = join(dir, 'gateway-audit.key');
-    const log = pino({ level: 'silent' });
-    const first = new AuditAnchor(join(dir, 'first.anchor'), keyFile, log);
-    await first.open(() => Promise.resolve(undefined), { seq: 0, hash: '0'.repeat(64) });
-    await first.close();
-    for (const w of ['w1', 'w2', 'w3']) copyFileSync(join(dir, 'first.anchor'), join(dir, `${w}.anchor`));
+    const { d, dir, keyFile } = await sharedChain('tl-audit-writers-');
     const sessions = 8;
     const perSession = 40;
     const writers = ['w1', 'w2', 'w3'].map((w) => writer({
@@ -115,16 +124,7 @@ describePg('the audit chain with three writer processes on PostgreSQL', () => {
   }, 240_000);
 
   it('a writer SIGKILLed in the middle of its batches leaves no gap and no fork; the others go on', async () => {
-    const d = await createTestDatabase({ migrations: gatewayMigrations });
-    cleanups.push(() => d.drop());
-    const dir = mkdtempSync(join(tmpdir(), 'tl-audit-killed-'));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-    const keyFile = join(dir, 'gateway-audit.key');
-    const log = pino({ level: 'silent' });
-    const first = new AuditAnchor(join(dir, 'first.anchor'), keyFile, log);
-    await first.open(() => Promise.resolve(undefined), { seq: 0, hash: '0'.repeat(64) });
-    await first.close();
-    for (const w of ['w1', 'w2', 'w3']) copyFileSync(join(dir, 'first.anchor'), join(dir, `${w}.anchor`));
+    const { d, dir, keyFile } = await sharedChain('tl-audit-killed-');
     const sessions = 8;
     const writers = ['w1', 'w2', 'w3'].map((w) => writer({
       state: d.connectionString, keyFile, anchorFile: join(dir, `${w}.anchor`), writer: w, sessions, perSession: w === 'w2' ? 1e9 : 60, durationMs: 120_000,

@@ -52,7 +52,7 @@ async function bus(url: string, node: string, opts: { pollMs?: number; gapMs?: n
   b.on('auth.changed', (e) => got.push(e));
   await b.start();
   cleanups.push(() => b.close());
-  await eventually(async () => (b.isListening ? true : undefined), 5_000);
+  await eventually(() => (b.isListening ? true : undefined), 5_000);
   return { bus: b, got };
 }
 
@@ -62,12 +62,12 @@ describePg('the event bus on PostgreSQL', () => {
     const a = await bus(d.connectionString, 'a');
     const b = await bus(d.connectionString, 'b');
     await a.bus.publish('rules.changed', { route: '/api/rules' });
-    await eventually(async () => (b.got.length > 0 ? true : undefined), 5_000);
+    await eventually(() => (b.got.length > 0 ? true : undefined), 5_000);
     expect(b.got).toEqual([{ topic: 'rules.changed', data: { route: '/api/rules' }, node: 'a', id: expect.any(Number) }]);
     expect(a.got).toEqual([{ topic: 'rules.changed', data: { route: '/api/rules' }, node: 'a' }]);
     // Another notification (b's own publish) does not hand b a's event again.
     await b.bus.publish('auth.changed', {});
-    await eventually(async () => (a.got.length > 1 ? true : undefined), 5_000);
+    await eventually(() => (a.got.length > 1 ? true : undefined), 5_000);
     expect(b.got.map((e) => e.topic)).toEqual(['rules.changed', 'auth.changed']);
     expect(a.got.map((e) => `${e.topic}@${e.node}`)).toEqual(['rules.changed@a', 'auth.changed@b']);
   });
@@ -81,15 +81,15 @@ describePg('the event bus on PostgreSQL', () => {
     const a = await bus(d.connectionString, 'a');
     const b = await bus(u.toString(), 'b');
     await a.bus.publish('rules.changed', { n: 0 });
-    await eventually(async () => (b.got.length === 1 ? true : undefined), 5_000);
+    await eventually(() => (b.got.length === 1 ? true : undefined), 5_000);
 
     await cut.cut();
-    await eventually(async () => (b.bus.isListening ? undefined : true), 5_000);
+    await eventually(() => (b.bus.isListening ? undefined : true), 5_000);
     for (const n of [1, 2, 3]) await a.bus.publish('rules.changed', { n });
     await new Promise((r) => setTimeout(r, 300));
     expect(b.got).toHaveLength(1);
     await cut.restore();
-    await eventually(async () => (b.got.length >= 4 ? true : undefined), 15_000);
+    await eventually(() => (b.got.length >= 4 ? true : undefined), 15_000);
     await new Promise((r) => setTimeout(r, 300));
     expect(b.got.map((e) => e.data.n)).toEqual([0, 1, 2, 3]);
   });
@@ -109,10 +109,10 @@ describePg('the event bus on PostgreSQL', () => {
     });
     await new Promise((r) => setTimeout(r, 200));
     await a.bus.publish('rules.changed', { n: 'fast' });
-    await eventually(async () => (b.got.length === 1 ? true : undefined), 5_000);
+    await eventually(() => (b.got.length === 1 ? true : undefined), 5_000);
     commit();
     await slow;
-    await eventually(async () => (b.got.length === 2 ? true : undefined), 5_000);
+    await eventually(() => (b.got.length === 2 ? true : undefined), 5_000);
     expect(b.got.map((e) => e.data.n)).toEqual(['fast', 'slow']);
     expect(b.got[1].id).toBeLessThan(b.got[0].id ?? 0);
   });
@@ -124,7 +124,7 @@ describe('API writes and their topics', () => {
     expect(writes.filter((k) => !(k in WRITE_TOPICS))).toEqual([]);
     const app = Fastify();
     registerWriteEvents(app, new LocalBus('x'), silent);
-    expect(() => app.post('/api/somewhere-new', async () => ({}))).toThrow(/POST \/api\/somewhere-new writes but has no event topic/);
+    expect(() => app.post('/api/somewhere-new', () => ({}))).toThrow(/POST \/api\/somewhere-new writes but has no event topic/);
     await app.close();
   });
 

@@ -137,7 +137,7 @@ describe('three tightloop processes on one PostgreSQL', () => {
 
     // The active node fires shop-errors and notifies it.
     await sendSpans(a, 'shop', 3);
-    await eventually(async () => (hooksFor('shop-errors').length > 0 ? true : undefined), 20_000);
+    await eventually(() => (hooksFor('shop-errors').length > 0 ? true : undefined), 20_000);
     expect(hooksFor('shop-errors').map((h) => h.status)).toEqual(['firing']);
 
     a.child.kill('SIGKILL');
@@ -165,8 +165,8 @@ describe('three tightloop processes on one PostgreSQL', () => {
     // the shop serves without errors (no data alone keeps an alert as it is), without notifying
     // its firing again.
     await Promise.all([sendSpans(next, 'pay', 3), sendSpans(next, 'shop', 3, false)]);
-    await eventually(async () => (hooksFor('pay-errors').length > 0 ? true : undefined), 20_000);
-    await eventually(async () => (hooksFor('shop-errors').some((h) => h.status === 'resolved') ? true : undefined), 30_000);
+    await eventually(() => (hooksFor('pay-errors').length > 0 ? true : undefined), 20_000);
+    await eventually(() => (hooksFor('shop-errors').some((h) => h.status === 'resolved') ? true : undefined), 30_000);
     await sleep(3_000); // anything sent twice would arrive by now
     expect(hooksFor('shop-errors').map((h) => h.status)).toEqual(['firing', 'resolved']);
     expect(hooksFor('pay-errors').filter((h) => h.status === 'firing')).toHaveLength(1);

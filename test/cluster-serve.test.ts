@@ -50,6 +50,19 @@ async function cluster(): Promise<{ db: TestDatabase; node: () => Promise<Runnin
   return { db, node };
 }
 
+/**
+ * A gateway resource `statedb` on the cluster's own state database, created through `url`: the
+ * database every test has at hand (its password handed over in TIGHTLOOP_CRED_SERVE_TEST).
+ */
+function stateDbResource(db: TestDatabase, url: string, admin: string): Promise<{ status: number; body: unknown }> {
+  const u = new URL(db.connectionString);
+  process.env.TIGHTLOOP_CRED_SERVE_TEST = decodeURIComponent(u.password);
+  return callApi(url, admin, 'POST', '/api/resources', {
+    name: 'statedb', host: u.hostname, port: Number(u.port), database: u.pathname.slice(1), user: decodeURIComponent(u.username),
+    credential: 'env:TIGHTLOOP_CRED_SERVE_TEST', tls: { mode: 'disable' }, allowInsecurePassword: true,
+  });
+}
+
 /** The gateway port a node listens on (the same before and after it takes the lease). */
 function gatewayPort(n: RunningNode): number {
   const p = n.gatewayPort;
@@ -96,12 +109,7 @@ describePg('several nodes serve at once', () => {
     const a = await c.node();
     const b = await c.node();
     const admin = a.active()?.adminToken ?? '';
-    const u = new URL(c.db.connectionString);
-    process.env.TIGHTLOOP_CRED_SERVE_TEST = decodeURIComponent(u.password);
-    const res = await callApi(a.url, admin, 'POST', '/api/resources', {
-      name: 'statedb', host: u.hostname, port: Number(u.port), database: u.pathname.slice(1), user: decodeURIComponent(u.username),
-      credential: 'env:TIGHTLOOP_CRED_SERVE_TEST', tls: { mode: 'disable' }, allowInsecurePassword: true,
-    });
+    const res = await stateDbResource(c.db, a.url, admin);
     expect(res.status, JSON.stringify(res.body)).toBe(201);
     const mia = await callApi<{ token: string }>(a.url, admin, 'POST', '/api/users', { name: 'mia', role: 'member' });
     expect(mia.status, JSON.stringify(mia.body)).toBe(201);
@@ -135,12 +143,7 @@ describePg('several nodes serve at once', () => {
     const a = await c.node();
     const b = await c.node();
     const admin = a.active()?.adminToken ?? '';
-    const u = new URL(c.db.connectionString);
-    process.env.TIGHTLOOP_CRED_SERVE_TEST = decodeURIComponent(u.password);
-    expect((await callApi(b.url, admin, 'POST', '/api/resources', {
-      name: 'statedb', host: u.hostname, port: Number(u.port), database: u.pathname.slice(1), user: decodeURIComponent(u.username),
-      credential: 'env:TIGHTLOOP_CRED_SERVE_TEST', tls: { mode: 'disable' }, allowInsecurePassword: true,
-    })).status).toBe(201);
+    expect((await stateDbResource(c.db, b.url, admin)).status).toBe(201);
     expect((await callApi(b.url, admin, 'POST', '/api/access/grants', { user: 'admin', resource: 'statedb', mode: 'read' })).status).toBe(201);
     // The resource and grant were written through a (b forwards the API); b's gateway learns of
     // them from the event bus, a few milliseconds later (longer on a loaded machine).

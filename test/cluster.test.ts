@@ -72,7 +72,7 @@ describePg('the active lease on PostgreSQL', () => {
     expect(b.ev.acquired).toEqual([]);
     expect(a.ev.lost).toEqual([]);
     await a.node.leave();
-    await eventually(async () => (b.node.holds('active') ? true : undefined), 5_000);
+    await eventually(() => (b.node.holds('active') ? true : undefined), 5_000);
     expect(b.node.fence('active')).toBe(2);
   });
 
@@ -83,7 +83,7 @@ describePg('the active lease on PostgreSQL', () => {
     const b = await member(await store(d), 'b');
     expect(a.node.holds('active')).toBe(true);
     await sa.close(); // a's heartbeats and renewals fail from now on; nothing is released
-    await eventually(async () => (b.ev.acquired.length > 0 ? true : undefined), 5_000);
+    await eventually(() => (b.ev.acquired.length > 0 ? true : undefined), 5_000);
     expect(a.ev.lost).toHaveLength(1);
     expect(a.ev.lost[0].at).toBeLessThan(b.ev.acquired[0].at);
     expect(a.node.holds('active')).toBe(false);
@@ -102,7 +102,7 @@ describePg('the active lease on PostgreSQL', () => {
     expect(b.ev.acquired).toEqual([]);
     expect(a.ev.lost).toEqual([]);
     await sa.close(); // a dies: nothing is released, its lease runs out
-    await eventually(async () => (b.ev.acquired.length > 0 ? true : undefined), 20_000);
+    await eventually(() => (b.ev.acquired.length > 0 ? true : undefined), 20_000);
     expect(a.ev.lost).toHaveLength(1);
     expect(a.ev.lost[0].at).toBeLessThan(b.ev.acquired[0].at);
     expect(b.ev.acquired[0].token).toBe(2);
@@ -116,7 +116,7 @@ describePg('the active lease on PostgreSQL', () => {
     const a = await member(s, 'a', () => stopping);
     // Another node took the lease while a was paused: as PostgreSQL sees it after the takeover.
     await sql`update cluster_leases set holder = 'someone-else', token = token + 1, expires_ms = expires_ms + 60000 where name = 'active'`.execute(s.db);
-    await eventually(async () => (a.ev.lost.length > 0 ? true : undefined), 5_000);
+    await eventually(() => (a.ev.lost.length > 0 ? true : undefined), 5_000);
     expect(a.ev.lost[0].reason).toMatch(/another node holds the lease/);
     expect(a.node.holds('active')).toBe(false);
     // Free again, but a's work has not stopped yet: it does not compete.
@@ -125,7 +125,7 @@ describePg('the active lease on PostgreSQL', () => {
     expect(a.ev.acquired).toHaveLength(1);
     // Its work stopped: it takes the lease again, as a new holding (a new fencing token).
     workStopped();
-    await eventually(async () => (a.ev.acquired.length > 1 ? true : undefined), 5_000);
+    await eventually(() => (a.ev.acquired.length > 1 ? true : undefined), 5_000);
     expect(a.ev.acquired[1].token).toBe(3);
     expect(a.node.fence('active')).toBe(3);
   });
@@ -135,7 +135,7 @@ describePg('the active lease on PostgreSQL', () => {
     const s = await store(d);
     const a = await member(s, 'a', () => Promise.reject(new Error('close failed')));
     await sql`update cluster_leases set holder = 'someone-else', token = token + 1, expires_ms = expires_ms + 60000 where name = 'active'`.execute(s.db);
-    await eventually(async () => (a.ev.lost.length > 0 ? true : undefined), 5_000);
+    await eventually(() => (a.ev.lost.length > 0 ? true : undefined), 5_000);
     await sql`update cluster_leases set holder = null, expires_ms = 0 where name = 'active'`.execute(s.db);
     await new Promise((r) => setTimeout(r, FAST.heartbeatMs * 6));
     expect(a.ev.acquired).toHaveLength(1);
@@ -148,7 +148,7 @@ describePg('nodes of tightloop on one PostgreSQL', () => {
   }
   function dir(): string {
     const d = mkdtempSync(join(tmpdir(), 'tightloop-cluster-'));
-    cleanups.push(async () => rmSync(d, { recursive: true, force: true }));
+    cleanups.push(() => Promise.resolve(rmSync(d, { recursive: true, force: true })));
     return d;
   }
 
@@ -232,7 +232,7 @@ describe('--role', () => {
 
   it('tightloop up refuses a split with exit 2 before starting anything', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-role-'));
-    cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
+    cleanups.push(() => Promise.resolve(rmSync(dataDir, { recursive: true, force: true })));
     let err = '';
     const write = process.stderr.write.bind(process.stderr);
     process.stderr.write = ((c: string) => ((err += c), true));
@@ -248,7 +248,7 @@ describe('--role', () => {
 
   it('a node without the gateway role opens no gateway listener and says its roles', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-role-'));
-    cleanups.push(async () => rmSync(dataDir, { recursive: true, force: true }));
+    cleanups.push(() => Promise.resolve(rmSync(dataDir, { recursive: true, force: true })));
     const node = await startNode(serverConfigSchema.parse({ dataDir, port: 0, logLevel: 'silent', roles: ['api', 'ingest', 'worker'] }), silent, { gatewayPort: 0 });
     cleanups.push(() => node.close());
     expect(node.active()?.gatewayPort).toBeUndefined();
@@ -259,7 +259,7 @@ describe('--role', () => {
   it.runIf(process.env.TIGHTLOOP_TEST_PG !== '0')('every node of one cluster runs the same roles', async () => {
     const d = await database();
     const dirs = [0, 1].map(() => mkdtempSync(join(tmpdir(), 'tightloop-role-')));
-    cleanups.push(async () => { for (const x of dirs) rmSync(x, { recursive: true, force: true }); });
+    cleanups.push(() => { for (const x of dirs) rmSync(x, { recursive: true, force: true }); return Promise.resolve(); });
     const first = await startNode(serverConfigSchema.parse({ dataDir: dirs[0], port: 0, logLevel: 'silent', stateUrl: d.connectionString }), silent, { timing: NODE_TIMING });
     cleanups.push(() => first.close());
     await expect(startNode(serverConfigSchema.parse({ dataDir: dirs[1], port: 0, logLevel: 'silent', stateUrl: d.connectionString, roles: ['api', 'ingest', 'worker'] }), silent, { timing: NODE_TIMING }))

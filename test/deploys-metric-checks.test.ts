@@ -101,7 +101,7 @@ function version(service: string, v: string, seed: number) {
 
 type Version = ReturnType<typeof version>;
 
-async function drive(vs: Version[], profiles: Profile[], done: () => Promise<boolean>, maxS: number): Promise<void> {
+async function drive(vs: Version[], profiles: Profile[], done: () => boolean | Promise<boolean>, maxS: number): Promise<void> {
   const until = Date.now() + maxS * 1000;
   while (Date.now() < until) {
     vs.forEach((v, i) => v.emit(25, profiles[i])); // 250 requests and jobs per second per version
@@ -126,7 +126,7 @@ const HEALTHY: Profile = { jobMs: 20, depth: 50 };
 describe('configured metric checks with real OTel SDK metrics', () => {
   it('a canary whose job p95 is 3× worse fails on metric:job.duration, with the evidence', async () => {
     const v1 = version('billing', '1.0.0', 11), v2 = version('billing', '1.1.0', 23);
-    await drive([v1], [HEALTHY], async () => false, 2);
+    await drive([v1], [HEALTHY], () => false, 2);
     const rec = await api<Deploy>('POST', '/api/deploys', { service: 'billing', version: '1.1.0', environment: 'prod' });
     expect(rec.status).toBe(201);
     await drive([v1, v2], [HEALTHY, { jobMs: 60, depth: 50 }], decided('billing', '1.1.0'), 40);
@@ -149,7 +149,7 @@ describe('configured metric checks with real OTel SDK metrics', () => {
 
   it('a healthy canary passes every metric check (the attribute filter keeps other queues out)', async () => {
     const v1 = version('ledger', '2.0.0', 31), v2 = version('ledger', '2.1.0', 47);
-    await drive([v1], [HEALTHY], async () => false, 2);
+    await drive([v1], [HEALTHY], () => false, 2);
     const rec = await api<Deploy>('POST', '/api/deploys', { service: 'ledger', version: '2.1.0', environment: 'prod' });
     expect(rec.status).toBe(201);
     await drive([v1, v2], [HEALTHY, HEALTHY], decided('ledger', '2.1.0'), 50);

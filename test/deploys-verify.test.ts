@@ -77,7 +77,7 @@ function version(service: string, v: string): { emit(n: number, p: Profile): voi
 const HEALTHY: Profile = { errorRate: 0.02, latencyScale: 1 };
 
 /** Drives traffic in 100 ms steps until `done` answers or `maxS` passes. */
-async function drive(steps: Array<{ emit(n: number, p: Profile): void }>, rates: Array<[number, Profile]>, done: () => Promise<boolean>, maxS: number): Promise<void> {
+async function drive(steps: Array<{ emit(n: number, p: Profile): void }>, rates: Array<[number, Profile]>, done: () => boolean | Promise<boolean>, maxS: number): Promise<void> {
   const until = Date.now() + maxS * 1000;
   while (Date.now() < until) {
     steps.forEach((s, i) => s.emit(Math.round(rates[i][0] / 10), rates[i][1]));
@@ -102,7 +102,7 @@ describe('deploy verification with real OTel SDK traffic', () => {
   it('a healthy canary passes; the first version of a service is an implicit deploy', async () => {
     const v1 = version('shop', '1.0.0'), v2 = version('shop', '1.1.0');
     // Pre-deploy traffic: v1 alone; it is recorded implicitly (first version: nothing to compare with).
-    await drive([v1], [[300, HEALTHY]], async () => false, 2);
+    await drive([v1], [[300, HEALTHY]], () => false, 2);
     await v1.flush();
     const first = await eventually(async () => {
       const d = (await api<{ deploys: Deploy[] }>('GET', '/api/deploys?service=shop&version=1.0.0')).body.deploys[0];
@@ -133,7 +133,7 @@ describe('deploy verification with real OTel SDK traffic', () => {
     const v1 = version('cart', '2.0.0'), v2 = version('cart', '2.1.0');
     // A longer history than the other tests: it is the rollback's baseline below (each pre-deploy
     // second is replayed once, then the rollback is compared with the whole window at checkpoints).
-    await drive([v1], [[400, { errorRate: 0.01, latencyScale: 1 }]], async () => false, 14);
+    await drive([v1], [[400, { errorRate: 0.01, latencyScale: 1 }]], () => false, 14);
     await v1.flush();
     const rec = await api<Deploy>('POST', '/api/deploys', { service: 'cart', version: '2.1.0', environment: 'prod' });
     expect(rec.status).toBe(201);
@@ -176,7 +176,7 @@ describe('deploy verification with real OTel SDK traffic', () => {
     server.deploys.events.on('deploy.verdict', ({ deploy, verification }) => { if (deploy.service === 'search') verdicts.push(`${deploy.version}:${verification.outcome}`); });
     server.deploys.events.on('deploy.status', ({ deploy, from }) => { if (deploy.service === 'search') statuses.push(`${deploy.version}:${from}->${deploy.status}`); });
     const v1 = version('search', '3.0.0'), v2 = version('search', '3.1.0');
-    await drive([v1], [[300, HEALTHY]], async () => false, 2);
+    await drive([v1], [[300, HEALTHY]], () => false, 2);
     await v1.flush();
     // No environment given: the one search's telemetry reports.
     expect((await api<Deploy>('POST', '/api/deploys', { service: 'search', version: '3.1.0' })).body.environment).toBe('prod');
@@ -197,7 +197,7 @@ describe('deploy verification with real OTel SDK traffic', () => {
 
   it('an error group new in the candidate fails it, at the same error rate', async () => {
     const v1 = version('basket', '5.0.0'), v2 = version('basket', '5.1.0');
-    await drive([v1], [[200, HEALTHY]], async () => false, 1);
+    await drive([v1], [[200, HEALTHY]], () => false, 1);
     await v1.flush();
     await api('POST', '/api/deploys', { service: 'basket', version: '5.1.0', environment: 'prod' });
     await drive([v1, v2], [[200, HEALTHY], [200, { ...HEALTHY, exception: "cannot read properties of undefined (reading 'sku')" }]], decided('basket', '5.1.0'), 30);
@@ -227,7 +227,7 @@ describe('deploy verification with real OTel SDK traffic', () => {
 
   it('low traffic is inconclusive, never a failure, even when its errors look bad', async () => {
     const v1 = version('tiny', '1'), v2 = version('tiny', '2');
-    await drive([v1], [[20, HEALTHY]], async () => false, 1);
+    await drive([v1], [[20, HEALTHY]], () => false, 1);
     await v1.flush();
     const rec = await api<Deploy>('POST', '/api/deploys', { service: 'tiny', version: '2', environment: 'prod', verify: false });
     expect(rec.body.status).toBe('started');

@@ -148,9 +148,9 @@ describe('log pattern rate rules over OTLP log records', () => {
         expect(statuses('payment-failures')).toEqual([]);
         for (let i = 0; i < 8; i++) logger.emit({ severityNumber: SeverityNumber.ERROR, severityText: 'ERROR', body: `Payment FAILED for order ${i}`, attributes: { region: 'eu' } });
         await lp.forceFlush();
-        await eventually(async () => (statuses('payment-failures').length === 1 ? true : undefined), 3000);
+        await eventually(() => (statuses('payment-failures').length === 1 ? true : undefined), 3000);
         // The resolved notification leaves with the group's next flush (group_interval 5 s).
-        await eventually(async () => (statuses('payment-failures').length === 2 ? true : undefined), 8000);
+        await eventually(() => (statuses('payment-failures').length === 2 ? true : undefined), 8000);
         await sleep(300);
         expect(statuses('payment-failures')).toEqual(['firing', 'resolved']);
         const fired = hooksFor('payment-failures')[0].alerts[0];
@@ -240,7 +240,7 @@ describe('error rules with @sentry/node', () => {
         // 20 events in a second: 20/2 s against 1/s → ratio 10 > 4.
         for (let i = 0; i < 20; i++) steady(100 + i);
         await Sentry.flush(2000);
-        await eventually(async () => (statuses('error-spike').length === 1 ? true : undefined), 3000);
+        await eventually(() => (statuses('error-spike').length === 1 ? true : undefined), 3000);
         expect(hooksFor('error-spike')[0].alerts[0].series).toEqual({ service: fired.series.service, group: fired.series.group });
         expect(statuses('new-errors')).toEqual(['firing']);
         // Resolve the group; its next event is a regression.
@@ -251,7 +251,7 @@ describe('error rules with @sentry/node', () => {
         expect(statuses('regressions')).toEqual([]);
         steady(999);
         await Sentry.flush(2000);
-        await eventually(async () => (statuses('regressions').length === 1 ? true : undefined), 3000);
+        await eventually(() => (statuses('regressions').length === 1 ? true : undefined), 3000);
         expect(hooksFor('regressions')[0].alerts[0].series.group).toBe(fired.series.group);
       } finally {
         await Sentry.close(2000);

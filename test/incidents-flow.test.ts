@@ -180,7 +180,7 @@ describe('incident from real traffic', () => {
       const req = await api<{ id: string }>('POST', '/api/access/requests', { resource: 'orders-db', mode: 'read', duration: '15m', reason: 'checkout errors since 2.0.0' }, bob.token);
       expect(req.status).toBe(201);
 
-      await eventually(async () => (receiver.hooks.length > 0 ? true : undefined), 10_000);
+      await eventually(() => (receiver.hooks.length > 0 ? true : undefined), 10_000);
       // Acknowledge from the CLI, assign and approve over the API.
       const ack = await cli('incident', 'ack', incident.id);
       expect(ack.code).toBe(0);
@@ -200,7 +200,7 @@ describe('incident from real traffic', () => {
       expect([action.status, action.body.status]).toEqual([200, 'succeeded']);
 
       // The verdict fails before anyone rolls back (the burst-robust tests take a few seconds).
-      await eventually(async () => (failed.length > 0 ? true : undefined), 60_000);
+      await eventually(() => (failed.length > 0 ? true : undefined), 60_000);
       // Roll back; healthy traffic again from the next bucket on.
       const rb = await deploys.record({ service: 'checkout', version: '1.0.0', environment: 'prod', source: 'rollback', rollbackOf: v2.id, actor: 'admin' });
       rollbackId = rb.id;

@@ -110,7 +110,7 @@ describe('progressive deploy with the local actuator', () => {
   it('promotes a healthy version step by step; both processes served traffic', async () => {
     expect(versionsRunning()).toEqual(['1.0.0']);
     startLoad();
-    await eventually(async () => ((seenVersions['1.0.0'] ?? 0) > 50 ? true : undefined));
+    await eventually(() => ((seenVersions['1.0.0'] ?? 0) > 50 ? true : undefined));
     const started = await api<Rollout>('POST', '/api/deploys/rollouts', { service: 'shop', version: '2.0.0', commit: 'abc123' });
     expect(started.status).toBe(202);
     expect(started.body).toMatchObject({ service: 'shop', version: '2.0.0', previousVersion: '1.0.0', status: 'running' });

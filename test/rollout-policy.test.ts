@@ -52,14 +52,14 @@ class ScriptedDeploys implements DeployApi {
     this.events.emit('deploy.recorded', d);
     return d;
   }
-  async get(id: string): Promise<Deploy> {
+  get(id: string): Promise<Deploy> {
     const d = this.deploys.get(id);
-    if (d === undefined) throw new Error(`deploy ${id} not found`);
-    return { ...d };
+    if (d === undefined) return Promise.reject(new Error(`deploy ${id} not found`));
+    return Promise.resolve({ ...d });
   }
-  async list(f: { service?: string; environment?: string; limit?: number } = {}): Promise<Deploy[]> {
-    return [...this.deploys.values()].filter((d) => (f.service === undefined || d.service === f.service) && (f.environment === undefined || d.environment === f.environment))
-      .sort((a, b) => b.startedAt.localeCompare(a.startedAt)).slice(0, f.limit ?? 100);
+  list(f: { service?: string; environment?: string; limit?: number } = {}): Promise<Deploy[]> {
+    return Promise.resolve([...this.deploys.values()].filter((d) => (f.service === undefined || d.service === f.service) && (f.environment === undefined || d.environment === f.environment))
+      .sort((a, b) => b.startedAt.localeCompare(a.startedAt)).slice(0, f.limit ?? 100));
   }
   /** The same rule as DeployService.rollbackTarget (tested on SQLite in src/deploys/rollback-target.test.ts). */
   async rollbackTarget(bad: Pick<Deploy, 'id' | 'service' | 'environment' | 'version' | 'startedAt'>): Promise<string | null> {
@@ -68,18 +68,18 @@ class ScriptedDeploys implements DeployApi {
       .find((d) => d.id !== bad.id && d.version !== bad.version && d.source !== 'implicit' && d.startedAt <= bad.startedAt && healthy(d));
     return c?.version ?? null;
   }
-  async markFinished(id: string): Promise<Deploy> {
+  markFinished(id: string): Promise<Deploy> {
     const d = this.deploys.get(id)!;
     d.finishedAt = new Date().toISOString();
-    return { ...d };
+    return Promise.resolve({ ...d });
   }
-  async markRolledBack(id: string): Promise<Deploy> {
+  markRolledBack(id: string): Promise<Deploy> {
     const d = this.deploys.get(id)!;
     d.status = 'rolled_back';
-    return { ...d };
+    return Promise.resolve({ ...d });
   }
-  async verification(deployId: string): Promise<Verification | null> {
-    return this.verifications.get(deployId) ?? null;
+  verification(deployId: string): Promise<Verification | null> {
+    return Promise.resolve(this.verifications.get(deployId) ?? null);
   }
   /** Decides `outcome` for a deploy now, as the verifier would. */
   decide(d: Deploy, outcome: VerdictOutcome): Verification {
@@ -98,8 +98,8 @@ class ScriptedDeploys implements DeployApi {
     await new Promise((r) => setTimeout(r, 5));
     return this.decide(d, outcome);
   }
-  async waitForVerdict(deployId: string): Promise<Verification> {
-    return this.verifications.get(deployId)!;
+  waitForVerdict(deployId: string): Promise<Verification> {
+    return Promise.resolve(this.verifications.get(deployId)!);
   }
 }
 
@@ -262,7 +262,7 @@ describe('rollout decisions', () => {
     const runs = (await actions.listRuns({ deployId: r.deployId })).reverse();
     expect(runs.map((x) => x.output)).toEqual(['api 1.4 10', 'api 1.4 50']);
     // The notification, through the real notifier to a webhook receiver.
-    const got = await eventually(async () => received[0]);
+    const got = await eventually(() => received[0]);
     expect(got.alerts[0]).toMatchObject({ rule: { id: 'rollout.held', type: 'notice', name: 'rollout of api 1.4 held at 50 %' }, series: { service: 'api', version: '1.4' } });
     const trail = await audit.query({ kind: 'rollout.held', limit: 10 });
     expect(trail.map((x) => x.data.rollout)).toContain(r.id);
@@ -334,7 +334,7 @@ describe('deploys made elsewhere', () => {
     const target = await deploys.rollbackTarget(ci);
     expect(target).not.toBeNull();
     deploys.decide(ci, 'fail');
-    const rb = await eventually(async () => [...deploys.deploys.values()].find((d) => d.rollbackOf === ci.id));
+    const rb = await eventually(() => [...deploys.deploys.values()].find((d) => d.rollbackOf === ci.id));
     expect(rb).toMatchObject({ source: 'rollback', version: target });
     const runs = await actions.listRuns({ deployId: ci.id });
     expect(runs[0]).toMatchObject({ action: 'revert', status: 'succeeded', actor: 'tightloop', params: { VERSION: '9.0', PREVIOUS_VERSION: target } });
@@ -349,7 +349,7 @@ describe('deploys made elsewhere', () => {
     expect(pending.params).toMatchObject({ SERVICE: 'gated', VERSION: '2', PREVIOUS_VERSION: '1' });
     expect([...deploys.deploys.values()].some((d) => d.rollbackOf === ci.id)).toBe(false);
     await actions.approve(alice, pending.id, 'confirmed');
-    const rb = await eventually(async () => [...deploys.deploys.values()].find((d) => d.rollbackOf === ci.id));
+    const rb = await eventually(() => [...deploys.deploys.values()].find((d) => d.rollbackOf === ci.id));
     expect(rb.version).toBe('1');
     // A failing rollout deploy or rollback is not rolled back again by the listener.
     deploys.decide(rb, 'fail');
@@ -365,7 +365,7 @@ describe('deploys made elsewhere', () => {
     await new Promise((r) => setTimeout(r, 50));
     expect([...deploys.deploys.values()].some((d) => d.rollbackOf === ci.id)).toBe(false);
     await actions.start('revert', { SERVICE: 'gated', VERSION: '3', PREVIOUS_VERSION: ci.previousVersion }, alice, { deployId: ci.id });
-    const rb = await eventually(async () => [...deploys.deploys.values()].find((d) => d.rollbackOf === ci.id));
+    const rb = await eventually(() => [...deploys.deploys.values()].find((d) => d.rollbackOf === ci.id));
     expect(rb).toMatchObject({ source: 'rollback', version: ci.previousVersion, previousVersion: '3' });
     await eventually(async () => ((await deploys.get(ci.id)).status === 'rolled_back' ? true : undefined));
   });
@@ -390,7 +390,7 @@ describe('deploys made elsewhere', () => {
     deploys.decide(evil, 'pass');
     const ci = await deploys.record({ service: 'api', version: '10.0', source: 'api', previousVersion: 'evil', actor: 'mallory' });
     deploys.decide(ci, 'fail');
-    const rb = await eventually(async () => [...deploys.deploys.values()].find((d) => d.rollbackOf === ci.id));
+    const rb = await eventually(() => [...deploys.deploys.values()].find((d) => d.rollbackOf === ci.id));
     expect(rb.version).toBe(healthy);
     const runs = await actions.listRuns({ deployId: ci.id });
     expect(runs.map((x) => x.params.PREVIOUS_VERSION)).toEqual([healthy]);

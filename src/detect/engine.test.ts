@@ -20,8 +20,8 @@ class FakeSource implements DetectSource {
     this.listener = l;
     return () => { this.listener = undefined; };
   }
-  services = async (): Promise<never[]> => [];
-  red = async (): Promise<never[]> => [];
+  services = (): Promise<never[]> => Promise.resolve([]);
+  red = (): Promise<never[]> => Promise.resolve([]);
 }
 
 let dir: string;

@@ -22,8 +22,8 @@ class FakeSource implements DetectSource {
   rollups: RollupSecond[] = [];
   onCommittedRollups(): () => void { return () => undefined; }
   onCommittedBatches(l: (c: CommittedBatches) => void): () => void { this.batches = l; return () => { this.batches = undefined; }; }
-  services = async (): Promise<never[]> => [];
-  operationRollups = async (): Promise<RollupSecond[]> => [];
+  services = (): Promise<never[]> => Promise.resolve([]);
+  operationRollups = (): Promise<RollupSecond[]> => Promise.resolve([]);
 }
 
 class FakeErrors implements DetectErrorSource {

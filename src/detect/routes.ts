@@ -21,8 +21,8 @@ function limitOf(q: Record<string, unknown>): number {
 }
 
 export function registerDetectRoutes(api: FastifyInstance, engine: DetectEngine): void {
-  api.get('/api/rules', async () => ({ rules: engine.rules.list() }));
-  api.get('/api/rules/:id', async (req: IdParams) => engine.rules.get(req.params.id));
+  api.get('/api/rules', () => ({ rules: engine.rules.list() }));
+  api.get('/api/rules/:id', (req: IdParams) => engine.rules.get(req.params.id));
   // Bodies are validated here, at the edge (zod: 400 naming each bad field); the rule book and the
   // silence book receive typed values.
   api.post('/api/rules', async (req, reply) => reply.code(201).send(await engine.rules.createSpec(parseRuleSpec(req.body), req.body)));
@@ -52,7 +52,7 @@ export function registerDetectRoutes(api: FastifyInstance, engine: DetectEngine)
     return { ...alert, history: await alertHistory(engine.db, alert.id) };
   });
 
-  api.get('/api/silences', async (req) => {
+  api.get('/api/silences', (req) => {
     const q = req.query as Record<string, unknown>;
     return { silences: engine.silences.list(q.all === 'true' || q.all === '1') };
   });

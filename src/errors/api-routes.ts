@@ -61,7 +61,7 @@ export function registerErrorsApi(app: FastifyInstance, deps: ErrorsApiDeps): vo
   const view = (p: Project) => ({ id: p.id, name: p.name, dsn: dsnFor(deps.publicUrl(), p), groupingVersion: p.groupingVersion, createdAt: p.createdAt,
     unstoredItems: deps.unstored?.(p.id) ?? {} });
 
-  app.get('/api/projects', async () => ({ projects: deps.projects.list().map(view) }));
+  app.get('/api/projects', () => ({ projects: deps.projects.list().map(view) }));
 
   app.post('/api/projects', async (req, reply) => {
     const body = req.body as { name?: unknown } | undefined;

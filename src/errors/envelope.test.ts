@@ -6,6 +6,7 @@ import { registerSentryIngest, UnstoredItems } from './ingest-routes.js';
 import type { ErrorPipeline } from './pipeline.js';
 import type { ProjectRegistry } from './projects.js';
 import type { ReleaseHealthStore } from './release-health.js';
+import { routesPlugin } from '../http/plugin.js';
 
 describe('parseEnvelope', () => {
   it('reads items with and without length, binary payloads and a missing trailing newline', () => {
@@ -51,7 +52,7 @@ describe('Sentry ingest under overload', () => {
   it('answers 429 with Retry-After and X-Sentry-Rate-Limits', async () => {
     const app = Fastify();
     const project = { id: 1, name: 'p', publicKey: 'k', groupingVersion: 1, createdAt: '' };
-    await app.register(async (a) => {
+    await app.register(routesPlugin((a) => {
       registerSentryIngest(a, {
         projects: { forKey: (k: string) => (k === 'k' ? project : undefined) } as unknown as ProjectRegistry,
         pipeline: { submit: () => Promise.reject(new AppError('overloaded', 429, 'error ingest queue full', { retryAfterS: 1 })) } as unknown as ErrorPipeline,
@@ -59,7 +60,7 @@ describe('Sentry ingest under overload', () => {
         submitSpans: () => Promise.resolve(),
         maxBodyBytes: 1 << 20, maxItemBytes: 1 << 16, unstored: new UnstoredItems({ warn: () => undefined }),
       });
-    });
+    }));
     const res = await app.inject({ method: 'POST', url: '/api/1/envelope/?sentry_key=k', payload: '{}\n{"type":"event"}\n{"message":"m"}\n',
       headers: { 'content-type': 'text/plain' } });
     expect(res.statusCode).toBe(429);

@@ -20,6 +20,7 @@ import { dsnFor, ProjectRegistry, type Project } from './projects.js';
 import { ReleaseHealthStore } from './release-health.js';
 import { errorsDb } from './tables.js';
 import { WorkerCommitter, workerScript } from './worker-committer.js';
+import { routesPlugin } from '../http/plugin.js';
 
 export interface ErrorsModuleDeps {
   state: Kysely<Database>;
@@ -94,9 +95,9 @@ export async function openErrorsModule(deps: ErrorsModuleDeps): Promise<ErrorsMo
     events,
     defaultProject,
     defaultDsn: (baseUrl) => dsnFor(baseUrl, defaultProject),
-    ingestPlugin: async (app) => {
+    ingestPlugin: routesPlugin((app) => {
       registerSentryIngest(app, { projects, pipeline, health, submitSpans: deps.submitSpans, maxBodyBytes: deps.maxBodyBytes, maxItemBytes, unstored });
-    },
+    }),
     registerApi: (api, publicUrl) => { registerErrorsApi(api, { projects, groups, events: eventStore, health, publicUrl, unstored: (id) => unstored.forProject(id) }); },
     errorsForTrace: (traceId) => eventStore.byTrace(traceId),
     onIngested: async (batches) => {

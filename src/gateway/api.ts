@@ -64,7 +64,7 @@ const grantBody = z
   .refine((b) => (b.user === undefined) !== (b.role === undefined), 'give exactly one of user or role');
 const noteBody = z.object({ note: z.string().max(2000).optional() });
 
-export async function gatewayApi(app: FastifyInstance, opts: GatewayApiOptions): Promise<void> {
+export function gatewayApi(app: FastifyInstance, opts: GatewayApiOptions): void {
   const { gateway } = opts;
   const { access, resources, audit } = gateway;
 

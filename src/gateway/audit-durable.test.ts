@@ -2,7 +2,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { provablyReadOnly } from './effect.js';
 import { loadParser } from './guardrails/index.js';
-import { startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import type { GatewayHarness, Upstream } from './harness.conformance.js';
+import { startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
 
 /**
  * Audit before effect, in process: a statement that may write reaches the server only after
@@ -15,16 +16,10 @@ let upstream: Upstream;
 let h: GatewayHarness;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
-  const admin = await upstream.admin();
-  await admin.query('CREATE TABLE effects (k text PRIMARY KEY, n int)');
-  await admin.end();
+  ({ upstream, h } = await startGatewayTest());
+  await upstreamSql(upstream, 'CREATE TABLE effects (k text PRIMARY KEY, n int)');
 });
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 async function client(): Promise<pg.Client> {
   const c = new pg.Client({ connectionString: h.url(h.users.alice, 'shop') });

@@ -2,7 +2,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUDIT_TEXT_CHARS } from './audit-text.js';
 import { queryMessage } from './wire/encode.js';
-import { rawClient, asUser, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { rawClient, asUser, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { grantAccess, startGatewayTest, stopGatewayTest } from '../../test/helpers/gateway.js';
 
 /**
  * Attack round 3 #6: the audit stored statements normalised (`$n` for every literal) and no
@@ -15,15 +16,10 @@ let upstream: Upstream;
 let h: GatewayHarness;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
-  const sys = { userId: h.admin.id, userName: 'admin', role: 'admin' };
-  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.bob.id, resource: 'shop', mode: 'read' });
+  ({ upstream, h } = await startGatewayTest());
+  await grantAccess(h, h.users.bob, 'shop', 'read');
 });
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 const as = <T>(user: 'alice' | 'bob', fn: (c: pg.Client) => Promise<T>): Promise<T> => asUser(h, h.users[user], 'shop', fn);
 

@@ -1,9 +1,10 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rawClient, startApi, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { rawClient, startApi, type GatewayHarness, type Upstream } from './harness.conformance.js';
 import { luhnValid } from './masking/index.js';
 import { decodeErrorFields } from './wire/decode.js';
 import { queryMessage } from './wire/encode.js';
+import { grantAccess, shopResource, startGatewayTest, stopGatewayTest } from '../../test/helpers/gateway.js';
 
 /**
  * Issue 15, class 6, through the gateway against real PostgreSQL: columns protected only by the
@@ -68,8 +69,7 @@ async function observe(c: pg.Client, sql: string, notices: string[]): Promise<st
 }
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
+  ({ upstream, h } = await startGatewayTest());
   const a = await upstream.admin();
   try {
     const rows = PEOPLE.map((p) => `(${p.id}, '${p.name}', '${p.email}', '${p.phone}', '${spaced(p.card)}', '${p.ssn}', 'likes tea')`);
@@ -83,20 +83,12 @@ beforeAll(async () => {
     await a.end();
   }
   // The demo's policy shape: a column rule on the name only; e-mail, phone, card and SSN are left to the detectors.
-  await h.gateway.resources.create({
-    name: 'people-demo', host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram',
-    credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' },
-    policy: { masking: { mode: 'partial', columns: [{ name: 'name', mode: 'hash' }] } },
-  });
-  const sys = { userId: h.admin.id, userName: 'admin', role: 'admin' };
-  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.bob.id, resource: 'people-demo', mode: 'read' });
-  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.bob.id, resource: 'shop', mode: 'read' });
-  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.alice.id, resource: 'people-demo', mode: 'write' });
+  await shopResource(h, upstream, 'people-demo', { masking: { mode: 'partial', columns: [{ name: 'name', mode: 'hash' }] } });
+  await grantAccess(h, h.users.bob, 'people-demo', 'read');
+  await grantAccess(h, h.users.bob, 'shop', 'read');
+  await grantAccess(h, h.users.alice, 'people-demo', 'write');
 });
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 /** Rewrites of detector-only columns: every one returns (or errs with) something derived from PII. */
 const REWRITES: string[] = [

@@ -4,8 +4,9 @@ import pg from 'pg';
 import { ulid } from 'ulid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toTimestamp } from '../state/index.js';
-import { startApi, startHarness, startUpstream, UPSTREAM, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { startApi, UPSTREAM, type GatewayHarness, type Upstream } from './harness.conformance.js';
 import { gatewayDb } from './schema.js';
+import { grantAccess, startGatewayTest } from '../../test/helpers/gateway.js';
 
 /**
  * Credential sources and how a password leaves the gateway: an API admin must not be able to
@@ -18,8 +19,7 @@ let h: GatewayHarness;
 let api: { url: string; close(): Promise<void> };
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
+  ({ upstream, h } = await startGatewayTest());
   api = await startApi(h);
   process.env.TIGHTLOOP_CRED_TEST_PLAIN = UPSTREAM.plain.password;
 });
@@ -38,7 +38,7 @@ async function addResource(name: string, credential: string, extra: Record<strin
 }
 
 async function grant(name: string): Promise<void> {
-  await h.gateway.access.grant({ userId: h.admin.id, userName: 'admin', role: 'admin' }, { subjectKind: 'user', subject: h.users.alice.id, resource: name, mode: 'read' });
+  await grantAccess(h, h.users.alice, name, 'read');
 }
 
 async function login(resource: string): Promise<string> {

@@ -2,9 +2,10 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rawClient, startHarness, startUpstream, type GatewayHarness, type TestUser, type Upstream } from './harness.conformance.js';
+import { rawClient, type GatewayHarness, type TestUser, type Upstream } from './harness.conformance.js';
 import { decodeErrorFields } from './wire/decode.js';
 import { describeMessage, frame, cstr, int16, int32, parseMessage, SYNC } from './wire/encode.js';
+import { shopResource, startGatewayTest, stopGatewayTest } from '../../test/helpers/gateway.js';
 
 const run = promisify(execFile);
 let upstream: Upstream;
@@ -12,22 +13,14 @@ let h: GatewayHarness;
 const sys = () => ({ userId: h.admin.id, userName: 'admin', role: 'admin' });
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
+  ({ upstream, h } = await startGatewayTest());
   await h.gateway.access.grant(sys(), { subjectKind: 'user', subject: h.users.bob.id, resource: 'shop', mode: 'read' });
   // A resource whose DDL needs a reviewer instead of being refused outright.
-  await h.gateway.resources.create({
-    name: 'shop-review', host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram',
-    credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' },
-    policy: { guardrails: { rules: { ddl: 'approve', 'modifying-cte': 'warn', 'row-ceiling': 'warn' } }, masking: { columns: [{ name: 'name', mode: 'hash' }], exemptRoles: ['admin'] } },
-  });
+  await shopResource(h, upstream, 'shop-review', { guardrails: { rules: { ddl: 'approve', 'modifying-cte': 'warn', 'row-ceiling': 'warn' } }, masking: { columns: [{ name: 'name', mode: 'hash' }], exemptRoles: ['admin'] } });
   await h.gateway.access.grant(sys(), { subjectKind: 'user', subject: h.users.alice.id, resource: 'shop-review', mode: 'write' });
   await h.gateway.access.grant(sys(), { subjectKind: 'role', subject: 'admin', resource: 'shop-review', mode: 'read' });
 });
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 async function client(user: TestUser = h.users.alice, resource = 'shop'): Promise<pg.Client> {
   const c = new pg.Client({ connectionString: h.url(user, resource) });

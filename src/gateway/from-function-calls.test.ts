@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { asUser, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { asUser, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { grantAccess, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
 
 /**
  * `s.f` over a function in FROM (`unnest(array[...]) s`) is the call `f(s)` when `f` is no result
@@ -13,21 +14,11 @@ let upstream: Upstream;
 let h: GatewayHarness;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
-  const a = await upstream.admin();
-  try {
-    await a.query(`CREATE TABLE bumps (n int); CREATE FUNCTION public.bump(int) RETURNS int LANGUAGE sql AS 'select $1 + 1'`);
-  } finally {
-    await a.end();
-  }
-  const sys = { userId: h.admin.id, userName: 'admin', role: 'admin' };
-  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.bob.id, resource: 'shop', mode: 'read' });
+  ({ upstream, h } = await startGatewayTest());
+  await upstreamSql(upstream, `CREATE TABLE bumps (n int); CREATE FUNCTION public.bump(int) RETURNS int LANGUAGE sql AS 'select $1 + 1'`);
+  await grantAccess(h, h.users.bob, 'shop', 'read');
 });
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 const as = <T>(user: 'alice' | 'bob', fn: (c: pg.Client) => Promise<T>): Promise<T> => asUser(h, h.users[user], 'shop', fn);
 

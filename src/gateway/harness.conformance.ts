@@ -245,18 +245,19 @@ export async function startApi(h: GatewayHarness): Promise<{ url: string; close(
   const { AppError } = await import('../core/app-error.js');
   const { verifyToken } = await import('../auth/index.js');
   const { gatewayApi } = await import('./index.js');
+  const { routesPlugin } = await import('../http/plugin.js');
   const app = Fastify();
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
     if (err instanceof AppError) return reply.code(err.status).send({ error: { code: err.code, message: err.message } });
     return reply.code(err.statusCode ?? 500).send({ error: { code: (err.code ?? 'internal').toLowerCase(), message: err.message } });
   });
-  await app.register(gatewayApi, {
+  await app.register(routesPlugin((api) => gatewayApi(api, {
     gateway: h.gateway,
     authenticate: async (token: string) => {
       const v = await verifyToken(h.state.db, token);
       return v === null ? null : { userId: v.userId, userName: v.userName, role: v.role };
     },
-  });
+  })));
   const url = await app.listen({ host: '127.0.0.1', port: 0 });
   return { url, close: () => app.close() };
 }

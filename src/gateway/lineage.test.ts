@@ -1,8 +1,9 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rawClient, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { rawClient, type GatewayHarness, type Upstream } from './harness.conformance.js';
 import { decodeErrorFields } from './wire/decode.js';
 import { queryMessage } from './wire/encode.js';
+import { grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
 
 /**
  * Issue 15, class 5, through the gateway against real PostgreSQL: a column rule follows the
@@ -13,16 +14,9 @@ let upstream: Upstream;
 let h: GatewayHarness;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
-  await h.gateway.resources.create({
-    name: 'shop-masked', host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram',
-    credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' },
-    policy: { masking: { columns: [{ name: 'email', mode: 'partial' }, { name: 'card', mode: 'partial' }, { name: 'ssn', mode: 'full' }, { name: 'phone', mode: 'hash' }] } },
-  });
-  const a = await upstream.admin();
-  try {
-    await a.query(`CREATE VIEW contact_v AS SELECT id, name, email AS contact, reverse(card) AS rc FROM customers;
+  ({ upstream, h } = await startGatewayTest());
+  await shopResource(h, upstream, 'shop-masked', { masking: { columns: [{ name: 'email', mode: 'partial' }, { name: 'card', mode: 'partial' }, { name: 'ssn', mode: 'full' }, { name: 'phone', mode: 'hash' }] } });
+  await upstreamSql(upstream, `CREATE VIEW contact_v AS SELECT id, name, email AS contact, reverse(card) AS rc FROM customers;
       CREATE VIEW contact_v2 AS SELECT contact AS c2, name AS n2 FROM contact_v;
       CREATE MATERIALIZED VIEW card_mv AS SELECT id, card AS k FROM customers;
       -- User-defined functions PostgreSQL also calls in attribute form (c.shape is shape(c)).
@@ -30,17 +24,10 @@ beforeAll(async () => {
       CREATE FUNCTION owner_email(orders) RETURNS text LANGUAGE sql AS $$ SELECT email FROM customers WHERE id = $1.customer $$;
       CREATE FUNCTION as_text(anyelement) RETURNS text LANGUAGE sql AS $$ SELECT $1::text $$;
       CREATE FUNCTION first_email(anyelement) RETURNS text LANGUAGE sql AS $$ SELECT email FROM customers ORDER BY id LIMIT 1 $$`);
-  } finally {
-    await a.end();
-  }
-  const sys = { userId: h.admin.id, userName: 'admin', role: 'admin' };
-  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.bob.id, resource: 'shop-masked', mode: 'read' });
-  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.alice.id, resource: 'shop-masked', mode: 'write' });
+  await grantAccess(h, h.users.bob, 'shop-masked', 'read');
+  await grantAccess(h, h.users.alice, 'shop-masked', 'write');
 });
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 /** A value masked as a whole in `full` mode: no letter or digit survives. */
 const redacted = (v: unknown): boolean => typeof v === 'string' && !/[A-Za-z0-9]/.test(v.replace(/^h_[0-9a-f]{16}$/, ''));

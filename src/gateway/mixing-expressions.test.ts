@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { asUser, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { asUser, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
 
 /**
  * Attack round 5 #1: a masked value combined with a value of another row source anywhere in an
@@ -21,28 +22,14 @@ let upstream: Upstream;
 let h: GatewayHarness;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
-  await h.gateway.resources.create({
-    name: 'shop-x', host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram',
-    credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' },
-    policy: { masking: { columns: [{ name: 'name', mode: 'hash' }, { name: 'email', mode: 'partial' }, { name: 'phone', mode: 'partial' }, { name: 'card', mode: 'full' }] } },
-  });
-  const a = await upstream.admin();
-  try {
-    await a.query(`CREATE TABLE loyalty (customer_id int PRIMARY KEY REFERENCES customers (id), tier text, discount_pct int);
+  ({ upstream, h } = await startGatewayTest());
+  await shopResource(h, upstream, 'shop-x', { masking: { columns: [{ name: 'name', mode: 'hash' }, { name: 'email', mode: 'partial' }, { name: 'phone', mode: 'partial' }, { name: 'card', mode: 'full' }] } });
+  await upstreamSql(upstream, `CREATE TABLE loyalty (customer_id int PRIMARY KEY REFERENCES customers (id), tier text, discount_pct int);
       INSERT INTO loyalty VALUES (1, 'gold', 5), (2, 'silver', 2)`);
-  } finally {
-    await a.end();
-  }
-  const sys = { userId: h.admin.id, userName: 'admin', role: 'admin' };
-  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.bob.id, resource: 'shop-x', mode: 'read' });
-  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.alice.id, resource: 'shop-x', mode: 'write' });
+  await grantAccess(h, h.users.bob, 'shop-x', 'read');
+  await grantAccess(h, h.users.alice, 'shop-x', 'write');
 });
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 const failure = (p: Promise<unknown>): Promise<(Error & { code?: string }) | null> => p.then(() => null, (e: Error & { code?: string }) => e);
 

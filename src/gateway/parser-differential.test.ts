@@ -2,10 +2,11 @@ import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { provablyReadOnly } from './effect.js';
 import { decide, Guardrails, loadParser, type DecisionContext } from './guardrails/index.js';
-import { rawClient, startHarness, startUpstream, UPSTREAM, type GatewayHarness, type RawClient, type TestUser, type Upstream } from './harness.conformance.js';
+import { rawClient, UPSTREAM, type GatewayHarness, type RawClient, type TestUser, type Upstream } from './harness.conformance.js';
 import { frame, startupMessage } from './wire/encode.js';
 import { SocketReader } from './wire/socket-reader.js';
 import { collect, errorsOf, queryMessage, readyCount, rowValues, type Message } from './wire-client.conformance.js';
+import { grantAccess, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
 
 /**
  * The gateway and the server must read every statement the same way. An independent attack made
@@ -23,15 +24,12 @@ const RAW_NAMES = ['Alice', 'Bob'];
 
 beforeAll(async () => {
   await loadParser();
-  upstream = await startUpstream({ ssl: false });
-  h = await startHarness(upstream);
-  const admin = await upstream.admin();
-  await admin.query(`CREATE TABLE loyalty (customer_id int PRIMARY KEY, tier text);
+  ({ upstream, h } = await startGatewayTest({ ssl: false }));
+  await upstreamSql(upstream, `CREATE TABLE loyalty (customer_id int PRIMARY KEY, tier text);
     INSERT INTO loyalty VALUES (1, 'gold'), (2, 'silver');
     CREATE FUNCTION sneaky_scs() RETURNS text LANGUAGE sql AS $$ SELECT set_config('standard_conforming_strings', 'off', false) $$;
     CREATE ROLE app_gbk LOGIN SUPERUSER PASSWORD '${UPSTREAM.scram.password}';
     ALTER ROLE app_gbk SET client_encoding = 'GBK'`);
-  await admin.end();
   const policy = { masking: { columns: [{ name: 'name', mode: 'hash' as const }, { name: 'balance', mode: 'partial' as const }] } };
   await h.gateway.resources.create({
     name: 'shop-lex', host: '127.0.0.1', port: upstream.port, database: 'shop', user: UPSTREAM.scram.user,
@@ -44,14 +42,11 @@ beforeAll(async () => {
   carol = await h.addUser('carol');
   const sys = { userId: h.admin.id, userName: 'admin', role: 'admin' };
   for (const r of ['shop-lex', 'shop-gbk']) {
-    await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.bob.id, resource: r, mode: 'read' });
+    await grantAccess(h, h.users.bob, r, 'read');
     await h.gateway.access.grant(sys, { subjectKind: 'user', subject: carol.id, resource: r, mode: 'write' });
   }
 }, 120_000);
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 /** Sends one simple Query (as raw bytes, when given) and reads to ReadyForQuery or the end. */
 async function query(raw: RawClient, sql: string | Buffer): Promise<{ messages: Message[]; ended: boolean }> {

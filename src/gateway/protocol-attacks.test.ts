@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rawClient, startHarness, startUpstream, type GatewayHarness, type RawClient, type Upstream } from './harness.conformance.js';
+import { rawClient, type GatewayHarness, type RawClient, type Upstream } from './harness.conformance.js';
 import { frame } from './wire/encode.js';
 import {
   bind, collect, describeMessage, errorsOf, execute, FLUSH, leaks, parseMessage, queryMessage, readyCount, rowValues, roundTrip, SYNC, type Message,
 } from './wire-client.conformance.js';
+import { grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
 
 /**
  * Regression tests for the ways around masking found in issue 15, each against real PostgreSQL
@@ -15,31 +16,19 @@ let upstream: Upstream;
 let h: GatewayHarness;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
-  const admin = await upstream.admin();
-  await admin.query(`CREATE FUNCTION shout(t text) RETURNS int LANGUAGE plpgsql AS $$
+  ({ upstream, h } = await startGatewayTest());
+  await upstreamSql(upstream, `CREATE FUNCTION shout(t text) RETURNS int LANGUAGE plpgsql AS $$
     BEGIN RAISE NOTICE 'value %', t USING DETAIL = 'detail ' || t, HINT = 'hint ' || t; RETURN 1; END $$;
     CREATE TABLE copy_in (a int, b text)`);
-  await admin.end();
   // A resource whose column rule follows lineage: whatever derives from `card` is masked whole.
-  await h.gateway.resources.create({
-    name: 'shop-rules', host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram',
-    credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' }, policy: { masking: { columns: [{ name: 'card', mode: 'full' }] } },
-  });
-  await h.gateway.access.grant({ userId: h.admin.id, userName: 'admin', role: 'admin' }, { subjectKind: 'user', subject: h.users.alice.id, resource: 'shop-rules', mode: 'write' });
+  await shopResource(h, upstream, 'shop-rules', { masking: { columns: [{ name: 'card', mode: 'full' }] } });
+  await grantAccess(h, h.users.alice, 'shop-rules', 'write');
   // The detectors alone (no column classified, masking/classify.ts): these tests are about the
   // second net, the content detectors on every channel and in every value form.
-  await h.gateway.resources.create({
-    name: 'shop-detect', host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram',
-    credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' }, policy: { masking: { columns: [{ name: '*', mode: 'none' }] } },
-  });
-  await h.gateway.access.grant({ userId: h.admin.id, userName: 'admin', role: 'admin' }, { subjectKind: 'user', subject: h.users.alice.id, resource: 'shop-detect', mode: 'write' });
+  await shopResource(h, upstream, 'shop-detect', { masking: { columns: [{ name: '*', mode: 'none' }] } });
+  await grantAccess(h, h.users.alice, 'shop-detect', 'write');
 });
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 async function connect(): Promise<RawClient> {
   return rawClient(h.gateway.port ?? 0, h.users.alice, 'shop-detect');
@@ -257,7 +246,6 @@ describe('class 4: binary results', () => {
     }
   });
 });
-
 
 describe('next classes: value forms the detectors could not read, COPY FROM STDIN windows', () => {
   it('float8 in exponent form, bytea (hex and escape output) and tsvector are read decoded and masked', async () => {

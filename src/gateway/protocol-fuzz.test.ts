@@ -1,8 +1,9 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rawClient, startHarness, startUpstream, type GatewayHarness, type RawClient, type Upstream } from './harness.conformance.js';
+import { rawClient, type GatewayHarness, type RawClient, type Upstream } from './harness.conformance.js';
 import { frame } from './wire/encode.js';
 import { bind, close, describeMessage, errorsOf, execute, FLUSH, leaks, parseMessage, queryMessage, roundTrip, SYNC } from './wire-client.conformance.js';
+import { startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
 
 /**
  * Property: whatever a client interleaves — Parse/Bind/Describe/Execute/Close/Flush/Sync and
@@ -94,16 +95,10 @@ let upstream: Upstream;
 let h: GatewayHarness;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
-  const admin = await upstream.admin();
-  await admin.query('CREATE TABLE copy_in (a int, b text)');
-  await admin.end();
+  ({ upstream, h } = await startGatewayTest());
+  await upstreamSql(upstream, 'CREATE TABLE copy_in (a int, b text)');
 });
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 /**
  * A new session; waits while the server recovers. Found by this test: some interleaving (fast-check

@@ -3,26 +3,21 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect as tcp } from 'node:net';
-import { rawClient, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { rawClient, type GatewayHarness, type Upstream } from './harness.conformance.js';
 import { queryMessage } from './wire/encode.js';
 import { MessageFramer } from './wire/framer.js';
+import { grantAccess, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
 
 const run = promisify(execFile);
 let upstream: Upstream;
 let h: GatewayHarness;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
-  const admin = await upstream.admin();
-  await admin.query(`CREATE TABLE copy_t (a int, b text);
+  ({ upstream, h } = await startGatewayTest());
+  await upstreamSql(upstream, `CREATE TABLE copy_t (a int, b text);
     CREATE FUNCTION say_hello() RETURNS int LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'hello notice'; RETURN 1; END $$`);
-  await admin.end();
 });
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 async function client(resource = 'shop', user = h.users.alice, extra = ''): Promise<pg.Client> {
   const c = new pg.Client({ connectionString: h.url(user, resource, extra) });
@@ -107,7 +102,6 @@ describe('wire protocol through the gateway', () => {
   });
 
   it('connects upstream over TLS: require, verify-full with the server CA, and refuses a wrong CA', async () => {
-    const sys = { userId: h.admin.id, userName: 'admin', role: 'admin' };
     const tls = [
       ['shop-tls', { mode: 'require' }],
       ['shop-verified', { mode: 'verify-full', caFile: upstream.certFile, serverName: 'localhost' }],
@@ -115,7 +109,7 @@ describe('wire protocol through the gateway', () => {
     ] as const;
     for (const [name, t] of tls) {
       await h.gateway.resources.create({ name, host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram', credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: t });
-      await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.alice.id, resource: name, mode: 'read' });
+      await grantAccess(h, h.users.alice, name, 'read');
     }
     for (const name of ['shop-tls', 'shop-verified']) {
       const c = await client(name);

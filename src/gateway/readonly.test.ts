@@ -1,8 +1,9 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rawClient, startHarness, startUpstream, type GatewayHarness, type TestUser, type Upstream } from './harness.conformance.js';
+import { rawClient, type GatewayHarness, type TestUser, type Upstream } from './harness.conformance.js';
 import { decodeErrorFields } from './wire/decode.js';
 import { queryMessage } from './wire/encode.js';
+import { grantAccess, startGatewayTest, stopGatewayTest } from '../../test/helpers/gateway.js';
 
 /**
  * Issue 15, classes 7–9 through the gateway against real PostgreSQL: a read grant cannot get
@@ -14,14 +15,10 @@ let upstream: Upstream;
 let h: GatewayHarness;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
-  await h.gateway.access.grant({ userId: h.admin.id, userName: 'admin', role: 'admin' }, { subjectKind: 'user', subject: h.users.bob.id, resource: 'shop', mode: 'read' });
+  ({ upstream, h } = await startGatewayTest());
+  await grantAccess(h, h.users.bob, 'shop', 'read');
 });
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 async function client(user: TestUser): Promise<pg.Client> {
   const c = new pg.Client({ connectionString: h.url(user, 'shop') });

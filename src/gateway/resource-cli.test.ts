@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cli, startApi, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { cli, startApi, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { startGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
 
 /** `resource add` warns about a superuser upstream login; `resource set-policy` replaces a policy. */
 
@@ -13,16 +14,10 @@ let api: { url: string; close(): Promise<void> };
 let dir: string;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
+  ({ upstream, h } = await startGatewayTest());
   api = await startApi(h);
   dir = mkdtempSync(join(tmpdir(), 'tightloop-rescli-'));
-  const a = await upstream.admin();
-  try {
-    await a.query(`CREATE ROLE gw_least LOGIN PASSWORD 'least-secret' NOSUPERUSER; GRANT SELECT ON ALL TABLES IN SCHEMA public TO gw_least`);
-  } finally {
-    await a.end();
-  }
+  await upstreamSql(upstream, `CREATE ROLE gw_least LOGIN PASSWORD 'least-secret' NOSUPERUSER; GRANT SELECT ON ALL TABLES IN SCHEMA public TO gw_least`);
   process.env.TIGHTLOOP_CRED_TEST_LEAST = 'least-secret';
 });
 afterAll(async () => {

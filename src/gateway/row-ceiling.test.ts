@@ -2,7 +2,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeErrorFields } from './wire/decode.js';
 import { cstr, frame, int16, int32, parseMessage, queryMessage, SYNC } from './wire/encode.js';
-import { rawClient, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { rawClient, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
 
 /**
  * The row ceiling (attack round 3 #8): whole-table writes whose predicate looks narrow — `IS NOT
@@ -18,31 +19,17 @@ let h: GatewayHarness;
 const ROWS = 40;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
-  const sys = { userId: h.admin.id, userName: 'admin', role: 'admin' };
+  ({ upstream, h } = await startGatewayTest());
   for (const [name, rules] of [['shop-c', {}], ['shop-cb', { 'row-ceiling': 'block' }], ['shop-cw', { 'row-ceiling': 'warn' }]] as const) {
-    await h.gateway.resources.create({
-      name, host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram',
-      credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' },
-      policy: { guardrails: { rules, maxWriteRows: 5 } },
-    });
-    await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.alice.id, resource: name, mode: 'write' });
+    await shopResource(h, upstream, name, { guardrails: { rules, maxWriteRows: 5 } });
+    await grantAccess(h, h.users.alice, name, 'write');
   }
-  const a = await upstream.admin();
-  try {
-    await a.query(`CREATE TABLE loyalty (customer_id int PRIMARY KEY, tier text, points int);
+  await upstreamSql(upstream, `CREATE TABLE loyalty (customer_id int PRIMARY KEY, tier text, points int);
       INSERT INTO loyalty SELECT i, 'silver', i FROM generate_series(1, ${ROWS}) i;
       CREATE TABLE members (id int PRIMARY KEY);
       INSERT INTO members SELECT i FROM generate_series(1, ${ROWS}) i`);
-  } finally {
-    await a.end();
-  }
 });
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 const failure = (p: Promise<unknown>): Promise<(Error & { code?: string }) | null> => p.then(() => null, (e: Error & { code?: string }) => e);
 
@@ -190,9 +177,7 @@ describe('row ceiling (attack round 3 #8)', () => {
 
   it('an approval is for the text the approver saw: the approved statement takes no bound values (attack round 4 #5)', async () => {
     const sql = 'UPDATE loyalty SET tier = $1 WHERE points BETWEEN 11 AND 30';
-    const a = await upstream.admin();
-    await a.query("UPDATE loyalty SET tier = 'silver'");
-    await a.end();
+    await upstreamSql(upstream, "UPDATE loyalty SET tier = 'silver'");
     const e = await alice((c) => failure(c.query(sql, ['x'])));
     const id = /request (\w+)/.exec(e?.message ?? '')?.[1];
     expect(id).toBeDefined();
@@ -207,9 +192,7 @@ describe('row ceiling (attack round 3 #8)', () => {
   });
 
   it('the policy picks the action: block refuses outright, warn commits with a warning', async () => {
-    const a = await upstream.admin();
-    await a.query("UPDATE loyalty SET tier = 'silver'");
-    await a.end();
+    await upstreamSql(upstream, "UPDATE loyalty SET tier = 'silver'");
     await alice(async (c) => {
       const e = await failure(c.query("UPDATE loyalty SET tier = 'x' WHERE points > 0"));
       expect(e?.message).toMatch(/^blocked by guardrail "row-ceiling"/);

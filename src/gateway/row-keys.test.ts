@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { asUser, startApi, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { asUser, startApi, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
 
 /**
  * Attack round 5 #5: rows with known values in the masked table itself (inserted by this session
@@ -15,25 +16,14 @@ let upstream: Upstream;
 let h: GatewayHarness;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
+  ({ upstream, h } = await startGatewayTest());
   // A table whose one PII value the classification sample misses (attack round 4 #7's control).
-  const a = await upstream.admin();
-  await a.query("CREATE TABLE memos (id int, memo text); INSERT INTO memos SELECT g, 'call back later' FROM generate_series(1, 20000) g; UPDATE memos SET memo = 'ssn 078-05-1120' WHERE id = 19999");
-  await a.end();
-  await h.gateway.resources.create({
-    name: 'shop-k', host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram',
-    credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' },
-    policy: { masking: { columns: [{ name: 'name', mode: 'hash' }, { name: 'email', mode: 'partial' }, { name: 'card', mode: 'full' }] } },
-  });
-  const sys = { userId: h.admin.id, userName: 'admin', role: 'admin' };
-  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.alice.id, resource: 'shop-k', mode: 'write' });
-  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.bob.id, resource: 'shop-k', mode: 'read' });
+  await upstreamSql(upstream, "CREATE TABLE memos (id int, memo text); INSERT INTO memos SELECT g, 'call back later' FROM generate_series(1, 20000) g; UPDATE memos SET memo = 'ssn 078-05-1120' WHERE id = 19999");
+  await shopResource(h, upstream, 'shop-k', { masking: { columns: [{ name: 'name', mode: 'hash' }, { name: 'email', mode: 'partial' }, { name: 'card', mode: 'full' }] } });
+  await grantAccess(h, h.users.alice, 'shop-k', 'write');
+  await grantAccess(h, h.users.bob, 'shop-k', 'read');
 });
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 const failure = (p: Promise<unknown>): Promise<(Error & { code?: string }) | null> => p.then(() => null, (e: Error & { code?: string }) => e);
 

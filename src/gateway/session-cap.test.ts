@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import type { GatewayHarness, Upstream } from './harness.conformance.js';
+import { grantAccess, startGatewayTest, stopGatewayTest } from '../../test/helpers/gateway.js';
 
 /**
  * Attack round 4 #10: one read grant opened 93 idle gateway sessions and took every upstream
@@ -13,14 +14,10 @@ let h: GatewayHarness;
 const CAP = 3;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream, { maxSessionsPerUser: CAP });
-  await h.gateway.access.grant({ userId: h.admin.id, userName: 'admin', role: 'admin' }, { subjectKind: 'user', subject: h.users.bob.id, resource: 'shop', mode: 'read' });
+  ({ upstream, h } = await startGatewayTest({ gateway: { maxSessionsPerUser: CAP } }));
+  await grantAccess(h, h.users.bob, 'shop', 'read');
 });
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 async function open(user: 'alice' | 'bob'): Promise<pg.Client> {
   const c = new pg.Client({ connectionString: h.url(h.users[user], 'shop') });

@@ -4,8 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deleteUser, revokeToken } from '../auth/index.js';
 import { setUserRole } from '../auth/users.js';
 import type { Database } from '../state/index.js';
-import { startHarness, startUpstream, type GatewayHarness, type TestUser, type Upstream } from './harness.conformance.js';
+import { type GatewayHarness, type TestUser, type Upstream } from './harness.conformance.js';
 import { gatewayDb } from './schema.js';
+import { startGatewayTest, stopGatewayTest } from '../../test/helpers/gateway.js';
 
 /**
  * Live sessions follow revocation: revoking the token a session logged in with, letting it
@@ -19,14 +20,10 @@ let h: GatewayHarness;
 let db: Kysely<Database>;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
+  ({ upstream, h } = await startGatewayTest());
   db = h.state.db;
 });
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 interface Live {
   user: TestUser;

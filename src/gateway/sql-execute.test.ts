@@ -2,7 +2,8 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeErrorFields } from './wire/decode.js';
 import { cstr, frame, int16, int32, parseMessage, queryMessage, SYNC } from './wire/encode.js';
-import { asUser, cli, rawClient, startApi, startHarness, startUpstream, type GatewayHarness, type RawClient, type Upstream } from './harness.conformance.js';
+import { asUser, cli, rawClient, startApi, type GatewayHarness, type RawClient, type Upstream } from './harness.conformance.js';
+import { grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
 
 /**
  * SQL EXECUTE of prepared-statement names (attack round 5 #2, #3): a name a protocol Parse
@@ -18,26 +19,13 @@ const ROWS = 40;
 const sys = (): { userId: string; userName: string; role: string } => ({ userId: h.admin.id, userName: 'admin', role: 'admin' });
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
-  await h.gateway.resources.create({
-    name: 'shop-x', host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram',
-    credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' },
-    policy: { guardrails: { rules: { ddl: 'approve' }, maxWriteRows: 5 } },
-  });
-  await h.gateway.access.grant(sys(), { subjectKind: 'user', subject: h.users.alice.id, resource: 'shop-x', mode: 'write' });
-  const a = await upstream.admin();
-  try {
-    await a.query(`CREATE TABLE loyalty (customer_id int PRIMARY KEY, points int);
+  ({ upstream, h } = await startGatewayTest());
+  await shopResource(h, upstream, 'shop-x', { guardrails: { rules: { ddl: 'approve' }, maxWriteRows: 5 } });
+  await grantAccess(h, h.users.alice, 'shop-x', 'write');
+  await upstreamSql(upstream, `CREATE TABLE loyalty (customer_id int PRIMARY KEY, points int);
       INSERT INTO loyalty SELECT i, i FROM generate_series(1, ${ROWS}) i`);
-  } finally {
-    await a.end();
-  }
 });
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 const failure = (p: Promise<unknown>): Promise<(Error & { code?: string }) | null> => p.then(() => null, (e: Error & { code?: string }) => e);
 

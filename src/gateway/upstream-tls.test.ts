@@ -2,6 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startHarness, startUpstream, UPSTREAM, type GatewayHarness, type Upstream } from './harness.conformance.js';
 import type { TlsMode } from './resources.js';
+import { grantAccess } from '../../test/helpers/gateway.js';
 
 /**
  * Every upstream TLS mode against a real PostgreSQL with SSL on, and one without SSL: `prefer`
@@ -25,13 +26,12 @@ beforeAll(async () => {
   upstream = await startUpstream();
   plain = await startUpstream({ ssl: false });
   h = await startHarness(upstream);
-  const sys = { userId: h.admin.id, userName: 'admin', role: 'admin' };
   for (const [server, port] of [['ssl', upstream.port], ['plain', plain.port]] as const) {
     for (const [mode, t] of Object.entries(MODES)) {
       const name = `${server}-${mode}`;
       const tls = { mode: t.mode, ...(t.caFile === true ? { caFile: upstream.certFile } : {}), ...(t.serverName === undefined ? {} : { serverName: t.serverName }) };
       await h.gateway.resources.create({ name, host: '127.0.0.1', port, database: 'shop', user: UPSTREAM.scram.user, credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls });
-      await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.alice.id, resource: name, mode: 'read' });
+      await grantAccess(h, h.users.alice, name, 'read');
     }
   }
 });

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Guardrails, loadParser } from './guardrails/index.js';
 import { decodeErrorFields } from './wire/decode.js';
 import { queryMessage } from './wire/encode.js';
-import { rawClient, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { rawClient, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
 
 /**
  * Write-grant laundering (attack round 2, #6): a masked value written into a column that is not
@@ -22,31 +23,17 @@ const NAMES = ['Alice', 'Bob'];
 const EMAILS = ['alice@example.com', 'bob@example.org'];
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
-  await h.gateway.resources.create({
-    name: 'shop-w', host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram',
-    credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' },
-    policy: {
+  ({ upstream, h } = await startGatewayTest());
+  await shopResource(h, upstream, 'shop-w', {
       guardrails: { rules: { ddl: 'allow', 'modifying-cte': 'allow' } },
       masking: { columns: [{ name: 'name', mode: 'hash' }, { name: 'email', mode: 'partial' }, { name: 'card', mode: 'partial' }, { name: 'vault', mode: 'full' }] },
-    },
-  });
-  const a = await upstream.admin();
-  try {
-    await a.query(`CREATE TABLE loyalty (customer_id int PRIMARY KEY, tier text, vault text);
+    });
+  await upstreamSql(upstream, `CREATE TABLE loyalty (customer_id int PRIMARY KEY, tier text, vault text);
       INSERT INTO loyalty VALUES (1, 'gold', NULL), (2, 'silver', NULL);
       CREATE TABLE contacts (id serial PRIMARY KEY, email text, label text)`);
-  } finally {
-    await a.end();
-  }
-  const sys = { userId: h.admin.id, userName: 'admin', role: 'admin' };
-  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.alice.id, resource: 'shop-w', mode: 'write' });
+  await grantAccess(h, h.users.alice, 'shop-w', 'write');
 });
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 async function alice<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const c = new pg.Client({ connectionString: h.url(h.users.alice, 'shop-w') });

@@ -38,10 +38,10 @@ function logFilter(q: Query, defaultS: number): LogFilter {
 }
 
 export function registerApiRoutes(app: FastifyInstance, store: TelemetryStore, opts: ApiRouteOptions = {}): void {
-  app.get('/api/openapi.json', async () => openApiDocument);
+  app.get('/api/openapi.json', () => openApiDocument);
 
   // Who the token belongs to (the console shows only the controls this role may use).
-  app.get('/api/me', async (req) => {
+  app.get('/api/me', (req) => {
     const p = req.principal;
     return p === undefined ? null : { id: p.userId, name: p.userName, role: p.role };
   });

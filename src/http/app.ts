@@ -10,6 +10,7 @@ import { FORWARDED_PUBLIC } from './cluster-forward.js';
 import { DEFAULT_OTLP_CORS_ORIGINS, otlpCorsPolicy } from './cors.js';
 import { registerOtlpRoutes } from './otlp-routes.js';
 import { installRoleModel } from './roles.js';
+import { routesPlugin } from './plugin.js';
 
 /** Who made an API call. */
 export interface Principal {
@@ -125,14 +126,14 @@ export function buildApp(deps: AppDeps): FastifyInstance {
   app.get('/metrics', async (_req, reply) => reply.type(METRICS_CONTENT_TYPE).send(metrics.render()));
 
   // Authentication and the role check of these routes: the role model's onRequest hook.
-  app.register(async (api) => {
+  app.register(routesPlugin((api) => {
     registerApiRoutes(api, deps.store, { errorsForTrace: deps.errorsForTrace });
     for (const routes of deps.apiRoutes ?? []) routes(api);
-  });
+  }));
 
   for (const plugin of deps.plugins ?? []) app.register(plugin);
 
-  app.register(async (ingest) => {
+  app.register(routesPlugin((ingest) => {
     registerOtlpRoutes(ingest, {
       maxBodyBytes: deps.maxBodyBytes,
       submit: deps.submit,
@@ -141,7 +142,7 @@ export function buildApp(deps: AppDeps): FastifyInstance {
       authorize: deps.ingestNeedsToken ? authorize : async (req) => { if (req.headers[FORWARDED_PUBLIC] !== undefined) await authorize(req); },
       cors: otlpCorsPolicy(deps.corsOrigins ?? DEFAULT_OTLP_CORS_ORIGINS),
     });
-  });
+  }));
 
   return app;
 }

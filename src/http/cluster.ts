@@ -38,7 +38,7 @@ export function registerClusterRoutes(api: FastifyInstance, view: () => Promise<
 
 /** GET /api/health/active outside the API plugin (public): the full server is always active. */
 export function registerActiveCheck(app: FastifyInstance): void {
-  app.get('/api/health/active', async () => ({ active: true }));
+  app.get('/api/health/active', () => ({ active: true }));
 }
 
 export function singleView(id: string, roles: readonly NodeRole[], url: () => string, startedMs: number): () => Promise<ClusterView> {

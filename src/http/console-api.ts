@@ -93,7 +93,7 @@ export function registerConsoleApi(api: FastifyInstance, deps: ConsoleApiDeps): 
     req.raw.once('close', end);
   });
 
-  api.get('/api/gateway/sessions', async (req) => {
+  api.get('/api/gateway/sessions', (req) => {
     if (req.principal?.role !== 'admin') throw apiError('forbidden', 'this needs the admin role');
     const sessions: GatewaySessionView[] = (deps.gateway?.registry.sessions() ?? []).map((s) => ({
       id: s.id,

@@ -4,6 +4,7 @@ import { dirname, extname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { routesPlugin } from './plugin.js';
 
 /**
  * Serves the web console (the Vite build in `web/dist`) at `/`. The build is small (a few
@@ -97,7 +98,7 @@ export interface ConsoleOptions {
 
 /** A Fastify plugin serving the console; register it at the root (outside the API's auth). */
 export function consolePlugin(opts: ConsoleOptions = {}): (app: FastifyInstance) => Promise<void> {
-  return async (app) => {
+  return routesPlugin((app) => {
     const dir = opts.dir ?? defaultConsoleDir();
     const files = dir === undefined || !existsSync(join(dir, 'index.html')) ? new Map<string, ConsoleFile>() : loadConsoleFiles(dir);
     const index = files.get('/index.html');
@@ -116,5 +117,5 @@ export function consolePlugin(opts: ConsoleOptions = {}): (app: FastifyInstance)
     };
     app.get('/', handler);
     app.get('/*', handler);
-  };
+  });
 }

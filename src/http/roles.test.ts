@@ -1,15 +1,16 @@
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { installRoleModel, roleAtLeast, ruleFor, withRequiredRoles } from './roles.js';
+import { routesPlugin } from './plugin.js';
 
 describe('role model', () => {
   it('refuses to start with a route that declares no role, in a plugin or at the root', async () => {
     const app = Fastify();
-    installRoleModel(app, async () => null);
-    expect(() => app.get('/api/unlisted', async () => 'x')).toThrow(/GET \/api\/unlisted has no required role/);
-    app.register(async (api) => {
-      api.post('/api/services', async () => 'x'); // listed for GET only
-    });
+    installRoleModel(app, () => Promise.resolve(null));
+    expect(() => app.get('/api/unlisted', () => 'x')).toThrow(/GET \/api\/unlisted has no required role/);
+    app.register(routesPlugin((api) => {
+      api.post('/api/services', () => 'x'); // listed for GET only
+    }));
     await expect(app.ready()).rejects.toThrow(/POST \/api\/services has no required role/);
   });
 

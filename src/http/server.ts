@@ -28,6 +28,7 @@ import { apiError } from '../core/app-error.js';
 import { checkRoles, registerActiveCheck, registerClusterRoutes, singleView } from './cluster.js';
 import { registerWriteEvents, subscribeCaches } from './cluster-events.js';
 import { LocalBus, PostgresBus, type EventBus } from '../state/bus.js';
+import { routesPlugin } from './plugin.js';
 
 /** A running tightloop: what `tightloop up` starts and tests drive. */
 export interface RunningServer {
@@ -298,13 +299,13 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     corsOrigins: config.corsOrigins,
     isReady: () => ready,
     adminTokenFile: adminTokenHint(config.dataDir),
-    plugins: [errors.ingestPlugin, (api) => gatewayApi(api, {
+    plugins: [errors.ingestPlugin, routesPlugin((api) => gatewayApi(api, {
       gateway,
       authenticate: async (token) => {
         const p = await verifyToken(state.db, token);
         return p === null ? null : { userId: p.userId, userName: p.userName, role: p.role };
       },
-    }), async (root) => registerActiveCheck(root), consolePlugin()],
+    })), routesPlugin(registerActiveCheck), consolePlugin()],
     apiRoutes: [(api) => errors.registerApi(api, () => publicUrl), (api) => registerDetectRoutes(api, detect),
       (api) => registerIncidentRoutes(api, { incidents, telemetry: store, audit: gateway.audit, errorsForTrace: (t) => errors.errorsForTrace(t), publicUrl: () => publicUrl }),
       (api) => registerConsoleApi(api, { tail: logTail, gateway }), (api) => registerDeployRoutes(api, deploys),

@@ -23,16 +23,16 @@ const T0 = Date.parse('2026-11-26T10:00:00.000Z');
 class FixtureTelemetry {
   badFromMs: number | undefined;
   queries: RedQuery[] = [];
-  async red(q: RedQuery): Promise<RedBucket[]> {
+  red(q: RedQuery): Promise<RedBucket[]> {
     this.queries.push(q);
     const out: RedBucket[] = [];
     for (let t = q.fromUs; t < q.toUs; t += q.stepS * 1e6) {
       const bad = this.badFromMs !== undefined && t >= this.badFromMs * 1000;
       out.push({ timeUs: t, count: 100, errors: bad ? 50 : 0, rate: 100, errorRate: bad ? 0.5 : 0, p50Ms: 10, p95Ms: 20, p99Ms: 30 });
     }
-    return out;
+    return Promise.resolve(out);
   }
-  async searchTraces(): Promise<TraceSummary[]> { return []; }
+  searchTraces(): Promise<TraceSummary[]> { return Promise.resolve([]); }
 }
 
 function alert(id: string, rule: string, series: Record<string, string>, firedMs: number): AlertEvent {

@@ -276,11 +276,12 @@ class ThreadDriver implements Driver {
     await c.executeQuery(CompiledQuery.raw('rollback'));
   }
 
-  async releaseConnection(): Promise<void> {
+  releaseConnection(): Promise<void> {
     const unlock = this.unlock;
     this.lock = undefined;
     this.unlock = undefined;
     unlock?.();
+    return Promise.resolve();
   }
 
   async destroy(): Promise<void> {

@@ -21,7 +21,7 @@ describe.skipIf(!installed)('ClickHouse store', () => {
   beforeAll(async () => { engine = await startClickHouseEngine(); }, 60_000);
   afterAll(async () => { await engine?.stop(); });
 
-  runTelemetryStoreConformance('clickhouse', async () => {
+  runTelemetryStoreConformance('clickhouse', () => {
     const url = engine.url(`conformance_${process.pid}_${++n}`);
     return {
       store: new ClickHouseTelemetryStore({ url, nodeId: 'a' }),

@@ -25,23 +25,23 @@ afterEach(() => {
 
 const noOtlp = (): never => { throw new Error('no OTLP records in these tests'); };
 
-runTelemetryStoreConformance('duckdb + ingest log', async () => {
+runTelemetryStoreConformance('duckdb + ingest log', () => {
   const path = tempDb();
   // Loads only when a read needs the rows: every query exercises read-your-writes.
   const opts = { path, ingestLog: { dir: join(path, '..', 'ingest-log'), loadDelayMs: 3_600_000, decode: noOtlp } };
   return {
     store: new DuckDbTelemetryStore(opts),
     reopen: () => new DuckDbTelemetryStore(opts),
-    cleanup: async () => undefined,
+    cleanup: () => Promise.resolve(),
   };
 });
 
-runTelemetryStoreConformance('duckdb', async () => {
+runTelemetryStoreConformance('duckdb', () => {
   const path = tempDb();
   return {
     store: new DuckDbTelemetryStore(path),
     reopen: () => new DuckDbTelemetryStore(path),
-    cleanup: async () => undefined,
+    cleanup: () => Promise.resolve(),
   };
 });
 

@@ -141,10 +141,10 @@ export class LoggedIngest<P = unknown> {
         maxSeq = Math.max(maxSeq, p.seq);
       }
       let given = false;
-      await this.host.load(async () => {
-        if (given) return null;
+      await this.host.load(() => {
+        if (given) return Promise.resolve(null);
         given = true;
-        return chunk;
+        return Promise.resolve(chunk);
       });
     }
     this.acceptedLsn = this.loadedLsn = this.log.lsn;

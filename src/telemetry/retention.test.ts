@@ -10,10 +10,10 @@ function fakeStore(fail?: Signal) {
   return {
     calls,
     store: {
-      dropBefore: async (signal: Signal, cutoffUs: number): Promise<number> => {
+      dropBefore: (signal: Signal, cutoffUs: number): Promise<number> => {
         calls.push([signal, cutoffUs]);
-        if (signal === fail) throw new Error('locked');
-        return signal === 'spans' ? 10 : 0;
+        if (signal === fail) return Promise.reject(new Error('locked'));
+        return Promise.resolve(signal === 'spans' ? 10 : 0);
       },
     },
   };

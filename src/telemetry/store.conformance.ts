@@ -18,7 +18,7 @@ export interface StoreFixture {
   cleanup(): Promise<void>;
 }
 
-export type StoreFactory = () => Promise<StoreFixture>;
+export type StoreFactory = () => StoreFixture | Promise<StoreFixture>;
 
 export const US = 1_000_000;
 /** 2024-05-01T00:00:00Z — fixed, whole-day aligned, long closed (rollups flush at once). */

@@ -24,7 +24,7 @@ export interface TestServer {
  * PostgreSQL database on the run's shared test cluster, copied from the migrated template.
  */
 export async function testStateUrl(dialect: StateDialectName): Promise<{ stateUrl: string | undefined; drop(): Promise<void> }> {
-  if (dialect === 'sqlite') return { stateUrl: undefined, drop: async () => undefined };
+  if (dialect === 'sqlite') return { stateUrl: undefined, drop: () => Promise.resolve() };
   const database = await createTestDatabase({ migrations: SERVER_STATE_MIGRATIONS });
   return { stateUrl: database.connectionString, drop: () => database.drop() };
 }
@@ -75,7 +75,7 @@ export async function startTestServer(overrides: Partial<ServerConfig> = {}, dia
 }
 
 /** Polls until `check` returns a value (not undefined) or the deadline passes. */
-export async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+export async function eventually<T>(check: () => T | undefined | Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();

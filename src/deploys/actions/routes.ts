@@ -36,7 +36,7 @@ const runBody = z.strictObject({
 const noteBody = z.strictObject({ note: z.string().max(2000).optional() });
 
 export function registerActionRoutes(api: FastifyInstance, actions: ActionService): void {
-  api.get('/api/actions', async () => {
+  api.get('/api/actions', () => {
     const c = actions.catalog();
     return { actions: c.actions.map(publicAction), errors: c.errors };
   });
@@ -53,7 +53,7 @@ export function registerActionRoutes(api: FastifyInstance, actions: ActionServic
   });
   api.post('/api/actions/runs/:id/approve', async (req: IdParams) => actions.approve(actorOf(req), req.params.id, parseBody(noteBody, req.body, 'body').note));
   api.post('/api/actions/runs/:id/deny', async (req: IdParams) => actions.deny(actorOf(req), req.params.id, parseBody(noteBody, req.body, 'body').note));
-  api.get('/api/actions/:name', async (req: NameParams) => publicAction(actions.definition(req.params.name)));
+  api.get('/api/actions/:name', (req: NameParams) => publicAction(actions.definition(req.params.name)));
   api.post('/api/actions/:name/runs', async (req: NameParams, reply) => {
     const body = parseBody(runBody, req.body, 'run request');
     const input = Object.fromEntries(Object.entries(body.params).filter(([, v]) => v !== null));

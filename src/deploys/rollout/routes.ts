@@ -36,7 +36,7 @@ export function registerRolloutRoutes(api: FastifyInstance, rollouts: RolloutMan
     const now = ended ?? rollouts.get(started.id);
     return reply.code(now.status === 'running' ? 202 : 200).send(now);
   });
-  api.get('/api/deploys/rollouts', async () => ({ rollouts: rollouts.list() }));
-  api.get('/api/deploys/rollouts/:id', async (req: FastifyRequest<{ Params: { id: string } }>) => rollouts.get(req.params.id));
-  api.get('/api/local-services', async () => ({ services: actuator?.status() ?? [] }));
+  api.get('/api/deploys/rollouts', () => ({ rollouts: rollouts.list() }));
+  api.get('/api/deploys/rollouts/:id', (req: FastifyRequest<{ Params: { id: string } }>) => rollouts.get(req.params.id));
+  api.get('/api/local-services', () => ({ services: actuator?.status() ?? [] }));
 }
