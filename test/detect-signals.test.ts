@@ -105,7 +105,7 @@ describe('metric rules over OTLP metric points', () => {
         // wait for it rather than for a fixed time, which a loaded machine can outrun.
         const settled = (): true | undefined =>
           (['queue-depth', 'job-p95', 'failure-rate'].every((r) => statuses(r).length >= 2) ? true : undefined);
-        await eventually(async () => settled(), 10_000).catch(() => undefined);
+        await eventually(settled, 10_000).catch(() => undefined);
         await phase(300, 20, 0.5);
         expect(statuses('queue-depth')).toEqual(['firing', 'resolved']);
         expect(hooksFor('queue-depth')[0].alerts[0].series).toEqual({ service: 'worker', queue: 'emails' });
