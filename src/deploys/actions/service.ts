@@ -73,6 +73,9 @@ function toRun(r: ActionRunsTable): ActionRun {
   };
 }
 
+/** The error of a run its process left running (a crash, or a lease holder that died): outcome unknown. */
+export const INTERRUPTED = 'interrupted: tightloop restarted while it ran';
+
 export class ActionService {
   readonly events = new ActionEvents();
   private readonly db: Kysely<ActionsDatabase>;
@@ -91,7 +94,7 @@ export class ActionService {
   /** Marks runs a previous process left running as failed (their outcome is unknown). */
   async open(): Promise<void> {
     await this.db.updateTable('actions_runs')
-      .set({ status: 'failed', finished_at: toTimestamp(Date.now()), error: 'interrupted: tightloop restarted while it ran' })
+      .set({ status: 'failed', finished_at: toTimestamp(Date.now()), error: INTERRUPTED })
       .where('status', '=', 'running').execute();
   }
 
