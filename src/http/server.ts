@@ -142,7 +142,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   let clusterView: () => Promise<ClusterView> = singleView(`single-${process.pid}`, roles, () => publicUrl, Date.now());
   if (options.cluster !== undefined) clusterView = options.cluster.view;
   else if (location.dialect === 'postgres') {
-    const node = new ClusterNode({ db: state.db, roles, url: () => publicUrl, log });
+    const node = new ClusterNode({ db: state.db, roles, url: () => config.cluster.advertiseUrl ?? publicUrl, log });
     try {
       await node.join();
       await node.want('active', { onAcquired: () => undefined, onLost: async (reason) => {
