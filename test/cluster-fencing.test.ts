@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { sql, type Kysely } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Alert } from '../src/detect/alert.js';
+import { saveAlert, type Alert } from '../src/detect/alert.js';
 import { Dispatcher } from '../src/detect/dispatcher.js';
 import { ruleSpecSchema, type Rule } from '../src/detect/rules.js';
 import { SilenceBook } from '../src/detect/silences.js';
@@ -10,6 +10,8 @@ import { SERVER_STATE_MIGRATIONS } from '../src/http/state-migrations.js';
 import { ClusterNode, NODE_ROLES } from '../src/state/cluster.js';
 import { openStateStore } from '../src/state/index.js';
 import { createTestDatabase } from '../src/state/pg-cluster.conformance.js';
+import { IncidentStore } from '../src/incidents/store.js';
+import type { IncidentsDatabase } from '../src/incidents/storage.js';
 
 /**
  * Fencing of singleton work (docs/cluster.md, "Fencing"): a node that lost the `active` lease
@@ -80,5 +82,41 @@ describePg('fencing of singleton writes', () => {
     expect(errors).toEqual([expect.objectContaining({ code: 'lease_lost' })]);
     const logged = await sql<{ alert_id: string }>`select alert_id from detect_notifications order by alert_id`.execute(store.db);
     expect(logged.rows.map((r) => r.alert_id)).toEqual(['a1']);
+  });
+
+  it('alert state and incident writes of a node that lost the lease are refused (lease_lost); the new holder\'s state stays', async () => {
+    const d = await createTestDatabase({ migrations: SERVER_STATE_MIGRATIONS });
+    cleanups.push(() => d.drop());
+    const store = await openStateStore({ dialect: 'postgres', connectionString: d.connectionString, migrate: false });
+    cleanups.push(() => store.close());
+    const node = new ClusterNode({ db: store.db, roles: NODE_ROLES, timing: { heartbeatMs: 60_000, leaseMs: 20_000, marginMs: 1_000 } });
+    await node.join();
+    cleanups.push(() => node.leave());
+    await node.want('active', { onAcquired: () => undefined, onLost: () => undefined });
+    const fence = <DB>(tx: Kysely<DB>) => node.assertHolds('active', tx);
+    const db = store.db as unknown as Kysely<DetectDatabase>;
+    const incidents = new IncidentStore(store.db as unknown as Kysely<IncidentsDatabase>, fence);
+
+    // While it holds the lease: an alert fires, an incident is written.
+    const fired = alert('a1');
+    await saveAlert(db, fired, true, Date.now(), fence);
+    await incidents.transaction((tx) => incidents.event(tx, 'inc-1', new Date().toISOString(), 'note', 'x', null, { note: 'held' }));
+
+    // The lease passes to another node, which resolves the alert; this node has not noticed.
+    await sql`update cluster_leases set holder = 'another-node', token = token + 1 where name = 'active'`.execute(store.db);
+    const resolvedAt = Date.now();
+    await saveAlert(db, { ...fired, state: 'resolved', resolvedAt }, true, resolvedAt);
+    expect(node.holds('active')).toBe(true);
+
+    // The old holder's stale transition (firing again) and its incident write are refused.
+    await expect(saveAlert(db, { ...fired, value: 2 }, true, Date.now(), fence)).rejects.toMatchObject({ code: 'lease_lost' });
+    await expect(incidents.transaction((tx) => incidents.event(tx, 'inc-1', new Date().toISOString(), 'note', 'x', null, { note: 'stale' })))
+      .rejects.toMatchObject({ code: 'lease_lost' });
+    const row = await sql<{ state: string }>`select state from detect_alerts where id = 'a1'`.execute(store.db);
+    expect(row.rows).toEqual([{ state: 'resolved' }]);
+    const history = await sql<{ state: string }>`select state from detect_alert_history where alert_id = 'a1' order by at, id`.execute(store.db);
+    expect(history.rows.map((r) => r.state)).toEqual(['firing', 'resolved']);
+    const notes = await sql<{ data: string }>`select data from incident_events where incident_id = 'inc-1'`.execute(store.db);
+    expect(notes.rows.map((r) => JSON.parse(r.data) as { note: string }).map((x) => x.note)).toEqual(['held']);
   });
 });

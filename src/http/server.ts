@@ -250,7 +250,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     if (e.node === bus.node) return;
     detect.silences.reload().catch((err: unknown) => log.error({ err }, 'silences: re-reading the silences another node changed failed; they apply after a restart'));
   });
-  const incidents = new IncidentService({ db: state.db, telemetry: store, detectEvents: detect.events, errorEvents: errors.events, windowMs: config.incidentWindowS * 1000, log });
+  const incidents = new IncidentService({ db: state.db, telemetry: store, detectEvents: detect.events, errorEvents: errors.events, windowMs: config.incidentWindowS * 1000, log, fence });
   incidents.start();
   const deploys = new DeployService({
     db: state.db, source: store, errorEvents: errors.events, logger: log,
