@@ -11,6 +11,7 @@ import { ClusterNode, NODE_ROLES } from '../src/state/cluster.js';
 import { openStateStore } from '../src/state/index.js';
 import { createTestDatabase } from '../src/state/pg-cluster.conformance.js';
 import { IncidentStore } from '../src/incidents/store.js';
+import { DeployService } from '../src/deploys/service.js';
 import type { IncidentsDatabase } from '../src/incidents/storage.js';
 
 /**
@@ -118,5 +119,41 @@ describePg('fencing of singleton writes', () => {
     expect(history.rows.map((r) => r.state)).toEqual(['firing', 'resolved']);
     const notes = await sql<{ data: string }>`select data from incident_events where incident_id = 'inc-1'`.execute(store.db);
     expect(notes.rows.map((r) => JSON.parse(r.data) as { note: string }).map((x) => x.note)).toEqual(['held']);
+  });
+
+  it('deploy verdicts, verification starts and rollback marks of a node that lost the lease are refused (lease_lost)', async () => {
+    const d = await createTestDatabase({ migrations: SERVER_STATE_MIGRATIONS });
+    cleanups.push(() => d.drop());
+    const store = await openStateStore({ dialect: 'postgres', connectionString: d.connectionString, migrate: false });
+    cleanups.push(() => store.close());
+    const node = new ClusterNode({ db: store.db, roles: NODE_ROLES, timing: { heartbeatMs: 60_000, leaseMs: 20_000, marginMs: 1_000 } });
+    await node.join();
+    cleanups.push(() => node.leave());
+    await node.want('active', { onAcquired: () => undefined, onLost: () => undefined });
+    let now = Date.now();
+    const deploys = new DeployService({ db: store.db, source: { onCommittedRollups: () => () => undefined }, tickMs: 0, implicitDeploys: false, nowMs: () => now,
+      fence: (tx) => node.assertHolds('active', tx) });
+    await deploys.start();
+    cleanups.push(() => deploys.stop());
+    const verdicts: string[] = [];
+    deploys.events.on('deploy.verdict', (e) => verdicts.push(e.verification.outcome ?? ''));
+
+    // While it holds the lease: recorded and verifying.
+    const bad = await deploys.record({ service: 'checkout', version: '2.0.0', environment: 'prod' });
+    const other = await deploys.record({ service: 'checkout', version: '1.0.0', environment: 'prod', verify: false });
+    expect((await deploys.get(bad.id)).status).toBe('verifying');
+
+    await sql`update cluster_leases set holder = 'another-node', token = token + 1 where name = 'active'`.execute(store.db);
+    // Its verification runs out (an inconclusive verdict would be written): refused, no event.
+    now += 3_600_000;
+    deploys.tick();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(verdicts).toEqual([]);
+    const v = await sql<{ outcome: string | null }>`select outcome from deploy_verifications where deploy_id = ${bad.id}`.execute(store.db);
+    expect(v.rows).toEqual([{ outcome: null }]);
+    await expect(deploys.startVerification(await deploys.get(other.id), 60)).rejects.toMatchObject({ code: 'lease_lost' });
+    await expect(deploys.markRolledBack(bad.id, other.id)).rejects.toMatchObject({ code: 'lease_lost' });
+    expect((await deploys.get(bad.id)).status).toBe('verifying');
+    expect((await deploys.get(other.id)).status).toBe('started');
   });
 });

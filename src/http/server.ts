@@ -253,7 +253,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   const incidents = new IncidentService({ db: state.db, telemetry: store, detectEvents: detect.events, errorEvents: errors.events, windowMs: config.incidentWindowS * 1000, log, fence });
   incidents.start();
   const deploys = new DeployService({
-    db: state.db, source: store, errorEvents: errors.events, logger: log,
+    db: state.db, source: store, errorEvents: errors.events, logger: log, fence,
     metricChecks: (service) => services().find((s) => s.name === service)?.metricChecks ?? [], ...options.deploys,
   });
   await deploys.start();
