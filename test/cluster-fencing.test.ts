@@ -12,6 +12,11 @@ import { openStateStore } from '../src/state/index.js';
 import { createTestDatabase } from '../src/state/pg-cluster.conformance.js';
 import { IncidentStore } from '../src/incidents/store.js';
 import { DeployService } from '../src/deploys/service.js';
+import { ActionService, SYSTEM_ACTOR } from '../src/deploys/actions/index.js';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
 import type { IncidentsDatabase } from '../src/incidents/storage.js';
 
 /**
@@ -155,5 +160,37 @@ describePg('fencing of singleton writes', () => {
     await expect(deploys.markRolledBack(bad.id, other.id)).rejects.toMatchObject({ code: 'lease_lost' });
     expect((await deploys.get(bad.id)).status).toBe('verifying');
     expect((await deploys.get(other.id)).status).toBe('started');
+  });
+
+  it('a node that lost the lease starts no action run (a rollback): lease_lost, no run stored, nothing executed', async () => {
+    const d = await createTestDatabase({ migrations: SERVER_STATE_MIGRATIONS });
+    cleanups.push(() => d.drop());
+    const store = await openStateStore({ dialect: 'postgres', connectionString: d.connectionString, migrate: false });
+    cleanups.push(() => store.close());
+    const node = new ClusterNode({ db: store.db, roles: NODE_ROLES, timing: { heartbeatMs: 60_000, leaseMs: 20_000, marginMs: 1_000 } });
+    await node.join();
+    cleanups.push(() => node.leave());
+    await node.want('active', { onAcquired: () => undefined, onLost: () => undefined });
+    const dir = mkdtempSync(join(tmpdir(), 'tightloop-fence-actions-'));
+    cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
+    mkdirSync(join(dir, 'actions'));
+    writeFileSync(join(dir, 'actions', 'rollback.yaml'), `kind: command
+params:
+  N: { type: string }
+argv: [${JSON.stringify(process.execPath)}, -e, "require('node:fs').writeFileSync(process.argv[1], 'ran')", ${JSON.stringify(`${join(dir, 'ran-')}\${N}`)}]
+`);
+    const actions = new ActionService({ db: store.db, actionsDir: join(dir, 'actions'), audit: { append: () => undefined }, log: pino({ level: 'silent' }),
+      fence: (tx) => node.assertHolds('active', tx) });
+    cleanups.push(() => actions.close());
+
+    const held = await actions.start('rollback', { N: '1' }, SYSTEM_ACTOR);
+    expect((await held.done).status).toBe('succeeded');
+    expect(existsSync(join(dir, 'ran-1'))).toBe(true);
+
+    await sql`update cluster_leases set holder = 'another-node', token = token + 1 where name = 'active'`.execute(store.db);
+    await expect(actions.start('rollback', { N: '2' }, SYSTEM_ACTOR)).rejects.toMatchObject({ code: 'lease_lost' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(existsSync(join(dir, 'ran-2'))).toBe(false);
+    expect((await actions.listRuns()).map((r) => r.params.N)).toEqual(['1']);
   });
 });

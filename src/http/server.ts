@@ -264,7 +264,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     deploys.adoptVerifying().catch((err: unknown) => log.error({ err }, 'deploys: starting the verifications another node asked for failed; they start at the next takeover or restart'));
   });
   const actuator = new LocalActuator({ services, log, otlpEndpoint: () => publicUrl });
-  const actions = new ActionService({ db: state.db, actionsDir: config.actionsDir ?? join(config.dataDir, 'actions'), audit: gateway.audit, log, local: actuator });
+  const actions = new ActionService({ db: state.db, actionsDir: config.actionsDir ?? join(config.dataDir, 'actions'), audit: gateway.audit, log, local: actuator, fence });
   await actions.open();
   const rollouts = new RolloutManager({
     deploys, actions, actuator, services, audit: gateway.audit, log, db: state.db,
