@@ -14,6 +14,7 @@ export const LOOP_TESTS = [
   'test/incidents-flow.test.ts',
   'test/durability-sync.test.ts',
   'test/cluster-failover.test.ts',
+  'test/cluster-loop.test.ts',
 ];
 
 /**

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { sql, type Kysely } from 'kysely';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Alert } from '../src/detect/alert.js';
+import { saveAlert, type Alert } from '../src/detect/alert.js';
 import { Dispatcher } from '../src/detect/dispatcher.js';
 import { ruleSpecSchema, type Rule } from '../src/detect/rules.js';
 import { SilenceBook } from '../src/detect/silences.js';
@@ -10,6 +10,14 @@ import { SERVER_STATE_MIGRATIONS } from '../src/http/state-migrations.js';
 import { ClusterNode, NODE_ROLES } from '../src/state/cluster.js';
 import { openStateStore } from '../src/state/index.js';
 import { createTestDatabase } from '../src/state/pg-cluster.conformance.js';
+import { IncidentStore } from '../src/incidents/store.js';
+import { DeployService } from '../src/deploys/service.js';
+import { ActionService, SYSTEM_ACTOR } from '../src/deploys/actions/index.js';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import type { IncidentsDatabase } from '../src/incidents/storage.js';
 
 /**
  * Fencing of singleton work (docs/cluster.md, "Fencing"): a node that lost the `active` lease
@@ -80,5 +88,109 @@ describePg('fencing of singleton writes', () => {
     expect(errors).toEqual([expect.objectContaining({ code: 'lease_lost' })]);
     const logged = await sql<{ alert_id: string }>`select alert_id from detect_notifications order by alert_id`.execute(store.db);
     expect(logged.rows.map((r) => r.alert_id)).toEqual(['a1']);
+  });
+
+  it('alert state and incident writes of a node that lost the lease are refused (lease_lost); the new holder\'s state stays', async () => {
+    const d = await createTestDatabase({ migrations: SERVER_STATE_MIGRATIONS });
+    cleanups.push(() => d.drop());
+    const store = await openStateStore({ dialect: 'postgres', connectionString: d.connectionString, migrate: false });
+    cleanups.push(() => store.close());
+    const node = new ClusterNode({ db: store.db, roles: NODE_ROLES, timing: { heartbeatMs: 60_000, leaseMs: 20_000, marginMs: 1_000 } });
+    await node.join();
+    cleanups.push(() => node.leave());
+    await node.want('active', { onAcquired: () => undefined, onLost: () => undefined });
+    const fence = <DB>(tx: Kysely<DB>) => node.assertHolds('active', tx);
+    const db = store.db as unknown as Kysely<DetectDatabase>;
+    const incidents = new IncidentStore(store.db as unknown as Kysely<IncidentsDatabase>, fence);
+
+    // While it holds the lease: an alert fires, an incident is written.
+    const fired = alert('a1');
+    await saveAlert(db, fired, true, Date.now(), fence);
+    await incidents.transaction((tx) => incidents.event(tx, 'inc-1', new Date().toISOString(), 'note', 'x', null, { note: 'held' }));
+
+    // The lease passes to another node, which resolves the alert; this node has not noticed.
+    await sql`update cluster_leases set holder = 'another-node', token = token + 1 where name = 'active'`.execute(store.db);
+    const resolvedAt = Date.now();
+    await saveAlert(db, { ...fired, state: 'resolved', resolvedAt }, true, resolvedAt);
+    expect(node.holds('active')).toBe(true);
+
+    // The old holder's stale transition (firing again) and its incident write are refused.
+    await expect(saveAlert(db, { ...fired, value: 2 }, true, Date.now(), fence)).rejects.toMatchObject({ code: 'lease_lost' });
+    await expect(incidents.transaction((tx) => incidents.event(tx, 'inc-1', new Date().toISOString(), 'note', 'x', null, { note: 'stale' })))
+      .rejects.toMatchObject({ code: 'lease_lost' });
+    const row = await sql<{ state: string }>`select state from detect_alerts where id = 'a1'`.execute(store.db);
+    expect(row.rows).toEqual([{ state: 'resolved' }]);
+    const history = await sql<{ state: string }>`select state from detect_alert_history where alert_id = 'a1' order by at, id`.execute(store.db);
+    expect(history.rows.map((r) => r.state)).toEqual(['firing', 'resolved']);
+    const notes = await sql<{ data: string }>`select data from incident_events where incident_id = 'inc-1'`.execute(store.db);
+    expect(notes.rows.map((r) => JSON.parse(r.data) as { note: string }).map((x) => x.note)).toEqual(['held']);
+  });
+
+  it('deploy verdicts, verification starts and rollback marks of a node that lost the lease are refused (lease_lost)', async () => {
+    const d = await createTestDatabase({ migrations: SERVER_STATE_MIGRATIONS });
+    cleanups.push(() => d.drop());
+    const store = await openStateStore({ dialect: 'postgres', connectionString: d.connectionString, migrate: false });
+    cleanups.push(() => store.close());
+    const node = new ClusterNode({ db: store.db, roles: NODE_ROLES, timing: { heartbeatMs: 60_000, leaseMs: 20_000, marginMs: 1_000 } });
+    await node.join();
+    cleanups.push(() => node.leave());
+    await node.want('active', { onAcquired: () => undefined, onLost: () => undefined });
+    let now = Date.now();
+    const deploys = new DeployService({ db: store.db, source: { onCommittedRollups: () => () => undefined }, tickMs: 0, implicitDeploys: false, nowMs: () => now,
+      fence: (tx) => node.assertHolds('active', tx) });
+    await deploys.start();
+    cleanups.push(() => deploys.stop());
+    const verdicts: string[] = [];
+    deploys.events.on('deploy.verdict', (e) => verdicts.push(e.verification.outcome ?? ''));
+
+    // While it holds the lease: recorded and verifying.
+    const bad = await deploys.record({ service: 'checkout', version: '2.0.0', environment: 'prod' });
+    const other = await deploys.record({ service: 'checkout', version: '1.0.0', environment: 'prod', verify: false });
+    expect((await deploys.get(bad.id)).status).toBe('verifying');
+
+    await sql`update cluster_leases set holder = 'another-node', token = token + 1 where name = 'active'`.execute(store.db);
+    // Its verification runs out (an inconclusive verdict would be written): refused, no event.
+    now += 3_600_000;
+    deploys.tick();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(verdicts).toEqual([]);
+    const v = await sql<{ outcome: string | null }>`select outcome from deploy_verifications where deploy_id = ${bad.id}`.execute(store.db);
+    expect(v.rows).toEqual([{ outcome: null }]);
+    await expect(deploys.startVerification(await deploys.get(other.id), 60)).rejects.toMatchObject({ code: 'lease_lost' });
+    await expect(deploys.markRolledBack(bad.id, other.id)).rejects.toMatchObject({ code: 'lease_lost' });
+    expect((await deploys.get(bad.id)).status).toBe('verifying');
+    expect((await deploys.get(other.id)).status).toBe('started');
+  });
+
+  it('a node that lost the lease starts no action run (a rollback): lease_lost, no run stored, nothing executed', async () => {
+    const d = await createTestDatabase({ migrations: SERVER_STATE_MIGRATIONS });
+    cleanups.push(() => d.drop());
+    const store = await openStateStore({ dialect: 'postgres', connectionString: d.connectionString, migrate: false });
+    cleanups.push(() => store.close());
+    const node = new ClusterNode({ db: store.db, roles: NODE_ROLES, timing: { heartbeatMs: 60_000, leaseMs: 20_000, marginMs: 1_000 } });
+    await node.join();
+    cleanups.push(() => node.leave());
+    await node.want('active', { onAcquired: () => undefined, onLost: () => undefined });
+    const dir = mkdtempSync(join(tmpdir(), 'tightloop-fence-actions-'));
+    cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
+    mkdirSync(join(dir, 'actions'));
+    writeFileSync(join(dir, 'actions', 'rollback.yaml'), `kind: command
+params:
+  N: { type: string }
+argv: [${JSON.stringify(process.execPath)}, -e, "require('node:fs').writeFileSync(process.argv[1], 'ran')", ${JSON.stringify(`${join(dir, 'ran-')}\${N}`)}]
+`);
+    const actions = new ActionService({ db: store.db, actionsDir: join(dir, 'actions'), audit: { append: () => undefined }, log: pino({ level: 'silent' }),
+      fence: (tx) => node.assertHolds('active', tx) });
+    cleanups.push(() => actions.close());
+
+    const held = await actions.start('rollback', { N: '1' }, SYSTEM_ACTOR);
+    expect((await held.done).status).toBe('succeeded');
+    expect(existsSync(join(dir, 'ran-1'))).toBe(true);
+
+    await sql`update cluster_leases set holder = 'another-node', token = token + 1 where name = 'active'`.execute(store.db);
+    await expect(actions.start('rollback', { N: '2' }, SYSTEM_ACTOR)).rejects.toMatchObject({ code: 'lease_lost' });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(existsSync(join(dir, 'ran-2'))).toBe(false);
+    expect((await actions.listRuns()).map((r) => r.params.N)).toEqual(['1']);
   });
 });

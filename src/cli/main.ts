@@ -31,7 +31,7 @@ function intArg(name: string, min: number, max: number) {
 
 /** `tightloop up` (and `config show`) flags, by the ServerConfig setting they set. */
 const FLAG_SETTINGS = {
-  dataDir: 'dataDir', role: 'roles', state: 'stateUrl', telemetry: 'telemetryUrl', clickhouseCluster: 'clickhouseCluster', host: 'host', port: 'port', gatewayPort: 'gatewayPort',
+  dataDir: 'dataDir', role: 'roles', state: 'stateUrl', telemetry: 'telemetryUrl', clickhouseCluster: 'clickhouseCluster', host: 'host', advertiseUrl: 'cluster.advertiseUrl', port: 'port', gatewayPort: 'gatewayPort',
   queueMaxRows: 'queueMaxRows', incidentWindow: 'incidentWindowS', actionsDir: 'actionsDir', services: 'servicesPath', corsOrigins: 'corsOrigins', logLevel: 'logLevel',
 } as const;
 
@@ -65,6 +65,7 @@ function serverFlags(cmd: Command): Command {
     .option('--telemetry <url>', 'telemetry store: clickhouse://user:pass@host:8123/db (default: DuckDB in the data directory; env TIGHTLOOP_TELEMETRY_URL)')
     .option('--clickhouse-cluster <name>', 'with --telemetry clickhouse://: create the tables ON CLUSTER name, Replicated under Distributed (env TIGHTLOOP_CLICKHOUSE_CLUSTER)')
     .option('--host <host>', 'address to bind (default 127.0.0.1, loopback)')
+    .option('--advertise-url <url>', 'several nodes on PostgreSQL: the http:// URL other nodes reach this one at (required with --host 0.0.0.0 or ::; env TIGHTLOOP_ADVERTISE_URL)')
     .option('--port <port>', 'HTTP port: OTLP, API, console (default 4318)', intArg('--port', 0, 65535))
     .option('--gateway-port <port>', 'PostgreSQL gateway port (default 15432)', intArg('--gateway-port', 0, 65535))
     .option('--queue-max-rows <n>', 'rows waiting for commit before ingest answers 429', intArg('--queue-max-rows', 1, 1e9))

@@ -162,6 +162,16 @@ async function crossCheck(config: ServerConfig, sources: Record<string, SettingS
   if (config.gateway.webhookUrl !== undefined && !/^https?:\/\//i.test(config.gateway.webhookUrl)) {
     fail('gateway.webhookUrl', 'expected an http:// or https:// URL');
   }
+  // A bad stateUrl is reported above; the advertised URL is checked against a good one.
+  const dialect = ((): 'sqlite' | 'postgres' | undefined => {
+    try { return parseStateLocation(config.stateUrl, config.dataDir).dialect; } catch { return undefined; }
+  })();
+  if (dialect !== undefined) try {
+    const { checkAdvertiseUrl } = await import('../http/cluster-forward.js');
+    checkAdvertiseUrl(dialect, config.host, config.cluster.advertiseUrl);
+  } catch (err) {
+    fail('cluster.advertiseUrl', (err as Error).message);
+  }
   if (config.cluster.leaseMs < 3 * config.cluster.heartbeatMs) {
     // Shorter, one late renewal (a busy event loop, a slow commit) would hand the lease over.
     fail('cluster.leaseMs', `the lease (${config.cluster.leaseMs} ms) must last at least 3 heartbeats (cluster.heartbeatMs ${config.cluster.heartbeatMs}, from ${describe(sources['cluster.heartbeatMs'])})`);

@@ -58,6 +58,11 @@ export const serverConfigSchema = z.object({
   cluster: z.object({
     heartbeatMs: z.number().int().min(100).max(60_000).default(2_000),
     leaseMs: z.number().int().min(300).max(600_000).default(6_000),
+    /**
+     * The URL the other nodes forward to (registered in `cluster_nodes`); unset: the bind
+     * address, which a node bound to 0.0.0.0 or :: cannot use (checkAdvertiseUrl).
+     */
+    advertiseUrl: z.string().min(1).optional(),
   }).prefault({}),
   retentionDays: z
     .object({

@@ -54,6 +54,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'ingest.maxInFlight', env: 'TIGHTLOOP_INGEST_MAX_IN_FLIGHT', kind: 'int', doc: 'commit groups in flight at once' },
   { name: 'ingest.maxDelayMs', env: 'TIGHTLOOP_INGEST_MAX_DELAY_MS', kind: 'int', doc: 'longest a request waits for companions before its group commits' },
   { name: 'cluster.heartbeatMs', env: 'TIGHTLOOP_CLUSTER_HEARTBEAT_MS', kind: 'int', doc: 'several nodes on PostgreSQL: heartbeat and lease renewal period' },
+  { name: 'cluster.advertiseUrl', flag: '--advertise-url', env: 'TIGHTLOOP_ADVERTISE_URL', kind: 'string', doc: 'several nodes on PostgreSQL: the http:// URL the other nodes reach this one at (required when --host is 0.0.0.0 or ::; unset: the bind address)' },
   { name: 'cluster.leaseMs', env: 'TIGHTLOOP_CLUSTER_LEASE_MS', kind: 'int', doc: 'several nodes on PostgreSQL: how long the active lease outlives its last renewal (at least 3 heartbeats)' },
   { name: 'retentionDays.spans', env: 'TIGHTLOOP_RETENTION_SPANS_DAYS', kind: 'int', doc: 'days spans are kept' },
   { name: 'retentionDays.logs', env: 'TIGHTLOOP_RETENTION_LOGS_DAYS', kind: 'int', doc: 'days logs are kept' },

@@ -70,6 +70,8 @@ export const API_ERRORS = {
   conflict: { status: 409, description: 'The object\'s state does not allow this (resolved, taken name, read-only source, already decided).' },
   state_in_use: { status: 409, description: 'Another process holds the state database.' },
   roles_mismatch: { status: 409, description: 'Another node of this cluster runs a different set of roles.' },
+  advertise_url_required: { status: 400, description: 'A node on PostgreSQL bound to 0.0.0.0 or :: needs cluster.advertiseUrl (the URL other nodes forward to).' },
+  advertise_url_invalid: { status: 400, description: 'cluster.advertiseUrl is not an http://host:port URL other nodes can reach.' },
   audit_key_mismatch: { status: 409, description: 'The shared audit chain is sealed with another key than this node\'s gateway-audit.key.' },
   state_target_not_empty: { status: 409, description: 'The migration target already holds tightloop rows.' },
   payload_too_large: { status: 413, description: 'The body (or its decompressed form) is over the limit.' },

@@ -45,6 +45,11 @@ export interface DeployServiceOptions {
   implicitDeploys?: boolean;
   nowMs?: () => number;
   logger?: { warn(obj: object, msg: string): void };
+  /**
+   * A cluster: runs first in the transactions of verification starts, verdicts and rollback
+   * marks, and throws `lease_lost` when this node lost the lease (nothing written, no event).
+   */
+  fence?: (tx: Kysely<DeploysDatabase>) => Promise<void>;
 }
 
 export interface DeployListFilter {
@@ -232,6 +237,7 @@ export class DeployService implements DeployApi {
     this.verifier.forget(id);
     // The status and the stopped verification commit together.
     const { deploy, emit, stopped } = await this.db.transaction().execute(async (tx) => {
+      await this.opts.fence?.(tx);
       const changed = await this.writeStatus(tx, d, 'rolled_back');
       const v = run ? await this.writeVerdict(tx, run, run.analysis.abandon(`rolled back by deploy ${byDeployId} before a verdict`)) : undefined;
       return { ...changed, stopped: v };
@@ -271,6 +277,7 @@ export class DeployService implements DeployApi {
     // The verification, the deploy's pointer to it and its status commit together: a deploy
     // never points at a verification that was not stored.
     const changed = await this.db.transaction().execute(async (tx) => {
+      await this.opts.fence?.(tx);
       await tx.insertInto('deploy_verifications').values({
         id, deploy_id: deploy.id, baseline_kind: baselineKindOf(run), baseline_version: run.baselineVersion,
         started_at: now, decided_at: null, outcome: null, reason: null, evidence: '[]', updated_at: now,
@@ -329,6 +336,7 @@ export class DeployService implements DeployApi {
     const before = how === 'final' ? await this.get(run.deploy.id) : undefined;
     // The verdict, the deploy's decision time and its status commit together; events leave after.
     const { verification, deploy, status } = await this.db.transaction().execute(async (tx) => {
+      await this.opts.fence?.(tx);
       const v = await this.writeVerdict(tx, run, verdict);
       if (before === undefined) return { verification: v, deploy: undefined, status: undefined };
       const decidedAt = v.decidedAt ?? '';

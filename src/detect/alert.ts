@@ -30,7 +30,8 @@ export function alertLabels(ruleName: string, ruleLabels: Record<string, string>
 }
 
 /** Upserts the current row and appends a history row when the state changed. */
-export async function saveAlert(db: Kysely<DetectDatabase>, a: Alert, stateChanged: boolean, nowMs: number): Promise<void> {
+/** `fence` (a cluster): runs first in the transaction and throws `lease_lost` when this node lost the lease (docs/cluster.md). */
+export async function saveAlert(db: Kysely<DetectDatabase>, a: Alert, stateChanged: boolean, nowMs: number, fence?: (tx: Kysely<DetectDatabase>) => Promise<void>): Promise<void> {
   const row = {
     rule_id: a.ruleId, rule_name: a.ruleName, labels: JSON.stringify(a.labels), state: a.state, value: a.value,
     values_json: JSON.stringify({ series: a.series, values: a.values }), active_at: iso(a.activeAt),
@@ -38,6 +39,7 @@ export async function saveAlert(db: Kysely<DetectDatabase>, a: Alert, stateChang
     last_breach_at: iso(a.lastBreachAt), updated_at: iso(nowMs),
   };
   await db.transaction().execute(async (tx) => {
+    await fence?.(tx);
     await tx.insertInto('detect_alerts').values({ id: a.id, ...row })
       .onConflict((oc) => oc.column('id').doUpdateSet(row)).execute();
     if (stateChanged) {

@@ -4,8 +4,10 @@
  *
  * Every (receiver, alert, edge) has a key: `firing` edges carry the fire time and the repeat
  * number (⌊(now − firedAt) / repeat_interval⌋), `resolved` edges the fire time. A key is logged
- * in the state store before its request goes out and is never sent again, so a flush may run
- * as often as it likes: it only ever sends what is new. That makes restarts and retries safe.
+ * in the state store (`pending`) before its request goes out, and once its outcome is logged
+ * (`sent`, `failed`) it is never sent again, so a flush may run as often as it likes: it only
+ * ever sends what is new. A key a crash left `pending` (mid-send) is sent again by the next
+ * process: at least once, with the same Idempotency-Key for the same edges (docs/cluster.md).
  */
 import { createHash } from 'node:crypto';
 import type { Kysely } from 'kysely';
@@ -167,7 +169,8 @@ export class Dispatcher {
     const chainKey = `${r.name}\n${n.groupKey}`;
     const before = this.chains.get(chainKey) ?? Promise.resolve();
     const job = before.then(async () => {
-      // Logged before the request leaves: a crash after sending can never cause a second send.
+      // Logged before the request leaves: a logged outcome is never sent again (a crash between
+      // sending and logging the outcome leaves it 'pending': sent again, at least once).
       // Claimed, not only logged: a key another process logged as sent or failed is not sent
       // again (a 'pending' one, a crash mid-send, is); in a cluster the claim is fenced by the
       // lease, so a node that lost it sends nothing.

@@ -259,7 +259,8 @@ export class DetectEngine {
 
   /** Serialised write-behind: evaluation never waits for the database. */
   private persist(a: Alert, stateChanged: boolean, now: number): void {
-    this.writes = this.writes.then(() => saveAlert(this.db, a, stateChanged, now)).catch((err: unknown) => {
+    // Fenced (a cluster): a node that lost the lease writes no alert state (lease_lost, logged).
+    this.writes = this.writes.then(() => saveAlert(this.db, a, stateChanged, now, this.opts.fence)).catch((err: unknown) => {
       this.opts.logger?.warn({ err }, 'detect: saving alert failed');
     });
   }

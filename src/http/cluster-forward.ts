@@ -1,7 +1,7 @@
 import { Agent, request as httpRequest, type IncomingHttpHeaders, type OutgoingHttpHeaders } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { AppError } from '../core/app-error.js';
+import { apiError, type AppError } from '../core/app-error.js';
 
 /**
  * HTTP on a node that does not hold the `active` lease (docs/cluster.md): every request it does
@@ -26,6 +26,37 @@ export const FORWARDED_BY = 'x-tightloop-forwarded-by';
  */
 export const FORWARDED_PUBLIC = 'x-tightloop-forwarded-public';
 
+/** A bind address that names no one interface: other nodes cannot reach a node at it. */
+export function isUnspecifiedHost(host: string): boolean {
+  const h = host.trim().replace(/^\[|\]$/g, '');
+  return h === '' || h === '0.0.0.0' || /^[0:]+$/.test(h) || h === '::ffff:0.0.0.0';
+}
+
+/**
+ * The URL a node registers for the others to forward to: `advertiseUrl` when given (an
+ * http:// URL with a host that is not unspecified), else its bind address. A node on
+ * PostgreSQL bound to 0.0.0.0 or :: must be given one: its bind address would send every other
+ * node's forwarded requests to themselves. Throws `advertise_url_required` / `advertise_url_invalid`.
+ */
+export function checkAdvertiseUrl(dialect: 'sqlite' | 'postgres', host: string, advertiseUrl: string | undefined): string | undefined {
+  if (advertiseUrl === undefined) {
+    if (dialect === 'postgres' && isUnspecifiedHost(host)) {
+      throw apiError('advertise_url_required', `--host ${host} binds every interface, so it cannot be the URL other nodes forward to: set --advertise-url / TIGHTLOOP_ADVERTISE_URL (cluster.advertiseUrl) to this node's reachable http:// URL, e.g. http://10.0.0.5:4318, or bind --host to that address (docs/cluster.md)`);
+    }
+    return undefined;
+  }
+  let u: URL;
+  try {
+    u = new URL(advertiseUrl);
+  } catch {
+    throw apiError('advertise_url_invalid', `cluster.advertiseUrl ${JSON.stringify(advertiseUrl)} is not a URL (expected http://host:port)`);
+  }
+  if (u.protocol !== 'http:' || u.hostname === '' || isUnspecifiedHost(u.hostname) || (u.pathname !== '/' && u.pathname !== '') || u.search !== '' || u.hash !== '' || u.username !== '' || u.password !== '') {
+    throw apiError('advertise_url_invalid', `cluster.advertiseUrl ${JSON.stringify(advertiseUrl)}: expected http://host:port with a host other nodes can reach (no path, query or credentials; not 0.0.0.0 or ::)`);
+  }
+  return `${u.protocol}//${u.host}`;
+}
+
 /** Connection-scoped headers (RFC 9110 §7.6.1): never copied from one hop to the next. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade']);
 
@@ -34,6 +65,15 @@ function endToEnd(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   const out: OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HOP_BY_HOP.has(k) && !named.has(k)) out[k] = v;
   return out;
+}
+
+function sameOrigin(a: string, b: string | undefined): boolean {
+  if (b === undefined || b === '') return false;
+  try {
+    return new URL(a).host === new URL(b).host;
+  } catch {
+    return false;
+  }
 }
 
 export interface ForwardOptions {
@@ -45,6 +85,8 @@ export interface ForwardOptions {
   reachable: () => boolean;
   /** Whether this node listens beyond loopback (its clients need a token for ingest; FORWARDED_PUBLIC). */
   publicBind: boolean;
+  /** This node's own registered URL: a holder registered at it is never a target (a loop to itself). */
+  selfUrl?: () => string;
   /** The 503 this node answers when it cannot forward. */
   notServing: () => AppError;
   log: Logger;
@@ -71,7 +113,7 @@ export function registerForwarding(app: FastifyInstance, o: ForwardOptions): () 
   app.all('/*', async (req, reply) => {
     if (req.headers[FORWARDED_BY] !== undefined || !o.reachable()) throw o.notServing();
     const t = await target();
-    if (t === undefined || t.id === o.self || t.url === '') throw o.notServing();
+    if (t === undefined || t.id === o.self || t.url === '' || sameOrigin(t.url, o.selfUrl?.())) throw o.notServing();
     reply.hijack();
     const res = reply.raw;
     await new Promise<void>((resolve) => {

@@ -10,7 +10,7 @@ import { subscribeCaches } from './cluster-events.js';
 import { PostgresBus, type BusEvent } from '../state/bus.js';
 import { isLoopback, type ServerConfig } from './config.js';
 import { openGateway, startServer, type RunningServer, type ServerOptions } from './server.js';
-import { registerForwarding } from './cluster-forward.js';
+import { checkAdvertiseUrl, registerForwarding } from './cluster-forward.js';
 import type { Gateway } from '../gateway/index.js';
 
 /**
@@ -106,6 +106,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
   const log = logger ?? pino({ level: config.logLevel });
   const location = parseStateLocation(config.stateUrl, config.dataDir);
   checkRoles(config.roles);
+  const advertised = checkAdvertiseUrl(location.dialect, config.host, config.cluster.advertiseUrl);
   if (location.dialect === 'sqlite') {
     const server = await startServer(config, log, options);
     options.onActive?.(server);
@@ -144,13 +145,13 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
   const listenStandby = async (): Promise<void> => {
     const app = buildStandbyApp(log, state, cluster);
     stopForwarding?.();
-    stopForwarding = registerForwarding(app, { self: cluster.id, holder: () => cluster.holder(ACTIVE_LEASE), reachable: () => cluster.reachable, publicBind: !isLoopback(config.host), notServing: () => notServing(cluster), log });
+    stopForwarding = registerForwarding(app, { self: cluster.id, selfUrl: () => url, holder: () => cluster.holder(ACTIVE_LEASE), reachable: () => cluster.reachable, publicBind: !isLoopback(config.host), notServing: () => notServing(cluster), log });
     await app.listen({ host: config.host, port });
     standby = app;
     const address = app.server.address();
     port = typeof address === 'object' && address !== null ? address.port : port;
     const hostForUrl = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
-    url = `http://${hostForUrl}:${port}`;
+    url = advertised ?? `http://${hostForUrl}:${port}`;
   };
 
   const activate = async (token: number): Promise<void> => {
@@ -164,7 +165,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
     }
     log.info({ node: cluster.id, token }, 'cluster: this node is now active; starting every pillar');
     server = await startServer({ ...config, port }, log, { ...options, cluster: { node: cluster, view: () => cluster.view(), bus, gateway } });
-    url = server.url;
+    url = advertised ?? server.url;
     settle.resolve(server);
     options.onActive?.(server);
   };

@@ -143,7 +143,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   let clusterView: () => Promise<ClusterView> = singleView(`single-${process.pid}`, roles, () => publicUrl, Date.now());
   if (options.cluster !== undefined) clusterView = options.cluster.view;
   else if (location.dialect === 'postgres') {
-    const node = new ClusterNode({ db: state.db, roles, url: () => publicUrl, log });
+    const node = new ClusterNode({ db: state.db, roles, url: () => config.cluster.advertiseUrl ?? publicUrl, log });
     try {
       await node.join();
       await node.want('active', { onAcquired: () => undefined, onLost: async (reason) => {
@@ -251,10 +251,10 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     if (e.node === bus.node) return;
     detect.silences.reload().catch((err: unknown) => log.error({ err }, 'silences: re-reading the silences another node changed failed; they apply after a restart'));
   });
-  const incidents = new IncidentService({ db: state.db, telemetry: store, detectEvents: detect.events, errorEvents: errors.events, windowMs: config.incidentWindowS * 1000, log });
+  const incidents = new IncidentService({ db: state.db, telemetry: store, detectEvents: detect.events, errorEvents: errors.events, windowMs: config.incidentWindowS * 1000, log, fence });
   incidents.start();
   const deploys = new DeployService({
-    db: state.db, source: store, errorEvents: errors.events, logger: log,
+    db: state.db, source: store, errorEvents: errors.events, logger: log, fence,
     metricChecks: (service) => services().find((s) => s.name === service)?.metricChecks ?? [], ...options.deploys,
   });
   await deploys.start();
@@ -265,7 +265,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
     deploys.adoptVerifying().catch((err: unknown) => log.error({ err }, 'deploys: starting the verifications another node asked for failed; they start at the next takeover or restart'));
   });
   const actuator = new LocalActuator({ services, log, otlpEndpoint: () => publicUrl });
-  const actions = new ActionService({ db: state.db, actionsDir: config.actionsDir ?? join(config.dataDir, 'actions'), audit: gateway.audit, log, local: actuator });
+  const actions = new ActionService({ db: state.db, actionsDir: config.actionsDir ?? join(config.dataDir, 'actions'), audit: gateway.audit, log, local: actuator, fence });
   await actions.open();
   const rollouts = new RolloutManager({
     deploys, actions, actuator, services, audit: gateway.audit, log, db: state.db,
@@ -279,6 +279,8 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   });
   await rollouts.open();
   rollouts.attach();
+  // Rollbacks a crashed process (or a dead lease holder) left undone run again here.
+  await rollouts.resumeRollbacks();
 
   if (config.corsOrigins.includes('*') && isLoopback(config.host)) {
     log.warn('--cors-origins *: any web page opened on this machine can send OTLP here (ingest needs no token on loopback)');

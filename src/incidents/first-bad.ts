@@ -73,11 +73,11 @@ export class FirstBadLocator {
     const known = ms(r.first_bad_at);
     // Between equal evidence, the earliest.
     if (known !== null && (rank(r.first_bad_source) > rank(source) || (rank(r.first_bad_source) === rank(source) && known <= atMs))) return;
-    await this.store.update(this.store.db, id, {
+    await this.store.transaction((tx) => this.store.update(tx, id, {
       first_bad_at: iso(atMs), first_bad_source: source, signal,
       baseline_level: found?.baseline ?? null, bad_level: found?.bad ?? null,
       ...(suspect === undefined ? {} : { suspect_deploy_id: suspect.id }),
-    });
+    }));
     if (suspect === undefined) await this.findSuspect(id);
   }
 
@@ -98,7 +98,7 @@ export class FirstBadLocator {
     const list = await api.list({ service: r.service, environment: envOf(r.environment), from: iso(fb - 30 * 86_400_000), to: iso(fb + 999), limit: 50 });
     const before = list.filter((d) => Date.parse(d.startedAt) < fb + 1000).sort((a, b) => Date.parse(b.startedAt) - Date.parse(a.startedAt));
     if (before.length > 0 && before[0].id !== r.suspect_deploy_id) {
-      await this.store.update(this.store.db, id, { suspect_deploy_id: before[0].id });
+      await this.store.transaction((tx) => this.store.update(tx, id, { suspect_deploy_id: before[0].id }));
     }
   }
 

@@ -36,6 +36,8 @@ export interface IncidentServiceOptions {
   lookbackMs?: number;
   nowMs?: () => number;
   log?: { warn(obj: object, msg: string): void };
+  /** A cluster: every incident transaction checks the lease first (lease_lost: nothing written; docs/cluster.md). */
+  fence?: (tx: Kysely<IncidentsDatabase>) => Promise<void>;
 }
 
 /** Delays after which a failed deploy's first bad request is read again while its spans have not arrived. */
@@ -56,7 +58,7 @@ export class IncidentService {
 
   constructor(private readonly opts: IncidentServiceOptions) {
     this.db = incidentsDb(opts.db);
-    this.store = new IncidentStore(this.db);
+    this.store = new IncidentStore(this.db, opts.fence);
     this.windowMs = opts.windowMs ?? 30 * 60_000;
     this.lookbackMs = opts.lookbackMs ?? 15 * 60_000;
     this.now = opts.nowMs ?? Date.now;
@@ -166,7 +168,7 @@ export class IncidentService {
     const note = parseNote(noteIn);
     await this.idle();
     await this.row(id); // 404 for an unknown incident
-    await this.store.event(this.db, id, iso(this.now()), 'note', actor, null, { note });
+    await this.store.transaction((tx) => this.store.event(tx, id, iso(this.now()), 'note', actor, null, { note }));
     return this.get(id);
   }
 
@@ -213,14 +215,14 @@ export class IncidentService {
     for (const alertId of e.alertIds) {
       // The latest incident holding the alert (a resolved notification may arrive after auto-resolve).
       const id = await this.store.latestWithAlert(alertId);
-      if (id !== undefined) await this.store.event(this.db, id, e.at, 'notified', null, alertId, { receiver: e.receiver, status: e.status, ok: e.ok });
+      if (id !== undefined) await this.store.transaction((tx) => this.store.event(tx, id, e.at, 'notified', null, alertId, { receiver: e.receiver, status: e.status, ok: e.ok }));
     }
   }
 
   private async onErrorGroup(g: ErrorGroup, kind: 'new' | 'regressed'): Promise<void> {
     const rows = await this.store.openOf(g.service);
     const at = iso(this.now());
-    for (const r of rows) await this.store.event(this.db, r.id, at, 'error_group', null, g.id, { kind, title: g.title, release: g.lastRelease });
+    for (const r of rows) await this.store.transaction((tx) => this.store.event(tx, r.id, at, 'error_group', null, g.id, { kind, title: g.title, release: g.lastRelease }));
   }
 
   private async onVerdict(e: DeployEventMap['deploy.verdict'][0]): Promise<void> {

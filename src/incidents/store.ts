@@ -36,11 +36,16 @@ function toView(r: IncidentsTable, alerts: IncidentAlertsTable[]): Incident {
 }
 
 export class IncidentStore {
-  constructor(readonly db: Kysely<IncidentsDatabase>) {}
+  /** `fence` (a cluster): runs first in every transaction, throws `lease_lost` when this node lost the lease. */
+  constructor(readonly db: Kysely<IncidentsDatabase>, private readonly fence?: (tx: Kysely<IncidentsDatabase>) => Promise<void>) {}
 
-  /** Runs `fn` in one transaction: all of its writes commit, or none. */
+  /** Runs `fn` in one transaction: all of its writes commit, or none (none on a node that lost the lease). */
   transaction<T>(fn: (tx: Transaction<IncidentsDatabase>) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute(fn);
+    const fence = this.fence;
+    return this.db.transaction().execute(fence === undefined ? fn : async (tx) => {
+      await fence(tx);
+      return await fn(tx);
+    });
   }
 
   // ---- reading ----

@@ -8,7 +8,7 @@
  *   storage.ts      the `actions_runs` table
  *   routes.ts, openapi.ts   REST API
  */
-export { ActionService, SYSTEM_ACTOR } from './service.js';
+export { ActionService, INTERRUPTED, SYSTEM_ACTOR } from './service.js';
 export type { ActionRun, ActionServiceOptions, Actor, AuditSink, StartOptions } from './service.js';
 export { loadActions, parseActionsYaml, BUILTIN_ACTIONS, DEPLOY_PARAMS, ActionFileError } from './definitions.js';
 export type { ActionDefinition, ActionCatalog } from './definitions.js';

@@ -53,6 +53,11 @@ export interface ActionServiceOptions {
   local?: LocalDriver;
   /** Output kept in an audit record (the stored run keeps the action's own cap). */
   auditOutputBytes?: number;
+  /**
+   * A cluster: runs first in the transaction that stores a new run, and throws `lease_lost` when
+   * this node lost the lease: a node that lost it starts no action (a rollback, a deploy step).
+   */
+  fence?: (tx: Kysely<Database>) => Promise<void>;
 }
 
 export interface StartOptions {
@@ -73,6 +78,9 @@ function toRun(r: ActionRunsTable): ActionRun {
   };
 }
 
+/** The error of a run its process left running (a crash, or a lease holder that died): outcome unknown. */
+export const INTERRUPTED = 'interrupted: tightloop restarted while it ran';
+
 export class ActionService {
   readonly events = new ActionEvents();
   private readonly db: Kysely<ActionsDatabase>;
@@ -91,7 +99,7 @@ export class ActionService {
   /** Marks runs a previous process left running as failed (their outcome is unknown). */
   async open(): Promise<void> {
     await this.db.updateTable('actions_runs')
-      .set({ status: 'failed', finished_at: toTimestamp(Date.now()), error: 'interrupted: tightloop restarted while it ran' })
+      .set({ status: 'failed', finished_at: toTimestamp(Date.now()), error: INTERRUPTED })
       .where('status', '=', 'running').execute();
   }
 
@@ -117,7 +125,14 @@ export class ActionService {
       finished_at: null, duration_ms: null, deploy_id: so.deployId ?? null, output: '', output_truncated: 0, error: null,
       decided_by: null, note: null,
     };
-    await this.db.insertInto('actions_runs').values(row).execute();
+    const fence = this.opts.fence;
+    if (fence === undefined) await this.db.insertInto('actions_runs').values(row).execute();
+    else {
+      await this.db.transaction().execute(async (tx) => {
+        await fence(tx as unknown as Kysely<Database>);
+        await tx.insertInto('actions_runs').values(row).execute();
+      });
+    }
     if (needsApproval) {
       this.opts.audit.append({ kind: 'action.requested', actor: who.userName, resource: `action:${def.name}`, data: { run: row.id, params, deployId: row.deploy_id } });
       const done = new Promise<ActionRun>((resolve) => this.waiting.set(row.id, { resolve, def }));

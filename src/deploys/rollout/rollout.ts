@@ -28,7 +28,7 @@ import type { Logger } from 'pino';
 import { ulid } from 'ulid';
 import { apiError, conflict } from '../../core/app-error.js';
 import type { ActionService, ActionRun, Actor, AuditSink } from '../actions/index.js';
-import { SYSTEM_ACTOR } from '../actions/index.js';
+import { INTERRUPTED, SYSTEM_ACTOR } from '../actions/index.js';
 import type { ActionRunRecord, Deploy, DeployApi, VerdictOutcome, Verification } from '../contract.js';
 import { findService, isLocal, type ServiceConfig } from './config.js';
 import type { Database } from '../../state/index.js';
@@ -122,6 +122,11 @@ export interface RolloutManagerOptions {
 }
 
 const now = (): string => new Date().toISOString();
+
+/** A failed verdict whose rollback never started is resumed only this soon after it (not a stale one at every start). */
+const RESUME_UNSTARTED_MS = 10 * 60_000;
+/** Failed deploys started this recently are looked at (an interrupted rollback of an older one is a person's call). */
+const RESUME_WITHIN_MS = 24 * 3_600_000;
 
 export class RolloutManager {
   private readonly rollouts = new Map<string, Rollout>();
@@ -412,6 +417,31 @@ export class RolloutManager {
     if (target === null || run.params.PREVIOUS_VERSION !== target) return;
     this.o.log.info({ deploy: bad.id, run: run.id }, 'rollback run finished: recording the rollback');
     await this.completeRollback(bad, target, cfg, run);
+  }
+
+  /**
+   * Rollbacks a previous process left undone (it crashed, or it held the cluster's lease and
+   * died): an explicitly recorded deploy that failed its verification and is not rolled back,
+   * whose rollback run was interrupted — or never started, when its verdict came within
+   * RESUME_UNSTARTED_MS — is rolled back again, as the verdict would have had it. Its action runs
+   * once more (the interrupted run's outcome is unknown; a rollback action restores one version,
+   * so a second run of it is harmless: docs/cluster.md). A run that ended by itself (failed,
+   * denied, pending approval) is left as it is. Call after attach(), on the lease holder.
+   */
+  async resumeRollbacks(): Promise<number> {
+    let n = 0;
+    const recent = await this.o.deploys.list({ from: new Date(Date.now() - RESUME_WITHIN_MS).toISOString(), limit: 1000 });
+    for (const d of recent) {
+      if (d.status !== 'failed' || d.source === 'implicit' || d.source === 'rollout' || d.source === 'rollback' || this.handled.has(d.id)) continue;
+      const runs = await this.o.actions.listRuns({ deployId: d.id, limit: 20 });
+      const interrupted = runs.length > 0 && runs.every((r) => r.status === 'failed' && r.error === INTERRUPTED);
+      const unstarted = runs.length === 0 && d.decidedAt !== null && Date.now() - Date.parse(d.decidedAt) < RESUME_UNSTARTED_MS;
+      if (!interrupted && !unstarted) continue;
+      this.o.log.warn({ deploy: d.id, service: d.service, version: d.version, interrupted: runs.map((r) => r.id) }, 'deploy failed verification and its rollback was left undone by a previous process: rolling back');
+      this.track(this.rollbackExternal(d));
+      n++;
+    }
+    return n;
   }
 
   private async rollbackExternal(deploy: Deploy): Promise<void> {
