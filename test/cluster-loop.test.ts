@@ -172,7 +172,7 @@ function openPsql(n: Node, password: string): { query: (sql: string) => Promise<
       const marker = `--done ${++k}--`;
       const from = out.length;
       p.stdin.write(`${sql}\n\\echo ${marker}\n`);
-      await eventually(async () => (out.indexOf(marker, from) >= 0 || p.exitCode !== null ? true : undefined), 15_000);
+      await eventually(() => (out.indexOf(marker, from) >= 0 || p.exitCode !== null ? true : undefined), 15_000);
       if (p.exitCode !== null) throw new Error(`psql exited ${p.exitCode}: ${out}`);
       return out.slice(from, out.indexOf(marker, from)).trim();
     },
@@ -261,8 +261,8 @@ describe('the loop across a failover: three tightloop processes on one PostgreSQ
       phase = { version: '2.0.0', errorShare: 0.5 };
 
       // The alert fires and is notified, the incident opens, the verdict fails, the rollback starts on a.
-      await eventually(async () => (alertHooks().length > 0 ? true : undefined), 30_000);
-      await eventually(async () => (rollbackLog().length > 0 ? true : undefined), 90_000);
+      await eventually(() => (alertHooks().length > 0 ? true : undefined), 30_000);
+      await eventually(() => (rollbackLog().length > 0 ? true : undefined), 90_000);
       const incident = (await callApi<{ incidents: Array<{ id: string; status: string }> }>(url(c), token, 'GET', '/api/incidents')).body.incidents;
       expect(incident.map((i) => i.status)).toEqual(['open']);
       expect(rollbackLog()).toEqual(['start 2.0.0 1.0.0']);
@@ -278,7 +278,7 @@ describe('the loop across a failover: three tightloop processes on one PostgreSQ
       }, 60_000);
       via = next === b ? c : b;
       // The new holder rolls back to completion (its deploy tool said so once).
-      await eventually(async () => (rollbackLog().some((l) => l.startsWith('done')) ? true : undefined), 60_000);
+      await eventually(() => (rollbackLog().some((l) => l.startsWith('done')) ? true : undefined), 60_000);
       phase = { version: '1.0.0', errorShare: 0 };
       const rolledBack = await eventually(async () => {
         const d = (await callApi<Deploy>(url(via), token, 'GET', `/api/deploys/${bad.body.id}`)).body;
@@ -290,7 +290,7 @@ describe('the loop across a failover: three tightloop processes on one PostgreSQ
       expect(rollbackLog().filter((l) => l.startsWith('done'))).toEqual(['done 1.0.0']);
 
       // The alert resolves on the new holder (healthy traffic again), notified once.
-      await eventually(async () => (alertHooks().some((h) => h.status === 'resolved') ? true : undefined), 30_000);
+      await eventually(() => (alertHooks().some((h) => h.status === 'resolved') ? true : undefined), 30_000);
     } finally {
       await load.stop();
     }
