@@ -74,6 +74,8 @@ export interface StarInfo {
   derived: Record<string, Lineage>;
   /** Union of everything the non-base part can produce (for names not in `derived`). */
   other: Lineage;
+  /** What chose the rows every expanded column comes from (a nested query level's filters: rowControl). */
+  ctl?: Lineage;
 }
 
 export interface ResultLineage {
@@ -233,6 +235,7 @@ function starLineage(star: StarInfo, name: string): Lineage {
   const rest = d ?? (star.other.cols.length > 0 || star.other.wholeRow || star.other.opaque || !star.base || (star.other.leaves ?? []).length > 0 ? star.other : undefined);
   if (rest !== undefined) alts.push(rest.leaves ?? [makeLeaf(rest, [newSrc()])]);
   out.leaves = alternatives(alts);
+  if (star.ctl !== undefined) out.ctl = controlOf(out.ctl, star.ctl);
   return out;
 }
 
@@ -270,6 +273,7 @@ export function starAll(star: StarInfo): Lineage {
     if (bases.length === 0) leaves.push(makeLeaf({ cols: [], wholeRow: true, opaque: false, direct: false, rels: star.rels ?? [] }, [newSrc()]));
     out.leaves = mergeLeaves(out.leaves, leaves);
   }
+  if (star.ctl !== undefined) out.ctl = controlOf(out.ctl, star.ctl);
   out.direct = false;
   return out;
 }
@@ -487,6 +491,7 @@ function targets(targetList: unknown, scope: Scope): OutputColumn[] {
             star.base ||= o.star.base;
             if (o.star.rels !== undefined) star.rels = [...(star.rels ?? []), ...o.star.rels];
             star.bases = [...(star.bases ?? []), ...(o.star.bases ?? []).map((b) => ({ rel: b.rel, srcs: [...b.srcs, id] }))];
+            if (o.star.ctl !== undefined) star.ctl = controlOf(star.ctl, o.star.ctl);
             union(star.other, through(starAll({ ...o.star, base: false }), id));
           } else if (o.name !== undefined) star.derived[o.name] = union(star.derived[o.name] ?? empty(), through(o.lin, id));
           else union(star.other, through(o.lin, id));
@@ -549,8 +554,53 @@ function withCtes(withClause: unknown, outer: Scope | undefined, inherited: Map<
   return ctes;
 }
 
-/** Output columns of a SELECT (or VALUES, or set operation). */
-export function selectOutputs(node: unknown, outer: Scope | undefined, inheritedCtes?: Map<string, OutputColumn[]>): OutputColumn[] {
+/** Reads something: a column, whole rows or something the tree cannot see into. */
+export function reads(l: Lineage | undefined): boolean {
+  return l !== undefined && (l.cols.length > 0 || l.wholeRow || l.opaque);
+}
+
+/**
+ * Control through a query level (attack round 7 #1): which rows a nested level yields — whether
+ * it yields any (EXISTS, a scalar subquery's NULL), how many (count(*)), which (IN, ARRAY, a
+ * LATERAL or outer-joined derived table, a branch of a set operation tagged with a constant) — is
+ * decided by its WHERE/ON/HAVING conditions, GROUP BY keys, LIMIT/OFFSET and by the rows of its
+ * own FROM items. Every value the level yields is chosen by them, so what they read is the `ctl`
+ * of each of its output columns, and flows on wherever the value goes (result cells, keys,
+ * quantities, writes). Only the statement's top level is exempt: there the same tests choose
+ * which rows come back, one bit per row (docs/gateway.md, "What masking does not promise").
+ */
+export function rowControl(tests: readonly Lineage[], items: readonly Item[]): Lineage | undefined {
+  let ctl: Lineage | undefined;
+  const add = (l: Lineage | undefined): void => {
+    if (l === undefined) return;
+    if (reads(l)) ctl = controlOf(ctl, l);
+    else if (reads(l.ctl)) ctl = controlOf(ctl, l.ctl as Lineage);
+  };
+  for (const t of tests) add(t);
+  for (const item of items) {
+    add(item.all?.ctl === undefined ? undefined : { ...empty(), ctl: item.all.ctl });
+    for (const o of item.outs ?? []) {
+      add(o.lin.ctl === undefined ? undefined : { ...empty(), ctl: o.lin.ctl });
+      add(o.star?.ctl);
+    }
+  }
+  return ctl;
+}
+
+/** Output columns chosen by `ctl` (rowControl). */
+export function chosenBy(outs: OutputColumn[], ctl: Lineage | undefined): OutputColumn[] {
+  if (ctl === undefined) return outs;
+  return outs.map((o) => {
+    const lin = { ...o.lin, ctl: controlOf(o.lin.ctl, ctl) };
+    return o.star === undefined ? { ...o, lin } : { ...o, lin, star: { ...o.star, ctl: controlOf(o.star.ctl, ctl) } };
+  });
+}
+
+/**
+ * Output columns of a SELECT (or VALUES, or set operation). `top`: the statement's own top level,
+ * whose row choice is not control of its values (rowControl).
+ */
+export function selectOutputs(node: unknown, outer: Scope | undefined, inheritedCtes?: Map<string, OutputColumn[]>, top = false): OutputColumn[] {
   const sel = (node as { SelectStmt?: JsonNode } | undefined)?.SelectStmt;
   if (sel === undefined) return [{ lin: { cols: [], wholeRow: false, opaque: true, direct: false } }];
   const ctes = withCtes(sel.withClause, outer, inheritedCtes ?? outer?.ctes ?? new Map<string, OutputColumn[]>());
@@ -597,7 +647,9 @@ export function selectOutputs(node: unknown, outer: Scope | undefined, inherited
   ordering(sel, outs, scope, false);
   rowKeys(sel, outs, scope, false);
   for (const o of outs) analyzed(o.star !== undefined ? starAll(o.star) : o.lin);
-  return outs;
+  if (top) return outs;
+  const limits = exprLineage([sel.limitCount, sel.limitOffset], scope);
+  return chosenBy(outs, rowControl([...where, ...having, ...groupKeys.map((k) => exprLineage(k, scope)), limits], scope.items));
 }
 
 /** Same sources (ignoring order and `direct`, which only narrows). */
@@ -622,11 +674,11 @@ const DML = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
  * writes are traced (lineage-writes.ts): RETURNING reads them, and they are reported to the
  * write check of the statement being analysed.
  */
-export function queryOutputs(node: unknown, scope: Scope): OutputColumn[] {
+export function queryOutputs(node: unknown, scope: Scope, top = false): OutputColumn[] {
   const t = typeOf(node);
   if (t === undefined) return [];
   const [type, n] = t;
-  if (type === 'SelectStmt') return selectOutputs(node, scope.outer, scope.ctes);
+  if (type === 'SelectStmt') return selectOutputs(node, scope.outer, scope.ctes, top);
   if (!DML.has(type)) return [];
   const ctes = withCtes(n.withClause, scope.outer, scope.ctes);
   const inner: Scope = { items: [], outer: scope.outer, ctes };
@@ -641,7 +693,8 @@ export function queryOutputs(node: unknown, scope: Scope): OutputColumn[] {
   // the mixing rule applies as to a SELECT.
   const whens = list(n.mergeWhenClauses).map((c) => (c as { MergeWhenClause?: JsonNode }).MergeWhenClause?.condition);
   const conds = [n.whereClause, n.joinCondition, ...whens, ...joinConditions([...list(n.fromClause), ...list(n.usingClause)])];
-  condition(unionAll(conds.flatMap((c) => conjuncts(c)).map((c) => comparison('a WHERE/ON condition', c, inner))));
+  const tests = conds.flatMap((c) => conjuncts(c)).map((c) => comparison('a WHERE/ON condition', c, inner));
+  condition(unionAll(tests));
   const written = writtenBy(type, n, inner, relname);
   target.written = written;
   const returning = returningOf(n);
@@ -650,7 +703,8 @@ export function queryOutputs(node: unknown, scope: Scope): OutputColumn[] {
   for (const a of ['old', 'new', ...list((n.returningClause as JsonNode | undefined)?.options).map((o) => String((o as { ReturningOption?: JsonNode }).ReturningOption?.value ?? ''))]) {
     if (a !== '') inner.items.push({ alias: a, base: relname, written });
   }
-  return targets(returning, inner);
+  const outs = targets(returning, inner);
+  return top ? outs : chosenBy(outs, rowControl(tests, inner.items.slice(1)));
 }
 
 function returningOf(n: JsonNode): unknown[] | undefined {
@@ -669,20 +723,20 @@ export function statementOutputs(stmt: unknown): OutputColumn[] | undefined {
   const root: Scope = { items: [], ctes: new Map() };
   switch (type) {
     case 'SelectStmt':
-      return selectOutputs(stmt, undefined);
+      return selectOutputs(stmt, undefined, undefined, true);
     case 'InsertStmt':
     case 'UpdateStmt':
     case 'DeleteStmt':
     case 'MergeStmt': {
       // Traced also without RETURNING: the write check needs the values written.
-      const outs = queryOutputs(stmt, root);
+      const outs = queryOutputs(stmt, root, true);
       return returningOf(n) === undefined ? undefined : outs;
     }
     case 'DeclareCursorStmt':
-      return queryOutputs(n.query, root);
+      return queryOutputs(n.query, root, true);
     case 'CopyStmt': {
       if (n.is_from === true) return undefined;
-      if (n.query !== undefined) return queryOutputs(n.query, root);
+      if (n.query !== undefined) return queryOutputs(n.query, root, true);
       const attlist = list(n.attlist).map(str).filter((s): s is string => s !== undefined);
       const relname = String((n.relation as JsonNode | undefined)?.relname ?? '');
       if (attlist.length > 0) return attlist.map((c) => ({ name: c, lin: { cols: [c], wholeRow: false, opaque: false, direct: true, rels: [relname] } }));
