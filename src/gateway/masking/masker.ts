@@ -86,6 +86,14 @@ const QUERY_TEXT_RELS = new Set(['pg_stat_activity', 'pg_stat_statements']);
 const STATS_VALUES = /^(most_common_vals|most_common_elems|histogram_bounds|range_bounds_histogram|stavalues\d|stxdmcv|stxdexpr|stxdndistinct|stxddependencies)$/i;
 /** Columns every table has besides its own (`c.ctid` is no call in attribute form). */
 const SYSTEM_ATTRIBUTES = ['ctid', 'xmin', 'xmax', 'cmin', 'cmax', 'tableoid'];
+/**
+ * System columns a statement's row choice leaves behind: an UPDATE or DELETE (even one rolled
+ * back, even a no-op) stamps its transaction id into `xmax` of the rows its WHERE chose, and a
+ * committed one moves them (`ctid`, `xmin`); any later session reads them (attack round 7 #8).
+ * Masked as derived while column rules apply, so a write grant's row choice over masked data is
+ * no channel past the statement.
+ */
+const ROW_VERSION_COLUMNS = new Set(['ctid', 'xmin', 'xmax', 'cmin', 'cmax']);
 const STRENGTH: Record<MaskMode | 'detect', number> = { detect: 0, partial: 1, hash: 2, full: 3 };
 
 /** What to do with the rows of one result shape. */
@@ -459,6 +467,7 @@ export class Masker {
       // Catalog statistics: sample values of any column, whatever masks it.
       if (STATS_VALUES.test(c) && (lin.rels === undefined || lin.rels.length === 0 || lin.rels.some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false, derived: true });
       if ((c === 'query' || c === 'application_name') && (lin.rels ?? []).some((r) => QUERY_TEXT_RELS.has(r))) consider({ mode: 'full', implied: false, derived: true });
+      if (ROW_VERSION_COLUMNS.has(c) && this.anyRule) consider({ mode: 'full', implied: false, derived: true });
       const rule = this.ruleFor(c) ?? this.unknownRelationRule(lin);
       // Derived values are `full` even where the rule hashes: a keyed hash of substr(name, i, 1)
       // over a small domain decodes with a codebook (attack round 3 #3).
