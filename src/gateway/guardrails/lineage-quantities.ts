@@ -52,7 +52,9 @@ export function quantity(what: string, lin: Lineage): void {
 /** A row key computed from a value (lineage-keys.ts), refused under masking for `reason`. */
 export function keyed(what: string, lin: Lineage, reason: string): void {
   if (sink === undefined) return;
-  if (lin.cols.length === 0 && !lin.wholeRow && !lin.opaque) return;
+  // What chose the key counts (an EXISTS over a masked test: lineage.ts rowControl).
+  const c = lin.ctl;
+  if (lin.cols.length === 0 && !lin.wholeRow && !lin.opaque && (c === undefined || (c.cols.length === 0 && !c.wholeRow && !c.opaque))) return;
   sink.push({ what, lin, reason });
 }
 

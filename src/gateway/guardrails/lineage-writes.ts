@@ -92,7 +92,7 @@ export function writtenBy(type: string, n: JsonNode, scope: Scope, rel: string):
       break;
     case 'InsertStmt': {
       const names = colNames(n.cols);
-      const src = n.selectStmt === undefined ? [] : selectOutputs(n.selectStmt, scope.outer, scope.ctes);
+      const src = n.selectStmt === undefined ? [] : selectOutputs(n.selectStmt, scope.outer, scope.ctes, true);
       positional(names, flat(src), src.some((o) => o.star !== undefined));
       const conflict = n.onConflictClause as JsonNode | undefined;
       if (conflict?.targetList !== undefined) {
@@ -152,12 +152,12 @@ function collectMore(stmt: unknown, outputs: OutputColumn[] | undefined): void {
       return;
     case 'CreateTableAsStmt': {
       const q = typeOf(n.query);
-      const outs = q?.[0] === 'ExecuteStmt' ? OPAQUE : queryOutputs(n.query, root);
+      const outs = q?.[0] === 'ExecuteStmt' ? OPAQUE : queryOutputs(n.query, root, true);
       created(String(into?.rel?.relname ?? ''), into?.colNames, outs);
       return;
     }
     case 'ViewStmt':
-      created(String((n.view as JsonNode | undefined)?.relname ?? ''), n.aliases, queryOutputs(n.query, root));
+      created(String((n.view as JsonNode | undefined)?.relname ?? ''), n.aliases, queryOutputs(n.query, root, true));
       return;
     // EXPLAIN ANALYZE runs its statement, PREPARE defines one that EXECUTE runs.
     case 'ExplainStmt':

@@ -74,6 +74,8 @@ export interface StarInfo {
   derived: Record<string, Lineage>;
   /** Union of everything the non-base part can produce (for names not in `derived`). */
   other: Lineage;
+  /** What chose the rows every expanded column comes from (a nested query level's filters: rowControl). */
+  ctl?: Lineage;
 }
 
 export interface ResultLineage {
@@ -150,6 +152,24 @@ export interface Scope {
   ctes: Map<string, OutputColumn[]>;
   /** Past grouping (targets, HAVING, ORDER BY of a grouped query): function values depend on the rows of every item. */
   grouped?: boolean;
+  /** What chose this level's rows (WHERE/ON, its FROM items' rows: rowControl): the ctl of its aggregates and window functions. */
+  rowCtl?: Lineage;
+}
+
+/**
+ * Aggregates by name (built-ins; an unknown function is opaque anyway). Any call with `*`,
+ * DISTINCT, ORDER BY, FILTER or OVER is one too.
+ */
+const AGGREGATES = new Set([
+  'count', 'sum', 'avg', 'min', 'max', 'bool_or', 'bool_and', 'every', 'array_agg', 'string_agg', 'json_agg', 'jsonb_agg',
+  'json_object_agg', 'jsonb_object_agg', 'json_objectagg', 'json_arrayagg', 'bit_or', 'bit_and', 'bit_xor', 'xmlagg', 'any_value',
+  'range_agg', 'range_intersect_agg', 'stddev', 'stddev_pop', 'stddev_samp', 'variance', 'var_pop', 'var_samp', 'corr',
+  'covar_pop', 'covar_samp', 'regr_avgx', 'regr_avgy', 'regr_count', 'regr_intercept', 'regr_r2', 'regr_slope', 'regr_sxx',
+  'regr_sxy', 'regr_syy', 'percentile_cont', 'percentile_disc', 'mode', 'rank', 'dense_rank', 'percent_rank', 'cume_dist',
+]);
+
+function aggregateCall(name: string, call: JsonNode): boolean {
+  return AGGREGATES.has(name) || call.agg_star === true || call.agg_distinct === true || call.agg_order !== undefined || call.agg_filter !== undefined || call.over !== undefined;
 }
 
 /** The row source id of a FROM item. */
@@ -238,6 +258,7 @@ function starLineage(star: StarInfo, name: string, call = true): Lineage {
   const rest = d ?? (star.other.cols.length > 0 || star.other.wholeRow || star.other.opaque || !star.base || (star.other.leaves ?? []).length > 0 ? star.other : undefined);
   if (rest !== undefined) alts.push(rest.leaves ?? [makeLeaf(rest, [newSrc()])]);
   out.leaves = alternatives(alts);
+  if (star.ctl !== undefined) out.ctl = controlOf(out.ctl, star.ctl);
   return out;
 }
 
@@ -275,6 +296,7 @@ export function starAll(star: StarInfo): Lineage {
     if (bases.length === 0) leaves.push(makeLeaf({ cols: [], wholeRow: true, opaque: false, direct: false, rels: star.rels ?? [] }, [newSrc()]));
     out.leaves = mergeLeaves(out.leaves, leaves);
   }
+  if (star.ctl !== undefined) out.ctl = controlOf(out.ctl, star.ctl);
   out.direct = false;
   return out;
 }
@@ -379,6 +401,12 @@ export function exprLineage(node: unknown, scope: Scope, depth = 0): Lineage {
       let out = unionAll([args, exprLineage(inner.agg_order, scope, depth + 1)]);
       const filter = filterControl(inner.agg_filter, scope);
       if (filter !== undefined) out.ctl = controlOf(out.ctl, filter);
+      // An aggregate per group, or a window function per row, computes over the rows the level's
+      // WHERE/ON chose: a count over a join whose condition tests a masked value per joined row
+      // is a number of many bits for each row (attack round 7 #1), at the top level too. (A
+      // nested level's values carry all of its row choice anyway; a top-level aggregate without
+      // GROUP BY is one value per statement, like the top level's row choice.)
+      if (scope.rowCtl !== undefined && (inner.over !== undefined || scope.grouped === true) && aggregateCall(name, inner)) out.ctl = controlOf(out.ctl, scope.rowCtl);
       const known = schema === 'pg_catalog' && KNOWN_FUNCTIONS.has(name);
       out.direct = false;
       // `count(email)`, `count(DISTINCT email)` of a plain stored column: how many rows hold a
@@ -501,6 +529,7 @@ function targets(targetList: unknown, scope: Scope): OutputColumn[] {
             star.base ||= o.star.base;
             if (o.star.rels !== undefined) star.rels = [...(star.rels ?? []), ...o.star.rels];
             star.bases = [...(star.bases ?? []), ...(o.star.bases ?? []).map((b) => ({ rel: b.rel, srcs: [...b.srcs, id] }))];
+            if (o.star.ctl !== undefined) star.ctl = controlOf(star.ctl, o.star.ctl);
             union(star.other, through(starAll({ ...o.star, base: false }), id));
           } else if (o.name !== undefined) star.derived[o.name] = union(star.derived[o.name] ?? empty(), through(o.lin, id));
           else union(star.other, through(o.lin, id));
@@ -563,8 +592,53 @@ function withCtes(withClause: unknown, outer: Scope | undefined, inherited: Map<
   return ctes;
 }
 
-/** Output columns of a SELECT (or VALUES, or set operation). */
-export function selectOutputs(node: unknown, outer: Scope | undefined, inheritedCtes?: Map<string, OutputColumn[]>): OutputColumn[] {
+/** Reads something: a column, whole rows or something the tree cannot see into. */
+export function reads(l: Lineage | undefined): boolean {
+  return l !== undefined && (l.cols.length > 0 || l.wholeRow || l.opaque);
+}
+
+/**
+ * Control through a query level (attack round 7 #1): which rows a nested level yields — whether
+ * it yields any (EXISTS, a scalar subquery's NULL), how many (count(*)), which (IN, ARRAY, a
+ * LATERAL or outer-joined derived table, a branch of a set operation tagged with a constant) — is
+ * decided by its WHERE/ON/HAVING conditions, GROUP BY keys, LIMIT/OFFSET and by the rows of its
+ * own FROM items. Every value the level yields is chosen by them, so what they read is the `ctl`
+ * of each of its output columns, and flows on wherever the value goes (result cells, keys,
+ * quantities, writes). Only the statement's top level is exempt: there the same tests choose
+ * which rows come back, one bit per row (docs/gateway.md, "What masking does not promise").
+ */
+export function rowControl(tests: readonly Lineage[], items: readonly Item[]): Lineage | undefined {
+  let ctl: Lineage | undefined;
+  const add = (l: Lineage | undefined): void => {
+    if (l === undefined) return;
+    if (reads(l)) ctl = controlOf(ctl, l);
+    else if (reads(l.ctl)) ctl = controlOf(ctl, l.ctl as Lineage);
+  };
+  for (const t of tests) add(t);
+  for (const item of items) {
+    add(item.all?.ctl === undefined ? undefined : { ...empty(), ctl: item.all.ctl });
+    for (const o of item.outs ?? []) {
+      add(o.lin.ctl === undefined ? undefined : { ...empty(), ctl: o.lin.ctl });
+      add(o.star?.ctl);
+    }
+  }
+  return ctl;
+}
+
+/** Output columns chosen by `ctl` (rowControl). */
+export function chosenBy(outs: OutputColumn[], ctl: Lineage | undefined): OutputColumn[] {
+  if (ctl === undefined) return outs;
+  return outs.map((o) => {
+    const lin = { ...o.lin, ctl: controlOf(o.lin.ctl, ctl) };
+    return o.star === undefined ? { ...o, lin } : { ...o, lin, star: { ...o.star, ctl: controlOf(o.star.ctl, ctl) } };
+  });
+}
+
+/**
+ * Output columns of a SELECT (or VALUES, or set operation). `top`: the statement's own top level,
+ * whose row choice is not control of its values (rowControl).
+ */
+export function selectOutputs(node: unknown, outer: Scope | undefined, inheritedCtes?: Map<string, OutputColumn[]>, top = false): OutputColumn[] {
   const sel = (node as { SelectStmt?: JsonNode } | undefined)?.SelectStmt;
   if (sel === undefined) return [{ lin: { cols: [], wholeRow: false, opaque: true, direct: false } }];
   const ctes = withCtes(sel.withClause, outer, inheritedCtes ?? outer?.ctes ?? new Map<string, OutputColumn[]>());
@@ -593,6 +667,7 @@ export function selectOutputs(node: unknown, outer: Scope | undefined, inherited
   // (lineage-quantities.ts): traced for what they report, not for the result's lineage. Each
   // conjunct compares values: the mixing rule (lineage-mixing.ts).
   const where = [...conjuncts(sel.whereClause), ...joinConditions(sel.fromClause).flatMap(conjuncts)].map((c) => comparison('a WHERE/ON condition', c, scope));
+  scope.rowCtl = rowControl(where, scope.items);
   quantity('the PARTITION BY/ORDER BY of a window', exprLineage(list(sel.windowClause).map((w) => {
     const def = (w as { WindowDef?: JsonNode }).WindowDef;
     return [def?.partitionClause, def?.orderClause];
@@ -611,7 +686,9 @@ export function selectOutputs(node: unknown, outer: Scope | undefined, inherited
   ordering(sel, outs, scope, false);
   rowKeys(sel, outs, scope, false);
   for (const o of outs) analyzed(o.star !== undefined ? starAll(o.star) : o.lin);
-  return outs;
+  if (top) return outs;
+  const limits = exprLineage([sel.limitCount, sel.limitOffset], scope);
+  return chosenBy(outs, rowControl([...where, ...having, ...groupKeys.map((k) => exprLineage(k, scope)), limits], scope.items));
 }
 
 /** Same sources (ignoring order and `direct`, which only narrows). */
@@ -636,11 +713,11 @@ const DML = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'MergeStmt']);
  * writes are traced (lineage-writes.ts): RETURNING reads them, and they are reported to the
  * write check of the statement being analysed.
  */
-export function queryOutputs(node: unknown, scope: Scope): OutputColumn[] {
+export function queryOutputs(node: unknown, scope: Scope, top = false): OutputColumn[] {
   const t = typeOf(node);
   if (t === undefined) return [];
   const [type, n] = t;
-  if (type === 'SelectStmt') return selectOutputs(node, scope.outer, scope.ctes);
+  if (type === 'SelectStmt') return selectOutputs(node, scope.outer, scope.ctes, top);
   if (!DML.has(type)) return [];
   const ctes = withCtes(n.withClause, scope.outer, scope.ctes);
   const inner: Scope = { items: [], outer: scope.outer, ctes };
@@ -655,7 +732,8 @@ export function queryOutputs(node: unknown, scope: Scope): OutputColumn[] {
   // the mixing rule applies as to a SELECT.
   const whens = list(n.mergeWhenClauses).map((c) => (c as { MergeWhenClause?: JsonNode }).MergeWhenClause?.condition);
   const conds = [n.whereClause, n.joinCondition, ...whens, ...joinConditions([...list(n.fromClause), ...list(n.usingClause)])];
-  condition(unionAll(conds.flatMap((c) => conjuncts(c)).map((c) => comparison('a WHERE/ON condition', c, inner))));
+  const tests = conds.flatMap((c) => conjuncts(c)).map((c) => comparison('a WHERE/ON condition', c, inner));
+  condition(unionAll(tests));
   const written = writtenBy(type, n, inner, relname);
   target.written = written;
   const returning = returningOf(n);
@@ -664,7 +742,8 @@ export function queryOutputs(node: unknown, scope: Scope): OutputColumn[] {
   for (const a of ['old', 'new', ...list((n.returningClause as JsonNode | undefined)?.options).map((o) => String((o as { ReturningOption?: JsonNode }).ReturningOption?.value ?? ''))]) {
     if (a !== '') inner.items.push({ alias: a, base: relname, written });
   }
-  return targets(returning, inner);
+  const outs = targets(returning, inner);
+  return top ? outs : chosenBy(outs, rowControl(tests, inner.items.slice(1)));
 }
 
 function returningOf(n: JsonNode): unknown[] | undefined {
@@ -683,20 +762,20 @@ export function statementOutputs(stmt: unknown): OutputColumn[] | undefined {
   const root: Scope = { items: [], ctes: new Map() };
   switch (type) {
     case 'SelectStmt':
-      return selectOutputs(stmt, undefined);
+      return selectOutputs(stmt, undefined, undefined, true);
     case 'InsertStmt':
     case 'UpdateStmt':
     case 'DeleteStmt':
     case 'MergeStmt': {
       // Traced also without RETURNING: the write check needs the values written.
-      const outs = queryOutputs(stmt, root);
+      const outs = queryOutputs(stmt, root, true);
       return returningOf(n) === undefined ? undefined : outs;
     }
     case 'DeclareCursorStmt':
-      return queryOutputs(n.query, root);
+      return queryOutputs(n.query, root, true);
     case 'CopyStmt': {
       if (n.is_from === true) return undefined;
-      if (n.query !== undefined) return queryOutputs(n.query, root);
+      if (n.query !== undefined) return queryOutputs(n.query, root, true);
       const attlist = list(n.attlist).map(str).filter((s): s is string => s !== undefined);
       const relname = String((n.relation as JsonNode | undefined)?.relname ?? '');
       if (attlist.length > 0) return attlist.map((c) => ({ name: c, lin: { cols: [c], wholeRow: false, opaque: false, direct: true, rels: [relname] } }));

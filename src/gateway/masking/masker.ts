@@ -68,6 +68,11 @@ interface ColumnPlan {
   decode?: 'float' | 'bytea';
   /** Stored columns to classify (`seen`) when a detector matches a value of this column. */
   learn?: string[];
+  /**
+   * A value derived from masked data: NULL is masked too (into these bytes, or stays NULL where
+   * every value of the column is masked into NULL), so NULL-ness tells nothing (attack round 7 #1).
+   */
+  nullAs?: Buffer;
 }
 
 /** What column rules (explicit or implied by classification) make of one value. */
@@ -90,6 +95,14 @@ const QUERY_TEXT_RELS = new Set(['pg_stat_activity', 'pg_stat_statements']);
 const STATS_VALUES = /^(most_common_vals|most_common_elems|histogram_bounds|range_bounds_histogram|stavalues\d|stxdmcv|stxdexpr|stxdndistinct|stxddependencies)$/i;
 /** Columns every table has besides its own (`c.ctid` is no call in attribute form). */
 const SYSTEM_ATTRIBUTES = ['ctid', 'xmin', 'xmax', 'cmin', 'cmax', 'tableoid'];
+/**
+ * System columns a statement's row choice leaves behind: an UPDATE or DELETE (even one rolled
+ * back, even a no-op) stamps its transaction id into `xmax` of the rows its WHERE chose, and a
+ * committed one moves them (`ctid`, `xmin`); any later session reads them (attack round 7 #8).
+ * Masked as derived while column rules apply, so a write grant's row choice over masked data is
+ * no channel past the statement.
+ */
+const ROW_VERSION_COLUMNS = new Set(['ctid', 'xmin', 'xmax', 'cmin', 'cmax']);
 const STRENGTH: Record<MaskMode | 'detect', number> = { detect: 0, partial: 1, hash: 2, full: 3 };
 
 /** What to do with the rows of one result shape. */
@@ -191,11 +204,12 @@ export class Masker {
       // What chose the value counts as what it is computed from (a CASE WHEN or FILTER test of a
       // masked value): one such test per output column and row is a bit per row in the clear,
       // and a statement may spell out any number of them (attack round 6 #1).
-      const verdict = lin === undefined ? undefined : this.lineageMode(controlled(lin));
+      const verdict = lin === undefined ? undefined : this.controlledMode(lin);
       // Without a lineage (a statement the tree does not describe: SHOW, ...) a rule still matches
       // the result column's own name; with one, the lineage decides (psql's `c.relname AS "Name"`
       // is no column a rule `name` names).
       const nameMode = (verdict === undefined || verdict.mode === 'detect' ? undefined : verdict.mode) ?? (lin === undefined ? this.rules.find((r) => globMatches(r.name, f.name))?.mode : undefined);
+      const derived = verdict?.derived === true && nameMode !== undefined;
       const counter = `column:${f.name}`;
       // A detector match in a stored column not yet classified classifies it (`seen`): only a
       // plain reference the server itself names as a table column (RowDescription's table OID),
@@ -208,6 +222,11 @@ export class Masker {
         if (nameMode === undefined && this.detectors.empty) return { counter, nameMode, detect: false, cls, bin: undefined };
         const elemOid = ARRAY_ELEMENTS.get(f.typeOid);
         const kind = binaryKind(elemOid ?? f.typeOid);
+        // A derived array in binary would keep its length and its NULL elements: NULL as a whole.
+        if (derived && elemOid !== undefined) {
+          active = true;
+          return { counter, nameMode, detect: false, cls: 'opaque', bin: undefined };
+        }
         if (elemOid !== undefined && kind !== 'pass') {
           active = true;
           return { counter, nameMode, detect: !this.detectors.empty, cls, bin: undefined, elem: { kind, cls: typeClass(elemOid) }, learn };
@@ -218,14 +237,40 @@ export class Masker {
           return { counter, nameMode, detect: false, cls: 'opaque', bin: undefined };
         }
         active = true;
-        return { counter, nameMode, detect: !this.detectors.empty, cls, bin: kind, learn };
+        return { counter, nameMode, detect: !this.detectors.empty, cls, bin: kind, learn, nullAs: derived ? this.nullMask(nameMode, cls, kind) : undefined };
       }
       const decode = f.typeOid === 700 || f.typeOid === 701 ? 'float' : f.typeOid === 17 ? 'bytea' : undefined;
       const detect = !this.detectors.empty && (cls !== 'opaque' || decode !== undefined);
       if (nameMode !== undefined || detect) active = true;
-      return { counter, nameMode, detect, cls, bin: undefined, decode, learn };
+      return { counter, nameMode, detect, cls, bin: undefined, decode, learn, nullAs: derived ? this.nullMask(nameMode, cls, undefined) : undefined };
     });
     return { columns, active };
+  }
+
+  /**
+   * The verdict on a result column: its value's sources, and what chose it (`ctl`: CASE WHEN and
+   * FILTER tests, the filters of the subqueries it comes from, lineage.ts rowControl). One such
+   * test per output column and row is a bit per row in the clear, and a statement may spell out
+   * any number of them (attack rounds 6 #1, 7 #1): chosen by masked data, the value is masked as
+   * derived (`full`, NULL included). A test reading nothing masked leaves the value's own verdict
+   * (a plain reference keeps its rule's mode).
+   */
+  private controlledMode(lin: Lineage): Verdict | undefined {
+    if (lin.ctl === undefined) return this.lineageMode(lin);
+    const { ctl, ...data } = lin;
+    const own = this.lineageMode(data);
+    const chose = this.lineageMode({ ...ctl, direct: false, ctl: undefined });
+    if (chose === undefined || chose.mode === 'detect') return own;
+    const v: Verdict = { mode: 'full', implied: chose.implied, derived: true };
+    return own !== undefined && own.derived === true && STRENGTH[own.mode] >= STRENGTH.full ? own : v;
+  }
+
+  /** What NULL of a derived column becomes (ColumnPlan.nullAs); undefined where masked values are NULL themselves. */
+  private nullMask(mode: MaskMode, cls: TypeClass, kind: BinaryKind | undefined): Buffer | undefined {
+    if (kind !== undefined && (isNumericKind(kind) || kind === 'bytea')) return undefined;
+    const text = this.renderer.whole('', mode, cls);
+    if (text === null) return undefined;
+    return kind === 'jsonb' ? Buffer.concat([Buffer.of(1), Buffer.from(text, 'utf8')]) : Buffer.from(text, 'utf8');
   }
 
   /**
@@ -431,6 +476,7 @@ export class Masker {
       // Catalog statistics: sample values of any column, whatever masks it.
       if (STATS_VALUES.test(c) && (lin.rels === undefined || lin.rels.length === 0 || lin.rels.some((r) => STATS_RELS.has(r)))) consider({ mode: 'full', implied: false, derived: true });
       if ((c === 'query' || c === 'application_name') && (lin.rels ?? []).some((r) => QUERY_TEXT_RELS.has(r))) consider({ mode: 'full', implied: false, derived: true });
+      if (ROW_VERSION_COLUMNS.has(c) && this.anyRule) consider({ mode: 'full', implied: false, derived: true });
       const rule = this.ruleFor(c, lin.rels) ?? this.unknownRelationRule(lin);
       // Derived values are `full` even where the rule hashes: a keyed hash of substr(name, i, 1)
       // over a small domain decodes with a codebook (attack round 3 #3).
@@ -666,6 +712,11 @@ export class Masker {
       off = valueAt + (len > 0 ? len : 0);
       if (off > end) break; // malformed row: leave it to the client to reject
       const col = plan.columns[i];
+      if (len < 0 && col?.nullAs !== undefined) {
+        counts[col.counter] = (counts[col.counter] ?? 0) + 1;
+        (changes ??= []).push({ at: valueAt - 4, len: 0, value: col.nullAs });
+        continue;
+      }
       if (len < 0 || col === undefined) continue;
       if (col.nameMode === undefined && (!col.detect || (len < MIN_DETECTABLE_LENGTH && col.bin === undefined && col.elem === undefined))) continue;
       const overLong = (counts[OVER_LONG] ?? 0) + (counts[OVER_BUDGET] ?? 0);
