@@ -96,6 +96,8 @@ export const serverConfigSchema = z.object({
     credentialEnv: z.array(z.string().min(1)).default([]),
     /** Gateway sessions one user may hold open on one resource at once (0: no limit). */
     maxSessionsPerUser: z.number().int().min(0).default(10),
+    /** Work units judging one statement string may spend; more is refused (SQLSTATE 54001, guardrails/work.ts). */
+    maxStatementWork: z.number().int().min(100_000).default(4_000_000),
   }).prefault({}),
   /** The audit chain's key and anchor (default <dataDir>/gateway-audit.key, .anchor). */
   audit: z.object({

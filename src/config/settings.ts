@@ -69,6 +69,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'gateway.tlsKeyFile', env: 'TIGHTLOOP_GATEWAY_TLS_KEY', kind: 'path', doc: 'gateway TLS private key (PEM; with tlsCertFile)' },
   { name: 'gateway.credentialDir', env: 'TIGHTLOOP_GATEWAY_CREDENTIAL_DIR', kind: 'path', doc: 'where file: credentials may be (unset: <dataDir>/credentials)' },
   { name: 'gateway.maxSessionsPerUser', env: 'TIGHTLOOP_GATEWAY_MAX_SESSIONS_PER_USER', kind: 'int', doc: 'gateway sessions one user may hold open on one resource at once (0: no limit)' },
+  { name: 'gateway.maxStatementWork', env: 'TIGHTLOOP_GATEWAY_MAX_STATEMENT_WORK', kind: 'int', doc: 'work units the gateway may spend judging one statement string; more is refused with SQLSTATE 54001' },
   { name: 'gateway.credentialEnv', env: 'TIGHTLOOP_GATEWAY_CREDENTIAL_ENV', kind: 'list', doc: 'variables env: credentials may name besides TIGHTLOOP_CRED_*' },
   { name: 'audit.keyFile', env: 'TIGHTLOOP_AUDIT_KEY_FILE', kind: 'path', doc: 'audit chain key (unset: <dataDir>/gateway-audit.key)' },
   { name: 'audit.anchorFile', env: 'TIGHTLOOP_AUDIT_ANCHOR_FILE', kind: 'path', doc: 'audit chain anchor (unset: <dataDir>/gateway-audit.anchor)' },

@@ -61,6 +61,8 @@ export interface GatewayOptions {
   credentialEnv?: readonly string[];
   /** Sessions one user may hold open on one resource at once (default 10; 0: no limit). */
   maxSessionsPerUser?: number;
+  /** Work units judging one statement string may spend (guardrails/work.ts; default 4,000,000). */
+  maxStatementWork?: number;
   /** How often live sessions are checked against their token, user, role and grant (ms). */
   sessionCheckMs?: number;
   onAlert?: (summary: string, detail: Record<string, unknown>) => void;
@@ -129,7 +131,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     auth: new ClientAuthenticator(opts.db, hashKey),
     audit,
     approvals,
-    guardrails: new Guardrails(),
+    guardrails: new Guardrails({ workBudget: opts.maxStatementWork }),
     registry,
     secureContext: opts.port === null ? undefined : await loadSecureContext(opts.dataDir, opts.tls ?? {}, (m) => log.warn(m)),
     log,

@@ -5,7 +5,7 @@ import { ulid } from 'ulid';
 import { statementHash } from './approvals.js';
 import { auditedText } from './audit-text.js';
 import { actionFor, DEFAULT_ALLOWED_FUNCTIONS, decide, describeBlock, type DecisionContext, type Finding } from './guardrails/index.js';
-import { TOO_COMPLEX, TOO_DEEP } from './guardrails/engine.js';
+import { TOO_COMPLEX, TOO_DEEP, TOO_MUCH_WORK } from './guardrails/engine.js';
 import type { AccessGrant } from './grants.js';
 import type { Masker } from './masking/index.js';
 import { mayWrite } from './effect.js';
@@ -261,7 +261,7 @@ export class ClientSession {
       };
     }
     this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'block', rule, detail: decision.finding?.detail } });
-    const tooDeep = decision.finding?.rule === 'unparseable' && decision.finding.detail === TOO_DEEP;
+    const tooDeep = decision.finding?.rule === 'unparseable' && (decision.finding.detail === TOO_DEEP || decision.finding.detail === TOO_MUCH_WORK);
     const tooComplex = decision.finding?.rule === 'unparseable' && decision.finding.detail === TOO_COMPLEX;
     return { info, error: { severity: 'ERROR', code: tooDeep ? '54001' : tooComplex ? '54000' : SQLSTATE.insufficientPrivilege, message: describeBlock(decision) } };
   }

@@ -98,6 +98,7 @@ export async function openGateway(config: ServerConfig, db: StateStore['db'], lo
       auditKeyFile: config.audit.keyFile, auditAnchorFile: config.audit.anchorFile,
       credentialDir: config.gateway.credentialDir, credentialEnv: config.gateway.credentialEnv,
       maxSessionsPerUser: config.gateway.maxSessionsPerUser,
+      maxStatementWork: config.gateway.maxStatementWork,
     });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;

@@ -11,6 +11,7 @@ import { tableLocks } from './locks.js';
 import { shapeOf, type Shape } from './shape.js';
 import { ALL_VISITORS, statementTextReads } from './visitors.js';
 import { combine, walk, type WalkContext } from './walk.js';
+import { DEFAULT_WORK_BUDGET, WorkBudgetExceeded, withWorkBudget } from './work.js';
 
 /**
  * Guardrails: what a statement does (from the real PostgreSQL parser) and what the policy says
@@ -103,8 +104,14 @@ export class Guardrails {
   private readonly byText = new Map<string, StatementFacts>();
   private readonly byShape = new Map<string, StatementFacts>();
   private readonly byNormalized = new Map<string, StatementFacts>();
-  /** Counters for tests and the benchmark: how often each level answered. */
-  readonly stats = { text: 0, shape: 0, normalized: 0, parsed: 0 };
+  /** Counters for tests and the benchmark: how often each level answered; `work`: units the last parsed statement spent (work.ts). */
+  readonly stats = { text: 0, shape: 0, normalized: 0, parsed: 0, work: 0 };
+  /** Work units one statement string's analysis may spend (work.ts; `gateway.maxStatementWork`). */
+  readonly workBudget: number;
+
+  constructor(opts: { workBudget?: number } = {}) {
+    this.workBudget = opts.workBudget ?? DEFAULT_WORK_BUDGET;
+  }
 
   analyze(sql: string): StatementFacts {
     const exact = this.byText.get(sql);
@@ -131,12 +138,19 @@ export class Guardrails {
     } else {
       this.stats.parsed++;
       constants = new Set();
+      const set = constants;
       try {
-        facts = analyzeTree(sql, normalized, constants);
+        const { result, spent } = withWorkBudget(this.workBudget, () => analyzeTree(sql, normalized, set));
+        facts = result;
+        this.stats.work = spent;
       } catch (err) {
-        // A tree deeper than the walks' stack: refused cleanly (SQLSTATE 54001), never a crash.
-        if (!(err instanceof RangeError)) throw err;
-        facts = { ...unparseable(sql), findings: [{ rule: 'unparseable', detail: TOO_DEEP, statement: 1 }] };
+        // A tree deeper than the walks' stack, or analysis over its work budget: refused cleanly
+        // (SQLSTATE 54001), never a crash and never seconds of the gateway's thread.
+        if (err instanceof WorkBudgetExceeded) {
+          this.stats.work = err.budget;
+          facts = { ...unparseable(sql), findings: [{ rule: 'unparseable', detail: TOO_MUCH_WORK, statement: 1 }] };
+        } else if (err instanceof RangeError) facts = { ...unparseable(sql), findings: [{ rule: 'unparseable', detail: TOO_DEEP, statement: 1 }] };
+        else throw err;
       }
       if (!facts.literalDependent && normalized !== undefined && normalized.length <= MAX_CACHED_SQL) remember(this.byNormalized, normalized, facts);
     }
@@ -238,6 +252,8 @@ export function tokenCount(sql: string, limit = MAX_TOKENS): number {
 
 /** The finding of a statement nested too deeply to judge; the session answers it with SQLSTATE 54001. */
 export const TOO_DEEP = 'statement nests too deeply for the gateway to judge';
+/** The finding of a statement whose analysis spent its work budget (work.ts); SQLSTATE 54001 too. */
+export const TOO_MUCH_WORK = 'statement is too complex for the gateway to judge (its analysis spent the work budget, gateway.maxStatementWork: split it, or use fewer subqueries, CTEs, joins or select-list columns per statement)';
 
 function unparseable(sql: string): StatementFacts {
   return {

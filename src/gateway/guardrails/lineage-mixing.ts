@@ -1,4 +1,5 @@
 import type { Lineage } from './lineage.js';
+import { charge } from './work.js';
 
 /**
  * Row sources of values, for the mixing rule (attack round 4 #1, #2).
@@ -60,6 +61,8 @@ function bare(lin: Lineage): Lineage {
 }
 
 export function makeLeaf(lin: Lineage, srcs: readonly string[], alt?: [number, number]): Leaf {
+  // Copies, sorts and serialises its sets into a key: tens of units (work.ts).
+  charge(20 + 2 * (srcs.length + lin.cols.length + (lin.rels?.length ?? 0) + (lin.attrs?.length ?? 0)));
   const b = bare(lin);
   const s = [...new Set(srcs)].sort();
   const leaf: Leaf = { lin: b, srcs: s, key: JSON.stringify([b.cols, b.rels ?? [], b.wholeRow, b.opaque, b.attrs ?? [], s, alt ?? 0]) };
@@ -69,6 +72,8 @@ export function makeLeaf(lin: Lineage, srcs: readonly string[], alt?: [number, n
 
 /** Leaves of `a` and `b`, without duplicates. */
 export function mergeLeaves(a: readonly Leaf[] | undefined, b: readonly Leaf[] | undefined): Leaf[] | undefined {
+  // Each element is hashed by its key and copied: a few units (work.ts).
+  charge(1 + 3 * ((a?.length ?? 0) + (b?.length ?? 0)));
   if (b === undefined || b.length === 0) return a === undefined ? undefined : [...a];
   if (a === undefined || a.length === 0) return [...b];
   const seen = new Set(a.map((l) => l.key));

@@ -1,4 +1,5 @@
 import type { Lineage } from './lineage.js';
+import { charge } from './work.js';
 
 /**
  * Quantities computed from values. Under masking, a masked value (or one derived from it) may
@@ -66,6 +67,7 @@ export function keyed(what: string, lin: Lineage, reason: string): void {
 export function mixed(what: string, lin: Lineage, directEq: boolean): void {
   if (sink === undefined) return;
   const leaves = lin.leaves ?? [];
+  charge(1 + leaves.length);
   // One leaf, or every leaf read through the same row sources: nothing to mix.
   if (leaves.length < 2 || leaves.every((l) => sameSources(l.srcs, leaves[0].srcs))) return;
   if (mixLeaves + leaves.length > MAX_MIX_LEAVES) {

@@ -8,6 +8,7 @@ import { leafSources, makeLeaf, mergeLeaves, newGroup, newSrc, selfLeaf, through
 import { CATALOG_SAFE_FUNCTIONS } from './catalog-functions.js';
 import { DEFAULT_ALLOWED_FUNCTIONS } from './rules.js';
 import type { JsonNode } from './walk.js';
+import { charge, QUERY_LEVEL_WORK } from './work.js';
 
 /**
  * Column lineage: for each output column of a statement, the stored columns its value is
@@ -92,6 +93,7 @@ export const UNKNOWN_LINEAGE: ResultLineage = { columns: [], merged: true, all: 
 export const empty = (): Lineage => ({ cols: [], wholeRow: false, opaque: false, direct: false });
 
 export function union(into: Lineage, from: Lineage): Lineage {
+  charge(1 + into.cols.length + from.cols.length + (into.rels?.length ?? 0) + (from.rels?.length ?? 0) + (into.attrs?.length ?? 0) + (from.attrs?.length ?? 0));
   for (const c of from.cols) if (!into.cols.includes(c)) into.cols.push(c);
   if (from.rels !== undefined && from.rels.length > 0) into.rels = [...new Set([...(into.rels ?? []), ...from.rels])];
   if (from.attrs !== undefined && from.attrs.length > 0) into.attrs = [...new Set([...(into.attrs ?? []), ...from.attrs])];
@@ -120,8 +122,39 @@ export function controlled(lin: Lineage): Lineage {
 
 /** Union; direct only when every part is a plain column reference. */
 export function unionAll(list: readonly Lineage[]): Lineage {
+  // What `union` into one fresh lineage gives, in one pass: merging one by one copies the sets
+  // gathered so far at every step (quadratic in a wide select list or a long CASE; work.ts).
   const out = empty();
-  for (const l of list) union(out, l);
+  const cols = new Set<string>();
+  const rels = new Set<string>();
+  const attrs = new Set<string>();
+  const keys = new Set<string>();
+  const leaves: Leaf[] = [];
+  let hasRels = false;
+  let hasAttrs = false;
+  for (const l of list) {
+    charge(1 + l.cols.length + (l.rels?.length ?? 0) + (l.attrs?.length ?? 0) + 2 * (l.leaves?.length ?? 0));
+    for (const c of l.cols) cols.add(c);
+    if (l.rels !== undefined && l.rels.length > 0) {
+      hasRels = true;
+      for (const r of l.rels) rels.add(r);
+    }
+    if (l.attrs !== undefined && l.attrs.length > 0) {
+      hasAttrs = true;
+      for (const a of l.attrs) attrs.add(a);
+    }
+    out.wholeRow ||= l.wholeRow;
+    out.opaque ||= l.opaque;
+    for (const leaf of l.leaves ?? []) if (!keys.has(leaf.key)) {
+      keys.add(leaf.key);
+      leaves.push(leaf);
+    }
+    if (l.ctl !== undefined) out.ctl = controlOf(out.ctl, l.ctl);
+  }
+  out.cols = [...cols];
+  if (hasRels) out.rels = [...rels];
+  if (hasAttrs) out.attrs = [...attrs];
+  if (leaves.length > 0) out.leaves = leaves;
   out.direct = list.length > 0 && list.every((l) => l.direct);
   return out;
 }
@@ -182,6 +215,7 @@ export function itemId(item: Item): string {
 function itemSources(item: Item): string[] {
   const out = new Set<string>([itemId(item)]);
   const add = (l: Lineage | undefined): void => {
+    charge(1 + (l?.leaves?.length ?? 0));
     for (const s of leafSources(l)) out.add(s);
   };
   add(item.all);
@@ -194,6 +228,7 @@ function itemSources(item: Item): string[] {
 
 /** Row sources of every item of one query level. */
 function levelSources(scope: Scope): string[] {
+  charge(1 + scope.items.length);
   return [...new Set(scope.items.flatMap(itemSources))];
 }
 
@@ -303,6 +338,7 @@ export function starAll(star: StarInfo): Lineage {
 
 function findItem(scope: Scope | undefined, alias: string): Item | undefined {
   for (let s = scope; s !== undefined; s = s.outer) {
+    charge(1 + s.items.length);
     const hit = s.items.find((i) => i.alias === alias);
     if (hit !== undefined) return hit;
   }
@@ -366,6 +402,7 @@ function allItems(scope: Scope): Item[] {
 
 /** Every source an expression's value can come from. */
 export function exprLineage(node: unknown, scope: Scope, depth = 0): Lineage {
+  charge(1);
   if (depth > 2000) return { cols: [], wholeRow: false, opaque: true, direct: false };
   if (Array.isArray(node)) return unionAll(node.map((n) => exprLineage(n, scope, depth + 1)));
   const t = typeOf(node);
@@ -547,6 +584,7 @@ function targets(targetList: unknown, scope: Scope): OutputColumn[] {
 
 /** The CTEs of a WITH clause (of a SELECT or a data-modifying statement), added to those in scope. */
 function withCtes(withClause: unknown, outer: Scope | undefined, inherited: Map<string, OutputColumn[]>): Map<string, OutputColumn[]> {
+  charge(1 + inherited.size);
   const ctes = new Map(inherited);
   const w = withClause as { ctes?: unknown[]; recursive?: boolean } | undefined;
   for (const c of list(w?.ctes)) {
@@ -639,6 +677,7 @@ export function chosenBy(outs: OutputColumn[], ctl: Lineage | undefined): Output
  * whose row choice is not control of its values (rowControl).
  */
 export function selectOutputs(node: unknown, outer: Scope | undefined, inheritedCtes?: Map<string, OutputColumn[]>, top = false): OutputColumn[] {
+  charge(QUERY_LEVEL_WORK);
   const sel = (node as { SelectStmt?: JsonNode } | undefined)?.SelectStmt;
   if (sel === undefined) return [{ lin: { cols: [], wholeRow: false, opaque: true, direct: false } }];
   const ctes = withCtes(sel.withClause, outer, inheritedCtes ?? outer?.ctes ?? new Map<string, OutputColumn[]>());
@@ -719,6 +758,7 @@ export function queryOutputs(node: unknown, scope: Scope, top = false): OutputCo
   const [type, n] = t;
   if (type === 'SelectStmt') return selectOutputs(node, scope.outer, scope.ctes, top);
   if (!DML.has(type)) return [];
+  charge(QUERY_LEVEL_WORK);
   const ctes = withCtes(n.withClause, scope.outer, scope.ctes);
   const inner: Scope = { items: [], outer: scope.outer, ctes };
   // The target is the stored relation, even where a CTE has its name.

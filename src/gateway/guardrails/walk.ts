@@ -6,6 +6,7 @@
  */
 
 import type { RuleId } from './rules.js';
+import { charge, NODE_WORK } from './work.js';
 
 export type JsonNode = Record<string, unknown>;
 
@@ -55,6 +56,7 @@ export function walk(value: unknown, table: Map<string, NodeHandler[]>, ctx: Wal
     return;
   }
   if (value === null || typeof value !== 'object') return;
+  charge(NODE_WORK);
   for (const [key, child] of Object.entries(value as JsonNode)) {
     if (child !== null && typeof child === 'object' && !Array.isArray(child) && isNodeTypeName(key)) {
       // Statement-wide handlers first: their findings (e.g. read-only) name the broader reason.
@@ -88,6 +90,7 @@ export function contains(value: unknown, types: ReadonlySet<string>, depth = 0):
   if (depth > 10_000) return true;
   if (Array.isArray(value)) return value.some((v) => contains(v, types, depth + 1));
   if (value === null || typeof value !== 'object') return false;
+  charge(1);
   for (const [key, child] of Object.entries(value as JsonNode)) {
     if (types.has(key)) return true;
     if (contains(child, types, depth + 1)) return true;
