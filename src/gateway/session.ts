@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { ulid } from 'ulid';
 import { statementHash } from './approvals.js';
-import { auditedText } from './audit-text.js';
+import { auditedName, auditedSql, auditedText } from './audit-text.js';
 import { actionFor, DEFAULT_ALLOWED_FUNCTIONS, decide, describeBlock, type DecisionContext, type Finding } from './guardrails/index.js';
 import { TOO_COMPLEX, TOO_DEEP } from './guardrails/engine.js';
 import type { AccessGrant } from './grants.js';
@@ -93,13 +93,13 @@ export class ClientSession {
     const badEncoding = encoding === undefined ? undefined : lexingSettingRefusal('client_encoding', encoding);
     if (badEncoding !== undefined) throw new GatewayError('unsupported', SQLSTATE.featureNotSupported, badEncoding, { fatal: true, context: { hint: 'connect with client_encoding=UTF8 (PGCLIENTENCODING=UTF8)' } });
 
-    const who = await authenticate(startup, user, this.ctx, this.raw.remoteAddress ?? '', (e) => this.ctx.audit.append({ kind: 'auth.failed', actor: user, resource: database ?? null, data: { peer: this.peer, ...e } }));
+    const who = await authenticate(startup, user, this.ctx, this.raw.remoteAddress ?? '', (e) => this.ctx.audit.append({ kind: 'auth.failed', actor: auditedName(user), resource: auditedName(database), data: { peer: this.peer, ...e } }));
     this.client.write(authRequest(AUTH_OK));
     this.who = who;
 
     const resource = database === undefined ? undefined : await this.ctx.resources.get(database);
     if (resource === undefined) {
-      this.ctx.audit.append({ kind: 'connection.refused', actor: user, resource: database ?? null, data: { peer: this.peer, reason: 'unknown resource' } });
+      this.ctx.audit.append({ kind: 'connection.refused', actor: user, resource: auditedName(database), data: { peer: this.peer, reason: 'unknown resource' } });
       throw new GatewayError('unknown_resource', SQLSTATE.invalidCatalogName, `resource "${database ?? ''}" does not exist`, { fatal: true });
     }
     this.resource = resource;
@@ -168,7 +168,7 @@ export class ClientSession {
     this.log = new StatementLog(this.ctx.audit, { actor: user, resource: resource.name, session: this.id }, this.ctx.auditWindowMs);
     this.ctx.audit.append({
       kind: 'connection.open', actor: user, resource: resource.name, session: this.id,
-      data: { peer: this.peer, tls: startup.tls, auth: who.method, grant: grant.id, mode: grant.mode, application: startup.params.get('application_name') ?? null, masking: masking !== undefined },
+      data: { peer: this.peer, tls: startup.tls, auth: who.method, grant: grant.id, mode: grant.mode, application: auditedName(startup.params.get('application_name')), masking: masking !== undefined },
     });
     this.armExpiry(who);
 
@@ -241,7 +241,7 @@ export class ClientSession {
       // protocol statement gets one Bind (relay.ts).
       if (facts.kinds.includes('PrepareStmt')) {
         const detail = `${decision.finding?.detail ?? ''}: a statement that needs approval cannot be PREPAREd (an approval is for one run; send the statement itself)`;
-        this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'block', rule, detail } });
+        this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, ...auditedSql(facts.normalized), fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'block', rule, detail } });
         return { info, error: { severity: 'ERROR', code: SQLSTATE.insufficientPrivilege, message: `blocked by guardrail "${rule ?? ''}": ${detail}` } };
       }
       const used = this.ctx.approvals.consume(who, resource, h);
@@ -250,7 +250,7 @@ export class ClientSession {
       // (attack round 4 #11: "ddl: CREATE" hid a DROP and a TRUNCATE after it).
       const held = heldFor(decision);
       const id = this.ctx.approvals.hold(who, { id: resource.id, name: resource.name, reviewWindowS: resource.policy.reviewWindowS }, sql, h, held);
-      this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'approval-required', rule, request: id } });
+      this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, ...auditedSql(facts.normalized), fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'approval-required', rule, request: id } });
       return {
         info,
         error: {
@@ -260,7 +260,7 @@ export class ClientSession {
         },
       };
     }
-    this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'block', rule, detail: decision.finding?.detail } });
+    this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, ...auditedSql(facts.normalized), fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'block', rule, detail: decision.finding?.detail } });
     const tooDeep = decision.finding?.rule === 'unparseable' && decision.finding.detail === TOO_DEEP;
     const tooComplex = decision.finding?.rule === 'unparseable' && decision.finding.detail === TOO_COMPLEX;
     return { info, error: { severity: 'ERROR', code: tooDeep ? '54001' : tooComplex ? '54000' : SQLSTATE.insufficientPrivilege, message: describeBlock(decision) } };
@@ -283,7 +283,7 @@ export class ClientSession {
       ? 'a counted write executed with a row limit: its rows cannot be counted before it commits (Execute it without a row limit)'
       : `${verbOf(info)} changed ${rows} rows, over this resource's ceiling of ${ceiling.limit} (guardrails.maxWriteRows); undone`;
     const base = { actor: who.userName, resource: resource.name, session: this.id };
-    const data = { protocol: 'ceiling', sql: info?.facts.normalized ?? null, fingerprint: info?.facts.fingerprint ?? null, ...auditedText(info?.sql, params), rule: 'row-ceiling', detail, rows, limit: ceiling.limit };
+    const data = { protocol: 'ceiling', ...auditedSql(info?.facts.normalized), fingerprint: info?.facts.fingerprint ?? null, ...auditedText(info?.sql, params), rule: 'row-ceiling', detail, rows, limit: ceiling.limit };
     if (ceiling.action === 'warn' && !suspended) {
       this.ctx.audit.append({ kind: 'statement', ...base, data: { ...data, decision: 'warn' } });
       return { notice: { severity: 'WARNING', code: '01000', message: `guardrail "row-ceiling": ${detail.replace(/; undone$/, '')} (allowed, audited)` } };
@@ -310,7 +310,7 @@ export class ClientSession {
     this.starts++;
     const { ticket } = this.ctx.audit.append({
       kind: 'statement.start', actor: this.userName, resource: this.resource?.name, session: this.id,
-      data: { protocol, n: this.starts, sql: info?.facts.normalized ?? null, fingerprint: info?.facts.fingerprint ?? null, ...auditedText(info?.sql, params), decision: info?.decision.action ?? 'unknown' },
+      data: { protocol, n: this.starts, ...auditedSql(info?.facts.normalized), fingerprint: info?.facts.fingerprint ?? null, ...auditedText(info?.sql, params), decision: info?.decision.action ?? 'unknown' },
     });
     return this.ctx.audit.durable(ticket);
   }
@@ -321,7 +321,7 @@ export class ClientSession {
     const d = info?.decision;
     this.log?.record({
       protocol: exec.protocol,
-      sql: info?.facts.normalized ?? null,
+      ...auditedSql(info?.facts.normalized),
       fingerprint: info?.facts.fingerprint ?? null,
       ...auditedText(info?.sql, exec.params),
       decision: d?.action ?? 'allow',
