@@ -34,6 +34,11 @@ import { detectBudgetFor } from './masking/budget.js';
 /** Startup parameters passed through to the server; others (notably `options`) are dropped. */
 const PASSED_PARAMS = ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits'];
 
+/** How often an ending session repeats its CancelRequest while the upstream stays open. */
+const UPSTREAM_CANCEL_EVERY_MS = 2_000;
+/** How long an ending session waits for the server to close the upstream connection. */
+const UPSTREAM_CLOSE_WAIT_MS = 60_000;
+
 export class ClientSession {
   readonly id = ulid();
   /** The cancel key this client was given (ours, not the server's). */
@@ -135,7 +140,11 @@ export class ClientSession {
     this.upstream = await connectUpstream(resource, resource.user, password, params);
     const up = this.upstream;
     up.socket.once('close', () => this.shutdown('server closed', true));
-    if (this.closed) return;
+    if (this.closed) {
+      // The client left while the upstream login ran: the slot stays taken until it is closed.
+      this.closeUpstream(false);
+      return;
+    }
     for (const [k, v] of up.parameters) {
       const refusal = serverParameterRefusal(k, v);
       if (refusal !== undefined) throw new GatewayError('lexing_mismatch', SQLSTATE.featureNotSupported, refusal, { fatal: true });
@@ -315,7 +324,7 @@ export class ClientSession {
     return this.ctx.audit.durable(ticket);
   }
 
-  private finished(exec: Execution): void {
+  private finished(exec: Execution, cancelled = false): void {
     this.statements++;
     const info = exec.info;
     const d = info?.decision;
@@ -332,6 +341,7 @@ export class ClientSession {
       ...(exec.error === undefined ? {} : { error: exec.error, rowsSent: exec.sent }),
       ...(exec.prepared === undefined ? {} : { prepared: exec.prepared }),
       ...(exec.suspended === true ? { suspended: true } : {}),
+      ...(cancelled ? { cancelled: true } : {}),
     });
   }
 
@@ -385,25 +395,58 @@ export class ClientSession {
     this.shutdown(e.message);
   }
 
+  /**
+   * Ends the upstream connection of an ending session (attack round 7 F3). A statement still
+   * running there is cancelled (CancelRequest with the backend's key: the server reads nothing
+   * from the connection while a statement runs, so Terminate alone would wait for its end, and an
+   * aggregate or a sort sends nothing by which a closed socket would be noticed), again every
+   * UPSTREAM_CANCEL_EVERY_MS until the server closes the connection. The user's session slot
+   * (gateway.maxSessionsPerUser) stays taken until then, so leaving a statement behind does not
+   * free a slot; after UPSTREAM_CLOSE_WAIT_MS the socket is dropped and the slot freed.
+   */
+  private closeUpstream(cancel: boolean): void {
+    const up = this.upstream?.socket;
+    if (up === undefined || up.destroyed) {
+      this.ctx.registry.release(this);
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    if (cancel) {
+      this.cancel();
+      timer = setInterval(() => this.cancel(), UPSTREAM_CANCEL_EVERY_MS);
+      timer.unref();
+    }
+    const drop = setTimeout(() => up.destroy(), UPSTREAM_CLOSE_WAIT_MS);
+    drop.unref();
+    up.once('close', () => {
+      if (timer !== undefined) clearInterval(timer);
+      clearTimeout(drop);
+      this.ctx.registry.release(this);
+    });
+    // Read (and drop) what the server still sends, so its closing the connection is seen; the
+    // relay no longer judges it (nothing reaches the client any more).
+    up.removeAllListeners('data');
+    up.resume();
+    up.end(TERMINATE);
+  }
+
   private shutdown(reason: string, serverSide = false): void {
     if (this.closed) return;
     this.closed = true;
     if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
     this.ctx.registry.remove(this);
-    const up = this.upstream?.socket;
-    if (up !== undefined && !up.destroyed) {
-      up.end(TERMINATE);
-      setTimeout(() => up.destroy(), 1_000).unref();
-    }
+    const running = this.relay?.unfinished() ?? [];
+    this.closeUpstream(running.length > 0);
     if (serverSide && !this.client.destroyed) {
       this.client.end(errorResponse({ severity: 'FATAL', code: SQLSTATE.connectionFailure, message: 'server closed the connection' }));
     }
     setTimeout(() => this.client.destroy(), 1_000).unref();
     // Statements the session ended under (the client left before their completion) are
     // recorded too, with the rows already sent (attack round 4 #6).
-    for (const exec of this.relay?.unfinished() ?? []) {
+    // They were cancelled upstream (closeUpstream): `cancelled` says so.
+    for (const exec of running) {
       exec.error ??= 'session-ended';
-      this.finished(exec);
+      this.finished(exec, true);
     }
     this.log?.flush();
     if (this.resource !== undefined && this.grant !== undefined) {

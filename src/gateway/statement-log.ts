@@ -44,6 +44,8 @@ export interface StatementExecution {
   paramCount?: number;
   /** The Execute's row limit suspended its portal; `rows` are the rows it sent. */
   suspended?: boolean;
+  /** The session ended while it ran, and the gateway cancelled it upstream. */
+  cancelled?: boolean;
   /** SQL EXECUTE: the text that PREPAREd each name it ran (relay prepared-names.ts). */
   prepared?: Record<string, string>;
 }
