@@ -91,6 +91,8 @@ export const serverConfigSchema = z.object({
     credentialEnv: z.array(z.string().min(1)).default([]),
     /** Gateway sessions one user may hold open on one resource at once (0: no limit). */
     maxSessionsPerUser: z.number().int().min(0).default(10),
+    /** The largest result row the gateway relays (bytes); a larger one ends the session with 54000. */
+    maxRowBytes: z.number().int().min(1024).default(16 * 1024 * 1024),
   }).prefault({}),
   /** The audit chain's key and anchor (default <dataDir>/gateway-audit.key, .anchor). */
   audit: z.object({

@@ -67,6 +67,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'gateway.tlsCertFile', env: 'TIGHTLOOP_GATEWAY_TLS_CERT', kind: 'path', doc: 'gateway TLS certificate (PEM; with tlsKeyFile)' },
   { name: 'gateway.tlsKeyFile', env: 'TIGHTLOOP_GATEWAY_TLS_KEY', kind: 'path', doc: 'gateway TLS private key (PEM; with tlsCertFile)' },
   { name: 'gateway.credentialDir', env: 'TIGHTLOOP_GATEWAY_CREDENTIAL_DIR', kind: 'path', doc: 'where file: credentials may be (unset: <dataDir>/credentials)' },
+  { name: 'gateway.maxRowBytes', env: 'TIGHTLOOP_GATEWAY_MAX_ROW_BYTES', kind: 'int', doc: 'largest result row the gateway relays; a larger one ends the session with SQLSTATE 54000' },
   { name: 'gateway.maxSessionsPerUser', env: 'TIGHTLOOP_GATEWAY_MAX_SESSIONS_PER_USER', kind: 'int', doc: 'gateway sessions one user may hold open on one resource at once (0: no limit)' },
   { name: 'gateway.credentialEnv', env: 'TIGHTLOOP_GATEWAY_CREDENTIAL_ENV', kind: 'list', doc: 'variables env: credentials may name besides TIGHTLOOP_CRED_*' },
   { name: 'audit.keyFile', env: 'TIGHTLOOP_AUDIT_KEY_FILE', kind: 'path', doc: 'audit chain key (unset: <dataDir>/gateway-audit.key)' },

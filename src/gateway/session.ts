@@ -1,3 +1,4 @@
+import type { MessageLimits } from './wire/framer.js';
 import { randomInt } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -193,7 +194,7 @@ export class ClientSession {
       beforeRun: (info, protocol, params) => this.beforeRun(info, protocol, params),
       overCeiling: (info, params, rows, ceiling, suspended) => this.overCeiling(info, params, rows, ceiling, suspended, who, resource),
       unknownCeiling: () => this.sessionCeiling(decisionCtx, resource),
-    }, this.ctx.maxMessageBytes, this.ctx.clientLimits, detectBudgetFor(who.userId));
+    }, this.upstreamLimits(), this.ctx.clientLimits, detectBudgetFor(who.userId));
     this.relay.start(startup.reader.detach(), up.leftover);
   }
 
@@ -367,6 +368,20 @@ export class ClientSession {
         () => this.terminate('access grant expired'),
       );
     }, ms);
+  }
+
+  /**
+   * What the server may send: a result row over gateway.maxRowBytes ends the session with 54000
+   * as soon as its header arrives, before any of it is held (attack round 7 F6: a 100 MB row
+   * cost the gateway ~4.5 times its size while it was framed, masked and sent).
+   */
+  private upstreamLimits(): MessageLimits {
+    const row = Math.min(this.ctx.maxRowBytes, this.ctx.maxMessageBytes);
+    return {
+      max: this.ctx.maxMessageBytes,
+      byType: { D: row },
+      tooLarge: { D: `a result row is over the gateway's limit of %max bytes (gateway.maxRowBytes); select less of it (substr, length) or ask an admin to raise the limit` },
+    };
   }
 
   /** Cancels the running query upstream (a client's CancelRequest). */

@@ -97,6 +97,7 @@ export async function openGateway(config: ServerConfig, db: StateStore['db'], lo
       auditKeyFile: config.audit.keyFile, auditAnchorFile: config.audit.anchorFile,
       credentialDir: config.gateway.credentialDir, credentialEnv: config.gateway.credentialEnv,
       maxSessionsPerUser: config.gateway.maxSessionsPerUser,
+      maxRowBytes: config.gateway.maxRowBytes,
     });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
