@@ -115,7 +115,7 @@ async function accessList(o: CommonOptions & { status?: string }): Promise<numbe
   const what = (x: AccessRequestOut): string => (x.kind === 'statement' ? `statement (${x.rule ?? 'rule'})` : x.mode ?? '-');
   const dur = (x: AccessRequestOut): string => (x.durationS === null ? '-' : formatDuration(x.durationS));
   process.stdout.write(columns(['id', 'user', 'resource', 'access', 'for', 'status', 'created', 'reason', 'statement'],
-    requests.map((x) => [x.id, users.get(x.userId) ?? x.userId, resources.get(x.resourceId) ?? x.resourceId, what(x), dur(x), x.status, shortTime(x.createdAt), x.reason ?? '-', x.kind === 'statement' ? oneLine(x.sql) : '-'])));
+    requests.map((x) => [x.id, users.get(x.userId) ?? x.userId, resources.get(x.resourceId) ?? x.resourceId, what(x), dur(x), x.status, shortTime(x.createdAt), x.reason ?? '-', x.kind === 'statement' ? oneLine(x.statement ?? x.sql) : '-'])));
   return 0;
 }
 
@@ -129,7 +129,14 @@ async function showStatement(o: CommonOptions, id: string): Promise<number> {
   const r = await call(o, 'GET', `/api/access/requests/${encodeURIComponent(id)}`).catch(() => ({ status: 0, body: null }));
   const req = r.body as AccessRequestOut | null;
   if (r.status !== 200 || req === null || req.kind !== 'statement' || req.sql === null) return 0;
-  process.stdout.write(`statement request ${req.id} (${req.reason ?? req.rule ?? 'review'}) would run, once:\n\n${req.sql}\n\n`);
+  // As the server reads it: comments removed by its own lexer (a text can hide code behind what
+  // looks like a comment and is not, attack round 7 F4).
+  if (req.statement === null || req.statement === undefined) {
+    process.stdout.write(`statement request ${req.id} (${req.reason ?? req.rule ?? 'review'}) would run, once (as sent: the server's lexer could not read it, so comments are shown too):\n\n${req.sql}\n\n`);
+  } else {
+    const note = req.statement === req.sql.trim() ? '' : ' (as the server reads it: comments removed; --json shows the text as sent)';
+    process.stdout.write(`statement request ${req.id} (${req.reason ?? req.rule ?? 'review'}) would run, once${note}:\n\n${req.statement}\n\n`);
+  }
   process.stderr.write(`error: not approved: read the statement above, then run: tightloop access approve ${req.id} --yes\n`);
   return 1;
 }
@@ -143,7 +150,7 @@ function oneLine(sql: string | null, max = 200): string {
 
 interface AccessRequestOut {
   id: string; kind: string; userId: string; resourceId: string; mode: string | null; durationS: number | null;
-  reason: string | null; sql: string | null; rule: string | null; status: string; createdAt: string;
+  reason: string | null; sql: string | null; statement?: string | null; rule: string | null; status: string; createdAt: string;
 }
 
 /** 1800 → `30m`, 7200 → `2h`, 90 → `90s`. */

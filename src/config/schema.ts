@@ -98,6 +98,8 @@ export const serverConfigSchema = z.object({
     maxSessionsPerUser: z.number().int().min(0).default(10),
     /** Work units judging one statement string may spend; more is refused (SQLSTATE 54001, guardrails/work.ts). */
     maxStatementWork: z.number().int().min(100_000).default(4_000_000),
+    /** The largest result row the gateway relays (bytes); a larger one ends the session with 54000. */
+    maxRowBytes: z.number().int().min(1024).default(16 * 1024 * 1024),
   }).prefault({}),
   /** The audit chain's key and anchor (default <dataDir>/gateway-audit.key, .anchor). */
   audit: z.object({

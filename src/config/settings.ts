@@ -68,6 +68,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'gateway.tlsCertFile', env: 'TIGHTLOOP_GATEWAY_TLS_CERT', kind: 'path', doc: 'gateway TLS certificate (PEM; with tlsKeyFile)' },
   { name: 'gateway.tlsKeyFile', env: 'TIGHTLOOP_GATEWAY_TLS_KEY', kind: 'path', doc: 'gateway TLS private key (PEM; with tlsCertFile)' },
   { name: 'gateway.credentialDir', env: 'TIGHTLOOP_GATEWAY_CREDENTIAL_DIR', kind: 'path', doc: 'where file: credentials may be (unset: <dataDir>/credentials)' },
+  { name: 'gateway.maxRowBytes', env: 'TIGHTLOOP_GATEWAY_MAX_ROW_BYTES', kind: 'int', doc: 'largest result row the gateway relays; a larger one ends the session with SQLSTATE 54000' },
   { name: 'gateway.maxSessionsPerUser', env: 'TIGHTLOOP_GATEWAY_MAX_SESSIONS_PER_USER', kind: 'int', doc: 'gateway sessions one user may hold open on one resource at once (0: no limit)' },
   { name: 'gateway.maxStatementWork', env: 'TIGHTLOOP_GATEWAY_MAX_STATEMENT_WORK', kind: 'int', doc: 'work units the gateway may spend judging one statement string; more is refused with SQLSTATE 54001' },
   { name: 'gateway.credentialEnv', env: 'TIGHTLOOP_GATEWAY_CREDENTIAL_ENV', kind: 'list', doc: 'variables env: credentials may name besides TIGHTLOOP_CRED_*' },

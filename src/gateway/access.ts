@@ -6,6 +6,7 @@ import type { AuditChain } from './audit.js';
 import { GrantStore, MODE_RANK, type AccessGrant } from './grants.js';
 import type { ResourceStore } from './resources.js';
 import { ACCESS_MODES, type AccessMode, type GatewayDb, type RequestsTable } from './schema.js';
+import { serverText } from './server-text.js';
 import type { WebhookNotifier } from './webhook.js';
 
 /**
@@ -34,6 +35,12 @@ export interface AccessRequest {
   durationS: number | null;
   reason: string;
   sql: string | null;
+  /**
+   * A statement request's text as the server reads it: comments removed by the server's own
+   * lexer (server-text.ts), so an approver is not misled by what looks like a comment and is
+   * not (attack round 7 F4). Null for access requests, or when the text cannot be lexed.
+   */
+  statement: string | null;
   rule: string | null;
   status: string;
   breakGlass: boolean;
@@ -49,6 +56,7 @@ export function toRequest(r: RequestsTable): AccessRequest {
   return {
     id: r.id, kind: r.kind === 'statement' ? 'statement' : 'access', userId: r.user_id, resourceId: r.resource_id,
     mode: r.mode, durationS: r.duration_s === null ? null : Number(r.duration_s), reason: r.reason, sql: r.sql_text,
+    statement: r.kind === 'statement' && r.sql_text !== null ? (serverText(r.sql_text, 'keep')?.text.trim() ?? null) : null,
     rule: r.rule, status: r.status, breakGlass: Number(r.break_glass) === 1, createdAt: r.created_at,
     reviewDeadline: r.review_deadline, decidedBy: r.decided_by, decidedAt: r.decided_at, note: r.decision_note, grantId: r.grant_id,
   };

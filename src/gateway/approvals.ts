@@ -3,6 +3,8 @@ import type { Logger } from 'pino';
 import { ulid } from 'ulid';
 import { toTimestamp } from '../state/index.js';
 import type { AccessRequest } from './access.js';
+import { boundedText } from './audit-text.js';
+import { serverText } from './server-text.js';
 import type { AuditChain } from './audit.js';
 import type { Finding } from './guardrails/index.js';
 import type { GatewayDb } from './schema.js';
@@ -126,10 +128,10 @@ export class StatementApprovals {
       })
       .execute()
       .catch((err: unknown) => this.log.error({ err }, 'cannot store a statement review request'));
-    this.audit.append({ kind: 'request.created', actor: who.userName, resource: resource.name, data: { request: id, kind: 'statement', rule, sql: sql.length > 2000 ? `${sql.slice(0, 2000)}…` : sql } });
+    this.audit.append({ kind: 'request.created', actor: who.userName, resource: resource.name, data: { request: id, kind: 'statement', rule, ...requestText(sql) } });
     this.webhook.notify({
       text: `:mag: ${who.userName} wants to run a statement on *${resource.name}* that needs review (${rule ?? 'guardrail'})`,
-      lines: ['```' + (sql.length > 500 ? `${sql.slice(0, 500)}…` : sql) + '```', `approve: \`tightloop access approve ${id}\``],
+      lines: ['```' + shortStatement(sql) + '```', `approve: \`tightloop access approve ${id}\``],
     });
     return id;
   }
@@ -141,4 +143,16 @@ export class StatementApprovals {
     if (this.pending.get(k) === req.id) this.pending.delete(k);
     if (req.status === 'approved') this.approved.set(k, [...(this.approved.get(k) ?? []), req.id]);
   }
+}
+
+/** A held statement in its `request.created` record: bounded as the audit's `text` is (audit-text.ts). */
+function requestText(sql: string): { sql: string; sqlChars?: number; sqlSha256?: string } {
+  const b = boundedText(sql);
+  return b.textSha256 === undefined ? { sql: b.text } : { sql: b.text, sqlChars: b.textChars, sqlSha256: b.textSha256 };
+}
+
+/** A held statement in a notification: as the server reads it (no comments), cut at 500 characters. */
+function shortStatement(sql: string): string {
+  const s = serverText(sql, 'collapse')?.text ?? sql;
+  return s.length > 500 ? `${s.slice(0, 500)}…` : s;
 }

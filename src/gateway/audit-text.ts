@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { serverText } from './server-text.js';
 import type { BoundParameters } from './wire/decode.js';
 
 /**
@@ -36,24 +37,15 @@ export interface AuditedText {
 
 /**
  * A long text is recorded without its comments and runs of white space (the server ignores them,
- * and a long comment could otherwise push the rest out of the record: attack round 5 #8). Still
- * too long, it keeps its head and tail, and its literals (the ids and positions a statement is
- * about) are listed apart, each bounded, with a hash of the whole text.
+ * and a long comment could otherwise push the rest out of the record: attack round 5 #8), as
+ * the server's own lexer reads it (server-text.ts; a second, hand-written lexer once recorded a
+ * text that was not what ran: attack round 7 F4). Still too long, it keeps its head and tail,
+ * and its literals (the ids and positions a statement is about) are listed apart, each bounded,
+ * with a hash of the whole text. A text the lexer cannot read loses nothing but its middle.
  */
 export function auditedText(sql: string | undefined, params: BoundParameters | undefined): AuditedText | Record<string, never> {
   if (sql === undefined) return {};
-  const out: AuditedText = { text: sql };
-  if (sql.length > AUDIT_TEXT_CHARS) {
-    out.textChars = sql.length;
-    out.textSha256 = createHash('sha256').update(sql).digest('hex');
-    const { bare, constants } = lexed(sql);
-    if (bare.length <= AUDIT_TEXT_CHARS) out.text = bare;
-    else {
-      out.text = `${bare.slice(0, TEXT_END_CHARS)}…${bare.slice(bare.length - TEXT_END_CHARS)}`;
-      out.constants = constants.slice(0, AUDIT_CONSTANTS);
-      if (constants.length > AUDIT_CONSTANTS) out.constantCount = constants.length;
-    }
-  }
+  const out: AuditedText = { ...boundedText(sql) };
   if (params !== undefined && params.count > 0) {
     out.params = params.values;
     if (params.count > params.values.length) out.paramCount = params.count;
@@ -61,83 +53,51 @@ export function auditedText(sql: string | undefined, params: BoundParameters | u
   return out;
 }
 
-/**
- * The text without comments, white space collapsed, and its literals (strings and numbers).
- * A scan that ends a comment no later than the server does (block comments are not nested here),
- * so it can only keep more text than the server reads, never less.
- */
-function lexed(sql: string): { bare: string; constants: string[] } {
-  const parts: string[] = [];
-  const constants: string[] = [];
-  const constant = (c: string): void => {
-    constants.push(c.length > AUDIT_CONSTANT_CHARS ? `${c.slice(0, AUDIT_CONSTANT_CHARS)}…` : c);
-  };
-  let space = false;
-  const push = (t: string): void => {
-    if (space && parts.length > 0) parts.push(' ');
-    space = false;
-    parts.push(t);
-  };
-  const word = (c: number): boolean => (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 36 || c === 46 || c > 127;
-  const len = sql.length;
-  let i = 0;
-  while (i < len) {
-    const c = sql.charCodeAt(i);
-    if (c === 39) {
-      const e = i > 0 && (sql.charCodeAt(i - 1) | 32) === 101;
-      let j = i + 1;
-      while (j < len) {
-        const d = sql.charCodeAt(j);
-        if (e && d === 92) j += 2;
-        else if (d === 39) {
-          if (sql.charCodeAt(j + 1) === 39) j += 2;
-          else break;
-        } else j++;
-      }
-      const lit = sql.slice(i, Math.min(j + 1, len));
-      push(lit);
-      constant(lit);
-      i = j + 1;
-    } else if (c === 34) {
-      const end = sql.indexOf('"', i + 1);
-      const j = end < 0 ? len : end + 1;
-      push(sql.slice(i, j));
-      i = j;
-    } else if (c === 45 && sql.charCodeAt(i + 1) === 45) {
-      const end = sql.indexOf('\n', i);
-      i = end < 0 ? len : end + 1;
-      space = true;
-    } else if (c === 47 && sql.charCodeAt(i + 1) === 42) {
-      const end = sql.indexOf('*/', i + 2);
-      i = end < 0 ? len : end + 2;
-      space = true;
-    } else if (c === 36 && (i === 0 || !word(sql.charCodeAt(i - 1)))) {
-      const m = /^\$([A-Za-z_][A-Za-z0-9_]*)?\$/.exec(sql.slice(i, i + 66));
-      if (m === null) {
-        push('$');
-        i++;
-        continue;
-      }
-      const end = sql.indexOf(m[0], i + m[0].length);
-      const j = end < 0 ? len : end + m[0].length;
-      const lit = sql.slice(i, j);
-      push(lit);
-      constant(lit);
-      i = j;
-    } else if (word(c)) {
-      let j = i;
-      while (j < len && word(sql.charCodeAt(j))) j++;
-      const w = sql.slice(i, j);
-      push(w);
-      if (c >= 48 && c <= 57) constant(w);
-      i = j;
-    } else if (c <= 32) {
-      space = true;
-      i++;
-    } else {
-      push(sql[i]);
-      i++;
-    }
+/** The bounds of `text` applied to any statement text (without parameters). */
+export function boundedText(sql: string): AuditedText {
+  const out: AuditedText = { text: sql };
+  if (sql.length <= AUDIT_TEXT_CHARS) return out;
+  out.textChars = sql.length;
+  out.textSha256 = createHash('sha256').update(sql).digest('hex');
+  const lexed = serverText(sql, 'collapse');
+  const bare = lexed?.text ?? sql;
+  if (bare.length <= AUDIT_TEXT_CHARS) out.text = bare;
+  else {
+    out.text = `${bare.slice(0, TEXT_END_CHARS)}…${bare.slice(bare.length - TEXT_END_CHARS)}`;
+    const constants = lexed?.constants ?? [];
+    out.constants = constants.slice(0, AUDIT_CONSTANTS).map((c) => (c.length > AUDIT_CONSTANT_CHARS ? `${c.slice(0, AUDIT_CONSTANT_CHARS)}…` : c));
+    if (constants.length > AUDIT_CONSTANTS) out.constantCount = constants.length;
   }
-  return { bare: parts.join(''), constants };
+  return out;
+}
+
+export interface AuditedSql {
+  sql: string | null;
+  sqlChars?: number;
+  sqlSha256?: string;
+}
+
+/**
+ * The normalised text (`sql`) under the same bounds as `text` (attack round 7 F7: `select 1 /*
+ * 1 MB comment *\/` wrote a 1 MB permanent record): over AUDIT_TEXT_CHARS it loses its comments
+ * (the server's lexer) and then its middle, with `sqlChars` and `sqlSha256` of the whole.
+ */
+export function auditedSql(normalized: string | null | undefined): AuditedSql {
+  if (normalized === null || normalized === undefined) return { sql: null };
+  const b = boundedText(normalized);
+  return b.textSha256 === undefined ? { sql: b.text } : { sql: b.text, sqlChars: b.textChars, sqlSha256: b.textSha256 };
+}
+
+/**
+ * Names and labels a client chooses before it is known (a login's user and database name,
+ * application_name): at most AUDIT_NAME_CHARS characters in a record, cut with `…`. The startup
+ * packet allows 64 KiB, and a failed login is recorded (attack round 7 F7).
+ */
+export const AUDIT_NAME_CHARS = 128;
+
+export function auditedName(s: string): string;
+export function auditedName(s: string | null | undefined): string | null;
+export function auditedName(s: string | null | undefined): string | null {
+  if (s === null || s === undefined) return null;
+  return s.length > AUDIT_NAME_CHARS ? `${s.slice(0, AUDIT_NAME_CHARS)}…` : s;
 }

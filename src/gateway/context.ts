@@ -25,6 +25,8 @@ export interface GatewayContext {
   secureContext: SecureContext | undefined;
   log: Logger;
   maxMessageBytes: number;
+  /** The largest result row (DataRow) relayed; a larger one ends the session with 54000 (attack round 7 F6). */
+  maxRowBytes: number;
   /** Limits by message type on what a logged-in client sends (wire/framer.ts). */
   clientLimits: MessageLimits;
   /** Window in which repeats of a plain statement share one audit record (0 = never). */

@@ -43,6 +43,8 @@ export interface GatewayOptions {
   webhookUrl?: string;
   /** Largest protocol message accepted from the upstream (PostgreSQL's own cap is 1 GiB). */
   maxMessageBytes?: number;
+  /** The largest result row relayed (default 16 MiB, `gateway.maxRowBytes`). */
+  maxRowBytes?: number;
   /** Largest messages a logged-in client may send, by kind (defaults: CLIENT_LIMITS in wire/framer.ts). */
   clientMessageLimits?: { statement?: number; bind?: number; copyData?: number; other?: number };
   sweepIntervalMs?: number;
@@ -136,6 +138,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     secureContext: opts.port === null ? undefined : await loadSecureContext(opts.dataDir, opts.tls ?? {}, (m) => log.warn(m)),
     log,
     maxMessageBytes: opts.maxMessageBytes ?? 256 * 1024 * 1024,
+    maxRowBytes: opts.maxRowBytes ?? 16 * 1024 * 1024,
     clientLimits: clientMessageLimits(opts.clientMessageLimits),
     auditWindowMs: opts.auditWindowMs ?? 100,
     maxSessionsPerUser: opts.maxSessionsPerUser ?? 10,

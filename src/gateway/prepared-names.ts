@@ -1,4 +1,4 @@
-import { AUDIT_TEXT_CHARS } from './audit-text.js';
+import { boundedText } from './audit-text.js';
 import type { PreparedNames } from './guardrails/prepared.js';
 import type { StatementInfo } from './pipeline.js';
 
@@ -107,7 +107,7 @@ export class PreparedNamespace {
     for (const e of p.executes) {
       const c = this.confirmed.get(e.name);
       const text = c === undefined ? '' : c.text;
-      out[e.name] = text.length > AUDIT_TEXT_CHARS ? `${text.slice(0, AUDIT_TEXT_CHARS)}…` : text;
+      out[e.name] = boundedText(text).text;
     }
     return out;
   }

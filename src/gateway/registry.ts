@@ -19,7 +19,7 @@ export class SessionRegistry {
   /**
    * Takes one of `cap` slots of this user on this resource before the session connects upstream
    * (checked and taken in one step, so concurrent logins cannot all pass); false when all are
-   * taken. Released by `remove`.
+   * taken. Released by `release`.
    */
   claim(s: ClientSession, userId: string, resourceId: string, cap: number): boolean {
     const key = `${userId}\u0000${resourceId}`;
@@ -31,7 +31,17 @@ export class SessionRegistry {
     return true;
   }
 
+  /** The session ended: no longer listed nor cancellable (its slot is freed by `release`). */
   remove(s: ClientSession): void {
+    this.live.delete(s);
+    this.byKey.delete(`${s.key.pid}:${s.key.secret}`);
+  }
+
+  /**
+   * Frees the session's slot: its upstream connection is closed (attack round 7 F3: a statement
+   * left running upstream kept a backend busy while the slot was free again).
+   */
+  release(s: ClientSession): void {
     const key = this.slotOf.get(s);
     if (key !== undefined) {
       this.slotOf.delete(s);
@@ -39,8 +49,6 @@ export class SessionRegistry {
       set?.delete(s);
       if (set?.size === 0) this.perUser.delete(key);
     }
-    this.live.delete(s);
-    this.byKey.delete(`${s.key.pid}:${s.key.secret}`);
   }
 
   /** A CancelRequest with an unknown key is ignored, as PostgreSQL does. */

@@ -180,12 +180,13 @@ export class Relay {
     private readonly upstream: Duplex,
     private readonly masker: Masker | undefined,
     private readonly hooks: RelayHooks,
-    maxMessageBytes: number,
+    /** Server messages: a number, or limits by type (the largest DataRow, session.ts). */
+    maxMessageBytes: number | MessageLimits,
     clientLimits?: MessageLimits,
     /** Detector time still to spend: shared by all of one user's sessions (masking/budget.ts). */
     private readonly detectBudget: DetectBudget = new DetectBudget(),
   ) {
-    this.fromClient = new MessageFramer(clientLimits ?? maxMessageBytes);
+    this.fromClient = new MessageFramer(clientLimits ?? (typeof maxMessageBytes === 'number' ? maxMessageBytes : maxMessageBytes.max));
     this.fromUpstream = new MessageFramer(maxMessageBytes);
   }
 

@@ -1,9 +1,10 @@
+import type { MessageLimits } from './wire/framer.js';
 import { randomInt } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { ulid } from 'ulid';
 import { statementHash } from './approvals.js';
-import { auditedText } from './audit-text.js';
+import { auditedName, auditedSql, auditedText } from './audit-text.js';
 import { actionFor, DEFAULT_ALLOWED_FUNCTIONS, decide, describeBlock, type DecisionContext, type Finding } from './guardrails/index.js';
 import { TOO_COMPLEX, TOO_DEEP, TOO_MUCH_WORK } from './guardrails/engine.js';
 import type { AccessGrant } from './grants.js';
@@ -33,6 +34,11 @@ import { detectBudgetFor } from './masking/budget.js';
 
 /** Startup parameters passed through to the server; others (notably `options`) are dropped. */
 const PASSED_PARAMS = ['application_name', 'client_encoding', 'DateStyle', 'TimeZone', 'IntervalStyle', 'extra_float_digits'];
+
+/** How often an ending session repeats its CancelRequest while the upstream stays open. */
+const UPSTREAM_CANCEL_EVERY_MS = 2_000;
+/** How long an ending session waits for the server to close the upstream connection. */
+const UPSTREAM_CLOSE_WAIT_MS = 60_000;
 
 export class ClientSession {
   readonly id = ulid();
@@ -93,13 +99,13 @@ export class ClientSession {
     const badEncoding = encoding === undefined ? undefined : lexingSettingRefusal('client_encoding', encoding);
     if (badEncoding !== undefined) throw new GatewayError('unsupported', SQLSTATE.featureNotSupported, badEncoding, { fatal: true, context: { hint: 'connect with client_encoding=UTF8 (PGCLIENTENCODING=UTF8)' } });
 
-    const who = await authenticate(startup, user, this.ctx, this.raw.remoteAddress ?? '', (e) => this.ctx.audit.append({ kind: 'auth.failed', actor: user, resource: database ?? null, data: { peer: this.peer, ...e } }));
+    const who = await authenticate(startup, user, this.ctx, this.raw.remoteAddress ?? '', (e) => this.ctx.audit.append({ kind: 'auth.failed', actor: auditedName(user), resource: auditedName(database), data: { peer: this.peer, ...e } }));
     this.client.write(authRequest(AUTH_OK));
     this.who = who;
 
     const resource = database === undefined ? undefined : await this.ctx.resources.get(database);
     if (resource === undefined) {
-      this.ctx.audit.append({ kind: 'connection.refused', actor: user, resource: database ?? null, data: { peer: this.peer, reason: 'unknown resource' } });
+      this.ctx.audit.append({ kind: 'connection.refused', actor: user, resource: auditedName(database), data: { peer: this.peer, reason: 'unknown resource' } });
       throw new GatewayError('unknown_resource', SQLSTATE.invalidCatalogName, `resource "${database ?? ''}" does not exist`, { fatal: true });
     }
     this.resource = resource;
@@ -135,7 +141,11 @@ export class ClientSession {
     this.upstream = await connectUpstream(resource, resource.user, password, params);
     const up = this.upstream;
     up.socket.once('close', () => this.shutdown('server closed', true));
-    if (this.closed) return;
+    if (this.closed) {
+      // The client left while the upstream login ran: the slot stays taken until it is closed.
+      this.closeUpstream(false);
+      return;
+    }
     for (const [k, v] of up.parameters) {
       const refusal = serverParameterRefusal(k, v);
       if (refusal !== undefined) throw new GatewayError('lexing_mismatch', SQLSTATE.featureNotSupported, refusal, { fatal: true });
@@ -168,7 +178,7 @@ export class ClientSession {
     this.log = new StatementLog(this.ctx.audit, { actor: user, resource: resource.name, session: this.id }, this.ctx.auditWindowMs);
     this.ctx.audit.append({
       kind: 'connection.open', actor: user, resource: resource.name, session: this.id,
-      data: { peer: this.peer, tls: startup.tls, auth: who.method, grant: grant.id, mode: grant.mode, application: startup.params.get('application_name') ?? null, masking: masking !== undefined },
+      data: { peer: this.peer, tls: startup.tls, auth: who.method, grant: grant.id, mode: grant.mode, application: auditedName(startup.params.get('application_name')), masking: masking !== undefined },
     });
     this.armExpiry(who);
 
@@ -184,7 +194,7 @@ export class ClientSession {
       beforeRun: (info, protocol, params) => this.beforeRun(info, protocol, params),
       overCeiling: (info, params, rows, ceiling, suspended) => this.overCeiling(info, params, rows, ceiling, suspended, who, resource),
       unknownCeiling: () => this.sessionCeiling(decisionCtx, resource),
-    }, this.ctx.maxMessageBytes, this.ctx.clientLimits, detectBudgetFor(who.userId));
+    }, this.upstreamLimits(), this.ctx.clientLimits, detectBudgetFor(who.userId));
     this.relay.start(startup.reader.detach(), up.leftover);
   }
 
@@ -241,7 +251,7 @@ export class ClientSession {
       // protocol statement gets one Bind (relay.ts).
       if (facts.kinds.includes('PrepareStmt')) {
         const detail = `${decision.finding?.detail ?? ''}: a statement that needs approval cannot be PREPAREd (an approval is for one run; send the statement itself)`;
-        this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'block', rule, detail } });
+        this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, ...auditedSql(facts.normalized), fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'block', rule, detail } });
         return { info, error: { severity: 'ERROR', code: SQLSTATE.insufficientPrivilege, message: `blocked by guardrail "${rule ?? ''}": ${detail}` } };
       }
       const used = this.ctx.approvals.consume(who, resource, h);
@@ -250,7 +260,7 @@ export class ClientSession {
       // (attack round 4 #11: "ddl: CREATE" hid a DROP and a TRUNCATE after it).
       const held = heldFor(decision);
       const id = this.ctx.approvals.hold(who, { id: resource.id, name: resource.name, reviewWindowS: resource.policy.reviewWindowS }, sql, h, held);
-      this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'approval-required', rule, request: id } });
+      this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, ...auditedSql(facts.normalized), fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'approval-required', rule, request: id } });
       return {
         info,
         error: {
@@ -260,7 +270,7 @@ export class ClientSession {
         },
       };
     }
-    this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, sql: facts.normalized, fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'block', rule, detail: decision.finding?.detail } });
+    this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, ...auditedSql(facts.normalized), fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'block', rule, detail: decision.finding?.detail } });
     const tooDeep = decision.finding?.rule === 'unparseable' && (decision.finding.detail === TOO_DEEP || decision.finding.detail === TOO_MUCH_WORK);
     const tooComplex = decision.finding?.rule === 'unparseable' && decision.finding.detail === TOO_COMPLEX;
     return { info, error: { severity: 'ERROR', code: tooDeep ? '54001' : tooComplex ? '54000' : SQLSTATE.insufficientPrivilege, message: describeBlock(decision) } };
@@ -283,7 +293,7 @@ export class ClientSession {
       ? 'a counted write executed with a row limit: its rows cannot be counted before it commits (Execute it without a row limit)'
       : `${verbOf(info)} changed ${rows} rows, over this resource's ceiling of ${ceiling.limit} (guardrails.maxWriteRows); undone`;
     const base = { actor: who.userName, resource: resource.name, session: this.id };
-    const data = { protocol: 'ceiling', sql: info?.facts.normalized ?? null, fingerprint: info?.facts.fingerprint ?? null, ...auditedText(info?.sql, params), rule: 'row-ceiling', detail, rows, limit: ceiling.limit };
+    const data = { protocol: 'ceiling', ...auditedSql(info?.facts.normalized), fingerprint: info?.facts.fingerprint ?? null, ...auditedText(info?.sql, params), rule: 'row-ceiling', detail, rows, limit: ceiling.limit };
     if (ceiling.action === 'warn' && !suspended) {
       this.ctx.audit.append({ kind: 'statement', ...base, data: { ...data, decision: 'warn' } });
       return { notice: { severity: 'WARNING', code: '01000', message: `guardrail "row-ceiling": ${detail.replace(/; undone$/, '')} (allowed, audited)` } };
@@ -310,18 +320,18 @@ export class ClientSession {
     this.starts++;
     const { ticket } = this.ctx.audit.append({
       kind: 'statement.start', actor: this.userName, resource: this.resource?.name, session: this.id,
-      data: { protocol, n: this.starts, sql: info?.facts.normalized ?? null, fingerprint: info?.facts.fingerprint ?? null, ...auditedText(info?.sql, params), decision: info?.decision.action ?? 'unknown' },
+      data: { protocol, n: this.starts, ...auditedSql(info?.facts.normalized), fingerprint: info?.facts.fingerprint ?? null, ...auditedText(info?.sql, params), decision: info?.decision.action ?? 'unknown' },
     });
     return this.ctx.audit.durable(ticket);
   }
 
-  private finished(exec: Execution): void {
+  private finished(exec: Execution, cancelled = false): void {
     this.statements++;
     const info = exec.info;
     const d = info?.decision;
     this.log?.record({
       protocol: exec.protocol,
-      sql: info?.facts.normalized ?? null,
+      ...auditedSql(info?.facts.normalized),
       fingerprint: info?.facts.fingerprint ?? null,
       ...auditedText(info?.sql, exec.params),
       decision: d?.action ?? 'allow',
@@ -332,6 +342,7 @@ export class ClientSession {
       ...(exec.error === undefined ? {} : { error: exec.error, rowsSent: exec.sent }),
       ...(exec.prepared === undefined ? {} : { prepared: exec.prepared }),
       ...(exec.suspended === true ? { suspended: true } : {}),
+      ...(cancelled ? { cancelled: true } : {}),
     });
   }
 
@@ -357,6 +368,20 @@ export class ClientSession {
         () => this.terminate('access grant expired'),
       );
     }, ms);
+  }
+
+  /**
+   * What the server may send: a result row over gateway.maxRowBytes ends the session with 54000
+   * as soon as its header arrives, before any of it is held (attack round 7 F6: a 100 MB row
+   * cost the gateway ~4.5 times its size while it was framed, masked and sent).
+   */
+  private upstreamLimits(): MessageLimits {
+    const row = Math.min(this.ctx.maxRowBytes, this.ctx.maxMessageBytes);
+    return {
+      max: this.ctx.maxMessageBytes,
+      byType: { D: row },
+      tooLarge: { D: `a result row is over the gateway's limit of %max bytes (gateway.maxRowBytes); select less of it (substr, length) or ask an admin to raise the limit` },
+    };
   }
 
   /** Cancels the running query upstream (a client's CancelRequest). */
@@ -385,25 +410,58 @@ export class ClientSession {
     this.shutdown(e.message);
   }
 
+  /**
+   * Ends the upstream connection of an ending session (attack round 7 F3). A statement still
+   * running there is cancelled (CancelRequest with the backend's key: the server reads nothing
+   * from the connection while a statement runs, so Terminate alone would wait for its end, and an
+   * aggregate or a sort sends nothing by which a closed socket would be noticed), again every
+   * UPSTREAM_CANCEL_EVERY_MS until the server closes the connection. The user's session slot
+   * (gateway.maxSessionsPerUser) stays taken until then, so leaving a statement behind does not
+   * free a slot; after UPSTREAM_CLOSE_WAIT_MS the socket is dropped and the slot freed.
+   */
+  private closeUpstream(cancel: boolean): void {
+    const up = this.upstream?.socket;
+    if (up === undefined || up.destroyed) {
+      this.ctx.registry.release(this);
+      return;
+    }
+    let timer: NodeJS.Timeout | undefined;
+    if (cancel) {
+      this.cancel();
+      timer = setInterval(() => this.cancel(), UPSTREAM_CANCEL_EVERY_MS);
+      timer.unref();
+    }
+    const drop = setTimeout(() => up.destroy(), UPSTREAM_CLOSE_WAIT_MS);
+    drop.unref();
+    up.once('close', () => {
+      if (timer !== undefined) clearInterval(timer);
+      clearTimeout(drop);
+      this.ctx.registry.release(this);
+    });
+    // Read (and drop) what the server still sends, so its closing the connection is seen; the
+    // relay no longer judges it (nothing reaches the client any more).
+    up.removeAllListeners('data');
+    up.resume();
+    up.end(TERMINATE);
+  }
+
   private shutdown(reason: string, serverSide = false): void {
     if (this.closed) return;
     this.closed = true;
     if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
     this.ctx.registry.remove(this);
-    const up = this.upstream?.socket;
-    if (up !== undefined && !up.destroyed) {
-      up.end(TERMINATE);
-      setTimeout(() => up.destroy(), 1_000).unref();
-    }
+    const running = this.relay?.unfinished() ?? [];
+    this.closeUpstream(running.length > 0);
     if (serverSide && !this.client.destroyed) {
       this.client.end(errorResponse({ severity: 'FATAL', code: SQLSTATE.connectionFailure, message: 'server closed the connection' }));
     }
     setTimeout(() => this.client.destroy(), 1_000).unref();
     // Statements the session ended under (the client left before their completion) are
     // recorded too, with the rows already sent (attack round 4 #6).
-    for (const exec of this.relay?.unfinished() ?? []) {
+    // They were cancelled upstream (closeUpstream): `cancelled` says so.
+    for (const exec of running) {
       exec.error ??= 'session-ended';
-      this.finished(exec);
+      this.finished(exec, true);
     }
     this.log?.flush();
     if (this.resource !== undefined && this.grant !== undefined) {

@@ -23,6 +23,9 @@ export const MAX_VARIANTS = 16;
 export interface StatementExecution {
   protocol: 'simple' | 'extended';
   sql: string | null;
+  /** When `sql` was cut (audit-text.ts auditedSql): its full length and hash. */
+  sqlChars?: number;
+  sqlSha256?: string;
   fingerprint: string | null;
   decision: string;
   rule: string | null;
@@ -41,6 +44,8 @@ export interface StatementExecution {
   paramCount?: number;
   /** The Execute's row limit suspended its portal; `rows` are the rows it sent. */
   suspended?: boolean;
+  /** The session ended while it ran, and the gateway cancelled it upstream. */
+  cancelled?: boolean;
   /** SQL EXECUTE: the text that PREPAREd each name it ran (relay prepared-names.ts). */
   prepared?: Record<string, string>;
 }
@@ -77,7 +82,7 @@ export class StatementLog {
       this.audit.append({ kind: 'statement', ...this.base, data: { ...e, executions: 1 } });
       return;
     }
-    const key = `${e.protocol}\0${e.fingerprint ?? ''}\0${e.sql ?? ''}`;
+    const key = `${e.protocol}\0${e.fingerprint ?? ''}\0${e.sqlSha256 ?? e.sql ?? ''}`;
     const now = Date.now();
     const t = this.tallies.get(key);
     if (t === undefined) {
@@ -111,7 +116,7 @@ export class StatementLog {
         kind: 'statement',
         ...this.base,
         data: {
-          protocol: t.first.protocol, sql: t.first.sql, fingerprint: t.first.fingerprint, decision: t.first.decision, rule: t.first.rule,
+          protocol: t.first.protocol, sql: t.first.sql, ...(t.first.sqlSha256 === undefined ? {} : { sqlChars: t.first.sqlChars, sqlSha256: t.first.sqlSha256 }), fingerprint: t.first.fingerprint, decision: t.first.decision, rule: t.first.rule,
           executions: t.executions, rows: t.rows, durationMs: round(t.durationMs), maxDurationMs: round(t.maxDurationMs),
           masked: t.masked, firstAt: new Date(t.firstAt).toISOString(), lastAt: new Date(t.lastAt).toISOString(),
           variants: [...t.variants.values()], ...(t.variantsOmitted > 0 ? { variantsOmitted: t.variantsOmitted } : {}),

@@ -99,6 +99,7 @@ export async function openGateway(config: ServerConfig, db: StateStore['db'], lo
       credentialDir: config.gateway.credentialDir, credentialEnv: config.gateway.credentialEnv,
       maxSessionsPerUser: config.gateway.maxSessionsPerUser,
       maxStatementWork: config.gateway.maxStatementWork,
+      maxRowBytes: config.gateway.maxRowBytes,
     });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;

@@ -16,6 +16,11 @@ export interface MessageLimits {
   max: number;
   /** Message type character (e.g. 'Q') → largest length accepted. */
   byType?: Record<string, number>;
+  /**
+   * Server messages: over a by-type limit is 54000 with this text (`%max` replaced by the limit),
+   * never with the message's length, which is data (see below).
+   */
+  tooLarge?: Record<string, string>;
 }
 
 /** Defaults of {@link clientMessageLimits}: statements 1 MiB, Bind and CopyData 16 / 4 MiB, the rest 64 KiB. */
@@ -48,6 +53,7 @@ export class MessageFramer {
   private readonly byType = new Int32Array(256);
   /** Limits were given by type: over one is 54000 naming the message, not a bare 08P01. */
   private readonly perType: boolean;
+  private readonly tooLarge: Record<string, string> | undefined;
 
   constructor(
     limits: number | MessageLimits,
@@ -55,7 +61,8 @@ export class MessageFramer {
   ) {
     const l = typeof limits === 'number' ? { max: limits } : limits;
     this.maxMessageBytes = l.max;
-    this.perType = typeof limits !== 'number';
+    this.perType = typeof limits !== 'number' && l.tooLarge === undefined;
+    this.tooLarge = l.tooLarge;
     for (const [t, n] of Object.entries(l.byType ?? {})) this.byType[t.charCodeAt(0)] = n;
   }
 
@@ -86,6 +93,8 @@ export class MessageFramer {
       const len = chunk.readInt32BE(off + lenAt);
       const max = this.untyped ? this.maxMessageBytes : this.byType[chunk.readUInt8(off)] || this.maxMessageBytes;
       if (len < 4 || len > max) {
+        const said = len >= 4 && !this.untyped ? this.tooLarge?.[String.fromCharCode(chunk.readUInt8(off))] : undefined;
+        if (said !== undefined) throw new GatewayError('message_too_large', '54000', said.replace('%max', String(max)), { fatal: true });
         if (len >= 4 && !this.untyped && this.perType) {
           const t = String.fromCharCode(chunk.readUInt8(off));
           throw new GatewayError('message_too_large', '54000', `${TYPE_NAMES[t] ?? `'${t}'`} message of ${len} bytes is over the gateway's limit of ${max} bytes`, { fatal: true });
