@@ -209,9 +209,14 @@ export class ClusterNode {
     return w !== undefined && w.state === 'held' && performance.now() < w.validUntil;
   }
 
-  /** The fencing token of a lease this node holds, else undefined. */
+  /**
+   * The fencing token of a lease this node holds, else undefined. Also while its work starts
+   * (`acquiring`): the start-up of the pillars writes too (recovered alerts, incidents, resumed
+   * rollbacks), under the token it just took.
+   */
   fence(name: LeaseName): number | undefined {
-    return this.holds(name) ? this.wanted.get(name)?.token : undefined;
+    const w = this.wanted.get(name);
+    return w !== undefined && (w.state === 'held' || w.state === 'acquiring') && performance.now() < w.validUntil ? w.token : undefined;
   }
 
   private schedule(ms: number): void {
