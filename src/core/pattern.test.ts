@@ -19,12 +19,54 @@ const patternArb: fc.Arbitrary<string> = fc.letrec<{ re: string; atom: string; s
 const anchoredArb = fc.tuple(fc.constantFrom('', '^', '\\b', '\\B'), patternArb, fc.constantFrom('', '$', '\\b', '\\B'))
   .map(([s, p, e]) => `${s}(?:${p})${e}`);
 
+/**
+ * Nesting depth of quantifiers (star height, counting every quantifier): the JavaScript RegExp
+ * this test compares with backtracks for seconds on 8-character texts once quantified groups
+ * nest three deep (e.g. `(?:([^a]{0,2}(x*|)+)*? ?)+`), which timed the test out in CI.
+ */
+function quantifierDepth(p: string): number {
+  const stack: number[] = [0];
+  let last = 0;
+  let max = 0;
+  for (let i = 0; i < p.length; i++) {
+    const c = p[i];
+    if (c === '\\') { i++; last = 0; continue; }
+    if (c === '[') {
+      i++;
+      if (p[i] === '^') i++;
+      if (p[i] === ']') i++;
+      while (i < p.length && p[i] !== ']') { if (p[i] === '\\') i++; i++; }
+      last = 0;
+      continue;
+    }
+    if (c === '(') { stack.push(0); continue; }
+    if (c === ')') {
+      last = stack.pop() ?? 0;
+      const top = stack.length - 1;
+      stack[top] = Math.max(stack[top] ?? 0, last);
+      continue;
+    }
+    if (c === '*' || c === '+' || c === '?' || c === '{') {
+      if (c === '{') while (i < p.length && p[i] !== '}') i++;
+      if (p[i + 1] === '?') i++;
+      last += 1;
+      const top = stack.length - 1;
+      stack[top] = Math.max(stack[top] ?? 0, last);
+      max = Math.max(max, last);
+      last = 0;
+      continue;
+    }
+    last = 0;
+  }
+  return max;
+}
+
 const textArb = fc.stringMatching(/^[abc1 .]{0,8}$/);
 
 describe('user patterns (linear-time matcher)', () => {
   it('agree with JavaScript RegExp on the supported subset', () => {
     fc.assert(fc.property(fc.oneof(patternArb, anchoredArb), fc.array(textArb, { minLength: 1, maxLength: 8 }), (p, texts) => {
-      fc.pre(p.length <= 60);
+      fc.pre(p.length <= 60 && quantifierDepth(p) <= 2);
       const mine = new CompiledPattern(p);
       const js = new RegExp(p);
       for (const t of texts) expect({ p, t, m: mine.test(t) }).toEqual({ p, t, m: js.test(t) });
