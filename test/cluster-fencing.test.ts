@@ -38,17 +38,23 @@ function alert(id: string): Alert {
     state: 'firing', activeAt: now - 1_000, firedAt: now - 1_000, resolvedAt: null, lastBreachAt: now };
 }
 
+/** A fresh state database and a node holding its `active` lease (heartbeat 60 s, lease 20 s). */
+async function holderOnFreshDatabase(): Promise<{ store: Awaited<ReturnType<typeof openStateStore>>; node: ClusterNode }> {
+  const d = await createTestDatabase({ migrations: SERVER_STATE_MIGRATIONS });
+  cleanups.push(() => d.drop());
+  const store = await openStateStore({ dialect: 'postgres', connectionString: d.connectionString, migrate: false });
+  cleanups.push(() => store.close());
+  const node = new ClusterNode({ db: store.db, roles: NODE_ROLES, timing: { heartbeatMs: 60_000, leaseMs: 20_000, marginMs: 1_000 } });
+  await node.join();
+  cleanups.push(() => node.leave());
+  await node.want('active', { onAcquired: () => undefined, onLost: () => undefined });
+  return { store, node };
+}
+
 describePg('fencing of singleton writes', () => {
   it('a node whose lease another node took (while it still believes it holds it) sends no notification and logs none', async () => {
-    const d = await createTestDatabase({ migrations: SERVER_STATE_MIGRATIONS });
-    cleanups.push(() => d.drop());
-    const store = await openStateStore({ dialect: 'postgres', connectionString: d.connectionString, migrate: false });
-    cleanups.push(() => store.close());
-    // A long heartbeat: the node will not notice the takeover by itself during the test.
-    const node = new ClusterNode({ db: store.db, roles: NODE_ROLES, timing: { heartbeatMs: 60_000, leaseMs: 20_000, marginMs: 1_000 } });
-    await node.join();
-    cleanups.push(() => node.leave());
-    await node.want('active', { onAcquired: () => undefined, onLost: () => undefined });
+    // A long heartbeat: the node will not notice a takeover by itself during the test.
+    const { store, node } = await holderOnFreshDatabase();
     expect(node.holds('active')).toBe(true);
 
     const got: string[] = [];
@@ -91,14 +97,8 @@ describePg('fencing of singleton writes', () => {
   });
 
   it('alert state and incident writes of a node that lost the lease are refused (lease_lost); the new holder\'s state stays', async () => {
-    const d = await createTestDatabase({ migrations: SERVER_STATE_MIGRATIONS });
-    cleanups.push(() => d.drop());
-    const store = await openStateStore({ dialect: 'postgres', connectionString: d.connectionString, migrate: false });
-    cleanups.push(() => store.close());
-    const node = new ClusterNode({ db: store.db, roles: NODE_ROLES, timing: { heartbeatMs: 60_000, leaseMs: 20_000, marginMs: 1_000 } });
-    await node.join();
-    cleanups.push(() => node.leave());
-    await node.want('active', { onAcquired: () => undefined, onLost: () => undefined });
+    // A long heartbeat: the node will not notice a takeover by itself during the test.
+    const { store, node } = await holderOnFreshDatabase();
     const fence = <DB>(tx: Kysely<DB>) => node.assertHolds('active', tx);
     const db = store.db as unknown as Kysely<DetectDatabase>;
     const incidents = new IncidentStore(store.db as unknown as Kysely<IncidentsDatabase>, fence);
@@ -127,14 +127,8 @@ describePg('fencing of singleton writes', () => {
   });
 
   it('deploy verdicts, verification starts and rollback marks of a node that lost the lease are refused (lease_lost)', async () => {
-    const d = await createTestDatabase({ migrations: SERVER_STATE_MIGRATIONS });
-    cleanups.push(() => d.drop());
-    const store = await openStateStore({ dialect: 'postgres', connectionString: d.connectionString, migrate: false });
-    cleanups.push(() => store.close());
-    const node = new ClusterNode({ db: store.db, roles: NODE_ROLES, timing: { heartbeatMs: 60_000, leaseMs: 20_000, marginMs: 1_000 } });
-    await node.join();
-    cleanups.push(() => node.leave());
-    await node.want('active', { onAcquired: () => undefined, onLost: () => undefined });
+    // A long heartbeat: the node will not notice a takeover by itself during the test.
+    const { store, node } = await holderOnFreshDatabase();
     let now = Date.now();
     const deploys = new DeployService({ db: store.db, source: { onCommittedRollups: () => () => undefined }, tickMs: 0, implicitDeploys: false, nowMs: () => now,
       fence: (tx) => node.assertHolds('active', tx) });
@@ -163,14 +157,8 @@ describePg('fencing of singleton writes', () => {
   });
 
   it('a node that lost the lease starts no action run (a rollback): lease_lost, no run stored, nothing executed', async () => {
-    const d = await createTestDatabase({ migrations: SERVER_STATE_MIGRATIONS });
-    cleanups.push(() => d.drop());
-    const store = await openStateStore({ dialect: 'postgres', connectionString: d.connectionString, migrate: false });
-    cleanups.push(() => store.close());
-    const node = new ClusterNode({ db: store.db, roles: NODE_ROLES, timing: { heartbeatMs: 60_000, leaseMs: 20_000, marginMs: 1_000 } });
-    await node.join();
-    cleanups.push(() => node.leave());
-    await node.want('active', { onAcquired: () => undefined, onLost: () => undefined });
+    // A long heartbeat: the node will not notice a takeover by itself during the test.
+    const { store, node } = await holderOnFreshDatabase();
     const dir = mkdtempSync(join(tmpdir(), 'tightloop-fence-actions-'));
     cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
     mkdirSync(join(dir, 'actions'));
