@@ -13,6 +13,13 @@ import tseslint from 'typescript-eslint';
  * its value (Fastify sends a synchronous handler's value, but waits forever on a synchronous
  * `undefined`), and a plugin that only registers routes is wrapped in http/plugin.ts routesPlugin.
  */
+/** Each API error is declared once in API_ERRORS and raised with apiError(code, message). */
+const newAppError = {
+  selector: "NewExpression[callee.name='AppError']",
+  message: 'raise API errors with apiError(code, message) from src/core/app-error.ts (declare new codes in API_ERRORS)',
+};
+const restrictedSyntax = [newAppError];
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'web/dist/**', 'bench/**/*.mjs', '.tightloop/**', 'test/clickhouse-engine/node_modules/**'] },
   {
@@ -28,7 +35,14 @@ export default tseslint.config(
       '@typescript-eslint/require-await': 'error',
       '@typescript-eslint/no-base-to-string': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-restricted-syntax': ['error', ...restrictedSyntax],
     },
+  },
+  {
+    // The registry itself builds the errors it declares.
+    files: ['src/core/app-error.ts'],
+    // (Options given as ['error'] alone would keep the list above: flat config merges them.)
+    rules: { 'no-restricted-syntax': restrictedSyntax.length === 1 ? 'off' : ['error', ...restrictedSyntax.filter((r) => r !== newAppError)] },
   },
   {
     files: ['src/gateway/**/*.ts', 'src/telemetry/clickhouse-sql.ts'],

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import pino from 'pino';
-import { AppError } from '../core/app-error.js';
+import { apiError, AppError } from '../core/app-error.js';
 import { ConfigError, loadConfig } from '../config/load.js';
 import type { ServerConfig } from '../config/schema.js';
 import { AuditAnchor } from '../gateway/audit-anchor.js';
@@ -57,19 +57,19 @@ export async function migrateState(opts: { to?: string; dataDir: string }, out: 
   let target: Awaited<ReturnType<typeof openStateStore>> | undefined;
   try {
     const loc = parseStateLocation(opts.to, dataDir);
-    if (loc.dialect !== 'postgres') throw new AppError('usage', 400, 'give the target with --to postgres://user:password@host:5432/database');
+    if (loc.dialect !== 'postgres') throw apiError('usage', 'give the target with --to postgres://user:password@host:5432/database');
     src = openSqliteSource(join(dataDir, 'state.db'));
     const known = new Set([...MIGRATION_NAMES, ...Object.keys(SERVER_STATE_MIGRATIONS)]);
     const newer = src.migrations.filter((m) => !known.has(m));
-    if (newer.length > 0) throw new AppError('state_version_mismatch', 400, `the SQLite state has migrations this version does not know (${newer.join(', ')}): migrate with the tightloop version that wrote it`);
+    if (newer.length > 0) throw apiError('state_version_mismatch', `the SQLite state has migrations this version does not know (${newer.join(', ')}): migrate with the tightloop version that wrote it`);
     const done = new Set(src.migrations);
     const behind = [...known].filter((m) => !done.has(m));
-    if (behind.length > 0) throw new AppError('state_version_mismatch', 400, `the SQLite state lacks ${behind.length} migration(s) of this version (${behind.slice(0, 3).join(', ')}${behind.length > 3 ? ', …' : ''}): run \`tightloop up\` on this data directory once with this version, stop it, then migrate`);
+    if (behind.length > 0) throw apiError('state_version_mismatch', `the SQLite state lacks ${behind.length} migration(s) of this version (${behind.slice(0, 3).join(', ')}${behind.length > 3 ? ', …' : ''}): run \`tightloop up\` on this data directory once with this version, stop it, then migrate`);
 
     target = await openStateStore({ dialect: 'postgres', connectionString: loc.connectionString, migrate: false, maxConnections: 2 });
     const busy = await tablesWithRows(target.db as unknown as Kysely<unknown>, src.tables);
     if (busy.length > 0) {
-      throw new AppError('state_target_not_empty', 409, `the target database already holds tightloop data (${busy.map((b) => `${b.table}: ${b.rows} rows`).join(', ')}): migrate into an empty database`);
+      throw apiError('state_target_not_empty', `the target database already holds tightloop data (${busy.map((b) => `${b.table}: ${b.rows} rows`).join(', ')}): migrate into an empty database`);
     }
     await migrateToLatest(target.db, SERVER_STATE_MIGRATIONS);
     const source = src;

@@ -1,6 +1,6 @@
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
-import { AppError } from '../core/app-error.js';
+import { apiError, AppError } from '../core/app-error.js';
 import { keyFromAuthHeader, keyFromDsn, MAX_ENVELOPE_ITEMS, parseEnvelope } from './envelope.js';
 import { registerSentryIngest, UnstoredItems } from './ingest-routes.js';
 import type { ErrorPipeline } from './pipeline.js';
@@ -55,7 +55,7 @@ describe('Sentry ingest under overload', () => {
     await app.register(routesPlugin((a) => {
       registerSentryIngest(a, {
         projects: { forKey: (k: string) => (k === 'k' ? project : undefined) } as unknown as ProjectRegistry,
-        pipeline: { submit: () => Promise.reject(new AppError('overloaded', 429, 'error ingest queue full', { retryAfterS: 1 })) } as unknown as ErrorPipeline,
+        pipeline: { submit: () => Promise.reject(apiError('overloaded', 'error ingest queue full', { retryAfterS: 1 })) } as unknown as ErrorPipeline,
         health: { add: () => Promise.resolve() } as unknown as ReleaseHealthStore,
         submitSpans: () => Promise.resolve(),
         maxBodyBytes: 1 << 20, maxItemBytes: 1 << 16, unstored: new UnstoredItems({ warn: () => undefined }),

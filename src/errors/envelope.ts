@@ -9,7 +9,7 @@
  * (attachments). Every failure is an AppError with a precise 4xx, so one bad envelope answers
  * its sender and never reaches the rest of the server.
  */
-import { AppError } from '../core/app-error.js';
+import { apiError, AppError } from '../core/app-error.js';
 
 export interface EnvelopeItem {
   type: string;
@@ -25,7 +25,7 @@ export interface Envelope {
 const NL = 0x0a;
 
 function malformed(message: string): AppError {
-  return new AppError('invalid_envelope', 400, `malformed envelope: ${message}`);
+  return apiError('invalid_envelope', `malformed envelope: ${message}`);
 }
 
 function jsonLine(buf: Buffer, start: number, end: number, what: string): Record<string, unknown> {
@@ -61,7 +61,7 @@ export function parseEnvelope(buf: Buffer, maxItemBytes: number, maxItems = MAX_
     end = lineEnd(buf, pos);
     if (end === pos) { pos++; continue; } // tolerate blank lines between items
     if (items.length === maxItems) {
-      throw new AppError('too_many_items', 413, `envelope holds more than ${maxItems} items; the limit is ${maxItems}`);
+      throw apiError('too_many_items', `envelope holds more than ${maxItems} items; the limit is ${maxItems}`);
     }
     if (end - pos > 64 * 1024) throw malformed(`item header at byte ${pos} is longer than 64 KiB`);
     const itemHeader = jsonLine(buf, pos, end, 'item header');
@@ -89,7 +89,7 @@ export function parseEnvelope(buf: Buffer, maxItemBytes: number, maxItems = MAX_
 }
 
 function tooLarge(type: string, size: number, max: number): AppError {
-  return new AppError('item_too_large', 413, `envelope item '${type}' is ${size} bytes; the limit is ${max}`);
+  return apiError('item_too_large', `envelope item '${type}' is ${size} bytes; the limit is ${max}`);
 }
 
 /** The public key of a DSN (`https://<key>@host/<project>`), or undefined. */

@@ -6,7 +6,7 @@
  */
 import { sql, type Transaction } from 'kysely';
 import type { Database } from '../state/index.js';
-import { AppError } from '../core/app-error.js';
+import { apiError } from '../core/app-error.js';
 import { toTimestamp } from '../state/index.js';
 import type { ErrorEvent, GroupStatus, GroupingResult } from './model.js';
 import type { GroupEventCount } from './events.js';
@@ -244,7 +244,7 @@ export class GroupStore {
   async setStatus(id: string, status: GroupStatus): Promise<ErrorGroup> {
     return this.db.transaction().execute(async (tx) => {
       const g = await tx.selectFrom('errors_groups').selectAll().where('id', '=', id).executeTakeFirst();
-      if (g === undefined) throw new AppError('not_found', 404, `error group ${id} not found`);
+      if (g === undefined) throw apiError('not_found', `error group ${id} not found`);
       const resolvedIn = status === 'resolved-in-next-release' ? g.last_release : null;
       const changed = toTimestamp(Date.now());
       await tx.updateTable('errors_groups').set({ status, resolved_in_release: resolvedIn, status_changed_at: changed }).where('id', '=', id).execute();

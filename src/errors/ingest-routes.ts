@@ -218,7 +218,7 @@ export function registerSentryIngest(app: FastifyInstance, deps: SentryIngestDep
     if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
       return sendError(reply, apiError('payload_too_large', `body exceeds the limit of ${deps.maxBodyBytes} bytes`));
     }
-    if (status >= 400 && status < 500) return sendError(reply, new AppError('bad_request', status, err.message));
+    if (status >= 400 && status < 500) return sendError(reply, apiError('bad_request', err.message));
     req.log.error({ err }, 'sentry ingest failed');
     return reply.code(503).header('retry-after', '1').send({ error: { code: 'unavailable', message: 'ingest temporarily unavailable' } });
   });

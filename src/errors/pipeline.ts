@@ -13,7 +13,7 @@
  * acknowledged only once its events are durable and counted. A full queue rejects at once with
  * 429 (the route adds Retry-After and X-Sentry-Rate-Limits).
  */
-import { AppError } from '../core/app-error.js';
+import { apiError } from '../core/app-error.js';
 import type { BatchCommitter, EventToCommit } from './commit.js';
 import type { ErrorEvents } from './events.js';
 import type { IncomingEvent } from './model.js';
@@ -75,11 +75,11 @@ export class ErrorPipeline {
    */
   submit(events: IncomingEvent[], otelSeq?: number): Promise<string[]> {
     if (events.length === 0 && otelSeq === undefined) return Promise.resolve([]);
-    if (this.closed) return Promise.reject(new AppError('unavailable', 503, 'error ingest is closed', { retryAfterS: 1 }));
+    if (this.closed) return Promise.reject(apiError('unavailable', 'error ingest is closed', { retryAfterS: 1 }));
     let bytes = 0;
     for (const e of events) bytes += (e.compressed?.bytes.length ?? ('raw' in e ? e.raw.length : e.payload.length)) + 512;
     if (this.queuedBytes > 0 && this.queuedBytes + bytes > this.maxBytes) {
-      return Promise.reject(new AppError('overloaded', 429, 'error ingest queue full', { retryAfterS: 1 }));
+      return Promise.reject(apiError('overloaded', 'error ingest queue full', { retryAfterS: 1 }));
     }
     this.queuedBytes += bytes;
     return new Promise<string[]>((resolve, reject) => {
@@ -146,7 +146,7 @@ export class ErrorPipeline {
       const p = batch[unit];
       this.queuedBytes -= p.bytes;
       const message = bad.get(unit);
-      if (message !== undefined) p.reject(new AppError('invalid_envelope', 400, message));
+      if (message !== undefined) p.reject(apiError('invalid_envelope', message));
       else { this.committedEvents += p.events.length; p.resolve(outcome.eventIds.slice(at, at + p.events.length)); }
       at += p.events.length;
     }

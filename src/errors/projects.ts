@@ -4,7 +4,7 @@
  * ingest request, hence the in-memory map (all writes go through this class).
  */
 import { randomBytes } from 'node:crypto';
-import { AppError } from '../core/app-error.js';
+import { apiError } from '../core/app-error.js';
 import { toTimestamp } from '../state/index.js';
 import { LATEST_GROUPING_VERSION } from './grouping.js';
 import type { ErrorsDb } from './tables.js';
@@ -54,8 +54,8 @@ export class ProjectRegistry {
   }
 
   async create(name: string): Promise<Project> {
-    if (!NAME_RE.test(name)) throw new AppError('bad_request', 400, 'project name: 1-64 letters, digits, _ . - (starting with a letter or digit)');
-    if ([...this.byId.values()].some((p) => p.name === name)) throw new AppError('conflict', 409, `project '${name}' exists`);
+    if (!NAME_RE.test(name)) throw apiError('bad_request', 'project name: 1-64 letters, digits, _ . - (starting with a letter or digit)');
+    if ([...this.byId.values()].some((p) => p.name === name)) throw apiError('conflict', `project '${name}' exists`);
     const p = await this.db.transaction().execute(async (tx) => {
       const max = await tx.selectFrom('errors_projects').select((eb) => eb.fn.max('id').as('m')).executeTakeFirst();
       const proj: Project = {

@@ -3,7 +3,7 @@
  * Only the fields grouping, the group record and the API need are read; the whole payload is
  * kept as received for the detail view.
  */
-import { AppError } from '../core/app-error.js';
+import { apiError } from '../core/app-error.js';
 import type { ErrorEvent, ExceptionInfo, RawSentryEvent, StackFrame } from './model.js';
 
 type Json = Record<string, unknown>;
@@ -129,9 +129,9 @@ export function fromRawSentryEvent(r: RawSentryEvent): ErrorEvent {
   const bytes = r.raw;
   const json = (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString('utf8');
   let v: unknown;
-  try { v = JSON.parse(json); } catch { throw new AppError('invalid_envelope', 400, 'malformed envelope: event item is not JSON'); }
+  try { v = JSON.parse(json); } catch { throw apiError('invalid_envelope', 'malformed envelope: event item is not JSON'); }
   const ev = obj(v);
-  if (ev === undefined) throw new AppError('invalid_envelope', 400, 'malformed envelope: event item is not a JSON object');
+  if (ev === undefined) throw apiError('invalid_envelope', 'malformed envelope: event item is not a JSON object');
   // With the sender's compressed copy stored, the 50 KB text is not kept: the batch holds its
   // events until the commit, long enough for the young generation to promote them.
   const out = fromSentryEvent(ev, r.compressed === undefined ? json : '', r.projectId, r.service, r.nowUs);

@@ -12,7 +12,7 @@
  * `links`. Release, environment and op travel as the attributes `sentry.release`,
  * `sentry.environment` and `sentry.op`.
  */
-import { AppError } from '../core/app-error.js';
+import { apiError } from '../core/app-error.js';
 import type { SpanBatch } from '../telemetry/index.js';
 import { sentryTimeUs } from './sentry-event.js';
 
@@ -65,12 +65,12 @@ export interface SpanItemContext {
  */
 export function appendSpanItem(container: Json, contentType: string, batch: SpanBatch, ctx: SpanItemContext): { added: number; skipped: number } {
   if (contentType !== '' && contentType.split(';')[0].trim().toLowerCase() !== SPAN_V2_CONTENT_TYPE) {
-    throw new AppError('unsupported_item', 415, `span item content type '${contentType}' is not supported (use ${SPAN_V2_CONTENT_TYPE})`);
+    throw apiError('unsupported_item', `span item content type '${contentType}' is not supported (use ${SPAN_V2_CONTENT_TYPE})`);
   }
   const items = container.items;
-  if (!Array.isArray(items)) throw new AppError('invalid_envelope', 400, 'malformed envelope: span item has no items array');
+  if (!Array.isArray(items)) throw apiError('invalid_envelope', 'malformed envelope: span item has no items array');
   if (items.length > MAX_SPANS_PER_ITEM) {
-    throw new AppError('too_many_items', 413, `span item holds ${items.length} spans; the limit is ${MAX_SPANS_PER_ITEM}`);
+    throw apiError('too_many_items', `span item holds ${items.length} spans; the limit is ${MAX_SPANS_PER_ITEM}`);
   }
   let added = 0;
   for (const item of items) {

@@ -12,7 +12,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { AppError } from '../core/app-error.js';
+import { apiError } from '../core/app-error.js';
 import type { BatchCommitter, CommitOutcome, EventToCommit } from './commit.js';
 import { ItemSlab, packRequest, unpackOutcome, type PackedOutcome } from './worker-wire.js';
 
@@ -45,12 +45,12 @@ export class WorkerCommitter implements BatchCommitter {
       if (m.written === true) { p.written?.(); return; }
       this.waiting.delete(m.id);
       if (m.outcome !== undefined) p.resolve(unpackOutcome(m.outcome));
-      else p.reject(new AppError('unavailable', 503, `error events not stored: ${m.error ?? 'unknown'}`, { retryAfterS: 1 }));
+      else p.reject(apiError('unavailable', `error events not stored: ${m.error ?? 'unknown'}`, { retryAfterS: 1 }));
     });
     // A crashed worker fails what it held (not acknowledged, so senders retry); the next commit starts a new one.
     const fail = (why: string): void => {
       if (this.worker === w) this.worker = undefined;
-      for (const p of this.waiting.values()) p.reject(new AppError('unavailable', 503, `error commit worker ${why}`, { retryAfterS: 1 }));
+      for (const p of this.waiting.values()) p.reject(apiError('unavailable', `error commit worker ${why}`, { retryAfterS: 1 }));
       this.waiting.clear();
     };
     w.on('error', (err) => fail(`failed: ${err.message}`));

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { ulid } from 'ulid';
-import { AppError, badRequest, notFound } from '../core/app-error.js';
+import { badRequest, conflict, forbidden, notFound } from '../core/app-error.js';
 import { toTimestamp } from '../state/index.js';
 import type { AuditChain } from './audit.js';
 import { GrantStore, MODE_RANK, type AccessGrant } from './grants.js';
@@ -61,9 +61,6 @@ export function toRequest(r: RequestsTable): AccessRequest {
     reviewDeadline: r.review_deadline, decidedBy: r.decided_by, decidedAt: r.decided_at, note: r.decision_note, grantId: r.grant_id,
   };
 }
-
-const forbidden = (message: string): AppError => new AppError('forbidden', 403, message);
-const conflict = (message: string): AppError => new AppError('conflict', 409, message);
 
 export interface AccessRequestInput {
   resource: string;

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { z } from 'zod';
-import { AppError, notFound, unauthorized } from '../core/app-error.js';
+import { forbidden, notFound, unauthorized } from '../core/app-error.js';
 import type { Principal } from './access.js';
 import { registerAuditRoutes } from './api-audit.js';
 import { durationField } from '../core/duration.js';
@@ -29,8 +29,6 @@ declare module 'fastify' {
     gatewayPrincipal?: Principal;
   }
 }
-
-const forbidden = (message: string): AppError => new AppError('forbidden', 403, message);
 
 function principal(req: FastifyRequest): Principal {
   const p = req.gatewayPrincipal;

@@ -2,7 +2,7 @@ import { open, realpath } from 'node:fs/promises';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { ulid } from 'ulid';
 import { z } from 'zod';
-import { AppError, badRequest, notFound } from '../core/app-error.js';
+import { apiError, AppError, badRequest, notFound } from '../core/app-error.js';
 import { toTimestamp } from '../state/index.js';
 import { parsePolicy, resourcePolicySchema, type ResourcePolicy } from './policy.js';
 import type { GatewayDb, ResourcesTable } from './schema.js';
@@ -32,7 +32,7 @@ export const CREDENTIAL_ENV_PREFIX = 'TIGHTLOOP_CRED_';
 const MAX_CREDENTIAL_BYTES = 64 * 1024;
 
 function refused(message: string): AppError {
-  return new AppError('credential_source_refused', 400, message);
+  return apiError('credential_source_refused', message);
 }
 
 /** Checks a reference against the allowed sources (by name and path, before anything is read). */
@@ -135,7 +135,7 @@ export class ResourceStore {
     const input = parseResourceInput(body);
     checkCredentialRef(input.credential, this.credentialSources);
     const existing = await this.db.selectFrom('gateway_resources').select('id').where('name', '=', input.name).executeTakeFirst();
-    if (existing !== undefined) throw new AppError('conflict', 409, `resource ${input.name} already exists`);
+    if (existing !== undefined) throw apiError('conflict', `resource ${input.name} already exists`);
     const now = toTimestamp(Date.now());
     const row: ResourcesTable = {
       id: ulid(),
@@ -224,7 +224,7 @@ export async function resolveCredential(ref: string, sources: CredentialSources)
   checkCredentialRef(ref, sources);
   if (ref.startsWith('env:')) {
     const v = process.env[ref.slice(4)];
-    if (v === undefined) throw new AppError('credential_unavailable', 503, `environment variable ${ref.slice(4)} is not set`);
+    if (v === undefined) throw apiError('credential_unavailable', `environment variable ${ref.slice(4)} is not set`);
     return v;
   }
   let real: string;
@@ -232,7 +232,7 @@ export async function resolveCredential(ref: string, sources: CredentialSources)
   try {
     [real, dir] = await Promise.all([realpath(ref.slice(5)), realpath(sources.dir)]);
   } catch (cause) {
-    throw new AppError('credential_unavailable', 503, 'credential file is not readable', { cause });
+    throw apiError('credential_unavailable', 'credential file is not readable', { cause });
   }
   if (!inside(real, dir)) throw refused(`credential file leads outside the credential directory ${sources.dir}`);
   try {
@@ -246,6 +246,6 @@ export async function resolveCredential(ref: string, sources: CredentialSources)
     }
   } catch (cause) {
     if (cause instanceof AppError) throw cause;
-    throw new AppError('credential_unavailable', 503, 'credential file is not readable', { cause });
+    throw apiError('credential_unavailable', 'credential file is not readable', { cause });
   }
 }

@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { CompiledQuery, type Kysely } from 'kysely';
-import { AppError } from '../core/app-error.js';
+import { apiError } from '../core/app-error.js';
 
 /**
  * Copying an embedded SQLite state database into a PostgreSQL one (`tightloop state migrate`).
@@ -47,7 +47,7 @@ export function openSqliteSource(path: string): SqliteSource {
   try {
     db = new Database(path, { fileMustExist: true, timeout: 0 });
   } catch (cause) {
-    throw new AppError('state_not_found', 400, `no SQLite state database at ${path} (${(cause as Error).message}); pass --data-dir`, { cause });
+    throw apiError('state_not_found', `no SQLite state database at ${path} (${(cause as Error).message}); pass --data-dir`, { cause });
   }
   try {
     db.pragma('locking_mode = EXCLUSIVE');
@@ -55,7 +55,7 @@ export function openSqliteSource(path: string): SqliteSource {
   } catch (cause) {
     db.close();
     if ((cause as { code?: string }).code === 'SQLITE_BUSY') {
-      throw new AppError('state_in_use', 409, `${path} is in use: stop the tightloop process on this data directory first (tightloop state migrate copies a database nobody writes)`, { cause });
+      throw apiError('state_in_use', `${path} is in use: stop the tightloop process on this data directory first (tightloop state migrate copies a database nobody writes)`, { cause });
     }
     throw cause;
   }
@@ -105,7 +105,7 @@ type Convert = (v: SqliteValue) => unknown;
 /** How a SQLite value becomes a parameter for a target column of `type`; undefined: unknown type. */
 function converter(type: string, where: string): Convert | undefined {
   const bad = (v: SqliteValue, want: string): never => {
-    throw new AppError('state_copy_value', 400, `${where}: cannot copy a ${Buffer.isBuffer(v) ? 'blob' : typeof v} value into a ${want} column`);
+    throw apiError('state_copy_value', `${where}: cannot copy a ${Buffer.isBuffer(v) ? 'blob' : typeof v} value into a ${want} column`);
   };
   switch (type) {
     case 'text': case 'character varying': case 'character':
@@ -139,7 +139,7 @@ async function insertOrder(db: Target, tables: readonly string[]): Promise<strin
   const done = new Set<string>();
   while (out.length < tables.length) {
     const next = [...parents].filter(([t, ps]) => !done.has(t) && [...ps].every((p) => done.has(p))).map(([t]) => t).sort();
-    if (next.length === 0) throw new AppError('state_copy_cycle', 400, `foreign keys form a cycle among ${[...parents.keys()].filter((t) => !done.has(t)).join(', ')}`);
+    if (next.length === 0) throw apiError('state_copy_cycle', `foreign keys form a cycle among ${[...parents.keys()].filter((t) => !done.has(t)).join(', ')}`);
     for (const t of next) { out.push(t); done.add(t); }
   }
   return out;
@@ -155,7 +155,7 @@ export async function copyTables(src: SqliteSource, trx: Target): Promise<CopyRe
   const present = new Set(await targetTables(trx));
   const unknown = src.tables.filter((t) => !present.has(t));
   if (unknown.length > 0) {
-    throw new AppError('state_copy_unknown_table', 400, `the target has no table ${unknown.join(', ')} after its migrations: this version does not know how to copy ${unknown.length === 1 ? 'it' : 'them'}`);
+    throw apiError('state_copy_unknown_table', `the target has no table ${unknown.join(', ')} after its migrations: this version does not know how to copy ${unknown.length === 1 ? 'it' : 'them'}`);
   }
   const plans = new Map<string, { columns: string[]; convert: Convert[] }>();
   for (const t of src.tables) {
@@ -164,9 +164,9 @@ export async function copyTables(src: SqliteSource, trx: Target): Promise<CopyRe
     const columns = src.columns(t);
     const convert = columns.map((c) => {
       const type = types.get(c);
-      if (type === undefined) throw new AppError('state_copy_unknown_column', 400, `the target table ${t} has no column ${c}: this version does not know how to copy it`);
+      if (type === undefined) throw apiError('state_copy_unknown_column', `the target table ${t} has no column ${c}: this version does not know how to copy it`);
       const f = converter(type, `${t}.${c}`);
-      if (f === undefined) throw new AppError('state_copy_unknown_type', 400, `${t}.${c} has type ${type} on the target, which this version does not know how to copy`);
+      if (f === undefined) throw apiError('state_copy_unknown_type', `${t}.${c} has type ${type} on the target, which this version does not know how to copy`);
       return f;
     });
     plans.set(t, { columns, convert });
@@ -176,7 +176,7 @@ export async function copyTables(src: SqliteSource, trx: Target): Promise<CopyRe
     const plan = plans.get(t);
     if (plan === undefined) continue;
     const already = await tablesWithRows(trx, [t]);
-    if (already.length > 0) throw new AppError('state_target_not_empty', 409, `the target table ${t} has ${already[0].rows} rows (another process wrote to it during the migration?)`);
+    if (already.length > 0) throw apiError('state_target_not_empty', `the target table ${t} has ${already[0].rows} rows (another process wrote to it during the migration?)`);
     const perBatch = Math.max(1, Math.min(500, Math.floor(60_000 / Math.max(1, plan.columns.length))));
     const head = `insert into ${ident(t)} (${plan.columns.map(ident).join(', ')}) values `;
     let batch: unknown[][] = [];

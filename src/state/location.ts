@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { AppError } from '../core/app-error.js';
+import { apiError, AppError } from '../core/app-error.js';
 
 /**
  * Where the state database lives, as `tightloop up --state` / `TIGHTLOOP_STATE_URL` says:
@@ -38,5 +38,5 @@ export function describeStateLocation(loc: StateLocation): string {
 }
 
 function invalid(why: string): AppError {
-  return new AppError('state_url_invalid', 400, `invalid state URL: ${why}`);
+  return apiError('state_url_invalid', `invalid state URL: ${why}`);
 }

@@ -1,6 +1,6 @@
 import { Migrator, sql } from 'kysely';
 import type { Kysely, Migration, MigrationProvider, MigrationResult } from 'kysely';
-import { AppError } from '../core/app-error.js';
+import { apiError } from '../core/app-error.js';
 import type { Database } from './schema.js';
 
 /**
@@ -96,7 +96,7 @@ export async function migrateToLatest(db: Kysely<Database>, extra: ModuleMigrati
   const { error, results = [] } = await migratorFor(db, extra).migrateToLatest();
   if (error !== undefined) {
     const failed = results.find((r: MigrationResult) => r.status === 'Error');
-    throw new AppError('state_migration_failed', 500, 'state database migration failed', {
+    throw apiError('state_migration_failed', 'state database migration failed', {
       cause: error,
       context: { migration: failed?.migrationName },
     });

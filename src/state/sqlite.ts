@@ -6,7 +6,7 @@ import {
   type DatabaseConnection, type Dialect, type Driver, type Kysely, type QueryResult, type TransactionSettings,
 } from 'kysely';
 import { dirname } from 'node:path';
-import { AppError } from '../core/app-error.js';
+import { apiError } from '../core/app-error.js';
 
 /** How long a writer waits for another connection's lock before failing with SQLITE_BUSY. */
 export const SQLITE_BUSY_TIMEOUT_MS = 5_000;
@@ -130,9 +130,9 @@ export class SqliteThread {
 
   private constructor(private readonly worker: Worker) {
     worker.on('message', (m: FromWorker) => this.onMessage(m));
-    worker.on('error', (err) => this.fail(new AppError('state_unavailable', 503, `the SQLite state thread failed: ${err.message}`, { cause: err })));
+    worker.on('error', (err) => this.fail(apiError('state_unavailable', `the SQLite state thread failed: ${err.message}`, { cause: err })));
     worker.on('exit', (code) => {
-      this.fail(new AppError('state_unavailable', 503, `the SQLite state thread exited (${code})`));
+      this.fail(apiError('state_unavailable', `the SQLite state thread exited (${code})`));
       this.onClosed?.();
     });
     // Idle, the thread does not keep the process alive; a statement in flight does.
@@ -152,9 +152,9 @@ export class SqliteThread {
       // An in-memory database reports "memory"; anything else on a file means WAL is unavailable
       // (e.g. a network file system) and we would silently lose concurrency and durability.
       if (f.journalMode !== undefined) {
-        throw new AppError('state_open_failed', 500, 'SQLite refused WAL journal mode', { context: { path, journalMode: f.journalMode } });
+        throw apiError('state_open_failed', 'SQLite refused WAL journal mode', { context: { path, journalMode: f.journalMode } });
       }
-      throw new AppError('state_open_failed', 500, 'cannot open SQLite state database', {
+      throw apiError('state_open_failed', 'cannot open SQLite state database', {
         cause: Object.assign(new Error(f.failed?.message ?? 'unknown'), { code: f.failed?.code }), context: { path },
       });
     }
@@ -184,7 +184,7 @@ export class SqliteThread {
 
   private onMessage(m: FromWorker): void {
     if ('closed' in m) {
-      this.broken = new AppError('state_unavailable', 503, 'the state database is closed');
+      this.broken = apiError('state_unavailable', 'the state database is closed');
       this.onClosed?.();
       return;
     }

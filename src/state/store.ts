@@ -1,5 +1,5 @@
 import { Kysely, sql } from 'kysely';
-import { AppError } from '../core/app-error.js';
+import { apiError } from '../core/app-error.js';
 import type { Dialect } from 'kysely';
 import { migrateToLatest, type ModuleMigrations } from './migrations.js';
 import { createPostgresDialect } from './postgres.js';
@@ -59,7 +59,7 @@ export async function openStateStore(opts: StateStoreOptions): Promise<StateStor
       await sql`select 1`.execute(db);
     } catch (cause) {
       await close();
-      throw new AppError('state_unavailable', 503, `cannot reach the PostgreSQL state database: ${(cause as Error).message}`, { cause, retryAfterS: 5 });
+      throw apiError('state_unavailable', `cannot reach the PostgreSQL state database: ${(cause as Error).message}`, { cause, retryAfterS: 5 });
     }
   }
   if (opts.migrate ?? true) {

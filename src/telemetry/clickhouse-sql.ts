@@ -4,7 +4,7 @@
  */
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
 import { Readable } from 'node:stream';
-import { AppError } from '../core/app-error.js';
+import { apiError } from '../core/app-error.js';
 
 export type ChParams = Record<string, unknown>;
 
@@ -31,17 +31,17 @@ export function parseClickHouseUrl(raw: string): ClickHouseLocation {
   try {
     u = new URL(raw);
   } catch {
-    throw new AppError('bad_telemetry_url', 400, 'telemetry: not a URL (expected clickhouse://user:pass@host:8123/db)');
+    throw apiError('bad_telemetry_url', 'telemetry: not a URL (expected clickhouse://user:pass@host:8123/db)');
   }
   const scheme = u.protocol.replace(/:$/, '');
   const tls = scheme === 'clickhouses' || scheme === 'https';
   if (!['clickhouse', 'clickhouses', 'http', 'https'].includes(scheme)) {
-    throw new AppError('bad_telemetry_url', 400, `telemetry: unknown scheme ${scheme}: (expected clickhouse:// or clickhouses://)`);
+    throw apiError('bad_telemetry_url', `telemetry: unknown scheme ${scheme}: (expected clickhouse:// or clickhouses://)`);
   }
-  if (u.hostname === '') throw new AppError('bad_telemetry_url', 400, 'telemetry: the ClickHouse URL has no host');
+  if (u.hostname === '') throw apiError('bad_telemetry_url', 'telemetry: the ClickHouse URL has no host');
   const database = decodeURIComponent(u.pathname.replace(/^\//, '')) || 'default';
   if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(database)) {
-    throw new AppError('bad_telemetry_url', 400, `telemetry: database name ${JSON.stringify(database)} is not a plain identifier`);
+    throw apiError('bad_telemetry_url', `telemetry: database name ${JSON.stringify(database)} is not a plain identifier`);
   }
   const port = u.port || (tls ? '8443' : '8123');
   return {

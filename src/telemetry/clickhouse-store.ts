@@ -19,7 +19,7 @@
 import { hostname } from 'node:os';
 import type { LogBatch, MetricBatch, SpanBatch } from './batch.js';
 import { emptySpanBatch } from './batch.js';
-import { AppError } from '../core/app-error.js';
+import { apiError, AppError } from '../core/app-error.js';
 import { metrics } from '../core/metrics.js';
 import type { CommittedBatches } from './duckdb-store.js';
 import { getTrace, logVolume, searchLogs, searchTraces } from './clickhouse-queries.js';
@@ -242,7 +242,7 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
           metrics.inc('tightloop_clickhouse_insert_failures_total', 'ClickHouse INSERTs that failed every attempt (the append was refused with 503).');
           this.opts.log?.error({ err, token }, 'telemetry: ClickHouse INSERT failed on every attempt; the request is refused (503) for its sender to retry');
           // Nothing of it is acknowledged; 503 + Retry-After is what OTLP senders retry.
-          throw new AppError('telemetry_unavailable', 503, `telemetry store unavailable: ${err instanceof Error ? err.message : String(err)}`, { retryAfterS: 1, cause: err });
+          throw apiError('telemetry_unavailable', `telemetry store unavailable: ${err instanceof Error ? err.message : String(err)}`, { retryAfterS: 1, cause: err });
         }
         metrics.inc('tightloop_clickhouse_insert_retries_total', 'ClickHouse INSERTs retried (same deduplication token).');
         this.opts.log?.warn({ err, token, attempt: i }, 'telemetry: ClickHouse INSERT failed; retrying with the same deduplication token');

@@ -7,9 +7,9 @@
  * only after its group's commit: resolved when durable, rejected with the commit's error (when the
  * store stored part of the group, PartialAppendError, only the requests not stored). The
  * queue is bounded by rows and by an estimate of bytes; when full, submit() rejects at once with
- * AppError('overloaded', 429, …, retryAfterS 1), which the HTTP layer answers with Retry-After.
+ * apiError('overloaded', …) (429, retryAfterS 1), which the HTTP layer answers with Retry-After.
  */
-import { AppError } from '../core/app-error.js';
+import { apiError } from '../core/app-error.js';
 import { PartialAppendError, type TelemetryBatches, type TelemetryStore } from './store.js';
 
 export interface TelemetryWriterOptions {
@@ -96,7 +96,7 @@ export class TelemetryWriter {
 
   /** Resolves once the request is committed; rejects at once when the queue is full. */
   submit(batches: TelemetryBatches): Promise<void> {
-    if (this.closed) return Promise.reject(new AppError('unavailable', 503, 'telemetry writer is closed', { retryAfterS: 1 }));
+    if (this.closed) return Promise.reject(apiError('unavailable', 'telemetry writer is closed', { retryAfterS: 1 }));
     const rows = rowCount(batches);
     if (rows === 0) return Promise.resolve();
     const bytes = estimateBytes(batches);
@@ -105,7 +105,7 @@ export class TelemetryWriter {
     // An oversized request is still accepted into an empty queue, so it can never starve.
     if (heldRows > 0 && (heldRows + rows > this.maxRows || heldBytes + bytes > this.maxBytes)) {
       this.counters.rejectedRequests++;
-      return Promise.reject(new AppError('overloaded', 429, 'write queue full', {
+      return Promise.reject(apiError('overloaded', 'write queue full', {
         retryAfterS: 1, context: { queuedRows: heldRows, queuedBytes: heldBytes },
       }));
     }
