@@ -18,7 +18,12 @@ const newAppError = {
   selector: "NewExpression[callee.name='AppError']",
   message: 'raise API errors with apiError(code, message) from src/core/app-error.ts (declare new codes in API_ERRORS)',
 };
-const restrictedSyntax = [newAppError];
+/** A GatewayError takes its code only; its SQLSTATE comes from GATEWAY_ERRORS (gateway/wire/errors.ts). */
+const gatewaySqlstate = [
+  "NewExpression[callee.name='GatewayError'] > MemberExpression[object.name='SQLSTATE']",
+  "NewExpression[callee.name='GatewayError'] > Literal[value=/^[0-9A-Z]{5}$/]",
+].map((selector) => ({ selector, message: 'declare the gateway error code with its SQLSTATE in GATEWAY_ERRORS; new GatewayError(code, message)' }));
+const restrictedSyntax = [newAppError, ...gatewaySqlstate];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'web/dist/**', 'bench/**/*.mjs', '.tightloop/**', 'test/clickhouse-engine/node_modules/**'] },
@@ -42,7 +47,8 @@ export default tseslint.config(
     // The registry itself builds the errors it declares.
     files: ['src/core/app-error.ts'],
     // (Options given as ['error'] alone would keep the list above: flat config merges them.)
-    rules: { 'no-restricted-syntax': restrictedSyntax.length === 1 ? 'off' : ['error', ...restrictedSyntax.filter((r) => r !== newAppError)] },
+    // The list left is never empty: gatewaySqlstate applies here too.
+    rules: { 'no-restricted-syntax': ['error', ...restrictedSyntax.filter((r) => r !== newAppError)] },
   },
   {
     files: ['src/gateway/**/*.ts', 'src/telemetry/clickhouse-sql.ts'],

@@ -6,7 +6,7 @@ import { connectUpstream, type UpstreamConnection } from './upstream.js';
 import { TERMINATE } from './wire/encode.js';
 import { decodeErrorFields } from './wire/decode.js';
 import { queryMessage } from './wire/encode.js';
-import { GatewayError, SQLSTATE } from './wire/errors.js';
+import { GatewayError } from './wire/errors.js';
 import { SocketReader } from './wire/socket-reader.js';
 
 /**
@@ -103,7 +103,7 @@ export async function loginWarnings(up: UpstreamConnection): Promise<string[]> {
 
 /** One simple query on an idle upstream connection before (or instead of) the relay: its rows as text. */
 export async function runQuery(up: UpstreamConnection, sql: string): Promise<(string | null)[][]> {
-  if (up.leftover.length > 0) throw new GatewayError('catalog', SQLSTATE.connectionFailure, 'upstream sent data before the catalog lookup', { fatal: true });
+  if (up.leftover.length > 0) throw new GatewayError('catalog', 'upstream sent data before the catalog lookup', { fatal: true });
   const reader = new SocketReader(up.socket, 64 * 1024 * 1024);
   up.socket.resume(); // paused since the login; detach() pauses it again
   const rows: (string | null)[][] = [];
@@ -127,7 +127,7 @@ export async function runQuery(up: UpstreamConnection, sql: string): Promise<(st
   } finally {
     up.leftover = reader.detach();
   }
-  if (error !== undefined) throw new GatewayError('catalog', SQLSTATE.connectionFailure, `catalog lookup failed upstream: ${error}`, { fatal: true });
+  if (error !== undefined) throw new GatewayError('catalog', `catalog lookup failed upstream: ${error}`, { fatal: true });
   return rows;
 }
 

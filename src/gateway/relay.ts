@@ -684,7 +684,7 @@ export class Relay {
         // A setting that changes how the server reads statements ends the session (lexing.ts).
         const name = readCString(buf, off + 5);
         const refusal = serverParameterRefusal(name.value, readCString(buf, name.next).value);
-        if (refusal !== undefined) throw new GatewayError('lexing_mismatch', SQLSTATE.featureNotSupported, `terminating connection: ${refusal}`, { fatal: true });
+        if (refusal !== undefined) throw new GatewayError('lexing_mismatch', `terminating connection: ${refusal}`, { fatal: true });
         return masker?.maskParameterStatus(buf, off, end, head !== undefined && 'exec' in head ? head.exec.masked : {});
       }
       case BACKEND.NotificationResponse:

@@ -5,7 +5,7 @@ import { SCRAM_MECHANISM, ScramError } from './scram.js';
 import type { StartupResult } from './startup.js';
 import { decodeSaslInitial, readCString } from './wire/decode.js';
 import { AUTH_CLEARTEXT, AUTH_SASL_CONTINUE, AUTH_SASL_FINAL, authRequest, authSasl } from './wire/encode.js';
-import { GatewayError, ProtocolViolation, SQLSTATE } from './wire/errors.js';
+import { GatewayError, ProtocolViolation } from './wire/errors.js';
 
 /**
  * The login conversation with a client (see client-auth.ts for why a token's first login is a
@@ -21,7 +21,7 @@ export async function authenticate(
 ): Promise<AuthenticatedUser> {
   const denied = (why: string, method: string): GatewayError => {
     onFailure({ method, why });
-    return new GatewayError('auth_failed', SQLSTATE.invalidPassword, `password authentication failed for user "${user}"`, { fatal: true, status: 401 });
+    return new GatewayError('auth_failed', `password authentication failed for user "${user}"`, { fatal: true });
   };
   const reply = async (): Promise<Buffer> => {
     const msg = await startup.reader.next(false, 60_000);
@@ -51,7 +51,7 @@ export async function authenticate(
   // A token in a password message must not cross a network in the clear.
   if (!startup.tls && !isLoopback(remoteAddress)) {
     onFailure({ method: 'password', why: 'password login without TLS from a remote address' });
-    throw new GatewayError('tls_required', SQLSTATE.invalidAuthorization, 'the first login with a token needs TLS (sslmode=require)', { fatal: true });
+    throw new GatewayError('tls_required', 'the first login with a token needs TLS (sslmode=require)', { fatal: true });
   }
   startup.socket.write(authRequest(AUTH_CLEARTEXT));
   const password = readCString(await reply(), 0).value;

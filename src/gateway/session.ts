@@ -91,13 +91,13 @@ export class ClientSession {
     this.client.once('close', () => this.shutdown('client closed'));
     const user = startup.params.get('user');
     const database = startup.params.get('database') ?? user;
-    if (user === undefined || user === '') throw new GatewayError('bad_startup', SQLSTATE.invalidAuthorization, 'no user name given', { fatal: true });
-    if (startup.params.has('replication')) throw new GatewayError('unsupported', SQLSTATE.featureNotSupported, 'replication connections are not supported', { fatal: true });
+    if (user === undefined || user === '') throw new GatewayError('bad_startup', 'no user name given', { fatal: true });
+    if (startup.params.has('replication')) throw new GatewayError('unsupported', 'replication connections are not supported', { fatal: true });
     this.userName = user;
     // The gateway must read statement text exactly as the server will (guardrails/lexing.ts).
     const encoding = startup.params.get('client_encoding');
     const badEncoding = encoding === undefined ? undefined : lexingSettingRefusal('client_encoding', encoding);
-    if (badEncoding !== undefined) throw new GatewayError('unsupported', SQLSTATE.featureNotSupported, badEncoding, { fatal: true, context: { hint: 'connect with client_encoding=UTF8 (PGCLIENTENCODING=UTF8)' } });
+    if (badEncoding !== undefined) throw new GatewayError('unsupported', badEncoding, { fatal: true, context: { hint: 'connect with client_encoding=UTF8 (PGCLIENTENCODING=UTF8)' } });
 
     const who = await authenticate(startup, user, this.ctx, this.raw.remoteAddress ?? '', (e) => this.ctx.audit.append({ kind: 'auth.failed', actor: auditedName(user), resource: auditedName(database), data: { peer: this.peer, ...e } }));
     this.client.write(authRequest(AUTH_OK));
@@ -106,13 +106,13 @@ export class ClientSession {
     const resource = database === undefined ? undefined : await this.ctx.resources.get(database);
     if (resource === undefined) {
       this.ctx.audit.append({ kind: 'connection.refused', actor: user, resource: auditedName(database), data: { peer: this.peer, reason: 'unknown resource' } });
-      throw new GatewayError('unknown_resource', SQLSTATE.invalidCatalogName, `resource "${database ?? ''}" does not exist`, { fatal: true });
+      throw new GatewayError('unknown_resource', `resource "${database ?? ''}" does not exist`, { fatal: true });
     }
     this.resource = resource;
     const grant = await this.ctx.access.grants.activeFor(who.userId, who.role, resource.id);
     if (grant === undefined) {
       this.ctx.audit.append({ kind: 'connection.refused', actor: user, resource: resource.name, data: { peer: this.peer, reason: 'no active grant' } });
-      throw new GatewayError('no_grant', SQLSTATE.insufficientPrivilege, `no active access grant for user "${user}" on resource "${resource.name}"`, {
+      throw new GatewayError('no_grant', `no active access grant for user "${user}" on resource "${resource.name}"`, {
         fatal: true,
         context: { hint: `request one: tightloop access request ${resource.name} --mode read --for 1h --reason "..."` },
       });
@@ -122,7 +122,7 @@ export class ClientSession {
     const cap = this.ctx.maxSessionsPerUser;
     if (!this.ctx.registry.claim(this, who.userId, resource.id, cap)) {
       this.ctx.audit.append({ kind: 'connection.refused', actor: user, resource: resource.name, data: { peer: this.peer, reason: 'too many sessions', limit: cap } });
-      throw new GatewayError('too_many_sessions', SQLSTATE.tooManyConnections, `too many gateway sessions for user "${user}" on resource "${resource.name}" (at most ${cap} at once: gateway.maxSessionsPerUser)`, { fatal: true });
+      throw new GatewayError('too_many_sessions', `too many gateway sessions for user "${user}" on resource "${resource.name}" (at most ${cap} at once: gateway.maxSessionsPerUser)`, { fatal: true });
     }
 
     const params: Record<string, string> = { database: resource.database };
@@ -148,7 +148,7 @@ export class ClientSession {
     }
     for (const [k, v] of up.parameters) {
       const refusal = serverParameterRefusal(k, v);
-      if (refusal !== undefined) throw new GatewayError('lexing_mismatch', SQLSTATE.featureNotSupported, refusal, { fatal: true });
+      if (refusal !== undefined) throw new GatewayError('lexing_mismatch', refusal, { fatal: true });
     }
     const masker = this.ctx.maskerFor(resource);
     // Column rules follow lineage through views, and columns are classified from samples of their
@@ -392,11 +392,11 @@ export class ClientSession {
   }
 
   /** Ends the session from the gateway's side (grant expired or revoked, shutdown). */
-  terminate(reason: string, code: string = SQLSTATE.adminShutdown): void {
+  terminate(reason: string): void {
     if (this.closed) return;
     this.ctx.audit.append({ kind: 'session.terminated', actor: this.userName, resource: this.resource?.name, session: this.id, data: { reason, grant: this.grant?.id } });
     this.cancel();
-    this.fail(new GatewayError('session_terminated', code, `terminating connection: ${reason}`, { fatal: true }));
+    this.fail(new GatewayError('session_terminated', `terminating connection: ${reason}`, { fatal: true }));
   }
 
   private fail(err: unknown): void {

@@ -28,7 +28,7 @@ function upgrade(raw: Socket, ctx: SecureContext): Promise<TLSSocket> {
     const secure = new TLSSocket(raw, { isServer: true, secureContext: ctx });
     secure.on('error', () => undefined); // handshake failures surface as 'close' to the reader
     secure.once('secure', () => resolve(secure));
-    secure.once('close', () => reject(new GatewayError('tls_failed', '08P01', 'TLS handshake failed', { fatal: true })));
+    secure.once('close', () => reject(new GatewayError('tls_failed', 'TLS handshake failed', { fatal: true })));
   });
 }
 
@@ -60,7 +60,7 @@ export async function negotiateStartup(raw: Socket, opts: StartupOptions): Promi
       return null;
     }
     if (packet.code >> 16 !== 3) {
-      throw new GatewayError('unsupported_protocol', '0A000', `unsupported frontend protocol ${packet.code >> 16}.${packet.code & 0xffff}`, { fatal: true });
+      throw new GatewayError('unsupported_protocol', `unsupported frontend protocol ${packet.code >> 16}.${packet.code & 0xffff}`, { fatal: true });
     }
     const unsupported = [...packet.params.keys()].filter((k) => k.startsWith('_pq_.'));
     for (const k of unsupported) packet.params.delete(k);

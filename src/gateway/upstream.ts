@@ -39,7 +39,7 @@ export interface UpstreamTarget {
 
 function failure(message: string, cause?: unknown): GatewayError {
   // 08001: the client cannot reach the database it asked for; not its own login failing.
-  return new GatewayError('upstream_unavailable', '08001', message, { fatal: true, cause, status: 503 });
+  return new GatewayError('upstream_unavailable', message, { fatal: true, cause });
 }
 
 function rawConnect(host: string, port: number, timeoutMs: number): Promise<Socket> {

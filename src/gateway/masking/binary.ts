@@ -1,4 +1,4 @@
-import { GatewayError, SQLSTATE } from '../wire/errors.js';
+import { GatewayError } from '../wire/errors.js';
 
 /**
  * Binary result values (Bind result format 1, BINARY cursors). The masker judges a binary value
@@ -35,8 +35,7 @@ export function binaryKind(typeOid: number): BinaryKind | 'pass' {
   const k = KINDS.get(typeOid);
   if (k !== undefined) return k;
   if (PASS.has(typeOid)) return 'pass';
-  throw new GatewayError('masking_unsupported', SQLSTATE.featureNotSupported,
-    `binary result format for type oid ${typeOid} cannot be masked; request this column in text format`, { fatal: true });
+  throw new GatewayError('masking_unsupported', `binary result format for type oid ${typeOid} cannot be masked; request this column in text format`, { fatal: true });
 }
 
 export function isNumericKind(k: BinaryKind): boolean {

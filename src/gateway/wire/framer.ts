@@ -94,10 +94,10 @@ export class MessageFramer {
       const max = this.untyped ? this.maxMessageBytes : this.byType[chunk.readUInt8(off)] || this.maxMessageBytes;
       if (len < 4 || len > max) {
         const said = len >= 4 && !this.untyped ? this.tooLarge?.[String.fromCharCode(chunk.readUInt8(off))] : undefined;
-        if (said !== undefined) throw new GatewayError('message_too_large', '54000', said.replace('%max', String(max)), { fatal: true });
+        if (said !== undefined) throw new GatewayError('message_too_large', said.replace('%max', String(max)), { fatal: true });
         if (len >= 4 && !this.untyped && this.perType) {
           const t = String.fromCharCode(chunk.readUInt8(off));
-          throw new GatewayError('message_too_large', '54000', `${TYPE_NAMES[t] ?? `'${t}'`} message of ${len} bytes is over the gateway's limit of ${max} bytes`, { fatal: true });
+          throw new GatewayError('message_too_large', `${TYPE_NAMES[t] ?? `'${t}'`} message of ${len} bytes is over the gateway's limit of ${max} bytes`, { fatal: true });
         }
         // The length of a server message over the limit is data (`repeat('x', 2^28 + ascii(name))`
         // would spell a masked value one probe at a time): it is never printed.

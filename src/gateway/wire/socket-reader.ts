@@ -21,7 +21,7 @@ export class SocketReader {
     if (this.buf.length > this.maxBytes + 5) this.fail(new ProtocolViolation('message too large during startup'));
     this.wake();
   };
-  private readonly onEnd = (): void => this.fail(new GatewayError('connection_closed', '08006', 'connection closed by peer', { fatal: true }));
+  private readonly onEnd = (): void => this.fail(new GatewayError('connection_closed', 'connection closed by peer', { fatal: true }));
   private readonly onError = (err: Error): void => this.fail(err);
 
   constructor(
@@ -70,7 +70,7 @@ export class SocketReader {
       }
       if (this.failure !== undefined) throw this.failure;
       const left = deadline - Date.now();
-      if (left <= 0) throw new GatewayError('timeout', '08006', 'timed out waiting for the peer', { fatal: true });
+      if (left <= 0) throw new GatewayError('timeout', 'timed out waiting for the peer', { fatal: true });
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(resolve, left);
         this.waiter = {
