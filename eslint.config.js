@@ -1,4 +1,5 @@
 import tseslint from 'typescript-eslint';
+import local from './eslint/no-silent-catch.js';
 
 /**
  * typescript-eslint's type-checked recommended rules, project-wide. Rules not (yet) enforced,
@@ -8,6 +9,9 @@ import tseslint from 'typescript-eslint';
  *   branches were rewriting when it was turned on.
  * - no-unsafe-assignment / -member-access / -argument / -return: 89 in tests (response bodies
  *   read as JSON), off there; on in src.
+ * Own rules: no-restricted-syntax keeps API errors in the registry (apiError) and gateway
+ * SQLSTATEs in GATEWAY_ERRORS; local/no-silent-catch (eslint/no-silent-catch.js) makes every
+ * catch in src/ throw, use its error, or say why swallowing it is safe.
  * require-await is on: a function that awaits nothing is not async. Where an interface asks for
  * a promise it returns Promise.resolve()/reject(); a route handler that awaits nothing returns
  * its value (Fastify sends a synchronous handler's value, but waits forever on a synchronous
@@ -49,6 +53,13 @@ export default tseslint.config(
     // (Options given as ['error'] alone would keep the list above: flat config merges them.)
     // The list left is never empty: gatewaySqlstate applies here too.
     rules: { 'no-restricted-syntax': ['error', ...restrictedSyntax.filter((r) => r !== newAppError)] },
+  },
+  {
+    // Nothing fails in silence: a catch throws, uses its error, or says why swallowing it is safe.
+    files: ['src/**/*.ts'],
+    ignores: ['src/**/*.test.ts'],
+    plugins: { local },
+    rules: { 'local/no-silent-catch': 'error' },
   },
   {
     files: ['src/gateway/**/*.ts', 'src/telemetry/clickhouse-sql.ts'],

@@ -30,7 +30,7 @@ function tokenOf(opts: ClientOpts): string | undefined {
   if (t !== undefined && t !== '') return t;
   try {
     return readFileSync(resolve(opts.dataDir, 'admin.token'), 'utf8').trim();
-  } catch {
+  } catch { // no token file (not this data directory, or not readable): the call goes without a token and the server says 401
     return undefined;
   }
 }

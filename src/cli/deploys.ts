@@ -45,7 +45,7 @@ function gitCommitTime(commit: string): string | undefined {
   try {
     const t = execFileSync('git', ['show', '-s', '--format=%cI', commit], { encoding: 'utf8', timeout: 2000, stdio: ['ignore', 'pipe', 'ignore'] }).trim();
     return t === '' ? undefined : t;
-  } catch {
+  } catch { // no git, not a repository, or an unknown commit: lead time then starts at the deploy record
     return undefined;
   }
 }

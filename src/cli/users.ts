@@ -26,7 +26,7 @@ const tokenLine = (t: TokenOut): string =>
 function gatewayHost(opts: ClientOpts): string {
   try {
     return new URL(clientUrl(opts.url)).hostname;
-  } catch {
+  } catch { // an unparsable --url is reported by the API call itself; the hint falls back to loopback
     return '127.0.0.1';
   }
 }

@@ -164,7 +164,7 @@ async function crossCheck(config: ServerConfig, sources: Record<string, SettingS
   }
   // A bad stateUrl is reported above; the advertised URL is checked against a good one.
   const dialect = ((): 'sqlite' | 'postgres' | undefined => {
-    try { return parseStateLocation(config.stateUrl, config.dataDir).dialect; } catch { return undefined; }
+    try { return parseStateLocation(config.stateUrl, config.dataDir).dialect; } catch { return undefined; } // a bad stateUrl is reported by its own check above
   })();
   if (dialect !== undefined) try {
     const { checkAdvertiseUrl } = await import('../http/cluster-forward.js');

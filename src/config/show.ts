@@ -18,7 +18,7 @@ export function redact(value: string, kind: SecretKind): string {
   let u: URL;
   try {
     u = new URL(value);
-  } catch {
+  } catch { // not a URL: nothing in it can be shown safely, so all of it is hidden
     return REDACTED;
   }
   if (kind === 'url') return `${u.protocol}//${u.host}/${REDACTED}`;

@@ -24,7 +24,7 @@ export function demoApi(url: string, adminToken: string): DemoApi {
     let body: unknown = null;
     try {
       body = text === '' ? null : JSON.parse(text);
-    } catch {
+    } catch { // a body that is not JSON is kept as text for the caller to show
       body = text;
     }
     // The app's answer for an unknown route (as opposed to a known route's 404 for a missing id).

@@ -24,7 +24,7 @@ function parseObject(text: string): Record<string, unknown> {
   try {
     const v: unknown = JSON.parse(text);
     return v !== null && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : EMPTY;
-  } catch {
+  } catch { // stored text that is not JSON reads as no fields
     return EMPTY;
   }
 }

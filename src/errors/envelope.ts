@@ -98,7 +98,7 @@ export function keyFromDsn(dsn: unknown): string | undefined {
   try {
     const u = new URL(dsn);
     return u.username === '' ? undefined : decodeURIComponent(u.username);
-  } catch {
+  } catch { // a DSN that is not a URL carries no key: the caller answers 401
     return undefined;
   }
 }

@@ -44,7 +44,7 @@ export interface EventToStore {
 
 function parseJson(s: unknown): unknown {
   if (typeof s !== 'string' || s === '') return null;
-  try { return JSON.parse(s); } catch { return s; }
+  try { return JSON.parse(s); } catch { return s; } // not JSON: the text itself is the value
 }
 
 /** The stored payload back as the event JSON (single-event reads only, so sync is fine). */
@@ -56,7 +56,7 @@ function decodePayload(encoding: string, bytes: Uint8Array): unknown {
       return item === undefined ? null : parseJson(item.payload.toString('utf8'));
     }
     return parseJson(inflateSync(buf).toString('utf8'));
-  } catch {
+  } catch { // a payload that does not inflate or parse is shown as no payload; the group and its counts stay
     return null;
   }
 }

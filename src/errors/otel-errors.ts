@@ -45,7 +45,7 @@ export function parseStacktrace(stack: string): StackFrame[] {
 }
 
 function parse(json: string): unknown {
-  try { return JSON.parse(json); } catch { return undefined; }
+  try { return JSON.parse(json); } catch { return undefined; } // an attribute that is not JSON carries no frames
 }
 
 const str = (v: unknown): string => textOf(v);

@@ -438,7 +438,7 @@ function toRecord(r: AuditTable): AuditRecord {
   let data: Record<string, unknown>;
   try {
     data = JSON.parse(r.data) as Record<string, unknown>;
-  } catch {
+  } catch { // kept whole as text: audit verify still checks the record's hash over it
     data = { unparseable: r.data };
   }
   return {

@@ -52,7 +52,7 @@ function unseal(sealed: string, key: Buffer): string | undefined {
     const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(0, 12));
     decipher.setAuthTag(raw.subarray(raw.length - 16));
     return Buffer.concat([decipher.update(raw.subarray(12, raw.length - 16)), decipher.final()]).toString('utf8');
-  } catch {
+  } catch { // sealed under another key or altered: no stored secret, the login fails
     return undefined;
   }
 }

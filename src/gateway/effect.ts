@@ -80,7 +80,7 @@ export function provablyReadOnly(sql: string): boolean {
   let tree: { stmts?: { stmt?: Record<string, unknown> }[] };
   try {
     tree = parseSync(sql);
-  } catch {
+  } catch { // unparsable SQL is not provably read-only (fail closed)
     return false;
   }
   for (const raw of tree.stmts ?? []) {

@@ -68,7 +68,7 @@ export async function startUpstream(opts: { ssl?: boolean } = {}): Promise<Upstr
   });
   try {
     await pgServer.initialise();
-  } catch {
+  } catch { // a data directory left by a killed run: start from an empty one
     rmSync(dataDir, { recursive: true, force: true });
     await pgServer.initialise();
   }
@@ -277,7 +277,7 @@ export async function cli(args: string[]): Promise<{ code: number; stdout: strin
   process.stderr.write = ((s: string) => ((stderr += s), true));
   try {
     await program.parseAsync(['node', 'tightloop', ...args]);
-  } catch {
+  } catch { // the command failed (its message is in stderr): exit code 2 as the CLI gives
     code = 2;
   } finally {
     process.stdout.write = out;

@@ -49,7 +49,7 @@ function lex(sql: string, layout: Layout): ServerText | undefined {
   let tokens: ReturnType<typeof scanSync>['tokens'];
   try {
     tokens = scanSync(sql).tokens;
-  } catch {
+  } catch { // text the scanner refuses has no server reading: undefined, as for a text over the bound
     return undefined;
   }
   // Token offsets are in bytes of the UTF-8 text.

@@ -28,7 +28,7 @@ export async function ensureSelfSigned(dataDir: string): Promise<TlsFiles> {
   let previous: number | undefined;
   try {
     previous = process.umask(0o077);
-  } catch {
+  } catch { // process.umask() throws in worker threads; chmod 0600 below still applies
     previous = undefined;
   }
   try {

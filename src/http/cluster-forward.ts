@@ -71,7 +71,7 @@ function sameOrigin(a: string, b: string | undefined): boolean {
   if (b === undefined || b === '') return false;
   try {
     return new URL(a).host === new URL(b).host;
-  } catch {
+  } catch { // a header that is not a URL is no origin of ours
     return false;
   }
 }

@@ -74,7 +74,7 @@ function originOf(req: FastifyRequest): string | undefined {
 function sameOrigin(req: FastifyRequest, origin: string): boolean {
   try {
     return new URL(origin).host === req.headers.host;
-  } catch {
+  } catch { // an Origin that is not a URL is not this server
     return false;
   }
 }

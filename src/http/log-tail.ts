@@ -31,7 +31,7 @@ function parseObject(text: string): Record<string, unknown> {
   try {
     const v: unknown = JSON.parse(text);
     return typeof v === 'object' && v !== null ? v as Record<string, unknown> : {};
-  } catch {
+  } catch { // stored text that is not JSON reads as no fields
     return {};
   }
 }
@@ -77,7 +77,7 @@ export class LogTailHub {
       try {
         if (rows.length > 0 && !sub.send(rows)) skipped += rows.length;
         if (skipped > 0) sub.dropped(skipped);
-      } catch {
+      } catch { // the tail's connection is gone: drop the subscriber, the others go on
         this.subs.delete(sub);
       }
     }

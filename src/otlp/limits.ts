@@ -135,7 +135,7 @@ function mapJsonColumn(b: object, field: 'attrs' | 'events' | 'links', col: () =
 function limitJsonText(text: string, kind: 'attrs' | 'resource' | 'list', listMax = 0): string {
   if (!mayExceed(text)) return text;
   let v: unknown;
-  try { v = JSON.parse(text); } catch { return text; }
+  try { v = JSON.parse(text); } catch { return text; } // not JSON: limited as plain text by the caller
   const budget = { left: LIMITS.total };
   if (kind === 'list' && Array.isArray(v)) {
     if (v.length > listMax) { ingestCounters.droppedItems += v.length - listMax; v.length = listMax; }

@@ -163,7 +163,7 @@ export function stopSharedCluster(dir: string, wait = true): Promise<void> | voi
   if (!wait || pid === undefined) return remove();
   return (async () => {
     for (let i = 0; i < 100; i++) {
-      try { process.kill(pid, 0); } catch { break; }
+      try { process.kill(pid, 0); } catch { break; } // ESRCH: the process is gone
       await sleep(50);
     }
     remove();

@@ -114,7 +114,7 @@ export function attrsOf(v: unknown): Record<string, unknown> {
   for (const [k, raw] of Object.entries(v as Record<string, string>)) {
     try {
       out[k] = JSON.parse(raw);
-    } catch {
+    } catch { // a value stored as plain text
       out[k] = raw;
     }
   }
@@ -125,7 +125,7 @@ export function parseJsonText<T>(v: unknown, fallback: T): T {
   if (typeof v !== 'string' || v === '') return fallback;
   try {
     return JSON.parse(v) as T;
-  } catch {
+  } catch { // not written by this code as JSON: the caller's default
     return fallback;
   }
 }

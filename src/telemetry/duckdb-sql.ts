@@ -94,7 +94,7 @@ export function parseJson<T>(text: unknown, fallback: T): T {
   if (typeof text !== 'string' || text === '') return fallback;
   try {
     return JSON.parse(text) as T;
-  } catch {
+  } catch { // not written by this code as JSON: the caller's default
     return fallback;
   }
 }

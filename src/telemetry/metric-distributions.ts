@@ -27,7 +27,7 @@ type Json = Record<string, unknown>;
 const obj = (v: unknown): Json => (typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Json) : {});
 
 function parse(detail: string): Json {
-  try { return obj(JSON.parse(detail)); } catch { return {}; }
+  try { return obj(JSON.parse(detail)); } catch { return {}; } // a detail that is not JSON holds no distribution
 }
 
 function side(v: unknown): Map<number, number> {

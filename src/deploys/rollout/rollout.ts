@@ -341,7 +341,7 @@ export class RolloutManager {
   private isLocalAction(name: string | null): boolean {
     try {
       return name !== null && this.o.actions.definition(name).kind === 'local';
-    } catch {
+    } catch { // an action no longer configured is not local
       return false;
     }
   }
@@ -408,7 +408,7 @@ export class RolloutManager {
     let cfg: ServiceConfig;
     try {
       cfg = findService(this.o.services(), bad.service);
-    } catch {
+    } catch { // the service left the configuration: no rollback of it to adopt
       return;
     }
     if (cfg.rollbackAction !== run.action || bad.status !== 'failed' || bad.source === 'implicit') return;

@@ -180,7 +180,7 @@ function normalizedKey(sql: string): string | undefined {
   try {
     const n = lib.normalizeSync(sql);
     return /^(syntax error|unterminated|invalid|ERROR|deparse error)/.test(n) ? undefined : n;
-  } catch {
+  } catch { // no key means no cache entry: the statement is judged uncached
     return undefined;
   }
 }

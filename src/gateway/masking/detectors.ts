@@ -101,7 +101,7 @@ function jwtValid(s: string): boolean {
   try {
     const header = JSON.parse(Buffer.from(s.slice(0, s.indexOf('.')), 'base64url').toString('utf8')) as unknown;
     return typeof header === 'object' && header !== null && 'alg' in header;
-  } catch {
+  } catch { // a header that is not base64url JSON is no JWT
     return false;
   }
 }

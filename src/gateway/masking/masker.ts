@@ -453,7 +453,7 @@ export class Masker {
       try {
         const outs = statementOutputs(parseSync(v.definition).stmts?.[0]?.stmt) ?? [];
         for (const o of outs) cols.set(o.star !== undefined || o.name === undefined ? '*' : o.name, o.lin);
-      } catch {
+      } catch { // a view the parser cannot read is opaque: its columns are masked as unknown (fail closed)
         cols.set('*', { cols: [], wholeRow: false, opaque: true, direct: false });
       }
       map.set(v.name, cols);
