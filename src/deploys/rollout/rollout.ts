@@ -119,6 +119,11 @@ export interface RolloutManagerOptions {
   db?: Kysely<Database>;
   /** Tells people (the server: every receiver of rules.yaml). A failure is logged. */
   notify?: (n: RolloutNotice) => Promise<void>;
+  /**
+   * A cluster: runs first in the transaction of every write of a rollout row and throws
+   * `lease_lost` when this node lost the lease (the row is not written; docs/cluster.md).
+   */
+  fence?: (tx: Kysely<RolloutDatabase>) => Promise<void>;
 }
 
 const now = (): string => new Date().toISOString();
@@ -172,15 +177,23 @@ export class RolloutManager {
     }
   }
 
-  /** Writes a rollout's current state behind the caller (in order; a failure is logged). */
-  private save(r: Rollout, insert = false): void {
+  /**
+   * Writes a rollout's current state behind the caller (in order; a failure is logged). The
+   * promise settles when this write did: rejected when it failed (e.g. `lease_lost`).
+   */
+  private save(r: Rollout, insert = false): Promise<void> {
     const db = this.db;
-    if (db === undefined) return;
+    if (db === undefined) return Promise.resolve();
     const row = { id: r.id, deploy_id: r.deployId, service: r.service, version: r.version, status: r.status, started_at: r.startedAt, updated_at: now(), data: JSON.stringify(r) };
-    this.writes = this.writes.then(async () => {
-      if (insert) await db.insertInto('rollout_rollouts').values(row).execute();
-      else await db.updateTable('rollout_rollouts').set({ status: row.status, updated_at: row.updated_at, data: row.data }).where('id', '=', r.id).execute();
-    }).catch((err: unknown) => this.o.log.error({ err, rollout: r.id }, 'cannot store a rollout'));
+    const fence = this.o.fence;
+    const write = async (tx: Kysely<RolloutDatabase>): Promise<void> => {
+      await fence?.(tx);
+      if (insert) await tx.insertInto('rollout_rollouts').values(row).execute();
+      else await tx.updateTable('rollout_rollouts').set({ status: row.status, updated_at: row.updated_at, data: row.data }).where('id', '=', r.id).execute();
+    };
+    const done = this.writes.then(() => (fence === undefined ? write(db) : db.transaction().execute(write)));
+    this.writes = done.catch((err: unknown) => this.o.log.error({ err, rollout: r.id }, 'cannot store a rollout'));
+    return done;
   }
 
   /** Subscribes to verdicts: deploys made elsewhere that fail get their rollback action. */
@@ -247,8 +260,7 @@ export class RolloutManager {
       rollbackVerdict: null, reason: null, startedAt: now(), finishedAt: null,
     };
     this.rollouts.set(r.id, r);
-    this.save(r, true);
-    await this.writes;
+    await this.save(r, true);
     this.o.audit.append({ kind: 'rollout.started', actor: who.userName, resource: `service:${cfg.name}`, data: { rollout: r.id, deployId: deploy.id, version: input.version, previousVersion: previous, rollbackTo, steps } });
     const p = this.drive(r, cfg, deploy, input.verifyMaxDurationS ?? cfg.verifyMaxDurationS).catch((err: unknown) => {
       this.o.log.error({ err, rollout: r.id }, 'rollout failed');
@@ -265,7 +277,7 @@ export class RolloutManager {
     r.status = status;
     r.reason = reason;
     r.finishedAt = now();
-    this.save(r);
+    void this.save(r);
     this.o.audit.append({ kind: `rollout.${status}`, actor: 'tightloop', resource: `service:${r.service}`, data: { rollout: r.id, deployId: r.deployId, version: r.version, previousVersion: r.previousVersion, reason, rollbackDeployId: r.rollbackDeployId } });
   }
 
@@ -281,7 +293,7 @@ export class RolloutManager {
       if (this.closed) return r;
       const run = await this.runAction(cfg.deployAction ?? 'local-deploy', { ...base, WEIGHT: step.weight }, deploy.id);
       step.runId = run.id;
-      this.save(r);
+      void this.save(r);
       if (run.status !== 'succeeded') {
         await this.rollBack(r, deploy, cfg, `deploy action ${run.action} ${run.status} at ${step.weight} %: ${run.error ?? ''}`.trim());
         return r;
@@ -293,7 +305,7 @@ export class RolloutManager {
         const v = await this.o.deploys.verify(deploy.id, { maxDurationS });
         const outcome = v.outcome ?? 'inconclusive';
         step.verdicts.push({ outcome, verificationId: v.id, reason: v.reason, at: now() });
-        this.save(r);
+        void this.save(r);
         if (outcome === 'pass') break;
         if (outcome === 'fail' || cfg.onInconclusive === 'rollback') {
           await this.rollBack(r, deploy, cfg, `verification ${outcome} at ${step.weight} %${v.reason === null ? '' : `: ${v.reason}`}`);
@@ -303,7 +315,7 @@ export class RolloutManager {
           // The service chose to go on without evidence: recorded, audited, shown as such.
           step.promotedWithoutEvidence = true;
           r.promotedWithoutEvidence = true;
-          this.save(r);
+          void this.save(r);
           this.o.audit.append({ kind: 'rollout.promoted_without_evidence', actor: 'tightloop', resource: `service:${r.service}`, data: { rollout: r.id, deployId: deploy.id, weight: step.weight, reason: v.reason } });
           break;
         }
