@@ -281,8 +281,9 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   });
   await rollouts.open();
   rollouts.attach();
-  // Rollbacks a crashed process (or a dead lease holder) left undone run again here.
+  // Rollbacks and rollouts a crashed process (or a dead lease holder) left undone go on here.
   await rollouts.resumeRollbacks();
+  await rollouts.resumeRollouts();
 
   if (config.corsOrigins.includes('*') && isLoopback(config.host)) {
     log.warn('--cors-origins *: any web page opened on this machine can send OTLP here (ingest needs no token on loopback)');
