@@ -12,7 +12,9 @@ import { openStateStore } from '../src/state/index.js';
 import { createTestDatabase } from '../src/state/pg-cluster.conformance.js';
 import { IncidentStore } from '../src/incidents/store.js';
 import { DeployService } from '../src/deploys/service.js';
-import { ActionService, SYSTEM_ACTOR } from '../src/deploys/actions/index.js';
+import { ActionService, INTERRUPTED, SYSTEM_ACTOR } from '../src/deploys/actions/index.js';
+import { parseServicesYaml, RolloutManager } from '../src/deploys/rollout/index.js';
+import { eventually } from './helpers/server.js';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +33,38 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
 });
 const describePg = process.env.TIGHTLOOP_TEST_PG === '0' ? describe.skip : describe;
+
+/** Another node takes the lease over (as a takeover after expiry does: new holder, token + 1); the node has not noticed. */
+async function takeOver<DB>(db: Kysely<DB>): Promise<void> {
+  await sql`update cluster_leases set holder = 'another-node', token = token + 1 where name = 'active'`.execute(db);
+}
+
+/**
+ * An actions folder: `gated` runs a command that waits until the file `go-<N>` exists in `dir`,
+ * then writes `ran-<N>` (so a test decides when a run ends); `ship` is the same with a deploy's
+ * parameters (SERVICE, VERSION, WEIGHT: the file is `go-<WEIGHT>`).
+ */
+function gatedActions(dir: string): string {
+  mkdirSync(join(dir, 'actions'));
+  const wait = (n: string) => [process.execPath, '-e',
+    "const fs=require('node:fs');const [g,r]=process.argv.slice(1);const t=setInterval(()=>{if(fs.existsSync(g)){clearInterval(t);fs.writeFileSync(r,'ran')}},20)",
+    `${join(dir, 'go-')}\${${n}}`, `${join(dir, 'ran-')}\${${n}}`].map((x) => JSON.stringify(x)).join(', ');
+  writeFileSync(join(dir, 'actions', 'gated.yaml'), `actions:
+  - name: gated
+    kind: command
+    params:
+      N: { type: string }
+    argv: [${wait('N')}]
+  - name: ship
+    kind: command
+    params:
+      SERVICE: { type: string }
+      VERSION: { type: string }
+      WEIGHT: { type: int }
+    argv: [${wait('WEIGHT')}]
+`);
+  return join(dir, 'actions');
+}
 
 function alert(id: string): Alert {
   const now = Date.now();
@@ -180,5 +214,109 @@ argv: [${JSON.stringify(process.execPath)}, -e, "require('node:fs').writeFileSyn
     await new Promise((r) => setTimeout(r, 300));
     expect(existsSync(join(dir, 'ran-2'))).toBe(false);
     expect((await actions.listRuns()).map((r) => r.params.N)).toEqual(['1']);
+  });
+
+  it('deploy records and finish marks of a node that lost the lease are refused (lease_lost); nothing is written', async () => {
+    // A long heartbeat: the node will not notice a takeover by itself during the test.
+    const { store, node } = await holderOnFreshDatabase();
+    const deploys = new DeployService({ db: store.db, source: { onCommittedRollups: () => () => undefined }, tickMs: 0, implicitDeploys: false,
+      fence: (tx) => node.assertHolds('active', tx) });
+    await deploys.start();
+    cleanups.push(() => deploys.stop());
+    const recorded: string[] = [];
+    deploys.events.on('deploy.recorded', (d) => recorded.push(d.version));
+
+    const held = await deploys.record({ service: 'checkout', version: '1.0.0', environment: 'prod', verify: false });
+    await takeOver(store.db);
+    await expect(deploys.record({ service: 'checkout', version: '2.0.0', environment: 'prod', verify: false })).rejects.toMatchObject({ code: 'lease_lost' });
+    await expect(deploys.markFinished(held.id)).rejects.toMatchObject({ code: 'lease_lost' });
+    const rows = await sql<{ version: string; finished_at: string | null }>`select version, finished_at from deploys order by version`.execute(store.db);
+    expect(rows.rows).toEqual([{ version: '1.0.0', finished_at: null }]);
+    expect(recorded).toEqual(['1.0.0']);
+  });
+
+  it('the outcome of an action run started before the lease passed is not stored by the old holder (lease_lost); the new holder\'s mark stays', async () => {
+    // A long heartbeat: the node will not notice a takeover by itself during the test.
+    const { store, node } = await holderOnFreshDatabase();
+    const dir = mkdtempSync(join(tmpdir(), 'tightloop-fence-outcome-'));
+    cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
+    const actions = new ActionService({ db: store.db, actionsDir: gatedActions(dir), audit: { append: () => undefined }, log: pino({ level: 'silent' }),
+      fence: (tx) => node.assertHolds('active', tx) });
+    cleanups.push(() => actions.close());
+    const finished: string[] = [];
+    actions.events.on('action.finished', (r) => finished.push(r.id));
+    const status = async (id: string) => (await sql<{ status: string; error: string | null }>`select status, error from actions_runs where id = ${id}`.execute(store.db)).rows[0];
+    const started = async (id: string) => (await sql<{ started_at: string | null }>`select started_at from actions_runs where id = ${id}`.execute(store.db)).rows[0]?.started_at ?? null;
+
+    // While it holds the lease, a run that another process marked meanwhile keeps that mark.
+    const early = await actions.start('gated', { N: 'early' }, SYSTEM_ACTOR);
+    await eventually(async () => (await started(early.run.id)) ?? undefined);
+    await sql`update actions_runs set status = 'failed', error = ${INTERRUPTED} where id = ${early.run.id}`.execute(store.db);
+    writeFileSync(join(dir, 'go-early'), '');
+    await expect(early.done).rejects.toMatchObject({ code: 'conflict' });
+    expect(await status(early.run.id)).toEqual({ status: 'failed', error: INTERRUPTED });
+
+    // Two runs start while it holds the lease; then the lease passes.
+    const a = await actions.start('gated', { N: 'a' }, SYSTEM_ACTOR);
+    const b = await actions.start('gated', { N: 'b' }, SYSTEM_ACTOR);
+    await eventually(async () => (await started(a.run.id)) ?? undefined);
+    await eventually(async () => (await started(b.run.id)) ?? undefined);
+    await takeOver(store.db);
+    // The new holder marks the run it finds running as interrupted (its open()); run b it has not looked at yet.
+    await sql`update actions_runs set status = 'failed', error = ${INTERRUPTED} where id = ${a.run.id}`.execute(store.db);
+
+    // Both commands end now, on the old holder: their "succeeded" is refused.
+    writeFileSync(join(dir, 'go-a'), '');
+    writeFileSync(join(dir, 'go-b'), '');
+    await expect(a.done).rejects.toMatchObject({ code: 'lease_lost' });
+    await expect(b.done).rejects.toMatchObject({ code: 'lease_lost' });
+    expect([existsSync(join(dir, 'ran-a')), existsSync(join(dir, 'ran-b'))]).toEqual([true, true]);
+    expect(await status(a.run.id)).toEqual({ status: 'failed', error: INTERRUPTED });
+    expect(await status(b.run.id)).toEqual({ status: 'running', error: null });
+    expect(finished).toEqual([]);
+
+    // Nor does it approve, deny or mark runs interrupted any more.
+    await sql`insert into actions_runs (id, action, kind, params, actor, actor_id, status, requested_at, output, output_truncated)
+      values ('pending-1', 'gated', 'command', '{"N":"c"}', 'bob', 'u-bob', 'pending_approval', '2026-01-01T00:00:00.000Z', '', 0)`.execute(store.db);
+    const admin = { userId: 'u-alice', userName: 'alice', role: 'admin' };
+    await expect(actions.approve(admin, 'pending-1')).rejects.toMatchObject({ code: 'lease_lost' });
+    await expect(actions.deny(admin, 'pending-1')).rejects.toMatchObject({ code: 'lease_lost' });
+    await expect(actions.open()).rejects.toMatchObject({ code: 'lease_lost' });
+    expect(await status('pending-1')).toEqual({ status: 'pending_approval', error: null });
+    expect(await status(b.run.id)).toEqual({ status: 'running', error: null });
+    expect(existsSync(join(dir, 'ran-c'))).toBe(false);
+  });
+
+  it('rollout rows of a node that lost the lease are refused: the row stays as the new holder finds it', async () => {
+    // A long heartbeat: the node will not notice a takeover by itself during the test.
+    const { store, node } = await holderOnFreshDatabase();
+    const fence = <DB>(tx: Kysely<DB>) => node.assertHolds('active', tx);
+    const dir = mkdtempSync(join(tmpdir(), 'tightloop-fence-rollout-'));
+    cleanups.push(() => Promise.resolve(rmSync(dir, { recursive: true, force: true })));
+    const log = pino({ level: 'silent' });
+    const actions = new ActionService({ db: store.db, actionsDir: gatedActions(dir), audit: { append: () => undefined }, log, fence });
+    cleanups.push(() => actions.close());
+    const deploys = new DeployService({ db: store.db, source: { onCommittedRollups: () => () => undefined }, tickMs: 0, implicitDeploys: false, fence });
+    await deploys.start();
+    cleanups.push(() => deploys.stop());
+    const services = parseServicesYaml('services:\n  - name: shop\n    steps: [10, 100]\n    deployAction: ship\n    rollbackAction: gated\n');
+    const rollouts = new RolloutManager({ deploys, actions, services: () => services, audit: { append: () => undefined }, log, db: store.db, fence });
+    await rollouts.open();
+    cleanups.push(() => rollouts.close(0));
+
+    await deploys.record({ service: 'shop', version: '1.0.0', environment: 'production', verify: false });
+    const r = await rollouts.start({ service: 'shop', version: '2.0.0' }, { userId: 'u-alice', userName: 'alice', role: 'admin' });
+    const row = async () => (await sql<{ status: string; data: string }>`select status, data from rollout_rollouts where id = ${r.id}`.execute(store.db)).rows[0];
+    await eventually(async () => (await sql`select id from actions_runs where started_at is not null`.execute(store.db)).rows[0]);
+    const before = await row();
+
+    // The lease passes while the first step's deploy action runs; the action ends on the old holder.
+    await takeOver(store.db);
+    writeFileSync(join(dir, 'go-10'), '');
+    const ended = await rollouts.wait(r.id);
+    expect(ended.status).toBe('failed'); // in its memory
+    await rollouts.close(0); // its writes have settled (the shutdown's `aborted` is refused too)
+    expect(await row()).toEqual(before); // not in the state the new holder reads
+    expect(before?.status).toBe('running');
   });
 });

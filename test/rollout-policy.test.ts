@@ -406,18 +406,64 @@ describe('deploys made elsewhere', () => {
     expect([...deploys.deploys.values()].some((d) => d.rollbackOf === ci2.id)).toBe(false);
   });
 
-  it('keeps rollouts in the state store; one a restart interrupted comes back aborted', async () => {
-    const before = rollouts.list();
-    const interrupted: Rollout = { ...before[0], id: ulid(), status: 'running', finishedAt: null, reason: null };
+  /** Stores a rollout as a process that stopped mid-way left it (`running`). */
+  async function interruptedRow(r: Rollout): Promise<Rollout> {
     await state.db.insertInto('rollout_rollouts' as never).values({
-      id: interrupted.id, deploy_id: interrupted.deployId, service: interrupted.service, version: interrupted.version, status: 'running',
-      started_at: new Date().toISOString(), updated_at: new Date().toISOString(), data: JSON.stringify(interrupted),
+      id: r.id, deploy_id: r.deployId, service: r.service, version: r.version, status: 'running',
+      started_at: r.startedAt, updated_at: new Date().toISOString(), data: JSON.stringify(r),
     }).execute();
+    return r;
+  }
+
+  it('keeps rollouts in the state store; one of a service no longer configured, interrupted by a restart, comes back aborted', async () => {
+    const before = rollouts.list();
+    const gone = await interruptedRow({ ...before[0], id: ulid(), service: 'gone', status: 'running', finishedAt: null, reason: null });
     const again = new RolloutManager({ deploys, actions, services: () => services, audit, log: pino({ level: 'silent' }), db: state.db });
     await again.open();
     const after = again.list();
     for (const r of before) expect(after.find((x) => x.id === r.id)).toMatchObject({ status: r.status, steps: r.steps, rollbackDeployId: r.rollbackDeployId });
-    expect(again.get(interrupted.id)).toMatchObject({ status: 'aborted', reason: 'tightloop restarted during the rollout' });
+    expect(again.get(gone.id)).toMatchObject({ status: 'running' });
+    expect(await again.resumeRollouts()).toBe(0);
+    expect(again.get(gone.id)).toMatchObject({ status: 'aborted', reason: 'tightloop restarted during the rollout; its service or deploy is gone' });
+    await again.close();
+  });
+
+  it('resumes a rollout a restart interrupted from its last recorded step; rolls back one whose verification had failed (docs/cluster.md)', async () => {
+    const base = { previousVersion: '6.0.0', environment: 'production', actor: 'alice', rollbackDeployId: null, rollbackRunId: null, rollbackVerdict: null,
+      reason: null, startedAt: new Date().toISOString(), finishedAt: null, status: 'running' as const };
+    // `api` (steps 10, 50, 100): the 10 % step passed; the process stopped during the 50 % step.
+    const d1 = await deploys.record({ service: 'api', version: '7.0.0', source: 'rollout', previousVersion: '6.0.0', verify: false });
+    const onward = await interruptedRow({ ...base, id: ulid(), deployId: d1.id, service: 'api', version: '7.0.0', rollbackTo: '6.0.0',
+      steps: [{ weight: 10, runId: 'run-10', verdicts: [{ outcome: 'pass', verificationId: 'v1', reason: null, at: base.startedAt }] },
+        { weight: 50, runId: null, verdicts: [] }, { weight: 100, runId: null, verdicts: [] }] });
+    // `careful` (steps 25, 100): its 25 % verification failed, and the process stopped before the rollback.
+    const d2 = await deploys.record({ service: 'careful', version: '8.0.0', source: 'rollout', previousVersion: '6.0.0', verify: false });
+    deploys.decide(d2, 'fail');
+    const back = await interruptedRow({ ...base, id: ulid(), deployId: d2.id, service: 'careful', version: '8.0.0', rollbackTo: 'restored-6',
+      steps: [{ weight: 25, runId: 'run-25', verdicts: [{ outcome: 'fail', verificationId: 'v2', reason: 'errors up', at: base.startedAt }] },
+        { weight: 100, runId: null, verdicts: [] }] });
+    deploys.verifyCalls = [];
+
+    const again = new RolloutManager({ deploys, actions, services: () => services, audit, log: pino({ level: 'silent' }), db: state.db });
+    await again.open();
+    expect(await again.resumeRollouts()).toBe(2);
+    const [a, b] = await Promise.all([again.wait(onward.id), again.wait(back.id)]);
+
+    // The 50 % step ran again and both remaining steps were verified; the passed 10 % step was not repeated.
+    expect(a).toMatchObject({ status: 'promoted', resumed: 1 });
+    expect(a.steps.map((x) => x.verdicts.map((v) => v.outcome))).toEqual([['pass'], ['pass'], ['pass']]);
+    expect((await actions.listRuns({ deployId: d1.id })).map((x) => x.params.WEIGHT).reverse()).toEqual([50, 100]);
+    // Verified: 7.0.0 at 50 and 100 %, and the rollback of 8.0.0 (never 8.0.0 again).
+    expect([...deploys.verifyCalls].sort()).toEqual(['7.0.0', '7.0.0', 'restored-6']);
+    expect((await deploys.get(d1.id)).finishedAt).not.toBeNull();
+    // The failed one was rolled back to its recorded target, nothing deployed further.
+    expect(b).toMatchObject({ status: 'rolled_back', resumed: 1 });
+    expect((await actions.listRuns({ deployId: d2.id })).map((x) => [x.action, x.params.PREVIOUS_VERSION])).toEqual([['revert', 'restored-6']]);
+    expect((await deploys.get(d2.id)).status).toBe('rolled_back');
+    // What the state store says (the next process reads it).
+    const rows = await state.db.selectFrom('rollout_rollouts' as never).select(['id' as never, 'status' as never]).where('id' as never, 'in', [onward.id, back.id] as never).execute();
+    expect(new Map((rows as Array<{ id: string; status: string }>).map((x) => [x.id, x.status]))).toEqual(new Map([[onward.id, 'promoted'], [back.id, 'rolled_back']]));
+    expect((await audit.query({ kind: 'rollout.resumed', limit: 10 })).length).toBe(2);
     await again.close();
   });
 

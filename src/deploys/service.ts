@@ -46,8 +46,9 @@ export interface DeployServiceOptions {
   nowMs?: () => number;
   logger?: { warn(obj: object, msg: string): void };
   /**
-   * A cluster: runs first in the transactions of verification starts, verdicts and rollback
-   * marks, and throws `lease_lost` when this node lost the lease (nothing written, no event).
+   * A cluster: runs first in the transaction of every write (deploy records, verification starts,
+   * verdicts, rollback and finish marks) and throws `lease_lost` when this node lost the lease
+   * (nothing written, no event).
    */
   fence?: (tx: Kysely<DeploysDatabase>) => Promise<void>;
 }
@@ -159,10 +160,10 @@ export class DeployService implements DeployApi {
     const source = input.source ?? 'api';
     if (latest && latest.version === input.version && latest.source === 'implicit' && source !== 'implicit' && latest.rollback_of === null) {
       // CI recorded a version the telemetry already announced: complete the implicit record.
-      await this.db.updateTable('deploys').set({
+      await this.fenced((tx) => tx.updateTable('deploys').set({
         source, commit_sha: input.commit ?? latest.commit_sha, commit_time: input.commitTime ?? latest.commit_time,
         url: input.url ?? latest.url, actor: input.actor ?? latest.actor, rollback_of: input.rollbackOf ?? null, updated_at: now,
-      }).where('id', '=', latest.id).execute();
+      }).where('id', '=', latest.id).execute());
       return this.get(latest.id);
     }
     if (input.rollbackOf != null) await this.get(input.rollbackOf);
@@ -175,7 +176,7 @@ export class DeployService implements DeployApi {
       url: input.url ?? null, actor: input.actor ?? null, rollback_of: input.rollbackOf ?? null,
       started_at: input.startedAt ?? now, finished_at: null, decided_at: null, verification_id: null, updated_at: now,
     };
-    await this.db.insertInto('deploys').values(row).execute();
+    await this.fenced((tx) => tx.insertInto('deploys').values(row).execute());
     const deploy = toDeploy(row);
     this.emit('deploy.recorded', deploy);
     if (input.verify === false) return deploy;
@@ -226,8 +227,21 @@ export class DeployService implements DeployApi {
   async markFinished(id: string): Promise<Deploy> {
     const d = await this.get(id);
     const now = new Date(this.nowMs()).toISOString();
-    await this.db.updateTable('deploys').set({ finished_at: now, updated_at: now }).where('id', '=', id).execute();
+    await this.fenced((tx) => tx.updateTable('deploys').set({ finished_at: now, updated_at: now }).where('id', '=', id).execute());
     return { ...d, finishedAt: now };
+  }
+
+  /** One write under the fence (a cluster: in a transaction that checks the lease first), else as it is. */
+  private async fenced(write: (db: Kysely<DeploysDatabase>) => Promise<unknown>): Promise<void> {
+    const fence = this.opts.fence;
+    if (fence === undefined) {
+      await write(this.db);
+      return;
+    }
+    await this.db.transaction().execute(async (tx) => {
+      await fence(tx);
+      await write(tx);
+    });
   }
 
   async markRolledBack(id: string, byDeployId: string): Promise<Deploy> {

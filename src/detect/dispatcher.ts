@@ -200,9 +200,14 @@ export class Dispatcher {
       }
       metrics.inc('tightloop_notifications_total', 'Notifications delivered or failed, per receiver and outcome.', { receiver: r.name, outcome: res.ok ? 'sent' : 'failed' });
       this.deps.onDelivered?.({ receiver: r.name, status: n.status, alertIds: [...new Set(keys.map((k) => k.alertId))], ok: res.ok, at: iso(this.deps.nowMs()) });
+      // Only over keys still `pending`: the first outcome logged stands. Not fenced: the request
+      // left already, and its outcome is a fact (a node that lost the lease meanwhile, whose
+      // send raced the new holder's re-send, must not turn the new holder's `sent` into `failed`,
+      // nor leave a key it did send `pending` to be sent a third time).
       await db.updateTable('detect_notifications')
         .set({ status: res.ok ? 'sent' : 'failed', attempts: res.attempts, updated_at: iso(this.deps.nowMs()) })
         .where('key', 'in', keys.map((k) => k.key))
+        .where('status', '=', 'pending')
         .execute();
     }).catch((e: unknown) => {
       metrics.inc('tightloop_notification_log_failures_total', 'Writes of the notification log (state database) that failed.', { receiver: r.name });

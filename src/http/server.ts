@@ -270,7 +270,7 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   const actions = new ActionService({ db: state.db, actionsDir: config.actionsDir ?? join(config.dataDir, 'actions'), audit: gateway.audit, log, local: actuator, fence });
   await actions.open();
   const rollouts = new RolloutManager({
-    deploys, actions, actuator, services, audit: gateway.audit, log, db: state.db,
+    deploys, actions, actuator, services, audit: gateway.audit, log, db: state.db, fence,
     notify: async (n) => {
       const sent = await sendNotice(detect.receiverList, {
         id: `${n.kind}:${n.rolloutId}`, kind: n.kind, title: n.title, text: n.text,
@@ -281,8 +281,9 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   });
   await rollouts.open();
   rollouts.attach();
-  // Rollbacks a crashed process (or a dead lease holder) left undone run again here.
+  // Rollbacks and rollouts a crashed process (or a dead lease holder) left undone go on here.
   await rollouts.resumeRollbacks();
+  await rollouts.resumeRollouts();
 
   if (config.corsOrigins.includes('*') && isLoopback(config.host)) {
     log.warn('--cors-origins *: any web page opened on this machine can send OTLP here (ingest needs no token on loopback)');

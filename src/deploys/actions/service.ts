@@ -54,8 +54,10 @@ export interface ActionServiceOptions {
   /** Output kept in an audit record (the stored run keeps the action's own cap). */
   auditOutputBytes?: number;
   /**
-   * A cluster: runs first in the transaction that stores a new run, and throws `lease_lost` when
-   * this node lost the lease: a node that lost it starts no action (a rollback, a deploy step).
+   * A cluster: runs first in the transaction of every write of a run (stored, started, its
+   * outcome, approved or denied, marked interrupted) and throws `lease_lost` when this node lost
+   * the lease: a node that lost it starts no action (a rollback, a deploy step) and stores no
+   * late outcome over what the new holder decided.
    */
   fence?: (tx: Kysely<Database>) => Promise<void>;
 }
@@ -98,9 +100,22 @@ export class ActionService {
 
   /** Marks runs a previous process left running as failed (their outcome is unknown). */
   async open(): Promise<void> {
-    await this.db.updateTable('actions_runs')
+    await this.fenced((db) => db.updateTable('actions_runs')
       .set({ status: 'failed', finished_at: toTimestamp(Date.now()), error: INTERRUPTED })
-      .where('status', '=', 'running').execute();
+      .where('status', '=', 'running').execute());
+  }
+
+  /**
+   * One write under the fence (a cluster: in a transaction that checks the lease first, so a
+   * node that lost the lease writes nothing: `lease_lost`), else as it is.
+   */
+  private async fenced<T>(write: (db: Kysely<ActionsDatabase>) => Promise<T>): Promise<T> {
+    const fence = this.opts.fence;
+    if (fence === undefined) return write(this.db);
+    return this.db.transaction().execute(async (tx) => {
+      await fence(tx as unknown as Kysely<Database>);
+      return write(tx);
+    });
   }
 
   catalog(): ActionCatalog {
@@ -125,14 +140,7 @@ export class ActionService {
       finished_at: null, duration_ms: null, deploy_id: so.deployId ?? null, output: '', output_truncated: 0, error: null,
       decided_by: null, note: null,
     };
-    const fence = this.opts.fence;
-    if (fence === undefined) await this.db.insertInto('actions_runs').values(row).execute();
-    else {
-      await this.db.transaction().execute(async (tx) => {
-        await fence(tx as unknown as Kysely<Database>);
-        await tx.insertInto('actions_runs').values(row).execute();
-      });
-    }
+    await this.fenced((db) => db.insertInto('actions_runs').values(row).execute());
     if (needsApproval) {
       this.opts.audit.append({ kind: 'action.requested', actor: who.userName, resource: `action:${def.name}`, data: { run: row.id, params, deployId: row.deploy_id } });
       const done = new Promise<ActionRun>((resolve) => this.waiting.set(row.id, { resolve, def }));
@@ -145,7 +153,7 @@ export class ActionService {
   private execute(def: ActionDefinition, row: ActionRunsTable): Promise<ActionRun> {
     const p = (async () => {
       const started = Date.now();
-      await this.db.updateTable('actions_runs').set({ status: 'running', started_at: toTimestamp(started) }).where('id', '=', row.id).execute();
+      await this.fenced((db) => db.updateTable('actions_runs').set({ status: 'running', started_at: toTimestamp(started) }).where('id', '=', row.id).execute());
       const running = toRun({ ...row, status: 'running', started_at: toTimestamp(started) });
       this.events.emit('action.started', running);
       const params = JSON.parse(row.params) as ParamValues;
@@ -162,7 +170,11 @@ export class ActionService {
         status: outcome.ok ? 'succeeded' : 'failed', exit_code: outcome.exitCode, finished_at: toTimestamp(finished),
         duration_ms: finished - started, output: outcome.output, output_truncated: outcome.outputTruncated ? 1 : 0, error: outcome.error,
       };
-      await this.db.updateTable('actions_runs').set(fin).where('id', '=', row.id).execute();
+      // Fenced, and only over the run as this process left it (`running`): a node that lost the
+      // lease does not overwrite what the new holder decided (the run marked interrupted, and
+      // its rollback run again), and a late outcome never replaces another one.
+      const stored = await this.fenced((db) => db.updateTable('actions_runs').set(fin).where('id', '=', row.id).where('status', '=', 'running').executeTakeFirst());
+      if (stored.numUpdatedRows === 0n) throw conflict(`action run ${row.id} was decided by another process while it ran; its outcome (${String(fin.status)}) is not stored`);
       const run = toRun({ ...row, started_at: toTimestamp(started), ...fin });
       const cap = this.opts.auditOutputBytes ?? 4096;
       this.opts.audit.append({
@@ -227,8 +239,8 @@ export class ActionService {
 
   async approve(who: Actor, id: string, note?: string): Promise<ActionRun> {
     const { row } = await this.pending(who, id, 'approve');
-    const changed = await this.db.updateTable('actions_runs').set({ status: 'running', decided_by: who.userName, note: note ?? null })
-      .where('id', '=', id).where('status', '=', 'pending_approval').executeTakeFirst();
+    const changed = await this.fenced((db) => db.updateTable('actions_runs').set({ status: 'running', decided_by: who.userName, note: note ?? null })
+      .where('id', '=', id).where('status', '=', 'pending_approval').executeTakeFirst());
     if (changed.numUpdatedRows === 0n) throw conflict(`action run ${id} was decided concurrently`);
     this.opts.audit.append({ kind: 'action.approved', actor: who.userName, resource: `action:${row.action}`, data: { run: id, note } });
     const waiter = this.waiting.get(id);
@@ -244,8 +256,8 @@ export class ActionService {
   async deny(who: Actor, id: string, note?: string): Promise<ActionRun> {
     const { row } = await this.pending(who, id, 'deny');
     const now = toTimestamp(Date.now());
-    const changed = await this.db.updateTable('actions_runs').set({ status: 'denied', decided_by: who.userName, note: note ?? null, finished_at: now })
-      .where('id', '=', id).where('status', '=', 'pending_approval').executeTakeFirst();
+    const changed = await this.fenced((db) => db.updateTable('actions_runs').set({ status: 'denied', decided_by: who.userName, note: note ?? null, finished_at: now })
+      .where('id', '=', id).where('status', '=', 'pending_approval').executeTakeFirst());
     if (changed.numUpdatedRows === 0n) throw conflict(`action run ${id} was decided concurrently`);
     this.opts.audit.append({ kind: 'action.denied', actor: who.userName, resource: `action:${row.action}`, data: { run: id, note } });
     const run = await this.get(id);

@@ -81,6 +81,10 @@ export interface Rollout {
   steps: RolloutStep[];
   /** Some step went on without a passing verdict (`onInconclusive: promote`): promoted without evidence. */
   promotedWithoutEvidence?: boolean;
+  /** Longest verification per step (kept so that a rollout resumed after a restart verifies alike). */
+  verifyMaxDurationS?: number;
+  /** How many times a restart (or a new lease holder) resumed it. */
+  resumed?: number;
   /** The rollback's deploy record, when there was one, and its verdict. */
   rollbackDeployId: string | null;
   rollbackRunId: string | null;
@@ -119,6 +123,11 @@ export interface RolloutManagerOptions {
   db?: Kysely<Database>;
   /** Tells people (the server: every receiver of rules.yaml). A failure is logged. */
   notify?: (n: RolloutNotice) => Promise<void>;
+  /**
+   * A cluster: runs first in the transaction of every write of a rollout row and throws
+   * `lease_lost` when this node lost the lease (the row is not written; docs/cluster.md).
+   */
+  fence?: (tx: Kysely<RolloutDatabase>) => Promise<void>;
 }
 
 const now = (): string => new Date().toISOString();
@@ -161,26 +170,105 @@ export class RolloutManager {
     this.db = o.db === undefined ? undefined : rolloutDb(o.db);
   }
 
-  /** Loads the latest rollouts; those a restart interrupted are recorded as aborted. */
+  /**
+   * Loads the latest rollouts. Those a restart (or the death of a cluster's lease holder)
+   * interrupted stay `running` until resumeRollouts() continues or aborts them.
+   */
   async open(): Promise<void> {
     if (this.db === undefined) return;
     const rows = await this.db.selectFrom('rollout_rollouts').selectAll().orderBy('started_at', 'desc').limit(500).execute();
     for (const row of rows.reverse()) {
       const r = JSON.parse(row.data) as Rollout;
       this.rollouts.set(r.id, r);
-      if (r.status === 'running') this.finish(r, 'aborted', 'tightloop restarted during the rollout');
     }
   }
 
-  /** Writes a rollout's current state behind the caller (in order; a failure is logged). */
-  private save(r: Rollout, insert = false): void {
+  /**
+   * Continues the rollouts a previous process left `running` (it crashed, or it held the
+   * cluster's lease and died), as a controller restarted mid-rollout does: from the step it
+   * recorded last, whose deploy action runs again (it sets the same weight: idempotent, like a
+   * rollback action) before that step is verified; a rollout whose verification (or deploy
+   * action) had failed is rolled back; one whose steps had all passed is promoted. Aborted
+   * instead (a person's call, as before): a rollout started over RESUME_WITHIN_MS ago, of a
+   * service no longer configured, or driven by `local` actions (its versions ran as children of
+   * the process that stopped). Call after attach(), on the lease holder; returns how many resumed.
+   */
+  async resumeRollouts(): Promise<number> {
+    let n = 0;
+    for (const r of [...this.rollouts.values()]) {
+      if (r.status !== 'running' || this.running.has(r.id)) continue;
+      const why = 'tightloop restarted during the rollout';
+      let cfg: ServiceConfig;
+      let deploy: Deploy;
+      try {
+        cfg = findService(this.o.services(), r.service);
+        deploy = await this.o.deploys.get(r.deployId);
+      } catch {
+        await this.settle(r, 'aborted', `${why}; its service or deploy is gone`);
+        continue;
+      }
+      if (Date.now() - Date.parse(r.startedAt) > RESUME_WITHIN_MS) {
+        await this.settle(r, 'aborted', `${why}; started over 24 h ago, not resumed`);
+        continue;
+      }
+      if (this.isLocalAction(cfg.deployAction) || (isLocal(cfg) && cfg.deployAction === null)) {
+        await this.settle(r, 'aborted', `${why}; its local versions ran in the process that stopped`);
+        continue;
+      }
+      r.resumed = (r.resumed ?? 0) + 1;
+      await this.save(r);
+      this.o.log.warn({ rollout: r.id, service: r.service, version: r.version }, 'rollout interrupted by a restart or a lease holder that stopped: resuming it');
+      this.o.audit.append({ kind: 'rollout.resumed', actor: 'tightloop', resource: `service:${r.service}`, data: { rollout: r.id, deployId: r.deployId, version: r.version, resumed: r.resumed } });
+      this.run(r, this.resume(r, cfg, deploy));
+      n++;
+    }
+    return n;
+  }
+
+  /** Ends a rollout and waits for its row (resumeRollouts: a refused write stops the start). */
+  private async settle(r: Rollout, status: RolloutStatus, reason: string): Promise<void> {
+    this.finish(r, status, reason);
+    await this.writes;
+  }
+
+  /** Where a resumed rollout goes on: rolled back, promoted, or driven from its first step without a pass. */
+  private async resume(r: Rollout, cfg: ServiceConfig, deploy: Deploy): Promise<Rollout> {
+    const maxDurationS = r.verifyMaxDurationS ?? cfg.verifyMaxDurationS;
+    if (deploy.status === 'rolled_back') {
+      this.finish(r, 'rolled_back', 'rolled back before tightloop restarted');
+      return r;
+    }
+    for (const step of r.steps) {
+      const last = step.verdicts.at(-1)?.outcome;
+      // A deploy action that failed by itself (not one a restart interrupted) is a failed step.
+      const run = step.runId !== null && last === undefined ? await this.o.actions.get(step.runId).catch(() => null) : null;
+      const runFailed = run !== null && run.status !== 'succeeded' && run.error !== INTERRUPTED;
+      if (deploy.status === 'failed' || last === 'fail' || (last === 'inconclusive' && cfg.onInconclusive === 'rollback') || runFailed) {
+        await this.rollBack(r, deploy, cfg, `verification or deploy action failed at ${step.weight} % before tightloop restarted; rolled back after it`);
+        return r;
+      }
+      if (last !== 'pass' && step.promotedWithoutEvidence !== true) return this.drive(r, cfg, deploy, maxDurationS, r.steps.indexOf(step));
+    }
+    return this.promote(r, cfg, deploy);
+  }
+
+  /**
+   * Writes a rollout's current state behind the caller (in order; a failure is logged). The
+   * promise settles when this write did: rejected when it failed (e.g. `lease_lost`).
+   */
+  private save(r: Rollout, insert = false): Promise<void> {
     const db = this.db;
-    if (db === undefined) return;
+    if (db === undefined) return Promise.resolve();
     const row = { id: r.id, deploy_id: r.deployId, service: r.service, version: r.version, status: r.status, started_at: r.startedAt, updated_at: now(), data: JSON.stringify(r) };
-    this.writes = this.writes.then(async () => {
-      if (insert) await db.insertInto('rollout_rollouts').values(row).execute();
-      else await db.updateTable('rollout_rollouts').set({ status: row.status, updated_at: row.updated_at, data: row.data }).where('id', '=', r.id).execute();
-    }).catch((err: unknown) => this.o.log.error({ err, rollout: r.id }, 'cannot store a rollout'));
+    const fence = this.o.fence;
+    const write = async (tx: Kysely<RolloutDatabase>): Promise<void> => {
+      await fence?.(tx);
+      if (insert) await tx.insertInto('rollout_rollouts').values(row).execute();
+      else await tx.updateTable('rollout_rollouts').set({ status: row.status, updated_at: row.updated_at, data: row.data }).where('id', '=', r.id).execute();
+    };
+    const done = this.writes.then(() => (fence === undefined ? write(db) : db.transaction().execute(write)));
+    this.writes = done.catch((err: unknown) => this.o.log.error({ err, rollout: r.id }, 'cannot store a rollout'));
+    return done;
   }
 
   /** Subscribes to verdicts: deploys made elsewhere that fail get their rollback action. */
@@ -243,29 +331,42 @@ export class RolloutManager {
     const steps = previous === null ? [100] : (input.steps ?? cfg.steps);
     const r: Rollout = {
       id: ulid(), deployId: deploy.id, service: cfg.name, version: input.version, previousVersion: previous, rollbackTo, environment, actor: who.userName,
-      status: 'running', steps: steps.map((w) => ({ weight: w, runId: null, verdicts: [] })), rollbackDeployId: null, rollbackRunId: null,
+      status: 'running', steps: steps.map((w) => ({ weight: w, runId: null, verdicts: [] })), verifyMaxDurationS: input.verifyMaxDurationS ?? cfg.verifyMaxDurationS,
+      rollbackDeployId: null, rollbackRunId: null,
       rollbackVerdict: null, reason: null, startedAt: now(), finishedAt: null,
     };
     this.rollouts.set(r.id, r);
-    this.save(r, true);
-    await this.writes;
+    await this.save(r, true);
     this.o.audit.append({ kind: 'rollout.started', actor: who.userName, resource: `service:${cfg.name}`, data: { rollout: r.id, deployId: deploy.id, version: input.version, previousVersion: previous, rollbackTo, steps } });
-    const p = this.drive(r, cfg, deploy, input.verifyMaxDurationS ?? cfg.verifyMaxDurationS).catch((err: unknown) => {
+    this.run(r, this.drive(r, cfg, deploy, r.verifyMaxDurationS ?? cfg.verifyMaxDurationS));
+    return { ...r };
+  }
+
+  /** Tracks a rollout's drive; an error ends it `failed`. */
+  private run(r: Rollout, drive: Promise<Rollout>): void {
+    const p = drive.catch((err: unknown) => {
       this.o.log.error({ err, rollout: r.id }, 'rollout failed');
       this.finish(r, 'failed', (err as Error).message);
       return r;
     });
     this.running.set(r.id, p);
     void p.finally(() => this.running.delete(r.id));
-    return { ...r };
+  }
+
+  /**
+   * In a cluster, a node that stops (it lost the lease, or it is shut down) leaves its rollouts
+   * `running` for the next holder to resume: it ends none of them.
+   */
+  private handingOver(): boolean {
+    return this.closed && this.o.fence !== undefined;
   }
 
   private finish(r: Rollout, status: RolloutStatus, reason: string | null): void {
-    if (r.status !== 'running') return;
+    if (r.status !== 'running' || this.handingOver()) return;
     r.status = status;
     r.reason = reason;
     r.finishedAt = now();
-    this.save(r);
+    void this.save(r);
     this.o.audit.append({ kind: `rollout.${status}`, actor: 'tightloop', resource: `service:${r.service}`, data: { rollout: r.id, deployId: r.deployId, version: r.version, previousVersion: r.previousVersion, reason, rollbackDeployId: r.rollbackDeployId } });
   }
 
@@ -275,25 +376,32 @@ export class RolloutManager {
     return done;
   }
 
-  private async drive(r: Rollout, cfg: ServiceConfig, deploy: Deploy, maxDurationS: number): Promise<Rollout> {
+  /**
+   * Drives the steps from `from` on. Each step's run and each verdict are stored before the
+   * rollout acts on them (a refused write, e.g. `lease_lost`, stops it): what resumeRollouts()
+   * continues from.
+   */
+  private async drive(r: Rollout, cfg: ServiceConfig, deploy: Deploy, maxDurationS: number, from = 0): Promise<Rollout> {
     const base = { SERVICE: r.service, VERSION: r.version, ...(r.previousVersion === null ? {} : { PREVIOUS_VERSION: r.previousVersion }) };
-    for (const step of r.steps) {
+    for (const step of r.steps.slice(from)) {
       if (this.closed) return r;
       const run = await this.runAction(cfg.deployAction ?? 'local-deploy', { ...base, WEIGHT: step.weight }, deploy.id);
+      if (this.closed) return r; // a run ended by the shutdown is no verdict on the version
       step.runId = run.id;
-      this.save(r);
+      await this.save(r);
       if (run.status !== 'succeeded') {
         await this.rollBack(r, deploy, cfg, `deploy action ${run.action} ${run.status} at ${step.weight} %: ${run.error ?? ''}`.trim());
         return r;
       }
       this.o.audit.append({ kind: 'rollout.step', actor: 'tightloop', resource: `service:${r.service}`, data: { rollout: r.id, deployId: deploy.id, weight: step.weight, run: run.id } });
       if (cfg.warmupS > 0) await new Promise((resolve) => setTimeout(resolve, cfg.warmupS * 1000));
-      let holds = 0;
+      // A resumed step counts the holds it had already made.
+      let holds = step.verdicts.filter((x) => x.outcome === 'inconclusive').length;
       for (;;) {
         const v = await this.o.deploys.verify(deploy.id, { maxDurationS });
         const outcome = v.outcome ?? 'inconclusive';
         step.verdicts.push({ outcome, verificationId: v.id, reason: v.reason, at: now() });
-        this.save(r);
+        await this.save(r);
         if (outcome === 'pass') break;
         if (outcome === 'fail' || cfg.onInconclusive === 'rollback') {
           await this.rollBack(r, deploy, cfg, `verification ${outcome} at ${step.weight} %${v.reason === null ? '' : `: ${v.reason}`}`);
@@ -303,7 +411,7 @@ export class RolloutManager {
           // The service chose to go on without evidence: recorded, audited, shown as such.
           step.promotedWithoutEvidence = true;
           r.promotedWithoutEvidence = true;
-          this.save(r);
+          await this.save(r);
           this.o.audit.append({ kind: 'rollout.promoted_without_evidence', actor: 'tightloop', resource: `service:${r.service}`, data: { rollout: r.id, deployId: deploy.id, weight: step.weight, reason: v.reason } });
           break;
         }
@@ -321,6 +429,11 @@ export class RolloutManager {
         holds++;
       }
     }
+    return this.promote(r, cfg, deploy);
+  }
+
+  /** Every step passed (or was promoted without evidence): the deploy is finished, the previous local version stopped. */
+  private async promote(r: Rollout, cfg: ServiceConfig, deploy: Deploy): Promise<Rollout> {
     await this.o.deploys.markFinished(deploy.id);
     if (r.previousVersion !== null && isLocal(cfg) && this.o.actuator !== undefined && this.isLocalAction(cfg.deployAction)) {
       try {
@@ -468,6 +581,8 @@ export class RolloutManager {
     this.closed = true;
     this.o.deploys.events.off('deploy.verdict', this.onVerdict);
     this.o.actions.events.off('action.finished', this.onActionFinished);
+    // Single node: a rollout still running is recorded aborted. In a cluster finish() leaves it
+    // running: the next lease holder resumes it.
     for (const r of this.rollouts.values()) this.finish(r, 'aborted', 'tightloop shut down during the rollout');
     const grace = new Promise<void>((resolve) => {
       setTimeout(resolve, graceMs).unref();

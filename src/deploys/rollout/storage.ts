@@ -1,7 +1,7 @@
 /**
  * Rollouts in the state store (migrations `rollout_NNNN_*`): a row per rollout, rewritten at each
  * step, verdict and outcome, so an accepted rollout and its history survive a restart (one that a
- * restart interrupted is marked `aborted` at the next start).
+ * restart interrupted is resumed from them at the next start: RolloutManager.resumeRollouts).
  */
 import type { Kysely, Migration } from 'kysely';
 import type { Database, ModuleMigrations } from '../../state/index.js';
