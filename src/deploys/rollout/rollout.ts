@@ -203,7 +203,7 @@ export class RolloutManager {
       try {
         cfg = findService(this.o.services(), r.service);
         deploy = await this.o.deploys.get(r.deployId);
-      } catch {
+      } catch { // the service left the configuration or its deploy is gone: nothing to resume, it is aborted
         await this.settle(r, 'aborted', `${why}; its service or deploy is gone`);
         continue;
       }
