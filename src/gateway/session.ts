@@ -16,6 +16,7 @@ import { ceilingError, type RowCeiling } from './row-ceiling.js';
 import { resolveCredential, type Resource } from './resources.js';
 import { loadCatalog, refreshCatalog } from './catalog.js';
 import { lexingSettingRefusal, serverParameterRefusal } from './guardrails/lexing.js';
+import { limitOptions, startupLimits } from './guardrails/session-limits.js';
 import type { AuthenticatedUser } from './client-auth.js';
 import { authenticate } from './session-auth.js';
 import type { GatewayContext } from './context.js';
@@ -125,6 +126,15 @@ export class ClientSession {
       throw new GatewayError('too_many_sessions', SQLSTATE.tooManyConnections, `too many gateway sessions for user "${user}" on resource "${resource.name}" (at most ${cap} at once: gateway.maxSessionsPerUser)`, { fatal: true });
     }
 
+    // Session limits: the resource's, or lower ones the client asked for at startup; a higher one
+    // refuses the login (guardrails/session-limits.ts).
+    const limits = resource.policy.limits;
+    const asked = startupLimits(startup.params, limits);
+    if (asked.refusal !== undefined) {
+      this.ctx.audit.append({ kind: 'connection.refused', actor: user, resource: resource.name, data: { peer: this.peer, reason: 'session limit', detail: asked.refusal } });
+      throw new GatewayError('session_limit', SQLSTATE.insufficientPrivilege, `blocked by guardrail "session-limit": ${asked.refusal}`, { fatal: true });
+    }
+
     const params: Record<string, string> = { database: resource.database };
     for (const p of PASSED_PARAMS) {
       const v = startup.params.get(p);
@@ -133,7 +143,7 @@ export class ClientSession {
     // The parser's string rules and text encoding, whatever the database's defaults (a client
     // that names no encoding would get the server's); both are checked again below.
     params.client_encoding ??= 'UTF8';
-    const options = ['-c standard_conforming_strings=on'];
+    const options = ['-c standard_conforming_strings=on', ...limitOptions(limits, asked.values)];
     // Defence in depth under a read grant: the server refuses writes even if a rule missed one.
     if (grant.mode === 'read') options.push('-c default_transaction_read_only=on');
     params.options = options.join(' ');
@@ -173,6 +183,7 @@ export class ClientSession {
       role: resource.policy.guardrails.roles[who.role as 'admin' | 'member' | 'viewer'],
       maskingActive: masking !== undefined,
       allowFunctions: new Set([...DEFAULT_ALLOWED_FUNCTIONS, ...resource.policy.guardrails.allowFunctions]),
+      limits,
     };
     this.ctx.registry.add(this);
     this.log = new StatementLog(this.ctx.audit, { actor: user, resource: resource.name, session: this.id }, this.ctx.auditWindowMs);
