@@ -30,6 +30,7 @@ export const STATE_SUITES = [
   'test/users-tokens.test.ts', 'test/roles-walk.test.ts', 'test/roles-writes.test.ts',
   // gateway grants, approvals
   'src/gateway/access.test.ts', 'test/access-grant-bounds.test.ts', 'src/gateway/session-watch.test.ts',
+  'src/gateway/approval-once.test.ts',
   // gateway audit
   'src/gateway/audit-durable.test.ts',
   // detect: rules, alerts, silences

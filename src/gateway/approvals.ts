@@ -16,7 +16,8 @@ import type { WebhookNotifier } from './webhook.js';
  * by the access service) and the database is written behind it.
  *
  * An approval is for one user, one resource and the exact statement text (by SHA-256), and is
- * consumed by the first run.
+ * consumed by the first run: on whichever node, since consuming it is a claim in the state
+ * store (`consume`), the one wait on the database in the statement path.
  */
 
 export function statementHash(sql: string): string {
@@ -84,22 +85,44 @@ export class StatementApprovals {
     for (const [k, id] of pending) this.pending.set(k, id);
   }
 
-  /** Takes an approval for this exact statement if there is one; returns its request id. */
-  consume(who: { userId: string; userName: string }, resource: { id: string; name: string }, hash: string): string | undefined {
+  /** Is there an approval in the book for this exact statement (a claim may still fail)? */
+  offered(who: { userId: string }, resource: { id: string }, hash: string): boolean {
+    return this.approved.has(key(who.userId, resource.id, hash));
+  }
+
+  /**
+   * Claims an approval for this exact statement, once across every node on the state store: the
+   * book in memory names a candidate (another node may have loaded the same one), and a
+   * conditional update `approved → used` decides; only the node whose update changed the row
+   * runs the statement. Returns the request id, or undefined when there is no approval or the
+   * claim failed (used elsewhere, or the store unreachable: fail closed, the statement is held
+   * as if unapproved).
+   */
+  async consume(who: { userId: string; userName: string }, resource: { id: string; name: string }, hash: string): Promise<string | undefined> {
     const k = key(who.userId, resource.id, hash);
     const ids = this.approved.get(k);
     const id = ids?.shift();
     if (id === undefined) return undefined;
     if (ids !== undefined && ids.length === 0) this.approved.delete(k);
+    // Never offered again by this process, whether the claim wins or not (reload keeps it out).
     this.used.add(id);
+    let won = false;
+    try {
+      const r = await this.db
+        .updateTable('gateway_requests')
+        .set({ status: 'used' })
+        .where('id', '=', id)
+        .where('status', '=', 'approved')
+        .executeTakeFirst();
+      won = r.numUpdatedRows === 1n;
+    } catch (err) {
+      this.log.error({ err, request: id }, 'cannot claim a statement approval: the statement is held as unapproved');
+    }
+    if (!won) {
+      this.audit.append({ kind: 'request.claim_failed', actor: who.userName, resource: resource.name, data: { request: id } });
+      return undefined;
+    }
     this.audit.append({ kind: 'request.used', actor: who.userName, resource: resource.name, data: { request: id } });
-    this.db
-      .updateTable('gateway_requests')
-      .set({ status: 'used' })
-      .where('id', '=', id)
-      .where('status', '=', 'approved')
-      .execute()
-      .catch((err: unknown) => this.log.error({ err }, 'cannot mark a statement approval used'));
     return id;
   }
 

@@ -25,7 +25,7 @@ export const gatewayOpenApiPaths = {
         credential: { type: 'string', description: 'env:TIGHTLOOP_CRED_* (or a listed variable) or file:<credential dir>/…; the password itself is never stored' },
         allowInsecurePassword: { type: 'boolean', description: 'send the password in cleartext or MD5 when the server asks without TLS (default false)' },
         tls: { type: 'object', properties: { mode: { type: 'string', enum: ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'] }, caFile: { type: 'string' }, serverName: { type: 'string' } } },
-        policy: { type: 'object', description: 'guardrails {rules, modes, roles, allowFunctions}, masking {enabled, detectors, mode, columns, exemptRoles}, breakGlass, reviewWindowS, maxGrantS; the 201 answer carries warnings (e.g. a superuser upstream login)' },
+        policy: { type: 'object', description: 'guardrails {rules, modes, roles, allowFunctions}, masking {enabled, detectors, mode, columns, exemptRoles}, limits {statementTimeoutMs, lockTimeoutMs, idleInTransactionSessionTimeoutMs}, breakGlass, reviewWindowS, maxGrantS; the 201 answer carries warnings (e.g. a superuser upstream login)' },
       }, ['name', 'host', 'database', 'user', 'credential']),
       responses: { 201: json('Created resource'), 409: error, ...common },
     },

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEFAULT_MAX_WRITE_ROWS, RULE_ACTIONS, RULE_IDS } from './guardrails/index.js';
+import { DEFAULT_SESSION_LIMITS } from './guardrails/session-limits.js';
 import { DEFAULT_MASKING, DETECTOR_IDS, MASK_MODES, type MaskingPolicy } from './masking/index.js';
 
 /**
@@ -11,6 +12,8 @@ import { DEFAULT_MASKING, DETECTOR_IDS, MASK_MODES, type MaskingPolicy } from '.
 const action = z.enum(RULE_ACTIONS);
 const ruleActions = z.partialRecord(z.enum(RULE_IDS), action);
 const mode = z.enum(['read', 'write', 'admin']);
+/** PostgreSQL's largest timeout (INT_MAX milliseconds, about 24.8 days). */
+const MAX_TIMEOUT_MS = 2_147_483_647;
 
 export const maskingPolicySchema = z.object({
   enabled: z.boolean().default(DEFAULT_MASKING.enabled),
@@ -48,6 +51,18 @@ export const resourcePolicySchema = z.object({
     })
     .default({ rules: {}, modes: {}, roles: {}, allowFunctions: [], maxWriteRows: DEFAULT_MAX_WRITE_ROWS }),
   masking: maskingPolicySchema.default({ ...DEFAULT_MASKING, detectors: [...DEFAULT_MASKING.detectors], columns: [], exemptRoles: [] }),
+  /**
+   * Server-side timeouts set on every upstream session at login, in milliseconds (0: none); a
+   * user may lower them, never raise them (guardrails/session-limits.ts).
+   */
+  limits: z
+    .object({
+      statementTimeoutMs: z.number().int().min(0).max(MAX_TIMEOUT_MS).default(DEFAULT_SESSION_LIMITS.statementTimeoutMs),
+      lockTimeoutMs: z.number().int().min(0).max(MAX_TIMEOUT_MS).default(DEFAULT_SESSION_LIMITS.lockTimeoutMs),
+      idleInTransactionSessionTimeoutMs: z.number().int().min(0).max(MAX_TIMEOUT_MS).default(DEFAULT_SESSION_LIMITS.idleInTransactionSessionTimeoutMs),
+    })
+    .strict()
+    .default({ ...DEFAULT_SESSION_LIMITS }),
   /** Allow self-granted emergency access (reason required, alert fired). */
   breakGlass: z.boolean().default(false),
   /** How long an access or statement request waits for review before it expires. */

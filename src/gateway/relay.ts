@@ -46,6 +46,12 @@ export interface Verdict {
   error?: ErrorFields;
   /** Set when it runs with a warning. */
   notice?: ErrorFields;
+  /**
+   * Set when the judge cannot decide yet (an approval being claimed in the state store): the
+   * relay stops at this message, holding it and everything after it, and judges it again once
+   * the promise settles (a rejection ends the session). `info` is not used.
+   */
+  wait?: Promise<void>;
 }
 
 export interface RelayHooks {
@@ -217,8 +223,40 @@ export class Relay {
 
   // ---- client → upstream ---------------------------------------------------------------
 
+  /**
+   * Client messages framed while a judge waits (Verdict.wait), from the waiting message on: they
+   * are judged in order once it settles, so the session still handles one message at a time.
+   */
+  private waiting: Buffer[] | undefined;
+
   private onClientData(chunk: Buffer): void {
     const buf = this.fromClient.push(chunk);
+    if (this.waiting !== undefined) {
+      if (buf.length > 0) this.waiting.push(buf);
+      return;
+    }
+    this.clientMessages(buf);
+  }
+
+  /** Stops judging at a message whose verdict waits; resumes with it once `wait` settles. */
+  private suspend(rest: Buffer, wait: Promise<void>): void {
+    this.waiting = [rest];
+    this.client.pause();
+    wait.then(() => {
+      if (this.stopped) return;
+      const held = this.waiting ?? [];
+      this.waiting = undefined;
+      try {
+        this.clientMessages(Buffer.concat(held));
+      } catch (err) {
+        this.fail(err as Error);
+        return;
+      }
+      if (this.waiting === undefined && this.held.length === 0 && !this.clientPaused) this.client.resume();
+    }, (err: unknown) => this.fail(err as Error));
+  }
+
+  private clientMessages(buf: Buffer): void {
     let out: Buffer[] = [];
     let gate: Promise<void> | undefined; // audit before effect: the last durability promise
     // Bytes after a counted write wait for its row count (row-ceiling.ts): one segment each.
@@ -247,6 +285,7 @@ export class Relay {
           }
           // The judge → forward step of the simple protocol.
           let v = this.hooks.judge(readCString(body, 0).value, 'simple');
+          if (v.wait !== undefined) return this.waitAt(off, v.wait, buf, cut, segments, out, both(counted, gate));
           const unresolved = v.error === undefined ? this.prepared.refusal(v.info, 'simple') : undefined;
           if (unresolved !== undefined) v = { info: v.info, error: this.hooks.refuse(unresolved) };
           else if (v.error === undefined) this.prepared.judged(v.info);
@@ -271,6 +310,7 @@ export class Relay {
           // The judge → forward step of the extended protocol.
           const parse = decodeParse(body);
           let v = textIsUtf8(body, 2) ? this.hooks.judge(parse.sql, 'extended') : this.refuseText(parse.sql);
+          if (v.wait !== undefined) return this.waitAt(off, v.wait, buf, cut, segments, out, both(counted, gate));
           // A prepared FETCH/MOVE outlives its cursor, and a Describe of it after the cursor closed
           // kills the PostgreSQL 18.4 backend (and restarts the cluster): docs/gateway.md. The
           // unnamed statement survives a named Parse/Bind/Execute of CLOSE, so no name is safe:
@@ -409,6 +449,14 @@ export class Relay {
     for (const s of segments) this.forward(s.out, s.gate);
   }
 
+  /** Forwards what was judged before the message at `off`, then waits there (suspend). */
+  private waitAt(off: number, wait: Promise<void>, buf: Buffer, cut: () => void, segments: { out: Buffer[]; gate: Promise<void> | undefined }[], out: Buffer[], gate: Promise<void> | undefined): void {
+    cut();
+    segments.push({ out, gate });
+    for (const s of segments) this.forward(s.out, s.gate);
+    this.suspend(buf.subarray(off), wait);
+  }
+
   /**
    * A simple Query that is a counted write, sent as the extended protocol's unnamed statement
    * so that its commit (the Sync) waits for the row count (row-ceiling.ts). Returns its bytes.
@@ -502,7 +550,7 @@ export class Relay {
     while (this.held.length > 0 && this.held[0].ready) out.push(...(this.held.shift() as { out: Buffer[] }).out);
     if (this.upstream.destroyed || !this.upstream.writable) return;
     this.write(this.upstream, out, 'upstream');
-    if (this.held.length === 0 && !this.clientPaused) this.client.resume();
+    if (this.held.length === 0 && !this.clientPaused && this.waiting === undefined) this.client.resume();
   }
 
   /** Something that can redefine names may run: earlier Describes no longer count. */
@@ -848,7 +896,8 @@ export class Relay {
     to.once('drain', () => {
       if (side === 'client') this.upstreamPaused = false;
       else this.clientPaused = false;
-      from.resume();
+      // A judge still waiting keeps the client paused (suspend resumes it).
+      if (side === 'client' || this.waiting === undefined) from.resume();
     });
   }
 

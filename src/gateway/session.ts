@@ -16,6 +16,7 @@ import { ceilingError, type RowCeiling } from './row-ceiling.js';
 import { resolveCredential, type Resource } from './resources.js';
 import { loadCatalog, refreshCatalog } from './catalog.js';
 import { lexingSettingRefusal, serverParameterRefusal } from './guardrails/lexing.js';
+import { limitOptions, startupLimits } from './guardrails/session-limits.js';
 import type { AuthenticatedUser } from './client-auth.js';
 import { authenticate } from './session-auth.js';
 import type { GatewayContext } from './context.js';
@@ -59,6 +60,8 @@ export class ClientSession {
   private readonly openedAt = Date.now();
   private expiryTimer: NodeJS.Timeout | undefined;
   private log: StatementLog | undefined;
+  /** Approval claims by statement hash (claimApproval). */
+  private readonly claims = new Map<string, { settled: boolean; id: string | undefined; done: Promise<void> }>();
 
   constructor(
     private readonly raw: Socket,
@@ -125,6 +128,15 @@ export class ClientSession {
       throw new GatewayError('too_many_sessions', `too many gateway sessions for user "${user}" on resource "${resource.name}" (at most ${cap} at once: gateway.maxSessionsPerUser)`, { fatal: true });
     }
 
+    // Session limits: the resource's, or lower ones the client asked for at startup; a higher one
+    // refuses the login (guardrails/session-limits.ts).
+    const limits = resource.policy.limits;
+    const asked = startupLimits(startup.params, limits);
+    if (asked.refusal !== undefined) {
+      this.ctx.audit.append({ kind: 'connection.refused', actor: user, resource: resource.name, data: { peer: this.peer, reason: 'session limit', detail: asked.refusal } });
+      throw new GatewayError('session_limit', SQLSTATE.insufficientPrivilege, `blocked by guardrail "session-limit": ${asked.refusal}`, { fatal: true });
+    }
+
     const params: Record<string, string> = { database: resource.database };
     for (const p of PASSED_PARAMS) {
       const v = startup.params.get(p);
@@ -133,7 +145,7 @@ export class ClientSession {
     // The parser's string rules and text encoding, whatever the database's defaults (a client
     // that names no encoding would get the server's); both are checked again below.
     params.client_encoding ??= 'UTF8';
-    const options = ['-c standard_conforming_strings=on'];
+    const options = ['-c standard_conforming_strings=on', ...limitOptions(limits, asked.values)];
     // Defence in depth under a read grant: the server refuses writes even if a rule missed one.
     if (grant.mode === 'read') options.push('-c default_transaction_read_only=on');
     params.options = options.join(' ');
@@ -173,6 +185,7 @@ export class ClientSession {
       role: resource.policy.guardrails.roles[who.role as 'admin' | 'member' | 'viewer'],
       maskingActive: masking !== undefined,
       allowFunctions: new Set([...DEFAULT_ALLOWED_FUNCTIONS, ...resource.policy.guardrails.allowFunctions]),
+      limits,
     };
     this.ctx.registry.add(this);
     this.log = new StatementLog(this.ctx.audit, { actor: user, resource: resource.name, session: this.id }, this.ctx.auditWindowMs);
@@ -235,7 +248,9 @@ export class ClientSession {
     if (facts.countedWrite === true && decision.action !== 'block' && decision.action !== 'approve') {
       const ceiling = this.sessionCeiling(decisionCtx, resource);
       if (ceiling !== undefined) {
-        if (ceiling.action === 'approve' && this.ctx.approvals.consume(who, resource, hash(sql)) !== undefined) info.approvedOnce = true;
+        const claim = ceiling.action === 'approve' ? this.claimApproval(who, resource, hash(sql)) : { id: undefined };
+        if ('wait' in claim) return { info, wait: claim.wait };
+        if (claim.id !== undefined) info.approvedOnce = true;
         else info.rowCeiling = ceiling;
       }
     }
@@ -254,8 +269,9 @@ export class ClientSession {
         this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, ...auditedSql(facts.normalized), fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'block', rule, detail } });
         return { info, error: { severity: 'ERROR', code: SQLSTATE.insufficientPrivilege, message: `blocked by guardrail "${rule ?? ''}": ${detail}` } };
       }
-      const used = this.ctx.approvals.consume(who, resource, h);
-      if (used !== undefined) return { info: { ...info, approvedOnce: true } };
+      const claim = this.claimApproval(who, resource, h);
+      if ('wait' in claim) return { info, wait: claim.wait };
+      if (claim.id !== undefined) return { info: { ...info, approvedOnce: true } };
       // The request names every construct that needs approval, in every statement of the text
       // (attack round 4 #11: "ddl: CREATE" hid a DROP and a TRUNCATE after it).
       const held = heldFor(decision);
@@ -274,6 +290,29 @@ export class ClientSession {
     const tooDeep = decision.finding?.rule === 'unparseable' && (decision.finding.detail === TOO_DEEP || decision.finding.detail === TOO_MUCH_WORK);
     const tooComplex = decision.finding?.rule === 'unparseable' && decision.finding.detail === TOO_COMPLEX;
     return { info, error: { severity: 'ERROR', code: tooDeep ? '54001' : tooComplex ? '54000' : SQLSTATE.insufficientPrivilege, message: describeBlock(decision) } };
+  }
+
+  /**
+   * An approval of this statement for this run. Claiming one waits on the state store
+   * (approvals.ts): the first judging starts the claim and tells the relay to wait (Verdict.wait);
+   * the relay judges the same message again once it settled, and gets the outcome here — the
+   * request id, or undefined (none, or the claim failed: held as unapproved).
+   */
+  private claimApproval(who: { userId: string; userName: string }, resource: Resource, h: string): { id: string | undefined } | { wait: Promise<void> } {
+    const running = this.claims.get(h);
+    if (running !== undefined) {
+      if (!running.settled) return { wait: running.done };
+      this.claims.delete(h);
+      return { id: running.id };
+    }
+    if (!this.ctx.approvals.offered(who, resource, h)) return { id: undefined };
+    const claim: { settled: boolean; id: string | undefined; done: Promise<void> } = { settled: false, id: undefined, done: Promise.resolve() };
+    claim.done = this.ctx.approvals.consume(who, resource, h).then((id) => {
+      claim.id = id;
+      claim.settled = true;
+    });
+    this.claims.set(h, claim);
+    return { wait: claim.done };
   }
 
   /** The row ceiling this session's counted writes run under (undefined: the rule is off). */

@@ -9,6 +9,7 @@ import { countedInString, countedWrite, uncountedWrites } from './row-ceiling.js
 import { executeArguments, preparedNames, type PreparedNames } from './prepared.js';
 import { tableLocks } from './locks.js';
 import { shapeOf, type Shape } from './shape.js';
+import { limitRefusal, sessionLimitChanges, type LimitChange, type SessionLimits } from './session-limits.js';
 import { ALL_VISITORS, statementTextReads } from './visitors.js';
 import { combine, walk, type WalkContext } from './walk.js';
 import { DEFAULT_WORK_BUDGET, WorkBudgetExceeded, withWorkBudget } from './work.js';
@@ -65,6 +66,8 @@ export interface StatementFacts {
   countedWrite?: true;
   /** Per top-level statement: prepared-statement names it defines, runs or drops (prepared.ts). */
   prepared?: readonly (PreparedNames | undefined)[];
+  /** What the string sets that could change a session limit (session-limits.ts); `decide` judges it. */
+  limitChanges?: readonly (LimitChange & { statement: number })[];
 }
 
 export interface DecisionContext {
@@ -77,6 +80,8 @@ export interface DecisionContext {
   maskingActive: boolean;
   /** Functions a read grant may call although they are not known to be side-effect free. */
   allowFunctions?: ReadonlySet<string>;
+  /** The session's resource limits (policy `limits`): what sets one higher is `session-limit`. */
+  limits?: SessionLimits;
 }
 
 export interface Decision {
@@ -87,7 +92,7 @@ export interface Decision {
   applied: readonly { finding: Finding; action: RuleAction }[];
 }
 
-const TABLE = combine([...ALL_VISITORS, copyOptions, executeArguments, tableLocks, { A_Const: (node, ctx) => ctx.sawConstant?.(Number(node.location ?? -1)) }]);
+const TABLE = combine([...ALL_VISITORS, sessionLimitChanges, copyOptions, executeArguments, tableLocks, { A_Const: (node, ctx) => ctx.sawConstant?.(Number(node.location ?? -1)) }]);
 /**
  * Bounds on the caches: entries per level, and the longest text used as a key. Worst case about
  * 10 000 × 4 KiB per level; a longer statement is simply analysed each time.
@@ -287,6 +292,7 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
   const quantities: Quantity[] = [];
   let counted = false;
   const prepared: (PreparedNames | undefined)[] = [];
+  const limitChanges: (LimitChange & { statement: number })[] = [];
   stmts.forEach((raw, index) => {
     const ctx: WalkContext = {
       statement: index + 1,
@@ -300,6 +306,9 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
       },
       sawConstant(location) {
         constants?.add(location);
+      },
+      setsLimit(change) {
+        limitChanges.push({ ...change, statement: index + 1 });
       },
     };
     const stmt = raw.stmt as Record<string, unknown> | undefined;
@@ -333,6 +342,7 @@ function analyzeTree(sql: string, normalizedText: string | undefined, constants?
   if (quantities.length > 0) facts.quantities = quantities;
   if (counted && stmts.length === 1) facts.countedWrite = true;
   if (prepared.some((p) => p !== undefined)) facts.prepared = prepared;
+  if (limitChanges.length > 0) facts.limitChanges = limitChanges;
   if (lineage !== undefined && outputs.length > 1) facts.statementLineage = outputs.map((o) => (o === undefined ? undefined : resultLineage([o])));
   return facts;
 }
@@ -342,7 +352,15 @@ export function decide(facts: StatementFacts, ctx: DecisionContext): Decision {
   let action: RuleAction = 'allow';
   let finding: Finding | undefined;
   const applied: { finding: Finding; action: RuleAction }[] = [];
-  for (const f of facts.findings) {
+  // Not a policy action: the limits themselves are the policy (always `block`, named first).
+  const limitFindings: Finding[] = [];
+  if (ctx.limits !== undefined) {
+    for (const c of facts.limitChanges ?? []) {
+      const detail = limitRefusal(c, ctx.limits);
+      if (detail !== undefined) limitFindings.push({ rule: 'session-limit', detail, statement: c.statement });
+    }
+  }
+  for (const f of [...limitFindings, ...facts.findings]) {
     const a = f.rule === 'unlisted-function' && f.subject !== undefined && ctx.allowFunctions?.has(f.subject) === true ? 'allow' : actionFor(f.rule, ctx);
     if (a === 'allow') continue;
     applied.push({ finding: f, action: a });
@@ -356,7 +374,7 @@ export function decide(facts: StatementFacts, ctx: DecisionContext): Decision {
 
 /** What the policy says about one rule for this session (mode, role). */
 export function actionFor(rule: RuleId, ctx: DecisionContext): RuleAction {
-  if (rule === 'unparseable') return 'block';
+  if (rule === 'unparseable' || rule === 'session-limit') return 'block';
   if (rule === 'read-only') return ctx.mode === 'read' ? 'block' : 'allow';
   if (rule === 'masking-bypass' && !ctx.maskingActive) return 'allow';
   return ctx.role?.[rule] ?? ctx.modes[ctx.mode]?.[rule] ?? ctx.rules[rule] ?? DEFAULT_MODE_ACTIONS[ctx.mode]?.[rule] ?? DEFAULT_ACTIONS[rule];

@@ -19,6 +19,7 @@ export const RULE_IDS = [
   'masking-bypass',
   'unlisted-function',
   'row-ceiling',
+  'session-limit',
 ] as const;
 export type RuleId = (typeof RULE_IDS)[number];
 
@@ -42,6 +43,8 @@ export const RULE_DESCRIPTIONS: Record<RuleId, string> = {
     'calls a function or operator not known to be free of side effects (not a stable or immutable built-in, nor in guardrails.allowFunctions)',
   'row-ceiling':
     'changes more existing rows than guardrails.maxWriteRows (UPDATE, DELETE, MERGE, INSERT ... ON CONFLICT DO UPDATE, EXECUTE; counted before the commit), or such a write where its rows cannot be counted',
+  'session-limit':
+    "raises or clears one of the resource's session limits (limits: statement_timeout, lock_timeout, idle_in_transaction_session_timeout) by SET, set_config, a SET clause or pg_settings (always denied; lowering is allowed)",
 };
 
 /** One reason a statement is not plainly allowed. */
@@ -59,7 +62,7 @@ export interface Finding {
 export const ACTION_RANK: Record<RuleAction, number> = { allow: 0, warn: 1, approve: 2, block: 3 };
 
 /** Defaults when the resource policy says nothing about a rule. */
-export const DEFAULT_ACTIONS: Record<Exclude<RuleId, 'unparseable' | 'read-only'>, RuleAction> = {
+export const DEFAULT_ACTIONS: Record<Exclude<RuleId, 'unparseable' | 'read-only' | 'session-limit'>, RuleAction> = {
   ddl: 'block',
   'unsafe-write': 'block',
   'modifying-cte': 'block',

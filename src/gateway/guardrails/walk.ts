@@ -6,6 +6,7 @@
  */
 
 import type { RuleId } from './rules.js';
+import type { LimitChange } from './session-limits.js';
 import { charge, NODE_WORK } from './work.js';
 
 export type JsonNode = Record<string, unknown>;
@@ -18,6 +19,8 @@ export interface WalkContext {
   usedConstants(): void;
   /** Called for every constant (A_Const) with its byte offset in the statement text. */
   sawConstant?(location: number): void;
+  /** Called for everything that sets a limited session setting (session-limits.ts). */
+  setsLimit?(change: LimitChange): void;
 }
 
 export type NodeHandler = (node: JsonNode, ctx: WalkContext, type: string) => void;

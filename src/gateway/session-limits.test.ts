@@ -1,0 +1,242 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
+import type { GatewayHarness, Upstream } from './harness.conformance.js';
+import { limitRefusal, startupLimits, timeoutMs } from './guardrails/session-limits.js';
+
+/**
+ * Session resource limits (issue 15): the gateway sets statement_timeout, lock_timeout and
+ * idle_in_transaction_session_timeout on each upstream session from the resource's policy, and
+ * refuses every way a user could raise or clear them (42501, the session goes on); lowering
+ * works. Real PostgreSQL through the gateway.
+ */
+
+let upstream: Upstream;
+let h: GatewayHarness;
+const LIMITS = { statementTimeoutMs: 1000, lockTimeoutMs: 500, idleInTransactionSessionTimeoutMs: 2000 };
+
+beforeAll(async () => {
+  ({ upstream, h } = await startGatewayTest({ ssl: false }));
+  await shopResource(h, upstream, 'limited', { limits: LIMITS });
+  await grantAccess(h, h.users.alice, 'limited', 'write');
+  await grantAccess(h, h.users.bob, 'limited', 'read');
+});
+afterAll(async () => {
+  await stopGatewayTest(h, upstream);
+});
+
+type PgError = Error & { code?: string };
+const failure = (p: Promise<unknown>): Promise<PgError | null> => p.then(() => null, (e: PgError) => e);
+
+async function client(user: 'alice' | 'bob', extra: Partial<pg.ClientConfig> = {}): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: h.url(h.users[user], 'limited'), ...extra });
+  c.on('error', () => undefined);
+  await c.connect();
+  return c;
+}
+
+async function settings(c: pg.Client): Promise<string[]> {
+  const r = await c.query<{ s: string; l: string; i: string }>("SELECT current_setting('statement_timeout') AS s, current_setting('lock_timeout') AS l, current_setting('idle_in_transaction_session_timeout') AS i");
+  return [r.rows[0].s, r.rows[0].l, r.rows[0].i];
+}
+const AT_LIMITS = ['1s', '500ms', '2s'];
+
+describe('session limits are set upstream at login', () => {
+  it('a statement over the limit is cancelled by the server (57014) and the session goes on', async () => {
+    const c = await client('alice');
+    try {
+      expect(await settings(c)).toEqual(AT_LIMITS);
+      const err = await failure(c.query('SELECT pg_sleep(5)'));
+      expect(err?.code).toBe('57014');
+      expect(err?.message).toMatch(/statement timeout/);
+      expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('a lock wait over lock_timeout fails with 55P03', async () => {
+    const holder = await upstream.admin();
+    const c = await client('alice');
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT * FROM orders WHERE id = 1 FOR UPDATE');
+      const err = await failure(c.query('UPDATE orders SET total = total WHERE id = 1'));
+      expect(err?.code).toBe('55P03');
+      expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
+    } finally {
+      await holder.query('ROLLBACK');
+      await holder.end();
+      await c.end();
+    }
+  });
+
+  it('a transaction left idle is ended by the server', async () => {
+    const c = await client('alice');
+    const ended = new Promise<void>((resolve) => c.once('end', () => resolve()));
+    await c.query('BEGIN');
+    await c.query('SELECT 1');
+    await ended;
+    await c.end().catch(() => undefined);
+  });
+
+  it('under a default policy the defaults apply', async () => {
+    const c = new pg.Client({ connectionString: h.url(h.users.alice, 'shop') });
+    await c.connect();
+    try {
+      expect(await settings(c)).toEqual(['1min', '5s', '5min']);
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+describe('a user cannot raise or clear a limit', () => {
+  const RAISES = [
+    'SET statement_timeout = 0',
+    "SET statement_timeout = '2s'",
+    'SET SESSION statement_timeout TO 5000',
+    "SET statement_timeout = '100us'",
+    "SET statement_timeout = '0x7fffffff'",
+    'SET statement_timeout = 1.5e3',
+    "SET lock_timeout = '1min'",
+    'SET idle_in_transaction_session_timeout = 0',
+    "SELECT set_config('statement_timeout', '0', false)",
+    "SELECT 1 AS one WHERE set_config('lock_timeout', '10s', true) IS NOT NULL",
+    "SELECT * FROM pg_catalog.set_config('idle_in_transaction_session_timeout', '1h', false)",
+    "SELECT set_config('statement_timeout', repeat('9', 6), false)",
+    "SELECT set_config(s, '0', false) FROM (VALUES ('statement_timeout')) v(s)",
+    "UPDATE pg_settings SET setting = '0' WHERE name = 'statement_timeout'",
+    "PREPARE p AS SELECT set_config('statement_timeout', '0', false)",
+    'ALTER ROLE CURRENT_USER SET statement_timeout = 0',
+    'ALTER DATABASE shop SET lock_timeout = 0',
+    "CREATE FUNCTION lift() RETURNS int LANGUAGE sql SET statement_timeout = 0 AS 'SELECT 1'",
+    'SELECT 1; SET statement_timeout = 0',
+  ];
+
+  it.each(RAISES)('%s: refused with 42501, the session goes on at the limits', async (sql) => {
+    const c = await client('alice');
+    try {
+      const err = await failure(c.query(sql));
+      expect(err?.code).toBe('42501');
+      expect(err?.message).toMatch(/guardrail "session-limit"/);
+      expect(await settings(c)).toEqual(AT_LIMITS);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('SET LOCAL inside a transaction is refused too, and the limit holds in it', async () => {
+    const c = await client('alice');
+    try {
+      await c.query('BEGIN');
+      const err = await failure(c.query('SET LOCAL statement_timeout = 0'));
+      expect(err?.code).toBe('42501');
+      await c.query('ROLLBACK');
+      await c.query('BEGIN');
+      expect((await failure(c.query('SELECT pg_sleep(5)')))?.code).toBe('57014');
+      await c.query('ROLLBACK');
+      expect(await settings(c)).toEqual(AT_LIMITS);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('a parameter as the value (extended protocol) is refused: the gateway cannot read it', async () => {
+    const c = await client('alice');
+    try {
+      const err = await failure(c.query({ text: "SELECT set_config('statement_timeout', $1, false)", values: ['0'] }));
+      expect(err?.code).toBe('42501');
+      expect(err?.message).toMatch(/guardrail "session-limit"/);
+      expect(await settings(c)).toEqual(AT_LIMITS);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('under a read grant as well', async () => {
+    const c = await client('bob');
+    try {
+      expect((await failure(c.query('SET statement_timeout = 0')))?.code).toBe('42501');
+      expect(await settings(c)).toEqual(AT_LIMITS);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('a higher limit in the startup packet (parameter or options) refuses the login with 42501', async () => {
+    for (const extra of [{ statement_timeout: 10_000 }, { options: '-c statement_timeout=0' }, { options: '--lock-timeout=1h' }] as Partial<pg.ClientConfig>[]) {
+      const c = new pg.Client({ connectionString: h.url(h.users.alice, 'limited'), ...extra });
+      c.on('error', () => undefined);
+      const err = await failure(c.connect());
+      expect(err?.code).toBe('42501');
+      expect(err?.message).toMatch(/session-limit/);
+      await c.end().catch(() => undefined);
+    }
+  });
+});
+
+describe('lowering a limit works, and going back lands on the limit', () => {
+  it('SET, SET LOCAL and set_config with lower values run and take effect', async () => {
+    const c = await client('alice');
+    try {
+      await c.query("SET statement_timeout = '200ms'");
+      expect((await failure(c.query('SELECT pg_sleep(0.6)')))?.code).toBe('57014');
+      await c.query("SELECT set_config('lock_timeout', '100ms', false)");
+      await c.query('BEGIN');
+      await c.query('SET LOCAL idle_in_transaction_session_timeout = 1500');
+      expect(await settings(c)).toEqual(['200ms', '100ms', '1500ms']);
+      await c.query('COMMIT');
+    } finally {
+      await c.end();
+    }
+  });
+
+  it('RESET, RESET ALL, SET ... DEFAULT and DISCARD ALL return to the limits, not to the server default', async () => {
+    await upstreamSql(upstream, 'ALTER DATABASE shop SET statement_timeout = 0');
+    const c = await client('alice');
+    try {
+      for (const back of ['RESET statement_timeout', 'RESET ALL', 'SET statement_timeout TO DEFAULT', 'DISCARD ALL']) {
+        await c.query("SET statement_timeout = '300ms'");
+        await c.query(back);
+        expect((await settings(c))[0]).toBe('1s');
+      }
+      expect((await failure(c.query('SELECT pg_sleep(5)')))?.code).toBe('57014');
+    } finally {
+      await c.end();
+      await upstreamSql(upstream, 'ALTER DATABASE shop RESET statement_timeout');
+    }
+  });
+
+  it('lower limits in the startup packet are applied', async () => {
+    const c = await client('alice', { statement_timeout: 200, options: '-c lock_timeout=100ms' });
+    try {
+      expect(await settings(c)).toEqual(['200ms', '100ms', '2s']);
+      expect((await failure(c.query('SELECT pg_sleep(0.6)')))?.code).toBe('57014');
+    } finally {
+      await c.end();
+    }
+  });
+});
+
+describe('reading timeouts as the server does', () => {
+  it('units, rounding under 1 ms to 0 (no limit), and values the gateway will not guess', () => {
+    expect(timeoutMs('1500')).toBe(1500);
+    expect(timeoutMs(' 2 s ')).toBe(2000);
+    expect(timeoutMs('1.5min')).toBe(90_000);
+    expect(timeoutMs('1e3')).toBe(1000);
+    expect(timeoutMs('100us')).toBe(0);
+    expect(timeoutMs('0.4')).toBe(0);
+    expect(timeoutMs('010')).toBeUndefined();
+    expect(timeoutMs('0x10')).toBeUndefined();
+    expect(timeoutMs('5 MIN')).toBeUndefined();
+    expect(timeoutMs('-1')).toBeUndefined();
+  });
+
+  it('a limit of 0 is off: anything goes for that setting', () => {
+    const limits = { statementTimeoutMs: 0, lockTimeoutMs: 100, idleInTransactionSessionTimeoutMs: 0 };
+    expect(limitRefusal({ setting: 'statement_timeout', ms: 0, via: 'SET statement_timeout' }, limits)).toBeUndefined();
+    expect(limitRefusal({ setting: 'lock_timeout', ms: 101, via: 'SET lock_timeout' }, limits)).toMatch(/over this resource's limit of 100 ms/);
+    expect(startupLimits(new Map([['options', '-c statement_timeout=9 -cstatement_timeout=7 --lock_timeout=50']]), limits)).toEqual({ values: { statement_timeout: 7, lock_timeout: 50 } });
+  });
+});
