@@ -134,7 +134,7 @@ export class ClientSession {
     const asked = startupLimits(startup.params, limits);
     if (asked.refusal !== undefined) {
       this.ctx.audit.append({ kind: 'connection.refused', actor: user, resource: resource.name, data: { peer: this.peer, reason: 'session limit', detail: asked.refusal } });
-      throw new GatewayError('session_limit', SQLSTATE.insufficientPrivilege, `blocked by guardrail "session-limit": ${asked.refusal}`, { fatal: true });
+      throw new GatewayError('session_limit', `blocked by guardrail "session-limit": ${asked.refusal}`, { fatal: true });
     }
 
     const params: Record<string, string> = { database: resource.database };
