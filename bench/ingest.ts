@@ -15,7 +15,8 @@
  * file and counts the stored spans and logs: they must equal the acknowledged counts, else the
  * run exits 1. Reports the acknowledged rate (spans acknowledged / sending time) beside the
  * sustained rate (spans acknowledged / (sending time + time until all of them are queryable)),
- * server CPU per span (all threads, and the main thread) and the generator's CPU per span.
+ * server CPU per span (all threads, and the main thread), the server's minor page faults per span
+ * and the generator's CPU per span.
  *
  * `--store clickhouse`: each round runs this build on DuckDB and then on ClickHouse (the chdb test
  * engine, test/clickhouse-engine, started here; a fresh database per run), with `--nodes N`
@@ -43,7 +44,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { DuckDBInstance } from '@duckdb/node-api';
 import { decodeTraces } from '../src/otlp/index.js';
-import { arg, cpuSeconds, freePort, percentile } from './_util.js';
+import { arg, cpuSeconds, freePort, minorFaults, percentile } from './_util.js';
 import { fresh, makeTemplate, OPERATIONS, SERVICES, VERSIONS, type Template } from './_ingest-load.js';
 import { engineRows, startBenchEngine, type BenchEngine } from './_clickhouse-engine.js';
 
@@ -118,7 +119,7 @@ async function waitHealthy(port: number): Promise<void> {
 
 interface RunResult {
   label: string; nodes: number;
-  rate: number; sustained: number; visibilityMs: number; p99: number; cpuUsPerSpan: number; mainUsPerSpan: number; engineUsPerSpan: number; clientUsPerSpan: number;
+  rate: number; sustained: number; visibilityMs: number; p99: number; cpuUsPerSpan: number; mainUsPerSpan: number; faultsPerSpan: number; engineUsPerSpan: number; clientUsPerSpan: number;
   ackedSpans: number; ackedLogs: number; storedSpans: number; storedLogs: number; duplicates: number; perNodeOk: boolean; sampleBad: number; refused: number;
 }
 
@@ -208,6 +209,8 @@ async function run(bin: string, templates: Template[], flags: string[], target: 
     const client0 = process.cpuUsage();
     const cpu0 = serverCpu();
     const main0 = serverCpu(true);
+    const serverFaults = (): number => servers.reduce((x, s) => x + minorFaults(s.proc.pid), 0);
+    const faults0 = serverFaults();
     const engine0 = engineCpu();
     const start = performance.now();
     const end = start + DURATION * 1000;
@@ -272,6 +275,7 @@ async function run(bin: string, templates: Template[], flags: string[], target: 
     }
     const cpuUsPerSpan = ((serverCpu() - cpu0) * 1e6) / Math.max(1, ackedSpans);
     const mainUsPerSpan = ((serverCpu(true) - main0) * 1e6) / Math.max(1, ackedSpans);
+    const faultsPerSpan = (serverFaults() - faults0) / Math.max(1, ackedSpans);
     const engineUsPerSpan = ((engineCpu() - engine0) * 1e6) / Math.max(1, ackedSpans);
     let sampleBad = 0;
     for (const id of sample) {
@@ -304,9 +308,9 @@ async function run(bin: string, templates: Template[], flags: string[], target: 
     console.log(`ack latency ms (traces): p50 ${percentile(latencies, 0.5).toFixed(1)} p99 ${percentile(latencies, 0.99).toFixed(1)}`);
     console.log(`tightloop CPU: ${cpuUsPerSpan.toFixed(1)} µs per span (all threads of the server process${nodes > 1 ? 'es' : ''}, logs included, until all visible), `
       + `main thread ${mainUsPerSpan.toFixed(1)} µs${target.kind === 'clickhouse' ? `; ClickHouse engine ${engineUsPerSpan.toFixed(1)} µs` : ' (DuckDB runs inside the server process)'}; `
-      + `load generator ${clientUsPerSpan.toFixed(1)} µs`);
+      + `load generator ${clientUsPerSpan.toFixed(1)} µs; server minor page faults ${faultsPerSpan.toFixed(3)} per span`);
     return {
-      label, rate, sustained, visibilityMs, p99: percentile(latencies, 0.99), cpuUsPerSpan, mainUsPerSpan, engineUsPerSpan, clientUsPerSpan,
+      label, rate, sustained, visibilityMs, p99: percentile(latencies, 0.99), cpuUsPerSpan, mainUsPerSpan, faultsPerSpan, engineUsPerSpan, clientUsPerSpan,
       ackedSpans, ackedLogs, storedSpans: stored.spans, storedLogs: stored.logs, duplicates: stored.duplicates, perNodeOk, sampleBad, refused, nodes,
     };
   } finally {
@@ -327,10 +331,11 @@ const fmt = (r: RunResult): string => [
   `spans_per_s=${Math.round(r.rate)}`, `sustained_spans_per_s=${Math.round(r.sustained)}`, `visible_after_ms=${Math.round(r.visibilityMs)}`,
   `stored_equals_acked=${equal(r) ? 1 : 0}`, `acked_spans=${r.ackedSpans}`, `stored_spans=${r.storedSpans}`, `acked_logs=${r.ackedLogs}`, `stored_logs=${r.storedLogs}`,
   `p99_ack_ms=${r.p99.toFixed(1)}`, `server_cpu_us_per_span=${r.cpuUsPerSpan.toFixed(1)}`, `main_thread_us_per_span=${r.mainUsPerSpan.toFixed(1)}`,
+  `server_faults_per_span=${r.faultsPerSpan.toFixed(3)}`,
   `client_cpu_us_per_span=${r.clientUsPerSpan.toFixed(1)}`, `refused=${r.refused}`,
 ].join(' ');
 
-const mean = (rs: RunResult[], k: 'rate' | 'sustained' | 'cpuUsPerSpan' | 'mainUsPerSpan' | 'engineUsPerSpan' | 'p99'): number => rs.reduce((x, y) => x + y[k], 0) / rs.length;
+const mean = (rs: RunResult[], k: 'rate' | 'sustained' | 'cpuUsPerSpan' | 'mainUsPerSpan' | 'faultsPerSpan' | 'engineUsPerSpan' | 'p99'): number => rs.reduce((x, y) => x + y[k], 0) / rs.length;
 
 /**
  * `--store clickhouse`: per round, this build on DuckDB, this build on ClickHouse (`--nodes`
@@ -411,12 +416,12 @@ async function main(): Promise<void> {
     }
     ok = mine.every(equal) && theirs.every(equal);
     if (!ok) console.error(FAILED);
-    const a = { rate: mean(mine, 'rate'), sustained: mean(mine, 'sustained'), cpu: mean(mine, 'cpuUsPerSpan'), main: mean(mine, 'mainUsPerSpan') };
-    const b = { rate: mean(theirs, 'rate'), sustained: mean(theirs, 'sustained'), cpu: mean(theirs, 'cpuUsPerSpan'), main: mean(theirs, 'mainUsPerSpan') };
+    const a = { rate: mean(mine, 'rate'), sustained: mean(mine, 'sustained'), cpu: mean(mine, 'cpuUsPerSpan'), main: mean(mine, 'mainUsPerSpan'), faults: mean(mine, 'faultsPerSpan') };
+    const b = { rate: mean(theirs, 'rate'), sustained: mean(theirs, 'sustained'), cpu: mean(theirs, 'cpuUsPerSpan'), main: mean(theirs, 'mainUsPerSpan'), faults: mean(theirs, 'faultsPerSpan') };
     console.log(`against ${AGAINST}: spans_per_s=${Math.round(b.rate)} sustained_spans_per_s=${Math.round(b.sustained)} server_cpu_us_per_span=${b.cpu.toFixed(1)}`);
     console.log(`RESULT ingest spans_per_s=${Math.round(a.rate)} sustained_spans_per_s=${Math.round(a.sustained)} stored_equals_acked=${ok ? 1 : 0} server_cpu_us_per_span=${a.cpu.toFixed(1)} `
       + `decode_only_spans_per_s=${Math.round(decodeRate)} against_spans_per_s=${Math.round(b.rate)} against_sustained_spans_per_s=${Math.round(b.sustained)} `
-      + `ratio=${(a.sustained / b.sustained).toFixed(2)} cpu_ratio=${(a.cpu / b.cpu).toFixed(2)} main_thread_ratio=${(a.main / b.main).toFixed(2)}`);
+      + `ratio=${(a.sustained / b.sustained).toFixed(2)} cpu_ratio=${(a.cpu / b.cpu).toFixed(2)} main_thread_ratio=${(a.main / b.main).toFixed(2)} faults_ratio=${(a.faults / b.faults).toFixed(2)}`);
   }
   if (!ok) process.exitCode = 1;
 }
