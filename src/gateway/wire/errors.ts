@@ -42,6 +42,7 @@ export const GATEWAY_ERRORS = {
   unknown_resource: { sqlstate: SQLSTATE.invalidCatalogName, status: 400, description: 'The database name is no registered resource.' },
   no_grant: { sqlstate: SQLSTATE.insufficientPrivilege, status: 400, description: 'The user holds no active access grant on the resource.' },
   too_many_sessions: { sqlstate: SQLSTATE.tooManyConnections, status: 400, description: 'The user holds gateway.maxSessionsPerUser sessions on the resource already.' },
+  session_limit: { sqlstate: SQLSTATE.insufficientPrivilege, status: 400, description: 'The client asked at startup for session limits above the resource\'s (guardrails/session-limits.ts).' },
   lexing_mismatch: { sqlstate: SQLSTATE.featureNotSupported, status: 400, description: 'A setting would make the server read statement text otherwise than the gateway does.' },
   masking_unsupported: { sqlstate: SQLSTATE.featureNotSupported, status: 400, description: 'A binary column of a type the masker cannot read would need masking.' },
   message_too_large: { sqlstate: SQLSTATE.programLimitExceeded, status: 400, description: 'A protocol message is over the gateway\'s limit for its type.' },
