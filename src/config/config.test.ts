@@ -2,6 +2,7 @@ import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
+import { INGEST_DEFAULTS } from './schema.js';
 import { ConfigError, loadConfig, type ConfigIssue } from './load.js';
 import { formatShown, redact, shownSettings } from './show.js';
 import { SETTINGS } from './settings.js';
@@ -109,6 +110,17 @@ describe('loadConfig: flags > environment > tightloop.yaml > defaults', () => {
     expect(by.roles?.message).toMatch(/gateway alone/);
     // The printed line names the flag and variable, the setting and the source.
     expect(new ConfigError([by.stateUrl]).message).toMatch(/^--state \/ TIGHTLOOP_STATE_URL: invalid state URL: .*\(stateUrl, from env TIGHTLOOP_STATE_URL\)$/);
+  });
+});
+
+describe('ingest defaults', () => {
+  it('ingest.maxInFlight defaults to 2 on ClickHouse and 16 on DuckDB; a set value wins on either', async () => {
+    const dataDir = tempDir();
+    const ch = 'clickhouse://tl:secret@127.0.0.1:8123/tl';
+    expect((await loadConfig({ cwd: '/', flags: { dataDir }, env: {} })).config.ingest.maxInFlight).toBe(INGEST_DEFAULTS.maxInFlight);
+    expect((await loadConfig({ cwd: '/', flags: { dataDir }, env: { TIGHTLOOP_TELEMETRY_URL: ch } })).config.ingest.maxInFlight).toBe(2);
+    const set = await loadConfig({ cwd: '/', flags: { dataDir }, env: { TIGHTLOOP_TELEMETRY_URL: ch, TIGHTLOOP_INGEST_MAX_IN_FLIGHT: '16' } });
+    expect([set.config.ingest.maxInFlight, set.sources['ingest.maxInFlight']?.kind]).toEqual([16, 'env']);
   });
 });
 

@@ -5,7 +5,7 @@
  * documented in docs/configuration.md; test/config-env-scan.test.ts fails when code elsewhere
  * reads a setting from process.env.
  */
-export { serverConfigSchema, type ServerConfig } from './schema.js';
+export { INGEST_DEFAULTS, serverConfigSchema, type ServerConfig } from './schema.js';
 export { CLIENT_SETTINGS, CONFIG_FILE_NAME, DEFAULT_DATA_DIR, SETTINGS, type Setting } from './settings.js';
 export { ConfigError, formatIssue, loadConfig, type ConfigInput, type ConfigIssue, type LoadedConfig, type SettingSource } from './load.js';
 export { formatShown, redact, REDACTED, shownSettings, type ShownSetting } from './show.js';

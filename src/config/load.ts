@@ -3,7 +3,7 @@ import { dirname, join, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import { parseCorsOrigins } from '../http/cors.js';
 import { parseStateLocation } from '../state/location.js';
-import { serverConfigSchema, type ServerConfig } from './schema.js';
+import { INGEST_DEFAULTS, serverConfigSchema, type ServerConfig } from './schema.js';
 import { CONFIG_FILE_NAME, DEFAULT_DATA_DIR, SETTINGS, type Setting } from './settings.js';
 
 /**
@@ -122,7 +122,7 @@ export async function loadConfig(input: ConfigInput = {}): Promise<LoadedConfig>
   return { config, sources, file: file?.path };
 }
 
-/** What no single field can check. Mutates `config` only to normalise (CORS origins). */
+/** What no single field can check. Mutates `config` only to normalise (CORS origins) and for defaults that depend on another setting. */
 async function crossCheck(config: ServerConfig, sources: Record<string, SettingSource>, issues: ConfigIssue[]): Promise<void> {
   const fail = (setting: string, message: string): void => void issues.push({ setting, source: sources[setting] ?? DEFAULT_SOURCE, message });
   try {
@@ -135,6 +135,8 @@ async function crossCheck(config: ServerConfig, sources: Record<string, SettingS
       const { isClickHouseUrl, parseClickHouseUrl } = await import('../telemetry/clickhouse-sql.js');
       if (!isClickHouseUrl(config.telemetryUrl)) throw new Error('expected duckdb or clickhouse://user:pass@host:8123/db');
       parseClickHouseUrl(config.telemetryUrl);
+      // ClickHouse's own default, unless ingest.maxInFlight was set (schema.ts INGEST_DEFAULTS).
+      if ((sources['ingest.maxInFlight'] ?? DEFAULT_SOURCE).kind === 'default') config.ingest.maxInFlight = INGEST_DEFAULTS.maxInFlightClickHouse;
     } catch (err) {
       fail('telemetryUrl', (err as Error).message);
     }

@@ -1,6 +1,25 @@
 import { z } from 'zod';
 
 /**
+ * The ingest group commit's defaults (telemetry/writer.ts): the schema below and a writer built
+ * without some option take them from here, so there is one value of each.
+ */
+export const INGEST_DEFAULTS = {
+  queueMaxRows: 500_000,
+  queueMaxBytes: 512 * 1024 * 1024,
+  groupRows: 20_000,
+  /** Groups in flight on DuckDB: its ingest log takes many small groups at once. */
+  maxInFlight: 16,
+  /**
+   * On ClickHouse: two INSERTs in flight, so under load what arrives meanwhile waits and goes
+   * into the next one. Fewer, larger INSERTs are what ClickHouse wants: each makes a part per
+   * table and view, and costs an HTTP request.
+   */
+  maxInFlightClickHouse: 2,
+  maxDelayMs: 0,
+} as const;
+
+/**
  * The server's configuration, validated once. It is assembled by `loadConfig` (config/load.ts)
  * from flags, the environment, `tightloop.yaml` and these defaults; tests build it with
  * `serverConfigSchema.parse({...})`. Every field is listed, with its flag, variable and YAML key,
@@ -35,20 +54,20 @@ export const serverConfigSchema = z.object({
   /** Largest OTLP body accepted, compressed or not (the Collector's default is 20 MiB). */
   maxBodyBytes: z.number().int().min(1024).default(16 * 1024 * 1024),
   /** Rows waiting for a commit before ingest answers 429. Bounds memory under overload. */
-  queueMaxRows: z.number().int().min(1).default(500_000),
+  queueMaxRows: z.number().int().min(1).default(INGEST_DEFAULTS.queueMaxRows),
   /** The ingest group commit (telemetry/writer.ts) in front of the telemetry store. */
   ingest: z.object({
     /** Estimated bytes waiting for a commit before ingest answers 429. */
-    queueMaxBytes: z.number().int().min(1024 * 1024).default(512 * 1024 * 1024),
+    queueMaxBytes: z.number().int().min(1024 * 1024).default(INGEST_DEFAULTS.queueMaxBytes),
     /** A group commits as soon as this many rows wait (never more than queueMaxRows). */
-    groupRows: z.number().int().min(1).default(20_000),
-    /** Groups committing at once. */
-    maxInFlight: z.number().int().min(1).max(1024).default(16),
+    groupRows: z.number().int().min(1).default(INGEST_DEFAULTS.groupRows),
+    /** Groups committing at once; with ClickHouse left at its default, 2 (config/load.ts). */
+    maxInFlight: z.number().int().min(1).max(1024).default(INGEST_DEFAULTS.maxInFlight),
     /**
      * Longest a request waits for companions. 0: the DuckDB ingest log already groups what
      * arrives while it writes, so waiting would only add latency.
      */
-    maxDelayMs: z.number().int().min(0).max(10_000).default(0),
+    maxDelayMs: z.number().int().min(0).max(10_000).default(INGEST_DEFAULTS.maxDelayMs),
   }).prefault({}),
   /**
    * Several nodes on a PostgreSQL state database (state/cluster.ts): the `active` lease is renewed

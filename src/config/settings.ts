@@ -51,7 +51,7 @@ export const SETTINGS: readonly Setting[] = [
   { name: 'queueMaxRows', flag: '--queue-max-rows', env: 'TIGHTLOOP_QUEUE_MAX_ROWS', kind: 'int', doc: 'rows waiting for a commit before ingest answers 429' },
   { name: 'ingest.queueMaxBytes', env: 'TIGHTLOOP_INGEST_QUEUE_MAX_BYTES', kind: 'int', doc: 'estimated bytes waiting for a commit before ingest answers 429' },
   { name: 'ingest.groupRows', env: 'TIGHTLOOP_INGEST_GROUP_ROWS', kind: 'int', doc: 'a commit group closes at this many rows (at most queueMaxRows)' },
-  { name: 'ingest.maxInFlight', env: 'TIGHTLOOP_INGEST_MAX_IN_FLIGHT', kind: 'int', doc: 'commit groups in flight at once' },
+  { name: 'ingest.maxInFlight', env: 'TIGHTLOOP_INGEST_MAX_IN_FLIGHT', kind: 'int', doc: 'commit groups in flight at once (default 16; 2 with a clickhouse:// telemetry store)' },
   { name: 'ingest.maxDelayMs', env: 'TIGHTLOOP_INGEST_MAX_DELAY_MS', kind: 'int', doc: 'longest a request waits for companions before its group commits' },
   { name: 'cluster.heartbeatMs', env: 'TIGHTLOOP_CLUSTER_HEARTBEAT_MS', kind: 'int', doc: 'several nodes on PostgreSQL: heartbeat and lease renewal period' },
   { name: 'cluster.advertiseUrl', flag: '--advertise-url', env: 'TIGHTLOOP_ADVERTISE_URL', kind: 'string', doc: 'several nodes on PostgreSQL: the http:// URL the other nodes reach this one at (required when --host is 0.0.0.0 or ::; unset: the bind address)' },

@@ -2,7 +2,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { openApiDocument } from '../http/openapi.js';
-import { API_ERRORS, apiError, AppError, type ApiErrorCode } from './app-error.js';
+import { API_ERRORS, apiError, AppError, clientError, type ApiErrorCode } from './app-error.js';
 
 /** One error registry (issue 21.1): each code declared once, with its status, and listed by the OpenAPI document. */
 
@@ -51,6 +51,11 @@ describe('API error registry', () => {
       .filter((f) => f !== join(root, 'core', 'app-error.ts'))
       .flatMap((f) => [...readFileSync(f, 'utf8').matchAll(/new\s+AppError\s*\(/g)].map(() => f.slice(repo.length + 1)));
     expect(byHand).toEqual([]);
+  });
+
+  it('a framework\'s client error answers with the registered code of its status, never its own', () => {
+    const of = (status: number): [string, number] => { const e = clientError(status, 'm'); return [e.code, e.status]; };
+    expect([400, 404, 413, 415, 418].map(of)).toEqual([['bad_request', 400], ['not_found', 404], ['payload_too_large', 413], ['unsupported_media_type', 415], ['bad_request', 400]]);
   });
 
   it('the OpenAPI document lists every code with its status and meaning', () => {

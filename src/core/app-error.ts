@@ -79,6 +79,7 @@ export const API_ERRORS = {
   too_many_items: { status: 413, description: 'An envelope holds more items than allowed.' },
   unsupported_encoding: { status: 415, description: 'The Content-Encoding is not gzip, deflate or identity.' },
   unsupported_item: { status: 415, description: 'An envelope item type is not accepted.' },
+  unsupported_media_type: { status: 415, description: 'The request body\'s Content-Type is not one the route reads (application/json).' },
   overloaded: { status: 429, description: 'Ingest is over capacity; retry after Retry-After seconds.' },
   too_many_tails: { status: 429, description: 'Too many live tails are open.' },
   internal: { status: 500, description: 'An unexpected failure (logged with its cause).' },
@@ -101,6 +102,16 @@ export type ApiErrorCode = keyof typeof API_ERRORS;
 /** An API error: the status comes from the registry. */
 export function apiError(code: ApiErrorCode, message: string, opts?: AppErrorOptions): AppError {
   return new AppError(code, API_ERRORS[code].status, message, opts);
+}
+
+/** Registered codes for the client errors Fastify raises itself (a body that is not JSON, an unknown content type). */
+const BY_CLIENT_STATUS: ReadonlyMap<number, ApiErrorCode> = new Map<number, ApiErrorCode>([
+  [401, 'unauthorized'], [403, 'forbidden'], [404, 'not_found'], [409, 'conflict'], [413, 'payload_too_large'], [415, 'unsupported_media_type'],
+]);
+
+/** A framework's 4xx as an API error: the registered code of its status, else bad_request (400). */
+export function clientError(status: number, message: string): AppError {
+  return apiError(BY_CLIENT_STATUS.get(status) ?? 'bad_request', message);
 }
 
 export const badRequest = (message: string, context?: Record<string, unknown>): AppError => apiError('bad_request', message, { context });

@@ -1,6 +1,6 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { AppError, apiError, unauthorized } from '../core/app-error.js';
+import { AppError, apiError, clientError, unauthorized } from '../core/app-error.js';
 import { isConnectionError } from '../state/postgres.js';
 import { metrics, METRICS_CONTENT_TYPE } from '../core/metrics.js';
 import type { TelemetryBatches, TelemetryStore } from '../telemetry/index.js';
@@ -98,7 +98,9 @@ export function buildApp(deps: AppDeps): FastifyInstance {
     }
     const status = err.statusCode ?? 500;
     if (status >= 400 && status < 500) {
-      return reply.code(status).send({ error: { code: (err.code ?? 'bad_request').toLowerCase(), message: err.message } });
+      // Fastify's own (FST_ERR_CTP_INVALID_MEDIA_TYPE, a body that is not JSON): a registered code.
+      const e = clientError(status, err.message);
+      return reply.code(e.status).send({ error: { code: e.code, message: e.message } });
     }
     req.log.error({ err }, 'request failed');
     return reply.code(500).send({ error: { code: 'internal', message: 'internal error' } });

@@ -15,7 +15,7 @@ import { IncidentService, registerIncidentRoutes } from '../incidents/index.js';
 import { describeStateLocation, openStateStore, parseStateLocation, type Role, type StateStore } from '../state/index.js';
 import type { Kysely } from 'kysely';
 import { decodeRequest } from '../otlp/index.js';
-import { CLICKHOUSE_WRITER_OPTIONS, ClickHouseTelemetryStore, DuckDbTelemetryStore, RetentionJob, TelemetryWriter, isClickHouseUrl } from '../telemetry/index.js';
+import { ClickHouseTelemetryStore, DuckDbTelemetryStore, RetentionJob, TelemetryWriter, isClickHouseUrl } from '../telemetry/index.js';
 import { buildApp } from './app.js';
 import { consolePlugin } from './console.js';
 import { registerConsoleApi } from './console-api.js';
@@ -212,7 +212,6 @@ export async function startServer(config: ServerConfig, logger?: Logger, options
   const writer = new TelemetryWriter(store, {
     maxQueuedRows: config.queueMaxRows, maxQueuedBytes: config.ingest.queueMaxBytes, groupRows: config.ingest.groupRows,
     maxDelayMs: config.ingest.maxDelayMs, maxInFlight: config.ingest.maxInFlight,
-    ...(store instanceof ClickHouseTelemetryStore ? CLICKHOUSE_WRITER_OPTIONS : {}),
   });
   const retention = new RetentionJob(store, config.retentionDays, log);
   retention.start();

@@ -10,7 +10,7 @@ import { createServer, request, type Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { clickHouseEngineInstalled, startClickHouseEngine, type RunningEngine } from '../../test/clickhouse-engine/harness.js';
 import { AppError } from '../core/app-error.js';
-import { ClickHouseTelemetryStore } from './clickhouse-store.js';
+import { CLICKHOUSE_WRITER_OPTIONS, ClickHouseTelemetryStore } from './clickhouse-store.js';
 import { ChSql, parseClickHouseUrl } from './clickhouse-sql.js';
 import { hexOf, logBatch, spanBatch } from './conformance-batches.js';
 import { PartialAppendError, type TelemetryBatches } from './store.js';
@@ -35,7 +35,7 @@ describe.skipIf(!installed)('ClickHouse append that fails part-way', () => {
     const store = new ClickHouseTelemetryStore({ url: `clickhouse://tl:secret@127.0.0.1:${proxy.port}/${db}`, nodeId: 'a', insertAttempts: 2 });
     await store.open();
     // A long delay: both requests wait for each other and go into one append.
-    const writer = new TelemetryWriter(store, { maxDelayMs: 200 });
+    const writer = new TelemetryWriter(store, { maxDelayMs: 200, ...CLICKHOUSE_WRITER_OPTIONS });
     try {
       const spans = Array.from({ length: 50 }, (_, i) => ({ traceId: hexOf(i + 1, 32), spanId: hexOf(i + 1, 16), kind: 2, name: 'GET /', service: 'shop', startUs: T0 + i * 1000 }));
       const logs = Array.from({ length: 20 }, (_, i) => ({ timeUs: T0 + i * 1000, body: `line ${i}`, service: 'shop' }));

@@ -19,6 +19,7 @@
 import { hostname } from 'node:os';
 import type { LogBatch, MetricBatch, SpanBatch } from './batch.js';
 import { emptySpanBatch } from './batch.js';
+import { INGEST_DEFAULTS } from '../config/schema.js';
 import { apiError, AppError } from '../core/app-error.js';
 import { metrics } from '../core/metrics.js';
 import type { CommittedBatches } from './duckdb-store.js';
@@ -59,12 +60,10 @@ export interface ClickHouseStoreOptions {
 }
 
 /**
- * The group commit in front of this store (`TelemetryWriter`): two INSERTs in flight, so under
- * load what arrives meanwhile waits and goes into the next INSERT (up to the writer's 20,000 rows).
- * Fewer, larger INSERTs are what ClickHouse wants — each one makes a part per table and view, and
- * costs tightloop an HTTP request — where DuckDB's ingest log takes 16 small groups at once.
+ * The group commit in front of this store (`TelemetryWriter`) keeps two INSERTs in flight by
+ * default (`ingest.maxInFlight`, INGEST_DEFAULTS.maxInFlightClickHouse in config/schema.ts).
  */
-export const CLICKHOUSE_WRITER_OPTIONS = { maxInFlight: 2 } as const;
+export const CLICKHOUSE_WRITER_OPTIONS = { maxInFlight: INGEST_DEFAULTS.maxInFlightClickHouse } as const;
 
 const US = 1_000_000;
 /** How far back other nodes' INSERTs are read (their clocks may be this far behind ours). */

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { INGEST_DEFAULTS } from '../config/schema.js';
 import { AppError } from '../core/app-error.js';
 import { hexOf, logBatch, spanBatch } from './conformance-batches.js';
 import { DuckDbTelemetryStore } from './duckdb-store.js';
@@ -29,6 +30,15 @@ function fakeStore(opts: { delayMs?: number; fail?: (call: number) => boolean } 
 const logs = (n: number): TelemetryBatches => ({ logs: logBatch(Array.from({ length: n }, (_, i) => ({ timeUs: T0 + i, body: `line ${i}` }))) });
 
 describe('TelemetryWriter', () => {
+  it('takes left-out options from the ingest settings\' defaults, and refuses a group larger than its queue', () => {
+    const w = new TelemetryWriter(fakeStore().store) as unknown as Record<string, number>;
+    expect([w.maxDelayMs, w.groupRows, w.maxInFlight, w.maxRows, w.maxBytes]).toEqual([
+      INGEST_DEFAULTS.maxDelayMs, INGEST_DEFAULTS.groupRows, INGEST_DEFAULTS.maxInFlight, INGEST_DEFAULTS.queueMaxRows, INGEST_DEFAULTS.queueMaxBytes]);
+    // The default group shrinks to a smaller queue; a group set larger than the queue is refused.
+    expect((new TelemetryWriter(fakeStore().store, { maxQueuedRows: 100 }) as unknown as Record<string, number>).groupRows).toBe(100);
+    expect(() => new TelemetryWriter(fakeStore().store, { maxQueuedRows: 100, groupRows: 101 })).toThrow(/groupRows 101 is larger than maxQueuedRows 100/);
+  });
+
   it('groups many concurrent submits into few commits and resolves them all', async () => {
     const f = fakeStore({ delayMs: 5 });
     const w = new TelemetryWriter(f.store, { maxDelayMs: 5, groupRows: 1000 });

@@ -10,18 +10,24 @@
  * apiError('overloaded', …) (429, retryAfterS 1), which the HTTP layer answers with Retry-After.
  */
 import { apiError } from '../core/app-error.js';
+// The schema module only (zod, no other module): config/index.ts reaches into http/ and state/.
+import { INGEST_DEFAULTS } from '../config/schema.js';
 import { PartialAppendError, type TelemetryBatches, type TelemetryStore } from './store.js';
 
+/**
+ * The server passes the validated settings (`ingest.*`, `queueMaxRows`: config/schema.ts,
+ * docs/configuration.md); an option left out takes the same default, from INGEST_DEFAULTS.
+ */
 export interface TelemetryWriterOptions {
-  /** Longest a request waits for companions before its group commits. Default 5 ms. */
+  /** Longest a request waits for companions before its group commits (`ingest.maxDelayMs`). */
   maxDelayMs?: number;
-  /** A group commits as soon as this many rows wait. Default 20,000. */
+  /** A group commits as soon as this many rows wait (`ingest.groupRows`). */
   groupRows?: number;
-  /** Groups committing at once (the DuckDB store appends on two connections). Default 2. */
+  /** Groups committing at once (`ingest.maxInFlight`; DuckDB's default). */
   maxInFlight?: number;
-  /** Rows waiting (queued or committing) before submit() rejects. Default 500,000. */
+  /** Rows waiting (queued or committing) before submit() rejects (`queueMaxRows`). */
   maxQueuedRows?: number;
-  /** Estimated bytes waiting before submit() rejects. Default 512 MiB. */
+  /** Estimated bytes waiting before submit() rejects (`ingest.queueMaxBytes`). */
   maxQueuedBytes?: number;
 }
 
@@ -87,11 +93,15 @@ export class TelemetryWriter {
     for (const [k, v] of Object.entries(opts) as [string, number | undefined][]) {
       if (v !== undefined && (!Number.isInteger(v) || v < (k === 'maxDelayMs' ? 0 : 1))) throw new RangeError(`TelemetryWriter: ${k} must be an integer ≥ ${k === 'maxDelayMs' ? 0 : 1}, got ${v}`);
     }
-    this.maxDelayMs = opts.maxDelayMs ?? 5;
-    this.groupRows = opts.groupRows ?? 20_000;
-    this.maxInFlight = Math.max(1, opts.maxInFlight ?? 2);
-    this.maxRows = opts.maxQueuedRows ?? 500_000;
-    this.maxBytes = opts.maxQueuedBytes ?? 512 * 1024 * 1024;
+    const maxRows = opts.maxQueuedRows ?? INGEST_DEFAULTS.queueMaxRows;
+    // A group larger than the queue never fills (config/load.ts refuses the same setting); the
+    // default group shrinks to a smaller queue, as OpenTelemetry's batch size does.
+    if (opts.groupRows !== undefined && opts.groupRows > maxRows) throw new RangeError(`TelemetryWriter: groupRows ${opts.groupRows} is larger than maxQueuedRows ${maxRows}`);
+    this.maxDelayMs = opts.maxDelayMs ?? INGEST_DEFAULTS.maxDelayMs;
+    this.groupRows = opts.groupRows ?? Math.min(INGEST_DEFAULTS.groupRows, maxRows);
+    this.maxInFlight = opts.maxInFlight ?? INGEST_DEFAULTS.maxInFlight;
+    this.maxRows = maxRows;
+    this.maxBytes = opts.maxQueuedBytes ?? INGEST_DEFAULTS.queueMaxBytes;
   }
 
   /** Resolves once the request is committed; rejects at once when the queue is full. */
