@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asUser, rawClient, type GatewayHarness, type Upstream } from './harness.conformance.js';
 import { frame, queryMessage } from './wire/encode.js';
@@ -114,8 +115,24 @@ describe('the audited session cannot choose what its record leaves out (attack r
     expect(parts.map((d) => d.part)).toEqual(parts.map((_, i) => i + 1));
     expect(parts.map((d) => d.data).join('')).toBe(rows.join(''));
   });
+
+  it('a guess carried in application_name, read back by the statement, is in connection.open whole', async () => {
+    const app = `${'a'.repeat(300)}G6-APP-SECRET@example.com`;
+    const c = new pg.Client({ connectionString: h.url(h.users.bob, 'shop'), application_name: app });
+    await c.connect();
+    try {
+      await c.query("select id from customers where email = substr(current_setting('application_name'), 301)");
+    } finally {
+      await c.end();
+    }
+    await h.gateway.audit.flush();
+    const opens = (await h.gateway.audit.query({ kind: 'connection.open', actor: 'bob', limit: 1000 })).map((r) => r.data as { application?: string; settings?: Record<string, string> });
+    const open = opens.find((d) => d.application?.startsWith('aaa'));
+    expect(open?.application).toBe(app);
+    expect(open?.settings?.application_name).toBe(app);
+  });
 });
 
-function as<T>(fn: (c: import('pg').Client) => Promise<T>): Promise<T> {
+function as<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
   return asUser(h, h.users.bob, 'shop', fn);
 }

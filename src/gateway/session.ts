@@ -129,9 +129,12 @@ export class ClientSession {
     }
 
     const params: Record<string, string> = { database: resource.database };
+    // What the client set reaches the server, and a statement can read it back
+    // (`current_setting('application_name')`): recorded whole in `connection.open` (attack round 8).
+    const clientSettings: Record<string, string> = {};
     for (const p of PASSED_PARAMS) {
       const v = startup.params.get(p);
-      if (v !== undefined) params[p] = v;
+      if (v !== undefined) params[p] = clientSettings[p] = v;
     }
     // The parser's string rules and text encoding, whatever the database's defaults (a client
     // that names no encoding would get the server's); both are checked again below.
@@ -181,7 +184,7 @@ export class ClientSession {
     this.log = new StatementLog(this.ctx.audit, { actor: user, resource: resource.name, session: this.id }, this.ctx.auditWindowMs);
     this.ctx.audit.append({
       kind: 'connection.open', actor: user, resource: resource.name, session: this.id,
-      data: { peer: this.peer, tls: startup.tls, auth: who.method, grant: grant.id, mode: grant.mode, application: auditedName(startup.params.get('application_name')), masking: masking !== undefined },
+      data: { peer: this.peer, tls: startup.tls, auth: who.method, grant: grant.id, mode: grant.mode, application: startup.params.get('application_name') ?? null, settings: clientSettings, masking: masking !== undefined },
     });
     this.armExpiry(who);
 
