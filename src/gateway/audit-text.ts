@@ -8,66 +8,54 @@ import type { BoundParameters } from './wire/decode.js';
  * included (`text`), and the values bound to its parameters in the extended protocol (`params`).
  * So the audit shows what actually ran — the SQL handed to a function as a string, the pid passed
  * to `pg_terminate_backend`, the id a statement read. Both come from the client; result values
- * never enter the audit. Bounded per record: text to AUDIT_TEXT_CHARS characters, at most
- * AUDIT_PARAMS values of at most AUDIT_PARAM_CHARS characters each (binary values as hex); a cut
- * value ends in `…`, and `textChars` / `paramCount` give the full sizes when something was cut.
+ * never enter the audit.
+ *
+ * Neither is ever cut (attack round 8 G3: a guess in the middle of a 16 KB statement, between
+ * the kept head and tail and past the 256 listed constants, was nowhere in its record; a value
+ * past the 1,024th character or the 64th parameter was not either). Their size is bounded where
+ * they enter: a statement's text by the gateway's limit on Query and Parse messages (1 MiB,
+ * refused with 54000 before anything runs), parameter values by the Bind limit (wire/framer.ts).
+ * So the record grows with what the client sends, and what it sends is all there.
  */
 
-export const AUDIT_TEXT_CHARS = 8192;
-export const AUDIT_PARAMS = 64;
-export const AUDIT_PARAM_CHARS = 1024;
+/** COPY FROM STDIN data per `statement.copy_data` record (session.ts): a longer copy makes more records. */
+export const AUDIT_COPY_CHARS = 64 * 1024;
 
-/** A text over AUDIT_TEXT_CHARS keeps this many characters from each end (after comments go). */
-const TEXT_END_CHARS = AUDIT_TEXT_CHARS / 2;
-/** Constants of a cut text: at most this many, each cut to AUDIT_CONSTANT_CHARS. */
-export const AUDIT_CONSTANTS = 256;
-export const AUDIT_CONSTANT_CHARS = 64;
+/** A text over this many characters is recorded without its comments and runs of white space. */
+export const AUDIT_TEXT_CHARS = 8192;
 
 export interface AuditedText {
   text: string;
+  /** The length of the text as sent, when `text` is it without its comments (see boundedText). */
   textChars?: number;
-  /** SHA-256 (hex) of the whole text, when `text` is not all of it. */
+  /** SHA-256 (hex) of the text as sent, when `text` is it without its comments. */
   textSha256?: string;
-  /** When `text` lost its middle: every literal of the statement, in order, each bounded. */
-  constants?: string[];
-  constantCount?: number;
   params?: (string | null)[];
-  paramCount?: number;
 }
 
-/**
- * A long text is recorded without its comments and runs of white space (the server ignores them,
- * and a long comment could otherwise push the rest out of the record: attack round 5 #8), as
- * the server's own lexer reads it (server-text.ts; a second, hand-written lexer once recorded a
- * text that was not what ran: attack round 7 F4). Still too long, it keeps its head and tail,
- * and its literals (the ids and positions a statement is about) are listed apart, each bounded,
- * with a hash of the whole text. A text the lexer cannot read loses nothing but its middle.
- */
 export function auditedText(sql: string | undefined, params: BoundParameters | undefined): AuditedText | Record<string, never> {
   if (sql === undefined) return {};
   const out: AuditedText = { ...boundedText(sql) };
-  if (params !== undefined && params.count > 0) {
-    out.params = params.values;
-    if (params.count > params.values.length) out.paramCount = params.count;
-  }
+  if (params !== undefined && params.count > 0) out.params = params.values;
   return out;
 }
 
-/** The bounds of `text` applied to any statement text (without parameters). */
+/**
+ * A long text (over AUDIT_TEXT_CHARS) is recorded without its comments and runs of white space
+ * (the server ignores them, and a 1 MB comment would otherwise be a 1 MB record: attack round 7
+ * F7), removed as the server's own lexer reads the text (server-text.ts; a second, hand-written
+ * lexer once recorded a text that was not what ran: attack round 7 F4), with the length and hash
+ * of the text as sent. Every token the server reads stays; a text that lexer cannot read is kept
+ * as sent.
+ */
 export function boundedText(sql: string): AuditedText {
   const out: AuditedText = { text: sql };
   if (sql.length <= AUDIT_TEXT_CHARS) return out;
+  const lexed = serverText(sql, 'collapse');
+  if (lexed === undefined || lexed.text === sql) return out;
+  out.text = lexed.text;
   out.textChars = sql.length;
   out.textSha256 = createHash('sha256').update(sql).digest('hex');
-  const lexed = serverText(sql, 'collapse');
-  const bare = lexed?.text ?? sql;
-  if (bare.length <= AUDIT_TEXT_CHARS) out.text = bare;
-  else {
-    out.text = `${bare.slice(0, TEXT_END_CHARS)}…${bare.slice(bare.length - TEXT_END_CHARS)}`;
-    const constants = lexed?.constants ?? [];
-    out.constants = constants.slice(0, AUDIT_CONSTANTS).map((c) => (c.length > AUDIT_CONSTANT_CHARS ? `${c.slice(0, AUDIT_CONSTANT_CHARS)}…` : c));
-    if (constants.length > AUDIT_CONSTANTS) out.constantCount = constants.length;
-  }
   return out;
 }
 
@@ -77,15 +65,25 @@ export interface AuditedSql {
   sqlSha256?: string;
 }
 
+/** `sql` over this many characters keeps its first and last half of them (see auditedSql). */
+export const AUDIT_SQL_CHARS = 8192;
+
 /**
- * The normalised text (`sql`) under the same bounds as `text` (attack round 7 F7: `select 1 /*
- * 1 MB comment *\/` wrote a 1 MB permanent record): over AUDIT_TEXT_CHARS it loses its comments
- * (the server's lexer) and then its middle, with `sqlChars` and `sqlSha256` of the whole.
+ * The normalised text (`sql`): libpg-query's normal form of `text` (constants as `$n`), for
+ * reading and grouping. It is derived from `text`, which is whole, so a long one may be shortened
+ * without losing anything: over AUDIT_SQL_CHARS (after comments go, as for `text`) it keeps its
+ * head and tail, with `sqlChars` and `sqlSha256` of the whole.
  */
 export function auditedSql(normalized: string | null | undefined): AuditedSql {
   if (normalized === null || normalized === undefined) return { sql: null };
   const b = boundedText(normalized);
-  return b.textSha256 === undefined ? { sql: b.text } : { sql: b.text, sqlChars: b.textChars, sqlSha256: b.textSha256 };
+  if (b.text.length <= AUDIT_SQL_CHARS) return b.textSha256 === undefined ? { sql: b.text } : { sql: b.text, sqlChars: b.textChars, sqlSha256: b.textSha256 };
+  const half = AUDIT_SQL_CHARS / 2;
+  return {
+    sql: `${b.text.slice(0, half)}…${b.text.slice(b.text.length - half)}`,
+    sqlChars: normalized.length,
+    sqlSha256: b.textSha256 ?? createHash('sha256').update(normalized).digest('hex'),
+  };
 }
 
 /**

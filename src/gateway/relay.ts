@@ -8,7 +8,6 @@ import { DetectBudget } from './masking/budget.js';
 import { PendingQueue, type DescribeItem, type Execution, type ExecuteItem, type Pending, type QueryItem, type StatementInfo } from './pipeline.js';
 import { CEILING_STATEMENT, CeilingCheck, ceilingMarker, countedQueryMessages, FLUSH, SYNC_AND_DROP_UNNAMED, type RowCeiling } from './row-ceiling.js';
 import { PreparedNamespace } from './prepared-names.js';
-import { AUDIT_PARAM_CHARS, AUDIT_PARAMS } from './audit-text.js';
 import { bindParameters, decodeBind, decodeCopyResponse, decodeErrorFields, decodeExecute, decodeParse, decodeRowDescription, decodeTarget, readCString, rowsFromTag } from './wire/decode.js';
 import { describeMessage, errorResponse, noticeResponse, parseMessage, queryMessage, type ErrorFields } from './wire/encode.js';
 import { GatewayError, ProtocolViolation, SQLSTATE } from './wire/errors.js';
@@ -77,6 +76,11 @@ export interface RelayHooks {
   overCeiling?(info: StatementInfo | undefined, params: Execution['params'], rows: number, ceiling: RowCeiling, suspended: boolean): { error?: ErrorFields; notice?: ErrorFields };
   /** The session's ceiling for an Execute of a name the relay cannot tell (row-ceiling.ts `unknown`). */
   unknownCeiling?(): RowCeiling | undefined;
+  /**
+   * COPY FROM STDIN: each CopyData payload the client sends (the rows a COPY writes or tests are
+   * audited like an INSERT's literals), then null when the copy ends (CopyDone, CopyFail).
+   */
+  copyIn?(chunk: Buffer | null): void;
 }
 
 export interface RelayStats {
@@ -342,7 +346,7 @@ export class Relay {
           const bind = decodeBind(body);
           this.described.delete(bind.portal);
           const once = this.approvedOnce.get(bind.statement);
-          const params = bindParameters(body, AUDIT_PARAMS, AUDIT_PARAM_CHARS);
+          const params = bindParameters(body);
           // An approval is for the text the approver saw: values bound after it would change
           // what runs (attack round 4 #5), so an approved statement takes none.
           if (once === 'spent' || (once === 'fresh' && params.count > 0)) {
@@ -418,11 +422,15 @@ export class Relay {
           break;
         case FRONTEND.CopyDone:
         case FRONTEND.CopyFail:
-          if (this.clientInCopy) this.clientInCopy = false;
-          else if (this.pending.length > 0) this.pending.push({ kind: 'copyend' });
+          if (this.clientInCopy) {
+            this.clientInCopy = false;
+            this.hooks.copyIn?.(null);
+          } else if (this.pending.length > 0) this.pending.push({ kind: 'copyend' });
+          break;
+        case FRONTEND.CopyData:
+          if (this.clientInCopy) this.hooks.copyIn?.(body);
           break;
         case FRONTEND.Flush:
-        case FRONTEND.CopyData:
         case FRONTEND.Terminate:
           break;
         default:

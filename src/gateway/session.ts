@@ -1,10 +1,11 @@
 import type { MessageLimits } from './wire/framer.js';
 import { randomInt } from 'node:crypto';
+import { isUtf8 } from 'node:buffer';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { ulid } from 'ulid';
 import { statementHash } from './approvals.js';
-import { auditedName, auditedSql, auditedText } from './audit-text.js';
+import { AUDIT_COPY_CHARS, auditedName, auditedSql, auditedText } from './audit-text.js';
 import { actionFor, DEFAULT_ALLOWED_FUNCTIONS, decide, describeBlock, type DecisionContext, type Finding } from './guardrails/index.js';
 import { TOO_COMPLEX, TOO_DEEP, TOO_MUCH_WORK } from './guardrails/engine.js';
 import type { AccessGrant } from './grants.js';
@@ -62,6 +63,8 @@ export class ClientSession {
   private log: StatementLog | undefined;
   /** Approval claims by statement hash (claimApproval). */
   private readonly claims = new Map<string, { settled: boolean; id: string | undefined; done: Promise<void> }>();
+  /** COPY FROM STDIN data not yet in a `statement.copy_data` record. */
+  private copy = { chunks: [] as Buffer[], bytes: 0, part: 0 };
 
   constructor(
     private readonly raw: Socket,
@@ -138,9 +141,12 @@ export class ClientSession {
     }
 
     const params: Record<string, string> = { database: resource.database };
+    // What the client set reaches the server, and a statement can read it back
+    // (`current_setting('application_name')`): recorded whole in `connection.open` (attack round 8).
+    const clientSettings: Record<string, string> = {};
     for (const p of PASSED_PARAMS) {
       const v = startup.params.get(p);
-      if (v !== undefined) params[p] = v;
+      if (v !== undefined) params[p] = clientSettings[p] = v;
     }
     // The parser's string rules and text encoding, whatever the database's defaults (a client
     // that names no encoding would get the server's); both are checked again below.
@@ -191,7 +197,7 @@ export class ClientSession {
     this.log = new StatementLog(this.ctx.audit, { actor: user, resource: resource.name, session: this.id }, this.ctx.auditWindowMs);
     this.ctx.audit.append({
       kind: 'connection.open', actor: user, resource: resource.name, session: this.id,
-      data: { peer: this.peer, tls: startup.tls, auth: who.method, grant: grant.id, mode: grant.mode, application: auditedName(startup.params.get('application_name')), masking: masking !== undefined },
+      data: { peer: this.peer, tls: startup.tls, auth: who.method, grant: grant.id, mode: grant.mode, application: startup.params.get('application_name') ?? null, settings: clientSettings, masking: masking !== undefined },
     });
     this.armExpiry(who);
 
@@ -207,6 +213,7 @@ export class ClientSession {
       beforeRun: (info, protocol, params) => this.beforeRun(info, protocol, params),
       overCeiling: (info, params, rows, ceiling, suspended) => this.overCeiling(info, params, rows, ceiling, suspended, who, resource),
       unknownCeiling: () => this.sessionCeiling(decisionCtx, resource),
+      copyIn: (chunk) => this.copyIn(chunk),
     }, this.upstreamLimits(), this.ctx.clientLimits, detectBudgetFor(who.userId));
     this.relay.start(startup.reader.detach(), up.leftover);
   }
@@ -364,6 +371,32 @@ export class ClientSession {
     return this.ctx.audit.durable(ticket);
   }
 
+  /**
+   * COPY FROM STDIN data, recorded as it passes (attack round 8: the rows a COPY loads, e.g. into
+   * a table a later statement joins against, were nowhere in the trail). In `statement.copy_data`
+   * records of up to AUDIT_COPY_CHARS characters each, numbered by `part`, after the COPY's own
+   * `statement.start` (`n`), the last with `end: true`: whole, as sent (text; binary as `\x` hex).
+   */
+  private copyIn(chunk: Buffer | null): void {
+    if (chunk !== null) {
+      this.copy.chunks.push(Buffer.from(chunk));
+      this.copy.bytes += chunk.length;
+      if (this.copy.bytes < AUDIT_COPY_CHARS) return;
+    }
+    this.writeCopy(chunk === null);
+  }
+
+  private writeCopy(end: boolean): void {
+    const c = this.copy;
+    if (c.bytes === 0 && (!end || c.part === 0)) return;
+    const data = Buffer.concat(c.chunks, c.bytes);
+    this.ctx.audit.append({
+      kind: 'statement.copy_data', actor: this.userName, resource: this.resource?.name, session: this.id,
+      data: { n: this.starts, part: ++c.part, data: isUtf8(data) ? data.toString('utf8') : `\\x${data.toString('hex')}`, ...(end ? { end: true } : {}) },
+    });
+    this.copy = end ? { chunks: [], bytes: 0, part: 0 } : { chunks: [], bytes: 0, part: c.part };
+  }
+
   private finished(exec: Execution, cancelled = false): void {
     this.statements++;
     const info = exec.info;
@@ -502,6 +535,7 @@ export class ClientSession {
       exec.error ??= 'session-ended';
       this.finished(exec, true);
     }
+    this.writeCopy(true);
     this.log?.flush();
     if (this.resource !== undefined && this.grant !== undefined) {
       this.ctx.audit.append({

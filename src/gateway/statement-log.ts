@@ -13,12 +13,18 @@ import type { MaskCounts } from './masking/index.js';
  *
  * Each record keeps what ran (audit-text.ts): a single execution its `text` and `params`; a
  * window's record the distinct texts with their parameter values and how often each ran
- * (`variants`, at most MAX_VARIANTS; executions of further ones are counted in
- * `variantsOmitted`). Statements that may write have their own `statement.start` record with
- * text and parameters regardless (audit before effect).
+ * (`variants`). Nothing is left out of a record (attack round 8 G2: sixteen decoys filled the
+ * variant list and the seventeenth statement, the one that mattered, was only counted): when a
+ * group holds MAX_VARIANTS variants, or MAX_VARIANT_CHARS characters of text and values, and an
+ * execution brings another, the group's record is written at once and a new group starts with it.
+ * So the trail grows with the distinct statements a session sends, and lists every one.
+ * Statements that may write have their own `statement.start` record with text and parameters
+ * regardless (audit before effect).
  */
 
 export const MAX_VARIANTS = 16;
+/** Characters of text and parameter values one group's record holds before a new one starts. */
+export const MAX_VARIANT_CHARS = 64 * 1024;
 
 export interface StatementExecution {
   protocol: 'simple' | 'extended';
@@ -38,10 +44,7 @@ export interface StatementExecution {
   text?: string;
   textChars?: number;
   textSha256?: string;
-  constants?: string[];
-  constantCount?: number;
   params?: (string | null)[];
-  paramCount?: number;
   /** The Execute's row limit suspended its portal; `rows` are the rows it sent. */
   suspended?: boolean;
   /** The session ended while it ran, and the gateway cancelled it upstream. */
@@ -63,7 +66,8 @@ interface Tally {
   maxDurationMs: number;
   masked: MaskCounts;
   variants: Map<string, Variant>;
-  variantsOmitted: number;
+  /** Characters of the variants' texts and values. */
+  chars: number;
 }
 
 export class StatementLog {
@@ -84,20 +88,30 @@ export class StatementLog {
     }
     const key = `${e.protocol}\0${e.fingerprint ?? ''}\0${e.sqlSha256 ?? e.sql ?? ''}`;
     const now = Date.now();
-    const t = this.tallies.get(key);
-    if (t === undefined) {
-      const variants = new Map<string, Variant>();
-      if (e.text !== undefined) variants.set(variantKey(e), variantOf(e));
-      this.tallies.set(key, { first: e, firstAt: now, lastAt: now, executions: 1, rows: e.rows, durationMs: e.durationMs, maxDurationMs: e.durationMs, masked: { ...e.masked }, variants, variantsOmitted: 0 });
-      this.timer ??= setTimeout(() => this.flush(), this.windowMs);
-      return;
-    }
-    if (e.text !== undefined) {
+    let t = this.tallies.get(key);
+    if (t !== undefined && e.text !== undefined) {
       const vk = variantKey(e);
       const v = t.variants.get(vk);
       if (v !== undefined) v.executions++;
-      else if (t.variants.size < MAX_VARIANTS) t.variants.set(vk, variantOf(e));
-      else t.variantsOmitted++;
+      else {
+        const chars = variantChars(e);
+        if (t.variants.size >= MAX_VARIANTS || (t.variants.size > 0 && t.chars + chars > MAX_VARIANT_CHARS)) {
+          // Full: its record is written now, and this execution opens the next one.
+          this.write(t);
+          this.tallies.delete(key);
+          t = undefined;
+        } else {
+          t.variants.set(vk, variantOf(e));
+          t.chars += chars;
+        }
+      }
+    }
+    if (t === undefined) {
+      const variants = new Map<string, Variant>();
+      if (e.text !== undefined) variants.set(variantKey(e), variantOf(e));
+      this.tallies.set(key, { first: e, firstAt: now, lastAt: now, executions: 1, rows: e.rows, durationMs: e.durationMs, maxDurationMs: e.durationMs, masked: { ...e.masked }, variants, chars: e.text === undefined ? 0 : variantChars(e) });
+      this.timer ??= setTimeout(() => this.flush(), this.windowMs);
+      return;
     }
     t.executions++;
     t.rows += e.rows;
@@ -107,22 +121,24 @@ export class StatementLog {
     for (const k in e.masked) t.masked[k] = (t.masked[k] ?? 0) + e.masked[k];
   }
 
+  private write(t: Tally): void {
+    this.audit.append({
+      kind: 'statement',
+      ...this.base,
+      data: {
+        protocol: t.first.protocol, sql: t.first.sql, ...(t.first.sqlSha256 === undefined ? {} : { sqlChars: t.first.sqlChars, sqlSha256: t.first.sqlSha256 }), fingerprint: t.first.fingerprint, decision: t.first.decision, rule: t.first.rule,
+        executions: t.executions, rows: t.rows, durationMs: round(t.durationMs), maxDurationMs: round(t.maxDurationMs),
+        masked: t.masked, firstAt: new Date(t.firstAt).toISOString(), lastAt: new Date(t.lastAt).toISOString(),
+        variants: [...t.variants.values()],
+      },
+    });
+  }
+
   /** Writes out every open tally (on the timer, and when the session ends). */
   flush(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
-    for (const t of this.tallies.values()) {
-      this.audit.append({
-        kind: 'statement',
-        ...this.base,
-        data: {
-          protocol: t.first.protocol, sql: t.first.sql, ...(t.first.sqlSha256 === undefined ? {} : { sqlChars: t.first.sqlChars, sqlSha256: t.first.sqlSha256 }), fingerprint: t.first.fingerprint, decision: t.first.decision, rule: t.first.rule,
-          executions: t.executions, rows: t.rows, durationMs: round(t.durationMs), maxDurationMs: round(t.maxDurationMs),
-          masked: t.masked, firstAt: new Date(t.firstAt).toISOString(), lastAt: new Date(t.lastAt).toISOString(),
-          variants: [...t.variants.values()], ...(t.variantsOmitted > 0 ? { variantsOmitted: t.variantsOmitted } : {}),
-        },
-      });
-    }
+    for (const t of this.tallies.values()) this.write(t);
     this.tallies.clear();
   }
 }
@@ -136,11 +152,14 @@ function variantOf(e: StatementExecution): Variant {
   const v: Variant = { text: e.text ?? '', executions: 1 };
   if (e.textChars !== undefined) v.textChars = e.textChars;
   if (e.textSha256 !== undefined) v.textSha256 = e.textSha256;
-  if (e.constants !== undefined) v.constants = e.constants;
-  if (e.constantCount !== undefined) v.constantCount = e.constantCount;
   if (e.params !== undefined) v.params = e.params;
-  if (e.paramCount !== undefined) v.paramCount = e.paramCount;
   return v;
+}
+
+function variantChars(e: StatementExecution): number {
+  let n = e.text?.length ?? 0;
+  for (const p of e.params ?? []) n += p?.length ?? 0;
+  return n;
 }
 
 function round(ms: number): number {

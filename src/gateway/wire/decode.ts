@@ -196,20 +196,21 @@ export function decodeSaslInitial(body: Buffer): { mechanism: string; data: Buff
   return { mechanism: mech.value, data: body.subarray(start, start + len) };
 }
 
-/** What the audit keeps of a Bind's parameter values (audit-text.ts bounds). */
+/** What the audit keeps of a Bind's parameter values: all of them (audit-text.ts). */
 export interface BoundParameters {
-  /** Text-format values as text, binary ones as `\x` hex, NULL as null; each bounded. */
+  /** Text-format values as text, binary ones as `\x` hex, NULL as null; every one, whole. */
   values: (string | null)[];
-  /** How many parameters the Bind carried (more than `values` when some were left out). */
+  /** How many parameters the Bind carried (= `values.length`). */
   count: number;
 }
 
 /**
- * The parameter values of a Bind, for the audit: at most `maxParams` values of at most
- * `maxChars` characters each (a longer one ends in `…`). Formats as the protocol defines them:
- * no format codes means text, one applies to all, else one per parameter.
+ * The parameter values of a Bind, for the audit: every value, whole (the Bind message's size
+ * limit bounds them; a value the audit cut could hide what a statement tests: attack round 8).
+ * Formats as the protocol defines them: no format codes means text, one applies to all, else
+ * one per parameter.
  */
-export function bindParameters(body: Buffer, maxParams: number, maxChars: number): BoundParameters {
+export function bindParameters(body: Buffer): BoundParameters {
   const portal = readCString(body, 0);
   const statement = readCString(body, portal.next);
   let off = statement.next;
@@ -226,17 +227,10 @@ export function bindParameters(body: Buffer, maxParams: number, maxChars: number
     const len = body.readInt32BE(off);
     off += 4;
     if (len > 0) need(body, off, len);
-    if (i < maxParams) {
-      const binary = (nFormats === 1 ? formats[0] : nFormats === 0 ? 0 : formats[i]) === 1;
-      if (len < 0) values.push(null);
-      else if (binary) {
-        const bytes = Math.min(len, maxChars >> 1);
-        values.push(`\\x${body.toString('hex', off, off + bytes)}${bytes < len ? '…' : ''}`);
-      } else {
-        const text = body.toString('utf8', off, off + Math.min(len, maxChars * 4));
-        values.push(text.length > maxChars ? `${text.slice(0, maxChars)}…` : text);
-      }
-    }
+    const binary = (nFormats === 1 ? formats[0] : nFormats === 0 ? 0 : formats[i]) === 1;
+    if (len < 0) values.push(null);
+    else if (binary) values.push(`\\x${body.toString('hex', off, off + len)}`);
+    else values.push(body.toString('utf8', off, off + len));
     off += len > 0 ? len : 0;
   }
   return { values, count: nParams };
