@@ -1,15 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AuditAnchor } from '../src/gateway/audit-anchor.js';
 import { SERVER_STATE_MIGRATIONS } from '../src/http/state-migrations.js';
 import type { ClusterView } from '../src/state/cluster.js';
 import { createTestDatabase, type TestDatabase } from '../src/state/pg-cluster.conformance.js';
-import { BIN, freePort } from './helpers/child-server.js';
+import { ClusterChildren, isActive, nodeUrl, type ClusterChild } from './helpers/cluster-children.js';
 import { callApi, eventually } from './helpers/server.js';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
@@ -21,13 +17,12 @@ import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook-re
  * Needs `npx tsc -p tsconfig.build.json` first (a loop test: LOOP_TESTS).
  */
 
-interface Node { name: string; port: number; gatewayPort: number; dataDir: string; child: ChildProcess; out: string; err: string }
+type Node = ClusterChild;
 interface Hook { status: string; alerts: Array<{ rule: { name: string }; series: Record<string, string> }> }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 let db: TestDatabase;
 let receiver: WebhookReceiver;
-const nodes: Node[] = [];
 
 const RULES = (hook: string): string => `receivers:
   - name: hook
@@ -42,45 +37,13 @@ ${['shop', 'pay'].map((s) => `  - name: ${s}-errors
     min_count: 10
 `).join('')}`;
 
-/** The nodes of one cluster share the audit key (and start from a copy of its anchor): docs/cluster.md. */
-let auditKeyDir: string | undefined;
-async function copyAuditKey(dataDir: string): Promise<void> {
-  if (auditKeyDir === undefined) {
-    auditKeyDir = mkdtempSync(join(tmpdir(), 'tightloop-failover-key-'));
-    const anchor = new AuditAnchor(join(auditKeyDir, 'gateway-audit.anchor'), join(auditKeyDir, 'gateway-audit.key'), pino({ level: 'silent' }));
-    await anchor.open(() => Promise.resolve(undefined), { seq: 0, hash: '0'.repeat(64) });
-    await anchor.close();
-  }
-  for (const f of ['gateway-audit.key', 'gateway-audit.anchor']) copyFileSync(join(auditKeyDir, f), join(dataDir, f));
-}
+/** The nodes (docs/cluster.md: they share the audit key); the process handling is test/helpers/cluster-children.ts. */
+const children = new ClusterChildren({
+  prefix: 'tightloop-failover', stateUrl: () => db.connectionString, configure: (dataDir) => writeFileSync(join(dataDir, 'rules.yaml'), RULES(receiver.url)),
+});
+const startChild = (name: string): Promise<Node> => children.start(name);
 
-async function startChild(name: string): Promise<Node> {
-  const dataDir = mkdtempSync(join(tmpdir(), `tightloop-failover-${name}-`));
-  await copyAuditKey(dataDir);
-  writeFileSync(join(dataDir, 'rules.yaml'), RULES(receiver.url));
-  const [port, gatewayPort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, [BIN, 'up', '--data-dir', dataDir, '--port', String(port), '--gateway-port', String(gatewayPort),
-    '--state', db.connectionString, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const node: Node = { name, port, gatewayPort, dataDir, child, out: '', err: '' };
-  child.stdout?.on('data', (d: Buffer) => { node.out += d.toString(); });
-  child.stderr?.on('data', (d: Buffer) => { node.err += d.toString(); });
-  nodes.push(node);
-  await eventually(async () => {
-    if (child.exitCode !== null) throw new Error(`${name} exited ${child.exitCode}: ${node.err}`);
-    try {
-      return (await fetch(url(node, '/api/health'))).ok ? true : undefined;
-    } catch { return undefined; }
-  }, 60_000);
-  return node;
-}
-
-const url = (n: Node, path: string): string => `http://127.0.0.1:${n.port}${path}`;
-
-async function isActive(n: Node): Promise<boolean> {
-  try {
-    return (await fetch(url(n, '/api/health/active'))).status === 200;
-  } catch { return false; }
-}
+const url = nodeUrl;
 
 /** SERVER spans of `service`, OTLP/JSON: every request an error, or none. */
 async function sendSpans(n: Node, service: string, seconds: number, failing = true): Promise<void> {
@@ -107,13 +70,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const n of nodes) {
-    if (n.child.exitCode === null && n.child.signalCode === null) {
-      n.child.kill('SIGTERM');
-      await new Promise((r) => n.child.once('exit', r));
-    }
-    rmSync(n.dataDir, { recursive: true, force: true });
-  }
+  await children.stopAll();
   await receiver.close();
   await db.drop();
 });

@@ -1,19 +1,18 @@
-import { spawn, type ChildProcess, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kysely } from 'kysely';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
 import type { Deploy } from '../src/deploys/index.js';
-import { AuditAnchor } from '../src/gateway/audit-anchor.js';
 import { SERVER_STATE_MIGRATIONS } from '../src/http/state-migrations.js';
 import type { IncidentStory } from '../src/incidents/index.js';
 import type { ClusterView } from '../src/state/cluster.js';
 import { openStateStore } from '../src/state/index.js';
 import { createTestDatabase, type TestDatabase } from '../src/state/pg-cluster.conformance.js';
-import { BIN, freePort } from './helpers/child-server.js';
+import { BIN } from './helpers/child-server.js';
+import { ClusterChildren, isActive, nodeUrl, type ClusterChild } from './helpers/cluster-children.js';
 import { callApi, eventually } from './helpers/server.js';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook-receiver.js';
 
@@ -29,14 +28,13 @@ import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook-re
  * Needs `npx tsc -p tsconfig.build.json` first (a loop test: LOOP_TESTS).
  */
 
-interface Node { name: string; port: number; gatewayPort: number; dataDir: string; child: ChildProcess; out: string; err: string }
+type Node = ClusterChild;
 interface Hook { status: string; alerts: Array<{ id: string; rule: { name: string } }> }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 let db: TestDatabase;
 let receiver: WebhookReceiver;
 let work: string;
-const nodes: Node[] = [];
 let psql: ChildProcessWithoutNullStreams | undefined;
 
 const RULES = (hook: string): string => `receivers:
@@ -87,45 +85,15 @@ argv: [${JSON.stringify(process.execPath)}, ${JSON.stringify(join(work, 'rollbac
 `);
 }
 
-/** The nodes of one cluster share the audit key (and start from a copy of its anchor): docs/cluster.md. */
-let auditKeyDir: string | undefined;
-async function copyAuditKey(dataDir: string): Promise<void> {
-  if (auditKeyDir === undefined) {
-    auditKeyDir = mkdtempSync(join(tmpdir(), 'tightloop-loop-key-'));
-    const anchor = new AuditAnchor(join(auditKeyDir, 'gateway-audit.anchor'), join(auditKeyDir, 'gateway-audit.key'), pino({ level: 'silent' }));
-    await anchor.open(() => Promise.resolve(undefined), { seq: 0, hash: '0'.repeat(64) });
-    await anchor.close();
-  }
-  for (const f of ['gateway-audit.key', 'gateway-audit.anchor']) copyFileSync(join(auditKeyDir, f), join(dataDir, f));
-}
+/** The nodes (docs/cluster.md: they share the audit key); the process handling is test/helpers/cluster-children.ts. */
+const children = new ClusterChildren({
+  prefix: 'tightloop-loop', stateUrl: () => db.connectionString, configure: configure,
+  env: () => ({ TIGHTLOOP_CRED_LOOP_PG: decodeURIComponent(new URL(db.connectionString).password) }),
+});
+const nodes = children.nodes;
+const startChild = (name: string): Promise<Node> => children.start(name);
 
-async function startChild(name: string): Promise<Node> {
-  const dataDir = mkdtempSync(join(tmpdir(), `tightloop-loop-${name}-`));
-  await copyAuditKey(dataDir);
-  configure(dataDir);
-  const [port, gatewayPort] = [await freePort(), await freePort()];
-  const child = spawn(process.execPath, [BIN, 'up', '--data-dir', dataDir, '--port', String(port), '--gateway-port', String(gatewayPort),
-    '--state', db.connectionString, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, TIGHTLOOP_CRED_LOOP_PG: decodeURIComponent(new URL(db.connectionString).password) } });
-  const node: Node = { name, port, gatewayPort, dataDir, child, out: '', err: '' };
-  child.stdout?.on('data', (d: Buffer) => { node.out += d.toString(); });
-  child.stderr?.on('data', (d: Buffer) => { node.err += d.toString(); });
-  nodes.push(node);
-  await eventually(async () => {
-    if (child.exitCode !== null) throw new Error(`${name} exited ${child.exitCode}: ${node.err}`);
-    try {
-      return (await fetch(url(node, '/api/health'))).ok ? true : undefined;
-    } catch { return undefined; }
-  }, 60_000);
-  return node;
-}
-
-const url = (n: Node, path = ''): string => `http://127.0.0.1:${n.port}${path}`;
-
-async function isActive(n: Node): Promise<boolean> {
-  try {
-    return (await fetch(url(n, '/api/health/active'))).status === 200;
-  } catch { return false; }
-}
+const url = nodeUrl;
 
 /**
  * OTLP/JSON SERVER spans of checkout through `via` (forwarded to the holder) until stopped: 20
@@ -204,17 +172,10 @@ beforeAll(async () => {
 afterAll(async () => {
   psql?.stdin.end();
   psql?.kill('SIGKILL');
-  for (const n of nodes) {
-    if (n.child.exitCode === null && n.child.signalCode === null) {
-      n.child.kill('SIGTERM');
-      await new Promise((r) => n.child.once('exit', r));
-    }
-    rmSync(n.dataDir, { recursive: true, force: true });
-  }
+  await children.stopAll();
   await receiver.close();
   await db.drop();
   rmSync(work, { recursive: true, force: true });
-  if (auditKeyDir !== undefined) rmSync(auditKeyDir, { recursive: true, force: true });
 });
 
 describe('the loop across a failover: three tightloop processes on one PostgreSQL', () => {
