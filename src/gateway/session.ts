@@ -41,6 +41,10 @@ const PASSED_PARAMS = ['application_name', 'client_encoding', 'DateStyle', 'Time
 const UPSTREAM_CANCEL_EVERY_MS = 2_000;
 /** How long an ending session waits for the server to close the upstream connection. */
 const UPSTREAM_CLOSE_WAIT_MS = 60_000;
+/** An ErrorResponse or NoticeResponse is held up to this many bytes; the field cut there is replaced whole. */
+export const SERVER_NOTICE_BYTES = 64 * 1024;
+/** ParameterStatus and NotificationResponse (NOTIFY payloads are under 8000 bytes) up to this many bytes. */
+export const SERVER_SMALL_BYTES = 64 * 1024;
 
 export class ClientSession {
   readonly id = ulid();
@@ -449,10 +453,16 @@ export class ClientSession {
    */
   private upstreamLimits(): MessageLimits {
     const row = Math.min(this.ctx.maxRowBytes, this.ctx.maxMessageBytes);
+    const rowTooLarge = `a result row is over the gateway's limit of %max bytes (gateway.maxRowBytes); select less of it (substr, length) or ask an admin to raise the limit`;
+    // Attack round 8 G4: every kind the server sends has a bound on what is held. Errors and
+    // notices are cut (framer.ts clip: the session goes on); a COPY OUT line is a row; a setting
+    // or a notification over its bound ends the session (the server keeps both far smaller).
+    const small = `a server %kind is over the gateway's limit of %max bytes`;
     return {
       max: this.ctx.maxMessageBytes,
-      byType: { D: row },
-      tooLarge: { D: `a result row is over the gateway's limit of %max bytes (gateway.maxRowBytes); select less of it (substr, length) or ask an admin to raise the limit` },
+      byType: { D: row, d: row, S: SERVER_SMALL_BYTES, A: SERVER_SMALL_BYTES },
+      tooLarge: { D: rowTooLarge, d: rowTooLarge, S: small.replace('%kind', 'setting report (ParameterStatus)'), A: small.replace('%kind', 'notification (NOTIFY)') },
+      clip: { types: 'EN', bytes: SERVER_NOTICE_BYTES },
     };
   }
 

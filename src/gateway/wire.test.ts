@@ -7,7 +7,7 @@ import { ScramClientExchange, ScramServerExchange, deriveKeys } from './scram.js
 import { decodeBind, decodeCopyResponse, decodeErrorFields, decodeExecute, decodeParse, decodeRowDescription, decodeSaslInitial, decodeStartup, decodeTarget, rowsFromTag } from './wire/decode.js';
 import { cstr, frame, int16, int32, parseMessage, startupMessage } from './wire/encode.js';
 import { ProtocolViolation } from './wire/errors.js';
-import { CLIENT_LIMITS, clientMessageLimits, MessageFramer } from './wire/framer.js';
+import { CLIENT_LIMITS, clientMessageLimits, CUT_FIELD, MessageFramer } from './wire/framer.js';
 import { ensureSelfSigned, loadSecureContext } from './tls.js';
 
 function messages(buf: Buffer): string[] {
@@ -30,6 +30,34 @@ describe('MessageFramer', () => {
           last = p;
         }
         expect(seen).toEqual(['Q', 'S', 'd', 'c']);
+        expect(framer.bufferedBytes).toBe(0);
+      }),
+    );
+  });
+
+  it('clips an oversized error or notice however the stream is cut: the cut field is replaced whole, the rest skipped (attack round 8 G4)', () => {
+    const big = frame('E', Buffer.concat([cstr('SERROR'), cstr('C22P02'), cstr(`Minvalid input syntax for type integer: "${'x'.repeat(5000)}"`), cstr('Fnumutils.c'), Buffer.of(0)]));
+    const small = frame('N', Buffer.concat([cstr('SNOTICE'), cstr('Mhello'), Buffer.of(0)]));
+    const stream = Buffer.concat([frame('Z', Buffer.from('I')), big, small, big, frame('Z', Buffer.from('I'))]);
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: stream.length - 1 }), { maxLength: 30 }), (cuts) => {
+        const points = [...new Set(cuts)].sort((a, b) => a - b);
+        const framer = new MessageFramer({ max: 1 << 20, clip: { types: 'EN', bytes: 1024 } });
+        const out: Buffer[] = [];
+        let last = 0;
+        for (const p of [...points, stream.length]) {
+          out.push(framer.push(stream.subarray(last, p)));
+          last = p;
+          // Never more than the clip (and one chunk) held.
+          expect(framer.bufferedBytes).toBeLessThanOrEqual(1024 + stream.length);
+        }
+        const all = Buffer.concat(out);
+        expect(messages(all)).toEqual(['Z', 'E', 'N', 'E', 'Z']);
+        const text = all.toString('latin1');
+        expect(text).not.toContain('xxxx');
+        expect(text).toContain(`M${CUT_FIELD}\0`);
+        expect(text).toContain('C22P02\0');
+        expect(text).toContain('Mhello\0');
         expect(framer.bufferedBytes).toBe(0);
       }),
     );

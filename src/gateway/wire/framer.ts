@@ -21,7 +21,17 @@ export interface MessageLimits {
    * never with the message's length, which is data (see below).
    */
   tooLarge?: Record<string, string>;
+  /**
+   * Server ErrorResponse/NoticeResponse types whose messages are held only up to this many bytes
+   * (type byte and length included): the field cut there is replaced whole by {@link CUT_FIELD},
+   * the fields after it are dropped, the rest of the message is skipped as it arrives. A
+   * 60 MB error (`select repeat('x', 60000000)::int`) is never held (attack round 8 G4).
+   */
+  clip?: { types: string; bytes: number };
 }
+
+/** What stands for an error or notice field cut by {@link MessageLimits.clip}: nothing of it is kept. */
+export const CUT_FIELD = "[cut by tightloop: the server's message was over the gateway's limit]";
 
 /** Defaults of {@link clientMessageLimits}: statements 1 MiB, Bind and CopyData 16 / 4 MiB, the rest 64 KiB. */
 export const CLIENT_LIMITS = { statement: 1024 * 1024, bind: 16 * 1024 * 1024, copyData: 4 * 1024 * 1024, other: 64 * 1024 } as const;
@@ -54,6 +64,12 @@ export class MessageFramer {
   /** Limits were given by type: over one is 54000 naming the message, not a bare 08P01. */
   private readonly perType: boolean;
   private readonly tooLarge: Record<string, string> | undefined;
+  /** Clip length by type byte (0 = not clipped). */
+  private readonly clipAt = new Int32Array(256);
+  /** Bytes of a clipped message still to skip as they arrive. */
+  private skip = 0;
+  /** The clipped message to emit once its skipped bytes have passed. */
+  private clipped: Buffer | undefined;
 
   constructor(
     limits: number | MessageLimits,
@@ -64,6 +80,7 @@ export class MessageFramer {
     this.perType = typeof limits !== 'number' && l.tooLarge === undefined;
     this.tooLarge = l.tooLarge;
     for (const [t, n] of Object.entries(l.byType ?? {})) this.byType[t.charCodeAt(0)] = n;
+    for (const t of l.clip?.types ?? '') this.clipAt[t.charCodeAt(0)] = l.clip?.bytes ?? 0;
   }
 
   /** Bytes held back waiting for the rest of a message. */
@@ -73,6 +90,22 @@ export class MessageFramer {
 
   /** Returns the complete messages now available (possibly empty), in wire order. */
   push(chunk: Buffer): Buffer {
+    let head: Buffer | undefined;
+    if (this.skip > 0) {
+      const n = Math.min(this.skip, chunk.length);
+      this.skip -= n;
+      if (this.skip > 0) return EMPTY;
+      head = this.clipped;
+      this.clipped = undefined;
+      chunk = chunk.subarray(n);
+      if (chunk.length === 0) return head ?? EMPTY;
+    }
+    const rest = this.frame(chunk);
+    if (head === undefined) return rest;
+    return rest.length === 0 ? head : Buffer.concat([head, rest]);
+  }
+
+  private frame(chunk: Buffer): Buffer {
     if (this.pendingLen > 0) {
       if (this.needed > 0 && this.pendingLen + chunk.length < this.needed) {
         this.pending.push(chunk);
@@ -103,6 +136,27 @@ export class MessageFramer {
         // would spell a masked value one probe at a time): it is never printed.
         throw new ProtocolViolation(len < 4 ? `invalid message length ${len}` : `message over the gateway's limit of ${max} bytes`);
       }
+      const clip = this.untyped ? 0 : (this.clipAt[chunk.readUInt8(off)] ?? 0);
+      if (clip > 0 && extra + len > clip) {
+        // Held only up to `clip` bytes: wait for those, then skip the rest as it arrives.
+        if (off + clip > chunk.length) {
+          this.needed = clip;
+          break;
+        }
+        const msg = clipFields(chunk.subarray(off, off + clip));
+        const have = chunk.length - off;
+        const out = off === 0 ? [msg] : [chunk.subarray(0, off), msg];
+        if (have >= extra + len) {
+          // The whole message is here: go on after it.
+          const after = this.frame(chunk.subarray(off + extra + len));
+          if (after.length > 0) out.push(after);
+          return Buffer.concat(out);
+        }
+        // The output so far goes now; the clipped message once the rest of it has passed.
+        this.skip = extra + len - have;
+        this.clipped = msg;
+        return off === 0 ? EMPTY : chunk.subarray(0, off);
+      }
       if (off + extra + len > chunk.length) {
         this.needed = extra + len;
         break;
@@ -127,6 +181,30 @@ export class MessageFramer {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/**
+ * An ErrorResponse or NoticeResponse from its first bytes: the fields complete in them, then the
+ * field cut there as {@link CUT_FIELD} (none of its text), then the terminator.
+ */
+function clipFields(prefix: Buffer): Buffer {
+  let off = 5;
+  let code = 0;
+  while (off < prefix.length && prefix[off] !== 0) {
+    const stop = prefix.indexOf(0, off + 1);
+    if (stop === -1) {
+      code = prefix[off] ?? 0;
+      break;
+    }
+    off = stop + 1;
+  }
+  const cut = code === 0 ? EMPTY : Buffer.from(`${String.fromCharCode(code)}${CUT_FIELD}\0`, 'latin1');
+  const out = Buffer.allocUnsafe(off + cut.length + 1);
+  prefix.copy(out, 0, 0, off);
+  cut.copy(out, off);
+  out[out.length - 1] = 0;
+  out.writeInt32BE(out.length - 1, 1);
+  return out;
+}
 
 /** Offset just past the typed message starting at `off` in a buffer from {@link MessageFramer}. */
 export function messageEnd(buf: Buffer, off: number): number {
