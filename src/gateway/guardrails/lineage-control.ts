@@ -21,11 +21,12 @@ import type { JsonNode } from './walk.js';
  * Control-only tests. A CASE WHEN condition and an aggregate's FILTER are predicates the statement
  * spells out, like a WHERE conjunct: each tells at most one bit per row (docs/gateway.md, "What
  * masking does not promise"). They are judged like WHERE conjuncts (each conjunct reported to the
- * mixing rule) and leave the value they choose unmasked — `count(*) FILTER (WHERE email LIKE
- * 'g%')`, `sum(CASE WHEN email LIKE 'g%' THEN o.total ELSE 0 END)` are counts and sums, as
- * `count(*) … WHERE email LIKE 'g%'` is — but what they read stays in the value's `ctl`, judged
- * where the value acts as a quantity (a recursive CTE's condition, LIMIT, EXPLAIN ANALYZE) or is
- * written into a table (masker.ts).
+ * mixing rule), and what they read stays in the value's `ctl`, with its row sources (`count(*)
+ * FILTER (WHERE email LIKE 'g%')` runs, its count masked): a value chosen by a masked test is masked as derived, and is judged where it acts
+ * as a quantity (a recursive CTE's condition, LIMIT, EXPLAIN ANALYZE) or is written into a table
+ * (masker.ts). Where the CASE is itself a predicate (or part of one), its conditions are judged
+ * with its results (lineage-compare.ts `comparison`): a test of another row source there would
+ * choose which masked test each joined row answers.
  */
 
 /** Nodes that hold values side by side without computing with them, or only test for NULL. */
