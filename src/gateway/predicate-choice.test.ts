@@ -91,11 +91,23 @@ const ATTACKS: Record<string, Attack> = {
     sql: `SELECT o.id FROM orders o ${range(n).map((i) => `LEFT JOIN customers c${i} ON o.id = ${i + 1} AND c${i}.id = 1`).join(' ')} WHERE o.id <= ${n} AND ${range(n).map((i) => `(c${i}.id IS NULL OR ${bit(`c${i}.${col}`, i)})`).join(' AND ')}`,
     read: (rows) => ids(rows, 'id', 1),
   }),
+  // Errors and work chosen per row: the rows streamed before the error (or the time between rows) spell the bits.
+  'an error chosen per row by CASE (select list)': (col, n) => ({
+    sql: `SELECT g, 1 / CASE ${range(n).map((i) => `WHEN g = ${i} THEN CASE WHEN ${bit(`c.${col}`, i)} THEN 1 ELSE 0 END`).join(' ')} END AS x FROM customers c, generate_series(0, ${n - 1}) g WHERE c.id = 1`,
+    read: (rows) => ids(rows, 'g'),
+  }),
+  'an error chosen per row by AND/OR (select list)': (col, n) => ({
+    sql: `SELECT g, ${range(n).map((i) => `(g = ${i} AND 1 / CASE WHEN ${bit(`c.${col}`, i)} THEN 1 ELSE 0 END = 1)`).join(' OR ')} AS x FROM customers c, generate_series(0, ${n - 1}) g WHERE c.id = 1`,
+    read: (rows) => ids(rows, 'g'),
+  }),
+  'work chosen per row by CASE (select list)': (col, n) => ({
+    sql: `SELECT g, CASE ${range(n).map((i) => `WHEN g = ${i} THEN CASE WHEN ${bit(`c.${col}`, i)} THEN (SELECT count(*) FROM generate_series(1, 10)) END`).join(' ')} END AS x FROM customers c, generate_series(0, ${n - 1}) g WHERE c.id = 1`,
+    read: () => new Set<number>(),
+  }),
 };
 
 /** Forms with one joined table per bit: PostgreSQL plans a few dozen joins, not a hundred. */
 const PER_JOIN = new Set(['LEFT JOIN chain, the joined columns', 'LEFT JOIN chain, IS NULL OR <test> in WHERE']);
-
 
 /** Runs one attack: refused, or the bits it read (none, when what came back is masked). */
 async function run(c: pg.Client, attack: Attack, col: string, n: number): Promise<{ refused: boolean; learned?: string }> {
@@ -139,8 +151,11 @@ describe('a predicate cannot let another row source choose which masked test a r
       // Tests of a row's own values, chosen by its own plain columns: one bit per row.
       expect(await q(`SELECT id FROM customers WHERE CASE WHEN id = 1 THEN ${bit('email', 0)} ELSE ${bit('email', 1)} END ORDER BY id`)).toEqual([{ id: 1 }, { id: 2 }]);
       expect(await q(`SELECT sum(power(2, id))::int AS s FROM customers WHERE ${bit('email', 0)}`)).toEqual([{ s: 2 }]);
-      // A CASE of one source choosing values of another in the select list: masked, not refused.
-      expect(await q("SELECT sum(CASE WHEN c.email LIKE 'a%' THEN o.total END) AS s FROM customers c JOIN orders o ON o.customer = c.id")).toEqual([{ s: null }]);
+      // A CASE of one source choosing values of another in the select list: masked, not refused;
+      // also where another source chooses a plain masked column, or masked tests choose work
+      // over plain values.
+      expect(await q("SELECT sum(CASE WHEN c.email LIKE 'a%' AND o.id > 0 THEN o.total END) AS s FROM customers c JOIN orders o ON o.customer = c.id")).toEqual([{ s: null }]);
+      expect(await q("SELECT CASE WHEN o.id = 1 THEN c.email END AS e, coalesce(NULL, c.card) AS k FROM orders o JOIN customers c ON c.id = o.customer WHERE o.id = 1")).toEqual([{ e: '********', k: '********' }]);
     });
   });
 });

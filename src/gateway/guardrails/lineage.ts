@@ -3,7 +3,7 @@ import { writtenBy } from './lineage-writes.js';
 import { analyzed, condition, inRecursive, mixed, quantity, SET_RETURNING_FUNCTIONS, SIZE_ARGUMENTS } from './lineage-quantities.js';
 import { comparison, conjuncts, groupingKeys, joinComparisons, ordering, OUTER_JOIN_LEVEL, semiJoinLevel, setOperation } from './lineage-compare.js';
 import { plainRef, rowKeys } from './lineage-keys.js';
-import { caseLineage, computed, computedFrom, filterControl, operatorLineage } from './lineage-control.js';
+import { caseLineage, computed, computedFrom, filterControl, inOrder, operatorLineage } from './lineage-control.js';
 import { atLevel, leafSources, makeLeaf, mergeLeaves, newGroup, newSrc, selfLeaf, through, withSources, type Leaf } from './lineage-mixing.js';
 import { CATALOG_SAFE_FUNCTIONS } from './catalog-functions.js';
 import { DEFAULT_ALLOWED_FUNCTIONS } from './rules.js';
@@ -508,10 +508,15 @@ export function exprLineage(node: unknown, scope: Scope, depth = 0): Lineage {
       return empty();
     default: {
       // Operands: each field, and each element of a list field (MinMaxExpr's arguments, ...).
-      const parts = Object.values(inner).flatMap((v): unknown[] => (Array.isArray(v) ? (v as unknown[]) : [v])).map((v) => exprLineage(v, scope, depth + 1));
+      // AND/OR and COALESCE evaluate an operand only where those before it leave the answer open.
+      const ordered = (type === 'BoolExpr' && inner.boolop !== 'NOT_EXPR') || type === 'CoalesceExpr';
+      const parts = ordered
+        ? list(inner.args).map((a) => exprLineage(a, scope, depth + 1))
+        : Object.values(inner).flatMap((v): unknown[] => (Array.isArray(v) ? (v as unknown[]) : [v])).map((v) => exprLineage(v, scope, depth + 1));
       const out = unionAll(parts);
       out.direct = type === 'TypeCast' && out.direct;
       computed(type, out, parts);
+      if (ordered) inOrder(`the operands of ${type === 'BoolExpr' ? String(inner.boolop).replace('_EXPR', '') : 'COALESCE'} (each runs only where those before it leave the answer open)`, parts);
       return out;
     }
   }
