@@ -1,6 +1,7 @@
 import { controlOf, exprLineage, list, str, unionAll, type Lineage, type Scope } from './lineage.js';
 import { comparison, conjuncts } from './lineage-compare.js';
-import { mixed } from './lineage-quantities.js';
+import { choosing, mixed } from './lineage-quantities.js';
+import { controlledLeaves, type Leaf } from './lineage-mixing.js';
 import type { JsonNode } from './walk.js';
 
 /**
@@ -21,11 +22,12 @@ import type { JsonNode } from './walk.js';
  * Control-only tests. A CASE WHEN condition and an aggregate's FILTER are predicates the statement
  * spells out, like a WHERE conjunct: each tells at most one bit per row (docs/gateway.md, "What
  * masking does not promise"). They are judged like WHERE conjuncts (each conjunct reported to the
- * mixing rule) and leave the value they choose unmasked — `count(*) FILTER (WHERE email LIKE
- * 'g%')`, `sum(CASE WHEN email LIKE 'g%' THEN o.total ELSE 0 END)` are counts and sums, as
- * `count(*) … WHERE email LIKE 'g%'` is — but what they read stays in the value's `ctl`, judged
- * where the value acts as a quantity (a recursive CTE's condition, LIMIT, EXPLAIN ANALYZE) or is
- * written into a table (masker.ts).
+ * mixing rule), and what they read stays in the value's `ctl`, with its row sources (`count(*)
+ * FILTER (WHERE email LIKE 'g%')` runs, its count masked): a value chosen by a masked test is masked as derived, and is judged where it acts
+ * as a quantity (a recursive CTE's condition, LIMIT, EXPLAIN ANALYZE) or is written into a table
+ * (masker.ts). Where the CASE is itself a predicate (or part of one), its conditions are judged
+ * with its results (lineage-compare.ts `comparison`): a test of another row source there would
+ * choose which masked test each joined row answers.
  */
 
 /** Nodes that hold values side by side without computing with them, or only test for NULL. */
@@ -69,6 +71,41 @@ export function operatorLineage(e: JsonNode, scope: Scope, depth: number): Linea
   return out;
 }
 
+/**
+ * The leaves of work that may raise an error or take time over a value: what chose it (its
+ * tests) and, unless it is a plain column reference, what it computes from.
+ */
+function workLeaves(l: Lineage): Leaf[] {
+  const ctl = l.ctl === undefined ? [] : controlledLeaves(l.ctl, new Set());
+  return l.direct ? ctl : [...(l.leaves ?? []), ...ctl];
+}
+
+/**
+ * Work that runs only where earlier operands say so (attack round 8): over `generate_series(0,
+ * n) g`, `1 / CASE WHEN g = 0 THEN <0 or 1 by bit 0 of email> WHEN g = 1 THEN <by bit 1> … END`
+ * streams rows until the first clear bit, and a branch that works hard does the same through the
+ * time between rows. So the leaves of each choosing operand (a CASE condition, an AND/OR operand,
+ * a COALESCE argument; `chooses`) are reported with the work leaves of the operands evaluated
+ * after it: a masked value there, chosen by another row source, refuses (masker.ts
+ * `chooserRefusal`).
+ * The work after each operand is gathered from the end, once per distinct leaf, so a long chain
+ * over the same columns stays linear (work.ts).
+ */
+export function inOrder(what: string, parts: readonly Lineage[], chooses: (i: number) => boolean = () => true): void {
+  const after = new Map<string, Leaf>();
+  const reported = new Set<string>();
+  for (let i = parts.length - 1; i > 0; i--) {
+    for (const l of workLeaves(parts[i])) after.set(l.key, l);
+    if (!chooses(i - 1)) continue;
+    const chooser = controlledLeaves(parts[i - 1], new Set());
+    if (chooser.length === 0 || after.size === 0) continue;
+    const key = `${chooser.map((l) => l.key).join('\u0001')}\u0002${after.size}`;
+    if (reported.has(key)) continue;
+    reported.add(key);
+    choosing(what, chooser, [...after.values()]);
+  }
+}
+
 /** Each conjunct of a control-only condition, judged as a WHERE conjunct; what they read. */
 function conditionControl(what: string, node: unknown, scope: Scope, ctl: Lineage | undefined): Lineage | undefined {
   let out = ctl;
@@ -84,19 +121,40 @@ export function caseLineage(c: JsonNode, scope: Scope, depth: number): Lineage {
   const arg = c.arg === undefined ? undefined : exprLineage(c.arg, scope, depth + 1);
   let ctl: Lineage | undefined;
   const results: Lineage[] = [];
+  // In the order they run: each condition, then its result; the default last.
+  const order: Lineage[] = [];
+  const isCond: boolean[] = [];
   for (const w of list(c.args)) {
     const when = (w as { CaseWhen?: JsonNode }).CaseWhen;
     if (when === undefined) continue;
-    if (arg === undefined) ctl = conditionControl('a CASE WHEN condition', when.expr, scope, ctl);
-    else {
+    if (arg === undefined) {
+      const cond = conditionControl('a CASE WHEN condition', when.expr, scope, undefined);
+      if (cond !== undefined) {
+        order.push(cond);
+        isCond.push(true);
+        ctl = controlOf(ctl, cond);
+      }
+    } else {
       const v = exprLineage(when.expr, scope, depth + 1);
       const test = unionAll([arg, v]);
       computedFrom('a CASE WHEN test', test, [arg, v], arg.direct && v.direct);
+      order.push(test);
+      isCond.push(true);
       ctl = controlOf(ctl, test);
     }
-    results.push(exprLineage(when.result, scope, depth + 1));
+    const r = exprLineage(when.result, scope, depth + 1);
+    results.push(r);
+    order.push(r);
+    isCond.push(false);
   }
-  if (c.defresult !== undefined) results.push(exprLineage(c.defresult, scope, depth + 1));
+  if (c.defresult !== undefined) {
+    const r = exprLineage(c.defresult, scope, depth + 1);
+    results.push(r);
+    order.push(r);
+    isCond.push(false);
+  }
+  // Which branch, and which later condition, runs is chosen by each condition.
+  inOrder('a CASE (its conditions choose which branch runs)', order, (i) => isCond[i]);
   if (arg !== undefined) ctl = controlOf(ctl, arg);
   const out = unionAll(results);
   out.direct = false;

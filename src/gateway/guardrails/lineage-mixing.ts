@@ -36,6 +36,12 @@ export interface Leaf {
    * each group is the real source; the check considers each choice on its own.
    */
   alt?: [number, number];
+  /**
+   * In a value's control only: the nested query level whose own row choice (its WHERE, HAVING,
+   * GROUP BY, LIMIT) made this leaf part of it (lineage.ts rowControl). A predicate that uses
+   * that level as a conjunctive semi-join judges those tests at the level itself, not again.
+   */
+  lvl?: string;
   key: string;
 }
 
@@ -60,13 +66,14 @@ function bare(lin: Lineage): Lineage {
   return out;
 }
 
-export function makeLeaf(lin: Lineage, srcs: readonly string[], alt?: [number, number]): Leaf {
+export function makeLeaf(lin: Lineage, srcs: readonly string[], alt?: [number, number], lvl?: string): Leaf {
   // Copies, sorts and serialises its sets into a key: tens of units (work.ts).
   charge(20 + 2 * (srcs.length + lin.cols.length + (lin.rels?.length ?? 0) + (lin.attrs?.length ?? 0)));
   const b = bare(lin);
   const s = [...new Set(srcs)].sort();
-  const leaf: Leaf = { lin: b, srcs: s, key: JSON.stringify([b.cols, b.rels ?? [], b.wholeRow, b.opaque, b.attrs ?? [], s, alt ?? 0]) };
+  const leaf: Leaf = { lin: b, srcs: s, key: JSON.stringify([b.cols, b.rels ?? [], b.wholeRow, b.opaque, b.attrs ?? [], s, alt ?? 0, lvl ?? 0]) };
   if (alt !== undefined) leaf.alt = alt;
+  if (lvl !== undefined) leaf.lvl = lvl;
   return leaf;
 }
 
@@ -92,8 +99,35 @@ export function mergeLeaves(a: readonly Leaf[] | undefined, b: readonly Leaf[] |
 export function through(lin: Lineage, src: string, alt?: [number, number]): Lineage {
   const leaves = lin.leaves === undefined || lin.leaves.length === 0
     ? [makeLeaf({ cols: [], wholeRow: false, opaque: false, direct: false }, [src], alt)]
-    : lin.leaves.map((l) => makeLeaf(l.lin, [...l.srcs, src], alt ?? l.alt));
-  return { ...lin, cols: [...lin.cols], leaves };
+    : lin.leaves.map((l) => makeLeaf(l.lin, [...l.srcs, src], alt ?? l.alt, l.lvl));
+  // What chose the value passes through the same row source.
+  const ctl = lin.ctl?.leaves === undefined ? lin.ctl : { ...lin.ctl, leaves: lin.ctl.leaves.map((l) => makeLeaf(l.lin, [...l.srcs, src], l.alt, l.lvl)) };
+  return ctl === undefined ? { ...lin, cols: [...lin.cols], leaves } : { ...lin, cols: [...lin.cols], leaves, ctl };
+}
+
+/** The lineage with every leaf (of its value and of its control) tagged as chosen by the query level `lvl`. */
+export function atLevel(lin: Lineage, lvl: string): Lineage {
+  const tag = (ls: Leaf[] | undefined): Leaf[] | undefined => ls?.map((l) => makeLeaf(l.lin, l.srcs, l.alt, lvl));
+  const out: Lineage = { ...lin, leaves: tag(lin.leaves) };
+  if (out.leaves === undefined) delete out.leaves;
+  if (lin.ctl !== undefined) out.ctl = atLevel(lin.ctl, lvl);
+  return out;
+}
+
+/** The leaves of a value and of what chose it, but those chosen by the levels `skip` (a semi-join's own tests). */
+export function controlledLeaves(lin: Lineage, skip: ReadonlySet<string>): Leaf[] {
+  const out: Leaf[] = [];
+  const seen = new Set<string>();
+  const add = (l: Lineage | undefined): void => {
+    if (l === undefined) return;
+    for (const leaf of l.leaves ?? []) if ((leaf.lvl === undefined || !skip.has(leaf.lvl)) && !seen.has(leaf.key)) {
+      seen.add(leaf.key);
+      out.push(leaf);
+    }
+    add(l.ctl);
+  };
+  add(lin);
+  return out;
 }
 
 /** Every row source the leaves are read through. */

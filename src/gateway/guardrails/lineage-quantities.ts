@@ -1,4 +1,5 @@
 import type { Lineage } from './lineage.js';
+import type { Leaf } from './lineage-mixing.js';
 import { charge } from './work.js';
 
 /**
@@ -31,7 +32,7 @@ export interface Quantity {
    * Set for a comparison of values (lineage-mixing.ts): refused when a masked leaf meets a leaf
    * of another row source, not when the value is masked as such.
    */
-  mix?: { directEq: boolean };
+  mix?: { directEq: boolean; chooser?: Leaf[] };
   /** 1-based statement of the query string. */
   statement?: number;
   /** Why the use would return the value (lineage-keys.ts); default: a count. */
@@ -91,6 +92,17 @@ export function mixed(what: string, lin: Lineage, directEq: boolean): void {
   if (mixSeen.has(key)) return;
   mixSeen.add(key);
   sink.push({ what, lin, mix: { directEq } });
+}
+
+/**
+ * Work over `chosen` runs only where `chooser` says so (a CASE's conditions, the operands of
+ * AND/OR and COALESCE before it): refused when `chosen` computes from a masked value and
+ * `chooser` reads a row source that value does not come from (lineage-control.ts `inOrder`).
+ */
+export function choosing(what: string, chooser: Leaf[], chosen: Leaf[]): void {
+  if (sink === undefined || chooser.length === 0 || chosen.length === 0) return;
+  charge(1 + chooser.length + chosen.length);
+  sink.push({ what, lin: { cols: [], wholeRow: false, opaque: false, direct: false, leaves: chosen }, mix: { directEq: false, chooser } });
 }
 
 function sameSources(a: readonly string[], b: readonly string[]): boolean {

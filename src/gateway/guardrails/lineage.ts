@@ -1,10 +1,10 @@
 import { attributeCall } from './attribute-calls.js';
 import { writtenBy } from './lineage-writes.js';
 import { analyzed, condition, inRecursive, mixed, quantity, SET_RETURNING_FUNCTIONS, SIZE_ARGUMENTS } from './lineage-quantities.js';
-import { comparison, conjuncts, groupingKeys, joinComparisons, ordering, setOperation } from './lineage-compare.js';
+import { comparison, conjuncts, groupingKeys, joinComparisons, ordering, OUTER_JOIN_LEVEL, semiJoinLevel, setOperation } from './lineage-compare.js';
 import { plainRef, rowKeys } from './lineage-keys.js';
-import { caseLineage, computed, computedFrom, filterControl, operatorLineage } from './lineage-control.js';
-import { leafSources, makeLeaf, mergeLeaves, newGroup, newSrc, selfLeaf, through, withSources, type Leaf } from './lineage-mixing.js';
+import { caseLineage, computed, computedFrom, filterControl, inOrder, operatorLineage } from './lineage-control.js';
+import { atLevel, leafSources, makeLeaf, mergeLeaves, newGroup, newSrc, selfLeaf, through, withSources, type Leaf } from './lineage-mixing.js';
 import { CATALOG_SAFE_FUNCTIONS } from './catalog-functions.js';
 import { DEFAULT_ALLOWED_FUNCTIONS } from './rules.js';
 import type { JsonNode } from './walk.js';
@@ -45,9 +45,10 @@ export interface Lineage {
   /** The stored columns (and other values) it is computed from, with the row sources they are read through (lineage-mixing.ts). */
   leaves?: Leaf[];
   /**
-   * Control only: what the tests that chose the value read (a CASE WHEN condition, an aggregate's
-   * FILTER), each a predicate the statement spells out (lineage-control.ts). Not masked in a
-   * result cell; still judged where the value acts as a quantity or is written.
+   * What chose the value: what the tests that chose it read (a CASE WHEN condition, an
+   * aggregate's FILTER, a nested level's row choice: rowControl), with their leaves (row
+   * sources). A value chosen by masked data is masked as derived (masker.ts); a predicate that
+   * uses the value judges its control with it (lineage-compare.ts `comparison`).
    */
   ctl?: Lineage;
 }
@@ -104,12 +105,17 @@ export function union(into: Lineage, from: Lineage): Lineage {
   return into;
 }
 
-/** `ctl` merged with what `c` reads (its data and its own control), without leaves. */
+/**
+ * `ctl` merged with what `c` reads (its data and its own control), leaves included: which row
+ * sources chose a value decides whether a predicate over it mixes sources (attack round 8: a CASE
+ * condition or a subquery's filter of another source choosing which masked test a row answers).
+ */
 export function controlOf(ctl: Lineage | undefined, c: Lineage): Lineage {
   const out: Lineage = ctl === undefined ? empty() : { ...ctl, cols: [...ctl.cols] };
-  const { leaves: _leaves, ctl: inner, ...data } = c;
+  const { ctl: inner, ...data } = c;
   union(out, data);
   if (inner !== undefined) union(out, inner);
+  out.direct = false;
   return out;
 }
 
@@ -171,6 +177,11 @@ export interface Item {
   all?: Lineage;
   /** The target of an INSERT/UPDATE/MERGE: what the statement writes into its columns (RETURNING reads it). */
   written?: Written;
+  /**
+   * The nullable side of an outer join: its ON conditions choose whether a row of this item or
+   * NULLs stand beside each row of the other side, so they chose every value read from it.
+   */
+  ctl?: Lineage;
 }
 
 /** Values a data-modifying statement writes into its target, by column (`any`: columns it does not name). */
@@ -301,10 +312,19 @@ function starLineage(star: StarInfo, name: string, call = true): Lineage {
 function alternatives(alts: readonly Leaf[][]): Leaf[] {
   if (alts.length === 1) return [...alts[0]];
   const group = newGroup();
-  return alts.flatMap((ls, i) => ls.map((l) => makeLeaf(l.lin, l.srcs, [group, i])));
+  return alts.flatMap((ls, i) => ls.map((l) => makeLeaf(l.lin, l.srcs, [group, i], l.lvl)));
+}
+
+/** A value read from `item`, with what chose the item's rows in its level (an outer join's ON: Item.ctl). */
+function chosenIn(item: Item, lin: Lineage): Lineage {
+  return item.ctl === undefined ? lin : { ...lin, ctl: controlOf(lin.ctl, item.ctl) };
 }
 
 function resolveIn(item: Item, col: string, qualified = true): Lineage {
+  return chosenIn(item, resolveOwn(item, col, qualified));
+}
+
+function resolveOwn(item: Item, col: string, qualified: boolean): Lineage {
   const id = itemId(item);
   if (item.base !== undefined) return withWritten(baseLeaf({ cols: [col], wholeRow: false, opaque: false, direct: true, rels: [item.base] }, [id]), item.written, col);
   if (item.all !== undefined) return through(item.all, id);
@@ -315,6 +335,10 @@ function resolveIn(item: Item, col: string, qualified = true): Lineage {
 }
 
 export function wholeOf(item: Item): Lineage {
+  return chosenIn(item, wholeOwn(item));
+}
+
+function wholeOwn(item: Item): Lineage {
   const id = itemId(item);
   if (item.base !== undefined) return { ...withWritten(baseLeaf({ cols: [], wholeRow: true, opaque: false, direct: false, rels: [item.base] }, [id]), item.written, undefined), direct: false };
   if (item.all !== undefined) return { ...through(item.all, id), direct: false };
@@ -415,7 +439,9 @@ export function exprLineage(node: unknown, scope: Scope, depth = 0): Lineage {
     case 'ColumnRef':
       return columnRef(list(inner.fields), scope);
     case 'SubLink': {
-      const sub = unionAll(selectOutputs(inner.subselect, scope).map((o) => (o.star !== undefined ? starAll(o.star) : o.lin)));
+      // A semi-join a predicate judges conjunct by conjunct (lineage-compare.ts): its level's row
+      // choice is tagged, so the predicate does not judge those tests again, together.
+      const sub = unionAll(selectOutputs(inner.subselect, scope, undefined, false, semiJoinLevel(inner)).map((o) => (o.star !== undefined ? starAll(o.star) : o.lin)));
       const test = exprLineage(inner.testexpr, scope, depth + 1);
       const out = union({ ...sub, cols: [...sub.cols] }, test);
       out.direct = false;
@@ -482,10 +508,15 @@ export function exprLineage(node: unknown, scope: Scope, depth = 0): Lineage {
       return empty();
     default: {
       // Operands: each field, and each element of a list field (MinMaxExpr's arguments, ...).
-      const parts = Object.values(inner).flatMap((v): unknown[] => (Array.isArray(v) ? (v as unknown[]) : [v])).map((v) => exprLineage(v, scope, depth + 1));
+      // AND/OR and COALESCE evaluate an operand only where those before it leave the answer open.
+      const ordered = (type === 'BoolExpr' && inner.boolop !== 'NOT_EXPR') || type === 'CoalesceExpr';
+      const parts = ordered
+        ? list(inner.args).map((a) => exprLineage(a, scope, depth + 1))
+        : Object.values(inner).flatMap((v): unknown[] => (Array.isArray(v) ? (v as unknown[]) : [v])).map((v) => exprLineage(v, scope, depth + 1));
       const out = unionAll(parts);
       out.direct = type === 'TypeCast' && out.direct;
       computed(type, out, parts);
+      if (ordered) inOrder(`the operands of ${type === 'BoolExpr' ? String(inner.boolop).replace('_EXPR', '') : 'COALESCE'} (each runs only where those before it leave the answer open)`, parts);
       return out;
     }
   }
@@ -522,6 +553,15 @@ export function fromItem(node: unknown, scope: Scope, into: Item[]): void {
       const left = inner.length;
       fromItem(n.rarg, { ...scope, items: [...scope.items, ...into, ...inner] }, inner);
       joinComparisons(n, inner.slice(0, left), inner.slice(left), scope.ctes);
+      // An outer join's ON chooses, per row of the kept side, whether the other side's values or
+      // NULLs stand beside it (one ON test per joined row: attack round 8, a chain of LEFT JOINs
+      // of the masked table, each ON testing another bit for another row of the kept side).
+      const nullable = n.jointype === 'JOIN_LEFT' ? inner.slice(left) : n.jointype === 'JOIN_RIGHT' ? inner.slice(0, left) : n.jointype === 'JOIN_FULL' ? inner : [];
+      if (nullable.length > 0 && n.quals !== undefined) {
+        const on = exprLineage(n.quals, { ...scope, items: [...scope.items, ...into, ...inner] });
+        const chose = atLevel(controlOf(undefined, on), OUTER_JOIN_LEVEL);
+        for (const item of nullable) item.ctl = controlOf(item.ctl, chose);
+      }
       into.push(...inner);
       if (alias?.aliasname !== undefined) into.push({ alias: alias.aliasname, all: unionAll(inner.map(wholeOf)) });
       return;
@@ -555,6 +595,7 @@ function targets(targetList: unknown, scope: Scope): OutputColumn[] {
       const star: StarInfo = { base: items.length === 0, derived: {}, other: empty() };
       for (const item of items) {
         const id = itemId(item);
+        if (item.ctl !== undefined) star.ctl = controlOf(star.ctl, item.ctl);
         if (item.base !== undefined) {
           star.base = true;
           star.rels = [...(star.rels ?? []), item.base];
@@ -645,14 +686,18 @@ export function reads(l: Lineage | undefined): boolean {
  * quantities, writes). Only the statement's top level is exempt: there the same tests choose
  * which rows come back, one bit per row (docs/gateway.md, "What masking does not promise").
  */
-export function rowControl(tests: readonly Lineage[], items: readonly Item[]): Lineage | undefined {
+export function rowControl(tests: readonly Lineage[], items: readonly Item[], lvl?: string): Lineage | undefined {
   let ctl: Lineage | undefined;
   const add = (l: Lineage | undefined): void => {
     if (l === undefined) return;
-    if (reads(l)) ctl = controlOf(ctl, l);
-    else if (reads(l.ctl)) ctl = controlOf(ctl, l.ctl as Lineage);
+    // A test that reads no column still says which rows of *which sources* pass (`g = 0` over a
+    // series beside a masked test): its leaves count.
+    if (reads(l) || (l.leaves ?? []).length > 0) ctl = controlOf(ctl, l);
+    else if (l.ctl !== undefined) ctl = controlOf(ctl, l.ctl);
   };
-  for (const t of tests) add(t);
+  // The level's own tests, tagged with the level (lineage-mixing.ts `lvl`); what chose its FROM
+  // items' rows keeps its own tags.
+  for (const t of tests) add(lvl === undefined ? t : atLevel(t, lvl));
   for (const item of items) {
     add(item.all?.ctl === undefined ? undefined : { ...empty(), ctl: item.all.ctl });
     for (const o of item.outs ?? []) {
@@ -676,7 +721,7 @@ export function chosenBy(outs: OutputColumn[], ctl: Lineage | undefined): Output
  * Output columns of a SELECT (or VALUES, or set operation). `top`: the statement's own top level,
  * whose row choice is not control of its values (rowControl).
  */
-export function selectOutputs(node: unknown, outer: Scope | undefined, inheritedCtes?: Map<string, OutputColumn[]>, top = false): OutputColumn[] {
+export function selectOutputs(node: unknown, outer: Scope | undefined, inheritedCtes?: Map<string, OutputColumn[]>, top = false, lvl?: string): OutputColumn[] {
   charge(QUERY_LEVEL_WORK);
   const sel = (node as { SelectStmt?: JsonNode } | undefined)?.SelectStmt;
   if (sel === undefined) return [{ lin: { cols: [], wholeRow: false, opaque: true, direct: false } }];
@@ -705,8 +750,14 @@ export function selectOutputs(node: unknown, outer: Scope | undefined, inherited
   // Clauses that return no value still run subqueries, and some act as quantities
   // (lineage-quantities.ts): traced for what they report, not for the result's lineage. Each
   // conjunct compares values: the mixing rule (lineage-mixing.ts).
-  const where = [...conjuncts(sel.whereClause), ...joinConditions(sel.fromClause).flatMap(conjuncts)].map((c) => comparison('a WHERE/ON condition', c, scope));
-  scope.rowCtl = rowControl(where, scope.items);
+  const where = [
+    ...conjuncts(sel.whereClause).map((c) => comparison('a WHERE/ON condition', c, scope)),
+    ...joinConditions(sel.fromClause).flatMap((j) => conjuncts(j.quals).map((c) => comparison('a WHERE/ON condition', c, scope, !j.outer))),
+  ];
+  // Tagged: the level's HAVING tests aggregates over the rows its own WHERE chose, conjunctively
+  // (lineage-compare.ts `comparison`).
+  const whereTag = newSrc();
+  scope.rowCtl = rowControl(where, scope.items, whereTag);
   quantity('the PARTITION BY/ORDER BY of a window', exprLineage(list(sel.windowClause).map((w) => {
     const def = (w as { WindowDef?: JsonNode }).WindowDef;
     return [def?.partitionClause, def?.orderClause];
@@ -720,14 +771,14 @@ export function selectOutputs(node: unknown, outer: Scope | undefined, inherited
   for (const k of groupKeys) mixed('a GROUP BY key (it compares the values of rows)', exprLineage(k, scope), false);
   scope.grouped = groupKeys.length > 0;
   const outs = targets(sel.targetList, scope);
-  const having = conjuncts(sel.havingClause).map((c) => comparison('a HAVING condition', c, scope));
+  const having = conjuncts(sel.havingClause).map((c) => comparison('a HAVING condition', c, scope, true, whereTag));
   condition(unionAll([...where, ...having]));
   ordering(sel, outs, scope, false);
   rowKeys(sel, outs, scope, false);
   for (const o of outs) analyzed(o.star !== undefined ? starAll(o.star) : o.lin);
   if (top) return outs;
   const limits = exprLineage([sel.limitCount, sel.limitOffset], scope);
-  return chosenBy(outs, rowControl([...where, ...having, ...groupKeys.map((k) => exprLineage(k, scope)), limits], scope.items));
+  return chosenBy(outs, rowControl([...where, ...having, ...groupKeys.map((k) => exprLineage(k, scope)), limits], scope.items, lvl));
 }
 
 /** Same sources (ignoring order and `direct`, which only narrows). */
@@ -736,12 +787,12 @@ function sameLineage(a: Lineage, b: Lineage): boolean {
   return key(a) === key(b);
 }
 
-/** The ON conditions of the joins in a FROM clause. */
-function joinConditions(from: unknown, depth = 0): unknown[] {
+/** The ON conditions of the joins in a FROM clause; `outer`: of a LEFT, RIGHT or FULL join (it keeps rows it does not match). */
+function joinConditions(from: unknown, depth = 0): { quals: unknown; outer: boolean }[] {
   if (depth > 1000) return [];
   return list(from).flatMap((f) => {
     const j = (f as { JoinExpr?: JsonNode }).JoinExpr;
-    return j === undefined ? [] : [j.quals, ...joinConditions([j.larg, j.rarg], depth + 1)];
+    return j === undefined ? [] : [{ quals: j.quals, outer: j.jointype !== undefined && j.jointype !== 'JOIN_INNER' }, ...joinConditions([j.larg, j.rarg], depth + 1)];
   });
 }
 
@@ -771,7 +822,7 @@ export function queryOutputs(node: unknown, scope: Scope, top = false): OutputCo
   // What the statement compares decides which rows it writes (and what UPDATE ... FROM copies):
   // the mixing rule applies as to a SELECT.
   const whens = list(n.mergeWhenClauses).map((c) => (c as { MergeWhenClause?: JsonNode }).MergeWhenClause?.condition);
-  const conds = [n.whereClause, n.joinCondition, ...whens, ...joinConditions([...list(n.fromClause), ...list(n.usingClause)])];
+  const conds = [n.whereClause, n.joinCondition, ...whens, ...joinConditions([...list(n.fromClause), ...list(n.usingClause)]).map((j) => j.quals)];
   const tests = conds.flatMap((c) => conjuncts(c)).map((c) => comparison('a WHERE/ON condition', c, inner));
   condition(unionAll(tests));
   const written = writtenBy(type, n, inner, relname);

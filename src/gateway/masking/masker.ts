@@ -612,6 +612,11 @@ export class Masker {
   quantityRefusal(quantities: readonly Quantity[] | undefined): { detail: string; statement: number } | undefined {
     for (const q of quantities ?? []) {
       if (q.mix !== undefined) {
+        if (q.mix.chooser !== undefined) {
+          const chosen = this.chooserRefusal(q.mix.chooser, q.lin.leaves ?? []);
+          if (chosen !== undefined) return { detail: `${q.what}: ${chosen} (a masked value may only be tested against constants and parameters, or values of its own row)`, statement: q.statement ?? 1 };
+          continue;
+        }
         const why = this.mixRefusal(q.lin.leaves ?? [], q.mix.directEq);
         if (why !== undefined) return { detail: `${q.what} compares ${why}: the other values, an error or the time taken would return it unmasked (a masked value may only be tested against constants and parameters, or values of its own row)`, statement: q.statement ?? 1 };
         continue;
@@ -638,6 +643,19 @@ export class Masker {
    * row sources only in an equality of two plain column references. What is compared, or
    * undefined.
    */
+  private chooserRefusal(chooser: readonly Leaf[], chosen: readonly Leaf[]): string | undefined {
+    const m = chosen.filter((l) => {
+      const v = this.lineageMode(l.lin);
+      return v !== undefined && v.mode !== 'detect';
+    });
+    if (m.length === 0) return undefined;
+    // Unqualified names: every reading at once (fail closed).
+    const own = new Set(m.flatMap((l) => l.srcs));
+    if (!chooser.some((l) => l.srcs.some((x) => !own.has(x)))) return undefined;
+    const c = m[0].lin.cols.find((x) => this.ruleFor(x, m[0].lin.rels) !== undefined);
+    return `${c !== undefined ? `masked column "${c}"` : 'masked data'} in work that values of another row source choose to run (which rows raise an error, or take time, would spell it)`;
+  }
+
   private mixRefusal(leaves: readonly Leaf[], directEq: boolean): string | undefined {
     const masked = (l: Leaf): boolean => {
       const v = this.lineageMode(l.lin);
