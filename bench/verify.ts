@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- verify [--healthy 2000] [--bursty 500] [--bad 150] [--full 200] [--loop 100] [--rps 20] [--window 10,60] [--compare 1] [--seed 1]
- *   [--only healthy,err5,tail50] [--window 0 (none)] [--any-test 1] [--frontier-alpha 0.001,0.003,0.01] [--frontier-rps 20,50,100] [--frontier-bad 100] [--frontier-healthy 2000]`
+ *   [--only healthy,err5,tail50] [--window 0 (none)] [--any-test 1] [--frontier-alpha 0.001,0.003,0.01] [--frontier-rps 20,50,100] [--frontier-bad 100] [--frontier-healthy 2000]
+ *   [--before bursty,err5,err20,lat50,tail50 | none]`
  *
  * The production decision code (src/deploys/analysis.ts, the class the server runs) on simulated
  * canary traffic in virtual time: each virtual second both arms get `rps` requests (error
@@ -12,6 +13,10 @@
  *
  * Every scenario runs twice: as a canary (concurrent baseline) and as a full rollout against a
  * `--window`-second pre-deploy window, replayed and then compared whole as the server does.
+ *
+ * `--before`: these scenarios also run the error test's dispersion as it was before the history
+ * bound (`historyRhoConfidence: 0`) on the very same traffic, printed beneath as `before` (RESULT
+ * keys `before_…`); each false fail prints the error test's ρ then and the simulation's true ρ.
  *
  * Then healthy deploys with the pass side switched off, watched every second for the whole max
  * duration: the false-fail rate under continuous monitoring.
