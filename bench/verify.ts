@@ -1,6 +1,7 @@
 /**
  * `npm run bench -- verify [--healthy 2000] [--bursty 500] [--bad 150] [--full 200] [--loop 100] [--rps 20] [--window 10,60] [--compare 1] [--seed 1]
- *   [--only healthy,err5,tail50] [--window 0 (none)] [--any-test 1] [--frontier-alpha 0.001,0.003,0.01] [--frontier-rps 20,50,100] [--frontier-bad 100] [--frontier-healthy 2000]`
+ *   [--only healthy,err5,tail50] [--window 0 (none)] [--any-test 1] [--frontier-alpha 0.001,0.003,0.01] [--frontier-rps 20,50,100] [--frontier-bad 100] [--frontier-healthy 2000]
+ *   [--before bursty,err5,err20,lat50,tail50 | none]`
  *
  * The production decision code (src/deploys/analysis.ts, the class the server runs) on simulated
  * canary traffic in virtual time: each virtual second both arms get `rps` requests (error
@@ -12,6 +13,10 @@
  *
  * Every scenario runs twice: as a canary (concurrent baseline) and as a full rollout against a
  * `--window`-second pre-deploy window, replayed and then compared whole as the server does.
+ *
+ * `--before`: these scenarios also run the error test's dispersion as it was before the history
+ * bound (`historyRhoConfidence: 0`) on the very same traffic, printed beneath as `before` (RESULT
+ * keys `before_…`); each false fail prints the error test's ρ then and the simulation's true ρ.
  *
  * Then healthy deploys with the pass side switched off, watched every second for the whole max
  * duration: the false-fail rate under continuous monitoring.
@@ -118,46 +123,70 @@ function history(arm: Arm, rps = RPS): ArmChunk[] {
  * was before the dispersion prior (ρ learned from the arms' own chunks only), side by side.
  */
 const COMPARE = arg('compare', 1) !== 0;
+/**
+ * `--before bursty,err5,err20,lat50,tail50` (the default; `--before none` skips): these scenarios
+ * also run the error test's history ρ as it was (point estimate), on the very same traffic.
+ */
+const BEFORE = (process.argv.includes('--before') ? process.argv[process.argv.indexOf('--before') + 1] : 'bursty,err5,err20,lat50,tail50').split(',');
+
+/** The true intra-second correlation of an arm's error counts: bursts make the rate r/b in a share b of seconds. */
+function trueErrorRho(arm: Arm): number {
+  const b = arm.burstShare ?? 0;
+  return b > 0 ? (arm.errorRate * (1 / b - 1)) / (1 - arm.errorRate) : 0;
+}
 /** `--any-test 0` skips the bound on any test (Neyman-Pearson at the goals' times, ≈ 20 s of CPU). */
 const ANY_TEST = arg('any-test', 1) !== 0;
 
 /** A new error group logged by the candidate: once per `every` requests (the first at request 1). */
 interface NewGroup { every: number }
 
-interface Run { outcome: string; atS: number; reason: string | null }
+interface Run { outcome: string; atS: number; reason: string | null; rho: number; before?: Run }
 /**
  * `neverPass`: the pass side is switched off, so the fail side watches all of the max duration.
  * `windowS` > 0: a full rollout, the baseline is a `windowS`-second pre-deploy window replayed
  * by the server's PreDeployReplay, then compared whole (baselineFixed); else a canary.
+ * `before`: a second analysis with the error test's history ρ as it was (its point estimate,
+ * `historyRhoConfidence: 0`) watches the very same traffic; its verdict is `Run.before`.
  */
-function deploy(cand: Arm, neverPass = false, windowS = 0, baseArm: Arm = HEALTHY_ARM, group?: NewGroup, prior = true, at: { rps?: number; alpha?: number } = {}): Run {
+function deploy(cand: Arm, neverPass = false, windowS = 0, baseArm: Arm = HEALTHY_ARM, group?: NewGroup, prior = true, at: { rps?: number; alpha?: number } = {}, before = false): Run {
   const rps = at.rps ?? RPS;
   const window = windowS > 0 ? Array.from({ length: windowS }, () => second(baseArm, rps)) : [];
-  const before = windowS > 0 ? window : history(baseArm, rps);
+  const pre = windowS > 0 ? window : history(baseArm, rps);
   const ref = new Map<number, number>();
-  for (const c of before) for (const [k, n] of c.bins) ref.set(k, (ref.get(k) ?? 0) + n);
+  for (const c of pre) for (const [k, n] of c.bins) ref.set(k, (ref.get(k) ?? 0) + n);
   const replay = new PreDeployReplay(window);
   // As the server: the pre-deploy seconds are the dispersion prior (prior = false: as before).
-  const a = new VerificationAnalysis({ ...(neverPass ? { beta: 1e-300 } : {}), ...(at.alpha === undefined ? {} : { alpha: at.alpha }) }, ref, [], prior ? before : []);
+  const config = { ...(neverPass ? { beta: 1e-300 } : {}), ...(at.alpha === undefined ? {} : { alpha: at.alpha }) };
+  const analyses = [new VerificationAnalysis(config, ref, [], prior ? pre : [])];
+  if (before) analyses.push(new VerificationAnalysis({ ...config, historyRhoConfidence: 0 }, ref, [], prior ? pre : []));
+  const runs: Array<Run | null> = analyses.map(() => null);
   let requests = 0, logged = 0;
   for (let t = 1; ; t++) {
     const base = windowS > 0 ? emptyChunk() : second(baseArm, rps);
     const c = second(cand, rps);
+    const live = analyses.filter((_, i) => runs[i] === null);
     if (group !== undefined) {
       requests += c.count;
       for (; logged < Math.ceil(requests / group.every); logged++) {
-        if (logged === 0) a.newErrorGroup('g1', 'TypeError: cannot read properties of undefined');
-        a.errorGroupEvents('g1', 1);
+        for (const a of live) {
+          if (logged === 0) a.newErrorGroup('g1', 'TypeError: cannot read properties of undefined');
+          a.errorGroupEvents('g1', 1);
+        }
       }
     }
     if (windowS > 0) {
       // As the server's Verifier: whole pre-deploy seconds, each once; then the fixed-window test.
-      if (replay.exhausted) a.baselineFixed();
+      if (replay.exhausted) for (const a of live) a.baselineFixed();
       replay.fill(base, c.count);
     }
-    a.observe(base, c, windowS > 0);
-    const v = a.decide(t);
-    if (v.outcome !== 'pending') return { outcome: v.outcome, atS: t, reason: v.reason };
+    analyses.forEach((a, i) => {
+      if (runs[i] !== null) return;
+      a.observe(base, c, windowS > 0);
+      const v = a.decide(t);
+      const rho = v.evidence.find((e) => e.signal === 'error_rate')?.stats.dispersionRho ?? 0;
+      if (v.outcome !== 'pending') runs[i] = { outcome: v.outcome, atS: t, reason: v.reason, rho };
+    });
+    if (runs.every((r) => r !== null)) return { ...runs[0], ...(before ? { before: runs[1] } : {}) };
   }
 }
 
@@ -226,21 +255,36 @@ for (const windowS of [0, ...WINDOWS]) {
   process.stdout.write(` ${mode}\n`);
   for (const sc of scenarios.filter((x) => ONLY === null || ONLY.includes(x.key))) {
     const n = windowS > 0 ? sc.windowN ?? sc.n : sc.n;
-    const runs = Array.from({ length: n }, () => deploy(sc.arm, false, windowS, sc.base, sc.group));
-    const count = (o: string): number => runs.filter((r) => r.outcome === o).length;
+    const withBefore = BEFORE.includes(sc.key);
+    const runs = Array.from({ length: n }, () => deploy(sc.arm, false, windowS, sc.base, sc.group, true, {}, withBefore));
+    const summary = (rs: Run[]): string => {
+      const f = rs.filter((r) => r.outcome === 'fail').map((r) => r.atS), p = rs.filter((r) => r.outcome === 'pass').map((r) => r.atS);
+      return `n=${rs.length}  pass ${p.length}  fail ${f.length}  inconclusive ${rs.filter((r) => r.outcome === 'inconclusive').length}`
+        + (f.length ? `  fail at p50 ${pct(f, 0.5)} s p95 ${pct(f, 0.95)} s max ${Math.max(...f)} s` : '')
+        + (p.length ? `  pass at p50 ${pct(p, 0.5)} s p95 ${pct(p, 0.95)} s` : '');
+    };
     const fails = runs.filter((r) => r.outcome === 'fail').map((r) => r.atS);
     const passes = runs.filter((r) => r.outcome === 'pass').map((r) => r.atS);
-    process.stdout.write(`  ${sc.label.padEnd(58)} n=${n}  pass ${count('pass')}  fail ${count('fail')}  inconclusive ${count('inconclusive')}`
-      + (fails.length ? `  fail at p50 ${pct(fails, 0.5)} s p95 ${pct(fails, 0.95)} s max ${Math.max(...fails)} s` : '')
-      + (passes.length ? `  pass at p50 ${pct(passes, 0.5)} s p95 ${pct(passes, 0.95)} s` : '') + '\n');
+    process.stdout.write(`  ${sc.label.padEnd(58)} ${summary(runs)}\n`);
+    const befores = runs.flatMap((r) => (r.before === undefined ? [] : [r.before]));
+    if (withBefore) {
+      // The same traffic through the error test's history ρ as it was (point estimate, weighted by requests).
+      const bf = befores.filter((r) => r.outcome === 'fail').map((r) => r.atS);
+      process.stdout.write(`    before (history ρ point estimate), same traffic: ${summary(befores)}\n`);
+      if (sc.bad) keys.push(`before_${pre}${sc.key}_detect_rate=${(bf.length / n).toFixed(3)}`, `before_${pre}${sc.key}_detect_s_p95=${pct(bf, 0.95)}`);
+      else keys.push(`before_${pre}${sc.key}_false_fail_rate=${(bf.length / n).toFixed(4)}`);
+    }
     if (!sc.bad) {
-      // Which rule decided each false fail (the verdict's reason names it), and a tally per rule.
+      // Which rule decided each false fail (the verdict's reason names it), the error test's ρ
+      // then against the simulation's true one, and a tally per rule.
       const byRule = new Map<string, number>();
+      const rhoOf = (r: Run): string => `error ρ ${r.rho.toFixed(3)}, true ${trueErrorRho(sc.arm).toFixed(3)}`;
       for (const r of runs.filter((x) => x.outcome === 'fail')) {
-        process.stdout.write(`    false fail at ${r.atS} s: ${r.reason}\n`);
+        process.stdout.write(`    false fail at ${r.atS} s (${rhoOf(r)}): ${r.reason}\n`);
         for (const rule of ruleOf(r.reason)) byRule.set(rule, (byRule.get(rule) ?? 0) + 1);
       }
       if (byRule.size > 0) process.stdout.write(`    false fails by rule: ${[...byRule].map(([k, v]) => `${k} ${v}`).join(', ')}\n`);
+      for (const r of befores.filter((x) => x.outcome === 'fail')) process.stdout.write(`    before: false fail at ${r.atS} s (${rhoOf(r)}): ${r.reason}\n`);
     }
     if (sc.bad) {
       if (windowS === 0 && sc.key !== 'newgroup') badTimes.push(...fails);

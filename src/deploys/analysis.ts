@@ -56,6 +56,13 @@ export interface VerifyConfig {
    * (1 ≤ j ≤ this) comparing the candidate's totals with the whole window; alpha split evenly.
    */
   windowCheckpoints: number;
+  /**
+   * The error test's burst dispersion ρ takes the pre-deploy history's same-second error pairs
+   * at this one-sided upper confidence bound (rate-test.ts `historyBoundedRho`): a short window
+   * that happened to be calm cannot vouch that errors do not come in bursts. 0: the history's
+   * point estimate, weighted by its requests (`pooledRho`, the behaviour before; for comparison).
+   */
+  historyRhoConfidence: number;
 }
 
 export const DEFAULT_VERIFY_CONFIG: VerifyConfig = {
@@ -64,6 +71,7 @@ export const DEFAULT_VERIFY_CONFIG: VerifyConfig = {
   tailQuantile: 0.95, tailPassRatio: 1.5,
   rankFailMargin: 0.03, rankPassMargin: 0.1, rankCheckpoints: 8, latencyMinEffect: 0.15,
   minReferenceSamples: 200, newErrorGroupsFailAt: 1, newErrorGroupMinShare: 0.002, windowCheckpoints: 4,
+  historyRhoConfidence: 0.95,
 };
 
 /** Chunks per arm before a rank checkpoint (the clustered variance of few clusters is too noisy). */
@@ -112,7 +120,7 @@ export class VerificationAnalysis {
     this.config = { ...DEFAULT_VERIFY_CONFIG, ...config };
     const c = this.config;
     this.metrics = metricChecks.map((m) => new MetricCheckTest(m, { alpha: c.alpha, beta: c.beta, checkpoints: c.rankCheckpoints }));
-    this.errors = new RateTest(this.config.errorPassRatio);
+    this.errors = new RateTest(this.config.errorPassRatio, this.config.historyRhoConfidence);
     this.tail = new RateTest(this.config.tailPassRatio);
     this.newGroups = new NewGroupRule(c.newErrorGroupMinShare, c.alpha);
     if (reference) for (const [k, c] of reference) this.addReference(k, c);

@@ -3,7 +3,7 @@ import { LatencySketch, type RollupSecond } from '../telemetry/index.js';
 import { VerificationAnalysis } from './analysis.js';
 import type { Deploy } from './contract.js';
 import { RateTest } from './rate-test.js';
-import { coarseKeyOfMs, emptyChunk, type ArmChunk } from './traffic.js';
+import { coarseKeyOfMs, emptyChunk, PreDeployReplay, type ArmChunk } from './traffic.js';
 import { Verifier } from './verifier.js';
 
 /**
@@ -84,6 +84,64 @@ describe('dispersion prior from the baseline\'s pre-deploy seconds', () => {
     const b = new VerificationAnalysis({}, reference);
     for (const c of window.slice(0, 30)) b.observe(c, chunk(rand, true), true);
     expect(b.peek().evidence.find((x) => x.signal === 'error_rate')!.stats.dispersionPriorRequests).toBe(0);
+  });
+});
+
+describe('a short pre-deploy window that happened to be calm (full rollout, bursty traffic)', () => {
+  /** One 20-request second: errors at `rate`, or in bursts (10 % of seconds at 10 × `rate`). */
+  function second(rand: () => number, rate: number, bursty: boolean): ArmChunk {
+    const c = emptyChunk();
+    c.count = 20;
+    const r = bursty ? (rand() < 0.1 ? rate * 10 : 0) : rate;
+    for (let i = 0; i < 20; i++) if (rand() < r) c.errors++;
+    for (let i = 0; i < 20; i++) {
+      const k = coarseKeyOfMs(50 * Math.exp(0.5 * Math.sqrt(-2 * Math.log(rand())) * Math.cos(2 * Math.PI * rand())));
+      c.bins.set(k, (c.bins.get(k) ?? 0) + 1);
+    }
+    return c;
+  }
+
+  /**
+   * A full rollout as the server runs it: 60 s of bursty 1 % traffic before the deploy (seed 40:
+   * it held 2 errors, 0.17 %), replayed whole seconds at a time, then the whole-window checkpoints.
+   */
+  function rollout(candRate: number, candBursty: boolean, historyRhoConfidence?: number): { outcome: string; atS: number; reason: string | null; rho: number } {
+    const rand = seeded(40);
+    const window = Array.from({ length: 60 }, () => second(rand, 0.01, true));
+    expect(window.reduce((n, c) => n + c.errors, 0)).toBe(2);
+    const reference = new Map<number, number>();
+    for (const c of window) for (const [k, n] of c.bins) reference.set(k, (reference.get(k) ?? 0) + n);
+    const replay = new PreDeployReplay(window);
+    const a = new VerificationAnalysis(historyRhoConfidence === undefined ? {} : { historyRhoConfidence }, reference, [], window);
+    const cand = seeded(1040);
+    for (let t = 1; ; t++) {
+      const base = emptyChunk(), c = second(cand, candRate, candBursty);
+      if (replay.exhausted) a.baselineFixed();
+      replay.fill(base, c.count);
+      a.observe(base, c, true);
+      const v = a.decide(t);
+      const rho = Number(v.evidence.find((e) => e.signal === 'error_rate')!.stats.dispersionRho);
+      if (v.outcome !== 'pending') return { outcome: v.outcome, atS: t, reason: v.reason, rho };
+    }
+  }
+
+  it('a healthy bursty version is not failed: the window\'s 2 errors cannot vouch that errors do not cluster', () => {
+    // The history's point estimate (ρ = 0 from 2 errors, weighted by 1 200 requests) failed it.
+    const before = rollout(0.01, true, 0);
+    expect(before.outcome).toBe('fail');
+    expect(before.reason).toMatch(/^error rate up/);
+    expect(before.rho).toBeLessThan(0.05); // the simulation's true ρ: 0.01 · 9 / 0.99 ≈ 0.091
+    const now = rollout(0.01, true);
+    expect(now.outcome).not.toBe('fail');
+    expect(now.rho).toBeGreaterThan(0.05);
+  });
+
+  it('a bad version (1 % → 5 % errors, bursty or not) still fails against the same window', () => {
+    for (const bursty of [false, true]) {
+      const r = rollout(0.05, bursty);
+      expect(r.outcome).toBe('fail');
+      expect(r.reason).toMatch(/^error rate up/);
+    }
   });
 });
 

@@ -25,6 +25,9 @@ export class ArmDispersion {
   private sumE2OverN = 0;
   private sumNm1 = 0;
   private sumN2 = 0;
+  /** Σ e(e − 1)/2: pairs of events in the same chunk, and Σ n(n − 1)/2: pairs of requests. */
+  private eventPairs = 0;
+  private requestPairs = 0;
 
   add(events: number, n: number): void {
     if (n <= 0) return;
@@ -32,6 +35,20 @@ export class ArmDispersion {
     this.sumE2OverN += (events * events) / n;
     this.sumNm1 += n - 1;
     this.sumN2 += n * n;
+    this.eventPairs += (events * (events - 1)) / 2;
+    this.requestPairs += (n * (n - 1)) / 2;
+  }
+
+  /**
+   * The same-chunk event pairs, what they would be without dispersion, and what one unit of ρ
+   * adds: with rate p and intra-chunk correlation ρ, E[e(e − 1)/2] = n(n − 1)/2 · p·(p + ρ(1 − p)),
+   * so E[pairs] = p²·S + ρ·p(1 − p)·S (S the request pairs), p read as the arm's own rate. The
+   * last term, `info`, grows with the arm's events: an arm with few events says little about ρ.
+   */
+  pairMoments(): { pairs: number; nullPairs: number; info: number } {
+    const p = this.n > 0 ? this.events / this.n : 0;
+    if (!(p > 0 && p < 1)) return { pairs: 0, nullPairs: 0, info: 0 };
+    return { pairs: this.eventPairs, nullPairs: p * p * this.requestPairs, info: p * (1 - p) * this.requestPairs };
   }
 
   /** Excess of X² over its degrees of freedom, and Σ(n − 1): E[X² − df] ≈ ρ·Σ(n − 1). */
@@ -61,6 +78,42 @@ export function pooledRho(...arms: ArmDispersion[]): number {
     w += m.weight;
   }
   return w <= 0 ? 0 : Math.min(1, excess / w);
+}
+
+/** The λ with P(Poisson(λ) ≤ x) = 1 − confidence: the one-sided upper confidence bound of a Poisson mean (x = 0: −ln(1 − confidence)). */
+export function poissonUpper(x: number, confidence: number): number {
+  const tail = 1 - confidence;
+  const cdf = (lambda: number): number => {
+    let term = Math.exp(-lambda), sum = term;
+    for (let k = 1; k <= x; k++) { term *= lambda / k; sum += term; }
+    return sum;
+  };
+  let lo = x, hi = x + 10 + 10 * Math.sqrt(x + 1);
+  for (let i = 0; i < 80; i++) { const mid = (lo + hi) / 2; if (cdf(mid) > tail) lo = mid; else hi = mid; }
+  return hi;
+}
+
+/**
+ * Intra-chunk correlation from the same-chunk event pairs of the arms and the pre-deploy history,
+ * in [0, 1]: (excess pairs) / (pairs one unit of ρ adds), pooled over the sources, so each weighs
+ * by its events (its information about ρ), not by its requests. The history enters with the
+ * one-sided upper bound of its pair count (Poisson, at `confidence`) in place of the count: a short window that happened to hold few events — a calm minute of bursty traffic —
+ * cannot vouch that they do not cluster, and its bound says how little it rules out. Each arm's
+ * excess counts from 0 up, as in `pooledRho`. README.md (test 1, bursts) gives the argument.
+ */
+export function historyBoundedRho(confidence: number, history: ArmDispersion, ...arms: ArmDispersion[]): number {
+  let excess = 0, info = 0;
+  const h = history.pairMoments();
+  if (h.info > 0) {
+    excess += poissonUpper(Math.round(h.pairs), confidence) - h.nullPairs;
+    info += h.info;
+  }
+  for (const arm of arms) {
+    const m = arm.pairMoments();
+    excess += Math.max(0, m.pairs - m.nullPairs);
+    info += m.info;
+  }
+  return info <= 0 ? 0 : Math.min(1, Math.max(0, excess / info));
 }
 
 /** The design effect of one two-arm chunk: the weighted mean of the arms' 1 + (n − 1)ρ. */
@@ -100,7 +153,12 @@ export class RateTest {
   failedByWindow = false;
   windowZ = 0;
 
-  constructor(readonly passRatio: number) {
+  /**
+   * `historyConfidence` > 0: ρ from `historyBoundedRho` at that confidence (the error test: a
+   * short window's calm must not vouch that its events do not cluster); 0: `pooledRho` (the tail
+   * bands, whose top band's events are too rare for a bound from pairs to leave it any power).
+   */
+  constructor(readonly passRatio: number, private readonly historyConfidence = 0) {
     this.psis = [...FAIL_GRID, passRatio];
     this.tmp = new Array<number>(this.psis.length).fill(0);
   }
@@ -119,7 +177,9 @@ export class RateTest {
     this.n0 += n0; this.n1 += n1; this.e0 += e0; this.e1 += e1;
     this.cand.add(e1, n1);
     if (!baseSeenBefore) this.base.add(e0, n0);
-    this.rho = pooledRho(this.cand, this.base, this.history);
+    this.rho = this.historyConfidence > 0
+      ? historyBoundedRho(this.historyConfidence, this.history, this.cand, this.base)
+      : pooledRho(this.cand, this.base, this.history);
     const phi = chunkDesignEffect(n1, n0, this.rho) * extraPhi;
     if (phi > this.maxDesignEffect) this.maxDesignEffect = phi;
     nchLogLikelihoodRatios(e1, e0 + e1, n1, n0, this.psis, this.tmp);
