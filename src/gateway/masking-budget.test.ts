@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MASKING, Masker, type MaskCounts } from './masking/index.js';
-import { DetectBudget, OVER_BUDGET, detectBudgetFor } from './masking/budget.js';
+import { DetectBudget, OVER_BUDGET, detectBudgetFor, judgeBudgetFor } from './masking/budget.js';
 import { frame, int16, int32 } from './wire/encode.js';
 
 /**
@@ -69,3 +69,23 @@ describe('detection budget per session (attack round 5 #7)', () => {
     expect(masker.maskDataRow(row, 0, row.length, plan, {})).toBeUndefined();
   });
 });
+
+describe('judging time per user (attack round 8 G1)', () => {
+  it('tells how long until the bucket holds time again, refilled at its rate', () => {
+    let t = 0;
+    const budget = new DetectBudget(500, 200, () => t);
+    expect(budget.msUntilAvailable()).toBe(0);
+    budget.spend(1_500); // 1,000 ms in debt: 5 s at 200 ms per second
+    expect(budget.msUntilAvailable()).toBeGreaterThan(5_000);
+    expect(budget.msUntilAvailable()).toBeLessThan(5_010);
+    t = 5_010;
+    expect(budget.msUntilAvailable()).toBe(0);
+  });
+
+  it("one user's sessions share one judging bucket, apart from detection's and other users'", () => {
+    expect(judgeBudgetFor('user-a')).toBe(judgeBudgetFor('user-a'));
+    expect(judgeBudgetFor('user-b')).not.toBe(judgeBudgetFor('user-a'));
+    expect(judgeBudgetFor('user-a')).not.toBe(detectBudgetFor('user-a'));
+  });
+});
+

@@ -39,19 +39,25 @@ import { BACKEND, FRONTEND } from './wire/codes.js';
 
 export const BLOCK_MARKER = 'tightloop_guardrail_block';
 
-export interface Verdict {
+export type Verdict = {
   info: StatementInfo;
   /** Set when the statement must not run: the error the client gets. */
   error?: ErrorFields;
   /** Set when it runs with a warning. */
   notice?: ErrorFields;
+  wait?: undefined;
+} | {
   /**
-   * Set when the judge cannot decide yet (an approval being claimed in the state store): the
-   * relay stops at this message, holding it and everything after it, and judges it again once
-   * the promise settles (a rejection ends the session). `info` is not used.
+   * The judge cannot decide yet (an approval being claimed in the state store, or the user's
+   * judging time spent: masking/budget.ts): the relay stops at this message, holding it and
+   * everything after it, and judges it again once the promise settles (a rejection ends the
+   * session).
    */
-  wait?: Promise<void>;
-}
+  wait: Promise<void>;
+  info?: undefined;
+  error?: undefined;
+  notice?: undefined;
+};
 
 export interface RelayHooks {
   /** Judges one statement text (Parse or Query). Blocked statements are audited by the caller. */

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
 import type { GatewayHarness, Upstream } from './harness.conformance.js';
 import { limitRefusal, startupLimits, timeoutMs } from './guardrails/session-limits.js';
+import { judgeBudgetFor } from './masking/budget.js';
 
 /**
  * Session resource limits (issue 15): the gateway sets statement_timeout, lock_timeout and
@@ -240,3 +241,28 @@ describe('reading timeouts as the server does', () => {
     expect(startupLimits(new Map([['options', '-c statement_timeout=9 -cstatement_timeout=7 --lock_timeout=50']]), limits)).toEqual({ values: { statement_timeout: 7, lock_timeout: 50 } });
   });
 });
+
+describe('judging time is bounded per user (attack round 8 G1)', () => {
+  it("a user whose judging time is spent waits for it to refill; another user's statements go on", async () => {
+    const bob = await client('bob');
+    const alice = await client('alice');
+    try {
+      // As if bob's sessions had just spent 3 s of the gateway's thread judging statements:
+      // at 200 ms regained per second, his next statement waits ~15 s; alice's does not.
+      judgeBudgetFor(h.users.bob.id).spend(3_000);
+      let bobAnswered = false;
+      const bobs = bob.query('SELECT 1 AS one').then((r) => {
+        bobAnswered = true;
+        return r.rows;
+      });
+      expect((await alice.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+      expect(bobAnswered).toBe(false);
+      // Held, not refused: it runs once the bucket refilled.
+      expect(await bobs).toEqual([{ one: 1 }]);
+    } finally {
+      await bob.end();
+      await alice.end();
+    }
+  });
+});
+

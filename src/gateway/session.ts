@@ -26,7 +26,7 @@ import { StatementLog } from './statement-log.js';
 import { connectUpstream, cancelUpstream, type UpstreamConnection } from './upstream.js';
 import { backendKeyData, errorResponse, parameterStatus, readyForQuery, TERMINATE, authRequest, AUTH_OK, type ErrorFields } from './wire/encode.js';
 import { GatewayError, SQLSTATE, toGatewayError } from './wire/errors.js';
-import { detectBudgetFor } from './masking/budget.js';
+import { detectBudgetFor, judgeBudgetFor } from './masking/budget.js';
 
 /**
  * One client connection, from the first byte to close: startup and TLS, login at the gateway,
@@ -223,7 +223,12 @@ export class ClientSession {
   }
 
   private judge(sql: string, protocol: 'simple' | 'extended', decisionCtx: DecisionContext, who: { userId: string; userName: string }, resource: Resource, hash: (s: string) => string, masking?: Masker): Verdict {
-    const facts = this.ctx.guardrails.analyze(sql);
+    // Judging time is the user's (attack round 8 G1): all of a user's sessions draw it from one
+    // bucket; while it is empty, the statement waits for it to refill instead of taking the thread.
+    const judging = judgeBudgetFor(who.userId);
+    const refill = judging.msUntilAvailable();
+    if (refill > 0) return { wait: new Promise((resolve) => setTimeout(resolve, Math.ceil(refill)).unref()) };
+    const facts = judging.charge(() => this.ctx.guardrails.analyze(sql));
     let decision = decide(facts, decisionCtx);
     // COPY output is only scanned by content detectors: no COPY of what a column rule masks.
     // Judged per COPY statement: other statements of the string have column plans of their own.
@@ -260,7 +265,7 @@ export class ClientSession {
       const ceiling = this.sessionCeiling(decisionCtx, resource);
       if (ceiling !== undefined) {
         const claim = ceiling.action === 'approve' ? this.claimApproval(who, resource, hash(sql)) : { id: undefined };
-        if ('wait' in claim) return { info, wait: claim.wait };
+        if ('wait' in claim) return { wait: claim.wait };
         if (claim.id !== undefined) info.approvedOnce = true;
         else info.rowCeiling = ceiling;
       }
@@ -281,7 +286,7 @@ export class ClientSession {
         return { info, error: { severity: 'ERROR', code: SQLSTATE.insufficientPrivilege, message: `blocked by guardrail "${rule ?? ''}": ${detail}` } };
       }
       const claim = this.claimApproval(who, resource, h);
-      if ('wait' in claim) return { info, wait: claim.wait };
+      if ('wait' in claim) return { wait: claim.wait };
       if (claim.id !== undefined) return { info: { ...info, approvedOnce: true } };
       // The request names every construct that needs approval, in every statement of the text
       // (attack round 4 #11: "ddl: CREATE" hid a DROP and a TRUNCATE after it).

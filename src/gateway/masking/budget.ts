@@ -33,6 +33,17 @@ export class DetectBudget {
     return this.balance > 0;
   }
 
+  /** Milliseconds until there is time left again (0 when there is some now). */
+  msUntilAvailable(): number {
+    return this.available() ? 0 : ((1 - this.balance) / this.refillPerSecond) * 1000;
+  }
+
+  /** Charges `ms` of work measured by the caller. */
+  spend(ms: number): void {
+    this.available();
+    this.balance -= ms;
+  }
+
   /** Runs one scan, charged to the bucket. */
   charge<T>(scan: () => T): T {
     const t0 = this.now();
@@ -61,5 +72,25 @@ const byUser = new Map<string, DetectBudget>();
 export function detectBudgetFor(userId: string): DetectBudget {
   let b = byUser.get(userId);
   if (b === undefined) byUser.set(userId, b = new DetectBudget());
+  return b;
+}
+
+/** Judging time (parse and analysis) one user may spend at once (ms). */
+export const DEFAULT_JUDGE_BURST_MS = 500;
+/** Judging time a user regains per second (ms): a fifth of the thread, sustained. */
+export const DEFAULT_JUDGE_REFILL_MS_PER_S = 200;
+
+const judgingByUser = new Map<string, DetectBudget>();
+
+/**
+ * The judging bucket of one user, shared by all of that user's sessions (attack round 8 G1: the
+ * statement work budget bounds one statement, ~0.2 s, but three sessions of one user sending such
+ * statements back to back held the thread and other users' `select 1` took seconds). The relay
+ * holds a statement of a user whose bucket is empty until it refills (Verdict.wait): the
+ * user's sessions slow down, nobody else's do, and nothing is refused for it.
+ */
+export function judgeBudgetFor(userId: string): DetectBudget {
+  let b = judgingByUser.get(userId);
+  if (b === undefined) judgingByUser.set(userId, b = new DetectBudget(DEFAULT_JUDGE_BURST_MS, DEFAULT_JUDGE_REFILL_MS_PER_S));
   return b;
 }
