@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { INGEST_DEFAULTS } from '../src/config/schema.js';
 import { jsonTraceRequest, randomTraceId } from './helpers/otlp-json.js';
 import { startTestServer, type TestServer } from './helpers/server.js';
 
@@ -9,7 +10,10 @@ import { startTestServer, type TestServer } from './helpers/server.js';
 
 let server: TestServer;
 beforeAll(async () => {
-  server = await startTestServer({ queueMaxRows: 150 });
+  // A commit group is never larger than the queue (config/load.ts refuses it; the writer too).
+  server = await startTestServer({ queueMaxRows: 150, ingest: {
+    queueMaxBytes: INGEST_DEFAULTS.queueMaxBytes, groupRows: 150, maxInFlight: INGEST_DEFAULTS.maxInFlight, maxDelayMs: INGEST_DEFAULTS.maxDelayMs,
+  } });
 });
 afterAll(async () => {
   await server.close();
