@@ -143,7 +143,12 @@ describePg('several nodes serve at once', () => {
     const a = await c.node();
     const b = await c.node();
     const admin = a.active()?.adminToken ?? '';
-    expect((await stateDbResource(c.db, b.url, admin)).status).toBe(201);
+    // b may answer 503 (Retry-After) until it has read the holder's URL: clients retry.
+    const resource = await eventually(async () => {
+      const r = await stateDbResource(c.db, b.url, admin);
+      return r.status === 503 ? undefined : r;
+    });
+    expect(resource.status, JSON.stringify(resource.body)).toBe(201);
     expect((await callApi(b.url, admin, 'POST', '/api/access/grants', { user: 'admin', resource: 'statedb', mode: 'read' })).status).toBe(201);
     // The resource and grant were written through a (b forwards the API); b's gateway learns of
     // them from the event bus, a few milliseconds later (longer on a loaded machine).
