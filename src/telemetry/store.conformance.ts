@@ -191,6 +191,20 @@ export function runTelemetryStoreConformance(name: string, factory: StoreFactory
       expect(withResource).toMatchObject({ resourceAttrs: { 'service.name': 'pay', region: 'eu' }, scopeName: 'pay-logger' });
     });
 
+    it('returns the newest matching logs first over hours, whatever limit cuts them', async () => {
+      const { store } = ctx;
+      // One line a minute for 5 h, every third matching; the search windows grow (and long ones are
+      // scanned in pieces at once), so the limits below end inside the second, third and last window.
+      const rows = [];
+      for (let m = 0; m < 300; m++) rows.push({ timeUs: T0 + m * 60 * US, body: m % 3 === 0 ? `disk full ${m}` : `ok ${m}`, service: 'web' });
+      await store.append([{ logs: logBatch(rows) }]);
+      const expected = rows.filter((r) => r.body.startsWith('disk')).map((r) => r.body).reverse();
+      const range = { fromUs: T0, toUs: T0 + 300 * 60 * US, q: 'DISK FULL' };
+      for (const limit of [7, 20, 60, 100, 500]) {
+        expect((await store.searchLogs({ ...range, limit })).map((l) => l.body)).toEqual(expected.slice(0, limit));
+      }
+    });
+
     it('counts every matching log line per bucket, past any search limit, with the same filters', async () => {
       const { store } = ctx;
       const rows = [];
