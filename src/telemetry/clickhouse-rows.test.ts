@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RowBinaryWriter } from './clickhouse-rows.js';
+import { RowBinaryReader, RowBinaryWriter } from './clickhouse-rows.js';
 
 /** RowBinary written the plain way (one value, one Buffer), to hold the chunked writer against. */
 function leb128(n: number): number[] {
@@ -54,5 +54,33 @@ describe('RowBinaryWriter', () => {
     w.string(long);
     w.uint8(2);
     expect(w.bytes().equals(Buffer.concat([Buffer.from([1]), Buffer.from(leb128(1000)), Buffer.from(long), Buffer.from([2])]))).toBe(true);
+  });
+});
+
+describe('RowBinaryReader', () => {
+  it('reads back strings (LEB128 lengths of one to three bytes, UTF-8), 16/32/64-bit integers and map sizes', () => {
+    const strings = ['', 'shop', 'GET /api/é/{id}', 'x'.repeat(127), 'y'.repeat(128), '€'.repeat(6000), '😀 ü'];
+    const w = new RowBinaryWriter(16, 64);
+    for (const s of strings) w.string(s);
+    w.int64(1_733_000_000_123_456);
+    w.int64(-5);
+    w.uint32(4_000_000_000);
+    const tail = Buffer.alloc(2 + 8 + 8 + 1);
+    tail.writeInt16LE(-300, 0);
+    tail.writeBigUInt64LE(2n ** 52n + 7n, 2);
+    tail.writeBigUInt64LE(0n, 10);
+    tail[18] = 0x85; // a varint of 5 + 1 × 128 = 133, the next byte below
+    const r = new RowBinaryReader(Buffer.concat([w.bytes(), tail, Buffer.from([0x01])]));
+    expect(strings.map(() => r.string())).toEqual(strings);
+    expect([r.int64(), r.int64(), r.uint32(), r.int16(), r.uint64(), r.uint64(), r.varint()]).toEqual([1_733_000_000_123_456, -5, 4_000_000_000, -300, 2 ** 52 + 7, 0, 133]);
+    expect(r.done).toBe(true);
+  });
+
+  it('refuses to read past the end instead of returning garbage', () => {
+    const w = new RowBinaryWriter();
+    w.string('abcdef');
+    const cut = w.bytes().subarray(0, 4);
+    expect(() => new RowBinaryReader(cut).string()).toThrow(/RowBinary: 6 bytes wanted/);
+    expect(() => new RowBinaryReader(Buffer.from([1, 2])).int64()).toThrow(/RowBinary/);
   });
 });

@@ -81,6 +81,14 @@ export class ChSql {
     return r.json<T>();
   }
 
+  /** A SELECT's result as RowBinary bytes (`query` ends in `FORMAT RowBinary`), read with RowBinaryReader. */
+  async rowBinary(query: string, query_params: ChParams = {}): Promise<Buffer> {
+    const r = await this.client.exec({ query, query_params });
+    const parts: Buffer[] = [];
+    for await (const chunk of r.stream) parts.push(chunk as Buffer);
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  }
+
   async command(query: string, query_params: ChParams = {}): Promise<void> {
     await this.client.command({ query, query_params });
   }

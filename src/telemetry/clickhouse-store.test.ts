@@ -94,6 +94,10 @@ describe.skipIf(!installed)('ClickHouse store', () => {
       expect(live.reduce((a, r) => a + r.count, 0)).toBe(300);
       expect(live.reduce((a, r) => a + r.errors, 0)).toBe(30);
       expect(new Set(live.map((r) => r.sketch.quantile(0.5)! / 1e6).map(Math.round))).toEqual(new Set([10, 20, 30]));
+      // The other nodes' deltas (read as RowBinary) name the same series and seconds as the node's own.
+      expect(new Set(live.map((r) => `${r.service}|${r.operation}|${r.version}|${r.environment}`)).size).toBe(1);
+      expect(new Set(live.map((r) => r.second))).toEqual(new Set(Array.from({ length: 10 }, (_, i) => T0 + i * US)));
+      expect(live.filter((r) => r.second === T0).reduce((a, r) => a + r.count, 0)).toBe(30);
       // Replays after a crash are the node's own: the other nodes' error spans are theirs.
       const own = await nodes[1].spansWithEventSince(0, 'exception');
       expect(own.length).toBe(10);

@@ -28,7 +28,7 @@ import { queryMetric } from './clickhouse-metrics.js';
 import { operationRollups, red, services } from './clickhouse-red.js';
 import { clickHouseSchema, LOG_INSERT, METRIC_INSERT, SPAN_INSERT, schemaLayout, type SchemaLayout } from './clickhouse-schema.js';
 import { ChSql, MAX_TIME_US, MIN_TIME_US, num, parseClickHouseUrl, str, type ClickHouseLocation } from './clickhouse-sql.js';
-import { RowBinaryWriter, writeLogRows, writeMetricRows, writeSpanRows } from './clickhouse-rows.js';
+import { RowBinaryReader, RowBinaryWriter, writeLogRows, writeMetricRows, writeSpanRows } from './clickhouse-rows.js';
 import type { RetentionDays } from './retention.js';
 import { RollupBuffer, deltasOf, rollupSecondOf, type CommittedRollupListener, type RollupListener, type RollupSecond } from './rollup.js';
 import type { TelemetryLog } from './span-floor.js';
@@ -152,20 +152,35 @@ export class ClickHouseTelemetryStore implements TelemetryStore {
       const now = this.nowUs();
       const since = Math.max(this.peersSinceUs, now - PEER_LOOKBACK_US);
       for (const [k, at] of this.peersSeen) if (at < since) this.peersSeen.delete(k);
-      const rows = await this.sql.rows(`SELECT toUnixTimestamp64Micro(ingested) AS at, node, toUnixTimestamp(second) AS s, service, operation,
-          version, environment, count AS c, errors AS e, bins AS b
-        FROM rollup_feed WHERE node != {node:String} AND ingested >= fromUnixTimestamp64Micro({since:Int64}, 'UTC')`, { node: this.nodeId, since });
+      // RowBinary, not JSON text: on two nodes parsing these rows as JSONEachRow cost more of the
+      // main thread than encoding the node's own INSERTs (telemetry/README.md, "ClickHouse").
+      const body = await this.sql.rowBinary(`SELECT toUnixTimestamp64Micro(ingested), CAST(node, 'String'), toUnixTimestamp(second),
+          CAST(service, 'String'), CAST(operation, 'String'), CAST(version, 'String'), CAST(environment, 'String'), count, errors, bins
+        FROM rollup_feed WHERE node != {node:String} AND ingested >= fromUnixTimestamp64Micro({since:Int64}, 'UTC') FORMAT RowBinary`,
+      { node: this.nodeId, since });
       const fresh: RollupSecond[] = [];
       const seenNow = new Map<string, number>();
-      for (const r of rows) {
-        const key = `${str(r.node)}\u0001${num(r.at)}`;
+      for (const r = new RowBinaryReader(body); !r.done;) {
+        const at = r.int64(), node = r.string(), s = r.uint32();
+        const service = r.string(), operation = r.string(), version = r.string(), environment = r.string();
+        const count = r.uint64(), errors = r.uint64();
+        let keys: number[] = [], counts: number[] = [];
+        let sorted = true;
+        for (let n = r.varint(); n > 0; n--) {
+          const k = r.int16();
+          if (keys.length > 0 && k < keys[keys.length - 1]) sorted = false;
+          keys.push(k);
+          counts.push(r.uint64());
+        }
+        const key = `${node}\u0001${at}`;
         if (this.peersSeen.has(key)) continue;
-        seenNow.set(key, num(r.at));
-        const entries = Object.entries((r.b ?? {}) as Record<string, unknown>).map(([k, c]) => [Number(k), num(c)] as const).sort((x, y) => x[0] - y[0]);
-        fresh.push(rollupSecondOf({
-          periodUs: num(r.s) * US, service: str(r.service), operation: str(r.operation), version: str(r.version), environment: str(r.environment),
-          allOperations: false, count: num(r.c), errors: num(r.e), keys: entries.map((e) => e[0]), counts: entries.map((e) => e[1]),
-        }));
+        seenNow.set(key, at);
+        if (!sorted) {
+          // sumMap's maps come sorted by key; the sketch wants them so, whatever produced the row.
+          const order = keys.map((_, i) => i).sort((x, y) => keys[x] - keys[y]);
+          [keys, counts] = [order.map((i) => keys[i]), order.map((i) => counts[i])];
+        }
+        fresh.push(rollupSecondOf({ periodUs: s * US, service, operation, version, environment, allOperations: false, count, errors, keys, counts }));
       }
       for (const [k, at] of seenNow) this.peersSeen.set(k, at);
       if (fresh.length === 0) return;
