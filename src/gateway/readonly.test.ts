@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawClient, type GatewayHarness, type TestUser, type Upstream } from './harness.conformance.js';
 import { decodeErrorFields } from './wire/decode.js';
 import { queryMessage } from './wire/encode.js';
-import { grantAccess, startGatewayTest, stopGatewayTest } from '../../test/helpers/gateway.js';
+import { failure, grantAccess, startGatewayTest, stopGatewayTest } from '../../test/helpers/gateway.js';
 
 /**
  * Issue 15, classes 7–9 through the gateway against real PostgreSQL: a read grant cannot get
@@ -25,8 +25,6 @@ async function client(user: TestUser): Promise<pg.Client> {
   await c.connect();
   return c;
 }
-
-const failure = (p: Promise<unknown>): Promise<(Error & { code?: string }) | null> => p.then(() => null, (e: Error & { code?: string }) => e);
 
 async function sideEffects(): Promise<{ seq: string; objects: number }> {
   const a = await upstream.admin();

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeErrorFields } from './wire/decode.js';
 import { cstr, frame, int16, int32, parseMessage, queryMessage, SYNC } from './wire/encode.js';
 import { asUser, cli, rawClient, startApi, type GatewayHarness, type RawClient, type Upstream } from './harness.conformance.js';
-import { grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
+import { failure, grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
 
 /**
  * SQL EXECUTE of prepared-statement names (attack round 5 #2, #3): a name a protocol Parse
@@ -26,8 +26,6 @@ beforeAll(async () => {
       INSERT INTO loyalty SELECT i, i FROM generate_series(1, ${ROWS}) i`);
 });
 afterAll(() => stopGatewayTest(h, upstream));
-
-const failure = (p: Promise<unknown>): Promise<(Error & { code?: string }) | null> => p.then(() => null, (e: Error & { code?: string }) => e);
 
 async function points(): Promise<number> {
   const a = await upstream.admin();
