@@ -149,7 +149,7 @@ describe('a value chosen by a test of a masked value is masked (attack round 7 #
 
   it('legitimate neighbours stay plain: tests of unmasked values, lookups, top-level row choice', async () => {
     await asUser(h, h.users.bob, 'shop-c', async (c) => {
-      const rows = async (sql: string, values?: unknown[]): Promise<unknown[]> => (await c.query(sql, values)).rows;
+      const rows = async (sql: string, values?: unknown[]): Promise<unknown[]> => (await c.query<Record<string, unknown>>(sql, values)).rows;
       expect(await rows('SELECT c.id, exists(SELECT 1 FROM orders o WHERE o.customer = c.id) AS p FROM customers c ORDER BY c.id')).toEqual([{ id: 1, p: true }, { id: 2, p: true }]);
       expect(await rows('SELECT c.id, (SELECT count(*) FROM orders o WHERE o.customer = c.id AND o.total > 50)::int AS n FROM customers c ORDER BY c.id')).toEqual([{ id: 1, n: 25 }, { id: 2, n: 25 }]);
       expect(await rows('SELECT c.id, c.id IN (SELECT customer FROM orders WHERE total = 100) AS p FROM customers c ORDER BY c.id')).toEqual([{ id: 1, p: true }, { id: 2, p: false }]);

@@ -104,7 +104,7 @@ describe('masked values combined with other row sources in expressions (attack r
 
   it('tests against constants, the row\'s own values and masked keys, and analyst shapes, still run', async () => {
     await asUser(h, h.users.bob, 'shop-x', async (c) => {
-      const rows = async (sql: string): Promise<unknown[]> => (await c.query(sql)).rows;
+      const rows = async (sql: string): Promise<unknown[]> => (await c.query<Record<string, unknown>>(sql)).rows;
       // A value chosen by a CASE WHEN or FILTER test of a masked value is masked like a value
       // computed from it: one such column per bit spells every row (attack round 6 #1:
       // `CASE WHEN ascii(substr(email, i, 1)) & 2^b > 0 THEN 1 ELSE 0 END` per bit).

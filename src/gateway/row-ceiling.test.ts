@@ -4,6 +4,7 @@ import { decodeErrorFields } from './wire/decode.js';
 import { cstr, frame, int16, int32, parseMessage, queryMessage, SYNC } from './wire/encode.js';
 import { rawClient, type GatewayHarness, type Upstream } from './harness.conformance.js';
 import { failure, grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
+import { matching } from '../../test/helpers/match.js';
 
 /**
  * The row ceiling (attack round 3 #8): whole-table writes whose predicate looks narrow — `IS NOT
@@ -70,7 +71,7 @@ describe('row ceiling (attack round 3 #8)', () => {
     await alice(async (c) => {
       for (const sql of WHOLE_TABLE) {
         const e = await failure(c.query(sql));
-        expect({ sql, code: e?.code, msg: e?.message }).toEqual({ sql, code: '42501', msg: expect.stringMatching(/held for approval by guardrail "row-ceiling": .* changed 40 rows, over this resource's ceiling of 5/) });
+        expect({ sql, code: e?.code, msg: e?.message }).toEqual({ sql, code: '42501', msg: matching(/held for approval by guardrail "row-ceiling": .* changed 40 rows, over this resource's ceiling of 5/) });
         expect(await table()).toEqual(INTACT);
       }
       // The session is usable, and narrow writes (RETURNING included) commit.

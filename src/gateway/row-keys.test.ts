@@ -86,7 +86,7 @@ describe('row keys over masked values with known rows planted (attack round 5 #5
       expect((await c.query('SELECT count(*)::int AS n FROM (SELECT DISTINCT c.* FROM customers c JOIN orders o ON o.customer = c.id) u')).rows).toEqual([{ n: 2 }]);
       expect((await c.query('SELECT c.email, count(o.id)::int AS n FROM customers c JOIN orders o ON o.customer = c.id GROUP BY c.email, c.id ORDER BY c.id')).rows.map((r: { n: number }) => r.n)).toEqual([50, 50]);
       expect((await c.query('SELECT customer AS id, sum(total)::int AS s FROM orders GROUP BY 1 ORDER BY 2 DESC LIMIT 1')).rows).toEqual([{ id: 1, s: 2550 }]);
-      expect((await c.query("SELECT date_trunc('day', created) AS d, count(*)::int AS n FROM orders GROUP BY 1 ORDER BY 1 DESC LIMIT 1")).rows[0].n).toBe(100);
+      expect((await c.query<{ n: number }>("SELECT date_trunc('day', created) AS d, count(*)::int AS n FROM orders GROUP BY 1 ORDER BY 1 DESC LIMIT 1")).rows[0].n).toBe(100);
       expect((await c.query('SELECT count(*)::int AS n FROM customers WHERE email LIKE $1', ['%@example.com'])).rows).toEqual([{ n: 1 }]);
     });
   });
@@ -140,12 +140,12 @@ describe('seen classification only from stored user tables (attack round 4 #7)',
   it('text a client puts in a system view (pg_settings, pg_cursors) classifies no column name', async () => {
     await asUser(h, h.users.bob, 'shop-k', async (c) => {
       await c.query("SET application_name = '078-05-1120'");
-      const s = await c.query("SELECT setting FROM pg_settings WHERE name = 'application_name'");
+      const s = await c.query<{ setting: string }>("SELECT setting FROM pg_settings WHERE name = 'application_name'");
       expect(s.rows[0].setting).not.toBe('078-05-1120');
       await c.query('DECLARE "078-05-1120" CURSOR WITH HOLD FOR SELECT 1');
       await c.query('SELECT name, statement FROM pg_cursors');
       await c.query('CLOSE ALL');
-      expect((await c.query('SELECT memo FROM memos WHERE id = 19999')).rows[0].memo).not.toContain('078-05-1120');
+      expect((await c.query<{ memo: string }>('SELECT memo FROM memos WHERE id = 19999')).rows[0].memo).not.toContain('078-05-1120');
     });
     const api = await startApi(h);
     try {

@@ -222,7 +222,7 @@ describe('judging time is bounded per user (attack round 8 G1)', () => {
       // at 200 ms regained per second, his next statement waits ~15 s; alice's does not.
       judgingTime.of(h.users.bob.id).spend(3_000);
       let bobAnswered = false;
-      const bobs = bob.query('SELECT 1 AS one').then((r) => {
+      const bobs = bob.query<{ one: number }>('SELECT 1 AS one').then((r) => {
         bobAnswered = true;
         return r.rows;
       });
