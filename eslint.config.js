@@ -13,7 +13,8 @@ import local from './eslint/no-silent-catch.js';
  *   src/gateway/predicate-choice.test.ts (1 finding), whose cases another branch was extending.
  * Own rules: no-restricted-syntax keeps API errors in the registry (apiError) and gateway
  * SQLSTATEs in GATEWAY_ERRORS; local/no-silent-catch (eslint/no-silent-catch.js) makes every
- * catch in src/ throw, use its error, or say why swallowing it is safe.
+ * catch clause and every `.catch(callback)` in src/ throw, use its error, or say why dropping it
+ * is safe.
  * require-await is on: a function that awaits nothing is not async. Where an interface asks for
  * a promise it returns Promise.resolve()/reject(); a route handler that awaits nothing returns
  * its value (Fastify sends a synchronous handler's value, but waits forever on a synchronous
@@ -57,7 +58,7 @@ export default tseslint.config(
     rules: { 'no-restricted-syntax': ['error', ...restrictedSyntax.filter((r) => r !== newAppError)] },
   },
   {
-    // Nothing fails in silence: a catch throws, uses its error, or says why swallowing it is safe.
+    // Nothing fails in silence: a catch (clause or .catch callback) throws, uses its error, or says why dropping it is safe.
     files: ['src/**/*.ts'],
     ignores: ['src/**/*.test.ts'],
     plugins: { local },

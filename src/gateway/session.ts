@@ -476,7 +476,8 @@ export class ClientSession {
   cancel(): void {
     const key = this.upstream?.key;
     if (key === undefined || this.resource === undefined) return;
-    cancelUpstream(this.resource, key).catch(() => undefined);
+    // Best effort, as PostgreSQL's own cancel is: the statement may have ended already.
+    cancelUpstream(this.resource, key).catch((err: unknown) => this.ctx.log.warn({ err, session: this.id, resource: this.resource?.name }, 'gateway: cancel request upstream failed'));
   }
 
   /** Ends the session from the gateway's side (grant expired or revoked, shutdown). */
