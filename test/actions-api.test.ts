@@ -8,6 +8,7 @@ import type { ActionRun } from '../src/deploys/actions/index.js';
 import { serverConfigSchema } from '../src/http/config.js';
 import { startServer, type RunningServer } from '../src/http/server.js';
 import { callApi, stateUrlFor } from './helpers/server.js';
+import { matching } from './helpers/match.js';
 
 /** Actions through a real tightloop: REST API, `tightloop action ...`, approvals, audit. */
 
@@ -90,7 +91,7 @@ describe('actions API', () => {
     const viewer = await server.createUser('vera', 'viewer');
     const r = await api<{ error: { code: string; message: string } }>('POST', '/api/actions/greet/runs', { params: { NAME: 'Ada' } }, viewer.token);
     expect(r.status).toBe(403);
-    expect(r.body.error).toMatchObject({ code: 'forbidden', message: expect.stringMatching(/needs the member role/) });
+    expect(r.body.error).toMatchObject({ code: 'forbidden', message: matching(/needs the member role/) });
     const ro = await api<{ error: { code: string } }>('POST', '/api/deploys/rollouts', { service: 'shop', version: '2' }, viewer.token);
     expect(ro.status).toBe(403);
   });

@@ -17,6 +17,7 @@ import { openStateStore } from '../src/state/index.js';
 import { createTestDatabase } from '../src/state/pg-cluster.conformance.js';
 import { BIN, freePort } from './helpers/child-server.js';
 import { callApi, eventually } from './helpers/server.js';
+import { matching, thrownBy } from './helpers/match.js';
 
 /**
  * The URL a node registers for the others to forward to (docs/cluster.md, "Bind addresses"): a
@@ -50,7 +51,7 @@ describe('cluster.advertiseUrl', () => {
       const err = await loadConfig({ flags: { dataDir: DIR, stateUrl: PG, host: '0.0.0.0', 'cluster.advertiseUrl': bad }, env: {} }).then(() => undefined, (e: unknown) => e);
       expect((err as Error | undefined)?.message, bad).toMatch(/cluster\.advertiseUrl/);
     }
-    expect(() => checkAdvertiseUrl('postgres', '0.0.0.0', undefined)).toThrow(expect.objectContaining({ code: 'advertise_url_required' }));
+    expect(thrownBy(() => checkAdvertiseUrl('postgres', '0.0.0.0', undefined))).toMatchObject({ code: 'advertise_url_required' });
 
     // The CLI: refused before anything starts (no PostgreSQL is reached), exit 2, naming the setting.
     const dataDir = mkdtempSync(join(tmpdir(), 'tightloop-advertise-'));
@@ -59,7 +60,7 @@ describe('cluster.advertiseUrl', () => {
     let err = '';
     child.stderr.on('data', (d: Buffer) => { err += d.toString(); });
     const code = await new Promise<number | null>((r) => child.once('exit', r));
-    expect([code, err]).toEqual([2, expect.stringMatching(/--advertise-url \/ TIGHTLOOP_ADVERTISE_URL.*binds every interface/)]);
+    expect([code, err]).toEqual([2, matching(/--advertise-url \/ TIGHTLOOP_ADVERTISE_URL.*binds every interface/)]);
   });
 
   it('a node never forwards to its own URL (503 at once, no request to itself)', async () => {

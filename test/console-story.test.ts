@@ -345,7 +345,7 @@ describe('the console tells the deploy story', () => {
     await page.getByRole('button', { name: /^Version/ }).click();
     await page.waitForURL(/sort=version/);
     const byVersion = await rows.locator('td[data-version]').allTextContents();
-    expect(byVersion).toEqual([...Array(11).fill('2.0.0'), ...Array(byVersion.length - 11).fill('1.0.0')]);
+    expect(byVersion).toEqual([...new Array<string>(11).fill('2.0.0'), ...new Array<string>(byVersion.length - 11).fill('1.0.0')]);
     // Paging: 100 a page, then more.
     await page.goto(`${server.url}/traces?service=shop&from=now-30m`);
     await page.locator('a[data-trace]').first().waitFor();

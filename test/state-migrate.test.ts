@@ -154,7 +154,7 @@ describePg('tightloop state migrate', () => {
     expect(broken.out).toMatch(/audit chain BROKEN on the target at record 2 .*rolled back/);
     const check = new pg.Client({ connectionString: target.connectionString });
     await check.connect();
-    expect((await check.query('select count(*)::int as n from users')).rows[0].n).toBe(0);
+    expect((await check.query<{ n: number }>('select count(*)::int as n from users')).rows[0].n).toBe(0);
     await check.end();
 
     const ok = await cli('state', 'migrate', '--to', target.connectionString, '--data-dir', dataDir);

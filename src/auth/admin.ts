@@ -90,7 +90,7 @@ async function writeSecretFile(dir: string, name: string, content: string): Prom
     }
     await rename(tmpPath, finalPath);
   } catch (err) {
-    await unlink(tmpPath).catch(() => undefined);
+    await unlink(tmpPath).catch(() => undefined); // may not exist (the open failed); err below is the cause
     throw err;
   }
   await syncDir(dir);

@@ -61,6 +61,7 @@ export async function apiCall<T = unknown>(
     process.stderr.write(`tightloop ${command}: cannot reach ${url}: ${(err as Error).message}\n`);
     return { code: 2 };
   }
+  // A body that is not JSON (a proxy's error page): the status below still tells what happened.
   const data = (await res.json().catch(() => ({}))) as T & { error?: { message?: string } };
   if (!res.ok) {
     process.stderr.write(`tightloop ${command}: ${res.status} ${data.error?.message ?? res.statusText}\n`);

@@ -89,7 +89,7 @@ function table(rows: Record<string, unknown>[], cols: string[]): string {
 
 /** Names for ids, when the caller may list them (users: admins); otherwise the id stays. */
 async function namesOf(opts: CommonOptions, path: string, key: string): Promise<Map<string, string>> {
-  const r = await call(opts, 'GET', path).catch(() => ({ status: 0, body: null }));
+  const r = await call(opts, 'GET', path).catch(() => ({ status: 0, body: null })); // unreachable: the ids stay, as when not allowed
   const list = r.status === 200 ? ((r.body as Record<string, unknown>)[key] as Array<{ id: string; name: string }> | undefined) ?? [] : [];
   return new Map(list.map((x) => [x.id, x.name]));
 }
@@ -126,6 +126,7 @@ async function accessList(o: CommonOptions & { status?: string }): Promise<numbe
  * (which answers for itself).
  */
 async function showStatement(o: CommonOptions, id: string): Promise<number> {
+  // Unreachable: the approval call below reports it.
   const r = await call(o, 'GET', `/api/access/requests/${encodeURIComponent(id)}`).catch(() => ({ status: 0, body: null }));
   const req = r.body as AccessRequestOut | null;
   if (r.status !== 200 || req === null || req.kind !== 'statement' || req.sql === null) return 0;

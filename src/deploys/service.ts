@@ -284,7 +284,10 @@ export class DeployService implements DeployApi {
     if (old) await this.saveVerdict(old, old.analysis.abandon('superseded by a new verification'), 'superseded');
     const id = ulid();
     // A rollback is compared with its version's own history before the deploy it rolls back.
-    const bad = deploy.rollbackOf === null ? null : await this.get(deploy.rollbackOf).catch(() => null);
+    const bad = deploy.rollbackOf === null ? null : await this.get(deploy.rollbackOf).catch((err: unknown) => {
+      this.opts.logger?.warn({ err, deploy: deploy.id, rollbackOf: deploy.rollbackOf }, 'deploys: cannot read the deploy this one rolls back; verifying it without that comparison');
+      return null;
+    });
     const run = this.verifier.start(id, deploy, maxDurationS, bad === null ? undefined : { deployId: bad.id, version: bad.version, startedMs: Date.parse(bad.startedAt) });
     const now = new Date(run.startedMs).toISOString();
     const current = await this.get(deploy.id);

@@ -127,6 +127,7 @@ export class RuleBook {
    * already applied, change nothing). Calls run one after the other.
    */
   sync(): Promise<void> {
+    // The previous sync's failure went to its own caller: this one runs after it either way.
     const run = this.syncing.catch(() => undefined).then(() => this.syncOnce());
     this.syncing = run;
     return run;

@@ -7,6 +7,7 @@ import type { ErrorPipeline } from './pipeline.js';
 import type { ProjectRegistry } from './projects.js';
 import type { ReleaseHealthStore } from './release-health.js';
 import { routesPlugin } from '../http/plugin.js';
+import { containing } from '../../test/helpers/match.js';
 
 describe('parseEnvelope', () => {
   it('reads items with and without length, binary payloads and a missing trailing newline', () => {
@@ -24,8 +25,8 @@ describe('parseEnvelope', () => {
   it('fails with precise 4xx errors', () => {
     const fail = (s: string, max = 1000) => { try { parseEnvelope(Buffer.from(s), max); } catch (e) { return e as AppError; } throw new Error('no error'); };
     expect(fail('')).toMatchObject({ status: 400, code: 'invalid_envelope' });
-    expect(fail('nope')).toMatchObject({ status: 400, message: expect.stringContaining('envelope header') });
-    expect(fail('{}\n{"length":1}\nx')).toMatchObject({ status: 400, message: expect.stringContaining('no type') });
+    expect(fail('nope')).toMatchObject({ status: 400, message: containing('envelope header') });
+    expect(fail('{}\n{"length":1}\nx')).toMatchObject({ status: 400, message: containing('no type') });
     expect(fail('{}\n{"type":"event","length":10}\nabc')).toMatchObject({ status: 400 });
     expect(fail('{}\n{"type":"event","length":50}\n', 10)).toMatchObject({ status: 413, code: 'item_too_large' });
     expect(fail('{}\n{"type":"event"}\n' + 'x'.repeat(20), 10)).toMatchObject({ status: 413 });
@@ -36,7 +37,7 @@ describe('parseEnvelope', () => {
     const many = Buffer.from('{}\n' + item.repeat(100_000));
     let err: AppError | undefined;
     try { parseEnvelope(many, 1000); } catch (e) { err = e as AppError; }
-    expect(err).toMatchObject({ status: 413, code: 'too_many_items', message: expect.stringContaining('1000') });
+    expect(err).toMatchObject({ status: 413, code: 'too_many_items', message: containing('1000') });
     const longHeader = `{}\n{"type":"event","pad":"${'x'.repeat(70_000)}"}\n{}\n`;
     expect(() => parseEnvelope(Buffer.from(longHeader), 1 << 20)).toThrow(/longer than 64 KiB/);
   });

@@ -31,7 +31,7 @@ async function client(): Promise<pg.Client> {
 async function upstreamRows(k: string): Promise<number> {
   const a = await upstream.admin();
   try {
-    return (await a.query('SELECT count(*)::int AS n FROM effects WHERE k = $1', [k])).rows[0].n as number;
+    return (await a.query<{ n: number }>('SELECT count(*)::int AS n FROM effects WHERE k = $1', [k])).rows[0].n;
   } finally {
     await a.end();
   }
@@ -51,7 +51,7 @@ describe('audit before effect', () => {
       if (batch.some((r) => r.kind === 'statement.start') && seenBeforeCommit === undefined) {
         // The commit is slow: meanwhile the statement must not have reached the server, and a
         // plain read on another session is answered.
-        readDuringHold = (await reader.query('SELECT count(*)::int AS n FROM customers')).rows[0].n as number;
+        readDuringHold = (await reader.query<{ n: number }>('SELECT count(*)::int AS n FROM customers')).rows[0].n;
         await new Promise((r) => setTimeout(r, 700));
         seenBeforeCommit = await upstreamRows('ordered');
       }
@@ -82,7 +82,7 @@ describe('audit before effect', () => {
       if (starts > 0) {
         await new Promise((r) => setTimeout(r, 100));
         const a = await upstream.admin();
-        const seen = (await a.query("SELECT count(*)::int AS n FROM effects WHERE k LIKE 'p-%'")).rows[0].n as number;
+        const seen = (await a.query<{ n: number }>("SELECT count(*)::int AS n FROM effects WHERE k LIKE 'p-%'")).rows[0].n;
         await a.end();
         if (seen > committed) violations.push(`${seen} rows, ${committed} start records committed`);
       }

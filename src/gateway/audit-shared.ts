@@ -130,7 +130,7 @@ export async function appendShared(db: SharedPool, a: SharedAppend): Promise<{ s
         return last;
       } catch (err) {
         // The statement that failed may have left a transaction open (the batch's, or the barrier's).
-        await conn.executeQuery(CompiledQuery.raw('rollback', [])).catch(() => undefined);
+        await conn.executeQuery(CompiledQuery.raw('rollback', [])).catch(() => undefined); // a broken connection: err below is the cause
         throw err;
       }
     });
@@ -138,6 +138,7 @@ export async function appendShared(db: SharedPool, a: SharedAppend): Promise<{ s
     if (last === undefined) throw err;
     // The last round trip failed: the batch may have committed before its barrier failed. If it
     // is stored, a barrier on any connection makes it durable; if not, the caller retries it.
+    // Unreadable now counts as not stored: the caller gets err and retries the batch.
     const stored = await db.executeQuery<{ hash: string }>(CompiledQuery.raw('select hash from gateway_audit where seq = $1', [last.seq])).catch(() => undefined);
     if (stored?.rows[0]?.hash !== last.hash) throw err;
     await db.connection().execute(async (conn) => { await conn.executeQuery(CompiledQuery.raw(FLUSH, [])); });

@@ -58,8 +58,9 @@ function leaks(text: string): string[] {
 async function observe(c: pg.Client, sql: string, notices: string[]): Promise<string> {
   notices.length = 0;
   try {
-    const r = await c.query(sql);
-    const results = Array.isArray(r) ? (r as pg.QueryResult[]) : [r];
+    const r = await c.query<Record<string, unknown>>(sql);
+    // A string of several statements answers one result each (pg's types know only one).
+    const results = Array.isArray(r) ? (r as pg.QueryResult<Record<string, unknown>>[]) : [r];
     return JSON.stringify(results.map((x) => x.rows)) + notices.join('\n');
   } catch (err) {
     const e = err as pg.DatabaseError;
@@ -188,7 +189,7 @@ describe('detector-only columns are classified and followed by lineage (class 6)
       expect(String(r[0].card_number).endsWith(PEOPLE[0].card.slice(-4))).toBe(true);
       expect(r[1]).toMatchObject({ id: 10, memo: 'plain memo 10', n: 13 });
       // Tables without PII: derived values are not masked.
-      const o = (await c.query('SELECT sum(total)::text AS s, max(customer) + 1 AS m FROM orders')).rows[0];
+      const o = (await c.query<{ s: string; m: number }>('SELECT sum(total)::text AS s, max(customer) + 1 AS m FROM orders')).rows[0];
       expect(o).toEqual({ s: '5050', m: 3 });
     } finally {
       await c.end();
@@ -200,9 +201,9 @@ describe('detector-only columns are classified and followed by lineage (class 6)
     await c.connect();
     try {
       // Row 180 lies past the sample: memo is not classified, so a rewrite would still leak...
-      const plain = (await c.query('SELECT memo FROM people WHERE id = 180')).rows[0].memo as string;
+      const plain = (await c.query<{ memo: string }>('SELECT memo FROM people WHERE id = 180')).rows[0].memo;
       expect(plain).not.toContain('vantorf'); // the detector masks the plain value, and memo is classified from now on
-      const r = (await c.query('SELECT reverse(memo) AS v FROM people WHERE id = 180')).rows[0].v as string;
+      const r = (await c.query<{ v: string }>('SELECT reverse(memo) AS v FROM people WHERE id = 180')).rows[0].v;
       expect(leaks(r)).toEqual([]);
       expect(r).not.toContain('ftronav');
     } finally {
@@ -222,7 +223,7 @@ describe('detector-only columns are classified and followed by lineage (class 6)
       await bob.query("SELECT '078-05-1120 ' || id AS id FROM people WHERE id = 1");
       await bob.query("SELECT id, '078-05-1120' AS memo FROM people WHERE id = 1");
       // alice's ordinary queries on id are unaffected.
-      const r = (await alice.query('SELECT id + 1 AS n, id::text AS t FROM people WHERE id = 1')).rows[0] as { n: number; t: string };
+      const r = (await alice.query<{ n: number; t: string }>('SELECT id + 1 AS n, id::text AS t FROM people WHERE id = 1')).rows[0];
       expect(r).toEqual({ n: 2, t: '1' });
     } finally {
       await bob.end();
@@ -237,9 +238,9 @@ describe('detector-only columns are classified and followed by lineage (class 6)
     const a = await upstream.admin();
     try {
       await a.query("CREATE TABLE late_contacts (id int, contact text); INSERT INTO late_contacts VALUES (1, 'linus.brekkard@zorpmail.com')");
-      const r = (await c.query("SELECT translate(contact, '@.', '  ') AS v, id + 1 AS n FROM late_contacts")).rows[0] as { v: string; n: number };
+      const r = (await c.query<{ v: string; n: number }>("SELECT translate(contact, '@.', '  ') AS v, id + 1 AS n FROM late_contacts")).rows[0];
       expect(leaks(r.v), r.v).toEqual([]);
-      const plain = (await c.query('SELECT contact FROM late_contacts')).rows[0].contact as string;
+      const plain = (await c.query<{ contact: string }>('SELECT contact FROM late_contacts')).rows[0].contact;
       expect(plain).not.toContain('brekkard'); // the detectors still read plain references
     } finally {
       await a.end();
@@ -289,7 +290,7 @@ describe('detector-only columns are classified and followed by lineage (class 6)
       const c = new pg.Client({ connectionString: h.url(h.users.bob, 'people-demo') });
       await c.connect();
       try {
-        const v = (await c.query("SELECT translate(ssn, '0123456789-', 'abcdefghij') AS v FROM people WHERE id = 1")).rows[0].v as string;
+        const v = (await c.query<{ v: string }>("SELECT translate(ssn, '0123456789-', 'abcdefghij') AS v FROM people WHERE id = 1")).rows[0].v;
         expect(v).toBe('cbjajjjjb'); // what the admin chose: no longer masked by lineage (219-09-9991, letter for digit)
       } finally {
         await c.end();

@@ -46,7 +46,7 @@ async function login(resource: string): Promise<string> {
   c.on('error', () => undefined);
   try {
     await c.connect();
-    return String((await c.query('SELECT current_user AS u')).rows[0].u);
+    return String((await c.query<{ u: string }>('SELECT current_user AS u')).rows[0].u);
   } catch (err) {
     return `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`;
   } finally {

@@ -6,6 +6,7 @@ import { rawClient, type GatewayHarness, type TestUser, type Upstream } from './
 import { decodeErrorFields } from './wire/decode.js';
 import { describeMessage, frame, cstr, int16, int32, parseMessage, SYNC } from './wire/encode.js';
 import { shopResource, startGatewayTest, stopGatewayTest } from '../../test/helpers/gateway.js';
+import { containing, matching } from '../../test/helpers/match.js';
 
 const run = promisify(execFile);
 let upstream: Upstream;
@@ -57,9 +58,9 @@ describe('guardrails on the wire', () => {
         const extended = await c.query({ name: `s${i}`, text: sql }).then(() => null, (e: Error & { code?: string }) => e);
         expect(extended?.code, sql).toBe('42501');
         expect(extended?.message, sql).toContain(`"${rule}"`);
-        expect((await c.query('SELECT 1 AS ok')).rows[0].ok).toBe(1);
+        expect((await c.query<{ ok: number }>('SELECT 1 AS ok')).rows[0].ok).toBe(1);
       }
-      expect((await c.query('SELECT count(*)::int AS n FROM orders')).rows[0].n).toBeGreaterThan(0);
+      expect((await c.query<{ n: number }>('SELECT count(*)::int AS n FROM orders')).rows[0].n).toBeGreaterThan(0);
     } finally {
       await c.end();
     }
@@ -101,7 +102,7 @@ describe('guardrails on the wire', () => {
       await expect(c.query('DROP TABLE orders')).rejects.toThrow(/guardrail/);
       await expect(c.query('SELECT 1')).rejects.toMatchObject({ code: '25P02' });
       await c.query('ROLLBACK');
-      expect((await c.query('SELECT 1 AS ok')).rows[0].ok).toBe(1);
+      expect((await c.query<{ ok: number }>('SELECT 1 AS ok')).rows[0].ok).toBe(1);
     } finally {
       await c.end();
     }
@@ -110,12 +111,12 @@ describe('guardrails on the wire', () => {
   it('read grants: writes are refused by the guardrail and, underneath, by a read-only transaction', async () => {
     const c = await client(h.users.bob);
     try {
-      expect((await c.query('SELECT count(*)::int AS n FROM customers')).rows[0].n).toBe(2);
-      await expect(c.query('INSERT INTO orders (customer, total) VALUES (1, 1)')).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('"read-only"') });
+      expect((await c.query<{ n: number }>('SELECT count(*)::int AS n FROM customers')).rows[0].n).toBe(2);
+      await expect(c.query('INSERT INTO orders (customer, total) VALUES (1, 1)')).rejects.toMatchObject({ code: '42501', message: containing('"read-only"') });
       await expect(c.query('BEGIN READ WRITE')).rejects.toMatchObject({ code: '42501' });
       // A write hidden in a function: refused by the guardrail now (functions that write are a
       // read-only finding); the server's read-only transaction stays underneath.
-      await expect(c.query("SELECT nextval('orders_id_seq')")).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('"read-only"') });
+      await expect(c.query("SELECT nextval('orders_id_seq')")).rejects.toMatchObject({ code: '42501', message: containing('"read-only"') });
     } finally {
       await c.end();
     }
@@ -154,7 +155,7 @@ describe('an approval is for one run (attack round 3 #5)', () => {
       // pg sends Parse('d1') once, then Bind/Execute of d1 for each call.
       await c.query({ text: sql, name: 'd1' });
       for (let i = 0; i < 2; i++) {
-        await expect(c.query({ text: sql, name: 'd1' })).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('approved for one run') });
+        await expect(c.query({ text: sql, name: 'd1' })).rejects.toMatchObject({ code: '42501', message: containing('approved for one run') });
       }
       expect((await c.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
       // Running the text again needs a new approval.
@@ -165,8 +166,8 @@ describe('an approval is for one run (attack round 3 #5)', () => {
     await h.gateway.access.grant(sys(), { subjectKind: 'user', subject: h.users.bob.id, resource: 'shop-review', mode: 'read' });
     const b = await client(h.users.bob, 'shop-review');
     try {
-      await expect(b.query('PREPARE p AS SELECT pg_sleep(0)')).rejects.toMatchObject({ code: '42501', message: expect.stringContaining('cannot be PREPAREd') });
-      await expect(b.query('EXECUTE p')).rejects.toMatchObject({ code: '42501', message: expect.stringMatching(/has not PREPAREd through the gateway/) as unknown });
+      await expect(b.query('PREPARE p AS SELECT pg_sleep(0)')).rejects.toMatchObject({ code: '42501', message: containing('cannot be PREPAREd') });
+      await expect(b.query('EXECUTE p')).rejects.toMatchObject({ code: '42501', message: matching(/has not PREPAREd through the gateway/) as unknown });
     } finally {
       await b.end();
     }
@@ -179,7 +180,7 @@ describe('warnings', () => {
     const notices: string[] = [];
     c.on('notice', (n) => notices.push(n.message ?? ''));
     try {
-      const r = await c.query('WITH d AS (DELETE FROM orders WHERE id = -1 RETURNING *) SELECT count(*)::int AS n FROM d');
+      const r = await c.query<{ n: number }>('WITH d AS (DELETE FROM orders WHERE id = -1 RETURNING *) SELECT count(*)::int AS n FROM d');
       expect(r.rows[0].n).toBe(0);
       expect(notices.some((n) => n.includes('guardrail "modifying-cte"'))).toBe(true);
     } finally {
@@ -195,7 +196,7 @@ describe('masking on the wire', () => {
   it('masks by content whatever the query does to the column, and clients still parse the rows', async () => {
     const c = await client();
     try {
-      const plain = (await c.query('SELECT email, phone, card, ssn, iban, ip::text AS ip, note, balance FROM customers WHERE id = 1')).rows[0] as Record<string, string>;
+      const plain = (await c.query<Record<string, string>>('SELECT email, phone, card, ssn, iban, ip::text AS ip, note, balance FROM customers WHERE id = 1')).rows[0];
       expect(plain.email).toBe('*****@******e.com');
       expect(plain.card).toBe('**** **** **** 1111');
       expect(plain.ssn).toBe('***-**-6789');
@@ -213,17 +214,17 @@ describe('masking on the wire', () => {
         'SELECT row_to_json(c)::text AS x FROM customers c WHERE id = 1',
       ];
       for (const sql of bypasses) {
-        const x = String((await c.query(sql)).rows[0].x);
+        const x = String((await c.query<{ x: unknown }>(sql)).rows[0].x);
         expect(x, sql).not.toMatch(/alice@example\.com|bob@example\.org/i);
         // Detector matches keep an address's shape; a column rule's `full` mask is a fixed token.
         expect(x, sql).toMatch(/@|^\*{8}$/);
       }
       // Whole rows of a table with classified columns (masking/classify.ts) are masked as a whole,
       // like any value derived from such a column; the client still parses the JSON.
-      const json = (await c.query('SELECT row_to_json(c) AS j FROM customers c WHERE id = 1')).rows[0].j as unknown;
+      const json = (await c.query<{ j: unknown }>('SELECT row_to_json(c) AS j FROM customers c WHERE id = 1')).rows[0].j;
       expect(typeof json).toBe('string');
       expect(String(json)).not.toMatch(/[A-Za-z0-9]/);
-      const extended = (await c.query('SELECT email FROM customers WHERE id = $1', [2])).rows[0] as { email: string };
+      const extended = (await c.query<{ email: string }>('SELECT email FROM customers WHERE id = $1', [2])).rows[0];
       expect(extended.email).toBe('***@******e.org');
     } finally {
       await c.end();
@@ -245,11 +246,11 @@ describe('masking on the wire', () => {
     await c.end();
 
     const r = await client(h.users.alice, 'shop-review');
-    const row = (await r.query('SELECT name, email FROM customers WHERE id = 1')).rows[0] as { name: string; email: string };
+    const row = (await r.query<{ name: string; email: string }>('SELECT name, email FROM customers WHERE id = 1')).rows[0];
     expect(row.name).toMatch(/^h_[0-9a-f]{16}$/);
     await r.end();
     const adminClient = await client(h.admin, 'shop-review');
-    const raw = (await adminClient.query('SELECT name, email FROM customers WHERE id = 1')).rows[0] as { name: string; email: string };
+    const raw = (await adminClient.query<{ name: string; email: string }>('SELECT name, email FROM customers WHERE id = 1')).rows[0];
     expect(raw).toEqual({ name: 'Alice', email: 'alice@example.com' });
     await adminClient.end();
   });

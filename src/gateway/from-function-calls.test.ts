@@ -2,6 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asUser, type GatewayHarness, type Upstream } from './harness.conformance.js';
 import { grantAccess, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
+import { matching } from '../../test/helpers/match.js';
 
 /**
  * `s.f` over a function in FROM (`unnest(array[...]) s`) is the call `f(s)` when `f` is no result
@@ -33,7 +34,7 @@ describe('user functions in attribute form over a function in FROM (item 3)', ()
         'SELECT 1 FROM generate_series(1, 2) g WHERE g.bump > 0',
       ]) {
         const e = await c.query(sql).then(() => null, (err: Error & { code?: string }) => err);
-        expect({ sql, code: e?.code, msg: e?.message }).toEqual({ sql, code: '42501', msg: expect.stringMatching(/held for approval by guardrail "unlisted-function": function bump/) });
+        expect({ sql, code: e?.code, msg: e?.message }).toEqual({ sql, code: '42501', msg: matching(/held for approval by guardrail "unlisted-function": function bump/) });
       }
       // Result columns still run: the alias of a scalar function, named columns, ordinality, built-ins' fields.
       expect((await c.query('SELECT s.s FROM unnest(array[7]) s')).rows).toEqual([{ s: 7 }]);
@@ -71,7 +72,7 @@ describe('advisory lock keys computed from rows (attack round 4 #3)', () => {
       await c.query('SELECT pg_try_advisory_lock($1::bigint)', [7]);
       const a = await upstream.admin();
       try {
-        const keys = await a.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'");
+        const keys = await a.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'");
         expect(keys.rows[0].n).toBe(2);
       } finally {
         await a.end();

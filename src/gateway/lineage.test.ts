@@ -104,16 +104,16 @@ describe('column rules follow lineage (class 5)', () => {
       expect(row.contact).toBe(row.email);
       expect(row.ssn).toMatch(/^[^0-9]+$/);
       expect(row.phone).toMatch(/^h_[0-9a-f]{16}$/);
-      const v = (await c.query('SELECT * FROM contact_v ORDER BY id')).rows[0] as Record<string, string>;
+      const v = (await c.query<Record<string, string>>('SELECT * FROM contact_v ORDER BY id')).rows[0];
       expect(v.name).toBe('Alice');
       expect(v.contact).not.toContain('alice');
       expect(redacted(v.rc)).toBe(true);
-      const v2 = (await c.query('SELECT c2, n2 FROM contact_v2 ORDER BY n2')).rows[0] as Record<string, string>;
+      const v2 = (await c.query<Record<string, string>>('SELECT c2, n2 FROM contact_v2 ORDER BY n2')).rows[0];
       expect(v2).toMatchObject({ n2: 'Alice' });
       expect(v2.c2).not.toContain('alice');
       // Real columns, system columns included, are no calls in attribute form; the row-version
       // columns are masked under column rules (attack round 7 #8: a write's row choice marks them).
-      const sys = (await c.query('SELECT c.ctid::text AS t, c.xmin::text AS x, c.id, n.nspname FROM customers c, pg_namespace n WHERE n.nspname = $1 ORDER BY c.id LIMIT 1', ['public'])).rows[0] as Record<string, unknown>;
+      const sys = (await c.query<Record<string, unknown>>('SELECT c.ctid::text AS t, c.xmin::text AS x, c.id, n.nspname FROM customers c, pg_namespace n WHERE n.nspname = $1 ORDER BY c.id LIMIT 1', ['public'])).rows[0];
       expect(sys).toEqual({ id: 1, nspname: 'public', t: '********', x: '********' });
       const o = await c.query('SELECT id, total::text AS total FROM orders ORDER BY id LIMIT 1');
       expect(o.rows[0]).toEqual({ id: 1, total: '1' });
@@ -126,7 +126,7 @@ describe('column rules follow lineage (class 5)', () => {
     const c = new pg.Client({ connectionString: h.url(h.users.alice, 'shop-masked') });
     await c.connect();
     try {
-      const r = await c.query('UPDATE customers SET note = note WHERE id = 1 RETURNING reverse(card) AS v');
+      const r = await c.query<{ v: unknown }>('UPDATE customers SET note = note WHERE id = 1 RETURNING reverse(card) AS v');
       expect(redacted(r.rows[0].v)).toBe(true);
     } finally {
       await c.end();
@@ -152,11 +152,11 @@ describe('no over-masking where nothing is masked (attack round 2, over-blocking
     const c = new pg.Client({ connectionString: h.url(h.users.bob, 'shop-masked') });
     await c.connect();
     try {
-      const o = (await c.query('SELECT to_jsonb(o) AS j, row_to_json(o) AS r FROM orders o WHERE id = 1')).rows[0] as { j: unknown; r: unknown };
+      const o = (await c.query<{ j: unknown; r: unknown }>('SELECT to_jsonb(o) AS j, row_to_json(o) AS r FROM orders o WHERE id = 1')).rows[0];
       expect(o.j).toMatchObject({ id: 1, customer: 2, total: 1 });
       expect(o.r).toMatchObject({ id: 1, customer: 2, total: 1 });
       // A row with masked columns is still masked as a whole.
-      const m = (await c.query('SELECT to_jsonb(c) AS j FROM customers c WHERE id = 1')).rows[0] as { j: unknown };
+      const m = (await c.query<{ j: unknown }>('SELECT to_jsonb(c) AS j FROM customers c WHERE id = 1')).rows[0];
       expect(typeof m.j).toBe('string');
       expect(JSON.stringify(m.j)).not.toContain('alice');
     } finally {

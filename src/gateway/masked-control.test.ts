@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { asUser, rawClient, startHarness, startUpstream, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { asUser, rawClient, type GatewayHarness, type Upstream } from './harness.conformance.js';
+import { failure, startMaskedShop, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
 import { bind, errorsOf, execute, parseMessage, queryMessage, rowValues, roundTrip, SYNC } from './wire-client.conformance.js';
 
 /**
@@ -18,31 +19,13 @@ let upstream: Upstream;
 let h: GatewayHarness;
 
 beforeAll(async () => {
-  upstream = await startUpstream();
-  h = await startHarness(upstream);
-  await h.gateway.resources.create({
-    name: 'shop-c', host: '127.0.0.1', port: upstream.port, database: 'shop', user: 'app_scram',
-    credential: 'env:TIGHTLOOP_TEST_PG_SCRAM', tls: { mode: 'disable' },
-    policy: { masking: { columns: [{ name: 'name', mode: 'hash' }, { name: 'email', mode: 'partial' }, { name: 'card', mode: 'full' }] } },
-  });
-  const a = await upstream.admin();
-  try {
-    await a.query(`CREATE TABLE loyalty (customer_id int PRIMARY KEY REFERENCES customers (id), tier text, discount_pct int);
+  ({ upstream, h } = await startMaskedShop('shop-c', { aliceWrites: true }));
+  await upstreamSql(upstream, `CREATE TABLE loyalty (customer_id int PRIMARY KEY REFERENCES customers (id), tier text, discount_pct int);
       INSERT INTO loyalty VALUES (1, 'gold', 5), (2, 'silver', 2)`);
-  } finally {
-    await a.end();
-  }
-  const sys = { userId: h.admin.id, userName: 'admin', role: 'admin' };
-  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.bob.id, resource: 'shop-c', mode: 'read' });
-  await h.gateway.access.grant(sys, { subjectKind: 'user', subject: h.users.alice.id, resource: 'shop-c', mode: 'write' });
 });
-afterAll(async () => {
-  await h?.close();
-  await upstream?.stop();
-});
+afterAll(() => stopGatewayTest(h, upstream));
 
 const BIT = (col: string): string => `ascii(substr(${col}, 1, 1)) & 1 > 0`;
-const failure = (p: Promise<unknown>): Promise<(Error & { code?: string }) | null> => p.then(() => null, (e: Error & { code?: string }) => e);
 
 /** Every probe column (all but `id`) tells nothing: the same masked value (or NULL) in every row. */
 function expectMaskedProbes(sql: string, rows: Record<string, unknown>[]): void {
@@ -166,7 +149,7 @@ describe('a value chosen by a test of a masked value is masked (attack round 7 #
 
   it('legitimate neighbours stay plain: tests of unmasked values, lookups, top-level row choice', async () => {
     await asUser(h, h.users.bob, 'shop-c', async (c) => {
-      const rows = async (sql: string, values?: unknown[]): Promise<unknown[]> => (await c.query(sql, values)).rows;
+      const rows = async (sql: string, values?: unknown[]): Promise<unknown[]> => (await c.query<Record<string, unknown>>(sql, values)).rows;
       expect(await rows('SELECT c.id, exists(SELECT 1 FROM orders o WHERE o.customer = c.id) AS p FROM customers c ORDER BY c.id')).toEqual([{ id: 1, p: true }, { id: 2, p: true }]);
       expect(await rows('SELECT c.id, (SELECT count(*) FROM orders o WHERE o.customer = c.id AND o.total > 50)::int AS n FROM customers c ORDER BY c.id')).toEqual([{ id: 1, n: 25 }, { id: 2, n: 25 }]);
       expect(await rows('SELECT c.id, c.id IN (SELECT customer FROM orders WHERE total = 100) AS p FROM customers c ORDER BY c.id')).toEqual([{ id: 1, p: true }, { id: 2, p: false }]);

@@ -1,12 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MASKING, Masker, type MaskCounts } from './masking/index.js';
-import { DetectBudget, OVER_BUDGET, detectBudgetFor, judgeBudgetFor } from './masking/budget.js';
+import { OVER_BUDGET, detectionBucket, detectionTime } from './masking/budget.js';
+import { TimeBucket, judgingTime } from './user-bucket.js';
 import { frame, int16, int32 } from './wire/encode.js';
 
 /**
  * Attack round 5 #7: detector CPU per result was unbounded (400 rows of `repeat('1 ', 8000)`
  * held the gateway's thread for 11 s). Each session draws detection time from a bucket
- * (masking/budget.ts); with it spent, values are masked whole without a scan (fail closed).
+ * (masking/budget.ts, user-bucket.ts); with it spent, values are masked whole without a scan (fail closed).
  * A manual clock makes the bucket deterministic here: no timing in assertions.
  */
 
@@ -35,7 +36,7 @@ describe('detection budget per session (attack round 5 #7)', () => {
 
   it('scans while the bucket holds time, then masks whole values unscanned until it refills', () => {
     const clock = steppingClock(100);
-    const budget = new DetectBudget(300, 100, clock.now);
+    const budget = new TimeBucket(300, 100, clock.now);
     const clean = dataRow(['nothing to see here, just words']);
     const counts: MaskCounts = {};
     let scanned = 0;
@@ -56,16 +57,16 @@ describe('detection budget per session (attack round 5 #7)', () => {
   });
 
   it("one user's sessions share one bucket; another user's is apart (attack round 6 #2)", () => {
-    expect(detectBudgetFor('user-a')).toBe(detectBudgetFor('user-a'));
-    expect(detectBudgetFor('user-b')).not.toBe(detectBudgetFor('user-a'));
+    expect(detectionTime.of('user-a')).toBe(detectionTime.of('user-a'));
+    expect(detectionTime.of('user-b')).not.toBe(detectionTime.of('user-a'));
   });
 
   it('a budget belongs to its user: another user scans as usual', () => {
-    const spent = new DetectBudget(300, 100, steppingClock(1_000).now);
+    const spent = new TimeBucket(300, 100, steppingClock(1_000).now);
     const row = dataRow(['plain words only']);
     expect(masker.maskDataRow(row, 0, row.length, plan, {}, spent)).toBeUndefined();
     expect(masker.maskDataRow(row, 0, row.length, plan, {}, spent)).toBeDefined();
-    expect(masker.maskDataRow(row, 0, row.length, plan, {}, new DetectBudget())).toBeUndefined();
+    expect(masker.maskDataRow(row, 0, row.length, plan, {}, detectionBucket())).toBeUndefined();
     expect(masker.maskDataRow(row, 0, row.length, plan, {})).toBeUndefined();
   });
 });
@@ -73,7 +74,7 @@ describe('detection budget per session (attack round 5 #7)', () => {
 describe('judging time per user (attack round 8 G1)', () => {
   it('tells how long until the bucket holds time again, refilled at its rate', () => {
     let t = 0;
-    const budget = new DetectBudget(500, 200, () => t);
+    const budget = new TimeBucket(500, 200, () => t);
     expect(budget.msUntilAvailable()).toBe(0);
     budget.spend(1_500); // 1,000 ms in debt: 5 s at 200 ms per second
     expect(budget.msUntilAvailable()).toBeGreaterThan(5_000);
@@ -83,9 +84,9 @@ describe('judging time per user (attack round 8 G1)', () => {
   });
 
   it("one user's sessions share one judging bucket, apart from detection's and other users'", () => {
-    expect(judgeBudgetFor('user-a')).toBe(judgeBudgetFor('user-a'));
-    expect(judgeBudgetFor('user-b')).not.toBe(judgeBudgetFor('user-a'));
-    expect(judgeBudgetFor('user-a')).not.toBe(detectBudgetFor('user-a'));
+    expect(judgingTime.of('user-a')).toBe(judgingTime.of('user-a'));
+    expect(judgingTime.of('user-b')).not.toBe(judgingTime.of('user-a'));
+    expect(judgingTime.of('user-a')).not.toBe(detectionTime.of('user-a'));
   });
 });
 

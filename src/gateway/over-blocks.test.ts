@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asUser, startHarness, startUpstream, type GatewayHarness, type TestUser, type Upstream } from './harness.conformance.js';
 import { resourcePolicySchema } from './policy.js';
 import { DEMO_POLICY } from '../demo/gateway-tour.js';
+import { failure } from '../../test/helpers/gateway.js';
 
 /**
  * Attack round 6 §3, over-blocking: legitimate work that masking refused or masked although no
@@ -56,7 +57,6 @@ afterAll(async () => {
 });
 
 type Row = Record<string, unknown>;
-const failure = (p: Promise<unknown>): Promise<(Error & { code?: string }) | null> => p.then(() => null, (e: Error & { code?: string }) => e);
 const hashed = (v: unknown): boolean => typeof v === 'string' && /^h_[0-9a-f]{16}$/.test(v);
 /** Masked as a whole: NULL (numbers), the full token, a hash, or a JSON string of one. */
 const whole = (v: unknown): boolean => v === null || (typeof v === 'string' && /^("?)(\*+|h_[0-9a-f]{16})\1$/.test(v));

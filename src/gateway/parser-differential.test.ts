@@ -66,7 +66,7 @@ function expectNoRawName(messages: Message[]): void {
 async function loyaltyXmin(): Promise<string> {
   const admin = await upstream.admin();
   try {
-    return String((await admin.query('SELECT xmin::text AS x FROM loyalty WHERE customer_id = 1')).rows[0].x);
+    return String((await admin.query<{ x: string }>('SELECT xmin::text AS x FROM loyalty WHERE customer_id = 1')).rows[0].x);
   } finally {
     await admin.end();
   }

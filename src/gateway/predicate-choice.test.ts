@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asUser, type GatewayHarness, type Upstream } from './harness.conformance.js';
-import { grantAccess, shopResource, startGatewayTest, stopGatewayTest } from '../../test/helpers/gateway.js';
+import { startMaskedShop, stopGatewayTest } from '../../test/helpers/gateway.js';
 
 /**
  * Attack round 8: the statement's top level may test masked values — its WHERE chooses which
@@ -21,9 +21,7 @@ let upstream: Upstream;
 let h: GatewayHarness;
 
 beforeAll(async () => {
-  ({ upstream, h } = await startGatewayTest());
-  await shopResource(h, upstream, 'shop-pc', { masking: { columns: [{ name: 'name', mode: 'hash' }, { name: 'email', mode: 'partial' }, { name: 'card', mode: 'full' }] } });
-  await grantAccess(h, h.users.bob, 'shop-pc', 'read');
+  ({ upstream, h } = await startMaskedShop('shop-pc'));
 });
 afterAll(() => stopGatewayTest(h, upstream));
 

@@ -7,6 +7,7 @@ import { rawClient, type GatewayHarness, type Upstream } from './harness.conform
 import { queryMessage } from './wire/encode.js';
 import { MessageFramer } from './wire/framer.js';
 import { grantAccess, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
+import { containing } from '../../test/helpers/match.js';
 
 const run = promisify(execFile);
 let upstream: Upstream;
@@ -48,7 +49,7 @@ describe('wire protocol through the gateway', () => {
       expect((await c.query({ ...named, values: [1] })).rows).toEqual([{ id: 1, name: 'Alice' }]);
       expect((await c.query({ ...named, values: [2] })).rows).toEqual([{ id: 2, name: 'Bob' }]);
       // pg pipelines queries issued without awaiting: all go out before the first answer.
-      const many = await Promise.all(Array.from({ length: 50 }, (_, i) => c.query('SELECT $1::int AS i', [i])));
+      const many = await Promise.all(Array.from({ length: 50 }, (_, i) => c.query<{ i: number }>('SELECT $1::int AS i', [i])));
       expect(many.map((r) => r.rows[0].i)).toEqual(Array.from({ length: 50 }, (_, i) => i));
       const tx = await Promise.all([c.query('BEGIN'), c.query('INSERT INTO orders (customer, total) VALUES (1, 5) RETURNING id'), c.query('ROLLBACK')]);
       expect(tx[1].rowCount).toBe(1);
@@ -96,7 +97,7 @@ describe('wire protocol through the gateway', () => {
   it('logs in upstream with md5 and cleartext password credentials too', async () => {
     for (const resource of ['shop-md5', 'shop-plain']) {
       const c = await client(resource);
-      expect((await c.query('SELECT current_user AS u')).rows[0].u).toMatch(/^app_/);
+      expect((await c.query<{ u: string }>('SELECT current_user AS u')).rows[0].u).toMatch(/^app_/);
       await c.end();
     }
   });
@@ -113,10 +114,10 @@ describe('wire protocol through the gateway', () => {
     }
     for (const name of ['shop-tls', 'shop-verified']) {
       const c = await client(name);
-      expect((await c.query('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0].ssl).toBe(true);
+      expect((await c.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0].ssl).toBe(true);
       await c.end();
     }
-    await expect(client('shop-wrong-ca')).rejects.toMatchObject({ code: '08001', message: expect.stringContaining('TLS') });
+    await expect(client('shop-wrong-ca')).rejects.toMatchObject({ code: '08001', message: containing('TLS') });
   });
 
   it('COPY in and out', async () => {
@@ -148,7 +149,7 @@ describe('wire protocol through the gateway', () => {
       con.connect(h.gateway.port ?? 0, '127.0.0.1');
       await expect(slow).rejects.toThrow(/cancel/i);
       expect(Date.now() - started).toBeLessThan(10_000);
-      expect((await c.query('SELECT 1 AS ok')).rows[0].ok).toBe(1);
+      expect((await c.query<{ ok: number }>('SELECT 1 AS ok')).rows[0].ok).toBe(1);
     } finally {
       await c.end();
     }

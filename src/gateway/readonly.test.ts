@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rawClient, type GatewayHarness, type TestUser, type Upstream } from './harness.conformance.js';
 import { decodeErrorFields } from './wire/decode.js';
 import { queryMessage } from './wire/encode.js';
-import { grantAccess, startGatewayTest, stopGatewayTest } from '../../test/helpers/gateway.js';
+import { failure, grantAccess, startGatewayTest, stopGatewayTest } from '../../test/helpers/gateway.js';
 
 /**
  * Issue 15, classes 7–9 through the gateway against real PostgreSQL: a read grant cannot get
@@ -26,13 +26,11 @@ async function client(user: TestUser): Promise<pg.Client> {
   return c;
 }
 
-const failure = (p: Promise<unknown>): Promise<(Error & { code?: string }) | null> => p.then(() => null, (e: Error & { code?: string }) => e);
-
 async function sideEffects(): Promise<{ seq: string; objects: number }> {
   const a = await upstream.admin();
   try {
-    const seq = (await a.query('SELECT last_value::text AS v, is_called FROM orders_id_seq')).rows[0] as { v: string; is_called: boolean };
-    const objects = (await a.query('SELECT count(*)::int AS n FROM pg_largeobject_metadata')).rows[0] as { n: number };
+    const seq = (await a.query<{ v: string; is_called: boolean }>('SELECT last_value::text AS v, is_called FROM orders_id_seq')).rows[0];
+    const objects = (await a.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_largeobject_metadata')).rows[0];
     return { seq: `${seq.v}/${String(seq.is_called)}`, objects: objects.n };
   } finally {
     await a.end();
@@ -62,7 +60,7 @@ describe('a read grant stays read-only (class 7)', () => {
           expect((await failure(c.query(bad)))?.code, bad).toBe('42501');
         }
       }
-      expect((await c.query('SELECT count(*)::int AS n FROM orders')).rows[0].n).toBeGreaterThan(0);
+      expect((await c.query<{ n: number }>('SELECT count(*)::int AS n FROM orders')).rows[0].n).toBeGreaterThan(0);
     } finally {
       await c.end();
     }
@@ -73,13 +71,13 @@ describe('a read grant stays read-only (class 7)', () => {
 describe('functions outside the catalog allow-list (class 8)', () => {
   it('ts_stat cannot run SQL from text: another session survives', async () => {
     const victim = await upstream.admin();
-    const pid = (await victim.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+    const pid = (await victim.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
     const c = await client(h.users.bob);
     try {
       const e = await failure(c.query(`SELECT * FROM ts_stat('SELECT to_tsvector(pg_terminate_backend(${pid})::text)')`));
       expect(e?.code).toBe('42501');
       expect(e?.message).toContain('"dangerous-function"');
-      expect((await victim.query('SELECT 1 AS ok')).rows[0].ok).toBe(1);
+      expect((await victim.query<{ ok: number }>('SELECT 1 AS ok')).rows[0].ok).toBe(1);
       // Under a read grant an unknown or volatile function waits for a reviewer.
       const held = await failure(c.query('SELECT pg_sleep(0)'));
       expect(held?.code).toBe('42501');
@@ -98,7 +96,7 @@ describe('functions outside the catalog allow-list (class 8)', () => {
 describe('function calls written as field selection (attack round 3 #2)', () => {
   it('(expr).f and alias.f on scalars get every function rule; the victim session survives', async () => {
     const victim = await upstream.admin();
-    const pid = (await victim.query('SELECT pg_backend_pid() AS pid')).rows[0].pid as number;
+    const pid = (await victim.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
     const c = await client(h.users.bob);
     try {
       const refused: [string, string][] = [
@@ -123,8 +121,8 @@ describe('function calls written as field selection (attack round 3 #2)', () => 
         const e = await failure(c.query(sql));
         expect({ sql, code: e?.code, rule: e?.message.includes(`"${rule}"`) }).toEqual({ sql, code: '42501', rule: true });
       }
-      expect((await victim.query('SELECT 1 AS ok')).rows[0].ok).toBe(1);
-      const locks = await victim.query("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'");
+      expect((await victim.query<{ ok: number }>('SELECT 1 AS ok')).rows[0].ok).toBe(1);
+      const locks = await victim.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'");
       expect(locks.rows[0].n).toBe(0);
       // Field selection of a real column, and a safe built-in in attribute form, still run
       // (`(c).id` is masked as the whole row it may be: lineage's over-masking, not a refusal).

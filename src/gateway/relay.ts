@@ -4,7 +4,8 @@ import { UNKNOWN_LINEAGE, type ResultLineage } from './guardrails/index.js';
 import type { PreparedNames } from './guardrails/prepared.js';
 import { serverParameterRefusal } from './guardrails/lexing.js';
 import type { Masker, ResultPlan } from './masking/index.js';
-import { DetectBudget } from './masking/budget.js';
+import { detectionBucket } from './masking/budget.js';
+import type { TimeBucket } from './user-bucket.js';
 import { PendingQueue, type DescribeItem, type Execution, type ExecuteItem, type Pending, type QueryItem, type StatementInfo } from './pipeline.js';
 import { CEILING_STATEMENT, CeilingCheck, ceilingMarker, countedQueryMessages, FLUSH, SYNC_AND_DROP_UNNAMED, type RowCeiling } from './row-ceiling.js';
 import { PreparedNamespace } from './prepared-names.js';
@@ -49,7 +50,7 @@ export type Verdict = {
 } | {
   /**
    * The judge cannot decide yet (an approval being claimed in the state store, or the user's
-   * judging time spent: masking/budget.ts): the relay stops at this message, holding it and
+   * judging time spent: user-bucket.ts): the relay stops at this message, holding it and
    * everything after it, and judges it again once the promise settles (a rejection ends the
    * session).
    */
@@ -200,7 +201,7 @@ export class Relay {
     maxMessageBytes: number | MessageLimits,
     clientLimits?: MessageLimits,
     /** Detector time still to spend: shared by all of one user's sessions (masking/budget.ts). */
-    private readonly detectBudget: DetectBudget = new DetectBudget(),
+    private readonly detectBudget: TimeBucket = detectionBucket(),
   ) {
     this.fromClient = new MessageFramer(clientLimits ?? (typeof maxMessageBytes === 'number' ? maxMessageBytes : maxMessageBytes.max));
     this.fromUpstream = new MessageFramer(maxMessageBytes);

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cli, startApi, type GatewayHarness, type Upstream } from './harness.conformance.js';
 import { startGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
+import { containing } from '../../test/helpers/match.js';
 
 /** `resource add` warns about a superuser upstream login; `resource set-policy` replaces a policy. */
 
@@ -45,7 +46,7 @@ describe('resource CLI', () => {
     const file = join(dir, 'policy.json');
     writeFileSync(file, JSON.stringify({ guardrails: { allowFunctions: ['pg_sleep'] }, masking: { columns: [{ name: 'email', mode: 'hash' }] } }));
     const r = await cli(['resource', 'set-policy', 'shop-least', file, ...flags()]);
-    expect(r).toMatchObject({ code: 0, stdout: expect.stringContaining('policy of shop-least replaced') });
+    expect(r).toMatchObject({ code: 0, stdout: containing('policy of shop-least replaced') });
     const got = await h.gateway.resources.get('shop-least');
     expect(got?.policy.guardrails.allowFunctions).toEqual(['pg_sleep']);
     expect(got?.policy.masking.columns).toEqual([{ name: 'email', mode: 'hash' }]);
@@ -56,7 +57,7 @@ describe('resource CLI', () => {
 
   it('show prints the policy and the columns masking classified (after a session read the catalog)', async () => {
     const before = await cli(['resource', 'show', 'shop', ...flags()]);
-    expect(before).toMatchObject({ code: 0, stdout: expect.stringContaining('not yet classified') });
+    expect(before).toMatchObject({ code: 0, stdout: containing('not yet classified') });
     const c = new pg.Client({ connectionString: h.url(h.users.alice, 'shop') });
     await c.connect();
     await c.end();

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeErrorFields } from './wire/decode.js';
 import { cstr, frame, int16, int32, parseMessage, queryMessage, SYNC } from './wire/encode.js';
 import { rawClient, type GatewayHarness, type Upstream } from './harness.conformance.js';
-import { grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
+import { failure, grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
+import { matching } from '../../test/helpers/match.js';
 
 /**
  * The row ceiling (attack round 3 #8): whole-table writes whose predicate looks narrow — `IS NOT
@@ -30,8 +31,6 @@ beforeAll(async () => {
       INSERT INTO members SELECT i FROM generate_series(1, ${ROWS}) i`);
 });
 afterAll(() => stopGatewayTest(h, upstream));
-
-const failure = (p: Promise<unknown>): Promise<(Error & { code?: string }) | null> => p.then(() => null, (e: Error & { code?: string }) => e);
 
 async function alice<T>(fn: (c: pg.Client) => Promise<T>, resource = 'shop-c'): Promise<T> {
   const c = new pg.Client({ connectionString: h.url(h.users.alice, resource) });
@@ -72,7 +71,7 @@ describe('row ceiling (attack round 3 #8)', () => {
     await alice(async (c) => {
       for (const sql of WHOLE_TABLE) {
         const e = await failure(c.query(sql));
-        expect({ sql, code: e?.code, msg: e?.message }).toEqual({ sql, code: '42501', msg: expect.stringMatching(/held for approval by guardrail "row-ceiling": .* changed 40 rows, over this resource's ceiling of 5/) });
+        expect({ sql, code: e?.code, msg: e?.message }).toEqual({ sql, code: '42501', msg: matching(/held for approval by guardrail "row-ceiling": .* changed 40 rows, over this resource's ceiling of 5/) });
         expect(await table()).toEqual(INTACT);
       }
       // The session is usable, and narrow writes (RETURNING included) commit.

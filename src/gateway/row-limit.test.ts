@@ -27,9 +27,9 @@ describe('result rows are bounded (attack round 7 F6)', () => {
     const c = new pg.Client({ connectionString: h.url(h.users.bob, 'shop') });
     c.on('error', () => undefined);
     await c.connect();
-    const ok = await c.query(`SELECT length(x) AS n, x FROM (SELECT repeat('a', ${LIMIT - 1000}) x) s`);
+    const ok = await c.query<{ n: number; x: string }>(`SELECT length(x) AS n, x FROM (SELECT repeat('a', ${LIMIT - 1000}) x) s`);
     expect(ok.rows[0].n).toBe(LIMIT - 1000);
-    expect((ok.rows[0].x as string).length).toBe(LIMIT - 1000);
+    expect(ok.rows[0].x.length).toBe(LIMIT - 1000);
     const err = await c.query(`SELECT length(x) AS n, x FROM (SELECT repeat('b', ${LIMIT + 10}) x) s`).then(() => null, (e: Error & { code?: string }) => e);
     expect(err?.code).toBe('54000');
     expect(err?.message).toMatch(/a result row is over the gateway's limit of 1048576 bytes \(gateway\.maxRowBytes\)/);

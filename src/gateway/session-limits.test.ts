@@ -1,9 +1,9 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
-import type { GatewayHarness, Upstream } from './harness.conformance.js';
+import { failure, grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql, type PgError } from '../../test/helpers/gateway.js';
+import { asUser, type GatewayHarness, type Upstream } from './harness.conformance.js';
 import { limitRefusal, startupLimits, timeoutMs } from './guardrails/session-limits.js';
-import { judgeBudgetFor } from './masking/budget.js';
+import { judgingTime } from './user-bucket.js';
 
 /**
  * Session resource limits (issue 15): the gateway sets statement_timeout, lock_timeout and
@@ -26,14 +26,23 @@ afterAll(async () => {
   await stopGatewayTest(h, upstream);
 });
 
-type PgError = Error & { code?: string };
-const failure = (p: Promise<unknown>): Promise<PgError | null> => p.then(() => null, (e: PgError) => e);
+type Who = 'alice' | 'bob';
 
-async function client(user: 'alice' | 'bob', extra: Partial<pg.ClientConfig> = {}): Promise<pg.Client> {
+async function client(user: Who, extra: Partial<pg.ClientConfig> = {}): Promise<pg.Client> {
   const c = new pg.Client({ connectionString: h.url(h.users[user], 'limited'), ...extra });
-  c.on('error', () => undefined);
+  c.on('error', () => undefined); // the server ends sessions here on purpose (timeouts): the test reads the outcome
   await c.connect();
   return c;
+}
+
+/** Runs `fn` on a session of `user` to the limited resource, ended afterwards. */
+async function session<T>(user: Who, fn: (c: pg.Client) => Promise<T>, extra: Partial<pg.ClientConfig> = {}): Promise<T> {
+  const c = await client(user, extra);
+  try {
+    return await fn(c);
+  } finally {
+    await c.end();
+  }
 }
 
 async function settings(c: pg.Client): Promise<string[]> {
@@ -44,16 +53,13 @@ const AT_LIMITS = ['1s', '500ms', '2s'];
 
 describe('session limits are set upstream at login', () => {
   it('a statement over the limit is cancelled by the server (57014) and the session goes on', async () => {
-    const c = await client('alice');
-    try {
+    await session('alice', async (c) => {
       expect(await settings(c)).toEqual(AT_LIMITS);
       const err = await failure(c.query('SELECT pg_sleep(5)'));
       expect(err?.code).toBe('57014');
       expect(err?.message).toMatch(/statement timeout/);
       expect((await c.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
-    } finally {
-      await c.end();
-    }
+    });
   });
 
   it('a lock wait over lock_timeout fails with 55P03', async () => {
@@ -78,17 +84,13 @@ describe('session limits are set upstream at login', () => {
     await c.query('BEGIN');
     await c.query('SELECT 1');
     await ended;
-    await c.end().catch(() => undefined);
+    await c.end().catch(() => undefined); // the server has ended it already: nothing left to close
   });
 
   it('under a default policy the defaults apply', async () => {
-    const c = new pg.Client({ connectionString: h.url(h.users.alice, 'shop') });
-    await c.connect();
-    try {
+    await asUser(h, h.users.alice, 'shop', async (c) => {
       expect(await settings(c)).toEqual(['1min', '5s', '5min']);
-    } finally {
-      await c.end();
-    }
+    });
   });
 });
 
@@ -115,72 +117,46 @@ describe('a user cannot raise or clear a limit', () => {
     'SELECT 1; SET statement_timeout = 0',
   ];
 
-  it.each(RAISES)('%s: refused with 42501, the session goes on at the limits', async (sql) => {
-    const c = await client('alice');
-    try {
-      const err = await failure(c.query(sql));
+  /** Each way in: as whom, and what it sends; the error it got (null when it ran). */
+  const WAYS: { way: string; user: Who; raise: (c: pg.Client) => Promise<PgError | null> }[] = [
+    ...RAISES.map((sql) => ({ way: sql, user: 'alice' as const, raise: (c: pg.Client) => failure(c.query(sql)) })),
+    {
+      way: 'SET LOCAL inside a transaction (and the limit holds in it)', user: 'alice',
+      raise: async (c) => {
+        await c.query('BEGIN');
+        const err = await failure(c.query('SET LOCAL statement_timeout = 0'));
+        await c.query('ROLLBACK');
+        await c.query('BEGIN');
+        expect((await failure(c.query('SELECT pg_sleep(5)')))?.code).toBe('57014');
+        await c.query('ROLLBACK');
+        return err;
+      },
+    },
+    // The gateway cannot read a parameter's value: refused whatever it is.
+    { way: 'a parameter as the value (extended protocol)', user: 'alice', raise: (c) => failure(c.query({ text: "SELECT set_config('statement_timeout', $1, false)", values: ['0'] })) },
+    { way: 'SET under a read grant', user: 'bob', raise: (c) => failure(c.query('SET statement_timeout = 0')) },
+  ];
+
+  it.each(WAYS)('$way: refused with 42501, the session goes on at the limits', async ({ user, raise }) => {
+    await session(user, async (c) => {
+      const err = await raise(c);
       expect(err?.code).toBe('42501');
       expect(err?.message).toMatch(/guardrail "session-limit"/);
       expect(await settings(c)).toEqual(AT_LIMITS);
-    } finally {
-      await c.end();
-    }
+    });
   });
 
-  it('SET LOCAL inside a transaction is refused too, and the limit holds in it', async () => {
-    const c = await client('alice');
-    try {
-      await c.query('BEGIN');
-      const err = await failure(c.query('SET LOCAL statement_timeout = 0'));
-      expect(err?.code).toBe('42501');
-      await c.query('ROLLBACK');
-      await c.query('BEGIN');
-      expect((await failure(c.query('SELECT pg_sleep(5)')))?.code).toBe('57014');
-      await c.query('ROLLBACK');
-      expect(await settings(c)).toEqual(AT_LIMITS);
-    } finally {
-      await c.end();
-    }
-  });
-
-  it('a parameter as the value (extended protocol) is refused: the gateway cannot read it', async () => {
-    const c = await client('alice');
-    try {
-      const err = await failure(c.query({ text: "SELECT set_config('statement_timeout', $1, false)", values: ['0'] }));
-      expect(err?.code).toBe('42501');
-      expect(err?.message).toMatch(/guardrail "session-limit"/);
-      expect(await settings(c)).toEqual(AT_LIMITS);
-    } finally {
-      await c.end();
-    }
-  });
-
-  it('under a read grant as well', async () => {
-    const c = await client('bob');
-    try {
-      expect((await failure(c.query('SET statement_timeout = 0')))?.code).toBe('42501');
-      expect(await settings(c)).toEqual(AT_LIMITS);
-    } finally {
-      await c.end();
-    }
-  });
-
-  it('a higher limit in the startup packet (parameter or options) refuses the login with 42501', async () => {
-    for (const extra of [{ statement_timeout: 10_000 }, { options: '-c statement_timeout=0' }, { options: '--lock-timeout=1h' }] as Partial<pg.ClientConfig>[]) {
-      const c = new pg.Client({ connectionString: h.url(h.users.alice, 'limited'), ...extra });
-      c.on('error', () => undefined);
-      const err = await failure(c.connect());
-      expect(err?.code).toBe('42501');
-      expect(err?.message).toMatch(/session-limit/);
-      await c.end().catch(() => undefined);
-    }
+  const STARTUPS: Partial<pg.ClientConfig>[] = [{ statement_timeout: 10_000 }, { options: '-c statement_timeout=0' }, { options: '--lock-timeout=1h' }];
+  it.each(STARTUPS)('a higher limit in the startup packet (%o) refuses the login with 42501', async (extra) => {
+    const err = await failure(client('alice', extra));
+    expect(err?.code).toBe('42501');
+    expect(err?.message).toMatch(/session-limit/);
   });
 });
 
 describe('lowering a limit works, and going back lands on the limit', () => {
   it('SET, SET LOCAL and set_config with lower values run and take effect', async () => {
-    const c = await client('alice');
-    try {
+    await session('alice', async (c) => {
       await c.query("SET statement_timeout = '200ms'");
       expect((await failure(c.query('SELECT pg_sleep(0.6)')))?.code).toBe('57014');
       await c.query("SELECT set_config('lock_timeout', '100ms', false)");
@@ -188,35 +164,30 @@ describe('lowering a limit works, and going back lands on the limit', () => {
       await c.query('SET LOCAL idle_in_transaction_session_timeout = 1500');
       expect(await settings(c)).toEqual(['200ms', '100ms', '1500ms']);
       await c.query('COMMIT');
-    } finally {
-      await c.end();
-    }
+    });
   });
 
   it('RESET, RESET ALL, SET ... DEFAULT and DISCARD ALL return to the limits, not to the server default', async () => {
     await upstreamSql(upstream, 'ALTER DATABASE shop SET statement_timeout = 0');
-    const c = await client('alice');
     try {
-      for (const back of ['RESET statement_timeout', 'RESET ALL', 'SET statement_timeout TO DEFAULT', 'DISCARD ALL']) {
-        await c.query("SET statement_timeout = '300ms'");
-        await c.query(back);
-        expect((await settings(c))[0]).toBe('1s');
-      }
-      expect((await failure(c.query('SELECT pg_sleep(5)')))?.code).toBe('57014');
+      await session('alice', async (c) => {
+        for (const back of ['RESET statement_timeout', 'RESET ALL', 'SET statement_timeout TO DEFAULT', 'DISCARD ALL']) {
+          await c.query("SET statement_timeout = '300ms'");
+          await c.query(back);
+          expect((await settings(c))[0]).toBe('1s');
+        }
+        expect((await failure(c.query('SELECT pg_sleep(5)')))?.code).toBe('57014');
+      });
     } finally {
-      await c.end();
       await upstreamSql(upstream, 'ALTER DATABASE shop RESET statement_timeout');
     }
   });
 
   it('lower limits in the startup packet are applied', async () => {
-    const c = await client('alice', { statement_timeout: 200, options: '-c lock_timeout=100ms' });
-    try {
+    await session('alice', async (c) => {
       expect(await settings(c)).toEqual(['200ms', '100ms', '2s']);
       expect((await failure(c.query('SELECT pg_sleep(0.6)')))?.code).toBe('57014');
-    } finally {
-      await c.end();
-    }
+    }, { statement_timeout: 200, options: '-c lock_timeout=100ms' });
   });
 });
 
@@ -249,9 +220,9 @@ describe('judging time is bounded per user (attack round 8 G1)', () => {
     try {
       // As if bob's sessions had just spent 3 s of the gateway's thread judging statements:
       // at 200 ms regained per second, his next statement waits ~15 s; alice's does not.
-      judgeBudgetFor(h.users.bob.id).spend(3_000);
+      judgingTime.of(h.users.bob.id).spend(3_000);
       let bobAnswered = false;
-      const bobs = bob.query('SELECT 1 AS one').then((r) => {
+      const bobs = bob.query<{ one: number }>('SELECT 1 AS one').then((r) => {
         bobAnswered = true;
         return r.rows;
       });

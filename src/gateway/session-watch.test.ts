@@ -47,7 +47,7 @@ async function connect(name: string, role: 'member' | 'admin' = 'member'): Promi
     wake?.();
   });
   await client.connect();
-  expect((await client.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+  expect((await client.query<{ one: number }>('SELECT 1 AS one')).rows[0].one).toBe(1);
   return {
     user, client,
     ended: () => new Promise((resolve) => {
@@ -82,7 +82,7 @@ describe('live sessions follow their login', () => {
       await change(target.user);
       const why = await target.ended();
       expect(why).toMatch(/^57P01 terminating connection/);
-      expect((await bystander.client.query('SELECT 2 AS two')).rows[0].two).toBe(2);
+      expect((await bystander.client.query<{ two: number }>('SELECT 2 AS two')).rows[0].two).toBe(2);
       await bystander.client.end();
       const audit = await h.gateway.audit.query({ kind: 'session.terminated', actor: target.user.name, limit: 10 });
       expect(audit).toHaveLength(1);

@@ -26,7 +26,8 @@ import { StatementLog } from './statement-log.js';
 import { connectUpstream, cancelUpstream, type UpstreamConnection } from './upstream.js';
 import { backendKeyData, errorResponse, parameterStatus, readyForQuery, TERMINATE, authRequest, AUTH_OK, type ErrorFields } from './wire/encode.js';
 import { GatewayError, SQLSTATE, toGatewayError } from './wire/errors.js';
-import { detectBudgetFor, judgeBudgetFor } from './masking/budget.js';
+import { detectionTime } from './masking/budget.js';
+import { judgingTime } from './user-bucket.js';
 
 /**
  * One client connection, from the first byte to close: startup and TLS, login at the gateway,
@@ -218,14 +219,14 @@ export class ClientSession {
       overCeiling: (info, params, rows, ceiling, suspended) => this.overCeiling(info, params, rows, ceiling, suspended, who, resource),
       unknownCeiling: () => this.sessionCeiling(decisionCtx, resource),
       copyIn: (chunk) => this.copyIn(chunk),
-    }, this.upstreamLimits(), this.ctx.clientLimits, detectBudgetFor(who.userId));
+    }, this.upstreamLimits(), this.ctx.clientLimits, detectionTime.of(who.userId));
     this.relay.start(startup.reader.detach(), up.leftover);
   }
 
   private judge(sql: string, protocol: 'simple' | 'extended', decisionCtx: DecisionContext, who: { userId: string; userName: string }, resource: Resource, hash: (s: string) => string, masking?: Masker): Verdict {
     // Judging time is the user's (attack round 8 G1): all of a user's sessions draw it from one
     // bucket; while it is empty, the statement waits for it to refill instead of taking the thread.
-    const judging = judgeBudgetFor(who.userId);
+    const judging = judgingTime.of(who.userId);
     const refill = judging.msUntilAvailable();
     if (refill > 0) return { wait: new Promise((resolve) => setTimeout(resolve, Math.ceil(refill)).unref()) };
     const facts = judging.charge(() => this.ctx.guardrails.analyze(sql));
@@ -475,7 +476,8 @@ export class ClientSession {
   cancel(): void {
     const key = this.upstream?.key;
     if (key === undefined || this.resource === undefined) return;
-    cancelUpstream(this.resource, key).catch(() => undefined);
+    // Best effort, as PostgreSQL's own cancel is: the statement may have ended already.
+    cancelUpstream(this.resource, key).catch((err: unknown) => this.ctx.log.warn({ err, session: this.id, resource: this.resource?.name }, 'gateway: cancel request upstream failed'));
   }
 
   /** Ends the session from the gateway's side (grant expired or revoked, shutdown). */

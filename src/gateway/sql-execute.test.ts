@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeErrorFields } from './wire/decode.js';
 import { cstr, frame, int16, int32, parseMessage, queryMessage, SYNC } from './wire/encode.js';
 import { asUser, cli, rawClient, startApi, type GatewayHarness, type RawClient, type Upstream } from './harness.conformance.js';
-import { grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
+import { failure, grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
+import { containing, matching } from '../../test/helpers/match.js';
 
 /**
  * SQL EXECUTE of prepared-statement names (attack round 5 #2, #3): a name a protocol Parse
@@ -27,12 +28,10 @@ beforeAll(async () => {
 });
 afterAll(() => stopGatewayTest(h, upstream));
 
-const failure = (p: Promise<unknown>): Promise<(Error & { code?: string }) | null> => p.then(() => null, (e: Error & { code?: string }) => e);
-
 async function points(): Promise<number> {
   const a = await upstream.admin();
   try {
-    return ((await a.query('SELECT sum(points)::int AS s FROM loyalty')).rows[0] as { s: number }).s;
+    return ((await a.query<{ s: number }>('SELECT sum(points)::int AS s FROM loyalty')).rows[0]).s;
   } finally {
     await a.end();
   }
@@ -65,12 +64,12 @@ describe('SQL EXECUTE of prepared-statement names (attack round 5 #2, #3)', () =
         r.send(queryMessage(sql));
         const msgs = await r.until('Z');
         // (EXPLAIN ANALYZE of what the gateway cannot see into is a masking-bypass of its own.)
-        expect({ sql, ...errorOf(msgs) }).toEqual({ sql, code: '42501', message: expect.stringMatching(/SQL EXECUTE|EXPLAIN ANALYZE/) });
+        expect({ sql, ...errorOf(msgs) }).toEqual({ sql, code: '42501', message: matching(/SQL EXECUTE|EXPLAIN ANALYZE/) });
       }
       // A Parse of EXECUTE would resolve the name at some later Bind: refused outright.
       r.send(parseMessage('', 'EXECUTE u1'), BIND, EXEC, SYNC);
       const ext = await r.until('Z');
-      expect(errorOf(ext)).toEqual({ code: '42501', message: expect.stringMatching(/SQL EXECUTE in the extended protocol/) });
+      expect(errorOf(ext)).toEqual({ code: '42501', message: matching(/SQL EXECUTE in the extended protocol/) });
       // Closed and synced: the name is gone, so a SQL PREPARE may take it and EXECUTE runs that.
       r.send(frame('C', Buffer.from('S'), cstr('u1')), SYNC);
       expect(types(await r.until('Z'))).toBe('3Z');
@@ -158,7 +157,7 @@ describe('table locks that stop other sessions are ddl (attack round 4 #9)', () 
         r.send(queryMessage('BEGIN'));
         await r.until('Z');
         r.send(queryMessage(sql));
-        expect({ sql, ...errorOf(await r.until('Z')) }).toEqual({ sql, code: '42501', message: expect.stringMatching(/"ddl": LOCK TABLE IN .* MODE/) });
+        expect({ sql, ...errorOf(await r.until('Z')) }).toEqual({ sql, code: '42501', message: matching(/"ddl": LOCK TABLE IN .* MODE/) });
         r.send(queryMessage('ROLLBACK'));
         await r.until('Z');
       }
@@ -185,7 +184,7 @@ describe('approvers see what they approve (attack round 4 #11)', () => {
       const list = await cli(['access', 'list', '--status', 'pending', ...flags]);
       expect(list.stdout).toMatch(/TRUNCATE \(statement 3\)\s+CREATE TEMP TABLE zz_a/);
       const shown = await cli(['access', 'approve', id, ...flags]);
-      expect(shown).toMatchObject({ code: 1, stdout: expect.stringContaining(sql), stderr: expect.stringContaining('--yes') });
+      expect(shown).toMatchObject({ code: 1, stdout: containing(sql), stderr: containing('--yes') });
       expect((await h.gateway.access.get(id)).status).toBe('pending');
       expect((await cli(['access', 'approve', id, '--yes', ...flags])).code).toBe(0);
       expect((await h.gateway.access.get(id)).status).toBe('approved');

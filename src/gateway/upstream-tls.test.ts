@@ -46,7 +46,7 @@ async function sslOf(resource: string): Promise<boolean | string> {
   c.on('error', () => undefined);
   try {
     await c.connect();
-    return (await c.query('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0].ssl as boolean;
+    return (await c.query<{ ssl: boolean }>('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()')).rows[0].ssl;
   } catch (err) {
     return `${(err as { code?: string }).code ?? ''} ${(err as Error).message}`;
   } finally {

@@ -138,7 +138,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
   let closing: Promise<void> | undefined;
   let settle!: { resolve: (s: RunningServer) => void; reject: (e: Error) => void };
   const whenActive = new Promise<RunningServer>((resolve, reject) => { settle = { resolve, reject }; });
-  whenActive.catch(() => undefined);
+  whenActive.catch(() => undefined); // marks the rejection handled: whoever awaits whenActive gets it
   let activation: Promise<void> = Promise.resolve();
   let deactivation: Promise<void> = Promise.resolve();
 
@@ -155,7 +155,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
   };
 
   const activate = async (token: number): Promise<void> => {
-    await deactivation.catch(() => undefined);
+    await deactivation.catch(() => undefined); // logged where it failed (deactivate): only its end matters here
     if (closing !== undefined) throw new Error('node is stopping');
     if (standby !== undefined) {
       await standby.close();
@@ -177,7 +177,7 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
    * compete again. A server that cannot be stopped for sure ends the competition (onLeaseLost).
    */
   const deactivate = async (reason: string): Promise<void> => {
-    await activation.catch(() => undefined);
+    await activation.catch(() => undefined); // logged where it failed (the lease's onAcquired): only its end matters here
     const s = server;
     server = undefined;
     if (s !== undefined) {
@@ -238,8 +238,8 @@ export async function startNode(config: ServerConfig, logger?: Logger, options: 
     whenActive,
     close() {
       closing ??= (async () => {
-        await activation.catch(() => undefined);
-        await deactivation.catch(() => undefined);
+        await activation.catch(() => undefined); // logged where it failed (the lease's onAcquired)
+        await deactivation.catch(() => undefined); // logged where it failed (deactivate)
         await standby?.close();
         stopForwarding?.();
         await server?.close();

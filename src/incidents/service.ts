@@ -303,7 +303,10 @@ export class IncidentService {
     if (unverified !== (r.recovery_state === 'unverified')) {
       const at = iso(this.now());
       // Read before the transaction: no other pillar's call while it holds the state database.
-      const v = unverified ? await this.deploys?.verification(latest.id).catch(() => null) : undefined;
+      const v = unverified ? await this.deploys?.verification(latest.id).catch((err: unknown) => {
+        this.opts.log?.warn({ err, incident: r.id, deploy: latest.id }, 'incidents: cannot read the deploy\'s verification; the fix is recorded unverified without its reason');
+        return null;
+      }) : undefined;
       await this.store.transaction(async (tx) => {
         await this.store.update(tx, r.id, { recovery_state: unverified ? 'unverified' : null, updated_at: at });
         if (unverified) {
@@ -322,7 +325,10 @@ export class IncidentService {
   private async close(r: IncidentsTable, resolution: 'auto' | 'manual', actor: string | null, note: string): Promise<void> {
     const nowMs = this.now();
     const at = iso(nowMs);
-    const recovered = await this.recovery(r, nowMs).catch(() => null);
+    const recovered = await this.recovery(r, nowMs).catch((err: unknown) => {
+      this.opts.log?.warn({ err, incident: r.id }, 'incidents: cannot locate the recovery in telemetry; resolving without it');
+      return null;
+    });
     await this.store.transaction(async (tx) => {
       await this.store.update(tx, r.id, {
         status: 'resolved', resolved_at: at, resolved_by: actor, resolution, updated_at: at,

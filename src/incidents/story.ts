@@ -61,7 +61,7 @@ export async function tellStory(deps: StoryDeps, id: string): Promise<IncidentSt
   const endMs = incident.resolvedAt === null ? nowMs : Date.parse(incident.resolvedAt);
   // While open: where the signal has come back so far (stored for good on resolution).
   if (incident.recoveredAt === null && incident.status !== 'resolved' && incident.alerts.length > 0 && incident.alerts.every((a) => a.state === 'resolved')) {
-    const r = await svc.recovery(row, nowMs).catch(() => null);
+    const r = await svc.recovery(row, nowMs).catch(() => null); // the story tells what it can read: no recovery yet
     if (r !== null) incident.recoveredAt = new Date(r).toISOString();
   }
 
@@ -71,7 +71,7 @@ export async function tellStory(deps: StoryDeps, id: string): Promise<IncidentSt
   const traceIds = traces.map((t) => t.traceId);
   const groups = new Set<string>();
   if (deps.errorsForTrace !== undefined) {
-    for (const t of traceIds) for (const e of await deps.errorsForTrace(t).catch(() => [])) groups.add(e.groupId);
+    for (const t of traceIds) for (const e of await deps.errorsForTrace(t).catch(() => [])) groups.add(e.groupId); // unreadable: no linked groups
   }
   const events = await svc.events(id);
   for (const e of events) if (e.kind === 'error_group' && e.ref !== null) groups.add(e.ref);
@@ -89,7 +89,8 @@ export async function tellStory(deps: StoryDeps, id: string): Promise<IncidentSt
   if (api !== undefined) {
     const seen = new Set<string>();
     if (incident.suspectDeployId !== null) {
-      const d = await api.get(incident.suspectDeployId).catch(() => null);
+      const d = await api.get(incident.suspectDeployId).catch(() => null); // gone or unreadable: no suspect shown
+      // A verification that cannot be read shows as none.
       if (d !== null) { suspect = deployLink(d); deployFacts.push({ deploy: d, verification: await api.verification(d.id).catch(() => null) }); seen.add(d.id); }
     }
     const during = await api.list({ service: incident.service, environment: envOf(incident.environment), from: new Date(startMs).toISOString(), to: new Date(endMs).toISOString(), limit: 200 });
@@ -97,7 +98,7 @@ export async function tellStory(deps: StoryDeps, id: string): Promise<IncidentSt
       const t = Date.parse(d.startedAt);
       if (seen.has(d.id) || t < startMs || t > endMs) continue;
       seen.add(d.id);
-      deployFacts.push({ deploy: d, verification: await api.verification(d.id).catch(() => null) });
+      deployFacts.push({ deploy: d, verification: await api.verification(d.id).catch(() => null) }); // unreadable shows as none
     }
   }
 

@@ -32,7 +32,7 @@ describe('malformed protobuf', () => {
     expect(decodeError(() => decodeTraces(Uint8Array.of(0x0f), 'protobuf')).message).toBe('byte 1: invalid wire type 7');
     expect(decodeError(() => decodeTraces(Uint8Array.of(0x0a, 0x05, 0x01), 'protobuf')).message)
       .toMatch(/^byte 2: length 5 runs past the end/);
-    expect(decodeError(() => decodeLogs(Uint8Array.of(0x08, ...Array(11).fill(0xff)), 'protobuf')).message)
+    expect(decodeError(() => decodeLogs(Uint8Array.of(0x08, ...new Array<number>(11).fill(0xff)), 'protobuf')).message)
       .toMatch(/varint longer than 10 bytes/);
     expect(decodeError(() => decodeMetrics(Uint8Array.of(0x09, 1, 2, 3), 'protobuf')).message).toMatch(/truncated/);
     // Groups (wire types 3/4) are not used by OTLP.

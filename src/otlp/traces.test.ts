@@ -112,7 +112,7 @@ describe('traces from the OTel SDK', () => {
     expect(batch.kind[root]).toBe(2);
     expect(batch.statusCode[root]).toBe(2);
     expect(batch.durationNs[root]).toBe(50_000_001);
-    expect(JSON.parse(batch.links[batch.name.indexOf('publish cart.updated')])[0].traceState).toBe('vendor=abc,other=1');
+    expect((JSON.parse(batch.links[batch.name.indexOf('publish cart.updated')]) as { traceState: string }[])[0].traceState).toBe('vendor=abc,other=1');
   });
 
   it('JSON: same columns, and identical to the protobuf decode', () => {

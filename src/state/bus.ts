@@ -231,7 +231,7 @@ export class PostgresBus implements EventBus {
       }
       this.connected = false;
       this.listener = undefined;
-      await client.end().catch(() => undefined);
+      await client.end().catch(() => undefined); // the connection failed already: logged above
       if (this.closed) return;
       await sleep(backoff);
       backoff = Math.min(backoff * 2, 5_000);
@@ -239,7 +239,7 @@ export class PostgresBus implements EventBus {
     this.connected = false;
     const last = this.listener;
     this.listener = undefined;
-    await last?.end().catch(() => undefined);
+    await last?.end().catch(() => undefined); // closing: a connection that cannot end cleanly is gone
   }
 
   /** Reads the outbox past this node's last id (one reader at a time; a kick while reading reads again). */
@@ -316,7 +316,7 @@ export class PostgresBus implements EventBus {
     if (this.closed) return;
     this.closed = true;
     clearTimeout(this.poller);
-    await this.listener?.end().catch(() => undefined);
-    await this.listening.catch(() => undefined);
+    await this.listener?.end().catch(() => undefined); // closing: a connection that cannot end cleanly is gone
+    await this.listening.catch(() => undefined); // the listen loop logs its own failures; here only its end matters
   }
 }

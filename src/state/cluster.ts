@@ -310,7 +310,7 @@ export class ClusterNode {
         // Another node may start it; this one tries again after a pause, not at every heartbeat.
         w.notBefore = performance.now() + 2 * this.timing.leaseMs;
         this.lose(name, w, 'starting its work failed');
-        await this.release(name).catch(() => undefined);
+        await this.release(name).catch((err: unknown) => this.o.log?.warn({ err, lease: name }, 'cluster: releasing the lease failed; it expires by itself'));
         return;
       }
       if (w.state === 'acquiring') w.state = 'held';

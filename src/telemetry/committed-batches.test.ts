@@ -43,7 +43,7 @@ describe('DuckDbTelemetryStore committed batches and replay', () => {
 
       const all = await store.spansWithEventSince(0, 'exception');
       expect(all.spanId.sort()).toEqual([hexOf(1, 16), hexOf(3, 16)]);
-      expect(JSON.parse(all.events[0])[0].name).toBe('exception');
+      expect((JSON.parse(all.events[0]) as { name: string }[])[0].name).toBe('exception');
       const later = await store.spansWithEventSince(first, 'exception');
       expect(later.spanId).toEqual([hexOf(3, 16)]);
       expect(later.traceId).toEqual([hexOf(3, 32)]);

@@ -40,6 +40,7 @@ export class ReadPool implements SqlRunner {
     const slot = this.slots.reduce((a, b) => (b.pending < a.pending ? b : a));
     slot.pending++;
     const run = slot.tail.then(() => fn(slot.con));
+    // The failure reaches this call's caller through `run`; the tail only orders the next use.
     slot.tail = run.catch(() => undefined);
     try {
       return await run;

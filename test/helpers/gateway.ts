@@ -3,6 +3,8 @@
  * PostgreSQL and the gateway harness of one test file, the resources its tests read through and
  * the grants they use. The harness itself is src/gateway/harness.conformance.ts.
  */
+import type pg from 'pg';
+import { expect } from 'vitest';
 import type { AccessMode } from '../../src/gateway/schema.js';
 import {
   startHarness, startUpstream, UPSTREAM, type GatewayHarness, type TestUser, type Upstream,
@@ -21,6 +23,26 @@ export async function startGatewayTest(opts: { ssl?: boolean; gateway?: Partial<
   return { upstream, h };
 }
 
+/** The column rules most masking tests read `shop` through: name hashed, e-mail partial, card whole. */
+export const SHOP_MASKING = { masking: { columns: [{ name: 'name', mode: 'hash' }, { name: 'email', mode: 'partial' }, { name: 'card', mode: 'full' }] } };
+
+/**
+ * An upstream and a gateway with one resource `name` on `shop` under `policy` (SHOP_MASKING unless
+ * given), bob granted read and, with `aliceWrites`, alice write.
+ */
+export async function startMaskedShop(name: string, opts: { policy?: object; aliceWrites?: boolean } = {}): Promise<GatewayTestEnv> {
+  const env = await startGatewayTest();
+  try {
+    await shopResource(env.h, env.upstream, name, opts.policy ?? SHOP_MASKING);
+    await grantAccess(env.h, env.h.users.bob, name, 'read');
+    if (opts.aliceWrites === true) await grantAccess(env.h, env.h.users.alice, name, 'write');
+  } catch (err) {
+    await stopGatewayTest(env.h, env.upstream);
+    throw err;
+  }
+  return env;
+}
+
 /** Stops what startGatewayTest started (either may be unset when its start failed). */
 export async function stopGatewayTest(h: GatewayHarness | undefined, upstream: Upstream | undefined): Promise<void> {
   await h?.close();
@@ -29,9 +51,14 @@ export async function stopGatewayTest(h: GatewayHarness | undefined, upstream: U
 
 /** Runs `sql` on the upstream `shop` database as its superuser (set-up the gateway does not see). */
 export async function upstreamSql(upstream: Upstream, sql: string): Promise<void> {
+  await upstreamRows(upstream, sql);
+}
+
+/** The rows of `sql` on the upstream `shop` database, read as its superuser (what the gateway would mask). */
+export async function upstreamRows<R extends object>(upstream: Upstream, sql: string): Promise<R[]> {
   const a = await upstream.admin();
   try {
-    await a.query(sql);
+    return (await a.query<R>(sql)).rows;
   } finally {
     await a.end();
   }
@@ -51,4 +78,23 @@ export async function shopResource(h: GatewayHarness, upstream: Upstream, name: 
 /** The harness admin grants `user` access to `resource`. */
 export async function grantAccess(h: GatewayHarness, user: TestUser, resource: string, mode: AccessMode): Promise<void> {
   await h.gateway.access.grant({ userId: h.admin.id, userName: 'admin', role: 'admin' }, { subjectKind: 'user', subject: user.id, resource, mode });
+}
+
+/** An error the gateway or PostgreSQL answered with; `code` is its SQLSTATE. */
+export type PgError = Error & { code?: string };
+
+/** How `p` failed (null when it did not); a rejection that is not an Error is rethrown. */
+export function failure(p: Promise<unknown>): Promise<PgError | null> {
+  return p.then(() => null, (e: unknown) => {
+    if (e instanceof Error) return e;
+    throw e;
+  });
+}
+
+/** Expects each statement refused on `c` by guardrail `rule` with 42501; a mismatch names the statement. */
+export async function expectRefused(c: pg.Client, statements: readonly string[], rule = 'masking-bypass'): Promise<void> {
+  for (const sql of statements) {
+    const e = await failure(c.query(sql));
+    expect({ sql, code: e?.code, rule: e?.message.includes(`"${rule}"`) }).toEqual({ sql, code: '42501', rule: true });
+  }
 }

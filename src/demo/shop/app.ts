@@ -140,6 +140,7 @@ export async function startShop(opts: ShopOptions): Promise<RunningShop> {
   let drained: (() => void) | undefined;
   const server: Server = createServer((req, res) => {
     inFlight++;
+    // handle() reports its routes' failures (span, log, Sentry); what escapes it is answered 500.
     handle(pool, opts.version, req, res).catch(() => {
       if (!res.headersSent) send(res, 500, { error: 'internal' }, opts.version);
     }).finally(() => {

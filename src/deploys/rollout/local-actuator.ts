@@ -120,6 +120,7 @@ export class LocalActuator implements LocalDriver {
 
   private serial<T>(svc: LocalService, fn: () => Promise<T>): Promise<T> {
     const p = svc.queue.then(fn, fn);
+    // The failure reaches this call's caller through `p`; the queue only orders the next call.
     svc.queue = p.catch(() => undefined);
     return p;
   }

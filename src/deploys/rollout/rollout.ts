@@ -241,7 +241,10 @@ export class RolloutManager {
     for (const step of r.steps) {
       const last = step.verdicts.at(-1)?.outcome;
       // A deploy action that failed by itself (not one a restart interrupted) is a failed step.
-      const run = step.runId !== null && last === undefined ? await this.o.actions.get(step.runId).catch(() => null) : null;
+      const run = step.runId !== null && last === undefined ? await this.o.actions.get(step.runId).catch((err: unknown) => {
+        this.o.log.warn({ err, rollout: r.id, run: step.runId }, 'rollout: cannot read the deploy action of a step; judging the step by its verdicts');
+        return null;
+      }) : null;
       const runFailed = run !== null && run.status !== 'succeeded' && run.error !== INTERRUPTED;
       if (deploy.status === 'failed' || last === 'fail' || (last === 'inconclusive' && cfg.onInconclusive === 'rollback') || runFailed) {
         await this.rollBack(r, deploy, cfg, `verification or deploy action failed at ${step.weight} % before tightloop restarted; rolled back after it`);

@@ -7,7 +7,8 @@ import type { FieldDescription } from '../wire/decode.js';
 import { ARRAY_ELEMENTS, binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
 import { classify, type CatalogColumn, type ClassifiedColumn, type SamplePlan } from './classify.js';
 import { DETECTOR_IDS, DetectorSet, MIN_DETECTABLE_LENGTH, OVER_LONG, type DetectorId, type DetectorMatch } from './detectors.js';
-import { OVER_BUDGET, type DetectBudget } from './budget.js';
+import type { TimeBucket } from '../user-bucket.js';
+import { OVER_BUDGET } from './budget.js';
 import { BACKEND, ERROR_FIELD } from '../wire/codes.js';
 import { namesOnly } from './catalog-names.js';
 import { ownNamesOnly } from './own-names.js';
@@ -127,7 +128,7 @@ export class Masker {
   private readonly unclassified: string[];
   private readonly renderer: Renderer;
   /** The detection budget of the session whose message is being masked (set for one call). */
-  private budget: DetectBudget | undefined;
+  private budget: TimeBucket | undefined;
   /** Each view's output columns and their lineage, from the catalog; undefined = not loaded. */
   private views: Map<string, Map<string, Lineage>> | undefined;
   private viewsAt = 0;
@@ -699,7 +700,7 @@ export class Masker {
    * Masks one DataRow message (`msg[start..end)`, type byte included). Returns the rebuilt
    * message, or undefined when nothing changed.
    */
-  maskDataRow(msg: Buffer, start: number, end: number, plan: ResultPlan, counts: MaskCounts, budget?: DetectBudget): Buffer | undefined {
+  maskDataRow(msg: Buffer, start: number, end: number, plan: ResultPlan, counts: MaskCounts, budget?: TimeBucket): Buffer | undefined {
     if (!plan.active) return undefined;
     this.budget = budget;
     try {
@@ -878,7 +879,7 @@ export class Masker {
    * so only content detection applies; matches never contain delimiters or quotes, so the line
    * keeps its structure.
    */
-  maskCopyData(msg: Buffer, start: number, end: number, counts: MaskCounts, budget?: DetectBudget): Buffer | undefined {
+  maskCopyData(msg: Buffer, start: number, end: number, counts: MaskCounts, budget?: TimeBucket): Buffer | undefined {
     if (this.detectors.empty || end - start - 5 < MIN_DETECTABLE_LENGTH) return undefined;
     this.budget = budget;
     let masked: string | undefined;
