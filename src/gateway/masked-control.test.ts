@@ -50,14 +50,21 @@ const PROBES = [
   `SELECT id, CASE WHEN ${BIT('email')} THEN 'x' END AS p FROM customers ORDER BY id`,
   `SELECT id, nullif(substr(email, 1, 1), 'a') AS p, (array['y'])[ascii(email) & 1] AS q, greatest(CASE WHEN email LIKE 'a%' THEN 'z' END) AS r FROM customers ORDER BY id`,
   `SELECT id, jsonb_path_query_first(to_jsonb(email), '$ ? (@ like_regex "^a")') AS p FROM customers ORDER BY id`,
-  // 2. Correlated EXISTS.
-  `SELECT c.id, ${EXISTS()} AS p, ${EXISTS('c2.name')} AS q FROM customers c ORDER BY c.id`,
-  `SELECT c.id, ${EXISTS()}::int * 1 + ${EXISTS('c2.name')}::int * 2 AS p, chr(65 + ${EXISTS()}::int) AS q FROM customers c ORDER BY c.id`,
+  // 2. Correlated EXISTS. (One subquery per statement: tests of one table through several FROM
+  // items are refused, one row path per table: row-paths.test.ts.)
+  `SELECT c.id, ${EXISTS()} AS p FROM customers c ORDER BY c.id`,
+  `SELECT c.id, ${EXISTS('c2.name')} AS q FROM customers c ORDER BY c.id`,
+  `SELECT c.id, exists(SELECT FROM customers c2 WHERE c2.id = c.id AND ${BIT('c2.email')}) AS p FROM customers c ORDER BY c.id`,
+  `SELECT c.id, ${EXISTS()}::int * 2 AS p FROM customers c ORDER BY c.id`,
+  `SELECT c.id, chr(65 + ${EXISTS()}::int) AS q FROM customers c ORDER BY c.id`,
   // 3. Correlated scalar subqueries: a value, a count, an array.
-  `SELECT c.id, (SELECT 1 FROM customers c2 WHERE c2.id = c.id AND ${BIT('c2.email')}) AS p, (SELECT count(*) FROM customers c2 WHERE c2.id = c.id AND ${BIT('c2.email')}) AS q, (SELECT array_agg(id) FROM customers c2 WHERE c2.id = c.id AND ${BIT('c2.email')})::text AS r FROM customers c ORDER BY c.id`,
+  `SELECT c.id, (SELECT 1 FROM customers c2 WHERE c2.id = c.id AND ${BIT('c2.email')}) AS p FROM customers c ORDER BY c.id`,
+  `SELECT c.id, (SELECT count(*) FROM customers c2 WHERE c2.id = c.id AND ${BIT('c2.email')}) AS q FROM customers c ORDER BY c.id`,
+  `SELECT c.id, (SELECT array_agg(id) FROM customers c2 WHERE c2.id = c.id AND ${BIT('c2.email')})::text AS r FROM customers c ORDER BY c.id`,
   `SELECT c.id, ARRAY(SELECT 'k' FROM customers c2 WHERE c2.id = c.id AND ${BIT('c2.email')})::text AS p FROM customers c ORDER BY c.id`,
   // 4. IN / ANY against a subquery that tests a masked value.
-  `SELECT c.id, c.id IN (SELECT c2.id FROM customers c2 WHERE ${BIT('c2.email')}) AS p, c.id = ANY (SELECT c2.id FROM customers c2 WHERE ${BIT('c2.email')}) AS q FROM customers c ORDER BY c.id`,
+  `SELECT c.id, c.id IN (SELECT c2.id FROM customers c2 WHERE ${BIT('c2.email')}) AS p FROM customers c ORDER BY c.id`,
+  `SELECT c.id, c.id = ANY (SELECT c2.id FROM customers c2 WHERE ${BIT('c2.email')}) AS q FROM customers c ORDER BY c.id`,
   // 5. LATERAL (and outer-joined) derived tables whose rows a masked test chooses.
   `SELECT c.id, l.x AS p FROM customers c LEFT JOIN LATERAL (SELECT 1 AS x WHERE ${BIT('c.email')}) l ON true ORDER BY c.id`,
   `SELECT c.id, d.id AS p FROM customers c LEFT JOIN (SELECT id FROM customers WHERE ${BIT('email')}) d ON d.id = c.id ORDER BY c.id`,
@@ -86,15 +93,20 @@ describe('a value chosen by a test of a masked value is masked (attack round 7 #
         else expectMaskedProbes(sql, r.filter((x, i) => r.findIndex((y) => y.id === x.id) === i));
       }
       // Branches of a set operation tagged with constants: the tag (and what the branch returns) is masked.
-      const tagged = (await c.query(`SELECT id, 'odd' AS p FROM customers WHERE ${BIT('email')} UNION ALL SELECT id, 'even' FROM customers WHERE NOT ${BIT('email')}`)).rows as Record<string, unknown>[];
+      const tagged = (await c.query(`SELECT id, 'odd' AS p FROM customers WHERE ${BIT('email')} UNION ALL SELECT id, 'even' FROM orders WHERE id = 1`)).rows as Record<string, unknown>[];
       expect(tagged).toEqual([{ id: null, p: '********' }, { id: null, p: '********' }]);
+      // Two bits of a row in one column, through two subqueries over the table: refused (one row
+      // path per table), as are two branches over the table each testing it.
+      await refused(c, `SELECT c.id, ${EXISTS()}::int * 1 + ${EXISTS('c2.name')}::int * 2 AS p FROM customers c ORDER BY c.id`);
+      await refused(c, `SELECT id, 'odd' AS p FROM customers WHERE ${BIT('email')} UNION ALL SELECT id, 'even' FROM customers WHERE NOT ${BIT('email')}`);
     });
   });
 
   it('in binary result format too, and through SQL cursors and EXECUTE', async () => {
     const raw = await rawClient(h.gateway.port ?? 0, h.users.bob, 'shop-c');
     try {
-      const sql = `SELECT c.id, ${EXISTS()} AS p, CASE WHEN ${BIT('c.email')} THEN 'x' END AS q FROM customers c ORDER BY c.id`;
+      // Both tests read customers through the one FROM item c (one row path per table).
+      const sql = `SELECT c.id, exists(SELECT 1 WHERE ${BIT('c.email')}) AS p, CASE WHEN ${BIT('c.email')} THEN 'x' END AS q FROM customers c ORDER BY c.id`;
       const r = await roundTrip(raw, [parseMessage('', sql), bind('', '', [], [1]), execute(''), SYNC], 'b1');
       const rows = r.messages.filter((m) => m.type === 'D').map((m) => rowValues(m.body, true));
       expect(rows.slice(0, 2).map((x) => x.slice(1))).toEqual([[null, Buffer.from('********').toString('hex')], [null, Buffer.from('********').toString('hex')]]);

@@ -3,7 +3,7 @@ import {
   type Item, type Lineage, type OutputColumn, type Scope,
 } from './lineage.js';
 import { controlledLeaves, newSrc } from './lineage-mixing.js';
-import { mixed, quantity } from './lineage-quantities.js';
+import { combined, mixed, quantity, tested } from './lineage-quantities.js';
 import type { JsonNode } from './walk.js';
 
 /**
@@ -126,24 +126,38 @@ function strictConjunct(node: unknown): boolean {
 
 /** Semi-joins of the conjunct being judged, by their SubLink node: the tag of their level (rowControl). */
 const semiJoins = new Map<JsonNode, string>();
+/** The level tags of those semi-joins. */
+const semiJoinTags = new Set<string>();
 
 /** The level tag of a SubLink that a predicate judges as a semi-join (lineage.ts), if it is one. */
 export function semiJoinLevel(sublink: JsonNode): string | undefined {
   return semiJoins.get(sublink);
 }
 
+/** The level tags of the semi-joins of the conjunct being judged: their tests are judged at their own level. */
+export function semiJoinLevels(): ReadonlySet<string> {
+  return semiJoinTags;
+}
+
 /**
- * The subqueries of a conjunct whose rows it uses only conjunctively: `EXISTS (…)`, `x IN (…)`,
- * `x op ANY (…)` as the conjunct itself, and a scalar subquery as an operand of the conjunct's
- * operator (no row: NULL, so the conjunct fails). Such a conjunct holds exactly when the
- * subquery's own conjuncts hold for some of its rows, each judged at its level: together they
- * tell no more than the same tests as conjuncts of a join. Not so under NOT, `ALL`, `IN (list)`,
- * `IS [NOT] DISTINCT FROM`, OR, CASE or a function: there a test that fails can make the
- * predicate hold, and another source's test can choose which test a row answers.
+ * The subqueries of a conjunct whose rows it uses only through whether (or which of) their rows
+ * exist, under AND, OR and NOT: `EXISTS (…)`, `x IN (…)`, `x op ANY/ALL (…)`, and a scalar
+ * subquery as an operand of an operator. Each of their own conjuncts was judged at its level
+ * (`comparison`): a masked test there is a fixed function of one row of one row source, which no
+ * outer value chooses (the mixing rule refuses `CASE WHEN o.id = 1 THEN <masked test> …` inside).
+ * So however the outer predicate combines the answers with its own tests (`o.total > 90 OR
+ * EXISTS (…)`, `NOT EXISTS (…)`), a row of the subquery's table tells the outer rows one bit —
+ * the bound of one FROM item, and one row path per table holds it to one per statement
+ * (masking/test-paths.ts; k EXISTS over one table, each testing another bit, are refused there).
+ * Not so under CASE, or where a subquery's value is a function's argument: there another
+ * source's value could choose which of several values of one row is tested.
  */
-function semiJoinNodes(node: unknown): JsonNode[] {
+function semiJoinNodes(node: unknown, depth = 0): JsonNode[] {
+  if (depth > 100) return [];
+  const b = (node as { BoolExpr?: JsonNode }).BoolExpr;
+  if (b !== undefined) return list(b.args).flatMap((a) => semiJoinNodes(a, depth + 1));
   const s = (node as { SubLink?: JsonNode }).SubLink;
-  if (s !== undefined) return s.subLinkType === 'EXISTS_SUBLINK' || s.subLinkType === 'ANY_SUBLINK' ? [s] : [];
+  if (s !== undefined) return s.subLinkType === 'EXISTS_SUBLINK' || s.subLinkType === 'ANY_SUBLINK' || s.subLinkType === 'ALL_SUBLINK' ? [s] : [];
   const e = (node as { A_Expr?: JsonNode }).A_Expr;
   if (e?.kind !== 'AEXPR_OP') return [];
   return [e.lexpr, e.rexpr].map((x) => (x as { SubLink?: JsonNode } | undefined)?.SubLink).filter((x): x is JsonNode => x?.subLinkType === 'EXPR_SUBLINK');
@@ -154,11 +168,12 @@ function semiJoinNodes(node: unknown): JsonNode[] {
  * lineage. A predicate's answer is judged with what chose the values it reads (attack round 8):
  * a CASE condition, a FILTER or a subquery's filter reading another row source must not choose
  * which masked test a row answers (`WHERE CASE WHEN g = 0 THEN <bit 0 of email> WHEN g = 1 THEN
- * <bit 1> … END` over a series `g` spells a whole value in one statement; so do `o.id IN (SELECT
- * 1 … WHERE <bit 0> UNION ALL SELECT 2 … WHERE <bit 1> …)` and `NOT EXISTS (… o.id = 1 AND NOT
- * <bit 0>) AND NOT EXISTS (… o.id = 2 …)`). So the leaves of its control count as compared
- * with its values and each other, except the tests of its semi-joins (semiJoinNodes), judged at
- * their own level, and (`levelTag`, for HAVING) the level's own WHERE, whose rows its aggregates
+ * <bit 1> … END` over a series `g` spells a whole value in one statement; so does `o.id IN
+ * (SELECT 1 … WHERE <bit 0> UNION ALL SELECT 2 … WHERE <bit 1> …)`). So the leaves of its control
+ * count as compared with its values and each other, except the tests of its semi-joins
+ * (semiJoinNodes), judged at their own level (several semi-joins over one table, `NOT EXISTS (…
+ * o.id = 1 AND NOT <bit 0>) AND NOT EXISTS (… o.id = 2 …)`, are refused by masking's one row
+ * path per table: masking/test-paths.ts), and (`levelTag`, for HAVING) the level's own WHERE, whose rows its aggregates
  * summarise. `choosesRows`: false for an outer join's ON, which chooses no rows of its
  * level (what it chooses of the nullable side is that side's control: lineage.ts fromItem).
  */
@@ -168,6 +183,7 @@ export function comparison(what: string, node: unknown, scope: Scope, choosesRow
   for (const s of semis) {
     const tag = newSrc();
     semiJoins.set(s, tag);
+    semiJoinTags.add(tag);
     tags.add(tag);
   }
   try {
@@ -179,10 +195,18 @@ export function comparison(what: string, node: unknown, scope: Scope, choosesRow
       const r = exprLineage(e.rexpr, scope);
       lin = unionAll([l, r]);
       mixed(what, lin, lin.direct);
+    } else if (choosesRows && (node as { BoolExpr?: JsonNode }).BoolExpr !== undefined) {
+      const atoms: Lineage[] = [];
+      lin = boolAtoms(node, scope, atoms, 0);
+      for (const a of atoms) mixed(what, a, false);
+      combined(what, atoms);
     } else {
       lin = exprLineage(node, scope);
       mixed(what, lin, false);
     }
+    // What the test reads and what chose it, for the one-row-path-per-table rule (`tested`); an
+    // equality of two plain columns (a join on a masked key) tells whole-value equality only.
+    if (!(eq && lin.direct)) tested(controlledLeaves(lin, new Set()));
     if (choosesRows && lin.ctl !== undefined) {
       if (strictConjunct(node)) tags.add(OUTER_JOIN_LEVEL);
       const leaves = controlledLeaves(lin, tags);
@@ -190,8 +214,46 @@ export function comparison(what: string, node: unknown, scope: Scope, choosesRow
     }
     return lin;
   } finally {
-    for (const s of semis) semiJoins.delete(s);
+    for (const s of semis) {
+      const tag = semiJoins.get(s);
+      if (tag !== undefined) semiJoinTags.delete(tag);
+      semiJoins.delete(s);
+    }
   }
+}
+
+/**
+ * A conjunct made of AND/OR/NOT: the lineage exprLineage gives it (lineage.ts, BoolExpr), and
+ * each of its atoms — the operands that are not AND/OR/NOT themselves — in `atoms`. Each atom is
+ * judged by the mixing rule on its own; together they are judged as a combination (`combined`,
+ * masker.ts): one test of a masked value may stand beside tests of another row source (`o.total
+ * > 90 OR c.email LIKE '%.com'`: the other source decides whether the row's one answer matters,
+ * one bit per row), several may not (`(o.id = 1 AND <bit 0>) OR (o.id = 2 AND <bit 1>)` lets
+ * the other source choose which test each row answers).
+ */
+function boolAtoms(node: unknown, scope: Scope, atoms: Lineage[], depth: number): Lineage {
+  const b = (node as { BoolExpr?: JsonNode }).BoolExpr;
+  if (b === undefined || depth > 100) {
+    const l = exprLineage(node, scope);
+    atoms.push(l);
+    return l;
+  }
+  const inner: Lineage[] = [];
+  const parts = list(b.args).map((a) => boolAtoms(a, scope, inner, depth + 1));
+  const out = unionAll(parts);
+  out.direct = false;
+  // AND and OR run an operand only where those before it leave the answer open; here that
+  // choice is judged with the atoms (`combined`): one atom of a masked value is one test (or one
+  // piece of work) of its row, whichever other row asks; two or more beside another source's
+  // atom are refused, as are masked atoms of different sources meeting anything else, and what
+  // chose the atoms' values is judged with them (the control check in `comparison`).
+  // Operands that all read one row source (`c.email LIKE 'a%' AND c.email LIKE '%.com'`) are
+  // one test of that row.
+  const leaves = out.leaves ?? [];
+  const one = leaves.length > 0 && leaves.every((l) => l.alt === undefined && l.srcs.length === leaves[0].srcs.length && l.srcs.every((x, i) => x === leaves[0].srcs[i]));
+  if (one) atoms.push(out);
+  else atoms.push(...inner);
+  return out;
 }
 
 /**

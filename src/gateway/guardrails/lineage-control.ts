@@ -1,6 +1,6 @@
 import { controlOf, exprLineage, list, str, unionAll, type Lineage, type Scope } from './lineage.js';
-import { comparison, conjuncts } from './lineage-compare.js';
-import { choosing, mixed } from './lineage-quantities.js';
+import { comparison, conjuncts, semiJoinLevels } from './lineage-compare.js';
+import { choosing, mixed, tested } from './lineage-quantities.js';
 import { controlledLeaves, type Leaf } from './lineage-mixing.js';
 import type { JsonNode } from './walk.js';
 
@@ -76,7 +76,9 @@ export function operatorLineage(e: JsonNode, scope: Scope, depth: number): Linea
  * tests) and, unless it is a plain column reference, what it computes from.
  */
 function workLeaves(l: Lineage): Leaf[] {
-  const ctl = l.ctl === undefined ? [] : controlledLeaves(l.ctl, new Set());
+  // A semi-join's own tests run for every outer row the predicate asks about; each is a fixed
+  // function of one row (lineage-compare.ts semiJoinNodes), judged at its level.
+  const ctl = l.ctl === undefined ? [] : controlledLeaves(l.ctl, semiJoinLevels());
   return l.direct ? ctl : [...(l.leaves ?? []), ...ctl];
 }
 
@@ -138,6 +140,7 @@ export function caseLineage(c: JsonNode, scope: Scope, depth: number): Lineage {
       const v = exprLineage(when.expr, scope, depth + 1);
       const test = unionAll([arg, v]);
       computedFrom('a CASE WHEN test', test, [arg, v], arg.direct && v.direct);
+      if (!(arg.direct && v.direct)) tested(controlledLeaves(test, new Set()));
       order.push(test);
       isCond.push(true);
       ctl = controlOf(ctl, test);

@@ -32,11 +32,17 @@ export interface Quantity {
    * Set for a comparison of values (lineage-mixing.ts): refused when a masked leaf meets a leaf
    * of another row source, not when the value is masked as such.
    */
-  mix?: { directEq: boolean; chooser?: Leaf[] };
+  mix?: { directEq: boolean; chooser?: Leaf[]; atoms?: Leaf[][] };
   /** 1-based statement of the query string. */
   statement?: number;
   /** Why the use would return the value (lineage-keys.ts); default: a count. */
   reason?: string;
+  /**
+   * Set for the one report per statement of every value a row-choosing test reads (`tested`):
+   * masking refuses when a table's masked values are tested through more than one row path
+   * (masker.ts `testPathRefusal`). `overflow`: more leaves than the gateway keeps one by one.
+   */
+  tests?: { overflow: boolean };
 }
 
 let sink: Quantity[] | undefined;
@@ -95,6 +101,26 @@ export function mixed(what: string, lin: Lineage, directEq: boolean): void {
 }
 
 /**
+ * The atoms of an AND/OR/NOT conjunct (lineage-compare.ts `boolAtoms`), each already judged on
+ * its own: refused when two or more of them test masked values and another row source's atom
+ * stands beside them (masker.ts `atomRefusal`), or, where the masked atoms read different row
+ * sources, when anything masked meets another source (as `mixed` over the whole conjunct).
+ */
+export function combined(what: string, atoms: readonly Lineage[]): void {
+  if (sink === undefined) return;
+  const leaves = atoms.flatMap((a) => a.leaves ?? []);
+  charge(1 + leaves.length);
+  if (leaves.length < 2 || leaves.every((l) => sameSources(l.srcs, leaves[0].srcs))) return;
+  if (mixLeaves + leaves.length > MAX_MIX_LEAVES) {
+    // Past the budget: judged as one comparison of every leaf (fail closed).
+    mixed(what, { cols: [], wholeRow: false, opaque: false, direct: false, leaves }, false);
+    return;
+  }
+  mixLeaves += leaves.length;
+  sink.push({ what, lin: { cols: [], wholeRow: false, opaque: false, direct: false, leaves }, mix: { directEq: false, atoms: atoms.map((a) => a.leaves ?? []) } });
+}
+
+/**
  * Work over `chosen` runs only where `chooser` says so (a CASE's conditions, the operands of
  * AND/OR and COALESCE before it): refused when `chosen` computes from a masked value and
  * `chooser` reads a row source that value does not come from (lineage-control.ts `inOrder`).
@@ -104,6 +130,40 @@ export function choosing(what: string, chooser: Leaf[], chosen: Leaf[]): void {
   charge(1 + chooser.length + chosen.length);
   sink.push({ what, lin: { cols: [], wholeRow: false, opaque: false, direct: false, leaves: chosen }, mix: { directEq: false, chooser } });
 }
+
+/**
+ * The values a row-choosing test reads (a WHERE/ON/HAVING conjunct at any level, a CASE WHEN
+ * condition or test, a FILTER): their leaves and the leaves of what chose them, gathered into one
+ * report per statement. Each FROM item that reads a table's masked value into such a test can
+ * tell one bit of each of its rows; k items reading the same row tell k bits (`FROM customers
+ * a0, customers a1, …` each with its own test). Masking allows one row path per table
+ * (masker.ts `testPathRefusal`).
+ */
+export function tested(leaves: readonly Leaf[]): void {
+  if (sink === undefined || leaves.length === 0) return;
+  charge(1 + leaves.length);
+  if (testReport === undefined) {
+    testReport = { what: 'row-choosing tests', lin: { cols: [], wholeRow: false, opaque: false, direct: false, leaves: [] }, tests: { overflow: false } };
+    sink.push(testReport);
+  }
+  const all = testReport.lin.leaves ?? [];
+  for (const l of leaves) {
+    // A leaf that reads nothing (a constant through a derived table) is no masked value.
+    if (l.lin.cols.length === 0 && !l.lin.wholeRow && !l.lin.opaque) continue;
+    if (testKeys.has(l.key)) continue;
+    if (testKeys.size >= MAX_TEST_LEAVES) {
+      if (testReport.tests !== undefined) testReport.tests.overflow = true;
+      return;
+    }
+    testKeys.add(l.key);
+    all.push(l);
+  }
+}
+
+/** Upper bound on the distinct leaves of row-choosing tests kept per statement; past it, any masked one refuses. */
+export const MAX_TEST_LEAVES = 5_000;
+let testReport: Quantity | undefined;
+let testKeys = new Set<string>();
 
 function sameSources(a: readonly string[], b: readonly string[]): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
@@ -140,19 +200,21 @@ export function analyzed(lin: Lineage): void {
 /** Runs `f` (a lineage analysis) and returns the quantities it reported. */
 export function collectQuantities<T>(f: () => T, analyze = false): { result: T; quantities: Quantity[] } {
   const prev = sink;
-  const prevMix = [mixSeen, mixLeaves, mixOverflow, mixOverflowKeys] as const;
+  const prevMix = [mixSeen, mixLeaves, mixOverflow, mixOverflowKeys, testReport, testKeys] as const;
   const quantities: Quantity[] = [];
   sink = quantities;
   mixSeen = new Set();
   mixLeaves = 0;
   mixOverflow = undefined;
   mixOverflowKeys = new Set();
+  testReport = undefined;
+  testKeys = new Set();
   if (analyze) analyzeDepth++;
   try {
     return { result: f(), quantities };
   } finally {
     sink = prev;
-    [mixSeen, mixLeaves, mixOverflow, mixOverflowKeys] = prevMix;
+    [mixSeen, mixLeaves, mixOverflow, mixOverflowKeys, testReport, testKeys] = prevMix;
     if (analyze) analyzeDepth--;
   }
 }

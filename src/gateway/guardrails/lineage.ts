@@ -441,7 +441,7 @@ export function exprLineage(node: unknown, scope: Scope, depth = 0): Lineage {
     case 'SubLink': {
       // A semi-join a predicate judges conjunct by conjunct (lineage-compare.ts): its level's row
       // choice is tagged, so the predicate does not judge those tests again, together.
-      const sub = unionAll(selectOutputs(inner.subselect, scope, undefined, false, semiJoinLevel(inner)).map((o) => (o.star !== undefined ? starAll(o.star) : o.lin)));
+      const sub = unionAll(selectOutputs(inner.subselect, scope, undefined, false, semiJoinLevel(inner), true).map((o) => (o.star !== undefined ? starAll(o.star) : o.lin)));
       const test = exprLineage(inner.testexpr, scope, depth + 1);
       const out = union({ ...sub, cols: [...sub.cols] }, test);
       out.direct = false;
@@ -721,7 +721,7 @@ export function chosenBy(outs: OutputColumn[], ctl: Lineage | undefined): Output
  * Output columns of a SELECT (or VALUES, or set operation). `top`: the statement's own top level,
  * whose row choice is not control of its values (rowControl).
  */
-export function selectOutputs(node: unknown, outer: Scope | undefined, inheritedCtes?: Map<string, OutputColumn[]>, top = false, lvl?: string): OutputColumn[] {
+export function selectOutputs(node: unknown, outer: Scope | undefined, inheritedCtes?: Map<string, OutputColumn[]>, top = false, lvl?: string, asValue = false): OutputColumn[] {
   charge(QUERY_LEVEL_WORK);
   const sel = (node as { SelectStmt?: JsonNode } | undefined)?.SelectStmt;
   if (sel === undefined) return [{ lin: { cols: [], wholeRow: false, opaque: true, direct: false } }];
@@ -778,7 +778,9 @@ export function selectOutputs(node: unknown, outer: Scope | undefined, inherited
   for (const o of outs) analyzed(o.star !== undefined ? starAll(o.star) : o.lin);
   if (top) return outs;
   const limits = exprLineage([sel.limitCount, sel.limitOffset], scope);
-  return chosenBy(outs, rowControl([...where, ...having, ...groupKeys.map((k) => exprLineage(k, scope)), limits], scope.items, lvl));
+  // `EXISTS (SELECT FROM …)` has no column to carry what chose its rows: a value of its own does
+  // (`asValue`, a subquery used as a value), else its answer would come back in the clear.
+  return chosenBy(outs.length === 0 && asValue ? [{ lin: empty() }] : outs, rowControl([...where, ...having, ...groupKeys.map((k) => exprLineage(k, scope)), limits], scope.items, lvl));
 }
 
 /** Same sources (ignoring order and `direct`, which only narrows). */

@@ -3,6 +3,7 @@ import { columnsOf, controlled, statementOutputs, type Lineage, type ResultLinea
 import type { WrittenValue } from '../guardrails/lineage-writes.js';
 import type { Quantity } from '../guardrails/lineage-quantities.js';
 import { choices, type Leaf } from '../guardrails/lineage-mixing.js';
+import { testPathVerdict } from './test-paths.js';
 import type { FieldDescription } from '../wire/decode.js';
 import { ARRAY_ELEMENTS, binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
 import { classify, type CatalogColumn, type ClassifiedColumn, type SamplePlan } from './classify.js';
@@ -612,13 +613,18 @@ export class Masker {
    */
   quantityRefusal(quantities: readonly Quantity[] | undefined): { detail: string; statement: number } | undefined {
     for (const q of quantities ?? []) {
+      if (q.tests !== undefined) {
+        const why = this.testPathRefusal(q.lin.leaves ?? [], q.tests.overflow);
+        if (why !== undefined) return { detail: why, statement: q.statement ?? 1 };
+        continue;
+      }
       if (q.mix !== undefined) {
         if (q.mix.chooser !== undefined) {
           const chosen = this.chooserRefusal(q.mix.chooser, q.lin.leaves ?? []);
           if (chosen !== undefined) return { detail: `${q.what}: ${chosen} (a masked value may only be tested against constants and parameters, or values of its own row)`, statement: q.statement ?? 1 };
           continue;
         }
-        const why = this.mixRefusal(q.lin.leaves ?? [], q.mix.directEq);
+        const why = q.mix.atoms !== undefined ? this.atomRefusal(q.mix.atoms) : this.mixRefusal(q.lin.leaves ?? [], q.mix.directEq);
         if (why !== undefined) return { detail: `${q.what} compares ${why}: the other values, an error or the time taken would return it unmasked (a masked value may only be tested against constants and parameters, or values of its own row)`, statement: q.statement ?? 1 };
         continue;
       }
@@ -655,6 +661,71 @@ export class Masker {
     if (!chooser.some((l) => l.srcs.some((x) => !own.has(x)))) return undefined;
     const c = m[0].lin.cols.find((x) => this.ruleFor(x, m[0].lin.rels) !== undefined);
     return `${c !== undefined ? `masked column "${c}"` : 'masked data'} in work that values of another row source choose to run (which rows raise an error, or take time, would spell it)`;
+  }
+
+  /**
+   * One row path per table (test-paths.ts): the masked values a statement's row-choosing tests
+   * read come from each table through one FROM item (or derived tables over it). The reason to
+   * refuse, or undefined.
+   */
+  private testPathRefusal(leaves: readonly Leaf[], overflow: boolean): string | undefined {
+    const masked = (l: Leaf): boolean => {
+      const v = this.lineageMode(l.lin);
+      return v !== undefined && v.mode !== 'detect';
+    };
+    const name = (l: Leaf): string => {
+      const c = l.lin.cols.find((x) => this.ruleFor(x, l.lin.rels) !== undefined);
+      return c !== undefined ? `masked column "${c}"` : l.lin.wholeRow ? 'whole rows' : l.lin.opaque ? 'a function the gateway cannot see into' : 'masked data';
+    };
+    const v = testPathVerdict(leaves, overflow, masked, (l) => this.baseTables(l.lin));
+    if (v === undefined) return undefined;
+    if (v.kind === 'unjudged') return `the row-choosing tests of ${name(v.leaf)} are too many, or read too many possible sources, to judge which FROM items they read (each FROM item that tests a masked value tells one bit of every row it reads)`;
+    const table = v.table === '*' ? 'a relation the gateway cannot name' : `"${v.table}"`;
+    return `${name(v.a)} and ${name(v.b)} of ${table} are tested through two FROM items (self joins, CTE references, derived tables, subqueries): each item that tests a masked value tells one bit of every row it reads, so k items reading one row tell k bits of it (test a table's masked values through one FROM item per statement)`;
+  }
+
+  /**
+   * The stored tables a value reads, views resolved through their definitions (lower-cased);
+   * `*` where the tree cannot say (a function it cannot see into, an unknown view column).
+   */
+  private baseTables(lin: Lineage, depth = 0): string[] {
+    const rels = lin.rels ?? [];
+    if (rels.length === 0 || lin.opaque || depth > 16) return ['*'];
+    const out = new Set<string>();
+    for (const rel of rels) {
+      const view = this.views?.get(rel);
+      if (view === undefined) {
+        out.add(rel.toLowerCase());
+        continue;
+      }
+      const parts = lin.wholeRow ? [...view.values()] : lin.cols.map((c) => view.get(c) ?? view.get('*'));
+      if (parts.length === 0 || parts.some((p) => p === undefined)) return ['*'];
+      for (const p of parts) for (const t of this.baseTables(p as Lineage, depth + 1)) out.add(t);
+    }
+    return [...out];
+  }
+
+  /**
+   * The atoms of an AND/OR/NOT conjunct (lineage-quantities.ts `combined`), each judged on its
+   * own already: one atom testing masked values of one row source may stand beside atoms of
+   * other sources (they decide whether its one answer matters); two or more may not (the other
+   * atoms would choose which test a row answers). Masked atoms of different sources, and names
+   * with several readings, are judged as one comparison (mixRefusal).
+   */
+  private atomRefusal(atoms: readonly (readonly Leaf[])[]): string | undefined {
+    const all = atoms.flat();
+    const masked = (l: Leaf): boolean => {
+      const v = this.lineageMode(l.lin);
+      return v !== undefined && v.mode !== 'detect';
+    };
+    const m = all.filter(masked);
+    if (m.length === 0) return undefined;
+    if (all.some((l) => l.alt !== undefined) || new Set(m.map((l) => l.srcs.join(','))).size > 1) return this.mixRefusal(all, false);
+    const own = new Set(m[0].srcs);
+    const testing = atoms.filter((a) => a.some(masked));
+    if (testing.length < 2 || !all.some((l) => l.srcs.some((x) => !own.has(x)))) return undefined;
+    const c = m[0].lin.cols.find((x) => this.ruleFor(x, m[0].lin.rels) !== undefined);
+    return `${c !== undefined ? `masked column "${c}"` : 'masked data'} in ${testing.length} tests that AND/OR combine with values of another row source (the other values would choose which test each row answers)`;
   }
 
   private mixRefusal(leaves: readonly Leaf[], directEq: boolean): string | undefined {
