@@ -9,8 +9,7 @@ import local from './eslint/no-silent-catch.js';
  *   branches were rewriting when it was turned on.
  * - no-unsafe-assignment / -member-access / -argument / -return: on everywhere. Tests read
  *   PostgreSQL rows as `query<Row>(…)`, JSON as a declared type (callApi<T>), and vitest's
- *   asymmetric matchers (typed `any`) through test/helpers/match.ts. Off only in
- *   src/gateway/predicate-choice.test.ts (1 finding), whose cases another branch was extending.
+ *   asymmetric matchers (typed `any`) through test/helpers/match.ts.
  * Own rules: no-restricted-syntax keeps API errors in the registry (apiError) and gateway
  * SQLSTATEs in GATEWAY_ERRORS; local/no-silent-catch (eslint/no-silent-catch.js) makes every
  * catch clause and every `.catch(callback)` in src/ throw, use its error, or say why dropping it
@@ -67,14 +66,5 @@ export default tseslint.config(
   {
     files: ['src/gateway/**/*.ts', 'src/telemetry/clickhouse-sql.ts'],
     rules: { '@typescript-eslint/no-base-to-string': 'off' },
-  },
-  {
-    files: ['src/gateway/predicate-choice.test.ts'],
-    rules: {
-      '@typescript-eslint/no-unsafe-assignment': 'off',
-      '@typescript-eslint/no-unsafe-member-access': 'off',
-      '@typescript-eslint/no-unsafe-argument': 'off',
-      '@typescript-eslint/no-unsafe-return': 'off',
-    },
   },
 );

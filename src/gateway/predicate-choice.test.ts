@@ -140,7 +140,7 @@ describe('a predicate cannot let another row source choose which masked test a r
 
   it('semi-joins, lookups and tests of a row’s own values still run', async () => {
     await asUser(h, h.users.bob, 'shop-pc', async (c) => {
-      const q = async (sql: string): Promise<unknown[]> => (await c.query(sql)).rows;
+      const q = async (sql: string): Promise<unknown[]> => (await c.query<Record<string, unknown>>(sql)).rows;
       // Customer 1 (alice@…) has the even orders.
       expect(await q("SELECT count(*)::int AS n FROM orders o WHERE o.customer IN (SELECT id FROM customers WHERE email LIKE 'a%')")).toEqual([{ n: 50 }]);
       expect(await q("SELECT count(*)::int AS n FROM orders o WHERE exists(SELECT 1 FROM customers c WHERE c.id = o.customer AND c.email LIKE 'a%')")).toEqual([{ n: 50 }]);
@@ -159,7 +159,7 @@ describe('a predicate cannot let another row source choose which masked test a r
 
   it('anti-joins and an OR of a semi-join with another table’s test run; their near variants that choose a test are refused', async () => {
     await asUser(h, h.users.bob, 'shop-pc', async (c) => {
-      const q = async (sql: string): Promise<unknown[]> => (await c.query(sql)).rows;
+      const q = async (sql: string): Promise<unknown[]> => (await c.query<Record<string, unknown>>(sql)).rows;
       // Customer 1 (alice@…) has the even orders; order i totals i.
       for (const sql of [
         "SELECT count(*)::int AS n FROM orders o WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.id = o.customer AND c.email LIKE 'a%')",
