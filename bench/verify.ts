@@ -1,7 +1,7 @@
 /**
- * `npm run bench -- verify [--healthy 2000] [--bursty 500] [--bad 150] [--full 200] [--loop 100] [--rps 20] [--window 10,60] [--compare 1] [--seed 1]
+ * `npm run bench -- verify [--healthy 2000] [--bursty 500] [--bad 150] [--full 200] [--loop 100] [--rps 20] [--window 10,60] [--canary 1] [--compare 1] [--seed 1]
  *   [--only healthy,err5,tail50] [--window 0 (none)] [--any-test 1] [--frontier-alpha 0.001,0.003,0.01] [--frontier-rps 20,50,100] [--frontier-bad 100] [--frontier-healthy 2000]
- *   [--before bursty,err5,err20,lat50,tail50 | none]`
+ *   [--before healthy,bursty,lat50,tail50 | none]`
  *
  * The production decision code (src/deploys/analysis.ts, the class the server runs) on simulated
  * canary traffic in virtual time: each virtual second both arms get `rps` requests (error
@@ -14,9 +14,14 @@
  * Every scenario runs twice: as a canary (concurrent baseline) and as a full rollout against a
  * `--window`-second pre-deploy window, replayed and then compared whole as the server does.
  *
- * `--before`: these scenarios also run the error test's dispersion as it was before the history
- * bound (`historyRhoConfidence: 0`) on the very same traffic, printed beneath as `before` (RESULT
- * keys `before_…`); each false fail prints the error test's ρ then and the simulation's true ρ.
+ * `--canary 0` skips the canary mode (only the full rollouts of `--window`).
+ *
+ * `--before`: in the full-rollout modes these scenarios also run the latency tail's bands as they
+ * were — paired with the replayed seconds of the window their thresholds were read from
+ * (`tailAgainstWindow: false`) — on the very same traffic, printed beneath as `before` (RESULT keys
+ * `before_…`). Each false fail prints the error test's ρ then and the simulation's true ρ, and for
+ * a tail fail the window, both arms' requests, the bands' statistic against its threshold and each
+ * band's counts.
  *
  * Then healthy deploys with the pass side switched off, watched every second for the whole max
  * duration: the false-fail rate under continuous monitoring.
@@ -124,10 +129,13 @@ function history(arm: Arm, rps = RPS): ArmChunk[] {
  */
 const COMPARE = arg('compare', 1) !== 0;
 /**
- * `--before bursty,err5,err20,lat50,tail50` (the default; `--before none` skips): these scenarios
- * also run the error test's history ρ as it was (point estimate), on the very same traffic.
+ * `--before healthy,bursty,lat50,tail50` (the default; `--before none` skips): in the full-rollout
+ * modes these scenarios also run the tail bands paired with the replayed window (as before), on the
+ * very same traffic. (The canary's chunks are never replayed: the same test there.)
  */
-const BEFORE = (process.argv.includes('--before') ? process.argv[process.argv.indexOf('--before') + 1] : 'bursty,err5,err20,lat50,tail50').split(',');
+const BEFORE = (process.argv.includes('--before') ? process.argv[process.argv.indexOf('--before') + 1] : 'healthy,bursty,lat50,tail50').split(',');
+/** `--canary 0`: only the full-rollout modes. */
+const CANARY = arg('canary', 1) !== 0;
 
 /** The true intra-second correlation of an arm's error counts: bursts make the rate r/b in a share b of seconds. */
 function trueErrorRho(arm: Arm): number {
@@ -140,13 +148,13 @@ const ANY_TEST = arg('any-test', 1) !== 0;
 /** A new error group logged by the candidate: once per `every` requests (the first at request 1). */
 interface NewGroup { every: number }
 
-interface Run { outcome: string; atS: number; reason: string | null; rho: number; before?: Run }
+interface Run { outcome: string; atS: number; reason: string | null; rho: number; tail?: string; before?: Run }
 /**
  * `neverPass`: the pass side is switched off, so the fail side watches all of the max duration.
  * `windowS` > 0: a full rollout, the baseline is a `windowS`-second pre-deploy window replayed
  * by the server's PreDeployReplay, then compared whole (baselineFixed); else a canary.
- * `before`: a second analysis with the error test's history ρ as it was (its point estimate,
- * `historyRhoConfidence: 0`) watches the very same traffic; its verdict is `Run.before`.
+ * `before`: a second analysis with the tail bands paired with the replayed window as they were
+ * (`tailAgainstWindow: false`) watches the very same traffic; its verdict is `Run.before`.
  */
 function deploy(cand: Arm, neverPass = false, windowS = 0, baseArm: Arm = HEALTHY_ARM, group?: NewGroup, prior = true, at: { rps?: number; alpha?: number } = {}, before = false): Run {
   const rps = at.rps ?? RPS;
@@ -158,7 +166,7 @@ function deploy(cand: Arm, neverPass = false, windowS = 0, baseArm: Arm = HEALTH
   // As the server: the pre-deploy seconds are the dispersion prior (prior = false: as before).
   const config = { ...(neverPass ? { beta: 1e-300 } : {}), ...(at.alpha === undefined ? {} : { alpha: at.alpha }) };
   const analyses = [new VerificationAnalysis(config, ref, [], prior ? pre : [])];
-  if (before) analyses.push(new VerificationAnalysis({ ...config, historyRhoConfidence: 0 }, ref, [], prior ? pre : []));
+  if (before) analyses.push(new VerificationAnalysis({ ...config, tailAgainstWindow: false }, ref, [], prior ? pre : []));
   const runs: Array<Run | null> = analyses.map(() => null);
   let requests = 0, logged = 0;
   for (let t = 1; ; t++) {
@@ -184,10 +192,20 @@ function deploy(cand: Arm, neverPass = false, windowS = 0, baseArm: Arm = HEALTH
       a.observe(base, c, windowS > 0);
       const v = a.decide(t);
       const rho = v.evidence.find((e) => e.signal === 'error_rate')?.stats.dispersionRho ?? 0;
-      if (v.outcome !== 'pending') runs[i] = { outcome: v.outcome, atS: t, reason: v.reason, rho };
+      if (v.outcome !== 'pending') runs[i] = { outcome: v.outcome, atS: t, reason: v.reason, rho, ...(v.outcome === 'fail' ? { tail: tailAtFail(v, windowS) } : {}) };
     });
     if (runs.every((r) => r !== null)) return { ...runs[0], ...(before ? { before: runs[1] } : {}) };
   }
+}
+
+/** A fail's latency evidence: the window, both arms' requests, the tail statistic against its threshold, the bands. */
+function tailAtFail(v: ReturnType<VerificationAnalysis['decide']>, windowS: number): string {
+  const e = v.evidence.find((x) => x.signal === 'latency');
+  if (e === undefined) return '';
+  const st = e.stats, f = (x: number | undefined): string => (x ?? NaN).toFixed(2);
+  const bands = Object.entries(st).filter(([k]) => k.startsWith('bandOddsRatioAbove')).map(([k, x]) => `${k.slice(18)} ${f(x)}`).join(', ');
+  return `window ${windowS} s, requests base ${e.baseline.requests} cand ${e.candidate.requests}, tail log LR ${f(st.tailFailLogLr)} ≥ ${f(st.failThreshold)}, `
+    + `p95 ${f(e.baseline.p95Ms)} → ${f(e.candidate.p95Ms)} ms, p50 ${f(e.baseline.p50Ms)} → ${f(e.candidate.p50Ms)} ms, band odds ratios ${bands}, inflation ${f(st.tailBandInflation)}, tail ρ ${(st.tailDispersionRho ?? 0).toFixed(4)}`;
 }
 
 /** The rules named in a fail verdict's reason ("error rate up (…); latency tail up (…)"). */
@@ -249,13 +267,13 @@ const goal = (name: string, value: number, limit: number): void => {
   goals.push({ name, ok: value <= limit, detail: `${value} ≤ ${limit}` });
 };
 process.stdout.write(`verify: ${RPS} rps per version, max ${DEFAULT_VERIFY_CONFIG.maxDurationS} s, alpha ${DEFAULT_VERIFY_CONFIG.alpha} per test, min ${DEFAULT_VERIFY_CONFIG.minSamples} requests per arm\n`);
-for (const windowS of [0, ...WINDOWS]) {
+for (const windowS of [...(CANARY ? [0] : []), ...WINDOWS]) {
   const mode = windowS === 0 ? 'canary' : `full rollout against a ${windowS} s pre-deploy window`;
   const pre = windowS === 0 ? '' : `predeploy${windowS}_`;
   process.stdout.write(` ${mode}\n`);
   for (const sc of scenarios.filter((x) => ONLY === null || ONLY.includes(x.key))) {
     const n = windowS > 0 ? sc.windowN ?? sc.n : sc.n;
-    const withBefore = BEFORE.includes(sc.key);
+    const withBefore = BEFORE.includes(sc.key) && windowS > 0;
     const runs = Array.from({ length: n }, () => deploy(sc.arm, false, windowS, sc.base, sc.group, true, {}, withBefore));
     const summary = (rs: Run[]): string => {
       const f = rs.filter((r) => r.outcome === 'fail').map((r) => r.atS), p = rs.filter((r) => r.outcome === 'pass').map((r) => r.atS);
@@ -268,17 +286,17 @@ for (const windowS of [0, ...WINDOWS]) {
     process.stdout.write(`  ${sc.label.padEnd(58)} ${summary(runs)}\n`);
     const befores = runs.flatMap((r) => (r.before === undefined ? [] : [r.before]));
     if (withBefore) {
-      // The same traffic through the error test's history ρ as it was (point estimate, weighted by requests).
+      // The same traffic through the tail bands as they were (paired with the replayed window).
       const bf = befores.filter((r) => r.outcome === 'fail').map((r) => r.atS);
-      process.stdout.write(`    before (history ρ point estimate), same traffic: ${summary(befores)}\n`);
-      if (sc.bad) keys.push(`before_${pre}${sc.key}_detect_rate=${(bf.length / n).toFixed(3)}`, `before_${pre}${sc.key}_detect_s_p95=${pct(bf, 0.95)}`);
-      else keys.push(`before_${pre}${sc.key}_false_fail_rate=${(bf.length / n).toFixed(4)}`);
+      process.stdout.write(`    before (tail bands paired with the replayed window), same traffic: ${summary(befores)}\n`);
+      if (sc.bad) keys.push(`before_${pre}${sc.key}_detect_rate=${(bf.length / n).toFixed(3)}`, `before_${pre}${sc.key}_detect_s_p50=${pct(bf, 0.5)}`, `before_${pre}${sc.key}_detect_s_p95=${pct(bf, 0.95)}`);
+      else keys.push(`before_${pre}${sc.key}_false_fail_rate=${(bf.length / n).toFixed(4)}`, `before_${pre}${sc.key}_false_fail_upper95=${upper95(bf.length, n).toFixed(4)}`);
     }
     if (!sc.bad) {
       // Which rule decided each false fail (the verdict's reason names it), the error test's ρ
       // then against the simulation's true one, and a tally per rule.
       const byRule = new Map<string, number>();
-      const rhoOf = (r: Run): string => `error ρ ${r.rho.toFixed(3)}, true ${trueErrorRho(sc.arm).toFixed(3)}`;
+      const rhoOf = (r: Run): string => `error ρ ${r.rho.toFixed(3)}, true ${trueErrorRho(sc.arm).toFixed(3)}${/latency tail up/.test(r.reason ?? '') ? `; ${r.tail}` : ''}`;
       for (const r of runs.filter((x) => x.outcome === 'fail')) {
         process.stdout.write(`    false fail at ${r.atS} s (${rhoOf(r)}): ${r.reason}\n`);
         for (const rule of ruleOf(r.reason)) byRule.set(rule, (byRule.get(rule) ?? 0) + 1);

@@ -63,6 +63,14 @@ export interface VerifyConfig {
    * point estimate, weighted by its requests (`pooledRho`, the behaviour before; for comparison).
    */
   historyRhoConfidence: number;
+  /**
+   * The latency tail's bands test a replayed chunk's candidate against the whole pre-deploy window
+   * the thresholds were read from (`RateTest.observeAgainstWindow`: the candidate's share above a
+   * threshold is Beta-distributed around the window's, the threshold's sampling error included).
+   * false: paired with the replayed seconds by the conditional test, as before (for comparison; it
+   * takes the window's pinned count above its own quantile as a binomial draw).
+   */
+  tailAgainstWindow: boolean;
 }
 
 export const DEFAULT_VERIFY_CONFIG: VerifyConfig = {
@@ -71,7 +79,7 @@ export const DEFAULT_VERIFY_CONFIG: VerifyConfig = {
   tailQuantile: 0.95, tailPassRatio: 1.5,
   rankFailMargin: 0.03, rankPassMargin: 0.1, rankCheckpoints: 8, latencyMinEffect: 0.15,
   minReferenceSamples: 200, newErrorGroupsFailAt: 1, newErrorGroupMinShare: 0.002, windowCheckpoints: 4,
-  historyRhoConfidence: 0.95,
+  historyRhoConfidence: 0.95, tailAgainstWindow: true,
 };
 
 /** Chunks per arm before a rank checkpoint (the clustered variance of few clusters is too noisy). */
@@ -126,6 +134,9 @@ export class VerificationAnalysis {
     if (reference) for (const [k, c] of reference) this.addReference(k, c);
     this.referenceBeforeStart = this.referenceN > 0;
     this.fixTailThreshold();
+    // Thresholds read from the window given: replayed chunks are that window's own seconds.
+    this.windowBands = this.bands !== null && this.config.tailAgainstWindow;
+    if (this.windowBands && reference) this.bands?.windowReference(reference, this.referenceN);
     this.hasHistory = history.length > 0;
     for (const h of history) {
       this.errors.prior(h.errors, h.count);
@@ -139,6 +150,9 @@ export class VerificationAnalysis {
 
   /** Pre-deploy history was given: a replayed window's chunks are already in the dispersion prior. */
   private readonly hasHistory: boolean;
+
+  /** The tail bands' thresholds came from the window a replayed chunk is made of (and `tailAgainstWindow`). */
+  private readonly windowBands: boolean;
 
   private addReference(k: number, c: number): void {
     this.reference.set(k, (this.reference.get(k) ?? 0) + c);
@@ -181,7 +195,9 @@ export class VerificationAnalysis {
       this.fixTailThreshold();
     } else {
       this.tail.observe(slowCount(cand.bins, this.tailKey), cand.count, slowCount(base.bins, this.tailKey), base.count, seen);
-      this.bands?.observe(cand.bins, cand.count, base.bins, base.count, seen);
+      // A replayed chunk while the window lasts: the candidate against the whole window (its thresholds' source).
+      const againstWindow = replayed && this.windowBands && this.fixed === null && base.count > 0;
+      this.bands?.observe(cand.bins, cand.count, base.bins, base.count, seen, againstWindow);
     }
   }
 

@@ -8,7 +8,7 @@
  * beta-binomial count of n requests with intra-chunk correlation ρ), with ρ estimated from both
  * arms' chunk-to-chunk variation around their own rates. README.md gives the argument.
  */
-import { logMeanExp, nchLogLikelihoodRatios } from './stats.js';
+import { betaPredictiveLogLrs, logMeanExp, nchLogLikelihoodRatios } from './stats.js';
 
 /** Alternatives of the fail-side mixture (odds ratios), equally weighted. */
 export const FAIL_GRID = [1.25, 1.5, 2, 3, 5, 10, 25] as const;
@@ -163,6 +163,23 @@ export class RateTest {
     this.tmp = new Array<number>(this.psis.length).fill(0);
   }
 
+  /**
+   * The reference window this rate's threshold was read from (`windowReference`): its events and
+   * requests. Set, a replayed chunk is tested against the whole window (`observeAgainstWindow`)
+   * instead of being paired with the replayed seconds. `since*`: the draws seen after the window
+   * (every candidate chunk, every concurrent baseline chunk), which sharpen what it says of the rate.
+   */
+  private window: { events: number; n: number } | null = null;
+  private sinceEvents = 0;
+  private sinceN = 0;
+
+  /** The window the threshold came from: `events` of its `n` requests are above it (tail-bands.ts). */
+  windowReference(events: number, n: number): void {
+    this.window = { events, n };
+  }
+
+  get hasWindow(): boolean { return this.window !== null; }
+
   /** One pre-deploy second of the baseline (events of n): dispersion evidence only. */
   prior(events: number, n: number): void {
     this.history.add(events, n);
@@ -187,6 +204,49 @@ export class RateTest {
     this.passLog -= this.tmp[FAIL_GRID.length] / phi;
     const m = logMeanExp(this.failLog);
     if (m > this.maxFailLog) this.maxFailLog = m;
+    if (this.window !== null) {
+      // Draws after the window, at their effective size: they narrow the rate's Beta for the next replayed chunk.
+      const p1 = 1 + Math.max(0, n1 - 1) * this.rho, p0 = 1 + Math.max(0, n0 - 1) * this.rho;
+      this.sinceEvents += e1 / p1; this.sinceN += n1 / p1;
+      if (!baseSeenBefore) { this.sinceEvents += e0 / p0; this.sinceN += n0 / p0; }
+    }
+  }
+
+  /**
+   * One candidate chunk against the whole reference window (fail side only), when the baseline arm
+   * is that window replayed: the threshold was read from those very seconds, so their count above
+   * it is pinned (≈ the quantile's share, by construction) while the candidate's true share above
+   * it carries the threshold's sampling error, and the paired conditional test, which takes both
+   * arms as binomial draws of one rate, does not hold — least where the window holds few requests
+   * above (README.md, latency tail). Here the candidate's rate p is Beta(above + 1, below) — the law
+   * of the probability above an order statistic of the window, whatever the latency distribution —
+   * shrunk by the window's design effect (bursty seconds say less) and sharpened by the draws seen
+   * since; the ratio (stats.ts `betaPredictiveLogLrs`) has mean 1 under "the candidate's latency
+   * distribution is the window's", and is tempered by the chunk's design effect as `observe` does.
+   * `e0`, `n0` (the replayed seconds) go into the totals shown as evidence and, unless the prior
+   * had them (`baseSeenBefore`), into the dispersion estimate — never into the likelihood ratio.
+   */
+  observeAgainstWindow(e1: number, n1: number, e0: number, n0: number, baseSeenBefore: boolean, extraPhi = 1): void {
+    const w = this.window;
+    if (w === null) throw new Error('observeAgainstWindow without a window reference');
+    this.n0 += n0; this.n1 += n1; this.e0 += e0; this.e1 += e1;
+    this.cand.add(e1, n1);
+    // Not in the prior (a rollback's own history): the replayed seconds still tell how bursty the window is.
+    if (!baseSeenBefore) this.base.add(e0, n0);
+    this.rho = pooledRho(this.cand, this.base, this.history);
+    const phiCand = 1 + Math.max(0, n1 - 1) * this.rho;
+    const phi = phiCand * extraPhi;
+    if (phi > this.maxDesignEffect) this.maxDesignEffect = phi;
+    // The window's own design effect: its seconds as the prior had them, else (a rollback, no prior) as replayed so far.
+    const src = this.history.n > 0 ? this.history : this.base;
+    const phiWindow = src.n > 0 ? src.totalDesignEffect(this.rho) : 1;
+    const a = (w.events + 1) / phiWindow + this.sinceEvents;
+    const b = (w.n - w.events) / phiWindow + (this.sinceN - this.sinceEvents);
+    betaPredictiveLogLrs(e1, n1, a, Math.max(b, 1e-9), FAIL_GRID, this.tmp);
+    for (let i = 0; i < FAIL_GRID.length; i++) this.failLog[i] += this.tmp[i] / phi;
+    const m = logMeanExp(this.failLog);
+    if (m > this.maxFailLog) this.maxFailLog = m;
+    this.sinceEvents += e1 / phiCand; this.sinceN += n1 / phiCand;
   }
 
   get failLogLr(): number { return logMeanExp(this.failLog); }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mannWhitney, nchLogLikelihoodRatios, normalUpperQuantile, normalUpperTail } from './stats.js';
+import { betaPredictiveLogLrs, mannWhitney, nchLogLikelihoodRatios, normalUpperQuantile, normalUpperTail } from './stats.js';
 
 function binom(n: number, k: number): number {
   let r = 1;
@@ -49,6 +49,50 @@ describe('nchLogLikelihoodRatios', () => {
     nchLogLikelihoodRatios(3000, 5000, 100_000, 100_000, psis, out);
     expect(out.every(Number.isFinite)).toBe(true);
     expect(out[4]).toBeLessThan(0); // 60 % of events in the candidate is far from ψ = 25
+  });
+});
+
+/** Beta-binomial pmf of k in m, Beta(a, b), by the ratio recurrence (no gamma function needed). */
+function betaBinomial(m: number, a: number, b: number): number[] {
+  const p = [1];
+  for (let k = 0; k < m; k++) p.push((p[k] * (m - k) * (a + k)) / ((k + 1) * (b + m - k - 1)));
+  const z = p.reduce((x, y) => x + y, 0);
+  return p.map((x) => x / z);
+}
+
+/** ∫ Bin(k; m, ψp/(1 − p + ψp)) dBeta(a, b) by a fine midpoint rule in p (the definition). */
+function predictive(k: number, m: number, a: number, b: number, psi: number): number {
+  const steps = 200_000;
+  let num = 0, den = 0;
+  for (let i = 0; i < steps; i++) {
+    const p = (i + 0.5) / steps, w = Math.exp((a - 1) * Math.log(p) + (b - 1) * Math.log1p(-p));
+    const q = (psi * p) / (1 - p + psi * p);
+    num += w * binom(m, k) * q ** k * (1 - q) ** (m - k);
+    den += w;
+  }
+  return num / den;
+}
+
+describe('betaPredictiveLogLrs (a chunk against a reference window)', () => {
+  const psis = [1, 1.25, 2, 5, 25];
+  const out = new Array<number>(psis.length);
+
+  it('equals the ratio of the Beta-binomial mixtures computed from the definition', () => {
+    for (const [k, m, a, b] of [[0, 20, 13, 1188], [3, 20, 13, 1188], [2, 10, 3, 60], [7, 40, 61, 1140], [1, 1, 1.5, 30]]) {
+      betaPredictiveLogLrs(k, m, a, b, psis, out);
+      psis.forEach((psi, i) => expect(out[i]).toBeCloseTo(Math.log(predictive(k, m, a, b, psi) / predictive(k, m, a, b, 1)), 5));
+    }
+  });
+
+  it('has expectation 1 under the reference\'s own Beta-binomial law (a martingale increment)', () => {
+    for (const [m, a, b] of [[20, 13, 1188], [20, 1, 1200], [40, 61, 1140], [100, 6.5, 594]]) {
+      const pmf = betaBinomial(m, a, b), expectation = psis.map(() => 0);
+      pmf.forEach((pk, k) => {
+        betaPredictiveLogLrs(k, m, a, b, psis, out);
+        psis.forEach((_, i) => { expectation[i] += pk * Math.exp(out[i]); });
+      });
+      for (const e of expectation) expect(e).toBeCloseTo(1, 4); // the quadrature: within 2e-6
+    }
   });
 });
 

@@ -161,3 +161,49 @@ export function tUpperQuantile(p: number, df: number): number {
   return z + (z3 + z) / (4 * df) + (5 * z5 + 16 * z3 + 3 * z) / (96 * df ** 2)
     + (3 * z7 + 19 * z5 + 17 * z3 - 15 * z) / (384 * df ** 3);
 }
+
+/** Logit-space grid of the Beta quadrature below: z from −12 to 10 standard deviations, step 0.2. */
+const BETA_GRID = Array.from({ length: 111 }, (_, i) => -12 + 0.2 * i);
+
+/**
+ * One chunk against a reference sample (a replayed pre-deploy window), for each ψ in `psis`: the
+ * log likelihood ratio of `k` events in `m` trials whose probability p, unknown, is distributed
+ * Beta(a, b) — what the reference says of it — when the candidate's odds are ψ times the
+ * reference's, against ψ = 1:
+ * log ∫ Bin(k; m, ψp / (1 − p + ψp)) dBeta(a, b) / ∫ Bin(k; m, p) dBeta(a, b)
+ *   = k·log ψ + log E_{Beta(a + k, b + m − k)}[(1 + (ψ − 1)p)^(−m)].
+ * Under ψ = 1 its expectation over the Beta-binomial law of k is 1 (a martingale increment when
+ * a, b hold everything seen of p before the chunk). The expectation is a quadrature in logit
+ * space (the Beta density there is log-concave, sd ≈ √(1/α + 1/β)).
+ */
+export function betaPredictiveLogLrs(k: number, m: number, a: number, b: number, psis: readonly number[], out: number[]): void {
+  for (let i = 0; i < psis.length; i++) out[i] = 0;
+  if (m <= 0) return;
+  const al = a + k, be = b + m - k;
+  const mu = Math.log(al / be), sd = Math.sqrt(1 / al + 1 / be);
+  const len = BETA_GRID.length;
+  const logW = scratch(len);
+  let maxW = -Infinity;
+  const ps = new Float64Array(len);
+  for (let j = 0; j < len; j++) {
+    const x = mu + sd * BETA_GRID[j];
+    // log p = −log(1 + e^−x), log(1 − p) = −log(1 + e^x), stably.
+    const logP = -softplus(-x), log1mP = -softplus(x);
+    ps[j] = Math.exp(logP);
+    logW[j] = al * logP + be * log1mP;
+    if (logW[j] > maxW) maxW = logW[j];
+  }
+  let norm = 0;
+  for (let j = 0; j < len; j++) norm += Math.exp(logW[j] - maxW);
+  for (let i = 0; i < psis.length; i++) {
+    const psi = psis[i];
+    if (psi === 1) continue;
+    let s = 0;
+    for (let j = 0; j < len; j++) s += Math.exp(logW[j] - maxW - m * Math.log1p((psi - 1) * ps[j]));
+    out[i] = k * Math.log(psi) + Math.log(s / norm);
+  }
+}
+
+function softplus(x: number): number {
+  return x > 30 ? x : Math.log1p(Math.exp(x));
+}

@@ -159,14 +159,33 @@ export class TailBands {
     this.moments.history.add(b, m);
   }
 
-  observe(candBins: ReadonlyMap<number, number>, candCount: number, baseBins: ReadonlyMap<number, number>, baseCount: number, baseSeenBefore: boolean): void {
+  /**
+   * The thresholds were read from this histogram (the pre-deploy window), and the baseline arm of
+   * replayed chunks is made of its seconds: each level keeps the window's count in its band and
+   * its denominator, and tests a replayed chunk's candidate against the whole window
+   * (`RateTest.observeAgainstWindow`; README.md, latency tail, "a window is not a sample of itself").
+   */
+  windowReference(bins: ReadonlyMap<number, number>, count: number): void {
+    const b = this.split(bins), m = this.denominators(b, count);
+    for (let j = 0; j < this.levels.length; j++) this.levels[j].windowReference(b[j], m[j]);
+  }
+
+  /**
+   * One chunk. `againstWindow`: the baseline chunk is replayed seconds of the window given to
+   * `windowReference`; the candidate is then compared with the whole window, not with them.
+   */
+  observe(candBins: ReadonlyMap<number, number>, candCount: number, baseBins: ReadonlyMap<number, number>, baseCount: number, baseSeenBefore: boolean, againstWindow = false): void {
     const b1 = this.split(candBins), b0 = this.split(baseBins);
     const m1 = this.denominators(b1, candCount), m0 = this.denominators(b0, baseCount);
     this.moments.cand.add(b1, m1);
     if (!baseSeenBefore) this.moments.base.add(b0, m0);
     // Includes the current chunk, as each level's ρ does.
     this.updateInflation();
-    for (let j = 0; j < this.levels.length; j++) this.levels[j].observe(b1[j], m1[j], b0[j], m0[j], baseSeenBefore, this.inflation);
+    for (let j = 0; j < this.levels.length; j++) {
+      const l = this.levels[j];
+      if (againstWindow && l.hasWindow) l.observeAgainstWindow(b1[j], m1[j], b0[j], m0[j], baseSeenBefore, this.inflation);
+      else l.observe(b1[j], m1[j], b0[j], m0[j], baseSeenBefore, this.inflation);
+    }
     const f = this.failLogLr;
     if (f > this.maxFailLog) this.maxFailLog = f;
   }
