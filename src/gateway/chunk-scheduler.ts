@@ -12,8 +12,10 @@
  * here. Each round, run once per turn of the event loop (setImmediate, after the turn's reads),
  * serves one chunk per user with one waiting — that user's sessions taking turns — so a user's
  * share of the turns is one whatever their number of sessions, and a session alone is served
- * once per turn as before. Nothing is forwarded before its chunk is served (masked and judged
- * like any other): a waiting chunk is held, never passed on.
+ * once per turn as before. A user who had nothing waiting goes first in the next round (a short
+ * answer does not wait behind a busy user's chunk; a user who keeps chunks waiting never is
+ * new, so the shares stay one each). Nothing is forwarded before its chunk is served (masked
+ * and judged like any other): a waiting chunk is held, never passed on.
  */
 
 /** One session's waiting chunks (the relay): serves them in order. */
@@ -50,8 +52,9 @@ export class ChunkScheduler {
    */
   direct = false;
   private readonly lanes = new Map<string, Lane>();
-  /** Lanes with a chunk waiting, in turn order. */
+  /** Lanes with a chunk waiting, in turn order; `fresh` had none at the last round and go first. */
   private active: Lane[] = [];
+  private fresh: Lane[] = [];
   private scheduled = false;
   private readonly defer: (round: () => void) => void;
   private readonly share: 'user' | 'session';
@@ -73,7 +76,7 @@ export class ChunkScheduler {
     if (lane === undefined) {
       lane = { user, queues: [] };
       this.lanes.set(user, lane);
-      this.active.push(lane);
+      this.fresh.push(lane);
     }
     lane.queues.push(queue);
     if (!this.scheduled) {
@@ -85,14 +88,15 @@ export class ChunkScheduler {
   /** Sessions with a chunk waiting, by user (tests). */
   waiting(): Map<string, number> {
     const out = new Map<string, number>();
-    for (const lane of this.active) out.set(lane.user, lane.queues.length);
+    for (const lane of this.lanes.values()) out.set(lane.user, lane.queues.length);
     return out;
   }
 
   /** One turn for every user with a chunk waiting, in turn order. */
   private round(): void {
     this.scheduled = false;
-    const lanes = this.active;
+    const lanes = this.fresh.length === 0 ? this.active : [...this.fresh, ...this.active];
+    this.fresh = [];
     this.active = [];
     for (const lane of lanes) {
       const turns = this.share === 'user' ? 1 : lane.queues.length;
@@ -102,9 +106,9 @@ export class ChunkScheduler {
         if (queue.serveOne()) lane.queues.push(queue);
       }
       if (lane.queues.length > 0) this.active.push(lane);
-      else this.lanes.delete(lane.user);
+      else if (this.lanes.get(lane.user) === lane) this.lanes.delete(lane.user);
     }
-    if (this.active.length > 0 && !this.scheduled) {
+    if (this.active.length + this.fresh.length > 0 && !this.scheduled) {
       this.scheduled = true;
       this.defer(this.runRound);
     }
