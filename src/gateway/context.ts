@@ -5,6 +5,7 @@ import type { Database } from '../state/index.js';
 import type { AccessService } from './access.js';
 import type { StatementApprovals } from './approvals.js';
 import type { AuditChain } from './audit.js';
+import type { ChunkScheduler } from './chunk-scheduler.js';
 import type { ClientAuthenticator } from './client-auth.js';
 import type { Guardrails } from './guardrails/index.js';
 import type { Masker } from './masking/index.js';
@@ -33,5 +34,7 @@ export interface GatewayContext {
   auditWindowMs: number;
   /** Sessions one user may hold open on one resource at once (0: no limit; registry.ts). */
   maxSessionsPerUser: number;
+  /** Gives each user's sessions their turns at the work on server data (chunk-scheduler.ts). */
+  chunks: ChunkScheduler;
   maskerFor(resource: Resource): Masker;
 }

@@ -10,6 +10,7 @@ import { StatementApprovals, statementHash } from './approvals.js';
 import { AuditChain } from './audit.js';
 import { AuditAnchor } from './audit-anchor.js';
 import { ClientAuthenticator } from './client-auth.js';
+import { chunkScheduler, type ChunkScheduler } from './chunk-scheduler.js';
 import type { GatewayContext } from './context.js';
 import { Guardrails, loadParser } from './guardrails/index.js';
 import { Masker } from './masking/index.js';
@@ -68,6 +69,8 @@ export interface GatewayOptions {
   /** How often live sessions are checked against their token, user, role and grant (ms). */
   sessionCheckMs?: number;
   onAlert?: (summary: string, detail: Record<string, unknown>) => void;
+  /** Who gives users their turns at the work on server data (default: the process's one; tests and benches pass their own). */
+  chunkScheduler?: ChunkScheduler;
 }
 
 export interface Gateway {
@@ -142,6 +145,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     clientLimits: clientMessageLimits(opts.clientMessageLimits),
     auditWindowMs: opts.auditWindowMs ?? 100,
     maxSessionsPerUser: opts.maxSessionsPerUser ?? 10,
+    chunks: opts.chunkScheduler ?? chunkScheduler,
     maskerFor(resource: Resource): Masker {
       const cached = maskers.get(resource.id);
       if (cached !== undefined && cached.updatedAt === resource.updatedAt) return cached.masker;

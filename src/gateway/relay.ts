@@ -6,6 +6,7 @@ import { serverParameterRefusal } from './guardrails/lexing.js';
 import type { Masker, ResultPlan } from './masking/index.js';
 import { detectionBucket } from './masking/budget.js';
 import type { TimeBucket } from './user-bucket.js';
+import { chunkScheduler, type ChunkQueue, type ChunkScheduler } from './chunk-scheduler.js';
 import { PendingQueue, type DescribeItem, type Execution, type ExecuteItem, type Pending, type QueryItem, type StatementInfo } from './pipeline.js';
 import { CEILING_STATEMENT, CeilingCheck, ceilingMarker, countedQueryMessages, FLUSH, SYNC_AND_DROP_UNNAMED, type RowCeiling } from './row-ceiling.js';
 import { PreparedNamespace } from './prepared-names.js';
@@ -36,6 +37,9 @@ import { BACKEND, FRONTEND } from './wire/codes.js';
  *
  * Backpressure: when a socket's write buffer is full, the other side is paused until 'drain',
  * so a huge result streams through with bounded memory.
+ *
+ * Server data is worked on in fair shares per user (chunk-scheduler.ts): a chunk read from the
+ * upstream waits, the upstream paused, until the scheduler gives this session's user a turn.
  */
 
 export const BLOCK_MARKER = 'tightloop_guardrail_block';
@@ -155,7 +159,7 @@ class NamesAhead {
   }
 }
 
-export class Relay {
+export class Relay implements ChunkQueue {
   private readonly fromClient: MessageFramer;
   private readonly fromUpstream: MessageFramer;
   private readonly pending = new PendingQueue();
@@ -187,6 +191,10 @@ export class Relay {
   private lastPlan: ResultPlan | undefined;
   private lastLineage: ResultLineage | undefined;
   private upstreamPaused = false;
+  /** Upstream chunks read and not yet worked on (the upstream is paused while there are any). */
+  private readonly upstreamChunks: Buffer[] = [];
+  /** This relay is in its user's turn order (chunk-scheduler.ts). */
+  private scheduled = false;
   private clientPaused = false;
   private stopped = false;
   txStatus = 'I';
@@ -202,6 +210,8 @@ export class Relay {
     clientLimits?: MessageLimits,
     /** Detector time still to spend: shared by all of one user's sessions (masking/budget.ts). */
     private readonly detectBudget: TimeBucket = detectionBucket(),
+    /** Whose turns this session's server data takes, and who gives them (chunk-scheduler.ts). */
+    private readonly turns: { user: string; scheduler: ChunkScheduler } = { user: '', scheduler: chunkScheduler },
   ) {
     this.fromClient = new MessageFramer(clientLimits ?? (typeof maxMessageBytes === 'number' ? maxMessageBytes : maxMessageBytes.max));
     this.fromUpstream = new MessageFramer(maxMessageBytes);
@@ -216,14 +226,59 @@ export class Relay {
     };
     const fromUpstream = (chunk: Buffer): void => {
       if (this.stopped) return;
-      try { this.onUpstreamData(chunk); } catch (err) { this.fail(err as Error); }
+      if (this.turns.scheduler.direct) {
+        try { this.onUpstreamData(chunk); } catch (err) { this.fail(err as Error); }
+        return;
+      }
+      // The chunk waits for this user's turn; nothing more is read from the server meanwhile.
+      this.upstreamChunks.push(chunk);
+      this.upstream.pause();
+      if (!this.scheduled) {
+        this.scheduled = true;
+        this.turns.scheduler.ready(this.turns.user, this);
+      }
     };
     this.client.on('data', fromClient);
     this.upstream.on('data', fromUpstream);
-    if (upstreamBytes.length > 0) fromUpstream(upstreamBytes);
+    if (upstreamBytes.length > 0) {
+      try { this.onUpstreamData(upstreamBytes); } catch (err) { this.fail(err as Error); }
+    }
     if (clientBytes.length > 0) fromClient(clientBytes);
     this.client.resume();
     this.upstream.resume();
+  }
+
+  /** This user's turn (chunk-scheduler.ts): works on the oldest waiting upstream chunk. */
+  serveOne(): boolean {
+    const chunk = this.upstreamChunks.shift();
+    if (chunk !== undefined && !this.stopped) {
+      try { this.onUpstreamData(chunk); } catch (err) { this.fail(err as Error); }
+    }
+    if (this.stopped) this.upstreamChunks.length = 0;
+    if (this.upstreamChunks.length > 0) return true;
+    this.scheduled = false;
+    // A full client buffer keeps the upstream paused (write); its 'drain' resumes it. Once
+    // stopped, what the server still sends is read and dropped, so its close is seen.
+    if (this.stopped || !this.upstreamPaused) this.upstream.resume();
+    return false;
+  }
+
+  /**
+   * The upstream connection closed: its last chunks (a FATAL error, say) are worked on now, in
+   * order, before the session ends, as they were read before the close.
+   */
+  upstreamClosed(): void {
+    while (this.upstreamChunks.length > 0 && !this.stopped) {
+      const chunk = this.upstreamChunks.shift() as Buffer;
+      try { this.onUpstreamData(chunk); } catch (err) { this.fail(err as Error); }
+    }
+    this.upstreamChunks.length = 0;
+  }
+
+  /** The session ends: nothing more is relayed, and chunks still waiting are dropped. */
+  stop(): void {
+    this.stopped = true;
+    this.upstreamChunks.length = 0;
   }
 
   /** Nothing more is relayed in either direction (the session is ending). */
@@ -912,7 +967,8 @@ export class Relay {
       if (side === 'client') this.upstreamPaused = false;
       else this.clientPaused = false;
       // A judge still waiting keeps the client paused (suspend resumes it).
-      if (side === 'client' || this.waiting === undefined) from.resume();
+      // Chunks still waiting for their turn keep the upstream paused (serveOne resumes it).
+      if (side === 'client' ? this.upstreamChunks.length === 0 : this.waiting === undefined) from.resume();
     });
   }
 

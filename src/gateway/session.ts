@@ -163,7 +163,11 @@ export class ClientSession {
     const password = await resolveCredential(resource.credentialRef, this.ctx.resources.credentialSources);
     this.upstream = await connectUpstream(resource, resource.user, password, params);
     const up = this.upstream;
-    up.socket.once('close', () => this.shutdown('server closed', true));
+    up.socket.once('close', () => {
+      // What the server sent before closing (its FATAL error, say) reaches the client first.
+      this.relay?.upstreamClosed();
+      this.shutdown('server closed', true);
+    });
     if (this.closed) {
       // The client left while the upstream login ran: the slot stays taken until it is closed.
       this.closeUpstream(false);
@@ -219,7 +223,7 @@ export class ClientSession {
       overCeiling: (info, params, rows, ceiling, suspended) => this.overCeiling(info, params, rows, ceiling, suspended, who, resource),
       unknownCeiling: () => this.sessionCeiling(decisionCtx, resource),
       copyIn: (chunk) => this.copyIn(chunk),
-    }, this.upstreamLimits(), this.ctx.clientLimits, detectionTime.of(who.userId));
+    }, this.upstreamLimits(), this.ctx.clientLimits, detectionTime.of(who.userId), { user: who.userId, scheduler: this.ctx.chunks });
     this.relay.start(startup.reader.detach(), up.leftover);
   }
 
@@ -540,6 +544,7 @@ export class ClientSession {
     if (this.expiryTimer !== undefined) clearTimeout(this.expiryTimer);
     this.ctx.registry.remove(this);
     const running = this.relay?.unfinished() ?? [];
+    this.relay?.stop();
     this.closeUpstream(running.length > 0);
     if (serverSide && !this.client.destroyed) {
       this.client.end(errorResponse({ severity: 'FATAL', code: SQLSTATE.connectionFailure, message: 'server closed the connection' }));

@@ -7,7 +7,7 @@ import { testPathVerdict } from './test-paths.js';
 import type { FieldDescription } from '../wire/decode.js';
 import { ARRAY_ELEMENTS, binaryKind, decodeNumber, encodeNumber, isNumericKind, type BinaryKind } from './binary.js';
 import { classify, type CatalogColumn, type ClassifiedColumn, type SamplePlan } from './classify.js';
-import { DETECTOR_IDS, DetectorSet, MIN_DETECTABLE_LENGTH, OVER_LONG, type DetectorId, type DetectorMatch } from './detectors.js';
+import { DETECTOR_IDS, DetectorSet, MAX_DETECT_CHARS, MIN_DETECTABLE_LENGTH, OVER_LONG, type DetectorId, type DetectorMatch } from './detectors.js';
 import type { TimeBucket } from '../user-bucket.js';
 import { OVER_BUDGET } from './budget.js';
 import { BACKEND, ERROR_FIELD } from '../wire/codes.js';
@@ -792,6 +792,16 @@ export class Masker {
     return b.charge(() => this.detectors.find(text));
   }
 
+  /**
+   * `find` on ASCII bytes. A value over the detectors' bound is one match, whatever it holds
+   * (detectors.ts find), so no string is built for it: a 15 MB value cost a 15 MB string here.
+   */
+  private findAscii(msg: Buffer, at: number, len: number): ReturnType<Masker['find']> {
+    if (len <= MAX_DETECT_CHARS || this.detectors.empty) return this.find(msg.toString('latin1', at, at + len));
+    const b = this.budget;
+    return [{ id: b !== undefined && !b.available() ? OVER_BUDGET : OVER_LONG, start: 0, end: len }];
+  }
+
   private maskRow(msg: Buffer, start: number, end: number, plan: ResultPlan, counts: MaskCounts): Buffer | undefined {
     const n = msg.readInt16BE(start + 5);
     let off = start + 7;
@@ -840,7 +850,7 @@ export class Masker {
    * none encoded back (half the cost of a masked value).
    */
   private maskAscii(msg: Buffer, at: number, len: number, mode: 'full' | 'partial', counts: MaskCounts): Buffer | undefined {
-    const matches = this.find(msg.toString('latin1', at, at + len));
+    const matches = this.findAscii(msg, at, len);
     if (matches.length === 0) return undefined;
     const out = Buffer.allocUnsafe(len);
     copyBytes(msg, at, at + len, out, 0);
