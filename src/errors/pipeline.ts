@@ -19,15 +19,8 @@ import type { ErrorEvents } from './events.js';
 import type { IncomingEvent } from './model.js';
 
 export interface ErrorPipelineOptions {
-  /** Least time between the starts of two commits while a request waits for one. Default 5 ms. */
+  /** Least time between the starts of two commits. Default 5 ms. */
   commitIntervalMs?: number;
-  /**
-   * Least time between the starts of two commits when everything queued is background work
-   * (OTel span exceptions, whose OTLP request was answered already, and watermark writes).
-   * Default 100 ms: each commit has a fixed cost (transaction, group queries, fsync, messages to
-   * the worker), which a few events per commit paid many times over.
-   */
-  backgroundIntervalMs?: number;
   /** Most events in one commit. Default 5,000. */
   maxEvents?: number;
   /** Bytes of payloads waiting before submit() answers 429. Default 256 MiB. */
@@ -45,8 +38,6 @@ interface Pending {
   events: IncomingEvent[];
   /** Ingest time of the span append these events were derived from (OTel span exceptions). */
   otelSeq?: number;
-  /** Nobody waits for this commit to answer a request (OTel span exceptions, watermark writes). */
-  background: boolean;
   bytes: number;
   resolve: (eventIds: string[]) => void;
   reject: (e: unknown) => void;
@@ -60,14 +51,9 @@ export class ErrorPipeline {
   /** Batches written and not yet durable (their requests wait). */
   private readonly flushing = new Set<Promise<void>>();
   private timer: NodeJS.Timeout | undefined;
-  /** When the timer fires (epoch ms). */
-  private timerDue = 0;
-  /** Queued entries a request waits for (not background). */
-  private waitedFor = 0;
   private lastStart = 0;
   private closed = false;
   private readonly intervalMs: number;
-  private readonly backgroundIntervalMs: number;
   private readonly maxEvents: number;
   private readonly maxBytes: number;
   committedEvents = 0;
@@ -78,7 +64,6 @@ export class ErrorPipeline {
     private readonly opts: ErrorPipelineOptions,
   ) {
     this.intervalMs = opts.commitIntervalMs ?? 5;
-    this.backgroundIntervalMs = Math.max(this.intervalMs, opts.backgroundIntervalMs ?? 100);
     this.maxEvents = opts.maxEvents ?? 5000;
     this.maxBytes = opts.maxQueuedBytes ?? 256 * 1024 * 1024;
   }
@@ -98,34 +83,18 @@ export class ErrorPipeline {
     }
     this.queuedBytes += bytes;
     return new Promise<string[]>((resolve, reject) => {
-      this.enqueue({ events, otelSeq, background: otelSeq !== undefined, bytes, resolve, reject });
+      this.queue.push({ events, otelSeq, bytes, resolve, reject });
+      this.schedule();
     });
   }
 
-  private enqueue(p: Pending): void {
-    this.queue.push(p);
-    if (!p.background) this.waitedFor++;
-    this.schedule();
-  }
-
-  /**
-   * Arms the timer for the next commit: `commitIntervalMs` after the last start when a request
-   * waits for it, else `backgroundIntervalMs` (an entry a request waits for, queued later, moves
-   * the timer forward).
-   */
   private schedule(): void {
-    if (this.running !== undefined || this.queue.length === 0) return;
-    const interval = this.waitedFor > 0 ? this.intervalMs : this.backgroundIntervalMs;
-    const due = this.closed ? 0 : this.lastStart + interval;
-    if (this.timer !== undefined) {
-      if (due >= this.timerDue) return;
-      clearTimeout(this.timer);
-    }
-    this.timerDue = due;
+    if (this.running !== undefined || this.timer !== undefined || this.queue.length === 0) return;
+    const wait = this.closed ? 0 : Math.max(0, this.lastStart + this.intervalMs - Date.now());
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.start();
-    }, Math.max(0, due - Date.now()));
+    }, wait);
   }
 
   private start(): void {
@@ -134,7 +103,6 @@ export class ErrorPipeline {
     let n = 0;
     while (this.queue.length > 0 && (batch.length === 0 || n + this.queue[0].events.length <= this.maxEvents)) {
       const p = this.queue.shift()!;
-      if (!p.background) this.waitedFor--;
       batch.push(p);
       n += p.events.length;
     }
@@ -191,7 +159,8 @@ export class ErrorPipeline {
   persistWatermark(): Promise<void> {
     if (this.closed) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      this.enqueue({ events: [], background: true, bytes: 0, resolve: () => { resolve(); }, reject });
+      this.queue.push({ events: [], bytes: 0, resolve: () => { resolve(); }, reject });
+      this.schedule();
     });
   }
 
@@ -200,7 +169,6 @@ export class ErrorPipeline {
     this.closed = true;
     clearTimeout(this.timer);
     this.timer = undefined;
-    this.timerDue = 0;
     while (this.running !== undefined || this.queue.length > 0) {
       if (this.running === undefined) this.start();
       await this.running;
