@@ -106,7 +106,7 @@ async function main(): Promise<void> {
   report('accept', await measure(spans, () => {
     for (const d of decoded) {
       deltasOf(rollups.add(d.spans));
-      traces.add(d.spans.traceId, d.spans.startUs, d.spans.length);
+      traces.addBatch(d.spans);
     }
   }));
 
