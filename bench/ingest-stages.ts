@@ -12,7 +12,13 @@
  * 5. load: the filled chunks appended to DuckDB in transactions of 131,072 rows, committed —
  *    DuckDB's own threads included (process CPU, all threads);
  * 6. store: DuckDbTelemetryStore.append with its ingest log, groups of 20 requests, then
- *    everything loaded: stages 2–5 together as the server runs them (no HTTP, no decode).
+ *    everything loaded: stages 2–5 together as the server runs them (no HTTP, no decode);
+ * 7. errors: the errors module on a fresh SQLite state database, fed each request's spans as a
+ *    committed append (what the DuckDB store hands it), one every `1000 / --errors-rate` spans'
+ *    worth of ms (default 60,000 spans/s: how many appends a commit of the worker takes follows
+ *    the rate), then closed (its queue committed): the exception events found on the main
+ *    thread, grouped, compressed and committed by the errors commit worker (whose thread counts
+ *    in "cpu", not in "main"). `--only errors` skips stages 2–6.
  *
  * "cpu" is the process's CPU (all threads: DuckDB's, V8's GC helpers), "main" the main thread's.
  * Decoded batches are made before each stage's clock starts, except for stage 1.
@@ -32,10 +38,19 @@ import { ResourceRegistry, type ResourceEntry } from '../src/telemetry/resource-
 import { RollupBuffer, deltasOf } from '../src/telemetry/rollup.js';
 import { TraceIndex } from '../src/telemetry/trace-index.js';
 import { decodeRequest } from '../src/otlp/index.js';
+import { openStateStore } from '../src/state/index.js';
+import { SERVER_STATE_MIGRATIONS } from '../src/http/state-migrations.js';
+import { openErrorsModule } from '../src/errors/module.js';
+import { errorsDb } from '../src/errors/tables.js';
+import type { CommittedBatches } from '../src/telemetry/duckdb-store.js';
+import { emptySpanBatch } from '../src/telemetry/batch.js';
 import { arg } from './_util.js';
 import { fresh, makeTemplate } from './_ingest-load.js';
 
 const SPANS = arg('spans', 400_000);
+const ERRORS_RATE = arg('errors-rate', 60_000);
+const onlyAt = process.argv.indexOf('--only');
+const ONLY = onlyAt === -1 ? undefined : process.argv[onlyAt + 1];
 const GROUP = 20;
 
 function threadCpu(): number {
@@ -75,13 +90,23 @@ async function main(): Promise<void> {
     for (const b of bodies) decoded.push({ spans: decodeTraces(b.traces, 'protobuf').batch, logs: decodeLogs(b.logs, 'protobuf').batch });
   }));
 
+  if (ONLY === 'errors') {
+    const dir = mkdtempSync(join(tmpdir(), 'tightloop-stages-'));
+    try {
+      await errorsStage(dir, decoded.map((d) => d.spans));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return;
+  }
+
   // 2. accept: rollups with the detectors' deltas, trace index.
   const rollups = new RollupBuffer();
   const traces = new TraceIndex();
   report('accept', await measure(spans, () => {
     for (const d of decoded) {
       deltasOf(rollups.add(d.spans));
-      traces.add(d.spans.traceId, d.spans.startUs, d.spans.length);
+      traces.addBatch(d.spans);
     }
   }));
 
@@ -153,11 +178,52 @@ async function main(): Promise<void> {
       await store.getTrace('00000000000000000000000000000001'); // loads everything accepted
     }));
     await store.close();
+
+    // 7. errors from the spans' exception events.
+    await errorsStage(dir, bodies.map((b) => decodeTraces(b.traces, 'protobuf').batch));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
-  const sum = results.filter(([n]) => n !== 'store').reduce((a, [, c]) => ({ cpu: a.cpu + c.cpu, main: a.main + c.main, faults: a.faults + c.faults }), { cpu: 0, main: 0, faults: 0 });
+  const sum = results.filter(([n]) => n !== 'store' && n !== 'errors').reduce((a, [, c]) => ({ cpu: a.cpu + c.cpu, main: a.main + c.main, faults: a.faults + c.faults }), { cpu: 0, main: 0, faults: 0 });
   console.log(`RESULT ingest-stages ${results.map(([n, c]) => `${n}_us=${c.cpu.toFixed(2)}`).join(' ')} stages_sum_us=${sum.cpu.toFixed(2)} stages_sum_main_us=${sum.main.toFixed(2)}`);
+}
+
+/** 7. The errors module fed committed appends of `batches` at ERRORS_RATE spans/s, then closed. */
+async function errorsStage(dir: string, batches: SpanBatch[]): Promise<void> {
+  const statePath = join(dir, 'state.db');
+  const state = await openStateStore({ dialect: 'sqlite', path: statePath, migrations: SERVER_STATE_MIGRATIONS });
+  const listeners: Array<(c: CommittedBatches) => void> = [];
+  let settled = 0;
+  const log = { error: (obj: object, msg: string) => console.error(msg, obj), warn: (obj: object, msg: string) => console.error(msg, obj) };
+  const errors = await openErrorsModule({
+    state: state.db, submitSpans: () => Promise.resolve(), maxBodyBytes: 1 << 20, log, statePath,
+    spans: {
+      onCommittedBatches: (l) => { listeners.push(l); return () => undefined; },
+      get settledThroughSeq() { return settled; },
+      spansWithEventSince: () => Promise.resolve(emptySpanBatch()),
+    },
+  });
+  let found = 0;
+  errors.events.on('error.events', ({ counts }) => { for (const c of counts) found += c.count; });
+  const spans = batches.reduce((n, b) => n + b.length, 0);
+  const t0 = performance.now();
+  let at = 0;
+  const cost = await measure(spans, async () => {
+    for (let i = 0; i < batches.length; i++) {
+      const due = t0 + (at * 1000) / ERRORS_RATE;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      settled = i + 1;
+      for (const l of listeners) l({ spans: [batches[i]], logs: [], metrics: [], seq: i + 1, settledThroughSeq: i + 1 });
+      at += batches[i].length;
+    }
+    await errors.close();
+  });
+  report('errors', cost);
+  const row = await errorsDb(state.db).selectFrom('errors_events').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+  const stored = Number(row.n);
+  console.log(`errors: ${stored} events stored (${found} counted), ${((cost.cpu * spans) / Math.max(1, stored)).toFixed(1)} µs per event all threads`);
+  await state.close();
 }
 
 await main();

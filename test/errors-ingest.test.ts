@@ -116,6 +116,17 @@ describe('stored payloads', () => {
     const detail = await t.api<{ latestEvent: { eventId: string; payload: { message: string } } }>(`/api/errors/${g.id}`);
     expect(detail.body.latestEvent).toMatchObject({ eventId: id, payload: { message: 'gzip stored 7' } });
   });
+
+  it('a small payload (stored as it is) and a large one (deflated) read back as the event', async () => {
+    for (const message of ['small stored 8', `large stored 9 ${'x'.repeat(3000)}`]) {
+      const id = crypto.randomUUID().replace(/-/g, '');
+      expect((await post(`/api/1/envelope/?sentry_key=${key}`, envelope(id, message))).status).toBe(200);
+      const q = encodeURIComponent(message.slice(0, 14));
+      const g = await eventually(async () => (await t.api<{ groups: ErrorGroup[] }>(`/api/errors?q=${q}`)).body.groups[0]);
+      const detail = await t.api<{ latestEvent: { eventId: string; payload: { message: string } } }>(`/api/errors/${g.id}`);
+      expect(detail.body.latestEvent).toMatchObject({ eventId: id, payload: { message } });
+    }
+  });
 });
 
 describe('OTel-only service', () => {

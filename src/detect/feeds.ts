@@ -7,7 +7,7 @@
  * Attributes are parsed from their JSON text only for rules that ask for them, once per record.
  */
 import type { GroupEventCount } from '../errors/index.js';
-import { isEntrySpan, sketchKey, type LogBatch, type MetricBatch, type SpanBatch } from '../telemetry/index.js';
+import { isEntryRow, sketchKey, type LogBatch, type MetricBatch, type SpanBatch } from '../telemetry/index.js';
 import { summaryQuantile } from '../telemetry/metric-distributions.js';
 import { SUMMARY_TARGETS, type PointDelta } from './metric-window.js';
 import type { AttrLookup, RuleRuntime, SeriesEntry } from './rule-set.js';
@@ -98,7 +98,7 @@ export function feedSpans(rts: readonly RuleRuntime[], b: SpanBatch, touched: To
   const acc = new BatchAcc();
   const attrs = new AttrReader(b);
   for (let i = 0; i < b.length; i++) {
-    if (!isEntrySpan(b.kind[i], b.parentSpanId[i])) continue;
+    if (!isEntryRow(b, i)) continue;
     const labels = { service: b.service[i], operation: b.name[i], version: b.version[i], environment: b.environment[i] };
     const second = Math.floor(b.startUs[i] / 1e6);
     for (const rt of rts) {

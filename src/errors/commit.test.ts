@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { prepareBatch, type EventToCommit } from './commit.js';
+import { inflateSync } from 'node:zlib';
+import { prepareBatch, RAW_PAYLOAD_BELOW, storedPayloadSync, type EventToCommit } from './commit.js';
 import type { RawSentryEvent } from './model.js';
 
 const raw = (json: string): RawSentryEvent => ({ raw: Buffer.from(json), projectId: 7, service: 'shop', nowUs: 1_700_000_000_000_000 });
@@ -33,5 +34,18 @@ describe('prepareBatch (raw Sentry items parsed where the commit runs)', () => {
     expect(b.events[0].compressed).toBe(compressed);
     expect(b.events[0].eventId).toMatch(/^[0-9a-f]{32}$/);
     expect(b.versions).toEqual([2]);
+  });
+});
+
+describe('storedPayloadSync', () => {
+  it('keeps payloads under RAW_PAYLOAD_BELOW as they are and deflates larger ones', () => {
+    const event = prepareBatch([item('{"message":"m"}', 0)]).events[0];
+    const small = JSON.stringify({ attributes: { 'exception.type': 'E', 'exception.stacktrace': 'at f (/app/src/a.ts:1:1)' } });
+    expect(storedPayloadSync({ ...event, payload: small })).toEqual({ encoding: 'json', bytes: Buffer.from(small) });
+    const large = JSON.stringify({ message: 'y'.repeat(RAW_PAYLOAD_BELOW) });
+    const stored = storedPayloadSync({ ...event, payload: large });
+    expect(stored.encoding).toBe('deflate-json');
+    expect(stored.bytes.length).toBeLessThan(large.length / 4);
+    expect(inflateSync(stored.bytes).toString()).toBe(large);
   });
 });

@@ -83,7 +83,7 @@ export function isRawSentryEvent(e: IncomingEvent): e is RawSentryEvent {
 }
 
 /** How error_events.payload is stored. */
-export type PayloadEncoding = 'deflate-json' | 'gzip-envelope';
+export type PayloadEncoding = 'deflate-json' | 'gzip-envelope' | 'json';
 
 /** What grouping decided for one event. */
 export interface GroupingResult {

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { LogBatch, SpanBatch, TelemetryBatches } from '../telemetry/index.js';
+import { idAt } from '../telemetry/packed-ids.js';
 import type { ErrorEvent, StackFrame } from './model.js';
 import { newEventId } from './sentry-event.js';
 import { textOf } from '../core/text.js';
@@ -99,8 +100,10 @@ function fromSpans(b: SpanBatch, projectId: number, out: ErrorEvent[]): void {
     for (let k = 0; k < list.length; k++) {
       const e = list[k] as { timeUs?: number; name?: string; attrs?: Attrs };
       if (e.name !== 'exception' || typeof e.attrs !== 'object') continue;
+      // Ids one row at a time: the decoder's id columns stay words (telemetry/packed-ids.ts).
+      const traceId = idAt(b, 'traceId', i), spanId = idAt(b, 'spanId', i);
       out.push(toEvent(e.attrs, {
-        eventId: spanEventId(b.traceId[i], b.spanId[i], k, e.timeUs ?? b.startUs[i]), projectId, timeUs: e.timeUs ?? b.startUs[i], traceId: b.traceId[i], spanId: b.spanId[i], service: b.service[i],
+        eventId: spanEventId(traceId, spanId, k, e.timeUs ?? b.startUs[i]), projectId, timeUs: e.timeUs ?? b.startUs[i], traceId, spanId, service: b.service[i],
         release: b.version[i], environment: b.environment[i], transaction: b.name[i], source: 'otel-span', extraAttrs: {},
       }));
     }

@@ -1,4 +1,5 @@
 import { emptySpanBatch, type SpanBatch } from '../telemetry/batch.js';
+import { IdColumnWriter, packIds } from '../telemetry/packed-ids.js';
 import { packColumns } from '../telemetry/packed-text.js';
 import {
   CLOSE_BRACE, CLOSE_BRACKET, EMPTY_RESOURCE, fillResource, fillScope, OPEN_BRACE, OPEN_BRACKET,
@@ -13,31 +14,28 @@ import { nanosBetween, nanosToMicros, WireReader } from './wire.js';
  * Case labels are whole tags, `field << 3 | wire type` (0 varint, 1 i64, 2 len, 5 i32).
  */
 
-/** The last trace id made into a string, and where its bytes are in the current request. */
-let lastTraceHex = '';
-let lastTraceAt = 0;
-
-function sameBytes(b: Uint8Array, x: number, y: number, n: number): boolean {
-  for (let i = 0; i < n; i++) if (b[x + i] !== b[y + i]) return false;
-  return true;
+/**
+ * The columns a span carries to the store as bytes: texts as UTF-8 (telemetry/packed-text.ts),
+ * ids as words (telemetry/packed-ids.ts); the batch's `attrs`, `events`, `links`, `traceId`,
+ * `spanId` and `parentSpanId` read them as strings.
+ */
+interface SpanText {
+  attrs: JsonColumn; events: JsonColumn; links: JsonColumn;
+  traceId: IdColumnWriter; spanId: IdColumnWriter; parentSpanId: IdColumnWriter;
 }
 
-/**
- * The text columns a span carries as UTF-8 bytes to the store (telemetry/packed-text.ts); the
- * batch's `attrs`, `events` and `links` read them as strings.
- */
-interface SpanText { attrs: JsonColumn; events: JsonColumn; links: JsonColumn }
-
 export function decodeTracesProtobuf(body: Uint8Array): DecodeResult<SpanBatch> {
-  lastTraceHex = '';
   const r = new WireReader(body);
   const b = emptySpanBatch();
-  // Sized from the body: a span's attributes are usually most of its bytes.
+  // Sized from the body: a span's attributes are usually most of its bytes; a span is ≥ ~40 bytes.
+  const rows = Math.min(65_536, Math.ceil(body.length / 64));
   const text: SpanText = {
     attrs: new JsonColumn(body.length), events: new JsonColumn(Math.min(4096, body.length)), links: new JsonColumn(Math.min(1024, body.length)),
+    traceId: new IdColumnWriter(4, rows), spanId: new IdColumnWriter(2, rows), parentSpanId: new IdColumnWriter(2, rows),
   };
   const done = decodeInto(r, b, text);
   packColumns(b, { attrs: text.attrs.finish(), events: text.events.finish(), links: text.links.finish() });
+  packIds(b, { traceId: text.traceId.finish(), spanId: text.spanId.finish(), parentSpanId: text.parentSpanId.finish() });
   return done;
 }
 
@@ -172,14 +170,11 @@ function span(r: WireReader, end: number, b: SpanBatch, text: SpanText, rej: Rej
     attrs.p = attrsAt; events.p = eventsAt; links.p = linksAt; // the rejected span's texts
     return;
   }
-  // Spans of one trace usually arrive together: reuse the previous span's id string when the
-  // bytes match (16 byte compares are cheaper than making a string, and the column shares it).
-  if (lastTraceHex === '' || !sameBytes(r.buf, traceAt, lastTraceAt, 16)) lastTraceHex = r.hex(traceAt, 16);
-  lastTraceAt = traceAt;
-  b.traceId.push(lastTraceHex);
-  b.spanId.push(r.hex(spanAt, 8));
-  // Some SDKs send an all-zero parent for roots; store it as "no parent".
-  b.parentSpanId.push(parentLen === 8 && !r.isZero(parentAt, 8) ? r.hex(parentAt, 8) : '');
+  text.traceId.put(r.buf, traceAt);
+  text.spanId.put(r.buf, spanAt);
+  // Some SDKs send an all-zero parent for roots; that is "no parent", as an absent one (zero words).
+  if (parentLen === 8) text.parentSpanId.put(r.buf, parentAt);
+  else text.parentSpanId.putNone();
   b.traceState.push(traceState);
   b.name.push(name);
   b.kind.push(kind <= 5 ? kind : 0);

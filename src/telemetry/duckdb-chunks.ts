@@ -6,6 +6,7 @@
  * buffer and copies it with a single native call (`copy_data_to_vector`):
  * - integers/doubles/booleans: written straight into the staging buffer (no BigInt);
  * - hex ids: parsed into UBIGINT / UHUGEINT words in JS (no string crosses into native code);
+ *   ids the protobuf decoder kept as words (packed-ids.ts) are copied as they are;
  * - strings: strings of ≤ 12 bytes are written inline into DuckDB's 16-byte `duckdb_string_t`
  *   slot (its public C layout: u32 length + 12 inline bytes); the longer ones of a column are
  *   encoded one after another into one buffer, handed to DuckDB in one call (it copies them into
@@ -20,6 +21,7 @@ import {
   BIGINT, BLOB, BOOLEAN, DOUBLE, DuckDBDataChunk, INTEGER, LIST, SMALLINT, UBIGINT, UHUGEINT, UINTEGER, UTINYINT, VARCHAR,
   type DuckDBAppender, type DuckDBConnection, type DuckDBType,
 } from '@duckdb/node-api';
+import { packedIds, type PackedIds } from './packed-ids.js';
 import { packedColumns, type PackedText } from './packed-text.js';
 
 /**
@@ -45,18 +47,21 @@ export interface RowSource {
   cols: Record<string, unknown>;
   /** String columns carried as UTF-8 bytes (packed-text.ts), used instead of `cols`' entry. */
   packed?: Readonly<Record<string, PackedText>>;
+  /** Id columns carried as words (packed-ids.ts), used instead of `cols`' entry. */
+  ids?: Readonly<Record<string, PackedIds>>;
 }
 
 /**
- * A batch as a row source, plus computed columns: its columns kept as bytes stay bytes (a
+ * A batch as a row source, plus computed columns: its columns kept as bytes or words stay so (a
  * spread of the batch would decode them into strings).
  */
 export function batchSource(b: { length: number }, extra: Record<string, unknown>): RowSource {
   const packed = packedColumns(b);
+  const ids = packedIds(b);
   const cols: Record<string, unknown> = {};
-  for (const k of Object.keys(b)) if (packed?.[k] === undefined) cols[k] = (b as Record<string, unknown>)[k];
+  for (const k of Object.keys(b)) if (packed?.[k] === undefined && ids?.[k] === undefined) cols[k] = (b as Record<string, unknown>)[k];
   Object.assign(cols, extra);
-  return { length: b.length, cols, packed };
+  return { length: b.length, cols, packed, ids };
 }
 
 const SQL_TYPES: Record<ColumnKind, string> = {
@@ -257,15 +262,17 @@ function fillColumn(vec: duckdb.Vector, spec: ColumnSpec, segs: Segment[], rows:
         u32.set(a.subarray(2 * from, 2 * (from + n)), 2 * at);
         break;
       }
-      case 'hex64': {
+      case 'hex64': case 'hex128': {
+        const words = spec.kind === 'hex64' ? 2 : 4;
+        if (words === 4) bytes = rows * 16;
+        // Ids the decoder kept as words are in this layout already: one copy.
+        const ids = seg.src.ids?.[spec.field];
+        if (ids !== undefined && ids.perId === words) {
+          u32.set(ids.words.subarray(words * from, words * (from + n)), words * at);
+          break;
+        }
         const a = col as ArrayLike<string>;
-        for (let i = 0; i < n; i++) putHex(a[from + i], 2 * (at + i), 2);
-        break;
-      }
-      case 'hex128': {
-        const a = col as ArrayLike<string>;
-        for (let i = 0; i < n; i++) putHex(a[from + i], 4 * (at + i), 4);
-        bytes = rows * 16;
+        for (let i = 0; i < n; i++) putHex(a[from + i], words * (at + i), words);
         break;
       }
       case 'str': case 'strLow':

@@ -166,7 +166,7 @@ export class DuckDbIngest {
     for (const b of spans) {
       const perSecond = rollups.add(b);
       if (deltas) deltasOf(perSecond, deltas);
-      traces.add(b.traceId, b.startUs, b.length);
+      traces.addBatch(b);
     }
     if (deltas) listeners.emitCommitted(deltas);
     if (listeners.wantsBatches) listeners.emitBatches({ spans, logs, metrics, seq, settledThroughSeq: this.settledThrough(seq) });

@@ -24,7 +24,7 @@ export type {
 export { DuckDbTelemetryStore, type CommittedBatches, type DuckDbStoreOptions } from './duckdb-store.js';
 export { CLICKHOUSE_WRITER_OPTIONS, ClickHouseTelemetryStore, type ClickHouseStoreOptions } from './clickhouse-store.js';
 export { describeClickHouse, isClickHouseUrl, parseClickHouseUrl } from './clickhouse-sql.js';
-export { isEntrySpan, type CommittedRollupListener, type RollupListener, type RollupSecond } from './rollup.js';
+export { isEntrySpan, isEntryRow, type CommittedRollupListener, type RollupListener, type RollupSecond } from './rollup.js';
 export { LatencySketch, SKETCH_RELATIVE_ACCURACY, sketchKey, sketchValue } from './sketch.js';
 export { rowCount, TelemetryWriter, type TelemetryWriterOptions, type TelemetryWriterStats } from './writer.js';
 export { RetentionJob, type RetentionDays, type RetentionJobOptions, type RetentionLogger } from './retention.js';

@@ -33,6 +33,11 @@ export class PackedText {
 
   private strings: string[] | undefined;
 
+  /** Whether the column's strings have been made (text() was called). */
+  get decoded(): boolean {
+    return this.strings !== undefined;
+  }
+
   /** A column of strings as bytes (tests, and batches made without a decoder). */
   static of(values: readonly string[]): PackedText {
     const parts = values.map((v) => Buffer.from(v, 'utf8'));

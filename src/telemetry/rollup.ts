@@ -10,6 +10,7 @@
  */
 import { at } from '../core/indexed.js';
 import type { SpanBatch } from './batch.js';
+import { hasId, packedIds } from './packed-ids.js';
 import { LatencySketch, sketchKey } from './sketch.js';
 
 /** One flushed second of one operation, as detectors receive it. */
@@ -79,6 +80,12 @@ const STATUS_ERROR = 2;
 
 export function isEntrySpan(kind: number, parentSpanId: string): boolean {
   return kind === KIND_SERVER || kind === KIND_CONSUMER || parentSpanId === '';
+}
+
+/** isEntrySpan for row i of a batch, without making its parent ids into strings (packed-ids.ts). */
+export function isEntryRow(b: SpanBatch, i: number): boolean {
+  const kind = at(b.kind, i);
+  return kind === KIND_SERVER || kind === KIND_CONSUMER || !hasId(b, 'parentSpanId', i);
 }
 
 function newAcc(a: Omit<Acc, 'count' | 'errors' | 'bins'>): Acc {
@@ -171,12 +178,15 @@ export function deltasOf(perSecond: BatchRollup, out: RollupSecond[] = []): Roll
 
 /** Aggregates the entry spans of one batch per second × operation series. */
 function aggregateBatch(b: SpanBatch, keep?: (i: number) => boolean): Map<number, Period> {
+  // The decoder's parent ids are words (packed-ids.ts): read them without making strings.
+  const parents = packedIds(b)?.parentSpanId;
   const out = new Map<number, Period>();
   let lastSecond = NaN;
   let lastPeriod: Period | undefined;
   let last: Acc | undefined;
   for (let i = 0; i < b.length; i++) {
-    if (!isEntrySpan(at(b.kind, i), at(b.parentSpanId, i))) continue;
+    const kind = at(b.kind, i);
+    if (!(kind === KIND_SERVER || kind === KIND_CONSUMER || (parents === undefined ? at(b.parentSpanId, i) === '' : parents.isZero(i)))) continue;
     if (keep && !keep(i)) continue;
     const second = Math.floor(at(b.startUs, i) / US_PER_S);
     const service = at(b.service, i), operation = at(b.name, i), version = at(b.version, i), environment = at(b.environment, i);

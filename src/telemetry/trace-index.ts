@@ -12,6 +12,9 @@
  * ~0.14. A filter persisted with other settings keeps them (its size and hash count are stored).
  */
 
+import type { SpanBatch } from './batch.js';
+import { packedIds } from './packed-ids.js';
+
 const BITS_PER_KEY = 19.2; // −ln(0.0001) / ln(2)²
 const HASHES = 13;
 const US_PER_MIN = 60_000_000;
@@ -30,14 +33,19 @@ function hexWord(s: string, at: number): number {
   return Number.isNaN(w) ? 0 : w;
 }
 
+/** traceHashes of a 32-digit hex id whose 8-digit words, most significant first, are w0..w3 (unsigned). */
+function wordHashes(w0: number, w1: number, w2: number, w3: number): [number, number] {
+  // Every word feeds both hashes: ids are not always random (tests, some SDKs' counters).
+  const a = (w0 + fmix32(w1 + fmix32(w2 + fmix32(w3)))) >>> 0;
+  const b = (w3 ^ fmix32(w2 ^ fmix32(w1 ^ fmix32(w0 ^ 0x5bd1e995)))) >>> 0;
+  return [fmix32(a), (fmix32(b) | 1) >>> 0];
+}
+
 /** Two independent 32-bit hashes of a trace id (hex; any other string is hashed by its chars). */
 export function traceHashes(traceId: string): [number, number] {
   let a: number, b: number;
   if (traceId.length === 32) {
-    // Every word feeds both hashes: ids are not always random (tests, some SDKs' counters).
-    const w0 = hexWord(traceId, 0), w1 = hexWord(traceId, 8), w2 = hexWord(traceId, 16), w3 = hexWord(traceId, 24);
-    a = (w0 + fmix32(w1 + fmix32(w2 + fmix32(w3)))) >>> 0;
-    b = (w3 ^ fmix32(w2 ^ fmix32(w1 ^ fmix32(w0 ^ 0x5bd1e995)))) >>> 0;
+    return wordHashes(hexWord(traceId, 0), hexWord(traceId, 8), hexWord(traceId, 16), hexWord(traceId, 24));
   } else {
     a = 0x811c9dc5;
     b = 0x01000193;
@@ -133,6 +141,29 @@ export class TraceIndex {
    */
   private inFlight: Map<number, HashList> | undefined;
   private persisted: BloomRow[] = [];
+
+  /** Indexes a batch's spans: from the trace ids' words when the decoder kept them (packed-ids.ts). */
+  addBatch(b: SpanBatch): void {
+    const ids = packedIds(b)?.traceId;
+    if (ids === undefined || ids.perId !== 4) {
+      this.add(b.traceId, b.startUs, b.length);
+      return;
+    }
+    const w = ids.words, startUs = b.startUs;
+    let lastMinute = NaN;
+    let h: [number, number] = [0, 0];
+    for (let i = 0, k = 0; i < b.length; i++, k += 4) {
+      const minute = Math.floor(startUs[i] / US_PER_MIN);
+      const same = i > 0 && w[k] === w[k - 4] && w[k + 1] === w[k - 3] && w[k + 2] === w[k - 2] && w[k + 3] === w[k - 1];
+      if (same && minute === lastMinute) continue;
+      // All-zero words are no id: the decoder never keeps one (it rejects such spans).
+      if (!same) h = wordHashes(w[k + 3], w[k + 2], w[k + 1], w[k]);
+      lastMinute = minute;
+      let list = this.open.get(minute);
+      if (!list) { list = new HashList(); this.open.set(minute, list); }
+      list.push(h[0], h[1]);
+    }
+  }
 
   /** Indexes spans (trace id, start) whose position `keep` accepts (all when absent). */
   add(traceIds: ArrayLike<string>, startUs: ArrayLike<number>, length: number, keep?: (i: number) => boolean): void {

@@ -7,7 +7,10 @@ import { AppError } from '../core/app-error.js';
 import { hexOf, logBatch, spanBatch } from './conformance-batches.js';
 import { DuckDbTelemetryStore } from './duckdb-store.js';
 import type { TelemetryBatches, TelemetryStore } from './store.js';
-import { TelemetryWriter } from './writer.js';
+import { estimateBytes, TelemetryWriter } from './writer.js';
+import { decodeTraces } from '../otlp/index.js';
+import { makeRealisticTracePayload } from '../otlp/fixtures.js';
+import { packedColumns } from './packed-text.js';
 
 const T0 = Date.UTC(2024, 4, 1, 10) * 1000;
 
@@ -138,5 +141,18 @@ describe('TelemetryWriter', () => {
       await store.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('estimateBytes', () => {
+  it('counts a decoded request’s text columns by their bytes, without making them strings', () => {
+    const spans = decodeTraces(makeRealisticTracePayload(50), 'protobuf').batch;
+    const packed = packedColumns(spans);
+    expect(packed?.attrs).toBeDefined();
+    const estimate = estimateBytes({ spans });
+    for (const col of ['attrs', 'events', 'links'] as const) expect(packed?.[col]?.decoded, col).toBe(false);
+    // The same rows as plain strings (a spread copy) estimate the same: attribute text here is ASCII.
+    expect(estimateBytes({ spans: { ...spans } })).toBe(estimate);
+    expect(estimate).toBeGreaterThan(50 * 160 + spans.attrs.reduce((n, a) => n + a.length, 0) - 1);
   });
 });

@@ -13,6 +13,7 @@ import { apiError } from '../core/app-error.js';
 // The schema module only (zod, no other module): config/index.ts reaches into http/ and state/.
 import { INGEST_DEFAULTS } from '../config/schema.js';
 import { PartialAppendError, type TelemetryBatches, type TelemetryStore } from './store.js';
+import { packedColumns } from './packed-text.js';
 
 /**
  * The server passes the validated settings (`ingest.*`, `queueMaxRows`: config/schema.ts,
@@ -55,18 +56,36 @@ export function rowCount(b: TelemetryBatches): number {
   return (b.spans?.length ?? 0) + (b.logs?.length ?? 0) + (b.metrics?.length ?? 0);
 }
 
-function textBytes(cols: ArrayLike<string>[]): number {
+/**
+ * Length of the text columns `fields` of `b`: a column the decoder kept as UTF-8 bytes
+ * (packed-text.ts) by its byte count, without making its strings (reading the column here
+ * decoded every span's attributes, events and links into strings on every request).
+ */
+function textBytes(b: object, fields: readonly string[]): number {
+  const packed = packedColumns(b);
   let n = 0;
-  for (const col of cols) for (let i = 0; i < col.length; i++) n += col[i].length;
+  for (const f of fields) {
+    const p = packed?.[f];
+    if (p !== undefined) {
+      n += p.length === 0 ? 0 : p.end(p.length - 1);
+      continue;
+    }
+    const col = (b as Record<string, ArrayLike<string>>)[f];
+    for (let i = 0; i < col.length; i++) n += col[i].length;
+  }
   return n;
 }
+
+const SPAN_TEXT = ['attrs', 'events', 'links', 'name'] as const;
+const LOG_TEXT = ['body', 'attrs'] as const;
+const METRIC_TEXT = ['attrs', 'detail'] as const;
 
 /** Rough memory held by a request: fixed per-row overhead plus its long text columns. */
 export function estimateBytes(b: TelemetryBatches): number {
   let n = rowCount(b) * 160;
-  if (b.spans) n += textBytes([b.spans.attrs, b.spans.events, b.spans.links, b.spans.name]);
-  if (b.logs) n += textBytes([b.logs.body, b.logs.attrs]);
-  if (b.metrics) n += textBytes([b.metrics.attrs, b.metrics.detail]);
+  if (b.spans) n += textBytes(b.spans, SPAN_TEXT);
+  if (b.logs) n += textBytes(b.logs, LOG_TEXT);
+  if (b.metrics) n += textBytes(b.metrics, METRIC_TEXT);
   return n;
 }
 
