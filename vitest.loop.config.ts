@@ -15,6 +15,7 @@ export const LOOP_TESTS = [
   'test/durability-sync.test.ts',
   'test/cluster-failover.test.ts',
   'test/cluster-loop.test.ts',
+  'test/cluster-clickhouse-loop.test.ts',
 ];
 
 /**

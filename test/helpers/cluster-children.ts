@@ -24,6 +24,8 @@ export interface ClusterChildrenOptions {
   configure: (dataDir: string) => void;
   /** Extra environment of the children. */
   env?: () => Record<string, string>;
+  /** Extra arguments of `tightloop up` (e.g. `--telemetry clickhouse://…`). */
+  args?: () => string[];
 }
 
 export class ClusterChildren {
@@ -49,7 +51,7 @@ export class ClusterChildren {
     this.o.configure(dataDir);
     const [port, gatewayPort] = [await freePort(), await freePort()];
     const child = spawn(process.execPath, [BIN, 'up', '--data-dir', dataDir, '--port', String(port), '--gateway-port', String(gatewayPort),
-      '--state', this.o.stateUrl(), '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.o.env?.() } });
+      '--state', this.o.stateUrl(), '--log-level', 'warn', ...(this.o.args?.() ?? [])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.o.env?.() } });
     const node: ClusterChild = { name, port, gatewayPort, dataDir, child, out: '', err: '' };
     child.stdout?.on('data', (d: Buffer) => { node.out += d.toString(); });
     child.stderr?.on('data', (d: Buffer) => { node.err += d.toString(); });
