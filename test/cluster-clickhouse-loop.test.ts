@@ -246,10 +246,14 @@ describe.skipIf(!installed)('the whole multi-node deployment: PostgreSQL state, 
       for (const n of nodes) process.stderr.write(`--- node ${n.name} (port ${n.port}) stdout and stderr:\n${n.out.slice(-8000)}\n${n.err.slice(-3000)}\n`);
       process.stderr.write(`--- ${marks.join(', ')}\n--- hooks ${JSON.stringify(receiver.hooks.map((h) => [h.path, h.body])).slice(0, 4000)}\n`);
     });
-    const a = await children.start('a');
-    expect(await isActive(a)).toBe(true);
+    // Started at once: one of them takes the lease (`a` below), the other two are its standbys.
+    const started3 = await Promise.all(['n1', 'n2', 'n3'].map((n) => children.start(n)));
+    const a = await eventually(async () => {
+      for (const n of started3) if (await isActive(n)) return n;
+      return undefined;
+    }, 30_000);
+    const [b, c] = started3.filter((n) => n !== a);
     const token = readFileSync(join(a.dataDir, 'admin.token'), 'utf8').trim();
-    const [b, c] = await Promise.all([children.start('b'), children.start('c')]);
     const holderA = (await callApi<ClusterView>(url(c), token, 'GET', '/api/cluster')).body.leases[0].holder;
     mark('nodes up');
 

@@ -35,14 +35,20 @@ export class ClusterChildren {
 
   constructor(private readonly o: ClusterChildrenOptions) {}
 
+  private keyMade: Promise<string> | undefined;
+
+  /** The cluster's audit key and anchor, made once (also when nodes start at the same time). */
   private async copyAuditKey(dataDir: string): Promise<void> {
-    if (this.auditKeyDir === undefined) {
-      this.auditKeyDir = mkdtempSync(join(tmpdir(), `${this.o.prefix}-key-`));
-      const anchor = new AuditAnchor(join(this.auditKeyDir, 'gateway-audit.anchor'), join(this.auditKeyDir, 'gateway-audit.key'), pino({ level: 'silent' }));
+    this.keyMade ??= (async () => {
+      const dir = mkdtempSync(join(tmpdir(), `${this.o.prefix}-key-`));
+      this.auditKeyDir = dir;
+      const anchor = new AuditAnchor(join(dir, 'gateway-audit.anchor'), join(dir, 'gateway-audit.key'), pino({ level: 'silent' }));
       await anchor.open(() => Promise.resolve(undefined), { seq: 0, hash: '0'.repeat(64) });
       await anchor.close();
-    }
-    for (const f of ['gateway-audit.key', 'gateway-audit.anchor']) copyFileSync(join(this.auditKeyDir, f), join(dataDir, f));
+      return dir;
+    })();
+    const dir = await this.keyMade;
+    for (const f of ['gateway-audit.key', 'gateway-audit.anchor']) copyFileSync(join(dir, f), join(dataDir, f));
   }
 
   async start(name: string): Promise<ClusterChild> {
