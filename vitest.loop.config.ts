@@ -15,6 +15,7 @@ export const LOOP_TESTS = [
   'test/durability-sync.test.ts',
   'test/cluster-failover.test.ts',
   'test/cluster-loop.test.ts',
+  'test/cluster-clickhouse-loop.test.ts',
 ];
 
 /**
@@ -37,7 +38,7 @@ export const STATE_SUITES = [
   'test/detect.test.ts', 'test/detect-cli.test.ts', 'test/detect-signals.test.ts', 'src/detect/engine.test.ts', 'src/detect/feeds.test.ts',
   // deploys, verification, rollouts, actions
   'test/deploys-authz.test.ts', 'test/actions-api.test.ts', 'test/actions-service.test.ts', 'test/rollout-policy.test.ts',
-  'src/deploys/rollback-target.test.ts',
+  'src/deploys/rollback-target.test.ts', 'src/deploys/service-warm.test.ts',
   // (deploys-metric-checks is not: its subject is metric telemetry; its state path is deploys-verify's)
   'test/deploys-verify.test.ts', 'test/rollout-e2e.test.ts',
   // incidents

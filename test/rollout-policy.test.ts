@@ -467,6 +467,33 @@ describe('deploys made elsewhere', () => {
     await again.close();
   });
 
+  it('resumes a rollout stopped during a step\'s verification without running that step\'s deploy action again', async () => {
+    // `api` (steps 10, 50, 100): the 10 % step passed; the 50 % step's deploy action succeeded and
+    // was recorded, and the process stopped while verifying it (docs/cluster.md).
+    const d = await deploys.record({ service: 'api', version: '7.1.0', source: 'rollout', previousVersion: '6.0.0', verify: false });
+    const set50 = await actions.start('ship', { SERVICE: 'api', VERSION: '7.1.0', WEIGHT: 50 }, alice, { deployId: d.id });
+    expect((await set50.done).status).toBe('succeeded');
+    const startedAt = new Date().toISOString();
+    const r = await interruptedRow({
+      id: ulid(), deployId: d.id, service: 'api', version: '7.1.0', previousVersion: '6.0.0', rollbackTo: '6.0.0', environment: 'production', actor: 'alice',
+      status: 'running', rollbackDeployId: null, rollbackRunId: null, rollbackVerdict: null, reason: null, startedAt, finishedAt: null,
+      steps: [{ weight: 10, runId: 'run-10', verdicts: [{ outcome: 'pass', verificationId: 'v1', reason: null, at: startedAt }] },
+        { weight: 50, runId: set50.run.id, verdicts: [] }, { weight: 100, runId: null, verdicts: [] }],
+    });
+    deploys.verifyCalls = [];
+    const again = new RolloutManager({ deploys, actions, services: () => services, audit, log: pino({ level: 'silent' }), db: state.db });
+    await again.open();
+    expect(await again.resumeRollouts()).toBe(1);
+    const done = await again.wait(r.id);
+    expect(done).toMatchObject({ status: 'promoted', resumed: 1 });
+    // The 50 % step was verified (not deployed again), then the 100 % step deployed and verified.
+    expect(done.steps.map((x) => [x.weight, x.runId === null ? null : 'run', x.verdicts.map((v) => v.outcome)])).toEqual([[10, 'run', ['pass']], [50, 'run', ['pass']], [100, 'run', ['pass']]]);
+    expect(done.steps[1].runId).toBe(set50.run.id);
+    expect((await actions.listRuns({ deployId: d.id })).map((x) => x.params.WEIGHT).reverse()).toEqual([50, 100]);
+    expect(deploys.verifyCalls).toEqual(['7.1.0', '7.1.0']);
+    await again.close();
+  });
+
   it('writes rollout steps and outcomes to the audit chain, which verifies', async () => {
     const kinds = (await audit.query({ kind: 'rollout.', limit: 1000 })).map((r) => r.kind);
     expect(kinds).toEqual(expect.arrayContaining(['rollout.started', 'rollout.step', 'rollout.promoted', 'rollout.rolled_back']));

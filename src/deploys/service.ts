@@ -24,6 +24,8 @@ export interface DeployServiceOptions {
   source: {
     onCommittedRollups(listener: (rows: RollupSecond[]) => void): () => void;
     onCommittedBatches?(listener: (c: CommittedBatches) => void): () => void;
+    /** Stored per-operation rollups (newest first): the verifier's history refills from them at start. */
+    operationRollups?(level: 'second', fromUs: number, toUs: number, limit: number): Promise<RollupSecond[]>;
   };
   /**
    * A service's configured metric checks (the server reads `metricChecks` from services.yaml).
@@ -60,6 +62,8 @@ export interface DeployListFilter {
 interface Waiter { resolve: (v: Verification) => void; reject: (e: Error) => void }
 
 const MAX_DURATION_LIMIT_S = 86_400;
+/** Stored rollup rows read at start (the newest are kept when the window holds more). */
+const MAX_WARM_ROWS = 200_000;
 const QUIET_LEVELS = new Set(['warning', 'info', 'debug', 'log', 'sample']);
 
 export class DeployService implements DeployApi {
@@ -90,8 +94,9 @@ export class DeployService implements DeployApi {
     });
   }
 
-  /** Subscribes to telemetry and error groups; resumes verifications a restart interrupted. */
+  /** Refills the verifier's history, subscribes to telemetry and error groups; resumes verifications a restart interrupted. */
   async start(): Promise<void> {
+    await this.warm();
     this.unsubscribes.push(this.opts.source.onCommittedRollups((rows) => this.verifier.onDeltas(rows)));
     if (this.opts.metricChecks && this.opts.source.onCommittedBatches) {
       this.unsubscribes.push(this.opts.source.onCommittedBatches((c) => {
@@ -114,6 +119,31 @@ export class DeployService implements DeployApi {
       this.timer = setInterval(() => this.tick(), tickMs);
       this.timer.unref();
     }
+  }
+
+  /**
+   * Refills the verifier's seconds per version (the pre-deploy window; a rollback's own history,
+   * which is what its verdict compares with) from the telemetry store's per-operation rollups of
+   * the last `preDeployWindowS`, through the same path as live deltas. So a process that starts —
+   * restarted, or the cluster node that took the lease over — verifies with the history its
+   * store holds: with telemetry in ClickHouse, every node's (the dead holder's ingest included);
+   * with the embedded DuckDB store, what this node ingested. Read before live deltas are
+   * subscribed: this node ingests nothing before its listener opens, after the start, and in a
+   * cluster only the lease holder ingests. A failed read is logged and leaves the history to
+   * refill from live traffic (as before: a rollback verified meanwhile is inconclusive).
+   */
+  private async warm(): Promise<void> {
+    const src = this.opts.source;
+    if (src.operationRollups === undefined) return;
+    const nowUs = this.nowMs() * 1000;
+    let rows: RollupSecond[];
+    try {
+      rows = await src.operationRollups('second', nowUs - (this.opts.preDeployWindowS ?? 600) * 1e6, nowUs + 1e6, MAX_WARM_ROWS);
+    } catch (err) {
+      this.opts.logger?.warn({ err }, 'deploys: reading the stored rollups failed; verification history refills from live traffic');
+      return;
+    }
+    if (rows.length > 0) this.verifier.onDeltas(rows.sort((a, b) => a.second - b.second));
   }
 
   /**

@@ -24,6 +24,8 @@ export interface ClusterChildrenOptions {
   configure: (dataDir: string) => void;
   /** Extra environment of the children. */
   env?: () => Record<string, string>;
+  /** Extra arguments of `tightloop up` (e.g. `--telemetry clickhouse://…`). */
+  args?: () => string[];
 }
 
 export class ClusterChildren {
@@ -33,14 +35,20 @@ export class ClusterChildren {
 
   constructor(private readonly o: ClusterChildrenOptions) {}
 
+  private keyMade: Promise<string> | undefined;
+
+  /** The cluster's audit key and anchor, made once (also when nodes start at the same time). */
   private async copyAuditKey(dataDir: string): Promise<void> {
-    if (this.auditKeyDir === undefined) {
-      this.auditKeyDir = mkdtempSync(join(tmpdir(), `${this.o.prefix}-key-`));
-      const anchor = new AuditAnchor(join(this.auditKeyDir, 'gateway-audit.anchor'), join(this.auditKeyDir, 'gateway-audit.key'), pino({ level: 'silent' }));
+    this.keyMade ??= (async () => {
+      const dir = mkdtempSync(join(tmpdir(), `${this.o.prefix}-key-`));
+      this.auditKeyDir = dir;
+      const anchor = new AuditAnchor(join(dir, 'gateway-audit.anchor'), join(dir, 'gateway-audit.key'), pino({ level: 'silent' }));
       await anchor.open(() => Promise.resolve(undefined), { seq: 0, hash: '0'.repeat(64) });
       await anchor.close();
-    }
-    for (const f of ['gateway-audit.key', 'gateway-audit.anchor']) copyFileSync(join(this.auditKeyDir, f), join(dataDir, f));
+      return dir;
+    })();
+    const dir = await this.keyMade;
+    for (const f of ['gateway-audit.key', 'gateway-audit.anchor']) copyFileSync(join(dir, f), join(dataDir, f));
   }
 
   async start(name: string): Promise<ClusterChild> {
@@ -49,7 +57,7 @@ export class ClusterChildren {
     this.o.configure(dataDir);
     const [port, gatewayPort] = [await freePort(), await freePort()];
     const child = spawn(process.execPath, [BIN, 'up', '--data-dir', dataDir, '--port', String(port), '--gateway-port', String(gatewayPort),
-      '--state', this.o.stateUrl(), '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.o.env?.() } });
+      '--state', this.o.stateUrl(), '--log-level', 'warn', ...(this.o.args?.() ?? [])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...this.o.env?.() } });
     const node: ClusterChild = { name, port, gatewayPort, dataDir, child, out: '', err: '' };
     child.stdout?.on('data', (d: Buffer) => { node.out += d.toString(); });
     child.stderr?.on('data', (d: Buffer) => { node.err += d.toString(); });

@@ -187,7 +187,9 @@ export class RolloutManager {
    * Continues the rollouts a previous process left `running` (it crashed, or it held the
    * cluster's lease and died), as a controller restarted mid-rollout does: from the step it
    * recorded last, whose deploy action runs again (it sets the same weight: idempotent, like a
-   * rollback action) before that step is verified; a rollout whose verification (or deploy
+   * rollback action) before that step is verified — unless that action's run is recorded as
+   * succeeded (the process stopped during the step's verification): then the step is only
+   * verified, its action is not repeated; a rollout whose verification (or deploy
    * action) had failed is rolled back; one whose steps had all passed is promoted. Aborted
    * instead (a person's call, as before): a rollout started over RESUME_WITHIN_MS ago, of a
    * service no longer configured, or driven by `local` actions (its versions ran as children of
@@ -240,17 +242,19 @@ export class RolloutManager {
     }
     for (const step of r.steps) {
       const last = step.verdicts.at(-1)?.outcome;
-      // A deploy action that failed by itself (not one a restart interrupted) is a failed step.
-      const run = step.runId !== null && last === undefined ? await this.o.actions.get(step.runId).catch((err: unknown) => {
+      const passed = last === 'pass' || step.promotedWithoutEvidence === true;
+      // The step's recorded deploy action: failed by itself (not one a restart interrupted) is a
+      // failed step; succeeded, its weight is set (the process stopped while verifying it).
+      const run = step.runId !== null && !passed ? await this.o.actions.get(step.runId).catch((err: unknown) => {
         this.o.log.warn({ err, rollout: r.id, run: step.runId }, 'rollout: cannot read the deploy action of a step; judging the step by its verdicts');
         return null;
       }) : null;
-      const runFailed = run !== null && run.status !== 'succeeded' && run.error !== INTERRUPTED;
+      const runFailed = run !== null && last === undefined && run.status !== 'succeeded' && run.error !== INTERRUPTED;
       if (deploy.status === 'failed' || last === 'fail' || (last === 'inconclusive' && cfg.onInconclusive === 'rollback') || runFailed) {
         await this.rollBack(r, deploy, cfg, `verification or deploy action failed at ${step.weight} % before tightloop restarted; rolled back after it`);
         return r;
       }
-      if (last !== 'pass' && step.promotedWithoutEvidence !== true) return this.drive(r, cfg, deploy, maxDurationS, r.steps.indexOf(step));
+      if (!passed) return this.drive(r, cfg, deploy, maxDurationS, r.steps.indexOf(step), run?.status === 'succeeded');
     }
     return this.promote(r, cfg, deploy);
   }
@@ -384,20 +388,25 @@ export class RolloutManager {
    * rollout acts on them (a refused write, e.g. `lease_lost`, stops it): what resumeRollouts()
    * continues from.
    */
-  private async drive(r: Rollout, cfg: ServiceConfig, deploy: Deploy, maxDurationS: number, from = 0): Promise<Rollout> {
+  private async drive(r: Rollout, cfg: ServiceConfig, deploy: Deploy, maxDurationS: number, from = 0, weightSet = false): Promise<Rollout> {
     const base = { SERVICE: r.service, VERSION: r.version, ...(r.previousVersion === null ? {} : { PREVIOUS_VERSION: r.previousVersion }) };
     for (const step of r.steps.slice(from)) {
       if (this.closed) return r;
-      const run = await this.runAction(cfg.deployAction ?? 'local-deploy', { ...base, WEIGHT: step.weight }, deploy.id);
-      if (this.closed) return r; // a run ended by the shutdown is no verdict on the version
-      step.runId = run.id;
-      await this.save(r);
-      if (run.status !== 'succeeded') {
-        await this.rollBack(r, deploy, cfg, `deploy action ${run.action} ${run.status} at ${step.weight} %: ${run.error ?? ''}`.trim());
-        return r;
+      // Resumed while this step was being verified: its deploy action had succeeded (recorded
+      // before its verification began), so its weight is set; the step is verified, not run again.
+      const verifying = weightSet && step === r.steps[from];
+      if (!verifying) {
+        const run = await this.runAction(cfg.deployAction ?? 'local-deploy', { ...base, WEIGHT: step.weight }, deploy.id);
+        if (this.closed) return r; // a run ended by the shutdown is no verdict on the version
+        step.runId = run.id;
+        await this.save(r);
+        if (run.status !== 'succeeded') {
+          await this.rollBack(r, deploy, cfg, `deploy action ${run.action} ${run.status} at ${step.weight} %: ${run.error ?? ''}`.trim());
+          return r;
+        }
+        this.o.audit.append({ kind: 'rollout.step', actor: 'tightloop', resource: `service:${r.service}`, data: { rollout: r.id, deployId: deploy.id, weight: step.weight, run: run.id } });
+        if (cfg.warmupS > 0) await new Promise((resolve) => setTimeout(resolve, cfg.warmupS * 1000));
       }
-      this.o.audit.append({ kind: 'rollout.step', actor: 'tightloop', resource: `service:${r.service}`, data: { rollout: r.id, deployId: deploy.id, weight: step.weight, run: run.id } });
-      if (cfg.warmupS > 0) await new Promise((resolve) => setTimeout(resolve, cfg.warmupS * 1000));
       // A resumed step counts the holds it had already made.
       let holds = step.verdicts.filter((x) => x.outcome === 'inconclusive').length;
       for (;;) {
