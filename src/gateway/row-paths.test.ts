@@ -115,7 +115,7 @@ describe('one row path per table: k FROM items cannot test k bits of one row (at
       }
       // Tests of one row through one item, also in several places of the statement, and tests of
       // two different tables: each row tells its own bit.
-      const q = async (sql: string): Promise<unknown[]> => (await c.query(sql)).rows;
+      const q = async (sql: string): Promise<unknown[]> => (await c.query<Record<string, unknown>>(sql)).rows;
       expect(await q("SELECT c.id FROM customers c WHERE c.email LIKE 'a%' AND c.card LIKE '4%' AND EXISTS (SELECT 1 FROM orders o WHERE o.customer = c.id)")).toEqual([{ id: 1 }]);
       expect(await q("SELECT count(*)::int AS n FROM (SELECT id, email FROM customers WHERE email LIKE '%.com') d WHERE d.email LIKE 'a%'")).toEqual([{ n: 1 }]);
       expect(await q("SELECT a.id FROM customers a JOIN customers b ON b.id = a.id + 1 WHERE a.email LIKE 'a%'")).toEqual([{ id: 1 }]);
