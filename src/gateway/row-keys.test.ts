@@ -56,6 +56,9 @@ describe('row keys over masked values with known rows planted (attack round 5 #5
         'SELECT array_agg(id) FROM (SELECT id FROM customers ORDER BY card DESC) s',
         // DISTINCT ON and DISTINCT of derived values.
         'SELECT DISTINCT ON (substr(email, 2, 1)) id FROM customers',
+        // DISTINCT ON sorts by its key: the ids come back in the e-mails' order (round 9 H1).
+        'SELECT DISTINCT ON (email) id FROM customers',
+        'SELECT DISTINCT ON (c.name, c.id) c.id FROM customers c',
         'SELECT count(*) FROM (SELECT DISTINCT substr(email, 2, 1), id > 999 FROM customers) s',
       ];
       for (const sql of decoders) {

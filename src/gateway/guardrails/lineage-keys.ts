@@ -16,7 +16,9 @@ import type { JsonNode } from './walk.js';
  *
  * - an ORDER BY key computed from a masked value (also a plain reference) is refused: a sort
  *   places each row between the known values below and above it, a binary search over them;
- * - a GROUP BY key (also inside GROUPING SETS/ROLLUP/CUBE), a DISTINCT ON key or a column of a
+ * - a DISTINCT ON key computed from a masked value (also a plain reference) is refused: PostgreSQL
+ *   sorts by it, so the rows come back in the masked value's order (attack round 9 H1);
+ * - a GROUP BY key (also inside GROUPING SETS/ROLLUP/CUBE) or a column of a
  *   plain DISTINCT computed from a masked value is refused, unless it is a plain reference to the
  *   stored column of a table in the query level's own FROM (no cast, function, COLLATE or derived
  *   table in between): equality of whole stored values, which tells a row's value only when a
@@ -122,6 +124,8 @@ export function rowKeys(sel: JsonNode, outs: readonly OutputColumn[], scope: Sco
       report('a DISTINCT column', [outputReading({ val: (tl[i] as { ResTarget?: JsonNode } | undefined)?.ResTarget?.val, out: o })], false);
     });
   } else {
-    for (const d of distinct) report('a DISTINCT ON key', readings(d, sel, outs, scope, outputsOnly), false);
+    // DISTINCT ON is a sort on its keys in PostgreSQL: the rows come back in the key's order
+    // (attack round 9 H1), so a masked key is refused like an ORDER BY one, plain or not.
+    for (const d of distinct) report('a DISTINCT ON key', readings(d, sel, outs, scope, outputsOnly), true);
   }
 }
