@@ -74,6 +74,12 @@ export class UserBuckets {
     if (b === undefined) this.byUser.set(userId, b = new TimeBucket(this.burstMs, this.refillPerSecond));
     return b;
   }
+
+  /** Gives `userId` a bucket of another size (tests), or back the usual one when `bucket` is undefined. */
+  set(userId: string, bucket: TimeBucket | undefined): void {
+    if (bucket === undefined) this.byUser.delete(userId);
+    else this.byUser.set(userId, bucket);
+  }
 }
 
 /** Judging time (parse and analysis) one user may spend at once (ms). */
