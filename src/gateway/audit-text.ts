@@ -15,7 +15,8 @@ import type { BoundParameters } from './wire/decode.js';
  * past the 1,024th character or the 64th parameter was not either). Their size is bounded where
  * they enter: a statement's text by the gateway's limit on Query and Parse messages (1 MiB,
  * refused with 54000 before anything runs), parameter values by the Bind limit (wire/framer.ts).
- * So the record grows with what the client sends, and what it sends is all there.
+ * So the record grows with what the client sends, and what it sends is all there; how fast one
+ * user's records grow is bounded instead (user-bucket.ts auditVolume, charged by session.ts).
  */
 
 /** COPY FROM STDIN data per `statement.copy_data` record (session.ts): a longer copy makes more records. */
@@ -38,6 +39,16 @@ export function auditedText(sql: string | undefined, params: BoundParameters | u
   const out: AuditedText = { ...boundedText(sql) };
   if (params !== undefined && params.count > 0) out.params = params.values;
   return out;
+}
+
+/**
+ * Characters of text and parameter values `a` puts in a record: what the user's audit volume is
+ * charged for it (user-bucket.ts auditVolume; nothing is cut, the rate is bounded).
+ */
+export function auditedChars(a: AuditedText | Record<string, never>): number {
+  let n = a.text?.length ?? 0;
+  for (const v of a.params ?? []) n += v?.length ?? 0;
+  return n;
 }
 
 /**

@@ -13,7 +13,7 @@
  *   upstream.ts        connect and log in to the real server (SCRAM, md5, password; TLS)
  *   relay.ts           message relay: judge, attribute (pipeline.ts), mask, backpressure
  *   registry.ts        live sessions by cancel key and grant
- *   user-bucket.ts     thread time rationed per user (judging, detection): TimeBucket, UserBuckets
+ *   user-bucket.ts     thread time and audit volume rationed per user (judging, detection, audit): TimeBucket, UserBuckets
  *   wire/              framing, decoding and encoding of protocol messages; GatewayError and its registry (GATEWAY_ERRORS: code → SQLSTATE)
  *   guardrails/        parse-tree visitors, decisions and their caches
  *   masking/           content detectors, type-preserving renderers, DataRow/COPY masking

@@ -54,7 +54,7 @@ export type Verdict = {
 } | {
   /**
    * The judge cannot decide yet (an approval being claimed in the state store, or the user's
-   * judging time spent: user-bucket.ts): the relay stops at this message, holding it and
+   * judging time spent or audit volume in debt: user-bucket.ts): the relay stops at this message, holding it and
    * everything after it, and judges it again once the promise settles (a rejection ends the
    * session).
    */
@@ -92,6 +92,12 @@ export interface RelayHooks {
    * audited like an INSERT's literals), then null when the copy ends (CopyDone, CopyFail).
    */
   copyIn?(chunk: Buffer | null): void;
+  /**
+   * Asked at each Bind: a promise holds this client's bytes, from the Bind on, until it settles
+   * (the user's audit volume is in debt: session.ts). A prepared statement is judged once, at its
+   * Parse, and may be bound and executed any number of times after it.
+   */
+  hold?(): Promise<void> | undefined;
 }
 
 export interface RelayStats {
@@ -295,6 +301,11 @@ export class Relay implements ChunkQueue {
    */
   private waiting: Buffer[] | undefined;
 
+  /** Is the relay holding this client's bytes for a verdict that waits (Verdict.wait, `hold`)? */
+  get holding(): boolean {
+    return this.waiting !== undefined;
+  }
+
   private onClientData(chunk: Buffer): void {
     const buf = this.fromClient.push(chunk);
     if (this.waiting !== undefined) {
@@ -405,6 +416,8 @@ export class Relay implements ChunkQueue {
           break;
         }
         case FRONTEND.Bind: {
+          const hold = this.hooks.hold?.();
+          if (hold !== undefined) return this.waitAt(off, hold, buf, cut, segments, out, both(counted, gate));
           const bind = decodeBind(body);
           this.described.delete(bind.portal);
           const once = this.approvedOnce.get(bind.statement);

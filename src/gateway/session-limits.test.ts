@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { failure, grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql, type PgError } from '../../test/helpers/gateway.js';
 import { asUser, type GatewayHarness, type Upstream } from './harness.conformance.js';
 import { limitRefusal, startupLimits, timeoutMs } from './guardrails/session-limits.js';
-import { judgingTime } from './user-bucket.js';
+import { auditVolume, judgingTime, TimeBucket } from './user-bucket.js';
+import { eventually } from '../../test/helpers/server.js';
 
 /**
  * Session resource limits (issue 15): the gateway sets statement_timeout, lock_timeout and
@@ -237,3 +238,58 @@ describe('judging time is bounded per user (attack round 8 G1)', () => {
   });
 });
 
+
+describe('audit volume is bounded per user (attack round 9 H2)', () => {
+  const KIB = 1024;
+
+  /**
+   * alice gets a small audit volume (64 KiB, refilled at 256 KiB per second) and a statement of
+   * hers with a 1 MiB value runs: its record is charged whole, and her volume is ~1 MiB in debt,
+   * ~4 s to refill. Her next statement, `next`, is held; bob's statement answers while it waits,
+   * and `next` runs once the volume refilled.
+   */
+  async function heldWhileInDebt(first: (c: pg.Client) => Promise<unknown>, next: (c: pg.Client) => Promise<pg.QueryResult<{ one: number }>>): Promise<void> {
+    const volume = new TimeBucket(64 * KIB, 256 * KIB);
+    auditVolume.set(h.users.alice.id, volume);
+    const alice = await client('alice');
+    const bob = await client('bob');
+    try {
+      expect(volume.msUntilAvailable()).toBe(0);
+      await first(alice);
+      // Nothing cut: charged for what was recorded, so the volume is in debt.
+      expect(volume.msUntilAvailable()).toBeGreaterThan(0);
+      let aliceAnswered = false;
+      const alices = next(alice).then((r) => {
+        aliceAnswered = true;
+        return r.rows;
+      });
+      // Her session's relay holds the statement (a condition, not a time: not held, it answers
+      // and the relay never holds).
+      const held = await eventually(() => h.gateway.registry.sessions().find((s) => s.who?.userId === h.users.alice.id && s.relay?.holding === true));
+      expect((await bob.query('SELECT 2 AS two')).rows).toEqual([{ two: 2 }]);
+      expect(aliceAnswered).toBe(false);
+      expect(held.relay?.holding).toBe(true);
+      // Held, not refused: it runs once the volume refilled.
+      expect(await alices).toEqual([{ one: 1 }]);
+    } finally {
+      await alice.end();
+      await bob.end();
+      auditVolume.set(h.users.alice.id, undefined);
+    }
+  }
+
+  it("a user whose audit volume is in debt waits for it to refill; another user's statements go on", async () => {
+    await heldWhileInDebt(
+      async (c) => expect((await c.query<{ n: number }>('SELECT length($1) AS n', ['x'.repeat(1024 * KIB)])).rows).toEqual([{ n: 1024 * KIB }]),
+      (c) => c.query<{ one: number }>('SELECT 1 AS one'),
+    );
+  });
+
+  it('a prepared statement bound again (no Parse, so not judged again) is held at its Bind', async () => {
+    const text = 'SELECT length($1)::int / length($1)::int AS one';
+    await heldWhileInDebt(
+      async (c) => expect((await c.query<{ one: number }>({ name: 'big', text, values: ['x'.repeat(1024 * KIB)] })).rows).toEqual([{ one: 1 }]),
+      (c) => c.query<{ one: number }>({ name: 'big', text, values: ['x'] }),
+    );
+  });
+});

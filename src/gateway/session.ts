@@ -5,7 +5,7 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { ulid } from 'ulid';
 import { statementHash } from './approvals.js';
-import { AUDIT_COPY_CHARS, auditedName, auditedSql, auditedText } from './audit-text.js';
+import { AUDIT_COPY_CHARS, auditedChars, auditedName, auditedSql, auditedText } from './audit-text.js';
 import { actionFor, DEFAULT_ALLOWED_FUNCTIONS, decide, describeBlock, type DecisionContext, type Finding } from './guardrails/index.js';
 import { TOO_COMPLEX, TOO_DEEP, TOO_MUCH_WORK } from './guardrails/engine.js';
 import type { AccessGrant } from './grants.js';
@@ -27,7 +27,8 @@ import { connectUpstream, cancelUpstream, type UpstreamConnection } from './upst
 import { backendKeyData, errorResponse, parameterStatus, readyForQuery, TERMINATE, authRequest, AUTH_OK, type ErrorFields } from './wire/encode.js';
 import { GatewayError, SQLSTATE, toGatewayError } from './wire/errors.js';
 import { detectionTime } from './masking/budget.js';
-import { judgingTime } from './user-bucket.js';
+import { auditVolume, judgingTime, type TimeBucket } from './user-bucket.js';
+import type { BoundParameters } from './wire/decode.js';
 
 /**
  * One client connection, from the first byte to close: startup and TLS, login at the gateway,
@@ -68,6 +69,8 @@ export class ClientSession {
   private log: StatementLog | undefined;
   /** Approval claims by statement hash (claimApproval). */
   private readonly claims = new Map<string, { settled: boolean; id: string | undefined; done: Promise<void> }>();
+  /** The user's audit volume (user-bucket.ts auditVolume), charged for every record's text, values and COPY data. */
+  private auditBudget: TimeBucket | undefined;
   /** COPY FROM STDIN data not yet in a `statement.copy_data` record. */
   private copy = { chunks: [] as Buffer[], bytes: 0, part: 0 };
 
@@ -203,6 +206,7 @@ export class ClientSession {
       limits,
     };
     this.ctx.registry.add(this);
+    this.auditBudget = auditVolume.of(who.userId);
     this.log = new StatementLog(this.ctx.audit, { actor: user, resource: resource.name, session: this.id }, this.ctx.auditWindowMs);
     this.ctx.audit.append({
       kind: 'connection.open', actor: user, resource: resource.name, session: this.id,
@@ -223,6 +227,7 @@ export class ClientSession {
       overCeiling: (info, params, rows, ceiling, suspended) => this.overCeiling(info, params, rows, ceiling, suspended, who, resource),
       unknownCeiling: () => this.sessionCeiling(decisionCtx, resource),
       copyIn: (chunk) => this.copyIn(chunk),
+      hold: () => this.auditHold(),
     }, this.upstreamLimits(), this.ctx.clientLimits, detectionTime.of(who.userId), { user: who.userId, scheduler: this.ctx.chunks });
     this.relay.start(startup.reader.detach(), up.leftover);
   }
@@ -230,8 +235,9 @@ export class ClientSession {
   private judge(sql: string, protocol: 'simple' | 'extended', decisionCtx: DecisionContext, who: { userId: string; userName: string }, resource: Resource, hash: (s: string) => string, masking?: Masker): Verdict {
     // Judging time is the user's (attack round 8 G1): all of a user's sessions draw it from one
     // bucket; while it is empty, the statement waits for it to refill instead of taking the thread.
+    // So does the user's audit volume (round 9 H2): while it is in debt, the next statement waits.
     const judging = judgingTime.of(who.userId);
-    const refill = judging.msUntilAvailable();
+    const refill = Math.max(judging.msUntilAvailable(), auditVolume.of(who.userId).msUntilAvailable());
     if (refill > 0) return { wait: new Promise((resolve) => setTimeout(resolve, Math.ceil(refill)).unref()) };
     const facts = judging.charge(() => this.ctx.guardrails.analyze(sql));
     let decision = decide(facts, decisionCtx);
@@ -287,7 +293,7 @@ export class ClientSession {
       // protocol statement gets one Bind (relay.ts).
       if (facts.kinds.includes('PrepareStmt')) {
         const detail = `${decision.finding?.detail ?? ''}: a statement that needs approval cannot be PREPAREd (an approval is for one run; send the statement itself)`;
-        this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, ...auditedSql(facts.normalized), fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'block', rule, detail } });
+        this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, ...auditedSql(facts.normalized), fingerprint: facts.fingerprint, ...this.recordedText(sql, undefined), decision: 'block', rule, detail } });
         return { info, error: { severity: 'ERROR', code: SQLSTATE.insufficientPrivilege, message: `blocked by guardrail "${rule ?? ''}": ${detail}` } };
       }
       const claim = this.claimApproval(who, resource, h);
@@ -297,7 +303,7 @@ export class ClientSession {
       // (attack round 4 #11: "ddl: CREATE" hid a DROP and a TRUNCATE after it).
       const held = heldFor(decision);
       const id = this.ctx.approvals.hold(who, { id: resource.id, name: resource.name, reviewWindowS: resource.policy.reviewWindowS }, sql, h, held);
-      this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, ...auditedSql(facts.normalized), fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'approval-required', rule, request: id } });
+      this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, ...auditedSql(facts.normalized), fingerprint: facts.fingerprint, ...this.recordedText(sql, undefined), decision: 'approval-required', rule, request: id } });
       return {
         info,
         error: {
@@ -307,10 +313,26 @@ export class ClientSession {
         },
       };
     }
-    this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, ...auditedSql(facts.normalized), fingerprint: facts.fingerprint, ...auditedText(sql, undefined), decision: 'block', rule, detail: decision.finding?.detail } });
+    this.ctx.audit.append({ kind: 'statement', ...base, data: { protocol, ...auditedSql(facts.normalized), fingerprint: facts.fingerprint, ...this.recordedText(sql, undefined), decision: 'block', rule, detail: decision.finding?.detail } });
     const tooDeep = decision.finding?.rule === 'unparseable' && (decision.finding.detail === TOO_DEEP || decision.finding.detail === TOO_MUCH_WORK);
     const tooComplex = decision.finding?.rule === 'unparseable' && decision.finding.detail === TOO_COMPLEX;
     return { info, error: { severity: 'ERROR', code: tooDeep ? '54001' : tooComplex ? '54000' : SQLSTATE.insufficientPrivilege, message: describeBlock(decision) } };
+  }
+
+  /** `auditedText` (audit-text.ts), its text and values charged to the user's audit volume. */
+  private recordedText(sql: string | undefined, params: BoundParameters | undefined): ReturnType<typeof auditedText> {
+    const t = auditedText(sql, params);
+    this.auditBudget?.spend(auditedChars(t));
+    return t;
+  }
+
+  /**
+   * While the user's audit volume is in debt, a Bind (relay.ts `hold`) waits for it to refill:
+   * a prepared statement executed again and again with large values is not judged again.
+   */
+  private auditHold(): Promise<void> | undefined {
+    const ms = this.auditBudget?.msUntilAvailable() ?? 0;
+    return ms > 0 ? new Promise((resolve) => setTimeout(resolve, Math.ceil(ms)).unref()) : undefined;
   }
 
   /**
@@ -353,7 +375,7 @@ export class ClientSession {
       ? 'a counted write executed with a row limit: its rows cannot be counted before it commits (Execute it without a row limit)'
       : `${verbOf(info)} changed ${rows} rows, over this resource's ceiling of ${ceiling.limit} (guardrails.maxWriteRows); undone`;
     const base = { actor: who.userName, resource: resource.name, session: this.id };
-    const data = { protocol: 'ceiling', ...auditedSql(info?.facts.normalized), fingerprint: info?.facts.fingerprint ?? null, ...auditedText(info?.sql, params), rule: 'row-ceiling', detail, rows, limit: ceiling.limit };
+    const data = { protocol: 'ceiling', ...auditedSql(info?.facts.normalized), fingerprint: info?.facts.fingerprint ?? null, ...this.recordedText(info?.sql, params), rule: 'row-ceiling', detail, rows, limit: ceiling.limit };
     if (ceiling.action === 'warn' && !suspended) {
       this.ctx.audit.append({ kind: 'statement', ...base, data: { ...data, decision: 'warn' } });
       return { notice: { severity: 'WARNING', code: '01000', message: `guardrail "row-ceiling": ${detail.replace(/; undone$/, '')} (allowed, audited)` } };
@@ -380,7 +402,7 @@ export class ClientSession {
     this.starts++;
     const { ticket } = this.ctx.audit.append({
       kind: 'statement.start', actor: this.userName, resource: this.resource?.name, session: this.id,
-      data: { protocol, n: this.starts, ...auditedSql(info?.facts.normalized), fingerprint: info?.facts.fingerprint ?? null, ...auditedText(info?.sql, params), decision: info?.decision.action ?? 'unknown' },
+      data: { protocol, n: this.starts, ...auditedSql(info?.facts.normalized), fingerprint: info?.facts.fingerprint ?? null, ...this.recordedText(info?.sql, params), decision: info?.decision.action ?? 'unknown' },
     });
     return this.ctx.audit.durable(ticket);
   }
@@ -403,10 +425,12 @@ export class ClientSession {
   private writeCopy(end: boolean): void {
     const c = this.copy;
     if (c.bytes === 0 && (!end || c.part === 0)) return;
-    const data = Buffer.concat(c.chunks, c.bytes);
+    const bytes = Buffer.concat(c.chunks, c.bytes);
+    const data = isUtf8(bytes) ? bytes.toString('utf8') : `\\x${bytes.toString('hex')}`;
+    this.auditBudget?.spend(data.length);
     this.ctx.audit.append({
       kind: 'statement.copy_data', actor: this.userName, resource: this.resource?.name, session: this.id,
-      data: { n: this.starts, part: ++c.part, data: isUtf8(data) ? data.toString('utf8') : `\\x${data.toString('hex')}`, ...(end ? { end: true } : {}) },
+      data: { n: this.starts, part: ++c.part, data, ...(end ? { end: true } : {}) },
     });
     this.copy = end ? { chunks: [], bytes: 0, part: 0 } : { chunks: [], bytes: 0, part: c.part };
   }
@@ -419,7 +443,7 @@ export class ClientSession {
       protocol: exec.protocol,
       ...auditedSql(info?.facts.normalized),
       fingerprint: info?.facts.fingerprint ?? null,
-      ...auditedText(info?.sql, exec.params),
+      ...this.recordedText(info?.sql, exec.params),
       decision: d?.action ?? 'allow',
       rule: d?.finding?.rule ?? null,
       rows: exec.rows,

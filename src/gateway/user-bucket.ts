@@ -33,6 +33,12 @@ export class TimeBucket {
     return this.balance > 0;
   }
 
+  /** What is left now (after refilling): negative while in debt. */
+  left(): number {
+    this.available();
+    return this.balance;
+  }
+
   /** Milliseconds until there is time left again (0 when there is some now). */
   msUntilAvailable(): number {
     return this.available() ? 0 : ((1 - this.balance) / this.refillPerSecond) * 1000;
@@ -68,6 +74,12 @@ export class UserBuckets {
     if (b === undefined) this.byUser.set(userId, b = new TimeBucket(this.burstMs, this.refillPerSecond));
     return b;
   }
+
+  /** Gives `userId` a bucket of another size (tests), or back the usual one when `bucket` is undefined. */
+  set(userId: string, bucket: TimeBucket | undefined): void {
+    if (bucket === undefined) this.byUser.delete(userId);
+    else this.byUser.set(userId, bucket);
+  }
 }
 
 /** Judging time (parse and analysis) one user may spend at once (ms). */
@@ -83,3 +95,24 @@ export const DEFAULT_JUDGE_REFILL_MS_PER_S = 200;
  * nobody else's do, and nothing is refused for it.
  */
 export const judgingTime = new UserBuckets(DEFAULT_JUDGE_BURST_MS, DEFAULT_JUDGE_REFILL_MS_PER_S);
+
+/** Audit volume one user may have recorded at once (characters of text, values and COPY data). */
+export const DEFAULT_AUDIT_BURST_CHARS = 64 * 1024 * 1024;
+/** Audit volume a user regains per second (characters). */
+export const DEFAULT_AUDIT_REFILL_CHARS_PER_S = 4 * 1024 * 1024;
+
+/**
+ * Each user's audit volume (attack round 9 H2): statement texts (up to 1 MiB), parameter values
+ * (a Bind up to 16 MiB) and COPY FROM STDIN data are recorded whole (audit-text.ts), so a user
+ * looping `select length($1)` with a 16 MiB value grew the state database by 16 MB a statement,
+ * and the JSON, HMAC and fsynced write of those records slowed every other user. The same bucket
+ * as judgingTime, counting characters recorded instead of milliseconds: the session charges the
+ * text, values and COPY data of each record it writes, and holds the user's next statement while
+ * the bucket is in debt, until it refills. Nothing is cut from the audit, only its rate bounded.
+ * A burst of 64 Mi characters takes four maximal Binds, or a 64 MiB COPY, without a pause. 4 Mi
+ * per second sustained: JSON and HMAC of a record cost ~15-30 ms per MiB on the 2-core test
+ * machine under load, so ~0.1 s of the thread per second for one user at most (half of its
+ * judging share above), and ~14 GB of audit an hour. The unit is the bucket's caller's: these
+ * are characters, not milliseconds (TimeBucket's `burstMs`).
+ */
+export const auditVolume = new UserBuckets(DEFAULT_AUDIT_BURST_CHARS, DEFAULT_AUDIT_REFILL_CHARS_PER_S);
