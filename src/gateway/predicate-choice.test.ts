@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asUser, type GatewayHarness, type Upstream } from './harness.conformance.js';
-import { startMaskedShop, stopGatewayTest } from '../../test/helpers/gateway.js';
+import { bit, decode, startMaskedShop, stopGatewayTest } from '../../test/helpers/gateway.js';
 
 /**
  * Attack round 8: the statement's top level may test masked values — its WHERE chooses which
@@ -24,20 +24,6 @@ beforeAll(async () => {
   ({ upstream, h } = await startMaskedShop('shop-pc'));
 });
 afterAll(() => stopGatewayTest(h, upstream));
-
-/** Bit `i` of a 7-bit ASCII value of `col` (characters from 1). */
-const bit = (col: string, i: number): string => `ascii(substr(${col}, ${1 + Math.floor(i / 7)}, 1)) & ${1 << (i % 7)} > 0`;
-
-/** The text spelt by bits (7 per character); bits the statement did not tell are 0. */
-function decode(bits: ReadonlySet<number>, n: number): string {
-  let out = '';
-  for (let c = 0; c < n / 7; c++) {
-    let v = 0;
-    for (let b = 0; b < 7; b++) if (bits.has(c * 7 + b)) v |= 1 << b;
-    out += String.fromCharCode(v);
-  }
-  return out;
-}
 
 type Attack = (col: string, n: number) => { sql: string; read: (rows: Record<string, unknown>[]) => Set<number> };
 

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { asUser, type GatewayHarness, type Upstream } from './harness.conformance.js';
-import { grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
+import { bit, decode, grantAccess, shopResource, startGatewayTest, stopGatewayTest, upstreamSql } from '../../test/helpers/gateway.js';
 
 /**
  * Attack round 9: a table read through k FROM items tells k bits of one row. Each item's own
@@ -26,20 +26,6 @@ beforeAll(async () => {
   await grantAccess(h, h.users.bob, 'shop-rp', 'read');
 });
 afterAll(() => stopGatewayTest(h, upstream));
-
-/** Bit `i` of a 7-bit ASCII value of `col` (characters from 1). */
-const bit = (col: string, i: number): string => `ascii(substr(${col}, ${1 + Math.floor(i / 7)}, 1)) & ${1 << (i % 7)} > 0`;
-
-/** The text spelt by bits (7 per character); bits the statement did not tell are 0. */
-function decode(bits: ReadonlySet<number>, n: number): string {
-  let out = '';
-  for (let c = 0; c < n / 7; c++) {
-    let v = 0;
-    for (let b = 0; b < 7; b++) if (bits.has(c * 7 + b)) v |= 1 << b;
-    out += String.fromCharCode(v);
-  }
-  return out;
-}
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 type Rows = Record<string, unknown>[];

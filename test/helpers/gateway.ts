@@ -98,3 +98,17 @@ export async function expectRefused(c: pg.Client, statements: readonly string[],
     expect({ sql, code: e?.code, rule: e?.message.includes(`"${rule}"`) }).toEqual({ sql, code: '42501', rule: true });
   }
 }
+
+/** SQL testing bit `i` of a 7-bit ASCII value of `col` (characters from 1): the side-channel tests' probe. */
+export const bit = (col: string, i: number): string => `ascii(substr(${col}, ${1 + Math.floor(i / 7)}, 1)) & ${1 << (i % 7)} > 0`;
+
+/** The text spelt by bits (7 per character); bits a statement did not tell are 0. */
+export function decode(bits: ReadonlySet<number>, n: number): string {
+  let out = '';
+  for (let c = 0; c < n / 7; c++) {
+    let v = 0;
+    for (let b = 0; b < 7; b++) if (bits.has(c * 7 + b)) v |= 1 << b;
+    out += String.fromCharCode(v);
+  }
+  return out;
+}

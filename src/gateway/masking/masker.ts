@@ -663,20 +663,26 @@ export class Masker {
     return `${c !== undefined ? `masked column "${c}"` : 'masked data'} in work that values of another row source choose to run (which rows raise an error, or take time, would spell it)`;
   }
 
+  /** Does a leaf read a value that masking hides (not only scanned by the detectors)? */
+  private maskedLeaf(l: Leaf): boolean {
+    const v = this.lineageMode(l.lin);
+    return v !== undefined && v.mode !== 'detect';
+  }
+
+  /** How a refusal names what a leaf reads. */
+  private leafName(l: Leaf): string {
+    const c = l.lin.cols.find((x) => this.ruleFor(x, l.lin.rels) !== undefined);
+    return c !== undefined ? `masked column "${c}"` : l.lin.wholeRow ? 'whole rows' : l.lin.opaque ? 'a function the gateway cannot see into' : 'masked data';
+  }
+
   /**
    * One row path per table (test-paths.ts): the masked values a statement's row-choosing tests
    * read come from each table through one FROM item (or derived tables over it). The reason to
    * refuse, or undefined.
    */
   private testPathRefusal(leaves: readonly Leaf[], overflow: boolean): string | undefined {
-    const masked = (l: Leaf): boolean => {
-      const v = this.lineageMode(l.lin);
-      return v !== undefined && v.mode !== 'detect';
-    };
-    const name = (l: Leaf): string => {
-      const c = l.lin.cols.find((x) => this.ruleFor(x, l.lin.rels) !== undefined);
-      return c !== undefined ? `masked column "${c}"` : l.lin.wholeRow ? 'whole rows' : l.lin.opaque ? 'a function the gateway cannot see into' : 'masked data';
-    };
+    const masked = (l: Leaf): boolean => this.maskedLeaf(l);
+    const name = (l: Leaf): string => this.leafName(l);
     const v = testPathVerdict(leaves, overflow, masked, (l) => this.baseTables(l.lin));
     if (v === undefined) return undefined;
     if (v.kind === 'unjudged') return `the row-choosing tests of ${name(v.leaf)} are too many, or read too many possible sources, to judge which FROM items they read (each FROM item that tests a masked value tells one bit of every row it reads)`;
@@ -714,10 +720,7 @@ export class Masker {
    */
   private atomRefusal(atoms: readonly (readonly Leaf[])[]): string | undefined {
     const all = atoms.flat();
-    const masked = (l: Leaf): boolean => {
-      const v = this.lineageMode(l.lin);
-      return v !== undefined && v.mode !== 'detect';
-    };
+    const masked = (l: Leaf): boolean => this.maskedLeaf(l);
     const m = all.filter(masked);
     if (m.length === 0) return undefined;
     if (all.some((l) => l.alt !== undefined) || new Set(m.map((l) => l.srcs.join(','))).size > 1) return this.mixRefusal(all, false);
@@ -729,14 +732,8 @@ export class Masker {
   }
 
   private mixRefusal(leaves: readonly Leaf[], directEq: boolean): string | undefined {
-    const masked = (l: Leaf): boolean => {
-      const v = this.lineageMode(l.lin);
-      return v !== undefined && v.mode !== 'detect';
-    };
-    const name = (l: Leaf): string => {
-      const c = l.lin.cols.find((x) => this.ruleFor(x, l.lin.rels) !== undefined);
-      return c !== undefined ? `masked column "${c}"` : l.lin.wholeRow ? 'whole rows' : l.lin.opaque ? 'a function the gateway cannot see into' : 'masked data';
-    };
+    const masked = (l: Leaf): boolean => this.maskedLeaf(l);
+    const name = (l: Leaf): string => this.leafName(l);
     const sets = choices(leaves);
     if (sets === undefined) {
       const m = leaves.find(masked);
